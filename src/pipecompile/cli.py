@@ -1,0 +1,246 @@
+"""Command line interface.
+
+Each command is a small function; heavy modules (pydantic, jinja2, ruamel.yaml,
+jsonschema, deepdiff) are imported inside the commands that need them, so a
+no-change ``check`` -- the pre-commit hook -- starts about as fast as click.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from . import __version__
+from .errors import PipelineError, UsageError
+
+if TYPE_CHECKING:
+    from .ir import IR
+    from .writer import Change
+
+EXIT_OK, EXIT_DRIFT, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  success (check: every generated file is up to date)
+  1  check/diff found generated files that differ from pipeline.yaml
+  2  invalid pipeline file or command-line usage
+  3  internal error in pipecompile (please report it)"""
+
+FILE_OPTION = click.option(
+    "-f", "--file", "file", default="pipeline.yaml", show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pipeline file; outputs are written relative to its folder.")
+
+
+def _echo_err(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _lock_bytes(root: Path) -> bytes | None:
+    from .writer import LOCK
+
+    try:
+        return (root / LOCK).read_bytes()
+    except OSError:
+        return None
+
+
+def _compile(file: Path) -> tuple[IR, bytes]:
+    from .frontend import compile_bytes, read
+
+    raw = read(file)
+    ir = compile_bytes(str(file), raw, file.parent)
+    for w in ir.warnings:
+        _echo_err(w)
+    return ir, raw
+
+
+def _expected(ir: IR, only: tuple[str, ...]) -> dict[PurePosixPath, tuple[str, str]]:
+    from .targets import render_all
+    from .writer import with_header
+
+    enabled = [name for name, _ in ir.outputs]
+    for name in only:
+        if name not in enabled:
+            from .errors import did_you_mean
+
+            raise UsageError(f"unknown or disabled target '{name}'{did_you_mean(name, enabled)};"
+                             f" enabled targets: {', '.join(enabled)}")
+    return {path: (target, with_header(body, ir.pipeline_file))
+            for path, (target, body) in render_all(ir, only).items()}
+
+
+def _plan(file: Path, only: tuple[str, ...], force: bool) -> tuple[list[Change], Any, Path]:
+    from .writer import inputs_fingerprint, plan
+
+    ir, raw = _compile(file)
+    root = file.parent
+    expected = _expected(ir, only)
+    targets = only or tuple(name for name, _ in ir.outputs)
+    partial = bool(only) and set(only) != {name for name, _ in ir.outputs}
+    inputs = "partial" if partial else inputs_fingerprint(raw, _lock_bytes(root))
+    changes, manifest = plan(root, expected, inputs, targets, force=force)
+    return changes, manifest, root
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, "--version", prog_name="pipecompile")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Compile one pipeline.yaml into every CI/CD file a service needs.
+
+    \b
+    Typical use, from the folder holding pipeline.yaml:
+      pipecompile validate        check the pipeline file, write nothing
+      pipecompile build           (re)generate the outputs listed under outputs:
+      pipecompile check --diff    CI drift check: exit 1 if generated files differ
+      pipecompile diff            show what build would change
+      pipecompile schema > pipeline.schema.json
+
+    Outputs go into the folders named under `outputs:` in the pipeline file,
+    relative to its folder.  A manifest of generated files is kept in
+    .pipecompile/manifest.json (commit it); build removes files it generated
+    earlier that the pipeline no longer produces, and never touches files it
+    did not generate.
+    """
+    ctx.obj = {"debug": debug}
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+def validate(file: Path) -> int:
+    """Check the pipeline file and report every error with file:line:col."""
+    ir, _ = _compile(file)
+    click.echo(f"{file}: valid ({len(ir.services)} services, {len(ir.environments)} "
+               f"environments, targets: {', '.join(t for t, _ in ir.outputs)})")
+    return EXIT_OK
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+@click.option("-t", "--target", "targets", multiple=True, metavar="NAME",
+              help="Only render this target (repeatable): github-actions, codebuild, "
+                   "terraform, argocd, helm.")
+@click.option("--force", is_flag=True,
+              help="Overwrite files pipecompile did not generate, and remove stale files "
+                   "that were edited by hand.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int:
+    """Render every target and write the files that changed.
+
+    Everything is rendered before anything is written; each file is written
+    atomically, and unchanged files are not touched (their mtime stays).
+    """
+    from .writer import apply
+
+    changes, manifest, root = _plan(file, targets, force)
+    apply(root, changes, manifest)
+    written = 0
+    for ch in changes:
+        if ch.kind in ("foreign", "edited-stale"):
+            _echo_err(f"warning: {ch.path}: {ch.reason}")
+        elif not quiet:
+            verb = {"create": "created", "update": "updated", "delete": "removed"}[ch.kind]
+            click.echo(f"{verb} {ch.path}")
+            written += 1
+    if not quiet:
+        click.echo(f"{written} file{'s' if written != 1 else ''} changed, "
+                   f"{len(manifest.files)} generated files in total")
+    return EXIT_OK
+
+
+def _report(changes: list[Change], show_diff: bool) -> int:
+    from .report import describe
+
+    drift = [c for c in changes if c.kind != "edited-stale"]
+    for ch in changes:
+        click.echo(describe(ch))
+        if show_diff:
+            from .report import semantic_summary, unified
+
+            click.echo(unified(ch), nl=False)
+            for line in semantic_summary(ch):
+                click.echo(f"    {line}")
+    return EXIT_DRIFT if drift else EXIT_OK
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Also print unified diffs and a semantic summary for YAML files.")
+def check(file: Path, show_diff: bool) -> int:
+    """Exit 1 if any generated file is missing, changed or stale (writes nothing).
+
+    Each finding names the file and the reason: hand edit, pipeline changed,
+    version skew (made by another pipecompile), missing, or stale.
+    """
+    from .frontend import read
+    from .writer import fast_clean
+
+    root = file.parent
+    if fast_clean(root, read(file), _lock_bytes(root)):
+        return EXIT_OK
+    changes, _, _ = _plan(file, (), False)
+    status = _report(changes, show_diff)
+    if status == EXIT_OK:
+        return EXIT_OK
+    _echo_err("generated files are out of date; run: pipecompile build"
+              + (f" -f {file}" if str(file) != "pipeline.yaml" else ""))
+    return status
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+def diff(file: Path) -> int:
+    """Show what build would change, as unified diffs, without writing."""
+    changes, _, _ = _plan(file, (), False)
+    return _report(changes, True)
+
+
+@cli.command()
+def schema() -> int:
+    """Print the JSON schema of pipeline files (the published pipeline.schema.json)."""
+    from .validate import schema_text
+
+    click.echo(schema_text(), nl=False)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and map every outcome to a documented exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        result = cli.main(args=argv, prog_name="pipecompile", standalone_mode=False)
+    except PipelineError as exc:
+        for d in exc.diagnostics:
+            _echo_err(str(d))
+        n = len(exc.diagnostics)
+        _echo_err(f"{n} error{'s' if n != 1 else ''}; nothing was written")
+        return EXIT_INVALID
+    except UsageError as exc:
+        _echo_err(f"error: {exc}")
+        return EXIT_INVALID
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_INVALID
+    except click.exceptions.Abort:
+        _echo_err("aborted")
+        return EXIT_INVALID
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            traceback.print_exc()
+        _echo_err(f"internal error: {type(exc).__name__}: {exc}")
+        _echo_err("This is a bug in pipecompile, not in your pipeline file. Please report it "
+                  "with the command you ran (add --debug for the full traceback).")
+        return EXIT_INTERNAL
+    return int(result or 0)

@@ -1,0 +1,60 @@
+"""User-facing diagnostics.
+
+Every mistake in a pipeline file becomes a :class:`Diagnostic` with the file,
+the 1-based line and column of the offending value, the dotted path of the
+field and a message.  :class:`PipelineError` carries one or more of them; the
+CLI prints them and exits 2.  Anything else that escapes is a bug (exit 3).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+Path_ = tuple[str | int, ...]
+
+
+def dotted(path: Path_) -> str:
+    """Render a field path the way users write it: ``services.api.ports[0]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    file: str
+    line: int
+    col: int
+    path: Path_
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        field = dotted(self.path)
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{where}: {prefix}{field + ': ' if field else ''}{self.message}"
+
+
+class PipelineError(Exception):
+    """One or more located errors in the user's input (exit code 2)."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = sorted(diagnostics, key=lambda d: (d.line, d.col, dotted(d.path)))
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in the environment (exit code 2)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` when a close choice exists, else ``""``."""
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""

@@ -1,0 +1,36 @@
+"""The front end: read -> load (positions) -> validate (schema + models) -> lower (IR)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import Diagnostic, PipelineError
+from .ir import IR
+
+
+def read(path: Path) -> bytes:
+    """Read the pipeline file, turning OS errors into a located user error."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise PipelineError([Diagnostic(str(path), 1, 1, (), "file not found")]) from None
+    except IsADirectoryError:
+        raise PipelineError([Diagnostic(str(path), 1, 1, (), "is a folder, not a file")]) from None
+    except OSError as exc:
+        raise PipelineError([Diagnostic(str(path), 1, 1, (), f"cannot read: {exc.strerror}")]) \
+            from None
+
+
+def compile_bytes(display: str, raw: bytes, root: Path | None = None) -> IR:
+    """Compile the bytes of a pipeline file named ``display`` into the IR."""
+    from .loader import load
+    from .lower import lower
+    from .validate import validate
+
+    doc = load(display, raw)
+    model = validate(doc)
+    return lower(doc, model, root)
+
+
+def compile_file(path: Path, display: str | None = None) -> IR:
+    return compile_bytes(display or str(path), read(path), path.parent)

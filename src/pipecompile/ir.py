@@ -1,0 +1,210 @@
+"""The intermediate representation every target renders from.
+
+Frozen, fully resolved data: defaults applied, per-service x per-environment
+settings expanded, cross-references checked and derived names (image URIs,
+IAM roles, project names, file names) computed exactly once, here.  Targets
+read only this; they never see the YAML and never recompute a default.
+
+Order is canonical: environments in promotion order and services in the order
+the pipeline file lists them (both orders carry meaning); everything else is
+in a fixed order chosen by the lowering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+StrategyKind = Literal["rolling", "canary", "blue-green"]
+Language = Literal["node", "python", "java", "go"]
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryStep:
+    weight: int
+    pause: str | None  # duration as written ("10m"), None for an indefinite... no pause
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    name: str  # as referenced in the pipeline (built-in or custom)
+    kind: StrategyKind
+    steps: tuple[CanaryStep, ...] = ()
+    auto_promote: bool = False
+    preview_replicas: int = 1
+    scale_down_delay_seconds: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    name: str
+    index: int  # promotion order, 0-based
+    branches: tuple[str, ...]  # GitHub-style branch globs, as written ('!' negates)
+    approval: bool
+    namespace: str
+    cluster: str
+    url: str | None
+    pipeline_name: str  # CodePipeline name
+    deploy_project: str  # CodeBuild project that records the image tag
+    deploy_log_group: str
+    manual_start_branch: str  # BranchName of the CodePipeline source action
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One service in one environment."""
+
+    service: str
+    environment: str
+    replicas: int
+    strategy: Strategy
+    namespace: str
+    cluster: str
+    app_name: str  # Argo CD Application name
+    values_file: str  # relative to the helm output folder
+    image_tag_file: str  # written by the deploy pipelines, never by pipecompile
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    name: str
+    image: str  # ECR repository name
+    image_uri: str  # registry/repository, without tag
+    path: str  # normalised, "." for the repository root
+    dockerfile: str  # relative to the repository root
+    port: int
+    secrets: tuple[str, ...]
+    deployments: tuple[Deployment, ...]  # in promotion order
+    build_project: str
+    build_log_group: str
+    chart_path: str  # folder of the chart in the GitOps repository
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    run: str
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    language: Language
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    vcpu: int
+    memory_gb: int
+    compute_type: str
+    timeout_minutes: int
+    cache: Literal["s3", "local", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dast:
+    environment: str
+    url: str
+    cron: str
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    sast_fail_on: str | None
+    dependencies_fail_on: str | None
+    image_scan_fail_on: str | None
+    dast: Dast | None
+    sign_images: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Gitops:
+    repository: str | None
+    auth: Literal["ssh", "https"]
+    revision: str
+    path: str
+    prune: bool
+    self_heal: bool
+    options: tuple[str, ...]
+    retry_limit: int
+    backoff_duration: str
+    backoff_factor: int
+    backoff_max_duration: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    health_checks: bool
+    max_error_rate: float | None
+    max_p90_latency: str | None
+    max_p90_latency_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Notifications:
+    slack_channel: str | None
+    slack_events: tuple[str, ...]
+    sns_topic: str  # always present: approvals publish to it
+
+
+@dataclass(frozen=True, slots=True)
+class AwsNames:
+    """Names of the AWS resources, shared by the Terraform and workflow targets."""
+
+    region: str
+    account_id: str
+    ecr_registry: str
+    github_role_name: str
+    github_role_arn: str
+    pipeline_role_name: str
+    build_role_name: str
+    artifact_bucket: str
+    kms_alias: str
+    signing_key_alias: str
+    connection_name: str
+    sns_topic_arn: str
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """Repository secrets the GitHub workflows read (derived, never a fixed list)."""
+
+    sonar_token: str | None
+    sonar_host_url: str | None
+    slack_webhook: str | None
+    gitops_credential: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IR:
+    pipeline_file: str  # file name relative to the root, e.g. "pipeline.yaml"
+    project: str
+    repository: str  # owner/name
+    default_branch: str
+    environments: tuple[Environment, ...]
+    services: tuple[Service, ...]
+    runtime: Runtime
+    steps: tuple[Step, ...]
+    build: Build
+    security: Security
+    gitops: Gitops
+    rollback: Rollback | None
+    notifications: Notifications
+    deployments_table: str | None
+    log_retention_days: int
+    outputs: tuple[tuple[str, str], ...]  # (target, folder) in registry order
+    aws: AwsNames
+    secrets: Secrets
+    warnings: tuple[str, ...]
+
+    def output(self, target: str) -> str:
+        for name, folder in self.outputs:
+            if name == target:
+                return folder
+        raise KeyError(target)
+
+    def environment(self, name: str) -> Environment:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        raise KeyError(name)

@@ -1,0 +1,202 @@
+"""Load a pipeline file into plain data plus the position of every value.
+
+We compose the YAML into nodes with ruamel.yaml's pure safe parser and build
+the Python values ourselves, which lets us refuse what a pipeline file has no
+use for and what makes YAML dangerous to read: aliases (alias bombs), tags
+(``!!python/object``), merge keys, duplicate keys, non-string keys, a byte
+order mark, invalid UTF-8 and files or nesting too large to be hand-written.
+Plain scalars resolve by YAML 1.2 rules, so ``on``/``yes`` stay strings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Diagnostic, Path_, PipelineError
+
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+
+_STD = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_STD + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    """How a scalar was written: its source text and whether it was quoted."""
+
+    text: str
+    quoted: bool
+
+
+@dataclass(slots=True)
+class Document:
+    """Plain data (dicts, lists, str, int, float, bool, None) and where it came from."""
+
+    file: str
+    data: Any
+    value_pos: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_pos: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    scalars: dict[Path_, Scalar] = field(default_factory=dict)
+
+    def pos(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
+        """Best position for ``path``: the value (or key), else its nearest parent."""
+        table = self.key_pos if key else self.value_pos
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            if p in self.value_pos:
+                return self.value_pos[p]
+            p = p[:-1]
+        return self.value_pos.get((), (1, 1))
+
+    def error(self, path: Path_, message: str, *, key: bool = False) -> Diagnostic:
+        line, col = self.pos(path, key=key)
+        return Diagnostic(self.file, line, col, tuple(path), message)
+
+
+def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
+    line = raw.count(b"\n", 0, offset) + 1
+    start = raw.rfind(b"\n", 0, offset) + 1
+    return line, offset - start + 1
+
+
+def decode(file: str, raw: bytes) -> str:
+    """Decode the file as UTF-8, refusing a BOM, invalid bytes and huge files."""
+
+    def fail(line: int, col: int, msg: str) -> PipelineError:
+        return PipelineError([Diagnostic(file, line, col, (), msg)])
+
+    if len(raw) > MAX_BYTES:
+        raise fail(1, 1, f"file is {len(raw):,} bytes; a pipeline file may be at most "
+                         f"{MAX_BYTES:,} bytes")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise fail(1, 1, "file starts with a byte-order mark; save it as UTF-8 without BOM")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(raw, exc.start)
+        raise fail(line, col, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x}); "
+                              "save the file as UTF-8") from None
+
+
+def load(file: str, raw: bytes) -> Document:
+    """Parse ``raw`` (the bytes of ``file``) into a :class:`Document`."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    text = decode(file, raw)
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        node = yaml.compose(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "'\\t'" in problem or "\t" in problem:
+            problem += " (YAML does not allow tabs for indentation; use spaces)"
+        raise PipelineError([Diagnostic(file, line, col, (), f"YAML syntax error: {problem}")])
+    except RecursionError:
+        raise PipelineError([Diagnostic(file, 1, 1, (), "document nests too deeply")]) from None
+    except YAMLError as exc:  # e.g. several documents in one file
+        raise PipelineError([Diagnostic(file, 1, 1, (), f"YAML error: {exc}")]) from None
+    doc = Document(file, None)
+    if node is None:
+        raise PipelineError([doc.error((), "file is empty; a pipeline needs at least "
+                                           "'version', 'project', 'source', 'aws' and 'services'")])
+    errors: list[Diagnostic] = []
+    doc.data = _build(node, (), doc, errors, set(), 0)
+    if errors:
+        raise PipelineError(errors)
+    if not isinstance(doc.data, dict):
+        raise PipelineError([doc.error((), "the top level must be a mapping of keys "
+                                           "such as 'version:' and 'project:'")])
+    return doc
+
+
+def _scalar(node: Any, path: Path_, doc: Document, errors: list[Diagnostic]) -> Any:
+    tag: str = node.tag
+    text: str = node.value
+    doc.scalars[path] = Scalar(text, node.style in ("'", '"', "|", ">"))
+    if tag == _STD + "str" or tag == _STD + "timestamp":
+        return text
+    if tag == _STD + "null":
+        return None
+    if tag == _STD + "bool":
+        return text.lower() == "true"
+    if tag == _STD + "int":
+        digits = text.replace("_", "")
+        sign = -1 if digits.startswith("-") else 1
+        digits = digits.lstrip("+-")
+        base = {"0o": 8, "0x": 16, "0b": 2}.get(digits[:2].lower(), 10)
+        try:
+            return sign * int(digits[2:] if base != 10 else digits, base)
+        except ValueError:
+            errors.append(doc.error(path, f"'{text}' is not a valid integer"))
+            return None
+    if tag == _STD + "float":
+        low = text.lower().lstrip("+")
+        if low in (".inf", "-.inf", ".nan"):
+            return math.nan if low == ".nan" else (-math.inf if low.startswith("-") else math.inf)
+        try:
+            return float(text.replace("_", ""))
+        except ValueError:
+            errors.append(doc.error(path, f"'{text}' is not a valid number"))
+            return None
+    errors.append(doc.error(path, f"tag '{tag}' is not allowed in a pipeline file"))
+    return None
+
+
+def _build(node: Any, path: Path_, doc: Document, errors: list[Diagnostic],
+           seen: set[int], depth: int) -> Any:
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    doc.value_pos[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if id(node) in seen:
+        errors.append(doc.error(path, "aliases (*name) are not allowed in a pipeline file; "
+                                      "write the value out"))
+        return None
+    seen.add(id(node))
+    if depth > MAX_DEPTH:
+        errors.append(doc.error(path, f"nesting deeper than {MAX_DEPTH} levels"))
+        return None
+    if isinstance(node, ScalarNode):
+        if node.tag not in _SCALAR_TAGS:
+            errors.append(doc.error(path, f"tag '{node.tag}' is not allowed in a pipeline file"))
+            return None
+        return _scalar(node, path, doc, errors)
+    if isinstance(node, SequenceNode):
+        if node.tag != _STD + "seq":
+            errors.append(doc.error(path, f"tag '{node.tag}' is not allowed in a pipeline file"))
+            return None
+        return [_build(item, (*path, i), doc, errors, seen, depth + 1)
+                for i, item in enumerate(node.value)]
+    if isinstance(node, MappingNode):
+        if node.tag != _STD + "map":
+            errors.append(doc.error(path, f"tag '{node.tag}' is not allowed in a pipeline file"))
+            return None
+        out: dict[str, Any] = {}
+        for knode, vnode in node.value:
+            kpos = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+            if not isinstance(knode, ScalarNode) or knode.tag not in _SCALAR_TAGS:
+                errors.append(Diagnostic(doc.file, *kpos, path, "keys must be plain names"))
+                continue
+            key = str(knode.value)
+            if key == "<<" and knode.style is None:
+                errors.append(Diagnostic(doc.file, *kpos, path, "merge keys (<<) are not "
+                                         "allowed in a pipeline file; write the keys out"))
+                continue
+            sub = (*path, key)
+            if key in out or sub in doc.key_pos:
+                first = doc.key_pos[sub][0]
+                errors.append(Diagnostic(doc.file, *kpos, sub,
+                                         f"duplicate key '{key}' (first defined on line {first})"))
+                continue
+            doc.key_pos[sub] = kpos
+            out[key] = _build(vnode, sub, doc, errors, seen, depth + 1)
+        return out
+    errors.append(doc.error(path, "unsupported YAML node"))  # pragma: no cover - defensive
+    return None

@@ -1,0 +1,355 @@
+"""The pipeline language, version 1, as pydantic models.
+
+These models are the single source of the published ``pipeline.schema.json``
+(``pipecompile schema``).  They check each value on its own; rules that span
+several fields (cross-references, canary order, name lengths) live in
+:mod:`pipecompile.lower`, which turns a validated model into the IR.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+# Each pattern has a human description used in error messages (see validate.py).
+NAME_RE = r"^[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?$"
+REPO_RE = r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/[A-Za-z0-9._-]{1,100}$"
+REGION_RE = r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"
+ACCOUNT_RE = r"^[0-9]{12}$"
+ECR_RE = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+SECRET_RE = r"^[A-Za-z0-9/_+=.@-]{1,512}$"
+DURATION_RE = r"^[1-9][0-9]{0,5}(?:ms|s|m|h)$|^0(?:ms|s|m|h)?$"
+VERSION_RE = r"^[0-9]+(?:\.[0-9]+){0,2}(?:\.x)?$"
+URL_RE = r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[^\s]*)?$"
+GIT_URL_RE = r"^(?:https://|ssh://|git@)[^\s]+$"
+SNS_RE = r"^[A-Za-z0-9_-]{1,256}$"
+TABLE_RE = r"^[A-Za-z0-9_.-]{3,255}$"
+SLACK_RE = r"^#?[^\s#]{1,80}$"
+# Free text that ends up on one line in every format: no control characters.
+LINE_RE = r"^[^\x00-\x1f\x7f]+$"
+PATH_RE = r"^[^\x00-\x1f\x7f]+$"
+
+PATTERN_HELP: dict[str, str] = {
+    NAME_RE: "a valid name: a lowercase letter, then lowercase letters, digits and '-', "
+    "not ending in '-', at most 40 characters (a DNS-1035 label)",
+    REPO_RE: "a GitHub repository 'owner/name' (owner: letters, digits and single '-', "
+    "at most 39; name: letters, digits, '.', '_' and '-')",
+    REGION_RE: "an AWS region name such as 'us-east-1' or 'eu-west-3'",
+    ACCOUNT_RE: "a 12-digit AWS account id",
+    ECR_RE: "a valid ECR repository name: lowercase letters and digits separated by "
+    "'.', '_', '-' or '/', 2-256 characters",
+    SECRET_RE: "a valid Secrets Manager name: letters, digits and /_+=.@- only",
+    DURATION_RE: "a duration such as '500ms', '30s', '10m' or '1h'",
+    VERSION_RE: "a version such as \"20\", \"3.12\" or \"1.23\"",
+    URL_RE: "an http(s) URL",
+    GIT_URL_RE: "a Git URL (https://..., ssh://... or git@host:owner/repo.git)",
+    SNS_RE: "a valid SNS topic name: letters, digits, '_' and '-'",
+    TABLE_RE: "a valid DynamoDB table name: 3-255 letters, digits, '_', '-' and '.'",
+    SLACK_RE: "a Slack channel such as '#deployments' (no spaces)",
+    LINE_RE: "a single line of text without control characters",
+}
+
+Name = Annotated[str, StringConstraints(pattern=NAME_RE)]
+Duration = Annotated[str, StringConstraints(pattern=DURATION_RE)]
+Severity = Literal["critical", "high", "medium", "low"]
+Line = Annotated[str, StringConstraints(pattern=LINE_RE, max_length=255)]
+RelPath = Annotated[str, StringConstraints(pattern=PATH_RE, max_length=255)]
+
+LOG_RETENTION = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                 2192, 2557, 2922, 3288, 3653)
+TARGET_NAMES = ("github-actions", "codebuild", "terraform", "argocd", "helm")
+DEFAULT_OUTPUTS = {
+    "github-actions": ".github/workflows",
+    "codebuild": "ci/codebuild",
+    "terraform": "infrastructure/terraform/cicd",
+    "argocd": "kubernetes/argocd",
+    "helm": "kubernetes/apps",
+}
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
+                              populate_by_name=False)
+
+
+class Source(Model):
+    """Where the application code lives."""
+
+    provider: Literal["github"] = "github"
+    repository: Annotated[str, StringConstraints(pattern=REPO_RE)] = Field(
+        description="GitHub repository as owner/name")
+    default_branch: Line = "main"
+
+    @field_validator("repository")
+    @classmethod
+    def _repo(cls, v: str) -> str:
+        owner, repo = v.split("/")
+        if len(owner) > 39:
+            raise ValueError(f"'{v}': a GitHub owner has at most 39 characters")
+        if repo in (".", ".."):
+            raise ValueError(f"'{v}': '{repo}' is not a repository name")
+        return v
+
+
+class Aws(Model):
+    """The AWS account and region the pipelines run in."""
+
+    region: Annotated[str, StringConstraints(pattern=REGION_RE)]
+    account_id: Annotated[str, StringConstraints(pattern=ACCOUNT_RE)] = Field(
+        description="12-digit account id, quoted so leading zeros survive")
+
+
+class Environment(Model):
+    """One deployment environment; the order of environments is the promotion order."""
+
+    branches: Annotated[list[Line], Field(min_length=1)]
+    approval: bool = False
+    namespace: Name | None = None
+    cluster: Annotated[str, StringConstraints(pattern=URL_RE)] = "https://kubernetes.default.svc"
+    url: Annotated[str, StringConstraints(pattern=URL_RE)] | None = None
+    strategy: Name = "rolling"
+
+
+class Runtime(Model):
+    """Exactly one language and its version."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+    node: Annotated[str, StringConstraints(pattern=VERSION_RE)] | None = None
+    python: Annotated[str, StringConstraints(pattern=VERSION_RE)] | None = None
+    java: Annotated[str, StringConstraints(pattern=VERSION_RE)] | None = None
+    go: Annotated[str, StringConstraints(pattern=VERSION_RE)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Runtime:
+        given = [k for k in ("node", "python", "java", "go") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one runtime, e.g. {node: \"20\"}"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        return self
+
+
+class Step(Model):
+    name: Line
+    run: Annotated[str, StringConstraints(min_length=1, max_length=65536)]
+
+
+class Ci(Model):
+    runtime: Runtime = Runtime(node="20")
+    steps: Annotated[list[Step], Field(min_length=1)] | None = None
+
+
+class Compute(Model):
+    vcpu: Annotated[int, Field(ge=1, le=72)] = 2
+    memory_gb: Annotated[int, Field(ge=1, le=144)] = 4
+
+
+class Build(Model):
+    compute: Compute | None = None
+    timeout_minutes: Annotated[int, Field(ge=5, le=2160)] = 60
+    cache: Literal["s3", "local", "none"] = "none"
+
+
+class Sast(Model):
+    tool: Literal["sonarqube"] = "sonarqube"
+    fail_on: Severity = "high"
+
+
+class Dependencies(Model):
+    tool: Literal["owasp-dependency-check"] = "owasp-dependency-check"
+    fail_on: Severity = "high"
+
+
+class ImageScan(Model):
+    tool: Literal["ecr"] = "ecr"
+    fail_on: Severity = "high"
+
+
+class Dast(Model):
+    tool: Literal["owasp-zap"] = "owasp-zap"
+    environment: Name
+    schedule: Line = "weekly"
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if v in ("daily", "weekly"):
+            return v
+        problem = cron_problem(v)
+        if problem:
+            raise ValueError(f"'{v}' is not 'daily', 'weekly' or a valid 5-field cron: {problem}")
+        return v
+
+
+class Security(Model):
+    sast: Sast | None = None
+    dependencies: Dependencies | None = None
+    image_scan: ImageScan | None = None
+    dast: Dast | None = None
+    sign_images: bool = False
+
+
+class Backoff(Model):
+    duration: Duration = "5s"
+    factor: Annotated[int, Field(ge=1, le=10)] = 2
+    max_duration: Duration = "3m"
+
+
+class Retry(Model):
+    limit: Annotated[int, Field(ge=0, le=100)] = 5
+    backoff: Backoff = Backoff()
+
+
+class Sync(Model):
+    prune: bool = True
+    self_heal: bool = True
+    options: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z]+=[A-Za-z0-9_-]+$")]] = [
+        "CreateNamespace=true"]
+    retry: Retry = Retry()
+
+
+class Gitops(Model):
+    repository: Annotated[str, StringConstraints(pattern=GIT_URL_RE, max_length=512)] | None = None
+    revision: Line = "HEAD"
+    path: RelPath = "kubernetes/apps"
+    sync: Sync = Sync()
+
+
+class CanaryStep(Model):
+    weight: Annotated[int, Field(ge=1, le=100)]
+    pause: Duration | None = None
+
+
+class Strategy(Model):
+    """Parameters of a canary or blue-green strategy (type implied by the built-in names)."""
+
+    type: Literal["canary", "blue-green"] | None = None
+    steps: Annotated[list[CanaryStep], Field(min_length=1)] | None = None
+    auto_promote: bool | None = None
+    preview_replicas: Annotated[int, Field(ge=0, le=1000)] | None = None
+    scale_down_delay: Duration | None = None
+
+
+class Rollback(Model):
+    health_checks: bool = True
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_p90_latency: Duration | None = None
+
+
+def _replicas_kind(v: Any) -> str:
+    return "map" if isinstance(v, dict) else "count"
+
+
+Replicas = Annotated[
+    Annotated[Annotated[int, Field(ge=0, le=1000)], Tag("count")]
+    | Annotated[dict[Name, Annotated[int, Field(ge=0, le=1000)]], Tag("map")],
+    Discriminator(_replicas_kind),
+]
+
+
+class Service(Model):
+    image: Annotated[str, StringConstraints(pattern=ECR_RE, min_length=2,
+                                            max_length=256)] | None = None
+    path: RelPath = "."
+    dockerfile: RelPath = "Dockerfile"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    replicas: Replicas = 1
+    secrets: list[Annotated[str, StringConstraints(pattern=SECRET_RE)]] = []
+    strategy: Name | None = None
+
+
+SlackEvent = Literal["started", "succeeded", "failed", "approval-needed"]
+
+
+class Slack(Model):
+    channel: Annotated[str, StringConstraints(pattern=SLACK_RE)]
+    on: Annotated[list[SlackEvent], Field(min_length=1)] = ["failed"]
+
+
+class Sns(Model):
+    topic: Annotated[str, StringConstraints(pattern=SNS_RE)]
+
+
+class Notifications(Model):
+    slack: Slack | None = None
+    sns: Sns | None = None
+
+
+class Audit(Model):
+    deployments_table: Annotated[str, StringConstraints(pattern=TABLE_RE)] | None = None
+    log_retention_days: Literal[LOG_RETENTION] = 365  # type: ignore[valid-type]
+
+
+class Outputs(Model):
+    """Which targets to render and into which folder (relative to the pipeline file)."""
+
+    github_actions: RelPath | None = Field(None, alias="github-actions")
+    codebuild: RelPath | None = None
+    terraform: RelPath | None = None
+    argocd: RelPath | None = None
+    helm: RelPath | None = None
+
+
+def _default_environments() -> dict[str, Environment]:
+    return {
+        "development": Environment(branches=["feature/*"]),
+        "testing": Environment(branches=["develop"]),
+        "staging": Environment(branches=["release/*"], approval=True),
+        "production": Environment(branches=["main"], approval=True),
+    }
+
+
+class Pipeline(Model):
+    """A pipecompile pipeline file (language version 1)."""
+
+    model_config = ConfigDict(title="pipecompile pipeline, language version 1")
+    version: Literal[1]
+    project: Name
+    source: Source
+    aws: Aws
+    environments: Annotated[dict[Name, Environment], Field(min_length=1)] = Field(
+        default_factory=_default_environments)
+    ci: Ci = Ci()
+    build: Build = Build()
+    security: Security = Security()
+    gitops: Gitops = Gitops()
+    strategies: dict[Name, Strategy] = {}
+    rollback: Rollback | None = None
+    services: Annotated[dict[Name, Service], Field(min_length=1)]
+    notifications: Notifications = Notifications()
+    audit: Audit = Audit()
+    outputs: Outputs | None = None
+
+
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+_CRON_NAMES = ("minute", "hour", "day of month", "month", "day of week")
+_CRON_ATOM = re.compile(r"^(\*|[0-9]{1,2}(?:-[0-9]{1,2})?)(?:/([0-9]{1,2}))?$")
+
+
+def cron_problem(expr: str) -> str | None:
+    """Why ``expr`` is not a 5-field numeric cron expression, or None when it is."""
+    fields = expr.split()
+    if len(fields) != 5 or expr != " ".join(fields):
+        return f"expected 5 fields separated by single spaces, got {len(fields)}"
+    for value, (lo, hi), label in zip(fields, _CRON_RANGES, _CRON_NAMES, strict=True):
+        for part in value.split(","):
+            m = _CRON_ATOM.match(part)
+            if not m:
+                return f"{label} field '{value}' is not a number, range, list or */step"
+            if m.group(2) is not None and int(m.group(2)) == 0:
+                return f"{label} field '{value}' has a step of 0"
+            if m.group(1) != "*":
+                bounds = [int(x) for x in m.group(1).split("-")]
+                if any(b < lo or b > hi for b in bounds) or bounds != sorted(bounds):
+                    return f"{label} field '{value}' is outside {lo}-{hi}"
+    return None

@@ -1,0 +1,6 @@
+"""placeholder until implemented"""
+from pathlib import PurePosixPath
+from ..ir import IR
+name = "github-actions"
+def render(ir: IR) -> dict[PurePosixPath, str]:
+    return {}
