@@ -31,9 +31,14 @@ Exit codes:
   3  internal error in pipecompile (please report it)"""
 
 FILE_OPTION = click.option(
-    "-f", "--file", "file", default="pipeline.yaml", show_default=True,
+    "-f",
+    "--file",
+    "file",
+    default="pipeline.yaml",
+    show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Pipeline file; outputs are written relative to its folder.")
+    help="Pipeline file; outputs are written relative to its folder.",
+)
 
 
 def _echo_err(msg: str) -> None:
@@ -68,10 +73,14 @@ def _expected(ir: IR, only: tuple[str, ...]) -> dict[PurePosixPath, tuple[str, s
         if name not in enabled:
             from .errors import did_you_mean
 
-            raise UsageError(f"unknown or disabled target '{name}'{did_you_mean(name, enabled)};"
-                             f" enabled targets: {', '.join(enabled)}")
-    return {path: (target, with_header(body, ir.pipeline_file))
-            for path, (target, body) in render_all(ir, only).items()}
+            raise UsageError(
+                f"unknown or disabled target '{name}'{did_you_mean(name, enabled)};"
+                f" enabled targets: {', '.join(enabled)}"
+            )
+    return {
+        path: (target, with_header(body, ir.pipeline_file))
+        for path, (target, body) in render_all(ir, only).items()
+    }
 
 
 def _plan(file: Path, only: tuple[str, ...], force: bool) -> tuple[list[Change], Any, Path]:
@@ -87,8 +96,7 @@ def _plan(file: Path, only: tuple[str, ...], force: bool) -> tuple[list[Change],
     return changes, manifest, root
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=EXIT_CODES_HELP)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, "--version", prog_name="pipecompile")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for internal errors.")
 @click.pass_context
@@ -117,19 +125,30 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def validate(file: Path) -> int:
     """Check the pipeline file and report every error with file:line:col."""
     ir, _ = _compile(file)
-    click.echo(f"{file}: valid ({len(ir.services)} services, {len(ir.environments)} "
-               f"environments, targets: {', '.join(t for t, _ in ir.outputs)})")
+    click.echo(
+        f"{file}: valid ({len(ir.services)} services, {len(ir.environments)} "
+        f"environments, targets: {', '.join(t for t, _ in ir.outputs)})"
+    )
     return EXIT_OK
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
-@click.option("-t", "--target", "targets", multiple=True, metavar="NAME",
-              help="Only render this target (repeatable): github-actions, codebuild, "
-                   "terraform, argocd, helm.")
-@click.option("--force", is_flag=True,
-              help="Overwrite files pipecompile did not generate, and remove stale files "
-                   "that were edited by hand.")
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Only render this target (repeatable): github-actions, codebuild, "
+    "terraform, argocd, helm.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite files pipecompile did not generate, and remove stale files "
+    "that were edited by hand.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int:
     """Render every target and write the files that changed.
@@ -150,8 +169,10 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
             click.echo(f"{verb} {ch.path}")
             written += 1
     if not quiet:
-        click.echo(f"{written} file{'s' if written != 1 else ''} changed, "
-                   f"{len(manifest.files)} generated files in total")
+        click.echo(
+            f"{written} file{'s' if written != 1 else ''} changed, "
+            f"{len(manifest.files)} generated files in total"
+        )
     return EXIT_OK
 
 
@@ -172,8 +193,12 @@ def _report(changes: list[Change], show_diff: bool) -> int:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
-@click.option("--diff", "show_diff", is_flag=True,
-              help="Also print unified diffs and a semantic summary for YAML files.")
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Also print unified diffs and a semantic summary for YAML files.",
+)
 def check(file: Path, show_diff: bool) -> int:
     """Exit 1 if any generated file is missing, changed or stale (writes nothing).
 
@@ -190,8 +215,10 @@ def check(file: Path, show_diff: bool) -> int:
     status = _report(changes, show_diff)
     if status == EXIT_OK:
         return EXIT_OK
-    _echo_err("generated files are out of date; run: pipecompile build"
-              + (f" -f {file}" if str(file) != "pipeline.yaml" else ""))
+    _echo_err(
+        "generated files are out of date; run: pipecompile build"
+        + (f" -f {file}" if str(file) != "pipeline.yaml" else "")
+    )
     return status
 
 
@@ -236,11 +263,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
+    except Exception as exc:
         if debug:
             traceback.print_exc()
         _echo_err(f"internal error: {type(exc).__name__}: {exc}")
-        _echo_err("This is a bug in pipecompile, not in your pipeline file. Please report it "
-                  "with the command you ran (add --debug for the full traceback).")
+        _echo_err(
+            "This is a bug in pipecompile, not in your pipeline file. Please report it "
+            "with the command you ran (add --debug for the full traceback)."
+        )
         return EXIT_INTERNAL
     return int(result or 0)

@@ -35,7 +35,8 @@ class Pinned(str):
 
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9 _./@()+=,:*~-]*")
 _WORDS = {
-    w for base in ("y", "yes", "n", "no", "true", "false", "on", "off", "null")
+    w
+    for base in ("y", "yes", "n", "no", "true", "false", "on", "off", "null")
     for w in (base, base.capitalize(), base.upper())
 }
 _WORDS |= {"~", "<<", "="}
@@ -51,10 +52,15 @@ def _double(s: str) -> str:
 
 def scalar(s: str) -> str:
     """Quote ``s`` for use as a single-line YAML scalar (key or value)."""
-    if (_PLAIN.fullmatch(s) and s not in _WORDS and not s.endswith((" ", ":"))
-            and ": " not in s and " #" not in s):
+    if (
+        _PLAIN.fullmatch(s)
+        and s not in _WORDS
+        and not s.endswith((" ", ":"))
+        and ": " not in s
+        and " #" not in s
+    ):
         return s
-    if s and not _UNSAFE_QUOTED.search(s) and s.strip() == s and "\n" not in s:
+    if s and not _UNSAFE_QUOTED.search(s) and s.strip() == s and "'" not in s:
         return "'" + s.replace("'", "''") + "'"
     return _double(s)
 
@@ -64,8 +70,9 @@ def _literal_ok(s: str) -> bool:
         return False
     if s[0] in " \t\n":
         return False
-    return all(line == "" or (line.strip() != "" and line == line.rstrip())
-               for line in s.split("\n"))
+    return all(
+        line == "" or (line.strip() != "" and line == line.rstrip()) for line in s.split("\n")
+    )
 
 
 def _literal(s: str, indent: str) -> str:
@@ -100,10 +107,7 @@ def _emit(v: Any, indent: int, out: list[str]) -> None:
     if isinstance(v, dict):
         for k, item in v.items():
             key = scalar(str(k))
-            if isinstance(item, dict) and item:
-                out.append(f"{pad}{key}:\n")
-                _emit(item, indent + 1, out)
-            elif isinstance(item, list) and item:
+            if (isinstance(item, dict) and item) or (isinstance(item, list) and item):
                 out.append(f"{pad}{key}:\n")
                 _emit(item, indent + 1, out)
             elif isinstance(item, (dict, list)):
@@ -118,7 +122,7 @@ def _emit(v: Any, indent: int, out: list[str]) -> None:
                 sub: list[str] = []
                 _emit(item, indent + 1, sub)
                 first = sub[0]
-                sub[0] = f"{pad}- {first[len(pad) + 2:]}"
+                sub[0] = f"{pad}- {first[len(pad) + 2 :]}"
                 out.extend(sub)
             elif isinstance(item, list) and item:
                 out.append(f"{pad}-\n")

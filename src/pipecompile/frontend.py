@@ -17,8 +17,9 @@ def read(path: Path) -> bytes:
     except IsADirectoryError:
         raise PipelineError([Diagnostic(str(path), 1, 1, (), "is a folder, not a file")]) from None
     except OSError as exc:
-        raise PipelineError([Diagnostic(str(path), 1, 1, (), f"cannot read: {exc.strerror}")]) \
-            from None
+        raise PipelineError(
+            [Diagnostic(str(path), 1, 1, (), f"cannot read: {exc.strerror}")]
+        ) from None
 
 
 def compile_bytes(display: str, raw: bytes, root: Path | None = None) -> IR:

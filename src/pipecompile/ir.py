@@ -44,7 +44,6 @@ class Environment:
     namespace: str
     cluster: str
     url: str | None
-    pipeline_name: str  # CodePipeline name
     deploy_project: str  # CodeBuild project that records the image tag
     deploy_log_group: str
     manual_start_branch: str  # BranchName of the CodePipeline source action
@@ -61,6 +60,8 @@ class Deployment:
     namespace: str
     cluster: str
     app_name: str  # Argo CD Application name
+    pipeline_name: str  # AWS CodePipeline of this service in this environment
+    notification_rule_name: str  # at most 64 characters
     values_file: str  # relative to the helm output folder
     image_tag_file: str  # written by the deploy pipelines, never by pipecompile
 
@@ -77,6 +78,7 @@ class Service:
     deployments: tuple[Deployment, ...]  # in promotion order
     build_project: str
     build_log_group: str
+    build_trigger_paths: tuple[str, ...]  # path filters ("" = whole repository)
     chart_path: str  # folder of the chart in the GitOps repository
 
 
@@ -145,6 +147,7 @@ class Notifications:
     slack_channel: str | None
     slack_events: tuple[str, ...]
     sns_topic: str  # always present: approvals publish to it
+    sns_events: tuple[str, ...]  # pipeline events sent to the topic (when notifications.sns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,7 @@ class AwsNames:
     signing_key_alias: str
     connection_name: str
     sns_topic_arn: str
+    gitops_secret_name: str  # Secrets Manager secret the CodeBuild deploy reads
 
 
 @dataclass(frozen=True, slots=True)

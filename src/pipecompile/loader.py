@@ -71,16 +71,18 @@ def decode(file: str, raw: bytes) -> str:
         return PipelineError([Diagnostic(file, line, col, (), msg)])
 
     if len(raw) > MAX_BYTES:
-        raise fail(1, 1, f"file is {len(raw):,} bytes; a pipeline file may be at most "
-                         f"{MAX_BYTES:,} bytes")
+        raise fail(
+            1, 1, f"file is {len(raw):,} bytes; a pipeline file may be at most {MAX_BYTES:,} bytes"
+        )
     if raw.startswith(b"\xef\xbb\xbf"):
         raise fail(1, 1, "file starts with a byte-order mark; save it as UTF-8 without BOM")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = _line_col(raw, exc.start)
-        raise fail(line, col, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x}); "
-                              "save the file as UTF-8") from None
+        raise fail(
+            line, col, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        ) from None
 
 
 def load(file: str, raw: bytes) -> Document:
@@ -98,22 +100,36 @@ def load(file: str, raw: bytes) -> Document:
         problem = exc.problem or exc.context or "invalid YAML"
         if "'\\t'" in problem or "\t" in problem:
             problem += " (YAML does not allow tabs for indentation; use spaces)"
-        raise PipelineError([Diagnostic(file, line, col, (), f"YAML syntax error: {problem}")])
+        raise PipelineError(
+            [Diagnostic(file, line, col, (), f"YAML syntax error: {problem}")]
+        ) from None
     except RecursionError:
         raise PipelineError([Diagnostic(file, 1, 1, (), "document nests too deeply")]) from None
     except YAMLError as exc:  # e.g. several documents in one file
         raise PipelineError([Diagnostic(file, 1, 1, (), f"YAML error: {exc}")]) from None
     doc = Document(file, None)
     if node is None:
-        raise PipelineError([doc.error((), "file is empty; a pipeline needs at least "
-                                           "'version', 'project', 'source', 'aws' and 'services'")])
+        raise PipelineError(
+            [
+                doc.error(
+                    (),
+                    "file is empty; a pipeline needs at least "
+                    "'version', 'project', 'source', 'aws' and 'services'",
+                )
+            ]
+        )
     errors: list[Diagnostic] = []
     doc.data = _build(node, (), doc, errors, set(), 0)
     if errors:
         raise PipelineError(errors)
     if not isinstance(doc.data, dict):
-        raise PipelineError([doc.error((), "the top level must be a mapping of keys "
-                                           "such as 'version:' and 'project:'")])
+        raise PipelineError(
+            [
+                doc.error(
+                    (), "the top level must be a mapping of keys such as 'version:' and 'project:'"
+                )
+            ]
+        )
     return doc
 
 
@@ -150,14 +166,18 @@ def _scalar(node: Any, path: Path_, doc: Document, errors: list[Diagnostic]) -> 
     return None
 
 
-def _build(node: Any, path: Path_, doc: Document, errors: list[Diagnostic],
-           seen: set[int], depth: int) -> Any:
+def _build(
+    node: Any, path: Path_, doc: Document, errors: list[Diagnostic], seen: set[int], depth: int
+) -> Any:
     from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
     doc.value_pos[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if id(node) in seen:
-        errors.append(doc.error(path, "aliases (*name) are not allowed in a pipeline file; "
-                                      "write the value out"))
+        errors.append(
+            doc.error(
+                path, "aliases (*name) are not allowed in a pipeline file; write the value out"
+            )
+        )
         return None
     seen.add(id(node))
     if depth > MAX_DEPTH:
@@ -172,8 +192,10 @@ def _build(node: Any, path: Path_, doc: Document, errors: list[Diagnostic],
         if node.tag != _STD + "seq":
             errors.append(doc.error(path, f"tag '{node.tag}' is not allowed in a pipeline file"))
             return None
-        return [_build(item, (*path, i), doc, errors, seen, depth + 1)
-                for i, item in enumerate(node.value)]
+        return [
+            _build(item, (*path, i), doc, errors, seen, depth + 1)
+            for i, item in enumerate(node.value)
+        ]
     if isinstance(node, MappingNode):
         if node.tag != _STD + "map":
             errors.append(doc.error(path, f"tag '{node.tag}' is not allowed in a pipeline file"))
@@ -186,14 +208,26 @@ def _build(node: Any, path: Path_, doc: Document, errors: list[Diagnostic],
                 continue
             key = str(knode.value)
             if key == "<<" and knode.style is None:
-                errors.append(Diagnostic(doc.file, *kpos, path, "merge keys (<<) are not "
-                                         "allowed in a pipeline file; write the keys out"))
+                errors.append(
+                    Diagnostic(
+                        doc.file,
+                        *kpos,
+                        path,
+                        "merge keys (<<) are not allowed in a pipeline file; write the keys out",
+                    )
+                )
                 continue
             sub = (*path, key)
             if key in out or sub in doc.key_pos:
                 first = doc.key_pos[sub][0]
-                errors.append(Diagnostic(doc.file, *kpos, sub,
-                                         f"duplicate key '{key}' (first defined on line {first})"))
+                errors.append(
+                    Diagnostic(
+                        doc.file,
+                        *kpos,
+                        sub,
+                        f"duplicate key '{key}' (first defined on line {first})",
+                    )
+                )
                 continue
             doc.key_pos[sub] = kpos
             out[key] = _build(vnode, sub, doc, errors, seen, depth + 1)

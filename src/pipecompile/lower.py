@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 import re
 from pathlib import Path
+from typing import Literal
 
 from . import ir
 from .errors import Diagnostic, Path_, PipelineError, did_you_mean
@@ -25,14 +26,26 @@ COMPUTE_TYPES = (
 )
 
 DEFAULT_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
-    "node": (("Install dependencies", "npm ci"), ("Lint code", "npm run lint"),
-             ("Run unit tests", "npm run test")),
-    "python": (("Install dependencies", "python -m pip install -r requirements.txt"),
-               ("Lint code", "python -m ruff check ."), ("Run unit tests", "python -m pytest")),
-    "java": (("Install dependencies", "./mvnw -B dependency:go-offline"),
-             ("Lint code", "./mvnw -B checkstyle:check"), ("Run unit tests", "./mvnw -B test")),
-    "go": (("Install dependencies", "go mod download"), ("Lint code", "go vet ./..."),
-           ("Run unit tests", "go test ./...")),
+    "node": (
+        ("Install dependencies", "npm ci"),
+        ("Lint code", "npm run lint"),
+        ("Run unit tests", "npm run test"),
+    ),
+    "python": (
+        ("Install dependencies", "python -m pip install -r requirements.txt"),
+        ("Lint code", "python -m ruff check ."),
+        ("Run unit tests", "python -m pytest"),
+    ),
+    "java": (
+        ("Install dependencies", "./mvnw -B dependency:go-offline"),
+        ("Lint code", "./mvnw -B checkstyle:check"),
+        ("Run unit tests", "./mvnw -B test"),
+    ),
+    "go": (
+        ("Install dependencies", "go mod download"),
+        ("Lint code", "go vet ./..."),
+        ("Run unit tests", "go test ./..."),
+    ),
 }
 
 BUILTIN_CANARY = (ir.CanaryStep(10, "5m"), ir.CanaryStep(50, "5m"), ir.CanaryStep(100, None))
@@ -49,6 +62,16 @@ def duration_ms(text: str) -> int:
     m = re.fullmatch(r"([0-9]+)(ms|s|m|h)?", text)
     assert m, text  # the model's pattern guarantees the shape
     return int(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def _short(name: str, limit: int) -> str:
+    """``name`` if it fits, else a prefix and a stable hash that keep it unique."""
+    if len(name) <= limit:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"
 
 
 def compute_type(vcpu: int, memory_gb: int) -> tuple[str, int, int]:
@@ -78,8 +101,11 @@ class _Lowering:
     def rel_path(self, path: Path_, value: str, what: str) -> str:
         """Normalise a path inside the root; report one that escapes it."""
         if value.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", value) or "\\" in value:
-            self.err(path, f"'{value}' must be a relative {what} using '/' inside the folder "
-                           "holding the pipeline file")
+            self.err(
+                path,
+                f"'{value}' must be a relative {what} using '/' inside the folder "
+                "holding the pipeline file",
+            )
             return "."
         norm = posixpath.normpath(value)
         if norm == ".." or norm.startswith("../"):
@@ -89,8 +115,11 @@ class _Lowering:
             real_root = self.root.resolve()
             target = (self.root / norm).resolve()
             if target != real_root and real_root not in target.parents:
-                self.err(path, f"'{value}' resolves outside the folder holding the pipeline "
-                               f"file (through a symbolic link, to {target})")
+                self.err(
+                    path,
+                    f"'{value}' resolves outside the folder holding the pipeline "
+                    f"file (through a symbolic link, to {target})",
+                )
                 return "."
         return norm
 
@@ -108,8 +137,11 @@ class _Lowering:
                 continue
             kind = s.type or (name if name in ("canary", "blue-green") else None)
             if kind is None:
-                self.err(p, f"custom strategy '{name}' needs 'type: canary' or "
-                            "'type: blue-green'", key=True)
+                self.err(
+                    p,
+                    f"custom strategy '{name}' needs 'type: canary' or 'type: blue-green'",
+                    key=True,
+                )
                 continue
             if name in ("canary", "blue-green") and s.type and s.type != name:
                 self.err((*p, "type"), f"strategy '{name}' cannot have type '{s.type}'")
@@ -117,38 +149,52 @@ class _Lowering:
             if kind == "canary":
                 for field in ("auto_promote", "preview_replicas", "scale_down_delay"):
                     if getattr(s, field) is not None:
-                        self.err((*p, field), f"'{field}' is a blue-green setting; "
-                                              "a canary takes 'steps'", key=True)
+                        self.err(
+                            (*p, field),
+                            f"'{field}' is a blue-green setting; a canary takes 'steps'",
+                            key=True,
+                        )
                 if not s.steps:
                     self.err(p, "a canary strategy needs 'steps' (a list of {weight, pause})")
                     continue
                 prev = 0
                 for i, step in enumerate(s.steps):
                     if step.weight < prev:
-                        self.err((*p, "steps", i, "weight"),
-                                 f"canary weight {step.weight} is below the previous step's "
-                                 f"{prev}; a canary never goes backwards")
+                        self.err(
+                            (*p, "steps", i, "weight"),
+                            f"canary weight {step.weight} is below the previous step's "
+                            f"{prev}; a canary never goes backwards",
+                        )
                     prev = max(prev, step.weight)
                 steps = tuple(ir.CanaryStep(st.weight, st.pause) for st in s.steps)
                 out[name] = ir.Strategy(name, "canary", steps=steps)
             else:
                 if s.steps is not None:
-                    self.err((*p, "steps"), "'steps' is a canary setting; a blue-green "
-                                            "strategy takes auto_promote, preview_replicas, "
-                                            "scale_down_delay", key=True)
+                    self.err(
+                        (*p, "steps"),
+                        "'steps' is a canary setting; a blue-green "
+                        "strategy takes auto_promote, preview_replicas, "
+                        "scale_down_delay",
+                        key=True,
+                    )
                 delay = duration_ms(s.scale_down_delay) // 1000 if s.scale_down_delay else 30
                 out[name] = ir.Strategy(
-                    name, "blue-green",
+                    name,
+                    "blue-green",
                     auto_promote=bool(s.auto_promote),
                     preview_replicas=1 if s.preview_replicas is None else s.preview_replicas,
-                    scale_down_delay_seconds=delay)
+                    scale_down_delay_seconds=delay,
+                )
         return out
 
     def strategy_ref(self, path: Path_, name: str, known: dict[str, ir.Strategy]) -> ir.Strategy:
         if name in known:
             return known[name]
-        self.err(path, f"unknown strategy '{name}'{did_you_mean(name, known)}; "
-                       f"known: {', '.join(sorted(known))}")
+        self.err(
+            path,
+            f"unknown strategy '{name}'{did_you_mean(name, known)}; "
+            f"known: {', '.join(sorted(known))}",
+        )
         return known["rolling"]
 
     # -- the whole pipeline ------------------------------------------------------------------
@@ -160,13 +206,19 @@ class _Lowering:
 
         # outputs
         outputs_given = m.outputs is not None
-        out_map = (m.outputs.model_dump(by_alias=True, exclude_none=True) if m.outputs
-                   else dict(DEFAULT_OUTPUTS))
+        out_map = (
+            m.outputs.model_dump(by_alias=True, exclude_none=True)
+            if m.outputs
+            else dict(DEFAULT_OUTPUTS)
+        )
         outputs: list[tuple[str, str]] = []
         for target in TARGET_NAMES:
             if target in out_map:
-                folder = self.rel_path(("outputs", target) if outputs_given else ("outputs",),
-                                       out_map[target], "folder")
+                folder = self.rel_path(
+                    ("outputs", target) if outputs_given else ("outputs",),
+                    out_map[target],
+                    "folder",
+                )
                 if folder == "." and out_map[target] not in (".",):
                     continue
                 outputs.append((target, folder))
@@ -181,34 +233,49 @@ class _Lowering:
             p: Path_ = ("environments", name)
             namespace = e.namespace or f"{project}-{name}"
             if e.namespace is None and len(namespace) > 63:
-                self.err(p, f"the default namespace '{namespace}' is longer than 63 "
-                            "characters; set 'namespace'", key=True)
+                self.err(
+                    p,
+                    f"the default namespace '{namespace}' is longer than 63 "
+                    "characters; set 'namespace'",
+                    key=True,
+                )
             self.strategy_ref((*p, "strategy"), e.strategy, strategies)
             includes = [b for b in e.branches if not b.startswith("!")]
             excludes = [b for b in e.branches if b.startswith("!")]
             if "terraform" in enabled:
                 for label, pats in (("branch patterns", includes), ("excluded patterns", excludes)):
                     if len(pats) > MAX_BRANCH_PATTERNS:
-                        self.err((*p, "branches"),
-                                 f"{len(pats)} {label}; an AWS CodePipeline trigger accepts "
-                                 f"at most {MAX_BRANCH_PATTERNS}")
+                        self.err(
+                            (*p, "branches"),
+                            f"{len(pats)} {label}; an AWS CodePipeline trigger accepts "
+                            f"at most {MAX_BRANCH_PATTERNS}",
+                        )
             if not includes:
-                self.err((*p, "branches"), "needs at least one branch pattern that is not "
-                                           "a '!' exclusion")
+                self.err(
+                    (*p, "branches"),
+                    "needs at least one branch pattern that is not a '!' exclusion",
+                )
             literal = [b for b in includes if not re.search(r"[*?\[\]+!]", b)]
-            envs.append(ir.Environment(
-                name=name, index=i, branches=tuple(e.branches), approval=e.approval,
-                namespace=namespace, cluster=e.cluster, url=e.url,
-                pipeline_name=f"{project}-{name}",
-                deploy_project=f"{project}-{name}-deploy",
-                deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
-                manual_start_branch=literal[0] if literal else m.source.default_branch,
-            ))
+            envs.append(
+                ir.Environment(
+                    name=name,
+                    index=i,
+                    branches=tuple(e.branches),
+                    approval=e.approval,
+                    namespace=namespace,
+                    cluster=e.cluster,
+                    url=e.url,
+                    deploy_project=f"{project}-{name}-deploy",
+                    deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
+                    manual_start_branch=literal[0] if literal else m.source.default_branch,
+                )
+            )
         env_by_name = {e.name: e for e in envs}
 
         # ci
-        rt_name = next(k for k in ("node", "python", "java", "go")
-                       if getattr(m.ci.runtime, k) is not None)
+        rt_name = next(
+            k for k in ("node", "python", "java", "go") if getattr(m.ci.runtime, k) is not None
+        )
         runtime = ir.Runtime(rt_name, getattr(m.ci.runtime, rt_name))  # type: ignore[arg-type]
         if m.ci.steps is not None:
             steps = tuple(ir.Step(s.name, s.run) for s in m.ci.steps)
@@ -224,45 +291,84 @@ class _Lowering:
             p = ("services", sname)
             image = s.image or f"{project}/{sname}"
             if image in images:
-                self.err((*p, "image") if s.image else p,
-                         f"image '{image}' is already used by service '{images[image]}'",
-                         key=s.image is None)
+                self.err(
+                    (*p, "image") if s.image else p,
+                    f"image '{image}' is already used by service '{images[image]}'",
+                    key=s.image is None,
+                )
             images.setdefault(image, sname)
             spath = self.rel_path((*p, "path"), s.path, "path")
-            dockerfile = self.rel_path((*p, "dockerfile"),
-                                       posixpath.join(spath, s.dockerfile), "path")
+            dockerfile = self.rel_path(
+                (*p, "dockerfile"), posixpath.join(spath, s.dockerfile), "path"
+            )
             if isinstance(s.replicas, dict):
                 for env_name in s.replicas:
                     if env_name not in env_by_name:
-                        self.err((*p, "replicas", env_name),
-                                 f"unknown environment '{env_name}'"
-                                 f"{did_you_mean(env_name, env_names)}", key=True)
-            svc_strategy = (self.strategy_ref((*p, "strategy"), s.strategy, strategies)
-                            if s.strategy else None)
+                        self.err(
+                            (*p, "replicas", env_name),
+                            f"unknown environment '{env_name}'{did_you_mean(env_name, env_names)}",
+                            key=True,
+                        )
+            svc_strategy = (
+                self.strategy_ref((*p, "strategy"), s.strategy, strategies) if s.strategy else None
+            )
             deployments = []
             for env in envs:
-                replicas = (s.replicas.get(env.name, 1) if isinstance(s.replicas, dict)
-                            else s.replicas)
-                strat = svc_strategy or strategies.get(m.environments[env.name].strategy,
-                                                       strategies["rolling"])
+                replicas = (
+                    s.replicas.get(env.name, 1) if isinstance(s.replicas, dict) else s.replicas
+                )
+                strat = svc_strategy or strategies.get(
+                    m.environments[env.name].strategy, strategies["rolling"]
+                )
                 app = f"{sname}-{env.name}"
                 if app in app_names:
-                    self.err(p, f"Argo CD application name '{app}' is also produced by "
-                                f"{app_names[app]}; rename the service or the environment",
-                             key=True)
+                    self.err(
+                        p,
+                        f"Argo CD application name '{app}' is also produced by "
+                        f"{app_names[app]}; rename the service or the environment",
+                        key=True,
+                    )
                 app_names.setdefault(app, f"service '{sname}' in '{env.name}'")
-                deployments.append(ir.Deployment(
-                    service=sname, environment=env.name, replicas=replicas, strategy=strat,
-                    namespace=env.namespace, cluster=env.cluster, app_name=app,
-                    values_file=f"{sname}/values-{env.name}.yaml",
-                    image_tag_file=f"{sname}/image-{env.name}.yaml"))
-            services.append(ir.Service(
-                name=sname, image=image, image_uri=f"{registry}/{image}", path=spath,
-                dockerfile=dockerfile, port=s.port, secrets=tuple(s.secrets),
-                deployments=tuple(deployments),
-                build_project=f"{project}-{sname}-build",
-                build_log_group=f"/aws/codebuild/{project}-{sname}-build",
-                chart_path=posixpath.join(gitops_path, sname)))
+                pipeline_name = f"{project}-{sname}-{env.name}"
+                if "terraform" in enabled and len(pipeline_name) > 100:
+                    self.err(
+                        p,
+                        f"pipeline name '{pipeline_name}' is longer than the 100 "
+                        "characters AWS CodePipeline allows; shorten the project, "
+                        "service or environment name",
+                        key=True,
+                    )
+                deployments.append(
+                    ir.Deployment(
+                        service=sname,
+                        environment=env.name,
+                        replicas=replicas,
+                        strategy=strat,
+                        namespace=env.namespace,
+                        cluster=env.cluster,
+                        app_name=app,
+                        pipeline_name=pipeline_name,
+                        notification_rule_name=_short(pipeline_name, 64),
+                        values_file=f"{sname}/values-{env.name}.yaml",
+                        image_tag_file=f"{sname}/image-{env.name}.yaml",
+                    )
+                )
+            services.append(
+                ir.Service(
+                    name=sname,
+                    image=image,
+                    image_uri=f"{registry}/{image}",
+                    path=spath,
+                    dockerfile=dockerfile,
+                    port=s.port,
+                    secrets=tuple(s.secrets),
+                    deployments=tuple(deployments),
+                    build_project=f"{project}-{sname}-build",
+                    build_log_group=f"/aws/codebuild/{project}-{sname}-build",
+                    build_trigger_paths=() if spath == "." else (f"{spath}/**",),
+                    chart_path=posixpath.join(gitops_path, sname),
+                )
+            )
 
         # build
         b = m.build
@@ -270,9 +376,11 @@ class _Lowering:
         mem = b.compute.memory_gb if b.compute else 4
         ctype, cpus, gib = compute_type(vcpu, mem)
         if (cpus, gib) != (vcpu, mem):
-            self.warn(("build", "compute"),
-                      f"no CodeBuild compute type has exactly {vcpu} vCPU / {mem} GiB; "
-                      f"using {ctype} ({cpus} vCPU / {gib} GiB)")
+            self.warn(
+                ("build", "compute"),
+                f"no CodeBuild compute type has exactly {vcpu} vCPU / {mem} GiB; "
+                f"using {ctype} ({cpus} vCPU / {gib} GiB)",
+            )
         build = ir.Build(vcpu, mem, ctype, b.timeout_minutes, b.cache)
 
         # security
@@ -282,50 +390,91 @@ class _Lowering:
             p = ("security", "dast", "environment")
             target_env = env_by_name.get(sec.dast.environment)
             if target_env is None:
-                self.err(p, f"unknown environment '{sec.dast.environment}'"
-                            f"{did_you_mean(sec.dast.environment, env_names)}")
+                self.err(
+                    p,
+                    f"unknown environment '{sec.dast.environment}'"
+                    f"{did_you_mean(sec.dast.environment, env_names)}",
+                )
             elif target_env.url is None:
-                self.err(p, f"environment '{target_env.name}' has no 'url' for DAST to scan; "
-                            f"set environments.{target_env.name}.url")
+                self.err(
+                    p,
+                    f"environment '{target_env.name}' has no 'url' for DAST to scan; "
+                    f"set environments.{target_env.name}.url",
+                )
             else:
                 cron = {"daily": "0 3 * * *", "weekly": "0 3 * * 1"}.get(
-                    sec.dast.schedule, sec.dast.schedule)
+                    sec.dast.schedule, sec.dast.schedule
+                )
                 dast = ir.Dast(target_env.name, target_env.url, cron)
         security = ir.Security(
             sast_fail_on=sec.sast.fail_on if sec.sast else None,
             dependencies_fail_on=sec.dependencies.fail_on if sec.dependencies else None,
             image_scan_fail_on=sec.image_scan.fail_on if sec.image_scan else None,
-            dast=dast, sign_images=sec.sign_images)
+            dast=dast,
+            sign_images=sec.sign_images,
+        )
 
         # gitops
         g = m.gitops
         if ("argocd" in enabled or "helm" in enabled) and g.repository is None:
-            self.err(("gitops",) if "gitops" in self.doc.data else (),
-                     "gitops.repository is required when the argocd or helm output is on",
-                     key="gitops" in self.doc.data)
-        auth = "https" if (g.repository or "").startswith("https://") else "ssh"
+            self.err(
+                ("gitops",) if "gitops" in self.doc.data else (),
+                "gitops.repository is required when the argocd or helm output is on",
+                key="gitops" in self.doc.data,
+            )
+        https = (g.repository or "").startswith("https://")
+        auth: Literal["ssh", "https"] = "https" if https else "ssh"
         gitops = ir.Gitops(
-            repository=g.repository, auth=auth, revision=g.revision, path=gitops_path,
-            prune=g.sync.prune, self_heal=g.sync.self_heal, options=tuple(g.sync.options),
-            retry_limit=g.sync.retry.limit, backoff_duration=g.sync.retry.backoff.duration,
+            repository=g.repository,
+            auth=auth,
+            revision=g.revision,
+            path=gitops_path,
+            prune=g.sync.prune,
+            self_heal=g.sync.self_heal,
+            options=tuple(g.sync.options),
+            retry_limit=g.sync.retry.limit,
+            backoff_duration=g.sync.retry.backoff.duration,
             backoff_factor=g.sync.retry.backoff.factor,
-            backoff_max_duration=g.sync.retry.backoff.max_duration)
+            backoff_max_duration=g.sync.retry.backoff.max_duration,
+        )
 
         rb = m.rollback
-        rollback = None if rb is None else ir.Rollback(
-            rb.health_checks, rb.max_error_rate, rb.max_p90_latency,
-            duration_ms(rb.max_p90_latency) if rb.max_p90_latency else None)
+        rollback = (
+            None
+            if rb is None
+            else ir.Rollback(
+                rb.health_checks,
+                rb.max_error_rate,
+                rb.max_p90_latency,
+                duration_ms(rb.max_p90_latency) if rb.max_p90_latency else None,
+            )
+        )
 
         n = m.notifications
         topic = n.sns.topic if n.sns else f"{project}-pipeline-events"
         notifications = ir.Notifications(
             slack_channel=n.slack.channel if n.slack else None,
-            slack_events=tuple(e for e in ("started", "approval-needed", "succeeded", "failed")
-                               if n.slack and e in n.slack.on),
-            sns_topic=topic)
+            slack_events=tuple(
+                e
+                for e in ("started", "approval-needed", "succeeded", "failed")
+                if n.slack and e in n.slack.on
+            ),
+            sns_topic=topic,
+            sns_events=(
+                ()
+                if n.sns is None
+                else tuple(
+                    e
+                    for e in ("started", "approval-needed", "succeeded", "failed")
+                    if e in (n.slack.on if n.slack else ("failed", "approval-needed"))
+                )
+            ),
+        )
 
         aws = ir.AwsNames(
-            region=region, account_id=account, ecr_registry=registry,
+            region=region,
+            account_id=account,
+            ecr_registry=registry,
             github_role_name=f"{project}-github-actions",
             github_role_arn=f"arn:aws:iam::{account}:role/{project}-github-actions",
             pipeline_role_name=f"{project}-codepipeline",
@@ -335,31 +484,59 @@ class _Lowering:
             signing_key_alias=f"alias/{project}-image-signing",
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
+            gitops_secret_name=f"{project}/gitops-credential",
         )
         secrets = ir.Secrets(
             sonar_token="SONAR_TOKEN" if security.sast_fail_on else None,
             sonar_host_url="SONAR_HOST_URL" if security.sast_fail_on else None,
             slack_webhook="SLACK_WEBHOOK_URL" if notifications.slack_channel else None,
-            gitops_credential=(None if g.repository is None else
-                               "GITOPS_TOKEN" if auth == "https" else "GITOPS_DEPLOY_KEY"),
+            gitops_credential=(
+                None
+                if g.repository is None
+                else "GITOPS_TOKEN"
+                if auth == "https"
+                else "GITOPS_DEPLOY_KEY"
+            ),
         )
 
         if "github-actions" in enabled:
             self.no_expressions()
+            if rt_name == "go":
+                self.err(
+                    ("ci", "runtime", "go"),
+                    "the github-actions target cannot set up Go yet: its pin table has no "
+                    "verified commit for actions/setup-go; use another runtime or turn "
+                    "the github-actions output off",
+                    key=True,
+                )
 
         if self.errors:
             raise PipelineError(self.errors)
         return ir.IR(
-            pipeline_file=Path(self.doc.file).name, project=project,
-            repository=m.source.repository, default_branch=m.source.default_branch,
-            environments=tuple(envs), services=tuple(services), runtime=runtime, steps=steps,
-            build=build, security=security, gitops=gitops, rollback=rollback,
-            notifications=notifications, deployments_table=m.audit.deployments_table,
-            log_retention_days=m.audit.log_retention_days, outputs=tuple(outputs), aws=aws,
-            secrets=secrets, warnings=tuple(self.warnings))
+            pipeline_file=Path(self.doc.file).name,
+            project=project,
+            repository=m.source.repository,
+            default_branch=m.source.default_branch,
+            environments=tuple(envs),
+            services=tuple(services),
+            runtime=runtime,
+            steps=steps,
+            build=build,
+            security=security,
+            gitops=gitops,
+            rollback=rollback,
+            notifications=notifications,
+            deployments_table=m.audit.deployments_table,
+            log_retention_days=m.audit.log_retention_days,
+            outputs=tuple(outputs),
+            aws=aws,
+            secrets=secrets,
+            warnings=tuple(self.warnings),
+        )
 
     def no_expressions(self) -> None:
         """Refuse ``${{`` in any user text: GitHub would evaluate it in a workflow."""
+
         def walk(value: object, path: Path_) -> None:
             if isinstance(value, dict):
                 for k, v in value.items():
@@ -368,9 +545,13 @@ class _Lowering:
                 for i, v in enumerate(value):
                     walk(v, (*path, i))
             elif isinstance(value, str) and EXPRESSION.search(value):
-                self.err(path, "contains '${{', which GitHub Actions would evaluate as an "
-                               "expression; read values from environment variables instead "
-                               "(e.g. \"$GITHUB_HEAD_REF\", \"$MY_TOKEN\" set from a secret)")
+                self.err(
+                    path,
+                    "contains '${{', which GitHub Actions would evaluate as an "
+                    "expression; read values from environment variables instead "
+                    '(e.g. "$GITHUB_HEAD_REF", "$MY_TOKEN" set from a secret)',
+                )
+
         walk(self.doc.data, ())
 
 

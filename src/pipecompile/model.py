@@ -51,7 +51,7 @@ PATTERN_HELP: dict[str, str] = {
     "'.', '_', '-' or '/', 2-256 characters",
     SECRET_RE: "a valid Secrets Manager name: letters, digits and /_+=.@- only",
     DURATION_RE: "a duration such as '500ms', '30s', '10m' or '1h'",
-    VERSION_RE: "a version such as \"20\", \"3.12\" or \"1.23\"",
+    VERSION_RE: 'a version such as "20", "3.12" or "1.23"',
     URL_RE: "an http(s) URL",
     GIT_URL_RE: "a Git URL (https://..., ssh://... or git@host:owner/repo.git)",
     SNS_RE: "a valid SNS topic name: letters, digits, '_' and '-'",
@@ -66,8 +66,30 @@ Severity = Literal["critical", "high", "medium", "low"]
 Line = Annotated[str, StringConstraints(pattern=LINE_RE, max_length=255)]
 RelPath = Annotated[str, StringConstraints(pattern=PATH_RE, max_length=255)]
 
-LOG_RETENTION = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
-                 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 TARGET_NAMES = ("github-actions", "codebuild", "terraform", "argocd", "helm")
 DEFAULT_OUTPUTS = {
     "github-actions": ".github/workflows",
@@ -79,8 +101,7 @@ DEFAULT_OUTPUTS = {
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
-                              populate_by_name=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
 
 
 class Source(Model):
@@ -88,7 +109,8 @@ class Source(Model):
 
     provider: Literal["github"] = "github"
     repository: Annotated[str, StringConstraints(pattern=REPO_RE)] = Field(
-        description="GitHub repository as owner/name")
+        description="GitHub repository as owner/name"
+    )
     default_branch: Line = "main"
 
     @field_validator("repository")
@@ -107,7 +129,8 @@ class Aws(Model):
 
     region: Annotated[str, StringConstraints(pattern=REGION_RE)]
     account_id: Annotated[str, StringConstraints(pattern=ACCOUNT_RE)] = Field(
-        description="12-digit account id, quoted so leading zeros survive")
+        description="12-digit account id, quoted so leading zeros survive"
+    )
 
 
 class Environment(Model):
@@ -134,8 +157,10 @@ class Runtime(Model):
     def _exactly_one(self) -> Runtime:
         given = [k for k in ("node", "python", "java", "go") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one runtime, e.g. {node: \"20\"}"
-                             + (f" (got {', '.join(given)})" if given else ""))
+            raise ValueError(
+                'give exactly one runtime, e.g. {node: "20"}'
+                + (f" (got {', '.join(given)})" if given else "")
+            )
         return self
 
 
@@ -214,7 +239,8 @@ class Sync(Model):
     prune: bool = True
     self_heal: bool = True
     options: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z]+=[A-Za-z0-9_-]+$")]] = [
-        "CreateNamespace=true"]
+        "CreateNamespace=true"
+    ]
     retry: Retry = Retry()
 
 
@@ -258,8 +284,9 @@ Replicas = Annotated[
 
 
 class Service(Model):
-    image: Annotated[str, StringConstraints(pattern=ECR_RE, min_length=2,
-                                            max_length=256)] | None = None
+    image: (
+        Annotated[str, StringConstraints(pattern=ECR_RE, min_length=2, max_length=256)] | None
+    ) = None
     path: RelPath = "."
     dockerfile: RelPath = "Dockerfile"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
@@ -318,7 +345,8 @@ class Pipeline(Model):
     source: Source
     aws: Aws
     environments: Annotated[dict[Name, Environment], Field(min_length=1)] = Field(
-        default_factory=_default_environments)
+        default_factory=_default_environments
+    )
     ci: Ci = Ci()
     build: Build = Build()
     security: Security = Security()

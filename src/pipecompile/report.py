@@ -7,8 +7,11 @@ import difflib
 from .writer import Change
 
 _LABELS = {
-    "create": "missing", "update": "changed", "delete": "stale",
-    "foreign": "conflict", "edited-stale": "stale (kept)",
+    "create": "missing",
+    "update": "changed",
+    "delete": "stale",
+    "foreign": "conflict",
+    "edited-stale": "stale (kept)",
 }
 
 
@@ -19,20 +22,25 @@ def describe(ch: Change) -> str:
 def unified(ch: Change) -> str:
     old = (ch.old or "").splitlines(keepends=True)
     new = (ch.new or "").splitlines(keepends=True)
-    lines = difflib.unified_diff(old, new, f"a/{ch.path}" if ch.old is not None else "/dev/null",
-                                 f"b/{ch.path}" if ch.new is not None else "/dev/null")
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-                   for line in lines)
+    lines = difflib.unified_diff(
+        old,
+        new,
+        f"a/{ch.path}" if ch.old is not None else "/dev/null",
+        f"b/{ch.path}" if ch.new is not None else "/dev/null",
+    )
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
 
 
-def _load(text: str | None) -> object:
+def _load(text: str | None) -> list[object] | None:
     from ruamel.yaml import YAML
 
     if text is None:
         return None
     try:
         return list(YAML(typ="safe", pure=True).load_all(text))
-    except Exception:  # noqa: BLE001 - a hand-broken file simply has no semantic summary
+    except Exception:
         return None
 
 
@@ -47,9 +55,14 @@ def semantic_summary(ch: Change, limit: int = 20) -> list[str]:
 
     dd = DeepDiff(old, new, ignore_order=False, view="tree")
     out: list[str] = []
-    labels = {"dictionary_item_added": "added", "dictionary_item_removed": "removed",
-              "values_changed": "changed", "type_changes": "changed",
-              "iterable_item_added": "added", "iterable_item_removed": "removed"}
+    labels = {
+        "dictionary_item_added": "added",
+        "dictionary_item_removed": "removed",
+        "values_changed": "changed",
+        "type_changes": "changed",
+        "iterable_item_added": "added",
+        "iterable_item_removed": "removed",
+    }
     for kind, items in sorted(dd.items()):
         for item in items:
             path = item.path(output_format="list")

@@ -42,8 +42,14 @@ def _validator() -> Any:
 def _typename(v: Any) -> str:
     if v is None:
         return "nothing (null)"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-            list: "a list", dict: "a mapping"}.get(type(v), type(v).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(v), type(v).__name__)
 
 
 def _doc_path(loc: tuple[Any, ...], data: Any) -> Path_:
@@ -51,14 +57,14 @@ def _doc_path(loc: tuple[Any, ...], data: Any) -> Path_:
     out: list[str | int] = []
     cur = data
     for part in loc:
-        if isinstance(cur, dict) and isinstance(part, str) and part in cur:
+        if (isinstance(cur, dict) and isinstance(part, str) and part in cur) or (
+            isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        ):
             out.append(part)
-            cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
-            out.append(part)
-            cur = cur[part]
-        elif isinstance(part, str) and (part in ("count", "map") or "[" in part
-                                        or part.startswith("function")):
+            cur = cur[part]  # type: ignore[index]
+        elif isinstance(part, str) and (
+            part in ("count", "map") or "[" in part or part.startswith("function")
+        ):
             continue
         else:
             out.append(part)
@@ -126,10 +132,16 @@ def _message(err: dict[str, Any], path: Path_, doc: Document) -> tuple[str, bool
         what = PATTERN_HELP.get(ctx.get("pattern", ""), f"matching {ctx.get('pattern')}")
         return f"'{value}' is not {what}", False
     if kind in ("less_than_equal", "less_than"):
-        if path and path[-1] == "max_error_rate" and isinstance(value, (int, float)) \
-                and 1 < value <= 100:
-            return (f"{value} is above {ctx.get('le', 1)}: it is a fraction, not a percentage "
-                    f"(did you mean {value / 100:g}?)"), False
+        if (
+            path
+            and path[-1] == "max_error_rate"
+            and isinstance(value, (int, float))
+            and 1 < value <= 100
+        ):
+            return (
+                f"{value} is above {ctx.get('le', 1)}: it is a fraction, not a percentage "
+                f"(did you mean {value / 100:g}?)"
+            ), False
         return f"{value} is above {ctx.get('le', ctx.get('lt'))}", False
     if kind in ("greater_than_equal", "greater_than"):
         return f"{value} is below {ctx.get('ge', ctx.get('gt'))}", False

@@ -50,8 +50,12 @@ def app_project(ir: IR) -> dict[str, Any]:
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AppProject",
-        "metadata": {"name": ir.project, "namespace": ARGOCD_NAMESPACE,
-                     "labels": _labels(ir), "finalizers": [FINALIZER]},
+        "metadata": {
+            "name": ir.project,
+            "namespace": ARGOCD_NAMESPACE,
+            "labels": _labels(ir),
+            "finalizers": [FINALIZER],
+        },
         "spec": spec,
     }
 
@@ -63,15 +67,23 @@ def application(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
         sync["automated"] = {"prune": g.prune, "selfHeal": g.self_heal}
     if g.options:
         sync["syncOptions"] = list(g.options)
-    sync["retry"] = {"limit": g.retry_limit, "backoff": {
-        "duration": g.backoff_duration, "factor": g.backoff_factor,
-        "maxDuration": g.backoff_max_duration}}
+    sync["retry"] = {
+        "limit": g.retry_limit,
+        "backoff": {
+            "duration": g.backoff_duration,
+            "factor": g.backoff_factor,
+            "maxDuration": g.backoff_max_duration,
+        },
+    }
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
-        "metadata": {"name": dep.app_name, "namespace": ARGOCD_NAMESPACE,
-                     "labels": _labels(ir, svc.name, dep.environment),
-                     "finalizers": [FINALIZER]},
+        "metadata": {
+            "name": dep.app_name,
+            "namespace": ARGOCD_NAMESPACE,
+            "labels": _labels(ir, svc.name, dep.environment),
+            "finalizers": [FINALIZER],
+        },
         "spec": {
             "project": ir.project,
             "source": {
@@ -79,8 +91,10 @@ def application(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
                 "targetRevision": g.revision,
                 "path": svc.chart_path,
                 "helm": {
-                    "valueFiles": [PurePosixPath(dep.values_file).name,
-                                   PurePosixPath(dep.image_tag_file).name],
+                    "valueFiles": [
+                        PurePosixPath(dep.values_file).name,
+                        PurePosixPath(dep.image_tag_file).name,
+                    ],
                     "ignoreMissingValueFiles": True,
                 },
             },

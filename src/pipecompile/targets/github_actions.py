@@ -1,6 +1,493 @@
-"""placeholder until implemented"""
+"""GitHub Actions: per service a validation workflow and a delivery workflow, plus DAST.
+
+Secure by construction: ``permissions: {}`` at the top and the least each
+job needs; AWS through OIDC (``id-token: write`` only on jobs that assume the
+role); every action pinned to a full commit SHA from the shipped pin table;
+``persist-credentials: false`` on checkout; no value from pipeline.yaml and
+no untrusted context is ever written into a ``run:`` script -- values reach
+scripts through ``env:`` (the front end refuses ``${{`` in user text).
+
+Files (relative to the github-actions output folder):
+  ci-<service>.yml       push and pull requests: runtime, ci.steps, SAST, SCA
+  deliver-<service>.yml  push to an environment's branches: build, scan, sign,
+                         then one deploy job per environment (GitOps)
+  dast.yml               scheduled OWASP ZAP scan, when security.dast is set
+"""
+
+from __future__ import annotations
+
+import json
 from pathlib import PurePosixPath
-from ..ir import IR
+from typing import Any
+
+from ..emit import Pinned, yaml_document
+from ..ir import IR, Service
+from . import data
+from .common import (
+    CVSS,
+    ECR_SCAN_GATE,
+    SONAR,
+    branch_regexes,
+    record_image_tag_script,
+    severities_at_or_above,
+)
+
 name = "github-actions"
+RUNNER = "ubuntu-24.04"
+
+
+def uses(action: str) -> Pinned:
+    pin = data("github_actions", "action-pins.json")["actions"][action]
+    return Pinned(f"{action}@{pin['sha']}", pin["version"])
+
+
+def env_key(env: str) -> str:
+    return env.upper().replace("-", "_")
+
+
+def checkout(**extra: Any) -> dict[str, Any]:
+    return {
+        "name": "Check out",
+        "uses": uses("actions/checkout"),
+        "with": {"persist-credentials": False, **extra},
+    }
+
+
+def aws_credentials(ir: IR) -> dict[str, Any]:
+    return {
+        "name": "Configure AWS credentials (OIDC)",
+        "uses": uses("aws-actions/configure-aws-credentials"),
+        "with": {"role-to-assume": ir.aws.github_role_arn, "aws-region": ir.aws.region},
+    }
+
+
+def setup_runtime(ir: IR, svc: Service) -> dict[str, Any]:
+    base = "" if svc.path == "." else svc.path + "/"
+    rt = ir.runtime
+    if rt.language == "node":
+        return {
+            "name": f"Set up Node.js {rt.version}",
+            "uses": uses("actions/setup-node"),
+            "with": {
+                "node-version": rt.version,
+                "cache": "npm",
+                "cache-dependency-path": f"{base}package-lock.json",
+            },
+        }
+    if rt.language == "python":
+        return {
+            "name": f"Set up Python {rt.version}",
+            "uses": uses("actions/setup-python"),
+            "with": {
+                "python-version": rt.version,
+                "cache": "pip",
+                "cache-dependency-path": f"{base}requirements*.txt",
+            },
+        }
+    if rt.language == "java":
+        return {
+            "name": f"Set up Java {rt.version}",
+            "uses": uses("actions/setup-java"),
+            "with": {
+                "distribution": "temurin",
+                "java-version": rt.version,
+                "cache": "maven",
+                "cache-dependency-path": f"{base}pom.xml",
+            },
+        }
+    raise AssertionError(f"runtime {rt.language} is refused by the front end for this target")
+
+
+def slack_step(ir: IR, text: str, condition: str | None = None) -> dict[str, Any]:
+    payload = json.dumps(
+        {"channel": ir.notifications.slack_channel, "text": text}, ensure_ascii=False
+    )
+    step: dict[str, Any] = {
+        "name": "Notify Slack",
+        "uses": uses("slackapi/slack-github-action"),
+        "with": {
+            "webhook": f"${{{{ secrets.{ir.secrets.slack_webhook} }}}}",
+            "webhook-type": "incoming-webhook",
+            "payload": payload,
+        },
+    }
+    if condition:
+        step = {"if": condition, **step}
+    return step
+
+
+def _paths(ir: IR, svc: Service, workflow: str) -> dict[str, Any]:
+    if not svc.build_trigger_paths:
+        return {}
+    folder = ir.output(name)
+    return {"paths": [*svc.build_trigger_paths, f"{folder}/{workflow}"]}
+
+
+def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
+    workflow = f"ci-{svc.name}.yml"
+    pr_branches: list[str] = []
+    for env in ir.environments:
+        for b in env.branches:
+            if not b.startswith("!") and b not in pr_branches:
+                pr_branches.append(b)
+    steps: list[dict[str, Any]] = [
+        checkout(**({"fetch-depth": 0} if ir.security.sast_fail_on else {})),
+        setup_runtime(ir, svc),
+    ]
+    steps += [{"name": s.name, "run": s.run} for s in ir.steps]
+    sec = ir.security
+    if sec.sast_fail_on:
+        sonar_env = {
+            "SONAR_TOKEN": f"${{{{ secrets.{ir.secrets.sonar_token} }}}}",
+            "SONAR_HOST_URL": f"${{{{ secrets.{ir.secrets.sonar_host_url} }}}}",
+        }
+        key = f"{ir.project}_{svc.name}"
+        steps.append(
+            {
+                "name": "SonarQube analysis",
+                "uses": uses("SonarSource/sonarqube-scan-action"),
+                "env": sonar_env,
+                "with": {
+                    "projectBaseDir": svc.path,
+                    "args": f"-Dsonar.projectKey={key} -Dsonar.qualitygate.wait=true",
+                },
+            }
+        )
+        steps.append(
+            {
+                "name": f"Fail on SonarQube issues at or above {sec.sast_fail_on}",
+                "env": {
+                    **sonar_env,
+                    "SONAR_PROJECT_KEY": key,
+                    "SONAR_SEVERITIES": SONAR[sec.sast_fail_on],
+                },
+                "run": (
+                    "set -euo pipefail\n"
+                    'total="$(curl -fsS -u "$SONAR_TOKEN:" --get '
+                    '"$SONAR_HOST_URL/api/issues/search" \\\n'
+                    '  --data-urlencode "componentKeys=$SONAR_PROJECT_KEY" \\\n'
+                    '  --data-urlencode "severities=$SONAR_SEVERITIES" \\\n'
+                    '  --data-urlencode "resolved=false" --data-urlencode "ps=1" '
+                    "| jq -r '.total')\"\n"
+                    'echo "open SonarQube issues at or above the threshold: $total"\n'
+                    'test "$total" -eq 0\n'
+                ),
+            }
+        )
+    if sec.dependencies_fail_on:
+        steps.append(
+            {
+                "name": "OWASP dependency check",
+                "uses": uses("dependency-check/Dependency-Check_Action"),
+                "with": {
+                    "project": f"{ir.project}-{svc.name}",
+                    "path": svc.path,
+                    "format": "ALL",
+                    "others": f"--failOnCVSS {CVSS[sec.dependencies_fail_on]}",
+                },
+            }
+        )
+    if sec.sast_fail_on or sec.dependencies_fail_on:
+        steps.append(
+            {
+                "name": "Upload reports",
+                "if": "always()",
+                "uses": uses("actions/upload-artifact"),
+                "with": {
+                    "name": f"security-reports-{svc.name}",
+                    "path": "reports/",
+                    "if-no-files-found": "ignore",
+                    "retention-days": 30,
+                },
+            }
+        )
+    job: dict[str, Any] = {
+        "name": f"Validate {svc.name}",
+        "runs-on": RUNNER,
+        "timeout-minutes": ir.build.timeout_minutes,
+        "permissions": {"contents": "read"},
+        "steps": steps,
+    }
+    if svc.path != ".":
+        job["defaults"] = {"run": {"working-directory": svc.path}}
+    return {
+        "name": f"ci / {svc.name}",
+        "on": {
+            "push": {"branches": ["**"], **_paths(ir, svc, workflow)},
+            "pull_request": {"branches": pr_branches, **_paths(ir, svc, workflow)},
+        },
+        "permissions": {},
+        "concurrency": {
+            "group": f"ci-{svc.name}-${{{{ github.ref }}}}",
+            "cancel-in-progress": True,
+        },
+        "jobs": {"validate": job},
+    }
+
+
+def _route_job(ir: IR) -> dict[str, Any]:
+    env_vars: dict[str, str] = {"BRANCH": "${{ github.ref_name }}"}
+    lines = [
+        "set -euo pipefail",
+        "matches() {",
+        '  [[ "$BRANCH" =~ $1 ]] && { [ -z "$2" ] || ! [[ "$BRANCH" =~ $2 ]]; }',
+        "}",
+        "any=false",
+    ]
+    outputs: dict[str, str] = {}
+    for env in ir.environments:
+        key = env_key(env.name)
+        inc, exc = branch_regexes(env.branches)
+        env_vars[f"INCLUDE_{key}"] = inc
+        env_vars[f"EXCLUDE_{key}"] = exc
+        lines += [
+            f'if matches "$INCLUDE_{key}" "$EXCLUDE_{key}"; then',
+            f'  echo "{env.name}=true" >> "$GITHUB_OUTPUT"',
+            "  any=true",
+            "else",
+            f'  echo "{env.name}=false" >> "$GITHUB_OUTPUT"',
+            "fi",
+        ]
+        outputs[env.name] = f"${{{{ steps.route.outputs.{env.name} }}}}"
+    lines.append('echo "any=$any" >> "$GITHUB_OUTPUT"')
+    outputs["any"] = "${{ steps.route.outputs.any }}"
+    steps: list[dict[str, Any]] = [
+        {
+            "id": "route",
+            "name": "Match the branch against each environment's patterns",
+            "env": env_vars,
+            "run": "\n".join(lines) + "\n",
+        }
+    ]
+    if "started" in ir.notifications.slack_events:
+        steps.append(
+            slack_step(ir, "Delivery started for ${{ github.repository }} at ${{ github.sha }}")
+        )
+    return {
+        "name": "Choose environments",
+        "runs-on": RUNNER,
+        "timeout-minutes": 5,
+        "permissions": {},
+        "outputs": outputs,
+        "steps": steps,
+    }
+
+
+def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
+    sec = ir.security
+    steps: list[dict[str, Any]] = [
+        checkout(),
+        aws_credentials(ir),
+        {"name": "Log in to Amazon ECR", "id": "ecr", "uses": uses("aws-actions/amazon-ecr-login")},
+        {"name": "Set up Docker Buildx", "uses": uses("docker/setup-buildx-action")},
+        {
+            "name": "Build and push the image",
+            "id": "image",
+            "uses": uses("docker/build-push-action"),
+            "with": {
+                "context": svc.path,
+                "file": svc.dockerfile,
+                "push": True,
+                "provenance": False,
+                "tags": f"{svc.image_uri}:${{{{ github.sha }}}}",
+            },
+        },
+    ]
+    if sec.image_scan_fail_on:
+        steps.append(
+            {
+                "name": f"Wait for the ECR scan and fail at {sec.image_scan_fail_on}",
+                "env": {
+                    "ECR_REPOSITORY": svc.image,
+                    "IMAGE_TAG": "${{ github.sha }}",
+                    "FAIL_SEVERITIES": severities_at_or_above(sec.image_scan_fail_on),
+                },
+                "run": ECR_SCAN_GATE,
+            }
+        )
+    if sec.sign_images:
+        steps += [
+            {"name": "Install cosign", "uses": uses("sigstore/cosign-installer")},
+            {
+                "name": "Sign the image with the AWS KMS signing key",
+                "env": {
+                    "IMAGE_URI": svc.image_uri,
+                    "DIGEST": "${{ steps.image.outputs.digest }}",
+                    "SIGNING_KEY": f"awskms:///{ir.aws.signing_key_alias}",
+                },
+                "run": 'cosign sign --yes --tlog-upload=false --key "$SIGNING_KEY" '
+                '"$IMAGE_URI@$DIGEST"\n',
+            },
+        ]
+    return {
+        "name": f"Build {svc.name}",
+        "needs": "route",
+        "if": "needs.route.outputs.any == 'true'",
+        "runs-on": RUNNER,
+        "timeout-minutes": ir.build.timeout_minutes,
+        "permissions": {"contents": "read", "id-token": "write"},
+        "outputs": {"digest": "${{ steps.image.outputs.digest }}"},
+        "steps": steps,
+    }
+
+
+def _deploy_job(ir: IR, svc: Service, env_name: str, needs: list[str]) -> dict[str, Any]:
+    env = ir.environment(env_name)
+    steps: list[dict[str, Any]] = []
+    permissions: dict[str, str] = {}
+    if ir.security.sign_images:
+        permissions["id-token"] = "write"
+        steps += [
+            aws_credentials(ir),
+            {"name": "Install cosign", "uses": uses("sigstore/cosign-installer")},
+            {
+                "name": "Verify the image signature",
+                "env": {
+                    "IMAGE_URI": svc.image_uri,
+                    "DIGEST": "${{ needs.build.outputs.digest }}",
+                    "SIGNING_KEY": f"awskms:///{ir.aws.signing_key_alias}",
+                },
+                "run": 'cosign verify --insecure-ignore-tlog=true --key "$SIGNING_KEY" '
+                '"$IMAGE_URI@$DIGEST"\n',
+            },
+        ]
+    g = ir.gitops
+    cred = ir.secrets.gitops_credential or "GITOPS_DEPLOY_KEY"
+    steps.append(
+        {
+            "name": f"Record the new image tag for {env.name} in the GitOps repository",
+            "env": {
+                "GITOPS_REPOSITORY": g.repository or "",
+                "GITOPS_REVISION": g.revision,
+                "GITOPS_PATH": g.path,
+                "SERVICE": svc.name,
+                "ENVIRONMENT": env.name,
+                "IMAGE_TAG": "${{ github.sha }}",
+                cred: f"${{{{ secrets.{cred} }}}}",
+            },
+            "run": record_image_tag_script(g.auth),
+        }
+    )
+    job: dict[str, Any] = {
+        "name": f"Deploy {svc.name} to {env.name}",
+        "needs": needs,
+        "if": f"needs.route.outputs.{env.name} == 'true'",
+        "runs-on": RUNNER,
+        "timeout-minutes": 15,
+        "permissions": permissions,
+        "steps": steps,
+    }
+    if env.approval:
+        job["environment"] = env.name
+    return job
+
+
+def deliver_workflow(ir: IR, svc: Service) -> dict[str, Any]:
+    workflow = f"deliver-{svc.name}.yml"
+    branches: list[str] = []
+    for env in ir.environments:
+        for b in env.branches:
+            if not b.startswith("!") and b not in branches:
+                branches.append(b)
+    jobs: dict[str, Any] = {"route": _route_job(ir), "build": _build_job(ir, svc)}
+    deploy_ids = []
+    for env in ir.environments:
+        needs = ["route", "build"]
+        if env.approval and "approval-needed" in ir.notifications.slack_events:
+            ask = f"ask-{env.name}"
+            jobs[ask] = {
+                "name": f"Ask for approval to deploy {svc.name} to {env.name}",
+                "needs": ["route", "build"],
+                "if": f"needs.route.outputs.{env.name} == 'true'",
+                "runs-on": RUNNER,
+                "timeout-minutes": 5,
+                "permissions": {},
+                "steps": [
+                    slack_step(
+                        ir,
+                        f"Approval needed: deploy {svc.name} to {env.name} (${{{{ github.sha }}}})",
+                    )
+                ],
+            }
+            needs.append(ask)
+        job_id = f"deploy-{env.name}"
+        jobs[job_id] = _deploy_job(ir, svc, env.name, needs)
+        deploy_ids.append(job_id)
+    events = ir.notifications.slack_events
+    if "succeeded" in events or "failed" in events:
+        steps = []
+        if "succeeded" in events:
+            steps.append(
+                slack_step(
+                    ir,
+                    f"Delivery of {svc.name} succeeded (${{{{ github.sha }}}})",
+                    "${{ !contains(needs.*.result, 'failure') }}",
+                )
+            )
+        if "failed" in events:
+            steps.append(
+                slack_step(
+                    ir,
+                    f"Delivery of {svc.name} FAILED (${{{{ github.sha }}}})",
+                    "${{ contains(needs.*.result, 'failure') }}",
+                )
+            )
+        jobs["notify"] = {
+            "name": "Notify",
+            "needs": ["route", "build", *deploy_ids],
+            "if": "${{ always() && needs.route.outputs.any == 'true' }}",
+            "runs-on": RUNNER,
+            "timeout-minutes": 5,
+            "permissions": {},
+            "steps": steps,
+        }
+    return {
+        "name": f"deliver / {svc.name}",
+        "on": {"push": {"branches": branches, **_paths(ir, svc, workflow)}},
+        "permissions": {},
+        "concurrency": {
+            "group": f"deliver-{svc.name}-${{{{ github.ref }}}}",
+            "cancel-in-progress": False,
+        },
+        "jobs": jobs,
+    }
+
+
+def dast_workflow(ir: IR) -> dict[str, Any]:
+    dast = ir.security.dast
+    assert dast is not None
+    return {
+        "name": f"dast / {dast.environment}",
+        "on": {"schedule": [{"cron": dast.cron}], "workflow_dispatch": {}},
+        "permissions": {},
+        "concurrency": {"group": "dast", "cancel-in-progress": False},
+        "jobs": {
+            "zap": {
+                "name": f"OWASP ZAP scan of {dast.environment}",
+                "runs-on": RUNNER,
+                "timeout-minutes": 60,
+                "permissions": {},
+                "steps": [
+                    {
+                        "name": "OWASP ZAP full scan",
+                        "uses": uses("zaproxy/action-full-scan"),
+                        "with": {
+                            "target": dast.url,
+                            "allow_issue_writing": False,
+                            "artifact_name": f"zap-{dast.environment}",
+                        },
+                    }
+                ],
+            }
+        },
+    }
+
+
 def render(ir: IR) -> dict[PurePosixPath, str]:
-    return {}
+    out = {}
+    for svc in ir.services:
+        out[PurePosixPath(f"ci-{svc.name}.yml")] = yaml_document(ci_workflow(ir, svc))
+        out[PurePosixPath(f"deliver-{svc.name}.yml")] = yaml_document(deliver_workflow(ir, svc))
+    if ir.security.dast:
+        out[PurePosixPath("dast.yml")] = yaml_document(dast_workflow(ir))
+    return out

@@ -53,15 +53,30 @@ def _analysis(ir: IR, dep: Deployment) -> dict[str, Any] | None:
         return None
     metrics: list[dict[str, Any]] = []
     if rb.max_error_rate is not None:
-        metrics.append({"name": "error-rate", "interval": "1m", "failureLimit": 1,
-                        "successCondition": f"result[0] <= {rb.max_error_rate!r}",
-                        "threshold": rb.max_error_rate})
+        metrics.append(
+            {
+                "name": "error-rate",
+                "interval": "1m",
+                "failureLimit": 1,
+                "successCondition": f"result[0] <= {rb.max_error_rate!r}",
+                "threshold": rb.max_error_rate,
+            }
+        )
     if rb.max_p90_latency_ms is not None:
-        metrics.append({"name": "p90-latency-ms", "interval": "1m", "failureLimit": 1,
-                        "successCondition": f"result[0] <= {rb.max_p90_latency_ms}",
-                        "threshold": rb.max_p90_latency_ms})
-    return {"templateName": f"{dep.app_name}-rollback", "healthChecks": rb.health_checks,
-            "metrics": metrics}
+        metrics.append(
+            {
+                "name": "p90-latency-ms",
+                "interval": "1m",
+                "failureLimit": 1,
+                "successCondition": f"result[0] <= {rb.max_p90_latency_ms}",
+                "threshold": rb.max_p90_latency_ms,
+            }
+        )
+    return {
+        "templateName": f"{dep.app_name}-rollback",
+        "healthChecks": rb.health_checks,
+        "metrics": metrics,
+    }
 
 
 def k8s_secret_name(secret: str) -> str:
