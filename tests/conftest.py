@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipecompile.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = ROOT / "tests" / "schemas"
+SAMPLES = sorted(p.parent.name for p in (ROOT / "samples").glob("*/pipeline.yaml"))
+
+
+def build_sample(sample: str, dest: Path) -> Path:
+    """Copy a sample's pipeline.yaml into ``dest`` and build it there."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "samples" / sample / "pipeline.yaml", dest / "pipeline.yaml")
+    assert main(["build", "-q", "-f", str(dest / "pipeline.yaml")]) == 0
+    return dest
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every sample built once into its own temporary folder."""
+    return {s: build_sample(s, tmp_path_factory.mktemp(s)) for s in SAMPLES}
+
+
+def files(root: Path, folder: str, pattern: str) -> list[Path]:
+    return sorted((root / folder).glob(pattern))

@@ -1,0 +1,246 @@
+"""Generated files must pass the checkers their ecosystems trust, with zero findings."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import jsonschema
+import pytest
+import yaml
+from ruamel.yaml import YAML
+
+from .conftest import SAMPLES, SCHEMAS, files
+
+BIN = Path(sys.executable).parent
+WORKFLOWS = ".github/workflows"
+BUILDSPECS = "ci/codebuild"
+TERRAFORM = "infrastructure/terraform/cicd"
+ARGOCD = "kubernetes/argocd"
+HELM = "kubernetes/apps"
+
+
+def run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_actionlint_zero_findings(built: dict[str, Path], sample: str) -> None:
+    assert shutil.which("shellcheck"), "shellcheck must be installed (scripts/test does it)"
+    wf = files(built[sample], WORKFLOWS, "*.yml")
+    assert wf
+    res = run([str(BIN / "actionlint"), "-no-color", *map(str, wf)])
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_zizmor_zero_findings(built: dict[str, Path], sample: str) -> None:
+    res = run([str(BIN / "zizmor"), "--offline", "--no-progress", "--format", "json",
+               str(built[sample] / WORKFLOWS)])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert json.loads(res.stdout) == []
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_workflow_schema(built: dict[str, Path], sample: str) -> None:
+    wf = files(built[sample], WORKFLOWS, "*.yml")
+    res = run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+               *map(str, wf)])
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_workflows_pin_every_action_to_a_shipped_sha(built: dict[str, Path], sample: str) -> None:
+    pins = json.loads((Path(__file__).parent.parent / "targets/github_actions/action-pins.json")
+                      .read_text())["actions"]
+    seen = 0
+    for wf in files(built[sample], WORKFLOWS, "*.yml"):
+        for line in wf.read_text().splitlines():
+            m = re.search(r"uses: (\S+)@(\S+)(?: # (\S+))?$", line)
+            if not m:
+                assert "uses:" not in line, line
+                continue
+            action, sha, comment = m.groups()
+            assert re.fullmatch(r"[0-9a-f]{40}", sha), line
+            assert pins[action]["sha"] == sha and pins[action]["version"] == comment, line
+            seen += 1
+    assert seen > 0
+
+
+UNTRUSTED = re.compile(r"github\.(event|head_ref)|\$\{\{")
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_no_expression_inlined_into_run(built: dict[str, Path], sample: str) -> None:
+    for wf in files(built[sample], WORKFLOWS, "*.yml"):
+        doc = yaml.safe_load(wf.read_text())
+        for job in doc["jobs"].values():
+            for step in job["steps"]:
+                assert not UNTRUSTED.search(step.get("run", "")), (wf.name, step)
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_yaml_parses_back_with_pyyaml_and_ruamel(built: dict[str, Path], sample: str) -> None:
+    ys = [p for p in built[sample].rglob("*.y*ml") if p.name != "pipeline.yaml"]
+    assert ys
+    for p in ys:
+        text = p.read_text()
+        a = yaml.safe_load(text)
+        b = YAML(typ="safe", pure=True).load(text)
+        assert a == b, p
+        if p.parent.name == "workflows":
+            assert "on" in a and True not in a  # 'on' survives a YAML 1.1 reader
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_buildspecs_match_the_schema(built: dict[str, Path], sample: str) -> None:
+    schema = json.loads((SCHEMAS / "codebuild-buildspec.json").read_text())
+    specs = files(built[sample], BUILDSPECS, "*.yml")
+    assert specs
+    for p in specs:
+        jsonschema.validate(yaml.safe_load(p.read_text()), schema)
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_argocd_applications_match_the_crd_schema(built: dict[str, Path], sample: str) -> None:
+    schema = json.loads((SCHEMAS / "argocd-application-v1alpha1.json").read_text())
+    apps = [p for p in files(built[sample], ARGOCD, "*.yaml") if p.name != "project.yaml"]
+    assert apps
+    for p in apps:
+        doc = yaml.safe_load(p.read_text())
+        assert doc["apiVersion"] == "argoproj.io/v1alpha1" and doc["kind"] == "Application"
+        jsonschema.validate(doc, schema)
+        assert doc["spec"]["project"] != "default"
+        for vf in doc["spec"]["source"]["helm"]["valueFiles"]:
+            assert "$" not in vf
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_rollout_strategies_match_the_rollouts_schema(built: dict[str, Path], sample: str) -> None:
+    rollout = json.loads((SCHEMAS / "argo-rollouts-rollout-v1alpha1.json").read_text())
+    schema = rollout["properties"]["spec"]["properties"]["strategy"]
+    values = files(built[sample], HELM, "*/values-*.yaml")
+    assert values
+    for p in values:
+        doc = yaml.safe_load(p.read_text())
+        jsonschema.validate(doc["rollout"]["strategy"], schema)
+        assert "tag" not in doc["image"]  # the deploy pipelines own the tag
+
+
+def _norm(v: Any) -> Any:
+    """python-hcl2 8 keeps the quotes of labels and string literals; drop them."""
+    if isinstance(v, dict):
+        return {_strip(k): _norm(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_norm(x) for x in v]
+    return _strip(v)
+
+
+def _tf(root: Path) -> dict[str, Any]:
+    merged: dict[str, Any] = {"resource": [], "data": []}
+    for p in files(root, TERRAFORM, "*.tf"):
+        with p.open() as fh:
+            parsed = _norm(hcl2.load(fh))
+        for key in ("resource", "data"):
+            merged[key] += parsed.get(key, [])
+    return merged
+
+
+def _strip(v: Any) -> Any:
+    return v.strip('"') if isinstance(v, str) else v
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_codepipelines_follow_the_action_type_table(built: dict[str, Path], sample: str) -> None:
+    table = json.loads((SCHEMAS / "codepipeline-action-types.json").read_text())
+    types = {(a["category"], a["owner"], a["provider"], a["version"]): a
+             for a in table["actions"]}
+    pipelines = [body for r in _tf(built[sample])["resource"]
+                 for kind, named in r.items() if kind == "aws_codepipeline"
+                 for body in named.values()]
+    assert pipelines
+    for p in pipelines:
+        assert _strip(p["pipeline_type"]) == "V2"
+        stages = p["stage"]
+        assert len(stages) >= 2
+        produced: set[str] = set()
+        stage_names = [_strip(s["name"]) for s in stages]
+        assert len(stage_names) == len(set(stage_names))
+        for i, stage in enumerate(stages):
+            for action in stage["action"]:
+                key = tuple(_strip(action[k]) for k in ("category", "owner", "provider", "version"))
+                assert key in types, key
+                assert key[2] not in table["known_invalid_providers"]
+                rule = types[key]
+                assert (key[0] == "Source") == (i == 0)
+                ins = [_strip(a) for a in action.get("input_artifacts", [])]
+                outs = [_strip(a) for a in action.get("output_artifacts", [])]
+                lim_in, lim_out = rule["input_artifacts"], rule["output_artifacts"]
+                assert lim_in["min"] <= len(ins) <= lim_in["max"], (key, ins)
+                assert lim_out["min"] <= len(outs) <= lim_out["max"], (key, outs)
+                assert set(ins) <= produced, (ins, produced)
+                assert not set(outs) & produced
+                produced |= set(outs)
+                config = action.get("configuration", {})
+                for req in rule["required_configuration"]:
+                    assert req in config, (key, req)
+        branches = p["trigger"][0]["git_configuration"][0]["push"][0]["branches"][0]
+        assert 1 <= len(branches["includes"]) <= 8
+
+
+def _check_args(body: dict[str, Any], spec: dict[str, Any], meta: list[str], where: str) -> None:
+    allowed = set(spec.get("required", [])) | set(spec.get("optional", [])) | set(meta)
+    for name in spec.get("required", []):
+        assert name in body, f"{where}: missing {name}"
+    for name, value in body.items():
+        if name.startswith("__"):
+            continue
+        assert name in allowed, f"{where}: unknown argument {name}"
+        enum = spec.get("enums", {}).get(name)
+        if enum and isinstance(value, str) and not value.startswith("${"):
+            assert _strip(value) in enum, f"{where}: {name}={value}"
+        sub = spec.get("blocks", {}).get(name)
+        if sub:
+            for item in value if isinstance(value, list) else [value]:
+                _check_args(item, sub, [], f"{where}.{name}")
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_terraform_arguments_exist_in_the_provider_schema(built: dict[str, Path], sample: str) -> None:
+    args = json.loads((SCHEMAS / "terraform-aws-args.json").read_text())
+    checked = 0
+    for r in _tf(built[sample])["resource"]:
+        for kind, named in r.items():
+            if kind in args["resources"]:
+                for label, body in named.items():
+                    _check_args(body, args["resources"][kind], args["meta_arguments"],
+                                f"{kind}.{label}")
+                    checked += 1
+    assert checked
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_checkov_zero_failed_checks(built: dict[str, Path], sample: str, tmp_path: Path) -> None:
+    checkov = os.environ.get("PIPECOMPILE_CHECKOV") or shutil.which("checkov")
+    assert checkov, "checkov is installed by scripts/test into .venv-checkov"
+    src = built[sample] / TERRAFORM
+    res = run([checkov, "-d", str(src), "--framework", "terraform", "--quiet", "--compact",
+               "--skip-download", "--output", "json"], cwd=tmp_path)
+    report = json.loads(res.stdout)
+    summary = report["summary"]
+    assert summary["failed"] == 0, json.dumps(report["results"]["failed_checks"], indent=1)[:4000]
+    assert summary["passed"] > 100
+
+
+@pytest.mark.skipif(not shutil.which("terraform"), reason="terraform binary not installed")
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_terraform_fmt_is_clean(built: dict[str, Path], sample: str) -> None:
+    res = run(["terraform", "fmt", "-check", "-diff", str(built[sample] / TERRAFORM)])
+    assert res.returncode == 0, res.stdout
