@@ -56,5 +56,8 @@ class UsageError(Exception):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` when a close choice exists, else ``""``."""
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    options = list(choices)
+    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not matches and len(word) >= 3:
+        matches = [c for c in options if c.startswith(word)][:1]
     return f" (did you mean '{matches[0]}'?)" if matches else ""

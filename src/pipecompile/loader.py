@@ -175,7 +175,9 @@ def _build(
     if id(node) in seen:
         errors.append(
             doc.error(
-                path, "aliases (*name) are not allowed in a pipeline file; write the value out"
+                path,
+                "aliases (*name) are not allowed in a pipeline file; write the value out",
+                key=True,
             )
         )
         return None

@@ -25,7 +25,20 @@ def schema() -> dict[str, Any]:
         "$id": SCHEMA_ID,
     }
     out.update(Pipeline.model_json_schema(mode="validation", by_alias=True))
+    _close_name_maps(out)
     return out
+
+
+def _close_name_maps(node: Any) -> None:
+    """Maps keyed by names (services, environments, ...) allow no other keys."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for v in node.values():
+            _close_name_maps(v)
+    elif isinstance(node, list):
+        for v in node:
+            _close_name_maps(v)
 
 
 def schema_text() -> str:
@@ -97,6 +110,8 @@ def _allowed_keys(path: Path_) -> list[str]:
             node = deref(node["properties"][part])
         elif isinstance(node.get("additionalProperties"), dict):
             node = deref(node["additionalProperties"])
+        elif node.get("patternProperties"):
+            node = deref(next(iter(node["patternProperties"].values())))
         else:
             return []
     return list(node.get("properties", {}))
@@ -139,7 +154,7 @@ def _message(err: dict[str, Any], path: Path_, doc: Document) -> tuple[str, bool
             and 1 < value <= 100
         ):
             return (
-                f"{value} is above {ctx.get('le', 1)}: it is a fraction, not a percentage "
+                f"{value} is above {ctx.get('le', 1):g}: it is a fraction, not a percentage "
                 f"(did you mean {value / 100:g}?)"
             ), False
         return f"{value} is above {ctx.get('le', ctx.get('lt'))}", False
@@ -183,6 +198,7 @@ def validate(doc: Document) -> Pipeline:
         for err in exc.errors(include_url=False):
             path = _doc_path(tuple(err["loc"]), doc.data)
             msg, at_key = _message(dict(err), path, doc)
+            at_key = at_key or "[key]" in err["loc"]
             diags.append(doc.error(path, msg, key=at_key))
     for js_err in _validator().iter_errors(doc.data) if not diags else ():
         path = tuple(js_err.absolute_path)

@@ -1,0 +1,61 @@
+"""One small invalid document per rule: exact message, line and column, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipecompile.errors import PipelineError
+from pipecompile.frontend import compile_bytes
+
+CORPUS = Path(__file__).parent / "invalid"
+CASES = sorted(p.stem for p in CORPUS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_invalid_document_is_reported_with_its_location(case: str, tmp_path: Path) -> None:
+    raw = (CORPUS / f"{case}.yaml").read_bytes()
+    expected = (CORPUS / f"{case}.expect").read_text("utf-8").strip()
+    with pytest.raises(PipelineError) as info:
+        compile_bytes("pipeline.yaml", raw, tmp_path)
+    messages = [str(d) for d in info.value.diagnostics]
+    assert any(m.startswith(expected) for m in messages), messages
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 45
+
+
+def test_several_errors_are_reported_at_once(tmp_path: Path) -> None:
+    raw = (CORPUS / "port-too-big.yaml").read_bytes().replace(b"project: shop", b"project: S")
+    with pytest.raises(PipelineError) as info:
+        compile_bytes("pipeline.yaml", raw, tmp_path)
+    assert [d.line for d in info.value.diagnostics] == [2, 12]
+
+
+def test_symlinked_output_folder_outside_the_root_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "deploy").symlink_to(outside)
+    raw = (CORPUS / "output-escapes.yaml").read_bytes().replace(b"../elsewhere", b"deploy")
+    with pytest.raises(PipelineError) as info:
+        compile_bytes("pipeline.yaml", raw, root)
+    assert "resolves outside the folder holding the pipeline file" in str(info.value)
+
+
+def test_alias_bomb_fails_fast() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 12)]
+    with pytest.raises(PipelineError) as info:
+        compile_bytes("pipeline.yaml", "\n".join(lines).encode())
+    assert "aliases (*name) are not allowed" in str(info.value)
+
+
+def test_huge_and_deep_documents_are_refused() -> None:
+    with pytest.raises(PipelineError, match="a pipeline file may be at most"):
+        compile_bytes("pipeline.yaml", b"# " + b"x" * (10 * 1024 * 1024) + b"\n")
+    with pytest.raises(PipelineError, match="nest"):
+        compile_bytes("pipeline.yaml", b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n")
