@@ -42,8 +42,16 @@ def test_actionlint_zero_findings(built: dict[str, Path], sample: str) -> None:
 
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_zizmor_zero_findings(built: dict[str, Path], sample: str) -> None:
-    res = run([str(BIN / "zizmor"), "--offline", "--no-progress", "--format", "json",
-               str(built[sample] / WORKFLOWS)])
+    res = run(
+        [
+            str(BIN / "zizmor"),
+            "--offline",
+            "--no-progress",
+            "--format",
+            "json",
+            str(built[sample] / WORKFLOWS),
+        ]
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert json.loads(res.stdout) == []
 
@@ -51,15 +59,22 @@ def test_zizmor_zero_findings(built: dict[str, Path], sample: str) -> None:
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_workflow_schema(built: dict[str, Path], sample: str) -> None:
     wf = files(built[sample], WORKFLOWS, "*.yml")
-    res = run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-               *map(str, wf)])
+    res = run(
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *map(str, wf),
+        ]
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_workflows_pin_every_action_to_a_shipped_sha(built: dict[str, Path], sample: str) -> None:
-    pins = json.loads((Path(__file__).parent.parent / "targets/github_actions/action-pins.json")
-                      .read_text())["actions"]
+    pins = json.loads(
+        (Path(__file__).parent.parent / "targets/github_actions/action-pins.json").read_text()
+    )["actions"]
     seen = 0
     for wf in files(built[sample], WORKFLOWS, "*.yml"):
         for line in wf.read_text().splitlines():
@@ -160,11 +175,14 @@ def _strip(v: Any) -> Any:
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_codepipelines_follow_the_action_type_table(built: dict[str, Path], sample: str) -> None:
     table = json.loads((SCHEMAS / "codepipeline-action-types.json").read_text())
-    types = {(a["category"], a["owner"], a["provider"], a["version"]): a
-             for a in table["actions"]}
-    pipelines = [body for r in _tf(built[sample])["resource"]
-                 for kind, named in r.items() if kind == "aws_codepipeline"
-                 for body in named.values()]
+    types = {(a["category"], a["owner"], a["provider"], a["version"]): a for a in table["actions"]}
+    pipelines = [
+        body
+        for r in _tf(built[sample])["resource"]
+        for kind, named in r.items()
+        if kind == "aws_codepipeline"
+        for body in named.values()
+    ]
     assert pipelines
     for p in pipelines:
         assert _strip(p["pipeline_type"]) == "V2"
@@ -213,15 +231,18 @@ def _check_args(body: dict[str, Any], spec: dict[str, Any], meta: list[str], whe
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
-def test_terraform_arguments_exist_in_the_provider_schema(built: dict[str, Path], sample: str) -> None:
+def test_terraform_arguments_exist_in_the_provider_schema(
+    built: dict[str, Path], sample: str
+) -> None:
     args = json.loads((SCHEMAS / "terraform-aws-args.json").read_text())
     checked = 0
     for r in _tf(built[sample])["resource"]:
         for kind, named in r.items():
             if kind in args["resources"]:
                 for label, body in named.items():
-                    _check_args(body, args["resources"][kind], args["meta_arguments"],
-                                f"{kind}.{label}")
+                    _check_args(
+                        body, args["resources"][kind], args["meta_arguments"], f"{kind}.{label}"
+                    )
                     checked += 1
     assert checked
 
@@ -231,8 +252,21 @@ def test_checkov_zero_failed_checks(built: dict[str, Path], sample: str, tmp_pat
     checkov = os.environ.get("PIPECOMPILE_CHECKOV") or shutil.which("checkov")
     assert checkov, "checkov is installed by scripts/test into .venv-checkov"
     src = built[sample] / TERRAFORM
-    res = run([checkov, "-d", str(src), "--framework", "terraform", "--quiet", "--compact",
-               "--skip-download", "--output", "json"], cwd=tmp_path)
+    res = run(
+        [
+            checkov,
+            "-d",
+            str(src),
+            "--framework",
+            "terraform",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "--output",
+            "json",
+        ],
+        cwd=tmp_path,
+    )
     report = json.loads(res.stdout)
     summary = report["summary"]
     assert summary["failed"] == 0, json.dumps(report["results"]["failed_checks"], indent=1)[:4000]

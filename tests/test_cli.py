@@ -1,0 +1,197 @@
+"""The CLI as users run it: real subprocesses, exit codes, and what lands on disk."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipecompile import cli
+from pipecompile.validate import schema_text
+
+from .conftest import ROOT, build_sample
+
+EXE = [sys.executable, "-m", "pipecompile"]
+
+
+def pc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EXE, *args], cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def snapshot_tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    return build_sample("ecommerce", tmp_path / "repo")
+
+
+def test_committed_schema_matches_the_models() -> None:
+    assert (ROOT / "pipeline.schema.json").read_text("utf-8") == schema_text()
+
+
+def test_schema_command_prints_it(tmp_path: Path) -> None:
+    res = pc("schema", cwd=tmp_path)
+    assert res.returncode == 0 and res.stdout == schema_text()
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    assert pc("--version", cwd=tmp_path).stdout.strip() == "pipecompile, version 0.1.0"
+    help_text = pc("--help", cwd=tmp_path).stdout
+    assert "1  check/diff found generated files" in help_text and "3  internal error" in help_text
+
+
+def test_build_is_idempotent_and_check_passes(repo: Path) -> None:
+    before = snapshot_tree(repo)
+    res = pc("build", cwd=repo)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("0 files changed")
+    assert snapshot_tree(repo) == before  # same bytes and same mtimes
+    assert pc("check", cwd=repo).returncode == 0
+
+
+def test_invalid_pipeline_exits_2_and_writes_nothing(repo: Path) -> None:
+    before = snapshot_tree(repo)
+    pipeline = repo / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("port: 3000", "port: 70000"))
+    res = pc("build", cwd=repo)
+    assert res.returncode == 2
+    assert "pipeline.yaml:105:11: services.product-service.port: 70000 is above 65535" in res.stderr
+    assert "Traceback" not in res.stderr
+    after = snapshot_tree(repo)
+    del before["pipeline.yaml"], after["pipeline.yaml"]
+    assert after == before
+
+
+def test_missing_file_and_bad_usage_exit_2(tmp_path: Path) -> None:
+    res = pc("validate", cwd=tmp_path)
+    assert res.returncode == 2 and "pipeline.yaml:1:1: file not found" in res.stderr
+    assert pc("build", "--nope", cwd=tmp_path).returncode == 2
+
+
+def test_unknown_target_is_a_usage_error(repo: Path) -> None:
+    res = pc("build", "--target", "helmm", cwd=repo)
+    assert res.returncode == 2 and "did you mean 'helm'?" in res.stderr
+
+
+def test_internal_error_exits_3_without_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom(*_: object) -> None:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(cli, "_compile", boom)
+    assert cli.main(["validate"]) == 3
+    err = capsys.readouterr().err
+    assert "internal error: ZeroDivisionError: boom" in err and "Please report it" in err
+    assert "Traceback" not in err
+
+
+def test_check_reports_each_drift_kind(repo: Path) -> None:
+    wf = repo / ".github/workflows/ci-order-service.yml"
+    wf.write_text(wf.read_text().replace("timeout-minutes: 30", "timeout-minutes: 31"))
+    (repo / "kubernetes/argocd/project.yaml").unlink()
+    pipeline = repo / "pipeline.yaml"
+    pipeline.write_text(
+        pipeline.read_text().replace(
+            "  order-service:\n    path: services/order\n"
+            "    image: ecommerce/order-service\n"
+            "    port: 8080\n",
+            "",
+        )
+    )
+    res = pc("check", cwd=repo)
+    assert res.returncode == 1
+    out = res.stdout
+    assert "missing: kubernetes/argocd/project.yaml: missing" in out
+    assert (
+        "stale: .github/workflows/ci-order-service.yml" in out
+        or "stale (kept): .github/workflows/ci-order-service.yml" in out
+    )
+    assert "stale: kubernetes/argocd/order-service-production.yaml: no longer generated" in out
+    assert "generated files are out of date" in res.stderr
+
+
+def test_check_tells_hand_edit_from_pipeline_change(repo: Path) -> None:
+    wf = repo / ".github/workflows/ci-order-service.yml"
+    wf.write_text(wf.read_text().replace("timeout-minutes: 30", "timeout-minutes: 31"))
+    res = pc("check", "--diff", cwd=repo)
+    assert res.returncode == 1
+    assert "changed: .github/workflows/ci-order-service.yml: hand edit" in res.stdout
+    assert "-    timeout-minutes: 31" in res.stdout and "+    timeout-minutes: 30" in res.stdout
+    assert "jobs.validate.timeout-minutes: 31 -> 30" in res.stdout
+    pc("build", cwd=repo)
+    pipeline = repo / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("timeout_minutes: 30", "timeout_minutes: 45"))
+    res = pc("check", cwd=repo)
+    assert "changed: .github/workflows/ci-order-service.yml: pipeline changed" in res.stdout
+
+
+def test_build_removes_stale_files_but_never_foreign_ones(repo: Path) -> None:
+    foreign = repo / "kubernetes/argocd/hand-written.yaml"
+    foreign.write_text("kind: ConfigMap\n")
+    pipeline = repo / "pipeline.yaml"
+    pipeline.write_text(
+        pipeline.read_text().replace(
+            "  order-service:\n    path: services/order\n"
+            "    image: ecommerce/order-service\n"
+            "    port: 8080\n",
+            "",
+        )
+    )
+    res = pc("build", cwd=repo)
+    assert res.returncode == 0, res.stderr
+    assert "removed kubernetes/argocd/order-service-production.yaml" in res.stdout
+    assert not (repo / "kubernetes/argocd/order-service-production.yaml").exists()
+    assert not (repo / "kubernetes/apps/order-service").exists()
+    assert foreign.read_text() == "kind: ConfigMap\n"
+    assert pc("check", cwd=repo).returncode == 0
+
+
+def test_foreign_file_in_the_way_is_kept_unless_forced(repo: Path) -> None:
+    target = repo / "kubernetes/argocd/project.yaml"
+    target.unlink()
+    manifest = repo / ".pipecompile/manifest.json"
+    manifest.write_text(
+        manifest.read_text().replace(
+            '"kubernetes/argocd/project.yaml"', '"kubernetes/argocd/other.yaml"'
+        )
+    )
+    target.write_text("mine: true\n")
+    res = pc("build", cwd=repo)
+    assert "warning: kubernetes/argocd/project.yaml: exists and was not generated" in res.stderr
+    assert target.read_text() == "mine: true\n"
+    assert pc("build", "--force", cwd=repo).returncode == 0
+    assert target.read_text().startswith("# Generated by pipecompile")
+
+
+def test_diff_shows_changes_without_writing(repo: Path) -> None:
+    pipeline = repo / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("timeout_minutes: 30", "timeout_minutes: 45"))
+    before = snapshot_tree(repo)
+    res = pc("diff", cwd=repo)
+    assert res.returncode == 1
+    assert "+    timeout-minutes: 45" in res.stdout
+    assert snapshot_tree(repo) == before
+
+
+def test_output_is_identical_across_hash_seeds_and_locales(tmp_path: Path) -> None:
+    trees = []
+    for i, (seed, lang) in enumerate((("0", "C"), ("123", "C.UTF-8"))):
+        root = tmp_path / f"r{i}"
+        root.mkdir()
+        (root / "pipeline.yaml").write_bytes(
+            (ROOT / "samples/ecommerce/pipeline.yaml").read_bytes()
+        )
+        env = {**os.environ, "PYTHONHASHSEED": seed, "LC_ALL": lang, "TZ": "Asia/Tokyo"}
+        subprocess.run([*EXE, "build", "-q"], cwd=root, env=env, check=True)
+        trees.append({k: v[0] for k, v in snapshot_tree(root).items()})
+    assert trees[0] == trees[1]
