@@ -1,0 +1,81 @@
+"""GitHub Actions, Terraform and Argo CD agree with the IR and with each other on
+which branches deploy to which environment and which environments need approval."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipecompile.frontend import compile_file
+
+from .conftest import ROOT, SAMPLES
+from .test_checkers import _tf
+
+# ref -> environments it must deploy to, for the GitFlow environments of both samples
+GITFLOW_REFS = {
+    "main": {"production"},
+    "develop": {"testing"},
+    "release/1.2": {"staging"},
+    "feature/cart": {"development"},
+    "feature/a/b": set(),  # '*' does not cross '/' in GitHub filters
+    "hotfix/x": set(),
+}
+
+
+def route(step: dict[str, object], branch: str, tmp: Path) -> dict[str, str]:
+    """Run the generated routing script of a delivery workflow for ``branch``."""
+    env = {k: str(v) for k, v in dict(step["env"]).items()}  # type: ignore[call-overload]
+    out = tmp / "github_output"
+    out.write_text("")
+    env.update(BRANCH=branch, GITHUB_OUTPUT=str(out), PATH="/usr/bin:/bin")
+    subprocess.run(["bash", "-c", str(step["run"])], env=env, check=True, timeout=30)
+    return dict(line.split("=", 1) for line in out.read_text().split())
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_branches_and_approvals_agree(built: dict[str, Path], sample: str, tmp_path: Path) -> None:
+    ir = compile_file(ROOT / "samples" / sample / "pipeline.yaml")
+    root = built[sample]
+    approvals = {e.name for e in ir.environments if e.approval}
+
+    # GitHub Actions: routing by branch, and approval gates through environments
+    for svc in ir.services:
+        wf = yaml.safe_load((root / f".github/workflows/deliver-{svc.name}.yml").read_text())
+        step = wf["jobs"]["route"]["steps"][0]
+        for ref, expected in GITFLOW_REFS.items():
+            out = route(step, ref, tmp_path)
+            got = {e.name for e in ir.environments if out[e.name] == "true"}
+            assert got == expected, (svc.name, ref, got)
+            assert out["any"] == ("true" if expected else "false")
+        gated = {job_id.removeprefix("deploy-") for job_id, job in wf["jobs"].items()
+                 if job_id.startswith("deploy-") and job.get("environment")}
+        assert gated == approvals
+        for job_id, job in wf["jobs"].items():
+            if job_id.startswith("deploy-"):
+                assert job["if"] == f"needs.route.outputs.{job_id.removeprefix('deploy-')} == 'true'"
+
+    # Terraform: one pipeline per service x environment, same branches, same gates
+    pipelines = {body["name"]: body for r in _tf(root)["resource"]
+                 for kind, named in r.items() if kind == "aws_codepipeline"
+                 for body in named.values()}
+    assert len(pipelines) == len(ir.services) * len(ir.environments)
+    for svc in ir.services:
+        for env in ir.environments:
+            p = pipelines[f"{ir.project}-{svc.name}-{env.name}"]
+            push = p["trigger"][0]["git_configuration"][0]["push"][0]
+            assert push["branches"][0]["includes"] == list(env.branches)
+            stages = [s["name"] for s in p["stage"]]
+            assert ("Approval" in stages) == (env.name in approvals)
+            assert stages[0] == "Source" and stages[-1] == "Deploy"
+
+    # Argo CD: one Application per service x environment, into that environment
+    for svc in ir.services:
+        for env in ir.environments:
+            app = yaml.safe_load((root / f"kubernetes/argocd/{svc.name}-{env.name}.yaml")
+                                 .read_text())
+            assert app["spec"]["destination"]["namespace"] == env.namespace
+            assert app["spec"]["source"]["helm"]["valueFiles"] == [
+                f"values-{env.name}.yaml", f"image-{env.name}.yaml"]
