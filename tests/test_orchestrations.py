@@ -50,17 +50,25 @@ def test_branches_and_approvals_agree(built: dict[str, Path], sample: str, tmp_p
             got = {e.name for e in ir.environments if out[e.name] == "true"}
             assert got == expected, (svc.name, ref, got)
             assert out["any"] == ("true" if expected else "false")
-        gated = {job_id.removeprefix("deploy-") for job_id, job in wf["jobs"].items()
-                 if job_id.startswith("deploy-") and job.get("environment")}
+        gated = {
+            job_id.removeprefix("deploy-")
+            for job_id, job in wf["jobs"].items()
+            if job_id.startswith("deploy-") and job.get("environment")
+        }
         assert gated == approvals
         for job_id, job in wf["jobs"].items():
             if job_id.startswith("deploy-"):
-                assert job["if"] == f"needs.route.outputs.{job_id.removeprefix('deploy-')} == 'true'"
+                env_name = job_id.removeprefix("deploy-")
+                assert job["if"] == f"needs.route.outputs.{env_name} == 'true'"
 
     # Terraform: one pipeline per service x environment, same branches, same gates
-    pipelines = {body["name"]: body for r in _tf(root)["resource"]
-                 for kind, named in r.items() if kind == "aws_codepipeline"
-                 for body in named.values()}
+    pipelines = {
+        body["name"]: body
+        for r in _tf(root)["resource"]
+        for kind, named in r.items()
+        if kind == "aws_codepipeline"
+        for body in named.values()
+    }
     assert len(pipelines) == len(ir.services) * len(ir.environments)
     for svc in ir.services:
         for env in ir.environments:
@@ -74,8 +82,11 @@ def test_branches_and_approvals_agree(built: dict[str, Path], sample: str, tmp_p
     # Argo CD: one Application per service x environment, into that environment
     for svc in ir.services:
         for env in ir.environments:
-            app = yaml.safe_load((root / f"kubernetes/argocd/{svc.name}-{env.name}.yaml")
-                                 .read_text())
+            app = yaml.safe_load(
+                (root / f"kubernetes/argocd/{svc.name}-{env.name}.yaml").read_text()
+            )
             assert app["spec"]["destination"]["namespace"] == env.namespace
             assert app["spec"]["source"]["helm"]["valueFiles"] == [
-                f"values-{env.name}.yaml", f"image-{env.name}.yaml"]
+                f"values-{env.name}.yaml",
+                f"image-{env.name}.yaml",
+            ]

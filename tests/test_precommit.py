@@ -24,14 +24,25 @@ pytestmark = pytest.mark.skipif(
 
 
 def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
 
 
 def try_repo(repo: Path, hook: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     pre_commit = str(Path(sys.executable).parent / "pre-commit")
-    return subprocess.run([pre_commit, "try-repo", str(ROOT), hook, "--all-files"], cwd=repo,
-                          env=env, capture_output=True, text=True, check=False, timeout=600)
+    return subprocess.run(
+        [pre_commit, "try-repo", str(ROOT), hook, "--all-files"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
 
 
 def test_hooks_in_a_real_repository(tmp_path: Path) -> None:
@@ -42,8 +53,13 @@ def test_hooks_in_a_real_repository(tmp_path: Path) -> None:
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "init")
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "PIP_NO_INDEX": "1",
-           "PIP_FIND_LINKS": str(WHEELHOUSE), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path / "cache"),
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
 
     # a clean repository passes both hooks
     for hook in ("pipecompile", "pipecompile-check"):

@@ -156,8 +156,15 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
     Everything is rendered before anything is written; each file is written
     atomically, and unchanged files are not touched (their mtime stays).
     """
-    from .writer import apply
+    from .frontend import read
+    from .writer import apply, fast_clean
 
+    root = file.parent
+    if not targets and not force and fast_clean(root, read(file), _lock_bytes(root)):
+        # Same inputs, same version, every generated file intact: nothing to render.
+        if not quiet:
+            click.echo("0 files changed (inputs and generated files unchanged)")
+        return EXIT_OK
     changes, manifest, root = _plan(file, targets, force)
     apply(root, changes, manifest)
     written = 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 
@@ -50,6 +51,7 @@ def _double(s: str) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
 
 
+@lru_cache(maxsize=65536)
 def scalar(s: str) -> str:
     """Quote ``s`` for use as a single-line YAML scalar (key or value)."""
     if (
@@ -65,6 +67,7 @@ def scalar(s: str) -> str:
     return _double(s)
 
 
+@lru_cache(maxsize=4096)
 def _literal_ok(s: str) -> bool:
     if "\n" not in s or _UNSAFE.search(s.replace("\t", " ")) or "\r" in s:
         return False
@@ -75,6 +78,7 @@ def _literal_ok(s: str) -> bool:
     )
 
 
+@lru_cache(maxsize=4096)
 def _literal(s: str, indent: str) -> str:
     body = s.rstrip("\n")
     trailing = len(s) - len(body)
@@ -103,34 +107,43 @@ def _value(v: Any) -> str:
 
 
 def _emit(v: Any, indent: int, out: list[str]) -> None:
+    # Dispatch on the exact type: this loop runs for every node of thousands of
+    # documents.  Pinned (a str subclass) deliberately falls through to _value.
     pad = "  " * indent
-    if isinstance(v, dict):
+    if type(v) is dict:
         for k, item in v.items():
-            key = scalar(str(k))
-            if (isinstance(item, dict) and item) or (isinstance(item, list) and item):
-                out.append(f"{pad}{key}:\n")
-                _emit(item, indent + 1, out)
-            elif isinstance(item, (dict, list)):
-                out.append(f"{pad}{key}: {'{}' if isinstance(item, dict) else '[]'}\n")
-            elif isinstance(item, str) and _literal_ok(item):
-                out.append(f"{pad}{key}: {_literal(item, pad + '  ')}\n")
+            key = scalar(k if type(k) is str else str(k))
+            t = type(item)
+            if t is str:
+                if "\n" in item and _literal_ok(item):
+                    out.append(f"{pad}{key}: {_literal(item, pad + '  ')}\n")
+                else:
+                    out.append(f"{pad}{key}: {scalar(item)}\n")
+            elif t is dict or t is list:
+                if item:
+                    out.append(f"{pad}{key}:\n")
+                    _emit(item, indent + 1, out)
+                else:
+                    out.append(f"{pad}{key}: {'{}' if t is dict else '[]'}\n")
             else:
                 out.append(f"{pad}{key}: {_value(item)}\n")
-    elif isinstance(v, list):
+    elif type(v) is list:
         for item in v:
-            if isinstance(item, dict) and item:
-                sub: list[str] = []
-                _emit(item, indent + 1, sub)
-                first = sub[0]
-                sub[0] = f"{pad}- {first[len(pad) + 2 :]}"
-                out.extend(sub)
-            elif isinstance(item, list) and item:
+            t = type(item)
+            if t is str:
+                if "\n" in item and _literal_ok(item):
+                    out.append(f"{pad}- {_literal(item, pad + '  ')}\n")
+                else:
+                    out.append(f"{pad}- {scalar(item)}\n")
+            elif t is dict and item:
+                start = len(out)
+                _emit(item, indent + 1, out)
+                out[start] = f"{pad}- {out[start][len(pad) + 2 :]}"
+            elif t is list and item:
                 out.append(f"{pad}-\n")
                 _emit(item, indent + 1, out)
-            elif isinstance(item, (dict, list)):
-                out.append(f"{pad}- {'{}' if isinstance(item, dict) else '[]'}\n")
-            elif isinstance(item, str) and _literal_ok(item):
-                out.append(f"{pad}- {_literal(item, pad + '  ')}\n")
+            elif t is dict or t is list:
+                out.append(f"{pad}- {'{}' if t is dict else '[]'}\n")
             else:
                 out.append(f"{pad}- {_value(item)}\n")
     else:  # pragma: no cover - documents are always mappings or lists
@@ -151,23 +164,24 @@ def yaml_documents(docs: Iterable[dict[str, Any]], header: Iterable[str] = ()) -
     return head + "---\n" + "---\n".join(parts)
 
 
-_HCL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_HCL_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "${": "$${",
+    "%{": "%%{",
+}
+_HCL_SPECIAL = re.compile('[\\\\"\x00-\x1f\x7f-\x9f\u2028\u2029]|[$%]\\{')
 
 
+def _hcl_escape(m: re.Match[str]) -> str:
+    c = m.group()
+    return _HCL_ESCAPES.get(c) or f"\\u{ord(c):04x}"
+
+
+@lru_cache(maxsize=65536)
 def hcl_string(s: str) -> str:
     """A quoted HCL string literal whose value is exactly ``s`` (no interpolation)."""
-    out = []
-    i = 0
-    while i < len(s):
-        c = s[i]
-        if c in _HCL_ESCAPES:
-            out.append(_HCL_ESCAPES[c])
-        elif c in "$%" and s.startswith("{", i + 1):
-            out.append(c + c + "{")
-            i += 1
-        elif ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029":
-            out.append(f"\\u{ord(c):04x}")
-        else:
-            out.append(c)
-        i += 1
-    return '"' + "".join(out) + '"'
+    return '"' + _HCL_SPECIAL.sub(_hcl_escape, s) + '"'

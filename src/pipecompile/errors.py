@@ -8,7 +8,6 @@ CLI prints them and exits 2.  Anything else that escapes is a bug (exit 3).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -56,6 +55,8 @@ class UsageError(Exception):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` when a close choice exists, else ``""``."""
+    import difflib
+
     options = list(choices)
     matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if not matches and len(word) >= 3:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import Diagnostic, PipelineError
-from .ir import IR
+
+if TYPE_CHECKING:  # the IR module is not needed to read a file (check's fast path)
+    from .ir import IR
 
 
 def read(path: Path) -> bytes:

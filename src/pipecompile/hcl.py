@@ -15,7 +15,7 @@ from typing import Any
 from .emit import hcl_string
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ref:
     """A raw HCL expression written by the target: ``aws_s3_bucket.artifacts.arn``."""
 
@@ -46,7 +46,7 @@ class Block:
         return self
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attr:
     name: str
     value: Any
@@ -67,14 +67,15 @@ Item = Attr | Block | Blank | Comment
 
 def expr(value: Any, indent: str) -> str:
     """Render a value; dicts become multi-line objects, lists stay on one line."""
-    if isinstance(value, Ref):
-        return value.expr
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
+    t = type(value)
+    if t is str:
         return hcl_string(value)
+    if t is Ref:
+        return value.expr  # type: ignore[no-any-return]
+    if t is bool:
+        return "true" if value else "false"
+    if t is int:
+        return str(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(expr(v, indent) for v in value) + "]"
     if isinstance(value, dict):
@@ -96,14 +97,14 @@ def _key(k: str) -> str:
 def _render_body(items: list[Item], indent: str, out: list[str]) -> None:
     # terraform fmt aligns '=' across consecutive single-line attributes; a blank
     # line, a comment, a nested block or a multi-line attribute ends the group.
-    group: list[Attr] = []
+    group: list[tuple[str, str]] = []
 
     def flush() -> None:
         if not group:
             return
-        width = max(len(a.name) for a in group)
-        for a in group:
-            out.append(f"{indent}{a.name.ljust(width)} = {expr(a.value, indent)}\n")
+        width = max(len(name) for name, _ in group)
+        for name, rendered in group:
+            out.append(f"{indent}{name.ljust(width)} = {rendered}\n")
         group.clear()
 
     for item in items:
@@ -113,7 +114,7 @@ def _render_body(items: list[Item], indent: str, out: list[str]) -> None:
                 flush()
                 out.append(f"{indent}{item.name} = {rendered}\n")
             else:
-                group.append(item)
+                group.append((item.name, rendered))
             continue
         flush()
         if isinstance(item, Blank):

@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -119,6 +118,24 @@ def read_manifest(root: Path) -> Manifest | None:
         return None
 
 
+def _existing_files(root: Path, tops: set[str]) -> set[str]:
+    """Relative paths of the files under the given top-level entries of ``root``.
+
+    One walk instead of thousands of failed opens when building into an empty tree.
+    """
+    found: set[str] = set()
+    base = str(root)
+    for top in tops:
+        start = os.path.join(base, top)
+        if os.path.isfile(start):
+            found.add(top)
+            continue
+        for folder, _, names in os.walk(start):
+            rel = os.path.relpath(folder, base).replace(os.sep, "/")
+            found.update(f"{rel}/{n}" for n in names)
+    return found
+
+
 def _read(path: Path) -> str | None:
     try:
         return path.read_bytes().decode("utf-8", errors="replace")
@@ -141,13 +158,16 @@ def plan(
     """
     old = read_manifest(root)
     old_files = old.files if old else {}
+    existing = _existing_files(
+        root, {str(p).split("/", 1)[0] for p in expected} | {p.split("/", 1)[0] for p in old_files}
+    )
     changes: list[Change] = []
     files: dict[str, dict[str, str]] = {
         p: v for p, v in old_files.items() if v["target"] not in targets
     }
     for path, (target, text) in sorted(expected.items()):
         files[str(path)] = {"target": target, "sha256": sha256(text)}
-        current = _read(root / path)
+        current = _read(root / path) if str(path) in existing else None
         if current == text:
             continue
         if current is None:
@@ -190,14 +210,21 @@ def plan(
     return changes, Manifest(inputs, __version__, files)
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def atomic_write(path: Path, text: str, made: set[Path] | None = None) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename in the same folder.
+
+    ``made`` caches the folders already created during one build.
+    """
+    folder = path.parent
+    if made is None or folder not in made:
+        folder.mkdir(parents=True, exist_ok=True)
+        if made is not None:
+            made.add(folder)
+    tmp = folder / f".{path.name}.{os.getpid()}.pipecompile-tmp"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with open(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -206,10 +233,16 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def apply(root: Path, changes: list[Change], manifest: Manifest) -> None:
+    """Carry out a plan: write, then delete, then record the manifest last."""
+    writes = [ch for ch in changes if ch.kind in ("create", "update") and ch.new is not None]
+    made: set[Path] = set()
+    for folder in sorted({(root / ch.path).parent for ch in writes}):
+        folder.mkdir(parents=True, exist_ok=True)
+        made.add(folder)
+    for ch in writes:
+        atomic_write(root / ch.path, ch.new or "", made)
     for ch in changes:
-        if ch.kind in ("create", "update") and ch.new is not None:
-            atomic_write(root / ch.path, ch.new)
-        elif ch.kind == "delete":
+        if ch.kind == "delete":
             (root / ch.path).unlink(missing_ok=True)
             _prune_empty(root, (root / ch.path).parent)
     text = manifest.text()
