@@ -29,10 +29,16 @@ def _pipeline_change(root: Path) -> None:
 
 def _stale(root: Path) -> None:
     p = root / "pipeline.yaml"
-    p.write_text(p.read_text().replace("    secrets: [ecommerce/product-service/database-url]\n",
-                                       "").replace("  order-service:\n    path: services/order\n"
-                                                   "    image: ecommerce/order-service\n"
-                                                   "    port: 8080\n", ""))
+    p.write_text(
+        p.read_text()
+        .replace("    secrets: [ecommerce/product-service/database-url]\n", "")
+        .replace(
+            "  order-service:\n    path: services/order\n"
+            "    image: ecommerce/order-service\n"
+            "    port: 8080\n",
+            "",
+        )
+    )
 
 
 def _version_skew(root: Path) -> None:
@@ -49,8 +55,12 @@ def _nothing(root: Path) -> None:
 
 
 DRIFTS: dict[str, Callable[[Path], None]] = {
-    "none": _nothing, "hand-edit": _hand_edit, "missing": _delete,
-    "pipeline-changed": _pipeline_change, "stale": _stale, "version-skew": _version_skew,
+    "none": _nothing,
+    "hand-edit": _hand_edit,
+    "missing": _delete,
+    "pipeline-changed": _pipeline_change,
+    "stale": _stale,
+    "version-skew": _version_skew,
     "lock-changed": _lock_added,
 }
 

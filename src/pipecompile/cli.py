@@ -27,6 +27,7 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0  success (check: every generated file is up to date)
   1  check/diff found generated files that differ from pipeline.yaml
+     (lint: the checkers reported findings)
   2  invalid pipeline file or command-line usage
   3  internal error in pipecompile (please report it)"""
 
@@ -109,6 +110,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
       pipecompile build           (re)generate the outputs listed under outputs:
       pipecompile check --diff    CI drift check: exit 1 if generated files differ
       pipecompile diff            show what build would change
+      pipecompile graph           the delivery flow as a Mermaid diagram
+      pipecompile explain --event push --ref main
+      pipecompile lint            actionlint + zizmor, findings mapped to pipeline.yaml
+      pipecompile pins            pinned action SHAs and versions (pipecompile.lock)
+      pipecompile init            write a starter pipeline.yaml
       pipecompile schema > pipeline.schema.json
 
     Outputs go into the folders named under `outputs:` in the pipeline file,
@@ -235,6 +241,152 @@ def diff(file: Path) -> int:
     """Show what build would change, as unified diffs, without writing."""
     changes, _, _ = _plan(file, (), False)
     return _report(changes, True)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid renders on GitHub; dot is for Graphviz.",
+)
+def graph(file: Path, fmt: str) -> int:
+    """Draw the delivery flow: branches, environments, gates, rollout, rollback."""
+    from .graph import dot, mermaid
+
+    ir, _ = _compile(file)
+    click.echo(mermaid(ir) if fmt == "mermaid" else dot(ir), nl=False)
+    return EXIT_OK
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+@click.option(
+    "--event",
+    type=click.Choice(["push", "pull_request", "schedule"]),
+    help="Explain what this event does (default: list what must exist outside the repository).",
+)
+@click.option("--ref", default=None, help="Branch pushed to, or targeted by the pull request.")
+def explain(file: Path, event: str | None, ref: str | None) -> int:
+    """Explain in plain text what an event does, or what to set up outside the repository.
+
+    \b
+    Examples:
+      pipecompile explain                               # the setup checklist
+      pipecompile explain --event push --ref release/1.2
+      pipecompile explain --event pull_request --ref main
+    """
+    from .explain import checklist, explain_event
+
+    ir, _ = _compile(file)
+    if event is None:
+        lines = checklist(ir)
+    else:
+        if event != "schedule" and not ref:
+            raise UsageError(f"--event {event} needs --ref BRANCH")
+        lines = explain_event(ir, event, ref or "")
+    click.echo("\n".join(lines))
+    return EXIT_OK
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option(
+    "-f",
+    "--file",
+    "file",
+    default="pipeline.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to create.",
+)
+def init(file: Path) -> int:
+    """Write a commented starter pipeline.yaml (never overwrites an existing file)."""
+    from importlib import resources
+
+    if file.exists():
+        raise UsageError(f"{file} already exists; not overwriting it")
+    text = (resources.files("pipecompile") / "data" / "starter.pipeline.yaml").read_text("utf-8")
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("x", encoding="utf-8") as fh:
+        fh.write(text)
+    click.echo(
+        f"wrote {file}; edit it, then run: pipecompile build"
+        + (f" -f {file}" if str(file) != "pipeline.yaml" else "")
+    )
+    return EXIT_OK
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+def pins(file: Path) -> int:
+    """Show every pinned version, where it comes from and which generated files use it.
+
+    Pins come from pipecompile.lock next to the pipeline file when it sets them,
+    else from pipecompile's defaults; edit the lock (or let a bot) to update them.
+    """
+    ir, _ = _compile(file)
+    rendered = _expected(ir, ())
+    folder_of = dict(ir.outputs)
+
+    def used_in(needle: str) -> str:
+        hits = sorted(str(p) for p, (_, text) in rendered.items() if needle in text)
+        return f"{len(hits)} file{'s' if len(hits) != 1 else ''}" if hits else "unused"
+
+    click.echo(f"GitHub Actions (in {folder_of.get('github-actions', '-')}):")
+    width = max(len(p.action) for p in ir.pins.actions)
+    for p in ir.pins.actions:
+        click.echo(
+            f"  {p.action.ljust(width)}  {p.version:<8} {p.sha}  {p.source:<16} "
+            f"{used_in(f'{p.action}@{p.sha}')}"
+        )
+    values = {
+        "terraform_aws_provider": ir.pins.terraform_aws_provider,
+        "zap_image": ir.pins.zap_image,
+        "cosign_version": ir.pins.cosign_version,
+    }
+    click.echo("Other pins:")
+    for key, source in ir.pins.sources:
+        click.echo(f"  {key:<24} {values[key]:<32} {source:<16} {used_in(values[key])}")
+    return EXIT_OK
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+@click.option(
+    "--zizmor-persona",
+    type=click.Choice(["regular", "pedantic", "auditor"]),
+    default="regular",
+    show_default=True,
+    help="How picky zizmor is.",
+)
+def lint(file: Path, zizmor_persona: str) -> int:
+    """Run actionlint and zizmor on the generated workflows; report findings in pipeline.yaml.
+
+    Findings are located at the pipeline.yaml field that produced the step
+    (a ci.steps[i].run line, or the security / notifications / gitops section),
+    else at the generated file.  Exit 1 when there are findings.  Checkers that
+    are not installed are skipped with a note.
+    """
+    from .frontend import read
+    from .lint import lint as run_lint
+    from .loader import load
+
+    ir, _raw = _compile(file)
+    if "github-actions" not in dict(ir.outputs):
+        click.echo("the github-actions output is off: nothing to lint")
+        return EXIT_OK
+    folder = dict(ir.outputs)["github-actions"]
+    rendered = {str(p): text for p, (target, text) in _expected(ir, ("github-actions",)).items()}
+    doc = load(str(file), read(file))
+    findings, skipped = run_lint(doc, rendered, folder, zizmor_persona)
+    for tool in skipped:
+        _echo_err(f"note: {tool} is not installed; skipped")
+    for line in findings:
+        click.echo(line)
+    return EXIT_DRIFT if findings else EXIT_OK
 
 
 @cli.command()

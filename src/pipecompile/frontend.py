@@ -29,11 +29,13 @@ def compile_bytes(display: str, raw: bytes, root: Path | None = None) -> IR:
     """Compile the bytes of a pipeline file named ``display`` into the IR."""
     from .loader import load
     from .lower import lower
+    from .pins import LOCK_NAME, resolve
     from .validate import validate
 
     doc = load(display, raw)
     model = validate(doc)
-    return lower(doc, model, root)
+    pins = resolve(root / LOCK_NAME if root is not None else None)
+    return lower(doc, model, pins, root)
 
 
 def compile_file(path: Path, display: str | None = None) -> IR:

@@ -180,6 +180,31 @@ class Secrets:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionPin:
+    action: str  # what goes before '@' in uses:
+    sha: str  # full 40-hex commit
+    version: str  # the release tag the commit belongs to (the '# vX.Y.Z' comment)
+    source: str  # "pipecompile.lock" or "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Pins:
+    """Every pinned version, from pipecompile.lock where it sets one, else the defaults."""
+
+    actions: tuple[ActionPin, ...]
+    terraform_aws_provider: str
+    zap_image: str
+    cosign_version: str
+    sources: tuple[tuple[str, str], ...]  # (pin, "pipecompile.lock" | "default")
+
+    def action(self, name: str) -> ActionPin:
+        for pin in self.actions:
+            if pin.action == name:
+                return pin
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
 class IR:
     pipeline_file: str  # file name relative to the root, e.g. "pipeline.yaml"
     project: str
@@ -199,6 +224,7 @@ class IR:
     outputs: tuple[tuple[str, str], ...]  # (target, folder) in registry order
     aws: AwsNames
     secrets: Secrets
+    pins: Pins
     warnings: tuple[str, ...]
 
     def output(self, target: str) -> str:

@@ -82,9 +82,10 @@ def compute_type(vcpu: int, memory_gb: int) -> tuple[str, int, int]:
 
 
 class _Lowering:
-    def __init__(self, doc: Document, model: Pipeline, root: Path | None) -> None:
+    def __init__(self, doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None) -> None:
         self.doc = doc
         self.m = model
+        self.pins = pins
         self.root = root
         self.errors: list[Diagnostic] = []
         self.warnings: list[str] = []
@@ -531,6 +532,7 @@ class _Lowering:
             outputs=tuple(outputs),
             aws=aws,
             secrets=secrets,
+            pins=self.pins,
             warnings=tuple(self.warnings),
         )
 
@@ -555,6 +557,6 @@ class _Lowering:
         walk(self.doc.data, ())
 
 
-def lower(doc: Document, model: Pipeline, root: Path | None = None) -> ir.IR:
+def lower(doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None = None) -> ir.IR:
     """Resolve ``model`` into the IR; ``root`` (the pipeline's folder) enables symlink checks."""
-    return _Lowering(doc, model, root).run()
+    return _Lowering(doc, model, pins, root).run()

@@ -85,7 +85,7 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
             'cosign-linux-amd64"',
             "chmod +x /usr/local/bin/cosign",
         ]
-        variables["COSIGN_VERSION"] = "v2.4.1"
+        variables["COSIGN_VERSION"] = ir.pins.cosign_version
     spec: dict[str, Any] = {
         "version": 0.2,
         "env": {

@@ -22,7 +22,6 @@ from typing import Any
 
 from ..emit import Pinned, yaml_document
 from ..ir import IR, Service
-from . import data
 from .common import (
     CVSS,
     ECR_SCAN_GATE,
@@ -36,19 +35,19 @@ name = "github-actions"
 RUNNER = "ubuntu-24.04"
 
 
-def uses(action: str) -> Pinned:
-    pin = data("github_actions", "action-pins.json")["actions"][action]
-    return Pinned(f"{action}@{pin['sha']}", pin["version"])
+def uses(ir: IR, action: str) -> Pinned:
+    pin = ir.pins.action(action)
+    return Pinned(f"{action}@{pin.sha}", pin.version)
 
 
 def env_key(env: str) -> str:
     return env.upper().replace("-", "_")
 
 
-def checkout(**extra: Any) -> dict[str, Any]:
+def checkout(ir: IR, **extra: Any) -> dict[str, Any]:
     return {
         "name": "Check out",
-        "uses": uses("actions/checkout"),
+        "uses": uses(ir, "actions/checkout"),
         "with": {"persist-credentials": False, **extra},
     }
 
@@ -56,7 +55,7 @@ def checkout(**extra: Any) -> dict[str, Any]:
 def aws_credentials(ir: IR) -> dict[str, Any]:
     return {
         "name": "Configure AWS credentials (OIDC)",
-        "uses": uses("aws-actions/configure-aws-credentials"),
+        "uses": uses(ir, "aws-actions/configure-aws-credentials"),
         "with": {"role-to-assume": ir.aws.github_role_arn, "aws-region": ir.aws.region},
     }
 
@@ -67,7 +66,7 @@ def setup_runtime(ir: IR, svc: Service) -> dict[str, Any]:
     if rt.language == "node":
         return {
             "name": f"Set up Node.js {rt.version}",
-            "uses": uses("actions/setup-node"),
+            "uses": uses(ir, "actions/setup-node"),
             "with": {
                 "node-version": rt.version,
                 "cache": "npm",
@@ -77,7 +76,7 @@ def setup_runtime(ir: IR, svc: Service) -> dict[str, Any]:
     if rt.language == "python":
         return {
             "name": f"Set up Python {rt.version}",
-            "uses": uses("actions/setup-python"),
+            "uses": uses(ir, "actions/setup-python"),
             "with": {
                 "python-version": rt.version,
                 "cache": "pip",
@@ -87,7 +86,7 @@ def setup_runtime(ir: IR, svc: Service) -> dict[str, Any]:
     if rt.language == "java":
         return {
             "name": f"Set up Java {rt.version}",
-            "uses": uses("actions/setup-java"),
+            "uses": uses(ir, "actions/setup-java"),
             "with": {
                 "distribution": "temurin",
                 "java-version": rt.version,
@@ -104,7 +103,7 @@ def slack_step(ir: IR, text: str, condition: str | None = None) -> dict[str, Any
     )
     step: dict[str, Any] = {
         "name": "Notify Slack",
-        "uses": uses("slackapi/slack-github-action"),
+        "uses": uses(ir, "slackapi/slack-github-action"),
         "with": {
             "webhook": f"${{{{ secrets.{ir.secrets.slack_webhook} }}}}",
             "webhook-type": "incoming-webhook",
@@ -131,7 +130,7 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
             if not b.startswith("!") and b not in pr_branches:
                 pr_branches.append(b)
     steps: list[dict[str, Any]] = [
-        checkout(**({"fetch-depth": 0} if ir.security.sast_fail_on else {})),
+        checkout(ir, **({"fetch-depth": 0} if ir.security.sast_fail_on else {})),
         setup_runtime(ir, svc),
     ]
     steps += [{"name": s.name, "run": s.run} for s in ir.steps]
@@ -145,7 +144,7 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
         steps.append(
             {
                 "name": "SonarQube analysis",
-                "uses": uses("SonarSource/sonarqube-scan-action"),
+                "uses": uses(ir, "SonarSource/sonarqube-scan-action"),
                 "env": sonar_env,
                 "with": {
                     "projectBaseDir": svc.path,
@@ -178,7 +177,7 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
         steps.append(
             {
                 "name": "OWASP dependency check",
-                "uses": uses("dependency-check/Dependency-Check_Action"),
+                "uses": uses(ir, "dependency-check/Dependency-Check_Action"),
                 "with": {
                     "project": f"{ir.project}-{svc.name}",
                     "path": svc.path,
@@ -192,7 +191,7 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
             {
                 "name": "Upload reports",
                 "if": "always()",
-                "uses": uses("actions/upload-artifact"),
+                "uses": uses(ir, "actions/upload-artifact"),
                 "with": {
                     "name": f"security-reports-{svc.name}",
                     "path": "reports/",
@@ -276,14 +275,18 @@ def _route_job(ir: IR) -> dict[str, Any]:
 def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
     sec = ir.security
     steps: list[dict[str, Any]] = [
-        checkout(),
+        checkout(ir),
         aws_credentials(ir),
-        {"name": "Log in to Amazon ECR", "id": "ecr", "uses": uses("aws-actions/amazon-ecr-login")},
-        {"name": "Set up Docker Buildx", "uses": uses("docker/setup-buildx-action")},
+        {
+            "name": "Log in to Amazon ECR",
+            "id": "ecr",
+            "uses": uses(ir, "aws-actions/amazon-ecr-login"),
+        },
+        {"name": "Set up Docker Buildx", "uses": uses(ir, "docker/setup-buildx-action")},
         {
             "name": "Build and push the image",
             "id": "image",
-            "uses": uses("docker/build-push-action"),
+            "uses": uses(ir, "docker/build-push-action"),
             "with": {
                 "context": svc.path,
                 "file": svc.dockerfile,
@@ -307,7 +310,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
         )
     if sec.sign_images:
         steps += [
-            {"name": "Install cosign", "uses": uses("sigstore/cosign-installer")},
+            {"name": "Install cosign", "uses": uses(ir, "sigstore/cosign-installer")},
             {
                 "name": "Sign the image with the AWS KMS signing key",
                 "env": {
@@ -339,7 +342,7 @@ def _deploy_job(ir: IR, svc: Service, env_name: str, needs: list[str]) -> dict[s
         permissions["id-token"] = "write"
         steps += [
             aws_credentials(ir),
-            {"name": "Install cosign", "uses": uses("sigstore/cosign-installer")},
+            {"name": "Install cosign", "uses": uses(ir, "sigstore/cosign-installer")},
             {
                 "name": "Verify the image signature",
                 "env": {
@@ -470,10 +473,11 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
                 "steps": [
                     {
                         "name": "OWASP ZAP full scan",
-                        "uses": uses("zaproxy/action-full-scan"),
+                        "uses": uses(ir, "zaproxy/action-full-scan"),
                         "with": {
                             "target": dast.url,
                             "allow_issue_writing": False,
+                            "docker_name": ir.pins.zap_image,
                             "artifact_name": f"zap-{dast.environment}",
                         },
                     }

@@ -22,7 +22,6 @@ from ..ir import IR, Deployment, Service
 name = "terraform"
 
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
-AWS_PROVIDER = ">= 5.70.0, < 7.0.0"
 GITHUB_OIDC = "token.actions.githubusercontent.com"
 # Published thumbprints of GitHub's OIDC endpoint (AWS no longer checks them for GitHub).
 GITHUB_THUMBPRINTS = [
@@ -76,7 +75,9 @@ def policy_doc(
 def versions(ir: IR) -> str:
     tf = Block("terraform")
     tf.attr("required_version", ">= 1.6.0")
-    tf.block("required_providers").attr("aws", {"source": "hashicorp/aws", "version": AWS_PROVIDER})
+    tf.block("required_providers").attr(
+        "aws", {"source": "hashicorp/aws", "version": ir.pins.terraform_aws_provider}
+    )
     provider = Block("provider", ("aws",))
     provider.attr("region", Ref("var.region"))
     provider.block("default_tags").attr("tags", Ref("var.tags"))

@@ -1,0 +1,139 @@
+"""Plain-text explanations from the IR: what an event does, and what must exist outside."""
+
+from __future__ import annotations
+
+import re
+
+from .graph import _strategy
+from .ir import IR, Environment
+from .targets.common import branch_regexes
+
+
+def matches(env: Environment, branch: str) -> bool:
+    """GitHub filter semantics, the same translation the delivery workflows run."""
+    inc, exc = branch_regexes(env.branches)
+    return bool(re.fullmatch(inc, branch)) and not (exc and re.fullmatch(exc, branch))
+
+
+def _gates(ir: IR, env: Environment) -> list[str]:
+    sec = ir.security
+    gates = []
+    if sec.sast_fail_on:
+        gates.append(f"SonarQube issues at or above {sec.sast_fail_on} fail validation")
+    if sec.dependencies_fail_on:
+        gates.append(f"dependencies with {sec.dependencies_fail_on} or worse CVEs fail validation")
+    if sec.image_scan_fail_on:
+        gates.append(f"ECR scan findings at or above {sec.image_scan_fail_on} stop the build")
+    if sec.sign_images:
+        gates.append("the image signature is verified before deploying")
+    if env.approval:
+        gates.append(
+            f"manual approval: GitHub environment '{env.name}' protection rules, "
+            f"and a Manual approval stage in CodePipeline (SNS topic "
+            f"{ir.notifications.sns_topic})"
+        )
+    return gates
+
+
+def _rollback(ir: IR) -> str:
+    rb = ir.rollback
+    if rb is None:
+        return "no automated rollback triggers are configured"
+    parts = []
+    if rb.health_checks:
+        parts.append("failed health checks")
+    if rb.max_error_rate is not None:
+        parts.append(f"an error rate above {rb.max_error_rate:g}")
+    if rb.max_p90_latency:
+        parts.append(f"a P90 latency above {rb.max_p90_latency}")
+    return (
+        "Argo Rollouts aborts and rolls back on "
+        + ", ".join(parts)
+        + " (analysis thresholds in the Helm values)"
+    )
+
+
+def explain_event(ir: IR, event: str, ref: str) -> list[str]:
+    branch = ref.removeprefix("refs/heads/")
+    out: list[str] = []
+    if event == "schedule":
+        dast = ir.security.dast
+        if dast is None:
+            return ["no scheduled work: security.dast is not configured"]
+        return [
+            f"dast.yml runs OWASP ZAP against {dast.url} ({dast.environment}) on cron '{dast.cron}'"
+        ]
+    envs = [e for e in ir.environments if matches(e, branch)]
+    out.append(f"{event} {'to' if event == 'push' else 'into'} branch '{branch}':")
+    for svc in ir.services:
+        where = "" if svc.path == "." else f" when files under {svc.path}/ change"
+        if event == "pull_request" and not envs:
+            continue
+        out.append(f"  ci-{svc.name}.yml validates {svc.name}{where}")
+    if event == "pull_request":
+        if not envs:
+            out.append(
+                "  nothing runs: pull requests are validated only when they target "
+                "an environment's branch"
+            )
+        out.append("  pull requests never deploy")
+        return out
+    if not envs:
+        out.append("  no environment deploys from this branch")
+        return out
+    for env in envs:
+        out.append(f"  environment {env.name} (namespace {env.namespace} on {env.cluster}):")
+        for svc in ir.services:
+            dep = next(d for d in svc.deployments if d.environment == env.name)
+            out.append(
+                f"    {svc.name}: deliver-{svc.name}.yml job deploy-{env.name}; "
+                f"CodePipeline {dep.pipeline_name}; Argo CD application "
+                f"{dep.app_name}; {_strategy(dep.strategy)}, {dep.replicas} replica(s)"
+            )
+        for gate in _gates(ir, env):
+            out.append(f"    gate: {gate}")
+        out.append(f"    rollback: {_rollback(ir)}")
+    return out
+
+
+def checklist(ir: IR) -> list[str]:
+    """What must exist outside the repository, derived from the IR."""
+    out = ["GitHub repository secrets:"]
+    s = ir.secrets
+    for name, why in (
+        (s.sonar_token, "SonarQube token (security.sast)"),
+        (s.sonar_host_url, "SonarQube server URL (security.sast)"),
+        (s.slack_webhook, f"Slack incoming webhook for {ir.notifications.slack_channel}"),
+        (s.gitops_credential, f"write access to {ir.gitops.repository}"),
+    ):
+        if name:
+            out.append(f"  {name}: {why}")
+    approvals = [e.name for e in ir.environments if e.approval]
+    if approvals:
+        out.append("GitHub environments with required reviewers: " + ", ".join(approvals))
+    tf_folder = dict(ir.outputs).get("terraform", "the terraform output")
+    out.append(f"AWS (terraform apply in {tf_folder}):")
+    out.append(f"  IAM role {ir.aws.github_role_arn} trusted by GitHub OIDC for {ir.repository}")
+    out.append(
+        f"  CodeStar connection '{ir.aws.connection_name}': confirm it once in the "
+        "console (Developer Tools > Settings > Connections)"
+    )
+    out.append(
+        f"  Secrets Manager secret {ir.aws.gitops_secret_name}: the GitOps deploy "
+        "key or token, for the CodeBuild deploy"
+    )
+    out.append(f"  SNS topic {ir.notifications.sns_topic}: subscribe approvers")
+    if ir.gitops.repository:
+        out.append(
+            f"Argo CD: repository credentials for {ir.gitops.repository}; apply "
+            f"{dict(ir.outputs).get('argocd', 'the argocd output')}/ to the argocd "
+            "namespace"
+        )
+    for svc in ir.services:
+        if svc.secrets:
+            out.append(
+                f"Secrets Manager secrets read by {svc.name}: "
+                + ", ".join(svc.secrets)
+                + " (and a ClusterSecretStore 'aws-secrets-manager')"
+            )
+    return out

@@ -1,0 +1,184 @@
+"""graph, explain, init, pins / pipecompile.lock and lint."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipecompile.frontend import compile_file
+from pipecompile.graph import dot, mermaid
+
+from .conftest import ROOT, SAMPLES, build_sample
+from .test_snapshots import TextFile
+
+EXE = [sys.executable, "-m", "pipecompile"]
+
+
+def pc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EXE, *args], cwd=cwd, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+@pytest.mark.parametrize("fmt", ["mermaid", "dot"])
+def test_graph(sample: str, fmt: str, snapshot) -> None:  # type: ignore[no-untyped-def]
+    res = pc("graph", "--format", fmt, "-f", f"samples/{sample}/pipeline.yaml", cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == snapshot(extension_class=TextFile)
+
+
+def test_readme_embeds_the_reference_graph() -> None:
+    ir = compile_file(ROOT / "samples/ecommerce/pipeline.yaml")
+    readme = (ROOT / "README.md").read_text("utf-8")
+    block = re.search(
+        r"<!-- graph:start -->\n```mermaid\n(.*?)```\n<!-- graph:end -->", readme, re.S
+    )
+    assert block, "README lacks the generated graph block"
+    assert block.group(1) == mermaid(ir), "regenerate: pipecompile graph (see README)"
+    assert dot(ir).startswith("digraph pipeline {")
+
+
+@pytest.mark.parametrize(
+    ("event", "ref", "expected", "absent"),
+    [
+        (
+            "push",
+            "release/1.2",
+            [
+                "environment staging",
+                "gate: manual approval",
+                "CodePipeline ecommerce-product-service-staging",
+            ],
+            ["environment production"],
+        ),
+        (
+            "push",
+            "main",
+            ["environment production", "canary 5% ⏸ 10m → 20%", "an error rate above 0.05"],
+            ["environment staging"],
+        ),
+        (
+            "push",
+            "feature/a/b",
+            ["no environment deploys from this branch"],
+            ["environment development"],
+        ),
+        (
+            "pull_request",
+            "main",
+            [
+                "ci-order-service.yml validates order-service when files "
+                "under services/order/ change",
+                "pull requests never deploy",
+            ],
+            [],
+        ),
+        ("schedule", "", ["OWASP ZAP against https://staging.shop.example.com"], []),
+    ],
+)
+def test_explain_events(event: str, ref: str, expected: list[str], absent: list[str]) -> None:
+    args = ["explain", "-f", "samples/ecommerce/pipeline.yaml", "--event", event]
+    res = pc(*args, *(["--ref", ref] if ref else []), cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    for text in expected:
+        assert text in res.stdout
+    for text in absent:
+        assert text not in res.stdout
+
+
+def test_explain_checklist_is_derived_from_the_pipeline() -> None:
+    full = pc("explain", "-f", "samples/ecommerce/pipeline.yaml", cwd=ROOT).stdout
+    minimal = pc("explain", "-f", "samples/minimal/pipeline.yaml", cwd=ROOT).stdout
+    assert "SONAR_TOKEN" in full and "SLACK_WEBHOOK_URL" in full and "GITOPS_DEPLOY_KEY" in full
+    assert "SONAR_TOKEN" not in minimal and "GITOPS_TOKEN" in minimal  # https GitOps URL
+    assert "CodeStar connection 'ecommerce-github'" in full
+    assert "environments with required reviewers: staging, production" in full
+
+
+def test_explain_push_needs_a_ref() -> None:
+    res = pc("explain", "-f", "samples/ecommerce/pipeline.yaml", "--event", "push", cwd=ROOT)
+    assert res.returncode == 2 and "needs --ref" in res.stderr
+
+
+def test_init_writes_a_starter_that_compiles_and_never_overwrites(tmp_path: Path) -> None:
+    res = pc("init", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    text = (tmp_path / "pipeline.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=")
+    assert pc("build", cwd=tmp_path).returncode == 0
+    assert pc("check", cwd=tmp_path).returncode == 0
+    again = pc("init", cwd=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert (tmp_path / "pipeline.yaml").read_text() == text
+
+
+NEW_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_lock_overrides_flow_into_outputs_and_check_keeps_them(tmp_path: Path) -> None:
+    root = build_sample("ecommerce", tmp_path)
+    lock = {
+        "actions": {"actions/checkout": {"version": "v7.9.9", "sha": NEW_SHA}},
+        "terraform_aws_provider": ">= 6.0.0, < 7.0.0",
+    }
+    (root / "pipecompile.lock").write_text(json.dumps(lock))
+    assert pc("check", cwd=root).returncode == 1  # outputs do not carry the new pins yet
+    assert pc("build", cwd=root).returncode == 0
+    wf = (root / ".github/workflows/ci-order-service.yml").read_text()
+    assert f"uses: actions/checkout@{NEW_SHA} # v7.9.9" in wf
+    versions = (root / "infrastructure/terraform/cicd/versions.tf").read_text()
+    assert '">= 6.0.0, < 7.0.0"' in versions
+    assert pc("check", cwd=root).returncode == 0  # and check never reverts the update
+    pins = pc("pins", cwd=root).stdout
+    assert re.search(rf"actions/checkout\s+v7.9.9\s+{NEW_SHA}\s+pipecompile.lock\s+4 files", pins)
+    assert re.search(r"terraform_aws_provider\s+>= 6.0.0, < 7.0.0\s+pipecompile.lock", pins)
+    assert re.search(r"zap_image\s+ghcr.io/zaproxy/zaproxy:stable\s+default\s+1 file", pins)
+
+
+@pytest.mark.parametrize(
+    ("lock", "message"),
+    [
+        (
+            '{"actions": {"actions/checkout": {"version": "v1", "sha": "abc"}}}',
+            "pipecompile.lock:1:1: actions.actions/checkout.sha: must be a full 40-character",
+        ),
+        (
+            '{"actions": {"actions/checkuot": {}}}',
+            "does not use the action 'actions/checkuot' (did you mean 'actions/checkout'?)",
+        ),
+        ('{"zap_imag": "x"}', "unknown key 'zap_imag' (did you mean 'zap_image'?)"),
+        ('{"actions": ', "pipecompile.lock:1:13: invalid JSON"),
+    ],
+)
+def test_invalid_lock_is_a_located_error(tmp_path: Path, lock: str, message: str) -> None:
+    root = build_sample("minimal", tmp_path)
+    (root / "pipecompile.lock").write_text(lock)
+    res = pc("build", cwd=root)
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+
+
+def test_lint_maps_findings_to_pipeline_lines(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.yaml").write_bytes((ROOT / "tests/lint/pipeline.yaml").read_bytes())
+    res = pc("lint", "--zizmor-persona", "auditor", cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    out = res.stdout
+    # actionlint (shellcheck) inside a user's block script: line 26 is "python -m pytest ..."
+    assert re.search(
+        r"^pipeline.yaml:26:\d+: ci.steps\[1\].run: actionlint: shellcheck "
+        r"reported issue in this script: SC2086",
+        out,
+        re.M,
+    ), out
+    # zizmor: a deploy job reading a secret outside a GitHub environment
+    assert re.search(
+        r"^pipeline.yaml:12:3: environments.development: zizmor: "
+        r"secrets-outside-env",
+        out,
+        re.M,
+    ), out
+    clean = pc("lint", "-f", str(ROOT / "samples/ecommerce/pipeline.yaml"), cwd=tmp_path)
+    assert clean.returncode == 0 and clean.stdout == "", clean.stdout
