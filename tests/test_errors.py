@@ -24,7 +24,20 @@ def test_invalid_document_is_reported_with_its_location(case: str, tmp_path: Pat
 
 
 def test_corpus_is_large_enough() -> None:
-    assert len(CASES) >= 45
+    assert len(CASES) >= 60
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_build_exits_2_without_traceback_and_writes_nothing(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipecompile.cli import main
+
+    (tmp_path / "pipeline.yaml").write_bytes((CORPUS / f"{case}.yaml").read_bytes())
+    assert main(["build", "-f", str(tmp_path / "pipeline.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "nothing was written" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["pipeline.yaml"]
 
 
 def test_several_errors_are_reported_at_once(tmp_path: Path) -> None:

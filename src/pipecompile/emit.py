@@ -170,8 +170,10 @@ _HCL_ESCAPES = {
     "\n": "\\n",
     "\r": "\\r",
     "\t": "\\t",
-    "${": "$${",
-    "%{": "%%{",
+    # Terraform reads "$${" and "\\u0024{" alike as a literal "${", but python-hcl2
+    # cannot parse an unbalanced "$${": the unicode escape suits both parsers.
+    "${": "\\u0024{",
+    "%{": "\\u0025{",
 }
 _HCL_SPECIAL = re.compile('[\\\\"\x00-\x1f\x7f-\x9f\u2028\u2029]|[$%]\\{')
 

@@ -89,6 +89,7 @@ def load(file: str, raw: bytes) -> Document:
     """Parse ``raw`` (the bytes of ``file``) into a :class:`Document`."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     text = decode(file, raw)
     yaml = YAML(typ="safe", pure=True)
@@ -98,10 +99,29 @@ def load(file: str, raw: bytes) -> Document:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if "another document" in problem:
+            problem = "a pipeline file holds one YAML document; remove the second '---'"
         if "'\\t'" in problem or "\t" in problem:
             problem += " (YAML does not allow tabs for indentation; use spaces)"
         raise PipelineError(
             [Diagnostic(file, line, col, (), f"YAML syntax error: {problem}")]
+        ) from None
+    except ReaderError as exc:
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        col = exc.position - (before.rfind("\n") + 1) + 1
+        raise PipelineError(
+            [
+                Diagnostic(
+                    file,
+                    line,
+                    col,
+                    (),
+                    f"character U+{exc.character:04X} is not allowed in "
+                    "YAML; write it as an escape in a double-quoted "
+                    "string",
+                )
+            ]
         ) from None
     except RecursionError:
         raise PipelineError([Diagnostic(file, 1, 1, (), "document nests too deeply")]) from None
@@ -205,6 +225,16 @@ def _build(
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
             kpos = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+            if knode.tag == _STD + "merge":
+                errors.append(
+                    Diagnostic(
+                        doc.file,
+                        *kpos,
+                        path,
+                        "merge keys (<<) are not allowed in a pipeline file; write the keys out",
+                    )
+                )
+                continue
             if not isinstance(knode, ScalarNode) or knode.tag not in _SCALAR_TAGS:
                 errors.append(Diagnostic(doc.file, *kpos, path, "keys must be plain names"))
                 continue

@@ -198,7 +198,7 @@ def validate(doc: Document) -> Pipeline:
         for err in exc.errors(include_url=False):
             path = _doc_path(tuple(err["loc"]), doc.data)
             msg, at_key = _message(dict(err), path, doc)
-            at_key = at_key or "[key]" in err["loc"]
+            at_key = at_key or "[key]" in err["loc"] or err.get("input", 0) is None
             diags.append(doc.error(path, msg, key=at_key))
     for js_err in _validator().iter_errors(doc.data) if not diags else ():
         path = tuple(js_err.absolute_path)
