@@ -195,3 +195,25 @@ def test_output_is_identical_across_hash_seeds_and_locales(tmp_path: Path) -> No
         subprocess.run([*EXE, "build", "-q"], cwd=root, env=env, check=True)
         trees.append({k: v[0] for k, v in snapshot_tree(root).items()})
     assert trees[0] == trees[1]
+
+
+def test_a_render_error_leaves_existing_files_byte_identical(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipecompile.targets import helm
+
+    before = snapshot_tree(repo)
+    pipeline = repo / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("timeout_minutes: 30", "timeout_minutes: 45"))
+    before_pipeline = pipeline.read_bytes()
+
+    def broken(ir: object) -> dict[str, str]:
+        raise RuntimeError("template exploded")
+
+    monkeypatch.setattr(helm, "render", broken)
+    assert cli.main(["build", "-f", str(pipeline)]) == 3
+    assert "internal error: RuntimeError: template exploded" in capsys.readouterr().err
+    after = snapshot_tree(repo)
+    assert after.pop("pipeline.yaml")[0] == before_pipeline
+    before.pop("pipeline.yaml")
+    assert after == before  # other targets rendered fine, yet nothing was written

@@ -15,11 +15,14 @@ from typing import Any
 
 from ..emit import yaml_document
 from ..ir import IR, Deployment, Service
+from . import data
 
 name = "argocd"
 
-ARGOCD_NAMESPACE = "argocd"
-FINALIZER = "resources-finalizer.argocd.argoproj.io"
+
+def _conventions() -> dict[str, str]:
+    table: dict[str, str] = data("argocd", "conventions.json")
+    return table
 
 
 def _labels(ir: IR, service: str | None = None, env: str | None = None) -> dict[str, str]:
@@ -52,9 +55,9 @@ def app_project(ir: IR) -> dict[str, Any]:
         "kind": "AppProject",
         "metadata": {
             "name": ir.project,
-            "namespace": ARGOCD_NAMESPACE,
+            "namespace": _conventions()["namespace"],
             "labels": _labels(ir),
-            "finalizers": [FINALIZER],
+            "finalizers": [_conventions()["finalizer"]],
         },
         "spec": spec,
     }
@@ -80,9 +83,9 @@ def application(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
         "kind": "Application",
         "metadata": {
             "name": dep.app_name,
-            "namespace": ARGOCD_NAMESPACE,
+            "namespace": _conventions()["namespace"],
             "labels": _labels(ir, svc.name, dep.environment),
-            "finalizers": [FINALIZER],
+            "finalizers": [_conventions()["finalizer"]],
         },
         "spec": {
             "project": ir.project,

@@ -16,23 +16,15 @@ from typing import Any
 
 from ..emit import yaml_document
 from ..ir import IR, Environment, Service
+from . import data
 from .common import ECR_SCAN_GATE, record_image_tag_script, severities_at_or_above
 
 name = "codebuild"
 
-# runtime-versions keys and values on the aws/codebuild/standard:7.0 image.
-RUNTIME = {
-    "node": ("nodejs", "{v}"),
-    "python": ("python", "{v}"),
-    "java": ("java", "corretto{v}"),
-    "go": ("golang", "{v}"),
-}
-CACHE_PATHS = {
-    "node": ["/root/.npm/**/*"],
-    "python": ["/root/.cache/pip/**/*"],
-    "java": ["/root/.m2/**/*"],
-    "go": ["/go/pkg/mod/**/*"],
-}
+
+def _runtimes() -> dict[str, Any]:
+    table: dict[str, Any] = data("codebuild", "runtimes.json")
+    return table
 
 
 def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
@@ -49,7 +41,7 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         variables["FAIL_SEVERITIES"] = severities_at_or_above(sec.image_scan_fail_on)
     if sec.sign_images:
         variables["SIGNING_KEY"] = f"awskms:///{ir.aws.signing_key_alias}"
-    key, fmt = RUNTIME[ir.runtime.language]
+    key, fmt = _runtimes()["runtime_versions"][ir.runtime.language]
     steps = ['cd "$CODEBUILD_SRC_DIR/$SERVICE_PATH"'] + [s.run for s in ir.steps]
     build = [
         'cd "$CODEBUILD_SRC_DIR"',
@@ -97,7 +89,7 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         "artifacts": {"files": ["image.json"]},
     }
     if ir.build.cache != "none":
-        spec["cache"] = {"paths": CACHE_PATHS[ir.runtime.language]}
+        spec["cache"] = {"paths": list(_runtimes()["cache_paths"][ir.runtime.language])}
     return spec
 
 

@@ -15,8 +15,14 @@ from typing import Any
 
 from ..emit import yaml_document
 from ..ir import IR, Deployment, Service, Strategy
+from . import data
 
 name = "helm"
+
+
+def _conventions() -> dict[str, Any]:
+    table: dict[str, Any] = data("helm", "conventions.json")
+    return table
 
 
 def rollout_strategy(svc: Service, dep: Deployment, analysis: str | None) -> dict[str, Any]:
@@ -44,7 +50,7 @@ def rollout_strategy(svc: Service, dep: Deployment, analysis: str | None) -> dic
             bg["prePromotionAnalysis"] = {"templates": [{"templateName": analysis}]}
         return {"blueGreen": bg}
     # rolling: a canary without steps is Argo Rollouts' rolling update
-    return {"canary": {"maxSurge": "25%", "maxUnavailable": 0}}
+    return {"canary": dict(_conventions()["rolling"])}
 
 
 def _analysis(ir: IR, dep: Deployment) -> dict[str, Any] | None:
@@ -108,9 +114,9 @@ def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
                 k8s = f"{k8s[:60]}-{names[k8s]}"
             entries.append({"name": k8s, "remoteRef": {"key": secret}})
         out["externalSecrets"] = {
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": "aws-secrets-manager"},
+            "secretStoreRef": dict(_conventions()["secret_store"]),
             "provider": {"service": "SecretsManager", "region": ir.aws.region},
-            "refreshInterval": "1h",
+            "refreshInterval": _conventions()["secret_refresh_interval"],
             "secrets": entries,
         }
     return out

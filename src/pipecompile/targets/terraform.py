@@ -18,22 +18,14 @@ from typing import Any
 
 from ..hcl import Block, Ref, document
 from ..ir import IR, Deployment, Service
+from . import data
 
 name = "terraform"
 
-BUILD_IMAGE = "aws/codebuild/standard:7.0"
-GITHUB_OIDC = "token.actions.githubusercontent.com"
-# Published thumbprints of GitHub's OIDC endpoint (AWS no longer checks them for GitHub).
-GITHUB_THUMBPRINTS = [
-    "6938fd4d98bab03faadb97b34396831e3780aea1",
-    "1c58a3a8518e8759bf075b76b750d4f2df264fcd",
-]
-PIPELINE_EVENTS = {
-    "started": "codepipeline-pipeline-pipeline-execution-started",
-    "succeeded": "codepipeline-pipeline-pipeline-execution-succeeded",
-    "failed": "codepipeline-pipeline-pipeline-execution-failed",
-    "approval-needed": "codepipeline-pipeline-manual-approval-needed",
-}
+
+def _aws() -> dict[str, Any]:
+    table: dict[str, Any] = data("terraform", "aws.json")
+    return table
 
 
 def resource(type_: str, label: str) -> Block:
@@ -270,7 +262,7 @@ def _project(
     src.attr("buildspec", buildspec)
     env = p.block("environment")
     env.attr("compute_type", ir.build.compute_type if privileged else "BUILD_GENERAL1_SMALL")
-    env.attr("image", BUILD_IMAGE)
+    env.attr("image", _aws()["build_image"])
     env.attr("type", "LINUX_CONTAINER")
     env.attr("image_pull_credentials_type", "CODEBUILD")
     env.attr("privileged_mode", privileged)
@@ -603,9 +595,10 @@ def iam(ir: IR) -> str:
     blocks.append(_inline("codebuild", "codebuild", "codebuild"))
 
     gh = resource("aws_iam_openid_connect_provider", "github")
-    gh.attr("url", f"https://{GITHUB_OIDC}")
+    oidc = _aws()["github_oidc_host"]
+    gh.attr("url", f"https://{oidc}")
     gh.attr("client_id_list", ["sts.amazonaws.com"])
-    gh.attr("thumbprint_list", GITHUB_THUMBPRINTS)
+    gh.attr("thumbprint_list", list(_aws()["github_thumbprints"]))
     blocks.append(gh)
     subjects = []
     for env in ir.environments:
@@ -625,8 +618,8 @@ def iam(ir: IR) -> str:
                         ("Federated", [Ref("aws_iam_openid_connect_provider.github.arn")])
                     ],
                     "conditions": [
-                        ("StringEquals", f"{GITHUB_OIDC}:aud", ["sts.amazonaws.com"]),
-                        ("StringLike", f"{GITHUB_OIDC}:sub", subjects),
+                        ("StringEquals", f"{oidc}:aud", ["sts.amazonaws.com"]),
+                        ("StringLike", f"{oidc}:sub", subjects),
                     ],
                 }
             ],
@@ -678,7 +671,7 @@ def notifications(ir: IR) -> str:
     pol.attr("arn", Ref("aws_sns_topic.events.arn"))
     pol.attr("policy", Ref("data.aws_iam_policy_document.events_topic.json"))
     blocks = [topic, doc, pol]
-    events = [PIPELINE_EVENTS[e] for e in ir.notifications.sns_events]
+    events = [_aws()["pipeline_events"][e] for e in ir.notifications.sns_events]
     if events:
         for svc in ir.services:
             for dep in svc.deployments:
