@@ -159,7 +159,7 @@ def _parse_all(files: dict[str, str], only: set[str] | None = None) -> dict[str,
 @SETTINGS
 @given(
     steps=st.lists(st.tuples(LINE, SCRIPT), min_size=1, max_size=3),
-    branch=LINE,
+    branch=LINE.filter(lambda b: not b.startswith("!")),  # a leading "!" excludes branches
     channel=SLACK,
     secret=SECRET,
     url_path=URL_PATH,

@@ -1,7 +1,7 @@
 """Command line interface.
 
-Each command is a small function; heavy modules (pydantic, jinja2, ruamel.yaml,
-jsonschema, deepdiff) are imported inside the commands that need them, so a
+Each command is a small function; heavy modules (pydantic, ruamel.yaml, jsonschema,
+deepdiff) are imported inside the commands that need them, so a
 no-change ``check`` -- the pre-commit hook -- starts about as fast as click.
 """
 

@@ -157,13 +157,6 @@ def yaml_document(data: dict[str, Any] | list[Any], header: Iterable[str] = ()) 
     return "".join(out)
 
 
-def yaml_documents(docs: Iterable[dict[str, Any]], header: Iterable[str] = ()) -> str:
-    """Several documents in one file, separated by ``---``."""
-    parts = [yaml_document(d) for d in docs]
-    head = "".join(f"# {line}\n" if line else "#\n" for line in header)
-    return head + "---\n" + "---\n".join(parts)
-
-
 _HCL_ESCAPES = {
     "\\": "\\\\",
     '"': '\\"',

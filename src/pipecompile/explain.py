@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .graph import _strategy
+from .graph import _strategy, rollback_triggers
 from .ir import IR, Environment
 from .targets.common import branch_regexes
 
@@ -36,19 +36,12 @@ def _gates(ir: IR, env: Environment) -> list[str]:
 
 
 def _rollback(ir: IR) -> str:
-    rb = ir.rollback
-    if rb is None:
+    triggers = rollback_triggers(ir)
+    if not triggers:
         return "no automated rollback triggers are configured"
-    parts = []
-    if rb.health_checks:
-        parts.append("failed health checks")
-    if rb.max_error_rate is not None:
-        parts.append(f"an error rate above {rb.max_error_rate:g}")
-    if rb.max_p90_latency:
-        parts.append(f"a P90 latency above {rb.max_p90_latency}")
     return (
         "Argo Rollouts aborts and rolls back on "
-        + ", ".join(parts)
+        + ", ".join(triggers)
         + " (analysis thresholds in the Helm values)"
     )
 

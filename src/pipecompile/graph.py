@@ -5,6 +5,21 @@ from __future__ import annotations
 from .ir import IR, Strategy
 
 
+def rollback_triggers(ir: IR) -> list[str]:
+    """What makes Argo Rollouts roll back, in words (graph and explain share it)."""
+    rb = ir.rollback
+    if rb is None:
+        return []
+    triggers = []
+    if rb.health_checks:
+        triggers.append("failed health checks")
+    if rb.max_error_rate is not None:
+        triggers.append(f"error rate > {rb.max_error_rate:g}")
+    if rb.max_p90_latency:
+        triggers.append(f"p90 latency > {rb.max_p90_latency}")
+    return triggers
+
+
 def _strategy(s: Strategy) -> str:
     if s.kind == "canary":
         parts = [f"{st.weight}%" + (f" ⏸ {st.pause}" if st.pause else "") for st in s.steps]
@@ -56,14 +71,9 @@ def flow(ir: IR) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]
         last = "sign"
     rollback = ir.rollback
     if rollback:
-        triggers = []
-        if rollback.health_checks:
-            triggers.append("failed health checks")
-        if rollback.max_error_rate is not None:
-            triggers.append(f"error rate > {rollback.max_error_rate:g}")
-        if rollback.max_p90_latency:
-            triggers.append(f"p90 latency > {rollback.max_p90_latency}")
-        nodes.append(("rollback", "note", "automated rollback: " + ", ".join(triggers)))
+        nodes.append(
+            ("rollback", "note", "automated rollback: " + ", ".join(rollback_triggers(ir)))
+        )
     for env in ir.environments:
         e = f"env_{env.index}"
         for j, branch in enumerate(env.branches):

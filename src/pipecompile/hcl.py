@@ -37,10 +37,6 @@ class Block:
         self.body.append(child)
         return child
 
-    def blank(self) -> Block:
-        self.body.append(Blank())
-        return self
-
     def comment(self, text: str) -> Block:
         self.body.append(Comment(text))
         return self
@@ -53,16 +49,11 @@ class Attr:
 
 
 @dataclass(frozen=True, slots=True)
-class Blank:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
 class Comment:
     text: str
 
 
-Item = Attr | Block | Blank | Comment
+Item = Attr | Block | Comment
 
 
 def expr(value: Any, indent: str) -> str:
@@ -95,8 +86,8 @@ def _key(k: str) -> str:
 
 
 def _render_body(items: list[Item], indent: str, out: list[str]) -> None:
-    # terraform fmt aligns '=' across consecutive single-line attributes; a blank
-    # line, a comment, a nested block or a multi-line attribute ends the group.
+    # terraform fmt aligns '=' across consecutive single-line attributes; a comment,
+    # a nested block or a multi-line attribute ends the group.
     group: list[tuple[str, str]] = []
 
     def flush() -> None:
@@ -117,9 +108,7 @@ def _render_body(items: list[Item], indent: str, out: list[str]) -> None:
                 group.append((item.name, rendered))
             continue
         flush()
-        if isinstance(item, Blank):
-            out.append("\n")
-        elif isinstance(item, Comment):
+        if isinstance(item, Comment):
             out.append(f"{indent}# {item.text}\n")
         else:
             _render_block(item, indent, out)
