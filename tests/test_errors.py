@@ -72,3 +72,27 @@ def test_huge_and_deep_documents_are_refused() -> None:
         compile_bytes("pipeline.yaml", b"# " + b"x" * (10 * 1024 * 1024) + b"\n")
     with pytest.raises(PipelineError, match="nest"):
         compile_bytes("pipeline.yaml", b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "samples/ecommerce/pipeline.yaml",
+        "samples/minimal/pipeline.yaml",
+        "tests/lint/pipeline.yaml",
+        "tests/invalid/alias.yaml",
+    ],
+)
+def test_libyaml_and_pure_composers_build_the_same_document(path: str) -> None:
+    """The fast C composer is only an accelerator: same data, positions and errors."""
+    from pipecompile.loader import load
+
+    raw = (Path(__file__).parent.parent / path).read_bytes()
+    results = []
+    for fast in (True, False):
+        try:
+            d = load("pipeline.yaml", raw, fast=fast)
+            results.append((d.data, d.value_pos, d.key_pos, d.scalars))
+        except PipelineError as exc:
+            results.append(str(exc))
+    assert results[0] == results[1]
