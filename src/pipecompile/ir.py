@@ -78,6 +78,7 @@ class Service:
     deployments: tuple[Deployment, ...]  # in promotion order
     build_project: str
     build_log_group: str
+    scan_report_group: str  # CodeBuild report group of the ECR scan report
     build_trigger_paths: tuple[str, ...]  # path filters ("" = whole repository)
     chart_path: str  # folder of the chart in the GitOps repository
 

@@ -366,6 +366,7 @@ class _Lowering:
                     deployments=tuple(deployments),
                     build_project=f"{project}-{sname}-build",
                     build_log_group=f"/aws/codebuild/{project}-{sname}-build",
+                    scan_report_group=f"{project}-{sname}-build-ecr-image-scan",
                     build_trigger_paths=() if spath == "." else (f"{spath}/**",),
                     chart_path=posixpath.join(gitops_path, sname),
                 )

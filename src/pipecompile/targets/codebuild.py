@@ -88,6 +88,16 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         "phases": phases,
         "artifacts": {"files": ["image.json"]},
     }
+    if sec.image_scan_fail_on:
+        # The scan gate writes a JUnit report (one test case per severity) that
+        # CodeBuild publishes to the report group <project>-ecr-image-scan.
+        spec["reports"] = {
+            "ecr-image-scan": {
+                "files": ["ecr-image-scan.xml"],
+                "base-directory": "reports",
+                "file-format": "JUNITXML",
+            }
+        }
     if ir.build.cache != "none":
         spec["cache"] = {"paths": list(_runtimes()["cache_paths"][ir.runtime.language])}
     return spec

@@ -70,7 +70,22 @@ def branch_regexes(branches: tuple[str, ...]) -> tuple[str, str]:
     return ("^(" + "|".join(inc) + ")$", "^(" + "|".join(exc) + ")$" if exc else "")
 
 
-ECR_SCAN_GATE = """\
+# jq program turning ECR's severity counts into a JUnit report, one test case per
+# severity, failing the ones at or above the threshold (CodeBuild publishes it).
+_SCAN_JUNIT = r"""
+  ($fail | split(" ")) as $blocking
+  | ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"] as $all
+  | "<testsuite name=\"ECR image scan\" tests=\"\($all | length)\">",
+    ($all[] as $s | ((. // {})[$s] // 0) as $n
+      | "  <testcase classname=\"\($image)\" name=\"\($s) findings: \($n)\">"
+        + (if ($blocking | index($s)) != null and $n > 0
+           then "<failure message=\"\($n) \($s) finding(s)\"/>" else "" end)
+        + "</testcase>"),
+    "</testsuite>"
+"""
+
+ECR_SCAN_GATE = (
+    """\
 set -euo pipefail
 aws ecr wait image-scan-complete --repository-name "$ECR_REPOSITORY" \\
   --image-id "imageTag=$IMAGE_TAG"
@@ -78,6 +93,11 @@ counts="$(aws ecr describe-image-scan-findings --repository-name "$ECR_REPOSITOR
   --image-id "imageTag=$IMAGE_TAG" \\
   --query 'imageScanFindings.findingSeverityCounts' --output json)"
 echo "ECR scan findings for $ECR_REPOSITORY:$IMAGE_TAG: $counts"
+mkdir -p reports
+printf '%s' "$counts" | jq -r --arg fail "$FAIL_SEVERITIES" \\
+  --arg image "$ECR_REPOSITORY:$IMAGE_TAG" '"""
+    + _SCAN_JUNIT.strip("\n")
+    + """' > reports/ecr-image-scan.xml
 blocking=0
 for severity in $FAIL_SEVERITIES; do
   n="$(printf '%s' "$counts" | jq -r --arg s "$severity" '.[$s] // 0')"
@@ -88,6 +108,7 @@ if [ "$blocking" -gt 0 ]; then
   exit 1
 fi
 """
+)
 
 _SSH_SETUP = """\
 mkdir -p "$HOME/.ssh"

@@ -575,6 +575,22 @@ def iam(ir: IR) -> str:
             "resources": [Ref("aws_secretsmanager_secret.gitops_credential.arn")],
         },
     ]
+    if ir.security.image_scan_fail_on:
+        statements.append(
+            {
+                "sid": "ScanReports",
+                "actions": [
+                    "codebuild:BatchPutTestCases",
+                    "codebuild:CreateReport",
+                    "codebuild:CreateReportGroup",
+                    "codebuild:UpdateReport",
+                ],
+                "resources": [
+                    f"arn:aws:codebuild:{region}:{acct}:report-group/{s.scan_report_group}"
+                    for s in ir.services
+                ],
+            }
+        )
     if ir.security.sign_images:
         statements.append(
             {
@@ -647,7 +663,6 @@ def iam(ir: IR) -> str:
         )
     blocks.append(policy_doc("github_actions", gh_statements))
     blocks.append(_inline("github_actions", "github_actions", "github_actions"))
-    del region
     return document(blocks)
 
 
