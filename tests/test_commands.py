@@ -126,7 +126,9 @@ def test_lock_overrides_flow_into_outputs_and_check_keeps_them(tmp_path: Path) -
         "terraform_aws_provider": ">= 6.0.0, < 7.0.0",
     }
     (root / "pipecompile.lock").write_text(json.dumps(lock))
-    assert pc("check", cwd=root).returncode == 1  # outputs do not carry the new pins yet
+    res = pc("check", cwd=root)  # outputs do not carry the new pins yet
+    assert res.returncode == 1
+    assert "ci-order-service.yml: pins changed (pipecompile.lock)" in res.stdout
     assert pc("build", cwd=root).returncode == 0
     wf = (root / ".github/workflows/ci-order-service.yml").read_text()
     assert f"uses: actions/checkout@{NEW_SHA} # v7.9.9" in wf

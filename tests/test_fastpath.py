@@ -81,3 +81,19 @@ def test_fast_path_agrees_with_full_check(drift: str, tmp_path: Path) -> None:
         assert not fast and full_clean
     else:
         assert not fast and not full_clean
+
+
+def test_a_changed_generator_is_never_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same version number, different code (a development install): full check decides."""
+    from pipecompile import writer
+
+    root = build_sample("ecommerce", tmp_path)
+    raw = (root / "pipeline.yaml").read_bytes()
+    assert fast_clean(root, raw, None)
+    monkeypatch.setattr(writer, "code_fingerprint", lambda: "another generator")
+    assert not fast_clean(root, raw, None)
+    _hand_edit(root)
+    changes, _, _ = _plan(root / "pipeline.yaml", (), False)
+    assert [c.reason for c in changes] == ["hand edit"]

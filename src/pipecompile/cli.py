@@ -92,7 +92,8 @@ def _plan(file: Path, only: tuple[str, ...], force: bool) -> tuple[list[Change],
     expected = _expected(ir, only)
     targets = only or tuple(name for name, _ in ir.outputs)
     partial = bool(only) and set(only) != {name for name, _ in ir.outputs}
-    inputs = "partial" if partial else inputs_fingerprint(raw, _lock_bytes(root))
+    # a partial build cannot vouch for the other targets: record no inputs
+    inputs = {} if partial else inputs_fingerprint(raw, _lock_bytes(root))
     changes, manifest = plan(root, expected, inputs, targets, force=force)
     return changes, manifest, root
 

@@ -40,13 +40,47 @@ def body_fingerprint(body: str, version: str = __version__) -> str:
     return sha256(f"{version}\0{body}")[:16]
 
 
-def inputs_fingerprint(pipeline: bytes, lock: bytes | None) -> str:
-    """Everything the outputs depend on: the pipeline, the pin lock and our version."""
+def code_fingerprint() -> str:
+    """Hash of pipecompile's own code and data, so a changed generator is never trusted.
+
+    The version alone is not enough: a development install keeps its version
+    while the code changes.  Only .py and data files count (not bytecode).
+    """
+    from importlib import resources
+
     h = hashlib.sha256()
-    for part in (__version__.encode(), pipeline, lock or b""):
-        h.update(len(part).to_bytes(8, "big"))
-        h.update(part)
+    for package in ("pipecompile", "pipecompile._targets"):
+        base = Path(str(resources.files(package)))
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".json", ".yaml"):
+                h.update(str(path.relative_to(base)).encode() + b"\0")
+                h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def inputs_fingerprint(pipeline: bytes, lock: bytes | None) -> dict[str, str]:
+    """Everything the outputs depend on, hashed one by one so check can say what changed."""
+    return {
+        "pipeline": sha256(pipeline),
+        "lock": sha256(lock) if lock is not None else "",
+        "pipecompile": f"{__version__} {code_fingerprint()}",
+    }
+
+
+_INPUT_REASONS = (
+    ("pipeline", "pipeline changed"),
+    ("lock", "pins changed (pipecompile.lock)"),
+    ("pipecompile", "pipecompile changed"),
+)
+
+
+def stale_reason(old: dict[str, str] | None, new: dict[str, str]) -> str:
+    """Which input changed since the last build, in words."""
+    if old:
+        for key, words in _INPUT_REASONS:
+            if old.get(key) != new.get(key):
+                return f"{words} (regenerate with pipecompile build)"
+    return "out of date (regenerate with pipecompile build)"
 
 
 def with_header(body: str, pipeline_file: str) -> str:
@@ -69,7 +103,9 @@ def split_header(text: str) -> tuple[str, str, str] | None:
     return parts[2], parts[4], lines[3]
 
 
-def drift_reason(on_disk: str) -> str:
+def drift_reason(
+    on_disk: str, stale: str = "out of date (regenerate with pipecompile build)"
+) -> str:
     """Why a generated file on disk is not what the pipeline produces now."""
     head = split_header(on_disk)
     if head is None:
@@ -79,7 +115,7 @@ def drift_reason(on_disk: str) -> str:
         return "hand edit"
     if version != __version__:
         return f"version skew (made by pipecompile {version}, this is {__version__})"
-    return "pipeline changed (regenerate with pipecompile build)"
+    return stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +129,7 @@ class Change:
 
 @dataclass
 class Manifest:
-    inputs: str
+    inputs: dict[str, str]
     version: str
     files: dict[str, dict[str, str]]  # path -> {"target": ..., "sha256": ...}
 
@@ -113,7 +149,8 @@ def read_manifest(root: Path) -> Manifest | None:
             str(k): {"target": str(v["target"]), "sha256": str(v["sha256"])}
             for k, v in data["files"].items()
         }
-        return Manifest(str(data["inputs"]), str(data["pipecompile"]), files)
+        inputs = {str(k): str(v) for k, v in dict(data["inputs"]).items()}
+        return Manifest(inputs, str(data["pipecompile"]), files)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -146,7 +183,7 @@ def _read(path: Path) -> str | None:
 def plan(
     root: Path,
     expected: dict[PurePosixPath, tuple[str, str]],
-    inputs: str,
+    inputs: dict[str, str],
     targets: tuple[str, ...],
     *,
     force: bool = False,
@@ -158,6 +195,7 @@ def plan(
     """
     old = read_manifest(root)
     old_files = old.files if old else {}
+    stale = stale_reason(old.inputs if old else None, inputs)
     existing = _existing_files(
         root, {str(p).split("/", 1)[0] for p in expected} | {p.split("/", 1)[0] for p in old_files}
     )
@@ -184,7 +222,7 @@ def plan(
             )
             del files[str(path)]
         else:
-            changes.append(Change(path, "update", drift_reason(current), current, text))
+            changes.append(Change(path, "update", drift_reason(current, stale), current, text))
     for p, meta in sorted(old_files.items()):
         path = PurePosixPath(p)
         if meta["target"] not in targets or path in expected:
@@ -270,6 +308,8 @@ def fast_clean(root: Path, pipeline: bytes, lock: bytes | None) -> bool:
     """
     m = read_manifest(root)
     if m is None or m.version != __version__ or m.inputs != inputs_fingerprint(pipeline, lock):
+        # (the fingerprint includes pipecompile's own code, so a changed generator
+        # under an unchanged version number is never trusted)
         return False
     for p, meta in m.files.items():
         try:
