@@ -217,3 +217,15 @@ def test_a_render_error_leaves_existing_files_byte_identical(
     assert after.pop("pipeline.yaml")[0] == before_pipeline
     before.pop("pipeline.yaml")
     assert after == before  # other targets rendered fine, yet nothing was written
+
+
+def test_forked_writes_give_the_same_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipecompile import writer
+
+    serial = build_sample("ecommerce", tmp_path / "serial")
+    monkeypatch.setattr(writer, "PARALLEL_WRITES", 0)
+    forked = build_sample("ecommerce", tmp_path / "forked")
+    a = {k: v[0] for k, v in snapshot_tree(serial).items()}
+    b = {k: v[0] for k, v in snapshot_tree(forked).items()}
+    assert a == b and len(a) > 30
+    assert not [p for p in forked.rglob("*pipecompile-tmp")]

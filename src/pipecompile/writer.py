@@ -57,7 +57,9 @@ def code_fingerprint() -> str:
     for base in roots:
         found = []
         for folder, dirs, names in os.walk(base):
-            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            # _targets sits inside the package in a wheel and elsewhere in an
+            # editable install: hash it once, from its own root, either way
+            dirs[:] = [d for d in dirs if d not in ("__pycache__", "_targets")]
             for name in names:
                 if name.endswith((".py", ".json", ".yaml")):
                     found.append(os.path.join(folder, name))
@@ -287,8 +289,7 @@ def apply(root: Path, changes: list[Change], manifest: Manifest) -> None:
     for folder in sorted({(root / ch.path).parent for ch in writes}):
         folder.mkdir(parents=True, exist_ok=True)
         made.add(folder)
-    for ch in writes:
-        atomic_write(root / ch.path, ch.new or "", made)
+    _write_all(root, writes, made)
     for ch in changes:
         if ch.kind == "delete":
             (root / ch.path).unlink(missing_ok=True)
@@ -296,6 +297,38 @@ def apply(root: Path, changes: list[Change], manifest: Manifest) -> None:
     text = manifest.text()
     if _read(root / MANIFEST) != text:
         atomic_write(root / MANIFEST, text)
+
+
+# Above this many files, a forked child writes half of them: creating files is
+# system-call bound, and the plan is already in memory (nothing to pickle).
+PARALLEL_WRITES = 2000
+
+
+def _write_all(root: Path, writes: list[Change], made: set[Path]) -> None:
+    if len(writes) < PARALLEL_WRITES or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+        for ch in writes:
+            atomic_write(root / ch.path, ch.new or "", made)
+        return
+    half = writes[::2]
+    pid = os.fork()
+    if pid == 0:  # child: write its half, report success through the exit status
+        status = 0
+        try:
+            for ch in half:
+                atomic_write(root / ch.path, ch.new or "", made)
+        except BaseException:
+            status = 1
+        finally:
+            os._exit(status)
+    try:
+        for ch in writes[1::2]:
+            atomic_write(root / ch.path, ch.new or "", made)
+    finally:
+        _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        # the parent's writes succeeded but the child's did not: say so, and let the
+        # next build (which compares bytes) finish the job; the manifest is not written
+        raise OSError(f"writing generated files failed in a worker process (status {status})")
 
 
 def _prune_empty(root: Path, folder: Path) -> None:
