@@ -124,6 +124,7 @@ class Security:
 class Gitops:
     repository: str | None
     auth: Literal["ssh", "https"]
+    credential: str  # secret the deploy scripts read: GITOPS_DEPLOY_KEY (ssh) or GITOPS_TOKEN
     revision: str
     path: str
     prune: bool
@@ -223,6 +224,7 @@ class IR:
     deployments_table: str | None
     log_retention_days: int
     outputs: tuple[tuple[str, str], ...]  # (target, folder) in registry order
+    buildspec_folder: str  # where the CodeBuild projects find their buildspecs
     aws: AwsNames
     secrets: Secrets
     pins: Pins

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -138,26 +139,24 @@ def _job_origin(job_id: str) -> Path_ | None:
     }.get(job_id)
 
 
-def _job_at(text: str, line: int) -> str | None:
+Span = tuple[int, int, dict[str, Any], int | None]
+
+
+@lru_cache(maxsize=64)
+def _outline(text: str) -> tuple[tuple[tuple[int, str], ...], tuple[Span, ...]]:
+    """Parse a workflow once: (job start lines, step spans).
+
+    A step span is (first line, last line, step, first line of its run block).
+    """
     from ruamel.yaml import YAML
 
     jobs = YAML(typ="rt", pure=True).load(text).get("jobs", {})
-    found = None
-    for job_id in jobs:
-        if jobs.lc.key(job_id)[0] + 1 <= line:
-            found = str(job_id)
-    return found
-
-
-def _step_spans(text: str) -> list[tuple[int, int, dict[str, Any], int | None]]:
-    """(first line, last line, step, first line of its run block) for every step."""
-    from ruamel.yaml import YAML
-
-    doc = YAML(typ="rt", pure=True).load(text)
-    jobs = doc.get("jobs", {})
+    job_lines: list[tuple[int, str]] = []
     starts: list[tuple[int, dict[str, Any] | None, int | None]] = []
     for job_id, job in jobs.items():
-        starts.append((jobs.lc.key(job_id)[0] + 1, None, None))  # a job ends the step before
+        line = jobs.lc.key(job_id)[0] + 1
+        job_lines.append((line, str(job_id)))
+        starts.append((line, None, None))  # a job ends the step before it
         steps = job.get("steps", [])
         for i, step in enumerate(steps):
             run_line = None
@@ -173,32 +172,34 @@ def _step_spans(text: str) -> list[tuple[int, int, dict[str, Any], int | None]]:
         if step is not None:
             end = starts[k + 1][0] - 1 if k + 1 < len(starts) else last
             spans.append((line, end, step, run_line))
-    return spans
+    return tuple(job_lines), tuple(spans)
 
 
 def origin_of(
     finding: Finding, text: str, doc: Document, user_steps: list[tuple[str, str]]
 ) -> tuple[Path_, int] | None:
     """The pipeline field (and line offset inside it) behind a finding, if any."""
-    for start, end, step, run_line in _step_spans(text):
+    job_lines, spans = _outline(text)
+    for start, end, step, run_line in spans:
         if not start <= finding.line <= end:
             continue
         name = str(step.get("name", ""))
         for i, (user_name, user_run) in enumerate(user_steps):
             if name == user_name and step.get("run") == user_run:
                 path: Path_ = ("ci", "steps", i, "run")
-                offset = 0
                 sc = doc.scalars.get(path)
+                offset = 0
                 if run_line and finding.line >= run_line and sc and sc.text.count("\n"):
                     offset = finding.line - run_line + 1  # block scalar: content starts below
-                elif run_line and finding.line >= run_line:
-                    offset = 0
                 return path, offset
         for prefix, field in STEP_ORIGINS:
             if name.startswith(prefix) and field[0] in doc.data:
                 return field, 0
         return None
-    job_id = _job_at(text, finding.line)
+    job_id = None
+    for line, ident in job_lines:
+        if line <= finding.line:
+            job_id = ident
     job_field = _job_origin(job_id) if job_id else None
     if (
         job_field

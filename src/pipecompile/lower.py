@@ -429,6 +429,7 @@ class _Lowering:
         gitops = ir.Gitops(
             repository=g.repository,
             auth=auth,
+            credential="GITOPS_TOKEN" if auth == "https" else "GITOPS_DEPLOY_KEY",
             revision=g.revision,
             path=gitops_path,
             prune=g.sync.prune,
@@ -492,13 +493,7 @@ class _Lowering:
             sonar_token="SONAR_TOKEN" if security.sast_fail_on else None,
             sonar_host_url="SONAR_HOST_URL" if security.sast_fail_on else None,
             slack_webhook="SLACK_WEBHOOK_URL" if notifications.slack_channel else None,
-            gitops_credential=(
-                None
-                if g.repository is None
-                else "GITOPS_TOKEN"
-                if auth == "https"
-                else "GITOPS_DEPLOY_KEY"
-            ),
+            gitops_credential=None if g.repository is None else gitops.credential,
         )
 
         if "github-actions" in enabled:
@@ -531,6 +526,7 @@ class _Lowering:
             deployments_table=m.audit.deployments_table,
             log_retention_days=m.audit.log_retention_days,
             outputs=tuple(outputs),
+            buildspec_folder=dict(outputs).get("codebuild", DEFAULT_OUTPUTS["codebuild"]),
             aws=aws,
             secrets=secrets,
             pins=self.pins,

@@ -111,7 +111,7 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
         "GITOPS_REVISION": g.revision,
         "GITOPS_PATH": g.path,
     }
-    cred = ir.secrets.gitops_credential or "GITOPS_DEPLOY_KEY"
+    cred = ir.gitops.credential
     commands = [
         'test -n "${SERVICE:-}" && test -n "${IMAGE_TAG:-}"',
         f"(\n{record_image_tag_script(g.auth)})",

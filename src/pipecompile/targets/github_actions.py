@@ -355,7 +355,7 @@ def _deploy_job(ir: IR, svc: Service, env_name: str, needs: list[str]) -> dict[s
             },
         ]
     g = ir.gitops
-    cred = ir.secrets.gitops_credential or "GITOPS_DEPLOY_KEY"
+    cred = ir.gitops.credential
     steps.append(
         {
             "name": f"Record the new image tag for {env.name} in the GitOps repository",

@@ -290,9 +290,7 @@ def _log_group(ir: IR, label: str, group: str) -> Block:
 
 
 def codebuild(ir: IR) -> str:
-    folder = (
-        ir.output("codebuild") if any(t == "codebuild" for t, _ in ir.outputs) else "ci/codebuild"
-    )
+    folder = ir.buildspec_folder
     blocks: list[Block] = []
     for svc in ir.services:
         label = f"build-{svc.name}"
@@ -329,9 +327,14 @@ def codebuild(ir: IR) -> str:
     return document(blocks)
 
 
+def _pipeline_label(ir: IR, dep: Deployment) -> str:
+    """Terraform label of a deployment's pipeline: its name without the project prefix."""
+    return dep.pipeline_name.removeprefix(f"{ir.project}-")
+
+
 def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
     env = ir.environment(dep.environment)
-    p = resource("aws_codepipeline", dep.pipeline_name.removeprefix(f"{ir.project}-"))
+    p = resource("aws_codepipeline", _pipeline_label(ir, dep))
     p.attr("name", dep.pipeline_name)
     p.attr("role_arn", Ref("aws_iam_role.codepipeline.arn"))
     p.attr("pipeline_type", "V2")
@@ -690,7 +693,7 @@ def notifications(ir: IR) -> str:
     if events:
         for svc in ir.services:
             for dep in svc.deployments:
-                label = dep.pipeline_name.removeprefix(f"{ir.project}-")
+                label = _pipeline_label(ir, dep)
                 rule = resource("aws_codestarnotifications_notification_rule", label)
                 rule.attr("name", dep.notification_rule_name)
                 rule.attr("resource", Ref(f"aws_codepipeline.{label}.arn"))
