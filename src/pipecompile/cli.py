@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -65,7 +65,7 @@ def _compile(file: Path) -> tuple[IR, bytes]:
     return ir, raw
 
 
-def _expected(ir: IR, only: tuple[str, ...]) -> dict[PurePosixPath, tuple[str, str]]:
+def _expected(ir: IR, only: tuple[str, ...]) -> dict[str, tuple[str, str]]:
     from .targets import render_all
     from .writer import with_header
 

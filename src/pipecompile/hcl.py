@@ -9,7 +9,9 @@ function calls that the target itself writes) is emitted verbatim.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from .emit import hcl_string
@@ -29,7 +31,7 @@ class Block:
     body: list[Item] = field(default_factory=list)
 
     def attr(self, name: str, value: Any) -> Block:
-        self.body.append(Attr(name, value))
+        self.body.append((name, value))
         return self
 
     def block(self, type_: str, *labels: str) -> Block:
@@ -42,17 +44,14 @@ class Block:
         return self
 
 
-@dataclass(slots=True)
-class Attr:
-    name: str
-    value: Any
-
-
 @dataclass(frozen=True, slots=True)
 class Comment:
     text: str
 
 
+# An attribute is a plain (name, value) tuple: resources hold hundreds of
+# thousands of them at scale, and a tuple is the cheapest object to build.
+Attr = tuple[str, Any]
 Item = Attr | Block | Comment
 
 
@@ -67,56 +66,78 @@ def expr(value: Any, indent: str) -> str:
         return "true" if value else "false"
     if t is int:
         return str(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(expr(v, indent) for v in value) + "]"
-    if isinstance(value, dict):
+    if t is list or t is tuple:
+        return "[" + ", ".join([expr(v, indent) for v in value]) + "]"
+    if t is dict:
         if not value:
             return "{}"
         inner = indent + "  "
-        width = max(len(_key(k)) for k in value)
-        lines = [f"{inner}{_key(k).ljust(width)} = {expr(v, inner)}" for k, v in value.items()]
+        keys = [_key(k) for k in value]
+        width = max(map(len, keys))
+        lines = [
+            f"{inner}{k.ljust(width)} = {expr(v, inner)}"
+            for k, v in zip(keys, value.values(), strict=True)
+        ]
         return "{\n" + "\n".join(lines) + "\n" + indent + "}"
     raise TypeError(f"cannot render {type(value).__name__} as HCL")  # pragma: no cover
 
 
-def _key(k: str) -> str:
-    import re
+_BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*").fullmatch
 
-    return k if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", k) else hcl_string(k)
+
+@lru_cache(maxsize=4096)
+def _key(k: str) -> str:
+    return k if _BARE_KEY(k) else hcl_string(k)
+
+
+def _flush(names: list[str], values: list[str], indent: str, out: list[str]) -> None:
+    width = max(map(len, names))
+    for name, rendered in zip(names, values, strict=True):
+        out.append(f"{indent}{name.ljust(width)} = {rendered}\n")
+    names.clear()
+    values.clear()
 
 
 def _render_body(items: list[Item], indent: str, out: list[str]) -> None:
     # terraform fmt aligns '=' across consecutive single-line attributes; a comment,
-    # a nested block or a multi-line attribute ends the group.
-    group: list[tuple[str, str]] = []
-
-    def flush() -> None:
-        if not group:
-            return
-        width = max(len(name) for name, _ in group)
-        for name, rendered in group:
-            out.append(f"{indent}{name.ljust(width)} = {rendered}\n")
-        group.clear()
-
+    # a nested block or a multi-line attribute ends the group.  This loop runs for
+    # every attribute of thousands of resources: exact-type dispatch, no closures.
+    names: list[str] = []
+    values: list[str] = []
     for item in items:
-        if isinstance(item, Attr):
-            rendered = expr(item.value, indent)
+        t = type(item)
+        if t is tuple:
+            name, v = item  # type: ignore[misc]
+            tv = type(v)
+            if tv is str:
+                names.append(name)
+                values.append(hcl_string(v))
+                continue
+            if tv is Ref:
+                names.append(name)
+                values.append(v.expr)
+                continue
+            rendered = expr(v, indent)
             if "\n" in rendered:  # a multi-line value stands alone, unaligned
-                flush()
-                out.append(f"{indent}{item.name} = {rendered}\n")
+                if names:
+                    _flush(names, values, indent, out)
+                out.append(f"{indent}{name} = {rendered}\n")
             else:
-                group.append((item.name, rendered))
+                names.append(name)
+                values.append(rendered)
             continue
-        flush()
-        if isinstance(item, Comment):
-            out.append(f"{indent}# {item.text}\n")
+        if names:
+            _flush(names, values, indent, out)
+        if t is Comment:
+            out.append(f"{indent}# {item.text}\n")  # type: ignore[union-attr]
         else:
-            _render_block(item, indent, out)
-    flush()
+            _render_block(item, indent, out)  # type: ignore[arg-type]
+    if names:
+        _flush(names, values, indent, out)
 
 
 def _render_block(b: Block, indent: str, out: list[str]) -> None:
-    labels = "".join(f" {hcl_string(lbl)}" for lbl in b.labels)
+    labels = "".join([f" {hcl_string(lbl)}" for lbl in b.labels]) if b.labels else ""
     if not b.body:
         out.append(f"{indent}{b.type}{labels} {{}}\n")
         return

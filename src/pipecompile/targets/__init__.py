@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
-from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 from ..ir import IR
 
-Rendered = dict[PurePosixPath, str]
+# {path relative to the target's output folder, '/'-separated: text}
+Rendered = dict[str, str]
 
 
 class Target(Protocol):
@@ -90,14 +90,15 @@ def _render_targets(ir: IR, names: list[str]) -> list[Rendered]:
     return [done[n] for n in names]
 
 
-def render_all(ir: IR, only: tuple[str, ...] = ()) -> dict[PurePosixPath, tuple[str, str]]:
+def render_all(ir: IR, only: tuple[str, ...] = ()) -> dict[str, tuple[str, str]]:
     """Render every enabled target: {path relative to the root: (target, body)}."""
     jobs = [(name, folder) for name, folder in ir.outputs if not only or name in only]
     rendered = _render_targets(ir, [name for name, _ in jobs])
-    out: dict[PurePosixPath, tuple[str, str]] = {}
+    out: dict[str, tuple[str, str]] = {}
     for (name, folder), files in zip(jobs, rendered, strict=True):
+        prefix = folder.rstrip("/") + "/" if folder not in ("", ".") else ""
         for rel, body in files.items():
-            path = PurePosixPath(folder) / rel
+            path = prefix + rel
             if path in out:
                 raise RuntimeError(f"{path} is rendered by both {out[path][0]} and {name}")
             out[path] = (name, body)

@@ -10,7 +10,7 @@ exist before the first deploy, hence ``ignoreMissingValueFiles``.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+import posixpath
 from typing import Any
 
 from ..emit import yaml_document
@@ -95,8 +95,8 @@ def application(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
                 "path": svc.chart_path,
                 "helm": {
                     "valueFiles": [
-                        PurePosixPath(dep.values_file).name,
-                        PurePosixPath(dep.image_tag_file).name,
+                        posixpath.basename(dep.values_file),
+                        posixpath.basename(dep.image_tag_file),
                     ],
                     "ignoreMissingValueFiles": True,
                 },
@@ -107,9 +107,9 @@ def application(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
     }
 
 
-def render(ir: IR) -> dict[PurePosixPath, str]:
-    out = {PurePosixPath("project.yaml"): yaml_document(app_project(ir))}
+def render(ir: IR) -> dict[str, str]:
+    out = {"project.yaml": yaml_document(app_project(ir))}
     for svc in ir.services:
         for dep in svc.deployments:
-            out[PurePosixPath(f"{dep.app_name}.yaml")] = yaml_document(application(ir, svc, dep))
+            out[f"{dep.app_name}.yaml"] = yaml_document(application(ir, svc, dep))
     return out

@@ -11,7 +11,6 @@ Every value from pipeline.yaml reaches the shell through ``env.variables``.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any
 
 from ..emit import yaml_document
@@ -136,10 +135,10 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
     }
 
 
-def render(ir: IR) -> dict[PurePosixPath, str]:
+def render(ir: IR) -> dict[str, str]:
     out = {}
     for svc in ir.services:
-        out[PurePosixPath(f"build-{svc.name}.yml")] = yaml_document(build_spec(ir, svc))
+        out[f"build-{svc.name}.yml"] = yaml_document(build_spec(ir, svc))
     for env in ir.environments:
-        out[PurePosixPath(f"deploy-{env.name}.yml")] = yaml_document(deploy_spec(ir, env))
+        out[f"deploy-{env.name}.yml"] = yaml_document(deploy_spec(ir, env))
     return out

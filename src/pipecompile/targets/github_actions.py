@@ -17,7 +17,6 @@ Files (relative to the github-actions output folder):
 from __future__ import annotations
 
 import json
-from pathlib import PurePosixPath
 from typing import Any
 
 from ..emit import Pinned, yaml_document
@@ -487,11 +486,11 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
     }
 
 
-def render(ir: IR) -> dict[PurePosixPath, str]:
+def render(ir: IR) -> dict[str, str]:
     out = {}
     for svc in ir.services:
-        out[PurePosixPath(f"ci-{svc.name}.yml")] = yaml_document(ci_workflow(ir, svc))
-        out[PurePosixPath(f"deliver-{svc.name}.yml")] = yaml_document(deliver_workflow(ir, svc))
+        out[f"ci-{svc.name}.yml"] = yaml_document(ci_workflow(ir, svc))
+        out[f"deliver-{svc.name}.yml"] = yaml_document(deliver_workflow(ir, svc))
     if ir.security.dast:
-        out[PurePosixPath("dast.yml")] = yaml_document(dast_workflow(ir))
+        out["dast.yml"] = yaml_document(dast_workflow(ir))
     return out

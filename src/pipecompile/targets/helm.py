@@ -10,7 +10,6 @@ pipecompile never generates, and the Argo CD Application lists both.
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 from typing import Any
 
 from ..emit import yaml_document
@@ -122,9 +121,9 @@ def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
     return out
 
 
-def render(ir: IR) -> dict[PurePosixPath, str]:
+def render(ir: IR) -> dict[str, str]:
     out = {}
     for svc in ir.services:
         for dep in svc.deployments:
-            out[PurePosixPath(dep.values_file)] = yaml_document(values(ir, svc, dep))
+            out[dep.values_file] = yaml_document(values(ir, svc, dep))
     return out

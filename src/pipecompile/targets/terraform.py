@@ -13,7 +13,6 @@ codebuild.tf, codepipeline.tf, iam.tf, notifications.tf, audit.tf.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any
 
 from ..hcl import Block, Ref, document
@@ -766,7 +765,7 @@ def outputs(ir: IR) -> str:
     return document(blocks)
 
 
-def render(ir: IR) -> dict[PurePosixPath, str]:
+def render(ir: IR) -> dict[str, str]:
     files = {
         "versions.tf": versions(ir),
         "variables.tf": variables(ir),
@@ -780,4 +779,4 @@ def render(ir: IR) -> dict[PurePosixPath, str]:
         "notifications.tf": notifications(ir),
         "audit.tf": audit(ir),
     }
-    return {PurePosixPath(k): v for k, v in files.items()}
+    return files
