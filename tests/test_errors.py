@@ -9,6 +9,7 @@ import pytest
 from pipecompile.errors import PipelineError
 from pipecompile.frontend import compile_bytes
 
+ROOT = Path(__file__).parent.parent
 CORPUS = Path(__file__).parent / "invalid"
 CASES = sorted(p.stem for p in CORPUS.glob("*.yaml"))
 
@@ -57,6 +58,26 @@ def test_symlinked_output_folder_outside_the_root_is_refused(tmp_path: Path) -> 
     with pytest.raises(PipelineError) as info:
         compile_bytes("pipeline.yaml", raw, root)
     assert "resolves outside the folder holding the pipeline file" in str(info.value)
+
+
+def test_service_path_through_a_nested_link_is_checked(tmp_path: Path) -> None:
+    # the link sits below an ordinary folder; only an existing link can lead outside
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "repo"
+    (root / "services").mkdir(parents=True)
+    (root / "services" / "web").symlink_to(outside)
+    (root / "services" / "inner").mkdir()
+    (root / "services" / "api").symlink_to(root / "services" / "inner")
+    raw = (ROOT / "samples" / "minimal" / "pipeline.yaml").read_bytes()
+    escaping = raw.replace(b"  web: {}", b"  web:\n    path: services/web/src")
+    with pytest.raises(PipelineError) as info:
+        compile_bytes("pipeline.yaml", escaping, root)
+    assert "resolves outside the folder holding the pipeline file" in str(info.value)
+    inside = raw.replace(b"  web: {}", b"  web:\n    path: services/api/src")
+    assert compile_bytes("pipeline.yaml", inside, root).services[0].path == "services/api/src"
+    missing = raw.replace(b"  web: {}", b"  web:\n    path: services/not-yet/src")
+    assert compile_bytes("pipeline.yaml", missing, root).services[0].path == "services/not-yet/src"
 
 
 def test_alias_bomb_fails_fast() -> None:

@@ -6,8 +6,10 @@ order, platform limits) and where every default and derived name is decided.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+import stat
 from pathlib import Path
 from typing import Literal
 
@@ -89,6 +91,7 @@ class _Lowering:
         self.root = root
         self.errors: list[Diagnostic] = []
         self.warnings: list[str] = []
+        self._kinds: dict[str, str] = {}  # path prefix -> link | other | missing
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         self.errors.append(self.doc.error(path, message, key=key))
@@ -112,7 +115,7 @@ class _Lowering:
         if norm == ".." or norm.startswith("../"):
             self.err(path, f"'{value}' points outside the folder holding the pipeline file")
             return "."
-        if self.root is not None and norm != ".":
+        if self.root is not None and norm != "." and self._through_link(norm):
             real_root = self.root.resolve()
             target = (self.root / norm).resolve()
             if target != real_root and real_root not in target.parents:
@@ -123,6 +126,31 @@ class _Lowering:
                 )
                 return "."
         return norm
+
+    def _through_link(self, norm: str) -> bool:
+        """Whether an existing part of ``root/norm`` is a symbolic link.
+
+        Only then can a normalised relative path lead outside the root.  One
+        lstat per distinct prefix, cached: a thousand services share 'services/'.
+        """
+        assert self.root is not None
+        base = str(self.root)
+        prefix = ""
+        for part in norm.split("/"):
+            prefix = f"{prefix}/{part}" if prefix else part
+            kind = self._kinds.get(prefix)
+            if kind is None:
+                try:
+                    mode = os.lstat(os.path.join(base, prefix)).st_mode
+                    kind = "link" if stat.S_ISLNK(mode) else "other"
+                except OSError:
+                    kind = "missing"
+                self._kinds[prefix] = kind
+            if kind == "link":
+                return True
+            if kind == "missing":  # nothing below a missing folder exists
+                return False
+        return False
 
     # -- strategies ------------------------------------------------------------------------
     def strategies(self) -> dict[str, ir.Strategy]:
