@@ -197,11 +197,23 @@ def test_output_is_identical_across_hash_seeds_and_locales(tmp_path: Path) -> No
     assert trees[0] == trees[1]
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-process", "split"])
+@pytest.mark.parametrize("broken_target", ["terraform", "github_actions"])
 def test_a_render_error_leaves_existing_files_byte_identical(
-    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    split: bool,
+    broken_target: str,
 ) -> None:
-    from pipecompile.targets import helm
+    # split: the build runs in two processes, and the broken target renders in
+    # one or the other (terraform here, github-actions in the child)
+    import importlib
 
+    from pipecompile import jobs
+
+    if split:
+        monkeypatch.setattr(jobs, "PARALLEL_MIN_DEPLOYMENTS", 0)
     before = snapshot_tree(repo)
     pipeline = repo / "pipeline.yaml"
     pipeline.write_text(pipeline.read_text().replace("timeout_minutes: 30", "timeout_minutes: 45"))
@@ -210,22 +222,11 @@ def test_a_render_error_leaves_existing_files_byte_identical(
     def broken(ir: object) -> dict[str, str]:
         raise RuntimeError("template exploded")
 
-    monkeypatch.setattr(helm, "render", broken)
+    module = importlib.import_module(f"pipecompile.targets.{broken_target}")
+    monkeypatch.setattr(module, "render", broken)
     assert cli.main(["build", "-f", str(pipeline)]) == 3
     assert "internal error: RuntimeError: template exploded" in capsys.readouterr().err
     after = snapshot_tree(repo)
     assert after.pop("pipeline.yaml")[0] == before_pipeline
     before.pop("pipeline.yaml")
     assert after == before  # other targets rendered fine, yet nothing was written
-
-
-def test_forked_writes_give_the_same_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipecompile import writer
-
-    serial = build_sample("ecommerce", tmp_path / "serial")
-    monkeypatch.setattr(writer, "PARALLEL_WRITES", 0)
-    forked = build_sample("ecommerce", tmp_path / "forked")
-    a = {k: v[0] for k, v in snapshot_tree(serial).items()}
-    b = {k: v[0] for k, v in snapshot_tree(forked).items()}
-    assert a == b and len(a) > 30
-    assert not [p for p in forked.rglob("*pipecompile-tmp")]

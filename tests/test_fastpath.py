@@ -8,9 +8,16 @@ from pathlib import Path
 import pytest
 
 from pipecompile.cli import _plan
-from pipecompile.writer import LOCK, fast_clean
+from pipecompile.writer import LOCK, Change, fast_clean
 
 from .conftest import build_sample
+
+
+def planned(pipeline: Path, *, texts: bool = True) -> list[Change]:
+    """The changes a full build would make (render-and-compare, writing nothing)."""
+    plan = _plan(pipeline, (), False, texts=texts)
+    plan.close()
+    return plan.changes
 
 
 def _hand_edit(root: Path) -> None:
@@ -71,7 +78,7 @@ def test_fast_path_agrees_with_full_check(drift: str, tmp_path: Path) -> None:
     DRIFTS[drift](root)
     lock = (root / LOCK).read_bytes() if (root / LOCK).exists() else None
     fast = fast_clean(root, (root / "pipeline.yaml").read_bytes(), lock)
-    changes, _, _ = _plan(root / "pipeline.yaml", (), False)
+    changes = planned(root / "pipeline.yaml")
     full_clean = not changes
     if drift == "none":
         assert fast and full_clean
@@ -95,5 +102,5 @@ def test_a_changed_generator_is_never_trusted(
     monkeypatch.setattr(writer, "code_fingerprint", lambda: "another generator")
     assert not fast_clean(root, raw, None)
     _hand_edit(root)
-    changes, _, _ = _plan(root / "pipeline.yaml", (), False)
+    changes = planned(root / "pipeline.yaml")
     assert [c.reason for c in changes] == ["hand edit"]

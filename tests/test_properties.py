@@ -258,3 +258,24 @@ def test_documented_orders_do_matter(order_matters: str) -> None:
         if order_matters == "services"
         else ["development", "testing", "staging", "production"]
     )
+
+
+_TEXT = st.text(max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    files=st.dictionaries(
+        _TEXT, st.fixed_dictionaries({"target": _TEXT, "sha256": _TEXT}), max_size=6
+    ),
+    inputs=st.dictionaries(_TEXT, _TEXT, max_size=4),
+    version=_TEXT,
+)
+def test_manifest_text_is_the_json_modules_output(
+    files: dict[str, dict[str, str]], inputs: dict[str, str], version: str
+) -> None:
+    from pipecompile.writer import Manifest
+
+    expected = {"pipecompile": version, "inputs": inputs, "files": files}
+    text = Manifest(inputs, version, files).text()
+    assert text == json.dumps(expected, indent=2, sort_keys=True) + "\n"

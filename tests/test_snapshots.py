@@ -41,12 +41,3 @@ def test_generated_file(built: dict[str, Path], sample: str, path: str, snapshot
 def test_every_target_renders_for_the_reference() -> None:
     targets = {path.split("/")[0] for s, path in CASES if s == "ecommerce"}
     assert targets == {".github", "ci", "infrastructure", "kubernetes"}
-
-
-def test_parallel_rendering_gives_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipecompile import targets
-
-    ir = compile_file(ROOT / "samples" / "ecommerce" / "pipeline.yaml", "pipeline.yaml")
-    serial = targets.render_all(ir)
-    monkeypatch.setattr(targets, "PARALLEL_MIN_DEPLOYMENTS", 0)
-    assert targets.render_all(ir) == serial
