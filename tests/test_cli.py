@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +231,14 @@ def test_a_render_error_leaves_existing_files_byte_identical(
     assert after.pop("pipeline.yaml")[0] == before_pipeline
     before.pop("pipeline.yaml")
     assert after == before  # other targets rendered fine, yet nothing was written
+
+
+def test_an_unwritable_output_exits_4_with_a_plain_message(tmp_path: Path) -> None:
+    # a file stands where an output folder must go (chmod would not stop root)
+    shutil.copy(ROOT / "samples" / "minimal" / "pipeline.yaml", tmp_path / "pipeline.yaml")
+    (tmp_path / "kubernetes").write_text("not a folder\n")
+    res = pc("build", cwd=tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert res.stderr.startswith("error: ") and "kubernetes" in res.stderr
+    assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / ".pipecompile").exists()  # no manifest for a failed build
