@@ -117,3 +117,13 @@ def test_libyaml_and_pure_composers_build_the_same_document(path: str) -> None:
         except PipelineError as exc:
             results.append(str(exc))
     assert results[0] == results[1]
+
+
+def test_terraform_alone_needs_no_gitops_but_warns_about_buildspecs() -> None:
+    raw = (CORPUS / "gitops-required-by-deploy-steps.yaml").read_text("utf-8")
+    raw = raw.split("\noutputs:")[0] + "\noutputs:\n  terraform: infra\n"
+    ir = compile_bytes("pipeline.yaml", raw.encode())
+    assert ir.gitops.repository is None and [t for t, _ in ir.outputs] == ["terraform"]
+    assert len(ir.warnings) == 1
+    assert ir.warnings[0].startswith("pipeline.yaml:")
+    assert "buildspecs from ci/codebuild/, but the codebuild output is off" in ir.warnings[0]

@@ -446,10 +446,20 @@ class _Lowering:
 
         # gitops
         g = m.gitops
-        if ("argocd" in enabled or "helm" in enabled) and g.repository is None:
+        # Argo CD reads the GitOps repository, and the deploy steps of the GitHub
+        # Actions and CodeBuild outputs record image tags in it: without it they
+        # would be generated with an empty URL.
+        needing = [t for t in ("github-actions", "codebuild", "argocd", "helm") if t in enabled]
+        if needing and g.repository is None:
+            named = (
+                ", ".join(needing[:-1]) + " and " + needing[-1] if len(needing) > 1 else needing[0]
+            )
             self.err(
                 ("gitops",) if "gitops" in self.doc.data else (),
-                "gitops.repository is required when the argocd or helm output is on",
+                f"gitops.repository is required: the {named} "
+                f"output{'s deploy' if len(needing) > 1 else ' deploys'} through the GitOps "
+                f"repository (or turn {'those outputs' if len(needing) > 1 else 'that output'} "
+                "off)",
                 key="gitops" in self.doc.data,
             )
         https = (g.repository or "").startswith("https://")
@@ -523,6 +533,14 @@ class _Lowering:
             slack_webhook="SLACK_WEBHOOK_URL" if notifications.slack_channel else None,
             gitops_credential=None if g.repository is None else gitops.credential,
         )
+
+        if "terraform" in enabled and "codebuild" not in enabled:
+            self.warn(
+                ("outputs",),
+                "the terraform output's CodeBuild projects read buildspecs from "
+                f"{DEFAULT_OUTPUTS['codebuild']}/, but the codebuild output is off: "
+                "keep buildspecs there yourself, or turn the codebuild output on",
+            )
 
         if "github-actions" in enabled:
             self.no_expressions()
