@@ -88,6 +88,15 @@ def test_split_build_applies_every_drift_kind(
         DRIFTS["missing"](root)
     assert cli.main(["build", "-q", "-f", str(serial / "pipeline.yaml")]) == 0
     _split(monkeypatch)
+    # removals happen in this process once every write is done: a child pruning a
+    # folder could race with a write into it
+    parent, real_prune = os.getpid(), writer._prune_empty
+
+    def prune(root: Path, folder: Path) -> None:
+        assert os.getpid() == parent, "the child removed a file"
+        real_prune(root, folder)
+
+    monkeypatch.setattr(writer, "_prune_empty", prune)
     assert cli.main(["build", "-q", "-f", str(split / "pipeline.yaml")]) == 0
     a = {k: v[0] for k, v in snapshot_tree(serial).items()}
     b = {k: v[0] for k, v in snapshot_tree(split).items()}

@@ -5,14 +5,15 @@ adding headers, comparing with the disk, writing -- split cleanly by target.
 On a machine with two or more cores a forked child takes one group of
 targets and this process the other (:func:`groups` balances them), so
 neither the rendered text nor the work of comparing it crosses between
-processes: the child sends back paths, kinds, reasons and fingerprints, and
-the texts only when a diff is going to be shown.
+processes: the child sends back paths, kinds, reasons and fingerprints, the
+texts of half of its writes (so that both processes write about as many
+files), and all texts only when a diff is going to be shown.
 
-The guarantee of a serial build still holds: nothing is written until both
-halves have rendered and planned without error.  Then each process writes
-its own files; this one removes stale files and writes the manifest last,
-only when both halves succeeded.  A test compares the plans and trees of the
-two ways on every drift kind.
+The guarantees of a serial build still hold: nothing is written until both
+halves have rendered and planned without error.  Then both processes write;
+once every write succeeded this one removes stale files (never while the
+child may still be writing into the same folder) and writes the manifest
+last.  Tests compare the plans and trees of the two ways on every drift kind.
 """
 
 from __future__ import annotations
@@ -84,17 +85,19 @@ def _plan_half(
     return _Half(changes, own, set(expected)), manifest
 
 
+def _writes(changes: list[Change]) -> list[Change]:
+    return [c for c in changes if c.kind in ("create", "update")]
+
+
 def _hand_over(changes: list[Change]) -> tuple[list[Change], list[Change]]:
-    """Split the child's changes into (kept, handed to the parent): every other write.
+    """The child's writes, split into (kept, handed to the parent): every other one.
 
     Writing is the one step after the barrier, and the groups balance the work
     before it, not the number of files; handing over half of the child's writes
     (their texts cross the pipe) keeps both processes busy until the end.
     """
-    writes = [c for c in changes if c.kind in ("create", "update")]
-    handed = writes[1::2]
-    gone = {id(c) for c in handed}
-    return [c for c in changes if id(c) not in gone], handed
+    writes = _writes(changes)
+    return writes[0::2], writes[1::2]
 
 
 @dataclass
@@ -104,16 +107,16 @@ class Plan:
     root: Path
     changes: list[Change]
     manifest: Manifest
-    _own: list[Change] = field(default_factory=list)  # the changes this process carries out
+    _writes: list[Change] = field(default_factory=list)  # the writes this process makes
     _worker: _Worker | None = None
 
     def apply(self) -> None:
         if self._worker is None:
-            apply(self.root, self._own, self.manifest)
+            apply(self.root, self.changes, self.manifest)
             return
         self._worker.send(b"w")  # the child writes its files while we write ours
         try:
-            apply(self.root, self._own, None)
+            apply(self.root, self._writes, None)
             text = self.manifest.text()
         finally:
             status = self._worker.receive()
@@ -124,6 +127,7 @@ class Plan:
                 f"writing generated files failed in a worker process: {status}; "
                 "the manifest was not updated, so the next build finishes the job"
             )
+        apply(self.root, [c for c in self.changes if c.kind == "delete"], None)
         write_manifest(self.root, text)
 
     def close(self) -> None:
@@ -150,7 +154,7 @@ def plan_build(
     big = len(ir.services) * len(ir.environments) >= PARALLEL_MIN_DEPLOYMENTS
     if not big or not mine or not theirs or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
         half, manifest = _plan_half(ir, names, root, inputs, force)
-        return Plan(root, half.changes, manifest, half.changes)
+        return Plan(root, half.changes, manifest)
     worker = _Worker.start(ir, theirs, root, inputs, force, texts)
     try:
         half, manifest = _plan_half(ir, mine, root, inputs, force)
@@ -166,8 +170,8 @@ def plan_build(
     merged = half.changes + other.changes
     changes = sorted((c for c in merged if c.kind not in _REMOVALS), key=lambda c: c.path)
     changes += sorted((c for c in merged if c.kind in _REMOVALS), key=lambda c: c.path)
-    own = half.changes + other.handed
-    return Plan(root, changes, replace(manifest, files=files), own, worker)
+    writes = _writes(half.changes) + other.handed
+    return Plan(root, changes, replace(manifest, files=files), writes, worker)
 
 
 class _Worker:
