@@ -348,9 +348,11 @@ def fast_clean(root: Path, pipeline: bytes, lock: bytes | None) -> bool:
         # (the fingerprint includes pipecompile's own code, so a changed generator
         # under an unchanged version number is never trusted)
         return False
+    base = os.path.join(str(root), "")
     for p, meta in m.files.items():
         try:
-            data = (root / p).read_bytes()
+            with open(base + p, "rb") as fh:
+                data = fh.read()
         except OSError:
             return False
         if hashlib.sha256(data).hexdigest() != meta["sha256"]:
