@@ -104,3 +104,34 @@ def test_a_changed_generator_is_never_trusted(
     _hand_edit(root)
     changes = planned(root / "pipeline.yaml")
     assert [c.reason for c in changes] == ["hand edit"]
+
+
+HEAVY = ("pydantic", "ruamel", "jsonschema", "deepdiff", "jinja2", "pipecompile.ir")
+
+
+def _modules_after(args: list[str], cwd: Path) -> set[str]:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom pipecompile.cli import main\n"
+        f"status = main({args!r})\nprint('MODULES', status, *sorted(sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout.split()
+    at = out.index("MODULES")
+    assert out[at + 1] == "0", out[: at + 2]
+    return set(out[at + 2 :])
+
+
+def test_the_no_change_path_imports_nothing_heavy(tmp_path: Path) -> None:
+    root = build_sample("ecommerce", tmp_path)
+    for args in (["check"], ["build", "-q"], ["--version"]):
+        loaded = _modules_after(args, root)
+        assert "click" in loaded, args  # the command ran (and exited 0)
+        heavy = sorted(m for m in loaded if m.startswith(HEAVY))
+        assert heavy == [], (args, heavy)
+    # the detection itself works: a command that compiles loads the compiler
+    loaded = _modules_after(["validate"], root)
+    assert "pydantic" in loaded and "pipecompile.ir" in loaded
