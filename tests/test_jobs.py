@@ -133,3 +133,21 @@ def test_a_failed_write_in_the_child_keeps_the_old_manifest(
     assert cli.main(["check", "-f", str(root / "pipeline.yaml")]) == 1  # the next build's job
     assert cli.main(["build", "-q", "-f", str(root / "pipeline.yaml")]) == 0
     assert cli.main(["check", "-f", str(root / "pipeline.yaml")]) == 0
+
+
+def test_one_usable_cpu_builds_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a container or taskset may allow one CPU on a many-core host
+    _split(monkeypatch)
+
+    def no_fork() -> int:
+        raise AssertionError("forked with one usable CPU")
+
+    if hasattr(os, "sched_getaffinity"):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    else:  # pragma: no cover - not Linux
+        monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(os, "fork", no_fork)
+    root = build_sample("ecommerce", tmp_path)
+    assert cli.main(["check", "-f", str(root / "pipeline.yaml")]) == 0

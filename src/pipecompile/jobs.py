@@ -152,7 +152,7 @@ def plan_build(
     """
     mine, theirs = groups(names)
     big = len(ir.services) * len(ir.environments) >= PARALLEL_MIN_DEPLOYMENTS
-    if not big or not mine or not theirs or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+    if not big or not mine or not theirs or not hasattr(os, "fork") or _cores() < 2:
         half, manifest = _plan_half(ir, names, root, inputs, force)
         return Plan(root, half.changes, manifest)
     worker = _Worker.start(ir, theirs, root, inputs, force, texts)
@@ -172,6 +172,14 @@ def plan_build(
     changes += sorted((c for c in merged if c.kind in _REMOVALS), key=lambda c: c.path)
     writes = _writes(half.changes) + other.handed
     return Plan(root, changes, replace(manifest, files=files), writes, worker)
+
+
+def _cores() -> int:
+    """CPUs this process may run on (a container or taskset may allow fewer than exist)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class _Worker:
