@@ -1,8 +1,9 @@
 """Validate a loaded document against the language models and the published schema.
 
 Pydantic gives the structured errors we turn into friendly, located messages;
-the generated JSON schema is then checked too, so the published contract can
-never be looser than the code that reads it.
+a document the models accept is then checked against the generated JSON
+schema too, so pipecompile never compiles a file that editors and other
+tools, reading the published pipeline.schema.json, would call invalid.
 """
 
 from __future__ import annotations
