@@ -90,3 +90,35 @@ def test_branches_and_approvals_agree(built: dict[str, Path], sample: str, tmp_p
                 f"values-{env.name}.yaml",
                 f"image-{env.name}.yaml",
             ]
+
+
+@pytest.mark.parametrize("order", ["exclusion-last", "exclusion-first"])
+def test_an_exclusion_excludes_wherever_it_is_written(order: str, tmp_path: Path) -> None:
+    # '!' patterns are not last-match-wins: GitHub Actions and CodePipeline agree
+    patterns = ['"release/*"', '"!release/old-*"']
+    if order == "exclusion-first":
+        patterns.reverse()
+    text = (ROOT / "samples" / "ecommerce" / "pipeline.yaml").read_text("utf-8")
+    text = text.replace('branches: ["release/*"]', f"branches: [{', '.join(patterns)}]")
+    assert "release/old-*" in text
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "pipeline.yaml").write_text(text)
+    from pipecompile.cli import main
+
+    assert main(["build", "-q", "-f", str(root / "pipeline.yaml")]) == 0
+    wf = yaml.safe_load((root / ".github/workflows/deliver-order-service.yml").read_text())
+    step = wf["jobs"]["route"]["steps"][0]
+    assert route(step, "release/2.0", tmp_path)["staging"] == "true"
+    assert route(step, "release/old-1", tmp_path)["staging"] == "false"
+    assert "!release/old-*" not in wf["on"]["push"]["branches"]  # GitHub never sees a '!'
+    pipelines = {
+        body["name"]: body
+        for r in _tf(root)["resource"]
+        for kind, named in r.items()
+        if kind == "aws_codepipeline"
+        for body in named.values()
+    }
+    push = pipelines["ecommerce-order-service-staging"]["trigger"][0]["git_configuration"][0]
+    branches = push["push"][0]["branches"][0]
+    assert branches["includes"] == ["release/*"] and branches["excludes"] == ["release/old-*"]
