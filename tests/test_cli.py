@@ -242,3 +242,5 @@ def test_an_unwritable_output_exits_4_with_a_plain_message(tmp_path: Path) -> No
     assert res.stderr.startswith("error: ") and "kubernetes" in res.stderr
     assert "internal error" not in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / ".pipecompile").exists()  # no manifest for a failed build
+    # and no empty folders for the outputs that came before the failing one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kubernetes", "pipeline.yaml"]

@@ -306,16 +306,43 @@ def apply(root: Path, changes: list[Change], manifest: Manifest | None) -> None:
     """
     base = os.path.join(str(root), "")
     writes = [ch for ch in changes if ch.kind in ("create", "update") and ch.new is not None]
-    for folder in sorted({os.path.dirname(base + ch.path) for ch in writes}):
-        os.makedirs(folder, exist_ok=True)
-    for ch in writes:
-        atomic_write(base + ch.path, ch.new or "")
+    made: list[str] = []  # folders this call created, parents first
+    try:
+        for folder in sorted({os.path.dirname(base + ch.path) for ch in writes}):
+            _make_folders(folder, made)
+        for ch in writes:
+            atomic_write(base + ch.path, ch.new or "")
+    except BaseException:
+        # leave no empty folders behind a failed build (a folder that got files stays)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        raise
     for ch in changes:
         if ch.kind == "delete":
             (root / ch.path).unlink(missing_ok=True)
             _prune_empty(root, (root / ch.path).parent)
     if manifest is not None:
         write_manifest(root, manifest.text())
+
+
+def _make_folders(folder: str, made: list[str]) -> None:
+    """``os.makedirs(folder, exist_ok=True)``, recording each folder it creates."""
+    missing = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for f in reversed(missing):
+        try:
+            os.mkdir(f)
+        except FileExistsError:
+            if not os.path.isdir(f):  # a file stands where the folder must go
+                raise
+            continue  # made meanwhile (the other half of a split build)
+        made.append(f)
 
 
 def write_manifest(root: Path, text: str) -> None:
