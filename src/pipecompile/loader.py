@@ -21,6 +21,12 @@ MAX_DEPTH = 64
 
 _STD = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_STD + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
+# the tags each kind of node may carry (by class name: ruamel.yaml loads lazily)
+_ALLOWED_TAGS = {
+    "ScalarNode": _SCALAR_TAGS,
+    "SequenceNode": {_STD + "seq"},
+    "MappingNode": {_STD + "map"},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,23 +229,19 @@ def _build(
     if depth > MAX_DEPTH:
         errors.append(doc.error(path, f"nesting deeper than {MAX_DEPTH} levels"))
         return None
+    tag = node.tag
+    allowed = _ALLOWED_TAGS.get(type(node).__name__)
+    if allowed is not None and tag not in allowed:
+        errors.append(doc.error(path, f"tag '{tag}' is not allowed in a pipeline file"))
+        return None
     if isinstance(node, ScalarNode):
-        if node.tag not in _SCALAR_TAGS:
-            errors.append(doc.error(path, f"tag '{node.tag}' is not allowed in a pipeline file"))
-            return None
         return _scalar(node, path, doc, errors)
     if isinstance(node, SequenceNode):
-        if node.tag != _STD + "seq":
-            errors.append(doc.error(path, f"tag '{node.tag}' is not allowed in a pipeline file"))
-            return None
         return [
             _build(item, (*path, i), doc, errors, seen, depth + 1)
             for i, item in enumerate(node.value)
         ]
     if isinstance(node, MappingNode):
-        if node.tag != _STD + "map":
-            errors.append(doc.error(path, f"tag '{node.tag}' is not allowed in a pipeline file"))
-            return None
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
             kpos = (knode.start_mark.line + 1, knode.start_mark.column + 1)
