@@ -20,6 +20,19 @@ def build_sample(sample: str, dest: Path) -> Path:
     return dest
 
 
+ORDER_SERVICE = (
+    "  order-service:\n    path: services/order\n"
+    "    image: ecommerce/order-service\n    port: 8080\n"
+)
+
+
+def remove_order_service(pipeline: Path) -> None:
+    """Drop the reference's order-service, so that its generated files go stale."""
+    text = pipeline.read_text()
+    assert ORDER_SERVICE in text
+    pipeline.write_text(text.replace(ORDER_SERVICE, ""))
+
+
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every sample built once into its own temporary folder."""

@@ -13,7 +13,7 @@ import pytest
 from pipecompile import cli
 from pipecompile.validate import schema_text
 
-from .conftest import ROOT, build_sample
+from .conftest import ROOT, build_sample, remove_order_service
 
 EXE = [sys.executable, "-m", "pipecompile"]
 
@@ -101,14 +101,7 @@ def test_check_reports_each_drift_kind(repo: Path) -> None:
     wf.write_text(wf.read_text().replace("timeout-minutes: 30", "timeout-minutes: 31"))
     (repo / "kubernetes/argocd/project.yaml").unlink()
     pipeline = repo / "pipeline.yaml"
-    pipeline.write_text(
-        pipeline.read_text().replace(
-            "  order-service:\n    path: services/order\n"
-            "    image: ecommerce/order-service\n"
-            "    port: 8080\n",
-            "",
-        )
-    )
+    remove_order_service(pipeline)
     res = pc("check", cwd=repo)
     assert res.returncode == 1
     out = res.stdout
@@ -140,14 +133,7 @@ def test_build_removes_stale_files_but_never_foreign_ones(repo: Path) -> None:
     foreign = repo / "kubernetes/argocd/hand-written.yaml"
     foreign.write_text("kind: ConfigMap\n")
     pipeline = repo / "pipeline.yaml"
-    pipeline.write_text(
-        pipeline.read_text().replace(
-            "  order-service:\n    path: services/order\n"
-            "    image: ecommerce/order-service\n"
-            "    port: 8080\n",
-            "",
-        )
-    )
+    remove_order_service(pipeline)
     res = pc("build", cwd=repo)
     assert res.returncode == 0, res.stderr
     assert "removed kubernetes/argocd/order-service-production.yaml" in res.stdout

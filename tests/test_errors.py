@@ -127,3 +127,15 @@ def test_terraform_alone_needs_no_gitops_but_warns_about_buildspecs() -> None:
     assert len(ir.warnings) == 1
     assert ir.warnings[0].startswith("pipeline.yaml:")
     assert "buildspecs from ci/codebuild/, but the codebuild output is off" in ir.warnings[0]
+
+
+@pytest.mark.parametrize("key", ["<<", "!!merge '<<'", "!!merge x"])
+def test_merge_keys_are_refused_however_written(key: str) -> None:
+    with pytest.raises(PipelineError, match=r"merge keys \(<<\) are not allowed"):
+        compile_bytes("pipeline.yaml", f"version: 1\n{key}: {{project: shop}}\n".encode())
+
+
+def test_a_quoted_double_angle_key_is_only_an_unknown_key() -> None:
+    with pytest.raises(PipelineError) as info:
+        compile_bytes("pipeline.yaml", b"version: 1\n'<<': x\n")
+    assert "merge keys" not in str(info.value)

@@ -10,7 +10,7 @@ import pytest
 from pipecompile.cli import _plan
 from pipecompile.writer import LOCK, Change, fast_clean
 
-from .conftest import build_sample
+from .conftest import build_sample, remove_order_service
 
 
 def planned(pipeline: Path, *, texts: bool = True) -> list[Change]:
@@ -37,15 +37,9 @@ def _pipeline_change(root: Path) -> None:
 def _stale(root: Path) -> None:
     p = root / "pipeline.yaml"
     p.write_text(
-        p.read_text()
-        .replace("    secrets: [ecommerce/product-service/database-url]\n", "")
-        .replace(
-            "  order-service:\n    path: services/order\n"
-            "    image: ecommerce/order-service\n"
-            "    port: 8080\n",
-            "",
-        )
+        p.read_text().replace("    secrets: [ecommerce/product-service/database-url]\n", "")
     )
+    remove_order_service(p)
 
 
 def _version_skew(root: Path) -> None:

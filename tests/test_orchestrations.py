@@ -35,6 +35,17 @@ def route(step: dict[str, object], branch: str, tmp: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.read_text().split())
 
 
+def _pipelines(root: Path) -> dict[str, dict[str, object]]:
+    """The generated aws_codepipeline resources, by pipeline name."""
+    return {
+        body["name"]: body
+        for r in _tf(root)["resource"]
+        for kind, named in r.items()
+        if kind == "aws_codepipeline"
+        for body in named.values()
+    }
+
+
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_branches_and_approvals_agree(built: dict[str, Path], sample: str, tmp_path: Path) -> None:
     ir = compile_file(ROOT / "samples" / sample / "pipeline.yaml")
@@ -62,13 +73,7 @@ def test_branches_and_approvals_agree(built: dict[str, Path], sample: str, tmp_p
                 assert job["if"] == f"needs.route.outputs.{env_name} == 'true'"
 
     # Terraform: one pipeline per service x environment, same branches, same gates
-    pipelines = {
-        body["name"]: body
-        for r in _tf(root)["resource"]
-        for kind, named in r.items()
-        if kind == "aws_codepipeline"
-        for body in named.values()
-    }
+    pipelines = _pipelines(root)
     assert len(pipelines) == len(ir.services) * len(ir.environments)
     for svc in ir.services:
         for env in ir.environments:
@@ -112,13 +117,7 @@ def test_an_exclusion_excludes_wherever_it_is_written(order: str, tmp_path: Path
     assert route(step, "release/2.0", tmp_path)["staging"] == "true"
     assert route(step, "release/old-1", tmp_path)["staging"] == "false"
     assert "!release/old-*" not in wf["on"]["push"]["branches"]  # GitHub never sees a '!'
-    pipelines = {
-        body["name"]: body
-        for r in _tf(root)["resource"]
-        for kind, named in r.items()
-        if kind == "aws_codepipeline"
-        for body in named.values()
-    }
+    pipelines = _pipelines(root)
     push = pipelines["ecommerce-order-service-staging"]["trigger"][0]["git_configuration"][0]
     branches = push["push"][0]["branches"][0]
     assert branches["includes"] == ["release/*"] and branches["excludes"] == ["release/old-*"]

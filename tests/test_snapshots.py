@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-from pipecompile.cli import _expected
 from pipecompile.frontend import compile_file
+from pipecompile.jobs import expected
 
 from .conftest import ROOT, SAMPLES
 
@@ -23,7 +23,7 @@ def _cases() -> list[tuple[str, str]]:
     for sample in SAMPLES:
         pipeline = ROOT / "samples" / sample / "pipeline.yaml"
         ir = compile_file(pipeline, "pipeline.yaml")
-        cases += [(sample, str(path)) for path in _expected(ir, ())]
+        cases += [(sample, str(path)) for path in expected(ir)]
     return cases
 
 

@@ -70,17 +70,6 @@ def _compile(file: Path) -> tuple[IR, bytes]:
     return ir, raw
 
 
-def _expected(ir: IR, only: tuple[str, ...]) -> dict[str, tuple[str, str]]:
-    """Every file the targets render, with its header: {path: (target, text)}."""
-    from .targets import render_all
-    from .writer import with_header
-
-    return {
-        path: (target, with_header(body, ir.pipeline_file))
-        for path, (target, body) in render_all(ir, only).items()
-    }
-
-
 def _plan(file: Path, only: tuple[str, ...], force: bool, *, texts: bool = True) -> Plan:
     """Compile, render and compare with the disk; the caller must ``close()`` the plan."""
     from .jobs import plan_build
@@ -340,7 +329,9 @@ def pins(file: Path) -> int:
     else from pipecompile's defaults; edit the lock (or let a bot) to update them.
     """
     ir, _ = _compile(file)
-    rendered = _expected(ir, ())
+    from .jobs import expected
+
+    rendered = expected(ir)
     folder_of = dict(ir.outputs)
 
     def used_in(needle: str) -> str:
@@ -391,7 +382,9 @@ def lint(file: Path, zizmor_persona: str) -> int:
         click.echo("the github-actions output is off: nothing to lint")
         return EXIT_OK
     folder = dict(ir.outputs)["github-actions"]
-    rendered = {p: text for p, (target, text) in _expected(ir, ("github-actions",)).items()}
+    from .jobs import expected
+
+    rendered = {p: text for p, (target, text) in expected(ir, ("github-actions",)).items()}
     doc = load(str(file), read(file))
     findings, skipped = run_lint(doc, rendered, folder, zizmor_persona)
     for tool in skipped:

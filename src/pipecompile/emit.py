@@ -33,9 +33,6 @@ class Pinned(str):
         obj.comment = comment
         return obj
 
-    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # for pickling
-        return (str(self), self.comment)
-
 
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9 _./@()+=,:*~-]*")
 _WORDS = {

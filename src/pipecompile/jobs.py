@@ -73,16 +73,31 @@ class _Half:
     handed: list[Change] = field(default_factory=list)  # writes the parent makes for the child
 
 
-def _plan_half(
-    ir: IR, names: list[str], root: Path, inputs: dict[str, str], force: bool
-) -> tuple[_Half, Manifest]:
-    expected = {
+def expected(ir: IR, names: tuple[str, ...] = ()) -> dict[str, tuple[str, str]]:
+    """Every file the targets ``names`` (default: all) render, with its header.
+
+    {path relative to the root: (target, full text)}.
+    """
+    return {
         path: (target, with_header(body, ir.pipeline_file))
-        for path, (target, body) in render_all(ir, tuple(names)).items()
+        for path, (target, body) in render_all(ir, names).items()
     }
-    changes, manifest = plan(root, expected, inputs, tuple(names), force=force)
-    own = {p: meta for p, meta in manifest.files.items() if meta["target"] in names}
-    return _Half(changes, own, set(expected)), manifest
+
+
+@dataclass(frozen=True)
+class _Build:
+    """What both halves of a build share: the IR, and where and how to compare."""
+
+    ir: IR
+    root: Path
+    inputs: dict[str, str]
+    force: bool
+
+    def plan_half(self, names: list[str]) -> tuple[_Half, Manifest]:
+        files = expected(self.ir, tuple(names))
+        changes, manifest = plan(self.root, files, self.inputs, tuple(names), force=self.force)
+        own = {p: meta for p, meta in manifest.files.items() if meta["target"] in names}
+        return _Half(changes, own, set(files)), manifest
 
 
 def _writes(changes: list[Change]) -> list[Change]:
@@ -150,14 +165,15 @@ def plan_build(
     ``texts=False`` drops the old and new texts of the child's changes (build
     and a check without --diff only need paths and reasons).
     """
+    build = _Build(ir, root, inputs, force)
     mine, theirs = groups(names)
     big = len(ir.services) * len(ir.environments) >= PARALLEL_MIN_DEPLOYMENTS
     if not big or not mine or not theirs or not hasattr(os, "fork") or _cores() < 2:
-        half, manifest = _plan_half(ir, names, root, inputs, force)
+        half, manifest = build.plan_half(names)
         return Plan(root, half.changes, manifest)
-    worker = _Worker.start(ir, theirs, root, inputs, force, texts)
+    worker = _Worker.start(build, theirs, texts)
     try:
-        half, manifest = _plan_half(ir, mine, root, inputs, force)
+        half, manifest = build.plan_half(mine)
         other: _Half = worker.receive()
         clash = sorted(half.paths & other.paths)
         if clash:
@@ -191,22 +207,14 @@ class _Worker:
         self._commands = commands  # fd: one byte per command to the child
 
     @classmethod
-    def start(
-        cls,
-        ir: IR,
-        names: list[str],
-        root: Path,
-        inputs: dict[str, str],
-        force: bool,
-        texts: bool,
-    ) -> _Worker:
+    def start(cls, build: _Build, names: list[str], texts: bool) -> _Worker:
         results_r, results_w = os.pipe()
         commands_r, commands_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child never returns from here
             os.close(results_r)
             os.close(commands_w)
-            _child(ir, names, root, inputs, force, texts, results_w, commands_r)
+            _child(build, names, texts, results_w, commands_r)
         os.close(results_w)
         os.close(commands_r)
         return cls(pid, os.fdopen(results_r, "rb"), commands_w)
@@ -234,16 +242,7 @@ class _Worker:
             os.waitpid(self.pid, 0)
 
 
-def _child(
-    ir: IR,
-    names: list[str],
-    root: Path,
-    inputs: dict[str, str],
-    force: bool,
-    texts: bool,
-    results: int,
-    commands: int,
-) -> None:
+def _child(build: _Build, names: list[str], texts: bool, results: int, commands: int) -> None:
     status = 0
     try:
         with os.fdopen(results, "wb") as out:
@@ -253,7 +252,7 @@ def _child(
                 out.flush()
 
             try:
-                half, _ = _plan_half(ir, names, root, inputs, force)
+                half, _ = build.plan_half(names)
             except BaseException as exc:
                 reply("error", _portable(exc))
                 return
@@ -264,7 +263,7 @@ def _child(
             if os.read(commands, 1) != b"w":  # the parent gave up: write nothing
                 return
             try:
-                apply(root, own, None)
+                apply(build.root, own, None)
             except BaseException as exc:
                 reply("ok", f"{type(exc).__name__}: {exc}")
                 return

@@ -245,7 +245,10 @@ def _build(
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
             kpos = (knode.start_mark.line + 1, knode.start_mark.column + 1)
-            if knode.tag == _STD + "merge":
+            ktag = knode.tag
+            plain = isinstance(knode, ScalarNode) and ktag in _SCALAR_TAGS
+            # the merge tag, or a plain '<<' that a YAML 1.1 reader would take for one
+            if ktag == _STD + "merge" or (plain and knode.value == "<<" and knode.style is None):
                 errors.append(
                     Diagnostic(
                         doc.file,
@@ -255,20 +258,10 @@ def _build(
                     )
                 )
                 continue
-            if not isinstance(knode, ScalarNode) or knode.tag not in _SCALAR_TAGS:
+            if not plain:
                 errors.append(Diagnostic(doc.file, *kpos, path, "keys must be plain names"))
                 continue
             key = str(knode.value)
-            if key == "<<" and knode.style is None:
-                errors.append(
-                    Diagnostic(
-                        doc.file,
-                        *kpos,
-                        path,
-                        "merge keys (<<) are not allowed in a pipeline file; write the keys out",
-                    )
-                )
-                continue
             sub = (*path, key)
             if key in out or sub in doc.key_pos:
                 first = doc.key_pos[sub][0]

@@ -63,6 +63,21 @@ def policy_doc(
     return doc
 
 
+def _service_role(label: str, name: str, service: str, account: str) -> list[Block]:
+    """An IAM role that only ``service``, acting for this account, may assume."""
+    trust = policy_doc(
+        f"{label}_assume",
+        [
+            {
+                "actions": ["sts:AssumeRole"],
+                "principals": [("Service", [service])],
+                "conditions": [("StringEquals", "aws:SourceAccount", [account])],
+            }
+        ],
+    )
+    return [trust, _role(label, name, f"{label}_assume")]
+
+
 def versions(ir: IR) -> str:
     tf = Block("terraform")
     tf.attr("required_version", ">= 1.6.0")
@@ -481,19 +496,9 @@ def iam(ir: IR) -> str:
     ]
     blocks: list[Block] = []
 
-    blocks.append(
-        policy_doc(
-            "codepipeline_assume",
-            [
-                {
-                    "actions": ["sts:AssumeRole"],
-                    "principals": [("Service", ["codepipeline.amazonaws.com"])],
-                    "conditions": [("StringEquals", "aws:SourceAccount", [acct])],
-                }
-            ],
-        )
+    blocks += _service_role(
+        "codepipeline", ir.aws.pipeline_role_name, "codepipeline.amazonaws.com", acct
     )
-    blocks.append(_role("codepipeline", ir.aws.pipeline_role_name, "codepipeline_assume"))
     blocks.append(
         policy_doc(
             "codepipeline",
@@ -534,19 +539,7 @@ def iam(ir: IR) -> str:
     )
     blocks.append(_inline("codepipeline", "codepipeline", "codepipeline"))
 
-    blocks.append(
-        policy_doc(
-            "codebuild_assume",
-            [
-                {
-                    "actions": ["sts:AssumeRole"],
-                    "principals": [("Service", ["codebuild.amazonaws.com"])],
-                    "conditions": [("StringEquals", "aws:SourceAccount", [acct])],
-                }
-            ],
-        )
-    )
-    blocks.append(_role("codebuild", ir.aws.build_role_name, "codebuild_assume"))
+    blocks += _service_role("codebuild", ir.aws.build_role_name, "codebuild.amazonaws.com", acct)
     statements: list[dict[str, Any]] = [
         {
             "sid": "Logs",
