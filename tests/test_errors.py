@@ -89,7 +89,7 @@ def test_alias_bomb_fails_fast() -> None:
 
 
 def test_huge_and_deep_documents_are_refused() -> None:
-    with pytest.raises(PipelineError, match="a pipeline file may be at most"):
+    with pytest.raises(PipelineError, match="the most a pipeline file may be"):
         compile_bytes("pipeline.yaml", b"# " + b"x" * (10 * 1024 * 1024) + b"\n")
     with pytest.raises(PipelineError, match="nest"):
         compile_bytes("pipeline.yaml", b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n")

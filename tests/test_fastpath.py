@@ -8,16 +8,15 @@ from pathlib import Path
 import pytest
 
 from pipecompile.cli import _plan
-from pipecompile.writer import LOCK, Change, fast_clean
+from pipecompile.output.sync import Change, fast_clean
+from pipecompile.pins import LOCK_NAME as LOCK
 
 from .conftest import build_sample, remove_order_service
 
 
-def planned(pipeline: Path, *, texts: bool = True) -> list[Change]:
+def planned(pipeline: Path) -> list[Change]:
     """The changes a full build would make (render-and-compare, writing nothing)."""
-    plan = _plan(pipeline, (), False, texts=texts)
-    plan.close()
-    return plan.changes
+    return _plan(pipeline, (), False).changes
 
 
 def _hand_edit(root: Path) -> None:
@@ -71,7 +70,7 @@ def test_fast_path_agrees_with_full_check(drift: str, tmp_path: Path) -> None:
     root = build_sample("ecommerce", tmp_path)
     DRIFTS[drift](root)
     lock = (root / LOCK).read_bytes() if (root / LOCK).exists() else None
-    fast = fast_clean(root, (root / "pipeline.yaml").read_bytes(), lock)
+    fast = fast_clean(str(root), (root / "pipeline.yaml").read_bytes(), lock)
     changes = planned(root / "pipeline.yaml")
     full_clean = not changes
     if drift == "none":
@@ -88,13 +87,13 @@ def test_a_changed_generator_is_never_trusted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Same version number, different code (a development install): full check decides."""
-    from pipecompile import writer
+    from pipecompile.output import sync
 
     root = build_sample("ecommerce", tmp_path)
     raw = (root / "pipeline.yaml").read_bytes()
-    assert fast_clean(root, raw, None)
-    monkeypatch.setattr(writer, "code_fingerprint", lambda: "another generator")
-    assert not fast_clean(root, raw, None)
+    assert fast_clean(str(root), raw, None)
+    monkeypatch.setattr(sync, "code_fingerprint", lambda: "another generator")
+    assert not fast_clean(str(root), raw, None)
     _hand_edit(root)
     changes = planned(root / "pipeline.yaml")
     assert [c.reason for c in changes] == ["hand edit"]

@@ -274,8 +274,15 @@ _TEXT = st.text(max_size=12)
 def test_manifest_text_is_the_json_modules_output(
     files: dict[str, dict[str, str]], inputs: dict[str, str], version: str
 ) -> None:
-    from pipecompile.writer import Manifest
+    from pipecompile.output.state import FORMAT, Manifest
 
-    expected = {"pipecompile": version, "inputs": inputs, "files": files}
-    text = Manifest(inputs, version, files).text()
+    outputs = dict(list(inputs.items())[:2])
+    expected = {
+        "pipecompile": version,
+        "inputs": inputs,
+        "files": files,
+        "format": FORMAT,
+        "outputs": outputs,
+    }
+    text = Manifest(inputs, version, files, outputs).text()
     assert text == json.dumps(expected, indent=2, sort_keys=True) + "\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -17,24 +18,27 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from . import __version__
-from .errors import PipelineError, UsageError
+from .errors import PipelineError, UsageError, printable
 
 if TYPE_CHECKING:
     from .ir import IR
-    from .jobs import Plan
-    from .writer import Change
+    from .output.sync import Change, Plan
 
 EXIT_OK, EXIT_DRIFT, EXIT_INVALID, EXIT_INTERNAL, EXIT_IO = 0, 1, 2, 3, 4
 
 EXIT_CODES_HELP = """\b
 Exit codes:
-  0  success (check: every generated file is up to date)
-  1  check/diff found generated files that differ from pipeline.yaml
-     (lint: the checkers reported findings)
-  2  invalid pipeline file or command-line usage
-  3  internal error in pipecompile (please report it)
-  4  a file could not be read or written (permissions, disk full); the
-     manifest is only updated after every write succeeded"""
+  0    success (check: the tree is exactly what pipeline.yaml generates)
+  1    check/diff found generated files that differ from pipeline.yaml;
+       build left files it may not replace or remove (listed as conflict or
+       kept; lint: the checkers reported findings)
+  2    invalid pipeline file, lock, manifest or command-line usage;
+       nothing was written
+  3    internal error in pipecompile (please report it)
+  4    a file could not be read or written (permissions, disk full); the
+       manifest is only updated after every write succeeded
+  130  interrupted (SIGINT; 143 for SIGTERM): says what was written, and
+       the next build finishes the job"""
 
 FILE_OPTION = click.option(
     "-f",
@@ -48,34 +52,33 @@ FILE_OPTION = click.option(
 
 
 def _echo_err(msg: str) -> None:
-    click.echo(msg, err=True)
+    click.echo(printable(msg), err=True)
 
 
 def _lock_bytes(root: Path) -> bytes | None:
-    from .writer import LOCK
+    from .pins import read_lock
 
-    try:
-        return (root / LOCK).read_bytes()
-    except OSError:
-        return None
+    return read_lock(root)
 
 
-def _compile(file: Path) -> tuple[IR, bytes]:
+def _compile(file: Path) -> tuple[IR, bytes, bytes | None]:
+    """The IR, and the pipeline's and lock's bytes it was compiled from (each read once)."""
     from .frontend import compile_bytes, read
 
     raw = read(file)
-    ir = compile_bytes(str(file), raw, file.parent)
+    lock = _lock_bytes(file.parent)
+    ir = compile_bytes(str(file), raw, file.parent, lock)
     for w in ir.warnings:
         _echo_err(w)
-    return ir, raw
+    return ir, raw, lock
 
 
-def _plan(file: Path, only: tuple[str, ...], force: bool, *, texts: bool = True) -> Plan:
-    """Compile, render and compare with the disk; the caller must ``close()`` the plan."""
-    from .jobs import plan_build
-    from .writer import inputs_fingerprint
+def _plan(file: Path, only: tuple[str, ...], force: bool) -> Plan:
+    """Compile, render and compare with the disk."""
+    from .jobs import render
+    from .output.sync import inputs_fingerprint, plan
 
-    ir, raw = _compile(file)
+    ir, raw, lock = _compile(file)
     enabled = [name for name, _ in ir.outputs]
     for name in only:
         if name not in enabled:
@@ -88,9 +91,17 @@ def _plan(file: Path, only: tuple[str, ...], force: bool, *, texts: bool = True)
     root = file.parent
     partial = bool(only) and set(only) != set(enabled)
     # a partial build cannot vouch for the other targets: record no inputs
-    inputs = {} if partial else inputs_fingerprint(raw, _lock_bytes(root))
+    inputs = {} if partial else inputs_fingerprint(raw, lock)
     names = [n for n in enabled if not only or n in only]
-    return plan_build(ir, root, inputs, names, force=force, texts=texts)
+    return plan(
+        str(root),
+        render(ir, names),
+        dict(ir.outputs),
+        tuple(names),
+        inputs,
+        ir.pipeline_file,
+        force=force,
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -126,7 +137,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @FILE_OPTION
 def validate(file: Path) -> int:
     """Check the pipeline file and report every error with file:line:col."""
-    ir, _ = _compile(file)
+    ir, _, _ = _compile(file)
     click.echo(
         f"{file}: valid ({len(ir.services)} services, {len(ir.environments)} "
         f"environments, targets: {', '.join(t for t, _ in ir.outputs)})"
@@ -159,27 +170,32 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
     atomically, and unchanged files are not touched (their mtime stays).
     """
     from .frontend import read
-    from .writer import fast_clean
+    from .output.sync import UNRESOLVED, apply, fast_clean
 
     root = file.parent
-    if not targets and not force and fast_clean(root, read(file), _lock_bytes(root)):
+    if not targets and not force and fast_clean(str(root), read(file), _lock_bytes(root)):
         # Same inputs, same version, every generated file intact: nothing to render.
         if not quiet:
             click.echo("0 files changed (inputs and generated files unchanged)")
         return EXIT_OK
-    plan = _plan(file, targets, force, texts=False)
-    try:
-        plan.apply()
-    finally:
-        plan.close()
+    plan = _plan(file, targets, force)
+    apply(str(root), plan)
+    verbs = {"create": "created", "update": "updated", "delete": "removed", "debris": "removed"}
     written = 0
     for ch in plan.changes:
-        if ch.kind in ("foreign", "edited-stale"):
-            _echo_err(f"warning: {ch.path}: {ch.reason}")
-        elif not quiet:
-            verb = {"create": "created", "update": "updated", "delete": "removed"}[ch.kind]
-            click.echo(f"{verb} {ch.path}")
+        if ch.kind in UNRESOLVED:
+            _echo_err(f"{ch.kind.value}: {ch.path}: {ch.reason}")
+        else:
             written += 1
+            if not quiet:
+                click.echo(printable(f"{verbs[ch.kind.value]} {ch.path}"))
+    left = plan.unresolved
+    if left:
+        _echo_err(
+            f"{len(left)} file{'s' if len(left) != 1 else ''} left as they are (see above): "
+            "the tree is not yet what the pipeline generates"
+        )
+        return EXIT_DRIFT
     if not quiet:
         click.echo(
             f"{written} file{'s' if written != 1 else ''} changed, "
@@ -191,16 +207,15 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
 def _report(changes: list[Change], show_diff: bool) -> int:
     from .report import describe
 
-    drift = [c for c in changes if c.kind != "edited-stale"]
     for ch in changes:
-        click.echo(describe(ch))
+        click.echo(printable(describe(ch)))
         if show_diff:
             from .report import semantic_summary, unified
 
             click.echo(unified(ch), nl=False)
             for line in semantic_summary(ch):
-                click.echo(f"    {line}")
-    return EXIT_DRIFT if drift else EXIT_OK
+                click.echo(printable(f"    {line}"))
+    return EXIT_DRIFT if changes else EXIT_OK
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -218,13 +233,12 @@ def check(file: Path, show_diff: bool) -> int:
     version skew (made by another pipecompile), missing, or stale.
     """
     from .frontend import read
-    from .writer import fast_clean
+    from .output.sync import fast_clean
 
     root = file.parent
-    if fast_clean(root, read(file), _lock_bytes(root)):
+    if fast_clean(str(root), read(file), _lock_bytes(root)):
         return EXIT_OK
-    plan = _plan(file, (), False, texts=show_diff)
-    plan.close()
+    plan = _plan(file, (), False)
     status = _report(plan.changes, show_diff)
     if status == EXIT_OK:
         return EXIT_OK
@@ -240,7 +254,6 @@ def check(file: Path, show_diff: bool) -> int:
 def diff(file: Path) -> int:
     """Show what build would change, as unified diffs, without writing."""
     plan = _plan(file, (), False)
-    plan.close()
     return _report(plan.changes, True)
 
 
@@ -258,7 +271,7 @@ def graph(file: Path, fmt: str) -> int:
     """Draw the delivery flow: branches, environments, gates, rollout, rollback."""
     from .graph import dot, mermaid
 
-    ir, _ = _compile(file)
+    ir, _, _ = _compile(file)
     click.echo(mermaid(ir) if fmt == "mermaid" else dot(ir), nl=False)
     return EXIT_OK
 
@@ -282,7 +295,7 @@ def explain(file: Path, event: str | None, ref: str | None) -> int:
     """
     from .explain import checklist, explain_event
 
-    ir, _ = _compile(file)
+    ir, _, _ = _compile(file)
     if event is None:
         lines = checklist(ir)
     else:
@@ -328,7 +341,7 @@ def pins(file: Path) -> int:
     Pins come from pipecompile.lock next to the pipeline file when it sets them,
     else from pipecompile's defaults; edit the lock (or let a bot) to update them.
     """
-    ir, _ = _compile(file)
+    ir, _, _ = _compile(file)
     from .jobs import expected
 
     rendered = expected(ir)
@@ -373,11 +386,10 @@ def lint(file: Path, zizmor_persona: str) -> int:
     else at the generated file.  Exit 1 when there are findings.  Checkers that
     are not installed are skipped with a note.
     """
-    from .frontend import read
     from .lint import lint as run_lint
     from .loader import load
 
-    ir, _raw = _compile(file)
+    ir, raw, _ = _compile(file)
     if "github-actions" not in dict(ir.outputs):
         click.echo("the github-actions output is off: nothing to lint")
         return EXIT_OK
@@ -385,7 +397,7 @@ def lint(file: Path, zizmor_persona: str) -> int:
     from .jobs import expected
 
     rendered = {p: text for p, (target, text) in expected(ir, ("github-actions",)).items()}
-    doc = load(str(file), read(file))
+    doc = load(str(file), raw)
     findings, skipped = run_lint(doc, rendered, folder, zizmor_persona)
     for tool in skipped:
         _echo_err(f"note: {tool} is not installed; skipped")
@@ -405,9 +417,36 @@ def schema() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every outcome to a documented exit code."""
+    from .output.paths import NotOurs
+    from .output.state import StateError
+    from .output.sync import Interrupted
+
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
         result = cli.main(args=argv, prog_name="pipecompile", standalone_mode=False)
+    except Interrupted as exc:
+        name = signal.Signals(exc.signum).name
+        _echo_err(
+            f"interrupted ({name}) after {exc.done} of {exc.total} file changes; the rest "
+            "were not made and the manifest was not updated. The journal "
+            "(.pipecompile/journal.json) records them: run pipecompile build to finish"
+        )
+        return 128 + exc.signum
+    except (KeyboardInterrupt, _Terminated, click.exceptions.Abort) as exc:
+        signum = signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT
+        _echo_err(f"interrupted ({signum.name}) before writing; nothing was written")
+        return 128 + signum
+    except StateError as exc:
+        _echo_err(f"error: {exc.file}: {exc.problem}")
+        _echo_err(f"  to recover: {exc.fix}")
+        return EXIT_INVALID
+    except NotOurs as exc:
+        _echo_err(f"error: {exc.path}: {exc.reason}; nothing there was changed")
+        return EXIT_IO
     except PipelineError as exc:
         for d in exc.diagnostics:
             _echo_err(str(d))
@@ -421,9 +460,6 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        return EXIT_INVALID
-    except click.exceptions.Abort:
-        _echo_err("aborted")
         return EXIT_INVALID
     except BrokenPipeError:
         return EXIT_OK
@@ -441,7 +477,18 @@ def main(argv: list[str] | None = None) -> int:
             "with the command you ran (add --debug for the full traceback)."
         )
         return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(result or 0)
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside a build's writes (which hold it until the file being written is done)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def run() -> NoReturn:

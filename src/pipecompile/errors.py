@@ -13,6 +13,16 @@ from dataclasses import dataclass
 
 Path_ = tuple[str | int, ...]
 
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c != 0x0A}
+_ESCAPES_ALL = {**_ESCAPES, 0x0A: "\\n"}
+
+
+def printable(text: str, *, one_line: bool = False) -> str:
+    """``text`` with terminal control characters escaped (``\\x1b``), so that a key or
+    value in a message can never move the cursor, recolour or retitle the terminal.
+    With ``one_line`` newlines are escaped too."""
+    return text.translate(_ESCAPES_ALL if one_line else _ESCAPES)
+
 
 def dotted(path: Path_) -> str:
     """Render a field path the way users write it: ``services.api.ports[0]``."""
@@ -38,7 +48,8 @@ class Diagnostic:
         where = f"{self.file}:{self.line}:{self.col}"
         field = dotted(self.path)
         prefix = "warning: " if self.severity == "warning" else ""
-        return f"{where}: {prefix}{field + ': ' if field else ''}{self.message}"
+        text = f"{where}: {prefix}{field + ': ' if field else ''}{self.message}"
+        return printable(text, one_line=True)
 
 
 class PipelineError(Exception):

@@ -13,8 +13,12 @@ if TYPE_CHECKING:  # the IR module is not needed to read a file (check's fast pa
 
 def read(path: Path) -> bytes:
     """Read the pipeline file, turning OS errors into a located user error."""
+    from .loader import MAX_BYTES
+
     try:
-        return path.read_bytes()
+        with open(path, "rb") as fh:
+            # bounded: -f /dev/zero must not read gigabytes before the size check
+            return fh.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise PipelineError([Diagnostic(str(path), 1, 1, (), "file not found")]) from None
     except IsADirectoryError:
@@ -25,18 +29,22 @@ def read(path: Path) -> bytes:
         ) from None
 
 
-def compile_bytes(display: str, raw: bytes, root: Path | None = None) -> IR:
-    """Compile the bytes of a pipeline file named ``display`` into the IR."""
+def compile_bytes(
+    display: str, raw: bytes, root: Path | None = None, lock: bytes | None = None
+) -> IR:
+    """Compile the bytes of a pipeline file named ``display`` (and of its lock) into the IR."""
     from .loader import load
     from .lower import lower
-    from .pins import LOCK_NAME, resolve
+    from .pins import resolve
     from .validate import validate
 
     doc = load(display, raw)
     model = validate(doc)
-    pins = resolve(root / LOCK_NAME if root is not None else None)
+    pins = resolve(lock)
     return lower(doc, model, pins, root)
 
 
 def compile_file(path: Path, display: str | None = None) -> IR:
-    return compile_bytes(display or str(path), read(path), path.parent)
+    from .pins import read_lock
+
+    return compile_bytes(display or str(path), read(path), path.parent, read_lock(path.parent))

@@ -78,7 +78,7 @@ def decode(file: str, raw: bytes) -> str:
 
     if len(raw) > MAX_BYTES:
         raise fail(
-            1, 1, f"file is {len(raw):,} bytes; a pipeline file may be at most {MAX_BYTES:,} bytes"
+            1, 1, f"file is larger than {MAX_BYTES:,} bytes, the most a pipeline file may be"
         )
     if raw.startswith(b"\xef\xbb\xbf"):
         raise fail(1, 1, "file starts with a byte-order mark; save it as UTF-8 without BOM")

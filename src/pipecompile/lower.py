@@ -127,6 +127,39 @@ class _Lowering:
                 return "."
         return norm
 
+    def output_folder(self, path: Path_, value: str) -> str | None:
+        """A folder pipecompile may own: inside the root, not the root, not in .git or
+        .pipecompile, and reached without a symbolic link (writes never follow one)."""
+        from .output.paths import folder_problem
+
+        reported = len(self.errors)
+        norm = self.rel_path(path, value, "folder")
+        if len(self.errors) > reported:
+            return None
+        problem = folder_problem(norm)
+        if norm == ".":
+            problem = "is the folder holding the pipeline file itself; name a subfolder"
+        if problem is None and self.root is not None:
+            link = self._link_in(norm)
+            if link is not None:
+                problem = (
+                    f"is reached through the symbolic link '{link}'; pipecompile writes "
+                    "only into real folders (replace the link by a folder)"
+                )
+        if problem is not None:
+            self.err(path, f"'{value}' {problem}")
+            return None
+        return norm
+
+    def _link_in(self, norm: str) -> str | None:
+        """The first component of ``root/norm`` that is a symbolic link, if any."""
+        prefix = ""
+        for part in norm.split("/"):
+            prefix = f"{prefix}/{part}" if prefix else part
+            if self._through_link(prefix):
+                return prefix
+        return None
+
     def _through_link(self, norm: str) -> bool:
         """Whether an existing part of ``root/norm`` is a symbolic link.
 
@@ -243,14 +276,10 @@ class _Lowering:
         outputs: list[tuple[str, str]] = []
         for target in TARGET_NAMES:
             if target in out_map:
-                folder = self.rel_path(
-                    ("outputs", target) if outputs_given else ("outputs",),
-                    out_map[target],
-                    "folder",
-                )
-                if folder == "." and out_map[target] not in (".",):
-                    continue
-                outputs.append((target, folder))
+                where = ("outputs", target) if outputs_given else ("outputs",)
+                folder = self.output_folder(where, out_map[target])
+                if folder is not None:
+                    outputs.append((target, folder))
         enabled = {t for t, _ in outputs}
 
         strategies = self.strategies()

@@ -18,13 +18,14 @@ it never reverts an update made there::
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import Diagnostic, PipelineError, did_you_mean
-from .ir import ActionPin, Pins
+
+if TYPE_CHECKING:  # reading the lock (check's fast path) must not load the IR
+    from .ir import Pins
 
 LOCK_NAME = "pipecompile.lock"
 DEFAULTS = {
@@ -44,25 +45,45 @@ def default_actions() -> dict[str, dict[str, str]]:
     return {name: {"sha": v["sha"], "version": v["version"]} for name, v in table.items()}
 
 
-def resolve(lock_path: Path | None) -> Pins:
-    """Defaults overlaid with the lock at ``lock_path`` (when it exists)."""
+MAX_LOCK_BYTES = 1024 * 1024
+
+
+def read_lock(root: Path) -> bytes | None:
+    """The lock's bytes (at most :data:`MAX_LOCK_BYTES`), None when there is none."""
+    from .output.state import read_bounded
+
+    try:
+        return read_bounded(str(root / LOCK_NAME), MAX_LOCK_BYTES)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except IsADirectoryError:
+        raise PipelineError([Diagnostic(LOCK_NAME, 1, 1, (), "is a folder, not a file")]) from None
+    except ValueError as exc:
+        raise PipelineError([Diagnostic(LOCK_NAME, 1, 1, (), str(exc))]) from None
+
+
+def resolve(lock: bytes | None, display: str = LOCK_NAME) -> Pins:
+    """Defaults overlaid with the lock's bytes ``lock`` (None: there is no lock)."""
+    from .ir import ActionPin, Pins
+
     actions = default_actions()
     values = dict(DEFAULTS)
-    lock: dict[str, Any] = {}
-    display = str(lock_path)
-    if lock_path is not None and lock_path.is_file():
-        lock = _read(display, lock_path.read_bytes())
+    table: dict[str, Any] = _read(display, lock) if lock is not None else {}
     errors: list[Diagnostic] = []
 
     def err(path: tuple[str | int, ...], msg: str) -> None:
         errors.append(Diagnostic(display, 1, 1, path, msg))
 
     known = {"actions", *DEFAULTS}
-    for key in lock:
+    for key in table:
         if key not in known:
             err((key,), f"unknown key '{key}'{did_you_mean(key, known)}")
     from_lock: set[str] = set()
-    for name, pin in (lock.get("actions") or {}).items():
+    lock_actions = table.get("actions") or {}
+    if not isinstance(lock_actions, dict):
+        err(("actions",), 'expected an object: {"owner/name": {"version": ..., "sha": ...}}')
+        lock_actions = {}
+    for name, pin in lock_actions.items():
         if name not in actions:
             err(
                 ("actions", name),
@@ -81,11 +102,11 @@ def resolve(lock_path: Path | None) -> Pins:
         actions[name] = {"sha": pin["sha"], "version": pin["version"]}
         from_lock.add(name)
     for key in DEFAULTS:
-        if key in lock:
-            if not isinstance(lock[key], str) or not _TEXT.fullmatch(lock[key]):
+        if key in table:
+            if not isinstance(table[key], str) or not _TEXT.fullmatch(table[key]):
                 err((key,), "must be a short string without quotes, '$' or backslashes")
                 continue
-            values[key] = lock[key]
+            values[key] = table[key]
             from_lock.add(key)
     if errors:
         raise PipelineError(errors)
@@ -104,13 +125,13 @@ def resolve(lock_path: Path | None) -> Pins:
 
 
 def _read(display: str, raw: bytes) -> dict[str, Any]:
+    from .output.state import JSONProblem, load_json
+
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise PipelineError([Diagnostic(display, 1, 1, (), "invalid UTF-8")]) from None
-    except json.JSONDecodeError as exc:
+        data = load_json(raw, max_depth=4)
+    except JSONProblem as exc:
         raise PipelineError(
-            [Diagnostic(display, exc.lineno, exc.colno, (), f"invalid JSON: {exc.msg}")]
+            [Diagnostic(display, max(exc.line, 1), max(exc.col, 1), (), exc.message)]
         ) from None
     if not isinstance(data, dict):
         raise PipelineError([Diagnostic(display, 1, 1, (), "expected a JSON object")])

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import difflib
 
-from .writer import Change
+from .output.sync import Change, Kind
 
 _LABELS = {
-    "create": "missing",
-    "update": "changed",
-    "delete": "stale",
-    "foreign": "conflict",
-    "edited-stale": "stale (kept)",
+    Kind.CREATE: "missing",
+    Kind.UPDATE: "changed",
+    Kind.DELETE: "stale",
+    Kind.DEBRIS: "debris",
+    Kind.CONFLICT: "conflict",
+    Kind.KEPT: "stale (kept)",
 }
 
 
