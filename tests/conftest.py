@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,16 @@ def remove_order_service(pipeline: Path) -> None:
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every sample built once into its own temporary folder."""
     return {s: build_sample(s, tmp_path_factory.mktemp(s)) for s in SAMPLES}
+
+
+def hcl_norm(v: Any) -> Any:
+    """python-hcl2 8 keeps the quotes of labels and string literals and adds
+    ``__is_block__`` and ``__comments__`` keys; drop them."""
+    if isinstance(v, dict):
+        return {k.strip('"'): hcl_norm(x) for k, x in v.items() if not k.startswith("__")}
+    if isinstance(v, list):
+        return [hcl_norm(x) for x in v]
+    return v.strip('"') if isinstance(v, str) else v
 
 
 def files(root: Path, folder: str, pattern: str) -> list[Path]:

@@ -89,6 +89,48 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
     return out
 
 
+def before_first_apply(ir: IR, tf_folder: str) -> list[str]:
+    """What the account must have before ``terraform init`` and the first ``apply``."""
+    out = [f"Before the first terraform apply in {tf_folder}:"]
+    be = ir.backend
+    if be.kind == "local":
+        out.append(
+            "  state: local (terraform.backend), for trying things out; set "
+            "terraform.backend.type: s3 before a team or CI applies"
+        )
+    else:
+        out.append(
+            f"  S3 bucket {be.bucket} in {be.region} for the state (key {be.key}): "
+            "versioning and encryption on, public access blocked"
+        )
+        if be.lock_table:
+            out.append(
+                f"  DynamoDB table {be.lock_table} with the string partition key LockID "
+                "(state locking)"
+            )
+        else:
+            out.append("  Terraform >= 1.10 (state locking with an S3 lock file, use_lockfile)")
+    host = "token.actions.githubusercontent.com"
+    if ir.github_oidc_provider == "existing":
+        out.append(f"  the account's IAM OIDC provider for https://{host} (read, not created)")
+    else:
+        out.append(
+            f"  no IAM OIDC provider for https://{host} yet (an account holds one per "
+            "URL; if it has one, set aws.github_oidc_provider: existing)"
+        )
+    if ir.security.image_scan_fail_on:
+        mode = ir.security.image_scanning
+        out.append(
+            "  ECR registry scanning: "
+            + {
+                "auto": "basic or enhanced (the gate asks the registry)",
+                "basic": "basic (scan on push)",
+                "enhanced": "enhanced (Amazon Inspector activated for ECR)",
+            }[mode]
+        )
+    return out
+
+
 def checklist(ir: IR) -> list[str]:
     """What must exist outside the repository, derived from the IR."""
     out = ["GitHub repository secrets:"]
@@ -105,6 +147,7 @@ def checklist(ir: IR) -> list[str]:
     if approvals:
         out.append("GitHub environments with required reviewers: " + ", ".join(approvals))
     tf_folder = dict(ir.outputs).get("terraform", "the terraform output")
+    out += before_first_apply(ir, tf_folder)
     out.append(f"AWS (terraform apply in {tf_folder}):")
     out.append(f"  IAM role {ir.aws.github_role_arn} trusted by GitHub OIDC for {ir.repository}")
     out.append(

@@ -102,6 +102,8 @@ class Build:
     compute_type: str
     timeout_minutes: int
     cache: Literal["s3", "local", "none"]
+    keep_images: int  # ECR lifecycle: newest images kept per repository
+    artifact_retention_days: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ class Security:
     sast_fail_on: str | None
     dependencies_fail_on: str | None
     image_scan_fail_on: str | None
+    image_scanning: Literal["auto", "basic", "enhanced"]
+    image_scan_timeout_minutes: int
     dast: Dast | None
     sign_images: bool
 
@@ -207,6 +211,17 @@ class Pins:
 
 
 @dataclass(frozen=True, slots=True)
+class Backend:
+    """Terraform state: ``local``, or S3 with a lock file or a DynamoDB lock table."""
+
+    kind: Literal["local", "s3"]
+    bucket: str | None = None
+    key: str | None = None
+    region: str | None = None
+    lock_table: str | None = None  # None with S3: native locking (use_lockfile)
+
+
+@dataclass(frozen=True, slots=True)
 class IR:
     pipeline_file: str  # file name relative to the root, e.g. "pipeline.yaml"
     project: str
@@ -226,6 +241,8 @@ class IR:
     outputs: tuple[tuple[str, str], ...]  # (target, folder) in registry order
     buildspec_folder: str  # where the CodeBuild projects find their buildspecs
     aws: AwsNames
+    github_oidc_provider: Literal["create", "existing"]
+    backend: Backend
     secrets: Secrets
     pins: Pins
     warnings: tuple[str, ...]

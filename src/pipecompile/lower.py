@@ -440,7 +440,9 @@ class _Lowering:
                 f"no CodeBuild compute type has exactly {vcpu} vCPU / {mem} GiB; "
                 f"using {ctype} ({cpus} vCPU / {gib} GiB)",
             )
-        build = ir.Build(vcpu, mem, ctype, b.timeout_minutes, b.cache)
+        build = ir.Build(
+            vcpu, mem, ctype, b.timeout_minutes, b.cache, b.keep_images, b.artifact_retention_days
+        )
 
         # security
         sec = m.security
@@ -469,6 +471,8 @@ class _Lowering:
             sast_fail_on=sec.sast.fail_on if sec.sast else None,
             dependencies_fail_on=sec.dependencies.fail_on if sec.dependencies else None,
             image_scan_fail_on=sec.image_scan.fail_on if sec.image_scan else None,
+            image_scanning=sec.image_scan.scanning if sec.image_scan else "auto",
+            image_scan_timeout_minutes=sec.image_scan.timeout_minutes if sec.image_scan else 20,
             dast=dast,
             sign_images=sec.sign_images,
         )
@@ -582,6 +586,7 @@ class _Lowering:
                     key=True,
                 )
 
+        backend = self.backend()
         if self.errors:
             raise PipelineError(self.errors)
         return ir.IR(
@@ -603,9 +608,37 @@ class _Lowering:
             outputs=tuple(outputs),
             buildspec_folder=dict(outputs).get("codebuild", DEFAULT_OUTPUTS["codebuild"]),
             aws=aws,
+            github_oidc_provider=m.aws.github_oidc_provider,
+            backend=backend,
             secrets=secrets,
             pins=self.pins,
             warnings=tuple(self.warnings),
+        )
+
+    def backend(self) -> ir.Backend:
+        """Terraform's state backend; S3 settings only with ``type: s3``."""
+        be = self.m.terraform.backend
+        where = ("terraform", "backend")
+        if be.type == "local":
+            for key in ("bucket", "key", "region", "dynamodb_table"):
+                if getattr(be, key) is not None:
+                    self.err((*where, key), f"'{key}' applies only to 'type: s3'")
+            return ir.Backend("local")
+        if be.bucket is None:
+            self.err((*where, "type"), "an S3 backend needs 'bucket' (the state bucket)")
+        if be.lock == "dynamodb" and be.dynamodb_table is None:
+            self.err((*where, "lock"), "'lock: dynamodb' needs 'dynamodb_table'")
+        if be.lock == "lockfile" and be.dynamodb_table is not None:
+            self.err(
+                (*where, "dynamodb_table"),
+                "a DynamoDB lock table applies only to 'lock: dynamodb'",
+            )
+        return ir.Backend(
+            "s3",
+            bucket=be.bucket,
+            key=be.key or f"{self.m.project}/cicd.tfstate",
+            region=be.region or self.m.aws.region,
+            lock_table=be.dynamodb_table if be.lock == "dynamodb" else None,
         )
 
     def no_expressions(self) -> None:

@@ -35,6 +35,8 @@ URL_RE = r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[^\s]*)?$"
 GIT_URL_RE = r"^(?:https://|ssh://|git@)[^\s]+$"
 SNS_RE = r"^[A-Za-z0-9_-]{1,256}$"
 TABLE_RE = r"^[A-Za-z0-9_.-]{3,255}$"
+S3_BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+STATE_KEY_RE = r"^[A-Za-z0-9!_.*'()/-]{1,1024}$"
 SLACK_RE = r"^#?[^\s#]{1,80}$"
 # Free text that ends up on one line in every format: no control characters.
 LINE_RE = r"^[^\x00-\x1f\x7f]+$"
@@ -57,6 +59,9 @@ PATTERN_HELP: dict[str, str] = {
     SNS_RE: "a valid SNS topic name: letters, digits, '_' and '-'",
     TABLE_RE: "a valid DynamoDB table name: 3-255 letters, digits, '_', '-' and '.'",
     SLACK_RE: "a Slack channel such as '#deployments' (no spaces)",
+    S3_BUCKET_RE: "a valid S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'",
+    STATE_KEY_RE: "an S3 object key such as 'cicd/terraform.tfstate' (letters, digits, "
+    "'/', '.', '_', '-')",
     LINE_RE: "a single line of text without control characters",
 }
 
@@ -131,6 +136,11 @@ class Aws(Model):
     account_id: Annotated[str, StringConstraints(pattern=ACCOUNT_RE)] = Field(
         description="12-digit account id, quoted so leading zeros survive"
     )
+    github_oidc_provider: Literal["create", "existing"] = Field(
+        "create",
+        description="create the account's GitHub OIDC identity provider, or use the one "
+        "that exists already (an account holds one per URL)",
+    )
 
 
 class Environment(Model):
@@ -183,6 +193,14 @@ class Build(Model):
     compute: Compute | None = None
     timeout_minutes: Annotated[int, Field(ge=5, le=2160)] = 60
     cache: Literal["s3", "local", "none"] = "none"
+    keep_images: Annotated[int, Field(ge=1, le=10000)] = Field(
+        200,
+        description="ECR lifecycle policy: each repository keeps its newest N images "
+        "(signatures included); older ones and untagged ones are expired",
+    )
+    artifact_retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        90, description="days the pipelines' build artifacts stay in the artifact bucket"
+    )
 
 
 class Sast(Model):
@@ -198,6 +216,14 @@ class Dependencies(Model):
 class ImageScan(Model):
     tool: Literal["ecr"] = "ecr"
     fail_on: Severity = "high"
+    scanning: Literal["auto", "basic", "enhanced"] = Field(
+        "auto",
+        description="the registry's scan type: basic (ECR) or enhanced (Amazon Inspector); "
+        "auto asks the registry at run time",
+    )
+    timeout_minutes: Annotated[int, Field(ge=1, le=120)] = Field(
+        20, description="how long the gate waits for scan results before it fails"
+    )
 
 
 class Dast(Model):
@@ -327,6 +353,21 @@ class Outputs(Model):
     helm: RelPath | None = None
 
 
+class Backend(Model):
+    """Where Terraform keeps its state."""
+
+    type: Literal["local", "s3"] = "local"
+    bucket: Annotated[str, StringConstraints(pattern=S3_BUCKET_RE)] | None = None
+    key: Annotated[str, StringConstraints(pattern=STATE_KEY_RE)] | None = None
+    region: Annotated[str, StringConstraints(pattern=REGION_RE)] | None = None
+    lock: Literal["lockfile", "dynamodb"] = "lockfile"
+    dynamodb_table: Annotated[str, StringConstraints(pattern=TABLE_RE)] | None = None
+
+
+class Terraform(Model):
+    backend: Backend = Backend()
+
+
 def _default_environments() -> dict[str, Environment]:
     return {
         "development": Environment(branches=["feature/*"]),
@@ -356,6 +397,7 @@ class Pipeline(Model):
     services: Annotated[dict[Name, Service], Field(min_length=1)]
     notifications: Notifications = Notifications()
     audit: Audit = Audit()
+    terraform: Terraform = Terraform()
     outputs: Outputs | None = None
 
 

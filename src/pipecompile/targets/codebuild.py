@@ -16,7 +16,7 @@ from typing import Any
 from ..emit import yaml_document
 from ..ir import IR, Environment, Service
 from . import data
-from .common import ECR_SCAN_GATE, record_image_tag_script, severities_at_or_above
+from .common import ECR_SCAN_GATE, record_image_tag_script, scan_gate_env
 
 name = "codebuild"
 
@@ -37,7 +37,7 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         "IMAGE_URI": svc.image_uri,
     }
     if sec.image_scan_fail_on:
-        variables["FAIL_SEVERITIES"] = severities_at_or_above(sec.image_scan_fail_on)
+        variables.update(scan_gate_env(sec))
     if sec.sign_images:
         variables["SIGNING_KEY"] = f"awskms:///{ir.aws.signing_key_alias}"
     key, fmt = _runtimes()["runtime_versions"][ir.runtime.language]

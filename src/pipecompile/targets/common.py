@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from ..ir import Security
+
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
 
@@ -27,6 +29,16 @@ SONAR = {
     "medium": "BLOCKER,CRITICAL,MAJOR",
     "low": "BLOCKER,CRITICAL,MAJOR,MINOR",
 }
+
+
+def scan_gate_env(sec: Security) -> dict[str, str]:
+    """The variables :data:`ECR_SCAN_GATE` reads (besides the repository and tag)."""
+    assert sec.image_scan_fail_on is not None
+    return {
+        "FAIL_SEVERITIES": severities_at_or_above(sec.image_scan_fail_on),
+        "SCAN_TYPE": sec.image_scanning,
+        "SCAN_TIMEOUT_SECONDS": str(sec.image_scan_timeout_minutes * 60),
+    }
 
 
 def glob_to_regex(glob: str) -> str:
@@ -84,14 +96,47 @@ _SCAN_JUNIT = r"""
     "</testsuite>"
 """
 
+# The scan gate works with the registry's basic scanning (ECR) and with enhanced
+# scanning (Amazon Inspector), whose status never reaches COMPLETE: it ends in
+# ACTIVE (scanned, and watched from then on), so `aws ecr wait image-scan-complete`
+# would hang there.  SCAN_TYPE (auto | basic | enhanced) comes from
+# security.image_scan.scanning; auto asks the registry.  The wait is bounded by
+# SCAN_TIMEOUT_SECONDS and fails with the last status it saw.
 ECR_SCAN_GATE = (
     """\
 set -euo pipefail
-aws ecr wait image-scan-complete --repository-name "$ECR_REPOSITORY" \\
-  --image-id "imageTag=$IMAGE_TAG"
+scan_type="$SCAN_TYPE"
+if [ "$scan_type" = "auto" ]; then
+  scan_type="$(aws ecr get-registry-scanning-configuration \\
+    --query 'scanningConfiguration.scanType' --output text | tr '[:upper:]' '[:lower:]')"
+fi
+echo "registry scanning: $scan_type"
+deadline=$((SECONDS + SCAN_TIMEOUT_SECONDS))
+status=""
+while :; do
+  status="$(aws ecr describe-image-scan-findings --repository-name "$ECR_REPOSITORY" \\
+    --image-id "imageTag=$IMAGE_TAG" --query 'imageScanStatus.status' --output text \\
+    2>/dev/null || echo PENDING)"
+  case "$status" in
+    COMPLETE) break ;;
+    ACTIVE) [ "$scan_type" = "enhanced" ] && break ;;
+    FAILED|UNSUPPORTED_IMAGE|FINDINGS_UNAVAILABLE|SCAN_ELIGIBILITY_EXPIRED)
+      echo "image scan of $ECR_REPOSITORY:$IMAGE_TAG ended as $status" >&2
+      exit 1 ;;
+  esac
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "image scan of $ECR_REPOSITORY:$IMAGE_TAG did not finish within" \\
+      "$SCAN_TIMEOUT_SECONDS s ($scan_type scanning, last status: $status);" \\
+      "check the registry's scanning configuration" >&2
+    exit 1
+  fi
+  sleep 10
+done
+# basic scanning counts findings by severity; enhanced scanning lists Inspector findings
 counts="$(aws ecr describe-image-scan-findings --repository-name "$ECR_REPOSITORY" \\
-  --image-id "imageTag=$IMAGE_TAG" \\
-  --query 'imageScanFindings.findingSeverityCounts' --output json)"
+  --image-id "imageTag=$IMAGE_TAG" --output json \\
+  | jq -c '.imageScanFindings | .findingSeverityCounts // ((.enhancedFindings // [])
+      | group_by(.severity) | map({(.[0].severity): length}) | add) // {}')"
 echo "ECR scan findings for $ECR_REPOSITORY:$IMAGE_TAG: $counts"
 mkdir -p reports
 printf '%s' "$counts" | jq -r --arg fail "$FAIL_SEVERITIES" \\

@@ -27,7 +27,7 @@ from .common import (
     SONAR,
     branch_regexes,
     record_image_tag_script,
-    severities_at_or_above,
+    scan_gate_env,
 )
 
 name = "github-actions"
@@ -302,7 +302,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
                 "env": {
                     "ECR_REPOSITORY": svc.image,
                     "IMAGE_TAG": "${{ github.sha }}",
-                    "FAIL_SEVERITIES": severities_at_or_above(sec.image_scan_fail_on),
+                    **scan_gate_env(sec),
                 },
                 "run": ECR_SCAN_GATE,
             }
@@ -377,6 +377,10 @@ def _deploy_job(ir: IR, svc: Service, env_name: str, needs: list[str]) -> dict[s
         "runs-on": RUNNER,
         "timeout-minutes": 15,
         "permissions": permissions,
+        # one deployment of a service to an environment at a time, whichever branch
+        # pushed: a running one is never cancelled, the next waits (GitHub keeps the
+        # newest waiting run, like CodePipeline's QUEUED mode keeps the order)
+        "concurrency": {"group": f"deploy-{svc.name}-{env.name}", "cancel-in-progress": False},
         "steps": steps,
     }
     if env.approval:

@@ -80,10 +80,24 @@ def _service_role(label: str, name: str, service: str, account: str) -> list[Blo
 
 def versions(ir: IR) -> str:
     tf = Block("terraform")
-    tf.attr("required_version", ">= 1.6.0")
+    be = ir.backend
+    # S3's native state locking (use_lockfile) arrived in Terraform 1.10
+    native_lock = be.kind == "s3" and be.lock_table is None
+    tf.attr("required_version", ">= 1.10.0" if native_lock else ">= 1.6.0")
     tf.block("required_providers").attr(
         "aws", {"source": "hashicorp/aws", "version": ir.pins.terraform_aws_provider}
     )
+    backend = tf.block("backend", be.kind)
+    backend.comment("terraform.backend in the pipeline file")
+    if be.kind == "s3":
+        backend.attr("bucket", be.bucket)
+        backend.attr("key", be.key)
+        backend.attr("region", be.region)
+        backend.attr("encrypt", True)
+        if native_lock:
+            backend.attr("use_lockfile", True)
+        else:
+            backend.attr("dynamodb_table", be.lock_table)
     provider = Block("provider", ("aws",))
     provider.attr("region", Ref("var.region"))
     provider.block("default_tags").attr("tags", Ref("var.tags"))
@@ -231,7 +245,7 @@ def storage(ir: IR) -> str:
     r.attr("id", "expire-artifacts")
     r.attr("status", "Enabled")
     r.block("filter")
-    r.block("expiration").attr("days", 90)
+    r.block("expiration").attr("days", ir.build.artifact_retention_days)
     r.block("noncurrent_version_expiration").attr("noncurrent_days", 30)
     r.block("abort_incomplete_multipart_upload").attr("days_after_initiation", 7)
     return document([b, v, enc, pab, tls, pol, lc])
@@ -248,7 +262,45 @@ def ecr(ir: IR) -> str:
         e.attr("encryption_type", "KMS")
         e.attr("kms_key", Ref("aws_kms_key.cicd.arn"))
         blocks.append(r)
+        lp = resource("aws_ecr_lifecycle_policy", svc.name)
+        lp.comment(
+            f"build.keep_images: the newest {ir.build.keep_images} images stay (the ones "
+            "environments run among them); untagged ones expire after a day"
+        )
+        lp.attr("repository", Ref(f"aws_ecr_repository.{svc.name}.name"))
+        lp.attr("policy", _ecr_lifecycle(ir.build.keep_images))
+        blocks.append(lp)
     return document(blocks)
+
+
+def _ecr_lifecycle(keep: int) -> str:
+    """The lifecycle policy's JSON: untagged images after a day, then all but the newest."""
+    import json
+
+    rules = [
+        {
+            "rulePriority": 1,
+            "description": "untagged images",
+            "selection": {
+                "tagStatus": "untagged",
+                "countType": "sinceImagePushed",
+                "countUnit": "days",
+                "countNumber": 1,
+            },
+            "action": {"type": "expire"},
+        },
+        {
+            "rulePriority": 2,
+            "description": f"all but the newest {keep} images",
+            "selection": {
+                "tagStatus": "any",
+                "countType": "imageCountMoreThan",
+                "countNumber": keep,
+            },
+            "action": {"type": "expire"},
+        },
+    ]
+    return json.dumps({"rules": rules}, sort_keys=True)
 
 
 def _project(
@@ -457,6 +509,22 @@ def codepipeline(ir: IR) -> str:
     return document(blocks)
 
 
+def _scan_statements(ir: IR) -> list[dict[str, Any]]:
+    """What the scan gate asks besides the image's findings: the registry's scan type,
+    and (enhanced scanning) the Inspector findings behind them; neither has a resource."""
+    sec = ir.security
+    if sec.image_scan_fail_on is None:
+        return []
+    out: list[dict[str, Any]] = []
+    if sec.image_scanning == "auto":
+        actions = ["ecr:GetRegistryScanningConfiguration"]
+        out.append({"sid": "ScanType", "actions": actions, "resources": ["*"]})
+    if sec.image_scanning != "basic":
+        actions = ["inspector2:ListCoverage", "inspector2:ListFindings"]
+        out.append({"sid": "EnhancedScanFindings", "actions": actions, "resources": ["*"]})
+    return out
+
+
 def _role(label: str, role_name: str, assume_doc: str) -> Block:
     r = resource("aws_iam_role", label)
     r.attr("name", role_name)
@@ -563,6 +631,7 @@ def iam(ir: IR) -> str:
             "resources": kms_key,
         },
         {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]},
+        *_scan_statements(ir),
         {"sid": "EcrPush", "actions": ecr_push, "resources": repos},
         {
             "sid": "GitopsCredential",
@@ -605,11 +674,18 @@ def iam(ir: IR) -> str:
     blocks.append(policy_doc("codebuild", statements))
     blocks.append(_inline("codebuild", "codebuild", "codebuild"))
 
-    gh = resource("aws_iam_openid_connect_provider", "github")
     oidc = _aws()["github_oidc_host"]
-    gh.attr("url", f"https://{oidc}")
-    gh.attr("client_id_list", ["sts.amazonaws.com"])
-    gh.attr("thumbprint_list", list(_aws()["github_thumbprints"]))
+    if ir.github_oidc_provider == "create":
+        gh = resource("aws_iam_openid_connect_provider", "github")
+        gh.attr("url", f"https://{oidc}")
+        gh.attr("client_id_list", ["sts.amazonaws.com"])
+        gh.attr("thumbprint_list", list(_aws()["github_thumbprints"]))
+        provider_arn = Ref("aws_iam_openid_connect_provider.github.arn")
+    else:  # an account holds one provider per URL: use the one that exists
+        gh = Block("data", ("aws_iam_openid_connect_provider", "github"))
+        gh.comment("aws.github_oidc_provider: existing (the account has one already)")
+        gh.attr("url", f"https://{oidc}")
+        provider_arn = Ref("data.aws_iam_openid_connect_provider.github.arn")
     blocks.append(gh)
     subjects = []
     for env in ir.environments:
@@ -625,9 +701,7 @@ def iam(ir: IR) -> str:
             [
                 {
                     "actions": ["sts:AssumeRoleWithWebIdentity"],
-                    "principals": [
-                        ("Federated", [Ref("aws_iam_openid_connect_provider.github.arn")])
-                    ],
+                    "principals": [("Federated", [provider_arn])],
                     "conditions": [
                         ("StringEquals", f"{oidc}:aud", ["sts.amazonaws.com"]),
                         ("StringLike", f"{oidc}:sub", subjects),
@@ -641,6 +715,7 @@ def iam(ir: IR) -> str:
     blocks.append(role)
     gh_statements: list[dict[str, Any]] = [
         {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]},
+        *_scan_statements(ir),
         {"sid": "EcrPush", "actions": ecr_push, "resources": repos},
         {
             "sid": "ImageKey",
