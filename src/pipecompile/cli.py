@@ -61,24 +61,37 @@ def _lock_bytes(root: Path) -> bytes | None:
     return read_lock(root)
 
 
-def _compile(file: Path) -> tuple[IR, bytes, bytes | None]:
-    """The IR, and the pipeline's and lock's bytes it was compiled from (each read once)."""
-    from .frontend import compile_bytes, read
+def _inputs(file: Path) -> tuple[bytes, bytes | None]:
+    """The pipeline's and the lock's bytes: read once per command, then passed on."""
+    from .frontend import read
 
-    raw = read(file)
-    lock = _lock_bytes(file.parent)
+    return read(file), _lock_bytes(file.parent)
+
+
+def _compile(
+    file: Path, inputs: tuple[bytes, bytes | None] | None = None
+) -> tuple[IR, bytes, bytes | None]:
+    """The IR, and the pipeline's and lock's bytes it was compiled from."""
+    from .frontend import compile_bytes
+
+    raw, lock = inputs or _inputs(file)
     ir = compile_bytes(str(file), raw, file.parent, lock)
     for w in ir.warnings:
         _echo_err(w)
     return ir, raw, lock
 
 
-def _plan(file: Path, only: tuple[str, ...], force: bool) -> Plan:
+def _plan(
+    file: Path,
+    only: tuple[str, ...],
+    force: bool,
+    inputs: tuple[bytes, bytes | None] | None = None,
+) -> Plan:
     """Compile, render and compare with the disk."""
     from .jobs import render
     from .output.sync import inputs_fingerprint, plan
 
-    ir, raw, lock = _compile(file)
+    ir, raw, lock = _compile(file, inputs)
     enabled = [name for name, _ in ir.outputs]
     for name in only:
         if name not in enabled:
@@ -91,14 +104,13 @@ def _plan(file: Path, only: tuple[str, ...], force: bool) -> Plan:
     root = file.parent
     partial = bool(only) and set(only) != set(enabled)
     # a partial build cannot vouch for the other targets: record no inputs
-    inputs = {} if partial else inputs_fingerprint(raw, lock)
     names = [n for n in enabled if not only or n in only]
     return plan(
         str(root),
         render(ir, names),
         dict(ir.outputs),
         tuple(names),
-        inputs,
+        {} if partial else inputs_fingerprint(raw, lock),
         ir.pipeline_file,
         force=force,
     )
@@ -169,16 +181,16 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
     Everything is rendered before anything is written; each file is written
     atomically, and unchanged files are not touched (their mtime stays).
     """
-    from .frontend import read
     from .output.sync import UNRESOLVED, apply, fast_clean
 
     root = file.parent
-    if not targets and not force and fast_clean(str(root), read(file), _lock_bytes(root)):
+    inputs = _inputs(file)
+    if not targets and not force and fast_clean(str(root), *inputs):
         # Same inputs, same version, every generated file intact: nothing to render.
         if not quiet:
             click.echo("0 files changed (inputs and generated files unchanged)")
         return EXIT_OK
-    plan = _plan(file, targets, force)
+    plan = _plan(file, targets, force, inputs)
     apply(str(root), plan)
     verbs = {"create": "created", "update": "updated", "delete": "removed", "debris": "removed"}
     written = 0
@@ -232,13 +244,12 @@ def check(file: Path, show_diff: bool) -> int:
     Each finding names the file and the reason: hand edit, pipeline changed,
     version skew (made by another pipecompile), missing, or stale.
     """
-    from .frontend import read
     from .output.sync import fast_clean
 
-    root = file.parent
-    if fast_clean(str(root), read(file), _lock_bytes(root)):
+    inputs = _inputs(file)
+    if fast_clean(str(file.parent), *inputs):
         return EXIT_OK
-    plan = _plan(file, (), False)
+    plan = _plan(file, (), False, inputs)
     status = _report(plan.changes, show_diff)
     if status == EXIT_OK:
         return EXIT_OK

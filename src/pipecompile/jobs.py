@@ -80,6 +80,8 @@ def render(ir: IR, names: list[str]) -> Expected:
         except (EOFError, pickle.UnpicklingError) as exc:
             raise RuntimeError("the rendering process ended unexpectedly") from exc
         finally:
+            # close before reaping: when our own rendering failed, the child may be
+            # blocked writing into the pipe, and only a closed read end frees it
             results.close()
             os.waitpid(pid, 0)
     if kind == "error":

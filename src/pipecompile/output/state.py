@@ -220,7 +220,7 @@ def journal_text(paths: list[str]) -> str:
 def read_state(root: str, rel: str) -> bytes | None:
     """A state file's bytes (bounded), None when absent; a link or a non-file is an error."""
     base = os.path.join(root, "")
-    for part in (STATE_DIR, rel):
+    for part, kind, is_kind in ((STATE_DIR, "folder", stat.S_ISDIR), (rel, "file", stat.S_ISREG)):
         try:
             mode = os.lstat(base + part).st_mode
         except FileNotFoundError:
@@ -233,11 +233,9 @@ def read_state(root: str, rel: str) -> bytes | None:
                 "is a symbolic link; pipecompile keeps its state only in a real folder",
                 "remove the link and run pipecompile build",
             )
-        if not stat.S_ISDIR(mode) if part == STATE_DIR else not stat.S_ISREG(mode):
+        if not is_kind(mode):
             raise StateError(
-                part,
-                "is not a regular " + ("folder" if part == STATE_DIR else "file"),
-                "remove it and run pipecompile build",
+                part, f"is not a regular {kind}", "remove it and run pipecompile build"
             )
     try:
         return read_bounded(base + rel, MAX_STATE_BYTES)

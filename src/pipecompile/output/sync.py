@@ -31,13 +31,14 @@ from enum import StrEnum
 from itertools import groupby
 
 from .. import __version__
-from .paths import Listing, NotOurs, Tree, inside, is_tmp, read_file, scan
+from .paths import Listing, Tree, inside, is_tmp, read_file, scan
 from .state import (
     JOURNAL,
     MANIFEST,
     Manifest,
     StateError,
     journal_text,
+    parse_manifest,
     read_journal,
     read_manifest,
     read_state,
@@ -187,6 +188,8 @@ class Plan:
     changes: list[Change]
     manifest: Manifest
     folders: list[str]  # the output folders the plan may change, for pruning
+    recorded: str | None = None  # the manifest's text on disk when planned
+    journal: bool = False  # an interrupted build's journal was found
 
     @property
     def unresolved(self) -> list[Change]:
@@ -240,7 +243,8 @@ def plan(
     ``expected`` maps paths (relative to ``root``) to (target, full text) for the
     targets ``names``; ``outputs`` maps every enabled target to its folder.
     """
-    old = read_manifest(root)
+    raw = read_state(root, MANIFEST)
+    old = parse_manifest(raw) if raw is not None else None
     journal = read_journal(root)
     old_files = old.files if old else {}
     old_outputs = _infer_outputs(old) if old else {}
@@ -295,7 +299,7 @@ def plan(
     }
     # a tree left with conflicts must never pass check's fast path: record no inputs
     manifest = Manifest({} if unresolved else inputs, __version__, files, recorded)
-    return Plan(changes, manifest, sorted(owner))
+    return Plan(changes, manifest, sorted(owner), _decode(raw), journal is not None)
 
 
 def _removals(
@@ -322,6 +326,7 @@ def _removals(
     mark = header_line(pipeline_file).encode()
     out: list[Change] = []
     candidates: dict[str, str] = {}  # path -> "manifest" | "journal" | "scan"
+    scanned: dict[str, bytes] = {}  # the bytes read while scanning, not read twice
     for path, meta in old_files.items():
         if path not in expected and meta["target"] in owner.values():
             candidates[path] = "manifest"
@@ -338,13 +343,14 @@ def _removals(
         data = read_file(root, path)
         if data is not None and data.startswith(mark):
             candidates[path] = "scan"
+            scanned[path] = data
     for path, source in sorted(candidates.items()):
         folder = max((f for f in owner if inside(path, f)), key=len, default=None)
         if folder is None:
             continue  # not in an output folder (a journal is untrusted input too)
         target = old_files[path]["target"] if source == "manifest" else owner[folder]
         blocked = listing.blocked(path)
-        data = read_file(root, path) if path in listing.files else None
+        data = scanned.get(path) or (read_file(root, path) if path in listing.files else None)
         if blocked or data is None:
             if blocked and source == "manifest":
                 out.append(Change(path, Kind.KEPT, blocked, None, None))
@@ -447,9 +453,9 @@ def apply(root: str, plan: Plan) -> None:
             if owning:
                 tree.prune(folder, max(owning, key=len))
         text = plan.manifest.text()
-        if _decode(read_state(root, MANIFEST)) != text:
+        if plan.recorded != text:
             _write_state(tree, MANIFEST, text)
-        if total or read_state(root, JOURNAL) is not None:
+        if total or plan.journal:
             with tree.folder(JOURNAL.rpartition("/")[0]) as dfd:
                 tree.remove(dfd, JOURNAL)
         if pending:
@@ -485,6 +491,3 @@ def fast_clean(root: str, pipeline: bytes, lock: bytes | None) -> bool:
         if data is None or hashlib.sha256(data).hexdigest() != meta["sha256"]:
             return False
     return True
-
-
-__all__ = ["MANIFEST", "Change", "Interrupted", "Kind", "NotOurs", "Plan", "StateError"]

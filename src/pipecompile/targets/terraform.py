@@ -13,6 +13,7 @@ codebuild.tf, codepipeline.tf, iam.tf, notifications.tf, audit.tf.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..hcl import Block, Ref, document
@@ -275,8 +276,6 @@ def ecr(ir: IR) -> str:
 
 def _ecr_lifecycle(keep: int) -> str:
     """The lifecycle policy's JSON: untagged images after a day, then all but the newest."""
-    import json
-
     rules = [
         {
             "rulePriority": 1,
