@@ -9,6 +9,7 @@ from .errors import Diagnostic, PipelineError
 
 if TYPE_CHECKING:  # the IR module is not needed to read a file (check's fast path)
     from .ir import IR
+    from .loader import Document
 
 
 def read(path: Path) -> bytes:
@@ -41,7 +42,34 @@ def compile_bytes(
     doc = load(display, raw)
     model = validate(doc)
     pins = resolve(lock)
-    return lower(doc, model, pins, root)
+    return check_targets(doc, lower(doc, model, pins, root))
+
+
+def check_targets(doc: Document, ir: IR) -> IR:
+    """Run the enabled targets' rules; errors stop here, warnings join the IR's."""
+    from dataclasses import replace
+
+    from .targets import check_all
+
+    errors: list[Diagnostic] = []
+    warnings = list(ir.warnings)
+    for finding, names in check_all(ir):
+        many = len(names) > 1
+        listed = ", ".join(names[:-1]) + " and " + names[-1] if many else names[0]
+        message = (
+            finding.message.replace("{outputs}", f"the {listed} output{'s' if many else ''}")
+            .replace("{s}", "" if many else "s")
+            .replace("{them}", "those outputs" if many else "that output")
+        )
+        path = finding.path if finding.path[:1] == () or finding.path[0] in doc.data else ()
+        d = doc.error(path, message, key=finding.key and bool(path))
+        if finding.severity == "warning":
+            warnings.append(str(replace(d, severity="warning")))
+        else:
+            errors.append(d)
+    if errors:
+        raise PipelineError(errors)
+    return replace(ir, warnings=tuple(warnings)) if len(warnings) != len(ir.warnings) else ir
 
 
 def compile_file(path: Path, display: str | None = None) -> IR:

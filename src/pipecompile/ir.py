@@ -40,6 +40,8 @@ class Environment:
     name: str
     index: int  # promotion order, 0-based
     branches: tuple[str, ...]  # GitHub-style branch globs, as written ('!' negates)
+    includes: tuple[str, ...]  # the patterns that deploy
+    excludes: tuple[str, ...]  # the '!' patterns, without the '!'
     approval: bool
     namespace: str
     cluster: str
@@ -242,6 +244,7 @@ class IR:
     buildspec_folder: str  # where the CodeBuild projects find their buildspecs
     aws: AwsNames
     github_oidc_provider: Literal["create", "existing"]
+    texts: tuple[tuple[tuple[str | int, ...], str], ...]  # every user string, by field path
     backend: Backend
     secrets: Secrets
     pins: Pins

@@ -51,10 +51,6 @@ DEFAULT_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 BUILTIN_CANARY = (ir.CanaryStep(10, "5m"), ir.CanaryStep(50, "5m"), ir.CanaryStep(100, None))
-# CodePipeline trigger limits (GitBranchFilterCriteria: 8 patterns per list).
-MAX_BRANCH_PATTERNS = 8
-# GitHub evaluates ${{ ... }} in almost every string of a workflow.
-EXPRESSION = re.compile(r"\$\{\{")
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
@@ -280,7 +276,6 @@ class _Lowering:
                 folder = self.output_folder(where, out_map[target])
                 if folder is not None:
                     outputs.append((target, folder))
-        enabled = {t for t, _ in outputs}
 
         strategies = self.strategies()
 
@@ -299,15 +294,7 @@ class _Lowering:
                 )
             self.strategy_ref((*p, "strategy"), e.strategy, strategies)
             includes = [b for b in e.branches if not b.startswith("!")]
-            excludes = [b for b in e.branches if b.startswith("!")]
-            if "terraform" in enabled:
-                for label, pats in (("branch patterns", includes), ("excluded patterns", excludes)):
-                    if len(pats) > MAX_BRANCH_PATTERNS:
-                        self.err(
-                            (*p, "branches"),
-                            f"{len(pats)} {label}; an AWS CodePipeline trigger accepts "
-                            f"at most {MAX_BRANCH_PATTERNS}",
-                        )
+            excludes = [b[1:] for b in e.branches if b.startswith("!")]
             if not includes:
                 self.err(
                     (*p, "branches"),
@@ -319,6 +306,8 @@ class _Lowering:
                     name=name,
                     index=i,
                     branches=tuple(e.branches),
+                    includes=tuple(includes),
+                    excludes=tuple(excludes),
                     approval=e.approval,
                     namespace=namespace,
                     cluster=e.cluster,
@@ -388,14 +377,6 @@ class _Lowering:
                     )
                 app_names.setdefault(app, f"service '{sname}' in '{env.name}'")
                 pipeline_name = f"{project}-{sname}-{env.name}"
-                if "terraform" in enabled and len(pipeline_name) > 100:
-                    self.err(
-                        p,
-                        f"pipeline name '{pipeline_name}' is longer than the 100 "
-                        "characters AWS CodePipeline allows; shorten the project, "
-                        "service or environment name",
-                        key=True,
-                    )
                 deployments.append(
                     ir.Deployment(
                         service=sname,
@@ -477,24 +458,8 @@ class _Lowering:
             sign_images=sec.sign_images,
         )
 
-        # gitops
+        # gitops (the targets that deploy through it require the repository)
         g = m.gitops
-        # Argo CD reads the GitOps repository, and the deploy steps of the GitHub
-        # Actions and CodeBuild outputs record image tags in it: without it they
-        # would be generated with an empty URL.
-        needing = [t for t in ("github-actions", "codebuild", "argocd", "helm") if t in enabled]
-        if needing and g.repository is None:
-            named = (
-                ", ".join(needing[:-1]) + " and " + needing[-1] if len(needing) > 1 else needing[0]
-            )
-            self.err(
-                ("gitops",) if "gitops" in self.doc.data else (),
-                f"gitops.repository is required: the {named} "
-                f"output{'s deploy' if len(needing) > 1 else ' deploys'} through the GitOps "
-                f"repository (or turn {'those outputs' if len(needing) > 1 else 'that output'} "
-                "off)",
-                key="gitops" in self.doc.data,
-            )
         https = (g.repository or "").startswith("https://")
         auth: Literal["ssh", "https"] = "https" if https else "ssh"
         gitops = ir.Gitops(
@@ -567,25 +532,6 @@ class _Lowering:
             gitops_credential=None if g.repository is None else gitops.credential,
         )
 
-        if "terraform" in enabled and "codebuild" not in enabled:
-            self.warn(
-                ("outputs",),
-                "the terraform output's CodeBuild projects read buildspecs from "
-                f"{DEFAULT_OUTPUTS['codebuild']}/, but the codebuild output is off: "
-                "keep buildspecs there yourself, or turn the codebuild output on",
-            )
-
-        if "github-actions" in enabled:
-            self.no_expressions()
-            if rt_name == "go":
-                self.err(
-                    ("ci", "runtime", "go"),
-                    "the github-actions target cannot set up Go yet: its pin table has no "
-                    "verified commit for actions/setup-go; use another runtime or turn "
-                    "the github-actions output off",
-                    key=True,
-                )
-
         backend = self.backend()
         if self.errors:
             raise PipelineError(self.errors)
@@ -609,6 +555,7 @@ class _Lowering:
             buildspec_folder=dict(outputs).get("codebuild", DEFAULT_OUTPUTS["codebuild"]),
             aws=aws,
             github_oidc_provider=m.aws.github_oidc_provider,
+            texts=self.texts(),
             backend=backend,
             secrets=secrets,
             pins=self.pins,
@@ -641,8 +588,9 @@ class _Lowering:
             lock_table=be.dynamodb_table if be.lock == "dynamodb" else None,
         )
 
-    def no_expressions(self) -> None:
-        """Refuse ``${{`` in any user text: GitHub would evaluate it in a workflow."""
+    def texts(self) -> tuple[tuple[Path_, str], ...]:
+        """Every string the user wrote, with its field path, for the targets' rules."""
+        out: list[tuple[Path_, str]] = []
 
         def walk(value: object, path: Path_) -> None:
             if isinstance(value, dict):
@@ -651,15 +599,11 @@ class _Lowering:
             elif isinstance(value, list):
                 for i, v in enumerate(value):
                     walk(v, (*path, i))
-            elif isinstance(value, str) and EXPRESSION.search(value):
-                self.err(
-                    path,
-                    "contains '${{', which GitHub Actions would evaluate as an "
-                    "expression; read values from environment variables instead "
-                    '(e.g. "$GITHUB_HEAD_REF", "$MY_TOKEN" set from a secret)',
-                )
+            elif isinstance(value, str):
+                out.append((path, value))
 
         walk(self.doc.data, ())
+        return tuple(out)
 
 
 def lower(doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None = None) -> ir.IR:

@@ -1,8 +1,12 @@
 """The targets: one module per output format, each a pure function of the IR.
 
-A target module has a ``name`` (the key under ``outputs:`` in pipeline.yaml)
-and ``render(ir) -> {relative path: text}``; paths are relative to the
-target's output folder and texts carry no header (the writer adds it).
+A target module has a ``name`` (the key under ``outputs:`` in pipeline.yaml),
+``render(ir) -> {relative path: text}`` (paths relative to the target's output
+folder, texts without the header, which the build adds) and
+``check(ir) -> [Finding]``: what this target cannot express for this pipeline,
+located by the pipeline field it comes from (sqlglot's "unsupported" diagnostics).
+Lowering knows no target; the front end runs the enabled targets' checks and
+maps each finding's field path to a line and column.
 Adding a target means adding a module, its folder under ``targets/`` for
 templates and data, a line in :func:`registry`, and its tests.
 """
@@ -10,20 +14,63 @@ templates and data, a line in :func:`registry`, and its tests.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from ..errors import Path_
 from ..ir import IR
 
 # {path relative to the target's output folder, '/'-separated: text}
 Rendered = dict[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something a target cannot express, at the pipeline field it comes from.
+
+    ``{outputs}`` in the message stands for the targets that report the same
+    finding at the same place ("the github-actions and codebuild outputs"), so a
+    rule several targets share reads as one error.
+    """
+
+    path: Path_
+    message: str
+    severity: Literal["error", "warning"] = "error"
+    key: bool = False  # point at the key rather than the value
+
+
 class Target(Protocol):
     name: str
 
     def render(self, ir: IR) -> Rendered: ...
+
+    def check(self, ir: IR) -> list[Finding]: ...
+
+
+def check_all(ir: IR) -> list[tuple[Finding, tuple[str, ...]]]:
+    """Every enabled target's findings, the same finding of several targets merged."""
+    targets = registry()
+    merged: dict[Finding, list[str]] = {}
+    for name, _ in ir.outputs:
+        for finding in targets[name].check(ir):
+            merged.setdefault(finding, []).append(name)
+    return [(f, tuple(names)) for f, names in merged.items()]
+
+
+def gitops_required(ir: IR) -> list[Finding]:
+    """The rule of every target that deploys through the GitOps repository."""
+    if ir.gitops.repository is not None:
+        return []
+    return [
+        Finding(
+            ("gitops",),
+            "gitops.repository is required: {outputs} deploy{s} through the GitOps "
+            "repository (or turn {them} off)",
+            key=True,
+        )
+    ]
 
 
 def registry() -> dict[str, Target]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..emit import yaml_document
 from ..ir import IR, Deployment, Service
-from . import data
+from . import Finding, data, gitops_required
 
 name = "argocd"
 
@@ -105,6 +105,10 @@ def application(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
             "syncPolicy": sync,
         },
     }
+
+
+def check(ir: IR) -> list[Finding]:
+    return gitops_required(ir)
 
 
 def render(ir: IR) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..emit import yaml_document
 from ..ir import IR, Environment, Service
-from . import data
+from . import Finding, data, gitops_required
 from .common import ECR_SCAN_GATE, record_image_tag_script, scan_gate_env
 
 name = "codebuild"
@@ -133,6 +133,10 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
         },
         "phases": {"build": {"commands": commands}},
     }
+
+
+def check(ir: IR) -> list[Finding]:
+    return gitops_required(ir)
 
 
 def render(ir: IR) -> dict[str, str]:

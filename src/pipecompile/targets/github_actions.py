@@ -17,10 +17,12 @@ Files (relative to the github-actions output folder):
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..emit import Pinned, yaml_document
 from ..ir import IR, Service
+from . import Finding, gitops_required
 from .common import (
     CVSS,
     ECR_SCAN_GATE,
@@ -32,6 +34,24 @@ from .common import (
 
 name = "github-actions"
 RUNNER = "ubuntu-24.04"
+# GitHub evaluates ${{ ... }} in almost every string of a workflow.
+EXPRESSION = re.compile(r"\$\{\{")
+
+
+def check(ir: IR) -> list[Finding]:
+    """The GitOps repository, and no ``${{`` in any string the user wrote."""
+    out = gitops_required(ir)
+    for path, text in ir.texts:
+        if EXPRESSION.search(text):
+            out.append(
+                Finding(
+                    path,
+                    "contains '${{', which GitHub Actions would evaluate as an "
+                    "expression; read values from environment variables instead "
+                    '(e.g. "$GITHUB_HEAD_REF", "$MY_TOKEN" set from a secret)',
+                )
+            )
+    return out
 
 
 def uses(ir: IR, action: str) -> Pinned:
@@ -93,7 +113,15 @@ def setup_runtime(ir: IR, svc: Service) -> dict[str, Any]:
                 "cache-dependency-path": f"{base}pom.xml",
             },
         }
-    raise AssertionError(f"runtime {rt.language} is refused by the front end for this target")
+    return {
+        "name": f"Set up Go {rt.version}",
+        "uses": uses(ir, "actions/setup-go"),
+        "with": {
+            "go-version": rt.version,
+            "cache": True,
+            "cache-dependency-path": f"{base}go.sum",
+        },
+    }
 
 
 def slack_step(ir: IR, text: str, condition: str | None = None) -> dict[str, Any]:

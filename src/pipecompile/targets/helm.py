@@ -14,7 +14,7 @@ from typing import Any
 
 from ..emit import yaml_document
 from ..ir import IR, Deployment, Service, Strategy
-from . import data
+from . import Finding, data, gitops_required
 
 name = "helm"
 
@@ -119,6 +119,10 @@ def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
             "secrets": entries,
         }
     return out
+
+
+def check(ir: IR) -> list[Finding]:
+    return gitops_required(ir)
 
 
 def render(ir: IR) -> dict[str, str]:

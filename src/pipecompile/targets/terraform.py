@@ -18,7 +18,7 @@ from typing import Any
 
 from ..hcl import Block, Ref, document
 from ..ir import IR, Deployment, Service
-from . import data
+from . import Finding, data
 
 name = "terraform"
 
@@ -830,6 +830,50 @@ def outputs(ir: IR) -> str:
         "ECR repository URL of each service",
     )
     return document(blocks)
+
+
+# CodePipeline trigger limits (GitBranchFilterCriteria: 8 patterns per list) and
+# the longest pipeline name it allows.
+MAX_BRANCH_PATTERNS = 8
+MAX_PIPELINE_NAME = 100
+
+
+def check(ir: IR) -> list[Finding]:
+    """What CodePipeline cannot take: too many trigger patterns, too long a name."""
+    out: list[Finding] = []
+    for env in ir.environments:
+        for label, pats in (("branch patterns", env.includes), ("excluded patterns", env.excludes)):
+            if len(pats) > MAX_BRANCH_PATTERNS:
+                out.append(
+                    Finding(
+                        ("environments", env.name, "branches"),
+                        f"{len(pats)} {label}; an AWS CodePipeline trigger accepts "
+                        f"at most {MAX_BRANCH_PATTERNS}",
+                    )
+                )
+    for svc in ir.services:
+        for dep in svc.deployments:
+            if len(dep.pipeline_name) > MAX_PIPELINE_NAME:
+                out.append(
+                    Finding(
+                        ("services", svc.name),
+                        f"pipeline name '{dep.pipeline_name}' is longer than the "
+                        f"{MAX_PIPELINE_NAME} characters AWS CodePipeline allows; shorten "
+                        "the project, service or environment name",
+                        key=True,
+                    )
+                )
+    if "codebuild" not in dict(ir.outputs):
+        out.append(
+            Finding(
+                ("outputs",),
+                "the terraform output's CodeBuild projects read buildspecs from "
+                f"{ir.buildspec_folder}/, but the codebuild output is off: "
+                "keep buildspecs there yourself, or turn the codebuild output on",
+                severity="warning",
+            )
+        )
+    return out
 
 
 def render(ir: IR) -> dict[str, str]:

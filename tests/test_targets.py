@@ -1,0 +1,115 @@
+"""Targets own their rules: each target checks what it cannot express, lowering knows
+no target, and the front end locates every finding in pipeline.yaml (issue 14)."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipecompile import lower
+from pipecompile.errors import PipelineError
+from pipecompile.frontend import compile_bytes
+from pipecompile.jobs import expected
+from pipecompile.targets import registry
+
+from .conftest import ROOT
+
+REFERENCE = (ROOT / "samples/ecommerce/pipeline.yaml").read_text()
+
+
+def errors(text: str) -> list[str]:
+    with pytest.raises(PipelineError) as info:
+        compile_bytes("pipeline.yaml", text.encode())
+    return [str(d) for d in info.value.diagnostics]
+
+
+def with_outputs(text: str, *targets: str) -> str:
+    head = text.split("\noutputs:")[0]
+    return head + "\noutputs:\n" + "".join(f"  {t}: out/{t}\n" for t in targets)
+
+
+def test_every_target_renders_and_checks() -> None:
+    for name, target in registry().items():
+        assert target.name == name
+        assert callable(target.render) and callable(target.check), name
+
+
+def test_lowering_names_no_target_rule() -> None:
+    source = inspect.getsource(lower)
+    for rule in ("CodePipeline", "${{", "MAX_BRANCH_PATTERNS", "setup-go", "enabled"):
+        assert rule not in source, rule
+
+
+def test_a_target_rule_applies_only_when_the_target_is_on() -> None:
+    branches = ", ".join(f"b{i}" for i in range(9))
+    text = REFERENCE.replace("branches: [develop]", f"branches: [{branches}]")
+    assert text != REFERENCE
+    line = next(i for i, x in enumerate(text.split("\n"), 1) if "b8]" in x)
+    assert any(
+        e.startswith(f"pipeline.yaml:{line}:")
+        and "9 branch patterns; an AWS CodePipeline trigger accepts at most 8" in e
+        for e in errors(text)
+    )
+    # without the terraform output nothing renders a CodePipeline trigger
+    compile_bytes("pipeline.yaml", with_outputs(text, "github-actions", "helm").encode())
+
+
+def test_one_finding_of_several_targets_reads_as_one_error() -> None:
+    text = with_outputs(REFERENCE, "github-actions", "codebuild", "terraform")
+    before, rest = text.split("\ngitops:\n")
+    text = before + "\n" + rest.split("\n\n", 1)[1]  # the whole gitops section
+    first = next(i for i, x in enumerate(text.split("\n"), 1) if x and not x.startswith("#"))
+    assert errors(text) == [
+        f"pipeline.yaml:{first}:1: gitops.repository is required: the github-actions and codebuild "
+        "outputs deploy through the GitOps repository (or turn those outputs off)"
+    ]
+
+
+def test_a_target_warning_joins_the_ir_warnings() -> None:
+    text = with_outputs(REFERENCE, "terraform", "argocd")
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    line = text.split("\n").index("outputs:") + 2  # at its first entry, as before
+    assert (
+        f"pipeline.yaml:{line}:3: warning: outputs: the terraform output's CodeBuild "
+        "projects read buildspecs from ci/codebuild/, but the codebuild output is off"
+    ) in "\n".join(ir.warnings)
+
+
+def test_expressions_are_a_github_actions_rule_only() -> None:
+    text = REFERENCE.replace("run: npm ci", "run: echo '${{ github.token }}'")
+    assert text != REFERENCE
+    assert any("contains '${{', which GitHub Actions would evaluate" in e for e in errors(text))
+    compile_bytes("pipeline.yaml", with_outputs(text, "codebuild", "terraform").encode())
+
+
+def test_go_is_set_up_by_a_pinned_setup_go(tmp_path: Path) -> None:
+    text = REFERENCE.replace('node: "20"', 'go: "1.23"')
+    assert text != REFERENCE
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    files = expected(ir, ("github-actions",))
+    ci = yaml.safe_load(files[".github/workflows/ci-order-service.yml"][1])
+    setup = ci["jobs"]["validate"]["steps"][1]
+    assert setup == {
+        "name": "Set up Go 1.23",
+        "uses": f"actions/setup-go@{ir.pins.action('actions/setup-go').sha}",
+        "with": {
+            "go-version": "1.23",
+            "cache": True,
+            "cache-dependency-path": "services/order/go.sum",
+        },
+    }
+    for path, (_, body) in files.items():
+        (tmp_path / Path(path).name).write_text(body)
+    actionlint = str(Path(sys.executable).parent / "actionlint")
+    res = subprocess.run(
+        [actionlint, "-no-color", *map(str, sorted(tmp_path.iterdir()))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
