@@ -11,7 +11,7 @@ from .targets.common import branch_regexes
 
 def matches(env: Environment, branch: str) -> bool:
     """GitHub filter semantics, the same translation the delivery workflows run."""
-    inc, exc = branch_regexes(env.branches)
+    inc, exc = branch_regexes(env)
     return bool(re.fullmatch(inc, branch)) and not (exc and re.fullmatch(exc, branch))
 
 

@@ -230,6 +230,7 @@ class IR:
     repository: str  # owner/name
     default_branch: str
     environments: tuple[Environment, ...]
+    deploy_branches: tuple[str, ...]  # every environment's include patterns, once each, in order
     services: tuple[Service, ...]
     runtime: Runtime
     steps: tuple[Step, ...]

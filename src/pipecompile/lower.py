@@ -541,6 +541,7 @@ class _Lowering:
             repository=m.source.repository,
             default_branch=m.source.default_branch,
             environments=tuple(envs),
+            deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
             services=tuple(services),
             runtime=runtime,
             steps=steps,

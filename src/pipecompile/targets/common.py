@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ..ir import Security
+from ..ir import Environment, Security
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
@@ -75,10 +75,10 @@ def glob_to_regex(glob: str) -> str:
     return "".join(out)
 
 
-def branch_regexes(branches: tuple[str, ...]) -> tuple[str, str]:
+def branch_regexes(env: Environment) -> tuple[str, str]:
     """(include, exclude) anchored EREs for an environment's branch patterns."""
-    inc = [glob_to_regex(b) for b in branches if not b.startswith("!")]
-    exc = [glob_to_regex(b[1:]) for b in branches if b.startswith("!")]
+    inc = [glob_to_regex(b) for b in env.includes]
+    exc = [glob_to_regex(b) for b in env.excludes]
     return ("^(" + "|".join(inc) + ")$", "^(" + "|".join(exc) + ")$" if exc else "")
 
 

@@ -151,11 +151,7 @@ def _paths(ir: IR, svc: Service, workflow: str) -> dict[str, Any]:
 
 def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
     workflow = f"ci-{svc.name}.yml"
-    pr_branches: list[str] = []
-    for env in ir.environments:
-        for b in env.branches:
-            if not b.startswith("!") and b not in pr_branches:
-                pr_branches.append(b)
+    pr_branches = list(ir.deploy_branches)
     steps: list[dict[str, Any]] = [
         checkout(ir, **({"fetch-depth": 0} if ir.security.sast_fail_on else {})),
         setup_runtime(ir, svc),
@@ -263,7 +259,7 @@ def _route_job(ir: IR) -> dict[str, Any]:
     outputs: dict[str, str] = {}
     for env in ir.environments:
         key = env_key(env.name)
-        inc, exc = branch_regexes(env.branches)
+        inc, exc = branch_regexes(env)
         env_vars[f"INCLUDE_{key}"] = inc
         env_vars[f"EXCLUDE_{key}"] = exc
         lines += [
@@ -418,11 +414,7 @@ def _deploy_job(ir: IR, svc: Service, env_name: str, needs: list[str]) -> dict[s
 
 def deliver_workflow(ir: IR, svc: Service) -> dict[str, Any]:
     workflow = f"deliver-{svc.name}.yml"
-    branches: list[str] = []
-    for env in ir.environments:
-        for b in env.branches:
-            if not b.startswith("!") and b not in branches:
-                branches.append(b)
+    branches = list(ir.deploy_branches)
     jobs: dict[str, Any] = {"route": _route_job(ir), "build": _build_job(ir, svc)}
     deploy_ids = []
     for env in ir.environments:

@@ -416,8 +416,8 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
     git.attr("source_action_name", "Source")
     push = git.block("push")
     br = push.block("branches")
-    br.attr("includes", [b for b in env.branches if not b.startswith("!")])
-    excludes = [b[1:] for b in env.branches if b.startswith("!")]
+    br.attr("includes", list(env.includes))
+    excludes = list(env.excludes)
     if excludes:
         br.attr("excludes", excludes)
     if svc.build_trigger_paths:
@@ -688,9 +688,8 @@ def iam(ir: IR) -> str:
     blocks.append(gh)
     subjects = []
     for env in ir.environments:
-        for b in env.branches:
-            if not b.startswith("!"):
-                subjects.append(f"repo:{ir.repository}:ref:refs/heads/{b}")
+        for b in env.includes:
+            subjects.append(f"repo:{ir.repository}:ref:refs/heads/{b}")
         if env.approval:
             subjects.append(f"repo:{ir.repository}:environment:{env.name}")
     subjects = list(dict.fromkeys(subjects))
