@@ -113,3 +113,17 @@ def test_go_is_set_up_by_a_pinned_setup_go(tmp_path: Path) -> None:
         check=False,
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_explain_describes_only_the_enabled_outputs() -> None:
+    from pipecompile.explain import checklist, explain_event
+
+    ir = compile_bytes("pipeline.yaml", with_outputs(REFERENCE, "helm").encode())
+    text = "\n".join(explain_event(ir, "push", "main") + checklist(ir))
+    for absent in ("ci-", "deliver-", "CodePipeline", "Argo CD application", "terraform"):
+        assert absent not in text, absent
+    assert "canary 5%" in text and "Secrets Manager secrets read by product-service" in text
+    full = compile_bytes("pipeline.yaml", REFERENCE.encode())
+    text = "\n".join(explain_event(full, "push", "main") + checklist(full))
+    for present in ("ci-", "deliver-", "CodePipeline", "Argo CD application", "terraform"):
+        assert present in text, present

@@ -26,12 +26,15 @@ def _gates(ir: IR, env: Environment) -> list[str]:
         gates.append(f"ECR scan findings at or above {sec.image_scan_fail_on} stop the build")
     if sec.sign_images:
         gates.append("the image signature is verified before deploying")
+    on = dict(ir.outputs)
     if env.approval:
-        gates.append(
-            f"manual approval: GitHub environment '{env.name}' protection rules, "
-            f"and a Manual approval stage in CodePipeline (SNS topic "
-            f"{ir.notifications.sns_topic})"
-        )
+        where = []
+        if "github-actions" in on:
+            where.append(f"GitHub environment '{env.name}' protection rules")
+        if "terraform" in on:
+            topic = ir.notifications.sns_topic
+            where.append(f"a Manual approval stage in CodePipeline (SNS topic {topic})")
+        gates.append("manual approval: " + (", and ".join(where) or "required"))
     return gates
 
 
@@ -56,13 +59,14 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
         return [
             f"dast.yml runs OWASP ZAP against {dast.url} ({dast.environment}) on cron '{dast.cron}'"
         ]
+    on = dict(ir.outputs)
     envs = [e for e in ir.environments if matches(e, branch)]
     out.append(f"{event} {'to' if event == 'push' else 'into'} branch '{branch}':")
-    for svc in ir.services:
+    for svc in ir.services if "github-actions" in on else ():
         where = "" if svc.path == "." else f" when files under {svc.path}/ change"
         if event == "pull_request" and not envs:
             continue
-        out.append(f"  ci-{svc.name}.yml validates {svc.name}{where}")
+        out.append(f"  {svc.ci_workflow} validates {svc.name}{where}")
     if event == "pull_request":
         if not envs:
             out.append(
@@ -78,11 +82,17 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
         out.append(f"  environment {env.name} (namespace {env.namespace} on {env.cluster}):")
         for svc in ir.services:
             dep = next(d for d in svc.deployments if d.environment == env.name)
-            out.append(
-                f"    {svc.name}: deliver-{svc.name}.yml job deploy-{env.name}; "
-                f"CodePipeline {dep.pipeline_name}; Argo CD application "
-                f"{dep.app_name}; {_strategy(dep.strategy)}, {dep.replicas} replica(s)"
-            )
+            parts = [
+                *(
+                    [f"{svc.deliver_workflow} job deploy-{env.name}"]
+                    if "github-actions" in on
+                    else []
+                ),
+                *([f"CodePipeline {dep.pipeline_name}"] if "terraform" in on else []),
+                *([f"Argo CD application {dep.app_name}"] if "argocd" in on else []),
+                f"{_strategy(dep.strategy)}, {dep.replicas} replica(s)",
+            ]
+            out.append(f"    {svc.name}: " + "; ".join(parts))
         for gate in _gates(ir, env):
             out.append(f"    gate: {gate}")
         out.append(f"    rollback: {_rollback(ir)}")
@@ -132,7 +142,29 @@ def before_first_apply(ir: IR, tf_folder: str) -> list[str]:
 
 
 def checklist(ir: IR) -> list[str]:
-    """What must exist outside the repository, derived from the IR."""
+    """What must exist outside the repository, derived from the IR and its outputs."""
+    on = dict(ir.outputs)
+    out: list[str] = []
+    if "github-actions" in on:
+        out += _github_checklist(ir)
+    if "terraform" in on:
+        out += _aws_checklist(ir, on["terraform"])
+    if ir.gitops.repository and "argocd" in on:
+        out.append(
+            f"Argo CD: repository credentials for {ir.gitops.repository}; apply "
+            f"{on['argocd']}/ to the argocd namespace"
+        )
+    for svc in ir.services if "helm" in on else ():
+        if svc.secrets:
+            out.append(
+                f"Secrets Manager secrets read by {svc.name}: "
+                + ", ".join(svc.secrets)
+                + " (and a ClusterSecretStore 'aws-secrets-manager')"
+            )
+    return out or ["nothing: the enabled outputs need nothing outside the repository"]
+
+
+def _github_checklist(ir: IR) -> list[str]:
     out = ["GitHub repository secrets:"]
     s = ir.secrets
     for name, why in (
@@ -146,8 +178,11 @@ def checklist(ir: IR) -> list[str]:
     approvals = [e.name for e in ir.environments if e.approval]
     if approvals:
         out.append("GitHub environments with required reviewers: " + ", ".join(approvals))
-    tf_folder = dict(ir.outputs).get("terraform", "the terraform output")
-    out += before_first_apply(ir, tf_folder)
+    return out
+
+
+def _aws_checklist(ir: IR, tf_folder: str) -> list[str]:
+    out = before_first_apply(ir, tf_folder)
     out.append(f"AWS (terraform apply in {tf_folder}):")
     out.append(f"  IAM role {ir.aws.github_role_arn} trusted by GitHub OIDC for {ir.repository}")
     out.append(
@@ -159,17 +194,4 @@ def checklist(ir: IR) -> list[str]:
         "key or token, for the CodeBuild deploy"
     )
     out.append(f"  SNS topic {ir.notifications.sns_topic}: subscribe approvers")
-    if ir.gitops.repository:
-        out.append(
-            f"Argo CD: repository credentials for {ir.gitops.repository}; apply "
-            f"{dict(ir.outputs).get('argocd', 'the argocd output')}/ to the argocd "
-            "namespace"
-        )
-    for svc in ir.services:
-        if svc.secrets:
-            out.append(
-                f"Secrets Manager secrets read by {svc.name}: "
-                + ", ".join(svc.secrets)
-                + " (and a ClusterSecretStore 'aws-secrets-manager')"
-            )
     return out

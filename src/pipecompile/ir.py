@@ -47,6 +47,7 @@ class Environment:
     cluster: str
     url: str | None
     deploy_project: str  # CodeBuild project that records the image tag
+    deploy_buildspec: str  # its buildspec, relative to the codebuild output folder
     deploy_log_group: str
     manual_start_branch: str  # BranchName of the CodePipeline source action
 
@@ -79,6 +80,9 @@ class Service:
     secrets: tuple[str, ...]
     deployments: tuple[Deployment, ...]  # in promotion order
     build_project: str
+    buildspec: str  # relative to the codebuild output folder
+    ci_workflow: str  # file names relative to the github-actions output folder
+    deliver_workflow: str
     build_log_group: str
     scan_report_group: str  # CodeBuild report group of the ECR scan report
     build_trigger_paths: tuple[str, ...]  # path filters ("" = whole repository)

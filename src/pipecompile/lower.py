@@ -313,6 +313,7 @@ class _Lowering:
                     cluster=e.cluster,
                     url=e.url,
                     deploy_project=f"{project}-{name}-deploy",
+                    deploy_buildspec=f"deploy-{name}.yml",
                     deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
                     manual_start_branch=literal[0] if literal else m.source.default_branch,
                 )
@@ -403,6 +404,9 @@ class _Lowering:
                     secrets=tuple(s.secrets),
                     deployments=tuple(deployments),
                     build_project=f"{project}-{sname}-build",
+                    buildspec=f"build-{sname}.yml",
+                    ci_workflow=f"ci-{sname}.yml",
+                    deliver_workflow=f"deliver-{sname}.yml",
                     build_log_group=f"/aws/codebuild/{project}-{sname}-build",
                     scan_report_group=f"{project}-{sname}-build-ecr-image-scan",
                     build_trigger_paths=() if spath == "." else (f"{spath}/**",),

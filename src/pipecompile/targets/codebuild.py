@@ -142,7 +142,7 @@ def check(ir: IR) -> list[Finding]:
 def render(ir: IR) -> dict[str, str]:
     out = {}
     for svc in ir.services:
-        out[f"build-{svc.name}.yml"] = yaml_document(build_spec(ir, svc))
+        out[svc.buildspec] = yaml_document(build_spec(ir, svc))
     for env in ir.environments:
-        out[f"deploy-{env.name}.yml"] = yaml_document(deploy_spec(ir, env))
+        out[env.deploy_buildspec] = yaml_document(deploy_spec(ir, env))
     return out

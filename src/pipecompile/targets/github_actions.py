@@ -150,7 +150,7 @@ def _paths(ir: IR, svc: Service, workflow: str) -> dict[str, Any]:
 
 
 def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
-    workflow = f"ci-{svc.name}.yml"
+    workflow = svc.ci_workflow
     pr_branches = list(ir.deploy_branches)
     steps: list[dict[str, Any]] = [
         checkout(ir, **({"fetch-depth": 0} if ir.security.sast_fail_on else {})),
@@ -413,7 +413,7 @@ def _deploy_job(ir: IR, svc: Service, env_name: str, needs: list[str]) -> dict[s
 
 
 def deliver_workflow(ir: IR, svc: Service) -> dict[str, Any]:
-    workflow = f"deliver-{svc.name}.yml"
+    workflow = svc.deliver_workflow
     branches = list(ir.deploy_branches)
     jobs: dict[str, Any] = {"route": _route_job(ir), "build": _build_job(ir, svc)}
     deploy_ids = []
@@ -513,8 +513,8 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
 def render(ir: IR) -> dict[str, str]:
     out = {}
     for svc in ir.services:
-        out[f"ci-{svc.name}.yml"] = yaml_document(ci_workflow(ir, svc))
-        out[f"deliver-{svc.name}.yml"] = yaml_document(deliver_workflow(ir, svc))
+        out[svc.ci_workflow] = yaml_document(ci_workflow(ir, svc))
+        out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc))
     if ir.security.dast:
         out["dast.yml"] = yaml_document(dast_workflow(ir))
     return out
