@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-from pipecompile.cli import main
+from pipecompile.cli import _plan, main
+from pipecompile.output.sync import Change
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "tests" / "schemas"
@@ -34,10 +39,91 @@ def remove_order_service(pipeline: Path) -> None:
     pipeline.write_text(text.replace(ORDER_SERVICE, ""))
 
 
+def snapshot_tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``root``: its bytes and mtime (to prove a build left it alone)."""
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def planned(pipeline: Path) -> list[Change]:
+    """The changes a full build would make (render-and-compare, writing nothing)."""
+    return _plan(pipeline, (), False).changes
+
+
+def hand_edit(root: Path) -> None:
+    p = root / "kubernetes/apps/order-service/values-testing.yaml"
+    p.write_text(p.read_text().replace("replicaCount: 1", "replicaCount: 2"))
+
+
+def _delete(root: Path) -> None:
+    (root / "ci/codebuild/deploy-testing.yml").unlink()
+
+
+def _pipeline_change(root: Path) -> None:
+    p = root / "pipeline.yaml"
+    p.write_text(p.read_text().replace("port: 3000", "port: 3001"))
+
+
+def _stale(root: Path) -> None:
+    p = root / "pipeline.yaml"
+    p.write_text(
+        p.read_text().replace("    secrets: [ecommerce/product-service/database-url]\n", "")
+    )
+    remove_order_service(p)
+
+
+def _version_skew(root: Path) -> None:
+    p = root / "ci/codebuild/deploy-testing.yml"
+    p.write_text(p.read_text().replace("# pipecompile 0.1.0 ", "# pipecompile 0.0.9 "))
+
+
+def _lock_added(root: Path) -> None:
+    (root / "pipecompile.lock").write_text("{}\n")
+
+
+def _nothing(root: Path) -> None:
+    pass
+
+
+DRIFTS: dict[str, Callable[[Path], None]] = {
+    "none": _nothing,
+    "hand-edit": hand_edit,
+    "missing": _delete,
+    "pipeline-changed": _pipeline_change,
+    "stale": _stale,
+    "version-skew": _version_skew,
+    "lock-changed": _lock_added,
+}
+
+
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every sample built once into its own temporary folder."""
     return {s: build_sample(s, tmp_path_factory.mktemp(s)) for s in SAMPLES}
+
+
+class TextFile(SingleFileSnapshotExtension):
+    """Snapshots stored as one readable text file each."""
+
+    _write_mode = WriteMode.TEXT
+    file_extension = "txt"
+
+
+@cache
+def validator(schema_file: str, *pointer: str) -> Any:
+    """A JSON-schema validator for ``tests/schemas/<schema_file>`` (at ``pointer`` inside
+    it), built once per session: building one for the large CRD schemas is the slow part."""
+    import jsonschema
+
+    schema = json.loads((SCHEMAS / schema_file).read_text())
+    for key in pointer:
+        schema = schema[key]
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
 
 
 def hcl_norm(v: Any) -> Any:
@@ -48,6 +134,19 @@ def hcl_norm(v: Any) -> Any:
     if isinstance(v, list):
         return [hcl_norm(x) for x in v]
     return v.strip('"') if isinstance(v, str) else v
+
+
+def terraform_blocks(root: Path) -> dict[str, Any]:
+    """The resource and data blocks of a built root's Terraform, merged across files."""
+    import hcl2
+
+    merged: dict[str, Any] = {"resource": [], "data": []}
+    for p in files(root, "infrastructure/terraform/cicd", "*.tf"):
+        with p.open() as fh:
+            parsed = hcl_norm(hcl2.load(fh))
+        for key in ("resource", "data"):
+            merged[key] += parsed.get(key, [])
+    return merged
 
 
 def files(root: Path, folder: str, pattern: str) -> list[Path]:

@@ -11,13 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import hcl2
-import jsonschema
 import pytest
 import yaml
 from ruamel.yaml import YAML
 
-from .conftest import SAMPLES, SCHEMAS, files
+from .conftest import SAMPLES, SCHEMAS, files, terraform_blocks, validator
 
 BIN = Path(sys.executable).parent
 WORKFLOWS = ".github/workflows"
@@ -116,22 +114,20 @@ def test_yaml_parses_back_with_pyyaml_and_ruamel(built: dict[str, Path], sample:
 
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_buildspecs_match_the_schema(built: dict[str, Path], sample: str) -> None:
-    schema = json.loads((SCHEMAS / "codebuild-buildspec.json").read_text())
     specs = files(built[sample], BUILDSPECS, "*.yml")
     assert specs
     for p in specs:
-        jsonschema.validate(yaml.safe_load(p.read_text()), schema)
+        validator("codebuild-buildspec.json").validate(yaml.safe_load(p.read_text()))
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_argocd_applications_match_the_crd_schema(built: dict[str, Path], sample: str) -> None:
-    schema = json.loads((SCHEMAS / "argocd-application-v1alpha1.json").read_text())
     apps = [p for p in files(built[sample], ARGOCD, "*.yaml") if p.name != "project.yaml"]
     assert apps
     for p in apps:
         doc = yaml.safe_load(p.read_text())
         assert doc["apiVersion"] == "argoproj.io/v1alpha1" and doc["kind"] == "Application"
-        jsonschema.validate(doc, schema)
+        validator("argocd-application-v1alpha1.json").validate(doc)
         assert doc["spec"]["project"] != "default"
         for vf in doc["spec"]["source"]["helm"]["valueFiles"]:
             assert "$" not in vf
@@ -139,33 +135,15 @@ def test_argocd_applications_match_the_crd_schema(built: dict[str, Path], sample
 
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_rollout_strategies_match_the_rollouts_schema(built: dict[str, Path], sample: str) -> None:
-    rollout = json.loads((SCHEMAS / "argo-rollouts-rollout-v1alpha1.json").read_text())
-    schema = rollout["properties"]["spec"]["properties"]["strategy"]
+    strategy = validator(
+        "argo-rollouts-rollout-v1alpha1.json", "properties", "spec", "properties", "strategy"
+    )
     values = files(built[sample], HELM, "*/values-*.yaml")
     assert values
     for p in values:
         doc = yaml.safe_load(p.read_text())
-        jsonschema.validate(doc["rollout"]["strategy"], schema)
+        strategy.validate(doc["rollout"]["strategy"])
         assert "tag" not in doc["image"]  # the deploy pipelines own the tag
-
-
-def _norm(v: Any) -> Any:
-    """python-hcl2 8 keeps the quotes of labels and string literals; drop them."""
-    if isinstance(v, dict):
-        return {_strip(k): _norm(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_norm(x) for x in v]
-    return _strip(v)
-
-
-def _tf(root: Path) -> dict[str, Any]:
-    merged: dict[str, Any] = {"resource": [], "data": []}
-    for p in files(root, TERRAFORM, "*.tf"):
-        with p.open() as fh:
-            parsed = _norm(hcl2.load(fh))
-        for key in ("resource", "data"):
-            merged[key] += parsed.get(key, [])
-    return merged
 
 
 def _strip(v: Any) -> Any:
@@ -178,7 +156,7 @@ def test_codepipelines_follow_the_action_type_table(built: dict[str, Path], samp
     types = {(a["category"], a["owner"], a["provider"], a["version"]): a for a in table["actions"]}
     pipelines = [
         body
-        for r in _tf(built[sample])["resource"]
+        for r in terraform_blocks(built[sample])["resource"]
         for kind, named in r.items()
         if kind == "aws_codepipeline"
         for body in named.values()
@@ -236,7 +214,7 @@ def test_terraform_arguments_exist_in_the_provider_schema(
 ) -> None:
     args = json.loads((SCHEMAS / "terraform-aws-args.json").read_text())
     checked = 0
-    for r in _tf(built[sample])["resource"]:
+    for r in terraform_blocks(built[sample])["resource"]:
         for kind, named in r.items():
             if kind in args["resources"]:
                 for label, body in named.items():
@@ -278,3 +256,18 @@ def test_checkov_zero_failed_checks(built: dict[str, Path], sample: str, tmp_pat
 def test_terraform_fmt_is_clean(built: dict[str, Path], sample: str) -> None:
     res = run(["terraform", "fmt", "-check", "-diff", str(built[sample] / TERRAFORM)])
     assert res.returncode == 0, res.stdout
+
+
+def test_the_cached_validators_still_reject_bad_documents() -> None:
+    import jsonschema
+
+    app = validator("argocd-application-v1alpha1.json")
+    with pytest.raises(jsonschema.ValidationError):
+        app.validate({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "spek": {}})
+    with pytest.raises(jsonschema.ValidationError):
+        validator("codebuild-buildspec.json").validate({"version": 0.1})
+    strategy = validator(
+        "argo-rollouts-rollout-v1alpha1.json", "properties", "spec", "properties", "strategy"
+    )
+    with pytest.raises(jsonschema.ValidationError):
+        strategy.validate({"canary": {"steps": [{"setWeight": "five"}]}})

@@ -13,21 +13,13 @@ import pytest
 from pipecompile import cli
 from pipecompile.validate import schema_text
 
-from .conftest import ROOT, build_sample, remove_order_service
+from .conftest import ROOT, build_sample, remove_order_service, snapshot_tree
 
 EXE = [sys.executable, "-m", "pipecompile"]
 
 
 def pc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*EXE, *args], cwd=cwd, capture_output=True, text=True, check=False)
-
-
-def snapshot_tree(root: Path) -> dict[str, tuple[bytes, int]]:
-    return {
-        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture()

@@ -13,8 +13,7 @@ import pytest
 from pipecompile.frontend import compile_file
 from pipecompile.graph import dot, mermaid
 
-from .conftest import ROOT, SAMPLES, build_sample
-from .test_snapshots import TextFile
+from .conftest import ROOT, SAMPLES, TextFile, build_sample
 
 EXE = [sys.executable, "-m", "pipecompile"]
 

@@ -2,67 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pipecompile.cli import _plan
-from pipecompile.output.sync import Change, fast_clean
+from pipecompile.output.sync import fast_clean
 from pipecompile.pins import LOCK_NAME as LOCK
 
-from .conftest import build_sample, remove_order_service
-
-
-def planned(pipeline: Path) -> list[Change]:
-    """The changes a full build would make (render-and-compare, writing nothing)."""
-    return _plan(pipeline, (), False).changes
-
-
-def _hand_edit(root: Path) -> None:
-    p = root / "kubernetes/apps/order-service/values-testing.yaml"
-    p.write_text(p.read_text().replace("replicaCount: 1", "replicaCount: 2"))
-
-
-def _delete(root: Path) -> None:
-    (root / "ci/codebuild/deploy-testing.yml").unlink()
-
-
-def _pipeline_change(root: Path) -> None:
-    p = root / "pipeline.yaml"
-    p.write_text(p.read_text().replace("port: 3000", "port: 3001"))
-
-
-def _stale(root: Path) -> None:
-    p = root / "pipeline.yaml"
-    p.write_text(
-        p.read_text().replace("    secrets: [ecommerce/product-service/database-url]\n", "")
-    )
-    remove_order_service(p)
-
-
-def _version_skew(root: Path) -> None:
-    p = root / "ci/codebuild/deploy-testing.yml"
-    p.write_text(p.read_text().replace("# pipecompile 0.1.0 ", "# pipecompile 0.0.9 "))
-
-
-def _lock_added(root: Path) -> None:
-    (root / LOCK).write_text("{}\n")
-
-
-def _nothing(root: Path) -> None:
-    pass
-
-
-DRIFTS: dict[str, Callable[[Path], None]] = {
-    "none": _nothing,
-    "hand-edit": _hand_edit,
-    "missing": _delete,
-    "pipeline-changed": _pipeline_change,
-    "stale": _stale,
-    "version-skew": _version_skew,
-    "lock-changed": _lock_added,
-}
+from .conftest import DRIFTS, build_sample, hand_edit, planned
 
 
 @pytest.mark.parametrize("drift", list(DRIFTS))
@@ -94,7 +41,7 @@ def test_a_changed_generator_is_never_trusted(
     assert fast_clean(str(root), raw, None)
     monkeypatch.setattr(sync, "code_fingerprint", lambda: "another generator")
     assert not fast_clean(str(root), raw, None)
-    _hand_edit(root)
+    hand_edit(root)
     changes = planned(root / "pipeline.yaml")
     assert [c.reason for c in changes] == ["hand edit"]
 

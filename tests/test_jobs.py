@@ -11,9 +11,7 @@ from pipecompile import cli, jobs
 from pipecompile.frontend import compile_file
 from pipecompile.output.paths import Tree
 
-from .conftest import ROOT, build_sample
-from .test_cli import snapshot_tree
-from .test_fastpath import DRIFTS, planned
+from .conftest import DRIFTS, ROOT, build_sample, planned, snapshot_tree
 
 ALL = ["github-actions", "codebuild", "terraform", "argocd", "helm"]
 

@@ -11,8 +11,7 @@ import yaml
 
 from pipecompile.frontend import compile_file
 
-from .conftest import ROOT, SAMPLES
-from .test_checkers import _tf
+from .conftest import ROOT, SAMPLES, terraform_blocks
 
 # ref -> environments it must deploy to, for the GitFlow environments of both samples
 GITFLOW_REFS = {
@@ -39,7 +38,7 @@ def _pipelines(root: Path) -> dict[str, dict[str, object]]:
     """The generated aws_codepipeline resources, by pipeline name."""
     return {
         body["name"]: body
-        for r in _tf(root)["resource"]
+        for r in terraform_blocks(root)["resource"]
         for kind, named in r.items()
         if kind == "aws_codepipeline"
         for body in named.values()

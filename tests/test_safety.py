@@ -14,8 +14,7 @@ import pytest
 from pipecompile import cli
 from pipecompile.output.paths import Tree
 
-from .conftest import build_sample, remove_order_service
-from .test_cli import snapshot_tree
+from .conftest import build_sample, remove_order_service, snapshot_tree
 
 MANIFEST = ".pipecompile/manifest.json"
 JOURNAL = ".pipecompile/journal.json"

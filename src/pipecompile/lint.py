@@ -22,21 +22,7 @@ from typing import Any
 
 from .errors import Path_, dotted
 from .loader import Document
-
-# Generated step name prefix -> the pipeline field that asked for it.
-STEP_ORIGINS: tuple[tuple[str, Path_], ...] = (
-    ("SonarQube", ("security", "sast")),
-    ("Fail on SonarQube", ("security", "sast")),
-    ("OWASP dependency check", ("security", "dependencies")),
-    ("Wait for the ECR scan", ("security", "image_scan")),
-    ("Install cosign", ("security", "sign_images")),
-    ("Sign the image", ("security", "sign_images")),
-    ("Verify the image signature", ("security", "sign_images")),
-    ("OWASP ZAP", ("security", "dast")),
-    ("Notify Slack", ("notifications", "slack")),
-    ("Record the new image tag", ("gitops", "repository")),
-    ("Set up ", ("ci", "runtime")),
-)
+from .targets.github_actions import STEP_ORIGINS, job_origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,20 +111,6 @@ def run_checkers(folder: Path, rel: str, zizmor_persona: str) -> tuple[list[Find
     return findings, skipped
 
 
-def _job_origin(job_id: str) -> Path_ | None:
-    """The pipeline field behind a generated job."""
-    for prefix in ("deploy-", "ask-"):
-        if job_id.startswith(prefix):
-            return ("environments", job_id.removeprefix(prefix))
-    return {
-        "build": ("services",),
-        "validate": ("ci",),
-        "route": ("environments",),
-        "notify": ("notifications", "slack"),
-        "zap": ("security", "dast"),
-    }.get(job_id)
-
-
 Span = tuple[int, int, dict[str, Any], int | None]
 
 
@@ -200,7 +172,7 @@ def origin_of(
     for line, ident in job_lines:
         if line <= finding.line:
             job_id = ident
-    job_field = _job_origin(job_id) if job_id else None
+    job_field = job_origin(job_id) if job_id else None
     if (
         job_field
         and job_field[0] in doc.data

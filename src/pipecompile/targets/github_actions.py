@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from ..emit import Pinned, yaml_document
+from ..errors import Path_
 from ..ir import IR, Service
 from . import Finding, gitops_required
 from .common import (
@@ -34,6 +35,37 @@ from .common import (
 
 name = "github-actions"
 RUNNER = "ubuntu-24.04"
+# Generated step name prefix -> the pipeline field that asked for it (lint maps
+# checker findings home with it; keep it next to the step names it reads).
+STEP_ORIGINS: tuple[tuple[str, Path_], ...] = (
+    ("SonarQube", ("security", "sast")),
+    ("Fail on SonarQube", ("security", "sast")),
+    ("OWASP dependency check", ("security", "dependencies")),
+    ("Wait for the ECR scan", ("security", "image_scan")),
+    ("Install cosign", ("security", "sign_images")),
+    ("Sign the image", ("security", "sign_images")),
+    ("Verify the image signature", ("security", "sign_images")),
+    ("OWASP ZAP", ("security", "dast")),
+    ("Notify Slack", ("notifications", "slack")),
+    ("Record the new image tag", ("gitops", "repository")),
+    ("Set up ", ("ci", "runtime")),
+)
+
+
+def job_origin(job_id: str) -> Path_ | None:
+    """The pipeline field behind a generated job."""
+    for prefix in ("deploy-", "ask-"):
+        if job_id.startswith(prefix):
+            return ("environments", job_id.removeprefix(prefix))
+    return {
+        "build": ("services",),
+        "validate": ("ci",),
+        "route": ("environments",),
+        "notify": ("notifications", "slack"),
+        "zap": ("security", "dast"),
+    }.get(job_id)
+
+
 # GitHub evaluates ${{ ... }} in almost every string of a workflow.
 EXPRESSION = re.compile(r"\$\{\{")
 
