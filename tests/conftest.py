@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-from pipecompile.cli import _plan, main
+from pipecompile.cli import main
 from pipecompile.output.sync import Change
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,9 @@ def snapshot_tree(root: Path) -> dict[str, tuple[bytes, int]]:
 
 def planned(pipeline: Path) -> list[Change]:
     """The changes a full build would make (render-and-compare, writing nothing)."""
-    return _plan(pipeline, (), False).changes
+    from pipecompile.session import Session
+
+    return Session.open(pipeline).plan().changes
 
 
 def hand_edit(root: Path) -> None:

@@ -82,7 +82,7 @@ def test_internal_error_exits_3_without_traceback(
     def boom(*_: object) -> None:
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(cli, "_compile", boom)
+    monkeypatch.setattr(cli, "_session", boom)
     assert cli.main(["validate"]) == 3
     err = capsys.readouterr().err
     assert "internal error: ZeroDivisionError: boom" in err and "Please report it" in err

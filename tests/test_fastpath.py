@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipecompile.output.sync import fast_clean
-from pipecompile.pins import LOCK_NAME as LOCK
+from pipecompile.session import Session
 
 from .conftest import DRIFTS, build_sample, hand_edit, planned
 
@@ -16,8 +15,7 @@ from .conftest import DRIFTS, build_sample, hand_edit, planned
 def test_fast_path_agrees_with_full_check(drift: str, tmp_path: Path) -> None:
     root = build_sample("ecommerce", tmp_path)
     DRIFTS[drift](root)
-    lock = (root / LOCK).read_bytes() if (root / LOCK).exists() else None
-    fast = fast_clean(str(root), (root / "pipeline.yaml").read_bytes(), lock)
+    fast = Session.open(root / "pipeline.yaml").fast_clean()
     changes = planned(root / "pipeline.yaml")
     full_clean = not changes
     if drift == "none":
@@ -37,10 +35,9 @@ def test_a_changed_generator_is_never_trusted(
     from pipecompile.output import sync
 
     root = build_sample("ecommerce", tmp_path)
-    raw = (root / "pipeline.yaml").read_bytes()
-    assert fast_clean(str(root), raw, None)
+    assert Session.open(root / "pipeline.yaml").fast_clean()
     monkeypatch.setattr(sync, "code_fingerprint", lambda: "another generator")
-    assert not fast_clean(str(root), raw, None)
+    assert not Session.open(root / "pipeline.yaml").fast_clean()
     hand_edit(root)
     changes = planned(root / "pipeline.yaml")
     assert [c.reason for c in changes] == ["hand edit"]

@@ -22,7 +22,8 @@ from .errors import PipelineError, UsageError, printable
 
 if TYPE_CHECKING:
     from .ir import IR
-    from .output.sync import Change, Plan
+    from .output.sync import Change
+    from .session import Session
 
 EXIT_OK, EXIT_DRIFT, EXIT_INVALID, EXIT_INTERNAL, EXIT_IO = 0, 1, 2, 3, 4
 
@@ -55,65 +56,18 @@ def _echo_err(msg: str) -> None:
     click.echo(printable(msg), err=True)
 
 
-def _lock_bytes(root: Path) -> bytes | None:
-    from .pins import read_lock
+def _session(file: Path) -> Session:
+    from .session import Session
 
-    return read_lock(root)
-
-
-def _inputs(file: Path) -> tuple[bytes, bytes | None]:
-    """The pipeline's and the lock's bytes: read once per command, then passed on."""
-    from .frontend import read
-
-    return read(file), _lock_bytes(file.parent)
+    return Session.open(file)
 
 
-def _compile(
-    file: Path, inputs: tuple[bytes, bytes | None] | None = None
-) -> tuple[IR, bytes, bytes | None]:
-    """The IR, and the pipeline's and lock's bytes it was compiled from."""
-    from .frontend import compile_bytes
-
-    raw, lock = inputs or _inputs(file)
-    ir = compile_bytes(str(file), raw, file.parent, lock)
+def _compiled(session: Session) -> IR:
+    """The session's IR; its warnings are printed once, here."""
+    ir = session.ir
     for w in ir.warnings:
         _echo_err(w)
-    return ir, raw, lock
-
-
-def _plan(
-    file: Path,
-    only: tuple[str, ...],
-    force: bool,
-    inputs: tuple[bytes, bytes | None] | None = None,
-) -> Plan:
-    """Compile, render and compare with the disk."""
-    from .jobs import render
-    from .output.sync import inputs_fingerprint, plan
-
-    ir, raw, lock = _compile(file, inputs)
-    enabled = [name for name, _ in ir.outputs]
-    for name in only:
-        if name not in enabled:
-            from .errors import did_you_mean
-
-            raise UsageError(
-                f"unknown or disabled target '{name}'{did_you_mean(name, enabled)};"
-                f" enabled targets: {', '.join(enabled)}"
-            )
-    root = file.parent
-    partial = bool(only) and set(only) != set(enabled)
-    # a partial build cannot vouch for the other targets: record no inputs
-    names = [n for n in enabled if not only or n in only]
-    return plan(
-        str(root),
-        render(ir, names),
-        dict(ir.outputs),
-        tuple(names),
-        {} if partial else inputs_fingerprint(raw, lock),
-        ir.pipeline_file,
-        force=force,
-    )
+    return ir
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -149,7 +103,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @FILE_OPTION
 def validate(file: Path) -> int:
     """Check the pipeline file and report every error with file:line:col."""
-    ir, _, _ = _compile(file)
+    ir = _compiled(_session(file))
     click.echo(
         f"{file}: valid ({len(ir.services)} services, {len(ir.environments)} "
         f"environments, targets: {', '.join(t for t, _ in ir.outputs)})"
@@ -181,17 +135,17 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
     Everything is rendered before anything is written; each file is written
     atomically, and unchanged files are not touched (their mtime stays).
     """
-    from .output.sync import UNRESOLVED, apply, fast_clean
+    from .output.sync import UNRESOLVED
 
-    root = file.parent
-    inputs = _inputs(file)
-    if not targets and not force and fast_clean(str(root), *inputs):
+    session = _session(file)
+    if not targets and not force and session.fast_clean():
         # Same inputs, same version, every generated file intact: nothing to render.
         if not quiet:
             click.echo("0 files changed (inputs and generated files unchanged)")
         return EXIT_OK
-    plan = _plan(file, targets, force, inputs)
-    apply(str(root), plan)
+    _compiled(session)
+    plan = session.plan(targets, force=force)
+    session.apply(plan)
     verbs = {"create": "created", "update": "updated", "delete": "removed", "debris": "removed"}
     written = 0
     for ch in plan.changes:
@@ -244,12 +198,11 @@ def check(file: Path, show_diff: bool) -> int:
     Each finding names the file and the reason: hand edit, pipeline changed,
     version skew (made by another pipecompile), missing, or stale.
     """
-    from .output.sync import fast_clean
-
-    inputs = _inputs(file)
-    if fast_clean(str(file.parent), *inputs):
+    session = _session(file)
+    if session.fast_clean():
         return EXIT_OK
-    plan = _plan(file, (), False, inputs)
+    _compiled(session)
+    plan = session.plan()
     status = _report(plan.changes, show_diff)
     if status == EXIT_OK:
         return EXIT_OK
@@ -264,8 +217,9 @@ def check(file: Path, show_diff: bool) -> int:
 @FILE_OPTION
 def diff(file: Path) -> int:
     """Show what build would change, as unified diffs, without writing."""
-    plan = _plan(file, (), False)
-    return _report(plan.changes, True)
+    session = _session(file)
+    _compiled(session)
+    return _report(session.plan().changes, True)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -282,7 +236,7 @@ def graph(file: Path, fmt: str) -> int:
     """Draw the delivery flow: branches, environments, gates, rollout, rollback."""
     from .graph import dot, mermaid
 
-    ir, _, _ = _compile(file)
+    ir = _compiled(_session(file))
     click.echo(mermaid(ir) if fmt == "mermaid" else dot(ir), nl=False)
     return EXIT_OK
 
@@ -306,7 +260,7 @@ def explain(file: Path, event: str | None, ref: str | None) -> int:
     """
     from .explain import checklist, explain_event
 
-    ir, _, _ = _compile(file)
+    ir = _compiled(_session(file))
     if event is None:
         lines = checklist(ir)
     else:
@@ -352,7 +306,7 @@ def pins(file: Path) -> int:
     Pins come from pipecompile.lock next to the pipeline file when it sets them,
     else from pipecompile's defaults; edit the lock (or let a bot) to update them.
     """
-    ir, _, _ = _compile(file)
+    ir = _compiled(_session(file))
     from .jobs import expected
 
     rendered = expected(ir)
@@ -398,9 +352,9 @@ def lint(file: Path, zizmor_persona: str) -> int:
     are not installed are skipped with a note.
     """
     from .lint import lint as run_lint
-    from .loader import load
 
-    ir, raw, _ = _compile(file)
+    session = _session(file)
+    ir = _compiled(session)
     if "github-actions" not in dict(ir.outputs):
         click.echo("the github-actions output is off: nothing to lint")
         return EXIT_OK
@@ -408,7 +362,7 @@ def lint(file: Path, zizmor_persona: str) -> int:
     from .jobs import expected
 
     rendered = {p: text for p, (target, text) in expected(ir, ("github-actions",)).items()}
-    doc = load(str(file), raw)
+    doc = session.compile()[0]
     findings, skipped = run_lint(doc, rendered, folder, zizmor_persona)
     for tool in skipped:
         _echo_err(f"note: {tool} is not installed; skipped")

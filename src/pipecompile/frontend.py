@@ -30,10 +30,10 @@ def read(path: Path) -> bytes:
         ) from None
 
 
-def compile_bytes(
+def compile_document(
     display: str, raw: bytes, root: Path | None = None, lock: bytes | None = None
-) -> IR:
-    """Compile the bytes of a pipeline file named ``display`` (and of its lock) into the IR."""
+) -> tuple[Document, IR]:
+    """Compile a pipeline file's bytes (and its lock's): the Document and the IR."""
     from .loader import load
     from .lower import lower
     from .pins import resolve
@@ -42,7 +42,14 @@ def compile_bytes(
     doc = load(display, raw)
     model = validate(doc)
     pins = resolve(lock)
-    return check_targets(doc, lower(doc, model, pins, root))
+    return doc, check_targets(doc, lower(doc, model, pins, root))
+
+
+def compile_bytes(
+    display: str, raw: bytes, root: Path | None = None, lock: bytes | None = None
+) -> IR:
+    """Compile the bytes of a pipeline file named ``display`` (and of its lock) into the IR."""
+    return compile_document(display, raw, root, lock)[1]
 
 
 def check_targets(doc: Document, ir: IR) -> IR:

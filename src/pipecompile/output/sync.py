@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import groupby
@@ -467,7 +467,7 @@ def _write_state(tree: Tree, rel: str, text: str) -> None:
         tree.write(dfd, rel, text.encode("utf-8"))
 
 
-def fast_clean(root: str, pipeline: bytes, lock: bytes | None) -> bool:
+def fast_clean(root: str, fingerprint: Callable[[], dict[str, str]]) -> bool:
     """True when nothing can have changed since the last build (the make/ninja argument).
 
     Same pipeline bytes, same lock, same pipecompile (version and code), no
@@ -483,7 +483,7 @@ def fast_clean(root: str, pipeline: bytes, lock: bytes | None) -> bool:
         return False  # the full path reports it
     if m.version != __version__ or not m.inputs:
         return False
-    if m.inputs != inputs_fingerprint(pipeline, lock):
+    if m.inputs != fingerprint():  # computed only now: it hashes pipecompile's code
         return False
     tree = Tree(root)
     for path, meta in m.files.items():

@@ -1,0 +1,103 @@
+"""One build session: the inputs read and fingerprinted once, compiled once, then
+rendered, planned against the disk and applied (black's pipeline plus write-back).
+
+Commands hold a :class:`Session` and only parse arguments and print.  Heavy
+modules load on first use, so a no-change ``check`` (:meth:`Session.fast_clean`)
+never compiles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import UsageError, did_you_mean
+
+if TYPE_CHECKING:
+    from .ir import IR
+    from .loader import Document
+    from .output.sync import Plan
+
+
+@dataclass
+class Session:
+    file: Path
+    raw: bytes  # the pipeline file's bytes
+    lock: bytes | None  # pipecompile.lock's bytes, None without one
+    _compiled: tuple[Document, IR] | None = field(default=None, repr=False)
+    _fingerprint: dict[str, str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, file: Path) -> Session:
+        """Read the pipeline file and its lock (bounded), once."""
+        from .frontend import read
+        from .pins import read_lock
+
+        return cls(file, read(file), read_lock(file.parent))
+
+    @property
+    def root(self) -> Path:
+        return self.file.parent
+
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        """What the outputs depend on (pipeline, lock, pipecompile), hashed once."""
+        if self._fingerprint is None:
+            from .output.sync import inputs_fingerprint
+
+            self._fingerprint = inputs_fingerprint(self.raw, self.lock)
+        return self._fingerprint
+
+    def fast_clean(self) -> bool:
+        """Nothing can have changed since the last build (see output.sync.fast_clean)."""
+        from .output.sync import fast_clean
+
+        return fast_clean(str(self.root), lambda: self.fingerprint)
+
+    def compile(self) -> tuple[Document, IR]:
+        """The Document (positions, for mapping findings home) and the IR, compiled once."""
+        if self._compiled is None:
+            from .frontend import compile_document
+
+            self._compiled = compile_document(str(self.file), self.raw, self.root, self.lock)
+        return self._compiled
+
+    @property
+    def ir(self) -> IR:
+        return self.compile()[1]
+
+    def targets(self, only: tuple[str, ...] = ()) -> list[str]:
+        """The enabled targets to render: all, or those named with ``-t``."""
+        enabled = [name for name, _ in self.ir.outputs]
+        for name in only:
+            if name not in enabled:
+                raise UsageError(
+                    f"unknown or disabled target '{name}'{did_you_mean(name, enabled)};"
+                    f" enabled targets: {', '.join(enabled)}"
+                )
+        return [n for n in enabled if not only or n in only]
+
+    def plan(self, only: tuple[str, ...] = (), *, force: bool = False) -> Plan:
+        """Render the targets (with headers) and compare with the disk; writes nothing."""
+        from .jobs import render
+        from .output.sync import plan
+
+        names = self.targets(only)
+        # a partial build cannot vouch for the other targets: record no inputs
+        partial = len(names) != len(self.ir.outputs)
+        return plan(
+            str(self.root),
+            render(self.ir, names),
+            dict(self.ir.outputs),
+            tuple(names),
+            {} if partial else self.fingerprint,
+            self.ir.pipeline_file,
+            force=force,
+        )
+
+    def apply(self, plan: Plan) -> None:
+        """Carry out a plan (this process makes every change; see output.sync.apply)."""
+        from .output.sync import apply
+
+        apply(str(self.root), plan)
