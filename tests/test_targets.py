@@ -33,10 +33,11 @@ def with_outputs(text: str, *targets: str) -> str:
     return head + "\noutputs:\n" + "".join(f"  {t}: out/{t}\n" for t in targets)
 
 
-def test_every_target_renders_and_checks() -> None:
+def test_every_target_renders_checks_and_describes() -> None:
     for name, target in registry().items():
         assert target.name == name
         assert callable(target.render) and callable(target.check), name
+        assert callable(target.describe), name
 
 
 def test_lowering_names_no_target_rule() -> None:
@@ -127,3 +128,29 @@ def test_explain_describes_only_the_enabled_outputs() -> None:
     text = "\n".join(explain_event(full, "push", "main") + checklist(full))
     for present in ("ci-", "deliver-", "CodePipeline", "Argo CD application", "terraform"):
         assert present in text, present
+
+
+@pytest.mark.parametrize(
+    ("strategy", "preview", "delay"),
+    [
+        ("    strategy: blue-green\n", 1, 30),  # the built-in one: the IR's defaults
+        ("    strategy: safe\n", 2, 90),
+        ("    strategy: partial\n", 1, 120),  # only the delay given: preview default
+    ],
+)
+def test_blue_green_values_and_their_defaults(strategy: str, preview: int, delay: int) -> None:
+    custom = (
+        "\nstrategies:\n"
+        "  safe:\n    type: blue-green\n    preview_replicas: 2\n    scale_down_delay: 90s\n"
+        "  partial:\n    type: blue-green\n    scale_down_delay: 2m\n"
+    )
+    text = REFERENCE.replace("    strategy: canary\n", strategy, 1).replace(
+        "\nstrategies:\n", custom, 1
+    )
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    files = expected(ir, ("helm",))
+    body = files["kubernetes/apps/product-service/values-production.yaml"][1].split("\n", 3)[3]
+    blue_green = yaml.safe_load(body)["rollout"]["strategy"]["blueGreen"]
+    assert blue_green["previewReplicaCount"] == preview
+    assert blue_green["scaleDownDelaySeconds"] == delay
+    assert blue_green["autoPromotionEnabled"] is False

@@ -6,6 +6,7 @@ import re
 
 from .graph import _strategy, rollback_triggers
 from .ir import IR, Environment
+from .targets import registry
 from .targets.common import branch_regexes
 
 
@@ -99,99 +100,8 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
     return out
 
 
-def before_first_apply(ir: IR, tf_folder: str) -> list[str]:
-    """What the account must have before ``terraform init`` and the first ``apply``."""
-    out = [f"Before the first terraform apply in {tf_folder}:"]
-    be = ir.backend
-    if be.kind == "local":
-        out.append(
-            "  state: local (terraform.backend), for trying things out; set "
-            "terraform.backend.type: s3 before a team or CI applies"
-        )
-    else:
-        out.append(
-            f"  S3 bucket {be.bucket} in {be.region} for the state (key {be.key}): "
-            "versioning and encryption on, public access blocked"
-        )
-        if be.lock_table:
-            out.append(
-                f"  DynamoDB table {be.lock_table} with the string partition key LockID "
-                "(state locking)"
-            )
-        else:
-            out.append("  Terraform >= 1.10 (state locking with an S3 lock file, use_lockfile)")
-    host = "token.actions.githubusercontent.com"
-    if ir.github_oidc_provider == "existing":
-        out.append(f"  the account's IAM OIDC provider for https://{host} (read, not created)")
-    else:
-        out.append(
-            f"  no IAM OIDC provider for https://{host} yet (an account holds one per "
-            "URL; if it has one, set aws.github_oidc_provider: existing)"
-        )
-    if ir.security.image_scan_fail_on:
-        mode = ir.security.image_scanning
-        out.append(
-            "  ECR registry scanning: "
-            + {
-                "auto": "basic or enhanced (the gate asks the registry)",
-                "basic": "basic (scan on push)",
-                "enhanced": "enhanced (Amazon Inspector activated for ECR)",
-            }[mode]
-        )
-    return out
-
-
 def checklist(ir: IR) -> list[str]:
-    """What must exist outside the repository, derived from the IR and its outputs."""
-    on = dict(ir.outputs)
-    out: list[str] = []
-    if "github-actions" in on:
-        out += _github_checklist(ir)
-    if "terraform" in on:
-        out += _aws_checklist(ir, on["terraform"])
-    if ir.gitops.repository and "argocd" in on:
-        out.append(
-            f"Argo CD: repository credentials for {ir.gitops.repository}; apply "
-            f"{on['argocd']}/ to the argocd namespace"
-        )
-    for svc in ir.services if "helm" in on else ():
-        if svc.secrets:
-            out.append(
-                f"Secrets Manager secrets read by {svc.name}: "
-                + ", ".join(svc.secrets)
-                + " (and a ClusterSecretStore 'aws-secrets-manager')"
-            )
+    """What must exist outside the repository: each enabled target's own list."""
+    targets = registry()
+    out = [line for name, _ in ir.outputs for line in targets[name].describe(ir)]
     return out or ["nothing: the enabled outputs need nothing outside the repository"]
-
-
-def _github_checklist(ir: IR) -> list[str]:
-    out = ["GitHub repository secrets:"]
-    s = ir.secrets
-    for name, why in (
-        (s.sonar_token, "SonarQube token (security.sast)"),
-        (s.sonar_host_url, "SonarQube server URL (security.sast)"),
-        (s.slack_webhook, f"Slack incoming webhook for {ir.notifications.slack_channel}"),
-        (s.gitops_credential, f"write access to {ir.gitops.repository}"),
-    ):
-        if name:
-            out.append(f"  {name}: {why}")
-    approvals = [e.name for e in ir.environments if e.approval]
-    if approvals:
-        out.append("GitHub environments with required reviewers: " + ", ".join(approvals))
-    return out
-
-
-def _aws_checklist(ir: IR, tf_folder: str) -> list[str]:
-    out = before_first_apply(ir, tf_folder)
-    out.append(f"AWS (terraform apply in {tf_folder}):")
-    out.append(f"  IAM role {ir.aws.github_role_arn} trusted by GitHub OIDC for {ir.repository}")
-    out.append(
-        f"  CodeStar connection '{ir.aws.connection_name}': confirm it once in the "
-        "console (Developer Tools > Settings > Connections)"
-    )
-    out.append(
-        f"  Secrets Manager secret {ir.aws.gitops_secret_name}: the GitOps deploy "
-        "key or token, for the CodeBuild deploy"
-    )
-    out.append(f"  SNS topic {ir.notifications.sns_topic}: subscribe approvers")
-    return out

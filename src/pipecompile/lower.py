@@ -10,13 +10,14 @@ import os
 import posixpath
 import re
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from . import ir
 from .errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .loader import Document
-from .model import DEFAULT_OUTPUTS, TARGET_NAMES, Pipeline
+from .model import DEFAULT_OUTPUTS, TARGET_NAMES, Compute, Pipeline
 
 # CodeBuild on-demand Linux compute types: (name, vCPU, GiB), smallest first.
 COMPUTE_TYPES = (
@@ -235,14 +236,14 @@ class _Lowering:
                         "scale_down_delay",
                         key=True,
                     )
-                delay = duration_ms(s.scale_down_delay) // 1000 if s.scale_down_delay else 30
-                out[name] = ir.Strategy(
-                    name,
-                    "blue-green",
-                    auto_promote=bool(s.auto_promote),
-                    preview_replicas=1 if s.preview_replicas is None else s.preview_replicas,
-                    scale_down_delay_seconds=delay,
-                )
+                strategy = ir.Strategy(name, "blue-green", auto_promote=bool(s.auto_promote))
+                # unset values keep the IR's defaults (one table: ir.Strategy)
+                if s.preview_replicas is not None:
+                    strategy = replace(strategy, preview_replicas=s.preview_replicas)
+                if s.scale_down_delay:
+                    delay = duration_ms(s.scale_down_delay) // 1000
+                    strategy = replace(strategy, scale_down_delay_seconds=delay)
+                out[name] = strategy
         return out
 
     def strategy_ref(self, path: Path_, name: str, known: dict[str, ir.Strategy]) -> ir.Strategy:
@@ -416,8 +417,8 @@ class _Lowering:
 
         # build
         b = m.build
-        vcpu = b.compute.vcpu if b.compute else 2
-        mem = b.compute.memory_gb if b.compute else 4
+        compute = b.compute or Compute()  # the model's defaults, in one place
+        vcpu, mem = compute.vcpu, compute.memory_gb
         ctype, cpus, gib = compute_type(vcpu, mem)
         if (cpus, gib) != (vcpu, mem):
             self.warn(

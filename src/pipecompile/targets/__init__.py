@@ -4,7 +4,9 @@ A target module has a ``name`` (the key under ``outputs:`` in pipeline.yaml),
 ``render(ir) -> {relative path: text}`` (paths relative to the target's output
 folder, texts without the header, which the build adds) and
 ``check(ir) -> [Finding]``: what this target cannot express for this pipeline,
-located by the pipeline field it comes from (sqlglot's "unsupported" diagnostics).
+located by the pipeline field it comes from (sqlglot's "unsupported" diagnostics),
+and ``describe(ir) -> [line]``: what must exist outside the repository for its
+files to work (``pipecompile explain``).
 Lowering knows no target; the front end runs the enabled targets' checks and
 maps each finding's field path to a line and column.
 Adding a target means adding a module, its folder under ``targets/`` for
@@ -47,6 +49,8 @@ class Target(Protocol):
     def render(self, ir: IR) -> Rendered: ...
 
     def check(self, ir: IR) -> list[Finding]: ...
+
+    def describe(self, ir: IR) -> list[str]: ...
 
 
 def check_all(ir: IR) -> list[tuple[Finding, tuple[str, ...]]]:

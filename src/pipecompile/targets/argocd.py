@@ -107,6 +107,16 @@ def application(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
     }
 
 
+def describe(ir: IR) -> list[str]:
+    """Argo CD must be able to read the GitOps repository and hold the Applications."""
+    if not ir.gitops.repository:
+        return []
+    return [
+        f"Argo CD: repository credentials for {ir.gitops.repository}; apply "
+        f"{ir.output(name)}/ to the argocd namespace"
+    ]
+
+
 def check(ir: IR) -> list[Finding]:
     return gitops_required(ir)
 

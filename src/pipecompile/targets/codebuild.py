@@ -135,6 +135,11 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
     }
 
 
+def describe(ir: IR) -> list[str]:
+    """Nothing of its own: the projects that run the buildspecs are terraform's."""
+    return []
+
+
 def check(ir: IR) -> list[Finding]:
     return gitops_required(ir)
 

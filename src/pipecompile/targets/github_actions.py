@@ -542,6 +542,24 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
     }
 
 
+def describe(ir: IR) -> list[str]:
+    """What must exist on GitHub: the secrets the workflows read, the environments."""
+    out = ["GitHub repository secrets:"]
+    s = ir.secrets
+    for name, why in (
+        (s.sonar_token, "SonarQube token (security.sast)"),
+        (s.sonar_host_url, "SonarQube server URL (security.sast)"),
+        (s.slack_webhook, f"Slack incoming webhook for {ir.notifications.slack_channel}"),
+        (s.gitops_credential, f"write access to {ir.gitops.repository}"),
+    ):
+        if name:
+            out.append(f"  {name}: {why}")
+    approvals = [e.name for e in ir.environments if e.approval]
+    if approvals:
+        out.append("GitHub environments with required reviewers: " + ", ".join(approvals))
+    return out
+
+
 def render(ir: IR) -> dict[str, str]:
     out = {}
     for svc in ir.services:

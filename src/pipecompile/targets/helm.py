@@ -121,6 +121,18 @@ def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
     return out
 
 
+def describe(ir: IR) -> list[str]:
+    """The Secrets Manager secrets the services read, and the store the charts name."""
+    store = _conventions()["secret_store"]
+    return [
+        f"Secrets Manager secrets read by {svc.name}: "
+        + ", ".join(svc.secrets)
+        + f" (and a {store['kind']} '{store['name']}')"
+        for svc in ir.services
+        if svc.secrets
+    ]
+
+
 def check(ir: IR) -> list[Finding]:
     return gitops_required(ir)
 

@@ -875,6 +875,66 @@ def check(ir: IR) -> list[Finding]:
     return out
 
 
+def _before_first_apply(ir: IR, tf_folder: str) -> list[str]:
+    """What the account must have before ``terraform init`` and the first ``apply``."""
+    out = [f"Before the first terraform apply in {tf_folder}:"]
+    be = ir.backend
+    if be.kind == "local":
+        out.append(
+            "  state: local (terraform.backend), for trying things out; set "
+            "terraform.backend.type: s3 before a team or CI applies"
+        )
+    else:
+        out.append(
+            f"  S3 bucket {be.bucket} in {be.region} for the state (key {be.key}): "
+            "versioning and encryption on, public access blocked"
+        )
+        if be.lock_table:
+            out.append(
+                f"  DynamoDB table {be.lock_table} with the string partition key LockID "
+                "(state locking)"
+            )
+        else:
+            out.append("  Terraform >= 1.10 (state locking with an S3 lock file, use_lockfile)")
+    host = "token.actions.githubusercontent.com"
+    if ir.github_oidc_provider == "existing":
+        out.append(f"  the account's IAM OIDC provider for https://{host} (read, not created)")
+    else:
+        out.append(
+            f"  no IAM OIDC provider for https://{host} yet (an account holds one per "
+            "URL; if it has one, set aws.github_oidc_provider: existing)"
+        )
+    if ir.security.image_scan_fail_on:
+        mode = ir.security.image_scanning
+        out.append(
+            "  ECR registry scanning: "
+            + {
+                "auto": "basic or enhanced (the gate asks the registry)",
+                "basic": "basic (scan on push)",
+                "enhanced": "enhanced (Amazon Inspector activated for ECR)",
+            }[mode]
+        )
+    return out
+
+
+def describe(ir: IR) -> list[str]:
+    """What the account needs before the first apply, and what to do after it."""
+    tf_folder = ir.output(name)
+    out = _before_first_apply(ir, tf_folder)
+    out.append(f"AWS (terraform apply in {tf_folder}):")
+    out.append(f"  IAM role {ir.aws.github_role_arn} trusted by GitHub OIDC for {ir.repository}")
+    out.append(
+        f"  CodeStar connection '{ir.aws.connection_name}': confirm it once in the "
+        "console (Developer Tools > Settings > Connections)"
+    )
+    out.append(
+        f"  Secrets Manager secret {ir.aws.gitops_secret_name}: the GitOps deploy "
+        "key or token, for the CodeBuild deploy"
+    )
+    out.append(f"  SNS topic {ir.notifications.sns_topic}: subscribe approvers")
+    return out
+
+
 def render(ir: IR) -> dict[str, str]:
     files = {
         "versions.tf": versions(ir),
