@@ -1,0 +1,145 @@
+"""Terraform for AWS CodePipeline and everything it needs, apply-ready.
+
+One V2 pipeline per service x environment: its trigger is the environment's
+branch patterns (and the service's folder in a monorepo), its stages are
+Source (CodeStarSourceConnection) -> Build (CodeBuild) -> Approval (Manual,
+only where the environment asks) -> Deploy (a CodeBuild action that records
+the new image tag where Argo CD reads it).  Only action types AWS documents
+are used; there is no "CodeBuildDeploy".
+
+Files: versions.tf, variables.tf, outputs.tf, kms.tf, storage.tf, ecr.tf,
+codebuild.tf, codepipeline.tf, iam.tf, notifications.tf, audit.tf.  The modules:
+``foundation`` (account-level files), ``pipelines`` (CodeBuild, CodePipeline),
+``iam`` (roles and their policies), ``blocks`` (shared HCL pieces); this one holds
+the target's rules (check), its setup list (describe) and render.
+"""
+
+from __future__ import annotations
+
+from ...ir import IR
+from .. import Finding
+from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
+from .iam import iam
+from .pipelines import codebuild, codepipeline
+
+name = "terraform"
+
+# CodePipeline trigger limits (GitBranchFilterCriteria: 8 patterns per list) and
+# the longest pipeline name it allows.
+MAX_BRANCH_PATTERNS = 8
+MAX_PIPELINE_NAME = 100
+
+
+def check(ir: IR) -> list[Finding]:
+    """What CodePipeline cannot take: too many trigger patterns, too long a name."""
+    out: list[Finding] = []
+    for env in ir.environments:
+        for label, pats in (("branch patterns", env.includes), ("excluded patterns", env.excludes)):
+            if len(pats) > MAX_BRANCH_PATTERNS:
+                out.append(
+                    Finding(
+                        ("environments", env.name, "branches"),
+                        f"{len(pats)} {label}; an AWS CodePipeline trigger accepts "
+                        f"at most {MAX_BRANCH_PATTERNS}",
+                    )
+                )
+    for svc in ir.services:
+        for dep in svc.deployments:
+            if len(dep.pipeline_name) > MAX_PIPELINE_NAME:
+                out.append(
+                    Finding(
+                        ("services", svc.name),
+                        f"pipeline name '{dep.pipeline_name}' is longer than the "
+                        f"{MAX_PIPELINE_NAME} characters AWS CodePipeline allows; shorten "
+                        "the project, service or environment name",
+                        key=True,
+                    )
+                )
+    if "codebuild" not in dict(ir.outputs):
+        out.append(
+            Finding(
+                ("outputs",),
+                "the terraform output's CodeBuild projects read buildspecs from "
+                f"{ir.buildspec_folder}/, but the codebuild output is off: "
+                "keep buildspecs there yourself, or turn the codebuild output on",
+                severity="warning",
+            )
+        )
+    return out
+
+
+def _before_first_apply(ir: IR, tf_folder: str) -> list[str]:
+    """What the account must have before ``terraform init`` and the first ``apply``."""
+    out = [f"Before the first terraform apply in {tf_folder}:"]
+    be = ir.backend
+    if be.kind == "local":
+        out.append(
+            "  state: local (terraform.backend), for trying things out; set "
+            "terraform.backend.type: s3 before a team or CI applies"
+        )
+    else:
+        out.append(
+            f"  S3 bucket {be.bucket} in {be.region} for the state (key {be.key}): "
+            "versioning and encryption on, public access blocked"
+        )
+        if be.lock_table:
+            out.append(
+                f"  DynamoDB table {be.lock_table} with the string partition key LockID "
+                "(state locking)"
+            )
+        else:
+            out.append("  Terraform >= 1.10 (state locking with an S3 lock file, use_lockfile)")
+    host = "token.actions.githubusercontent.com"
+    if ir.github_oidc_provider == "existing":
+        out.append(f"  the account's IAM OIDC provider for https://{host} (read, not created)")
+    else:
+        out.append(
+            f"  no IAM OIDC provider for https://{host} yet (an account holds one per "
+            "URL; if it has one, set aws.github_oidc_provider: existing)"
+        )
+    if ir.security.image_scan_fail_on:
+        mode = ir.security.image_scanning
+        out.append(
+            "  ECR registry scanning: "
+            + {
+                "auto": "basic or enhanced (the gate asks the registry)",
+                "basic": "basic (scan on push)",
+                "enhanced": "enhanced (Amazon Inspector activated for ECR)",
+            }[mode]
+        )
+    return out
+
+
+def describe(ir: IR) -> list[str]:
+    """What the account needs before the first apply, and what to do after it."""
+    tf_folder = ir.output(name)
+    out = _before_first_apply(ir, tf_folder)
+    out.append(f"AWS (terraform apply in {tf_folder}):")
+    out.append(f"  IAM role {ir.aws.github_role_arn} trusted by GitHub OIDC for {ir.repository}")
+    out.append(
+        f"  CodeStar connection '{ir.aws.connection_name}': confirm it once in the "
+        "console (Developer Tools > Settings > Connections)"
+    )
+    out.append(
+        f"  Secrets Manager secret {ir.aws.gitops_secret_name}: the GitOps deploy "
+        "key or token, for the CodeBuild deploy"
+    )
+    out.append(f"  SNS topic {ir.notifications.sns_topic}: subscribe approvers")
+    return out
+
+
+def render(ir: IR) -> dict[str, str]:
+    files = {
+        "versions.tf": versions(ir),
+        "variables.tf": variables(ir),
+        "outputs.tf": outputs(ir),
+        "kms.tf": kms(ir),
+        "storage.tf": storage(ir),
+        "ecr.tf": ecr(ir),
+        "codebuild.tf": codebuild(ir),
+        "codepipeline.tf": codepipeline(ir),
+        "iam.tf": iam(ir),
+        "notifications.tf": notifications(ir),
+        "audit.tf": audit(ir),
+    }
+    return files
