@@ -32,11 +32,11 @@ def test_a_changed_generator_is_never_trusted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Same version number, different code (a development install): full check decides."""
-    from pipecompile.output import sync
+    from pipecompile.output import header
 
     root = build_sample("ecommerce", tmp_path)
     assert Session.open(root / "pipeline.yaml").fast_clean()
-    monkeypatch.setattr(sync, "code_fingerprint", lambda: "another generator")
+    monkeypatch.setattr(header, "code_fingerprint", lambda: "another generator")
     assert not Session.open(root / "pipeline.yaml").fast_clean()
     hand_edit(root)
     changes = planned(root / "pipeline.yaml")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipecompile import cli, frontend, loader, pins
-from pipecompile.output import sync
+from pipecompile.output import header
 
 from .conftest import build_sample
 
@@ -32,7 +32,7 @@ def test_a_command_reads_and_hashes_each_input_once(
 
     monkeypatch.setattr(frontend, "read", counted("pipeline", frontend.read))
     monkeypatch.setattr(pins, "read_lock", counted("lock", pins.read_lock))
-    monkeypatch.setattr(sync, "code_fingerprint", counted("code", sync.code_fingerprint))
+    monkeypatch.setattr(header, "code_fingerprint", counted("code", header.code_fingerprint))
     monkeypatch.setattr(loader, "load", counted("parse", loader.load))
     status = cli.main([command, "-f", str(pipeline)])
     assert status in (0, 1)

@@ -16,7 +16,7 @@ import traceback
 from typing import Any
 
 from .ir import IR
-from .output.sync import with_header
+from .output.header import with_header
 from .targets import render_all
 
 # Below this many deployments (services x environments) a second process costs

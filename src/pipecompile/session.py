@@ -44,7 +44,7 @@ class Session:
     def fingerprint(self) -> dict[str, str]:
         """What the outputs depend on (pipeline, lock, pipecompile), hashed once."""
         if self._fingerprint is None:
-            from .output.sync import inputs_fingerprint
+            from .output.header import inputs_fingerprint
 
             self._fingerprint = inputs_fingerprint(self.raw, self.lock)
         return self._fingerprint

@@ -3,6 +3,7 @@
 * :mod:`.paths` -- the ownership rule and the only file operations on owned paths
   (walked component by component from the root, never through a symbolic link);
 * :mod:`.state` -- the manifest and the journal, read as untrusted input;
+* :mod:`.header` -- the do-not-edit header and the inputs' fingerprints;
 * :mod:`.sync` -- plan (compare rendered files with the disk) and apply (write,
   delete, record), all in this one process.
 
