@@ -1,0 +1,138 @@
+"""GitHub Actions: per service a validation workflow and a delivery workflow, plus DAST.
+
+Secure by construction: ``permissions: {}`` at the top and the least each
+job needs; AWS through OIDC (``id-token: write`` only on jobs that assume the
+role); every action pinned to a full commit SHA from the shipped pin table;
+``persist-credentials: false`` on checkout; no value from pipeline.yaml and
+no untrusted context is ever written into a ``run:`` script -- values reach
+scripts through ``env:`` (the front end refuses ``${{`` in user text).
+
+Files (relative to the github-actions output folder):
+  ci-<service>.yml       push and pull requests: runtime, ci.steps, SAST, SCA
+  deliver-<service>.yml  push to an environment's branches: build, scan, sign,
+                         then one deploy job per environment (GitOps)
+  dast.yml               scheduled OWASP ZAP scan, when security.dast is set
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ...emit import yaml_document
+from ...errors import Path_
+from ...ir import IR
+from .. import Finding, gitops_required
+from .ci import ci_workflow
+from .deliver import deliver_workflow
+from .steps import RUNNER, uses
+from .steps import name as name  # the target's name, re-exported for the registry
+
+# Generated step name prefix -> the pipeline field that asked for it (lint maps
+# checker findings home with it; keep it next to the step names it reads).
+STEP_ORIGINS: tuple[tuple[str, Path_], ...] = (
+    ("SonarQube", ("security", "sast")),
+    ("Fail on SonarQube", ("security", "sast")),
+    ("OWASP dependency check", ("security", "dependencies")),
+    ("Wait for the ECR scan", ("security", "image_scan")),
+    ("Install cosign", ("security", "sign_images")),
+    ("Sign the image", ("security", "sign_images")),
+    ("Verify the image signature", ("security", "sign_images")),
+    ("OWASP ZAP", ("security", "dast")),
+    ("Notify Slack", ("notifications", "slack")),
+    ("Record the new image tag", ("gitops", "repository")),
+    ("Set up ", ("ci", "runtime")),
+)
+
+
+def job_origin(job_id: str) -> Path_ | None:
+    """The pipeline field behind a generated job."""
+    for prefix in ("deploy-", "ask-"):
+        if job_id.startswith(prefix):
+            return ("environments", job_id.removeprefix(prefix))
+    return {
+        "build": ("services",),
+        "validate": ("ci",),
+        "route": ("environments",),
+        "notify": ("notifications", "slack"),
+        "zap": ("security", "dast"),
+    }.get(job_id)
+
+
+# GitHub evaluates ${{ ... }} in almost every string of a workflow.
+EXPRESSION = re.compile(r"\$\{\{")
+
+
+def check(ir: IR) -> list[Finding]:
+    """The GitOps repository, and no ``${{`` in any string the user wrote."""
+    out = gitops_required(ir)
+    for path, text in ir.texts:
+        if EXPRESSION.search(text):
+            out.append(
+                Finding(
+                    path,
+                    "contains '${{', which GitHub Actions would evaluate as an "
+                    "expression; read values from environment variables instead "
+                    '(e.g. "$GITHUB_HEAD_REF", "$MY_TOKEN" set from a secret)',
+                )
+            )
+    return out
+
+
+def dast_workflow(ir: IR) -> dict[str, Any]:
+    dast = ir.security.dast
+    assert dast is not None
+    return {
+        "name": f"dast / {dast.environment}",
+        "on": {"schedule": [{"cron": dast.cron}], "workflow_dispatch": {}},
+        "permissions": {},
+        "concurrency": {"group": "dast", "cancel-in-progress": False},
+        "jobs": {
+            "zap": {
+                "name": f"OWASP ZAP scan of {dast.environment}",
+                "runs-on": RUNNER,
+                "timeout-minutes": 60,
+                "permissions": {},
+                "steps": [
+                    {
+                        "name": "OWASP ZAP full scan",
+                        "uses": uses(ir, "zaproxy/action-full-scan"),
+                        "with": {
+                            "target": dast.url,
+                            "allow_issue_writing": False,
+                            "docker_name": ir.pins.zap_image,
+                            "artifact_name": f"zap-{dast.environment}",
+                        },
+                    }
+                ],
+            }
+        },
+    }
+
+
+def describe(ir: IR) -> list[str]:
+    """What must exist on GitHub: the secrets the workflows read, the environments."""
+    out = ["GitHub repository secrets:"]
+    s = ir.secrets
+    for secret, why in (
+        (s.sonar_token, "SonarQube token (security.sast)"),
+        (s.sonar_host_url, "SonarQube server URL (security.sast)"),
+        (s.slack_webhook, f"Slack incoming webhook for {ir.notifications.slack_channel}"),
+        (s.gitops_credential, f"write access to {ir.gitops.repository}"),
+    ):
+        if secret:
+            out.append(f"  {secret}: {why}")
+    approvals = [e.name for e in ir.environments if e.approval]
+    if approvals:
+        out.append("GitHub environments with required reviewers: " + ", ".join(approvals))
+    return out
+
+
+def render(ir: IR) -> dict[str, str]:
+    out = {}
+    for svc in ir.services:
+        out[svc.ci_workflow] = yaml_document(ci_workflow(ir, svc))
+        out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc))
+    if ir.security.dast:
+        out["dast.yml"] = yaml_document(dast_workflow(ir))
+    return out

@@ -1,0 +1,107 @@
+"""Steps and pieces every workflow shares: pinned actions, checkout, AWS, runtimes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ...emit import Pinned
+from ...ir import IR, Service
+
+name = "github-actions"  # the target (the key under outputs:), set here for paths_filter
+RUNNER = "ubuntu-24.04"
+
+
+def uses(ir: IR, action: str) -> Pinned:
+    pin = ir.pins.action(action)
+    return Pinned(f"{action}@{pin.sha}", pin.version)
+
+
+def env_key(env: str) -> str:
+    return env.upper().replace("-", "_")
+
+
+def checkout(ir: IR, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "Check out",
+        "uses": uses(ir, "actions/checkout"),
+        "with": {"persist-credentials": False, **extra},
+    }
+
+
+def aws_credentials(ir: IR) -> dict[str, Any]:
+    return {
+        "name": "Configure AWS credentials (OIDC)",
+        "uses": uses(ir, "aws-actions/configure-aws-credentials"),
+        "with": {"role-to-assume": ir.aws.github_role_arn, "aws-region": ir.aws.region},
+    }
+
+
+def setup_runtime(ir: IR, svc: Service) -> dict[str, Any]:
+    base = "" if svc.path == "." else svc.path + "/"
+    rt = ir.runtime
+    if rt.language == "node":
+        return {
+            "name": f"Set up Node.js {rt.version}",
+            "uses": uses(ir, "actions/setup-node"),
+            "with": {
+                "node-version": rt.version,
+                "cache": "npm",
+                "cache-dependency-path": f"{base}package-lock.json",
+            },
+        }
+    if rt.language == "python":
+        return {
+            "name": f"Set up Python {rt.version}",
+            "uses": uses(ir, "actions/setup-python"),
+            "with": {
+                "python-version": rt.version,
+                "cache": "pip",
+                "cache-dependency-path": f"{base}requirements*.txt",
+            },
+        }
+    if rt.language == "java":
+        return {
+            "name": f"Set up Java {rt.version}",
+            "uses": uses(ir, "actions/setup-java"),
+            "with": {
+                "distribution": "temurin",
+                "java-version": rt.version,
+                "cache": "maven",
+                "cache-dependency-path": f"{base}pom.xml",
+            },
+        }
+    return {
+        "name": f"Set up Go {rt.version}",
+        "uses": uses(ir, "actions/setup-go"),
+        "with": {
+            "go-version": rt.version,
+            "cache": True,
+            "cache-dependency-path": f"{base}go.sum",
+        },
+    }
+
+
+def slack_step(ir: IR, text: str, condition: str | None = None) -> dict[str, Any]:
+    payload = json.dumps(
+        {"channel": ir.notifications.slack_channel, "text": text}, ensure_ascii=False
+    )
+    step: dict[str, Any] = {
+        "name": "Notify Slack",
+        "uses": uses(ir, "slackapi/slack-github-action"),
+        "with": {
+            "webhook": f"${{{{ secrets.{ir.secrets.slack_webhook} }}}}",
+            "webhook-type": "incoming-webhook",
+            "payload": payload,
+        },
+    }
+    if condition:
+        step = {"if": condition, **step}
+    return step
+
+
+def paths_filter(ir: IR, svc: Service, workflow: str) -> dict[str, Any]:
+    if not svc.build_trigger_paths:
+        return {}
+    folder = ir.output(name)
+    return {"paths": [*svc.build_trigger_paths, f"{folder}/{workflow}"]}
