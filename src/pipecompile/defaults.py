@@ -1,0 +1,50 @@
+"""The defaults table: every default the language leaves to pipecompile that is more
+than a field's own default in the models (those live in model.py, once).
+
+Lowering applies these once; targets never see a default, only the IR.
+"""
+
+from __future__ import annotations
+
+from .ir import CanaryStep
+
+# CodeBuild on-demand Linux compute types: (name, vCPU, GiB), smallest first.
+COMPUTE_TYPES = (
+    ("BUILD_GENERAL1_SMALL", 2, 4),
+    ("BUILD_GENERAL1_MEDIUM", 4, 8),
+    ("BUILD_GENERAL1_LARGE", 8, 16),
+    ("BUILD_GENERAL1_XLARGE", 36, 72),
+    ("BUILD_GENERAL1_2XLARGE", 72, 144),
+)
+
+DEFAULT_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "node": (
+        ("Install dependencies", "npm ci"),
+        ("Lint code", "npm run lint"),
+        ("Run unit tests", "npm run test"),
+    ),
+    "python": (
+        ("Install dependencies", "python -m pip install -r requirements.txt"),
+        ("Lint code", "python -m ruff check ."),
+        ("Run unit tests", "python -m pytest"),
+    ),
+    "java": (
+        ("Install dependencies", "./mvnw -B dependency:go-offline"),
+        ("Lint code", "./mvnw -B checkstyle:check"),
+        ("Run unit tests", "./mvnw -B test"),
+    ),
+    "go": (
+        ("Install dependencies", "go mod download"),
+        ("Lint code", "go vet ./..."),
+        ("Run unit tests", "go test ./..."),
+    ),
+}
+
+BUILTIN_CANARY = (CanaryStep(10, "5m"), CanaryStep(50, "5m"), CanaryStep(100, None))
+
+
+def compute_type(vcpu: int, memory_gb: int) -> tuple[str, int, int]:
+    for name, cpus, mem in COMPUTE_TYPES:
+        if cpus >= vcpu and mem >= memory_gb:
+            return name, cpus, mem
+    return COMPUTE_TYPES[-1]  # pragma: no cover - the model caps vcpu/memory at the largest
