@@ -153,3 +153,12 @@ def terraform_blocks(root: Path) -> dict[str, Any]:
 
 def files(root: Path, folder: str, pattern: str) -> list[Path]:
     return sorted((root / folder).glob(pattern))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the slowest tests first (the pre-commit run installs a virtualenv), so
+    that with two workers the other one runs everything else meanwhile."""
+    slow = ("test_precommit.py",)
+    items.sort(
+        key=lambda item: next((i for i, s in enumerate(slow) if s in item.nodeid), len(slow))
+    )
