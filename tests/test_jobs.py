@@ -10,6 +10,7 @@ import pytest
 from pipecompile import cli, jobs
 from pipecompile.frontend import compile_file
 from pipecompile.output.paths import Tree
+from pipecompile.targets import registry
 
 from .conftest import DRIFTS, ROOT, build_sample, planned, snapshot_tree
 
@@ -25,7 +26,7 @@ def test_groups_balance_the_targets_and_keep_registry_order() -> None:
     assert sorted(mine + theirs) == sorted(ALL)
     assert mine and theirs and not set(mine) & set(theirs)
     assert mine == [n for n in ALL if n in mine] and theirs == [n for n in ALL if n in theirs]
-    cost = {n: jobs.COST[n] for n in ALL}
+    cost = {n: t.cost for n, t in registry().items()}
     assert sum(cost[n] for n in mine) <= sum(cost[n] for n in theirs)
     assert abs(sum(cost[n] for n in mine) - sum(cost[n] for n in theirs)) <= max(cost.values())
     assert jobs.groups(["helm"]) == ([], ["helm"])  # one target: nothing to split

@@ -40,6 +40,19 @@ def test_every_target_renders_checks_and_describes() -> None:
         assert callable(target.describe), name
 
 
+def test_the_registry_is_the_one_list_of_targets() -> None:
+    from pipecompile.model import Outputs
+
+    # the schema's outputs keys are the registry's names, in the same order
+    aliases = [f.alias or name for name, f in Outputs.model_fields.items()]
+    assert aliases == list(registry())
+    # a pipeline that names no outputs gets every target in its declared folder
+    minimal = (ROOT / "samples/minimal/pipeline.yaml").read_bytes()
+    assert "outputs:" not in minimal.decode()
+    ir = compile_bytes("pipeline.yaml", minimal)
+    assert ir.outputs == tuple((n, t.default_folder) for n, t in registry().items())
+
+
 def test_lowering_names_no_target_rule() -> None:
     source = inspect.getsource(lower)
     for rule in ("CodePipeline", "${{", "MAX_BRANCH_PATTERNS", "setup-go", " in enabled"):

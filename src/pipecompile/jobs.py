@@ -17,17 +17,12 @@ from typing import Any
 
 from .ir import IR
 from .output.header import with_header
-from .targets import render_all
+from .targets import registry, render_all
 
 # Below this many deployments (services x environments) a second process costs
 # more than it saves.
 PARALLEL_MIN_DEPLOYMENTS = 200
 
-# What a target costs to render, in milliseconds per 1000 services (measured
-# with bench/bench.py's pipeline); only the balance between the groups depends
-# on these numbers.
-COST = {"terraform": 113, "github-actions": 58, "helm": 53, "argocd": 33, "codebuild": 14}
-DEFAULT_COST = 50  # a target added later, until it is measured
 
 Expected = dict[str, tuple[str, str]]  # {path relative to the root: (target, full text)}
 
@@ -39,7 +34,8 @@ def groups(names: list[str]) -> tuple[list[str], list[str]]:
     with the smallest larger half wins, and this process, which also reads
     the child's result, takes the lighter half.  Each group keeps registry order.
     """
-    costs = [COST.get(n, DEFAULT_COST) for n in names]
+    targets = registry()
+    costs = [targets[n].cost for n in names]
     total = sum(costs)
     best: tuple[int, int] = (total + 1, 0)
     for mask in range(1 << len(names)):

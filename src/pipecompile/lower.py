@@ -17,7 +17,8 @@ from .defaults import BUILTIN_CANARY, DEFAULT_STEPS, compute_type
 from .errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .loader import Document
 from .lower_paths import PathChecks
-from .model import DEFAULT_OUTPUTS, TARGET_NAMES, Compute, ImageScan, Pipeline
+from .model import Compute, ImageScan, Pipeline
+from .targets import default_outputs
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
@@ -173,7 +174,8 @@ class _Lowering(PathChecks):
             deployments_table=model.audit.deployments_table,
             log_retention_days=model.audit.log_retention_days,
             outputs=tuple(outputs),
-            buildspec_folder=dict(outputs).get("codebuild", DEFAULT_OUTPUTS["codebuild"]),
+            # where terraform's CodeBuild projects find the buildspecs
+            buildspec_folder=dict(outputs).get("codebuild", default_outputs()["codebuild"]),
             aws=aws,
             github_oidc_provider=model.aws.github_oidc_provider,
             texts=self.texts(),
@@ -186,9 +188,10 @@ class _Lowering(PathChecks):
     def outputs(self) -> list[tuple[str, str]]:
         """(target, folder) for every enabled target, in registry order."""
         given = self.m.outputs
-        folders = given.model_dump(by_alias=True, exclude_none=True) if given else DEFAULT_OUTPUTS
+        defaults = default_outputs()  # every target, in registry order
+        folders = given.model_dump(by_alias=True, exclude_none=True) if given else defaults
         outputs: list[tuple[str, str]] = []
-        for target in TARGET_NAMES:
+        for target in defaults:
             if target in folders:
                 where = ("outputs", target) if given is not None else ("outputs",)
                 folder = self.output_folder(where, folders[target])

@@ -95,14 +95,6 @@ LOG_RETENTION = (
     3288,
     3653,
 )
-TARGET_NAMES = ("github-actions", "codebuild", "terraform", "argocd", "helm")
-DEFAULT_OUTPUTS = {
-    "github-actions": ".github/workflows",
-    "codebuild": "ci/codebuild",
-    "terraform": "infrastructure/terraform/cicd",
-    "argocd": "kubernetes/argocd",
-    "helm": "kubernetes/apps",
-}
 
 
 class Model(BaseModel):

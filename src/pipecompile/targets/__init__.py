@@ -44,7 +44,9 @@ class Finding:
 
 
 class Target(Protocol):
-    name: str
+    name: str  # the key under outputs: in pipeline.yaml
+    default_folder: str  # its output folder when the pipeline names none
+    cost: int  # ms to render per 1000 services, to balance parallel rendering
 
     def render(self, ir: IR) -> Rendered: ...
 
@@ -89,6 +91,11 @@ def registry() -> dict[str, Target]:
         helm.name: helm,
     }
     return targets
+
+
+def default_outputs() -> dict[str, str]:
+    """Every target and its default folder, in registry order."""
+    return {name: target.default_folder for name, target in registry().items()}
 
 
 @cache

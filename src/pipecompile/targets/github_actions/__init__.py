@@ -26,7 +26,9 @@ from .. import Finding, gitops_required
 from .ci import ci_workflow
 from .deliver import deliver_workflow
 from .steps import RUNNER, uses
-from .steps import name as name  # the target's name, re-exported for the registry
+from .steps import cost as cost  # the target's attributes, re-exported for the registry
+from .steps import default_folder as default_folder
+from .steps import name as name
 
 # Generated step name prefix -> the pipeline field that asked for it (lint maps
 # checker findings home with it; keep it next to the step names it reads).
