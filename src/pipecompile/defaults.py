@@ -6,7 +6,10 @@ Lowering applies these once; targets never see a default, only the IR.
 
 from __future__ import annotations
 
-from .ir import CanaryStep
+from .ir import CanaryStep, SecretStore
+
+# The External Secrets store the charts name, and explain asks the cluster to have.
+SECRET_STORE = SecretStore("ClusterSecretStore", "aws-secrets-manager")
 
 # CodeBuild on-demand Linux compute types: (name, vCPU, GiB), smallest first.
 COMPUTE_TYPES = (

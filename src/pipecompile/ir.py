@@ -182,6 +182,14 @@ class AwsNames:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretStore:
+    """The External Secrets store every service's secrets come through."""
+
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Secrets:
     """Repository secrets the GitHub workflows read (derived, never a fixed list)."""
 
@@ -252,6 +260,7 @@ class IR:
     texts: tuple[tuple[tuple[str | int, ...], str], ...]  # every user string, by field path
     backend: Backend
     secrets: Secrets
+    secret_store: SecretStore
     pins: Pins
     warnings: tuple[str, ...]
 

@@ -8,26 +8,16 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from . import ir
-from .defaults import BUILTIN_CANARY, DEFAULT_STEPS, compute_type
+from .defaults import DEFAULT_STEPS, SECRET_STORE, compute_type
 from .errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .loader import Document
-from .lower_paths import PathChecks
+from .lower_rules import Rules, duration_ms
 from .model import Compute, ImageScan, Pipeline
 from .targets import default_outputs
-
-_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
-
-
-def duration_ms(text: str) -> int:
-    """``"10m"`` -> 600000."""
-    m = re.fullmatch(r"([0-9]+)(ms|s|m|h)?", text)
-    assert m, text  # the model's pattern guarantees the shape
-    return int(m.group(1)) * _UNITS[m.group(2) or "s"]
 
 
 def _short(name: str, limit: int) -> str:
@@ -40,7 +30,7 @@ def _short(name: str, limit: int) -> str:
     return f"{name[: limit - 9].rstrip('-')}-{digest}"
 
 
-class _Lowering(PathChecks):
+class _Lowering(Rules):
     def __init__(self, doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None) -> None:
         self.doc = doc
         self.m = model
@@ -58,81 +48,6 @@ class _Lowering(PathChecks):
         d = Diagnostic(self.doc.file, line, col, path, message, severity="warning")
         self.warnings.append(str(d))
 
-    # -- strategies ------------------------------------------------------------------------
-    def strategies(self) -> dict[str, ir.Strategy]:
-        out: dict[str, ir.Strategy] = {
-            "rolling": ir.Strategy("rolling", "rolling"),
-            "canary": ir.Strategy("canary", "canary", steps=BUILTIN_CANARY),
-            "blue-green": ir.Strategy("blue-green", "blue-green", auto_promote=False),
-        }
-        for name, s in self.m.strategies.items():
-            p: Path_ = ("strategies", name)
-            if name == "rolling":
-                self.err(p, "'rolling' is built in and takes no parameters", key=True)
-                continue
-            kind = s.type or (name if name in ("canary", "blue-green") else None)
-            if kind is None:
-                self.err(
-                    p,
-                    f"custom strategy '{name}' needs 'type: canary' or 'type: blue-green'",
-                    key=True,
-                )
-                continue
-            if name in ("canary", "blue-green") and s.type and s.type != name:
-                self.err((*p, "type"), f"strategy '{name}' cannot have type '{s.type}'")
-                continue
-            if kind == "canary":
-                for field in ("auto_promote", "preview_replicas", "scale_down_delay"):
-                    if getattr(s, field) is not None:
-                        self.err(
-                            (*p, field),
-                            f"'{field}' is a blue-green setting; a canary takes 'steps'",
-                            key=True,
-                        )
-                if not s.steps:
-                    self.err(p, "a canary strategy needs 'steps' (a list of {weight, pause})")
-                    continue
-                prev = 0
-                for i, step in enumerate(s.steps):
-                    if step.weight < prev:
-                        self.err(
-                            (*p, "steps", i, "weight"),
-                            f"canary weight {step.weight} is below the previous step's "
-                            f"{prev}; a canary never goes backwards",
-                        )
-                    prev = max(prev, step.weight)
-                steps = tuple(ir.CanaryStep(st.weight, st.pause) for st in s.steps)
-                out[name] = ir.Strategy(name, "canary", steps=steps)
-            else:
-                if s.steps is not None:
-                    self.err(
-                        (*p, "steps"),
-                        "'steps' is a canary setting; a blue-green "
-                        "strategy takes auto_promote, preview_replicas, "
-                        "scale_down_delay",
-                        key=True,
-                    )
-                strategy = ir.Strategy(name, "blue-green", auto_promote=bool(s.auto_promote))
-                # unset values keep the IR's defaults (one table: ir.Strategy)
-                if s.preview_replicas is not None:
-                    strategy = replace(strategy, preview_replicas=s.preview_replicas)
-                if s.scale_down_delay:
-                    delay = duration_ms(s.scale_down_delay) // 1000
-                    strategy = replace(strategy, scale_down_delay_seconds=delay)
-                out[name] = strategy
-        return out
-
-    def strategy_ref(self, path: Path_, name: str, known: dict[str, ir.Strategy]) -> ir.Strategy:
-        if name in known:
-            return known[name]
-        self.err(
-            path,
-            f"unknown strategy '{name}'{did_you_mean(name, known)}; "
-            f"known: {', '.join(sorted(known))}",
-        )
-        return known["rolling"]
-
-    # -- the whole pipeline ------------------------------------------------------------------
     def run(self) -> ir.IR:
         """Resolve the model into the IR, one section at a time; errors are collected."""
         model = self.m
@@ -181,6 +96,7 @@ class _Lowering(PathChecks):
             texts=self.texts(),
             backend=backend,
             secrets=secrets,
+            secret_store=SECRET_STORE,
             pins=self.pins,
             warnings=tuple(self.warnings),
         )

@@ -115,7 +115,7 @@ def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
                 k8s = f"{k8s[:60]}-{names[k8s]}"
             entries.append({"name": k8s, "remoteRef": {"key": secret}})
         out["externalSecrets"] = {
-            "secretStoreRef": dict(_conventions()["secret_store"]),
+            "secretStoreRef": {"kind": ir.secret_store.kind, "name": ir.secret_store.name},
             "provider": {"service": "SecretsManager", "region": ir.aws.region},
             "refreshInterval": _conventions()["secret_refresh_interval"],
             "secrets": entries,
@@ -125,11 +125,11 @@ def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
 
 def describe(ir: IR) -> list[str]:
     """The Secrets Manager secrets the services read, and the store the charts name."""
-    store = _conventions()["secret_store"]
+    store = ir.secret_store
     return [
         f"Secrets Manager secrets read by {svc.name}: "
         + ", ".join(svc.secrets)
-        + f" (and a {store['kind']} '{store['name']}')"
+        + f" (and a {store.kind} '{store.name}')"
         for svc in ir.services
         if svc.secrets
     ]
