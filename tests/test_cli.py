@@ -66,8 +66,10 @@ def test_invalid_pipeline_exits_2_and_writes_nothing(repo: Path) -> None:
 
 
 def test_missing_file_and_bad_usage_exit_2(tmp_path: Path) -> None:
-    res = pc("validate", cwd=tmp_path)
+    res = pc("validate", "-f", "pipeline.yaml", cwd=tmp_path)
     assert res.returncode == 2 and "pipeline.yaml:1:1: file not found" in res.stderr
+    res = pc("validate", cwd=tmp_path)  # none found upward either
+    assert res.returncode == 2 and res.stderr.startswith("error: no pipeline.yaml in ")
     assert pc("build", "--nope", cwd=tmp_path).returncode == 2
 
 
@@ -83,7 +85,7 @@ def test_internal_error_exits_3_without_traceback(
         raise ZeroDivisionError("boom")
 
     monkeypatch.setattr(cli, "_session", boom)
-    assert cli.main(["validate"]) == 3
+    assert cli.main(["validate", "-f", "pipeline.yaml"]) == 3
     err = capsys.readouterr().err
     assert "internal error: ZeroDivisionError: boom" in err and "Please report it" in err
     assert "Traceback" not in err
@@ -264,3 +266,37 @@ def test_a_failed_write_exits_4_and_the_next_build_finishes(
     assert cli.main(["build", "-q", "-f", pipeline]) == 0
     assert not (tmp_path / ".pipecompile/journal.json").exists()
     assert cli.main(["check", "-f", pipeline]) == 0
+
+
+def test_commands_find_the_pipeline_from_a_subfolder(repo: Path) -> None:
+    (repo / ".git").mkdir()
+    deep = repo / "services" / "order" / "src"
+    deep.mkdir(parents=True)
+    res = pc("check", cwd=deep)
+    assert res.returncode == 0, res.stderr
+    pipeline = repo / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("port: 3000", "port: 70000"))
+    res = pc("validate", cwd=deep)
+    assert res.returncode == 2
+    assert res.stderr.startswith("../../../pipeline.yaml:"), res.stderr
+    assert "port: 70000 is above 65535" in res.stderr
+
+
+def test_discovery_stops_at_the_repository_root(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "samples/minimal/pipeline.yaml", tmp_path / "pipeline.yaml")
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "sub").mkdir()
+    res = pc("validate", cwd=repo / "sub")
+    assert res.returncode == 2
+    assert res.stderr == (
+        f"error: no pipeline.yaml in {repo / 'sub'} and its parents up to {repo}; run "
+        "pipecompile in the repository that holds it, or name it with -f PATH\n"
+    )
+
+
+def test_explain_ref_alone_is_a_push(repo: Path) -> None:
+    alone = pc("explain", "--ref", "main", cwd=repo)
+    push = pc("explain", "--event", "push", "--ref", "main", cwd=repo)
+    assert alone.returncode == push.returncode == 0
+    assert alone.stdout == push.stdout and "push to branch 'main':" in alone.stdout

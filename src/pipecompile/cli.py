@@ -41,14 +41,38 @@ Exit codes:
   130  interrupted (SIGINT; 143 for SIGTERM): says what was written, and
        the next build finishes the job"""
 
+
+def find_pipeline(start: Path) -> Path:
+    """The nearest pipeline.yaml from ``start`` upward, stopping at the repository root
+    (the first folder holding .git), as git and pre-commit find their files."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pipeline.yaml"
+        if candidate.is_file():
+            return Path(os.path.relpath(candidate))
+        if (folder / ".git").exists():
+            break
+    looked = f"{start} and its parents up to {folder}" if folder != start else str(start)
+    raise UsageError(
+        f"no pipeline.yaml in {looked}; run pipecompile in the repository that holds "
+        "it, or name it with -f PATH"
+    )
+
+
+def _file_option(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None or ctx.resilient_parsing:
+        return value
+    return find_pipeline(Path.cwd())
+
+
 FILE_OPTION = click.option(
     "-f",
     "--file",
     "file",
-    default="pipeline.yaml",
-    show_default=True,
+    default=None,
+    callback=_file_option,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Pipeline file; outputs are written relative to its folder.",
+    help="Pipeline file; outputs are written relative to its folder. "
+    "Default: the nearest pipeline.yaml upward from here, within the repository.",
 )
 
 
@@ -248,7 +272,11 @@ def graph(file: Path, fmt: str) -> int:
     type=click.Choice(["push", "pull_request", "schedule"]),
     help="Explain what this event does (default: list what must exist outside the repository).",
 )
-@click.option("--ref", default=None, help="Branch pushed to, or targeted by the pull request.")
+@click.option(
+    "--ref",
+    default=None,
+    help="Branch pushed to, or targeted by the pull request (alone: --event push).",
+)
 def explain(file: Path, event: str | None, ref: str | None) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
@@ -257,10 +285,13 @@ def explain(file: Path, event: str | None, ref: str | None) -> int:
       pipecompile explain                               # the setup checklist
       pipecompile explain --event push --ref release/1.2
       pipecompile explain --event pull_request --ref main
+      pipecompile explain --ref main                    # --ref alone: a push
     """
     from .explain import checklist, explain_event
 
     ir = _compiled(_session(file))
+    if event is None and ref is not None:
+        event = "push"  # a branch named without an event is a push to it
     if event is None:
         lines = checklist(ir)
     else:

@@ -9,6 +9,7 @@ several fields (cross-references, canary order, name lengths) live in
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -40,6 +41,9 @@ STATE_KEY_RE = r"^[A-Za-z0-9!_.*'()/-]{1,1024}$"
 SLACK_RE = r"^#?[^\s#]{1,80}$"
 # Free text that ends up on one line in every format: no control characters.
 LINE_RE = r"^[^\x00-\x1f\x7f]+$"
+# A branch name or glob: what git allows in a ref name that GitHub's and
+# CodePipeline's filters read the same way (no whitespace, no backslash).
+BRANCH_RE = r"^[^\s\\\x00-\x1f\x7f]{1,255}$"
 PATH_RE = r"^[^\x00-\x1f\x7f]+$"
 
 PATTERN_HELP: dict[str, str] = {
@@ -63,6 +67,8 @@ PATTERN_HELP: dict[str, str] = {
     STATE_KEY_RE: "an S3 object key such as 'cicd/terraform.tfstate' (letters, digits, "
     "'/', '.', '_', '-')",
     LINE_RE: "a single line of text without control characters",
+    BRANCH_RE: "a branch name or pattern such as 'main', 'release/*' or '!feature/wip' "
+    "(no spaces or backslashes)",
 }
 
 Name = Annotated[str, StringConstraints(pattern=NAME_RE)]
@@ -97,6 +103,30 @@ LOG_RETENTION = (
 )
 
 
+@cache
+def aws_regions() -> tuple[str, ...]:
+    """The AWS regions pipecompile knows (data/aws-regions.json, from botocore's table)."""
+    import json
+    from importlib import resources
+
+    text = (resources.files("pipecompile") / "data" / "aws-regions.json").read_text("utf-8")
+    return tuple(json.loads(text)["regions"])
+
+
+def known_region(name: str) -> str:
+    """``name`` when it is a real AWS region; else why not, with the closest one."""
+    regions = aws_regions()
+    if name not in regions:
+        from .errors import did_you_mean
+
+        hint = did_you_mean(name, regions)
+        raise ValueError(
+            f"'{name}' is not an AWS region{hint}"
+            + ("" if hint else " (pipecompile knows the regions of botocore 1.35.99)")
+        )
+    return name
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
 
@@ -125,6 +155,12 @@ class Aws(Model):
     """The AWS account and region the pipelines run in."""
 
     region: Annotated[str, StringConstraints(pattern=REGION_RE)]
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, v: str) -> str:
+        return known_region(v)
+
     account_id: Annotated[str, StringConstraints(pattern=ACCOUNT_RE)] = Field(
         description="12-digit account id, quoted so leading zeros survive"
     )
@@ -138,7 +174,9 @@ class Aws(Model):
 class Environment(Model):
     """One deployment environment; the order of environments is the promotion order."""
 
-    branches: Annotated[list[Line], Field(min_length=1)]
+    branches: Annotated[
+        list[Annotated[str, StringConstraints(pattern=BRANCH_RE)]], Field(min_length=1)
+    ]
     approval: bool = False
     namespace: Name | None = None
     cluster: Annotated[str, StringConstraints(pattern=URL_RE)] = "https://kubernetes.default.svc"
@@ -347,6 +385,11 @@ class Outputs(Model):
 
 class Backend(Model):
     """Where Terraform keeps its state."""
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, v: str | None) -> str | None:
+        return None if v is None else known_region(v)
 
     type: Literal["local", "s3"] = "local"
     bucket: Annotated[str, StringConstraints(pattern=S3_BUCKET_RE)] | None = None
