@@ -125,8 +125,9 @@ def test_terraform_alone_needs_no_gitops_but_warns_about_buildspecs() -> None:
     ir = compile_bytes("pipeline.yaml", raw.encode())
     assert ir.gitops.repository is None and [t for t, _ in ir.outputs] == ["terraform"]
     assert len(ir.warnings) == 1
-    assert ir.warnings[0].startswith("pipeline.yaml:")
-    assert "buildspecs from ci/codebuild/, but the codebuild output is off" in ir.warnings[0]
+    assert str(ir.warnings[0]).startswith("pipeline.yaml:")
+    assert ir.warnings[0].severity == "warning" and ir.warnings[0].path == ("outputs",)
+    assert "buildspecs from ci/codebuild/, but the codebuild output is off" in str(ir.warnings[0])
 
 
 @pytest.mark.parametrize("key", ["<<", "!!merge '<<'", "!!merge x"])

@@ -91,7 +91,7 @@ def test_a_target_warning_joins_the_ir_warnings() -> None:
     assert (
         f"pipeline.yaml:{line}:3: warning: outputs: the terraform output's CodeBuild "
         "projects read buildspecs from ci/codebuild/, but the codebuild output is off"
-    ) in "\n".join(ir.warnings)
+    ) in "\n".join(map(str, ir.warnings))
 
 
 def test_expressions_are_a_github_actions_rule_only() -> None:

@@ -1,3 +1,24 @@
-"""pipecompile: compile one pipeline.yaml into every CI/CD file a service needs."""
+"""pipecompile: compile one pipeline.yaml into every CI/CD file a service needs.
+
+The Python API is :func:`compile` (see :mod:`pipecompile.api`); the command
+line is ``pipecompile`` (:mod:`pipecompile.cli`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["Compilation", "__version__", "compile"]
+
+if TYPE_CHECKING:
+    from .api import Compilation, compile
+
+
+def __getattr__(name: str) -> Any:
+    # loaded on first use: the command line (a pre-commit hook) never pays for it
+    if name in ("compile", "Compilation"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'pipecompile' has no attribute {name!r}")

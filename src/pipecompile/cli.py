@@ -90,7 +90,7 @@ def _compiled(session: Session) -> IR:
     """The session's IR; its warnings are printed once, here."""
     ir = session.ir
     for w in ir.warnings:
-        _echo_err(w)
+        _echo_err(str(w))
     return ir
 
 

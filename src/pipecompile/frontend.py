@@ -71,7 +71,7 @@ def check_targets(doc: Document, ir: IR) -> IR:
         path = finding.path if finding.path[:1] == () or finding.path[0] in doc.data else ()
         d = doc.error(path, message, key=finding.key and bool(path))
         if finding.severity == "warning":
-            warnings.append(str(replace(d, severity="warning")))
+            warnings.append(replace(d, severity="warning"))
         else:
             errors.append(d)
     if errors:

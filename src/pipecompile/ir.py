@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .errors import Diagnostic
+
 StrategyKind = Literal["rolling", "canary", "blue-green"]
 Language = Literal["node", "python", "java", "go"]
 
@@ -262,7 +264,7 @@ class IR:
     secrets: Secrets
     secret_store: SecretStore
     pins: Pins
-    warnings: tuple[str, ...]
+    warnings: tuple[Diagnostic, ...]  # located, severity "warning"
 
     def output(self, target: str) -> str:
         for name, folder in self.outputs:

@@ -37,7 +37,7 @@ class _Lowering(Rules):
         self.pins = pins
         self.root = root
         self.errors: list[Diagnostic] = []
-        self.warnings: list[str] = []
+        self.warnings: list[Diagnostic] = []
         self._kinds: dict[str, str] = {}  # path prefix -> link | other | missing
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
@@ -46,7 +46,7 @@ class _Lowering(Rules):
     def warn(self, path: Path_, message: str) -> None:
         line, col = self.doc.pos(path)
         d = Diagnostic(self.doc.file, line, col, path, message, severity="warning")
-        self.warnings.append(str(d))
+        self.warnings.append(d)
 
     def run(self) -> ir.IR:
         """Resolve the model into the IR, one section at a time; errors are collected."""
