@@ -300,3 +300,48 @@ def test_explain_ref_alone_is_a_push(repo: Path) -> None:
     push = pc("explain", "--event", "push", "--ref", "main", cwd=repo)
     assert alone.returncode == push.returncode == 0
     assert alone.stdout == push.stdout and "push to branch 'main':" in alone.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "summary"),
+    [
+        ("validate", "pipeline.yaml: valid (2 services, 4 environments, targets: "),
+        ("check", "check: pipeline.yaml: the generated files are up to date\n"),
+        ("diff", "diff: pipeline.yaml: build would change nothing\n"),
+        ("build", "0 files changed"),
+    ],
+)
+def test_every_command_says_so_on_success_unless_quiet(
+    repo: Path, command: str, summary: str
+) -> None:
+    res = pc(command, cwd=repo)
+    assert res.returncode == 0 and res.stdout.startswith(summary), res.stdout + res.stderr
+    assert res.stdout.count("\n") == 1
+    quiet = pc(command, "-q", cwd=repo)
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    pipeline = repo / "pipeline.yaml"
+    text = pipeline.read_text().split("\noutputs:")[0] + "\noutputs:\n  terraform: infra\n"
+    pipeline.write_text(text)  # a located warning: terraform without codebuild
+    runner = CliRunner()
+    args = ["validate", "-f", str(pipeline)]
+    coloured = runner.invoke(cli.cli, args, color=True)  # as on a terminal
+    assert coloured.exit_code == 0
+    assert "\x1b[33m" in coloured.output and "\x1b[32m" in coloured.output
+    plain = runner.invoke(cli.cli, args)  # piped: plain
+    assert "warning: outputs:" in plain.output and "\x1b[" not in plain.output
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\x1b[" not in runner.invoke(cli.cli, args, color=True).output
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts(tmp_path: Path, shell: str) -> None:
+    res = pc("completion", shell, cwd=tmp_path)
+    assert res.returncode == 0 and "_PIPECOMPILE_COMPLETE" in res.stdout
+    assert f"{shell}_source" in res.stdout or f"{shell}_complete" in res.stdout

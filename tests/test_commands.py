@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -181,5 +182,27 @@ def test_lint_maps_findings_to_pipeline_lines(tmp_path: Path) -> None:
         out,
         re.M,
     ), out
+    # a rule broken once in pipeline.yaml is one line, with every place it shows up in
+    lines = out.splitlines()
+    assert len(lines) == len(set(line.split(" (in ")[0] for line in lines))
     clean = pc("lint", "-f", str(ROOT / "samples/ecommerce/pipeline.yaml"), cwd=tmp_path)
-    assert clean.returncode == 0 and clean.stdout == "", clean.stdout
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert clean.stdout == (
+        "lint: 5 workflows checked with actionlint and zizmor (regular persona): no findings\n"
+    )
+
+
+def test_lint_never_passes_having_checked_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipecompile import cli, lint
+
+    monkeypatch.setattr(lint, "_tool", lambda name: None)  # neither checker installed
+    shutil.copy(ROOT / "samples/minimal/pipeline.yaml", tmp_path / "pipeline.yaml")
+    assert cli.main(["lint", "-f", str(tmp_path / "pipeline.yaml")]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == (
+        "error: actionlint and zizmor are not installed, so lint would check nothing; "
+        "install them with: pip install 'pipecompile[lint]'\n"
+    )

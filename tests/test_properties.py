@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from typing import Any
 
 import hcl2
@@ -16,6 +17,7 @@ from ruamel.yaml import YAML
 
 from pipecompile.errors import PipelineError
 from pipecompile.frontend import compile_bytes
+from pipecompile.model import BRANCH_RE
 from pipecompile.targets import render_all
 
 from .conftest import ROOT
@@ -159,7 +161,9 @@ def _parse_all(files: dict[str, str], only: set[str] | None = None) -> dict[str,
 @SETTINGS
 @given(
     steps=st.lists(st.tuples(LINE, SCRIPT), min_size=1, max_size=3),
-    branch=LINE.filter(lambda b: not b.startswith("!")),  # a leading "!" excludes branches
+    # a branch pattern: no whitespace or backslash (the language refuses them), and a
+    # leading "!" excludes branches
+    branch=LINE.filter(lambda b: not b.startswith("!") and re.fullmatch(BRANCH_RE, b)),
     channel=SLACK,
     secret=SECRET,
     url_path=URL_PATH,

@@ -76,8 +76,31 @@ FILE_OPTION = click.option(
 )
 
 
+_COLOURS = (("error", "red"), ("conflict", "red"), ("kept", "yellow"), ("warning", "yellow"))
+
+
+def colour_on() -> bool:
+    """Colour unless NO_COLOR is set (https://no-color.org); click adds it only on a TTY."""
+    return not os.environ.get("NO_COLOR")
+
+
 def _echo_err(msg: str) -> None:
-    click.echo(printable(msg), err=True)
+    text = printable(msg)  # escape first: the colour codes are ours, never the input's
+    if colour_on():
+        for word, fg in _COLOURS:
+            if text.startswith(f"{word}:") or f": {word}: " in text[:200]:
+                text = click.style(text, fg=fg)
+                break
+    click.echo(text, err=True)
+
+
+def _done(summary: str, quiet: bool) -> None:
+    """The one-line summary every command prints on success (unless -q)."""
+    if not quiet:
+        click.echo(click.style(summary, fg="green") if colour_on() else summary)
+
+
+QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 
 
 def _session(file: Path) -> Session:
@@ -125,12 +148,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
-def validate(file: Path) -> int:
+@QUIET_OPTION
+def validate(file: Path, quiet: bool) -> int:
     """Check the pipeline file and report every error with file:line:col."""
     ir = _compiled(_session(file))
-    click.echo(
+    _done(
         f"{file}: valid ({len(ir.services)} services, {len(ir.environments)} "
-        f"environments, targets: {', '.join(t for t, _ in ir.outputs)})"
+        f"environments, targets: {', '.join(t for t, _ in ir.outputs)})",
+        quiet,
     )
     return EXIT_OK
 
@@ -152,7 +177,7 @@ def validate(file: Path) -> int:
     help="Overwrite files pipecompile did not generate, and remove stale files "
     "that were edited by hand.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@QUIET_OPTION
 def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int:
     """Render every target and write the files that changed.
 
@@ -164,8 +189,7 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
     session = _session(file)
     if not targets and not force and session.fast_clean():
         # Same inputs, same version, every generated file intact: nothing to render.
-        if not quiet:
-            click.echo("0 files changed (inputs and generated files unchanged)")
+        _done("0 files changed (inputs and generated files unchanged)", quiet)
         return EXIT_OK
     _compiled(session)
     plan = session.plan(targets, force=force)
@@ -186,11 +210,11 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
             "the tree is not yet what the pipeline generates"
         )
         return EXIT_DRIFT
-    if not quiet:
-        click.echo(
-            f"{written} file{'s' if written != 1 else ''} changed, "
-            f"{len(plan.manifest.files)} generated files in total"
-        )
+    _done(
+        f"{written} file{'s' if written != 1 else ''} changed, "
+        f"{len(plan.manifest.files)} generated files in total",
+        quiet,
+    )
     return EXIT_OK
 
 
@@ -216,7 +240,8 @@ def _report(changes: list[Change], show_diff: bool) -> int:
     is_flag=True,
     help="Also print unified diffs and a semantic summary for YAML files.",
 )
-def check(file: Path, show_diff: bool) -> int:
+@QUIET_OPTION
+def check(file: Path, show_diff: bool, quiet: bool) -> int:
     """Exit 1 if any generated file is missing, changed or stale (writes nothing).
 
     Each finding names the file and the reason: hand edit, pipeline changed,
@@ -224,11 +249,13 @@ def check(file: Path, show_diff: bool) -> int:
     """
     session = _session(file)
     if session.fast_clean():
+        _done(f"check: {file}: the generated files are up to date", quiet)
         return EXIT_OK
     _compiled(session)
     plan = session.plan()
     status = _report(plan.changes, show_diff)
     if status == EXIT_OK:
+        _done(f"check: {file}: the generated files are up to date", quiet)
         return EXIT_OK
     _echo_err(
         "generated files are out of date; run: pipecompile build"
@@ -239,11 +266,15 @@ def check(file: Path, show_diff: bool) -> int:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
-def diff(file: Path) -> int:
+@QUIET_OPTION
+def diff(file: Path, quiet: bool) -> int:
     """Show what build would change, as unified diffs, without writing."""
     session = _session(file)
     _compiled(session)
-    return _report(session.plan().changes, True)
+    status = _report(session.plan().changes, True)
+    if status == EXIT_OK:
+        _done(f"diff: {file}: build would change nothing", quiet)
+    return status
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -374,13 +405,15 @@ def pins(file: Path) -> int:
     show_default=True,
     help="How picky zizmor is.",
 )
-def lint(file: Path, zizmor_persona: str) -> int:
+@QUIET_OPTION
+def lint(file: Path, zizmor_persona: str, quiet: bool) -> int:
     """Run actionlint and zizmor on the generated workflows; report findings in pipeline.yaml.
 
     Findings are located at the pipeline.yaml field that produced the step
     (a ci.steps[i].run line, or the security / notifications / gitops section),
-    else at the generated file.  Exit 1 when there are findings.  Checkers that
-    are not installed are skipped with a note.
+    else at the generated file, once with every generated place it shows up in.
+    Exit 1 when there are findings, 2 when a checker is missing (lint never
+    passes having checked nothing): pip install 'pipecompile[lint]' brings both.
     """
     from .lint import lint as run_lint
 
@@ -395,11 +428,39 @@ def lint(file: Path, zizmor_persona: str) -> int:
     rendered = {p: text for p, (target, text) in expected(ir, ("github-actions",)).items()}
     doc = session.compile()[0]
     findings, skipped = run_lint(doc, rendered, folder, zizmor_persona)
-    for tool in skipped:
-        _echo_err(f"note: {tool} is not installed; skipped")
+    if skipped:
+        raise UsageError(
+            f"{' and '.join(skipped)} {'is' if len(skipped) == 1 else 'are'} not installed, "
+            "so lint would check nothing; install them with: pip install 'pipecompile[lint]'"
+        )
     for line in findings:
-        click.echo(line)
-    return EXIT_DRIFT if findings else EXIT_OK
+        click.echo(printable(line))
+    if findings:
+        return EXIT_DRIFT
+    _done(
+        f"lint: {len(rendered)} workflows checked with actionlint and zizmor "
+        f"({zizmor_persona} persona): no findings",
+        quiet,
+    )
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> int:
+    """Print the shell completion script for SHELL.
+
+    \b
+    bash:  pipecompile completion bash > ~/.local/share/bash-completion/completions/pipecompile
+    zsh:   pipecompile completion zsh > "${fpath[1]}/_pipecompile"
+    fish:  pipecompile completion fish > ~/.config/fish/completions/pipecompile.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # click ships all three
+    click.echo(cls(cli, {}, "pipecompile", "_PIPECOMPILE_COMPLETE").source())
+    return EXIT_OK
 
 
 @cli.command()

@@ -33,18 +33,17 @@ class Finding:
     col: int
     message: str
 
-    def located(self, doc: Document, origin: tuple[Path_, int] | None) -> str:
+    def located(self, doc: Document, origin: tuple[Path_, int] | None) -> tuple[str, str]:
+        """(the finding at its pipeline.yaml field, the generated place it was seen)."""
         if origin is None:
-            return f"{self.file}:{self.line}:{self.col}: {self.tool}: {self.message}"
+            return f"{self.file}:{self.line}:{self.col}: {self.tool}: {self.message}", ""
         path, offset = origin
         value: Any = doc.data
         for part in path:
             value = value[part] if isinstance(value, (dict, list)) else None  # type: ignore[index]
         line, col = doc.pos(path, key=isinstance(value, dict))
-        return (
-            f"{doc.file}:{line + offset}:{col}: {dotted(path)}: {self.tool}: "
-            f"{self.message} (in {self.file}:{self.line})"
-        )
+        head = f"{doc.file}:{line + offset}:{col}: {dotted(path)}: {self.tool}: {self.message}"
+        return head, f"{self.file}:{self.line}"
 
 
 def _tool(name: str) -> str | None:
@@ -195,8 +194,15 @@ def lint(
         for rel, text in rendered.items():
             (folder / Path(rel).name).write_text(text, encoding="utf-8")
         findings, skipped = run_checkers(folder, workflows_folder, zizmor_persona)
-    out = []
+    # one line per finding at a pipeline field, with every generated place it shows
+    # up in (a rule broken once in pipeline.yaml repeats in every service's workflow)
+    grouped: dict[str, list[str]] = {}
     for f in sorted(findings, key=lambda f: (f.file, f.line, f.col, f.tool)):
-        text = rendered[f.file]
-        out.append(f.located(doc, origin_of(f, text, doc, user_steps)))
+        head, where = f.located(doc, origin_of(f, rendered[f.file], doc, user_steps))
+        places = grouped.setdefault(head, [])
+        if where and where not in places:
+            places.append(where)
+    out = [
+        head + (f" (in {', '.join(places)})" if places else "") for head, places in grouped.items()
+    ]
     return out, skipped
