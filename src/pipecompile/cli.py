@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from . import __version__
-from .errors import PipelineError, UsageError, printable
+from .errors import Interrupted, PipelineError, UsageError, printable
 
 if TYPE_CHECKING:
     from .ir import IR
@@ -476,7 +476,6 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every outcome to a documented exit code."""
     from .output.paths import NotOurs
     from .output.state import StateError
-    from .output.sync import Interrupted
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:

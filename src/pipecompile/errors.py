@@ -60,6 +60,14 @@ class PipelineError(Exception):
         super().__init__("\n".join(str(d) for d in self.diagnostics))
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while applying; ``done`` of ``total`` changes were made."""
+
+    def __init__(self, signum: int, done: int, total: int) -> None:
+        self.signum, self.done, self.total = signum, done, total
+        super().__init__(f"interrupted by signal {signum} after {done} of {total} changes")
+
+
 class UsageError(Exception):
     """A mistake on the command line or in the environment (exit code 2)."""
 

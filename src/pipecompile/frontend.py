@@ -12,10 +12,11 @@ if TYPE_CHECKING:  # the IR module is not needed to read a file (check's fast pa
     from .loader import Document
 
 
+MAX_BYTES = 1024 * 1024  # the largest pipeline file (hand-written: far below this)
+
+
 def read(path: Path) -> bytes:
     """Read the pipeline file, turning OS errors into a located user error."""
-    from .loader import MAX_BYTES
-
     try:
         with open(path, "rb") as fh:
             # bounded: -f /dev/zero must not read gigabytes before the size check

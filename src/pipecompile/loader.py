@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Diagnostic, Path_, PipelineError
+from .frontend import MAX_BYTES
 
-MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 
 _STD = "tag:yaml.org,2002:"

@@ -50,8 +50,8 @@ class Session:
         return self._fingerprint
 
     def fast_clean(self) -> bool:
-        """Nothing can have changed since the last build (see output.sync.fast_clean)."""
-        from .output.sync import fast_clean
+        """Nothing can have changed since the last build (see output.state.fast_clean)."""
+        from .output.state import fast_clean
 
         return fast_clean(str(self.root), lambda: self.fingerprint)
 

@@ -13,14 +13,17 @@ file, what is wrong and how to recover -- never silently treated as absent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .paths import STATE_DIR, folder_problem, inside, path_problem
+from .. import __version__
+from .paths import STATE_DIR, Tree, folder_problem, inside, path_problem
 
 MANIFEST = f"{STATE_DIR}/manifest.json"
 JOURNAL = f"{STATE_DIR}/journal.json"
@@ -251,3 +254,29 @@ def read_manifest(root: str) -> Manifest | None:
 def read_journal(root: str) -> list[str] | None:
     raw = read_state(root, JOURNAL)
     return None if raw is None else parse_journal(raw)
+
+
+def fast_clean(root: str, fingerprint: Callable[[], dict[str, str]]) -> bool:
+    """True when nothing can have changed since the last build (the make/ninja argument).
+
+    Same pipeline bytes, same lock, same pipecompile (version and code), no
+    journal of an interrupted build, and every file the manifest lists is
+    reached without a link and still has the bytes recorded at build time.
+    Any doubt returns False and the caller does the full render-and-compare.
+    """
+    try:
+        m = read_manifest(root)
+        if m is None or read_state(root, JOURNAL) is not None:
+            return False
+    except StateError:
+        return False  # the full path reports it
+    if m.version != __version__ or not m.inputs:
+        return False
+    if m.inputs != fingerprint():  # computed only now: it hashes pipecompile's code
+        return False
+    tree = Tree(root)
+    for path, meta in m.files.items():
+        data = tree.read_owned(path)
+        if data is None or hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            return False
+    return True

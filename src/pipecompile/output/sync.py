@@ -18,14 +18,14 @@ with what was and was not written.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import groupby
 
 from .. import __version__
+from ..errors import Interrupted
 from .header import (
     MARK,
     drift_reason,
@@ -40,11 +40,9 @@ from .state import (
     JOURNAL,
     MANIFEST,
     Manifest,
-    StateError,
     journal_text,
     parse_manifest,
     read_journal,
-    read_manifest,
     read_state,
 )
 
@@ -87,14 +85,6 @@ class Plan:
     @property
     def unresolved(self) -> list[Change]:
         return [c for c in self.changes if c.kind in UNRESOLVED]
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived while applying; ``done`` of ``total`` changes were made."""
-
-    def __init__(self, signum: int, done: int, total: int) -> None:
-        self.signum, self.done, self.total = signum, done, total
-        super().__init__(f"interrupted by signal {signum} after {done} of {total} changes")
 
 
 def _decode(data: bytes | None) -> str | None:
@@ -358,29 +348,3 @@ def apply(root: str, plan: Plan) -> None:
 def _write_state(tree: Tree, rel: str, text: str) -> None:
     with tree.folder(rel.rpartition("/")[0], create=True) as dfd:
         tree.write(dfd, rel, text.encode("utf-8"))
-
-
-def fast_clean(root: str, fingerprint: Callable[[], dict[str, str]]) -> bool:
-    """True when nothing can have changed since the last build (the make/ninja argument).
-
-    Same pipeline bytes, same lock, same pipecompile (version and code), no
-    journal of an interrupted build, and every file the manifest lists is
-    reached without a link and still has the bytes recorded at build time.
-    Any doubt returns False and the caller does the full render-and-compare.
-    """
-    try:
-        m = read_manifest(root)
-        if m is None or read_state(root, JOURNAL) is not None:
-            return False
-    except StateError:
-        return False  # the full path reports it
-    if m.version != __version__ or not m.inputs:
-        return False
-    if m.inputs != fingerprint():  # computed only now: it hashes pipecompile's code
-        return False
-    tree = Tree(root)
-    for path, meta in m.files.items():
-        data = tree.read_owned(path)
-        if data is None or hashlib.sha256(data).hexdigest() != meta["sha256"]:
-            return False
-    return True
