@@ -8,7 +8,6 @@ never compiles.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,13 +19,18 @@ if TYPE_CHECKING:
     from .output.sync import Plan
 
 
-@dataclass
 class Session:
-    file: Path
-    raw: bytes  # the pipeline file's bytes
-    lock: bytes | None  # pipecompile.lock's bytes, None without one
-    _compiled: tuple[Document, IR] | None = field(default=None, repr=False)
-    _fingerprint: dict[str, str] | None = field(default=None, repr=False)
+    """One command's view of a pipeline: its inputs, read once, and what follows from them.
+
+    (A plain class: it is built on check's fast path.)
+    """
+
+    def __init__(self, file: Path, raw: bytes, lock: bytes | None) -> None:
+        self.file = file
+        self.raw = raw  # the pipeline file's bytes
+        self.lock = lock  # pipecompile.lock's bytes, None without one
+        self._compiled: tuple[Document, IR] | None = None
+        self._fingerprint: dict[str, str] | None = None
 
     @classmethod
     def open(cls, file: Path) -> Session:

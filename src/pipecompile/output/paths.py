@@ -25,7 +25,6 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 STATE_DIR = ".pipecompile"
 TMP_SUFFIX = ".pipecompile-tmp"
@@ -83,14 +82,20 @@ def is_tmp(name: str) -> bool:
     return name.startswith(".") and name.endswith(TMP_SUFFIX)
 
 
-@dataclass
 class Listing:
-    """What lies below some output folders, found without following a link."""
+    """What lies below some output folders, found without following a link.
 
-    files: set[str] = field(default_factory=set)  # regular files
-    links: set[str] = field(default_factory=set)  # symbolic links, to files or folders
-    dirs: set[str] = field(default_factory=set)  # real folders
-    other: set[str] = field(default_factory=set)  # fifos, sockets, devices
+    (A plain class: it is defined on check's fast path, where a dataclass's
+    generated code costs start-up time.)
+    """
+
+    __slots__ = ("dirs", "files", "links", "other")
+
+    def __init__(self) -> None:
+        self.files: set[str] = set()  # regular files
+        self.links: set[str] = set()  # symbolic links, to files or folders
+        self.dirs: set[str] = set()  # real folders
+        self.other: set[str] = set()  # fifos, sockets, devices
 
     def blocked(self, rel: str) -> str | None:
         """Why ``rel`` cannot be written or removed by pipecompile (None when it can)."""

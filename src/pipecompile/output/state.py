@@ -19,7 +19,6 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
@@ -31,10 +30,11 @@ FORMAT = 2
 MAX_STATE_BYTES = 64 * 1024 * 1024
 MAX_JSON_DEPTH = 16
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_TARGET = re.compile(r"[a-z][a-z0-9-]{0,39}")
 _INPUT_KEYS = ("pipeline", "lock", "pipecompile")
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# patterns, compiled on first use by re's cache (not at import: check's fast path)
+_SHA256 = r"[0-9a-f]{64}"
+_TARGET = r"[a-z][a-z0-9-]{0,39}"
+_STRINGS = rb'"(?:[^"\\]|\\.)*"'
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -60,7 +60,7 @@ class JSONProblem(ValueError):
 def load_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse JSON whose nesting is at most ``max_depth`` (checked before parsing)."""
     depth = deepest = 0
-    for b in _STRINGS.sub(b"", raw).translate(None, _NOT_BRACKETS):
+    for b in re.sub(_STRINGS, b"", raw, flags=re.DOTALL).translate(None, _NOT_BRACKETS):
         depth += 1 if b in b"[{" else -1
         deepest = max(deepest, depth)
     if deepest > max_depth:
@@ -84,14 +84,25 @@ def read_bounded(path: str, limit: int) -> bytes:
     return data
 
 
-@dataclass
 class Manifest:
-    """What a build generated: {path: {"target", "sha256"}}, the inputs and the output folders."""
+    """What a build generated: {path: {"target", "sha256"}}, the inputs and the output folders.
 
-    inputs: dict[str, str]
-    version: str
-    files: dict[str, dict[str, str]]
-    outputs: dict[str, str] = field(default_factory=dict)
+    (A plain class: it is defined on check's fast path.)
+    """
+
+    __slots__ = ("files", "inputs", "outputs", "version")
+
+    def __init__(
+        self,
+        inputs: dict[str, str],
+        version: str,
+        files: dict[str, dict[str, str]],
+        outputs: dict[str, str] | None = None,
+    ) -> None:
+        self.inputs = inputs
+        self.version = version
+        self.files = files
+        self.outputs: dict[str, str] = outputs or {}
 
     def text(self) -> str:
         """``json.dumps(..., indent=2, sort_keys=True)`` of the manifest, written out by hand.
@@ -161,7 +172,7 @@ def parse_manifest(raw: bytes) -> Manifest:
     if not isinstance(outputs, dict):
         raise bad("'outputs' must map target names to folders")
     for target, folder in outputs.items():
-        if not _TARGET.fullmatch(str(target)):
+        if not re.fullmatch(_TARGET, str(target)):
             raise bad(f"outputs: {target!r} is not a target name")
         problem = folder_problem(folder)
         if problem:
@@ -177,9 +188,9 @@ def parse_manifest(raw: bytes) -> Manifest:
         if not isinstance(meta, dict) or set(meta) != {"target", "sha256"}:
             raise bad(f"files[{path!r}]: expected {{'target': ..., 'sha256': ...}}")
         target, digest = meta["target"], meta["sha256"]
-        if not isinstance(target, str) or not _TARGET.fullmatch(target):
+        if not isinstance(target, str) or not re.fullmatch(_TARGET, target):
             raise bad(f"files[{path!r}].target: not a target name")
-        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        if not isinstance(digest, str) or not re.fullmatch(_SHA256, digest):
             raise bad(f"files[{path!r}].sha256: expected 64 lowercase hex digits")
         if "format" in data and target not in outputs:
             raise bad(f"files[{path!r}]: its target {target!r} has no folder under 'outputs'")
