@@ -36,26 +36,19 @@ def code_fingerprint() -> str:
     while the code changes.  Only .py and data files count (not bytecode).
     Plain os.walk: this runs on every no-change check (about 2 ms).
     """
-    from importlib.util import find_spec
-
-    targets = find_spec("pipecompile._targets")
-    roots = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-    if targets is not None and targets.submodule_search_locations:
-        roots.append(next(iter(targets.submodule_search_locations)))
+    base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     h = hashlib.sha256()
-    for base in roots:
-        found = []
-        for folder, dirs, names in os.walk(base):
-            # _targets sits inside the package in a wheel and elsewhere in an
-            # editable install: hash it once, from its own root, either way
-            dirs[:] = [d for d in dirs if d not in ("__pycache__", "_targets")]
-            for name in names:
-                if name.endswith((".py", ".json", ".yaml")):
-                    found.append(os.path.join(folder, name))
-        for path in sorted(found):
-            h.update(os.path.relpath(path, base).replace(os.sep, "/").encode() + b"\0")
-            with open(path, "rb") as fh:
-                h.update(fh.read())
+    found = []
+    # followlinks: in a checkout, pipecompile/targets is a symlink to the top-level targets/
+    for folder, dirs, names in os.walk(base, followlinks=True):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in names:
+            if name.endswith((".py", ".json", ".yaml")):
+                found.append(os.path.join(folder, name))
+    for path in sorted(found):
+        h.update(os.path.relpath(path, base).replace(os.sep, "/").encode() + b"\0")
+        with open(path, "rb") as fh:
+            h.update(fh.read())
     return h.hexdigest()
 
 

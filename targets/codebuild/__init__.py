@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..emit import yaml_document
-from ..ir import IR, Environment, Service
-from . import Finding, data, gitops_required
-from .common import ECR_SCAN_GATE, record_image_tag_script, scan_gate_env
+from ...emit import yaml_document
+from ...ir import IR, Environment, Service
+from .. import Finding, data, gitops_required
+from ..common import ECR_SCAN_GATE, record_image_tag_script, scan_gate_env
 
 name = "codebuild"
 default_folder = "ci/codebuild"  # under outputs: when the pipeline names no folder

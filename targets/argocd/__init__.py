@@ -13,9 +13,9 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from ..emit import yaml_document
-from ..ir import IR, Deployment, Service
-from . import Finding, data, gitops_required
+from ...emit import yaml_document
+from ...ir import IR, Deployment, Service
+from .. import Finding, data, gitops_required
 
 name = "argocd"
 default_folder = "kubernetes/argocd"  # under outputs: when the pipeline names no folder

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..emit import yaml_document
-from ..ir import IR, Deployment, Service, Strategy
-from . import Finding, data, gitops_required
+from ...emit import yaml_document
+from ...ir import IR, Deployment, Service, Strategy
+from .. import Finding, data, gitops_required
 
 name = "helm"
 default_folder = "kubernetes/apps"  # under outputs: when the pipeline names no folder
