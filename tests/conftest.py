@@ -138,17 +138,33 @@ def hcl_norm(v: Any) -> Any:
     return v.strip('"') if isinstance(v, str) else v
 
 
-def terraform_blocks(root: Path) -> dict[str, Any]:
+def terraform_blocks(root: Path, tf: str = "infrastructure/terraform/cicd") -> dict[str, Any]:
     """The resource and data blocks of a built root's Terraform, merged across files."""
     import hcl2
 
     merged: dict[str, Any] = {"resource": [], "data": []}
-    for p in files(root, "infrastructure/terraform/cicd", "*.tf"):
+    for p in files(root, tf, "*.tf"):
         with p.open() as fh:
             parsed = hcl_norm(hcl2.load(fh))
         for key in ("resource", "data"):
             merged[key] += parsed.get(key, [])
     return merged
+
+
+def as_github_delivered(text: str) -> str:
+    """A pipeline text switched to delivery: github-actions (without the codebuild output)."""
+    text = text.replace("\nproject: ", "\ndelivery: github-actions\nproject: ", 1)
+    return text.replace("  codebuild: ci/codebuild\n", "")
+
+
+@cache
+def folder(sample: str, target: str) -> str:
+    """Where ``sample`` writes ``target`` (its outputs, from the IR); "" when it is off."""
+    from pipecompile.frontend import compile_bytes
+
+    pipeline = ROOT / "samples" / sample / "pipeline.yaml"
+    ir = compile_bytes(str(pipeline), pipeline.read_bytes())
+    return dict(ir.outputs).get(target, "")
 
 
 def files(root: Path, folder: str, pattern: str) -> list[Path]:

@@ -15,7 +15,7 @@ from pipecompile.explain import checklist
 from pipecompile.frontend import compile_bytes
 from pipecompile.jobs import expected
 
-from .conftest import ROOT, hcl_norm
+from .conftest import ROOT, as_github_delivered, hcl_norm
 
 REFERENCE = (ROOT / "samples/ecommerce/pipeline.yaml").read_text()
 SHARED = (ROOT / "samples/shared-account/pipeline.yaml").read_text()
@@ -194,7 +194,9 @@ def test_both_orchestrators_run_the_gate_with_the_account_mode(
 ) -> None:
     files: dict[str, str] = request.getfixturevalue(sample)
     envs = _gate_envs(files)
-    assert len(envs) == 2 * len([p for p in files if p.startswith("ci/codebuild/build-")])
+    # one deliverer (CodePipeline): the gate runs once per service, in its build
+    assert not any(p.startswith(".github/workflows/deliver-") for p in files)
+    assert len(envs) == len([p for p in files if p.startswith("ci/codebuild/build-")])
     for env in envs:
         assert env["SCAN_TYPE"] == scan_type and env["SCAN_TIMEOUT_SECONDS"] == seconds
 
@@ -224,9 +226,9 @@ def test_the_roles_may_ask_what_the_gate_asks(
 # -- 5. deployments queue per service x environment ----------------------------------------
 
 
-def test_deploy_jobs_queue_per_service_and_environment(reference: dict[str, str]) -> None:
+def test_deploy_jobs_queue_per_service_and_environment() -> None:
     groups = []
-    for path, text in reference.items():
+    for path, text in render(as_github_delivered(REFERENCE)).items():
         if not path.startswith(".github/workflows/deliver-"):
             continue
         service = path.rsplit("deliver-", 1)[1].removesuffix(".yml")

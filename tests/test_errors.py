@@ -121,6 +121,7 @@ def test_libyaml_and_pure_composers_build_the_same_document(path: str) -> None:
 
 def test_terraform_alone_needs_no_gitops_but_warns_about_buildspecs() -> None:
     raw = (CORPUS / "gitops-required-by-deploy-steps.yaml").read_text("utf-8")
+    raw = raw.replace("delivery: github-actions\n", "")  # CodePipeline delivers
     raw = raw.split("\noutputs:")[0] + "\noutputs:\n  terraform: infra\n"
     ir = compile_bytes("pipeline.yaml", raw.encode())
     assert ir.gitops.repository is None and [t for t, _ in ir.outputs] == ["terraform"]

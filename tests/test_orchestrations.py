@@ -11,7 +11,7 @@ import yaml
 
 from pipecompile.frontend import compile_file
 
-from .conftest import ROOT, SAMPLES, terraform_blocks
+from .conftest import ROOT, SAMPLES, as_github_delivered, folder, terraform_blocks
 
 # ref -> environments it must deploy to, for the GitFlow environments of both samples
 GITFLOW_REFS = {
@@ -34,11 +34,13 @@ def route(step: dict[str, object], branch: str, tmp: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.read_text().split())
 
 
-def _pipelines(root: Path) -> dict[str, dict[str, object]]:
+def _pipelines(
+    root: Path, tf: str = "infrastructure/terraform/cicd"
+) -> dict[str, dict[str, object]]:
     """The generated aws_codepipeline resources, by pipeline name."""
     return {
         body["name"]: body
-        for r in terraform_blocks(root)["resource"]
+        for r in terraform_blocks(root, tf)["resource"]
         for kind, named in r.items()
         if kind == "aws_codepipeline"
         for body in named.values()
@@ -50,44 +52,53 @@ def test_branches_and_approvals_agree(built: dict[str, Path], sample: str, tmp_p
     ir = compile_file(ROOT / "samples" / sample / "pipeline.yaml")
     root = built[sample]
     approvals = {e.name for e in ir.environments if e.approval}
+    names = {e.name for e in ir.environments}
+    workflows = root / folder(sample, "github-actions")
+    deliver = sorted(workflows.glob("deliver-*.yml"))
+    pipelines = _pipelines(root, folder(sample, "terraform"))
 
-    # GitHub Actions: routing by branch, and approval gates through environments
-    for svc in ir.services:
-        wf = yaml.safe_load((root / f".github/workflows/deliver-{svc.name}.yml").read_text())
+    # exactly one deliverer per service x environment
+    if ir.delivery == "github-actions":
+        assert [p.name for p in deliver] == sorted(s.deliver_workflow for s in ir.services)
+        assert pipelines == {}
+    else:
+        assert deliver == []
+        assert len(pipelines) == len(ir.services) * len(ir.environments)
+
+    # GitHub Actions: routing by branch; every deploy job runs in its GitHub environment
+    for wf_path in deliver:
+        wf = yaml.safe_load(wf_path.read_text())
         step = wf["jobs"]["route"]["steps"][0]
         for ref, expected in GITFLOW_REFS.items():
             out = route(step, ref, tmp_path)
             got = {e.name for e in ir.environments if out[e.name] == "true"}
-            assert got == expected, (svc.name, ref, got)
-            assert out["any"] == ("true" if expected else "false")
-        gated = {
-            job_id.removeprefix("deploy-")
+            assert got == expected & names, (wf_path.name, ref, got)
+            assert out["any"] == ("true" if expected & names else "false")
+        environments = {
+            job_id.removeprefix("deploy-"): job["environment"]
             for job_id, job in wf["jobs"].items()
-            if job_id.startswith("deploy-") and job.get("environment")
+            if job_id.startswith("deploy-")
         }
-        assert gated == approvals
+        assert environments == {name: name for name in names}
         for job_id, job in wf["jobs"].items():
             if job_id.startswith("deploy-"):
                 env_name = job_id.removeprefix("deploy-")
                 assert job["if"] == f"needs.route.outputs.{env_name} == 'true'"
 
     # Terraform: one pipeline per service x environment, same branches, same gates
-    pipelines = _pipelines(root)
-    assert len(pipelines) == len(ir.services) * len(ir.environments)
-    for svc in ir.services:
-        for env in ir.environments:
-            p = pipelines[f"{ir.project}-{svc.name}-{env.name}"]
-            push = p["trigger"][0]["git_configuration"][0]["push"][0]
-            assert push["branches"][0]["includes"] == list(env.branches)
-            stages = [s["name"] for s in p["stage"]]
-            assert ("Approval" in stages) == (env.name in approvals)
-            assert stages[0] == "Source" and stages[-1] == "Deploy"
+    for name, p in pipelines.items():
+        env = next(e for e in ir.environments if name.endswith("-" + e.name))
+        push = p["trigger"][0]["git_configuration"][0]["push"][0]
+        assert push["branches"][0]["includes"] == list(env.branches)
+        stages = [s["name"] for s in p["stage"]]
+        assert ("Approval" in stages) == (env.name in approvals)
+        assert stages[0] == "Source" and stages[-1] == ("Dast" if env.dast else "Deploy")
 
     # Argo CD: one Application per service x environment, into that environment
     for svc in ir.services:
         for env in ir.environments:
             app = yaml.safe_load(
-                (root / f"kubernetes/argocd/{svc.name}-{env.name}.yaml").read_text()
+                (root / folder(sample, "argocd") / f"{svc.name}-{env.name}.yaml").read_text()
             )
             assert app["spec"]["destination"]["namespace"] == env.namespace
             assert app["spec"]["source"]["helm"]["valueFiles"] == [
@@ -105,17 +116,19 @@ def test_an_exclusion_excludes_wherever_it_is_written(order: str, tmp_path: Path
     text = (ROOT / "samples" / "ecommerce" / "pipeline.yaml").read_text("utf-8")
     text = text.replace('branches: ["release/*"]', f"branches: [{', '.join(patterns)}]")
     assert "release/old-*" in text
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / "pipeline.yaml").write_text(text)
     from pipecompile.cli import main
 
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "pipeline.yaml").write_text(as_github_delivered(text))
     assert main(["build", "-q", "-f", str(root / "pipeline.yaml")]) == 0
     wf = yaml.safe_load((root / ".github/workflows/deliver-order-service.yml").read_text())
     step = wf["jobs"]["route"]["steps"][0]
     assert route(step, "release/2.0", tmp_path)["staging"] == "true"
     assert route(step, "release/old-1", tmp_path)["staging"] == "false"
     assert "!release/old-*" not in wf["on"]["push"]["branches"]  # GitHub never sees a '!'
+    (root / "pipeline.yaml").write_text(text)
+    assert main(["build", "-q", "-f", str(root / "pipeline.yaml")]) == 0
     pipelines = _pipelines(root)
     push = pipelines["ecommerce-order-service-staging"]["trigger"][0]["git_configuration"][0]
     branches = push["push"][0]["branches"][0]

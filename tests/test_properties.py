@@ -103,10 +103,12 @@ def _yaml_value(v: Any) -> str:
 def build_pipeline(
     steps: list[tuple[str, str]], branch: str, channel: str, secret: str, url_path: str, gha: bool
 ) -> str:
-    outputs = ["codebuild", "terraform", "argocd", "helm"] + (["github-actions"] if gha else [])
+    # gha: delivered by GitHub Actions (no buildspecs); else by CodePipeline
+    outputs = ["terraform", "argocd", "helm"] + (["github-actions"] if gha else ["codebuild"])
     lines = [
         "version: 1",
         "project: shop",
+        f"delivery: {'github-actions' if gha else 'codepipeline'}",
         "source: {repository: example/shop}",
         'aws: {region: eu-west-3, account_id: "012345678901"}',
         "environments:",
@@ -187,16 +189,18 @@ def test_hostile_strings_come_out_exactly(
         return
     files = {str(p): body for p, (_, body) in render_all(ir).items()}
     parsed = _parse_all(files, WANTED)
-    spec = parsed["out/codebuild/build-web.yml"]
-    assert spec["phases"]["pre_build"]["commands"][1:] == [r for _, r in steps]
     values = parsed["out/helm/web/values-dev.yaml"]
     assert values["externalSecrets"]["secrets"][0]["remoteRef"]["key"] == secret
-    resources = parsed["out/terraform/codepipeline.tf"]["resource"]
-    pipeline = next(v for r in resources for k, v in r.items() if "aws_codepipeline" in k)
-    body = next(iter(pipeline.values()))
-    includes = body["trigger"][0]["git_configuration"][0]["push"][0]["branches"][0]["includes"]
-    assert [_hcl_unescape(i) for i in includes] == [branch]
-    if gha:
+    if not gha:
+        spec = parsed["out/codebuild/build-web.yml"]
+        ran = spec["phases"]["pre_build"]["commands"][1 : 1 + len(steps)]
+        assert ran == [r for _, r in steps]
+        resources = parsed["out/terraform/codepipeline.tf"]["resource"]
+        pipeline = next(v for r in resources for k, v in r.items() if "aws_codepipeline" in k)
+        body = next(iter(pipeline.values()))
+        push = body["trigger"][0]["git_configuration"][0]["push"][0]
+        assert [_hcl_unescape(i) for i in push["branches"][0]["includes"]] == [branch]
+    else:
         ci = parsed["out/github-actions/ci-web.yml"]
         user = ci["jobs"]["validate"]["steps"][2 : 2 + len(steps)]
         assert [(s["name"], s["run"]) for s in user] == steps
@@ -205,7 +209,7 @@ def test_hostile_strings_come_out_exactly(
         notify = deliver["jobs"]["notify"]["steps"][0]["with"]["payload"]
         assert json.loads(notify)["channel"] == channel
         dast = parsed["out/github-actions/dast.yml"]
-        assert dast["jobs"]["zap"]["steps"][0]["with"]["target"] == "https://x.example/" + url_path
+        assert dast["jobs"]["zap"]["steps"][0]["env"]["DAST_URL"] == "https://x.example/" + url_path
 
 
 MUTATIONS = ["delete", "duplicate", "swap", "insert", "indent", "truncate"]

@@ -74,12 +74,12 @@ def test_a_target_rule_applies_only_when_the_target_is_on() -> None:
 
 
 def test_one_finding_of_several_targets_reads_as_one_error() -> None:
-    text = with_outputs(REFERENCE, "github-actions", "codebuild", "terraform")
+    text = with_outputs(REFERENCE, "codebuild", "terraform", "argocd")
     before, rest = text.split("\ngitops:\n")
     text = before + "\n" + rest.split("\n\n", 1)[1]  # the whole gitops section
     first = next(i for i, x in enumerate(text.split("\n"), 1) if x and not x.startswith("#"))
     assert errors(text) == [
-        f"pipeline.yaml:{first}:1: gitops.repository is required: the github-actions and codebuild "
+        f"pipeline.yaml:{first}:1: gitops.repository is required: the codebuild and argocd "
         "outputs deploy through the GitOps repository (or turn those outputs off)"
     ]
 
@@ -139,8 +139,9 @@ def test_explain_describes_only_the_enabled_outputs() -> None:
     assert "canary 5%" in text and "Secrets Manager secrets read by product-service" in text
     full = compile_bytes("pipeline.yaml", REFERENCE.encode())
     text = "\n".join(explain_event(full, "push", "main") + checklist(full))
-    for present in ("ci-", "deliver-", "CodePipeline", "Argo CD application", "terraform"):
+    for present in ("ci-", "CodePipeline", "Argo CD application", "terraform"):
         assert present in text, present
+    assert "deliver-" not in text  # delivered by CodePipeline: GitHub Actions runs CI only
 
 
 @pytest.mark.parametrize(
@@ -167,3 +168,26 @@ def test_blue_green_values_and_their_defaults(strategy: str, preview: int, delay
     assert blue_green["previewReplicaCount"] == preview
     assert blue_green["scaleDownDelaySeconds"] == delay
     assert blue_green["autoPromotionEnabled"] is False
+
+
+def test_an_output_the_deliverer_does_not_use_is_a_located_error() -> None:
+    text = REFERENCE.replace(
+        "\nproject: ecommerce", "\nproject: ecommerce\ndelivery: github-actions"
+    )
+    line = next(i for i, x in enumerate(text.split("\n"), 1) if x.startswith("  codebuild:"))
+    assert errors(text) == [
+        f"pipeline.yaml:{line}:3: outputs.codebuild: delivery is github-actions: no CodePipeline "
+        "runs CodeBuild buildspecs; remove this output, or set delivery: codepipeline"
+    ]
+
+
+def test_a_deliverer_whose_output_is_off_is_a_located_warning() -> None:
+    text = with_outputs(REFERENCE, "argocd", "helm")
+    text = text.replace("\nproject: ecommerce", "\nproject: ecommerce\ndelivery: github-actions")
+    line = next(i for i, x in enumerate(text.split("\n"), 1) if x.startswith("delivery:"))
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    assert [str(w) for w in ir.warnings] == [
+        f"pipeline.yaml:{line}:11: warning: delivery: delivery is github-actions, but the "
+        "github-actions output that generates it is off: nothing generated here delivers; "
+        "turn it on"
+    ]

@@ -385,11 +385,7 @@ def pins(file: Path) -> int:
             f"  {p.action.ljust(width)}  {p.version:<8} {p.sha}  {p.source:<16} "
             f"{used_in(f'{p.action}@{p.sha}')}"
         )
-    values = {
-        "terraform_aws_provider": ir.pins.terraform_aws_provider,
-        "zap_image": ir.pins.zap_image,
-        "cosign_version": ir.pins.cosign_version,
-    }
+    values = {key: str(getattr(ir.pins, key)) for key, _ in ir.pins.sources}
     click.echo("Other pins:")
     for key, source in ir.pins.sources:
         click.echo(f"  {key:<24} {values[key]:<32} {source:<16} {used_in(values[key])}")

@@ -51,3 +51,12 @@ def compute_type(vcpu: int, memory_gb: int) -> tuple[str, int, int]:
         if cpus >= vcpu and mem >= memory_gb:
             return name, cpus, mem
     return COMPUTE_TYPES[-1]  # pragma: no cover - the model caps vcpu/memory at the largest
+
+
+# ZAP's riskcode for each severity of security.dast.fail_on (ZAP has no "critical":
+# it counts as high).
+ZAP_RISK = {"critical": 3, "high": 3, "medium": 2, "low": 1}
+
+# Minutes a deployer waits for Argo CD to report the new image Synced and Healthy,
+# on top of the strategy's own pauses (sync, image pull, readiness, analysis).
+ROLLOUT_MARGIN_MINUTES = 15

@@ -27,15 +27,24 @@ def _gates(ir: IR, env: Environment) -> list[str]:
         gates.append(f"ECR scan findings at or above {sec.image_scan_fail_on} stop the build")
     if sec.sign_images:
         gates.append("the image signature is verified before deploying")
-    on = dict(ir.outputs)
+    dast = sec.dast
+    if env.after_dast and dast is not None:
+        gates.append(f"only a digest that passed OWASP ZAP in {dast.environment} is promoted here")
+    if env.dast and dast is not None:
+        gates.append(
+            f"OWASP ZAP scans {dast.url} after the deploy; alerts at or above "
+            f"{dast.fail_on} block promotion"
+        )
     if env.approval:
-        where = []
-        if "github-actions" in on:
-            where.append(f"GitHub environment '{env.name}' protection rules")
-        if "terraform" in on:
-            topic = ir.notifications.sns_topic
-            where.append(f"a Manual approval stage in CodePipeline (SNS topic {topic})")
-        gates.append("manual approval: " + (", and ".join(where) or "required"))
+        topic = ir.notifications.sns_topic
+        if ir.delivery == "github-actions":
+            where = f"GitHub environment '{env.name}' required reviewers"
+        elif "terraform" in dict(ir.outputs):
+            where = f"a Manual approval stage in CodePipeline (SNS topic {topic})"
+        else:
+            where = "required (by the deliverer, not generated here)"
+        gates.append("manual approval: " + where)
+    gates.append("done when Argo CD reports the new digest Synced and Healthy")
     return gates
 
 
@@ -65,6 +74,9 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
     out.append(f"{event} {'to' if event == 'push' else 'into'} branch '{branch}':")
     for svc in ir.services if "github-actions" in on else ():
         where = "" if svc.path == "." else f" when files under {svc.path}/ change"
+        if svc.trigger_excludes:
+            others = ", ".join(p.removesuffix("/**") for p in svc.trigger_excludes)
+            where += f" (not for changes only under {others})"
         if event == "pull_request" and not envs:
             continue
         out.append(f"  {svc.ci_workflow} validates {svc.name}{where}")
@@ -79,17 +91,19 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
     if not envs:
         out.append("  no environment deploys from this branch")
         return out
+    deliverer = "github-actions" if ir.delivery == "github-actions" else "terraform"
     for env in envs:
         out.append(f"  environment {env.name} (namespace {env.namespace} on {env.cluster}):")
         for svc in ir.services:
             dep = next(d for d in svc.deployments if d.environment == env.name)
+            if deliverer not in on:
+                who = f"delivered by {ir.delivery} (not generated here)"
+            elif ir.delivery == "github-actions":
+                who = f"delivered by {svc.deliver_workflow} job deploy-{env.name}"
+            else:
+                who = f"delivered by CodePipeline {dep.pipeline_name}"
             parts = [
-                *(
-                    [f"{svc.deliver_workflow} job deploy-{env.name}"]
-                    if "github-actions" in on
-                    else []
-                ),
-                *([f"CodePipeline {dep.pipeline_name}"] if "terraform" in on else []),
+                who,
                 *([f"Argo CD application {dep.app_name}"] if "argocd" in on else []),
                 f"{_strategy(dep.strategy)}, {dep.replicas} replica(s)",
             ]

@@ -99,8 +99,13 @@ def flow(ir: IR) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]
             edges.append((e, "rollback", "dotted"))
     if ir.security.dast:
         dast = ir.security.dast
-        nodes.append(("dast", "box", f"OWASP ZAP on {dast.environment} ({dast.cron})"))
-        edges.append((f"env_{ir.environment(dast.environment).index}", "dast", "dotted"))
+        nodes.append(
+            ("dast", "box", f"OWASP ZAP on {dast.environment} ≥ {dast.fail_on}, after each deploy")
+        )
+        edges.append((f"env_{ir.environment(dast.environment).index}", "dast", "solid"))
+        for env in ir.environments:
+            if env.after_dast:  # promotion gate: only digests that passed
+                edges.append(("dast", f"env_{env.index}", "dotted"))
     n = ir.notifications
     if n.slack_channel:
         nodes.append(("slack", "note", f"Slack {n.slack_channel}: {', '.join(n.slack_events)}"))

@@ -52,6 +52,8 @@ class Environment:
     deploy_buildspec: str  # its buildspec, relative to the codebuild output folder
     deploy_log_group: str
     manual_start_branch: str  # BranchName of the CodePipeline source action
+    dast: bool  # security.dast scans this environment after every deploy to it
+    after_dast: bool  # later in the promotion order: deploys only images that passed DAST
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class Deployment:
     notification_rule_name: str  # at most 64 characters
     values_file: str  # relative to the helm output folder
     image_tag_file: str  # written by the deploy pipelines, never by pipecompile
+    wait_minutes: int  # how long the deployer waits for the rollout to be healthy
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,8 @@ class Service:
     deliver_workflow: str
     build_log_group: str
     scan_report_group: str  # CodeBuild report group of the ECR scan report
-    build_trigger_paths: tuple[str, ...]  # path filters ("" = whole repository)
+    trigger_includes: tuple[str, ...]  # path globs that start it (() = whole repository)
+    trigger_excludes: tuple[str, ...]  # other services' folders inside those (path isolation)
     chart_path: str  # folder of the chart in the GitOps repository
 
 
@@ -119,6 +123,11 @@ class Dast:
     environment: str
     url: str
     cron: str
+    fail_on: str  # severity: ZAP alerts at or above it fail the scan
+    min_risk: int  # the same as ZAP's riskcode (3 high, 2 medium, 1 low)
+    project: str  # CodeBuild project that scans after a CodePipeline deploy
+    buildspec: str  # relative to the codebuild output folder
+    log_group: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +190,8 @@ class AwsNames:
     connection_name: str
     sns_topic_arn: str
     gitops_secret_name: str  # Secrets Manager secret the CodeBuild deploy reads
+    argocd_secret_name: str  # Argo CD API server and token: the deployers wait for health
+    sonar_secret_name: str  # SonarQube host and token for the CodeBuild build
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +228,9 @@ class Pins:
     terraform_aws_provider: str
     zap_image: str
     cosign_version: str
+    cosign_sha256: str  # of cosign-linux-amd64 at cosign_version (CodeBuild checks it)
+    sonar_scanner_image: str
+    dependency_check_image: str
     sources: tuple[tuple[str, str], ...]  # (pin, "pipecompile.lock" | "default")
 
     def action(self, name: str) -> ActionPin:
@@ -241,6 +255,7 @@ class Backend:
 class IR:
     pipeline_file: str  # file name relative to the root, e.g. "pipeline.yaml"
     project: str
+    delivery: Literal["codepipeline", "github-actions"]  # the one deliverer
     repository: str  # owner/name
     default_branch: str
     environments: tuple[Environment, ...]

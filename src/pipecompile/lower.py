@@ -6,16 +6,17 @@ order, platform limits) and where every default and derived name is decided.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 from pathlib import Path
 from typing import Literal
 
 from . import ir
-from .defaults import DEFAULT_STEPS, SECRET_STORE, compute_type
+from .defaults import DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
 from .errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .loader import Document
-from .lower_rules import Rules, duration_ms
+from .lower_rules import Rules, duration_ms, rollout_minutes
 from .model import Compute, ImageScan, Pipeline
 from .targets import default_outputs
 
@@ -52,6 +53,7 @@ class _Lowering(Rules):
         """Resolve the model into the IR, one section at a time; errors are collected."""
         model = self.m
         outputs = self.outputs()
+        self.deliverer_enabled(outputs)
         strategies = self.strategies()
         envs = self.environments(strategies)
         runtime, steps = self.ci()
@@ -74,6 +76,7 @@ class _Lowering(Rules):
         return ir.IR(
             pipeline_file=Path(self.doc.file).name,
             project=model.project,
+            delivery=model.delivery,
             repository=model.source.repository,
             default_branch=model.source.default_branch,
             environments=tuple(envs),
@@ -115,10 +118,26 @@ class _Lowering(Rules):
                     outputs.append((target, folder))
         return outputs
 
+    def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
+        """The orchestrator named by ``delivery`` must be generated."""
+        delivery = self.m.delivery
+        needed = "terraform" if delivery == "codepipeline" else "github-actions"
+        if needed not in dict(outputs):
+            self.warn(
+                ("delivery",) if "delivery" in self.m.model_fields_set else ("outputs",),
+                f"delivery is {delivery}, but the {needed} output that generates it is off: "
+                "nothing generated here delivers; turn it on"
+                + (", or set delivery: github-actions" if delivery == "codepipeline" else ""),
+            )
+
     def environments(self, strategies: dict[str, ir.Strategy]) -> list[ir.Environment]:
         """The environments in promotion order, with their names and branch patterns."""
         project = self.m.project
         envs: list[ir.Environment] = []
+        names = list(self.m.environments)
+        dast = self.m.security.dast
+        # an unknown DAST environment is reported by security(); then nothing is gated
+        dast_index = names.index(dast.environment) if dast and dast.environment in names else None
         for index, (name, env) in enumerate(self.m.environments.items()):
             where: Path_ = ("environments", name)
             namespace = env.namespace or f"{project}-{name}"
@@ -153,6 +172,8 @@ class _Lowering(Rules):
                     deploy_buildspec=f"deploy-{name}.yml",
                     deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
                     manual_start_branch=literal[0] if literal else self.m.source.default_branch,
+                    dast=index == dast_index,
+                    after_dast=dast_index is not None and index > dast_index,
                 )
             )
         return envs
@@ -240,6 +261,7 @@ class _Lowering(Rules):
                         notification_rule_name=_short(pipeline_name, 64),
                         values_file=f"{name}/values-{env.name}.yaml",
                         image_tag_file=f"{name}/image-{env.name}.yaml",
+                        wait_minutes=rollout_minutes(strategy),
                     )
                 )
             services.append(
@@ -258,11 +280,15 @@ class _Lowering(Rules):
                     deliver_workflow=f"deliver-{name}.yml",
                     build_log_group=f"/aws/codebuild/{project}-{name}-build",
                     scan_report_group=f"{project}-{name}-build-ecr-image-scan",
-                    build_trigger_paths=() if path == "." else (f"{path}/**",),
+                    trigger_includes=() if path == "." else (f"{path}/**",),
+                    trigger_excludes=(),  # set below, once every path is known
                     chart_path=posixpath.join(gitops_path, name),
                 )
             )
-        return services
+        return [
+            dataclasses.replace(svc, trigger_excludes=nested_folders(svc, services))
+            for svc in services
+        ]
 
     def build(self) -> ir.Build:
         """Build settings, with the smallest CodeBuild compute type that fits."""
@@ -309,7 +335,17 @@ class _Lowering(Rules):
                 cron = {"daily": "0 3 * * *", "weekly": "0 3 * * 1"}.get(
                     sec.dast.schedule, sec.dast.schedule
                 )
-                dast = ir.Dast(target.name, target.url, cron)
+                level = sec.dast.fail_on
+                dast = ir.Dast(
+                    target.name,
+                    target.url,
+                    cron,
+                    level,
+                    ZAP_RISK[level],
+                    project=f"{self.m.project}-{target.name}-dast",
+                    buildspec=f"dast-{target.name}.yml",
+                    log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
+                )
         scan = sec.image_scan or ImageScan()  # its mode and wait keep the model's defaults
         return ir.Security(
             sast_fail_on=sec.sast.fail_on if sec.sast else None,
@@ -383,6 +419,8 @@ class _Lowering(Rules):
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
             gitops_secret_name=f"{project}/gitops-credential",
+            argocd_secret_name=f"{project}/argocd",
+            sonar_secret_name=f"{project}/sonarqube",
         )
 
     def backend(self) -> ir.Backend:
@@ -432,3 +470,16 @@ class _Lowering(Rules):
 def lower(doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None = None) -> ir.IR:
     """Resolve ``model`` into the IR; ``root`` (the pipeline's folder) enables symlink checks."""
     return _Lowering(doc, model, pins, root).run()
+
+
+def nested_folders(svc: ir.Service, services: list[ir.Service]) -> tuple[str, ...]:
+    """Other services' folders inside this one's (all of them for a service at '.').
+
+    Path isolation: a change only inside another service's folder never starts this one.
+    """
+    inside = [
+        other.path
+        for other in services
+        if other.path != svc.path and (svc.path == "." or other.path.startswith(svc.path + "/"))
+    ]
+    return tuple(f"{path}/**" for path in sorted(set(inside)))

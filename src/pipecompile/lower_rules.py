@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import ir
-from .defaults import BUILTIN_CANARY
+from .defaults import BUILTIN_CANARY, ROLLOUT_MARGIN_MINUTES
 from .errors import Diagnostic, Path_, did_you_mean
 from .model import Pipeline
 
@@ -24,6 +24,12 @@ def duration_ms(text: str) -> int:
     m = re.fullmatch(r"([0-9]+)(ms|s|m|h)?", text)
     assert m, text  # the model's pattern guarantees the shape
     return int(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def rollout_minutes(strategy: ir.Strategy) -> int:
+    """The rollout's pauses plus the margin of the defaults table."""
+    paused_ms = sum(duration_ms(step.pause) for step in strategy.steps if step.pause)
+    return ROLLOUT_MARGIN_MINUTES + -(-paused_ms // 60000)
 
 
 class Rules:

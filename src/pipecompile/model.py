@@ -258,8 +258,14 @@ class ImageScan(Model):
 
 class Dast(Model):
     tool: Literal["owasp-zap"] = "owasp-zap"
-    environment: Name
-    schedule: Line = "weekly"
+    environment: Name = Field(
+        description="the environment ZAP scans after every deploy to it; promotion past it "
+        "needs the image to have passed"
+    )
+    schedule: Line = Field("weekly", description="an extra scheduled scan: daily, weekly or cron")
+    fail_on: Severity = Field(
+        "high", description="ZAP alerts at or above this risk block promotion"
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -418,6 +424,12 @@ class Pipeline(Model):
     model_config = ConfigDict(title="pipecompile pipeline, language version 1")
     version: Literal[1]
     project: Name
+    delivery: Literal["codepipeline", "github-actions"] = Field(
+        "codepipeline",
+        description="the one orchestrator that builds, scans, signs and deploys; the other "
+        "runs CI only (codepipeline: GitHub Actions validates; github-actions: no CodePipeline)",
+        examples=["codepipeline", "github-actions"],
+    )
     source: Source
     aws: Aws
     environments: Annotated[dict[Name, Environment], Field(min_length=1)] = Field(

@@ -12,7 +12,8 @@ it never reverts an update made there::
       },
       "terraform_aws_provider": ">= 5.70.0, < 7.0.0",
       "zap_image": "ghcr.io/zaproxy/zaproxy:stable",
-      "cosign_version": "v2.4.1"
+      "cosign_version": "v3.0.6",
+      "cosign_sha256": "c956e5df..."
     }
 """
 
@@ -31,7 +32,15 @@ LOCK_NAME = "pipecompile.lock"
 DEFAULTS = {
     "terraform_aws_provider": ">= 5.70.0, < 7.0.0",
     "zap_image": "ghcr.io/zaproxy/zaproxy:stable",
-    "cosign_version": "v2.4.1",
+    # The cosign that the pinned sigstore/cosign-installer (v4.1.2, 6f9f177) bootstraps,
+    # and that binary's sha256, copied from that commit's action.yml
+    # (bootstrap_version, bootstrap_linux_amd64_sha). Both orchestrators run it: GitHub
+    # through the installer (cosign-release), CodeBuild by download + sha256sum -c.
+    "cosign_version": "v3.0.6",
+    "cosign_sha256": "c956e5dfcac53d52bcf058360d579472f0c1d2d9b69f55209e256fe7783f4c74",
+    # The scanners CodeBuild runs as containers (GitHub runs the same dependency check).
+    "sonar_scanner_image": "sonarsource/sonar-scanner-cli:11.3",
+    "dependency_check_image": "owasp/dependency-check:12.1.0",
 }
 _SHA = re.compile(r"[0-9a-f]{40}")
 _VERSION = re.compile(r"v?[0-9]+(\.[0-9]+){0,2}")
@@ -120,6 +129,9 @@ def resolve(lock: bytes | None, display: str = LOCK_NAME) -> Pins:
         terraform_aws_provider=values["terraform_aws_provider"],
         zap_image=values["zap_image"],
         cosign_version=values["cosign_version"],
+        cosign_sha256=values["cosign_sha256"],
+        sonar_scanner_image=values["sonar_scanner_image"],
+        dependency_check_image=values["dependency_check_image"],
         sources=tuple(sorted(sources.items())),
     )
 

@@ -8,10 +8,12 @@ no untrusted context is ever written into a ``run:`` script -- values reach
 scripts through ``env:`` (the front end refuses ``${{`` in user text).
 
 Files (relative to the github-actions output folder):
-  ci-<service>.yml       push and pull requests: runtime, ci.steps, SAST, SCA
-  deliver-<service>.yml  push to an environment's branches: build, scan, sign,
-                         then one deploy job per environment (GitOps)
-  dast.yml               scheduled OWASP ZAP scan, when security.dast is set
+  ci-<service>.yml       runtime, ci.steps, SAST, SCA: on pull requests, and on push
+                         (delivery: codepipeline) or called by deliver (github-actions)
+  deliver-<service>.yml  delivery: github-actions only. Push to an environment's
+                         branches: CI, build once, scan, sign, then one deploy job per
+                         environment (verify, GitOps digest, wait healthy, DAST, audit)
+  dast.yml               scheduled OWASP ZAP scan (an extra), when security.dast is set
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ...emit import yaml_document
 from ...errors import Path_
 from ...ir import IR
 from .. import Finding, gitops_required
+from ..common import DAST_SCAN
 from .ci import ci_workflow
 from .deliver import deliver_workflow
 from .steps import RUNNER, uses
@@ -41,8 +44,13 @@ STEP_ORIGINS: tuple[tuple[str, Path_], ...] = (
     ("Sign the image", ("security", "sign_images")),
     ("Verify the image signature", ("security", "sign_images")),
     ("OWASP ZAP", ("security", "dast")),
+    ("Promote only what passed DAST", ("security", "dast")),
     ("Notify Slack", ("notifications", "slack")),
-    ("Record the new image tag", ("gitops", "repository")),
+    ("Record the new image digest", ("gitops", "repository")),
+    ("Wait until Argo CD", ("gitops",)),
+    ("Write the audit row", ("audit", "deployments_table")),
+    ("Look up who approved", ("environments",)),
+    ("Build the image", ("services",)),
     ("Set up ", ("ci", "runtime")),
 )
 
@@ -54,6 +62,7 @@ def job_origin(job_id: str) -> Path_ | None:
             return ("environments", job_id.removeprefix(prefix))
     return {
         "build": ("services",),
+        "ci": ("ci",),
         "validate": ("ci",),
         "route": ("environments",),
         "notify": ("notifications", "slack"),
@@ -66,8 +75,8 @@ EXPRESSION = re.compile(r"\$\{\{")
 
 
 def check(ir: IR) -> list[Finding]:
-    """The GitOps repository, and no ``${{`` in any string the user wrote."""
-    out = gitops_required(ir)
+    """The GitOps repository (when it delivers), and no ``${{`` in any user string."""
+    out = gitops_required(ir) if ir.delivery == "github-actions" else []
     for path, text in ir.texts:
         if EXPRESSION.search(text):
             out.append(
@@ -82,6 +91,7 @@ def check(ir: IR) -> list[Finding]:
 
 
 def dast_workflow(ir: IR) -> dict[str, Any]:
+    """The scheduled extra scan; the gate itself runs after every deploy to the environment."""
     dast = ir.security.dast
     assert dast is not None
     return {
@@ -97,15 +107,26 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
                 "permissions": {},
                 "steps": [
                     {
-                        "name": "OWASP ZAP full scan",
-                        "uses": uses(ir, "zaproxy/action-full-scan"),
-                        "with": {
-                            "target": dast.url,
-                            "allow_issue_writing": False,
-                            "docker_name": ir.pins.zap_image,
-                            "artifact_name": f"zap-{dast.environment}",
+                        "name": f"OWASP ZAP baseline scan; fail at {dast.fail_on}",
+                        "env": {
+                            "DAST_ENVIRONMENT": dast.environment,
+                            "DAST_URL": dast.url,
+                            "ZAP_IMAGE": ir.pins.zap_image,
+                            "ZAP_MIN_RISK": str(dast.min_risk),
                         },
-                    }
+                        "run": DAST_SCAN,
+                    },
+                    {
+                        "name": "Upload the ZAP report",
+                        "if": "always()",
+                        "uses": uses(ir, "actions/upload-artifact"),
+                        "with": {
+                            "name": f"zap-{dast.environment}",
+                            "path": "reports/",
+                            "if-no-files-found": "ignore",
+                            "retention-days": 30,
+                        },
+                    },
                 ],
             }
         },
@@ -124,6 +145,14 @@ def describe(ir: IR) -> list[str]:
     ):
         if secret:
             out.append(f"  {secret}: {why}")
+    if ir.security.dependencies_fail_on:
+        out.append("  NVD_API_KEY (optional): NVD API key; the dependency check updates faster")
+    if ir.delivery == "github-actions":
+        out.append(
+            "GitHub environments (" + ", ".join(e.name for e in ir.environments) + "), each with "
+            "secrets ARGOCD_SERVER and ARGOCD_AUTH_TOKEN (a read-only Argo CD API token: the "
+            "deploy job waits for the rollout to be healthy)"
+        )
     approvals = [e.name for e in ir.environments if e.approval]
     if approvals:
         out.append("GitHub environments with required reviewers: " + ", ".join(approvals))
@@ -134,7 +163,8 @@ def render(ir: IR) -> dict[str, str]:
     out = {}
     for svc in ir.services:
         out[svc.ci_workflow] = yaml_document(ci_workflow(ir, svc))
-        out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc))
+        if ir.delivery == "github-actions":
+            out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc))
     if ir.security.dast:
         out["dast.yml"] = yaml_document(dast_workflow(ir))
     return out

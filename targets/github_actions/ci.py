@@ -5,10 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, Service
-from ..common import (
-    CVSS,
-    SONAR,
-)
+from ..common import CVSS, DEPENDENCY_CHECK, SONAR, SONAR_GATE
 from .steps import (
     RUNNER,
     checkout,
@@ -52,30 +49,22 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
                     "SONAR_PROJECT_KEY": key,
                     "SONAR_SEVERITIES": SONAR[sec.sast_fail_on],
                 },
-                "run": (
-                    "set -euo pipefail\n"
-                    'total="$(curl -fsS -u "$SONAR_TOKEN:" --get '
-                    '"$SONAR_HOST_URL/api/issues/search" \\\n'
-                    '  --data-urlencode "componentKeys=$SONAR_PROJECT_KEY" \\\n'
-                    '  --data-urlencode "severities=$SONAR_SEVERITIES" \\\n'
-                    '  --data-urlencode "resolved=false" --data-urlencode "ps=1" '
-                    "| jq -r '.total')\"\n"
-                    'echo "open SonarQube issues at or above the threshold: $total"\n'
-                    'test "$total" -eq 0\n'
-                ),
+                "run": SONAR_GATE,
             }
         )
     if sec.dependencies_fail_on:
         steps.append(
             {
-                "name": "OWASP dependency check",
-                "uses": uses(ir, "dependency-check/Dependency-Check_Action"),
-                "with": {
-                    "project": f"{ir.project}-{svc.name}",
-                    "path": svc.path,
-                    "format": "ALL",
-                    "others": f"--failOnCVSS {CVSS[sec.dependencies_fail_on]}",
+                "name": f"OWASP dependency check; fail at {sec.dependencies_fail_on}",
+                "working-directory": ".",
+                "env": {
+                    "DEPENDENCY_CHECK_IMAGE": ir.pins.dependency_check_image,
+                    "DC_PROJECT": f"{ir.project}-{svc.name}",
+                    "SERVICE_PATH": svc.path,
+                    "FAIL_CVSS": CVSS[sec.dependencies_fail_on],
+                    "NVD_API_KEY": "${{ secrets.NVD_API_KEY }}",
                 },
+                "run": DEPENDENCY_CHECK,
             }
         )
     if sec.sast_fail_on or sec.dependencies_fail_on:
@@ -101,16 +90,29 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
     }
     if svc.path != ".":
         job["defaults"] = {"run": {"working-directory": svc.path}}
+    pull_request = {"branches": pr_branches, **paths_filter(ir, svc, workflow)}
+    if ir.delivery == "github-actions":
+        # the delivery workflow calls this one before it builds (CI gates delivery)
+        secrets = [name for name in (ir.secrets.sonar_token, ir.secrets.sonar_host_url) if name]
+        if sec.dependencies_fail_on:
+            secrets.append("NVD_API_KEY")
+        call: dict[str, Any] = {}
+        if secrets:
+            call["secrets"] = {name: {"required": name != "NVD_API_KEY"} for name in secrets}
+        on: dict[str, Any] = {"pull_request": pull_request, "workflow_call": call}
+    else:
+        on = {
+            "push": {"branches": ["**"], **paths_filter(ir, svc, workflow)},
+            "pull_request": pull_request,
+        }
     return {
         "name": f"ci / {svc.name}",
-        "on": {
-            "push": {"branches": ["**"], **paths_filter(ir, svc, workflow)},
-            "pull_request": {"branches": pr_branches, **paths_filter(ir, svc, workflow)},
-        },
+        "on": on,
         "permissions": {},
         "concurrency": {
-            "group": f"ci-{svc.name}-${{{{ github.ref }}}}",
-            "cancel-in-progress": True,
+            # a delivery's CI (called on push) is never cancelled by a newer push
+            "group": f"ci-{svc.name}-${{{{ github.event_name }}}}-${{{{ github.ref }}}}",
+            "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
         },
         "jobs": {"validate": job},
     }

@@ -1,12 +1,21 @@
-"""deliver-<service>.yml: route, build, scan, sign, then one deploy job per environment."""
+"""deliver-<service>.yml (delivery: github-actions): route, CI, build once, scan, sign,
+then one deploy job per environment that verifies, records the digest in the GitOps
+repository, waits for the rollout to be healthy and writes the audit row."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...ir import IR, Service
+from ...ir import IR, Deployment, Service
 from ..common import (
+    AUDIT_ROW,
+    BUILD_ONCE,
+    DAST_SCAN,
     ECR_SCAN_GATE,
+    PROMOTION_GATE,
+    SIGN_ONCE,
+    VERIFY_SIGNATURE,
+    WAIT_HEALTHY,
     branch_regexes,
     record_image_tag_script,
     scan_gate_env,
@@ -16,10 +25,20 @@ from .steps import (
     aws_credentials,
     checkout,
     env_key,
+    install_cosign,
     paths_filter,
     slack_step,
-    uses,
 )
+
+# Who approved a deployment: the run's approvals for this job's GitHub environment.
+APPROVER = """\
+set -euo pipefail
+approver="$(curl -fsS -H "Authorization: Bearer $GITHUB_TOKEN" \\
+  "$GITHUB_API_URL/repos/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID/approvals" \\
+  | jq -r --arg e "$ENVIRONMENT" \\
+    '[.[] | select(any(.environments[]; .name == $e)) | .user.login] | last // "none"')"
+echo "approver=$approver" >> "$GITHUB_OUTPUT"
+"""
 
 
 def _route_job(ir: IR) -> dict[str, Any]:
@@ -70,129 +89,276 @@ def _route_job(ir: IR) -> dict[str, Any]:
     }
 
 
+def _ci_job(ir: IR, svc: Service) -> dict[str, Any]:
+    """The service's CI workflow, called: no image is built before it passes."""
+    job: dict[str, Any] = {
+        "name": f"CI of {svc.name}",
+        "needs": "route",
+        "if": "needs.route.outputs.any == 'true'",
+        "permissions": {"contents": "read"},
+        # GitHub's self-repository syntax ($/): never a file a previous step wrote
+        "uses": f"$/{ir.output('github-actions')}/{svc.ci_workflow}",
+    }
+    secrets = {
+        name: f"${{{{ secrets.{name} }}}}"
+        for name in (ir.secrets.sonar_token, ir.secrets.sonar_host_url)
+        if name
+    }
+    if ir.security.dependencies_fail_on:
+        secrets["NVD_API_KEY"] = "${{ secrets.NVD_API_KEY }}"
+    if secrets:
+        job["secrets"] = secrets
+    return job
+
+
+def _image_env(svc: Service) -> dict[str, str]:
+    return {
+        "ECR_REPOSITORY": svc.image,
+        "IMAGE_URI": svc.image_uri,
+        "IMAGE_TAG": "${{ needs.build.outputs.tag }}",
+        "IMAGE_DIGEST": "${{ needs.build.outputs.digest }}",
+    }
+
+
 def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
     sec = ir.security
+    built = {
+        "ECR_REPOSITORY": svc.image,
+        "IMAGE_URI": svc.image_uri,
+        "IMAGE_TAG": "${{ steps.image.outputs.IMAGE_TAG }}",
+        "IMAGE_DIGEST": "${{ steps.image.outputs.IMAGE_DIGEST }}",
+    }
     steps: list[dict[str, Any]] = [
         checkout(ir),
         aws_credentials(ir),
         {
-            "name": "Log in to Amazon ECR",
-            "id": "ecr",
-            "uses": uses(ir, "aws-actions/amazon-ecr-login"),
-        },
-        {"name": "Set up Docker Buildx", "uses": uses(ir, "docker/setup-buildx-action")},
-        {
-            "name": "Build and push the image",
+            "name": "Build the image once per source tree, or reuse it",
             "id": "image",
-            "uses": uses(ir, "docker/build-push-action"),
-            "with": {
-                "context": svc.path,
-                "file": svc.dockerfile,
-                "push": True,
-                "provenance": False,
-                "tags": f"{svc.image_uri}:${{{{ github.sha }}}}",
+            "env": {
+                "SERVICE_PATH": svc.path,
+                "DOCKERFILE": svc.dockerfile,
+                "ECR_REGISTRY": ir.aws.ecr_registry,
+                "ECR_REPOSITORY": svc.image,
+                "IMAGE_URI": svc.image_uri,
+                "IMAGE_ENV": "${{ github.output }}",
             },
+            "run": BUILD_ONCE,
         },
     ]
     if sec.image_scan_fail_on:
         steps.append(
             {
                 "name": f"Wait for the ECR scan and fail at {sec.image_scan_fail_on}",
-                "env": {
-                    "ECR_REPOSITORY": svc.image,
-                    "IMAGE_TAG": "${{ github.sha }}",
-                    **scan_gate_env(sec),
-                },
+                "env": {**built, **scan_gate_env(sec)},
                 "run": ECR_SCAN_GATE,
             }
         )
     if sec.sign_images:
         steps += [
-            {"name": "Install cosign", "uses": uses(ir, "sigstore/cosign-installer")},
+            install_cosign(ir),
             {
                 "name": "Sign the image with the AWS KMS signing key",
-                "env": {
-                    "IMAGE_URI": svc.image_uri,
-                    "DIGEST": "${{ steps.image.outputs.digest }}",
-                    "SIGNING_KEY": f"awskms:///{ir.aws.signing_key_alias}",
-                },
-                "run": 'cosign sign --yes --tlog-upload=false --key "$SIGNING_KEY" '
-                '"$IMAGE_URI@$DIGEST"\n',
+                "env": {**built, "SIGNING_KEY": f"awskms:///{ir.aws.signing_key_alias}"},
+                "run": SIGN_ONCE,
             },
         ]
     return {
         "name": f"Build {svc.name}",
-        "needs": "route",
+        "needs": ["route", "ci"],
         "if": "needs.route.outputs.any == 'true'",
         "runs-on": RUNNER,
         "timeout-minutes": ir.build.timeout_minutes,
         "permissions": {"contents": "read", "id-token": "write"},
-        "outputs": {"digest": "${{ steps.image.outputs.digest }}"},
+        "outputs": {
+            "tag": "${{ steps.image.outputs.IMAGE_TAG }}",
+            "digest": "${{ steps.image.outputs.IMAGE_DIGEST }}",
+        },
         "steps": steps,
     }
 
 
-def _deploy_job(ir: IR, svc: Service, env_name: str, needs: list[str]) -> dict[str, Any]:
-    env = ir.environment(env_name)
-    steps: list[dict[str, Any]] = []
-    permissions: dict[str, str] = {}
+def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict[str, Any]:
+    env = ir.environment(dep.environment)
+    image = _image_env(svc)
+    steps: list[dict[str, Any]] = [aws_credentials(ir)]
     if ir.security.sign_images:
-        permissions["id-token"] = "write"
         steps += [
-            aws_credentials(ir),
-            {"name": "Install cosign", "uses": uses(ir, "sigstore/cosign-installer")},
+            install_cosign(ir),
             {
                 "name": "Verify the image signature",
-                "env": {
-                    "IMAGE_URI": svc.image_uri,
-                    "DIGEST": "${{ needs.build.outputs.digest }}",
-                    "SIGNING_KEY": f"awskms:///{ir.aws.signing_key_alias}",
-                },
-                "run": 'cosign verify --insecure-ignore-tlog=true --key "$SIGNING_KEY" '
-                '"$IMAGE_URI@$DIGEST"\n',
+                "env": {**image, "SIGNING_KEY": f"awskms:///{ir.aws.signing_key_alias}"},
+                "run": VERIFY_SIGNATURE,
             },
         ]
+    dast = ir.security.dast
+    if env.after_dast and dast is not None:
+        steps.append(
+            {
+                "name": f"Promote only what passed DAST in {dast.environment}",
+                "env": {**image, "DAST_ENVIRONMENT": dast.environment},
+                "run": PROMOTION_GATE,
+            }
+        )
     g = ir.gitops
-    cred = ir.gitops.credential
+    cred = g.credential
     steps.append(
         {
-            "name": f"Record the new image tag for {env.name} in the GitOps repository",
+            "name": f"Record the new image digest for {env.name} in the GitOps repository",
             "env": {
                 "GITOPS_REPOSITORY": g.repository or "",
                 "GITOPS_REVISION": g.revision,
                 "GITOPS_PATH": g.path,
                 "SERVICE": svc.name,
                 "ENVIRONMENT": env.name,
-                "IMAGE_TAG": "${{ github.sha }}",
+                **image,
                 cred: f"${{{{ secrets.{cred} }}}}",
             },
             "run": record_image_tag_script(g.auth),
         }
     )
-    job: dict[str, Any] = {
+    outcome_file = "${{ runner.temp }}/outcome"
+    steps.append(
+        {
+            "name": f"Wait until Argo CD reports {dep.app_name} healthy",
+            "id": "wait",
+            "env": {
+                "ARGOCD_SERVER": "${{ secrets.ARGOCD_SERVER }}",
+                "ARGOCD_AUTH_TOKEN": "${{ secrets.ARGOCD_AUTH_TOKEN }}",
+                "ARGOCD_APP": dep.app_name,
+                "SERVICE": svc.name,
+                "ENVIRONMENT": env.name,
+                "IMAGE_DIGEST": image["IMAGE_DIGEST"],
+                "WAIT_SECONDS": str(dep.wait_minutes * 60),
+                "OUTCOME_FILE": outcome_file,
+            },
+            "run": WAIT_HEALTHY,
+        }
+    )
+    minutes = 15 + dep.wait_minutes
+    if env.dast and dast is not None:
+        minutes += 60
+        steps.append(
+            {
+                "name": f"OWASP ZAP baseline scan of {env.name}; fail at {dast.fail_on}",
+                "env": {
+                    **image,
+                    "DAST_ENVIRONMENT": env.name,
+                    "DAST_URL": dast.url,
+                    "ZAP_IMAGE": ir.pins.zap_image,
+                    "ZAP_MIN_RISK": str(dast.min_risk),
+                },
+                "run": DAST_SCAN,
+            }
+        )
+    permissions = {"id-token": "write"}
+    if env.approval:
+        permissions["actions"] = "read"  # the run's approvals: who approved this deploy
+        steps.append(
+            {
+                "name": "Look up who approved",
+                "id": "approver",
+                "if": "always()",
+                "env": {"GITHUB_TOKEN": "${{ github.token }}", "ENVIRONMENT": env.name},
+                "run": APPROVER,
+            }
+        )
+    if ir.deployments_table:
+        steps.append(
+            {
+                "name": "Write the audit row",
+                "if": "always()",
+                "env": {
+                    "DEPLOYMENTS_TABLE": ir.deployments_table,
+                    "SERVICE": svc.name,
+                    "ENVIRONMENT": env.name,
+                    "COMMIT": "${{ github.sha }}",
+                    **image,
+                    "APPROVER": "${{ steps.approver.outputs.approver }}"
+                    if env.approval
+                    else "none (no approval)",
+                    "OUTCOME_FILE": outcome_file,
+                    "DEPLOY_STATUS": "${{ job.status }}",
+                    "RUN": "${{ github.server_url }}/${{ github.repository }}/actions/runs/"
+                    "${{ github.run_id }}",
+                },
+                "run": AUDIT_ROW,
+            }
+        )
+    if "failed" in ir.notifications.slack_events:
+        steps.append(
+            slack_step(
+                ir,
+                f"Rollout of {svc.name} to {env.name} was ABORTED and rolled back "
+                "(${{ needs.build.outputs.digest }})",
+                "failure() && steps.wait.outputs.outcome == 'rolled-back'",
+            )
+        )
+    return {
         "name": f"Deploy {svc.name} to {env.name}",
         "needs": needs,
         "if": f"needs.route.outputs.{env.name} == 'true'",
         "runs-on": RUNNER,
-        "timeout-minutes": 15,
+        "timeout-minutes": minutes,
         "permissions": permissions,
         # one deployment of a service to an environment at a time, whichever branch
         # pushed: a running one is never cancelled, the next waits (GitHub keeps the
         # newest waiting run, like CodePipeline's QUEUED mode keeps the order)
         "concurrency": {"group": f"deploy-{svc.name}-{env.name}", "cancel-in-progress": False},
+        # every deploy job runs in its GitHub environment: its secrets are scoped
+        # there, and an approval environment's required reviewers gate it
+        "environment": env.name,
         "steps": steps,
     }
-    if env.approval:
-        job["environment"] = env.name
-    return job
+
+
+def _notify_job(ir: IR, svc: Service, deploy_ids: list[str]) -> dict[str, Any] | None:
+    """One message for the run: succeeded only if every deploy reached healthy."""
+    events = ir.notifications.slack_events
+    failed = "contains(needs.*.result, 'failure')"
+    cancelled = "contains(needs.*.result, 'cancelled')"
+    steps = []
+    if "succeeded" in events:
+        steps.append(
+            slack_step(
+                ir,
+                f"Delivery of {svc.name} succeeded: healthy in every environment it "
+                "targeted (${{ github.sha }})",
+                f"${{{{ !{failed} && !{cancelled} }}}}",
+            )
+        )
+    if "failed" in events:
+        steps += [
+            slack_step(
+                ir, f"Delivery of {svc.name} FAILED (${{{{ github.sha }}}})", f"${{{{ {failed} }}}}"
+            ),
+            slack_step(
+                ir,
+                f"Delivery of {svc.name} was CANCELLED (${{{{ github.sha }}}})",
+                f"${{{{ {cancelled} && !{failed} }}}}",
+            ),
+        ]
+    if not steps:
+        return None
+    return {
+        "name": "Notify",
+        "needs": ["route", "ci", "build", *deploy_ids],
+        "if": "${{ always() && needs.route.outputs.any == 'true' }}",
+        "runs-on": RUNNER,
+        "timeout-minutes": 5,
+        "permissions": {},
+        "steps": steps,
+    }
 
 
 def deliver_workflow(ir: IR, svc: Service) -> dict[str, Any]:
-    workflow = svc.deliver_workflow
-    branches = list(ir.deploy_branches)
-    jobs: dict[str, Any] = {"route": _route_job(ir), "build": _build_job(ir, svc)}
+    jobs: dict[str, Any] = {
+        "route": _route_job(ir),
+        "ci": _ci_job(ir, svc),
+        "build": _build_job(ir, svc),
+    }
     deploy_ids = []
-    for env in ir.environments:
+    for dep in svc.deployments:
+        env = ir.environment(dep.environment)
         needs = ["route", "build"]
         if env.approval and "approval-needed" in ir.notifications.slack_events:
             ask = f"ask-{env.name}"
@@ -212,39 +378,19 @@ def deliver_workflow(ir: IR, svc: Service) -> dict[str, Any]:
             }
             needs.append(ask)
         job_id = f"deploy-{env.name}"
-        jobs[job_id] = _deploy_job(ir, svc, env.name, needs)
+        jobs[job_id] = _deploy_job(ir, svc, dep, needs)
         deploy_ids.append(job_id)
-    events = ir.notifications.slack_events
-    if "succeeded" in events or "failed" in events:
-        steps = []
-        if "succeeded" in events:
-            steps.append(
-                slack_step(
-                    ir,
-                    f"Delivery of {svc.name} succeeded (${{{{ github.sha }}}})",
-                    "${{ !contains(needs.*.result, 'failure') }}",
-                )
-            )
-        if "failed" in events:
-            steps.append(
-                slack_step(
-                    ir,
-                    f"Delivery of {svc.name} FAILED (${{{{ github.sha }}}})",
-                    "${{ contains(needs.*.result, 'failure') }}",
-                )
-            )
-        jobs["notify"] = {
-            "name": "Notify",
-            "needs": ["route", "build", *deploy_ids],
-            "if": "${{ always() && needs.route.outputs.any == 'true' }}",
-            "runs-on": RUNNER,
-            "timeout-minutes": 5,
-            "permissions": {},
-            "steps": steps,
-        }
+    notify = _notify_job(ir, svc, deploy_ids)
+    if notify:
+        jobs["notify"] = notify
     return {
         "name": f"deliver / {svc.name}",
-        "on": {"push": {"branches": branches, **paths_filter(ir, svc, workflow)}},
+        "on": {
+            "push": {
+                "branches": list(ir.deploy_branches),
+                **paths_filter(ir, svc, svc.deliver_workflow, svc.ci_workflow),
+            }
+        },
         "permissions": {},
         "concurrency": {
             "group": f"deliver-{svc.name}-${{{{ github.ref }}}}",

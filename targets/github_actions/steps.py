@@ -102,8 +102,28 @@ def slack_step(ir: IR, text: str, condition: str | None = None) -> dict[str, Any
     return step
 
 
-def paths_filter(ir: IR, svc: Service, workflow: str) -> dict[str, Any]:
-    if not svc.build_trigger_paths:
+def paths_filter(ir: IR, svc: Service, *workflows: str) -> dict[str, Any]:
+    """The service's folder, minus other services' folders inside it, plus the workflows.
+
+    Path isolation: GitHub applies the patterns in order, so a later '!' pattern
+    removes what an earlier one added.
+    """
+    if not svc.trigger_includes and not svc.trigger_excludes:
         return {}
     folder = ir.output(name)
-    return {"paths": [*svc.build_trigger_paths, f"{folder}/{workflow}"]}
+    return {
+        "paths": [
+            *(svc.trigger_includes or ("**",)),
+            *(f"!{pattern}" for pattern in svc.trigger_excludes),
+            *(f"{folder}/{workflow}" for workflow in workflows),
+        ]
+    }
+
+
+def install_cosign(ir: IR) -> dict[str, Any]:
+    """The installer, told to install the cosign of the lock (the one CodeBuild runs)."""
+    return {
+        "name": "Install cosign",
+        "uses": uses(ir, "sigstore/cosign-installer"),
+        "with": {"cosign-release": ir.pins.cosign_version},
+    }

@@ -35,6 +35,8 @@ MAX_PIPELINE_NAME = 100
 def check(ir: IR) -> list[Finding]:
     """What CodePipeline cannot take: too many trigger patterns, too long a name."""
     out: list[Finding] = []
+    if ir.delivery != "codepipeline":
+        return out  # no CodePipeline: only the shared resources
     for env in ir.environments:
         for label, pats in (("branch patterns", env.includes), ("excluded patterns", env.excludes)):
             if len(pats) > MAX_BRANCH_PATTERNS:
@@ -57,7 +59,7 @@ def check(ir: IR) -> list[Finding]:
                         key=True,
                     )
                 )
-    if "codebuild" not in dict(ir.outputs):
+    if ir.delivery == "codepipeline" and "codebuild" not in dict(ir.outputs):
         out.append(
             Finding(
                 ("outputs",),
@@ -118,15 +120,29 @@ def describe(ir: IR) -> list[str]:
     out = _before_first_apply(ir, tf_folder)
     out.append(f"AWS (terraform apply in {tf_folder}):")
     out.append(f"  IAM role {ir.aws.github_role_arn} trusted by GitHub OIDC for {ir.repository}")
+    if ir.delivery == "codepipeline":
+        out.append(
+            f"  CodeStar connection '{ir.aws.connection_name}': confirm it once in the "
+            "console (Developer Tools > Settings > Connections)"
+        )
+        out.append(
+            f"  Secrets Manager secret {ir.aws.gitops_secret_name}: the GitOps deploy "
+            "key or token, for the CodeBuild deploy"
+        )
+        out.append(
+            f"  Secrets Manager secret {ir.aws.argocd_secret_name}: JSON keys server and "
+            "token (a read-only Argo CD API token: the deploy waits for a healthy rollout)"
+        )
+        if ir.security.sast_fail_on:
+            out.append(
+                f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "
+                "and token, for the SonarQube analysis in the CodeBuild build"
+            )
     out.append(
-        f"  CodeStar connection '{ir.aws.connection_name}': confirm it once in the "
-        "console (Developer Tools > Settings > Connections)"
+        f"  SNS topic {ir.notifications.sns_topic}: subscribe approvers; to reach Slack, "
+        "add an AWS Chatbot Slack channel configuration with this topic (README: "
+        "Notifications)"
     )
-    out.append(
-        f"  Secrets Manager secret {ir.aws.gitops_secret_name}: the GitOps deploy "
-        "key or token, for the CodeBuild deploy"
-    )
-    out.append(f"  SNS topic {ir.notifications.sns_topic}: subscribe approvers")
     return out
 
 
@@ -136,12 +152,13 @@ def render(ir: IR) -> dict[str, str]:
         "variables.tf": variables(ir),
         "outputs.tf": outputs(ir),
         "kms.tf": kms(ir),
-        "storage.tf": storage(ir),
         "ecr.tf": ecr(ir),
-        "codebuild.tf": codebuild(ir),
-        "codepipeline.tf": codepipeline(ir),
         "iam.tf": iam(ir),
         "notifications.tf": notifications(ir),
         "audit.tf": audit(ir),
     }
-    return files
+    if ir.delivery == "codepipeline":  # the artifact store and the pipelines
+        files["storage.tf"] = storage(ir)
+        files["codebuild.tf"] = codebuild(ir)
+        files["codepipeline.tf"] = codepipeline(ir)
+    return dict(sorted(files.items()))

@@ -261,7 +261,7 @@ def notifications(ir: IR) -> str:
     pol.attr("policy", Ref("data.aws_iam_policy_document.events_topic.json"))
     blocks = [topic, doc, pol]
     events = [aws_constants()["pipeline_events"][e] for e in ir.notifications.sns_events]
-    if events:
+    if events and ir.delivery == "codepipeline":
         for svc in ir.services:
             for dep in svc.deployments:
                 label = pipeline_label(ir, dep)
@@ -275,16 +275,44 @@ def notifications(ir: IR) -> str:
     return document(blocks)
 
 
-def audit(ir: IR) -> str:
-    secret = resource("aws_secretsmanager_secret", "gitops_credential")
-    secret.comment(
-        "checkov:skip=CKV2_AWS_57: a deploy key or token is rotated by hand in "
-        "the GitOps repository"
-    )
-    secret.attr("name", ir.aws.gitops_secret_name)
-    secret.attr("description", "Deploy key or token the deploy builds use to push image tags")
+def _secret(label: str, name: str, description: str, why: str) -> Block:
+    secret = resource("aws_secretsmanager_secret", label)
+    secret.comment(f"checkov:skip=CKV2_AWS_57: {why}")
+    secret.attr("name", name)
+    secret.attr("description", description)
     secret.attr("kms_key_id", Ref("aws_kms_key.cicd.arn"))
-    blocks = [secret]
+    return secret
+
+
+def audit(ir: IR) -> str:
+    """The audit table; with CodePipeline, the secrets its CodeBuild projects read."""
+    blocks: list[Block] = []
+    if ir.delivery == "codepipeline":
+        blocks.append(
+            _secret(
+                "gitops_credential",
+                ir.aws.gitops_secret_name,
+                "Deploy key or token the deploy builds use to push image digests",
+                "a deploy key or token is rotated by hand in the GitOps repository",
+            )
+        )
+        blocks.append(
+            _secret(
+                "argocd",
+                ir.aws.argocd_secret_name,
+                "Argo CD API server and read-only token (JSON keys server, token)",
+                "an Argo CD API token is rotated in Argo CD",
+            )
+        )
+        if ir.security.sast_fail_on:
+            blocks.append(
+                _secret(
+                    "sonarqube",
+                    ir.aws.sonar_secret_name,
+                    "SonarQube server and token (JSON keys host_url, token)",
+                    "a SonarQube token is rotated in SonarQube",
+                )
+            )
     if ir.deployments_table:
         t = resource("aws_dynamodb_table", "deployments")
         t.attr("name", ir.deployments_table)
@@ -313,22 +341,24 @@ def outputs(ir: IR) -> str:
         o.attr("value", value)
         blocks.append(o)
 
-    out(
-        "codestar_connection_arn",
-        Ref("aws_codestarconnections_connection.github.arn"),
-        "Confirm this connection once in the AWS console",
-    )
+    if ir.delivery == "codepipeline":
+        out(
+            "codestar_connection_arn",
+            Ref("aws_codestarconnections_connection.github.arn"),
+            "Confirm this connection once in the AWS console",
+        )
     out(
         "github_actions_role_arn",
         Ref("aws_iam_role.github_actions.arn"),
         "Role the GitHub Actions workflows assume through OIDC",
     )
-    out("artifact_bucket", Ref("aws_s3_bucket.artifacts.bucket"), "Pipeline artifact bucket")
-    out(
-        "gitops_credential_secret",
-        Ref("aws_secretsmanager_secret.gitops_credential.name"),
-        "Put the GitOps deploy key or token here",
-    )
+    if ir.delivery == "codepipeline":
+        out("artifact_bucket", Ref("aws_s3_bucket.artifacts.bucket"), "Pipeline artifact bucket")
+        out(
+            "gitops_credential_secret",
+            Ref("aws_secretsmanager_secret.gitops_credential.name"),
+            "Put the GitOps deploy key or token here",
+        )
     out(
         "ecr_repository_urls",
         {s.name: Ref(f"aws_ecr_repository.{s.name}.repository_url") for s in ir.services},

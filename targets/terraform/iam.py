@@ -33,29 +33,48 @@ def _scan_statements(ir: IR) -> list[dict[str, Any]]:
 
 
 def iam(ir: IR) -> str:
-    acct, region = ir.aws.account_id, ir.aws.region
     bucket = [Ref("aws_s3_bucket.artifacts.arn"), Ref('"${aws_s3_bucket.artifacts.arn}/*"')]
-    build_projects = [Ref(f"aws_codebuild_project.build-{s.name}.arn") for s in ir.services]
-    deploy_projects = [Ref(f"aws_codebuild_project.deploy-{e.name}.arn") for e in ir.environments]
+    projects = [Ref(f"aws_codebuild_project.build-{s.name}.arn") for s in ir.services]
+    projects += [Ref(f"aws_codebuild_project.deploy-{e.name}.arn") for e in ir.environments]
     repos = [Ref(f"aws_ecr_repository.{s.name}.arn") for s in ir.services]
     log_groups = [Ref(f'"${{aws_cloudwatch_log_group.build-{s.name}.arn}}:*"') for s in ir.services]
     log_groups += [
         Ref(f'"${{aws_cloudwatch_log_group.deploy-{e.name}.arn}}:*"') for e in ir.environments
     ]
-    kms_key = [Ref("aws_kms_key.cicd.arn")]
-    ecr_push = [
-        "ecr:BatchCheckLayerAvailability",
-        "ecr:BatchGetImage",
-        "ecr:CompleteLayerUpload",
-        "ecr:DescribeImageScanFindings",
-        "ecr:DescribeImages",
-        "ecr:GetDownloadUrlForLayer",
-        "ecr:InitiateLayerUpload",
-        "ecr:PutImage",
-        "ecr:UploadLayerPart",
-    ]
+    if ir.security.dast:
+        projects.append(Ref("aws_codebuild_project.dast.arn"))
+        log_groups.append(Ref('"${aws_cloudwatch_log_group.dast.arn}:*"'))
     blocks: list[Block] = []
+    if ir.delivery == "codepipeline":
+        blocks += _pipeline_roles(ir, bucket, projects, log_groups)
+    blocks += _github_role(ir, list(ECR_PUSH), repos, [Ref("aws_kms_key.cicd.arn")])
+    return document(blocks)
 
+
+ECR_PUSH = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImageScanFindings",
+    "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+)
+# everything cosign's AWS KMS client calls: DescribeKey (key spec), GetPublicKey, Sign
+COSIGN_KMS = ["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign"]
+
+
+def _pipeline_roles(
+    ir: IR, bucket: list[Ref], projects: list[Ref], log_groups: list[Ref]
+) -> list[Block]:
+    """CodePipeline's role and the CodeBuild role its projects run with."""
+    acct, region = ir.aws.account_id, ir.aws.region
+    kms_key = [Ref("aws_kms_key.cicd.arn")]
+    repos = [Ref(f"aws_ecr_repository.{s.name}.arn") for s in ir.services]
+    ecr_push = list(ECR_PUSH)
+    blocks: list[Block] = []
     blocks += service_role(
         "codepipeline", ir.aws.pipeline_role_name, "codepipeline.amazonaws.com", acct
     )
@@ -87,7 +106,7 @@ def iam(ir: IR) -> str:
                 {
                     "sid": "Builds",
                     "actions": ["codebuild:BatchGetBuilds", "codebuild:StartBuild"],
-                    "resources": build_projects + deploy_projects,
+                    "resources": projects,
                 },
                 {
                     "sid": "Approvals",
@@ -126,11 +145,38 @@ def iam(ir: IR) -> str:
         *_scan_statements(ir),
         {"sid": "EcrPush", "actions": ecr_push, "resources": repos},
         {
-            "sid": "GitopsCredential",
+            "sid": "Source",  # the git clone (CODEBUILD_CLONE_REF) the build keys images by
+            "actions": ["codestar-connections:UseConnection"],
+            "resources": [Ref("aws_codestarconnections_connection.github.arn")],
+        },
+        {
+            "sid": "Secrets",
             "actions": ["secretsmanager:GetSecretValue"],
-            "resources": [Ref("aws_secretsmanager_secret.gitops_credential.arn")],
+            "resources": [
+                Ref("aws_secretsmanager_secret.gitops_credential.arn"),
+                Ref("aws_secretsmanager_secret.argocd.arn"),
+                *(
+                    [Ref("aws_secretsmanager_secret.sonarqube.arn")]
+                    if ir.security.sast_fail_on
+                    else []
+                ),
+            ],
         },
     ]
+    approvals = [
+        f"arn:aws:codepipeline:{region}:{acct}:{dep.pipeline_name}"
+        for svc in ir.services
+        for dep in svc.deployments
+        if ir.environment(dep.environment).approval
+    ]
+    if approvals and ir.deployments_table:
+        statements.append(
+            {
+                "sid": "Approvers",  # the audit row names who approved
+                "actions": ["codepipeline:GetPipelineState"],
+                "resources": approvals,
+            }
+        )
     if ir.security.image_scan_fail_on:
         statements.append(
             {
@@ -151,7 +197,7 @@ def iam(ir: IR) -> str:
         statements.append(
             {
                 "sid": "SignImages",
-                "actions": ["kms:GetPublicKey", "kms:Sign"],
+                "actions": COSIGN_KMS,
                 "resources": [Ref("aws_kms_key.signing.arn")],
             }
         )
@@ -165,6 +211,12 @@ def iam(ir: IR) -> str:
         )
     blocks.append(policy_doc("codebuild", statements))
     blocks.append(inline_policy("codebuild", "codebuild", "codebuild"))
+    return blocks
+
+
+def _github_role(ir: IR, ecr_push: list[str], repos: list[Ref], kms_key: list[Ref]) -> list[Block]:
+    """The role GitHub Actions assumes through OIDC."""
+    blocks: list[Block] = []
 
     oidc = aws_constants()["github_oidc_host"]
     if ir.github_oidc_provider == "create":
@@ -218,10 +270,18 @@ def iam(ir: IR) -> str:
         gh_statements.append(
             {
                 "sid": "SignImages",
-                "actions": ["kms:GetPublicKey", "kms:Sign", "kms:Verify"],
+                "actions": COSIGN_KMS,
                 "resources": [Ref("aws_kms_key.signing.arn")],
+            }
+        )
+    if ir.delivery == "github-actions" and ir.deployments_table:
+        gh_statements.append(
+            {
+                "sid": "RecordDeployments",
+                "actions": ["dynamodb:PutItem"],
+                "resources": [Ref("aws_dynamodb_table.deployments.arn")],
             }
         )
     blocks.append(policy_doc("github_actions", gh_statements))
     blocks.append(inline_policy("github_actions", "github_actions", "github_actions"))
-    return document(blocks)
+    return blocks

@@ -86,17 +86,34 @@ def codebuild(ir: IR) -> str:
         )
     for env in ir.environments:
         label = f"deploy-{env.name}"
+        waits = [dep.wait_minutes for svc in ir.services for dep in svc.deployments]
         blocks.append(_log_group(ir, label, env.deploy_log_group))
         blocks.append(
             _project(
                 ir,
                 label,
                 env.deploy_project,
-                f"Record new image tags for {env.name} in the GitOps repository",
+                f"Deploy to {env.name}: verify, record the digest in GitOps, wait until healthy",
                 f"{folder}/{env.deploy_buildspec}",
                 label,
                 False,
-                15,
+                15 + max(waits, default=0),
+                "none",
+            )
+        )
+    dast = ir.security.dast
+    if dast is not None:
+        blocks.append(_log_group(ir, "dast", dast.log_group))
+        blocks.append(
+            _project(
+                ir,
+                "dast",
+                dast.project,
+                f"OWASP ZAP scan of {dast.environment}; a pass lets the image on",
+                f"{folder}/{dast.buildspec}",
+                "dast",
+                True,
+                60,
                 "none",
             )
         )
@@ -126,8 +143,12 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
     excludes = list(env.excludes)
     if excludes:
         br.attr("excludes", excludes)
-    if svc.build_trigger_paths:
-        push.block("file_paths").attr("includes", list(svc.build_trigger_paths))
+    if svc.trigger_includes or svc.trigger_excludes:
+        # path isolation: other services' folders inside this one never start it
+        paths = push.block("file_paths")
+        paths.attr("includes", list(svc.trigger_includes or ("**",)))
+        if svc.trigger_excludes:
+            paths.attr("excludes", list(svc.trigger_excludes))
 
     def action(stage_name: str, **attrs: Any) -> Block:
         st = p.block("stage")
@@ -151,7 +172,8 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
             "ConnectionArn": Ref("aws_codestarconnections_connection.github.arn"),
             "FullRepositoryId": ir.repository,
             "BranchName": env.manual_start_branch,
-            "OutputArtifactFormat": "CODE_ZIP",
+            # a git clone: the build keys the image by the service folder's tree hash
+            "OutputArtifactFormat": "CODEBUILD_CLONE_REF",
         },
     )
     action(
@@ -179,14 +201,26 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
                 "CustomData": f"Approve deploying {svc.name} to {env.name}",
             },
         )
+    passed = {
+        "SERVICE": svc.name,
+        "ECR_REPOSITORY": svc.image,
+        "IMAGE_URI": svc.image_uri,
+        "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
+        "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
+        "ARGOCD_APP": dep.app_name,
+        "PIPELINE_NAME": dep.pipeline_name,
+        "WAIT_SECONDS": str(dep.wait_minutes * 60),
+    }
     variables = Ref(
-        f'jsonencode([{{ name = "SERVICE", value = "{svc.name}", type = "PLAINTEXT" }}, '
-        '{ name = "IMAGE_TAG", value = "#{BuildVariables.IMAGE_TAG}", '
-        'type = "PLAINTEXT" }])'
+        "jsonencode(["
+        + ", ".join(
+            f'{{ name = "{k}", value = "{v}", type = "PLAINTEXT" }}' for k, v in passed.items()
+        )
+        + "])"
     )
     action(
         "Deploy",
-        name="RecordImageTag",
+        name="Deploy",
         category="Build",
         owner="AWS",
         provider="CodeBuild",
@@ -197,6 +231,21 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
             "EnvironmentVariables": variables,
         },
     )
+    dast = ir.security.dast
+    if env.dast and dast is not None:
+        action(
+            "Dast",
+            name="OwaspZap",
+            category="Build",
+            owner="AWS",
+            provider="CodeBuild",
+            version="1",
+            input_artifacts=["source_output"],
+            configuration={
+                "ProjectName": Ref("aws_codebuild_project.dast.name"),
+                "EnvironmentVariables": variables,
+            },
+        )
     return p
 
 
