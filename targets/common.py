@@ -383,7 +383,7 @@ AUDIT_ROW = """\
 set -euo pipefail
 outcome="$(sed -n 's/^outcome=//p' "$OUTCOME_FILE" 2>/dev/null | tail -n 1)"
 outcome="${outcome:-${DEPLOY_STATUS:-failed}}"
-aws dynamodb put-item --table-name "$DEPLOYMENTS_TABLE" --item "$(jq -n \\
+aws dynamodb put-item --table-name "$DEPLOYMENTS_TABLE" --item "$(jq -nc \\
   --arg s "$SERVICE" --arg e "$ENVIRONMENT" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \\
   --arg c "$COMMIT" --arg d "${IMAGE_DIGEST:-none}" --arg t "${IMAGE_TAG:-none}" \\
   --arg a "${APPROVER:-none}" --arg o "$outcome" --arg r "$RUN" \\

@@ -1,0 +1,552 @@
+"""Delivery that delivers (issue 15), on the reference (delivered by CodePipeline) and
+on storefront (delivered by GitHub Actions): one deliverer, CI before the build,
+build once and promote by digest, signing that the pinned cosign accepts, path
+isolation, idempotent re-runs, DAST that gates promotion, truthful outcomes.
+
+The shared scripts run for real, against stub aws, docker, cosign and curl commands
+and a local GitOps repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+import yaml
+
+from pipecompile.explain import checklist, explain_event
+from pipecompile.frontend import compile_bytes
+from pipecompile.ir import IR
+from pipecompile.targets.common import (
+    AUDIT_ROW,
+    BUILD_ONCE,
+    DAST_SCAN,
+    PROMOTION_GATE,
+    SIGN_ONCE,
+    WAIT_HEALTHY,
+    glob_to_regex,
+    record_image_tag_script,
+)
+
+from .conftest import ROOT, hcl_norm
+
+SAMPLES = ROOT / "samples"
+REF = SAMPLES / "ecommerce"  # delivery: codepipeline (the default)
+GHA = SAMPLES / "storefront"  # delivery: github-actions
+
+
+def ir_of(sample: Path) -> IR:
+    return compile_bytes("pipeline.yaml", (sample / "pipeline.yaml").read_bytes())
+
+
+def doc(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def tf(path: Path) -> dict[str, Any]:
+    with path.open() as fh:
+        return dict(hcl_norm(hcl2.load(fh)))
+
+
+def pipelines(sample: Path) -> dict[str, Any]:
+    out = {}
+    for block in tf(sample / "infrastructure/terraform/cicd/codepipeline.tf")["resource"]:
+        for body in block.get("aws_codepipeline", {}).values():
+            out[body["name"]] = body
+    return out
+
+
+def stages(pipeline: dict[str, Any]) -> list[str]:
+    return [s["name"] for s in pipeline["stage"]]
+
+
+# -- 1. exactly one deliverer -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", [REF, GHA])
+def test_explain_names_exactly_one_deliverer_per_service_and_environment(sample: Path) -> None:
+    ir = ir_of(sample)
+    for env in ir.environments:
+        ref = env.includes[0].replace("*", "x")
+        lines = [line for line in explain_event(ir, "push", ref) if "delivered by" in line]
+        assert len(lines) == len(ir.services), lines
+        for line in lines:
+            assert line.count("delivered by") == 1
+            other = "deliver-" if ir.delivery == "codepipeline" else "CodePipeline"
+            assert other not in line
+
+
+def test_the_reference_is_delivered_by_codepipeline_only() -> None:
+    assert not list((REF / ".github/workflows").glob("deliver-*.yml"))
+    assert len(pipelines(REF)) == 2 * 4
+    for path in (REF / ".github/workflows").glob("ci-*.yml"):
+        on = doc(path)["on"]
+        assert set(on) == {"push", "pull_request"}  # CI only: nothing deploys from here
+
+
+def test_storefront_is_delivered_by_github_actions_only() -> None:
+    tf_dir = GHA / "infrastructure/terraform"
+    assert sorted(p.name for p in tf_dir.glob("*.tf")) == [
+        "audit.tf",
+        "ecr.tf",
+        "iam.tf",
+        "kms.tf",
+        "notifications.tf",
+        "outputs.tf",
+        "variables.tf",
+        "versions.tf",
+    ]
+    text = "".join(p.read_text() for p in tf_dir.glob("*.tf"))
+    assert "aws_codepipeline" not in text and "aws_codebuild_project" not in text
+    assert "aws_dynamodb_table" in text and "aws_iam_openid_connect_provider" in text
+
+
+# -- 2. CI gates delivery -----------------------------------------------------------------
+
+
+def test_github_builds_only_after_the_called_ci_passed() -> None:
+    for svc in ("web", "payments"):
+        wf = doc(GHA / f".github/workflows/deliver-{svc}.yml")
+        assert wf["jobs"]["ci"]["uses"] == f"$/.github/workflows/ci-{svc}.yml"
+        assert "ci" in wf["jobs"]["build"]["needs"]
+        ci = doc(GHA / f".github/workflows/ci-{svc}.yml")
+        assert set(ci["on"]) == {"pull_request", "workflow_call"}
+        assert set(ci["on"]["workflow_call"]["secrets"]) == set(wf["jobs"]["ci"]["secrets"])
+        names = [s["name"] for s in ci["jobs"]["validate"]["steps"]]
+        assert "SonarQube analysis" in names
+        assert any(n.startswith("OWASP dependency check") for n in names)
+
+
+def test_codebuild_runs_ci_sonarqube_and_dependency_check_before_it_builds() -> None:
+    ir = ir_of(REF)
+    for svc in ir.services:
+        spec = doc(REF / f"ci/codebuild/build-{svc.name}.yml")
+        pre = spec["phases"]["pre_build"]
+        assert pre["on-failure"] == "ABORT"
+        commands = "\n".join(pre["commands"])
+        for step in ir.steps:
+            assert step.run in pre["commands"]
+        assert "sonar.qualitygate.wait=true" in commands and "api/issues/search" in commands
+        assert "--failOnCVSS" in commands
+        assert "docker build" not in commands  # nothing is built before CI passed
+        assert "docker build" in "\n".join(spec["phases"]["build"]["commands"])
+        assert spec["env"]["secrets-manager"]["SONAR_TOKEN"] == "ecommerce/sonarqube:token"
+
+
+def test_the_dependency_check_passes_each_option_as_its_own_argument() -> None:
+    # the pinned Dependency-Check_Action put `others` into one argument (its action.yml
+    # lists '${{ inputs.others }}' as a single args entry); the container is run instead
+    for path in [*REF.glob(".github/workflows/ci-*.yml"), *GHA.glob(".github/workflows/ci-*.yml")]:
+        text = path.read_text()
+        assert "Dependency-Check_Action" not in text
+        assert '--failOnCVSS "$FAIL_CVSS"' in text
+
+
+# -- 3 and 6. build once, promote by digest; re-runs reuse -----------------------------------
+
+FAKE = """#!/usr/bin/env bash
+# a stub of aws, docker, cosign and curl: the registry is a folder of tag -> digest files
+name="$(basename "$0")"
+echo "$name $*" >> "$CALLS"
+reg="$REGISTRY"
+tag_of() { sed -n 's/.*imageTag=\\([^ ]*\\).*/\\1/p' <<<"$*"; }
+case "$name $*" in
+  "aws ecr describe-images"*)
+    t="$(tag_of "$*")"
+    if [ -f "$reg/$t" ]; then cat "$reg/$t"; else echo "ImageNotFound" >&2; exit 254; fi ;;
+  "aws ecr get-login-password"*) echo secret ;;
+  "aws ecr batch-get-image"*) echo '{"manifest": 1}' ;;
+  "aws ecr put-image"*)
+    t="$(sed -n 's/.*--image-tag \\([^ ]*\\).*/\\1/p' <<<"$*")"
+    [ -f "$reg/$t" ] && exit 254
+    echo "$FAKE_DIGEST" > "$reg/$t" ;;
+  "aws dynamodb put-item"*) ;;
+  "aws "*) echo "unexpected: $*" >&2; exit 2 ;;
+  "docker login"*|"docker build"*) cat >/dev/null 2>&1 || true ;;
+  "docker push"*)
+    t="${2##*:}"
+    if [ -n "${FAKE_RACE:-}" ]; then echo "$FAKE_DIGEST" > "$reg/$t"; exit 1; fi
+    echo "$FAKE_DIGEST" > "$reg/$t" ;;
+  "docker run"*)
+    mkdir -p reports
+    printf '%s' "$FAKE_ZAP" > reports/zap-report.json ;;
+  "cosign verify"*) [ -f "$reg/signed" ] || exit 1 ;;
+  "cosign sign"*) touch "$reg/signed" ;;
+  "curl "*) printf '%s' "$FAKE_APP" ;;
+  *) echo "unexpected: $name $*" >&2; exit 2 ;;
+esac
+"""
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> dict[str, Any]:
+    """A repository with two services, stub tools on PATH, an empty registry."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("aws", "docker", "cosign", "curl"):
+        (bin_dir / tool).write_text(FAKE)
+        (bin_dir / tool).chmod(0o755)
+    repo = tmp_path / "repo"
+    (repo / "services/payments").mkdir(parents=True)
+    (repo / "app.py").write_text("web\n")
+    (repo / "services/payments/app.py").write_text("payments\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "one")
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "CALLS": str(tmp_path / "calls"),
+        "REGISTRY": str(registry),
+        "FAKE_DIGEST": DIGEST,
+        "ECR_REGISTRY": "1.dkr.ecr.eu-central-1.amazonaws.com",
+        "ECR_REPOSITORY": "storefront/payments",
+        "IMAGE_URI": "1.dkr.ecr.eu-central-1.amazonaws.com/storefront/payments",
+        "SERVICE_PATH": "services/payments",
+        "DOCKERFILE": "services/payments/Dockerfile",
+        "IMAGE_ENV": str(tmp_path / "image.env"),
+        "HOME": str(tmp_path),
+    }
+    return {"repo": repo, "env": env, "tmp": tmp_path, "registry": registry}
+
+
+def run(script: str, box: dict[str, Any], **extra: str) -> subprocess.CompletedProcess[str]:
+    (box["tmp"] / "calls").write_text("")
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=box["repo"],
+        env={**box["env"], **extra},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def calls(box: dict[str, Any]) -> list[str]:
+    return (box["tmp"] / "calls").read_text().splitlines()
+
+
+def image_env(box: dict[str, Any]) -> dict[str, str]:
+    lines = (box["tmp"] / "image.env").read_text().split()
+    (box["tmp"] / "image.env").write_text("")
+    return dict(line.split("=", 1) for line in lines[-2:])
+
+
+def test_an_image_is_built_once_per_source_tree_and_reused(sandbox: dict[str, Any]) -> None:
+    first = run(BUILD_ONCE, sandbox)
+    assert first.returncode == 0, first.stderr
+    assert any(c.startswith("docker build") for c in calls(sandbox))
+    built = image_env(sandbox)
+    tree = git(sandbox["repo"], "rev-parse", "HEAD:services/payments")
+    assert built == {"IMAGE_TAG": f"src-{tree}", "IMAGE_DIGEST": DIGEST}
+
+    # a re-run, or main after merging the release branch: same tree, same digest
+    (sandbox["repo"] / "app.py").write_text("web changed\n")  # another service's files
+    git(sandbox["repo"], "commit", "-q", "-am", "two")
+    again = run(BUILD_ONCE, sandbox)
+    assert again.returncode == 0, again.stderr
+    assert "reusing it" in again.stdout
+    assert not any(c.startswith("docker") for c in calls(sandbox))
+    assert image_env(sandbox) == built
+
+    # a change in the service's own folder is a new image
+    (sandbox["repo"] / "services/payments/app.py").write_text("payments 2\n")
+    git(sandbox["repo"], "commit", "-q", "-am", "three")
+    third = run(BUILD_ONCE, sandbox)
+    assert any(c.startswith("docker build") for c in calls(sandbox)), third.stderr
+    assert image_env(sandbox)["IMAGE_TAG"] != built["IMAGE_TAG"]
+
+
+def test_a_concurrent_build_of_the_same_tree_is_not_a_failure(sandbox: dict[str, Any]) -> None:
+    # the immutable tag was pushed by someone else between our lookup and our push
+    res = run(BUILD_ONCE, sandbox, FAKE_RACE="1")
+    assert res.returncode == 0, res.stderr
+    assert image_env(sandbox)["IMAGE_DIGEST"] == DIGEST
+
+
+def test_the_root_service_is_keyed_by_the_whole_tree(sandbox: dict[str, Any]) -> None:
+    res = run(BUILD_ONCE, sandbox, SERVICE_PATH=".", DOCKERFILE="Dockerfile")
+    assert res.returncode == 0, res.stderr
+    root_tree = git(sandbox["repo"], "rev-parse", "HEAD^{tree}")
+    assert image_env(sandbox)["IMAGE_TAG"] == f"src-{root_tree}"
+
+
+def test_gitops_records_the_digest(sandbox: dict[str, Any]) -> None:
+    gitops = sandbox["tmp"] / "gitops.git"
+    seed = sandbox["tmp"] / "seed"
+    seed.mkdir()
+    (seed / "README").write_text("gitops\n")
+    git(seed, "init", "-q", "-b", "main")
+    git(seed, "add", ".")
+    git(seed, "commit", "-q", "-m", "seed")
+    git(sandbox["tmp"], "clone", "-q", "--bare", str(seed), str(gitops))
+    extra = {
+        "GITOPS_REPOSITORY": f"file://{gitops}",
+        "GITOPS_REVISION": "HEAD",
+        "GITOPS_PATH": "apps",
+        "SERVICE": "payments",
+        "ENVIRONMENT": "staging",
+        "IMAGE_TAG": "src-abc",
+        "IMAGE_DIGEST": DIGEST,
+        "GITOPS_DEPLOY_KEY": "not a key",
+    }
+    script = record_image_tag_script("ssh")
+    assert run(script, sandbox, **extra).returncode == 0
+    recorded = yaml.safe_load(git(gitops, "show", "HEAD:apps/payments/image-staging.yaml"))
+    assert recorded == {
+        "image": {"repository": sandbox["env"]["IMAGE_URI"], "tag": "src-abc", "digest": DIGEST}
+    }
+    again = run(script, sandbox, **extra)  # a re-run changes nothing
+    assert again.returncode == 0 and "already records" in again.stdout
+
+
+# -- 4. signing that the pinned cosign accepts ----------------------------------------------
+
+
+def test_both_orchestrators_run_the_pinned_cosign_with_valid_flags() -> None:
+    ir = ir_of(REF)
+    assert ir.pins.cosign_version == "v3.0.6"
+    sign = "cosign sign --yes --use-signing-config=false --tlog-upload=false"
+    build = (REF / "ci/codebuild/build-order-service.yml").read_text()
+    assert sign in build
+    spec = doc(REF / "ci/codebuild/build-order-service.yml")
+    assert spec["env"]["variables"]["COSIGN_VERSION"] == "v3.0.6"
+    assert spec["env"]["variables"]["COSIGN_SHA256"] == ir.pins.cosign_sha256
+    assert any("sha256sum -c" in c for c in spec["phases"]["install"]["commands"])
+    deliver = doc(GHA / ".github/workflows/deliver-web.yml")
+    steps = [s for job in deliver["jobs"].values() for s in job.get("steps", [])]
+    installs = [s for s in steps if s["name"] == "Install cosign"]
+    assert installs and all(s["with"]["cosign-release"] == "v3.0.6" for s in installs)
+    assert any(sign in s.get("run", "") for s in steps)
+    for path in [*REF.rglob("*.yml"), *GHA.rglob("*.yml")]:
+        for line in path.read_text().splitlines():
+            if "cosign sign " in line:
+                assert "--use-signing-config=false" in line, (path, line)
+
+
+@pytest.mark.parametrize(
+    ("sample", "roles"),
+    [
+        (REF / "infrastructure/terraform/cicd/iam.tf", ["codebuild", "github_actions"]),
+        (GHA / "infrastructure/terraform/iam.tf", ["github_actions"]),
+    ],
+)
+def test_signing_roles_may_call_everything_the_kms_client_calls(
+    sample: Path, roles: list[str]
+) -> None:
+    docs = {k: v for b in tf(sample)["data"] for k, v in b["aws_iam_policy_document"].items()}
+    for role in roles:
+        sign = [s for s in docs[role]["statement"] if s["sid"] == "SignImages"]
+        assert sign and {"kms:DescribeKey", "kms:GetPublicKey", "kms:Sign"} <= set(
+            sign[0]["actions"]
+        )
+
+
+def test_signing_is_skipped_when_the_digest_is_signed_already(sandbox: dict[str, Any]) -> None:
+    extra = {"SIGNING_KEY": "awskms:///alias/k", "IMAGE_DIGEST": DIGEST}
+    assert run(SIGN_ONCE, sandbox, **extra).returncode == 0
+    assert any(c.startswith("cosign sign") for c in calls(sandbox))
+    assert run(SIGN_ONCE, sandbox, **extra).returncode == 0  # a re-run
+    assert not any(c.startswith("cosign sign") for c in calls(sandbox))
+
+
+# -- 5. path isolation ----------------------------------------------------------------------
+
+
+def triggers(patterns: list[str], changed: list[str]) -> bool:
+    """GitHub's paths filter: patterns in order, a later '!' removes what matched."""
+    for path in changed:
+        hit = False
+        for pattern in patterns:
+            negated = pattern.startswith("!")
+            if re.fullmatch(glob_to_regex(pattern.removeprefix("!")), path):
+                hit = not negated
+        if hit:
+            return True
+    return False
+
+
+def test_a_change_inside_another_service_never_starts_a_service() -> None:
+    web = doc(GHA / ".github/workflows/deliver-web.yml")["on"]["push"]["paths"]
+    payments = doc(GHA / ".github/workflows/deliver-payments.yml")["on"]["push"]["paths"]
+    assert not triggers(web, ["services/payments/app.py"])
+    assert triggers(payments, ["services/payments/app.py"])
+    assert triggers(web, ["app.py"]) and not triggers(payments, ["app.py"])
+    # CodePipeline: the root service excludes the other services' folders
+    ref = pipelines(REF)
+    for env in ("development", "production"):
+        push = ref[f"ecommerce-product-service-{env}"]["trigger"][0]["git_configuration"][0]
+        paths = push["push"][0]["file_paths"][0]
+        assert paths == {"includes": ["**"], "excludes": ["services/order/**"]}
+        order = ref[f"ecommerce-order-service-{env}"]["trigger"][0]["git_configuration"][0]
+        assert order["push"][0]["file_paths"][0] == {"includes": ["services/order/**"]}
+
+
+def test_codebuild_gets_a_git_clone_to_key_images_by_tree() -> None:
+    for p in pipelines(REF).values():
+        source = p["stage"][0]["action"][0]["configuration"]
+        assert source["OutputArtifactFormat"] == "CODEBUILD_CLONE_REF"
+
+
+# -- 7. DAST gates promotion ----------------------------------------------------------------
+
+
+def test_dast_runs_after_every_deploy_to_its_environment_and_gates_the_next() -> None:
+    for svc in ("web", "payments"):
+        jobs = doc(GHA / f".github/workflows/deliver-{svc}.yml")["jobs"]
+        staging = [s["name"] for s in jobs["deploy-staging"]["steps"]]
+        wait = next(i for i, n in enumerate(staging) if n.startswith("Wait until Argo CD"))
+        zap = next(i for i, n in enumerate(staging) if n.startswith("OWASP ZAP"))
+        assert wait < zap
+        production = [s["name"] for s in jobs["deploy-production"]["steps"]]
+        gate = production.index("Promote only what passed DAST in staging")
+        assert gate < next(i for i, n in enumerate(production) if n.startswith("Record"))
+        assert not any(n.startswith("Promote") for n in staging)
+    for name, p in pipelines(REF).items():
+        assert (stages(p)[-1] == "Dast") == name.endswith("-staging"), name
+    production = "\n".join(
+        doc(REF / "ci/codebuild/deploy-production.yml")["phases"]["build"]["commands"]
+    )
+    assert production.index("has not passed DAST") < production.index("git clone")
+
+
+ALERT = '{{"site": [{{"alerts": [{{"riskcode": "{risk}", "riskdesc": "r", "name": "n"}}]}}]}}'
+
+
+@pytest.mark.parametrize(("risk", "passes"), [("1", True), ("2", False), ("3", False)])
+def test_zap_alerts_at_or_above_the_threshold_block_promotion(
+    sandbox: dict[str, Any], risk: str, passes: bool
+) -> None:
+    extra = {
+        "DAST_ENVIRONMENT": "staging",
+        "DAST_URL": "https://staging.example.com",
+        "ZAP_IMAGE": "zap",
+        "ZAP_MIN_RISK": "2",  # storefront: fail_on medium
+        "FAKE_ZAP": ALERT.format(risk=risk),
+        "IMAGE_TAG": "src-abc",
+        "IMAGE_DIGEST": DIGEST,
+    }
+    res = run(DAST_SCAN, sandbox, **extra)
+    assert (res.returncode == 0) == passes, res.stderr
+    gate = run(PROMOTION_GATE, sandbox, **extra)
+    assert (gate.returncode == 0) == passes, gate.stderr
+    if not passes:
+        assert "has not passed DAST in staging" in gate.stderr
+
+
+# -- 8. truthful outcomes -------------------------------------------------------------------
+
+
+def app(health: str, image: str = DIGEST) -> str:
+    return json.dumps(
+        {
+            "status": {
+                "sync": {"status": "Synced"},
+                "health": {"status": health},
+                "summary": {"images": [f"repo@{image}"]},
+            }
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("health", "seconds", "code", "outcome"),
+    [
+        ("Healthy", "60", 0, "succeeded"),
+        ("Degraded", "60", 1, "rolled-back"),
+        ("Healthy", "0", 1, "timed-out"),
+    ],
+)
+def test_a_deploy_succeeds_only_when_the_rollout_is_healthy(
+    sandbox: dict[str, Any], health: str, seconds: str, code: int, outcome: str
+) -> None:
+    out = sandbox["tmp"] / "outcome"
+    extra = {
+        "ARGOCD_SERVER": "https://argocd",
+        "ARGOCD_AUTH_TOKEN": "t",
+        "ARGOCD_APP": "payments-staging",
+        "SERVICE": "payments",
+        "ENVIRONMENT": "staging",
+        "IMAGE_DIGEST": DIGEST,
+        "WAIT_SECONDS": seconds,
+        "OUTCOME_FILE": str(out),
+        "FAKE_APP": app(health),
+    }
+    res = run(WAIT_HEALTHY, sandbox, **extra)
+    assert res.returncode == code, res.stderr
+    assert out.read_text() == f"outcome={outcome}\n"
+    # the audit row: commit, digest, environment, approver, outcome
+    audit = run(
+        AUDIT_ROW,
+        sandbox,
+        **extra,
+        DEPLOYMENTS_TABLE="t",
+        COMMIT="c0ffee",
+        IMAGE_TAG="src-abc",
+        APPROVER="alice",
+        RUN="run-1",
+    )
+    assert audit.returncode == 0, audit.stderr
+    put = next(c for c in calls(sandbox) if c.startswith("aws dynamodb put-item"))
+    item = json.loads(put.split("--item ", 1)[1])
+    assert {k: v["S"] for k, v in item.items() if k != "deployed_at"} == {
+        "service": "payments",
+        "environment": "staging",
+        "commit": "c0ffee",
+        "image_digest": DIGEST,
+        "image_tag": "src-abc",
+        "approver": "alice",
+        "outcome": outcome,
+        "run": "run-1",
+    }
+
+
+def test_both_deliverers_write_the_audit_row_whatever_happened() -> None:
+    for env in ("development", "production"):
+        build = doc(REF / f"ci/codebuild/deploy-{env}.yml")["phases"]["build"]
+        assert any("put-item" in c for c in build["finally"])  # runs on failure too
+    jobs = doc(GHA / ".github/workflows/deliver-web.yml")["jobs"]
+    for env in ("development", "staging", "production"):
+        audit = next(
+            s for s in jobs[f"deploy-{env}"]["steps"] if s["name"] == "Write the audit row"
+        )
+        assert audit["if"] == "always()"
+    approver = next(
+        s for s in jobs["deploy-production"]["steps"] if s["name"] == "Look up who approved"
+    )
+    assert "/approvals" in approver["run"]
+    assert jobs["deploy-production"]["permissions"]["actions"] == "read"
+
+
+def test_slack_says_succeeded_only_without_failures_or_cancellations() -> None:
+    notify = doc(GHA / ".github/workflows/deliver-web.yml")["jobs"]["notify"]["steps"]
+    by_text = {json.loads(s["with"]["payload"])["text"].split(" (")[0]: s["if"] for s in notify}
+    succeeded = next(c for t, c in by_text.items() if "succeeded" in t)
+    assert "!contains(needs.*.result, 'cancelled')" in succeeded
+    assert any("CANCELLED" in t for t in by_text)
+    deploy = doc(GHA / ".github/workflows/deliver-web.yml")["jobs"]["deploy-staging"]["steps"]
+    aborted = next(s for s in deploy if s.get("if", "").startswith("failure() && steps.wait"))
+    assert "ABORTED and rolled back" in json.loads(aborted["with"]["payload"])["text"]
+
+
+def test_explain_gives_sns_a_path_to_slack() -> None:
+    assert any("AWS Chatbot" in line for line in checklist(ir_of(REF)))
