@@ -170,6 +170,11 @@ git config --global "http.extraheader" "Authorization: Basic $auth"
 """
 
 _RECORD = """\
+chart=""
+if [ -n "${CHART_SOURCE:-}" ]; then
+  chart="$PWD/$CHART_SOURCE"  # the generated chart, in this checkout
+  test -f "$chart/Chart.yaml"
+fi
 workdir="$(mktemp -d)"
 if [ "$GITOPS_REVISION" = "HEAD" ]; then
   git clone --depth 1 "$GITOPS_REPOSITORY" "$workdir"
@@ -177,12 +182,17 @@ else
   git clone --depth 1 --branch "$GITOPS_REVISION" "$GITOPS_REPOSITORY" "$workdir"
 fi
 cd "$workdir"
-file="$GITOPS_PATH/$SERVICE/image-$ENVIRONMENT.yaml"
-mkdir -p "$(dirname "$file")"
+if [ -n "$chart" ]; then  # the chart and values this deploy was approved with
+  rm -rf "$GITOPS_DIR"
+  mkdir -p "$GITOPS_DIR"
+  cp -R "$chart/." "$GITOPS_DIR/"
+fi
+file="$GITOPS_DIR/image-$ENVIRONMENT.yaml"
+mkdir -p "$GITOPS_DIR"
 printf '# Written by the deploy pipeline, not by pipecompile.\\nimage:\\n' > "$file"
 printf '  repository: "%s"\\n  tag: "%s"\\n  digest: "%s"\\n' \\
   "$IMAGE_URI" "$IMAGE_TAG" "$IMAGE_DIGEST" >> "$file"
-git add "$file"
+git add -A "$GITOPS_DIR"
 if git diff --cached --quiet; then
   echo "$SERVICE in $ENVIRONMENT already records $IMAGE_DIGEST"
   exit 0
@@ -204,10 +214,13 @@ exit 1
 
 
 def record_image_tag_script(auth: str) -> str:
-    """Bash that writes ``image-<env>.yaml`` (repository, tag, digest) into the GitOps repository.
+    """Bash that writes a deployment into the GitOps repository: the chart and its values
+    (copied from CHART_SOURCE of this checkout, when set) and ``image-<env>.yaml``
+    (repository, tag, digest), all in GITOPS_DIR, in one commit.
 
-    Reads GITOPS_REPOSITORY, GITOPS_REVISION, GITOPS_PATH, SERVICE, ENVIRONMENT,
-    IMAGE_URI, IMAGE_TAG, IMAGE_DIGEST and the credential (GITOPS_DEPLOY_KEY or GITOPS_TOKEN).
+    Reads GITOPS_REPOSITORY, GITOPS_REVISION, GITOPS_DIR, CHART_SOURCE, SERVICE,
+    ENVIRONMENT, IMAGE_URI, IMAGE_TAG, IMAGE_DIGEST and the credential
+    (GITOPS_DEPLOY_KEY or GITOPS_TOKEN).
     """
     setup = _HTTPS_SETUP if auth == "https" else _SSH_SETUP
     return "set -euo pipefail\n" + setup + _RECORD

@@ -58,7 +58,7 @@ def test_readme_embeds_the_reference_graph() -> None:
         (
             "push",
             "main",
-            ["environment production", "canary 5% ⏸ 10m → 20%", "error rate > 0.05"],
+            ["environment production", "canary (ALB traffic) 5% ⏸ 10m → 20%", "5xx rate > 0.05"],
             ["environment staging"],
         ),
         (

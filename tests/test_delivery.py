@@ -302,7 +302,8 @@ def test_gitops_records_the_digest(sandbox: dict[str, Any]) -> None:
     extra = {
         "GITOPS_REPOSITORY": f"file://{gitops}",
         "GITOPS_REVISION": "HEAD",
-        "GITOPS_PATH": "apps",
+        "GITOPS_DIR": "apps/payments/staging",
+        "CHART_SOURCE": "",
         "SERVICE": "payments",
         "ENVIRONMENT": "staging",
         "IMAGE_TAG": "src-abc",
@@ -311,7 +312,7 @@ def test_gitops_records_the_digest(sandbox: dict[str, Any]) -> None:
     }
     script = record_image_tag_script("ssh")
     assert run(script, sandbox, **extra).returncode == 0
-    recorded = yaml.safe_load(git(gitops, "show", "HEAD:apps/payments/image-staging.yaml"))
+    recorded = yaml.safe_load(git(gitops, "show", "HEAD:apps/payments/staging/image-staging.yaml"))
     assert recorded == {
         "image": {"repository": sandbox["env"]["IMAGE_URI"], "tag": "src-abc", "digest": DIGEST}
     }
@@ -396,9 +397,15 @@ def test_a_change_inside_another_service_never_starts_a_service() -> None:
     for env in ("development", "production"):
         push = ref[f"ecommerce-product-service-{env}"]["trigger"][0]["git_configuration"][0]
         paths = push["push"][0]["file_paths"][0]
-        assert paths == {"includes": ["**"], "excludes": ["services/order/**"]}
+        # not for the other service's folder, nor for its chart
+        assert paths == {
+            "includes": ["**"],
+            "excludes": ["kubernetes/apps/order-service/**", "services/order/**"],
+        }
         order = ref[f"ecommerce-order-service-{env}"]["trigger"][0]["git_configuration"][0]
-        assert order["push"][0]["file_paths"][0] == {"includes": ["services/order/**"]}
+        assert order["push"][0]["file_paths"][0] == {
+            "includes": ["services/order/**", "kubernetes/apps/order-service/**"]
+        }
 
 
 def test_codebuild_gets_a_git_clone_to_key_images_by_tree() -> None:

@@ -244,7 +244,10 @@ def test_mutations_of_the_reference_never_crash(seed: int, kinds: list[str]) -> 
         assert exc.diagnostics and all(d.line >= 1 and d.col >= 1 for d in exc.diagnostics)
         return
     files = {str(p): body for p, (_, body) in render_all(ir).items()}
-    _parse_all(files, {p for p in files if p.endswith((".yml", ".yaml"))})
+    # chart templates are Go templates, YAML only once Helm rendered them (test_chart)
+    _parse_all(
+        files, {p for p in files if p.endswith((".yml", ".yaml")) and "/templates/" not in p}
+    )
 
 
 def test_key_order_without_meaning_does_not_change_output() -> None:

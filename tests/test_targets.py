@@ -136,7 +136,10 @@ def test_explain_describes_only_the_enabled_outputs() -> None:
     text = "\n".join(explain_event(ir, "push", "main") + checklist(ir))
     for absent in ("ci-", "deliver-", "CodePipeline", "Argo CD application", "terraform"):
         assert absent not in text, absent
-    assert "canary 5%" in text and "Secrets Manager secrets read by product-service" in text
+    assert (
+        "canary (ALB traffic) 5%" in text
+        and "Secrets Manager secrets read by product-service" in text
+    )
     full = compile_bytes("pipeline.yaml", REFERENCE.encode())
     text = "\n".join(explain_event(full, "push", "main") + checklist(full))
     for present in ("ci-", "CodePipeline", "Argo CD application", "terraform"):

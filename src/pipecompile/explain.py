@@ -52,11 +52,12 @@ def _rollback(ir: IR) -> str:
     triggers = rollback_triggers(ir)
     if not triggers:
         return "no automated rollback triggers are configured"
-    return (
-        "Argo Rollouts aborts and rolls back on "
-        + ", ".join(triggers)
-        + " (analysis thresholds in the Helm values)"
+    where = (
+        f"AnalysisTemplate <app>-rollback, Prometheus {ir.rollback.prometheus_url}"
+        if ir.rollback
+        else ""
     )
+    return "Argo Rollouts aborts and rolls back on " + ", ".join(triggers) + f" ({where})"
 
 
 def explain_event(ir: IR, event: str, ref: str) -> list[str]:

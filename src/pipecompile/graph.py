@@ -12,18 +12,18 @@ def rollback_triggers(ir: IR) -> list[str]:
         return []
     triggers = []
     if rb.health_checks:
-        triggers.append("failed health checks")
+        triggers.append("pods not ready within 10m (probes, progress deadline)")
     if rb.max_error_rate is not None:
-        triggers.append(f"error rate > {rb.max_error_rate:g}")
+        triggers.append(f"Prometheus 5xx rate > {rb.max_error_rate:g}")
     if rb.max_p90_latency:
-        triggers.append(f"p90 latency > {rb.max_p90_latency}")
+        triggers.append(f"Prometheus p90 latency > {rb.max_p90_latency}")
     return triggers
 
 
 def _strategy(s: Strategy) -> str:
     if s.kind == "canary":
         parts = [f"{st.weight}%" + (f" ⏸ {st.pause}" if st.pause else "") for st in s.steps]
-        return "canary " + " → ".join(parts)
+        return "canary (ALB traffic) " + " → ".join(parts)
     if s.kind == "blue-green":
         promote = "auto-promote" if s.auto_promote else "manual promotion"
         return f"blue-green, {promote}, {s.preview_replicas} preview"

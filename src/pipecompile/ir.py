@@ -72,6 +72,8 @@ class Deployment:
     values_file: str  # relative to the helm output folder
     image_tag_file: str  # written by the deploy pipelines, never by pipecompile
     wait_minutes: int  # how long the deployer waits for the rollout to be healthy
+    gitops_dir: str  # the chart, values and image file of this deployment in the GitOps repo
+    host: str | None  # the environment URL's host: the Ingress rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,8 @@ class Service:
     scan_report_group: str  # CodeBuild report group of the ECR scan report
     trigger_includes: tuple[str, ...]  # path globs that start it (() = whole repository)
     trigger_excludes: tuple[str, ...]  # other services' folders inside those (path isolation)
-    chart_path: str  # folder of the chart in the GitOps repository
+    chart_path: str  # folder of the service's deployments in the GitOps repository
+    chart_source: str | None  # the generated chart in this repository (None: helm is off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,7 @@ class Rollback:
     max_error_rate: float | None
     max_p90_latency: str | None
     max_p90_latency_ms: int | None
+    prometheus_url: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import posixpath
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from . import ir
 from .defaults import DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
@@ -58,7 +59,8 @@ class _Lowering(Rules):
         envs = self.environments(strategies)
         runtime, steps = self.ci()
         gitops_path = self.rel_path(("gitops", "path"), model.gitops.path, "path")
-        services = self.services(envs, strategies, gitops_path)
+        helm = dict(outputs).get("helm")
+        services = self.services(envs, strategies, gitops_path, helm)
         build = self.build()
         security = self.security(envs)
         gitops = self.gitops(gitops_path)
@@ -192,6 +194,7 @@ class _Lowering(Rules):
         envs: list[ir.Environment],
         strategies: dict[str, ir.Strategy],
         gitops_path: str,
+        helm: str | None,
     ) -> list[ir.Service]:
         """Every service with its deployments (one per environment) and derived names."""
         model = self.m
@@ -262,6 +265,8 @@ class _Lowering(Rules):
                         values_file=f"{name}/values-{env.name}.yaml",
                         image_tag_file=f"{name}/image-{env.name}.yaml",
                         wait_minutes=rollout_minutes(strategy),
+                        gitops_dir=posixpath.join(gitops_path, name, env.name),
+                        host=urlsplit(env.url).hostname if env.url else None,
                     )
                 )
             services.append(
@@ -280,9 +285,13 @@ class _Lowering(Rules):
                     deliver_workflow=f"deliver-{name}.yml",
                     build_log_group=f"/aws/codebuild/{project}-{name}-build",
                     scan_report_group=f"{project}-{name}-build-ecr-image-scan",
-                    trigger_includes=() if path == "." else (f"{path}/**",),
+                    # its folder, and its chart (a chart change deploys it again)
+                    trigger_includes=()
+                    if path == "."
+                    else (f"{path}/**", *([f"{helm}/{name}/**"] if helm else [])),
                     trigger_excludes=(),  # set below, once every path is known
                     chart_path=posixpath.join(gitops_path, name),
+                    chart_source=posixpath.join(helm, name) if helm else None,
                 )
             )
         return [
@@ -388,6 +397,7 @@ class _Lowering(Rules):
             rollback.max_error_rate,
             latency,
             duration_ms(latency) if latency else None,
+            rollback.prometheus_url,
         )
 
     def notifications(self) -> ir.Notifications:
@@ -482,4 +492,6 @@ def nested_folders(svc: ir.Service, services: list[ir.Service]) -> tuple[str, ..
         for other in services
         if other.path != svc.path and (svc.path == "." or other.path.startswith(svc.path + "/"))
     ]
+    if svc.path == ".":  # and the other services' charts
+        inside += [o.chart_source for o in services if o is not svc and o.chart_source]
     return tuple(f"{path}/**" for path in sorted(set(inside)))

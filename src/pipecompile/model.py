@@ -329,9 +329,25 @@ class Strategy(Model):
 
 
 class Rollback(Model):
-    health_checks: bool = True
-    max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
-    max_p90_latency: Duration | None = None
+    health_checks: bool = Field(
+        True, description="probes gate the rollout; one that never becomes ready is aborted"
+    )
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="5xx share of the new version's requests that aborts the rollout"
+    )
+    max_p90_latency: Duration | None = Field(
+        None, description="90th percentile latency of the new version that aborts the rollout"
+    )
+    metrics_provider: Literal["prometheus"] = Field(
+        "prometheus", description="where the rollout analysis reads its metrics"
+    )
+    prometheus_url: Annotated[
+        str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.:/_-]{1,200}$")
+    ] = Field(
+        "http://prometheus-operated.monitoring.svc:9090",
+        description="the Prometheus the analysis queries (http_requests_total and "
+        "http_request_duration_seconds_bucket, labelled by service)",
+    )
 
 
 def _replicas_kind(v: Any) -> str:

@@ -94,7 +94,7 @@ def application(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
             "source": {
                 "repoURL": g.repository,
                 "targetRevision": g.revision,
-                "path": svc.chart_path,
+                "path": dep.gitops_dir,  # the deployer writes chart, values and image here
                 "helm": {
                     "valueFiles": [
                         posixpath.basename(dep.values_file),

@@ -145,14 +145,13 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
     """Verify, (promotion gate), record the digest, wait until healthy; audit row always.
 
     The pipeline's deploy action passes SERVICE, ECR_REPOSITORY, IMAGE_URI, IMAGE_TAG,
-    IMAGE_DIGEST, ARGOCD_APP, PIPELINE_NAME and WAIT_SECONDS.
+    IMAGE_DIGEST, GITOPS_DIR, CHART_SOURCE, ARGOCD_APP, PIPELINE_NAME and WAIT_SECONDS.
     """
     g = ir.gitops
     variables = {
         "ENVIRONMENT": env.name,
         "GITOPS_REPOSITORY": g.repository or "",
         "GITOPS_REVISION": g.revision,
-        "GITOPS_PATH": g.path,
         "OUTCOME_FILE": "/tmp/outcome",
     }
     secrets = {

@@ -181,6 +181,8 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
     env = ir.environment(dep.environment)
     image = _image_env(svc)
     steps: list[dict[str, Any]] = [aws_credentials(ir)]
+    if svc.chart_source:
+        steps.insert(0, checkout(ir))  # the chart and values of the approved commit
     if ir.security.sign_images:
         steps += [
             install_cosign(ir),
@@ -207,7 +209,8 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
             "env": {
                 "GITOPS_REPOSITORY": g.repository or "",
                 "GITOPS_REVISION": g.revision,
-                "GITOPS_PATH": g.path,
+                "GITOPS_DIR": dep.gitops_dir,
+                "CHART_SOURCE": svc.chart_source or "",
                 "SERVICE": svc.name,
                 "ENVIRONMENT": env.name,
                 **image,
