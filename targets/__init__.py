@@ -93,9 +93,14 @@ def registry() -> dict[str, Target]:
     return targets
 
 
-def default_outputs() -> dict[str, str]:
-    """Every target and its default folder, in registry order."""
-    return {name: target.default_folder for name, target in registry().items()}
+def default_outputs(delivery: str | None = None) -> dict[str, str]:
+    """Every target and its default folder, in registry order; given a delivery, only the
+    targets that delivery uses (a target may name the one it serves: ``delivery``)."""
+    return {
+        name: target.default_folder
+        for name, target in registry().items()
+        if delivery is None or getattr(target, "delivery", delivery) == delivery
+    }
 
 
 @cache

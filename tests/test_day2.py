@@ -111,20 +111,32 @@ def test_backend_mistakes_are_located(backend: str, message: str) -> None:
 
 
 def _trust_principals(files: dict[str, str]) -> list[str]:
+    """The federated principals of every GitHub role's trust policy (build and deploys)."""
     doc = tf(files, "iam.tf")
+    found = set()
     for block in doc["data"]:
-        if "github_assume" in block.get("aws_iam_policy_document", {}):
-            st = block["aws_iam_policy_document"]["github_assume"]["statement"][0]
-            return [i for p in st["principals"] for i in p["identifiers"]]
-    raise AssertionError("no github_assume policy")
+        for label, body in block.get("aws_iam_policy_document", {}).items():
+            if label.startswith("github_") and label.endswith("_assume"):
+                st = body["statement"][0]
+                found |= {i for p in st["principals"] for i in p["identifiers"]}
+    assert found, "no GitHub trust policy"
+    return sorted(found)
 
 
-def test_the_oidc_provider_is_created_by_default(reference: dict[str, str]) -> None:
-    assert "github" in resources(tf(reference, "iam.tf"), "aws_iam_openid_connect_provider")
-    assert _trust_principals(reference) == ["${aws_iam_openid_connect_provider.github.arn}"]
+def test_codepipeline_delivery_gives_github_no_aws_role(reference: dict[str, str]) -> None:
+    doc = tf(reference, "iam.tf")  # GitHub Actions runs CI only: it never calls AWS
+    assert resources(doc, "aws_iam_openid_connect_provider") == {}
+    assert not [r for r in resources(doc, "aws_iam_role") if r.startswith("github")]
 
 
-def test_an_existing_oidc_provider_is_read_not_created(shared: dict[str, str]) -> None:
+def test_the_oidc_provider_is_created_by_default() -> None:
+    files = render(as_github_delivered(REFERENCE))
+    assert "github" in resources(tf(files, "iam.tf"), "aws_iam_openid_connect_provider")
+    assert _trust_principals(files) == ["${aws_iam_openid_connect_provider.github.arn}"]
+
+
+def test_an_existing_oidc_provider_is_read_not_created() -> None:
+    shared = render(as_github_delivered(SHARED))
     doc = tf(shared, "iam.tf")
     assert resources(doc, "aws_iam_openid_connect_provider") == {}
     data = [b for b in doc["data"] if "aws_iam_openid_connect_provider" in b]
@@ -208,9 +220,11 @@ def test_both_orchestrators_run_the_gate_with_the_account_mode(
 def test_the_roles_may_ask_what_the_gate_asks(
     sample: str, sids: list[str], request: pytest.FixtureRequest
 ) -> None:
-    files: dict[str, str] = request.getfixturevalue(sample)
-    doc = tf(files, "iam.tf")
-    for role in ("codebuild", "github_actions"):
+    delivered: dict[str, str] = request.getfixturevalue(sample)  # by CodePipeline
+    text = REFERENCE if sample == "reference" else SHARED
+    by_github = render(as_github_delivered(text))
+    for files, role in ((delivered, "codebuild"), (by_github, "github_build")):
+        doc = tf(files, "iam.tf")
         found = [
             b["aws_iam_policy_document"][role]
             for b in doc["data"]
@@ -250,8 +264,10 @@ def test_explain_lists_what_the_first_apply_needs() -> None:
     ref = checklist(compile_bytes("pipeline.yaml", REFERENCE.encode()))
     assert "Before the first terraform apply in infrastructure/terraform/cicd:" in ref
     assert any(line.startswith("  state: local") for line in ref)
-    assert any("no IAM OIDC provider for https://token.actions" in line for line in ref)
-    own = checklist(compile_bytes("pipeline.yaml", SHARED.encode()))
+    assert not any("OIDC provider" in line for line in ref)  # CodePipeline delivers
+    by_github = checklist(compile_bytes("pipeline.yaml", as_github_delivered(REFERENCE).encode()))
+    assert any("no IAM OIDC provider for https://token.actions" in line for line in by_github)
+    own = checklist(compile_bytes("pipeline.yaml", as_github_delivered(SHARED).encode()))
     assert (
         "  S3 bucket example-terraform-state in us-east-1 for the state (key "
         "ledger/cicd.tfstate): versioning and encryption on, public access blocked"

@@ -347,8 +347,8 @@ def test_both_orchestrators_run_the_pinned_cosign_with_valid_flags() -> None:
 @pytest.mark.parametrize(
     ("sample", "roles"),
     [
-        (REF / "infrastructure/terraform/cicd/iam.tf", ["codebuild", "github_actions"]),
-        (GHA / "infrastructure/terraform/iam.tf", ["github_actions"]),
+        (REF / "infrastructure/terraform/cicd/iam.tf", ["codebuild"]),
+        (GHA / "infrastructure/terraform/iam.tf", ["github_build"]),
     ],
 )
 def test_signing_roles_may_call_everything_the_kms_client_calls(
@@ -557,3 +557,106 @@ def test_slack_says_succeeded_only_without_failures_or_cancellations() -> None:
 
 def test_explain_gives_sns_a_path_to_slack() -> None:
     assert any("AWS Chatbot" in line for line in checklist(ir_of(REF)))
+
+
+# -- issue 17: least privilege --------------------------------------------------------------
+
+
+def policy_docs(path: Path) -> dict[str, Any]:
+    return {k: v for b in tf(path)["data"] for k, v in b.get("aws_iam_policy_document", {}).items()}
+
+
+def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() -> None:
+    ir = ir_of(GHA)
+    docs = policy_docs(GHA / "infrastructure/terraform/iam.tf")
+    build = docs["github_build_assume"]["statement"][0]["condition"]
+    subjects = next(c["values"] for c in build if c["variable"].endswith(":sub"))
+    assert subjects == [
+        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("feature/*", "release/*", "main")
+    ]
+    for env in ir.environments:
+        label = "github_deploy_" + env.name
+        trust = docs[f"{label}_assume"]["statement"][0]["condition"]
+        sub = next(c["values"] for c in trust if c["variable"].endswith(":sub"))
+        assert sub == [f"repo:{ir.repository}:environment:{env.name}"]  # never a branch
+        actions = {a for st in docs[label]["statement"] for a in st["actions"]}
+        assert "kms:Sign" not in actions and "ecr:UploadLayerPart" not in actions
+    jobs = doc(GHA / ".github/workflows/deliver-web.yml")["jobs"]
+    roles = {
+        job_id: step["with"]["role-to-assume"]
+        for job_id, job in jobs.items()
+        for step in job.get("steps", [])
+        if step["name"] == "Configure AWS credentials (OIDC)"
+    }
+    assert roles["build"] == ir.aws.github_build_role_arn
+    for env in ir.environments:
+        assert roles[f"deploy-{env.name}"] == env.github_role_arn
+        assert jobs[f"deploy-{env.name}"]["environment"] == env.name
+    assert len(set(roles.values())) == len(roles)  # build and every deploy differ
+
+
+def test_codebuild_builds_and_deploys_with_different_roles_and_own_secrets() -> None:
+    ir = ir_of(REF)
+    tf_dir = REF / "infrastructure/terraform/cicd"
+    projects = {
+        name: body
+        for b in tf(tf_dir / "codebuild.tf")["resource"]
+        for name, body in b.get("aws_codebuild_project", {}).items()
+    }
+    for svc in ir.services:
+        assert projects[f"build-{svc.name}"]["service_role"] == "${aws_iam_role.codebuild.arn}"
+    docs = policy_docs(tf_dir / "iam.tf")
+    build_actions = {a for st in docs["codebuild"]["statement"] for a in st["actions"]}
+    assert "dynamodb:PutItem" not in build_actions  # the build never writes the audit
+    for st in docs["codebuild"]["statement"]:
+        assert "gitops" not in json.dumps(st["resources"]) and "argocd" not in json.dumps(
+            st["resources"]
+        )
+    for env in ir.environments:
+        label = "deploy_" + env.name
+        assert projects[f"deploy-{env.name}"]["service_role"] == f"${{aws_iam_role.{label}.arn}}"
+        secrets = next(s for s in docs[label]["statement"] if s["sid"] == "Secrets")
+        assert secrets["resources"] == [
+            f"${{aws_secretsmanager_secret.gitops_{label}.arn}}",
+            f"${{aws_secretsmanager_secret.argocd_{label}.arn}}",
+        ]
+        spec = doc(REF / f"ci/codebuild/deploy-{env.name}.yml")
+        assert set(spec["env"]["secrets-manager"].values()) == {
+            env.gitops_secret_name,
+            f"{env.argocd_secret_name}:server",
+            f"{env.argocd_secret_name}:token",
+        }
+
+
+def test_each_environment_has_its_own_argo_cd_project_and_sync_policy() -> None:
+    ir = ir_of(GHA)
+    for env in ir.environments:
+        project = doc(GHA / f"deploy/argocd/project-{env.name}.yaml")
+        assert project["spec"]["destinations"] == [
+            {"server": env.cluster, "namespace": env.namespace}
+        ]
+        app = doc(GHA / f"deploy/argocd/web-{env.name}.yaml")
+        assert app["spec"]["project"] == project["metadata"]["name"]
+    windows = doc(GHA / "deploy/argocd/project-production.yaml")["spec"]["syncWindows"]
+    assert windows == [
+        {
+            "kind": "allow",
+            "schedule": "0 8 * * 1-5",
+            "duration": "10h",
+            "applications": ["*"],
+            "manualSync": True,
+        }
+    ]
+    production = doc(GHA / "deploy/argocd/web-production.yaml")["spec"]["syncPolicy"]
+    assert production["automated"] == {"prune": True, "selfHeal": True}  # inside the window
+    # sync: manual leaves every sync to a person
+    original = (GHA / "pipeline.yaml").read_text()
+    text = original.replace("    sync_window:\n", "    sync: manual\n    sync_window:\n")
+    assert text != original
+    from pipecompile.targets import argocd
+
+    manual = compile_bytes("pipeline.yaml", text.encode())
+    rendered = yaml.safe_load(argocd.render(manual)["web-production.yaml"])
+    assert "automated" not in rendered["spec"]["syncPolicy"]
+    staging = yaml.safe_load(argocd.render(manual)["web-staging.yaml"])
+    assert "automated" in staging["spec"]["syncPolicy"]

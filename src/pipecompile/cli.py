@@ -415,6 +415,15 @@ def lint(file: Path, zizmor_persona: str, quiet: bool) -> int:
 
     session = _session(file)
     ir = _compiled(session)
+    doc = session.compile()[0]
+    # the user's own policy choices that skip a check: listed, located, not findings
+    from .targets import registry
+
+    for name, _ in ir.outputs:
+        for choice in getattr(registry()[name], "choices", lambda ir: [])(ir):
+            row, col = doc.pos(choice.path)
+            field = ".".join(map(str, choice.path))
+            click.echo(printable(f"{doc.file}:{row}:{col}: {field}: choice: {choice.message}"))
     if "github-actions" not in dict(ir.outputs):
         click.echo("the github-actions output is off: nothing to lint")
         return EXIT_OK
@@ -422,7 +431,6 @@ def lint(file: Path, zizmor_persona: str, quiet: bool) -> int:
     from .jobs import expected
 
     rendered = {p: text for p, (target, text) in expected(ir, ("github-actions",)).items()}
-    doc = session.compile()[0]
     findings, skipped = run_lint(doc, rendered, folder, zizmor_persona)
     if skipped:
         raise UsageError(

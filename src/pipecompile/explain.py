@@ -48,6 +48,27 @@ def _gates(ir: IR, env: Environment) -> list[str]:
     return gates
 
 
+def _who(ir: IR, env: Environment) -> str:
+    """Which branch, through which GitHub environment or pipeline, with which role."""
+    branches = ", ".join(env.branches)
+    deliverer = "github-actions" if ir.delivery == "github-actions" else "terraform"
+    if deliverer not in dict(ir.outputs):
+        return f"a push to {branches}; its deliverer ({ir.delivery}) is not generated here"
+    if ir.delivery == "github-actions":
+        review = "its required reviewers approve, " if env.approval else ""
+        return (
+            f"a push to {branches}; jobs in GitHub environment '{env.name}' ({review}its "
+            f"secrets) assume IAM role {env.github_role_name}, trusted by that environment only"
+        )
+    review = (
+        "an IAM principal allowed codepipeline:PutApprovalResult approves, " if env.approval else ""
+    )
+    return (
+        f"a push to {branches} starts its CodePipelines; {review}the deploy project runs as "
+        f"{env.codebuild_role_name}, which alone reads {env.gitops_secret_name}"
+    )
+
+
 def _rollback(ir: IR) -> str:
     triggers = rollback_triggers(ir)
     if not triggers:
@@ -109,6 +130,7 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
                 f"{_strategy(dep.strategy)}, {dep.replicas} replica(s)",
             ]
             out.append(f"    {svc.name}: " + "; ".join(parts))
+        out.append(f"    who can deploy: {_who(ir, env)}")
         for gate in _gates(ir, env):
             out.append(f"    gate: {gate}")
         out.append(f"    rollback: {_rollback(ir)}")

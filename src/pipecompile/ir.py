@@ -52,6 +52,14 @@ class Environment:
     deploy_buildspec: str  # its buildspec, relative to the codebuild output folder
     deploy_log_group: str
     manual_start_branch: str  # BranchName of the CodePipeline source action
+    github_role_name: str  # the GitHub deploy role: only this GitHub environment assumes it
+    github_role_arn: str
+    codebuild_role_name: str  # the CodeBuild role of this environment's deploy project
+    gitops_secret_name: str  # Secrets Manager: this environment's GitOps credential
+    argocd_secret_name: str  # Secrets Manager: this environment's Argo CD API token
+    argocd_project: str  # its own Argo CD AppProject: only its namespace is a destination
+    sync: Literal["automated", "manual"]  # Argo CD sync policy of its Applications
+    sync_window: tuple[str, str] | None  # (cron schedule, duration): when automated syncs run
     dast: bool  # security.dast scans this environment after every deploy to it
     after_dast: bool  # later in the promotion order: deploys only images that passed DAST
 
@@ -184,17 +192,15 @@ class AwsNames:
     region: str
     account_id: str
     ecr_registry: str
-    github_role_name: str
-    github_role_arn: str
+    github_build_role_name: str  # the GitHub build job's role (branches, no environment)
+    github_build_role_arn: str
     pipeline_role_name: str
-    build_role_name: str
+    build_role_name: str  # CodeBuild role of the build and DAST projects
     artifact_bucket: str
     kms_alias: str
     signing_key_alias: str
     connection_name: str
     sns_topic_arn: str
-    gitops_secret_name: str  # Secrets Manager secret the CodeBuild deploy reads
-    argocd_secret_name: str  # Argo CD API server and token: the deployers wait for health
     sonar_secret_name: str  # SonarQube host and token for the CodeBuild build
 
 

@@ -110,7 +110,11 @@ class _Lowering(Rules):
         """(target, folder) for every enabled target, in registry order."""
         given = self.m.outputs
         defaults = default_outputs()  # every target, in registry order
-        folders = given.model_dump(by_alias=True, exclude_none=True) if given else defaults
+        folders = (
+            given.model_dump(by_alias=True, exclude_none=True)
+            if given
+            else default_outputs(self.m.delivery)  # the targets this delivery uses
+        )
         outputs: list[tuple[str, str]] = []
         for target in defaults:
             if target in folders:
@@ -174,6 +178,17 @@ class _Lowering(Rules):
                     deploy_buildspec=f"deploy-{name}.yml",
                     deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
                     manual_start_branch=literal[0] if literal else self.m.source.default_branch,
+                    github_role_name=_short(f"{project}-deploy-{name}", 64),
+                    github_role_arn=f"arn:aws:iam::{self.m.aws.account_id}:role/"
+                    + _short(f"{project}-deploy-{name}", 64),
+                    codebuild_role_name=_short(f"{project}-codebuild-deploy-{name}", 64),
+                    gitops_secret_name=f"{project}/{name}/gitops-credential",
+                    argocd_secret_name=f"{project}/{name}/argocd",
+                    argocd_project=_short(f"{project}-{name}", 63),
+                    sync=env.sync,
+                    sync_window=(env.sync_window.schedule, env.sync_window.duration)
+                    if env.sync_window
+                    else None,
                     dast=index == dast_index,
                     after_dast=dast_index is not None and index > dast_index,
                 )
@@ -419,17 +434,15 @@ class _Lowering(Rules):
             region=region,
             account_id=account,
             ecr_registry=f"{account}.dkr.ecr.{region}.amazonaws.com",
-            github_role_name=f"{project}-github-actions",
-            github_role_arn=f"arn:aws:iam::{account}:role/{project}-github-actions",
+            github_build_role_name=f"{project}-github-build",
+            github_build_role_arn=f"arn:aws:iam::{account}:role/{project}-github-build",
             pipeline_role_name=f"{project}-codepipeline",
-            build_role_name=f"{project}-codebuild",
+            build_role_name=f"{project}-codebuild-build",
             artifact_bucket=f"{project}-artifacts-{account}",
             kms_alias=f"alias/{project}-cicd",
             signing_key_alias=f"alias/{project}-image-signing",
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
-            gitops_secret_name=f"{project}/gitops-credential",
-            argocd_secret_name=f"{project}/argocd",
             sonar_secret_name=f"{project}/sonarqube",
         )
 

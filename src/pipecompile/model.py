@@ -171,6 +171,23 @@ class Aws(Model):
     )
 
 
+class SyncWindow(Model):
+    """An Argo CD 'allow' sync window: a cron start and a duration."""
+
+    schedule: Line = Field(description="5-field cron, e.g. '0 9 * * 1-5'", examples=["0 9 * * 1-5"])
+    duration: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}[mh]$")] = Field(
+        description="how long the window stays open, e.g. '8h'", examples=["8h"]
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        problem = cron_problem(v)
+        if problem:
+            raise ValueError(f"'{v}' is not a valid 5-field cron: {problem}")
+        return v
+
+
 class Environment(Model):
     """One deployment environment; the order of environments is the promotion order."""
 
@@ -182,6 +199,14 @@ class Environment(Model):
     cluster: Annotated[str, StringConstraints(pattern=URL_RE)] = "https://kubernetes.default.svc"
     url: Annotated[str, StringConstraints(pattern=URL_RE)] | None = None
     strategy: Name = "rolling"
+    sync: Literal["automated", "manual"] = Field(
+        "automated",
+        description="Argo CD syncs this environment's Applications on its own (automated, "
+        "within sync_window when set) or only when someone presses Sync (manual)",
+    )
+    sync_window: SyncWindow | None = Field(
+        None, description="automated syncs happen only inside this window (Argo CD sync window)"
+    )
 
 
 class Runtime(Model):

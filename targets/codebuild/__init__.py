@@ -37,6 +37,7 @@ from ..common import (
 )
 
 name = "codebuild"
+delivery = "codepipeline"  # only CodePipeline runs buildspecs: not a default otherwise
 default_folder = "ci/codebuild"  # under outputs: when the pipeline names no folder
 cost = 14  # ms to render per 1000 services (bench/bench.py); balances parallel rendering
 
@@ -155,9 +156,9 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
         "OUTCOME_FILE": "/tmp/outcome",
     }
     secrets = {
-        ir.gitops.credential: ir.aws.gitops_secret_name,
-        "ARGOCD_SERVER": f"{ir.aws.argocd_secret_name}:server",
-        "ARGOCD_AUTH_TOKEN": f"{ir.aws.argocd_secret_name}:token",
+        ir.gitops.credential: env.gitops_secret_name,
+        "ARGOCD_SERVER": f"{env.argocd_secret_name}:server",
+        "ARGOCD_AUTH_TOKEN": f"{env.argocd_secret_name}:token",
     }
     commands = ['test -n "${SERVICE:-}" && test -n "${IMAGE_TAG:-}" && test -n "${IMAGE_DIGEST:-}"']
     phases: dict[str, Any] = {}

@@ -28,7 +28,7 @@ from .. import Finding, gitops_required
 from ..common import DAST_SCAN
 from .ci import ci_workflow
 from .deliver import deliver_workflow
-from .steps import RUNNER, uses
+from .steps import CI_ENVIRONMENT, NOTIFY_ENVIRONMENT, RUNNER, uses
 from .steps import cost as cost  # the target's attributes, re-exported for the registry
 from .steps import default_folder as default_folder
 from .steps import name as name
@@ -134,28 +134,35 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
 
 
 def describe(ir: IR) -> list[str]:
-    """What must exist on GitHub: the secrets the workflows read, the environments."""
-    out = ["GitHub repository secrets:"]
-    s = ir.secrets
-    for secret, why in (
-        (s.sonar_token, "SonarQube token (security.sast)"),
-        (s.sonar_host_url, "SonarQube server URL (security.sast)"),
-        (s.slack_webhook, f"Slack incoming webhook for {ir.notifications.slack_channel}"),
-        (s.gitops_credential, f"write access to {ir.gitops.repository}"),
-    ):
-        if secret:
-            out.append(f"  {secret}: {why}")
-    if ir.security.dependencies_fail_on:
-        out.append("  NVD_API_KEY (optional): NVD API key; the dependency check updates faster")
-    if ir.delivery == "github-actions":
+    """What must exist on GitHub: environments, and the secrets each one holds (no
+    repository secrets: every secret is scoped to the environment of the jobs that read it)."""
+    s, sec = ir.secrets, ir.security
+    out = []
+    scanners = [x for x in (s.sonar_token, s.sonar_host_url) if x]
+    if sec.dependencies_fail_on:
+        scanners.append("NVD_API_KEY (optional: faster dependency-check updates)")
+    if scanners:
+        out.append(f"GitHub environment '{CI_ENVIRONMENT}' (the CI job): " + ", ".join(scanners))
+    delivers = ir.delivery == "github-actions"
+    if s.slack_webhook and delivers:
         out.append(
-            "GitHub environments (" + ", ".join(e.name for e in ir.environments) + "), each with "
-            "secrets ARGOCD_SERVER and ARGOCD_AUTH_TOKEN (a read-only Argo CD API token: the "
-            "deploy job waits for the rollout to be healthy)"
+            f"GitHub environment '{NOTIFY_ENVIRONMENT}' (Slack messages): {s.slack_webhook}, the "
+            f"incoming webhook for {ir.notifications.slack_channel}"
         )
-    approvals = [e.name for e in ir.environments if e.approval]
-    if approvals:
-        out.append("GitHub environments with required reviewers: " + ", ".join(approvals))
+    if delivers:
+        for env in ir.environments:
+            held = [x for x in (s.gitops_credential,) if x]
+            held += ["ARGOCD_SERVER", "ARGOCD_AUTH_TOKEN"]
+            if s.slack_webhook and "failed" in ir.notifications.slack_events:
+                held.append(s.slack_webhook)
+            who = "required reviewers; " if env.approval else ""
+            out.append(
+                f"GitHub environment '{env.name}': {who}deployment branches "
+                + ", ".join(env.branches)
+                + "; secrets "
+                + ", ".join(held)
+                + f"; its jobs alone assume IAM role {env.github_role_name}"
+            )
     return out
 
 

@@ -7,9 +7,11 @@ from typing import Any
 from ...ir import IR, Service
 from ..common import CVSS, DEPENDENCY_CHECK, SONAR, SONAR_GATE
 from .steps import (
+    CI_ENVIRONMENT,
     RUNNER,
     checkout,
     paths_filter,
+    permissions,
     setup_runtime,
     uses,
 )
@@ -85,9 +87,12 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
         "name": f"Validate {svc.name}",
         "runs-on": RUNNER,
         "timeout-minutes": ir.build.timeout_minutes,
-        "permissions": {"contents": "read"},
+        "permissions": permissions(contents="read"),
         "steps": steps,
     }
+    if sec.sast_fail_on or sec.dependencies_fail_on:
+        # the scanners' secrets are secrets of this GitHub environment, not of the repository
+        job["environment"] = CI_ENVIRONMENT
     if svc.path != ".":
         job["defaults"] = {"run": {"working-directory": svc.path}}
     pull_request = {"branches": pr_branches, **paths_filter(ir, svc, workflow)}

@@ -21,12 +21,14 @@ from ..common import (
     scan_gate_env,
 )
 from .steps import (
+    NOTIFY_ENVIRONMENT,
     RUNNER,
     aws_credentials,
     checkout,
     env_key,
     install_cosign,
     paths_filter,
+    permissions,
     slack_step,
 )
 
@@ -79,7 +81,7 @@ def _route_job(ir: IR) -> dict[str, Any]:
         steps.append(
             slack_step(ir, "Delivery started for ${{ github.repository }} at ${{ github.sha }}")
         )
-    return {
+    job: dict[str, Any] = {
         "name": "Choose environments",
         "runs-on": RUNNER,
         "timeout-minutes": 5,
@@ -87,6 +89,9 @@ def _route_job(ir: IR) -> dict[str, Any]:
         "outputs": outputs,
         "steps": steps,
     }
+    if len(steps) > 1:  # it tells Slack: the webhook is a secret of that environment
+        job["environment"] = NOTIFY_ENVIRONMENT
+    return job
 
 
 def _ci_job(ir: IR, svc: Service) -> dict[str, Any]:
@@ -130,7 +135,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
     }
     steps: list[dict[str, Any]] = [
         checkout(ir),
-        aws_credentials(ir),
+        aws_credentials(ir, ir.aws.github_build_role_arn),
         {
             "name": "Build the image once per source tree, or reuse it",
             "id": "image",
@@ -168,7 +173,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
         "if": "needs.route.outputs.any == 'true'",
         "runs-on": RUNNER,
         "timeout-minutes": ir.build.timeout_minutes,
-        "permissions": {"contents": "read", "id-token": "write"},
+        "permissions": permissions(contents="read", id_token="write"),
         "outputs": {
             "tag": "${{ steps.image.outputs.IMAGE_TAG }}",
             "digest": "${{ steps.image.outputs.IMAGE_DIGEST }}",
@@ -180,7 +185,8 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
 def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict[str, Any]:
     env = ir.environment(dep.environment)
     image = _image_env(svc)
-    steps: list[dict[str, Any]] = [aws_credentials(ir)]
+    # the environment's own role: only jobs of this GitHub environment can assume it
+    steps: list[dict[str, Any]] = [aws_credentials(ir, env.github_role_arn)]
     if svc.chart_source:
         steps.insert(0, checkout(ir))  # the chart and values of the approved commit
     if ir.security.sign_images:
@@ -253,9 +259,11 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                 "run": DAST_SCAN,
             }
         )
-    permissions = {"id-token": "write"}
+    granted = {"id_token": "write"}
+    if svc.chart_source:
+        granted["contents"] = "read"
     if env.approval:
-        permissions["actions"] = "read"  # the run's approvals: who approved this deploy
+        granted["actions"] = "read"  # the run's approvals: who approved this deploy
         steps.append(
             {
                 "name": "Look up who approved",
@@ -302,7 +310,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
         "if": f"needs.route.outputs.{env.name} == 'true'",
         "runs-on": RUNNER,
         "timeout-minutes": minutes,
-        "permissions": permissions,
+        "permissions": permissions(**granted),
         # one deployment of a service to an environment at a time, whichever branch
         # pushed: a running one is never cancelled, the next waits (GitHub keeps the
         # newest waiting run, like CodePipeline's QUEUED mode keeps the order)
@@ -349,6 +357,7 @@ def _notify_job(ir: IR, svc: Service, deploy_ids: list[str]) -> dict[str, Any] |
         "runs-on": RUNNER,
         "timeout-minutes": 5,
         "permissions": {},
+        "environment": NOTIFY_ENVIRONMENT,
         "steps": steps,
     }
 
@@ -372,6 +381,7 @@ def deliver_workflow(ir: IR, svc: Service) -> dict[str, Any]:
                 "runs-on": RUNNER,
                 "timeout-minutes": 5,
                 "permissions": {},
+                "environment": NOTIFY_ENVIRONMENT,
                 "steps": [
                     slack_step(
                         ir,

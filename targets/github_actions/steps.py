@@ -14,6 +14,27 @@ cost = 58  # ms to render per 1000 services (bench/bench.py); balances parallel 
 RUNNER = "ubuntu-24.04"
 
 
+# Why a job holds a permission: written next to it (zizmor's undocumented-permissions).
+PERMISSION_REASONS = {
+    ("contents", "read"): "check out the repository",
+    ("id-token", "write"): "OIDC token to assume this job's AWS role",
+    ("actions", "read"): "read this run's approvals for the audit row",
+}
+
+# The GitHub environment of jobs that only talk to Slack: its secret lives there.
+NOTIFY_ENVIRONMENT = "notifications"
+# The GitHub environment of the CI job when it runs scanners (SonarQube, NVD key).
+CI_ENVIRONMENT = "ci"
+
+
+def permissions(**granted: str) -> dict[str, Pinned]:
+    """``permissions:`` with each grant commented with its reason."""
+    return {
+        key.replace("_", "-"): Pinned(level, PERMISSION_REASONS[(key.replace("_", "-"), level)])
+        for key, level in granted.items()
+    }
+
+
 def uses(ir: IR, action: str) -> Pinned:
     pin = ir.pins.action(action)
     return Pinned(f"{action}@{pin.sha}", pin.version)
@@ -31,11 +52,12 @@ def checkout(ir: IR, **extra: Any) -> dict[str, Any]:
     }
 
 
-def aws_credentials(ir: IR) -> dict[str, Any]:
+def aws_credentials(ir: IR, role_arn: str) -> dict[str, Any]:
+    """OIDC credentials for ``role_arn``: the build role, or an environment's deploy role."""
     return {
         "name": "Configure AWS credentials (OIDC)",
         "uses": uses(ir, "aws-actions/configure-aws-credentials"),
-        "with": {"role-to-assume": ir.aws.github_role_arn, "aws-region": ir.aws.region},
+        "with": {"role-to-assume": role_arn, "aws-region": ir.aws.region},
     }
 
 

@@ -20,6 +20,7 @@ from ...ir import IR
 from .. import Finding
 from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
 from .iam import iam
+from .pipelines import choices as pipeline_choices
 from .pipelines import codebuild, codepipeline
 
 name = "terraform"
@@ -94,7 +95,9 @@ def _before_first_apply(ir: IR, tf_folder: str) -> list[str]:
         else:
             out.append("  Terraform >= 1.10 (state locking with an S3 lock file, use_lockfile)")
     host = "token.actions.githubusercontent.com"
-    if ir.github_oidc_provider == "existing":
+    if ir.delivery != "github-actions":
+        pass  # GitHub Actions runs CI only: no OIDC provider, no role
+    elif ir.github_oidc_provider == "existing":
         out.append(f"  the account's IAM OIDC provider for https://{host} (read, not created)")
     else:
         out.append(
@@ -119,20 +122,23 @@ def describe(ir: IR) -> list[str]:
     tf_folder = ir.output(name)
     out = _before_first_apply(ir, tf_folder)
     out.append(f"AWS (terraform apply in {tf_folder}):")
-    out.append(f"  IAM role {ir.aws.github_role_arn} trusted by GitHub OIDC for {ir.repository}")
+    if ir.delivery == "github-actions":
+        out.append(
+            f"  IAM role {ir.aws.github_build_role_name}: GitHub build jobs of the deploy branches"
+        )
+        for env in ir.environments:
+            out.append(f"  IAM role {env.github_role_name}: only GitHub environment '{env.name}'")
     if ir.delivery == "codepipeline":
         out.append(
             f"  CodeStar connection '{ir.aws.connection_name}': confirm it once in the "
             "console (Developer Tools > Settings > Connections)"
         )
-        out.append(
-            f"  Secrets Manager secret {ir.aws.gitops_secret_name}: the GitOps deploy "
-            "key or token, for the CodeBuild deploy"
-        )
-        out.append(
-            f"  Secrets Manager secret {ir.aws.argocd_secret_name}: JSON keys server and "
-            "token (a read-only Argo CD API token: the deploy waits for a healthy rollout)"
-        )
+        for env in ir.environments:
+            out.append(
+                f"  Secrets Manager secrets {env.gitops_secret_name} (the GitOps deploy key "
+                f"or token) and {env.argocd_secret_name} (JSON keys server and token: a "
+                f"read-only Argo CD API token), read only by the {env.name} deploy project"
+            )
         if ir.security.sast_fail_on:
             out.append(
                 f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "
@@ -144,6 +150,15 @@ def describe(ir: IR) -> list[str]:
         "Notifications)"
     )
     return out
+
+
+def choices(ir: IR) -> list[Finding]:
+    """The user's policy choices that skip a checkov check, at the field that made them
+    (lint lists them; they are neither errors nor warnings)."""
+    return [
+        Finding(path, f"checkov {check} skipped: {why} ({ir.log_retention_days} days)")
+        for check, path, why in pipeline_choices(ir)
+    ]
 
 
 def render(ir: IR) -> dict[str, str]:

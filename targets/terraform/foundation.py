@@ -288,22 +288,24 @@ def audit(ir: IR) -> str:
     """The audit table; with CodePipeline, the secrets its CodeBuild projects read."""
     blocks: list[Block] = []
     if ir.delivery == "codepipeline":
-        blocks.append(
-            _secret(
-                "gitops_credential",
-                ir.aws.gitops_secret_name,
-                "Deploy key or token the deploy builds use to push image digests",
-                "a deploy key or token is rotated by hand in the GitOps repository",
+        for env in ir.environments:  # one of each per environment: its deploy role's only
+            label = "deploy_" + env.name.replace("-", "_")
+            blocks.append(
+                _secret(
+                    f"gitops_{label}",
+                    env.gitops_secret_name,
+                    f"Deploy key or token the {env.name} deploy uses to push to GitOps",
+                    "a deploy key or token is rotated by hand in the GitOps repository",
+                )
             )
-        )
-        blocks.append(
-            _secret(
-                "argocd",
-                ir.aws.argocd_secret_name,
-                "Argo CD API server and read-only token (JSON keys server, token)",
-                "an Argo CD API token is rotated in Argo CD",
+            blocks.append(
+                _secret(
+                    f"argocd_{label}",
+                    env.argocd_secret_name,
+                    f"Argo CD API server and read-only token for {env.name} (keys server, token)",
+                    "an Argo CD API token is rotated in Argo CD",
+                )
             )
-        )
         if ir.security.sast_fail_on:
             blocks.append(
                 _secret(
@@ -347,17 +349,31 @@ def outputs(ir: IR) -> str:
             Ref("aws_codestarconnections_connection.github.arn"),
             "Confirm this connection once in the AWS console",
         )
-    out(
-        "github_actions_role_arn",
-        Ref("aws_iam_role.github_actions.arn"),
-        "Role the GitHub Actions workflows assume through OIDC",
-    )
+    if ir.delivery == "github-actions":
+        out(
+            "github_build_role_arn",
+            Ref("aws_iam_role.github_build.arn"),
+            "Role the GitHub build jobs assume through OIDC (branches)",
+        )
+        out(
+            "github_deploy_role_arns",
+            {
+                e.name: Ref(f"aws_iam_role.github_deploy_{e.name.replace('-', '_')}.arn")
+                for e in ir.environments
+            },
+            "Role each GitHub environment's deploy jobs assume through OIDC",
+        )
     if ir.delivery == "codepipeline":
         out("artifact_bucket", Ref("aws_s3_bucket.artifacts.bucket"), "Pipeline artifact bucket")
         out(
-            "gitops_credential_secret",
-            Ref("aws_secretsmanager_secret.gitops_credential.name"),
-            "Put the GitOps deploy key or token here",
+            "gitops_credential_secrets",
+            {
+                e.name: Ref(
+                    f"aws_secretsmanager_secret.gitops_deploy_{e.name.replace('-', '_')}.name"
+                )
+                for e in ir.environments
+            },
+            "Put each environment's GitOps deploy key or token here",
         )
     out(
         "ecr_repository_urls",

@@ -1,11 +1,19 @@
-"""IAM: the pipeline, build and GitHub OIDC roles, each with what its jobs call."""
+"""IAM: least privilege, build apart from deploy, one deploy role per environment.
+
+CodePipeline delivery: the pipeline role; one CodeBuild role for the build and DAST
+projects (untrusted code: ECR push, scanners, signing); one CodeBuild role per
+environment for its deploy project (its own GitOps and Argo CD secrets, signature
+verification, the audit table).  GitHub delivery: a build role for the deploy
+branches, and per environment a deploy role that only that GitHub environment's
+jobs can assume (OIDC subject repo:<repo>:environment:<env>).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ...hcl import Block, Ref, document
-from ...ir import IR
+from ...ir import IR, Environment
 from .blocks import (
     aws_constants,
     iam_role,
@@ -33,25 +41,18 @@ def _scan_statements(ir: IR) -> list[dict[str, Any]]:
 
 
 def iam(ir: IR) -> str:
-    bucket = [Ref("aws_s3_bucket.artifacts.arn"), Ref('"${aws_s3_bucket.artifacts.arn}/*"')]
-    projects = [Ref(f"aws_codebuild_project.build-{s.name}.arn") for s in ir.services]
-    projects += [Ref(f"aws_codebuild_project.deploy-{e.name}.arn") for e in ir.environments]
-    repos = [Ref(f"aws_ecr_repository.{s.name}.arn") for s in ir.services]
-    log_groups = [Ref(f'"${{aws_cloudwatch_log_group.build-{s.name}.arn}}:*"') for s in ir.services]
-    log_groups += [
-        Ref(f'"${{aws_cloudwatch_log_group.deploy-{e.name}.arn}}:*"') for e in ir.environments
-    ]
-    if ir.security.dast:
-        projects.append(Ref("aws_codebuild_project.dast.arn"))
-        log_groups.append(Ref('"${aws_cloudwatch_log_group.dast.arn}:*"'))
     blocks: list[Block] = []
     if ir.delivery == "codepipeline":
-        blocks += _pipeline_roles(ir, bucket, projects, log_groups)
-    blocks += _github_role(ir, list(ECR_PUSH), repos, [Ref("aws_kms_key.cicd.arn")])
+        blocks += _pipeline_role(ir)
+        blocks += _codebuild_build_role(ir)
+        for env in ir.environments:
+            blocks += _codebuild_deploy_role(ir, env)
+    else:
+        blocks += _github_roles(ir)
     return document(blocks)
 
 
-ECR_PUSH = (
+ECR_PUSH = [
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
     "ecr:CompleteLayerUpload",
@@ -61,21 +62,32 @@ ECR_PUSH = (
     "ecr:InitiateLayerUpload",
     "ecr:PutImage",
     "ecr:UploadLayerPart",
-)
+]
 # everything cosign's AWS KMS client calls: DescribeKey (key spec), GetPublicKey, Sign
 COSIGN_KMS = ["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign"]
+# what verifying a signature calls (the public key is checked locally)
+COSIGN_VERIFY_KMS = ["kms:DescribeKey", "kms:GetPublicKey"]
 
 
-def _pipeline_roles(
-    ir: IR, bucket: list[Ref], projects: list[Ref], log_groups: list[Ref]
-) -> list[Block]:
-    """CodePipeline's role and the CodeBuild role its projects run with."""
-    acct, region = ir.aws.account_id, ir.aws.region
-    kms_key = [Ref("aws_kms_key.cicd.arn")]
-    repos = [Ref(f"aws_ecr_repository.{s.name}.arn") for s in ir.services]
-    ecr_push = list(ECR_PUSH)
-    blocks: list[Block] = []
-    blocks += service_role(
+def _repos(ir: IR) -> list[Ref]:
+    return [Ref(f"aws_ecr_repository.{s.name}.arn") for s in ir.services]
+
+
+def _bucket() -> list[Ref]:
+    return [Ref("aws_s3_bucket.artifacts.arn"), Ref('"${aws_s3_bucket.artifacts.arn}/*"')]
+
+
+def _label(env: Environment) -> str:
+    return "deploy_" + env.name.replace("-", "_")
+
+
+def _pipeline_role(ir: IR) -> list[Block]:
+    projects = [Ref(f"aws_codebuild_project.build-{s.name}.arn") for s in ir.services]
+    projects += [Ref(f"aws_codebuild_project.deploy-{e.name}.arn") for e in ir.environments]
+    if ir.security.dast:
+        projects.append(Ref("aws_codebuild_project.dast.arn"))
+    acct = ir.aws.account_id
+    blocks = service_role(
         "codepipeline", ir.aws.pipeline_role_name, "codepipeline.amazonaws.com", acct
     )
     blocks.append(
@@ -91,12 +103,12 @@ def _pipeline_roles(
                         "s3:GetBucketVersioning",
                         "s3:GetBucketLocation",
                     ],
-                    "resources": bucket,
+                    "resources": _bucket(),
                 },
                 {
                     "sid": "ArtifactKey",
                     "actions": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                    "resources": kms_key,
+                    "resources": [Ref("aws_kms_key.cicd.arn")],
                 },
                 {
                     "sid": "Source",
@@ -117,9 +129,12 @@ def _pipeline_roles(
         )
     )
     blocks.append(inline_policy("codepipeline", "codepipeline", "codepipeline"))
+    return blocks
 
-    blocks += service_role("codebuild", ir.aws.build_role_name, "codebuild.amazonaws.com", acct)
-    statements: list[dict[str, Any]] = [
+
+def _common_codebuild(ir: IR, log_groups: list[Ref]) -> list[dict[str, Any]]:
+    """What every CodeBuild project needs: its logs, the artifacts, the key, the clone."""
+    return [
         {
             "sid": "Logs",
             "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -134,47 +149,43 @@ def _pipeline_roles(
                 "s3:GetBucketAcl",
                 "s3:GetBucketLocation",
             ],
-            "resources": bucket,
+            "resources": _bucket(),
         },
         {
             "sid": "Key",
             "actions": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-            "resources": kms_key,
+            "resources": [Ref("aws_kms_key.cicd.arn")],
         },
-        {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]},
-        *_scan_statements(ir),
-        {"sid": "EcrPush", "actions": ecr_push, "resources": repos},
         {
-            "sid": "Source",  # the git clone (CODEBUILD_CLONE_REF) the build keys images by
+            "sid": "Source",  # the git clone (CODEBUILD_CLONE_REF) images are keyed by
             "actions": ["codestar-connections:UseConnection"],
             "resources": [Ref("aws_codestarconnections_connection.github.arn")],
         },
         {
-            "sid": "Secrets",
-            "actions": ["secretsmanager:GetSecretValue"],
-            "resources": [
-                Ref("aws_secretsmanager_secret.gitops_credential.arn"),
-                Ref("aws_secretsmanager_secret.argocd.arn"),
-                *(
-                    [Ref("aws_secretsmanager_secret.sonarqube.arn")]
-                    if ir.security.sast_fail_on
-                    else []
-                ),
-            ],
+            "sid": "EcrLogin",  # GetAuthorizationToken has no resource to scope to
+            "actions": ["ecr:GetAuthorizationToken"],
+            "resources": ["*"],
         },
     ]
-    approvals = [
-        f"arn:aws:codepipeline:{region}:{acct}:{dep.pipeline_name}"
-        for svc in ir.services
-        for dep in svc.deployments
-        if ir.environment(dep.environment).approval
+
+
+def _codebuild_build_role(ir: IR) -> list[Block]:
+    """Build and DAST projects: untrusted code from any branch; never a deploy credential."""
+    region, acct = ir.aws.region, ir.aws.account_id
+    logs = [Ref(f'"${{aws_cloudwatch_log_group.build-{s.name}.arn}}:*"') for s in ir.services]
+    if ir.security.dast:
+        logs.append(Ref('"${aws_cloudwatch_log_group.dast.arn}:*"'))
+    statements = _common_codebuild(ir, logs)
+    statements += [
+        *_scan_statements(ir),
+        {"sid": "EcrPush", "actions": ECR_PUSH, "resources": _repos(ir)},
     ]
-    if approvals and ir.deployments_table:
+    if ir.security.sast_fail_on:
         statements.append(
             {
-                "sid": "Approvers",  # the audit row names who approved
-                "actions": ["codepipeline:GetPipelineState"],
-                "resources": approvals,
+                "sid": "SonarQube",
+                "actions": ["secretsmanager:GetSecretValue"],
+                "resources": [Ref("aws_secretsmanager_secret.sonarqube.arn")],
             }
         )
     if ir.security.image_scan_fail_on:
@@ -201,87 +212,168 @@ def _pipeline_roles(
                 "resources": [Ref("aws_kms_key.signing.arn")],
             }
         )
+    blocks = service_role("codebuild", ir.aws.build_role_name, "codebuild.amazonaws.com", acct)
+    blocks.append(policy_doc("codebuild", statements))
+    blocks.append(inline_policy("codebuild", "codebuild", "codebuild"))
+    return blocks
+
+
+def _deploy_statements(ir: IR, env: Environment) -> list[dict[str, Any]]:
+    """What a deploy to ``env`` calls, in either orchestrator."""
+    out: list[dict[str, Any]] = []
+    if ir.security.sign_images:
+        out.append(
+            {
+                "sid": "VerifySignatures",
+                "actions": COSIGN_VERIFY_KMS,
+                "resources": [Ref("aws_kms_key.signing.arn")],
+            }
+        )
+    dast = ir.security.dast
+    if env.after_dast or (env.dast and dast is not None):
+        out.append(
+            {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]}
+        )
+        actions = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
+        if env.dast:  # a passed scan tags the digest
+            actions.append("ecr:PutImage")
+        out.append({"sid": "DastTags", "actions": sorted(actions), "resources": _repos(ir)})
+    elif ir.security.sign_images:
+        out.append(
+            {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]}
+        )
+        actions = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+        out.append({"sid": "ReadSignatures", "actions": actions, "resources": _repos(ir)})
     if ir.deployments_table:
-        statements.append(
+        out.append(
             {
                 "sid": "RecordDeployments",
                 "actions": ["dynamodb:PutItem"],
                 "resources": [Ref("aws_dynamodb_table.deployments.arn")],
             }
         )
-    blocks.append(policy_doc("codebuild", statements))
-    blocks.append(inline_policy("codebuild", "codebuild", "codebuild"))
+    return out
+
+
+def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
+    """The deploy project of one environment: only its own secrets."""
+    label = _label(env)
+    region, acct = ir.aws.region, ir.aws.account_id
+    logs = [Ref(f'"${{aws_cloudwatch_log_group.deploy-{env.name}.arn}}:*"')]
+    statements = _common_codebuild(ir, logs)
+    statements.append(
+        {
+            "sid": "Secrets",  # this environment's GitOps credential and Argo CD token only
+            "actions": ["secretsmanager:GetSecretValue"],
+            "resources": [
+                Ref(f"aws_secretsmanager_secret.gitops_{label}.arn"),
+                Ref(f"aws_secretsmanager_secret.argocd_{label}.arn"),
+            ],
+        }
+    )
+    statements += _deploy_statements(ir, env)
+    if env.approval and ir.deployments_table:
+        statements.append(
+            {
+                "sid": "Approvers",  # the audit row names who approved
+                "actions": ["codepipeline:GetPipelineState"],
+                "resources": [
+                    f"arn:aws:codepipeline:{region}:{acct}:{dep.pipeline_name}"
+                    for svc in ir.services
+                    for dep in svc.deployments
+                    if dep.environment == env.name
+                ],
+            }
+        )
+    # a statement's sid must be unique: the common EcrLogin may repeat
+    unique = list({st["sid"]: st for st in reversed(statements)}.values())[::-1]
+    blocks = service_role(label, env.codebuild_role_name, "codebuild.amazonaws.com", acct)
+    blocks.append(policy_doc(label, unique))
+    blocks.append(inline_policy(label, label, label))
     return blocks
 
 
-def _github_role(ir: IR, ecr_push: list[str], repos: list[Ref], kms_key: list[Ref]) -> list[Block]:
-    """The role GitHub Actions assumes through OIDC."""
-    blocks: list[Block] = []
-
+def _oidc_provider(ir: IR) -> tuple[Block, Ref]:
     oidc = aws_constants()["github_oidc_host"]
     if ir.github_oidc_provider == "create":
         gh = resource("aws_iam_openid_connect_provider", "github")
         gh.attr("url", f"https://{oidc}")
         gh.attr("client_id_list", ["sts.amazonaws.com"])
         gh.attr("thumbprint_list", list(aws_constants()["github_thumbprints"]))
-        provider_arn = Ref("aws_iam_openid_connect_provider.github.arn")
-    else:  # an account holds one provider per URL: use the one that exists
-        gh = Block("data", ("aws_iam_openid_connect_provider", "github"))
-        gh.comment("aws.github_oidc_provider: existing (the account has one already)")
-        gh.attr("url", f"https://{oidc}")
-        provider_arn = Ref("data.aws_iam_openid_connect_provider.github.arn")
-    blocks.append(gh)
-    subjects = []
-    for env in ir.environments:
-        for b in env.includes:
-            subjects.append(f"repo:{ir.repository}:ref:refs/heads/{b}")
-        if env.approval:
-            subjects.append(f"repo:{ir.repository}:environment:{env.name}")
-    subjects = list(dict.fromkeys(subjects))
-    blocks.append(
-        policy_doc(
-            "github_assume",
-            [
-                {
-                    "actions": ["sts:AssumeRoleWithWebIdentity"],
-                    "principals": [("Federated", [provider_arn])],
-                    "conditions": [
-                        ("StringEquals", f"{oidc}:aud", ["sts.amazonaws.com"]),
-                        ("StringLike", f"{oidc}:sub", subjects),
-                    ],
-                }
-            ],
-        )
+        return gh, Ref("aws_iam_openid_connect_provider.github.arn")
+    # an account holds one provider per URL: use the one that exists
+    gh = Block("data", ("aws_iam_openid_connect_provider", "github"))
+    gh.comment("aws.github_oidc_provider: existing (the account has one already)")
+    gh.attr("url", f"https://{oidc}")
+    return gh, Ref("data.aws_iam_openid_connect_provider.github.arn")
+
+
+def _github_trust(label: str, provider: Ref, subjects: list[str]) -> Block:
+    oidc = aws_constants()["github_oidc_host"]
+    return policy_doc(
+        f"{label}_assume",
+        [
+            {
+                "actions": ["sts:AssumeRoleWithWebIdentity"],
+                "principals": [("Federated", [provider])],
+                "conditions": [
+                    ("StringEquals", f"{oidc}:aud", ["sts.amazonaws.com"]),
+                    ("StringLike", f"{oidc}:sub", subjects),
+                ],
+            }
+        ],
     )
-    role = iam_role("github_actions", ir.aws.github_role_name, "github_assume")
+
+
+def _github_roles(ir: IR) -> list[Block]:
+    """The build job's role (branches) and one deploy role per GitHub environment."""
+    gh, provider = _oidc_provider(ir)
+    blocks: list[Block] = [gh]
+    branches = list(dict.fromkeys(b for env in ir.environments for b in env.includes))
+    subjects = [f"repo:{ir.repository}:ref:refs/heads/{b}" for b in branches]
+    blocks.append(_github_trust("github_build", provider, subjects))
+    role = iam_role("github_build", ir.aws.github_build_role_name, "github_build_assume")
     role.attr("max_session_duration", 3600)
     blocks.append(role)
-    gh_statements: list[dict[str, Any]] = [
-        {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]},
+    build: list[dict[str, Any]] = [
+        {
+            "sid": "EcrLogin",  # GetAuthorizationToken has no resource to scope to
+            "actions": ["ecr:GetAuthorizationToken"],
+            "resources": ["*"],
+        },
         *_scan_statements(ir),
-        {"sid": "EcrPush", "actions": ecr_push, "resources": repos},
+        {"sid": "EcrPush", "actions": ECR_PUSH, "resources": _repos(ir)},
         {
             "sid": "ImageKey",
             "actions": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "resources": kms_key,
+            "resources": [Ref("aws_kms_key.cicd.arn")],
         },
     ]
     if ir.security.sign_images:
-        gh_statements.append(
+        build.append(
             {
                 "sid": "SignImages",
                 "actions": COSIGN_KMS,
                 "resources": [Ref("aws_kms_key.signing.arn")],
             }
         )
-    if ir.delivery == "github-actions" and ir.deployments_table:
-        gh_statements.append(
-            {
-                "sid": "RecordDeployments",
-                "actions": ["dynamodb:PutItem"],
-                "resources": [Ref("aws_dynamodb_table.deployments.arn")],
-            }
+    blocks.append(policy_doc("github_build", build))
+    blocks.append(inline_policy("github_build", "github_build", "github_build"))
+    for env in ir.environments:
+        label = _label(env)
+        blocks.append(
+            _github_trust(
+                f"github_{label}", provider, [f"repo:{ir.repository}:environment:{env.name}"]
+            )
         )
-    blocks.append(policy_doc("github_actions", gh_statements))
-    blocks.append(inline_policy("github_actions", "github_actions", "github_actions"))
+        role = iam_role(f"github_{label}", env.github_role_name, f"github_{label}_assume")
+        role.attr("max_session_duration", 3600)
+        blocks.append(role)
+        statements = _deploy_statements(ir, env)
+        if not statements:  # nothing to call in AWS: the role still proves the environment
+            statements = [
+                {"sid": "Identity", "actions": ["sts:GetCallerIdentity"], "resources": ["*"]}
+            ]
+        blocks.append(policy_doc(f"github_{label}", statements))
+        blocks.append(inline_policy(f"github_{label}", f"github_{label}", f"github_{label}"))
     return blocks

@@ -23,13 +23,14 @@ def _project(
     privileged: bool,
     timeout: int,
     cache: str,
+    role: str = "codebuild",
 ) -> Block:
     p = resource("aws_codebuild_project", label)
     if privileged:
         p.comment("checkov:skip=CKV_AWS_316: docker builds need privileged mode")
     p.attr("name", project_name)
     p.attr("description", description)
-    p.attr("service_role", Ref("aws_iam_role.codebuild.arn"))
+    p.attr("service_role", Ref(f"aws_iam_role.{role}.arn"))
     p.attr("build_timeout", timeout)
     p.attr("encryption_key", Ref("aws_kms_key.cicd.arn"))
     p.block("artifacts").attr("type", "CODEPIPELINE")
@@ -57,8 +58,26 @@ def _project(
     return p
 
 
+# checkov's one-year minimum for log retention, and the pipeline field that lowers it
+MIN_LOG_RETENTION_DAYS = 365
+RETENTION_CHOICE = (
+    "CKV_AWS_338",
+    ("audit", "log_retention_days"),
+    "retention chosen in pipeline.yaml audit.log_retention_days",
+)
+
+
+def choices(ir: IR) -> list[tuple[str, tuple[str, ...], str]]:
+    """Policy checks the user's own settings decline: (check, pipeline field, why)."""
+    if ir.delivery == "codepipeline" and ir.log_retention_days < MIN_LOG_RETENTION_DAYS:
+        return [RETENTION_CHOICE]
+    return []
+
+
 def _log_group(ir: IR, label: str, group: str) -> Block:
     lg = resource("aws_cloudwatch_log_group", label)
+    for check, _, why in choices(ir):
+        lg.comment(f"checkov:skip={check}: {why}")
     lg.attr("name", group)
     lg.attr("retention_in_days", ir.log_retention_days)
     lg.attr("kms_key_id", Ref("aws_kms_key.cicd.arn"))
@@ -99,6 +118,7 @@ def codebuild(ir: IR) -> str:
                 False,
                 15 + max(waits, default=0),
                 "none",
+                role="deploy_" + env.name.replace("-", "_"),  # its own role and secrets
             )
         )
     dast = ir.security.dast
