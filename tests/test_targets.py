@@ -194,3 +194,36 @@ def test_a_deliverer_whose_output_is_off_is_a_located_warning() -> None:
         "github-actions output that generates it is off: nothing generated here delivers; "
         "turn it on"
     ]
+
+
+def test_each_service_builds_with_its_own_runtime_and_steps() -> None:
+    # storefront: web keeps ci.runtime (python, its default steps); payments is Go
+    ir = compile_bytes("pipeline.yaml", (ROOT / "samples/storefront/pipeline.yaml").read_bytes())
+    web, payments = ir.services
+    assert (web.runtime.language, web.runtime.version) == ("python", "3.12")
+    assert web.steps == ir.steps
+    assert (payments.runtime.language, payments.runtime.version) == ("go", "1.23")
+    assert [s.run for s in payments.steps] == ["go vet ./...", "go test -race ./..."]
+    ci = yaml.safe_load((ROOT / "samples/storefront/.github/workflows/ci-payments.yml").read_text())
+    steps = ci["jobs"]["validate"]["steps"]
+    assert steps[1]["uses"].startswith("actions/setup-go@")
+    assert [s["run"] for s in steps[2:4]] == ["go vet ./...", "go test -race ./..."]
+    web_ci = yaml.safe_load((ROOT / "samples/storefront/.github/workflows/ci-web.yml").read_text())
+    assert web_ci["jobs"]["validate"]["steps"][1]["uses"].startswith("actions/setup-python@")
+
+
+def test_a_service_runtime_without_steps_takes_that_runtimes_default_steps() -> None:
+    text = REFERENCE.replace(
+        "    path: services/order\n", '    path: services/order\n    runtime:\n      java: "21"\n'
+    )
+    assert text != REFERENCE
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    product, order = ir.services
+    assert product.steps == ir.steps  # node, the pipeline's npm steps
+    assert order.steps[0].run == "./mvnw -B dependency:go-offline"
+    files = expected(ir, ("codebuild",))
+    spec = yaml.safe_load(files["ci/codebuild/build-order-service.yml"][1])
+    assert spec["phases"]["install"]["runtime-versions"] == {"java": "corretto21"}
+    assert spec["cache"]["paths"] == ["/root/.m2/**/*"]
+    node = yaml.safe_load(files["ci/codebuild/build-product-service.yml"][1])
+    assert node["phases"]["install"]["runtime-versions"] == {"nodejs": "20"}

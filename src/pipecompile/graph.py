@@ -36,13 +36,14 @@ def flow(ir: IR) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]
     edges: list[tuple[str, str, str]] = []
     sec = ir.security
     nodes.append(("push", "round", "git push"))
-    nodes.append(
-        (
-            "validate",
-            "box",
-            f"validate: {len(ir.steps)} ci steps ({ir.runtime.language} {ir.runtime.version})",
-        )
-    )
+    kinds = {(s.runtime, s.steps) for s in ir.services}
+    if len(kinds) == 1:
+        ((runtime, steps),) = kinds
+        label = f"validate: {len(steps)} ci steps ({runtime.language} {runtime.version})"
+    else:  # a polyglot repository: each service its own runtime and steps
+        runtimes = sorted({f"{s.runtime.language} {s.runtime.version}" for s in ir.services})
+        label = "validate: per-service ci steps (" + ", ".join(runtimes) + ")"
+    nodes.append(("validate", "box", label))
     edges.append(("push", "validate", "solid"))
     last = "validate"
     for ident, label in (

@@ -104,6 +104,8 @@ class Service:
     trigger_excludes: tuple[str, ...]  # other services' folders inside those (path isolation)
     chart_path: str  # folder of the service's deployments in the GitOps repository
     chart_source: str | None  # the generated chart in this repository (None: helm is off)
+    runtime: Runtime  # services.X.runtime, else ci.runtime
+    steps: tuple[Step, ...]  # services.X.steps, else as the language's table says
 
 
 @dataclass(frozen=True, slots=True)

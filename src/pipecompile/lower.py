@@ -18,7 +18,8 @@ from .defaults import DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
 from .errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .loader import Document
 from .lower_rules import Rules, duration_ms, rollout_minutes
-from .model import Compute, ImageScan, Pipeline
+from .model import Compute, ImageScan, Pipeline, Runtime
+from .model import Service as ModelService
 from .targets import default_outputs
 
 
@@ -60,7 +61,7 @@ class _Lowering(Rules):
         runtime, steps = self.ci()
         gitops_path = self.rel_path(("gitops", "path"), model.gitops.path, "path")
         helm = dict(outputs).get("helm")
-        services = self.services(envs, strategies, gitops_path, helm)
+        services = self.services(envs, strategies, gitops_path, helm, (runtime, steps))
         build = self.build()
         security = self.security(envs)
         gitops = self.gitops(gitops_path)
@@ -198,11 +199,10 @@ class _Lowering(Rules):
     def ci(self) -> tuple[ir.Runtime, tuple[ir.Step, ...]]:
         """The runtime, and the steps written or the runtime's default steps."""
         ci = self.m.ci
-        language = next(k for k in ("node", "python", "java", "go") if getattr(ci.runtime, k))
-        runtime = ir.Runtime(language, getattr(ci.runtime, language))  # type: ignore[arg-type]
+        runtime = runtime_of(ci.runtime)
         if ci.steps is not None:
             return runtime, tuple(ir.Step(step.name, step.run) for step in ci.steps)
-        return runtime, tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[language])
+        return runtime, tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[runtime.language])
 
     def services(
         self,
@@ -210,6 +210,7 @@ class _Lowering(Rules):
         strategies: dict[str, ir.Strategy],
         gitops_path: str,
         helm: str | None,
+        ci: tuple[ir.Runtime, tuple[ir.Step, ...]],
     ) -> list[ir.Service]:
         """Every service with its deployments (one per environment) and derived names."""
         model = self.m
@@ -307,6 +308,8 @@ class _Lowering(Rules):
                     trigger_excludes=(),  # set below, once every path is known
                     chart_path=posixpath.join(gitops_path, name),
                     chart_source=posixpath.join(helm, name) if helm else None,
+                    runtime=(own := service_ci(svc, ci))[0],
+                    steps=own[1],
                 )
             )
         return [
@@ -508,3 +511,22 @@ def nested_folders(svc: ir.Service, services: list[ir.Service]) -> tuple[str, ..
     if svc.path == ".":  # and the other services' charts
         inside += [o.chart_source for o in services if o is not svc and o.chart_source]
     return tuple(f"{path}/**" for path in sorted(set(inside)))
+
+
+def runtime_of(model: Runtime) -> ir.Runtime:
+    language = next(k for k in ("node", "python", "java", "go") if getattr(model, k))
+    return ir.Runtime(language, getattr(model, language))  # type: ignore[arg-type]
+
+
+def service_ci(
+    svc: ModelService, ci: tuple[ir.Runtime, tuple[ir.Step, ...]]
+) -> tuple[ir.Runtime, tuple[ir.Step, ...]]:
+    """A service's runtime and CI steps (LANGUAGE.md, additions in 1.1): its own steps;
+    else the pipeline's steps when it keeps the pipeline's runtime; else the default
+    steps of its own runtime."""
+    runtime = runtime_of(svc.runtime) if svc.runtime else ci[0]
+    if svc.steps is not None:
+        return runtime, tuple(ir.Step(step.name, step.run) for step in svc.steps)
+    if runtime == ci[0]:
+        return runtime, ci[1]
+    return runtime, tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[runtime.language])

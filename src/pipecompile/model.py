@@ -396,6 +396,17 @@ class Service(Model):
     replicas: Replicas = 1
     secrets: list[Annotated[str, StringConstraints(pattern=SECRET_RE)]] = []
     strategy: Name | None = None
+    runtime: Runtime | None = Field(
+        None,
+        description="this service's language and version, same shape as ci.runtime "
+        "(default: ci.runtime)",
+        examples=[{"go": "1.23"}],
+    )
+    steps: list[Step] | None = Field(
+        None,
+        description="this service's CI steps, same shape as ci.steps (default: ci.steps when "
+        "it uses the pipeline's runtime, else the default steps of its own runtime)",
+    )
 
 
 SlackEvent = Literal["started", "succeeded", "failed", "approval-needed"]

@@ -65,8 +65,8 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         "IMAGE_ENV": "/tmp/image.env",
     }
     secrets: dict[str, str] = {}
-    key, fmt = _runtimes()["runtime_versions"][ir.runtime.language]
-    ci = ['cd "$CODEBUILD_SRC_DIR/$SERVICE_PATH"'] + [s.run for s in ir.steps]
+    key, fmt = _runtimes()["runtime_versions"][svc.runtime.language]
+    ci = ['cd "$CODEBUILD_SRC_DIR/$SERVICE_PATH"'] + [s.run for s in svc.steps]
     ci.append('cd "$CODEBUILD_SRC_DIR"')
     if sec.sast_fail_on:
         variables.update(
@@ -108,7 +108,7 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         '"$SERVICE" "$IMAGE_URI" "$IMAGE_TAG" "$IMAGE_DIGEST" > "$CODEBUILD_SRC_DIR/image.json"'
     )
     phases: dict[str, Any] = {
-        "install": {"runtime-versions": {key: fmt.format(v=ir.runtime.version)}},
+        "install": {"runtime-versions": {key: fmt.format(v=svc.runtime.version)}},
         # CI gates the build: no image unless the steps and scanners pass
         "pre_build": {"on-failure": "ABORT", "commands": ci},
         "build": {"on-failure": "ABORT", "commands": build},
@@ -138,7 +138,7 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
             }
         }
     if ir.build.cache != "none":
-        spec["cache"] = {"paths": list(_runtimes()["cache_paths"][ir.runtime.language])}
+        spec["cache"] = {"paths": list(_runtimes()["cache_paths"][svc.runtime.language])}
     return spec
 
 

@@ -24,7 +24,7 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
         checkout(ir, **({"fetch-depth": 0} if ir.security.sast_fail_on else {})),
         setup_runtime(ir, svc),
     ]
-    steps += [{"name": s.name, "run": s.run} for s in ir.steps]
+    steps += [{"name": s.name, "run": s.run} for s in svc.steps]
     sec = ir.security
     if sec.sast_fail_on:
         sonar_env = {

@@ -63,7 +63,7 @@ def aws_credentials(ir: IR, role_arn: str) -> dict[str, Any]:
 
 def setup_runtime(ir: IR, svc: Service) -> dict[str, Any]:
     base = "" if svc.path == "." else svc.path + "/"
-    rt = ir.runtime
+    rt = svc.runtime
     if rt.language == "node":
         return {
             "name": f"Set up Node.js {rt.version}",
