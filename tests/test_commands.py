@@ -211,3 +211,57 @@ def test_lint_never_passes_having_checked_nothing(
         "error: actionlint and zizmor are not installed, so lint would check nothing; "
         "install them with: pip install 'pipecompile[lint]'\n"
     )
+
+
+def test_machine_output_for_check_validate_and_lint(tmp_path: Path) -> None:
+    root = build_sample("minimal", tmp_path)
+    clean = pc("check", "--format", "json", cwd=root)
+    assert clean.returncode == 0 and json.loads(clean.stdout) == {
+        "version": 1,
+        "command": "check",
+        "ok": True,
+        "diagnostics": [],
+        "changes": [],
+    }
+    (root / ".github/workflows/ci-web.yml").write_text("edited\n")
+    drift = pc("check", "--format", "json", cwd=root)
+    doc = json.loads(drift.stdout)
+    assert drift.returncode == 1 and doc["ok"] is False
+    assert doc["changes"] == [
+        {
+            "file": ".github/workflows/ci-web.yml",
+            "kind": "update",
+            "reason": "hand edit (the pipecompile header is gone)",
+        }
+    ]
+    (root / "pipeline.yaml").write_text("version: 1\nproject: Shop\n")
+    bad = pc("validate", "--format", "json", cwd=root)
+    doc = json.loads(bad.stdout)  # errors go to stdout as the same document
+    assert bad.returncode == 2 and bad.stderr == "" and doc["ok"] is False
+    assert {d["path"] for d in doc["diagnostics"]} == {"aws", "services", "source", "project"}
+    first = next(d for d in doc["diagnostics"] if d["path"] == "project")
+    assert (first["file"], first["line"], first["column"], first["severity"]) == (
+        "pipeline.yaml",
+        2,
+        10,
+        "error",
+    )
+
+
+def test_lint_writes_sarif_for_code_scanning(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.yaml").write_bytes((ROOT / "tests/lint/pipeline.yaml").read_bytes())
+    res = pc("lint", "--format", "sarif", cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    log = json.loads(res.stdout)
+    assert log["version"] == "2.1.0"
+    (result,) = log["runs"][0]["results"]
+    assert result["ruleId"] == "actionlint/SC2086"
+    region = result["locations"][0]["physicalLocation"]
+    assert region["artifactLocation"]["uri"] == "pipeline.yaml"
+    assert region["region"]["startLine"] == 26
+    related = result["relatedLocations"][0]["physicalLocation"]
+    assert related["artifactLocation"]["uri"] == ".github/workflows/ci-api.yml"
+    rules = {r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
+    assert rules == {"actionlint/SC2086"}
+    as_json = json.loads(pc("lint", "--format", "json", cwd=tmp_path).stdout)
+    assert [d["tool"] for d in as_json["diagnostics"]] == ["actionlint"]

@@ -12,8 +12,9 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -102,6 +103,40 @@ def _done(summary: str, quiet: bool) -> None:
 
 QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 
+# --format: text for people; json (and sarif for lint) for machines, documented in
+# pipecompile/machine.py and the README. Set by the command, read by main()'s error path.
+_OUTPUT = {"format": "text", "command": ""}
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+def _format_option(*choices: str) -> Callable[[FC], FC]:
+    def remember(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        _OUTPUT["format"], _OUTPUT["command"] = value, ctx.info_name or ""
+        return value
+
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", *choices]),
+        default="text",
+        show_default=True,
+        is_eager=True,
+        callback=remember,
+        help="Output for people (text) or machines ("
+        + ", ".join(choices)
+        + "; one document on stdout, see the README).",
+    )
+
+
+def _machine() -> bool:
+    return _OUTPUT["format"] != "text"
+
+
+def _emit_document(ok: bool, diagnostics: Any = (), changes: Any = ()) -> None:
+    from .machine import document
+
+    click.echo(document(_OUTPUT["command"], ok, diagnostics, changes))
+
 
 def _session(file: Path) -> Session:
     from .session import Session
@@ -110,11 +145,30 @@ def _session(file: Path) -> Session:
 
 
 def _compiled(session: Session) -> IR:
-    """The session's IR; its warnings are printed once, here."""
+    """The session's IR; its warnings are printed once, here (in the document, for json)."""
     ir = session.ir
-    for w in ir.warnings:
-        _echo_err(str(w))
+    if not _machine():
+        for w in ir.warnings:
+            _echo_err(str(w))
     return ir
+
+
+def _warnings(ir: IR) -> list[dict[str, Any]]:
+    from .machine import diagnostic
+
+    return [diagnostic(w) for w in ir.warnings]
+
+
+def _changes(changes: list[Change], with_diff: bool) -> list[dict[str, Any]]:
+    from .report import unified
+
+    out = []
+    for ch in changes:
+        entry: dict[str, Any] = {"file": ch.path, "kind": str(ch.kind), "reason": ch.reason}
+        if with_diff:
+            entry["diff"] = unified(ch)
+        out.append(entry)
+    return out
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -148,10 +202,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
+@_format_option("json")
 @QUIET_OPTION
-def validate(file: Path, quiet: bool) -> int:
+def validate(file: Path, fmt: str, quiet: bool) -> int:
     """Check the pipeline file and report every error with file:line:col."""
     ir = _compiled(_session(file))
+    if _machine():
+        _emit_document(True, _warnings(ir))
+        return EXIT_OK
     _done(
         f"{file}: valid ({len(ir.services)} services, {len(ir.environments)} "
         f"environments, targets: {', '.join(t for t, _ in ir.outputs)})",
@@ -240,8 +298,9 @@ def _report(changes: list[Change], show_diff: bool) -> int:
     is_flag=True,
     help="Also print unified diffs and a semantic summary for YAML files.",
 )
+@_format_option("json")
 @QUIET_OPTION
-def check(file: Path, show_diff: bool, quiet: bool) -> int:
+def check(file: Path, show_diff: bool, fmt: str, quiet: bool) -> int:
     """Exit 1 if any generated file is missing, changed or stale (writes nothing).
 
     Each finding names the file and the reason: hand edit, pipeline changed,
@@ -249,10 +308,16 @@ def check(file: Path, show_diff: bool, quiet: bool) -> int:
     """
     session = _session(file)
     if session.fast_clean():
+        if _machine():
+            _emit_document(True)
+            return EXIT_OK
         _done(f"check: {file}: the generated files are up to date", quiet)
         return EXIT_OK
-    _compiled(session)
+    ir = _compiled(session)
     plan = session.plan()
+    if _machine():
+        _emit_document(not plan.changes, _warnings(ir), _changes(plan.changes, show_diff))
+        return EXIT_DRIFT if plan.changes else EXIT_OK
     status = _report(plan.changes, show_diff)
     if status == EXIT_OK:
         _done(f"check: {file}: the generated files are up to date", quiet)
@@ -266,12 +331,17 @@ def check(file: Path, show_diff: bool, quiet: bool) -> int:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
+@_format_option("json")
 @QUIET_OPTION
-def diff(file: Path, quiet: bool) -> int:
+def diff(file: Path, fmt: str, quiet: bool) -> int:
     """Show what build would change, as unified diffs, without writing."""
     session = _session(file)
-    _compiled(session)
-    status = _report(session.plan().changes, True)
+    ir = _compiled(session)
+    changes = session.plan().changes
+    if _machine():
+        _emit_document(not changes, _warnings(ir), _changes(changes, True))
+        return EXIT_DRIFT if changes else EXIT_OK
+    status = _report(changes, True)
     if status == EXIT_OK:
         _done(f"diff: {file}: build would change nothing", quiet)
     return status
@@ -401,8 +471,9 @@ def pins(file: Path) -> int:
     show_default=True,
     help="How picky zizmor is.",
 )
+@_format_option("json", "sarif")
 @QUIET_OPTION
-def lint(file: Path, zizmor_persona: str, quiet: bool) -> int:
+def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
     """Run actionlint and zizmor on the generated workflows; report findings in pipeline.yaml.
 
     Findings are located at the pipeline.yaml field that produced the step
@@ -419,12 +490,28 @@ def lint(file: Path, zizmor_persona: str, quiet: bool) -> int:
     # the user's own policy choices that skip a check: listed, located, not findings
     from .targets import registry
 
+    notes: list[dict[str, Any]] = []
     for name, _ in ir.outputs:
         for choice in getattr(registry()[name], "choices", lambda ir: [])(ir):
             row, col = doc.pos(choice.path)
             field = ".".join(map(str, choice.path))
-            click.echo(printable(f"{doc.file}:{row}:{col}: {field}: choice: {choice.message}"))
+            notes.append(
+                {
+                    "file": doc.file,
+                    "line": row,
+                    "column": col,
+                    "path": field,
+                    "message": f"choice: {choice.message}",
+                    "severity": "note",
+                    "tool": "pipecompile",
+                }
+            )
+            if not _machine():
+                click.echo(printable(f"{doc.file}:{row}:{col}: {field}: choice: {choice.message}"))
     if "github-actions" not in dict(ir.outputs):
+        if _machine():
+            _lint_document(True, notes)
+            return EXIT_OK
         click.echo("the github-actions output is off: nothing to lint")
         return EXIT_OK
     folder = dict(ir.outputs)["github-actions"]
@@ -437,8 +524,24 @@ def lint(file: Path, zizmor_persona: str, quiet: bool) -> int:
             f"{' and '.join(skipped)} {'is' if len(skipped) == 1 else 'are'} not installed, "
             "so lint would check nothing; install them with: pip install 'pipecompile[lint]'"
         )
+    if _machine():
+        found = [
+            {
+                "file": f.file,
+                "line": f.line,
+                "column": f.col,
+                "path": ".".join(map(str, f.path)),
+                "message": f.message,
+                "severity": "error",
+                "tool": f.tool,
+                "places": list(f.places),
+            }
+            for f in findings
+        ]
+        _lint_document(not findings, found + notes)
+        return EXIT_DRIFT if findings else EXIT_OK
     for line in findings:
-        click.echo(printable(line))
+        click.echo(printable(str(line)))
     if findings:
         return EXIT_DRIFT
     _done(
@@ -447,6 +550,15 @@ def lint(file: Path, zizmor_persona: str, quiet: bool) -> int:
         quiet,
     )
     return EXIT_OK
+
+
+def _lint_document(ok: bool, diagnostics: list[dict[str, Any]]) -> None:
+    if _OUTPUT["format"] == "sarif":
+        from .machine import sarif
+
+        click.echo(sarif(diagnostics))
+    else:
+        _emit_document(ok, diagnostics)
 
 
 @cli.command()
@@ -508,6 +620,17 @@ def main(argv: list[str] | None = None) -> int:
         _echo_err(f"error: {exc.path}: {exc.reason}; nothing there was changed")
         return EXIT_IO
     except PipelineError as exc:
+        if _machine():  # the same errors, as the document the caller asked for
+            from .machine import diagnostic
+
+            found = [diagnostic(d) for d in exc.diagnostics]
+            if _OUTPUT["format"] == "sarif":
+                from .machine import sarif
+
+                click.echo(sarif([{**d, "tool": "pipecompile"} for d in found]))
+            else:
+                _emit_document(False, found)
+            return EXIT_INVALID
         for d in exc.diagnostics:
             _echo_err(str(d))
         n = len(exc.diagnostics)

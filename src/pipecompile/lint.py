@@ -33,17 +33,34 @@ class Finding:
     col: int
     message: str
 
-    def located(self, doc: Document, origin: tuple[Path_, int] | None) -> tuple[str, str]:
-        """(the finding at its pipeline.yaml field, the generated place it was seen)."""
+    def located(self, doc: Document, origin: tuple[Path_, int] | None) -> Located:
+        """The finding at its pipeline.yaml field (or at the generated file, without one)."""
         if origin is None:
-            return f"{self.file}:{self.line}:{self.col}: {self.tool}: {self.message}", ""
+            return Located(self.file, self.line, self.col, (), self.tool, self.message)
         path, offset = origin
         value: Any = doc.data
         for part in path:
             value = value[part] if isinstance(value, (dict, list)) else None  # type: ignore[index]
         line, col = doc.pos(path, key=isinstance(value, dict))
-        head = f"{doc.file}:{line + offset}:{col}: {dotted(path)}: {self.tool}: {self.message}"
-        return head, f"{self.file}:{self.line}"
+        return Located(doc.file, line + offset, col, path, self.tool, self.message)
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A checker finding where the user can fix it, and every generated place it shows."""
+
+    file: str
+    line: int
+    col: int
+    path: Path_
+    tool: str
+    message: str
+    places: tuple[str, ...] = ()  # "generated/file.yml:line", when located in pipeline.yaml
+
+    def __str__(self) -> str:
+        field = f"{dotted(self.path)}: " if self.path else ""
+        head = f"{self.file}:{self.line}:{self.col}: {field}{self.tool}: {self.message}"
+        return head + (f" (in {', '.join(self.places)})" if self.places else "")
 
 
 def _tool(name: str) -> str | None:
@@ -183,7 +200,7 @@ def origin_of(
 
 def lint(
     doc: Document, rendered: dict[str, str], workflows_folder: str, zizmor_persona: str = "regular"
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[Located], list[str]]:
     """Run the checkers on ``rendered`` workflows; return (located findings, skipped tools)."""
     user_steps = [
         (str(s.get("name")), str(s.get("run")))
@@ -196,13 +213,15 @@ def lint(
         findings, skipped = run_checkers(folder, workflows_folder, zizmor_persona)
     # one line per finding at a pipeline field, with every generated place it shows
     # up in (a rule broken once in pipeline.yaml repeats in every service's workflow)
-    grouped: dict[str, list[str]] = {}
+    grouped: dict[Located, list[str]] = {}
     for f in sorted(findings, key=lambda f: (f.file, f.line, f.col, f.tool)):
-        head, where = f.located(doc, origin_of(f, rendered[f.file], doc, user_steps))
-        places = grouped.setdefault(head, [])
+        at = f.located(doc, origin_of(f, rendered[f.file], doc, user_steps))
+        places = grouped.setdefault(at, [])
+        where = f"{f.file}:{f.line}" if at.path else ""
         if where and where not in places:
             places.append(where)
     out = [
-        head + (f" (in {', '.join(places)})" if places else "") for head, places in grouped.items()
+        Located(at.file, at.line, at.col, at.path, at.tool, at.message, tuple(places))
+        for at, places in grouped.items()
     ]
     return out, skipped
