@@ -127,6 +127,8 @@ def load(file: str, raw: bytes, *, fast: bool = True) -> Document:
             problem = "a pipeline file holds one YAML document; remove the second '---'"
         if "'\\t'" in problem or "\t" in problem:
             problem += " (YAML does not allow tabs for indentation; use spaces)"
+        else:
+            problem += indentation_hint(text, line)
         raise PipelineError(
             [Diagnostic(file, line, col, (), f"YAML syntax error: {problem}")]
         ) from None
@@ -279,3 +281,41 @@ def _build(
         return out
     errors.append(doc.error(path, "unsupported YAML node"))  # pragma: no cover - defensive
     return None
+
+
+def indentation_hint(text: str, error_line: int) -> str:
+    """A hint naming the line whose indentation most likely broke the YAML, or "".
+
+    Walks the lines up to the error with the stack of open indentation levels: a line
+    indented deeper than a line that already holds a value, or dedented to a level
+    no enclosing key has, is the likely culprit (the parser notices a line or two later).
+    """
+    stack = [0]
+    previous: tuple[int, int, str] | None = None  # (line, indent, text)
+    for number, raw in enumerate(text.split("\n")[:error_line], 1):
+        body = raw.split(" #", 1)[0].rstrip()
+        if not body.strip() or body.lstrip().startswith("#"):
+            continue
+        indent = len(body) - len(body.lstrip(" "))
+        if previous is not None:
+            p_line, p_indent, p_text = previous
+            holds_value = (
+                ":" in p_text and not p_text.endswith(":") and not p_text.lstrip().startswith("-")
+            )
+            if indent > p_indent and holds_value:
+                return (
+                    f" (line {number} is indented deeper than line {p_line}, which already "
+                    f"has a value: line it up with its sibling keys)"
+                )
+            if indent > p_indent:
+                stack.append(indent)
+            elif indent < p_indent:
+                while stack and stack[-1] > indent:
+                    stack.pop()
+                if not stack or stack[-1] != indent:
+                    return (
+                        f" (line {number} is indented to column {indent + 1}, which matches "
+                        "no enclosing key: line it up with its sibling keys)"
+                    )
+        previous = (number, indent, body)
+    return ""

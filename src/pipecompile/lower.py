@@ -239,7 +239,8 @@ class _Lowering(Rules):
                     if env_name not in env_names:
                         self.err(
                             (*where, "replicas", env_name),
-                            f"unknown environment '{env_name}'{did_you_mean(env_name, env_names)}",
+                            f"unknown environment '{env_name}'{did_you_mean(env_name, env_names)}"
+                            f"; known: {', '.join(env_names)}",
                             key=True,
                         )
             own_strategy = (
@@ -350,7 +351,8 @@ class _Lowering(Rules):
                 self.err(
                     where,
                     f"unknown environment '{sec.dast.environment}'"
-                    f"{did_you_mean(sec.dast.environment, [e.name for e in envs])}",
+                    f"{did_you_mean(sec.dast.environment, [e.name for e in envs])}"
+                    f"; known: {', '.join(e.name for e in envs)}",
                 )
             elif target.url is None:
                 self.err(

@@ -205,7 +205,10 @@ def validate(doc: Document) -> Pipeline:
         path = tuple(js_err.absolute_path)
         diags.append(doc.error(path, f"does not match pipeline.schema.json: {js_err.message}"))
     if diags:
-        raise PipelineError(_dedupe(diags))
+        # the cross-references too: a schema error elsewhere never hides them
+        from .references import check as references
+
+        raise PipelineError(_dedupe(diags + references(doc)))
     assert model is not None
     return model
 
