@@ -57,6 +57,12 @@ def render(chart_dir: Path, values_file: Path, dep: Deployment) -> list[dict[str
     return docs
 
 
+def bound(provider: str, limit: str) -> str:
+    if provider == "prometheus":
+        return f"result[0] <= {limit}"
+    return f"all(result[0].Values, {{# <= {limit}}})"
+
+
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
@@ -116,12 +122,16 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
         conditions = {m["name"]: m["successCondition"] for m in template["spec"]["metrics"]}
         expected = {}
         if rb.max_error_rate is not None:
-            expected["error-rate"] = f"result[0] <= {rb.max_error_rate!r}"
+            expected["error-rate"] = bound(rb.provider, repr(rb.max_error_rate))
         if rb.max_p90_latency_ms is not None:
-            expected["p90-latency-ms"] = f"result[0] <= {rb.max_p90_latency_ms}"
+            expected["p90-latency-ms"] = bound(rb.provider, str(rb.max_p90_latency_ms))
         assert conditions == expected  # rollback's thresholds, exactly
         for metric in template["spec"]["metrics"]:
-            assert metric["provider"]["prometheus"]["query"]
+            if rb.provider == "prometheus":
+                assert metric["provider"]["prometheus"]["query"]
+            else:
+                queries = metric["provider"]["cloudWatch"]["metricDataQueries"]
+                assert sum(q.get("returnData", True) for q in queries) == 1
         analysis = spec["strategy"].get("canary", spec["strategy"].get("blueGreen", {}))
         refs = analysis.get("analysis") or analysis.get("prePromotionAnalysis")
         assert refs["templates"][0]["templateName"] == template["metadata"]["name"]

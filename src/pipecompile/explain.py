@@ -73,11 +73,15 @@ def _rollback(ir: IR) -> str:
     triggers = rollback_triggers(ir)
     if not triggers:
         return "no automated rollback triggers are configured"
-    where = (
-        f"AnalysisTemplate <app>-rollback, Prometheus {ir.rollback.prometheus_url}"
-        if ir.rollback
-        else ""
-    )
+    rb = ir.rollback
+    source = ""
+    if rb is not None:
+        source = (
+            f"Prometheus {rb.prometheus_url}"
+            if rb.provider == "prometheus"
+            else f"CloudWatch namespace {rb.cloudwatch_namespace}"
+        )
+    where = f"AnalysisTemplate <app>-rollback, {source}"
     return "Argo Rollouts aborts and rolls back on " + ", ".join(triggers) + f" ({where})"
 
 

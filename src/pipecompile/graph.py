@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from .ir import IR, Strategy
+from .ir import IR, Rollback, Strategy
+
+
+def _source(rb: Rollback) -> str:
+    return "Prometheus" if rb.provider == "prometheus" else "CloudWatch"
 
 
 def rollback_triggers(ir: IR) -> list[str]:
@@ -14,9 +18,9 @@ def rollback_triggers(ir: IR) -> list[str]:
     if rb.health_checks:
         triggers.append("pods not ready within 10m (probes, progress deadline)")
     if rb.max_error_rate is not None:
-        triggers.append(f"Prometheus 5xx rate > {rb.max_error_rate:g}")
+        triggers.append(f"{_source(rb)} 5xx rate > {rb.max_error_rate:g}")
     if rb.max_p90_latency:
-        triggers.append(f"Prometheus p90 latency > {rb.max_p90_latency}")
+        triggers.append(f"{_source(rb)} p90 latency > {rb.max_p90_latency}")
     return triggers
 
 

@@ -177,6 +177,8 @@ class Rollback:
     max_p90_latency: str | None
     max_p90_latency_ms: int | None
     prometheus_url: str
+    provider: Literal["prometheus", "cloudwatch"]
+    cloudwatch_namespace: str
 
 
 @dataclass(frozen=True, slots=True)

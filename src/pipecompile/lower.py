@@ -418,6 +418,8 @@ class _Lowering(Rules):
             latency,
             duration_ms(latency) if latency else None,
             rollback.prometheus_url,
+            rollback.metrics_provider,
+            rollback.cloudwatch_namespace or f"{self.m.project}/services",
         )
 
     def notifications(self) -> ir.Notifications:

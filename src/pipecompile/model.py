@@ -363,8 +363,16 @@ class Rollback(Model):
     max_p90_latency: Duration | None = Field(
         None, description="90th percentile latency of the new version that aborts the rollout"
     )
-    metrics_provider: Literal["prometheus"] = Field(
-        "prometheus", description="where the rollout analysis reads its metrics"
+    metrics_provider: Literal["prometheus", "cloudwatch"] = Field(
+        "prometheus",
+        description="where the rollout analysis reads its metrics: prometheus (the default; "
+        "http_requests_total and http_request_duration_seconds_bucket by service) or "
+        "cloudwatch (Requests, Errors5xx and LatencyMs by Service and Namespace)",
+    )
+    cloudwatch_namespace: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9./_#:-]{1,255}$")] | None
+    ) = Field(
+        None, description="the CloudWatch namespace of those metrics (default: <project>/services)"
     )
     prometheus_url: Annotated[
         str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.:/_-]{1,200}$")

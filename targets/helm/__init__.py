@@ -69,42 +69,94 @@ def rollout_strategy(svc: Service, dep: Deployment, analysis: str | None) -> dic
     return {"type": "RollingUpdate", "rollingUpdate": dict(_conventions()["rolling"])}
 
 
+def _cloudwatch(ns: str, dims: list[dict[str, str]], *queries: dict[str, Any]) -> dict[str, Any]:
+    """An Argo Rollouts cloudWatch provider over the service's own metrics."""
+
+    def stat(qid: str, metric: str, statistic: str) -> dict[str, Any]:
+        return {
+            "id": qid,
+            "returnData": False,
+            "metricStat": {
+                "metric": {"namespace": ns, "metricName": metric, "dimensions": dims},
+                "period": 60,
+                "stat": statistic,
+            },
+        }
+
+    built = [stat(*q["stat"]) if "stat" in q else q for q in queries]
+    return {"cloudWatch": {"interval": "1m", "metricDataQueries": built}}
+
+
 def _analysis(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
-    """The rollback thresholds as Prometheus queries on the new version's Service."""
+    """The rollback thresholds as queries on the new version's Service, in the provider
+    rollback.metrics_provider names."""
     rb = ir.rollback
     if rb is None or dep.strategy.kind == "rolling":
         return None
     suffix = "canary" if dep.strategy.kind == "canary" else "preview"
-    sel = f'namespace="{dep.namespace}",service="{svc.name}-{suffix}"'
+    target = f"{svc.name}-{suffix}"
+    sel = f'namespace="{dep.namespace}",service="{target}"'
+    dims = [{"name": "Service", "value": target}, {"name": "Namespace", "value": dep.namespace}]
+    prometheus = rb.provider == "prometheus"
     metrics: list[dict[str, Any]] = []
+
+    def condition(limit: str) -> str:
+        # prometheus returns a vector; cloudWatch a series of values, each must hold
+        return f"result[0] <= {limit}" if prometheus else f"all(result[0].Values, {{# <= {limit}}})"
+
     if rb.max_error_rate is not None:
+        if prometheus:
+            provider: dict[str, Any] = {
+                "prometheus": {
+                    "address": rb.prometheus_url,
+                    "query": f'sum(rate(http_requests_total{{{sel},code=~"5.."}}[2m])) / '
+                    f"clamp_min(sum(rate(http_requests_total{{{sel}}}[2m])), 1e-9)",
+                }
+            }
+        else:
+            provider = _cloudwatch(
+                rb.cloudwatch_namespace,
+                dims,
+                {"stat": ("errors", "Errors5xx", "Sum")},
+                {"stat": ("requests", "Requests", "Sum")},
+                {"id": "rate", "expression": "errors / MAX([requests, 1])", "returnData": True},
+            )
         metrics.append(
             {
                 "name": "error-rate",
                 "interval": "1m",
                 "failureLimit": 1,
-                "successCondition": f"result[0] <= {rb.max_error_rate!r}",
+                "successCondition": condition(repr(rb.max_error_rate)),
                 "threshold": rb.max_error_rate,
-                "query": f'sum(rate(http_requests_total{{{sel},code=~"5.."}}[2m])) / '
-                f"clamp_min(sum(rate(http_requests_total{{{sel}}}[2m])), 1e-9)",
+                "provider": provider,
             }
         )
     if rb.max_p90_latency_ms is not None:
+        if prometheus:
+            provider = {
+                "prometheus": {
+                    "address": rb.prometheus_url,
+                    "query": "1000 * histogram_quantile(0.9, sum by (le) "
+                    f"(rate(http_request_duration_seconds_bucket{{{sel}}}[2m])))",
+                }
+            }
+        else:
+            query = {"stat": ("p90", "LatencyMs", "p90")}
+            provider = _cloudwatch(rb.cloudwatch_namespace, dims, query)
+            provider["cloudWatch"]["metricDataQueries"][0]["returnData"] = True
         metrics.append(
             {
                 "name": "p90-latency-ms",
                 "interval": "1m",
                 "failureLimit": 1,
-                "successCondition": f"result[0] <= {rb.max_p90_latency_ms}",
+                "successCondition": condition(str(rb.max_p90_latency_ms)),
                 "threshold": rb.max_p90_latency_ms,
-                "query": "1000 * histogram_quantile(0.9, sum by (le) "
-                f"(rate(http_request_duration_seconds_bucket{{{sel}}}[2m])))",
+                "provider": provider,
             }
         )
     return {
         "templateName": f"{dep.app_name}-rollback",
         "healthChecks": rb.health_checks,
-        "prometheus": {"address": rb.prometheus_url},
         "metrics": metrics,
     }
 
@@ -169,11 +221,19 @@ def describe(ir: IR) -> list[str]:
         "(ingressClassName alb; canary weights are its traffic split), the External "
         f"Secrets Operator with the {store.kind} '{store.name}'"
     )
-    if ir.rollback and (ir.rollback.max_error_rate is not None or ir.rollback.max_p90_latency):
+    rb = ir.rollback
+    if rb and (rb.max_error_rate is not None or rb.max_p90_latency) and rb.provider == "prometheus":
         out.append(
-            f"Prometheus at {ir.rollback.prometheus_url} scraping the services' "
+            f"Prometheus at {rb.prometheus_url} scraping the services' "
             "http_requests_total and http_request_duration_seconds_bucket, labelled by "
             "namespace and service (rollback analysis)"
+        )
+    elif rb and (rb.max_error_rate is not None or rb.max_p90_latency):
+        out.append(
+            f"CloudWatch metrics Requests, Errors5xx and LatencyMs in namespace "
+            f"{rb.cloudwatch_namespace}, by Service and Namespace, published by the services "
+            "(e.g. embedded metric format); the Argo Rollouts controller may call "
+            "cloudwatch:GetMetricData (rollback analysis)"
         )
     out.append("Each service answers GET /healthz on its port (readiness and liveness probes)")
     return out
