@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import kubernetes_validate.utils
 import pytest
 import yaml
 from helm_python import Chart
@@ -22,6 +23,9 @@ from pipecompile.ir import IR, Deployment, Service
 from pipecompile.targets.common import record_image_tag_script
 
 from .conftest import ROOT, SAMPLES, folder, validator
+
+# kubernetes-validate reads its (large) definitions file on every call: read each once
+kubernetes_validate.utils.schema_contents = cache(kubernetes_validate.utils.schema_contents)  # type: ignore[method-assign]
 
 DIGEST = "sha256:" + "cd" * 32
 K8S = kubernetes_validate.latest_version()
