@@ -172,8 +172,9 @@ git config --global "http.extraheader" "Authorization: Basic $auth"
 _RECORD = """\
 chart=""
 if [ -n "${CHART_SOURCE:-}" ]; then
-  chart="$PWD/$CHART_SOURCE"  # the generated chart, in this checkout
-  test -f "$chart/Chart.yaml"
+  chart="$PWD/$CHART_SOURCE"  # the generated chart and this service's values, in this checkout
+  values="$PWD/$VALUES_SOURCE/values-$ENVIRONMENT.yaml"
+  test -f "$chart/Chart.yaml" && test -f "$values"
 fi
 workdir="$(mktemp -d)"
 if [ "$GITOPS_REVISION" = "HEAD" ]; then
@@ -186,6 +187,7 @@ if [ -n "$chart" ]; then  # the chart and values this deploy was approved with
   rm -rf "$GITOPS_DIR"
   mkdir -p "$GITOPS_DIR"
   cp -R "$chart/." "$GITOPS_DIR/"
+  cp "$values" "$GITOPS_DIR/"
 fi
 file="$GITOPS_DIR/image-$ENVIRONMENT.yaml"
 mkdir -p "$GITOPS_DIR"
@@ -215,10 +217,11 @@ exit 1
 
 def record_image_tag_script(auth: str) -> str:
     """Bash that writes a deployment into the GitOps repository: the chart and its values
-    (copied from CHART_SOURCE of this checkout, when set) and ``image-<env>.yaml``
+    (copied from CHART_SOURCE and VALUES_SOURCE of this checkout, when set) and
+    ``image-<env>.yaml``
     (repository, tag, digest), all in GITOPS_DIR, in one commit.
 
-    Reads GITOPS_REPOSITORY, GITOPS_REVISION, GITOPS_DIR, CHART_SOURCE, SERVICE,
+    Reads GITOPS_REPOSITORY, GITOPS_REVISION, GITOPS_DIR, CHART_SOURCE, VALUES_SOURCE, SERVICE,
     ENVIRONMENT, IMAGE_URI, IMAGE_TAG, IMAGE_DIGEST and the credential
     (GITOPS_DEPLOY_KEY or GITOPS_TOKEN).
     """

@@ -82,8 +82,9 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
     sample: str, service: str, env: str
 ) -> None:
     ir, svc, dep = lookup(sample, service, env)
-    chart = ROOT / "samples" / sample / folder(sample, "helm") / service
-    docs = render(chart, chart / f"values-{env}.yaml", dep)
+    chart = ROOT / "samples" / sample / (svc.chart_source or "")  # one chart for every service
+    values = ROOT / "samples" / sample / (svc.values_source or "") / f"values-{env}.yaml"
+    docs = render(chart, values, dep)
     for d in docs:
         if d["kind"] in CRDS:
             validator(CRDS[d["kind"]]).validate(d)
@@ -185,6 +186,7 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
                 "GITOPS_REVISION": "HEAD",
                 "GITOPS_DIR": dep.gitops_dir,
                 "CHART_SOURCE": svc.chart_source or "",
+                "VALUES_SOURCE": svc.values_source or "",
                 "SERVICE": svc.name,
                 "ENVIRONMENT": dep.environment,
                 "IMAGE_URI": svc.image_uri,
@@ -215,9 +217,14 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
         assert (chart / "Chart.yaml").is_file(), source["path"]
         for value_file in source["helm"]["valueFiles"]:
             assert (chart / value_file).is_file(), (source["path"], value_file)
-        svc = next(s for s in ir.services if chart.parent.name == s.name)
-        dep = next(d for d in svc.deployments if d.app_name == app["metadata"]["name"])
-        values: dict[str, Any] = {}
+        dep, svc = next(
+            (d, s)
+            for s in ir.services
+            for d in s.deployments
+            if d.app_name == app["metadata"]["name"]
+        )
+        assert chart.parent.name == svc.name
+        values: dict[str, Any] = yaml.safe_load((chart / "values.yaml").read_text())
         for value_file in source["helm"]["valueFiles"]:
             layer = yaml.safe_load((chart / value_file).read_text())
             for key, value in layer.items():

@@ -397,14 +397,15 @@ def test_a_change_inside_another_service_never_starts_a_service() -> None:
     for env in ("development", "production"):
         push = ref[f"ecommerce-product-service-{env}"]["trigger"][0]["git_configuration"][0]
         paths = push["push"][0]["file_paths"][0]
-        # not for the other service's folder, nor for its chart
-        assert paths == {
-            "includes": ["**"],
-            "excludes": ["kubernetes/apps/order-service/**", "services/order/**"],
-        }
+        # not for a change only in the other service's folder
+        assert paths == {"includes": ["**"], "excludes": ["services/order/**"]}
         order = ref[f"ecommerce-order-service-{env}"]["trigger"][0]["git_configuration"][0]
         assert order["push"][0]["file_paths"][0] == {
-            "includes": ["services/order/**", "kubernetes/apps/order-service/**"]
+            "includes": [
+                "services/order/**",
+                "kubernetes/apps/order-service/**",
+                "kubernetes/apps/_chart/**",
+            ]
         }
 
 
@@ -660,3 +661,19 @@ def test_each_environment_has_its_own_argo_cd_project_and_sync_policy() -> None:
     assert "automated" not in rendered["spec"]["syncPolicy"]
     staging = yaml.safe_load(argocd.render(manual)["web-staging.yaml"])
     assert "automated" in staging["spec"]["syncPolicy"]
+
+
+def test_a_trigger_codepipeline_cannot_hold_is_a_located_error() -> None:
+    text = (REF / "pipeline.yaml").read_text()
+    extra = "".join(f"  svc-{i}:\n    path: services/svc-{i}\n" for i in range(8))
+    text = text.replace("\nnotifications:", extra + "\nnotifications:", 1)
+    from pipecompile.errors import PipelineError
+
+    with pytest.raises(PipelineError) as info:
+        compile_bytes("pipeline.yaml", text.encode())
+    (error,) = info.value.diagnostics
+    assert error.path == ("services", "product-service", "path")  # located at the service
+    line = text.split("\n").index("  product-service:") + 1
+    assert (error.line, error.col) == (line + 1, 5)  # no path key: its first key
+    assert "9 excluded paths in its trigger" in error.message
+    assert "give product-service its own folder" in error.message

@@ -103,7 +103,8 @@ class Service:
     trigger_includes: tuple[str, ...]  # path globs that start it (() = whole repository)
     trigger_excludes: tuple[str, ...]  # other services' folders inside those (path isolation)
     chart_path: str  # folder of the service's deployments in the GitOps repository
-    chart_source: str | None  # the generated chart in this repository (None: helm is off)
+    chart_source: str | None  # the generated (shared) chart in this repository; None: helm off
+    values_source: str | None  # the folder of this service's values-<env>.yaml files
     runtime: Runtime  # services.X.runtime, else ci.runtime
     steps: tuple[Step, ...]  # services.X.steps, else as the language's table says
 

@@ -14,7 +14,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from . import ir
-from .defaults import DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
+from .defaults import CHART_FOLDER, DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
 from .errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .loader import Document
 from .lower_rules import Rules, duration_ms, rollout_minutes
@@ -302,13 +302,17 @@ class _Lowering(Rules):
                     deliver_workflow=f"deliver-{name}.yml",
                     build_log_group=f"/aws/codebuild/{project}-{name}-build",
                     scan_report_group=f"{project}-{name}-build-ecr-image-scan",
-                    # its folder, and its chart (a chart change deploys it again)
+                    # its folder, its values and the chart (a change there deploys it again)
                     trigger_includes=()
                     if path == "."
-                    else (f"{path}/**", *([f"{helm}/{name}/**"] if helm else [])),
+                    else (
+                        f"{path}/**",
+                        *([f"{helm}/{name}/**", f"{helm}/{CHART_FOLDER}/**"] if helm else []),
+                    ),
                     trigger_excludes=(),  # set below, once every path is known
                     chart_path=posixpath.join(gitops_path, name),
-                    chart_source=posixpath.join(helm, name) if helm else None,
+                    chart_source=posixpath.join(helm, CHART_FOLDER) if helm else None,
+                    values_source=posixpath.join(helm, name) if helm else None,
                     runtime=(own := service_ci(svc, ci))[0],
                     steps=own[1],
                 )
@@ -512,8 +516,6 @@ def nested_folders(svc: ir.Service, services: list[ir.Service]) -> tuple[str, ..
         for other in services
         if other.path != svc.path and (svc.path == "." or other.path.startswith(svc.path + "/"))
     ]
-    if svc.path == ".":  # and the other services' charts
-        inside += [o.chart_source for o in services if o is not svc and o.chart_source]
     return tuple(f"{path}/**" for path in sorted(set(inside)))
 
 

@@ -146,7 +146,8 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
     """Verify, (promotion gate), record the digest, wait until healthy; audit row always.
 
     The pipeline's deploy action passes SERVICE, ECR_REPOSITORY, IMAGE_URI, IMAGE_TAG,
-    IMAGE_DIGEST, GITOPS_DIR, CHART_SOURCE, ARGOCD_APP, PIPELINE_NAME and WAIT_SECONDS.
+    IMAGE_DIGEST, GITOPS_DIR, CHART_SOURCE, VALUES_SOURCE, ARGOCD_APP, PIPELINE_NAME and
+    WAIT_SECONDS.
     """
     g = ir.gitops
     variables = {

@@ -217,6 +217,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                 "GITOPS_REVISION": g.revision,
                 "GITOPS_DIR": dep.gitops_dir,
                 "CHART_SOURCE": svc.chart_source or "",
+                "VALUES_SOURCE": svc.values_source or "",
                 "SERVICE": svc.name,
                 "ENVIRONMENT": env.name,
                 **image,

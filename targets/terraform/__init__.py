@@ -29,7 +29,7 @@ cost = 113  # ms to render per 1000 services (bench/bench.py); balances parallel
 
 # CodePipeline trigger limits (GitBranchFilterCriteria: 8 patterns per list) and
 # the longest pipeline name it allows.
-MAX_BRANCH_PATTERNS = 8
+MAX_BRANCH_PATTERNS = 8  # also file paths: includes and excludes hold at most 8 each
 MAX_PIPELINE_NAME = 100
 
 
@@ -49,6 +49,20 @@ def check(ir: IR) -> list[Finding]:
                     )
                 )
     for svc in ir.services:
+        for label, pats in (
+            ("paths", svc.trigger_includes),
+            ("excluded paths", svc.trigger_excludes),
+        ):
+            if len(pats) > MAX_BRANCH_PATTERNS:
+                out.append(
+                    Finding(
+                        ("services", svc.name, "path"),
+                        f"{len(pats)} {label} in its trigger (path isolation: "
+                        f"{', '.join(pats[:3])}, ...); an AWS CodePipeline trigger accepts at "
+                        f"most {MAX_BRANCH_PATTERNS}: give {svc.name} its own folder (path), "
+                        "so that fewer services' folders lie inside its own",
+                    )
+                )
         for dep in svc.deployments:
             if len(dep.pipeline_name) > MAX_PIPELINE_NAME:
                 out.append(

@@ -229,6 +229,7 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
         "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
         "GITOPS_DIR": dep.gitops_dir,
         "CHART_SOURCE": svc.chart_source or "",
+        "VALUES_SOURCE": svc.values_source or "",
         "ARGOCD_APP": dep.app_name,
         "PIPELINE_NAME": dep.pipeline_name,
         "WAIT_SECONDS": str(dep.wait_minutes * 60),
