@@ -72,3 +72,32 @@ def test_the_no_change_path_imports_nothing_heavy(tmp_path: Path) -> None:
     # the detection itself works: a command that compiles loads the compiler
     loaded = _modules_after(["validate"], root)
     assert "pydantic" in loaded and "pipecompile.ir" in loaded
+
+
+def test_the_entry_point_answers_a_clean_check_without_the_command_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = build_sample("ecommerce", tmp_path)
+    probe = (
+        "import sys; from pipecompile._entry import _fast_check; "
+        "print(_fast_check(sys.argv[1:]), 'click' in sys.modules)"
+    )
+
+    def fast(*args: str) -> str:
+        res = subprocess.run(
+            [sys.executable, "-c", probe, *args], cwd=root, capture_output=True, text=True
+        )
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip().splitlines()[-1]
+
+    assert fast("-q") == "0 False"  # clean: answered, click never imported
+    assert fast("-f", "pipeline.yaml") == "0 False"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True
+    ).stdout
+    assert out.splitlines()[0] == "check: pipeline.yaml: the generated files are up to date"
+    for args in (["--diff"], ["--format", "json"], ["-f"], ["--help"]):
+        assert fast(*args) == "None False"  # anything else: the full command line
+    hand_edit(root)
+    assert fast("-q") == "None False"  # not clean: the full check says why

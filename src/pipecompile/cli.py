@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from . import __version__
+from .discovery import find_pipeline
 from .errors import Interrupted, PipelineError, UsageError, printable
 
 if TYPE_CHECKING:
@@ -41,22 +42,6 @@ Exit codes:
        manifest is only updated after every write succeeded
   130  interrupted (SIGINT; 143 for SIGTERM): says what was written, and
        the next build finishes the job"""
-
-
-def find_pipeline(start: Path) -> Path:
-    """The nearest pipeline.yaml from ``start`` upward, stopping at the repository root
-    (the first folder holding .git), as git and pre-commit find their files."""
-    for folder in (start, *start.parents):
-        candidate = folder / "pipeline.yaml"
-        if candidate.is_file():
-            return Path(os.path.relpath(candidate))
-        if (folder / ".git").exists():
-            break
-    looked = f"{start} and its parents up to {folder}" if folder != start else str(start)
-    raise UsageError(
-        f"no pipeline.yaml in {looked}; run pipecompile in the repository that holds "
-        "it, or name it with -f PATH"
-    )
 
 
 def _file_option(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
