@@ -17,9 +17,8 @@ from . import ir
 from .defaults import CHART_FOLDER, DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
 from .errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .loader import Document
-from .lower_rules import Rules, duration_ms, rollout_minutes
-from .model import Compute, ImageScan, Pipeline, Runtime
-from .model import Service as ModelService
+from .lower_rules import Rules, duration_ms, nested_folders, rollout_minutes, runtime_of, service_ci
+from .model import Compute, ImageScan, Pipeline
 from .targets import default_outputs
 
 
@@ -457,82 +456,7 @@ class _Lowering(Rules):
             sonar_secret_name=f"{project}/sonarqube",
         )
 
-    def backend(self) -> ir.Backend:
-        """Terraform's state backend; S3 settings only with ``type: s3``."""
-        be = self.m.terraform.backend
-        where = ("terraform", "backend")
-        if be.type == "local":
-            for key in ("bucket", "key", "region", "dynamodb_table"):
-                if getattr(be, key) is not None:
-                    self.err((*where, key), f"'{key}' applies only to 'type: s3'")
-            return ir.Backend("local")
-        if be.bucket is None:
-            self.err((*where, "type"), "an S3 backend needs 'bucket' (the state bucket)")
-        if be.lock == "dynamodb" and be.dynamodb_table is None:
-            self.err((*where, "lock"), "'lock: dynamodb' needs 'dynamodb_table'")
-        if be.lock == "lockfile" and be.dynamodb_table is not None:
-            self.err(
-                (*where, "dynamodb_table"),
-                "a DynamoDB lock table applies only to 'lock: dynamodb'",
-            )
-        return ir.Backend(
-            "s3",
-            bucket=be.bucket,
-            key=be.key or f"{self.m.project}/cicd.tfstate",
-            region=be.region or self.m.aws.region,
-            lock_table=be.dynamodb_table if be.lock == "dynamodb" else None,
-        )
-
-    def texts(self) -> tuple[tuple[Path_, str], ...]:
-        """Every string the user wrote, with its field path, for the targets' rules."""
-        out: list[tuple[Path_, str]] = []
-
-        def walk(value: object, path: Path_) -> None:
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    walk(v, (*path, k))
-            elif isinstance(value, list):
-                for i, v in enumerate(value):
-                    walk(v, (*path, i))
-            elif isinstance(value, str):
-                out.append((path, value))
-
-        walk(self.doc.data, ())
-        return tuple(out)
-
 
 def lower(doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None = None) -> ir.IR:
     """Resolve ``model`` into the IR; ``root`` (the pipeline's folder) enables symlink checks."""
     return _Lowering(doc, model, pins, root).run()
-
-
-def nested_folders(svc: ir.Service, services: list[ir.Service]) -> tuple[str, ...]:
-    """Other services' folders inside this one's (all of them for a service at '.').
-
-    Path isolation: a change only inside another service's folder never starts this one.
-    """
-    inside = [
-        other.path
-        for other in services
-        if other.path != svc.path and (svc.path == "." or other.path.startswith(svc.path + "/"))
-    ]
-    return tuple(f"{path}/**" for path in sorted(set(inside)))
-
-
-def runtime_of(model: Runtime) -> ir.Runtime:
-    language = next(k for k in ("node", "python", "java", "go") if getattr(model, k))
-    return ir.Runtime(language, getattr(model, language))  # type: ignore[arg-type]
-
-
-def service_ci(
-    svc: ModelService, ci: tuple[ir.Runtime, tuple[ir.Step, ...]]
-) -> tuple[ir.Runtime, tuple[ir.Step, ...]]:
-    """A service's runtime and CI steps (LANGUAGE.md, additions in 1.1): its own steps;
-    else the pipeline's steps when it keeps the pipeline's runtime; else the default
-    steps of its own runtime."""
-    runtime = runtime_of(svc.runtime) if svc.runtime else ci[0]
-    if svc.steps is not None:
-        return runtime, tuple(ir.Step(step.name, step.run) for step in svc.steps)
-    if runtime == ci[0]:
-        return runtime, ci[1]
-    return runtime, tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[runtime.language])

@@ -1,6 +1,7 @@
 """Rules of lowering that stand on their own: paths stay inside the root, output
 folders are folders pipecompile may own (see output/paths.py for the rule on
-writes), and strategies are complete and referenced by known names."""
+writes), strategies are complete and referenced by known names; the Terraform
+backend; every user string by field path; a service's runtime and path isolation."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import ir
-from .defaults import BUILTIN_CANARY, ROLLOUT_MARGIN_MINUTES
+from .defaults import BUILTIN_CANARY, DEFAULT_STEPS, ROLLOUT_MARGIN_MINUTES
 from .errors import Diagnostic, Path_, did_you_mean
-from .model import Pipeline
+from .loader import Document
+from .model import Pipeline, Runtime
+from .model import Service as ModelService
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
@@ -36,6 +39,7 @@ class Rules:
     """Mixed into lowering: needs ``m``, ``err``, ``errors``, ``root`` and a ``_kinds`` cache."""
 
     m: Pipeline
+    doc: Document
     root: Path | None
     errors: list[Diagnostic]
     _kinds: dict[str, str]  # path prefix -> link | other | missing
@@ -200,3 +204,78 @@ class Rules:
         return known["rolling"]
 
     # -- the whole pipeline ------------------------------------------------------------------
+
+    def backend(self) -> ir.Backend:
+        """Terraform's state backend; S3 settings only with ``type: s3``."""
+        be = self.m.terraform.backend
+        where = ("terraform", "backend")
+        if be.type == "local":
+            for key in ("bucket", "key", "region", "dynamodb_table"):
+                if getattr(be, key) is not None:
+                    self.err((*where, key), f"'{key}' applies only to 'type: s3'")
+            return ir.Backend("local")
+        if be.bucket is None:
+            self.err((*where, "type"), "an S3 backend needs 'bucket' (the state bucket)")
+        if be.lock == "dynamodb" and be.dynamodb_table is None:
+            self.err((*where, "lock"), "'lock: dynamodb' needs 'dynamodb_table'")
+        if be.lock == "lockfile" and be.dynamodb_table is not None:
+            self.err(
+                (*where, "dynamodb_table"),
+                "a DynamoDB lock table applies only to 'lock: dynamodb'",
+            )
+        return ir.Backend(
+            "s3",
+            bucket=be.bucket,
+            key=be.key or f"{self.m.project}/cicd.tfstate",
+            region=be.region or self.m.aws.region,
+            lock_table=be.dynamodb_table if be.lock == "dynamodb" else None,
+        )
+
+    def texts(self) -> tuple[tuple[Path_, str], ...]:
+        """Every string the user wrote, with its field path, for the targets' rules."""
+        out: list[tuple[Path_, str]] = []
+
+        def walk(value: object, path: Path_) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(v, (*path, k))
+            elif isinstance(value, list):
+                for i, v in enumerate(value):
+                    walk(v, (*path, i))
+            elif isinstance(value, str):
+                out.append((path, value))
+
+        walk(self.doc.data, ())
+        return tuple(out)
+
+
+def nested_folders(svc: ir.Service, services: list[ir.Service]) -> tuple[str, ...]:
+    """Other services' folders inside this one's (all of them for a service at '.').
+
+    Path isolation: a change only inside another service's folder never starts this one.
+    """
+    inside = [
+        other.path
+        for other in services
+        if other.path != svc.path and (svc.path == "." or other.path.startswith(svc.path + "/"))
+    ]
+    return tuple(f"{path}/**" for path in sorted(set(inside)))
+
+
+def runtime_of(model: Runtime) -> ir.Runtime:
+    language = next(k for k in ("node", "python", "java", "go") if getattr(model, k))
+    return ir.Runtime(language, getattr(model, language))  # type: ignore[arg-type]
+
+
+def service_ci(
+    svc: ModelService, ci: tuple[ir.Runtime, tuple[ir.Step, ...]]
+) -> tuple[ir.Runtime, tuple[ir.Step, ...]]:
+    """A service's runtime and CI steps (LANGUAGE.md, additions in 1.1): its own steps;
+    else the pipeline's steps when it keeps the pipeline's runtime; else the default
+    steps of its own runtime."""
+    runtime = runtime_of(svc.runtime) if svc.runtime else ci[0]
+    if svc.steps is not None:
+        return runtime, tuple(ir.Step(step.name, step.run) for step in svc.steps)
+    if runtime == ci[0]:
+        return runtime, ci[1]
+    return runtime, tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[runtime.language])

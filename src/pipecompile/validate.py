@@ -14,7 +14,8 @@ from typing import Any
 
 from .errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .loader import Document
-from .model import PATTERN_HELP, Pipeline
+from .model import Pipeline
+from .model_types import PATTERN_HELP
 
 SCHEMA_ID = "https://raw.githubusercontent.com/pipecompile/pipecompile/main/pipeline.schema.json"
 
