@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -155,6 +156,29 @@ def as_github_delivered(text: str) -> str:
     """A pipeline text switched to delivery: github-actions (without the codebuild output)."""
     text = text.replace("\nproject: ", "\ndelivery: github-actions\nproject: ", 1)
     return text.replace("  codebuild: ci/codebuild\n", "")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def scratch_gitops(tmp: Path) -> Path:
+    """A bare GitOps repository with one commit, as the deployers' scripts clone it."""
+    seed = tmp / "seed"
+    seed.mkdir()
+    (seed / "README").write_text("gitops\n")
+    git(seed, "init", "-q", "-b", "main")
+    git(seed, "add", ".")
+    git(seed, "commit", "-q", "-m", "seed")
+    remote = tmp / "gitops.git"
+    git(tmp, "clone", "-q", "--bare", str(seed), str(remote))
+    return remote
 
 
 @cache

@@ -22,7 +22,7 @@ from pipecompile.frontend import compile_bytes
 from pipecompile.ir import IR, Deployment, Service
 from pipecompile.targets.common import record_image_tag_script
 
-from .conftest import ROOT, SAMPLES, folder, validator
+from .conftest import ROOT, SAMPLES, folder, git, scratch_gitops, validator
 
 # kubernetes-validate reads its (large) definitions file on every call: read each once
 kubernetes_validate.utils.schema_contents = cache(kubernetes_validate.utils.schema_contents)  # type: ignore[method-assign]
@@ -151,16 +151,6 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
     assert by_kind(docs, "ServiceAccount") and by_kind(docs, "PodDisruptionBudget")
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_every_application_finds_its_chart_where_argo_cd_reads(
     sample: str, built: dict[str, Path], tmp_path: Path
@@ -169,14 +159,7 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
     resolve every Application's path and value files there, and render from it."""
     ir = ir_of(sample)
     root = built[sample]
-    seed = tmp_path / "seed"
-    seed.mkdir()
-    (seed / "README").write_text("gitops\n")
-    git(seed, "init", "-q", "-b", "main")
-    git(seed, "add", ".")
-    git(seed, "commit", "-q", "-m", "seed")
-    remote = tmp_path / "gitops.git"
-    git(tmp_path, "clone", "-q", "--bare", str(seed), str(remote))
+    remote = scratch_gitops(tmp_path)
     for svc in ir.services:
         for dep in svc.deployments:
             env = {

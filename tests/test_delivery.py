@@ -33,7 +33,7 @@ from pipecompile.targets.common import (
     record_image_tag_script,
 )
 
-from .conftest import ROOT, hcl_norm
+from .conftest import ROOT, git, hcl_norm, scratch_gitops
 
 SAMPLES = ROOT / "samples"
 REF = SAMPLES / "ecommerce"  # delivery: codepipeline (the default)
@@ -185,16 +185,6 @@ esac
 DIGEST = "sha256:" + "ab" * 32
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path) -> dict[str, Any]:
     """A repository with two services, stub tools on PATH, an empty registry."""
@@ -291,14 +281,7 @@ def test_the_root_service_is_keyed_by_the_whole_tree(sandbox: dict[str, Any]) ->
 
 
 def test_gitops_records_the_digest(sandbox: dict[str, Any]) -> None:
-    gitops = sandbox["tmp"] / "gitops.git"
-    seed = sandbox["tmp"] / "seed"
-    seed.mkdir()
-    (seed / "README").write_text("gitops\n")
-    git(seed, "init", "-q", "-b", "main")
-    git(seed, "add", ".")
-    git(seed, "commit", "-q", "-m", "seed")
-    git(sandbox["tmp"], "clone", "-q", "--bare", str(seed), str(gitops))
+    gitops = scratch_gitops(sandbox["tmp"])
     extra = {
         "GITOPS_REPOSITORY": f"file://{gitops}",
         "GITOPS_REVISION": "HEAD",
