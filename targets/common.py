@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ..ir import Environment, Security
+from ..ir import IR, Environment, Security
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
@@ -243,7 +243,7 @@ if [ "$SERVICE_PATH" = . ]; then
 else
   tree="$(git rev-parse "HEAD:$SERVICE_PATH")"
 fi
-tag="src-$tree"
+tag="${TAG_PREFIX:-src}-$tree"  # rel- for release-tier builds: never a dev build's image
 lookup() {
   aws ecr describe-images --repository-name "$ECR_REPOSITORY" --image-ids "imageTag=$tag" \\
     --query 'imageDetails[0].imageDigest' --output text 2>/dev/null || true
@@ -283,10 +283,19 @@ else
     "$IMAGE_URI@$IMAGE_DIGEST"
 fi
 """
-VERIFY_SIGNATURE = f"""\
+# SIGNING_KEYS: the keys whose signature this environment accepts (an approval
+# environment: the release key alone)
+VERIFY_SIGNATURE = """\
 set -euo pipefail
-{COSIGN_VERIFY} >/dev/null
-echo "$IMAGE_URI@$IMAGE_DIGEST: signature verified with $SIGNING_KEY"
+for key in $SIGNING_KEYS; do
+  if cosign verify --insecure-ignore-tlog=true --key "$key" "$IMAGE_URI@$IMAGE_DIGEST" \
+      >/dev/null 2>&1; then
+    echo "$IMAGE_URI@$IMAGE_DIGEST: signature verified with $key"
+    exit 0
+  fi
+done
+echo "$IMAGE_URI@$IMAGE_DIGEST carries no signature this environment accepts ($SIGNING_KEYS)" >&2
+exit 1
 """
 
 # CodeBuild's cosign: the pinned release, checked against the pinned sha256.
@@ -434,3 +443,12 @@ docker run --rm -v "$PWD:/src:ro" -v "$PWD/reports:/report:rw" \\
   "$DEPENDENCY_CHECK_IMAGE" --project "$DC_PROJECT" --scan "/src/$SERVICE_PATH" \\
   --format ALL --out /report --failOnCVSS "$FAIL_CVSS" "${key[@]}"
 """
+
+
+def accepted_keys(ir: IR, env: Environment) -> str:
+    """An approval environment accepts only release-tier images; the others either tier."""
+    release = f"awskms:///{ir.aws.release_key_alias}"
+    if env.approval:
+        return release
+    dev = f"awskms:///{ir.aws.signing_key_alias}"
+    return f"{release} {dev}" if ir.release_branches else dev

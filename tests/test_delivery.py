@@ -28,6 +28,7 @@ from pipecompile.targets.common import (
     DAST_SCAN,
     PROMOTION_GATE,
     SIGN_ONCE,
+    VERIFY_SIGNATURE,
     WAIT_HEALTHY,
     glob_to_regex,
     record_image_tag_script,
@@ -175,8 +176,10 @@ case "$name $*" in
   "docker run"*)
     mkdir -p reports
     printf '%s' "$FAKE_ZAP" > reports/zap-report.json ;;
-  "cosign verify"*) [ -f "$reg/signed" ] || exit 1 ;;
-  "cosign sign"*) touch "$reg/signed" ;;
+  "cosign verify"*|"cosign sign"*)
+    key="$(sed -n 's/.*--key \\([^ ]*\\).*/\\1/p' <<<"$*")"
+    mark="$reg/signed-${key//\\//_}"
+    case "$1" in verify) [ -f "$mark" ] || exit 1 ;; *) touch "$mark" ;; esac ;;
   "curl "*) printf '%s' "$FAKE_APP" ;;
   *) echo "unexpected: $name $*" >&2; exit 2 ;;
 esac
@@ -553,11 +556,26 @@ def policy_docs(path: Path) -> dict[str, Any]:
 def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() -> None:
     ir = ir_of(GHA)
     docs = policy_docs(GHA / "infrastructure/terraform/iam.tf")
-    build = docs["github_build_assume"]["statement"][0]["condition"]
-    subjects = next(c["values"] for c in build if c["variable"].endswith(":sub"))
-    assert subjects == [
-        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("feature/*", "release/*", "main")
+
+    def subjects(doc_label: str) -> list[str]:
+        trust = docs[doc_label]["statement"][0]["condition"]
+        return next(c["values"] for c in trust if c["variable"].endswith(":sub"))
+
+    # two build roles: a feature branch's build can never use the release role or key
+    assert subjects("github_build_assume") == [f"repo:{ir.repository}:ref:refs/heads/feature/*"]
+    assert subjects("github_release_assume") == [
+        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("release/*", "main")
     ]
+    signers = {
+        label: st["resources"]
+        for label, body in docs.items()
+        for st in body["statement"]
+        if "kms:Sign" in st.get("actions", [])
+    }
+    assert signers == {
+        "github_build": ["${aws_kms_key.signing.arn}"],
+        "github_release": ["${aws_kms_key.release.arn}"],
+    }
     for env in ir.environments:
         label = "github_deploy_" + env.name
         trust = docs[f"{label}_assume"]["statement"][0]["condition"]
@@ -572,7 +590,10 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
         for step in job.get("steps", [])
         if step["name"] == "Configure AWS credentials (OIDC)"
     }
-    assert roles["build"] == ir.aws.github_build_role_arn
+    assert roles["build"] == (
+        "${{ needs.route.outputs.release == 'true' && "
+        f"'{ir.aws.github_release_role_arn}' || '{ir.aws.github_build_role_arn}' }}}}"
+    )
     for env in ir.environments:
         assert roles[f"deploy-{env.name}"] == env.github_role_arn
         assert jobs[f"deploy-{env.name}"]["environment"] == env.name
@@ -660,3 +681,58 @@ def test_a_trigger_codepipeline_cannot_hold_is_a_located_error() -> None:
     assert (error.line, error.col) == (line + 1, 5)  # no path key: its first key
     assert "9 excluded paths in its trigger" in error.message
     assert "give product-service its own folder" in error.message
+
+
+def test_approval_environments_deploy_only_release_tier_images() -> None:
+    ir = ir_of(GHA)
+    release = f"awskms:///{ir.aws.release_key_alias}"
+    dev = f"awskms:///{ir.aws.signing_key_alias}"
+    jobs = doc(GHA / ".github/workflows/deliver-web.yml")["jobs"]
+    for env in ir.environments:
+        verify = next(
+            s for s in jobs[f"deploy-{env.name}"]["steps"] if s["name"].startswith("Verify")
+        )
+        expected = release if env.approval else f"{release} {dev}"
+        assert verify["env"]["SIGNING_KEYS"] == expected
+    build = jobs["build"]["steps"]
+    image = next(s for s in build if s.get("id") == "image")
+    assert (
+        image["env"]["TAG_PREFIX"]
+        == "${{ needs.route.outputs.release == 'true' && 'rel' || 'src' }}"
+    )
+    # CodePipeline: approval environments build with the release project and tier
+    for name, p in pipelines(REF).items():
+        build_action = next(s for s in p["stage"] if s["name"] == "Build")["action"][0]
+        config = build_action["configuration"]
+        approval = name.endswith(("-staging", "-production"))
+        assert config["ProjectName"].endswith("-release.name}") == approval, name
+        assert ('"TAG_PREFIX", value = "rel"' in config.get("EnvironmentVariables", "")) == approval
+    docs = policy_docs(REF / "infrastructure/terraform/cicd/iam.tf")
+    production = next(
+        s for s in docs["deploy_production"]["statement"] if s["sid"] == "VerifySignatures"
+    )
+    assert production["resources"] == ["${aws_kms_key.release.arn}"]
+    testing = next(s for s in docs["deploy_testing"]["statement"] if s["sid"] == "VerifySignatures")
+    assert testing["resources"] == ["${aws_kms_key.release.arn}", "${aws_kms_key.signing.arn}"]
+
+
+def test_a_release_build_never_reuses_a_dev_builds_image(sandbox: dict[str, Any]) -> None:
+    assert run(BUILD_ONCE, sandbox).returncode == 0  # dev tier: src-<tree>
+    dev = image_env(sandbox)
+    res = run(BUILD_ONCE, sandbox, TAG_PREFIX="rel")
+    assert res.returncode == 0, res.stderr
+    assert any(c.startswith("docker build") for c in calls(sandbox))  # built again
+    release = image_env(sandbox)
+    assert release["IMAGE_TAG"] == "rel-" + dev["IMAGE_TAG"].removeprefix("src-")
+
+
+def test_verification_accepts_only_the_listed_keys(sandbox: dict[str, Any]) -> None:
+    release, dev = "awskms:///alias/release", "awskms:///alias/dev"
+    sign = {"IMAGE_DIGEST": DIGEST}
+    assert run(SIGN_ONCE, sandbox, **sign, SIGNING_KEY=dev).returncode == 0  # a dev build
+    approval = run(VERIFY_SIGNATURE, sandbox, **sign, SIGNING_KEYS=release)
+    assert approval.returncode == 1 and "no signature this environment accepts" in approval.stderr
+    other = run(VERIFY_SIGNATURE, sandbox, **sign, SIGNING_KEYS=f"{release} {dev}")
+    assert other.returncode == 0 and f"verified with {dev}" in other.stdout
+    assert run(SIGN_ONCE, sandbox, **sign, SIGNING_KEY=release).returncode == 0
+    assert run(VERIFY_SIGNATURE, sandbox, **sign, SIGNING_KEYS=release).returncode == 0

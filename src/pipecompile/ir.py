@@ -95,6 +95,7 @@ class Service:
     secrets: tuple[str, ...]
     deployments: tuple[Deployment, ...]  # in promotion order
     build_project: str
+    release_build_project: str  # the same build, for approval environments: release tier
     buildspec: str  # relative to the codebuild output folder
     ci_workflow: str  # file names relative to the github-actions output folder
     deliver_workflow: str
@@ -203,7 +204,11 @@ class AwsNames:
     build_role_name: str  # CodeBuild role of the build and DAST projects
     artifact_bucket: str
     kms_alias: str
-    signing_key_alias: str
+    signing_key_alias: str  # builds of any deploy branch sign with it
+    release_key_alias: str  # only builds of approval environments' branches sign with it
+    github_release_role_name: str  # the build role of approval environments' branches
+    github_release_role_arn: str
+    release_build_role_name: str  # CodeBuild: the release build projects' role
     connection_name: str
     sns_topic_arn: str
     sonar_secret_name: str  # SonarQube host and token for the CodeBuild build
@@ -275,6 +280,7 @@ class IR:
     default_branch: str
     environments: tuple[Environment, ...]
     deploy_branches: tuple[str, ...]  # every environment's include patterns, once each, in order
+    release_branches: tuple[str, ...]  # the include patterns of approval environments
     services: tuple[Service, ...]
     runtime: Runtime
     steps: tuple[Step, ...]

@@ -32,6 +32,7 @@ from ..common import (
     SONAR_GATE,
     VERIFY_SIGNATURE,
     WAIT_HEALTHY,
+    accepted_keys,
     record_image_tag_script,
     scan_gate_env,
 )
@@ -100,6 +101,9 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
     if sec.image_scan_fail_on:
         variables.update(scan_gate_env(sec))
         build.append(_sh(ECR_SCAN_GATE))
+    # the dev tier's values; the release build projects' pipelines pass the release
+    # tier's (TAG_PREFIX=rel, the release key): see the terraform target
+    variables["TAG_PREFIX"] = "src"
     if sec.sign_images:
         variables["SIGNING_KEY"] = f"awskms:///{ir.aws.signing_key_alias}"
         build.append(_sh(SIGN_ONCE))
@@ -164,7 +168,7 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
     commands = ['test -n "${SERVICE:-}" && test -n "${IMAGE_TAG:-}" && test -n "${IMAGE_DIGEST:-}"']
     phases: dict[str, Any] = {}
     if ir.security.sign_images:
-        variables["SIGNING_KEY"] = f"awskms:///{ir.aws.signing_key_alias}"
+        variables["SIGNING_KEYS"] = accepted_keys(ir, env)
         variables["COSIGN_VERSION"] = ir.pins.cosign_version
         variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
         phases["install"] = {"commands": list(COSIGN_INSTALL)}

@@ -16,6 +16,7 @@ from ..common import (
     SIGN_ONCE,
     VERIFY_SIGNATURE,
     WAIT_HEALTHY,
+    accepted_keys,
     branch_regexes,
     record_image_tag_script,
     scan_gate_env,
@@ -51,6 +52,7 @@ def _route_job(ir: IR) -> dict[str, Any]:
         '  [[ "$BRANCH" =~ $1 ]] && { [ -z "$2" ] || ! [[ "$BRANCH" =~ $2 ]]; }',
         "}",
         "any=false",
+        "release=false",
     ]
     outputs: dict[str, str] = {}
     for env in ir.environments:
@@ -62,13 +64,20 @@ def _route_job(ir: IR) -> dict[str, Any]:
             f'if matches "$INCLUDE_{key}" "$EXCLUDE_{key}"; then',
             f'  echo "{env.name}=true" >> "$GITHUB_OUTPUT"',
             "  any=true",
+            *(
+                ["  release=true  # an approval environment: a release-tier build"]
+                if env.approval
+                else []
+            ),
             "else",
             f'  echo "{env.name}=false" >> "$GITHUB_OUTPUT"',
             "fi",
         ]
         outputs[env.name] = f"${{{{ steps.route.outputs.{env.name} }}}}"
     lines.append('echo "any=$any" >> "$GITHUB_OUTPUT"')
+    lines.append('echo "release=$release" >> "$GITHUB_OUTPUT"')
     outputs["any"] = "${{ steps.route.outputs.any }}"
+    outputs["release"] = "${{ steps.route.outputs.release }}"
     steps: list[dict[str, Any]] = [
         {
             "id": "route",
@@ -125,6 +134,18 @@ def _image_env(svc: Service) -> dict[str, str]:
     }
 
 
+def by_tier(ir: IR, release: str, dev: str) -> str:
+    """The release-tier value for a push to an approval environment's branch, else dev.
+
+    Release builds assume their own role, sign with the release key and tag rel-<tree>:
+    a branch outside every approval environment can do none of the three."""
+    if not ir.release_branches:
+        return dev
+    if set(ir.release_branches) == set(ir.deploy_branches):
+        return release
+    return f"${{{{ needs.route.outputs.release == 'true' && '{release}' || '{dev}' }}}}"
+
+
 def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
     sec = ir.security
     built = {
@@ -135,11 +156,14 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
     }
     steps: list[dict[str, Any]] = [
         checkout(ir),
-        aws_credentials(ir, ir.aws.github_build_role_arn),
+        aws_credentials(
+            ir, by_tier(ir, ir.aws.github_release_role_arn, ir.aws.github_build_role_arn)
+        ),
         {
             "name": "Build the image once per source tree, or reuse it",
             "id": "image",
             "env": {
+                "TAG_PREFIX": by_tier(ir, "rel", "src"),
                 "SERVICE_PATH": svc.path,
                 "DOCKERFILE": svc.dockerfile,
                 "ECR_REGISTRY": ir.aws.ecr_registry,
@@ -163,7 +187,14 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
             install_cosign(ir),
             {
                 "name": "Sign the image with the AWS KMS signing key",
-                "env": {**built, "SIGNING_KEY": f"awskms:///{ir.aws.signing_key_alias}"},
+                "env": {
+                    **built,
+                    "SIGNING_KEY": by_tier(
+                        ir,
+                        f"awskms:///{ir.aws.release_key_alias}",
+                        f"awskms:///{ir.aws.signing_key_alias}",
+                    ),
+                },
                 "run": SIGN_ONCE,
             },
         ]
@@ -194,7 +225,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
             install_cosign(ir),
             {
                 "name": "Verify the image signature",
-                "env": {**image, "SIGNING_KEY": f"awskms:///{ir.aws.signing_key_alias}"},
+                "env": {**image, "SIGNING_KEYS": accepted_keys(ir, env)},
                 "run": VERIFY_SIGNATURE,
             },
         ]

@@ -128,6 +128,21 @@ def kms(ir: IR) -> str:
         sa.attr("name", ir.aws.signing_key_alias)
         sa.attr("target_key_id", Ref("aws_kms_key.signing.key_id"))
         blocks += [sign_policy, sk, sa]
+        if ir.release_branches:  # only release-tier builds sign with it
+            rk = resource("aws_kms_key", "release")
+            rk.attr(
+                "description",
+                f"Signs the {ir.project} images built for approval environments (cosign)",
+            )
+            rk.attr("key_usage", "SIGN_VERIFY")
+            rk.attr("customer_master_key_spec", "ECC_NIST_P256")
+            rk.attr("deletion_window_in_days", 30)
+            rk.attr("policy", Ref("data.aws_iam_policy_document.signing_key.json"))
+            rk.comment("checkov:skip=CKV_AWS_7: AWS KMS cannot rotate asymmetric signing keys")
+            ra = resource("aws_kms_alias", "release")
+            ra.attr("name", ir.aws.release_key_alias)
+            ra.attr("target_key_id", Ref("aws_kms_key.release.key_id"))
+            blocks += [rk, ra]
     return document(blocks)
 
 

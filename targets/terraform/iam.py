@@ -44,7 +44,10 @@ def iam(ir: IR) -> str:
     blocks: list[Block] = []
     if ir.delivery == "codepipeline":
         blocks += _pipeline_role(ir)
-        blocks += _codebuild_build_role(ir)
+        blocks += _codebuild_build_role(ir, "codebuild", ir.aws.build_role_name, "signing")
+        if ir.release_branches:
+            name = ir.aws.release_build_role_name
+            blocks += _codebuild_build_role(ir, "codebuild_release", name, "release")
         for env in ir.environments:
             blocks += _codebuild_deploy_role(ir, env)
     else:
@@ -83,6 +86,8 @@ def _label(env: Environment) -> str:
 
 def _pipeline_role(ir: IR) -> list[Block]:
     projects = [Ref(f"aws_codebuild_project.build-{s.name}.arn") for s in ir.services]
+    if ir.release_branches:
+        projects += [Ref(f"aws_codebuild_project.build-{s.name}-release.arn") for s in ir.services]
     projects += [Ref(f"aws_codebuild_project.deploy-{e.name}.arn") for e in ir.environments]
     if ir.security.dast:
         projects.append(Ref("aws_codebuild_project.dast.arn"))
@@ -169,11 +174,13 @@ def _common_codebuild(ir: IR, log_groups: list[Ref]) -> list[dict[str, Any]]:
     ]
 
 
-def _codebuild_build_role(ir: IR) -> list[Block]:
-    """Build and DAST projects: untrusted code from any branch; never a deploy credential."""
+def _codebuild_build_role(ir: IR, label: str, role_name: str, key: str) -> list[Block]:
+    """Build (and DAST) projects: code from a branch, never a deploy credential. The dev
+    tier signs with the signing key; the release tier (approval environments' pipelines)
+    with the release key, which no other role may use."""
     region, acct = ir.aws.region, ir.aws.account_id
     logs = [Ref(f'"${{aws_cloudwatch_log_group.build-{s.name}.arn}}:*"') for s in ir.services]
-    if ir.security.dast:
+    if ir.security.dast and label == "codebuild":
         logs.append(Ref('"${aws_cloudwatch_log_group.dast.arn}:*"'))
     statements = _common_codebuild(ir, logs)
     statements += [
@@ -209,12 +216,12 @@ def _codebuild_build_role(ir: IR) -> list[Block]:
             {
                 "sid": "SignImages",
                 "actions": COSIGN_KMS,
-                "resources": [Ref("aws_kms_key.signing.arn")],
+                "resources": [Ref(f"aws_kms_key.{key}.arn")],
             }
         )
-    blocks = service_role("codebuild", ir.aws.build_role_name, "codebuild.amazonaws.com", acct)
-    blocks.append(policy_doc("codebuild", statements))
-    blocks.append(inline_policy("codebuild", "codebuild", "codebuild"))
+    blocks = service_role(label, role_name, "codebuild.amazonaws.com", acct)
+    blocks.append(policy_doc(label, statements))
+    blocks.append(inline_policy(label, label, label))
     return blocks
 
 
@@ -222,13 +229,10 @@ def _deploy_statements(ir: IR, env: Environment) -> list[dict[str, Any]]:
     """What a deploy to ``env`` calls, in either orchestrator."""
     out: list[dict[str, Any]] = []
     if ir.security.sign_images:
-        out.append(
-            {
-                "sid": "VerifySignatures",
-                "actions": COSIGN_VERIFY_KMS,
-                "resources": [Ref("aws_kms_key.signing.arn")],
-            }
-        )
+        keys = [Ref("aws_kms_key.release.arn")] if ir.release_branches else []
+        if not env.approval or not ir.release_branches:  # approval: release images only
+            keys.append(Ref("aws_kms_key.signing.arn"))
+        out.append({"sid": "VerifySignatures", "actions": COSIGN_VERIFY_KMS, "resources": keys})
     dast = ir.security.dast
     if env.after_dast or (env.dast and dast is not None):
         out.append(
@@ -325,17 +329,16 @@ def _github_trust(label: str, provider: Ref, subjects: list[str]) -> Block:
     )
 
 
-def _github_roles(ir: IR) -> list[Block]:
-    """The build job's role (branches) and one deploy role per GitHub environment."""
-    gh, provider = _oidc_provider(ir)
-    blocks: list[Block] = [gh]
-    branches = list(dict.fromkeys(b for env in ir.environments for b in env.includes))
+def _github_build_role(
+    ir: IR, provider: Ref, label: str, role_name: str, branches: list[str], key: str
+) -> list[Block]:
+    """A build job's role: trusted by these branches' pushes; signs with ``key``."""
     subjects = [f"repo:{ir.repository}:ref:refs/heads/{b}" for b in branches]
-    blocks.append(_github_trust("github_build", provider, subjects))
-    role = iam_role("github_build", ir.aws.github_build_role_name, "github_build_assume")
+    blocks = [_github_trust(label, provider, subjects)]
+    role = iam_role(label, role_name, f"{label}_assume")
     role.attr("max_session_duration", 3600)
     blocks.append(role)
-    build: list[dict[str, Any]] = [
+    statements: list[dict[str, Any]] = [
         {
             "sid": "EcrLogin",  # GetAuthorizationToken has no resource to scope to
             "actions": ["ecr:GetAuthorizationToken"],
@@ -350,15 +353,29 @@ def _github_roles(ir: IR) -> list[Block]:
         },
     ]
     if ir.security.sign_images:
-        build.append(
+        statements.append(
             {
                 "sid": "SignImages",
                 "actions": COSIGN_KMS,
-                "resources": [Ref("aws_kms_key.signing.arn")],
+                "resources": [Ref(f"aws_kms_key.{key}.arn")],
             }
         )
-    blocks.append(policy_doc("github_build", build))
-    blocks.append(inline_policy("github_build", "github_build", "github_build"))
+    blocks.append(policy_doc(label, statements))
+    blocks.append(inline_policy(label, label, label))
+    return blocks
+
+
+def _github_roles(ir: IR) -> list[Block]:
+    """The build roles (dev and release tier, by branch) and a deploy role per environment."""
+    gh, provider = _oidc_provider(ir)
+    blocks: list[Block] = [gh]
+    dev = [b for b in ir.deploy_branches if b not in ir.release_branches]
+    for label, role_name, branches, key in (
+        ("github_build", ir.aws.github_build_role_name, dev, "signing"),
+        ("github_release", ir.aws.github_release_role_name, list(ir.release_branches), "release"),
+    ):
+        if branches:
+            blocks += _github_build_role(ir, provider, label, role_name, branches, key)
     for env in ir.environments:
         label = _label(env)
         blocks.append(

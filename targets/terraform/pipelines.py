@@ -103,6 +103,21 @@ def codebuild(ir: IR) -> str:
                 ir.build.cache,
             )
         )
+        if ir.release_branches:  # the same build for approval environments, its own role
+            blocks.append(
+                _project(
+                    ir,
+                    f"{label}-release",
+                    svc.release_build_project,
+                    f"Build and push {svc.name} for approval environments (release key)",
+                    f"{folder}/{svc.buildspec}",
+                    label,
+                    True,
+                    ir.build.timeout_minutes,
+                    ir.build.cache,
+                    role="codebuild_release",
+                )
+            )
     for env in ir.environments:
         label = f"deploy-{env.name}"
         waits = [dep.wait_minutes for svc in ir.services for dep in svc.deployments]
@@ -138,6 +153,23 @@ def codebuild(ir: IR) -> str:
             )
         )
     return document(blocks)
+
+
+def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
+    """An approval environment's pipeline builds with the release project: its own role,
+    the release key, rel-<tree> tags (a dev build's image is never released)."""
+    if not release:
+        return {"ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}.name")}
+    tier = {"TAG_PREFIX": "rel"}
+    if ir.security.sign_images:
+        tier["SIGNING_KEY"] = f"awskms:///{ir.aws.release_key_alias}"
+    variables = ", ".join(
+        f'{{ name = "{k}", value = "{v}", type = "PLAINTEXT" }}' for k, v in tier.items()
+    )
+    return {
+        "ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}-release.name"),
+        "EnvironmentVariables": Ref(f"jsonencode([{variables}])"),
+    }
 
 
 def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
@@ -206,7 +238,7 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
         input_artifacts=["source_output"],
         output_artifacts=["image_output"],
         namespace="BuildVariables",
-        configuration={"ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}.name")},
+        configuration=_build_configuration(ir, svc, env.approval),
     )
     if env.approval:
         action(
