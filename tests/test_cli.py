@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -346,3 +347,23 @@ def test_completion_scripts(tmp_path: Path, shell: str) -> None:
     res = pc("completion", shell, cwd=tmp_path)
     assert res.returncode == 0 and "_PIPECOMPILE_COMPLETE" in res.stdout
     assert f"{shell}_source" in res.stdout or f"{shell}_complete" in res.stdout
+
+
+def test_every_schema_property_has_a_description_examples_and_a_default() -> None:
+    schema = json.loads((ROOT / "pipeline.schema.json").read_text())
+    models = [("Pipeline", schema), *schema["$defs"].items()]
+    checked = 0
+    for model, node in models:
+        required = set(node.get("required", []))
+        for field, prop in node.get("properties", {}).items():
+            where = f"{model}.{field}"
+            assert prop.get("description"), where
+            assert prop.get("examples"), where
+            assert field in required or "default" in prop, where
+            checked += 1
+    assert checked > 100
+    # the one default the models build in code is written down as it is
+    from pipecompile.model import _default_environments
+
+    built = {k: e.model_dump(exclude_defaults=True) for k, e in _default_environments().items()}
+    assert schema["properties"]["environments"]["default"] == built

@@ -84,3 +84,54 @@ def test_hooks_in_a_real_repository(tmp_path: Path) -> None:
     git(repo, "add", "-A")
     res = try_repo(repo, "pipecompile-check", env)
     assert res.returncode == 1 and "hand edit" in res.stdout, res.stdout
+
+
+def test_the_hook_runs_on_a_pipeline_in_a_subfolder(tmp_path: Path) -> None:
+    """The README's snippet for a pipeline outside the root: args: [-f, ...], files: ..."""
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    repo = tmp_path / "repo"
+    shop = repo / "services/shop"
+    shop.mkdir(parents=True)
+    shutil.copy(ROOT / "samples/minimal/pipeline.yaml", shop / "pipeline.yaml")
+    subprocess.run([sys.executable, "-m", "pipecompile", "build", "-q"], cwd=shop, check=True)
+    (repo / ".pre-commit-config.yaml").write_text(
+        "repos:\n"
+        f"  - repo: {ROOT}\n"
+        f"    rev: {head}\n"
+        "    hooks:\n"
+        "      - id: pipecompile-check\n"
+        "        args: [-f, services/shop/pipeline.yaml]\n"
+        "        files: ^services/shop/\n"
+    )
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "init")
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path / "cache"),
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    pre_commit = str(Path(sys.executable).parent / "pre-commit")
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [pre_commit, "run", "--all-files"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+
+    clean = run()
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    pipeline = shop / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("web: {}", "web:\n    port: 8081"))
+    git(repo, "add", "-A")
+    changed = run()
+    assert changed.returncode == 1 and "pipeline changed" in changed.stdout, changed.stdout

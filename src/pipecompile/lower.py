@@ -83,7 +83,9 @@ class _Lowering(Rules):
             default_branch=model.source.default_branch,
             environments=tuple(envs),
             deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
-            release_branches=tuple(dict.fromkeys(b for e in envs if e.approval for b in e.includes)),
+            release_branches=tuple(
+                dict.fromkeys(b for e in envs if e.approval for b in e.includes)
+            ),
             services=tuple(services),
             runtime=runtime,
             steps=steps,

@@ -28,7 +28,22 @@ def schema() -> dict[str, Any]:
     }
     out.update(Pipeline.model_json_schema(mode="validation", by_alias=True))
     _close_name_maps(out)
+    _document_fields(out)
     return out
+
+
+def _document_fields(out: dict[str, Any]) -> None:
+    """Every property gets a description and examples (editor hovers and completion):
+    the models' own where they have them, else data/field-docs.json's."""
+    from importlib import resources
+
+    text = (resources.files("pipecompile") / "data" / "field-docs.json").read_text("utf-8")
+    docs = json.loads(text)["fields"]
+    models = [("Pipeline", out), *out.get("$defs", {}).items()]
+    for model, node in models:
+        for field, prop in node.get("properties", {}).items():
+            for key, value in docs.get(f"{model}.{field}", {}).items():
+                prop.setdefault(key, value)
 
 
 def _close_name_maps(node: Any) -> None:
