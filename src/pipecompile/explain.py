@@ -54,18 +54,24 @@ def _who(ir: IR, env: Environment) -> str:
     deliverer = "github-actions" if ir.delivery == "github-actions" else "terraform"
     if deliverer not in dict(ir.outputs):
         return f"a push to {branches}; its deliverer ({ir.delivery}) is not generated here"
+    tier = (
+        f"; only images built and signed in the release tier ({ir.aws.release_key_alias})"
+        if env.approval and ir.release_branches and ir.security.sign_images
+        else ""
+    )
     if ir.delivery == "github-actions":
         review = "its required reviewers approve, " if env.approval else ""
         return (
             f"a push to {branches}; jobs in GitHub environment '{env.name}' ({review}its "
-            f"secrets) assume IAM role {env.github_role_name}, trusted by that environment only"
+            f"secrets) assume IAM role {env.github_role_name}, trusted by that environment "
+            f"only{tier}"
         )
     review = (
         "an IAM principal allowed codepipeline:PutApprovalResult approves, " if env.approval else ""
     )
     return (
         f"a push to {branches} starts its CodePipelines; {review}the deploy project runs as "
-        f"{env.codebuild_role_name}, which alone reads {env.gitops_secret_name}"
+        f"{env.codebuild_role_name}, which alone reads {env.gitops_secret_name}{tier}"
     )
 
 
