@@ -236,6 +236,11 @@ def record_image_tag_script(auth: str) -> str:
 # the same (a release branch merged into main with no other change) finds that tag
 # and deploys the very digest that passed the earlier ones; a re-run of a build
 # whose push succeeded reuses it instead of failing on the immutable tag.
+# The image tag prefix of each build tier (see "Who can deploy" in the README): release
+# builds (approval environments' branches) never reuse a dev build's image.
+RELEASE_TAG_PREFIX = "rel"
+DEV_TAG_PREFIX = "src"
+
 BUILD_ONCE = """\
 set -euo pipefail
 if [ "$SERVICE_PATH" = . ]; then
@@ -271,12 +276,10 @@ printf 'IMAGE_TAG=%s\\nIMAGE_DIGEST=%s\\n' "$tag" "$digest" >> "$IMAGE_ENV"
 # true by default, and signcommon/common.go refuses --tlog-upload=false with it) and
 # options/verify.go (--insecure-ignore-tlog).  The KMS client calls kms:DescribeKey,
 # kms:GetPublicKey and kms:Sign (tests/test_delivery.py checks the IAM grants them).
-COSIGN_VERIFY = (
-    'cosign verify --insecure-ignore-tlog=true --key "$SIGNING_KEY" "$IMAGE_URI@$IMAGE_DIGEST"'
-)
+COSIGN_VERIFY = 'cosign verify --insecure-ignore-tlog=true --key "{key}" "$IMAGE_URI@$IMAGE_DIGEST"'
 SIGN_ONCE = f"""\
 set -euo pipefail
-if {COSIGN_VERIFY} >/dev/null 2>&1; then
+if {COSIGN_VERIFY.format(key="$SIGNING_KEY")} >/dev/null 2>&1; then
   echo "$IMAGE_URI@$IMAGE_DIGEST is already signed with $SIGNING_KEY"
 else
   cosign sign --yes --use-signing-config=false --tlog-upload=false --key "$SIGNING_KEY" \\
@@ -285,11 +288,10 @@ fi
 """
 # SIGNING_KEYS: the keys whose signature this environment accepts (an approval
 # environment: the release key alone)
-VERIFY_SIGNATURE = """\
+VERIFY_SIGNATURE = f"""\
 set -euo pipefail
 for key in $SIGNING_KEYS; do
-  if cosign verify --insecure-ignore-tlog=true --key "$key" "$IMAGE_URI@$IMAGE_DIGEST" \
-      >/dev/null 2>&1; then
+  if {COSIGN_VERIFY.format(key="$key")} >/dev/null 2>&1; then
     echo "$IMAGE_URI@$IMAGE_DIGEST: signature verified with $key"
     exit 0
   fi

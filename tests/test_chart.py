@@ -82,7 +82,7 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
     sample: str, service: str, env: str
 ) -> None:
     ir, svc, dep = lookup(sample, service, env)
-    chart = ROOT / "samples" / sample / (svc.chart_source or "")  # one chart for every service
+    chart = ROOT / "samples" / sample / (ir.chart_source or "")  # one chart for every service
     values = ROOT / "samples" / sample / (svc.values_source or "") / f"values-{env}.yaml"
     docs = render(chart, values, dep)
     for d in docs:
@@ -168,7 +168,7 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
                 "GITOPS_REPOSITORY": f"file://{remote}",
                 "GITOPS_REVISION": "HEAD",
                 "GITOPS_DIR": dep.gitops_dir,
-                "CHART_SOURCE": svc.chart_source or "",
+                "CHART_SOURCE": ir.chart_source or "",
                 "VALUES_SOURCE": svc.values_source or "",
                 "SERVICE": svc.name,
                 "ENVIRONMENT": dep.environment,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from . import __version__
+from ._entry import check_summary
 from .cli_shared import (
     _OUTPUT,
     EXIT_CODES_HELP,
@@ -185,7 +186,7 @@ def check(file: Path, show_diff: bool, fmt: str, quiet: bool) -> int:
         if _machine():
             _emit_document(True)
             return EXIT_OK
-        _done(f"check: {file}: the generated files are up to date", quiet)
+        _done(check_summary(file), quiet)
         return EXIT_OK
     ir = _compiled(session)
     plan = session.plan()
@@ -194,7 +195,7 @@ def check(file: Path, show_diff: bool, fmt: str, quiet: bool) -> int:
         return EXIT_DRIFT if plan.changes else EXIT_OK
     status = _report(plan.changes, show_diff)
     if status == EXIT_OK:
-        _done(f"check: {file}: the generated files are up to date", quiet)
+        _done(check_summary(file), quiet)
         return EXIT_OK
     _echo_err(
         "generated files are out of date; run: pipecompile build"

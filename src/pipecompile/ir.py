@@ -104,7 +104,6 @@ class Service:
     trigger_includes: tuple[str, ...]  # path globs that start it (() = whole repository)
     trigger_excludes: tuple[str, ...]  # other services' folders inside those (path isolation)
     chart_path: str  # folder of the service's deployments in the GitOps repository
-    chart_source: str | None  # the generated (shared) chart in this repository; None: helm off
     values_source: str | None  # the folder of this service's values-<env>.yaml files
     runtime: Runtime  # services.X.runtime, else ci.runtime
     steps: tuple[Step, ...]  # services.X.steps, else as the language's table says
@@ -279,6 +278,7 @@ class IR:
     repository: str  # owner/name
     default_branch: str
     environments: tuple[Environment, ...]
+    chart_source: str | None  # the one generated chart, relative to the root; None: helm is off
     deploy_branches: tuple[str, ...]  # every environment's include patterns, once each, in order
     release_branches: tuple[str, ...]  # the include patterns of approval environments
     services: tuple[Service, ...]

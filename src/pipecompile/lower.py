@@ -82,6 +82,7 @@ class _Lowering(Rules):
             repository=model.source.repository,
             default_branch=model.source.default_branch,
             environments=tuple(envs),
+            chart_source=posixpath.join(helm, CHART_FOLDER) if helm else None,
             deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
             release_branches=tuple(
                 dict.fromkeys(b for e in envs if e.approval for b in e.includes)
@@ -314,7 +315,6 @@ class _Lowering(Rules):
                     ),
                     trigger_excludes=(),  # set below, once every path is known
                     chart_path=posixpath.join(gitops_path, name),
-                    chart_source=posixpath.join(helm, CHART_FOLDER) if helm else None,
                     values_source=posixpath.join(helm, name) if helm else None,
                     runtime=(own := service_ci(svc, ci))[0],
                     steps=own[1],

@@ -25,6 +25,7 @@ from ..common import (
     CVSS,
     DAST_SCAN,
     DEPENDENCY_CHECK,
+    DEV_TAG_PREFIX,
     ECR_SCAN_GATE,
     PROMOTION_GATE,
     SIGN_ONCE,
@@ -103,7 +104,7 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         build.append(_sh(ECR_SCAN_GATE))
     # the dev tier's values; the release build projects' pipelines pass the release
     # tier's (TAG_PREFIX=rel, the release key): see the terraform target
-    variables["TAG_PREFIX"] = "src"
+    variables["TAG_PREFIX"] = DEV_TAG_PREFIX
     if sec.sign_images:
         variables["SIGNING_KEY"] = f"awskms:///{ir.aws.signing_key_alias}"
         build.append(_sh(SIGN_ONCE))

@@ -11,8 +11,10 @@ from ..common import (
     AUDIT_ROW,
     BUILD_ONCE,
     DAST_SCAN,
+    DEV_TAG_PREFIX,
     ECR_SCAN_GATE,
     PROMOTION_GATE,
+    RELEASE_TAG_PREFIX,
     SIGN_ONCE,
     VERIFY_SIGNATURE,
     WAIT_HEALTHY,
@@ -163,7 +165,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
             "name": "Build the image once per source tree, or reuse it",
             "id": "image",
             "env": {
-                "TAG_PREFIX": by_tier(ir, "rel", "src"),
+                "TAG_PREFIX": by_tier(ir, RELEASE_TAG_PREFIX, DEV_TAG_PREFIX),
                 "SERVICE_PATH": svc.path,
                 "DOCKERFILE": svc.dockerfile,
                 "ECR_REGISTRY": ir.aws.ecr_registry,
@@ -218,7 +220,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
     image = _image_env(svc)
     # the environment's own role: only jobs of this GitHub environment can assume it
     steps: list[dict[str, Any]] = [aws_credentials(ir, env.github_role_arn)]
-    if svc.chart_source:
+    if ir.chart_source:
         steps.insert(0, checkout(ir))  # the chart and values of the approved commit
     if ir.security.sign_images:
         steps += [
@@ -247,7 +249,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                 "GITOPS_REPOSITORY": g.repository or "",
                 "GITOPS_REVISION": g.revision,
                 "GITOPS_DIR": dep.gitops_dir,
-                "CHART_SOURCE": svc.chart_source or "",
+                "CHART_SOURCE": ir.chart_source or "",
                 "VALUES_SOURCE": svc.values_source or "",
                 "SERVICE": svc.name,
                 "ENVIRONMENT": env.name,
@@ -292,7 +294,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
             }
         )
     granted = {"id_token": "write"}
-    if svc.chart_source:
+    if ir.chart_source:
         granted["contents"] = "read"
     if env.approval:
         granted["actions"] = "read"  # the run's approvals: who approved this deploy

@@ -284,7 +284,7 @@ def templates() -> tuple[tuple[str, str], ...]:
 
 def render(ir: IR) -> dict[str, str]:
     # one chart for every service (the IR names its folder: the deployers copy it)
-    chart = posixpath.relpath(ir.services[0].chart_source or "", ir.output(name))
+    chart = posixpath.relpath(ir.chart_source or "", ir.output(name))
     out = {
         f"{chart}/Chart.yaml": yaml_document(chart_yaml(ir)),
         f"{chart}/values.yaml": yaml_document(default_values()),

@@ -6,6 +6,7 @@ from typing import Any
 
 from ...hcl import Block, Ref, document
 from ...ir import IR, Deployment, Service
+from ..common import RELEASE_TAG_PREFIX
 from .blocks import (
     aws_constants,
     pipeline_label,
@@ -160,7 +161,7 @@ def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
     the release key, rel-<tree> tags (a dev build's image is never released)."""
     if not release:
         return {"ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}.name")}
-    tier = {"TAG_PREFIX": "rel"}
+    tier = {"TAG_PREFIX": RELEASE_TAG_PREFIX}
     if ir.security.sign_images:
         tier["SIGNING_KEY"] = f"awskms:///{ir.aws.release_key_alias}"
     variables = ", ".join(
@@ -260,7 +261,7 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
         "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
         "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
         "GITOPS_DIR": dep.gitops_dir,
-        "CHART_SOURCE": svc.chart_source or "",
+        "CHART_SOURCE": ir.chart_source or "",
         "VALUES_SOURCE": svc.values_source or "",
         "ARGOCD_APP": dep.app_name,
         "PIPELINE_NAME": dep.pipeline_name,
