@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...hcl import Block, Ref, document
+from ...hcl import Block, Ref, Template, document
 from ...ir import IR
 from .blocks import (
     KEY_POLICY_SKIPS,
@@ -183,7 +183,7 @@ def storage(ir: IR) -> str:
                 "actions": ["s3:*"],
                 "resources": [
                     Ref("aws_s3_bucket.artifacts.arn"),
-                    Ref('"${aws_s3_bucket.artifacts.arn}/*"'),
+                    Template((Ref("aws_s3_bucket.artifacts.arn"), "/*")),
                 ],
                 "principals": [("*", ["*"])],
                 "conditions": [("Bool", "aws:SecureTransport", ["false"])],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...hcl import Block, Ref, document
+from ...hcl import Block, Ref, Template, document
 from ...ir import IR, Environment
 from .blocks import (
     aws_constants,
@@ -76,8 +76,16 @@ def _repos(ir: IR) -> list[Ref]:
     return [Ref(f"aws_ecr_repository.{s.name}.arn") for s in ir.services]
 
 
-def _bucket() -> list[Ref]:
-    return [Ref("aws_s3_bucket.artifacts.arn"), Ref('"${aws_s3_bucket.artifacts.arn}/*"')]
+def _bucket() -> list[Ref | Template]:
+    return [
+        Ref("aws_s3_bucket.artifacts.arn"),
+        Template((Ref("aws_s3_bucket.artifacts.arn"), "/*")),
+    ]
+
+
+def _log_arn(label: str) -> Template:
+    """The log streams of one CodeBuild project's log group."""
+    return Template((Ref(f"aws_cloudwatch_log_group.{label}.arn"), ":*"))
 
 
 def _label(env: Environment) -> str:
@@ -137,7 +145,7 @@ def _pipeline_role(ir: IR) -> list[Block]:
     return blocks
 
 
-def _common_codebuild(ir: IR, log_groups: list[Ref]) -> list[dict[str, Any]]:
+def _common_codebuild(ir: IR, log_groups: list[Template]) -> list[dict[str, Any]]:
     """What every CodeBuild project needs: its logs, the artifacts, the key, the clone."""
     return [
         {
@@ -179,9 +187,9 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, key: str) -> list[
     tier signs with the signing key; the release tier (approval environments' pipelines)
     with the release key, which no other role may use."""
     region, acct = ir.aws.region, ir.aws.account_id
-    logs = [Ref(f'"${{aws_cloudwatch_log_group.build-{s.name}.arn}}:*"') for s in ir.services]
+    logs = [_log_arn(f"build-{s.name}") for s in ir.services]
     if ir.security.dast and label == "codebuild":
-        logs.append(Ref('"${aws_cloudwatch_log_group.dast.arn}:*"'))
+        logs.append(_log_arn("dast"))
     statements = _common_codebuild(ir, logs)
     statements += [
         *_scan_statements(ir),
@@ -263,7 +271,7 @@ def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
     """The deploy project of one environment: only its own secrets."""
     label = _label(env)
     region, acct = ir.aws.region, ir.aws.account_id
-    logs = [Ref(f'"${{aws_cloudwatch_log_group.deploy-{env.name}.arn}}:*"')]
+    logs = [_log_arn(f"deploy-{env.name}")]
     statements = _common_codebuild(ir, logs)
     statements.append(
         {

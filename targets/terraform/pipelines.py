@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...hcl import Block, Ref, document
+from ...hcl import Block, Call, Ref, Template, document
 from ...ir import IR, Deployment, Service
 from ..common import RELEASE_TAG_PREFIX
 from .blocks import (
@@ -47,7 +47,10 @@ def _project(
     if cache == "s3":
         c = p.block("cache")
         c.attr("type", "S3")
-        c.attr("location", Ref(f'"${{aws_s3_bucket.artifacts.bucket}}/codebuild-cache/{label}"'))
+        c.attr(
+            "location",
+            Template((Ref("aws_s3_bucket.artifacts.bucket"), f"/codebuild-cache/{label}")),
+        )
     elif cache == "local":
         c = p.block("cache")
         c.attr("type", "LOCAL")
@@ -164,13 +167,34 @@ def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
     tier = {"TAG_PREFIX": RELEASE_TAG_PREFIX}
     if ir.security.sign_images:
         tier["SIGNING_KEY"] = f"awskms:///{ir.aws.release_key_alias}"
-    variables = ", ".join(
-        f'{{ name = "{k}", value = "{v}", type = "PLAINTEXT" }}' for k, v in tier.items()
-    )
     return {
         "ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}-release.name"),
-        "EnvironmentVariables": Ref(f"jsonencode([{variables}])"),
+        "EnvironmentVariables": environment_variables(tier),
     }
+
+
+def deploy_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
+    """What the deploy (and DAST) action passes its CodeBuild project."""
+    return {
+        "SERVICE": svc.name,
+        "ECR_REPOSITORY": svc.image,
+        "IMAGE_URI": svc.image_uri,
+        "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
+        "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
+        "GITOPS_DIR": dep.gitops_dir,
+        "CHART_SOURCE": ir.chart_source or "",
+        "VALUES_SOURCE": svc.values_source or "",
+        "ARGOCD_APP": dep.app_name,
+        "PIPELINE_NAME": dep.pipeline_name,
+        "WAIT_SECONDS": str(dep.wait_minutes * 60),
+    }
+
+
+def environment_variables(values: dict[str, str]) -> Call:
+    """A CodeBuild action's EnvironmentVariables: ``jsonencode`` of data, every value an
+    escaped HCL string (a pipeline value never becomes Terraform code)."""
+    rows = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()]
+    return Call("jsonencode", (rows,))
 
 
 def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
@@ -254,26 +278,7 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
                 "CustomData": f"Approve deploying {svc.name} to {env.name}",
             },
         )
-    passed = {
-        "SERVICE": svc.name,
-        "ECR_REPOSITORY": svc.image,
-        "IMAGE_URI": svc.image_uri,
-        "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
-        "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
-        "GITOPS_DIR": dep.gitops_dir,
-        "CHART_SOURCE": ir.chart_source or "",
-        "VALUES_SOURCE": svc.values_source or "",
-        "ARGOCD_APP": dep.app_name,
-        "PIPELINE_NAME": dep.pipeline_name,
-        "WAIT_SECONDS": str(dep.wait_minutes * 60),
-    }
-    variables = Ref(
-        "jsonencode(["
-        + ", ".join(
-            f'{{ name = "{k}", value = "{v}", type = "PLAINTEXT" }}' for k, v in passed.items()
-        )
-        + "])"
-    )
+    variables = environment_variables(deploy_variables(ir, svc, dep))
     action(
         "Deploy",
         name="Deploy",
