@@ -96,7 +96,9 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
     spec = workload[0]["spec"]
     assert spec["replicas"] == dep.replicas
     container = spec["template"]["spec"]["containers"][0]
-    assert container["image"] == f"{svc.image_uri}@{DIGEST}"  # deployed by digest
+    # deployed by digest, an approval environment's from the release repository
+    uri = ir.image_of(svc, ir.environment(env))[1]
+    assert container["image"] == f"{uri}@{DIGEST}"
     assert container["readinessProbe"] and container["livenessProbe"]
     strategy = dep.strategy
     if strategy.kind == "rolling":
@@ -172,7 +174,7 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
                 "VALUES_SOURCE": svc.values_source or "",
                 "SERVICE": svc.name,
                 "ENVIRONMENT": dep.environment,
-                "IMAGE_URI": svc.image_uri,
+                "IMAGE_URI": ir.image_of(svc, ir.environment(dep.environment))[1],
                 "IMAGE_TAG": "src-0123",
                 "IMAGE_DIGEST": DIGEST,
                 ir.gitops.credential: "not a credential",
@@ -223,6 +225,6 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
             if d and d["kind"] in ("Rollout", "Deployment")
             for c in d["spec"]["template"]["spec"]["containers"]
         ]
-        assert images == [f"{svc.image_uri}@{DIGEST}"]
+        assert images == [f"{ir.image_of(svc, ir.environment(dep.environment))[1]}@{DIGEST}"]
         checked += 1
     assert checked == sum(len(s.deployments) for s in ir.services)

@@ -27,6 +27,7 @@ from .model_types import (  # noqa: F401 - the language's value types, re-export
     BRANCH_RE,
     DURATION_RE,
     ECR_RE,
+    EMAIL_RE,
     GIT_URL_RE,
     LINE_RE,
     LOG_RETENTION,
@@ -133,6 +134,11 @@ class Environment(Model):
     )
     sync_window: SyncWindow | None = Field(
         None, description="automated syncs happen only inside this window (Argo CD sync window)"
+    )
+    approvers: list[Annotated[str, StringConstraints(pattern=EMAIL_RE)]] = Field(
+        [],
+        description="approval: e-mail addresses subscribed to this environment's approval "
+        "topic (each confirms once); only its approver role may approve",
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...ir import IR, Deployment, Service
+from ...ir import IR, Deployment, Environment, Service
 from ..common import (
     AUDIT_ROW,
     BUILD_ONCE,
@@ -127,10 +127,11 @@ def _ci_job(ir: IR, svc: Service) -> dict[str, Any]:
     return job
 
 
-def _image_env(svc: Service) -> dict[str, str]:
+def _image_env(ir: IR, svc: Service, env: Environment) -> dict[str, str]:
+    repository, uri = ir.image_of(svc, env)  # approval: the release repository
     return {
-        "ECR_REPOSITORY": svc.image,
-        "IMAGE_URI": svc.image_uri,
+        "ECR_REPOSITORY": repository,
+        "IMAGE_URI": uri,
         "IMAGE_TAG": "${{ needs.build.outputs.tag }}",
         "IMAGE_DIGEST": "${{ needs.build.outputs.digest }}",
     }
@@ -150,9 +151,12 @@ def by_tier(ir: IR, release: str, dev: str) -> str:
 
 def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
     sec = ir.security
+    # the release tier writes only the release repository, the dev tier only its own
+    repository = by_tier(ir, svc.release_image, svc.image)
+    uri = by_tier(ir, svc.release_image_uri, svc.image_uri)
     built = {
-        "ECR_REPOSITORY": svc.image,
-        "IMAGE_URI": svc.image_uri,
+        "ECR_REPOSITORY": repository,
+        "IMAGE_URI": uri,
         "IMAGE_TAG": "${{ steps.image.outputs.IMAGE_TAG }}",
         "IMAGE_DIGEST": "${{ steps.image.outputs.IMAGE_DIGEST }}",
     }
@@ -169,8 +173,8 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
                 "SERVICE_PATH": svc.path,
                 "DOCKERFILE": svc.dockerfile,
                 "ECR_REGISTRY": ir.aws.ecr_registry,
-                "ECR_REPOSITORY": svc.image,
-                "IMAGE_URI": svc.image_uri,
+                "ECR_REPOSITORY": repository,
+                "IMAGE_URI": uri,
                 "IMAGE_ENV": "${{ github.output }}",
             },
             "run": BUILD_ONCE,
@@ -217,7 +221,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
 
 def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict[str, Any]:
     env = ir.environment(dep.environment)
-    image = _image_env(svc)
+    image = _image_env(ir, svc, env)
     # the environment's own role: only jobs of this GitHub environment can assume it
     steps: list[dict[str, Any]] = [aws_credentials(ir, env.github_role_arn)]
     if ir.chart_source:
