@@ -11,7 +11,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from pipecompile.frontend import compile_bytes
+from pipecompile.frontend.read import compile_bytes
 from pipecompile.ir import IR
 
 from .conftest import ROOT, hcl_norm

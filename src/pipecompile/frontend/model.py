@@ -1,0 +1,442 @@
+"""The pipeline language, version 1, as pydantic models.
+
+These models are the single source of the published ``pipeline.schema.json``
+(``pipecompile schema``).  They check each value on its own; rules that span
+several fields (cross-references, canary order, name lengths) live in
+:mod:`pipecompile.lower`, which turns a validated model into the IR.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+# Each pattern has a human description used in error messages (see validate.py).
+from .model_types import (  # noqa: F401 - the language's value types, re-exported
+    ACCOUNT_RE,
+    BRANCH_RE,
+    DURATION_RE,
+    ECR_RE,
+    EMAIL_RE,
+    GIT_URL_RE,
+    LINE_RE,
+    LOG_RETENTION,
+    NAME_RE,
+    PATH_RE,
+    PATTERN_HELP,
+    REGION_RE,
+    REPO_RE,
+    S3_BUCKET_RE,
+    SECRET_RE,
+    SLACK_RE,
+    SNS_RE,
+    STATE_KEY_RE,
+    TABLE_RE,
+    URL_RE,
+    VERSION_RE,
+    Duration,
+    Line,
+    Name,
+    RelPath,
+    Severity,
+    aws_regions,
+    cron_problem,
+    known_region,
+)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
+
+
+class Source(Model):
+    """Where the application code lives."""
+
+    provider: Literal["github"] = "github"
+    repository: Annotated[str, StringConstraints(pattern=REPO_RE)] = Field(
+        description="GitHub repository as owner/name"
+    )
+    default_branch: Line = "main"
+
+    @field_validator("repository")
+    @classmethod
+    def _repo(cls, v: str) -> str:
+        owner, repo = v.split("/")
+        if len(owner) > 39:
+            raise ValueError(f"'{v}': a GitHub owner has at most 39 characters")
+        if repo in (".", ".."):
+            raise ValueError(f"'{v}': '{repo}' is not a repository name")
+        return v
+
+
+class Aws(Model):
+    """The AWS account and region the pipelines run in."""
+
+    region: Annotated[str, StringConstraints(pattern=REGION_RE)]
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, v: str) -> str:
+        return known_region(v)
+
+    account_id: Annotated[str, StringConstraints(pattern=ACCOUNT_RE)] = Field(
+        description="12-digit account id, quoted so leading zeros survive"
+    )
+    github_oidc_provider: Literal["create", "existing"] = Field(
+        "create",
+        description="create the account's GitHub OIDC identity provider, or use the one "
+        "that exists already (an account holds one per URL)",
+    )
+
+
+class SyncWindow(Model):
+    """An Argo CD 'allow' sync window: a cron start and a duration."""
+
+    schedule: Line = Field(description="5-field cron, e.g. '0 9 * * 1-5'", examples=["0 9 * * 1-5"])
+    duration: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}[mh]$")] = Field(
+        description="how long the window stays open, e.g. '8h'", examples=["8h"]
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        problem = cron_problem(v)
+        if problem:
+            raise ValueError(f"'{v}' is not a valid 5-field cron: {problem}")
+        return v
+
+
+class Environment(Model):
+    """One deployment environment; the order of environments is the promotion order."""
+
+    branches: Annotated[
+        list[Annotated[str, StringConstraints(pattern=BRANCH_RE)]], Field(min_length=1)
+    ]
+    approval: bool = False
+    namespace: Name | None = None
+    cluster: Annotated[str, StringConstraints(pattern=URL_RE)] = "https://kubernetes.default.svc"
+    url: Annotated[str, StringConstraints(pattern=URL_RE)] | None = None
+    strategy: Name = "rolling"
+    sync: Literal["automated", "manual"] = Field(
+        "automated",
+        description="Argo CD syncs this environment's Applications on its own (automated, "
+        "within sync_window when set) or only when someone presses Sync (manual)",
+    )
+    sync_window: SyncWindow | None = Field(
+        None, description="automated syncs happen only inside this window (Argo CD sync window)"
+    )
+    approvers: list[Annotated[str, StringConstraints(pattern=EMAIL_RE)]] = Field(
+        [],
+        description="approval: e-mail addresses subscribed to this environment's approval "
+        "topic (each confirms once); only its approver role may approve",
+        examples=[["release-managers@example.com"]],
+    )
+
+
+class Runtime(Model):
+    """Exactly one language and its version."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+    node: Annotated[str, StringConstraints(pattern=VERSION_RE)] | None = None
+    python: Annotated[str, StringConstraints(pattern=VERSION_RE)] | None = None
+    java: Annotated[str, StringConstraints(pattern=VERSION_RE)] | None = None
+    go: Annotated[str, StringConstraints(pattern=VERSION_RE)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Runtime:
+        given = [k for k in ("node", "python", "java", "go") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                'give exactly one runtime, e.g. {node: "20"}'
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class Step(Model):
+    name: Line
+    run: Annotated[str, StringConstraints(min_length=1, max_length=65536)]
+
+
+class Ci(Model):
+    runtime: Runtime = Runtime(node="20")
+    steps: Annotated[list[Step], Field(min_length=1)] | None = None
+
+
+class Compute(Model):
+    vcpu: Annotated[int, Field(ge=1, le=72)] = 2
+    memory_gb: Annotated[int, Field(ge=1, le=144)] = 4
+
+
+class Build(Model):
+    compute: Compute | None = None
+    timeout_minutes: Annotated[int, Field(ge=5, le=2160)] = 60
+    cache: Literal["s3", "local", "none"] = "none"
+    keep_images: Annotated[int, Field(ge=1, le=10000)] = Field(
+        200,
+        description="ECR lifecycle policy: each repository keeps its newest N images "
+        "(signatures included); older ones and untagged ones are expired",
+    )
+    artifact_retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        90, description="days the pipelines' build artifacts stay in the artifact bucket"
+    )
+
+
+class Sast(Model):
+    tool: Literal["sonarqube"] = "sonarqube"
+    fail_on: Severity = "high"
+
+
+class Dependencies(Model):
+    tool: Literal["owasp-dependency-check"] = "owasp-dependency-check"
+    fail_on: Severity = "high"
+
+
+class ImageScan(Model):
+    tool: Literal["ecr"] = "ecr"
+    fail_on: Severity = "high"
+    scanning: Literal["auto", "basic", "enhanced"] = Field(
+        "auto",
+        description="the registry's scan type: basic (ECR) or enhanced (Amazon Inspector); "
+        "auto asks the registry at run time",
+    )
+    timeout_minutes: Annotated[int, Field(ge=1, le=120)] = Field(
+        20, description="how long the gate waits for scan results before it fails"
+    )
+
+
+class Dast(Model):
+    tool: Literal["owasp-zap"] = "owasp-zap"
+    environment: Name = Field(
+        description="the environment ZAP scans after every deploy to it; promotion past it "
+        "needs the image to have passed"
+    )
+    schedule: Line = Field("weekly", description="an extra scheduled scan: daily, weekly or cron")
+    fail_on: Severity = Field(
+        "high", description="ZAP alerts at or above this risk block promotion"
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if v in ("daily", "weekly"):
+            return v
+        problem = cron_problem(v)
+        if problem:
+            raise ValueError(f"'{v}' is not 'daily', 'weekly' or a valid 5-field cron: {problem}")
+        return v
+
+
+class Security(Model):
+    sast: Sast | None = None
+    dependencies: Dependencies | None = None
+    image_scan: ImageScan | None = None
+    dast: Dast | None = None
+    sign_images: bool = False
+
+
+class Backoff(Model):
+    duration: Duration = "5s"
+    factor: Annotated[int, Field(ge=1, le=10)] = 2
+    max_duration: Duration = "3m"
+
+
+class Retry(Model):
+    limit: Annotated[int, Field(ge=0, le=100)] = 5
+    backoff: Backoff = Backoff()
+
+
+class Sync(Model):
+    prune: bool = True
+    self_heal: bool = True
+    options: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z]+=[A-Za-z0-9_-]+$")]] = [
+        "CreateNamespace=true"
+    ]
+    retry: Retry = Retry()
+
+
+class Gitops(Model):
+    repository: Annotated[str, StringConstraints(pattern=GIT_URL_RE, max_length=512)] | None = None
+    revision: Line = "HEAD"
+    path: RelPath = "kubernetes/apps"
+    sync: Sync = Sync()
+
+
+class CanaryStep(Model):
+    weight: Annotated[int, Field(ge=1, le=100)]
+    pause: Duration | None = None
+
+
+class Strategy(Model):
+    """Parameters of a canary or blue-green strategy (type implied by the built-in names)."""
+
+    type: Literal["canary", "blue-green"] | None = None
+    steps: Annotated[list[CanaryStep], Field(min_length=1)] | None = None
+    auto_promote: bool | None = None
+    preview_replicas: Annotated[int, Field(ge=0, le=1000)] | None = None
+    scale_down_delay: Duration | None = None
+
+
+class Rollback(Model):
+    health_checks: bool = Field(
+        True, description="probes gate the rollout; one that never becomes ready is aborted"
+    )
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="5xx share of the new version's requests that aborts the rollout"
+    )
+    max_p90_latency: Duration | None = Field(
+        None, description="90th percentile latency of the new version that aborts the rollout"
+    )
+    metrics_provider: Literal["prometheus", "cloudwatch"] = Field(
+        "prometheus",
+        description="where the rollout analysis reads its metrics: prometheus (the default; "
+        "http_requests_total and http_request_duration_seconds_bucket by service) or "
+        "cloudwatch (Requests, Errors5xx and LatencyMs by Service and Namespace)",
+    )
+    cloudwatch_namespace: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9./_#:-]{1,255}$")] | None
+    ) = Field(
+        None, description="the CloudWatch namespace of those metrics (default: <project>/services)"
+    )
+    prometheus_url: Annotated[
+        str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.:/_-]{1,200}$")
+    ] = Field(
+        "http://prometheus-operated.monitoring.svc:9090",
+        description="the Prometheus the analysis queries (http_requests_total and "
+        "http_request_duration_seconds_bucket, labelled by service)",
+    )
+
+
+def _replicas_kind(v: Any) -> str:
+    return "map" if isinstance(v, dict) else "count"
+
+
+Replicas = Annotated[
+    Annotated[Annotated[int, Field(ge=0, le=1000)], Tag("count")]
+    | Annotated[dict[Name, Annotated[int, Field(ge=0, le=1000)]], Tag("map")],
+    Discriminator(_replicas_kind),
+]
+
+
+class Service(Model):
+    image: (
+        Annotated[str, StringConstraints(pattern=ECR_RE, min_length=2, max_length=256)] | None
+    ) = None
+    path: RelPath = "."
+    dockerfile: RelPath = "Dockerfile"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    replicas: Replicas = 1
+    secrets: list[Annotated[str, StringConstraints(pattern=SECRET_RE)]] = []
+    strategy: Name | None = None
+    runtime: Runtime | None = Field(
+        None,
+        description="this service's language and version, same shape as ci.runtime "
+        "(default: ci.runtime)",
+        examples=[{"go": "1.23"}],
+    )
+    steps: list[Step] | None = Field(
+        None,
+        description="this service's CI steps, same shape as ci.steps (default: ci.steps when "
+        "it uses the pipeline's runtime, else the default steps of its own runtime)",
+    )
+
+
+SlackEvent = Literal["started", "succeeded", "failed", "approval-needed"]
+
+
+class Slack(Model):
+    channel: Annotated[str, StringConstraints(pattern=SLACK_RE)]
+    on: Annotated[list[SlackEvent], Field(min_length=1)] = ["failed"]
+
+
+class Sns(Model):
+    topic: Annotated[str, StringConstraints(pattern=SNS_RE)]
+
+
+class Notifications(Model):
+    slack: Slack | None = None
+    sns: Sns | None = None
+
+
+class Audit(Model):
+    deployments_table: Annotated[str, StringConstraints(pattern=TABLE_RE)] | None = None
+    log_retention_days: Literal[LOG_RETENTION] = 365  # type: ignore[valid-type]
+
+
+class Outputs(Model):
+    """Which targets to render and into which folder (relative to the pipeline file)."""
+
+    github_actions: RelPath | None = Field(None, alias="github-actions")
+    codebuild: RelPath | None = None
+    terraform: RelPath | None = None
+    argocd: RelPath | None = None
+    helm: RelPath | None = None
+
+
+class Backend(Model):
+    """Where Terraform keeps its state."""
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, v: str | None) -> str | None:
+        return None if v is None else known_region(v)
+
+    type: Literal["local", "s3"] = "local"
+    bucket: Annotated[str, StringConstraints(pattern=S3_BUCKET_RE)] | None = None
+    key: Annotated[str, StringConstraints(pattern=STATE_KEY_RE)] | None = None
+    region: Annotated[str, StringConstraints(pattern=REGION_RE)] | None = None
+    lock: Literal["lockfile", "dynamodb"] = "lockfile"
+    dynamodb_table: Annotated[str, StringConstraints(pattern=TABLE_RE)] | None = None
+
+
+class Terraform(Model):
+    backend: Backend = Backend()
+
+
+def _default_environments() -> dict[str, Environment]:
+    return {
+        "development": Environment(branches=["feature/*"]),
+        "testing": Environment(branches=["develop"]),
+        "staging": Environment(branches=["release/*"], approval=True),
+        "production": Environment(branches=["main"], approval=True),
+    }
+
+
+class Pipeline(Model):
+    """A pipecompile pipeline file (language version 1)."""
+
+    model_config = ConfigDict(title="pipecompile pipeline, language version 1")
+    version: Literal[1]
+    project: Name
+    delivery: Literal["codepipeline", "github-actions"] = Field(
+        "codepipeline",
+        description="the one orchestrator that builds, scans, signs and deploys; the other "
+        "runs CI only (codepipeline: GitHub Actions validates; github-actions: no CodePipeline)",
+        examples=["codepipeline", "github-actions"],
+    )
+    source: Source
+    aws: Aws
+    environments: Annotated[dict[Name, Environment], Field(min_length=1)] = Field(
+        default_factory=_default_environments
+    )
+    ci: Ci = Ci()
+    build: Build = Build()
+    security: Security = Security()
+    gitops: Gitops = Gitops()
+    strategies: dict[Name, Strategy] = {}
+    rollback: Rollback | None = None
+    services: Annotated[dict[Name, Service], Field(min_length=1)]
+    notifications: Notifications = Notifications()
+    audit: Audit = Audit()
+    terraform: Terraform = Terraform()
+    outputs: Outputs | None = None
