@@ -16,6 +16,7 @@ from typing import Any
 from ...ir import IR, Deployment, Environment, Service
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
+from .admission import cluster_policy, policy_name
 
 name = "argocd"
 default_folder = "kubernetes/argocd"  # under outputs: when the pipeline names no folder
@@ -120,10 +121,18 @@ def describe(ir: IR) -> list[str]:
     """Argo CD must be able to read the GitOps repository and hold the Applications."""
     if not ir.gitops.repository:
         return []
-    return [
+    out = [
         f"Argo CD: repository credentials for {ir.gitops.repository}; apply "
         f"{ir.output(name)}/ to the argocd namespace"
     ]
+    if ir.security.sign_images:
+        out.append(
+            f"Kyverno (1.13 or later) in each cluster, its admission controller able to call "
+            f"kms:GetPublicKey and kms:DescribeKey on the signing keys (IRSA); apply "
+            f"{ir.output(name)}/admission-<env>.yaml: "
+            + ", ".join(policy_name(ir, e) for e in ir.environments)
+        )
+    return out
 
 
 def check(ir: IR) -> list[Finding]:
@@ -137,4 +146,7 @@ def render(ir: IR) -> dict[str, str]:
     for svc in ir.services:
         for dep in svc.deployments:
             out[f"{dep.app_name}.yaml"] = yaml_document(application(ir, svc, dep))
+    if ir.security.sign_images:  # each cluster admits only what its environment accepts
+        for env in ir.environments:
+            out[f"admission-{env.name}.yaml"] = yaml_document(cluster_policy(ir, env))
     return out
