@@ -65,6 +65,8 @@ class Environment:
     approver_role_name: str  # approval: the only role that may approve this environment
     approval_topic: str  # approval: the SNS topic its approvers are subscribed to
     approvers: tuple[str, ...]  # e-mail addresses subscribed to approval_topic
+    gitops_repository: str | None  # environments.X.gitops.repository, else gitops.repository
+    gitops_revision: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,6 +198,11 @@ class _Lowering(Rules):
                     approver_role_name=_short(f"{project}-approve-{name}", 64),
                     approval_topic=f"{project}-{name}-approvals",
                     approvers=tuple(env.approvers),
+                    gitops_repository=env.gitops.repository
+                    if env.gitops
+                    else self.m.gitops.repository,
+                    gitops_revision=(env.gitops.revision if env.gitops else None)
+                    or self.m.gitops.revision,
                 )
             )
         return envs

@@ -157,8 +157,8 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
     g = ir.gitops
     variables = {
         "ENVIRONMENT": env.name,
-        "GITOPS_REPOSITORY": g.repository or "",
-        "GITOPS_REVISION": g.revision,
+        "GITOPS_REPOSITORY": env.gitops_repository or "",
+        "GITOPS_REVISION": env.gitops_revision,
         "OUTCOME_FILE": "/tmp/outcome",
     }
     secrets = {

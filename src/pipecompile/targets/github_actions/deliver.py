@@ -250,8 +250,8 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
         {
             "name": f"Record the new image digest for {env.name} in the GitOps repository",
             "env": {
-                "GITOPS_REPOSITORY": g.repository or "",
-                "GITOPS_REVISION": g.revision,
+                "GITOPS_REPOSITORY": env.gitops_repository or "",
+                "GITOPS_REVISION": env.gitops_revision,
                 "GITOPS_DIR": dep.gitops_dir,
                 "CHART_SOURCE": ir.chart_source or "",
                 "VALUES_SOURCE": svc.values_source or "",
