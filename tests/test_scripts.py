@@ -247,3 +247,21 @@ def test_the_router_matches_each_environment(
         assert outputs[key] == value, (branch, key)
     everything = {k: v for k, v in outputs.items() if k not in ("any", "release")}
     assert (outputs["any"] == "true") == ("true" in everything.values())
+
+
+def test_a_changed_script_changes_the_code_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # check's fast path trusts the outputs while pipecompile's code is unchanged: the
+    # scripts are code (a fix to one must make check regenerate what uses it)
+    from pipecompile.output import header
+
+    fake = tmp_path / "pipecompile"
+    (fake / "output").mkdir(parents=True)
+    (fake / "targets/scripts").mkdir(parents=True)
+    script = fake / "targets/scripts/x.sh"
+    script.write_text("set -eu\n")
+    monkeypatch.setattr(header, "__file__", str(fake / "output/header.py"))
+    before = header.code_fingerprint()
+    script.write_text("set -euo pipefail\n")
+    assert header.code_fingerprint() != before
