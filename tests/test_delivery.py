@@ -493,8 +493,16 @@ def test_a_deploy_succeeds_only_when_the_rollout_is_healthy(
     )
     assert audit.returncode == 0, audit.stderr
     put = next(c for c in calls(sandbox) if c.startswith("aws dynamodb put-item"))
+    # never replaces a row (issue 28): the key is environment/service and time/run
+    assert "--condition-expression attribute_not_exists(#k)" in put
+    assert '--expression-attribute-names {"#k":"deployment"}' in put
     item = json.loads(put.split("--item ", 1)[1])
-    assert {k: v["S"] for k, v in item.items() if k != "deployed_at"} == {
+    at = item["deployed_at"]["S"]
+    assert item["stream"]["S"] == "staging/payments"
+    assert item["deployment"]["S"] == f"{at}/run-1"
+    assert {
+        k: v["S"] for k, v in item.items() if k not in ("deployed_at", "stream", "deployment")
+    } == {
         "service": "payments",
         "environment": "staging",
         "commit": "c0ffee",
@@ -728,3 +736,19 @@ def test_verification_accepts_only_the_listed_keys(sandbox: dict[str, Any]) -> N
     assert other.returncode == 0 and f"verified with {dev}" in other.stdout
     assert run("sign-once.sh", sandbox, **sign, SIGNING_KEY=release).returncode == 0
     assert run("verify-signature.sh", sandbox, **sign, SIGNING_KEYS=release).returncode == 0
+
+
+def test_a_release_build_reuses_only_a_release_signed_image(sandbox: dict[str, Any]) -> None:
+    """Issue 28: a rel-<tree> tag that someone else pushed first (tag squatting) is never
+    reused and signed; only an image the release key signed is."""
+    release = "awskms:///alias/release"
+    tree = git(sandbox["repo"], "rev-parse", "HEAD:services/payments")
+    (sandbox["registry"] / f"rel-{tree}").write_text(DIGEST + "\n")  # the squatter's
+    res = run("build-once.sh", sandbox, TAG_PREFIX="rel", REUSE_SIGNED_BY=release)
+    assert res.returncode == 1
+    assert f"without a signature by {release}" in res.stderr
+    assert not any(c.startswith(("docker", "cosign sign")) for c in calls(sandbox))
+    signed = run("sign-once.sh", sandbox, IMAGE_DIGEST=DIGEST, SIGNING_KEY=release)
+    assert signed.returncode == 0
+    res = run("build-once.sh", sandbox, TAG_PREFIX="rel", REUSE_SIGNED_BY=release)
+    assert res.returncode == 0 and "reusing it" in res.stdout, res.stderr

@@ -143,6 +143,12 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
             "run": script_body("build-once.sh"),
         },
     ]
+    if sec.sign_images and ir.release_branches:
+        # cosign before the build: a release build reuses only a release-signed image
+        steps.insert(2, install_cosign(ir))
+        steps[3]["env"]["REUSE_SIGNED_BY"] = by_tier(
+            ir, f"awskms:///{ir.aws.release_key_alias}", ""
+        )
     if sec.image_scan_fail_on:
         steps.append(
             {
@@ -152,8 +158,9 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
             }
         )
     if sec.sign_images:
+        if not ir.release_branches:
+            steps.append(install_cosign(ir))
         steps += [
-            install_cosign(ir),
             {
                 "name": "Sign the image with the AWS KMS signing key",
                 "env": {

@@ -15,11 +15,15 @@
 #   IMAGE_URI        registry/repository, without tag
 #   IMAGE_ENV        a file the result is appended to
 #   TAG_PREFIX       optional: src (dev tier, the default) or rel (release tier)
+#   REUSE_SIGNED_BY  optional: reuse an image found in the registry only when it carries
+#                    a cosign signature by this key (the release tier: the release key);
+#                    cosign must be installed then
 # Outputs:
 #   appends IMAGE_TAG=<prefix>-<tree> and IMAGE_DIGEST=sha256:... to $IMAGE_ENV
 # Exit codes:
 #   0  built and pushed, or found in the registry
-#   1  neither pushed nor found (or a failing aws/docker/git command)
+#   1  neither pushed nor found, or found without the signature REUSE_SIGNED_BY asks
+#      for (or a failing aws/docker/git command)
 set -euo pipefail
 if [ "$SERVICE_PATH" = . ]; then
   tree="$(git rev-parse 'HEAD^{tree}')"
@@ -33,6 +37,13 @@ lookup() {
 }
 digest="$(lookup)"
 if [[ "$digest" == sha256:* ]]; then
+  if [ -n "${REUSE_SIGNED_BY:-}" ] && ! cosign verify --insecure-ignore-tlog=true \
+    --key "$REUSE_SIGNED_BY" "$IMAGE_URI@$digest" >/dev/null 2>&1; then
+    echo "$ECR_REPOSITORY:$tag exists ($digest) without a signature by $REUSE_SIGNED_BY:" \
+      "not reusing an image this tier did not sign (delete the tag once you know who" \
+      "pushed it)" >&2
+    exit 1
+  fi
   echo "$ECR_REPOSITORY:$tag exists ($digest): this source tree was built before; reusing it"
 else
   aws ecr get-login-password | docker login --username AWS --password-stdin "$ECR_REGISTRY"

@@ -187,6 +187,8 @@ def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
     }
     if ir.security.sign_images:
         tier["SIGNING_KEY"] = f"awskms:///{ir.aws.release_key_alias}"
+        # an existing rel- image is reused only when the release key signed it
+        tier["REUSE_SIGNED_BY"] = tier["SIGNING_KEY"]
     return {
         "ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}-release.name"),
         "EnvironmentVariables": environment_variables(tier),
