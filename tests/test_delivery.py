@@ -166,6 +166,12 @@ case "$name $*" in
   "docker run"*)
     mkdir -p reports
     printf '%s' "$FAKE_ZAP" > reports/zap-report.json ;;
+  "cosign attest"*|"cosign verify-attestation"*)
+    # one attestation per (predicate type, key); cosign v3 refers it to the digest
+    key="$(sed -n 's/.*--key \\([^ ]*\\).*/\\1/p' <<<"$*")"
+    type="$(sed -n 's/.*--type \\([^ ]*\\).*/\\1/p' <<<"$*")"
+    mark="$reg/att-$type-${key//\\//_}"
+    case "$1" in verify-attestation) [ -f "$mark" ] || exit 1 ;; *) touch "$mark" ;; esac ;;
   "cosign verify"*|"cosign sign"*)
     key="$(sed -n 's/.*--key \\([^ ]*\\).*/\\1/p' <<<"$*")"
     mark="$reg/signed-${key//\\//_}"
@@ -752,3 +758,35 @@ def test_a_release_build_reuses_only_a_release_signed_image(sandbox: dict[str, A
     assert signed.returncode == 0
     res = run("build-once.sh", sandbox, TAG_PREFIX="rel", REUSE_SIGNED_BY=release)
     assert res.returncode == 0 and "reusing it" in res.stdout, res.stderr
+
+
+def test_a_deploy_needs_an_sbom_and_a_provenance_signed_by_an_accepted_key(
+    sandbox: dict[str, Any],
+) -> None:
+    """Issue 28, item 7: the build attests an SBOM and a provenance with its tier key; a
+    deploy verifies both with the keys its environment accepts."""
+    release, dev = "awskms:///alias/release", "awskms:///alias/dev"
+    box = {
+        "IMAGE_DIGEST": DIGEST,
+        "SYFT_IMAGE": "anchore/syft:v1.51.0",
+        "BUILDER_ID": "arn:aws:codebuild:eu-central-1:1:build/storefront-payments-build",
+        "BUILD_INVOCATION": "arn:aws:codebuild:eu-central-1:1:build/x:1",
+        "SOURCE_REPOSITORY": "example/storefront",
+        "COMMIT": "c0ffee",
+    }
+    missing = run("verify-attestations.sh", sandbox, **box, SIGNING_KEYS=dev)
+    assert missing.returncode == 1 and "has no SBOM and provenance" in missing.stderr
+    made = run("attest.sh", sandbox, **box, SIGNING_KEY=dev)
+    assert made.returncode == 0, made.stderr
+    attests = [c for c in calls(sandbox) if c.startswith("cosign attest")]
+    assert [c.split("--type ")[1].split()[0] for c in attests] == ["spdxjson", "slsaprovenance1"]
+    assert all("--tlog-upload=false --key awskms:///alias/dev" in c for c in attests)
+    assert any(c.startswith("docker run") and "registry:" in c for c in calls(sandbox))
+    # an approval environment accepts only the release key: a dev-tier attestation fails
+    refused = run("verify-attestations.sh", sandbox, **box, SIGNING_KEYS=release)
+    assert refused.returncode == 1
+    ok = run("verify-attestations.sh", sandbox, **box, SIGNING_KEYS=f"{release} {dev}")
+    assert ok.returncode == 0 and f"verified with {dev}" in ok.stdout
+    again = run("attest.sh", sandbox, **box, SIGNING_KEY=dev)  # a reused image
+    assert "already carries" in again.stdout
+    assert not any(c.startswith("cosign attest") for c in calls(sandbox))

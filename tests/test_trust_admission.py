@@ -59,6 +59,12 @@ def test_every_environment_has_a_valid_admission_policy(sample: str) -> None:
         (attestor,) = verify["attestors"]
         keys = [e["keys"]["kms"] for e in attestor["entries"]]
         assert keys == accepted_keys(ir, env).split()  # what the deploy step verifies
+        # the SBOM and the provenance, signed by the same keys (item 7, at admission)
+        assert [(a["type"], a["attestors"]) for a in verify["attestations"]] == [
+            ("https://spdx.dev/Document", verify["attestors"]),
+            ("https://slsa.dev/provenance/v1", verify["attestors"]),
+        ]
+        assert verify["cosignOCI11"] is True  # cosign v3 bundles are OCI referrers
         if env.approval:
             assert keys == [f"awskms:///{ir.aws.release_key_alias}"]
             assert all(u.endswith("-release") for u in uris)

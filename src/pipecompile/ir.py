@@ -259,6 +259,7 @@ class Pins:
     cosign_sha256: str  # of cosign-linux-amd64 at cosign_version (CodeBuild checks it)
     sonar_scanner_image: str
     dependency_check_image: str
+    syft_image: str  # the SBOM generator (SPDX JSON) of every built digest
     sources: tuple[tuple[str, str], ...]  # (pin, "pipecompile.lock" | "default")
 
     def action(self, name: str) -> ActionPin:

@@ -24,6 +24,12 @@ from typing import Any
 
 from ...ir import IR, Environment
 
+# the predicate types cosign gives --type spdxjson and slsaprovenance1 (options/predicate.go)
+ATTESTATIONS = (
+    ("sbom", "https://spdx.dev/Document"),
+    ("provenance", "https://slsa.dev/provenance/v1"),
+)
+
 
 def policy_name(ir: IR, env: Environment) -> str:
     return f"{ir.project}-{env.name}-verify-images"[:63].rstrip("-")
@@ -103,7 +109,19 @@ def cluster_policy(ir: IR, env: Environment) -> dict[str, Any]:
                             "mutateDigest": False,
                             "verifyDigest": True,
                             "required": True,
+                            # cosign v3 stores signatures and attestations as OCI
+                            # referrers (its new bundle format)
+                            "cosignOCI11": True,
                             "attestors": [{"count": 1, "entries": entries}],
+                            # the SBOM and the build provenance, bound to the digest
+                            "attestations": [
+                                {
+                                    "name": name,
+                                    "type": kind,
+                                    "attestors": [{"count": 1, "entries": entries}],
+                                }
+                                for name, kind in ATTESTATIONS
+                            ],
                         }
                     ],
                 },

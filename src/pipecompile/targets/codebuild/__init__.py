@@ -97,6 +97,14 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
     if sec.sign_images:
         variables["SIGNING_KEY"] = f"awskms:///{ir.aws.signing_key_alias}"
         build.append(_sh("sign-once.sh"))
+        # an SBOM and a build provenance bound to the digest, signed with the same key
+        variables["SYFT_IMAGE"] = ir.pins.syft_image
+        variables["SOURCE_REPOSITORY"] = ir.repository
+        build.append(
+            'export BUILDER_ID="${CODEBUILD_BUILD_ARN%:*}" BUILD_INVOCATION="$CODEBUILD_BUILD_ARN" '
+            'COMMIT="$CODEBUILD_RESOLVED_SOURCE_VERSION"'
+        )
+        build.append(_sh("attest.sh"))
     build.append(
         'printf \'{"service":"%s","imageUri":"%s","imageTag":"%s","imageDigest":"%s"}\\n\' '
         '"$SERVICE" "$IMAGE_URI" "$IMAGE_TAG" "$IMAGE_DIGEST" > "$CODEBUILD_SRC_DIR/image.json"'
@@ -164,6 +172,7 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
         variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
         phases["install"] = {"commands": [_sh("install-cosign.sh")]}
         commands.append(_sh("verify-signature.sh"))
+        commands.append(_sh("verify-attestations.sh"))  # SBOM and provenance, same keys
     dast = ir.security.dast
     if env.after_dast and dast is not None:
         variables["DAST_ENVIRONMENT"] = dast.environment

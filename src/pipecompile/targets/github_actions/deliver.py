@@ -173,6 +173,26 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
                 },
                 "run": script_body("sign-once.sh"),
             },
+            {
+                "name": "Attest the SBOM and the build provenance of the digest",
+                "env": {
+                    **built,
+                    "ECR_REGISTRY": ir.aws.ecr_registry,
+                    "SIGNING_KEY": by_tier(
+                        ir,
+                        f"awskms:///{ir.aws.release_key_alias}",
+                        f"awskms:///{ir.aws.signing_key_alias}",
+                    ),
+                    "SYFT_IMAGE": ir.pins.syft_image,
+                    "BUILDER_ID": "${{ github.workflow_ref }}",
+                    "BUILD_INVOCATION": "${{ github.server_url }}/${{ github.repository }}"
+                    "/actions/runs/${{ github.run_id }}/attempts/${{ github.run_attempt }}",
+                    "SOURCE_REPOSITORY": ir.repository,
+                    "COMMIT": "${{ github.sha }}",
+                    "SERVICE_PATH": svc.path,
+                },
+                "run": script_body("attest.sh"),
+            },
         ]
     return {
         "name": f"Build {svc.name}",
@@ -203,6 +223,11 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                 "name": "Verify the image signature",
                 "env": {**image, "SIGNING_KEYS": accepted_keys(ir, env)},
                 "run": script_body("verify-signature.sh"),
+            },
+            {
+                "name": "Verify the SBOM and provenance attestations",
+                "env": {**image, "SIGNING_KEYS": accepted_keys(ir, env)},
+                "run": script_body("verify-attestations.sh"),
             },
         ]
     dast = ir.security.dast
