@@ -105,3 +105,12 @@ def test_explain_trust_on_the_command_line(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert out.startswith("environment development (namespace storefront-development")
     assert "who can approve: the required reviewers of GitHub environment 'production'" in out
+
+
+def test_approvers_without_an_approval_are_a_warning() -> None:
+    text = REFERENCE.replace(
+        "    branches: [develop]\n", "    branches: [develop]\n    approvers: [qa@example.com]\n"
+    )
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    (w,) = [w for w in ir.warnings if "approvers would never be notified" in w.message]
+    assert w.severity == "warning" and "testing has no approval" in w.message

@@ -75,6 +75,16 @@ def check(ir: IR) -> list[Finding]:
                     )
                 )
     out += _pipeline_variables(ir)
+    out += [
+        Finding(
+            ("environments", env.name, "approvers"),
+            f"{env.name} has no approval: nobody is asked, so its approvers would never be "
+            "notified; set approval: true or remove approvers",
+            severity="warning",
+        )
+        for env in ir.environments
+        if env.approvers and not env.approval
+    ]
     if ir.delivery == "codepipeline" and "codebuild" not in dict(ir.outputs):
         out.append(
             Finding(
