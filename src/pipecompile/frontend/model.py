@@ -160,6 +160,7 @@ class Environment(Model):
         None,
         description="this environment's own GitOps repository instead of gitops.repository "
         "(per tier: give approval environments one that feature builds cannot reach)",
+        examples=[{"repository": "git@github.com:example/shop-gitops-production.git"}],
     )
 
 
