@@ -73,6 +73,48 @@ def inside(rel: str, folder: str) -> bool:
     return rel.startswith(folder + "/")
 
 
+def fold(rel: str) -> str:
+    """``rel`` as a case-insensitive, normalisation-insensitive file system sees it
+    (macOS and Windows checkouts): NFC, then case-folded."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", rel).casefold()
+
+
+def overlaps(folders: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(target, message) for every output folder that is, contains, lies inside or
+    differs only in case or Unicode normalisation from an earlier one."""
+    out: list[tuple[str, str]] = []
+    seen: list[tuple[str, str]] = []
+    for target, folder in folders:
+        for other, theirs in seen:
+            a, b = fold(folder), fold(theirs)
+            same_text = folder == theirs or inside(folder, theirs) or inside(theirs, folder)
+            if not (a == b or inside(a, b) or inside(b, a)):
+                continue
+            if not same_text:
+                why = (
+                    f"differs from the {other} output folder '{theirs}' only in case or "
+                    "Unicode normalisation: on macOS and Windows they are one folder"
+                )
+            elif folder == theirs:
+                why = f"is also the {other} output folder"
+            elif inside(folder, theirs):
+                why = f"lies inside the {other} output folder '{theirs}'"
+            else:
+                why = f"contains the {other} output folder '{theirs}'"
+            out.append(
+                (
+                    target,
+                    f"'{folder}' {why}; output folders may not overlap (a build of one "
+                    "target would replace or remove the other's files)",
+                )
+            )
+            break
+        seen.append((target, folder))
+    return out
+
+
 def tmp_name(name: str) -> str:
     """The temporary file a write of ``name`` goes through (fixed: the next build finds it)."""
     return f".{name}{TMP_SUFFIX}"
@@ -163,25 +205,32 @@ def _walk(base: str, folder: str, out: Listing) -> None:
                 out.links.add(rel)
             elif entry.is_dir(follow_symlinks=False):
                 out.dirs.add(rel)
-                stack.append(rel)
+                if entry.name.lower() != ".git":  # another repository's: never ours
+                    stack.append(rel)
             elif entry.is_file(follow_symlinks=False):
                 out.files.add(rel)
             else:
                 out.other.add(rel)
 
 
-def read_file(root: str, rel: str) -> bytes | None:
-    """The bytes of ``root/rel``, not following a link at the last component.
+def read_file(root: str, rel: str, limit: int = -1) -> bytes | None:
+    """The bytes of the regular file ``root/rel`` (the first ``limit`` with a limit), not
+    following a link at the last component.
 
     For paths a :func:`scan` listed as regular files (so no folder on the way is
-    a link); None when the file is gone or is not a regular file.
+    a link); None when the file is gone or is not a regular file.  A FIFO, a
+    socket, a device or a folder put there since the scan is never read: the
+    file is opened without blocking and checked before the first read.
     """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
     try:
-        fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(os.path.join(root, rel), flags)
     except OSError:
         return None
-    with open(fd, "rb") as fh:
-        return fh.read()
+    with open(fd, "rb", buffering=0) as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return fh.read() if limit < 0 else fh.read(limit)
 
 
 class Tree:
