@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pipecompile import cli
-from pipecompile.pins import default_actions
+from pipecompile.commands import cli
+from pipecompile.frontend.pins import default_actions
 
 from .conftest import ROOT, build_sample, git, snapshot_tree
 
