@@ -30,6 +30,11 @@ STATE_DIR = ".pipecompile"
 TMP_SUFFIX = ".pipecompile-tmp"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CONTROL = {chr(c) for c in (*range(0x20), 0x7F)}
+_ODD_PARTS = frozenset(("", ".", ".."))
+# reads never block (a FIFO) and never take a terminal (a device)
+_READ_FLAGS = (
+    os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+)
 
 
 class NotOurs(Exception):
@@ -44,16 +49,16 @@ def path_problem(rel: object) -> str | None:
     """Why ``rel`` is not a relative, normalised, '/'-separated path outside ``.git``."""
     if not isinstance(rel, str) or not rel:
         return "not a path"
-    if any(c in _CONTROL for c in rel):
+    if not rel.isprintable() and any(c in _CONTROL for c in rel):
         return "contains a control character"
     if "\\" in rel:
         return "contains a backslash"
     if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         return "is absolute"
     parts = rel.split("/")
-    if any(p in ("", ".", "..") for p in parts):
+    if not _ODD_PARTS.isdisjoint(parts):
         return "is not normalised (empty, '.' or '..' component)"
-    if any(p.lower() == ".git" for p in parts):
+    if ".git" in rel.lower() and any(p.lower() == ".git" for p in parts):
         return "lies inside .git"
     return None
 
@@ -222,15 +227,25 @@ def read_file(root: str, rel: str, limit: int = -1) -> bytes | None:
     socket, a device or a folder put there since the scan is never read: the
     file is opened without blocking and checked before the first read.
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
     try:
-        fd = os.open(os.path.join(root, rel), flags)
+        fd = os.open(f"{root}/{rel}", _READ_FLAGS)
     except OSError:
         return None
-    with open(fd, "rb", buffering=0) as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             return None
-        return fh.read() if limit < 0 else fh.read(limit)
+        if limit >= 0:
+            return os.read(fd, limit)
+        data = os.read(fd, st.st_size + 1)
+        if len(data) <= st.st_size:
+            return data
+        chunks = [data]  # the file grew since fstat: read to its end
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class Tree:

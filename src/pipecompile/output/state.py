@@ -36,8 +36,6 @@ _INPUT_KEYS = ("pipeline", "lock", "pipecompile")
 # patterns, compiled on first use by re's cache (not at import: check's fast path)
 _SHA256 = r"[0-9a-f]{64}"
 _TARGET = r"[a-z][a-z0-9-]{0,39}"
-_STRINGS = rb'"(?:[^"\\]|\\.)*"'
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class StateError(Exception):
@@ -77,10 +75,7 @@ CONFLICT_MARKERS = (b"<<<<<<< ", b"=======", b">>>>>>> ")
 
 def has_conflict(raw: bytes) -> bool:
     """Whether ``raw`` holds git's merge-conflict markers (at the start of a line)."""
-    return any(
-        line.startswith(CONFLICT_MARKERS) or line.rstrip(b"\r") == b"======="
-        for line in raw.split(b"\n")
-    )
+    return any(raw.startswith(m) or b"\n" + m in raw for m in (b"<<<<<<< ", b">>>>>>> "))
 
 
 def one_side(raw: bytes) -> bytes:
@@ -121,21 +116,28 @@ class JSONProblem(ValueError):
 
 
 def load_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse JSON whose nesting is at most ``max_depth`` (checked before parsing)."""
-    depth = deepest = 0
-    for b in re.sub(_STRINGS, b"", raw, flags=re.DOTALL).translate(None, _NOT_BRACKETS):
-        depth += 1 if b in b"[{" else -1
-        deepest = max(deepest, depth)
-    if deepest > max_depth:
-        raise JSONProblem(0, 0, f"nested deeper than {max_depth} levels")
+    """Parse JSON whose nesting is at most ``max_depth``.
+
+    The depth is measured on the parsed value (one pass over its containers);
+    deeper input than the parser's own recursion limit is refused with the
+    same message.
+    """
     try:
-        return json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise JSONProblem(0, 0, "invalid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise JSONProblem(exc.lineno, exc.colno, f"invalid JSON: {exc.msg}") from None
     except RecursionError:
-        raise JSONProblem(0, 0, "nested too deeply") from None
+        raise JSONProblem(0, 0, f"nested deeper than {max_depth} levels") from None
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            raise JSONProblem(0, 0, f"nested deeper than {max_depth} levels")
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((v, depth + 1) for v in children if isinstance(v, (dict, list)))
+    return data
 
 
 def read_bounded(path: str, limit: int) -> bytes:
@@ -286,6 +288,7 @@ def parse_manifest(raw: bytes) -> Manifest:
     if not isinstance(files, dict):
         raise bad("'files' must be an object", "files")
     checked: dict[str, dict[str, str]] = {}
+    is_target, is_sha = re.compile(_TARGET).fullmatch, re.compile(_SHA256).fullmatch
     for path, meta in files.items():
         problem = path_problem(path)
         if problem:
@@ -293,9 +296,9 @@ def parse_manifest(raw: bytes) -> Manifest:
         if not isinstance(meta, dict) or set(meta) != {"target", "sha256"}:
             raise bad(f"files[{path!r}]: expected {{'target': ..., 'sha256': ...}}", "files", path)
         target, sha = meta["target"], meta["sha256"]
-        if not isinstance(target, str) or not re.fullmatch(_TARGET, target):
+        if not isinstance(target, str) or not is_target(target):
             raise bad(f"files[{path!r}].target: not a target name", "files", path, "target")
-        if not isinstance(sha, str) or not re.fullmatch(_SHA256, sha):
+        if not isinstance(sha, str) or not is_sha(sha):
             raise bad(
                 f"files[{path!r}].sha256: expected 64 lowercase hex digits", "files", path, "sha256"
             )
