@@ -381,10 +381,14 @@ def _folder(p: Path) -> None:
 
 def _socket(p: Path) -> None:
     import socket
+    import tempfile
 
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(str(p))
-    s.close()
+    # bound at a short path (AF_UNIX allows about 100 bytes), then moved into place
+    with tempfile.TemporaryDirectory(dir="/tmp") as short:
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(f"{short}/s")
+        s.close()
+        os.replace(f"{short}/s", p)
 
 
 @pytest.mark.parametrize("make", [_fifo, _device, _folder, _socket], ids=lambda f: f.__name__)
