@@ -458,6 +458,27 @@ def test_a_build_waits_for_a_build_in_progress(repo: Path) -> None:
     assert run(repo, "check") == 0
 
 
+def test_check_waits_for_a_build_in_progress(repo: Path) -> None:
+    lock = repo / ".pipecompile/build.lock"
+    edit(repo / "pipeline.yaml", "port: 8080", "port: 8081")  # the full path must run
+    with lock.open("r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.Popen(
+            [*PIPECOMPILE, "check", "-q", "-f", str(repo / "pipeline.yaml")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stderr is not None
+            assert "another build is in progress" in proc.stderr.readline()
+            assert proc.poll() is None
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "changed: " in out
+
+
 def test_simultaneous_builds_all_succeed(repo: Path) -> None:
     edit(repo / "pipeline.yaml", "\nnotifications:", CART)
     procs = [
