@@ -62,6 +62,8 @@ class Environment:
     sync_window: tuple[str, str] | None  # (cron schedule, duration): when automated syncs run
     dast: bool  # security.dast scans this environment after every deploy to it
     after_dast: bool  # later in the promotion order: deploys only images that passed DAST
+    eks_cluster: str  # the EKS cluster behind ``cluster`` (the local target's kubeconfig)
+    kube_context: str  # its kubeconfig context: <project>-<env>
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ class Service:
     values_source: str | None  # the folder of this service's values-<env>.yaml files
     runtime: Runtime  # services.X.runtime, else ci.runtime
     steps: tuple[Step, ...]  # services.X.steps, else as the language's table says
+    local_port: int  # where it listens on a developer's machine (Tilt, Telepresence)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,14 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from . import ir
-from .defaults import CHART_FOLDER, DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
+from .defaults import (
+    CHART_FOLDER,
+    DEFAULT_STEPS,
+    IN_CLUSTER,
+    SECRET_STORE,
+    ZAP_RISK,
+    compute_type,
+)
 from .errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .loader import Document
 from .lower_rules import Rules, duration_ms, nested_folders, rollout_minutes, runtime_of, service_ci
@@ -120,6 +127,10 @@ class _Lowering(Rules):
             else default_outputs(self.m.delivery)  # the targets this delivery uses
         )
         outputs: list[tuple[str, str]] = []
+        if folders.get("local") is False:
+            del folders["local"]  # outputs.local: false turns local development off
+        elif "local" not in folders and "helm" in folders:
+            folders["local"] = defaults["local"]  # it deploys the chart: on with helm
         for target in defaults:
             if target in folders:
                 where = ("outputs", target) if given is not None else ("outputs",)
@@ -195,6 +206,9 @@ class _Lowering(Rules):
                     else None,
                     dast=index == dast_index,
                     after_dast=dast_index is not None and index > dast_index,
+                    eks_cluster=env.eks_cluster
+                    or (project if env.cluster == IN_CLUSTER else f"{project}-{name}"),
+                    kube_context=f"{project}-{name}",
                 )
             )
         return envs
@@ -318,6 +332,7 @@ class _Lowering(Rules):
                     values_source=posixpath.join(helm, name) if helm else None,
                     runtime=(own := service_ci(svc, ci))[0],
                     steps=own[1],
+                    local_port=svc.local_port or svc.port,
                 )
             )
         return [
