@@ -55,7 +55,13 @@ def graph(file: Path, fmt: str) -> int:
     default=None,
     help="Branch pushed to, or targeted by the pull request (alone: --event push).",
 )
-def explain(file: Path, event: str | None, ref: str | None) -> int:
+@click.option(
+    "--local",
+    "local",
+    is_flag=True,
+    help="Explain the local loop: what to install, tilt up, intercepts, links.",
+)
+def explain(file: Path, event: str | None, ref: str | None, local: bool) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
     \b
@@ -64,10 +70,22 @@ def explain(file: Path, event: str | None, ref: str | None) -> int:
       pipecompile explain --event push --ref release/1.2
       pipecompile explain --event pull_request --ref main
       pipecompile explain --ref main                    # --ref alone: a push
+      pipecompile explain --local                       # Tilt, Telepresence, OpenLens
     """
     from .explain import checklist, explain_event
 
     ir = _compiled(_session(file))
+    if local:
+        if event is not None or ref is not None:
+            raise UsageError("--local explains the local loop; it takes no --event or --ref")
+        if "local" not in dict(ir.outputs):
+            raise UsageError(
+                "the local output is off (outputs.local: false, or the helm output is off)"
+            )
+        from .targets.local import loop
+
+        click.echo("\n".join(loop(ir)))
+        return EXIT_OK
     if event is None and ref is not None:
         event = "push"  # a branch named without an event is a push to it
     if event is None:

@@ -266,6 +266,8 @@ def loop(ir: IR) -> list[str]:
             f"({workload_kind(dep)} {svc.name}, port {svc.local_port}:{svc.port}, remote env "
             f"in {folder}/{env_file(svc)}; end with telepresence leave {svc.name})"
         )
+    if any(workload_kind(d) == "rollout" for s in ir.services for d in s.deployments[:1]):
+        out.append("   " + describe(ir)[0])
     out.append("Links:")
     out.append(f"   Tilt dashboard: {TILT_UI}")
     for e in ir.environments:
