@@ -398,6 +398,14 @@ class Outputs(Model):
         examples=["dev", False],
     )
 
+    @field_validator("local", mode="before")
+    @classmethod
+    def _folder_or_false(cls, v: Any) -> Any:
+        if v is None or v is False or isinstance(v, str):
+            return v
+        got = "true" if v is True else f"a {type(v).__name__}"
+        raise ValueError(f"expected a folder, or false to turn local development off; got {got}")
+
 
 class Backend(Model):
     """Where Terraform keeps its state."""
