@@ -23,8 +23,8 @@ import starlark as sl
 import yaml
 from helm_python import Chart
 
-from pipecompile.cli import main
-from pipecompile.frontend import compile_bytes
+from pipecompile.commands.cli import main
+from pipecompile.frontend.read import compile_bytes
 from pipecompile.ir import IR
 from pipecompile.targets import local
 
@@ -580,7 +580,7 @@ def test_kubeconfig_has_one_context_per_environment_with_eks_get_token(tmp_path:
 def test_explain_local_walks_the_loop_of_chapter_6() -> None:
     from click.testing import CliRunner
 
-    from pipecompile.cli import cli
+    from pipecompile.commands.cli import cli
 
     pipeline = ROOT / "samples" / "ecommerce" / "pipeline.yaml"
     result = CliRunner().invoke(cli, ["explain", "--local", "-f", str(pipeline)])
