@@ -620,3 +620,40 @@ def test_the_chart_paths_in_the_tiltfile_are_relative_to_its_folder() -> None:
     text = local.tiltfile(ir)
     assert f'CHART = "{posixpath.relpath(ir.chart_source or "", "dev")}"' in text
     assert 'CHART = "../deploy/apps/_chart"' in text
+
+
+def _build_envs(node: Any) -> list[dict[str, Any]]:
+    """Every mapping holding the docker build's inputs (SERVICE_PATH and DOCKERFILE)."""
+    found = []
+    if isinstance(node, dict):
+        if "SERVICE_PATH" in node and "DOCKERFILE" in node:
+            found.append(node)
+        for value in node.values():
+            found += _build_envs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _build_envs(value)
+    return found
+
+
+@pytest.mark.parametrize("sample", ["ecommerce", "storefront"])
+def test_tilt_builds_what_the_deliverers_build(sample: str) -> None:
+    """The deliverer's generated build (CodeBuild buildspec, or the GitHub deliver
+    workflow) and the Tiltfile name the same context and Dockerfile per service."""
+    root = ROOT / "samples" / sample
+    ir = ir_at(root / "pipeline.yaml")
+    folder = root / ir.output("local")
+    tilt = Tilt(folder)
+    tilt.run(folder / "Tiltfile")
+    builds = {b["ref"]: b for b in tilt.called("docker_build")}
+    for svc in ir.services:
+        if ir.delivery == "codepipeline":
+            path = root / ir.output("codebuild") / svc.buildspec
+        else:
+            path = root / ir.output("github-actions") / svc.deliver_workflow
+        envs = _build_envs(yaml.safe_load(path.read_text()))
+        assert envs, path
+        b = builds[svc.image]
+        for env in envs:
+            assert (folder / b["context"]).resolve() == (root / env["SERVICE_PATH"]).resolve()
+            assert (folder / b["dockerfile"]).resolve() == (root / env["DOCKERFILE"]).resolve()
