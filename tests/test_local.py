@@ -484,6 +484,9 @@ def test_a_canary_environment_intercepts_the_rollout(tmp_path: Path) -> None:
     pipeline = build(tmp_path / "repo", "ecommerce", edit)
     script = tmp_path / "repo" / "dev" / "intercept-product-service.sh"
     assert "WORKLOAD_KIND=rollout\n" in script.read_text()
+    tilt = Tilt(tmp_path / "repo" / "dev")  # locally still a plain Deployment
+    tilt.run(tmp_path / "repo" / "dev" / "Tiltfile")
+    assert {o["kind"] for o in tilt.objects} & {"Rollout", "Deployment"} == {"Deployment"}
     checklist = subprocess.run(
         [sys.executable, "-m", "pipecompile", "explain", "-f", str(pipeline)],
         capture_output=True,
