@@ -660,3 +660,26 @@ def test_tilt_builds_what_the_deliverers_build(sample: str) -> None:
         for env in envs:
             assert (folder / b["context"]).resolve() == (root / env["SERVICE_PATH"]).resolve()
             assert (folder / b["dockerfile"]).resolve() == (root / env["DOCKERFILE"]).resolve()
+
+
+def test_user_strings_reach_the_tiltfile_and_scripts_unchanged(tmp_path: Path) -> None:
+    """A folder name with quotes, '$(...)' and non-ASCII stays a string:
+    Starlark reads it back exactly, and bash never evaluates it."""
+    odd = "services/o'r\"d $(touch pwned) é"
+
+    def edit(text: str) -> str:
+        return text.replace("    path: services/order\n", f"    path: {json.dumps(odd)}\n")
+
+    pipeline = build(tmp_path / "repo", "ecommerce", edit)
+    assert ir_at(pipeline).services[1].path == odd
+    folder = tmp_path / "repo" / "dev"
+    (tmp_path / "repo" / odd).mkdir(parents=True)
+    (tmp_path / "repo" / odd / "Dockerfile").write_text("FROM scratch\n")
+    tilt = Tilt(folder)
+    tilt.run(folder / "Tiltfile")
+    b = next(b for b in tilt.called("docker_build") if b["ref"] == "ecommerce/order-service")
+    assert b["context"] == f"../{odd}" and b["dockerfile"] == f"../{odd}/Dockerfile"
+    for script in folder.glob("*.sh"):
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "pwned").exists() and not (folder / "pwned").exists()
