@@ -62,6 +62,21 @@ class Environment:
     sync_window: tuple[str, str] | None  # (cron schedule, duration): when automated syncs run
     dast: bool  # security.dast scans this environment after every deploy to it
     after_dast: bool  # later in the promotion order: deploys only images that passed DAST
+    exposure: Exposure
+    secret_prefix: str  # this environment's Secrets Manager keys start with it
+    secret_store: SecretStore
+    secrets_role_name: str  # IAM role its SecretStores assume (namespace stores)
+    secrets_role_arn: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """The environment's shared ALB (AWS Load Balancer Controller IngressGroup)."""
+
+    scheme: Literal["internal", "internet-facing"]
+    certificate_arn: str | None  # HTTPS on 443 and HTTP 80 redirecting to it
+    domain: str | None  # services answer at <service>.<domain>; the first also at <domain>
+    group: str  # alb.ingress.kubernetes.io/group.name: one ALB per environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +96,9 @@ class Deployment:
     image_tag_file: str  # written by the deploy pipelines, never by pipecompile
     wait_minutes: int  # how long the deployer waits for the rollout to be healthy
     gitops_dir: str  # the chart, values and image file of this deployment in the GitOps repo
-    host: str | None  # the environment URL's host: the Ingress rule
+    hosts: tuple[str, ...]  # the Ingress rule's hosts (() = any host)
+    preview_host: str | None  # blue-green: the preview Service's host
+    secret_keys: tuple[tuple[str, str], ...]  # (secret as written, this env's key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +197,14 @@ class Rollback:
     prometheus_url: str
     provider: Literal["prometheus", "cloudwatch"]
     cloudwatch_namespace: str
+    window: str = "5m"  # each measurement's look-back
+    no_traffic: Literal["inconclusive", "pass"] = "inconclusive"
+    measurements: int = 5  # blue-green pre- and post-promotion analysis count
+    requests_metric: str = "http_requests_total"
+    latency_metric: str = "http_request_duration_seconds"
+    status_label: str = "code"
+    service_label: str = "service"
+    namespace_label: str = "namespace"
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,10 +240,10 @@ class AwsNames:
 
 @dataclass(frozen=True, slots=True)
 class SecretStore:
-    """The External Secrets store every service's secrets come through."""
+    """The External Secrets store a service's secrets come through."""
 
-    kind: str
-    name: str
+    kind: str  # ClusterSecretStore (shared) or SecretStore (one per service, generated)
+    name: str  # for a SecretStore: a suffix, the store is <service>-<name>
 
 
 @dataclass(frozen=True, slots=True)
