@@ -279,3 +279,91 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
         assert images == [f"{svc.image_uri}@{DIGEST}"]
         checked += 1
     assert checked == sum(len(s.deployments) for s in ir.services)
+
+
+@pytest.mark.parametrize("service", ["on", "null", "yes"])
+def test_names_yaml_reads_as_other_types_stay_strings(service: str, tmp_path: Path) -> None:
+    """A service named 'on' renders name: "on" (YAML 1.1 reads a bare on as true, and
+    null as nothing); every object's name and label is that string."""
+    text = (ROOT / "samples" / "minimal" / "pipeline.yaml").read_text()
+    text = text.replace("  web: {}\n", f"  {service}:\n    secrets: [shop/{service}/token]\n")
+    text += "rollback:\n  max_error_rate: 0.05\n"
+    text = text.replace(
+        "services:\n",
+        "environments:\n  production:\n    branches: [main]\n    strategy: canary\nservices:\n",
+    )
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "pipeline.yaml").write_text(text)
+    ir = compile_bytes(str(root / "pipeline.yaml"), text.encode())
+    from pipecompile.cli import main
+
+    assert main(["build", "-q", "-f", str(root / "pipeline.yaml")]) == 0
+    svc = ir.services[0]
+    dep = svc.deployments[0]
+    docs = render(
+        root / (ir.chart_source or ""),
+        root / (svc.values_source or "") / f"values-{dep.environment}.yaml",
+        dep,
+    )
+    for d in docs:
+        if d["kind"] in CRDS:
+            validator(CRDS[d["kind"]]).validate(d)
+        else:
+            kubernetes_validate.validate(d, K8S, strict=True)
+        assert d["metadata"]["labels"]["app.kubernetes.io/name"] == service
+    names = {d["metadata"]["name"] for d in docs}
+    assert {service, f"{service}-canary"} <= names
+    (rollout,) = by_kind(docs, "Rollout")
+    assert rollout["spec"]["template"]["spec"]["containers"][0]["name"] == service
+
+
+def test_each_environments_store_reads_only_its_own_keys(built: dict[str, Path]) -> None:
+    """The SecretStores of an environment assume its role; the role reads only keys
+    under the environment's prefix, and no prefix holds another environment's keys."""
+    from .conftest import terraform_blocks
+
+    ir = ir_of("shared-account")
+    blocks = terraform_blocks(built["shared-account"])
+    docs = {
+        name: body
+        for d in blocks["data"]
+        for kind, named in d.items()
+        if kind == "aws_iam_policy_document"
+        for name, body in named.items()
+    }
+    roles = {
+        body["name"]: name
+        for r in blocks["resource"]
+        for kind, named in r.items()
+        if kind == "aws_iam_role"
+        for name, body in named.items()
+    }
+    prefixes = [env.secret_prefix for env in ir.environments]
+    for env in ir.environments:
+        label = roles[env.secrets_role_name]
+        (statement,) = docs[label]["statement"]
+        assert statement["actions"] == [
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+        ]
+        (resource,) = statement["resources"]
+        assert resource.endswith(f":secret:{env.secret_prefix}*")
+        others = [p for p in prefixes if p != env.secret_prefix]
+        assert not any(p.startswith(env.secret_prefix) for p in others)
+        (trust,) = docs[f"{label}_assume"]["statement"]
+        assert trust["principals"][0]["identifiers"] == [
+            "${var.external_secrets_controller_role_arn}"
+        ]
+        for svc in ir.services:
+            dep = next(d for d in svc.deployments if d.environment == env.name)
+            assert all(key.startswith(env.secret_prefix) for _, key in dep.secret_keys)
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_no_secret_store_can_read_the_deployers_secrets(sample: str) -> None:
+    ir = ir_of(sample)
+    for env in ir.environments:
+        for other in ir.environments:
+            for deployer in (other.gitops_secret_name, other.argocd_secret_name):
+                assert not deployer.startswith(env.secret_prefix), (env.name, deployer)

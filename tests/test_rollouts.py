@@ -512,3 +512,28 @@ def test_blue_green_sample_measures_its_preview_before_promotion() -> None:
 
 def test_a_cloudwatch_sample_is_rendered() -> None:
     assert any(ir_of(s).rollback and ir_of(s).rollback.provider == "cloudwatch" for s in SAMPLES)  # type: ignore[union-attr]
+
+
+def test_explain_describes_exactly_the_rollback_each_environment_has() -> None:
+    from pipecompile.explain import explain_event
+
+    ir = ir_of("ecommerce")
+    develop = "\n".join(explain_event(ir, "push", "develop"))  # testing: rolling
+    assert "5xx" not in develop and "p90" not in develop
+    assert develop.count("rollback of ") == len(ir.services)
+    assert "the deploy is reported failed, not rolled back" in develop
+    main = "\n".join(explain_event(ir, "push", "main"))  # production: canary + analysis
+    assert "5xx rate > 0.05 or p90 latency > 500ms over the last 5m" in main
+    assert "on product-service-canary aborts it" in main
+    assert "pauses it for a person (inconclusive)" in main
+    ledger = "\n".join(explain_event(ir_of("shared-account"), "push", "main"))
+    order = [
+        ledger.index("before promotion, 5 measurements"),
+        ledger.index("waits for a person to promote"),
+        ledger.index("after promotion, 5 more measurements on api"),
+    ]
+    assert order == sorted(order)
+    assert "one internet-facing ALB (IngressGroup ledger-production), HTTPS" in ledger
+    assert "reads only ledger/production/*" in ledger
+    dev = "\n".join(explain_event(ir_of("shared-account"), "push", "feature/x"))
+    assert "reached at: internal" in dev  # no approval: not on the internet

@@ -80,6 +80,7 @@ class _Lowering(Rules):
             gitops_credential=None if gitops.repository is None else gitops.credential,
         )
         backend = self.backend()
+        rollback = self.rollback()
         if self.errors:
             raise PipelineError(self.errors)
         return ir.IR(
@@ -100,7 +101,7 @@ class _Lowering(Rules):
             build=build,
             security=security,
             gitops=gitops,
-            rollback=self.rollback(),
+            rollback=rollback,
             notifications=notifications,
             deployments_table=model.audit.deployments_table,
             log_retention_days=model.audit.log_retention_days,
@@ -216,11 +217,27 @@ class _Lowering(Rules):
         )
         domain = exp.domain or (urlsplit(env.url).hostname if env.url else None)
         role = _short(f"{project}-{name}-secrets", 64)
+        prefix = env.secret_prefix or f"{project}/{name}/services/"
+        deployer = [
+            f"{project}/{e}/{kind}"
+            for e in self.m.environments
+            for kind in ("gitops-credential", "argocd")
+        ] + [f"{project}/sonarqube"]
+        covered = [d for d in deployer if d.startswith(prefix)]
+        if covered:
+            self.err(
+                ("environments", name, "secret_prefix"),
+                f"'{prefix}' would let the services' secret stores read {covered[0]} "
+                "(a deploy credential); choose a prefix such as "
+                f"'{project}/{name}/services/'",
+            )
         return {
             "exposure": ir.Exposure(
                 scheme, exp.certificate_arn, domain, _short(f"{project}-{name}", 63)
             ),
-            "secret_prefix": env.secret_prefix or f"{project}/{name}/",
+            # not <project>/<env>/ itself: the deployer's GitOps and Argo CD secrets
+            # live there, and a pod's store must not read them
+            "secret_prefix": prefix,
             "secret_store": SECRET_STORE
             if env.secret_store == "cluster"
             else ir.SecretStore("SecretStore", "secrets"),

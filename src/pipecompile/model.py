@@ -163,8 +163,9 @@ class Environment(Model):
         None,
         description="prefix of this environment's Secrets Manager keys: a service secret "
         "'<project>/<rest>' (or '<rest>') is read from '<secret_prefix><rest>', and the "
-        "environment's store may read only keys under it (default: '<project>/<environment>/')",
-        examples=["ecommerce/production/"],
+        "environment's store may read only keys under it (default: "
+        "'<project>/<environment>/services/')",
+        examples=["ecommerce/production/services/"],
     )
     secret_store: Literal["namespace", "cluster"] = Field(
         "namespace",

@@ -161,35 +161,56 @@ def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
 
 
 def describe(ir: IR) -> list[str]:
-    """The Secrets Manager secrets the services read, and the store the charts name."""
-    store = ir.secret_store
-    out = [
-        f"Secrets Manager secrets read by {svc.name}: "
-        + ", ".join(svc.secrets)
-        + f" (and a {store.kind} '{store.name}')"
-        for svc in ir.services
-        if svc.secrets
+    """What each cluster needs for the charts to deploy and judge releases."""
+    out: list[str] = []
+    stores = {env.secret_store.kind for env in ir.environments}
+    for svc in ir.services:
+        if svc.secrets:
+            keys = ", ".join(key for dep in svc.deployments for _, key in dep.secret_keys)
+            out.append(f"Secrets Manager secrets read by {svc.name}: {keys}")
+    controllers = [
+        "the Argo Rollouts controller (v1.9)",
+        "the AWS Load Balancer Controller (ingressClassName alb; canary weights are its "
+        "traffic split; one ALB per environment through IngressGroups)",
     ]
+    if any(svc.secrets for svc in ir.services):
+        store = (
+            "a SecretStore of each service's own"
+            if stores == {"SecretStore"}
+            else f"{' or '.join(sorted(stores))} stores"
+        )
+        controllers.append(
+            f"the External Secrets Operator ({store}; for SecretStores its controller runs "
+            "as the role the environments' secrets roles trust), and Stakater Reloader "
+            "(with --is-Argo-Rollouts=true) to restart pods whose secrets rotate"
+        )
+    out.append("In each cluster: " + ", ".join(controllers))
     out.append(
-        "In each cluster: the Argo Rollouts controller, the AWS Load Balancer Controller "
-        "(ingressClassName alb; canary weights are its traffic split), the External "
-        f"Secrets Operator with the {store.kind} '{store.name}'"
+        "Pods run as user 10001 under Pod Security 'restricted' (non-root, no privilege "
+        "escalation, no capabilities, RuntimeDefault seccomp)"
     )
     rb = ir.rollback
     if rb and (rb.max_error_rate is not None or rb.max_p90_latency) and rb.provider == "prometheus":
         out.append(
-            f"Prometheus at {rb.prometheus_url} scraping the services' "
-            "http_requests_total and http_request_duration_seconds_bucket, labelled by "
-            "namespace and service (rollback analysis)"
+            f"Prometheus at {rb.prometheus_url} with the Prometheus Operator (each chart's "
+            f"ServiceMonitor scrapes /metrics on port http): {rb.requests_metric} with the "
+            f"status code in label '{rb.status_label}' and the histogram "
+            f"{rb.latency_metric}, labelled '{rb.service_label}' and '{rb.namespace_label}' "
+            "(rollback analysis; rollback.prometheus_metrics renames them)"
         )
     elif rb and (rb.max_error_rate is not None or rb.max_p90_latency):
         out.append(
             f"CloudWatch metrics Requests, Errors5xx and LatencyMs in namespace "
-            f"{rb.cloudwatch_namespace}, by Service and Namespace, published by the services "
-            "(e.g. embedded metric format); the Argo Rollouts controller may call "
+            f"{rb.cloudwatch_namespace}, published each minute by the pods (e.g. embedded "
+            "metric format) with the dimensions Service, Namespace and PodTemplateHash "
+            "(environment variables PIPECOMPILE_SERVICE, PIPECOMPILE_NAMESPACE, "
+            "PIPECOMPILE_POD_TEMPLATE_HASH); the Argo Rollouts controller may call "
             "cloudwatch:GetMetricData (rollback analysis)"
         )
-    out.append("Each service answers GET /healthz on its port (readiness and liveness probes)")
+    out.append(
+        "Each service answers GET /healthz on its port (startup and readiness probes; "
+        "liveness checks that the port accepts connections)"
+    )
     return out
 
 
