@@ -1,0 +1,284 @@
+"""A Helm chart per service, and its values per environment.
+
+``<service>/`` holds ``Chart.yaml``, ``values.yaml`` (defaults), ``templates/``
+(the same templates for every service, shipped in ``targets/helm/chart``: a
+Rollout, or a Deployment for 'rolling'; stable and canary/preview Services; an
+ALB Ingress that Argo Rollouts splits by weight; the AnalysisTemplate of
+``rollback``; one ExternalSecret per secret; a ServiceAccount; a
+PodDisruptionBudget; probes) and ``values-<env>.yaml``.  Each values file is
+complete on its own (Helm replaces lists rather than merging them, so canary
+steps are never split across files).  The image is deliberately absent: the
+deployer copies the chart into ``<gitops.path>/<service>/<env>/`` of the GitOps
+repository with ``image-<env>.yaml`` (repository, tag, digest), a file
+pipecompile never generates, and the Argo CD Application reads both there.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ...ir import IR, Deployment, Service, Strategy
+from ...serialize.emit import yaml_document
+from .. import Finding, data, gitops_required
+from . import analysis as _analysis
+
+name = "helm"
+default_folder = "kubernetes/apps"  # under outputs: when the pipeline names no folder
+cost = 53  # ms to render per 1000 services (bench/bench.py); balances parallel rendering
+
+
+def _conventions() -> dict[str, Any]:
+    table: dict[str, Any] = data("helm", "conventions.json")
+    return table
+
+
+def rollout_strategy(ir: IR, svc: Service, dep: Deployment, analysis: str | None) -> dict[str, Any]:
+    """``spec.strategy`` of the Rollout (of the Deployment, for 'rolling')."""
+    s: Strategy = dep.strategy
+    if s.kind == "canary":
+        steps: list[dict[str, Any]] = []
+        for st in s.steps:
+            steps.append({"setWeight": st.weight})
+            if st.pause:
+                steps.append({"pause": {"duration": st.pause}})
+        # weights are traffic percentages: the ALB splits requests between the
+        # stable and canary Services, whatever the number of pods
+        canary: dict[str, Any] = {
+            "canaryService": f"{svc.name}-canary",
+            "stableService": svc.name,
+            "trafficRouting": {"alb": {"ingress": svc.name, "servicePort": svc.port}},
+            "steps": steps,
+        }
+        if analysis:  # background analysis from the first step on
+            ref = _analysis.reference(ir, _analysis.measured_service(svc, dep), analysis)
+            canary["analysis"] = {**ref, "startingStep": 1}
+        return {"canary": canary}
+    if s.kind == "blue-green":
+        bg: dict[str, Any] = {
+            "activeService": svc.name,
+            "previewService": f"{svc.name}-preview",
+            "autoPromotionEnabled": s.auto_promote,
+            "previewReplicaCount": s.preview_replicas,
+            "scaleDownDelaySeconds": s.scale_down_delay_seconds,
+        }
+        if analysis:  # the preview before the switch, the active Service after it
+            bg["prePromotionAnalysis"] = _analysis.reference(
+                ir, _analysis.measured_service(svc, dep), analysis
+            )
+            bg["postPromotionAnalysis"] = _analysis.reference(ir, svc.name, analysis)
+            # the controller cancels post-promotion analysis when scaleDownDelaySeconds
+            # ends (argo-rollouts v1.9.0 docs/features/bluegreen.md): keep the old
+            # version until every measurement is taken, so an abort can switch back
+            assert ir.rollback is not None
+            bg["scaleDownDelaySeconds"] = max(
+                s.scale_down_delay_seconds, (ir.rollback.measurements + 1) * 60
+            )
+        return {"blueGreen": bg}
+    # rolling: a plain Deployment's rolling update
+    return {"type": "RollingUpdate", "rollingUpdate": dict(_conventions()["rolling"])}
+
+
+def k8s_secret_name(secret: str) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", secret.lower()).strip("-")[:63].strip("-")
+    return base or "secret"
+
+
+def _ingress(ir: IR, dep: Deployment) -> dict[str, Any]:
+    """The service's rules on its environment's shared ALB (one IngressGroup per
+    environment: the AWS Load Balancer Controller merges every Ingress of the group)."""
+    exp = ir.environment(dep.environment).exposure
+    return {
+        "enabled": True,
+        "scheme": exp.scheme,
+        # a shared ALB needs a host per service (two rules for '/' on any host collide)
+        "group": exp.group if dep.hosts else "",
+        "hosts": list(dep.hosts),
+        "previewHost": dep.preview_host or "",
+        "certificateArn": exp.certificate_arn or "",
+    }
+
+
+def _secrets(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
+    if not svc.secrets:
+        return None
+    env = ir.environment(dep.environment)
+    names: dict[str, int] = {}
+    entries = []
+    for secret, key in dep.secret_keys:
+        k8s = k8s_secret_name(secret)
+        names[k8s] = names.get(k8s, 0) + 1
+        if names[k8s] > 1:
+            k8s = f"{k8s[:60]}-{names[k8s]}"
+        env_name = re.sub(r"[^A-Z0-9]+", "_", secret.rsplit("/", 1)[-1].upper()).strip("_")
+        entries.append({"name": k8s, "envName": env_name or "SECRET", "remoteRef": {"key": key}})
+    store = env.secret_store
+    own = store.kind == "SecretStore"
+    return {
+        "secretStoreRef": {
+            "kind": store.kind,
+            "name": f"{svc.name}-{store.name}" if own else store.name,
+        },
+        # a SecretStore of the service's own, in its namespace, assuming the role that
+        # reads only this environment's keys (External Secrets' AWS provider 'role')
+        "store": {"create": own, "roleArn": env.secrets_role_arn if own else ""},
+        "provider": {"service": "SecretsManager", "region": ir.aws.region},
+        "refreshInterval": _conventions()["secret_refresh_interval"],
+        "mountPath": _conventions()["secret_mount_path"],
+        "secrets": entries,
+    }
+
+
+def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
+    analysis = _analysis.template(ir, svc, dep)
+    if analysis is not None and not analysis["metrics"]:
+        template = None  # health checks alone: probes and the progress deadline
+    else:
+        template = analysis["templateName"] if analysis else None
+    rb = ir.rollback
+    out: dict[str, Any] = {
+        "name": svc.name,
+        "environment": dep.environment,
+        "image": {"repository": svc.image_uri},
+        "replicaCount": dep.replicas,
+        "service": {"port": svc.port},
+        "ingress": _ingress(ir, dep),
+        "rollout": {
+            "type": dep.strategy.kind,
+            "strategy": rollout_strategy(ir, svc, dep, template),
+        },
+        "serviceMonitor": {"enabled": rb is not None and rb.provider == "prometheus"},
+    }
+    if analysis:
+        out["analysis"] = analysis
+    secrets = _secrets(ir, svc, dep)
+    if secrets:
+        out["externalSecrets"] = secrets
+    return out
+
+
+def describe(ir: IR) -> list[str]:
+    """What each cluster needs for the charts to deploy and judge releases."""
+    out: list[str] = []
+    stores = {env.secret_store.kind for env in ir.environments}
+    for svc in ir.services:
+        if svc.secrets:
+            keys = ", ".join(key for dep in svc.deployments for _, key in dep.secret_keys)
+            out.append(f"Secrets Manager secrets read by {svc.name}: {keys}")
+    controllers = [
+        "the Argo Rollouts controller (v1.9)",
+        "the AWS Load Balancer Controller (ingressClassName alb; canary weights are its "
+        "traffic split; one ALB per environment through IngressGroups)",
+    ]
+    if any(svc.secrets for svc in ir.services):
+        store = (
+            "a SecretStore of each service's own"
+            if stores == {"SecretStore"}
+            else f"{' or '.join(sorted(stores))} stores"
+        )
+        controllers.append(
+            f"the External Secrets Operator ({store}; for SecretStores its controller runs "
+            "as the role the environments' secrets roles trust), and Stakater Reloader "
+            "(with --is-Argo-Rollouts=true) to restart pods whose secrets rotate"
+        )
+    out.append("In each cluster: " + ", ".join(controllers))
+    out.append(
+        "Pods run as user 10001 under Pod Security 'restricted' (non-root, no privilege "
+        "escalation, no capabilities, RuntimeDefault seccomp)"
+    )
+    rb = ir.rollback
+    if rb and (rb.max_error_rate is not None or rb.max_p90_latency) and rb.provider == "prometheus":
+        out.append(
+            f"Prometheus at {rb.prometheus_url} with the Prometheus Operator (each chart's "
+            f"ServiceMonitor scrapes /metrics on port http): {rb.requests_metric} with the "
+            f"status code in label '{rb.status_label}' and the histogram "
+            f"{rb.latency_metric}, labelled '{rb.service_label}' and '{rb.namespace_label}' "
+            "(rollback analysis; rollback.prometheus_metrics renames them)"
+        )
+    elif rb and (rb.max_error_rate is not None or rb.max_p90_latency):
+        out.append(
+            f"CloudWatch metrics Requests, Errors5xx and LatencyMs in namespace "
+            f"{rb.cloudwatch_namespace}, published each minute by the pods (e.g. embedded "
+            "metric format) with the dimensions Service, Namespace and PodTemplateHash "
+            "(environment variables PIPECOMPILE_SERVICE, PIPECOMPILE_NAMESPACE, "
+            "PIPECOMPILE_POD_TEMPLATE_HASH); the Argo Rollouts controller may call "
+            "cloudwatch:GetMetricData (rollback analysis)"
+        )
+    out.append(
+        "Each service answers GET /healthz on its port (startup and readiness probes; "
+        "liveness checks that the port accepts connections)"
+    )
+    return out
+
+
+def check(ir: IR) -> list[Finding]:
+    return gitops_required(ir)
+
+
+def chart_yaml(ir: IR) -> dict[str, Any]:
+    return {
+        "apiVersion": "v2",
+        "name": "service",
+        "description": f"A service of {ir.project} (generated by pipecompile); every object "
+        "is named after the values' name",
+        "type": "application",
+        "version": "1.0.0",
+    }
+
+
+def default_values() -> dict[str, Any]:
+    """What every service shares; values-<env>.yaml and image-<env>.yaml add the rest."""
+    conv = _conventions()
+    return {
+        "name": "",
+        "environment": "",
+        "image": {"repository": "", "tag": "", "digest": ""},
+        "replicaCount": 1,
+        "service": {"port": 8080},
+        "probes": dict(conv["probes"]),
+        # Pod Security "restricted": non-root (a numeric user, so the kubelet can check
+        # it whatever the image's USER), no privilege escalation, no capabilities,
+        # the runtime's seccomp profile
+        "securityContext": {"runAsUser": conv["run_as_user"]},
+        "resources": conv["resources"],
+        "ingress": {
+            "enabled": True,
+            "scheme": "internal",
+            "group": "",
+            "hosts": [],
+            "previewHost": "",
+            "certificateArn": "",
+        },
+        "serviceMonitor": {"enabled": False, **conv["metrics"]},
+        "serviceAccount": {"roleArn": ""},
+        "rollout": {"type": "rolling", "strategy": {}},
+        "analysis": None,
+        "externalSecrets": None,
+    }
+
+
+@cache
+def templates() -> tuple[tuple[str, str], ...]:
+    """The chart's templates, shipped in targets/helm/chart/templates."""
+    folder = resources.files(__name__) / "chart" / "templates"
+    return tuple(
+        sorted((f.name, f.read_text("utf-8")) for f in folder.iterdir() if f.name[0] != ".")
+    )
+
+
+def render(ir: IR) -> dict[str, str]:
+    # one chart for every service (the IR names its folder: the deployers copy it)
+    chart = posixpath.relpath(ir.chart_source or "", ir.output(name))
+    out = {
+        f"{chart}/Chart.yaml": yaml_document(chart_yaml(ir)),
+        f"{chart}/values.yaml": yaml_document(default_values()),
+    }
+    for file, text in templates():
+        out[f"{chart}/templates/{file}"] = text
+    for svc in ir.services:
+        for dep in svc.deployments:
+            out[dep.values_file] = yaml_document(values(ir, svc, dep))
+    return out
