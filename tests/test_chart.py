@@ -296,7 +296,7 @@ def test_names_yaml_reads_as_other_types_stay_strings(service: str, tmp_path: Pa
     root.mkdir()
     (root / "pipeline.yaml").write_text(text)
     ir = compile_bytes(str(root / "pipeline.yaml"), text.encode())
-    from pipecompile.cli import main
+    from pipecompile.commands.cli import main
 
     assert main(["build", "-q", "-f", str(root / "pipeline.yaml")]) == 0
     svc = ir.services[0]

@@ -515,7 +515,7 @@ def test_a_cloudwatch_sample_is_rendered() -> None:
 
 
 def test_explain_describes_exactly_the_rollback_each_environment_has() -> None:
-    from pipecompile.explain import explain_event
+    from pipecompile.insight.explain import explain_event
 
     ir = ir_of("ecommerce")
     develop = "\n".join(explain_event(ir, "push", "develop"))  # testing: rolling
@@ -534,6 +534,6 @@ def test_explain_describes_exactly_the_rollback_each_environment_has() -> None:
     ]
     assert order == sorted(order)
     assert "one internet-facing ALB (IngressGroup ledger-production), HTTPS" in ledger
-    assert "reads only ledger/production/*" in ledger
+    assert "reads only ledger/production/services/*" in ledger
     dev = "\n".join(explain_event(ir_of("shared-account"), "push", "feature/x"))
     assert "reached at: internal" in dev  # no approval: not on the internet
