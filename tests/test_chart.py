@@ -161,7 +161,8 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
         refs = analysis.get("analysis") or analysis.get("prePromotionAnalysis")
         assert refs["templates"][0]["templateName"] == template["metadata"]["name"]
     monitors = by_kind(docs, "ServiceMonitor")
-    assert len(monitors) == (1 if rb is not None and rb.provider == "prometheus" else 0)
+    monitored = rb is not None and rb.provider == "prometheus" and rb.service_monitor
+    assert len(monitors) == (1 if monitored else 0)
 
     # this environment's keys, through a store that may read only them
     env_ = ir.environment(env)

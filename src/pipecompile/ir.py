@@ -197,14 +197,15 @@ class Rollback:
     prometheus_url: str
     provider: Literal["prometheus", "cloudwatch"]
     cloudwatch_namespace: str
-    window: str = "5m"  # each measurement's look-back
-    no_traffic: Literal["inconclusive", "pass"] = "inconclusive"
-    measurements: int = 5  # blue-green pre- and post-promotion analysis count
-    requests_metric: str = "http_requests_total"
-    latency_metric: str = "http_request_duration_seconds"
-    status_label: str = "code"
-    service_label: str = "service"
-    namespace_label: str = "namespace"
+    service_monitor: bool  # a ServiceMonitor per chart (Prometheus Operator)
+    window: str  # each measurement's look-back
+    no_traffic: Literal["inconclusive", "pass"]
+    measurements: int  # blue-green pre- and post-promotion analysis count
+    requests_metric: str
+    latency_metric: str
+    status_label: str
+    service_label: str
+    namespace_label: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -494,6 +494,7 @@ class _Lowering(Rules):
             rollback.prometheus_url,
             rollback.metrics_provider,
             rollback.cloudwatch_namespace or f"{self.m.project}/services",
+            rollback.service_monitor,
             f"{window_ms // 60000}m",
             rollback.no_traffic,
             rollback.measurements,

@@ -410,6 +410,13 @@ class Rollback(Model):
         description="the series and label names the Prometheus analysis queries",
         examples=[{"status_label": "status_code"}],
     )
+    service_monitor: bool = Field(
+        True,
+        description="with prometheus: each chart has a ServiceMonitor (Prometheus Operator) "
+        "scraping /metrics through its Services; false when Prometheus finds the pods "
+        "otherwise (the series must still carry the service and namespace labels)",
+        examples=[False],
+    )
     window: Duration = Field(
         "5m",
         description="how far back each measurement looks (PromQL range, CloudWatch "

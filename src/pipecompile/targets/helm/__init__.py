@@ -150,7 +150,9 @@ def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
             "type": dep.strategy.kind,
             "strategy": rollout_strategy(ir, svc, dep, template),
         },
-        "serviceMonitor": {"enabled": rb is not None and rb.provider == "prometheus"},
+        "serviceMonitor": {
+            "enabled": rb is not None and rb.provider == "prometheus" and rb.service_monitor
+        },
     }
     if analysis:
         out["analysis"] = analysis
@@ -192,8 +194,14 @@ def describe(ir: IR) -> list[str]:
     rb = ir.rollback
     if rb and (rb.max_error_rate is not None or rb.max_p90_latency) and rb.provider == "prometheus":
         out.append(
-            f"Prometheus at {rb.prometheus_url} with the Prometheus Operator (each chart's "
-            f"ServiceMonitor scrapes /metrics on port http): {rb.requests_metric} with the "
+            f"Prometheus at {rb.prometheus_url}"
+            + (
+                " with the Prometheus Operator (each chart's ServiceMonitor scrapes /metrics "
+                "on port http)"
+                if rb.service_monitor
+                else " scraping the services' /metrics"
+            )
+            + f": {rb.requests_metric} with the "
             f"status code in label '{rb.status_label}' and the histogram "
             f"{rb.latency_metric}, labelled '{rb.service_label}' and '{rb.namespace_label}' "
             "(rollback analysis; rollback.prometheus_metrics renames them)"
