@@ -78,11 +78,20 @@ def values_file(svc: Service) -> str:
 def local_values(ir: IR, svc: Service) -> dict[str, Any]:
     """The chart's values for a local cluster, from the helm target's own values."""
     first = svc.deployments[0]
-    dep = dataclasses.replace(first, replicas=1, strategy=Strategy("rolling", "rolling"), host=None)
+    dep = dataclasses.replace(
+        first, replicas=1, strategy=Strategy("rolling", "rolling"), hosts=(), preview_host=None
+    )
     out = helm_values(ir, svc, dep)
     out["environment"] = "local"
     out["image"] = {"repository": svc.image, "tag": LOCAL_TAG}
     out["ingress"] = dict(out.get("ingress") or {}, enabled=False, host="")
+    # no Prometheus Operator and no External Secrets Operator in a local cluster: the
+    # Tiltfile writes the Secrets itself (see _secrets)
+    if "serviceMonitor" in out:
+        out["serviceMonitor"] = dict(out["serviceMonitor"], enabled=False)
+    store = (out.get("externalSecrets") or {}).get("store")
+    if store is not None:
+        out["externalSecrets"] = dict(out["externalSecrets"], store=dict(store, create=False))
     return out
 
 

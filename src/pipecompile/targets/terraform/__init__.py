@@ -22,6 +22,8 @@ from .foundation import audit, ecr, kms, notifications, outputs, storage, variab
 from .iam import iam
 from .pipelines import choices as pipeline_choices
 from .pipelines import codebuild, codepipeline, deploy_variables
+from .secrets import CONTROLLER_VARIABLE, external_secrets
+from .secrets import environments as secret_environments
 
 name = "terraform"
 default_folder = "infrastructure/terraform/cicd"  # under outputs: when the pipeline names no folder
@@ -189,6 +191,12 @@ def describe(ir: IR) -> list[str]:
                 f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "
                 "and token, for the SonarQube analysis in the CodeBuild build"
             )
+    for env in secret_environments(ir):
+        out.append(
+            f"  IAM role {env.secrets_role_name}: the {env.name} SecretStores read only "
+            f"Secrets Manager keys {env.secret_prefix}*; it trusts only the External "
+            f"Secrets controller's role (variable {CONTROLLER_VARIABLE})"
+        )
     out.append(
         f"  SNS topic {ir.notifications.sns_topic}: subscribe approvers; to reach Slack, "
         "add an AWS Chatbot Slack channel configuration with this topic (README: "
@@ -217,6 +225,9 @@ def render(ir: IR) -> dict[str, str]:
         "notifications.tf": notifications(ir),
         "audit.tf": audit(ir),
     }
+    stores = external_secrets(ir)
+    if stores is not None:  # one role per environment for its SecretStores
+        files["external_secrets.tf"] = stores
     if ir.delivery == "codepipeline":  # the artifact store and the pipelines
         files["storage.tf"] = storage(ir)
         files["codebuild.tf"] = codebuild(ir)
