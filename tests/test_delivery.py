@@ -564,8 +564,8 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
     # two build roles: a feature branch's build can never use the release role or key
     assert subjects("github_build_assume") == [f"repo:{ir.repository}:ref:refs/heads/feature/*"]
     assert subjects("github_release_assume") == [
-        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("release/*", "main")
-    ]
+        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("release/*", "hotfix/*", "main")
+    ]  # hotfixes follow the release path
     signers = {
         label: st["resources"]
         for label, body in docs.items()

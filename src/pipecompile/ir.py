@@ -281,6 +281,8 @@ class IR:
     chart_source: str | None  # the one generated chart, relative to the root; None: helm is off
     deploy_branches: tuple[str, ...]  # every environment's include patterns, once each, in order
     release_branches: tuple[str, ...]  # the include patterns of approval environments
+    # (the environment that verifies hotfix branches, their patterns); (None, ()) when none
+    hotfix: tuple[str | None, tuple[str, ...]]
     services: tuple[Service, ...]
     runtime: Runtime
     steps: tuple[Step, ...]

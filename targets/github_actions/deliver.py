@@ -322,7 +322,10 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                     if env.approval
                     else "none (no approval)",
                     "OUTCOME_FILE": outcome_file,
-                    "DEPLOY_STATUS": "${{ job.status }}",
+                    # the audit's outcome names (succeeded, failed, cancelled, ...), never
+                    # the runner's job status words (success, failure)
+                    "DEPLOY_STATUS": "${{ job.status == 'success' && 'succeeded' || "
+                    "job.status == 'cancelled' && 'cancelled' || 'failed' }}",
                     "RUN": "${{ github.server_url }}/${{ github.repository }}/actions/runs/"
                     "${{ github.run_id }}",
                 },
@@ -438,10 +441,9 @@ def deliver_workflow(ir: IR, svc: Service) -> dict[str, Any]:
                 **paths_filter(ir, svc, svc.deliver_workflow, svc.ci_workflow),
             }
         },
+        # no workflow-level concurrency: one group per run would hold every later push
+        # while a production approval is pending (and GitHub keeps only the newest
+        # waiting run); each deploy job has its own group per service x environment
         "permissions": {},
-        "concurrency": {
-            "group": f"deliver-{svc.name}-${{{{ github.ref }}}}",
-            "cancel-in-progress": False,
-        },
         "jobs": jobs,
     }

@@ -205,8 +205,15 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, key: str) -> list[
                     "codebuild:CreateReportGroup",
                     "codebuild:UpdateReport",
                 ],
+                # CodeBuild names a buildspec's report group <project>-<report>: the
+                # release tier's projects report into their own groups
                 "resources": [
-                    f"arn:aws:codebuild:{region}:{acct}:report-group/{s.scan_report_group}"
+                    f"arn:aws:codebuild:{region}:{acct}:report-group/"
+                    + (
+                        s.scan_report_group
+                        if label == "codebuild"
+                        else s.release_build_project + "-ecr-image-scan"
+                    )
                     for s in ir.services
                 ],
             }

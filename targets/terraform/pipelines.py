@@ -173,6 +173,47 @@ def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
     }
 
 
+def deploy_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
+    """What the pipeline passes its Deploy (and DAST) action: one configuration value."""
+    return {
+        "SERVICE": svc.name,
+        "ECR_REPOSITORY": svc.image,
+        "IMAGE_URI": svc.image_uri,
+        "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
+        "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
+        "GITOPS_DIR": dep.gitops_dir,
+        "CHART_SOURCE": ir.chart_source or "",
+        "VALUES_SOURCE": svc.values_source or "",
+        "ARGOCD_APP": dep.app_name,
+        "PIPELINE_NAME": dep.pipeline_name,
+        "WAIT_SECONDS": str(dep.wait_minutes * 60),
+    }
+
+
+def _jsonencode(variables: dict[str, str]) -> str:
+    return (
+        "jsonencode(["
+        + ", ".join(
+            f'{{ name = "{k}", value = "{v}", type = "PLAINTEXT" }}' for k, v in variables.items()
+        )
+        + "])"
+    )
+
+
+def encoded_length(variables: dict[str, str]) -> int:
+    """The length of the value terraform's jsonencode() gives CodePipeline: keys sorted,
+    no spaces, and <, >, & escaped as \\u003c, \\u003e, \\u0026 (Terraform's
+    jsonencode documentation)."""
+    import json
+
+    text = json.dumps(
+        [{"name": k, "type": "PLAINTEXT", "value": v} for k, v in variables.items()],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return len(text) + 5 * sum(text.count(c) for c in "<>&")
+
+
 def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
     env = ir.environment(dep.environment)
     p = resource("aws_codepipeline", pipeline_label(ir, dep))
@@ -254,26 +295,7 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
                 "CustomData": f"Approve deploying {svc.name} to {env.name}",
             },
         )
-    passed = {
-        "SERVICE": svc.name,
-        "ECR_REPOSITORY": svc.image,
-        "IMAGE_URI": svc.image_uri,
-        "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
-        "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
-        "GITOPS_DIR": dep.gitops_dir,
-        "CHART_SOURCE": ir.chart_source or "",
-        "VALUES_SOURCE": svc.values_source or "",
-        "ARGOCD_APP": dep.app_name,
-        "PIPELINE_NAME": dep.pipeline_name,
-        "WAIT_SECONDS": str(dep.wait_minutes * 60),
-    }
-    variables = Ref(
-        "jsonencode(["
-        + ", ".join(
-            f'{{ name = "{k}", value = "{v}", type = "PLAINTEXT" }}' for k, v in passed.items()
-        )
-        + "])"
-    )
+    variables = Ref(_jsonencode(deploy_variables(ir, svc, dep)))
     action(
         "Deploy",
         name="Deploy",
