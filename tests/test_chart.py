@@ -20,7 +20,7 @@ from helm_python import Chart
 
 from pipecompile.frontend import compile_bytes
 from pipecompile.ir import IR, Deployment, Service
-from pipecompile.targets.common import record_image_tag_script
+from pipecompile.targets.common import script_path
 
 from .conftest import ROOT, SAMPLES, folder, git, scratch_gitops, validator
 
@@ -175,10 +175,11 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
                 "IMAGE_URI": svc.image_uri,
                 "IMAGE_TAG": "src-0123",
                 "IMAGE_DIGEST": DIGEST,
+                "GITOPS_AUTH": ir.gitops.auth,
                 ir.gitops.credential: "not a credential",
             }
             res = subprocess.run(
-                ["bash", "-c", record_image_tag_script(ir.gitops.auth)],
+                ["bash", str(script_path("gitops-record.sh"))],
                 cwd=root,
                 env=env,
                 capture_output=True,
