@@ -170,7 +170,10 @@ case "$name $*" in
     key="$(sed -n 's/.*--key \\([^ ]*\\).*/\\1/p' <<<"$*")"
     mark="$reg/signed-${key//\\//_}"
     case "$1" in verify) [ -f "$mark" ] || exit 1 ;; *) touch "$mark" ;; esac ;;
-  "curl "*) printf '%s' "$FAKE_APP" ;;
+  "curl "*)  # the Argo CD API: the body to -o's file, "code type" for -w
+    out="$(sed -n 's/.* -o \\([^ ]*\\) .*/\\1/p' <<<"$*")"
+    if [ -n "$out" ]; then printf '%s' "$FAKE_APP" > "$out"; echo "200 application/json"
+    else printf '%s' "$FAKE_APP"; fi ;;
   *) echo "unexpected: $name $*" >&2; exit 2 ;;
 esac
 """
@@ -458,8 +461,10 @@ def app(health: str, image: str = DIGEST) -> str:
     ("health", "seconds", "code", "outcome"),
     [
         ("Healthy", "60", 0, "succeeded"),
-        ("Degraded", "60", 1, "rolled-back"),
-        ("Healthy", "0", 1, "timed-out"),
+        # Degraded at the new digest: a Deployment past its deadline, nothing rolled back
+        # (an aborted rollout: tests/test_rehearsal.py)
+        ("Degraded", "60", 1, "failed"),
+        ("Progressing", "0", 1, "timed-out"),
     ],
 )
 def test_a_deploy_succeeds_only_when_the_rollout_is_healthy(

@@ -211,6 +211,7 @@ class AwsNames:
     connection_name: str
     sns_topic_arn: str
     sonar_secret_name: str  # SonarQube host and token for the CodeBuild build
+    nvd_secret_name: str  # the NVD API key (JSON key api_key) for the dependency check
 
 
 @dataclass(frozen=True, slots=True)

@@ -502,6 +502,7 @@ class _Lowering(Rules):
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
             sonar_secret_name=f"{project}/sonarqube",
+            nvd_secret_name=f"{project}/nvd",
         )
 
 

@@ -349,6 +349,16 @@ def audit(ir: IR) -> str:
                     "a SonarQube token is rotated in SonarQube",
                 )
             )
+        if ir.security.dependencies_fail_on:
+            blocks.append(
+                _secret(
+                    "nvd",
+                    ir.aws.nvd_secret_name,
+                    "NVD API key for the OWASP dependency check (JSON key api_key): without "
+                    "one, every update downloads the NVD at the anonymous rate limit",
+                    "an NVD API key is rotated at nvd.nist.gov",
+                )
+            )
     if ir.deployments_table:
         t = resource("aws_dynamodb_table", "deployments")
         t.attr("name", ir.deployments_table)

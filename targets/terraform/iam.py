@@ -195,6 +195,14 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, key: str) -> list[
                 "resources": [Ref("aws_secretsmanager_secret.sonarqube.arn")],
             }
         )
+    if ir.security.dependencies_fail_on:
+        statements.append(
+            {
+                "sid": "NvdApiKey",
+                "actions": ["secretsmanager:GetSecretValue"],
+                "resources": [Ref("aws_secretsmanager_secret.nvd.arn")],
+            }
+        )
     if ir.security.image_scan_fail_on:
         statements.append(
             {
@@ -287,7 +295,7 @@ def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
         statements.append(
             {
                 "sid": "Approvers",  # the audit row names who approved
-                "actions": ["codepipeline:GetPipelineState"],
+                "actions": ["codepipeline:ListActionExecutions"],  # by execution id
                 "resources": [
                     f"arn:aws:codepipeline:{region}:{acct}:{dep.pipeline_name}"
                     for svc in ir.services

@@ -6,7 +6,7 @@ from typing import Any
 
 from ...hcl import Block, Ref, document
 from ...ir import IR, Deployment, Service
-from ..common import RELEASE_TAG_PREFIX
+from ..common import RELEASE_TAG_PREFIX, manual_promotion
 from .blocks import (
     aws_constants,
     pipeline_label,
@@ -177,16 +177,18 @@ def deploy_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
     """What the pipeline passes its Deploy (and DAST) action: one configuration value."""
     return {
         "SERVICE": svc.name,
-        "ECR_REPOSITORY": svc.image,
-        "IMAGE_URI": svc.image_uri,
+        "IMAGE_URI": svc.image_uri,  # the buildspec derives ECR_REPOSITORY from it
         "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
         "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
         "GITOPS_DIR": dep.gitops_dir,
         "CHART_SOURCE": ir.chart_source or "",
         "VALUES_SOURCE": svc.values_source or "",
         "ARGOCD_APP": dep.app_name,
-        "PIPELINE_NAME": dep.pipeline_name,
+        # the buildspec derives PIPELINE_NAME from CODEBUILD_INITIATOR (codepipeline/<name>)
+        "PIPELINE_EXECUTION_ID": "#{codepipeline.PipelineExecutionId}",
         "WAIT_SECONDS": str(dep.wait_minutes * 60),
+        # only when set: the configuration value has 1000 characters in all
+        **({"PROMOTION": "manual"} if manual_promotion(dep) else {}),
     }
 
 

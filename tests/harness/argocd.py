@@ -30,7 +30,10 @@ def application(
     """A v1alpha1Application as the API returns it (the fields the wait reads, and more)."""
     status: dict[str, Any] = {
         "sync": {"status": sync, "revision": "0" * 40},
-        "health": {"status": health, **({"message": extra["message"]} if "message" in extra else {})},
+        "health": {
+            "status": health,
+            **({"message": extra["message"]} if "message" in extra else {}),
+        },
         "summary": {"images": list(images)},
     }
     if "phase" in extra:
@@ -63,8 +66,11 @@ class ArgoCD:
         if len(parts) == 6 and parts[5] == "syncwindows":
             can = self.windows.get(name, True)
             windows = [{"kind": "allow", "schedule": "0 8 * * 1-5", "duration": "10h"}]
-            body = {"assignedWindows": windows, "activeWindows": windows if can else [],
-                    "canSync": can}
+            body = {
+                "assignedWindows": windows,
+                "activeWindows": windows if can else [],
+                "canSync": can,
+            }
             return 200, "application/json", json.dumps(body)
         replies = self.apps[name]
         body = replies.pop(0) if len(replies) > 1 else replies[0]

@@ -3,7 +3,6 @@ AWS CLI, the docker and cosign stubs, bare git remotes, and users to run scripts
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
