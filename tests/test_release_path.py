@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from pipecompile.errors import PipelineError
-from pipecompile.explain import explain_event
-from pipecompile.frontend import compile_bytes
+from pipecompile.frontend.read import compile_bytes
+from pipecompile.insight.explain import explain_event
 from pipecompile.targets import terraform
 
 from .conftest import ROOT
