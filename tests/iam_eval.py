@@ -171,6 +171,8 @@ class Account:
                     f"arn:aws:iam::{self.account}:oidc-provider/token.actions.githubusercontent.com"
                 )
             raise KeyError(ref)
+        if parts[0] == "var":  # an input variable: a principal the operator names
+            return f"arn:aws:iam::{self.account}:role/var-{parts[1]}"
         key, attr = ".".join(parts[:2]), parts[2]
         body = self.resources[key]
         if attr == "arn":

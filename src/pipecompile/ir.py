@@ -250,6 +250,7 @@ class AwsNames:
     connection_name: str
     sns_topic_arn: str
     sonar_secret_name: str  # SonarQube host and token for the CodeBuild build
+    nvd_secret_name: str  # the NVD API key (JSON key api_key) for the dependency check
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +322,8 @@ class IR:
     chart_source: str | None  # the one generated chart, relative to the root; None: helm is off
     deploy_branches: tuple[str, ...]  # every environment's include patterns, once each, in order
     release_branches: tuple[str, ...]  # the include patterns of approval environments
+    # (the environment that verifies hotfix branches, their patterns); (None, ()) when none
+    hotfix: tuple[str | None, tuple[str, ...]]
     services: tuple[Service, ...]
     runtime: Runtime
     steps: tuple[Step, ...]
