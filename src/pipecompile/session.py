@@ -93,9 +93,9 @@ class Session:
     def compile(self) -> tuple[Document, IR]:
         """The Document (positions, for mapping findings home) and the IR, compiled once."""
         if self._compiled is None:
-            from .frontend.read import compile_document
-
             from dataclasses import replace
+
+            from .frontend.read import compile_document
 
             doc, ir = compile_document(str(self.file), self.raw, self.root, self.lock)
             self._compiled = doc, replace(ir, pipeline_file=self.name)

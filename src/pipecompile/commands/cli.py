@@ -57,7 +57,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Typical use, from the folder holding pipeline.yaml:
       pipecompile validate        check the pipeline file, write nothing
       pipecompile build           (re)generate the outputs listed under outputs:
-      pipecompile check --diff    CI drift check: exit 1 if generated files differ
+      pipecompile check --full    CI drift check: exit 1 if generated files differ
       pipecompile diff            show what build would change
       pipecompile graph           the delivery flow as a Mermaid diagram
       pipecompile explain --event push --ref main
@@ -174,16 +174,31 @@ def _report(changes: list[Change], show_diff: bool) -> int:
     is_flag=True,
     help="Also print unified diffs and a semantic summary for YAML files.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Render every target and compare it with the tree, never trusting the manifest "
+    "(the default in CI, when the CI variable is set, and with --diff).",
+)
 @_format_option("json")
 @QUIET_OPTION
-def check(file: Path, show_diff: bool, fmt: str, quiet: bool) -> int:
+def check(file: Path, show_diff: bool, full: bool, fmt: str, quiet: bool) -> int:
     """Exit 1 if any generated file is missing, changed or stale (writes nothing).
 
     Each finding names the file and the reason: hand edit, pipeline changed,
     version skew (made by another pipecompile), missing, or stale.
+
+    \b
+    Outside CI, a check whose inputs and files match the manifest answers
+    without rendering (fast enough for a pre-commit hook).  The manifest is
+    committed, so anyone can edit it, digest included: in CI (CI=true, as
+    GitHub Actions and CodeBuild set it), with --full or --diff, check renders
+    every target and compares, trusting nothing recorded.
     """
+    from .._entry import in_ci
+
     session = _session(file)
-    if session.fast_clean():
+    if not (full or show_diff or in_ci()) and session.fast_clean():
         if _machine():
             _emit_document(True)
             return EXIT_OK
