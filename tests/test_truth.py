@@ -721,3 +721,42 @@ def test_a_fifo_as_the_pipeline_or_the_lock_is_refused_unread(
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"{where}:1:1: is not a regular file (a FIFO, socket or device)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_manifest_folder_the_os_cannot_list_is_untrusted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = two_pipelines(tmp_path, "outputs:\n  helm: kubernetes/helm\n")
+    assert run(root, "build", "-q") == 0
+    data = manifest(root)
+    outputs = data["outputs"]
+    assert isinstance(outputs, dict)
+    outputs["codebuild"] = "kubernetes/" + "a" * 300  # [Errno 36] File name too long
+    (root / MANIFEST).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    capsys.readouterr()
+    assert run(root, "check") == 1
+    assert (
+        "untrusted: .pipecompile/manifest.json: outputs: 'kubernetes/aaa" in capsys.readouterr().out
+    )
+    assert run(root, "check", "--format", "json") == 1
+    doc = json.loads(capsys.readouterr().out)  # one document
+    assert doc["ok"] is False
+    assert run(root, "build", "-q") == 0
+    assert "codebuild" not in manifest(root)["outputs"]  # type: ignore[operator]
+    assert run(root, "check") == 0
+
+
+def test_the_state_folder_made_by_a_peer_meanwhile_is_fine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipecompile.output import lock
+
+    real = os.mkdir
+
+    def racing(path: str, *args: object) -> None:  # a peer's mkdir lands first
+        real(path)
+        real(path)
+
+    monkeypatch.setattr(lock.os, "mkdir", racing)
+    assert lock._state_dir(str(tmp_path), create=True)
+    assert (tmp_path / ".pipecompile").is_dir()

@@ -244,6 +244,14 @@ for _command in (graph, explain, init, pins, lint, completion, schema):
     cli.add_command(_command)
 
 
+def _io_error(message: str, path: str) -> None:
+    """An exit-4 error: on stderr, and as the one document --format json promises."""
+    _echo_err(f"error: {message}")
+    if _machine():
+        found = {"file": path, "line": 0, "column": 0, "path": "", "message": message}
+        _emit_document(False, [{**found, "severity": "error"}])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every outcome to a documented exit code."""
     from ..output.paths import NotOurs
@@ -273,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         _echo_err(f"  to recover: {exc.fix}")
         return EXIT_INVALID
     except NotOurs as exc:
-        _echo_err(f"error: {exc.path}: {exc.reason}; nothing there was changed")
+        _io_error(f"{exc.path}: {exc.reason}; nothing there was changed", exc.path)
         return EXIT_IO
     except PipelineError as exc:
         if _machine():  # the same errors, as the document the caller asked for
@@ -305,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if debug:
             traceback.print_exc()
-        _echo_err(f"error: {exc}")
+        _io_error(str(exc), str(exc.filename or ""))
         return EXIT_IO
     except Exception as exc:
         if debug:

@@ -441,7 +441,9 @@ def fast_clean(root: str, fingerprint: Callable[[], dict[str, str]]) -> bool:
     if m.inputs != fingerprint():  # computed only now: it hashes pipecompile's code
         return False
     listing = scan(root, list(m.outputs.values()))
-    if listing.links or listing.other or listing.files != set(m.files) | set(m.others):
+    if listing.unlisted or listing.links or listing.other:
+        return False
+    if listing.files != set(m.files) | set(m.others):
         return False
     for path, meta in m.files.items():
         data = read_file(root, path)

@@ -34,7 +34,7 @@ from .header import (
     sha256,
     stale_reason,
 )
-from .paths import STATE_DIR, Listing, Tree, inside, is_tmp, read_file, scan
+from .paths import STATE_DIR, Listing, NotOurs, Tree, inside, is_tmp, read_file, scan
 from .state import (
     CONFLICT_FIX,
     JOURNAL,
@@ -192,6 +192,16 @@ def plan(
                 changes.append(Change(MANIFEST, Kind.UNTRUSTED, reason, None, None))
             owner.setdefault(folder, target)
     listing = scan(root, list(owner))
+    for folder, why in sorted(listing.unlisted.items()):
+        if not any(inside(folder, f) for f in owner if f not in untrusted):
+            reason = (
+                f"outputs: {folder!r} cannot be listed ({why}); not trusted, nothing "
+                "there is touched (build drops it from the manifest)"
+            )
+            changes.append(Change(MANIFEST, Kind.UNTRUSTED, reason, None, None))
+            untrusted.add(folder)
+        else:
+            raise NotOurs(folder, f"cannot be listed ({why})")
     _no_foreign_pipeline(listing, {outputs[n]: n for n in names})
     stale = stale_reason(old.inputs if old else None, inputs)
     journaled = set(journal or ())
