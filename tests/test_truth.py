@@ -760,3 +760,31 @@ def test_the_state_folder_made_by_a_peer_meanwhile_is_fine(
     monkeypatch.setattr(lock.os, "mkdir", racing)
     assert lock._state_dir(str(tmp_path), create=True)
     assert (tmp_path / ".pipecompile").is_dir()
+
+
+def test_check_is_not_green_when_build_would_rewrite_the_manifest(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (repo / ".github/workflows/release.yml").write_text("name: release\non: push\njobs: {}\n")
+    commit(repo, "a hand-written workflow")
+    capsys.readouterr()
+    assert run(repo, "check") == 1
+    assert ".pipecompile/manifest.json: stale: build would record another manifest" in (
+        capsys.readouterr().out
+    )
+    assert run(repo, "build", "-q") == 0
+    assert manifest(repo)["others"] == [".github/workflows/release.yml"]
+    assert run(repo, "check") == 0
+
+
+def test_a_renamed_pipeline_file_is_never_green(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git(repo, "mv", "pipeline.yaml", "ci.yaml")
+    capsys.readouterr()
+    assert cli.main(["check", "-f", str(repo / "ci.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert "carries another pipeline's header" in out or "pipeline changed" in out
+    from pipecompile.session import Session
+
+    assert not Session.open(repo / "ci.yaml").fast_clean()  # the name is in the fingerprint

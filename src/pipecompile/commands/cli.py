@@ -43,7 +43,7 @@ from .cli_shared import (
 from .cli_tools import completion, explain, graph, init, lint, pins, schema
 
 if TYPE_CHECKING:
-    from ..output.sync import Change
+    from ..output.sync import Change, Plan
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -207,6 +207,7 @@ def check(file: Path, show_diff: bool, full: bool, fmt: str, quiet: bool) -> int
     ir = _compiled(session)
     with session.building(shared=True):
         plan = session.plan()
+    plan.changes += stale_manifest(plan)
     if _machine():
         _emit_document(not plan.changes, _warnings(ir), _changes(plan.changes, show_diff))
         return EXIT_DRIFT if plan.changes else EXIT_OK
@@ -230,7 +231,8 @@ def diff(file: Path, fmt: str, quiet: bool) -> int:
     session = _session(file)
     ir = _compiled(session)
     with session.building(shared=True):
-        changes = session.plan().changes
+        plan = session.plan()
+    changes = plan.changes + stale_manifest(plan)
     if _machine():
         _emit_document(not changes, _warnings(ir), _changes(changes, True))
         return EXIT_DRIFT if changes else EXIT_OK
@@ -242,6 +244,22 @@ def diff(file: Path, fmt: str, quiet: bool) -> int:
 
 for _command in (graph, explain, init, pins, lint, completion, schema):
     cli.add_command(_command)
+
+
+def stale_manifest(plan: Plan) -> list[Change]:
+    """The manifest itself, when build would record another one and nothing else differs
+    (a hand-written file committed in an output folder): check is not green then."""
+    from ..output.state import MANIFEST
+    from ..output.sync import Change, Kind
+
+    text = plan.manifest.text()
+    if plan.changes or plan.recorded == text:
+        return []
+    reason = (
+        "stale: build would record another manifest (the files in the output folders "
+        "changed since it was written; run pipecompile build)"
+    )
+    return [Change(MANIFEST, Kind.UPDATE, reason, plan.recorded, text)]
 
 
 def _io_error(message: str, path: str) -> None:
