@@ -55,7 +55,13 @@ def graph(file: Path, fmt: str) -> int:
     default=None,
     help="Branch pushed to, or targeted by the pull request (alone: --event push).",
 )
-def explain(file: Path, event: str | None, ref: str | None) -> int:
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="Per environment: who can build, sign, approve and deploy, and which GitOps "
+    "repository and admission policy guard it.",
+)
+def explain(file: Path, event: str | None, ref: str | None, trust: bool) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
     \b
@@ -64,10 +70,16 @@ def explain(file: Path, event: str | None, ref: str | None) -> int:
       pipecompile explain --event push --ref release/1.2
       pipecompile explain --event pull_request --ref main
       pipecompile explain --ref main                    # --ref alone: a push
+      pipecompile explain --trust                       # who can build, sign, approve, deploy
     """
     from ..insight.explain import checklist, explain_event
 
     ir = _compiled(_session(file))
+    if trust:
+        from ..insight.trust import trust_report
+
+        click.echo("\n".join(trust_report(ir)))
+        return EXIT_OK
     if event is None and ref is not None:
         event = "push"  # a branch named without an event is a push to it
     if event is None:
