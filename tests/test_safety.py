@@ -280,6 +280,10 @@ def test_a_stale_file_edited_by_hand_is_reported_until_resolved(
     assert path.exists() == (header == "removed")
     if header == "removed":
         path.unlink()
+        # the manifest still lists the kept file: check says build would record another
+        assert run(repo, "check") == 1
+        assert "stale: build would record another manifest" in capsys.readouterr().out
+        assert run(repo, "build", "-q") == 0
     assert run(repo, "check") == 0
 
 
