@@ -67,6 +67,8 @@ class Environment:
     approvers: tuple[str, ...]  # e-mail addresses subscribed to approval_topic
     gitops_repository: str | None  # environments.X.gitops.repository, else gitops.repository
     gitops_revision: str
+    eks_cluster: str  # the EKS cluster behind ``cluster`` (the local target's kubeconfig)
+    kube_context: str  # its kubeconfig context: <project>-<env>
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,7 @@ class Service:
     values_source: str | None  # the folder of this service's values-<env>.yaml files
     runtime: Runtime  # services.X.runtime, else ci.runtime
     steps: tuple[Step, ...]  # services.X.steps, else as the language's table says
+    local_port: int  # where it listens on a developer's machine (Tilt, Telepresence)
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,13 @@ def graph(file: Path, fmt: str) -> int:
     help="Per environment: who can build, sign, approve and deploy, and which GitOps "
     "repository and admission policy guard it.",
 )
-def explain(file: Path, event: str | None, ref: str | None, trust: bool) -> int:
+@click.option(
+    "--local",
+    "local",
+    is_flag=True,
+    help="Explain the local loop: what to install, tilt up, intercepts, links.",
+)
+def explain(file: Path, event: str | None, ref: str | None, trust: bool, local: bool) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
     \b
@@ -71,10 +77,22 @@ def explain(file: Path, event: str | None, ref: str | None, trust: bool) -> int:
       pipecompile explain --event pull_request --ref main
       pipecompile explain --ref main                    # --ref alone: a push
       pipecompile explain --trust                       # who can build, sign, approve, deploy
+      pipecompile explain --local                       # Tilt, Telepresence, OpenLens
     """
     from ..insight.explain import checklist, explain_event
 
     ir = _compiled(_session(file))
+    if local:
+        if event is not None or ref is not None:
+            raise UsageError("--local explains the local loop; it takes no --event or --ref")
+        if "local" not in dict(ir.outputs):
+            raise UsageError(
+                "the local output is off (outputs.local: false, or the helm output is off)"
+            )
+        from ..targets.local import loop
+
+        click.echo("\n".join(loop(ir)))
+        return EXIT_OK
     if trust:
         from ..insight.trust import trust_report
 

@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 from .. import ir
 from ..errors import Diagnostic, Path_, PipelineError, did_you_mean
 from ..targets import default_outputs
-from .defaults import CHART_FOLDER, DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
+from .defaults import (
+    CHART_FOLDER,
+    DEFAULT_STEPS,
+    IN_CLUSTER,
+    SECRET_STORE,
+    ZAP_RISK,
+    compute_type,
+)
 from .loader import Document
 from .lower_rules import Rules, duration_ms, nested_folders, rollout_minutes, runtime_of, service_ci
 from .model import Compute, ImageScan, Pipeline
@@ -120,6 +127,10 @@ class _Lowering(Rules):
             else default_outputs(self.m.delivery)  # the targets this delivery uses
         )
         outputs: list[tuple[str, str]] = []
+        if folders.get("local") is False:
+            del folders["local"]  # outputs.local: false turns local development off
+        elif "local" not in folders and "helm" in folders:
+            folders["local"] = defaults["local"]  # it deploys the chart: on with helm
         for target in defaults:
             if target in folders:
                 where = ("outputs", target) if given is not None else ("outputs",)
@@ -207,6 +218,9 @@ class _Lowering(Rules):
                     else self.m.gitops.repository,
                     gitops_revision=(env.gitops.revision if env.gitops else None)
                     or self.m.gitops.revision,
+                    eks_cluster=env.eks_cluster
+                    or (project if env.cluster == IN_CLUSTER else f"{project}-{name}"),
+                    kube_context=f"{project}-{name}",
                 )
             )
         return envs
@@ -332,6 +346,7 @@ class _Lowering(Rules):
                     values_source=posixpath.join(helm, name) if helm else None,
                     runtime=(own := service_ci(svc, ci))[0],
                     steps=own[1],
+                    local_port=svc.local_port or svc.port,
                 )
             )
         return [

@@ -27,6 +27,7 @@ from .model_types import (  # noqa: F401 - the language's value types, re-export
     BRANCH_RE,
     DURATION_RE,
     ECR_RE,
+    EKS_RE,
     EMAIL_RE,
     GIT_URL_RE,
     LINE_RE,
@@ -161,6 +162,14 @@ class Environment(Model):
         description="this environment's own GitOps repository instead of gitops.repository "
         "(per tier: give approval environments one that feature builds cannot reach)",
         examples=[{"repository": "git@github.com:example/shop-gitops-production.git"}],
+    )
+    eks_cluster: Annotated[str, StringConstraints(pattern=EKS_RE)] | None = Field(
+        None,
+        description="the EKS cluster of this environment, for the local target's kubeconfig "
+        "(aws eks update-kubeconfig; context <project>-<env>); default: <project> when cluster "
+        "is the in-cluster default (every such environment shares Argo CD's cluster), else "
+        "<project>-<env>",
+        examples=["ecommerce", "ecommerce-prod"],
     )
 
 
@@ -370,6 +379,13 @@ class Service(Model):
         description="this service's CI steps, same shape as ci.steps (default: ci.steps when "
         "it uses the pipeline's runtime, else the default steps of its own runtime)",
     )
+    local_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        None,
+        description="the port this service listens on on a developer's machine: Tilt forwards "
+        "it to the container port, a Telepresence intercept sends the cluster's traffic to it "
+        "(default: port)",
+        examples=[3000],
+    )
 
 
 SlackEvent = Literal["started", "succeeded", "failed", "approval-needed"]
@@ -402,6 +418,21 @@ class Outputs(Model):
     terraform: RelPath | None = None
     argocd: RelPath | None = None
     helm: RelPath | None = None
+    local: RelPath | Literal[False] | None = Field(
+        None,
+        description="folder of the local development files (Tiltfile, local values, "
+        "Telepresence and kubeconfig scripts); on in 'dev' whenever the helm output is on, "
+        "because they deploy its chart; false turns them off",
+        examples=["dev", False],
+    )
+
+    @field_validator("local", mode="before")
+    @classmethod
+    def _folder_or_false(cls, v: Any) -> Any:
+        if v is None or v is False or isinstance(v, str):
+            return v
+        got = "true" if v is True else f"a {type(v).__name__}"
+        raise ValueError(f"expected a folder, or false to turn local development off; got {got}")
 
 
 class Backend(Model):
