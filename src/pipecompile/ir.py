@@ -313,7 +313,7 @@ class Backend:
 
 @dataclass(frozen=True, slots=True)
 class IR:
-    pipeline_file: str  # file name relative to the root, e.g. "pipeline.yaml"
+    pipeline_file: str  # relative to the repository root (session.repo_name), e.g. "pipeline.yaml"
     project: str
     delivery: Literal["codepipeline", "github-actions"]  # the one deliverer
     repository: str  # owner/name
