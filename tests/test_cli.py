@@ -367,3 +367,23 @@ def test_every_schema_property_has_a_description_examples_and_a_default() -> Non
 
     built = {k: e.model_dump(exclude_defaults=True) for k, e in _default_environments().items()}
     assert schema["properties"]["environments"]["default"] == built
+
+
+def test_one_calls_format_does_not_leak_into_the_next(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # no module-global state: --format travels in click's context, one per run
+    bad = tmp_path / "bad" / "pipeline.yaml"
+    bad.parent.mkdir()
+    bad.write_text("version: 1\nproject: x\n")
+    good = tmp_path / "good"
+    shutil.copytree(ROOT / "samples/minimal", good)
+    assert cli.main(["validate", "--format", "json", "-f", str(bad)]) == 2
+    first = json.loads(capsys.readouterr().out)
+    assert first["command"] == "validate" and first["ok"] is False
+    assert cli.main(["check", "-f", str(good / "pipeline.yaml")]) == 0
+    capsys.readouterr()
+    # build has no --format: its errors are text, not a document labelled "validate"
+    assert cli.main(["build", "-f", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "3 errors; nothing was written" in captured.err

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipecompile.frontend.read import compile_file
+from pipecompile.compiler import compile_file
 from pipecompile.insight.graph import dot, mermaid
 
 from .conftest import ROOT, SAMPLES, TextFile, build_sample

@@ -9,11 +9,6 @@ import sys
 from pathlib import Path
 
 
-def check_summary(path: object) -> str:
-    """check's one-line summary when nothing is out of date (also the CLI's)."""
-    return f"check: {path}: the generated files are up to date"
-
-
 def _fast_check(args: list[str]) -> int | None:
     """``check [-q] [-f FILE]`` when the generated files are known to be up to date;
     None hands the run to the full command line (which says why, or reports errors)."""
@@ -40,6 +35,8 @@ def _fast_check(args: list[str]) -> int | None:
     except Exception:
         return None
     if not quiet:
+        from .commands.summary import check_summary
+
         summary = check_summary(path)
         # as click.style(fg="green") on a terminal, unless NO_COLOR
         if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):

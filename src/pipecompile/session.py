@@ -62,7 +62,7 @@ class Session:
     def compile(self) -> tuple[Document, IR]:
         """The Document (positions, for mapping findings home) and the IR, compiled once."""
         if self._compiled is None:
-            from .frontend.read import compile_document
+            from .compiler import compile_document
 
             self._compiled = compile_document(str(self.file), self.raw, self.root, self.lock)
         return self._compiled

@@ -17,11 +17,9 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from .. import __version__
-from .._entry import check_summary
+from .._version import __version__
 from ..errors import Interrupted, PipelineError, UsageError, printable
 from .cli_shared import (
-    _OUTPUT,
     EXIT_CODES_HELP,
     EXIT_DRIFT,
     EXIT_INTERNAL,
@@ -30,6 +28,7 @@ from .cli_shared import (
     EXIT_OK,
     FILE_OPTION,
     QUIET_OPTION,
+    Output,
     _changes,
     _compiled,
     _done,
@@ -41,6 +40,7 @@ from .cli_shared import (
     _warnings,
 )
 from .cli_tools import completion, explain, graph, init, lint, pins, schema
+from .summary import check_summary
 
 if TYPE_CHECKING:
     from ..output.sync import Change
@@ -72,7 +72,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     earlier that the pipeline no longer produces, and never touches files it
     did not generate.
     """
-    ctx.obj = {"debug": debug}
+    ctx.ensure_object(Output)  # main() passes its own; CliRunner gets a fresh one
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -232,12 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     from ..output.state import StateError
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    out = Output()  # this run's --format, read again below if the run fails
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread
         previous = None
     try:
-        result = cli.main(args=argv, prog_name="pipecompile", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="pipecompile", standalone_mode=False, obj=out)
     except Interrupted as exc:
         name = signal.Signals(exc.signum).name
         _echo_err(
@@ -258,16 +259,16 @@ def main(argv: list[str] | None = None) -> int:
         _echo_err(f"error: {exc.path}: {exc.reason}; nothing there was changed")
         return EXIT_IO
     except PipelineError as exc:
-        if _machine():  # the same errors, as the document the caller asked for
+        if out.machine:  # the same errors, as the document the caller asked for
             from ..insight.machine import diagnostic
 
             found = [diagnostic(d) for d in exc.diagnostics]
-            if _OUTPUT["format"] == "sarif":
+            if out.format == "sarif":
                 from ..insight.machine import sarif
 
                 click.echo(sarif([{**d, "tool": "pipecompile"} for d in found]))
             else:
-                _emit_document(False, found)
+                _emit_document(False, found, out=out)
             return EXIT_INVALID
         for d in exc.diagnostics:
             _echo_err(str(d))

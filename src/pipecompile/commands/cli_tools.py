@@ -9,7 +9,6 @@ import click
 
 from ..errors import UsageError, printable
 from .cli_shared import (
-    _OUTPUT,
     EXIT_CODES_HELP,
     EXIT_DRIFT,
     EXIT_OK,
@@ -21,6 +20,7 @@ from .cli_shared import (
     _format_option,
     _machine,
     _session,
+    output,
 )
 
 
@@ -165,7 +165,7 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
     ir = _compiled(session)
     doc = session.compile()[0]
     # the user's own policy choices that skip a check: listed, located, not findings
-    from ..targets import registry
+    from ..targets.registry import registry
 
     notes: list[dict[str, Any]] = []
     for name, _ in ir.outputs:
@@ -230,7 +230,7 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
 
 
 def _lint_document(ok: bool, diagnostics: list[dict[str, Any]]) -> None:
-    if _OUTPUT["format"] == "sarif":
+    if output().format == "sarif":
         from ..insight.machine import sarif
 
         click.echo(sarif(diagnostics))
@@ -252,9 +252,9 @@ def completion(shell: str) -> int:
 
     cls = get_completion_class(shell)
     assert cls is not None  # click ships all three
-    from .cli import cli  # the whole command table (imported here: it imports this module)
+    root = click.get_current_context().find_root().command  # the whole command table
 
-    click.echo(cls(cli, {}, "pipecompile", "_PIPECOMPILE_COMPLETE").source())
+    click.echo(cls(root, {}, "pipecompile", "_PIPECOMPILE_COMPLETE").source())
     return EXIT_OK
 
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from .. import ir
 from ..errors import Diagnostic, Path_, PipelineError, did_you_mean
-from ..targets import default_outputs
 from .defaults import CHART_FOLDER, DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
 from .loader import Document
 from .lower_rules import Rules, duration_ms, nested_folders, rollout_minutes, runtime_of, service_ci
 from .model import Compute, ImageScan, Pipeline
+
+# the registry's default_outputs(delivery=None) -> {target: default folder}
+DefaultOutputs = Callable[..., dict[str, str]]
 
 
 def _short(name: str, limit: int) -> str:
@@ -33,8 +36,16 @@ def _short(name: str, limit: int) -> str:
 
 
 class _Lowering(Rules):
-    def __init__(self, doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        model: Pipeline,
+        pins: ir.Pins,
+        default_outputs: DefaultOutputs,
+        root: Path | None,
+    ) -> None:
         self.doc = doc
+        self.default_outputs = default_outputs
         self.m = model
         self.pins = pins
         self.root = root
@@ -99,7 +110,7 @@ class _Lowering(Rules):
             log_retention_days=model.audit.log_retention_days,
             outputs=tuple(outputs),
             # where terraform's CodeBuild projects find the buildspecs
-            buildspec_folder=dict(outputs).get("codebuild", default_outputs()["codebuild"]),
+            buildspec_folder=dict(outputs).get("codebuild", self.default_outputs()["codebuild"]),
             aws=aws,
             github_oidc_provider=model.aws.github_oidc_provider,
             texts=self.texts(),
@@ -113,11 +124,11 @@ class _Lowering(Rules):
     def outputs(self) -> list[tuple[str, str]]:
         """(target, folder) for every enabled target, in registry order."""
         given = self.m.outputs
-        defaults = default_outputs()  # every target, in registry order
+        defaults = self.default_outputs()  # every target, in registry order
         folders = (
             given.model_dump(by_alias=True, exclude_none=True)
             if given
-            else default_outputs(self.m.delivery)  # the targets this delivery uses
+            else self.default_outputs(self.m.delivery)  # the targets this delivery uses
         )
         outputs: list[tuple[str, str]] = []
         for target in defaults:
@@ -465,6 +476,16 @@ class _Lowering(Rules):
         )
 
 
-def lower(doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None = None) -> ir.IR:
-    """Resolve ``model`` into the IR; ``root`` (the pipeline's folder) enables symlink checks."""
-    return _Lowering(doc, model, pins, root).run()
+def lower(
+    doc: Document,
+    model: Pipeline,
+    pins: ir.Pins,
+    default_outputs: DefaultOutputs,
+    root: Path | None = None,
+) -> ir.IR:
+    """Resolve ``model`` into the IR; ``root`` (the pipeline's folder) enables symlink checks.
+
+    ``default_outputs(delivery)`` is the targets' side (the registry, passed in by
+    :mod:`pipecompile.compiler`): every target and its default folder in registry
+    order, or only those a delivery uses.  Lowering imports no target."""
+    return _Lowering(doc, model, pins, default_outputs, root).run()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from ..ir import IR, Environment
-from ..targets import registry
 from ..targets.common import branch_regexes
+from ..targets.registry import registry
 from .graph import _strategy, rollback_triggers
 
 

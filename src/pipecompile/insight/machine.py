@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import Diagnostic, dotted
 
 SCHEMA_VERSION = 1

@@ -21,7 +21,7 @@ import stat
 from collections.abc import Callable
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from .paths import STATE_DIR, Tree, folder_problem, inside, path_problem
 
 MANIFEST = f"{STATE_DIR}/manifest.json"
