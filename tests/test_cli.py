@@ -59,7 +59,10 @@ def test_invalid_pipeline_exits_2_and_writes_nothing(repo: Path) -> None:
     pipeline.write_text(pipeline.read_text().replace("port: 3000", "port: 70000"))
     res = pc("build", cwd=repo)
     assert res.returncode == 2
-    assert "pipeline.yaml:105:11: services.product-service.port: 70000 is above 65535" in res.stderr
+    assert (
+        "pipeline.yaml:105:11: PC107 services.product-service.port: 70000 is above 65535"
+        in res.stderr
+    )
     assert "Traceback" not in res.stderr
     after = snapshot_tree(repo)
     del before["pipeline.yaml"], after["pipeline.yaml"]
@@ -68,7 +71,7 @@ def test_invalid_pipeline_exits_2_and_writes_nothing(repo: Path) -> None:
 
 def test_missing_file_and_bad_usage_exit_2(tmp_path: Path) -> None:
     res = pc("validate", "-f", "pipeline.yaml", cwd=tmp_path)
-    assert res.returncode == 2 and "pipeline.yaml:1:1: file not found" in res.stderr
+    assert res.returncode == 2 and "pipeline.yaml:1:1: PC101 file not found" in res.stderr
     res = pc("validate", cwd=tmp_path)  # none found upward either
     assert res.returncode == 2 and res.stderr.startswith("error: no pipeline.yaml in ")
     assert pc("build", "--nope", cwd=tmp_path).returncode == 2
@@ -337,7 +340,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(
     assert coloured.exit_code == 0
     assert "\x1b[33m" in coloured.output and "\x1b[32m" in coloured.output
     plain = runner.invoke(cli.cli, args)  # piped: plain
-    assert "warning: outputs:" in plain.output and "\x1b[" not in plain.output
+    assert "warning: PC304 outputs:" in plain.output and "\x1b[" not in plain.output
     monkeypatch.setenv("NO_COLOR", "1")
     assert "\x1b[" not in runner.invoke(cli.cli, args, color=True).output
 

@@ -71,7 +71,7 @@ def test_one_finding_of_several_targets_reads_as_one_error() -> None:
     text = before + "\n" + rest.split("\n\n", 1)[1]  # the whole gitops section
     first = next(i for i, x in enumerate(text.split("\n"), 1) if x and not x.startswith("#"))
     assert errors(text) == [
-        f"pipeline.yaml:{first}:1: gitops.repository is required: the codebuild and argocd "
+        f"pipeline.yaml:{first}:1: PC301 gitops.repository is required: the codebuild and argocd "
         "outputs deploy through the GitOps repository (or turn those outputs off)"
     ]
 
@@ -81,7 +81,7 @@ def test_a_target_warning_joins_the_ir_warnings() -> None:
     ir = compile_bytes("pipeline.yaml", text.encode())
     line = text.split("\n").index("outputs:") + 2  # at its first entry, as before
     assert (
-        f"pipeline.yaml:{line}:3: warning: outputs: the terraform output's CodeBuild "
+        f"pipeline.yaml:{line}:3: warning: PC304 outputs: the terraform output's CodeBuild "
         "projects read buildspecs from ci/codebuild/, but the codebuild output is off"
     ) in "\n".join(map(str, ir.warnings))
 
@@ -171,7 +171,7 @@ def test_an_output_the_deliverer_does_not_use_is_a_located_error() -> None:
     )
     line = next(i for i, x in enumerate(text.split("\n"), 1) if x.startswith("  codebuild:"))
     assert errors(text) == [
-        f"pipeline.yaml:{line}:3: outputs.codebuild: delivery is github-actions: no CodePipeline "
+        f"pipeline.yaml:{line}:3: PC304 outputs.codebuild: delivery is github-actions: no CodePipeline "
         "runs CodeBuild buildspecs; remove this output, or set delivery: codepipeline"
     ]
 
@@ -182,7 +182,7 @@ def test_a_deliverer_whose_output_is_off_is_a_located_warning() -> None:
     line = next(i for i, x in enumerate(text.split("\n"), 1) if x.startswith("delivery:"))
     ir = compile_bytes("pipeline.yaml", text.encode())
     assert [str(w) for w in ir.warnings] == [
-        f"pipeline.yaml:{line}:11: warning: delivery: delivery is github-actions, but the "
+        f"pipeline.yaml:{line}:11: warning: PC304 delivery: delivery is github-actions, but the "
         "github-actions output that generates it is off: nothing generated here delivers; "
         "turn it on"
     ]

@@ -31,7 +31,35 @@ def compile_document(
     doc = load(display, raw)
     model = validate(doc)
     pins = resolve(lock, default_actions())
-    return doc, check_targets(doc, lower(doc, model, pins, default_outputs, root))
+    ir = check_targets(doc, lower(doc, model, pins, default_outputs, root))
+    return doc, suppress(doc, raw, ir)
+
+
+def suppress(doc: Document, raw: bytes, ir: IR) -> IR:
+    """Drop the warnings a ``# pipecompile: ignore[PC305]`` comment on their line names;
+    an ignore that silences nothing is itself a warning (PC109)."""
+    from dataclasses import replace
+
+    from .rules import suppressions
+
+    text = raw.decode("utf-8", "replace")
+    marks = suppressions(text)
+    if not marks:
+        return ir
+    kept: list[Diagnostic] = []
+    used: set[tuple[int, str]] = set()
+    for w in ir.warnings:
+        if w.code in marks.get(w.line, ()):
+            used.add((w.line, w.code))
+        else:
+            kept.append(w)
+    lines = text.splitlines()
+    for line, codes in sorted(marks.items()):
+        for code in sorted(c for c in codes if (line, c) not in used):
+            col = lines[line - 1].rfind("#") + 1
+            message = f"'# pipecompile: ignore[{code}]' silences no warning on this line"
+            kept.append(Diagnostic(doc.file, line, col, (), message, "warning", "PC109"))
+    return replace(ir, warnings=tuple(kept))
 
 
 def compile_bytes(
@@ -45,6 +73,7 @@ def check_targets(doc: Document, ir: IR) -> IR:
     """Run the enabled targets' rules; errors stop here, warnings join the IR's."""
     from dataclasses import replace
 
+    from .rules import classify
     from .targets.registry import check_all
 
     errors: list[Diagnostic] = []
@@ -59,6 +88,7 @@ def check_targets(doc: Document, ir: IR) -> IR:
         )
         path = finding.path if finding.path[:1] == () or finding.path[0] in doc.data else ()
         d = doc.error(path, message, key=finding.key and bool(path))
+        d = replace(d, code=finding.code or classify(message, target=True))
         if finding.severity == "warning":
             warnings.append(replace(d, severity="warning"))
         else:

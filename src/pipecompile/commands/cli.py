@@ -27,6 +27,7 @@ from .cli_shared import (
     EXIT_IO,
     EXIT_OK,
     FILE_OPTION,
+    MACHINE_FORMATS,
     QUIET_OPTION,
     Output,
     _changes,
@@ -39,7 +40,7 @@ from .cli_shared import (
     _session,
     _warnings,
 )
-from .cli_tools import completion, explain, graph, init, lint, pins, schema
+from .cli_tools import completion, explain, graph, init, lint, pins, rules, schema
 from .summary import check_summary
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
       pipecompile pins            pinned action SHAs and versions (pipecompile.lock)
       pipecompile init            write a starter pipeline.yaml
       pipecompile schema > pipeline.schema.json
+      pipecompile rules           every diagnostic code (PC101 ...), its summary and fix
 
     Outputs go into the folders named under `outputs:` in the pipeline file,
     relative to its folder.  A manifest of generated files is kept in
@@ -77,7 +79,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
-@_format_option("json")
+@_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
 def validate(file: Path, fmt: str, quiet: bool) -> int:
     """Check the pipeline file and report every error with file:line:col."""
@@ -110,8 +112,9 @@ def validate(file: Path, fmt: str, quiet: bool) -> int:
     help="Overwrite files pipecompile did not generate, and remove stale files "
     "that were edited by hand.",
 )
+@_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
-def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int:
+def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bool) -> int:
     """Render every target and write the files that changed.
 
     Everything is rendered before anything is written; each file is written
@@ -122,11 +125,20 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
     session = _session(file)
     if not targets and not force and session.fast_clean():
         # Same inputs, same version, every generated file intact: nothing to render.
+        if _machine():
+            _emit_document(True)
+            return EXIT_OK
         _done("0 files changed (inputs and generated files unchanged)", quiet)
         return EXIT_OK
-    _compiled(session)
+    ir = _compiled(session)
     plan = session.plan(targets, force=force)
     session.apply(plan)
+    if _machine():
+        # json lists every change made; sarif and github only what was left undone
+        unresolved = [ch for ch in plan.changes if ch.kind in UNRESOLVED]
+        shown = plan.changes if fmt == "json" else unresolved
+        _emit_document(not unresolved, _warnings(ir), _changes(shown, False))
+        return EXIT_DRIFT if unresolved else EXIT_OK
     verbs = {"create": "created", "update": "updated", "delete": "removed", "debris": "removed"}
     written = 0
     for ch in plan.changes:
@@ -173,7 +185,7 @@ def _report(changes: list[Change], show_diff: bool) -> int:
     is_flag=True,
     help="Also print unified diffs and a semantic summary for YAML files.",
 )
-@_format_option("json")
+@_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
 def check(file: Path, show_diff: bool, fmt: str, quiet: bool) -> int:
     """Exit 1 if any generated file is missing, changed or stale (writes nothing).
@@ -206,7 +218,7 @@ def check(file: Path, show_diff: bool, fmt: str, quiet: bool) -> int:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
-@_format_option("json")
+@_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
 def diff(file: Path, fmt: str, quiet: bool) -> int:
     """Show what build would change, as unified diffs, without writing."""
@@ -222,7 +234,7 @@ def diff(file: Path, fmt: str, quiet: bool) -> int:
     return status
 
 
-for _command in (graph, explain, init, pins, lint, completion, schema):
+for _command in (graph, explain, init, pins, lint, completion, schema, rules):
     cli.add_command(_command)
 
 
@@ -262,13 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         if out.machine:  # the same errors, as the document the caller asked for
             from ..insight.machine import diagnostic
 
-            found = [diagnostic(d) for d in exc.diagnostics]
-            if out.format == "sarif":
-                from ..insight.machine import sarif
-
-                click.echo(sarif([{**d, "tool": "pipecompile"} for d in found]))
-            else:
-                _emit_document(False, found, out=out)
+            _emit_document(False, [diagnostic(d) for d in exc.diagnostics], out=out)
             return EXIT_INVALID
         for d in exc.diagnostics:
             _echo_err(str(d))

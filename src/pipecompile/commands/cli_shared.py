@@ -104,6 +104,9 @@ def output() -> Output:
     return Output() if ctx is None else ctx.ensure_object(Output)
 
 
+MACHINE_FORMATS = ("json", "sarif", "github")
+
+
 def _format_option(*choices: str) -> Callable[[FC], FC]:
     def remember(ctx: click.Context, param: click.Parameter, value: str) -> str:
         out = ctx.ensure_object(Output)
@@ -120,7 +123,8 @@ def _format_option(*choices: str) -> Callable[[FC], FC]:
         callback=remember,
         help="Output for people (text) or machines ("
         + ", ".join(choices)
-        + "; one document on stdout, see the README).",
+        + "; one document on stdout, see the README). Every diagnostic carries its "
+        "code (pipecompile rules).",
     )
 
 
@@ -131,9 +135,11 @@ def _machine() -> bool:
 def _emit_document(
     ok: bool, diagnostics: Any = (), changes: Any = (), out: Output | None = None
 ) -> None:
-    from ..insight.machine import document
+    """The run's one document, in its --format (json, sarif or github)."""
+    from ..insight.machine import emit
 
-    click.echo(document((out or output()).command, ok, diagnostics, changes))
+    out = out or output()
+    click.echo(emit(out.format, out.command, ok, list(diagnostics), list(changes)))
 
 
 def _session(file: Path) -> Session:

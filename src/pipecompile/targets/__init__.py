@@ -42,6 +42,7 @@ class Finding:
     message: str
     severity: Literal["error", "warning"] = "error"
     key: bool = False  # point at the key rather than the value
+    code: str = ""  # its rule (PC3xx, pipecompile.rules); classified when not given
 
 
 class Target(Protocol):
