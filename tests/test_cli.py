@@ -390,3 +390,8 @@ def test_one_calls_format_does_not_leak_into_the_next(
     assert cli.main(["build", "-f", str(bad)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "3 errors; nothing was written" in captured.err
+
+
+def test_validate_counts_in_words(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["validate", "-f", str(ROOT / "samples/minimal/pipeline.yaml")]) == 0
+    assert "valid (1 service, 4 environments, targets: " in capsys.readouterr().out

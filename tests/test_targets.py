@@ -13,7 +13,7 @@ import yaml
 from pipecompile.compiler import compile_bytes
 from pipecompile.errors import PipelineError
 from pipecompile.jobs import expected
-from pipecompile.targets.registry import registry
+from pipecompile.targets.registry import builtin, registry
 
 from .conftest import ROOT
 
@@ -41,9 +41,10 @@ def test_every_target_renders_checks_and_describes() -> None:
 def test_the_registry_is_the_one_list_of_targets() -> None:
     from pipecompile.frontend.model import Outputs
 
-    # the schema's outputs keys are the registry's names, in the same order
+    # the schema's outputs keys are the built-in targets' names, in the same order
+    # (then plugins:, the targets installed packages add: tests/test_plugins.py)
     aliases = [f.alias or name for name, f in Outputs.model_fields.items()]
-    assert aliases == list(registry())
+    assert aliases == [*builtin(), "plugins"]
     # a pipeline that names no outputs gets every target in its declared folder
     minimal = (ROOT / "samples/minimal/pipeline.yaml").read_bytes()
     assert "outputs:" not in minimal.decode()
@@ -171,8 +172,9 @@ def test_an_output_the_deliverer_does_not_use_is_a_located_error() -> None:
     )
     line = next(i for i, x in enumerate(text.split("\n"), 1) if x.startswith("  codebuild:"))
     assert errors(text) == [
-        f"pipeline.yaml:{line}:3: PC304 outputs.codebuild: delivery is github-actions: no CodePipeline "
-        "runs CodeBuild buildspecs; remove this output, or set delivery: codepipeline"
+        f"pipeline.yaml:{line}:3: PC304 outputs.codebuild: delivery is github-actions: "
+        "no CodePipeline runs CodeBuild buildspecs; remove this output, or set delivery: "
+        "codepipeline"
     ]
 
 

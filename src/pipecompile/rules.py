@@ -130,7 +130,7 @@ RULES: tuple[Rule, ...] = (
         "A name that refers to something the pipeline does not define (an environment, "
         "a strategy, a service).",
         "Use a defined name (the message lists them), or define it.",
-        (r"^unknown (environment|strategy|service|output)",),
+        (r"^unknown (environment|strategy|service|output)", r"^no installed target "),
     ),
     Rule(
         "PC202",

@@ -88,8 +88,9 @@ def validate(file: Path, fmt: str, quiet: bool) -> int:
         _emit_document(True, _warnings(ir))
         return EXIT_OK
     _done(
-        f"{file}: valid ({len(ir.services)} services, {len(ir.environments)} "
-        f"environments, targets: {', '.join(t for t, _ in ir.outputs)})",
+        f"{file}: valid ({_count(len(ir.services), 'service')}, "
+        f"{_count(len(ir.environments), 'environment')}, "
+        f"targets: {', '.join(t for t, _ in ir.outputs)})",
         quiet,
     )
     return EXIT_OK
@@ -161,6 +162,10 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
         quiet,
     )
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _report(changes: list[Change], show_diff: bool) -> int:

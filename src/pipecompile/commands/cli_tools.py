@@ -170,7 +170,7 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
 
     notes: list[dict[str, Any]] = []
     for name, _ in ir.outputs:
-        for choice in getattr(registry()[name], "choices", lambda ir: [])(ir):
+        for choice in registry()[name].choices(ir):
             row, col = doc.pos(choice.path)
             field = ".".join(map(str, choice.path))
             notes.append(

@@ -11,7 +11,7 @@ import posixpath
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .. import ir
@@ -19,7 +19,7 @@ from ..errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .defaults import CHART_FOLDER, DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
 from .loader import Document
 from .lower_rules import Rules, duration_ms, nested_folders, rollout_minutes, runtime_of, service_ci
-from .model import Compute, ImageScan, Pipeline
+from .model import Compute, ImageScan, Outputs, Pipeline
 
 # the registry's default_outputs(delivery=None) -> {target: default folder}
 DefaultOutputs = Callable[..., dict[str, str]]
@@ -125,15 +125,29 @@ class _Lowering(Rules):
         """(target, folder) for every enabled target, in registry order."""
         given = self.m.outputs
         defaults = self.default_outputs()  # every target, in registry order
-        folders = (
+        folders: dict[str, Any] = (
             given.model_dump(by_alias=True, exclude_none=True)
             if given
             else self.default_outputs(self.m.delivery)  # the targets this delivery uses
         )
+        where_of: dict[str, Path_] = {t: ("outputs", t) for t in folders}
+        plugins = folders.pop("plugins", None) or {}
+        for name, folder in plugins.items():  # installed targets: named under plugins:
+            if name not in defaults or name in folders:
+                builtin = {f.alias or n for n, f in Outputs.model_fields.items()}
+                installed = [t for t in defaults if t not in builtin]
+                self.err(
+                    ("outputs", "plugins", name),
+                    f"no installed target '{name}'{did_you_mean(name, installed)}; installed: "
+                    + (", ".join(installed) or "none (pipecompile.targets entry points)"),
+                    key=True,
+                )
+                continue
+            folders[name], where_of[name] = folder, ("outputs", "plugins", name)
         outputs: list[tuple[str, str]] = []
         for target in defaults:
             if target in folders:
-                where = ("outputs", target) if given is not None else ("outputs",)
+                where = where_of[target] if given is not None else ("outputs",)
                 folder = self.output_folder(where, folders[target])
                 if folder is not None:
                     outputs.append((target, folder))

@@ -374,6 +374,12 @@ class Outputs(Model):
     terraform: RelPath | None = None
     argocd: RelPath | None = None
     helm: RelPath | None = None
+    plugins: dict[Name, RelPath] | None = Field(
+        None,
+        description="Targets installed by other packages (the pipecompile.targets entry "
+        "point group), by name, and the folder each renders into. Never on by default.",
+        examples=[{"example": "deploy/example"}],
+    )
 
 
 class Backend(Model):

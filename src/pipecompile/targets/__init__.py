@@ -46,15 +46,23 @@ class Finding:
 
 
 class Target(Protocol):
+    """What a target provides. ``delivery`` and ``choices`` are optional in a target
+    module: the registry fills in their defaults (:class:`.registry.Defaults`)."""
+
     name: str  # the key under outputs: in pipeline.yaml
     default_folder: str  # its output folder when the pipeline names none
     cost: int  # ms to render per 1000 services, to balance parallel rendering
+    delivery: str | None  # the one delivery it serves (None: every delivery)
 
     def render(self, ir: IR) -> Rendered: ...
 
     def check(self, ir: IR) -> list[Finding]: ...
 
     def describe(self, ir: IR) -> list[str]: ...
+
+    def choices(self, ir: IR) -> list[Finding]:
+        """The pipeline's own policy choices that skip a checker's check (lint notes)."""
+        ...
 
 
 def gitops_required(ir: IR) -> list[Finding]:
