@@ -9,20 +9,24 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from .. import ir
 from ..errors import Diagnostic, Path_, PipelineError, did_you_mean
-from .defaults import CHART_FOLDER, DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
+from .defaults import CHART_FOLDER, DEFAULT_STEPS, SECRET_STORE
 from .loader import Document
-from .lower_rules import Rules, duration_ms, nested_folders, rollout_minutes, runtime_of, service_ci
-from .model import Compute, ImageScan, Outputs, Pipeline
-
-# the registry's default_outputs(delivery=None) -> {target: default folder}
-DefaultOutputs = Callable[..., dict[str, str]]
+from .lower_rules import (
+    DefaultOutputs,
+    Rules,
+    duration_ms,
+    nested_folders,
+    rollout_minutes,
+    runtime_of,
+    service_ci,
+)
+from .model import Compute, ImageScan, Pipeline
 
 
 def _short(name: str, limit: int) -> str:
@@ -120,38 +124,6 @@ class _Lowering(Rules):
             pins=self.pins,
             warnings=tuple(self.warnings),
         )
-
-    def outputs(self) -> list[tuple[str, str]]:
-        """(target, folder) for every enabled target, in registry order."""
-        given = self.m.outputs
-        defaults = self.default_outputs()  # every target, in registry order
-        folders: dict[str, Any] = (
-            given.model_dump(by_alias=True, exclude_none=True)
-            if given
-            else self.default_outputs(self.m.delivery)  # the targets this delivery uses
-        )
-        where_of: dict[str, Path_] = {t: ("outputs", t) for t in folders}
-        plugins = folders.pop("plugins", None) or {}
-        for name, folder in plugins.items():  # installed targets: named under plugins:
-            if name not in defaults or name in folders:
-                builtin = {f.alias or n for n, f in Outputs.model_fields.items()}
-                installed = [t for t in defaults if t not in builtin]
-                self.err(
-                    ("outputs", "plugins", name),
-                    f"no installed target '{name}'{did_you_mean(name, installed)}; installed: "
-                    + (", ".join(installed) or "none (pipecompile.targets entry points)"),
-                    key=True,
-                )
-                continue
-            folders[name], where_of[name] = folder, ("outputs", "plugins", name)
-        outputs: list[tuple[str, str]] = []
-        for target in defaults:
-            if target in folders:
-                where = where_of[target] if given is not None else ("outputs",)
-                folder = self.output_folder(where, folders[target])
-                if folder is not None:
-                    outputs.append((target, folder))
-        return outputs
 
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
         """The orchestrator named by ``delivery`` must be generated."""
@@ -351,21 +323,12 @@ class _Lowering(Rules):
         ]
 
     def build(self) -> ir.Build:
-        """Build settings, with the smallest CodeBuild compute type that fits."""
+        """Build settings (the compute type that fits is the terraform target's choice)."""
         settings = self.m.build
         compute = settings.compute or Compute()  # the model's defaults, in one place
-        vcpu, mem = compute.vcpu, compute.memory_gb
-        ctype, cpus, gib = compute_type(vcpu, mem)
-        if (cpus, gib) != (vcpu, mem):
-            self.warn(
-                ("build", "compute"),
-                f"no CodeBuild compute type has exactly {vcpu} vCPU / {mem} GiB; "
-                f"using {ctype} ({cpus} vCPU / {gib} GiB)",
-            )
         return ir.Build(
-            vcpu,
-            mem,
-            ctype,
+            compute.vcpu,
+            compute.memory_gb,
             settings.timeout_minutes,
             settings.cache,
             settings.keep_images,
@@ -402,7 +365,6 @@ class _Lowering(Rules):
                     target.url,
                     cron,
                     level,
-                    ZAP_RISK[level],
                     project=f"{self.m.project}-{target.name}-dast",
                     buildspec=f"dast-{target.name}.yml",
                     log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",

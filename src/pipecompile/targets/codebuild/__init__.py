@@ -33,6 +33,7 @@ from ..common import (
     SONAR_GATE,
     VERIFY_SIGNATURE,
     WAIT_HEALTHY,
+    ZAP_RISK,
     accepted_keys,
     record_image_tag_script,
     scan_gate_env,
@@ -216,7 +217,7 @@ def dast_spec(ir: IR) -> dict[str, Any]:
                 "DAST_ENVIRONMENT": dast.environment,
                 "DAST_URL": dast.url,
                 "ZAP_IMAGE": ir.pins.zap_image,
-                "ZAP_MIN_RISK": str(dast.min_risk),
+                "ZAP_MIN_RISK": str(ZAP_RISK[dast.fail_on]),
             },
         },
         "phases": {

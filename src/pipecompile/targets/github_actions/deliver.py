@@ -18,6 +18,7 @@ from ..common import (
     SIGN_ONCE,
     VERIFY_SIGNATURE,
     WAIT_HEALTHY,
+    ZAP_RISK,
     accepted_keys,
     branch_regexes,
     record_image_tag_script,
@@ -288,7 +289,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                     "DAST_ENVIRONMENT": env.name,
                     "DAST_URL": dast.url,
                     "ZAP_IMAGE": ir.pins.zap_image,
-                    "ZAP_MIN_RISK": str(dast.min_risk),
+                    "ZAP_MIN_RISK": str(ZAP_RISK[dast.fail_on]),
                 },
                 "run": DAST_SCAN,
             }

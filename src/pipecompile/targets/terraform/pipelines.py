@@ -12,6 +12,7 @@ from .blocks import (
     pipeline_label,
     resource,
 )
+from .compute import compute_type
 
 
 def _project(
@@ -39,7 +40,8 @@ def _project(
     src.attr("type", "CODEPIPELINE")
     src.attr("buildspec", buildspec)
     env = p.block("environment")
-    env.attr("compute_type", ir.build.compute_type if privileged else "BUILD_GENERAL1_SMALL")
+    compute = compute_type(ir.build.vcpu, ir.build.memory_gb)[0]
+    env.attr("compute_type", compute if privileged else "BUILD_GENERAL1_SMALL")
     env.attr("image", aws_constants()["build_image"])
     env.attr("type", "LINUX_CONTAINER")
     env.attr("image_pull_credentials_type", "CODEBUILD")
