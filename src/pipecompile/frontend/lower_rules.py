@@ -84,6 +84,10 @@ class Rules:
                 folder = self.output_folder(where, folders[target])
                 if folder is not None:
                     outputs.append((target, folder))
+        from ..output.paths import overlaps
+
+        for target, message in overlaps(outputs):
+            self.err(where_of[target] if given is not None else ("outputs",), message)
         return outputs
 
     def rel_path(self, path: Path_, value: str, what: str) -> str:
