@@ -150,6 +150,7 @@ RULES: tuple[Rule, ...] = (
             r"must be a relative",
             r"symlink",
             r"symbolic link",
+            r"^the output folder ",
             r"inside \.git",
             r"may not (own|write)",
             r" overlap",
