@@ -25,7 +25,7 @@ from ...errors import Path_
 from ...ir import IR
 from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
-from ..common import script_body
+from ..common import ZAP_RISK, script_body
 from .ci import ci_workflow
 from .deliver import deliver_workflow
 from .steps import CI_ENVIRONMENT, NOTIFY_ENVIRONMENT, RUNNER, uses
@@ -112,7 +112,7 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
                             "DAST_ENVIRONMENT": dast.environment,
                             "DAST_URL": dast.url,
                             "ZAP_IMAGE": ir.pins.zap_image,
-                            "ZAP_MIN_RISK": str(dast.min_risk),
+                            "ZAP_MIN_RISK": str(ZAP_RISK[dast.fail_on]),
                         },
                         "run": script_body("dast-scan.sh"),
                     },

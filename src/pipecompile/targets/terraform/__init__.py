@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from ...ir import IR
 from .. import Finding
+from .compute import compute_findings
 from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
 from .iam import iam
 from .pipelines import choices as pipeline_choices
@@ -43,6 +44,7 @@ def check(ir: IR) -> list[Finding]:
     out: list[Finding] = []
     if ir.delivery != "codepipeline":
         return out  # no CodePipeline: only the shared resources
+    out += compute_findings(ir)  # the CodeBuild projects' size
     for env in ir.environments:
         for label, pats in (("branch patterns", env.includes), ("excluded patterns", env.excludes)):
             if len(pats) > MAX_BRANCH_PATTERNS:
