@@ -14,6 +14,14 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from pipecompile.commands.cli import main
 from pipecompile.output.sync import Change
 
+
+@pytest.fixture(autouse=True)
+def _not_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees the same environment, in CI or not: `check` renders in full when
+    CI is set (a manifest can be forged), so a test that means CI sets it itself."""
+    monkeypatch.delenv("CI", raising=False)
+
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "tests" / "schemas"
 SAMPLES = sorted(p.parent.name for p in (ROOT / "samples").glob("*/pipeline.yaml"))

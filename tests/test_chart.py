@@ -346,7 +346,8 @@ def test_each_environments_store_reads_only_its_own_keys(built: dict[str, Path])
     prefixes = [env.secret_prefix for env in ir.environments]
     for env in ir.environments:
         label = roles[env.secrets_role_name]
-        (statement,) = docs[label]["statement"]
+        statement, deny = docs[label]["statement"]  # its keys; and never an approval
+        assert deny["effect"] == "Deny" and deny["actions"] == ["codepipeline:PutApprovalResult"]
         assert statement["actions"] == [
             "secretsmanager:DescribeSecret",
             "secretsmanager:GetSecretValue",
