@@ -62,9 +62,14 @@ class Tilt:
         assert path.exists(), f"Tilt: {rel} does not exist (from {self.folder})"
         return path
 
-    def docker_build(self, ref: str, context: str, *, dockerfile: str = "Dockerfile") -> None:
+    def docker_build(
+        self, ref: str, context: str, *, dockerfile: str = "Dockerfile", ignore: list[str] = ()
+    ) -> None:
         self.calls.append(
-            ("docker_build", {"ref": ref, "context": context, "dockerfile": dockerfile})
+            (
+                "docker_build",
+                {"ref": ref, "context": context, "dockerfile": dockerfile, "ignore": ignore},
+            )
         )
 
     def helm(
@@ -198,6 +203,14 @@ def test_the_tiltfile_builds_and_deploys_each_service_as_the_pipeline_does(sampl
         # the context and Dockerfile of the pipeline's docker build (SERVICE_PATH, DOCKERFILE)
         assert (folder / b["context"]).resolve() == (root / svc.path).resolve()
         assert (folder / b["dockerfile"]).resolve() == (root / svc.dockerfile).resolve()
+        # the developers' secrets files never enter the image: Tilt reads ignore patterns
+        # relative to the context (docker_build(ignore=...), dockerignore syntax)
+        secrets = (folder / "secrets").resolve()
+        context = (folder / b["context"]).resolve()
+        if secrets.is_relative_to(context):
+            assert [str((context / i).resolve()) for i in b["ignore"]] == [str(secrets)]
+        else:
+            assert list(b["ignore"]) == []
         h = next(c for c in charts if c["name"] == svc.name)
         assert (folder / h["paths"]).resolve() == (root / (ir.chart_source or "")).resolve()
         assert h["values"] == [f"values/{svc.name}.yaml"] and h["namespace"] == namespace

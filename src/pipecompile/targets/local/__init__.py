@@ -129,6 +129,19 @@ def _live_update_hints(ir: IR) -> list[str]:
     return hints
 
 
+def _build_ignore(ir: IR, svc: Service) -> list[str]:
+    """What the image build leaves out of its context: the developers' secrets files,
+    when the context holds them (a service at the repository root); patterns are
+    relative to the context, as Tilt's docker_build(ignore=...) reads them."""
+    secrets = posixpath.join(ir.output(name), "secrets")
+    context = posixpath.normpath(svc.path)
+    if context == ".":
+        return [secrets]
+    if secrets.startswith(context + "/"):
+        return [posixpath.relpath(secrets, context)]
+    return []
+
+
 def tiltfile(ir: IR) -> str:
     services = []
     for svc in ir.services:
@@ -138,6 +151,7 @@ def tiltfile(ir: IR) -> str:
                 "image": svc.image,
                 "context": _rel(ir, svc.path),
                 "dockerfile": _rel(ir, svc.dockerfile),
+                "ignore": _build_ignore(ir, svc),
                 "values": values_file(svc),
                 "port": svc.port,
                 "local_port": svc.local_port,
@@ -305,7 +319,7 @@ def loop(ir: IR) -> list[str]:
     for e in ir.environments:
         out.append(
             f"   {e.name}: Argo CD UI: kubectl --context {e.kube_context} -n argocd "
-            "port-forward svc/argocd-server 8080:443, then https://localhost:8080/applications"
+            "port-forward svc/argocd-server 18080:443, then https://localhost:18080/applications"
             + (f"; {e.url}" if e.url else "")
         )
     out.append(f"   pipeline status: {_pipeline_link(ir)}")
