@@ -77,7 +77,7 @@ def test_readme_embeds_the_reference_graph() -> None:
             ],
             [],
         ),
-        ("schedule", "", ["OWASP ZAP against https://staging.shop.example.com"], []),
+        ("schedule", "", ["OWASP ZAP against https://shop.example.com (production)"], []),
     ],
 )
 def test_explain_events(event: str, ref: str, expected: list[str], absent: list[str]) -> None:

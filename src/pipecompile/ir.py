@@ -142,6 +142,10 @@ class Dast:
     project: str  # CodeBuild project that scans after a CodePipeline deploy
     buildspec: str  # relative to the codebuild output folder
     log_group: str
+    # the scheduled scan (1.2): the production environment, last in promotion order, at
+    # its url; None when it has no url (a located warning says so)
+    scheduled_environment: str | None = None
+    scheduled_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -381,6 +381,7 @@ class _Lowering(Rules):
                     project=f"{self.m.project}-{target.name}-dast",
                     buildspec=f"dast-{target.name}.yml",
                     log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
+                    **self.scheduled_dast(envs),
                 )
         scan = sec.image_scan or ImageScan()  # its mode and wait keep the model's defaults
         return ir.Security(
@@ -392,6 +393,21 @@ class _Lowering(Rules):
             dast=dast,
             sign_images=sec.sign_images,
         )
+
+    def scheduled_dast(self, envs: list[ir.Environment]) -> dict[str, str]:
+        """security.dast.schedule scans production (the last environment) at its url (1.2)."""
+        dast = self.m.security.dast
+        assert dast is not None
+        production = envs[-1]
+        if production.url is not None:
+            return {"scheduled_environment": production.name, "scheduled_url": production.url}
+        explicit = "schedule" in dast.model_fields_set
+        self.warn(
+            ("security", "dast", "schedule") if explicit else ("security", "dast"),
+            f"the scheduled DAST scan targets '{production.name}' (last in promotion order), "
+            f"which has no 'url': it scans nothing; set environments.{production.name}.url",
+        )
+        return {}
 
     def gitops(self, path: str) -> ir.Gitops:
         """The GitOps repository (the targets that deploy through it require it)."""

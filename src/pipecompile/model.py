@@ -214,7 +214,11 @@ class Dast(Model):
         description="the environment ZAP scans after every deploy to it; promotion past it "
         "needs the image to have passed"
     )
-    schedule: Line = Field("weekly", description="an extra scheduled scan: daily, weekly or cron")
+    schedule: Line = Field(
+        "weekly",
+        description="a scheduled scan of production (the last environment) at its url: "
+        "daily, weekly or cron; without a production url a warning, and no scan",
+    )
     fail_on: Severity = Field(
         "high", description="ZAP alerts at or above this risk block promotion"
     )
