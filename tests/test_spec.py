@@ -13,7 +13,7 @@ from pipecompile.frontend import compile_bytes
 from pipecompile.ir import IR
 from pipecompile.targets import render_all
 
-from .conftest import ROOT
+from .conftest import ROOT, hcl_norm
 
 SAMPLES = ROOT / "samples"
 REF = SAMPLES / "ecommerce"  # delivery: codepipeline (the default)
@@ -95,3 +95,224 @@ def test_explain_schedule_names_the_production_scan() -> None:
     assert explain_event(ir_of(REF), "schedule", "") == [
         "dast.yml runs OWASP ZAP against https://shop.example.com (production) on cron '0 3 * * 1'"
     ]
+
+
+# -- 1. notifications that arrive -----------------------------------------------------------
+
+
+def tf_resources(text: str) -> dict[tuple[str, str], Any]:
+    import hcl2
+
+    out = {}
+    for block in hcl_norm(hcl2.loads(text)).get("resource", []):
+        for kind, named in block.items():
+            for label, body in named.items():
+                out[(kind, label)] = body
+    return out
+
+
+def _s(v: Any) -> Any:
+    return v
+
+
+def _str(v: str) -> str:
+    """An HCL string literal's value (hcl_norm keeps its JSON escapes)."""
+    import json
+
+    return str(json.loads(f'"{v}"'))
+
+
+def _json(v: str) -> Any:
+    import json
+
+    return json.loads(_str(v))
+
+
+TF = REF / "infrastructure/terraform/cicd"
+
+
+def test_notification_rules_carry_environment_and_status() -> None:
+    res = tf_resources((TF / "chatops.tf").read_text())
+    rules = {
+        label: body for (kind, label), body in res.items() if kind == "aws_cloudwatch_event_rule"
+    }
+    # the reference: slack on [failed, succeeded], four environments
+    assert sorted(rules) == sorted(
+        f"{e}_{ev}"
+        for e in ("development", "testing", "staging", "production")
+        for ev in ("succeeded", "failed")
+    )
+    pattern = _json(rules["production_failed"]["event_pattern"])
+    assert pattern["detail-type"] == ["CodePipeline Pipeline Execution State Change"]
+    assert pattern["detail"]["state"] == ["FAILED"]
+    assert sorted(pattern["detail"]["pipeline"]) == [
+        "ecommerce-order-service-production",
+        "ecommerce-product-service-production",
+    ]
+    target = res[("aws_cloudwatch_event_target", "production_failed")]
+    template = target["input_transformer"][0]["input_template"]
+    import json
+
+    body = json.loads(_str(template).replace("<pipeline>", "p").replace("<execution>", "x"))
+    assert body["version"] == "1.0" and body["source"] == "custom"  # Chatbot custom format
+    assert body["metadata"]["additionalContext"]["environment"] == "production"
+    assert body["metadata"]["additionalContext"]["status"] == "failed"
+    assert _s(target["arn"]) == "${aws_sns_topic.events.arn}"
+
+
+def test_slack_without_sns_still_gets_notification_rules_and_chatbot() -> None:
+    source = MINI % {"prod": ', url: "https://example.com"', "schedule": ""}
+    source += "notifications: {slack: {channel: '#deploys', on: [failed, approval-needed]}}\n"
+    _, files = rendered(source)
+    tf = "infrastructure/terraform/cicd/"
+    res = tf_resources(files[tf + "chatops.tf"])
+    rules = sorted(label for kind, label in res if kind == "aws_cloudwatch_event_rule")
+    # approval-needed only where an approval exists
+    assert rules == ["production_approval_needed", "production_failed", "staging_failed"]
+    approval = _json(
+        res[("aws_cloudwatch_event_rule", "production_approval_needed")]["event_pattern"]
+    )
+    assert approval["detail"]["type"] == {"category": ["Approval"]}
+    chatbot = res[("aws_chatbot_slack_channel_configuration", "deployments")]
+    assert _s(chatbot["slack_team_id"]) == "${var.slack_workspace_id}"
+    assert _s(chatbot["sns_topic_arns"][0]) == "${aws_sns_topic.events.arn}"
+    assert '!= ""' in chatbot["count"]  # not created until the IDs are set
+
+
+def test_subscriptions_filter_on_environment_and_status() -> None:
+    import json
+
+    source = MINI % {"prod": ', url: "https://example.com"', "schedule": ""}
+    source += (
+        "notifications:\n  sns:\n    topic: shop-events\n    subscriptions:\n"
+        "      - {protocol: email, endpoint: oncall@example.com, environments: [production],"
+        " statuses: [failed]}\n"
+        "      - {protocol: sqs, endpoint: 'arn:aws:sqs:eu-west-3:012345678901:audit'}\n"
+    )
+    _, files = rendered(source)
+    res = tf_resources(files["infrastructure/terraform/cicd/chatops.tf"])
+    first = res[("aws_sns_topic_subscription", "subscriber_0")]
+    assert _s(first["filter_policy_scope"]) == "MessageBody"
+    assert _json(first["filter_policy"]) == {
+        "metadata": {"additionalContext": {"environment": ["production"], "status": ["failed"]}}
+    }
+    second = _json(res[("aws_sns_topic_subscription", "subscriber_1")]["filter_policy"])
+    assert second == {"metadata": {"additionalContext": {"status": ["approval-needed", "failed"]}}}
+    assert json.dumps(second)  # every event the topic is sent
+
+
+def test_a_subscription_to_an_unknown_environment_is_a_located_error() -> None:
+    import pytest
+
+    from pipecompile.errors import PipelineError
+
+    source = MINI % {"prod": "", "schedule": ""}
+    source += (
+        "notifications:\n  sns:\n    topic: shop-events\n    subscriptions:\n"
+        "      - {protocol: email, endpoint: a@example.com, environments: [prod]}\n"
+    )
+    with pytest.raises(PipelineError) as exc:
+        compile_bytes("pipeline.yaml", source.encode())
+    assert str(exc.value) == (
+        "pipeline.yaml:18:67: notifications.sns.subscriptions[0].environments[0]: unknown "
+        "environment 'prod' (did you mean 'production'?); known: staging, production"
+    )
+
+
+def test_explain_lists_the_chatbot_workspace_authorisation() -> None:
+    from pipecompile.targets.terraform import describe
+
+    text = "\n".join(describe(ir_of(REF)))
+    assert "authorise the Slack workspace" in text
+    assert "slack_workspace_id and slack_channel_id" in text
+
+
+# -- 2. pipeline monitoring -----------------------------------------------------------------
+
+
+def test_pipeline_events_feed_metrics_a_dashboard_and_a_failure_rate_alarm() -> None:
+
+    res = tf_resources((TF / "monitoring.tf").read_text())
+    rule = _json(res[("aws_cloudwatch_event_rule", "pipeline_events")]["event_pattern"])
+    assert rule == {
+        "detail": {"pipeline": [{"prefix": "ecommerce-"}]},
+        "source": ["aws.codepipeline"],
+    }
+    target = res[("aws_cloudwatch_event_target", "pipeline_events")]
+    assert _s(target["arn"]) == "${aws_cloudwatch_log_group.pipeline_events.arn}"
+    filters = {
+        label: body
+        for (kind, label), body in res.items()
+        if kind == "aws_cloudwatch_log_metric_filter"
+    }
+    assert set(filters) >= {"executions_succeeded", "executions_failed", "stages_failed"}
+    failed = filters["executions_failed_by_pipeline"]["metric_transformation"][0]
+    assert (_s(failed["name"]), _s(failed["namespace"])) == ("Failed", "ecommerce/pipelines")
+    alarm = res[("aws_cloudwatch_metric_alarm", "failure_rate")]
+    queries = {_s(q["id"]): q for q in alarm["metric_query"]}
+    assert set(queries) == {"succeeded", "failed", "rate"}
+    assert "failed / (succeeded + failed)" in queries["rate"]["expression"]
+    assert _s(alarm["alarm_actions"][0]) == "${aws_sns_topic.events.arn}"
+    dashboard = _json(res[("aws_cloudwatch_dashboard", "pipelines")]["dashboard_body"])
+    titles = [w["properties"]["title"] for w in dashboard["widgets"]]
+    assert any("duration per pipeline" in t for t in titles)
+    assert any("Stage duration" in t for t in titles)
+
+
+# -- the Terraform: validates and plans offline with the AWS provider -----------------------
+
+
+def _terraform(args: list[str], cwd: Path) -> str:
+    import subprocess
+
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(cwd),
+        "TF_IN_AUTOMATION": "1",
+        "CHECKPOINT_DISABLE": "1",
+        # no network: a provider that tried to reach AWS fails instead of hanging
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    res = subprocess.run(
+        ["terraform", *args, "-no-color"], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
+OFFLINE_PROVIDER = """\
+provider "aws" {
+  access_key                  = "test"
+  secret_key                  = "test"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+}
+"""
+
+
+def test_the_reference_terraform_validates_and_plans_offline(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    import pytest
+
+    if not (shutil.which("terraform") and Path("/opt/tf-plugins").is_dir()):
+        pytest.skip("terraform and its provider mirror are not on this machine")
+    for f in TF.glob("*.tf"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "offline_override.tf").write_text(OFFLINE_PROVIDER)
+    _terraform(["init", "-input=false", "-plugin-dir=/opt/tf-plugins"], tmp_path)
+    _terraform(["validate"], tmp_path)
+    _terraform(["plan", "-input=false", "-refresh=false", "-lock=false", "-out=plan"], tmp_path)
+    plan = json.loads(_terraform(["show", "-json", "plan"], tmp_path))
+    planned = {r["address"] for r in plan["resource_changes"]}
+    assert {
+        "aws_cloudwatch_event_rule.production_failed",
+        "aws_cloudwatch_metric_alarm.failure_rate",
+        "aws_cloudwatch_dashboard.pipelines",
+        "aws_iam_role.chatbot",
+    } <= planned
+    # the Chatbot channel waits for its IDs (count 0): a first apply needs none
+    assert not any(a.startswith("aws_chatbot_slack_channel_configuration") for a in planned)

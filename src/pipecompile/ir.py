@@ -187,11 +187,22 @@ class Rollback:
 
 
 @dataclass(frozen=True, slots=True)
+class Subscription:
+    protocol: str
+    endpoint: str
+    environments: tuple[str, ...]  # every environment when none were named
+    statuses: tuple[str, ...]  # every event sent to the topic when none were named
+
+
+@dataclass(frozen=True, slots=True)
 class Notifications:
     slack_channel: str | None
     slack_events: tuple[str, ...]
     sns_topic: str  # always present: approvals publish to it
-    sns_events: tuple[str, ...]  # pipeline events sent to the topic (when notifications.sns)
+    # pipeline events sent to the topic (with notifications.sns or .slack: AWS Chatbot
+    # reads the topic), each message carrying its environment and status
+    sns_events: tuple[str, ...]
+    subscriptions: tuple[Subscription, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -450,11 +450,37 @@ class _Lowering(Rules):
         slack, sns = self.m.notifications.slack, self.m.notifications.sns
         order = ("started", "approval-needed", "succeeded", "failed")
         sns_on = slack.on if slack else ("failed", "approval-needed")
+        events = () if sns is None and slack is None else tuple(e for e in order if e in sns_on)
+        names = list(self.m.environments)
+        subs = []
+        for i, sub in enumerate(sns.subscriptions if sns else []):
+            for j, env in enumerate(sub.environments or []):
+                if env not in names:
+                    self.err(
+                        ("notifications", "sns", "subscriptions", i, "environments", j),
+                        f"unknown environment '{env}'{did_you_mean(env, names)}; "
+                        f"known: {', '.join(names)}",
+                    )
+            for j, status in enumerate(sub.statuses or []):
+                if status not in events:
+                    self.err(
+                        ("notifications", "sns", "subscriptions", i, "statuses", j),
+                        f"'{status}' is not sent to the topic; it sends: {', '.join(events)}",
+                    )
+            subs.append(
+                ir.Subscription(
+                    sub.protocol,
+                    sub.endpoint,
+                    tuple(sub.environments or ()),
+                    tuple(e for e in events if e in (sub.statuses or events)),
+                )
+            )
         return ir.Notifications(
             slack_channel=slack.channel if slack else None,
             slack_events=tuple(e for e in order if slack and e in slack.on),
             sns_topic=sns.topic if sns else f"{self.m.project}-pipeline-events",
-            sns_events=() if sns is None else tuple(e for e in order if e in sns_on),
+            sns_events=events,
+            subscriptions=tuple(subs),
         )
 
     def aws_names(self, topic: str) -> ir.AwsNames:

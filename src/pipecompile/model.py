@@ -356,8 +356,18 @@ class Slack(Model):
     on: Annotated[list[SlackEvent], Field(min_length=1)] = ["failed"]
 
 
+class Subscription(Model):
+    """A subscriber to the topic that receives only the environments and statuses named."""
+
+    protocol: Literal["email", "https", "sqs", "lambda"]
+    endpoint: Line
+    environments: list[Name] | None = None
+    statuses: list[SlackEvent] | None = None
+
+
 class Sns(Model):
     topic: Annotated[str, StringConstraints(pattern=SNS_RE)]
+    subscriptions: list[Subscription] = []
 
 
 class Notifications(Model):

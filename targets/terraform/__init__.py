@@ -8,7 +8,9 @@ the new image tag where Argo CD reads it).  Only action types AWS documents
 are used; there is no "CodeBuildDeploy".
 
 Files: versions.tf, variables.tf, outputs.tf, kms.tf, storage.tf, ecr.tf,
-codebuild.tf, codepipeline.tf, iam.tf, notifications.tf, audit.tf.  The modules:
+codebuild.tf, codepipeline.tf, iam.tf, notifications.tf, audit.tf, chatops.tf
+(notification rules, subscriptions, AWS Chatbot), monitoring.tf (metrics, dashboard,
+alarm).  The modules:
 ``foundation`` (account-level files), ``pipelines`` (CodeBuild, CodePipeline),
 ``iam`` (roles and their policies), ``blocks`` (shared HCL pieces); this one holds
 the target's rules (check), its setup list (describe) and render.
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 from ...ir import IR
 from .. import Finding
+from .chatops import chatops
 from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
 from .iam import iam
+from .monitoring import monitoring
 from .pipelines import choices as pipeline_choices
 from .pipelines import codebuild, codepipeline
 
@@ -158,11 +162,15 @@ def describe(ir: IR) -> list[str]:
                 f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "
                 "and token, for the SonarQube analysis in the CodeBuild build"
             )
-    out.append(
-        f"  SNS topic {ir.notifications.sns_topic}: subscribe approvers; to reach Slack, "
-        "add an AWS Chatbot Slack channel configuration with this topic (README: "
-        "Notifications)"
-    )
+    n = ir.notifications
+    out.append(f"  SNS topic {n.sns_topic}: subscribe approvers")
+    if n.slack_channel and ir.delivery == "codepipeline":
+        out.append(
+            f"  AWS Chatbot, once per account: authorise the Slack workspace (Chatbot "
+            f"console > Configure new client > Slack), invite @aws to {n.slack_channel}, "
+            "then set slack_workspace_id and slack_channel_id (terraform.tfvars) and apply: "
+            f"the channel configuration {ir.project}-deployments subscribes to the topic"
+        )
     return out
 
 
@@ -190,4 +198,6 @@ def render(ir: IR) -> dict[str, str]:
         files["storage.tf"] = storage(ir)
         files["codebuild.tf"] = codebuild(ir)
         files["codepipeline.tf"] = codepipeline(ir)
+        files["chatops.tf"] = chatops(ir)  # notification rules, subscriptions, Chatbot
+        files["monitoring.tf"] = monitoring(ir)  # metrics, dashboard, failure-rate alarm
     return dict(sorted(files.items()))

@@ -10,11 +10,15 @@ from ...hcl import Block, Ref, document
 from ...ir import IR
 from .blocks import (
     KEY_POLICY_SKIPS,
-    aws_constants,
-    pipeline_label,
     policy_doc,
     resource,
 )
+
+TOPIC_PUBLISHERS = [
+    "codestar-notifications.amazonaws.com",
+    "events.amazonaws.com",
+    "cloudwatch.amazonaws.com",
+]
 
 
 def versions(ir: IR) -> str:
@@ -82,7 +86,10 @@ def kms(ir: IR) -> str:
                     (
                         "ArnLike",
                         "kms:EncryptionContext:aws:logs:arn",
-                        [f"arn:aws:logs:{region}:{acct}:log-group:/aws/codebuild/{ir.project}-*"],
+                        [
+                            f"arn:aws:logs:{region}:{acct}:log-group:/aws/codebuild/{ir.project}-*",
+                            f"arn:aws:logs:{region}:{acct}:log-group:/aws/events/{ir.project}-*",
+                        ],
                     )
                 ],
             },
@@ -90,7 +97,8 @@ def kms(ir: IR) -> str:
                 "sid": "NotificationsToEncryptedTopic",
                 "actions": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "resources": ["*"],
-                "principals": [("Service", ["codestar-notifications.amazonaws.com"])],
+                # EventBridge notification rules and CloudWatch alarms publish to the topic
+                "principals": [("Service", TOPIC_PUBLISHERS)],
             },
         ],
         KEY_POLICY_SKIPS,
@@ -263,10 +271,10 @@ def notifications(ir: IR) -> str:
         "events_topic",
         [
             {
-                "sid": "CodestarNotifications",
+                "sid": "NotificationPublishers",
                 "actions": ["sns:Publish"],
                 "resources": [Ref("aws_sns_topic.events.arn")],
-                "principals": [("Service", ["codestar-notifications.amazonaws.com"])],
+                "principals": [("Service", TOPIC_PUBLISHERS)],
                 "conditions": [("StringEquals", "aws:SourceAccount", [ir.aws.account_id])],
             }
         ],
@@ -274,19 +282,7 @@ def notifications(ir: IR) -> str:
     pol = resource("aws_sns_topic_policy", "events")
     pol.attr("arn", Ref("aws_sns_topic.events.arn"))
     pol.attr("policy", Ref("data.aws_iam_policy_document.events_topic.json"))
-    blocks = [topic, doc, pol]
-    events = [aws_constants()["pipeline_events"][e] for e in ir.notifications.sns_events]
-    if events and ir.delivery == "codepipeline":
-        for svc in ir.services:
-            for dep in svc.deployments:
-                label = pipeline_label(ir, dep)
-                rule = resource("aws_codestarnotifications_notification_rule", label)
-                rule.attr("name", dep.notification_rule_name)
-                rule.attr("resource", Ref(f"aws_codepipeline.{label}.arn"))
-                rule.attr("detail_type", "BASIC")
-                rule.attr("event_type_ids", events)
-                rule.block("target").attr("address", Ref("aws_sns_topic.events.arn"))
-                blocks.append(rule)
+    blocks = [topic, doc, pol]  # notification rules: chatops.tf
     return document(blocks)
 
 
