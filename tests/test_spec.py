@@ -316,3 +316,80 @@ def test_the_reference_terraform_validates_and_plans_offline(tmp_path: Path) -> 
     } <= planned
     # the Chatbot channel waits for its IDs (count 0): a first apply needs none
     assert not any(a.startswith("aws_chatbot_slack_channel_configuration") for a in planned)
+
+
+# -- 3 and 9. merging is gated ------------------------------------------------------------------
+
+
+def _strict(node: Any) -> Any:
+    """GitHub's schema with unknown keys refused (it lists every key the API takes), so
+    a misspelt key fails here instead of being ignored by the API."""
+    if isinstance(node, dict):
+        out = {k: _strict(v) for k, v in node.items()}
+        if out.get("type") == "object" and "properties" in out:
+            out.setdefault("additionalProperties", False)
+        return out
+    if isinstance(node, list):
+        return [_strict(v) for v in node]
+    return node
+
+
+def test_the_ruleset_is_valid_for_githubs_rest_api_and_requires_the_generated_check() -> None:
+    import json
+
+    import jsonschema
+
+    from pipecompile.ruleset import ruleset
+
+    schema = json.loads((ROOT / "tests/schemas/github-repository-ruleset-request.json").read_text())
+    validator = jsonschema.Draft4Validator(_strict(schema))
+    for sample in (REF, GHA):
+        body = ruleset(ir_of(sample))
+        validator.validate(body)
+        checks = next(r for r in body["rules"] if r["type"] == "required_status_checks")
+        contexts = [c["context"] for c in checks["parameters"]["required_status_checks"]]
+        gate = doc(sample / ".github/workflows/pipecompile.yml")
+        assert contexts == [gate["jobs"]["check"]["name"]]  # the exact check-run name
+    body = ruleset(ir_of(REF))
+    assert body["conditions"]["ref_name"]["include"] == [
+        "~DEFAULT_BRANCH",
+        "refs/heads/develop",
+        "refs/heads/release/*",
+        "refs/heads/main",
+    ]  # feature/* (development) stays open: pull requests start there
+    # the validator does refuse what GitHub does not take
+    bad = dict(body, enforcement="enforced")
+    assert not validator.is_valid(bad)
+    assert not validator.is_valid(dict(body, rules=[{"type": "pull_request", "parameters": {}}]))
+
+
+def test_the_configuration_check_runs_on_every_pull_request() -> None:
+    for sample in (REF, GHA):
+        gate = doc(sample / ".github/workflows/pipecompile.yml")
+        assert gate["on"]["pull_request"] == {}  # no path filter: it always reports
+        run = "\n".join(s.get("run", "") for s in gate["jobs"]["check"]["steps"])
+        assert 'pipecompile check --diff -f "$PIPELINE_FILE"' in run
+        assert 'pipecompile lint -f "$PIPELINE_FILE"' in run
+        assert gate["jobs"]["check"]["permissions"] == {"contents": "read"}
+
+
+def test_explain_prints_the_ruleset_for_gh_api() -> None:
+    import json
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipecompile",
+            "explain",
+            "-f",
+            str(REF / "pipeline.yaml"),
+            "--ruleset",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["name"] == "ecommerce deploy branches"

@@ -55,7 +55,13 @@ def graph(file: Path, fmt: str) -> int:
     default=None,
     help="Branch pushed to, or targeted by the pull request (alone: --event push).",
 )
-def explain(file: Path, event: str | None, ref: str | None) -> int:
+@click.option(
+    "--ruleset",
+    is_flag=True,
+    help="Print the GitHub repository ruleset JSON that gates merging "
+    "(pipe it to: gh api repos/OWNER/REPO/rulesets --input -).",
+)
+def explain(file: Path, event: str | None, ref: str | None, ruleset: bool) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
     \b
@@ -64,10 +70,18 @@ def explain(file: Path, event: str | None, ref: str | None) -> int:
       pipecompile explain --event push --ref release/1.2
       pipecompile explain --event pull_request --ref main
       pipecompile explain --ref main                    # --ref alone: a push
+      pipecompile explain --ruleset | gh api repos/OWNER/REPO/rulesets --input -
     """
     from .explain import checklist, explain_event
 
     ir = _compiled(_session(file))
+    if ruleset:
+        import json
+
+        from .ruleset import ruleset as ruleset_of
+
+        click.echo(json.dumps(ruleset_of(ir), indent=2))
+        return EXIT_OK
     if event is None and ref is not None:
         event = "push"  # a branch named without an event is a push to it
     if event is None:

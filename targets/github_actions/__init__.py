@@ -13,6 +13,7 @@ Files (relative to the github-actions output folder):
   deliver-<service>.yml  delivery: github-actions only. Push to an environment's
                          branches: CI, build once, scan, sign, then one deploy job per
                          environment (verify, GitOps digest, wait healthy, DAST, audit)
+  pipecompile.yml        every pull request: pipecompile check and lint (the required check)
   dast.yml               scheduled OWASP ZAP scan of production (last environment) at its url
 """
 
@@ -28,6 +29,8 @@ from .. import Finding, gitops_required
 from ..common import DAST_SCAN
 from .ci import ci_workflow
 from .deliver import deliver_workflow
+from .gates import FILE as GATE_FILE
+from .gates import pipecompile_workflow
 from .steps import CI_ENVIRONMENT, NOTIFY_ENVIRONMENT, RUNNER, uses
 from .steps import cost as cost  # the target's attributes, re-exported for the registry
 from .steps import default_folder as default_folder
@@ -174,6 +177,7 @@ def render(ir: IR) -> dict[str, str]:
         out[svc.ci_workflow] = yaml_document(ci_workflow(ir, svc))
         if ir.delivery == "github-actions":
             out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc))
+    out[GATE_FILE] = yaml_document(pipecompile_workflow(ir))
     if ir.security.dast and ir.security.dast.scheduled_url:
         out["dast.yml"] = yaml_document(dast_workflow(ir))
     return out
