@@ -59,7 +59,7 @@ def test_invalid_pipeline_exits_2_and_writes_nothing(repo: Path) -> None:
     pipeline.write_text(pipeline.read_text().replace("port: 3000", "port: 70000"))
     res = pc("build", cwd=repo)
     assert res.returncode == 2
-    assert "pipeline.yaml:105:11: services.product-service.port: 70000 is above 65535" in res.stderr
+    assert "pipeline.yaml:106:11: services.product-service.port: 70000 is above 65535" in res.stderr
     assert "Traceback" not in res.stderr
     after = snapshot_tree(repo)
     del before["pipeline.yaml"], after["pipeline.yaml"]
