@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-from pipecompile.cli import main
+from pipecompile.commands.cli import main
 from pipecompile.output.sync import Change
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,7 +184,7 @@ def scratch_gitops(tmp: Path) -> Path:
 @cache
 def folder(sample: str, target: str) -> str:
     """Where ``sample`` writes ``target`` (its outputs, from the IR); "" when it is off."""
-    from pipecompile.frontend import compile_bytes
+    from pipecompile.frontend.read import compile_bytes
 
     pipeline = ROOT / "samples" / sample / "pipeline.yaml"
     ir = compile_bytes(str(pipeline), pipeline.read_bytes())

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from helm_python import Chart
 
-from pipecompile.frontend import compile_bytes
+from pipecompile.frontend.read import compile_bytes
 from pipecompile.ir import IR, Deployment, Service
 from pipecompile.targets.common import record_image_tag_script
 

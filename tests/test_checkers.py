@@ -72,7 +72,9 @@ def test_workflow_schema(built: dict[str, Path], sample: str) -> None:
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_workflows_pin_every_action_to_a_shipped_sha(built: dict[str, Path], sample: str) -> None:
     pins = json.loads(
-        (Path(__file__).parent.parent / "targets/github_actions/action-pins.json").read_text()
+        (
+            Path(__file__).parent.parent / "src/pipecompile/targets/github_actions/action-pins.json"
+        ).read_text()
     )["actions"]
     seen = 0
     for wf in files(built[sample], folder(sample, "github-actions"), "*.yml"):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipecompile import cli
-from pipecompile.validate import schema_text
+from pipecompile.commands import cli
+from pipecompile.frontend.validate import schema_text
 
 from .conftest import ROOT, build_sample, remove_order_service, snapshot_tree
 
@@ -363,7 +363,7 @@ def test_every_schema_property_has_a_description_examples_and_a_default() -> Non
             checked += 1
     assert checked > 100
     # the one default the models build in code is written down as it is
-    from pipecompile.model import _default_environments
+    from pipecompile.frontend.model import _default_environments
 
     built = {k: e.model_dump(exclude_defaults=True) for k, e in _default_environments().items()}
     assert schema["properties"]["environments"]["default"] == built

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipecompile.frontend import compile_file
-from pipecompile.graph import dot, mermaid
+from pipecompile.frontend.read import compile_file
+from pipecompile.insight.graph import dot, mermaid
 
 from .conftest import ROOT, SAMPLES, TextFile, build_sample
 
@@ -200,7 +200,8 @@ def test_lint_maps_findings_to_pipeline_lines(tmp_path: Path) -> None:
 def test_lint_never_passes_having_checked_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipecompile import cli, lint
+    from pipecompile.commands import cli
+    from pipecompile.insight import lint
 
     monkeypatch.setattr(lint, "_tool", lambda name: None)  # neither checker installed
     shutil.copy(ROOT / "samples/minimal/pipeline.yaml", tmp_path / "pipeline.yaml")

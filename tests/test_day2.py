@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from pipecompile.errors import PipelineError
-from pipecompile.explain import checklist
-from pipecompile.frontend import compile_bytes
+from pipecompile.frontend.read import compile_bytes
+from pipecompile.insight.explain import checklist
 from pipecompile.jobs import expected
 
 from .conftest import ROOT, as_github_delivered, hcl_norm

@@ -19,8 +19,8 @@ import hcl2
 import pytest
 import yaml
 
-from pipecompile.explain import checklist, explain_event
-from pipecompile.frontend import compile_bytes
+from pipecompile.frontend.read import compile_bytes
+from pipecompile.insight.explain import checklist, explain_event
 from pipecompile.ir import IR
 from pipecompile.targets.common import (
     AUDIT_ROW,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipecompile.errors import PipelineError
-from pipecompile.frontend import compile_bytes
+from pipecompile.frontend.read import compile_bytes
 
 ROOT = Path(__file__).parent.parent
 CORPUS = Path(__file__).parent / "invalid"
@@ -32,7 +32,7 @@ def test_corpus_is_large_enough() -> None:
 def test_build_exits_2_without_traceback_and_writes_nothing(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipecompile.cli import main
+    from pipecompile.commands.cli import main
 
     (tmp_path / "pipeline.yaml").write_bytes((CORPUS / f"{case}.yaml").read_bytes())
     assert main(["build", "-f", str(tmp_path / "pipeline.yaml")]) == 2
@@ -106,7 +106,7 @@ def test_huge_and_deep_documents_are_refused() -> None:
 )
 def test_libyaml_and_pure_composers_build_the_same_document(path: str) -> None:
     """The fast C composer is only an accelerator: same data, positions and errors."""
-    from pipecompile.loader import load
+    from pipecompile.frontend.loader import load
 
     raw = (Path(__file__).parent.parent / path).read_bytes()
     results = []

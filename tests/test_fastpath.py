@@ -51,7 +51,7 @@ def _modules_after(args: list[str], cwd: Path) -> set[str]:
     import sys
 
     code = (
-        "import sys\nfrom pipecompile.cli import main\n"
+        "import sys\nfrom pipecompile.commands.cli import main\n"
         f"status = main({args!r})\nprint('MODULES', status, *sorted(sys.modules))"
     )
     out = subprocess.run(

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipecompile import cli, jobs
-from pipecompile.frontend import compile_file
+from pipecompile import jobs
+from pipecompile.commands import cli
+from pipecompile.frontend.read import compile_file
 from pipecompile.output.paths import Tree
 from pipecompile.targets import registry
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipecompile.frontend import compile_file
+from pipecompile.frontend.read import compile_file
 
 from .conftest import ROOT, SAMPLES, as_github_delivered, folder, terraform_blocks
 
@@ -116,7 +116,7 @@ def test_an_exclusion_excludes_wherever_it_is_written(order: str, tmp_path: Path
     text = (ROOT / "samples" / "ecommerce" / "pipeline.yaml").read_text("utf-8")
     text = text.replace('branches: ["release/*"]', f"branches: [{', '.join(patterns)}]")
     assert "release/old-*" in text
-    from pipecompile.cli import main
+    from pipecompile.commands.cli import main
 
     root = tmp_path / "repo"
     root.mkdir()

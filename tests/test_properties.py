@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from pipecompile.errors import PipelineError
-from pipecompile.frontend import compile_bytes
-from pipecompile.model import BRANCH_RE
+from pipecompile.frontend.model import BRANCH_RE
+from pipecompile.frontend.read import compile_bytes
 from pipecompile.targets import render_all
 
 from .conftest import ROOT
@@ -95,7 +95,7 @@ URL_PATH = text([]).map(lambda s: "".join(c for c in s if not c.isspace()))
 
 
 def _yaml_value(v: Any) -> str:
-    from pipecompile.emit import _double
+    from pipecompile.serialize.emit import _double
 
     return _double(v)  # a YAML double-quoted scalar: an exact way to write any string
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipecompile import cli
+from pipecompile.commands import cli
 from pipecompile.output.paths import Tree
 
 from .conftest import ROOT, build_sample, remove_order_service, snapshot_tree

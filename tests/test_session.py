@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipecompile import cli, frontend, loader, pins
+from pipecompile.commands import cli
+from pipecompile.frontend import loader, pins
+from pipecompile.frontend import read as frontend
 from pipecompile.output import header
 
 from .conftest import build_sample

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from pipecompile.frontend import compile_bytes
+from pipecompile.frontend.read import compile_bytes
 from pipecompile.ir import IR
 from pipecompile.targets import render_all
 
@@ -90,7 +90,7 @@ def test_with_a_production_url_there_is_no_warning() -> None:
 
 
 def test_explain_schedule_names_the_production_scan() -> None:
-    from pipecompile.explain import explain_event
+    from pipecompile.insight.explain import explain_event
 
     assert explain_event(ir_of(REF), "schedule", "") == [
         "dast.yml runs OWASP ZAP against https://shop.example.com (production) on cron '0 3 * * 1'"
@@ -339,7 +339,7 @@ def test_the_ruleset_is_valid_for_githubs_rest_api_and_requires_the_generated_ch
 
     import jsonschema
 
-    from pipecompile.ruleset import ruleset
+    from pipecompile.insight.ruleset import ruleset
 
     schema = json.loads((ROOT / "tests/schemas/github-repository-ruleset-request.json").read_text())
     validator = jsonschema.Draft4Validator(_strict(schema))

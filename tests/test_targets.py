@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipecompile import lower
 from pipecompile.errors import PipelineError
-from pipecompile.frontend import compile_bytes
+from pipecompile.frontend import lower
+from pipecompile.frontend.read import compile_bytes
 from pipecompile.jobs import expected
 from pipecompile.targets import registry
 
@@ -41,7 +41,7 @@ def test_every_target_renders_checks_and_describes() -> None:
 
 
 def test_the_registry_is_the_one_list_of_targets() -> None:
-    from pipecompile.model import Outputs
+    from pipecompile.frontend.model import Outputs
 
     # the schema's outputs keys are the registry's names, in the same order
     aliases = [f.alias or name for name, f in Outputs.model_fields.items()]
@@ -130,7 +130,7 @@ def test_go_is_set_up_by_a_pinned_setup_go(tmp_path: Path) -> None:
 
 
 def test_explain_describes_only_the_enabled_outputs() -> None:
-    from pipecompile.explain import checklist, explain_event
+    from pipecompile.insight.explain import checklist, explain_event
 
     ir = compile_bytes("pipeline.yaml", with_outputs(REFERENCE, "helm").encode())
     text = "\n".join(explain_event(ir, "push", "main") + checklist(ir))

@@ -31,7 +31,7 @@ def _fast_check(args: list[str]) -> int | None:
         else:
             return None  # --diff, --format, --help, ...: the full command line
     try:
-        from .discovery import find_pipeline
+        from .frontend.discovery import find_pipeline
         from .session import Session
 
         path = Path(file) if file is not None else find_pipeline(Path.cwd())
@@ -55,6 +55,6 @@ def run() -> None:
         if code is not None:
             sys.stdout.flush()
             os._exit(code)
-    from .cli import run as cli
+    from .commands.cli import run as cli
 
     cli()

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from .errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
+    from .frontend.loader import Document
     from .ir import IR
-    from .loader import Document
     from .output.sync import Plan
 
 
@@ -35,8 +35,8 @@ class Session:
     @classmethod
     def open(cls, file: Path) -> Session:
         """Read the pipeline file and its lock (bounded), once."""
-        from .frontend import read
-        from .pins import read_lock
+        from .frontend.pins import read_lock
+        from .frontend.read import read
 
         return cls(file, read(file), read_lock(file.parent))
 
@@ -62,7 +62,7 @@ class Session:
     def compile(self) -> tuple[Document, IR]:
         """The Document (positions, for mapping findings home) and the IR, compiled once."""
         if self._compiled is None:
-            from .frontend import compile_document
+            from .frontend.read import compile_document
 
             self._compiled = compile_document(str(self.file), self.raw, self.root, self.lock)
         return self._compiled

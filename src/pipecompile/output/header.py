@@ -39,8 +39,7 @@ def code_fingerprint() -> str:
     base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     h = hashlib.sha256()
     found = []
-    # followlinks: in a checkout, pipecompile/targets is a symlink to the top-level targets/
-    for folder, dirs, names in os.walk(base, followlinks=True):
+    for folder, dirs, names in os.walk(base):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         for name in names:
             if name.endswith((".py", ".json", ".yaml", ".tpl")):

@@ -1,0 +1,146 @@
+"""What every command shares: exit codes, the common options, output and the session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ..errors import printable
+from ..frontend.discovery import find_pipeline
+
+if TYPE_CHECKING:
+    from ..ir import IR
+    from ..output.sync import Change
+    from ..session import Session
+
+EXIT_OK, EXIT_DRIFT, EXIT_INVALID, EXIT_INTERNAL, EXIT_IO = 0, 1, 2, 3, 4
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    success (check: the tree is exactly what pipeline.yaml generates)
+  1    check/diff found generated files that differ from pipeline.yaml;
+       build left files it may not replace or remove (listed as conflict or
+       kept; lint: the checkers reported findings)
+  2    invalid pipeline file, lock, manifest or command-line usage;
+       nothing was written
+  3    internal error in pipecompile (please report it)
+  4    a file could not be read or written (permissions, disk full); the
+       manifest is only updated after every write succeeded
+  130  interrupted (SIGINT; 143 for SIGTERM): says what was written, and
+       the next build finishes the job"""
+
+
+def _file_option(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None or ctx.resilient_parsing:
+        return value
+    return find_pipeline(Path.cwd())
+
+
+FILE_OPTION = click.option(
+    "-f",
+    "--file",
+    "file",
+    default=None,
+    callback=_file_option,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pipeline file; outputs are written relative to its folder. "
+    "Default: the nearest pipeline.yaml upward from here, within the repository.",
+)
+
+
+_COLOURS = (("error", "red"), ("conflict", "red"), ("kept", "yellow"), ("warning", "yellow"))
+
+
+def colour_on() -> bool:
+    """Colour unless NO_COLOR is set (https://no-color.org); click adds it only on a TTY."""
+    return not os.environ.get("NO_COLOR")
+
+
+def _echo_err(msg: str) -> None:
+    text = printable(msg)  # escape first: the colour codes are ours, never the input's
+    if colour_on():
+        for word, fg in _COLOURS:
+            if text.startswith(f"{word}:") or f": {word}: " in text[:200]:
+                text = click.style(text, fg=fg)
+                break
+    click.echo(text, err=True)
+
+
+def _done(summary: str, quiet: bool) -> None:
+    """The one-line summary every command prints on success (unless -q)."""
+    if not quiet:
+        click.echo(click.style(summary, fg="green") if colour_on() else summary)
+
+
+QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+
+# --format: text for people; json (and sarif for lint) for machines, documented in
+# pipecompile/machine.py and the README. Set by the command, read by main()'s error path.
+_OUTPUT = {"format": "text", "command": ""}
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+def _format_option(*choices: str) -> Callable[[FC], FC]:
+    def remember(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        _OUTPUT["format"], _OUTPUT["command"] = value, ctx.info_name or ""
+        return value
+
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", *choices]),
+        default="text",
+        show_default=True,
+        is_eager=True,
+        callback=remember,
+        help="Output for people (text) or machines ("
+        + ", ".join(choices)
+        + "; one document on stdout, see the README).",
+    )
+
+
+def _machine() -> bool:
+    return _OUTPUT["format"] != "text"
+
+
+def _emit_document(ok: bool, diagnostics: Any = (), changes: Any = ()) -> None:
+    from ..insight.machine import document
+
+    click.echo(document(_OUTPUT["command"], ok, diagnostics, changes))
+
+
+def _session(file: Path) -> Session:
+    from ..session import Session
+
+    return Session.open(file)
+
+
+def _compiled(session: Session) -> IR:
+    """The session's IR; its warnings are printed once, here (in the document, for json)."""
+    ir = session.ir
+    if not _machine():
+        for w in ir.warnings:
+            _echo_err(str(w))
+    return ir
+
+
+def _warnings(ir: IR) -> list[dict[str, Any]]:
+    from ..insight.machine import diagnostic
+
+    return [diagnostic(w) for w in ir.warnings]
+
+
+def _changes(changes: list[Change], with_diff: bool) -> list[dict[str, Any]]:
+    from ..insight.report import unified
+
+    out = []
+    for ch in changes:
+        entry: dict[str, Any] = {"file": ch.path, "kind": str(ch.kind), "reason": ch.reason}
+        if with_diff:
+            entry["diff"] = unified(ch)
+        out.append(entry)
+    return out

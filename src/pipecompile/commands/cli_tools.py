@@ -1,0 +1,281 @@
+"""The commands around the build: graph, explain, init, pins, lint, completion, schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import UsageError, printable
+from .cli_shared import (
+    _OUTPUT,
+    EXIT_CODES_HELP,
+    EXIT_DRIFT,
+    EXIT_OK,
+    FILE_OPTION,
+    QUIET_OPTION,
+    _compiled,
+    _done,
+    _emit_document,
+    _format_option,
+    _machine,
+    _session,
+)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid renders on GitHub; dot is for Graphviz.",
+)
+def graph(file: Path, fmt: str) -> int:
+    """Draw the delivery flow: branches, environments, gates, rollout, rollback."""
+    from ..insight.graph import dot, mermaid
+
+    ir = _compiled(_session(file))
+    click.echo(mermaid(ir) if fmt == "mermaid" else dot(ir), nl=False)
+    return EXIT_OK
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+@click.option(
+    "--event",
+    type=click.Choice(["push", "pull_request", "schedule"]),
+    help="Explain what this event does (default: list what must exist outside the repository).",
+)
+@click.option(
+    "--ref",
+    default=None,
+    help="Branch pushed to, or targeted by the pull request (alone: --event push).",
+)
+@click.option(
+    "--ruleset",
+    is_flag=True,
+    help="Print the GitHub repository ruleset JSON that gates merging "
+    "(pipe it to: gh api repos/OWNER/REPO/rulesets --input -).",
+)
+def explain(file: Path, event: str | None, ref: str | None, ruleset: bool) -> int:
+    """Explain in plain text what an event does, or what to set up outside the repository.
+
+    \b
+    Examples:
+      pipecompile explain                               # the setup checklist
+      pipecompile explain --event push --ref release/1.2
+      pipecompile explain --event pull_request --ref main
+      pipecompile explain --ref main                    # --ref alone: a push
+      pipecompile explain --ruleset | gh api repos/OWNER/REPO/rulesets --input -
+    """
+    from ..insight.explain import checklist, explain_event
+
+    ir = _compiled(_session(file))
+    if ruleset:
+        import json
+
+        from ..insight.ruleset import ruleset as ruleset_of
+
+        click.echo(json.dumps(ruleset_of(ir), indent=2))
+        return EXIT_OK
+    if event is None and ref is not None:
+        event = "push"  # a branch named without an event is a push to it
+    if event is None:
+        lines = checklist(ir)
+    else:
+        if event != "schedule" and not ref:
+            raise UsageError(f"--event {event} needs --ref BRANCH")
+        lines = explain_event(ir, event, ref or "")
+    click.echo("\n".join(lines))
+    return EXIT_OK
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.option(
+    "-f",
+    "--file",
+    "file",
+    default="pipeline.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to create.",
+)
+def init(file: Path) -> int:
+    """Write a commented starter pipeline.yaml (never overwrites an existing file)."""
+    from importlib import resources
+
+    if file.exists():
+        raise UsageError(f"{file} already exists; not overwriting it")
+    text = (resources.files("pipecompile") / "data" / "starter.pipeline.yaml").read_text("utf-8")
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("x", encoding="utf-8") as fh:
+        fh.write(text)
+    click.echo(
+        f"wrote {file}; edit it, then run: pipecompile build"
+        + (f" -f {file}" if str(file) != "pipeline.yaml" else "")
+    )
+    return EXIT_OK
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+def pins(file: Path) -> int:
+    """Show every pinned version, where it comes from and which generated files use it.
+
+    Pins come from pipecompile.lock next to the pipeline file when it sets them,
+    else from pipecompile's defaults; edit the lock (or let a bot) to update them.
+    """
+    ir = _compiled(_session(file))
+    from ..jobs import expected
+
+    rendered = expected(ir)
+    folder_of = dict(ir.outputs)
+
+    def used_in(needle: str) -> str:
+        hits = sorted(str(p) for p, (_, text) in rendered.items() if needle in text)
+        return f"{len(hits)} file{'s' if len(hits) != 1 else ''}" if hits else "unused"
+
+    click.echo(f"GitHub Actions (in {folder_of.get('github-actions', '-')}):")
+    width = max(len(p.action) for p in ir.pins.actions)
+    for p in ir.pins.actions:
+        click.echo(
+            f"  {p.action.ljust(width)}  {p.version:<8} {p.sha}  {p.source:<16} "
+            f"{used_in(f'{p.action}@{p.sha}')}"
+        )
+    values = {key: str(getattr(ir.pins, key)) for key, _ in ir.pins.sources}
+    click.echo("Other pins:")
+    for key, source in ir.pins.sources:
+        click.echo(f"  {key:<24} {values[key]:<32} {source:<16} {used_in(values[key])}")
+    return EXIT_OK
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@FILE_OPTION
+@click.option(
+    "--zizmor-persona",
+    type=click.Choice(["regular", "pedantic", "auditor"]),
+    default="regular",
+    show_default=True,
+    help="How picky zizmor is.",
+)
+@_format_option("json", "sarif")
+@QUIET_OPTION
+def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
+    """Run actionlint and zizmor on the generated workflows; report findings in pipeline.yaml.
+
+    Findings are located at the pipeline.yaml field that produced the step
+    (a ci.steps[i].run line, or the security / notifications / gitops section),
+    else at the generated file, once with every generated place it shows up in.
+    Exit 1 when there are findings, 2 when a checker is missing (lint never
+    passes having checked nothing): pip install 'pipecompile[lint]' brings both.
+    """
+    from ..insight.lint import lint as run_lint
+
+    session = _session(file)
+    ir = _compiled(session)
+    doc = session.compile()[0]
+    # the user's own policy choices that skip a check: listed, located, not findings
+    from ..targets import registry
+
+    notes: list[dict[str, Any]] = []
+    for name, _ in ir.outputs:
+        for choice in getattr(registry()[name], "choices", lambda ir: [])(ir):
+            row, col = doc.pos(choice.path)
+            field = ".".join(map(str, choice.path))
+            notes.append(
+                {
+                    "file": doc.file,
+                    "line": row,
+                    "column": col,
+                    "path": field,
+                    "message": f"choice: {choice.message}",
+                    "severity": "note",
+                    "tool": "pipecompile",
+                }
+            )
+            if not _machine():
+                click.echo(printable(f"{doc.file}:{row}:{col}: {field}: choice: {choice.message}"))
+    if "github-actions" not in dict(ir.outputs):
+        if _machine():
+            _lint_document(True, notes)
+            return EXIT_OK
+        click.echo("the github-actions output is off: nothing to lint")
+        return EXIT_OK
+    folder = dict(ir.outputs)["github-actions"]
+    from ..jobs import expected
+
+    rendered = {p: text for p, (target, text) in expected(ir, ("github-actions",)).items()}
+    findings, skipped = run_lint(doc, rendered, folder, zizmor_persona)
+    if skipped:
+        raise UsageError(
+            f"{' and '.join(skipped)} {'is' if len(skipped) == 1 else 'are'} not installed, "
+            "so lint would check nothing; install them with: pip install 'pipecompile[lint]'"
+        )
+    if _machine():
+        found = [
+            {
+                "file": f.file,
+                "line": f.line,
+                "column": f.col,
+                "path": ".".join(map(str, f.path)),
+                "message": f.message,
+                "severity": "error",
+                "tool": f.tool,
+                "places": list(f.places),
+            }
+            for f in findings
+        ]
+        _lint_document(not findings, found + notes)
+        return EXIT_DRIFT if findings else EXIT_OK
+    for line in findings:
+        click.echo(printable(str(line)))
+    if findings:
+        return EXIT_DRIFT
+    _done(
+        f"lint: {len(rendered)} workflows checked with actionlint and zizmor "
+        f"({zizmor_persona} persona): no findings",
+        quiet,
+    )
+    return EXIT_OK
+
+
+def _lint_document(ok: bool, diagnostics: list[dict[str, Any]]) -> None:
+    if _OUTPUT["format"] == "sarif":
+        from ..insight.machine import sarif
+
+        click.echo(sarif(diagnostics))
+    else:
+        _emit_document(ok, diagnostics)
+
+
+@click.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> int:
+    """Print the shell completion script for SHELL.
+
+    \b
+    bash:  pipecompile completion bash > ~/.local/share/bash-completion/completions/pipecompile
+    zsh:   pipecompile completion zsh > "${fpath[1]}/_pipecompile"
+    fish:  pipecompile completion fish > ~/.config/fish/completions/pipecompile.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # click ships all three
+    from .cli import cli  # the whole command table (imported here: it imports this module)
+
+    click.echo(cls(cli, {}, "pipecompile", "_PIPECOMPILE_COMPLETE").source())
+    return EXIT_OK
+
+
+@click.command()
+def schema() -> int:
+    """Print the JSON schema of pipeline files (the published pipeline.schema.json)."""
+    from ..frontend.validate import schema_text
+
+    click.echo(schema_text(), nl=False)
+    return EXIT_OK

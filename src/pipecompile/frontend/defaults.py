@@ -1,0 +1,66 @@
+"""The defaults table: every default the language leaves to pipecompile that is more
+than a field's own default in the models (those live in model.py, once).
+
+Lowering applies these once; targets never see a default, only the IR.
+"""
+
+from __future__ import annotations
+
+from ..ir import CanaryStep, SecretStore
+
+# The External Secrets store the charts name, and explain asks the cluster to have.
+SECRET_STORE = SecretStore("ClusterSecretStore", "aws-secrets-manager")
+
+# CodeBuild on-demand Linux compute types: (name, vCPU, GiB), smallest first.
+COMPUTE_TYPES = (
+    ("BUILD_GENERAL1_SMALL", 2, 4),
+    ("BUILD_GENERAL1_MEDIUM", 4, 8),
+    ("BUILD_GENERAL1_LARGE", 8, 16),
+    ("BUILD_GENERAL1_XLARGE", 36, 72),
+    ("BUILD_GENERAL1_2XLARGE", 72, 144),
+)
+
+DEFAULT_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "node": (
+        ("Install dependencies", "npm ci"),
+        ("Lint code", "npm run lint"),
+        ("Run unit tests", "npm run test"),
+    ),
+    "python": (
+        ("Install dependencies", "python -m pip install -r requirements.txt"),
+        ("Lint code", "python -m ruff check ."),
+        ("Run unit tests", "python -m pytest"),
+    ),
+    "java": (
+        ("Install dependencies", "./mvnw -B dependency:go-offline"),
+        ("Lint code", "./mvnw -B checkstyle:check"),
+        ("Run unit tests", "./mvnw -B test"),
+    ),
+    "go": (
+        ("Install dependencies", "go mod download"),
+        ("Lint code", "go vet ./..."),
+        ("Run unit tests", "go test ./..."),
+    ),
+}
+
+BUILTIN_CANARY = (CanaryStep(10, "5m"), CanaryStep(50, "5m"), CanaryStep(100, None))
+
+
+def compute_type(vcpu: int, memory_gb: int) -> tuple[str, int, int]:
+    for name, cpus, mem in COMPUTE_TYPES:
+        if cpus >= vcpu and mem >= memory_gb:
+            return name, cpus, mem
+    return COMPUTE_TYPES[-1]  # pragma: no cover - the model caps vcpu/memory at the largest
+
+
+# ZAP's riskcode for each severity of security.dast.fail_on (ZAP has no "critical":
+# it counts as high).
+ZAP_RISK = {"critical": 3, "high": 3, "medium": 2, "low": 1}
+
+# Minutes a deployer waits for Argo CD to report the new image Synced and Healthy,
+# on top of the strategy's own pauses (sync, image pull, readiness, analysis).
+ROLLOUT_MARGIN_MINUTES = 15
+
+# The one chart every service deploys with, in the helm output folder (a service name
+# is a DNS label, so it never collides with this folder's name).
+CHART_FOLDER = "_chart"

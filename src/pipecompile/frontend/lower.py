@@ -1,0 +1,512 @@
+"""Lower a validated :class:`~pipecompile.model.Pipeline` into the frozen IR.
+
+This is where every rule that spans fields lives (cross-references, canary
+order, platform limits) and where every default and derived name is decided.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from .. import ir
+from ..errors import Diagnostic, Path_, PipelineError, did_you_mean
+from ..targets import default_outputs
+from .defaults import CHART_FOLDER, DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
+from .loader import Document
+from .lower_rules import Rules, duration_ms, nested_folders, rollout_minutes, runtime_of, service_ci
+from .model import Compute, ImageScan, Pipeline
+
+
+def _short(name: str, limit: int) -> str:
+    """``name`` if it fits, else a prefix and a stable hash that keep it unique."""
+    if len(name) <= limit:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+
+
+class _Lowering(Rules):
+    def __init__(self, doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None) -> None:
+        self.doc = doc
+        self.m = model
+        self.pins = pins
+        self.root = root
+        self.errors: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
+        self._kinds: dict[str, str] = {}  # path prefix -> link | other | missing
+
+    def err(self, path: Path_, message: str, *, key: bool = False) -> None:
+        self.errors.append(self.doc.error(path, message, key=key))
+
+    def warn(self, path: Path_, message: str) -> None:
+        line, col = self.doc.pos(path)
+        d = Diagnostic(self.doc.file, line, col, path, message, severity="warning")
+        self.warnings.append(d)
+
+    def run(self) -> ir.IR:
+        """Resolve the model into the IR, one section at a time; errors are collected."""
+        model = self.m
+        outputs = self.outputs()
+        self.deliverer_enabled(outputs)
+        strategies = self.strategies()
+        envs = self.environments(strategies)
+        runtime, steps = self.ci()
+        gitops_path = self.rel_path(("gitops", "path"), model.gitops.path, "path")
+        helm = dict(outputs).get("helm")
+        services = self.services(envs, strategies, gitops_path, helm, (runtime, steps))
+        build = self.build()
+        security = self.security(envs)
+        gitops = self.gitops(gitops_path)
+        notifications = self.notifications()
+        aws = self.aws_names(notifications.sns_topic)
+        secrets = ir.Secrets(
+            sonar_token="SONAR_TOKEN" if security.sast_fail_on else None,
+            sonar_host_url="SONAR_HOST_URL" if security.sast_fail_on else None,
+            slack_webhook="SLACK_WEBHOOK_URL" if notifications.slack_channel else None,
+            gitops_credential=None if gitops.repository is None else gitops.credential,
+        )
+        backend = self.backend()
+        if self.errors:
+            raise PipelineError(self.errors)
+        return ir.IR(
+            pipeline_file=Path(self.doc.file).name,
+            project=model.project,
+            delivery=model.delivery,
+            repository=model.source.repository,
+            default_branch=model.source.default_branch,
+            environments=tuple(envs),
+            chart_source=posixpath.join(helm, CHART_FOLDER) if helm else None,
+            deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
+            release_branches=tuple(
+                dict.fromkeys(b for e in envs if e.approval for b in e.includes)
+            ),
+            services=tuple(services),
+            runtime=runtime,
+            steps=steps,
+            build=build,
+            security=security,
+            gitops=gitops,
+            rollback=self.rollback(),
+            notifications=notifications,
+            deployments_table=model.audit.deployments_table,
+            log_retention_days=model.audit.log_retention_days,
+            outputs=tuple(outputs),
+            # where terraform's CodeBuild projects find the buildspecs
+            buildspec_folder=dict(outputs).get("codebuild", default_outputs()["codebuild"]),
+            aws=aws,
+            github_oidc_provider=model.aws.github_oidc_provider,
+            texts=self.texts(),
+            backend=backend,
+            secrets=secrets,
+            secret_store=SECRET_STORE,
+            pins=self.pins,
+            warnings=tuple(self.warnings),
+        )
+
+    def outputs(self) -> list[tuple[str, str]]:
+        """(target, folder) for every enabled target, in registry order."""
+        given = self.m.outputs
+        defaults = default_outputs()  # every target, in registry order
+        folders = (
+            given.model_dump(by_alias=True, exclude_none=True)
+            if given
+            else default_outputs(self.m.delivery)  # the targets this delivery uses
+        )
+        outputs: list[tuple[str, str]] = []
+        for target in defaults:
+            if target in folders:
+                where = ("outputs", target) if given is not None else ("outputs",)
+                folder = self.output_folder(where, folders[target])
+                if folder is not None:
+                    outputs.append((target, folder))
+        return outputs
+
+    def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
+        """The orchestrator named by ``delivery`` must be generated."""
+        delivery = self.m.delivery
+        needed = "terraform" if delivery == "codepipeline" else "github-actions"
+        if needed not in dict(outputs):
+            self.warn(
+                ("delivery",) if "delivery" in self.m.model_fields_set else ("outputs",),
+                f"delivery is {delivery}, but the {needed} output that generates it is off: "
+                "nothing generated here delivers; turn it on"
+                + (", or set delivery: github-actions" if delivery == "codepipeline" else ""),
+            )
+
+    def environments(self, strategies: dict[str, ir.Strategy]) -> list[ir.Environment]:
+        """The environments in promotion order, with their names and branch patterns."""
+        project = self.m.project
+        envs: list[ir.Environment] = []
+        names = list(self.m.environments)
+        dast = self.m.security.dast
+        # an unknown DAST environment is reported by security(); then nothing is gated
+        dast_index = names.index(dast.environment) if dast and dast.environment in names else None
+        for index, (name, env) in enumerate(self.m.environments.items()):
+            where: Path_ = ("environments", name)
+            namespace = env.namespace or f"{project}-{name}"
+            if env.namespace is None and len(namespace) > 63:
+                self.err(
+                    where,
+                    f"the default namespace '{namespace}' is longer than 63 "
+                    "characters; set 'namespace'",
+                    key=True,
+                )
+            self.strategy_ref((*where, "strategy"), env.strategy, strategies)
+            includes = [b for b in env.branches if not b.startswith("!")]
+            excludes = [b[1:] for b in env.branches if b.startswith("!")]
+            if not includes:
+                self.err(
+                    (*where, "branches"),
+                    "needs at least one branch pattern that is not a '!' exclusion",
+                )
+            literal = [b for b in includes if not re.search(r"[*?\[\]+!]", b)]
+            envs.append(
+                ir.Environment(
+                    name=name,
+                    index=index,
+                    branches=tuple(env.branches),
+                    includes=tuple(includes),
+                    excludes=tuple(excludes),
+                    approval=env.approval,
+                    namespace=namespace,
+                    cluster=env.cluster,
+                    url=env.url,
+                    deploy_project=f"{project}-{name}-deploy",
+                    deploy_buildspec=f"deploy-{name}.yml",
+                    deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
+                    manual_start_branch=literal[0] if literal else self.m.source.default_branch,
+                    github_role_name=_short(f"{project}-deploy-{name}", 64),
+                    github_role_arn=f"arn:aws:iam::{self.m.aws.account_id}:role/"
+                    + _short(f"{project}-deploy-{name}", 64),
+                    codebuild_role_name=_short(f"{project}-codebuild-deploy-{name}", 64),
+                    gitops_secret_name=f"{project}/{name}/gitops-credential",
+                    argocd_secret_name=f"{project}/{name}/argocd",
+                    argocd_project=_short(f"{project}-{name}", 63),
+                    sync=env.sync,
+                    sync_window=(env.sync_window.schedule, env.sync_window.duration)
+                    if env.sync_window
+                    else None,
+                    dast=index == dast_index,
+                    after_dast=dast_index is not None and index > dast_index,
+                )
+            )
+        return envs
+
+    def ci(self) -> tuple[ir.Runtime, tuple[ir.Step, ...]]:
+        """The runtime, and the steps written or the runtime's default steps."""
+        ci = self.m.ci
+        runtime = runtime_of(ci.runtime)
+        if ci.steps is not None:
+            return runtime, tuple(ir.Step(step.name, step.run) for step in ci.steps)
+        return runtime, tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[runtime.language])
+
+    def services(
+        self,
+        envs: list[ir.Environment],
+        strategies: dict[str, ir.Strategy],
+        gitops_path: str,
+        helm: str | None,
+        ci: tuple[ir.Runtime, tuple[ir.Step, ...]],
+    ) -> list[ir.Service]:
+        """Every service with its deployments (one per environment) and derived names."""
+        model = self.m
+        project = model.project
+        registry = f"{model.aws.account_id}.dkr.ecr.{model.aws.region}.amazonaws.com"
+        env_names = [e.name for e in envs]
+        services: list[ir.Service] = []
+        images: dict[str, str] = {}
+        app_names: dict[str, str] = {}
+        for name, svc in model.services.items():
+            where: Path_ = ("services", name)
+            image = svc.image or f"{project}/{name}"
+            if image in images:
+                self.err(
+                    (*where, "image") if svc.image else where,
+                    f"image '{image}' is already used by service '{images[image]}'",
+                    key=svc.image is None,
+                )
+            images.setdefault(image, name)
+            path = self.rel_path((*where, "path"), svc.path, "path")
+            dockerfile = self.rel_path(
+                (*where, "dockerfile"), posixpath.join(path, svc.dockerfile), "path"
+            )
+            if isinstance(svc.replicas, dict):
+                for env_name in svc.replicas:
+                    if env_name not in env_names:
+                        self.err(
+                            (*where, "replicas", env_name),
+                            f"unknown environment '{env_name}'{did_you_mean(env_name, env_names)}"
+                            f"; known: {', '.join(env_names)}",
+                            key=True,
+                        )
+            own_strategy = (
+                self.strategy_ref((*where, "strategy"), svc.strategy, strategies)
+                if svc.strategy
+                else None
+            )
+            deployments = []
+            for env in envs:
+                replicas = (
+                    svc.replicas.get(env.name, 1)
+                    if isinstance(svc.replicas, dict)
+                    else svc.replicas
+                )
+                strategy = own_strategy or strategies.get(
+                    model.environments[env.name].strategy, strategies["rolling"]
+                )
+                app = f"{name}-{env.name}"
+                if app in app_names:
+                    self.err(
+                        where,
+                        f"Argo CD application name '{app}' is also produced by "
+                        f"{app_names[app]}; rename the service or the environment",
+                        key=True,
+                    )
+                app_names.setdefault(app, f"service '{name}' in '{env.name}'")
+                pipeline_name = f"{project}-{name}-{env.name}"
+                deployments.append(
+                    ir.Deployment(
+                        service=name,
+                        environment=env.name,
+                        replicas=replicas,
+                        strategy=strategy,
+                        namespace=env.namespace,
+                        cluster=env.cluster,
+                        app_name=app,
+                        pipeline_name=pipeline_name,
+                        notification_rule_name=_short(pipeline_name, 64),
+                        values_file=f"{name}/values-{env.name}.yaml",
+                        image_tag_file=f"{name}/image-{env.name}.yaml",
+                        wait_minutes=rollout_minutes(strategy),
+                        gitops_dir=posixpath.join(gitops_path, name, env.name),
+                        host=urlsplit(env.url).hostname if env.url else None,
+                    )
+                )
+            services.append(
+                ir.Service(
+                    name=name,
+                    image=image,
+                    image_uri=f"{registry}/{image}",
+                    path=path,
+                    dockerfile=dockerfile,
+                    port=svc.port,
+                    secrets=tuple(svc.secrets),
+                    deployments=tuple(deployments),
+                    build_project=f"{project}-{name}-build",
+                    release_build_project=f"{project}-{name}-build-release",
+                    buildspec=f"build-{name}.yml",
+                    ci_workflow=f"ci-{name}.yml",
+                    deliver_workflow=f"deliver-{name}.yml",
+                    build_log_group=f"/aws/codebuild/{project}-{name}-build",
+                    scan_report_group=f"{project}-{name}-build-ecr-image-scan",
+                    # its folder, its values and the chart (a change there deploys it again)
+                    trigger_includes=()
+                    if path == "."
+                    else (
+                        f"{path}/**",
+                        *([f"{helm}/{name}/**", f"{helm}/{CHART_FOLDER}/**"] if helm else []),
+                    ),
+                    trigger_excludes=(),  # set below, once every path is known
+                    chart_path=posixpath.join(gitops_path, name),
+                    values_source=posixpath.join(helm, name) if helm else None,
+                    runtime=(own := service_ci(svc, ci))[0],
+                    steps=own[1],
+                )
+            )
+        return [
+            dataclasses.replace(svc, trigger_excludes=nested_folders(svc, services))
+            for svc in services
+        ]
+
+    def build(self) -> ir.Build:
+        """Build settings, with the smallest CodeBuild compute type that fits."""
+        settings = self.m.build
+        compute = settings.compute or Compute()  # the model's defaults, in one place
+        vcpu, mem = compute.vcpu, compute.memory_gb
+        ctype, cpus, gib = compute_type(vcpu, mem)
+        if (cpus, gib) != (vcpu, mem):
+            self.warn(
+                ("build", "compute"),
+                f"no CodeBuild compute type has exactly {vcpu} vCPU / {mem} GiB; "
+                f"using {ctype} ({cpus} vCPU / {gib} GiB)",
+            )
+        return ir.Build(
+            vcpu,
+            mem,
+            ctype,
+            settings.timeout_minutes,
+            settings.cache,
+            settings.keep_images,
+            settings.artifact_retention_days,
+        )
+
+    def security(self, envs: list[ir.Environment]) -> ir.Security:
+        """The gates; DAST must target an environment that exists and has a URL."""
+        sec = self.m.security
+        dast = None
+        if sec.dast is not None:
+            where: Path_ = ("security", "dast", "environment")
+            target = next((e for e in envs if e.name == sec.dast.environment), None)
+            if target is None:
+                self.err(
+                    where,
+                    f"unknown environment '{sec.dast.environment}'"
+                    f"{did_you_mean(sec.dast.environment, [e.name for e in envs])}"
+                    f"; known: {', '.join(e.name for e in envs)}",
+                )
+            elif target.url is None:
+                self.err(
+                    where,
+                    f"environment '{target.name}' has no 'url' for DAST to scan; "
+                    f"set environments.{target.name}.url",
+                )
+            else:
+                cron = {"daily": "0 3 * * *", "weekly": "0 3 * * 1"}.get(
+                    sec.dast.schedule, sec.dast.schedule
+                )
+                level = sec.dast.fail_on
+                dast = ir.Dast(
+                    target.name,
+                    target.url,
+                    cron,
+                    level,
+                    ZAP_RISK[level],
+                    project=f"{self.m.project}-{target.name}-dast",
+                    buildspec=f"dast-{target.name}.yml",
+                    log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
+                    **self.scheduled_dast(envs),
+                )
+        scan = sec.image_scan or ImageScan()  # its mode and wait keep the model's defaults
+        return ir.Security(
+            sast_fail_on=sec.sast.fail_on if sec.sast else None,
+            dependencies_fail_on=sec.dependencies.fail_on if sec.dependencies else None,
+            image_scan_fail_on=sec.image_scan.fail_on if sec.image_scan else None,
+            image_scanning=scan.scanning,
+            image_scan_timeout_minutes=scan.timeout_minutes,
+            dast=dast,
+            sign_images=sec.sign_images,
+        )
+
+    def scheduled_dast(self, envs: list[ir.Environment]) -> dict[str, str]:
+        """security.dast.schedule scans production (the last environment) at its url (1.2)."""
+        dast = self.m.security.dast
+        assert dast is not None
+        production = envs[-1]
+        if production.url is not None:
+            return {"scheduled_environment": production.name, "scheduled_url": production.url}
+        explicit = "schedule" in dast.model_fields_set
+        self.warn(
+            ("security", "dast", "schedule") if explicit else ("security", "dast"),
+            f"the scheduled DAST scan targets '{production.name}' (last in promotion order), "
+            f"which has no 'url': it scans nothing; set environments.{production.name}.url",
+        )
+        return {}
+
+    def gitops(self, path: str) -> ir.Gitops:
+        """The GitOps repository (the targets that deploy through it require it)."""
+        g = self.m.gitops
+        auth: Literal["ssh", "https"] = (
+            "https" if (g.repository or "").startswith("https://") else "ssh"
+        )
+        return ir.Gitops(
+            repository=g.repository,
+            auth=auth,
+            credential="GITOPS_TOKEN" if auth == "https" else "GITOPS_DEPLOY_KEY",
+            revision=g.revision,
+            path=path,
+            prune=g.sync.prune,
+            self_heal=g.sync.self_heal,
+            options=tuple(g.sync.options),
+            retry_limit=g.sync.retry.limit,
+            backoff_duration=g.sync.retry.backoff.duration,
+            backoff_factor=g.sync.retry.backoff.factor,
+            backoff_max_duration=g.sync.retry.backoff.max_duration,
+        )
+
+    def rollback(self) -> ir.Rollback | None:
+        rollback = self.m.rollback
+        if rollback is None:
+            return None
+        latency = rollback.max_p90_latency
+        return ir.Rollback(
+            rollback.health_checks,
+            rollback.max_error_rate,
+            latency,
+            duration_ms(latency) if latency else None,
+            rollback.prometheus_url,
+            rollback.metrics_provider,
+            rollback.cloudwatch_namespace or f"{self.m.project}/services",
+        )
+
+    def notifications(self) -> ir.Notifications:
+        """Slack events in a fixed order; the SNS topic always exists (approvals use it)."""
+        slack, sns = self.m.notifications.slack, self.m.notifications.sns
+        order = ("started", "approval-needed", "succeeded", "failed")
+        sns_on = slack.on if slack else ("failed", "approval-needed")
+        events = () if sns is None and slack is None else tuple(e for e in order if e in sns_on)
+        names = list(self.m.environments)
+        subs = []
+        for i, sub in enumerate(sns.subscriptions if sns else []):
+            for j, env in enumerate(sub.environments or []):
+                if env not in names:
+                    self.err(
+                        ("notifications", "sns", "subscriptions", i, "environments", j),
+                        f"unknown environment '{env}'{did_you_mean(env, names)}; "
+                        f"known: {', '.join(names)}",
+                    )
+            for j, status in enumerate(sub.statuses or []):
+                if status not in events:
+                    self.err(
+                        ("notifications", "sns", "subscriptions", i, "statuses", j),
+                        f"'{status}' is not sent to the topic; it sends: {', '.join(events)}",
+                    )
+            subs.append(
+                ir.Subscription(
+                    sub.protocol,
+                    sub.endpoint,
+                    tuple(sub.environments or ()),
+                    tuple(e for e in events if e in (sub.statuses or events)),
+                )
+            )
+        return ir.Notifications(
+            slack_channel=slack.channel if slack else None,
+            slack_events=tuple(e for e in order if slack and e in slack.on),
+            sns_topic=sns.topic if sns else f"{self.m.project}-pipeline-events",
+            sns_events=events,
+            subscriptions=tuple(subs),
+        )
+
+    def aws_names(self, topic: str) -> ir.AwsNames:
+        """Every AWS name the targets use, computed once."""
+        project, account, region = self.m.project, self.m.aws.account_id, self.m.aws.region
+        return ir.AwsNames(
+            region=region,
+            account_id=account,
+            ecr_registry=f"{account}.dkr.ecr.{region}.amazonaws.com",
+            github_build_role_name=f"{project}-github-build",
+            github_build_role_arn=f"arn:aws:iam::{account}:role/{project}-github-build",
+            pipeline_role_name=f"{project}-codepipeline",
+            build_role_name=f"{project}-codebuild-build",
+            artifact_bucket=f"{project}-artifacts-{account}",
+            kms_alias=f"alias/{project}-cicd",
+            signing_key_alias=f"alias/{project}-image-signing",
+            release_key_alias=f"alias/{project}-release-signing",
+            github_release_role_name=f"{project}-github-release",
+            github_release_role_arn=f"arn:aws:iam::{account}:role/{project}-github-release",
+            release_build_role_name=f"{project}-codebuild-release",
+            connection_name=project[:25].rstrip("-") + "-github",
+            sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
+            sonar_secret_name=f"{project}/sonarqube",
+        )
+
+
+def lower(doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None = None) -> ir.IR:
+    """Resolve ``model`` into the IR; ``root`` (the pipeline's folder) enables symlink checks."""
+    return _Lowering(doc, model, pins, root).run()

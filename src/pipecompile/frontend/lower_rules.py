@@ -1,0 +1,281 @@
+"""Rules of lowering that stand on their own: paths stay inside the root, output
+folders are folders pipecompile may own (see output/paths.py for the rule on
+writes), strategies are complete and referenced by known names; the Terraform
+backend; every user string by field path; a service's runtime and path isolation."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+from .. import ir
+from ..errors import Diagnostic, Path_, did_you_mean
+from .defaults import BUILTIN_CANARY, DEFAULT_STEPS, ROLLOUT_MARGIN_MINUTES
+from .loader import Document
+from .model import Pipeline, Runtime
+from .model import Service as ModelService
+
+_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def duration_ms(text: str) -> int:
+    """``"10m"`` -> 600000."""
+    m = re.fullmatch(r"([0-9]+)(ms|s|m|h)?", text)
+    assert m, text  # the model's pattern guarantees the shape
+    return int(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def rollout_minutes(strategy: ir.Strategy) -> int:
+    """The rollout's pauses plus the margin of the defaults table."""
+    paused_ms = sum(duration_ms(step.pause) for step in strategy.steps if step.pause)
+    return ROLLOUT_MARGIN_MINUTES + -(-paused_ms // 60000)
+
+
+class Rules:
+    """Mixed into lowering: needs ``m``, ``err``, ``errors``, ``root`` and a ``_kinds`` cache."""
+
+    m: Pipeline
+    doc: Document
+    root: Path | None
+    errors: list[Diagnostic]
+    _kinds: dict[str, str]  # path prefix -> link | other | missing
+
+    def err(self, path: Path_, message: str, *, key: bool = False) -> None:
+        raise NotImplementedError
+
+    def rel_path(self, path: Path_, value: str, what: str) -> str:
+        """Normalise a path inside the root; report one that escapes it."""
+        if value.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", value) or "\\" in value:
+            self.err(
+                path,
+                f"'{value}' must be a relative {what} using '/' inside the folder "
+                "holding the pipeline file",
+            )
+            return "."
+        norm = posixpath.normpath(value)
+        if norm == ".." or norm.startswith("../"):
+            self.err(path, f"'{value}' points outside the folder holding the pipeline file")
+            return "."
+        if self.root is not None and norm != "." and self._through_link(norm):
+            real_root = self.root.resolve()
+            target = (self.root / norm).resolve()
+            if target != real_root and real_root not in target.parents:
+                self.err(
+                    path,
+                    f"'{value}' resolves outside the folder holding the pipeline "
+                    f"file (through a symbolic link, to {target})",
+                )
+                return "."
+        return norm
+
+    def output_folder(self, path: Path_, value: str) -> str | None:
+        """A folder pipecompile may own: inside the root, not the root, not in .git or
+        .pipecompile, and reached without a symbolic link (writes never follow one)."""
+        from ..output.paths import folder_problem
+
+        reported = len(self.errors)
+        norm = self.rel_path(path, value, "folder")
+        if len(self.errors) > reported:
+            return None
+        problem = folder_problem(norm)
+        if norm == ".":
+            problem = "is the folder holding the pipeline file itself; name a subfolder"
+        if problem is None and self.root is not None:
+            link = self._link_in(norm)
+            if link is not None:
+                problem = (
+                    f"is reached through the symbolic link '{link}'; pipecompile writes "
+                    "only into real folders (replace the link by a folder)"
+                )
+        if problem is not None:
+            self.err(path, f"'{value}' {problem}")
+            return None
+        return norm
+
+    def _link_in(self, norm: str) -> str | None:
+        """The first component of ``root/norm`` that is a symbolic link, if any."""
+        prefix = ""
+        for part in norm.split("/"):
+            prefix = f"{prefix}/{part}" if prefix else part
+            if self._through_link(prefix):
+                return prefix
+        return None
+
+    def _through_link(self, norm: str) -> bool:
+        """Whether an existing part of ``root/norm`` is a symbolic link.
+
+        Only then can a normalised relative path lead outside the root.  One
+        lstat per distinct prefix, cached: a thousand services share 'services/'.
+        """
+        assert self.root is not None
+        base = str(self.root)
+        prefix = ""
+        for part in norm.split("/"):
+            prefix = f"{prefix}/{part}" if prefix else part
+            kind = self._kinds.get(prefix)
+            if kind is None:
+                try:
+                    mode = os.lstat(os.path.join(base, prefix)).st_mode
+                    kind = "link" if stat.S_ISLNK(mode) else "other"
+                except OSError:
+                    kind = "missing"
+                self._kinds[prefix] = kind
+            if kind == "link":
+                return True
+            if kind == "missing":  # nothing below a missing folder exists
+                return False
+        return False
+
+    def strategies(self) -> dict[str, ir.Strategy]:
+        out: dict[str, ir.Strategy] = {
+            "rolling": ir.Strategy("rolling", "rolling"),
+            "canary": ir.Strategy("canary", "canary", steps=BUILTIN_CANARY),
+            "blue-green": ir.Strategy("blue-green", "blue-green", auto_promote=False),
+        }
+        for name, s in self.m.strategies.items():
+            p: Path_ = ("strategies", name)
+            if name == "rolling":
+                self.err(p, "'rolling' is built in and takes no parameters", key=True)
+                continue
+            kind = s.type or (name if name in ("canary", "blue-green") else None)
+            if kind is None:
+                self.err(
+                    p,
+                    f"custom strategy '{name}' needs 'type: canary' or 'type: blue-green'",
+                    key=True,
+                )
+                continue
+            if name in ("canary", "blue-green") and s.type and s.type != name:
+                self.err((*p, "type"), f"strategy '{name}' cannot have type '{s.type}'")
+                continue
+            if kind == "canary":
+                for field in ("auto_promote", "preview_replicas", "scale_down_delay"):
+                    if getattr(s, field) is not None:
+                        self.err(
+                            (*p, field),
+                            f"'{field}' is a blue-green setting; a canary takes 'steps'",
+                            key=True,
+                        )
+                if not s.steps:
+                    self.err(p, "a canary strategy needs 'steps' (a list of {weight, pause})")
+                    continue
+                prev = 0
+                for i, step in enumerate(s.steps):
+                    if step.weight < prev:
+                        self.err(
+                            (*p, "steps", i, "weight"),
+                            f"canary weight {step.weight} is below the previous step's "
+                            f"{prev}; a canary never goes backwards",
+                        )
+                    prev = max(prev, step.weight)
+                steps = tuple(ir.CanaryStep(st.weight, st.pause) for st in s.steps)
+                out[name] = ir.Strategy(name, "canary", steps=steps)
+            else:
+                if s.steps is not None:
+                    self.err(
+                        (*p, "steps"),
+                        "'steps' is a canary setting; a blue-green "
+                        "strategy takes auto_promote, preview_replicas, "
+                        "scale_down_delay",
+                        key=True,
+                    )
+                strategy = ir.Strategy(name, "blue-green", auto_promote=bool(s.auto_promote))
+                # unset values keep the IR's defaults (one table: ir.Strategy)
+                if s.preview_replicas is not None:
+                    strategy = replace(strategy, preview_replicas=s.preview_replicas)
+                if s.scale_down_delay:
+                    delay = duration_ms(s.scale_down_delay) // 1000
+                    strategy = replace(strategy, scale_down_delay_seconds=delay)
+                out[name] = strategy
+        return out
+
+    def strategy_ref(self, path: Path_, name: str, known: dict[str, ir.Strategy]) -> ir.Strategy:
+        if name in known:
+            return known[name]
+        self.err(
+            path,
+            f"unknown strategy '{name}'{did_you_mean(name, known)}; "
+            f"known: {', '.join(sorted(known))}",
+        )
+        return known["rolling"]
+
+    # -- the whole pipeline ------------------------------------------------------------------
+
+    def backend(self) -> ir.Backend:
+        """Terraform's state backend; S3 settings only with ``type: s3``."""
+        be = self.m.terraform.backend
+        where = ("terraform", "backend")
+        if be.type == "local":
+            for key in ("bucket", "key", "region", "dynamodb_table"):
+                if getattr(be, key) is not None:
+                    self.err((*where, key), f"'{key}' applies only to 'type: s3'")
+            return ir.Backend("local")
+        if be.bucket is None:
+            self.err((*where, "type"), "an S3 backend needs 'bucket' (the state bucket)")
+        if be.lock == "dynamodb" and be.dynamodb_table is None:
+            self.err((*where, "lock"), "'lock: dynamodb' needs 'dynamodb_table'")
+        if be.lock == "lockfile" and be.dynamodb_table is not None:
+            self.err(
+                (*where, "dynamodb_table"),
+                "a DynamoDB lock table applies only to 'lock: dynamodb'",
+            )
+        return ir.Backend(
+            "s3",
+            bucket=be.bucket,
+            key=be.key or f"{self.m.project}/cicd.tfstate",
+            region=be.region or self.m.aws.region,
+            lock_table=be.dynamodb_table if be.lock == "dynamodb" else None,
+        )
+
+    def texts(self) -> tuple[tuple[Path_, str], ...]:
+        """Every string the user wrote, with its field path, for the targets' rules."""
+        out: list[tuple[Path_, str]] = []
+
+        def walk(value: object, path: Path_) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(v, (*path, k))
+            elif isinstance(value, list):
+                for i, v in enumerate(value):
+                    walk(v, (*path, i))
+            elif isinstance(value, str):
+                out.append((path, value))
+
+        walk(self.doc.data, ())
+        return tuple(out)
+
+
+def nested_folders(svc: ir.Service, services: list[ir.Service]) -> tuple[str, ...]:
+    """Other services' folders inside this one's (all of them for a service at '.').
+
+    Path isolation: a change only inside another service's folder never starts this one.
+    """
+    inside = [
+        other.path
+        for other in services
+        if other.path != svc.path and (svc.path == "." or other.path.startswith(svc.path + "/"))
+    ]
+    return tuple(f"{path}/**" for path in sorted(set(inside)))
+
+
+def runtime_of(model: Runtime) -> ir.Runtime:
+    language = next(k for k in ("node", "python", "java", "go") if getattr(model, k))
+    return ir.Runtime(language, getattr(model, language))  # type: ignore[arg-type]
+
+
+def service_ci(
+    svc: ModelService, ci: tuple[ir.Runtime, tuple[ir.Step, ...]]
+) -> tuple[ir.Runtime, tuple[ir.Step, ...]]:
+    """A service's runtime and CI steps (LANGUAGE.md, additions in 1.1): its own steps;
+    else the pipeline's steps when it keeps the pipeline's runtime; else the default
+    steps of its own runtime."""
+    runtime = runtime_of(svc.runtime) if svc.runtime else ci[0]
+    if svc.steps is not None:
+        return runtime, tuple(ir.Step(step.name, step.run) for step in svc.steps)
+    if runtime == ci[0]:
+        return runtime, ci[1]
+    return runtime, tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[runtime.language])

@@ -1,0 +1,150 @@
+"""Pinned versions: the package's defaults, overridden by the user's pipecompile.lock.
+
+The lock is a small JSON file next to pipeline.yaml, meant to be edited by
+Renovate/Dependabot-style bots (or by hand); the next build carries its pins
+into every generated file, and ``check`` compares against the lock's pins, so
+it never reverts an update made there::
+
+    {
+      "actions": {
+        "actions/checkout": {"version": "v7.0.1",
+                             "sha": "3d3c42e5aac5ba805825da76410c181273ba90b1"}
+      },
+      "terraform_aws_provider": ">= 5.70.0, < 7.0.0",
+      "zap_image": "ghcr.io/zaproxy/zaproxy:stable",
+      "cosign_version": "v3.0.6",
+      "cosign_sha256": "c956e5df..."
+    }
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Diagnostic, PipelineError, did_you_mean
+
+if TYPE_CHECKING:  # reading the lock (check's fast path) must not load the IR
+    from ..ir import Pins
+
+LOCK_NAME = "pipecompile.lock"
+DEFAULTS = {
+    "terraform_aws_provider": ">= 5.70.0, < 7.0.0",
+    "zap_image": "ghcr.io/zaproxy/zaproxy:stable",
+    # The cosign that the pinned sigstore/cosign-installer (v4.1.2, 6f9f177) bootstraps,
+    # and that binary's sha256, copied from that commit's action.yml
+    # (bootstrap_version, bootstrap_linux_amd64_sha). Both orchestrators run it: GitHub
+    # through the installer (cosign-release), CodeBuild by download + sha256sum -c.
+    "cosign_version": "v3.0.6",
+    "cosign_sha256": "c956e5dfcac53d52bcf058360d579472f0c1d2d9b69f55209e256fe7783f4c74",
+    # The scanners CodeBuild runs as containers (GitHub runs the same dependency check).
+    "sonar_scanner_image": "sonarsource/sonar-scanner-cli:11.3",
+    "dependency_check_image": "owasp/dependency-check:12.1.0",
+}
+_SHA = re.compile(r"[0-9a-f]{40}")
+_VERSION = re.compile(r"v?[0-9]+(\.[0-9]+){0,2}")
+_TEXT = re.compile(r"[^\x00-\x1f\x7f\"'\\\\$`]{1,200}")
+
+
+def default_actions() -> dict[str, dict[str, str]]:
+    from ..targets import data
+
+    table: dict[str, Any] = data("github_actions", "action-pins.json")["actions"]
+    return {name: {"sha": v["sha"], "version": v["version"]} for name, v in table.items()}
+
+
+MAX_LOCK_BYTES = 1024 * 1024
+
+
+def read_lock(root: Path) -> bytes | None:
+    """The lock's bytes (at most :data:`MAX_LOCK_BYTES`), None when there is none."""
+    from ..output.state import read_bounded
+
+    try:
+        return read_bounded(str(root / LOCK_NAME), MAX_LOCK_BYTES)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except IsADirectoryError:
+        raise PipelineError([Diagnostic(LOCK_NAME, 1, 1, (), "is a folder, not a file")]) from None
+    except ValueError as exc:
+        raise PipelineError([Diagnostic(LOCK_NAME, 1, 1, (), str(exc))]) from None
+
+
+def resolve(lock: bytes | None, display: str = LOCK_NAME) -> Pins:
+    """Defaults overlaid with the lock's bytes ``lock`` (None: there is no lock)."""
+    from ..ir import ActionPin, Pins
+
+    actions = default_actions()
+    values = dict(DEFAULTS)
+    table: dict[str, Any] = _read(display, lock) if lock is not None else {}
+    errors: list[Diagnostic] = []
+
+    def err(path: tuple[str | int, ...], msg: str) -> None:
+        errors.append(Diagnostic(display, 1, 1, path, msg))
+
+    known = {"actions", *DEFAULTS}
+    for key in table:
+        if key not in known:
+            err((key,), f"unknown key '{key}'{did_you_mean(key, known)}")
+    from_lock: set[str] = set()
+    lock_actions = table.get("actions") or {}
+    if not isinstance(lock_actions, dict):
+        err(("actions",), 'expected an object: {"owner/name": {"version": ..., "sha": ...}}')
+        lock_actions = {}
+    for name, pin in lock_actions.items():
+        if name not in actions:
+            err(
+                ("actions", name),
+                f"pipecompile does not use the action '{name}'{did_you_mean(name, actions)}",
+            )
+            continue
+        if not isinstance(pin, dict) or set(pin) != {"sha", "version"}:
+            err(("actions", name), 'expected {"version": "vX.Y.Z", "sha": "<40 hex>"}')
+            continue
+        if not isinstance(pin["sha"], str) or not _SHA.fullmatch(pin["sha"]):
+            err(("actions", name, "sha"), "must be a full 40-character commit SHA")
+            continue
+        if not isinstance(pin["version"], str) or not _VERSION.fullmatch(pin["version"]):
+            err(("actions", name, "version"), "must be a release tag such as 'v7.0.1'")
+            continue
+        actions[name] = {"sha": pin["sha"], "version": pin["version"]}
+        from_lock.add(name)
+    for key in DEFAULTS:
+        if key in table:
+            if not isinstance(table[key], str) or not _TEXT.fullmatch(table[key]):
+                err((key,), "must be a short string without quotes, '$' or backslashes")
+                continue
+            values[key] = table[key]
+            from_lock.add(key)
+    if errors:
+        raise PipelineError(errors)
+    pins = tuple(
+        ActionPin(name, v["sha"], v["version"], LOCK_NAME if name in from_lock else "default")
+        for name, v in sorted(actions.items())
+    )
+    sources = {k: (LOCK_NAME if k in from_lock else "default") for k in DEFAULTS}
+    return Pins(
+        actions=pins,
+        terraform_aws_provider=values["terraform_aws_provider"],
+        zap_image=values["zap_image"],
+        cosign_version=values["cosign_version"],
+        cosign_sha256=values["cosign_sha256"],
+        sonar_scanner_image=values["sonar_scanner_image"],
+        dependency_check_image=values["dependency_check_image"],
+        sources=tuple(sorted(sources.items())),
+    )
+
+
+def _read(display: str, raw: bytes) -> dict[str, Any]:
+    from ..output.state import JSONProblem, load_json
+
+    try:
+        data = load_json(raw, max_depth=4)
+    except JSONProblem as exc:
+        raise PipelineError(
+            [Diagnostic(display, max(exc.line, 1), max(exc.col, 1), (), exc.message)]
+        ) from None
+    if not isinstance(data, dict):
+        raise PipelineError([Diagnostic(display, 1, 1, (), "expected a JSON object")])
+    return data

@@ -1,0 +1,160 @@
+"""Plain-text explanations from the IR: what an event does, and what must exist outside."""
+
+from __future__ import annotations
+
+import re
+
+from ..ir import IR, Environment
+from ..targets import registry
+from ..targets.common import branch_regexes
+from .graph import _strategy, rollback_triggers
+
+
+def matches(env: Environment, branch: str) -> bool:
+    """GitHub filter semantics, the same translation the delivery workflows run."""
+    inc, exc = branch_regexes(env)
+    return bool(re.fullmatch(inc, branch)) and not (exc and re.fullmatch(exc, branch))
+
+
+def _gates(ir: IR, env: Environment) -> list[str]:
+    sec = ir.security
+    gates = []
+    if sec.sast_fail_on:
+        gates.append(f"SonarQube issues at or above {sec.sast_fail_on} fail validation")
+    if sec.dependencies_fail_on:
+        gates.append(f"dependencies with {sec.dependencies_fail_on} or worse CVEs fail validation")
+    if sec.image_scan_fail_on:
+        gates.append(f"ECR scan findings at or above {sec.image_scan_fail_on} stop the build")
+    if sec.sign_images:
+        gates.append("the image signature is verified before deploying")
+    dast = sec.dast
+    if env.after_dast and dast is not None:
+        gates.append(f"only a digest that passed OWASP ZAP in {dast.environment} is promoted here")
+    if env.dast and dast is not None:
+        gates.append(
+            f"OWASP ZAP scans {dast.url} after the deploy; alerts at or above "
+            f"{dast.fail_on} block promotion"
+        )
+    if env.approval:
+        topic = ir.notifications.sns_topic
+        if ir.delivery == "github-actions":
+            where = f"GitHub environment '{env.name}' required reviewers"
+        elif "terraform" in dict(ir.outputs):
+            where = f"a Manual approval stage in CodePipeline (SNS topic {topic})"
+        else:
+            where = "required (by the deliverer, not generated here)"
+        gates.append("manual approval: " + where)
+    gates.append("done when Argo CD reports the new digest Synced and Healthy")
+    return gates
+
+
+def _who(ir: IR, env: Environment) -> str:
+    """Which branch, through which GitHub environment or pipeline, with which role."""
+    branches = ", ".join(env.branches)
+    deliverer = "github-actions" if ir.delivery == "github-actions" else "terraform"
+    if deliverer not in dict(ir.outputs):
+        return f"a push to {branches}; its deliverer ({ir.delivery}) is not generated here"
+    tier = (
+        f"; only images built and signed in the release tier ({ir.aws.release_key_alias})"
+        if env.approval and ir.release_branches and ir.security.sign_images
+        else ""
+    )
+    if ir.delivery == "github-actions":
+        review = "its required reviewers approve, " if env.approval else ""
+        return (
+            f"a push to {branches}; jobs in GitHub environment '{env.name}' ({review}its "
+            f"secrets) assume IAM role {env.github_role_name}, trusted by that environment "
+            f"only{tier}"
+        )
+    review = (
+        "an IAM principal allowed codepipeline:PutApprovalResult approves, " if env.approval else ""
+    )
+    return (
+        f"a push to {branches} starts its CodePipelines; {review}the deploy project runs as "
+        f"{env.codebuild_role_name}, which alone reads {env.gitops_secret_name}{tier}"
+    )
+
+
+def _rollback(ir: IR) -> str:
+    triggers = rollback_triggers(ir)
+    if not triggers:
+        return "no automated rollback triggers are configured"
+    rb = ir.rollback
+    source = ""
+    if rb is not None:
+        source = (
+            f"Prometheus {rb.prometheus_url}"
+            if rb.provider == "prometheus"
+            else f"CloudWatch namespace {rb.cloudwatch_namespace}"
+        )
+    where = f"AnalysisTemplate <app>-rollback, {source}"
+    return "Argo Rollouts aborts and rolls back on " + ", ".join(triggers) + f" ({where})"
+
+
+def explain_event(ir: IR, event: str, ref: str) -> list[str]:
+    branch = ref.removeprefix("refs/heads/")
+    out: list[str] = []
+    if event == "schedule":
+        dast = ir.security.dast
+        if dast is None:
+            return ["no scheduled work: security.dast is not configured"]
+        if dast.scheduled_url is None:
+            return [
+                f"no scheduled work: the scheduled DAST scan needs a url on the last "
+                f"environment ({ir.environments[-1].name})"
+            ]
+        return [
+            f"dast.yml runs OWASP ZAP against {dast.scheduled_url} "
+            f"({dast.scheduled_environment}) on cron '{dast.cron}'"
+        ]
+    on = dict(ir.outputs)
+    envs = [e for e in ir.environments if matches(e, branch)]
+    out.append(f"{event} {'to' if event == 'push' else 'into'} branch '{branch}':")
+    for svc in ir.services if "github-actions" in on else ():
+        where = "" if svc.path == "." else f" when files under {svc.path}/ change"
+        if svc.trigger_excludes:
+            others = ", ".join(p.removesuffix("/**") for p in svc.trigger_excludes)
+            where += f" (not for changes only under {others})"
+        if event == "pull_request" and not envs:
+            continue
+        out.append(f"  {svc.ci_workflow} validates {svc.name}{where}")
+    if event == "pull_request":
+        if not envs:
+            out.append(
+                "  nothing runs: pull requests are validated only when they target "
+                "an environment's branch"
+            )
+        out.append("  pull requests never deploy")
+        return out
+    if not envs:
+        out.append("  no environment deploys from this branch")
+        return out
+    deliverer = "github-actions" if ir.delivery == "github-actions" else "terraform"
+    for env in envs:
+        out.append(f"  environment {env.name} (namespace {env.namespace} on {env.cluster}):")
+        for svc in ir.services:
+            dep = next(d for d in svc.deployments if d.environment == env.name)
+            if deliverer not in on:
+                who = f"delivered by {ir.delivery} (not generated here)"
+            elif ir.delivery == "github-actions":
+                who = f"delivered by {svc.deliver_workflow} job deploy-{env.name}"
+            else:
+                who = f"delivered by CodePipeline {dep.pipeline_name}"
+            parts = [
+                who,
+                *([f"Argo CD application {dep.app_name}"] if "argocd" in on else []),
+                f"{_strategy(dep.strategy)}, {dep.replicas} replica(s)",
+            ]
+            out.append(f"    {svc.name}: " + "; ".join(parts))
+        out.append(f"    who can deploy: {_who(ir, env)}")
+        for gate in _gates(ir, env):
+            out.append(f"    gate: {gate}")
+        out.append(f"    rollback: {_rollback(ir)}")
+    return out
+
+
+def checklist(ir: IR) -> list[str]:
+    """What must exist outside the repository: each enabled target's own list."""
+    targets = registry()
+    out = [line for name, _ in ir.outputs for line in targets[name].describe(ir)]
+    return out or ["nothing: the enabled outputs need nothing outside the repository"]

@@ -1,0 +1,260 @@
+"""AWS CodeBuild buildspecs (version 0.2).
+
+  build-<service>.yml  CI (ci.steps, SonarQube, dependency check), then the image
+                       built once per source tree (or reused), ECR scan gate,
+                       signing; exports IMAGE_TAG, IMAGE_DIGEST and IMAGE_URI
+  deploy-<env>.yml     verifies the signature, records the digest in the GitOps
+                       repository, waits for a healthy rollout, writes the audit row
+                       (the same scripts as the GitHub deploy job)
+  dast-<env>.yml       ZAP against the DAST environment; a pass lets the digest on
+
+Every value from pipeline.yaml reaches the shell through ``env.variables``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...ir import IR, Environment, Service
+from ...serialize.emit import yaml_document
+from .. import Finding, data, gitops_required
+from ..common import (
+    AUDIT_ROW,
+    BUILD_ONCE,
+    COSIGN_INSTALL,
+    CVSS,
+    DAST_SCAN,
+    DEPENDENCY_CHECK,
+    DEV_TAG_PREFIX,
+    ECR_SCAN_GATE,
+    PROMOTION_GATE,
+    SIGN_ONCE,
+    SONAR,
+    SONAR_GATE,
+    VERIFY_SIGNATURE,
+    WAIT_HEALTHY,
+    accepted_keys,
+    record_image_tag_script,
+    scan_gate_env,
+)
+
+name = "codebuild"
+delivery = "codepipeline"  # only CodePipeline runs buildspecs: not a default otherwise
+default_folder = "ci/codebuild"  # under outputs: when the pipeline names no folder
+cost = 14  # ms to render per 1000 services (bench/bench.py); balances parallel rendering
+
+
+def _runtimes() -> dict[str, Any]:
+    table: dict[str, Any] = data("codebuild", "runtimes.json")
+    return table
+
+
+def _sh(script: str) -> str:
+    """A shared script as one buildspec command, in a subshell (its exits stay its own)."""
+    return f"(\n{script})"
+
+
+def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
+    """CI first (steps, SonarQube, dependency check), then build once, scan, sign."""
+    sec = ir.security
+    variables: dict[str, str] = {
+        "SERVICE": svc.name,
+        "SERVICE_PATH": svc.path,
+        "DOCKERFILE": svc.dockerfile,
+        "ECR_REGISTRY": ir.aws.ecr_registry,
+        "ECR_REPOSITORY": svc.image,
+        "IMAGE_URI": svc.image_uri,
+        "IMAGE_ENV": "/tmp/image.env",
+    }
+    secrets: dict[str, str] = {}
+    key, fmt = _runtimes()["runtime_versions"][svc.runtime.language]
+    ci = ['cd "$CODEBUILD_SRC_DIR/$SERVICE_PATH"'] + [s.run for s in svc.steps]
+    ci.append('cd "$CODEBUILD_SRC_DIR"')
+    if sec.sast_fail_on:
+        variables.update(
+            {
+                "SONAR_SCANNER_IMAGE": ir.pins.sonar_scanner_image,
+                "SONAR_PROJECT_KEY": f"{ir.project}_{svc.name}",
+                "SONAR_SEVERITIES": SONAR[sec.sast_fail_on],
+            }
+        )
+        secrets["SONAR_HOST_URL"] = f"{ir.aws.sonar_secret_name}:host_url"
+        secrets["SONAR_TOKEN"] = f"{ir.aws.sonar_secret_name}:token"
+        ci += [
+            'docker run --rm -e SONAR_HOST_URL -e SONAR_TOKEN -v "$PWD/$SERVICE_PATH:/usr/src" '
+            '"$SONAR_SCANNER_IMAGE" -Dsonar.projectKey="$SONAR_PROJECT_KEY" '
+            "-Dsonar.qualitygate.wait=true",
+            _sh(SONAR_GATE),
+        ]
+    if sec.dependencies_fail_on:
+        variables.update(
+            {
+                "DEPENDENCY_CHECK_IMAGE": ir.pins.dependency_check_image,
+                "DC_PROJECT": f"{ir.project}-{svc.name}",
+                "FAIL_CVSS": CVSS[sec.dependencies_fail_on],
+            }
+        )
+        ci.append(_sh(DEPENDENCY_CHECK))
+    build = [
+        _sh(BUILD_ONCE),
+        'set -a; . "$IMAGE_ENV"; set +a',
+    ]
+    if sec.image_scan_fail_on:
+        variables.update(scan_gate_env(sec))
+        build.append(_sh(ECR_SCAN_GATE))
+    # the dev tier's values; the release build projects' pipelines pass the release
+    # tier's (TAG_PREFIX=rel, the release key): see the terraform target
+    variables["TAG_PREFIX"] = DEV_TAG_PREFIX
+    if sec.sign_images:
+        variables["SIGNING_KEY"] = f"awskms:///{ir.aws.signing_key_alias}"
+        build.append(_sh(SIGN_ONCE))
+    build.append(
+        'printf \'{"service":"%s","imageUri":"%s","imageTag":"%s","imageDigest":"%s"}\\n\' '
+        '"$SERVICE" "$IMAGE_URI" "$IMAGE_TAG" "$IMAGE_DIGEST" > "$CODEBUILD_SRC_DIR/image.json"'
+    )
+    phases: dict[str, Any] = {
+        "install": {"runtime-versions": {key: fmt.format(v=svc.runtime.version)}},
+        # CI gates the build: no image unless the steps and scanners pass
+        "pre_build": {"on-failure": "ABORT", "commands": ci},
+        "build": {"on-failure": "ABORT", "commands": build},
+    }
+    if sec.sign_images:
+        phases["install"]["commands"] = list(COSIGN_INSTALL)
+        variables["COSIGN_VERSION"] = ir.pins.cosign_version
+        variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
+    env: dict[str, Any] = {"shell": "bash", "variables": variables}
+    if secrets:
+        env["secrets-manager"] = secrets
+    env["exported-variables"] = ["IMAGE_TAG", "IMAGE_DIGEST", "IMAGE_URI"]
+    spec: dict[str, Any] = {
+        "version": 0.2,
+        "env": env,
+        "phases": phases,
+        "artifacts": {"files": ["image.json"]},
+    }
+    if sec.image_scan_fail_on:
+        # The scan gate writes a JUnit report (one test case per severity) that
+        # CodeBuild publishes to the report group <project>-ecr-image-scan.
+        spec["reports"] = {
+            "ecr-image-scan": {
+                "files": ["ecr-image-scan.xml"],
+                "base-directory": "reports",
+                "file-format": "JUNITXML",
+            }
+        }
+    if ir.build.cache != "none":
+        spec["cache"] = {"paths": list(_runtimes()["cache_paths"][svc.runtime.language])}
+    return spec
+
+
+def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
+    """Verify, (promotion gate), record the digest, wait until healthy; audit row always.
+
+    The pipeline's deploy action passes SERVICE, ECR_REPOSITORY, IMAGE_URI, IMAGE_TAG,
+    IMAGE_DIGEST, GITOPS_DIR, CHART_SOURCE, VALUES_SOURCE, ARGOCD_APP, PIPELINE_NAME and
+    WAIT_SECONDS.
+    """
+    g = ir.gitops
+    variables = {
+        "ENVIRONMENT": env.name,
+        "GITOPS_REPOSITORY": g.repository or "",
+        "GITOPS_REVISION": g.revision,
+        "OUTCOME_FILE": "/tmp/outcome",
+    }
+    secrets = {
+        ir.gitops.credential: env.gitops_secret_name,
+        "ARGOCD_SERVER": f"{env.argocd_secret_name}:server",
+        "ARGOCD_AUTH_TOKEN": f"{env.argocd_secret_name}:token",
+    }
+    commands = ['test -n "${SERVICE:-}" && test -n "${IMAGE_TAG:-}" && test -n "${IMAGE_DIGEST:-}"']
+    phases: dict[str, Any] = {}
+    if ir.security.sign_images:
+        variables["SIGNING_KEYS"] = accepted_keys(ir, env)
+        variables["COSIGN_VERSION"] = ir.pins.cosign_version
+        variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
+        phases["install"] = {"commands": list(COSIGN_INSTALL)}
+        commands.append(_sh(VERIFY_SIGNATURE))
+    dast = ir.security.dast
+    if env.after_dast and dast is not None:
+        variables["DAST_ENVIRONMENT"] = dast.environment
+        commands.append(_sh(PROMOTION_GATE))
+    commands += [_sh(record_image_tag_script(g.auth)), _sh(WAIT_HEALTHY)]
+    build: dict[str, Any] = {"commands": commands}
+    if ir.deployments_table:
+        variables["DEPLOYMENTS_TABLE"] = ir.deployments_table
+        approver = (
+            'export APPROVER="$(aws codepipeline get-pipeline-state --name "$PIPELINE_NAME" '
+            "--query \"stageStates[?stageName=='Approval'].actionStates[0]"
+            '.latestExecution.lastUpdatedBy | [0]" --output text 2>/dev/null || echo unknown)"'
+            if env.approval
+            else 'export APPROVER="none (no approval)"'
+        )
+        build["finally"] = [
+            approver,
+            'export COMMIT="$CODEBUILD_RESOLVED_SOURCE_VERSION" RUN="$CODEBUILD_BUILD_ID"',
+            'if [ "$CODEBUILD_BUILD_SUCCEEDING" = 1 ]; then export DEPLOY_STATUS=succeeded; '
+            "else export DEPLOY_STATUS=failed; fi",
+            _sh(AUDIT_ROW),
+        ]
+    phases["build"] = build
+    return {
+        "version": 0.2,
+        "env": {"shell": "bash", "variables": variables, "secrets-manager": secrets},
+        "phases": phases,
+    }
+
+
+def dast_spec(ir: IR) -> dict[str, Any]:
+    """ZAP against the DAST environment after a healthy deploy; a pass marks the digest."""
+    dast = ir.security.dast
+    assert dast is not None
+    return {
+        "version": 0.2,
+        "env": {
+            "shell": "bash",
+            "variables": {
+                "DAST_ENVIRONMENT": dast.environment,
+                "DAST_URL": dast.url,
+                "ZAP_IMAGE": ir.pins.zap_image,
+                "ZAP_MIN_RISK": str(dast.min_risk),
+            },
+        },
+        "phases": {
+            "build": {
+                "commands": [
+                    'test -n "${ECR_REPOSITORY:-}" && test -n "${IMAGE_DIGEST:-}"',
+                    _sh(DAST_SCAN),
+                ]
+            }
+        },
+        "artifacts": {"files": ["reports/**/*"]},
+    }
+
+
+def describe(ir: IR) -> list[str]:
+    """Nothing of its own: the projects that run the buildspecs are terraform's."""
+    return []
+
+
+def check(ir: IR) -> list[Finding]:
+    if ir.delivery != "codepipeline":
+        return [
+            Finding(
+                ("outputs", name),
+                f"delivery is {ir.delivery}: no CodePipeline runs CodeBuild buildspecs; "
+                "remove this output, or set delivery: codepipeline",
+                key=True,
+            )
+        ]
+    return gitops_required(ir)
+
+
+def render(ir: IR) -> dict[str, str]:
+    out = {}
+    for svc in ir.services:
+        out[svc.buildspec] = yaml_document(build_spec(ir, svc))
+    for env in ir.environments:
+        out[env.deploy_buildspec] = yaml_document(deploy_spec(ir, env))
+    if ir.security.dast:
+        out[ir.security.dast.buildspec] = yaml_document(dast_spec(ir))
+    return out

@@ -1,0 +1,183 @@
+"""GitHub Actions: per service a validation workflow and a delivery workflow, plus DAST.
+
+Secure by construction: ``permissions: {}`` at the top and the least each
+job needs; AWS through OIDC (``id-token: write`` only on jobs that assume the
+role); every action pinned to a full commit SHA from the shipped pin table;
+``persist-credentials: false`` on checkout; no value from pipeline.yaml and
+no untrusted context is ever written into a ``run:`` script -- values reach
+scripts through ``env:`` (the front end refuses ``${{`` in user text).
+
+Files (relative to the github-actions output folder):
+  ci-<service>.yml       runtime, ci.steps, SAST, SCA: on pull requests, and on push
+                         (delivery: codepipeline) or called by deliver (github-actions)
+  deliver-<service>.yml  delivery: github-actions only. Push to an environment's
+                         branches: CI, build once, scan, sign, then one deploy job per
+                         environment (verify, GitOps digest, wait healthy, DAST, audit)
+  pipecompile.yml        every pull request: pipecompile check and lint (the required check)
+  dast.yml               scheduled OWASP ZAP scan of production (last environment) at its url
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ...errors import Path_
+from ...ir import IR
+from ...serialize.emit import yaml_document
+from .. import Finding, gitops_required
+from ..common import DAST_SCAN
+from .ci import ci_workflow
+from .deliver import deliver_workflow
+from .gates import FILE as GATE_FILE
+from .gates import pipecompile_workflow
+from .steps import CI_ENVIRONMENT, NOTIFY_ENVIRONMENT, RUNNER, uses
+from .steps import cost as cost  # the target's attributes, re-exported for the registry
+from .steps import default_folder as default_folder
+from .steps import name as name
+
+# Generated step name prefix -> the pipeline field that asked for it (lint maps
+# checker findings home with it; keep it next to the step names it reads).
+STEP_ORIGINS: tuple[tuple[str, Path_], ...] = (
+    ("SonarQube", ("security", "sast")),
+    ("Fail on SonarQube", ("security", "sast")),
+    ("OWASP dependency check", ("security", "dependencies")),
+    ("Wait for the ECR scan", ("security", "image_scan")),
+    ("Install cosign", ("security", "sign_images")),
+    ("Sign the image", ("security", "sign_images")),
+    ("Verify the image signature", ("security", "sign_images")),
+    ("OWASP ZAP", ("security", "dast")),
+    ("Promote only what passed DAST", ("security", "dast")),
+    ("Notify Slack", ("notifications", "slack")),
+    ("Record the new image digest", ("gitops", "repository")),
+    ("Wait until Argo CD", ("gitops",)),
+    ("Write the audit row", ("audit", "deployments_table")),
+    ("Look up who approved", ("environments",)),
+    ("Build the image", ("services",)),
+    ("Set up ", ("ci", "runtime")),
+)
+
+
+def job_origin(job_id: str) -> Path_ | None:
+    """The pipeline field behind a generated job."""
+    for prefix in ("deploy-", "ask-"):
+        if job_id.startswith(prefix):
+            return ("environments", job_id.removeprefix(prefix))
+    return {
+        "build": ("services",),
+        "ci": ("ci",),
+        "validate": ("ci",),
+        "route": ("environments",),
+        "notify": ("notifications", "slack"),
+        "zap": ("security", "dast"),
+    }.get(job_id)
+
+
+# GitHub evaluates ${{ ... }} in almost every string of a workflow.
+EXPRESSION = re.compile(r"\$\{\{")
+
+
+def check(ir: IR) -> list[Finding]:
+    """The GitOps repository (when it delivers), and no ``${{`` in any user string."""
+    out = gitops_required(ir) if ir.delivery == "github-actions" else []
+    for path, text in ir.texts:
+        if EXPRESSION.search(text):
+            out.append(
+                Finding(
+                    path,
+                    "contains '${{', which GitHub Actions would evaluate as an "
+                    "expression; read values from environment variables instead "
+                    '(e.g. "$GITHUB_HEAD_REF", "$MY_TOKEN" set from a secret)',
+                )
+            )
+    return out
+
+
+def dast_workflow(ir: IR) -> dict[str, Any]:
+    """The scheduled scan of production at its url (1.2); the gate itself runs after every
+    deploy to the DAST environment."""
+    dast = ir.security.dast
+    assert dast is not None and dast.scheduled_environment and dast.scheduled_url
+    env, url = dast.scheduled_environment, dast.scheduled_url
+    return {
+        "name": f"dast / {env}",
+        "on": {"schedule": [{"cron": dast.cron}], "workflow_dispatch": {}},
+        "permissions": {},
+        "concurrency": {"group": "dast", "cancel-in-progress": False},
+        "jobs": {
+            "zap": {
+                "name": f"OWASP ZAP scan of {env}",
+                "runs-on": RUNNER,
+                "timeout-minutes": 60,
+                "permissions": {},
+                "steps": [
+                    {
+                        "name": f"OWASP ZAP baseline scan; fail at {dast.fail_on}",
+                        "env": {
+                            "DAST_ENVIRONMENT": env,
+                            "DAST_URL": url,
+                            "ZAP_IMAGE": ir.pins.zap_image,
+                            "ZAP_MIN_RISK": str(dast.min_risk),
+                        },
+                        "run": DAST_SCAN,
+                    },
+                    {
+                        "name": "Upload the ZAP report",
+                        "if": "always()",
+                        "uses": uses(ir, "actions/upload-artifact"),
+                        "with": {
+                            "name": f"zap-{env}",
+                            "path": "reports/",
+                            "if-no-files-found": "ignore",
+                            "retention-days": 30,
+                        },
+                    },
+                ],
+            }
+        },
+    }
+
+
+def describe(ir: IR) -> list[str]:
+    """What must exist on GitHub: environments, and the secrets each one holds (no
+    repository secrets: every secret is scoped to the environment of the jobs that read it)."""
+    s, sec = ir.secrets, ir.security
+    out = []
+    scanners = [x for x in (s.sonar_token, s.sonar_host_url) if x]
+    if sec.dependencies_fail_on:
+        scanners.append("NVD_API_KEY (optional: faster dependency-check updates)")
+    if scanners:
+        out.append(f"GitHub environment '{CI_ENVIRONMENT}' (the CI job): " + ", ".join(scanners))
+    delivers = ir.delivery == "github-actions"
+    if s.slack_webhook and delivers:
+        out.append(
+            f"GitHub environment '{NOTIFY_ENVIRONMENT}' (Slack messages): {s.slack_webhook}, the "
+            f"incoming webhook for {ir.notifications.slack_channel}"
+        )
+    if delivers:
+        for env in ir.environments:
+            held = [x for x in (s.gitops_credential,) if x]
+            held += ["ARGOCD_SERVER", "ARGOCD_AUTH_TOKEN"]
+            if s.slack_webhook and "failed" in ir.notifications.slack_events:
+                held.append(s.slack_webhook)
+            who = "required reviewers; " if env.approval else ""
+            out.append(
+                f"GitHub environment '{env.name}': {who}deployment branches "
+                + ", ".join(env.branches)
+                + "; secrets "
+                + ", ".join(held)
+                + f"; its jobs alone assume IAM role {env.github_role_name}"
+            )
+    return out
+
+
+def render(ir: IR) -> dict[str, str]:
+    out = {}
+    for svc in ir.services:
+        out[svc.ci_workflow] = yaml_document(ci_workflow(ir, svc))
+        if ir.delivery == "github-actions":
+            out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc))
+    out[GATE_FILE] = yaml_document(pipecompile_workflow(ir))
+    if ir.security.dast and ir.security.dast.scheduled_url:
+        out["dast.yml"] = yaml_document(dast_workflow(ir))
+    return out

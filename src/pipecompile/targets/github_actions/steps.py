@@ -1,0 +1,151 @@
+"""Steps and pieces every workflow shares: pinned actions, checkout, AWS, runtimes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ...ir import IR, Service
+from ...serialize.emit import Pinned
+
+name = "github-actions"  # the target (the key under outputs:), set here for paths_filter
+default_folder = ".github/workflows"  # under outputs: when the pipeline names no folder
+cost = 58  # ms to render per 1000 services (bench/bench.py); balances parallel rendering
+RUNNER = "ubuntu-24.04"
+
+
+# Why a job holds a permission: written next to it (zizmor's undocumented-permissions).
+PERMISSION_REASONS = {
+    ("contents", "read"): "check out the repository",
+    ("id-token", "write"): "OIDC token to assume this job's AWS role",
+    ("actions", "read"): "read this run's approvals for the audit row",
+}
+
+# The GitHub environment of jobs that only talk to Slack: its secret lives there.
+NOTIFY_ENVIRONMENT = "notifications"
+# The GitHub environment of the CI job when it runs scanners (SonarQube, NVD key).
+CI_ENVIRONMENT = "ci"
+
+
+def permissions(**granted: str) -> dict[str, Pinned]:
+    """``permissions:`` with each grant commented with its reason."""
+    return {
+        key.replace("_", "-"): Pinned(level, PERMISSION_REASONS[(key.replace("_", "-"), level)])
+        for key, level in granted.items()
+    }
+
+
+def uses(ir: IR, action: str) -> Pinned:
+    pin = ir.pins.action(action)
+    return Pinned(f"{action}@{pin.sha}", pin.version)
+
+
+def env_key(env: str) -> str:
+    return env.upper().replace("-", "_")
+
+
+def checkout(ir: IR, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "Check out",
+        "uses": uses(ir, "actions/checkout"),
+        "with": {"persist-credentials": False, **extra},
+    }
+
+
+def aws_credentials(ir: IR, role_arn: str) -> dict[str, Any]:
+    """OIDC credentials for ``role_arn``: the build role, or an environment's deploy role."""
+    return {
+        "name": "Configure AWS credentials (OIDC)",
+        "uses": uses(ir, "aws-actions/configure-aws-credentials"),
+        "with": {"role-to-assume": role_arn, "aws-region": ir.aws.region},
+    }
+
+
+def setup_runtime(ir: IR, svc: Service) -> dict[str, Any]:
+    base = "" if svc.path == "." else svc.path + "/"
+    rt = svc.runtime
+    if rt.language == "node":
+        return {
+            "name": f"Set up Node.js {rt.version}",
+            "uses": uses(ir, "actions/setup-node"),
+            "with": {
+                "node-version": rt.version,
+                "cache": "npm",
+                "cache-dependency-path": f"{base}package-lock.json",
+            },
+        }
+    if rt.language == "python":
+        return {
+            "name": f"Set up Python {rt.version}",
+            "uses": uses(ir, "actions/setup-python"),
+            "with": {
+                "python-version": rt.version,
+                "cache": "pip",
+                "cache-dependency-path": f"{base}requirements*.txt",
+            },
+        }
+    if rt.language == "java":
+        return {
+            "name": f"Set up Java {rt.version}",
+            "uses": uses(ir, "actions/setup-java"),
+            "with": {
+                "distribution": "temurin",
+                "java-version": rt.version,
+                "cache": "maven",
+                "cache-dependency-path": f"{base}pom.xml",
+            },
+        }
+    return {
+        "name": f"Set up Go {rt.version}",
+        "uses": uses(ir, "actions/setup-go"),
+        "with": {
+            "go-version": rt.version,
+            "cache": True,
+            "cache-dependency-path": f"{base}go.sum",
+        },
+    }
+
+
+def slack_step(ir: IR, text: str, condition: str | None = None) -> dict[str, Any]:
+    payload = json.dumps(
+        {"channel": ir.notifications.slack_channel, "text": text}, ensure_ascii=False
+    )
+    step: dict[str, Any] = {
+        "name": "Notify Slack",
+        "uses": uses(ir, "slackapi/slack-github-action"),
+        "with": {
+            "webhook": f"${{{{ secrets.{ir.secrets.slack_webhook} }}}}",
+            "webhook-type": "incoming-webhook",
+            "payload": payload,
+        },
+    }
+    if condition:
+        step = {"if": condition, **step}
+    return step
+
+
+def paths_filter(ir: IR, svc: Service, *workflows: str) -> dict[str, Any]:
+    """The service's folder, minus other services' folders inside it, plus the workflows.
+
+    Path isolation: GitHub applies the patterns in order, so a later '!' pattern
+    removes what an earlier one added.
+    """
+    if not svc.trigger_includes and not svc.trigger_excludes:
+        return {}
+    folder = ir.output(name)
+    return {
+        "paths": [
+            *(svc.trigger_includes or ("**",)),
+            *(f"!{pattern}" for pattern in svc.trigger_excludes),
+            *(f"{folder}/{workflow}" for workflow in workflows),
+        ]
+    }
+
+
+def install_cosign(ir: IR) -> dict[str, Any]:
+    """The installer, told to install the cosign of the lock (the one CodeBuild runs)."""
+    return {
+        "name": "Install cosign",
+        "uses": uses(ir, "sigstore/cosign-installer"),
+        "with": {"cosign-release": ir.pins.cosign_version},
+    }

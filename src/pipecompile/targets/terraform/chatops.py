@@ -1,0 +1,195 @@
+"""Notifications that arrive (CodePipeline delivery): chatops.tf.
+
+* Notification rules are EventBridge rules, one per environment x event, whether the
+  pipeline names ``notifications.sns``, ``notifications.slack`` or both.  Each rule
+  sends the topic an AWS Chatbot custom notification whose body carries the
+  environment and the status (``metadata.additionalContext``), so SNS subscriptions
+  filter on them (``filter_policy_scope = "MessageBody"``) and Chatbot renders them.
+* ``notifications.sns.subscriptions`` become topic subscriptions with that filter.
+* With ``notifications.slack``, the AWS Chatbot Slack channel configuration for the
+  topic.  Its workspace and channel IDs are Terraform inputs (``slack_workspace_id``,
+  ``slack_channel_id``): the workspace is authorised once in the Chatbot console, and
+  until both are set the configuration is not created (``count`` 0), so a first apply
+  never fails on them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ...ir import IR, Environment
+from ...serialize.hcl import Block, Ref, document
+from .blocks import policy_doc, resource
+
+# EventBridge: what each notification event is (CodePipeline's event reference)
+_EXECUTION = "CodePipeline Pipeline Execution State Change"
+_ACTION = "CodePipeline Action Execution State Change"
+_STATES = {"started": "STARTED", "succeeded": "SUCCEEDED", "failed": "FAILED"}
+_TITLES = {
+    "started": "started",
+    "succeeded": "succeeded",
+    "failed": "FAILED",
+    "approval-needed": "waits for approval",
+}
+CHATBOT_GUARDRAIL = "arn:aws:iam::aws:policy/CloudWatchReadOnlyAccess"
+
+
+def _label(*parts: str) -> str:
+    return "_".join(p.replace("-", "_") for p in parts)
+
+
+def rule_name(ir: IR, env: str, event: str) -> str:
+    """EventBridge rule names: at most 64 characters."""
+    name = f"{ir.project}-{env}-{event}"
+    if len(name) <= 64:
+        return name
+    import hashlib
+
+    return f"{name[:55].rstrip('-')}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def pipelines_of(ir: IR, env: Environment) -> list[str]:
+    return [
+        d.pipeline_name for s in ir.services for d in s.deployments if d.environment == env.name
+    ]
+
+
+def event_pattern(ir: IR, env: Environment, event: str) -> dict[str, Any]:
+    detail: dict[str, Any] = {"pipeline": pipelines_of(ir, env)}
+    if event == "approval-needed":
+        detail["state"] = ["STARTED"]
+        detail["type"] = {"category": ["Approval"]}
+        kind = _ACTION
+    else:
+        detail["state"] = [_STATES[event]]
+        kind = _EXECUTION
+    return {"source": ["aws.codepipeline"], "detail-type": [kind], "detail": detail}
+
+
+def message_template(ir: IR, env: Environment, event: str) -> str:
+    """An AWS Chatbot custom notification; <pipeline> and <execution> are filled in by
+    EventBridge.  environment and status are what subscriptions filter on."""
+    console = (
+        f"https://{ir.aws.region}.console.aws.amazon.com/codesuite/codepipeline/"
+        "pipelines/<pipeline>/executions/<execution>/timeline"
+    )
+    body = {
+        "version": "1.0",
+        "source": "custom",
+        "content": {
+            "textType": "client-markdown",
+            "title": f"{env.name}: <pipeline> {_TITLES[event]}",
+            "description": f"Execution <execution> of <pipeline> ({env.name}): {console}",
+        },
+        "metadata": {
+            "eventType": event,
+            "threadId": "<execution>",
+            "additionalContext": {
+                "environment": env.name,
+                "status": event,
+                "pipeline": "<pipeline>",
+                "execution": "<execution>",
+            },
+        },
+    }
+    return json.dumps(body, sort_keys=True)
+
+
+def filter_policy(environments: tuple[str, ...], statuses: tuple[str, ...]) -> str:
+    context: dict[str, Any] = {"status": list(statuses)}
+    if environments:
+        context["environment"] = list(environments)
+    return json.dumps({"metadata": {"additionalContext": context}}, sort_keys=True)
+
+
+def chatops(ir: IR) -> str:
+    n = ir.notifications
+    blocks: list[Block] = []
+    for env in ir.environments:
+        if not pipelines_of(ir, env):
+            continue
+        for event in n.sns_events:
+            if event == "approval-needed" and not env.approval:
+                continue
+            label = _label(env.name, event)
+            rule = resource("aws_cloudwatch_event_rule", label)
+            rule.attr("name", rule_name(ir, env.name, event))
+            rule.attr("description", f"{env.name} pipelines: {event} -> {n.sns_topic}")
+            rule.attr("event_pattern", json.dumps(event_pattern(ir, env, event), sort_keys=True))
+            target = resource("aws_cloudwatch_event_target", label)
+            target.attr("rule", Ref(f"aws_cloudwatch_event_rule.{label}.name"))
+            target.attr("target_id", "sns")
+            target.attr("arn", Ref("aws_sns_topic.events.arn"))
+            tr = target.block("input_transformer")
+            tr.attr(
+                "input_paths",
+                {"pipeline": "$.detail.pipeline", "execution": "$.detail.execution-id"},
+            )
+            tr.attr("input_template", message_template(ir, env, event))
+            blocks += [rule, target]
+    for i, sub in enumerate(n.subscriptions):
+        s = resource("aws_sns_topic_subscription", f"subscriber_{i}")
+        s.attr("topic_arn", Ref("aws_sns_topic.events.arn"))
+        s.attr("protocol", sub.protocol)
+        s.attr("endpoint", sub.endpoint)
+        s.attr("filter_policy_scope", "MessageBody")
+        s.attr("filter_policy", filter_policy(sub.environments, sub.statuses))
+        blocks.append(s)
+    if n.slack_channel:
+        blocks += _chatbot(ir)
+    return document(blocks)
+
+
+def _chatbot(ir: IR) -> list[Block]:
+    out: list[Block] = []
+    for var, what, pattern, example in (
+        (
+            "slack_workspace_id",
+            "Slack workspace (team) ID authorised in AWS Chatbot",
+            "T",
+            "T0123ABCD",
+        ),
+        (
+            "slack_channel_id",
+            f"Slack channel ID of {ir.notifications.slack_channel}",
+            "[CG]",
+            "C0123ABCD",
+        ),
+    ):
+        v = Block("variable", (var,))
+        v.attr("description", f"{what}; empty: no Chatbot channel configuration yet")
+        v.attr("type", Ref("string"))
+        v.attr("default", "")
+        check = v.block("validation")
+        check.attr("condition", Ref(f'can(regex("^({pattern}[A-Z0-9]+)?$", var.{var}))'))
+        check.attr("error_message", f"{var} is an ID such as {example}, or empty")
+        out.append(v)
+    trust = policy_doc(
+        "chatbot_assume",
+        [
+            {
+                "actions": ["sts:AssumeRole"],
+                "principals": [("Service", ["chatbot.amazonaws.com"])],
+                "conditions": [("StringEquals", "aws:SourceAccount", [ir.aws.account_id])],
+            }
+        ],
+    )
+    role = resource("aws_iam_role", "chatbot")
+    role.comment("no permissions: the channel receives notifications and runs no commands")
+    role.attr("name", f"{ir.project}-chatbot")
+    role.attr("assume_role_policy", Ref("data.aws_iam_policy_document.chatbot_assume.json"))
+    channel = resource("aws_chatbot_slack_channel_configuration", "deployments")
+    channel.attr(
+        "count",
+        Ref('var.slack_workspace_id != "" && var.slack_channel_id != "" ? 1 : 0'),
+    )
+    channel.attr("configuration_name", f"{ir.project}-deployments")
+    channel.attr("slack_team_id", Ref("var.slack_workspace_id"))
+    channel.attr("slack_channel_id", Ref("var.slack_channel_id"))
+    channel.attr("iam_role_arn", Ref("aws_iam_role.chatbot.arn"))
+    channel.attr("guardrail_policy_arns", [CHATBOT_GUARDRAIL])
+    channel.attr("sns_topic_arns", [Ref("aws_sns_topic.events.arn")])
+    channel.attr("logging_level", "ERROR")
+    channel.attr("user_authorization_required", True)
+    return [*out, trust, role, channel]

@@ -1,0 +1,394 @@
+"""The account-level files: versions, variables, KMS, artifact store, ECR, SNS,
+the audit table and the outputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ...ir import IR
+from ...serialize.hcl import Block, Ref, document
+from .blocks import (
+    KEY_POLICY_SKIPS,
+    policy_doc,
+    resource,
+)
+
+TOPIC_PUBLISHERS = [
+    "codestar-notifications.amazonaws.com",
+    "events.amazonaws.com",
+    "cloudwatch.amazonaws.com",
+]
+
+
+def versions(ir: IR) -> str:
+    tf = Block("terraform")
+    be = ir.backend
+    # S3's native state locking (use_lockfile) arrived in Terraform 1.10
+    native_lock = be.kind == "s3" and be.lock_table is None
+    tf.attr("required_version", ">= 1.10.0" if native_lock else ">= 1.6.0")
+    tf.block("required_providers").attr(
+        "aws", {"source": "hashicorp/aws", "version": ir.pins.terraform_aws_provider}
+    )
+    backend = tf.block("backend", be.kind)
+    backend.comment("terraform.backend in the pipeline file")
+    if be.kind == "s3":
+        backend.attr("bucket", be.bucket)
+        backend.attr("key", be.key)
+        backend.attr("region", be.region)
+        backend.attr("encrypt", True)
+        if native_lock:
+            backend.attr("use_lockfile", True)
+        else:
+            backend.attr("dynamodb_table", be.lock_table)
+    provider = Block("provider", ("aws",))
+    provider.attr("region", Ref("var.region"))
+    provider.block("default_tags").attr("tags", Ref("var.tags"))
+    return document([tf, provider])
+
+
+def variables(ir: IR) -> str:
+    region = Block("variable", ("region",))
+    region.attr("description", "AWS region of the pipelines")
+    region.attr("type", Ref("string"))
+    region.attr("default", ir.aws.region)
+    tags = Block("variable", ("tags",))
+    tags.attr("description", "Tags applied to every resource")
+    tags.attr("type", Ref("map(string)"))
+    tags.attr("default", {"project": ir.project, "managed-by": "pipecompile"})
+    return document([region, tags])
+
+
+def kms(ir: IR) -> str:
+    acct = ir.aws.account_id
+    region = ir.aws.region
+    key_policy = policy_doc(
+        "cicd_key",
+        [
+            {
+                "sid": "AccountAdministration",
+                "actions": ["kms:*"],
+                "resources": ["*"],
+                "principals": [("AWS", [f"arn:aws:iam::{acct}:root"])],
+            },
+            {
+                "sid": "CloudWatchLogs",
+                "actions": [
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                "resources": ["*"],
+                "principals": [("Service", [f"logs.{region}.amazonaws.com"])],
+                "conditions": [
+                    (
+                        "ArnLike",
+                        "kms:EncryptionContext:aws:logs:arn",
+                        [
+                            f"arn:aws:logs:{region}:{acct}:log-group:/aws/codebuild/{ir.project}-*",
+                            f"arn:aws:logs:{region}:{acct}:log-group:/aws/events/{ir.project}-*",
+                        ],
+                    )
+                ],
+            },
+            {
+                "sid": "NotificationsToEncryptedTopic",
+                "actions": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "resources": ["*"],
+                # EventBridge notification rules and CloudWatch alarms publish to the topic
+                "principals": [("Service", TOPIC_PUBLISHERS)],
+            },
+        ],
+        KEY_POLICY_SKIPS,
+    )
+    key = resource("aws_kms_key", "cicd")
+    key.attr("description", f"Encrypts the {ir.project} CI/CD artifacts, images, logs and topic")
+    key.attr("enable_key_rotation", True)
+    key.attr("deletion_window_in_days", 30)
+    key.attr("policy", Ref("data.aws_iam_policy_document.cicd_key.json"))
+    alias = resource("aws_kms_alias", "cicd")
+    alias.attr("name", ir.aws.kms_alias)
+    alias.attr("target_key_id", Ref("aws_kms_key.cicd.key_id"))
+    blocks = [key_policy, key, alias]
+    if ir.security.sign_images:
+        sign_policy = policy_doc(
+            "signing_key",
+            [
+                {
+                    "sid": "AccountAdministration",
+                    "actions": ["kms:*"],
+                    "resources": ["*"],
+                    "principals": [("AWS", [f"arn:aws:iam::{acct}:root"])],
+                }
+            ],
+            KEY_POLICY_SKIPS,
+        )
+        sk = resource("aws_kms_key", "signing")
+        sk.attr("description", f"Signs the {ir.project} container images (cosign)")
+        sk.attr("key_usage", "SIGN_VERIFY")
+        sk.attr("customer_master_key_spec", "ECC_NIST_P256")
+        sk.attr("deletion_window_in_days", 30)
+        sk.attr("policy", Ref("data.aws_iam_policy_document.signing_key.json"))
+        sk.comment("checkov:skip=CKV_AWS_7: AWS KMS cannot rotate asymmetric signing keys")
+        sa = resource("aws_kms_alias", "signing")
+        sa.attr("name", ir.aws.signing_key_alias)
+        sa.attr("target_key_id", Ref("aws_kms_key.signing.key_id"))
+        blocks += [sign_policy, sk, sa]
+        if ir.release_branches:  # only release-tier builds sign with it
+            rk = resource("aws_kms_key", "release")
+            rk.attr(
+                "description",
+                f"Signs the {ir.project} images built for approval environments (cosign)",
+            )
+            rk.attr("key_usage", "SIGN_VERIFY")
+            rk.attr("customer_master_key_spec", "ECC_NIST_P256")
+            rk.attr("deletion_window_in_days", 30)
+            rk.attr("policy", Ref("data.aws_iam_policy_document.signing_key.json"))
+            rk.comment("checkov:skip=CKV_AWS_7: AWS KMS cannot rotate asymmetric signing keys")
+            ra = resource("aws_kms_alias", "release")
+            ra.attr("name", ir.aws.release_key_alias)
+            ra.attr("target_key_id", Ref("aws_kms_key.release.key_id"))
+            blocks += [rk, ra]
+    return document(blocks)
+
+
+def storage(ir: IR) -> str:
+    b = resource("aws_s3_bucket", "artifacts")
+    b.comment("checkov:skip=CKV_AWS_144: pipeline artifacts are transient; no cross-region copy")
+    b.comment(
+        "checkov:skip=CKV_AWS_18: access is audited through CloudTrail data events, "
+        "not a second logging bucket"
+    )
+    b.comment("checkov:skip=CKV2_AWS_62: nothing consumes artifact bucket events")
+    b.attr("bucket", ir.aws.artifact_bucket)
+    v = resource("aws_s3_bucket_versioning", "artifacts")
+    v.attr("bucket", Ref("aws_s3_bucket.artifacts.id"))
+    v.block("versioning_configuration").attr("status", "Enabled")
+    enc = resource("aws_s3_bucket_server_side_encryption_configuration", "artifacts")
+    enc.attr("bucket", Ref("aws_s3_bucket.artifacts.id"))
+    rule = enc.block("rule")
+    rule.attr("bucket_key_enabled", True)
+    d = rule.block("apply_server_side_encryption_by_default")
+    d.attr("sse_algorithm", "aws:kms")
+    d.attr("kms_master_key_id", Ref("aws_kms_key.cicd.arn"))
+    pab = resource("aws_s3_bucket_public_access_block", "artifacts")
+    pab.attr("bucket", Ref("aws_s3_bucket.artifacts.id"))
+    for a in (
+        "block_public_acls",
+        "block_public_policy",
+        "ignore_public_acls",
+        "restrict_public_buckets",
+    ):
+        pab.attr(a, True)
+    tls = policy_doc(
+        "artifacts_tls_only",
+        [
+            {
+                "sid": "DenyInsecureTransport",
+                "effect": "Deny",
+                "actions": ["s3:*"],
+                "resources": [
+                    Ref("aws_s3_bucket.artifacts.arn"),
+                    Ref('"${aws_s3_bucket.artifacts.arn}/*"'),
+                ],
+                "principals": [("*", ["*"])],
+                "conditions": [("Bool", "aws:SecureTransport", ["false"])],
+            }
+        ],
+    )
+    pol = resource("aws_s3_bucket_policy", "artifacts")
+    pol.attr("bucket", Ref("aws_s3_bucket.artifacts.id"))
+    pol.attr("policy", Ref("data.aws_iam_policy_document.artifacts_tls_only.json"))
+    lc = resource("aws_s3_bucket_lifecycle_configuration", "artifacts")
+    lc.attr("bucket", Ref("aws_s3_bucket.artifacts.id"))
+    r = lc.block("rule")
+    r.attr("id", "expire-artifacts")
+    r.attr("status", "Enabled")
+    r.block("filter")
+    r.block("expiration").attr("days", ir.build.artifact_retention_days)
+    r.block("noncurrent_version_expiration").attr("noncurrent_days", 30)
+    r.block("abort_incomplete_multipart_upload").attr("days_after_initiation", 7)
+    return document([b, v, enc, pab, tls, pol, lc])
+
+
+def ecr(ir: IR) -> str:
+    blocks = []
+    for svc in ir.services:
+        r = resource("aws_ecr_repository", svc.name)
+        r.attr("name", svc.image)
+        r.attr("image_tag_mutability", "IMMUTABLE")
+        r.block("image_scanning_configuration").attr("scan_on_push", True)
+        e = r.block("encryption_configuration")
+        e.attr("encryption_type", "KMS")
+        e.attr("kms_key", Ref("aws_kms_key.cicd.arn"))
+        blocks.append(r)
+        lp = resource("aws_ecr_lifecycle_policy", svc.name)
+        lp.comment(
+            f"build.keep_images: the newest {ir.build.keep_images} images stay (the ones "
+            "environments run among them); untagged ones expire after a day"
+        )
+        lp.attr("repository", Ref(f"aws_ecr_repository.{svc.name}.name"))
+        lp.attr("policy", _ecr_lifecycle(ir.build.keep_images))
+        blocks.append(lp)
+    return document(blocks)
+
+
+def _ecr_lifecycle(keep: int) -> str:
+    """The lifecycle policy's JSON: untagged images after a day, then all but the newest."""
+    rules = [
+        {
+            "rulePriority": 1,
+            "description": "untagged images",
+            "selection": {
+                "tagStatus": "untagged",
+                "countType": "sinceImagePushed",
+                "countUnit": "days",
+                "countNumber": 1,
+            },
+            "action": {"type": "expire"},
+        },
+        {
+            "rulePriority": 2,
+            "description": f"all but the newest {keep} images",
+            "selection": {
+                "tagStatus": "any",
+                "countType": "imageCountMoreThan",
+                "countNumber": keep,
+            },
+            "action": {"type": "expire"},
+        },
+    ]
+    return json.dumps({"rules": rules}, sort_keys=True)
+
+
+def notifications(ir: IR) -> str:
+    topic = resource("aws_sns_topic", "events")
+    topic.attr("name", ir.notifications.sns_topic)
+    topic.attr("kms_master_key_id", Ref("aws_kms_key.cicd.id"))
+    doc = policy_doc(
+        "events_topic",
+        [
+            {
+                "sid": "NotificationPublishers",
+                "actions": ["sns:Publish"],
+                "resources": [Ref("aws_sns_topic.events.arn")],
+                "principals": [("Service", TOPIC_PUBLISHERS)],
+                "conditions": [("StringEquals", "aws:SourceAccount", [ir.aws.account_id])],
+            }
+        ],
+    )
+    pol = resource("aws_sns_topic_policy", "events")
+    pol.attr("arn", Ref("aws_sns_topic.events.arn"))
+    pol.attr("policy", Ref("data.aws_iam_policy_document.events_topic.json"))
+    blocks = [topic, doc, pol]  # notification rules: chatops.tf
+    return document(blocks)
+
+
+def _secret(label: str, name: str, description: str, why: str) -> Block:
+    secret = resource("aws_secretsmanager_secret", label)
+    secret.comment(f"checkov:skip=CKV2_AWS_57: {why}")
+    secret.attr("name", name)
+    secret.attr("description", description)
+    secret.attr("kms_key_id", Ref("aws_kms_key.cicd.arn"))
+    return secret
+
+
+def audit(ir: IR) -> str:
+    """The audit table; with CodePipeline, the secrets its CodeBuild projects read."""
+    blocks: list[Block] = []
+    if ir.delivery == "codepipeline":
+        for env in ir.environments:  # one of each per environment: its deploy role's only
+            label = "deploy_" + env.name.replace("-", "_")
+            blocks.append(
+                _secret(
+                    f"gitops_{label}",
+                    env.gitops_secret_name,
+                    f"Deploy key or token the {env.name} deploy uses to push to GitOps",
+                    "a deploy key or token is rotated by hand in the GitOps repository",
+                )
+            )
+            blocks.append(
+                _secret(
+                    f"argocd_{label}",
+                    env.argocd_secret_name,
+                    f"Argo CD API server and read-only token for {env.name} (keys server, token)",
+                    "an Argo CD API token is rotated in Argo CD",
+                )
+            )
+        if ir.security.sast_fail_on:
+            blocks.append(
+                _secret(
+                    "sonarqube",
+                    ir.aws.sonar_secret_name,
+                    "SonarQube server and token (JSON keys host_url, token)",
+                    "a SonarQube token is rotated in SonarQube",
+                )
+            )
+    if ir.deployments_table:
+        t = resource("aws_dynamodb_table", "deployments")
+        t.attr("name", ir.deployments_table)
+        t.attr("billing_mode", "PAY_PER_REQUEST")
+        t.attr("hash_key", "service")
+        t.attr("range_key", "deployed_at")
+        t.attr("deletion_protection_enabled", True)
+        for attr_name in ("service", "deployed_at"):
+            a = t.block("attribute")
+            a.attr("name", attr_name)
+            a.attr("type", "S")
+        t.block("point_in_time_recovery").attr("enabled", True)
+        sse = t.block("server_side_encryption")
+        sse.attr("enabled", True)
+        sse.attr("kms_key_arn", Ref("aws_kms_key.cicd.arn"))
+        blocks.append(t)
+    return document(blocks)
+
+
+def outputs(ir: IR) -> str:
+    blocks = []
+
+    def out(label: str, value: Any, description: str) -> None:
+        o = Block("output", (label,))
+        o.attr("description", description)
+        o.attr("value", value)
+        blocks.append(o)
+
+    if ir.delivery == "codepipeline":
+        out(
+            "codestar_connection_arn",
+            Ref("aws_codestarconnections_connection.github.arn"),
+            "Confirm this connection once in the AWS console",
+        )
+    if ir.delivery == "github-actions":
+        out(
+            "github_build_role_arn",
+            Ref("aws_iam_role.github_build.arn"),
+            "Role the GitHub build jobs assume through OIDC (branches)",
+        )
+        out(
+            "github_deploy_role_arns",
+            {
+                e.name: Ref(f"aws_iam_role.github_deploy_{e.name.replace('-', '_')}.arn")
+                for e in ir.environments
+            },
+            "Role each GitHub environment's deploy jobs assume through OIDC",
+        )
+    if ir.delivery == "codepipeline":
+        out("artifact_bucket", Ref("aws_s3_bucket.artifacts.bucket"), "Pipeline artifact bucket")
+        out(
+            "gitops_credential_secrets",
+            {
+                e.name: Ref(
+                    f"aws_secretsmanager_secret.gitops_deploy_{e.name.replace('-', '_')}.name"
+                )
+                for e in ir.environments
+            },
+            "Put each environment's GitOps deploy key or token here",
+        )
+    out(
+        "ecr_repository_urls",
+        {s.name: Ref(f"aws_ecr_repository.{s.name}.repository_url") for s in ir.services},
+        "ECR repository URL of each service",
+    )
+    return document(blocks)

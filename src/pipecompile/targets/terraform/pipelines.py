@@ -1,0 +1,319 @@
+"""CodeBuild projects and the V2 CodePipelines (one per service x environment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...ir import IR, Deployment, Service
+from ...serialize.hcl import Block, Ref, document
+from ..common import RELEASE_TAG_PREFIX
+from .blocks import (
+    aws_constants,
+    pipeline_label,
+    resource,
+)
+
+
+def _project(
+    ir: IR,
+    label: str,
+    project_name: str,
+    description: str,
+    buildspec: str,
+    log_label: str,
+    privileged: bool,
+    timeout: int,
+    cache: str,
+    role: str = "codebuild",
+) -> Block:
+    p = resource("aws_codebuild_project", label)
+    if privileged:
+        p.comment("checkov:skip=CKV_AWS_316: docker builds need privileged mode")
+    p.attr("name", project_name)
+    p.attr("description", description)
+    p.attr("service_role", Ref(f"aws_iam_role.{role}.arn"))
+    p.attr("build_timeout", timeout)
+    p.attr("encryption_key", Ref("aws_kms_key.cicd.arn"))
+    p.block("artifacts").attr("type", "CODEPIPELINE")
+    src = p.block("source")
+    src.attr("type", "CODEPIPELINE")
+    src.attr("buildspec", buildspec)
+    env = p.block("environment")
+    env.attr("compute_type", ir.build.compute_type if privileged else "BUILD_GENERAL1_SMALL")
+    env.attr("image", aws_constants()["build_image"])
+    env.attr("type", "LINUX_CONTAINER")
+    env.attr("image_pull_credentials_type", "CODEBUILD")
+    env.attr("privileged_mode", privileged)
+    if cache == "s3":
+        c = p.block("cache")
+        c.attr("type", "S3")
+        c.attr("location", Ref(f'"${{aws_s3_bucket.artifacts.bucket}}/codebuild-cache/{label}"'))
+    elif cache == "local":
+        c = p.block("cache")
+        c.attr("type", "LOCAL")
+        c.attr("modes", ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE"])
+    logs = p.block("logs_config")
+    cw = logs.block("cloudwatch_logs")
+    cw.attr("group_name", Ref(f"aws_cloudwatch_log_group.{log_label}.name"))
+    cw.attr("status", "ENABLED")
+    return p
+
+
+# checkov's one-year minimum for log retention, and the pipeline field that lowers it
+MIN_LOG_RETENTION_DAYS = 365
+RETENTION_CHOICE = (
+    "CKV_AWS_338",
+    ("audit", "log_retention_days"),
+    "retention chosen in pipeline.yaml audit.log_retention_days",
+)
+
+
+def choices(ir: IR) -> list[tuple[str, tuple[str, ...], str]]:
+    """Policy checks the user's own settings decline: (check, pipeline field, why)."""
+    if ir.delivery == "codepipeline" and ir.log_retention_days < MIN_LOG_RETENTION_DAYS:
+        return [RETENTION_CHOICE]
+    return []
+
+
+def _log_group(ir: IR, label: str, group: str) -> Block:
+    lg = resource("aws_cloudwatch_log_group", label)
+    for check, _, why in choices(ir):
+        lg.comment(f"checkov:skip={check}: {why}")
+    lg.attr("name", group)
+    lg.attr("retention_in_days", ir.log_retention_days)
+    lg.attr("kms_key_id", Ref("aws_kms_key.cicd.arn"))
+    return lg
+
+
+def codebuild(ir: IR) -> str:
+    folder = ir.buildspec_folder
+    blocks: list[Block] = []
+    for svc in ir.services:
+        label = f"build-{svc.name}"
+        blocks.append(_log_group(ir, label, svc.build_log_group))
+        blocks.append(
+            _project(
+                ir,
+                label,
+                svc.build_project,
+                f"Build and push {svc.name}",
+                f"{folder}/{svc.buildspec}",
+                label,
+                True,
+                ir.build.timeout_minutes,
+                ir.build.cache,
+            )
+        )
+        if ir.release_branches:  # the same build for approval environments, its own role
+            blocks.append(
+                _project(
+                    ir,
+                    f"{label}-release",
+                    svc.release_build_project,
+                    f"Build and push {svc.name} for approval environments (release key)",
+                    f"{folder}/{svc.buildspec}",
+                    label,
+                    True,
+                    ir.build.timeout_minutes,
+                    ir.build.cache,
+                    role="codebuild_release",
+                )
+            )
+    for env in ir.environments:
+        label = f"deploy-{env.name}"
+        waits = [dep.wait_minutes for svc in ir.services for dep in svc.deployments]
+        blocks.append(_log_group(ir, label, env.deploy_log_group))
+        blocks.append(
+            _project(
+                ir,
+                label,
+                env.deploy_project,
+                f"Deploy to {env.name}: verify, record the digest in GitOps, wait until healthy",
+                f"{folder}/{env.deploy_buildspec}",
+                label,
+                False,
+                15 + max(waits, default=0),
+                "none",
+                role="deploy_" + env.name.replace("-", "_"),  # its own role and secrets
+            )
+        )
+    dast = ir.security.dast
+    if dast is not None:
+        blocks.append(_log_group(ir, "dast", dast.log_group))
+        blocks.append(
+            _project(
+                ir,
+                "dast",
+                dast.project,
+                f"OWASP ZAP scan of {dast.environment}; a pass lets the image on",
+                f"{folder}/{dast.buildspec}",
+                "dast",
+                True,
+                60,
+                "none",
+            )
+        )
+    return document(blocks)
+
+
+def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
+    """An approval environment's pipeline builds with the release project: its own role,
+    the release key, rel-<tree> tags (a dev build's image is never released)."""
+    if not release:
+        return {"ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}.name")}
+    tier = {"TAG_PREFIX": RELEASE_TAG_PREFIX}
+    if ir.security.sign_images:
+        tier["SIGNING_KEY"] = f"awskms:///{ir.aws.release_key_alias}"
+    variables = ", ".join(
+        f'{{ name = "{k}", value = "{v}", type = "PLAINTEXT" }}' for k, v in tier.items()
+    )
+    return {
+        "ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}-release.name"),
+        "EnvironmentVariables": Ref(f"jsonencode([{variables}])"),
+    }
+
+
+def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
+    env = ir.environment(dep.environment)
+    p = resource("aws_codepipeline", pipeline_label(ir, dep))
+    p.attr("name", dep.pipeline_name)
+    p.attr("role_arn", Ref("aws_iam_role.codepipeline.arn"))
+    p.attr("pipeline_type", "V2")
+    p.attr("execution_mode", "QUEUED")
+    store = p.block("artifact_store")
+    store.attr("location", Ref("aws_s3_bucket.artifacts.bucket"))
+    store.attr("type", "S3")
+    key = store.block("encryption_key")
+    key.attr("id", Ref("aws_kms_key.cicd.arn"))
+    key.attr("type", "KMS")
+    trig = p.block("trigger")
+    trig.attr("provider_type", "CodeStarSourceConnection")
+    git = trig.block("git_configuration")
+    git.attr("source_action_name", "Source")
+    push = git.block("push")
+    br = push.block("branches")
+    br.attr("includes", list(env.includes))
+    excludes = list(env.excludes)
+    if excludes:
+        br.attr("excludes", excludes)
+    if svc.trigger_includes or svc.trigger_excludes:
+        # path isolation: other services' folders inside this one never start it
+        paths = push.block("file_paths")
+        paths.attr("includes", list(svc.trigger_includes or ("**",)))
+        if svc.trigger_excludes:
+            paths.attr("excludes", list(svc.trigger_excludes))
+
+    def action(stage_name: str, **attrs: Any) -> Block:
+        st = p.block("stage")
+        st.attr("name", stage_name)
+        a = st.block("action")
+        config = attrs.pop("configuration")
+        for k, v in attrs.items():
+            a.attr(k, v)
+        a.attr("configuration", config)
+        return a
+
+    action(
+        "Source",
+        name="Source",
+        category="Source",
+        owner="AWS",
+        provider="CodeStarSourceConnection",
+        version="1",
+        output_artifacts=["source_output"],
+        configuration={
+            "ConnectionArn": Ref("aws_codestarconnections_connection.github.arn"),
+            "FullRepositoryId": ir.repository,
+            "BranchName": env.manual_start_branch,
+            # a git clone: the build keys the image by the service folder's tree hash
+            "OutputArtifactFormat": "CODEBUILD_CLONE_REF",
+        },
+    )
+    action(
+        "Build",
+        name="Build",
+        category="Build",
+        owner="AWS",
+        provider="CodeBuild",
+        version="1",
+        input_artifacts=["source_output"],
+        output_artifacts=["image_output"],
+        namespace="BuildVariables",
+        configuration=_build_configuration(ir, svc, env.approval),
+    )
+    if env.approval:
+        action(
+            "Approval",
+            name="Approve",
+            category="Approval",
+            owner="AWS",
+            provider="Manual",
+            version="1",
+            configuration={
+                "NotificationArn": Ref("aws_sns_topic.events.arn"),
+                "CustomData": f"Approve deploying {svc.name} to {env.name}",
+            },
+        )
+    passed = {
+        "SERVICE": svc.name,
+        "ECR_REPOSITORY": svc.image,
+        "IMAGE_URI": svc.image_uri,
+        "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
+        "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
+        "GITOPS_DIR": dep.gitops_dir,
+        "CHART_SOURCE": ir.chart_source or "",
+        "VALUES_SOURCE": svc.values_source or "",
+        "ARGOCD_APP": dep.app_name,
+        "PIPELINE_NAME": dep.pipeline_name,
+        "WAIT_SECONDS": str(dep.wait_minutes * 60),
+    }
+    variables = Ref(
+        "jsonencode(["
+        + ", ".join(
+            f'{{ name = "{k}", value = "{v}", type = "PLAINTEXT" }}' for k, v in passed.items()
+        )
+        + "])"
+    )
+    action(
+        "Deploy",
+        name="Deploy",
+        category="Build",
+        owner="AWS",
+        provider="CodeBuild",
+        version="1",
+        input_artifacts=["source_output"],
+        configuration={
+            "ProjectName": Ref(f"aws_codebuild_project.deploy-{env.name}.name"),
+            "EnvironmentVariables": variables,
+        },
+    )
+    dast = ir.security.dast
+    if env.dast and dast is not None:
+        action(
+            "Dast",
+            name="OwaspZap",
+            category="Build",
+            owner="AWS",
+            provider="CodeBuild",
+            version="1",
+            input_artifacts=["source_output"],
+            configuration={
+                "ProjectName": Ref("aws_codebuild_project.dast.name"),
+                "EnvironmentVariables": variables,
+            },
+        )
+    return p
+
+
+def codepipeline(ir: IR) -> str:
+    conn = resource("aws_codestarconnections_connection", "github")
+    conn.comment(
+        "Created PENDING: confirm it once in the AWS console (Developer Tools > Connections)."
+    )
+    conn.attr("name", ir.aws.connection_name)
+    conn.attr("provider_type", "GitHub")
+    blocks = [conn]
+    for svc in ir.services:
+        for dep in svc.deployments:
+            blocks.append(_pipeline(ir, svc, dep))
+    return document(blocks)
