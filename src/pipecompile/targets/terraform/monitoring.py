@@ -35,7 +35,7 @@ def _filters(ir: IR) -> list[tuple[str, str, str, dict[str, str]]]:
     counts per pipeline (the dashboard's)."""
     execution = '$.detail-type = "CodePipeline Pipeline Execution State Change"'
     stage = '$.detail-type = "CodePipeline Stage Execution State Change"'
-    out = []
+    out: list[tuple[str, str, str, dict[str, str]]] = []
     for state in ("STARTED", "SUCCEEDED", "FAILED"):
         pattern = f'{{ ({execution}) && ($.detail.state = "{state}") }}'
         label = f"executions_{state.lower()}"
