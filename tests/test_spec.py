@@ -393,3 +393,38 @@ def test_explain_prints_the_ruleset_for_gh_api() -> None:
     )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["name"] == "ecommerce deploy branches"
+
+
+# -- 6. CloudTrail where asked ----------------------------------------------------------------
+
+SHARED = SAMPLES / "shared-account"  # audit.cloudtrail: true
+
+
+def test_cloudtrail_is_off_by_default_and_keeps_90_days_when_asked() -> None:
+    assert not (TF / "cloudtrail.tf").exists()
+    storage = (TF / "storage.tf").read_text()
+    # the logging claim is true or gone: without a trail the skip says so
+    assert "CloudTrail data events" not in storage.split("audit.cloudtrail")[0]
+    tf = SHARED / "infrastructure/terraform/cicd"
+    res = tf_resources((tf / "cloudtrail.tf").read_text())
+    trail = res[("aws_cloudtrail", "cicd")]
+    assert trail["enable_log_file_validation"] is True
+    data = trail["event_selector"][0]["data_resource"][0]
+    assert data["type"] == "AWS::S3::Object"
+    assert data["values"] == ["${aws_s3_bucket.artifacts.arn}/"]
+    rule = res[("aws_s3_bucket_lifecycle_configuration", "trail")]["rule"][0]
+    assert rule["expiration"][0]["days"] == 90
+    assert "audited through CloudTrail data events" in (tf / "storage.tf").read_text()
+
+
+def test_the_cloudtrail_terraform_validates(tmp_path: Path) -> None:
+    import shutil
+
+    import pytest
+
+    if not (shutil.which("terraform") and Path("/opt/tf-plugins").is_dir()):
+        pytest.skip("terraform and its provider mirror are not on this machine")
+    for f in (SHARED / "infrastructure/terraform/cicd").glob("*.tf"):
+        shutil.copy(f, tmp_path / f.name)
+    _terraform(["init", "-input=false", "-backend=false", "-plugin-dir=/opt/tf-plugins"], tmp_path)
+    _terraform(["validate"], tmp_path)

@@ -316,6 +316,7 @@ class IR:
     secret_store: SecretStore
     pins: Pins
     warnings: tuple[Diagnostic, ...]  # located, severity "warning"
+    cloudtrail: bool = False  # audit.cloudtrail: a trail with 90-day retention
 
     def output(self, target: str) -> str:
         for name, folder in self.outputs:

@@ -97,6 +97,7 @@ class _Lowering(Rules):
             notifications=notifications,
             deployments_table=model.audit.deployments_table,
             log_retention_days=model.audit.log_retention_days,
+            cloudtrail=model.audit.cloudtrail,
             outputs=tuple(outputs),
             # where terraform's CodeBuild projects find the buildspecs
             buildspec_folder=dict(outputs).get("codebuild", default_outputs()["codebuild"]),

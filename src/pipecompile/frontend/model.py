@@ -378,6 +378,11 @@ class Notifications(Model):
 class Audit(Model):
     deployments_table: Annotated[str, StringConstraints(pattern=TABLE_RE)] | None = None
     log_retention_days: Literal[LOG_RETENTION] = 365  # type: ignore[valid-type]
+    cloudtrail: bool = Field(
+        False,
+        description="a CloudTrail trail for the CI/CD resources, its logs kept 90 days "
+        "(off by default: trails are usually account-level)",
+    )
 
 
 class Outputs(Model):

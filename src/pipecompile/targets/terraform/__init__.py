@@ -21,6 +21,7 @@ from __future__ import annotations
 from ...ir import IR
 from .. import Finding
 from .chatops import chatops
+from .compliance import cloudtrail
 from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
 from .iam import iam
 from .monitoring import monitoring
@@ -194,6 +195,8 @@ def render(ir: IR) -> dict[str, str]:
         "notifications.tf": notifications(ir),
         "audit.tf": audit(ir),
     }
+    if ir.cloudtrail:  # audit.cloudtrail: off by default (trails are usually account-level)
+        files["cloudtrail.tf"] = cloudtrail(ir)
     if ir.delivery == "codepipeline":  # the artifact store and the pipelines
         files["storage.tf"] = storage(ir)
         files["codebuild.tf"] = codebuild(ir)

@@ -158,8 +158,11 @@ def storage(ir: IR) -> str:
     b = resource("aws_s3_bucket", "artifacts")
     b.comment("checkov:skip=CKV_AWS_144: pipeline artifacts are transient; no cross-region copy")
     b.comment(
-        "checkov:skip=CKV_AWS_18: access is audited through CloudTrail data events, "
-        "not a second logging bucket"
+        "checkov:skip=CKV_AWS_18: access is audited through CloudTrail data events "
+        "(cloudtrail.tf), not a second logging bucket"
+        if ir.cloudtrail
+        else "checkov:skip=CKV_AWS_18: transient artifacts, no access log kept (set "
+        "audit.cloudtrail: true for CloudTrail data events on this bucket)"
     )
     b.comment("checkov:skip=CKV2_AWS_62: nothing consumes artifact bucket events")
     b.attr("bucket", ir.aws.artifact_bucket)
