@@ -428,3 +428,46 @@ def test_the_cloudtrail_terraform_validates(tmp_path: Path) -> None:
         shutil.copy(f, tmp_path / f.name)
     _terraform(["init", "-input=false", "-backend=false", "-plugin-dir=/opt/tf-plugins"], tmp_path)
     _terraform(["validate"], tmp_path)
+
+
+# -- 7. manual rollback that works with this setup ---------------------------------------------
+
+
+def test_explain_rollback_prints_commands_that_fit_this_setup() -> None:
+    import json
+    import shlex
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "pipecompile", "explain", "-f", str(REF / "pipeline.yaml")]
+    res = subprocess.run(
+        [*args, "--rollback", "order-service", "production"], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    ir = ir_of(REF)
+    dep = next(
+        d
+        for s in ir.services
+        if s.name == "order-service"
+        for d in s.deployments
+        if d.environment == "production"
+    )
+    # the file the deploy pipelines write, the Rollout (named after the service), the app
+    assert f"{dep.gitops_dir}/image-production.yaml" in out
+    assert "kubectl argo rollouts abort order-service -n ecommerce" in out
+    assert "argocd app wait order-service-production" in out
+    assert "argocd app rollback" not in out.replace("argocd app rollback is refused", "")
+    # the shell lines are well-formed and their JSON parses
+    query = out[out.index("aws dynamodb query") : out.index("--output table")]
+    words = shlex.split(query.replace("\\\n", " "))
+    values = json.loads(words[words.index("--expression-attribute-values") + 1])
+    assert values[":s"] == {"S": "order-service"} and values[":e"] == {"S": "production"}
+    put = next(line for line in out.splitlines() if "put-item" in line)
+    item = json.loads(shlex.split(put)[-1])
+    assert item["outcome"] == {"S": "rolled-back"} and "reason" in item
+    bad = subprocess.run(
+        [*args, "--rollback", "order-servic", "production"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2
+    assert "unknown service 'order-servic' (did you mean 'order-service'?)" in bad.stderr

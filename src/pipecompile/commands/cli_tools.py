@@ -61,7 +61,16 @@ def graph(file: Path, fmt: str) -> int:
     help="Print the GitHub repository ruleset JSON that gates merging "
     "(pipe it to: gh api repos/OWNER/REPO/rulesets --input -).",
 )
-def explain(file: Path, event: str | None, ref: str | None, ruleset: bool) -> int:
+@click.option(
+    "--rollback",
+    nargs=2,
+    metavar="SERVICE ENV",
+    default=None,
+    help="Print the manual rollback of SERVICE in ENV that works with this setup.",
+)
+def explain(
+    file: Path, event: str | None, ref: str | None, ruleset: bool, rollback: tuple[str, str] | None
+) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
     \b
@@ -71,10 +80,16 @@ def explain(file: Path, event: str | None, ref: str | None, ruleset: bool) -> in
       pipecompile explain --event pull_request --ref main
       pipecompile explain --ref main                    # --ref alone: a push
       pipecompile explain --ruleset | gh api repos/OWNER/REPO/rulesets --input -
+      pipecompile explain --rollback order-service production
     """
     from ..insight.explain import checklist, explain_event
 
     ir = _compiled(_session(file))
+    if rollback:
+        from ..insight.rollback import rollback_commands
+
+        click.echo("\n".join(rollback_commands(ir, *rollback)))
+        return EXIT_OK
     if ruleset:
         import json
 
