@@ -471,3 +471,128 @@ def test_explain_rollback_prints_commands_that_fit_this_setup() -> None:
     )
     assert bad.returncode == 2
     assert "unknown service 'order-servic' (did you mean 'order-service'?)" in bad.stderr
+
+
+# -- 1. the daily summary -----------------------------------------------------------------------
+
+# A stub of the two AWS CLI v2 calls the script makes. It enforces what the real CLI
+# and DynamoDB require of them (aws-cli 2.x, awscli/customizations and the DynamoDB
+# Query API): --table-name and --key-condition-expression present, the expression's
+# placeholders all defined in --expression-attribute-values (valid JSON), and the
+# range condition applied to deployed_at (the table's sort key); sns publish needs
+# --topic-arn and --message. It answers from a table given as JSON in FAKE_TABLE.
+FAKE_AWS = r"""#!/usr/bin/env python3
+import json, os, re, sys
+args = sys.argv[1:]
+def opt(name):
+    if name not in args:
+        sys.exit(f"aws: error: the following arguments are required: {name}")
+    return args[args.index(name) + 1]
+if args[:2] == ["dynamodb", "query"]:
+    table, cond = opt("--table-name"), opt("--key-condition-expression")
+    values = json.loads(opt("--expression-attribute-values"))
+    for ph in re.findall(r":\w+", cond):
+        if ph not in values:
+            sys.exit(f"An error occurred (ValidationException): {ph} is not defined")
+    m = re.fullmatch(r"service = (:\w+) AND deployed_at >= (:\w+)", cond)
+    assert m, cond
+    svc, since = values[m.group(1)]["S"], values[m.group(2)]["S"]
+    rows = json.loads(os.environ["FAKE_TABLE"])[table]
+    items = [r for r in rows if r["service"]["S"] == svc and r["deployed_at"]["S"] >= since]
+    print(json.dumps({"Items": items, "Count": len(items)}))
+elif args[:2] == ["sns", "publish"]:
+    opt("--topic-arn")
+    with open(os.environ["FAKE_SNS_LOG"], "a") as fh:
+        fh.write(opt("--message") + "\n")
+    print(json.dumps({"MessageId": "1"}))
+else:
+    sys.exit(f"unexpected aws call: {args}")
+"""
+
+
+def _row(service: str, env: str, at: str, outcome: str) -> dict[str, Any]:
+    return {
+        "service": {"S": service},
+        "deployed_at": {"S": at},
+        "environment": {"S": env},
+        "outcome": {"S": outcome},
+        "image_tag": {"S": "src-abc"},
+    }
+
+
+def test_the_daily_summary_posts_the_last_day_of_the_audit_table(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+
+    from pipecompile.targets.terraform.chatops import summary_script
+
+    script = tmp_path / "daily-summary.sh"
+    script.write_text(summary_script())
+    fake = tmp_path / "bin" / "aws"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_AWS)
+    fake.chmod(0o755)
+    table = {
+        "ecommerce-deployments": [
+            _row("order-service", "production", "2026-12-01T10:00:00Z", "succeeded"),
+            _row("order-service", "staging", "2026-11-29T10:00:00Z", "succeeded"),  # too old
+            _row("product-service", "production", "2026-12-01T09:00:00Z", "failed"),
+        ]
+    }
+    log = tmp_path / "sns.log"
+    env = {
+        **os.environ,
+        "PATH": f"{fake.parent}:{os.environ['PATH']}",
+        "DEPLOYMENTS_TABLE": "ecommerce-deployments",
+        "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:ecommerce-pipeline-events",
+        "SERVICES": "product-service order-service",
+        "PROJECT": "ecommerce",
+        "NOW": "2026-12-01T17:00:00Z",
+        "FAKE_TABLE": json.dumps(table),
+        "FAKE_SNS_LOG": str(log),
+    }
+    res = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    (message,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert message["version"] == "1.0" and message["source"] == "custom"
+    assert message["content"]["title"] == ("ecommerce: 2 deployment(s) since 2026-11-30T17:00:00Z")
+    assert message["content"]["description"].splitlines() == [
+        "2026-12-01T09:00:00Z product-service -> production: failed (src-abc)",
+        "2026-12-01T10:00:00Z order-service -> production: succeeded (src-abc)",
+    ]
+    # shellcheck-clean, as every generated script
+    import shutil
+
+    if shutil.which("shellcheck"):
+        check = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout
+
+
+def test_the_daily_summary_runs_on_a_schedule_with_least_privilege() -> None:
+    res = tf_resources((TF / "chatops.tf").read_text())
+    rule = res[("aws_cloudwatch_event_rule", "daily_summary")]
+    assert rule["schedule_expression"] == "cron(0 17 * * ? *)"
+    target = res[("aws_cloudwatch_event_target", "daily_summary")]
+    assert target["arn"] == "${aws_codebuild_project.daily_summary.arn}"
+    project = res[("aws_codebuild_project", "daily_summary")]
+    assert project["source"][0]["type"] == "NO_SOURCE"
+    import hcl2
+
+    data = {
+        label: body
+        for block in hcl_norm(hcl2.loads((TF / "chatops.tf").read_text()))["data"]
+        for kind, named in block.items()
+        for label, body in named.items()
+    }
+    actions = sorted(a for st in data["daily_summary"]["statement"] for a in st["actions"])
+    assert actions == sorted(
+        [
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "dynamodb:Query",
+            "sns:Publish",
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
+        ]
+    )

@@ -16,11 +16,16 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from typing import Any
 
 from ...ir import IR, Environment
+from ...serialize.emit import yaml_document
 from ...serialize.hcl import Block, Ref, document
-from .blocks import policy_doc, resource
+from .blocks import aws_constants, inline_policy, policy_doc, resource, service_role
+from .pipelines import choices
+
+SUMMARY_SCHEDULE = "cron(0 17 * * ? *)"  # 17:00 UTC, the end of a European working day
 
 # EventBridge: what each notification event is (CodePipeline's event reference)
 _EXECUTION = "CodePipeline Pipeline Execution State Change"
@@ -138,7 +143,119 @@ def chatops(ir: IR) -> str:
         blocks.append(s)
     if n.slack_channel:
         blocks += _chatbot(ir)
+    if ir.deployments_table and (n.slack_channel or n.sns_events):
+        blocks += daily_summary(ir)
     return document(blocks)
+
+
+def summary_script() -> str:
+    return (resources.files(__package__) / "daily-summary.sh").read_text("utf-8")
+
+
+def daily_summary(ir: IR) -> list[Block]:
+    """A CodeBuild project (no source: the script is its buildspec) that an EventBridge
+    schedule starts once a day; it reads the audit table and posts to the topic."""
+    name = f"{ir.project}-daily-summary"
+    group = f"/aws/codebuild/{name}"
+    out: list[Block] = []
+    lg = resource("aws_cloudwatch_log_group", "daily_summary")
+    for check, _, why in choices(ir):
+        lg.comment(f"checkov:skip={check}: {why}")
+    lg.attr("name", group)
+    lg.attr("retention_in_days", ir.log_retention_days)
+    lg.attr("kms_key_id", Ref("aws_kms_key.cicd.arn"))
+    out.append(lg)
+    out += service_role("daily_summary", name, "codebuild.amazonaws.com", ir.aws.account_id)
+    out.append(
+        policy_doc(
+            "daily_summary",
+            [
+                {
+                    "sid": "Logs",
+                    "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "resources": [Ref('"${aws_cloudwatch_log_group.daily_summary.arn}:*"')],
+                },
+                {
+                    "sid": "ReadTheAuditTable",
+                    "actions": ["dynamodb:Query"],
+                    "resources": [Ref("aws_dynamodb_table.deployments.arn")],
+                },
+                {
+                    "sid": "PostToTheTopic",
+                    "actions": ["sns:Publish"],
+                    "resources": [Ref("aws_sns_topic.events.arn")],
+                },
+                {
+                    "sid": "TopicAndTableKey",
+                    "actions": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "resources": [Ref("aws_kms_key.cicd.arn")],
+                },
+            ],
+        )
+    )
+    out.append(inline_policy("daily_summary", "daily_summary", "daily_summary"))
+    spec = {
+        "version": 0.2,
+        "env": {
+            "shell": "bash",
+            "variables": {
+                "PROJECT": ir.project,
+                "DEPLOYMENTS_TABLE": ir.deployments_table,
+                "SERVICES": " ".join(s.name for s in ir.services),
+            },
+        },
+        "phases": {"build": {"commands": [summary_script()]}},
+    }
+    p = resource("aws_codebuild_project", "daily_summary")
+    p.attr("name", name)
+    p.attr("description", f"Posts the day's {ir.project} deployments to the channel")
+    p.attr("service_role", Ref("aws_iam_role.daily_summary.arn"))
+    p.attr("build_timeout", 10)
+    p.attr("encryption_key", Ref("aws_kms_key.cicd.arn"))
+    p.block("artifacts").attr("type", "NO_ARTIFACTS")
+    src = p.block("source")
+    src.attr("type", "NO_SOURCE")
+    src.attr("buildspec", yaml_document(spec))
+    env = p.block("environment")
+    env.attr("compute_type", "BUILD_GENERAL1_SMALL")
+    env.attr("image", aws_constants()["build_image"])
+    env.attr("type", "LINUX_CONTAINER")
+    env.attr("image_pull_credentials_type", "CODEBUILD")
+    env.attr("privileged_mode", False)
+    var = env.block("environment_variable")
+    var.attr("name", "TOPIC_ARN")
+    var.attr("value", Ref("aws_sns_topic.events.arn"))
+    cw = p.block("logs_config").block("cloudwatch_logs")
+    cw.attr("group_name", Ref("aws_cloudwatch_log_group.daily_summary.name"))
+    cw.attr("status", "ENABLED")
+    out.append(p)
+    out += service_role(
+        "daily_summary_schedule", f"{name}-schedule", "events.amazonaws.com", ir.aws.account_id
+    )
+    out.append(
+        policy_doc(
+            "daily_summary_schedule",
+            [
+                {
+                    "actions": ["codebuild:StartBuild"],
+                    "resources": [Ref("aws_codebuild_project.daily_summary.arn")],
+                }
+            ],
+        )
+    )
+    out.append(
+        inline_policy("daily_summary_schedule", "daily_summary_schedule", "daily_summary_schedule")
+    )
+    rule = resource("aws_cloudwatch_event_rule", "daily_summary")
+    rule.attr("name", name)
+    rule.attr("description", "Once a day: the deployment summary from the audit table")
+    rule.attr("schedule_expression", SUMMARY_SCHEDULE)
+    target = resource("aws_cloudwatch_event_target", "daily_summary")
+    target.attr("rule", Ref("aws_cloudwatch_event_rule.daily_summary.name"))
+    target.attr("target_id", "codebuild")
+    target.attr("arn", Ref("aws_codebuild_project.daily_summary.arn"))
+    target.attr("role_arn", Ref("aws_iam_role.daily_summary_schedule.arn"))
+    return [*out, rule, target]
 
 
 def _chatbot(ir: IR) -> list[Block]:
