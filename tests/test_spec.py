@@ -596,3 +596,22 @@ def test_the_daily_summary_runs_on_a_schedule_with_least_privilege() -> None:
             "kms:GenerateDataKey",
         ]
     )
+
+
+# -- 4. compliance jobs -------------------------------------------------------------------------
+
+
+def test_the_monthly_configuration_review_checks_the_default_branch() -> None:
+    for sample, notifies in ((REF, False), (GHA, True)):
+        review = doc(sample / ".github/workflows/review.yml")
+        assert review["on"]["schedule"] == [{"cron": "0 6 1 * *"}]
+        job = review["jobs"]["review"]
+        assert job["steps"][0]["with"]["ref"] == "main"
+        run = "\n".join(s.get("run", "") for s in job["steps"])
+        assert 'pipecompile check --diff -f "$PIPELINE_FILE"' in run
+        assert "--zizmor-persona auditor" in run
+        # GitHub delivery holds the Slack webhook: a failed review reaches the channel
+        assert ("notify" in review["jobs"]) == notifies
+        if notifies:
+            assert review["jobs"]["notify"]["if"] == "failure()"
+            assert review["jobs"]["notify"]["environment"] == "notifications"

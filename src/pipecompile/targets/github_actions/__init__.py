@@ -14,6 +14,7 @@ Files (relative to the github-actions output folder):
                          branches: CI, build once, scan, sign, then one deploy job per
                          environment (verify, GitOps digest, wait healthy, DAST, audit)
   pipecompile.yml        every pull request: pipecompile check and lint (the required check)
+  review.yml             monthly: pipecompile check and lint (zizmor auditor) on the default branch
   dast.yml               scheduled OWASP ZAP scan of production (last environment) at its url
 """
 
@@ -30,7 +31,7 @@ from ..common import DAST_SCAN
 from .ci import ci_workflow
 from .deliver import deliver_workflow
 from .gates import FILE as GATE_FILE
-from .gates import pipecompile_workflow
+from .gates import REVIEW_FILE, pipecompile_workflow, review_workflow
 from .steps import CI_ENVIRONMENT, NOTIFY_ENVIRONMENT, RUNNER, uses
 from .steps import cost as cost  # the target's attributes, re-exported for the registry
 from .steps import default_folder as default_folder
@@ -178,6 +179,7 @@ def render(ir: IR) -> dict[str, str]:
         if ir.delivery == "github-actions":
             out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc))
     out[GATE_FILE] = yaml_document(pipecompile_workflow(ir))
+    out[REVIEW_FILE] = yaml_document(review_workflow(ir))
     if ir.security.dast and ir.security.dast.scheduled_url:
         out["dast.yml"] = yaml_document(dast_workflow(ir))
     return out

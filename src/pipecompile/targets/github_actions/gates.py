@@ -66,3 +66,69 @@ def pipecompile_workflow(ir: IR) -> dict[str, Any]:
             }
         },
     }
+
+
+REVIEW_FILE = "review.yml"
+REVIEW_CRON = "0 6 1 * *"  # the first of the month, 06:00 UTC
+
+REVIEW = """\
+set -euo pipefail
+pipecompile check --diff -f "$PIPELINE_FILE"
+pipecompile lint --zizmor-persona auditor -f "$PIPELINE_FILE"
+"""
+
+
+def review_workflow(ir: IR) -> dict[str, Any]:
+    """The monthly pipeline configuration review (specification 9.2): the default branch
+    still generates what is committed, and the workflows pass zizmor's auditor persona."""
+    from .steps import NOTIFY_ENVIRONMENT, slack_step
+
+    jobs: dict[str, Any] = {
+        "review": {
+            "name": "Monthly configuration review",
+            "runs-on": RUNNER,
+            "timeout-minutes": 15,
+            "permissions": permissions(contents="read"),
+            "steps": [
+                checkout(ir, ref=ir.default_branch),
+                {
+                    "name": "Set up Python",
+                    "uses": uses(ir, "actions/setup-python"),
+                    "with": {"python-version": "3.12"},
+                },
+                {
+                    "name": "Install pipecompile and zizmor",
+                    "run": f"pip install pipecompile=={__version__} zizmor=={ZIZMOR}",
+                },
+                {
+                    "name": "pipecompile check; lint with zizmor's auditor persona",
+                    "env": {"PIPELINE_FILE": ir.pipeline_file},
+                    "run": REVIEW,
+                },
+            ],
+        }
+    }
+    if ir.notifications.slack_channel and ir.delivery == "github-actions":
+        jobs["notify"] = {
+            "name": "Report a failed review",
+            "needs": "review",
+            "if": "failure()",
+            "runs-on": RUNNER,
+            "timeout-minutes": 5,
+            "permissions": {},
+            "environment": NOTIFY_ENVIRONMENT,
+            "steps": [
+                slack_step(
+                    ir,
+                    f"{ir.project}: the monthly pipeline configuration review failed "
+                    f"(generated files or workflow audit) on {ir.default_branch}",
+                )
+            ],
+        }
+    return {
+        "name": "monthly configuration review",
+        "on": {"schedule": [{"cron": REVIEW_CRON}], "workflow_dispatch": {}},
+        "permissions": {},
+        "concurrency": {"group": "review", "cancel-in-progress": False},
+        "jobs": jobs,
+    }
