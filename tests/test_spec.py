@@ -225,6 +225,13 @@ def test_explain_lists_the_chatbot_workspace_authorisation() -> None:
     text = "\n".join(describe(ir_of(REF)))
     assert "authorise the Slack workspace" in text
     assert "slack_workspace_id and slack_channel_id" in text
+    from pipecompile.insight.explain import checklist
+
+    everything = "\n".join(checklist(ir_of(REF)))
+    assert (
+        "pipecompile explain --ruleset | gh api repos/example/ecommerce-product-service"
+        in everything
+    )
 
 
 # -- 2. pipeline monitoring -----------------------------------------------------------------

@@ -30,8 +30,8 @@ from .. import Finding, gitops_required
 from ..common import DAST_SCAN
 from .ci import ci_workflow
 from .deliver import deliver_workflow
+from .gates import CHECK_NAME, REVIEW_FILE, pipecompile_workflow, review_workflow
 from .gates import FILE as GATE_FILE
-from .gates import REVIEW_FILE, pipecompile_workflow, review_workflow
 from .steps import CI_ENVIRONMENT, NOTIFY_ENVIRONMENT, RUNNER, uses
 from .steps import cost as cost  # the target's attributes, re-exported for the registry
 from .steps import default_folder as default_folder
@@ -149,6 +149,11 @@ def describe(ir: IR) -> list[str]:
         scanners.append("NVD_API_KEY (optional: faster dependency-check updates)")
     if scanners:
         out.append(f"GitHub environment '{CI_ENVIRONMENT}' (the CI job): " + ", ".join(scanners))
+    out.append(
+        f"GitHub repository ruleset (once, and after a change of branches): "
+        f"pipecompile explain --ruleset | gh api repos/{ir.repository}/rulesets --input - "
+        f"(requires the check '{CHECK_NAME}' of {GATE_FILE})"
+    )
     delivers = ir.delivery == "github-actions"
     if s.slack_webhook and delivers:
         out.append(
