@@ -622,3 +622,34 @@ def test_the_monthly_configuration_review_checks_the_default_branch() -> None:
         if notifies:
             assert review["jobs"]["notify"]["if"] == "failure()"
             assert review["jobs"]["notify"]["environment"] == "notifications"
+
+
+def test_secrets_rotate_when_a_rotation_function_is_given() -> None:
+    tf = SHARED / "infrastructure/terraform/cicd"
+    res = tf_resources((tf / "rotation.tf").read_text())
+    rotations = {
+        label: body
+        for (kind, label), body in res.items()
+        if kind == "aws_secretsmanager_secret_rotation"
+    }
+    audit = tf_resources((tf / "audit.tf").read_text())
+    secrets = {label for (kind, label) in audit if kind == "aws_secretsmanager_secret"}
+    assert set(rotations) == secrets  # every secret the Terraform creates rotates
+    for body in rotations.values():
+        assert (
+            body["rotation_lambda_arn"]
+            == "arn:aws:lambda:us-east-1:210987654321:function:rotate-cicd-secrets"
+        )
+        assert body["rotation_rules"][0]["automatically_after_days"] == 30
+    perm = res[("aws_lambda_permission", "secrets_rotation")]
+    assert perm["principal"] == "secretsmanager.amazonaws.com"
+    # the checkov skip goes with rotation, and stays (with its reason) without it
+    assert "CKV2_AWS_57" not in (tf / "audit.tf").read_text()
+    assert "CKV2_AWS_57" in (TF / "audit.tf").read_text()
+    assert not (TF / "rotation.tf").exists()
+    from pipecompile.targets.terraform import describe
+
+    assert any(
+        "createSecret, setSecret, testSecret, finishSecret" in line
+        for line in describe(ir_of(SHARED))
+    )

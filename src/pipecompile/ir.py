@@ -317,6 +317,7 @@ class IR:
     pins: Pins
     warnings: tuple[Diagnostic, ...]  # located, severity "warning"
     cloudtrail: bool = False  # audit.cloudtrail: a trail with 90-day retention
+    secret_rotation: tuple[str, int] | None = None  # (Lambda ARN, days): terraform.secret_rotation
 
     def output(self, target: str) -> str:
         for name, folder in self.outputs:

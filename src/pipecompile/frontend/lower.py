@@ -98,6 +98,11 @@ class _Lowering(Rules):
             deployments_table=model.audit.deployments_table,
             log_retention_days=model.audit.log_retention_days,
             cloudtrail=model.audit.cloudtrail,
+            secret_rotation=(
+                (model.terraform.secret_rotation.function_arn, model.terraform.secret_rotation.days)
+                if model.terraform.secret_rotation
+                else None
+            ),
             outputs=tuple(outputs),
             # where terraform's CodeBuild projects find the buildspecs
             buildspec_folder=dict(outputs).get("codebuild", default_outputs()["codebuild"]),

@@ -411,8 +411,25 @@ class Backend(Model):
     dynamodb_table: Annotated[str, StringConstraints(pattern=TABLE_RE)] | None = None
 
 
+class SecretRotation(Model):
+    """Secrets Manager rotation of the secrets the Terraform creates."""
+
+    function_arn: Annotated[
+        str,
+        StringConstraints(
+            pattern=r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}$"
+        ),
+    ] = Field(description="the Lambda rotation function (it implements the four rotation steps)")
+    days: Annotated[int, Field(ge=1, le=1000)] = Field(30, description="days between rotations")
+
+
 class Terraform(Model):
     backend: Backend = Backend()
+    secret_rotation: SecretRotation | None = Field(
+        None,
+        description="rotate the GitOps, Argo CD and SonarQube secrets with this function "
+        "(CodePipeline delivery); without it they are rotated where they are issued",
+    )
 
 
 def _default_environments() -> dict[str, Environment]:

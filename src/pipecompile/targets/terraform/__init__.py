@@ -21,7 +21,7 @@ from __future__ import annotations
 from ...ir import IR
 from .. import Finding
 from .chatops import chatops
-from .compliance import cloudtrail
+from .compliance import cloudtrail, rotation
 from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
 from .iam import iam
 from .monitoring import monitoring
@@ -163,6 +163,13 @@ def describe(ir: IR) -> list[str]:
                 f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "
                 "and token, for the SonarQube analysis in the CodeBuild build"
             )
+    if ir.delivery == "codepipeline" and ir.secret_rotation:
+        out.append(
+            f"  rotation function {ir.secret_rotation[0]}: it must implement Secrets Manager's "
+            "four rotation steps (createSecret, setSecret, testSecret, finishSecret) for the "
+            "GitOps, Argo CD and SonarQube secrets; they rotate every "
+            f"{ir.secret_rotation[1]} days"
+        )
     n = ir.notifications
     out.append(f"  SNS topic {n.sns_topic}: subscribe approvers")
     if n.slack_channel and ir.delivery == "codepipeline":
@@ -201,6 +208,8 @@ def render(ir: IR) -> dict[str, str]:
         files["storage.tf"] = storage(ir)
         files["codebuild.tf"] = codebuild(ir)
         files["codepipeline.tf"] = codepipeline(ir)
+        if ir.secret_rotation:  # terraform.secret_rotation
+            files["rotation.tf"] = rotation(ir)
         files["chatops.tf"] = chatops(ir)  # notification rules, subscriptions, Chatbot
         files["monitoring.tf"] = monitoring(ir)  # metrics, dashboard, failure-rate alarm
     return dict(sorted(files.items()))

@@ -140,3 +140,35 @@ def cloudtrail(ir: IR) -> str:
         data.attr("values", [Ref('"${aws_s3_bucket.artifacts.arn}/"')])
     blocks.append(t)
     return document(blocks)
+
+
+def secret_labels(ir: IR) -> list[str]:
+    """The Terraform labels of the secrets audit.tf creates (CodePipeline delivery)."""
+    labels = []
+    for env in ir.environments:
+        label = "deploy_" + env.name.replace("-", "_")
+        labels += [f"gitops_{label}", f"argocd_{label}"]
+    if ir.security.sast_fail_on:
+        labels.append("sonarqube")
+    return labels
+
+
+def rotation(ir: IR) -> str:
+    """rotation.tf: Secrets Manager rotates each secret with the given function."""
+    assert ir.secret_rotation is not None
+    function_arn, days = ir.secret_rotation
+    perm = resource("aws_lambda_permission", "secrets_rotation")
+    perm.attr("statement_id", f"{ir.project}-secrets-rotation")
+    perm.attr("action", "lambda:InvokeFunction")
+    perm.attr("function_name", function_arn)
+    perm.attr("principal", "secretsmanager.amazonaws.com")
+    perm.attr("source_account", ir.aws.account_id)
+    blocks: list[Block] = [perm]
+    for label in secret_labels(ir):
+        r = resource("aws_secretsmanager_secret_rotation", label)
+        r.attr("secret_id", Ref(f"aws_secretsmanager_secret.{label}.id"))
+        r.attr("rotation_lambda_arn", function_arn)
+        r.block("rotation_rules").attr("automatically_after_days", days)
+        r.attr("depends_on", [Ref("aws_lambda_permission.secrets_rotation")])
+        blocks.append(r)
+    return document(blocks)
