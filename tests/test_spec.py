@@ -653,3 +653,98 @@ def test_secrets_rotate_when_a_rotation_function_is_given() -> None:
         "createSecret, setSecret, testSecret, finishSecret" in line
         for line in describe(ir_of(SHARED))
     )
+
+
+# -- 3. CodePipeline state reported back to the commit -------------------------------------------
+
+FAKE_AWS_STATUS = r"""#!/usr/bin/env python3
+import json, sys
+args = sys.argv[1:]
+def opt(name):
+    if name not in args:
+        sys.exit(f"aws: error: the following arguments are required: {name}")
+    return args[args.index(name) + 1]
+if args[:2] == ["codepipeline", "get-pipeline-execution"]:
+    opt("--pipeline-name"); opt("--pipeline-execution-id")
+    assert opt("--query") == "pipelineExecution.artifactRevisions[0].revisionId"
+    print("0123456789abcdef0123456789abcdef01234567")
+elif args[:2] == ["secretsmanager", "get-secret-value"]:
+    assert opt("--secret-id") == "ecommerce/github-status-token"
+    assert opt("--query") == "SecretString"
+    print("ghs_test_token")
+else:
+    sys.exit(f"unexpected aws call: {args}")
+"""
+
+
+def test_pipeline_runs_report_their_state_to_the_commit(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from pipecompile.targets.terraform.chatops import script
+
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+
+    class GitHub(BaseHTTPRequestHandler):  # the statuses endpoint, on loopback
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, self.headers["Authorization"], body))
+            self.send_response(201)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), GitHub)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        path = tmp_path / "commit-status.sh"
+        path.write_text(script("commit-status.sh"))
+        fake = tmp_path / "bin" / "aws"
+        fake.parent.mkdir()
+        fake.write_text(FAKE_AWS_STATUS)
+        fake.chmod(0o755)
+        for state in ("STARTED", "FAILED", "SUPERSEDED"):
+            env = {
+                **os.environ,
+                "PATH": f"{fake.parent}:{os.environ['PATH']}",
+                "PIPELINE": "ecommerce-order-service-production",
+                "EXECUTION_ID": "e-1",
+                "STATE": state,
+                "REPOSITORY": "example/ecommerce-product-service",
+                "TOKEN_SECRET": "ecommerce/github-status-token",
+                "AWS_REGION": "us-east-1",
+                "GITHUB_API": f"http://127.0.0.1:{server.server_port}",
+            }
+            res = subprocess.run(["bash", str(path)], env=env, capture_output=True, text=True)
+            assert res.returncode == 0, res.stderr
+            assert "ghs_test_token" not in res.stdout + res.stderr
+    finally:
+        server.shutdown()
+        thread.join()
+    assert [b["state"] for _, _, b in seen] == ["pending", "failure", "error"]
+    url, auth, body = seen[1]
+    assert url == (
+        "/repos/example/ecommerce-product-service/statuses/0123456789abcdef0123456789abcdef01234567"
+    )
+    assert auth == "Bearer ghs_test_token"
+    assert body["context"] == "codepipeline/ecommerce-order-service-production"
+
+
+def test_the_commit_status_project_starts_on_every_execution_change() -> None:
+    import json
+
+    res = tf_resources((TF / "chatops.tf").read_text())
+    rule = _json(res[("aws_cloudwatch_event_rule", "commit_status")]["event_pattern"])
+    assert rule["detail-type"] == ["CodePipeline Pipeline Execution State Change"]
+    assert rule["detail"] == {"pipeline": [{"prefix": "ecommerce-"}]}
+    target = res[("aws_cloudwatch_event_target", "commit_status")]
+    template = _str(target["input_transformer"][0]["input_template"])
+    overrides = json.loads(template.replace("<", "").replace(">", ""))
+    names = [o["name"] for o in overrides["environmentVariablesOverride"]]
+    assert names == ["PIPELINE", "EXECUTION_ID", "STATE"]

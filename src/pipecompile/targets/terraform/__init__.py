@@ -170,6 +170,12 @@ def describe(ir: IR) -> list[str]:
             "GitOps, Argo CD and SonarQube secrets; they rotate every "
             f"{ir.secret_rotation[1]} days"
         )
+    if ir.delivery == "codepipeline":
+        out.append(
+            f"  Secrets Manager secret {ir.project}/github-status-token: a GitHub token "
+            f"that may write commit statuses of {ir.repository} (fine-grained: Commit "
+            "statuses read and write), so pipeline runs show on their commits"
+        )
     n = ir.notifications
     out.append(f"  SNS topic {n.sns_topic}: subscribe approvers")
     if n.slack_channel and ir.delivery == "codepipeline":

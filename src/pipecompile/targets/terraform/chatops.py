@@ -145,71 +145,55 @@ def chatops(ir: IR) -> str:
         blocks += _chatbot(ir)
     if ir.deployments_table and (n.slack_channel or n.sns_events):
         blocks += daily_summary(ir)
+    blocks += commit_status(ir)
     return document(blocks)
 
 
+def script(name: str) -> str:
+    return (resources.files(__package__) / name).read_text("utf-8")
+
+
 def summary_script() -> str:
-    return (resources.files(__package__) / "daily-summary.sh").read_text("utf-8")
+    return script("daily-summary.sh")
 
 
-def daily_summary(ir: IR) -> list[Block]:
-    """A CodeBuild project (no source: the script is its buildspec) that an EventBridge
-    schedule starts once a day; it reads the audit table and posts to the topic."""
-    name = f"{ir.project}-daily-summary"
-    group = f"/aws/codebuild/{name}"
+def script_project(
+    ir: IR,
+    label: str,
+    name: str,
+    description: str,
+    body: str,
+    variables: dict[str, str],
+    statements: list[dict[str, Any]],
+    refs: dict[str, Ref],
+) -> list[Block]:
+    """A CodeBuild project with no source whose buildspec runs one packaged script: its
+    log group, its role (``statements`` and its logs, nothing else) and the project."""
     out: list[Block] = []
-    lg = resource("aws_cloudwatch_log_group", "daily_summary")
+    lg = resource("aws_cloudwatch_log_group", label)
     for check, _, why in choices(ir):
         lg.comment(f"checkov:skip={check}: {why}")
-    lg.attr("name", group)
+    lg.attr("name", f"/aws/codebuild/{name}")
     lg.attr("retention_in_days", ir.log_retention_days)
     lg.attr("kms_key_id", Ref("aws_kms_key.cicd.arn"))
     out.append(lg)
-    out += service_role("daily_summary", name, "codebuild.amazonaws.com", ir.aws.account_id)
-    out.append(
-        policy_doc(
-            "daily_summary",
-            [
-                {
-                    "sid": "Logs",
-                    "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    "resources": [Ref('"${aws_cloudwatch_log_group.daily_summary.arn}:*"')],
-                },
-                {
-                    "sid": "ReadTheAuditTable",
-                    "actions": ["dynamodb:Query"],
-                    "resources": [Ref("aws_dynamodb_table.deployments.arn")],
-                },
-                {
-                    "sid": "PostToTheTopic",
-                    "actions": ["sns:Publish"],
-                    "resources": [Ref("aws_sns_topic.events.arn")],
-                },
-                {
-                    "sid": "TopicAndTableKey",
-                    "actions": ["kms:Decrypt", "kms:GenerateDataKey"],
-                    "resources": [Ref("aws_kms_key.cicd.arn")],
-                },
-            ],
-        )
-    )
-    out.append(inline_policy("daily_summary", "daily_summary", "daily_summary"))
+    out += service_role(label, name, "codebuild.amazonaws.com", ir.aws.account_id)
+    logs = {
+        "sid": "Logs",
+        "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "resources": [Ref(f'"${{aws_cloudwatch_log_group.{label}.arn}}:*"')],
+    }
+    out.append(policy_doc(label, [logs, *statements]))
+    out.append(inline_policy(label, label, label))
     spec = {
         "version": 0.2,
-        "env": {
-            "shell": "bash",
-            "variables": {
-                "PROJECT": ir.project,
-                "DEPLOYMENTS_TABLE": ir.deployments_table,
-                "SERVICES": " ".join(s.name for s in ir.services),
-            },
-        },
-        "phases": {"build": {"commands": [summary_script()]}},
+        "env": {"shell": "bash", "variables": variables},
+        "phases": {"build": {"commands": [body]}},
     }
-    p = resource("aws_codebuild_project", "daily_summary")
+    p = resource("aws_codebuild_project", label)
     p.attr("name", name)
-    p.attr("description", f"Posts the day's {ir.project} deployments to the channel")
-    p.attr("service_role", Ref("aws_iam_role.daily_summary.arn"))
+    p.attr("description", description)
+    p.attr("service_role", Ref(f"aws_iam_role.{label}.arn"))
     p.attr("build_timeout", 10)
     p.attr("encryption_key", Ref("aws_kms_key.cicd.arn"))
     p.block("artifacts").attr("type", "NO_ARTIFACTS")
@@ -222,30 +206,69 @@ def daily_summary(ir: IR) -> list[Block]:
     env.attr("type", "LINUX_CONTAINER")
     env.attr("image_pull_credentials_type", "CODEBUILD")
     env.attr("privileged_mode", False)
-    var = env.block("environment_variable")
-    var.attr("name", "TOPIC_ARN")
-    var.attr("value", Ref("aws_sns_topic.events.arn"))
+    for var_name, ref in refs.items():
+        var = env.block("environment_variable")
+        var.attr("name", var_name)
+        var.attr("value", ref)
     cw = p.block("logs_config").block("cloudwatch_logs")
-    cw.attr("group_name", Ref("aws_cloudwatch_log_group.daily_summary.name"))
+    cw.attr("group_name", Ref(f"aws_cloudwatch_log_group.{label}.name"))
     cw.attr("status", "ENABLED")
     out.append(p)
-    out += service_role(
-        "daily_summary_schedule", f"{name}-schedule", "events.amazonaws.com", ir.aws.account_id
-    )
-    out.append(
+    return out
+
+
+def _starter(ir: IR, label: str, name: str) -> list[Block]:
+    """The role EventBridge uses to start the project ``label``."""
+    return [
+        *service_role(f"{label}_start", f"{name}-start", "events.amazonaws.com", ir.aws.account_id),
         policy_doc(
-            "daily_summary_schedule",
+            f"{label}_start",
             [
                 {
                     "actions": ["codebuild:StartBuild"],
-                    "resources": [Ref("aws_codebuild_project.daily_summary.arn")],
+                    "resources": [Ref(f"aws_codebuild_project.{label}.arn")],
                 }
             ],
-        )
+        ),
+        inline_policy(f"{label}_start", f"{label}_start", f"{label}_start"),
+    ]
+
+
+def daily_summary(ir: IR) -> list[Block]:
+    """A CodeBuild project (no source: the script is its buildspec) that an EventBridge
+    schedule starts once a day; it reads the audit table and posts to the topic."""
+    name = f"{ir.project}-daily-summary"
+    out = script_project(
+        ir,
+        "daily_summary",
+        name,
+        f"Posts the day's {ir.project} deployments to the channel",
+        summary_script(),
+        {
+            "PROJECT": ir.project,
+            "DEPLOYMENTS_TABLE": ir.deployments_table or "",
+            "SERVICES": " ".join(s.name for s in ir.services),
+        },
+        [
+            {
+                "sid": "ReadTheAuditTable",
+                "actions": ["dynamodb:Query"],
+                "resources": [Ref("aws_dynamodb_table.deployments.arn")],
+            },
+            {
+                "sid": "PostToTheTopic",
+                "actions": ["sns:Publish"],
+                "resources": [Ref("aws_sns_topic.events.arn")],
+            },
+            {
+                "sid": "TopicAndTableKey",
+                "actions": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "resources": [Ref("aws_kms_key.cicd.arn")],
+            },
+        ],
+        {"TOPIC_ARN": Ref("aws_sns_topic.events.arn")},
     )
-    out.append(
-        inline_policy("daily_summary_schedule", "daily_summary_schedule", "daily_summary_schedule")
-    )
+    out += _starter(ir, "daily_summary", name)
     rule = resource("aws_cloudwatch_event_rule", "daily_summary")
     rule.attr("name", name)
     rule.attr("description", "Once a day: the deployment summary from the audit table")
@@ -254,7 +277,7 @@ def daily_summary(ir: IR) -> list[Block]:
     target.attr("rule", Ref("aws_cloudwatch_event_rule.daily_summary.name"))
     target.attr("target_id", "codebuild")
     target.attr("arn", Ref("aws_codebuild_project.daily_summary.arn"))
-    target.attr("role_arn", Ref("aws_iam_role.daily_summary_schedule.arn"))
+    target.attr("role_arn", Ref("aws_iam_role.daily_summary_start.arn"))
     return [*out, rule, target]
 
 
@@ -310,3 +333,89 @@ def _chatbot(ir: IR) -> list[Block]:
     channel.attr("logging_level", "ERROR")
     channel.attr("user_authorization_required", True)
     return [*out, trust, role, channel]
+
+
+def status_token_secret(ir: IR) -> str:
+    return f"{ir.project}/github-status-token"
+
+
+def commit_status(ir: IR) -> list[Block]:
+    """Every execution state change of the project's pipelines starts a CodeBuild
+    project that sets the GitHub commit status ``codepipeline/<pipeline>``."""
+    name = f"{ir.project}-commit-status"
+    acct, region = ir.aws.account_id, ir.aws.region
+    secret = resource("aws_secretsmanager_secret", "github_status_token")
+    secret.comment("checkov:skip=CKV2_AWS_57: a GitHub token is rotated in GitHub")
+    secret.attr("name", status_token_secret(ir))
+    secret.attr(
+        "description",
+        f"GitHub token that may write commit statuses of {ir.repository} "
+        "(fine-grained: Commit statuses read and write)",
+    )
+    secret.attr("kms_key_id", Ref("aws_kms_key.cicd.arn"))
+    out: list[Block] = [secret]
+    out += script_project(
+        ir,
+        "commit_status",
+        name,
+        f"Reports {ir.project} pipeline executions to their commits on GitHub",
+        script("commit-status.sh"),
+        {"REPOSITORY": ir.repository, "TOKEN_SECRET": status_token_secret(ir)},
+        [
+            {
+                "sid": "ReadExecutions",
+                "actions": ["codepipeline:GetPipelineExecution"],
+                "resources": [f"arn:aws:codepipeline:{region}:{acct}:{ir.project}-*"],
+            },
+            {
+                "sid": "ReadTheToken",
+                "actions": ["secretsmanager:GetSecretValue"],
+                "resources": [Ref("aws_secretsmanager_secret.github_status_token.arn")],
+            },
+            {
+                "sid": "TokenKey",
+                "actions": ["kms:Decrypt"],
+                "resources": [Ref("aws_kms_key.cicd.arn")],
+            },
+        ],
+        {},
+    )
+    out += _starter(ir, "commit_status", name)
+    rule = resource("aws_cloudwatch_event_rule", "commit_status")
+    rule.attr("name", name)
+    rule.attr("description", f"Execution state changes of the {ir.project} pipelines")
+    rule.attr(
+        "event_pattern",
+        json.dumps(
+            {
+                "source": ["aws.codepipeline"],
+                "detail-type": [_EXECUTION],
+                "detail": {"pipeline": [{"prefix": f"{ir.project}-"}]},
+            },
+            sort_keys=True,
+        ),
+    )
+    target = resource("aws_cloudwatch_event_target", "commit_status")
+    target.attr("rule", Ref("aws_cloudwatch_event_rule.commit_status.name"))
+    target.attr("target_id", "codebuild")
+    target.attr("arn", Ref("aws_codebuild_project.commit_status.arn"))
+    target.attr("role_arn", Ref("aws_iam_role.commit_status_start.arn"))
+    tr = target.block("input_transformer")
+    tr.attr(
+        "input_paths",
+        {
+            "pipeline": "$.detail.pipeline",
+            "execution": "$.detail.execution-id",
+            "state": "$.detail.state",
+        },
+    )
+    # the StartBuild request: the event's values become the script's inputs
+    overrides = [
+        {"name": n, "value": f"<{v}>", "type": "PLAINTEXT"}
+        for n, v in (("PIPELINE", "pipeline"), ("EXECUTION_ID", "execution"), ("STATE", "state"))
+    ]
+    tr.attr(
+        "input_template",
+        json.dumps({"environmentVariablesOverride": overrides}, sort_keys=True),
+    )
+    return [*out, rule, target]
