@@ -288,12 +288,16 @@ def test_manifest_text_is_the_json_modules_output(
     from pipecompile.output.state import FORMAT, Manifest
 
     outputs = dict(list(inputs.items())[:2])
+    others = sorted(files)[:2]
+    m = Manifest(inputs, version, files, outputs, others)
     expected = {
+        "digest": m.digest,
         "pipecompile": version,
         "inputs": inputs,
         "files": files,
         "format": FORMAT,
+        "others": others,
         "outputs": outputs,
     }
-    text = Manifest(inputs, version, files, outputs).text()
+    text = m.text()
     assert text == json.dumps(expected, indent=2, sort_keys=True) + "\n"

@@ -183,7 +183,7 @@ def test_a_poisoned_manifest_deletes_nothing(
     for command in ("build", "check"):
         assert run(repo, command, *(["--force"] if force and command == "build" else [])) == 2
         err = capsys.readouterr().err
-        assert f"error: .pipecompile/manifest.json: files: {path!r} {problem}" in err or (
+        assert f"error: .pipecompile/manifest.json:1: files: {path!r} {problem}" in err or (
             f"files[{path!r}]: {problem}" in err
         ), err
         assert "to recover: delete it and run pipecompile build" in err
@@ -194,16 +194,16 @@ def test_a_poisoned_manifest_deletes_nothing(
 @pytest.mark.parametrize(
     ("raw", "problem"),
     [
-        (b"{not json", "line 1 column 2: invalid JSON"),
-        (b'{"files": [], "inputs": {}, "pipecompile": "0.1.0"}', "'files' must be an object"),
-        (b'{"files": {}, "inputs": {}, "pipecompile": 7}', "'pipecompile' must be a version"),
-        (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 16 levels"),
-        (b"\xff\xfe", "invalid UTF-8"),
-        (b'{"files": {}, "inputs": {}, "pipecompile": "0.1.0", "x": 1}', "unknown key 'x'"),
+        (b"{not json", ":1: line 1 column 2: invalid JSON"),
+        (b'{"files": [], "inputs": {}, "pipecompile": "0.1.0"}', ":1: 'files' must be an object"),
+        (b'{"files": {}, "inputs": {}, "pipecompile": 7}', ":1: 'pipecompile' must be a version"),
+        (b"[" * 100_000 + b"]" * 100_000, ": nested deeper than 16 levels"),
+        (b"\xff\xfe", ": invalid UTF-8"),
+        (b'{"files": {}, "inputs": {}, "pipecompile": "0.1.0", "x": 1}', ":1: unknown key 'x'"),
         (
-            b'{"files": {}, "format": 2, "inputs": {}, "outputs": {"helm": "."},'
+            b'{"files": {}, "format": 2, "inputs": {},\n "outputs": {"helm": "."},'
             b' "pipecompile": "0.1.0"}',
-            "outputs.helm: '.' is not normalised",
+            ":2: outputs.helm: '.' is not normalised",
         ),
     ],
 )
@@ -215,7 +215,7 @@ def test_a_bad_manifest_is_a_clear_error_never_ignored(
     for command in ("build", "check", "diff"):
         assert run(repo, command) == 2, command
         err = capsys.readouterr().err
-        assert f"error: .pipecompile/manifest.json: {problem}" in err, err
+        assert f"error: .pipecompile/manifest.json{problem}" in err, err
         assert "Traceback" not in err and "internal error" not in err
     assert snapshot_tree(repo) == before
 
@@ -390,7 +390,7 @@ def test_updating_a_file_keeps_its_mode_and_group(repo: Path) -> None:
 @pytest.mark.parametrize(
     ("lock", "problem"),
     [
-        (b'{"actions": "x"}', "pipecompile.lock:1:1: actions: expected an object"),
+        (b'{"actions": "x"}', "pipecompile.lock:1:2: actions: expected an object"),
         (b'{"actions": ' * 50 + b"{}" + b"}" * 50, "nested deeper than 4 levels"),
         (b"[" * 100_000, "nested deeper than 4 levels"),
         (b"x" * (1024 * 1024 + 1), "larger than 1,048,576 bytes"),

@@ -8,6 +8,7 @@ never compiles.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,14 @@ class Session:
         from .frontend.pins import read_lock
         from .frontend.read import read
 
+        if not file.name.isprintable():
+            from .errors import printable
+
+            raise UsageError(
+                f"{printable(str(file), one_line=True)}: the pipeline's file name holds a "
+                "control character; it is written into every generated file's header, "
+                "so rename the file"
+            )
         return cls(file, read(file), read_lock(file.parent))
 
     @property
@@ -84,21 +93,60 @@ class Session:
 
     def plan(self, only: tuple[str, ...] = (), *, force: bool = False) -> Plan:
         """Render the targets (with headers) and compare with the disk; writes nothing."""
+        from .errors import PipelineError
         from .jobs import render
-        from .output.sync import plan
+        from .output.sync import FolderError, plan
+        from .targets import registry
 
         names = self.targets(only)
         # a partial build cannot vouch for the other targets: record no inputs
         partial = len(names) != len(self.ir.outputs)
-        return plan(
-            str(self.root),
-            render(self.ir, names),
-            dict(self.ir.outputs),
-            tuple(names),
-            {} if partial else self.fingerprint,
-            self.ir.pipeline_file,
-            force=force,
-        )
+        rendered = render(self.ir, names)
+        self._no_collisions(rendered)
+        try:
+            return plan(
+                str(self.root),
+                rendered,
+                dict(self.ir.outputs),
+                tuple(names),
+                {} if partial else self.fingerprint,
+                self.ir.pipeline_file,
+                force=force,
+                known=tuple(registry()),
+            )
+        except FolderError as exc:
+            doc = self.compile()[0]
+            raise PipelineError([doc.error(("outputs", exc.target), exc.message)]) from None
+
+    def _no_collisions(self, rendered: dict[str, tuple[str, str]]) -> None:
+        """Every generated path against every other, as a case-insensitive checkout sees
+        them: a collision is a located error naming both origins."""
+        from .errors import PipelineError
+        from .output.paths import fold
+
+        seen: dict[str, str] = {}
+        errors = []
+        for path in sorted(rendered):
+            key = fold(path)
+            if key in seen:
+                first = seen[key]
+                target, other = rendered[path][0], rendered[first][0]
+                errors.append(
+                    self.compile()[0].error(
+                        ("outputs", target),
+                        f"{path} ({target}) and {first} ({other}) are one file on a "
+                        "case-insensitive file system; rename what produces one of them",
+                    )
+                )
+            seen.setdefault(key, path)
+        if errors:
+            raise PipelineError(errors)
+
+    def building(self, *, shared: bool = False) -> AbstractContextManager[None]:
+        """One build at a time in this folder (see output.lock); readers share it."""
+        from .output.lock import build_lock
+
+        return build_lock(str(self.root), shared=shared)
 
     def apply(self, plan: Plan) -> None:
         """Carry out a plan (this process makes every change; see output.sync.apply)."""

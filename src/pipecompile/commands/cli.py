@@ -117,7 +117,7 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
     Everything is rendered before anything is written; each file is written
     atomically, and unchanged files are not touched (their mtime stays).
     """
-    from ..output.sync import UNRESOLVED
+    from ..output.sync import UNRESOLVED, Kind
 
     session = _session(file)
     if not targets and not force and session.fast_clean():
@@ -125,12 +125,13 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
         _done("0 files changed (inputs and generated files unchanged)", quiet)
         return EXIT_OK
     _compiled(session)
-    plan = session.plan(targets, force=force)
-    session.apply(plan)
+    with session.building():
+        plan = session.plan(targets, force=force)
+        session.apply(plan)
     verbs = {"create": "created", "update": "updated", "delete": "removed", "debris": "removed"}
     written = 0
     for ch in plan.changes:
-        if ch.kind in UNRESOLVED:
+        if ch.kind in UNRESOLVED or ch.kind == Kind.UNTRUSTED:
             _echo_err(f"{ch.kind.value}: {ch.path}: {ch.reason}")
         else:
             written += 1
@@ -189,7 +190,8 @@ def check(file: Path, show_diff: bool, fmt: str, quiet: bool) -> int:
         _done(check_summary(file), quiet)
         return EXIT_OK
     ir = _compiled(session)
-    plan = session.plan()
+    with session.building(shared=True):
+        plan = session.plan()
     if _machine():
         _emit_document(not plan.changes, _warnings(ir), _changes(plan.changes, show_diff))
         return EXIT_DRIFT if plan.changes else EXIT_OK
@@ -212,7 +214,8 @@ def diff(file: Path, fmt: str, quiet: bool) -> int:
     """Show what build would change, as unified diffs, without writing."""
     session = _session(file)
     ir = _compiled(session)
-    changes = session.plan().changes
+    with session.building(shared=True):
+        changes = session.plan().changes
     if _machine():
         _emit_document(not changes, _warnings(ir), _changes(changes, True))
         return EXIT_DRIFT if changes else EXIT_OK
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         _echo_err(f"interrupted ({signum.name}) before writing; nothing was written")
         return 128 + signum
     except StateError as exc:
-        _echo_err(f"error: {exc.file}: {exc.problem}")
+        _echo_err(f"error: {exc.where}: {exc.problem}")
         _echo_err(f"  to recover: {exc.fix}")
         return EXIT_INVALID
     except NotOurs as exc:

@@ -11,7 +11,9 @@ Plain scalars resolve by YAML 1.2 rules, so ``on``/``yes`` stay strings.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import Diagnostic, Path_, PipelineError
@@ -70,6 +72,39 @@ def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
     return line, offset - start + 1
 
 
+_BREAKS = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def _grep_lines(text: str) -> Callable[[int, int], tuple[int, int]] | None:
+    """Map the YAML parser's (line, column) to the ones ``grep -n`` and editors show.
+
+    YAML counts U+0085, U+2028, U+2029 and a lone CR as line breaks; only line
+    feeds count for the user.  None when the text has no such character (the
+    parser's numbers are right)."""
+    if not any(c in text for c in "\r\x85\u2028\u2029"):
+        return None
+    starts = [0, *(m.end() for m in _BREAKS.finditer(text))]
+
+    def real(line: int, col: int) -> tuple[int, int]:
+        if not 0 < line <= len(starts):
+            return line, col
+        offset = starts[line - 1] + col - 1
+        return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+    return real
+
+
+def _remap(
+    doc: Document, errors: list[Diagnostic], real: Callable[[int, int], tuple[int, int]]
+) -> None:
+    for table in (doc.value_pos, doc.key_pos):
+        for path, (line, col) in table.items():
+            table[path] = real(line, col)
+    errors[:] = [
+        replace(d, line=real(d.line, d.col)[0], col=real(d.line, d.col)[1]) for d in errors
+    ]
+
+
 def decode(file: str, raw: bytes) -> str:
     """Decode the file as UTF-8, refusing a BOM, invalid bytes and huge files."""
 
@@ -122,6 +157,9 @@ def load(file: str, raw: bytes, *, fast: bool = True) -> Document:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        real = _grep_lines(text)
+        if real is not None and mark:
+            line, col = real(line, col)
         problem = exc.problem or exc.context or "invalid YAML"
         if "another document" in problem:
             problem = "a pipeline file holds one YAML document; remove the second '---'"
@@ -166,6 +204,9 @@ def load(file: str, raw: bytes, *, fast: bool = True) -> Document:
         )
     errors: list[Diagnostic] = []
     doc.data = _build(node, (), doc, errors, set(), 0)
+    real = _grep_lines(text)
+    if real is not None:
+        _remap(doc, errors, real)
     if errors:
         raise PipelineError(errors)
     if not isinstance(doc.data, dict):

@@ -132,6 +132,10 @@ class _Lowering(Rules):
                 folder = self.output_folder(where, folders[target])
                 if folder is not None:
                     outputs.append((target, folder))
+        from ..output.paths import overlaps
+
+        for target, message in overlaps(outputs):
+            self.err(("outputs", target) if given is not None else ("outputs",), message)
         return outputs
 
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:

@@ -19,6 +19,7 @@ it never reverts an update made there::
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,14 @@ DEFAULTS = {
     "dependency_check_image": "owasp/dependency-check:12.1.0",
 }
 _SHA = re.compile(r"[0-9a-f]{40}")
-_VERSION = re.compile(r"v?[0-9]+(\.[0-9]+){0,2}")
+_VERSION = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+")  # vMAJOR.MINOR.PATCH
+_BARE_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")  # actions whose tags have no 'v'
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# the keys whose values have a shape of their own (the others: short plain strings)
+_SHAPES = {
+    "cosign_version": (_VERSION, "must be a release tag vMAJOR.MINOR.PATCH, such as 'v3.0.6'"),
+    "cosign_sha256": (_SHA256, "must be the binary's sha256: 64 lowercase hex digits"),
+}
 _TEXT = re.compile(r"[^\x00-\x1f\x7f\"'\\\\$`]{1,200}")
 
 
@@ -81,7 +89,7 @@ def resolve(lock: bytes | None, display: str = LOCK_NAME) -> Pins:
     errors: list[Diagnostic] = []
 
     def err(path: tuple[str | int, ...], msg: str) -> None:
-        errors.append(Diagnostic(display, 1, 1, path, msg))
+        errors.append(Diagnostic(display, *_position(lock or b"", path), path, msg))
 
     known = {"actions", *DEFAULTS}
     for key in table:
@@ -105,8 +113,14 @@ def resolve(lock: bytes | None, display: str = LOCK_NAME) -> Pins:
         if not isinstance(pin["sha"], str) or not _SHA.fullmatch(pin["sha"]):
             err(("actions", name, "sha"), "must be a full 40-character commit SHA")
             continue
-        if not isinstance(pin["version"], str) or not _VERSION.fullmatch(pin["version"]):
-            err(("actions", name, "version"), "must be a release tag such as 'v7.0.1'")
+        bare = not actions[name]["version"].startswith("v")
+        shape = _BARE_VERSION if bare else _VERSION
+        if not isinstance(pin["version"], str) or not shape.fullmatch(pin["version"]):
+            example = actions[name]["version"]
+            err(
+                ("actions", name, "version"),
+                f"must be a release tag {'' if bare else 'v'}MAJOR.MINOR.PATCH such as '{example}'",
+            )
             continue
         actions[name] = {"sha": pin["sha"], "version": pin["version"]}
         from_lock.add(name)
@@ -114,6 +128,9 @@ def resolve(lock: bytes | None, display: str = LOCK_NAME) -> Pins:
         if key in table:
             if not isinstance(table[key], str) or not _TEXT.fullmatch(table[key]):
                 err((key,), "must be a short string without quotes, '$' or backslashes")
+                continue
+            if key in _SHAPES and not _SHAPES[key][0].fullmatch(table[key]):
+                err((key,), f"{table[key]!r} {_SHAPES[key][1]}")
                 continue
             values[key] = table[key]
             from_lock.add(key)
@@ -134,6 +151,19 @@ def resolve(lock: bytes | None, display: str = LOCK_NAME) -> Pins:
         dependency_check_image=values["dependency_check_image"],
         sources=tuple(sorted(sources.items())),
     )
+
+
+def _position(raw: bytes, path: tuple[str | int, ...]) -> tuple[int, int]:
+    """Line and column of the breadcrumb ``path`` in the lock's JSON text (1, 1 when it
+    cannot be found): each key searched for after the previous one."""
+    from ..output.state import locate
+
+    line = locate(raw, *path)
+    if not line:
+        return 1, 1
+    text = raw.split(b"\n")[line - 1]
+    last = next((k for k in reversed(path) if isinstance(k, str)), "")
+    return line, max(text.find(json.dumps(last).encode()), 0) + 1
 
 
 def _read(display: str, raw: bytes) -> dict[str, Any]:

@@ -158,6 +158,8 @@ def _message(err: dict[str, Any], path: Path_, doc: Document) -> tuple[str, bool
         expected = ctx.get("expected", "")
         choices = [c.strip().strip("'") for c in expected.replace(" or ", ", ").split(",")]
         shown = repr(value) if not isinstance(value, str) else f"'{value}'"
+        if isinstance(value, str) and value in choices and f"'{value}'" not in expected:
+            return f'expected the number {value}, got a string: write {value}, not "{value}"', False
         hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
         return f"{shown} is not one of {expected}{hint}", False
     if kind == "string_pattern_mismatch":
@@ -189,6 +191,9 @@ def _message(err: dict[str, Any], path: Path_, doc: Document) -> tuple[str, bool
     if kind == "string_type":
         return f"expected a string, got {_typename(value)}{_quote_hint(doc, path, value)}", False
     if kind in ("int_type", "int_from_float", "int_parsing"):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            number = value.strip()
+            return f'expected an integer, got a string: write {number}, not "{value}"', False
         return f"expected an integer, got {_typename(value)}", False
     if kind in ("float_type", "float_parsing"):
         return f"expected a number, got {_typename(value)}", False

@@ -13,6 +13,7 @@ _LABELS = {
     Kind.DEBRIS: "debris",
     Kind.CONFLICT: "conflict",
     Kind.KEPT: "stale (kept)",
+    Kind.UNTRUSTED: "untrusted",
 }
 
 

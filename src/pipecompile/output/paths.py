@@ -30,6 +30,11 @@ STATE_DIR = ".pipecompile"
 TMP_SUFFIX = ".pipecompile-tmp"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CONTROL = {chr(c) for c in (*range(0x20), 0x7F)}
+_ODD_PARTS = frozenset(("", ".", ".."))
+# reads never block (a FIFO) and never take a terminal (a device)
+_READ_FLAGS = (
+    os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+)
 
 
 class NotOurs(Exception):
@@ -44,16 +49,16 @@ def path_problem(rel: object) -> str | None:
     """Why ``rel`` is not a relative, normalised, '/'-separated path outside ``.git``."""
     if not isinstance(rel, str) or not rel:
         return "not a path"
-    if any(c in _CONTROL for c in rel):
+    if not rel.isprintable() and any(c in _CONTROL for c in rel):
         return "contains a control character"
     if "\\" in rel:
         return "contains a backslash"
     if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         return "is absolute"
     parts = rel.split("/")
-    if any(p in ("", ".", "..") for p in parts):
+    if not _ODD_PARTS.isdisjoint(parts):
         return "is not normalised (empty, '.' or '..' component)"
-    if any(p.lower() == ".git" for p in parts):
+    if ".git" in rel.lower() and any(p.lower() == ".git" for p in parts):
         return "lies inside .git"
     return None
 
@@ -71,6 +76,48 @@ def folder_problem(folder: object) -> str | None:
 
 def inside(rel: str, folder: str) -> bool:
     return rel.startswith(folder + "/")
+
+
+def fold(rel: str) -> str:
+    """``rel`` as a case-insensitive, normalisation-insensitive file system sees it
+    (macOS and Windows checkouts): NFC, then case-folded."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", rel).casefold()
+
+
+def overlaps(folders: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(target, message) for every output folder that is, contains, lies inside or
+    differs only in case or Unicode normalisation from an earlier one."""
+    out: list[tuple[str, str]] = []
+    seen: list[tuple[str, str]] = []
+    for target, folder in folders:
+        for other, theirs in seen:
+            a, b = fold(folder), fold(theirs)
+            same_text = folder == theirs or inside(folder, theirs) or inside(theirs, folder)
+            if not (a == b or inside(a, b) or inside(b, a)):
+                continue
+            if not same_text:
+                why = (
+                    f"differs from the {other} output folder '{theirs}' only in case or "
+                    "Unicode normalisation: on macOS and Windows they are one folder"
+                )
+            elif folder == theirs:
+                why = f"is also the {other} output folder"
+            elif inside(folder, theirs):
+                why = f"lies inside the {other} output folder '{theirs}'"
+            else:
+                why = f"contains the {other} output folder '{theirs}'"
+            out.append(
+                (
+                    target,
+                    f"'{folder}' {why}; output folders may not overlap (a build of one "
+                    "target would replace or remove the other's files)",
+                )
+            )
+            break
+        seen.append((target, folder))
+    return out
 
 
 def tmp_name(name: str) -> str:
@@ -163,25 +210,42 @@ def _walk(base: str, folder: str, out: Listing) -> None:
                 out.links.add(rel)
             elif entry.is_dir(follow_symlinks=False):
                 out.dirs.add(rel)
-                stack.append(rel)
+                if entry.name.lower() != ".git":  # another repository's: never ours
+                    stack.append(rel)
             elif entry.is_file(follow_symlinks=False):
                 out.files.add(rel)
             else:
                 out.other.add(rel)
 
 
-def read_file(root: str, rel: str) -> bytes | None:
-    """The bytes of ``root/rel``, not following a link at the last component.
+def read_file(root: str, rel: str, limit: int = -1) -> bytes | None:
+    """The bytes of the regular file ``root/rel`` (the first ``limit`` with a limit), not
+    following a link at the last component.
 
     For paths a :func:`scan` listed as regular files (so no folder on the way is
-    a link); None when the file is gone or is not a regular file.
+    a link); None when the file is gone or is not a regular file.  A FIFO, a
+    socket, a device or a folder put there since the scan is never read: the
+    file is opened without blocking and checked before the first read.
     """
     try:
-        fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(f"{root}/{rel}", _READ_FLAGS)
     except OSError:
         return None
-    with open(fd, "rb") as fh:
-        return fh.read()
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if limit >= 0:
+            return os.read(fd, limit)
+        data = os.read(fd, st.st_size + 1)
+        if len(data) <= st.st_size:
+            return data
+        chunks = [data]  # the file grew since fstat: read to its end
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class Tree:

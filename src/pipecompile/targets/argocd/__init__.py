@@ -127,7 +127,24 @@ def describe(ir: IR) -> list[str]:
 
 
 def check(ir: IR) -> list[Finding]:
-    return gitops_required(ir)
+    found = gitops_required(ir)
+    # one folder holds the AppProjects and the Applications: a service named
+    # "project" would overwrite an environment's AppProject
+    projects = {f"project-{env.name}".casefold(): env.name for env in ir.environments}
+    for svc in ir.services:
+        for dep in svc.deployments:
+            env = projects.get(dep.app_name.casefold())
+            if env is not None:
+                found.append(
+                    Finding(
+                        ("services", svc.name),
+                        f"the Argo CD Application '{dep.app_name}' ({{outputs}}) would be "
+                        f"written to {dep.app_name}.yaml, the AppProject of environment "
+                        f"'{env}'; rename the service",
+                        key=True,
+                    )
+                )
+    return found
 
 
 def render(ir: IR) -> dict[str, str]:
