@@ -20,7 +20,7 @@ from helm_python import Chart
 
 from pipecompile.frontend.read import compile_bytes
 from pipecompile.ir import IR, Deployment, Service
-from pipecompile.targets.common import record_image_tag_script
+from pipecompile.targets.common import script_path
 
 from .conftest import ROOT, SAMPLES, folder, git, scratch_gitops, validator
 
@@ -96,7 +96,9 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
     spec = workload[0]["spec"]
     assert spec["replicas"] == dep.replicas
     container = spec["template"]["spec"]["containers"][0]
-    assert container["image"] == f"{svc.image_uri}@{DIGEST}"  # deployed by digest
+    # deployed by digest, an approval environment's from the release repository
+    uri = ir.image_of(svc, ir.environment(env))[1]
+    assert container["image"] == f"{uri}@{DIGEST}"
     assert container["readinessProbe"] and container["livenessProbe"]
     strategy = dep.strategy
     if strategy.kind == "rolling":
@@ -172,13 +174,14 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
                 "VALUES_SOURCE": svc.values_source or "",
                 "SERVICE": svc.name,
                 "ENVIRONMENT": dep.environment,
-                "IMAGE_URI": svc.image_uri,
+                "IMAGE_URI": ir.image_of(svc, ir.environment(dep.environment))[1],
                 "IMAGE_TAG": "src-0123",
                 "IMAGE_DIGEST": DIGEST,
+                "GITOPS_AUTH": ir.gitops.auth,
                 ir.gitops.credential: "not a credential",
             }
             res = subprocess.run(
-                ["bash", "-c", record_image_tag_script(ir.gitops.auth)],
+                ["bash", str(script_path("gitops-record.sh"))],
                 cwd=root,
                 env=env,
                 capture_output=True,
@@ -223,6 +226,6 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
             if d and d["kind"] in ("Rollout", "Deployment")
             for c in d["spec"]["template"]["spec"]["containers"]
         ]
-        assert images == [f"{svc.image_uri}@{DIGEST}"]
+        assert images == [f"{ir.image_of(svc, ir.environment(dep.environment))[1]}@{DIGEST}"]
         checked += 1
     assert checked == sum(len(s.deployments) for s in ir.services)

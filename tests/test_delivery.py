@@ -22,17 +22,7 @@ import yaml
 from pipecompile.frontend.read import compile_bytes
 from pipecompile.insight.explain import checklist, explain_event
 from pipecompile.ir import IR
-from pipecompile.targets.common import (
-    AUDIT_ROW,
-    BUILD_ONCE,
-    DAST_SCAN,
-    PROMOTION_GATE,
-    SIGN_ONCE,
-    VERIFY_SIGNATURE,
-    WAIT_HEALTHY,
-    glob_to_regex,
-    record_image_tag_script,
-)
+from pipecompile.targets.common import glob_to_regex, script_path
 
 from .conftest import ROOT, git, hcl_norm, scratch_gitops
 
@@ -176,6 +166,12 @@ case "$name $*" in
   "docker run"*)
     mkdir -p reports
     printf '%s' "$FAKE_ZAP" > reports/zap-report.json ;;
+  "cosign attest"*|"cosign verify-attestation"*)
+    # one attestation per (predicate type, key); cosign v3 refers it to the digest
+    key="$(sed -n 's/.*--key \\([^ ]*\\).*/\\1/p' <<<"$*")"
+    type="$(sed -n 's/.*--type \\([^ ]*\\).*/\\1/p' <<<"$*")"
+    mark="$reg/att-$type-${key//\\//_}"
+    case "$1" in verify-attestation) [ -f "$mark" ] || exit 1 ;; *) touch "$mark" ;; esac ;;
   "cosign verify"*|"cosign sign"*)
     key="$(sed -n 's/.*--key \\([^ ]*\\).*/\\1/p' <<<"$*")"
     mark="$reg/signed-${key//\\//_}"
@@ -223,9 +219,10 @@ def sandbox(tmp_path: Path) -> dict[str, Any]:
 
 
 def run(script: str, box: dict[str, Any], **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run the packaged script ``script`` as a file, in the sandbox's repository."""
     (box["tmp"] / "calls").write_text("")
     return subprocess.run(
-        ["bash", "-c", script],
+        ["bash", str(script_path(script))],
         cwd=box["repo"],
         env={**box["env"], **extra},
         capture_output=True,
@@ -245,7 +242,7 @@ def image_env(box: dict[str, Any]) -> dict[str, str]:
 
 
 def test_an_image_is_built_once_per_source_tree_and_reused(sandbox: dict[str, Any]) -> None:
-    first = run(BUILD_ONCE, sandbox)
+    first = run("build-once.sh", sandbox)
     assert first.returncode == 0, first.stderr
     assert any(c.startswith("docker build") for c in calls(sandbox))
     built = image_env(sandbox)
@@ -255,7 +252,7 @@ def test_an_image_is_built_once_per_source_tree_and_reused(sandbox: dict[str, An
     # a re-run, or main after merging the release branch: same tree, same digest
     (sandbox["repo"] / "app.py").write_text("web changed\n")  # another service's files
     git(sandbox["repo"], "commit", "-q", "-am", "two")
-    again = run(BUILD_ONCE, sandbox)
+    again = run("build-once.sh", sandbox)
     assert again.returncode == 0, again.stderr
     assert "reusing it" in again.stdout
     assert not any(c.startswith("docker") for c in calls(sandbox))
@@ -264,20 +261,20 @@ def test_an_image_is_built_once_per_source_tree_and_reused(sandbox: dict[str, An
     # a change in the service's own folder is a new image
     (sandbox["repo"] / "services/payments/app.py").write_text("payments 2\n")
     git(sandbox["repo"], "commit", "-q", "-am", "three")
-    third = run(BUILD_ONCE, sandbox)
+    third = run("build-once.sh", sandbox)
     assert any(c.startswith("docker build") for c in calls(sandbox)), third.stderr
     assert image_env(sandbox)["IMAGE_TAG"] != built["IMAGE_TAG"]
 
 
 def test_a_concurrent_build_of_the_same_tree_is_not_a_failure(sandbox: dict[str, Any]) -> None:
     # the immutable tag was pushed by someone else between our lookup and our push
-    res = run(BUILD_ONCE, sandbox, FAKE_RACE="1")
+    res = run("build-once.sh", sandbox, FAKE_RACE="1")
     assert res.returncode == 0, res.stderr
     assert image_env(sandbox)["IMAGE_DIGEST"] == DIGEST
 
 
 def test_the_root_service_is_keyed_by_the_whole_tree(sandbox: dict[str, Any]) -> None:
-    res = run(BUILD_ONCE, sandbox, SERVICE_PATH=".", DOCKERFILE="Dockerfile")
+    res = run("build-once.sh", sandbox, SERVICE_PATH=".", DOCKERFILE="Dockerfile")
     assert res.returncode == 0, res.stderr
     root_tree = git(sandbox["repo"], "rev-parse", "HEAD^{tree}")
     assert image_env(sandbox)["IMAGE_TAG"] == f"src-{root_tree}"
@@ -294,9 +291,10 @@ def test_gitops_records_the_digest(sandbox: dict[str, Any]) -> None:
         "ENVIRONMENT": "staging",
         "IMAGE_TAG": "src-abc",
         "IMAGE_DIGEST": DIGEST,
+        "GITOPS_AUTH": "ssh",
         "GITOPS_DEPLOY_KEY": "not a key",
     }
-    script = record_image_tag_script("ssh")
+    script = "gitops-record.sh"
     assert run(script, sandbox, **extra).returncode == 0
     recorded = yaml.safe_load(git(gitops, "show", "HEAD:apps/payments/staging/image-staging.yaml"))
     assert recorded == {
@@ -350,9 +348,9 @@ def test_signing_roles_may_call_everything_the_kms_client_calls(
 
 def test_signing_is_skipped_when_the_digest_is_signed_already(sandbox: dict[str, Any]) -> None:
     extra = {"SIGNING_KEY": "awskms:///alias/k", "IMAGE_DIGEST": DIGEST}
-    assert run(SIGN_ONCE, sandbox, **extra).returncode == 0
+    assert run("sign-once.sh", sandbox, **extra).returncode == 0
     assert any(c.startswith("cosign sign") for c in calls(sandbox))
-    assert run(SIGN_ONCE, sandbox, **extra).returncode == 0  # a re-run
+    assert run("sign-once.sh", sandbox, **extra).returncode == 0  # a re-run
     assert not any(c.startswith("cosign sign") for c in calls(sandbox))
 
 
@@ -439,9 +437,9 @@ def test_zap_alerts_at_or_above_the_threshold_block_promotion(
         "IMAGE_TAG": "src-abc",
         "IMAGE_DIGEST": DIGEST,
     }
-    res = run(DAST_SCAN, sandbox, **extra)
+    res = run("dast-scan.sh", sandbox, **extra)
     assert (res.returncode == 0) == passes, res.stderr
-    gate = run(PROMOTION_GATE, sandbox, **extra)
+    gate = run("promotion-gate.sh", sandbox, **extra)
     assert (gate.returncode == 0) == passes, gate.stderr
     if not passes:
         assert "has not passed DAST in staging" in gate.stderr
@@ -485,12 +483,12 @@ def test_a_deploy_succeeds_only_when_the_rollout_is_healthy(
         "OUTCOME_FILE": str(out),
         "FAKE_APP": app(health),
     }
-    res = run(WAIT_HEALTHY, sandbox, **extra)
+    res = run("wait-healthy.sh", sandbox, **extra)
     assert res.returncode == code, res.stderr
     assert out.read_text() == f"outcome={outcome}\n"
     # the audit row: commit, digest, environment, approver, outcome
     audit = run(
-        AUDIT_ROW,
+        "audit-row.sh",
         sandbox,
         **extra,
         DEPLOYMENTS_TABLE="t",
@@ -501,8 +499,16 @@ def test_a_deploy_succeeds_only_when_the_rollout_is_healthy(
     )
     assert audit.returncode == 0, audit.stderr
     put = next(c for c in calls(sandbox) if c.startswith("aws dynamodb put-item"))
+    # never replaces a row (issue 28): the key is environment/service and time/run
+    assert "--condition-expression attribute_not_exists(#k)" in put
+    assert '--expression-attribute-names {"#k":"deployment"}' in put
     item = json.loads(put.split("--item ", 1)[1])
-    assert {k: v["S"] for k, v in item.items() if k != "deployed_at"} == {
+    at = item["deployed_at"]["S"]
+    assert item["stream"]["S"] == "staging/payments"
+    assert item["deployment"]["S"] == f"{at}/run-1"
+    assert {
+        k: v["S"] for k, v in item.items() if k not in ("deployed_at", "stream", "deployment")
+    } == {
         "service": "payments",
         "environment": "staging",
         "commit": "c0ffee",
@@ -717,9 +723,9 @@ def test_approval_environments_deploy_only_release_tier_images() -> None:
 
 
 def test_a_release_build_never_reuses_a_dev_builds_image(sandbox: dict[str, Any]) -> None:
-    assert run(BUILD_ONCE, sandbox).returncode == 0  # dev tier: src-<tree>
+    assert run("build-once.sh", sandbox).returncode == 0  # dev tier: src-<tree>
     dev = image_env(sandbox)
-    res = run(BUILD_ONCE, sandbox, TAG_PREFIX="rel")
+    res = run("build-once.sh", sandbox, TAG_PREFIX="rel")
     assert res.returncode == 0, res.stderr
     assert any(c.startswith("docker build") for c in calls(sandbox))  # built again
     release = image_env(sandbox)
@@ -729,10 +735,58 @@ def test_a_release_build_never_reuses_a_dev_builds_image(sandbox: dict[str, Any]
 def test_verification_accepts_only_the_listed_keys(sandbox: dict[str, Any]) -> None:
     release, dev = "awskms:///alias/release", "awskms:///alias/dev"
     sign = {"IMAGE_DIGEST": DIGEST}
-    assert run(SIGN_ONCE, sandbox, **sign, SIGNING_KEY=dev).returncode == 0  # a dev build
-    approval = run(VERIFY_SIGNATURE, sandbox, **sign, SIGNING_KEYS=release)
+    assert run("sign-once.sh", sandbox, **sign, SIGNING_KEY=dev).returncode == 0  # a dev build
+    approval = run("verify-signature.sh", sandbox, **sign, SIGNING_KEYS=release)
     assert approval.returncode == 1 and "no signature this environment accepts" in approval.stderr
-    other = run(VERIFY_SIGNATURE, sandbox, **sign, SIGNING_KEYS=f"{release} {dev}")
+    other = run("verify-signature.sh", sandbox, **sign, SIGNING_KEYS=f"{release} {dev}")
     assert other.returncode == 0 and f"verified with {dev}" in other.stdout
-    assert run(SIGN_ONCE, sandbox, **sign, SIGNING_KEY=release).returncode == 0
-    assert run(VERIFY_SIGNATURE, sandbox, **sign, SIGNING_KEYS=release).returncode == 0
+    assert run("sign-once.sh", sandbox, **sign, SIGNING_KEY=release).returncode == 0
+    assert run("verify-signature.sh", sandbox, **sign, SIGNING_KEYS=release).returncode == 0
+
+
+def test_a_release_build_reuses_only_a_release_signed_image(sandbox: dict[str, Any]) -> None:
+    """Issue 28: a rel-<tree> tag that someone else pushed first (tag squatting) is never
+    reused and signed; only an image the release key signed is."""
+    release = "awskms:///alias/release"
+    tree = git(sandbox["repo"], "rev-parse", "HEAD:services/payments")
+    (sandbox["registry"] / f"rel-{tree}").write_text(DIGEST + "\n")  # the squatter's
+    res = run("build-once.sh", sandbox, TAG_PREFIX="rel", REUSE_SIGNED_BY=release)
+    assert res.returncode == 1
+    assert f"without a signature by {release}" in res.stderr
+    assert not any(c.startswith(("docker", "cosign sign")) for c in calls(sandbox))
+    signed = run("sign-once.sh", sandbox, IMAGE_DIGEST=DIGEST, SIGNING_KEY=release)
+    assert signed.returncode == 0
+    res = run("build-once.sh", sandbox, TAG_PREFIX="rel", REUSE_SIGNED_BY=release)
+    assert res.returncode == 0 and "reusing it" in res.stdout, res.stderr
+
+
+def test_a_deploy_needs_an_sbom_and_a_provenance_signed_by_an_accepted_key(
+    sandbox: dict[str, Any],
+) -> None:
+    """Issue 28, item 7: the build attests an SBOM and a provenance with its tier key; a
+    deploy verifies both with the keys its environment accepts."""
+    release, dev = "awskms:///alias/release", "awskms:///alias/dev"
+    box = {
+        "IMAGE_DIGEST": DIGEST,
+        "SYFT_IMAGE": "anchore/syft:v1.51.0",
+        "BUILDER_ID": "arn:aws:codebuild:eu-central-1:1:build/storefront-payments-build",
+        "BUILD_INVOCATION": "arn:aws:codebuild:eu-central-1:1:build/x:1",
+        "SOURCE_REPOSITORY": "example/storefront",
+        "COMMIT": "c0ffee",
+    }
+    missing = run("verify-attestations.sh", sandbox, **box, SIGNING_KEYS=dev)
+    assert missing.returncode == 1 and "has no SBOM and provenance" in missing.stderr
+    made = run("attest.sh", sandbox, **box, SIGNING_KEY=dev)
+    assert made.returncode == 0, made.stderr
+    attests = [c for c in calls(sandbox) if c.startswith("cosign attest")]
+    assert [c.split("--type ")[1].split()[0] for c in attests] == ["spdxjson", "slsaprovenance1"]
+    assert all("--tlog-upload=false --key awskms:///alias/dev" in c for c in attests)
+    assert any(c.startswith("docker run") and "registry:" in c for c in calls(sandbox))
+    # an approval environment accepts only the release key: a dev-tier attestation fails
+    refused = run("verify-attestations.sh", sandbox, **box, SIGNING_KEYS=release)
+    assert refused.returncode == 1
+    ok = run("verify-attestations.sh", sandbox, **box, SIGNING_KEYS=f"{release} {dev}")
+    assert ok.returncode == 0 and f"verified with {dev}" in ok.stdout
+    again = run("attest.sh", sandbox, **box, SIGNING_KEY=dev)  # a reused image
+    assert "already carries" in again.stdout
+    assert not any(c.startswith("cosign attest") for c in calls(sandbox))

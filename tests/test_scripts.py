@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import xml.dom.minidom
 from pathlib import Path
 
 import pytest
 
-from pipecompile.targets.common import ECR_SCAN_GATE
+from pipecompile.targets.common import (
+    packaged_scripts,
+    script_body,
+    script_path,
+    script_text,
+)
 
 STUB = """#!/usr/bin/env bash
 case "$*" in
@@ -43,7 +50,7 @@ def gate(
         **env,
     }
     return subprocess.run(
-        ["bash", "-c", ECR_SCAN_GATE],
+        ["bash", str(script_path("ecr-scan-gate.sh"))],
         cwd=tmp_path,
         env=full,
         capture_output=True,
@@ -134,3 +141,127 @@ def test_a_configured_scan_type_does_not_ask_the_registry(tmp_path: Path) -> Non
         FAKE_SCAN_TYPE="",
     )
     assert res.returncode == 1 and "registry scanning: enhanced" in res.stdout
+
+
+# -- every packaged script: a file with a header, shellcheck-clean ---------------------------
+
+SCRIPTS = packaged_scripts()
+# variables a script may read without declaring them: set by bash or by the runner
+AMBIENT = {"PWD", "SECONDS", "GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"}
+
+
+def header(name: str) -> str:
+    return script_text(name).removesuffix(script_body(name))
+
+
+def test_the_package_ships_the_scripts() -> None:
+    assert len(SCRIPTS) >= 15
+    assert {"build-once.sh", "gitops-record.sh", "route.sh", "wait-healthy.sh"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_each_script_has_a_header_with_inputs_outputs_and_exit_codes(name: str) -> None:
+    text = header(name)
+    assert text.startswith(f"#!/usr/bin/env bash\n# {name}: ")
+    for section in ("# Inputs (environment):\n", "# Outputs:\n", "# Exit codes:\n"):
+        assert section in text, (name, section)
+    assert script_body(name).startswith("set -")
+
+
+def undeclared(name: str) -> list[str]:
+    """Upper-case variables the script reads that it neither sets nor lists in its header."""
+    body = script_body(name)
+    assigned = set(re.findall(r"(?:^|[\s;(])(?:export )?([A-Z][A-Z0-9_]*)=", body, re.M))
+    read = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", body)) - AMBIENT - assigned
+    declared = set(re.findall(r"\b([A-Z][A-Z0-9_]*)\b", header(name)))
+    return sorted(read - declared)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_each_script_declares_every_variable_it_reads(name: str) -> None:
+    assert undeclared(name) == [], f"{name}: not listed under Inputs"
+
+
+def test_an_undeclared_input_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = script_text("sonar-gate.sh") + 'echo "$SOMETHING_NEW"\n'
+    monkeypatch.setattr(f"{__name__}.script_text", lambda name: text)
+    monkeypatch.setattr(f"{__name__}.script_body", lambda name: text.split("\nset ", 1)[1])
+    assert undeclared("sonar-gate.sh") == ["SOMETHING_NEW"]
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_every_script_is_shellcheck_clean() -> None:
+    paths = [str(script_path(name)) for name in SCRIPTS]
+    res = subprocess.run(
+        ["shellcheck", "--shell=bash", "--severity=style", *paths],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stdout
+
+
+# -- route.sh: which environments a push deploys to --------------------------------------------
+
+
+def route(tmp_path: Path, branch: str) -> dict[str, str]:
+    out = tmp_path / "out"
+    out.write_text("")
+    env = {
+        "PATH": os.environ["PATH"],
+        "BRANCH": branch,
+        "ENVIRONMENTS": "development pre-prod production",
+        "RELEASE_ENVIRONMENTS": "production",
+        "INCLUDE_DEVELOPMENT": "^(feature/[^/]*|develop)$",
+        "EXCLUDE_DEVELOPMENT": "^(feature/skip-[^/]*)$",
+        "INCLUDE_PRE_PROD": "^(release/[^/]*)$",
+        "EXCLUDE_PRE_PROD": "",
+        "INCLUDE_PRODUCTION": "^(main)$",
+        "EXCLUDE_PRODUCTION": "",
+        "GITHUB_OUTPUT": str(out),
+    }
+    res = subprocess.run(
+        ["bash", str(script_path("route.sh"))], env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    return dict(line.split("=", 1) for line in out.read_text().splitlines())
+
+
+@pytest.mark.parametrize(
+    ("branch", "expected"),
+    [
+        ("feature/x", {"development": "true", "any": "true", "release": "false"}),
+        ("feature/skip-me", {"any": "false", "release": "false"}),
+        ("feature/a/b", {"any": "false"}),  # * stays within one segment
+        ("release/1.2", {"pre-prod": "true", "any": "true", "release": "false"}),
+        ("main", {"production": "true", "any": "true", "release": "true"}),
+        ("other", {"development": "false", "pre-prod": "false", "any": "false"}),
+    ],
+)
+def test_the_router_matches_each_environment(
+    tmp_path: Path, branch: str, expected: dict[str, str]
+) -> None:
+    outputs = route(tmp_path, branch)
+    assert set(outputs) == {"development", "pre-prod", "production", "any", "release"}
+    for key, value in expected.items():
+        assert outputs[key] == value, (branch, key)
+    everything = {k: v for k, v in outputs.items() if k not in ("any", "release")}
+    assert (outputs["any"] == "true") == ("true" in everything.values())
+
+
+def test_a_changed_script_changes_the_code_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # check's fast path trusts the outputs while pipecompile's code is unchanged: the
+    # scripts are code (a fix to one must make check regenerate what uses it)
+    from pipecompile.output import header
+
+    fake = tmp_path / "pipecompile"
+    (fake / "output").mkdir(parents=True)
+    (fake / "targets/scripts").mkdir(parents=True)
+    script = fake / "targets/scripts/x.sh"
+    script.write_text("set -eu\n")
+    monkeypatch.setattr(header, "__file__", str(fake / "output/header.py"))
+    before = header.code_fingerprint()
+    script.write_text("set -euo pipefail\n")
+    assert header.code_fingerprint() != before

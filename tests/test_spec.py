@@ -164,6 +164,11 @@ def test_notification_rules_carry_environment_and_status() -> None:
 
 
 def test_slack_without_sns_still_gets_notification_rules_and_chatbot() -> None:
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+
     source = MINI % {"prod": ', url: "https://example.com"', "schedule": ""}
     source += "notifications: {slack: {channel: '#deploys', on: [failed, approval-needed]}}\n"
     _, files = rendered(source)
@@ -183,7 +188,28 @@ def test_slack_without_sns_still_gets_notification_rules_and_chatbot() -> None:
     chatbot = res[("aws_chatbot_slack_channel_configuration", "deployments")]
     assert _s(chatbot["slack_team_id"]) == "${var.slack_workspace_id}"
     assert _s(chatbot["sns_topic_arns"][0]) == "${aws_sns_topic.events.arn}"
-    assert '!= ""' in chatbot["count"]  # not created until the IDs are set
+    # not created until both IDs are set: terraform itself evaluates the count
+    count = _s(chatbot["count"])
+    assert count.startswith("${") and count.endswith("}")
+    cases = [("", ""), ("T0123ABCD", ""), ("", "C0123ABCD"), ("T0123ABCD", "C0123ABCD")]
+    if shutil.which("terraform"):
+        exprs = [
+            count[2:-1]
+            .replace("var.slack_workspace_id", f'"{w}"')
+            .replace("var.slack_channel_id", f'"{c}"')
+            for w, c in cases
+        ]
+        with tempfile.TemporaryDirectory() as tmp:
+            out = subprocess.run(
+                ["terraform", "console"],
+                input="jsonencode([" + ", ".join(exprs) + "])\n",
+                cwd=tmp,
+                env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": tmp},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        assert json.loads(json.loads(out)) == [0, 0, 0, 1]
 
 
 def test_subscriptions_filter_on_environment_and_status() -> None:
@@ -265,7 +291,13 @@ def test_pipeline_events_feed_metrics_a_dashboard_and_a_failure_rate_alarm() -> 
     alarm = res[("aws_cloudwatch_metric_alarm", "failure_rate")]
     queries = {_s(q["id"]): q for q in alarm["metric_query"]}
     assert set(queries) == {"succeeded", "failed", "rate"}
-    assert "failed / (succeeded + failed)" in queries["rate"]["expression"]
+    assert "100 * failed / (succeeded + failed)" in queries["rate"]["expression"]
+    assert _s(alarm["threshold"]) == "${var.pipeline_failure_rate_alarm_percent}"
+    import hcl2
+
+    variables = hcl_norm(hcl2.loads((TF / "monitoring.tf").read_text()))["variable"]
+    limit = next(v for v in variables if "pipeline_failure_rate_alarm_percent" in v)
+    assert limit["pipeline_failure_rate_alarm_percent"]["default"] == 25
     assert _s(alarm["alarm_actions"][0]) == "${aws_sns_topic.events.arn}"
     dashboard = _json(res[("aws_cloudwatch_dashboard", "pipelines")]["dashboard_body"])
     titles = [w["properties"]["title"] for w in dashboard["widgets"]]
@@ -314,8 +346,9 @@ def test_the_reference_terraform_validates_and_plans_offline(tmp_path: Path) -> 
 
     if not (shutil.which("terraform") and Path("/opt/tf-plugins").is_dir()):
         pytest.skip("terraform and its provider mirror are not on this machine")
-    for f in TF.glob("*.tf"):
-        shutil.copy(f, tmp_path / f.name)
+    # the whole sample: build projects read their buildspec with file() at plan time
+    shutil.copytree(REF, tmp_path / "sample")
+    tmp_path = tmp_path / "sample" / TF.relative_to(REF)
     (tmp_path / "offline_override.tf").write_text(OFFLINE_PROVIDER)
     _terraform(["init", "-input=false", "-plugin-dir=/opt/tf-plugins"], tmp_path)
     _terraform(["validate"], tmp_path)
@@ -425,7 +458,11 @@ def test_cloudtrail_is_off_by_default_and_keeps_90_days_when_asked() -> None:
     assert trail["enable_log_file_validation"] is True
     data = trail["event_selector"][0]["data_resource"][0]
     assert data["type"] == "AWS::S3::Object"
-    assert data["values"] == ["${aws_s3_bucket.artifacts.arn}/"]
+    # both tiers' artifact buckets (the release tier has its own, issue 28)
+    assert data["values"] == [
+        "${aws_s3_bucket.artifacts.arn}/",
+        "${aws_s3_bucket.release_artifacts.arn}/",
+    ]
     rule = res[("aws_s3_bucket_lifecycle_configuration", "trail")]["rule"][0]
     assert rule["expiration"][0]["days"] == 90
     assert "audited through CloudTrail data events" in (tf / "storage.tf").read_text()
@@ -438,8 +475,8 @@ def test_the_cloudtrail_terraform_validates(tmp_path: Path) -> None:
 
     if not (shutil.which("terraform") and Path("/opt/tf-plugins").is_dir()):
         pytest.skip("terraform and its provider mirror are not on this machine")
-    for f in (SHARED / "infrastructure/terraform/cicd").glob("*.tf"):
-        shutil.copy(f, tmp_path / f.name)
+    shutil.copytree(SHARED, tmp_path / "sample")  # buildspecs are read with file()
+    tmp_path = tmp_path / "sample/infrastructure/terraform/cicd"
     _terraform(["init", "-input=false", "-backend=false", "-plugin-dir=/opt/tf-plugins"], tmp_path)
     _terraform(["validate"], tmp_path)
 
@@ -491,28 +528,39 @@ def test_explain_rollback_prints_commands_that_fit_this_setup() -> None:
 
 # A stub of the two AWS CLI v2 calls the script makes. It enforces what the real CLI
 # and DynamoDB require of them (aws-cli 2.x, awscli/customizations and the DynamoDB
-# Query API): --table-name and --key-condition-expression present, the expression's
-# placeholders all defined in --expression-attribute-values (valid JSON), and the
-# range condition applied to deployed_at (the table's sort key); sns publish needs
+# Query API): --table-name and --key-condition-expression present, every placeholder
+# (":v" and "#n") defined in --expression-attribute-values / --expression-attribute-names
+# (valid JSON), an equality on the table's partition key and a range condition on its
+# sort key only (Query takes no other attribute in the key condition). The key names
+# come from the generated audit.tf (FAKE_KEYS), not from the script; sns publish needs
 # --topic-arn and --message. It answers from a table given as JSON in FAKE_TABLE.
 FAKE_AWS = r"""#!/usr/bin/env python3
 import json, os, re, sys
 args = sys.argv[1:]
-def opt(name):
+def opt(name, default=None):
     if name not in args:
+        if default is not None:
+            return default
         sys.exit(f"aws: error: the following arguments are required: {name}")
     return args[args.index(name) + 1]
 if args[:2] == ["dynamodb", "query"]:
     table, cond = opt("--table-name"), opt("--key-condition-expression")
     values = json.loads(opt("--expression-attribute-values"))
+    names = json.loads(opt("--expression-attribute-names", "{}"))
     for ph in re.findall(r":\w+", cond):
         if ph not in values:
             sys.exit(f"An error occurred (ValidationException): {ph} is not defined")
-    m = re.fullmatch(r"service = (:\w+) AND deployed_at >= (:\w+)", cond)
-    assert m, cond
-    svc, since = values[m.group(1)]["S"], values[m.group(2)]["S"]
+    for ph in re.findall(r"#\w+", cond):
+        if ph not in names:
+            sys.exit(f"An error occurred (ValidationException): {ph} is not defined")
+    cond = re.sub(r"#\w+", lambda m: names[m.group(0)], cond)
+    hash_key, range_key = json.loads(os.environ["FAKE_KEYS"])
+    m = re.fullmatch(rf"{hash_key} = (:\w+) AND {range_key} >= (:\w+)", cond)
+    if not m:
+        sys.exit(f"An error occurred (ValidationException): key condition not supported: {cond}")
+    key, since = values[m.group(1)]["S"], values[m.group(2)]["S"]
     rows = json.loads(os.environ["FAKE_TABLE"])[table]
-    items = [r for r in rows if r["service"]["S"] == svc and r["deployed_at"]["S"] >= since]
+    items = [r for r in rows if r[hash_key]["S"] == key and r[range_key]["S"] >= since]
     print(json.dumps({"Items": items, "Count": len(items)}))
 elif args[:2] == ["sns", "publish"]:
     opt("--topic-arn")
@@ -525,7 +573,10 @@ else:
 
 
 def _row(service: str, env: str, at: str, outcome: str) -> dict[str, Any]:
+    """A row as audit-row.sh writes it (stream=<env>/<service>, deployment=<time>/<run>)."""
     return {
+        "stream": {"S": f"{env}/{service}"},
+        "deployment": {"S": f"{at}/https://github.com/acme/ecommerce/actions/runs/7"},
         "service": {"S": service},
         "deployed_at": {"S": at},
         "environment": {"S": env},
@@ -555,13 +606,16 @@ def test_the_daily_summary_posts_the_last_day_of_the_audit_table(tmp_path: Path)
         ]
     }
     log = tmp_path / "sns.log"
+    table_key = tf_resources((TF / "audit.tf").read_text())[("aws_dynamodb_table", "deployments")]
     env = {
         **os.environ,
         "PATH": f"{fake.parent}:{os.environ['PATH']}",
         "DEPLOYMENTS_TABLE": "ecommerce-deployments",
         "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:ecommerce-pipeline-events",
         "SERVICES": "product-service order-service",
+        "ENVIRONMENTS": "staging production",
         "PROJECT": "ecommerce",
+        "FAKE_KEYS": json.dumps([table_key["hash_key"], table_key["range_key"]]),
         "NOW": "2026-12-01T17:00:00Z",
         "FAKE_TABLE": json.dumps(table),
         "FAKE_SNS_LOG": str(log),
@@ -599,7 +653,11 @@ def test_the_daily_summary_runs_on_a_schedule_with_least_privilege() -> None:
         for kind, named in block.items()
         for label, body in named.items()
     }
-    actions = sorted(a for st in data["daily_summary"]["statement"] for a in st["actions"])
+    statements = data["daily_summary"]["statement"]
+    allowed = [st for st in statements if st.get("effect", "Allow") == "Allow"]
+    denied = [a for st in statements if st.get("effect") == "Deny" for a in st["actions"]]
+    assert denied == ["codepipeline:PutApprovalResult"]  # as every CI role
+    actions = sorted(a for st in allowed for a in st["actions"])
     assert actions == sorted(
         [
             "logs:CreateLogStream",

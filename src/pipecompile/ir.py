@@ -62,6 +62,11 @@ class Environment:
     sync_window: tuple[str, str] | None  # (cron schedule, duration): when automated syncs run
     dast: bool  # security.dast scans this environment after every deploy to it
     after_dast: bool  # later in the promotion order: deploys only images that passed DAST
+    approver_role_name: str  # approval: the only role that may approve this environment
+    approval_topic: str  # approval: the SNS topic its approvers are subscribed to
+    approvers: tuple[str, ...]  # e-mail addresses subscribed to approval_topic
+    gitops_repository: str | None  # environments.X.gitops.repository, else gitops.repository
+    gitops_revision: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,8 @@ class Service:
     deployments: tuple[Deployment, ...]  # in promotion order
     build_project: str
     release_build_project: str  # the same build, for approval environments: release tier
+    release_image: str  # ECR repository only the release tier writes (approval environments)
+    release_image_uri: str
     buildspec: str  # relative to the codebuild output folder
     ci_workflow: str  # file names relative to the github-actions output folder
     deliver_workflow: str
@@ -223,6 +230,8 @@ class AwsNames:
     github_release_role_name: str  # the build role of approval environments' branches
     github_release_role_arn: str
     release_build_role_name: str  # CodeBuild: the release build projects' role
+    release_artifact_bucket: str  # the approval environments' pipelines: release tier only
+    dast_role_name: str  # CodeBuild: the DAST project's own role (no signing, no push)
     connection_name: str
     sns_topic_arn: str
     sonar_secret_name: str  # SonarQube host and token for the CodeBuild build
@@ -265,6 +274,7 @@ class Pins:
     cosign_sha256: str  # of cosign-linux-amd64 at cosign_version (CodeBuild checks it)
     sonar_scanner_image: str
     dependency_check_image: str
+    syft_image: str  # the SBOM generator (SPDX JSON) of every built digest
     sources: tuple[tuple[str, str], ...]  # (pin, "pipecompile.lock" | "default")
 
     def action(self, name: str) -> ActionPin:
@@ -330,3 +340,10 @@ class IR:
             if env.name == name:
                 return env
         raise KeyError(name)
+
+    def image_of(self, svc: Service, env: Environment) -> tuple[str, str]:
+        """(ECR repository, image URI) ``env`` deploys from: an approval environment only
+        the release repository, which only the release tier writes."""
+        if env.approval:
+            return svc.release_image, svc.release_image_uri
+        return svc.image, svc.image_uri

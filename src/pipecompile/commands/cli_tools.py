@@ -56,6 +56,12 @@ def graph(file: Path, fmt: str) -> int:
     help="Branch pushed to, or targeted by the pull request (alone: --event push).",
 )
 @click.option(
+    "--trust",
+    is_flag=True,
+    help="Per environment: who can build, sign, approve and deploy, and which GitOps "
+    "repository and admission policy guard it.",
+)
+@click.option(
     "--ruleset",
     is_flag=True,
     help="Print the GitHub repository ruleset JSON that gates merging "
@@ -69,7 +75,12 @@ def graph(file: Path, fmt: str) -> int:
     help="Print the manual rollback of SERVICE in ENV that works with this setup.",
 )
 def explain(
-    file: Path, event: str | None, ref: str | None, ruleset: bool, rollback: tuple[str, str] | None
+    file: Path,
+    event: str | None,
+    ref: str | None,
+    trust: bool,
+    ruleset: bool,
+    rollback: tuple[str, str] | None,
 ) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
@@ -79,12 +90,18 @@ def explain(
       pipecompile explain --event push --ref release/1.2
       pipecompile explain --event pull_request --ref main
       pipecompile explain --ref main                    # --ref alone: a push
+      pipecompile explain --trust                       # who can build, sign, approve, deploy
       pipecompile explain --ruleset | gh api repos/OWNER/REPO/rulesets --input -
       pipecompile explain --rollback order-service production
     """
     from ..insight.explain import checklist, explain_event
 
     ir = _compiled(_session(file))
+    if trust:
+        from ..insight.trust import trust_report
+
+        click.echo("\n".join(trust_report(ir)))
+        return EXIT_OK
     if rollback:
         from ..insight.rollback import rollback_commands
 

@@ -205,6 +205,14 @@ class _Lowering(Rules):
                     else None,
                     dast=index == dast_index,
                     after_dast=dast_index is not None and index > dast_index,
+                    approver_role_name=_short(f"{project}-approve-{name}", 64),
+                    approval_topic=f"{project}-{name}-approvals",
+                    approvers=tuple(env.approvers),
+                    gitops_repository=env.gitops.repository
+                    if env.gitops
+                    else self.m.gitops.repository,
+                    gitops_revision=(env.gitops.revision if env.gitops else None)
+                    or self.m.gitops.revision,
                 )
             )
         return envs
@@ -311,6 +319,8 @@ class _Lowering(Rules):
                     deployments=tuple(deployments),
                     build_project=f"{project}-{name}-build",
                     release_build_project=f"{project}-{name}-build-release",
+                    release_image=f"{image}-release",
+                    release_image_uri=f"{registry}/{image}-release",
                     buildspec=f"build-{name}.yml",
                     ci_workflow=f"ci-{name}.yml",
                     deliver_workflow=f"deliver-{name}.yml",
@@ -511,6 +521,8 @@ class _Lowering(Rules):
             github_release_role_name=f"{project}-github-release",
             github_release_role_arn=f"arn:aws:iam::{account}:role/{project}-github-release",
             release_build_role_name=f"{project}-codebuild-release",
+            release_artifact_bucket=f"{project}-release-{account}",
+            dast_role_name=f"{project}-codebuild-dast",
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
             sonar_secret_name=f"{project}/sonarqube",

@@ -27,6 +27,7 @@ from .model_types import (  # noqa: F401 - the language's value types, re-export
     BRANCH_RE,
     DURATION_RE,
     ECR_RE,
+    EMAIL_RE,
     GIT_URL_RE,
     LINE_RE,
     LOG_RETENTION,
@@ -115,6 +116,21 @@ class SyncWindow(Model):
         return v
 
 
+class EnvironmentGitops(Model):
+    """This environment's own GitOps repository: one only its deployer can write."""
+
+    repository: Annotated[str, StringConstraints(pattern=GIT_URL_RE, max_length=512)] = Field(
+        description="a GitOps repository only this environment's deploy credential writes "
+        "(a deploy key cannot be limited to a folder); same scheme as gitops.repository",
+        examples=["git@github.com:example/shop-gitops-production.git"],
+    )
+    revision: Line | None = Field(
+        None,
+        description="the branch or tag Argo CD reads there; gitops.revision when unset",
+        examples=["main"],
+    )
+
+
 class Environment(Model):
     """One deployment environment; the order of environments is the promotion order."""
 
@@ -133,6 +149,18 @@ class Environment(Model):
     )
     sync_window: SyncWindow | None = Field(
         None, description="automated syncs happen only inside this window (Argo CD sync window)"
+    )
+    approvers: list[Annotated[str, StringConstraints(pattern=EMAIL_RE)]] = Field(
+        [],
+        description="approval: e-mail addresses subscribed to this environment's approval "
+        "topic (each confirms once); only its approver role may approve",
+        examples=[["release-managers@example.com"]],
+    )
+    gitops: EnvironmentGitops | None = Field(
+        None,
+        description="this environment's own GitOps repository instead of gitops.repository "
+        "(per tier: give approval environments one that feature builds cannot reach)",
+        examples=[{"repository": "git@github.com:example/shop-gitops-production.git"}],
     )
 
 

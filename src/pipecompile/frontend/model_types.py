@@ -24,6 +24,7 @@ TABLE_RE = r"^[A-Za-z0-9_.-]{3,255}$"
 S3_BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 STATE_KEY_RE = r"^[A-Za-z0-9!_.*'()/-]{1,1024}$"
 SLACK_RE = r"^#?[^\s#]{1,80}$"
+EMAIL_RE = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$"
 # Free text that ends up on one line in every format: no control characters.
 LINE_RE = r"^[^\x00-\x1f\x7f]+$"
 # A branch name or glob: what git allows in a ref name that GitHub's and
@@ -47,6 +48,7 @@ PATTERN_HELP: dict[str, str] = {
     GIT_URL_RE: "a Git URL (https://..., ssh://... or git@host:owner/repo.git)",
     SNS_RE: "a valid SNS topic name: letters, digits, '_' and '-'",
     TABLE_RE: "a valid DynamoDB table name: 3-255 letters, digits, '_', '-' and '.'",
+    EMAIL_RE: "an e-mail address such as 'release-managers@example.com'",
     SLACK_RE: "a Slack channel such as '#deployments' (no spaces)",
     S3_BUCKET_RE: "a valid S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'",
     STATE_KEY_RE: "an S3 object key such as 'cicd/terraform.tfstate' (letters, digits, "

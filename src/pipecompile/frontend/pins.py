@@ -42,6 +42,9 @@ DEFAULTS = {
     # The scanners CodeBuild runs as containers (GitHub runs the same dependency check).
     "sonar_scanner_image": "sonarsource/sonar-scanner-cli:11.3",
     "dependency_check_image": "owasp/dependency-check:12.1.0",
+    # The SBOM generator both orchestrators run as a container (anchore/syft, v1.51.0
+    # is the newest release tag in the stored snapshot of the repository)
+    "syft_image": "anchore/syft:v1.51.0",
 }
 _SHA = re.compile(r"[0-9a-f]{40}")
 _VERSION = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+")  # vMAJOR.MINOR.PATCH
@@ -149,6 +152,7 @@ def resolve(lock: bytes | None, display: str = LOCK_NAME) -> Pins:
         cosign_sha256=values["cosign_sha256"],
         sonar_scanner_image=values["sonar_scanner_image"],
         dependency_check_image=values["dependency_check_image"],
+        syft_image=values["syft_image"],
         sources=tuple(sorted(sources.items())),
     )
 

@@ -8,6 +8,7 @@ from ..ir import IR, Environment
 from ..targets import registry
 from ..targets.common import branch_regexes
 from .graph import _strategy, rollback_triggers
+from .trust import trust_lines
 
 
 def matches(env: Environment, branch: str) -> bool:
@@ -146,7 +147,10 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
                 f"{_strategy(dep.strategy)}, {dep.replicas} replica(s)",
             ]
             out.append(f"    {svc.name}: " + "; ".join(parts))
-        out.append(f"    who can deploy: {_who(ir, env)}")
+        if deliverer in on:  # who builds, signs, approves, deploys; what guards it
+            out += [f"    {line}" for line in trust_lines(ir, env)]
+        else:
+            out.append(f"    who can deploy: {_who(ir, env)}")
         for gate in _gates(ir, env):
             out.append(f"    gate: {gate}")
         out.append(f"    rollback: {_rollback(ir)}")

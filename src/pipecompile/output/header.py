@@ -32,7 +32,7 @@ def code_fingerprint() -> str:
     """Hash of pipecompile's own code and data, so a changed generator is never trusted.
 
     The version alone is not enough: a development install keeps its version
-    while the code changes.  Only .py and data files count (not bytecode).
+    while the code changes.  Only .py, data files and scripts count (not bytecode).
     Plain os.walk: this runs on every no-change check (about 2 ms).
     """
     base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,7 +41,7 @@ def code_fingerprint() -> str:
     for folder, dirs, names in os.walk(base):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         for name in names:
-            if name.endswith((".py", ".json", ".yaml", ".tpl")):
+            if name.endswith((".py", ".json", ".yaml", ".tpl", ".sh", ".jq")):
                 found.append(os.path.join(folder, name))
     for path in sorted(found):
         h.update(os.path.relpath(path, base).replace(os.sep, "/").encode() + b"\0")

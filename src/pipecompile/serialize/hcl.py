@@ -3,8 +3,11 @@
 Terraform files are built as data (blocks, attributes, expressions) rather
 than string templates: every Python ``str`` becomes an escaped string literal
 through :func:`~pipecompile.emit.hcl_string`, so no pipeline value can add a
-block, an attribute or an interpolation.  Only :class:`Ref` (references and
-function calls that the target itself writes) is emitted verbatim.
+block, an attribute or an interpolation.  Only :class:`Ref` (a reference the target
+itself writes, ``aws_s3_bucket.artifacts.arn``) is emitted verbatim, and it refuses
+anything but a traversal: quotes, spaces, ``${`` and ``%{`` cannot reach the file that
+way.  Interpolations are :class:`Template` (escaped literal parts around references),
+function calls are :class:`Call` (arguments rendered as data).
 """
 
 from __future__ import annotations
@@ -16,12 +19,45 @@ from typing import Any
 
 from .emit import hcl_string
 
+# a traversal or a type: aws_iam_role.deploy_production.arn, var.tags, map(string)
+_TRAVERSAL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[[0-9]+\])*")
+_TYPE = re.compile(r"(?:map|list|set)\((?:string|number|bool)\)")
+
 
 @dataclass(slots=True)
 class Ref:
-    """A raw HCL expression written by the target: ``aws_s3_bucket.artifacts.arn``."""
+    """A raw HCL reference written by the target: ``aws_s3_bucket.artifacts.arn``.
+
+    Only a traversal (or a type such as ``map(string)``) is accepted: a user's string
+    can never be emitted as code through a Ref.
+    """
 
     expr: str
+
+    def __post_init__(self) -> None:
+        if _TRAVERSAL.fullmatch(self.expr) is None and _TYPE.fullmatch(self.expr) is None:
+            raise ValueError(f"not an HCL reference: {self.expr!r}")
+
+
+@dataclass(slots=True)
+class Template:
+    """A string template: literal parts (escaped) and references (interpolated):
+    ``Template((Ref("aws_s3_bucket.artifacts.arn"), "/*"))`` -> ``"${aws_s3...arn}/*"``."""
+
+    parts: tuple[str | Ref, ...]
+
+
+@dataclass(slots=True)
+class Call:
+    """A function call whose arguments are data: ``Call("jsonencode", ([{...}],))``.
+    Objects inside a call render on one line, every string escaped."""
+
+    name: str
+    args: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        if _TRAVERSAL.fullmatch(self.name) is None or "." in self.name:
+            raise ValueError(f"not an HCL function name: {self.name!r}")
 
 
 @dataclass(slots=True)
@@ -62,6 +98,10 @@ def expr(value: Any, indent: str) -> str:
         return hcl_string(value)
     if t is Ref:
         return value.expr  # type: ignore[no-any-return]
+    if t is Template:
+        return _template(value)
+    if t is Call:
+        return value.name + "(" + ", ".join([_inline(a) for a in value.args]) + ")"  # type: ignore[no-any-return]
     if t is bool:
         return "true" if value else "false"
     if t is int:
@@ -80,6 +120,31 @@ def expr(value: Any, indent: str) -> str:
         ]
         return "{\n" + "\n".join(lines) + "\n" + indent + "}"
     raise TypeError(f"cannot render {type(value).__name__} as HCL")  # pragma: no cover
+
+
+def _template(t: Template) -> str:
+    out: list[str] = []
+    for part in t.parts:
+        if isinstance(part, Ref):
+            # a literal "$" or "%" just before "${" would make it "$${": an escape
+            if out and out[-1].endswith(("$", "%")):
+                out[-1] = out[-1][:-1] + ("\\u0024" if out[-1][-1] == "$" else "\\u0025")
+            out.append("${" + part.expr + "}")
+        else:
+            out.append(hcl_string(part)[1:-1])
+    return '"' + "".join(out) + '"'
+
+
+def _inline(value: Any) -> str:
+    """A call argument on one line: ``[{ name = "A", value = "b" }]``."""
+    t = type(value)
+    if t is dict:
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{_key(k)} = {_inline(v)}" for k, v in value.items()) + " }"
+    if t is list or t is tuple:
+        return "[" + ", ".join([_inline(v) for v in value]) + "]"
+    return expr(value, "")
 
 
 _BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*").fullmatch

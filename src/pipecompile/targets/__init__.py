@@ -68,7 +68,16 @@ def check_all(ir: IR) -> list[tuple[Finding, tuple[str, ...]]]:
 def gitops_required(ir: IR) -> list[Finding]:
     """The rule of every target that deploys through the GitOps repository."""
     if ir.gitops.repository is not None:
-        return []
+        scheme = ir.gitops.repository.startswith("https://")
+        return [
+            Finding(
+                ("environments", env.name, "gitops", "repository"),
+                f"'{env.gitops_repository}' must use the same scheme as gitops.repository "
+                f"('{ir.gitops.repository}'): the deployers read one kind of credential",
+            )
+            for env in ir.environments
+            if env.gitops_repository and env.gitops_repository.startswith("https://") != scheme
+        ]
     return [
         Finding(
             ("gitops",),

@@ -19,23 +19,12 @@ from ...ir import IR, Environment, Service
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
 from ..common import (
-    AUDIT_ROW,
-    BUILD_ONCE,
-    COSIGN_INSTALL,
     CVSS,
-    DAST_SCAN,
-    DEPENDENCY_CHECK,
     DEV_TAG_PREFIX,
-    ECR_SCAN_GATE,
-    PROMOTION_GATE,
-    SIGN_ONCE,
     SONAR,
-    SONAR_GATE,
-    VERIFY_SIGNATURE,
-    WAIT_HEALTHY,
     accepted_keys,
-    record_image_tag_script,
     scan_gate_env,
+    script_body,
 )
 
 name = "codebuild"
@@ -50,8 +39,8 @@ def _runtimes() -> dict[str, Any]:
 
 
 def _sh(script: str) -> str:
-    """A shared script as one buildspec command, in a subshell (its exits stay its own)."""
-    return f"(\n{script})"
+    """A packaged script as one buildspec command, in a subshell (its exits stay its own)."""
+    return f"(\n{script_body(script)})"
 
 
 def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
@@ -84,7 +73,7 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
             'docker run --rm -e SONAR_HOST_URL -e SONAR_TOKEN -v "$PWD/$SERVICE_PATH:/usr/src" '
             '"$SONAR_SCANNER_IMAGE" -Dsonar.projectKey="$SONAR_PROJECT_KEY" '
             "-Dsonar.qualitygate.wait=true",
-            _sh(SONAR_GATE),
+            _sh("sonar-gate.sh"),
         ]
     if sec.dependencies_fail_on:
         variables.update(
@@ -94,20 +83,28 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
                 "FAIL_CVSS": CVSS[sec.dependencies_fail_on],
             }
         )
-        ci.append(_sh(DEPENDENCY_CHECK))
+        ci.append(_sh("dependency-check.sh"))
     build = [
-        _sh(BUILD_ONCE),
+        _sh("build-once.sh"),
         'set -a; . "$IMAGE_ENV"; set +a',
     ]
     if sec.image_scan_fail_on:
         variables.update(scan_gate_env(sec))
-        build.append(_sh(ECR_SCAN_GATE))
+        build.append(_sh("ecr-scan-gate.sh"))
     # the dev tier's values; the release build projects' pipelines pass the release
     # tier's (TAG_PREFIX=rel, the release key): see the terraform target
     variables["TAG_PREFIX"] = DEV_TAG_PREFIX
     if sec.sign_images:
         variables["SIGNING_KEY"] = f"awskms:///{ir.aws.signing_key_alias}"
-        build.append(_sh(SIGN_ONCE))
+        build.append(_sh("sign-once.sh"))
+        # an SBOM and a build provenance bound to the digest, signed with the same key
+        variables["SYFT_IMAGE"] = ir.pins.syft_image
+        variables["SOURCE_REPOSITORY"] = ir.repository
+        build.append(
+            'export BUILDER_ID="${CODEBUILD_BUILD_ARN%:*}" BUILD_INVOCATION="$CODEBUILD_BUILD_ARN" '
+            'COMMIT="$CODEBUILD_RESOLVED_SOURCE_VERSION"'
+        )
+        build.append(_sh("attest.sh"))
     build.append(
         'printf \'{"service":"%s","imageUri":"%s","imageTag":"%s","imageDigest":"%s"}\\n\' '
         '"$SERVICE" "$IMAGE_URI" "$IMAGE_TAG" "$IMAGE_DIGEST" > "$CODEBUILD_SRC_DIR/image.json"'
@@ -119,7 +116,7 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         "build": {"on-failure": "ABORT", "commands": build},
     }
     if sec.sign_images:
-        phases["install"]["commands"] = list(COSIGN_INSTALL)
+        phases["install"]["commands"] = [_sh("install-cosign.sh")]
         variables["COSIGN_VERSION"] = ir.pins.cosign_version
         variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
     env: dict[str, Any] = {"shell": "bash", "variables": variables}
@@ -157,8 +154,9 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
     g = ir.gitops
     variables = {
         "ENVIRONMENT": env.name,
-        "GITOPS_REPOSITORY": g.repository or "",
-        "GITOPS_REVISION": g.revision,
+        "GITOPS_AUTH": g.auth,
+        "GITOPS_REPOSITORY": env.gitops_repository or "",
+        "GITOPS_REVISION": env.gitops_revision,
         "OUTCOME_FILE": "/tmp/outcome",
     }
     secrets = {
@@ -172,20 +170,19 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
         variables["SIGNING_KEYS"] = accepted_keys(ir, env)
         variables["COSIGN_VERSION"] = ir.pins.cosign_version
         variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
-        phases["install"] = {"commands": list(COSIGN_INSTALL)}
-        commands.append(_sh(VERIFY_SIGNATURE))
+        phases["install"] = {"commands": [_sh("install-cosign.sh")]}
+        commands.append(_sh("verify-signature.sh"))
+        commands.append(_sh("verify-attestations.sh"))  # SBOM and provenance, same keys
     dast = ir.security.dast
     if env.after_dast and dast is not None:
         variables["DAST_ENVIRONMENT"] = dast.environment
-        commands.append(_sh(PROMOTION_GATE))
-    commands += [_sh(record_image_tag_script(g.auth)), _sh(WAIT_HEALTHY)]
+        commands.append(_sh("promotion-gate.sh"))
+    commands += [_sh("gitops-record.sh"), _sh("wait-healthy.sh")]
     build: dict[str, Any] = {"commands": commands}
     if ir.deployments_table:
         variables["DEPLOYMENTS_TABLE"] = ir.deployments_table
         approver = (
-            'export APPROVER="$(aws codepipeline get-pipeline-state --name "$PIPELINE_NAME" '
-            "--query \"stageStates[?stageName=='Approval'].actionStates[0]"
-            '.latestExecution.lastUpdatedBy | [0]" --output text 2>/dev/null || echo unknown)"'
+            f'export APPROVER="$(\n{script_body("approver-codepipeline.sh")})"'
             if env.approval
             else 'export APPROVER="none (no approval)"'
         )
@@ -194,7 +191,7 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
             'export COMMIT="$CODEBUILD_RESOLVED_SOURCE_VERSION" RUN="$CODEBUILD_BUILD_ID"',
             'if [ "$CODEBUILD_BUILD_SUCCEEDING" = 1 ]; then export DEPLOY_STATUS=succeeded; '
             "else export DEPLOY_STATUS=failed; fi",
-            _sh(AUDIT_ROW),
+            _sh("audit-row.sh"),
         ]
     phases["build"] = build
     return {
@@ -223,7 +220,7 @@ def dast_spec(ir: IR) -> dict[str, Any]:
             "build": {
                 "commands": [
                     'test -n "${ECR_REPOSITORY:-}" && test -n "${IMAGE_DIGEST:-}"',
-                    _sh(DAST_SCAN),
+                    _sh("dast-scan.sh"),
                 ]
             }
         },

@@ -27,7 +27,7 @@ from ...errors import Path_
 from ...ir import IR
 from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
-from ..common import DAST_SCAN
+from ..common import script_body
 from .ci import ci_workflow
 from .deliver import deliver_workflow
 from .gates import CHECK_NAME, REVIEW_FILE, pipecompile_workflow, review_workflow
@@ -120,7 +120,7 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
                             "ZAP_IMAGE": ir.pins.zap_image,
                             "ZAP_MIN_RISK": str(dast.min_risk),
                         },
-                        "run": DAST_SCAN,
+                        "run": script_body("dast-scan.sh"),
                     },
                     {
                         "name": "Upload the ZAP report",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, Service
-from ..common import CVSS, DEPENDENCY_CHECK, SONAR, SONAR_GATE
+from ..common import CVSS, SONAR, script_body
 from .steps import (
     CI_ENVIRONMENT,
     RUNNER,
@@ -51,7 +51,7 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
                     "SONAR_PROJECT_KEY": key,
                     "SONAR_SEVERITIES": SONAR[sec.sast_fail_on],
                 },
-                "run": SONAR_GATE,
+                "run": script_body("sonar-gate.sh"),
             }
         )
     if sec.dependencies_fail_on:
@@ -66,7 +66,7 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
                     "FAIL_CVSS": CVSS[sec.dependencies_fail_on],
                     "NVD_API_KEY": "${{ secrets.NVD_API_KEY }}",
                 },
-                "run": DEPENDENCY_CHECK,
+                "run": script_body("dependency-check.sh"),
             }
         )
     if sec.sast_fail_on or sec.dependencies_fail_on:

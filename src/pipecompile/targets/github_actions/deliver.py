@@ -6,22 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...ir import IR, Deployment, Service
+from ...ir import IR, Deployment, Environment, Service
 from ..common import (
-    AUDIT_ROW,
-    BUILD_ONCE,
-    DAST_SCAN,
     DEV_TAG_PREFIX,
-    ECR_SCAN_GATE,
-    PROMOTION_GATE,
     RELEASE_TAG_PREFIX,
-    SIGN_ONCE,
-    VERIFY_SIGNATURE,
-    WAIT_HEALTHY,
     accepted_keys,
     branch_regexes,
-    record_image_tag_script,
     scan_gate_env,
+    script_body,
 )
 from .steps import (
     NOTIFY_ENVIRONMENT,
@@ -35,49 +27,20 @@ from .steps import (
     slack_step,
 )
 
-# Who approved a deployment: the run's approvals for this job's GitHub environment.
-APPROVER = """\
-set -euo pipefail
-approver="$(curl -fsS -H "Authorization: Bearer $GITHUB_TOKEN" \\
-  "$GITHUB_API_URL/repos/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID/approvals" \\
-  | jq -r --arg e "$ENVIRONMENT" \\
-    '[.[] | select(any(.environments[]; .name == $e)) | .user.login] | last // "none"')"
-echo "approver=$approver" >> "$GITHUB_OUTPUT"
-"""
-
 
 def _route_job(ir: IR) -> dict[str, Any]:
-    env_vars: dict[str, str] = {"BRANCH": "${{ github.ref_name }}"}
-    lines = [
-        "set -euo pipefail",
-        "matches() {",
-        '  [[ "$BRANCH" =~ $1 ]] && { [ -z "$2" ] || ! [[ "$BRANCH" =~ $2 ]]; }',
-        "}",
-        "any=false",
-        "release=false",
-    ]
+    env_vars: dict[str, str] = {
+        "BRANCH": "${{ github.ref_name }}",
+        "ENVIRONMENTS": " ".join(env.name for env in ir.environments),
+        "RELEASE_ENVIRONMENTS": " ".join(env.name for env in ir.environments if env.approval),
+    }
     outputs: dict[str, str] = {}
     for env in ir.environments:
         key = env_key(env.name)
         inc, exc = branch_regexes(env)
         env_vars[f"INCLUDE_{key}"] = inc
         env_vars[f"EXCLUDE_{key}"] = exc
-        lines += [
-            f'if matches "$INCLUDE_{key}" "$EXCLUDE_{key}"; then',
-            f'  echo "{env.name}=true" >> "$GITHUB_OUTPUT"',
-            "  any=true",
-            *(
-                ["  release=true  # an approval environment: a release-tier build"]
-                if env.approval
-                else []
-            ),
-            "else",
-            f'  echo "{env.name}=false" >> "$GITHUB_OUTPUT"',
-            "fi",
-        ]
         outputs[env.name] = f"${{{{ steps.route.outputs.{env.name} }}}}"
-    lines.append('echo "any=$any" >> "$GITHUB_OUTPUT"')
-    lines.append('echo "release=$release" >> "$GITHUB_OUTPUT"')
     outputs["any"] = "${{ steps.route.outputs.any }}"
     outputs["release"] = "${{ steps.route.outputs.release }}"
     steps: list[dict[str, Any]] = [
@@ -85,7 +48,7 @@ def _route_job(ir: IR) -> dict[str, Any]:
             "id": "route",
             "name": "Match the branch against each environment's patterns",
             "env": env_vars,
-            "run": "\n".join(lines) + "\n",
+            "run": script_body("route.sh"),
         }
     ]
     if "started" in ir.notifications.slack_events:
@@ -127,10 +90,11 @@ def _ci_job(ir: IR, svc: Service) -> dict[str, Any]:
     return job
 
 
-def _image_env(svc: Service) -> dict[str, str]:
+def _image_env(ir: IR, svc: Service, env: Environment) -> dict[str, str]:
+    repository, uri = ir.image_of(svc, env)  # approval: the release repository
     return {
-        "ECR_REPOSITORY": svc.image,
-        "IMAGE_URI": svc.image_uri,
+        "ECR_REPOSITORY": repository,
+        "IMAGE_URI": uri,
         "IMAGE_TAG": "${{ needs.build.outputs.tag }}",
         "IMAGE_DIGEST": "${{ needs.build.outputs.digest }}",
     }
@@ -150,9 +114,12 @@ def by_tier(ir: IR, release: str, dev: str) -> str:
 
 def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
     sec = ir.security
+    # the release tier writes only the release repository, the dev tier only its own
+    repository = by_tier(ir, svc.release_image, svc.image)
+    uri = by_tier(ir, svc.release_image_uri, svc.image_uri)
     built = {
-        "ECR_REPOSITORY": svc.image,
-        "IMAGE_URI": svc.image_uri,
+        "ECR_REPOSITORY": repository,
+        "IMAGE_URI": uri,
         "IMAGE_TAG": "${{ steps.image.outputs.IMAGE_TAG }}",
         "IMAGE_DIGEST": "${{ steps.image.outputs.IMAGE_DIGEST }}",
     }
@@ -169,24 +136,31 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
                 "SERVICE_PATH": svc.path,
                 "DOCKERFILE": svc.dockerfile,
                 "ECR_REGISTRY": ir.aws.ecr_registry,
-                "ECR_REPOSITORY": svc.image,
-                "IMAGE_URI": svc.image_uri,
+                "ECR_REPOSITORY": repository,
+                "IMAGE_URI": uri,
                 "IMAGE_ENV": "${{ github.output }}",
             },
-            "run": BUILD_ONCE,
+            "run": script_body("build-once.sh"),
         },
     ]
+    if sec.sign_images and ir.release_branches:
+        # cosign before the build: a release build reuses only a release-signed image
+        steps.insert(2, install_cosign(ir))
+        steps[3]["env"]["REUSE_SIGNED_BY"] = by_tier(
+            ir, f"awskms:///{ir.aws.release_key_alias}", ""
+        )
     if sec.image_scan_fail_on:
         steps.append(
             {
                 "name": f"Wait for the ECR scan and fail at {sec.image_scan_fail_on}",
                 "env": {**built, **scan_gate_env(sec)},
-                "run": ECR_SCAN_GATE,
+                "run": script_body("ecr-scan-gate.sh"),
             }
         )
     if sec.sign_images:
+        if not ir.release_branches:
+            steps.append(install_cosign(ir))
         steps += [
-            install_cosign(ir),
             {
                 "name": "Sign the image with the AWS KMS signing key",
                 "env": {
@@ -197,7 +171,27 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
                         f"awskms:///{ir.aws.signing_key_alias}",
                     ),
                 },
-                "run": SIGN_ONCE,
+                "run": script_body("sign-once.sh"),
+            },
+            {
+                "name": "Attest the SBOM and the build provenance of the digest",
+                "env": {
+                    **built,
+                    "ECR_REGISTRY": ir.aws.ecr_registry,
+                    "SIGNING_KEY": by_tier(
+                        ir,
+                        f"awskms:///{ir.aws.release_key_alias}",
+                        f"awskms:///{ir.aws.signing_key_alias}",
+                    ),
+                    "SYFT_IMAGE": ir.pins.syft_image,
+                    "BUILDER_ID": "${{ github.workflow_ref }}",
+                    "BUILD_INVOCATION": "${{ github.server_url }}/${{ github.repository }}"
+                    "/actions/runs/${{ github.run_id }}/attempts/${{ github.run_attempt }}",
+                    "SOURCE_REPOSITORY": ir.repository,
+                    "COMMIT": "${{ github.sha }}",
+                    "SERVICE_PATH": svc.path,
+                },
+                "run": script_body("attest.sh"),
             },
         ]
     return {
@@ -217,7 +211,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
 
 def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict[str, Any]:
     env = ir.environment(dep.environment)
-    image = _image_env(svc)
+    image = _image_env(ir, svc, env)
     # the environment's own role: only jobs of this GitHub environment can assume it
     steps: list[dict[str, Any]] = [aws_credentials(ir, env.github_role_arn)]
     if ir.chart_source:
@@ -228,7 +222,12 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
             {
                 "name": "Verify the image signature",
                 "env": {**image, "SIGNING_KEYS": accepted_keys(ir, env)},
-                "run": VERIFY_SIGNATURE,
+                "run": script_body("verify-signature.sh"),
+            },
+            {
+                "name": "Verify the SBOM and provenance attestations",
+                "env": {**image, "SIGNING_KEYS": accepted_keys(ir, env)},
+                "run": script_body("verify-attestations.sh"),
             },
         ]
     dast = ir.security.dast
@@ -237,7 +236,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
             {
                 "name": f"Promote only what passed DAST in {dast.environment}",
                 "env": {**image, "DAST_ENVIRONMENT": dast.environment},
-                "run": PROMOTION_GATE,
+                "run": script_body("promotion-gate.sh"),
             }
         )
     g = ir.gitops
@@ -246,8 +245,9 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
         {
             "name": f"Record the new image digest for {env.name} in the GitOps repository",
             "env": {
-                "GITOPS_REPOSITORY": g.repository or "",
-                "GITOPS_REVISION": g.revision,
+                "GITOPS_AUTH": g.auth,
+                "GITOPS_REPOSITORY": env.gitops_repository or "",
+                "GITOPS_REVISION": env.gitops_revision,
                 "GITOPS_DIR": dep.gitops_dir,
                 "CHART_SOURCE": ir.chart_source or "",
                 "VALUES_SOURCE": svc.values_source or "",
@@ -256,7 +256,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                 **image,
                 cred: f"${{{{ secrets.{cred} }}}}",
             },
-            "run": record_image_tag_script(g.auth),
+            "run": script_body("gitops-record.sh"),
         }
     )
     outcome_file = "${{ runner.temp }}/outcome"
@@ -274,7 +274,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                 "WAIT_SECONDS": str(dep.wait_minutes * 60),
                 "OUTCOME_FILE": outcome_file,
             },
-            "run": WAIT_HEALTHY,
+            "run": script_body("wait-healthy.sh"),
         }
     )
     minutes = 15 + dep.wait_minutes
@@ -290,7 +290,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                     "ZAP_IMAGE": ir.pins.zap_image,
                     "ZAP_MIN_RISK": str(dast.min_risk),
                 },
-                "run": DAST_SCAN,
+                "run": script_body("dast-scan.sh"),
             }
         )
     granted = {"id_token": "write"}
@@ -304,7 +304,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                 "id": "approver",
                 "if": "always()",
                 "env": {"GITHUB_TOKEN": "${{ github.token }}", "ENVIRONMENT": env.name},
-                "run": APPROVER,
+                "run": script_body("approver-github.sh"),
             }
         )
     if ir.deployments_table:
@@ -326,7 +326,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                     "RUN": "${{ github.server_url }}/${{ github.repository }}/actions/runs/"
                     "${{ github.run_id }}",
                 },
-                "run": AUDIT_ROW,
+                "run": script_body("audit-row.sh"),
             }
         )
     if "failed" in ir.notifications.slack_events:

@@ -176,7 +176,7 @@ def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": svc.name,
         "environment": dep.environment,
-        "image": {"repository": svc.image_uri},
+        "image": {"repository": ir.image_of(svc, ir.environment(dep.environment))[1]},
         "replicaCount": dep.replicas,
         "service": {"port": svc.port},
         "ingress": {"enabled": True, "host": dep.host or ""},

@@ -26,7 +26,7 @@ from .foundation import audit, ecr, kms, notifications, outputs, storage, variab
 from .iam import iam
 from .monitoring import monitoring
 from .pipelines import choices as pipeline_choices
-from .pipelines import codebuild, codepipeline
+from .pipelines import codebuild, codepipeline, deploy_variables
 
 name = "terraform"
 default_folder = "infrastructure/terraform/cicd"  # under outputs: when the pipeline names no folder
@@ -79,6 +79,17 @@ def check(ir: IR) -> list[Finding]:
                         key=True,
                     )
                 )
+    out += _pipeline_variables(ir)
+    out += [
+        Finding(
+            ("environments", env.name, "approvers"),
+            f"{env.name} has no approval: nobody is asked, so its approvers would never be "
+            "notified; set approval: true or remove approvers",
+            severity="warning",
+        )
+        for env in ir.environments
+        if env.approvers and not env.approval
+    ]
     if ir.delivery == "codepipeline" and "codebuild" not in dict(ir.outputs):
         out.append(
             Finding(
@@ -90,6 +101,26 @@ def check(ir: IR) -> list[Finding]:
             )
         )
     return out
+
+
+def _pipeline_variables(ir: IR) -> list[Finding]:
+    """CodePipeline resolves ``#{Namespace.Variable}`` in every action configuration: a
+    user string that reaches one must not hold ``#{`` (it would read another action's
+    output, a deploy-time value, instead of what pipeline.yaml says)."""
+    configured = [env.manual_start_branch for env in ir.environments]
+    for svc in ir.services:
+        for dep in svc.deployments:
+            passed = deploy_variables(ir, svc, dep)
+            configured += [v for k, v in passed.items() if k not in ("IMAGE_TAG", "IMAGE_DIGEST")]
+    return [
+        Finding(
+            path,
+            "contains '#{', which AWS CodePipeline would resolve as a variable in the "
+            "action configuration it reaches; remove it",
+        )
+        for path, text in ir.texts
+        if "#{" in text and any(text in value for value in configured)
+    ]
 
 
 def _before_first_apply(ir: IR, tf_folder: str) -> list[str]:

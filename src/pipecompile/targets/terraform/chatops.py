@@ -16,13 +16,14 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from typing import Any
 
 from ...ir import IR, Environment
 from ...serialize.emit import yaml_document
-from ...serialize.hcl import Block, Ref, document
+from ...serialize.hcl import Block, Call, Ref, Template, document
+from ..common import script_text
 from .blocks import aws_constants, inline_policy, policy_doc, resource, service_role
+from .iam import NEVER_APPROVE
 from .pipelines import choices
 
 SUMMARY_SCHEDULE = "cron(0 17 * * ? *)"  # 17:00 UTC, the end of a European working day
@@ -150,7 +151,8 @@ def chatops(ir: IR) -> str:
 
 
 def script(name: str) -> str:
-    return (resources.files(__package__) / name).read_text("utf-8")
+    """A packaged script (targets/scripts/) whole, as the buildspec runs it."""
+    return script_text(name)
 
 
 def summary_script() -> str:
@@ -181,9 +183,9 @@ def script_project(
     logs = {
         "sid": "Logs",
         "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],
-        "resources": [Ref(f'"${{aws_cloudwatch_log_group.{label}.arn}}:*"')],
+        "resources": [Template((Ref(f"aws_cloudwatch_log_group.{label}.arn"), ":*"))],
     }
-    out.append(policy_doc(label, [logs, *statements]))
+    out.append(policy_doc(label, [logs, *statements, NEVER_APPROVE]))
     out.append(inline_policy(label, label, label))
     spec = {
         "version": 0.2,
@@ -227,7 +229,8 @@ def _starter(ir: IR, label: str, name: str) -> list[Block]:
                 {
                     "actions": ["codebuild:StartBuild"],
                     "resources": [Ref(f"aws_codebuild_project.{label}.arn")],
-                }
+                },
+                NEVER_APPROVE,
             ],
         ),
         inline_policy(f"{label}_start", f"{label}_start", f"{label}_start"),
@@ -248,6 +251,7 @@ def daily_summary(ir: IR) -> list[Block]:
             "PROJECT": ir.project,
             "DEPLOYMENTS_TABLE": ir.deployments_table or "",
             "SERVICES": " ".join(s.name for s in ir.services),
+            "ENVIRONMENTS": " ".join(e.name for e in ir.environments),
         },
         [
             {
@@ -302,7 +306,8 @@ def _chatbot(ir: IR) -> list[Block]:
         v.attr("type", Ref("string"))
         v.attr("default", "")
         check = v.block("validation")
-        check.attr("condition", Ref(f'can(regex("^({pattern}[A-Z0-9]+)?$", var.{var}))'))
+        matches = Call("regex", (f"^({pattern}[A-Z0-9]+)?$", Ref(f"var.{var}")))
+        check.attr("condition", Call("can", (matches,)))
         check.attr("error_message", f"{var} is an ID such as {example}, or empty")
         out.append(v)
     trust = policy_doc(
@@ -319,10 +324,21 @@ def _chatbot(ir: IR) -> list[Block]:
     role.comment("no permissions: the channel receives notifications and runs no commands")
     role.attr("name", f"{ir.project}-chatbot")
     role.attr("assume_role_policy", Ref("data.aws_iam_policy_document.chatbot_assume.json"))
+    # like every CI role, explicitly denied approving (an approval is a person's)
+    never = policy_doc("chatbot", [NEVER_APPROVE])
+    never_policy = inline_policy("chatbot", "chatbot", "chatbot")
     channel = resource("aws_chatbot_slack_channel_configuration", "deployments")
+    # 1 once both IDs are set, 0 while either is empty: a call of data, no raw expression
     channel.attr(
         "count",
-        Ref('var.slack_workspace_id != "" && var.slack_channel_id != "" ? 1 : 0'),
+        Call(
+            "min",
+            (
+                Call("length", (Ref("var.slack_workspace_id"),)),
+                Call("length", (Ref("var.slack_channel_id"),)),
+                1,
+            ),
+        ),
     )
     channel.attr("configuration_name", f"{ir.project}-deployments")
     channel.attr("slack_team_id", Ref("var.slack_workspace_id"))
@@ -332,7 +348,7 @@ def _chatbot(ir: IR) -> list[Block]:
     channel.attr("sns_topic_arns", [Ref("aws_sns_topic.events.arn")])
     channel.attr("logging_level", "ERROR")
     channel.attr("user_authorization_required", True)
-    return [*out, trust, role, channel]
+    return [*out, trust, role, never, never_policy, channel]
 
 
 def status_token_secret(ir: IR) -> str:

@@ -10,7 +10,7 @@ S3 data events of the artifact bucket, which is what storage.tf's logging claim 
 from __future__ import annotations
 
 from ...ir import IR
-from ...serialize.hcl import Block, Ref, document
+from ...serialize.hcl import Block, Ref, Template, document
 from .blocks import KEY_POLICY_SKIPS, policy_doc, resource
 
 RETENTION_DAYS = 90
@@ -94,7 +94,7 @@ def cloudtrail(ir: IR) -> str:
             {
                 "sid": "CloudTrailWrite",
                 "actions": ["s3:PutObject"],
-                "resources": [Ref(f'"${{aws_s3_bucket.trail.arn}}/AWSLogs/{acct}/*"')],
+                "resources": [Template((Ref("aws_s3_bucket.trail.arn"), f"/AWSLogs/{acct}/*"))],
                 "principals": [("Service", ["cloudtrail.amazonaws.com"])],
                 "conditions": [
                     ("StringEquals", "aws:SourceArn", [trail_arn]),
@@ -107,7 +107,7 @@ def cloudtrail(ir: IR) -> str:
                 "actions": ["s3:*"],
                 "resources": [
                     Ref("aws_s3_bucket.trail.arn"),
-                    Ref('"${aws_s3_bucket.trail.arn}/*"'),
+                    Template((Ref("aws_s3_bucket.trail.arn"), "/*")),
                 ],
                 "principals": [("*", ["*"])],
                 "conditions": [("Bool", "aws:SecureTransport", ["false"])],
@@ -137,7 +137,8 @@ def cloudtrail(ir: IR) -> str:
         sel.attr("include_management_events", True)
         data = sel.block("data_resource")
         data.attr("type", "AWS::S3::Object")
-        data.attr("values", [Ref('"${aws_s3_bucket.artifacts.arn}/"')])
+        buckets = ["artifacts", "release_artifacts"] if ir.release_branches else ["artifacts"]
+        data.attr("values", [Template((Ref(f"aws_s3_bucket.{b}.arn"), "/")) for b in buckets])
     blocks.append(t)
     return document(blocks)
 

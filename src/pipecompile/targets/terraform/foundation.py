@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ...ir import IR
-from ...serialize.hcl import Block, Ref, document
+from ...serialize.hcl import Block, Ref, Template, document
 from .blocks import (
     KEY_POLICY_SKIPS,
     policy_doc,
@@ -97,8 +97,18 @@ def kms(ir: IR) -> str:
                 "sid": "NotificationsToEncryptedTopic",
                 "actions": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "resources": ["*"],
-                # EventBridge notification rules and CloudWatch alarms publish to the topic
+                # EventBridge notification rules and CloudWatch alarms publish to the topic,
+                # only for this account, through SNS, for the topic
                 "principals": [("Service", TOPIC_PUBLISHERS)],
+                "conditions": [
+                    ("StringEquals", "aws:SourceAccount", [acct]),
+                    ("StringEquals", "kms:ViaService", [f"sns.{region}.amazonaws.com"]),
+                    (
+                        "StringEquals",
+                        "kms:EncryptionContext:aws:sns:topicArn",
+                        [ir.aws.sns_topic_arn],
+                    ),
+                ],
             },
         ],
         KEY_POLICY_SKIPS,
@@ -155,29 +165,39 @@ def kms(ir: IR) -> str:
 
 
 def storage(ir: IR) -> str:
-    b = resource("aws_s3_bucket", "artifacts")
+    """The artifact store; with approval environments a second one for their pipelines
+    (artifacts and the release builds' cache), which no dev-tier role can read or write."""
+    days = ir.build.artifact_retention_days
+    blocks = _bucket("artifacts", ir.aws.artifact_bucket, days, ir.cloudtrail)
+    if ir.release_branches:
+        blocks += _bucket("release_artifacts", ir.aws.release_artifact_bucket, days, ir.cloudtrail)
+    return document(blocks)
+
+
+def _bucket(label: str, name: str, retention_days: int, trailed: bool) -> list[Block]:
+    b = resource("aws_s3_bucket", label)
     b.comment("checkov:skip=CKV_AWS_144: pipeline artifacts are transient; no cross-region copy")
     b.comment(
         "checkov:skip=CKV_AWS_18: access is audited through CloudTrail data events "
         "(cloudtrail.tf), not a second logging bucket"
-        if ir.cloudtrail
+        if trailed
         else "checkov:skip=CKV_AWS_18: transient artifacts, no access log kept (set "
         "audit.cloudtrail: true for CloudTrail data events on this bucket)"
     )
     b.comment("checkov:skip=CKV2_AWS_62: nothing consumes artifact bucket events")
-    b.attr("bucket", ir.aws.artifact_bucket)
-    v = resource("aws_s3_bucket_versioning", "artifacts")
-    v.attr("bucket", Ref("aws_s3_bucket.artifacts.id"))
+    b.attr("bucket", name)
+    v = resource("aws_s3_bucket_versioning", label)
+    v.attr("bucket", Ref(f"aws_s3_bucket.{label}.id"))
     v.block("versioning_configuration").attr("status", "Enabled")
-    enc = resource("aws_s3_bucket_server_side_encryption_configuration", "artifacts")
-    enc.attr("bucket", Ref("aws_s3_bucket.artifacts.id"))
+    enc = resource("aws_s3_bucket_server_side_encryption_configuration", label)
+    enc.attr("bucket", Ref(f"aws_s3_bucket.{label}.id"))
     rule = enc.block("rule")
     rule.attr("bucket_key_enabled", True)
     d = rule.block("apply_server_side_encryption_by_default")
     d.attr("sse_algorithm", "aws:kms")
     d.attr("kms_master_key_id", Ref("aws_kms_key.cicd.arn"))
-    pab = resource("aws_s3_bucket_public_access_block", "artifacts")
-    pab.attr("bucket", Ref("aws_s3_bucket.artifacts.id"))
+    pab = resource("aws_s3_bucket_public_access_block", label)
+    pab.attr("bucket", Ref(f"aws_s3_bucket.{label}.id"))
     for a in (
         "block_public_acls",
         "block_public_policy",
@@ -186,55 +206,62 @@ def storage(ir: IR) -> str:
     ):
         pab.attr(a, True)
     tls = policy_doc(
-        "artifacts_tls_only",
+        f"{label}_tls_only",
         [
             {
                 "sid": "DenyInsecureTransport",
                 "effect": "Deny",
                 "actions": ["s3:*"],
                 "resources": [
-                    Ref("aws_s3_bucket.artifacts.arn"),
-                    Ref('"${aws_s3_bucket.artifacts.arn}/*"'),
+                    Ref(f"aws_s3_bucket.{label}.arn"),
+                    Template((Ref(f"aws_s3_bucket.{label}.arn"), "/*")),
                 ],
                 "principals": [("*", ["*"])],
                 "conditions": [("Bool", "aws:SecureTransport", ["false"])],
             }
         ],
     )
-    pol = resource("aws_s3_bucket_policy", "artifacts")
-    pol.attr("bucket", Ref("aws_s3_bucket.artifacts.id"))
-    pol.attr("policy", Ref("data.aws_iam_policy_document.artifacts_tls_only.json"))
-    lc = resource("aws_s3_bucket_lifecycle_configuration", "artifacts")
-    lc.attr("bucket", Ref("aws_s3_bucket.artifacts.id"))
+    pol = resource("aws_s3_bucket_policy", label)
+    pol.attr("bucket", Ref(f"aws_s3_bucket.{label}.id"))
+    pol.attr("policy", Ref(f"data.aws_iam_policy_document.{label}_tls_only.json"))
+    lc = resource("aws_s3_bucket_lifecycle_configuration", label)
+    lc.attr("bucket", Ref(f"aws_s3_bucket.{label}.id"))
     r = lc.block("rule")
     r.attr("id", "expire-artifacts")
     r.attr("status", "Enabled")
     r.block("filter")
-    r.block("expiration").attr("days", ir.build.artifact_retention_days)
+    r.block("expiration").attr("days", retention_days)
     r.block("noncurrent_version_expiration").attr("noncurrent_days", 30)
     r.block("abort_incomplete_multipart_upload").attr("days_after_initiation", 7)
-    return document([b, v, enc, pab, tls, pol, lc])
+    return [b, v, enc, pab, tls, pol, lc]
 
 
 def ecr(ir: IR) -> str:
+    """A repository per service; with approval environments a second one, the release
+    repository, that only the release tier writes (IAM: a tag cannot be scoped, a
+    repository can)."""
     blocks = []
     for svc in ir.services:
-        r = resource("aws_ecr_repository", svc.name)
-        r.attr("name", svc.image)
-        r.attr("image_tag_mutability", "IMMUTABLE")
-        r.block("image_scanning_configuration").attr("scan_on_push", True)
-        e = r.block("encryption_configuration")
-        e.attr("encryption_type", "KMS")
-        e.attr("kms_key", Ref("aws_kms_key.cicd.arn"))
-        blocks.append(r)
-        lp = resource("aws_ecr_lifecycle_policy", svc.name)
-        lp.comment(
-            f"build.keep_images: the newest {ir.build.keep_images} images stay (the ones "
-            "environments run among them); untagged ones expire after a day"
-        )
-        lp.attr("repository", Ref(f"aws_ecr_repository.{svc.name}.name"))
-        lp.attr("policy", _ecr_lifecycle(ir.build.keep_images))
-        blocks.append(lp)
+        repos = [(svc.name, svc.image)]
+        if ir.release_branches:
+            repos.append((f"{svc.name}-release", svc.release_image))
+        for label, name in repos:
+            r = resource("aws_ecr_repository", label)
+            r.attr("name", name)
+            r.attr("image_tag_mutability", "IMMUTABLE")
+            r.block("image_scanning_configuration").attr("scan_on_push", True)
+            e = r.block("encryption_configuration")
+            e.attr("encryption_type", "KMS")
+            e.attr("kms_key", Ref("aws_kms_key.cicd.arn"))
+            blocks.append(r)
+            lp = resource("aws_ecr_lifecycle_policy", label)
+            lp.comment(
+                f"build.keep_images: the newest {ir.build.keep_images} images stay (the ones "
+                "environments run among them); untagged ones expire after a day"
+            )
+            lp.attr("repository", Ref(f"aws_ecr_repository.{label}.name"))
+            lp.attr("policy", _ecr_lifecycle(ir.build.keep_images))
+            blocks.append(lp)
     return document(blocks)
 
 
@@ -286,7 +313,45 @@ def notifications(ir: IR) -> str:
     pol.attr("arn", Ref("aws_sns_topic.events.arn"))
     pol.attr("policy", Ref("data.aws_iam_policy_document.events_topic.json"))
     blocks = [topic, doc, pol]  # notification rules: chatops.tf
+    if ir.delivery == "codepipeline":
+        blocks += _approval_topics(ir)
     return document(blocks)
+
+
+def _approval_topics(ir: IR) -> list[Block]:
+    """Per approval environment: the topic its Approval actions notify, published only by
+    the pipeline role, and its approvers' e-mail subscriptions."""
+    blocks: list[Block] = []
+    for env in ir.environments:
+        if not env.approval:
+            continue
+        label = "approvals_" + env.name.replace("-", "_")
+        t = resource("aws_sns_topic", label)
+        t.attr("name", env.approval_topic)
+        t.attr("kms_master_key_id", Ref("aws_kms_key.cicd.id"))
+        doc = policy_doc(
+            f"{label}_topic",
+            [
+                {
+                    "sid": "PipelineRoleOnly",
+                    "actions": ["sns:Publish"],
+                    "resources": [Ref(f"aws_sns_topic.{label}.arn")],
+                    "principals": [("AWS", [Ref("aws_iam_role.codepipeline.arn")])],
+                }
+            ],
+        )
+        pol = resource("aws_sns_topic_policy", label)
+        pol.attr("arn", Ref(f"aws_sns_topic.{label}.arn"))
+        pol.attr("policy", Ref(f"data.aws_iam_policy_document.{label}_topic.json"))
+        blocks += [t, doc, pol]
+        for i, address in enumerate(env.approvers):
+            sub = resource("aws_sns_topic_subscription", f"{label}_{i}")
+            sub.comment("pending until the address confirms the e-mail AWS sends it")
+            sub.attr("topic_arn", Ref(f"aws_sns_topic.{label}.arn"))
+            sub.attr("protocol", "email")
+            sub.attr("endpoint", address)
+            blocks.append(sub)
+    return blocks
 
 
 def _secret(label: str, name: str, description: str, why: str, rotated: bool = False) -> Block:
@@ -337,10 +402,15 @@ def audit(ir: IR) -> str:
         t = resource("aws_dynamodb_table", "deployments")
         t.attr("name", ir.deployments_table)
         t.attr("billing_mode", "PAY_PER_REQUEST")
-        t.attr("hash_key", "service")
-        t.attr("range_key", "deployed_at")
+        t.comment(
+            "one row per deploy run: stream <environment>/<service> (a deploy role writes "
+            "only its own environment's: dynamodb:LeadingKeys), deployment "
+            "<deployed_at>/<run id>"
+        )
+        t.attr("hash_key", "stream")
+        t.attr("range_key", "deployment")
         t.attr("deletion_protection_enabled", True)
-        for attr_name in ("service", "deployed_at"):
+        for attr_name in ("stream", "deployment"):
             a = t.block("attribute")
             a.attr("name", attr_name)
             a.attr("type", "S")

@@ -1,11 +1,16 @@
-"""IAM: least privilege, build apart from deploy, one deploy role per environment.
+"""IAM: least privilege, build apart from deploy, one deploy role per environment, two
+build tiers that share nothing they could write.
 
-CodePipeline delivery: the pipeline role; one CodeBuild role for the build and DAST
-projects (untrusted code: ECR push, scanners, signing); one CodeBuild role per
-environment for its deploy project (its own GitOps and Argo CD secrets, signature
-verification, the audit table).  GitHub delivery: a build role for the deploy
-branches, and per environment a deploy role that only that GitHub environment's
-jobs can assume (OIDC subject repo:<repo>:environment:<env>).
+CodePipeline delivery: the pipeline role; the dev-tier CodeBuild role (any deploy branch's
+code: its ECR repositories, the dev artifact bucket, the dev signing key); the release-tier
+role (approval environments' branches: the release repositories, the release bucket, the
+release key); the DAST project's own role (reads images, tags a passed digest, nothing
+else); one role per environment for its deploy project (its own GitOps and Argo CD
+secrets, its tier's images, its own rows of the audit table); one approver role per
+approval environment, the only principal that may approve it (every CI role is denied
+codepipeline:PutApprovalResult).  GitHub delivery: the build roles by tier, and per
+environment a deploy role that only that GitHub environment's jobs can assume (OIDC
+subject repo:<repo>:environment:<env>).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, Environment
-from ...serialize.hcl import Block, Ref, document
+from ...serialize.hcl import Block, Ref, Template, document
 from .blocks import (
     aws_constants,
     iam_role,
@@ -44,15 +49,28 @@ def iam(ir: IR) -> str:
     blocks: list[Block] = []
     if ir.delivery == "codepipeline":
         blocks += _pipeline_role(ir)
-        blocks += _codebuild_build_role(ir, "codebuild", ir.aws.build_role_name, "signing")
+        blocks += _codebuild_build_role(ir, "codebuild", ir.aws.build_role_name, False)
         if ir.release_branches:
             name = ir.aws.release_build_role_name
-            blocks += _codebuild_build_role(ir, "codebuild_release", name, "release")
+            blocks += _codebuild_build_role(ir, "codebuild_release", name, True)
+        if ir.security.dast:
+            blocks += _dast_role(ir)
         for env in ir.environments:
             blocks += _codebuild_deploy_role(ir, env)
+            if env.approval:
+                blocks += _approver_role(ir, env)
     else:
         blocks += _github_roles(ir)
     return document(blocks)
+
+
+# No CI principal approves: an approval is a person's, through the approver role.
+NEVER_APPROVE = {
+    "sid": "NeverApprove",
+    "effect": "Deny",
+    "actions": ["codepipeline:PutApprovalResult"],
+    "resources": ["*"],
+}
 
 
 ECR_PUSH = [
@@ -72,12 +90,33 @@ COSIGN_KMS = ["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign"]
 COSIGN_VERIFY_KMS = ["kms:DescribeKey", "kms:GetPublicKey"]
 
 
-def _repos(ir: IR) -> list[Ref]:
-    return [Ref(f"aws_ecr_repository.{s.name}.arn") for s in ir.services]
+def _repos(ir: IR, release: bool) -> list[Ref]:
+    """The ECR repositories of one tier: the release repositories only the release tier
+    writes, or the dev tier's."""
+    suffix = "-release" if release else ""
+    return [Ref(f"aws_ecr_repository.{s.name}{suffix}.arn") for s in ir.services]
 
 
-def _bucket() -> list[Ref]:
-    return [Ref("aws_s3_bucket.artifacts.arn"), Ref('"${aws_s3_bucket.artifacts.arn}/*"')]
+def _env_repos(ir: IR, env: Environment) -> list[Ref]:
+    return _repos(ir, env.approval)
+
+
+def bucket_label(release: bool) -> str:
+    """The artifact bucket of a tier (the release tier's: approval environments)."""
+    return "release_artifacts" if release else "artifacts"
+
+
+def _bucket(release: bool = False) -> list[Ref | Template]:
+    label = bucket_label(release)
+    return [
+        Ref(f"aws_s3_bucket.{label}.arn"),
+        Template((Ref(f"aws_s3_bucket.{label}.arn"), "/*")),
+    ]
+
+
+def _log_arn(label: str) -> Template:
+    """The log streams of one CodeBuild project's log group."""
+    return Template((Ref(f"aws_cloudwatch_log_group.{label}.arn"), ":*"))
 
 
 def _label(env: Environment) -> str:
@@ -108,7 +147,7 @@ def _pipeline_role(ir: IR) -> list[Block]:
                         "s3:GetBucketVersioning",
                         "s3:GetBucketLocation",
                     ],
-                    "resources": _bucket(),
+                    "resources": _bucket() + (_bucket(True) if ir.release_branches else []),
                 },
                 {
                     "sid": "ArtifactKey",
@@ -128,8 +167,14 @@ def _pipeline_role(ir: IR) -> list[Block]:
                 {
                     "sid": "Approvals",
                     "actions": ["sns:Publish"],
-                    "resources": [Ref("aws_sns_topic.events.arn")],
+                    "resources": [Ref("aws_sns_topic.events.arn")]
+                    + [
+                        Ref(f"aws_sns_topic.approvals_{_label(e).removeprefix('deploy_')}.arn")
+                        for e in ir.environments
+                        if e.approval
+                    ],
                 },
+                NEVER_APPROVE,
             ],
         )
     )
@@ -137,8 +182,9 @@ def _pipeline_role(ir: IR) -> list[Block]:
     return blocks
 
 
-def _common_codebuild(ir: IR, log_groups: list[Ref]) -> list[dict[str, Any]]:
-    """What every CodeBuild project needs: its logs, the artifacts, the key, the clone."""
+def _common_codebuild(ir: IR, log_groups: list[Template], release: bool) -> list[dict[str, Any]]:
+    """What every CodeBuild project needs: its logs, its tier's artifacts, the key, the
+    clone; and never an approval."""
     return [
         {
             "sid": "Logs",
@@ -154,7 +200,7 @@ def _common_codebuild(ir: IR, log_groups: list[Ref]) -> list[dict[str, Any]]:
                 "s3:GetBucketAcl",
                 "s3:GetBucketLocation",
             ],
-            "resources": _bucket(),
+            "resources": _bucket(release),
         },
         {
             "sid": "Key",
@@ -171,21 +217,22 @@ def _common_codebuild(ir: IR, log_groups: list[Ref]) -> list[dict[str, Any]]:
             "actions": ["ecr:GetAuthorizationToken"],
             "resources": ["*"],
         },
+        NEVER_APPROVE,
     ]
 
 
-def _codebuild_build_role(ir: IR, label: str, role_name: str, key: str) -> list[Block]:
-    """Build (and DAST) projects: code from a branch, never a deploy credential. The dev
-    tier signs with the signing key; the release tier (approval environments' pipelines)
-    with the release key, which no other role may use."""
+def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> list[Block]:
+    """Build projects: code from a branch, never a deploy credential. The dev tier writes
+    the dev repositories and signs with the signing key; the release tier (approval
+    environments' pipelines) writes only the release repositories and signs with the
+    release key, which no other role may use."""
     region, acct = ir.aws.region, ir.aws.account_id
-    logs = [Ref(f'"${{aws_cloudwatch_log_group.build-{s.name}.arn}}:*"') for s in ir.services]
-    if ir.security.dast and label == "codebuild":
-        logs.append(Ref('"${aws_cloudwatch_log_group.dast.arn}:*"'))
-    statements = _common_codebuild(ir, logs)
+    key = "release" if release else "signing"
+    logs = [_log_arn(f"build-{s.name}") for s in ir.services]
+    statements = _common_codebuild(ir, logs, release)
     statements += [
         *_scan_statements(ir),
-        {"sid": "EcrPush", "actions": ECR_PUSH, "resources": _repos(ir)},
+        {"sid": "EcrPush", "actions": ECR_PUSH, "resources": _repos(ir, release)},
     ]
     if ir.security.sast_fail_on:
         statements.append(
@@ -226,7 +273,8 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, key: str) -> list[
 
 
 def _deploy_statements(ir: IR, env: Environment) -> list[dict[str, Any]]:
-    """What a deploy to ``env`` calls, in either orchestrator."""
+    """What a deploy to ``env`` calls, in either orchestrator: only its tier's images, only
+    its own audit rows."""
     out: list[dict[str, Any]] = []
     if ir.security.sign_images:
         keys = [Ref("aws_kms_key.release.arn")] if ir.release_branches else []
@@ -234,28 +282,33 @@ def _deploy_statements(ir: IR, env: Environment) -> list[dict[str, Any]]:
             keys.append(Ref("aws_kms_key.signing.arn"))
         out.append({"sid": "VerifySignatures", "actions": COSIGN_VERIFY_KMS, "resources": keys})
     dast = ir.security.dast
-    if env.after_dast or (env.dast and dast is not None):
+    repos = _env_repos(ir, env)
+    if env.after_dast and dast is not None:
+        dast_repos = _env_repos(ir, ir.environment(dast.environment))
+        repos = repos + [r for r in dast_repos if r not in repos]
+    # GitHub: the DAST environment's deploy job runs the scan and tags a passed digest;
+    # CodePipeline: the DAST project does, with its own role
+    marks = env.dast and dast is not None and ir.delivery == "github-actions"
+    if env.after_dast or marks or ir.security.sign_images:
         out.append(
             {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]}
         )
         actions = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
-        if env.dast:  # a passed scan tags the digest
+        if marks:
             actions.append("ecr:PutImage")
-        out.append({"sid": "DastTags", "actions": sorted(actions), "resources": _repos(ir)})
-    elif ir.security.sign_images:
-        out.append(
-            {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]}
-        )
-        actions = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-        out.append({"sid": "ReadSignatures", "actions": actions, "resources": _repos(ir)})
+        out.append({"sid": "ReadImages", "actions": sorted(actions), "resources": repos})
     if ir.deployments_table:
         out.append(
             {
-                "sid": "RecordDeployments",
+                "sid": "RecordDeployments",  # new rows only, of this environment only
                 "actions": ["dynamodb:PutItem"],
                 "resources": [Ref("aws_dynamodb_table.deployments.arn")],
+                "conditions": [
+                    ("ForAllValues:StringLike", "dynamodb:LeadingKeys", [f"{env.name}/*"])
+                ],
             }
         )
+    out.append(NEVER_APPROVE)
     return out
 
 
@@ -263,8 +316,8 @@ def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
     """The deploy project of one environment: only its own secrets."""
     label = _label(env)
     region, acct = ir.aws.region, ir.aws.account_id
-    logs = [Ref(f'"${{aws_cloudwatch_log_group.deploy-{env.name}.arn}}:*"')]
-    statements = _common_codebuild(ir, logs)
+    logs = [_log_arn(f"deploy-{env.name}")]
+    statements = _common_codebuild(ir, logs, env.approval)
     statements.append(
         {
             "sid": "Secrets",  # this environment's GitOps credential and Argo CD token only
@@ -295,6 +348,74 @@ def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
     blocks.append(policy_doc(label, unique))
     blocks.append(inline_policy(label, label, label))
     return blocks
+
+
+def _dast_role(ir: IR) -> list[Block]:
+    """The DAST project: reads the scanned environment's images and tags a digest that
+    passed; no signing key, no layer upload, no SonarQube secret, no other tier."""
+    dast = ir.security.dast
+    assert dast is not None
+    env = ir.environment(dast.environment)
+    statements = _common_codebuild(ir, [_log_arn("dast")], env.approval)
+    statements.append(
+        {
+            "sid": "MarkPassed",
+            "actions": ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage"],
+            "resources": _env_repos(ir, env),
+        }
+    )
+    acct = ir.aws.account_id
+    blocks = service_role("codebuild_dast", ir.aws.dast_role_name, "codebuild.amazonaws.com", acct)
+    blocks.append(policy_doc("codebuild_dast", statements))
+    blocks.append(inline_policy("codebuild_dast", "codebuild_dast", "codebuild_dast"))
+    return blocks
+
+
+def _approver_role(ir: IR, env: Environment) -> list[Block]:
+    """The only principal that may approve ``env``: people of this account who assume it
+    with MFA; it approves this environment's Approval actions and nothing else."""
+    region, acct = ir.aws.region, ir.aws.account_id
+    label = "approve_" + env.name.replace("-", "_")
+    pipelines = [
+        dep.pipeline_name
+        for svc in ir.services
+        for dep in svc.deployments
+        if dep.environment == env.name
+    ]
+    trust = policy_doc(
+        f"{label}_assume",
+        [
+            {
+                "actions": ["sts:AssumeRole"],
+                "principals": [("AWS", [f"arn:aws:iam::{acct}:root"])],
+                "conditions": [("Bool", "aws:MultiFactorAuthPresent", ["true"])],
+            }
+        ],
+        [f"who may approve {env.name}: grant sts:AssumeRole on this role to them alone"],
+    )
+    role = iam_role(label, env.approver_role_name, f"{label}_assume")
+    role.attr("max_session_duration", 3600)
+    statements: list[dict[str, Any]] = [
+        {
+            "sid": "Approve",
+            "actions": ["codepipeline:PutApprovalResult"],
+            "resources": [
+                f"arn:aws:codepipeline:{region}:{acct}:{name}/Approval/Approve"
+                for name in pipelines
+            ],
+        },
+        {
+            "sid": "Review",
+            "actions": ["codepipeline:GetPipelineState", "codepipeline:ListPipelineExecutions"],
+            "resources": [f"arn:aws:codepipeline:{region}:{acct}:{name}" for name in pipelines],
+        },
+    ]
+    return [
+        trust,
+        role,
+        policy_doc(label, statements),
+        inline_policy(label, label, label),
+    ]
 
 
 def _oidc_provider(ir: IR) -> tuple[Block, Ref]:
@@ -330,7 +451,7 @@ def _github_trust(label: str, provider: Ref, subjects: list[str]) -> Block:
 
 
 def _github_build_role(
-    ir: IR, provider: Ref, label: str, role_name: str, branches: list[str], key: str
+    ir: IR, provider: Ref, label: str, role_name: str, branches: list[str], release: bool
 ) -> list[Block]:
     """A build job's role: trusted by these branches' pushes; signs with ``key``."""
     subjects = [f"repo:{ir.repository}:ref:refs/heads/{b}" for b in branches]
@@ -345,7 +466,7 @@ def _github_build_role(
             "resources": ["*"],
         },
         *_scan_statements(ir),
-        {"sid": "EcrPush", "actions": ECR_PUSH, "resources": _repos(ir)},
+        {"sid": "EcrPush", "actions": ECR_PUSH, "resources": _repos(ir, release)},
         {
             "sid": "ImageKey",
             "actions": ["kms:Decrypt", "kms:GenerateDataKey"],
@@ -357,9 +478,10 @@ def _github_build_role(
             {
                 "sid": "SignImages",
                 "actions": COSIGN_KMS,
-                "resources": [Ref(f"aws_kms_key.{key}.arn")],
+                "resources": [Ref(f"aws_kms_key.{'release' if release else 'signing'}.arn")],
             }
         )
+    statements.append(NEVER_APPROVE)
     blocks.append(policy_doc(label, statements))
     blocks.append(inline_policy(label, label, label))
     return blocks
@@ -370,12 +492,12 @@ def _github_roles(ir: IR) -> list[Block]:
     gh, provider = _oidc_provider(ir)
     blocks: list[Block] = [gh]
     dev = [b for b in ir.deploy_branches if b not in ir.release_branches]
-    for label, role_name, branches, key in (
-        ("github_build", ir.aws.github_build_role_name, dev, "signing"),
-        ("github_release", ir.aws.github_release_role_name, list(ir.release_branches), "release"),
+    for label, role_name, branches, release in (
+        ("github_build", ir.aws.github_build_role_name, dev, False),
+        ("github_release", ir.aws.github_release_role_name, list(ir.release_branches), True),
     ):
         if branches:
-            blocks += _github_build_role(ir, provider, label, role_name, branches, key)
+            blocks += _github_build_role(ir, provider, label, role_name, branches, release)
     for env in ir.environments:
         label = _label(env)
         blocks.append(
@@ -387,10 +509,11 @@ def _github_roles(ir: IR) -> list[Block]:
         role.attr("max_session_duration", 3600)
         blocks.append(role)
         statements = _deploy_statements(ir, env)
-        if not statements:  # nothing to call in AWS: the role still proves the environment
-            statements = [
-                {"sid": "Identity", "actions": ["sts:GetCallerIdentity"], "resources": ["*"]}
-            ]
+        if all(st.get("effect") == "Deny" for st in statements):
+            # nothing to call in AWS: the role still proves the environment
+            statements.insert(
+                0, {"sid": "Identity", "actions": ["sts:GetCallerIdentity"], "resources": ["*"]}
+            )
         blocks.append(policy_doc(f"github_{label}", statements))
         blocks.append(inline_policy(f"github_{label}", f"github_{label}", f"github_{label}"))
     return blocks

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from ...ir import IR
-from ...serialize.hcl import Block, Ref, document
+from ...serialize.hcl import Block, Ref, Template, document
 from .blocks import policy_doc, resource
 from .pipelines import choices
 
@@ -46,7 +46,8 @@ def _filters(ir: IR) -> list[tuple[str, str, str, dict[str, str]]]:
     return out
 
 
-RATE = "IF(succeeded + failed > 0, failed / (succeeded + failed), 0)"
+# a percentage: the alarm threshold is then a whole number (the HCL writer has no floats)
+RATE = "IF(succeeded + failed > 0, 100 * failed / (succeeded + failed), 0)"
 PER_PIPELINE = {"Pipeline": "$.detail.pipeline"}
 
 
@@ -91,7 +92,7 @@ def dashboard_body(ir: IR) -> str:
                 "metrics": [
                     [ns, "Succeeded", {"id": "succeeded", "visible": False}],
                     [ns, "Failed", {"id": "failed", "visible": False}],
-                    [{"expression": RATE, "id": "rate", "label": "failure rate"}],
+                    [{"expression": RATE, "id": "rate", "label": "failure rate (percent)"}],
                 ],
             },
         },
@@ -158,7 +159,9 @@ def monitoring(ir: IR) -> str:
             [
                 {
                     "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    "resources": [Ref('"${aws_cloudwatch_log_group.pipeline_events.arn}:*"')],
+                    "resources": [
+                        Template((Ref("aws_cloudwatch_log_group.pipeline_events.arn"), ":*"))
+                    ],
                     "principals": [
                         ("Service", ["events.amazonaws.com", "delivery.logs.amazonaws.com"])
                     ],
@@ -190,12 +193,13 @@ def monitoring(ir: IR) -> str:
         if dim:
             t.attr("dimensions", dim)
         blocks.append(f)
-    v = Block("variable", ("pipeline_failure_rate_alarm",))
+    v = Block("variable", ("pipeline_failure_rate_alarm_percent",))
     v.attr(
-        "description", "Failure rate (0..1) of finished pipeline executions in a day that alarms"
+        "description",
+        "Failure rate (percent, 0..100) of finished pipeline executions in a day that alarms",
     )
     v.attr("type", Ref("number"))
-    v.attr("default", Ref("0.25"))  # the HCL writer takes no floats: a literal
+    v.attr("default", 25)
     blocks.append(v)
     alarm = resource("aws_cloudwatch_metric_alarm", "failure_rate")
     alarm.attr("alarm_name", f"{ir.project}-pipeline-failure-rate")
@@ -205,7 +209,7 @@ def monitoring(ir: IR) -> str:
     )
     alarm.attr("comparison_operator", "GreaterThanThreshold")
     alarm.attr("evaluation_periods", 1)
-    alarm.attr("threshold", Ref("var.pipeline_failure_rate_alarm"))
+    alarm.attr("threshold", Ref("var.pipeline_failure_rate_alarm_percent"))
     alarm.attr("treat_missing_data", "notBreaching")
     alarm.attr("alarm_actions", [Ref("aws_sns_topic.events.arn")])
     for qid, metric in (("succeeded", "Succeeded"), ("failed", "Failed")):
@@ -220,7 +224,7 @@ def monitoring(ir: IR) -> str:
     q = alarm.block("metric_query")
     q.attr("id", "rate")
     q.attr("expression", RATE)
-    q.attr("label", "failed / finished executions")
+    q.attr("label", "failed / finished executions (percent)")
     q.attr("return_data", True)
     blocks.append(alarm)
     dash = resource("aws_cloudwatch_dashboard", "pipelines")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 from ...ir import IR, Deployment, Service
-from ...serialize.hcl import Block, Ref, document
+from ...serialize.hcl import Block, Call, Ref, Template, document
 from ..common import RELEASE_TAG_PREFIX
 from .blocks import (
     aws_constants,
     pipeline_label,
     resource,
 )
+from .iam import bucket_label
 
 
 def _project(
@@ -25,7 +27,11 @@ def _project(
     timeout: int,
     cache: str,
     role: str = "codebuild",
+    trusted: bool = False,
 ) -> Block:
+    """A CodeBuild project. ``trusted``: it holds a deploy secret, the release key or a
+    gate's marker right, so its buildspec comes from Terraform (the generated file, read
+    at apply time), never from the branch it builds."""
     p = resource("aws_codebuild_project", label)
     if privileged:
         p.comment("checkov:skip=CKV_AWS_316: docker builds need privileged mode")
@@ -37,7 +43,12 @@ def _project(
     p.block("artifacts").attr("type", "CODEPIPELINE")
     src = p.block("source")
     src.attr("type", "CODEPIPELINE")
-    src.attr("buildspec", buildspec)
+    if trusted:
+        src.comment("the buildspec as applied, not the branch's: a push cannot rewrite it")
+        rel = posixpath.relpath(buildspec, ir.output("terraform"))
+        src.attr("buildspec", Call("file", (Template((Ref("path.module"), f"/{rel}")),)))
+    else:
+        src.attr("buildspec", buildspec)
     env = p.block("environment")
     env.attr("compute_type", ir.build.compute_type if privileged else "BUILD_GENERAL1_SMALL")
     env.attr("image", aws_constants()["build_image"])
@@ -47,7 +58,11 @@ def _project(
     if cache == "s3":
         c = p.block("cache")
         c.attr("type", "S3")
-        c.attr("location", Ref(f'"${{aws_s3_bucket.artifacts.bucket}}/codebuild-cache/{label}"'))
+        bucket = bucket_label(role == "codebuild_release")
+        c.attr(
+            "location",
+            Template((Ref(f"aws_s3_bucket.{bucket}.bucket"), f"/codebuild-cache/{label}")),
+        )
     elif cache == "local":
         c = p.block("cache")
         c.attr("type", "LOCAL")
@@ -117,6 +132,7 @@ def codebuild(ir: IR) -> str:
                     ir.build.timeout_minutes,
                     ir.build.cache,
                     role="codebuild_release",
+                    trusted=True,
                 )
             )
     for env in ir.environments:
@@ -135,6 +151,7 @@ def codebuild(ir: IR) -> str:
                 15 + max(waits, default=0),
                 "none",
                 role="deploy_" + env.name.replace("-", "_"),  # its own role and secrets
+                trusted=True,
             )
         )
     dast = ir.security.dast
@@ -151,6 +168,8 @@ def codebuild(ir: IR) -> str:
                 True,
                 60,
                 "none",
+                role="codebuild_dast",
+                trusted=True,
             )
         )
     return document(blocks)
@@ -161,16 +180,44 @@ def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
     the release key, rel-<tree> tags (a dev build's image is never released)."""
     if not release:
         return {"ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}.name")}
-    tier = {"TAG_PREFIX": RELEASE_TAG_PREFIX}
+    tier = {
+        "TAG_PREFIX": RELEASE_TAG_PREFIX,
+        "ECR_REPOSITORY": svc.release_image,  # the release repository: release tier only
+        "IMAGE_URI": svc.release_image_uri,
+    }
     if ir.security.sign_images:
         tier["SIGNING_KEY"] = f"awskms:///{ir.aws.release_key_alias}"
-    variables = ", ".join(
-        f'{{ name = "{k}", value = "{v}", type = "PLAINTEXT" }}' for k, v in tier.items()
-    )
+        # an existing rel- image is reused only when the release key signed it
+        tier["REUSE_SIGNED_BY"] = tier["SIGNING_KEY"]
     return {
         "ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}-release.name"),
-        "EnvironmentVariables": Ref(f"jsonencode([{variables}])"),
+        "EnvironmentVariables": environment_variables(tier),
     }
+
+
+def deploy_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
+    """What the deploy (and DAST) action passes its CodeBuild project."""
+    repository, uri = ir.image_of(svc, ir.environment(dep.environment))
+    return {
+        "SERVICE": svc.name,
+        "ECR_REPOSITORY": repository,
+        "IMAGE_URI": uri,
+        "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
+        "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
+        "GITOPS_DIR": dep.gitops_dir,
+        "CHART_SOURCE": ir.chart_source or "",
+        "VALUES_SOURCE": svc.values_source or "",
+        "ARGOCD_APP": dep.app_name,
+        "PIPELINE_NAME": dep.pipeline_name,
+        "WAIT_SECONDS": str(dep.wait_minutes * 60),
+    }
+
+
+def environment_variables(values: dict[str, str]) -> Call:
+    """A CodeBuild action's EnvironmentVariables: ``jsonencode`` of data, every value an
+    escaped HCL string (a pipeline value never becomes Terraform code)."""
+    rows = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()]
+    return Call("jsonencode", (rows,))
 
 
 def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
@@ -181,7 +228,8 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
     p.attr("pipeline_type", "V2")
     p.attr("execution_mode", "QUEUED")
     store = p.block("artifact_store")
-    store.attr("location", Ref("aws_s3_bucket.artifacts.bucket"))
+    # an approval environment's artifacts: the release bucket, out of the dev tier's reach
+    store.attr("location", Ref(f"aws_s3_bucket.{bucket_label(env.approval)}.bucket"))
     store.attr("type", "S3")
     key = store.block("encryption_key")
     key.attr("id", Ref("aws_kms_key.cicd.arn"))
@@ -250,30 +298,12 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
             provider="Manual",
             version="1",
             configuration={
-                "NotificationArn": Ref("aws_sns_topic.events.arn"),
+                # its approvers are subscribed there; only its approver role may approve
+                "NotificationArn": Ref(f"aws_sns_topic.approvals_{env.name.replace('-', '_')}.arn"),
                 "CustomData": f"Approve deploying {svc.name} to {env.name}",
             },
         )
-    passed = {
-        "SERVICE": svc.name,
-        "ECR_REPOSITORY": svc.image,
-        "IMAGE_URI": svc.image_uri,
-        "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
-        "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
-        "GITOPS_DIR": dep.gitops_dir,
-        "CHART_SOURCE": ir.chart_source or "",
-        "VALUES_SOURCE": svc.values_source or "",
-        "ARGOCD_APP": dep.app_name,
-        "PIPELINE_NAME": dep.pipeline_name,
-        "WAIT_SECONDS": str(dep.wait_minutes * 60),
-    }
-    variables = Ref(
-        "jsonencode(["
-        + ", ".join(
-            f'{{ name = "{k}", value = "{v}", type = "PLAINTEXT" }}' for k, v in passed.items()
-        )
-        + "])"
-    )
+    variables = environment_variables(deploy_variables(ir, svc, dep))
     action(
         "Deploy",
         name="Deploy",

@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
+# commit-status.sh: report a CodePipeline execution's state back to its commit.
+#
 # CodePipeline state reported back to the commit (issue 29, item 3): a GitHub commit
 # status "codepipeline/<pipeline>" for the commit an execution runs. Run by the
 # <project>-commit-status CodeBuild project, which an EventBridge rule starts on every
 # execution state change of the project's pipelines.
 #
-# Inputs (environment): PIPELINE, EXECUTION_ID, STATE (the event's detail.state),
-# REPOSITORY (owner/name), TOKEN_SECRET (Secrets Manager: a GitHub token allowed to
-# write commit statuses), AWS_REGION; optional GITHUB_API (default api.github.com).
+# Inputs (environment):
+#   PIPELINE            the pipeline
+#   EXECUTION_ID        the execution
+#   STATE               the event's detail.state
+#   REPOSITORY          owner/name on GitHub
+#   TOKEN_SECRET        Secrets Manager: a GitHub token allowed to write commit statuses
+#   AWS_REGION          the region (for the console link)
+#   GITHUB_API          optional: the API root (default https://api.github.com)
+# Outputs:
+#   one commit status (context codepipeline/<pipeline>) on the execution's commit
+# Exit codes:
+#   0  reported, or the execution has no commit revision (nothing to report)
+#   1  an AWS call or the GitHub API call failed
 set -euo pipefail
 case "$STATE" in
   STARTED | RESUMED) status=pending ;;

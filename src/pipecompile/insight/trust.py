@@ -1,0 +1,123 @@
+"""Who can build, sign, approve and deploy each environment, and what guards it: the GitOps
+repository its Argo CD Applications read and the admission policy of its namespace.
+
+Derived from the IR with the same rules the Terraform and the targets use, so what
+``explain`` says is what the generated IAM grants (tests/test_trust_attacks.py checks the
+IAM itself).
+"""
+
+from __future__ import annotations
+
+from ..ir import IR, Environment
+
+
+def _builders(ir: IR, env: Environment) -> tuple[str, str]:
+    """(who builds, with which key it signs)."""
+    release = env.approval and bool(ir.release_branches)
+    branches = ", ".join(ir.release_branches if release else env.includes)
+    if ir.delivery == "github-actions":
+        role = ir.aws.github_release_role_name if release else ir.aws.github_build_role_name
+        who = f"GitHub build jobs of pushes to {branches} as IAM role {role}"
+    else:
+        role = ir.aws.release_build_role_name if release else ir.aws.build_role_name
+        kind = "release build projects" if release else "build projects"
+        who = f"the CodeBuild {kind} of pushes to {branches} as IAM role {role}"
+    svc = ir.services[0]
+    repo = ir.image_of(svc, env)[0]
+    tier = "release" if release else "dev"
+    who += f", into the {tier} tier's ECR repositories ({repo}, ...)"
+    if not ir.security.sign_images:
+        return who, "nobody: security.sign_images is off (no signature is checked)"
+    key = ir.aws.release_key_alias if release else ir.aws.signing_key_alias
+    if release:
+        sign = f"that build role alone, with {key}; no dev-tier role may use this key or "
+        sign += "write these repositories"
+    else:
+        sign = f"that build role, with {key}: any deploy branch's code runs there, so this "
+        sign += "signature says only 'built by this pipeline'"
+    return who, sign
+
+
+def _approver(ir: IR, env: Environment) -> str:
+    if not env.approval:
+        return "no approval: every push to its branches deploys"
+    if ir.delivery == "github-actions":
+        return (
+            f"the required reviewers of GitHub environment '{env.name}' (set them in the "
+            "repository settings; a reviewer should not approve their own change: turn on "
+            "'Prevent self-review')"
+        )
+    subscribed = ", ".join(env.approvers) if env.approvers else "nobody yet (approvers: [...])"
+    return (
+        f"only principals that assume IAM role {env.approver_role_name} with MFA (every CI "
+        f"role is denied codepipeline:PutApprovalResult); notified on SNS topic "
+        f"{env.approval_topic}: {subscribed}"
+    )
+
+
+def _deployer(ir: IR, env: Environment) -> str:
+    if ir.delivery == "github-actions":
+        return (
+            f"jobs of GitHub environment '{env.name}' as IAM role {env.github_role_name} "
+            "(trusted by that environment only)"
+        )
+    return (
+        f"CodeBuild project {env.deploy_project} as IAM role {env.codebuild_role_name}, with "
+        f"the buildspec Terraform applied (not the branch's); it alone reads "
+        f"{env.gitops_secret_name} and writes this environment's audit rows"
+    )
+
+
+def _gitops(ir: IR, env: Environment) -> list[str]:
+    repo = env.gitops_repository or "(no GitOps repository)"
+    line = f"GitOps: Argo CD reads {repo} at {env.gitops_revision}"
+    if not env.approval:
+        return [line]
+    shared = [
+        e.name
+        for e in ir.environments
+        if e is not env and not e.approval and e.gitops_repository == env.gitops_repository
+    ]
+    if not shared:
+        return [line + " (no environment without approval writes it)"]
+    return [
+        line,
+        f"warning: {', '.join(shared)} deploy{'s' if len(shared) == 1 else ''} to the same "
+        f"GitOps repository; a deploy key or token cannot be limited to a folder, so their "
+        f"credential can rewrite {env.name}'s folder and Argo CD would sync it without an "
+        f"approval (the admission policy still refuses unsigned or dev-tier images): give "
+        f"{env.name} its own repository (environments.{env.name}.gitops.repository)",
+    ]
+
+
+def _admission(ir: IR, env: Environment) -> str:
+    if not ir.security.sign_images or "argocd" not in dict(ir.outputs):
+        return "admission: none generated (security.sign_images and the argocd output)"
+    from ..targets.argocd.admission import accepted, policy_name
+
+    keys = ", ".join(k.removeprefix("awskms:///") for k in accepted(ir, env))
+    return (
+        f"admission: Kyverno ClusterPolicy {policy_name(ir, env)} admits in namespace "
+        f"{env.namespace} only this environment's images, by digest, signed with {keys}"
+    )
+
+
+def trust_lines(ir: IR, env: Environment) -> list[str]:
+    """The trust of one environment, one fact a line."""
+    build, sign = _builders(ir, env)
+    return [
+        f"who can build: {build}",
+        f"who can sign: {sign}",
+        f"who can approve: {_approver(ir, env)}",
+        f"who can deploy: {_deployer(ir, env)}",
+        *_gitops(ir, env),
+        _admission(ir, env),
+    ]
+
+
+def trust_report(ir: IR) -> list[str]:
+    out = []
+    for env in ir.environments:
+        out.append(f"environment {env.name} (namespace {env.namespace} on {env.cluster}):")
+        out += [f"  {line}" for line in trust_lines(ir, env)]
+    return out

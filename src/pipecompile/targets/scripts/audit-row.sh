@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# audit-row.sh: write the deployment's audit row (whichever orchestrator delivered,
+# success or not).
+#
+# Inputs (environment):
+#   DEPLOYMENTS_TABLE   the DynamoDB table
+#   SERVICE             the service
+#   ENVIRONMENT         the environment
+#   COMMIT              the commit deployed
+#   RUN                 a link to (or id of) the run
+#   OUTCOME_FILE        the file wait-healthy.sh appended the outcome to (may be missing)
+#   DEPLOY_STATUS       optional: the outcome when OUTCOME_FILE has none (default failed)
+#   IMAGE_DIGEST        optional: the digest (none when the build failed)
+#   IMAGE_TAG           optional: the tag
+#   APPROVER            optional: who approved (none)
+# Outputs:
+#   one new item in DEPLOYMENTS_TABLE, keyed stream=<environment>/<service> (each deploy
+#   role may write only its environment's: dynamodb:LeadingKeys) and
+#   deployment=<deployed_at>/<run> (two deploys in one second stay two rows); the put
+#   never replaces a row (attribute_not_exists)
+# Exit codes:
+#   0  written
+#   1  the put-item failed (or a row with this key exists already)
+set -euo pipefail
+outcome="$(sed -n 's/^outcome=//p' "$OUTCOME_FILE" 2>/dev/null | tail -n 1)"
+outcome="${outcome:-${DEPLOY_STATUS:-failed}}"
+aws dynamodb put-item --table-name "$DEPLOYMENTS_TABLE" \
+  --condition-expression 'attribute_not_exists(#k)' \
+  --expression-attribute-names '{"#k":"deployment"}' --item "$(jq -nc \
+  --arg s "$SERVICE" --arg e "$ENVIRONMENT" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  --arg c "$COMMIT" --arg d "${IMAGE_DIGEST:-none}" --arg t "${IMAGE_TAG:-none}" \
+  --arg a "${APPROVER:-none}" --arg o "$outcome" --arg r "$RUN" \
+  '{stream: {S: ($e + "/" + $s)}, deployment: {S: ($at + "/" + $r)},
+    service: {S: $s}, deployed_at: {S: $at}, environment: {S: $e}, commit: {S: $c},
+    image_digest: {S: $d}, image_tag: {S: $t}, approver: {S: $a}, outcome: {S: $o},
+    run: {S: $r}}')"
+echo "audit: $SERVICE $ENVIRONMENT $outcome (approved by ${APPROVER:-none})"

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# build-once.sh: build the service's image once per source tree, or reuse it.
+#
+# An image is keyed by the git tree of its service folder (the whole tree for a
+# service at '.'): tag "<TAG_PREFIX>-<tree hash>".  A later environment whose source
+# tree is the same finds that tag and deploys the very digest that passed the earlier
+# ones; a re-run of a build whose push succeeded reuses it instead of failing on the
+# immutable tag.
+#
+# Inputs (environment):
+#   SERVICE_PATH     the service's folder in this checkout ('.' for the root)
+#   DOCKERFILE       its Dockerfile, relative to the checkout
+#   ECR_REGISTRY     the registry host (docker login)
+#   ECR_REPOSITORY   the repository name in ECR
+#   IMAGE_URI        registry/repository, without tag
+#   IMAGE_ENV        a file the result is appended to
+#   TAG_PREFIX       optional: src (dev tier, the default) or rel (release tier)
+#   REUSE_SIGNED_BY  optional: reuse an image found in the registry only when it carries
+#                    a cosign signature by this key (the release tier: the release key);
+#                    cosign must be installed then
+# Outputs:
+#   appends IMAGE_TAG=<prefix>-<tree> and IMAGE_DIGEST=sha256:... to $IMAGE_ENV
+# Exit codes:
+#   0  built and pushed, or found in the registry
+#   1  neither pushed nor found, or found without the signature REUSE_SIGNED_BY asks
+#      for (or a failing aws/docker/git command)
+set -euo pipefail
+if [ "$SERVICE_PATH" = . ]; then
+  tree="$(git rev-parse 'HEAD^{tree}')"
+else
+  tree="$(git rev-parse "HEAD:$SERVICE_PATH")"
+fi
+tag="${TAG_PREFIX:-src}-$tree"  # rel- for release-tier builds: never a dev build's image
+lookup() {
+  aws ecr describe-images --repository-name "$ECR_REPOSITORY" --image-ids "imageTag=$tag" \
+    --query 'imageDetails[0].imageDigest' --output text 2>/dev/null || true
+}
+digest="$(lookup)"
+if [[ "$digest" == sha256:* ]]; then
+  if [ -n "${REUSE_SIGNED_BY:-}" ] && ! cosign verify --insecure-ignore-tlog=true \
+    --key "$REUSE_SIGNED_BY" "$IMAGE_URI@$digest" >/dev/null 2>&1; then
+    echo "$ECR_REPOSITORY:$tag exists ($digest) without a signature by $REUSE_SIGNED_BY:" \
+      "not reusing an image this tier did not sign (delete the tag once you know who" \
+      "pushed it)" >&2
+    exit 1
+  fi
+  echo "$ECR_REPOSITORY:$tag exists ($digest): this source tree was built before; reusing it"
+else
+  aws ecr get-login-password | docker login --username AWS --password-stdin "$ECR_REGISTRY"
+  docker build --file "$DOCKERFILE" --tag "$IMAGE_URI:$tag" "$SERVICE_PATH"
+  # tags are immutable: when a concurrent build of the same tree pushed first, ours
+  # is refused and the lookup below finds theirs
+  docker push "$IMAGE_URI:$tag" || echo "push refused; looking for $tag in the registry"
+  digest="$(lookup)"
+  if [[ "$digest" != sha256:* ]]; then
+    echo "$IMAGE_URI:$tag was neither pushed nor found in $ECR_REPOSITORY" >&2
+    exit 1
+  fi
+fi
+printf 'IMAGE_TAG=%s\nIMAGE_DIGEST=%s\n' "$tag" "$digest" >> "$IMAGE_ENV"

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# ecr-scan-gate.sh: wait for the registry's scan of the image, write a JUnit report,
+# and fail on findings at or above the threshold.
+#
+# Works with basic scanning (ECR) and with enhanced scanning (Amazon Inspector), whose
+# status never reaches COMPLETE: it ends in ACTIVE (scanned, and watched from then
+# on), so `aws ecr wait image-scan-complete` would hang there.  The wait is bounded by
+# SCAN_TIMEOUT_SECONDS and fails with the last status it saw.
+#
+# Inputs (environment):
+#   ECR_REPOSITORY         the repository name in ECR
+#   IMAGE_TAG              the tag the build pushed
+#   FAIL_SEVERITIES        space-separated severities that fail ("CRITICAL HIGH")
+#   SCAN_TYPE              auto | basic | enhanced (auto asks the registry)
+#   SCAN_TIMEOUT_SECONDS   how long to wait for the scan
+# Outputs:
+#   reports/ecr-image-scan.xml (JUnit: one test case per severity)
+# Exit codes:
+#   0  scanned, nothing at or above the threshold
+#   1  findings at or above the threshold, a failed scan, or no result in time
+set -euo pipefail
+# shellcheck disable=SC2153  # SCAN_TYPE is an input, scan_type what it resolves to
+scan_type="$SCAN_TYPE"
+if [ "$scan_type" = "auto" ]; then
+  scan_type="$(aws ecr get-registry-scanning-configuration \
+    --query 'scanningConfiguration.scanType' --output text | tr '[:upper:]' '[:lower:]')"
+fi
+echo "registry scanning: $scan_type"
+deadline=$((SECONDS + SCAN_TIMEOUT_SECONDS))
+status=""
+while :; do
+  status="$(aws ecr describe-image-scan-findings --repository-name "$ECR_REPOSITORY" \
+    --image-id "imageTag=$IMAGE_TAG" --query 'imageScanStatus.status' --output text \
+    2>/dev/null || echo PENDING)"
+  case "$status" in
+    COMPLETE) break ;;
+    ACTIVE) [ "$scan_type" = "enhanced" ] && break ;;
+    FAILED|UNSUPPORTED_IMAGE|FINDINGS_UNAVAILABLE|SCAN_ELIGIBILITY_EXPIRED)
+      echo "image scan of $ECR_REPOSITORY:$IMAGE_TAG ended as $status" >&2
+      exit 1 ;;
+  esac
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "image scan of $ECR_REPOSITORY:$IMAGE_TAG did not finish within" \
+      "$SCAN_TIMEOUT_SECONDS s ($scan_type scanning, last status: $status);" \
+      "check the registry's scanning configuration" >&2
+    exit 1
+  fi
+  sleep 10
+done
+# basic scanning counts findings by severity; enhanced scanning lists Inspector findings
+counts="$(aws ecr describe-image-scan-findings --repository-name "$ECR_REPOSITORY" \
+  --image-id "imageTag=$IMAGE_TAG" --output json \
+  | jq -c '.imageScanFindings | .findingSeverityCounts // ((.enhancedFindings // [])
+      | group_by(.severity) | map({(.[0].severity): length}) | add) // {}')"
+echo "ECR scan findings for $ECR_REPOSITORY:$IMAGE_TAG: $counts"
+mkdir -p reports
+printf '%s' "$counts" | jq -r --arg fail "$FAIL_SEVERITIES" \
+  --arg image "$ECR_REPOSITORY:$IMAGE_TAG" '($fail | split(" ")) as $blocking
+  | ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"] as $all
+  | "<testsuite name=\"ECR image scan\" tests=\"\($all | length)\">",
+    ($all[] as $s | ((. // {})[$s] // 0) as $n
+      | "  <testcase classname=\"\($image)\" name=\"\($s) findings: \($n)\">"
+        + (if ($blocking | index($s)) != null and $n > 0
+           then "<failure message=\"\($n) \($s) finding(s)\"/>" else "" end)
+        + "</testcase>"),
+    "</testsuite>"' > reports/ecr-image-scan.xml
+blocking=0
+for severity in $FAIL_SEVERITIES; do
+  n="$(printf '%s' "$counts" | jq -r --arg s "$severity" '.[$s] // 0')"
+  blocking=$((blocking + n))
+done
+if [ "$blocking" -gt 0 ]; then
+  echo "image scan: $blocking finding(s) at or above the threshold ($FAIL_SEVERITIES)" >&2
+  exit 1
+fi

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# gitops-record.sh: write a deployment into the GitOps repository in one commit: the
+# chart and this service's values (copied from CHART_SOURCE and VALUES_SOURCE of this
+# checkout, when set) and image-<env>.yaml (repository, tag, digest), all in GITOPS_DIR.
+#
+# Inputs (environment):
+#   GITOPS_AUTH         ssh (reads GITOPS_DEPLOY_KEY) or https (reads GITOPS_TOKEN)
+#   GITOPS_DEPLOY_KEY   the deploy key (a secret; GITOPS_AUTH=ssh)
+#   GITOPS_TOKEN        a token that may push (a secret; GITOPS_AUTH=https)
+#   GITOPS_REPOSITORY   the GitOps repository's URL
+#   GITOPS_REVISION     its branch, or HEAD for the default branch
+#   GITOPS_DIR          this service x environment's folder in it
+#   CHART_SOURCE        optional: the chart's folder in this checkout
+#   VALUES_SOURCE       the service's values folder in this checkout (with CHART_SOURCE)
+#   SERVICE             the service
+#   ENVIRONMENT         the environment
+#   IMAGE_URI           registry/repository, without tag
+#   IMAGE_TAG           the image's tag
+#   IMAGE_DIGEST        the digest to deploy
+#   HOME                where the SSH key is written (GITOPS_AUTH=ssh)
+# Outputs:
+#   a commit in GITOPS_REPOSITORY (none when it records this digest already)
+# Exit codes:
+#   0  recorded, or already recorded
+#   1  the chart or values are missing, or the push failed 5 times
+set -euo pipefail
+if [ "$GITOPS_AUTH" = https ]; then
+  auth="$(printf 'x-access-token:%s' "$GITOPS_TOKEN" | base64 | tr -d '\n')"
+  git config --global "http.extraheader" "Authorization: Basic $auth"
+else
+  mkdir -p "$HOME/.ssh"
+  chmod 700 "$HOME/.ssh"
+  printf '%s\n' "$GITOPS_DEPLOY_KEY" > "$HOME/.ssh/gitops_deploy_key"
+  chmod 600 "$HOME/.ssh/gitops_deploy_key"
+  export GIT_SSH_COMMAND="ssh -i $HOME/.ssh/gitops_deploy_key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
+fi
+chart=""
+if [ -n "${CHART_SOURCE:-}" ]; then
+  chart="$PWD/$CHART_SOURCE"  # the generated chart and this service's values, in this checkout
+  values="$PWD/$VALUES_SOURCE/values-$ENVIRONMENT.yaml"
+  test -f "$chart/Chart.yaml" && test -f "$values"
+fi
+workdir="$(mktemp -d)"
+if [ "$GITOPS_REVISION" = "HEAD" ]; then
+  git clone --depth 1 "$GITOPS_REPOSITORY" "$workdir"
+else
+  git clone --depth 1 --branch "$GITOPS_REVISION" "$GITOPS_REPOSITORY" "$workdir"
+fi
+cd "$workdir"
+if [ -n "$chart" ]; then  # the chart and values this deploy was approved with
+  rm -rf "$GITOPS_DIR"
+  mkdir -p "$GITOPS_DIR"
+  cp -R "$chart/." "$GITOPS_DIR/"
+  cp "$values" "$GITOPS_DIR/"
+fi
+file="$GITOPS_DIR/image-$ENVIRONMENT.yaml"
+mkdir -p "$GITOPS_DIR"
+printf '# Written by the deploy pipeline, not by pipecompile.\nimage:\n' > "$file"
+printf '  repository: "%s"\n  tag: "%s"\n  digest: "%s"\n' \
+  "$IMAGE_URI" "$IMAGE_TAG" "$IMAGE_DIGEST" >> "$file"
+git add -A "$GITOPS_DIR"
+if git diff --cached --quiet; then
+  echo "$SERVICE in $ENVIRONMENT already records $IMAGE_DIGEST"
+  exit 0
+fi
+git -c user.name="pipecompile deploy" -c user.email="deploy@pipecompile.invalid" \
+  commit -q -m "Deploy $SERVICE $IMAGE_TAG ($IMAGE_DIGEST) to $ENVIRONMENT"
+branch="$(git rev-parse --abbrev-ref HEAD)"
+for attempt in 1 2 3 4 5; do
+  if git push -q origin "HEAD:$branch"; then
+    echo "recorded $SERVICE $IMAGE_DIGEST for $ENVIRONMENT in $file"
+    exit 0
+  fi
+  sleep $((attempt * 3))
+  git pull -q --rebase origin "$branch"
+done
+echo "could not push the new image digest after 5 attempts" >&2
+exit 1

@@ -1,0 +1,233 @@
+"""A small IAM policy evaluator over the generated Terraform (python-hcl2), for the
+attacker tests of tests/test_trust_attacks.py.
+
+Why not moto: moto enforces IAM only for a few services behind a global switch, without
+condition keys such as dynamodb:LeadingKeys or aws:MultiFactorAuthPresent, and it would
+first need the Terraform applied.  This evaluator reads the policy documents exactly as
+Terraform would build them and implements the parts of AWS's evaluation logic our
+policies use (IAM User Guide, "Policy evaluation logic" and "Condition operators"):
+
+- an explicit Deny in any statement wins; else an Allow is needed (implicit deny);
+- Action matches case-insensitively with ``*`` and ``?``; Resource case-sensitively;
+- StringEquals, StringLike, ArnLike and Bool are false when the key is absent;
+  ForAllValues:* is true when the key is absent or empty (the documented pitfall);
+- all conditions of a statement must hold (AND), any value of one condition (OR).
+
+Its own rules are tested in tests/test_trust_attacks.py (test_the_evaluator_*).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import hcl2
+
+from .conftest import hcl_norm
+
+
+@dataclass(frozen=True)
+class Statement:
+    effect: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    conditions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    principals: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass
+class Role:
+    label: str
+    name: str
+    trust: list[Statement]
+    policy: list[Statement] = field(default_factory=list)
+
+
+def _glob(pattern: str, value: str, fold: bool) -> bool:
+    if fold:
+        pattern, value = pattern.lower(), value.lower()
+    # IAM wildcards: '*' any run of characters (including '/' and ':'), '?' one character
+    return fnmatchcase(value, pattern.replace("[", "[[]"))
+
+
+def _condition(op: str, key: str, wanted: tuple[str, ...], ctx: dict[str, Any]) -> bool:
+    set_op = None
+    if ":" in op:
+        set_op, op = op.split(":", 1)
+    present = key in ctx
+    got = ctx.get(key)
+    values = got if isinstance(got, list) else ([] if got is None else [got])
+    if set_op == "ForAllValues":
+        return all(any(_match(op, w, str(v)) for w in wanted) for v in values)
+    if set_op == "ForAnyValue":
+        return any(any(_match(op, w, str(v)) for w in wanted) for v in values)
+    if not present:
+        return False
+    return any(_match(op, w, str(v)) for w in wanted for v in values)
+
+
+def _match(op: str, wanted: str, value: str) -> bool:
+    if op == "StringEquals":
+        return wanted == value
+    if op in ("StringLike", "ArnLike"):
+        return _glob(wanted, value, fold=False)
+    if op == "Bool":
+        return wanted.lower() == value.lower()
+    raise NotImplementedError(op)
+
+
+def applies(st: Statement, action: str, resource: str, ctx: dict[str, Any]) -> bool:
+    return (
+        any(_glob(a, action, fold=True) for a in st.actions)
+        and any(_glob(r, resource, fold=False) for r in st.resources)
+        and all(_condition(op, key, vals, ctx) for op, key, vals in st.conditions)
+    )
+
+
+def evaluate(
+    statements: list[Statement], action: str, resource: str, ctx: dict[str, Any] | None = None
+) -> str:
+    """ "Allow", "Deny" (explicit) or "ImplicitDeny"."""
+    ctx = ctx or {}
+    hits = [st for st in statements if applies(st, action, resource, ctx)]
+    if any(st.effect == "Deny" for st in hits):
+        return "Deny"
+    return "Allow" if hits else "ImplicitDeny"
+
+
+def _trusts(identifier: str, principal: str) -> bool:
+    """A trust policy naming an account's root delegates to every principal of that
+    account (whose own policy must then allow sts:AssumeRole)."""
+    m = re.fullmatch(r"arn:aws:iam::([0-9]{12}):root", identifier)
+    if m and principal.startswith(f"arn:aws:iam::{m.group(1)}:"):
+        return True
+    return _glob(identifier, principal, fold=False)
+
+
+class Account:
+    """The roles, policies and resource names of one generated Terraform folder."""
+
+    def __init__(self, folder: Path, account: str) -> None:
+        self.account = account
+        parsed = [hcl_norm(hcl2.loads(p.read_text())) for p in sorted(folder.glob("*.tf"))]
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.docs: dict[str, Any] = {}
+        self.region = "us-east-1"
+        for doc in parsed:
+            for var in doc.get("variable", []):
+                if "region" in var:
+                    self.region = var["region"]["default"]
+            for res in doc.get("resource", []):
+                for kind, named in res.items():
+                    for label, body in named.items():
+                        self.resources[f"{kind}.{label}"] = body
+            for data in doc.get("data", []):
+                for kind, named in data.items():
+                    for label, body in named.items():
+                        self.docs[f"data.{kind}.{label}"] = body
+        self.roles: dict[str, Role] = {}
+        for key, body in self.resources.items():
+            if key.startswith("aws_iam_role."):
+                label = key.split(".", 1)[1]
+                trust = self._doc(body["assume_role_policy"])
+                self.roles[label] = Role(label, body["name"], trust)
+        for key, body in self.resources.items():
+            if key.startswith("aws_iam_role_policy."):
+                role = self._ref(body["role"]).split(".")[1]
+                self.roles[role].policy += self._doc(body["policy"])
+
+    # -- reference resolution ------------------------------------------------------------
+    def arn(self, key: str) -> str:
+        """ARN of ``<type>.<label>``, as AWS would name it."""
+        kind, label = key.split(".", 1)
+        body = self.resources[key]
+        r, a = self.region, self.account
+        name = body.get("name", label)
+        return {
+            "aws_ecr_repository": f"arn:aws:ecr:{r}:{a}:repository/{name}",
+            "aws_s3_bucket": f"arn:aws:s3:::{body.get('bucket')}",
+            "aws_kms_key": f"arn:aws:kms:{r}:{a}:key/{label}",
+            "aws_dynamodb_table": f"arn:aws:dynamodb:{r}:{a}:table/{name}",
+            "aws_secretsmanager_secret": f"arn:aws:secretsmanager:{r}:{a}:secret:{name}-AbCdEf",
+            "aws_cloudwatch_log_group": f"arn:aws:logs:{r}:{a}:log-group:{name}",
+            "aws_codebuild_project": f"arn:aws:codebuild:{r}:{a}:project/{name}",
+            "aws_sns_topic": f"arn:aws:sns:{r}:{a}:{name}",
+            "aws_iam_role": f"arn:aws:iam::{a}:role/{name}",
+            "aws_codestarconnections_connection": f"arn:aws:codestar-connections:{r}:{a}:"
+            f"connection/{label}",
+            "aws_codepipeline": f"arn:aws:codepipeline:{r}:{a}:{name}",
+            "aws_iam_openid_connect_provider": f"arn:aws:iam::{a}:oidc-provider/"
+            "token.actions.githubusercontent.com",
+        }[kind]
+
+    def _attr(self, ref: str) -> str:
+        parts = ref.split(".")
+        if parts[0] == "data":
+            if parts[1] == "aws_iam_openid_connect_provider":
+                return (
+                    f"arn:aws:iam::{self.account}:oidc-provider/token.actions.githubusercontent.com"
+                )
+            raise KeyError(ref)
+        key, attr = ".".join(parts[:2]), parts[2]
+        body = self.resources[key]
+        if attr == "arn":
+            return self.arn(key)
+        if attr in ("bucket", "id") and "bucket" in body:
+            return str(body["bucket"])
+        if attr in ("name", "id"):
+            return str(body.get("name", parts[1]))
+        raise KeyError(ref)
+
+    @staticmethod
+    def _ref(text: str) -> str:
+        m = re.fullmatch(r"\$\{([^}]*)\}", text)
+        assert m, text
+        return m.group(1)
+
+    def resolve(self, text: str) -> str:
+        return re.sub(r"\$\{([^}]*)\}", lambda m: self._attr(m.group(1)), text)
+
+    def _doc(self, ref: str) -> list[Statement]:
+        label = self._ref(ref).removesuffix(".json")
+        out = []
+        for st in self.docs[label].get("statement", []):
+            out.append(
+                Statement(
+                    effect=st.get("effect", "Allow"),
+                    actions=tuple(st["actions"]),
+                    resources=tuple(self.resolve(r) for r in st.get("resources", ["*"])),
+                    conditions=tuple(
+                        (c["test"], c["variable"], tuple(self.resolve(v) for v in c["values"]))
+                        for c in st.get("condition", [])
+                    ),
+                    principals=tuple(
+                        (p["type"], tuple(self.resolve(i) for i in p["identifiers"]))
+                        for p in st.get("principals", [])
+                    ),
+                )
+            )
+        return out
+
+    # -- questions -----------------------------------------------------------------------
+    def can(self, role: str, action: str, resource: str, **ctx: Any) -> bool:
+        return evaluate(self.roles[role].policy, action, resource, ctx) == "Allow"
+
+    def decision(self, role: str, action: str, resource: str, **ctx: Any) -> str:
+        return evaluate(self.roles[role].policy, action, resource, ctx)
+
+    def may_assume(self, role: str, principal: tuple[str, str], **ctx: Any) -> bool:
+        """Does the trust policy let ``principal`` (type, identifier) assume ``role``?"""
+        kind, ident = principal
+        for st in self.roles[role].trust:
+            if st.effect != "Allow":
+                continue
+            if not any(
+                t == kind and any(_trusts(i, ident) for i in ids) for t, ids in st.principals
+            ):
+                continue
+            if all(_condition(op, key, vals, ctx) for op, key, vals in st.conditions):
+                return True
+        return False

@@ -1,0 +1,345 @@
+"""Issue 28: an attacker who can push a feature branch, traced path by path; each path is
+refused by the IAM generated for the samples (evaluated from the Terraform by
+tests/iam_eval.py), by where buildspecs come from, or by the HCL writer."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+import hcl2
+import pytest
+
+from pipecompile.frontend.read import compile_bytes
+from pipecompile.ir import IR
+
+from .conftest import ROOT, hcl_norm
+from .iam_eval import Account, Statement, evaluate
+
+ECOMMERCE = ROOT / "samples/ecommerce"
+STOREFRONT = ROOT / "samples/storefront"
+
+
+@cache
+def ir_of(sample: Path) -> IR:
+    p = sample / "pipeline.yaml"
+    return compile_bytes(str(p), p.read_bytes())
+
+
+@cache
+def account(sample: Path) -> Account:
+    ir = ir_of(sample)
+    return Account(sample / ir.output("terraform"), ir.aws.account_id)
+
+
+def repo_arn(ir: IR, name: str) -> str:
+    return f"arn:aws:ecr:{ir.aws.region}:{ir.aws.account_id}:repository/{name}"
+
+
+# -- the evaluator's own rules ---------------------------------------------------------------
+
+
+def test_the_evaluator_explicit_deny_wins_and_allow_is_needed() -> None:
+    allow = Statement("Allow", ("s3:*",), ("arn:aws:s3:::b/*",))
+    deny = Statement("Deny", ("s3:PutObject",), ("*",))
+    assert evaluate([allow], "s3:GetObject", "arn:aws:s3:::b/k") == "Allow"
+    assert evaluate([allow, deny], "s3:PutObject", "arn:aws:s3:::b/k") == "Deny"
+    assert evaluate([allow], "s3:GetObject", "arn:aws:s3:::other/k") == "ImplicitDeny"
+    # actions are case-insensitive, resources are not
+    assert evaluate([allow], "S3:getobject", "arn:aws:s3:::b/k") == "Allow"
+    assert evaluate([allow], "s3:GetObject", "arn:aws:s3:::B/k") == "ImplicitDeny"
+
+
+def test_the_evaluator_condition_semantics() -> None:
+    lead = Statement(
+        "Allow",
+        ("dynamodb:PutItem",),
+        ("*",),
+        (("ForAllValues:StringLike", "dynamodb:LeadingKeys", ("dev/*",)),),
+    )
+    assert evaluate([lead], "dynamodb:PutItem", "t", {"dynamodb:LeadingKeys": ["dev/a"]}) == "Allow"
+    assert (
+        evaluate([lead], "dynamodb:PutItem", "t", {"dynamodb:LeadingKeys": ["prod/a"]}) != "Allow"
+    )
+    # ForAllValues holds vacuously when the key is absent (AWS documents this pitfall)
+    assert evaluate([lead], "dynamodb:PutItem", "t", {}) == "Allow"
+    mfa = Statement(
+        "Allow", ("sts:AssumeRole",), ("*",), (("Bool", "aws:MultiFactorAuthPresent", ("true",)),)
+    )
+    assert evaluate([mfa], "sts:AssumeRole", "r", {}) == "ImplicitDeny"  # absent: false
+    assert evaluate([mfa], "sts:AssumeRole", "r", {"aws:MultiFactorAuthPresent": "true"}) == "Allow"
+    like = Statement("Allow", ("x:Y",), ("arn:aws:x:::a?c*",))
+    assert evaluate([like], "x:Y", "arn:aws:x:::abc/d") == "Allow"
+    assert evaluate([like], "x:Y", "arn:aws:x:::ac") == "ImplicitDeny"
+
+
+# -- tag squatting ---------------------------------------------------------------------------
+
+BUILD_ACTIONS = ["ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart"]
+
+
+@pytest.mark.parametrize(
+    ("sample", "feature", "release"),
+    [(ECOMMERCE, "codebuild", "codebuild_release"), (STOREFRONT, "github_build", "github_release")],
+)
+def test_a_feature_build_cannot_squat_a_release_tag(
+    sample: Path, feature: str, release: str
+) -> None:
+    """A feature build pushes rel-<develop's tree> first: its role cannot write the release
+    repository at all (a tag cannot be scoped in IAM; a repository can)."""
+    ir, acct = ir_of(sample), account(sample)
+    for svc in ir.services:
+        for action in BUILD_ACTIONS:
+            assert acct.can(feature, action, repo_arn(ir, svc.image))  # its own tier: yes
+            assert not acct.can(feature, action, repo_arn(ir, svc.release_image))
+            assert acct.can(release, action, repo_arn(ir, svc.release_image))
+            assert not acct.can(release, action, repo_arn(ir, svc.image))
+        # and it cannot sign with the release key
+        assert not acct.can(feature, "kms:Sign", acct.arn("aws_kms_key.release"))
+        assert acct.can(release, "kms:Sign", acct.arn("aws_kms_key.release"))
+    # approval environments deploy only from the release repository
+    for env in ir.environments:
+        for svc in ir.services:
+            assert ir.image_of(svc, env)[0] == (svc.release_image if env.approval else svc.image)
+
+
+def test_a_dast_marker_is_written_only_by_the_dast_role() -> None:
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    for svc in ir.services:
+        release = repo_arn(ir, svc.release_image)
+        writers = sorted(r for r in acct.roles if acct.can(r, "ecr:PutImage", release))
+        # the release build (its own rel- tags) and the DAST gate; no feature role, and no
+        # deploy role (CodePipeline's DAST runs in its own project)
+        assert writers == ["codebuild_dast", "codebuild_release"]
+        # DAST: no layer upload (it cannot build an image), no signing, no SonarQube
+        assert not acct.can("codebuild_dast", "ecr:InitiateLayerUpload", release)
+        for key in ("signing", "release"):
+            assert not acct.can("codebuild_dast", "kms:Sign", acct.arn(f"aws_kms_key.{key}"))
+        sonar = acct.arn("aws_secretsmanager_secret.sonarqube")
+        assert not acct.can("codebuild_dast", "secretsmanager:GetSecretValue", sonar)
+        assert acct.can("codebuild", "secretsmanager:GetSecretValue", sonar)
+
+
+def test_the_feature_tier_cannot_touch_release_artifacts_or_cache() -> None:
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    release = f"arn:aws:s3:::{ir.aws.release_artifact_bucket}"
+    dev = f"arn:aws:s3:::{ir.aws.artifact_bucket}"
+    for action in ("s3:GetObject", "s3:PutObject"):
+        for key in ("codebuild-cache/build-product-service-release/x", "ecommerce-product-se/x"):
+            assert not acct.can("codebuild", action, f"{release}/{key}")
+            assert acct.can("codebuild_release", action, f"{release}/{key}")
+        assert acct.can("codebuild", action, f"{dev}/codebuild-cache/build-product-service/x")
+    for label in ("deploy_development", "deploy_testing"):
+        assert not acct.can(label, "s3:GetObject", f"{release}/x")
+    codebuild = hcl_norm(
+        hcl2.loads((ECOMMERCE / ir.output("terraform") / "codebuild.tf").read_text())
+    )
+    pipelines = hcl_norm(
+        hcl2.loads((ECOMMERCE / ir.output("terraform") / "codepipeline.tf").read_text())
+    )
+    for res in pipelines["resource"]:
+        for body in res.get("aws_codepipeline", {}).values():
+            env = next(e for e in ir.environments if body["name"].endswith(f"-{e.name}"))
+            store = body["artifact_store"][0]["location"]
+            assert store == (
+                "${aws_s3_bucket.release_artifacts.bucket}"
+                if env.approval
+                else "${aws_s3_bucket.artifacts.bucket}"
+            )
+    for res in codebuild["resource"]:
+        for label, body in res.get("aws_codebuild_project", {}).items():
+            for c in body.get("cache", []):
+                bucket = "release_artifacts" if label.endswith("-release") else "artifacts"
+                assert c["location"].startswith(f"${{aws_s3_bucket.{bucket}.bucket}}/")
+
+
+# -- the development credential and production ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sample", "prefix"), [(ECOMMERCE, "deploy_"), (STOREFRONT, "github_deploy_")]
+)
+def test_a_development_deploy_cannot_reach_production(sample: Path, prefix: str) -> None:
+    ir, acct = ir_of(sample), account(sample)
+    dev = f"{prefix}development"
+    for svc in ir.services:
+        release = repo_arn(ir, svc.release_image)
+        assert not acct.can(dev, "ecr:BatchGetImage", release)  # no release image either
+    if ir.delivery == "codepipeline":
+        prod_secret = acct.arn("aws_secretsmanager_secret.gitops_deploy_production")
+        assert not acct.can(dev, "secretsmanager:GetSecretValue", prod_secret)
+        assert acct.can(f"{prefix}production", "secretsmanager:GetSecretValue", prod_secret)
+        for role in ("codebuild", "codebuild_release", "codebuild_dast"):
+            assert not acct.can(role, "secretsmanager:GetSecretValue", prod_secret)
+    # the GitHub deploy role of production trusts only the production environment
+    if ir.delivery == "github-actions":
+        provider = (
+            "Federated",
+            f"arn:aws:iam::{ir.aws.account_id}:oidc-provider/token.actions.githubusercontent.com",
+        )
+        aud = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+        sub = "token.actions.githubusercontent.com:sub"
+        prod = f"{prefix}production"
+        assert acct.may_assume(
+            prod, provider, **aud, **{sub: f"repo:{ir.repository}:environment:production"}
+        )
+        assert not acct.may_assume(
+            prod, provider, **aud, **{sub: f"repo:{ir.repository}:environment:development"}
+        )
+        assert not acct.may_assume(
+            prod, provider, **aud, **{sub: f"repo:{ir.repository}:ref:refs/heads/feature/x"}
+        )
+
+
+# -- buildspec rewrite -----------------------------------------------------------------------
+
+
+def test_a_feature_push_cannot_rewrite_a_privileged_buildspec() -> None:
+    """Every project whose role reads a deploy secret, signs with the release key or writes
+    a release repository runs the buildspec Terraform applied (file() of the generated
+    file), never the one in the source it builds."""
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    tf = ECOMMERCE / ir.output("terraform")
+    codebuild = hcl_norm(hcl2.loads((tf / "codebuild.tf").read_text()))
+    release_key = acct.arn("aws_kms_key.release")
+    secrets = [k for k in acct.resources if k.startswith("aws_secretsmanager_secret.g")]
+    checked = 0
+    for res in codebuild["resource"]:
+        for label, body in res.get("aws_codebuild_project", {}).items():
+            role = re.fullmatch(r"\$\{aws_iam_role\.(\w+)\.arn\}", body["service_role"]).group(1)
+            privileged = (
+                acct.can(role, "kms:Sign", release_key)
+                or any(
+                    acct.can(role, "secretsmanager:GetSecretValue", acct.arn(s)) for s in secrets
+                )
+                or any(
+                    acct.can(role, "ecr:PutImage", repo_arn(ir, s.release_image))
+                    for s in ir.services
+                )
+            )
+            spec = body["source"][0]["buildspec"]
+            if privileged:
+                m = re.fullmatch(r"\$\{file\(\"\$\{path\.module\}/([^\"]+)\"\)\}", spec)
+                assert m, (label, spec)
+                assert (tf / m.group(1)).resolve().is_file()  # the generated buildspec
+                checked += 1
+            else:
+                assert label.startswith("build-") and role == "codebuild", label
+    # 2 release builds, 4 deploys, DAST
+    assert checked == 2 + 4 + 1
+
+
+# -- audit rows ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sample", "prefix"), [(ECOMMERCE, "deploy_"), (STOREFRONT, "github_deploy_")]
+)
+def test_a_deploy_role_writes_only_its_own_environments_audit_rows(
+    sample: Path, prefix: str
+) -> None:
+    ir, acct = ir_of(sample), account(sample)
+    table = acct.arn("aws_dynamodb_table.deployments")
+    for env in ir.environments:
+        role = f"{prefix}{env.name.replace('-', '_')}"
+        for other in ir.environments:
+            key = {"dynamodb:LeadingKeys": [f"{other.name}/{ir.services[0].name}"]}
+            assert acct.can(role, "dynamodb:PutItem", table, **key) == (other is env)
+        for action in ("dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"):
+            assert not acct.can(role, action, table, **{"dynamodb:LeadingKeys": [f"{env.name}/x"]})
+    builders = [r for r in acct.roles if "build" in r or "release" in r or "dast" in r]
+    assert builders
+    for role in builders:
+        assert not acct.can(
+            role, "dynamodb:PutItem", table, **{"dynamodb:LeadingKeys": ["production/x"]}
+        )
+    body = acct.resources["aws_dynamodb_table.deployments"]
+    assert (body["hash_key"], body["range_key"]) == ("stream", "deployment")
+
+
+# -- self-approval ---------------------------------------------------------------------------
+
+
+def test_no_ci_principal_approves_and_each_approver_only_its_environment() -> None:
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    region, a = ir.aws.region, ir.aws.account_id
+
+    def approval(pipeline: str) -> str:
+        return f"arn:aws:codepipeline:{region}:{a}:{pipeline}/Approval/Approve"
+
+    approvers = {f"approve_{e.name}": e for e in ir.environments if e.approval}
+    assert sorted(approvers) == ["approve_production", "approve_staging"]
+    for svc in ir.services:
+        for dep in svc.deployments:
+            action = approval(dep.pipeline_name)
+            for role in acct.roles:
+                decision = acct.decision(role, "codepipeline:PutApprovalResult", action)
+                if role in approvers:
+                    assert (decision == "Allow") == (approvers[role].name == dep.environment)
+                else:  # every CI role: explicitly denied, whatever else it is granted
+                    assert decision == "Deny", role
+    person = ("AWS", f"arn:aws:iam::{a}:user/release-manager")
+    for role in approvers:
+        assert acct.may_assume(role, person, **{"aws:MultiFactorAuthPresent": "true"})
+        assert not acct.may_assume(role, person)  # no MFA
+        assert not acct.may_assume(role, ("Service", "codebuild.amazonaws.com"))
+    for role in acct.roles:
+        if role not in approvers:
+            assert not acct.may_assume(role, person, **{"aws:MultiFactorAuthPresent": "true"})
+    # approvers get the approval notification: the Approval action notifies the
+    # environment's approval topic, where environments.X.approvers subscribe
+    tf = (ECOMMERCE / ir.output("terraform") / "codepipeline.tf").read_text()
+    for env in approvers.values():
+        assert f"aws_sns_topic.approvals_{env.name}.arn" in tf
+
+
+def test_approvers_are_subscribed_to_their_environments_topic() -> None:
+    text = (
+        (ECOMMERCE / "pipeline.yaml")
+        .read_text()
+        .replace(
+            "    approval: true\n    namespace: ecommerce\n",
+            "    approval: true\n    approvers: [release-managers@example.com]\n"
+            "    namespace: ecommerce\n",
+        )
+    )
+    from pipecompile.targets import render_all
+
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    files = {str(p): body for p, (_, body) in render_all(ir).items()}
+    notif = hcl_norm(hcl2.loads(files[f"{ir.output('terraform')}/notifications.tf"]))
+    subs = [
+        body
+        for res in notif["resource"]
+        for body in res.get("aws_sns_topic_subscription", {}).values()
+    ]
+    assert subs == [
+        {
+            "topic_arn": "${aws_sns_topic.approvals_production.arn}",
+            "protocol": "email",
+            "endpoint": "release-managers@example.com",
+        }
+    ]
+
+
+# -- service principals on keys --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", [ECOMMERCE, STOREFRONT])
+def test_every_kms_statement_for_a_service_principal_has_source_conditions(sample: Path) -> None:
+    acct = account(sample)
+    checked = 0
+    for key, body in acct.resources.items():
+        if not key.startswith("aws_kms_key."):
+            continue
+        for st in acct._doc(body["policy"]):
+            if any(kind == "Service" for kind, _ in st.principals):
+                variables = {v for _, v, _ in st.conditions}
+                assert variables & {
+                    "aws:SourceAccount",
+                    "aws:SourceArn",
+                    "kms:EncryptionContext:aws:logs:arn",
+                }, (key, st)
+                checked += 1
+    assert checked >= 2

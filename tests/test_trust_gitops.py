@@ -1,0 +1,116 @@
+"""Per-tier GitOps trust (issue 28, item 2) and explain's trust report: an approval
+environment can read a GitOps repository that only its own deployer writes; the
+reference's single repository stays valid and explain warns what it allows."""
+
+from __future__ import annotations
+
+import hcl2
+import pytest
+import yaml
+
+from pipecompile.errors import PipelineError
+from pipecompile.frontend.read import compile_bytes
+from pipecompile.insight.explain import explain_event
+from pipecompile.insight.trust import trust_report
+from pipecompile.targets import render_all
+
+from .conftest import ROOT, hcl_norm
+
+REFERENCE = (ROOT / "samples/ecommerce/pipeline.yaml").read_text()
+PROD_REPO = "git@github.com:example/ecommerce-production.git"
+
+
+def per_tier(text: str = REFERENCE, repo: str = PROD_REPO) -> str:
+    old = "    cluster: https://kubernetes.default.svc\n    url: https://shop.example.com\n"
+    assert old in text
+    return text.replace(old, old + f"    gitops:\n      repository: {repo}\n      revision: main\n")
+
+
+def test_an_approval_environment_reads_its_own_gitops_repository() -> None:
+    ir = compile_bytes("pipeline.yaml", per_tier().encode())
+    files = {str(p): body for p, (_, body) in render_all(ir).items()}
+    argocd, codebuild = ir.output("argocd"), ir.output("codebuild")
+    for svc in ir.services:
+        for dep in svc.deployments:
+            app = yaml.safe_load(files[f"{argocd}/{dep.app_name}.yaml"])
+            source = app["spec"]["source"]
+            prod = dep.environment == "production"
+            assert source["repoURL"] == (PROD_REPO if prod else ir.gitops.repository)
+            assert source["targetRevision"] == ("main" if prod else "HEAD")
+    project = yaml.safe_load(files[f"{argocd}/project-production.yaml"])
+    assert project["spec"]["sourceRepos"] == [PROD_REPO]  # nothing else syncs there
+    for env in ir.environments:
+        spec = yaml.safe_load(files[f"{codebuild}/{env.deploy_buildspec}"])
+        want = PROD_REPO if env.name == "production" else ir.gitops.repository
+        assert spec["env"]["variables"]["GITOPS_REPOSITORY"] == want
+        # its credential: only its own deploy role reads it (the IAM is in
+        # test_trust_attacks); the secret is per environment
+        assert spec["env"]["secrets-manager"][ir.gitops.credential] == env.gitops_secret_name
+    iam = hcl_norm(hcl2.loads(files[f"{ir.output('terraform')}/iam.tf"]))
+    readers = [
+        label
+        for d in iam["data"]
+        for label, body in d.get("aws_iam_policy_document", {}).items()
+        for st in body.get("statement", [])
+        if "${aws_secretsmanager_secret.gitops_deploy_production.arn}" in st.get("resources", [])
+    ]
+    assert readers == ["deploy_production"]
+    report = "\n".join(trust_report(ir))
+    assert (
+        f"Argo CD reads {PROD_REPO} at main (no environment without approval writes it)" in report
+    )
+    assert "rewrite production's folder" not in report
+    assert "rewrite staging's folder" in report  # staging still shares the repository
+
+
+def test_the_reference_single_repository_stays_valid_and_explain_warns() -> None:
+    ir = compile_bytes("pipeline.yaml", REFERENCE.encode())
+    assert all(e.gitops_repository == ir.gitops.repository for e in ir.environments)
+    lines = explain_event(ir, "push", "main")
+    warning = next(line for line in lines if "warning:" in line)
+    assert "development, testing deploy to the same GitOps repository" in warning
+    assert "environments.production.gitops.repository" in warning
+    assert any("who can approve: only principals that assume IAM role" in x for x in lines)
+    assert any(
+        "admission: Kyverno ClusterPolicy ecommerce-production-verify-images" in x for x in lines
+    )
+
+
+def test_an_environment_repository_with_another_scheme_is_refused() -> None:
+    text = per_tier(repo="https://github.com/example/ecommerce-production.git")
+    with pytest.raises(PipelineError) as exc:
+        compile_bytes("pipeline.yaml", text.encode())
+    messages = [d.message for d in exc.value.diagnostics]
+    assert any("must use the same scheme as gitops.repository" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("sample", ["ecommerce", "storefront", "minimal", "shared-account"])
+def test_explain_trust_covers_every_environment(sample: str) -> None:
+    p = ROOT / "samples" / sample / "pipeline.yaml"
+    ir = compile_bytes(str(p), p.read_bytes())
+    report = trust_report(ir)
+    for env in ir.environments:
+        i = report.index(f"environment {env.name} (namespace {env.namespace} on {env.cluster}):")
+        block = report[i + 1 : i + 7]
+        for what in ("build", "sign", "approve", "deploy"):
+            assert any(line.startswith(f"  who can {what}: ") for line in block), (env.name, what)
+        assert any(line.startswith("  GitOps: Argo CD reads ") for line in block)
+        assert any(line.startswith("  admission: ") for line in report[i + 1 : i + 9])
+
+
+def test_explain_trust_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from pipecompile.commands.cli import main
+
+    assert main(["explain", "--trust", "-f", str(ROOT / "samples/storefront/pipeline.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("environment development (namespace storefront-development")
+    assert "who can approve: the required reviewers of GitHub environment 'production'" in out
+
+
+def test_approvers_without_an_approval_are_a_warning() -> None:
+    text = REFERENCE.replace(
+        "    branches: [develop]\n", "    branches: [develop]\n    approvers: [qa@example.com]\n"
+    )
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    (w,) = [w for w in ir.warnings if "approvers would never be notified" in w.message]
+    assert w.severity == "warning" and "testing has no approval" in w.message
