@@ -67,6 +67,7 @@ def test_invalid_pipeline_exits_2_and_writes_nothing(repo: Path) -> None:
 
 
 def test_missing_file_and_bad_usage_exit_2(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()  # discovery stops here, whatever lies above tmp_path
     res = pc("validate", "-f", "pipeline.yaml", cwd=tmp_path)
     assert res.returncode == 2 and "pipeline.yaml:1:1: file not found" in res.stderr
     res = pc("validate", cwd=tmp_path)  # none found upward either

@@ -190,7 +190,9 @@ def test_hostile_strings_come_out_exactly(
     files = {str(p): body for p, (_, body) in render_all(ir).items()}
     parsed = _parse_all(files, WANTED)
     values = parsed["out/helm/web/values-dev.yaml"]
-    assert values["externalSecrets"]["secrets"][0]["remoteRef"]["key"] == secret
+    # the environment's key: its prefix, then the secret without the project's prefix
+    key = "shop/dev/services/" + secret.removeprefix("shop/")
+    assert values["externalSecrets"]["secrets"][0]["remoteRef"]["key"] == key
     if not gha:
         spec = parsed["out/codebuild/build-web.yml"]
         ran = spec["phases"]["pre_build"]["commands"][1 : 1 + len(steps)]

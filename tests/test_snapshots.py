@@ -54,4 +54,4 @@ def test_samples_hold_only_generated_files(sample: str) -> None:
 
 def test_every_target_renders_for_the_reference() -> None:
     targets = {path.split("/")[0] for s, path in CASES if s == "ecommerce"}
-    assert targets == {".github", "ci", "infrastructure", "kubernetes"}
+    assert targets == {".github", "ci", "infrastructure", "kubernetes", "dev"}

@@ -169,7 +169,10 @@ def test_blue_green_values_and_their_defaults(strategy: str, preview: int, delay
     body = files["kubernetes/apps/product-service/values-production.yaml"][1].split("\n", 3)[3]
     blue_green = yaml.safe_load(body)["rollout"]["strategy"]["blueGreen"]
     assert blue_green["previewReplicaCount"] == preview
-    assert blue_green["scaleDownDelaySeconds"] == delay
+    # the reference has rollback analysis: the old version stays until post-promotion
+    # analysis has taken its measurements (6 minutes), however short the delay asked
+    assert ir.rollback is not None
+    assert blue_green["scaleDownDelaySeconds"] == max(delay, (ir.rollback.measurements + 1) * 60)
     assert blue_green["autoPromotionEnabled"] is False
 
 

@@ -62,11 +62,29 @@ class Environment:
     sync_window: tuple[str, str] | None  # (cron schedule, duration): when automated syncs run
     dast: bool  # security.dast scans this environment after every deploy to it
     after_dast: bool  # later in the promotion order: deploys only images that passed DAST
+    exposure: Exposure
+    secret_prefix: str  # this environment's Secrets Manager keys start with it
+    secret_store: SecretStore
+    secrets_role_name: str  # IAM role its SecretStores assume (namespace stores)
+    secrets_role_arn: str
+
     approver_role_name: str  # approval: the only role that may approve this environment
     approval_topic: str  # approval: the SNS topic its approvers are subscribed to
     approvers: tuple[str, ...]  # e-mail addresses subscribed to approval_topic
     gitops_repository: str | None  # environments.X.gitops.repository, else gitops.repository
     gitops_revision: str
+    eks_cluster: str  # the EKS cluster behind ``cluster`` (the local target's kubeconfig)
+    kube_context: str  # its kubeconfig context: <project>-<env>
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """The environment's shared ALB (AWS Load Balancer Controller IngressGroup)."""
+
+    scheme: Literal["internal", "internet-facing"]
+    certificate_arn: str | None  # HTTPS on 443 and HTTP 80 redirecting to it
+    domain: str | None  # services answer at <service>.<domain>; the first also at <domain>
+    group: str  # alb.ingress.kubernetes.io/group.name: one ALB per environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +104,9 @@ class Deployment:
     image_tag_file: str  # written by the deploy pipelines, never by pipecompile
     wait_minutes: int  # how long the deployer waits for the rollout to be healthy
     gitops_dir: str  # the chart, values and image file of this deployment in the GitOps repo
-    host: str | None  # the environment URL's host: the Ingress rule
+    hosts: tuple[str, ...]  # the Ingress rule's hosts (() = any host)
+    preview_host: str | None  # blue-green: the preview Service's host
+    secret_keys: tuple[tuple[str, str], ...]  # (secret as written, this env's key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +134,7 @@ class Service:
     values_source: str | None  # the folder of this service's values-<env>.yaml files
     runtime: Runtime  # services.X.runtime, else ci.runtime
     steps: tuple[Step, ...]  # services.X.steps, else as the language's table says
+    local_port: int  # where it listens on a developer's machine (Tilt, Telepresence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +212,15 @@ class Rollback:
     prometheus_url: str
     provider: Literal["prometheus", "cloudwatch"]
     cloudwatch_namespace: str
+    service_monitor: bool  # a ServiceMonitor per chart (Prometheus Operator)
+    window: str  # each measurement's look-back
+    no_traffic: Literal["inconclusive", "pass"]
+    measurements: int  # blue-green pre- and post-promotion analysis count
+    requests_metric: str
+    latency_metric: str
+    status_label: str
+    service_label: str
+    namespace_label: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,10 +269,10 @@ class AwsNames:
 
 @dataclass(frozen=True, slots=True)
 class SecretStore:
-    """The External Secrets store every service's secrets come through."""
+    """The External Secrets store a service's secrets come through."""
 
-    kind: str
-    name: str
+    kind: str  # ClusterSecretStore (shared) or SecretStore (one per service, generated)
+    name: str  # for a SecretStore: a suffix, the store is <service>-<name>
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,12 @@ def graph(file: Path, fmt: str) -> int:
     "repository and admission policy guard it.",
 )
 @click.option(
+    "--local",
+    "local",
+    is_flag=True,
+    help="Explain the local loop: what to install, tilt up, intercepts, links.",
+)
+@click.option(
     "--ruleset",
     is_flag=True,
     help="Print the GitHub repository ruleset JSON that gates merging "
@@ -81,6 +87,7 @@ def explain(
     trust: bool,
     ruleset: bool,
     rollback: tuple[str, str] | None,
+    local: bool,
 ) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
@@ -93,10 +100,22 @@ def explain(
       pipecompile explain --trust                       # who can build, sign, approve, deploy
       pipecompile explain --ruleset | gh api repos/OWNER/REPO/rulesets --input -
       pipecompile explain --rollback order-service production
+      pipecompile explain --local                       # Tilt, Telepresence, OpenLens
     """
     from ..insight.explain import checklist, explain_event
 
     ir = _compiled(_session(file))
+    if local:
+        if event is not None or ref is not None:
+            raise UsageError("--local explains the local loop; it takes no --event or --ref")
+        if "local" not in dict(ir.outputs):
+            raise UsageError(
+                "the local output is off (outputs.local: false, or the helm output is off)"
+            )
+        from ..targets.local import loop
+
+        click.echo("\n".join(loop(ir)))
+        return EXIT_OK
     if trust:
         from ..insight.trust import trust_report
 

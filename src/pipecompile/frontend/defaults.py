@@ -11,6 +11,10 @@ from ..ir import CanaryStep, SecretStore
 # The External Secrets store the charts name, and explain asks the cluster to have.
 SECRET_STORE = SecretStore("ClusterSecretStore", "aws-secrets-manager")
 
+# environments.X.cluster's default: the cluster Argo CD runs in (the local target's
+# kubeconfig then names one EKS cluster, <project>, for all of them)
+IN_CLUSTER = "https://kubernetes.default.svc"
+
 # CodeBuild on-demand Linux compute types: (name, vCPU, GiB), smallest first.
 COMPUTE_TYPES = (
     ("BUILD_GENERAL1_SMALL", 2, 4),

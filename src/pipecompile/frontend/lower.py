@@ -10,16 +10,30 @@ import dataclasses
 import posixpath
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .. import ir
 from ..errors import Diagnostic, Path_, PipelineError, did_you_mean
 from ..targets import default_outputs
-from .defaults import CHART_FOLDER, DEFAULT_STEPS, SECRET_STORE, ZAP_RISK, compute_type
+from .defaults import (
+    CHART_FOLDER,
+    DEFAULT_STEPS,
+    IN_CLUSTER,
+    SECRET_STORE,
+    ZAP_RISK,
+    compute_type,
+)
 from .loader import Document
 from .lower_rules import Rules, duration_ms, nested_folders, rollout_minutes, runtime_of, service_ci
 from .model import Compute, ImageScan, Pipeline
+
+
+def _hosts(domain: str | None, service: str, *, first: bool) -> tuple[str, ...]:
+    """<service>.<domain>, and the domain itself for the first service."""
+    if domain is None:
+        return ()
+    return (domain, f"{service}.{domain}") if first else (f"{service}.{domain}",)
 
 
 def _short(name: str, limit: int) -> str:
@@ -73,6 +87,7 @@ class _Lowering(Rules):
             gitops_credential=None if gitops.repository is None else gitops.credential,
         )
         backend = self.backend()
+        rollback = self.rollback()
         if self.errors:
             raise PipelineError(self.errors)
         return ir.IR(
@@ -93,7 +108,7 @@ class _Lowering(Rules):
             build=build,
             security=security,
             gitops=gitops,
-            rollback=self.rollback(),
+            rollback=rollback,
             notifications=notifications,
             deployments_table=model.audit.deployments_table,
             log_retention_days=model.audit.log_retention_days,
@@ -126,6 +141,10 @@ class _Lowering(Rules):
             else default_outputs(self.m.delivery)  # the targets this delivery uses
         )
         outputs: list[tuple[str, str]] = []
+        if folders.get("local") is False:
+            del folders["local"]  # outputs.local: false turns local development off
+        elif "local" not in folders and "helm" in folders:
+            folders["local"] = defaults["local"]  # it deploys the chart: on with helm
         for target in defaults:
             if target in folders:
                 where = ("outputs", target) if given is not None else ("outputs",)
@@ -213,9 +232,50 @@ class _Lowering(Rules):
                     else self.m.gitops.repository,
                     gitops_revision=(env.gitops.revision if env.gitops else None)
                     or self.m.gitops.revision,
+                    eks_cluster=env.eks_cluster
+                    or (project if env.cluster == IN_CLUSTER else f"{project}-{name}"),
+                    kube_context=f"{project}-{name}",
+                    **self.environment_access(name, env),
                 )
             )
         return envs
+
+    def environment_access(self, name: str, env: Any) -> dict[str, Any]:
+        """How the environment is reached (its ALB) and which secrets it may read."""
+        project, account = self.m.project, self.m.aws.account_id
+        exp = env.exposure
+        scheme: Literal["internal", "internet-facing"] = exp.scheme or (
+            "internet-facing" if env.approval else "internal"
+        )
+        domain = exp.domain or (urlsplit(env.url).hostname if env.url else None)
+        role = _short(f"{project}-{name}-secrets", 64)
+        prefix = env.secret_prefix or f"{project}/{name}/services/"
+        deployer = [
+            f"{project}/{e}/{kind}"
+            for e in self.m.environments
+            for kind in ("gitops-credential", "argocd")
+        ] + [f"{project}/sonarqube"]
+        covered = [d for d in deployer if d.startswith(prefix)]
+        if covered:
+            self.err(
+                ("environments", name, "secret_prefix"),
+                f"'{prefix}' would let the services' secret stores read {covered[0]} "
+                "(a deploy credential); choose a prefix such as "
+                f"'{project}/{name}/services/'",
+            )
+        return {
+            "exposure": ir.Exposure(
+                scheme, exp.certificate_arn, domain, _short(f"{project}-{name}", 63)
+            ),
+            # not <project>/<env>/ itself: the deployer's GitOps and Argo CD secrets
+            # live there, and a pod's store must not read them
+            "secret_prefix": prefix,
+            "secret_store": SECRET_STORE
+            if env.secret_store == "cluster"
+            else ir.SecretStore("SecretStore", "secrets"),
+            "secrets_role_name": role,
+            "secrets_role_arn": f"arn:aws:iam::{account}:role/{role}",
+        }
 
     def ci(self) -> tuple[ir.Runtime, tuple[ir.Step, ...]]:
         """The runtime, and the steps written or the runtime's default steps."""
@@ -304,7 +364,14 @@ class _Lowering(Rules):
                         image_tag_file=f"{name}/image-{env.name}.yaml",
                         wait_minutes=rollout_minutes(strategy),
                         gitops_dir=posixpath.join(gitops_path, name, env.name),
-                        host=urlsplit(env.url).hostname if env.url else None,
+                        hosts=_hosts(env.exposure.domain, name, first=not services),
+                        preview_host=f"{name}-preview.{env.exposure.domain}"
+                        if env.exposure.domain and strategy.kind == "blue-green"
+                        else None,
+                        secret_keys=tuple(
+                            (secret, env.secret_prefix + secret.removeprefix(f"{project}/"))
+                            for secret in svc.secrets
+                        ),
                     )
                 )
             services.append(
@@ -338,6 +405,7 @@ class _Lowering(Rules):
                     values_source=posixpath.join(helm, name) if helm else None,
                     runtime=(own := service_ci(svc, ci))[0],
                     steps=own[1],
+                    local_port=svc.local_port or svc.port,
                 )
             )
         return [
@@ -455,6 +523,20 @@ class _Lowering(Rules):
         if rollback is None:
             return None
         latency = rollback.max_p90_latency
+        window_ms = duration_ms(rollback.window)
+        least = 300000 if rollback.metrics_provider == "cloudwatch" else 60000
+        if window_ms < least or window_ms % 60000:
+            self.err(
+                ("rollback", "window"),
+                f"'{rollback.window}' is not a whole number of minutes of at least "
+                f"{least // 60000}m"
+                + (
+                    " (CloudWatch needs five one-minute datapoints to judge)"
+                    if least == 300000
+                    else ""
+                ),
+            )
+        pm = rollback.prometheus_metrics
         return ir.Rollback(
             rollback.health_checks,
             rollback.max_error_rate,
@@ -463,6 +545,15 @@ class _Lowering(Rules):
             rollback.prometheus_url,
             rollback.metrics_provider,
             rollback.cloudwatch_namespace or f"{self.m.project}/services",
+            rollback.service_monitor,
+            f"{window_ms // 60000}m",
+            rollback.no_traffic,
+            rollback.measurements,
+            pm.requests,
+            pm.latency,
+            pm.status_label,
+            pm.service_label,
+            pm.namespace_label,
         )
 
     def notifications(self) -> ir.Notifications:

@@ -27,6 +27,7 @@ from .model_types import (  # noqa: F401 - the language's value types, re-export
     BRANCH_RE,
     DURATION_RE,
     ECR_RE,
+    EKS_RE,
     EMAIL_RE,
     GIT_URL_RE,
     LINE_RE,
@@ -116,6 +117,37 @@ class SyncWindow(Model):
         return v
 
 
+CERT_EXAMPLE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+ACM_CERT_RE = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]{1,64}$"
+HOST_RE = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+SECRET_PREFIX_RE = r"^[A-Za-z0-9/_+=.@-]{1,200}/$"
+
+
+class Exposure(Model):
+    """How an environment's services are reached: one shared ALB per environment."""
+
+    scheme: Literal["internal", "internet-facing"] | None = Field(
+        None,
+        description="the ALB's scheme: internal (reachable only inside the VPC) or "
+        "internet-facing (default: internet-facing for environments with approval, "
+        "internal for the others, which run unreviewed builds)",
+        examples=["internal"],
+    )
+    certificate_arn: Annotated[str, StringConstraints(pattern=ACM_CERT_RE)] | None = Field(
+        None,
+        description="ACM certificate of the HTTPS listener (443); plain HTTP (80) then "
+        "redirects to HTTPS. Without it the ALB listens on HTTP only",
+        examples=[CERT_EXAMPLE],
+    )
+    domain: Annotated[str, StringConstraints(pattern=HOST_RE, max_length=200)] | None = Field(
+        None,
+        description="each service answers at <service>.<domain>, and the first service "
+        "also at the domain itself (default: the host of the environment's url; without "
+        "either, every host is accepted)",
+        examples=["staging.shop.example.com"],
+    )
+
+
 class EnvironmentGitops(Model):
     """This environment's own GitOps repository: one only its deployer can write."""
 
@@ -133,6 +165,32 @@ class EnvironmentGitops(Model):
 
 class Environment(Model):
     """One deployment environment; the order of environments is the promotion order."""
+
+    exposure: Exposure = Field(
+        Exposure(),
+        description="how the environment's services are reached (ALB scheme, TLS, hosts)",
+        examples=[
+            {
+                "scheme": "internet-facing",
+                "certificate_arn": CERT_EXAMPLE,
+            }
+        ],
+    )
+    secret_prefix: Annotated[str, StringConstraints(pattern=SECRET_PREFIX_RE)] | None = Field(
+        None,
+        description="prefix of this environment's Secrets Manager keys: a service secret "
+        "'<project>/<rest>' (or '<rest>') is read from '<secret_prefix><rest>', and the "
+        "environment's store may read only keys under it (default: "
+        "'<project>/<environment>/services/')",
+        examples=["ecommerce/production/services/"],
+    )
+    secret_store: Literal["namespace", "cluster"] = Field(
+        "namespace",
+        description="namespace: each service's SecretStore in the environment's namespace "
+        "assumes the environment's own IAM role, which reads only keys under "
+        "secret_prefix; cluster: the shared ClusterSecretStore 'aws-secrets-manager'",
+        examples=["namespace"],
+    )
 
     branches: Annotated[
         list[Annotated[str, StringConstraints(pattern=BRANCH_RE)]], Field(min_length=1)
@@ -161,6 +219,14 @@ class Environment(Model):
         description="this environment's own GitOps repository instead of gitops.repository "
         "(per tier: give approval environments one that feature builds cannot reach)",
         examples=[{"repository": "git@github.com:example/shop-gitops-production.git"}],
+    )
+    eks_cluster: Annotated[str, StringConstraints(pattern=EKS_RE)] | None = Field(
+        None,
+        description="the EKS cluster of this environment, for the local target's kubeconfig "
+        "(aws eks update-kubeconfig; context <project>-<env>); default: <project> when cluster "
+        "is the in-cluster default (every such environment shares Argo CD's cluster), else "
+        "<project>-<env>",
+        examples=["ecommerce", "ecommerce-prod"],
     )
 
 
@@ -312,6 +378,46 @@ class Strategy(Model):
     scale_down_delay: Duration | None = None
 
 
+class PrometheusMetrics(Model):
+    """The series the Prometheus analysis reads, and their label names."""
+
+    requests: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$")] = (
+        Field(
+            "http_requests_total",
+            description="counter of requests served (prometheus/client_golang promhttp's name)",
+            examples=["http_requests_total"],
+        )
+    )
+    latency: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$")] = Field(
+        "http_request_duration_seconds",
+        description="histogram of request durations in seconds (its _bucket series)",
+        examples=["http_request_duration_seconds"],
+    )
+    status_label: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,99}$")] = (
+        Field(
+            "code",
+            description="label holding the HTTP status code on the requests counter (promhttp: "
+            "code; express-prom-bundle: status_code)",
+            examples=["status_code"],
+        )
+    )
+    service_label: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,99}$")] = (
+        Field(
+            "service",
+            description="label naming the Kubernetes Service a series was scraped through "
+            "(Prometheus Operator's ServiceMonitor: service)",
+            examples=["service"],
+        )
+    )
+    namespace_label: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,99}$")] = (
+        Field(
+            "namespace",
+            description="label naming the Kubernetes namespace (Prometheus Operator: namespace)",
+            examples=["kubernetes_namespace"],
+        )
+    )
+
+
 class Rollback(Model):
     health_checks: bool = Field(
         True, description="probes gate the rollout; one that never becomes ready is aborted"
@@ -339,6 +445,37 @@ class Rollback(Model):
         "http://prometheus-operated.monitoring.svc:9090",
         description="the Prometheus the analysis queries (http_requests_total and "
         "http_request_duration_seconds_bucket, labelled by service)",
+    )
+    prometheus_metrics: PrometheusMetrics = Field(
+        PrometheusMetrics(),
+        description="the series and label names the Prometheus analysis queries",
+        examples=[{"status_label": "status_code"}],
+    )
+    service_monitor: bool = Field(
+        True,
+        description="with prometheus: each chart has a ServiceMonitor (Prometheus Operator) "
+        "scraping /metrics through its Services; false when Prometheus finds the pods "
+        "otherwise (the series must still carry the service and namespace labels)",
+        examples=[False],
+    )
+    window: Duration = Field(
+        "5m",
+        description="how far back each measurement looks (PromQL range, CloudWatch "
+        "interval); one measurement a minute. At least 1m, and 5m for CloudWatch",
+        examples=["5m"],
+    )
+    no_traffic: Literal["inconclusive", "pass"] = Field(
+        "inconclusive",
+        description="a measurement of a version that served no request in the window: "
+        "inconclusive (Argo Rollouts pauses the rollout for a person; never an abort) or "
+        "pass (an idle environment promotes)",
+        examples=["pass"],
+    )
+    measurements: Annotated[int, Field(ge=1, le=60)] = Field(
+        5,
+        description="how many measurements (one a minute) blue-green analysis takes before "
+        "and after promotion",
+        examples=[5],
     )
 
 
@@ -373,6 +510,13 @@ class Service(Model):
         None,
         description="this service's CI steps, same shape as ci.steps (default: ci.steps when "
         "it uses the pipeline's runtime, else the default steps of its own runtime)",
+    )
+    local_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        None,
+        description="the port this service listens on on a developer's machine: Tilt forwards "
+        "it to the container port, a Telepresence intercept sends the cluster's traffic to it "
+        "(default: port)",
+        examples=[3000],
     )
 
 
@@ -421,6 +565,21 @@ class Outputs(Model):
     terraform: RelPath | None = None
     argocd: RelPath | None = None
     helm: RelPath | None = None
+    local: RelPath | Literal[False] | None = Field(
+        None,
+        description="folder of the local development files (Tiltfile, local values, "
+        "Telepresence and kubeconfig scripts); on in 'dev' whenever the helm output is on, "
+        "because they deploy its chart; false turns them off",
+        examples=["dev", False],
+    )
+
+    @field_validator("local", mode="before")
+    @classmethod
+    def _folder_or_false(cls, v: Any) -> Any:
+        if v is None or v is False or isinstance(v, str):
+            return v
+        got = "true" if v is True else f"a {type(v).__name__}"
+        raise ValueError(f"expected a folder, or false to turn local development off; got {got}")
 
 
 class Backend(Model):

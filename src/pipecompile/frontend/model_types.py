@@ -31,6 +31,8 @@ LINE_RE = r"^[^\x00-\x1f\x7f]+$"
 # CodePipeline's filters read the same way (no whitespace, no backslash).
 BRANCH_RE = r"^[^\s\\\x00-\x1f\x7f]{1,255}$"
 PATH_RE = r"^[^\x00-\x1f\x7f]+$"
+# an EKS cluster name (CreateCluster: 1-100 characters, starting with a letter or digit)
+EKS_RE = r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$"
 
 PATTERN_HELP: dict[str, str] = {
     NAME_RE: "a valid name: a lowercase letter, then lowercase letters, digits and '-', "
@@ -54,6 +56,8 @@ PATTERN_HELP: dict[str, str] = {
     STATE_KEY_RE: "an S3 object key such as 'cicd/terraform.tfstate' (letters, digits, "
     "'/', '.', '_', '-')",
     LINE_RE: "a single line of text without control characters",
+    EKS_RE: "an EKS cluster name: 1-100 letters, digits, '-' and '_', starting with a "
+    "letter or digit",
     BRANCH_RE: "a branch name or pattern such as 'main', 'release/*' or '!feature/wip' "
     "(no spaces or backslashes)",
 }

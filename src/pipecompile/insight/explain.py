@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from ..ir import IR, Environment
+from ..ir import IR, Deployment, Environment, Service
 from ..targets import registry
 from ..targets.common import branch_regexes
-from .graph import _strategy, rollback_triggers
+from .graph import _strategy
 from .trust import trust_lines
 
 
@@ -76,20 +76,99 @@ def _who(ir: IR, env: Environment) -> str:
     )
 
 
-def _rollback(ir: IR) -> str:
-    triggers = rollback_triggers(ir)
-    if not triggers:
-        return "no automated rollback triggers are configured"
+def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
+    """Exactly the rollback this service has in this environment (what the chart's
+    Rollout or Deployment does; argo-rollouts v1.9.0 semantics)."""
     rb = ir.rollback
-    source = ""
-    if rb is not None:
+    kind = dep.strategy.kind
+    if kind == "rolling":
+        return (
+            "none: a Deployment (rolling update) keeps the new pods it could not make "
+            "ready (ProgressDeadlineExceeded, Argo CD Degraded) and the old ones serving; "
+            "the deploy is reported failed, not rolled back"
+        )
+    parts: list[str] = []
+    if rb is not None and rb.health_checks:
+        parts.append("pods not ready within 10m abort it (progressDeadlineAbort)")
+    triggers = []
+    if rb is not None and rb.max_error_rate is not None:
+        triggers.append(f"5xx rate > {rb.max_error_rate:g}")
+    if rb is not None and rb.max_p90_latency:
+        triggers.append(f"p90 latency > {rb.max_p90_latency}")
+    if rb is not None and triggers:
         source = (
             f"Prometheus {rb.prometheus_url}"
             if rb.provider == "prometheus"
-            else f"CloudWatch namespace {rb.cloudwatch_namespace}"
+            else f"CloudWatch namespace {rb.cloudwatch_namespace}, the new pods' PodTemplateHash"
         )
-    where = f"AnalysisTemplate <app>-rollback, {source}"
-    return "Argo Rollouts aborts and rolls back on " + ", ".join(triggers) + f" ({where})"
+        idle = (
+            "a minute without requests pauses it for a person (inconclusive)"
+            if rb.no_traffic == "inconclusive"
+            else "minutes without requests pass"
+        )
+        judged = (
+            f"{' or '.join(triggers)} over the last {rb.window} ({source}; measured each "
+            f"minute, a second failed measurement aborts; {idle})"
+        )
+        if kind == "canary":
+            parts.append(
+                f"from the first step, {judged} on {svc.name}-canary aborts it and sends "
+                "all traffic back to the stable version"
+            )
+        else:
+            parts.append(
+                f"before promotion, {rb.measurements} measurements of {judged} on "
+                f"{svc.name}-preview: a failure aborts it and {svc.name} never switches"
+            )
+    if kind == "blue-green" and not dep.strategy.auto_promote:
+        parts.append(
+            "then it waits for a person to promote (kubectl argo rollouts promote "
+            f"{svc.name} -n {dep.namespace}); waiting is not a failure"
+        )
+    if kind == "blue-green" and rb is not None and triggers:
+        parts.append(
+            f"after promotion, {rb.measurements} more measurements on {svc.name}: a "
+            "failure switches it back to the previous version"
+        )
+    if not parts:
+        return "none: no rollback triggers are configured (rollback)"
+    return "Argo Rollouts: " + "; ".join(parts)
+
+
+def _exposure(ir: IR, env: Environment) -> str:
+    exp = env.exposure
+    tls = (
+        f"HTTPS (certificate {exp.certificate_arn}), HTTP redirects to it"
+        if exp.certificate_arn
+        else "HTTP only (no certificate: set exposure.certificate_arn)"
+    )
+    hosts = (
+        ", ".join(h for svc in ir.services for h in _deployment(svc, env).hosts)
+        if exp.domain
+        else "any host (no domain: each service has its own ALB)"
+    )
+    group = f"one {exp.scheme} ALB (IngressGroup {exp.group})" if exp.domain else exp.scheme
+    return f"{group}, {tls}; hosts {hosts}"
+
+
+def _secrets(ir: IR, env: Environment) -> str | None:
+    readers = [svc for svc in ir.services if svc.secrets]
+    if not readers:
+        return None
+    store = env.secret_store
+    keys = ", ".join(key for svc in readers for _, key in _deployment(svc, env).secret_keys)
+    if store.kind == "SecretStore":
+        via = (
+            f"each service's SecretStore <service>-{store.name} assumes IAM role "
+            f"{env.secrets_role_name}, which reads only {env.secret_prefix}*"
+        )
+    else:
+        via = f"the {store.kind} '{store.name}' (shared by every namespace)"
+    return f"{keys}: {via}; mounted as files (updated in place) and as environment variables"
+
+
+def _deployment(svc: Service, env: Environment) -> Deployment:
+    return next(d for d in svc.deployments if d.environment == env.name)
 
 
 def explain_event(ir: IR, event: str, ref: str) -> list[str]:
@@ -153,7 +232,12 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
             out.append(f"    who can deploy: {_who(ir, env)}")
         for gate in _gates(ir, env):
             out.append(f"    gate: {gate}")
-        out.append(f"    rollback: {_rollback(ir)}")
+        out.append(f"    reached at: {_exposure(ir, env)}")
+        secrets = _secrets(ir, env)
+        if secrets:
+            out.append(f"    secrets: {secrets}")
+        for svc in ir.services:
+            out.append(f"    rollback of {svc.name}: {_rollback(ir, svc, _deployment(svc, env))}")
     return out
 
 

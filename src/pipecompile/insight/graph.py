@@ -74,7 +74,11 @@ def flow(ir: IR) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]
         nodes.append(("sign", "box", "sign images (KMS)"))
         edges.append((last, "sign", "solid"))
         last = "sign"
-    rollback = ir.rollback
+    # only environments whose deployments are Rollouts roll back (a Deployment does not)
+    rolled = {
+        d.environment for s in ir.services for d in s.deployments if d.strategy.kind != "rolling"
+    }
+    rollback = ir.rollback is not None and bool(rolled)
     if rollback:
         nodes.append(
             ("rollback", "note", "automated rollback: " + ", ".join(rollback_triggers(ir)))
@@ -100,7 +104,7 @@ def flow(ir: IR) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]
         )
         nodes.append((e, "box", f"deploy {env.name} ({env.namespace}): " + "; ".join(strategies)))
         edges.append((gate, e, "solid"))
-        if rollback:
+        if rollback and env.name in rolled:
             edges.append((e, "rollback", "dotted"))
     if ir.security.dast:
         dast = ir.security.dast

@@ -41,7 +41,7 @@ def code_fingerprint() -> str:
     for folder, dirs, names in os.walk(base):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         for name in names:
-            if name.endswith((".py", ".json", ".yaml", ".tpl", ".sh", ".jq")):
+            if name.endswith((".py", ".json", ".yaml", ".tpl", ".sh", ".jq", ".star")):
                 found.append(os.path.join(folder, name))
     for path in sorted(found):
         h.update(os.path.relpath(path, base).replace(os.sep, "/").encode() + b"\0")

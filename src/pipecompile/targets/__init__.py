@@ -90,7 +90,7 @@ def gitops_required(ir: IR) -> list[Finding]:
 
 def registry() -> dict[str, Target]:
     """Every target, in the order outputs are listed and rendered."""
-    from . import argocd, codebuild, github_actions, helm, terraform
+    from . import argocd, codebuild, github_actions, helm, local, terraform
 
     targets: dict[str, Target] = {
         github_actions.name: github_actions,
@@ -98,6 +98,7 @@ def registry() -> dict[str, Target]:
         terraform.name: terraform,
         argocd.name: argocd,
         helm.name: helm,
+        local.name: local,
     }
     return targets
 

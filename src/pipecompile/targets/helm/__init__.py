@@ -24,6 +24,7 @@ from typing import Any
 from ...ir import IR, Deployment, Service, Strategy
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
+from . import analysis as _analysis
 
 name = "helm"
 default_folder = "kubernetes/apps"  # under outputs: when the pipeline names no folder
@@ -35,7 +36,7 @@ def _conventions() -> dict[str, Any]:
     return table
 
 
-def rollout_strategy(svc: Service, dep: Deployment, analysis: str | None) -> dict[str, Any]:
+def rollout_strategy(ir: IR, svc: Service, dep: Deployment, analysis: str | None) -> dict[str, Any]:
     """``spec.strategy`` of the Rollout (of the Deployment, for 'rolling')."""
     s: Strategy = dep.strategy
     if s.kind == "canary":
@@ -52,8 +53,9 @@ def rollout_strategy(svc: Service, dep: Deployment, analysis: str | None) -> dic
             "trafficRouting": {"alb": {"ingress": svc.name, "servicePort": svc.port}},
             "steps": steps,
         }
-        if analysis:
-            canary["analysis"] = {"templates": [{"templateName": analysis}], "startingStep": 1}
+        if analysis:  # background analysis from the first step on
+            ref = _analysis.reference(ir, _analysis.measured_service(svc, dep), analysis)
+            canary["analysis"] = {**ref, "startingStep": 1}
         return {"canary": canary}
     if s.kind == "blue-green":
         bg: dict[str, Any] = {
@@ -63,103 +65,21 @@ def rollout_strategy(svc: Service, dep: Deployment, analysis: str | None) -> dic
             "previewReplicaCount": s.preview_replicas,
             "scaleDownDelaySeconds": s.scale_down_delay_seconds,
         }
-        if analysis:
-            bg["prePromotionAnalysis"] = {"templates": [{"templateName": analysis}]}
+        if analysis:  # the preview before the switch, the active Service after it
+            bg["prePromotionAnalysis"] = _analysis.reference(
+                ir, _analysis.measured_service(svc, dep), analysis
+            )
+            bg["postPromotionAnalysis"] = _analysis.reference(ir, svc.name, analysis)
+            # the controller cancels post-promotion analysis when scaleDownDelaySeconds
+            # ends (argo-rollouts v1.9.0 docs/features/bluegreen.md): keep the old
+            # version until every measurement is taken, so an abort can switch back
+            assert ir.rollback is not None
+            bg["scaleDownDelaySeconds"] = max(
+                s.scale_down_delay_seconds, (ir.rollback.measurements + 1) * 60
+            )
         return {"blueGreen": bg}
     # rolling: a plain Deployment's rolling update
     return {"type": "RollingUpdate", "rollingUpdate": dict(_conventions()["rolling"])}
-
-
-def _cloudwatch(ns: str, dims: list[dict[str, str]], *queries: dict[str, Any]) -> dict[str, Any]:
-    """An Argo Rollouts cloudWatch provider over the service's own metrics."""
-
-    def stat(qid: str, metric: str, statistic: str) -> dict[str, Any]:
-        return {
-            "id": qid,
-            "returnData": False,
-            "metricStat": {
-                "metric": {"namespace": ns, "metricName": metric, "dimensions": dims},
-                "period": 60,
-                "stat": statistic,
-            },
-        }
-
-    built = [stat(*q["stat"]) if "stat" in q else q for q in queries]
-    return {"cloudWatch": {"interval": "1m", "metricDataQueries": built}}
-
-
-def _analysis(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
-    """The rollback thresholds as queries on the new version's Service, in the provider
-    rollback.metrics_provider names."""
-    rb = ir.rollback
-    if rb is None or dep.strategy.kind == "rolling":
-        return None
-    suffix = "canary" if dep.strategy.kind == "canary" else "preview"
-    target = f"{svc.name}-{suffix}"
-    sel = f'namespace="{dep.namespace}",service="{target}"'
-    dims = [{"name": "Service", "value": target}, {"name": "Namespace", "value": dep.namespace}]
-    prometheus = rb.provider == "prometheus"
-    metrics: list[dict[str, Any]] = []
-
-    def condition(limit: str) -> str:
-        # prometheus returns a vector; cloudWatch a series of values, each must hold
-        return f"result[0] <= {limit}" if prometheus else f"all(result[0].Values, {{# <= {limit}}})"
-
-    if rb.max_error_rate is not None:
-        if prometheus:
-            provider: dict[str, Any] = {
-                "prometheus": {
-                    "address": rb.prometheus_url,
-                    "query": f'sum(rate(http_requests_total{{{sel},code=~"5.."}}[2m])) / '
-                    f"clamp_min(sum(rate(http_requests_total{{{sel}}}[2m])), 1e-9)",
-                }
-            }
-        else:
-            provider = _cloudwatch(
-                rb.cloudwatch_namespace,
-                dims,
-                {"stat": ("errors", "Errors5xx", "Sum")},
-                {"stat": ("requests", "Requests", "Sum")},
-                {"id": "rate", "expression": "errors / MAX([requests, 1])", "returnData": True},
-            )
-        metrics.append(
-            {
-                "name": "error-rate",
-                "interval": "1m",
-                "failureLimit": 1,
-                "successCondition": condition(repr(rb.max_error_rate)),
-                "threshold": rb.max_error_rate,
-                "provider": provider,
-            }
-        )
-    if rb.max_p90_latency_ms is not None:
-        if prometheus:
-            provider = {
-                "prometheus": {
-                    "address": rb.prometheus_url,
-                    "query": "1000 * histogram_quantile(0.9, sum by (le) "
-                    f"(rate(http_request_duration_seconds_bucket{{{sel}}}[2m])))",
-                }
-            }
-        else:
-            query = {"stat": ("p90", "LatencyMs", "p90")}
-            provider = _cloudwatch(rb.cloudwatch_namespace, dims, query)
-            provider["cloudWatch"]["metricDataQueries"][0]["returnData"] = True
-        metrics.append(
-            {
-                "name": "p90-latency-ms",
-                "interval": "1m",
-                "failureLimit": 1,
-                "successCondition": condition(str(rb.max_p90_latency_ms)),
-                "threshold": rb.max_p90_latency_ms,
-                "provider": provider,
-            }
-        )
-    return {
-        "templateName": f"{dep.app_name}-rollback",
-        "healthChecks": rb.health_checks,
-        "metrics": metrics,
-    }
 
 
 def k8s_secret_name(secret: str) -> str:
@@ -167,77 +87,138 @@ def k8s_secret_name(secret: str) -> str:
     return base or "secret"
 
 
+def _ingress(ir: IR, dep: Deployment) -> dict[str, Any]:
+    """The service's rules on its environment's shared ALB (one IngressGroup per
+    environment: the AWS Load Balancer Controller merges every Ingress of the group)."""
+    exp = ir.environment(dep.environment).exposure
+    return {
+        "enabled": True,
+        "scheme": exp.scheme,
+        # a shared ALB needs a host per service (two rules for '/' on any host collide)
+        "group": exp.group if dep.hosts else "",
+        "hosts": list(dep.hosts),
+        "previewHost": dep.preview_host or "",
+        "certificateArn": exp.certificate_arn or "",
+    }
+
+
+def _secrets(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
+    if not svc.secrets:
+        return None
+    env = ir.environment(dep.environment)
+    names: dict[str, int] = {}
+    entries = []
+    for secret, key in dep.secret_keys:
+        k8s = k8s_secret_name(secret)
+        names[k8s] = names.get(k8s, 0) + 1
+        if names[k8s] > 1:
+            k8s = f"{k8s[:60]}-{names[k8s]}"
+        env_name = re.sub(r"[^A-Z0-9]+", "_", secret.rsplit("/", 1)[-1].upper()).strip("_")
+        entries.append({"name": k8s, "envName": env_name or "SECRET", "remoteRef": {"key": key}})
+    store = env.secret_store
+    own = store.kind == "SecretStore"
+    return {
+        "secretStoreRef": {
+            "kind": store.kind,
+            "name": f"{svc.name}-{store.name}" if own else store.name,
+        },
+        # a SecretStore of the service's own, in its namespace, assuming the role that
+        # reads only this environment's keys (External Secrets' AWS provider 'role')
+        "store": {"create": own, "roleArn": env.secrets_role_arn if own else ""},
+        "provider": {"service": "SecretsManager", "region": ir.aws.region},
+        "refreshInterval": _conventions()["secret_refresh_interval"],
+        "mountPath": _conventions()["secret_mount_path"],
+        "secrets": entries,
+    }
+
+
 def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
-    analysis = _analysis(ir, svc, dep)
+    analysis = _analysis.template(ir, svc, dep)
     if analysis is not None and not analysis["metrics"]:
         template = None  # health checks alone: probes and the progress deadline
     else:
         template = analysis["templateName"] if analysis else None
+    rb = ir.rollback
     out: dict[str, Any] = {
         "name": svc.name,
         "environment": dep.environment,
         "image": {"repository": ir.image_of(svc, ir.environment(dep.environment))[1]},
         "replicaCount": dep.replicas,
         "service": {"port": svc.port},
-        "ingress": {"enabled": True, "host": dep.host or ""},
+        "ingress": _ingress(ir, dep),
         "rollout": {
             "type": dep.strategy.kind,
-            "strategy": rollout_strategy(svc, dep, template),
+            "strategy": rollout_strategy(ir, svc, dep, template),
+        },
+        "serviceMonitor": {
+            "enabled": rb is not None and rb.provider == "prometheus" and rb.service_monitor
         },
     }
     if analysis:
         out["analysis"] = analysis
-    if svc.secrets:
-        names: dict[str, int] = {}
-        entries = []
-        for secret in svc.secrets:
-            k8s = k8s_secret_name(secret)
-            names[k8s] = names.get(k8s, 0) + 1
-            if names[k8s] > 1:
-                k8s = f"{k8s[:60]}-{names[k8s]}"
-            env_name = re.sub(r"[^A-Z0-9]+", "_", secret.rsplit("/", 1)[-1].upper()).strip("_")
-            entries.append(
-                {"name": k8s, "envName": env_name or "SECRET", "remoteRef": {"key": secret}}
-            )
-        out["externalSecrets"] = {
-            "secretStoreRef": {"kind": ir.secret_store.kind, "name": ir.secret_store.name},
-            "provider": {"service": "SecretsManager", "region": ir.aws.region},
-            "refreshInterval": _conventions()["secret_refresh_interval"],
-            "secrets": entries,
-        }
+    secrets = _secrets(ir, svc, dep)
+    if secrets:
+        out["externalSecrets"] = secrets
     return out
 
 
 def describe(ir: IR) -> list[str]:
-    """The Secrets Manager secrets the services read, and the store the charts name."""
-    store = ir.secret_store
-    out = [
-        f"Secrets Manager secrets read by {svc.name}: "
-        + ", ".join(svc.secrets)
-        + f" (and a {store.kind} '{store.name}')"
-        for svc in ir.services
-        if svc.secrets
+    """What each cluster needs for the charts to deploy and judge releases."""
+    out: list[str] = []
+    stores = {env.secret_store.kind for env in ir.environments}
+    for svc in ir.services:
+        if svc.secrets:
+            keys = ", ".join(key for dep in svc.deployments for _, key in dep.secret_keys)
+            out.append(f"Secrets Manager secrets read by {svc.name}: {keys}")
+    controllers = [
+        "the Argo Rollouts controller (v1.9)",
+        "the AWS Load Balancer Controller (ingressClassName alb; canary weights are its "
+        "traffic split; one ALB per environment through IngressGroups)",
     ]
+    if any(svc.secrets for svc in ir.services):
+        store = (
+            "a SecretStore of each service's own"
+            if stores == {"SecretStore"}
+            else f"{' or '.join(sorted(stores))} stores"
+        )
+        controllers.append(
+            f"the External Secrets Operator ({store}; for SecretStores its controller runs "
+            "as the role the environments' secrets roles trust), and Stakater Reloader "
+            "(with --is-Argo-Rollouts=true) to restart pods whose secrets rotate"
+        )
+    out.append("In each cluster: " + ", ".join(controllers))
     out.append(
-        "In each cluster: the Argo Rollouts controller, the AWS Load Balancer Controller "
-        "(ingressClassName alb; canary weights are its traffic split), the External "
-        f"Secrets Operator with the {store.kind} '{store.name}'"
+        "Pods run as user 10001 under Pod Security 'restricted' (non-root, no privilege "
+        "escalation, no capabilities, RuntimeDefault seccomp)"
     )
     rb = ir.rollback
     if rb and (rb.max_error_rate is not None or rb.max_p90_latency) and rb.provider == "prometheus":
         out.append(
-            f"Prometheus at {rb.prometheus_url} scraping the services' "
-            "http_requests_total and http_request_duration_seconds_bucket, labelled by "
-            "namespace and service (rollback analysis)"
+            f"Prometheus at {rb.prometheus_url}"
+            + (
+                " with the Prometheus Operator (each chart's ServiceMonitor scrapes /metrics "
+                "on port http)"
+                if rb.service_monitor
+                else " scraping the services' /metrics"
+            )
+            + f": {rb.requests_metric} with the "
+            f"status code in label '{rb.status_label}' and the histogram "
+            f"{rb.latency_metric}, labelled '{rb.service_label}' and '{rb.namespace_label}' "
+            "(rollback analysis; rollback.prometheus_metrics renames them)"
         )
     elif rb and (rb.max_error_rate is not None or rb.max_p90_latency):
         out.append(
             f"CloudWatch metrics Requests, Errors5xx and LatencyMs in namespace "
-            f"{rb.cloudwatch_namespace}, by Service and Namespace, published by the services "
-            "(e.g. embedded metric format); the Argo Rollouts controller may call "
+            f"{rb.cloudwatch_namespace}, published each minute by the pods (e.g. embedded "
+            "metric format) with the dimensions Service, Namespace and PodTemplateHash "
+            "(environment variables PIPECOMPILE_SERVICE, PIPECOMPILE_NAMESPACE, "
+            "PIPECOMPILE_POD_TEMPLATE_HASH); the Argo Rollouts controller may call "
             "cloudwatch:GetMetricData (rollback analysis)"
         )
-    out.append("Each service answers GET /healthz on its port (readiness and liveness probes)")
+    out.append(
+        "Each service answers GET /healthz on its port (startup and readiness probes; "
+        "liveness checks that the port accepts connections)"
+    )
     return out
 
 
@@ -258,14 +239,28 @@ def chart_yaml(ir: IR) -> dict[str, Any]:
 
 def default_values() -> dict[str, Any]:
     """What every service shares; values-<env>.yaml and image-<env>.yaml add the rest."""
+    conv = _conventions()
     return {
         "name": "",
         "environment": "",
         "image": {"repository": "", "tag": "", "digest": ""},
         "replicaCount": 1,
         "service": {"port": 8080},
-        "probes": dict(_conventions()["probes"]),
-        "ingress": {"enabled": True, "host": "", "scheme": _conventions()["alb_scheme"]},
+        "probes": dict(conv["probes"]),
+        # Pod Security "restricted": non-root (a numeric user, so the kubelet can check
+        # it whatever the image's USER), no privilege escalation, no capabilities,
+        # the runtime's seccomp profile
+        "securityContext": {"runAsUser": conv["run_as_user"]},
+        "resources": conv["resources"],
+        "ingress": {
+            "enabled": True,
+            "scheme": "internal",
+            "group": "",
+            "hosts": [],
+            "previewHost": "",
+            "certificateArn": "",
+        },
+        "serviceMonitor": {"enabled": False, **conv["metrics"]},
         "serviceAccount": {"roleArn": ""},
         "rollout": {"type": "rolling", "strategy": {}},
         "analysis": None,

@@ -27,6 +27,8 @@ from .iam import iam
 from .monitoring import monitoring
 from .pipelines import choices as pipeline_choices
 from .pipelines import codebuild, codepipeline, deploy_variables
+from .secrets import CONTROLLER_VARIABLE, external_secrets
+from .secrets import environments as secret_environments
 
 name = "terraform"
 default_folder = "infrastructure/terraform/cicd"  # under outputs: when the pipeline names no folder
@@ -207,6 +209,12 @@ def describe(ir: IR) -> list[str]:
             f"that may write commit statuses of {ir.repository} (fine-grained: Commit "
             "statuses read and write), so pipeline runs show on their commits"
         )
+    for env in secret_environments(ir):
+        out.append(
+            f"  IAM role {env.secrets_role_name}: the {env.name} SecretStores read only "
+            f"Secrets Manager keys {env.secret_prefix}*; it trusts only the External "
+            f"Secrets controller's role (variable {CONTROLLER_VARIABLE})"
+        )
     n = ir.notifications
     out.append(f"  SNS topic {n.sns_topic}: subscribe approvers")
     if n.slack_channel and ir.delivery == "codepipeline":
@@ -241,6 +249,9 @@ def render(ir: IR) -> dict[str, str]:
     }
     if ir.cloudtrail:  # audit.cloudtrail: off by default (trails are usually account-level)
         files["cloudtrail.tf"] = cloudtrail(ir)
+    stores = external_secrets(ir)
+    if stores is not None:  # one role per environment for its SecretStores
+        files["external_secrets.tf"] = stores
     if ir.delivery == "codepipeline":  # the artifact store and the pipelines
         files["storage.tf"] = storage(ir)
         files["codebuild.tf"] = codebuild(ir)

@@ -1,17 +1,18 @@
-{{/* The service's name: every object of the chart is named after it. */}}
+{{/* The service's name: every object of the chart is named after it. Every value from
+the pipeline is quoted: a service named "on" or "null" stays a string. */}}
 {{- define "svc.name" -}}
 {{- .Values.name -}}
 {{- end -}}
 
 {{- define "svc.labels" -}}
-app.kubernetes.io/name: {{ .Values.name }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-pipecompile/environment: {{ .Values.environment }}
+app.kubernetes.io/name: {{ .Values.name | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
+pipecompile/environment: {{ .Values.environment | quote }}
 {{- end -}}
 
 {{- define "svc.selector" -}}
-app.kubernetes.io/name: {{ .Values.name }}
+app.kubernetes.io/name: {{ .Values.name | quote }}
 {{- end -}}
 
 {{/* The image by digest once a deployer recorded one (image-<env>.yaml), else by tag. */}}
@@ -23,37 +24,98 @@ app.kubernetes.io/name: {{ .Values.name }}
 {{- end -}}
 {{- end -}}
 
+{{/* Secrets by name, for the reload annotation (Stakater Reloader). */}}
+{{- define "svc.secretNames" -}}
+{{- $names := list -}}
+{{- range .Values.externalSecrets.secrets -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- join "," $names -}}
+{{- end -}}
+
 {{- define "svc.pod" -}}
 metadata:
   labels:
     {{- include "svc.labels" . | nindent 4 }}
 spec:
-  serviceAccountName: {{ include "svc.name" . }}
+  serviceAccountName: {{ include "svc.name" . | quote }}
+  automountServiceAccountToken: false
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: {{ .Values.securityContext.runAsUser }}
+    runAsGroup: {{ .Values.securityContext.runAsUser }}
+    seccompProfile:
+      type: RuntimeDefault
   containers:
-    - name: {{ include "svc.name" . }}
+    - name: {{ include "svc.name" . | quote }}
       image: {{ include "svc.image" . | quote }}
       ports:
         - name: http
           containerPort: {{ .Values.service.port }}
           protocol: TCP
+      securityContext:
+        allowPrivilegeEscalation: false
+        capabilities:
+          drop: ["ALL"]
+      resources:
+        {{- toYaml .Values.resources | nindent 8 }}
+      env:
+        # what a service publishes its CloudWatch metrics with (Service, Namespace,
+        # PodTemplateHash: the ReplicaSet, which tells a canary from the stable pods)
+        - name: PIPECOMPILE_SERVICE
+          value: {{ include "svc.name" . | quote }}
+        - name: PIPECOMPILE_NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
+        - name: PIPECOMPILE_POD_TEMPLATE_HASH
+          valueFrom:
+            fieldRef:
+              fieldPath: {{ if eq .Values.rollout.type "rolling" }}metadata.labels['pod-template-hash']{{ else }}metadata.labels['rollouts-pod-template-hash']{{ end }}
+      {{- with .Values.externalSecrets }}
+        {{- range .secrets }}
+        - name: {{ printf "%s_FILE" .envName | quote }}
+          value: {{ printf "%s/%s/%s" $.Values.externalSecrets.mountPath .name .envName | quote }}
+        {{- end }}
+      envFrom:
+        {{- range .secrets }}
+        - secretRef:
+            name: {{ .name | quote }}
+        {{- end }}
+      volumeMounts:
+        {{- range .secrets }}
+        # a mounted Secret (no subPath) is updated in place when the value rotates
+        - name: {{ printf "secret-%s" .name | trunc 63 | trimSuffix "-" | quote }}
+          mountPath: {{ printf "%s/%s" $.Values.externalSecrets.mountPath .name | quote }}
+          readOnly: true
+        {{- end }}
+      {{- end }}
+      # starting: up to probes.startupSeconds before liveness counts; ready: serving
+      # (readiness gates traffic and the rollout); alive: the port accepts connections
+      # (a failing dependency makes a pod unready, not restarted)
+      startupProbe:
+        httpGet:
+          path: {{ .Values.probes.startupPath | quote }}
+          port: http
+        periodSeconds: 5
+        failureThreshold: {{ div .Values.probes.startupSeconds 5 }}
       readinessProbe:
         httpGet:
-          path: {{ .Values.probes.readinessPath }}
+          path: {{ .Values.probes.readinessPath | quote }}
           port: http
         periodSeconds: 5
         failureThreshold: 3
       livenessProbe:
-        httpGet:
-          path: {{ .Values.probes.livenessPath }}
+        tcpSocket:
           port: http
-        initialDelaySeconds: 10
         periodSeconds: 10
         failureThreshold: 3
-      {{- with .Values.externalSecrets }}
-      envFrom:
-        {{- range .secrets }}
-        - secretRef:
-            name: {{ .name }}
-        {{- end }}
-      {{- end }}
+  {{- with .Values.externalSecrets }}
+  volumes:
+    {{- range .secrets }}
+    - name: {{ printf "secret-%s" .name | trunc 63 | trimSuffix "-" | quote }}
+      secret:
+        secretName: {{ .name | quote }}
+    {{- end }}
+  {{- end }}
 {{- end -}}
