@@ -116,8 +116,12 @@ class Account:
         self.resources: dict[str, dict[str, Any]] = {}
         self.docs: dict[str, Any] = {}
         self.region = "us-east-1"
-        for doc in parsed:
+        self.variables: dict[str, Any] = {}  # each variable's default: what an apply without
+        for doc in parsed:  # -var uses (external_secrets_controller_role_arn, region, ...)
             for var in doc.get("variable", []):
+                for name, body in var.items():
+                    if "default" in body:
+                        self.variables[name] = body["default"]
                 if "region" in var:
                     self.region = var["region"]["default"]
             for res in doc.get("resource", []):
@@ -171,6 +175,8 @@ class Account:
                     f"arn:aws:iam::{self.account}:oidc-provider/token.actions.githubusercontent.com"
                 )
             raise KeyError(ref)
+        if parts[0] == "var" and len(parts) == 2:
+            return str(self.variables[parts[1]])
         key, attr = ".".join(parts[:2]), parts[2]
         body = self.resources[key]
         if attr == "arn":

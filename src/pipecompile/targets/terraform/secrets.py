@@ -12,6 +12,7 @@ from __future__ import annotations
 from ...ir import IR, Environment
 from ...serialize.hcl import Block, Ref, document
 from .blocks import iam_role, inline_policy, policy_doc
+from .iam import NEVER_APPROVE
 
 CONTROLLER_VARIABLE = "external_secrets_controller_role_arn"
 
@@ -68,7 +69,8 @@ def external_secrets(ir: IR) -> str | None:
                         "resources": [
                             f"arn:aws:secretsmanager:{region}:{account}:secret:{env.secret_prefix}*"
                         ],
-                    }
+                    },
+                    NEVER_APPROVE,  # like every role the Terraform creates
                 ],
             )
         )
