@@ -104,8 +104,14 @@ DRIFTS: dict[str, Callable[[Path], None]] = {
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every sample built once into its own temporary folder."""
-    return {s: build_sample(s, tmp_path_factory.mktemp(s)) for s in SAMPLES}
+    """Every sample built once, at its own path in a temporary git repository (headers
+    name the pipeline by its path from the repository root, as in this one)."""
+    out = {}
+    for s in SAMPLES:
+        repo = tmp_path_factory.mktemp(s)
+        git(repo, "init", "-q")
+        out[s] = build_sample(s, repo / "samples" / s)
+    return out
 
 
 class TextFile(SingleFileSnapshotExtension):

@@ -116,12 +116,8 @@ class Account:
         self.resources: dict[str, dict[str, Any]] = {}
         self.docs: dict[str, Any] = {}
         self.region = "us-east-1"
-        self.variables: dict[str, Any] = {}  # each variable's default: what an apply without
-        for doc in parsed:  # -var uses (external_secrets_controller_role_arn, region, ...)
+        for doc in parsed:
             for var in doc.get("variable", []):
-                for name, body in var.items():
-                    if "default" in body:
-                        self.variables[name] = body["default"]
                 if "region" in var:
                     self.region = var["region"]["default"]
             for res in doc.get("resource", []):
@@ -175,8 +171,8 @@ class Account:
                     f"arn:aws:iam::{self.account}:oidc-provider/token.actions.githubusercontent.com"
                 )
             raise KeyError(ref)
-        if parts[0] == "var" and len(parts) == 2:
-            return str(self.variables[parts[1]])
+        if parts[0] == "var":  # an input variable: a principal the operator names
+            return f"arn:aws:iam::{self.account}:role/var-{parts[1]}"
         key, attr = ".".join(parts[:2]), parts[2]
         body = self.resources[key]
         if attr == "arn":

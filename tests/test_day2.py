@@ -161,13 +161,19 @@ def test_every_repository_has_a_lifecycle_policy(
     for name, policy in policies.items():
         assert policy["repository"] == f"${{aws_ecr_repository.{name}.name}}"
         rules = json.loads(json.loads(f'"{policy["policy"]}"'))["rules"]  # HCL-escaped JSON
-        assert [r["rulePriority"] for r in rules] == [1, 2]
+        assert [r["rulePriority"] for r in rules] == [1, 2, 3]
         assert rules[0]["selection"]["tagStatus"] == "untagged"
-        assert rules[1]["selection"] == {
-            "tagStatus": "any",
-            "countType": "imageCountMoreThan",
-            "countNumber": keep,
-        }
+        # each build tier counted apart (feature churn never expires a release image), and
+        # no rule selects cosign's sha256-<digest>.sig tags: signatures never expire
+        assert [r["selection"] for r in rules[1:]] == [
+            {
+                "tagStatus": "tagged",
+                "tagPrefixList": [f"{tier}-"],
+                "countType": "imageCountMoreThan",
+                "countNumber": keep,
+            }
+            for tier in ("rel", "src")
+        ]
         assert all(r["action"] == {"type": "expire"} for r in rules)
 
 

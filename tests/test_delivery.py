@@ -176,7 +176,10 @@ case "$name $*" in
     key="$(sed -n 's/.*--key \\([^ ]*\\).*/\\1/p' <<<"$*")"
     mark="$reg/signed-${key//\\//_}"
     case "$1" in verify) [ -f "$mark" ] || exit 1 ;; *) touch "$mark" ;; esac ;;
-  "curl "*) printf '%s' "$FAKE_APP" ;;
+  "curl "*)  # the Argo CD API: the body to -o's file, "code type" for -w
+    out="$(sed -n 's/.* -o \\([^ ]*\\) .*/\\1/p' <<<"$*")"
+    if [ -n "$out" ]; then printf '%s' "$FAKE_APP" > "$out"; echo "200 application/json"
+    else printf '%s' "$FAKE_APP"; fi ;;
   *) echo "unexpected: $name $*" >&2; exit 2 ;;
 esac
 """
@@ -464,8 +467,10 @@ def app(health: str, image: str = DIGEST) -> str:
     ("health", "seconds", "code", "outcome"),
     [
         ("Healthy", "60", 0, "succeeded"),
-        ("Degraded", "60", 1, "rolled-back"),
-        ("Healthy", "0", 1, "timed-out"),
+        # Degraded at the new digest: a Deployment past its deadline, nothing rolled back
+        # (an aborted rollout: tests/test_rehearsal.py)
+        ("Degraded", "60", 1, "failed"),
+        ("Progressing", "0", 1, "timed-out"),
     ],
 )
 def test_a_deploy_succeeds_only_when_the_rollout_is_healthy(
@@ -570,8 +575,8 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
     # two build roles: a feature branch's build can never use the release role or key
     assert subjects("github_build_assume") == [f"repo:{ir.repository}:ref:refs/heads/feature/*"]
     assert subjects("github_release_assume") == [
-        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("release/*", "main")
-    ]
+        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("release/*", "hotfix/*", "main")
+    ]  # hotfixes follow the release path
     signers = {
         label: st["resources"]
         for label, body in docs.items()

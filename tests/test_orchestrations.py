@@ -20,7 +20,7 @@ GITFLOW_REFS = {
     "release/1.2": {"staging"},
     "feature/cart": {"development"},
     "feature/a/b": set(),  # '*' does not cross '/' in GitHub filters
-    "hotfix/x": set(),
+    "hotfix/x": {"staging"},  # hotfixes follow the release path (LANGUAGE.md 1.2)
 }
 
 
@@ -132,4 +132,5 @@ def test_an_exclusion_excludes_wherever_it_is_written(order: str, tmp_path: Path
     pipelines = _pipelines(root)
     push = pipelines["ecommerce-order-service-staging"]["trigger"][0]["git_configuration"][0]
     branches = push["push"][0]["branches"][0]
-    assert branches["includes"] == ["release/*"] and branches["excludes"] == ["release/old-*"]
+    assert branches["includes"] == ["release/*", "hotfix/*"]  # hotfixes: the release path
+    assert branches["excludes"] == ["release/old-*"]

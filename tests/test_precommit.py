@@ -125,7 +125,10 @@ def test_the_hook_runs_on_a_pipeline_in_a_subfolder(tmp_path: Path) -> None:
     shop = repo / "services/shop"
     shop.mkdir(parents=True)
     shutil.copy(ROOT / "samples/minimal/pipeline.yaml", shop / "pipeline.yaml")
+    # built inside the repository: headers name the pipeline by its path from its root
+    git(repo, "init", "-q")
     subprocess.run([sys.executable, "-m", "pipecompile", "build", "-q"], cwd=shop, check=True)
+    assert "from services/shop/pipeline.yaml." in (shop / "ci/codebuild/build-web.yml").read_text()
     hooks = PreCommit(
         repo,
         tmp_path,
@@ -133,7 +136,6 @@ def test_the_hook_runs_on_a_pipeline_in_a_subfolder(tmp_path: Path) -> None:
         "        args: [-f, services/shop/pipeline.yaml]\n"
         "        files: ^services/shop/\n",
     )
-    git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "init")
     clean = hooks.run()

@@ -280,6 +280,10 @@ def test_a_stale_file_edited_by_hand_is_reported_until_resolved(
     assert path.exists() == (header == "removed")
     if header == "removed":
         path.unlink()
+        # the manifest still lists the kept file: check says build would record another
+        assert run(repo, "check") == 1
+        assert "stale: build would record another manifest" in capsys.readouterr().out
+        assert run(repo, "build", "-q") == 0
     assert run(repo, "check") == 0
 
 
@@ -407,7 +411,19 @@ def test_a_bad_lock_is_a_located_error(
 
 
 def test_an_endless_pipeline_file_is_read_bounded(capsys: pytest.CaptureFixture[str]) -> None:
+    # a device is refused before the first read (regular files only: review F5)
     assert cli.main(["validate", "-f", "/dev/zero"]) == 2
+    assert "/dev/zero:1:1: is not a regular file (a FIFO, socket or device)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_large_pipeline_file_is_read_bounded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = tmp_path / "pipeline.yaml"
+    big.write_bytes(b"#" * (4 << 20))
+    assert cli.main(["validate", "-f", str(big)]) == 2
     assert "larger than 1,048,576 bytes" in capsys.readouterr().err
 
 

@@ -265,6 +265,7 @@ class AwsNames:
     connection_name: str
     sns_topic_arn: str
     sonar_secret_name: str  # SonarQube host and token for the CodeBuild build
+    nvd_secret_name: str  # the NVD API key (JSON key api_key) for the dependency check
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +328,7 @@ class Backend:
 
 @dataclass(frozen=True, slots=True)
 class IR:
-    pipeline_file: str  # file name relative to the root, e.g. "pipeline.yaml"
+    pipeline_file: str  # relative to the repository root (session.repo_name), e.g. "pipeline.yaml"
     project: str
     delivery: Literal["codepipeline", "github-actions"]  # the one deliverer
     repository: str  # owner/name
@@ -336,6 +337,8 @@ class IR:
     chart_source: str | None  # the one generated chart, relative to the root; None: helm is off
     deploy_branches: tuple[str, ...]  # every environment's include patterns, once each, in order
     release_branches: tuple[str, ...]  # the include patterns of approval environments
+    # (the environment that verifies hotfix branches, their patterns); (None, ()) when none
+    hotfix: tuple[str | None, tuple[str, ...]]
     services: tuple[Service, ...]
     runtime: Runtime
     steps: tuple[Step, ...]

@@ -20,18 +20,39 @@ if TYPE_CHECKING:
     from .output.sync import Plan
 
 
+def repo_name(file: Path) -> str:
+    """The pipeline's path relative to the repository root (the nearest folder upward
+    holding .git, as discovery finds it), '/'-separated; its file name alone when no
+    repository holds it.  Headers carry this name, and ownership needs it exactly: two
+    pipelines in one repository never take each other's files."""
+    import os
+
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(file)))
+    here = folder
+    while True:
+        if os.path.lexists(os.path.join(here, ".git")):
+            rel = os.path.relpath(os.path.join(folder, file.name), here)
+            return rel.replace(os.sep, "/")
+        up = os.path.dirname(here)
+        if up == here:
+            return file.name
+        here = up
+
+
 class Session:
     """One command's view of a pipeline: its inputs, read once, and what follows from them.
 
     (A plain class: it is built on check's fast path.)
     """
 
-    def __init__(self, file: Path, raw: bytes, lock: bytes | None) -> None:
+    def __init__(self, file: Path, raw: bytes, lock: bytes | None, name: str | None = None) -> None:
         self.file = file
         self.raw = raw  # the pipeline file's bytes
         self.lock = lock  # pipecompile.lock's bytes, None without one
         self._compiled: tuple[Document, IR] | None = None
         self._fingerprint: dict[str, str] | None = None
+        # how headers name the pipeline (see repo_name)
+        self.name = repo_name(file) if name is None else name
 
     @classmethod
     def open(cls, file: Path) -> Session:
@@ -39,15 +60,16 @@ class Session:
         from .frontend.pins import read_lock
         from .frontend.read import read
 
-        if not file.name.isprintable():
+        name = repo_name(file)
+        if not name.isprintable():
             from .errors import printable
 
             raise UsageError(
-                f"{printable(str(file), one_line=True)}: the pipeline's file name holds a "
+                f"{printable(name, one_line=True)}: the pipeline's path holds a "
                 "control character; it is written into every generated file's header, "
-                "so rename the file"
+                "so rename the file or its folder"
             )
-        return cls(file, read(file), read_lock(file.parent))
+        return cls(file, read(file), read_lock(file.parent), name)
 
     @property
     def root(self) -> Path:
@@ -59,7 +81,7 @@ class Session:
         if self._fingerprint is None:
             from .output.header import inputs_fingerprint
 
-            self._fingerprint = inputs_fingerprint(self.raw, self.lock)
+            self._fingerprint = inputs_fingerprint(self.raw, self.lock, self.name)
         return self._fingerprint
 
     def fast_clean(self) -> bool:
@@ -71,9 +93,12 @@ class Session:
     def compile(self) -> tuple[Document, IR]:
         """The Document (positions, for mapping findings home) and the IR, compiled once."""
         if self._compiled is None:
+            from dataclasses import replace
+
             from .frontend.read import compile_document
 
-            self._compiled = compile_document(str(self.file), self.raw, self.root, self.lock)
+            doc, ir = compile_document(str(self.file), self.raw, self.root, self.lock)
+            self._compiled = doc, replace(ir, pipeline_file=self.name)
         return self._compiled
 
     @property

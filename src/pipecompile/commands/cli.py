@@ -43,7 +43,7 @@ from .cli_shared import (
 from .cli_tools import completion, explain, graph, init, lint, pins, schema
 
 if TYPE_CHECKING:
-    from ..output.sync import Change
+    from ..output.sync import Change, Plan
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -57,7 +57,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Typical use, from the folder holding pipeline.yaml:
       pipecompile validate        check the pipeline file, write nothing
       pipecompile build           (re)generate the outputs listed under outputs:
-      pipecompile check --diff    CI drift check: exit 1 if generated files differ
+      pipecompile check --full    CI drift check: exit 1 if generated files differ
       pipecompile diff            show what build would change
       pipecompile graph           the delivery flow as a Mermaid diagram
       pipecompile explain --event push --ref main
@@ -174,16 +174,31 @@ def _report(changes: list[Change], show_diff: bool) -> int:
     is_flag=True,
     help="Also print unified diffs and a semantic summary for YAML files.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Render every target and compare it with the tree, never trusting the manifest "
+    "(the default in CI, when the CI variable is set, and with --diff).",
+)
 @_format_option("json")
 @QUIET_OPTION
-def check(file: Path, show_diff: bool, fmt: str, quiet: bool) -> int:
+def check(file: Path, show_diff: bool, full: bool, fmt: str, quiet: bool) -> int:
     """Exit 1 if any generated file is missing, changed or stale (writes nothing).
 
     Each finding names the file and the reason: hand edit, pipeline changed,
     version skew (made by another pipecompile), missing, or stale.
+
+    \b
+    Outside CI, a check whose inputs and files match the manifest answers
+    without rendering (fast enough for a pre-commit hook).  The manifest is
+    committed, so anyone can edit it, digest included: in CI (CI=true, as
+    GitHub Actions and CodeBuild set it), with --full or --diff, check renders
+    every target and compares, trusting nothing recorded.
     """
+    from .._entry import in_ci
+
     session = _session(file)
-    if session.fast_clean():
+    if not (full or show_diff or in_ci()) and session.fast_clean():
         if _machine():
             _emit_document(True)
             return EXIT_OK
@@ -192,6 +207,7 @@ def check(file: Path, show_diff: bool, fmt: str, quiet: bool) -> int:
     ir = _compiled(session)
     with session.building(shared=True):
         plan = session.plan()
+    plan.changes += stale_manifest(plan)
     if _machine():
         _emit_document(not plan.changes, _warnings(ir), _changes(plan.changes, show_diff))
         return EXIT_DRIFT if plan.changes else EXIT_OK
@@ -215,7 +231,8 @@ def diff(file: Path, fmt: str, quiet: bool) -> int:
     session = _session(file)
     ir = _compiled(session)
     with session.building(shared=True):
-        changes = session.plan().changes
+        plan = session.plan()
+    changes = plan.changes + stale_manifest(plan)
     if _machine():
         _emit_document(not changes, _warnings(ir), _changes(changes, True))
         return EXIT_DRIFT if changes else EXIT_OK
@@ -227,6 +244,30 @@ def diff(file: Path, fmt: str, quiet: bool) -> int:
 
 for _command in (graph, explain, init, pins, lint, completion, schema):
     cli.add_command(_command)
+
+
+def stale_manifest(plan: Plan) -> list[Change]:
+    """The manifest itself, when build would record another one and nothing else differs
+    (a hand-written file committed in an output folder): check is not green then."""
+    from ..output.state import MANIFEST
+    from ..output.sync import Change, Kind
+
+    text = plan.manifest.text()
+    if plan.changes or plan.recorded == text:
+        return []
+    reason = (
+        "stale: build would record another manifest (the files in the output folders "
+        "changed since it was written; run pipecompile build)"
+    )
+    return [Change(MANIFEST, Kind.UPDATE, reason, plan.recorded, text)]
+
+
+def _io_error(message: str, path: str) -> None:
+    """An exit-4 error: on stderr, and as the one document --format json promises."""
+    _echo_err(f"error: {message}")
+    if _machine():
+        found = {"file": path, "line": 0, "column": 0, "path": "", "message": message}
+        _emit_document(False, [{**found, "severity": "error"}])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         _echo_err(f"  to recover: {exc.fix}")
         return EXIT_INVALID
     except NotOurs as exc:
-        _echo_err(f"error: {exc.path}: {exc.reason}; nothing there was changed")
+        _io_error(f"{exc.path}: {exc.reason}; nothing there was changed", exc.path)
         return EXIT_IO
     except PipelineError as exc:
         if _machine():  # the same errors, as the document the caller asked for
@@ -290,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if debug:
             traceback.print_exc()
-        _echo_err(f"error: {exc}")
+        _io_error(str(exc), str(exc.filename or ""))
         return EXIT_IO
     except Exception as exc:
         if debug:

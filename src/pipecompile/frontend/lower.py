@@ -55,6 +55,7 @@ class _Lowering(Rules):
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
         self._kinds: dict[str, str] = {}  # path prefix -> link | other | missing
+        self._hotfix: tuple[str | None, tuple[str, ...]] = (None, ())
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         self.errors.append(self.doc.error(path, message, key=key))
@@ -102,6 +103,7 @@ class _Lowering(Rules):
             release_branches=tuple(
                 dict.fromkeys(b for e in envs if e.approval for b in e.includes)
             ),
+            hotfix=self._hotfix,
             services=tuple(services),
             runtime=runtime,
             steps=steps,
@@ -169,6 +171,40 @@ class _Lowering(Rules):
                 + (", or set delivery: github-actions" if delivery == "codepipeline" else ""),
             )
 
+    def hotfix_route(self) -> tuple[str | None, tuple[str, ...]]:
+        """(the environment that verifies hotfix branches, their patterns); (None, []) when
+        hotfixes are off, no approval environment precedes production, or an environment
+        already names a hotfix pattern itself (then the user routed them)."""
+        hot = self.m.hotfixes
+        if hot is False:
+            return None, ()
+        names = list(self.m.environments)
+        envs = self.m.environments
+        where: Path_ = ("hotfixes", "environment")
+        if hot.environment is not None:
+            if hot.environment not in envs:
+                self.err(
+                    where,
+                    f"unknown environment '{hot.environment}'"
+                    + did_you_mean(hot.environment, names)
+                    + f" (known: {', '.join(names)})",
+                )
+                return None, ()
+            if hot.environment == names[-1]:
+                self.err(
+                    where,
+                    f"'{hot.environment}' is the production environment (the last in promotion "
+                    "order); hotfixes are verified in an environment before it",
+                )
+                return None, ()
+            target: str | None = hot.environment
+        else:
+            target = next((n for n in reversed(names[:-1]) if envs[n].approval), None)
+        routed = {b for e in envs.values() for b in e.branches}
+        if target is None or routed & set(hot.branches):
+            return None, ()
+        return target, tuple(hot.branches)
+
     def environments(self, strategies: dict[str, ir.Strategy]) -> list[ir.Environment]:
         """The environments in promotion order, with their names and branch patterns."""
         project = self.m.project
@@ -177,6 +213,7 @@ class _Lowering(Rules):
         dast = self.m.security.dast
         # an unknown DAST environment is reported by security(); then nothing is gated
         dast_index = names.index(dast.environment) if dast and dast.environment in names else None
+        hotfix_env, hotfix_branches = self._hotfix = self.hotfix_route()
         for index, (name, env) in enumerate(self.m.environments.items()):
             where: Path_ = ("environments", name)
             namespace = env.namespace or f"{project}-{name}"
@@ -190,6 +227,8 @@ class _Lowering(Rules):
             self.strategy_ref((*where, "strategy"), env.strategy, strategies)
             includes = [b for b in env.branches if not b.startswith("!")]
             excludes = [b[1:] for b in env.branches if b.startswith("!")]
+            if name == hotfix_env:  # hotfixes follow the release path (LANGUAGE.md 1.2)
+                includes += [b for b in hotfix_branches if b not in includes]
             if not includes:
                 self.err(
                     (*where, "branches"),
@@ -200,7 +239,8 @@ class _Lowering(Rules):
                 ir.Environment(
                     name=name,
                     index=index,
-                    branches=tuple(env.branches),
+                    branches=tuple(env.branches)
+                    + (tuple(hotfix_branches) if name == hotfix_env else ()),
                     includes=tuple(includes),
                     excludes=tuple(excludes),
                     approval=env.approval,
@@ -617,6 +657,7 @@ class _Lowering(Rules):
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
             sonar_secret_name=f"{project}/sonarqube",
+            nvd_secret_name=f"{project}/nvd",
         )
 
 

@@ -230,6 +230,20 @@ class Environment(Model):
     )
 
 
+class Hotfixes(Model):
+    """GitFlow hotfixes: verified before production the way a release is."""
+
+    branches: Annotated[
+        list[Annotated[str, StringConstraints(pattern=BRANCH_RE)]], Field(min_length=1)
+    ] = Field(["hotfix/*"], description="the hotfix branch patterns", examples=[["hotfix/*"]])
+    environment: Name | None = Field(
+        None,
+        description="the environment that deploys and verifies hotfix branches (release tier, "
+        "its approval and DAST); default: the last approval environment before production",
+        examples=["staging"],
+    )
+
+
 class Runtime(Model):
     """Exactly one language and its version."""
 
@@ -644,6 +658,12 @@ class Pipeline(Model):
     aws: Aws
     environments: Annotated[dict[Name, Environment], Field(min_length=1)] = Field(
         default_factory=_default_environments
+    )
+    hotfixes: Hotfixes | Literal[False] = Field(
+        Hotfixes(),
+        description="where hotfix branches are verified before their merge deploys production; "
+        "false: no environment deploys them",
+        examples=[{"environment": "staging"}, False],
     )
     ci: Ci = Ci()
     build: Build = Build()

@@ -80,6 +80,10 @@ def read_lock(root: Path) -> bytes | None:
         raise PipelineError([Diagnostic(LOCK_NAME, 1, 1, (), "is a folder, not a file")]) from None
     except ValueError as exc:
         raise PipelineError([Diagnostic(LOCK_NAME, 1, 1, (), str(exc))]) from None
+    except OSError as exc:
+        raise PipelineError(
+            [Diagnostic(LOCK_NAME, 1, 1, (), f"cannot read: {exc.strerror}")]
+        ) from None
 
 
 def resolve(lock: bytes | None, display: str = LOCK_NAME) -> Pins:

@@ -17,10 +17,14 @@ MAX_BYTES = 1024 * 1024  # the largest pipeline file (hand-written: far below th
 
 def read(path: Path) -> bytes:
     """Read the pipeline file, turning OS errors into a located user error."""
+    from ..output.state import read_bounded
+
     try:
-        with open(path, "rb") as fh:
-            # bounded: -f /dev/zero must not read gigabytes before the size check
-            return fh.read(MAX_BYTES + 1)
+        # bounded: -f /dev/zero must not read gigabytes before the size check (which
+        # reports a file larger than MAX_BYTES); a FIFO or a device is refused unread
+        return read_bounded(str(path), MAX_BYTES, over=True)
+    except ValueError as exc:
+        raise PipelineError([Diagnostic(str(path), 1, 1, (), str(exc))]) from None
     except FileNotFoundError:
         raise PipelineError([Diagnostic(str(path), 1, 1, (), "file not found")]) from None
     except IsADirectoryError:

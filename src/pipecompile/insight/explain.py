@@ -6,7 +6,7 @@ import re
 
 from ..ir import IR, Deployment, Environment, Service
 from ..targets import registry
-from ..targets.common import branch_regexes
+from ..targets.common import branch_regexes, glob_to_regex
 from .graph import _strategy
 from .trust import trust_lines
 
@@ -238,7 +238,32 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
             out.append(f"    secrets: {secrets}")
         for svc in ir.services:
             out.append(f"    rollback of {svc.name}: {_rollback(ir, svc, _deployment(svc, env))}")
+    out += _hotfix_lines(ir, branch)
     return out
+
+
+def _hotfix_lines(ir: IR, branch: str) -> list[str]:
+    """A hotfix branch: where it is verified, and the production deploy its merge starts."""
+    verify, patterns = ir.hotfix
+    if verify is None or not any(
+        re.fullmatch(p, branch) for p in (glob_to_regex(g) for g in patterns)
+    ):
+        return []
+    prod = ir.environments[-1]
+    if ir.delivery == "github-actions":
+        how = ", ".join(f"{s.deliver_workflow} job deploy-{prod.name}" for s in ir.services)
+    else:
+        how = ", ".join(
+            next(d.pipeline_name for d in s.deployments if d.environment == prod.name)
+            for s in ir.services
+        )
+    return [
+        f"  hotfix: built in the release tier and verified in {verify} (its approval and "
+        "gates); after the merge into "
+        + " or ".join(prod.includes)
+        + f", production deploys the digest that passed ({how}); 'hotfixes' in "
+        f"{ir.pipeline_file} changes or turns this off",
+    ]
 
 
 def checklist(ir: IR) -> list[str]:

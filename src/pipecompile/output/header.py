@@ -50,10 +50,14 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def inputs_fingerprint(pipeline: bytes, lock: bytes | None) -> dict[str, str]:
-    """Everything the outputs depend on, hashed one by one so check can say what changed."""
+def inputs_fingerprint(pipeline: bytes, lock: bytes | None, name: str) -> dict[str, str]:
+    """Everything the outputs depend on, hashed one by one so check can say what changed.
+
+    The pipeline's repository-relative ``name`` counts too: every header carries it,
+    so a renamed pipeline file is never green.
+    """
     return {
-        "pipeline": sha256(pipeline),
+        "pipeline": sha256(name.encode("utf-8", "surrogateescape") + b"\0" + pipeline),
         "lock": sha256(lock) if lock is not None else "",
         "pipecompile": f"{__version__} {code_fingerprint()}",
     }

@@ -32,7 +32,10 @@ def _state_dir(root: str, create: bool) -> bool:
     except FileNotFoundError:
         if not create:
             return False
-        os.mkdir(path)
+        try:
+            os.mkdir(path)
+        except FileExistsError:  # a peer build made it since the lstat: check what it is
+            return _state_dir(root, create)
         return True
     if stat.S_ISLNK(mode):
         raise StateError(

@@ -136,9 +136,10 @@ class Listing:
     generated code costs start-up time.)
     """
 
-    __slots__ = ("dirs", "files", "links", "other")
+    __slots__ = ("dirs", "files", "links", "other", "unlisted")
 
     def __init__(self) -> None:
+        self.unlisted: dict[str, str] = {}  # folders the OS cannot list: why (e.g. too long)
         self.files: set[str] = set()  # regular files
         self.links: set[str] = set()  # symbolic links, to files or folders
         self.dirs: set[str] = set()  # real folders
@@ -178,6 +179,12 @@ def scan(root: str, folders: list[str]) -> Listing:
             except (FileNotFoundError, NotADirectoryError):
                 reachable = False
                 break
+            except PermissionError:
+                raise NotOurs(prefix, "cannot be read (permission denied)") from None
+            except OSError as exc:  # a name too long, a loop: the caller says where it came from
+                out.unlisted[folder] = exc.strerror or str(exc)
+                reachable = False
+                break
             if stat.S_ISLNK(mode):
                 out.links.add(prefix)
             elif stat.S_ISDIR(mode):
@@ -201,6 +208,11 @@ def _walk(base: str, folder: str, out: Listing) -> None:
         try:
             entries = list(os.scandir(base + current))
         except (FileNotFoundError, NotADirectoryError):
+            continue
+        except PermissionError:
+            raise NotOurs(current, "cannot be listed (permission denied)") from None
+        except OSError as exc:
+            out.unlisted[current] = exc.strerror or str(exc)
             continue
         for entry in entries:
             rel = f"{current}/{entry.name}"

@@ -140,13 +140,31 @@ def load_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     return data
 
 
-def read_bounded(path: str, limit: int) -> bytes:
-    """At most ``limit`` bytes of ``path``; ValueError when it is longer."""
-    with open(path, "rb") as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
+def read_bounded(path: str, limit: int, *, over: bool = False) -> bytes:
+    """At most ``limit`` bytes of the regular file ``path``; ValueError when it is longer
+    or not a regular file (opened without blocking and checked before the first read,
+    so a FIFO never hangs and a device is never read), OSError when it cannot be read.
+    With ``over``, a longer file gives its first ``limit + 1`` bytes instead (the caller
+    reports the size)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ValueError("is a folder, not a file")
+        if not stat.S_ISREG(mode):
+            raise ValueError("is not a regular file (a FIFO, socket or device); use a file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > limit and not over:
         raise ValueError(f"larger than {limit:,} bytes")
-    return data
+    return b"".join(chunks)
 
 
 class Manifest:
@@ -423,7 +441,9 @@ def fast_clean(root: str, fingerprint: Callable[[], dict[str, str]]) -> bool:
     if m.inputs != fingerprint():  # computed only now: it hashes pipecompile's code
         return False
     listing = scan(root, list(m.outputs.values()))
-    if listing.links or listing.other or listing.files != set(m.files) | set(m.others):
+    if listing.unlisted or listing.links or listing.other:
+        return False
+    if listing.files != set(m.files) | set(m.others):
         return False
     for path, meta in m.files.items():
         data = read_file(root, path)

@@ -34,7 +34,7 @@ from .header import (
     sha256,
     stale_reason,
 )
-from .paths import STATE_DIR, Listing, Tree, inside, is_tmp, read_file, scan
+from .paths import STATE_DIR, Listing, NotOurs, Tree, inside, is_tmp, read_file, scan
 from .state import (
     CONFLICT_FIX,
     JOURNAL,
@@ -174,10 +174,34 @@ def plan(
             old_files = {p: m for p, m in old_files.items() if m["target"] != target}
     full = set(names) == set(outputs)
     owner: dict[str, str] = {outputs[n]: n for n in names}  # folder -> target, for removals
+    untrusted: set[str] = set()  # folders only the manifest names
     for target, folder in sorted(old_outputs.items()):
+        if target in names and folder == outputs[target]:
+            continue
         if target in names or (full and target not in outputs):
+            # a folder the pipeline does not name now: only the manifest says it was ours,
+            # and a manifest can be edited; it is scanned, and only files carrying this
+            # pipeline's header with a matching fingerprint are removed there
+            if folder not in owner and not any(inside(folder, f) for f in owner):
+                untrusted.add(folder)
+                reason = (
+                    f"outputs.{target}: {folder!r} is not an output folder of the pipeline; "
+                    "not trusted: only files carrying this pipeline's header and a matching "
+                    "fingerprint are removed there (build drops it from the manifest)"
+                )
+                changes.append(Change(MANIFEST, Kind.UNTRUSTED, reason, None, None))
             owner.setdefault(folder, target)
     listing = scan(root, list(owner))
+    for folder, why in sorted(listing.unlisted.items()):
+        if not any(inside(folder, f) for f in owner if f not in untrusted):
+            reason = (
+                f"outputs: {folder!r} cannot be listed ({why}); not trusted, nothing "
+                "there is touched (build drops it from the manifest)"
+            )
+            changes.append(Change(MANIFEST, Kind.UNTRUSTED, reason, None, None))
+            untrusted.add(folder)
+        else:
+            raise NotOurs(folder, f"cannot be listed ({why})")
     _no_foreign_pipeline(listing, {outputs[n]: n for n in names})
     stale = stale_reason(old.inputs if old else None, inputs)
     journaled = set(journal or ())
@@ -218,14 +242,23 @@ def plan(
             del files[path]
 
     changes += _removals(
-        root, listing, owner, expected, old_files, journaled, pipeline_file, files, force=force
+        root,
+        listing,
+        owner,
+        expected,
+        old_files,
+        journaled,
+        pipeline_file,
+        files,
+        untrusted,
+        force=force,
     )
     if journal is not None:
         reason = "an interrupted build left its journal (build finishes the job)"
         changes.append(Change(JOURNAL, Kind.DEBRIS, reason, None, None))
     unresolved = any(c.kind in UNRESOLVED for c in changes)
     with_files = {m["target"] for m in files.values()}
-    recorded = {t: f for t, f in old_outputs.items() if t in with_files}
+    recorded = {t: f for t, f in old_outputs.items() if t in with_files and f not in untrusted}
     recorded.update(outputs)
     files = {
         p: m
@@ -269,6 +302,7 @@ def _removals(
     journaled: set[str],
     pipeline_file: str,
     files: dict[str, dict[str, str]],
+    untrusted: set[str],
     *,
     force: bool,
 ) -> list[Change]:
@@ -283,6 +317,7 @@ def _removals(
     never proof.  Kept files stay in ``files``, so check keeps saying so.
     """
     mark = header_line(pipeline_file).encode()
+    foreign = f"# {MARK} from ".encode()
     out: list[Change] = []
     candidates: dict[str, str] = {}  # path -> "manifest" | "journal" | "scan"
     scanned: dict[str, bytes] = {}  # the bytes read while scanning, not read twice
@@ -303,6 +338,16 @@ def _removals(
         if data is not None and data.startswith(mark):
             candidates[path] = "scan"
             scanned[path] = data
+        elif data is not None and data.startswith(foreign):
+            folder = max((f for f in owner if inside(path, f)), key=len, default=None)
+            if folder is not None and folder not in untrusted:
+                first = _decode(data.split(b"\n", 1)[0]) or ""
+                reason = (
+                    f"carries another pipeline's header ({first[2:120]!r}) in this "
+                    "pipeline's output folder; left alone (give each pipeline its own "
+                    "output folders)"
+                )
+                out.append(Change(path, Kind.CONFLICT, reason, None, None))
     for path, source in sorted(candidates.items()):
         folder = max((f for f in owner if inside(path, f)), key=len, default=None)
         if folder is None:
@@ -317,6 +362,8 @@ def _removals(
             continue
         text = _decode(data) or ""
         generated = data.startswith(mark)  # this pipeline's header, nobody else's
+        if folder in untrusted and not (generated and intact(text)):
+            continue  # only the file itself is proof in a folder only the manifest names
         if source != "manifest" and not generated:
             continue  # not something this pipeline wrote
         recorded = old_files.get(path, {}).get("sha256")

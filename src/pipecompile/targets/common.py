@@ -12,7 +12,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from ..ir import IR, Environment, Security
+from ..ir import IR, Deployment, Environment, Security
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
@@ -122,6 +122,12 @@ def packaged_scripts() -> list[str]:
     """Every packaged script's file name, sorted."""
     folder = script_path("build-once.sh").parent
     return sorted(p.name for p in folder.iterdir() if p.suffix in (".sh", ".jq"))
+
+
+def manual_promotion(dep: Deployment) -> bool:
+    """A blue-green rollout that a person promotes: wait-healthy.sh reports it paused at the
+    preview as waiting-for-promotion, not as a failure."""
+    return dep.strategy.kind == "blue-green" and not dep.strategy.auto_promote
 
 
 def accepted_keys(ir: IR, env: Environment) -> str:

@@ -83,6 +83,9 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
                 "FAIL_CVSS": CVSS[sec.dependencies_fail_on],
             }
         )
+        # the NVD key from Secrets Manager (without one the update takes hours), and the
+        # NVD data in the build cache (dependency-check.sh keeps it in ~/.dependency-check)
+        secrets["NVD_API_KEY"] = f"{ir.aws.nvd_secret_name}:api_key"
         ci.append(_sh("dependency-check.sh"))
     build = [
         _sh("build-once.sh"),
@@ -140,16 +143,27 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
             }
         }
     if ir.build.cache != "none":
-        spec["cache"] = {"paths": list(_runtimes()["cache_paths"][svc.runtime.language])}
+        paths = list(_runtimes()["cache_paths"][svc.runtime.language])
+        if sec.dependencies_fail_on:
+            paths.append("/root/.dependency-check/**/*")
+        spec["cache"] = {"paths": paths}
     return spec
+
+
+# What the pipeline's action configuration (1000 characters at most) need not carry: the
+# repository is the image URI's path, the pipeline is named by CODEBUILD_INITIATOR
+# ("codepipeline/<pipeline name>" when CodePipeline starts the build, CodeBuild docs).
+_DERIVED = (
+    'export ECR_REPOSITORY="${IMAGE_URI#*/}" PIPELINE_NAME="${CODEBUILD_INITIATOR#codepipeline/}"'
+)
 
 
 def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
     """Verify, (promotion gate), record the digest, wait until healthy; audit row always.
 
-    The pipeline's deploy action passes SERVICE, ECR_REPOSITORY, IMAGE_URI, IMAGE_TAG,
-    IMAGE_DIGEST, GITOPS_DIR, CHART_SOURCE, VALUES_SOURCE, ARGOCD_APP, PIPELINE_NAME and
-    WAIT_SECONDS.
+    The pipeline's deploy action passes SERVICE, IMAGE_URI, IMAGE_TAG, IMAGE_DIGEST,
+    GITOPS_DIR, CHART_SOURCE, VALUES_SOURCE, ARGOCD_APP, PIPELINE_EXECUTION_ID,
+    WAIT_SECONDS (and PROMOTION when a person promotes).
     """
     g = ir.gitops
     variables = {
@@ -164,7 +178,10 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
         "ARGOCD_SERVER": f"{env.argocd_secret_name}:server",
         "ARGOCD_AUTH_TOKEN": f"{env.argocd_secret_name}:token",
     }
-    commands = ['test -n "${SERVICE:-}" && test -n "${IMAGE_TAG:-}" && test -n "${IMAGE_DIGEST:-}"']
+    commands = [
+        'test -n "${SERVICE:-}" && test -n "${IMAGE_TAG:-}" && test -n "${IMAGE_DIGEST:-}"',
+        _DERIVED,
+    ]
     phases: dict[str, Any] = {}
     if ir.security.sign_images:
         variables["SIGNING_KEYS"] = accepted_keys(ir, env)
@@ -177,6 +194,8 @@ def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
     if env.after_dast and dast is not None:
         variables["DAST_ENVIRONMENT"] = dast.environment
         commands.append(_sh("promotion-gate.sh"))
+    if env.sync_window and env.sync == "automated":  # before anything is recorded
+        commands.append(_sh("sync-window.sh"))
     commands += [_sh("gitops-record.sh"), _sh("wait-healthy.sh")]
     build: dict[str, Any] = {"commands": commands}
     if ir.deployments_table:
@@ -219,7 +238,8 @@ def dast_spec(ir: IR) -> dict[str, Any]:
         "phases": {
             "build": {
                 "commands": [
-                    'test -n "${ECR_REPOSITORY:-}" && test -n "${IMAGE_DIGEST:-}"',
+                    'test -n "${IMAGE_URI:-}" && test -n "${IMAGE_DIGEST:-}"',
+                    _DERIVED,
                     _sh("dast-scan.sh"),
                 ]
             }

@@ -57,6 +57,18 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
     if sec.dependencies_fail_on:
         steps.append(
             {
+                # the NVD data between runs: a run restores the newest and saves its own
+                "name": "Cache the NVD data of the dependency check",
+                "uses": uses(ir, "actions/cache"),
+                "with": {
+                    "path": "~/.dependency-check",
+                    "key": "nvd-${{ runner.os }}-${{ github.run_id }}",
+                    "restore-keys": "nvd-${{ runner.os }}-",
+                },
+            }
+        )
+        steps.append(
+            {
                 "name": f"OWASP dependency check; fail at {sec.dependencies_fail_on}",
                 "working-directory": ".",
                 "env": {

@@ -12,6 +12,7 @@ from ..common import (
     RELEASE_TAG_PREFIX,
     accepted_keys,
     branch_regexes,
+    manual_promotion,
     scan_gate_env,
     script_body,
 )
@@ -138,7 +139,8 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
                 "ECR_REGISTRY": ir.aws.ecr_registry,
                 "ECR_REPOSITORY": repository,
                 "IMAGE_URI": uri,
-                "IMAGE_ENV": "${{ github.output }}",
+                # no IMAGE_ENV: the script appends to this step's own $GITHUB_OUTPUT
+                # (${{ github.output }} in env would name the previous step's file)
             },
             "run": script_body("build-once.sh"),
         },
@@ -241,6 +243,22 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
         )
     g = ir.gitops
     cred = g.credential
+    outcome_file = "${{ runner.temp }}/outcome"
+    if env.sync_window and env.sync == "automated":
+        steps.append(
+            {
+                "name": f"Deploy only inside the sync window of {env.name}",
+                "id": "window",
+                "env": {
+                    "ARGOCD_SERVER": "${{ secrets.ARGOCD_SERVER }}",
+                    "ARGOCD_AUTH_TOKEN": "${{ secrets.ARGOCD_AUTH_TOKEN }}",
+                    "ARGOCD_APP": dep.app_name,
+                    "ENVIRONMENT": env.name,
+                    "OUTCOME_FILE": outcome_file,
+                },
+                "run": script_body("sync-window.sh"),
+            }
+        )
     steps.append(
         {
             "name": f"Record the new image digest for {env.name} in the GitOps repository",
@@ -259,7 +277,6 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
             "run": script_body("gitops-record.sh"),
         }
     )
-    outcome_file = "${{ runner.temp }}/outcome"
     steps.append(
         {
             "name": f"Wait until Argo CD reports {dep.app_name} healthy",
@@ -273,6 +290,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                 "IMAGE_DIGEST": image["IMAGE_DIGEST"],
                 "WAIT_SECONDS": str(dep.wait_minutes * 60),
                 "OUTCOME_FILE": outcome_file,
+                **({"PROMOTION": "manual"} if manual_promotion(dep) else {}),
             },
             "run": script_body("wait-healthy.sh"),
         }
@@ -322,7 +340,10 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                     if env.approval
                     else "none (no approval)",
                     "OUTCOME_FILE": outcome_file,
-                    "DEPLOY_STATUS": "${{ job.status }}",
+                    # the audit's outcome names (succeeded, failed, cancelled, ...), never
+                    # the runner's job status words (success, failure)
+                    "DEPLOY_STATUS": "${{ job.status == 'success' && 'succeeded' || "
+                    "job.status == 'cancelled' && 'cancelled' || 'failed' }}",
                     "RUN": "${{ github.server_url }}/${{ github.repository }}/actions/runs/"
                     "${{ github.run_id }}",
                 },
@@ -438,9 +459,12 @@ def deliver_workflow(ir: IR, svc: Service) -> dict[str, Any]:
                 **paths_filter(ir, svc, svc.deliver_workflow, svc.ci_workflow),
             }
         },
+        # one run per commit: a group per branch would hold every later push while a
+        # production approval is pending (and GitHub keeps only the newest waiting run);
+        # each deploy job has its own group per service x environment
         "permissions": {},
         "concurrency": {
-            "group": f"deliver-{svc.name}-${{{{ github.ref }}}}",
+            "group": f"deliver-{svc.name}-${{{{ github.sha }}}}",
             "cancel-in-progress": False,
         },
         "jobs": jobs,

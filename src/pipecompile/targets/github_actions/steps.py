@@ -107,9 +107,9 @@ def setup_runtime(ir: IR, svc: Service) -> dict[str, Any]:
 
 
 def slack_step(ir: IR, text: str, condition: str | None = None) -> dict[str, Any]:
-    payload = json.dumps(
-        {"channel": ir.notifications.slack_channel, "text": text}, ensure_ascii=False
-    )
+    # no "channel": an incoming webhook posts to the channel it was created for and
+    # ignores one in the payload (Slack's incoming-webhooks docs); explain names it
+    payload = json.dumps({"text": text}, ensure_ascii=False)
     step: dict[str, Any] = {
         "name": "Notify Slack",
         "uses": uses(ir, "slackapi/slack-github-action"),

@@ -22,7 +22,12 @@
 #   0  written
 #   1  the put-item failed (or a row with this key exists already)
 set -euo pipefail
-outcome="$(sed -n 's/^outcome=//p' "$OUTCOME_FILE" 2>/dev/null | tail -n 1)"
+outcome=""
+# a deploy that failed before the wait wrote no outcome file: under pipefail a sed of a
+# missing file would end this script before put-item (CodeBuild's finally block)
+if [ -f "$OUTCOME_FILE" ]; then
+  outcome="$(sed -n 's/^outcome=//p' "$OUTCOME_FILE" | tail -n 1)"
+fi
 outcome="${outcome:-${DEPLOY_STATUS:-failed}}"
 aws dynamodb put-item --table-name "$DEPLOYMENTS_TABLE" \
   --condition-expression 'attribute_not_exists(#k)' \

@@ -13,13 +13,14 @@
 #   ECR_REGISTRY     the registry host (docker login)
 #   ECR_REPOSITORY   the repository name in ECR
 #   IMAGE_URI        registry/repository, without tag
-#   IMAGE_ENV        a file the result is appended to
+#   IMAGE_ENV        a file the result is appended to (default: $GITHUB_OUTPUT)
 #   TAG_PREFIX       optional: src (dev tier, the default) or rel (release tier)
 #   REUSE_SIGNED_BY  optional: reuse an image found in the registry only when it carries
 #                    a cosign signature by this key (the release tier: the release key);
 #                    cosign must be installed then
 # Outputs:
 #   appends IMAGE_TAG=<prefix>-<tree> and IMAGE_DIGEST=sha256:... to $IMAGE_ENV
+#   (or $GITHUB_OUTPUT)
 # Exit codes:
 #   0  built and pushed, or found in the registry
 #   1  neither pushed nor found, or found without the signature REUSE_SIGNED_BY asks
@@ -57,4 +58,7 @@ else
     exit 1
   fi
 fi
-printf 'IMAGE_TAG=%s\nIMAGE_DIGEST=%s\n' "$tag" "$digest" >> "$IMAGE_ENV"
+# GitHub: the step's own $GITHUB_OUTPUT, read when the step runs (the runner evaluates a
+# step's env before it creates that step's file: the github.output context in env names
+# the previous step's); CodeBuild: IMAGE_ENV
+printf 'IMAGE_TAG=%s\nIMAGE_DIGEST=%s\n' "$tag" "$digest" >> "${IMAGE_ENV:-$GITHUB_OUTPUT}"

@@ -21,7 +21,12 @@ set -euo pipefail
 mkdir -p reports "$HOME/.dependency-check"
 key=()
 if [ -n "${NVD_API_KEY:-}" ]; then key=(--nvdApiKey "$NVD_API_KEY"); fi
-docker run --rm -v "$PWD:/src:ro" -v "$PWD/reports:/report:rw" \
+# The image runs as its own user, uid 1000 (owasp/dependency-check's Dockerfile: USER
+# ${UID}, UID=1000); the runner made reports/ and the NVD folder as itself (uid 1001 on
+# GitHub-hosted runners, root on CodeBuild), mode 755.  Run the container as the runner's
+# user, as the project's own docker script does (-u $(id -u):$(id -g)): the mounts are
+# then writable, and what the scan writes belongs to the runner.
+docker run --rm --user "$(id -u):$(id -g)" -v "$PWD:/src:ro" -v "$PWD/reports:/report:rw" \
   -v "$HOME/.dependency-check:/usr/share/dependency-check/data:rw" \
   "$DEPENDENCY_CHECK_IMAGE" --project "$DC_PROJECT" --scan "/src/$SERVICE_PATH" \
   --format ALL --out /report --failOnCVSS "$FAIL_CVSS" "${key[@]}"

@@ -21,6 +21,8 @@
 set -euo pipefail
 # shellcheck disable=SC2153  # SCAN_TYPE is an input, scan_type what it resolves to
 scan_type="$SCAN_TYPE"
+: "${IMAGE_TAG:?the build step recorded no image tag}"
+errors="$(mktemp)"
 if [ "$scan_type" = "auto" ]; then
   scan_type="$(aws ecr get-registry-scanning-configuration \
     --query 'scanningConfiguration.scanType' --output text | tr '[:upper:]' '[:lower:]')"
@@ -29,9 +31,19 @@ echo "registry scanning: $scan_type"
 deadline=$((SECONDS + SCAN_TIMEOUT_SECONDS))
 status=""
 while :; do
-  status="$(aws ecr describe-image-scan-findings --repository-name "$ECR_REPOSITORY" \
+  # only "no scan yet" is worth waiting for: any other error (no such tag, no access)
+  # fails now, with the CLI's own message
+  if ! status="$(aws ecr describe-image-scan-findings --repository-name "$ECR_REPOSITORY" \
     --image-id "imageTag=$IMAGE_TAG" --query 'imageScanStatus.status' --output text \
-    2>/dev/null || echo PENDING)"
+    2>"$errors")"; then
+    if grep -q ScanNotFoundException "$errors"; then
+      status=PENDING
+    else
+      cat "$errors" >&2
+      echo "cannot read the scan of $ECR_REPOSITORY:$IMAGE_TAG" >&2
+      exit 1
+    fi
+  fi
   case "$status" in
     COMPLETE) break ;;
     ACTIVE) [ "$scan_type" = "enhanced" ] && break ;;

@@ -63,8 +63,12 @@ if git diff --cached --quiet; then
   echo "$SERVICE in $ENVIRONMENT already records $IMAGE_DIGEST"
   exit 0
 fi
-git -c user.name="pipecompile deploy" -c user.email="deploy@pipecompile.invalid" \
-  commit -q -m "Deploy $SERVICE $IMAGE_TAG ($IMAGE_DIGEST) to $ENVIRONMENT"
+# the clone's own identity: the commit and a lost race's `git pull --rebase` (which
+# rewrites the commit, so needs a committer) both use it; neither GitHub-hosted runners
+# nor the CodeBuild image configure one
+git config user.name "pipecompile deploy"
+git config user.email "deploy@pipecompile.invalid"
+git commit -q -m "Deploy $SERVICE $IMAGE_TAG ($IMAGE_DIGEST) to $ENVIRONMENT"
 branch="$(git rev-parse --abbrev-ref HEAD)"
 for attempt in 1 2 3 4 5; do
   if git push -q origin "HEAD:$branch"; then

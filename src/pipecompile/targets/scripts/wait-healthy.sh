@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
-# wait-healthy.sh: wait until Argo CD reports the Application healthy at the new digest.
+# wait-healthy.sh: wait until Argo CD reports the Application healthy at the new digest,
+# and say truthfully what happened otherwise.
 #
-# A deploy is done when Argo CD reports the Application Synced and Healthy with the
-# new digest among its live images: Degraded means Argo Rollouts aborted the rollout
-# (the analysis failed) and the stable version serves again.
+# Outcomes (the audit's names):
+#   succeeded              Synced and Healthy with the new digest live
+#   rolled-back            Argo Rollouts aborted the rollout (Degraded, the abort in the
+#                          health message, or the new digest gone): the stable version serves
+#   failed                 Degraded with the new digest live (a Deployment past its progress
+#                          deadline stays on the new version: nothing rolled back), a failed
+#                          sync operation, or an API that cannot be used (401, 403, HTML)
+#   waiting-for-promotion  PROMOTION=manual and the rollout paused at the new digest: a
+#                          person promotes it (kubectl argo rollouts promote); not a failure
+#   timed-out              none of these within WAIT_SECONDS
+#
+# Argo CD's API (assets/swagger.json): GET /api/v1/applications/{name} answers a
+# v1alpha1Application (status.sync.status, status.health.{status,message},
+# status.summary.images, status.operationState.phase); a bad token is HTTP 401; an
+# application the token cannot see is 403; a path that is not the API (a wrong
+# ARGOCD_SERVER, an SSO page in front) answers HTML.  Those fail at once: waiting
+# would only hide them.
 #
 # Inputs (environment):
 #   ARGOCD_SERVER       Argo CD's URL (a secret)
@@ -14,41 +29,109 @@
 #   IMAGE_DIGEST        the digest that must be live
 #   WAIT_SECONDS        how long to wait
 #   OUTCOME_FILE        a file the outcome is appended to
+#   PROMOTION           optional: manual (blue-green without auto-promotion) or auto
+#   POLL_SECONDS        optional: between two questions (default 20)
 #   GITHUB_OUTPUT       optional (GitHub Actions): the step's outputs file
 # Outputs:
-#   outcome=succeeded|rolled-back|timed-out appended to $OUTCOME_FILE (and $GITHUB_OUTPUT)
+#   outcome=<outcome> appended to $OUTCOME_FILE (and $GITHUB_OUTPUT)
 # Exit codes:
-#   0  succeeded
-#   1  rolled back, or not healthy within WAIT_SECONDS
+#   0  succeeded, or waiting-for-promotion
+#   1  any other outcome
 set -euo pipefail
 deadline=$((SECONDS + WAIT_SECONDS))
 outcome=timed-out
 state="no answer yet"
-while [ "$SECONDS" -lt "$deadline" ]; do
-  app="$(curl -fsS -H "Authorization: Bearer $ARGOCD_AUTH_TOKEN" \
-    "$ARGOCD_SERVER/api/v1/applications/$ARGOCD_APP?refresh=normal" || echo '{}')"
-  sync="$(jq -r '.status.sync.status // "Unknown"' <<<"$app")"
-  health="$(jq -r '.status.health.status // "Unknown"' <<<"$app")"
-  live="$(jq -r --arg d "$IMAGE_DIGEST" \
-    '[.status.summary.images[]? | select(endswith("@" + $d))] | length' <<<"$app")"
-  state="sync $sync, health $health, new digest live: $live"
-  echo "$ARGOCD_APP: $state"
-  if [ "$live" -gt 0 ] && [ "$sync" = Synced ] && [ "$health" = Healthy ]; then
-    outcome=succeeded
+body="$(mktemp)"
+unreachable=0
+finish() {
+  echo "outcome=$outcome" >> "$OUTCOME_FILE"
+  if [ -n "${GITHUB_OUTPUT:-}" ]; then echo "outcome=$outcome" >> "$GITHUB_OUTPUT"; fi
+}
+while :; do
+  if ! answer="$(curl -sS -o "$body" -w '%{http_code} %{content_type}' \
+    -H "Authorization: Bearer $ARGOCD_AUTH_TOKEN" \
+    "$ARGOCD_SERVER/api/v1/applications/$ARGOCD_APP?refresh=normal")"; then
+    unreachable=$((unreachable + 1))
+    state="$ARGOCD_SERVER unreachable"
+    if [ "$unreachable" -ge 3 ]; then
+      outcome=failed
+      echo "cannot reach Argo CD at $ARGOCD_SERVER (3 attempts): check ARGOCD_SERVER" >&2
+      break
+    fi
+  else
+    unreachable=0
+    code="${answer%% *}"
+    kind="${answer#* }"
+    case "$code" in
+      200)
+        if [[ "$kind" != application/json* ]] || ! jq -e . "$body" >/dev/null 2>&1; then
+          outcome=failed
+          echo "$ARGOCD_SERVER answered $kind, not Argo CD's API: a wrong ARGOCD_SERVER, or" \
+            "a sign-in page in front of it (use the API server's address)" >&2
+          break
+        fi ;;
+      401)
+        outcome=failed
+        echo "Argo CD refused the token (401): check ARGOCD_AUTH_TOKEN ($(jq -r '.message // empty' "$body" 2>/dev/null))" >&2
+        break ;;
+      403|404)
+        outcome=failed
+        echo "Argo CD does not show application $ARGOCD_APP to this token ($code): check the" \
+          "application's name and the token's project role" >&2
+        break ;;
+      *)
+        state="Argo CD answered $code" ;;  # 5xx: the server restarts; ask again
+    esac
+    if [ "$code" = 200 ]; then
+      sync="$(jq -r '.status.sync.status // "Unknown"' "$body")"
+      health="$(jq -r '.status.health.status // "Unknown"' "$body")"
+      message="$(jq -r '.status.health.message // ""' "$body")"
+      operation="$(jq -r '.status.operationState.phase // ""' "$body")"
+      live="$(jq -r --arg d "$IMAGE_DIGEST" \
+        '[.status.summary.images[]? | select(endswith("@" + $d))] | length' "$body")"
+      state="sync $sync, health $health${message:+ ($message)}, new digest live: $live"
+      echo "$ARGOCD_APP: $state"
+      if [ "$live" -gt 0 ] && [ "$sync" = Synced ] && [ "$health" = Healthy ]; then
+        outcome=succeeded
+        break
+      fi
+      if [ "$health" = Degraded ]; then
+        if [[ "$message" == *[Aa]bort* ]] || { [ "$live" -eq 0 ] && [ "$sync" = Synced ]; }; then
+          outcome=rolled-back
+          break
+        fi
+        if [ "$live" -gt 0 ]; then
+          outcome=failed
+          break
+        fi
+      fi
+      if [ "$operation" = Failed ] || [ "$operation" = Error ]; then
+        outcome=failed
+        state="$state; sync operation $operation: $(jq -r '.status.operationState.message // ""' "$body")"
+        break
+      fi
+      if [ "${PROMOTION:-auto}" = manual ] && [ "$live" -gt 0 ] && [ "$health" = Suspended ]; then
+        outcome=waiting-for-promotion
+        break
+      fi
+    fi
+  fi
+  if [ "$SECONDS" -ge "$deadline" ]; then
     break
   fi
-  if [ "$live" -gt 0 ] && [ "$health" = Degraded ]; then
-    outcome=rolled-back
-    break
-  fi
-  sleep 20
+  sleep "${POLL_SECONDS:-20}"
 done
-echo "outcome=$outcome" >> "$OUTCOME_FILE"
-if [ -n "${GITHUB_OUTPUT:-}" ]; then echo "outcome=$outcome" >> "$GITHUB_OUTPUT"; fi
+finish
 case "$outcome" in
   succeeded) echo "$SERVICE is healthy in $ENVIRONMENT at $IMAGE_DIGEST" ;;
+  waiting-for-promotion)
+    echo "$SERVICE runs $IMAGE_DIGEST as the preview in $ENVIRONMENT, waiting for a person to" \
+      "promote it (kubectl argo rollouts promote); $state" ;;
   rolled-back)
     echo "the rollout of $SERVICE to $ENVIRONMENT was aborted and rolled back ($state)" >&2
+    exit 1 ;;
+  failed)
+    echo "the deploy of $SERVICE to $ENVIRONMENT failed ($state)" >&2
     exit 1 ;;
   *)
     echo "$SERVICE was not healthy in $ENVIRONMENT within $WAIT_SECONDS s ($state)" >&2

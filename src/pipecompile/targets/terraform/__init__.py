@@ -26,7 +26,7 @@ from .foundation import audit, ecr, kms, notifications, outputs, storage, variab
 from .iam import iam
 from .monitoring import monitoring
 from .pipelines import choices as pipeline_choices
-from .pipelines import codebuild, codepipeline, deploy_variables
+from .pipelines import codebuild, codepipeline, deploy_variables, encoded_length
 from .secrets import CONTROLLER_VARIABLE, external_secrets
 from .secrets import environments as secret_environments
 
@@ -38,6 +38,9 @@ cost = 113  # ms to render per 1000 services (bench/bench.py); balances parallel
 # the longest pipeline name it allows.
 MAX_BRANCH_PATTERNS = 8  # also file paths: includes and excludes hold at most 8 each
 MAX_PIPELINE_NAME = 100
+# ActionDeclaration.configuration: each value at most 1000 characters (CodePipeline API
+# Reference, ActionDeclaration); CreatePipeline refuses a longer one
+MAX_CONFIGURATION_VALUE = 1000
 
 
 def check(ir: IR) -> list[Finding]:
@@ -71,6 +74,18 @@ def check(ir: IR) -> list[Finding]:
                     )
                 )
         for dep in svc.deployments:
+            size = encoded_length(deploy_variables(ir, svc, dep))
+            if size > MAX_CONFIGURATION_VALUE:
+                out.append(
+                    Finding(
+                        ("services", svc.name),
+                        f"the Deploy action of pipeline '{dep.pipeline_name}' passes "
+                        f"{size} characters of EnvironmentVariables; an AWS CodePipeline "
+                        f"action configuration value holds at most {MAX_CONFIGURATION_VALUE}: "
+                        "shorten the service, image or environment name, or gitops.path",
+                        key=True,
+                    )
+                )
             if len(dep.pipeline_name) > MAX_PIPELINE_NAME:
                 out.append(
                     Finding(

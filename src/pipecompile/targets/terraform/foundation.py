@@ -8,6 +8,7 @@ from typing import Any
 
 from ...ir import IR
 from ...serialize.hcl import Block, Ref, Template, document
+from ..common import DEV_TAG_PREFIX, RELEASE_TAG_PREFIX
 from .blocks import (
     KEY_POLICY_SKIPS,
     policy_doc,
@@ -256,8 +257,9 @@ def ecr(ir: IR) -> str:
             blocks.append(r)
             lp = resource("aws_ecr_lifecycle_policy", label)
             lp.comment(
-                f"build.keep_images: the newest {ir.build.keep_images} images stay (the ones "
-                "environments run among them); untagged ones expire after a day"
+                f"build.keep_images: the newest {ir.build.keep_images} images of each build "
+                "tier stay (feature builds never push a release image out); signatures never "
+                "expire; untagged images expire after a day"
             )
             lp.attr("repository", Ref(f"aws_ecr_repository.{label}.name"))
             lp.attr("policy", _ecr_lifecycle(ir.build.keep_images))
@@ -266,8 +268,13 @@ def ecr(ir: IR) -> str:
 
 
 def _ecr_lifecycle(keep: int) -> str:
-    """The lifecycle policy's JSON: untagged images after a day, then all but the newest."""
-    rules = [
+    """The lifecycle policy's JSON: untagged images after a day; the newest ``keep`` of each
+    build tier, counted apart (feature churn never expires a release image); signatures
+    (cosign's sha256-<digest>.sig tags) match no rule, so they never expire.
+
+    ECR evaluates rules by priority and an image a rule selects is never expired by a
+    lower one; tags no rule selects stay (Amazon ECR User Guide, lifecycle policies)."""
+    rules: list[dict[str, object]] = [
         {
             "rulePriority": 1,
             "description": "untagged images",
@@ -278,18 +285,23 @@ def _ecr_lifecycle(keep: int) -> str:
                 "countNumber": 1,
             },
             "action": {"type": "expire"},
-        },
-        {
-            "rulePriority": 2,
-            "description": f"all but the newest {keep} images",
-            "selection": {
-                "tagStatus": "any",
-                "countType": "imageCountMoreThan",
-                "countNumber": keep,
-            },
-            "action": {"type": "expire"},
-        },
+        }
     ]
+    tiers = ((RELEASE_TAG_PREFIX, "release-tier"), (DEV_TAG_PREFIX, "development-tier"))
+    for priority, (prefix, what) in enumerate(tiers, start=2):
+        rules.append(
+            {
+                "rulePriority": priority,
+                "description": f"all but the newest {keep} {what} images ({prefix}-*)",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPrefixList": [f"{prefix}-"],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": keep,
+                },
+                "action": {"type": "expire"},
+            }
+        )
     return json.dumps({"rules": rules}, sort_keys=True)
 
 
@@ -364,6 +376,13 @@ def _secret(label: str, name: str, description: str, why: str, rotated: bool = F
     return secret
 
 
+def _gitops_credential(ir: IR) -> str:
+    """What the GitOps secret holds: the deploy script uses exactly this (common.py)."""
+    if ir.gitops.auth == "https":
+        return "access token (HTTPS, contents: write)"
+    return "SSH deploy key (the private key, write access)"
+
+
 def audit(ir: IR) -> str:
     """The audit table; with CodePipeline, the secrets its CodeBuild projects read."""
     blocks: list[Block] = []
@@ -374,8 +393,8 @@ def audit(ir: IR) -> str:
                 _secret(
                     f"gitops_{label}",
                     env.gitops_secret_name,
-                    f"Deploy key or token the {env.name} deploy uses to push to GitOps",
-                    "a deploy key or token is rotated by hand in the GitOps repository",
+                    f"{_gitops_credential(ir)} the {env.name} deploy pushes to GitOps with",
+                    f"the {_gitops_credential(ir)} is rotated by hand in the GitOps repository",
                     ir.secret_rotation is not None,
                 )
             )
@@ -396,6 +415,18 @@ def audit(ir: IR) -> str:
                     "SonarQube server and token (JSON keys host_url, token)",
                     "a SonarQube token is rotated in SonarQube",
                     ir.secret_rotation is not None,
+                )
+            )
+        if ir.security.dependencies_fail_on:
+            blocks.append(
+                _secret(
+                    "nvd",
+                    ir.aws.nvd_secret_name,
+                    "NVD API key for the OWASP dependency check (JSON key api_key): without "
+                    "one, every update downloads the NVD at the anonymous rate limit",
+                    # not with terraform.secret_rotation either: NVD issues keys by e-mail,
+                    # no function can rotate one
+                    "an NVD API key is rotated at nvd.nist.gov",
                 )
             )
     if ir.deployments_table:
@@ -461,7 +492,7 @@ def outputs(ir: IR) -> str:
                 )
                 for e in ir.environments
             },
-            "Put each environment's GitOps deploy key or token here",
+            f"Put each environment's GitOps {_gitops_credential(ir)} here",
         )
     out(
         "ecr_repository_urls",

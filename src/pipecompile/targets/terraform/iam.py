@@ -242,6 +242,14 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> 
                 "resources": [Ref("aws_secretsmanager_secret.sonarqube.arn")],
             }
         )
+    if ir.security.dependencies_fail_on:
+        statements.append(
+            {
+                "sid": "NvdApiKey",
+                "actions": ["secretsmanager:GetSecretValue"],
+                "resources": [Ref("aws_secretsmanager_secret.nvd.arn")],
+            }
+        )
     if ir.security.image_scan_fail_on:
         statements.append(
             {
@@ -252,8 +260,15 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> 
                     "codebuild:CreateReportGroup",
                     "codebuild:UpdateReport",
                 ],
+                # CodeBuild names a buildspec's report group <project>-<report>: the
+                # release tier's projects report into their own groups
                 "resources": [
-                    f"arn:aws:codebuild:{region}:{acct}:report-group/{s.scan_report_group}"
+                    f"arn:aws:codebuild:{region}:{acct}:report-group/"
+                    + (
+                        s.scan_report_group
+                        if label == "codebuild"
+                        else s.release_build_project + "-ecr-image-scan"
+                    )
                     for s in ir.services
                 ],
             }
@@ -333,7 +348,7 @@ def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
         statements.append(
             {
                 "sid": "Approvers",  # the audit row names who approved
-                "actions": ["codepipeline:GetPipelineState"],
+                "actions": ["codepipeline:ListActionExecutions"],  # by execution id
                 "resources": [
                     f"arn:aws:codepipeline:{region}:{acct}:{dep.pipeline_name}"
                     for svc in ir.services

@@ -7,7 +7,7 @@ from typing import Any
 
 from ...ir import IR, Deployment, Service
 from ...serialize.hcl import Block, Call, Ref, Template, document
-from ..common import RELEASE_TAG_PREFIX
+from ..common import RELEASE_TAG_PREFIX, manual_promotion
 from .blocks import (
     aws_constants,
     pipeline_label,
@@ -196,20 +196,22 @@ def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
 
 
 def deploy_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
-    """What the deploy (and DAST) action passes its CodeBuild project."""
-    repository, uri = ir.image_of(svc, ir.environment(dep.environment))
+    """What the pipeline passes its Deploy (and DAST) action: one configuration value."""
+    _, uri = ir.image_of(svc, ir.environment(dep.environment))
     return {
         "SERVICE": svc.name,
-        "ECR_REPOSITORY": repository,
-        "IMAGE_URI": uri,
+        "IMAGE_URI": uri,  # the buildspec derives ECR_REPOSITORY from it
         "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
         "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
         "GITOPS_DIR": dep.gitops_dir,
         "CHART_SOURCE": ir.chart_source or "",
         "VALUES_SOURCE": svc.values_source or "",
         "ARGOCD_APP": dep.app_name,
-        "PIPELINE_NAME": dep.pipeline_name,
+        # the buildspec derives PIPELINE_NAME from CODEBUILD_INITIATOR (codepipeline/<name>)
+        "PIPELINE_EXECUTION_ID": "#{codepipeline.PipelineExecutionId}",
         "WAIT_SECONDS": str(dep.wait_minutes * 60),
+        # only when set: the configuration value has 1000 characters in all
+        **({"PROMOTION": "manual"} if manual_promotion(dep) else {}),
     }
 
 
@@ -218,6 +220,20 @@ def environment_variables(values: dict[str, str]) -> Call:
     escaped HCL string (a pipeline value never becomes Terraform code)."""
     rows = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()]
     return Call("jsonencode", (rows,))
+
+
+def encoded_length(variables: dict[str, str]) -> int:
+    """The length of the value terraform's jsonencode() gives CodePipeline: keys sorted,
+    no spaces, and <, >, & escaped as \\u003c, \\u003e, \\u0026 (Terraform's
+    jsonencode documentation)."""
+    import json
+
+    text = json.dumps(
+        [{"name": k, "type": "PLAINTEXT", "value": v} for k, v in variables.items()],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return len(text) + 5 * sum(text.count(c) for c in "<>&")
 
 
 def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:

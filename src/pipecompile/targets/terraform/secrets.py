@@ -70,7 +70,7 @@ def external_secrets(ir: IR) -> str | None:
                             f"arn:aws:secretsmanager:{region}:{account}:secret:{env.secret_prefix}*"
                         ],
                     },
-                    NEVER_APPROVE,  # like every role the Terraform creates
+                    NEVER_APPROVE,  # a machine role: it never approves a deployment
                 ],
             )
         )

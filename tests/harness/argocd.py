@@ -1,0 +1,105 @@
+"""A local HTTP server answering as Argo CD's API server does, for the health wait.
+
+Shapes from Argo CD's published API description (assets/swagger.json, v2.x):
+``GET /api/v1/applications/{name}`` returns a ``v1alpha1Application`` (``status.sync
+.status``, ``status.health.status``, ``status.summary.images``, ``status.operationState``);
+``GET /api/v1/applications/{name}/syncwindows`` returns an
+``applicationApplicationSyncWindowsResponse`` (``activeWindows``, ``assignedWindows``,
+``canSync``).  A missing or wrong token is HTTP 401 with a gRPC-gateway error body
+(``{"error", "code": 16, "message"}``); an application the token may not see, or that
+does not exist, is 403 "permission denied" (the server never says which).  Any other
+path is the web UI's index.html with 200 (server/server.go serves the UI for every
+path outside /api), which is also what an SSO proxy in front answers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+HTML = "<!doctype html><html><head><title>Argo CD</title></head><body>Sign in</body></html>"
+
+
+def application(
+    name: str, health: str, sync: str = "Synced", images: tuple[str, ...] = (), **extra: Any
+) -> dict[str, Any]:
+    """A v1alpha1Application as the API returns it (the fields the wait reads, and more)."""
+    status: dict[str, Any] = {
+        "sync": {"status": sync, "revision": "0" * 40},
+        "health": {
+            "status": health,
+            **({"message": extra["message"]} if "message" in extra else {}),
+        },
+        "summary": {"images": list(images)},
+    }
+    if "phase" in extra:
+        status["operationState"] = {"phase": extra["phase"], "message": extra.get("message", "")}
+    return {"metadata": {"name": name, "namespace": "argocd"}, "spec": {}, "status": status}
+
+
+@dataclass
+class ArgoCD:
+    """Answers per application: a list of replies, one per GET (the last repeats)."""
+
+    token: str = "argocd-token"
+    html: bool = False  # answer every path with HTML (a wrong URL, an SSO page)
+    apps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    windows: dict[str, bool] = field(default_factory=dict)  # app -> canSync (default True)
+    requests: list[str] = field(default_factory=list)
+
+    def reply(self, path: str, auth: str | None) -> tuple[int, str, str]:
+        self.requests.append(path)
+        if self.html or not path.startswith("/api/"):
+            return 200, "text/html", HTML
+        if auth != f"Bearer {self.token}":
+            msg = "no session information" if auth is None else "invalid session: token is invalid"
+            return 401, "application/json", json.dumps({"error": msg, "code": 16, "message": msg})
+        parts = path.split("?", 1)[0].split("/")  # ['', 'api', 'v1', 'applications', name, ...]
+        name = parts[4] if len(parts) > 4 else ""
+        if len(parts) < 5 or parts[3] != "applications" or name not in self.apps:
+            msg = f"permission denied: applications, get, {name}"
+            return 403, "application/json", json.dumps({"error": msg, "code": 7, "message": msg})
+        if len(parts) == 6 and parts[5] == "syncwindows":
+            can = self.windows.get(name, True)
+            windows = [{"kind": "allow", "schedule": "0 8 * * 1-5", "duration": "10h"}]
+            body = {
+                "assignedWindows": windows,
+                "activeWindows": windows if can else [],
+                "canSync": can,
+            }
+            return 200, "application/json", json.dumps(body)
+        replies = self.apps[name]
+        body = replies.pop(0) if len(replies) > 1 else replies[0]
+        return 200, "application/json", json.dumps(body)
+
+
+@contextmanager
+def argocd_server(state: ArgoCD) -> Iterator[str]:
+    """Serve ``state`` on 127.0.0.1 (a port the kernel picks); yield the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code, kind, body = state.reply(self.path, self.headers.get("Authorization"))
+            data = body.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

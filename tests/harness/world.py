@@ -1,0 +1,119 @@
+"""The rehearsal's world: moto (ECR, KMS, DynamoDB, Secrets Manager) reached by the real
+AWS CLI, the docker and cosign stubs, bare git remotes, and users to run scripts as."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .moto import aws_env, moto_server
+
+ROOT = Path(__file__).resolve().parents[2]
+# the AWS CLI the scripts run: in a virtualenv of the system Python, which every user can
+# execute (the test runner's Python may live under a home only its owner can enter);
+# scripts/test creates it
+TOOLS = ROOT / ".venv-tools" / "bin"
+STUBS = Path(__file__).parent / "stubs"
+RUNNER_UID = 1001  # GitHub-hosted runners run steps as 'runner', uid 1001 (runner-images)
+CODEBUILD_UID = 0  # CodeBuild's standard images run the build as root
+REGION = "eu-central-1"
+ACCOUNT = "123456789012"  # moto's account
+
+
+@dataclass
+class World:
+    base: Path
+    env: dict[str, str]
+    registry: str
+    log: list[str] = field(default_factory=list)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client on moto, for setting up and reading back (not for the scripts)."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def home(self, name: str, uid: int) -> Path:
+        """A fresh home folder owned by ``uid`` (no docker config, no git identity)."""
+        home = self.base / "homes" / name
+        home.mkdir(parents=True)
+        os.chown(home, uid, uid)
+        return home
+
+    def workdir(self, name: str, uid: int) -> Path:
+        """A folder created by the runner user, mode 755 (what a runner's mkdir gives)."""
+        d = self.base / "work" / name
+        d.mkdir(parents=True)
+        d.chmod(0o755)
+        os.chown(d, uid, uid)
+        return d
+
+    def run(
+        self, script: str, *, uid: int, cwd: Path, home: Path, **extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a bash script as ``uid`` (setpriv: the kernel checks every permission)."""
+        env = {**self.env, "HOME": str(home), **extra}
+        cmd = ["bash", "-c", script]
+        if uid != 0:
+            cmd = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *cmd]
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+    def chown_tree(self, path: Path, uid: int) -> None:
+        for p in [path, *path.rglob("*")]:
+            os.lchown(p, uid, uid)
+
+
+def _install_stubs(bin_dir: Path) -> None:
+    bin_dir.mkdir()
+    for stub in STUBS.iterdir():
+        text = stub.read_text().replace("#!/usr/bin/env python3", "#!/usr/bin/python3", 1)
+        (bin_dir / stub.name).write_text(text)
+        (bin_dir / stub.name).chmod(0o755)
+    # the scripts' back-off between push attempts: the rehearsal does not wait
+    (bin_dir / "sleep").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sleep").chmod(0o755)
+
+
+@contextmanager
+def world() -> Iterator[World]:
+    """moto in server mode and everything around it, for one module of tests."""
+    if not (TOOLS / "aws").exists():
+        raise RuntimeError(f"{TOOLS}/aws is missing: scripts/test creates it")
+    base = Path(tempfile.mkdtemp(prefix="rehearsal-"))
+    base.chmod(0o755)
+    try:
+        with moto_server() as endpoint:
+            bin_dir = base / "bin"
+            _install_stubs(bin_dir)
+            state = base / "state"
+            state.mkdir(mode=0o777)
+            state.chmod(0o777)
+            env = {
+                "PATH": f"{bin_dir}:{TOOLS}:/usr/local/bin:/usr/bin:/bin",
+                "HARNESS_STATE": str(state),
+                "LANG": "C.UTF-8",
+                # a runner has no git identity (neither GitHub-hosted runners nor the
+                # CodeBuild image configure one): git must not invent one from the host
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": "user.useConfigOnly",
+                "GIT_CONFIG_VALUE_0": "true",
+                **aws_env(endpoint, REGION),
+            }
+            registry = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+            yield World(base=base, env=env, registry=registry)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
