@@ -190,7 +190,7 @@ def scratch_gitops(tmp: Path) -> Path:
 @cache
 def folder(sample: str, target: str) -> str:
     """Where ``sample`` writes ``target`` (its outputs, from the IR); "" when it is off."""
-    from pipecompile.frontend.read import compile_bytes
+    from pipecompile.compiler import compile_bytes
 
     pipeline = ROOT / "samples" / sample / "pipeline.yaml"
     ir = compile_bytes(str(pipeline), pipeline.read_bytes())

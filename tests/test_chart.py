@@ -19,7 +19,7 @@ import pytest
 import yaml
 from helm_python import Chart
 
-from pipecompile.frontend.read import compile_bytes
+from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR, Deployment, Service
 from pipecompile.targets.common import script_path
 

@@ -59,7 +59,10 @@ def test_invalid_pipeline_exits_2_and_writes_nothing(repo: Path) -> None:
     pipeline.write_text(pipeline.read_text().replace("port: 3000", "port: 70000"))
     res = pc("build", cwd=repo)
     assert res.returncode == 2
-    assert "pipeline.yaml:106:11: services.product-service.port: 70000 is above 65535" in res.stderr
+    assert (
+        "pipeline.yaml:106:11: PC107 services.product-service.port: 70000 is above 65535"
+        in res.stderr
+    )
     assert "Traceback" not in res.stderr
     after = snapshot_tree(repo)
     del before["pipeline.yaml"], after["pipeline.yaml"]
@@ -69,7 +72,7 @@ def test_invalid_pipeline_exits_2_and_writes_nothing(repo: Path) -> None:
 def test_missing_file_and_bad_usage_exit_2(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()  # discovery stops here, whatever lies above tmp_path
     res = pc("validate", "-f", "pipeline.yaml", cwd=tmp_path)
-    assert res.returncode == 2 and "pipeline.yaml:1:1: file not found" in res.stderr
+    assert res.returncode == 2 and "pipeline.yaml:1:1: PC101 file not found" in res.stderr
     res = pc("validate", cwd=tmp_path)  # none found upward either
     assert res.returncode == 2 and res.stderr.startswith("error: no pipeline.yaml in ")
     assert pc("build", "--nope", cwd=tmp_path).returncode == 2
@@ -338,7 +341,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(
     assert coloured.exit_code == 0
     assert "\x1b[33m" in coloured.output and "\x1b[32m" in coloured.output
     plain = runner.invoke(cli.cli, args)  # piped: plain
-    assert "warning: outputs:" in plain.output and "\x1b[" not in plain.output
+    assert "warning: PC304 outputs:" in plain.output and "\x1b[" not in plain.output
     monkeypatch.setenv("NO_COLOR", "1")
     assert "\x1b[" not in runner.invoke(cli.cli, args, color=True).output
 
@@ -368,3 +371,29 @@ def test_every_schema_property_has_a_description_examples_and_a_default() -> Non
 
     built = {k: e.model_dump(exclude_defaults=True) for k, e in _default_environments().items()}
     assert schema["properties"]["environments"]["default"] == built
+
+
+def test_one_calls_format_does_not_leak_into_the_next(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # no module-global state: --format travels in click's context, one per run
+    bad = tmp_path / "bad" / "pipeline.yaml"
+    bad.parent.mkdir()
+    bad.write_text("version: 1\nproject: x\n")
+    (tmp_path / ".git").mkdir()  # the headers name samples/minimal/pipeline.yaml
+    good = tmp_path / "samples/minimal"
+    shutil.copytree(ROOT / "samples/minimal", good)
+    assert cli.main(["validate", "--format", "json", "-f", str(bad)]) == 2
+    first = json.loads(capsys.readouterr().out)
+    assert first["command"] == "validate" and first["ok"] is False
+    assert cli.main(["check", "-f", str(good / "pipeline.yaml")]) == 0
+    capsys.readouterr()
+    # build has no --format: its errors are text, not a document labelled "validate"
+    assert cli.main(["build", "-f", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "3 errors; nothing was written" in captured.err
+
+
+def test_validate_counts_in_words(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["validate", "-f", str(ROOT / "samples/minimal/pipeline.yaml")]) == 0
+    assert "valid (1 service, 4 environments, targets: " in capsys.readouterr().out

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipecompile.frontend.read import compile_file
+from pipecompile.compiler import compile_file
 from pipecompile.insight.graph import dot, mermaid
 
 from .conftest import ROOT, SAMPLES, TextFile, build_sample
@@ -155,14 +155,15 @@ def test_lock_overrides_flow_into_outputs_and_check_keeps_them(tmp_path: Path) -
     [
         (
             '{"actions": {"actions/checkout": {"version": "v1", "sha": "abc"}}}',
-            "pipecompile.lock:1:52: actions.actions/checkout.sha: must be a full 40-character",
+            "pipecompile.lock:1:52: PC108 actions.actions/checkout.sha: must be a full "
+            "40-character",
         ),
         (
             '{"actions": {"actions/checkuot": {}}}',
             "does not use the action 'actions/checkuot' (did you mean 'actions/checkout'?)",
         ),
         ('{"zap_imag": "x"}', "unknown key 'zap_imag' (did you mean 'zap_image'?)"),
-        ('{"actions": ', "pipecompile.lock:1:13: invalid JSON"),
+        ('{"actions": ', "pipecompile.lock:1:13: PC108 invalid JSON"),
     ],
 )
 def test_invalid_lock_is_a_located_error(tmp_path: Path, lock: str, message: str) -> None:
@@ -179,7 +180,7 @@ def test_lint_maps_findings_to_pipeline_lines(tmp_path: Path) -> None:
     out = res.stdout
     # actionlint (shellcheck) inside a user's block script: line 26 is "python -m pytest ..."
     assert re.search(
-        r"^pipeline.yaml:26:\d+: ci.steps\[1\].run: actionlint: shellcheck "
+        r"^pipeline.yaml:26:\d+: PC401 ci.steps\[1\].run: actionlint: shellcheck "
         r"reported issue in this script: SC2086",
         out,
         re.M,
@@ -256,13 +257,15 @@ def test_lint_writes_sarif_for_code_scanning(tmp_path: Path) -> None:
     log = json.loads(res.stdout)
     assert log["version"] == "2.1.0"
     (result,) = log["runs"][0]["results"]
-    assert result["ruleId"] == "actionlint/SC2086"
+    # the code is the rule (tracked and suppressed by it); the checker's own in properties
+    assert result["ruleId"] == "PC401"
+    assert result["properties"] == {"tool": "actionlint", "toolRule": "SC2086"}
     region = result["locations"][0]["physicalLocation"]
     assert region["artifactLocation"]["uri"] == "pipeline.yaml"
     assert region["region"]["startLine"] == 26
     related = result["relatedLocations"][0]["physicalLocation"]
     assert related["artifactLocation"]["uri"] == ".github/workflows/ci-api.yml"
     rules = {r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
-    assert rules == {"actionlint/SC2086"}
+    assert rules == {"PC401"}
     as_json = json.loads(pc("lint", "--format", "json", cwd=tmp_path).stdout)
     assert [d["tool"] for d in as_json["diagnostics"]] == ["actionlint"]

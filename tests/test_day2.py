@@ -10,8 +10,8 @@ import hcl2
 import pytest
 import yaml
 
+from pipecompile.compiler import compile_bytes
 from pipecompile.errors import PipelineError
-from pipecompile.frontend.read import compile_bytes
 from pipecompile.insight.explain import checklist
 from pipecompile.jobs import expected
 

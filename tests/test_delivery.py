@@ -19,7 +19,7 @@ import hcl2
 import pytest
 import yaml
 
-from pipecompile.frontend.read import compile_bytes
+from pipecompile.compiler import compile_bytes
 from pipecompile.insight.explain import checklist, explain_event
 from pipecompile.ir import IR
 from pipecompile.targets.common import glob_to_regex, script_path

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pipecompile.compiler import compile_bytes
 from pipecompile.errors import PipelineError
-from pipecompile.frontend.read import compile_bytes
 
 ROOT = Path(__file__).parent.parent
 CORPUS = Path(__file__).parent / "invalid"

@@ -9,9 +9,9 @@ import pytest
 
 from pipecompile import jobs
 from pipecompile.commands import cli
-from pipecompile.frontend.read import compile_file
+from pipecompile.compiler import compile_file
 from pipecompile.output.paths import Tree
-from pipecompile.targets import registry
+from pipecompile.targets.registry import registry
 
 from .conftest import DRIFTS, ROOT, build_sample, planned, snapshot_tree
 

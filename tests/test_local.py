@@ -24,7 +24,7 @@ import yaml
 from helm_python import Chart
 
 from pipecompile.commands.cli import main
-from pipecompile.frontend.read import compile_bytes
+from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR
 from pipecompile.targets import local
 
@@ -298,7 +298,7 @@ def test_local_without_the_chart_is_a_located_error(tmp_path: Path) -> None:
     line = text.splitlines().index("  local: dev") + 1
     assert result.returncode == 2
     assert (
-        f"pipeline.yaml:{line}:3: outputs.local: the local output deploys the generated chart"
+        f"pipeline.yaml:{line}:3: PC307 outputs.local: the local output deploys the generated chart"
         in result.stderr
     )
 
@@ -317,7 +317,7 @@ def test_eks_cluster_names_are_checked(tmp_path: Path) -> None:
     )
     line = text.splitlines().index("    eks_cluster: -bad name") + 1
     assert result.returncode == 2
-    assert f"pipeline.yaml:{line}:18: environments.development.eks_cluster: " in result.stderr
+    assert f"pipeline.yaml:{line}:18: PC107 environments.development.eks_cluster: " in result.stderr
     assert "an EKS cluster name" in result.stderr
 
 

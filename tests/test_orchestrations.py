@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipecompile.frontend.read import compile_file
+from pipecompile.compiler import compile_file
 
 from .conftest import ROOT, SAMPLES, as_github_delivered, folder, terraform_blocks
 

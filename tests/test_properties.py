@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from pipecompile.compiler import compile_bytes
 from pipecompile.errors import PipelineError
 from pipecompile.frontend.model import BRANCH_RE
-from pipecompile.frontend.read import compile_bytes
-from pipecompile.targets import render_all
+from pipecompile.targets.registry import render_all
 
 from .conftest import ROOT
 

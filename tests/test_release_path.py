@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from pipecompile.compiler import compile_bytes
 from pipecompile.errors import PipelineError
-from pipecompile.frontend.read import compile_bytes
 from pipecompile.insight.explain import explain_event
 from pipecompile.targets import terraform
 

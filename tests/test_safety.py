@@ -94,7 +94,7 @@ def test_a_symlinked_output_folder_is_a_located_error(
     err = capsys.readouterr().err
     line = (repo / "pipeline.yaml").read_text().split("\n").index("  helm: kubernetes/apps") + 1
     assert (
-        f"pipeline.yaml:{line}:9: outputs.helm: 'kubernetes/apps' is reached through the "
+        f"pipeline.yaml:{line}:9: PC203 outputs.helm: 'kubernetes/apps' is reached through the "
         f"symbolic link '{link}'"
     ) in err
     assert snapshot_tree(real) == before
@@ -394,7 +394,7 @@ def test_updating_a_file_keeps_its_mode_and_group(repo: Path) -> None:
 @pytest.mark.parametrize(
     ("lock", "problem"),
     [
-        (b'{"actions": "x"}', "pipecompile.lock:1:2: actions: expected an object"),
+        (b'{"actions": "x"}', "pipecompile.lock:1:2: PC108 actions: expected an object"),
         (b'{"actions": ' * 50 + b"{}" + b"}" * 50, "nested deeper than 4 levels"),
         (b"[" * 100_000, "nested deeper than 4 levels"),
         (b"x" * (1024 * 1024 + 1), "larger than 1,048,576 bytes"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipecompile.frontend.read import compile_file
+from pipecompile.compiler import compile_file
 from pipecompile.jobs import expected
 
 from .conftest import ROOT, SAMPLES

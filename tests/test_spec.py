@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from pipecompile.frontend.read import compile_bytes
+from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR
-from pipecompile.targets import render_all
+from pipecompile.targets.registry import render_all
 
 from .conftest import ROOT, hcl_norm
 
@@ -73,7 +73,8 @@ def test_the_scheduled_scan_targets_production_at_its_url() -> None:
 def test_without_a_production_url_the_schedule_is_a_located_warning() -> None:
     ir, files = rendered(MINI % {"prod": "", "schedule": "    schedule: daily"})
     assert [str(w) for w in ir.warnings if "scheduled DAST" in w.message] == [
-        "pipeline.yaml:11:15: warning: security.dast.schedule: the scheduled DAST scan targets "
+        "pipeline.yaml:11:15: warning: PC205 security.dast.schedule: the scheduled DAST scan "
+        "targets "
         "'production' (last in promotion order), which has no 'url': it scans nothing; set "
         "environments.production.url"
     ]
@@ -247,7 +248,7 @@ def test_a_subscription_to_an_unknown_environment_is_a_located_error() -> None:
     with pytest.raises(PipelineError) as exc:
         compile_bytes("pipeline.yaml", source.encode())
     assert str(exc.value) == (
-        "pipeline.yaml:18:67: notifications.sns.subscriptions[0].environments[0]: unknown "
+        "pipeline.yaml:18:67: PC201 notifications.sns.subscriptions[0].environments[0]: unknown "
         "environment 'prod' (did you mean 'production'?); known: staging, production"
     )
 

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from pipecompile.frontend.read import compile_bytes
+from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR
 from pipecompile.targets.common import accepted_keys
 

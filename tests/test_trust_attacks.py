@@ -11,7 +11,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from pipecompile.frontend.read import compile_bytes
+from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR
 
 from .conftest import ROOT, hcl_norm
@@ -304,7 +304,7 @@ def test_approvers_are_subscribed_to_their_environments_topic() -> None:
             "    namespace: ecommerce\n",
         )
     )
-    from pipecompile.targets import render_all
+    from pipecompile.targets.registry import render_all
 
     ir = compile_bytes("pipeline.yaml", text.encode())
     files = {str(p): body for p, (_, body) in render_all(ir).items()}

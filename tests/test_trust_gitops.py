@@ -8,11 +8,11 @@ import hcl2
 import pytest
 import yaml
 
+from pipecompile.compiler import compile_bytes
 from pipecompile.errors import PipelineError
-from pipecompile.frontend.read import compile_bytes
 from pipecompile.insight.explain import explain_event
 from pipecompile.insight.trust import trust_report
-from pipecompile.targets import render_all
+from pipecompile.targets.registry import render_all
 
 from .conftest import ROOT, hcl_norm
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipecompile.commands import cli
-from pipecompile.frontend.pins import default_actions
+from pipecompile.targets.registry import default_actions
 
 from .conftest import ROOT, build_sample, git, snapshot_tree
 
@@ -291,7 +291,7 @@ def test_a_second_pipeline_inside_an_output_folder_is_refused(
         capsys.readouterr()
         assert run(repo, command) == 2
         err = capsys.readouterr().err
-        assert "pipeline.yaml:" in err and ": outputs.argocd: the output folder " in err
+        assert "pipeline.yaml:" in err and ": PC203 outputs.argocd: the output folder " in err
         assert "holds 'kubernetes/argocd/team/" in err
     assert snapshot_tree(inner) == before
 
@@ -503,22 +503,22 @@ def test_simultaneous_builds_all_succeed(repo: Path) -> None:
     [
         (
             '{\n  "cosign_version": "v3.0.6",\n  "cosign_sha256": "not-a-sha256"\n}\n',
-            "pipecompile.lock:3:3: cosign_sha256: 'not-a-sha256' must be the binary's sha256",
+            "pipecompile.lock:3:3: PC108 cosign_sha256: 'not-a-sha256' must be the binary's sha256",
         ),
         (
             '{\n  "cosign_version": "latest"\n}\n',
-            "pipecompile.lock:2:3: cosign_version: 'latest' must be a release tag vMAJOR",
+            "pipecompile.lock:2:3: PC108 cosign_version: 'latest' must be a release tag vMAJOR",
         ),
         (
             '{\n  "actions": {\n    "actions/checkout": {\n      "version": "v7",\n'
             '      "sha": "' + "a" * 40 + '"\n    }\n  }\n}\n',
-            "pipecompile.lock:4:7: actions.actions/checkout.version: must be a release tag "
+            "pipecompile.lock:4:7: PC108 actions.actions/checkout.version: must be a release tag "
             "vMAJOR.MINOR.PATCH",
         ),
         (
             '{\n  "actions": {\n    "actions/checkout": {\n      "version": "v7.0.1",\n'
             '      "sha": "abc"\n    }\n  }\n}\n',
-            "pipecompile.lock:5:7: actions.actions/checkout.sha: must be a full 40-character",
+            "pipecompile.lock:5:7: PC108 actions.actions/checkout.sha: must be a full 40-character",
         ),
     ],
 )
@@ -719,7 +719,7 @@ def test_a_fifo_as_the_pipeline_or_the_lock_is_refused_unread(
         [*PIPECOMPILE, command, "-f", str(file)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"{where}:1:1: is not a regular file (a FIFO, socket or device)" in done.stderr
+    assert f"{where}:1:1: PC101 is not a regular file (a FIFO, socket or device)" in done.stderr
     assert "Traceback" not in done.stderr
 
 

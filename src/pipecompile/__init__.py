@@ -1,14 +1,15 @@
 """pipecompile: compile one pipeline.yaml into every CI/CD file a service needs.
 
 The Python API is :func:`compile` (see :mod:`pipecompile.api`); the command
-line is ``pipecompile`` (:mod:`pipecompile.cli`).
+line is ``pipecompile`` (:mod:`pipecompile.commands`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
+
 __all__ = ["Compilation", "__version__", "compile"]
 
 if TYPE_CHECKING:

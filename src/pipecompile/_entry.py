@@ -9,20 +9,11 @@ import sys
 from pathlib import Path
 
 
-def check_summary(path: object) -> str:
-    """check's one-line summary when nothing is out of date (also the CLI's)."""
-    return f"check: {path}: the generated files are up to date"
-
-
-def in_ci() -> bool:
-    """Whether this runs in CI (the CI variable set to a true value, as GitHub Actions,
-    CodeBuild and most CI services set it): check then never trusts the manifest."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
 def _fast_check(args: list[str]) -> int | None:
     """``check [-q] [-f FILE]`` when the generated files are known to be up to date;
     None hands the run to the full command line (which says why, or reports errors)."""
+    from .commands.summary import in_ci
+
     if in_ci():
         return None  # CI's drift check renders and compares (a manifest can be forged)
     quiet, file = False, None
@@ -48,6 +39,8 @@ def _fast_check(args: list[str]) -> int | None:
     except Exception:
         return None
     if not quiet:
+        from .commands.summary import check_summary
+
         summary = check_summary(path)
         # as click.style(fg="green") on a terminal, unless NO_COLOR
         if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):

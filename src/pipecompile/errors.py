@@ -2,8 +2,9 @@
 
 Every mistake in a pipeline file becomes a :class:`Diagnostic` with the file,
 the 1-based line and column of the offending value, the dotted path of the
-field and a message.  :class:`PipelineError` carries one or more of them; the
-CLI prints them and exits 2.  Anything else that escapes is a bug (exit 3).
+field, a message and a stable code (:mod:`pipecompile.rules`).
+:class:`PipelineError` carries one or more of them; the CLI prints them and exits 2.
+Anything else that escapes is a bug (exit 3).
 """
 
 from __future__ import annotations
@@ -43,12 +44,19 @@ class Diagnostic:
     path: Path_
     message: str
     severity: str = "error"
+    code: str = ""  # the rule (PC107); classified from the message when not given
+
+    def __post_init__(self) -> None:
+        if not self.code:
+            from .rules import classify
+
+            object.__setattr__(self, "code", classify(self.message, self.file))
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}"
         field = dotted(self.path)
         prefix = "warning: " if self.severity == "warning" else ""
-        text = f"{where}: {prefix}{field + ': ' if field else ''}{self.message}"
+        text = f"{where}: {prefix}{self.code} {field + ': ' if field else ''}{self.message}"
         return printable(text, one_line=True)
 
 

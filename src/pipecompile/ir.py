@@ -153,7 +153,6 @@ class Runtime:
 class Build:
     vcpu: int
     memory_gb: int
-    compute_type: str
     timeout_minutes: int
     cache: Literal["s3", "local", "none"]
     keep_images: int  # ECR lifecycle: newest images kept per repository
@@ -165,8 +164,7 @@ class Dast:
     environment: str
     url: str
     cron: str
-    fail_on: str  # severity: ZAP alerts at or above it fail the scan
-    min_risk: int  # the same as ZAP's riskcode (3 high, 2 medium, 1 low)
+    fail_on: str  # severity: ZAP alerts at or above it fail the scan (targets/common.py)
     project: str  # CodeBuild project that scans after a CodePipeline deploy
     buildspec: str  # relative to the codebuild output folder
     log_group: str

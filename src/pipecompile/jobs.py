@@ -17,7 +17,7 @@ from typing import Any
 
 from .ir import IR
 from .output.header import with_header
-from .targets import registry, render_all
+from .targets.registry import registry, render_all
 
 # Below this many deployments (services x environments) a second process costs
 # more than it saves.

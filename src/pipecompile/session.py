@@ -95,7 +95,7 @@ class Session:
         if self._compiled is None:
             from dataclasses import replace
 
-            from .frontend.read import compile_document
+            from .compiler import compile_document
 
             doc, ir = compile_document(str(self.file), self.raw, self.root, self.lock)
             self._compiled = doc, replace(ir, pipeline_file=self.name)
@@ -121,7 +121,7 @@ class Session:
         from .errors import PipelineError
         from .jobs import render
         from .output.sync import FolderError, plan
-        from .targets import registry
+        from .targets.registry import registry
 
         names = self.targets(only)
         # a partial build cannot vouch for the other targets: record no inputs

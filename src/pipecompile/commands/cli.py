@@ -17,11 +17,9 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from .. import __version__
-from .._entry import check_summary
+from .._version import __version__
 from ..errors import Interrupted, PipelineError, UsageError, printable
 from .cli_shared import (
-    _OUTPUT,
     EXIT_CODES_HELP,
     EXIT_DRIFT,
     EXIT_INTERNAL,
@@ -29,7 +27,9 @@ from .cli_shared import (
     EXIT_IO,
     EXIT_OK,
     FILE_OPTION,
+    MACHINE_FORMATS,
     QUIET_OPTION,
+    Output,
     _changes,
     _compiled,
     _done,
@@ -40,7 +40,8 @@ from .cli_shared import (
     _session,
     _warnings,
 )
-from .cli_tools import completion, explain, graph, init, lint, pins, schema
+from .cli_tools import completion, explain, graph, init, lint, pins, rules, schema
+from .summary import check_summary
 
 if TYPE_CHECKING:
     from ..output.sync import Change, Plan
@@ -65,6 +66,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
       pipecompile pins            pinned action SHAs and versions (pipecompile.lock)
       pipecompile init            write a starter pipeline.yaml
       pipecompile schema > pipeline.schema.json
+      pipecompile rules           every diagnostic code (PC101 ...), its summary and fix
 
     Outputs go into the folders named under `outputs:` in the pipeline file,
     relative to its folder.  A manifest of generated files is kept in
@@ -72,12 +74,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
     earlier that the pipeline no longer produces, and never touches files it
     did not generate.
     """
-    ctx.obj = {"debug": debug}
+    ctx.ensure_object(Output)  # main() passes its own; CliRunner gets a fresh one
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
-@_format_option("json")
+@_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
 def validate(file: Path, fmt: str, quiet: bool) -> int:
     """Check the pipeline file and report every error with file:line:col."""
@@ -86,8 +88,9 @@ def validate(file: Path, fmt: str, quiet: bool) -> int:
         _emit_document(True, _warnings(ir))
         return EXIT_OK
     _done(
-        f"{file}: valid ({len(ir.services)} services, {len(ir.environments)} "
-        f"environments, targets: {', '.join(t for t, _ in ir.outputs)})",
+        f"{file}: valid ({_count(len(ir.services), 'service')}, "
+        f"{_count(len(ir.environments), 'environment')}, "
+        f"targets: {', '.join(t for t, _ in ir.outputs)})",
         quiet,
     )
     return EXIT_OK
@@ -110,8 +113,9 @@ def validate(file: Path, fmt: str, quiet: bool) -> int:
     help="Overwrite files pipecompile did not generate, and remove stale files "
     "that were edited by hand.",
 )
+@_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
-def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int:
+def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bool) -> int:
     """Render every target and write the files that changed.
 
     Everything is rendered before anything is written; each file is written
@@ -122,12 +126,21 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
     session = _session(file)
     if not targets and not force and session.fast_clean():
         # Same inputs, same version, every generated file intact: nothing to render.
+        if _machine():
+            _emit_document(True)
+            return EXIT_OK
         _done("0 files changed (inputs and generated files unchanged)", quiet)
         return EXIT_OK
-    _compiled(session)
+    ir = _compiled(session)
     with session.building():
         plan = session.plan(targets, force=force)
         session.apply(plan)
+    if _machine():
+        # json lists every change made; sarif and github only what was left undone
+        unresolved = [ch for ch in plan.changes if ch.kind in UNRESOLVED]
+        shown = plan.changes if fmt == "json" else unresolved
+        _emit_document(not unresolved, _warnings(ir), _changes(shown, False))
+        return EXIT_DRIFT if unresolved else EXIT_OK
     verbs = {"create": "created", "update": "updated", "delete": "removed", "debris": "removed"}
     written = 0
     for ch in plan.changes:
@@ -150,6 +163,10 @@ def build(file: Path, targets: tuple[str, ...], force: bool, quiet: bool) -> int
         quiet,
     )
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _report(changes: list[Change], show_diff: bool) -> int:
@@ -180,7 +197,7 @@ def _report(changes: list[Change], show_diff: bool) -> int:
     help="Render every target and compare it with the tree, never trusting the manifest "
     "(the default in CI, when the CI variable is set, and with --diff).",
 )
-@_format_option("json")
+@_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
 def check(file: Path, show_diff: bool, full: bool, fmt: str, quiet: bool) -> int:
     """Exit 1 if any generated file is missing, changed or stale (writes nothing).
@@ -195,7 +212,7 @@ def check(file: Path, show_diff: bool, full: bool, fmt: str, quiet: bool) -> int
     GitHub Actions and CodeBuild set it), with --full or --diff, check renders
     every target and compares, trusting nothing recorded.
     """
-    from .._entry import in_ci
+    from .summary import in_ci
 
     session = _session(file)
     if not (full or show_diff or in_ci()) and session.fast_clean():
@@ -224,7 +241,7 @@ def check(file: Path, show_diff: bool, full: bool, fmt: str, quiet: bool) -> int
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
-@_format_option("json")
+@_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
 def diff(file: Path, fmt: str, quiet: bool) -> int:
     """Show what build would change, as unified diffs, without writing."""
@@ -242,7 +259,7 @@ def diff(file: Path, fmt: str, quiet: bool) -> int:
     return status
 
 
-for _command in (graph, explain, init, pins, lint, completion, schema):
+for _command in (graph, explain, init, pins, lint, completion, schema, rules):
     cli.add_command(_command)
 
 
@@ -276,12 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     from ..output.state import StateError
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    out = Output()  # this run's --format, read again below if the run fails
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread
         previous = None
     try:
-        result = cli.main(args=argv, prog_name="pipecompile", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="pipecompile", standalone_mode=False, obj=out)
     except Interrupted as exc:
         name = signal.Signals(exc.signum).name
         _echo_err(
@@ -302,16 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         _io_error(f"{exc.path}: {exc.reason}; nothing there was changed", exc.path)
         return EXIT_IO
     except PipelineError as exc:
-        if _machine():  # the same errors, as the document the caller asked for
+        if out.machine:  # the same errors, as the document the caller asked for
             from ..insight.machine import diagnostic
 
-            found = [diagnostic(d) for d in exc.diagnostics]
-            if _OUTPUT["format"] == "sarif":
-                from ..insight.machine import sarif
-
-                click.echo(sarif([{**d, "tool": "pipecompile"} for d in found]))
-            else:
-                _emit_document(False, found)
+            _emit_document(False, [diagnostic(d) for d in exc.diagnostics], out=out)
             return EXIT_INVALID
         for d in exc.diagnostics:
             _echo_err(str(d))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,15 +79,38 @@ def _done(summary: str, quiet: bool) -> None:
 
 QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 
-# --format: text for people; json (and sarif for lint) for machines, documented in
-# pipecompile/machine.py and the README. Set by the command, read by main()'s error path.
-_OUTPUT = {"format": "text", "command": ""}
 FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+@dataclass
+class Output:
+    """How one run reports: --format (text for people; json, sarif, github for machines,
+    documented in insight/machine.py and the README) and the command that reports.
+
+    One per run, carried in click's context (``obj``): main() makes it and reads it
+    again on its error path, so nothing survives from one in-process call to the next."""
+
+    format: str = "text"
+    command: str = ""
+
+    @property
+    def machine(self) -> bool:
+        return self.format != "text"
+
+
+def output() -> Output:
+    """This run's :class:`Output` (a default one outside main(), e.g. CliRunner)."""
+    ctx = click.get_current_context(silent=True)
+    return Output() if ctx is None else ctx.ensure_object(Output)
+
+
+MACHINE_FORMATS = ("json", "sarif", "github")
 
 
 def _format_option(*choices: str) -> Callable[[FC], FC]:
     def remember(ctx: click.Context, param: click.Parameter, value: str) -> str:
-        _OUTPUT["format"], _OUTPUT["command"] = value, ctx.info_name or ""
+        out = ctx.ensure_object(Output)
+        out.format, out.command = value, ctx.info_name or ""
         return value
 
     return click.option(
@@ -99,18 +123,23 @@ def _format_option(*choices: str) -> Callable[[FC], FC]:
         callback=remember,
         help="Output for people (text) or machines ("
         + ", ".join(choices)
-        + "; one document on stdout, see the README).",
+        + "; one document on stdout, see the README). Every diagnostic carries its "
+        "code (pipecompile rules).",
     )
 
 
 def _machine() -> bool:
-    return _OUTPUT["format"] != "text"
+    return output().machine
 
 
-def _emit_document(ok: bool, diagnostics: Any = (), changes: Any = ()) -> None:
-    from ..insight.machine import document
+def _emit_document(
+    ok: bool, diagnostics: Any = (), changes: Any = (), out: Output | None = None
+) -> None:
+    """The run's one document, in its --format (json, sarif or github)."""
+    from ..insight.machine import emit
 
-    click.echo(document(_OUTPUT["command"], ok, diagnostics, changes))
+    out = out or output()
+    click.echo(emit(out.format, out.command, ok, list(diagnostics), list(changes)))
 
 
 def _session(file: Path) -> Session:

@@ -9,11 +9,12 @@ import click
 
 from ..errors import UsageError, printable
 from .cli_shared import (
-    _OUTPUT,
     EXIT_CODES_HELP,
     EXIT_DRIFT,
+    EXIT_INVALID,
     EXIT_OK,
     FILE_OPTION,
+    MACHINE_FORMATS,
     QUIET_OPTION,
     _compiled,
     _done,
@@ -213,7 +214,7 @@ def pins(file: Path) -> int:
     show_default=True,
     help="How picky zizmor is.",
 )
-@_format_option("json", "sarif")
+@_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
 def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
     """Run actionlint and zizmor on the generated workflows; report findings in pipeline.yaml.
@@ -230,11 +231,11 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
     ir = _compiled(session)
     doc = session.compile()[0]
     # the user's own policy choices that skip a check: listed, located, not findings
-    from ..targets import registry
+    from ..targets.registry import registry
 
     notes: list[dict[str, Any]] = []
     for name, _ in ir.outputs:
-        for choice in getattr(registry()[name], "choices", lambda ir: [])(ir):
+        for choice in registry()[name].choices(ir):
             row, col = doc.pos(choice.path)
             field = ".".join(map(str, choice.path))
             notes.append(
@@ -246,10 +247,13 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
                     "message": f"choice: {choice.message}",
                     "severity": "note",
                     "tool": "pipecompile",
+                    "code": "PC306",
                 }
             )
             if not _machine():
-                click.echo(printable(f"{doc.file}:{row}:{col}: {field}: choice: {choice.message}"))
+                click.echo(
+                    printable(f"{doc.file}:{row}:{col}: PC306 {field}: choice: {choice.message}")
+                )
     if "github-actions" not in dict(ir.outputs):
         if _machine():
             _lint_document(True, notes)
@@ -262,10 +266,15 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
     rendered = {p: text for p, (target, text) in expected(ir, ("github-actions",)).items()}
     findings, skipped = run_lint(doc, rendered, folder, zizmor_persona)
     if skipped:
-        raise UsageError(
+        problem = (
             f"{' and '.join(skipped)} {'is' if len(skipped) == 1 else 'are'} not installed, "
             "so lint would check nothing; install them with: pip install 'pipecompile[lint]'"
         )
+        if _machine():  # still one document: `lint --format sarif > x.sarif || true`
+            missing = {"file": doc.file, "line": 1, "column": 1, "path": "", "message": problem}
+            _lint_document(False, [{**missing, "severity": "error", "code": "PC403"}, *notes])
+            return EXIT_INVALID
+        raise UsageError(problem)
     if _machine():
         found = [
             {
@@ -275,6 +284,7 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
                 "path": ".".join(map(str, f.path)),
                 "message": f.message,
                 "severity": "error",
+                "code": f.code,
                 "tool": f.tool,
                 "places": list(f.places),
             }
@@ -295,12 +305,7 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
 
 
 def _lint_document(ok: bool, diagnostics: list[dict[str, Any]]) -> None:
-    if _OUTPUT["format"] == "sarif":
-        from ..insight.machine import sarif
-
-        click.echo(sarif(diagnostics))
-    else:
-        _emit_document(ok, diagnostics)
+    _emit_document(ok, diagnostics)
 
 
 @click.command()
@@ -317,9 +322,9 @@ def completion(shell: str) -> int:
 
     cls = get_completion_class(shell)
     assert cls is not None  # click ships all three
-    from .cli import cli  # the whole command table (imported here: it imports this module)
+    root = click.get_current_context().find_root().command  # the whole command table
 
-    click.echo(cls(cli, {}, "pipecompile", "_PIPECOMPILE_COMPLETE").source())
+    click.echo(cls(root, {}, "pipecompile", "_PIPECOMPILE_COMPLETE").source())
     return EXIT_OK
 
 
@@ -329,4 +334,20 @@ def schema() -> int:
     from ..frontend.validate import schema_text
 
     click.echo(schema_text(), nl=False)
+    return EXIT_OK
+
+
+@click.command()
+def rules() -> int:
+    """Print every diagnostic code with its summary and fix (the page docs/rules.md).
+
+    \b
+    Codes: PC1xx the file, its YAML and the schema; PC2xx references and rules
+    across fields; PC3xx what a target cannot express; PC4xx lint's checkers;
+    PC5xx the generated tree. Silence a warning on its line of pipeline.yaml
+    with  # pipecompile: ignore[PC305]  (errors cannot be ignored).
+    """
+    from ..rules import markdown
+
+    click.echo(markdown(), nl=False)
     return EXIT_OK

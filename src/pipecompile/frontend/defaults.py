@@ -15,15 +15,6 @@ SECRET_STORE = SecretStore("ClusterSecretStore", "aws-secrets-manager")
 # kubeconfig then names one EKS cluster, <project>, for all of them)
 IN_CLUSTER = "https://kubernetes.default.svc"
 
-# CodeBuild on-demand Linux compute types: (name, vCPU, GiB), smallest first.
-COMPUTE_TYPES = (
-    ("BUILD_GENERAL1_SMALL", 2, 4),
-    ("BUILD_GENERAL1_MEDIUM", 4, 8),
-    ("BUILD_GENERAL1_LARGE", 8, 16),
-    ("BUILD_GENERAL1_XLARGE", 36, 72),
-    ("BUILD_GENERAL1_2XLARGE", 72, 144),
-)
-
 DEFAULT_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
     "node": (
         ("Install dependencies", "npm ci"),
@@ -49,17 +40,6 @@ DEFAULT_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
 
 BUILTIN_CANARY = (CanaryStep(10, "5m"), CanaryStep(50, "5m"), CanaryStep(100, None))
 
-
-def compute_type(vcpu: int, memory_gb: int) -> tuple[str, int, int]:
-    for name, cpus, mem in COMPUTE_TYPES:
-        if cpus >= vcpu and mem >= memory_gb:
-            return name, cpus, mem
-    return COMPUTE_TYPES[-1]  # pragma: no cover - the model caps vcpu/memory at the largest
-
-
-# ZAP's riskcode for each severity of security.dast.fail_on (ZAP has no "critical":
-# it counts as high).
-ZAP_RISK = {"critical": 3, "high": 3, "medium": 2, "low": 1}
 
 # Minutes a deployer waits for Argo CD to report the new image Synced and Healthy,
 # on top of the strategy's own pauses (sync, image pull, readiness, analysis).

@@ -15,17 +15,17 @@ from urllib.parse import urlsplit
 
 from .. import ir
 from ..errors import Diagnostic, Path_, PipelineError, did_you_mean
-from ..targets import default_outputs
-from .defaults import (
-    CHART_FOLDER,
-    DEFAULT_STEPS,
-    IN_CLUSTER,
-    SECRET_STORE,
-    ZAP_RISK,
-    compute_type,
-)
+from .defaults import CHART_FOLDER, DEFAULT_STEPS, IN_CLUSTER, SECRET_STORE
 from .loader import Document
-from .lower_rules import Rules, duration_ms, nested_folders, rollout_minutes, runtime_of, service_ci
+from .lower_rules import (
+    DefaultOutputs,
+    Rules,
+    duration_ms,
+    nested_folders,
+    rollout_minutes,
+    runtime_of,
+    service_ci,
+)
 from .model import Compute, ImageScan, Pipeline
 
 
@@ -47,8 +47,16 @@ def _short(name: str, limit: int) -> str:
 
 
 class _Lowering(Rules):
-    def __init__(self, doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        model: Pipeline,
+        pins: ir.Pins,
+        default_outputs: DefaultOutputs,
+        root: Path | None,
+    ) -> None:
         self.doc = doc
+        self.default_outputs = default_outputs
         self.m = model
         self.pins = pins
         self.root = root
@@ -122,7 +130,7 @@ class _Lowering(Rules):
             ),
             outputs=tuple(outputs),
             # where terraform's CodeBuild projects find the buildspecs
-            buildspec_folder=dict(outputs).get("codebuild", default_outputs()["codebuild"]),
+            buildspec_folder=dict(outputs).get("codebuild", self.default_outputs()["codebuild"]),
             aws=aws,
             github_oidc_provider=model.aws.github_oidc_provider,
             texts=self.texts(),
@@ -132,32 +140,6 @@ class _Lowering(Rules):
             pins=self.pins,
             warnings=tuple(self.warnings),
         )
-
-    def outputs(self) -> list[tuple[str, str]]:
-        """(target, folder) for every enabled target, in registry order."""
-        given = self.m.outputs
-        defaults = default_outputs()  # every target, in registry order
-        folders = (
-            given.model_dump(by_alias=True, exclude_none=True)
-            if given
-            else default_outputs(self.m.delivery)  # the targets this delivery uses
-        )
-        outputs: list[tuple[str, str]] = []
-        if folders.get("local") is False:
-            del folders["local"]  # outputs.local: false turns local development off
-        elif "local" not in folders and "helm" in folders:
-            folders["local"] = defaults["local"]  # it deploys the chart: on with helm
-        for target in defaults:
-            if target in folders:
-                where = ("outputs", target) if given is not None else ("outputs",)
-                folder = self.output_folder(where, folders[target])
-                if folder is not None:
-                    outputs.append((target, folder))
-        from ..output.paths import overlaps
-
-        for target, message in overlaps(outputs):
-            self.err(("outputs", target) if given is not None else ("outputs",), message)
-        return outputs
 
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
         """The orchestrator named by ``delivery`` must be generated."""
@@ -454,21 +436,12 @@ class _Lowering(Rules):
         ]
 
     def build(self) -> ir.Build:
-        """Build settings, with the smallest CodeBuild compute type that fits."""
+        """Build settings (the compute type that fits is the terraform target's choice)."""
         settings = self.m.build
         compute = settings.compute or Compute()  # the model's defaults, in one place
-        vcpu, mem = compute.vcpu, compute.memory_gb
-        ctype, cpus, gib = compute_type(vcpu, mem)
-        if (cpus, gib) != (vcpu, mem):
-            self.warn(
-                ("build", "compute"),
-                f"no CodeBuild compute type has exactly {vcpu} vCPU / {mem} GiB; "
-                f"using {ctype} ({cpus} vCPU / {gib} GiB)",
-            )
         return ir.Build(
-            vcpu,
-            mem,
-            ctype,
+            compute.vcpu,
+            compute.memory_gb,
             settings.timeout_minutes,
             settings.cache,
             settings.keep_images,
@@ -505,7 +478,6 @@ class _Lowering(Rules):
                     target.url,
                     cron,
                     level,
-                    ZAP_RISK[level],
                     project=f"{self.m.project}-{target.name}-dast",
                     buildspec=f"dast-{target.name}.yml",
                     log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
@@ -661,6 +633,16 @@ class _Lowering(Rules):
         )
 
 
-def lower(doc: Document, model: Pipeline, pins: ir.Pins, root: Path | None = None) -> ir.IR:
-    """Resolve ``model`` into the IR; ``root`` (the pipeline's folder) enables symlink checks."""
-    return _Lowering(doc, model, pins, root).run()
+def lower(
+    doc: Document,
+    model: Pipeline,
+    pins: ir.Pins,
+    default_outputs: DefaultOutputs,
+    root: Path | None = None,
+) -> ir.IR:
+    """Resolve ``model`` into the IR; ``root`` (the pipeline's folder) enables symlink checks.
+
+    ``default_outputs(delivery)`` is the targets' side (the registry, passed in by
+    :mod:`pipecompile.compiler`): every target and its default folder in registry
+    order, or only those a delivery uses.  Lowering imports no target."""
+    return _Lowering(doc, model, pins, default_outputs, root).run()

@@ -9,14 +9,16 @@ import os
 import posixpath
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from .. import ir
 from ..errors import Diagnostic, Path_, did_you_mean
 from .defaults import BUILTIN_CANARY, DEFAULT_STEPS, ROLLOUT_MARGIN_MINUTES
 from .loader import Document
-from .model import Pipeline, Runtime
+from .model import Outputs, Pipeline, Runtime
 from .model import Service as ModelService
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
@@ -35,6 +37,10 @@ def rollout_minutes(strategy: ir.Strategy) -> int:
     return ROLLOUT_MARGIN_MINUTES + -(-paused_ms // 60000)
 
 
+# the registry's default_outputs(delivery=None) -> {target: default folder}
+DefaultOutputs = Callable[..., dict[str, str]]
+
+
 class Rules:
     """Mixed into lowering: needs ``m``, ``err``, ``errors``, ``root`` and a ``_kinds`` cache."""
 
@@ -43,9 +49,50 @@ class Rules:
     root: Path | None
     errors: list[Diagnostic]
     _kinds: dict[str, str]  # path prefix -> link | other | missing
+    default_outputs: DefaultOutputs  # the registry's, passed in (lowering imports no target)
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
+
+    def outputs(self) -> list[tuple[str, str]]:
+        """(target, folder) for every enabled target, in registry order."""
+        given = self.m.outputs
+        defaults = self.default_outputs()  # every target, in registry order
+        folders: dict[str, Any] = (
+            given.model_dump(by_alias=True, exclude_none=True)
+            if given
+            else self.default_outputs(self.m.delivery)  # the targets this delivery uses
+        )
+        where_of: dict[str, Path_] = {t: ("outputs", t) for t in folders}
+        plugins = folders.pop("plugins", None) or {}
+        for name, folder in plugins.items():  # installed targets: named under plugins:
+            if name not in defaults or name in folders:
+                builtin = {f.alias or n for n, f in Outputs.model_fields.items()}
+                installed = [t for t in defaults if t not in builtin]
+                self.err(
+                    ("outputs", "plugins", name),
+                    f"no installed target '{name}'{did_you_mean(name, installed)}; installed: "
+                    + (", ".join(installed) or "none (pipecompile.targets entry points)"),
+                    key=True,
+                )
+                continue
+            folders[name], where_of[name] = folder, ("outputs", "plugins", name)
+        outputs: list[tuple[str, str]] = []
+        if folders.get("local") is False:
+            del folders["local"]  # outputs.local: false turns local development off
+        elif "local" not in folders and "helm" in folders and "local" in defaults:
+            folders["local"] = defaults["local"]  # it deploys the chart: on with helm
+        for target in defaults:
+            if target in folders:
+                where = where_of.get(target, ("outputs",)) if given is not None else ("outputs",)
+                folder = self.output_folder(where, folders[target])
+                if folder is not None:
+                    outputs.append((target, folder))
+        from ..output.paths import overlaps
+
+        for target, message in overlaps(outputs):
+            self.err(where_of[target] if given is not None else ("outputs",), message)
+        return outputs
 
     def rel_path(self, path: Path_, value: str, what: str) -> str:
         """Normalise a path inside the root; report one that escapes it."""

@@ -595,6 +595,13 @@ class Outputs(Model):
         got = "true" if v is True else f"a {type(v).__name__}"
         raise ValueError(f"expected a folder, or false to turn local development off; got {got}")
 
+    plugins: dict[Name, RelPath] | None = Field(
+        None,
+        description="Targets installed by other packages (the pipecompile.targets entry "
+        "point group), by name, and the folder each renders into. Never on by default.",
+        examples=[{"example": "deploy/example"}],
+    )
+
 
 class Backend(Model):
     """Where Terraform keeps its state."""

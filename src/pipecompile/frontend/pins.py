@@ -58,13 +58,6 @@ _SHAPES = {
 _TEXT = re.compile(r"[^\x00-\x1f\x7f\"'\\\\$`]{1,200}")
 
 
-def default_actions() -> dict[str, dict[str, str]]:
-    from ..targets import data
-
-    table: dict[str, Any] = data("github_actions", "action-pins.json")["actions"]
-    return {name: {"sha": v["sha"], "version": v["version"]} for name, v in table.items()}
-
-
 MAX_LOCK_BYTES = 1024 * 1024
 
 
@@ -86,11 +79,14 @@ def read_lock(root: Path) -> bytes | None:
         ) from None
 
 
-def resolve(lock: bytes | None, display: str = LOCK_NAME) -> Pins:
-    """Defaults overlaid with the lock's bytes ``lock`` (None: there is no lock)."""
+def resolve(
+    lock: bytes | None, actions: dict[str, dict[str, str]], display: str = LOCK_NAME
+) -> Pins:
+    """Defaults (``actions``: the pins the targets ship) overlaid with the lock's bytes
+    ``lock`` (None: there is no lock)."""
     from ..ir import ActionPin, Pins
 
-    actions = default_actions()
+    actions = {name: dict(pin) for name, pin in actions.items()}
     values = dict(DEFAULTS)
     table: dict[str, Any] = _read(display, lock) if lock is not None else {}
     errors: list[Diagnostic] = []

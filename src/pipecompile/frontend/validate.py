@@ -198,7 +198,14 @@ def _message(err: dict[str, Any], path: Path_, doc: Document) -> tuple[str, bool
     if kind in ("float_type", "float_parsing"):
         return f"expected a number, got {_typename(value)}", False
     if kind == "bool_type":
-        return f"expected true or false, got {_typename(value)}", False
+        # YAML 1.1 readers took yes/no/on/off for booleans; YAML 1.2 (and pipecompile) do not
+        word = value.lower() if isinstance(value, str) else ""
+        hint = (
+            f" ('{value}' is a string in YAML 1.2: write {str(word in ('yes', 'on', 'y')).lower()})"
+            if word in ("yes", "no", "on", "off", "y", "n")
+            else ""
+        )
+        return f"expected true or false, got {_typename(value)}{hint}", False
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"expected a mapping, got {_typename(value)}", False
     if kind == "list_type":

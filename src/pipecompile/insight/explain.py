@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from ..ir import IR, Deployment, Environment, Service
-from ..targets import registry
 from ..targets.common import branch_regexes, glob_to_regex
+from ..targets.registry import registry
 from .graph import _strategy
 from .trust import trust_lines
 

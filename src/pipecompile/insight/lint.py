@@ -57,9 +57,15 @@ class Located:
     message: str
     places: tuple[str, ...] = ()  # "generated/file.yml:line", when located in pipeline.yaml
 
+    @property
+    def code(self) -> str:
+        """The rule (pipecompile.rules): one per checker; the checker's own is in the text."""
+        return {"actionlint": "PC401", "zizmor": "PC402"}.get(self.tool, "PC199")
+
     def __str__(self) -> str:
         field = f"{dotted(self.path)}: " if self.path else ""
-        head = f"{self.file}:{self.line}:{self.col}: {field}{self.tool}: {self.message}"
+        where = f"{self.file}:{self.line}:{self.col}"
+        head = f"{where}: {self.code} {field}{self.tool}: {self.message}"
         return head + (f" (in {', '.join(self.places)})" if self.places else "")
 
 

@@ -1,5 +1,6 @@
-"""Machine-readable output: ``--format json`` (validate, check, diff, lint) and SARIF
-(lint), so editors, bots and GitHub code scanning read what people read.
+"""Machine-readable output: ``--format json``, ``sarif`` and ``github`` (workflow
+command annotations) on every command that reports (validate, build, check, diff,
+lint), so editors, bots and GitHub code scanning read what people read.
 
 The JSON document (schema version 1), one per run, on stdout::
 
@@ -10,7 +11,8 @@ The JSON document (schema version 1), one per run, on stdout::
       "diagnostics": [             # errors and warnings, located in pipeline.yaml
         {"file": "pipeline.yaml", "line": 12, "column": 3,
          "path": "environments.staging.branches", "message": "...",
-         "severity": "error"}      # error | warning | note
+         "severity": "error",      # error | warning | note
+         "code": "PC107"}          # the rule (docs/rules.md)
       ],
       "changes": [                 # check and diff: what build would change
         {"file": ".github/workflows/ci-web.yml", "kind": "update",
@@ -20,6 +22,12 @@ The JSON document (schema version 1), one per run, on stdout::
 
 lint's diagnostics carry ``tool`` (actionlint, zizmor) and ``places`` (the
 generated files and lines the finding shows up in); its policy choices are notes.
+The field names are the Python API's :class:`~pipecompile.errors.Diagnostic`'s,
+except ``column`` (``col``) and ``path`` (dotted).
+
+SARIF (2.1.0): ``ruleId`` is the code, each rule has its ``helpUri`` on the rules
+page; a finding of an external checker keeps the checker's own rule in
+``properties``.  A change check or diff reports is a PC501 result at that file.
 """
 
 from __future__ import annotations
@@ -29,8 +37,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import Diagnostic, dotted
+from ..rules import DOCS_URL
 
 SCHEMA_VERSION = 1
 
@@ -43,7 +52,73 @@ def diagnostic(d: Diagnostic) -> dict[str, Any]:
         "path": dotted(d.path),
         "message": d.message,
         "severity": d.severity,
+        "code": d.code,
     }
+
+
+_TOOL_CODES = {"actionlint": "PC401", "zizmor": "PC402"}
+
+
+def code_of(f: dict[str, Any]) -> str:
+    """The rule of a machine-format finding (lint's carry their tool instead)."""
+    if f.get("code"):
+        return str(f["code"])
+    if f.get("severity") == "note":
+        return "PC306"
+    return _TOOL_CODES.get(str(f.get("tool")), "PC199")
+
+
+def change_findings(changes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """check's and diff's changes as PC501 findings at the generated file."""
+    return [
+        {
+            "file": ch["file"],
+            "line": 1,
+            "column": 1,
+            "path": "",
+            "message": f"{ch['kind']}: {ch['reason']}",
+            "severity": "error",
+            "code": "PC501",
+        }
+        for ch in changes
+    ]
+
+
+def _gh_escape(text: str, prop: bool = False) -> str:
+    # GitHub's workflow commands (actions/toolkit packages/core/src/command.ts)
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def github(findings: Iterable[dict[str, Any]]) -> str:
+    """One ``::error``/``::warning``/``::notice`` annotation line per finding."""
+    from ..rules import BY_CODE
+
+    lines = []
+    for f in findings:
+        code = code_of(f)
+        level = {"error": "error", "warning": "warning"}.get(str(f["severity"]), "notice")
+        rule = BY_CODE.get(code)
+        title = f"{code} {rule.name}" if rule else code
+        where = f"file={_gh_escape(f['file'], True)},line={f['line']},col={f['column']}"
+        text = f"{f['path']}: {f['message']}" if f.get("path") else str(f["message"])
+        lines.append(f"::{level} {where},title={_gh_escape(title, True)}::{_gh_escape(text)}")
+    return "\n".join(lines)
+
+
+def emit(
+    fmt: str,
+    command: str,
+    ok: bool,
+    diagnostics: Sequence[dict[str, Any]] = (),
+    changes: Sequence[dict[str, Any]] = (),
+) -> str:
+    """The one document of a run in ``fmt`` (json, sarif or github)."""
+    if fmt == "sarif":
+        return sarif([*diagnostics, *change_findings(changes)], command)
+    if fmt == "github":
+        return github([*diagnostics, *change_findings(changes)])
+    return document(command, ok, diagnostics, changes)
 
 
 def document(
@@ -62,19 +137,31 @@ def document(
     return json.dumps(body, indent=2, ensure_ascii=False)
 
 
-def sarif(findings: Sequence[dict[str, Any]]) -> str:
-    """SARIF 2.1.0 for GitHub code scanning: one run, rules per tool and rule id."""
+def sarif(findings: Sequence[dict[str, Any]], command: str = "lint") -> str:
+    """SARIF 2.1.0 for GitHub code scanning: one run; ruleId is the code, with helpUri."""
+    from ..rules import BY_CODE
+
     rules: dict[str, dict[str, Any]] = {}
     results = []
     for f in findings:
-        code = re.search(r"\bSC[0-9]{4}\b", f["message"])  # shellcheck's own rule ids
-        rule = f"{f['tool']}/{code.group() if code else f['message'].split(':', 1)[0][:60]}"
-        rules.setdefault(rule, {"id": rule, "shortDescription": {"text": rule}})
+        rule = code_of(f)
+        known = BY_CODE[rule]
+        rules.setdefault(
+            rule,
+            {
+                "id": rule,
+                "name": known.name,
+                "shortDescription": {"text": known.summary},
+                "help": {"text": known.fix},
+                "helpUri": known.anchor,
+            },
+        )
         level = {"error": "error", "warning": "warning"}.get(f["severity"], "note")
+        text = f"{f['path']}: {f['message']}" if f.get("path") else f["message"]
         result: dict[str, Any] = {
             "ruleId": rule,
             "level": level,
-            "message": {"text": f["message"]},
+            "message": {"text": text},
             "locations": [
                 {
                     "physicalLocation": {
@@ -84,6 +171,12 @@ def sarif(findings: Sequence[dict[str, Any]]) -> str:
                 }
             ],
         }
+        if f.get("tool") and f["tool"] != "pipecompile":
+            own = re.search(r"\bSC[0-9]{4}\b", f["message"])  # shellcheck's own rule ids
+            result["properties"] = {
+                "tool": f["tool"],
+                "toolRule": own.group() if own else f["message"].split(":", 1)[0][:60],
+            }
         if f.get("places"):
             result["relatedLocations"] = [
                 {
@@ -103,7 +196,8 @@ def sarif(findings: Sequence[dict[str, Any]]) -> str:
             {
                 "tool": {
                     "driver": {
-                        "name": "pipecompile lint",
+                        "name": f"pipecompile {command}",
+                        "informationUri": DOCS_URL,
                         "version": __version__,
                         "rules": sorted(rules.values(), key=lambda r: r["id"]),
                     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from .. import __version__
+from .._version import __version__
 from .state import MARK as MARK
 
 

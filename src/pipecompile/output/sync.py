@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from itertools import groupby
 
-from .. import __version__
+from .._version import __version__
 from ..errors import Interrupted
 from .header import (
     MARK,

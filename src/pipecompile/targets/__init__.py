@@ -9,8 +9,9 @@ and ``describe(ir) -> [line]``: what must exist outside the repository for its
 files to work (``pipecompile explain``).
 Lowering knows no target; the front end runs the enabled targets' checks and
 maps each finding's field path to a line and column.
-Adding a target means adding a module, its folder under ``targets/`` for
-templates and data, a line in :func:`registry`, and its tests.
+Adding a target means adding a package here for its code, templates and data, a
+line in :func:`.registry.registry`, and its tests.  This module is what targets
+share (the Protocol, findings, data files); :mod:`.registry` lists them.
 """
 
 from __future__ import annotations
@@ -41,12 +42,17 @@ class Finding:
     message: str
     severity: Literal["error", "warning"] = "error"
     key: bool = False  # point at the key rather than the value
+    code: str = ""  # its rule (PC3xx, pipecompile.rules); classified when not given
 
 
 class Target(Protocol):
+    """What a target provides. ``delivery`` and ``choices`` are optional in a target
+    module: the registry fills in their defaults (:class:`.registry.Defaults`)."""
+
     name: str  # the key under outputs: in pipeline.yaml
     default_folder: str  # its output folder when the pipeline names none
     cost: int  # ms to render per 1000 services, to balance parallel rendering
+    delivery: str | None  # the one delivery it serves (None: every delivery)
 
     def render(self, ir: IR) -> Rendered: ...
 
@@ -54,15 +60,9 @@ class Target(Protocol):
 
     def describe(self, ir: IR) -> list[str]: ...
 
-
-def check_all(ir: IR) -> list[tuple[Finding, tuple[str, ...]]]:
-    """Every enabled target's findings, the same finding of several targets merged."""
-    targets = registry()
-    merged: dict[Finding, list[str]] = {}
-    for name, _ in ir.outputs:
-        for finding in targets[name].check(ir):
-            merged.setdefault(finding, []).append(name)
-    return [(f, tuple(names)) for f, names in merged.items()]
+    def choices(self, ir: IR) -> list[Finding]:
+        """The pipeline's own policy choices that skip a checker's check (lint notes)."""
+        ...
 
 
 def gitops_required(ir: IR) -> list[Finding]:
@@ -88,49 +88,8 @@ def gitops_required(ir: IR) -> list[Finding]:
     ]
 
 
-def registry() -> dict[str, Target]:
-    """Every target, in the order outputs are listed and rendered."""
-    from . import argocd, codebuild, github_actions, helm, local, terraform
-
-    targets: dict[str, Target] = {
-        github_actions.name: github_actions,
-        codebuild.name: codebuild,
-        terraform.name: terraform,
-        argocd.name: argocd,
-        helm.name: helm,
-        local.name: local,
-    }
-    return targets
-
-
-def default_outputs(delivery: str | None = None) -> dict[str, str]:
-    """Every target and its default folder, in registry order; given a delivery, only the
-    targets that delivery uses (a target may name the one it serves: ``delivery``)."""
-    return {
-        name: target.default_folder
-        for name, target in registry().items()
-        if delivery is None or getattr(target, "delivery", delivery) == delivery
-    }
-
-
 @cache
 def data(target_folder: str, file: str) -> Any:
     """Load a JSON data file shipped in ``targets/<target_folder>/``."""
     text = (resources.files(__name__) / target_folder / file).read_text("utf-8")
     return json.loads(text)
-
-
-def render_all(ir: IR, only: tuple[str, ...] = ()) -> dict[str, tuple[str, str]]:
-    """Render every enabled target: {path relative to the root: (target, body)}."""
-    jobs = [(name, folder) for name, folder in ir.outputs if not only or name in only]
-    targets = registry()
-    out: dict[str, tuple[str, str]] = {}
-    for name, folder in jobs:
-        files = targets[name].render(ir)
-        prefix = folder.rstrip("/") + "/" if folder not in ("", ".") else ""
-        for rel, body in files.items():
-            path = prefix + rel
-            if path in out:
-                raise RuntimeError(f"{path} is rendered by both {out[path][0]} and {name}")
-            out[path] = (name, body)
-    return out

@@ -16,6 +16,10 @@ from ..ir import IR, Deployment, Environment, Security
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
+# ZAP's riskcode for each severity of security.dast.fail_on (ZAP has no "critical":
+# it counts as high); the scan script fails on alerts at or above it.
+ZAP_RISK = {"critical": 3, "high": 3, "medium": 2, "low": 1}
+
 
 def severities_at_or_above(level: str) -> str:
     """``"high"`` -> ``"CRITICAL HIGH"`` (ECR finding severities that fail the gate)."""

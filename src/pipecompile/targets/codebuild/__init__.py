@@ -22,6 +22,7 @@ from ..common import (
     CVSS,
     DEV_TAG_PREFIX,
     SONAR,
+    ZAP_RISK,
     accepted_keys,
     scan_gate_env,
     script_body,
@@ -232,7 +233,7 @@ def dast_spec(ir: IR) -> dict[str, Any]:
                 "DAST_ENVIRONMENT": dast.environment,
                 "DAST_URL": dast.url,
                 "ZAP_IMAGE": ir.pins.zap_image,
-                "ZAP_MIN_RISK": str(dast.min_risk),
+                "ZAP_MIN_RISK": str(ZAP_RISK[dast.fail_on]),
             },
         },
         "phases": {

@@ -27,7 +27,7 @@ from ...errors import Path_
 from ...ir import IR
 from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
-from ..common import script_body
+from ..common import ZAP_RISK, script_body
 from .ci import ci_workflow
 from .deliver import deliver_workflow
 from .gates import CHECK_NAME, REVIEW_FILE, pipecompile_workflow, review_workflow
@@ -118,7 +118,7 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
                             "DAST_ENVIRONMENT": env,
                             "DAST_URL": url,
                             "ZAP_IMAGE": ir.pins.zap_image,
-                            "ZAP_MIN_RISK": str(dast.min_risk),
+                            "ZAP_MIN_RISK": str(ZAP_RISK[dast.fail_on]),
                         },
                         "run": script_body("dast-scan.sh"),
                     },

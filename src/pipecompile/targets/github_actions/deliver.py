@@ -10,6 +10,7 @@ from ...ir import IR, Deployment, Environment, Service
 from ..common import (
     DEV_TAG_PREFIX,
     RELEASE_TAG_PREFIX,
+    ZAP_RISK,
     accepted_keys,
     branch_regexes,
     manual_promotion,
@@ -306,7 +307,7 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
                     "DAST_ENVIRONMENT": env.name,
                     "DAST_URL": dast.url,
                     "ZAP_IMAGE": ir.pins.zap_image,
-                    "ZAP_MIN_RISK": str(dast.min_risk),
+                    "ZAP_MIN_RISK": str(ZAP_RISK[dast.fail_on]),
                 },
                 "run": script_body("dast-scan.sh"),
             }

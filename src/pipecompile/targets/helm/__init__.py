@@ -1,11 +1,12 @@
-"""A Helm chart per service, and its values per environment.
+"""One Helm chart every service deploys with, and each service's values per environment.
 
-``<service>/`` holds ``Chart.yaml``, ``values.yaml`` (defaults), ``templates/``
-(the same templates for every service, shipped in ``targets/helm/chart``: a
+``_chart/`` (``ir.chart_source``) holds ``Chart.yaml``, ``values.yaml`` (defaults)
+and ``templates/`` (the same templates for every service, shipped in
+``pipecompile/targets/helm/chart``: a
 Rollout, or a Deployment for 'rolling'; stable and canary/preview Services; an
 ALB Ingress that Argo Rollouts splits by weight; the AnalysisTemplate of
 ``rollback``; one ExternalSecret per secret; a ServiceAccount; a
-PodDisruptionBudget; probes) and ``values-<env>.yaml``.  Each values file is
+PodDisruptionBudget; probes); ``<service>/`` holds ``values-<env>.yaml``.  Each values file is
 complete on its own (Helm replaces lists rather than merging them, so canary
 steps are never split across files).  The image is deliberately absent: the
 deployer copies the chart into ``<gitops.path>/<service>/<env>/`` of the GitOps

@@ -22,6 +22,7 @@ from ...ir import IR
 from .. import Finding
 from .chatops import chatops
 from .compliance import cloudtrail, rotation
+from .compute import compute_findings
 from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
 from .iam import iam
 from .monitoring import monitoring
@@ -48,6 +49,7 @@ def check(ir: IR) -> list[Finding]:
     out: list[Finding] = []
     if ir.delivery != "codepipeline":
         return out  # no CodePipeline: only the shared resources
+    out += compute_findings(ir)  # the CodeBuild projects' size
     for env in ir.environments:
         for label, pats in (("branch patterns", env.includes), ("excluded patterns", env.excludes)):
             if len(pats) > MAX_BRANCH_PATTERNS:

@@ -13,6 +13,7 @@ from .blocks import (
     pipeline_label,
     resource,
 )
+from .compute import compute_type
 from .iam import bucket_label
 
 
@@ -50,7 +51,8 @@ def _project(
     else:
         src.attr("buildspec", buildspec)
     env = p.block("environment")
-    env.attr("compute_type", ir.build.compute_type if privileged else "BUILD_GENERAL1_SMALL")
+    compute = compute_type(ir.build.vcpu, ir.build.memory_gb)[0]
+    env.attr("compute_type", compute if privileged else "BUILD_GENERAL1_SMALL")
     env.attr("image", aws_constants()["build_image"])
     env.attr("type", "LINUX_CONTAINER")
     env.attr("image_pull_credentials_type", "CODEBUILD")

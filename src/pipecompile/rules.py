@@ -1,0 +1,350 @@
+"""Every diagnostic's identity: a stable code, a name, a one-line summary and a fix.
+
+Codes are grouped like ruff's: ``PC1xx`` the file and its syntax and schema,
+``PC2xx`` references and rules across fields, ``PC3xx`` what a target cannot
+express (its limits), ``PC4xx`` the external checkers ``lint`` runs, ``PC5xx``
+the generated tree (``check``, ``diff``).  A code never changes meaning; a retired
+code is never reused.  SARIF's ``ruleId`` is the code, its ``helpUri`` the rule's
+anchor on the generated rules page (``pipecompile rules > docs/rules.md``).
+
+A diagnostic is given its code where it is made (``Diagnostic(code=...)``,
+``Finding(code=...)``); the rest are classified here, once, by the wording of
+their message, so that the rule table is the one place that knows every rule.
+Warnings may be suppressed in pipeline.yaml with ``# pipecompile: ignore[PC301]``
+on the reported line; errors cannot be (nothing valid could be generated).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DOCS_URL = "https://github.com/pipecompile/pipecompile/blob/main/docs/rules.md"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str
+    name: str  # kebab-case, as ruff names its rules
+    summary: str  # one line: what the rule is about
+    fix: str  # what to do about it
+    patterns: tuple[str, ...] = ()  # regexes over the message (classification)
+
+    @property
+    def anchor(self) -> str:
+        return f"{DOCS_URL}#{self.code.lower()}-{self.name}"
+
+
+RULES: tuple[Rule, ...] = (
+    # PC1xx: the file, its YAML and the schema
+    Rule(
+        "PC101",
+        "unreadable-file",
+        "The pipeline file (or pipecompile.lock) cannot be read as a UTF-8 text file.",
+        "Check the path; save the file as UTF-8 without a byte-order mark, below 1 MiB.",
+        (
+            r"^file not found$",
+            r"^is a folder, not a file$",
+            r"^is not a regular file",
+            r"^cannot read",
+            r"byte-order mark",
+            r"^invalid UTF-8",
+            r"^character U\+[0-9A-F]+ is not allowed",
+            r"larger than",
+        ),
+    ),
+    Rule(
+        "PC102",
+        "yaml-syntax",
+        "The file is not valid YAML.",
+        "Fix the indentation or quoting at the reported line (spaces, not tabs).",
+        (r"^YAML (syntax )?error", r"^document nests too deeply"),
+    ),
+    Rule(
+        "PC103",
+        "yaml-feature-refused",
+        "A YAML feature the language refuses: tags, aliases, merge keys, duplicate or "
+        "non-plain keys, deep nesting.",
+        "Write the value out in plain YAML (pipeline files are data, never code).",
+        (
+            r"^tag '.*' is not allowed",
+            r"^aliases \(\*name\) are not allowed",
+            r"^merge keys \(<<\) are not allowed",
+            r"^duplicate key ",
+            r"^keys must be plain names",
+            r"nesting deeper than",
+        ),
+    ),
+    Rule(
+        "PC104",
+        "unknown-key",
+        "A key the language does not know (often a typo).",
+        "Use the key the hint suggests, or remove it.",
+        (r"^unknown key ",),
+    ),
+    Rule(
+        "PC105",
+        "missing-key",
+        "A required key is missing, or the file is empty.",
+        "Add the key; `pipecompile init` writes a complete starter file.",
+        (r"^required key .* is missing", r"^file is empty"),
+    ),
+    Rule(
+        "PC106",
+        "wrong-type",
+        "A value has the wrong type (a number where a string belongs, a list for a "
+        "mapping, a string for a boolean).",
+        "Write the value as the hint shows (quote numbers meant as strings; "
+        "true/false for booleans).",
+        (r"^expected ", r"^the top level must be a mapping"),
+    ),
+    Rule(
+        "PC107",
+        "invalid-value",
+        "A value outside what the field accepts: a pattern, a choice, a range, a length.",
+        "Use one of the values the message names.",
+        (
+            r" is not (one of|a |an |the |'daily')",
+            r" is (above|below) ",
+            r"^needs at least ",
+            r"^give exactly one ",
+            r" is longer than ",
+        ),
+    ),
+    Rule(
+        "PC109",
+        "unused-ignore",
+        "A `# pipecompile: ignore[...]` comment that silences no warning on its line "
+        "(errors cannot be ignored).",
+        "Remove the comment, or move it to the line the warning is reported at.",
+    ),
+    Rule(
+        "PC108",
+        "invalid-lock",
+        "pipecompile.lock is not a valid lock file.",
+        "Fix the entry the message names; `pipecompile pins` shows what is pinned.",
+    ),
+    # PC2xx: references and rules across fields
+    Rule(
+        "PC201",
+        "unknown-reference",
+        "A name that refers to something the pipeline does not define (an environment, "
+        "a strategy, a service).",
+        "Use a defined name (the message lists them), or define it.",
+        (r"^unknown (environment|strategy|service|output)", r"^no installed target "),
+    ),
+    Rule(
+        "PC202",
+        "duplicate",
+        "Two things claim what must be unique (an image repository, a generated path).",
+        "Give each its own value.",
+        (r" is already used by ",),
+    ),
+    Rule(
+        "PC203",
+        "path-outside-root",
+        "A path or output folder that leaves the pipeline's folder, goes through a "
+        "symlink, or is a folder pipecompile may not own.",
+        "Use a relative folder inside the folder holding pipeline.yaml.",
+        (
+            r"points outside",
+            r"must be a relative",
+            r"symlink",
+            r"symbolic link",
+            r"^the output folder ",
+            r"inside \.git",
+            r"may not (own|write)",
+            r" overlap",
+            r" inside the output",
+        ),
+    ),
+    Rule(
+        "PC204",
+        "strategy-settings",
+        "Strategy settings that do not fit the strategy (canary steps backwards, a "
+        "blue-green setting on a canary, parameters on a built-in).",
+        "Keep each strategy's own settings; see the language reference.",
+        (
+            r" is a (blue-green|canary) setting",
+            r" is built in and takes no parameters",
+            r"^custom strategy .* needs 'type",
+            r"a canary never goes backwards",
+        ),
+    ),
+    Rule(
+        "PC205",
+        "environment-settings",
+        "An environment lacks what another field needs from it (a URL to scan, a "
+        "namespace that fits, branches).",
+        "Set the field the message names on that environment.",
+        (r" has no '", r"; set '", r"^environment "),
+    ),
+    Rule(
+        "PC206",
+        "schedule",
+        "A schedule that is not 'daily', 'weekly' or a valid 5-field cron.",
+        "Write a 5-field cron such as '0 3 * * 1'.",
+        (r"cron",),
+    ),
+    Rule(
+        "PC207",
+        "secret-prefix",
+        "An environment's secret prefix would let its services' secret stores read a "
+        "deploy credential.",
+        "Choose a prefix under the environment's own services folder, as the message says.",
+        (r"would let the services' secret stores read",),
+    ),
+    # PC3xx: what a target cannot express
+    Rule(
+        "PC301",
+        "gitops-required",
+        "An enabled output deploys through the GitOps repository, but none is set.",
+        "Set gitops.repository, or turn those outputs off.",
+        (r"^gitops\.repository is required",),
+    ),
+    # (before PC302: "delivery is github-actions: no CodePipeline runs ..." is PC304)
+    Rule(
+        "PC304",
+        "delivery-output",
+        "The outputs do not match the delivery: its deliverer is off, or an output "
+        "only the other delivery uses is on.",
+        "Turn the deliverer's output on, or change delivery.",
+        (r"^delivery is ", r"nothing generated here delivers", r", but the .* output is off"),
+    ),
+    Rule(
+        "PC302",
+        "codepipeline-limit",
+        "AWS CodePipeline cannot express this (trigger patterns, name length).",
+        "Reduce the patterns or shorten the name, as the message says.",
+        (r"CodePipeline",),
+    ),
+    Rule(
+        "PC303",
+        "actions-expression",
+        "A value GitHub Actions would evaluate as an expression (`${{`).",
+        "Read values from environment variables instead.",
+        (r"\$\{\{",),
+    ),
+    Rule(
+        "PC305",
+        "codebuild-compute",
+        "No CodeBuild compute type has exactly the vCPU and memory asked for; the next "
+        "larger one is used.",
+        "Ask for a size CodeBuild offers (2/4, 4/8, 8/16, 36/72, 72/144 vCPU/GiB).",
+        (r"compute type",),
+    ),
+    Rule(
+        "PC306",
+        "checker-policy",
+        "A checker's check the generated files skip on purpose, and why.",
+        "Nothing to do unless the reason no longer holds.",
+        (r"^checkov ", r" skipped: "),
+    ),
+    Rule(
+        "PC307",
+        "local-needs-chart",
+        "The local target deploys the generated chart, but the helm output is off.",
+        "Turn the helm output on, or set outputs.local: false.",
+        (r"^the local output deploys the generated chart",),
+    ),
+    Rule(
+        "PC399",
+        "target-limit",
+        "Something an enabled target cannot express for this pipeline.",
+        "Follow the message, or turn that output off.",
+    ),
+    # PC4xx: the external checkers (lint)
+    Rule(
+        "PC401",
+        "actionlint",
+        "actionlint (with shellcheck) reports a problem in a generated workflow.",
+        "Fix the pipeline field the finding maps to; report a bug if it is generated code.",
+    ),
+    Rule(
+        "PC402",
+        "zizmor",
+        "zizmor reports a security finding in a generated workflow.",
+        "Fix the pipeline field the finding maps to, or accept the policy choice it notes.",
+    ),
+    Rule(
+        "PC403",
+        "checker-missing",
+        "A checker lint runs is not installed.",
+        "Install pipecompile's lint extra: pip install 'pipecompile[lint]'.",
+    ),
+    # PC5xx: the generated tree
+    Rule(
+        "PC501",
+        "generated-file-drift",
+        "A generated file differs from what the pipeline generates (or is missing, or stale).",
+        "Run pipecompile build and commit the result.",
+    ),
+    Rule(
+        "PC199",
+        "invalid-input",
+        "Any other mistake in the input.",
+        "Follow the message.",
+    ),
+)
+
+BY_CODE = {rule.code: rule for rule in RULES}
+# PC107 (a value outside what its field accepts) is the broadest wording: tried last,
+# so a rule across fields ("canary weight 20 is below the previous step's") wins
+_COMPILED = [
+    (rule, [re.compile(p) for p in rule.patterns])
+    for rule in sorted(RULES, key=lambda r: r.code == "PC107")
+    if rule.patterns
+]
+
+
+def classify(message: str, file: str = "", *, target: bool = False) -> str:
+    """The code of a diagnostic made without one, from its wording (and its file)."""
+    if file.endswith("pipecompile.lock"):
+        return (
+            "PC101"
+            if re.match(r"^(is a folder|file not found|cannot read|is not a regular file)", message)
+            else "PC108"
+        )
+    for rule, patterns in _COMPILED:
+        if rule.code.startswith("PC1") and target:
+            continue  # a target's finding is never a syntax or schema error
+        if any(p.search(message) for p in patterns):
+            return rule.code
+    return "PC399" if target else "PC199"
+
+
+IGNORE = re.compile(r"(?:^|\s)#\s*pipecompile:\s*ignore\[([A-Z0-9, ]+)\]\s*$")
+
+
+def suppressions(text: str) -> dict[int, frozenset[str]]:
+    """``{line: codes}`` of the ``# pipecompile: ignore[PC301, PC305]`` comments."""
+    found: dict[int, frozenset[str]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if "pipecompile:" in line and (m := IGNORE.search(line)):
+            found[number] = frozenset(c.strip() for c in m.group(1).split(",") if c.strip())
+    return found
+
+
+def markdown() -> str:
+    """The rules page (docs/rules.md), generated: ``pipecompile rules``."""
+    out = [
+        "# pipecompile rules",
+        "",
+        "<!-- Generated by `pipecompile rules`; do not edit (tests/test_rules.py). -->",
+        "",
+        "Every diagnostic pipecompile reports carries one of these codes: in the text",
+        "output (`pipeline.yaml:12:3: PC107 services.web.port: ...`), in `--format json`",
+        '(`"code"`), as SARIF `ruleId` and in `--format github` annotations.',
+        "A warning can be silenced on its line of pipeline.yaml with",
+        "`# pipecompile: ignore[PC305]`; errors cannot be ignored.",
+        "",
+        "| code | name | summary |",
+        "|---|---|---|",
+    ]
+    ordered = sorted(RULES, key=lambda r: r.code)
+    out += [
+        f"| [{r.code}]({r.anchor[len(DOCS_URL) :]}) | {r.name} | {r.summary} |" for r in ordered
+    ]
+    for r in ordered:
+        out += ["", f"## {r.code} {r.name}", "", r.summary, "", f"Fix: {r.fix}"]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,113 @@
+"""The architecture as a contract: imports run one way (import-linter's layers, from
+pyproject.toml, as scripts/test runs them), no cycles, no symlinks in the package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import grimp
+
+from .conftest import ROOT
+
+PACKAGE = ROOT / "src/pipecompile"
+CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+LAYERS = next(c for c in CONFIG["contracts"] if c["type"] == "layers")
+
+
+def _graph() -> grimp.ImportGraph:
+    return grimp.build_graph("pipecompile")
+
+
+def _illegal(graph: grimp.ImportGraph) -> set[tuple[str, str]]:
+    layers = []
+    for layer in LAYERS["layers"]:
+        names = {name.strip() for name in layer.split("|")}
+        layers.append(grimp.Layer(*names, independent=True))
+    for line in LAYERS["ignore_imports"]:
+        importer, imported = (part.strip() for part in line.split("->"))
+        graph.remove_import(importer=importer, imported=imported)
+    found = graph.find_illegal_dependencies_for_layers(layers=layers)
+    return {(d.importer, d.imported) for d in found}
+
+
+def test_the_layers_contract_holds() -> None:
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 broken" in out.stdout
+    assert _illegal(_graph()) == set()
+
+
+def test_the_layers_contract_catches_an_upward_import() -> None:
+    # lowering that asks the registry, or a target that reads the command line
+    graph = _graph()
+    graph.add_import(importer="pipecompile.frontend.lower", imported="pipecompile.targets.registry")
+    graph.add_import(importer="pipecompile.targets.helm", imported="pipecompile.commands.cli")
+    assert _illegal(graph) == {
+        ("pipecompile.frontend", "pipecompile.targets"),
+        ("pipecompile.targets", "pipecompile.commands"),
+    }
+
+
+def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.find_modules_directly_imported_by(v)):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    # every import counts, those inside functions and under TYPE_CHECKING too
+    assert _cycles(_graph()) == []
+    graph = _graph()
+    graph.add_import(importer="pipecompile.ir", imported="pipecompile.targets")
+    assert _cycles(graph) != []  # the check can fail
+
+
+def test_the_package_has_no_symlinks() -> None:
+    links = [p.relative_to(ROOT) for p in PACKAGE.rglob("*") if p.is_symlink()]
+    assert links == []
+
+
+def test_the_package_folders_are_the_layers() -> None:
+    folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert folders == ["commands", "data", "frontend", "insight", "output", "serialize", "targets"]
+    named = {layer.split(".")[1] for row in LAYERS["layers"] for layer in row.split(" | ")}
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert set(folders) - {"data"} <= named and modules <= named
