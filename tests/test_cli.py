@@ -60,7 +60,7 @@ def test_invalid_pipeline_exits_2_and_writes_nothing(repo: Path) -> None:
     res = pc("build", cwd=repo)
     assert res.returncode == 2
     assert (
-        "pipeline.yaml:105:11: PC107 services.product-service.port: 70000 is above 65535"
+        "pipeline.yaml:106:11: PC107 services.product-service.port: 70000 is above 65535"
         in res.stderr
     )
     assert "Traceback" not in res.stderr

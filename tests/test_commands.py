@@ -77,7 +77,7 @@ def test_readme_embeds_the_reference_graph() -> None:
             ],
             [],
         ),
-        ("schedule", "", ["OWASP ZAP against https://staging.shop.example.com"], []),
+        ("schedule", "", ["OWASP ZAP against https://shop.example.com (production)"], []),
     ],
 )
 def test_explain_events(event: str, ref: str, expected: list[str], absent: list[str]) -> None:
@@ -145,7 +145,7 @@ def test_lock_overrides_flow_into_outputs_and_check_keeps_them(tmp_path: Path) -
     assert '">= 6.0.0, < 7.0.0"' in versions
     assert pc("check", cwd=root).returncode == 0  # and check never reverts the update
     pins = pc("pins", cwd=root).stdout
-    assert re.search(rf"actions/checkout\s+v7.9.9\s+{NEW_SHA}\s+pipecompile.lock\s+2 files", pins)
+    assert re.search(rf"actions/checkout\s+v7.9.9\s+{NEW_SHA}\s+pipecompile.lock\s+4 files", pins)
     assert re.search(r"terraform_aws_provider\s+>= 6.0.0, < 7.0.0\s+pipecompile.lock", pins)
     assert re.search(r"zap_image\s+ghcr.io/zaproxy/zaproxy:stable\s+default\s+2 files", pins)
 
@@ -194,7 +194,7 @@ def test_lint_maps_findings_to_pipeline_lines(tmp_path: Path) -> None:
     clean = pc("lint", "-f", str(ROOT / "samples/ecommerce/pipeline.yaml"), cwd=tmp_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert clean.stdout == (
-        "lint: 3 workflows checked with actionlint and zizmor (regular persona): no findings\n"
+        "lint: 5 workflows checked with actionlint and zizmor (regular persona): no findings\n"
     )
 
 

@@ -21,7 +21,7 @@ PROD_REPO = "git@github.com:example/ecommerce-production.git"
 
 
 def per_tier(text: str = REFERENCE, repo: str = PROD_REPO) -> str:
-    old = "    cluster: https://kubernetes.default.svc\n    strategy: canary\n"
+    old = "    cluster: https://kubernetes.default.svc\n    url: https://shop.example.com\n"
     assert old in text
     return text.replace(old, old + f"    gitops:\n      repository: {repo}\n      revision: main\n")
 

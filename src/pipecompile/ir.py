@@ -168,6 +168,10 @@ class Dast:
     project: str  # CodeBuild project that scans after a CodePipeline deploy
     buildspec: str  # relative to the codebuild output folder
     log_group: str
+    # the scheduled scan (1.2): the production environment, last in promotion order, at
+    # its url; None when it has no url (a located warning says so)
+    scheduled_environment: str | None = None
+    scheduled_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,11 +222,22 @@ class Rollback:
 
 
 @dataclass(frozen=True, slots=True)
+class Subscription:
+    protocol: str
+    endpoint: str
+    environments: tuple[str, ...]  # every environment when none were named
+    statuses: tuple[str, ...]  # every event sent to the topic when none were named
+
+
+@dataclass(frozen=True, slots=True)
 class Notifications:
     slack_channel: str | None
     slack_events: tuple[str, ...]
     sns_topic: str  # always present: approvals publish to it
-    sns_events: tuple[str, ...]  # pipeline events sent to the topic (when notifications.sns)
+    # pipeline events sent to the topic (with notifications.sns or .slack: AWS Chatbot
+    # reads the topic), each message carrying its environment and status
+    sns_events: tuple[str, ...]
+    subscriptions: tuple[Subscription, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +357,8 @@ class IR:
     secret_store: SecretStore
     pins: Pins
     warnings: tuple[Diagnostic, ...]  # located, severity "warning"
+    cloudtrail: bool = False  # audit.cloudtrail: a trail with 90-day retention
+    secret_rotation: tuple[str, int] | None = None  # (Lambda ARN, days): terraform.secret_rotation
 
     def output(self, target: str) -> str:
         for name, folder in self.outputs:

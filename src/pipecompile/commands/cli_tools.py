@@ -68,7 +68,28 @@ def graph(file: Path, fmt: str) -> int:
     is_flag=True,
     help="Explain the local loop: what to install, tilt up, intercepts, links.",
 )
-def explain(file: Path, event: str | None, ref: str | None, trust: bool, local: bool) -> int:
+@click.option(
+    "--ruleset",
+    is_flag=True,
+    help="Print the GitHub repository ruleset JSON that gates merging "
+    "(pipe it to: gh api repos/OWNER/REPO/rulesets --input -).",
+)
+@click.option(
+    "--rollback",
+    nargs=2,
+    metavar="SERVICE ENV",
+    default=None,
+    help="Print the manual rollback of SERVICE in ENV that works with this setup.",
+)
+def explain(
+    file: Path,
+    event: str | None,
+    ref: str | None,
+    trust: bool,
+    ruleset: bool,
+    rollback: tuple[str, str] | None,
+    local: bool,
+) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
     \b
@@ -78,6 +99,8 @@ def explain(file: Path, event: str | None, ref: str | None, trust: bool, local: 
       pipecompile explain --event pull_request --ref main
       pipecompile explain --ref main                    # --ref alone: a push
       pipecompile explain --trust                       # who can build, sign, approve, deploy
+      pipecompile explain --ruleset | gh api repos/OWNER/REPO/rulesets --input -
+      pipecompile explain --rollback order-service production
       pipecompile explain --local                       # Tilt, Telepresence, OpenLens
     """
     from ..insight.explain import checklist, explain_event
@@ -98,6 +121,18 @@ def explain(file: Path, event: str | None, ref: str | None, trust: bool, local: 
         from ..insight.trust import trust_report
 
         click.echo("\n".join(trust_report(ir)))
+        return EXIT_OK
+    if rollback:
+        from ..insight.rollback import rollback_commands
+
+        click.echo("\n".join(rollback_commands(ir, *rollback)))
+        return EXIT_OK
+    if ruleset:
+        import json
+
+        from ..insight.ruleset import ruleset as ruleset_of
+
+        click.echo(json.dumps(ruleset_of(ir), indent=2))
         return EXIT_OK
     if event is None and ref is not None:
         event = "push"  # a branch named without an event is a push to it

@@ -122,6 +122,12 @@ class _Lowering(Rules):
             notifications=notifications,
             deployments_table=model.audit.deployments_table,
             log_retention_days=model.audit.log_retention_days,
+            cloudtrail=model.audit.cloudtrail,
+            secret_rotation=(
+                (model.terraform.secret_rotation.function_arn, model.terraform.secret_rotation.days)
+                if model.terraform.secret_rotation
+                else None
+            ),
             outputs=tuple(outputs),
             # where terraform's CodeBuild projects find the buildspecs
             buildspec_folder=dict(outputs).get("codebuild", self.default_outputs()["codebuild"]),
@@ -475,6 +481,7 @@ class _Lowering(Rules):
                     project=f"{self.m.project}-{target.name}-dast",
                     buildspec=f"dast-{target.name}.yml",
                     log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
+                    **self.scheduled_dast(envs),
                 )
         scan = sec.image_scan or ImageScan()  # its mode and wait keep the model's defaults
         return ir.Security(
@@ -486,6 +493,21 @@ class _Lowering(Rules):
             dast=dast,
             sign_images=sec.sign_images,
         )
+
+    def scheduled_dast(self, envs: list[ir.Environment]) -> dict[str, str]:
+        """security.dast.schedule scans production (the last environment) at its url (1.2)."""
+        dast = self.m.security.dast
+        assert dast is not None
+        production = envs[-1]
+        if production.url is not None:
+            return {"scheduled_environment": production.name, "scheduled_url": production.url}
+        explicit = "schedule" in dast.model_fields_set
+        self.warn(
+            ("security", "dast", "schedule") if explicit else ("security", "dast"),
+            f"the scheduled DAST scan targets '{production.name}' (last in promotion order), "
+            f"which has no 'url': it scans nothing; set environments.{production.name}.url",
+        )
+        return {}
 
     def gitops(self, path: str) -> ir.Gitops:
         """The GitOps repository (the targets that deploy through it require it)."""
@@ -551,11 +573,37 @@ class _Lowering(Rules):
         slack, sns = self.m.notifications.slack, self.m.notifications.sns
         order = ("started", "approval-needed", "succeeded", "failed")
         sns_on = slack.on if slack else ("failed", "approval-needed")
+        events = () if sns is None and slack is None else tuple(e for e in order if e in sns_on)
+        names = list(self.m.environments)
+        subs = []
+        for i, sub in enumerate(sns.subscriptions if sns else []):
+            for j, env in enumerate(sub.environments or []):
+                if env not in names:
+                    self.err(
+                        ("notifications", "sns", "subscriptions", i, "environments", j),
+                        f"unknown environment '{env}'{did_you_mean(env, names)}; "
+                        f"known: {', '.join(names)}",
+                    )
+            for j, status in enumerate(sub.statuses or []):
+                if status not in events:
+                    self.err(
+                        ("notifications", "sns", "subscriptions", i, "statuses", j),
+                        f"'{status}' is not sent to the topic; it sends: {', '.join(events)}",
+                    )
+            subs.append(
+                ir.Subscription(
+                    sub.protocol,
+                    sub.endpoint,
+                    tuple(sub.environments or ()),
+                    tuple(e for e in events if e in (sub.statuses or events)),
+                )
+            )
         return ir.Notifications(
             slack_channel=slack.channel if slack else None,
             slack_events=tuple(e for e in order if slack and e in slack.on),
             sns_topic=sns.topic if sns else f"{self.m.project}-pipeline-events",
-            sns_events=() if sns is None else tuple(e for e in order if e in sns_on),
+            sns_events=events,
+            subscriptions=tuple(subs),
         )
 
     def aws_names(self, topic: str) -> ir.AwsNames:

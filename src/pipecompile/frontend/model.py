@@ -322,7 +322,11 @@ class Dast(Model):
         description="the environment ZAP scans after every deploy to it; promotion past it "
         "needs the image to have passed"
     )
-    schedule: Line = Field("weekly", description="an extra scheduled scan: daily, weekly or cron")
+    schedule: Line = Field(
+        "weekly",
+        description="a scheduled scan of production (the last environment) at its url: "
+        "daily, weekly or cron; without a production url a warning, and no scan",
+    )
     fail_on: Severity = Field(
         "high", description="ZAP alerts at or above this risk block promotion"
     )
@@ -538,8 +542,18 @@ class Slack(Model):
     on: Annotated[list[SlackEvent], Field(min_length=1)] = ["failed"]
 
 
+class Subscription(Model):
+    """A subscriber to the topic that receives only the environments and statuses named."""
+
+    protocol: Literal["email", "https", "sqs", "lambda"]
+    endpoint: Line
+    environments: list[Name] | None = None
+    statuses: list[SlackEvent] | None = None
+
+
 class Sns(Model):
     topic: Annotated[str, StringConstraints(pattern=SNS_RE)]
+    subscriptions: list[Subscription] = []
 
 
 class Notifications(Model):
@@ -550,6 +564,11 @@ class Notifications(Model):
 class Audit(Model):
     deployments_table: Annotated[str, StringConstraints(pattern=TABLE_RE)] | None = None
     log_retention_days: Literal[LOG_RETENTION] = 365  # type: ignore[valid-type]
+    cloudtrail: bool = Field(
+        False,
+        description="a CloudTrail trail for the CI/CD resources, its logs kept 90 days "
+        "(off by default: trails are usually account-level)",
+    )
 
 
 class Outputs(Model):
@@ -600,8 +619,25 @@ class Backend(Model):
     dynamodb_table: Annotated[str, StringConstraints(pattern=TABLE_RE)] | None = None
 
 
+class SecretRotation(Model):
+    """Secrets Manager rotation of the secrets the Terraform creates."""
+
+    function_arn: Annotated[
+        str,
+        StringConstraints(
+            pattern=r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}$"
+        ),
+    ] = Field(description="the Lambda rotation function (it implements the four rotation steps)")
+    days: Annotated[int, Field(ge=1, le=1000)] = Field(30, description="days between rotations")
+
+
 class Terraform(Model):
     backend: Backend = Backend()
+    secret_rotation: SecretRotation | None = Field(
+        None,
+        description="rotate the GitOps, Argo CD and SonarQube secrets with this function "
+        "(CodePipeline delivery); without it they are rotated where they are issued",
+    )
 
 
 def _default_environments() -> dict[str, Environment]:

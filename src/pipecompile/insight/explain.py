@@ -178,8 +178,14 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
         dast = ir.security.dast
         if dast is None:
             return ["no scheduled work: security.dast is not configured"]
+        if dast.scheduled_url is None:
+            return [
+                f"no scheduled work: the scheduled DAST scan needs a url on the last "
+                f"environment ({ir.environments[-1].name})"
+            ]
         return [
-            f"dast.yml runs OWASP ZAP against {dast.url} ({dast.environment}) on cron '{dast.cron}'"
+            f"dast.yml runs OWASP ZAP against {dast.scheduled_url} "
+            f"({dast.scheduled_environment}) on cron '{dast.cron}'"
         ]
     on = dict(ir.outputs)
     envs = [e for e in ir.environments if matches(e, branch)]

@@ -13,7 +13,9 @@ Files (relative to the github-actions output folder):
   deliver-<service>.yml  delivery: github-actions only. Push to an environment's
                          branches: CI, build once, scan, sign, then one deploy job per
                          environment (verify, GitOps digest, wait healthy, DAST, audit)
-  dast.yml               scheduled OWASP ZAP scan (an extra), when security.dast is set
+  pipecompile.yml        every pull request: pipecompile check and lint (the required check)
+  review.yml             monthly: pipecompile check and lint (zizmor auditor) on the default branch
+  dast.yml               scheduled OWASP ZAP scan of production (last environment) at its url
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from .. import Finding, gitops_required
 from ..common import ZAP_RISK, script_body
 from .ci import ci_workflow
 from .deliver import deliver_workflow
+from .gates import CHECK_NAME, REVIEW_FILE, pipecompile_workflow, review_workflow
+from .gates import FILE as GATE_FILE
 from .steps import CI_ENVIRONMENT, NOTIFY_ENVIRONMENT, RUNNER, uses
 from .steps import cost as cost  # the target's attributes, re-exported for the registry
 from .steps import default_folder as default_folder
@@ -91,17 +95,19 @@ def check(ir: IR) -> list[Finding]:
 
 
 def dast_workflow(ir: IR) -> dict[str, Any]:
-    """The scheduled extra scan; the gate itself runs after every deploy to the environment."""
+    """The scheduled scan of production at its url (1.2); the gate itself runs after every
+    deploy to the DAST environment."""
     dast = ir.security.dast
-    assert dast is not None
+    assert dast is not None and dast.scheduled_environment and dast.scheduled_url
+    env, url = dast.scheduled_environment, dast.scheduled_url
     return {
-        "name": f"dast / {dast.environment}",
+        "name": f"dast / {env}",
         "on": {"schedule": [{"cron": dast.cron}], "workflow_dispatch": {}},
         "permissions": {},
         "concurrency": {"group": "dast", "cancel-in-progress": False},
         "jobs": {
             "zap": {
-                "name": f"OWASP ZAP scan of {dast.environment}",
+                "name": f"OWASP ZAP scan of {env}",
                 "runs-on": RUNNER,
                 "timeout-minutes": 60,
                 "permissions": {},
@@ -109,8 +115,8 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
                     {
                         "name": f"OWASP ZAP baseline scan; fail at {dast.fail_on}",
                         "env": {
-                            "DAST_ENVIRONMENT": dast.environment,
-                            "DAST_URL": dast.url,
+                            "DAST_ENVIRONMENT": env,
+                            "DAST_URL": url,
                             "ZAP_IMAGE": ir.pins.zap_image,
                             "ZAP_MIN_RISK": str(ZAP_RISK[dast.fail_on]),
                         },
@@ -121,7 +127,7 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
                         "if": "always()",
                         "uses": uses(ir, "actions/upload-artifact"),
                         "with": {
-                            "name": f"zap-{dast.environment}",
+                            "name": f"zap-{env}",
                             "path": "reports/",
                             "if-no-files-found": "ignore",
                             "retention-days": 30,
@@ -143,6 +149,11 @@ def describe(ir: IR) -> list[str]:
         scanners.append("NVD_API_KEY (optional: faster dependency-check updates)")
     if scanners:
         out.append(f"GitHub environment '{CI_ENVIRONMENT}' (the CI job): " + ", ".join(scanners))
+    out.append(
+        f"GitHub repository ruleset (once, and after a change of branches): "
+        f"pipecompile explain --ruleset | gh api repos/{ir.repository}/rulesets --input - "
+        f"(requires the check '{CHECK_NAME}' of {GATE_FILE})"
+    )
     delivers = ir.delivery == "github-actions"
     if s.slack_webhook and delivers:
         out.append(
@@ -172,6 +183,8 @@ def render(ir: IR) -> dict[str, str]:
         out[svc.ci_workflow] = yaml_document(ci_workflow(ir, svc))
         if ir.delivery == "github-actions":
             out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc))
-    if ir.security.dast:
+    out[GATE_FILE] = yaml_document(pipecompile_workflow(ir))
+    out[REVIEW_FILE] = yaml_document(review_workflow(ir))
+    if ir.security.dast and ir.security.dast.scheduled_url:
         out["dast.yml"] = yaml_document(dast_workflow(ir))
     return out

@@ -8,7 +8,9 @@ the new image tag where Argo CD reads it).  Only action types AWS documents
 are used; there is no "CodeBuildDeploy".
 
 Files: versions.tf, variables.tf, outputs.tf, kms.tf, storage.tf, ecr.tf,
-codebuild.tf, codepipeline.tf, iam.tf, notifications.tf, audit.tf.  The modules:
+codebuild.tf, codepipeline.tf, iam.tf, notifications.tf, audit.tf, chatops.tf
+(notification rules, subscriptions, AWS Chatbot), monitoring.tf (metrics, dashboard,
+alarm).  The modules:
 ``foundation`` (account-level files), ``pipelines`` (CodeBuild, CodePipeline),
 ``iam`` (roles and their policies), ``blocks`` (shared HCL pieces); this one holds
 the target's rules (check), its setup list (describe) and render.
@@ -18,9 +20,12 @@ from __future__ import annotations
 
 from ...ir import IR
 from .. import Finding
+from .chatops import chatops
+from .compliance import cloudtrail, rotation
 from .compute import compute_findings
 from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
 from .iam import iam
+from .monitoring import monitoring
 from .pipelines import choices as pipeline_choices
 from .pipelines import codebuild, codepipeline, deploy_variables, encoded_length
 from .secrets import CONTROLLER_VARIABLE, external_secrets
@@ -208,17 +213,34 @@ def describe(ir: IR) -> list[str]:
                 f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "
                 "and token, for the SonarQube analysis in the CodeBuild build"
             )
+    if ir.delivery == "codepipeline" and ir.secret_rotation:
+        out.append(
+            f"  rotation function {ir.secret_rotation[0]}: it must implement Secrets Manager's "
+            "four rotation steps (createSecret, setSecret, testSecret, finishSecret) for the "
+            "GitOps, Argo CD and SonarQube secrets; they rotate every "
+            f"{ir.secret_rotation[1]} days"
+        )
+    if ir.delivery == "codepipeline":
+        out.append(
+            f"  Secrets Manager secret {ir.project}/github-status-token: a GitHub token "
+            f"that may write commit statuses of {ir.repository} (fine-grained: Commit "
+            "statuses read and write), so pipeline runs show on their commits"
+        )
     for env in secret_environments(ir):
         out.append(
             f"  IAM role {env.secrets_role_name}: the {env.name} SecretStores read only "
             f"Secrets Manager keys {env.secret_prefix}*; it trusts only the External "
             f"Secrets controller's role (variable {CONTROLLER_VARIABLE})"
         )
-    out.append(
-        f"  SNS topic {ir.notifications.sns_topic}: subscribe approvers; to reach Slack, "
-        "add an AWS Chatbot Slack channel configuration with this topic (README: "
-        "Notifications)"
-    )
+    n = ir.notifications
+    out.append(f"  SNS topic {n.sns_topic}: subscribe approvers")
+    if n.slack_channel and ir.delivery == "codepipeline":
+        out.append(
+            f"  AWS Chatbot, once per account: authorise the Slack workspace (Chatbot "
+            f"console > Configure new client > Slack), invite @aws to {n.slack_channel}, "
+            "then set slack_workspace_id and slack_channel_id (terraform.tfvars) and apply: "
+            f"the channel configuration {ir.project}-deployments subscribes to the topic"
+        )
     return out
 
 
@@ -242,6 +264,8 @@ def render(ir: IR) -> dict[str, str]:
         "notifications.tf": notifications(ir),
         "audit.tf": audit(ir),
     }
+    if ir.cloudtrail:  # audit.cloudtrail: off by default (trails are usually account-level)
+        files["cloudtrail.tf"] = cloudtrail(ir)
     stores = external_secrets(ir)
     if stores is not None:  # one role per environment for its SecretStores
         files["external_secrets.tf"] = stores
@@ -249,4 +273,8 @@ def render(ir: IR) -> dict[str, str]:
         files["storage.tf"] = storage(ir)
         files["codebuild.tf"] = codebuild(ir)
         files["codepipeline.tf"] = codepipeline(ir)
+        if ir.secret_rotation:  # terraform.secret_rotation
+            files["rotation.tf"] = rotation(ir)
+        files["chatops.tf"] = chatops(ir)  # notification rules, subscriptions, Chatbot
+        files["monitoring.tf"] = monitoring(ir)  # metrics, dashboard, failure-rate alarm
     return dict(sorted(files.items()))

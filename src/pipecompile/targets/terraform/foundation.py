@@ -11,11 +11,15 @@ from ...serialize.hcl import Block, Ref, Template, document
 from ..common import DEV_TAG_PREFIX, RELEASE_TAG_PREFIX
 from .blocks import (
     KEY_POLICY_SKIPS,
-    aws_constants,
-    pipeline_label,
     policy_doc,
     resource,
 )
+
+TOPIC_PUBLISHERS = [
+    "codestar-notifications.amazonaws.com",
+    "events.amazonaws.com",
+    "cloudwatch.amazonaws.com",
+]
 
 
 def versions(ir: IR) -> str:
@@ -83,7 +87,10 @@ def kms(ir: IR) -> str:
                     (
                         "ArnLike",
                         "kms:EncryptionContext:aws:logs:arn",
-                        [f"arn:aws:logs:{region}:{acct}:log-group:/aws/codebuild/{ir.project}-*"],
+                        [
+                            f"arn:aws:logs:{region}:{acct}:log-group:/aws/codebuild/{ir.project}-*",
+                            f"arn:aws:logs:{region}:{acct}:log-group:/aws/events/{ir.project}-*",
+                        ],
                     )
                 ],
             },
@@ -91,8 +98,9 @@ def kms(ir: IR) -> str:
                 "sid": "NotificationsToEncryptedTopic",
                 "actions": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "resources": ["*"],
-                "principals": [("Service", ["codestar-notifications.amazonaws.com"])],
-                # only for this account's notification rules, through SNS, for the topic
+                # EventBridge notification rules and CloudWatch alarms publish to the topic,
+                # only for this account, through SNS, for the topic
+                "principals": [("Service", TOPIC_PUBLISHERS)],
                 "conditions": [
                     ("StringEquals", "aws:SourceAccount", [acct]),
                     ("StringEquals", "kms:ViaService", [f"sns.{region}.amazonaws.com"]),
@@ -160,20 +168,22 @@ def kms(ir: IR) -> str:
 def storage(ir: IR) -> str:
     """The artifact store; with approval environments a second one for their pipelines
     (artifacts and the release builds' cache), which no dev-tier role can read or write."""
-    blocks = _bucket("artifacts", ir.aws.artifact_bucket, ir.build.artifact_retention_days)
+    days = ir.build.artifact_retention_days
+    blocks = _bucket("artifacts", ir.aws.artifact_bucket, days, ir.cloudtrail)
     if ir.release_branches:
-        blocks += _bucket(
-            "release_artifacts", ir.aws.release_artifact_bucket, ir.build.artifact_retention_days
-        )
+        blocks += _bucket("release_artifacts", ir.aws.release_artifact_bucket, days, ir.cloudtrail)
     return document(blocks)
 
 
-def _bucket(label: str, name: str, retention_days: int) -> list[Block]:
+def _bucket(label: str, name: str, retention_days: int, trailed: bool) -> list[Block]:
     b = resource("aws_s3_bucket", label)
     b.comment("checkov:skip=CKV_AWS_144: pipeline artifacts are transient; no cross-region copy")
     b.comment(
-        "checkov:skip=CKV_AWS_18: access is audited through CloudTrail data events, "
-        "not a second logging bucket"
+        "checkov:skip=CKV_AWS_18: access is audited through CloudTrail data events "
+        "(cloudtrail.tf), not a second logging bucket"
+        if trailed
+        else "checkov:skip=CKV_AWS_18: transient artifacts, no access log kept (set "
+        "audit.cloudtrail: true for CloudTrail data events on this bucket)"
     )
     b.comment("checkov:skip=CKV2_AWS_62: nothing consumes artifact bucket events")
     b.attr("bucket", name)
@@ -303,10 +313,10 @@ def notifications(ir: IR) -> str:
         "events_topic",
         [
             {
-                "sid": "CodestarNotifications",
+                "sid": "NotificationPublishers",
                 "actions": ["sns:Publish"],
                 "resources": [Ref("aws_sns_topic.events.arn")],
-                "principals": [("Service", ["codestar-notifications.amazonaws.com"])],
+                "principals": [("Service", TOPIC_PUBLISHERS)],
                 "conditions": [("StringEquals", "aws:SourceAccount", [ir.aws.account_id])],
             }
         ],
@@ -314,21 +324,9 @@ def notifications(ir: IR) -> str:
     pol = resource("aws_sns_topic_policy", "events")
     pol.attr("arn", Ref("aws_sns_topic.events.arn"))
     pol.attr("policy", Ref("data.aws_iam_policy_document.events_topic.json"))
-    blocks = [topic, doc, pol]
+    blocks = [topic, doc, pol]  # notification rules: chatops.tf
     if ir.delivery == "codepipeline":
         blocks += _approval_topics(ir)
-    events = [aws_constants()["pipeline_events"][e] for e in ir.notifications.sns_events]
-    if events and ir.delivery == "codepipeline":
-        for svc in ir.services:
-            for dep in svc.deployments:
-                label = pipeline_label(ir, dep)
-                rule = resource("aws_codestarnotifications_notification_rule", label)
-                rule.attr("name", dep.notification_rule_name)
-                rule.attr("resource", Ref(f"aws_codepipeline.{label}.arn"))
-                rule.attr("detail_type", "BASIC")
-                rule.attr("event_type_ids", events)
-                rule.block("target").attr("address", Ref("aws_sns_topic.events.arn"))
-                blocks.append(rule)
     return document(blocks)
 
 
@@ -368,9 +366,10 @@ def _approval_topics(ir: IR) -> list[Block]:
     return blocks
 
 
-def _secret(label: str, name: str, description: str, why: str) -> Block:
+def _secret(label: str, name: str, description: str, why: str, rotated: bool = False) -> Block:
     secret = resource("aws_secretsmanager_secret", label)
-    secret.comment(f"checkov:skip=CKV2_AWS_57: {why}")
+    if not rotated:  # with terraform.secret_rotation: rotation.tf rotates it
+        secret.comment(f"checkov:skip=CKV2_AWS_57: {why}")
     secret.attr("name", name)
     secret.attr("description", description)
     secret.attr("kms_key_id", Ref("aws_kms_key.cicd.arn"))
@@ -396,6 +395,7 @@ def audit(ir: IR) -> str:
                     env.gitops_secret_name,
                     f"{_gitops_credential(ir)} the {env.name} deploy pushes to GitOps with",
                     f"the {_gitops_credential(ir)} is rotated by hand in the GitOps repository",
+                    ir.secret_rotation is not None,
                 )
             )
             blocks.append(
@@ -404,6 +404,7 @@ def audit(ir: IR) -> str:
                     env.argocd_secret_name,
                     f"Argo CD API server and read-only token for {env.name} (keys server, token)",
                     "an Argo CD API token is rotated in Argo CD",
+                    ir.secret_rotation is not None,
                 )
             )
         if ir.security.sast_fail_on:
@@ -413,6 +414,7 @@ def audit(ir: IR) -> str:
                     ir.aws.sonar_secret_name,
                     "SonarQube server and token (JSON keys host_url, token)",
                     "a SonarQube token is rotated in SonarQube",
+                    ir.secret_rotation is not None,
                 )
             )
         if ir.security.dependencies_fail_on:
@@ -422,6 +424,8 @@ def audit(ir: IR) -> str:
                     ir.aws.nvd_secret_name,
                     "NVD API key for the OWASP dependency check (JSON key api_key): without "
                     "one, every update downloads the NVD at the anonymous rate limit",
+                    # not with terraform.secret_rotation either: NVD issues keys by e-mail,
+                    # no function can rotate one
                     "an NVD API key is rotated at nvd.nist.gov",
                 )
             )

@@ -1,0 +1,93 @@
+"""``pipecompile explain --rollback SERVICE ENV``: the manual rollback that works with
+this setup (issue 29, item 7).
+
+Why not ``argocd app rollback``: the Applications sync automatically from the GitOps
+repository, and Argo CD refuses a rollback while auto-sync is on; turning it off
+leaves the cluster differing from Git.  The durable rollback is a commit to the
+GitOps repository that puts a previous digest back into ``image-<env>.yaml``, the
+file the deploy pipelines write; the audit table says which digests ran before.
+An Argo Rollouts rollout still in progress is aborted first (it returns to the
+stable ReplicaSet at once).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from ..errors import UsageError, did_you_mean
+from ..ir import IR
+
+
+def rollback_commands(ir: IR, service: str, environment: str) -> list[str]:
+    svc = next((s for s in ir.services if s.name == service), None)
+    if svc is None:
+        names = [s.name for s in ir.services]
+        raise UsageError(f"unknown service '{service}'{did_you_mean(service, names)}")
+    dep = next((d for d in svc.deployments if d.environment == environment), None)
+    if dep is None:
+        names = [d.environment for d in svc.deployments]
+        raise UsageError(f"unknown environment '{environment}'{did_you_mean(environment, names)}")
+    q = shlex.quote
+    out = [f"Roll {service} back in {environment} (Argo CD Application {dep.app_name}):", ""]
+    n = 1
+    if ir.deployments_table:
+        values = (
+            f'{{":s": {{"S": "{service}"}}, ":e": {{"S": "{environment}"}}, '
+            f'":o": {{"S": "succeeded"}}}}'
+        )
+        out += [
+            f"{n}. Find the digest to return to (the audit table, newest first):",
+            f"   aws dynamodb query --table-name {q(ir.deployments_table)} \\",
+            "     --key-condition-expression 'service = :s' \\",
+            "     --filter-expression 'environment = :e AND outcome = :o' \\",
+            f"     --expression-attribute-values {q(values)} \\",
+            "     --no-scan-index-forward --max-items 5 \\",
+            "     --query 'Items[].[deployed_at.S, image_digest.S, image_tag.S, commit.S]' "
+            "--output table",
+            "",
+        ]
+    else:
+        out += [
+            f"{n}. Find the digest to return to: the history of "
+            f"{dep.gitops_dir}/image-{environment}.yaml in the GitOps repository "
+            "(git log -p); audit.deployments_table would list them",
+            "",
+        ]
+    n += 1
+    if dep.strategy.kind in ("canary", "blue-green"):
+        out += [
+            f"{n}. If a rollout is still in progress, abort it (back to the stable version now):",
+            f"   kubectl argo rollouts abort {q(service)} -n {q(dep.namespace)}",
+            "",
+        ]
+        n += 1
+    out += [
+        f"{n}. Make the rollback durable in Git (auto-sync would undo anything else; "
+        "argocd app rollback is refused while it is on):",
+        f"   git clone {q(ir.gitops.repository or '<gitops repository>')} gitops && cd gitops",
+        f"   # in {dep.gitops_dir}/image-{environment}.yaml set tag and digest to the ones above",
+        f"   git commit -am 'Roll back {service} in {environment} to <digest>: <reason>'",
+        "   git push",
+        f"   argocd app wait {q(dep.app_name)} --health --timeout 900",
+        "",
+    ]
+    n += 1
+    if ir.deployments_table:
+        item = (
+            f'{{"service": {{"S": "{service}"}}, "deployed_at": {{"S": "<now, UTC ISO 8601>"}}, '
+            f'"environment": {{"S": "{environment}"}}, "image_digest": {{"S": "<digest>"}}, '
+            '"outcome": {"S": "rolled-back"}, "reason": {"S": "<reason>"}, '
+            '"approver": {"S": "<you>"}}'
+        )
+        out += [
+            f"{n}. Record it (the rollback history with its reason):",
+            f"   aws dynamodb put-item --table-name {q(ir.deployments_table)} --item {q(item)}",
+            "",
+        ]
+        n += 1
+    out.append(
+        f"{n}. Tell the channel"
+        + (f" {ir.notifications.slack_channel}" if ir.notifications.slack_channel else "")
+        + ", and fix forward: the next deploy from the branch replaces the rolled-back digest."
+    )
+    return out

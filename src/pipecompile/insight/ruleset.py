@@ -1,0 +1,67 @@
+"""The repository ruleset that gates merging (issue 29, item 3).
+
+``pipecompile explain --ruleset`` prints GitHub's ruleset JSON (the request body of
+``POST /repos/{owner}/{repo}/rulesets``), importable as is::
+
+    pipecompile explain --ruleset | gh api repos/OWNER/REPO/rulesets --input -
+
+It protects the deploy branches of every environment after the first in promotion
+order (the first is the developers' own branches, feature/* by default, where
+pull requests start) and the default branch: no deletion, no force push, a pull
+request with one approval, and the generated configuration check, required by its
+exact name from the GitHub Actions app.  The per-service CI workflows are
+path-filtered (path isolation), so GitHub would leave them pending on a pull
+request that does not touch the service: they are not required.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..ir import IR
+
+
+def _ref(pattern: str) -> str:
+    return "refs/heads/" + pattern
+
+
+def ruleset(ir: IR) -> dict[str, Any]:
+    from ..targets.github_actions.gates import CHECK_NAME, GITHUB_ACTIONS_APP_ID
+
+    include, exclude = ["~DEFAULT_BRANCH"], []
+    for env in ir.environments[1:] if len(ir.environments) > 1 else ir.environments:
+        for b in env.branches:
+            if b.startswith("!"):
+                exclude.append(_ref(b[1:]))
+            elif _ref(b) not in include:
+                include.append(_ref(b))
+    return {
+        "name": f"{ir.project} deploy branches",
+        "target": "branch",
+        "enforcement": "active",
+        "bypass_actors": [],
+        "conditions": {"ref_name": {"include": include, "exclude": exclude}},
+        "rules": [
+            {"type": "deletion"},
+            {"type": "non_fast_forward"},
+            {
+                "type": "pull_request",
+                "parameters": {
+                    "required_approving_review_count": 1,
+                    "dismiss_stale_reviews_on_push": True,
+                    "require_code_owner_review": False,
+                    "require_last_push_approval": True,
+                    "required_review_thread_resolution": False,
+                },
+            },
+            {
+                "type": "required_status_checks",
+                "parameters": {
+                    "strict_required_status_checks_policy": False,
+                    "required_status_checks": [
+                        {"context": CHECK_NAME, "integration_id": GITHUB_ACTIONS_APP_ID}
+                    ],
+                },
+            },
+        ],
+    }
