@@ -413,7 +413,7 @@ def test_a_bad_lock_is_a_located_error(
 def test_an_endless_pipeline_file_is_read_bounded(capsys: pytest.CaptureFixture[str]) -> None:
     # a device is refused before the first read (regular files only: review F5)
     assert cli.main(["validate", "-f", "/dev/zero"]) == 2
-    assert "/dev/zero:1:1: is not a regular file (a FIFO, socket or device)" in (
+    assert "/dev/zero:1:1: PC101 is not a regular file (a FIFO, socket or device)" in (
         capsys.readouterr().err
     )
 
