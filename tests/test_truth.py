@@ -479,6 +479,34 @@ def test_check_waits_for_a_build_in_progress(repo: Path) -> None:
     assert proc.returncode == 1 and "changed: " in out
 
 
+def test_the_fast_path_does_not_answer_during_a_build(repo: Path) -> None:
+    # nothing changed, so check's fast path would be green; while a build holds the
+    # lock it must not vouch for files being written: it waits like the full path
+    assert run(repo, "check") == 0
+    lock = repo / ".pipecompile/build.lock"
+    with lock.open("r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        procs = [
+            subprocess.Popen(
+                [*PIPECOMPILE, command, "-q", "-f", str(repo / "pipeline.yaml")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for command in ("check", "build")
+        ]
+        try:
+            for proc in procs:
+                assert proc.stderr is not None
+                assert "another build is in progress" in proc.stderr.readline()
+                assert proc.poll() is None
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+        for proc in procs:
+            proc.communicate(timeout=120)
+            assert proc.returncode == 0
+
+
 def test_simultaneous_builds_all_succeed(repo: Path) -> None:
     edit(repo / "pipeline.yaml", "\nnotifications:", CART)
     procs = [
@@ -542,6 +570,20 @@ def test_a_bad_manifest_value_is_located_at_its_line(
     (repo / MANIFEST).write_text("\n".join(lines))
     assert run(repo, "check") == 2
     assert f"error: .pipecompile/manifest.json:{n + 1}: files[" in capsys.readouterr().err
+
+
+def test_a_duplicated_manifest_key_is_located_at_the_second(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # json.loads keeps the last of two equal keys; a reviewer reads the first: refused
+    text = (repo / MANIFEST).read_text()
+    lines = text.split("\n")
+    n = next(i for i, ln in enumerate(lines) if '"sha256"' in ln)
+    lines.insert(n + 1, lines[n])
+    (repo / MANIFEST).write_text("\n".join(lines))
+    assert run(repo, "check") == 2
+    err = capsys.readouterr().err
+    assert f".pipecompile/manifest.json:{n + 2}:" in err and 'key "sha256" appears twice' in err
 
 
 # -- locations and messages ---------------------------------------------------------------

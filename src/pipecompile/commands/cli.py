@@ -124,7 +124,7 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
     from ..output.sync import UNRESOLVED, Kind
 
     session = _session(file)
-    if not targets and not force and session.fast_clean():
+    if not targets and not force and session.fast_clean(refresh=True):
         # Same inputs, same version, every generated file intact: nothing to render.
         if _machine():
             _emit_document(True)
@@ -135,6 +135,8 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
     with session.building():
         plan = session.plan(targets, force=force)
         session.apply(plan)
+    if not targets:
+        session.fast_clean(refresh=True)  # the stat cache for the next no-change check
     if _machine():
         # json lists every change made; sarif and github only what was left undone
         unresolved = [ch for ch in plan.changes if ch.kind in UNRESOLVED]

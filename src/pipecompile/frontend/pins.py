@@ -99,7 +99,7 @@ def resolve(
         if key not in known:
             err((key,), f"unknown key '{key}'{did_you_mean(key, known)}")
     from_lock: set[str] = set()
-    lock_actions = table.get("actions") or {}
+    lock_actions = table.get("actions", {})
     if not isinstance(lock_actions, dict):
         err(("actions",), 'expected an object: {"owner/name": {"version": ..., "sha": ...}}')
         lock_actions = {}
