@@ -324,6 +324,14 @@ class Backend:
     lock_table: str | None = None  # None with S3: native locking (use_lockfile)
 
 
+# The facts targets publish for each other (Target.publishes), which lowering copies
+# into the IR without knowing which target published them:
+CHART_SOURCE = "chart_source"  # the one generated chart's folder, relative to the root
+SERVICE_VALUES = "service_values"  # each service's values folder, "{service}" in it
+BUILDSPEC_FOLDER = "buildspec_folder"  # where CodeBuild projects read their buildspecs
+BUILDSPECS_GENERATED = "buildspecs_generated"  # present when the buildspecs are generated
+
+
 @dataclass(frozen=True, slots=True)
 class IR:
     pipeline_file: str  # relative to the repository root (session.repo_name), e.g. "pipeline.yaml"
@@ -349,6 +357,7 @@ class IR:
     log_retention_days: int
     outputs: tuple[tuple[str, str], ...]  # (target, folder) in registry order
     buildspec_folder: str  # where the CodeBuild projects find their buildspecs
+    buildspecs_generated: bool  # False: the buildspecs there are kept by hand
     aws: AwsNames
     github_oidc_provider: Literal["create", "existing"]
     texts: tuple[tuple[tuple[str | int, ...], str], ...]  # every user string, by field path

@@ -209,7 +209,12 @@ RULES: tuple[Rule, ...] = (
         "The outputs do not match the delivery: its deliverer is off, or an output "
         "only the other delivery uses is on.",
         "Turn the deliverer's output on, or change delivery.",
-        (r"^delivery is ", r"nothing generated here delivers", r", but the .* output is off"),
+        (
+            r"^delivery is ",
+            r"nothing generated here delivers",
+            r", but the .* output is off",
+            r", but no output generates them",
+        ),
     ),
     Rule(
         "PC302",

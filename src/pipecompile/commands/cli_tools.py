@@ -264,7 +264,10 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
     from ..jobs import expected
 
     rendered = {p: text for p, (target, text) in expected(ir, ("github-actions",)).items()}
-    findings, skipped = run_lint(doc, rendered, folder, zizmor_persona)
+    from ..targets.registry import registry
+
+    workflows = registry()["github-actions"]
+    findings, skipped = run_lint(doc, rendered, folder, workflows.origin, zizmor_persona)
     if skipped:
         problem = (
             f"{' and '.join(skipped)} {'is' if len(skipped) == 1 else 'are'} not installed, "

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 from .. import ir
 from ..errors import Diagnostic, Path_, PipelineError, did_you_mean
-from .defaults import CHART_FOLDER, DEFAULT_STEPS, IN_CLUSTER, SECRET_STORE
+from .defaults import DEFAULT_STEPS, IN_CLUSTER, SECRET_STORE
 from .loader import Document
 from .lower_rules import (
-    DefaultOutputs,
     Rules,
+    TargetLayout,
     duration_ms,
     nested_folders,
     rollout_minutes,
@@ -52,11 +52,11 @@ class _Lowering(Rules):
         doc: Document,
         model: Pipeline,
         pins: ir.Pins,
-        default_outputs: DefaultOutputs,
+        layout: TargetLayout,
         root: Path | None,
     ) -> None:
         self.doc = doc
-        self.default_outputs = default_outputs
+        self.layout = layout
         self.m = model
         self.pins = pins
         self.root = root
@@ -82,8 +82,8 @@ class _Lowering(Rules):
         envs = self.environments(strategies)
         runtime, steps = self.ci()
         gitops_path = self.rel_path(("gitops", "path"), model.gitops.path, "path")
-        helm = dict(outputs).get("helm")
-        services = self.services(envs, strategies, gitops_path, helm, (runtime, steps))
+        facts = self.layout.facts(dict(outputs))
+        services = self.services(envs, strategies, gitops_path, facts, (runtime, steps))
         build = self.build()
         security = self.security(envs)
         gitops = self.gitops(gitops_path)
@@ -106,7 +106,7 @@ class _Lowering(Rules):
             repository=model.source.repository,
             default_branch=model.source.default_branch,
             environments=tuple(envs),
-            chart_source=posixpath.join(helm, CHART_FOLDER) if helm else None,
+            chart_source=facts.get(ir.CHART_SOURCE),
             deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
             release_branches=tuple(
                 dict.fromkeys(b for e in envs if e.approval for b in e.includes)
@@ -129,8 +129,8 @@ class _Lowering(Rules):
                 else None
             ),
             outputs=tuple(outputs),
-            # where terraform's CodeBuild projects find the buildspecs
-            buildspec_folder=dict(outputs).get("codebuild", self.default_outputs()["codebuild"]),
+            buildspec_folder=facts.get(ir.BUILDSPEC_FOLDER, ""),
+            buildspecs_generated=ir.BUILDSPECS_GENERATED in facts,
             aws=aws,
             github_oidc_provider=model.aws.github_oidc_provider,
             texts=self.texts(),
@@ -144,8 +144,8 @@ class _Lowering(Rules):
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
         """The orchestrator named by ``delivery`` must be generated."""
         delivery = self.m.delivery
-        needed = "terraform" if delivery == "codepipeline" else "github-actions"
-        if needed not in dict(outputs):
+        needed = self.layout.deliverer(delivery)
+        if needed is not None and needed not in dict(outputs):
             self.warn(
                 ("delivery",) if "delivery" in self.m.model_fields_set else ("outputs",),
                 f"delivery is {delivery}, but the {needed} output that generates it is off: "
@@ -312,7 +312,7 @@ class _Lowering(Rules):
         envs: list[ir.Environment],
         strategies: dict[str, ir.Strategy],
         gitops_path: str,
-        helm: str | None,
+        facts: dict[str, str],
         ci: tuple[ir.Runtime, tuple[ir.Step, ...]],
     ) -> list[ir.Service]:
         """Every service with its deployments (one per environment) and derived names."""
@@ -333,6 +333,8 @@ class _Lowering(Rules):
                     key=svc.image is None,
                 )
             images.setdefault(image, name)
+            values = facts.get(ir.SERVICE_VALUES)  # a folder per service, "{service}" in it
+            values_source = values.replace("{service}", name) if values else None
             path = self.rel_path((*where, "path"), svc.path, "path")
             dockerfile = self.rel_path(
                 (*where, "dockerfile"), posixpath.join(path, svc.dockerfile), "path"
@@ -420,11 +422,12 @@ class _Lowering(Rules):
                     if path == "."
                     else (
                         f"{path}/**",
-                        *([f"{helm}/{name}/**", f"{helm}/{CHART_FOLDER}/**"] if helm else []),
+                        *(f"{values}/**" for values in [values_source] if values),
+                        *(f"{chart}/**" for chart in [facts.get(ir.CHART_SOURCE)] if chart),
                     ),
                     trigger_excludes=(),  # set below, once every path is known
                     chart_path=posixpath.join(gitops_path, name),
-                    values_source=posixpath.join(helm, name) if helm else None,
+                    values_source=values_source,
                     runtime=(own := service_ci(svc, ci))[0],
                     steps=own[1],
                     local_port=svc.local_port or svc.port,
@@ -637,12 +640,13 @@ def lower(
     doc: Document,
     model: Pipeline,
     pins: ir.Pins,
-    default_outputs: DefaultOutputs,
+    layout: TargetLayout,
     root: Path | None = None,
 ) -> ir.IR:
     """Resolve ``model`` into the IR; ``root`` (the pipeline's folder) enables symlink checks.
 
-    ``default_outputs(delivery)`` is the targets' side (the registry, passed in by
-    :mod:`pipecompile.compiler`): every target and its default folder in registry
-    order, or only those a delivery uses.  Lowering imports no target."""
-    return _Lowering(doc, model, pins, default_outputs, root).run()
+    ``layout`` is the targets' side (the registry's, passed in by
+    :mod:`pipecompile.compiler`): their default folders, which one generates the
+    delivery, which follow which, and the facts they publish for each other.
+    Lowering imports no target and names none."""
+    return _Lowering(doc, model, pins, layout, root).run()

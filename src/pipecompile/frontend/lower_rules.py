@@ -9,10 +9,9 @@ import os
 import posixpath
 import re
 import stat
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import ir
 from ..errors import Diagnostic, Path_, did_you_mean
@@ -37,8 +36,26 @@ def rollout_minutes(strategy: ir.Strategy) -> int:
     return ROLLOUT_MARGIN_MINUTES + -(-paused_ms // 60000)
 
 
-# the registry's default_outputs(delivery=None) -> {target: default folder}
-DefaultOutputs = Callable[..., dict[str, str]]
+class TargetLayout(Protocol):
+    """What lowering may know of the targets (the registry's :class:`Layout`, passed in
+    by :mod:`pipecompile.compiler`): lowering imports no target and names none."""
+
+    def defaults(self, delivery: str | None = None) -> dict[str, str]:
+        """Every target and its default folder, in registry order (given a delivery,
+        only the built-in targets that delivery uses)."""
+        ...
+
+    def deliverer(self, delivery: str) -> str | None:
+        """The target that generates this delivery's pipelines."""
+        ...
+
+    def followers(self) -> dict[str, str]:
+        """{target: the target whose output turns it on by default}."""
+        ...
+
+    def facts(self, outputs: dict[str, str]) -> dict[str, str]:
+        """The facts the targets publish for each other (ir.FACTS), given the folders."""
+        ...
 
 
 class Rules:
@@ -49,7 +66,7 @@ class Rules:
     root: Path | None
     errors: list[Diagnostic]
     _kinds: dict[str, str]  # path prefix -> link | other | missing
-    default_outputs: DefaultOutputs  # the registry's, passed in (lowering imports no target)
+    layout: TargetLayout  # the registry's, passed in (lowering imports no target)
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
@@ -57,11 +74,11 @@ class Rules:
     def outputs(self) -> list[tuple[str, str]]:
         """(target, folder) for every enabled target, in registry order."""
         given = self.m.outputs
-        defaults = self.default_outputs()  # every target, in registry order
+        defaults = self.layout.defaults()  # every target, in registry order
         folders: dict[str, Any] = (
             given.model_dump(by_alias=True, exclude_none=True)
             if given
-            else self.default_outputs(self.m.delivery)  # the targets this delivery uses
+            else self.layout.defaults(self.m.delivery)  # the targets this delivery uses
         )
         where_of: dict[str, Path_] = {t: ("outputs", t) for t in folders}
         plugins = folders.pop("plugins", None) or {}
@@ -78,10 +95,11 @@ class Rules:
                 continue
             folders[name], where_of[name] = folder, ("outputs", "plugins", name)
         outputs: list[tuple[str, str]] = []
-        if folders.get("local") is False:
-            del folders["local"]  # outputs.local: false turns local development off
-        elif "local" not in folders and "helm" in folders and "local" in defaults:
-            folders["local"] = defaults["local"]  # it deploys the chart: on with helm
+        for follower, leader in self.layout.followers().items():
+            if folders.get(follower) is False:
+                del folders[follower]  # outputs.local: false turns local development off
+            elif follower not in folders and leader in folders:
+                folders[follower] = defaults[follower]  # on with the output it follows
         for target in defaults:
             if target in folders:
                 where = where_of.get(target, ("outputs",)) if given is not None else ("outputs",)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...ir import IR, Environment, Service
+from ...ir import BUILDSPEC_FOLDER, BUILDSPECS_GENERATED, IR, Environment, Service
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
 from ..common import (
@@ -31,6 +31,14 @@ from ..common import (
 name = "codebuild"
 delivery = "codepipeline"  # only CodePipeline runs buildspecs: not a default otherwise
 default_folder = "ci/codebuild"  # under outputs: when the pipeline names no folder
+
+
+def publishes(folder: str, enabled: bool) -> dict[str, str]:
+    """Where the CodeBuild projects read the buildspecs (its default folder when this
+    output is off: the user keeps them there), and whether they are generated."""
+    return {BUILDSPEC_FOLDER: folder, **({BUILDSPECS_GENERATED: "yes"} if enabled else {})}
+
+
 cost = 14  # ms to render per 1000 services (bench/bench.py); balances parallel rendering
 
 

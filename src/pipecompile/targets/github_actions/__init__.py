@@ -37,6 +37,8 @@ from .steps import cost as cost  # the target's attributes, re-exported for the 
 from .steps import default_folder as default_folder
 from .steps import name as name
 
+delivers = "github-actions"  # it generates the delivery workflows (delivery: github-actions)
+
 # Generated step name prefix -> the pipeline field that asked for it (lint maps
 # checker findings home with it; keep it next to the step names it reads).
 STEP_ORIGINS: tuple[tuple[str, Path_], ...] = (
@@ -57,6 +59,15 @@ STEP_ORIGINS: tuple[tuple[str, Path_], ...] = (
     ("Build the image", ("services",)),
     ("Set up ", ("ci", "runtime")),
 )
+
+
+def origin(job: str | None, step: str | None) -> Path_ | None:
+    """The pipeline field behind a generated step (by its name) or job (by its id): how
+    ``pipecompile lint`` maps a checker's finding in a workflow home.  The step names
+    and job ids are this target's own, so the mapping lives here."""
+    if step is not None:
+        return next((field for prefix, field in STEP_ORIGINS if step.startswith(prefix)), None)
+    return job_origin(job) if job else None
 
 
 def job_origin(job_id: str) -> Path_ | None:

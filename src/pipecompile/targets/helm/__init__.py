@@ -22,7 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ...ir import IR, Deployment, Service, Strategy
+from ...ir import CHART_SOURCE, IR, SERVICE_VALUES, Deployment, Service, Strategy
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
 from . import analysis as _analysis
@@ -30,6 +30,21 @@ from . import analysis as _analysis
 name = "helm"
 default_folder = "kubernetes/apps"  # under outputs: when the pipeline names no folder
 cost = 53  # ms to render per 1000 services (bench/bench.py); balances parallel rendering
+
+# The one chart every service deploys with, in the output folder (a service name is a
+# DNS label, so it never collides with this folder's name).
+CHART_FOLDER = "_chart"
+
+
+def publishes(folder: str, enabled: bool) -> dict[str, str]:
+    """The chart's folder and each service's values folder, for the deployers and the
+    Applications (through the IR); nothing when the helm output is off."""
+    if not enabled:
+        return {}
+    return {
+        CHART_SOURCE: posixpath.join(folder, CHART_FOLDER),
+        SERVICE_VALUES: posixpath.join(folder, "{service}"),
+    }
 
 
 def _conventions() -> dict[str, Any]:

@@ -32,6 +32,7 @@ from .secrets import CONTROLLER_VARIABLE, external_secrets
 from .secrets import environments as secret_environments
 
 name = "terraform"
+delivers = "codepipeline"  # it generates the CodePipelines (delivery: codepipeline)
 default_folder = "infrastructure/terraform/cicd"  # under outputs: when the pipeline names no folder
 cost = 113  # ms to render per 1000 services (bench/bench.py); balances parallel rendering
 
@@ -109,12 +110,12 @@ def check(ir: IR) -> list[Finding]:
         for env in ir.environments
         if env.approvers and not env.approval
     ]
-    if ir.delivery == "codepipeline" and "codebuild" not in dict(ir.outputs):
+    if ir.delivery == "codepipeline" and not ir.buildspecs_generated:
         out.append(
             Finding(
                 ("outputs",),
                 "the terraform output's CodeBuild projects read buildspecs from "
-                f"{ir.buildspec_folder}/, but the codebuild output is off: "
+                f"{ir.buildspec_folder}/, but no output generates them: "
                 "keep buildspecs there yourself, or turn the codebuild output on",
                 severity="warning",
             )
