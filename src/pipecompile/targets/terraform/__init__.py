@@ -115,7 +115,7 @@ def check(ir: IR) -> list[Finding]:
             Finding(
                 ("outputs",),
                 "the terraform output's CodeBuild projects read buildspecs from "
-                f"{ir.buildspec_folder}/, but no output generates them: "
+                f"{ir.buildspec_folder}/, but the codebuild output is off: "
                 "keep buildspecs there yourself, or turn the codebuild output on",
                 severity="warning",
             )
