@@ -114,6 +114,36 @@ def test_check_reports_each_drift_kind(repo: Path) -> None:
     assert "generated files are out of date" in res.stderr
 
 
+def test_build_says_when_it_overwrites_a_hand_edit(repo: Path) -> None:
+    wf = repo / ".github/workflows/ci-order-service.yml"
+    wf.write_text(wf.read_text().replace("timeout-minutes: 30", "timeout-minutes: 31"))
+    res = pc("build", "-q", cwd=repo)
+    assert res.returncode == 0 and res.stdout == ""
+    assert res.stderr == (
+        "warning: .github/workflows/ci-order-service.yml: overwrote a hand edit (generated "
+        "files are rewritten from pipeline.yaml; make the change there, or see git diff)\n"
+    )
+    pipeline = repo / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("timeout_minutes: 30", "timeout_minutes: 45"))
+    assert "hand edit" not in pc("build", cwd=repo).stderr  # a pipeline change is no edit
+
+
+def test_explain_graph_and_pins_end_with_a_summary(repo: Path) -> None:
+    pins = pc("pins", cwd=repo)
+    assert pins.stdout.splitlines()[-1].startswith("pins: ") and " from the lock" in pins.stdout
+    explain = pc("explain", "--ref", "main", cwd=repo)
+    assert explain.stdout.splitlines()[-1] == "explain: pipeline.yaml: a push to main"
+    graph = pc("graph", cwd=repo)  # the drawing alone on stdout, the summary on stderr
+    assert graph.stdout.startswith("flowchart") and "graph:" not in graph.stdout
+    assert graph.stderr.startswith("graph: pipeline.yaml: 2 services, 4 environments")
+    ruleset = pc("explain", "--ruleset", cwd=repo)
+    assert json.loads(ruleset.stdout)["name"] and ruleset.stderr.startswith("explain: ")
+    for command in ("pins", "explain", "graph"):  # -q: the output alone
+        quiet = pc(command, "-q", cwd=repo)
+        assert quiet.returncode == 0 and quiet.stderr == ""
+        assert not quiet.stdout.splitlines()[-1].startswith(f"{command}: ")
+
+
 def test_check_tells_hand_edit_from_pipeline_change(repo: Path) -> None:
     wf = repo / ".github/workflows/ci-order-service.yml"
     wf.write_text(wf.read_text().replace("timeout-minutes: 30", "timeout-minutes: 31"))

@@ -32,6 +32,7 @@ from .cli_shared import (
     Output,
     _changes,
     _compiled,
+    _count,
     _done,
     _echo_err,
     _emit_document,
@@ -150,6 +151,11 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
             _echo_err(f"{ch.kind.value}: {ch.path}: {ch.reason}")
         else:
             written += 1
+            if ch.reason == "hand edit":  # said even with -q: someone's edit is gone
+                _echo_err(
+                    f"warning: {printable(ch.path)}: overwrote a hand edit (generated files are "
+                    "rewritten from pipeline.yaml; make the change there, or see git diff)"
+                )
             if not quiet:
                 click.echo(printable(f"{verbs[ch.kind.value]} {ch.path}"))
     left = plan.unresolved
@@ -165,10 +171,6 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
         quiet,
     )
     return EXIT_OK
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _report(changes: list[Change], show_diff: bool) -> int:

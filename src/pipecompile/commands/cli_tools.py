@@ -17,7 +17,9 @@ from .cli_shared import (
     MACHINE_FORMATS,
     QUIET_OPTION,
     _compiled,
+    _count,
     _done,
+    _echo_err,
     _emit_document,
     _format_option,
     _machine,
@@ -35,12 +37,21 @@ from .cli_shared import (
     show_default=True,
     help="Mermaid renders on GitHub; dot is for Graphviz.",
 )
-def graph(file: Path, fmt: str) -> int:
-    """Draw the delivery flow: branches, environments, gates, rollout, rollback."""
+@QUIET_OPTION
+def graph(file: Path, fmt: str, quiet: bool) -> int:
+    """Draw the delivery flow: branches, environments, gates, rollout, rollback.
+
+    The drawing goes to stdout (pipe it to a file or to Graphviz); the summary line
+    goes to stderr, so it never ends up in the drawing."""
     from ..insight.graph import dot, mermaid
 
     ir = _compiled(_session(file))
     click.echo(mermaid(ir) if fmt == "mermaid" else dot(ir), nl=False)
+    if not quiet:
+        _echo_err(
+            f"graph: {file}: {_count(len(ir.services), 'service')}, "
+            f"{_count(len(ir.environments), 'environment')} ({fmt})"
+        )
     return EXIT_OK
 
 
@@ -81,6 +92,7 @@ def graph(file: Path, fmt: str) -> int:
     default=None,
     help="Print the manual rollback of SERVICE in ENV that works with this setup.",
 )
+@QUIET_OPTION
 def explain(
     file: Path,
     event: str | None,
@@ -89,6 +101,7 @@ def explain(
     ruleset: bool,
     rollback: tuple[str, str] | None,
     local: bool,
+    quiet: bool,
 ) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
@@ -116,16 +129,19 @@ def explain(
         from ..targets.local import loop
 
         click.echo("\n".join(loop(ir)))
+        _done(f"explain: {file}: the local loop", quiet)
         return EXIT_OK
     if trust:
         from ..insight.trust import trust_report
 
         click.echo("\n".join(trust_report(ir)))
+        _done(f"explain: {file}: who can build, sign, approve and deploy", quiet)
         return EXIT_OK
     if rollback:
         from ..insight.rollback import rollback_commands
 
         click.echo("\n".join(rollback_commands(ir, *rollback)))
+        _done(f"explain: {file}: the manual rollback of {rollback[0]} in {rollback[1]}", quiet)
         return EXIT_OK
     if ruleset:
         import json
@@ -133,6 +149,8 @@ def explain(
         from ..insight.ruleset import ruleset as ruleset_of
 
         click.echo(json.dumps(ruleset_of(ir), indent=2))
+        if not quiet:  # on stderr: stdout is the JSON document gh reads
+            _echo_err(f"explain: {file}: the ruleset for {ir.repository}")
         return EXIT_OK
     if event is None and ref is not None:
         event = "push"  # a branch named without an event is a push to it
@@ -143,6 +161,8 @@ def explain(
             raise UsageError(f"--event {event} needs --ref BRANCH")
         lines = explain_event(ir, event, ref or "")
     click.echo("\n".join(lines))
+    what = "what to set up outside the repository" if event is None else f"a {event}"
+    _done(f"explain: {file}: {what}" + (f" to {ref}" if ref else ""), quiet)
     return EXIT_OK
 
 
@@ -175,7 +195,8 @@ def init(file: Path) -> int:
 
 @click.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
-def pins(file: Path) -> int:
+@QUIET_OPTION
+def pins(file: Path, quiet: bool) -> int:
     """Show every pinned version, where it comes from and which generated files use it.
 
     Pins come from pipecompile.lock next to the pipeline file when it sets them,
@@ -202,6 +223,9 @@ def pins(file: Path) -> int:
     click.echo("Other pins:")
     for key, source in ir.pins.sources:
         click.echo(f"  {key:<24} {values[key]:<32} {source:<16} {used_in(values[key])}")
+    sources = [p.source for p in ir.pins.actions] + [source for _, source in ir.pins.sources]
+    locked = sum(1 for source in sources if source != "default")
+    _done(f"pins: {_count(len(sources), 'pin')}, {locked} from the lock", quiet)
     return EXIT_OK
 
 
