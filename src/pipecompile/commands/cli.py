@@ -158,6 +158,11 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
                 )
             if not quiet:
                 click.echo(printable(f"{verbs[ch.kind.value]} {ch.path}"))
+    from ..insight.removal import consequences
+
+    done = (Kind.UPDATE, Kind.DELETE)
+    for note in consequences((c.path, c.old, c.new) for c in plan.changes if c.kind in done):
+        _echo_err(printable(note))  # even with -q: it is work left outside the repository
     left = plan.unresolved
     if left:
         _echo_err(
