@@ -225,3 +225,13 @@ def test_a_service_runtime_without_steps_takes_that_runtimes_default_steps() -> 
     assert spec["cache"]["paths"] == ["/root/.m2/**/*", "/root/.dependency-check/**/*"]
     node = yaml.safe_load(files["ci/codebuild/build-product-service.yml"][1])
     assert node["phases"]["install"]["runtime-versions"] == {"nodejs": "20"}
+
+
+def test_the_codebuild_runtimes_describe_the_image_terraform_gives_the_projects() -> None:
+    from pipecompile.targets import data
+
+    runtimes = data("codebuild", "runtimes.json")
+    assert runtimes["image"] == data("terraform", "aws.json")["build_image"]
+    assert set(runtimes["available"]) - {"source"} == {
+        key for key, _ in runtimes["runtime_versions"].values()
+    }

@@ -252,6 +252,13 @@ RULES: tuple[Rule, ...] = (
         (r"^the local output deploys the generated chart",),
     ),
     Rule(
+        "PC308",
+        "runtime-unavailable",
+        "A runtime version the build image does not offer (CodeBuild's install phase fails on it).",
+        "Choose one of the versions the message lists.",
+        (r" is not a runtime of ",),
+    ),
+    Rule(
         "PC399",
         "target-limit",
         "Something an enabled target cannot express for this pipeline.",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...errors import Path_
 from ...ir import BUILDSPEC_FOLDER, BUILDSPECS_GENERATED, IR, Environment, Service
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
@@ -272,7 +273,35 @@ def check(ir: IR) -> list[Finding]:
                 key=True,
             )
         ]
-    return gitops_required(ir)
+    return gitops_required(ir) + runtimes_available(ir)
+
+
+def runtimes_available(ir: IR) -> list[Finding]:
+    """Every runtime version is one the build image offers (runtime-versions naming any
+    other fails the build's install phase: "Unknown runtime version")."""
+    table = _runtimes()
+    out: list[Finding] = []
+    seen: set[Path_] = set()
+    for svc in ir.services:
+        lang, version = svc.runtime.language, svc.runtime.version
+        key, fmt = table["runtime_versions"][lang]
+        offered = table["available"][key]
+        if fmt.format(v=version) in offered:
+            continue
+        own = svc.runtime != ir.runtime  # the service's own runtime, else ci.runtime
+        where: Path_ = ("services", svc.name, "runtime", lang) if own else ("ci", "runtime", lang)
+        if where in seen:
+            continue
+        seen.add(where)
+        versions = ", ".join(f'"{v.removeprefix(fmt.split("{")[0])}"' for v in offered)
+        out.append(
+            Finding(
+                where,
+                f"{lang} {version} is not a runtime of {table['image']} (CodeBuild offers "
+                f"{versions}); choose one of them",
+            )
+        )
+    return out
 
 
 def render(ir: IR) -> dict[str, str]:
