@@ -60,3 +60,20 @@ def test_importing_pipecompile_loads_no_compiler() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # the version lives in a module of its own (every layer reads it)
     assert out.stdout.strip() == "['pipecompile', 'pipecompile._version']"
+
+
+def test_the_api_diagnostic_and_the_json_output_share_field_names(tmp_path: Path) -> None:
+    import dataclasses
+    import json
+
+    bad = tmp_path / "pipeline.yaml"
+    bad.write_text("version: 1\nproject: x\n")
+    (found,) = [d for d in pipecompile.compile(bad).diagnostics if "source" in d.message][:1]
+    out = subprocess.run(
+        [sys.executable, "-m", "pipecompile", "validate", "--format", "json", "-f", str(bad)],
+        capture_output=True,
+        text=True,
+    ).stdout
+    document = json.loads(out)["diagnostics"][0]
+    assert [f.name for f in dataclasses.fields(found)] == list(document)
+    assert found.col == found.column  # the old name still reads

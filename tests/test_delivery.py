@@ -689,7 +689,7 @@ def test_a_trigger_codepipeline_cannot_hold_is_a_located_error() -> None:
     (error,) = info.value.diagnostics
     assert error.path == ("services", "product-service", "path")  # located at the service
     line = text.split("\n").index("  product-service:") + 1
-    assert (error.line, error.col) == (line + 1, 5)  # no path key: its first key
+    assert (error.line, error.column) == (line + 1, 5)  # no path key: its first key
     assert "9 excluded paths in its trigger" in error.message
     assert "give product-service its own folder" in error.message
 
