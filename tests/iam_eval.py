@@ -13,6 +13,10 @@ policies use (IAM User Guide, "Policy evaluation logic" and "Condition operators
   ForAllValues:* is true when the key is absent or empty (the documented pitfall);
 - all conditions of a statement must hold (AND), any value of one condition (OR).
 
+It reads the Terraform as the default apply builds it, every environment on
+(``var.environments``): a counted block's ``[0]`` and ``[*]`` name its one instance, and
+``concat(...)`` of lists and splats is the list of them all.
+
 Its own rules are tested in tests/test_trust_attacks.py (test_the_evaluator_*).
 """
 
@@ -27,6 +31,8 @@ from typing import Any
 import hcl2
 
 from .conftest import hcl_norm
+
+_INDEX = re.compile(r"\[(?:0|\*)\]")  # the one instance of a counted block (phases.py)
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,7 @@ class Account:
         }[kind]
 
     def _attr(self, ref: str) -> str:
-        parts = ref.split(".")
+        parts = _INDEX.sub("", ref).split(".")
         if parts[0] == "data":
             if parts[1] == "aws_iam_openid_connect_provider":
                 return (
@@ -187,7 +193,21 @@ class Account:
     def _ref(text: str) -> str:
         m = re.fullmatch(r"\$\{([^}]*)\}", text)
         assert m, text
-        return m.group(1)
+        return _INDEX.sub("", m.group(1))
+
+    def _list(self, value: Any) -> list[str]:
+        """A list attribute: literal, or ``concat([...], x[*].attr, ...)`` (phases.py)."""
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        m = re.fullmatch(r"\$\{concat\((.*)\)\}", value)
+        assert m, value
+        out = []
+        for arg in re.findall(r"\[[^\]]*\]|[^,\s\[][^,]*", m.group(1)):
+            if arg.startswith("["):
+                out += [self._attr(x.strip()) for x in arg[1:-1].split(",") if x.strip()]
+            else:
+                out.append(self._attr(arg.strip()))
+        return out
 
     def resolve(self, text: str) -> str:
         return re.sub(r"\$\{([^}]*)\}", lambda m: self._attr(m.group(1)), text)
@@ -200,7 +220,7 @@ class Account:
                 Statement(
                     effect=st.get("effect", "Allow"),
                     actions=tuple(st["actions"]),
-                    resources=tuple(self.resolve(r) for r in st.get("resources", ["*"])),
+                    resources=tuple(self._list(st.get("resources", ["*"]))),
                     conditions=tuple(
                         (c["test"], c["variable"], tuple(self.resolve(v) for v in c["values"]))
                         for c in st.get("condition", [])

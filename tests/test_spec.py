@@ -357,7 +357,7 @@ def test_the_reference_terraform_validates_and_plans_offline(tmp_path: Path) -> 
     plan = json.loads(_terraform(["show", "-json", "plan"], tmp_path))
     planned = {r["address"] for r in plan["resource_changes"]}
     assert {
-        "aws_cloudwatch_event_rule.production_failed",
+        "aws_cloudwatch_event_rule.production_failed[0]",  # counted: phases.tf
         "aws_cloudwatch_metric_alarm.failure_rate",
         "aws_cloudwatch_dashboard.pipelines",
         "aws_iam_role.chatbot",

@@ -207,7 +207,10 @@ def test_a_feature_push_cannot_rewrite_a_privileged_buildspec() -> None:
     checked = 0
     for res in codebuild["resource"]:
         for label, body in res.get("aws_codebuild_project", {}).items():
-            role = re.fullmatch(r"\$\{aws_iam_role\.(\w+)\.arn\}", body["service_role"]).group(1)
+            # a counted deploy project (phases.tf) names its role's one instance, [0]
+            role = re.fullmatch(
+                r"\$\{aws_iam_role\.(\w+)(?:\[0\])?\.arn\}", body["service_role"]
+            ).group(1)
             privileged = (
                 acct.can(role, "kms:Sign", release_key)
                 or any(
@@ -291,7 +294,7 @@ def test_no_ci_principal_approves_and_each_approver_only_its_environment() -> No
     # environment's approval topic, where environments.X.approvers subscribe
     tf = (ECOMMERCE / ir.output("terraform") / "codepipeline.tf").read_text()
     for env in approvers.values():
-        assert f"aws_sns_topic.approvals_{env.name}.arn" in tf
+        assert f"aws_sns_topic.approvals_{env.name}[0].arn" in tf  # counted (phases.tf)
 
 
 def test_approvers_are_subscribed_to_their_environments_topic() -> None:
@@ -316,7 +319,8 @@ def test_approvers_are_subscribed_to_their_environments_topic() -> None:
     ]
     assert subs == [
         {
-            "topic_arn": "${aws_sns_topic.approvals_production.arn}",
+            "count": "${local.enabled.production}",  # production's own (phases.tf)
+            "topic_arn": "${aws_sns_topic.approvals_production[0].arn}",
             "protocol": "email",
             "endpoint": "release-managers@example.com",
         }

@@ -52,7 +52,8 @@ def test_an_approval_environment_reads_its_own_gitops_repository() -> None:
         for d in iam["data"]
         for label, body in d.get("aws_iam_policy_document", {}).items()
         for st in body.get("statement", [])
-        if "${aws_secretsmanager_secret.gitops_deploy_production.arn}" in st.get("resources", [])
+        # production's own secret, counted by phases.tf: its one instance
+        if "${aws_secretsmanager_secret.gitops_deploy_production[0].arn}" in st.get("resources", [])
     ]
     assert readers == ["deploy_production"]
     report = "\n".join(trust_report(ir))

@@ -19,8 +19,9 @@ from typing import Any
 
 from .emit import hcl_string
 
-# a traversal or a type: aws_iam_role.deploy_production.arn, var.tags, map(string)
-_TRAVERSAL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[[0-9]+\])*")
+# a traversal or a type: aws_iam_role.deploy_production.arn, var.tags, map(string); an
+# index ([0]) or a splat ([*]) of a counted resource
+_TRAVERSAL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[[0-9]+\]|\[\*\])*")
 _TYPE = re.compile(r"(?:map|list|set)\((?:string|number|bool)\)")
 
 
@@ -209,6 +210,13 @@ def _render_block(b: Block, indent: str, out: list[str]) -> None:
     out.append(f"{indent}{b.type}{labels} {{\n")
     _render_body(b.body, indent + "  ", out)
     out.append(f"{indent}}}\n")
+
+
+def assignments(items: list[Item]) -> str:
+    """Top-level attributes and comments, as a ``.tfvars`` file holds them."""
+    out: list[str] = []
+    _render_body(items, "", out)
+    return "".join(out)
 
 
 def document(blocks: list[Block]) -> str:

@@ -19,6 +19,7 @@ the target's rules (check), its setup list (describe) and render.
 from __future__ import annotations
 
 from ...ir import IR
+from ...serialize.hcl import Block, assignments, document
 from .. import Finding
 from .chatops import chatops
 from .compliance import cloudtrail, rotation
@@ -26,6 +27,8 @@ from .compute import compute_findings
 from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
 from .iam import iam
 from .monitoring import monitoring
+from .phases import describe as describe_phases
+from .phases import phased, phases_tf, tfvars
 from .pipelines import choices as pipeline_choices
 from .pipelines import codebuild, codepipeline, deploy_variables, encoded_length
 from .secrets import CONTROLLER_VARIABLE, external_secrets
@@ -191,6 +194,7 @@ def describe(ir: IR) -> list[str]:
     """What the account needs before the first apply, and what to do after it."""
     tf_folder = ir.output(name)
     out = _before_first_apply(ir, tf_folder)
+    out += describe_phases(ir, tf_folder)
     out.append(f"AWS (terraform apply in {tf_folder}):")
     if ir.delivery == "github-actions":
         out.append(
@@ -255,7 +259,7 @@ def choices(ir: IR) -> list[Finding]:
 
 
 def render(ir: IR) -> dict[str, str]:
-    files = {
+    files: dict[str, list[Block]] = {
         "versions.tf": versions(ir),
         "variables.tf": variables(ir),
         "outputs.tf": outputs(ir),
@@ -278,4 +282,8 @@ def render(ir: IR) -> dict[str, str]:
             files["rotation.tf"] = rotation(ir)
         files["chatops.tf"] = chatops(ir)  # notification rules, subscriptions, Chatbot
         files["monitoring.tf"] = monitoring(ir)  # metrics, dashboard, failure-rate alarm
-    return dict(sorted(files.items()))
+    # the first apply phase by phase: each environment's own blocks counted
+    files["phases.tf"] = phases_tf(ir)
+    out = {name: document(blocks) for name, blocks in phased(ir, files).items()}
+    out.update({name: assignments(items) for name, items in tfvars(ir).items()})
+    return dict(sorted(out.items()))

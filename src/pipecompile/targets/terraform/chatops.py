@@ -20,7 +20,7 @@ from typing import Any
 
 from ...ir import IR, Environment
 from ...serialize.emit import yaml_document
-from ...serialize.hcl import Block, Call, Ref, Template, document
+from ...serialize.hcl import Block, Call, Ref, Template
 from ..common import script_text
 from .blocks import aws_constants, inline_policy, policy_doc, resource, service_role
 from .iam import NEVER_APPROVE
@@ -109,7 +109,7 @@ def filter_policy(environments: tuple[str, ...], statuses: tuple[str, ...]) -> s
     return json.dumps({"metadata": {"additionalContext": context}}, sort_keys=True)
 
 
-def chatops(ir: IR) -> str:
+def chatops(ir: IR) -> list[Block]:
     n = ir.notifications
     blocks: list[Block] = []
     for env in ir.environments:
@@ -147,7 +147,7 @@ def chatops(ir: IR) -> str:
     if ir.deployments_table and (n.slack_channel or n.sns_events):
         blocks += daily_summary(ir)
     blocks += commit_status(ir)
-    return document(blocks)
+    return blocks
 
 
 def script(name: str) -> str:

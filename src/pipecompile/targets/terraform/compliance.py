@@ -10,7 +10,7 @@ S3 data events of the artifact bucket, which is what storage.tf's logging claim 
 from __future__ import annotations
 
 from ...ir import IR
-from ...serialize.hcl import Block, Ref, Template, document
+from ...serialize.hcl import Block, Ref, Template
 from .blocks import KEY_POLICY_SKIPS, policy_doc, resource
 
 RETENTION_DAYS = 90
@@ -20,7 +20,7 @@ def trail_name(ir: IR) -> str:
     return f"{ir.project}-cicd"
 
 
-def cloudtrail(ir: IR) -> str:
+def cloudtrail(ir: IR) -> list[Block]:
     acct, region, name = ir.aws.account_id, ir.aws.region, trail_name(ir)
     trail_arn = f"arn:aws:cloudtrail:{region}:{acct}:trail/{name}"
     bucket = f"{ir.project}-cicd-trail-{acct}"
@@ -140,7 +140,7 @@ def cloudtrail(ir: IR) -> str:
         buckets = ["artifacts", "release_artifacts"] if ir.release_branches else ["artifacts"]
         data.attr("values", [Template((Ref(f"aws_s3_bucket.{b}.arn"), "/")) for b in buckets])
     blocks.append(t)
-    return document(blocks)
+    return blocks
 
 
 def secret_labels(ir: IR) -> list[str]:
@@ -154,7 +154,7 @@ def secret_labels(ir: IR) -> list[str]:
     return labels
 
 
-def rotation(ir: IR) -> str:
+def rotation(ir: IR) -> list[Block]:
     """rotation.tf: Secrets Manager rotates each secret with the given function."""
     assert ir.secret_rotation is not None
     function_arn, days = ir.secret_rotation
@@ -172,4 +172,4 @@ def rotation(ir: IR) -> str:
         r.block("rotation_rules").attr("automatically_after_days", days)
         r.attr("depends_on", [Ref("aws_lambda_permission.secrets_rotation")])
         blocks.append(r)
-    return document(blocks)
+    return blocks

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ...ir import IR
-from ...serialize.hcl import Block, Ref, Template, document
+from ...serialize.hcl import Block, Ref, Template
 from ..common import DEV_TAG_PREFIX, RELEASE_TAG_PREFIX
 from .blocks import (
     KEY_POLICY_SKIPS,
@@ -22,7 +22,7 @@ TOPIC_PUBLISHERS = [
 ]
 
 
-def versions(ir: IR) -> str:
+def versions(ir: IR) -> list[Block]:
     tf = Block("terraform")
     be = ir.backend
     # S3's native state locking (use_lockfile) arrived in Terraform 1.10
@@ -45,10 +45,10 @@ def versions(ir: IR) -> str:
     provider = Block("provider", ("aws",))
     provider.attr("region", Ref("var.region"))
     provider.block("default_tags").attr("tags", Ref("var.tags"))
-    return document([tf, provider])
+    return [tf, provider]
 
 
-def variables(ir: IR) -> str:
+def variables(ir: IR) -> list[Block]:
     region = Block("variable", ("region",))
     region.attr("description", "AWS region of the pipelines")
     region.attr("type", Ref("string"))
@@ -57,10 +57,10 @@ def variables(ir: IR) -> str:
     tags.attr("description", "Tags applied to every resource")
     tags.attr("type", Ref("map(string)"))
     tags.attr("default", {"project": ir.project, "managed-by": "pipecompile"})
-    return document([region, tags])
+    return [region, tags]
 
 
-def kms(ir: IR) -> str:
+def kms(ir: IR) -> list[Block]:
     acct = ir.aws.account_id
     region = ir.aws.region
     key_policy = policy_doc(
@@ -162,17 +162,17 @@ def kms(ir: IR) -> str:
             ra.attr("name", ir.aws.release_key_alias)
             ra.attr("target_key_id", Ref("aws_kms_key.release.key_id"))
             blocks += [rk, ra]
-    return document(blocks)
+    return blocks
 
 
-def storage(ir: IR) -> str:
+def storage(ir: IR) -> list[Block]:
     """The artifact store; with approval environments a second one for their pipelines
     (artifacts and the release builds' cache), which no dev-tier role can read or write."""
     days = ir.build.artifact_retention_days
     blocks = _bucket("artifacts", ir.aws.artifact_bucket, days, ir.cloudtrail)
     if ir.release_branches:
         blocks += _bucket("release_artifacts", ir.aws.release_artifact_bucket, days, ir.cloudtrail)
-    return document(blocks)
+    return blocks
 
 
 def _bucket(label: str, name: str, retention_days: int, trailed: bool) -> list[Block]:
@@ -237,7 +237,7 @@ def _bucket(label: str, name: str, retention_days: int, trailed: bool) -> list[B
     return [b, v, enc, pab, tls, pol, lc]
 
 
-def ecr(ir: IR) -> str:
+def ecr(ir: IR) -> list[Block]:
     """A repository per service; with approval environments a second one, the release
     repository, that only the release tier writes (IAM: a tag cannot be scoped, a
     repository can)."""
@@ -264,7 +264,7 @@ def ecr(ir: IR) -> str:
             lp.attr("repository", Ref(f"aws_ecr_repository.{label}.name"))
             lp.attr("policy", _ecr_lifecycle(ir.build.keep_images))
             blocks.append(lp)
-    return document(blocks)
+    return blocks
 
 
 def _ecr_lifecycle(keep: int) -> str:
@@ -305,7 +305,7 @@ def _ecr_lifecycle(keep: int) -> str:
     return json.dumps({"rules": rules}, sort_keys=True)
 
 
-def notifications(ir: IR) -> str:
+def notifications(ir: IR) -> list[Block]:
     topic = resource("aws_sns_topic", "events")
     topic.attr("name", ir.notifications.sns_topic)
     topic.attr("kms_master_key_id", Ref("aws_kms_key.cicd.id"))
@@ -327,7 +327,7 @@ def notifications(ir: IR) -> str:
     blocks = [topic, doc, pol]  # notification rules: chatops.tf
     if ir.delivery == "codepipeline":
         blocks += _approval_topics(ir)
-    return document(blocks)
+    return blocks
 
 
 def _approval_topics(ir: IR) -> list[Block]:
@@ -383,7 +383,7 @@ def _gitops_credential(ir: IR) -> str:
     return "SSH deploy key (the private key, write access)"
 
 
-def audit(ir: IR) -> str:
+def audit(ir: IR) -> list[Block]:
     """The audit table; with CodePipeline, the secrets its CodeBuild projects read."""
     blocks: list[Block] = []
     if ir.delivery == "codepipeline":
@@ -450,10 +450,10 @@ def audit(ir: IR) -> str:
         sse.attr("enabled", True)
         sse.attr("kms_key_arn", Ref("aws_kms_key.cicd.arn"))
         blocks.append(t)
-    return document(blocks)
+    return blocks
 
 
-def outputs(ir: IR) -> str:
+def outputs(ir: IR) -> list[Block]:
     blocks = []
 
     def out(label: str, value: Any, description: str) -> None:
@@ -499,4 +499,4 @@ def outputs(ir: IR) -> str:
         {s.name: Ref(f"aws_ecr_repository.{s.name}.repository_url") for s in ir.services},
         "ECR repository URL of each service",
     )
-    return document(blocks)
+    return blocks

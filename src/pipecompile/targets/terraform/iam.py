@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, Environment
-from ...serialize.hcl import Block, Ref, Template, document
+from ...serialize.hcl import Block, Ref, Template
 from .blocks import (
     aws_constants,
     iam_role,
@@ -45,7 +45,7 @@ def _scan_statements(ir: IR) -> list[dict[str, Any]]:
     return out
 
 
-def iam(ir: IR) -> str:
+def iam(ir: IR) -> list[Block]:
     blocks: list[Block] = []
     if ir.delivery == "codepipeline":
         blocks += _pipeline_role(ir)
@@ -61,7 +61,7 @@ def iam(ir: IR) -> str:
                 blocks += _approver_role(ir, env)
     else:
         blocks += _github_roles(ir)
-    return document(blocks)
+    return blocks
 
 
 # No CI principal approves: an approval is a person's, through the approver role.

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from ...ir import IR
-from ...serialize.hcl import Block, Ref, Template, document
+from ...serialize.hcl import Block, Ref, Template
 from .blocks import policy_doc, resource
 from .pipelines import choices
 
@@ -123,7 +123,7 @@ def dashboard_body(ir: IR) -> str:
     return json.dumps({"widgets": widgets}, sort_keys=True)
 
 
-def monitoring(ir: IR) -> str:
+def monitoring(ir: IR) -> list[Block]:
     group = log_group_name(ir)
     blocks: list[Block] = []
     lg = resource("aws_cloudwatch_log_group", "pipeline_events")
@@ -231,4 +231,4 @@ def monitoring(ir: IR) -> str:
     dash.attr("dashboard_name", f"{ir.project}-pipelines")
     dash.attr("dashboard_body", dashboard_body(ir))
     blocks.append(dash)
-    return document(blocks)
+    return blocks

@@ -6,7 +6,7 @@ import posixpath
 from typing import Any
 
 from ...ir import IR, Deployment, Service
-from ...serialize.hcl import Block, Call, Ref, Template, document
+from ...serialize.hcl import Block, Call, Ref, Template
 from ..common import RELEASE_TAG_PREFIX, manual_promotion
 from .blocks import (
     aws_constants,
@@ -102,7 +102,7 @@ def _log_group(ir: IR, label: str, group: str) -> Block:
     return lg
 
 
-def codebuild(ir: IR) -> str:
+def codebuild(ir: IR) -> list[Block]:
     folder = ir.buildspec_folder
     blocks: list[Block] = []
     for svc in ir.services:
@@ -174,7 +174,7 @@ def codebuild(ir: IR) -> str:
                 trusted=True,
             )
         )
-    return document(blocks)
+    return blocks
 
 
 def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
@@ -353,7 +353,7 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
     return p
 
 
-def codepipeline(ir: IR) -> str:
+def codepipeline(ir: IR) -> list[Block]:
     conn = resource("aws_codestarconnections_connection", "github")
     conn.comment(
         "Created PENDING: confirm it once in the AWS console (Developer Tools > Connections)."
@@ -364,4 +364,4 @@ def codepipeline(ir: IR) -> str:
     for svc in ir.services:
         for dep in svc.deployments:
             blocks.append(_pipeline(ir, svc, dep))
-    return document(blocks)
+    return blocks

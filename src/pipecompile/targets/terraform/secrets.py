@@ -10,7 +10,7 @@ roles trust; its ARN is the variable ``external_secrets_controller_role_arn``.
 from __future__ import annotations
 
 from ...ir import IR, Environment
-from ...serialize.hcl import Block, Ref, document
+from ...serialize.hcl import Block, Ref
 from .blocks import iam_role, inline_policy, policy_doc
 from .iam import NEVER_APPROVE
 
@@ -28,7 +28,7 @@ def _label(env: Environment) -> str:
     return "secrets_" + env.name.replace("-", "_")
 
 
-def external_secrets(ir: IR) -> str | None:
+def external_secrets(ir: IR) -> list[Block] | None:
     envs = environments(ir)
     if not envs:
         return None
@@ -75,4 +75,4 @@ def external_secrets(ir: IR) -> str | None:
             )
         )
         blocks.append(inline_policy(label, label, label))
-    return document(blocks)
+    return blocks
