@@ -16,6 +16,10 @@ from ..ir import IR, Deployment, Environment, Security
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
+# zizmor (PyPI): the version the test suite audits the generated workflows with, which
+# the merge gate, the configuration review and the security review install
+ZIZMOR = "1.32.0"
+
 # ZAP's riskcode for each severity of security.dast.fail_on (ZAP has no "critical":
 # it counts as high); the scan script fails on alerts at or above it.
 ZAP_RISK = {"critical": 3, "high": 3, "medium": 2, "low": 1}

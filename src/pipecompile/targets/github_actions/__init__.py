@@ -16,6 +16,10 @@ Files (relative to the github-actions output folder):
   pipecompile.yml        every pull request: pipecompile check and lint (the required check)
   review.yml             monthly: pipecompile check and lint (zizmor auditor) on the default branch
   dast.yml               scheduled OWASP ZAP scan of production (last environment) at its url
+  drift.yml              delivery: github-actions. Daily (S3 state): terraform plan
+                         -detailed-exitcode with the read-only role; drift alerts Slack
+  security-review.yml    delivery: github-actions, with an audit table. Monthly: re-scan
+                         the digests each environment runs, zizmor on the workflows
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
 from ..common import ZAP_RISK, script_body
 from .ci import ci_workflow
+from .compliance import compliance_workflows
+from .compliance import describe as describe_compliance
 from .deliver import deliver_workflow
 from .gates import CHECK_NAME, REVIEW_FILE, pipecompile_workflow, review_workflow
 from .gates import FILE as GATE_FILE
@@ -166,6 +172,7 @@ def describe(ir: IR) -> list[str]:
         f"(requires the check '{CHECK_NAME}' of {GATE_FILE})"
     )
     delivers = ir.delivery == "github-actions"
+    out += describe_compliance(ir)
     if s.slack_webhook and delivers:
         out.append(
             f"GitHub environment '{NOTIFY_ENVIRONMENT}' (Slack messages): {s.slack_webhook}, the "
@@ -198,4 +205,6 @@ def render(ir: IR) -> dict[str, str]:
     out[REVIEW_FILE] = yaml_document(review_workflow(ir))
     if ir.security.dast and ir.security.dast.scheduled_url:
         out["dast.yml"] = yaml_document(dast_workflow(ir))
+    for path, workflow in compliance_workflows(ir).items():  # drift check, security review
+        out[path] = yaml_document(workflow)
     return out

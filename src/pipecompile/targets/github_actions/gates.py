@@ -14,13 +14,14 @@ from typing import Any
 
 from ..._version import __version__
 from ...ir import IR
+from .. import common
 from .steps import RUNNER, checkout, permissions, uses
 
 FILE = "pipecompile.yml"
 CHECK_NAME = "pipecompile check"  # the check run's name: the job's name
 GITHUB_ACTIONS_APP_ID = 15368  # the GitHub Actions app: only its check runs count
 
-ZIZMOR = "1.32.0"  # the version the test suite audits the generated workflows with
+ZIZMOR = common.ZIZMOR  # the version the test suite audits the generated workflows with
 
 CHECK = """\
 set -euo pipefail

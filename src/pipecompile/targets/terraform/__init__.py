@@ -31,6 +31,8 @@ from .phases import describe as describe_phases
 from .phases import phased, phases_tf, tfvars
 from .pipelines import choices as pipeline_choices
 from .pipelines import codebuild, codepipeline, deploy_variables, encoded_length
+from .reviews import describe as describe_reviews
+from .reviews import reviews
 from .secrets import CONTROLLER_VARIABLE, external_secrets
 from .secrets import environments as secret_environments
 
@@ -237,6 +239,7 @@ def describe(ir: IR) -> list[str]:
             f"Secrets Manager keys {env.secret_prefix}*; it trusts only the External "
             f"Secrets controller's role (variable {CONTROLLER_VARIABLE})"
         )
+    out += describe_reviews(ir)
     n = ir.notifications
     out.append(f"  SNS topic {n.sns_topic}: subscribe approvers")
     if n.slack_channel and ir.delivery == "codepipeline":
@@ -282,6 +285,7 @@ def render(ir: IR) -> dict[str, str]:
             files["rotation.tf"] = rotation(ir)
         files["chatops.tf"] = chatops(ir)  # notification rules, subscriptions, Chatbot
         files["monitoring.tf"] = monitoring(ir)  # metrics, dashboard, failure-rate alarm
+    files["reviews.tf"] = reviews(ir)  # the drift check, the monthly security review
     # the first apply phase by phase: each environment's own blocks counted
     files["phases.tf"] = phases_tf(ir)
     out = {name: document(blocks) for name, blocks in phased(ir, files).items()}

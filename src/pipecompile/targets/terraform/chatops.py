@@ -19,12 +19,11 @@ import json
 from typing import Any
 
 from ...ir import IR, Environment
-from ...serialize.emit import yaml_document
-from ...serialize.hcl import Block, Call, Ref, Template
+from ...serialize.hcl import Block, Call, Ref
 from ..common import script_text
-from .blocks import aws_constants, inline_policy, policy_doc, resource, service_role
+from .blocks import inline_policy, policy_doc, resource
 from .iam import NEVER_APPROVE
-from .pipelines import choices
+from .projects import script_project, starter
 
 SUMMARY_SCHEDULE = "cron(0 17 * * ? *)"  # 17:00 UTC, the end of a European working day
 
@@ -159,84 +158,6 @@ def summary_script() -> str:
     return script("daily-summary.sh")
 
 
-def script_project(
-    ir: IR,
-    label: str,
-    name: str,
-    description: str,
-    body: str,
-    variables: dict[str, str],
-    statements: list[dict[str, Any]],
-    refs: dict[str, Ref],
-) -> list[Block]:
-    """A CodeBuild project with no source whose buildspec runs one packaged script: its
-    log group, its role (``statements`` and its logs, nothing else) and the project."""
-    out: list[Block] = []
-    lg = resource("aws_cloudwatch_log_group", label)
-    for check, _, why in choices(ir):
-        lg.comment(f"checkov:skip={check}: {why}")
-    lg.attr("name", f"/aws/codebuild/{name}")
-    lg.attr("retention_in_days", ir.log_retention_days)
-    lg.attr("kms_key_id", Ref("aws_kms_key.cicd.arn"))
-    out.append(lg)
-    out += service_role(label, name, "codebuild.amazonaws.com", ir.aws.account_id)
-    logs = {
-        "sid": "Logs",
-        "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],
-        "resources": [Template((Ref(f"aws_cloudwatch_log_group.{label}.arn"), ":*"))],
-    }
-    out.append(policy_doc(label, [logs, *statements, NEVER_APPROVE]))
-    out.append(inline_policy(label, label, label))
-    spec = {
-        "version": 0.2,
-        "env": {"shell": "bash", "variables": variables},
-        "phases": {"build": {"commands": [body]}},
-    }
-    p = resource("aws_codebuild_project", label)
-    p.attr("name", name)
-    p.attr("description", description)
-    p.attr("service_role", Ref(f"aws_iam_role.{label}.arn"))
-    p.attr("build_timeout", 10)
-    p.attr("encryption_key", Ref("aws_kms_key.cicd.arn"))
-    p.block("artifacts").attr("type", "NO_ARTIFACTS")
-    src = p.block("source")
-    src.attr("type", "NO_SOURCE")
-    src.attr("buildspec", yaml_document(spec))
-    env = p.block("environment")
-    env.attr("compute_type", "BUILD_GENERAL1_SMALL")
-    env.attr("image", aws_constants()["build_image"])
-    env.attr("type", "LINUX_CONTAINER")
-    env.attr("image_pull_credentials_type", "CODEBUILD")
-    env.attr("privileged_mode", False)
-    for var_name, ref in refs.items():
-        var = env.block("environment_variable")
-        var.attr("name", var_name)
-        var.attr("value", ref)
-    cw = p.block("logs_config").block("cloudwatch_logs")
-    cw.attr("group_name", Ref(f"aws_cloudwatch_log_group.{label}.name"))
-    cw.attr("status", "ENABLED")
-    out.append(p)
-    return out
-
-
-def _starter(ir: IR, label: str, name: str) -> list[Block]:
-    """The role EventBridge uses to start the project ``label``."""
-    return [
-        *service_role(f"{label}_start", f"{name}-start", "events.amazonaws.com", ir.aws.account_id),
-        policy_doc(
-            f"{label}_start",
-            [
-                {
-                    "actions": ["codebuild:StartBuild"],
-                    "resources": [Ref(f"aws_codebuild_project.{label}.arn")],
-                },
-                NEVER_APPROVE,
-            ],
-        ),
-        inline_policy(f"{label}_start", f"{label}_start", f"{label}_start"),
-    ]
-
-
 def daily_summary(ir: IR) -> list[Block]:
     """A CodeBuild project (no source: the script is its buildspec) that an EventBridge
     schedule starts once a day; it reads the audit table and posts to the topic."""
@@ -272,7 +193,7 @@ def daily_summary(ir: IR) -> list[Block]:
         ],
         {"TOPIC_ARN": Ref("aws_sns_topic.events.arn")},
     )
-    out += _starter(ir, "daily_summary", name)
+    out += starter(ir, "daily_summary", name)
     rule = resource("aws_cloudwatch_event_rule", "daily_summary")
     rule.attr("name", name)
     rule.attr("description", "Once a day: the deployment summary from the audit table")
@@ -396,7 +317,7 @@ def commit_status(ir: IR) -> list[Block]:
         ],
         {},
     )
-    out += _starter(ir, "commit_status", name)
+    out += starter(ir, "commit_status", name)
     rule = resource("aws_cloudwatch_event_rule", "commit_status")
     rule.attr("name", name)
     rule.attr("description", f"Execution state changes of the {ir.project} pipelines")
