@@ -18,8 +18,8 @@ def test_a_valid_pipeline_gives_the_ir_and_exactly_the_files_build_writes() -> N
     committed = ROOT / "samples/ecommerce"
     # an admission policy per environment (issue 28), external_secrets.tf and the
     # ServiceMonitor template (issue 27), the local target's 7 (dev/, issue 30), issue 29's
-    # rest (and its phases.tf, four <env>.tfvars and reviews.tf)
-    assert len(result.files) == 74
+    # rest (and its phases.tf, four <env>.tfvars, reviews.tf and alerts.tf)
+    assert len(result.files) == 75
     for path, text in result.files.items():
         assert (committed / path).read_text("utf-8") == text, path
 

@@ -238,6 +238,8 @@ class Notifications:
     # reads the topic), each message carrying its environment and status
     sns_events: tuple[str, ...]
     subscriptions: tuple[Subscription, ...] = ()
+    # notifications.slack.users: (GitHub login, Slack member ID), in the file's order
+    slack_users: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -607,6 +607,7 @@ class _Lowering(Rules):
             sns_topic=sns.topic if sns else f"{self.m.project}-pipeline-events",
             sns_events=events,
             subscriptions=tuple(subs),
+            slack_users=tuple(slack.users.items()) if slack else (),
         )
 
     def aws_names(self, topic: str) -> ir.AwsNames:

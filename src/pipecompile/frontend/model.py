@@ -30,6 +30,7 @@ from .model_types import (  # noqa: F401 - the language's value types, re-export
     EKS_RE,
     EMAIL_RE,
     GIT_URL_RE,
+    GITHUB_LOGIN_RE,
     LINE_RE,
     LOG_RETENTION,
     NAME_RE,
@@ -40,6 +41,7 @@ from .model_types import (  # noqa: F401 - the language's value types, re-export
     S3_BUCKET_RE,
     SECRET_RE,
     SLACK_RE,
+    SLACK_USER_RE,
     SNS_RE,
     STATE_KEY_RE,
     TABLE_RE,
@@ -540,6 +542,17 @@ SlackEvent = Literal["started", "succeeded", "failed", "approval-needed"]
 class Slack(Model):
     channel: Annotated[str, StringConstraints(pattern=SLACK_RE)]
     on: Annotated[list[SlackEvent], Field(min_length=1)] = ["failed"]
+    users: dict[
+        Annotated[str, StringConstraints(pattern=GITHUB_LOGIN_RE)],
+        Annotated[str, StringConstraints(pattern=SLACK_USER_RE)],
+    ] = Field(
+        {},
+        description="GitHub login -> Slack member ID: a failed run mentions the people "
+        "who caused it (the pusher and the commit's author) in the channel, so Slack "
+        "alerts them; an unmapped login is named in plain text. On CodePipeline delivery "
+        "the Terraform variable slack_user_ids starts from it and may add to it",
+        examples=[{"octocat": "U0123ABCD"}],
+    )
 
 
 class Subscription(Model):

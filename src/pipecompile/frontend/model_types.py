@@ -25,6 +25,9 @@ S3_BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 STATE_KEY_RE = r"^[A-Za-z0-9!_.*'()/-]{1,1024}$"
 SLACK_RE = r"^#?[^\s#]{1,80}$"
 EMAIL_RE = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$"
+# a GitHub login (letters, digits, single '-'; at most 39) and a Slack member ID
+GITHUB_LOGIN_RE = r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}$"
+SLACK_USER_RE = r"^[UW][A-Z0-9]{2,20}$"
 # Free text that ends up on one line in every format: no control characters.
 LINE_RE = r"^[^\x00-\x1f\x7f]+$"
 # A branch name or glob: what git allows in a ref name that GitHub's and
@@ -52,6 +55,8 @@ PATTERN_HELP: dict[str, str] = {
     TABLE_RE: "a valid DynamoDB table name: 3-255 letters, digits, '_', '-' and '.'",
     EMAIL_RE: "an e-mail address such as 'release-managers@example.com'",
     SLACK_RE: "a Slack channel such as '#deployments' (no spaces)",
+    GITHUB_LOGIN_RE: "a GitHub login (letters, digits and single '-', at most 39)",
+    SLACK_USER_RE: "a Slack member ID such as 'U0123ABCD' (profile > More > Copy member ID)",
     S3_BUCKET_RE: "a valid S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'",
     STATE_KEY_RE: "an S3 object key such as 'cicd/terraform.tfstate' (letters, digits, "
     "'/', '.', '_', '-')",

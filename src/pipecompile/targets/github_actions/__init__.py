@@ -58,6 +58,7 @@ STEP_ORIGINS: tuple[tuple[str, Path_], ...] = (
     ("OWASP ZAP", ("security", "dast")),
     ("Promote only what passed DAST", ("security", "dast")),
     ("Notify Slack", ("notifications", "slack")),
+    ("Find who to alert", ("notifications", "slack", "users")),
     ("Record the new image digest", ("gitops", "repository")),
     ("Wait until Argo CD", ("gitops",)),
     ("Write the audit row", ("audit", "deployments_table")),
@@ -178,6 +179,12 @@ def describe(ir: IR) -> list[str]:
             f"GitHub environment '{NOTIFY_ENVIRONMENT}' (Slack messages): {s.slack_webhook}, the "
             f"incoming webhook for {ir.notifications.slack_channel}"
         )
+        if "failed" in ir.notifications.slack_events:
+            out.append(
+                f"Slack user mapping: a failed delivery mentions the pusher and the commit's "
+                f"author; map GitHub logins to Slack member IDs in notifications.slack.users "
+                f"({len(ir.notifications.slack_users)} mapped); others are named in plain text"
+            )
     if delivers:
         for env in ir.environments:
             held = [x for x in (s.gitops_credential,) if x]

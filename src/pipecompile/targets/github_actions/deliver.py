@@ -28,6 +28,7 @@ from .steps import (
     permissions,
     slack_step,
 )
+from .telemetry import MENTION, mention_step, metrics_job
 
 
 def _route_job(ir: IR) -> dict[str, Any]:
@@ -393,10 +394,13 @@ def _notify_job(ir: IR, svc: Service, deploy_ids: list[str]) -> dict[str, Any] |
                 f"${{{{ !{failed} && !{cancelled} }}}}",
             )
         )
-    if "failed" in events:
+    if "failed" in events:  # the people behind a failure mentioned (telemetry.py)
         steps += [
+            mention_step(ir, f"${{{{ {failed} }}}}"),
             slack_step(
-                ir, f"Delivery of {svc.name} FAILED (${{{{ github.sha }}}})", f"${{{{ {failed} }}}}"
+                ir,
+                f"Delivery of {svc.name} FAILED (${{{{ github.sha }}}}) {MENTION}",
+                f"${{{{ {failed} }}}}",
             ),
             slack_step(
                 ir,
@@ -449,6 +453,7 @@ def deliver_workflow(ir: IR, svc: Service) -> dict[str, Any]:
         job_id = f"deploy-{env.name}"
         jobs[job_id] = _deploy_job(ir, svc, dep, needs)
         deploy_ids.append(job_id)
+    jobs["metrics"] = metrics_job(ir, svc, jobs, deploy_ids)  # CloudWatch (telemetry.py)
     notify = _notify_job(ir, svc, deploy_ids)
     if notify:
         jobs["notify"] = notify

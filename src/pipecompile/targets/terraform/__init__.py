@@ -9,11 +9,13 @@ are used; there is no "CodeBuildDeploy".
 
 Files: versions.tf, variables.tf, outputs.tf, kms.tf, storage.tf, ecr.tf,
 codebuild.tf, codepipeline.tf, iam.tf, notifications.tf, audit.tf, chatops.tf
-(notification rules, subscriptions, AWS Chatbot), monitoring.tf (metrics, dashboard,
-alarm).  The modules:
-``foundation`` (account-level files), ``pipelines`` (CodeBuild, CodePipeline),
-``iam`` (roles and their policies), ``blocks`` (shared HCL pieces); this one holds
-the target's rules (check), its setup list (describe) and render.
+(notification rules, subscriptions, AWS Chatbot), alerts.tf (the failure alert),
+monitoring.tf (metrics, dashboard, alarm), reviews.tf (drift check, security review),
+phases.tf and one <env>.tfvars per environment (the first apply phase by phase).
+The modules: ``foundation`` (account-level files), ``pipelines`` (CodeBuild, CodePipeline),
+``iam`` (roles and their policies), ``blocks`` (shared HCL pieces), ``projects`` (the
+script projects), ``phases`` (the rewrite that counts each environment's blocks); this
+one holds the target's rules (check), its setup list (describe) and render.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from __future__ import annotations
 from ...ir import IR
 from ...serialize.hcl import Block, assignments, document
 from .. import Finding
+from .alerts import describe as describe_alerts
+from .alerts import failure_alert
+from .alerts import wanted as failure_alert_wanted
 from .chatops import chatops
 from .compliance import cloudtrail, rotation
 from .compute import compute_findings
@@ -35,6 +40,7 @@ from .reviews import describe as describe_reviews
 from .reviews import reviews
 from .secrets import CONTROLLER_VARIABLE, external_secrets
 from .secrets import environments as secret_environments
+from .telemetry import github_monitoring
 
 name = "terraform"
 delivers = "codepipeline"  # it generates the CodePipelines (delivery: codepipeline)
@@ -228,11 +234,17 @@ def describe(ir: IR) -> list[str]:
             f"{ir.secret_rotation[1]} days"
         )
     if ir.delivery == "codepipeline":
+        reads = (
+            "; Contents read, so the failure alert finds a commit's author"
+            if failure_alert_wanted(ir)
+            else ""
+        )
         out.append(
             f"  Secrets Manager secret {ir.project}/github-status-token: a GitHub token "
             f"that may write commit statuses of {ir.repository} (fine-grained: Commit "
-            "statuses read and write), so pipeline runs show on their commits"
+            f"statuses read and write{reads}), so pipeline runs show on their commits"
         )
+    out += describe_alerts(ir)
     for env in secret_environments(ir):
         out.append(
             f"  IAM role {env.secrets_role_name}: the {env.name} SecretStores read only "
@@ -284,7 +296,11 @@ def render(ir: IR) -> dict[str, str]:
         if ir.secret_rotation:  # terraform.secret_rotation
             files["rotation.tf"] = rotation(ir)
         files["chatops.tf"] = chatops(ir)  # notification rules, subscriptions, Chatbot
+        if failure_alert_wanted(ir):  # slack on failed: the people behind it mentioned
+            files["alerts.tf"] = failure_alert(ir)
         files["monitoring.tf"] = monitoring(ir)  # metrics, dashboard, failure-rate alarm
+    else:  # the deliver workflows' metrics: the same alarm and dashboard
+        files["monitoring.tf"] = github_monitoring(ir)
     files["reviews.tf"] = reviews(ir)  # the drift check, the monthly security review
     # the first apply phase by phase: each environment's own blocks counted
     files["phases.tf"] = phases_tf(ir)

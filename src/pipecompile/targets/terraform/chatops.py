@@ -287,7 +287,7 @@ def commit_status(ir: IR) -> list[Block]:
     secret.attr(
         "description",
         f"GitHub token that may write commit statuses of {ir.repository} "
-        "(fine-grained: Commit statuses read and write)",
+        "(fine-grained: Commit statuses read and write; Contents read, for the failure alert)",
     )
     secret.attr("kms_key_id", Ref("aws_kms_key.cicd.arn"))
     out: list[Block] = [secret]

@@ -52,6 +52,9 @@ PER_PIPELINE = {"Pipeline": "$.detail.pipeline"}
 
 
 def dashboard_body(ir: IR) -> str:
+    """Executions and the failure rate from the metrics; durations from the events' log
+    (CodePipeline) or from the Duration and StageDuration metrics the GitHub Actions
+    delivery puts (workflow-metrics.sh)."""
     ns, region, group = namespace(ir), ir.aws.region, log_group_name(ir)
     day = FAILURE_RATE_PERIOD
     per_pipeline = [
@@ -97,6 +100,32 @@ def dashboard_body(ir: IR) -> str:
             },
         },
     ]
+    if ir.delivery != "codepipeline":
+        for y, (title, metric, dims) in enumerate(
+            (
+                ("Execution duration per pipeline (s)", "Duration", "Pipeline"),
+                ("Stage duration per pipeline and stage (s)", "StageDuration", "Pipeline,Stage"),
+            ),
+            start=1,
+        ):
+            search = f"SEARCH('{{{ns},{dims}}} MetricName=\"{metric}\"', 'Average', {day})"
+            widgets.append(
+                {
+                    "type": "metric",
+                    "x": 0,
+                    "y": 6 * y,
+                    "width": 24,
+                    "height": 6,
+                    "properties": {
+                        "title": title,
+                        "region": region,
+                        "view": "timeSeries",
+                        "period": day,
+                        "metrics": [[{"expression": search, "id": metric.lower()}]],
+                    },
+                }
+            )
+        return json.dumps({"widgets": widgets}, sort_keys=True)
     for y, (title, kind, by) in enumerate(
         (
             ("Execution duration per pipeline (s)", "Pipeline", "detail.pipeline"),
@@ -193,6 +222,14 @@ def monitoring(ir: IR) -> list[Block]:
         if dim:
             t.attr("dimensions", dim)
         blocks.append(f)
+    blocks += alarm_and_dashboard(ir)
+    return blocks
+
+
+def alarm_and_dashboard(ir: IR) -> list[Block]:
+    """The failure-rate alarm and the dashboard, on the namespace's metrics: the same for
+    both deliverers (GitHub Actions delivery puts the metrics itself)."""
+    blocks: list[Block] = []
     v = Block("variable", ("pipeline_failure_rate_alarm_percent",))
     v.attr(
         "description",

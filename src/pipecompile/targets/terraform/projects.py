@@ -8,11 +8,12 @@ for the scheduled ones, the role EventBridge starts it with.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ...ir import IR
 from ...serialize.emit import yaml_document
-from ...serialize.hcl import Block, Ref, Template
+from ...serialize.hcl import Block, Call, Ref, Template
 from ..common import script_body
 from .blocks import aws_constants, inline_policy, policy_doc, resource, service_role
 from .iam import NEVER_APPROVE
@@ -47,7 +48,7 @@ def script_project(
     body: str | list[str],
     variables: dict[str, str],
     statements: list[dict[str, Any]],
-    refs: dict[str, Ref],
+    refs: Mapping[str, Ref | Call],
     *,
     checkout: bool = False,
     finally_: list[str] | None = None,

@@ -1,0 +1,87 @@
+"""What a GitHub Actions delivery run reports besides its Slack messages (issue 29, items
+1 and 2), for deliver.py's workflow:
+
+* a failed run mentions the people who caused it (failure-alert.sh: the pusher and the
+  head commit's author, mapped to Slack member IDs by ``notifications.slack.users``) in
+  the failure message;
+* a ``metrics`` job puts the run's figures in CloudWatch (workflow-metrics.sh): the
+  namespace, metrics and dimensions CodePipeline delivery's metric filters make, through
+  the OIDC role ``<project>-github-metrics``, which may put metrics in that namespace
+  and do nothing else; the Terraform's dashboard and failure-rate alarm read them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ...ir import IR, Service
+from ...serialize.emit import Pinned
+from ..common import script_body
+from .steps import RUNNER, aws_credentials
+
+MENTION = "${{ steps.who.outputs.mention }}"
+
+
+def metrics_role(ir: IR) -> tuple[str, str]:
+    name = f"{ir.project}-github-metrics"
+    return name, f"arn:aws:iam::{ir.aws.account_id}:role/{name}"
+
+
+def namespace(ir: IR) -> str:
+    return f"{ir.project}/pipelines"  # the CodePipeline delivery's (terraform/monitoring.py)
+
+
+def mention_step(ir: IR, condition: str) -> dict[str, Any]:
+    """The people behind the run, as Slack mentions (``steps.who.outputs.mention``)."""
+    return {
+        "id": "who",
+        "if": condition,
+        "name": "Find who to alert",
+        "env": {
+            "SLACK_USER_IDS": json.dumps(dict(ir.notifications.slack_users), sort_keys=True),
+            # the pusher and the head commit's author (GitHub logins; the script drops
+            # anything else)
+            "AUTHORS": "${{ github.actor }} ${{ github.event.head_commit.author.username }}",
+        },
+        "run": script_body("failure-alert.sh"),
+    }
+
+
+def metrics_job(
+    ir: IR, svc: Service, jobs: dict[str, Any], deploy_ids: list[str]
+) -> dict[str, Any]:
+    """The run's metrics, after every other job, whatever they did."""
+    deploys = [
+        {
+            "pipeline": dep.pipeline_name,
+            "job": jobs[job_id]["name"],  # the API lists jobs by their names
+            "targeted": f"${{{{ needs.route.outputs.{dep.environment} }}}}",
+            "result": f"${{{{ needs.{job_id}.result }}}}",
+        }
+        for dep, job_id in zip(svc.deployments, deploy_ids, strict=True)
+    ]
+    return {
+        "name": "Pipeline metrics",
+        "needs": list(jobs),
+        "if": "${{ always() && needs.route.outputs.any == 'true' }}",
+        "runs-on": RUNNER,
+        "timeout-minutes": 5,
+        "permissions": {
+            "actions": Pinned("read", "read this run's jobs, for their durations"),
+            "id-token": Pinned("write", "OIDC token to assume this job's AWS role"),
+        },
+        "steps": [
+            aws_credentials(ir, metrics_role(ir)[1]),
+            {
+                "name": "Put this run's pipeline metrics in CloudWatch",
+                "env": {
+                    "NAMESPACE": namespace(ir),
+                    "DEPLOYS": json.dumps(deploys),
+                    "CANCELLED": "${{ contains(needs.*.result, 'cancelled') }}",
+                    "GITHUB_TOKEN": "${{ github.token }}",
+                },
+                "run": script_body("workflow-metrics.sh"),
+            },
+        ],
+    }
