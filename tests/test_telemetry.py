@@ -29,7 +29,6 @@ from .iam_eval import Account
 from .test_compliance import _messages, _queue_on_topic, required_inputs, tf_blocks
 from .test_spec import GHA, REF, TF
 
-SLACK = "notifications:\n  slack:\n    channel: '#releases'\n    on: [failed]\n"
 USERS = "    users: {octocat: U0123ABCD, hubot: W0456EFGH}\n"
 
 
