@@ -76,24 +76,30 @@ def address(block: Block) -> str | None:
 
 def owners(ir: IR, blocks: list[Block]) -> dict[str, Environment]:
     """The blocks that belong to one environment, by address: the longest seed that is
-    the label or begins it (``deploy_staging_eu_assume`` is staging-eu's, not staging's)."""
-    seeds = _seeds(ir)
+    the label or begins it (``deploy_staging_eu_assume`` is staging-eu's, not staging's).
+    Each label's candidates are its beginnings at a '_', looked up: thousands of
+    services' blocks cost one pass, not blocks x seeds."""
+    any_kind: dict[str, Environment] = {}
+    typed: dict[tuple[str, str], Environment] = {}
+    for kind, seed, env in _seeds(ir):
+        if kind is None:
+            any_kind[seed] = env
+        else:
+            typed[(kind, seed)] = env
     out: dict[str, Environment] = {}
     for block in blocks:
         addr = address(block)
         if addr is None:
             continue
         kind, label = block.labels[0], _norm(block.labels[1])
-        best: tuple[int, Environment] | None = None
-        for seed_kind, seed, env in seeds:
-            if seed_kind not in (None, kind):
-                continue
-            if (label == seed or label.startswith(seed + "_")) and (
-                best is None or len(seed) > best[0]
-            ):
-                best = (len(seed), env)
-        if best is not None:
-            out[addr] = best[1]
+        ends = [i for i, c in enumerate(label) if c == "_"] + [len(label)]
+        for end in reversed(ends):  # the longest first
+            head = label[:end]
+            env = typed.get((kind, head)) if end == len(label) else None
+            env = env or any_kind.get(head)
+            if env is not None:
+                out[addr] = env
+                break
     return out
 
 
