@@ -727,7 +727,8 @@ def test_explain_describes_exactly_the_rollback_each_environment_has() -> None:
     main = "\n".join(explain_event(ir, "push", "main"))  # production: canary + analysis
     assert "5xx rate > 0.05 or p90 latency > 500ms over the last 5m" in main
     assert "on product-service-canary aborts it" in main
-    assert "pauses it for a person (inconclusive)" in main
+    assert "3 measurements without requests pause it for a person (inconclusive)" in main
+    assert "measured each minute from 2m on" in main
     ledger = "\n".join(explain_event(ir_of("shared-account"), "push", "main"))
     order = [
         ledger.index("before promotion, 5 measurements"),
