@@ -668,6 +668,10 @@ def test_every_rollout_passes_the_controllers_validation(
                 assert len(m["provider"]) == 1
                 failure_limit = m.get("failureLimit", 0)
                 assert failure_limit >= -1
+                assert m.get("inconclusiveLimit", 0) >= 0
+                for duration in (m.get("initialDelay"), m.get("interval")):
+                    # DurationString.Duration: Go's time.ParseDuration
+                    assert duration is None or re.fullmatch(r"([0-9]+(ns|us|ms|s|m|h))+", duration)
                 count = m.get("count")
                 if count is not None:
                     # ValidateMetric: count >= failureLimit + consecutiveSuccessLimit
@@ -684,6 +688,30 @@ def test_every_rollout_passes_the_controllers_validation(
             for arg in template["spec"].get("args", []):
                 assert "value" in arg or arg["name"] in given, arg
             resolve(template, ref)
+
+
+@pytest.mark.parametrize("measurements", [1, 2, 5])
+def test_an_idle_preview_pauses_whatever_the_number_of_measurements(
+    measurements: int, evaluator: Path
+) -> None:
+    """The controller refuses count < inconclusiveLimit (utils/analysis/factory.go
+    ValidateMetric), and a run of measurements all inconclusive must pause, not pass."""
+    from pipecompile.compiler import compile_bytes
+
+    text = (ROOT / "samples/shared-account/pipeline.yaml").read_text()
+    text = text.replace(
+        "  max_error_rate: 0.01\n", f"  max_error_rate: 0.01\n  measurements: {measurements}\n"
+    )
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    svc = ir.services[0]
+    dep = next(d for d in svc.deployments if d.environment == "production")
+    values = analysis.template(ir, svc, dep)
+    assert values is not None
+    for metric in values["metrics"]:
+        assert metric["count"] == measurements >= metric["inconclusiveLimit"]
+        phases = decide_all(evaluator, [(metric, "prometheus", [-1.0])] * measurements)
+        assert run_outcome(metric, phases) == "pause"
+        assert run_outcome(metric, ["Successful"] * measurements) == "promote"
 
 
 def test_blue_green_sample_measures_its_preview_before_promotion() -> None:
@@ -728,7 +756,11 @@ def test_explain_describes_exactly_the_rollback_each_environment_has() -> None:
     assert "5xx rate > 0.05 or p90 latency > 500ms over the last 5m" in main
     assert "on product-service-canary aborts it" in main
     assert "3 measurements without requests pause it for a person (inconclusive)" in main
-    assert "measured each minute from 2m on" in main
+    assert "measured each minute from 2m on" in main and "not judged" not in main
+    # CloudWatch's first measurement comes after the first 5m pause: said, not hidden
+    store = "\n".join(explain_event(ir_of("storefront"), "push", "main"))
+    assert "measured each minute from 6m on" in store
+    assert "(the step 10% ends before the first measurement: not judged)" in store
     ledger = "\n".join(explain_event(ir_of("shared-account"), "push", "main"))
     order = [
         ledger.index("before promotion, 5 measurements"),

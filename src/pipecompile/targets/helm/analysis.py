@@ -78,6 +78,13 @@ def initial_delay_minutes(rb: Rollback) -> int:
     return min_datapoints(rb) + CLOUDWATCH_LAG_MINUTES + 1
 
 
+def inconclusive_limit(rb: Rollback, counted: bool) -> int:
+    """A counted run (blue-green) of ``measurements`` all inconclusive must still pause:
+    the limit stays below the count (and the controller wants count >= inconclusiveLimit,
+    utils/analysis/factory.go ValidateMetric)."""
+    return min(INCONCLUSIVE_LIMIT, rb.measurements - 1) if counted else INCONCLUSIVE_LIMIT
+
+
 def cloudwatch_interval_minutes(rb: Rollback) -> int:
     """GetMetricData's look-back: the window and the publication lag."""
     return _minutes(rb.window) + CLOUDWATCH_LAG_MINUTES
@@ -217,7 +224,7 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
             "initialDelay": f"{initial_delay_minutes(rb)}m",
             "interval": "1m",
             "failureLimit": 1,
-            "inconclusiveLimit": INCONCLUSIVE_LIMIT,
+            "inconclusiveLimit": inconclusive_limit(rb, blue_green),
             "successCondition": success,
             "failureCondition": failure,
             "threshold": threshold,
