@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ..frontend.lower_rules import duration_ms
 from ..ir import IR, Deployment, Environment, Service
 from ..targets.common import branch_regexes, glob_to_regex
 from ..targets.helm import https
@@ -118,6 +119,7 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
             parts.append(
                 f"from the first step, {judged} on {svc.name}-canary aborts it and sends "
                 "all traffic back to the stable version"
+                + _unmeasured(dep, initial_delay_minutes(rb))
             )
         else:
             parts.append(
@@ -137,6 +139,22 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
     if not parts:
         return "none: no rollback triggers are configured (rollback)"
     return "Argo Rollouts: " + "; ".join(parts)
+
+
+def _unmeasured(dep: Deployment, delay: int) -> str:
+    """The canary's steps whose pause ends before the analysis' first measurement."""
+    elapsed = 0
+    short = []
+    for step in dep.strategy.steps:
+        if not step.pause:
+            continue
+        elapsed += duration_ms(step.pause)
+        if elapsed < delay * 60000:
+            short.append(f"{step.weight}%")
+    if not short:
+        return ""
+    steps = f"steps {', '.join(short)} end" if len(short) > 1 else f"step {short[0]} ends"
+    return f" (the {steps} before the first measurement: not judged)"
 
 
 def _exposure(ir: IR, env: Environment) -> str:

@@ -199,25 +199,29 @@ def describe(ir: IR) -> list[str]:
         controllers.append(
             f"the External Secrets Operator ({store}; a SecretStore authenticates as its "
             "ServiceAccount <service>-secrets through IRSA: the controller may create "
-            "serviceaccounts/token, as its chart grants, and the cluster's IAM OIDC "
-            "provider is the one the environments' secrets roles trust), and Stakater "
+            "serviceaccounts/token, as its chart grants with rbac.serviceAccountTokenCreate "
+            "(the default), and the cluster's IAM OIDC provider is the one the "
+            "environments' secrets roles trust), and Stakater "
             "Reloader with --is-Argo-Rollouts=true --reload-strategy=annotations to roll "
             "out pods whose secrets rotate (its default env-vars strategy adds a container "
             "variable, which Argo CD's self-heal reverts; an annotation it ignores)"
         )
     out.append("In each cluster: " + ", ".join(controllers))
-    discovered = [
-        (env, [h for svc in ir.services for h in _hosts(svc, env.name)])
-        for env in ir.environments
-        if https(env.url) and not env.exposure.certificate_arn
-    ]
-    for env, hosts in discovered:
-        out.append(
-            f"An issued ACM certificate in {ir.aws.region} covering {', '.join(hosts)} "
-            f"({env.name}'s url is https and no exposure.certificate_arn is set: the AWS "
-            "Load Balancer Controller discovers it for the HTTPS listener, and the Ingress "
-            "fails when no certificate covers a host)"
-        )
+    for env in ir.environments:
+        hosts = ", ".join(h for svc in ir.services for h in _hosts(svc, env.name))
+        cert = env.exposure.certificate_arn
+        if cert and hosts:
+            out.append(
+                f"ACM certificate {cert} covering {hosts} (the {env.name} HTTPS listener "
+                "presents it for every host)"
+            )
+        elif https(env.url) and hosts:
+            out.append(
+                f"An issued ACM certificate in {ir.aws.region} covering {hosts} "
+                f"({env.name}'s url is https and no exposure.certificate_arn is set: the "
+                "AWS Load Balancer Controller discovers it for the HTTPS listener, and the "
+                "Ingress fails when no certificate covers a host)"
+            )
     out.append(
         "Pods run as user 10001 under Pod Security 'restricted' (non-root, no privilege "
         "escalation, no capabilities, RuntimeDefault seccomp)"
@@ -251,7 +255,7 @@ def describe(ir: IR) -> list[str]:
             "PIPECOMPILE_POD_TEMPLATE_HASH); the Argo Rollouts controller's ServiceAccount "
             "annotated eks.amazonaws.com/role-arn with the role that may call "
             "cloudwatch:GetMetricData (Terraform output argo_rollouts_cloudwatch_role_arn; "
-            "rollback analysis)"
+            f"the controller reads region {ir.aws.region} from AWS_REGION; rollback analysis)"
         )
     out.append(
         "Each service answers GET /healthz on its port (startup and readiness probes; "
