@@ -471,6 +471,23 @@ def test_the_wait_tells_a_rollback_from_a_failure(
     assert wait(w, ArgoCD(token="tok", apps={APP: [reply]}))[:2] == (1, outcome)
 
 
+def test_an_abort_is_a_rollback_without_argo_cd_saying_so(w: World) -> None:
+    """Argo CD 3 leaves the application's health message empty (v3.5.1
+    pkg/apis/application/v1alpha1/types.go AppHealthStatus.Message: "Deprecated: this
+    field is not used"), and the aborted canary's pods still run the new digest for
+    abortScaleDownDelaySeconds (default 30 s): the abort is read from the Rollout."""
+    degraded = application(APP, "Degraded", images=(f"r@{OLD}", f"r@{NEW}"))
+    aborted = rollout("payments", abort=True)
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: [aborted]})
+    assert wait(w, argocd)[:2] == (1, "rolled-back")
+    # a Deployment (no Rollout in the application) Degraded at the new digest: failed
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]})
+    assert wait(w, argocd)[:2] == (1, "failed")
+    # a Rollout Degraded without an abort (InvalidSpec, say): failed, nothing rolled back
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: [rollout("payments")]})
+    assert wait(w, argocd)[:2] == (1, "failed")
+
+
 def test_a_blue_green_waiting_for_promotion_is_not_a_failure(w: World) -> None:
     """Reported only once the controller paused it for promotion, which it does after
     pre-promotion analysis succeeded (argo-rollouts v1.9.0 rollout/bluegreen.go

@@ -56,6 +56,7 @@ def rollout(
     pre_promotion: str | None = None,
     *,
     analysis: bool = True,
+    abort: bool = False,
     namespace: str = NAMESPACE,
 ) -> dict[str, Any]:
     """A live blue-green Rollout (argo-rollouts v1.9.0 pkg/apis/rollouts/v1alpha1/types.go):
@@ -69,6 +70,8 @@ def rollout(
         "blueGreen": {"activeSelector": "5d8f", "previewSelector": "7c9b"},
         "currentPodHash": "7c9b",
     }
+    if abort:  # the controller aborted it (analysis failed, or the progress deadline)
+        status["abort"] = True
     if pre_promotion is not None:
         status["blueGreen"]["prePromotionAnalysisRunStatus"] = {
             "name": f"{name}-7c9b-pre",

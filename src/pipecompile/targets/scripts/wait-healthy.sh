@@ -4,8 +4,9 @@
 #
 # Outcomes (the audit's names):
 #   succeeded              Synced and Healthy with the new digest live
-#   rolled-back            Argo Rollouts aborted the rollout (Degraded, the abort in the
-#                          health message, or the new digest gone): the stable version serves
+#   rolled-back            Argo Rollouts aborted the rollout (Degraded, and the live Rollout's
+#                          status.abort, the abort in the health message, or the new digest
+#                          gone): the stable version serves
 #   failed                 Degraded with the new digest live (a Deployment past its progress
 #                          deadline stays on the new version: nothing rolled back), a failed
 #                          sync operation, or an API that cannot be used (401, 403, HTML)
@@ -60,18 +61,23 @@ state="no answer yet"
 body="$(mktemp)"
 live_rollout="$(mktemp)"
 unreachable=0
-# promotion_state: why the Rollout SERVICE is (or is not) waiting for a person to promote
-# it; prints "ready" when it is paused for promotion with its pre-promotion analysis done
-promotion_state() {
+# read_rollout: the live Rollout SERVICE into $live_rollout; fails when there is none
+read_rollout() {
   local ns code
   ns="$(jq -r '.spec.destination.namespace // ""' "$body")"
-  if ! code="$(curl -sS -o "$live_rollout" -w '%{http_code}' -G \
+  code="$(curl -sS -o "$live_rollout" -w '%{http_code}' -G \
     -H "Authorization: Bearer $ARGOCD_AUTH_TOKEN" \
     --data-urlencode "namespace=$ns" --data-urlencode "resourceName=$SERVICE" \
     --data-urlencode group=argoproj.io --data-urlencode version=v1alpha1 \
     --data-urlencode kind=Rollout \
-    "$ARGOCD_SERVER/api/v1/applications/$ARGOCD_APP/resource")" || [ "$code" != 200 ]; then
-    echo "the Rollout $SERVICE cannot be read through Argo CD (${code:-no answer})"
+    "$ARGOCD_SERVER/api/v1/applications/$ARGOCD_APP/resource")" && [ "$code" = 200 ] \
+    && jq -e '.manifest | fromjson | .kind == "Rollout"' "$live_rollout" >/dev/null 2>&1
+}
+# promotion_state: why the Rollout SERVICE is (or is not) waiting for a person to promote
+# it; prints "ready" when it is paused for promotion with its pre-promotion analysis done
+promotion_state() {
+  if ! read_rollout; then
+    echo "the Rollout $SERVICE cannot be read through Argo CD"
     return
   fi
   jq -r '.manifest | fromjson
@@ -83,8 +89,7 @@ promotion_state() {
         "not paused for promotion (\($reasons | join(",") | if . == "" then "running" else . end))"
       elif .spec.strategy.blueGreen.prePromotionAnalysis != null and $pre != "Successful" then
         "pre-promotion analysis \($pre)"
-      else "ready" end' "$live_rollout" 2>/dev/null \
-    || echo "the Rollout $SERVICE answered no readable manifest"
+      else "ready" end' "$live_rollout"
 }
 finish() {
   echo "outcome=$outcome" >> "$OUTCOME_FILE"
@@ -139,7 +144,12 @@ while :; do
         break
       fi
       if [ "$health" = Degraded ]; then
-        if [[ "$message" == *[Aa]bort* ]] || { [ "$live" -eq 0 ] && [ "$sync" = Synced ]; }; then
+        # Argo CD 3 no longer fills the application's health message: the abort is read
+        # from the Rollout itself (status.abort, set by the controller when analysis or
+        # the progress deadline aborts it: argo-rollouts v1.9.0 types.go RolloutStatus)
+        if [[ "$message" == *[Aa]bort* ]] || { [ "$live" -eq 0 ] && [ "$sync" = Synced ]; } \
+          || { read_rollout && jq -e '.manifest | fromjson | .status.abort == true' \
+            "$live_rollout" >/dev/null; }; then
           outcome=rolled-back
           break
         fi
