@@ -110,16 +110,22 @@ def _trusts(identifier: str, principal: str) -> bool:
 class Account:
     """The roles, policies and resource names of one generated Terraform folder."""
 
-    def __init__(self, folder: Path, account: str) -> None:
+    def __init__(self, folder: Path, account: str, variables: dict[str, str] | None = None) -> None:
+        """``variables``: input values, as terraform.tfvars would set them (else each
+        variable's default)."""
         self.account = account
         parsed = [hcl_norm(hcl2.loads(p.read_text())) for p in sorted(folder.glob("*.tf"))]
         self.resources: dict[str, dict[str, Any]] = {}
         self.docs: dict[str, Any] = {}
         self.region = "us-east-1"
+        self.variables: dict[str, str] = {}
         for doc in parsed:
             for var in doc.get("variable", []):
                 if "region" in var:
                     self.region = var["region"]["default"]
+                for name, body in var.items():
+                    if isinstance(body.get("default"), str):
+                        self.variables[name] = body["default"]
             for res in doc.get("resource", []):
                 for kind, named in res.items():
                     for label, body in named.items():
@@ -129,6 +135,7 @@ class Account:
                     for label, body in named.items():
                         self.docs[f"data.{kind}.{label}"] = body
         self.roles: dict[str, Role] = {}
+        self.variables.update(variables or {})
         for key, body in self.resources.items():
             if key.startswith("aws_iam_role."):
                 label = key.split(".", 1)[1]
@@ -171,6 +178,8 @@ class Account:
                     f"arn:aws:iam::{self.account}:oidc-provider/token.actions.githubusercontent.com"
                 )
             raise KeyError(ref)
+        if parts[0] == "var" and parts[1] in self.variables:  # its value, or its default
+            return self.variables[parts[1]]
         if parts[0] == "var":  # an input variable: a principal the operator names
             return f"arn:aws:iam::{self.account}:role/var-{parts[1]}"
         key, attr = ".".join(parts[:2]), parts[2]
@@ -202,7 +211,11 @@ class Account:
                     actions=tuple(st["actions"]),
                     resources=tuple(self.resolve(r) for r in st.get("resources", ["*"])),
                     conditions=tuple(
-                        (c["test"], c["variable"], tuple(self.resolve(v) for v in c["values"]))
+                        (
+                            c["test"],
+                            self.resolve(c["variable"]),
+                            tuple(self.resolve(v) for v in c["values"]),
+                        )
                         for c in st.get("condition", [])
                     ),
                     principals=tuple(

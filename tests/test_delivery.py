@@ -83,7 +83,9 @@ def test_the_reference_is_delivered_by_codepipeline_only() -> None:
 def test_storefront_is_delivered_by_github_actions_only() -> None:
     tf_dir = GHA / "infrastructure/terraform"
     assert sorted(p.name for p in tf_dir.glob("*.tf")) == [
+        "argo_rollouts.tf",  # CloudWatch rollback analysis: the controller's role
         "audit.tf",
+        "clusters.tf",  # the OIDC issuer that role trusts
         "ecr.tf",
         "iam.tf",
         "kms.tf",

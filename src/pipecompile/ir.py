@@ -273,6 +273,11 @@ class SecretStore:
     kind: str  # ClusterSecretStore (shared) or SecretStore (one per service, generated)
     name: str  # for a SecretStore: a suffix, the store is <service>-<name>
 
+    def of(self, service: str) -> str:
+        """A SecretStore's name for ``service``: also the ServiceAccount it authenticates
+        as, the one the environment's secrets role trusts (helm and terraform agree)."""
+        return f"{service}-{self.name}"
+
 
 @dataclass(frozen=True, slots=True)
 class Secrets:

@@ -25,11 +25,12 @@ from .compliance import cloudtrail, rotation
 from .compute import compute_findings
 from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
 from .iam import iam
+from .irsa import argo_rollouts, cluster_names, clusters, issuer_variable, rollouts_role_name
 from .monitoring import monitoring
 from .pipelines import choices as pipeline_choices
 from .pipelines import codebuild, codepipeline, deploy_variables, encoded_length
-from .secrets import CONTROLLER_VARIABLE, external_secrets
 from .secrets import environments as secret_environments
+from .secrets import external_secrets, subjects
 
 name = "terraform"
 delivers = "codepipeline"  # it generates the CodePipelines (delivery: codepipeline)
@@ -227,11 +228,25 @@ def describe(ir: IR) -> list[str]:
             f"that may write commit statuses of {ir.repository} (fine-grained: Commit "
             "statuses read and write), so pipeline runs show on their commits"
         )
+    for cluster in cluster_names(ir, [env.eks_cluster for env in secret_environments(ir)]):
+        out.append(
+            f"  input variable {issuer_variable(cluster)}: the OIDC issuer of EKS cluster "
+            f"{cluster} (no default), whose IAM OIDC provider must exist in the account "
+            "(eksctl utils associate-iam-oidc-provider): the service accounts' roles trust it"
+        )
     for env in secret_environments(ir):
         out.append(
             f"  IAM role {env.secrets_role_name}: the {env.name} SecretStores read only "
-            f"Secrets Manager keys {env.secret_prefix}*; it trusts only the External "
-            f"Secrets controller's role (variable {CONTROLLER_VARIABLE})"
+            f"Secrets Manager keys {env.secret_prefix}*; only "
+            f"{', '.join(subjects(ir, env))} of cluster {env.eks_cluster} may assume it "
+            f"(IRSA: set {issuer_variable(env.eks_cluster)})"
+        )
+    if argo_rollouts(ir) is not None:
+        out.append(
+            f"  IAM role {rollouts_role_name(ir)} (output argo_rollouts_cloudwatch_role_arn): "
+            "annotate the Argo Rollouts controller's ServiceAccount with it "
+            "(eks.amazonaws.com/role-arn) so that CloudWatch rollback analysis may call "
+            "cloudwatch:GetMetricData"
         )
     n = ir.notifications
     out.append(f"  SNS topic {n.sns_topic}: subscribe approvers")
@@ -270,6 +285,12 @@ def render(ir: IR) -> dict[str, str]:
     stores = external_secrets(ir)
     if stores is not None:  # one role per environment for its SecretStores
         files["external_secrets.tf"] = stores
+    rollouts = argo_rollouts(ir)
+    if rollouts is not None:  # CloudWatch analysis: the Argo Rollouts controller's role
+        files["argo_rollouts.tf"] = rollouts
+    issuers = clusters(ir, [env.eks_cluster for env in secret_environments(ir)])
+    if issuers is not None:  # the OIDC issuer of each cluster those roles trust
+        files["clusters.tf"] = issuers
     if ir.delivery == "codepipeline":  # the artifact store and the pipelines
         files["storage.tf"] = storage(ir)
         files["codebuild.tf"] = codebuild(ir)
