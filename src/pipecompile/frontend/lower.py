@@ -25,6 +25,7 @@ from .lower_rules import (
     rollout_minutes,
     runtime_of,
     service_ci,
+    sync_options,
 )
 from .model import Compute, ImageScan, Pipeline
 
@@ -523,7 +524,7 @@ class _Lowering(Rules):
             path=path,
             prune=g.sync.prune,
             self_heal=g.sync.self_heal,
-            options=tuple(g.sync.options),
+            options=sync_options(g.sync.options),
             retry_limit=g.sync.retry.limit,
             backoff_duration=g.sync.retry.backoff.duration,
             backoff_factor=g.sync.retry.backoff.factor,

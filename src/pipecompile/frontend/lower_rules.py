@@ -37,6 +37,20 @@ def rollout_minutes(strategy: ir.Strategy) -> int:
     return ROLLOUT_MARGIN_MINUTES + -(-paused_ms // 60000)
 
 
+# Argo CD fails a sync that would take over a resource another Application applied
+# (Argo CD v3.5.0, controller/sync.go: "FailOnSharedResource=true" and
+# hasSharedResourceCondition): a rewritten folder cannot adopt another environment's
+# objects. On unless the pipeline sets it itself.
+FAIL_ON_SHARED = "FailOnSharedResource=true"
+
+
+def sync_options(given: list[str]) -> tuple[str, ...]:
+    """gitops.sync.options, plus FailOnSharedResource=true unless it names that option."""
+    if any(o.startswith("FailOnSharedResource=") for o in given):
+        return tuple(given)
+    return (*given, FAIL_ON_SHARED)
+
+
 # the registry's default_outputs(delivery=None) -> {target: default folder}
 DefaultOutputs = Callable[..., dict[str, str]]
 

@@ -45,8 +45,12 @@ def app_project(ir: IR, env: Environment) -> dict[str, Any]:
         "destinations": [{"server": env.cluster, "namespace": env.namespace}],
     }
     if "CreateNamespace=true" in ir.gitops.options:
-        # CreateNamespace=true needs permission to create exactly these namespaces.
-        spec["clusterResourceWhitelist"] = [{"group": "", "kind": "Namespace"}]
+        # CreateNamespace=true needs permission to create a Namespace: this environment's
+        # own, by name (Argo CD v3.5.0, pkg/apis/application/v1alpha1/types.go,
+        # isNamedResourceInList: an entry without a name admits every Namespace)
+        spec["clusterResourceWhitelist"] = [
+            {"group": "", "kind": "Namespace", "name": env.namespace}
+        ]
     if env.sync_window:
         schedule, duration = env.sync_window
         spec["syncWindows"] = [
