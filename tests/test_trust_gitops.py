@@ -72,7 +72,8 @@ def test_the_reference_single_repository_stays_valid_and_explain_warns() -> None
     assert "environments.production.gitops.repository" in warning
     assert any("who can approve: only principals that assume IAM role" in x for x in lines)
     assert any(
-        "admission: Kyverno ClusterPolicy ecommerce-production-verify-images" in x for x in lines
+        "admission: Kyverno ImageValidatingPolicy ecommerce-production-verify-images" in x
+        for x in lines
     )
 
 

@@ -97,8 +97,9 @@ def _admission(ir: IR, env: Environment) -> str:
 
     keys = ", ".join(k.removeprefix("awskms:///") for k in accepted(ir, env))
     return (
-        f"admission: Kyverno ClusterPolicy {policy_name(ir, env)} admits in namespace "
-        f"{env.namespace} only this environment's images, by digest, signed with {keys}"
+        f"admission: Kyverno ImageValidatingPolicy {policy_name(ir, env)} admits in "
+        f"namespace {env.namespace} (containers, init and ephemeral containers) only this "
+        f"environment's images, by digest, signed, with an SBOM and a provenance, by {keys}"
     )
 
 

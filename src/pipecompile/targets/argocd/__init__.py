@@ -16,7 +16,7 @@ from typing import Any
 from ...ir import IR, Deployment, Environment, Service
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
-from .admission import cluster_policy, policy_name
+from .admission import image_policy, policy_name
 
 name = "argocd"
 default_folder = "kubernetes/argocd"  # under outputs: when the pipeline names no folder
@@ -131,8 +131,9 @@ def describe(ir: IR) -> list[str]:
     ]
     if ir.security.sign_images:
         out.append(
-            f"Kyverno (1.13 or later) in each cluster, its admission controller able to call "
-            f"kms:GetPublicKey and kms:DescribeKey on the signing keys (IRSA); apply "
+            f"Kyverno (1.18 or later: ImageValidatingPolicy v1 reads cosign v3 bundles) in "
+            f"each cluster, its admission controller able to call kms:GetPublicKey and "
+            f"kms:DescribeKey on the signing keys and to pull from ECR (IRSA); apply "
             f"{ir.output(name)}/admission-<env>.yaml: "
             + ", ".join(policy_name(ir, e) for e in ir.environments)
         )
@@ -169,5 +170,5 @@ def render(ir: IR) -> dict[str, str]:
             out[f"{dep.app_name}.yaml"] = yaml_document(application(ir, svc, dep))
     if ir.security.sign_images:  # each cluster admits only what its environment accepts
         for env in ir.environments:
-            out[f"admission-{env.name}.yaml"] = yaml_document(cluster_policy(ir, env))
+            out[f"admission-{env.name}.yaml"] = yaml_document(image_policy(ir, env))
     return out
