@@ -279,18 +279,102 @@ def test_no_ci_principal_approves_and_each_approver_only_its_environment() -> No
                     assert (decision == "Allow") == (approvers[role].name == dep.environment)
                 else:  # every CI role: explicitly denied, whatever else it is granted
                     assert decision == "Deny", role
+    # by default only the role <project>-<env>-approvers (which the operator creates) may
+    # assume an approver role; another person of the account may not, nor the account
     person = ("AWS", f"arn:aws:iam::{a}:user/release-manager")
-    for role in approvers:
-        assert acct.may_assume(role, person, **{"aws:MultiFactorAuthPresent": "true"})
-        assert not acct.may_assume(role, person)  # no MFA
-        assert not acct.may_assume(role, ("Service", "codebuild.amazonaws.com"))
+    for role, env in approvers.items():
+        mfa = {"aws:MultiFactorAuthPresent": "true"}
+        assert not acct.may_assume(role, person, **mfa)
+        assert not acct.may_assume(role, ("AWS", f"arn:aws:iam::{a}:root"), **mfa)
+        default = ("AWS", f"arn:aws:iam::{a}:role/{ir.project}-{env.name}-approvers")
+        assert acct.may_assume(role, default, **mfa)
+        assert not acct.may_assume(role, default)  # without MFA
     for role in acct.roles:
         if role not in approvers:
             assert not acct.may_assume(role, person, **{"aws:MultiFactorAuthPresent": "true"})
+
+
+def test_self_approval_is_refused() -> None:
+    """The author of a change (a developer role of the account, with MFA, and with
+    sts:AssumeRole on '*' in its own policy) cannot assume an approver role, nor can any
+    CI role; only the principals the operator lists can, with MFA, each for its own
+    environment's approvals."""
+    ir = ir_of(ECOMMERCE)
+    a = ir.aws.account_id
+    managers = f"arn:aws:iam::{a}:role/release-managers"
+    sso = f"arn:aws:iam::{a}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Approvers_*"
+    acct = Account(
+        ECOMMERCE / ir.output("terraform"),
+        a,
+        {"approvers_production": [managers, sso], "approvers_staging": [managers]},
+    )
+    mfa = {"aws:MultiFactorAuthPresent": "true"}
+    author = ("AWS", f"arn:aws:iam::{a}:role/developer")
+    for role in ("approve_production", "approve_staging"):
+        assert acct.may_assume(role, ("AWS", managers), **mfa)
+        assert not acct.may_assume(role, ("AWS", managers))  # no MFA
+        assert not acct.may_assume(role, author, **mfa)
+        assert not acct.may_assume(role, ("AWS", f"arn:aws:iam::{a}:root"), **mfa)
+        for ci in acct.roles:
+            if not ci.startswith("approve_"):  # every CI role, by its own ARN
+                ci_arn = f"arn:aws:iam::{a}:role/{acct.roles[ci].name}"
+                assert not acct.may_assume(role, ("AWS", ci_arn), **mfa), (role, ci)
+    sso_path = "role/aws-reserved/sso.amazonaws.com"
+    member = f"arn:aws:iam::{a}:{sso_path}/eu-west-1/AWSReservedSSO_Approvers_0a1b"
+    assert acct.may_assume("approve_production", ("AWS", member), **mfa)
+    assert not acct.may_assume("approve_staging", ("AWS", member), **mfa)
+    # ArnLike's '*' stays inside one part of the ARN: another account's look-alike fails
+    other = f"arn:aws:iam::999999999999:{sso_path}/x/AWSReservedSSO_Approvers_1"
+    assert not acct.may_assume("approve_production", ("AWS", other), **mfa)
+
+
+def test_the_approver_list_refuses_the_account_root(tmp_path: Path) -> None:
+    """Terraform itself checks approvers_<env>: empty, an account root or a bare
+    wildcard are refused before any plan (terraform console evaluates the validations)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("terraform"):
+        pytest.skip("no terraform binary")
+    ir = ir_of(ECOMMERCE)
+    a = ir.aws.account_id
+    iam_tf = (ECOMMERCE / ir.output("terraform") / "iam.tf").read_text()
+    start = iam_tf.index('variable "approvers_production" {')
+    block = iam_tf[start : iam_tf.index("\n}\n", start) + 3]
+    (tmp_path / "main.tf").write_text(block)
+
+    def console(value: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["terraform", "console", "-no-color", f"-var=approvers_production={value}"],
+            cwd=tmp_path,
+            input="length(var.approvers_production)\n",
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"PATH": "/usr/bin:/bin:/usr/local/bin", "TF_CLI_CONFIG_FILE": "/dev/null"},
+        )
+
+    # the console reports a failed validation (and still exits 0): read its report
+    ok = console(f'["arn:aws:iam::{a}:role/release-managers"]')
+    assert "Invalid value for variable" not in ok.stdout + ok.stderr, ok.stderr
+    assert ok.stdout.strip().endswith("1"), ok.stdout
+    for bad in (
+        "[]",
+        f'["arn:aws:iam::{a}:root"]',
+        f'["arn:aws:iam::{a}:role/*"]',
+        '["release-managers"]',
+    ):
+        res = console(bad)
+        assert "Invalid value for variable" in res.stdout + res.stderr, (bad, res.stdout)
+
+
+def test_approvers_are_notified() -> None:
+    ir = ir_of(ECOMMERCE)
+    approvers = [e for e in ir.environments if e.approval]
     # approvers get the approval notification: the Approval action notifies the
     # environment's approval topic, where environments.X.approvers subscribe
     tf = (ECOMMERCE / ir.output("terraform") / "codepipeline.tf").read_text()
-    for env in approvers.values():
+    for env in approvers:
         assert f"aws_sns_topic.approvals_{env.name}.arn" in tf
 
 

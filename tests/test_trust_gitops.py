@@ -70,7 +70,11 @@ def test_the_reference_single_repository_stays_valid_and_explain_warns() -> None
     warning = next(line for line in lines if "warning:" in line)
     assert "development, testing deploy to the same GitOps repository" in warning
     assert "environments.production.gitops.repository" in warning
-    assert any("who can approve: only principals that assume IAM role" in x for x in lines)
+    assert any(
+        "who can approve: only the principals of var.approvers_production "
+        "(arn:aws:iam::123456789012:role/ecommerce-production-approvers)" in x
+        for x in lines
+    )
     assert any(
         "admission: Kyverno ImageValidatingPolicy ecommerce-production-verify-images" in x
         for x in lines

@@ -71,6 +71,8 @@ class Environment:
     approver_role_name: str  # approval: the only role that may approve this environment
     approval_topic: str  # approval: the SNS topic its approvers are subscribed to
     approvers: tuple[str, ...]  # e-mail addresses subscribed to approval_topic
+    approver_principals: tuple[str, ...]  # IAM ARN patterns that may assume the approver role
+    approver_variable: str  # the Terraform variable that lists them
     gitops_repository: str | None  # environments.X.gitops.repository, else gitops.repository
     gitops_revision: str
     eks_cluster: str  # the EKS cluster behind ``cluster`` (the local target's kubeconfig)

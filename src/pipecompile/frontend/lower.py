@@ -250,6 +250,18 @@ class _Lowering(Rules):
                     approver_role_name=_short(f"{project}-approve-{name}", 64),
                     approval_topic=f"{project}-{name}-approvals",
                     approvers=tuple(env.approvers),
+                    # default: one role of that name, which the operator creates (or
+                    # not: then nobody approves); never the account as a whole
+                    approver_principals=tuple(env.approver_principals)
+                    or (
+                        (
+                            f"arn:aws:iam::{self.m.aws.account_id}:role/"
+                            + _short(f"{project}-{name}-approvers", 64),
+                        )
+                        if env.approval
+                        else ()
+                    ),
+                    approver_variable="approvers_" + name.replace("-", "_"),
                     gitops_repository=env.gitops.repository
                     if env.gitops
                     else self.m.gitops.repository,

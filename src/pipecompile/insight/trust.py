@@ -48,9 +48,12 @@ def _approver(ir: IR, env: Environment) -> str:
             "'Prevent self-review')"
         )
     subscribed = ", ".join(env.approvers) if env.approvers else "nobody yet (approvers: [...])"
+    who = ", ".join(env.approver_principals)
     return (
-        f"only principals that assume IAM role {env.approver_role_name} with MFA (every CI "
-        f"role is denied codepipeline:PutApprovalResult); notified on SNS topic "
+        f"only the principals of var.{env.approver_variable} ({who}), assuming IAM role "
+        f"{env.approver_role_name} with MFA (every CI role is denied "
+        f"codepipeline:PutApprovalResult; a listed approver can still approve their own "
+        f"change: keep authors off the list); notified on SNS topic "
         f"{env.approval_topic}: {subscribed}"
     )
 

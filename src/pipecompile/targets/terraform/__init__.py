@@ -109,6 +109,16 @@ def check(ir: IR) -> list[Finding]:
         for env in ir.environments
         if env.approvers and not env.approval
     ]
+    out += [
+        Finding(
+            ("environments", env.name, "approver_principals"),
+            f"{env.name} has no approval: there is no approver role, so approver_principals "
+            "would never approve anything; set approval: true or remove approver_principals",
+            severity="warning",
+        )
+        for env in ir.environments
+        if env.approver_principals and not env.approval
+    ]
     if ir.delivery == "codepipeline" and "codebuild" not in dict(ir.outputs):
         out.append(
             Finding(
@@ -213,6 +223,14 @@ def describe(ir: IR) -> list[str]:
                 f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "
                 "and token, for the SonarQube analysis in the CodeBuild build"
             )
+        for env in ir.environments:
+            if env.approval:
+                out.append(
+                    f"  variable {env.approver_variable}: the IAM roles or users who may "
+                    f"approve {env.name} (default {', '.join(env.approver_principals)}: "
+                    f"create it for the release managers, or set the variable); they "
+                    f"assume {env.approver_role_name} with MFA"
+                )
     if ir.delivery == "codepipeline" and ir.secret_rotation:
         out.append(
             f"  rotation function {ir.secret_rotation[0]}: it must implement Secrets Manager's "
