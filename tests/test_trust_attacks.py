@@ -427,3 +427,50 @@ def test_every_kms_statement_for_a_service_principal_has_source_conditions(sampl
                 }, (key, st)
                 checked += 1
     assert checked >= 2
+
+
+# -- what the two build tiers share ------------------------------------------------------------
+
+
+def test_the_build_tiers_share_no_log_group_and_no_sonarqube_token() -> None:
+    """Feature code runs in the dev tier: it must not write the release builds' logs (to
+    forge or bury a release's record) nor hold the token that reports the release builds'
+    SonarQube analyses (a forged analysis would pass their quality gate)."""
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    for svc in ir.services:
+        dev_log = acct.arn(f"aws_cloudwatch_log_group.build-{svc.name}") + ":log-stream:x"
+        rel_log = acct.arn(f"aws_cloudwatch_log_group.build-{svc.name}-release") + ":log-stream:x"
+        assert acct.resources[f"aws_cloudwatch_log_group.build-{svc.name}-release"]["name"] == (
+            svc.release_build_log_group
+        )
+        for action in ("logs:PutLogEvents", "logs:CreateLogStream"):
+            assert acct.can("codebuild", action, dev_log)
+            assert not acct.can("codebuild", action, rel_log)
+            assert acct.can("codebuild_release", action, rel_log)
+            assert not acct.can("codebuild_release", action, dev_log)
+    dev_token = acct.arn("aws_secretsmanager_secret.sonarqube")
+    rel_token = acct.arn("aws_secretsmanager_secret.sonarqube_release")
+    read = "secretsmanager:GetSecretValue"
+    assert acct.can("codebuild", read, dev_token) and not acct.can("codebuild", read, rel_token)
+    assert acct.can("codebuild_release", read, rel_token)
+    assert not acct.can("codebuild_release", read, dev_token)
+    for role in acct.roles:
+        if role != "codebuild_release":
+            assert not acct.can(role, read, rel_token), role
+    # the release projects' log group, and the release pipelines hand their builds the
+    # release token (a start-build value takes precedence over the buildspec's: AWS
+    # CodeBuild User Guide, build-spec-ref, env)
+    tf = ECOMMERCE / ir.output("terraform")
+    codebuild = hcl_norm(hcl2.loads((tf / "codebuild.tf").read_text()))
+    for res in codebuild["resource"]:
+        for label, body in res.get("aws_codebuild_project", {}).items():
+            group = body["logs_config"][0]["cloudwatch_logs"][0]["group_name"]
+            assert group == f"${{aws_cloudwatch_log_group.{label}.name}}", label
+    text = (tf / "codepipeline.tf").read_text()
+    for svc in ir.services:
+        for dep in svc.deployments:
+            if ir.environment(dep.environment).approval:
+                assert (
+                    f'{{ name = "SONAR_TOKEN", value = "{ir.aws.release_sonar_secret_name}:token", '
+                    'type = "SECRETS_MANAGER" }'
+                ) in text

@@ -129,6 +129,7 @@ class Service:
     ci_workflow: str  # file names relative to the github-actions output folder
     deliver_workflow: str
     build_log_group: str
+    release_build_log_group: str  # the release build's own: no dev-tier role writes it
     scan_report_group: str  # CodeBuild report group of the ECR scan report
     trigger_includes: tuple[str, ...]  # path globs that start it (() = whole repository)
     trigger_excludes: tuple[str, ...]  # other services' folders inside those (path isolation)
@@ -265,6 +266,7 @@ class AwsNames:
     connection_name: str
     sns_topic_arn: str
     sonar_secret_name: str  # SonarQube host and token for the CodeBuild build
+    release_sonar_secret_name: str  # the release tier's: a token feature builds never hold
     nvd_secret_name: str  # the NVD API key (JSON key api_key) for the dependency check
 
 

@@ -289,7 +289,7 @@ class _Lowering(Rules):
             f"{project}/{e}/{kind}"
             for e in self.m.environments
             for kind in ("gitops-credential", "argocd")
-        ] + [f"{project}/sonarqube"]
+        ] + [f"{project}/sonarqube", f"{project}/sonarqube-release"]
         covered = [d for d in deployer if d.startswith(prefix)]
         if covered:
             self.err(
@@ -427,6 +427,7 @@ class _Lowering(Rules):
                     ci_workflow=f"ci-{name}.yml",
                     deliver_workflow=f"deliver-{name}.yml",
                     build_log_group=f"/aws/codebuild/{project}-{name}-build",
+                    release_build_log_group=f"/aws/codebuild/{project}-{name}-build-release",
                     scan_report_group=f"{project}-{name}-build-ecr-image-scan",
                     # its folder, its values and the chart (a change there deploys it again)
                     trigger_includes=()
@@ -642,6 +643,7 @@ class _Lowering(Rules):
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
             sonar_secret_name=f"{project}/sonarqube",
+            release_sonar_secret_name=f"{project}/sonarqube-release",
             nvd_secret_name=f"{project}/nvd",
         )
 

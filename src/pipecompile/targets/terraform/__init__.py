@@ -223,6 +223,12 @@ def describe(ir: IR) -> list[str]:
                 f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "
                 "and token, for the SonarQube analysis in the CodeBuild build"
             )
+            if ir.release_branches:
+                out.append(
+                    f"  Secrets Manager secret {ir.aws.release_sonar_secret_name}: the same "
+                    "keys with a token of its own, read only by the release builds (feature "
+                    "code runs where the other token is readable)"
+                )
         for env in ir.environments:
             if env.approval:
                 out.append(

@@ -228,7 +228,8 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> 
     release key, which no other role may use."""
     region, acct = ir.aws.region, ir.aws.account_id
     key = "release" if release else "signing"
-    logs = [_log_arn(f"build-{s.name}") for s in ir.services]
+    suffix = "-release" if release else ""  # each tier writes only its own log groups
+    logs = [_log_arn(f"build-{s.name}{suffix}") for s in ir.services]
     statements = _common_codebuild(ir, logs, release)
     statements += [
         *_scan_statements(ir),
@@ -237,9 +238,11 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> 
     if ir.security.sast_fail_on:
         statements.append(
             {
-                "sid": "SonarQube",
+                "sid": "SonarQube",  # its own tier's token
                 "actions": ["secretsmanager:GetSecretValue"],
-                "resources": [Ref("aws_secretsmanager_secret.sonarqube.arn")],
+                "resources": [
+                    Ref(f"aws_secretsmanager_secret.sonarqube{'_release' if release else ''}.arn")
+                ],
             }
         )
     if ir.security.dependencies_fail_on:
