@@ -474,3 +474,41 @@ def test_the_build_tiers_share_no_log_group_and_no_sonarqube_token() -> None:
                     f'{{ name = "SONAR_TOKEN", value = "{ir.aws.release_sonar_secret_name}:token", '
                     'type = "SECRETS_MANAGER" }'
                 ) in text
+
+
+def test_the_github_dast_job_has_its_own_role_and_no_deploy_secret() -> None:
+    """GitHub delivery: the ZAP scan runs in the DAST job, in GitHub environment
+    <env>-dast (no deploy secret there), as a role that reads the scanned environment's
+    images and tags a digest that passed; no deploy role writes a promotion marker."""
+    ir, acct = ir_of(STOREFRONT), account(STOREFRONT)
+    dast = ir.security.dast
+    assert dast is not None
+    provider = (
+        "Federated",
+        f"arn:aws:iam::{ir.aws.account_id}:oidc-provider/token.actions.githubusercontent.com",
+    )
+    aud = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+    sub = "token.actions.githubusercontent.com:sub"
+    mine = f"repo:{ir.repository}:environment:{dast.github_environment}"
+    assert acct.may_assume("github_dast", provider, **aud, **{sub: mine})
+    for other in ("environment:staging", "environment:development", "ref:refs/heads/release/1"):
+        assert not acct.may_assume(
+            "github_dast", provider, **aud, **{sub: f"repo:{ir.repository}:{other}"}
+        )
+    for svc in ir.services:
+        release = repo_arn(ir, svc.release_image)
+        writers = sorted(r for r in acct.roles if acct.can(r, "ecr:PutImage", release))
+        assert writers == ["github_dast", "github_release"]
+        assert not acct.can("github_dast", "ecr:InitiateLayerUpload", release)
+        assert not acct.can("github_dast", "ecr:PutImage", repo_arn(ir, svc.image))
+    for key in ("signing", "release"):
+        assert not acct.can("github_dast", "kms:Sign", acct.arn(f"aws_kms_key.{key}"))
+    # the job holds no secret: its steps read none, and it names no deploy environment
+    for svc in ir.services:
+        text = (STOREFRONT / ir.output("github-actions") / svc.deliver_workflow).read_text()
+        import yaml
+
+        job = yaml.safe_load(text)["jobs"][f"dast-{dast.environment}"]
+        assert job["environment"] == dast.github_environment
+        assert "secrets." not in yaml.safe_dump(job)
+        assert job["permissions"] == {"id-token": "write"}

@@ -171,6 +171,11 @@ class Dast:
     project: str  # CodeBuild project that scans after a CodePipeline deploy
     buildspec: str  # relative to the codebuild output folder
     log_group: str
+    # GitHub delivery: the scan runs in a job of its own, in this GitHub environment (no
+    # deploy secrets there), as this role (reads images, tags a passed digest)
+    github_environment: str
+    github_role_name: str
+    github_role_arn: str
     # the scheduled scan (1.2): the production environment, last in promotion order, at
     # its url; None when it has no url (a located warning says so)
     scheduled_environment: str | None = None
@@ -375,6 +380,17 @@ class IR:
             if env.name == name:
                 return env
         raise KeyError(name)
+
+    def gitops_sharers(self, env: Environment) -> tuple[list[str], list[str]]:
+        """The other environments whose deployers write ``env``'s GitOps repository:
+        (those without approval, those with). A deploy key or token cannot be limited to a
+        folder: each of them can rewrite ``env``'s folder, chart included."""
+        others = [
+            e
+            for e in self.environments
+            if e is not env and e.gitops_repository == env.gitops_repository
+        ]
+        return [e.name for e in others if not e.approval], [e.name for e in others if e.approval]
 
     def image_of(self, svc: Service, env: Environment) -> tuple[str, str]:
         """(ECR repository, image URI) ``env`` deploys from: an approval environment only

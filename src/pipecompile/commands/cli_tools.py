@@ -75,6 +75,12 @@ def graph(file: Path, fmt: str) -> int:
     "(pipe it to: gh api repos/OWNER/REPO/rulesets --input -).",
 )
 @click.option(
+    "--environments",
+    is_flag=True,
+    help="Print, as JSON, the GitHub REST requests that limit each GitHub environment to "
+    "its own branches (deployment branch policies; delivery: github-actions).",
+)
+@click.option(
     "--rollback",
     nargs=2,
     metavar="SERVICE ENV",
@@ -87,6 +93,7 @@ def explain(
     ref: str | None,
     trust: bool,
     ruleset: bool,
+    environments: bool,
     rollback: tuple[str, str] | None,
     local: bool,
 ) -> int:
@@ -100,6 +107,7 @@ def explain(
       pipecompile explain --ref main                    # --ref alone: a push
       pipecompile explain --trust                       # who can build, sign, approve, deploy
       pipecompile explain --ruleset | gh api repos/OWNER/REPO/rulesets --input -
+      pipecompile explain --environments                # deployment branch policies
       pipecompile explain --rollback order-service production
       pipecompile explain --local                       # Tilt, Telepresence, OpenLens
     """
@@ -133,6 +141,13 @@ def explain(
         from ..insight.ruleset import ruleset as ruleset_of
 
         click.echo(json.dumps(ruleset_of(ir), indent=2))
+        return EXIT_OK
+    if environments:
+        import json
+
+        from ..insight.environments import environment_requests
+
+        click.echo(json.dumps(environment_requests(ir), indent=2))
         return EXIT_OK
     if event is None and ref is not None:
         event = "push"  # a branch named without an event is a push to it

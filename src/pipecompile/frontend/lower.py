@@ -100,7 +100,7 @@ class _Lowering(Rules):
         rollback = self.rollback()
         if self.errors:
             raise PipelineError(self.errors)
-        return ir.IR(
+        result = ir.IR(
             pipeline_file=Path(self.doc.file).name,
             project=model.project,
             delivery=model.delivery,
@@ -139,8 +139,41 @@ class _Lowering(Rules):
             secrets=secrets,
             secret_store=SECRET_STORE,
             pins=self.pins,
-            warnings=tuple(self.warnings),
+            warnings=(),
         )
+        self.shared_gitops(result)
+        return dataclasses.replace(result, warnings=tuple(self.warnings))
+
+    def shared_gitops(self, result: ir.IR) -> None:
+        """An approval environment whose GitOps repository another environment's deployer
+        writes: its approval can be bypassed there (issue 28, item 2)."""
+        for env in result.environments:
+            if not env.approval or env.gitops_repository is None:
+                continue
+            unapproved, approved = result.gitops_sharers(env)
+            if not unapproved and not approved:
+                continue
+            own = self.m.environments[env.name].gitops is not None
+            where: Path_ = (
+                ("environments", env.name, "gitops", "repository")
+                if own
+                else ("gitops", "repository")
+            )
+            who = unapproved or approved
+            how = (
+                "without an approval"
+                if unapproved
+                else f"with {', '.join(approved)}'s approval only"
+            )
+            self.warn(
+                where,
+                f"{env.name} shares its GitOps repository with {', '.join(who)}: a deploy key "
+                f"or token cannot be limited to a folder, so {'their' if len(who) > 1 else 'its'} "
+                f"deploy credential can rewrite {env.name}'s folder (chart and values "
+                f"included) and Argo CD syncs it {how} (the admission policy still refuses "
+                f"images not signed for {env.name}); give {env.name} a repository of its own: "
+                f"environments.{env.name}.gitops.repository",
+            )
 
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
         """The orchestrator named by ``delivery`` must be generated."""
@@ -483,6 +516,13 @@ class _Lowering(Rules):
                     f"set environments.{target.name}.url",
                 )
             else:
+                if f"{target.name}-dast" in self.m.environments:
+                    self.err(
+                        ("environments", f"{target.name}-dast"),
+                        f"'{target.name}-dast' is the GitHub environment of the DAST job "
+                        f"(it scans {target.name}); rename this environment",
+                        key=True,
+                    )
                 cron = {"daily": "0 3 * * *", "weekly": "0 3 * * 1"}.get(
                     sec.dast.schedule, sec.dast.schedule
                 )
@@ -495,6 +535,10 @@ class _Lowering(Rules):
                     project=f"{self.m.project}-{target.name}-dast",
                     buildspec=f"dast-{target.name}.yml",
                     log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
+                    github_environment=f"{target.name}-dast",
+                    github_role_name=_short(f"{self.m.project}-github-dast", 64),
+                    github_role_arn=f"arn:aws:iam::{self.m.aws.account_id}:role/"
+                    + _short(f"{self.m.project}-github-dast", 64),
                     **self.scheduled_dast(envs),
                 )
         scan = sec.image_scan or ImageScan()  # its mode and wait keep the model's defaults

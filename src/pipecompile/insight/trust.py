@@ -60,10 +60,20 @@ def _approver(ir: IR, env: Environment) -> str:
 
 def _deployer(ir: IR, env: Environment) -> str:
     if ir.delivery == "github-actions":
-        return (
+        from .environments import unenforced
+
+        line = (
             f"jobs of GitHub environment '{env.name}' as IAM role {env.github_role_name} "
-            "(trusted by that environment only)"
+            "(trusted by that environment only), which runs jobs only of "
+            f"{', '.join(env.includes)} (its deployment branch policy: explain --environments)"
         )
+        excluded = unenforced(ir, env)
+        if excluded:
+            line += (
+                f"; the policy cannot exclude {', '.join(excluded)}: the workflows skip "
+                "them, a hand-edited workflow on such a branch is not refused"
+            )
+        return line
     return (
         f"CodeBuild project {env.deploy_project} as IAM role {env.codebuild_role_name}, with "
         f"the buildspec Terraform applied (not the branch's); it alone reads "
@@ -76,21 +86,26 @@ def _gitops(ir: IR, env: Environment) -> list[str]:
     line = f"GitOps: Argo CD reads {repo} at {env.gitops_revision}"
     if not env.approval:
         return [line]
-    shared = [
-        e.name
-        for e in ir.environments
-        if e is not env and not e.approval and e.gitops_repository == env.gitops_repository
-    ]
-    if not shared:
-        return [line + " (no environment without approval writes it)"]
-    return [
-        line,
-        f"warning: {', '.join(shared)} deploy{'s' if len(shared) == 1 else ''} to the same "
-        f"GitOps repository; a deploy key or token cannot be limited to a folder, so their "
-        f"credential can rewrite {env.name}'s folder and Argo CD would sync it without an "
-        f"approval (the admission policy still refuses unsigned or dev-tier images): give "
-        f"{env.name} its own repository (environments.{env.name}.gitops.repository)",
-    ]
+    unapproved, approved = ir.gitops_sharers(env)
+    if not unapproved and not approved:
+        return [line + " (no other environment's deployer writes it)"]
+    out = [line]
+    if unapproved:
+        out.append(
+            f"warning: {', '.join(unapproved)} deploy{'s' if len(unapproved) == 1 else ''} to "
+            f"the same GitOps repository; a deploy key or token cannot be limited to a "
+            f"folder, so their credential can rewrite {env.name}'s folder and Argo CD would "
+            f"sync it without an approval (the admission policy still refuses unsigned or "
+            f"dev-tier images): give {env.name} its own repository "
+            f"(environments.{env.name}.gitops.repository)"
+        )
+    if approved:
+        out.append(
+            f"note: {', '.join(approved)} (approved by {'its' if len(approved) == 1 else 'their'} "
+            f"own approvers) also write{'s' if len(approved) == 1 else ''} this repository: "
+            f"their deployer can change {env.name} without {env.name}'s approval"
+        )
+    return out
 
 
 def _admission(ir: IR, env: Environment) -> str:

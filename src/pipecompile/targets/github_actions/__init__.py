@@ -174,6 +174,18 @@ def describe(ir: IR) -> list[str]:
                 + ", ".join(held)
                 + f"; its jobs alone assume IAM role {env.github_role_name}"
             )
+        dast = ir.security.dast
+        if dast is not None:
+            out.append(
+                f"GitHub environment '{dast.github_environment}' (the DAST job after each "
+                f"{dast.environment} deploy): deployment branches as {dast.environment}'s, no "
+                f"secrets; its jobs alone assume IAM role {dast.github_role_name}"
+            )
+        out.append(
+            "Deployment branch policies of these environments (a job on any other branch "
+            "never starts there): pipecompile explain --environments (the GitHub REST "
+            "requests, as JSON)"
+        )
     return out
 
 

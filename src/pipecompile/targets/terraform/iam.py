@@ -304,16 +304,13 @@ def _deploy_statements(ir: IR, env: Environment) -> list[dict[str, Any]]:
     if env.after_dast and dast is not None:
         dast_repos = _env_repos(ir, ir.environment(dast.environment))
         repos = repos + [r for r in dast_repos if r not in repos]
-    # GitHub: the DAST environment's deploy job runs the scan and tags a passed digest;
-    # CodePipeline: the DAST project does, with its own role
-    marks = env.dast and dast is not None and ir.delivery == "github-actions"
-    if env.after_dast or marks or ir.security.sign_images:
+    # the DAST gate tags a passed digest with its own role (CodePipeline: the DAST
+    # project's; GitHub: the DAST job's): no deploy role writes a promotion marker
+    if env.after_dast or ir.security.sign_images:
         out.append(
             {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]}
         )
         actions = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
-        if marks:
-            actions.append("ecr:PutImage")
         out.append({"sid": "ReadImages", "actions": sorted(actions), "resources": repos})
     if ir.deployments_table:
         out.append(
@@ -574,4 +571,32 @@ def _github_roles(ir: IR) -> list[Block]:
             )
         blocks.append(policy_doc(f"github_{label}", statements))
         blocks.append(inline_policy(f"github_{label}", f"github_{label}", f"github_{label}"))
+    dast = ir.security.dast
+    if dast is not None:
+        blocks += _github_dast_role(ir, provider)
+    return blocks
+
+
+def _github_dast_role(ir: IR, provider: Ref) -> list[Block]:
+    """The DAST job's role: only jobs of its GitHub environment assume it; it reads the
+    scanned environment's images and tags a digest that passed, nothing else."""
+    dast = ir.security.dast
+    assert dast is not None
+    env = ir.environment(dast.environment)
+    subject = f"repo:{ir.repository}:environment:{dast.github_environment}"
+    blocks = [_github_trust("github_dast", provider, [subject])]
+    role = iam_role("github_dast", dast.github_role_name, "github_dast_assume")
+    role.attr("max_session_duration", 3600)
+    blocks.append(role)
+    statements: list[dict[str, Any]] = [
+        {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]},
+        {
+            "sid": "MarkPassed",  # a tag on an existing manifest: no layer upload
+            "actions": ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage"],
+            "resources": _env_repos(ir, env),
+        },
+        NEVER_APPROVE,
+    ]
+    blocks.append(policy_doc("github_dast", statements))
+    blocks.append(inline_policy("github_dast", "github_dast", "github_dast"))
     return blocks
