@@ -179,3 +179,32 @@ def test_an_exclusion_the_policy_cannot_express_is_said() -> None:
 
     report = "\n".join(trust_report(ir))
     assert "the policy cannot exclude feature/wip-*" in report
+
+
+def test_only_admins_create_an_approval_environments_branch() -> None:
+    """A feature pusher's `git push origin feature/x:release/x` would run the release
+    tier (its role trusts refs/heads/release/*, it signs with the release key) on the
+    pusher's commit: the release ruleset lets only the admin role create those refs.
+    Validated against GitHub's ruleset request schema; a ruleset's ref_name patterns read
+    as the policies' (fnmatch, '*' stops at '/')."""
+    from pipecompile.insight.ruleset import ADMIN_ROLE_ID, release_ruleset
+
+    from .test_spec import _strict
+
+    body = json.loads((ROOT / "tests/schemas/github-repository-ruleset-request.json").read_text())
+    validator = jsonschema.Draft4Validator(_strict(body))
+    for sample in (STOREFRONT, ROOT / "samples/ecommerce"):
+        ir = ir_of(sample)
+        rules = release_ruleset(ir)
+        validator.validate(rules)
+        assert {"type": "creation"} in rules["rules"]
+        assert rules["bypass_actors"] == [
+            {"actor_id": ADMIN_ROLE_ID, "actor_type": "RepositoryRole", "bypass_mode": "always"}
+        ]
+        include = rules["conditions"]["ref_name"]["include"]
+        for branch in ir.release_branches:
+            ref = "refs/heads/" + branch.replace("*", "x")
+            assert any(fnmatch_pathname(p, ref) for p in include), ref
+        for feature in ("refs/heads/feature/x", "refs/heads/develop"):
+            assert not any(fnmatch_pathname(p, feature) for p in include), feature
+    assert main(["explain", "--release-ruleset", "-f", str(STOREFRONT / "pipeline.yaml")]) == 0

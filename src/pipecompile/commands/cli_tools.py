@@ -75,6 +75,12 @@ def graph(file: Path, fmt: str) -> int:
     "(pipe it to: gh api repos/OWNER/REPO/rulesets --input -).",
 )
 @click.option(
+    "--release-ruleset",
+    is_flag=True,
+    help="Print the GitHub ruleset JSON that lets only repository admins create an "
+    "approval environment's branches (pipe it to: gh api repos/OWNER/REPO/rulesets --input -).",
+)
+@click.option(
     "--environments",
     is_flag=True,
     help="Print, as JSON, the GitHub REST requests that limit each GitHub environment to "
@@ -93,6 +99,7 @@ def explain(
     ref: str | None,
     trust: bool,
     ruleset: bool,
+    release_ruleset: bool,
     environments: bool,
     rollback: tuple[str, str] | None,
     local: bool,
@@ -107,6 +114,7 @@ def explain(
       pipecompile explain --ref main                    # --ref alone: a push
       pipecompile explain --trust                       # who can build, sign, approve, deploy
       pipecompile explain --ruleset | gh api repos/OWNER/REPO/rulesets --input -
+      pipecompile explain --release-ruleset | gh api repos/OWNER/REPO/rulesets --input -
       pipecompile explain --environments                # deployment branch policies
       pipecompile explain --rollback order-service production
       pipecompile explain --local                       # Tilt, Telepresence, OpenLens
@@ -141,6 +149,13 @@ def explain(
         from ..insight.ruleset import ruleset as ruleset_of
 
         click.echo(json.dumps(ruleset_of(ir), indent=2))
+        return EXIT_OK
+    if release_ruleset:
+        import json
+
+        from ..insight.ruleset import release_ruleset as release_ruleset_of
+
+        click.echo(json.dumps(release_ruleset_of(ir), indent=2))
         return EXIT_OK
     if environments:
         import json

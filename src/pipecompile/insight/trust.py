@@ -18,10 +18,14 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     if ir.delivery == "github-actions":
         role = ir.aws.github_release_role_name if release else ir.aws.github_build_role_name
         who = f"GitHub build jobs of pushes to {branches} as IAM role {role}"
+        if release:
+            who += " (only repository admins may create such a branch: explain --release-ruleset)"
     else:
         role = ir.aws.release_build_role_name if release else ir.aws.build_role_name
         kind = "release build projects" if release else "build projects"
         who = f"the CodeBuild {kind} of pushes to {branches} as IAM role {role}"
+        if release:
+            who += " (only repository admins may create such a branch: explain --release-ruleset)"
     svc = ir.services[0]
     repo = ir.image_of(svc, env)[0]
     tier = "release" if release else "dev"

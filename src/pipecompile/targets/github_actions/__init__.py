@@ -152,7 +152,10 @@ def describe(ir: IR) -> list[str]:
     out.append(
         f"GitHub repository ruleset (once, and after a change of branches): "
         f"pipecompile explain --ruleset | gh api repos/{ir.repository}/rulesets --input - "
-        f"(requires the check '{CHECK_NAME}' of {GATE_FILE})"
+        f"(requires the check '{CHECK_NAME}' of {GATE_FILE}); and the ruleset that lets "
+        f"only repository admins create an approval environment's branches (a push that "
+        f"creates one runs the release tier): pipecompile explain --release-ruleset | gh api "
+        f"repos/{ir.repository}/rulesets --input -"
     )
     delivers = ir.delivery == "github-actions"
     if s.slack_webhook and delivers:
