@@ -68,6 +68,40 @@ class Rules:
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
 
+    def warn(self, path: Path_, message: str) -> None:
+        raise NotImplementedError
+
+    def shared_gitops(self, result: ir.IR) -> None:
+        """An approval environment whose GitOps repository another environment's deployer
+        writes: its approval can be bypassed there (issue 28, item 2)."""
+        for env in result.environments:
+            if not env.approval or env.gitops_repository is None:
+                continue
+            unapproved, approved = result.gitops_sharers(env)
+            if not unapproved and not approved:
+                continue
+            own = self.m.environments[env.name].gitops is not None
+            where: Path_ = (
+                ("environments", env.name, "gitops", "repository")
+                if own
+                else ("gitops", "repository")
+            )
+            who = unapproved or approved
+            how = (
+                "without an approval"
+                if unapproved
+                else f"with {', '.join(approved)}'s approval only"
+            )
+            self.warn(
+                where,
+                f"{env.name} shares its GitOps repository with {', '.join(who)}: a deploy key "
+                f"or token cannot be limited to a folder, so {'their' if len(who) > 1 else 'its'} "
+                f"deploy credential can rewrite {env.name}'s folder (chart and values "
+                f"included) and Argo CD syncs it {how} (the admission policy still refuses "
+                f"images not signed for {env.name}); give {env.name} a repository of its own: "
+                f"environments.{env.name}.gitops.repository",
+            )
+
     def outputs(self) -> list[tuple[str, str]]:
         """(target, folder) for every enabled target, in registry order."""
         given = self.m.outputs
