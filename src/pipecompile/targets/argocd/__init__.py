@@ -125,8 +125,9 @@ def describe(ir: IR) -> list[str]:
     """Argo CD must be able to read the GitOps repository and hold the Applications."""
     if not ir.gitops.repository:
         return []
+    repos = list(dict.fromkeys(e.gitops_repository for e in ir.environments if e.gitops_repository))
     out = [
-        f"Argo CD: repository credentials for {ir.gitops.repository}; apply "
+        f"Argo CD: repository credentials (read-only) for {', '.join(repos)}; apply "
         f"{ir.output(name)}/ to the argocd namespace"
     ]
     if ir.security.sign_images:
