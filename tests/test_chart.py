@@ -333,7 +333,10 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
         if app["kind"] != "Application":
             continue
         source = app["spec"]["source"]
-        assert source["repoURL"] == ir.gitops.repository
+        # its environment's own repository (storefront: one per approval environment),
+        # played here by the one remote
+        env_name = app["metadata"]["labels"]["pipecompile/environment"]
+        assert source["repoURL"] == ir.environment(env_name).gitops_repository
         chart = checkout / source["path"]
         assert (chart / "Chart.yaml").is_file(), source["path"]
         for value_file in source["helm"]["valueFiles"]:

@@ -190,7 +190,7 @@ def test_a_deliverer_whose_output_is_off_is_a_located_warning() -> None:
     text = text.replace("\nproject: ecommerce", "\nproject: ecommerce\ndelivery: github-actions")
     line = next(i for i, x in enumerate(text.split("\n"), 1) if x.startswith("delivery:"))
     ir = compile_bytes("pipeline.yaml", text.encode())
-    assert [str(w) for w in ir.warnings] == [
+    assert [str(w) for w in ir.warnings if w.code != "PC208"] == [
         f"pipeline.yaml:{line}:11: warning: PC304 delivery: delivery is github-actions, but the "
         "github-actions output that generates it is off: nothing generated here delivers; "
         "turn it on"

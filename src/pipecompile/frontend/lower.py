@@ -25,6 +25,7 @@ from .lower_rules import (
     rollout_minutes,
     runtime_of,
     service_ci,
+    sync_options,
 )
 from .model import Compute, ImageScan, Pipeline
 
@@ -99,7 +100,7 @@ class _Lowering(Rules):
         rollback = self.rollback()
         if self.errors:
             raise PipelineError(self.errors)
-        return ir.IR(
+        result = ir.IR(
             pipeline_file=Path(self.doc.file).name,
             project=model.project,
             delivery=model.delivery,
@@ -138,8 +139,10 @@ class _Lowering(Rules):
             secrets=secrets,
             secret_store=SECRET_STORE,
             pins=self.pins,
-            warnings=tuple(self.warnings),
+            warnings=(),
         )
+        self.shared_gitops(result)
+        return dataclasses.replace(result, warnings=tuple(self.warnings))
 
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
         """The orchestrator named by ``delivery`` must be generated."""
@@ -249,6 +252,18 @@ class _Lowering(Rules):
                     approver_role_name=_short(f"{project}-approve-{name}", 64),
                     approval_topic=f"{project}-{name}-approvals",
                     approvers=tuple(env.approvers),
+                    # default: one role of that name, which the operator creates (or
+                    # not: then nobody approves); never the account as a whole
+                    approver_principals=tuple(env.approver_principals)
+                    or (
+                        (
+                            f"arn:aws:iam::{self.m.aws.account_id}:role/"
+                            + _short(f"{project}-{name}-approvers", 64),
+                        )
+                        if env.approval
+                        else ()
+                    ),
+                    approver_variable="approvers_" + name.replace("-", "_"),
                     gitops_repository=env.gitops.repository
                     if env.gitops
                     else self.m.gitops.repository,
@@ -276,7 +291,7 @@ class _Lowering(Rules):
             f"{project}/{e}/{kind}"
             for e in self.m.environments
             for kind in ("gitops-credential", "argocd")
-        ] + [f"{project}/sonarqube"]
+        ] + [f"{project}/sonarqube", f"{project}/sonarqube-release"]
         covered = [d for d in deployer if d.startswith(prefix)]
         if covered:
             self.err(
@@ -416,6 +431,7 @@ class _Lowering(Rules):
                     ci_workflow=f"ci-{name}.yml",
                     deliver_workflow=f"deliver-{name}.yml",
                     build_log_group=f"/aws/codebuild/{project}-{name}-build",
+                    release_build_log_group=f"/aws/codebuild/{project}-{name}-build-release",
                     scan_report_group=f"{project}-{name}-build-ecr-image-scan",
                     # its folder, its values and the chart (a change there deploys it again)
                     trigger_includes=()
@@ -472,6 +488,13 @@ class _Lowering(Rules):
                     f"set environments.{target.name}.url",
                 )
             else:
+                if f"{target.name}-dast" in self.m.environments:
+                    self.err(
+                        ("environments", f"{target.name}-dast"),
+                        f"'{target.name}-dast' is the GitHub environment of the DAST job "
+                        f"(it scans {target.name}); rename this environment",
+                        key=True,
+                    )
                 cron = {"daily": "0 3 * * *", "weekly": "0 3 * * 1"}.get(
                     sec.dast.schedule, sec.dast.schedule
                 )
@@ -484,6 +507,10 @@ class _Lowering(Rules):
                     project=f"{self.m.project}-{target.name}-dast",
                     buildspec=f"dast-{target.name}.yml",
                     log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
+                    github_environment=f"{target.name}-dast",
+                    github_role_name=_short(f"{self.m.project}-github-dast", 64),
+                    github_role_arn=f"arn:aws:iam::{self.m.aws.account_id}:role/"
+                    + _short(f"{self.m.project}-github-dast", 64),
                     **self.scheduled_dast(envs),
                 )
         scan = sec.image_scan or ImageScan()  # its mode and wait keep the model's defaults
@@ -526,7 +553,7 @@ class _Lowering(Rules):
             path=path,
             prune=g.sync.prune,
             self_heal=g.sync.self_heal,
-            options=tuple(g.sync.options),
+            options=sync_options(g.sync.options),
             retry_limit=g.sync.retry.limit,
             backoff_duration=g.sync.retry.backoff.duration,
             backoff_factor=g.sync.retry.backoff.factor,
@@ -632,6 +659,7 @@ class _Lowering(Rules):
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
             sonar_secret_name=f"{project}/sonarqube",
+            release_sonar_secret_name=f"{project}/sonarqube-release",
             nvd_secret_name=f"{project}/nvd",
         )
 

@@ -58,6 +58,20 @@ class TargetLayout(Protocol):
         ...
 
 
+# Argo CD fails a sync that would take over a resource another Application applied
+# (Argo CD v3.5.0, controller/sync.go: "FailOnSharedResource=true" and
+# hasSharedResourceCondition): a rewritten folder cannot adopt another environment's
+# objects. On unless the pipeline sets it itself.
+FAIL_ON_SHARED = "FailOnSharedResource=true"
+
+
+def sync_options(given: list[str]) -> tuple[str, ...]:
+    """gitops.sync.options, plus FailOnSharedResource=true unless it names that option."""
+    if any(o.startswith("FailOnSharedResource=") for o in given):
+        return tuple(given)
+    return (*given, FAIL_ON_SHARED)
+
+
 class Rules:
     """Mixed into lowering: needs ``m``, ``err``, ``errors``, ``root`` and a ``_kinds`` cache."""
 
@@ -70,6 +84,40 @@ class Rules:
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
+
+    def warn(self, path: Path_, message: str) -> None:
+        raise NotImplementedError
+
+    def shared_gitops(self, result: ir.IR) -> None:
+        """An approval environment whose GitOps repository another environment's deployer
+        writes: its approval can be bypassed there (issue 28, item 2)."""
+        for env in result.environments:
+            if not env.approval or env.gitops_repository is None:
+                continue
+            unapproved, approved = result.gitops_sharers(env)
+            if not unapproved and not approved:
+                continue
+            own = self.m.environments[env.name].gitops is not None
+            where: Path_ = (
+                ("environments", env.name, "gitops", "repository")
+                if own
+                else ("gitops", "repository")
+            )
+            who = unapproved or approved
+            how = (
+                "without an approval"
+                if unapproved
+                else f"with {', '.join(approved)}'s approval only"
+            )
+            self.warn(
+                where,
+                f"{env.name} shares its GitOps repository with {', '.join(who)}: a deploy key "
+                f"or token cannot be limited to a folder, so {'their' if len(who) > 1 else 'its'} "
+                f"deploy credential can rewrite {env.name}'s folder (chart and values "
+                f"included) and Argo CD syncs it {how} (the admission policy still refuses "
+                f"images not signed for {env.name}); give {env.name} a repository of its own: "
+                f"environments.{env.name}.gitops.repository",
+            )
 
     def outputs(self) -> list[tuple[str, str]]:
         """(target, folder) for every enabled target, in registry order."""

@@ -163,7 +163,10 @@ def describe(ir: IR) -> list[str]:
     out.append(
         f"GitHub repository ruleset (once, and after a change of branches): "
         f"pipecompile explain --ruleset | gh api repos/{ir.repository}/rulesets --input - "
-        f"(requires the check '{CHECK_NAME}' of {GATE_FILE})"
+        f"(requires the check '{CHECK_NAME}' of {GATE_FILE}); and the ruleset that lets "
+        f"only repository admins create an approval environment's branches (a push that "
+        f"creates one runs the release tier): pipecompile explain --release-ruleset | gh api "
+        f"repos/{ir.repository}/rulesets --input -"
     )
     delivers = ir.delivery == "github-actions"
     if s.slack_webhook and delivers:
@@ -185,6 +188,18 @@ def describe(ir: IR) -> list[str]:
                 + ", ".join(held)
                 + f"; its jobs alone assume IAM role {env.github_role_name}"
             )
+        dast = ir.security.dast
+        if dast is not None:
+            out.append(
+                f"GitHub environment '{dast.github_environment}' (the DAST job after each "
+                f"{dast.environment} deploy): deployment branches as {dast.environment}'s, no "
+                f"secrets; its jobs alone assume IAM role {dast.github_role_name}"
+            )
+        out.append(
+            "Deployment branch policies of these environments (a job on any other branch "
+            "never starts there): pipecompile explain --environments (the GitHub REST "
+            "requests, as JSON)"
+        )
     return out
 
 

@@ -297,21 +297,6 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
         }
     )
     minutes = 15 + dep.wait_minutes
-    if env.dast and dast is not None:
-        minutes += 60
-        steps.append(
-            {
-                "name": f"OWASP ZAP baseline scan of {env.name}; fail at {dast.fail_on}",
-                "env": {
-                    **image,
-                    "DAST_ENVIRONMENT": env.name,
-                    "DAST_URL": dast.url,
-                    "ZAP_IMAGE": ir.pins.zap_image,
-                    "ZAP_MIN_RISK": str(ZAP_RISK[dast.fail_on]),
-                },
-                "run": script_body("dast-scan.sh"),
-            }
-        )
     granted = {"id_token": "write"}
     if ir.chart_source:
         granted["contents"] = "read"
@@ -375,6 +360,38 @@ def _deploy_job(ir: IR, svc: Service, dep: Deployment, needs: list[str]) -> dict
         # there, and an approval environment's required reviewers gate it
         "environment": env.name,
         "steps": steps,
+    }
+
+
+def _dast_job(ir: IR, svc: Service, env: Environment) -> dict[str, Any]:
+    """The scan after the DAST environment's deploy, in a job of its own: its GitHub
+    environment holds no deploy secret, and its role only reads the images and tags a
+    digest that passed (no signing key, no layer upload, no GitOps credential)."""
+    dast = ir.security.dast
+    assert dast is not None
+    return {
+        "name": f"DAST of {svc.name} in {env.name}",
+        "needs": ["route", "build", f"deploy-{env.name}"],
+        "if": f"needs.route.outputs.{env.name} == 'true'",
+        "runs-on": RUNNER,
+        "timeout-minutes": 60,
+        "permissions": permissions(id_token="write"),
+        "concurrency": {"group": f"dast-{svc.name}-{env.name}", "cancel-in-progress": False},
+        "environment": dast.github_environment,
+        "steps": [
+            aws_credentials(ir, dast.github_role_arn),
+            {
+                "name": f"OWASP ZAP baseline scan of {env.name}; fail at {dast.fail_on}",
+                "env": {
+                    **_image_env(ir, svc, env),
+                    "DAST_ENVIRONMENT": env.name,
+                    "DAST_URL": dast.url,
+                    "ZAP_IMAGE": ir.pins.zap_image,
+                    "ZAP_MIN_RISK": str(ZAP_RISK[dast.fail_on]),
+                },
+                "run": script_body("dast-scan.sh"),
+            },
+        ],
     }
 
 
@@ -449,6 +466,9 @@ def deliver_workflow(ir: IR, svc: Service) -> dict[str, Any]:
         job_id = f"deploy-{env.name}"
         jobs[job_id] = _deploy_job(ir, svc, dep, needs)
         deploy_ids.append(job_id)
+        if env.dast and ir.security.dast is not None:
+            jobs[f"dast-{env.name}"] = _dast_job(ir, svc, env)
+            deploy_ids.append(f"dast-{env.name}")
     notify = _notify_job(ir, svc, deploy_ids)
     if notify:
         jobs["notify"] = notify

@@ -111,6 +111,16 @@ def check(ir: IR) -> list[Finding]:
         for env in ir.environments
         if env.approvers and not env.approval
     ]
+    out += [
+        Finding(
+            ("environments", env.name, "approver_principals"),
+            f"{env.name} has no approval: there is no approver role, so approver_principals "
+            "would never approve anything; set approval: true or remove approver_principals",
+            severity="warning",
+        )
+        for env in ir.environments
+        if env.approver_principals and not env.approval
+    ]
     if ir.delivery == "codepipeline" and not ir.buildspecs_generated:
         out.append(
             Finding(
@@ -215,6 +225,20 @@ def describe(ir: IR) -> list[str]:
                 f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "
                 "and token, for the SonarQube analysis in the CodeBuild build"
             )
+            if ir.release_branches:
+                out.append(
+                    f"  Secrets Manager secret {ir.aws.release_sonar_secret_name}: the same "
+                    "keys with a token of its own, read only by the release builds (feature "
+                    "code runs where the other token is readable)"
+                )
+        for env in ir.environments:
+            if env.approval:
+                out.append(
+                    f"  variable {env.approver_variable}: the IAM roles or users who may "
+                    f"approve {env.name} (default {', '.join(env.approver_principals)}: "
+                    f"create it for the release managers, or set the variable); they "
+                    f"assume {env.approver_role_name} with MFA"
+                )
     if ir.delivery == "codepipeline" and ir.secret_rotation:
         out.append(
             f"  rotation function {ir.secret_rotation[0]}: it must implement Secrets Manager's "
