@@ -106,7 +106,10 @@ class _Lowering(Rules):
             delivery=model.delivery,
             repository=model.source.repository,
             default_branch=model.source.default_branch,
-            environments=tuple(envs),
+            environments=tuple(
+                dataclasses.replace(env, accepted_keys=self.accepted_keys(env, aws, envs))
+                for env in envs
+            ),
             chart_source=facts.get(ir.CHART_SOURCE),
             deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
             release_branches=tuple(
@@ -143,6 +146,19 @@ class _Lowering(Rules):
         )
         self.shared_gitops(result)
         return dataclasses.replace(result, warnings=tuple(self.warnings))
+
+    @staticmethod
+    def accepted_keys(
+        env: ir.Environment, aws: ir.AwsNames, envs: list[ir.Environment]
+    ) -> tuple[str, ...]:
+        """The signing keys an environment admits: an approval environment only the
+        release key; the others the development key, and the release key too when a
+        release tier exists (an image released to staging may come back down)."""
+        release = f"awskms:///{aws.release_key_alias}"
+        if env.approval:
+            return (release,)
+        dev = f"awskms:///{aws.signing_key_alias}"
+        return (release, dev) if any(e.approval and e.includes for e in envs) else (dev,)
 
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
         """The orchestrator named by ``delivery`` must be generated."""

@@ -135,9 +135,5 @@ def manual_promotion(dep: Deployment) -> bool:
 
 
 def accepted_keys(ir: IR, env: Environment) -> str:
-    """An approval environment accepts only release-tier images; the others either tier."""
-    release = f"awskms:///{ir.aws.release_key_alias}"
-    if env.approval:
-        return release
-    dev = f"awskms:///{ir.aws.signing_key_alias}"
-    return f"{release} {dev}" if ir.release_branches else dev
+    """SIGNING_KEYS of the deploy check: the keys the IR says this environment admits."""
+    return " ".join(env.accepted_keys)
