@@ -64,6 +64,15 @@ PROMETHEUS_FIRST_MINUTES = 2
 # can be read up to this long after the minute ends; the query looks back this much
 # further than the window, so a window's datapoints are there when it is judged.
 CLOUDWATCH_LAG_MINUTES = 2
+# CloudWatch: the error rate of the whole look-back, not of each minute (one bad minute
+# is in every window that covers it: judged per minute, it failed up to seven
+# measurements of a canary whose rate is well under the threshold). Metric math (Amazon
+# CloudWatch User Guide, "Metric math syntax and functions"): FILL(errors, 0) gives the
+# minutes without a 5xx a zero; SUM of one time series is a scalar, the window's total;
+# requests / requests is 1 at each minute the new pods served a request, so every value
+# returned is sum(errors) / sum(requests) and there are as many as minutes with traffic
+# (the conditions' datapoint guard still counts them; no request at all: no value).
+CLOUDWATCH_ERROR_RATE = "SUM(FILL(errors, 0)) / SUM(requests) * (requests / requests)"
 
 
 def _minutes(duration: str) -> int:
@@ -213,7 +222,7 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
                 svc.name,
                 ("errors", "Errors5xx", "Sum", False),
                 ("requests", "Requests", "Sum", False),
-                {"id": "rate", "expression": "FILL(errors, 0) / requests", "returnData": True},
+                {"id": "rate", "expression": CLOUDWATCH_ERROR_RATE, "returnData": True},
             )
         else:
             provider = _cloudwatch(rb, dep.namespace, svc.name, ("p90", "LatencyMs", "p90", True))
