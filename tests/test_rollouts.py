@@ -635,6 +635,50 @@ def test_cloudwatch_analysis_decides_right_over_a_whole_run(
         assert run_outcome(old, decide_all(evaluator, [(old, "cloudwatch", young)])) == idle
 
 
+@pytest.mark.parametrize(("sample", "service", "env"), analysed())
+def test_a_metrics_outage_is_ridden_out_not_an_abort(sample: str, service: str, env: str) -> None:
+    """Six minutes without an answer from the metrics backend (six measurements in
+    Error) amid a healthy run: with the controller's default consecutiveErrorLimit (4)
+    the run is Error and the rollout aborts (analysis/analysis.go, rollout/analysis.go);
+    the templates ride it out. An outage longer than the limit still aborts: no limit
+    makes errors Inconclusive (the error test is the last, and wins)."""
+    (template,) = by_kind(rendered(sample, service, env), "AnalysisTemplate")
+    for metric in template["spec"]["metrics"]:
+        limit = metric["consecutiveErrorLimit"]
+        outage = ["Successful"] * 2 + ["Error"] * 6 + ["Successful"] * 2
+        default = {k: v for k, v in metric.items() if k != "consecutiveErrorLimit"}
+        assert run_outcome(default, outage) == "abort"
+        assert run_outcome(metric, outage) in {"continue", "promote"}
+        assert run_outcome(metric, ["Successful"] + ["Error"] * (limit + 1)) == "abort"
+
+
+@pytest.mark.parametrize(("sample", "service", "env"), analysed())
+def test_the_progress_deadline_outlasts_a_blue_green_analysis_run(
+    sample: str, service: str, env: str
+) -> None:
+    """argo-rollouts v1.9.0 utils/conditions/conditions.go RolloutTimedOut: the deadline
+    runs from the Progressing condition's last update and stops only while the Rollout
+    is paused; a blue-green Rollout is not paused during its pre- or post-promotion
+    analysis (rollout/bluegreen.go reconcileBlueGreenPause), so with
+    progressDeadlineAbort a run longer than the deadline aborted a healthy release. The
+    longest run: initialDelay, count measurements, and the errors it rides out (an
+    Error is not counted towards count)."""
+    docs = rendered(sample, service, env)
+    (rollout,) = by_kind(docs, "Rollout")
+    (template,) = by_kind(docs, "AnalysisTemplate")
+    spec = rollout["spec"]
+    if "blueGreen" not in spec["strategy"]:
+        assert spec.get("progressDeadlineSeconds", 600) == 600  # paused steps stop it
+        return
+    assert spec["progressDeadlineAbort"] is True
+    for _, ref in references(rollout):
+        for metric in resolve(template, ref).values():
+            interval = int(metric["interval"].removesuffix("m")) * 60
+            delay = int(metric.get("initialDelay", "0m").removesuffix("m")) * 60
+            longest = delay + (metric["count"] + metric["consecutiveErrorLimit"]) * interval
+            assert spec["progressDeadlineSeconds"] > longest, (metric["name"], longest)
+
+
 # ---------------------------------------------------------------- the controller's rules
 
 
