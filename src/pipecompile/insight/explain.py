@@ -96,8 +96,8 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
         )
     parts: list[str] = []
     if rb is not None and rb.health_checks:
-        judged = rb.max_error_rate is not None or rb.max_p90_latency is not None
-        deadline = progress_deadline_seconds(rb if judged else None, kind) // 60
+        has_metrics = rb.max_error_rate is not None or rb.max_p90_latency is not None
+        deadline = progress_deadline_seconds(rb if has_metrics else None, kind) // 60
         parts.append(
             f"no progress within {deadline}m (pods not ready) aborts it (progressDeadlineAbort)"
         )

@@ -126,8 +126,10 @@ def progress_deadline_seconds(rb: Rollback | None, kind: str) -> int:
     nor during post-promotion analysis: the deadline must outlast a whole run, errors
     included, or progressDeadlineAbort aborts a healthy release mid-analysis. A canary's
     background analysis runs through pause steps (paused: the clock stops)."""
-    if rb is None or kind != "blue-green" or (
-        rb.max_error_rate is None and rb.max_p90_latency_ms is None
+    if (
+        rb is None
+        or kind != "blue-green"
+        or (rb.max_error_rate is None and rb.max_p90_latency_ms is None)
     ):
         return DEFAULT_PROGRESS_DEADLINE_SECONDS
     minutes = run_minutes(rb) + CONSECUTIVE_ERROR_LIMIT + PROGRESS_MARGIN_MINUTES
