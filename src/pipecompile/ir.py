@@ -220,7 +220,6 @@ class Rollback:
     max_p90_latency_ms: int | None
     prometheus_url: str
     provider: Literal["prometheus", "cloudwatch"]
-    cloudwatch_namespace: str
     service_monitor: bool  # a ServiceMonitor per chart (Prometheus Operator)
     window: str  # each measurement's look-back
     no_traffic: Literal["inconclusive", "pass"]

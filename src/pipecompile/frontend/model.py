@@ -456,12 +456,10 @@ class Rollback(Model):
         "prometheus",
         description="where the rollout analysis reads its metrics: prometheus (the default; "
         "http_requests_total and http_request_duration_seconds_bucket by service) or "
-        "cloudwatch (Requests, Errors5xx and LatencyMs by Service and Namespace)",
-    )
-    cloudwatch_namespace: (
-        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9./_#:-]{1,255}$")] | None
-    ) = Field(
-        None, description="the CloudWatch namespace of those metrics (default: <project>/services)"
+        "cloudwatch (the ALB's own metrics of the canary's target group, namespace "
+        "AWS/ApplicationELB: RequestCount, HTTPCode_Target_5XX_Count, TargetResponseTime; "
+        "canary strategy only, the Argo Rollouts controller run with "
+        "--aws-verify-target-group)",
     )
     prometheus_url: Annotated[
         str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.:/_-]{1,200}$")
