@@ -904,3 +904,47 @@ def test_explain_describes_exactly_the_rollback_each_environment_has() -> None:
     assert "reads only ledger/production/services/*" in ledger
     dev = "\n".join(explain_event(ir_of("shared-account"), "push", "feature/x"))
     assert "reached at: internal" in dev  # no approval: not on the internet
+
+
+@pytest.mark.parametrize("path_label", ["path", "handler"])
+def test_probes_are_not_traffic(tmp_path: Path, path_label: str, evaluator: Path) -> None:
+    """The kubelet's startup and readiness probes, the ALB health check (both GET
+    /healthz, the chart's probes.readinessPath) and the scrape are requests too: counted,
+    a canary no user reached looked healthy, and a canary failing its users had its error
+    rate diluted below the threshold. Excluded, probes alone are Inconclusive and users'
+    5xx are judged on users' requests alone."""
+    import dataclasses
+
+    ir = ir_of("ecommerce")
+    base_rb = ir.rollback
+    assert base_rb is not None and base_rb.max_error_rate is not None
+    assert base_rb.exclude_paths == ("/healthz", "/metrics")
+    rb = dataclasses.replace(base_rb, path_label=path_label)
+    req, st = rb.requests_metric, rb.status_label
+    sel = f'namespace="ns",service="s",{HASH_LABEL}="{LATEST_HASH}"'
+
+    def series(path: str, code: str, per_minute: int) -> tuple[str, str]:
+        return f'{req}{{{sel},{path_label}="{path}",{st}="{code}"}}', f"0+{per_minute}x10"
+
+    probes = [series("/healthz", "200", 600), series("/metrics", "200", 120)]
+    failing = [series("/cart", "200", 90), series("/cart", "503", 10)]  # 10 % of users
+    query = analysis.prometheus_queries(rb, "ns", "s", LATEST_HASH)["error-rate"]
+    (template,) = by_kind(rendered("ecommerce", *analysed()[0][1:]), "AnalysisTemplate")
+    metric = next(m for m in template["spec"]["metrics"] if m["name"] == "error-rate")
+    got = {
+        "probes only": promtool_values(tmp_path, probes, query),
+        "probes and failing users": promtool_values(tmp_path, probes + failing, query),
+    }
+    assert got == {"probes only": [-1.0], "probes and failing users": [0.1]}
+    phases = decide_all(evaluator, [(metric, "prometheus", v) for v in got.values()])
+    assert phases == ["Inconclusive", "Failed"]
+    # without the exclusion: probes alone pass, and the users' 10 % is diluted to 1.2 %
+    counted = analysis.prometheus_queries(
+        dataclasses.replace(rb, exclude_paths=()), "ns", "s", LATEST_HASH
+    )["error-rate"]
+    old = [promtool_values(tmp_path, s, counted) for s in (probes, probes + failing)]
+    assert old[0] == [0.0] and old[1][0] < rb.max_error_rate
+    assert decide_all(evaluator, [(metric, "prometheus", v) for v in old]) == [
+        "Successful",
+        "Successful",
+    ]

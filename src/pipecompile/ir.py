@@ -229,6 +229,8 @@ class Rollback:
     status_label: str
     service_label: str
     namespace_label: str
+    path_label: str  # the request path's label: requests to exclude_paths are not traffic
+    exclude_paths: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -631,6 +631,8 @@ class _Lowering(Rules):
             pm.status_label,
             pm.service_label,
             pm.namespace_label,
+            pm.path_label,
+            tuple(pm.exclude),
         )
 
     def notifications(self) -> ir.Notifications:

@@ -168,6 +168,14 @@ def measured_service(svc: Service, dep: Deployment) -> str:
     return f"{svc.name}-{'canary' if dep.strategy.kind == 'canary' else 'preview'}"
 
 
+def exclude_regex(paths: tuple[str, ...]) -> str:
+    """An RE2 alternation of the literal paths, as a PromQL double-quoted string's
+    content (the model allows only [A-Za-z0-9._~/-]: '.' is the one metacharacter, and
+    its backslash is doubled for the string). A series without the label has it empty,
+    which no path matches: it is kept."""
+    return "|".join(p.replace(".", "\\\\.") for p in paths)
+
+
 def prometheus_queries(rb: Rollback, namespace: str, service: str, pod_hash: str) -> dict[str, str]:
     """metric name -> PromQL, for the pods of hash ``pod_hash`` behind the Service
     ``service`` (``{{args.pod-template-hash}}``, ``{{args.service}}`` in the template)
@@ -176,6 +184,9 @@ def prometheus_queries(rb: Rollback, namespace: str, service: str, pod_hash: str
         f'{rb.namespace_label}="{namespace}",{rb.service_label}="{service}",'
         f'{HASH_LABEL}="{pod_hash}"'
     )
+    if rb.exclude_paths:  # probes, health checks and scrapes are not traffic
+        sel += f',{rb.path_label}!~"{exclude_regex(rb.exclude_paths)}"'
+
     w = rb.window
     out: dict[str, str] = {}
     if rb.max_error_rate is not None:
