@@ -17,9 +17,15 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     branches = ", ".join(ir.release_branches if release else env.includes)
     if ir.delivery == "github-actions":
         role = ir.aws.github_release_role_name if release else ir.aws.github_build_role_name
-        who = f"GitHub build jobs of pushes to {branches} as IAM role {role}"
+        who = (
+            f"any workflow run of a push to {branches} as IAM role {role} (its trust matches "
+            "the names exactly as GitHub does: a '*' stops at '/', so no nested name matches)"
+        )
         if release:
-            who += " (only repository admins may create such a branch: explain --release-ruleset)"
+            who += (
+                " (only repository admins may create such a branch, nested names included: "
+                "explain --release-ruleset)"
+            )
     else:
         role = ir.aws.release_build_role_name if release else ir.aws.build_role_name
         kind = "release build projects" if release else "build projects"
