@@ -69,6 +69,7 @@ def test_the_reference_single_repository_stays_valid_and_explain_warns() -> None
     lines = explain_event(ir, "push", "main")
     warning = next(line for line in lines if "warning:" in line)
     assert "development, testing deploy to the same GitOps repository" in warning
+    assert "service account" in warning and "older digest" in warning
     assert "environments.production.gitops.repository" in warning
     assert any(
         "who can approve: only the principals of var.approvers_production "
@@ -131,6 +132,11 @@ def test_sharing_an_approval_environments_repository_is_a_located_warning() -> N
         assert w.severity == "warning" and w.path == ("gitops", "repository")
         assert "shares its GitOps repository with development, testing" in w.message
         assert "Argo CD syncs it without an approval" in w.message
+        # the whole truth: the workloads change, not only their images
+        for what in ("command", "service account", "environment", "volumes", "analysis"):
+            assert what in w.message, what
+        assert "older digest signed for" in w.message
+        assert "refuses only images not signed" in w.message
     line = REFERENCE.splitlines()[shared[0].line - 1]
     assert line.strip().startswith("repository: git@github.com:example/ecommerce-infra.git")
     # production on its own repository: only staging is still warned about

@@ -105,8 +105,11 @@ def _gitops(ir: IR, env: Environment) -> list[str]:
             f"warning: {', '.join(unapproved)} deploy{'s' if len(unapproved) == 1 else ''} to "
             f"the same GitOps repository; a deploy key or token cannot be limited to a "
             f"folder, so their credential can rewrite {env.name}'s folder and Argo CD would "
-            f"sync it without an approval (the admission policy still refuses unsigned or "
-            f"dev-tier images): give {env.name} its own repository "
+            f"sync it without an approval: {env.name}'s workloads change, not only their "
+            "images (command, service account, environment, volumes, probes, the canary's "
+            f"analysis), or roll back to an older digest signed for {env.name} (the "
+            "admission policy refuses only unsigned or other-tier images, the AppProject "
+            f"only kinds the chart never renders): give {env.name} its own repository "
             f"(environments.{env.name}.gitops.repository)"
         )
     if approved:
