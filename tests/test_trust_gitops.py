@@ -168,3 +168,19 @@ def test_the_hardened_sample_gives_each_approval_environment_its_own_repository(
     assert not [w for w in ir.warnings if w.code == "PC208"]
     repos = [e.gitops_repository for e in ir.environments]
     assert len(set(repos)) == len(repos)
+
+
+def test_the_trust_report_states_what_is_not_refused_yet() -> None:
+    """Attacker traces left open (issue 28): explain --trust says so instead of implying
+    a guard.  A feature build (dev role, dev key) can push src-<tree> for a tree develop
+    builds later; a GitHub approval environment has no reviewers until someone names them."""
+    ir = compile_bytes("pipeline.yaml", REFERENCE.encode())
+    report = "\n".join(trust_report(ir))
+    testing = report.split("environment testing", 1)[1].split("environment staging", 1)[0]
+    assert "a build of feature/* (same role, same key) can push" in testing
+    assert "testing's build reuses it" in testing
+    development = report.split("environment testing", 1)[0]
+    assert "can push the image of a tree" not in development
+    sf = (ROOT / "samples/storefront/pipeline.yaml").read_bytes()
+    report = "\n".join(trust_report(compile_bytes("pipeline.yaml", sf)))
+    assert "sets no reviewers" in report and '"reviewers": [{"type": "Team"' in report

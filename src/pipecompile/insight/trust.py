@@ -45,6 +45,13 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     else:
         sign = f"that build role, with {key}: any deploy branch's code runs there, so this "
         sign += "signature says only 'built by this pipeline'"
+        first = ir.environments[0]
+        if env.index > 0 and first.name != env.name and not first.approval:
+            sign += (
+                f"; a build of {', '.join(first.includes)} (same role, same key) can push "
+                f"the image of a tree {env.name} builds later (src-<tree>), and "
+                f"{env.name}'s build reuses it unreviewed"
+            )
     return who, sign
 
 
@@ -53,9 +60,11 @@ def _approver(ir: IR, env: Environment) -> str:
         return "no approval: every push to its branches deploys"
     if ir.delivery == "github-actions":
         return (
-            f"the required reviewers of GitHub environment '{env.name}' (set them in the "
-            "repository settings; a reviewer should not approve their own change: turn on "
-            "'Prevent self-review')"
+            f"the required reviewers of GitHub environment '{env.name}', which pipecompile "
+            "does not name: explain --environments turns on prevent_self_review but sets no "
+            'reviewers; add "reviewers": [{"type": "Team", "id": <team id>}] (or "User") to '
+            "its PUT body, or set them in the repository settings: until then a job of "
+            "this environment waits for nobody"
         )
     subscribed = ", ".join(env.approvers) if env.approvers else "nobody yet (approvers: [...])"
     who = ", ".join(env.approver_principals)
