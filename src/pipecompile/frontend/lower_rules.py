@@ -396,3 +396,13 @@ def service_ci(
     if runtime == ci[0]:
         return runtime, ci[1]
     return runtime, tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[runtime.language])
+
+
+def short(name: str, limit: int) -> str:
+    """``name`` if it fits, else a prefix and a stable hash that keep it unique."""
+    if len(name) <= limit:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"
