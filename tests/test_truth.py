@@ -845,3 +845,23 @@ def test_a_renamed_pipeline_file_is_never_green(
     from pipecompile.session import Session
 
     assert not Session.open(repo / "ci.yaml").fast_clean()  # the name is in the fingerprint
+
+
+def test_another_checkout_inside_an_output_folder_is_never_touched(repo: Path) -> None:
+    # a nested clone (or submodule, or worktree) carries the same headers; a manifest
+    # that lists its files must not make build remove them
+    nested = repo / "kubernetes/argocd/vendor"
+    nested.mkdir()
+    git(nested, "init", "-q", "-b", "main")
+    theirs = nested / "order-service-production.yaml"
+    shutil.copy(repo / "kubernetes/argocd/order-service-production.yaml", theirs)
+    manifest = json.loads((repo / MANIFEST).read_text())
+    manifest["files"]["kubernetes/argocd/vendor/order-service-production.yaml"] = {
+        "target": "argocd",
+        "sha256": hashlib.sha256(theirs.read_bytes()).hexdigest(),
+    }
+    (repo / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    before = theirs.read_bytes()
+    assert run(repo, "build", "-q") == 0
+    assert theirs.read_bytes() == before
+    assert run(repo, "check") == 0  # the nested checkout is not this pipeline's business

@@ -152,6 +152,7 @@ class Rules:
                 del folders[follower]  # outputs.local: false turns local development off
             elif follower not in folders and leader in folders:
                 folders[follower] = defaults[follower]  # on with the output it follows
+                where_of[follower] = where_of.get(leader, ("outputs",))  # its errors: there
         for target in defaults:
             if target in folders:
                 where = where_of.get(target, ("outputs",)) if given is not None else ("outputs",)
