@@ -16,6 +16,29 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import Diagnostic
+from .ir_plan import (
+    BuildPlan,
+    BuildTier,
+    DeliveryPlan,
+    DeployStage,
+    PlanInput,
+    PlanStep,
+    PlanStepKind,
+    Scope,
+    SharedStep,
+)
+
+# the deploy plan's types are the IR's too (targets import them from here)
+__all__ = [
+    "BuildPlan",
+    "BuildTier",
+    "DeliveryPlan",
+    "DeployStage",
+    "PlanInput",
+    "PlanStep",
+    "PlanStepKind",
+]
+__all__ += ["Scope", "SharedStep"]
 
 StrategyKind = Literal["rolling", "canary", "blue-green"]
 Language = Literal["node", "python", "java", "go"]
@@ -324,6 +347,9 @@ class Backend:
     lock_table: str | None = None  # None with S3: native locking (use_lockfile)
 
 
+EMPTY_PLAN = DeliveryPlan()
+
+
 @dataclass(frozen=True, slots=True)
 class IR:
     pipeline_file: str  # relative to the repository root (session.repo_name), e.g. "pipeline.yaml"
@@ -359,6 +385,7 @@ class IR:
     warnings: tuple[Diagnostic, ...]  # located, severity "warning"
     cloudtrail: bool = False  # audit.cloudtrail: a trail with 90-day retention
     secret_rotation: tuple[str, int] | None = None  # (Lambda ARN, days): terraform.secret_rotation
+    plan: DeliveryPlan = EMPTY_PLAN  # frontend/plan.py, from everything above
 
     def output(self, target: str) -> str:
         for name, folder in self.outputs:

@@ -27,6 +27,7 @@ from .lower_rules import (
     service_ci,
 )
 from .model import Compute, ImageScan, Pipeline
+from .plan import lower_plan
 
 
 def _hosts(domain: str | None, service: str, *, first: bool) -> tuple[str, ...]:
@@ -99,7 +100,7 @@ class _Lowering(Rules):
         rollback = self.rollback()
         if self.errors:
             raise PipelineError(self.errors)
-        return ir.IR(
+        lowered = ir.IR(
             pipeline_file=Path(self.doc.file).name,
             project=model.project,
             delivery=model.delivery,
@@ -140,6 +141,8 @@ class _Lowering(Rules):
             pins=self.pins,
             warnings=tuple(self.warnings),
         )
+        # the deploy plan: the delivery lowered once, for every orchestrator
+        return dataclasses.replace(lowered, plan=lower_plan(lowered))
 
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
         """The orchestrator named by ``delivery`` must be generated."""
