@@ -72,7 +72,7 @@ class Environment:
     cluster: str
     url: str | None
     deploy_project: str  # CodeBuild project that records the image tag
-    deploy_buildspec: str  # its buildspec, relative to the codebuild output folder
+    deploy_buildspec: str  # the buildspec (one for every environment), in the codebuild folder
     deploy_log_group: str
     manual_start_branch: str  # BranchName of the CodePipeline source action
     github_role_name: str  # the GitHub deploy role: only this GitHub environment assumes it

@@ -27,7 +27,8 @@ PlanStepKind = Literal[
     "health-wait",
     "approver",
     "audit",  # each deploy
-    "dast",  # after a deploy to the DAST environment succeeded
+    "dast",
+    "dast-mark",  # after a deploy to the DAST environment succeeded
 ]
 # where an input's value comes from: the text itself; a secret ("<Secrets Manager id>[:key]",
 # on GitHub the secret named like the input); the build's image ("tag", "digest"); a fact of
@@ -97,7 +98,7 @@ class DeployStage:
     timeout_minutes: int
     # the DAST environment: OWASP ZAP after the stage succeeded, on its own (no deploy
     # secrets, not in the audit row's outcome); a pass lets the digest on (promotion-gate)
-    dast: PlanStep | None = None
+    dast: tuple[PlanStep, ...] = ()
 
     def runs(self, kind: str) -> bool:
         return any(s.kind == kind for s in self.steps)

@@ -233,7 +233,7 @@ class _Lowering(Rules):
                     cluster=env.cluster,
                     url=env.url,
                     deploy_project=f"{project}-{name}-deploy",
-                    deploy_buildspec=f"deploy-{name}.yml",
+                    deploy_buildspec="deploy.yml",  # one for every environment
                     deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
                     manual_start_branch=literal[0] if literal else self.m.source.default_branch,
                     github_role_name=_short(f"{project}-deploy-{name}", 64),
@@ -482,7 +482,7 @@ class _Lowering(Rules):
                     cron,
                     level,
                     project=f"{self.m.project}-{target.name}-dast",
-                    buildspec=f"dast-{target.name}.yml",
+                    buildspec="dast.yml",
                     log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
                     **self.scheduled_dast(envs),
                 )

@@ -213,18 +213,22 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
     )
     title = "Wait until Argo CD reports {ARGOCD_APP} healthy"
     steps.append(PlanStep("health-wait", title, "wait-healthy.sh", health))
-    scan = None
+    dast_steps: tuple[PlanStep, ...] = ()
     if env.dast and dast is not None:
-        # its own stage after the deploy succeeded, without the deploy's secrets
+        # its own stage after the deploy succeeded, without the deploy's secrets: the scan
+        # needs no AWS access; a pass marks the digest for the promotion gate
         zap = (
-            *image,
             _v("DAST_ENVIRONMENT", env.name),
             _v("DAST_URL", dast.url),
             _v("ZAP_IMAGE", model.pins.zap_image),
             _v("ZAP_MIN_RISK", ZAP_RISK[dast.fail_on]),
         )
         title = "OWASP ZAP baseline scan of {DAST_ENVIRONMENT}; fail at " + dast.fail_on
-        scan = PlanStep("dast", title, "dast-scan.sh", zap)
+        mark = (_v("DAST_ENVIRONMENT", env.name), *image)
+        dast_steps = (
+            PlanStep("dast", title, "dast-scan.sh", zap),
+            PlanStep("dast-mark", "Mark the digest as passed", "dast-mark.sh", mark),
+        )
     if model.deployments_table:
         if env.approval:  # who approved, for the audit row (each orchestrator asks its own)
             steps.append(PlanStep("approver", "Look up who approved", "", (where[1],), "always"))
@@ -239,7 +243,8 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
             _run("RUN", "run"),
         )
         steps.append(PlanStep("audit", "Write the audit row", "audit-row.sh", audit, "always"))
-    return DeployStage(svc.name, env.name, env.approval, tuple(steps), 15 + dep.wait_minutes, scan)
+    minutes = 15 + dep.wait_minutes
+    return DeployStage(svc.name, env.name, env.approval, tuple(steps), minutes, dast_steps)
 
 
 def _values(stages: Iterable[DeployStage], name: str) -> dict[tuple[str, str], str]:
