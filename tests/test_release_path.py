@@ -117,7 +117,7 @@ def test_an_action_configuration_longer_than_codepipeline_takes_is_a_located_err
     # valid, long names: the service, and the folder in the GitOps repository (the action
     # carries only what varies by service: what varies by environment is its project's)
     text = text.replace(
-        "  path: kubernetes/apps", "  path: " + "deployments/" * 16 + "eu-central-1"
+        "  path: kubernetes/apps", "  path: " + "deployments/" * 10 + "eu-central-1"
     )
     with pytest.raises(PipelineError) as info:
         compile_bytes("pipeline.yaml", text.encode())

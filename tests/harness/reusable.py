@@ -12,6 +12,7 @@ workflow's first job takes the caller's id, ``needs`` and ``if``; its other jobs
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,18 +128,31 @@ def _job(job: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
-def expand(path: Path, jobs: dict[str, Any] | None = None) -> dict[str, Any]:
+def expand(path: Path) -> dict[str, Any]:
     """The workflow at ``path`` with every local reusable workflow call expanded."""
-    wf = yaml.safe_load(path.read_text())
-    root = path.parent
+    folder = path.parent
+    return expand_with(path.name, lambda name: (folder / name).read_text())
+
+
+def expand_rendered(files: dict[str, str], rel: str) -> dict[str, Any]:
+    """The same for rendered files (``{path: text}``, the workflows side by side)."""
+    folder = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
+    return expand_with(rel.rsplit("/", 1)[-1], lambda name: files[folder + name])
+
+
+def expand_with(name: str, read: Callable[[str], str]) -> dict[str, Any]:
+    wf = yaml.safe_load(read(name))
+    return {**wf, "jobs": _expand_jobs(wf["jobs"], read)}
+
+
+def _expand_jobs(jobs: dict[str, Any], read: Callable[[str], str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for job_id, job in (jobs if jobs is not None else wf["jobs"]).items():
+    for job_id, job in jobs.items():
         uses = job.get("uses", "")
         if not uses.startswith("$/"):
             out[job_id] = job
             continue
-        called_path = root / Path(uses).name
-        called = yaml.safe_load(called_path.read_text())
+        called = yaml.safe_load(read(uses.rsplit("/", 1)[-1]))
         declared = called["on"]["workflow_call"].get("inputs") or {}
         inputs = {k: spec.get("default", "") for k, spec in declared.items()}
         inputs.update(job.get("with", {}))
@@ -147,8 +161,7 @@ def expand(path: Path, jobs: dict[str, Any] | None = None) -> dict[str, Any]:
             expanded = _job(sub, inputs)
             if expanded is not None:
                 inner[name] = expanded
-        # a nested call (deploy.yml's DAST calls zap.yml)
-        inner = expand(called_path, inner) if any("uses" in j for j in inner.values()) else inner
+        inner = _expand_jobs(inner, read)  # a nested call (deploy.yml's DAST calls zap.yml)
         for i, (name, sub) in enumerate(inner.items()):
             if i == 0:
                 merged = {**sub, "needs": job.get("needs", []), "uses": uses}
@@ -158,4 +171,4 @@ def expand(path: Path, jobs: dict[str, Any] | None = None) -> dict[str, Any]:
                 out[job_id] = merged
             else:
                 out[f"{job_id}/{name}"] = sub
-    return {**wf, "jobs": out} if jobs is None else out
+    return out

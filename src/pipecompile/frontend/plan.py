@@ -263,13 +263,38 @@ def _values(stages: Iterable[DeployStage], name: str) -> dict[tuple[str, str], s
     return out
 
 
-def _scope(values: dict[tuple[str, str], str]) -> ir.Scope:
-    if len(set(values.values())) <= 1:
-        return "pipeline"
-    by_env: dict[str, set[str]] = {}
-    for (_, env), value in values.items():
-        by_env.setdefault(env, set()).add(value)
-    return "environment" if all(len(v) == 1 for v in by_env.values()) else "deployment"
+# What each deploy input may vary by, declared (never guessed from the values: adding a
+# service or an environment moves no input from one file to another).  Everything else
+# is the pipeline's; secrets and switches are the environment's.
+ENVIRONMENT_INPUTS = frozenset(
+    ("ENVIRONMENT", "SIGNING_KEYS", "GITOPS_REPOSITORY", "GITOPS_REVISION")
+)
+DEPLOYMENT_INPUTS = frozenset(
+    (
+        "SERVICE",
+        "ECR_REPOSITORY",
+        "IMAGE_URI",
+        "ARGOCD_APP",
+        "GITOPS_DIR",
+        "VALUES_SOURCE",
+        "WAIT_SECONDS",
+        "PROMOTION",
+    )
+)
+
+
+def _scope(name: str, source: str, values: dict[tuple[str, str], str]) -> ir.Scope:
+    """``name``'s declared scope; its values must respect it (a plan bug otherwise)."""
+    if name in DEPLOYMENT_INPUTS:
+        return "deployment"
+    if name in ENVIRONMENT_INPUTS or source == "secret" or name.startswith("RUN_"):
+        by_env: dict[str, set[str]] = {}
+        for (_, env), value in values.items():
+            by_env.setdefault(env, set()).add(value)
+        assert all(len(v) == 1 for v in by_env.values()), (name, by_env)
+        return "environment"
+    assert len(set(values.values())) <= 1, (name, values)
+    return "pipeline"
 
 
 def _shared(
@@ -288,7 +313,7 @@ def _shared(
                 inputs.setdefault(i.name, i)
         merged = []
         for name, first in inputs.items():
-            scope = seen.get(name) or _scope(_values(stages, name))
+            scope = seen.get(name) or _scope(name, first.source, _values(stages, name))
             if name not in seen:
                 seen[name] = scope
                 if scope != "pipeline" and first.source in ("value", "secret"):
@@ -298,7 +323,7 @@ def _shared(
         flag = "" if everywhere else switch(kind)
         if flag:
             ran = {(st.service, st.environment): str(st.runs(kind)) for st in stages}
-            parameters.append((flag, _scope(ran)))
+            parameters.append((flag, _scope(flag, "value", ran)))
         first_run = runs[0]
         step = PlanStep(kind, first_run.title, first_run.script, tuple(merged), first_run.when)
         shared.append(SharedStep(step, flag))

@@ -54,16 +54,6 @@ def by_environment(values: dict[str, str], number: bool = False) -> str:
     return _expr(" || ".join(parts))
 
 
-def environments_of(stages: list[DeployStage], value: Any) -> dict[str, str] | None:
-    """``value(stage)`` for each environment, or None where services differ in one."""
-    out: dict[str, str] = {}
-    for stage in stages:
-        v = str(value(stage))
-        if out.setdefault(stage.environment, v) != v:
-            return None
-    return out
-
-
 def _condition(envs: list[str]) -> str:
     return " || ".join(f"inputs.environment == {_quote(e)}" for e in envs)
 
@@ -78,16 +68,17 @@ class Deploy:
         self.switches = {s.switch for s in ir.plan.deploy if s.switch}
         sources = {i.name: i.source for s in ir.plan.deploy for i in s.step.inputs}
         self.sources = sources
-        # per environment: the role always (the environment's own), the job's timeout where
-        # every service waits as long, and each parameter varying by environment only
+        # per environment: its role, the job's timeout, each parameter of environment scope
         self.lookups: dict[str, dict[str, str]] = {
             "ROLE": {
                 s.environment: ir.environment(s.environment).github_role_arn for s in self.stages
             }
         }
-        timeouts = environments_of(self.stages, lambda s: s.timeout_minutes)
-        if timeouts is not None:
-            self.lookups["TIMEOUT_MINUTES"] = timeouts
+        # the job's timeout: the longest stage of the environment (as its CodeBuild project)
+        timeouts: dict[str, int] = {}
+        for st in self.stages:
+            timeouts[st.environment] = max(timeouts.get(st.environment, 0), st.timeout_minutes)
+        self.lookups["TIMEOUT_MINUTES"] = {env: str(t) for env, t in timeouts.items()}
         for name, scope in ir.plan.parameters:
             if scope == "environment" and (name in self.switches or sources.get(name) == "value"):
                 self.lookups[name] = {s.environment: ir.plan.value(s, name) for s in self.stages}
@@ -96,7 +87,7 @@ class Deploy:
 
     def passed(self) -> list[tuple[str, str]]:
         """(input, type) each caller passes besides environment, image_tag, image_digest."""
-        out = [] if "TIMEOUT_MINUTES" in self.lookups else [("TIMEOUT_MINUTES", "number")]
+        out = []
         for name, _ in self.ir.plan.parameters:
             if name in self.lookups or name == "ENVIRONMENT":
                 continue
@@ -114,9 +105,6 @@ class Deploy:
             "image_digest": "${{ needs.build.outputs.digest }}",
         }
         for name, kind in self.passed():
-            if name == "TIMEOUT_MINUTES":
-                out["timeout_minutes"] = stage.timeout_minutes
-                continue
             value = self.ir.plan.value(stage, name)
             if kind == "boolean":
                 if value == "true":
