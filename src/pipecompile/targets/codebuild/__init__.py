@@ -205,8 +205,12 @@ def deploy_spec(ir: IR) -> dict[str, Any]:
             elif i.value and i.source == "secret":
                 secrets.setdefault(i.name, i.value)
     variables["OUTCOME_FILE"] = OUTCOME_FILE
+    # a switch is off unless the environment's deploy project turns it on: a project's
+    # variable wins over the buildspec's, an action's over both ("The value in the
+    # buildspec declaration takes lowest precedence", CodeBuild User Guide,
+    # build-spec-ref.md, env/variables; awsdocs/aws-codebuild-user-guide 66cc3be)
     for shared in plan.deploy:
-        if shared.switch:  # off unless the environment's deploy project turns it on
+        if shared.switch:
             variables.setdefault(shared.switch, "false")
     passed = {i.name for s in plan.deploy for i in s.step.inputs}
     required = ["SERVICE", "ENVIRONMENT", "IMAGE_TAG", "IMAGE_DIGEST"]

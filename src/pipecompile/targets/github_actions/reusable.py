@@ -62,7 +62,7 @@ def _expr(text: str) -> str:
 def workflow_call(
     inputs: dict[str, dict[str, Any]], secrets: list[str], outputs: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    call: dict[str, Any] = {"inputs": inputs}
+    call: dict[str, Any] = {"inputs": inputs} if inputs else {}
     if outputs:
         call["outputs"] = {k: {"value": v} for k, v in outputs.items()}
     if secrets:
