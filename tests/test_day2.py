@@ -272,7 +272,9 @@ def test_explain_lists_what_the_first_apply_needs() -> None:
     ref = checklist(compile_bytes("pipeline.yaml", REFERENCE.encode()))
     assert "Before the first terraform apply in infrastructure/terraform/cicd:" in ref
     assert any(line.startswith("  state: local") for line in ref)
-    assert not any("OIDC provider" in line for line in ref)  # CodePipeline delivers
+    # CodePipeline delivers: no GitHub OIDC provider (the cluster's, for IRSA, is listed)
+    assert not any("OIDC provider for https://token.actions" in line for line in ref)
+    assert any(line.startswith("  input variable eks_oidc_issuer_ecommerce") for line in ref)
     by_github = checklist(compile_bytes("pipeline.yaml", as_github_delivered(REFERENCE).encode()))
     assert any("no IAM OIDC provider for https://token.actions" in line for line in by_github)
     own = checklist(compile_bytes("pipeline.yaml", as_github_delivered(SHARED).encode()))

@@ -100,7 +100,9 @@ def test_the_reference_is_delivered_by_codepipeline_only() -> None:
 def test_storefront_is_delivered_by_github_actions_only() -> None:
     tf_dir = GHA / "infrastructure/terraform"
     assert sorted(p.name for p in tf_dir.glob("*.tf")) == [
+        "argo_rollouts.tf",  # CloudWatch rollback analysis: the controller's role
         "audit.tf",
+        "clusters.tf",  # the OIDC issuer that role trusts
         "ecr.tf",
         "iam.tf",
         "kms.tf",
@@ -427,12 +429,16 @@ def test_dast_runs_after_every_deploy_to_its_environment_and_gates_the_next() ->
         jobs = delivery(svc)["jobs"]
         staging = [s["name"] for s in jobs["deploy-staging"]["steps"]]
         assert any(n.startswith("Wait until Argo CD") for n in staging)
-        # ZAP: its own job after the deploy job (its wait included) succeeded, on both
-        # orchestrators (a CodePipeline stage after Deploy); a pass marks the digest
+        # the scan is a job of its own after the deploy job succeeded (zap.yml: ZAP holds
+        # no token; the mark runs in the DAST's own environment and role, none of the
+        # deploy's secrets: tests/test_trust_attacks.py)
+        assert not any(n.startswith("OWASP ZAP") for n in staging)
         zap = jobs["deploy-staging/dast"]
         assert zap["needs"] == "deploy" and "if" not in zap  # the default: success()
         assert zap["steps"][0]["name"].startswith("OWASP ZAP")
-        assert jobs["deploy-staging/dast/mark"]["needs"] == "scan"
+        assert zap["permissions"] == {} and "environment" not in zap
+        mark = jobs["deploy-staging/dast/mark"]
+        assert mark["needs"] == "scan" and mark["environment"] == "staging-dast"
         assert not any(j.startswith(("deploy-production/", "deploy-development/")) for j in jobs)
         production = [s["name"] for s in jobs["deploy-production"]["steps"]]
         gate = production.index("Promote only what passed DAST in staging")
@@ -719,7 +725,7 @@ def test_a_trigger_codepipeline_cannot_hold_is_a_located_error() -> None:
     (error,) = info.value.diagnostics
     assert error.path == ("services", "product-service", "path")  # located at the service
     line = text.split("\n").index("  product-service:") + 1
-    assert (error.line, error.col) == (line + 1, 5)  # no path key: its first key
+    assert (error.line, error.column) == (line + 1, 5)  # no path key: its first key
     assert "9 excluded paths in its trigger" in error.message
     assert "give product-service its own folder" in error.message
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,113 @@ def test_fast_path_agrees_with_full_check(drift: str, tmp_path: Path) -> None:
         assert not fast and full_clean
     else:
         assert not fast and not full_clean
+
+
+def _warm(root: Path, *, settled: bool = True) -> Path:
+    """The stat cache a build left, dated after every file's last change (settled) or
+    before it (racily clean)."""
+    cache = root / ".pipecompile/stat.cache"
+    assert cache.is_file()  # written by the build
+    when = time.time_ns() + (60 if settled else -3600) * 10**9
+    os.utime(cache, ns=(when, when))
+    return cache
+
+
+@pytest.mark.parametrize("drift", list(DRIFTS))
+def test_a_warm_stat_cache_agrees_with_full_check(drift: str, tmp_path: Path) -> None:
+    root = build_sample("ecommerce", tmp_path)
+    _warm(root)
+    DRIFTS[drift](root)
+    fast = Session.open(root / "pipeline.yaml").fast_clean()
+    full_clean = not planned(root / "pipeline.yaml")
+    assert fast == (drift == "none")
+    assert full_clean == (drift in ("none", "lock-changed"))
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from pipecompile.output import fastpath
+
+    seen: list[str] = []
+    real = fastpath.read_file
+
+    def counting(root: str, rel: str, limit: int = -1) -> bytes | None:
+        seen.append(rel)
+        return real(root, rel, limit)
+
+    monkeypatch.setattr(fastpath, "read_file", counting)
+    return seen
+
+
+def test_the_stat_cache_spares_reading_unchanged_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = build_sample("ecommerce", tmp_path)
+    _warm(root)
+    reads = _reads(monkeypatch)
+    assert Session.open(root / "pipeline.yaml").fast_clean()
+    assert reads == []  # every generated file vouched for by its stat data
+
+
+def test_only_a_build_writes_the_stat_cache(tmp_path: Path) -> None:
+    from pipecompile.commands.cli import main
+
+    root = build_sample("ecommerce", tmp_path)
+    cache = root / ".pipecompile/stat.cache"
+    cache.unlink()
+    for command in ("check", "diff"):
+        assert main([command, "-q", "-f", str(root / "pipeline.yaml")]) == 0
+        assert not cache.exists(), command
+    assert main(["build", "-q", "-f", str(root / "pipeline.yaml")]) == 0  # no change
+    assert cache.is_file()
+
+
+def test_a_racily_clean_cache_entry_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # files that changed after (or in the tick of) the cache's writing are re-hashed
+    root = build_sample("ecommerce", tmp_path)
+    _warm(root, settled=False)
+    reads = _reads(monkeypatch)
+    assert Session.open(root / "pipeline.yaml").fast_clean()
+    assert len(reads) >= 50
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_seen(tmp_path: Path) -> None:
+    # the ctime, which no user call sets, still moves: the file is read again
+    root = build_sample("ecommerce", tmp_path)
+    _warm(root)
+    p = root / "kubernetes/apps/order-service/values-testing.yaml"
+    before = p.stat()
+    p.write_text(p.read_text().replace("replicaCount: 1", "replicaCount: 9"))
+    os.utime(p, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert p.stat().st_size == before.st_size and p.stat().st_mtime_ns == before.st_mtime_ns
+    assert not Session.open(root / "pipeline.yaml").fast_clean()
+    assert [c.reason for c in planned(root / "pipeline.yaml")] == ["hand edit"]
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [b"", b"garbage\n", b"pipecompile-stat-cache 1 " + b"0" * 64 + b"\n", b"\xff" * 100],
+)
+def test_a_bad_or_foreign_stat_cache_is_ignored(tmp_path: Path, cache: bytes) -> None:
+    root = build_sample("ecommerce", tmp_path)
+    hand_edit(root)
+    (root / ".pipecompile/stat.cache").write_bytes(cache)
+    assert not Session.open(root / "pipeline.yaml").fast_clean()
+
+
+def test_the_stat_cache_is_never_committed(tmp_path: Path) -> None:
+    import subprocess
+
+    root = build_sample("ecommerce", tmp_path)
+    _warm(root)
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    tracked = subprocess.run(
+        [*git, "ls-files", ".pipecompile"], check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert tracked == [".pipecompile/.gitignore", ".pipecompile/manifest.json"]
 
 
 def test_a_changed_generator_is_never_trusted(

@@ -111,3 +111,42 @@ def test_the_package_folders_are_the_layers() -> None:
     named = {layer.split(".")[1] for row in LAYERS["layers"] for layer in row.split(" | ")}
     modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
     assert set(folders) - {"data"} <= named and modules <= named
+
+
+def _target_names_in(source: str) -> list[tuple[int, str]]:
+    """String literals naming a built-in target, outside field paths (a tuple such as
+    ``("terraform", "backend")`` is a place in pipeline.yaml, the language's own)."""
+    import ast
+
+    from pipecompile.targets.registry import builtin
+
+    names = set(builtin()) - {"local"}  # "local" is also a backend kind of the language
+    tree = ast.parse(source)
+    in_tuples = {
+        id(elt) for node in ast.walk(tree) if isinstance(node, ast.Tuple) for elt in node.elts
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value in names
+        and id(node) not in in_tuples
+    ]
+
+
+def test_lowering_names_no_target() -> None:
+    # what a target is called, where it writes and what it publishes come from the
+    # registry (targets.registry.Layout); the models are the language (outputs: keys)
+    found = {
+        f"{path.name}:{line}: {name!r}"
+        for path in sorted((PACKAGE / "frontend").glob("*.py"))
+        if path.name not in ("model.py", "model_types.py")
+        for line, name in _target_names_in(path.read_text())
+    }
+    assert found == set()
+
+
+def test_the_target_name_scan_finds_a_name() -> None:
+    assert _target_names_in('helm = dict(outputs).get("helm")\n') == [(1, "helm")]
+    assert _target_names_in('where = ("terraform", "backend")\n') == []

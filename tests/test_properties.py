@@ -249,7 +249,7 @@ def test_mutations_of_the_reference_never_crash(seed: int, kinds: list[str]) -> 
     try:
         ir = compile_bytes("pipeline.yaml", "\n".join(lines).encode())
     except PipelineError as exc:
-        assert exc.diagnostics and all(d.line >= 1 and d.col >= 1 for d in exc.diagnostics)
+        assert exc.diagnostics and all(d.line >= 1 and d.column >= 1 for d in exc.diagnostics)
         return
     files = {str(p): body for p, (_, body) in render_all(ir).items()}
     # chart templates are Go templates, YAML only once Helm rendered them (test_chart)

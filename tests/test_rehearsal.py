@@ -21,7 +21,7 @@ import yaml
 from pipecompile.targets.common import script_path
 
 from .conftest import ROOT, terraform_blocks
-from .harness.argocd import ArgoCD, application, argocd_server
+from .harness.argocd import ArgoCD, application, argocd_server, rollout
 from .harness.reusable import expand
 from .harness.runner import Job
 from .harness.world import CODEBUILD_UID, RUNNER_UID, World, world
@@ -471,14 +471,82 @@ def test_the_wait_tells_a_rollback_from_a_failure(
     assert wait(w, ArgoCD(token="tok", apps={APP: [reply]}))[:2] == (1, outcome)
 
 
+def test_an_abort_is_a_rollback_without_argo_cd_saying_so(w: World) -> None:
+    """Argo CD 3 leaves the application's health message empty (v3.5.1
+    pkg/apis/application/v1alpha1/types.go AppHealthStatus.Message: "Deprecated: this
+    field is not used"), and the aborted canary's pods still run the new digest for
+    abortScaleDownDelaySeconds (default 30 s): the abort is read from the Rollout."""
+    degraded = application(APP, "Degraded", images=(f"r@{OLD}", f"r@{NEW}"))
+    aborted = rollout("payments", abort=True)
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: [aborted]})
+    assert wait(w, argocd)[:2] == (1, "rolled-back")
+    # a Deployment (no Rollout in the application) Degraded at the new digest: failed
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]})
+    assert wait(w, argocd)[:2] == (1, "failed")
+    # a Rollout Degraded without an abort (InvalidSpec, say): failed, nothing rolled back
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: [rollout("payments")]})
+    assert wait(w, argocd)[:2] == (1, "failed")
+
+
 def test_a_blue_green_waiting_for_promotion_is_not_a_failure(w: World) -> None:
-    paused = application(
-        APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"), message="BlueGreenPause"
-    )
-    code, outcome, _ = wait(w, ArgoCD(token="tok", apps={APP: [paused]}), PROMOTION="manual")
+    """Reported only once the controller paused it for promotion, which it does after
+    pre-promotion analysis succeeded (argo-rollouts v1.9.0 rollout/bluegreen.go
+    reconcileBlueGreenPause: "not ready for pause: prePromotionAnalysis incomplete")."""
+    paused = application(APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"))
+    ready = rollout("payments", ("BlueGreenPause",), "Successful")
+    argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [ready]})
+    code, outcome, _ = wait(w, argocd, PROMOTION="manual")
     assert (code, outcome) == (0, "waiting-for-promotion")
+    assert any("/resource?" in r and "kind=Rollout" in r for r in argocd.requests)
     # with automatic promotion the same pause is still progress: it times out
-    assert wait(w, ArgoCD(token="tok", apps={APP: [paused]}), seconds="0")[:2] == (1, "timed-out")
+    argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [ready]})
+    assert wait(w, argocd, seconds="0")[:2] == (1, "timed-out")
+
+
+@pytest.mark.parametrize(
+    ("live", "why"),
+    [
+        # the run was inconclusive (an idle preview): a person decides, nothing passed
+        (
+            rollout("payments", ("InconclusiveAnalysisRun",), "Inconclusive"),
+            "analysis was inconclusive",
+        ),
+        # paused while its analysis still runs (a person paused it, or an older
+        # controller): the analysis may still fail and abort the rollout
+        (rollout("payments", ("BlueGreenPause",), "Running"), "pre-promotion analysis Running"),
+        (rollout("payments", ("BlueGreenPause",)), "pre-promotion analysis not started"),
+        # the Rollout is not the application's (or not readable): nothing is known
+        (rollout("elsewhere", ("BlueGreenPause",), "Successful"), "cannot be read"),
+    ],
+    ids=["inconclusive", "analysis-running", "analysis-not-started", "unreadable"],
+)
+def test_a_suspended_blue_green_before_its_analysis_passed_is_not_waiting_for_promotion(
+    w: World, live: dict[str, Any], why: str
+) -> None:
+    """Argo CD shows every paused Rollout as Suspended (resource_customizations/
+    argoproj.io/Rollout/health.lua: phase Paused), whatever the pause reason."""
+    paused = application(APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"))
+    argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [live]})
+    code, outcome, stderr = wait(w, argocd, seconds="0", PROMOTION="manual")
+    assert (code, outcome) == (1, "timed-out")
+    assert why in stderr
+
+
+def test_the_wait_reports_promotion_once_the_analysis_has_passed(w: World) -> None:
+    paused = application(APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"))
+    running = application(APP, "Progressing", images=(f"r@{OLD}", f"r@{NEW}"))
+    lives = [
+        rollout("payments", ("InconclusiveAnalysisRun",), "Inconclusive"),
+        rollout("payments", ("BlueGreenPause",), "Successful"),  # retried: it passed
+    ]
+    argocd = ArgoCD(token="tok", apps={APP: [running, paused, paused]}, resources={APP: lives})
+    code, outcome, _ = wait(w, argocd, PROMOTION="manual")
+    assert (code, outcome) == (0, "waiting-for-promotion")
+    assert sum("/resource?" in r for r in argocd.requests) == 2  # asked when Suspended
+    # a rollout without pre-promotion analysis waits for promotion once paused
+    plain = rollout("payments", ("BlueGreenPause",), analysis=False)
+    argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [plain]})
+    assert wait(w, argocd, PROMOTION="manual")[:2] == (0, "waiting-for-promotion")
 
 
 @pytest.mark.parametrize(

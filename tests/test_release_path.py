@@ -89,7 +89,7 @@ def test_a_hotfix_environment_that_cannot_verify_is_a_located_error(
         compile_bytes("pipeline.yaml", text.encode())
     (error,) = info.value.diagnostics
     assert error.path == ("hotfixes", "environment")
-    assert error.line == len(text.splitlines()) and error.col == 16
+    assert error.line == len(text.splitlines()) and error.column == 16
     assert message in error.message
 
 
@@ -124,7 +124,7 @@ def test_an_action_configuration_longer_than_codepipeline_takes_is_a_located_err
     sized = info.value.diagnostics
     assert sized and all(d.path == ("services", long) for d in sized)
     line = text.splitlines().index(f"  {long}:") + 1
-    assert {(d.line, d.col) for d in sized} == {(line, 3)}
+    assert {(d.line, d.column) for d in sized} == {(line, 3)}
     assert re.search(r"passes 10[0-9][0-9] characters of EnvironmentVariables", sized[0].message)
     assert "holds at most 1000" in sized[0].message
     # the length terraform's jsonencode gives, measured on the generated value

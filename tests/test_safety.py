@@ -395,6 +395,12 @@ def test_updating_a_file_keeps_its_mode_and_group(repo: Path) -> None:
     ("lock", "problem"),
     [
         (b'{"actions": "x"}', "pipecompile.lock:1:2: PC108 actions: expected an object"),
+        (b'{"actions": []}', "pipecompile.lock:1:2: PC108 actions: expected an object"),
+        (b'{"actions": null}', "pipecompile.lock:1:2: PC108 actions: expected an object"),
+        (
+            b'{"actions": {},\n "actions": {}}',
+            'pipecompile.lock:2:2: PC108 the key "actions" appears twice',
+        ),
         (b'{"actions": ' * 50 + b"{}" + b"}" * 50, "nested deeper than 4 levels"),
         (b"[" * 100_000, "nested deeper than 4 levels"),
         (b"x" * (1024 * 1024 + 1), "larger than 1,048,576 bytes"),

@@ -353,6 +353,9 @@ def test_the_reference_terraform_validates_and_plans_offline(tmp_path: Path) -> 
     shutil.copytree(REF, tmp_path / "sample")
     tmp_path = tmp_path / "sample" / TF.relative_to(REF)
     (tmp_path / "offline_override.tf").write_text(OFFLINE_PROVIDER)
+    # what the operator sets (no default): the cluster's OIDC issuer the roles trust
+    issuer = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+    (tmp_path / "offline.auto.tfvars").write_text(f'eks_oidc_issuer_ecommerce = "{issuer}"\n')
     _terraform(["init", "-input=false", "-plugin-dir=/opt/tf-plugins"], tmp_path)
     _terraform(["validate"], tmp_path)
     _terraform(["plan", "-input=false", "-refresh=false", "-lock=false", "-out=plan"], tmp_path)

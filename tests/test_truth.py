@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -427,6 +428,15 @@ def _waiting_for(lock: Path, pid: int) -> bool:
     return False
 
 
+def _first_line_but_pc208(stream: Any) -> str:
+    """The first line a command writes after the reference's PC208 warnings (its shared
+    GitOps repository, reported before the build takes the lock)."""
+    line = stream.readline()
+    while " warning: PC208 " in line:
+        line = stream.readline()
+    return str(line)
+
+
 def test_a_build_waits_for_a_build_in_progress(repo: Path) -> None:
     lock = repo / ".pipecompile/build.lock"
     assert lock.exists()  # made by the first build, and ignored by git
@@ -443,7 +453,7 @@ def test_a_build_waits_for_a_build_in_progress(repo: Path) -> None:
         try:
             assert proc.stderr is not None
             # it says so, then blocks in flock until we let go (no sleep: we read its word)
-            assert "another build is in progress" in proc.stderr.readline()
+            assert "another build is in progress" in _first_line_but_pc208(proc.stderr)
             for _ in range(2000):
                 if _waiting_for(lock, proc.pid):
                     break
@@ -471,12 +481,45 @@ def test_check_waits_for_a_build_in_progress(repo: Path) -> None:
         )
         try:
             assert proc.stderr is not None
-            assert "another build is in progress" in proc.stderr.readline()
+            assert "another build is in progress" in _first_line_but_pc208(proc.stderr)
             assert proc.poll() is None
         finally:
             fcntl.flock(held, fcntl.LOCK_UN)
         out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "changed: " in out
+
+
+def test_the_fast_path_does_not_answer_during_a_build(repo: Path) -> None:
+    # nothing changed, so check's fast path would be green; while a build holds the
+    # lock it must not vouch for files being written: it waits like the full path
+    assert run(repo, "check") == 0
+    lock = repo / ".pipecompile/build.lock"
+    with lock.open("r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        procs = [
+            subprocess.Popen(
+                [*PIPECOMPILE, command, "-q", "-f", str(repo / "pipeline.yaml")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for command in ("check", "build")
+        ]
+        try:
+            for proc in procs:
+                assert proc.stderr is not None
+                # the reference's warnings first (the full path compiled), then the wait
+                for _ in range(10):
+                    line = proc.stderr.readline()
+                    if "another build is in progress" in line or not line:
+                        break
+                assert "another build is in progress" in line
+                assert proc.poll() is None
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+        for proc in procs:
+            proc.communicate(timeout=120)
+            assert proc.returncode == 0
 
 
 def test_simultaneous_builds_all_succeed(repo: Path) -> None:
@@ -542,6 +585,20 @@ def test_a_bad_manifest_value_is_located_at_its_line(
     (repo / MANIFEST).write_text("\n".join(lines))
     assert run(repo, "check") == 2
     assert f"error: .pipecompile/manifest.json:{n + 1}: files[" in capsys.readouterr().err
+
+
+def test_a_duplicated_manifest_key_is_located_at_the_second(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # json.loads keeps the last of two equal keys; a reviewer reads the first: refused
+    text = (repo / MANIFEST).read_text()
+    lines = text.split("\n")
+    n = next(i for i, ln in enumerate(lines) if '"sha256"' in ln)
+    lines.insert(n + 1, lines[n])
+    (repo / MANIFEST).write_text("\n".join(lines))
+    assert run(repo, "check") == 2
+    err = capsys.readouterr().err
+    assert f".pipecompile/manifest.json:{n + 2}:" in err and 'key "sha256" appears twice' in err
 
 
 # -- locations and messages ---------------------------------------------------------------

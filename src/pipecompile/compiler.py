@@ -26,12 +26,12 @@ def compile_document(
     from .frontend.lower import lower
     from .frontend.pins import resolve
     from .frontend.validate import validate
-    from .targets.registry import default_actions, default_outputs
+    from .targets.registry import Layout, default_actions
 
     doc = load(display, raw)
     model = validate(doc)
     pins = resolve(lock, default_actions())
-    ir = check_targets(doc, lower(doc, model, pins, default_outputs, root))
+    ir = check_targets(doc, lower(doc, model, pins, Layout(), root))
     return doc, suppress(doc, raw, ir)
 
 

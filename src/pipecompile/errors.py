@@ -40,7 +40,7 @@ def dotted(path: Path_) -> str:
 class Diagnostic:
     file: str
     line: int
-    col: int
+    column: int
     path: Path_
     message: str
     severity: str = "error"
@@ -52,8 +52,13 @@ class Diagnostic:
 
             object.__setattr__(self, "code", classify(self.message, self.file))
 
+    @property
+    def col(self) -> int:
+        """The column (``column``, as in the JSON output; ``col`` before 0.2)."""
+        return self.column
+
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}"
+        where = f"{self.file}:{self.line}:{self.column}"
         field = dotted(self.path)
         prefix = "warning: " if self.severity == "warning" else ""
         text = f"{where}: {prefix}{self.code} {field + ': ' if field else ''}{self.message}"
@@ -64,7 +69,7 @@ class PipelineError(Exception):
     """One or more located errors in the user's input (exit code 2)."""
 
     def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
-        self.diagnostics = sorted(diagnostics, key=lambda d: (d.line, d.col, dotted(d.path)))
+        self.diagnostics = sorted(diagnostics, key=lambda d: (d.line, d.column, dotted(d.path)))
         super().__init__("\n".join(str(d) for d in self.diagnostics))
 
 

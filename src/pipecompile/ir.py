@@ -94,6 +94,8 @@ class Environment:
     approver_role_name: str  # approval: the only role that may approve this environment
     approval_topic: str  # approval: the SNS topic its approvers are subscribed to
     approvers: tuple[str, ...]  # e-mail addresses subscribed to approval_topic
+    approver_principals: tuple[str, ...]  # IAM ARN patterns that may assume the approver role
+    approver_variable: str  # the Terraform variable that lists them
     gitops_repository: str | None  # environments.X.gitops.repository, else gitops.repository
     gitops_revision: str
     eks_cluster: str  # the EKS cluster behind ``cluster`` (the local target's kubeconfig)
@@ -150,6 +152,7 @@ class Service:
     ci_workflow: str  # file names relative to the github-actions output folder
     deliver_workflow: str
     build_log_group: str
+    release_build_log_group: str  # the release build's own: no dev-tier role writes it
     scan_report_group: str  # CodeBuild report group of the ECR scan report
     trigger_includes: tuple[str, ...]  # path globs that start it (() = whole repository)
     trigger_excludes: tuple[str, ...]  # other services' folders inside those (path isolation)
@@ -191,6 +194,11 @@ class Dast:
     project: str  # CodeBuild project that scans after a CodePipeline deploy
     buildspec: str  # relative to the codebuild output folder
     log_group: str
+    # GitHub delivery: the scan runs in a job of its own, in this GitHub environment (no
+    # deploy secrets there), as this role (reads images, tags a passed digest)
+    github_environment: str
+    github_role_name: str
+    github_role_arn: str
     # the scheduled scan (1.2): the production environment, last in promotion order, at
     # its url; None when it has no url (a located warning says so)
     scheduled_environment: str | None = None
@@ -286,6 +294,7 @@ class AwsNames:
     connection_name: str
     sns_topic_arn: str
     sonar_secret_name: str  # SonarQube host and token for the CodeBuild build
+    release_sonar_secret_name: str  # the release tier's: a token feature builds never hold
     nvd_secret_name: str  # the NVD API key (JSON key api_key) for the dependency check
 
 
@@ -295,6 +304,11 @@ class SecretStore:
 
     kind: str  # ClusterSecretStore (shared) or SecretStore (one per service, generated)
     name: str  # for a SecretStore: a suffix, the store is <service>-<name>
+
+    def of(self, service: str) -> str:
+        """A SecretStore's name for ``service``: also the ServiceAccount it authenticates
+        as, the one the environment's secrets role trusts (helm and terraform agree)."""
+        return f"{service}-{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +361,14 @@ class Backend:
     lock_table: str | None = None  # None with S3: native locking (use_lockfile)
 
 
+# The facts targets publish for each other (Target.publishes), which lowering copies
+# into the IR without knowing which target published them:
+CHART_SOURCE = "chart_source"  # the one generated chart's folder, relative to the root
+SERVICE_VALUES = "service_values"  # each service's values folder, "{service}" in it
+BUILDSPEC_FOLDER = "buildspec_folder"  # where CodeBuild projects read their buildspecs
+BUILDSPECS_GENERATED = "buildspecs_generated"  # present when the buildspecs are generated
+
+
 EMPTY_PLAN = DeliveryPlan()
 
 
@@ -375,6 +397,7 @@ class IR:
     log_retention_days: int
     outputs: tuple[tuple[str, str], ...]  # (target, folder) in registry order
     buildspec_folder: str  # where the CodeBuild projects find their buildspecs
+    buildspecs_generated: bool  # False: the buildspecs there are kept by hand
     aws: AwsNames
     github_oidc_provider: Literal["create", "existing"]
     texts: tuple[tuple[tuple[str | int, ...], str], ...]  # every user string, by field path
@@ -398,6 +421,17 @@ class IR:
             if env.name == name:
                 return env
         raise KeyError(name)
+
+    def gitops_sharers(self, env: Environment) -> tuple[list[str], list[str]]:
+        """The other environments whose deployers write ``env``'s GitOps repository:
+        (those without approval, those with). A deploy key or token cannot be limited to a
+        folder: each of them can rewrite ``env``'s folder, chart included."""
+        others = [
+            e
+            for e in self.environments
+            if e is not env and e.gitops_repository == env.gitops_repository
+        ]
+        return [e.name for e in others if not e.approval], [e.name for e in others if e.approval]
 
     def image_of(self, svc: Service, env: Environment) -> tuple[str, str]:
         """(ECR repository, image URI) ``env`` deploys from: an approval environment only

@@ -194,6 +194,17 @@ RULES: tuple[Rule, ...] = (
         "Choose a prefix under the environment's own services folder, as the message says.",
         (r"would let the services' secret stores read",),
     ),
+    Rule(
+        "PC208",
+        "shared-gitops-repository",
+        "An approval environment reads a GitOps repository another environment's deployer "
+        "writes: that deployer's credential can rewrite its folder and Argo CD syncs it "
+        "without the approval.",
+        "Give the approval environment its own repository: "
+        "environments.<env>.gitops.repository (the warning may be ignored where one "
+        "repository is accepted, as in the reference pipeline).",
+        (r" shares its GitOps repository with ",),
+    ),
     # PC3xx: what a target cannot express
     Rule(
         "PC301",
@@ -209,7 +220,11 @@ RULES: tuple[Rule, ...] = (
         "The outputs do not match the delivery: its deliverer is off, or an output "
         "only the other delivery uses is on.",
         "Turn the deliverer's output on, or change delivery.",
-        (r"^delivery is ", r"nothing generated here delivers", r", but the .* output is off"),
+        (
+            r"^delivery is ",
+            r"nothing generated here delivers",
+            r", but the .* output is off",
+        ),
     ),
     Rule(
         "PC302",
@@ -246,6 +261,13 @@ RULES: tuple[Rule, ...] = (
         "The local target deploys the generated chart, but the helm output is off.",
         "Turn the helm output on, or set outputs.local: false.",
         (r"^the local output deploys the generated chart",),
+    ),
+    Rule(
+        "PC308",
+        "runtime-unavailable",
+        "A runtime version the build image does not offer (CodeBuild's install phase fails on it).",
+        "Choose one of the versions the message lists.",
+        (r" is not a runtime of ",),
     ),
     Rule(
         "PC399",

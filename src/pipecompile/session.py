@@ -84,11 +84,16 @@ class Session:
             self._fingerprint = inputs_fingerprint(self.raw, self.lock, self.name)
         return self._fingerprint
 
-    def fast_clean(self) -> bool:
-        """Nothing can have changed since the last build (see output.state.fast_clean)."""
-        from .output.state import fast_clean
+    def fast_clean(self, *, refresh: bool = False) -> bool:
+        """Nothing can have changed since the last build (see output.fastpath.fast_clean);
+        False while a build is in progress (the full path then waits for it).  Only a
+        build (``refresh``) writes the stat cache: check and diff write nothing."""
+        from .output.fastpath import fast_clean
+        from .output.lock import build_in_progress
 
-        return fast_clean(str(self.root), lambda: self.fingerprint)
+        if build_in_progress(str(self.root)):
+            return False
+        return fast_clean(str(self.root), lambda: self.fingerprint, refresh=refresh)
 
     def compile(self) -> tuple[Document, IR]:
         """The Document (positions, for mapping findings home) and the IR, compiled once."""
@@ -174,7 +179,7 @@ class Session:
         return build_lock(str(self.root), shared=shared)
 
     def apply(self, plan: Plan) -> None:
-        """Carry out a plan (this process makes every change; see output.sync.apply)."""
-        from .output.sync import apply
+        """Carry out a plan (this process makes every change; see output.apply.apply)."""
+        from .output.apply import apply
 
         apply(str(self.root), plan)

@@ -32,6 +32,7 @@ from .cli_shared import (
     Output,
     _changes,
     _compiled,
+    _count,
     _done,
     _echo_err,
     _emit_document,
@@ -90,7 +91,7 @@ def validate(file: Path, fmt: str, quiet: bool) -> int:
     _done(
         f"{file}: valid ({_count(len(ir.services), 'service')}, "
         f"{_count(len(ir.environments), 'environment')}, "
-        f"targets: {', '.join(t for t, _ in ir.outputs)})",
+        f"targets: {', '.join(t for t, _ in ir.outputs) or 'none'})",
         quiet,
     )
     return EXIT_OK
@@ -124,7 +125,7 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
     from ..output.sync import UNRESOLVED, Kind
 
     session = _session(file)
-    if not targets and not force and session.fast_clean():
+    if not targets and not force and session.fast_clean(refresh=True):
         # Same inputs, same version, every generated file intact: nothing to render.
         if _machine():
             _emit_document(True)
@@ -135,6 +136,8 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
     with session.building():
         plan = session.plan(targets, force=force)
         session.apply(plan)
+    if not targets:
+        session.fast_clean(refresh=True)  # the stat cache for the next no-change check
     if _machine():
         # json lists every change made; sarif and github only what was left undone
         unresolved = [ch for ch in plan.changes if ch.kind in UNRESOLVED]
@@ -148,8 +151,18 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
             _echo_err(f"{ch.kind.value}: {ch.path}: {ch.reason}")
         else:
             written += 1
+            if ch.reason == "hand edit":  # said even with -q: someone's edit is gone
+                _echo_err(
+                    f"warning: {printable(ch.path)}: overwrote a hand edit (generated files are "
+                    "rewritten from pipeline.yaml; make the change there, or see git diff)"
+                )
             if not quiet:
                 click.echo(printable(f"{verbs[ch.kind.value]} {ch.path}"))
+    from ..insight.removal import consequences
+
+    done = (Kind.UPDATE, Kind.DELETE)
+    for note in consequences((c.path, c.old, c.new) for c in plan.changes if c.kind in done):
+        _echo_err(printable(note))  # even with -q: it is work left outside the repository
     left = plan.unresolved
     if left:
         _echo_err(
@@ -163,10 +176,6 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
         quiet,
     )
     return EXIT_OK
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _report(changes: list[Change], show_diff: bool) -> int:

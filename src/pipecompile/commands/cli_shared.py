@@ -71,6 +71,11 @@ def _echo_err(msg: str) -> None:
     click.echo(text, err=True)
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 service``, ``2 services`` (never "1 services")."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _done(summary: str, quiet: bool) -> None:
     """The one-line summary every command prints on success (unless -q)."""
     if not quiet:

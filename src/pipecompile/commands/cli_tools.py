@@ -17,7 +17,9 @@ from .cli_shared import (
     MACHINE_FORMATS,
     QUIET_OPTION,
     _compiled,
+    _count,
     _done,
+    _echo_err,
     _emit_document,
     _format_option,
     _machine,
@@ -35,12 +37,21 @@ from .cli_shared import (
     show_default=True,
     help="Mermaid renders on GitHub; dot is for Graphviz.",
 )
-def graph(file: Path, fmt: str) -> int:
-    """Draw the delivery flow: branches, environments, gates, rollout, rollback."""
+@QUIET_OPTION
+def graph(file: Path, fmt: str, quiet: bool) -> int:
+    """Draw the delivery flow: branches, environments, gates, rollout, rollback.
+
+    The drawing goes to stdout (pipe it to a file or to Graphviz); the summary line
+    goes to stderr, so it never ends up in the drawing."""
     from ..insight.graph import dot, mermaid
 
     ir = _compiled(_session(file))
     click.echo(mermaid(ir) if fmt == "mermaid" else dot(ir), nl=False)
+    if not quiet:
+        _echo_err(
+            f"graph: {file}: {_count(len(ir.services), 'service')}, "
+            f"{_count(len(ir.environments), 'environment')} ({fmt})"
+        )
     return EXIT_OK
 
 
@@ -75,20 +86,36 @@ def graph(file: Path, fmt: str) -> int:
     "(pipe it to: gh api repos/OWNER/REPO/rulesets --input -).",
 )
 @click.option(
+    "--release-ruleset",
+    is_flag=True,
+    help="Print the GitHub ruleset JSON that lets only repository admins create an "
+    "approval environment's branches (pipe it to: gh api repos/OWNER/REPO/rulesets --input -).",
+)
+@click.option(
+    "--environments",
+    is_flag=True,
+    help="Print, as JSON, the GitHub REST requests that limit each GitHub environment to "
+    "its own branches (deployment branch policies; delivery: github-actions).",
+)
+@click.option(
     "--rollback",
     nargs=2,
     metavar="SERVICE ENV",
     default=None,
     help="Print the manual rollback of SERVICE in ENV that works with this setup.",
 )
+@QUIET_OPTION
 def explain(
     file: Path,
     event: str | None,
     ref: str | None,
     trust: bool,
     ruleset: bool,
+    release_ruleset: bool,
+    environments: bool,
     rollback: tuple[str, str] | None,
     local: bool,
+    quiet: bool,
 ) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
@@ -100,6 +127,8 @@ def explain(
       pipecompile explain --ref main                    # --ref alone: a push
       pipecompile explain --trust                       # who can build, sign, approve, deploy
       pipecompile explain --ruleset | gh api repos/OWNER/REPO/rulesets --input -
+      pipecompile explain --release-ruleset | gh api repos/OWNER/REPO/rulesets --input -
+      pipecompile explain --environments                # deployment branch policies
       pipecompile explain --rollback order-service production
       pipecompile explain --local                       # Tilt, Telepresence, OpenLens
     """
@@ -116,16 +145,19 @@ def explain(
         from ..targets.local import loop
 
         click.echo("\n".join(loop(ir)))
+        _done(f"explain: {file}: the local loop", quiet)
         return EXIT_OK
     if trust:
         from ..insight.trust import trust_report
 
         click.echo("\n".join(trust_report(ir)))
+        _done(f"explain: {file}: who can build, sign, approve and deploy", quiet)
         return EXIT_OK
     if rollback:
         from ..insight.rollback import rollback_commands
 
         click.echo("\n".join(rollback_commands(ir, *rollback)))
+        _done(f"explain: {file}: the manual rollback of {rollback[0]} in {rollback[1]}", quiet)
         return EXIT_OK
     if ruleset:
         import json
@@ -133,6 +165,22 @@ def explain(
         from ..insight.ruleset import ruleset as ruleset_of
 
         click.echo(json.dumps(ruleset_of(ir), indent=2))
+        if not quiet:  # on stderr: stdout is the JSON document gh reads
+            _echo_err(f"explain: {file}: the ruleset for {ir.repository}")
+        return EXIT_OK
+    if release_ruleset:
+        import json
+
+        from ..insight.ruleset import release_ruleset as release_ruleset_of
+
+        click.echo(json.dumps(release_ruleset_of(ir), indent=2))
+        return EXIT_OK
+    if environments:
+        import json
+
+        from ..insight.environments import environment_requests
+
+        click.echo(json.dumps(environment_requests(ir), indent=2))
         return EXIT_OK
     if event is None and ref is not None:
         event = "push"  # a branch named without an event is a push to it
@@ -143,6 +191,8 @@ def explain(
             raise UsageError(f"--event {event} needs --ref BRANCH")
         lines = explain_event(ir, event, ref or "")
     click.echo("\n".join(lines))
+    what = "what to set up outside the repository" if event is None else f"a {event}"
+    _done(f"explain: {file}: {what}" + (f" to {ref}" if ref else ""), quiet)
     return EXIT_OK
 
 
@@ -175,7 +225,8 @@ def init(file: Path) -> int:
 
 @click.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
-def pins(file: Path) -> int:
+@QUIET_OPTION
+def pins(file: Path, quiet: bool) -> int:
     """Show every pinned version, where it comes from and which generated files use it.
 
     Pins come from pipecompile.lock next to the pipeline file when it sets them,
@@ -202,6 +253,9 @@ def pins(file: Path) -> int:
     click.echo("Other pins:")
     for key, source in ir.pins.sources:
         click.echo(f"  {key:<24} {values[key]:<32} {source:<16} {used_in(values[key])}")
+    sources = [p.source for p in ir.pins.actions] + [source for _, source in ir.pins.sources]
+    locked = sum(1 for source in sources if source != "default")
+    _done(f"pins: {_count(len(sources), 'pin')}, {locked} from the lock", quiet)
     return EXIT_OK
 
 
@@ -264,7 +318,10 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
     from ..jobs import expected
 
     rendered = {p: text for p, (target, text) in expected(ir, ("github-actions",)).items()}
-    findings, skipped = run_lint(doc, rendered, folder, zizmor_persona)
+    from ..targets.registry import registry
+
+    workflows = registry()["github-actions"]
+    findings, skipped = run_lint(doc, rendered, folder, workflows.origin, zizmor_persona)
     if skipped:
         problem = (
             f"{' and '.join(skipped)} {'is' if len(skipped) == 1 else 'are'} not installed, "

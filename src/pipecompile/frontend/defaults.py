@@ -44,7 +44,3 @@ BUILTIN_CANARY = (CanaryStep(10, "5m"), CanaryStep(50, "5m"), CanaryStep(100, No
 # Minutes a deployer waits for Argo CD to report the new image Synced and Healthy,
 # on top of the strategy's own pauses (sync, image pull, readiness, analysis).
 ROLLOUT_MARGIN_MINUTES = 15
-
-# The one chart every service deploys with, in the helm output folder (a service name
-# is a DNS label, so it never collides with this folder's name).
-CHART_FOLDER = "_chart"

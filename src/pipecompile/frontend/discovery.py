@@ -13,7 +13,9 @@ def find_pipeline(start: Path) -> Path:
     (the first folder holding .git), as git and pre-commit find their files."""
     for folder in (start, *start.parents):
         candidate = folder / "pipeline.yaml"
-        if candidate.is_file():
+        if os.path.lexists(candidate):
+            # whatever it is (a FIFO, a folder, a dangling link), it is the one meant:
+            # reading it says what is wrong, instead of "no pipeline.yaml" here
             return Path(os.path.relpath(candidate))
         if (folder / ".git").exists():
             break

@@ -101,7 +101,7 @@ def _remap(
         for path, (line, col) in table.items():
             table[path] = real(line, col)
     errors[:] = [
-        replace(d, line=real(d.line, d.col)[0], col=real(d.line, d.col)[1]) for d in errors
+        replace(d, line=real(d.line, d.column)[0], column=real(d.line, d.column)[1]) for d in errors
     ]
 
 

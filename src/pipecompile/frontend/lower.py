@@ -15,16 +15,17 @@ from urllib.parse import urlsplit
 
 from .. import ir
 from ..errors import Diagnostic, Path_, PipelineError, did_you_mean
-from .defaults import CHART_FOLDER, DEFAULT_STEPS, IN_CLUSTER, SECRET_STORE
+from .defaults import DEFAULT_STEPS, IN_CLUSTER, SECRET_STORE
 from .loader import Document
 from .lower_rules import (
-    DefaultOutputs,
     Rules,
+    TargetLayout,
     duration_ms,
     nested_folders,
     rollout_minutes,
     runtime_of,
     service_ci,
+    sync_options,
 )
 from .model import Compute, ImageScan, Pipeline
 from .plan import lower_plan
@@ -53,11 +54,11 @@ class _Lowering(Rules):
         doc: Document,
         model: Pipeline,
         pins: ir.Pins,
-        default_outputs: DefaultOutputs,
+        layout: TargetLayout,
         root: Path | None,
     ) -> None:
         self.doc = doc
-        self.default_outputs = default_outputs
+        self.layout = layout
         self.m = model
         self.pins = pins
         self.root = root
@@ -83,8 +84,8 @@ class _Lowering(Rules):
         envs = self.environments(strategies)
         runtime, steps = self.ci()
         gitops_path = self.rel_path(("gitops", "path"), model.gitops.path, "path")
-        helm = dict(outputs).get("helm")
-        services = self.services(envs, strategies, gitops_path, helm, (runtime, steps))
+        facts = self.layout.facts(dict(outputs))
+        services = self.services(envs, strategies, gitops_path, facts, (runtime, steps))
         build = self.build()
         security = self.security(envs)
         gitops = self.gitops(gitops_path)
@@ -100,14 +101,14 @@ class _Lowering(Rules):
         rollback = self.rollback()
         if self.errors:
             raise PipelineError(self.errors)
-        lowered = ir.IR(
+        result = ir.IR(
             pipeline_file=Path(self.doc.file).name,
             project=model.project,
             delivery=model.delivery,
             repository=model.source.repository,
             default_branch=model.source.default_branch,
             environments=tuple(envs),
-            chart_source=posixpath.join(helm, CHART_FOLDER) if helm else None,
+            chart_source=facts.get(ir.CHART_SOURCE),
             deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
             release_branches=tuple(
                 dict.fromkeys(b for e in envs if e.approval for b in e.includes)
@@ -130,8 +131,8 @@ class _Lowering(Rules):
                 else None
             ),
             outputs=tuple(outputs),
-            # where terraform's CodeBuild projects find the buildspecs
-            buildspec_folder=dict(outputs).get("codebuild", self.default_outputs()["codebuild"]),
+            buildspec_folder=facts.get(ir.BUILDSPEC_FOLDER, ""),
+            buildspecs_generated=ir.BUILDSPECS_GENERATED in facts,
             aws=aws,
             github_oidc_provider=model.aws.github_oidc_provider,
             texts=self.texts(),
@@ -139,16 +140,18 @@ class _Lowering(Rules):
             secrets=secrets,
             secret_store=SECRET_STORE,
             pins=self.pins,
-            warnings=tuple(self.warnings),
+            warnings=(),
         )
+        self.shared_gitops(result)
+        result = dataclasses.replace(result, warnings=tuple(self.warnings))
         # the deploy plan: the delivery lowered once, for every orchestrator
-        return dataclasses.replace(lowered, plan=lower_plan(lowered))
+        return dataclasses.replace(result, plan=lower_plan(result))
 
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
         """The orchestrator named by ``delivery`` must be generated."""
         delivery = self.m.delivery
-        needed = "terraform" if delivery == "codepipeline" else "github-actions"
-        if needed not in dict(outputs):
+        needed = self.layout.deliverer(delivery)
+        if needed is not None and needed not in dict(outputs):
             self.warn(
                 ("delivery",) if "delivery" in self.m.model_fields_set else ("outputs",),
                 f"delivery is {delivery}, but the {needed} output that generates it is off: "
@@ -252,6 +255,18 @@ class _Lowering(Rules):
                     approver_role_name=_short(f"{project}-approve-{name}", 64),
                     approval_topic=f"{project}-{name}-approvals",
                     approvers=tuple(env.approvers),
+                    # default: one role of that name, which the operator creates (or
+                    # not: then nobody approves); never the account as a whole
+                    approver_principals=tuple(env.approver_principals)
+                    or (
+                        (
+                            f"arn:aws:iam::{self.m.aws.account_id}:role/"
+                            + _short(f"{project}-{name}-approvers", 64),
+                        )
+                        if env.approval
+                        else ()
+                    ),
+                    approver_variable="approvers_" + name.replace("-", "_"),
                     gitops_repository=env.gitops.repository
                     if env.gitops
                     else self.m.gitops.repository,
@@ -279,7 +294,7 @@ class _Lowering(Rules):
             f"{project}/{e}/{kind}"
             for e in self.m.environments
             for kind in ("gitops-credential", "argocd")
-        ] + [f"{project}/sonarqube"]
+        ] + [f"{project}/sonarqube", f"{project}/sonarqube-release"]
         covered = [d for d in deployer if d.startswith(prefix)]
         if covered:
             self.err(
@@ -315,7 +330,7 @@ class _Lowering(Rules):
         envs: list[ir.Environment],
         strategies: dict[str, ir.Strategy],
         gitops_path: str,
-        helm: str | None,
+        facts: dict[str, str],
         ci: tuple[ir.Runtime, tuple[ir.Step, ...]],
     ) -> list[ir.Service]:
         """Every service with its deployments (one per environment) and derived names."""
@@ -336,6 +351,8 @@ class _Lowering(Rules):
                     key=svc.image is None,
                 )
             images.setdefault(image, name)
+            values = facts.get(ir.SERVICE_VALUES)  # a folder per service, "{service}" in it
+            values_source = values.replace("{service}", name) if values else None
             path = self.rel_path((*where, "path"), svc.path, "path")
             dockerfile = self.rel_path(
                 (*where, "dockerfile"), posixpath.join(path, svc.dockerfile), "path"
@@ -417,17 +434,19 @@ class _Lowering(Rules):
                     ci_workflow=f"ci-{name}.yml",
                     deliver_workflow=f"deliver-{name}.yml",
                     build_log_group=f"/aws/codebuild/{project}-{name}-build",
+                    release_build_log_group=f"/aws/codebuild/{project}-{name}-build-release",
                     scan_report_group=f"{project}-{name}-build-ecr-image-scan",
                     # its folder, its values and the chart (a change there deploys it again)
                     trigger_includes=()
                     if path == "."
                     else (
                         f"{path}/**",
-                        *([f"{helm}/{name}/**", f"{helm}/{CHART_FOLDER}/**"] if helm else []),
+                        *(f"{values}/**" for values in [values_source] if values),
+                        *(f"{chart}/**" for chart in [facts.get(ir.CHART_SOURCE)] if chart),
                     ),
                     trigger_excludes=(),  # set below, once every path is known
                     chart_path=posixpath.join(gitops_path, name),
-                    values_source=posixpath.join(helm, name) if helm else None,
+                    values_source=values_source,
                     runtime=(own := service_ci(svc, ci))[0],
                     steps=own[1],
                     local_port=svc.local_port or svc.port,
@@ -472,6 +491,13 @@ class _Lowering(Rules):
                     f"set environments.{target.name}.url",
                 )
             else:
+                if f"{target.name}-dast" in self.m.environments:
+                    self.err(
+                        ("environments", f"{target.name}-dast"),
+                        f"'{target.name}-dast' is the GitHub environment of the DAST job "
+                        f"(it scans {target.name}); rename this environment",
+                        key=True,
+                    )
                 cron = {"daily": "0 3 * * *", "weekly": "0 3 * * 1"}.get(
                     sec.dast.schedule, sec.dast.schedule
                 )
@@ -484,6 +510,10 @@ class _Lowering(Rules):
                     project=f"{self.m.project}-{target.name}-dast",
                     buildspec="dast.yml",
                     log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
+                    github_environment=f"{target.name}-dast",
+                    github_role_name=_short(f"{self.m.project}-github-dast", 64),
+                    github_role_arn=f"arn:aws:iam::{self.m.aws.account_id}:role/"
+                    + _short(f"{self.m.project}-github-dast", 64),
                     **self.scheduled_dast(envs),
                 )
         scan = sec.image_scan or ImageScan()  # its mode and wait keep the model's defaults
@@ -526,7 +556,7 @@ class _Lowering(Rules):
             path=path,
             prune=g.sync.prune,
             self_heal=g.sync.self_heal,
-            options=tuple(g.sync.options),
+            options=sync_options(g.sync.options),
             retry_limit=g.sync.retry.limit,
             backoff_duration=g.sync.retry.backoff.duration,
             backoff_factor=g.sync.retry.backoff.factor,
@@ -632,6 +662,7 @@ class _Lowering(Rules):
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
             sonar_secret_name=f"{project}/sonarqube",
+            release_sonar_secret_name=f"{project}/sonarqube-release",
             nvd_secret_name=f"{project}/nvd",
         )
 
@@ -640,12 +671,13 @@ def lower(
     doc: Document,
     model: Pipeline,
     pins: ir.Pins,
-    default_outputs: DefaultOutputs,
+    layout: TargetLayout,
     root: Path | None = None,
 ) -> ir.IR:
     """Resolve ``model`` into the IR; ``root`` (the pipeline's folder) enables symlink checks.
 
-    ``default_outputs(delivery)`` is the targets' side (the registry, passed in by
-    :mod:`pipecompile.compiler`): every target and its default folder in registry
-    order, or only those a delivery uses.  Lowering imports no target."""
-    return _Lowering(doc, model, pins, default_outputs, root).run()
+    ``layout`` is the targets' side (the registry's, passed in by
+    :mod:`pipecompile.compiler`): their default folders, which one generates the
+    delivery, which follow which, and the facts they publish for each other.
+    Lowering imports no target and names none."""
+    return _Lowering(doc, model, pins, layout, root).run()

@@ -9,10 +9,9 @@ import os
 import posixpath
 import re
 import stat
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import ir
 from ..errors import Diagnostic, Path_, did_you_mean
@@ -37,8 +36,40 @@ def rollout_minutes(strategy: ir.Strategy) -> int:
     return ROLLOUT_MARGIN_MINUTES + -(-paused_ms // 60000)
 
 
-# the registry's default_outputs(delivery=None) -> {target: default folder}
-DefaultOutputs = Callable[..., dict[str, str]]
+class TargetLayout(Protocol):
+    """What lowering may know of the targets (the registry's :class:`Layout`, passed in
+    by :mod:`pipecompile.compiler`): lowering imports no target and names none."""
+
+    def defaults(self, delivery: str | None = None) -> dict[str, str]:
+        """Every target and its default folder, in registry order (given a delivery,
+        only the built-in targets that delivery uses)."""
+        ...
+
+    def deliverer(self, delivery: str) -> str | None:
+        """The target that generates this delivery's pipelines."""
+        ...
+
+    def followers(self) -> dict[str, str]:
+        """{target: the target whose output turns it on by default}."""
+        ...
+
+    def facts(self, outputs: dict[str, str]) -> dict[str, str]:
+        """The facts the targets publish for each other (ir.FACTS), given the folders."""
+        ...
+
+
+# Argo CD fails a sync that would take over a resource another Application applied
+# (Argo CD v3.5.0, controller/sync.go: "FailOnSharedResource=true" and
+# hasSharedResourceCondition): a rewritten folder cannot adopt another environment's
+# objects. On unless the pipeline sets it itself.
+FAIL_ON_SHARED = "FailOnSharedResource=true"
+
+
+def sync_options(given: list[str]) -> tuple[str, ...]:
+    """gitops.sync.options, plus FailOnSharedResource=true unless it names that option."""
+    if any(o.startswith("FailOnSharedResource=") for o in given):
+        return tuple(given)
+    return (*given, FAIL_ON_SHARED)
 
 
 class Rules:
@@ -49,19 +80,53 @@ class Rules:
     root: Path | None
     errors: list[Diagnostic]
     _kinds: dict[str, str]  # path prefix -> link | other | missing
-    default_outputs: DefaultOutputs  # the registry's, passed in (lowering imports no target)
+    layout: TargetLayout  # the registry's, passed in (lowering imports no target)
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
 
+    def warn(self, path: Path_, message: str) -> None:
+        raise NotImplementedError
+
+    def shared_gitops(self, result: ir.IR) -> None:
+        """An approval environment whose GitOps repository another environment's deployer
+        writes: its approval can be bypassed there (issue 28, item 2)."""
+        for env in result.environments:
+            if not env.approval or env.gitops_repository is None:
+                continue
+            unapproved, approved = result.gitops_sharers(env)
+            if not unapproved and not approved:
+                continue
+            own = self.m.environments[env.name].gitops is not None
+            where: Path_ = (
+                ("environments", env.name, "gitops", "repository")
+                if own
+                else ("gitops", "repository")
+            )
+            who = unapproved or approved
+            how = (
+                "without an approval"
+                if unapproved
+                else f"with {', '.join(approved)}'s approval only"
+            )
+            self.warn(
+                where,
+                f"{env.name} shares its GitOps repository with {', '.join(who)}: a deploy key "
+                f"or token cannot be limited to a folder, so {'their' if len(who) > 1 else 'its'} "
+                f"deploy credential can rewrite {env.name}'s folder (chart and values "
+                f"included) and Argo CD syncs it {how} (the admission policy still refuses "
+                f"images not signed for {env.name}); give {env.name} a repository of its own: "
+                f"environments.{env.name}.gitops.repository",
+            )
+
     def outputs(self) -> list[tuple[str, str]]:
         """(target, folder) for every enabled target, in registry order."""
         given = self.m.outputs
-        defaults = self.default_outputs()  # every target, in registry order
+        defaults = self.layout.defaults()  # every target, in registry order
         folders: dict[str, Any] = (
             given.model_dump(by_alias=True, exclude_none=True)
             if given
-            else self.default_outputs(self.m.delivery)  # the targets this delivery uses
+            else self.layout.defaults(self.m.delivery)  # the targets this delivery uses
         )
         where_of: dict[str, Path_] = {t: ("outputs", t) for t in folders}
         plugins = folders.pop("plugins", None) or {}
@@ -78,10 +143,11 @@ class Rules:
                 continue
             folders[name], where_of[name] = folder, ("outputs", "plugins", name)
         outputs: list[tuple[str, str]] = []
-        if folders.get("local") is False:
-            del folders["local"]  # outputs.local: false turns local development off
-        elif "local" not in folders and "helm" in folders and "local" in defaults:
-            folders["local"] = defaults["local"]  # it deploys the chart: on with helm
+        for follower, leader in self.layout.followers().items():
+            if folders.get(follower) is False:
+                del folders[follower]  # outputs.local: false turns local development off
+            elif follower not in folders and leader in folders:
+                folders[follower] = defaults[follower]  # on with the output it follows
         for target in defaults:
             if target in folders:
                 where = where_of.get(target, ("outputs",)) if given is not None else ("outputs",)

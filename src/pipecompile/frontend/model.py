@@ -35,6 +35,7 @@ from .model_types import (  # noqa: F401 - the language's value types, re-export
     NAME_RE,
     PATH_RE,
     PATTERN_HELP,
+    PRINCIPAL_RE,
     REGION_RE,
     REPO_RE,
     S3_BUCKET_RE,
@@ -213,6 +214,15 @@ class Environment(Model):
         description="approval: e-mail addresses subscribed to this environment's approval "
         "topic (each confirms once); only its approver role may approve",
         examples=[["release-managers@example.com"]],
+    )
+    approver_principals: list[
+        Annotated[str, StringConstraints(pattern=PRINCIPAL_RE, max_length=600)]
+    ] = Field(
+        [],
+        description="approval: the IAM roles or users (ARN patterns) that may assume this "
+        "environment's approver role, with MFA: the default of the Terraform variable "
+        "approvers_<env> (default: the role <project>-<env>-approvers, which you create)",
+        examples=[["arn:aws:iam::123456789012:role/release-managers"]],
     )
     gitops: EnvironmentGitops | None = Field(
         None,

@@ -245,7 +245,7 @@ def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
     seen: set[tuple[int, int, str]] = set()
     out = []
     for d in diags:
-        k = (d.line, d.col, d.message)
+        k = (d.line, d.column, d.message)
         if k not in seen:
             seen.add(k)
             out.append(d)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +23,6 @@ from typing import Any
 
 from ..errors import Path_, dotted
 from ..frontend.loader import Document
-from ..targets.github_actions import STEP_ORIGINS, job_origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +169,16 @@ def _outline(text: str) -> tuple[tuple[tuple[int, str], ...], tuple[Span, ...]]:
     return tuple(job_lines), tuple(spans)
 
 
+# the workflows' target maps its own step names and job ids to pipeline fields
+Origin = Callable[[str | None, str | None], Path_ | None]
+
+
 def origin_of(
-    finding: Finding, text: str, doc: Document, user_steps: list[tuple[str, str]]
+    finding: Finding,
+    text: str,
+    doc: Document,
+    user_steps: list[tuple[str, str]],
+    origin: Origin,
 ) -> tuple[Path_, int] | None:
     """The pipeline field (and line offset inside it) behind a finding, if any."""
     job_lines, spans = _outline(text)
@@ -186,15 +194,13 @@ def origin_of(
                 if run_line and finding.line >= run_line and sc and sc.text.count("\n"):
                     offset = finding.line - run_line + 1  # block scalar: content starts below
                 return path, offset
-        for prefix, field in STEP_ORIGINS:
-            if name.startswith(prefix) and field[0] in doc.data:
-                return field, 0
-        return None
+        field = origin(None, name)
+        return (field, 0) if field and field[0] in doc.data else None
     job_id = None
     for line, ident in job_lines:
         if line <= finding.line:
             job_id = ident
-    job_field = job_origin(job_id) if job_id else None
+    job_field = origin(job_id, None) if job_id else None
     if (
         job_field
         and job_field[0] in doc.data
@@ -205,7 +211,11 @@ def origin_of(
 
 
 def lint(
-    doc: Document, rendered: dict[str, str], workflows_folder: str, zizmor_persona: str = "regular"
+    doc: Document,
+    rendered: dict[str, str],
+    workflows_folder: str,
+    origin: Origin,
+    zizmor_persona: str = "regular",
 ) -> tuple[list[Located], list[str]]:
     """Run the checkers on ``rendered`` workflows; return (located findings, skipped tools)."""
     user_steps = [
@@ -221,7 +231,7 @@ def lint(
     # up in (a rule broken once in pipeline.yaml repeats in every service's workflow)
     grouped: dict[Located, list[str]] = {}
     for f in sorted(findings, key=lambda f: (f.file, f.line, f.col, f.tool)):
-        at = f.located(doc, origin_of(f, rendered[f.file], doc, user_steps))
+        at = f.located(doc, origin_of(f, rendered[f.file], doc, user_steps, origin))
         places = grouped.setdefault(at, [])
         where = f"{f.file}:{f.line}" if at.path else ""
         if where and where not in places:

@@ -48,7 +48,7 @@ def diagnostic(d: Diagnostic) -> dict[str, Any]:
     return {
         "file": d.file,
         "line": d.line,
-        "column": d.col,
+        "column": d.column,
         "path": dotted(d.path),
         "message": d.message,
         "severity": d.severity,

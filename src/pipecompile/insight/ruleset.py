@@ -65,3 +65,34 @@ def ruleset(ir: IR) -> dict[str, Any]:
             },
         ],
     }
+
+
+# GitHub's repository role ids for bypass actors: 5 is the admin role (GitHub REST API,
+# "Create a repository ruleset": bypass_actors with actor_type RepositoryRole)
+ADMIN_ROLE_ID = 5
+
+
+def release_ruleset(ir: IR) -> dict[str, Any]:
+    """Who may create an approval environment's branch (issue 28): a push that creates
+    release/x runs the release tier (its role, the release key) on whatever commit it
+    names, so only repository admins may create such branches; everyone else's pushes to
+    them go through the merge ruleset above.
+
+    ``pipecompile explain --release-ruleset | gh api repos/OWNER/REPO/rulesets --input -``
+    """
+    include: list[str] = []
+    for env in ir.environments:
+        if env.approval:
+            for b in env.includes:
+                if _ref(b) not in include:
+                    include.append(_ref(b))
+    return {
+        "name": f"{ir.project} release branches",
+        "target": "branch",
+        "enforcement": "active",
+        "bypass_actors": [
+            {"actor_id": ADMIN_ROLE_ID, "actor_type": "RepositoryRole", "bypass_mode": "always"}
+        ],
+        "conditions": {"ref_name": {"include": include, "exclude": []}},
+        "rules": [{"type": "creation"}, {"type": "deletion"}],
+    }

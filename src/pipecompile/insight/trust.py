@@ -18,10 +18,14 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     if ir.delivery == "github-actions":
         role = ir.aws.github_release_role_name if release else ir.aws.github_build_role_name
         who = f"GitHub build jobs of pushes to {branches} as IAM role {role}"
+        if release:
+            who += " (only repository admins may create such a branch: explain --release-ruleset)"
     else:
         role = ir.aws.release_build_role_name if release else ir.aws.build_role_name
         kind = "release build projects" if release else "build projects"
         who = f"the CodeBuild {kind} of pushes to {branches} as IAM role {role}"
+        if release:
+            who += " (only repository admins may create such a branch: explain --release-ruleset)"
     svc = ir.services[0]
     repo = ir.image_of(svc, env)[0]
     tier = "release" if release else "dev"
@@ -48,19 +52,32 @@ def _approver(ir: IR, env: Environment) -> str:
             "'Prevent self-review')"
         )
     subscribed = ", ".join(env.approvers) if env.approvers else "nobody yet (approvers: [...])"
+    who = ", ".join(env.approver_principals)
     return (
-        f"only principals that assume IAM role {env.approver_role_name} with MFA (every CI "
-        f"role is denied codepipeline:PutApprovalResult); notified on SNS topic "
+        f"only the principals of var.{env.approver_variable} ({who}), assuming IAM role "
+        f"{env.approver_role_name} with MFA (every CI role is denied "
+        f"codepipeline:PutApprovalResult; a listed approver can still approve their own "
+        f"change: keep authors off the list); notified on SNS topic "
         f"{env.approval_topic}: {subscribed}"
     )
 
 
 def _deployer(ir: IR, env: Environment) -> str:
     if ir.delivery == "github-actions":
-        return (
+        from .environments import unenforced
+
+        line = (
             f"jobs of GitHub environment '{env.name}' as IAM role {env.github_role_name} "
-            "(trusted by that environment only)"
+            "(trusted by that environment only), which runs jobs only of "
+            f"{', '.join(env.includes)} (its deployment branch policy: explain --environments)"
         )
+        excluded = unenforced(ir, env)
+        if excluded:
+            line += (
+                f"; the policy cannot exclude {', '.join(excluded)}: the workflows skip "
+                "them, a hand-edited workflow on such a branch is not refused"
+            )
+        return line
     return (
         f"CodeBuild project {env.deploy_project} as IAM role {env.codebuild_role_name}, with "
         f"the buildspec Terraform applied (not the branch's); it alone reads "
@@ -73,21 +90,26 @@ def _gitops(ir: IR, env: Environment) -> list[str]:
     line = f"GitOps: Argo CD reads {repo} at {env.gitops_revision}"
     if not env.approval:
         return [line]
-    shared = [
-        e.name
-        for e in ir.environments
-        if e is not env and not e.approval and e.gitops_repository == env.gitops_repository
-    ]
-    if not shared:
-        return [line + " (no environment without approval writes it)"]
-    return [
-        line,
-        f"warning: {', '.join(shared)} deploy{'s' if len(shared) == 1 else ''} to the same "
-        f"GitOps repository; a deploy key or token cannot be limited to a folder, so their "
-        f"credential can rewrite {env.name}'s folder and Argo CD would sync it without an "
-        f"approval (the admission policy still refuses unsigned or dev-tier images): give "
-        f"{env.name} its own repository (environments.{env.name}.gitops.repository)",
-    ]
+    unapproved, approved = ir.gitops_sharers(env)
+    if not unapproved and not approved:
+        return [line + " (no other environment's deployer writes it)"]
+    out = [line]
+    if unapproved:
+        out.append(
+            f"warning: {', '.join(unapproved)} deploy{'s' if len(unapproved) == 1 else ''} to "
+            f"the same GitOps repository; a deploy key or token cannot be limited to a "
+            f"folder, so their credential can rewrite {env.name}'s folder and Argo CD would "
+            f"sync it without an approval (the admission policy still refuses unsigned or "
+            f"dev-tier images): give {env.name} its own repository "
+            f"(environments.{env.name}.gitops.repository)"
+        )
+    if approved:
+        out.append(
+            f"note: {', '.join(approved)} (approved by {'its' if len(approved) == 1 else 'their'} "
+            f"own approvers) also write{'s' if len(approved) == 1 else ''} this repository: "
+            f"their deployer can change {env.name} without {env.name}'s approval"
+        )
+    return out
 
 
 def _admission(ir: IR, env: Environment) -> str:
@@ -97,8 +119,9 @@ def _admission(ir: IR, env: Environment) -> str:
 
     keys = ", ".join(k.removeprefix("awskms:///") for k in accepted(ir, env))
     return (
-        f"admission: Kyverno ClusterPolicy {policy_name(ir, env)} admits in namespace "
-        f"{env.namespace} only this environment's images, by digest, signed with {keys}"
+        f"admission: Kyverno ImageValidatingPolicy {policy_name(ir, env)} admits in "
+        f"namespace {env.namespace} (containers, init and ephemeral containers) only this "
+        f"environment's images, by digest, signed, with an SBOM and a provenance, by {keys}"
     )
 
 

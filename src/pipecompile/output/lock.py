@@ -50,6 +50,54 @@ def _state_dir(root: str, create: bool) -> bool:
     return True
 
 
+def build_in_progress(root: str) -> bool:
+    """True when a build holds the lock now (a shared probe that does not wait).
+
+    The fast no-change paths call this first: while a peer builds, they answer
+    nothing and leave the run to the full path, which waits for the build.
+    """
+    try:
+        fd = os.open(os.path.join(root, LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False  # no lock file: no build has run here (or it cannot be a lock)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+_IGNORED = (
+    "# written by pipecompile: the lock and the stat cache are never committed\n"
+    "build.lock\nstat.cache\n"
+)
+
+
+def _ignore(root: str) -> None:
+    """Write the state folder's ``.gitignore``, or bring one pipecompile wrote up to date
+    (an older one lists only the lock); one written by a person is left alone."""
+    path = os.path.join(root, _IGNORE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read(4096)
+    except FileNotFoundError:
+        text = None
+    except OSError:
+        return
+    if text == _IGNORED or (text is not None and not text.startswith("# written by pipecompile")):
+        return
+    if os.path.islink(path):
+        return
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(_IGNORED)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def build_lock(root: str, *, shared: bool = False) -> Iterator[None]:
     """Hold the build lock (exclusive for a build, shared to read); waits for a holder.
@@ -80,9 +128,8 @@ def build_lock(root: str, *, shared: bool = False) -> Iterator[None]:
                 file=sys.stderr,
             )
             fcntl.flock(fd, op)
-        if not shared and not os.path.lexists(os.path.join(root, _IGNORE)):
-            with open(os.path.join(root, _IGNORE), "x") as fh:
-                fh.write("# written by pipecompile: the lock is never committed\nbuild.lock\n")
+        if not shared:
+            _ignore(root)
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -46,13 +46,26 @@ class Finding:
 
 
 class Target(Protocol):
-    """What a target provides. ``delivery`` and ``choices`` are optional in a target
-    module: the registry fills in their defaults (:class:`.registry.Defaults`)."""
+    """What a target provides. ``delivery``, ``delivers``, ``follows``, ``publishes``,
+    ``origin`` and ``choices`` are optional in a target module: the registry fills in their
+    defaults (:class:`.registry.Defaults`)."""
 
     name: str  # the key under outputs: in pipeline.yaml
     default_folder: str  # its output folder when the pipeline names none
     cost: int  # ms to render per 1000 services, to balance parallel rendering
     delivery: str | None  # the one delivery it serves (None: every delivery)
+    delivers: str | None  # the delivery whose pipelines it generates (None: none)
+    follows: str | None  # on by default whenever this other target is on (None: never)
+
+    def origin(self, job: str | None, step: str | None) -> Path_ | None:
+        """The pipeline field behind a generated job or step (``lint`` maps a checker's
+        finding in this target's files home with it); None when unknown."""
+        ...
+
+    def publishes(self, folder: str, enabled: bool) -> dict[str, str]:
+        """Facts other targets read through the IR (:data:`pipecompile.ir.FACTS`), given
+        this target's folder (its default one when it is off)."""
+        ...
 
     def render(self, ir: IR) -> Rendered: ...
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, cast
 
+from ..errors import Path_
 from ..ir import IR
 from . import Finding, Target, data
 
@@ -23,10 +24,20 @@ class Defaults:
     def __init__(self, module: Any) -> None:
         self._module = module
         self.delivery: str | None = getattr(module, "delivery", None)
+        self.delivers: str | None = getattr(module, "delivers", None)
+        self.follows: str | None = getattr(module, "follows", None)
         self._choices = getattr(module, "choices", None)
+        self._publishes = getattr(module, "publishes", None)
+        self._origin = getattr(module, "origin", None)
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._module, attr)
+
+    def publishes(self, folder: str, enabled: bool) -> dict[str, str]:
+        return dict(self._publishes(folder, enabled)) if self._publishes is not None else {}
+
+    def origin(self, job: str | None, step: str | None) -> Path_ | None:
+        return self._origin(job, step) if self._origin is not None else None
 
     def choices(self, ir: IR) -> list[Finding]:
         return list(self._choices(ir)) if self._choices is not None else []
@@ -89,6 +100,31 @@ def default_outputs(delivery: str | None = None) -> dict[str, str]:
         for name, target in builtin().items()
         if target.delivery in (None, delivery)
     }
+
+
+class Layout:
+    """What lowering may know of the targets, and no more (the front end imports no
+    target: :mod:`pipecompile.compiler` passes this in).  Satisfies
+    :class:`pipecompile.frontend.lower_rules.TargetLayout`."""
+
+    def defaults(self, delivery: str | None = None) -> dict[str, str]:
+        return default_outputs(delivery)
+
+    def deliverer(self, delivery: str) -> str | None:
+        """The target that generates this delivery's pipelines."""
+        return next((n for n, t in registry().items() if t.delivers == delivery), None)
+
+    def followers(self) -> dict[str, str]:
+        """{target: the target whose output turns it on by default}."""
+        return {n: t.follows for n, t in registry().items() if t.follows}
+
+    def facts(self, outputs: dict[str, str]) -> dict[str, str]:
+        """Every target's published facts, given the enabled targets' folders."""
+        out: dict[str, str] = {}
+        for name, target in registry().items():
+            folder = outputs.get(name, target.default_folder)
+            out.update(target.publishes(folder, name in outputs))
+        return out
 
 
 def default_actions() -> dict[str, dict[str, str]]:

@@ -16,7 +16,7 @@ from typing import Any
 from ...ir import IR, Deployment, Environment, Service
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
-from .admission import cluster_policy, policy_name
+from .admission import image_policy, policy_name
 
 name = "argocd"
 default_folder = "kubernetes/argocd"  # under outputs: when the pipeline names no folder
@@ -45,8 +45,12 @@ def app_project(ir: IR, env: Environment) -> dict[str, Any]:
         "destinations": [{"server": env.cluster, "namespace": env.namespace}],
     }
     if "CreateNamespace=true" in ir.gitops.options:
-        # CreateNamespace=true needs permission to create exactly these namespaces.
-        spec["clusterResourceWhitelist"] = [{"group": "", "kind": "Namespace"}]
+        # CreateNamespace=true needs permission to create a Namespace: this environment's
+        # own, by name (Argo CD v3.5.0, pkg/apis/application/v1alpha1/types.go,
+        # isNamedResourceInList: an entry without a name admits every Namespace)
+        spec["clusterResourceWhitelist"] = [
+            {"group": "", "kind": "Namespace", "name": env.namespace}
+        ]
     if env.sync_window:
         schedule, duration = env.sync_window
         spec["syncWindows"] = [
@@ -121,14 +125,16 @@ def describe(ir: IR) -> list[str]:
     """Argo CD must be able to read the GitOps repository and hold the Applications."""
     if not ir.gitops.repository:
         return []
+    repos = list(dict.fromkeys(e.gitops_repository for e in ir.environments if e.gitops_repository))
     out = [
-        f"Argo CD: repository credentials for {ir.gitops.repository}; apply "
+        f"Argo CD: repository credentials (read-only) for {', '.join(repos)}; apply "
         f"{ir.output(name)}/ to the argocd namespace"
     ]
     if ir.security.sign_images:
         out.append(
-            f"Kyverno (1.13 or later) in each cluster, its admission controller able to call "
-            f"kms:GetPublicKey and kms:DescribeKey on the signing keys (IRSA); apply "
+            f"Kyverno (1.18 or later: ImageValidatingPolicy v1 reads cosign v3 bundles) in "
+            f"each cluster, its admission controller able to call kms:GetPublicKey and "
+            f"kms:DescribeKey on the signing keys and to pull from ECR (IRSA); apply "
             f"{ir.output(name)}/admission-<env>.yaml: "
             + ", ".join(policy_name(ir, e) for e in ir.environments)
         )
@@ -165,5 +171,5 @@ def render(ir: IR) -> dict[str, str]:
             out[f"{dep.app_name}.yaml"] = yaml_document(application(ir, svc, dep))
     if ir.security.sign_images:  # each cluster admits only what its environment accepts
         for env in ir.environments:
-            out[f"admission-{env.name}.yaml"] = yaml_document(cluster_policy(ir, env))
+            out[f"admission-{env.name}.yaml"] = yaml_document(image_policy(ir, env))
     return out

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...ir import IR, PlanStep, Service, SharedStep
+from ...errors import Path_
+from ...ir import BUILDSPEC_FOLDER, BUILDSPECS_GENERATED, IR, PlanStep, Service, SharedStep
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
 from ..common import CVSS, DERIVED, SONAR, script_body
@@ -24,6 +25,14 @@ from ..common import CVSS, DERIVED, SONAR, script_body
 name = "codebuild"
 delivery = "codepipeline"  # only CodePipeline runs buildspecs: not a default otherwise
 default_folder = "ci/codebuild"  # under outputs: when the pipeline names no folder
+
+
+def publishes(folder: str, enabled: bool) -> dict[str, str]:
+    """Where the CodeBuild projects read the buildspecs (its default folder when this
+    output is off: the user keeps them there), and whether they are generated."""
+    return {BUILDSPEC_FOLDER: folder, **({BUILDSPECS_GENERATED: "yes"} if enabled else {})}
+
+
 cost = 14  # ms to render per 1000 services (bench/bench.py); balances parallel rendering
 
 
@@ -293,7 +302,35 @@ def check(ir: IR) -> list[Finding]:
                 key=True,
             )
         ]
-    return gitops_required(ir)
+    return gitops_required(ir) + runtimes_available(ir)
+
+
+def runtimes_available(ir: IR) -> list[Finding]:
+    """Every runtime version is one the build image offers (runtime-versions naming any
+    other fails the build's install phase: "Unknown runtime version")."""
+    table = _runtimes()
+    out: list[Finding] = []
+    seen: set[Path_] = set()
+    for svc in ir.services:
+        lang, version = svc.runtime.language, svc.runtime.version
+        key, fmt = table["runtime_versions"][lang]
+        offered = table["available"][key]
+        if fmt.format(v=version) in offered:
+            continue
+        own = svc.runtime != ir.runtime  # the service's own runtime, else ci.runtime
+        where: Path_ = ("services", svc.name, "runtime", lang) if own else ("ci", "runtime", lang)
+        if where in seen:
+            continue
+        seen.add(where)
+        versions = ", ".join(f'"{v.removeprefix(fmt.split("{")[0])}"' for v in offered)
+        out.append(
+            Finding(
+                where,
+                f"{lang} {version} is not a runtime of {table['image']} (CodeBuild offers "
+                f"{versions}); choose one of them",
+            )
+        )
+    return out
 
 
 def render(ir: IR) -> dict[str, str]:

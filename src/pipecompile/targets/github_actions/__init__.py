@@ -49,6 +49,8 @@ from .steps import cost as cost  # the target's attributes, re-exported for the 
 from .steps import default_folder as default_folder
 from .steps import name as name
 
+delivers = "github-actions"  # it generates the delivery workflows (delivery: github-actions)
+
 # Generated step name prefix -> the pipeline field that asked for it (lint maps
 # checker findings home with it; keep it next to the step names it reads).
 STEP_ORIGINS: tuple[tuple[str, Path_], ...] = (
@@ -69,6 +71,15 @@ STEP_ORIGINS: tuple[tuple[str, Path_], ...] = (
     ("Build the image", ("services",)),
     ("Set up ", ("ci", "runtime")),
 )
+
+
+def origin(job: str | None, step: str | None) -> Path_ | None:
+    """The pipeline field behind a generated step (by its name) or job (by its id): how
+    ``pipecompile lint`` maps a checker's finding in a workflow home.  The step names
+    and job ids are this target's own, so the mapping lives here."""
+    if step is not None:
+        return next((field for prefix, field in STEP_ORIGINS if step.startswith(prefix)), None)
+    return job_origin(job) if job else None
 
 
 def job_origin(job_id: str) -> Path_ | None:
@@ -142,7 +153,10 @@ def describe(ir: IR) -> list[str]:
     out.append(
         f"GitHub repository ruleset (once, and after a change of branches): "
         f"pipecompile explain --ruleset | gh api repos/{ir.repository}/rulesets --input - "
-        f"(requires the check '{CHECK_NAME}' of {GATE_FILE})"
+        f"(requires the check '{CHECK_NAME}' of {GATE_FILE}); and the ruleset that lets "
+        f"only repository admins create an approval environment's branches (a push that "
+        f"creates one runs the release tier): pipecompile explain --release-ruleset | gh api "
+        f"repos/{ir.repository}/rulesets --input -"
     )
     delivers = ir.delivery == "github-actions"
     if s.slack_webhook and delivers:
@@ -164,6 +178,18 @@ def describe(ir: IR) -> list[str]:
                 + ", ".join(held)
                 + f"; its jobs alone assume IAM role {env.github_role_name}"
             )
+        dast = ir.security.dast
+        if dast is not None:
+            out.append(
+                f"GitHub environment '{dast.github_environment}' (the DAST job after each "
+                f"{dast.environment} deploy): deployment branches as {dast.environment}'s, no "
+                f"secrets; its jobs alone assume IAM role {dast.github_role_name}"
+            )
+        out.append(
+            "Deployment branch policies of these environments (a job on any other branch "
+            "never starts there): pipecompile explain --environments (the GitHub REST "
+            "requests, as JSON)"
+        )
     return out
 
 

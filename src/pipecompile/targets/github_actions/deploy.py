@@ -201,24 +201,26 @@ class Deploy:
         return out
 
     def dast_job(self) -> dict[str, Any]:
-        """The plan's DAST of the DAST environment, after the deploy succeeded: zap.yml,
-        its mark written with the role of the build tier whose repository it deploys."""
+        """The plan's DAST of the DAST environment, after the deploy succeeded: zap.yml
+        (the scan holds no token; the mark runs in the DAST's own GitHub environment)."""
         ir = self.ir
         stage = next(s for s in self.stages if s.dast)
-        env = ir.environment(stage.environment)
         scan = stage.dast[0]
         url = (scan.input("DAST_URL") or PlanInput("")).value
-        role = ir.aws.github_release_role_arn if env.approval else ir.aws.github_build_role_arn
         return {
             "name": "OWASP ZAP scan of ${{ inputs.environment }}",
             "needs": "deploy",
             "if": _condition(self.dast_environments),
             "permissions": permissions(id_token="write"),
+            # one scan of a service's environment at a time; a running one finishes
+            "concurrency": {
+                "group": "dast-${{ inputs.service }}-${{ inputs.environment }}",
+                "cancel-in-progress": False,
+            },
             "uses": workflow_ref(ir, ZAP),
             "with": {
                 "environment": "${{ inputs.environment }}",
                 "url": url,
-                "role": role,
                 "ecr_repository": "${{ inputs.ecr_repository }}",
                 "image_tag": "${{ inputs.image_tag }}",
                 "image_digest": "${{ inputs.image_digest }}",

@@ -214,13 +214,15 @@ def dast_steps(ir: IR) -> tuple[PlanStep, ...]:
 
 def zap_workflow(ir: IR) -> dict[str, Any]:
     """The plan's DAST: ZAP in a job without any token, then (given a digest) the marker
-    a promotion gate looks for, with the role the caller names (the build tier's: it
-    writes that tier's repository)."""
+    a promotion gate looks for, in a job of the DAST's own GitHub environment (no deploy
+    secret there) as the DAST role (it reads the images and tags a digest that passed:
+    no signing key, no layer upload, no GitOps credential)."""
+    dast = ir.security.dast
+    assert dast is not None
     scan, mark = dast_steps(ir)
     inputs = {
         "environment": _string(),
         "url": _string(),
-        "role": _string(False),
         "ecr_repository": _string(False),
         "image_tag": _string(False),
         "image_digest": _string(False),
@@ -269,7 +271,9 @@ def zap_workflow(ir: IR) -> dict[str, Any]:
                 "runs-on": RUNNER,
                 "timeout-minutes": 5,
                 "permissions": permissions(id_token="write"),
-                "steps": [aws_credentials(ir, _expr("inputs.role")), _run_step(mark, env(mark))],
+                # the DAST role trusts only this environment's OIDC subject
+                "environment": dast.github_environment,
+                "steps": [aws_credentials(ir, dast.github_role_arn), _run_step(mark, env(mark))],
             },
         },
     }

@@ -22,7 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ...ir import IR, Deployment, Service, Strategy
+from ...ir import CHART_SOURCE, IR, SERVICE_VALUES, Deployment, Service, Strategy
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
 from . import analysis as _analysis
@@ -30,6 +30,21 @@ from . import analysis as _analysis
 name = "helm"
 default_folder = "kubernetes/apps"  # under outputs: when the pipeline names no folder
 cost = 53  # ms to render per 1000 services (bench/bench.py); balances parallel rendering
+
+# The one chart every service deploys with, in the output folder (a service name is a
+# DNS label, so it never collides with this folder's name).
+CHART_FOLDER = "_chart"
+
+
+def publishes(folder: str, enabled: bool) -> dict[str, str]:
+    """The chart's folder and each service's values folder, for the deployers and the
+    Applications (through the IR); nothing when the helm output is off."""
+    if not enabled:
+        return {}
+    return {
+        CHART_SOURCE: posixpath.join(folder, CHART_FOLDER),
+        SERVICE_VALUES: posixpath.join(folder, "{service}"),
+    }
 
 
 def _conventions() -> dict[str, Any]:
@@ -76,7 +91,7 @@ def rollout_strategy(ir: IR, svc: Service, dep: Deployment, analysis: str | None
             # version until every measurement is taken, so an abort can switch back
             assert ir.rollback is not None
             bg["scaleDownDelaySeconds"] = max(
-                s.scale_down_delay_seconds, (ir.rollback.measurements + 1) * 60
+                s.scale_down_delay_seconds, (_analysis.run_minutes(ir.rollback) + 1) * 60
             )
         return {"blueGreen": bg}
     # rolling: a plain Deployment's rolling update
@@ -91,7 +106,8 @@ def k8s_secret_name(secret: str) -> str:
 def _ingress(ir: IR, dep: Deployment) -> dict[str, Any]:
     """The service's rules on its environment's shared ALB (one IngressGroup per
     environment: the AWS Load Balancer Controller merges every Ingress of the group)."""
-    exp = ir.environment(dep.environment).exposure
+    env = ir.environment(dep.environment)
+    exp = env.exposure
     return {
         "enabled": True,
         "scheme": exp.scheme,
@@ -99,8 +115,15 @@ def _ingress(ir: IR, dep: Deployment) -> dict[str, Any]:
         "group": exp.group if dep.hosts else "",
         "hosts": list(dep.hosts),
         "previewHost": dep.preview_host or "",
+        # an https url is answered on 443: with exposure.certificate_arn, else with the
+        # certificate the controller discovers in ACM for the rules' hosts
+        "tls": bool(exp.certificate_arn) or https(env.url),
         "certificateArn": exp.certificate_arn or "",
     }
+
+
+def https(url: str | None) -> bool:
+    return (url or "").lower().startswith("https://")
 
 
 def _secrets(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
@@ -121,11 +144,17 @@ def _secrets(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
     return {
         "secretStoreRef": {
             "kind": store.kind,
-            "name": f"{svc.name}-{store.name}" if own else store.name,
+            "name": store.of(svc.name) if own else store.name,
         },
-        # a SecretStore of the service's own, in its namespace, assuming the role that
-        # reads only this environment's keys (External Secrets' AWS provider 'role')
-        "store": {"create": own, "roleArn": env.secrets_role_arn if own else ""},
+        # a SecretStore of the service's own, in its namespace: External Secrets takes a
+        # token of the store's ServiceAccount and assumes the role of its IRSA annotation,
+        # which only that ServiceAccount of this namespace may assume and which reads
+        # only this environment's keys
+        "store": {
+            "create": own,
+            "serviceAccount": store.of(svc.name) if own else "",
+            "roleArn": env.secrets_role_arn if own else "",
+        },
         "provider": {"service": "SecretsManager", "region": ir.aws.region},
         "refreshInterval": _conventions()["secret_refresh_interval"],
         "mountPath": _conventions()["secret_mount_path"],
@@ -183,11 +212,31 @@ def describe(ir: IR) -> list[str]:
             else f"{' or '.join(sorted(stores))} stores"
         )
         controllers.append(
-            f"the External Secrets Operator ({store}; for SecretStores its controller runs "
-            "as the role the environments' secrets roles trust), and Stakater Reloader "
-            "(with --is-Argo-Rollouts=true) to restart pods whose secrets rotate"
+            f"the External Secrets Operator ({store}; a SecretStore authenticates as its "
+            "ServiceAccount <service>-secrets through IRSA: the controller may create "
+            "serviceaccounts/token, as its chart grants with rbac.serviceAccountTokenCreate "
+            "(the default), and the cluster's IAM OIDC provider is the one the "
+            "environments' secrets roles trust), and Stakater "
+            "Reloader with --is-Argo-Rollouts=true --reload-strategy=annotations to roll "
+            "out pods whose secrets rotate (its default env-vars strategy adds a container "
+            "variable, which Argo CD's self-heal reverts; an annotation it ignores)"
         )
     out.append("In each cluster: " + ", ".join(controllers))
+    for env in ir.environments:
+        hosts = ", ".join(h for svc in ir.services for h in _hosts(svc, env.name))
+        cert = env.exposure.certificate_arn
+        if cert and hosts:
+            out.append(
+                f"ACM certificate {cert} covering {hosts} (the {env.name} HTTPS listener "
+                "presents it for every host)"
+            )
+        elif https(env.url) and hosts:
+            out.append(
+                f"An issued ACM certificate in {ir.aws.region} covering {hosts} "
+                f"({env.name}'s url is https and no exposure.certificate_arn is set: the "
+                "AWS Load Balancer Controller discovers it for the HTTPS listener, and the "
+                "Ingress fails when no certificate covers a host)"
+            )
     out.append(
         "Pods run as user 10001 under Pod Security 'restricted' (non-root, no privilege "
         "escalation, no capabilities, RuntimeDefault seccomp)"
@@ -198,9 +247,14 @@ def describe(ir: IR) -> list[str]:
             f"Prometheus at {rb.prometheus_url}"
             + (
                 " with the Prometheus Operator (each chart's ServiceMonitor scrapes /metrics "
-                "on port http)"
+                f"on port http and copies the pod label {_analysis.HASH_POD_LABEL} "
+                f"into '{_analysis.HASH_LABEL}'; the Prometheus resource's "
+                "serviceMonitorSelector must select them: kube-prometheus-stack selects "
+                "only its own release's unless prometheus.prometheusSpec."
+                "serviceMonitorSelectorNilUsesHelmValues is false)"
                 if rb.service_monitor
-                else " scraping the services' /metrics"
+                else " scraping the services' /metrics, the pod label "
+                f"{_analysis.HASH_POD_LABEL} kept as '{_analysis.HASH_LABEL}'"
             )
             + f": {rb.requests_metric} with the "
             f"status code in label '{rb.status_label}' and the histogram "
@@ -213,14 +267,21 @@ def describe(ir: IR) -> list[str]:
             f"{rb.cloudwatch_namespace}, published each minute by the pods (e.g. embedded "
             "metric format) with the dimensions Service, Namespace and PodTemplateHash "
             "(environment variables PIPECOMPILE_SERVICE, PIPECOMPILE_NAMESPACE, "
-            "PIPECOMPILE_POD_TEMPLATE_HASH); the Argo Rollouts controller may call "
-            "cloudwatch:GetMetricData (rollback analysis)"
+            "PIPECOMPILE_POD_TEMPLATE_HASH); the Argo Rollouts controller's ServiceAccount "
+            "annotated eks.amazonaws.com/role-arn with the role that may call "
+            "cloudwatch:GetMetricData (Terraform output argo_rollouts_cloudwatch_role_arn; "
+            f"the controller reads region {ir.aws.region} from AWS_REGION; rollback analysis)"
         )
     out.append(
         "Each service answers GET /healthz on its port (startup and readiness probes; "
         "liveness checks that the port accepts connections)"
     )
     return out
+
+
+def _hosts(svc: Service, env: str) -> list[str]:
+    dep = next(d for d in svc.deployments if d.environment == env)
+    return [*dep.hosts, *([dep.preview_host] if dep.preview_host else [])]
 
 
 def check(ir: IR) -> list[Finding]:
@@ -259,6 +320,7 @@ def default_values() -> dict[str, Any]:
             "group": "",
             "hosts": [],
             "previewHost": "",
+            "tls": False,
             "certificateArn": "",
         },
         "serviceMonitor": {"enabled": False, **conv["metrics"]},

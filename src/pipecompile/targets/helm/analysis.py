@@ -21,9 +21,26 @@ follows from it):
   (blue-green pre- and post-promotion) needs a ``count`` on every metric, else the
   Rollout is InvalidSpec ("runs indefinitely").
 
+* ``analysis/analysis.go`` generateMetricTasks: a metric's first measurement waits
+  ``initialDelay`` after the run starts; without one it is taken at once, when the new
+  pods have just received their first requests (no scrape, no datapoint yet).
+  assessMetricFailureInconclusiveOrError counts Inconclusive measurements over the whole
+  run, not in a row.
+* ``utils/analysis/factory.go`` BuildArgumentsForRolloutAnalysisRun: an argument
+  ``valueFrom: podTemplateHashValue: Latest`` is the new ReplicaSet's
+  ``rollouts-pod-template-hash``: the canary's, the preview's (and, after promotion, the
+  active version's) pods and no others.
+
 So every query returns exactly one sample: the value, or -1 when the version served no
 request in the window (never "no data", never NaN); -1 satisfies neither condition
-(Inconclusive: the rollout pauses) unless ``rollback.no_traffic`` is ``pass``.
+(Inconclusive) unless ``rollback.no_traffic`` is ``pass``. A run tolerates
+``INCONCLUSIVE_LIMIT`` inconclusive measurements; one more pauses the rollout.
+
+Prometheus selects the new version's pods by their pod-template hash (the ServiceMonitor
+copies the pod label ``rollouts-pod-template-hash`` onto every series, which Prometheus
+Operator names ``rollouts_pod_template_hash``), and through the Service the analysis
+measures: a Service's name alone also covers the old pods' series of the window, from
+before the controller pointed the Service at the new ReplicaSet.
 """
 
 from __future__ import annotations
@@ -33,10 +50,49 @@ from typing import Any
 from ...ir import IR, Deployment, Rollback, Service
 
 NO_TRAFFIC = -1  # what a query returns for a version that served no request
+HASH_ARG = "pod-template-hash"  # the template's argument: the new ReplicaSet's hash
+# the label Prometheus Operator gives the pod label rollouts-pod-template-hash when a
+# ServiceMonitor lists it in podTargetLabels (prometheus-operator v0.93.0
+# pkg/prometheus/promcfg.go: target_label sanitizeLabelName(l), [^a-zA-Z0-9_] -> _)
+HASH_POD_LABEL = "rollouts-pod-template-hash"
+HASH_LABEL = "rollouts_pod_template_hash"
+INCONCLUSIVE_LIMIT = 2  # inconclusive measurements a run tolerates (the next one pauses)
+# Prometheus: the new pods are scraped every 30 s from the moment they are endpoints;
+# rate() needs two samples of requests they served. Two minutes give four.
+PROMETHEUS_FIRST_MINUTES = 2
+# CloudWatch: a minute's datapoint of metrics the pods publish (embedded metric format)
+# can be read up to this long after the minute ends; the query looks back this much
+# further than the window, so a window's datapoints are there when it is judged.
+CLOUDWATCH_LAG_MINUTES = 2
 
 
 def _minutes(duration: str) -> int:
     return int(duration.removesuffix("m"))
+
+
+def initial_delay_minutes(rb: Rollback) -> int:
+    """How long a run waits before its first measurement: until a healthy new version
+    has enough data to be judged (a scrape pair; ``min_datapoints`` published minutes)."""
+    if rb.provider == "prometheus":
+        return PROMETHEUS_FIRST_MINUTES
+    return min_datapoints(rb) + CLOUDWATCH_LAG_MINUTES + 1
+
+
+def inconclusive_limit(rb: Rollback, counted: bool) -> int:
+    """A counted run (blue-green) of ``measurements`` all inconclusive must still pause:
+    the limit stays below the count (and the controller wants count >= inconclusiveLimit,
+    utils/analysis/factory.go ValidateMetric)."""
+    return min(INCONCLUSIVE_LIMIT, rb.measurements - 1) if counted else INCONCLUSIVE_LIMIT
+
+
+def cloudwatch_interval_minutes(rb: Rollback) -> int:
+    """GetMetricData's look-back: the window and the publication lag."""
+    return _minutes(rb.window) + CLOUDWATCH_LAG_MINUTES
+
+
+def run_minutes(rb: Rollback) -> int:
+    """How long a counted (blue-green) run takes: the delay, then one a minute."""
+    return initial_delay_minutes(rb) + rb.measurements - 1
 
 
 def measured_service(svc: Service, dep: Deployment) -> str:
@@ -44,10 +100,14 @@ def measured_service(svc: Service, dep: Deployment) -> str:
     return f"{svc.name}-{'canary' if dep.strategy.kind == 'canary' else 'preview'}"
 
 
-def prometheus_queries(rb: Rollback, namespace: str, service: str) -> dict[str, str]:
-    """metric name -> PromQL, for the Service ``service`` (``{{args.service}}`` in the
-    template) in ``namespace``."""
-    sel = f'{rb.namespace_label}="{namespace}",{rb.service_label}="{service}"'
+def prometheus_queries(rb: Rollback, namespace: str, service: str, pod_hash: str) -> dict[str, str]:
+    """metric name -> PromQL, for the pods of hash ``pod_hash`` behind the Service
+    ``service`` (``{{args.pod-template-hash}}``, ``{{args.service}}`` in the template)
+    in ``namespace``."""
+    sel = (
+        f'{rb.namespace_label}="{namespace}",{rb.service_label}="{service}",'
+        f'{HASH_LABEL}="{pod_hash}"'
+    )
     w = rb.window
     out: dict[str, str] = {}
     if rb.max_error_rate is not None:
@@ -100,7 +160,7 @@ def _cloudwatch(rb: Rollback, namespace: str, service: str, *queries: Any) -> di
     dims = [
         {"name": "Service", "value": service},
         {"name": "Namespace", "value": namespace},
-        {"name": "PodTemplateHash", "value": "{{args.pod-template-hash}}"},
+        {"name": "PodTemplateHash", "value": "{{args." + HASH_ARG + "}}"},
     ]
 
     def stat(qid: str, metric: str, statistic: str, returned: bool) -> dict[str, Any]:
@@ -119,7 +179,8 @@ def _cloudwatch(rb: Rollback, namespace: str, service: str, *queries: Any) -> di
         }
 
     built = [stat(*q) if isinstance(q, tuple) else q for q in queries]
-    return {"cloudWatch": {"interval": rb.window, "metricDataQueries": built}}
+    interval = f"{cloudwatch_interval_minutes(rb)}m"
+    return {"cloudWatch": {"interval": interval, "metricDataQueries": built}}
 
 
 def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
@@ -129,7 +190,11 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         return None
     blue_green = dep.strategy.kind == "blue-green"
     prometheus = rb.provider == "prometheus"
-    queries = prometheus_queries(rb, dep.namespace, "{{args.service}}") if prometheus else {}
+    queries = (
+        prometheus_queries(rb, dep.namespace, "{{args.service}}", "{{args." + HASH_ARG + "}}")
+        if prometheus
+        else {}
+    )
     metrics: list[dict[str, Any]] = []
     thresholds: list[tuple[str, str, Any]] = []
     if rb.max_error_rate is not None:
@@ -155,8 +220,11 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         success, failure = conditions(rb, limit)
         metric: dict[str, Any] = {
             "name": name,
+            # the first measurement once a healthy version has data (see the module doc)
+            "initialDelay": f"{initial_delay_minutes(rb)}m",
             "interval": "1m",
             "failureLimit": 1,
+            "inconclusiveLimit": inconclusive_limit(rb, blue_green),
             "successCondition": success,
             "failureCondition": failure,
             "threshold": threshold,
@@ -165,7 +233,7 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         if blue_green:  # pre- and post-promotion analysis must end (see the module doc)
             metric["count"] = rb.measurements
         metrics.append(metric)
-    args = [{"name": "service"}] if prometheus else [{"name": "pod-template-hash"}]
+    args = [{"name": "service"}, {"name": HASH_ARG}] if prometheus else [{"name": HASH_ARG}]
     return {
         "templateName": f"{dep.app_name}-rollback",
         "healthChecks": rb.health_checks,
@@ -178,8 +246,10 @@ def reference(ir: IR, service: str, template_name: str) -> dict[str, Any]:
     """How the Rollout runs the template against the Service ``service``."""
     rb = ir.rollback
     assert rb is not None
+    # the ReplicaSet the new pods belong to (the canary, the preview)
+    args: list[dict[str, Any]] = [
+        {"name": HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}
+    ]
     if rb.provider == "prometheus":
-        args: list[dict[str, Any]] = [{"name": "service", "value": service}]
-    else:  # the ReplicaSet the new pods belong to (the canary, the preview)
-        args = [{"name": "pod-template-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}]
+        args.insert(0, {"name": "service", "value": service})
     return {"templates": [{"templateName": template_name}], "args": args}

@@ -36,6 +36,7 @@ from .. import Finding
 from ..helm import values as helm_values
 
 name = "local"
+follows = "helm"  # it deploys the chart: on whenever the helm output is
 default_folder = "dev"  # under outputs: when the pipeline names no folder
 cost = 34  # ms to render per 1000 services (measured beside helm's 53); balances rendering
 

@@ -4,13 +4,17 @@
 #
 # Outcomes (the audit's names):
 #   succeeded              Synced and Healthy with the new digest live
-#   rolled-back            Argo Rollouts aborted the rollout (Degraded, the abort in the
-#                          health message, or the new digest gone): the stable version serves
+#   rolled-back            Argo Rollouts aborted the rollout (Degraded, and the live Rollout's
+#                          status.abort, the abort in the health message, or the new digest
+#                          gone): the stable version serves
 #   failed                 Degraded with the new digest live (a Deployment past its progress
 #                          deadline stays on the new version: nothing rolled back), a failed
 #                          sync operation, or an API that cannot be used (401, 403, HTML)
-#   waiting-for-promotion  PROMOTION=manual and the rollout paused at the new digest: a
-#                          person promotes it (kubectl argo rollouts promote); not a failure
+#   waiting-for-promotion  PROMOTION=manual, the new digest live, and the Rollout paused
+#                          for promotion (BlueGreenPause) with its pre-promotion analysis
+#                          Successful: a person promotes it (kubectl argo rollouts
+#                          promote); not a failure. A Rollout paused because its analysis
+#                          was inconclusive is not waiting for promotion: the wait goes on
 #   timed-out              none of these within WAIT_SECONDS
 #
 # Argo CD's API (assets/swagger.json): GET /api/v1/applications/{name} answers a
@@ -18,7 +22,20 @@
 # status.summary.images, status.operationState.phase); a bad token is HTTP 401; an
 # application the token cannot see is 403; a path that is not the API (a wrong
 # ARGOCD_SERVER, an SSO page in front) answers HTML.  Those fail at once: waiting
-# would only hide them.
+# would only hide them.  GET /api/v1/applications/{name}/resource?namespace=&
+# resourceName=&group=&version=&kind= answers the live object as JSON text in
+# "manifest" (applicationApplicationResourceResponse): the Rollout named SERVICE in the
+# Application's destination namespace.
+#
+# When a blue-green Rollout is ready for promotion (argo-rollouts v1.9.0): the
+# controller adds the pause condition BlueGreenPause only once pre-promotion analysis
+# is Successful (rollout/bluegreen.go reconcileBlueGreenPause, "not ready for pause:
+# prePromotionAnalysis incomplete"; rollout/pause.go completedPrePromotionAnalysis);
+# an inconclusive run pauses it with InconclusiveAnalysisRun instead (types.go
+# PauseReasonInconclusiveAnalysis). Argo CD shows both as Suspended (its Rollout health
+# check maps phase Paused to Suspended), so the pause reason and the analysis status are
+# read from the Rollout itself: status.pauseConditions[].reason and
+# status.blueGreen.prePromotionAnalysisRunStatus.status.
 #
 # Inputs (environment):
 #   ARGOCD_SERVER       Argo CD's URL (a secret)
@@ -42,7 +59,38 @@ deadline=$((SECONDS + WAIT_SECONDS))
 outcome=timed-out
 state="no answer yet"
 body="$(mktemp)"
+live_rollout="$(mktemp)"
 unreachable=0
+# read_rollout: the live Rollout SERVICE into $live_rollout; fails when there is none
+read_rollout() {
+  local ns code
+  ns="$(jq -r '.spec.destination.namespace // ""' "$body")"
+  code="$(curl -sS -o "$live_rollout" -w '%{http_code}' -G \
+    -H "Authorization: Bearer $ARGOCD_AUTH_TOKEN" \
+    --data-urlencode "namespace=$ns" --data-urlencode "resourceName=$SERVICE" \
+    --data-urlencode group=argoproj.io --data-urlencode version=v1alpha1 \
+    --data-urlencode kind=Rollout \
+    "$ARGOCD_SERVER/api/v1/applications/$ARGOCD_APP/resource")" && [ "$code" = 200 ] \
+    && jq -e '.manifest | fromjson | .kind == "Rollout"' "$live_rollout" >/dev/null 2>&1
+}
+# promotion_state: why the Rollout SERVICE is (or is not) waiting for a person to promote
+# it; prints "ready" when it is paused for promotion with its pre-promotion analysis done
+promotion_state() {
+  if ! read_rollout; then
+    echo "the Rollout $SERVICE cannot be read through Argo CD"
+    return
+  fi
+  jq -r '.manifest | fromjson
+    | [.status.pauseConditions[]?.reason] as $reasons
+    | (.status.blueGreen.prePromotionAnalysisRunStatus.status // "not started") as $pre
+    | if ($reasons | index("InconclusiveAnalysisRun")) then
+        "paused: its analysis was inconclusive (a person decides: promote or abort)"
+      elif ($reasons | index("BlueGreenPause")) == null then
+        "not paused for promotion (\($reasons | join(",") | if . == "" then "running" else . end))"
+      elif .spec.strategy.blueGreen.prePromotionAnalysis != null and $pre != "Successful" then
+        "pre-promotion analysis \($pre)"
+      else "ready" end' "$live_rollout"
+}
 finish() {
   echo "outcome=$outcome" >> "$OUTCOME_FILE"
   if [ -n "${GITHUB_OUTPUT:-}" ]; then echo "outcome=$outcome" >> "$GITHUB_OUTPUT"; fi
@@ -96,7 +144,12 @@ while :; do
         break
       fi
       if [ "$health" = Degraded ]; then
-        if [[ "$message" == *[Aa]bort* ]] || { [ "$live" -eq 0 ] && [ "$sync" = Synced ]; }; then
+        # Argo CD 3 no longer fills the application's health message: the abort is read
+        # from the Rollout itself (status.abort, set by the controller when analysis or
+        # the progress deadline aborts it: argo-rollouts v1.9.0 types.go RolloutStatus)
+        if [[ "$message" == *[Aa]bort* ]] || { [ "$live" -eq 0 ] && [ "$sync" = Synced ]; } \
+          || { read_rollout && jq -e '.manifest | fromjson | .status.abort == true' \
+            "$live_rollout" >/dev/null; }; then
           outcome=rolled-back
           break
         fi
@@ -111,8 +164,13 @@ while :; do
         break
       fi
       if [ "${PROMOTION:-auto}" = manual ] && [ "$live" -gt 0 ] && [ "$health" = Suspended ]; then
-        outcome=waiting-for-promotion
-        break
+        promotion="$(promotion_state)"
+        if [ "$promotion" = ready ]; then
+          outcome=waiting-for-promotion
+          break
+        fi
+        state="$state; $promotion"
+        echo "$ARGOCD_APP: $promotion"
       fi
     fi
   fi

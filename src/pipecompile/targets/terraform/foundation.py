@@ -412,11 +412,23 @@ def audit(ir: IR) -> str:
                 _secret(
                     "sonarqube",
                     ir.aws.sonar_secret_name,
-                    "SonarQube server and token (JSON keys host_url, token)",
+                    "SonarQube server and token (JSON keys host_url, token) of the dev-tier "
+                    "builds (any deploy branch's code reads it)",
                     "a SonarQube token is rotated in SonarQube",
                     ir.secret_rotation is not None,
                 )
             )
+            if ir.release_branches:  # a token feature builds never hold
+                blocks.append(
+                    _secret(
+                        "sonarqube_release",
+                        ir.aws.release_sonar_secret_name,
+                        "SonarQube server and token (JSON keys host_url, token) of the "
+                        "release builds only",
+                        "a SonarQube token is rotated in SonarQube",
+                        ir.secret_rotation is not None,
+                    )
+                )
         if ir.security.dependencies_fail_on:
             blocks.append(
                 _secret(

@@ -129,6 +129,7 @@ def codebuild(ir: IR) -> str:
             )
         )
         if ir.release_branches:  # the same build for approval environments, its own role
+            blocks.append(_log_group(ir, f"{label}-release", svc.release_build_log_group))
             blocks.append(
                 _project(
                     ir,
@@ -136,7 +137,7 @@ def codebuild(ir: IR) -> str:
                     svc.release_build_project,
                     f"Build and push {svc.name} for approval environments (release key)",
                     f"{folder}/{svc.buildspec}",
-                    label,
+                    f"{label}-release",  # its own log group: the dev tier cannot write it
                     True,
                     ir.build.timeout_minutes,
                     ir.build.cache,
@@ -221,9 +222,15 @@ def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
     # the plan's tier inputs (TAG_PREFIX, the release repository, the release key, ...)
     tiered = {i.name: i.value for s in plan.steps for i in s.inputs if i.source == "tier"}
     values = {name: getattr(tier, field) for name, field in tiered.items()}
+    secrets = {}
+    if ir.security.sast_fail_on:  # the release tier's own SonarQube token
+        name = ir.aws.release_sonar_secret_name
+        secrets = {"SONAR_HOST_URL": f"{name}:host_url", "SONAR_TOKEN": f"{name}:token"}
     return {
         "ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}-release.name"),
-        "EnvironmentVariables": environment_variables({k: v for k, v in values.items() if v}),
+        "EnvironmentVariables": environment_variables(
+            {k: v for k, v in values.items() if v}, secrets
+        ),
     }
 
 
@@ -253,10 +260,13 @@ def dast_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
     }
 
 
-def environment_variables(values: dict[str, str]) -> Call:
+def environment_variables(values: dict[str, str], secrets: dict[str, str] | None = None) -> Call:
     """A CodeBuild action's EnvironmentVariables: ``jsonencode`` of data, every value an
-    escaped HCL string (a pipeline value never becomes Terraform code)."""
+    escaped HCL string (a pipeline value never becomes Terraform code). ``secrets``:
+    Secrets Manager references (secret:json-key), which override the buildspec's own
+    (a start-build value takes precedence over the buildspec's)."""
     rows = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()]
+    rows += [{"name": k, "value": v, "type": "SECRETS_MANAGER"} for k, v in (secrets or {}).items()]
     return Call("jsonencode", (rows,))
 
 
