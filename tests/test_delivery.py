@@ -831,3 +831,29 @@ def test_a_deploy_needs_an_sbom_and_a_provenance_signed_by_an_accepted_key(
     again = run("attest.sh", sandbox, **box, SIGNING_KEY=dev)  # a reused image
     assert "already carries" in again.stdout
     assert not any(c.startswith("cosign attest") for c in calls(sandbox))
+
+
+def test_deploy_yml_gives_each_environment_its_own_values_and_fails_closed() -> None:
+    """deploy.yml looks up what varies by environment only (its role, its accepted keys)
+    by inputs.environment: each environment gets its own, an unknown one nothing."""
+    from pipecompile.targets.common import accepted_keys
+
+    from .harness.reusable import _constant
+
+    def value(expr: str, environment: str) -> Any:
+        return _constant(
+            expr.strip().removeprefix("${{").removesuffix("}}"), {"environment": environment}
+        )
+
+    ir = ir_of(GHA)
+    steps = doc(GHA / ".github/workflows/deploy.yml")["jobs"]["deploy"]["steps"]
+    role = next(s for s in steps if s["name"].startswith("Configure AWS"))["with"]
+    keys = next(s for s in steps if s["name"] == "Verify the image signature")["env"]
+    for env in ir.environments:
+        assert value(role["role-to-assume"], env.name) == env.github_role_arn
+        assert value(keys["SIGNING_KEYS"], env.name) == accepted_keys(ir, env)
+    assert value(role["role-to-assume"], "qa") == "" and value(keys["SIGNING_KEYS"], "qa") == ""
+    # a verification with no accepted key refuses every image
+    assert "for key in $SIGNING_KEYS; do" in next(
+        s["run"] for s in steps if s["name"] == "Verify the image signature"
+    )

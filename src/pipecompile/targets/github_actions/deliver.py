@@ -52,12 +52,12 @@ def by_tier(values: dict[str, str]) -> str:
     """The release tier's value for a push to an approval environment's branch, else the
     dev tier's (release builds assume their own role, sign with the release key and tag
     rel-<tree>: a branch outside every approval environment can do none of the three)."""
-    if len(values) == 1:
+    if len(values) == 1 or len(set(values.values())) == 1:
         return next(iter(values.values()))
-    return (
-        f"${{{{ needs.route.outputs.release == 'true' && '{values['release']}' "
-        f"|| '{values['dev']}' }}}}"
-    )
+    release, dev = values["release"], values["dev"]
+    if not release:  # GitHub's a && '' || b would give b
+        return f"${{{{ needs.route.outputs.release != 'true' && '{dev}' || '' }}}}"
+    return f"${{{{ needs.route.outputs.release == 'true' && '{release}' || '{dev}' }}}}"
 
 
 # the build's tiered inputs: the BuildTier field each one reads

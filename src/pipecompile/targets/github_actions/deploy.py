@@ -36,21 +36,26 @@ def _quote(value: str) -> str:
 
 def by_environment(values: dict[str, str], number: bool = False) -> str:
     """An expression giving each environment its value (``values``: environment -> value,
-    in promotion order); the group holding "" (a falsy string) comes last, as the default."""
+    in promotion order). It fails closed: an environment it does not list gets "" (no
+    role, no key), never another environment's value; a value that is "" itself needs no
+    branch (GitHub's ``a && '' || b`` would give b). A number (the job's timeout) falls
+    back to the last environment's."""
     groups: dict[str, list[str]] = {}
     for env, value in values.items():
         groups.setdefault(value, []).append(env)
-    if len(groups) == 1:
+    if len(groups) == 1 and (number or "" not in groups):
         return next(iter(groups))
-    order = sorted(groups, key=lambda v: v == "")  # stable: "" last
-    parts = []
-    for value in order[:-1]:
-        cond = " || ".join(f"inputs.environment == {_quote(e)}" for e in groups[value])
-        if len(groups[value]) > 1:
-            cond = f"({cond})"
-        parts.append(f"{cond} && {value if number else _quote(value)}")
-    last = order[-1]
-    parts.append(last if number else _quote(last))
+
+    def cond(envs: list[str]) -> str:
+        one = " || ".join(f"inputs.environment == {_quote(e)}" for e in envs)
+        return f"({one})" if len(envs) > 1 else one
+
+    if number:
+        *head, last = groups
+        parts = [f"{cond(groups[v])} && {v}" for v in head] + [last]
+    else:
+        parts = [f"{cond(envs)} && {_quote(v)}" for v, envs in groups.items() if v]
+        parts.append("''")
     return _expr(" || ".join(parts))
 
 
