@@ -132,7 +132,9 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
             "zap": {
                 "name": f"OWASP ZAP scan of {env}",
                 # zap.yml's mark job (skipped: no digest) declares id-token: write
-                "permissions": permissions(id_token="write"),
+                "permissions": permissions(id_token="write")
+                if ir.delivery == "github-actions"
+                else {},
                 "uses": workflow_ref(ir, ZAP),
                 "with": {"environment": env, "url": url},
             }

@@ -239,44 +239,41 @@ def zap_workflow(ir: IR) -> dict[str, Any]:
         return {i.name: given.get(i.name, i.value) for i in step.inputs}
 
     title = _expr("inputs.environment")
-    return {
-        "name": "zap",
-        "on": workflow_call(inputs, []),
-        "permissions": {},
-        "jobs": {
-            "scan": {
-                "name": "OWASP ZAP scan of " + title,
-                "runs-on": RUNNER,
-                "timeout-minutes": 60,
-                "permissions": {},
-                "steps": [
-                    _run_step(scan, env(scan), name=scan.named(lambda n: title)),
-                    {
-                        "name": "Upload the ZAP report",
-                        "if": "always()",
-                        "uses": uses(ir, "actions/upload-artifact"),
-                        "with": {
-                            "name": "zap-${{ inputs.environment }}",
-                            "path": "reports/",
-                            "if-no-files-found": "ignore",
-                            "retention-days": 30,
-                        },
+    jobs: dict[str, Any] = {
+        "scan": {
+            "name": "OWASP ZAP scan of " + title,
+            "runs-on": RUNNER,
+            "timeout-minutes": 60,
+            "permissions": {},
+            "steps": [
+                _run_step(scan, env(scan), name=scan.named(lambda n: title)),
+                {
+                    "name": "Upload the ZAP report",
+                    "if": "always()",
+                    "uses": uses(ir, "actions/upload-artifact"),
+                    "with": {
+                        "name": "zap-${{ inputs.environment }}",
+                        "path": "reports/",
+                        "if-no-files-found": "ignore",
+                        "retention-days": 30,
                     },
-                ],
-            },
-            "mark": {
-                "name": f"{mark.title} in " + title,
-                "needs": "scan",
-                "if": "inputs.image_digest != ''",
-                "runs-on": RUNNER,
-                "timeout-minutes": 5,
-                "permissions": permissions(id_token="write"),
-                # the DAST role trusts only this environment's OIDC subject
-                "environment": dast.github_environment,
-                "steps": [aws_credentials(ir, dast.github_role_arn), _run_step(mark, env(mark))],
-            },
+                },
+            ],
         },
     }
+    if ir.delivery == "github-actions":  # else only the scheduled scan calls it: no digest
+        jobs["mark"] = {
+            "name": f"{mark.title} in " + title,
+            "needs": "scan",
+            "if": "inputs.image_digest != ''",
+            "runs-on": RUNNER,
+            "timeout-minutes": 5,
+            "permissions": permissions(id_token="write"),
+            # the DAST role trusts only this environment's OIDC subject
+            "environment": dast.github_environment,
+            "steps": [aws_credentials(ir, dast.github_role_arn), _run_step(mark, env(mark))],
+        }
+    return {"name": "zap", "on": workflow_call(inputs, []), "permissions": {}, "jobs": jobs}
 
 
 # -- notify.yml -----------------------------------------------------------------------------
