@@ -10,8 +10,8 @@ actions); none of them decides the order of the steps or when one runs.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 PlanStepKind = Literal[
@@ -99,6 +99,9 @@ class DeployStage:
     # the DAST environment: OWASP ZAP after the stage succeeded, on its own (no deploy
     # secrets, not in the audit row's outcome); a pass lets the digest on (promotion-gate)
     dast: tuple[PlanStep, ...] = ()
+    # the plan's parameters as this stage has them (values and switches; the lowering
+    # fills it): what a caller, a project or an action passes
+    values: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def runs(self, kind: str) -> bool:
         return any(s.kind == kind for s in self.steps)
@@ -122,23 +125,19 @@ class DeliveryPlan:
     parameters: tuple[tuple[str, Scope], ...] = ()
     tag_prefixes: tuple[tuple[str, str], ...] = ()  # (tier, the prefix of its image tags)
     keys: tuple[tuple[str, str], ...] = ()  # (environment, the key URIs it accepts)
+    # (service, environment) -> its stage, and service -> its build (the lowering fills
+    # them: a thousand services look theirs up without a scan)
+    by_stage: Mapping[tuple[str, str], DeployStage] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    by_build: Mapping[str, BuildPlan] = field(default_factory=dict, compare=False, repr=False)
 
     def stage(self, service: str, environment: str) -> DeployStage:
-        for s in self.stages:
-            if (s.service, s.environment) == (service, environment):
-                return s
-        raise KeyError((service, environment))
+        return self.by_stage[(service, environment)]
 
     def build(self, service: str) -> BuildPlan:
-        return next(b for b in self.builds if b.service == service)
+        return self.by_build[service]
 
     def value(self, stage: DeployStage, name: str) -> str:
         """What ``stage`` passes for the parameter ``name`` ("" where it has none)."""
-        for shared in self.deploy:
-            if shared.switch == name:
-                return "true" if stage.runs(shared.step.kind) else "false"
-        for step in stage.steps:
-            found = step.input(name)
-            if found is not None:
-                return found.value
-        return ""
+        return stage.values.get(name, "")

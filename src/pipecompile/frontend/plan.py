@@ -18,7 +18,9 @@ Lowering knows no target: nothing here names a file, a job or a resource.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Mapping
+from functools import lru_cache
 
 from .. import ir
 from ..ir import BuildTier, DeployStage, PlanInput, PlanStep, SharedStep
@@ -61,14 +63,19 @@ def severities_at_or_above(level: str) -> str:
     return " ".join(SEVERITIES[: SEVERITIES.index(level.upper()) + 1])
 
 
+# Inputs are immutable: the stages share one object per (name, value), which keeps a
+# thousand services' plan small (most values repeat in every stage).
+@lru_cache(maxsize=65536)
 def _v(name: str, value: str | int) -> PlanInput:
     return PlanInput(name, str(value))
 
 
+@lru_cache(maxsize=256)
 def _run(name: str, fact: str) -> PlanInput:
     return PlanInput(name, fact, "run")
 
 
+@lru_cache(maxsize=256)
 def _tier(name: str, field: str) -> PlanInput:
     return PlanInput(name, field, "tier")
 
@@ -247,22 +254,6 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
     return DeployStage(svc.name, env.name, env.approval, tuple(steps), minutes, dast_steps)
 
 
-def _values(stages: Iterable[DeployStage], name: str) -> dict[tuple[str, str], str]:
-    """The value of input ``name`` in every stage that runs a step reading it ("" in a
-    stage whose step of that kind goes without it)."""
-    kinds = {s.kind for st in stages for s in st.steps if s.input(name) is not None}
-    out = {}
-    for st in stages:
-        found = [s.input(name) for s in st.steps if s.kind in kinds]
-        if not found:
-            continue
-        values = {i.value if i is not None else "" for i in found}
-        # one shell environment per deploy (the buildspec): a name means one value in a stage
-        assert len(values) == 1, (st.service, st.environment, name, values)
-        out[(st.service, st.environment)] = values.pop()
-    return out
-
-
 # What each deploy input may vary by, declared (never guessed from the values: adding a
 # service or an environment moves no input from one file to another).  Everything else
 # is the pipeline's; secrets and switches are the environment's.
@@ -300,31 +291,59 @@ def _scope(name: str, source: str, values: dict[tuple[str, str], str]) -> ir.Sco
 def _shared(
     stages: tuple[DeployStage, ...],
 ) -> tuple[tuple[SharedStep, ...], list[tuple[str, ir.Scope]]]:
+    """The one deploy every stage runs, and the parameters (with their scopes) where the
+    stages differ.  One pass over the stages (a thousand services are 4000 of them)."""
+    runs: dict[str, list[PlanStep]] = {}  # kind -> the stages' steps of that kind
+    readers: dict[str, set[str]] = {}  # input name -> the step kinds that read it
+    kinds_of: list[dict[str, dict[str, str]]] = []  # per stage: kind -> its inputs' values
+    for st in stages:
+        here: dict[str, dict[str, str]] = {}
+        for step in st.steps:
+            runs.setdefault(step.kind, []).append(step)
+            here[step.kind] = {i.name: i.value for i in step.inputs}
+            for i in step.inputs:
+                readers.setdefault(i.name, set()).add(step.kind)
+        kinds_of.append(here)
+
+    def values(name: str) -> dict[tuple[str, str], str]:
+        """``name``'s value in each stage that runs a step reading it ("" where a step of
+        that kind goes without it)."""
+        kinds = readers[name]
+        out = {}
+        for st, here in zip(stages, kinds_of, strict=True):
+            found = {here[k].get(name, "") for k in kinds if k in here}
+            if found:
+                # one shell environment per deploy (the buildspec): one value per stage
+                assert len(found) == 1, (st.service, st.environment, name, found)
+                out[(st.service, st.environment)] = found.pop()
+        return out
+
     shared: list[SharedStep] = []
     parameters: list[tuple[str, ir.Scope]] = []
     seen: dict[str, ir.Scope] = {}
     for kind in DEPLOY_ORDER:
-        runs = [s for st in stages for s in st.steps if s.kind == kind]
-        if not runs:
+        if kind not in runs:
             continue
         inputs: dict[str, PlanInput] = {}
-        for step in runs:
+        for step in runs[kind]:
             for i in step.inputs:
                 inputs.setdefault(i.name, i)
         merged = []
         for name, first in inputs.items():
-            scope = seen.get(name) or _scope(name, first.source, _values(stages, name))
+            scope = seen.get(name) or _scope(name, first.source, values(name))
             if name not in seen:
                 seen[name] = scope
                 if scope != "pipeline" and first.source in ("value", "secret"):
                     parameters.append((name, scope))
             merged.append(first if scope == "pipeline" else PlanInput(name, "", first.source))
-        everywhere = all(st.runs(kind) for st in stages)
-        flag = "" if everywhere else switch(kind)
+        ran = {
+            (st.service, st.environment): str(kind in here)
+            for st, here in zip(stages, kinds_of, strict=True)
+        }
+        flag = "" if all(v == "True" for v in ran.values()) else switch(kind)
         if flag:
-            ran = {(st.service, st.environment): str(st.runs(kind)) for st in stages}
             parameters.append((flag, _scope(flag, "value", ran)))
-        first_run = runs[0]
+        first_run = runs[kind][0]
         step = PlanStep(kind, first_run.title, first_run.script, tuple(merged), first_run.when)
         shared.append(SharedStep(step, flag))
     return tuple(shared), parameters
@@ -334,11 +353,30 @@ def lower_plan(model: ir.IR) -> ir.DeliveryPlan:
     """The plan of ``model`` (an IR without one yet)."""
     stages = tuple(_stage(model, svc, dep) for svc in model.services for dep in svc.deployments)
     deploy, parameters = _shared(stages)
+    switches = {s.switch: s.step.kind for s in deploy if s.switch}
+    stages = tuple(_with_values(st, parameters, switches) for st in stages)
+    builds = tuple(_build(model, svc) for svc in model.services)
     return ir.DeliveryPlan(
-        builds=tuple(_build(model, svc) for svc in model.services),
+        builds=builds,
         stages=stages,
         deploy=deploy,
         parameters=tuple(parameters),
         tag_prefixes=(("release", RELEASE_TAG_PREFIX), ("dev", DEV_TAG_PREFIX)),
         keys=tuple((env.name, accepted_keys(model, env)) for env in model.environments),
+        by_stage={(st.service, st.environment): st for st in stages},
+        by_build={b.service: b for b in builds},
     )
+
+
+def _with_values(
+    stage: DeployStage, parameters: list[tuple[str, ir.Scope]], switches: Mapping[str, str]
+) -> DeployStage:
+    """``stage`` with the plan's parameters as it has them."""
+    inputs = {i.name: i.value for step in stage.steps for i in step.inputs}
+    values = {}
+    for name, _ in parameters:
+        if name in switches:
+            values[name] = "true" if stage.runs(switches[name]) else "false"
+        else:
+            values[name] = inputs.get(name, "")
+    return dataclasses.replace(stage, values=values)

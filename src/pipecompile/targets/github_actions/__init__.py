@@ -29,7 +29,7 @@ from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
 from .ci import ci_workflow
 from .deliver import deliver_workflow
-from .deploy import DEPLOY, deploy_workflow
+from .deploy import DEPLOY, Deploy, deploy_workflow
 from .gates import CHECK_NAME, REVIEW_FILE, pipecompile_workflow, review_workflow
 from .gates import FILE as GATE_FILE
 from .reusable import (
@@ -198,10 +198,11 @@ def describe(ir: IR) -> list[str]:
 def render(ir: IR) -> dict[str, str]:
     out = {}
     delivers = ir.delivery == "github-actions"
+    d = Deploy(ir) if delivers else None
     for svc in ir.services:
         out[svc.ci_workflow] = yaml_document(ci_workflow(ir, svc))
-        if delivers:
-            out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc))
+        if d is not None:
+            out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc, d))
     if delivers and ir.services:
         out[ROUTE] = yaml_document(route_workflow(ir))
         out[BUILD] = yaml_document(build_workflow(ir))

@@ -133,15 +133,17 @@ def _notify_job(ir: IR, svc: Service, needs: list[str]) -> dict[str, Any]:
     }
 
 
-def deliver_workflow(ir: IR, svc: Service) -> dict[str, Any]:
+def deliver_workflow(ir: IR, svc: Service, d: Deploy | None = None) -> dict[str, Any]:
+    """``d``: deploy.yml's view of the plan, once for every service's caller."""
     jobs: dict[str, Any] = {
         "route": _route_job(ir, svc),
         "ci": _ci_job(ir, svc),
         "build": _build_job(ir, svc),
     }
-    d = Deploy(ir)
+    d = d or Deploy(ir)
     deploys: list[str] = []
-    for stage in (s for s in ir.plan.stages if s.service == svc.name):
+    for dep in svc.deployments:
+        stage = ir.plan.stage(svc.name, dep.environment)
         env = stage.environment
         needs = ["route", "build"]
         if stage.approval and "approval-needed" in ir.notifications.slack_events:

@@ -74,11 +74,11 @@ class Deploy:
         sources = {i.name: i.source for s in ir.plan.deploy for i in s.step.inputs}
         self.sources = sources
         # per environment: its role, the job's timeout, each parameter of environment scope
-        self.lookups: dict[str, dict[str, str]] = {
-            "ROLE": {
-                s.environment: ir.environment(s.environment).github_role_arn for s in self.stages
-            }
-        }
+        first: dict[str, DeployStage] = {}  # each environment's first stage
+        for st in self.stages:
+            first.setdefault(st.environment, st)
+        roles = {e: ir.environment(e).github_role_arn for e in first}
+        self.lookups: dict[str, dict[str, str]] = {"ROLE": roles}
         # the job's timeout: the longest stage of the environment (as its CodeBuild project)
         timeouts: dict[str, int] = {}
         for st in self.stages:
@@ -86,7 +86,8 @@ class Deploy:
         self.lookups["TIMEOUT_MINUTES"] = {env: str(t) for env, t in timeouts.items()}
         for name, scope in ir.plan.parameters:
             if scope == "environment" and (name in self.switches or sources.get(name) == "value"):
-                self.lookups[name] = {s.environment: ir.plan.value(s, name) for s in self.stages}
+                # the same in every stage of an environment (the plan asserts it)
+                self.lookups[name] = {e: ir.plan.value(st, name) for e, st in first.items()}
         dast = [s.environment for s in self.stages if s.dast]
         self.dast_environments = list(dict.fromkeys(dast))
 
