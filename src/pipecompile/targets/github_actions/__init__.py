@@ -1,4 +1,4 @@
-"""GitHub Actions: per service a validation workflow and a delivery workflow, plus DAST.
+"""GitHub Actions: per service a validation workflow and a delivery caller, reusable workflows.
 
 Secure by construction: ``permissions: {}`` at the top and the least each
 job needs; AWS through OIDC (``id-token: write`` only on jobs that assume the
@@ -10,9 +10,13 @@ scripts through ``env:`` (the front end refuses ``${{`` in user text).
 Files (relative to the github-actions output folder):
   ci-<service>.yml       runtime, ci.steps, SAST, SCA: on pull requests, and on push
                          (delivery: codepipeline) or called by deliver (github-actions)
-  deliver-<service>.yml  delivery: github-actions only. Push to an environment's
-                         branches: CI, build once, scan, sign, then one deploy job per
-                         environment (verify, GitOps digest, wait healthy, DAST, audit)
+  deliver-<service>.yml  delivery: github-actions only, the service's caller of the plan:
+                         push to an environment's branches: route.yml, its CI, build.yml,
+                         then deploy.yml per environment (its parameters and secrets),
+                         notify.yml; no script in it
+  route.yml build.yml    reusable (workflow_call), the same for every service: routing,
+  deploy.yml             the plan's build, the plan's deploy (its job in the GitHub
+  zap.yml notify.yml     environment inputs.environment; DAST after it), the Slack message
   pipecompile.yml        every pull request: pipecompile check and lint (the required check)
   review.yml             monthly: pipecompile check and lint (zizmor auditor) on the default branch
   dast.yml               scheduled OWASP ZAP scan of production (last environment) at its url
