@@ -21,7 +21,7 @@ import yaml
 from pipecompile.targets.common import script_path
 
 from .conftest import ROOT, terraform_blocks
-from .harness.argocd import ArgoCD, application, argocd_server, rollout
+from .harness.argocd import NEW_DIGEST, ArgoCD, application, argocd_server, deployment, rollout
 from .harness.reusable import expand
 from .harness.runner import Job
 from .harness.world import CODEBUILD_UID, RUNNER_UID, World, world
@@ -390,7 +390,7 @@ def test_the_scan_gate_fails_at_once_without_a_tag(w: World) -> None:
 
 # -- the health wait: truthful outcomes, fast failures --------------------------------------------
 
-NEW = "sha256:" + "cd" * 32
+NEW = NEW_DIGEST
 OLD = "sha256:" + "01" * 32
 APP = "payments-production"
 
@@ -429,16 +429,13 @@ def test_a_healthy_rollout_succeeds_after_out_of_sync(w: World) -> None:
 
 
 @pytest.mark.parametrize(
-    ("reply", "outcome"),
+    ("reply", "live", "outcome"),
     [
-        # an aborted canary: Degraded, the new digest gone, the stable version serves
+        # an aborted canary: Degraded, the new digest gone, the stable version serves; the
+        # Rollout of the new template says it aborted
         (
-            application(
-                APP,
-                "Degraded",
-                images=(f"r@{OLD}",),
-                message="RolloutAborted: Rollout aborted update to revision 7",
-            ),
+            application(APP, "Degraded", images=(f"r@{OLD}",)),
+            rollout("payments", abort=True),
             "rolled-back",
         ),
         # a Deployment past its progress deadline: Degraded at the new digest, nothing
@@ -450,6 +447,15 @@ def test_a_healthy_rollout_succeeds_after_out_of_sync(w: World) -> None:
                 images=(f"r@{NEW}",),
                 message="Deployment exceeded its progress deadline",
             ),
+            deployment("payments"),
+            "failed",
+        ),
+        # a Deployment whose new pods admission rejects: no pod of the new digest at all
+        # (Argo CD builds summary.images from Pods only: argo-cd v3.5.1
+        # controller/cache/info.go populatePodInfo), nothing rolled back
+        (
+            application(APP, "Degraded", images=(f"r@{OLD}",)),
+            deployment("payments"),
             "failed",
         ),
         (
@@ -460,15 +466,17 @@ def test_a_healthy_rollout_succeeds_after_out_of_sync(w: World) -> None:
                 phase="Failed",
                 message="one or more objects failed to apply",
             ),
+            None,
             "failed",
         ),
     ],
-    ids=["aborted-canary", "degraded-deployment", "sync-failed"],
+    ids=["aborted-canary", "degraded-deployment", "deployment-without-pods", "sync-failed"],
 )
 def test_the_wait_tells_a_rollback_from_a_failure(
-    w: World, reply: dict[str, Any], outcome: str
+    w: World, reply: dict[str, Any], live: dict[str, Any] | None, outcome: str
 ) -> None:
-    assert wait(w, ArgoCD(token="tok", apps={APP: [reply]}))[:2] == (1, outcome)
+    argocd = ArgoCD(token="tok", apps={APP: [reply]}, resources={APP: [live]} if live else {})
+    assert wait(w, argocd)[:2] == (1, outcome)
 
 
 def test_an_abort_is_a_rollback_without_argo_cd_saying_so(w: World) -> None:
@@ -480,12 +488,71 @@ def test_an_abort_is_a_rollback_without_argo_cd_saying_so(w: World) -> None:
     aborted = rollout("payments", abort=True)
     argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: [aborted]})
     assert wait(w, argocd)[:2] == (1, "rolled-back")
-    # a Deployment (no Rollout in the application) Degraded at the new digest: failed
-    argocd = ArgoCD(token="tok", apps={APP: [degraded]})
+    # a Deployment Degraded at the new digest: failed
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: [deployment("payments")]})
     assert wait(w, argocd)[:2] == (1, "failed")
     # a Rollout Degraded without an abort (InvalidSpec, say): failed, nothing rolled back
     argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: [rollout("payments")]})
     assert wait(w, argocd)[:2] == (1, "failed")
+
+
+def test_the_previous_releases_abort_is_not_this_deploys_rollback(w: World) -> None:
+    """The deploy after an aborted release: GET ?refresh=normal answers before auto-sync
+    applies the new commit (argo-cd v3.5.1 server/application/application.go Get), and
+    the Rollout keeps status.abort until the controller reconciles a new pod template
+    (argo-rollouts v1.9.0 rollout/sync.go resetRolloutStatus). Only a Rollout that runs
+    the new digest, at a generation the controller observed, tells."""
+    degraded = application(APP, "Degraded", images=(f"r@{OLD}",))
+    lives = [
+        rollout("payments", abort=True, digest=OLD),  # the previous release, aborted
+        rollout("payments", abort=True, observed=False),  # applied, not yet reconciled
+        rollout("payments"),  # reconciled: abort cleared, the new version progresses
+    ]
+    replies = [
+        degraded,
+        degraded,
+        application(APP, "Progressing", images=(f"r@{OLD}", f"r@{NEW}")),
+        application(APP, "Healthy", images=(f"r@{NEW}",)),
+    ]
+    argocd = ArgoCD(token="tok", apps={APP: replies}, resources={APP: lives})
+    code, outcome, stderr = wait(w, argocd)
+    assert (code, outcome) == (0, "succeeded"), stderr
+    # the same holds for a Deployment that the previous release left Degraded
+    stale = [deployment("payments", digest=OLD), deployment("payments", observed=False)]
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: stale})
+    code, outcome, stderr = wait(w, argocd, seconds="0")
+    assert (code, outcome) == (1, "timed-out")
+    assert "does not run" in stderr
+
+
+@pytest.mark.parametrize("promotion", ["auto", "manual"])
+def test_an_inconclusive_analysis_is_reported_as_such_for_every_strategy(
+    w: World, promotion: str
+) -> None:
+    """Argo Rollouts pauses a canary or a blue-green whose AnalysisRun is Inconclusive
+    (argo-rollouts v1.9.0 rollout/analysis.go: AnalysisPhaseInconclusive ->
+    AddPauseCondition(PauseReasonInconclusiveAnalysis)); Argo CD shows it Suspended.
+    Nothing judged the release: the wait says so at once, with the commands that decide."""
+    paused = application(APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"))
+    for live in (
+        rollout("payments", ("InconclusiveAnalysisRun",), "Inconclusive"),  # blue-green
+        {
+            **rollout("payments", ("InconclusiveAnalysisRun",)),
+            "spec": {
+                "strategy": {"canary": {"steps": [{"setWeight": 10}]}},
+                "template": rollout("payments")["spec"]["template"],
+            },
+        },
+    ):
+        argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [live]})
+        code, outcome, stderr = wait(w, argocd, PROMOTION=promotion)
+        assert (code, outcome) == (1, "paused-inconclusive")
+        assert "kubectl argo rollouts promote payments -n shop-production" in stderr
+        assert "kubectl argo rollouts abort payments -n shop-production" in stderr
+    # the previous release's inconclusive pause, before the new template is reconciled
+    stale = rollout("payments", ("InconclusiveAnalysisRun",), "Inconclusive", observed=False)
+    argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [stale]})
+    assert wait(w, argocd, seconds="0", PROMOTION=promotion)[:2] == (1, "timed-out")
 
 
 def test_a_blue_green_waiting_for_promotion_is_not_a_failure(w: World) -> None:
@@ -506,11 +573,6 @@ def test_a_blue_green_waiting_for_promotion_is_not_a_failure(w: World) -> None:
 @pytest.mark.parametrize(
     ("live", "why"),
     [
-        # the run was inconclusive (an idle preview): a person decides, nothing passed
-        (
-            rollout("payments", ("InconclusiveAnalysisRun",), "Inconclusive"),
-            "analysis was inconclusive",
-        ),
         # paused while its analysis still runs (a person paused it, or an older
         # controller): the analysis may still fail and abort the rollout
         (rollout("payments", ("BlueGreenPause",), "Running"), "pre-promotion analysis Running"),
@@ -518,7 +580,7 @@ def test_a_blue_green_waiting_for_promotion_is_not_a_failure(w: World) -> None:
         # the Rollout is not the application's (or not readable): nothing is known
         (rollout("elsewhere", ("BlueGreenPause",), "Successful"), "cannot be read"),
     ],
-    ids=["inconclusive", "analysis-running", "analysis-not-started", "unreadable"],
+    ids=["analysis-running", "analysis-not-started", "unreadable"],
 )
 def test_a_suspended_blue_green_before_its_analysis_passed_is_not_waiting_for_promotion(
     w: World, live: dict[str, Any], why: str
@@ -536,8 +598,8 @@ def test_the_wait_reports_promotion_once_the_analysis_has_passed(w: World) -> No
     paused = application(APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"))
     running = application(APP, "Progressing", images=(f"r@{OLD}", f"r@{NEW}"))
     lives = [
-        rollout("payments", ("InconclusiveAnalysisRun",), "Inconclusive"),
-        rollout("payments", ("BlueGreenPause",), "Successful"),  # retried: it passed
+        rollout("payments", ("BlueGreenPause",), "Running"),  # paused by a person
+        rollout("payments", ("BlueGreenPause",), "Successful"),  # the analysis passed
     ]
     argocd = ArgoCD(token="tok", apps={APP: [running, paused, paused]}, resources={APP: lives})
     code, outcome, _ = wait(w, argocd, PROMOTION="manual")

@@ -465,18 +465,69 @@ def test_cloudwatch_measurements_need_enough_datapoints(
             limit = limits[name]
             assert limit is not None
             ok, bad = limit / 2, limit * 2
+            sparse = "Inconclusive" if rb.no_traffic != "pass" else "Successful"
             cases = {
                 "healthy": ([ok] * minutes, "Successful"),
                 "failing": ([bad] * minutes, "Failed"),
-                "one bad minute": ([ok] * (minutes - 1) + [bad], "Failed"),
-                "no datapoints": ([], "Inconclusive" if rb.no_traffic != "pass" else "Successful"),
-                "two datapoints": (
-                    [ok, ok],
-                    "Inconclusive" if rb.no_traffic != "pass" else "Successful",
+                # the error rate is the window's: one bad minute among good ones passes
+                # while the window stays under the threshold; the p90 is per minute
+                "one bad minute": (
+                    [ok] * (minutes - 1) + [bad],
+                    "Successful" if name == "error-rate" else "Failed",
                 ),
+                "no datapoints": ([], sparse),
+                "two datapoints": ([ok, ok], sparse),
             }
-            got = decide_all(evaluator, [(metric, "cloudwatch", v) for v, _ in cases.values()])
+            if name == "error-rate":
+                # over the threshold in the window as a whole
+                cases["bad minutes"] = ([ok] * (minutes - 3) + [bad] * 3, "Failed")
+            returned = {c: cloudwatch_returns(cw, v) for c, (v, _) in cases.items()}
+            got = decide_all(evaluator, [(metric, "cloudwatch", v) for v in returned.values()])
             assert dict(zip(cases, got, strict=True)) == {c: w for c, (_, w) in cases.items()}
+
+
+REQUESTS_PER_MINUTE = 120.0
+
+
+def cloudwatch_returns(cw: dict[str, Any], minutes: list[float]) -> list[float]:
+    """The Values GetMetricData returns for the one query the template returns, given the
+    new pods' per-minute value (an error rate, or a p90) of each minute in the window.
+    The error rate's metric math, as the Amazon CloudWatch User Guide ("Metric math
+    syntax and functions") defines its parts: FILL(errors, 0) a zero for each minute
+    without a datapoint; SUM(x) of one time series a scalar; a scalar times a series,
+    each value; requests / requests 1 at each timestamp requests has a datapoint. The
+    pods publish Requests and Errors5xx (Sum per minute) for the minutes they served."""
+    (returned,) = [q for q in cw["metricDataQueries"] if q.get("returnData", True)]
+    if "metricStat" in returned:
+        return minutes  # the statistic per one-minute bucket
+    assert returned["expression"] == analysis.CLOUDWATCH_ERROR_RATE
+    assert {
+        q["id"]: q["metricStat"]["metric"]["metricName"]
+        for q in cw["metricDataQueries"]
+        if "metricStat" in q
+    } == {"errors": "Errors5xx", "requests": "Requests"}
+    requests = [REQUESTS_PER_MINUTE] * len(minutes)
+    errors = [rate * REQUESTS_PER_MINUTE for rate in minutes]
+    if not requests:
+        return []
+    window = sum(errors) / sum(requests)
+    return [window] * len(requests)
+
+
+def test_one_bad_minute_no_longer_aborts_a_canary_under_its_threshold(evaluator: Path) -> None:
+    """The defect: each minute's rate judged by any(...) failed every measurement whose
+    window held one bad minute (up to seven of them), though the canary's rate over
+    the window was under max_error_rate."""
+    ir, svc, dep = lookup("storefront", *next(c[1:] for c in analysed() if c[0] == "storefront"))
+    (template,) = by_kind(rendered("storefront", svc.name, dep.environment), "AnalysisTemplate")
+    metric = next(m for m in template["spec"]["metrics"] if m["name"] == "error-rate")
+    rb = ir.rollback
+    assert rb is not None and rb.max_error_rate is not None
+    minutes = [0.0] * 6 + [rb.max_error_rate * 3]  # 3x the threshold for one minute of 7
+    cw = metric["provider"]["cloudWatch"]
+    old = decide_all(evaluator, [(metric, "cloudwatch", minutes)])  # per minute: Failed
+    new = decide_all(evaluator, [(metric, "cloudwatch", cloudwatch_returns(cw, minutes))])
+    assert (old, new) == (["Failed"], ["Successful"])
 
 
 def cloudwatch_datapoints(
@@ -555,7 +606,11 @@ def test_cloudwatch_analysis_decides_right_over_a_whole_run(
                 for lag in range(analysis.CLOUDWATCH_LAG_MINUTES + 1):
                     times = [delay + k for k in range(int(last - delay) + 1)]
                     values = [
-                        cloudwatch_datapoints(minutes, t - offset, interval, lag) for t in times
+                        cloudwatch_returns(
+                            metric["provider"]["cloudWatch"],
+                            cloudwatch_datapoints(minutes, t - offset, interval, lag),
+                        )
+                        for t in times
                     ]
                     out.append((shape, offset, lag, values))
         return out
@@ -578,6 +633,50 @@ def test_cloudwatch_analysis_decides_right_over_a_whole_run(
         old = dict(metric, inconclusiveLimit=0)
         young = cloudwatch_datapoints(traffic(1.0)["healthy"], 0.0, interval, 0)
         assert run_outcome(old, decide_all(evaluator, [(old, "cloudwatch", young)])) == idle
+
+
+@pytest.mark.parametrize(("sample", "service", "env"), analysed())
+def test_a_metrics_outage_is_ridden_out_not_an_abort(sample: str, service: str, env: str) -> None:
+    """Six minutes without an answer from the metrics backend (six measurements in
+    Error) amid a healthy run: with the controller's default consecutiveErrorLimit (4)
+    the run is Error and the rollout aborts (analysis/analysis.go, rollout/analysis.go);
+    the templates ride it out. An outage longer than the limit still aborts: no limit
+    makes errors Inconclusive (the error test is the last, and wins)."""
+    (template,) = by_kind(rendered(sample, service, env), "AnalysisTemplate")
+    for metric in template["spec"]["metrics"]:
+        limit = metric["consecutiveErrorLimit"]
+        outage = ["Successful"] * 2 + ["Error"] * 6 + ["Successful"] * 2
+        default = {k: v for k, v in metric.items() if k != "consecutiveErrorLimit"}
+        assert run_outcome(default, outage) == "abort"
+        assert run_outcome(metric, outage) in {"continue", "promote"}
+        assert run_outcome(metric, ["Successful"] + ["Error"] * (limit + 1)) == "abort"
+
+
+@pytest.mark.parametrize(("sample", "service", "env"), analysed())
+def test_the_progress_deadline_outlasts_a_blue_green_analysis_run(
+    sample: str, service: str, env: str
+) -> None:
+    """argo-rollouts v1.9.0 utils/conditions/conditions.go RolloutTimedOut: the deadline
+    runs from the Progressing condition's last update and stops only while the Rollout
+    is paused; a blue-green Rollout is not paused during its pre- or post-promotion
+    analysis (rollout/bluegreen.go reconcileBlueGreenPause), so with
+    progressDeadlineAbort a run longer than the deadline aborted a healthy release. The
+    longest run: initialDelay, count measurements, and the errors it rides out (an
+    Error is not counted towards count)."""
+    docs = rendered(sample, service, env)
+    (rollout,) = by_kind(docs, "Rollout")
+    (template,) = by_kind(docs, "AnalysisTemplate")
+    spec = rollout["spec"]
+    if "blueGreen" not in spec["strategy"]:
+        assert spec.get("progressDeadlineSeconds", 600) == 600  # paused steps stop it
+        return
+    assert spec["progressDeadlineAbort"] is True
+    for _, ref in references(rollout):
+        for metric in resolve(template, ref).values():
+            interval = int(metric["interval"].removesuffix("m")) * 60
+            delay = int(metric.get("initialDelay", "0m").removesuffix("m")) * 60
+            longest = delay + (metric["count"] + metric["consecutiveErrorLimit"]) * interval
+            assert spec["progressDeadlineSeconds"] > longest, (metric["name"], longest)
 
 
 # ---------------------------------------------------------------- the controller's rules

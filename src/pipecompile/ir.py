@@ -100,6 +100,9 @@ class Environment:
     gitops_revision: str
     eks_cluster: str  # the EKS cluster behind ``cluster`` (the local target's kubeconfig)
     kube_context: str  # its kubeconfig context: <project>-<env>
+    # the cosign keys whose signatures it admits (deploy check and admission policy):
+    # an approval environment only the release tier's, the others either tier's
+    accepted_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,7 +124,6 @@ class DeliveryPlan:
     # the inputs (and switches) whose values differ between stages, by what they vary
     parameters: tuple[tuple[str, Scope], ...] = ()
     tag_prefixes: tuple[tuple[str, str], ...] = ()  # (tier, the prefix of its image tags)
-    keys: tuple[tuple[str, str], ...] = ()  # (environment, the key URIs it accepts)
     # (service, environment) -> its stage, and service -> its build (the lowering fills
     # them: a thousand services look theirs up without a scan)
     by_stage: Mapping[tuple[str, str], DeployStage] = field(

@@ -48,6 +48,7 @@ def application(
 
 
 NAMESPACE = "shop-production"  # the applications' destination namespace in these tests
+NEW_DIGEST = "sha256:" + "cd" * 32  # the digest the deploy waits for, in these tests
 
 
 def rollout(
@@ -58,10 +59,14 @@ def rollout(
     analysis: bool = True,
     abort: bool = False,
     namespace: str = NAMESPACE,
+    digest: str = NEW_DIGEST,
+    observed: bool = True,
 ) -> dict[str, Any]:
     """A live blue-green Rollout (argo-rollouts v1.9.0 pkg/apis/rollouts/v1alpha1/types.go):
     its pause reasons (status.pauseConditions) and the status of its pre-promotion
-    analysis run (status.blueGreen.prePromotionAnalysisRunStatus), if it has one."""
+    analysis run (status.blueGreen.prePromotionAnalysisRunStatus), if it has one; its pod
+    template runs ``digest``, and the controller has reconciled that generation when
+    ``observed`` (status.observedGeneration, a string, equals metadata.generation)."""
     blue_green: dict[str, Any] = {"activeService": name, "previewService": f"{name}-preview"}
     if analysis:
         blue_green["prePromotionAnalysis"] = {"templates": [{"templateName": "t"}]}
@@ -69,6 +74,7 @@ def rollout(
         "pauseConditions": [{"reason": r, "startTime": "2030-01-01T00:00:00Z"} for r in reasons],
         "blueGreen": {"activeSelector": "5d8f", "previewSelector": "7c9b"},
         "currentPodHash": "7c9b",
+        "observedGeneration": "7" if observed else "6",
     }
     if abort:  # the controller aborted it (analysis failed, or the progress deadline)
         status["abort"] = True
@@ -80,9 +86,29 @@ def rollout(
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"strategy": {"blueGreen": blue_green}},
+        "metadata": {"name": name, "namespace": namespace, "generation": 7},
+        "spec": {"strategy": {"blueGreen": blue_green}, "template": pod_template(digest)},
         "status": status,
+    }
+
+
+def pod_template(digest: str) -> dict[str, Any]:
+    return {"spec": {"containers": [{"name": "app", "image": f"registry/app@{digest}"}]}}
+
+
+def deployment(
+    name: str, *, digest: str = NEW_DIGEST, observed: bool = True, namespace: str = NAMESPACE
+) -> dict[str, Any]:
+    """A live Deployment (apps/v1): status.observedGeneration is an integer."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "generation": 3},
+        "spec": {"template": pod_template(digest)},
+        "status": {
+            "observedGeneration": 3 if observed else 2,
+            "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}],
+        },
     }
 
 
@@ -94,7 +120,8 @@ class ArgoCD:
     html: bool = False  # answer every path with HTML (a wrong URL, an SSO page)
     apps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     windows: dict[str, bool] = field(default_factory=dict)  # app -> canSync (default True)
-    # app -> the live objects it manages, each a list of replies (the last repeats)
+    # app -> the live workload it manages, a list of replies (the last repeats; a reply
+    # is used up when it is read, not when another kind is asked for)
     resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
 
@@ -130,8 +157,6 @@ class ArgoCD:
         want = {k: v[0] for k, v in query.items()}
         replies = self.resources.get(app, [])
         live = replies[0] if replies else None
-        if live is not None and len(replies) > 1:
-            replies.pop(0)
         group, version = (live or {}).get("apiVersion", "/").split("/")
         if live is None or want != {
             "namespace": live["metadata"]["namespace"],
@@ -142,6 +167,8 @@ class ArgoCD:
         }:
             msg = f"{want.get('kind')} {want.get('resourceName')} not found as part of {app}"
             return 404, "application/json", json.dumps({"error": msg, "code": 5, "message": msg})
+        if len(replies) > 1:  # the next reply once this object was read
+            replies.pop(0)
         return 200, "application/json", json.dumps({"manifest": json.dumps(live)})
 
 

@@ -28,7 +28,7 @@ from .lower_rules import (
     sync_options,
 )
 from .model import Compute, ImageScan, Pipeline
-from .plan import lower_plan
+from .plan import key_uri, lower_plan
 
 
 def _hosts(domain: str | None, service: str, *, first: bool) -> tuple[str, ...]:
@@ -107,7 +107,10 @@ class _Lowering(Rules):
             delivery=model.delivery,
             repository=model.source.repository,
             default_branch=model.source.default_branch,
-            environments=tuple(envs),
+            environments=tuple(
+                dataclasses.replace(env, accepted_keys=self.accepted_keys(env, aws, envs))
+                for env in envs
+            ),
             chart_source=facts.get(ir.CHART_SOURCE),
             deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
             release_branches=tuple(
@@ -146,6 +149,19 @@ class _Lowering(Rules):
         result = dataclasses.replace(result, warnings=tuple(self.warnings))
         # the deploy plan: the delivery lowered once, for every orchestrator
         return dataclasses.replace(result, plan=lower_plan(result))
+
+    @staticmethod
+    def accepted_keys(
+        env: ir.Environment, aws: ir.AwsNames, envs: list[ir.Environment]
+    ) -> tuple[str, ...]:
+        """The signing keys an environment admits: an approval environment only the
+        release key; the others the development key, and the release key too when a
+        release tier exists (an image released to staging may come back down)."""
+        release = key_uri(aws.release_key_alias)  # the plan's contract: awskms:///alias/...
+        if env.approval:
+            return (release,)
+        dev = key_uri(aws.signing_key_alias)
+        return (release, dev) if any(e.approval and e.includes for e in envs) else (dev,)
 
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
         """The orchestrator named by ``delivery`` must be generated."""

@@ -83,15 +83,6 @@ def _tier(name: str, field: str) -> PlanInput:
 IMAGE = (PlanInput("IMAGE_TAG", "tag", "image"), PlanInput("IMAGE_DIGEST", "digest", "image"))
 
 
-def accepted_keys(model: ir.IR, env: ir.Environment) -> str:
-    """An approval environment accepts only release-tier images; the others either tier."""
-    release = key_uri(model.aws.release_key_alias)
-    if env.approval:
-        return release
-    dev = key_uri(model.aws.signing_key_alias)
-    return f"{release} {dev}" if model.release_branches else dev
-
-
 def _tiers(model: ir.IR, svc: ir.Service) -> tuple[BuildTier, ...]:
     sign = model.security.sign_images
     release_key = key_uri(model.aws.release_key_alias) if sign else ""
@@ -179,7 +170,7 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
     steps: list[PlanStep] = []
     sec, dast = model.security, model.security.dast
     if sec.sign_images:
-        keys = _v("SIGNING_KEYS", accepted_keys(model, env))
+        keys = _v("SIGNING_KEYS", " ".join(env.accepted_keys))  # the lowering's
         verify: tuple[tuple[ir.PlanStepKind, str], ...] = (
             ("verify-signature", "Verify the image signature"),
             ("verify-attestations", "Verify the SBOM and provenance attestations"),
@@ -362,7 +353,6 @@ def lower_plan(model: ir.IR) -> ir.DeliveryPlan:
         deploy=deploy,
         parameters=tuple(parameters),
         tag_prefixes=(("release", RELEASE_TAG_PREFIX), ("dev", DEV_TAG_PREFIX)),
-        keys=tuple((env.name, accepted_keys(model, env)) for env in model.environments),
         by_stage={(st.service, st.environment): st for st in stages},
         by_build={b.service: b for b in builds},
     )

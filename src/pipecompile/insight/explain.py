@@ -8,7 +8,11 @@ from ..frontend.lower_rules import duration_ms
 from ..ir import IR, Deployment, Environment, Service
 from ..targets.common import branch_regexes, glob_to_regex
 from ..targets.helm import https
-from ..targets.helm.analysis import INCONCLUSIVE_LIMIT, initial_delay_minutes
+from ..targets.helm.analysis import (
+    INCONCLUSIVE_LIMIT,
+    initial_delay_minutes,
+    progress_deadline_seconds,
+)
 from ..targets.registry import registry
 from .graph import _strategy
 from .trust import trust_lines
@@ -92,7 +96,11 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
         )
     parts: list[str] = []
     if rb is not None and rb.health_checks:
-        parts.append("pods not ready within 10m abort it (progressDeadlineAbort)")
+        has_metrics = rb.max_error_rate is not None or rb.max_p90_latency is not None
+        deadline = progress_deadline_seconds(rb if has_metrics else None, kind) // 60
+        parts.append(
+            f"no progress within {deadline}m (pods not ready) aborts it (progressDeadlineAbort)"
+        )
     triggers = []
     if rb is not None and rb.max_error_rate is not None:
         triggers.append(f"5xx rate > {rb.max_error_rate:g}")

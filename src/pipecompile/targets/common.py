@@ -100,9 +100,8 @@ def packaged_scripts() -> list[str]:
 
 
 def accepted_keys(ir: IR, env: Environment) -> str:
-    """The key URIs ``env`` accepts (the plan's): an approval environment only the
-    release tier's, the others either tier's."""
-    return dict(ir.plan.keys)[env.name]
+    """SIGNING_KEYS of the deploy check: the keys the IR says this environment admits."""
+    return " ".join(env.accepted_keys)
 
 
 # -- the deploy plan on CodeBuild: shared by the codebuild and terraform targets ------------

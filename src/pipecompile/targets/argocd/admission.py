@@ -78,12 +78,9 @@ def policy_name(ir: IR, env: Environment) -> str:
 
 
 def accepted(ir: IR, env: Environment) -> list[str]:
-    """The cosign keys whose signature this environment admits (as the deploy step)."""
-    release = f"awskms:///{ir.aws.release_key_alias}"
-    if env.approval:
-        return [release]
-    dev = f"awskms:///{ir.aws.signing_key_alias}"
-    return [release, dev] if ir.release_branches else [dev]
+    """The cosign keys whose signature this environment admits (the IR's, as the deploy
+    step checks them)."""
+    return list(env.accepted_keys)
 
 
 def _attestor_name(ir: IR, key: str) -> str:

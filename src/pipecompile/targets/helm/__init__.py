@@ -179,6 +179,9 @@ def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
         "rollout": {
             "type": dep.strategy.kind,
             "strategy": rollout_strategy(ir, svc, dep, template),
+            "progressDeadlineSeconds": _analysis.progress_deadline_seconds(
+                rb if template else None, dep.strategy.kind
+            ),
         },
         "serviceMonitor": {
             "enabled": rb is not None and rb.provider == "prometheus" and rb.service_monitor
@@ -325,7 +328,7 @@ def default_values() -> dict[str, Any]:
         },
         "serviceMonitor": {"enabled": False, **conv["metrics"]},
         "serviceAccount": {"roleArn": ""},
-        "rollout": {"type": "rolling", "strategy": {}},
+        "rollout": {"type": "rolling", "strategy": {}, "progressDeadlineSeconds": 600},
         "analysis": None,
         "externalSecrets": None,
     }

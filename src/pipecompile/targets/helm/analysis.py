@@ -57,6 +57,19 @@ HASH_ARG = "pod-template-hash"  # the template's argument: the new ReplicaSet's 
 HASH_POD_LABEL = "rollouts-pod-template-hash"
 HASH_LABEL = "rollouts_pod_template_hash"
 INCONCLUSIVE_LIMIT = 2  # inconclusive measurements a run tolerates (the next one pauses)
+# Measurements in a row that may fail to query the metrics (Prometheus restarting, a
+# CloudWatch throttle) before the run is Error. argo-rollouts v1.9.0 rollout/analysis.go
+# aborts the rollout on an Error run exactly as on a Failed one, and no limit turns
+# errors into Inconclusive (analysis/analysis.go assessMetricFailureInconclusiveOrError:
+# the error test is last and wins): so the limit is how long an outage of the metrics
+# backend is ridden out, measurement by measurement (one a minute), before it aborts. An
+# Error is not a measurement towards count (runMeasurements), so a counted run lasts that
+# much longer. The default, 4, aborted healthy releases on a five-minute outage.
+CONSECUTIVE_ERROR_LIMIT = 10
+# Progress deadline of a Rollout whose analysis does not make it wait paused: the
+# controller default (600 s), or one run plus the outage it rides out plus this margin.
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+PROGRESS_MARGIN_MINUTES = 5
 # Prometheus: the new pods are scraped every 30 s from the moment they are endpoints;
 # rate() needs two samples of requests they served. Two minutes give four.
 PROMETHEUS_FIRST_MINUTES = 2
@@ -64,6 +77,15 @@ PROMETHEUS_FIRST_MINUTES = 2
 # can be read up to this long after the minute ends; the query looks back this much
 # further than the window, so a window's datapoints are there when it is judged.
 CLOUDWATCH_LAG_MINUTES = 2
+# CloudWatch: the error rate of the whole look-back, not of each minute (one bad minute
+# is in every window that covers it: judged per minute, it failed up to seven
+# measurements of a canary whose rate is well under the threshold). Metric math (Amazon
+# CloudWatch User Guide, "Metric math syntax and functions"): FILL(errors, 0) gives the
+# minutes without a 5xx a zero; SUM of one time series is a scalar, the window's total;
+# requests / requests is 1 at each minute the new pods served a request, so every value
+# returned is sum(errors) / sum(requests) and there are as many as minutes with traffic
+# (the conditions' datapoint guard still counts them; no request at all: no value).
+CLOUDWATCH_ERROR_RATE = "SUM(FILL(errors, 0)) / SUM(requests) * (requests / requests)"
 
 
 def _minutes(duration: str) -> int:
@@ -93,6 +115,25 @@ def cloudwatch_interval_minutes(rb: Rollback) -> int:
 def run_minutes(rb: Rollback) -> int:
     """How long a counted (blue-green) run takes: the delay, then one a minute."""
     return initial_delay_minutes(rb) + rb.measurements - 1
+
+
+def progress_deadline_seconds(rb: Rollback | None, kind: str) -> int:
+    """``progressDeadlineSeconds`` of the Rollout. argo-rollouts v1.9.0 utils/conditions/
+    conditions.go RolloutTimedOut: the deadline runs from the Progressing condition's
+    last update and stops only while the Rollout is paused (RolloutPausedReason). A
+    blue-green Rollout is not paused while pre-promotion analysis runs (rollout/
+    bluegreen.go reconcileBlueGreenPause waits for the analysis before it adds the pause),
+    nor during post-promotion analysis: the deadline must outlast a whole run, errors
+    included, or progressDeadlineAbort aborts a healthy release mid-analysis. A canary's
+    background analysis runs through pause steps (paused: the clock stops)."""
+    if (
+        rb is None
+        or kind != "blue-green"
+        or (rb.max_error_rate is None and rb.max_p90_latency_ms is None)
+    ):
+        return DEFAULT_PROGRESS_DEADLINE_SECONDS
+    minutes = run_minutes(rb) + CONSECUTIVE_ERROR_LIMIT + PROGRESS_MARGIN_MINUTES
+    return max(DEFAULT_PROGRESS_DEADLINE_SECONDS, minutes * 60)
 
 
 def measured_service(svc: Service, dep: Deployment) -> str:
@@ -213,7 +254,7 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
                 svc.name,
                 ("errors", "Errors5xx", "Sum", False),
                 ("requests", "Requests", "Sum", False),
-                {"id": "rate", "expression": "FILL(errors, 0) / requests", "returnData": True},
+                {"id": "rate", "expression": CLOUDWATCH_ERROR_RATE, "returnData": True},
             )
         else:
             provider = _cloudwatch(rb, dep.namespace, svc.name, ("p90", "LatencyMs", "p90", True))
@@ -225,6 +266,8 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
             "interval": "1m",
             "failureLimit": 1,
             "inconclusiveLimit": inconclusive_limit(rb, blue_green),
+            # a metrics outage is ridden out this many minutes (see the constant)
+            "consecutiveErrorLimit": CONSECUTIVE_ERROR_LIMIT,
             "successCondition": success,
             "failureCondition": failure,
             "threshold": threshold,
