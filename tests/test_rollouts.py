@@ -36,6 +36,19 @@ from .test_chart import by_kind, ir_of, lookup, render
 HARNESS = ROOT / "tests" / "rollouts" / "evaluate.go"
 EXPR_GOPATH = "/usr/share/gocode"  # Debian golang-github-antonmedv-expr-dev
 LATEST_HASH = "6d4f8b9c7"  # what podTemplateHashValue: Latest resolves to in these tests
+# The ARNs the AWS Load Balancer Controller gave the canary's target group and its ALB;
+# status.alb as argo-rollouts v1.9.0 rollout/trafficrouting/alb/alb.go
+# updateLoadBalancerStatus / updateTargetGroupStatus record them (fullName: the ARN's
+# "/"-parts from the third on, resp. the second on), with --aws-verify-target-group.
+ELB_ARN = "arn:aws:elasticloadbalancing:eu-central-1:345678901234:"
+LB_ARN = ELB_ARN + "loadbalancer/app/k8s-storefrontprod-1a2b3c4d5e/50dc6c495c0c9188"
+TG_ARN = ELB_ARN + "targetgroup/k8s-storefro-webcanar-0f1e2d3c4b/73e2d6bc24d8a067"
+ROLLOUT_STATUS = {
+    "alb": {
+        "loadBalancer": {"arn": LB_ARN, "fullName": "/".join(LB_ARN.split("/")[2:])},
+        "canaryTargetGroup": {"arn": TG_ARN, "fullName": "/".join(TG_ARN.split("/")[1:])},
+    }
+}
 
 
 def analysed() -> list[tuple[str, str, str]]:
@@ -91,6 +104,16 @@ def resolve(template: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
             values[arg["name"]] = arg["value"]
         elif arg.get("valueFrom", {}).get("podTemplateHashValue") == "Latest":
             values[arg["name"]] = LATEST_HASH
+        elif "fieldRef" in arg.get("valueFrom", {}):
+            # utils/analysis/factory.go extractValueFromRollout: a status. path is read
+            # from the Rollout; a path that is not there fails the run's creation
+            path = arg["valueFrom"]["fieldRef"]["fieldPath"]
+            node: Any = {"status": ROLLOUT_STATUS}
+            for part in path.split("."):
+                assert isinstance(node, dict) and part in node, f"{path} not in the Rollout"
+                node = node[part]
+            assert isinstance(node, str)
+            values[arg["name"]] = node
     for arg in template["spec"].get("args", []):
         if "value" in arg:
             values.setdefault(arg["name"], arg["value"])
@@ -439,7 +462,7 @@ def test_the_first_prometheus_measurement_judges_a_healthy_canary(
 def test_cloudwatch_measurements_need_enough_datapoints(
     sample: str, service: str, env: str, evaluator: Path
 ) -> None:
-    ir, svc, dep = lookup(sample, service, env)
+    ir = ir_of(sample)
     rb = ir.rollback
     assert rb is not None
     (template,) = by_kind(rendered(sample, service, env), "AnalysisTemplate")
@@ -454,13 +477,19 @@ def test_cloudwatch_measurements_need_enough_datapoints(
             for q in cw["metricDataQueries"]:
                 if "metricStat" in q:
                     assert q["metricStat"]["period"] == 60
-                    dims = {d["name"]: d["value"] for d in q["metricStat"]["metric"]["dimensions"]}
-                    # the new ReplicaSet's pods only: canary and stable are told apart
+                    metric_of = q["metricStat"]["metric"]
+                    dims = {d["name"]: d["value"] for d in metric_of["dimensions"]}
+                    # the ALB's own metrics of the canary Service's target group: only
+                    # the canary pods are its targets (nothing has to publish them), in
+                    # the dimension format of the Elastic Load Balancing User Guide
+                    # ("CloudWatch metrics for your Application Load Balancer")
+                    assert metric_of["namespace"] == "AWS/ApplicationELB"
                     assert dims == {
-                        "Service": svc.name,
-                        "Namespace": dep.namespace,
-                        "PodTemplateHash": LATEST_HASH,
+                        "TargetGroup": TG_ARN.split(":")[-1],
+                        "LoadBalancer": LB_ARN.split(":loadbalancer/")[-1],
                     }
+                    assert re.fullmatch(r"targetgroup/[^/]+/[0-9a-f]{16}", dims["TargetGroup"])
+                    assert re.fullmatch(r"app/[^/]+/[0-9a-f]{16}", dims["LoadBalancer"])
             assert sum(q.get("returnData", True) for q in cw["metricDataQueries"]) == 1
             limit = limits[name]
             assert limit is not None
@@ -496,16 +525,20 @@ def cloudwatch_returns(cw: dict[str, Any], minutes: list[float]) -> list[float]:
     syntax and functions") defines its parts: FILL(errors, 0) a zero for each minute
     without a datapoint; SUM(x) of one time series a scalar; a scalar times a series,
     each value; requests / requests 1 at each timestamp requests has a datapoint. The
-    pods publish Requests and Errors5xx (Sum per minute) for the minutes they served."""
+    ALB has RequestCount and HTTPCode_Target_5XX_Count (Sum per minute) for the minutes
+    the target group served; TargetResponseTime is in seconds."""
     (returned,) = [q for q in cw["metricDataQueries"] if q.get("returnData", True)]
-    if "metricStat" in returned:
-        return minutes  # the statistic per one-minute bucket
-    assert returned["expression"] == analysis.CLOUDWATCH_ERROR_RATE
-    assert {
+    stats = {
         q["id"]: q["metricStat"]["metric"]["metricName"]
         for q in cw["metricDataQueries"]
         if "metricStat" in q
-    } == {"errors": "Errors5xx", "requests": "Requests"}
+    }
+    if returned["expression"] == analysis.CLOUDWATCH_LATENCY_MS:
+        assert stats == {"latency": "TargetResponseTime"}
+        seconds = [ms / 1000 for ms in minutes]  # the p90 per one-minute bucket
+        return [1000 * s for s in seconds]
+    assert returned["expression"] == analysis.CLOUDWATCH_ERROR_RATE
+    assert stats == {"errors": "HTTPCode_Target_5XX_Count", "requests": "RequestCount"}
     requests = [REQUESTS_PER_MINUTE] * len(minutes)
     errors = [rate * REQUESTS_PER_MINUTE for rate in minutes]
     if not requests:
@@ -871,3 +904,47 @@ def test_explain_describes_exactly_the_rollback_each_environment_has() -> None:
     assert "reads only ledger/production/services/*" in ledger
     dev = "\n".join(explain_event(ir_of("shared-account"), "push", "feature/x"))
     assert "reached at: internal" in dev  # no approval: not on the internet
+
+
+@pytest.mark.parametrize("path_label", ["path", "handler"])
+def test_probes_are_not_traffic(tmp_path: Path, path_label: str, evaluator: Path) -> None:
+    """The kubelet's startup and readiness probes, the ALB health check (both GET
+    /healthz, the chart's probes.readinessPath) and the scrape are requests too: counted,
+    a canary no user reached looked healthy, and a canary failing its users had its error
+    rate diluted below the threshold. Excluded, probes alone are Inconclusive and users'
+    5xx are judged on users' requests alone."""
+    import dataclasses
+
+    ir = ir_of("ecommerce")
+    base_rb = ir.rollback
+    assert base_rb is not None and base_rb.max_error_rate is not None
+    assert base_rb.exclude_paths == ("/healthz", "/metrics")
+    rb = dataclasses.replace(base_rb, path_label=path_label)
+    req, st = rb.requests_metric, rb.status_label
+    sel = f'namespace="ns",service="s",{HASH_LABEL}="{LATEST_HASH}"'
+
+    def series(path: str, code: str, per_minute: int) -> tuple[str, str]:
+        return f'{req}{{{sel},{path_label}="{path}",{st}="{code}"}}', f"0+{per_minute}x10"
+
+    probes = [series("/healthz", "200", 600), series("/metrics", "200", 120)]
+    failing = [series("/cart", "200", 90), series("/cart", "503", 10)]  # 10 % of users
+    query = analysis.prometheus_queries(rb, "ns", "s", LATEST_HASH)["error-rate"]
+    (template,) = by_kind(rendered("ecommerce", *analysed()[0][1:]), "AnalysisTemplate")
+    metric = next(m for m in template["spec"]["metrics"] if m["name"] == "error-rate")
+    got = {
+        "probes only": promtool_values(tmp_path, probes, query),
+        "probes and failing users": promtool_values(tmp_path, probes + failing, query),
+    }
+    assert got == {"probes only": [-1.0], "probes and failing users": [0.1]}
+    phases = decide_all(evaluator, [(metric, "prometheus", v) for v in got.values()])
+    assert phases == ["Inconclusive", "Failed"]
+    # without the exclusion: probes alone pass, and the users' 10 % is diluted to 1.2 %
+    counted = analysis.prometheus_queries(
+        dataclasses.replace(rb, exclude_paths=()), "ns", "s", LATEST_HASH
+    )["error-rate"]
+    old = [promtool_values(tmp_path, s, counted) for s in (probes, probes + failing)]
+    assert old[0] == [0.0] and old[1][0] < rb.max_error_rate
+    assert decide_all(evaluator, [(metric, "prometheus", v) for v in old]) == [
+        "Successful",
+        "Successful",
+    ]

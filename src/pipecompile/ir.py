@@ -243,7 +243,6 @@ class Rollback:
     max_p90_latency_ms: int | None
     prometheus_url: str
     provider: Literal["prometheus", "cloudwatch"]
-    cloudwatch_namespace: str
     service_monitor: bool  # a ServiceMonitor per chart (Prometheus Operator)
     window: str  # each measurement's look-back
     no_traffic: Literal["inconclusive", "pass"]
@@ -253,6 +252,8 @@ class Rollback:
     status_label: str
     service_label: str
     namespace_label: str
+    path_label: str  # the request path's label: requests to exclude_paths are not traffic
+    exclude_paths: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -397,6 +397,7 @@ class _Lowering(Rules):
                 strategy = own_strategy or strategies.get(
                     model.environments[env.name].strategy, strategies["rolling"]
                 )
+                self.cloudwatch_fits(name, env.name, strategy)
                 app = f"{name}-{env.name}"
                 if app in app_names:
                     self.err(
@@ -579,6 +580,25 @@ class _Lowering(Rules):
             backoff_max_duration=g.sync.retry.backoff.max_duration,
         )
 
+    def cloudwatch_fits(self, service: str, env: str, strategy: ir.Strategy) -> None:
+        """CloudWatch analysis reads the canary's ALB target group, which the Argo
+        Rollouts controller records (status.alb) only for canary traffic routing
+        (argo-rollouts v1.9.0 rollout/trafficrouting/alb/alb.go VerifyWeight)."""
+        rb = self.m.rollback
+        if (
+            rb is None
+            or rb.metrics_provider != "cloudwatch"
+            or (rb.max_error_rate is None and rb.max_p90_latency is None)
+            or strategy.kind != "blue-green"
+        ):
+            return
+        self.err(
+            ("rollback", "metrics_provider"),
+            f"'cloudwatch' is a canary setting: it measures the canary's ALB target group, "
+            f"which Argo Rollouts names only for canary traffic routing, and service "
+            f"'{service}' is blue-green in '{env}'; use metrics_provider prometheus",
+        )
+
     def rollback(self) -> ir.Rollback | None:
         rollback = self.m.rollback
         if rollback is None:
@@ -605,7 +625,6 @@ class _Lowering(Rules):
             duration_ms(latency) if latency else None,
             rollback.prometheus_url,
             rollback.metrics_provider,
-            rollback.cloudwatch_namespace or f"{self.m.project}/services",
             rollback.service_monitor,
             f"{window_ms // 60000}m",
             rollback.no_traffic,
@@ -615,6 +634,8 @@ class _Lowering(Rules):
             pm.status_label,
             pm.service_label,
             pm.namespace_label,
+            pm.path_label,
+            tuple(pm.exclude),
         )
 
     def notifications(self) -> ir.Notifications:

@@ -110,7 +110,7 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
         source = (
             f"Prometheus {rb.prometheus_url}, the new pods' rollouts-pod-template-hash"
             if rb.provider == "prometheus"
-            else f"CloudWatch namespace {rb.cloudwatch_namespace}, the new pods' PodTemplateHash"
+            else "CloudWatch AWS/ApplicationELB, the canary target group on its ALB"
         )
         idle = (
             f"{INCONCLUSIVE_LIMIT + 1} measurements without requests pause it for a person "

@@ -266,14 +266,15 @@ def describe(ir: IR) -> list[str]:
         )
     elif rb and (rb.max_error_rate is not None or rb.max_p90_latency):
         out.append(
-            f"CloudWatch metrics Requests, Errors5xx and LatencyMs in namespace "
-            f"{rb.cloudwatch_namespace}, published each minute by the pods (e.g. embedded "
-            "metric format) with the dimensions Service, Namespace and PodTemplateHash "
-            "(environment variables PIPECOMPILE_SERVICE, PIPECOMPILE_NAMESPACE, "
-            "PIPECOMPILE_POD_TEMPLATE_HASH); the Argo Rollouts controller's ServiceAccount "
-            "annotated eks.amazonaws.com/role-arn with the role that may call "
-            "cloudwatch:GetMetricData (Terraform output argo_rollouts_cloudwatch_role_arn; "
-            f"the controller reads region {ir.aws.region} from AWS_REGION; rollback analysis)"
+            "The Argo Rollouts controller run with --aws-verify-target-group (it then "
+            "records the canary's target group and its ALB in each Rollout's status.alb, "
+            "which the CloudWatch analysis reads the ALB's own metrics RequestCount, "
+            "HTTPCode_Target_5XX_Count and TargetResponseTime of, namespace "
+            f"{_analysis.ALB_NAMESPACE}; nothing in the cluster publishes metrics), its "
+            "ServiceAccount annotated eks.amazonaws.com/role-arn with the role that may "
+            "call cloudwatch:GetMetricData and the elasticloadbalancing:Describe* calls of "
+            "that verification (Terraform output argo_rollouts_cloudwatch_role_arn; the "
+            f"controller reads region {ir.aws.region} from AWS_REGION; rollback analysis)"
         )
     out.append(
         "Each service answers GET /healthz on its port (startup and readiness probes; "

@@ -29,7 +29,23 @@ follows from it):
 * ``utils/analysis/factory.go`` BuildArgumentsForRolloutAnalysisRun: an argument
   ``valueFrom: podTemplateHashValue: Latest`` is the new ReplicaSet's
   ``rollouts-pod-template-hash``: the canary's, the preview's (and, after promotion, the
-  active version's) pods and no others.
+  active version's) pods and no others. An argument ``valueFrom: fieldRef`` of a
+  ``status.`` path is read from the Rollout (extractValueFromRollout); a path not there
+  yet fails the AnalysisRun's creation, which the controller retries.
+* CloudWatch reads the ALB's own target-group metrics (namespace AWS/ApplicationELB),
+  which nothing in the cluster has to publish. With ALB traffic routing the canary's
+  requests go to the canary Service's target group, whose targets are only the canary
+  pods (the controller points that Service's selector at the new ReplicaSet). Which
+  target group and load balancer that is, the controller records in the Rollout's
+  ``status.alb`` when it runs with ``--aws-verify-target-group``
+  (rollout/trafficrouting/alb/alb.go VerifyWeight: without the flag it clears
+  ``status.alb``; updateLoadBalancerStatus / updateTargetGroupStatus: ``fullName`` is the
+  ARN after ``loadbalancer/app/`` resp. ``targetgroup/``), before the first setWeight
+  step completes, so before background analysis starts (``startingStep: 1``). The
+  dimensions are ``LoadBalancer: app/<fullName>`` and ``TargetGroup:
+  targetgroup/<fullName>`` (Elastic Load Balancing User Guide, "CloudWatch metrics for
+  your Application Load Balancer"). Blue-green has no traffic routing, so no
+  ``status.alb``: the front end refuses CloudWatch analysis on a blue-green Rollout.
 
 So every query returns exactly one sample: the value, or -1 when the version served no
 request in the window (never "no data", never NaN); -1 satisfies neither condition
@@ -56,6 +72,14 @@ HASH_ARG = "pod-template-hash"  # the template's argument: the new ReplicaSet's 
 # pkg/prometheus/promcfg.go: target_label sanitizeLabelName(l), [^a-zA-Z0-9_] -> _)
 HASH_POD_LABEL = "rollouts-pod-template-hash"
 HASH_LABEL = "rollouts_pod_template_hash"
+# CloudWatch: the ALB's target-group metrics and the Rollout status fields naming them
+ALB_NAMESPACE = "AWS/ApplicationELB"
+LB_ARG = "load-balancer"
+TG_ARG = "canary-target-group"
+ALB_STATUS = {
+    LB_ARG: "status.alb.loadBalancer.fullName",
+    TG_ARG: "status.alb.canaryTargetGroup.fullName",
+}
 INCONCLUSIVE_LIMIT = 2  # inconclusive measurements a run tolerates (the next one pauses)
 # Measurements in a row that may fail to query the metrics (Prometheus restarting, a
 # CloudWatch throttle) before the run is Error. argo-rollouts v1.9.0 rollout/analysis.go
@@ -73,9 +97,10 @@ PROGRESS_MARGIN_MINUTES = 5
 # Prometheus: the new pods are scraped every 30 s from the moment they are endpoints;
 # rate() needs two samples of requests they served. Two minutes give four.
 PROMETHEUS_FIRST_MINUTES = 2
-# CloudWatch: a minute's datapoint of metrics the pods publish (embedded metric format)
-# can be read up to this long after the minute ends; the query looks back this much
-# further than the window, so a window's datapoints are there when it is judged.
+# CloudWatch: a minute's datapoint of the ALB's metrics (published every 60 s while
+# requests flow) can be read up to this long after the minute ends; the query looks
+# back this much further than the window, so a window's datapoints are there when it
+# is judged.
 CLOUDWATCH_LAG_MINUTES = 2
 # CloudWatch: the error rate of the whole look-back, not of each minute (one bad minute
 # is in every window that covers it: judged per minute, it failed up to seven
@@ -86,6 +111,8 @@ CLOUDWATCH_LAG_MINUTES = 2
 # returned is sum(errors) / sum(requests) and there are as many as minutes with traffic
 # (the conditions' datapoint guard still counts them; no request at all: no value).
 CLOUDWATCH_ERROR_RATE = "SUM(FILL(errors, 0)) / SUM(requests) * (requests / requests)"
+# TargetResponseTime is in seconds; the threshold is in milliseconds
+CLOUDWATCH_LATENCY_MS = "1000 * latency"
 
 
 def _minutes(duration: str) -> int:
@@ -141,6 +168,14 @@ def measured_service(svc: Service, dep: Deployment) -> str:
     return f"{svc.name}-{'canary' if dep.strategy.kind == 'canary' else 'preview'}"
 
 
+def exclude_regex(paths: tuple[str, ...]) -> str:
+    """An RE2 alternation of the literal paths, as a PromQL double-quoted string's
+    content (the model allows only [A-Za-z0-9._~/-]: '.' is the one metacharacter, and
+    its backslash is doubled for the string). A series without the label has it empty,
+    which no path matches: it is kept."""
+    return "|".join(p.replace(".", "\\\\.") for p in paths)
+
+
 def prometheus_queries(rb: Rollback, namespace: str, service: str, pod_hash: str) -> dict[str, str]:
     """metric name -> PromQL, for the pods of hash ``pod_hash`` behind the Service
     ``service`` (``{{args.pod-template-hash}}``, ``{{args.service}}`` in the template)
@@ -149,6 +184,9 @@ def prometheus_queries(rb: Rollback, namespace: str, service: str, pod_hash: str
         f'{rb.namespace_label}="{namespace}",{rb.service_label}="{service}",'
         f'{HASH_LABEL}="{pod_hash}"'
     )
+    if rb.exclude_paths:  # probes, health checks and scrapes are not traffic
+        sel += f',{rb.path_label}!~"{exclude_regex(rb.exclude_paths)}"'
+
     w = rb.window
     out: dict[str, str] = {}
     if rb.max_error_rate is not None:
@@ -195,13 +233,12 @@ def conditions(rb: Rollback, limit: str) -> tuple[str, str]:
     )
 
 
-def _cloudwatch(rb: Rollback, namespace: str, service: str, *queries: Any) -> dict[str, Any]:
-    """An Argo Rollouts cloudWatch provider over the metrics the new pods publish: the
-    PodTemplateHash dimension tells the new version from the stable one."""
+def _cloudwatch(rb: Rollback, *queries: Any) -> dict[str, Any]:
+    """An Argo Rollouts cloudWatch provider over the canary target group's metrics on
+    its ALB (see the module doc: the arguments come from the Rollout's status.alb)."""
     dims = [
-        {"name": "Service", "value": service},
-        {"name": "Namespace", "value": namespace},
-        {"name": "PodTemplateHash", "value": "{{args." + HASH_ARG + "}}"},
+        {"name": "TargetGroup", "value": "targetgroup/{{args." + TG_ARG + "}}"},
+        {"name": "LoadBalancer", "value": "app/{{args." + LB_ARG + "}}"},
     ]
 
     def stat(qid: str, metric: str, statistic: str, returned: bool) -> dict[str, Any]:
@@ -210,7 +247,7 @@ def _cloudwatch(rb: Rollback, namespace: str, service: str, *queries: Any) -> di
             "returnData": returned,
             "metricStat": {
                 "metric": {
-                    "namespace": rb.cloudwatch_namespace,
+                    "namespace": ALB_NAMESPACE,
                     "metricName": metric,
                     "dimensions": dims,
                 },
@@ -250,14 +287,16 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         elif name == "error-rate":
             provider = _cloudwatch(
                 rb,
-                dep.namespace,
-                svc.name,
-                ("errors", "Errors5xx", "Sum", False),
-                ("requests", "Requests", "Sum", False),
+                ("errors", "HTTPCode_Target_5XX_Count", "Sum", False),
+                ("requests", "RequestCount", "Sum", False),
                 {"id": "rate", "expression": CLOUDWATCH_ERROR_RATE, "returnData": True},
             )
         else:
-            provider = _cloudwatch(rb, dep.namespace, svc.name, ("p90", "LatencyMs", "p90", True))
+            provider = _cloudwatch(
+                rb,
+                ("latency", "TargetResponseTime", "p90", False),
+                {"id": "ms", "expression": CLOUDWATCH_LATENCY_MS, "returnData": True},
+            )
         success, failure = conditions(rb, limit)
         metric: dict[str, Any] = {
             "name": name,
@@ -276,7 +315,11 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         if blue_green:  # pre- and post-promotion analysis must end (see the module doc)
             metric["count"] = rb.measurements
         metrics.append(metric)
-    args = [{"name": "service"}, {"name": HASH_ARG}] if prometheus else [{"name": HASH_ARG}]
+    args = (
+        [{"name": "service"}, {"name": HASH_ARG}]
+        if prometheus
+        else [{"name": LB_ARG}, {"name": TG_ARG}]
+    )
     return {
         "templateName": f"{dep.app_name}-rollback",
         "healthChecks": rb.health_checks,
@@ -289,10 +332,14 @@ def reference(ir: IR, service: str, template_name: str) -> dict[str, Any]:
     """How the Rollout runs the template against the Service ``service``."""
     rb = ir.rollback
     assert rb is not None
-    # the ReplicaSet the new pods belong to (the canary, the preview)
-    args: list[dict[str, Any]] = [
-        {"name": HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}
-    ]
-    if rb.provider == "prometheus":
-        args.insert(0, {"name": "service", "value": service})
+    if rb.provider == "cloudwatch":  # the canary's target group on its ALB
+        args: list[dict[str, Any]] = [
+            {"name": arg, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+            for arg, path in ALB_STATUS.items()
+        ]
+    else:  # the Service, and the ReplicaSet the new pods belong to (canary, preview)
+        args = [
+            {"name": "service", "value": service},
+            {"name": HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}},
+        ]
     return {"templates": [{"templateName": template_name}], "args": args}

@@ -270,7 +270,7 @@ def describe(ir: IR) -> list[str]:
             f"  IAM role {rollouts_role_name(ir)} (output argo_rollouts_cloudwatch_role_arn): "
             "annotate the Argo Rollouts controller's ServiceAccount with it "
             "(eks.amazonaws.com/role-arn) so that CloudWatch rollback analysis may call "
-            "cloudwatch:GetMetricData"
+            "cloudwatch:GetMetricData and --aws-verify-target-group may describe the ALBs"
         )
     n = ir.notifications
     out.append(f"  SNS topic {n.sns_topic}: subscribe approvers")

@@ -146,6 +146,22 @@ def argo_rollouts(ir: IR) -> str | None:
                     "actions": ["cloudwatch:GetMetricData"],
                     "resources": ["*"],
                 },
+                {
+                    # --aws-verify-target-group: the controller finds the canary's
+                    # target group and its ALB, whose metrics the analysis reads
+                    # (argo-rollouts v1.9.0 docs/features/traffic-management/alb.md; the
+                    # Describe calls have no resource to scope to)
+                    "sid": "TargetGroupVerification",
+                    "actions": [
+                        "elasticloadbalancing:DescribeListeners",
+                        "elasticloadbalancing:DescribeLoadBalancers",
+                        "elasticloadbalancing:DescribeRules",
+                        "elasticloadbalancing:DescribeTags",
+                        "elasticloadbalancing:DescribeTargetGroups",
+                        "elasticloadbalancing:DescribeTargetHealth",
+                    ],
+                    "resources": ["*"],
+                },
                 NEVER_APPROVE,  # a machine role: it never approves a deployment
             ],
         )
