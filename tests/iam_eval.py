@@ -9,7 +9,8 @@ policies use (IAM User Guide, "Policy evaluation logic" and "Condition operators
 
 - an explicit Deny in any statement wins; else an Allow is needed (implicit deny);
 - Action matches case-insensitively with ``*`` and ``?``; Resource case-sensitively;
-- StringEquals, StringLike, ArnLike and Bool are false when the key is absent; ArnLike
+- StringEquals, StringLike, ArnLike and Bool are false when the key is absent; the
+  negated StringNotLike is true when the key is absent, else when no value matches; ArnLike
   matches each of an ARN's six ':'-separated parts on its own;
   ForAllValues:* is true when the key is absent or empty (the documented pitfall);
 - all conditions of a statement must hold (AND), any value of one condition (OR).
@@ -65,6 +66,8 @@ def _condition(op: str, key: str, wanted: tuple[str, ...], ctx: dict[str, Any]) 
         return all(any(_match(op, w, str(v)) for w in wanted) for v in values)
     if set_op == "ForAnyValue":
         return any(any(_match(op, w, str(v)) for w in wanted) for v in values)
+    if op == "StringNotLike":  # a negated operator: no value matches (absent key: true)
+        return not any(_glob(w, str(v), fold=False) for w in wanted for v in values)
     if not present:
         return False
     return any(_match(op, w, str(v)) for w in wanted for v in values)

@@ -603,13 +603,20 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
     docs = policy_docs(GHA / "infrastructure/terraform/iam.tf")
 
     def subjects(doc_label: str) -> list[str]:
-        trust = docs[doc_label]["statement"][0]["condition"]
-        return next(c["values"] for c in trust if c["variable"].endswith(":sub"))
+        """The subjects a trust policy admits (StringLike; tests/test_trust_branches.py
+        checks the StringNotLike of nested names)."""
+        return [
+            v
+            for st in docs[doc_label]["statement"]
+            for c in st["condition"]
+            if c["variable"].endswith(":sub") and c["test"] == "StringLike"
+            for v in c["values"]
+        ]
 
     # two build roles: a feature branch's build can never use the release role or key
     assert subjects("github_build_assume") == [f"repo:{ir.repository}:ref:refs/heads/feature/*"]
     assert subjects("github_release_assume") == [
-        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("release/*", "hotfix/*", "main")
+        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("main", "release/*", "hotfix/*")
     ]  # hotfixes follow the release path
     signers = {
         label: st["resources"]

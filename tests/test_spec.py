@@ -408,7 +408,9 @@ def test_the_ruleset_is_valid_for_githubs_rest_api_and_requires_the_generated_ch
         "~DEFAULT_BRANCH",
         "refs/heads/develop",
         "refs/heads/release/*",
+        "refs/heads/release/*/**/*",  # and its nested names (GitHub's '*' stops at '/')
         "refs/heads/hotfix/*",  # hotfixes deploy on the release path (issue 26)
+        "refs/heads/hotfix/*/**/*",
         "refs/heads/main",
     ]  # feature/* (development) stays open: pull requests start there
     # the validator does refuse what GitHub does not take

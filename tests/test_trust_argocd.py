@@ -136,3 +136,61 @@ def test_the_pipeline_may_turn_fail_on_shared_resource_off() -> None:
     )
     ir = compile_bytes("pipeline.yaml", text.encode())
     assert ir.gitops.options == ("CreateNamespace=true", "FailOnSharedResource=false")
+
+
+def namespaced_permitted(project: dict[str, Any], group: str, kind: str) -> bool:
+    """IsGroupKindPermitted for a namespaced resource (Argo CD v3.5.0,
+    pkg/apis/application/v1alpha1): a nil namespaceResourceWhitelist admits every kind,
+    a non-empty one only the kinds it matches; the blacklist then refuses."""
+    spec = project["spec"]
+
+    def in_list(items: list[dict[str, str]]) -> bool:
+        return any(_match(i["kind"], kind) and _match(i["group"], group) for i in items)
+
+    white = spec.get("namespaceResourceWhitelist")
+    black = spec.get("namespaceResourceBlacklist") or []
+    listed = white is None or (len(white) != 0 and in_list(white))
+    return listed and not (black and in_list(black))
+
+
+def _chart_kinds() -> set[tuple[str, str]]:
+    """(group, kind) of every document in the generated chart's templates, read from
+    their apiVersion and kind lines."""
+    out: set[tuple[str, str]] = set()
+    templates = ROOT / "src/pipecompile/targets/helm/chart/templates"
+    for path in sorted(templates.glob("*.yaml")):
+        api = None
+        for line in path.read_text().splitlines():
+            if line.startswith("apiVersion: "):
+                api = line.split(": ", 1)[1].strip()
+            elif line.startswith("kind: ") and api is not None:
+                group = api.rsplit("/", 1)[0] if "/" in api else ""
+                out.add((group, line.split(": ", 1)[1].strip()))
+                api = None
+    return out
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_a_rewritten_chart_cannot_add_kinds_the_chart_never_renders(sample: str) -> None:
+    """Attacker trace (ecommerce, PC208): a credential that rewrites an environment's
+    GitOps folder could add a RoleBinding, a Job or a Secret; its AppProject admits only
+    what the generated chart renders."""
+    from pipecompile.targets.argocd import CHART_KINDS
+
+    assert set(CHART_KINDS) == _chart_kinds()
+    assert namespaced_permitted({"spec": {}}, "rbac.authorization.k8s.io", "RoleBinding")
+    _, found, _ = projects(sample)
+    for project in found.values():
+        for group, kind in CHART_KINDS:
+            assert namespaced_permitted(project, group, kind)
+        for group, kind in (
+            ("rbac.authorization.k8s.io", "RoleBinding"),
+            ("rbac.authorization.k8s.io", "Role"),
+            ("batch", "Job"),
+            ("batch", "CronJob"),
+            ("", "Secret"),
+            ("", "ConfigMap"),
+            ("", "Pod"),
+            ("argoproj.io", "AnalysisRun"),  # the Rollouts controller creates these itself
+        ):
+            assert not namespaced_permitted(project, group, kind), (group, kind)

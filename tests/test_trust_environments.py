@@ -40,10 +40,15 @@ def ir_of(sample: Path) -> IR:
 
 def fnmatch_pathname(pattern: str, name: str) -> bool:
     """Ruby File.fnmatch(pattern, name, File::FNM_PATHNAME) for the patterns the language
-    allows: '*' any run without '/', '?' one character but '/', '[...]' a class."""
+    allows: '*' any run without '/', '**/' any number of folders (Ruby docs,
+    File.fnmatch), '?' one character but '/', '[...]' a class."""
     out, i = "", 0
     while i < len(pattern):
         c = pattern[i]
+        if pattern.startswith("**/", i):
+            out += "(?:[^/]*/)*"
+            i += 3
+            continue
         if c == "*":
             out += "[^/]*"
         elif c == "?":
@@ -94,6 +99,9 @@ def test_the_restated_matcher() -> None:
     assert not fnmatch_pathname("release/*", "feature/release/x")
     assert fnmatch_pathname("main", "main") and not fnmatch_pathname("main", "main2")
     assert fnmatch_pathname("hotfix/v?.[0-9]", "hotfix/v1.2")
+    assert fnmatch_pathname("release/*/**/*", "release/a/b")
+    assert fnmatch_pathname("release/*/**/*", "release/a/b/c")
+    assert not fnmatch_pathname("release/*/**/*", "release/a")
 
 
 def test_the_requests_are_valid_for_githubs_rest_api() -> None:

@@ -74,6 +74,7 @@ def test_the_reference_single_repository_stays_valid_and_explain_warns() -> None
     lines = explain_event(ir, "push", "main")
     warning = next(line for line in lines if "warning:" in line)
     assert "development, testing deploy to the same GitOps repository" in warning
+    assert "service account" in warning and "older digest" in warning
     assert "environments.production.gitops.repository" in warning
     assert any(
         "who can approve: only the principals of var.approvers_production "
@@ -136,6 +137,11 @@ def test_sharing_an_approval_environments_repository_is_a_located_warning() -> N
         assert w.severity == "warning" and w.path == ("gitops", "repository")
         assert "shares its GitOps repository with development, testing" in w.message
         assert "Argo CD syncs it without an approval" in w.message
+        # the whole truth: the workloads change, not only their images
+        for what in ("command", "service account", "environment", "volumes", "analysis"):
+            assert what in w.message, what
+        assert "older digest signed for" in w.message
+        assert "refuses only images not signed" in w.message
     line = REFERENCE.splitlines()[shared[0].line - 1]
     assert line.strip().startswith("repository: git@github.com:example/ecommerce-infra.git")
     # production on its own repository: only staging is still warned about
@@ -167,3 +173,19 @@ def test_the_hardened_sample_gives_each_approval_environment_its_own_repository(
     assert not [w for w in ir.warnings if w.code == "PC208"]
     repos = [e.gitops_repository for e in ir.environments]
     assert len(set(repos)) == len(repos)
+
+
+def test_the_trust_report_states_what_is_not_refused_yet() -> None:
+    """Attacker traces left open (issue 28): explain --trust says so instead of implying
+    a guard.  A feature build (dev role, dev key) can push src-<tree> for a tree develop
+    builds later; a GitHub approval environment has no reviewers until someone names them."""
+    ir = compile_bytes("pipeline.yaml", REFERENCE.encode())
+    report = "\n".join(trust_report(ir))
+    testing = report.split("environment testing", 1)[1].split("environment staging", 1)[0]
+    assert "a build of feature/* (same role, same key) can push" in testing
+    assert "testing's build reuses it" in testing
+    development = report.split("environment testing", 1)[0]
+    assert "can push the image of a tree" not in development
+    sf = (ROOT / "samples/storefront/pipeline.yaml").read_bytes()
+    report = "\n".join(trust_report(compile_bytes("pipeline.yaml", sf)))
+    assert "sets no reviewers" in report and '"reviewers": [{"type": "Team"' in report

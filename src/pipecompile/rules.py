@@ -198,8 +198,9 @@ RULES: tuple[Rule, ...] = (
         "PC208",
         "shared-gitops-repository",
         "An approval environment reads a GitOps repository another environment's deployer "
-        "writes: that deployer's credential can rewrite its folder and Argo CD syncs it "
-        "without the approval.",
+        "writes: that deployer's credential can rewrite its folder (its workloads' command, "
+        "service account, environment, volumes and analysis, or an older signed digest) and "
+        "Argo CD syncs it without the approval.",
         "Give the approval environment its own repository: "
         "environments.<env>.gitops.repository (the warning may be ignored where one "
         "repository is accepted, as in the reference pipeline).",

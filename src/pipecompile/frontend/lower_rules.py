@@ -113,9 +113,13 @@ class Rules:
                 where,
                 f"{env.name} shares its GitOps repository with {', '.join(who)}: a deploy key "
                 f"or token cannot be limited to a folder, so {'their' if len(who) > 1 else 'its'} "
-                f"deploy credential can rewrite {env.name}'s folder (chart and values "
-                f"included) and Argo CD syncs it {how} (the admission policy still refuses "
-                f"images not signed for {env.name}); give {env.name} a repository of its own: "
+                f"deploy credential can rewrite {env.name}'s folder (chart, values and "
+                f"image file) and Argo CD syncs it {how}: that changes {env.name}'s "
+                "workloads, not only their images (command, service account, environment, "
+                "volumes, probes, the canary's analysis), or rolls them back to an older "
+                f"digest signed for {env.name}; the admission policy refuses only images not "
+                f"signed for {env.name}, its AppProject only kinds the chart never renders; "
+                f"give {env.name} a repository of its own: "
                 f"environments.{env.name}.gitops.repository",
             )
 
@@ -392,3 +396,13 @@ def service_ci(
     if runtime == ci[0]:
         return runtime, ci[1]
     return runtime, tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[runtime.language])
+
+
+def short(name: str, limit: int) -> str:
+    """``name`` if it fits, else a prefix and a stable hash that keep it unique."""
+    if len(name) <= limit:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"

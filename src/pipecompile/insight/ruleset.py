@@ -9,7 +9,10 @@ It protects the deploy branches of every environment after the first in promotio
 order (the first is the developers' own branches, feature/* by default, where
 pull requests start) and the default branch: no deletion, no force push, a pull
 request with one approval, and the generated configuration check, required by its
-exact name from the GitHub Actions app.  The per-service CI workflows are
+exact name from the GitHub Actions app.  Each pattern also covers its nested names
+(``release/*`` and ``release/*/**/*``): GitHub's ``*`` stops at '/', so ``release/*``
+alone would leave ``release/a/b`` open (the IAM trust refuses such names too,
+targets/terraform/oidc.py).  The per-service CI workflows are
 path-filtered (path isolation), so GitHub would leave them pending on a pull
 request that does not touch the service: they are not required.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir import IR
+from ..targets.terraform.oidc import nested_cover
 
 
 def _ref(pattern: str) -> str:
@@ -33,8 +37,8 @@ def ruleset(ir: IR) -> dict[str, Any]:
         for b in env.branches:
             if b.startswith("!"):
                 exclude.append(_ref(b[1:]))
-            elif _ref(b) not in include:
-                include.append(_ref(b))
+            else:
+                include += [_ref(c) for c in nested_cover(b) if _ref(c) not in include]
     return {
         "name": f"{ir.project} deploy branches",
         "target": "branch",
@@ -84,8 +88,7 @@ def release_ruleset(ir: IR) -> dict[str, Any]:
     for env in ir.environments:
         if env.approval:
             for b in env.includes:
-                if _ref(b) not in include:
-                    include.append(_ref(b))
+                include += [_ref(c) for c in nested_cover(b) if _ref(c) not in include]
     return {
         "name": f"{ir.project} release branches",
         "target": "branch",

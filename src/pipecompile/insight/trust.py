@@ -17,9 +17,15 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     branches = ", ".join(ir.release_branches if release else env.includes)
     if ir.delivery == "github-actions":
         role = ir.aws.github_release_role_name if release else ir.aws.github_build_role_name
-        who = f"GitHub build jobs of pushes to {branches} as IAM role {role}"
+        who = (
+            f"any workflow run of a push to {branches} as IAM role {role} (its trust matches "
+            "the names exactly as GitHub does: a '*' stops at '/', so no nested name matches)"
+        )
         if release:
-            who += " (only repository admins may create such a branch: explain --release-ruleset)"
+            who += (
+                " (only repository admins may create such a branch, nested names included: "
+                "explain --release-ruleset)"
+            )
     else:
         role = ir.aws.release_build_role_name if release else ir.aws.build_role_name
         kind = "release build projects" if release else "build projects"
@@ -39,6 +45,13 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     else:
         sign = f"that build role, with {key}: any deploy branch's code runs there, so this "
         sign += "signature says only 'built by this pipeline'"
+        first = ir.environments[0]
+        if env.index > 0 and first.name != env.name and not first.approval:
+            sign += (
+                f"; a build of {', '.join(first.includes)} (same role, same key) can push "
+                f"the image of a tree {env.name} builds later (src-<tree>), and "
+                f"{env.name}'s build reuses it unreviewed"
+            )
     return who, sign
 
 
@@ -47,9 +60,11 @@ def _approver(ir: IR, env: Environment) -> str:
         return "no approval: every push to its branches deploys"
     if ir.delivery == "github-actions":
         return (
-            f"the required reviewers of GitHub environment '{env.name}' (set them in the "
-            "repository settings; a reviewer should not approve their own change: turn on "
-            "'Prevent self-review')"
+            f"the required reviewers of GitHub environment '{env.name}', which pipecompile "
+            "does not name: explain --environments turns on prevent_self_review but sets no "
+            'reviewers; add "reviewers": [{"type": "Team", "id": <team id>}] (or "User") to '
+            "its PUT body, or set them in the repository settings: until then a job of "
+            "this environment waits for nobody"
         )
     subscribed = ", ".join(env.approvers) if env.approvers else "nobody yet (approvers: [...])"
     who = ", ".join(env.approver_principals)
@@ -99,8 +114,11 @@ def _gitops(ir: IR, env: Environment) -> list[str]:
             f"warning: {', '.join(unapproved)} deploy{'s' if len(unapproved) == 1 else ''} to "
             f"the same GitOps repository; a deploy key or token cannot be limited to a "
             f"folder, so their credential can rewrite {env.name}'s folder and Argo CD would "
-            f"sync it without an approval (the admission policy still refuses unsigned or "
-            f"dev-tier images): give {env.name} its own repository "
+            f"sync it without an approval: {env.name}'s workloads change, not only their "
+            "images (command, service account, environment, volumes, probes, the canary's "
+            f"analysis), or roll back to an older digest signed for {env.name} (the "
+            "admission policy refuses only unsigned or other-tier images, the AppProject "
+            f"only kinds the chart never renders): give {env.name} its own repository "
             f"(environments.{env.name}.gitops.repository)"
         )
     if approved:

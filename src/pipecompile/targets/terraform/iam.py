@@ -21,13 +21,12 @@ from ...ir import IR, Environment
 from ...serialize.hcl import Block, Ref, Template, document
 from .approvers import approver_role
 from .blocks import (
-    aws_constants,
     iam_role,
     inline_policy,
     policy_doc,
-    resource,
     service_role,
 )
+from .oidc import branch_trust, github_trust, oidc_provider
 
 
 def _scan_statements(ir: IR) -> list[dict[str, Any]]:
@@ -387,44 +386,11 @@ def _dast_role(ir: IR) -> list[Block]:
     return blocks
 
 
-def _oidc_provider(ir: IR) -> tuple[Block, Ref]:
-    oidc = aws_constants()["github_oidc_host"]
-    if ir.github_oidc_provider == "create":
-        gh = resource("aws_iam_openid_connect_provider", "github")
-        gh.attr("url", f"https://{oidc}")
-        gh.attr("client_id_list", ["sts.amazonaws.com"])
-        gh.attr("thumbprint_list", list(aws_constants()["github_thumbprints"]))
-        return gh, Ref("aws_iam_openid_connect_provider.github.arn")
-    # an account holds one provider per URL: use the one that exists
-    gh = Block("data", ("aws_iam_openid_connect_provider", "github"))
-    gh.comment("aws.github_oidc_provider: existing (the account has one already)")
-    gh.attr("url", f"https://{oidc}")
-    return gh, Ref("data.aws_iam_openid_connect_provider.github.arn")
-
-
-def _github_trust(label: str, provider: Ref, subjects: list[str]) -> Block:
-    oidc = aws_constants()["github_oidc_host"]
-    return policy_doc(
-        f"{label}_assume",
-        [
-            {
-                "actions": ["sts:AssumeRoleWithWebIdentity"],
-                "principals": [("Federated", [provider])],
-                "conditions": [
-                    ("StringEquals", f"{oidc}:aud", ["sts.amazonaws.com"]),
-                    ("StringLike", f"{oidc}:sub", subjects),
-                ],
-            }
-        ],
-    )
-
-
 def _github_build_role(
     ir: IR, provider: Ref, label: str, role_name: str, branches: list[str], release: bool
 ) -> list[Block]:
     """A build job's role: trusted by these branches' pushes; signs with ``key``."""
-    subjects = [f"repo:{ir.repository}:ref:refs/heads/{b}" for b in branches]
-    blocks = [_github_trust(label, provider, subjects)]
+    blocks = [branch_trust(ir, label, provider, branches)]
     role = iam_role(label, role_name, f"{label}_assume")
     role.attr("max_session_duration", 3600)
     blocks.append(role)
@@ -458,7 +424,7 @@ def _github_build_role(
 
 def _github_roles(ir: IR) -> list[Block]:
     """The build roles (dev and release tier, by branch) and a deploy role per environment."""
-    gh, provider = _oidc_provider(ir)
+    gh, provider = oidc_provider(ir)
     blocks: list[Block] = [gh]
     dev = [b for b in ir.deploy_branches if b not in ir.release_branches]
     for label, role_name, branches, release in (
@@ -470,7 +436,7 @@ def _github_roles(ir: IR) -> list[Block]:
     for env in ir.environments:
         label = _label(env)
         blocks.append(
-            _github_trust(
+            github_trust(
                 f"github_{label}", provider, [f"repo:{ir.repository}:environment:{env.name}"]
             )
         )
@@ -498,7 +464,7 @@ def _github_dast_role(ir: IR, provider: Ref) -> list[Block]:
     assert dast is not None
     env = ir.environment(dast.environment)
     subject = f"repo:{ir.repository}:environment:{dast.github_environment}"
-    blocks = [_github_trust("github_dast", provider, [subject])]
+    blocks = [github_trust("github_dast", provider, [subject])]
     role = iam_role("github_dast", dast.github_role_name, "github_dast_assume")
     role.attr("max_session_duration", 3600)
     blocks.append(role)
