@@ -21,9 +21,9 @@ def test_a_valid_pipeline_gives_the_ir_and_exactly_the_files_build_writes() -> N
     assert result.ir is not None and result.ir.project == "ecommerce"
     committed = ROOT / "samples/ecommerce"
     # an admission policy per environment (issue 28), external_secrets.tf, clusters.tf
-    # and the ServiceMonitor template (issue 27), the local target's 7 (dev/, issue 30),
-    # issue 29's
-    assert len(result.files) == 69
+    # and the ServiceMonitor template (issue 27), the local target's 8 (dev/, issue 30),
+    # issue 29's; one deploy and one DAST buildspec for every environment, zap.yml (25)
+    assert len(result.files) == 68
     for path, text in result.files.items():
         assert (committed / path).read_text("utf-8") == text, path
 

@@ -200,7 +200,7 @@ def test_lint_maps_findings_to_pipeline_lines(tmp_path: Path) -> None:
     clean = pc("lint", "-f", str(ROOT / "samples/ecommerce/pipeline.yaml"), cwd=tmp_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert clean.stdout == (
-        "lint: 5 workflows checked with actionlint and zizmor (regular persona): no findings\n"
+        "lint: 6 workflows checked with actionlint and zizmor (regular persona): no findings\n"
     )
 
 

@@ -20,8 +20,9 @@ import yaml
 
 from pipecompile.targets.common import script_path
 
-from .conftest import ROOT
+from .conftest import ROOT, terraform_blocks
 from .harness.argocd import NEW_DIGEST, ArgoCD, application, argocd_server, deployment, rollout
+from .harness.reusable import expand
 from .harness.runner import Job
 from .harness.world import CODEBUILD_UID, RUNNER_UID, World, world
 
@@ -324,9 +325,8 @@ def test_a_lost_gitops_push_race_rebases_and_pushes(w: World, uid: int) -> None:
 
 
 def test_the_github_build_job_hands_the_tag_and_digest_to_the_deploys(w: World) -> None:
-    wf = yaml.safe_load(
-        (ROOT / "samples/storefront/.github/workflows/deliver-payments.yml").read_text()
-    )
+    # deliver-payments.yml as GitHub runs it: build.yml with the caller's inputs
+    wf = expand(ROOT / "samples/storefront/.github/workflows/deliver-payments.yml")
     steps = wf["jobs"]["build"]["steps"]
     image = next(s for s in steps if s.get("id") == "image")
     repo = app_repo(w, "gha-build", RUNNER_UID)
@@ -659,22 +659,56 @@ def test_a_closed_sync_window_records_nothing(w: World, open_: bool, code: int) 
 
 
 def test_both_orchestrators_check_the_window_before_recording() -> None:
-    wf = yaml.safe_load((ROOT / "samples/storefront/.github/workflows/deliver-web.yml").read_text())
+    wf = expand(ROOT / "samples/storefront/.github/workflows/deliver-web.yml")
     names = [s["name"] for s in wf["jobs"]["deploy-production"]["steps"]]
     window = names.index("Deploy only inside the sync window of production")
     assert window < next(i for i, n in enumerate(names) if n.startswith("Record"))
-    assert not any("sync window" in n for n in wf["jobs"]["deploy-staging"]["steps"][0])
+    assert not any("sync window" in s["name"] for s in wf["jobs"]["deploy-staging"]["steps"])
+    # CodeBuild: the one deploy buildspec checks the window before it records, where the
+    # environment's project turns the check on (the reference with production's window)
+    from pipecompile.compiler import compile_bytes
+    from pipecompile.targets import codebuild, terraform
+
+    text = (ROOT / "samples/ecommerce/pipeline.yaml").read_text()
+    edit = "    strategy: canary\n"
+    assert edit in text
+    text = text.replace(edit, edit + '    sync_window: {schedule: "0 8 * * 1-5", duration: 10h}\n')
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    spec = yaml.safe_load(codebuild.render(ir)["deploy.yml"])
+    commands = spec["phases"]["build"]["commands"]
+    (window,) = [i for i, c in enumerate(commands) if "/syncwindows" in c]
+    assert commands[window].startswith('if [ "$RUN_SYNC_WINDOW" = true ]; then (')
+    assert window < next(i for i, c in enumerate(commands) if "git clone" in c)
+    assert spec["env"]["variables"]["RUN_SYNC_WINDOW"] == "false"
+    tf = terraform.render(ir)["codebuild.tf"]
+
+    def project(env: str) -> str:
+        head = f'resource "aws_codebuild_project" "deploy-{env}" {{'
+        return tf.split(head, 1)[1].split("\nresource ", 1)[0]
+
+    assert 'name  = "RUN_SYNC_WINDOW"\n      value = "true"' in project("production")
+    assert "RUN_SYNC_WINDOW" not in project("staging")
 
 
 # -- the audit row: written whatever happened, also from CodeBuild's finally ----------------------
 
 
 def test_a_deploy_that_failed_early_still_writes_its_audit_row(w: World) -> None:
-    spec = yaml.safe_load(
-        (ROOT / "samples/ecommerce/ci/codebuild/deploy-production.yml").read_text()
-    )
+    # the one deploy buildspec, with what CodeBuild gives it in production: the buildspec's
+    # variables, then the production project's (Terraform; the secrets not needed here),
+    # then the action's and CodeBuild's own (project values win over the buildspec's)
+    spec = yaml.safe_load((ROOT / "samples/ecommerce/ci/codebuild/deploy.yml").read_text())
     finally_ = "\n".join(spec["phases"]["build"]["finally"])
+    project = next(
+        body
+        for block in terraform_blocks(ROOT / "samples/ecommerce")["resource"]
+        for label, body in block.get("aws_codebuild_project", {}).items()
+        if label == "deploy-production"
+    )
+    rows = project["environment"][0]["environment_variable"]
     env = {
+        **spec["env"]["variables"],
+        **{r["name"]: r["value"] for r in rows if r.get("type") != "SECRETS_MANAGER"},
         "DEPLOYMENTS_TABLE": "shop-deployments",
         "SERVICE": "order-service",
         "ENVIRONMENT": "production",

@@ -14,6 +14,7 @@ from pipecompile.ir import IR
 from pipecompile.targets.registry import render_all
 
 from .conftest import ROOT, hcl_norm
+from .harness.reusable import expand, expand_rendered
 
 SAMPLES = ROOT / "samples"
 REF = SAMPLES / "ecommerce"  # delivery: codepipeline (the default)
@@ -62,9 +63,10 @@ def test_the_reference_sample_is_the_acceptance_file() -> None:
 
 def test_the_scheduled_scan_targets_production_at_its_url() -> None:
     for sample, url in ((REF, "https://shop.example.com"), (GHA, "https://storefront.example.com")):
-        dast = doc(sample / ".github/workflows/dast.yml")
+        dast = expand(sample / ".github/workflows/dast.yml")  # zap.yml's scan in it
         assert dast["on"]["schedule"] == [{"cron": "0 3 * * 1"}]  # weekly
         env = dast["jobs"]["zap"]["steps"][0]["env"]
+        assert "zap/mark" not in dast["jobs"]  # a scheduled scan marks no digest
         assert (env["DAST_ENVIRONMENT"], env["DAST_URL"]) == ("production", url)
         # the gate after each deploy still scans the DAST environment (staging)
         assert ir_of(sample).security.dast.environment == "staging"  # type: ignore[union-attr]
@@ -78,7 +80,7 @@ def test_without_a_production_url_the_schedule_is_a_located_warning() -> None:
         "'production' (last in promotion order), which has no 'url': it scans nothing; set "
         "environments.production.url"
     ]
-    assert not any(p.endswith("dast.yml") for p in files)
+    assert not any(p.endswith(".github/workflows/dast.yml") for p in files)
     # the gate after the staging deploy is unaffected
     assert ir.security.dast is not None and ir.security.dast.url == "https://staging.example.com"
 
@@ -86,7 +88,7 @@ def test_without_a_production_url_the_schedule_is_a_located_warning() -> None:
 def test_with_a_production_url_there_is_no_warning() -> None:
     ir, files = rendered(MINI % {"prod": ', url: "https://example.com"', "schedule": ""})
     assert not [w for w in ir.warnings if "DAST" in w.message]
-    dast = yaml.safe_load(files[".github/workflows/dast.yml"])
+    dast = expand_rendered(files, ".github/workflows/dast.yml")
     assert dast["jobs"]["zap"]["steps"][0]["env"]["DAST_URL"] == "https://example.com"
 
 

@@ -503,12 +503,21 @@ def test_the_github_dast_job_has_its_own_role_and_no_deploy_secret() -> None:
         assert not acct.can("github_dast", "ecr:PutImage", repo_arn(ir, svc.image))
     for key in ("signing", "release"):
         assert not acct.can("github_dast", "kms:Sign", acct.arn(f"aws_kms_key.{key}"))
-    # the job holds no secret: its steps read none, and it names no deploy environment
-    for svc in ir.services:
-        text = (STOREFRONT / ir.output("github-actions") / svc.deliver_workflow).read_text()
-        import yaml
+    # the jobs hold no secret: their steps read none, and they name no deploy environment
+    # (the deliver workflow as GitHub runs it: deploy.yml's DAST job calls zap.yml, whose
+    # scan holds no token at all and whose mark runs in the DAST's own environment)
+    import yaml
 
-        job = yaml.safe_load(text)["jobs"][f"dast-{dast.environment}"]
-        assert job["environment"] == dast.github_environment
-        assert "secrets." not in yaml.safe_dump(job)
-        assert job["permissions"] == {"id-token": "write"}
+    from .harness.reusable import expand
+
+    for svc in ir.services:
+        wf = expand(STOREFRONT / ir.output("github-actions") / svc.deliver_workflow)
+        scan = wf["jobs"][f"deploy-{dast.environment}/dast"]
+        mark = wf["jobs"][f"deploy-{dast.environment}/dast/mark"]
+        assert "environment" not in scan and scan["permissions"] == {}
+        assert mark["environment"] == dast.github_environment
+        for job in (scan, mark):
+            assert "secrets." not in yaml.safe_dump(job)
+        assert mark["permissions"] == {"id-token": "write"}
+    deploy = yaml.safe_load((STOREFRONT / ir.output("github-actions") / "deploy.yml").read_text())
+    assert "secrets" not in deploy["jobs"]["dast"]  # no secret passed to zap.yml

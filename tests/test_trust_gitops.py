@@ -14,7 +14,7 @@ from pipecompile.insight.explain import explain_event
 from pipecompile.insight.trust import trust_report
 from pipecompile.targets.registry import render_all
 
-from .conftest import ROOT, hcl_norm
+from .conftest import ROOT, codebuild_deploy, hcl_norm
 
 REFERENCE = (ROOT / "samples/ecommerce/pipeline.yaml").read_text()
 PROD_REPO = "git@github.com:example/ecommerce-production.git"
@@ -40,12 +40,17 @@ def test_an_approval_environment_reads_its_own_gitops_repository() -> None:
     project = yaml.safe_load(files[f"{argocd}/project-production.yaml"])
     assert project["spec"]["sourceRepos"] == [PROD_REPO]  # nothing else syncs there
     for env in ir.environments:
-        spec = yaml.safe_load(files[f"{codebuild}/{env.deploy_buildspec}"])
+        # the one deploy buildspec, with what its environment's project sets (Terraform)
+        got = codebuild_deploy(
+            files[f"{codebuild}/{env.deploy_buildspec}"],
+            files[f"{ir.output('terraform')}/codebuild.tf"],
+            env.name,
+        )
         want = PROD_REPO if env.name == "production" else ir.gitops.repository
-        assert spec["env"]["variables"]["GITOPS_REPOSITORY"] == want
+        assert got["GITOPS_REPOSITORY"] == want
         # its credential: only its own deploy role reads it (the IAM is in
         # test_trust_attacks); the secret is per environment
-        assert spec["env"]["secrets-manager"][ir.gitops.credential] == env.gitops_secret_name
+        assert got[ir.gitops.credential] == ("secret", env.gitops_secret_name)
     iam = hcl_norm(hcl2.loads(files[f"{ir.output('terraform')}/iam.tf"]))
     readers = [
         label

@@ -174,7 +174,7 @@ def _appended_curl(root: Path) -> str:
 
 
 def _deleted_with_entry(root: Path) -> str:
-    path = "ci/codebuild/deploy-testing.yml"
+    path = "ci/codebuild/deploy.yml"
     (root / path).unlink()
     data = manifest(root)
     files = data["files"]
@@ -191,8 +191,8 @@ def _intact_copy(root: Path) -> str:
 
 
 def _stray_tmp(root: Path) -> str:
-    (root / "ci/codebuild/.deploy-testing.yml.pipecompile-tmp").write_text("half\n")
-    return "debris: ci/codebuild/.deploy-testing.yml.pipecompile-tmp"
+    (root / "ci/codebuild/.deploy.yml.pipecompile-tmp").write_text("half\n")
+    return "debris: ci/codebuild/.deploy.yml.pipecompile-tmp"
 
 
 @pytest.mark.parametrize(
@@ -689,7 +689,7 @@ def test_another_pipelines_files_in_an_output_folder_are_conflicts(
     assert run(root, "build") == 1
     err = capsys.readouterr().err
     assert "conflict: team/ci/codebuild/build-web.yml: carries another pipeline's header" in err
-    assert "conflict: team/ci/codebuild/deploy-production.yml: carries another pipeline's" in err
+    assert "conflict: team/ci/codebuild/deploy.yml: carries another pipeline's" in err
     for name, data in theirs.items():
         assert (root / "team/ci/codebuild" / name).read_bytes() == data
     assert run(root, "check") == 1

@@ -16,6 +16,29 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import Diagnostic
+from .ir_plan import (
+    BuildPlan,
+    BuildTier,
+    DeliveryPlan,
+    DeployStage,
+    PlanInput,
+    PlanStep,
+    PlanStepKind,
+    Scope,
+    SharedStep,
+)
+
+# the deploy plan's types are the IR's too (targets import them from here)
+__all__ = [
+    "BuildPlan",
+    "BuildTier",
+    "DeliveryPlan",
+    "DeployStage",
+    "PlanInput",
+    "PlanStep",
+    "PlanStepKind",
+]
+__all__ += ["Scope", "SharedStep"]
 
 StrategyKind = Literal["rolling", "canary", "blue-green"]
 Language = Literal["node", "python", "java", "go"]
@@ -49,7 +72,7 @@ class Environment:
     cluster: str
     url: str | None
     deploy_project: str  # CodeBuild project that records the image tag
-    deploy_buildspec: str  # its buildspec, relative to the codebuild output folder
+    deploy_buildspec: str  # the buildspec (one for every environment), in the codebuild folder
     deploy_log_group: str
     manual_start_branch: str  # BranchName of the CodePipeline source action
     github_role_name: str  # the GitHub deploy role: only this GitHub environment assumes it
@@ -350,6 +373,9 @@ BUILDSPEC_FOLDER = "buildspec_folder"  # where CodeBuild projects read their bui
 BUILDSPECS_GENERATED = "buildspecs_generated"  # present when the buildspecs are generated
 
 
+EMPTY_PLAN = DeliveryPlan()
+
+
 @dataclass(frozen=True, slots=True)
 class IR:
     pipeline_file: str  # relative to the repository root (session.repo_name), e.g. "pipeline.yaml"
@@ -386,6 +412,7 @@ class IR:
     warnings: tuple[Diagnostic, ...]  # located, severity "warning"
     cloudtrail: bool = False  # audit.cloudtrail: a trail with 90-day retention
     secret_rotation: tuple[str, int] | None = None  # (Lambda ARN, days): terraform.secret_rotation
+    plan: DeliveryPlan = EMPTY_PLAN  # frontend/plan.py, from everything above
 
     def output(self, target: str) -> str:
         for name, folder in self.outputs:

@@ -29,6 +29,7 @@ from .lower_rules import (
 )
 from .lower_sections import Sections
 from .model import Pipeline
+from .plan import key_uri, lower_plan
 
 
 def _hosts(domain: str | None, service: str, *, first: bool) -> tuple[str, ...]:
@@ -136,7 +137,9 @@ class _Lowering(Sections):
             warnings=(),
         )
         self.shared_gitops(result)
-        return dataclasses.replace(result, warnings=tuple(self.warnings))
+        result = dataclasses.replace(result, warnings=tuple(self.warnings))
+        # the deploy plan: the delivery lowered once, for every orchestrator
+        return dataclasses.replace(result, plan=lower_plan(result))
 
     @staticmethod
     def accepted_keys(
@@ -145,10 +148,10 @@ class _Lowering(Sections):
         """The signing keys an environment admits: an approval environment only the
         release key; the others the development key, and the release key too when a
         release tier exists (an image released to staging may come back down)."""
-        release = f"awskms:///{aws.release_key_alias}"
+        release = key_uri(aws.release_key_alias)  # the plan's contract: awskms:///alias/...
         if env.approval:
             return (release,)
-        dev = f"awskms:///{aws.signing_key_alias}"
+        dev = key_uri(aws.signing_key_alias)
         return (release, dev) if any(e.approval and e.includes for e in envs) else (dev,)
 
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
@@ -206,7 +209,7 @@ class _Lowering(Sections):
                     cluster=env.cluster,
                     url=env.url,
                     deploy_project=f"{project}-{name}-deploy",
-                    deploy_buildspec=f"deploy-{name}.yml",
+                    deploy_buildspec="deploy.yml",  # one for every environment
                     deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
                     manual_start_branch=literal[0] if literal else self.m.source.default_branch,
                     github_role_name=_short(f"{project}-deploy-{name}", 64),

@@ -104,7 +104,7 @@ class Sections(Rules):
                     cron,
                     level,
                     project=f"{self.m.project}-{target.name}-dast",
-                    buildspec=f"dast-{target.name}.yml",
+                    buildspec="dast.yml",  # one for every DAST environment
                     log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
                     github_environment=f"{target.name}-dast",
                     github_role_name=_short(f"{self.m.project}-github-dast", 64),

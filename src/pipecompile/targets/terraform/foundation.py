@@ -8,7 +8,6 @@ from typing import Any
 
 from ...ir import IR
 from ...serialize.hcl import Block, Ref, Template, document
-from ..common import DEV_TAG_PREFIX, RELEASE_TAG_PREFIX
 from .blocks import (
     KEY_POLICY_SKIPS,
     policy_doc,
@@ -262,12 +261,12 @@ def ecr(ir: IR) -> str:
                 "expire; untagged images expire after a day"
             )
             lp.attr("repository", Ref(f"aws_ecr_repository.{label}.name"))
-            lp.attr("policy", _ecr_lifecycle(ir.build.keep_images))
+            lp.attr("policy", _ecr_lifecycle(ir.build.keep_images, dict(ir.plan.tag_prefixes)))
             blocks.append(lp)
     return document(blocks)
 
 
-def _ecr_lifecycle(keep: int) -> str:
+def _ecr_lifecycle(keep: int, prefixes: dict[str, str]) -> str:
     """The lifecycle policy's JSON: untagged images after a day; the newest ``keep`` of each
     build tier, counted apart (feature churn never expires a release image); signatures
     (cosign's sha256-<digest>.sig tags) match no rule, so they never expire.
@@ -287,7 +286,8 @@ def _ecr_lifecycle(keep: int) -> str:
             "action": {"type": "expire"},
         }
     ]
-    tiers = ((RELEASE_TAG_PREFIX, "release-tier"), (DEV_TAG_PREFIX, "development-tier"))
+    # the plan's tag prefixes: rel- for release builds, src- for the others
+    tiers = ((prefixes["release"], "release-tier"), (prefixes["dev"], "development-tier"))
     for priority, (prefix, what) in enumerate(tiers, start=2):
         rules.append(
             {
