@@ -865,3 +865,23 @@ def test_another_checkout_inside_an_output_folder_is_never_touched(repo: Path) -
     assert run(repo, "build", "-q") == 0
     assert theirs.read_bytes() == before
     assert run(repo, "check") == 0  # the nested checkout is not this pipeline's business
+
+
+@pytest.mark.parametrize("change", ["disabled", "moved"])
+def test_a_hand_edited_leftover_of_a_disabled_or_moved_target_keeps_check_red(
+    repo: Path, capsys: pytest.CaptureFixture[str], change: str
+) -> None:
+    # README: a kept file is reported again until resolved (independent trace of 24)
+    wf = repo / ".github/workflows/ci-order-service.yml"
+    wf.write_text(wf.read_text().replace("timeout-minutes: 30", "timeout-minutes: 31"))
+    pipeline = repo / "pipeline.yaml"
+    old = "  github-actions: .github/workflows\n"
+    new = "" if change == "disabled" else "  github-actions: ci/workflows\n"
+    edit(pipeline, old, new)
+    capsys.readouterr()
+    assert run(repo, "check") == 1
+    assert run(repo, "build") == 1  # said, and left: never silently kept
+    err = capsys.readouterr().err
+    assert "kept: .github/workflows/ci-order-service.yml: its target no longer writes" in err
+    assert wf.exists()
+    assert not (repo / ".github/workflows/ci-product-service.yml").exists()  # intact: removed

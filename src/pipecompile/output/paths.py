@@ -204,6 +204,10 @@ def scan(root: str, folders: list[str]) -> Listing:
     return out
 
 
+# what marks a pipeline's folder (output.sync refuses an output folder holding one)
+_PIPELINE_MARKS = ("pipeline.yaml", "pipecompile.lock", STATE_DIR)
+
+
 def _walk(base: str, folder: str, out: Listing) -> None:
     stack = [folder]
     while stack:
@@ -219,6 +223,10 @@ def _walk(base: str, folder: str, out: Listing) -> None:
             continue
         if current != folder and any(e.name.lower() == ".git" for e in entries):
             out.nested.add(current)  # another checkout's files carry the same headers
+            for entry in entries:  # only what says it holds a pipeline (sync refuses it)
+                if entry.name in _PIPELINE_MARKS:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    (out.dirs if is_dir else out.files).add(f"{current}/{entry.name}")
             continue
         for entry in entries:
             rel = f"{current}/{entry.name}"

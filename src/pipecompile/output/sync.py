@@ -352,7 +352,25 @@ def _removals(
         text = _decode(data) or ""
         generated = data.startswith(mark)  # this pipeline's header, nobody else's
         if folder in untrusted and not (generated and intact(text)):
-            continue  # only the file itself is proof in a folder only the manifest names
+            # only the file itself is proof in a folder only the manifest names: a file
+            # with this pipeline's header, edited since, is kept and said (check is not
+            # green on it); anything else there is not this pipeline's business
+            if generated:
+                reason = (
+                    "its target no longer writes here, but it was edited by hand since; "
+                    "left in place (delete it, or use --force to remove it)"
+                )
+                if force:
+                    out.append(
+                        Change(path, Kind.DELETE, "edited by hand; removed (--force)", text, None)
+                    )
+                else:
+                    out.append(Change(path, Kind.KEPT, reason, text, None))
+                    # the hash of what was generated, not of the edit (the fast path must
+                    # never vouch for it; the folder itself leaves the manifest, though)
+                    recorded = old_files.get(path, {}).get("sha256")
+                    files[path] = {"target": target, "sha256": recorded or sha256(b"")}
+            continue
         if source != "manifest" and not generated:
             continue  # not something this pipeline wrote
         recorded = old_files.get(path, {}).get("sha256")
