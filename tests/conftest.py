@@ -73,7 +73,7 @@ def hand_edit(root: Path) -> None:
 
 
 def _delete(root: Path) -> None:
-    (root / "ci/codebuild/deploy-testing.yml").unlink()
+    (root / "ci/codebuild/deploy.yml").unlink()
 
 
 def _pipeline_change(root: Path) -> None:
@@ -90,7 +90,7 @@ def _stale(root: Path) -> None:
 
 
 def _version_skew(root: Path) -> None:
-    p = root / "ci/codebuild/deploy-testing.yml"
+    p = root / "ci/codebuild/deploy.yml"
     p.write_text(p.read_text().replace("# pipecompile 0.1.0 ", "# pipecompile 0.0.9 "))
 
 
@@ -219,3 +219,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(
         key=lambda item: next((i for i, s in enumerate(slow) if s in item.nodeid), len(slow))
     )
+
+
+def codebuild_deploy(buildspec: str, codebuild_tf: str, environment: str) -> dict[str, Any]:
+    """What the one deploy buildspec reads in ``environment``: its own variables and
+    secrets, then the environment's deploy project's (Terraform; a project's variable
+    wins over the buildspec's, CodeBuild's order). name -> value; secrets as
+    ("secret", "<Secrets Manager reference>")."""
+    import hcl2
+
+    spec = yaml_load(buildspec)
+    out: dict[str, Any] = dict(spec["env"].get("variables", {}))
+    out.update({k: ("secret", v) for k, v in spec["env"].get("secrets-manager", {}).items()})
+    parsed = hcl_norm(hcl2.loads(codebuild_tf))
+    project = next(
+        body
+        for block in parsed["resource"]
+        for label, body in block.get("aws_codebuild_project", {}).items()
+        if label == f"deploy-{environment}"
+    )
+    for row in project["environment"][0].get("environment_variable", []):
+        secret = row.get("type") == "SECRETS_MANAGER"
+        out[row["name"]] = ("secret", row["value"]) if secret else row["value"]
+    return out
+
+
+def yaml_load(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)

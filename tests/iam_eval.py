@@ -9,7 +9,9 @@ policies use (IAM User Guide, "Policy evaluation logic" and "Condition operators
 
 - an explicit Deny in any statement wins; else an Allow is needed (implicit deny);
 - Action matches case-insensitively with ``*`` and ``?``; Resource case-sensitively;
-- StringEquals, StringLike, ArnLike and Bool are false when the key is absent;
+- StringEquals, StringLike, ArnLike and Bool are false when the key is absent; the
+  negated StringNotLike is true when the key is absent, else when no value matches; ArnLike
+  matches each of an ARN's six ':'-separated parts on its own;
   ForAllValues:* is true when the key is absent or empty (the documented pitfall);
 - all conditions of a statement must hold (AND), any value of one condition (OR).
 
@@ -70,6 +72,8 @@ def _condition(op: str, key: str, wanted: tuple[str, ...], ctx: dict[str, Any]) 
         return all(any(_match(op, w, str(v)) for w in wanted) for v in values)
     if set_op == "ForAnyValue":
         return any(any(_match(op, w, str(v)) for w in wanted) for v in values)
+    if op == "StringNotLike":  # a negated operator: no value matches (absent key: true)
+        return not any(_glob(w, str(v), fold=False) for w in wanted for v in values)
     if not present:
         return False
     return any(_match(op, w, str(v)) for w in wanted for v in values)
@@ -78,8 +82,13 @@ def _condition(op: str, key: str, wanted: tuple[str, ...], ctx: dict[str, Any]) 
 def _match(op: str, wanted: str, value: str) -> bool:
     if op == "StringEquals":
         return wanted == value
-    if op in ("StringLike", "ArnLike"):
+    if op == "StringLike":
         return _glob(wanted, value, fold=False)
+    if op == "ArnLike":  # each of the six ':'-separated parts on its own
+        w, v = wanted.split(":", 5), value.split(":", 5)
+        return len(w) == len(v) == 6 and all(
+            _glob(a, b, fold=False) for a, b in zip(w, v, strict=True)
+        )
     if op == "Bool":
         return wanted.lower() == value.lower()
     raise NotImplementedError(op)
@@ -116,16 +125,25 @@ def _trusts(identifier: str, principal: str) -> bool:
 class Account:
     """The roles, policies and resource names of one generated Terraform folder."""
 
-    def __init__(self, folder: Path, account: str) -> None:
+    def __init__(self, folder: Path, account: str, variables: dict[str, Any] | None = None) -> None:
+        """``variables``: input values, as terraform.tfvars would set them (over each
+        variable's default)."""
         self.account = account
         parsed = [hcl_norm(hcl2.loads(p.read_text())) for p in sorted(folder.glob("*.tf"))]
         self.resources: dict[str, dict[str, Any]] = {}
         self.docs: dict[str, Any] = {}
         self.region = "us-east-1"
+        self.variables: dict[str, Any] = {}
         for doc in parsed:
             for var in doc.get("variable", []):
+                for name, body in var.items():
+                    if "default" in body:
+                        self.variables[name] = body["default"]
                 if "region" in var:
                     self.region = var["region"]["default"]
+                for name, body in var.items():
+                    if isinstance(body.get("default"), str):
+                        self.variables[name] = body["default"]
             for res in doc.get("resource", []):
                 for kind, named in res.items():
                     for label, body in named.items():
@@ -134,7 +152,9 @@ class Account:
                 for kind, named in data.items():
                     for label, body in named.items():
                         self.docs[f"data.{kind}.{label}"] = body
+        self.variables.update(variables or {})
         self.roles: dict[str, Role] = {}
+        self.variables.update(variables or {})
         for key, body in self.resources.items():
             if key.startswith("aws_iam_role."):
                 label = key.split(".", 1)[1]
@@ -177,7 +197,10 @@ class Account:
                     f"arn:aws:iam::{self.account}:oidc-provider/token.actions.githubusercontent.com"
                 )
             raise KeyError(ref)
-        if parts[0] == "var":  # an input variable: a principal the operator names
+        if parts[0] == "var":  # an input variable: its value, else a principal it names
+            value = self.variables.get(parts[1])
+            if isinstance(value, str):
+                return value
             return f"arn:aws:iam::{self.account}:role/var-{parts[1]}"
         key, attr = ".".join(parts[:2]), parts[2]
         body = self.resources[key]
@@ -212,6 +235,15 @@ class Account:
     def resolve(self, text: str) -> str:
         return re.sub(r"\$\{([^}]*)\}", lambda m: self._attr(m.group(1)), text)
 
+    def _values(self, values: Any) -> tuple[str, ...]:
+        """A condition's values: a list, or a list variable (``values = var.x``), which
+        without a value matches nothing (Terraform would not plan without one)."""
+        if isinstance(values, str):
+            value = self.variables.get(self._ref(values).removeprefix("var."), [])
+            assert isinstance(value, list), values
+            return tuple(value)
+        return tuple(self.resolve(v) for v in values)
+
     def _doc(self, ref: str) -> list[Statement]:
         label = self._ref(ref).removesuffix(".json")
         out = []
@@ -222,7 +254,7 @@ class Account:
                     actions=tuple(st["actions"]),
                     resources=tuple(self._list(st.get("resources", ["*"]))),
                     conditions=tuple(
-                        (c["test"], c["variable"], tuple(self.resolve(v) for v in c["values"]))
+                        (c["test"], self.resolve(c["variable"]), self._values(c["values"]))
                         for c in st.get("condition", [])
                     ),
                     principals=tuple(
@@ -243,6 +275,8 @@ class Account:
     def may_assume(self, role: str, principal: tuple[str, str], **ctx: Any) -> bool:
         """Does the trust policy let ``principal`` (type, identifier) assume ``role``?"""
         kind, ident = principal
+        if kind == "AWS":  # AWS sets it on every request of an IAM principal
+            ctx.setdefault("aws:PrincipalArn", ident)
         for st in self.roles[role].trust:
             if st.effect != "Allow":
                 continue

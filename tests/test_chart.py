@@ -12,6 +12,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import kubernetes_validate.utils
@@ -34,7 +35,7 @@ CRDS = {
     "Rollout": "argo-rollouts-rollout-v1alpha1.json",
     "AnalysisTemplate": "argo-rollouts-analysistemplate-v1alpha1.json",
     "ExternalSecret": "external-secrets-externalsecret-v1.json",
-    # hand-written, see the $comment in each
+    # from the projects' CRDs (tests/schemas/SOURCES.md, scripts/crd-schema)
     "SecretStore": "external-secrets-secretstore-v1.json",
     "ServiceMonitor": "prometheus-operator-servicemonitor-v1.json",
 }
@@ -172,13 +173,28 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
     assert keys == {key for _, key in dep.secret_keys}
     assert all(key.startswith(env_.secret_prefix) for key in keys)
     stores = by_kind(docs, "SecretStore")
+    accounts = {a["metadata"]["name"]: a for a in by_kind(docs, "ServiceAccount")}
     for es in by_kind(docs, "ExternalSecret"):
         ref = es["spec"]["secretStoreRef"]
         assert ref["kind"] == env_.secret_store.kind
         if ref["kind"] == "SecretStore":
             (store,) = stores
             assert ref["name"] == store["metadata"]["name"]
-            assert store["spec"]["provider"]["aws"]["role"] == env_.secrets_role_arn
+            aws = store["spec"]["provider"]["aws"]
+            # not 'role': the controller's own identity would assume it for any
+            # namespace's store; a token of this namespace's ServiceAccount instead
+            # (external-secrets v2.9.0 providers/v1/aws/auth/auth.go
+            # credsFromServiceAccount: the role of its eks.amazonaws.com/role-arn)
+            assert "role" not in aws and "additionalRoles" not in aws
+            sa = aws["auth"]["jwt"]["serviceAccountRef"]
+            assert set(sa) == {"name"}  # a SecretStore's account is in its namespace
+            account = accounts[sa["name"]]
+            notes = account["metadata"]["annotations"]
+            assert notes == {"eks.amazonaws.com/role-arn": env_.secrets_role_arn}
+            assert account["automountServiceAccountToken"] is False
+            # no pod runs as the store's account: only the store gets the role
+            assert pod["serviceAccountName"] != sa["name"]
+            assert sa["name"] == env_.secret_store.of(svc.name)  # what Terraform trusts
     if svc.secrets:
         # rotation: mounted as files (updated in place) and Reloader for the env values
         names = {e["metadata"]["name"] for e in by_kind(docs, "ExternalSecret")}
@@ -197,14 +213,79 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
     assert hosts == ([*dep.hosts] or [None]) + ([dep.preview_host] if dep.preview_host else [])
     if dep.hosts:
         assert notes["alb.ingress.kubernetes.io/group.name"] == exp.group
+    listeners = alb_listeners(ingress)
     if exp.certificate_arn:
         assert notes["alb.ingress.kubernetes.io/certificate-arn"] == exp.certificate_arn
+        assert listeners[443] == ("HTTPS", "explicit", ())
+    if (env_.url or "").startswith("https://"):
+        # the url's scheme is the ALB's (test_an_https_url_is_answered_over_https)
+        assert listeners[443][0] == "HTTPS"
         assert notes["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
-        assert json.loads(notes["alb.ingress.kubernetes.io/listen-ports"]) == [
-            {"HTTP": 80},
-            {"HTTPS": 443},
-        ]
+    else:
+        assert listeners == {80: ("HTTP", "none", ())}  # no TLS: an http url, or none
     assert by_kind(docs, "ServiceAccount") and by_kind(docs, "PodDisruptionBudget")
+
+
+@pytest.mark.parametrize(
+    ("sample", "env"), [(s, e.name) for s in SAMPLES for e in ir_of(s).environments]
+)
+def test_an_https_url_is_answered_over_https(sample: str, env: str) -> None:
+    """An environment's url is https: its host is a rule of an Ingress of the
+    environment's IngressGroup whose HTTPS listener has a certificate for it (the
+    pipeline's, or one the controller discovers for the host); the group's Ingresses
+    agree on every port's protocol (the controller merges them into one ALB)."""
+    ir = ir_of(sample)
+    environment = ir.environment(env)
+    merged: dict[int, str] = {}
+    https: dict[str, tuple[str, tuple[str, ...]]] = {}  # host -> its HTTPS certificates
+    for svc in ir.services:
+        dep = next(d for d in svc.deployments if d.environment == env)
+        chart = ROOT / "samples" / sample / (ir.chart_source or "")
+        values = ROOT / "samples" / sample / (svc.values_source or "") / f"values-{env}.yaml"
+        (ingress,) = by_kind(render(chart, values, dep), "Ingress")
+        for port, (protocol, certs, hosts) in alb_listeners(ingress).items():
+            assert merged.setdefault(port, protocol) == protocol, (port, protocol)
+            if protocol == "HTTPS":
+                for rule in ingress["spec"]["rules"]:
+                    https[rule.get("host", "*")] = (certs, hosts)
+    url = environment.url
+    if url is None or not url.startswith("https://"):
+        assert "HTTPS" not in merged.values() or environment.exposure.certificate_arn
+        return
+    host = urlsplit(url).hostname
+    assert host in https, f"{url}: no HTTPS listener answers {host} ({merged})"
+    certs, discovered_for = https[host]
+    assert certs == "explicit" or host in discovered_for
+
+
+def alb_listeners(ingress: dict[str, Any]) -> dict[int, tuple[str, str, tuple[str, ...]]]:
+    """port -> (protocol, where its certificates come from, the hosts they are discovered
+    for), as aws-load-balancer-controller v2.17.1 pkg/ingress/model_build_listener.go
+    computeIngressListenPortConfigByPort builds them from one Ingress: listen-ports
+    (default HTTP 80, or HTTPS 443 with a certificate-arn); an HTTPS port takes the
+    certificate-arn, else computeIngressInferredTLSCertARNs discovers ACM certificates for
+    the rules' hosts and spec.tls hosts (pkg/certs/cert_discovery.go: none found is an
+    error, "no certificate found for host")."""
+    notes = ingress["metadata"].get("annotations", {})
+    explicit = notes.get("alb.ingress.kubernetes.io/certificate-arn", "")
+    raw = notes.get("alb.ingress.kubernetes.io/listen-ports")
+    if raw is None:
+        ports = {443: "HTTPS"} if explicit else {80: "HTTP"}
+    else:
+        ports = {port: proto for entry in json.loads(raw) for proto, port in entry.items()}
+        assert ports and set(ports.values()) <= {"HTTP", "HTTPS"}
+    hosts = tuple(r["host"] for r in ingress["spec"]["rules"] if r.get("host"))
+    hosts += tuple(h for t in ingress["spec"].get("tls", []) for h in t.get("hosts", []))
+    out: dict[int, tuple[str, str, tuple[str, ...]]] = {}
+    for port, proto in ports.items():
+        if proto == "HTTP":
+            out[port] = (proto, "none", ())
+        elif explicit:
+            out[port] = (proto, "explicit", ())
+        else:
+            assert hosts, "an HTTPS listener with no certificate and no host to discover one"
+            out[port] = (proto, "discovered", hosts)
+    return out
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
@@ -252,7 +333,10 @@ def test_every_application_finds_its_chart_where_argo_cd_reads(
         if app["kind"] != "Application":
             continue
         source = app["spec"]["source"]
-        assert source["repoURL"] == ir.gitops.repository
+        # its environment's own repository (storefront: one per approval environment),
+        # played here by the one remote
+        env_name = app["metadata"]["labels"]["pipecompile/environment"]
+        assert source["repoURL"] == ir.environment(env_name).gitops_repository
         chart = checkout / source["path"]
         assert (chart / "Chart.yaml").is_file(), source["path"]
         for value_file in source["helm"]["valueFiles"]:
@@ -322,48 +406,63 @@ def test_names_yaml_reads_as_other_types_stay_strings(service: str, tmp_path: Pa
     assert rollout["spec"]["template"]["spec"]["containers"][0]["name"] == service
 
 
+ISSUER = "oidc.eks.us-east-1.amazonaws.com/id/5C1D2E3F4A5B6C7D8E9F0A1B2C3D4E5F"
+
+
 def test_each_environments_store_reads_only_its_own_keys(built: dict[str, Path]) -> None:
-    """The SecretStores of an environment assume its role; the role reads only keys
-    under the environment's prefix, and no prefix holds another environment's keys."""
-    from .conftest import terraform_blocks
+    """The SecretStores of an environment assume its role through their own
+    ServiceAccounts (IRSA); the role reads only keys under the environment's prefix, no
+    prefix holds another environment's keys, and nothing else may assume it: not a store
+    of another namespace, not the pods, not the External Secrets controller itself
+    (the tests/iam_eval.py evaluator, on the generated Terraform)."""
+    from .iam_eval import Account
 
     ir = ir_of("shared-account")
-    blocks = terraform_blocks(built["shared-account"])
-    docs = {
-        name: body
-        for d in blocks["data"]
-        for kind, named in d.items()
-        if kind == "aws_iam_policy_document"
-        for name, body in named.items()
-    }
-    roles = {
-        body["name"]: name
-        for r in blocks["resource"]
-        for kind, named in r.items()
-        if kind == "aws_iam_role"
-        for name, body in named.items()
-    }
-    prefixes = [env.secret_prefix for env in ir.environments]
-    for env in ir.environments:
-        label = roles[env.secrets_role_name]
-        (statement,) = [s for s in docs[label]["statement"] if s["effect"] == "Allow"]
-        denied = [s["actions"] for s in docs[label]["statement"] if s["effect"] == "Deny"]
-        assert denied == [["codepipeline:PutApprovalResult"]]  # as every role (issue 28)
-        assert statement["actions"] == [
+    folder = built["shared-account"] / ir.output("terraform")
+    envs = ir.environments
+    clusters = {env.eks_cluster for env in envs}
+    tfvars = {f"eks_oidc_issuer_{c}": ISSUER for c in clusters}
+    account = Account(folder, ir.aws.account_id, tfvars)
+    roles = {r.name: r for r in account.roles.values()}
+    prefixes = [env.secret_prefix for env in envs]
+    provider = ("Federated", f"arn:aws:iam::{ir.aws.account_id}:oidc-provider/{ISSUER}")
+
+    def token(namespace: str, name: str, aud: str = "sts.amazonaws.com") -> dict[str, str]:
+        # the claims STS checks for AssumeRoleWithWebIdentity with a ServiceAccount token
+        return {f"{ISSUER}:sub": f"system:serviceaccount:{namespace}:{name}", f"{ISSUER}:aud": aud}
+
+    for env in envs:
+        role = roles[env.secrets_role_name]
+        allowed = [st for st in role.policy if st.effect == "Allow"]
+        (statement,) = allowed
+        denied = [st.actions for st in role.policy if st.effect == "Deny"]
+        assert denied == [("codepipeline:PutApprovalResult",)]  # as every role (issue 28)
+        assert statement.actions == (
             "secretsmanager:DescribeSecret",
             "secretsmanager:GetSecretValue",
-        ]
-        (resource,) = statement["resources"]
+        )
+        (resource,) = statement.resources
         assert resource.endswith(f":secret:{env.secret_prefix}*")
         others = [p for p in prefixes if p != env.secret_prefix]
         assert not any(p.startswith(env.secret_prefix) for p in others)
-        (trust,) = docs[f"{label}_assume"]["statement"]
-        assert trust["principals"][0]["identifiers"] == [
-            "${var.external_secrets_controller_role_arn}"
-        ]
+        assert all(st.actions == ("sts:AssumeRoleWithWebIdentity",) for st in role.trust)
+        label = role.label
         for svc in ir.services:
             dep = next(d for d in svc.deployments if d.environment == env.name)
             assert all(key.startswith(env.secret_prefix) for _, key in dep.secret_keys)
+            store = env.secret_store.of(svc.name)
+            assert account.may_assume(label, provider, **token(env.namespace, store))
+            assert not account.may_assume(label, provider, **token(env.namespace, svc.name))
+            assert not account.may_assume(label, provider, **token(env.namespace, store, "other"))
+            for other in envs:
+                if other.namespace != env.namespace:
+                    assert not account.may_assume(label, provider, **token(other.namespace, store))
+        controller = ("AWS", f"arn:aws:iam::{ir.aws.account_id}:role/external-secrets")
+        assert not account.may_assume(label, controller)
+        other_cluster = ("Federated", provider[1].replace(ISSUER[-6:], "000000"))
+        assert not account.may_assume(
+            label, other_cluster, **token(env.namespace, env.secret_store.of("api"))
+        )
 
 
 @pytest.mark.parametrize("sample", SAMPLES)

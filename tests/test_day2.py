@@ -16,6 +16,7 @@ from pipecompile.insight.explain import checklist
 from pipecompile.jobs import expected
 
 from .conftest import ROOT, as_github_delivered, hcl_norm
+from .harness.reusable import expand_rendered
 
 REFERENCE = (ROOT / "samples/ecommerce/pipeline.yaml").read_text()
 SHARED = (ROOT / "samples/shared-account/pipeline.yaml").read_text()
@@ -248,12 +249,13 @@ def test_the_roles_may_ask_what_the_gate_asks(
 
 def test_deploy_jobs_queue_per_service_and_environment() -> None:
     groups = []
-    for path, text in render(as_github_delivered(REFERENCE)).items():
+    files = render(as_github_delivered(REFERENCE))
+    for path in files:
         if not path.startswith(".github/workflows/deliver-"):
             continue
         service = path.rsplit("deliver-", 1)[1].removesuffix(".yml")
-        for job_id, job in yaml.safe_load(text.split("\n", 3)[3])["jobs"].items():
-            if job_id.startswith("deploy-"):
+        for job_id, job in expand_rendered(files, path)["jobs"].items():  # deploy.yml's job
+            if job_id.startswith("deploy-") and "/" not in job_id:
                 env = job_id.removeprefix("deploy-")
                 assert job["concurrency"] == {
                     "group": f"deploy-{service}-{env}",
@@ -270,7 +272,9 @@ def test_explain_lists_what_the_first_apply_needs() -> None:
     ref = checklist(compile_bytes("pipeline.yaml", REFERENCE.encode()))
     assert "Before the first terraform apply in infrastructure/terraform/cicd:" in ref
     assert any(line.startswith("  state: local") for line in ref)
-    assert not any("OIDC provider" in line for line in ref)  # CodePipeline delivers
+    # CodePipeline delivers: no GitHub OIDC provider (the cluster's, for IRSA, is listed)
+    assert not any("OIDC provider for https://token.actions" in line for line in ref)
+    assert any(line.startswith("  input variable eks_oidc_issuer_ecommerce") for line in ref)
     by_github = checklist(compile_bytes("pipeline.yaml", as_github_delivered(REFERENCE).encode()))
     assert any("no IAM OIDC provider for https://token.actions" in line for line in by_github)
     own = checklist(compile_bytes("pipeline.yaml", as_github_delivered(SHARED).encode()))

@@ -25,6 +25,7 @@ from pipecompile.ir import IR
 from pipecompile.targets.common import glob_to_regex, script_path
 
 from .conftest import ROOT, git, hcl_norm, scratch_gitops
+from .harness.reusable import expand
 
 SAMPLES = ROOT / "samples"
 REF = SAMPLES / "ecommerce"  # delivery: codepipeline (the default)
@@ -56,6 +57,22 @@ def stages(pipeline: dict[str, Any]) -> list[str]:
     return [s["name"] for s in pipeline["stage"]]
 
 
+def delivery(svc: str) -> dict[str, Any]:
+    """storefront's deliver-<svc>.yml as GitHub runs it: the reusable workflows it calls
+    (route.yml, build.yml, deploy.yml, zap.yml, notify.yml) expanded with its inputs."""
+    return expand(GHA / f".github/workflows/deliver-{svc}.yml")
+
+
+def project_variables(sample: Path, label: str) -> dict[str, tuple[str, str]]:
+    """A CodeBuild project's environment variables (Terraform): name -> (value, type)."""
+    for block in tf(sample / "infrastructure/terraform/cicd/codebuild.tf")["resource"]:
+        body = block.get("aws_codebuild_project", {}).get(label)
+        if body:
+            rows = body["environment"][0].get("environment_variable", [])
+            return {r["name"]: (r["value"], r.get("type", "PLAINTEXT")) for r in rows}
+    raise KeyError(label)
+
+
 # -- 1. exactly one deliverer -------------------------------------------------------------
 
 
@@ -83,7 +100,9 @@ def test_the_reference_is_delivered_by_codepipeline_only() -> None:
 def test_storefront_is_delivered_by_github_actions_only() -> None:
     tf_dir = GHA / "infrastructure/terraform"
     assert sorted(p.name for p in tf_dir.glob("*.tf")) == [
+        "argo_rollouts.tf",  # CloudWatch rollback analysis: the controller's role
         "audit.tf",
+        "clusters.tf",  # the OIDC issuer that role trusts
         "ecr.tf",
         "iam.tf",
         "kms.tf",
@@ -323,7 +342,7 @@ def test_both_orchestrators_run_the_pinned_cosign_with_valid_flags() -> None:
     assert spec["env"]["variables"]["COSIGN_VERSION"] == "v3.0.6"
     assert spec["env"]["variables"]["COSIGN_SHA256"] == ir.pins.cosign_sha256
     assert any("sha256sum -c" in c for c in spec["phases"]["install"]["commands"])
-    deliver = doc(GHA / ".github/workflows/deliver-web.yml")
+    deliver = delivery("web")
     steps = [s for job in deliver["jobs"].values() for s in job.get("steps", [])]
     installs = [s for s in steps if s["name"] == "Install cosign"]
     assert installs and all(s["with"]["cosign-release"] == "v3.0.6" for s in installs)
@@ -410,21 +429,34 @@ def test_codebuild_gets_a_git_clone_to_key_images_by_tree() -> None:
 
 def test_dast_runs_after_every_deploy_to_its_environment_and_gates_the_next() -> None:
     for svc in ("web", "payments"):
-        jobs = doc(GHA / f".github/workflows/deliver-{svc}.yml")["jobs"]
+        jobs = delivery(svc)["jobs"]
         staging = [s["name"] for s in jobs["deploy-staging"]["steps"]]
-        wait = next(i for i, n in enumerate(staging) if n.startswith("Wait until Argo CD"))
-        zap = next(i for i, n in enumerate(staging) if n.startswith("OWASP ZAP"))
-        assert wait < zap
+        assert any(n.startswith("Wait until Argo CD") for n in staging)
+        # the scan is a job of its own after the deploy job succeeded (zap.yml: ZAP holds
+        # no token; the mark runs in the DAST's own environment and role, none of the
+        # deploy's secrets: tests/test_trust_attacks.py)
+        assert not any(n.startswith("OWASP ZAP") for n in staging)
+        zap = jobs["deploy-staging/dast"]
+        assert zap["needs"] == "deploy" and "if" not in zap  # the default: success()
+        assert zap["steps"][0]["name"].startswith("OWASP ZAP")
+        assert zap["permissions"] == {} and "environment" not in zap
+        mark = jobs["deploy-staging/dast/mark"]
+        assert mark["needs"] == "scan" and mark["environment"] == "staging-dast"
+        assert not any(j.startswith(("deploy-production/", "deploy-development/")) for j in jobs)
         production = [s["name"] for s in jobs["deploy-production"]["steps"]]
         gate = production.index("Promote only what passed DAST in staging")
         assert gate < next(i for i, n in enumerate(production) if n.startswith("Record"))
         assert not any(n.startswith("Promote") for n in staging)
     for name, p in pipelines(REF).items():
         assert (stages(p)[-1] == "Dast") == name.endswith("-staging"), name
-    production = "\n".join(
-        doc(REF / "ci/codebuild/deploy-production.yml")["phases"]["build"]["commands"]
-    )
+    production = "\n".join(doc(REF / "ci/codebuild/deploy.yml")["phases"]["build"]["commands"])
     assert production.index("has not passed DAST") < production.index("git clone")
+    # the one deploy buildspec runs the gate where the environment's project turns it on
+    assert project_variables(REF, "deploy-production")["RUN_PROMOTION_GATE"] == (
+        "true",
+        "PLAINTEXT",
+    )
+    assert "RUN_PROMOTION_GATE" not in project_variables(REF, "deploy-staging")
 
 
 ALERT = '{{"site": [{{"alerts": [{{"riskcode": "{risk}", "riskdesc": "r", "name": "n"}}]}}]}}'
@@ -445,6 +477,9 @@ def test_zap_alerts_at_or_above_the_threshold_block_promotion(
     }
     res = run("dast-scan.sh", sandbox, **extra)
     assert (res.returncode == 0) == passes, res.stderr
+    if passes:  # the next step of the DAST: the mark the gate looks for
+        mark = run("dast-mark.sh", sandbox, **extra)
+        assert mark.returncode == 0, mark.stderr
     gate = run("promotion-gate.sh", sandbox, **extra)
     assert (gate.returncode == 0) == passes, gate.stderr
     if not passes:
@@ -529,10 +564,9 @@ def test_a_deploy_succeeds_only_when_the_rollout_is_healthy(
 
 
 def test_both_deliverers_write_the_audit_row_whatever_happened() -> None:
-    for env in ("development", "production"):
-        build = doc(REF / f"ci/codebuild/deploy-{env}.yml")["phases"]["build"]
-        assert any("put-item" in c for c in build["finally"])  # runs on failure too
-    jobs = doc(GHA / ".github/workflows/deliver-web.yml")["jobs"]
+    build = doc(REF / "ci/codebuild/deploy.yml")["phases"]["build"]  # every environment's
+    assert any("put-item" in c for c in build["finally"])  # runs on failure too
+    jobs = delivery("web")["jobs"]
     for env in ("development", "staging", "production"):
         audit = next(
             s for s in jobs[f"deploy-{env}"]["steps"] if s["name"] == "Write the audit row"
@@ -546,13 +580,13 @@ def test_both_deliverers_write_the_audit_row_whatever_happened() -> None:
 
 
 def test_slack_says_succeeded_only_without_failures_or_cancellations() -> None:
-    steps = doc(GHA / ".github/workflows/deliver-web.yml")["jobs"]["notify"]["steps"]
+    steps = delivery("web")["jobs"]["notify"]["steps"]
     notify = [s for s in steps if "with" in s]  # the Slack steps (not who to mention)
     by_text = {json.loads(s["with"]["payload"])["text"].split(" (")[0]: s["if"] for s in notify}
     succeeded = next(c for t, c in by_text.items() if "succeeded" in t)
     assert "!contains(needs.*.result, 'cancelled')" in succeeded
     assert any("CANCELLED" in t for t in by_text)
-    deploy = doc(GHA / ".github/workflows/deliver-web.yml")["jobs"]["deploy-staging"]["steps"]
+    deploy = delivery("web")["jobs"]["deploy-staging"]["steps"]
     aborted = next(s for s in deploy if s.get("if", "").startswith("failure() && steps.wait"))
     assert "ABORTED and rolled back" in json.loads(aborted["with"]["payload"])["text"]
 
@@ -573,13 +607,20 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
     docs = policy_docs(GHA / "infrastructure/terraform/iam.tf")
 
     def subjects(doc_label: str) -> list[str]:
-        trust = docs[doc_label]["statement"][0]["condition"]
-        return next(c["values"] for c in trust if c["variable"].endswith(":sub"))
+        """The subjects a trust policy admits (StringLike; tests/test_trust_branches.py
+        checks the StringNotLike of nested names)."""
+        return [
+            v
+            for st in docs[doc_label]["statement"]
+            for c in st["condition"]
+            if c["variable"].endswith(":sub") and c["test"] == "StringLike"
+            for v in c["values"]
+        ]
 
     # two build roles: a feature branch's build can never use the release role or key
     assert subjects("github_build_assume") == [f"repo:{ir.repository}:ref:refs/heads/feature/*"]
     assert subjects("github_release_assume") == [
-        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("release/*", "hotfix/*", "main")
+        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("main", "release/*", "hotfix/*")
     ]  # hotfixes follow the release path
     signers = {
         label: st["resources"]
@@ -598,7 +639,7 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
         assert sub == [f"repo:{ir.repository}:environment:{env.name}"]  # never a branch
         actions = {a for st in docs[label]["statement"] for a in st["actions"]}
         assert "kms:Sign" not in actions and "ecr:UploadLayerPart" not in actions
-    jobs = doc(GHA / ".github/workflows/deliver-web.yml")["jobs"]
+    jobs = delivery("web")["jobs"]
     roles = {
         job_id: step["with"]["role-to-assume"]
         for job_id, job in jobs.items()
@@ -641,12 +682,14 @@ def test_codebuild_builds_and_deploys_with_different_roles_and_own_secrets() -> 
             f"${{aws_secretsmanager_secret.gitops_{label}[0].arn}}",
             f"${{aws_secretsmanager_secret.argocd_{label}[0].arn}}",
         ]
-        spec = doc(REF / f"ci/codebuild/deploy-{env.name}.yml")
-        assert set(spec["env"]["secrets-manager"].values()) == {
+        # the one deploy buildspec reads them from its environment's project (Terraform)
+        variables = project_variables(REF, f"deploy-{env.name}").values()
+        assert {v for v, kind in variables if kind == "SECRETS_MANAGER"} == {
             env.gitops_secret_name,
             f"{env.argocd_secret_name}:server",
             f"{env.argocd_secret_name}:token",
         }
+    assert "secrets-manager" not in doc(REF / "ci/codebuild/deploy.yml")["env"]
 
 
 def test_each_environment_has_its_own_argo_cd_project_and_sync_policy() -> None:
@@ -703,7 +746,7 @@ def test_approval_environments_deploy_only_release_tier_images() -> None:
     ir = ir_of(GHA)
     release = f"awskms:///{ir.aws.release_key_alias}"
     dev = f"awskms:///{ir.aws.signing_key_alias}"
-    jobs = doc(GHA / ".github/workflows/deliver-web.yml")["jobs"]
+    jobs = delivery("web")["jobs"]
     for env in ir.environments:
         verify = next(
             s for s in jobs[f"deploy-{env.name}"]["steps"] if s["name"].startswith("Verify")
@@ -800,3 +843,29 @@ def test_a_deploy_needs_an_sbom_and_a_provenance_signed_by_an_accepted_key(
     again = run("attest.sh", sandbox, **box, SIGNING_KEY=dev)  # a reused image
     assert "already carries" in again.stdout
     assert not any(c.startswith("cosign attest") for c in calls(sandbox))
+
+
+def test_deploy_yml_gives_each_environment_its_own_values_and_fails_closed() -> None:
+    """deploy.yml looks up what varies by environment only (its role, its accepted keys)
+    by inputs.environment: each environment gets its own, an unknown one nothing."""
+    from pipecompile.targets.common import accepted_keys
+
+    from .harness.reusable import _constant
+
+    def value(expr: str, environment: str) -> Any:
+        return _constant(
+            expr.strip().removeprefix("${{").removesuffix("}}"), {"environment": environment}
+        )
+
+    ir = ir_of(GHA)
+    steps = doc(GHA / ".github/workflows/deploy.yml")["jobs"]["deploy"]["steps"]
+    role = next(s for s in steps if s["name"].startswith("Configure AWS"))["with"]
+    keys = next(s for s in steps if s["name"] == "Verify the image signature")["env"]
+    for env in ir.environments:
+        assert value(role["role-to-assume"], env.name) == env.github_role_arn
+        assert value(keys["SIGNING_KEYS"], env.name) == accepted_keys(ir, env)
+    assert value(role["role-to-assume"], "qa") == "" and value(keys["SIGNING_KEYS"], "qa") == ""
+    # a verification with no accepted key refuses every image
+    assert "for key in $SIGNING_KEYS; do" in next(
+        s["run"] for s in steps if s["name"] == "Verify the image signature"
+    )

@@ -210,3 +210,49 @@ def test_the_entry_point_answers_a_clean_check_without_the_command_line(tmp_path
         assert fast(*args) == "None False"  # anything else: the full command line
     hand_edit(root)
     assert fast("-q") == "None False"  # not clean: the full check says why
+
+
+def test_an_edit_racing_the_cache_refresh_is_never_recorded_as_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the edit lands after the file was read (and its hash matched): what the cache
+    # records must be the stat data from before the read, so the next check reads again
+    from pipecompile.output import fastpath
+
+    root = build_sample("ecommerce", tmp_path)
+    (root / ".pipecompile/stat.cache").unlink()
+    target = root / "kubernetes/apps/order-service/values-testing.yaml"
+    real = fastpath.read_file
+
+    def read_then_edit(base: str, rel: str, limit: int = -1) -> bytes | None:
+        data = real(base, rel, limit)
+        if rel.endswith("order-service/values-testing.yaml"):
+            target.write_text(target.read_text().replace("replicaCount: 1", "replicaCount: 7"))
+        return data
+
+    monkeypatch.setattr(fastpath, "read_file", read_then_edit)
+    assert Session.open(root / "pipeline.yaml").fast_clean(refresh=True)  # it read the old bytes
+    monkeypatch.setattr(fastpath, "read_file", real)
+    _warm(root)  # the cache now dated after every change: only its stat data can save it
+    assert not Session.open(root / "pipeline.yaml").fast_clean()
+    assert [c.reason for c in planned(root / "pipeline.yaml")] == ["hand edit"]
+
+
+@pytest.mark.parametrize("name", ["stat.cache", "build.lock", ".gitignore"])
+def test_a_fifo_in_the_state_folder_never_hangs(tmp_path: Path, name: str) -> None:
+    import subprocess
+    import sys
+
+    root = build_sample("ecommerce", tmp_path)
+    state = root / ".pipecompile" / name
+    state.unlink()
+    os.mkfifo(state)
+    for command in ("check", "build"):
+        done = subprocess.run(
+            [sys.executable, "-m", "pipecompile", command, "-q", "-f", str(root / "pipeline.yaml")],
+            capture_output=True,
+            text=True,
+            timeout=120,  # a hang fails here (the run itself takes about a second)
+        )
+        assert "Traceback" not in done.stderr and done.returncode in (0, 1, 4), done.stderr
+    assert not list((root / ".pipecompile").glob("*.tmp"))

@@ -29,6 +29,7 @@ from pipecompile.ir import IR
 from pipecompile.targets import local
 
 from .conftest import ROOT, SAMPLES
+from .harness.reusable import expand
 from .test_chart import K8S
 
 STUBS = ROOT / "tests" / "stubs"
@@ -665,9 +666,10 @@ def test_tilt_builds_what_the_deliverers_build(sample: str) -> None:
     for svc in ir.services:
         if ir.delivery == "codepipeline":
             path = root / ir.output("codebuild") / svc.buildspec
-        else:
+            envs = _build_envs(yaml.safe_load(path.read_text()))
+        else:  # the deliver workflow as GitHub runs it: build.yml with its inputs
             path = root / ir.output("github-actions") / svc.deliver_workflow
-        envs = _build_envs(yaml.safe_load(path.read_text()))
+            envs = _build_envs(expand(path)["jobs"]["build"])
         assert envs, path
         b = builds[svc.image]
         for env in envs:

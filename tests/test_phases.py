@@ -43,11 +43,20 @@ def terraform(args: list[str], cwd: Path, ok: bool = True) -> subprocess.Complet
     return res
 
 
+def _clusters_tf(folder: Path) -> str:
+    path = folder / "clusters.tf"
+    return path.read_text() if path.exists() else ""
+
+
 def initialised(sample: Path, tmp: Path) -> Path:
     shutil.copytree(sample, tmp / "sample")  # build projects read their buildspecs with file()
     ir = ir_of(sample)
     folder = tmp / "sample" / ir.output("terraform")
     (folder / "offline_override.tf").write_text(OFFLINE_PROVIDER)
+    # what the operator sets (no default): the OIDC issuer of each cluster the roles trust
+    issuers = re.findall(r'^variable "(eks_oidc_issuer_\w+)"', _clusters_tf(folder), re.M)
+    issuer = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+    (folder / "offline.auto.tfvars").write_text("".join(f'{v} = "{issuer}"\n' for v in issuers))
     terraform(["init", "-input=false", "-plugin-dir=/opt/tf-plugins"], folder)
     return folder
 

@@ -21,6 +21,7 @@ from pipecompile.frontend.model import BRANCH_RE
 from pipecompile.targets.registry import render_all
 
 from .conftest import ROOT
+from .harness.reusable import expand_rendered
 
 HOSTILE = [
     "'",
@@ -142,6 +143,8 @@ WANTED = {
     "out/github-actions/ci-web.yml",
     "out/github-actions/deliver-web.yml",
     "out/github-actions/dast.yml",
+    "out/github-actions/notify.yml",
+    "out/github-actions/zap.yml",
 }
 
 
@@ -208,11 +211,13 @@ def test_hostile_strings_come_out_exactly(
         assert [(s["name"], s["run"]) for s in user] == steps
         deliver = parsed["out/github-actions/deliver-web.yml"]
         assert branch in deliver["on"]["push"]["branches"]
+        # as GitHub runs them: notify.yml and zap.yml with the callers' inputs
+        deliver = expand_rendered(files, "out/github-actions/deliver-web.yml")
         slack = [s for s in deliver["jobs"]["notify"]["steps"] if "with" in s]
         notify = slack[0]["with"]["payload"]
         # an incoming webhook ignores a channel in the payload: none is sent
         assert set(json.loads(notify)) == {"text"}
-        dast = parsed["out/github-actions/dast.yml"]
+        dast = expand_rendered(files, "out/github-actions/dast.yml")
         assert dast["jobs"]["zap"]["steps"][0]["env"]["DAST_URL"] == "https://x.example/" + url_path
 
 

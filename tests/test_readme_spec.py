@@ -65,7 +65,8 @@ def test_the_departures_from_the_named_tools_are_recorded_and_true() -> None:
     # what the rows say is generated, is
     kms = (TF / "kms.tf").read_text()
     assert 'customer_master_key_spec = "ECC_NIST_P256"' in kms
-    assert "verifyImages" in (REF / "kubernetes/argocd/admission-production.yaml").read_text()
+    admission = (REF / "kubernetes/argocd/admission-production.yaml").read_text()
+    assert "kind: ImageValidatingPolicy" in admission
     assert "kind: Rollout" in (REF / "kubernetes/apps/_chart/templates/workload.yaml").read_text()
     for sample in (REF, GHA):
         for tf in sample.rglob("*.tf"):

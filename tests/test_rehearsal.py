@@ -20,8 +20,9 @@ import yaml
 
 from pipecompile.targets.common import script_path
 
-from .conftest import ROOT
-from .harness.argocd import ArgoCD, application, argocd_server
+from .conftest import ROOT, terraform_blocks
+from .harness.argocd import NEW_DIGEST, ArgoCD, application, argocd_server, deployment, rollout
+from .harness.reusable import expand
 from .harness.runner import Job
 from .harness.world import CODEBUILD_UID, RUNNER_UID, World, world
 
@@ -324,9 +325,8 @@ def test_a_lost_gitops_push_race_rebases_and_pushes(w: World, uid: int) -> None:
 
 
 def test_the_github_build_job_hands_the_tag_and_digest_to_the_deploys(w: World) -> None:
-    wf = yaml.safe_load(
-        (ROOT / "samples/storefront/.github/workflows/deliver-payments.yml").read_text()
-    )
+    # deliver-payments.yml as GitHub runs it: build.yml with the caller's inputs
+    wf = expand(ROOT / "samples/storefront/.github/workflows/deliver-payments.yml")
     steps = wf["jobs"]["build"]["steps"]
     image = next(s for s in steps if s.get("id") == "image")
     repo = app_repo(w, "gha-build", RUNNER_UID)
@@ -390,7 +390,7 @@ def test_the_scan_gate_fails_at_once_without_a_tag(w: World) -> None:
 
 # -- the health wait: truthful outcomes, fast failures --------------------------------------------
 
-NEW = "sha256:" + "cd" * 32
+NEW = NEW_DIGEST
 OLD = "sha256:" + "01" * 32
 APP = "payments-production"
 
@@ -429,16 +429,13 @@ def test_a_healthy_rollout_succeeds_after_out_of_sync(w: World) -> None:
 
 
 @pytest.mark.parametrize(
-    ("reply", "outcome"),
+    ("reply", "live", "outcome"),
     [
-        # an aborted canary: Degraded, the new digest gone, the stable version serves
+        # an aborted canary: Degraded, the new digest gone, the stable version serves; the
+        # Rollout of the new template says it aborted
         (
-            application(
-                APP,
-                "Degraded",
-                images=(f"r@{OLD}",),
-                message="RolloutAborted: Rollout aborted update to revision 7",
-            ),
+            application(APP, "Degraded", images=(f"r@{OLD}",)),
+            rollout("payments", abort=True),
             "rolled-back",
         ),
         # a Deployment past its progress deadline: Degraded at the new digest, nothing
@@ -450,6 +447,15 @@ def test_a_healthy_rollout_succeeds_after_out_of_sync(w: World) -> None:
                 images=(f"r@{NEW}",),
                 message="Deployment exceeded its progress deadline",
             ),
+            deployment("payments"),
+            "failed",
+        ),
+        # a Deployment whose new pods admission rejects: no pod of the new digest at all
+        # (Argo CD builds summary.images from Pods only: argo-cd v3.5.1
+        # controller/cache/info.go populatePodInfo), nothing rolled back
+        (
+            application(APP, "Degraded", images=(f"r@{OLD}",)),
+            deployment("payments"),
             "failed",
         ),
         (
@@ -460,25 +466,149 @@ def test_a_healthy_rollout_succeeds_after_out_of_sync(w: World) -> None:
                 phase="Failed",
                 message="one or more objects failed to apply",
             ),
+            None,
             "failed",
         ),
     ],
-    ids=["aborted-canary", "degraded-deployment", "sync-failed"],
+    ids=["aborted-canary", "degraded-deployment", "deployment-without-pods", "sync-failed"],
 )
 def test_the_wait_tells_a_rollback_from_a_failure(
-    w: World, reply: dict[str, Any], outcome: str
+    w: World, reply: dict[str, Any], live: dict[str, Any] | None, outcome: str
 ) -> None:
-    assert wait(w, ArgoCD(token="tok", apps={APP: [reply]}))[:2] == (1, outcome)
+    argocd = ArgoCD(token="tok", apps={APP: [reply]}, resources={APP: [live]} if live else {})
+    assert wait(w, argocd)[:2] == (1, outcome)
+
+
+def test_an_abort_is_a_rollback_without_argo_cd_saying_so(w: World) -> None:
+    """Argo CD 3 leaves the application's health message empty (v3.5.1
+    pkg/apis/application/v1alpha1/types.go AppHealthStatus.Message: "Deprecated: this
+    field is not used"), and the aborted canary's pods still run the new digest for
+    abortScaleDownDelaySeconds (default 30 s): the abort is read from the Rollout."""
+    degraded = application(APP, "Degraded", images=(f"r@{OLD}", f"r@{NEW}"))
+    aborted = rollout("payments", abort=True)
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: [aborted]})
+    assert wait(w, argocd)[:2] == (1, "rolled-back")
+    # a Deployment Degraded at the new digest: failed
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: [deployment("payments")]})
+    assert wait(w, argocd)[:2] == (1, "failed")
+    # a Rollout Degraded without an abort (InvalidSpec, say): failed, nothing rolled back
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: [rollout("payments")]})
+    assert wait(w, argocd)[:2] == (1, "failed")
+
+
+def test_the_previous_releases_abort_is_not_this_deploys_rollback(w: World) -> None:
+    """The deploy after an aborted release: GET ?refresh=normal answers before auto-sync
+    applies the new commit (argo-cd v3.5.1 server/application/application.go Get), and
+    the Rollout keeps status.abort until the controller reconciles a new pod template
+    (argo-rollouts v1.9.0 rollout/sync.go resetRolloutStatus). Only a Rollout that runs
+    the new digest, at a generation the controller observed, tells."""
+    degraded = application(APP, "Degraded", images=(f"r@{OLD}",))
+    lives = [
+        rollout("payments", abort=True, digest=OLD),  # the previous release, aborted
+        rollout("payments", abort=True, observed=False),  # applied, not yet reconciled
+        rollout("payments"),  # reconciled: abort cleared, the new version progresses
+    ]
+    replies = [
+        degraded,
+        degraded,
+        application(APP, "Progressing", images=(f"r@{OLD}", f"r@{NEW}")),
+        application(APP, "Healthy", images=(f"r@{NEW}",)),
+    ]
+    argocd = ArgoCD(token="tok", apps={APP: replies}, resources={APP: lives})
+    code, outcome, stderr = wait(w, argocd)
+    assert (code, outcome) == (0, "succeeded"), stderr
+    # the same holds for a Deployment that the previous release left Degraded
+    stale = [deployment("payments", digest=OLD), deployment("payments", observed=False)]
+    argocd = ArgoCD(token="tok", apps={APP: [degraded]}, resources={APP: stale})
+    code, outcome, stderr = wait(w, argocd, seconds="0")
+    assert (code, outcome) == (1, "timed-out")
+    assert "does not run" in stderr
+
+
+@pytest.mark.parametrize("promotion", ["auto", "manual"])
+def test_an_inconclusive_analysis_is_reported_as_such_for_every_strategy(
+    w: World, promotion: str
+) -> None:
+    """Argo Rollouts pauses a canary or a blue-green whose AnalysisRun is Inconclusive
+    (argo-rollouts v1.9.0 rollout/analysis.go: AnalysisPhaseInconclusive ->
+    AddPauseCondition(PauseReasonInconclusiveAnalysis)); Argo CD shows it Suspended.
+    Nothing judged the release: the wait says so at once, with the commands that decide."""
+    paused = application(APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"))
+    for live in (
+        rollout("payments", ("InconclusiveAnalysisRun",), "Inconclusive"),  # blue-green
+        {
+            **rollout("payments", ("InconclusiveAnalysisRun",)),
+            "spec": {
+                "strategy": {"canary": {"steps": [{"setWeight": 10}]}},
+                "template": rollout("payments")["spec"]["template"],
+            },
+        },
+    ):
+        argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [live]})
+        code, outcome, stderr = wait(w, argocd, PROMOTION=promotion)
+        assert (code, outcome) == (1, "paused-inconclusive")
+        assert "kubectl argo rollouts promote payments -n shop-production" in stderr
+        assert "kubectl argo rollouts abort payments -n shop-production" in stderr
+    # the previous release's inconclusive pause, before the new template is reconciled
+    stale = rollout("payments", ("InconclusiveAnalysisRun",), "Inconclusive", observed=False)
+    argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [stale]})
+    assert wait(w, argocd, seconds="0", PROMOTION=promotion)[:2] == (1, "timed-out")
 
 
 def test_a_blue_green_waiting_for_promotion_is_not_a_failure(w: World) -> None:
-    paused = application(
-        APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"), message="BlueGreenPause"
-    )
-    code, outcome, _ = wait(w, ArgoCD(token="tok", apps={APP: [paused]}), PROMOTION="manual")
+    """Reported only once the controller paused it for promotion, which it does after
+    pre-promotion analysis succeeded (argo-rollouts v1.9.0 rollout/bluegreen.go
+    reconcileBlueGreenPause: "not ready for pause: prePromotionAnalysis incomplete")."""
+    paused = application(APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"))
+    ready = rollout("payments", ("BlueGreenPause",), "Successful")
+    argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [ready]})
+    code, outcome, _ = wait(w, argocd, PROMOTION="manual")
     assert (code, outcome) == (0, "waiting-for-promotion")
+    assert any("/resource?" in r and "kind=Rollout" in r for r in argocd.requests)
     # with automatic promotion the same pause is still progress: it times out
-    assert wait(w, ArgoCD(token="tok", apps={APP: [paused]}), seconds="0")[:2] == (1, "timed-out")
+    argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [ready]})
+    assert wait(w, argocd, seconds="0")[:2] == (1, "timed-out")
+
+
+@pytest.mark.parametrize(
+    ("live", "why"),
+    [
+        # paused while its analysis still runs (a person paused it, or an older
+        # controller): the analysis may still fail and abort the rollout
+        (rollout("payments", ("BlueGreenPause",), "Running"), "pre-promotion analysis Running"),
+        (rollout("payments", ("BlueGreenPause",)), "pre-promotion analysis not started"),
+        # the Rollout is not the application's (or not readable): nothing is known
+        (rollout("elsewhere", ("BlueGreenPause",), "Successful"), "cannot be read"),
+    ],
+    ids=["analysis-running", "analysis-not-started", "unreadable"],
+)
+def test_a_suspended_blue_green_before_its_analysis_passed_is_not_waiting_for_promotion(
+    w: World, live: dict[str, Any], why: str
+) -> None:
+    """Argo CD shows every paused Rollout as Suspended (resource_customizations/
+    argoproj.io/Rollout/health.lua: phase Paused), whatever the pause reason."""
+    paused = application(APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"))
+    argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [live]})
+    code, outcome, stderr = wait(w, argocd, seconds="0", PROMOTION="manual")
+    assert (code, outcome) == (1, "timed-out")
+    assert why in stderr
+
+
+def test_the_wait_reports_promotion_once_the_analysis_has_passed(w: World) -> None:
+    paused = application(APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"))
+    running = application(APP, "Progressing", images=(f"r@{OLD}", f"r@{NEW}"))
+    lives = [
+        rollout("payments", ("BlueGreenPause",), "Running"),  # paused by a person
+        rollout("payments", ("BlueGreenPause",), "Successful"),  # the analysis passed
+    ]
+    argocd = ArgoCD(token="tok", apps={APP: [running, paused, paused]}, resources={APP: lives})
+    code, outcome, _ = wait(w, argocd, PROMOTION="manual")
+    assert (code, outcome) == (0, "waiting-for-promotion")
+    assert sum("/resource?" in r for r in argocd.requests) == 2  # asked when Suspended
+    # a rollout without pre-promotion analysis waits for promotion once paused
+    plain = rollout("payments", ("BlueGreenPause",), analysis=False)
+    argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [plain]})
+    assert wait(w, argocd, PROMOTION="manual")[:2] == (0, "waiting-for-promotion")
 
 
 @pytest.mark.parametrize(
@@ -529,22 +659,56 @@ def test_a_closed_sync_window_records_nothing(w: World, open_: bool, code: int) 
 
 
 def test_both_orchestrators_check_the_window_before_recording() -> None:
-    wf = yaml.safe_load((ROOT / "samples/storefront/.github/workflows/deliver-web.yml").read_text())
+    wf = expand(ROOT / "samples/storefront/.github/workflows/deliver-web.yml")
     names = [s["name"] for s in wf["jobs"]["deploy-production"]["steps"]]
     window = names.index("Deploy only inside the sync window of production")
     assert window < next(i for i, n in enumerate(names) if n.startswith("Record"))
-    assert not any("sync window" in n for n in wf["jobs"]["deploy-staging"]["steps"][0])
+    assert not any("sync window" in s["name"] for s in wf["jobs"]["deploy-staging"]["steps"])
+    # CodeBuild: the one deploy buildspec checks the window before it records, where the
+    # environment's project turns the check on (the reference with production's window)
+    from pipecompile.compiler import compile_bytes
+    from pipecompile.targets import codebuild, terraform
+
+    text = (ROOT / "samples/ecommerce/pipeline.yaml").read_text()
+    edit = "    strategy: canary\n"
+    assert edit in text
+    text = text.replace(edit, edit + '    sync_window: {schedule: "0 8 * * 1-5", duration: 10h}\n')
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    spec = yaml.safe_load(codebuild.render(ir)["deploy.yml"])
+    commands = spec["phases"]["build"]["commands"]
+    (window,) = [i for i, c in enumerate(commands) if "/syncwindows" in c]
+    assert commands[window].startswith('if [ "$RUN_SYNC_WINDOW" = true ]; then (')
+    assert window < next(i for i, c in enumerate(commands) if "git clone" in c)
+    assert spec["env"]["variables"]["RUN_SYNC_WINDOW"] == "false"
+    tf = terraform.render(ir)["codebuild.tf"]
+
+    def project(env: str) -> str:
+        head = f'resource "aws_codebuild_project" "deploy-{env}" {{'
+        return tf.split(head, 1)[1].split("\nresource ", 1)[0]
+
+    assert 'name  = "RUN_SYNC_WINDOW"\n      value = "true"' in project("production")
+    assert "RUN_SYNC_WINDOW" not in project("staging")
 
 
 # -- the audit row: written whatever happened, also from CodeBuild's finally ----------------------
 
 
 def test_a_deploy_that_failed_early_still_writes_its_audit_row(w: World) -> None:
-    spec = yaml.safe_load(
-        (ROOT / "samples/ecommerce/ci/codebuild/deploy-production.yml").read_text()
-    )
+    # the one deploy buildspec, with what CodeBuild gives it in production: the buildspec's
+    # variables, then the production project's (Terraform; the secrets not needed here),
+    # then the action's and CodeBuild's own (project values win over the buildspec's)
+    spec = yaml.safe_load((ROOT / "samples/ecommerce/ci/codebuild/deploy.yml").read_text())
     finally_ = "\n".join(spec["phases"]["build"]["finally"])
+    project = next(
+        body
+        for block in terraform_blocks(ROOT / "samples/ecommerce")["resource"]
+        for label, body in block.get("aws_codebuild_project", {}).items()
+        if label == "deploy-production"
+    )
+    rows = project["environment"][0]["environment_variable"]
     env = {
+        **spec["env"]["variables"],
+        **{r["name"]: r["value"] for r in rows if r.get("type") != "SECRETS_MANAGER"},
         "DEPLOYMENTS_TABLE": "shop-deployments",
         "SERVICE": "order-service",
         "ENVIRONMENT": "production",

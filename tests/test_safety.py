@@ -441,3 +441,29 @@ def test_control_characters_in_messages_are_escaped(
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err
     assert "\\x1b]0;owned\\x07\\x1b[31mevil" in err
+
+
+def test_an_unreadable_pipeline_file_is_a_located_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (as root every file is readable: the refusal an ordinary user gets is simulated at
+    # the one call that opens it)
+    import errno
+
+    from pipecompile.output import state
+
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text("version: 1\n")
+    real = os.open
+
+    def refuse(path: str, flags: int, *args: int) -> int:
+        if str(path) == str(pipeline):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, flags, *args)
+
+    monkeypatch.setattr(state.os, "open", refuse)
+    for command in ("validate", "build", "check"):
+        assert cli.main([command, "-f", str(pipeline)]) == 2, command
+        err = capsys.readouterr().err
+        assert f"{pipeline}:1:1: PC101 cannot read: Permission denied" in err, err
+        assert "Traceback" not in err

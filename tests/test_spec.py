@@ -14,6 +14,7 @@ from pipecompile.ir import IR
 from pipecompile.targets.registry import render_all
 
 from .conftest import ROOT, hcl_norm
+from .harness.reusable import expand, expand_rendered
 
 SAMPLES = ROOT / "samples"
 REF = SAMPLES / "ecommerce"  # delivery: codepipeline (the default)
@@ -62,9 +63,10 @@ def test_the_reference_sample_is_the_acceptance_file() -> None:
 
 def test_the_scheduled_scan_targets_production_at_its_url() -> None:
     for sample, url in ((REF, "https://shop.example.com"), (GHA, "https://storefront.example.com")):
-        dast = doc(sample / ".github/workflows/dast.yml")
+        dast = expand(sample / ".github/workflows/dast.yml")  # zap.yml's scan in it
         assert dast["on"]["schedule"] == [{"cron": "0 3 * * 1"}]  # weekly
         env = dast["jobs"]["zap"]["steps"][0]["env"]
+        assert "zap/mark" not in dast["jobs"]  # a scheduled scan marks no digest
         assert (env["DAST_ENVIRONMENT"], env["DAST_URL"]) == ("production", url)
         # the gate after each deploy still scans the DAST environment (staging)
         assert ir_of(sample).security.dast.environment == "staging"  # type: ignore[union-attr]
@@ -78,7 +80,7 @@ def test_without_a_production_url_the_schedule_is_a_located_warning() -> None:
         "'production' (last in promotion order), which has no 'url': it scans nothing; set "
         "environments.production.url"
     ]
-    assert not any(p.endswith("dast.yml") for p in files)
+    assert not any(p.endswith(".github/workflows/dast.yml") for p in files)
     # the gate after the staging deploy is unaffected
     assert ir.security.dast is not None and ir.security.dast.url == "https://staging.example.com"
 
@@ -86,7 +88,7 @@ def test_without_a_production_url_the_schedule_is_a_located_warning() -> None:
 def test_with_a_production_url_there_is_no_warning() -> None:
     ir, files = rendered(MINI % {"prod": ', url: "https://example.com"', "schedule": ""})
     assert not [w for w in ir.warnings if "DAST" in w.message]
-    dast = yaml.safe_load(files[".github/workflows/dast.yml"])
+    dast = expand_rendered(files, ".github/workflows/dast.yml")
     assert dast["jobs"]["zap"]["steps"][0]["env"]["DAST_URL"] == "https://example.com"
 
 
@@ -351,6 +353,9 @@ def test_the_reference_terraform_validates_and_plans_offline(tmp_path: Path) -> 
     shutil.copytree(REF, tmp_path / "sample")
     tmp_path = tmp_path / "sample" / TF.relative_to(REF)
     (tmp_path / "offline_override.tf").write_text(OFFLINE_PROVIDER)
+    # what the operator sets (no default): the cluster's OIDC issuer the roles trust
+    issuer = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+    (tmp_path / "offline.auto.tfvars").write_text(f'eks_oidc_issuer_ecommerce = "{issuer}"\n')
     _terraform(["init", "-input=false", "-plugin-dir=/opt/tf-plugins"], tmp_path)
     _terraform(["validate"], tmp_path)
     _terraform(["plan", "-input=false", "-refresh=false", "-lock=false", "-out=plan"], tmp_path)
@@ -403,7 +408,9 @@ def test_the_ruleset_is_valid_for_githubs_rest_api_and_requires_the_generated_ch
         "~DEFAULT_BRANCH",
         "refs/heads/develop",
         "refs/heads/release/*",
+        "refs/heads/release/*/**/*",  # and its nested names (GitHub's '*' stops at '/')
         "refs/heads/hotfix/*",  # hotfixes deploy on the release path (issue 26)
+        "refs/heads/hotfix/*/**/*",
         "refs/heads/main",
     ]  # feature/* (development) stays open: pull requests start there
     # the validator does refuse what GitHub does not take

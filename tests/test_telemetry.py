@@ -24,6 +24,7 @@ from pipecompile.compiler import compile_bytes
 from pipecompile.targets.common import script_path
 from pipecompile.targets.registry import render_all
 
+from .harness.reusable import expand, expand_rendered
 from .harness.world import World, world
 from .iam_eval import Account
 from .test_compliance import _messages, _queue_on_topic, required_inputs, tf_blocks
@@ -91,13 +92,17 @@ def test_a_failed_delivery_mentions_who_caused_it_on_github(tmp_path: Path) -> N
     )
     ir = compile_bytes("pipeline.yaml", source.encode())
     files = {str(p): body for p, (_, body) in render_all(ir).items()}
-    notify = yaml.safe_load(files[".github/workflows/deliver-web.yml"])["jobs"]["notify"]
+    # as GitHub runs it: notify.yml with the caller's inputs
+    notify = expand_rendered(files, ".github/workflows/deliver-web.yml")["jobs"]["notify"]
     who = next(s for s in notify["steps"] if s.get("id") == "who")
     assert json.loads(who["env"]["SLACK_USER_IDS"]) == {
         "hubot": "W0456EFGH",
         "octocat": "U0123ABCD",
     }
-    assert who["if"] == "${{ contains(needs.*.result, 'failure') }}"
+    # the caller's input, as the tests' expansion writes it into notify.yml's condition
+    assert who["if"].removeprefix("${{ ").removesuffix(" }}") == (
+        "contains(needs.*.result, 'failure')"
+    )
     failed = next(s for s in notify["steps"] if "FAILED" in s.get("with", {}).get("payload", ""))
     assert "${{ steps.who.outputs.mention }}" in json.loads(failed["with"]["payload"])["text"]
     # the step itself: the actor and the head commit's author, mapped and deduplicated
@@ -267,11 +272,15 @@ def test_the_slack_user_ids_variable_takes_member_ids_only(tmp_path: Path) -> No
 
 
 def test_each_deliver_workflow_reports_its_metrics_through_its_own_role() -> None:
-    wf = yaml.safe_load((GHA / ".github/workflows/deliver-web.yml").read_text())
+    path = GHA / ".github/workflows/deliver-web.yml"
+    raw = yaml.safe_load(path.read_text())
+    wf = expand(path)  # as GitHub runs it: metrics.yml with the caller's inputs
+    assert raw["jobs"]["metrics"]["uses"].endswith("/metrics.yml")
     job = wf["jobs"]["metrics"]
     assert job["if"] == "${{ always() && needs.route.outputs.any == 'true' }}"
     assert set(job["needs"]) >= {"route", "build", "deploy-production"}
-    assert job["permissions"] == {"actions": "read", "id-token": "write"}
+    perms = {"actions": "read", "id-token": "write"}
+    assert job["permissions"] == raw["jobs"]["metrics"]["permissions"] == perms
     role = job["steps"][0]["with"]["role-to-assume"]
     assert role == "arn:aws:iam::345678901234:role/storefront-github-metrics"
     put = job["steps"][1]
@@ -281,7 +290,7 @@ def test_each_deliver_workflow_reports_its_metrics_through_its_own_role() -> Non
     deploys = json.loads(put["env"]["DEPLOYS"])
     assert deploys[2] == {
         "pipeline": "storefront-web-production",
-        "job": wf["jobs"]["deploy-production"]["name"],
+        "job": raw["jobs"]["deploy-production"]["name"],  # the caller's: its called jobs'
         "targeted": "${{ needs.route.outputs.production }}",
         "result": "${{ needs.deploy-production.result }}",
     }
@@ -332,8 +341,26 @@ def test_the_metrics_of_a_run_land_in_cloudwatch(w: World, tmp_path: Path) -> No
         api + "/jobs?per_page=100": _jobs(
             ("Choose environments", "success", "2026-12-01T10:00:05Z", "2026-12-01T10:00:15Z"),
             ("Build web", "success", "2026-12-01T10:01:00Z", "2026-12-01T10:05:00Z"),
-            ("Deploy web to staging", "failure", "2026-12-01T10:06:00Z", "2026-12-01T10:16:00Z"),
-            ("Deploy web to production", "skipped", "2026-12-01T10:06:00Z", "2026-12-01T10:06:00Z"),
+            # a caller of deploy.yml: its called jobs, "<caller> / <called>" (GitHub docs,
+            # "Reusing workflows"); the deploy's end is the last of them
+            (
+                "Deploy web to staging / Deploy web to staging",
+                "success",
+                "2026-12-01T10:06:00Z",
+                "2026-12-01T10:12:00Z",
+            ),
+            (
+                "Deploy web to staging / OWASP ZAP scan of staging",
+                "failure",
+                "2026-12-01T10:12:00Z",
+                "2026-12-01T10:16:00Z",
+            ),
+            (
+                "Deploy web to production / Deploy web to production",
+                "skipped",
+                "2026-12-01T10:06:00Z",
+                "2026-12-01T10:06:00Z",
+            ),
         ),
     }
     deploys = [
@@ -374,7 +401,12 @@ def test_the_metrics_of_a_run_land_in_cloudwatch(w: World, tmp_path: Path) -> No
             ("StageFailed", (staging,)),
             *(
                 ("StageDuration", (staging, ("Stage", stage)))
-                for stage in ("Choose environments", "Build web", "Deploy web to staging")
+                for stage in (
+                    "Choose environments",
+                    "Build web",
+                    "Deploy web to staging / Deploy web to staging",
+                    "Deploy web to staging / OWASP ZAP scan of staging",
+                )
             ),
         ]
     )  # production was not targeted: no execution of it

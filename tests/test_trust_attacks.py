@@ -282,18 +282,102 @@ def test_no_ci_principal_approves_and_each_approver_only_its_environment() -> No
                     assert (decision == "Allow") == (approvers[role].name == dep.environment)
                 else:  # every CI role: explicitly denied, whatever else it is granted
                     assert decision == "Deny", role
+    # by default only the role <project>-<env>-approvers (which the operator creates) may
+    # assume an approver role; another person of the account may not, nor the account
     person = ("AWS", f"arn:aws:iam::{a}:user/release-manager")
-    for role in approvers:
-        assert acct.may_assume(role, person, **{"aws:MultiFactorAuthPresent": "true"})
-        assert not acct.may_assume(role, person)  # no MFA
-        assert not acct.may_assume(role, ("Service", "codebuild.amazonaws.com"))
+    for role, env in approvers.items():
+        mfa = {"aws:MultiFactorAuthPresent": "true"}
+        assert not acct.may_assume(role, person, **mfa)
+        assert not acct.may_assume(role, ("AWS", f"arn:aws:iam::{a}:root"), **mfa)
+        default = ("AWS", f"arn:aws:iam::{a}:role/{ir.project}-{env.name}-approvers")
+        assert acct.may_assume(role, default, **mfa)
+        assert not acct.may_assume(role, default)  # without MFA
     for role in acct.roles:
         if role not in approvers:
             assert not acct.may_assume(role, person, **{"aws:MultiFactorAuthPresent": "true"})
+
+
+def test_self_approval_is_refused() -> None:
+    """The author of a change (a developer role of the account, with MFA, and with
+    sts:AssumeRole on '*' in its own policy) cannot assume an approver role, nor can any
+    CI role; only the principals the operator lists can, with MFA, each for its own
+    environment's approvals."""
+    ir = ir_of(ECOMMERCE)
+    a = ir.aws.account_id
+    managers = f"arn:aws:iam::{a}:role/release-managers"
+    sso = f"arn:aws:iam::{a}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Approvers_*"
+    acct = Account(
+        ECOMMERCE / ir.output("terraform"),
+        a,
+        {"approvers_production": [managers, sso], "approvers_staging": [managers]},
+    )
+    mfa = {"aws:MultiFactorAuthPresent": "true"}
+    author = ("AWS", f"arn:aws:iam::{a}:role/developer")
+    for role in ("approve_production", "approve_staging"):
+        assert acct.may_assume(role, ("AWS", managers), **mfa)
+        assert not acct.may_assume(role, ("AWS", managers))  # no MFA
+        assert not acct.may_assume(role, author, **mfa)
+        assert not acct.may_assume(role, ("AWS", f"arn:aws:iam::{a}:root"), **mfa)
+        for ci in acct.roles:
+            if not ci.startswith("approve_"):  # every CI role, by its own ARN
+                ci_arn = f"arn:aws:iam::{a}:role/{acct.roles[ci].name}"
+                assert not acct.may_assume(role, ("AWS", ci_arn), **mfa), (role, ci)
+    sso_path = "role/aws-reserved/sso.amazonaws.com"
+    member = f"arn:aws:iam::{a}:{sso_path}/eu-west-1/AWSReservedSSO_Approvers_0a1b"
+    assert acct.may_assume("approve_production", ("AWS", member), **mfa)
+    assert not acct.may_assume("approve_staging", ("AWS", member), **mfa)
+    # ArnLike's '*' stays inside one part of the ARN: another account's look-alike fails
+    other = f"arn:aws:iam::999999999999:{sso_path}/x/AWSReservedSSO_Approvers_1"
+    assert not acct.may_assume("approve_production", ("AWS", other), **mfa)
+
+
+def test_the_approver_list_refuses_the_account_root(tmp_path: Path) -> None:
+    """Terraform itself checks approvers_<env>: empty, an account root or a bare
+    wildcard are refused before any plan (terraform console evaluates the validations)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("terraform"):
+        pytest.skip("no terraform binary")
+    ir = ir_of(ECOMMERCE)
+    a = ir.aws.account_id
+    iam_tf = (ECOMMERCE / ir.output("terraform") / "iam.tf").read_text()
+    start = iam_tf.index('variable "approvers_production" {')
+    block = iam_tf[start : iam_tf.index("\n}\n", start) + 3]
+    (tmp_path / "main.tf").write_text(block)
+
+    def console(value: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["terraform", "console", "-no-color", f"-var=approvers_production={value}"],
+            cwd=tmp_path,
+            input="length(var.approvers_production)\n",
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"PATH": "/usr/bin:/bin:/usr/local/bin", "TF_CLI_CONFIG_FILE": "/dev/null"},
+        )
+
+    # the console reports a failed validation (and still exits 0): read its report
+    ok = console(f'["arn:aws:iam::{a}:role/release-managers"]')
+    assert "Invalid value for variable" not in ok.stdout + ok.stderr, ok.stderr
+    assert ok.stdout.strip().endswith("1"), ok.stdout
+    for bad in (
+        "[]",
+        f'["arn:aws:iam::{a}:root"]',
+        f'["arn:aws:iam::{a}:role/*"]',
+        '["release-managers"]',
+    ):
+        res = console(bad)
+        assert "Invalid value for variable" in res.stdout + res.stderr, (bad, res.stdout)
+
+
+def test_approvers_are_notified() -> None:
+    ir = ir_of(ECOMMERCE)
+    approvers = [e for e in ir.environments if e.approval]
     # approvers get the approval notification: the Approval action notifies the
     # environment's approval topic, where environments.X.approvers subscribe
     tf = (ECOMMERCE / ir.output("terraform") / "codepipeline.tf").read_text()
-    for env in approvers.values():
+    for env in approvers:
         assert f"aws_sns_topic.approvals_{env.name}[0].arn" in tf  # counted (phases.tf)
 
 
@@ -347,3 +431,99 @@ def test_every_kms_statement_for_a_service_principal_has_source_conditions(sampl
                 }, (key, st)
                 checked += 1
     assert checked >= 2
+
+
+# -- what the two build tiers share ------------------------------------------------------------
+
+
+def test_the_build_tiers_share_no_log_group_and_no_sonarqube_token() -> None:
+    """Feature code runs in the dev tier: it must not write the release builds' logs (to
+    forge or bury a release's record) nor hold the token that reports the release builds'
+    SonarQube analyses (a forged analysis would pass their quality gate)."""
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    for svc in ir.services:
+        dev_log = acct.arn(f"aws_cloudwatch_log_group.build-{svc.name}") + ":log-stream:x"
+        rel_log = acct.arn(f"aws_cloudwatch_log_group.build-{svc.name}-release") + ":log-stream:x"
+        assert acct.resources[f"aws_cloudwatch_log_group.build-{svc.name}-release"]["name"] == (
+            svc.release_build_log_group
+        )
+        for action in ("logs:PutLogEvents", "logs:CreateLogStream"):
+            assert acct.can("codebuild", action, dev_log)
+            assert not acct.can("codebuild", action, rel_log)
+            assert acct.can("codebuild_release", action, rel_log)
+            assert not acct.can("codebuild_release", action, dev_log)
+    dev_token = acct.arn("aws_secretsmanager_secret.sonarqube")
+    rel_token = acct.arn("aws_secretsmanager_secret.sonarqube_release")
+    read = "secretsmanager:GetSecretValue"
+    assert acct.can("codebuild", read, dev_token) and not acct.can("codebuild", read, rel_token)
+    assert acct.can("codebuild_release", read, rel_token)
+    assert not acct.can("codebuild_release", read, dev_token)
+    for role in acct.roles:
+        if role != "codebuild_release":
+            assert not acct.can(role, read, rel_token), role
+    # the release projects' log group, and the release pipelines hand their builds the
+    # release token (a start-build value takes precedence over the buildspec's: AWS
+    # CodeBuild User Guide, build-spec-ref, env)
+    tf = ECOMMERCE / ir.output("terraform")
+    codebuild = hcl_norm(hcl2.loads((tf / "codebuild.tf").read_text()))
+    for res in codebuild["resource"]:
+        for label, body in res.get("aws_codebuild_project", {}).items():
+            group = body["logs_config"][0]["cloudwatch_logs"][0]["group_name"]
+            # an environment's deploy project and its log group are counted (phases.tf)
+            one = "[0]" if label.startswith("deploy-") else ""
+            assert group == f"${{aws_cloudwatch_log_group.{label}{one}.name}}", label
+    text = (tf / "codepipeline.tf").read_text()
+    for svc in ir.services:
+        for dep in svc.deployments:
+            if ir.environment(dep.environment).approval:
+                assert (
+                    f'{{ name = "SONAR_TOKEN", value = "{ir.aws.release_sonar_secret_name}:token", '
+                    'type = "SECRETS_MANAGER" }'
+                ) in text
+
+
+def test_the_github_dast_job_has_its_own_role_and_no_deploy_secret() -> None:
+    """GitHub delivery: the ZAP scan runs in the DAST job, in GitHub environment
+    <env>-dast (no deploy secret there), as a role that reads the scanned environment's
+    images and tags a digest that passed; no deploy role writes a promotion marker."""
+    ir, acct = ir_of(STOREFRONT), account(STOREFRONT)
+    dast = ir.security.dast
+    assert dast is not None
+    provider = (
+        "Federated",
+        f"arn:aws:iam::{ir.aws.account_id}:oidc-provider/token.actions.githubusercontent.com",
+    )
+    aud = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+    sub = "token.actions.githubusercontent.com:sub"
+    mine = f"repo:{ir.repository}:environment:{dast.github_environment}"
+    assert acct.may_assume("github_dast", provider, **aud, **{sub: mine})
+    for other in ("environment:staging", "environment:development", "ref:refs/heads/release/1"):
+        assert not acct.may_assume(
+            "github_dast", provider, **aud, **{sub: f"repo:{ir.repository}:{other}"}
+        )
+    for svc in ir.services:
+        release = repo_arn(ir, svc.release_image)
+        writers = sorted(r for r in acct.roles if acct.can(r, "ecr:PutImage", release))
+        assert writers == ["github_dast", "github_release"]
+        assert not acct.can("github_dast", "ecr:InitiateLayerUpload", release)
+        assert not acct.can("github_dast", "ecr:PutImage", repo_arn(ir, svc.image))
+    for key in ("signing", "release"):
+        assert not acct.can("github_dast", "kms:Sign", acct.arn(f"aws_kms_key.{key}"))
+    # the jobs hold no secret: their steps read none, and they name no deploy environment
+    # (the deliver workflow as GitHub runs it: deploy.yml's DAST job calls zap.yml, whose
+    # scan holds no token at all and whose mark runs in the DAST's own environment)
+    import yaml
+
+    from .harness.reusable import expand
+
+    for svc in ir.services:
+        wf = expand(STOREFRONT / ir.output("github-actions") / svc.deliver_workflow)
+        scan = wf["jobs"][f"deploy-{dast.environment}/dast"]
+        mark = wf["jobs"][f"deploy-{dast.environment}/dast/mark"]
+        assert "environment" not in scan and scan["permissions"] == {}
+        assert mark["environment"] == dast.github_environment
+        for job in (scan, mark):
+            assert "secrets." not in yaml.safe_dump(job)
+        assert mark["permissions"] == {"id-token": "write"}
+    deploy = yaml.safe_load((STOREFRONT / ir.output("github-actions") / "deploy.yml").read_text())
+    assert "secrets" not in deploy["jobs"]["dast"]  # no secret passed to zap.yml

@@ -19,7 +19,7 @@ from pipecompile.compiler import compile_bytes
 from pipecompile.errors import PipelineError
 from pipecompile.serialize.hcl import Block, Call, Ref, Template, document
 from pipecompile.targets.registry import render_all
-from pipecompile.targets.terraform.pipelines import deploy_variables
+from pipecompile.targets.terraform.pipelines import dast_variables, deploy_variables
 
 HOSTILE = [
     '"',
@@ -143,17 +143,18 @@ def test_a_hostile_pipeline_value_stays_a_value_in_codepipeline(tmp_path: Path) 
     locals_tf = "locals {\n" + "".join(f"  v{i} = {c}\n" for i, c in enumerate(calls)) + "}\n"
     got = terraform_eval(tmp_path, locals_tf, [f"v{i}" for i in range(len(calls))])
     passed = [json.loads(got[f"v{i}"]) for i in range(len(calls))]
-    deploys = [p for p in passed if p[0]["name"] == "SERVICE"]  # not the release build's
+    # the Deploy actions (not the release build's, not the DAST's)
+    deploys = [p for p in passed if any(v["name"] == "GITOPS_DIR" for v in p)]
     svc = ir.services[0]
-    want = [
-        [
-            {"name": k, "value": v, "type": "PLAINTEXT"}
-            for k, v in deploy_variables(ir, svc, d).items()
-        ]
-        for d in svc.deployments
-    ]
-    # dev: Deploy; prod: Deploy and the DAST action, the same variables
-    assert deploys == [want[0], want[1], want[1]]
+
+    def rows(variables: dict[str, str]) -> list[dict[str, str]]:
+        return [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()]
+
+    want = [rows(deploy_variables(ir, svc, d)) for d in svc.deployments]
+    assert deploys == want  # dev, prod
+    # prod's DAST action: the image it scans and marks
+    dasts = [p for p in passed if p not in deploys and p[0]["name"] == "IMAGE_URI"]
+    assert dasts == [rows(dast_variables(ir, svc, svc.deployments[1]))]
     assert next(v for v in deploys[0] if v["name"] == "GITOPS_DIR") == {
         "name": "GITOPS_DIR",
         "value": f"{INJECTION}/web/dev",

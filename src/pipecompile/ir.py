@@ -16,6 +16,29 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import Diagnostic
+from .ir_plan import (
+    BuildPlan,
+    BuildTier,
+    DeliveryPlan,
+    DeployStage,
+    PlanInput,
+    PlanStep,
+    PlanStepKind,
+    Scope,
+    SharedStep,
+)
+
+# the deploy plan's types are the IR's too (targets import them from here)
+__all__ = [
+    "BuildPlan",
+    "BuildTier",
+    "DeliveryPlan",
+    "DeployStage",
+    "PlanInput",
+    "PlanStep",
+    "PlanStepKind",
+]
+__all__ += ["Scope", "SharedStep"]
 
 StrategyKind = Literal["rolling", "canary", "blue-green"]
 Language = Literal["node", "python", "java", "go"]
@@ -49,7 +72,7 @@ class Environment:
     cluster: str
     url: str | None
     deploy_project: str  # CodeBuild project that records the image tag
-    deploy_buildspec: str  # its buildspec, relative to the codebuild output folder
+    deploy_buildspec: str  # the buildspec (one for every environment), in the codebuild folder
     deploy_log_group: str
     manual_start_branch: str  # BranchName of the CodePipeline source action
     github_role_name: str  # the GitHub deploy role: only this GitHub environment assumes it
@@ -71,10 +94,15 @@ class Environment:
     approver_role_name: str  # approval: the only role that may approve this environment
     approval_topic: str  # approval: the SNS topic its approvers are subscribed to
     approvers: tuple[str, ...]  # e-mail addresses subscribed to approval_topic
+    approver_principals: tuple[str, ...]  # IAM ARN patterns that may assume the approver role
+    approver_variable: str  # the Terraform variable that lists them
     gitops_repository: str | None  # environments.X.gitops.repository, else gitops.repository
     gitops_revision: str
     eks_cluster: str  # the EKS cluster behind ``cluster`` (the local target's kubeconfig)
     kube_context: str  # its kubeconfig context: <project>-<env>
+    # the cosign keys whose signatures it admits (deploy check and admission policy):
+    # an approval environment only the release tier's, the others either tier's
+    accepted_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +155,7 @@ class Service:
     ci_workflow: str  # file names relative to the github-actions output folder
     deliver_workflow: str
     build_log_group: str
+    release_build_log_group: str  # the release build's own: no dev-tier role writes it
     scan_report_group: str  # CodeBuild report group of the ECR scan report
     trigger_includes: tuple[str, ...]  # path globs that start it (() = whole repository)
     trigger_excludes: tuple[str, ...]  # other services' folders inside those (path isolation)
@@ -168,6 +197,11 @@ class Dast:
     project: str  # CodeBuild project that scans after a CodePipeline deploy
     buildspec: str  # relative to the codebuild output folder
     log_group: str
+    # GitHub delivery: the scan runs in a job of its own, in this GitHub environment (no
+    # deploy secrets there), as this role (reads images, tags a passed digest)
+    github_environment: str
+    github_role_name: str
+    github_role_arn: str
     # the scheduled scan (1.2): the production environment, last in promotion order, at
     # its url; None when it has no url (a located warning says so)
     scheduled_environment: str | None = None
@@ -209,7 +243,6 @@ class Rollback:
     max_p90_latency_ms: int | None
     prometheus_url: str
     provider: Literal["prometheus", "cloudwatch"]
-    cloudwatch_namespace: str
     service_monitor: bool  # a ServiceMonitor per chart (Prometheus Operator)
     window: str  # each measurement's look-back
     no_traffic: Literal["inconclusive", "pass"]
@@ -219,6 +252,8 @@ class Rollback:
     status_label: str
     service_label: str
     namespace_label: str
+    path_label: str  # the request path's label: requests to exclude_paths are not traffic
+    exclude_paths: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +300,7 @@ class AwsNames:
     connection_name: str
     sns_topic_arn: str
     sonar_secret_name: str  # SonarQube host and token for the CodeBuild build
+    release_sonar_secret_name: str  # the release tier's: a token feature builds never hold
     nvd_secret_name: str  # the NVD API key (JSON key api_key) for the dependency check
 
 
@@ -274,6 +310,11 @@ class SecretStore:
 
     kind: str  # ClusterSecretStore (shared) or SecretStore (one per service, generated)
     name: str  # for a SecretStore: a suffix, the store is <service>-<name>
+
+    def of(self, service: str) -> str:
+        """A SecretStore's name for ``service``: also the ServiceAccount it authenticates
+        as, the one the environment's secrets role trusts (helm and terraform agree)."""
+        return f"{service}-{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +375,9 @@ BUILDSPEC_FOLDER = "buildspec_folder"  # where CodeBuild projects read their bui
 BUILDSPECS_GENERATED = "buildspecs_generated"  # present when the buildspecs are generated
 
 
+EMPTY_PLAN = DeliveryPlan()
+
+
 @dataclass(frozen=True, slots=True)
 class IR:
     pipeline_file: str  # relative to the repository root (session.repo_name), e.g. "pipeline.yaml"
@@ -370,6 +414,7 @@ class IR:
     warnings: tuple[Diagnostic, ...]  # located, severity "warning"
     cloudtrail: bool = False  # audit.cloudtrail: a trail with 90-day retention
     secret_rotation: tuple[str, int] | None = None  # (Lambda ARN, days): terraform.secret_rotation
+    plan: DeliveryPlan = EMPTY_PLAN  # frontend/plan.py, from everything above
 
     def output(self, target: str) -> str:
         for name, folder in self.outputs:
@@ -382,6 +427,17 @@ class IR:
             if env.name == name:
                 return env
         raise KeyError(name)
+
+    def gitops_sharers(self, env: Environment) -> tuple[list[str], list[str]]:
+        """The other environments whose deployers write ``env``'s GitOps repository:
+        (those without approval, those with). A deploy key or token cannot be limited to a
+        folder: each of them can rewrite ``env``'s folder, chart included."""
+        others = [
+            e
+            for e in self.environments
+            if e is not env and e.gitops_repository == env.gitops_repository
+        ]
+        return [e.name for e in others if not e.approval], [e.name for e in others if e.approval]
 
     def image_of(self, svc: Service, env: Environment) -> tuple[str, str]:
         """(ECR repository, image URI) ``env`` deploys from: an approval environment only

@@ -194,6 +194,18 @@ RULES: tuple[Rule, ...] = (
         "Choose a prefix under the environment's own services folder, as the message says.",
         (r"would let the services' secret stores read",),
     ),
+    Rule(
+        "PC208",
+        "shared-gitops-repository",
+        "An approval environment reads a GitOps repository another environment's deployer "
+        "writes: that deployer's credential can rewrite its folder (its workloads' command, "
+        "service account, environment, volumes and analysis, or an older signed digest) and "
+        "Argo CD syncs it without the approval.",
+        "Give the approval environment its own repository: "
+        "environments.<env>.gitops.repository (the warning may be ignored where one "
+        "repository is accepted, as in the reference pipeline).",
+        (r" shares its GitOps repository with ",),
+    ),
     # PC3xx: what a target cannot express
     Rule(
         "PC301",

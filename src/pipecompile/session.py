@@ -179,7 +179,7 @@ class Session:
         return build_lock(str(self.root), shared=shared)
 
     def apply(self, plan: Plan) -> None:
-        """Carry out a plan (this process makes every change; see output.sync.apply)."""
-        from .output.sync import apply
+        """Carry out a plan (this process makes every change; see output.apply.apply)."""
+        from .output.apply import apply
 
         apply(str(self.root), plan)

@@ -5,7 +5,11 @@ Shapes from Argo CD's published API description (assets/swagger.json, v2.x):
 .status``, ``status.health.status``, ``status.summary.images``, ``status.operationState``);
 ``GET /api/v1/applications/{name}/syncwindows`` returns an
 ``applicationApplicationSyncWindowsResponse`` (``activeWindows``, ``assignedWindows``,
-``canSync``).  A missing or wrong token is HTTP 401 with a gRPC-gateway error body
+``canSync``); ``GET /api/v1/applications/{name}/resource`` with the query ``namespace``,
+``resourceName``, ``group``, ``version``, ``kind`` returns an
+``applicationApplicationResourceResponse`` (``manifest``: the live object as JSON text;
+server/application/application.go GetResource: a resource the application does not
+manage is "not found").  A missing or wrong token is HTTP 401 with a gRPC-gateway error body
 (``{"error", "code": 16, "message"}``); an application the token may not see, or that
 does not exist, is 403 "permission denied" (the server never says which).  Any other
 path is the web UI's index.html with 200 (server/server.go serves the UI for every
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,7 +43,73 @@ def application(
     }
     if "phase" in extra:
         status["operationState"] = {"phase": extra["phase"], "message": extra.get("message", "")}
-    return {"metadata": {"name": name, "namespace": "argocd"}, "spec": {}, "status": status}
+    spec = {"destination": {"namespace": extra.get("namespace", NAMESPACE)}}
+    return {"metadata": {"name": name, "namespace": "argocd"}, "spec": spec, "status": status}
+
+
+NAMESPACE = "shop-production"  # the applications' destination namespace in these tests
+NEW_DIGEST = "sha256:" + "cd" * 32  # the digest the deploy waits for, in these tests
+
+
+def rollout(
+    name: str,
+    reasons: tuple[str, ...] = (),
+    pre_promotion: str | None = None,
+    *,
+    analysis: bool = True,
+    abort: bool = False,
+    namespace: str = NAMESPACE,
+    digest: str = NEW_DIGEST,
+    observed: bool = True,
+) -> dict[str, Any]:
+    """A live blue-green Rollout (argo-rollouts v1.9.0 pkg/apis/rollouts/v1alpha1/types.go):
+    its pause reasons (status.pauseConditions) and the status of its pre-promotion
+    analysis run (status.blueGreen.prePromotionAnalysisRunStatus), if it has one; its pod
+    template runs ``digest``, and the controller has reconciled that generation when
+    ``observed`` (status.observedGeneration, a string, equals metadata.generation)."""
+    blue_green: dict[str, Any] = {"activeService": name, "previewService": f"{name}-preview"}
+    if analysis:
+        blue_green["prePromotionAnalysis"] = {"templates": [{"templateName": "t"}]}
+    status: dict[str, Any] = {
+        "pauseConditions": [{"reason": r, "startTime": "2030-01-01T00:00:00Z"} for r in reasons],
+        "blueGreen": {"activeSelector": "5d8f", "previewSelector": "7c9b"},
+        "currentPodHash": "7c9b",
+        "observedGeneration": "7" if observed else "6",
+    }
+    if abort:  # the controller aborted it (analysis failed, or the progress deadline)
+        status["abort"] = True
+    if pre_promotion is not None:
+        status["blueGreen"]["prePromotionAnalysisRunStatus"] = {
+            "name": f"{name}-7c9b-pre",
+            "status": pre_promotion,
+        }
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": namespace, "generation": 7},
+        "spec": {"strategy": {"blueGreen": blue_green}, "template": pod_template(digest)},
+        "status": status,
+    }
+
+
+def pod_template(digest: str) -> dict[str, Any]:
+    return {"spec": {"containers": [{"name": "app", "image": f"registry/app@{digest}"}]}}
+
+
+def deployment(
+    name: str, *, digest: str = NEW_DIGEST, observed: bool = True, namespace: str = NAMESPACE
+) -> dict[str, Any]:
+    """A live Deployment (apps/v1): status.observedGeneration is an integer."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "generation": 3},
+        "spec": {"template": pod_template(digest)},
+        "status": {
+            "observedGeneration": 3 if observed else 2,
+            "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}],
+        },
+    }
 
 
 @dataclass
@@ -49,6 +120,9 @@ class ArgoCD:
     html: bool = False  # answer every path with HTML (a wrong URL, an SSO page)
     apps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     windows: dict[str, bool] = field(default_factory=dict)  # app -> canSync (default True)
+    # app -> the live workload it manages, a list of replies (the last repeats; a reply
+    # is used up when it is read, not when another kind is asked for)
+    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
 
     def reply(self, path: str, auth: str | None) -> tuple[int, str, str]:
@@ -72,9 +146,30 @@ class ArgoCD:
                 "canSync": can,
             }
             return 200, "application/json", json.dumps(body)
+        if len(parts) == 6 and parts[5] == "resource":
+            return self.resource(name, path)
         replies = self.apps[name]
         body = replies.pop(0) if len(replies) > 1 else replies[0]
         return 200, "application/json", json.dumps(body)
+
+    def resource(self, app: str, path: str) -> tuple[int, str, str]:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        want = {k: v[0] for k, v in query.items()}
+        replies = self.resources.get(app, [])
+        live = replies[0] if replies else None
+        group, version = (live or {}).get("apiVersion", "/").split("/")
+        if live is None or want != {
+            "namespace": live["metadata"]["namespace"],
+            "resourceName": live["metadata"]["name"],
+            "group": group,
+            "version": version,
+            "kind": live["kind"],
+        }:
+            msg = f"{want.get('kind')} {want.get('resourceName')} not found as part of {app}"
+            return 404, "application/json", json.dumps({"error": msg, "code": 5, "message": msg})
+        if len(replies) > 1:  # the next reply once this object was read
+            replies.pop(0)
+        return 200, "application/json", json.dumps({"manifest": json.dumps(live)})
 
 
 @contextmanager

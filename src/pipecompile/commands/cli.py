@@ -91,7 +91,7 @@ def validate(file: Path, fmt: str, quiet: bool) -> int:
     _done(
         f"{file}: valid ({_count(len(ir.services), 'service')}, "
         f"{_count(len(ir.environments), 'environment')}, "
-        f"targets: {', '.join(t for t, _ in ir.outputs)})",
+        f"targets: {', '.join(t for t, _ in ir.outputs) or 'none'})",
         quiet,
     )
     return EXIT_OK

@@ -86,6 +86,18 @@ def graph(file: Path, fmt: str, quiet: bool) -> int:
     "(pipe it to: gh api repos/OWNER/REPO/rulesets --input -).",
 )
 @click.option(
+    "--release-ruleset",
+    is_flag=True,
+    help="Print the GitHub ruleset JSON that lets only repository admins create an "
+    "approval environment's branches (pipe it to: gh api repos/OWNER/REPO/rulesets --input -).",
+)
+@click.option(
+    "--environments",
+    is_flag=True,
+    help="Print, as JSON, the GitHub REST requests that limit each GitHub environment to "
+    "its own branches (deployment branch policies; delivery: github-actions).",
+)
+@click.option(
     "--rollback",
     nargs=2,
     metavar="SERVICE ENV",
@@ -99,6 +111,8 @@ def explain(
     ref: str | None,
     trust: bool,
     ruleset: bool,
+    release_ruleset: bool,
+    environments: bool,
     rollback: tuple[str, str] | None,
     local: bool,
     quiet: bool,
@@ -113,6 +127,8 @@ def explain(
       pipecompile explain --ref main                    # --ref alone: a push
       pipecompile explain --trust                       # who can build, sign, approve, deploy
       pipecompile explain --ruleset | gh api repos/OWNER/REPO/rulesets --input -
+      pipecompile explain --release-ruleset | gh api repos/OWNER/REPO/rulesets --input -
+      pipecompile explain --environments                # deployment branch policies
       pipecompile explain --rollback order-service production
       pipecompile explain --local                       # Tilt, Telepresence, OpenLens
     """
@@ -151,6 +167,20 @@ def explain(
         click.echo(json.dumps(ruleset_of(ir), indent=2))
         if not quiet:  # on stderr: stdout is the JSON document gh reads
             _echo_err(f"explain: {file}: the ruleset for {ir.repository}")
+        return EXIT_OK
+    if release_ruleset:
+        import json
+
+        from ..insight.ruleset import release_ruleset as release_ruleset_of
+
+        click.echo(json.dumps(release_ruleset_of(ir), indent=2))
+        return EXIT_OK
+    if environments:
+        import json
+
+        from ..insight.environments import environment_requests
+
+        click.echo(json.dumps(environment_requests(ir), indent=2))
         return EXIT_OK
     if event is None and ref is not None:
         event = "push"  # a branch named without an event is a push to it

@@ -18,15 +18,18 @@ from ..errors import Diagnostic, Path_, PipelineError, did_you_mean
 from .defaults import DEFAULT_STEPS, IN_CLUSTER, SECRET_STORE
 from .loader import Document
 from .lower_rules import (
-    Rules,
     TargetLayout,
-    duration_ms,
     nested_folders,
     rollout_minutes,
     runtime_of,
     service_ci,
 )
-from .model import Compute, ImageScan, Pipeline
+from .lower_rules import (
+    short as _short,
+)
+from .lower_sections import Sections
+from .model import Pipeline
+from .plan import key_uri, lower_plan
 
 
 def _hosts(domain: str | None, service: str, *, first: bool) -> tuple[str, ...]:
@@ -36,17 +39,7 @@ def _hosts(domain: str | None, service: str, *, first: bool) -> tuple[str, ...]:
     return (domain, f"{service}.{domain}") if first else (f"{service}.{domain}",)
 
 
-def _short(name: str, limit: int) -> str:
-    """``name`` if it fits, else a prefix and a stable hash that keep it unique."""
-    if len(name) <= limit:
-        return name
-    import hashlib
-
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9].rstrip('-')}-{digest}"
-
-
-class _Lowering(Rules):
+class _Lowering(Sections):
     def __init__(
         self,
         doc: Document,
@@ -99,13 +92,16 @@ class _Lowering(Rules):
         rollback = self.rollback()
         if self.errors:
             raise PipelineError(self.errors)
-        return ir.IR(
+        result = ir.IR(
             pipeline_file=Path(self.doc.file).name,
             project=model.project,
             delivery=model.delivery,
             repository=model.source.repository,
             default_branch=model.source.default_branch,
-            environments=tuple(envs),
+            environments=tuple(
+                dataclasses.replace(env, accepted_keys=self.accepted_keys(env, aws, envs))
+                for env in envs
+            ),
             chart_source=facts.get(ir.CHART_SOURCE),
             deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
             release_branches=tuple(
@@ -138,8 +134,25 @@ class _Lowering(Rules):
             secrets=secrets,
             secret_store=SECRET_STORE,
             pins=self.pins,
-            warnings=tuple(self.warnings),
+            warnings=(),
         )
+        self.shared_gitops(result)
+        result = dataclasses.replace(result, warnings=tuple(self.warnings))
+        # the deploy plan: the delivery lowered once, for every orchestrator
+        return dataclasses.replace(result, plan=lower_plan(result))
+
+    @staticmethod
+    def accepted_keys(
+        env: ir.Environment, aws: ir.AwsNames, envs: list[ir.Environment]
+    ) -> tuple[str, ...]:
+        """The signing keys an environment admits: an approval environment only the
+        release key; the others the development key, and the release key too when a
+        release tier exists (an image released to staging may come back down)."""
+        release = key_uri(aws.release_key_alias)  # the plan's contract: awskms:///alias/...
+        if env.approval:
+            return (release,)
+        dev = key_uri(aws.signing_key_alias)
+        return (release, dev) if any(e.approval and e.includes for e in envs) else (dev,)
 
     def deliverer_enabled(self, outputs: list[tuple[str, str]]) -> None:
         """The orchestrator named by ``delivery`` must be generated."""
@@ -152,40 +165,6 @@ class _Lowering(Rules):
                 "nothing generated here delivers; turn it on"
                 + (", or set delivery: github-actions" if delivery == "codepipeline" else ""),
             )
-
-    def hotfix_route(self) -> tuple[str | None, tuple[str, ...]]:
-        """(the environment that verifies hotfix branches, their patterns); (None, []) when
-        hotfixes are off, no approval environment precedes production, or an environment
-        already names a hotfix pattern itself (then the user routed them)."""
-        hot = self.m.hotfixes
-        if hot is False:
-            return None, ()
-        names = list(self.m.environments)
-        envs = self.m.environments
-        where: Path_ = ("hotfixes", "environment")
-        if hot.environment is not None:
-            if hot.environment not in envs:
-                self.err(
-                    where,
-                    f"unknown environment '{hot.environment}'"
-                    + did_you_mean(hot.environment, names)
-                    + f" (known: {', '.join(names)})",
-                )
-                return None, ()
-            if hot.environment == names[-1]:
-                self.err(
-                    where,
-                    f"'{hot.environment}' is the production environment (the last in promotion "
-                    "order); hotfixes are verified in an environment before it",
-                )
-                return None, ()
-            target: str | None = hot.environment
-        else:
-            target = next((n for n in reversed(names[:-1]) if envs[n].approval), None)
-        routed = {b for e in envs.values() for b in e.branches}
-        if target is None or routed & set(hot.branches):
-            return None, ()
-        return target, tuple(hot.branches)
 
     def environments(self, strategies: dict[str, ir.Strategy]) -> list[ir.Environment]:
         """The environments in promotion order, with their names and branch patterns."""
@@ -230,7 +209,7 @@ class _Lowering(Rules):
                     cluster=env.cluster,
                     url=env.url,
                     deploy_project=f"{project}-{name}-deploy",
-                    deploy_buildspec=f"deploy-{name}.yml",
+                    deploy_buildspec="deploy.yml",  # one for every environment
                     deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
                     manual_start_branch=literal[0] if literal else self.m.source.default_branch,
                     github_role_name=_short(f"{project}-deploy-{name}", 64),
@@ -249,6 +228,18 @@ class _Lowering(Rules):
                     approver_role_name=_short(f"{project}-approve-{name}", 64),
                     approval_topic=f"{project}-{name}-approvals",
                     approvers=tuple(env.approvers),
+                    # default: one role of that name, which the operator creates (or
+                    # not: then nobody approves); never the account as a whole
+                    approver_principals=tuple(env.approver_principals)
+                    or (
+                        (
+                            f"arn:aws:iam::{self.m.aws.account_id}:role/"
+                            + _short(f"{project}-{name}-approvers", 64),
+                        )
+                        if env.approval
+                        else ()
+                    ),
+                    approver_variable="approvers_" + name.replace("-", "_"),
                     gitops_repository=env.gitops.repository
                     if env.gitops
                     else self.m.gitops.repository,
@@ -276,7 +267,7 @@ class _Lowering(Rules):
             f"{project}/{e}/{kind}"
             for e in self.m.environments
             for kind in ("gitops-credential", "argocd")
-        ] + [f"{project}/sonarqube"]
+        ] + [f"{project}/sonarqube", f"{project}/sonarqube-release"]
         covered = [d for d in deployer if d.startswith(prefix)]
         if covered:
             self.err(
@@ -363,6 +354,7 @@ class _Lowering(Rules):
                 strategy = own_strategy or strategies.get(
                     model.environments[env.name].strategy, strategies["rolling"]
                 )
+                self.cloudwatch_fits(name, env.name, strategy)
                 app = f"{name}-{env.name}"
                 if app in app_names:
                     self.err(
@@ -416,6 +408,7 @@ class _Lowering(Rules):
                     ci_workflow=f"ci-{name}.yml",
                     deliver_workflow=f"deliver-{name}.yml",
                     build_log_group=f"/aws/codebuild/{project}-{name}-build",
+                    release_build_log_group=f"/aws/codebuild/{project}-{name}-build-release",
                     scan_report_group=f"{project}-{name}-build-ecr-image-scan",
                     # its folder, its values and the chart (a change there deploys it again)
                     trigger_includes=()
@@ -437,204 +430,6 @@ class _Lowering(Rules):
             dataclasses.replace(svc, trigger_excludes=nested_folders(svc, services))
             for svc in services
         ]
-
-    def build(self) -> ir.Build:
-        """Build settings (the compute type that fits is the terraform target's choice)."""
-        settings = self.m.build
-        compute = settings.compute or Compute()  # the model's defaults, in one place
-        return ir.Build(
-            compute.vcpu,
-            compute.memory_gb,
-            settings.timeout_minutes,
-            settings.cache,
-            settings.keep_images,
-            settings.artifact_retention_days,
-        )
-
-    def security(self, envs: list[ir.Environment]) -> ir.Security:
-        """The gates; DAST must target an environment that exists and has a URL."""
-        sec = self.m.security
-        dast = None
-        if sec.dast is not None:
-            where: Path_ = ("security", "dast", "environment")
-            target = next((e for e in envs if e.name == sec.dast.environment), None)
-            if target is None:
-                self.err(
-                    where,
-                    f"unknown environment '{sec.dast.environment}'"
-                    f"{did_you_mean(sec.dast.environment, [e.name for e in envs])}"
-                    f"; known: {', '.join(e.name for e in envs)}",
-                )
-            elif target.url is None:
-                self.err(
-                    where,
-                    f"environment '{target.name}' has no 'url' for DAST to scan; "
-                    f"set environments.{target.name}.url",
-                )
-            else:
-                cron = {"daily": "0 3 * * *", "weekly": "0 3 * * 1"}.get(
-                    sec.dast.schedule, sec.dast.schedule
-                )
-                level = sec.dast.fail_on
-                dast = ir.Dast(
-                    target.name,
-                    target.url,
-                    cron,
-                    level,
-                    project=f"{self.m.project}-{target.name}-dast",
-                    buildspec=f"dast-{target.name}.yml",
-                    log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
-                    **self.scheduled_dast(envs),
-                )
-        scan = sec.image_scan or ImageScan()  # its mode and wait keep the model's defaults
-        return ir.Security(
-            sast_fail_on=sec.sast.fail_on if sec.sast else None,
-            dependencies_fail_on=sec.dependencies.fail_on if sec.dependencies else None,
-            image_scan_fail_on=sec.image_scan.fail_on if sec.image_scan else None,
-            image_scanning=scan.scanning,
-            image_scan_timeout_minutes=scan.timeout_minutes,
-            dast=dast,
-            sign_images=sec.sign_images,
-        )
-
-    def scheduled_dast(self, envs: list[ir.Environment]) -> dict[str, str]:
-        """security.dast.schedule scans production (the last environment) at its url (1.2)."""
-        dast = self.m.security.dast
-        assert dast is not None
-        production = envs[-1]
-        if production.url is not None:
-            return {"scheduled_environment": production.name, "scheduled_url": production.url}
-        explicit = "schedule" in dast.model_fields_set
-        self.warn(
-            ("security", "dast", "schedule") if explicit else ("security", "dast"),
-            f"the scheduled DAST scan targets '{production.name}' (last in promotion order), "
-            f"which has no 'url': it scans nothing; set environments.{production.name}.url",
-        )
-        return {}
-
-    def gitops(self, path: str) -> ir.Gitops:
-        """The GitOps repository (the targets that deploy through it require it)."""
-        g = self.m.gitops
-        auth: Literal["ssh", "https"] = (
-            "https" if (g.repository or "").startswith("https://") else "ssh"
-        )
-        return ir.Gitops(
-            repository=g.repository,
-            auth=auth,
-            credential="GITOPS_TOKEN" if auth == "https" else "GITOPS_DEPLOY_KEY",
-            revision=g.revision,
-            path=path,
-            prune=g.sync.prune,
-            self_heal=g.sync.self_heal,
-            options=tuple(g.sync.options),
-            retry_limit=g.sync.retry.limit,
-            backoff_duration=g.sync.retry.backoff.duration,
-            backoff_factor=g.sync.retry.backoff.factor,
-            backoff_max_duration=g.sync.retry.backoff.max_duration,
-        )
-
-    def rollback(self) -> ir.Rollback | None:
-        rollback = self.m.rollback
-        if rollback is None:
-            return None
-        latency = rollback.max_p90_latency
-        window_ms = duration_ms(rollback.window)
-        least = 300000 if rollback.metrics_provider == "cloudwatch" else 60000
-        if window_ms < least or window_ms % 60000:
-            self.err(
-                ("rollback", "window"),
-                f"'{rollback.window}' is not a whole number of minutes of at least "
-                f"{least // 60000}m"
-                + (
-                    " (CloudWatch needs five one-minute datapoints to judge)"
-                    if least == 300000
-                    else ""
-                ),
-            )
-        pm = rollback.prometheus_metrics
-        return ir.Rollback(
-            rollback.health_checks,
-            rollback.max_error_rate,
-            latency,
-            duration_ms(latency) if latency else None,
-            rollback.prometheus_url,
-            rollback.metrics_provider,
-            rollback.cloudwatch_namespace or f"{self.m.project}/services",
-            rollback.service_monitor,
-            f"{window_ms // 60000}m",
-            rollback.no_traffic,
-            rollback.measurements,
-            pm.requests,
-            pm.latency,
-            pm.status_label,
-            pm.service_label,
-            pm.namespace_label,
-        )
-
-    def notifications(self) -> ir.Notifications:
-        """Slack events in a fixed order; the SNS topic always exists (approvals use it)."""
-        slack, sns = self.m.notifications.slack, self.m.notifications.sns
-        order = ("started", "approval-needed", "succeeded", "failed")
-        sns_on = slack.on if slack else ("failed", "approval-needed")
-        events = () if sns is None and slack is None else tuple(e for e in order if e in sns_on)
-        names = list(self.m.environments)
-        subs = []
-        for i, sub in enumerate(sns.subscriptions if sns else []):
-            for j, env in enumerate(sub.environments or []):
-                if env not in names:
-                    self.err(
-                        ("notifications", "sns", "subscriptions", i, "environments", j),
-                        f"unknown environment '{env}'{did_you_mean(env, names)}; "
-                        f"known: {', '.join(names)}",
-                    )
-            for j, status in enumerate(sub.statuses or []):
-                if status not in events:
-                    self.err(
-                        ("notifications", "sns", "subscriptions", i, "statuses", j),
-                        f"'{status}' is not sent to the topic; it sends: {', '.join(events)}",
-                    )
-            subs.append(
-                ir.Subscription(
-                    sub.protocol,
-                    sub.endpoint,
-                    tuple(sub.environments or ()),
-                    tuple(e for e in events if e in (sub.statuses or events)),
-                )
-            )
-        return ir.Notifications(
-            slack_channel=slack.channel if slack else None,
-            slack_events=tuple(e for e in order if slack and e in slack.on),
-            sns_topic=sns.topic if sns else f"{self.m.project}-pipeline-events",
-            sns_events=events,
-            subscriptions=tuple(subs),
-            slack_users=tuple(slack.users.items()) if slack else (),
-        )
-
-    def aws_names(self, topic: str) -> ir.AwsNames:
-        """Every AWS name the targets use, computed once."""
-        project, account, region = self.m.project, self.m.aws.account_id, self.m.aws.region
-        return ir.AwsNames(
-            region=region,
-            account_id=account,
-            ecr_registry=f"{account}.dkr.ecr.{region}.amazonaws.com",
-            github_build_role_name=f"{project}-github-build",
-            github_build_role_arn=f"arn:aws:iam::{account}:role/{project}-github-build",
-            pipeline_role_name=f"{project}-codepipeline",
-            build_role_name=f"{project}-codebuild-build",
-            artifact_bucket=f"{project}-artifacts-{account}",
-            kms_alias=f"alias/{project}-cicd",
-            signing_key_alias=f"alias/{project}-image-signing",
-            release_key_alias=f"alias/{project}-release-signing",
-            github_release_role_name=f"{project}-github-release",
-            github_release_role_arn=f"arn:aws:iam::{account}:role/{project}-github-release",
-            release_build_role_name=f"{project}-codebuild-release",
-            release_artifact_bucket=f"{project}-release-{account}",
-            dast_role_name=f"{project}-codebuild-dast",
-            connection_name=project[:25].rstrip("-") + "-github",
-            sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
-            sonar_secret_name=f"{project}/sonarqube",
-            nvd_secret_name=f"{project}/nvd",
-        )
 
 
 def lower(

@@ -58,6 +58,20 @@ class TargetLayout(Protocol):
         ...
 
 
+# Argo CD fails a sync that would take over a resource another Application applied
+# (Argo CD v3.5.0, controller/sync.go: "FailOnSharedResource=true" and
+# hasSharedResourceCondition): a rewritten folder cannot adopt another environment's
+# objects. On unless the pipeline sets it itself.
+FAIL_ON_SHARED = "FailOnSharedResource=true"
+
+
+def sync_options(given: list[str]) -> tuple[str, ...]:
+    """gitops.sync.options, plus FailOnSharedResource=true unless it names that option."""
+    if any(o.startswith("FailOnSharedResource=") for o in given):
+        return tuple(given)
+    return (*given, FAIL_ON_SHARED)
+
+
 class Rules:
     """Mixed into lowering: needs ``m``, ``err``, ``errors``, ``root`` and a ``_kinds`` cache."""
 
@@ -70,6 +84,44 @@ class Rules:
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
+
+    def warn(self, path: Path_, message: str) -> None:
+        raise NotImplementedError
+
+    def shared_gitops(self, result: ir.IR) -> None:
+        """An approval environment whose GitOps repository another environment's deployer
+        writes: its approval can be bypassed there (issue 28, item 2)."""
+        for env in result.environments:
+            if not env.approval or env.gitops_repository is None:
+                continue
+            unapproved, approved = result.gitops_sharers(env)
+            if not unapproved and not approved:
+                continue
+            own = self.m.environments[env.name].gitops is not None
+            where: Path_ = (
+                ("environments", env.name, "gitops", "repository")
+                if own
+                else ("gitops", "repository")
+            )
+            who = unapproved or approved
+            how = (
+                "without an approval"
+                if unapproved
+                else f"with {', '.join(approved)}'s approval only"
+            )
+            self.warn(
+                where,
+                f"{env.name} shares its GitOps repository with {', '.join(who)}: a deploy key "
+                f"or token cannot be limited to a folder, so {'their' if len(who) > 1 else 'its'} "
+                f"deploy credential can rewrite {env.name}'s folder (chart, values and "
+                f"image file) and Argo CD syncs it {how}: that changes {env.name}'s "
+                "workloads, not only their images (command, service account, environment, "
+                "volumes, probes, the canary's analysis), or rolls them back to an older "
+                f"digest signed for {env.name}; the admission policy refuses only images not "
+                f"signed for {env.name}, its AppProject only kinds the chart never renders; "
+                f"give {env.name} a repository of its own: "
+                f"environments.{env.name}.gitops.repository",
+            )
 
     def outputs(self) -> list[tuple[str, str]]:
         """(target, folder) for every enabled target, in registry order."""
@@ -100,6 +152,7 @@ class Rules:
                 del folders[follower]  # outputs.local: false turns local development off
             elif follower not in folders and leader in folders:
                 folders[follower] = defaults[follower]  # on with the output it follows
+                where_of[follower] = where_of.get(leader, ("outputs",))  # its errors: there
         for target in defaults:
             if target in folders:
                 where = where_of.get(target, ("outputs",)) if given is not None else ("outputs",)
@@ -344,3 +397,13 @@ def service_ci(
     if runtime == ci[0]:
         return runtime, ci[1]
     return runtime, tuple(ir.Step(n, r) for n, r in DEFAULT_STEPS[runtime.language])
+
+
+def short(name: str, limit: int) -> str:
+    """``name`` if it fits, else a prefix and a stable hash that keep it unique."""
+    if len(name) <= limit:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"

@@ -36,6 +36,7 @@ from .model_types import (  # noqa: F401 - the language's value types, re-export
     NAME_RE,
     PATH_RE,
     PATTERN_HELP,
+    PRINCIPAL_RE,
     REGION_RE,
     REPO_RE,
     S3_BUCKET_RE,
@@ -215,6 +216,15 @@ class Environment(Model):
         description="approval: e-mail addresses subscribed to this environment's approval "
         "topic (each confirms once); only its approver role may approve",
         examples=[["release-managers@example.com"]],
+    )
+    approver_principals: list[
+        Annotated[str, StringConstraints(pattern=PRINCIPAL_RE, max_length=600)]
+    ] = Field(
+        [],
+        description="approval: the IAM roles or users (ARN patterns) that may assume this "
+        "environment's approver role, with MFA: the default of the Terraform variable "
+        "approvers_<env> (default: the role <project>-<env>-approvers, which you create)",
+        examples=[["arn:aws:iam::123456789012:role/release-managers"]],
     )
     gitops: EnvironmentGitops | None = Field(
         None,
@@ -432,6 +442,21 @@ class PrometheusMetrics(Model):
             examples=["kubernetes_namespace"],
         )
     )
+    path_label: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,99}$")] = Field(
+        "path",
+        description="label holding the request path or route on both series (e.g. "
+        "handler for prometheus/client_golang promhttp's InstrumentHandler); a series "
+        "without it is never excluded",
+        examples=["handler"],
+    )
+    exclude: list[Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._~/-]{0,199}$")]] = Field(
+        ["/healthz", "/metrics"],
+        description="paths whose requests are not traffic (the chart's startup and "
+        "readiness probes, the ALB health check, the scrape): a version answering only "
+        "these is inconclusive, and they cannot dilute its users' errors; [] counts "
+        "every request",
+        examples=[["/healthz", "/metrics", "/ready"]],
+    )
 
 
 class Rollback(Model):
@@ -448,12 +473,10 @@ class Rollback(Model):
         "prometheus",
         description="where the rollout analysis reads its metrics: prometheus (the default; "
         "http_requests_total and http_request_duration_seconds_bucket by service) or "
-        "cloudwatch (Requests, Errors5xx and LatencyMs by Service and Namespace)",
-    )
-    cloudwatch_namespace: (
-        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9./_#:-]{1,255}$")] | None
-    ) = Field(
-        None, description="the CloudWatch namespace of those metrics (default: <project>/services)"
+        "cloudwatch (the ALB's own metrics of the canary's target group, namespace "
+        "AWS/ApplicationELB: RequestCount, HTTPCode_Target_5XX_Count, TargetResponseTime; "
+        "canary strategy only, the Argo Rollouts controller run with "
+        "--aws-verify-target-group)",
     )
     prometheus_url: Annotated[
         str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.:/_-]{1,200}$")

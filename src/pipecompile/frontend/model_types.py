@@ -36,6 +36,12 @@ BRANCH_RE = r"^[^\s\\\x00-\x1f\x7f]{1,255}$"
 PATH_RE = r"^[^\x00-\x1f\x7f]+$"
 # an EKS cluster name (CreateCluster: 1-100 characters, starting with a letter or digit)
 EKS_RE = r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$"
+# an IAM role or user ARN, '*' and '?' allowed (ArnLike on aws:PrincipalArn): an IAM
+# Identity Center permission set's role is
+# role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_<set>_*
+PRINCIPAL_RE = (
+    r"^arn:aws:iam::[0-9]{12}:(?:role|user)/[A-Za-z0-9+=,.@_-][A-Za-z0-9+=,.@_/*?-]{0,511}$"
+)
 
 PATTERN_HELP: dict[str, str] = {
     NAME_RE: "a valid name: a lowercase letter, then lowercase letters, digits and '-', "
@@ -63,6 +69,8 @@ PATTERN_HELP: dict[str, str] = {
     LINE_RE: "a single line of text without control characters",
     EKS_RE: "an EKS cluster name: 1-100 letters, digits, '-' and '_', starting with a "
     "letter or digit",
+    PRINCIPAL_RE: "an IAM role or user ARN such as 'arn:aws:iam::123456789012:role/release-"
+    "managers' ('*' and '?' match as in ArnLike)",
     BRANCH_RE: "a branch name or pattern such as 'main', 'release/*' or '!feature/wip' "
     "(no spaces or backslashes)",
 }

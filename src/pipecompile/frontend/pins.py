@@ -11,7 +11,7 @@ it never reverts an update made there::
                              "sha": "3d3c42e5aac5ba805825da76410c181273ba90b1"}
       },
       "terraform_aws_provider": ">= 5.70.0, < 7.0.0",
-      "zap_image": "ghcr.io/zaproxy/zaproxy:stable",
+      "zap_image": "ghcr.io/zaproxy/zaproxy:2.17.0@sha256:781a2bda...",
       "cosign_version": "v3.0.6",
       "cosign_sha256": "c956e5df..."
     }
@@ -32,7 +32,10 @@ if TYPE_CHECKING:  # reading the lock (check's fast path) must not load the IR
 LOCK_NAME = "pipecompile.lock"
 DEFAULTS = {
     "terraform_aws_provider": ">= 5.70.0, < 7.0.0",
-    "zap_image": "ghcr.io/zaproxy/zaproxy:stable",
+    # ZAP 2.17.0 (the stable release), pinned by the digest of its multi-arch image index:
+    # the scan runs next to a deploy's credentials, so a moved tag must not change it
+    "zap_image": "ghcr.io/zaproxy/zaproxy:2.17.0@sha256:"
+    "781a2bdaea47324e7bab583e2263f21d257b0aee61ed51521a5be45f5f5081ef",
     # The cosign that the pinned sigstore/cosign-installer (v4.1.2, 6f9f177) bootstraps,
     # and that binary's sha256, copied from that commit's action.yml
     # (bootstrap_version, bootstrap_linux_amd64_sha). Both orchestrators run it: GitHub
@@ -50,10 +53,16 @@ _SHA = re.compile(r"[0-9a-f]{40}")
 _VERSION = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+")  # vMAJOR.MINOR.PATCH
 _BARE_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")  # actions whose tags have no 'v'
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# an image by digest: docker pulls the digest, the tag only names it for a reader
+_BY_DIGEST = re.compile(r"[a-z0-9][a-z0-9./_-]*(:[A-Za-z0-9._-]+)?@sha256:[0-9a-f]{64}")
 # the keys whose values have a shape of their own (the others: short plain strings)
 _SHAPES = {
     "cosign_version": (_VERSION, "must be a release tag vMAJOR.MINOR.PATCH, such as 'v3.0.6'"),
     "cosign_sha256": (_SHA256, "must be the binary's sha256: 64 lowercase hex digits"),
+    "zap_image": (
+        _BY_DIGEST,
+        "must name the image by digest: <image>[:<tag>]@sha256:<64 hex digits>",
+    ),
 }
 _TEXT = re.compile(r"[^\x00-\x1f\x7f\"'\\\\$`]{1,200}")
 

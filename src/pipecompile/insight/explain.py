@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import re
 
+from ..frontend.lower_rules import duration_ms
 from ..ir import IR, Deployment, Environment, Service
 from ..targets.common import branch_regexes, glob_to_regex
+from ..targets.helm import https
+from ..targets.helm.analysis import (
+    INCONCLUSIVE_LIMIT,
+    initial_delay_minutes,
+    progress_deadline_seconds,
+)
 from ..targets.registry import registry
 from .graph import _strategy
 from .trust import trust_lines
@@ -89,7 +96,11 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
         )
     parts: list[str] = []
     if rb is not None and rb.health_checks:
-        parts.append("pods not ready within 10m abort it (progressDeadlineAbort)")
+        has_metrics = rb.max_error_rate is not None or rb.max_p90_latency is not None
+        deadline = progress_deadline_seconds(rb if has_metrics else None, kind) // 60
+        parts.append(
+            f"no progress within {deadline}m (pods not ready) aborts it (progressDeadlineAbort)"
+        )
     triggers = []
     if rb is not None and rb.max_error_rate is not None:
         triggers.append(f"5xx rate > {rb.max_error_rate:g}")
@@ -97,23 +108,26 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
         triggers.append(f"p90 latency > {rb.max_p90_latency}")
     if rb is not None and triggers:
         source = (
-            f"Prometheus {rb.prometheus_url}"
+            f"Prometheus {rb.prometheus_url}, the new pods' rollouts-pod-template-hash"
             if rb.provider == "prometheus"
-            else f"CloudWatch namespace {rb.cloudwatch_namespace}, the new pods' PodTemplateHash"
+            else "CloudWatch AWS/ApplicationELB, the canary target group on its ALB"
         )
         idle = (
-            "a minute without requests pauses it for a person (inconclusive)"
+            f"{INCONCLUSIVE_LIMIT + 1} measurements without requests pause it for a person "
+            "(inconclusive)"
             if rb.no_traffic == "inconclusive"
             else "minutes without requests pass"
         )
         judged = (
             f"{' or '.join(triggers)} over the last {rb.window} ({source}; measured each "
-            f"minute, a second failed measurement aborts; {idle})"
+            f"minute from {initial_delay_minutes(rb)}m on, a second failed measurement "
+            f"aborts; {idle})"
         )
         if kind == "canary":
             parts.append(
                 f"from the first step, {judged} on {svc.name}-canary aborts it and sends "
                 "all traffic back to the stable version"
+                + _unmeasured(dep, initial_delay_minutes(rb))
             )
         else:
             parts.append(
@@ -135,13 +149,34 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
     return "Argo Rollouts: " + "; ".join(parts)
 
 
+def _unmeasured(dep: Deployment, delay: int) -> str:
+    """The canary's steps whose pause ends before the analysis' first measurement."""
+    elapsed = 0
+    short = []
+    for step in dep.strategy.steps:
+        if not step.pause:
+            continue
+        elapsed += duration_ms(step.pause)
+        if elapsed < delay * 60000:
+            short.append(f"{step.weight}%")
+    if not short:
+        return ""
+    steps = f"steps {', '.join(short)} end" if len(short) > 1 else f"step {short[0]} ends"
+    return f" (the {steps} before the first measurement: not judged)"
+
+
 def _exposure(ir: IR, env: Environment) -> str:
     exp = env.exposure
-    tls = (
-        f"HTTPS (certificate {exp.certificate_arn}), HTTP redirects to it"
-        if exp.certificate_arn
-        else "HTTP only (no certificate: set exposure.certificate_arn)"
-    )
+    if exp.certificate_arn:
+        tls = f"HTTPS (certificate {exp.certificate_arn}), HTTP redirects to it"
+    elif https(env.url):
+        tls = (
+            "HTTPS with the ACM certificate the AWS Load Balancer Controller discovers "
+            "for the hosts (one must be issued; or set exposure.certificate_arn), HTTP "
+            "redirects to it"
+        )
+    else:
+        tls = "HTTP only (no https url and no certificate: set exposure.certificate_arn)"
     hosts = (
         ", ".join(h for svc in ir.services for h in _deployment(svc, env).hosts)
         if exp.domain
@@ -159,12 +194,17 @@ def _secrets(ir: IR, env: Environment) -> str | None:
     keys = ", ".join(key for svc in readers for _, key in _deployment(svc, env).secret_keys)
     if store.kind == "SecretStore":
         via = (
-            f"each service's SecretStore <service>-{store.name} assumes IAM role "
-            f"{env.secrets_role_name}, which reads only {env.secret_prefix}*"
+            f"each service's SecretStore <service>-{store.name} authenticates as its "
+            f"ServiceAccount <service>-{store.name} (IRSA) and so assumes IAM role "
+            f"{env.secrets_role_name}, which only those ServiceAccounts of namespace "
+            f"{env.namespace} may assume and which reads only {env.secret_prefix}*"
         )
     else:
         via = f"the {store.kind} '{store.name}' (shared by every namespace)"
-    return f"{keys}: {via}; mounted as files (updated in place) and as environment variables"
+    return (
+        f"{keys}: {via}; mounted as files (updated in place) and as environment variables "
+        "(Reloader rolls the pods out again when they rotate)"
+    )
 
 
 def _deployment(svc: Service, env: Environment) -> Deployment:

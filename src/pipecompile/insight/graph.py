@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..ir import IR, Rollback, Strategy
+from ..targets.helm.analysis import progress_deadline_seconds
 
 
 def _source(rb: Rollback) -> str:
@@ -16,7 +17,18 @@ def rollback_triggers(ir: IR) -> list[str]:
         return []
     triggers = []
     if rb.health_checks:
-        triggers.append("pods not ready within 10m (probes, progress deadline)")
+        has_metrics = rb.max_error_rate is not None or rb.max_p90_latency is not None
+        minutes = sorted(
+            {
+                progress_deadline_seconds(rb if has_metrics else None, dep.strategy.kind) // 60
+                for svc in ir.services
+                for dep in svc.deployments
+                if dep.strategy.kind != "rolling"
+            }
+            or {10}
+        )
+        within = f"{minutes[0]}m" if len(minutes) == 1 else f"{minutes[0]}-{minutes[-1]}m"
+        triggers.append(f"pods not ready within {within} (probes, progress deadline)")
     if rb.max_error_rate is not None:
         triggers.append(f"{_source(rb)} 5xx rate > {rb.max_error_rate:g}")
     if rb.max_p90_latency:

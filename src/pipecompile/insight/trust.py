@@ -17,11 +17,21 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     branches = ", ".join(ir.release_branches if release else env.includes)
     if ir.delivery == "github-actions":
         role = ir.aws.github_release_role_name if release else ir.aws.github_build_role_name
-        who = f"GitHub build jobs of pushes to {branches} as IAM role {role}"
+        who = (
+            f"any workflow run of a push to {branches} as IAM role {role} (its trust matches "
+            "the names exactly as GitHub does: a '*' stops at '/', so no nested name matches)"
+        )
+        if release:
+            who += (
+                " (only repository admins may create such a branch, nested names included: "
+                "explain --release-ruleset)"
+            )
     else:
         role = ir.aws.release_build_role_name if release else ir.aws.build_role_name
         kind = "release build projects" if release else "build projects"
         who = f"the CodeBuild {kind} of pushes to {branches} as IAM role {role}"
+        if release:
+            who += " (only repository admins may create such a branch: explain --release-ruleset)"
     svc = ir.services[0]
     repo = ir.image_of(svc, env)[0]
     tier = "release" if release else "dev"
@@ -35,6 +45,13 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     else:
         sign = f"that build role, with {key}: any deploy branch's code runs there, so this "
         sign += "signature says only 'built by this pipeline'"
+        first = ir.environments[0]
+        if env.index > 0 and first.name != env.name and not first.approval:
+            sign += (
+                f"; a build of {', '.join(first.includes)} (same role, same key) can push "
+                f"the image of a tree {env.name} builds later (src-<tree>), and "
+                f"{env.name}'s build reuses it unreviewed"
+            )
     return who, sign
 
 
@@ -43,24 +60,39 @@ def _approver(ir: IR, env: Environment) -> str:
         return "no approval: every push to its branches deploys"
     if ir.delivery == "github-actions":
         return (
-            f"the required reviewers of GitHub environment '{env.name}' (set them in the "
-            "repository settings; a reviewer should not approve their own change: turn on "
-            "'Prevent self-review')"
+            f"the required reviewers of GitHub environment '{env.name}', which pipecompile "
+            "does not name: explain --environments turns on prevent_self_review but sets no "
+            'reviewers; add "reviewers": [{"type": "Team", "id": <team id>}] (or "User") to '
+            "its PUT body, or set them in the repository settings: until then a job of "
+            "this environment waits for nobody"
         )
     subscribed = ", ".join(env.approvers) if env.approvers else "nobody yet (approvers: [...])"
+    who = ", ".join(env.approver_principals)
     return (
-        f"only principals that assume IAM role {env.approver_role_name} with MFA (every CI "
-        f"role is denied codepipeline:PutApprovalResult); notified on SNS topic "
+        f"only the principals of var.{env.approver_variable} ({who}), assuming IAM role "
+        f"{env.approver_role_name} with MFA (every CI role is denied "
+        f"codepipeline:PutApprovalResult; a listed approver can still approve their own "
+        f"change: keep authors off the list); notified on SNS topic "
         f"{env.approval_topic}: {subscribed}"
     )
 
 
 def _deployer(ir: IR, env: Environment) -> str:
     if ir.delivery == "github-actions":
-        return (
+        from .environments import unenforced
+
+        line = (
             f"jobs of GitHub environment '{env.name}' as IAM role {env.github_role_name} "
-            "(trusted by that environment only)"
+            "(trusted by that environment only), which runs jobs only of "
+            f"{', '.join(env.includes)} (its deployment branch policy: explain --environments)"
         )
+        excluded = unenforced(ir, env)
+        if excluded:
+            line += (
+                f"; the policy cannot exclude {', '.join(excluded)}: the workflows skip "
+                "them, a hand-edited workflow on such a branch is not refused"
+            )
+        return line
     return (
         f"CodeBuild project {env.deploy_project} as IAM role {env.codebuild_role_name}, with "
         f"the buildspec Terraform applied (not the branch's); it alone reads "
@@ -73,21 +105,29 @@ def _gitops(ir: IR, env: Environment) -> list[str]:
     line = f"GitOps: Argo CD reads {repo} at {env.gitops_revision}"
     if not env.approval:
         return [line]
-    shared = [
-        e.name
-        for e in ir.environments
-        if e is not env and not e.approval and e.gitops_repository == env.gitops_repository
-    ]
-    if not shared:
-        return [line + " (no environment without approval writes it)"]
-    return [
-        line,
-        f"warning: {', '.join(shared)} deploy{'s' if len(shared) == 1 else ''} to the same "
-        f"GitOps repository; a deploy key or token cannot be limited to a folder, so their "
-        f"credential can rewrite {env.name}'s folder and Argo CD would sync it without an "
-        f"approval (the admission policy still refuses unsigned or dev-tier images): give "
-        f"{env.name} its own repository (environments.{env.name}.gitops.repository)",
-    ]
+    unapproved, approved = ir.gitops_sharers(env)
+    if not unapproved and not approved:
+        return [line + " (no other environment's deployer writes it)"]
+    out = [line]
+    if unapproved:
+        out.append(
+            f"warning: {', '.join(unapproved)} deploy{'s' if len(unapproved) == 1 else ''} to "
+            f"the same GitOps repository; a deploy key or token cannot be limited to a "
+            f"folder, so their credential can rewrite {env.name}'s folder and Argo CD would "
+            f"sync it without an approval: {env.name}'s workloads change, not only their "
+            "images (command, service account, environment, volumes, probes, the canary's "
+            f"analysis), or roll back to an older digest signed for {env.name} (the "
+            "admission policy refuses only unsigned or other-tier images, the AppProject "
+            f"only kinds the chart never renders): give {env.name} its own repository "
+            f"(environments.{env.name}.gitops.repository)"
+        )
+    if approved:
+        out.append(
+            f"note: {', '.join(approved)} (approved by {'its' if len(approved) == 1 else 'their'} "
+            f"own approvers) also write{'s' if len(approved) == 1 else ''} this repository: "
+            f"their deployer can change {env.name} without {env.name}'s approval"
+        )
+    return out
 
 
 def _admission(ir: IR, env: Environment) -> str:
@@ -97,8 +137,9 @@ def _admission(ir: IR, env: Environment) -> str:
 
     keys = ", ".join(k.removeprefix("awskms:///") for k in accepted(ir, env))
     return (
-        f"admission: Kyverno ClusterPolicy {policy_name(ir, env)} admits in namespace "
-        f"{env.namespace} only this environment's images, by digest, signed with {keys}"
+        f"admission: Kyverno ImageValidatingPolicy {policy_name(ir, env)} admits in "
+        f"namespace {env.namespace} (containers, init and ephemeral containers) only this "
+        f"environment's images, by digest, signed, with an SBOM and a provenance, by {keys}"
     )
 
 

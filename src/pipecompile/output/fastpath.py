@@ -20,6 +20,7 @@ rewritten; it can make the answer faster, never greener.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -34,6 +35,25 @@ _HEAD = "pipecompile-stat-cache 1 "
 _MAX_CACHE = 64 * 1024 * 1024
 
 Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+# never blocks on a FIFO, never follows a link; what is opened is checked before reading
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def _small_text(path: str, limit: int) -> str | None:
+    """The text of the regular file ``path`` if it has at most ``limit`` bytes."""
+    try:
+        fd = os.open(path, _READ)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        return os.read(fd, limit + 1).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _stat(st: os.stat_result) -> Stat:
@@ -44,7 +64,7 @@ def _load(root: str, digest: str) -> tuple[dict[str, tuple[str, Stat]], int]:
     """The cache's entries for the manifest ``digest`` and the cache's own mtime
     (({}, 0) when there is none that applies)."""
     try:
-        fd = os.open(os.path.join(root, CACHE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(os.path.join(root, CACHE), _READ)
     except OSError:
         return {}, 0
     try:
@@ -73,14 +93,14 @@ def _save(root: str, digest: str, entries: dict[str, tuple[str, Stat]]) -> None:
     """Write the cache (best effort: a read-only checkout just stays on the slow path).
 
     Only where the state folder's ``.gitignore`` keeps it out of commits."""
+    ignore = _small_text(os.path.join(root, STATE_DIR, ".gitignore"), 4096)
+    if ignore is None or "stat.cache" not in ignore.split():
+        return
+    tmp = os.path.join(root, STATE_DIR, f".stat.cache.{os.getpid()}.tmp")
     try:
-        with open(os.path.join(root, STATE_DIR, ".gitignore"), encoding="utf-8") as fh:
-            if "stat.cache" not in fh.read().split():
-                return
         lines = [_HEAD + digest]
         for path, (sha, (size, mtime, ctime, ino)) in sorted(entries.items()):
             lines.append(f"{sha} {size} {mtime} {ctime} {ino} {path}")
-        tmp = os.path.join(root, STATE_DIR, f".stat.cache.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
             os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
@@ -88,7 +108,8 @@ def _save(root: str, digest: str, entries: dict[str, tuple[str, Stat]]) -> None:
             os.close(fd)
         os.replace(tmp, os.path.join(root, CACHE))
     except OSError:
-        return
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # (a folder at stat.cache: leave no temporary file behind)
 
 
 def _files_match(root: str, m: Manifest, refresh: bool) -> bool:
@@ -109,14 +130,15 @@ def _files_match(root: str, m: Manifest, refresh: bool) -> bool:
             if now == hit[1] and now[1] < written and now[2] < written:
                 fresh[path] = hit
                 continue
+        try:  # stat before reading, as git does: an edit after it changes what is recorded
+            before = _stat(os.lstat(f"{root}/{path}"))
+        except OSError:
+            return False
         data = read_file(root, path)
         if data is None or hashlib.sha256(data).hexdigest() != sha:
             return False
         hashed = True
-        try:
-            fresh[path] = (sha, _stat(os.lstat(f"{root}/{path}")))
-        except OSError:
-            return False
+        fresh[path] = (sha, before)
     if refresh and (hashed or len(fresh) != len(cached)):
         _save(root, m.digest, fresh)
     return True

@@ -57,10 +57,14 @@ def build_in_progress(root: str) -> bool:
     nothing and leave the run to the full path, which waits for the build.
     """
     try:
-        fd = os.open(os.path.join(root, LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(
+            os.path.join(root, LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        )
     except OSError:
         return False  # no lock file: no build has run here (or it cannot be a lock)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # not a lock (a FIFO, a device): the full path reports it
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
@@ -82,15 +86,20 @@ def _ignore(root: str) -> None:
     (an older one lists only the lock); one written by a person is left alone."""
     path = os.path.join(root, _IGNORE)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read(4096)
+        mode = os.lstat(path).st_mode
     except FileNotFoundError:
         text = None
     except OSError:
         return
+    else:
+        if not stat.S_ISREG(mode):
+            return  # a link, a FIFO, a device: not ours to read or replace
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            text = os.read(fd, 4096).decode("utf-8", "replace")
+        finally:
+            os.close(fd)
     if text == _IGNORED or (text is not None and not text.startswith("# written by pipecompile")):
-        return
-    if os.path.islink(path):
         return
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:

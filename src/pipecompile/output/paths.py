@@ -136,7 +136,7 @@ class Listing:
     generated code costs start-up time.)
     """
 
-    __slots__ = ("dirs", "files", "links", "other", "unlisted")
+    __slots__ = ("dirs", "files", "links", "nested", "other", "unlisted")
 
     def __init__(self) -> None:
         self.unlisted: dict[str, str] = {}  # folders the OS cannot list: why (e.g. too long)
@@ -144,6 +144,9 @@ class Listing:
         self.links: set[str] = set()  # symbolic links, to files or folders
         self.dirs: set[str] = set()  # real folders
         self.other: set[str] = set()  # fifos, sockets, devices
+        # folders that hold a .git (a nested clone, a submodule, a worktree): another
+        # repository's, never listed, so nothing in them is ever ours to replace or remove
+        self.nested: set[str] = set()
 
     def blocked(self, rel: str) -> str | None:
         """Why ``rel`` cannot be written or removed by pipecompile (None when it can)."""
@@ -201,6 +204,10 @@ def scan(root: str, folders: list[str]) -> Listing:
     return out
 
 
+# what marks a pipeline's folder (output.sync refuses an output folder holding one)
+_PIPELINE_MARKS = ("pipeline.yaml", "pipecompile.lock", STATE_DIR)
+
+
 def _walk(base: str, folder: str, out: Listing) -> None:
     stack = [folder]
     while stack:
@@ -213,6 +220,13 @@ def _walk(base: str, folder: str, out: Listing) -> None:
             raise NotOurs(current, "cannot be listed (permission denied)") from None
         except OSError as exc:
             out.unlisted[current] = exc.strerror or str(exc)
+            continue
+        if current != folder and any(e.name.lower() == ".git" for e in entries):
+            out.nested.add(current)  # another checkout's files carry the same headers
+            for entry in entries:  # only what says it holds a pipeline (sync refuses it)
+                if entry.name in _PIPELINE_MARKS:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    (out.dirs if is_dir else out.files).add(f"{current}/{entry.name}")
             continue
         for entry in entries:
             rel = f"{current}/{entry.name}"

@@ -1,4 +1,5 @@
-"""Bring the output folders in line with the rendered files: plan, then apply.
+"""Bring the output folders in line with the rendered files: the plan (applied by
+:mod:`.apply`).
 
 Rendering is pure; this module decides what a build writes, what a check
 reports and what a diff shows, from the rendered files, what is on disk and
@@ -6,26 +7,15 @@ the manifest of what pipecompile generated last time.
 
 Generated files are recognised by their header (:mod:`.header`).
 
-A plan touches only paths that are ours (see :mod:`.paths`).  Applying it is
-crash-safe: the journal lists every path before the first write, each file is
-replaced through a temporary file and a rename, the manifest is written last
-and the journal removed after it.  A build that is killed leaves the journal,
-and the next build (or check) sees it and finishes the job; SIGINT and
-SIGTERM are held until the file being written is complete, and then reported
-with what was and was not written.
+A plan touches only paths that are ours (see :mod:`.paths`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from itertools import groupby
 
 from .._version import __version__
-from ..errors import Interrupted
 from .header import (
     MARK,
     drift_reason,
@@ -34,7 +24,7 @@ from .header import (
     sha256,
     stale_reason,
 )
-from .paths import STATE_DIR, Listing, NotOurs, Tree, inside, is_tmp, read_file, scan
+from .paths import STATE_DIR, Listing, NotOurs, inside, is_tmp, read_file, scan
 from .state import (
     CONFLICT_FIX,
     JOURNAL,
@@ -42,7 +32,6 @@ from .state import (
     Manifest,
     StateError,
     has_conflict,
-    journal_text,
     one_side,
     parse_manifest,
     read_journal,
@@ -363,7 +352,25 @@ def _removals(
         text = _decode(data) or ""
         generated = data.startswith(mark)  # this pipeline's header, nobody else's
         if folder in untrusted and not (generated and intact(text)):
-            continue  # only the file itself is proof in a folder only the manifest names
+            # only the file itself is proof in a folder only the manifest names: a file
+            # with this pipeline's header, edited since, is kept and said (check is not
+            # green on it); anything else there is not this pipeline's business
+            if generated:
+                reason = (
+                    "its target no longer writes here, but it was edited by hand since; "
+                    "left in place (delete it, or use --force to remove it)"
+                )
+                if force:
+                    out.append(
+                        Change(path, Kind.DELETE, "edited by hand; removed (--force)", text, None)
+                    )
+                else:
+                    out.append(Change(path, Kind.KEPT, reason, text, None))
+                    # the hash of what was generated, not of the edit (the fast path must
+                    # never vouch for it; the folder itself leaves the manifest, though)
+                    recorded = old_files.get(path, {}).get("sha256")
+                    files[path] = {"target": target, "sha256": recorded or sha256(b"")}
+            continue
         if source != "manifest" and not generated:
             continue  # not something this pipeline wrote
         recorded = old_files.get(path, {}).get("sha256")
@@ -396,87 +403,3 @@ def _removals(
             out.append(Change(path, Kind.KEPT, reason, text, None))
             files[path] = {"target": target, "sha256": recorded or sha256(data)}
     return out
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[list[int]]:
-    """Hold SIGINT and SIGTERM: record them so the caller stops between two files."""
-    pending: list[int] = []
-
-    def hold(signum: int, frame: object) -> None:
-        pending.append(signum)
-
-    saved = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            saved[sig] = signal.signal(sig, hold)
-    except ValueError:  # not the main thread: signals go elsewhere anyway
-        pass
-    try:
-        yield pending
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
-def _by_folder(changes: list[Change]) -> Iterator[tuple[str, list[Change]]]:
-    ordered = sorted(changes, key=lambda c: c.path.rpartition("/")[::2])
-    for folder, group in groupby(ordered, key=lambda c: c.path.rpartition("/")[0]):
-        yield folder, list(group)
-
-
-def apply(root: str, plan: Plan) -> None:
-    """Carry out a plan: journal, writes, removals, manifest, then drop the journal.
-
-    Raises :class:`Interrupted` when SIGINT or SIGTERM arrives (after the file
-    being written is complete); the journal then stays for the next build.
-    """
-    tree = Tree(root)
-    writes = [c for c in plan.changes if c.kind in WRITES]
-    removals = [c for c in plan.changes if c.kind in REMOVALS and c.path != JOURNAL]
-    total = len(writes) + len(removals)
-    with _signals_held() as pending:
-        done = 0
-
-        def step() -> None:
-            nonlocal done
-            done += 1
-            if pending:
-                raise Interrupted(pending[0], done, total)
-
-        if total:
-            _write_state(tree, JOURNAL, journal_text([c.path for c in writes + removals]))
-        try:
-            for folder, group in _by_folder(writes):
-                with tree.folder(folder, create=True) as dfd:
-                    for ch in group:
-                        tree.write(dfd, ch.path, (ch.new or "").encode("utf-8"))
-                        step()
-        except BaseException:
-            # leave no empty folders behind a failed build (a folder that got files stays)
-            tree.undo_folders()
-            raise
-        for folder, group in _by_folder(removals):
-            try:
-                with tree.folder(folder) as dfd:
-                    for ch in group:
-                        tree.remove(dfd, ch.path)
-                        step()
-            except FileNotFoundError:
-                continue
-            owning = [f for f in plan.folders if folder == f or inside(folder, f)]
-            if owning:
-                tree.prune(folder, max(owning, key=len))
-        text = plan.manifest.text()
-        if plan.recorded != text:
-            _write_state(tree, MANIFEST, text)
-        if total or plan.journal:
-            with tree.folder(JOURNAL.rpartition("/")[0]) as dfd:
-                tree.remove(dfd, JOURNAL)
-        if pending:
-            raise Interrupted(pending[0], done, total)
-
-
-def _write_state(tree: Tree, rel: str, text: str) -> None:
-    with tree.folder(rel.rpartition("/")[0], create=True) as dfd:
-        tree.write(dfd, rel, text.encode("utf-8"))

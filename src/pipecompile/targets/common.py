@@ -12,24 +12,11 @@ import re
 from functools import cache
 from pathlib import Path
 
-from ..ir import IR, Deployment, Environment, Security
-
-SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+from ..ir import IR, Environment
 
 # zizmor (PyPI): the version the test suite audits the generated workflows with, which
 # the merge gate, the configuration review and the security review install
 ZIZMOR = "1.32.0"
-
-# ZAP's riskcode for each severity of security.dast.fail_on (ZAP has no "critical":
-# it counts as high); the scan script fails on alerts at or above it.
-ZAP_RISK = {"critical": 3, "high": 3, "medium": 2, "low": 1}
-
-
-def severities_at_or_above(level: str) -> str:
-    """``"high"`` -> ``"CRITICAL HIGH"`` (ECR finding severities that fail the gate)."""
-    upper = level.upper()
-    return " ".join(SEVERITIES[: SEVERITIES.index(upper) + 1])
-
 
 # OWASP dependency-check --failOnCVSS thresholds by severity (CVSS v3 bands).
 CVSS = {"critical": "9.0", "high": "7.0", "medium": "4.0", "low": "0.1"}
@@ -40,16 +27,6 @@ SONAR = {
     "medium": "BLOCKER,CRITICAL,MAJOR",
     "low": "BLOCKER,CRITICAL,MAJOR,MINOR",
 }
-
-
-def scan_gate_env(sec: Security) -> dict[str, str]:
-    """The variables ``ecr-scan-gate.sh`` reads (besides the repository and tag)."""
-    assert sec.image_scan_fail_on is not None
-    return {
-        "FAIL_SEVERITIES": severities_at_or_above(sec.image_scan_fail_on),
-        "SCAN_TYPE": sec.image_scanning,
-        "SCAN_TIMEOUT_SECONDS": str(sec.image_scan_timeout_minutes * 60),
-    }
 
 
 def glob_to_regex(glob: str) -> str:
@@ -94,12 +71,6 @@ def branch_regexes(env: Environment) -> tuple[str, str]:
 
 
 # -- scripts: real files in targets/scripts/, with their inputs in a header -----------------
-#
-# The image tag prefix of each build tier (see "Who can deploy" in the README): release
-# builds (approval environments' branches) never reuse a dev build's image.  build-once.sh
-# reads it as TAG_PREFIX.
-RELEASE_TAG_PREFIX = "rel"
-DEV_TAG_PREFIX = "src"
 
 SCRIPTS = "scripts"  # the folder of the package's scripts, beside this module
 
@@ -132,16 +103,29 @@ def packaged_scripts() -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.suffix in (".sh", ".jq"))
 
 
-def manual_promotion(dep: Deployment) -> bool:
-    """A blue-green rollout that a person promotes: wait-healthy.sh reports it paused at the
-    preview as waiting-for-promotion, not as a failure."""
-    return dep.strategy.kind == "blue-green" and not dep.strategy.auto_promote
-
-
 def accepted_keys(ir: IR, env: Environment) -> str:
-    """An approval environment accepts only release-tier images; the others either tier."""
-    release = f"awskms:///{ir.aws.release_key_alias}"
-    if env.approval:
-        return release
-    dev = f"awskms:///{ir.aws.signing_key_alias}"
-    return f"{release} {dev}" if ir.release_branches else dev
+    """SIGNING_KEYS of the deploy check: the keys the IR says this environment admits."""
+    return " ".join(env.accepted_keys)
+
+
+# -- the deploy plan on CodeBuild: shared by the codebuild and terraform targets ------------
+#
+# Where each of the plan's parameters is set on CodeBuild: "pipeline" values in the
+# buildspec, "environment" ones in the environment's deploy project (Terraform), the
+# "deployment" ones in the CodePipeline action (1000 characters in all).  What the
+# buildspec derives is never passed: the repository is the image URI's path.
+DERIVED = {"ECR_REPOSITORY": '"${IMAGE_URI#*/}"'}
+
+
+def codebuild_parameters(ir: IR, scope: str) -> list[str]:
+    """The deploy's parameters of ``scope`` that CodeBuild gets from outside the buildspec:
+    values and switches ("environment": also the secrets), in the plan's order."""
+    sources = {i.name: i.source for s in ir.plan.deploy for i in s.step.inputs}
+    switches = {s.switch for s in ir.plan.deploy if s.switch}
+    out = []
+    for name, where in ir.plan.parameters:
+        if where != scope or name in DERIVED:
+            continue
+        if name in switches or sources.get(name) == "value" or sources.get(name) == "secret":
+            out.append(name)
+    return out

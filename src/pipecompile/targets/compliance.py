@@ -8,7 +8,14 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from ..ir import IR
-from .common import severities_at_or_above
+
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")  # ECR's, as the plan's scan gate has them
+
+
+def severities_at_or_above(level: str) -> str:
+    """``"high"`` -> ``"CRITICAL HIGH"``: the gate's FAIL_SEVERITIES (frontend/plan.py)."""
+    return " ".join(SEVERITIES[: SEVERITIES.index(level.upper()) + 1])
+
 
 # terraform_1.11.4_linux_amd64.zip: the version the tests plan with here, and the sha256
 # HashiCorp publishes for it (hashicorp/homebrew-tap Formula/terraform.rb at 1.11.4,

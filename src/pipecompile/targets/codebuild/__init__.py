@@ -1,14 +1,15 @@
 """AWS CodeBuild buildspecs (version 0.2).
 
-  build-<service>.yml  CI (ci.steps, SonarQube, dependency check), then the image
-                       built once per source tree (or reused), ECR scan gate,
-                       signing; exports IMAGE_TAG, IMAGE_DIGEST and IMAGE_URI
-  deploy-<env>.yml     verifies the signature, records the digest in the GitOps
-                       repository, waits for a healthy rollout, writes the audit row
-                       (the same scripts as the GitHub deploy job)
-  dast-<env>.yml       ZAP against the DAST environment; a pass lets the digest on
+  build-<service>.yml  CI (ci.steps, SonarQube, dependency check), then the plan's
+                       build: the image built once per source tree (or reused), ECR
+                       scan gate, signing; exports IMAGE_TAG, IMAGE_DIGEST and IMAGE_URI
+  deploy.yml           the plan's deploy, for every environment: verify, record the
+                       digest in the GitOps repository, wait for a healthy rollout,
+                       write the audit row (the scripts of GitHub's deploy.yml)
+  dast.yml             ZAP against the DAST environment; a pass marks the digest
 
-Every value from pipeline.yaml reaches the shell through ``env.variables``.
+Every value from pipeline.yaml reaches the shell through environment variables: the
+buildspec's, the CodeBuild project's (Terraform) or the pipeline action's.
 """
 
 from __future__ import annotations
@@ -16,18 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import Path_
-from ...ir import BUILDSPEC_FOLDER, BUILDSPECS_GENERATED, IR, Environment, Service
+from ...ir import BUILDSPEC_FOLDER, BUILDSPECS_GENERATED, IR, PlanStep, Service, SharedStep
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
-from ..common import (
-    CVSS,
-    DEV_TAG_PREFIX,
-    SONAR,
-    ZAP_RISK,
-    accepted_keys,
-    scan_gate_env,
-    script_body,
-)
+from ..common import CVSS, DERIVED, SONAR, script_body
 
 name = "codebuild"
 delivery = "codepipeline"  # only CodePipeline runs buildspecs: not a default otherwise
@@ -53,22 +46,45 @@ def _sh(script: str) -> str:
     return f"(\n{script_body(script)})"
 
 
+# The plan's facts of a run, as CodeBuild knows them (its environment variables; the
+# pipeline's name from CODEBUILD_INITIATOR, "codepipeline/<name>" when CodePipeline
+# starts the build).
+FACTS = {
+    "commit": '"$CODEBUILD_RESOLVED_SOURCE_VERSION"',
+    "run": '"$CODEBUILD_BUILD_ID"',
+    "builder": '"${CODEBUILD_BUILD_ARN%:*}"',
+    "invocation": '"$CODEBUILD_BUILD_ARN"',
+}
+OUTCOME_FILE = "/tmp/outcome"
+NO_APPROVAL = "none (no approval)"  # the audit row's approver where none was needed
+
+
+def _exports(step: PlanStep, done: set[str]) -> list[str]:
+    """``export`` lines for the run facts ``step`` reads that no earlier step exported."""
+    facts = [i for i in step.inputs if i.source == "run" and i.value in FACTS]
+    new = [f"{i.name}={FACTS[i.value]}" for i in facts if i.name not in done]
+    done.update(i.name for i in facts)
+    return ["export " + " ".join(new)] if new else []
+
+
 def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
-    """CI first (steps, SonarQube, dependency check), then build once, scan, sign."""
+    """CI first (steps, SonarQube, dependency check), then the plan's build steps (build
+    once, scan gate, sign, attest) with the dev tier's values; the release build
+    projects' pipelines pass the release tier's (see the terraform target)."""
     sec = ir.security
-    variables: dict[str, str] = {
-        "SERVICE": svc.name,
-        "SERVICE_PATH": svc.path,
-        "DOCKERFILE": svc.dockerfile,
-        "ECR_REGISTRY": ir.aws.ecr_registry,
-        "ECR_REPOSITORY": svc.image,
-        "IMAGE_URI": svc.image_uri,
-        "IMAGE_ENV": "/tmp/image.env",
-    }
+    plan = ir.plan.build(svc.name)
+    dev = next((t for t in plan.tiers if t.name == "dev"), plan.tiers[0])
+    variables: dict[str, str] = {"SERVICE": svc.name, "IMAGE_ENV": "/tmp/image.env"}
     secrets: dict[str, str] = {}
     key, fmt = _runtimes()["runtime_versions"][svc.runtime.language]
     ci = ['cd "$CODEBUILD_SRC_DIR/$SERVICE_PATH"'] + [s.run for s in svc.steps]
     ci.append('cd "$CODEBUILD_SRC_DIR"')
+    for step in plan.steps:
+        for i in step.inputs:
+            if i.source == "value":
+                variables.setdefault(i.name, i.value)
+            elif i.source == "tier" and getattr(dev, i.value):
+                variables.setdefault(i.name, getattr(dev, i.value))
     if sec.sast_fail_on:
         variables.update(
             {
@@ -97,27 +113,13 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         # NVD data in the build cache (dependency-check.sh keeps it in ~/.dependency-check)
         secrets["NVD_API_KEY"] = f"{ir.aws.nvd_secret_name}:api_key"
         ci.append(_sh("dependency-check.sh"))
-    build = [
-        _sh("build-once.sh"),
-        'set -a; . "$IMAGE_ENV"; set +a',
-    ]
-    if sec.image_scan_fail_on:
-        variables.update(scan_gate_env(sec))
-        build.append(_sh("ecr-scan-gate.sh"))
-    # the dev tier's values; the release build projects' pipelines pass the release
-    # tier's (TAG_PREFIX=rel, the release key): see the terraform target
-    variables["TAG_PREFIX"] = DEV_TAG_PREFIX
-    if sec.sign_images:
-        variables["SIGNING_KEY"] = f"awskms:///{ir.aws.signing_key_alias}"
-        build.append(_sh("sign-once.sh"))
-        # an SBOM and a build provenance bound to the digest, signed with the same key
-        variables["SYFT_IMAGE"] = ir.pins.syft_image
-        variables["SOURCE_REPOSITORY"] = ir.repository
-        build.append(
-            'export BUILDER_ID="${CODEBUILD_BUILD_ARN%:*}" BUILD_INVOCATION="$CODEBUILD_BUILD_ARN" '
-            'COMMIT="$CODEBUILD_RESOLVED_SOURCE_VERSION"'
-        )
-        build.append(_sh("attest.sh"))
+    build: list[str] = []
+    exported: set[str] = set()
+    for step in plan.steps:
+        build += _exports(step, exported)
+        build.append(_sh(step.script))
+        if step.kind == "build-once":  # its outputs, for the steps after it
+            build.append('set -a; . "$IMAGE_ENV"; set +a')
     build.append(
         'printf \'{"service":"%s","imageUri":"%s","imageTag":"%s","imageDigest":"%s"}\\n\' '
         '"$SERVICE" "$IMAGE_URI" "$IMAGE_TAG" "$IMAGE_DIGEST" > "$CODEBUILD_SRC_DIR/image.json"'
@@ -160,102 +162,129 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
     return spec
 
 
-# What the pipeline's action configuration (1000 characters at most) need not carry: the
-# repository is the image URI's path, the pipeline is named by CODEBUILD_INITIATOR
-# ("codepipeline/<pipeline name>" when CodePipeline starts the build, CodeBuild docs).
-_DERIVED = (
-    'export ECR_REPOSITORY="${IMAGE_URI#*/}" PIPELINE_NAME="${CODEBUILD_INITIATOR#codepipeline/}"'
-)
+def _derived(passed: set[str], pipeline: bool = True) -> str:
+    """What the action configuration (1000 characters at most) need not carry: the
+    repository is the image URI's path, the pipeline is named by CODEBUILD_INITIATOR."""
+    out = [f"{name}={value}" for name, value in DERIVED.items() if name in passed]
+    if pipeline:
+        out.append('PIPELINE_NAME="${CODEBUILD_INITIATOR#codepipeline/}"')
+    return "export " + " ".join(out)
 
 
-def deploy_spec(ir: IR, env: Environment) -> dict[str, Any]:
-    """Verify, (promotion gate), record the digest, wait until healthy; audit row always.
+def _guarded(switch: str, script: str) -> str:
+    """A step only some environments run: its switch comes from the deploy project."""
+    if not switch:
+        return _sh(script)
+    return f'if [ "${switch}" = true ]; then (\n{script_body(script)}); fi'
 
-    The pipeline's deploy action passes SERVICE, IMAGE_URI, IMAGE_TAG, IMAGE_DIGEST,
-    GITOPS_DIR, CHART_SOURCE, VALUES_SOURCE, ARGOCD_APP, PIPELINE_EXECUTION_ID,
-    WAIT_SECONDS (and PROMOTION when a person promotes).
+
+def _facts(step: PlanStep, approver: SharedStep | None) -> list[str]:
+    """The run's facts the audit row reads, as CodeBuild knows them."""
+    out = []
+    if step.input("APPROVER"):
+        out.append(f'export APPROVER="{NO_APPROVAL}"')
+        if approver is not None:
+            lookup = f'APPROVER="$(\n{script_body("approver-codepipeline.sh")})"'
+            if approver.switch:
+                lookup = f'if [ "${approver.switch}" = true ]; then {lookup}; fi'
+            out.append(lookup)
+    out.append('export COMMIT="$CODEBUILD_RESOLVED_SOURCE_VERSION" RUN="$CODEBUILD_BUILD_ID"')
+    out.append(
+        'if [ "$CODEBUILD_BUILD_SUCCEEDING" = 1 ]; then export DEPLOY_STATUS=succeeded; '
+        "else export DEPLOY_STATUS=failed; fi"
+    )
+    return out
+
+
+def deploy_spec(ir: IR) -> dict[str, Any]:
+    """The plan's shared deploy, for every environment: verify, (promotion gate), (sync
+    window), record the digest, wait until healthy; the approver and the audit row always.
+
+    The buildspec holds what every stage shares; each environment's deploy project
+    (Terraform) sets what differs by environment (its switches, keys, secrets) and the
+    pipeline's Deploy action what differs by service (codebuild_parameters).
     """
-    g = ir.gitops
-    variables = {
-        "ENVIRONMENT": env.name,
-        "GITOPS_AUTH": g.auth,
-        "GITOPS_REPOSITORY": env.gitops_repository or "",
-        "GITOPS_REVISION": env.gitops_revision,
-        "OUTCOME_FILE": "/tmp/outcome",
-    }
-    secrets = {
-        ir.gitops.credential: env.gitops_secret_name,
-        "ARGOCD_SERVER": f"{env.argocd_secret_name}:server",
-        "ARGOCD_AUTH_TOKEN": f"{env.argocd_secret_name}:token",
-    }
+    plan = ir.plan
+    variables: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    for shared in plan.deploy:
+        for i in shared.step.inputs:
+            if i.value and i.source == "value":
+                variables.setdefault(i.name, i.value)
+            elif i.value and i.source == "secret":
+                secrets.setdefault(i.name, i.value)
+    variables["OUTCOME_FILE"] = OUTCOME_FILE
+    # a switch is off unless the environment's deploy project turns it on: a project's
+    # variable wins over the buildspec's, an action's over both ("The value in the
+    # buildspec declaration takes lowest precedence", CodeBuild User Guide,
+    # build-spec-ref.md, env/variables; awsdocs/aws-codebuild-user-guide 66cc3be)
+    for shared in plan.deploy:
+        if shared.switch:
+            variables.setdefault(shared.switch, "false")
+    passed = {i.name for s in plan.deploy for i in s.step.inputs}
+    required = ["SERVICE", "ENVIRONMENT", "IMAGE_TAG", "IMAGE_DIGEST"]
     commands = [
-        'test -n "${SERVICE:-}" && test -n "${IMAGE_TAG:-}" && test -n "${IMAGE_DIGEST:-}"',
-        _DERIVED,
+        " && ".join(f'test -n "${{{name}:-}}"' for name in required if name in passed),
+        _derived(passed),
     ]
     phases: dict[str, Any] = {}
     if ir.security.sign_images:
-        variables["SIGNING_KEYS"] = accepted_keys(ir, env)
         variables["COSIGN_VERSION"] = ir.pins.cosign_version
         variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
         phases["install"] = {"commands": [_sh("install-cosign.sh")]}
-        commands.append(_sh("verify-signature.sh"))
-        commands.append(_sh("verify-attestations.sh"))  # SBOM and provenance, same keys
-    dast = ir.security.dast
-    if env.after_dast and dast is not None:
-        variables["DAST_ENVIRONMENT"] = dast.environment
-        commands.append(_sh("promotion-gate.sh"))
-    if env.sync_window and env.sync == "automated":  # before anything is recorded
-        commands.append(_sh("sync-window.sh"))
-    commands += [_sh("gitops-record.sh"), _sh("wait-healthy.sh")]
+    always: list[str] = []  # CodeBuild's finally: whatever happened before
+    approver = next((s for s in plan.deploy if s.step.kind == "approver"), None)
+    for shared in plan.deploy:
+        step = shared.step
+        if step.when != "always":
+            commands.append(_guarded(shared.switch, step.script))
+        elif step.kind != "approver":  # the approver: looked up for the audit row's facts
+            always += _facts(step, approver)
+            always.append(_guarded(shared.switch, step.script))
     build: dict[str, Any] = {"commands": commands}
-    if ir.deployments_table:
-        variables["DEPLOYMENTS_TABLE"] = ir.deployments_table
-        approver = (
-            f'export APPROVER="$(\n{script_body("approver-codepipeline.sh")})"'
-            if env.approval
-            else 'export APPROVER="none (no approval)"'
-        )
-        build["finally"] = [
-            approver,
-            'export COMMIT="$CODEBUILD_RESOLVED_SOURCE_VERSION" RUN="$CODEBUILD_BUILD_ID"',
-            'if [ "$CODEBUILD_BUILD_SUCCEEDING" = 1 ]; then export DEPLOY_STATUS=succeeded; '
-            "else export DEPLOY_STATUS=failed; fi",
-            _sh("audit-row.sh"),
-        ]
+    if always:
+        build["finally"] = always
     phases["build"] = build
-    return {
-        "version": 0.2,
-        "env": {"shell": "bash", "variables": variables, "secrets-manager": secrets},
-        "phases": phases,
-    }
+    env: dict[str, Any] = {"shell": "bash", "variables": variables}
+    if secrets:
+        env["secrets-manager"] = secrets
+    return {"version": 0.2, "env": env, "phases": phases}
 
 
 def dast_spec(ir: IR) -> dict[str, Any]:
-    """ZAP against the DAST environment after a healthy deploy; a pass marks the digest."""
-    dast = ir.security.dast
-    assert dast is not None
+    """The plan's DAST after a healthy deploy: ZAP, and a pass marks the digest.  The DAST
+    project (Terraform) sets DAST_ENVIRONMENT and DAST_URL; the action the image."""
+    stages = [s for s in ir.plan.stages if s.dast]
+    steps = stages[0].dast
+    # what every DAST stage shares; the image comes from the action, the rest from the project
+    values: dict[str, set[str]] = {}
+    for stage in stages:
+        for step in stage.dast:
+            for i in step.inputs:
+                if i.source == "value" and i.name not in DAST_PROJECT:
+                    values.setdefault(i.name, set()).add(i.value)
+    variables = {name: v.pop() for name, v in values.items() if len(v) == 1}
     return {
         "version": 0.2,
-        "env": {
-            "shell": "bash",
-            "variables": {
-                "DAST_ENVIRONMENT": dast.environment,
-                "DAST_URL": dast.url,
-                "ZAP_IMAGE": ir.pins.zap_image,
-                "ZAP_MIN_RISK": str(ZAP_RISK[dast.fail_on]),
-            },
-        },
+        "env": {"shell": "bash", "variables": variables},
         "phases": {
             "build": {
                 "commands": [
-                    'test -n "${IMAGE_URI:-}" && test -n "${IMAGE_DIGEST:-}"',
-                    _DERIVED,
-                    _sh("dast-scan.sh"),
+                    " && ".join(
+                        f'test -n "${{{n}:-}}"'
+                        for n in ("DAST_ENVIRONMENT", "DAST_URL", "IMAGE_URI", "IMAGE_DIGEST")
+                    ),
+                    _derived({"ECR_REPOSITORY"}, pipeline=False),
+                    *(_sh(step.script) for step in steps),
                 ]
             }
         },
         "artifacts": {"files": ["reports/**/*"]},
     }
+
+
+# set by the DAST project (Terraform): the environment it scans
+DAST_PROJECT = ("DAST_ENVIRONMENT", "DAST_URL")
 
 
 def describe(ir: IR) -> list[str]:
@@ -308,8 +337,8 @@ def render(ir: IR) -> dict[str, str]:
     out = {}
     for svc in ir.services:
         out[svc.buildspec] = yaml_document(build_spec(ir, svc))
-    for env in ir.environments:
-        out[env.deploy_buildspec] = yaml_document(deploy_spec(ir, env))
-    if ir.security.dast:
+    for env in ir.environments[:1]:  # one deploy buildspec for every environment
+        out[env.deploy_buildspec] = yaml_document(deploy_spec(ir))
+    if ir.security.dast and any(s.dast for s in ir.plan.stages):
         out[ir.security.dast.buildspec] = yaml_document(dast_spec(ir))
     return out

@@ -1,4 +1,4 @@
-"""GitHub Actions: per service a validation workflow and a delivery workflow, plus DAST.
+"""GitHub Actions: per service a validation workflow and a delivery caller, reusable workflows.
 
 Secure by construction: ``permissions: {}`` at the top and the least each
 job needs; AWS through OIDC (``id-token: write`` only on jobs that assume the
@@ -10,9 +10,13 @@ scripts through ``env:`` (the front end refuses ``${{`` in user text).
 Files (relative to the github-actions output folder):
   ci-<service>.yml       runtime, ci.steps, SAST, SCA: on pull requests, and on push
                          (delivery: codepipeline) or called by deliver (github-actions)
-  deliver-<service>.yml  delivery: github-actions only. Push to an environment's
-                         branches: CI, build once, scan, sign, then one deploy job per
-                         environment (verify, GitOps digest, wait healthy, DAST, audit)
+  deliver-<service>.yml  delivery: github-actions only, the service's caller of the plan:
+                         push to an environment's branches: route.yml, its CI, build.yml,
+                         then deploy.yml per environment (its parameters and secrets),
+                         notify.yml; no script in it
+  route.yml build.yml    reusable (workflow_call), the same for every service: routing,
+  deploy.yml             the plan's build, the plan's deploy (its job in the GitHub
+  zap.yml notify.yml     environment inputs.environment; DAST after it), the Slack message
   pipecompile.yml        every pull request: pipecompile check and lint (the required check)
   review.yml             monthly: pipecompile check and lint (zizmor auditor) on the default branch
   dast.yml               scheduled OWASP ZAP scan of production (last environment) at its url
@@ -31,17 +35,30 @@ from ...errors import Path_
 from ...ir import IR
 from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
-from ..common import ZAP_RISK, script_body
 from .ci import ci_workflow
 from .compliance import compliance_workflows
 from .compliance import describe as describe_compliance
 from .deliver import deliver_workflow
+from .deploy import DEPLOY, Deploy, deploy_workflow
 from .gates import CHECK_NAME, REVIEW_FILE, pipecompile_workflow, review_workflow
 from .gates import FILE as GATE_FILE
-from .steps import CI_ENVIRONMENT, NOTIFY_ENVIRONMENT, RUNNER, uses
+from .reusable import (
+    BUILD,
+    NOTIFY,
+    ROUTE,
+    ZAP,
+    build_workflow,
+    dast_steps,
+    notifies,
+    notify_workflow,
+    route_workflow,
+    zap_workflow,
+)
+from .steps import CI_ENVIRONMENT, NOTIFY_ENVIRONMENT, permissions, workflow_ref
 from .steps import cost as cost  # the target's attributes, re-exported for the registry
 from .steps import default_folder as default_folder
 from .steps import name as name
+from .telemetry import METRICS, metrics_workflow
 
 delivers = "github-actions"  # it generates the delivery workflows (delivery: github-actions)
 
@@ -113,8 +130,8 @@ def check(ir: IR) -> list[Finding]:
 
 
 def dast_workflow(ir: IR) -> dict[str, Any]:
-    """The scheduled scan of production at its url (1.2); the gate itself runs after every
-    deploy to the DAST environment."""
+    """The scheduled scan of production at its url (1.2), zap.yml without a digest; the
+    gate itself runs after every deploy to the DAST environment."""
     dast = ir.security.dast
     assert dast is not None and dast.scheduled_environment and dast.scheduled_url
     env, url = dast.scheduled_environment, dast.scheduled_url
@@ -126,32 +143,12 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
         "jobs": {
             "zap": {
                 "name": f"OWASP ZAP scan of {env}",
-                "runs-on": RUNNER,
-                "timeout-minutes": 60,
-                "permissions": {},
-                "steps": [
-                    {
-                        "name": f"OWASP ZAP baseline scan; fail at {dast.fail_on}",
-                        "env": {
-                            "DAST_ENVIRONMENT": env,
-                            "DAST_URL": url,
-                            "ZAP_IMAGE": ir.pins.zap_image,
-                            "ZAP_MIN_RISK": str(ZAP_RISK[dast.fail_on]),
-                        },
-                        "run": script_body("dast-scan.sh"),
-                    },
-                    {
-                        "name": "Upload the ZAP report",
-                        "if": "always()",
-                        "uses": uses(ir, "actions/upload-artifact"),
-                        "with": {
-                            "name": f"zap-{env}",
-                            "path": "reports/",
-                            "if-no-files-found": "ignore",
-                            "retention-days": 30,
-                        },
-                    },
-                ],
+                # zap.yml's mark job (skipped: no digest) declares id-token: write
+                "permissions": permissions(id_token="write")
+                if ir.delivery == "github-actions"
+                else {},
+                "uses": workflow_ref(ir, ZAP),
+                "with": {"environment": env, "url": url},
             }
         },
     }
@@ -170,7 +167,10 @@ def describe(ir: IR) -> list[str]:
     out.append(
         f"GitHub repository ruleset (once, and after a change of branches): "
         f"pipecompile explain --ruleset | gh api repos/{ir.repository}/rulesets --input - "
-        f"(requires the check '{CHECK_NAME}' of {GATE_FILE})"
+        f"(requires the check '{CHECK_NAME}' of {GATE_FILE}); and the ruleset that lets "
+        f"only repository admins create an approval environment's branches (a push that "
+        f"creates one runs the release tier): pipecompile explain --release-ruleset | gh api "
+        f"repos/{ir.repository}/rulesets --input -"
     )
     delivers = ir.delivery == "github-actions"
     out += describe_compliance(ir)
@@ -199,18 +199,42 @@ def describe(ir: IR) -> list[str]:
                 + ", ".join(held)
                 + f"; its jobs alone assume IAM role {env.github_role_name}"
             )
+        dast = ir.security.dast
+        if dast is not None:
+            out.append(
+                f"GitHub environment '{dast.github_environment}' (the DAST job after each "
+                f"{dast.environment} deploy): deployment branches as {dast.environment}'s, no "
+                f"secrets; its jobs alone assume IAM role {dast.github_role_name}"
+            )
+        out.append(
+            "Deployment branch policies of these environments (a job on any other branch "
+            "never starts there): pipecompile explain --environments (the GitHub REST "
+            "requests, as JSON)"
+        )
     return out
 
 
 def render(ir: IR) -> dict[str, str]:
     out = {}
+    delivers = ir.delivery == "github-actions"
+    d = Deploy(ir) if delivers else None
     for svc in ir.services:
         out[svc.ci_workflow] = yaml_document(ci_workflow(ir, svc))
-        if ir.delivery == "github-actions":
-            out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc))
+        if d is not None:
+            out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc, d))
+    if delivers and ir.services:
+        out[ROUTE] = yaml_document(route_workflow(ir))
+        out[BUILD] = yaml_document(build_workflow(ir))
+        out[DEPLOY] = yaml_document(deploy_workflow(ir))
+        out[METRICS] = yaml_document(metrics_workflow(ir))  # telemetry.py
+        if notifies(ir):
+            out[NOTIFY] = yaml_document(notify_workflow(ir))
+    scheduled = ir.security.dast is not None and ir.security.dast.scheduled_url
+    if dast_steps(ir) and (delivers or scheduled):
+        out[ZAP] = yaml_document(zap_workflow(ir))
     out[GATE_FILE] = yaml_document(pipecompile_workflow(ir))
     out[REVIEW_FILE] = yaml_document(review_workflow(ir))
-    if ir.security.dast and ir.security.dast.scheduled_url:
+    if scheduled:
         out["dast.yml"] = yaml_document(dast_workflow(ir))
     for path, workflow in compliance_workflows(ir).items():  # drift check, security review
         out[path] = yaml_document(workflow)

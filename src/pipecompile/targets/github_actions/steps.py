@@ -149,3 +149,9 @@ def install_cosign(ir: IR) -> dict[str, Any]:
         "uses": uses(ir, "sigstore/cosign-installer"),
         "with": {"cosign-release": ir.pins.cosign_version},
     }
+
+
+def workflow_ref(ir: IR, file: str) -> str:
+    """A workflow of this repository at this commit (GitHub's self-repository syntax, $/:
+    never a file a previous step wrote; every validator the tests run reads it)."""
+    return f"$/{ir.output(name)}/{file}"

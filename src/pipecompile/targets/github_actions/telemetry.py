@@ -4,10 +4,11 @@
 * a failed run mentions the people who caused it (failure-alert.sh: the pusher and the
   head commit's author, mapped to Slack member IDs by ``notifications.slack.users``) in
   the failure message;
-* a ``metrics`` job puts the run's figures in CloudWatch (workflow-metrics.sh): the
-  namespace, metrics and dimensions CodePipeline delivery's metric filters make, through
-  the OIDC role ``<project>-github-metrics``, which may put metrics in that namespace
-  and do nothing else; the Terraform's dashboard and failure-rate alarm read them.
+* a ``metrics`` job (calling metrics.yml) puts the run's figures in CloudWatch
+  (workflow-metrics.sh): the namespace, metrics and dimensions CodePipeline delivery's
+  metric filters make, through the OIDC role ``<project>-github-metrics``, which may
+  put metrics in that namespace and do nothing else; the Terraform's dashboard and
+  failure-rate alarm read them.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from typing import Any
 from ...ir import IR, Service
 from ...serialize.emit import Pinned
 from ..common import script_body
-from .steps import RUNNER, aws_credentials
+from .steps import RUNNER, aws_credentials, workflow_ref
 
 MENTION = "${{ steps.who.outputs.mention }}"
+METRICS = "metrics.yml"
+_PERMISSIONS = {
+    "actions": Pinned("read", "read this run's jobs, for their durations"),
+    "id-token": Pinned("write", "OIDC token to assume this job's AWS role"),
+}
 
 
 def metrics_role(ir: IR) -> tuple[str, str]:
@@ -51,11 +57,12 @@ def mention_step(ir: IR, condition: str) -> dict[str, Any]:
 def metrics_job(
     ir: IR, svc: Service, jobs: dict[str, Any], deploy_ids: list[str]
 ) -> dict[str, Any]:
-    """The run's metrics, after every other job, whatever they did."""
+    """The run's metrics (metrics.yml), after every other job, whatever they did."""
     deploys = [
         {
             "pipeline": dep.pipeline_name,
-            "job": jobs[job_id]["name"],  # the API lists jobs by their names
+            # the API lists a caller's called jobs as "<its name> / <called job's name>"
+            "job": jobs[job_id]["name"],
             "targeted": f"${{{{ needs.route.outputs.{dep.environment} }}}}",
             "result": f"${{{{ needs.{job_id}.result }}}}",
         }
@@ -65,23 +72,43 @@ def metrics_job(
         "name": "Pipeline metrics",
         "needs": list(jobs),
         "if": "${{ always() && needs.route.outputs.any == 'true' }}",
+        "permissions": _PERMISSIONS,  # a called job may ask no more than its caller grants
+        "uses": workflow_ref(ir, METRICS),
+        "with": {
+            "deploys": json.dumps(deploys),
+            "cancelled": "${{ contains(needs.*.result, 'cancelled') }}",
+        },
+    }
+
+
+def metrics_workflow(ir: IR) -> dict[str, Any]:
+    """metrics.yml: workflow-metrics.sh once, for every deliver workflow's metrics job."""
+    inputs = {
+        "deploys": {"type": "string", "required": True},
+        "cancelled": {"type": "boolean", "required": True},
+    }
+    job = {
+        "name": "Pipeline metrics",
         "runs-on": RUNNER,
         "timeout-minutes": 5,
-        "permissions": {
-            "actions": Pinned("read", "read this run's jobs, for their durations"),
-            "id-token": Pinned("write", "OIDC token to assume this job's AWS role"),
-        },
+        "permissions": _PERMISSIONS,
         "steps": [
             aws_credentials(ir, metrics_role(ir)[1]),
             {
                 "name": "Put this run's pipeline metrics in CloudWatch",
                 "env": {
                     "NAMESPACE": namespace(ir),
-                    "DEPLOYS": json.dumps(deploys),
-                    "CANCELLED": "${{ contains(needs.*.result, 'cancelled') }}",
+                    "DEPLOYS": "${{ inputs.deploys }}",
+                    "CANCELLED": "${{ inputs.cancelled }}",
                     "GITHUB_TOKEN": "${{ github.token }}",
                 },
                 "run": script_body("workflow-metrics.sh"),
             },
         ],
+    }
+    return {
+        "name": "metrics",
+        "on": {"workflow_call": {"inputs": inputs}},
+        "permissions": {},
+        "jobs": {"metrics": job},
     }

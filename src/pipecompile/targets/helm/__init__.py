@@ -91,7 +91,7 @@ def rollout_strategy(ir: IR, svc: Service, dep: Deployment, analysis: str | None
             # version until every measurement is taken, so an abort can switch back
             assert ir.rollback is not None
             bg["scaleDownDelaySeconds"] = max(
-                s.scale_down_delay_seconds, (ir.rollback.measurements + 1) * 60
+                s.scale_down_delay_seconds, (_analysis.run_minutes(ir.rollback) + 1) * 60
             )
         return {"blueGreen": bg}
     # rolling: a plain Deployment's rolling update
@@ -106,7 +106,8 @@ def k8s_secret_name(secret: str) -> str:
 def _ingress(ir: IR, dep: Deployment) -> dict[str, Any]:
     """The service's rules on its environment's shared ALB (one IngressGroup per
     environment: the AWS Load Balancer Controller merges every Ingress of the group)."""
-    exp = ir.environment(dep.environment).exposure
+    env = ir.environment(dep.environment)
+    exp = env.exposure
     return {
         "enabled": True,
         "scheme": exp.scheme,
@@ -114,8 +115,15 @@ def _ingress(ir: IR, dep: Deployment) -> dict[str, Any]:
         "group": exp.group if dep.hosts else "",
         "hosts": list(dep.hosts),
         "previewHost": dep.preview_host or "",
+        # an https url is answered on 443: with exposure.certificate_arn, else with the
+        # certificate the controller discovers in ACM for the rules' hosts
+        "tls": bool(exp.certificate_arn) or https(env.url),
         "certificateArn": exp.certificate_arn or "",
     }
+
+
+def https(url: str | None) -> bool:
+    return (url or "").lower().startswith("https://")
 
 
 def _secrets(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
@@ -136,11 +144,17 @@ def _secrets(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
     return {
         "secretStoreRef": {
             "kind": store.kind,
-            "name": f"{svc.name}-{store.name}" if own else store.name,
+            "name": store.of(svc.name) if own else store.name,
         },
-        # a SecretStore of the service's own, in its namespace, assuming the role that
-        # reads only this environment's keys (External Secrets' AWS provider 'role')
-        "store": {"create": own, "roleArn": env.secrets_role_arn if own else ""},
+        # a SecretStore of the service's own, in its namespace: External Secrets takes a
+        # token of the store's ServiceAccount and assumes the role of its IRSA annotation,
+        # which only that ServiceAccount of this namespace may assume and which reads
+        # only this environment's keys
+        "store": {
+            "create": own,
+            "serviceAccount": store.of(svc.name) if own else "",
+            "roleArn": env.secrets_role_arn if own else "",
+        },
         "provider": {"service": "SecretsManager", "region": ir.aws.region},
         "refreshInterval": _conventions()["secret_refresh_interval"],
         "mountPath": _conventions()["secret_mount_path"],
@@ -165,6 +179,9 @@ def values(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
         "rollout": {
             "type": dep.strategy.kind,
             "strategy": rollout_strategy(ir, svc, dep, template),
+            "progressDeadlineSeconds": _analysis.progress_deadline_seconds(
+                rb if template else None, dep.strategy.kind
+            ),
         },
         "serviceMonitor": {
             "enabled": rb is not None and rb.provider == "prometheus" and rb.service_monitor
@@ -198,11 +215,31 @@ def describe(ir: IR) -> list[str]:
             else f"{' or '.join(sorted(stores))} stores"
         )
         controllers.append(
-            f"the External Secrets Operator ({store}; for SecretStores its controller runs "
-            "as the role the environments' secrets roles trust), and Stakater Reloader "
-            "(with --is-Argo-Rollouts=true) to restart pods whose secrets rotate"
+            f"the External Secrets Operator ({store}; a SecretStore authenticates as its "
+            "ServiceAccount <service>-secrets through IRSA: the controller may create "
+            "serviceaccounts/token, as its chart grants with rbac.serviceAccountTokenCreate "
+            "(the default), and the cluster's IAM OIDC provider is the one the "
+            "environments' secrets roles trust), and Stakater "
+            "Reloader with --is-Argo-Rollouts=true --reload-strategy=annotations to roll "
+            "out pods whose secrets rotate (its default env-vars strategy adds a container "
+            "variable, which Argo CD's self-heal reverts; an annotation it ignores)"
         )
     out.append("In each cluster: " + ", ".join(controllers))
+    for env in ir.environments:
+        hosts = ", ".join(h for svc in ir.services for h in _hosts(svc, env.name))
+        cert = env.exposure.certificate_arn
+        if cert and hosts:
+            out.append(
+                f"ACM certificate {cert} covering {hosts} (the {env.name} HTTPS listener "
+                "presents it for every host)"
+            )
+        elif https(env.url) and hosts:
+            out.append(
+                f"An issued ACM certificate in {ir.aws.region} covering {hosts} "
+                f"({env.name}'s url is https and no exposure.certificate_arn is set: the "
+                "AWS Load Balancer Controller discovers it for the HTTPS listener, and the "
+                "Ingress fails when no certificate covers a host)"
+            )
     out.append(
         "Pods run as user 10001 under Pod Security 'restricted' (non-root, no privilege "
         "escalation, no capabilities, RuntimeDefault seccomp)"
@@ -213,9 +250,14 @@ def describe(ir: IR) -> list[str]:
             f"Prometheus at {rb.prometheus_url}"
             + (
                 " with the Prometheus Operator (each chart's ServiceMonitor scrapes /metrics "
-                "on port http)"
+                f"on port http and copies the pod label {_analysis.HASH_POD_LABEL} "
+                f"into '{_analysis.HASH_LABEL}'; the Prometheus resource's "
+                "serviceMonitorSelector must select them: kube-prometheus-stack selects "
+                "only its own release's unless prometheus.prometheusSpec."
+                "serviceMonitorSelectorNilUsesHelmValues is false)"
                 if rb.service_monitor
-                else " scraping the services' /metrics"
+                else " scraping the services' /metrics, the pod label "
+                f"{_analysis.HASH_POD_LABEL} kept as '{_analysis.HASH_LABEL}'"
             )
             + f": {rb.requests_metric} with the "
             f"status code in label '{rb.status_label}' and the histogram "
@@ -224,18 +266,26 @@ def describe(ir: IR) -> list[str]:
         )
     elif rb and (rb.max_error_rate is not None or rb.max_p90_latency):
         out.append(
-            f"CloudWatch metrics Requests, Errors5xx and LatencyMs in namespace "
-            f"{rb.cloudwatch_namespace}, published each minute by the pods (e.g. embedded "
-            "metric format) with the dimensions Service, Namespace and PodTemplateHash "
-            "(environment variables PIPECOMPILE_SERVICE, PIPECOMPILE_NAMESPACE, "
-            "PIPECOMPILE_POD_TEMPLATE_HASH); the Argo Rollouts controller may call "
-            "cloudwatch:GetMetricData (rollback analysis)"
+            "The Argo Rollouts controller run with --aws-verify-target-group (it then "
+            "records the canary's target group and its ALB in each Rollout's status.alb, "
+            "which the CloudWatch analysis reads the ALB's own metrics RequestCount, "
+            "HTTPCode_Target_5XX_Count and TargetResponseTime of, namespace "
+            f"{_analysis.ALB_NAMESPACE}; nothing in the cluster publishes metrics), its "
+            "ServiceAccount annotated eks.amazonaws.com/role-arn with the role that may "
+            "call cloudwatch:GetMetricData and the elasticloadbalancing:Describe* calls of "
+            "that verification (Terraform output argo_rollouts_cloudwatch_role_arn; the "
+            f"controller reads region {ir.aws.region} from AWS_REGION; rollback analysis)"
         )
     out.append(
         "Each service answers GET /healthz on its port (startup and readiness probes; "
         "liveness checks that the port accepts connections)"
     )
     return out
+
+
+def _hosts(svc: Service, env: str) -> list[str]:
+    dep = next(d for d in svc.deployments if d.environment == env)
+    return [*dep.hosts, *([dep.preview_host] if dep.preview_host else [])]
 
 
 def check(ir: IR) -> list[Finding]:
@@ -274,11 +324,12 @@ def default_values() -> dict[str, Any]:
             "group": "",
             "hosts": [],
             "previewHost": "",
+            "tls": False,
             "certificateArn": "",
         },
         "serviceMonitor": {"enabled": False, **conv["metrics"]},
         "serviceAccount": {"roleArn": ""},
-        "rollout": {"type": "rolling", "strategy": {}},
+        "rollout": {"type": "rolling", "strategy": {}, "progressDeadlineSeconds": 600},
         "analysis": None,
         "externalSecrets": None,
     }

@@ -21,9 +21,42 @@ follows from it):
   (blue-green pre- and post-promotion) needs a ``count`` on every metric, else the
   Rollout is InvalidSpec ("runs indefinitely").
 
+* ``analysis/analysis.go`` generateMetricTasks: a metric's first measurement waits
+  ``initialDelay`` after the run starts; without one it is taken at once, when the new
+  pods have just received their first requests (no scrape, no datapoint yet).
+  assessMetricFailureInconclusiveOrError counts Inconclusive measurements over the whole
+  run, not in a row.
+* ``utils/analysis/factory.go`` BuildArgumentsForRolloutAnalysisRun: an argument
+  ``valueFrom: podTemplateHashValue: Latest`` is the new ReplicaSet's
+  ``rollouts-pod-template-hash``: the canary's, the preview's (and, after promotion, the
+  active version's) pods and no others. An argument ``valueFrom: fieldRef`` of a
+  ``status.`` path is read from the Rollout (extractValueFromRollout); a path not there
+  yet fails the AnalysisRun's creation, which the controller retries.
+* CloudWatch reads the ALB's own target-group metrics (namespace AWS/ApplicationELB),
+  which nothing in the cluster has to publish. With ALB traffic routing the canary's
+  requests go to the canary Service's target group, whose targets are only the canary
+  pods (the controller points that Service's selector at the new ReplicaSet). Which
+  target group and load balancer that is, the controller records in the Rollout's
+  ``status.alb`` when it runs with ``--aws-verify-target-group``
+  (rollout/trafficrouting/alb/alb.go VerifyWeight: without the flag it clears
+  ``status.alb``; updateLoadBalancerStatus / updateTargetGroupStatus: ``fullName`` is the
+  ARN after ``loadbalancer/app/`` resp. ``targetgroup/``), before the first setWeight
+  step completes, so before background analysis starts (``startingStep: 1``). The
+  dimensions are ``LoadBalancer: app/<fullName>`` and ``TargetGroup:
+  targetgroup/<fullName>`` (Elastic Load Balancing User Guide, "CloudWatch metrics for
+  your Application Load Balancer"). Blue-green has no traffic routing, so no
+  ``status.alb``: the front end refuses CloudWatch analysis on a blue-green Rollout.
+
 So every query returns exactly one sample: the value, or -1 when the version served no
 request in the window (never "no data", never NaN); -1 satisfies neither condition
-(Inconclusive: the rollout pauses) unless ``rollback.no_traffic`` is ``pass``.
+(Inconclusive) unless ``rollback.no_traffic`` is ``pass``. A run tolerates
+``INCONCLUSIVE_LIMIT`` inconclusive measurements; one more pauses the rollout.
+
+Prometheus selects the new version's pods by their pod-template hash (the ServiceMonitor
+copies the pod label ``rollouts-pod-template-hash`` onto every series, which Prometheus
+Operator names ``rollouts_pod_template_hash``), and through the Service the analysis
+measures: a Service's name alone also covers the old pods' series of the window, from
+before the controller pointed the Service at the new ReplicaSet.
 """
 
 from __future__ import annotations
@@ -33,10 +66,101 @@ from typing import Any
 from ...ir import IR, Deployment, Rollback, Service
 
 NO_TRAFFIC = -1  # what a query returns for a version that served no request
+HASH_ARG = "pod-template-hash"  # the template's argument: the new ReplicaSet's hash
+# the label Prometheus Operator gives the pod label rollouts-pod-template-hash when a
+# ServiceMonitor lists it in podTargetLabels (prometheus-operator v0.93.0
+# pkg/prometheus/promcfg.go: target_label sanitizeLabelName(l), [^a-zA-Z0-9_] -> _)
+HASH_POD_LABEL = "rollouts-pod-template-hash"
+HASH_LABEL = "rollouts_pod_template_hash"
+# CloudWatch: the ALB's target-group metrics and the Rollout status fields naming them
+ALB_NAMESPACE = "AWS/ApplicationELB"
+LB_ARG = "load-balancer"
+TG_ARG = "canary-target-group"
+ALB_STATUS = {
+    LB_ARG: "status.alb.loadBalancer.fullName",
+    TG_ARG: "status.alb.canaryTargetGroup.fullName",
+}
+INCONCLUSIVE_LIMIT = 2  # inconclusive measurements a run tolerates (the next one pauses)
+# Measurements in a row that may fail to query the metrics (Prometheus restarting, a
+# CloudWatch throttle) before the run is Error. argo-rollouts v1.9.0 rollout/analysis.go
+# aborts the rollout on an Error run exactly as on a Failed one, and no limit turns
+# errors into Inconclusive (analysis/analysis.go assessMetricFailureInconclusiveOrError:
+# the error test is last and wins): so the limit is how long an outage of the metrics
+# backend is ridden out, measurement by measurement (one a minute), before it aborts. An
+# Error is not a measurement towards count (runMeasurements), so a counted run lasts that
+# much longer. The default, 4, aborted healthy releases on a five-minute outage.
+CONSECUTIVE_ERROR_LIMIT = 10
+# Progress deadline of a Rollout whose analysis does not make it wait paused: the
+# controller default (600 s), or one run plus the outage it rides out plus this margin.
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+PROGRESS_MARGIN_MINUTES = 5
+# Prometheus: the new pods are scraped every 30 s from the moment they are endpoints;
+# rate() needs two samples of requests they served. Two minutes give four.
+PROMETHEUS_FIRST_MINUTES = 2
+# CloudWatch: a minute's datapoint of the ALB's metrics (published every 60 s while
+# requests flow) can be read up to this long after the minute ends; the query looks
+# back this much further than the window, so a window's datapoints are there when it
+# is judged.
+CLOUDWATCH_LAG_MINUTES = 2
+# CloudWatch: the error rate of the whole look-back, not of each minute (one bad minute
+# is in every window that covers it: judged per minute, it failed up to seven
+# measurements of a canary whose rate is well under the threshold). Metric math (Amazon
+# CloudWatch User Guide, "Metric math syntax and functions"): FILL(errors, 0) gives the
+# minutes without a 5xx a zero; SUM of one time series is a scalar, the window's total;
+# requests / requests is 1 at each minute the new pods served a request, so every value
+# returned is sum(errors) / sum(requests) and there are as many as minutes with traffic
+# (the conditions' datapoint guard still counts them; no request at all: no value).
+CLOUDWATCH_ERROR_RATE = "SUM(FILL(errors, 0)) / SUM(requests) * (requests / requests)"
+# TargetResponseTime is in seconds; the threshold is in milliseconds
+CLOUDWATCH_LATENCY_MS = "1000 * latency"
 
 
 def _minutes(duration: str) -> int:
     return int(duration.removesuffix("m"))
+
+
+def initial_delay_minutes(rb: Rollback) -> int:
+    """How long a run waits before its first measurement: until a healthy new version
+    has enough data to be judged (a scrape pair; ``min_datapoints`` published minutes)."""
+    if rb.provider == "prometheus":
+        return PROMETHEUS_FIRST_MINUTES
+    return min_datapoints(rb) + CLOUDWATCH_LAG_MINUTES + 1
+
+
+def inconclusive_limit(rb: Rollback, counted: bool) -> int:
+    """A counted run (blue-green) of ``measurements`` all inconclusive must still pause:
+    the limit stays below the count (and the controller wants count >= inconclusiveLimit,
+    utils/analysis/factory.go ValidateMetric)."""
+    return min(INCONCLUSIVE_LIMIT, rb.measurements - 1) if counted else INCONCLUSIVE_LIMIT
+
+
+def cloudwatch_interval_minutes(rb: Rollback) -> int:
+    """GetMetricData's look-back: the window and the publication lag."""
+    return _minutes(rb.window) + CLOUDWATCH_LAG_MINUTES
+
+
+def run_minutes(rb: Rollback) -> int:
+    """How long a counted (blue-green) run takes: the delay, then one a minute."""
+    return initial_delay_minutes(rb) + rb.measurements - 1
+
+
+def progress_deadline_seconds(rb: Rollback | None, kind: str) -> int:
+    """``progressDeadlineSeconds`` of the Rollout. argo-rollouts v1.9.0 utils/conditions/
+    conditions.go RolloutTimedOut: the deadline runs from the Progressing condition's
+    last update and stops only while the Rollout is paused (RolloutPausedReason). A
+    blue-green Rollout is not paused while pre-promotion analysis runs (rollout/
+    bluegreen.go reconcileBlueGreenPause waits for the analysis before it adds the pause),
+    nor during post-promotion analysis: the deadline must outlast a whole run, errors
+    included, or progressDeadlineAbort aborts a healthy release mid-analysis. A canary's
+    background analysis runs through pause steps (paused: the clock stops)."""
+    if (
+        rb is None
+        or kind != "blue-green"
+        or (rb.max_error_rate is None and rb.max_p90_latency_ms is None)
+    ):
+        return DEFAULT_PROGRESS_DEADLINE_SECONDS
+    minutes = run_minutes(rb) + CONSECUTIVE_ERROR_LIMIT + PROGRESS_MARGIN_MINUTES
+    return max(DEFAULT_PROGRESS_DEADLINE_SECONDS, minutes * 60)
 
 
 def measured_service(svc: Service, dep: Deployment) -> str:
@@ -44,10 +168,25 @@ def measured_service(svc: Service, dep: Deployment) -> str:
     return f"{svc.name}-{'canary' if dep.strategy.kind == 'canary' else 'preview'}"
 
 
-def prometheus_queries(rb: Rollback, namespace: str, service: str) -> dict[str, str]:
-    """metric name -> PromQL, for the Service ``service`` (``{{args.service}}`` in the
-    template) in ``namespace``."""
-    sel = f'{rb.namespace_label}="{namespace}",{rb.service_label}="{service}"'
+def exclude_regex(paths: tuple[str, ...]) -> str:
+    """An RE2 alternation of the literal paths, as a PromQL double-quoted string's
+    content (the model allows only [A-Za-z0-9._~/-]: '.' is the one metacharacter, and
+    its backslash is doubled for the string). A series without the label has it empty,
+    which no path matches: it is kept."""
+    return "|".join(p.replace(".", "\\\\.") for p in paths)
+
+
+def prometheus_queries(rb: Rollback, namespace: str, service: str, pod_hash: str) -> dict[str, str]:
+    """metric name -> PromQL, for the pods of hash ``pod_hash`` behind the Service
+    ``service`` (``{{args.pod-template-hash}}``, ``{{args.service}}`` in the template)
+    in ``namespace``."""
+    sel = (
+        f'{rb.namespace_label}="{namespace}",{rb.service_label}="{service}",'
+        f'{HASH_LABEL}="{pod_hash}"'
+    )
+    if rb.exclude_paths:  # probes, health checks and scrapes are not traffic
+        sel += f',{rb.path_label}!~"{exclude_regex(rb.exclude_paths)}"'
+
     w = rb.window
     out: dict[str, str] = {}
     if rb.max_error_rate is not None:
@@ -94,13 +233,12 @@ def conditions(rb: Rollback, limit: str) -> tuple[str, str]:
     )
 
 
-def _cloudwatch(rb: Rollback, namespace: str, service: str, *queries: Any) -> dict[str, Any]:
-    """An Argo Rollouts cloudWatch provider over the metrics the new pods publish: the
-    PodTemplateHash dimension tells the new version from the stable one."""
+def _cloudwatch(rb: Rollback, *queries: Any) -> dict[str, Any]:
+    """An Argo Rollouts cloudWatch provider over the canary target group's metrics on
+    its ALB (see the module doc: the arguments come from the Rollout's status.alb)."""
     dims = [
-        {"name": "Service", "value": service},
-        {"name": "Namespace", "value": namespace},
-        {"name": "PodTemplateHash", "value": "{{args.pod-template-hash}}"},
+        {"name": "TargetGroup", "value": "targetgroup/{{args." + TG_ARG + "}}"},
+        {"name": "LoadBalancer", "value": "app/{{args." + LB_ARG + "}}"},
     ]
 
     def stat(qid: str, metric: str, statistic: str, returned: bool) -> dict[str, Any]:
@@ -109,7 +247,7 @@ def _cloudwatch(rb: Rollback, namespace: str, service: str, *queries: Any) -> di
             "returnData": returned,
             "metricStat": {
                 "metric": {
-                    "namespace": rb.cloudwatch_namespace,
+                    "namespace": ALB_NAMESPACE,
                     "metricName": metric,
                     "dimensions": dims,
                 },
@@ -119,7 +257,8 @@ def _cloudwatch(rb: Rollback, namespace: str, service: str, *queries: Any) -> di
         }
 
     built = [stat(*q) if isinstance(q, tuple) else q for q in queries]
-    return {"cloudWatch": {"interval": rb.window, "metricDataQueries": built}}
+    interval = f"{cloudwatch_interval_minutes(rb)}m"
+    return {"cloudWatch": {"interval": interval, "metricDataQueries": built}}
 
 
 def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
@@ -129,7 +268,11 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         return None
     blue_green = dep.strategy.kind == "blue-green"
     prometheus = rb.provider == "prometheus"
-    queries = prometheus_queries(rb, dep.namespace, "{{args.service}}") if prometheus else {}
+    queries = (
+        prometheus_queries(rb, dep.namespace, "{{args.service}}", "{{args." + HASH_ARG + "}}")
+        if prometheus
+        else {}
+    )
     metrics: list[dict[str, Any]] = []
     thresholds: list[tuple[str, str, Any]] = []
     if rb.max_error_rate is not None:
@@ -144,19 +287,26 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         elif name == "error-rate":
             provider = _cloudwatch(
                 rb,
-                dep.namespace,
-                svc.name,
-                ("errors", "Errors5xx", "Sum", False),
-                ("requests", "Requests", "Sum", False),
-                {"id": "rate", "expression": "FILL(errors, 0) / requests", "returnData": True},
+                ("errors", "HTTPCode_Target_5XX_Count", "Sum", False),
+                ("requests", "RequestCount", "Sum", False),
+                {"id": "rate", "expression": CLOUDWATCH_ERROR_RATE, "returnData": True},
             )
         else:
-            provider = _cloudwatch(rb, dep.namespace, svc.name, ("p90", "LatencyMs", "p90", True))
+            provider = _cloudwatch(
+                rb,
+                ("latency", "TargetResponseTime", "p90", False),
+                {"id": "ms", "expression": CLOUDWATCH_LATENCY_MS, "returnData": True},
+            )
         success, failure = conditions(rb, limit)
         metric: dict[str, Any] = {
             "name": name,
+            # the first measurement once a healthy version has data (see the module doc)
+            "initialDelay": f"{initial_delay_minutes(rb)}m",
             "interval": "1m",
             "failureLimit": 1,
+            "inconclusiveLimit": inconclusive_limit(rb, blue_green),
+            # a metrics outage is ridden out this many minutes (see the constant)
+            "consecutiveErrorLimit": CONSECUTIVE_ERROR_LIMIT,
             "successCondition": success,
             "failureCondition": failure,
             "threshold": threshold,
@@ -165,7 +315,11 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         if blue_green:  # pre- and post-promotion analysis must end (see the module doc)
             metric["count"] = rb.measurements
         metrics.append(metric)
-    args = [{"name": "service"}] if prometheus else [{"name": "pod-template-hash"}]
+    args = (
+        [{"name": "service"}, {"name": HASH_ARG}]
+        if prometheus
+        else [{"name": LB_ARG}, {"name": TG_ARG}]
+    )
     return {
         "templateName": f"{dep.app_name}-rollback",
         "healthChecks": rb.health_checks,
@@ -178,8 +332,14 @@ def reference(ir: IR, service: str, template_name: str) -> dict[str, Any]:
     """How the Rollout runs the template against the Service ``service``."""
     rb = ir.rollback
     assert rb is not None
-    if rb.provider == "prometheus":
-        args: list[dict[str, Any]] = [{"name": "service", "value": service}]
-    else:  # the ReplicaSet the new pods belong to (the canary, the preview)
-        args = [{"name": "pod-template-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}]
+    if rb.provider == "cloudwatch":  # the canary's target group on its ALB
+        args: list[dict[str, Any]] = [
+            {"name": arg, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+            for arg, path in ALB_STATUS.items()
+        ]
+    else:  # the Service, and the ReplicaSet the new pods belong to (canary, preview)
+        args = [
+            {"name": "service", "value": service},
+            {"name": HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}},
+        ]
     return {"templates": [{"templateName": template_name}], "args": args}

@@ -10,7 +10,8 @@ Specification section 3.5 and chapter 6.  In the output folder (``dev`` by defau
 * ``values/<service>.yaml``: the helm target's values for the first environment,
   with what only a cluster needs turned off (the chart's values interface only);
 * ``intercept-<service>.sh``: a Telepresence (OSS CLI) intercept of the service in
-  the first environment of the promotion order, with the right workload kind;
+  the first environment of the promotion order, with the right workload kind: its
+  values, then ``intercept.sh`` (the intercept itself, once for every service);
 * ``kubeconfig.sh``: one kubeconfig context per environment (``aws eks
   update-kubeconfig --alias <project>-<env>``), for kubectl, Telepresence and OpenLens;
 * ``.gitignore``: the developer's secrets files and the intercepts' env files.
@@ -178,14 +179,18 @@ def tiltfile(ir: IR) -> str:
 def _shell(script: str, inputs: list[tuple[str, str | int]]) -> str:
     head = ["# shellcheck shell=bash"]
     head += [f"{key}={shlex.quote(str(value))}" for key, value in inputs]
-    return "\n".join(head) + "\n" + body(script)
+    return "\n".join(head) + "\n" + (body(script) if script else "")
+
+
+INTERCEPT = "intercept.sh"  # the intercept itself, once: each service's script sources it
 
 
 def intercept(ir: IR, svc: Service) -> str:
+    """``intercept-<service>.sh``: the service's values, then the shared intercept.sh."""
     env = remote_env(ir)
     dep = next(d for d in svc.deployments if d.environment == env.name)
-    return _shell(
-        "intercept.sh",
+    head = _shell(
+        "",
         [
             ("SERVICE", svc.name),
             ("WORKLOAD_KIND", workload_kind(dep)),
@@ -195,6 +200,12 @@ def intercept(ir: IR, svc: Service) -> str:
             ("LOCAL_PORT", svc.local_port),
             ("ENV_FILE", env_file(svc)),
         ],
+    )
+    return (
+        head
+        + f"# the intercept, the same for every service ({INTERCEPT}, beside this script)\n"
+        + f"# shellcheck source=SCRIPTDIR/{INTERCEPT}\n"
+        + f'. "$(dirname "${{BASH_SOURCE[0]}}")/{INTERCEPT}"\n'
     )
 
 
@@ -220,6 +231,8 @@ def render(ir: IR) -> dict[str, str]:
     for svc in ir.services:
         out[values_file(svc)] = yaml_document(local_values(ir, svc))
         out[f"intercept-{svc.name}.sh"] = intercept(ir, svc)
+    if ir.services:
+        out[INTERCEPT] = "# shellcheck shell=bash\n" + body(INTERCEPT)
     return out
 
 

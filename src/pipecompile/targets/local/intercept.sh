@@ -1,17 +1,19 @@
+# shellcheck disable=SC2153  # the inputs: set by intercept-<service>.sh, which sources this
 # Intercept a service of a remote environment with the open-source Telepresence CLI
 # (specification 6.2): the cluster's traffic to the service reaches your machine, and
 # the remote pod's environment is written to an env file for your local process.
 #
-# Inputs, set above by pipecompile: SERVICE (the workload's name), WORKLOAD_KIND
-# (deployment, or rollout for canary and blue-green), NAMESPACE, CONTEXT (the
-# kubeconfig context kubeconfig.sh creates), SERVICE_PORT, LOCAL_PORT (the default),
-# ENV_FILE (relative to this script's folder).
+# Sourced by intercept-<service>.sh, which sets its inputs: SERVICE (the workload's
+# name), WORKLOAD_KIND (deployment, or rollout for canary and blue-green), NAMESPACE,
+# CONTEXT (the kubeconfig context kubeconfig.sh creates), SERVICE_PORT, LOCAL_PORT (the
+# default), ENV_FILE (relative to this script's folder).
 #
 # Usage: bash intercept-<service>.sh [LOCAL_PORT] [-- COMMAND...]
 #   With a command, Telepresence runs it with the remote environment and ends the
 #   intercept when it exits; without one, the intercept stays until
 #   `telepresence leave <service>`.
 set -euo pipefail
+: "${SERVICE:?run intercept-<service>.sh: it sets the values}"
 
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then
   LOCAL_PORT="$1"

@@ -22,8 +22,44 @@
 #   a commit in GITOPS_REPOSITORY (none when it records this digest already)
 # Exit codes:
 #   0  recorded, or already recorded
-#   1  the chart or values are missing, or the push failed 5 times
+#   1  the chart or values are missing, the push failed 5 times, or the chart or values
+#      hold a symbolic link or anything but regular files and folders (the branch under
+#      deploy chooses them: a values file linked to the deploy key, /proc/self/environ or
+#      any file of this machine would otherwise be committed to the GitOps repository)
 set -euo pipefail
+# refuses a link in any component of the checkout-relative path $1, then anything in
+# the tree at $1 that is not a regular file or a folder (find does not follow links)
+only_plain_files() {
+  local path="$PWD" part
+  local -a parts
+  IFS=/ read -r -a parts <<< "$1"
+  for part in "${parts[@]}"; do
+    case "$part" in
+      "" | .) continue ;;
+      ..) echo "refusing to deploy from '$1': it leaves the checkout" >&2; exit 1 ;;
+    esac
+    path="$path/$part"
+    if [ -L "$path" ]; then
+      echo "refusing to deploy $1: $path is a symbolic link" >&2
+      exit 1
+    fi
+  done
+  local odd
+  odd="$(find "$path" ! -type f ! -type d -print -quit)"
+  if [ -n "$odd" ]; then
+    echo "refusing to deploy $1: $odd is not a regular file (links are never copied)" >&2
+    exit 1
+  fi
+}
+chart=""
+if [ -n "${CHART_SOURCE:-}" ]; then
+  # before any credential is on this machine: the checkout is the branch's
+  only_plain_files "$CHART_SOURCE"
+  only_plain_files "$VALUES_SOURCE/values-$ENVIRONMENT.yaml"
+  chart="$PWD/$CHART_SOURCE"  # the generated chart and this service's values, in this checkout
+  values="$PWD/$VALUES_SOURCE/values-$ENVIRONMENT.yaml"
+  test -f "$chart/Chart.yaml" && test -f "$values"
+fi
 if [ "$GITOPS_AUTH" = https ]; then
   auth="$(printf 'x-access-token:%s' "$GITOPS_TOKEN" | base64 | tr -d '\n')"
   git config --global "http.extraheader" "Authorization: Basic $auth"
@@ -33,12 +69,6 @@ else
   printf '%s\n' "$GITOPS_DEPLOY_KEY" > "$HOME/.ssh/gitops_deploy_key"
   chmod 600 "$HOME/.ssh/gitops_deploy_key"
   export GIT_SSH_COMMAND="ssh -i $HOME/.ssh/gitops_deploy_key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
-fi
-chart=""
-if [ -n "${CHART_SOURCE:-}" ]; then
-  chart="$PWD/$CHART_SOURCE"  # the generated chart and this service's values, in this checkout
-  values="$PWD/$VALUES_SOURCE/values-$ENVIRONMENT.yaml"
-  test -f "$chart/Chart.yaml" && test -f "$values"
 fi
 workdir="$(mktemp -d)"
 if [ "$GITOPS_REVISION" = "HEAD" ]; then
@@ -50,8 +80,8 @@ cd "$workdir"
 if [ -n "$chart" ]; then  # the chart and values this deploy was approved with
   rm -rf "$GITOPS_DIR"
   mkdir -p "$GITOPS_DIR"
-  cp -R "$chart/." "$GITOPS_DIR/"
-  cp "$values" "$GITOPS_DIR/"
+  cp -R -P "$chart/." "$GITOPS_DIR/"  # -P: a link stays a link (none passed the check)
+  cp -P "$values" "$GITOPS_DIR/"
 fi
 file="$GITOPS_DIR/image-$ENVIRONMENT.yaml"
 mkdir -p "$GITOPS_DIR"

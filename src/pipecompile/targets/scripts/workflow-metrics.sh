@@ -8,9 +8,9 @@
 # Succeeded when its deploy job succeeded, else Failed (a build that failed skips the
 # deploy: the execution failed), each as a project total and per Pipeline; a cancelled
 # run counts as neither, as a stopped execution. Duration per Pipeline (the run's start
-# to the deploy job's end) and StageDuration per Pipeline and Stage (each job of the
-# run), in seconds, from the run's jobs (GitHub's REST API); StageFailed per Pipeline
-# for each failed job.
+# to the deploy job's end: the last of its called jobs) and StageDuration per Pipeline
+# and Stage (each job of the run, a called workflow's by its own), in seconds, from the
+# run's jobs (GitHub's REST API); StageFailed per Pipeline for each failed job.
 #
 # Inputs (environment):
 #   NAMESPACE          the CloudWatch namespace (<project>/pipelines)
@@ -49,14 +49,19 @@ data="$(jq -nc --argjson run "$run" --argjson jobs "$jobs" --argjson deploys "$D
   def metric($name; $dims; $value; $unit):
     {MetricName: $name, Dimensions: ($dims | to_entries | map({Name: .key, Value: .value})),
      Value: $value, Unit: $unit, Timestamp: $now};
+  # a job that calls a reusable workflow is listed as its called jobs, each named
+  # "<caller job> / <called job>" (GitHub docs, "Reusing workflows")
+  def of($caller): .name == $caller or (.name | startswith($caller + " / "));
   ($run.run_started_at | t) as $start
   | [$jobs.jobs[] | select(.status == "completed" and .conclusion != "skipped")] as $done
   | [$deploys[].job] as $deploy_jobs
   | [$deploys[] | select(.targeted == "true") | . as $d
-     # the stages of this pipeline: the shared jobs of the run and its own deploy job
-     | [$done[] | select(.name == $d.job or (.name as $n | any($deploy_jobs[]; . == $n) | not))]
+     # the stages of this pipeline: the shared jobs of the run and the called jobs of
+     # its own deploy job
+     | [$done[] | select(of($d.job)
+                          or (. as $j | any($deploy_jobs[]; . as $c | $j | of($c)) | not))]
        as $stages
-     | ($done | map(select(.name == $d.job)) | first) as $job
+     | ($done | map(select(of($d.job))) | max_by(.completed_at)) as $job
      | (if .result == "success" then "Succeeded" else "Failed" end) as $m
      | metric("Started"; {}; 1; "Count"), metric("Started"; {Pipeline: .pipeline}; 1; "Count"),
        metric($m; {}; 1; "Count"), metric($m; {Pipeline: .pipeline}; 1; "Count"),

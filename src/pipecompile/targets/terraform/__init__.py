@@ -31,6 +31,7 @@ from .compliance import cloudtrail, rotation
 from .compute import compute_findings
 from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
 from .iam import iam
+from .irsa import argo_rollouts, cluster_names, clusters, issuer_variable, rollouts_role_name
 from .monitoring import monitoring
 from .phases import describe as describe_phases
 from .phases import phased, phases_tf, tfvars
@@ -38,8 +39,8 @@ from .pipelines import choices as pipeline_choices
 from .pipelines import codebuild, codepipeline, deploy_variables, encoded_length
 from .reviews import describe as describe_reviews
 from .reviews import reviews
-from .secrets import CONTROLLER_VARIABLE, external_secrets
 from .secrets import environments as secret_environments
+from .secrets import external_secrets, subjects
 from .telemetry import github_monitoring
 
 name = "terraform"
@@ -120,6 +121,16 @@ def check(ir: IR) -> list[Finding]:
         )
         for env in ir.environments
         if env.approvers and not env.approval
+    ]
+    out += [
+        Finding(
+            ("environments", env.name, "approver_principals"),
+            f"{env.name} has no approval: there is no approver role, so approver_principals "
+            "would never approve anything; set approval: true or remove approver_principals",
+            severity="warning",
+        )
+        for env in ir.environments
+        if env.approver_principals and not env.approval
     ]
     if ir.delivery == "codepipeline" and not ir.buildspecs_generated:
         out.append(
@@ -226,6 +237,20 @@ def describe(ir: IR) -> list[str]:
                 f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "
                 "and token, for the SonarQube analysis in the CodeBuild build"
             )
+            if ir.release_branches:
+                out.append(
+                    f"  Secrets Manager secret {ir.aws.release_sonar_secret_name}: the same "
+                    "keys with a token of its own, read only by the release builds (feature "
+                    "code runs where the other token is readable)"
+                )
+        for env in ir.environments:
+            if env.approval:
+                out.append(
+                    f"  variable {env.approver_variable}: the IAM roles or users who may "
+                    f"approve {env.name} (default {', '.join(env.approver_principals)}: "
+                    f"create it for the release managers, or set the variable); they "
+                    f"assume {env.approver_role_name} with MFA"
+                )
     if ir.delivery == "codepipeline" and ir.secret_rotation:
         out.append(
             f"  rotation function {ir.secret_rotation[0]}: it must implement Secrets Manager's "
@@ -245,11 +270,25 @@ def describe(ir: IR) -> list[str]:
             f"statuses read and write{reads}), so pipeline runs show on their commits"
         )
     out += describe_alerts(ir)
+    for cluster in cluster_names(ir, [env.eks_cluster for env in secret_environments(ir)]):
+        out.append(
+            f"  input variable {issuer_variable(cluster)}: the OIDC issuer of EKS cluster "
+            f"{cluster} (no default), whose IAM OIDC provider must exist in the account "
+            "(eksctl utils associate-iam-oidc-provider): the service accounts' roles trust it"
+        )
     for env in secret_environments(ir):
         out.append(
             f"  IAM role {env.secrets_role_name}: the {env.name} SecretStores read only "
-            f"Secrets Manager keys {env.secret_prefix}*; it trusts only the External "
-            f"Secrets controller's role (variable {CONTROLLER_VARIABLE})"
+            f"Secrets Manager keys {env.secret_prefix}*; only "
+            f"{', '.join(subjects(ir, env))} of cluster {env.eks_cluster} may assume it "
+            f"(IRSA: set {issuer_variable(env.eks_cluster)})"
+        )
+    if argo_rollouts(ir) is not None:
+        out.append(
+            f"  IAM role {rollouts_role_name(ir)} (output argo_rollouts_cloudwatch_role_arn): "
+            "annotate the Argo Rollouts controller's ServiceAccount with it "
+            "(eks.amazonaws.com/role-arn) so that CloudWatch rollback analysis may call "
+            "cloudwatch:GetMetricData and --aws-verify-target-group may describe the ALBs"
         )
     out += describe_reviews(ir)
     n = ir.notifications
@@ -289,6 +328,12 @@ def render(ir: IR) -> dict[str, str]:
     stores = external_secrets(ir)
     if stores is not None:  # one role per environment for its SecretStores
         files["external_secrets.tf"] = stores
+    rollouts = argo_rollouts(ir)
+    if rollouts is not None:  # CloudWatch analysis: the Argo Rollouts controller's role
+        files["argo_rollouts.tf"] = rollouts
+    issuers = clusters(ir, [env.eks_cluster for env in secret_environments(ir)])
+    if issuers is not None:  # the OIDC issuer of each cluster those roles trust
+        files["clusters.tf"] = issuers
     if ir.delivery == "codepipeline":  # the artifact store and the pipelines
         files["storage.tf"] = storage(ir)
         files["codebuild.tf"] = codebuild(ir)

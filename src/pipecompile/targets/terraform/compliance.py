@@ -151,6 +151,8 @@ def secret_labels(ir: IR) -> list[str]:
         labels += [f"gitops_{label}", f"argocd_{label}"]
     if ir.security.sast_fail_on:
         labels.append("sonarqube")
+        if ir.release_branches:
+            labels.append("sonarqube_release")
     return labels
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from ...ir import IR
 from ...serialize.hcl import Block, Ref, Template
-from ..common import DEV_TAG_PREFIX, RELEASE_TAG_PREFIX
 from .blocks import (
     KEY_POLICY_SKIPS,
     policy_doc,
@@ -262,12 +261,12 @@ def ecr(ir: IR) -> list[Block]:
                 "expire; untagged images expire after a day"
             )
             lp.attr("repository", Ref(f"aws_ecr_repository.{label}.name"))
-            lp.attr("policy", _ecr_lifecycle(ir.build.keep_images))
+            lp.attr("policy", _ecr_lifecycle(ir.build.keep_images, dict(ir.plan.tag_prefixes)))
             blocks.append(lp)
     return blocks
 
 
-def _ecr_lifecycle(keep: int) -> str:
+def _ecr_lifecycle(keep: int, prefixes: dict[str, str]) -> str:
     """The lifecycle policy's JSON: untagged images after a day; the newest ``keep`` of each
     build tier, counted apart (feature churn never expires a release image); signatures
     (cosign's sha256-<digest>.sig tags) match no rule, so they never expire.
@@ -287,7 +286,8 @@ def _ecr_lifecycle(keep: int) -> str:
             "action": {"type": "expire"},
         }
     ]
-    tiers = ((RELEASE_TAG_PREFIX, "release-tier"), (DEV_TAG_PREFIX, "development-tier"))
+    # the plan's tag prefixes: rel- for release builds, src- for the others
+    tiers = ((prefixes["release"], "release-tier"), (prefixes["dev"], "development-tier"))
     for priority, (prefix, what) in enumerate(tiers, start=2):
         rules.append(
             {
@@ -412,11 +412,23 @@ def audit(ir: IR) -> list[Block]:
                 _secret(
                     "sonarqube",
                     ir.aws.sonar_secret_name,
-                    "SonarQube server and token (JSON keys host_url, token)",
+                    "SonarQube server and token (JSON keys host_url, token) of the dev-tier "
+                    "builds (any deploy branch's code reads it)",
                     "a SonarQube token is rotated in SonarQube",
                     ir.secret_rotation is not None,
                 )
             )
+            if ir.release_branches:  # a token feature builds never hold
+                blocks.append(
+                    _secret(
+                        "sonarqube_release",
+                        ir.aws.release_sonar_secret_name,
+                        "SonarQube server and token (JSON keys host_url, token) of the "
+                        "release builds only",
+                        "a SonarQube token is rotated in SonarQube",
+                        ir.secret_rotation is not None,
+                    )
+                )
         if ir.security.dependencies_fail_on:
             blocks.append(
                 _secret(

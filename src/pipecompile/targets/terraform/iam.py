@@ -19,14 +19,14 @@ from typing import Any
 
 from ...ir import IR, Environment
 from ...serialize.hcl import Block, Ref, Template
+from .approvers import approver_role
 from .blocks import (
-    aws_constants,
     iam_role,
     inline_policy,
     policy_doc,
-    resource,
     service_role,
 )
+from .oidc import branch_trust, github_trust, oidc_provider
 
 
 def _scan_statements(ir: IR) -> list[dict[str, Any]]:
@@ -58,7 +58,7 @@ def iam(ir: IR) -> list[Block]:
         for env in ir.environments:
             blocks += _codebuild_deploy_role(ir, env)
             if env.approval:
-                blocks += _approver_role(ir, env)
+                blocks += approver_role(ir, env)
     else:
         blocks += _github_roles(ir)
     return blocks
@@ -228,7 +228,8 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> 
     release key, which no other role may use."""
     region, acct = ir.aws.region, ir.aws.account_id
     key = "release" if release else "signing"
-    logs = [_log_arn(f"build-{s.name}") for s in ir.services]
+    suffix = "-release" if release else ""  # each tier writes only its own log groups
+    logs = [_log_arn(f"build-{s.name}{suffix}") for s in ir.services]
     statements = _common_codebuild(ir, logs, release)
     statements += [
         *_scan_statements(ir),
@@ -237,9 +238,11 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> 
     if ir.security.sast_fail_on:
         statements.append(
             {
-                "sid": "SonarQube",
+                "sid": "SonarQube",  # its own tier's token
                 "actions": ["secretsmanager:GetSecretValue"],
-                "resources": [Ref("aws_secretsmanager_secret.sonarqube.arn")],
+                "resources": [
+                    Ref(f"aws_secretsmanager_secret.sonarqube{'_release' if release else ''}.arn")
+                ],
             }
         )
     if ir.security.dependencies_fail_on:
@@ -301,16 +304,13 @@ def _deploy_statements(ir: IR, env: Environment) -> list[dict[str, Any]]:
     if env.after_dast and dast is not None:
         dast_repos = _env_repos(ir, ir.environment(dast.environment))
         repos = repos + [r for r in dast_repos if r not in repos]
-    # GitHub: the DAST environment's deploy job runs the scan and tags a passed digest;
-    # CodePipeline: the DAST project does, with its own role
-    marks = env.dast and dast is not None and ir.delivery == "github-actions"
-    if env.after_dast or marks or ir.security.sign_images:
+    # the DAST gate tags a passed digest with its own role (CodePipeline: the DAST
+    # project's; GitHub: the DAST job's): no deploy role writes a promotion marker
+    if env.after_dast or ir.security.sign_images:
         out.append(
             {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]}
         )
         actions = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
-        if marks:
-            actions.append("ecr:PutImage")
         out.append({"sid": "ReadImages", "actions": sorted(actions), "resources": repos})
     if ir.deployments_table:
         out.append(
@@ -386,91 +386,11 @@ def _dast_role(ir: IR) -> list[Block]:
     return blocks
 
 
-def _approver_role(ir: IR, env: Environment) -> list[Block]:
-    """The only principal that may approve ``env``: people of this account who assume it
-    with MFA; it approves this environment's Approval actions and nothing else."""
-    region, acct = ir.aws.region, ir.aws.account_id
-    label = "approve_" + env.name.replace("-", "_")
-    pipelines = [
-        dep.pipeline_name
-        for svc in ir.services
-        for dep in svc.deployments
-        if dep.environment == env.name
-    ]
-    trust = policy_doc(
-        f"{label}_assume",
-        [
-            {
-                "actions": ["sts:AssumeRole"],
-                "principals": [("AWS", [f"arn:aws:iam::{acct}:root"])],
-                "conditions": [("Bool", "aws:MultiFactorAuthPresent", ["true"])],
-            }
-        ],
-        [f"who may approve {env.name}: grant sts:AssumeRole on this role to them alone"],
-    )
-    role = iam_role(label, env.approver_role_name, f"{label}_assume")
-    role.attr("max_session_duration", 3600)
-    statements: list[dict[str, Any]] = [
-        {
-            "sid": "Approve",
-            "actions": ["codepipeline:PutApprovalResult"],
-            "resources": [
-                f"arn:aws:codepipeline:{region}:{acct}:{name}/Approval/Approve"
-                for name in pipelines
-            ],
-        },
-        {
-            "sid": "Review",
-            "actions": ["codepipeline:GetPipelineState", "codepipeline:ListPipelineExecutions"],
-            "resources": [f"arn:aws:codepipeline:{region}:{acct}:{name}" for name in pipelines],
-        },
-    ]
-    return [
-        trust,
-        role,
-        policy_doc(label, statements),
-        inline_policy(label, label, label),
-    ]
-
-
-def _oidc_provider(ir: IR) -> tuple[Block, Ref]:
-    oidc = aws_constants()["github_oidc_host"]
-    if ir.github_oidc_provider == "create":
-        gh = resource("aws_iam_openid_connect_provider", "github")
-        gh.attr("url", f"https://{oidc}")
-        gh.attr("client_id_list", ["sts.amazonaws.com"])
-        gh.attr("thumbprint_list", list(aws_constants()["github_thumbprints"]))
-        return gh, Ref("aws_iam_openid_connect_provider.github.arn")
-    # an account holds one provider per URL: use the one that exists
-    gh = Block("data", ("aws_iam_openid_connect_provider", "github"))
-    gh.comment("aws.github_oidc_provider: existing (the account has one already)")
-    gh.attr("url", f"https://{oidc}")
-    return gh, Ref("data.aws_iam_openid_connect_provider.github.arn")
-
-
-def _github_trust(label: str, provider: Ref, subjects: list[str]) -> Block:
-    oidc = aws_constants()["github_oidc_host"]
-    return policy_doc(
-        f"{label}_assume",
-        [
-            {
-                "actions": ["sts:AssumeRoleWithWebIdentity"],
-                "principals": [("Federated", [provider])],
-                "conditions": [
-                    ("StringEquals", f"{oidc}:aud", ["sts.amazonaws.com"]),
-                    ("StringLike", f"{oidc}:sub", subjects),
-                ],
-            }
-        ],
-    )
-
-
 def _github_build_role(
     ir: IR, provider: Ref, label: str, role_name: str, branches: list[str], release: bool
 ) -> list[Block]:
     """A build job's role: trusted by these branches' pushes; signs with ``key``."""
-    subjects = [f"repo:{ir.repository}:ref:refs/heads/{b}" for b in branches]
-    blocks = [_github_trust(label, provider, subjects)]
+    blocks = [branch_trust(ir, label, provider, branches)]
     role = iam_role(label, role_name, f"{label}_assume")
     role.attr("max_session_duration", 3600)
     blocks.append(role)
@@ -504,7 +424,7 @@ def _github_build_role(
 
 def _github_roles(ir: IR) -> list[Block]:
     """The build roles (dev and release tier, by branch) and a deploy role per environment."""
-    gh, provider = _oidc_provider(ir)
+    gh, provider = oidc_provider(ir)
     blocks: list[Block] = [gh]
     dev = [b for b in ir.deploy_branches if b not in ir.release_branches]
     for label, role_name, branches, release in (
@@ -516,7 +436,7 @@ def _github_roles(ir: IR) -> list[Block]:
     for env in ir.environments:
         label = _label(env)
         blocks.append(
-            _github_trust(
+            github_trust(
                 f"github_{label}", provider, [f"repo:{ir.repository}:environment:{env.name}"]
             )
         )
@@ -531,4 +451,32 @@ def _github_roles(ir: IR) -> list[Block]:
             )
         blocks.append(policy_doc(f"github_{label}", statements))
         blocks.append(inline_policy(f"github_{label}", f"github_{label}", f"github_{label}"))
+    dast = ir.security.dast
+    if dast is not None:
+        blocks += _github_dast_role(ir, provider)
+    return blocks
+
+
+def _github_dast_role(ir: IR, provider: Ref) -> list[Block]:
+    """The DAST job's role: only jobs of its GitHub environment assume it; it reads the
+    scanned environment's images and tags a digest that passed, nothing else."""
+    dast = ir.security.dast
+    assert dast is not None
+    env = ir.environment(dast.environment)
+    subject = f"repo:{ir.repository}:environment:{dast.github_environment}"
+    blocks = [github_trust("github_dast", provider, [subject])]
+    role = iam_role("github_dast", dast.github_role_name, "github_dast_assume")
+    role.attr("max_session_duration", 3600)
+    blocks.append(role)
+    statements: list[dict[str, Any]] = [
+        {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]},
+        {
+            "sid": "MarkPassed",  # a tag on an existing manifest: no layer upload
+            "actions": ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage"],
+            "resources": _env_repos(ir, env),
+        },
+        NEVER_APPROVE,
+    ]
+    blocks.append(policy_doc("github_dast", statements))
+    blocks.append(inline_policy("github_dast", "github_dast", "github_dast"))
     return blocks

@@ -95,10 +95,10 @@ def owners(ir: IR, blocks: list[Block]) -> dict[str, Environment]:
         ends = [i for i, c in enumerate(label) if c == "_"] + [len(label)]
         for end in reversed(ends):  # the longest first
             head = label[:end]
-            env = typed.get((kind, head)) if end == len(label) else None
-            env = env or any_kind.get(head)
-            if env is not None:
-                out[addr] = env
+            hit = typed.get((kind, head)) if end == len(label) else None
+            hit = hit or any_kind.get(head)
+            if hit is not None:
+                out[addr] = hit
                 break
     return out
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from ...ir import IR, Deployment, Service
+from ...ir import IR, Deployment, PlanInput, Service
 from ...serialize.hcl import Block, Call, Ref, Template
-from ..common import RELEASE_TAG_PREFIX, manual_promotion
+from ..common import codebuild_parameters
 from .blocks import (
     aws_constants,
     pipeline_label,
@@ -29,6 +29,7 @@ def _project(
     cache: str,
     role: str = "codebuild",
     trusted: bool = False,
+    variables: tuple[tuple[str, str, str], ...] = (),
 ) -> Block:
     """A CodeBuild project. ``trusted``: it holds a deploy secret, the release key or a
     gate's marker right, so its buildspec comes from Terraform (the generated file, read
@@ -57,6 +58,12 @@ def _project(
     env.attr("type", "LINUX_CONTAINER")
     env.attr("image_pull_credentials_type", "CODEBUILD")
     env.attr("privileged_mode", privileged)
+    for var_name, value, kind in variables:  # (name, value, PLAINTEXT | SECRETS_MANAGER)
+        v = env.block("environment_variable")
+        v.attr("name", var_name)
+        v.attr("value", value)
+        if kind != "PLAINTEXT":
+            v.attr("type", kind)
     if cache == "s3":
         c = p.block("cache")
         c.attr("type", "S3")
@@ -122,6 +129,7 @@ def codebuild(ir: IR) -> list[Block]:
             )
         )
         if ir.release_branches:  # the same build for approval environments, its own role
+            blocks.append(_log_group(ir, f"{label}-release", svc.release_build_log_group))
             blocks.append(
                 _project(
                     ir,
@@ -129,7 +137,7 @@ def codebuild(ir: IR) -> list[Block]:
                     svc.release_build_project,
                     f"Build and push {svc.name} for approval environments (release key)",
                     f"{folder}/{svc.buildspec}",
-                    label,
+                    f"{label}-release",  # its own log group: the dev tier cannot write it
                     True,
                     ir.build.timeout_minutes,
                     ir.build.cache,
@@ -141,6 +149,8 @@ def codebuild(ir: IR) -> list[Block]:
         label = f"deploy-{env.name}"
         waits = [dep.wait_minutes for svc in ir.services for dep in svc.deployments]
         blocks.append(_log_group(ir, label, env.deploy_log_group))
+        # one deploy buildspec for every environment: this project sets what differs
+        # by environment (the plan's "environment" parameters, its own secrets)
         blocks.append(
             _project(
                 ir,
@@ -154,6 +164,7 @@ def codebuild(ir: IR) -> list[Block]:
                 "none",
                 role="deploy_" + env.name.replace("-", "_"),  # its own role and secrets
                 trusted=True,
+                variables=environment_parameters(ir, env.name),
             )
         )
     dast = ir.security.dast
@@ -172,9 +183,33 @@ def codebuild(ir: IR) -> list[Block]:
                 "none",
                 role="codebuild_dast",
                 trusted=True,
+                variables=dast_parameters(ir),
             )
         )
     return blocks
+
+
+def environment_parameters(ir: IR, environment: str) -> tuple[tuple[str, str, str], ...]:
+    """The deploy project's variables: the plan's parameters that vary by environment only,
+    as ``environment`` has them (secrets by their Secrets Manager reference; a switch only
+    where it is on, the buildspec says false)."""
+    stage = next(s for s in ir.plan.stages if s.environment == environment)
+    secrets = {i.name for s in ir.plan.deploy for i in s.step.inputs if i.source == "secret"}
+    out = []
+    for name in codebuild_parameters(ir, "environment"):
+        value = ir.plan.value(stage, name)
+        if value and value != "false":
+            out.append((name, value, "SECRETS_MANAGER" if name in secrets else "PLAINTEXT"))
+    return tuple(out)
+
+
+def dast_parameters(ir: IR) -> tuple[tuple[str, str, str], ...]:
+    """The DAST project's variables: the environment it scans and its URL."""
+    scan = next(s.dast[0] for s in ir.plan.stages if s.dast)
+    return tuple(
+        (name, (scan.input(name) or PlanInput(name)).value, "PLAINTEXT")
+        for name in ("DAST_ENVIRONMENT", "DAST_URL")
+    )
 
 
 def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
@@ -182,45 +217,56 @@ def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
     the release key, rel-<tree> tags (a dev build's image is never released)."""
     if not release:
         return {"ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}.name")}
-    tier = {
-        "TAG_PREFIX": RELEASE_TAG_PREFIX,
-        "ECR_REPOSITORY": svc.release_image,  # the release repository: release tier only
-        "IMAGE_URI": svc.release_image_uri,
-    }
-    if ir.security.sign_images:
-        tier["SIGNING_KEY"] = f"awskms:///{ir.aws.release_key_alias}"
-        # an existing rel- image is reused only when the release key signed it
-        tier["REUSE_SIGNED_BY"] = tier["SIGNING_KEY"]
+    plan = ir.plan.build(svc.name)
+    tier = next(t for t in plan.tiers if t.name == "release")
+    # the plan's tier inputs (TAG_PREFIX, the release repository, the release key, ...)
+    tiered = {i.name: i.value for s in plan.steps for i in s.inputs if i.source == "tier"}
+    values = {name: getattr(tier, field) for name, field in tiered.items()}
+    secrets = {}
+    if ir.security.sast_fail_on:  # the release tier's own SonarQube token
+        name = ir.aws.release_sonar_secret_name
+        secrets = {"SONAR_HOST_URL": f"{name}:host_url", "SONAR_TOKEN": f"{name}:token"}
     return {
         "ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}-release.name"),
-        "EnvironmentVariables": environment_variables(tier),
+        "EnvironmentVariables": environment_variables(
+            {k: v for k, v in values.items() if v}, secrets
+        ),
     }
 
 
 def deploy_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
-    """What the pipeline passes its Deploy (and DAST) action: one configuration value."""
+    """What the pipeline passes its Deploy action: the plan's parameters that vary by
+    service, and the build's image (one configuration value, 1000 characters in all)."""
+    stage = ir.plan.stage(svc.name, dep.environment)
+    out = {}
+    for name in codebuild_parameters(ir, "deployment"):
+        value = ir.plan.value(stage, name)
+        if value:  # only when set: a switch that is off, an empty value stay out
+            out[name] = value
+    out["IMAGE_TAG"] = "#{BuildVariables.IMAGE_TAG}"
+    out["IMAGE_DIGEST"] = "#{BuildVariables.IMAGE_DIGEST}"
+    # the buildspec derives PIPELINE_NAME from CODEBUILD_INITIATOR (codepipeline/<name>)
+    out["PIPELINE_EXECUTION_ID"] = "#{codepipeline.PipelineExecutionId}"
+    return out
+
+
+def dast_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
+    """What the DAST action passes: the image it scans and marks."""
     _, uri = ir.image_of(svc, ir.environment(dep.environment))
     return {
-        "SERVICE": svc.name,
         "IMAGE_URI": uri,  # the buildspec derives ECR_REPOSITORY from it
         "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
         "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
-        "GITOPS_DIR": dep.gitops_dir,
-        "CHART_SOURCE": ir.chart_source or "",
-        "VALUES_SOURCE": svc.values_source or "",
-        "ARGOCD_APP": dep.app_name,
-        # the buildspec derives PIPELINE_NAME from CODEBUILD_INITIATOR (codepipeline/<name>)
-        "PIPELINE_EXECUTION_ID": "#{codepipeline.PipelineExecutionId}",
-        "WAIT_SECONDS": str(dep.wait_minutes * 60),
-        # only when set: the configuration value has 1000 characters in all
-        **({"PROMOTION": "manual"} if manual_promotion(dep) else {}),
     }
 
 
-def environment_variables(values: dict[str, str]) -> Call:
+def environment_variables(values: dict[str, str], secrets: dict[str, str] | None = None) -> Call:
     """A CodeBuild action's EnvironmentVariables: ``jsonencode`` of data, every value an
-    escaped HCL string (a pipeline value never becomes Terraform code)."""
+    escaped HCL string (a pipeline value never becomes Terraform code). ``secrets``:
+    Secrets Manager references (secret:json-key), which override the buildspec's own
+    (a start-build value takes precedence over the buildspec's)."""
     rows = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()]
+    rows += [{"name": k, "value": v, "type": "SECRETS_MANAGER"} for k, v in (secrets or {}).items()]
     return Call("jsonencode", (rows,))
 
 
@@ -335,8 +381,7 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
             "EnvironmentVariables": variables,
         },
     )
-    dast = ir.security.dast
-    if env.dast and dast is not None:
+    if ir.plan.stage(svc.name, env.name).dast:  # the plan's DAST, after the deploy
         action(
             "Dast",
             name="OwaspZap",
@@ -347,7 +392,7 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
             input_artifacts=["source_output"],
             configuration={
                 "ProjectName": Ref("aws_codebuild_project.dast.name"),
-                "EnvironmentVariables": variables,
+                "EnvironmentVariables": environment_variables(dast_variables(ir, svc, dep)),
             },
         )
     return p

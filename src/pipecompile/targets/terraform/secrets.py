@@ -1,20 +1,24 @@
 """external_secrets.tf: one IAM role per environment for its SecretStores.
 
-Each service's SecretStore (External Secrets, AWS provider, ``role``) in an environment's
-namespace assumes that environment's role, and the role may read only the keys under the
-environment's ``secret_prefix``: a store in development cannot read production's keys.
-The External Secrets controller's own role (its IRSA role) is the only principal the
-roles trust; its ARN is the variable ``external_secrets_controller_role_arn``.
+Each service's SecretStore (External Secrets, AWS provider, ``auth.jwt
+.serviceAccountRef``) in an environment's namespace authenticates as its own
+ServiceAccount ``<service>-secrets``: the controller requests a token of that
+ServiceAccount and assumes the role named by its ``eks.amazonaws.com/role-arn``
+annotation with it (external-secrets v2.9.0 providers/v1/aws/auth/auth.go
+credsFromServiceAccount, AssumeRoleWithWebIdentity). The environment's role trusts only
+those ServiceAccounts of the environment's namespace, through the cluster's IAM OIDC
+provider (``irsa``), and may read only the keys under the environment's
+``secret_prefix``: a store in development cannot read production's keys, and a store
+in another namespace cannot assume production's role.
 """
 
 from __future__ import annotations
 
 from ...ir import IR, Environment
-from ...serialize.hcl import Block, Ref
+from ...serialize.hcl import Block, Template
 from .blocks import iam_role, inline_policy, policy_doc
 from .iam import NEVER_APPROVE
-
-CONTROLLER_VARIABLE = "external_secrets_controller_role_arn"
+from .irsa import trust
 
 
 def environments(ir: IR) -> list[Environment]:
@@ -22,6 +26,15 @@ def environments(ir: IR) -> list[Environment]:
     if not any(svc.secrets for svc in ir.services):
         return []
     return [env for env in ir.environments if env.secret_store.kind == "SecretStore"]
+
+
+def subjects(ir: IR, env: Environment) -> list[str]:
+    """The ServiceAccounts the environment's role trusts: each store's, in its namespace."""
+    return [
+        f"system:serviceaccount:{env.namespace}:{env.secret_store.of(svc.name)}"
+        for svc in ir.services
+        if svc.secrets
+    ]
 
 
 def _label(env: Environment) -> str:
@@ -32,29 +45,12 @@ def external_secrets(ir: IR) -> list[Block] | None:
     envs = environments(ir)
     if not envs:
         return None
-    var = Block("variable", (CONTROLLER_VARIABLE,))
-    var.attr(
-        "description",
-        "IAM role the External Secrets controller runs as (its IRSA role): the only "
-        "principal the environments' secrets roles trust",
-    )
-    var.attr("type", Ref("string"))
-    var.attr("default", f"arn:aws:iam::{ir.aws.account_id}:role/external-secrets")
-    blocks: list[Block] = [var]
+    blocks: list[Block] = []
     region, account = ir.aws.region, ir.aws.account_id
     for env in envs:
         label = _label(env)
-        blocks.append(
-            policy_doc(
-                f"{label}_assume",
-                [
-                    {
-                        "actions": ["sts:AssumeRole"],
-                        "principals": [("AWS", [Ref(f"var.{CONTROLLER_VARIABLE}")])],
-                    }
-                ],
-            )
-        )
+        subs: list[str | Template] = list(subjects(ir, env))
+        blocks.append(trust(label, account, {env.eks_cluster: subs}))
         blocks.append(iam_role(label, env.secrets_role_name, f"{label}_assume"))
         blocks.append(
             policy_doc(

@@ -59,20 +59,8 @@ spec:
           drop: ["ALL"]
       resources:
         {{- toYaml .Values.resources | nindent 8 }}
-      env:
-        # what a service publishes its CloudWatch metrics with (Service, Namespace,
-        # PodTemplateHash: the ReplicaSet, which tells a canary from the stable pods)
-        - name: PIPECOMPILE_SERVICE
-          value: {{ include "svc.name" . | quote }}
-        - name: PIPECOMPILE_NAMESPACE
-          valueFrom:
-            fieldRef:
-              fieldPath: metadata.namespace
-        - name: PIPECOMPILE_POD_TEMPLATE_HASH
-          valueFrom:
-            fieldRef:
-              fieldPath: {{ if eq .Values.rollout.type "rolling" }}metadata.labels['pod-template-hash']{{ else }}metadata.labels['rollouts-pod-template-hash']{{ end }}
       {{- with .Values.externalSecrets }}
+      env:
         {{- range .secrets }}
         - name: {{ printf "%s_FILE" .envName | quote }}
           value: {{ printf "%s/%s/%s" $.Values.externalSecrets.mountPath .name .envName | quote }}

@@ -1,0 +1,372 @@
+"""Lower the delivery once: the target-neutral deploy plan (issue 25).
+
+Per service its build (build once, scan gate, sign, attest: after CI passed), per
+service x environment its deploy stage (verify, promotion gate, sync window, GitOps
+commit, health wait, DAST, approver, audit row), each step with the inputs its script
+reads and when it runs (:mod:`pipecompile.ir_plan` says what a failure does).  Then the
+one deploy every stage shares: the union of the stages' steps in this order, each input
+inlined where every stage agrees and a parameter (with the scope it varies by) where
+they differ, each step some stages skip behind a switch.  Both orchestrators render
+this: the GitHub Actions reusable deploy workflow and its callers, the CodeBuild deploy
+buildspec, the CodePipeline actions and the deploy projects' variables.
+
+The contracts both sides read are defined here, once: the tag prefix of each build
+tier, the KMS key URIs, the switch variables (``RUN_<STEP>``) and every input's name
+(the names the scripts' headers list, and that Terraform passes to CodeBuild).
+Lowering knows no target: nothing here names a file, a job or a resource.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from functools import lru_cache
+
+from .. import ir
+from ..ir import BuildTier, DeployStage, PlanInput, PlanStep, SharedStep
+
+# The image tag prefix of each build tier (see "Who can deploy" in the README): release
+# builds (approval environments' branches) never reuse a dev build's image.
+RELEASE_TAG_PREFIX = "rel"
+DEV_TAG_PREFIX = "src"
+
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+# ZAP's riskcode for each severity of security.dast.fail_on (ZAP has no "critical": it
+# counts as high); the scan fails on alerts at or above it.
+ZAP_RISK = {"critical": 3, "high": 3, "medium": 2, "low": 1}
+
+# The order of a deploy: every stage runs a subsequence of it.
+DEPLOY_ORDER: tuple[ir.PlanStepKind, ...] = (
+    "verify-signature",
+    "verify-attestations",
+    "promotion-gate",
+    "sync-window",  # before anything is recorded
+    "gitops-commit",
+    "health-wait",
+    "approver",
+    "audit",  # whatever happened
+)
+
+
+def key_uri(alias: str) -> str:
+    """A KMS key as cosign names it: ``awskms:///alias/<name>``."""
+    return f"awskms:///{alias}"
+
+
+def switch(kind: str) -> str:
+    """The variable that turns a step on where only some stages run it."""
+    return "RUN_" + kind.upper().replace("-", "_")
+
+
+def severities_at_or_above(level: str) -> str:
+    """``"high"`` -> ``"CRITICAL HIGH"`` (ECR finding severities that fail the gate)."""
+    return " ".join(SEVERITIES[: SEVERITIES.index(level.upper()) + 1])
+
+
+# Inputs are immutable: the stages share one object per (name, value), which keeps a
+# thousand services' plan small (most values repeat in every stage).
+@lru_cache(maxsize=65536)
+def _v(name: str, value: str | int) -> PlanInput:
+    return PlanInput(name, str(value))
+
+
+@lru_cache(maxsize=256)
+def _run(name: str, fact: str) -> PlanInput:
+    return PlanInput(name, fact, "run")
+
+
+@lru_cache(maxsize=256)
+def _tier(name: str, field: str) -> PlanInput:
+    return PlanInput(name, field, "tier")
+
+
+IMAGE = (PlanInput("IMAGE_TAG", "tag", "image"), PlanInput("IMAGE_DIGEST", "digest", "image"))
+
+
+def _tiers(model: ir.IR, svc: ir.Service) -> tuple[BuildTier, ...]:
+    sign = model.security.sign_images
+    release_key = key_uri(model.aws.release_key_alias) if sign else ""
+    dev_branches = tuple(b for b in model.deploy_branches if b not in model.release_branches)
+    tiers = []
+    if dev_branches or not model.release_branches:
+        tiers.append(
+            BuildTier(
+                "dev",
+                dev_branches,
+                DEV_TAG_PREFIX,
+                svc.image,
+                svc.image_uri,
+                key_uri(model.aws.signing_key_alias) if sign else "",
+                "",
+            )
+        )
+    if model.release_branches:
+        tiers.append(
+            BuildTier(
+                "release",
+                model.release_branches,
+                RELEASE_TAG_PREFIX,
+                svc.release_image,
+                svc.release_image_uri,
+                release_key,
+                release_key,  # an existing rel- image is reused only when the release key signed it
+            )
+        )
+    return tuple(tiers)
+
+
+def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
+    sec = model.security
+    image = (_tier("ECR_REPOSITORY", "repository"), _tier("IMAGE_URI", "image_uri"), *IMAGE)
+    once = [
+        _v("SERVICE_PATH", svc.path),
+        _v("DOCKERFILE", svc.dockerfile),
+        _v("ECR_REGISTRY", model.aws.ecr_registry),
+        *image[:2],
+        _tier("TAG_PREFIX", "tag_prefix"),
+    ]
+    if sec.sign_images and model.release_branches:
+        once.append(_tier("REUSE_SIGNED_BY", "reuse_signed_by"))
+    title = "Build the image once per source tree, or reuse it"
+    steps = [PlanStep("build-once", title, "build-once.sh", tuple(once))]
+    if sec.image_scan_fail_on:
+        scan = (
+            _v("FAIL_SEVERITIES", severities_at_or_above(sec.image_scan_fail_on)),
+            _v("SCAN_TYPE", sec.image_scanning),
+            _v("SCAN_TIMEOUT_SECONDS", sec.image_scan_timeout_minutes * 60),
+        )
+        title = f"Wait for the ECR scan and fail at {sec.image_scan_fail_on}"
+        steps.append(PlanStep("scan-gate", title, "ecr-scan-gate.sh", image + scan))
+    if sec.sign_images:
+        key = _tier("SIGNING_KEY", "signing_key")
+        title = "Sign the image with the AWS KMS signing key"
+        steps.append(PlanStep("sign", title, "sign-once.sh", (*image, key)))
+        attest = (
+            _v("ECR_REGISTRY", model.aws.ecr_registry),
+            key,
+            _v("SYFT_IMAGE", model.pins.syft_image),
+            _run("BUILDER_ID", "builder"),
+            _run("BUILD_INVOCATION", "invocation"),
+            _v("SOURCE_REPOSITORY", model.repository),
+            _run("COMMIT", "commit"),
+            _v("SERVICE_PATH", svc.path),
+        )
+        title = "Attest the SBOM and the build provenance of the digest"
+        steps.append(PlanStep("attest", title, "attest.sh", image + attest))
+    return ir.BuildPlan(svc.name, tuple(steps), _tiers(model, svc))
+
+
+def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
+    env = model.environment(dep.environment)
+    repository, uri = model.image_of(svc, env)
+    image = (_v("ECR_REPOSITORY", repository), _v("IMAGE_URI", uri), *IMAGE)
+    argocd = (
+        PlanInput("ARGOCD_SERVER", f"{env.argocd_secret_name}:server", "secret"),
+        PlanInput("ARGOCD_AUTH_TOKEN", f"{env.argocd_secret_name}:token", "secret"),
+        _v("ARGOCD_APP", dep.app_name),
+    )
+    where = (_v("SERVICE", svc.name), _v("ENVIRONMENT", env.name))
+    outcome = _run("OUTCOME_FILE", "outcome-file")
+    steps: list[PlanStep] = []
+    sec, dast = model.security, model.security.dast
+    if sec.sign_images:
+        keys = _v("SIGNING_KEYS", " ".join(env.accepted_keys))  # the lowering's
+        verify: tuple[tuple[ir.PlanStepKind, str], ...] = (
+            ("verify-signature", "Verify the image signature"),
+            ("verify-attestations", "Verify the SBOM and provenance attestations"),
+        )
+        for kind, title in verify:
+            steps.append(PlanStep(kind, title, f"{kind}.sh", (*image, keys)))
+    if env.after_dast and dast is not None:
+        title = "Promote only what passed DAST in {DAST_ENVIRONMENT}"
+        gate = (*image, _v("DAST_ENVIRONMENT", dast.environment))
+        steps.append(PlanStep("promotion-gate", title, "promotion-gate.sh", gate))
+    if env.sync_window and env.sync == "automated":
+        title = "Deploy only inside the sync window of {ENVIRONMENT}"
+        window = (*argocd, where[1], outcome)
+        steps.append(PlanStep("sync-window", title, "sync-window.sh", window))
+    g = model.gitops
+    record = (
+        _v("GITOPS_AUTH", g.auth),
+        _v("GITOPS_REPOSITORY", env.gitops_repository or ""),
+        _v("GITOPS_REVISION", env.gitops_revision),
+        _v("GITOPS_DIR", dep.gitops_dir),
+        _v("CHART_SOURCE", model.chart_source or ""),
+        _v("VALUES_SOURCE", svc.values_source or ""),
+        *where,
+        *image,
+        PlanInput(g.credential, env.gitops_secret_name, "secret"),
+    )
+    title = "Record the new image digest for {ENVIRONMENT} in the GitOps repository"
+    steps.append(PlanStep("gitops-commit", title, "gitops-record.sh", record))
+    manual = dep.strategy.kind == "blue-green" and not dep.strategy.auto_promote
+    health = (
+        *argocd,
+        *where,
+        IMAGE[1],
+        _v("WAIT_SECONDS", dep.wait_minutes * 60),
+        outcome,
+        # a blue-green rollout a person promotes: paused at the preview is not a failure
+        *((_v("PROMOTION", "manual"),) if manual else ()),
+    )
+    title = "Wait until Argo CD reports {ARGOCD_APP} healthy"
+    steps.append(PlanStep("health-wait", title, "wait-healthy.sh", health))
+    dast_steps: tuple[PlanStep, ...] = ()
+    if env.dast and dast is not None:
+        # its own stage after the deploy succeeded, without the deploy's secrets: the scan
+        # needs no AWS access; a pass marks the digest for the promotion gate
+        zap = (
+            _v("DAST_ENVIRONMENT", env.name),
+            _v("DAST_URL", dast.url),
+            _v("ZAP_IMAGE", model.pins.zap_image),
+            _v("ZAP_MIN_RISK", ZAP_RISK[dast.fail_on]),
+        )
+        title = "OWASP ZAP baseline scan of {DAST_ENVIRONMENT}; fail at " + dast.fail_on
+        mark = (_v("DAST_ENVIRONMENT", env.name), *image)
+        dast_steps = (
+            PlanStep("dast", title, "dast-scan.sh", zap),
+            PlanStep("dast-mark", "Mark the digest as passed", "dast-mark.sh", mark),
+        )
+    if model.deployments_table:
+        if env.approval:  # who approved, for the audit row (each orchestrator asks its own)
+            steps.append(PlanStep("approver", "Look up who approved", "", (where[1],), "always"))
+        audit = (
+            _v("DEPLOYMENTS_TABLE", model.deployments_table),
+            *where,
+            _run("COMMIT", "commit"),
+            *image,
+            _run("APPROVER", "approver"),  # who approved; "none (no approval)" without approval
+            outcome,
+            _run("DEPLOY_STATUS", "deploy-status"),
+            _run("RUN", "run"),
+        )
+        steps.append(PlanStep("audit", "Write the audit row", "audit-row.sh", audit, "always"))
+    minutes = 15 + dep.wait_minutes
+    return DeployStage(svc.name, env.name, env.approval, tuple(steps), minutes, dast_steps)
+
+
+# What each deploy input may vary by, declared (never guessed from the values: adding a
+# service or an environment moves no input from one file to another).  Everything else
+# is the pipeline's; secrets and switches are the environment's.
+ENVIRONMENT_INPUTS = frozenset(
+    ("ENVIRONMENT", "SIGNING_KEYS", "GITOPS_REPOSITORY", "GITOPS_REVISION")
+)
+DEPLOYMENT_INPUTS = frozenset(
+    (
+        "SERVICE",
+        "ECR_REPOSITORY",
+        "IMAGE_URI",
+        "ARGOCD_APP",
+        "GITOPS_DIR",
+        "VALUES_SOURCE",
+        "WAIT_SECONDS",
+        "PROMOTION",
+    )
+)
+
+
+def _scope(name: str, source: str, values: dict[tuple[str, str], str]) -> ir.Scope:
+    """``name``'s declared scope; its values must respect it (a plan bug otherwise)."""
+    if name in DEPLOYMENT_INPUTS:
+        return "deployment"
+    if name in ENVIRONMENT_INPUTS or source == "secret" or name.startswith("RUN_"):
+        by_env: dict[str, set[str]] = {}
+        for (_, env), value in values.items():
+            by_env.setdefault(env, set()).add(value)
+        assert all(len(v) == 1 for v in by_env.values()), (name, by_env)
+        return "environment"
+    assert len(set(values.values())) <= 1, (name, values)
+    return "pipeline"
+
+
+def _shared(
+    stages: tuple[DeployStage, ...],
+) -> tuple[tuple[SharedStep, ...], list[tuple[str, ir.Scope]]]:
+    """The one deploy every stage runs, and the parameters (with their scopes) where the
+    stages differ.  One pass over the stages (a thousand services are 4000 of them)."""
+    runs: dict[str, list[PlanStep]] = {}  # kind -> the stages' steps of that kind
+    readers: dict[str, set[str]] = {}  # input name -> the step kinds that read it
+    kinds_of: list[dict[str, dict[str, str]]] = []  # per stage: kind -> its inputs' values
+    for st in stages:
+        here: dict[str, dict[str, str]] = {}
+        for step in st.steps:
+            runs.setdefault(step.kind, []).append(step)
+            here[step.kind] = {i.name: i.value for i in step.inputs}
+            for i in step.inputs:
+                readers.setdefault(i.name, set()).add(step.kind)
+        kinds_of.append(here)
+
+    def values(name: str) -> dict[tuple[str, str], str]:
+        """``name``'s value in each stage that runs a step reading it ("" where a step of
+        that kind goes without it)."""
+        kinds = readers[name]
+        out = {}
+        for st, here in zip(stages, kinds_of, strict=True):
+            found = {here[k].get(name, "") for k in kinds if k in here}
+            if found:
+                # one shell environment per deploy (the buildspec): one value per stage
+                assert len(found) == 1, (st.service, st.environment, name, found)
+                out[(st.service, st.environment)] = found.pop()
+        return out
+
+    shared: list[SharedStep] = []
+    parameters: list[tuple[str, ir.Scope]] = []
+    seen: dict[str, ir.Scope] = {}
+    for kind in DEPLOY_ORDER:
+        if kind not in runs:
+            continue
+        inputs: dict[str, PlanInput] = {}
+        for step in runs[kind]:
+            for i in step.inputs:
+                inputs.setdefault(i.name, i)
+        merged = []
+        for name, first in inputs.items():
+            scope = seen.get(name) or _scope(name, first.source, values(name))
+            if name not in seen:
+                seen[name] = scope
+                if scope != "pipeline" and first.source in ("value", "secret"):
+                    parameters.append((name, scope))
+            merged.append(first if scope == "pipeline" else PlanInput(name, "", first.source))
+        ran = {
+            (st.service, st.environment): str(kind in here)
+            for st, here in zip(stages, kinds_of, strict=True)
+        }
+        flag = "" if all(v == "True" for v in ran.values()) else switch(kind)
+        if flag:
+            parameters.append((flag, _scope(flag, "value", ran)))
+        first_run = runs[kind][0]
+        step = PlanStep(kind, first_run.title, first_run.script, tuple(merged), first_run.when)
+        shared.append(SharedStep(step, flag))
+    return tuple(shared), parameters
+
+
+def lower_plan(model: ir.IR) -> ir.DeliveryPlan:
+    """The plan of ``model`` (an IR without one yet)."""
+    stages = tuple(_stage(model, svc, dep) for svc in model.services for dep in svc.deployments)
+    deploy, parameters = _shared(stages)
+    switches = {s.switch: s.step.kind for s in deploy if s.switch}
+    stages = tuple(_with_values(st, parameters, switches) for st in stages)
+    builds = tuple(_build(model, svc) for svc in model.services)
+    return ir.DeliveryPlan(
+        builds=builds,
+        stages=stages,
+        deploy=deploy,
+        parameters=tuple(parameters),
+        tag_prefixes=(("release", RELEASE_TAG_PREFIX), ("dev", DEV_TAG_PREFIX)),
+        by_stage={(st.service, st.environment): st for st in stages},
+        by_build={b.service: b for b in builds},
+    )
+
+
+def _with_values(
+    stage: DeployStage, parameters: list[tuple[str, ir.Scope]], switches: Mapping[str, str]
+) -> DeployStage:
+    """``stage`` with the plan's parameters as it has them."""
+    inputs = {i.name: i.value for step in stage.steps for i in step.inputs}
+    values = {}
+    for name, _ in parameters:
+        if name in switches:
+            values[name] = "true" if stage.runs(switches[name]) else "false"
+        else:
+            values[name] = inputs.get(name, "")
+    return dataclasses.replace(stage, values=values)

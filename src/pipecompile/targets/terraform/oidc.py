@@ -1,0 +1,182 @@
+"""GitHub OIDC trust: which workflow runs may assume a role, matched by IAM exactly as
+GitHub matches the branch patterns.
+
+GitHub reads a branch pattern's ``*`` within one path segment (Actions filter patterns,
+"Filter pattern cheat sheet"; rulesets and deployment branch policies use File.fnmatch
+with File::FNM_PATHNAME: ``qa/*`` does not match ``qa/foo/bar``, docs.github.com,
+"Creating rulesets for a repository", Using fnmatch syntax).  IAM's StringLike ``*``
+matches any run of characters, '/' included (IAM User Guide, "Condition operators",
+String condition operators), so ``ref:refs/heads/release/*`` copied unchanged would let
+a workflow on ``release/a/b`` (a name no ruleset for ``release/*`` protects) assume the
+release role.
+
+Each pattern becomes StringLike alternatives, each with a StringNotLike of the names
+where one of its ``*`` spans a '/': a name GitHub's pattern matches has exactly the
+pattern's literal slashes, so it never matches a variant; a name that IAM's ``*`` matches
+across a '/' always does.  One statement per alternative (a condition's values are ORed,
+and its keys ANDed: the exclusions of one pattern must not refuse another's names).
+Exact for literals, ``*``, ``**`` alone, ``[...]`` and ``?``; conservative (it refuses a
+few names GitHub would admit, never admits one it would refuse) where a pattern mixes
+``**`` with ``*``, and for ``c+``, read as exactly one ``c``.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from ...ir import IR
+from ...serialize.hcl import Block, Ref
+from .blocks import aws_constants, policy_doc, resource
+
+STAR, DSTAR = object(), object()
+# the characters a branch name may hold besides '/' (git check-ref-format refuses
+# controls, space, ~ ^ : ? * [ and \)
+_NAME_CHARS = sorted(
+    set(string.ascii_letters + string.digits + string.punctuation) - set("/~^:?*[\\")
+)
+
+Token = object  # STAR, DSTAR or one literal character (a str)
+
+
+def _class(body: str) -> list[str]:
+    """The characters of ``[body]`` a branch name can hold."""
+    negate = body[:1] in ("!", "^")
+    if negate:
+        body = body[1:]
+    chars: set[str] = set()
+    i = 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            chars.update(chr(c) for c in range(ord(body[i]), ord(body[i + 2]) + 1))
+            i += 3
+        else:
+            chars.add(body[i])
+            i += 1
+    return [c for c in _NAME_CHARS if (c in chars) != negate]
+
+
+def _sequences(glob: str) -> list[list[Token]]:
+    """The token sequences a GitHub filter pattern stands for (``?`` and ``[...]``
+    expanded), as targets/common.py's glob_to_regex reads the pattern."""
+    # each element: a list of alternatives, each a list of tokens
+    elements: list[list[list[Token]]] = []
+    i = 0
+    while i < len(glob):
+        c = glob[i]
+        if glob.startswith("**", i):
+            elements.append([[DSTAR]])
+            i += 2
+            continue
+        if c == "*":
+            elements.append([[STAR]])
+        elif c == "?" and elements:  # the previous element, or nothing
+            elements[-1] = elements[-1] + [[]]
+        elif c == "+" and elements:  # one or more: IAM cannot say "more"; exactly one
+            pass
+        elif c == "[" and glob.find("]", i + 1) != -1:
+            end = glob.find("]", i + 1)
+            elements.append([[ch] for ch in _class(glob[i + 1 : end])])
+            i = end
+        else:
+            elements.append([[c]])
+        i += 1
+    out: list[list[Token]] = [[]]
+    for alternatives in elements:
+        out = [seq + alt for seq in out for alt in alternatives]
+    return out
+
+
+def _text(seq: list[Token]) -> str:
+    return "".join("*" if t in (STAR, DSTAR) else str(t) for t in seq)
+
+
+def iam_alternatives(glob: str) -> list[tuple[str, list[str]]]:
+    """(StringLike value, StringNotLike values) pairs whose union is the names ``glob``
+    matches in GitHub (see the module docstring for where it is conservative)."""
+    out: list[tuple[str, list[str]]] = []
+    for seq in _sequences(glob):
+        spans = [
+            _text(seq[:k]) + "*/*" + _text(seq[k + 1 :]) for k, t in enumerate(seq) if t is STAR
+        ]
+        alt = (_text(seq), spans)
+        if alt not in out:
+            out.append(alt)
+    return out
+
+
+def nested_cover(glob: str) -> list[str]:
+    """Ruleset patterns (fnmatch, FNM_PATHNAME) for ``glob`` and every name IAM's ``*``
+    could stretch it to across a '/': ``release/*`` and ``release/*/**/*`` (``**/``
+    matches any number of folders, docs.github.com "Creating rulesets for a repository").
+    """
+    if "*" not in glob:
+        return [glob]
+    parts, i = [], 0
+    while i < len(glob):
+        if glob[i] == "*":
+            while i < len(glob) and glob[i] == "*":
+                i += 1
+            parts.append("*/**/*")
+        else:
+            parts.append(glob[i])
+            i += 1
+    return [glob, "".join(parts)]
+
+
+def oidc_provider(ir: IR) -> tuple[Block, Ref]:
+    oidc = aws_constants()["github_oidc_host"]
+    if ir.github_oidc_provider == "create":
+        gh = resource("aws_iam_openid_connect_provider", "github")
+        gh.attr("url", f"https://{oidc}")
+        gh.attr("client_id_list", ["sts.amazonaws.com"])
+        gh.attr("thumbprint_list", list(aws_constants()["github_thumbprints"]))
+        return gh, Ref("aws_iam_openid_connect_provider.github.arn")
+    # an account holds one provider per URL: use the one that exists
+    gh = Block("data", ("aws_iam_openid_connect_provider", "github"))
+    gh.comment("aws.github_oidc_provider: existing (the account has one already)")
+    gh.attr("url", f"https://{oidc}")
+    return gh, Ref("data.aws_iam_openid_connect_provider.github.arn")
+
+
+def github_trust(
+    label: str, provider: Ref, subjects: list[str], spans: list[list[str]] | None = None
+) -> Block:
+    """Trust for OIDC subjects: ``subjects`` in one statement, or (``spans`` given) one
+    statement per subject, each refusing its own ``spans`` (StringNotLike)."""
+    oidc = aws_constants()["github_oidc_host"]
+    aud = ("StringEquals", f"{oidc}:aud", ["sts.amazonaws.com"])
+    groups: list[tuple[list[str], list[str]]]
+    if spans is None:
+        groups = [(subjects, [])]
+    else:
+        plain = [s for s, n in zip(subjects, spans, strict=True) if not n]
+        groups = ([(plain, [])] if plain else []) + [
+            ([s], n) for s, n in zip(subjects, spans, strict=True) if n
+        ]
+    statements: list[dict[str, Any]] = []
+    for like, not_like in groups:
+        conditions = [aud, ("StringLike", f"{oidc}:sub", like)]
+        if not_like:
+            conditions.append(("StringNotLike", f"{oidc}:sub", not_like))
+        statements.append(
+            {
+                "actions": ["sts:AssumeRoleWithWebIdentity"],
+                "principals": [("Federated", [provider])],
+                "conditions": conditions,
+            }
+        )
+    return policy_doc(f"{label}_assume", statements)
+
+
+def branch_trust(ir: IR, label: str, provider: Ref, branches: list[str]) -> Block:
+    """Trust for pushes to ``branches`` (GitHub patterns), exactly as GitHub matches them."""
+    prefix = f"repo:{ir.repository}:ref:refs/heads/"
+    subjects: list[str] = []
+    spans: list[list[str]] = []
+    for b in branches:
+        for like, not_like in iam_alternatives(b):
+            if prefix + like not in subjects:
+                subjects.append(prefix + like)
+                spans.append([prefix + n for n in not_like])
+    return github_trust(label, provider, subjects, spans)

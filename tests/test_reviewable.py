@@ -1,0 +1,160 @@
+"""A delivery a reviewer reads once (issue 25): each script once per orchestrator in the
+generated tree, and a change to one service's field changes a handful of lines."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipecompile.commands.cli import main
+
+from .conftest import ROOT, SAMPLES, folder, git
+
+MIN_LINES = 5  # a script body of five lines or more: never twice in one orchestrator's tree
+
+
+def _blocks(value: Any) -> list[str]:
+    """The scripts a workflow or buildspec holds: ``run:`` values and multi-line commands."""
+    out: list[str] = []
+    if isinstance(value, dict):
+        for key, v in value.items():
+            if key == "run" and isinstance(v, str):
+                out.append(v)
+            else:
+                out += _blocks(v)
+    elif isinstance(value, list):
+        for v in value:
+            out += [v] if isinstance(v, str) and "\n" in v else _blocks(v)
+    return out
+
+
+def scripts(path: Path) -> list[str]:
+    """The script bodies in a generated file (a shell file: its body after the header)."""
+    text = path.read_text()
+    if path.suffix == ".sh":
+        return [text.split("\n", 3)[3]]
+    if path.suffix in (".yml", ".yaml"):
+        return _blocks(yaml.safe_load(text))
+    return []
+
+
+def body_lines(script: str) -> tuple[str, ...]:
+    """A script's lines, without a buildspec's subshell or guard around a packaged one."""
+    lines = [line for line in script.strip().splitlines() if line.strip()]
+    if lines and lines[0].endswith("(") and lines[-1].startswith(")"):
+        lines = lines[1:-1]
+    return tuple(lines)
+
+
+# The per-service CI still holds its scanners' scripts (and CodeBuild's per-service build
+# buildspec the build's): a service's CI steps and runtime are its own, and GitHub runs
+# a composite action or a second job only beside them (issue 25: still to do).
+CI_FILES = ("ci-", "build-")
+
+
+def duplicates(root: Path, sample: str) -> dict[str, dict[tuple[str, ...], list[str]]]:
+    """Per orchestrator (target folder): each script body of MIN_LINES or more that
+    appears twice, and the files it appears in."""
+    out = {}
+    for target in ("github-actions", "codebuild", "local"):
+        where = folder(sample, target)
+        if not where:
+            continue
+        seen: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for path in sorted((root / where).rglob("*")):
+            if path.is_file():
+                for script in scripts(path):
+                    lines = body_lines(script)
+                    if len(lines) >= MIN_LINES:
+                        seen[lines].append(path.name)
+        out[target] = {k: v for k, v in seen.items() if len(v) > 1}
+    return out
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_no_script_body_appears_twice_in_an_orchestrator(sample: str) -> None:
+    root = ROOT / "samples" / sample
+    found = duplicates(root, sample)
+    for target, dups in found.items():
+        for lines, files in dups.items():
+            # only the per-service CI files (see CI_FILES), never a delivery file
+            assert all(f.startswith(CI_FILES) for f in files), (target, files, lines[:3])
+    # the delivery itself: every deploy, build and DAST script once per orchestrator
+    if folder(sample, "github-actions") and (root / ".github/workflows/deploy.yml").exists():
+        deliver = [scripts(p) for p in (root / ".github/workflows").glob("deliver-*.yml")]
+        assert deliver and all(s == [] for s in deliver)  # the callers hold no script
+
+
+def test_the_duplicate_finder_finds_a_duplicate(tmp_path: Path) -> None:
+    """The check above is not vacuous: a script copied into a second file is found."""
+    root = tmp_path / "samples" / "storefront"
+    shutil.copytree(ROOT / "samples" / "storefront", root)
+    wf = root / ".github/workflows"
+    (wf / "copy.yml").write_text((wf / "deploy.yml").read_text())
+    found = duplicates(root, "storefront")["github-actions"]
+    copied = [files for files in found.values() if "copy.yml" in files]
+    assert copied and all(sorted(files) == ["copy.yml", "deploy.yml"] for files in copied)
+    dev = root / "dev"
+    (dev / "copy.sh").write_text((dev / "intercept.sh").read_text())
+    assert duplicates(root, "storefront")["local"]
+
+
+# -- a change to one service's field: a handful of lines -------------------------------------
+
+PORTS = {
+    "ecommerce": ("    port: 3000\n", "    port: 3001\n"),
+    "shared-account": ("    port: 8080\n", "    port: 8081\n"),
+    "storefront": ("    port: 8000\n", "    port: 8001\n"),
+}
+
+
+def _tree(root: Path) -> dict[str, list[str]]:
+    """Every generated file (the manifest's list; the manifest itself is bookkeeping)."""
+    manifest = json.loads((root / ".pipecompile/manifest.json").read_text())
+    return {rel: (root / rel).read_text().splitlines() for rel in manifest["files"]}
+
+
+def changed_lines(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, int]:
+    out = {}
+    for rel in sorted(set(before) | set(after)):
+        a, b = before.get(rel, []), after.get(rel, [])
+        diff = list(difflib.unified_diff(a, b, lineterm="", n=0))
+        removed = sum(1 for d in diff if d.startswith("-") and not d.startswith("---"))
+        added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
+        if removed or added:
+            out[rel] = max(removed, added)
+    return out
+
+
+HANDFUL = 20  # the port in each environment's values and the local loop, and their headers
+
+
+@pytest.mark.parametrize("sample", [s for s in SAMPLES if PORTS.get(s)])
+def test_a_port_change_changes_a_handful_of_lines(sample: str, tmp_path: Path) -> None:
+    edit = PORTS[sample]
+    assert edit is not None
+    trees = []
+    for name, text in (("before", None), ("after", edit)):
+        repo = tmp_path / name
+        dest = repo / "samples" / sample
+        dest.mkdir(parents=True)
+        git(repo, "init", "-q")
+        pipeline = (ROOT / "samples" / sample / "pipeline.yaml").read_text()
+        if text:
+            assert text[0] in pipeline
+            pipeline = pipeline.replace(*text, 1)
+        (dest / "pipeline.yaml").write_text(pipeline)
+        assert main(["build", "-q", "-f", str(dest / "pipeline.yaml")]) == 0
+        trees.append(_tree(dest))
+    changed = changed_lines(*trees)
+    assert changed, "the port reaches no generated file"
+    assert sum(changed.values()) <= HANDFUL, changed
+    # never the delivery: a port is the chart's and the local loop's business
+    assert not [f for f in changed if "/workflows/" in f or "/codebuild/" in f], changed
