@@ -1,5 +1,5 @@
 """A small IAM policy evaluator over the generated Terraform (python-hcl2), for the
-attacker tests of tests/test_trust_attacks.py.
+attacker tests of tests/trust/test_trust_attacks.py.
 
 Why not moto: moto enforces IAM only for a few services behind a global switch, without
 condition keys such as dynamodb:LeadingKeys or aws:MultiFactorAuthPresent, and it would
@@ -15,7 +15,7 @@ policies use (IAM User Guide, "Policy evaluation logic" and "Condition operators
   ForAllValues:* is true when the key is absent or empty (the documented pitfall);
 - all conditions of a statement must hold (AND), any value of one condition (OR).
 
-Its own rules are tested in tests/test_trust_attacks.py (test_the_evaluator_*).
+Its own rules are tested in tests/trust/test_trust_attacks.py (test_the_evaluator_*).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import hcl2
 
-from .conftest import hcl_norm
+from tests.conftest import hcl_norm
 
 
 @dataclass(frozen=True)
