@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from ...ir import IR
 from .. import Finding
+from .audit import audit, notifications, outputs
 from .chatops import chatops
 from .compliance import cloudtrail, rotation
 from .compute import compute_findings
-from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
+from .foundation import ecr, kms, storage, variables, versions
 from .iam import iam
 from .irsa import argo_rollouts, cluster_names, clusters, issuer_variable, rollouts_role_name
 from .monitoring import monitoring
