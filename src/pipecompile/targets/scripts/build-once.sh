@@ -37,9 +37,6 @@ lookup() {
     --query 'imageDetails[0].imageDigest' --output text 2>/dev/null || true
 }
 digest="$(lookup)"
-# cosign (the reuse check) reads registry credentials only from the docker config
-# (sigstore/cosign v3.0.6 cmd/cosign/cli/options/registry.go): log in on both paths
-aws ecr get-login-password | docker login --username AWS --password-stdin "$ECR_REGISTRY"
 if [[ "$digest" == sha256:* ]]; then
   if [ -n "${REUSE_SIGNED_BY:-}" ] && ! cosign verify --insecure-ignore-tlog=true \
     --key "$REUSE_SIGNED_BY" "$IMAGE_URI@$digest" >/dev/null 2>&1; then
@@ -50,6 +47,7 @@ if [[ "$digest" == sha256:* ]]; then
   fi
   echo "$ECR_REPOSITORY:$tag exists ($digest): this source tree was built before; reusing it"
 else
+  aws ecr get-login-password | docker login --username AWS --password-stdin "$ECR_REGISTRY"
   docker build --file "$DOCKERFILE" --tag "$IMAGE_URI:$tag" "$SERVICE_PATH"
   # tags are immutable: when a concurrent build of the same tree pushed first, ours
   # is refused and the lookup below finds theirs
