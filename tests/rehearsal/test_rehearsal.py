@@ -160,12 +160,15 @@ def test_the_stubs_refuse_what_the_real_tools_refuse(w: World) -> None:
 def test_a_rebuild_that_reuses_the_image_still_signs_and_a_deploy_verifies(
     w: World, release: dict[str, str]
 ) -> None:
-    # main after the merge: the same tree, so the build reuses staging's digest and never
-    # runs docker login; cosign reads registry credentials only from the docker config
+    # main after the merge: the same tree, so the build reuses staging's digest, built
+    # nothing, and checks the release key's signature before it reuses it (as the release
+    # tier's build is generated); cosign reads registry credentials only from the docker
+    # config, so the reuse path logs in too
     repo = app_repo(w, "main", RUNNER_UID)
     home = w.home("main", RUNNER_UID)
     out = w.workdir("main-out", RUNNER_UID) / "image.env"
     env = {**image_vars(w), "IMAGE_ENV": str(out), "TAG_PREFIX": "rel"}
+    env["REUSE_SIGNED_BY"] = RELEASE_KEY
     res = w.run(sh("build-once.sh"), uid=RUNNER_UID, cwd=repo, home=home, **env)
     assert res.returncode == 0 and "reusing it" in res.stdout, res.stderr
     image = dict(line.split("=", 1) for line in out.read_text().split())
