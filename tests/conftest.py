@@ -52,7 +52,7 @@ def snapshot_tree(root: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under ``root``: its bytes and mtime (to prove a build left it alone).
 
     Not the stat cache: it records this machine's inodes and times, a build rewrites
-    it, and it is never committed (tests/test_fastpath.py: only a build writes it)."""
+    it, and it is never committed (tests/output/test_fastpath.py: only a build writes it)."""
     return {
         str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
         for p in sorted(root.rglob("*"))

@@ -1,5 +1,5 @@
 """A small IAM policy evaluator over the generated Terraform (python-hcl2), for the
-attacker tests of tests/test_trust_attacks.py.
+attacker tests of tests/trust/test_trust_attacks.py.
 
 Why not moto: moto enforces IAM only for a few services behind a global switch, without
 condition keys such as dynamodb:LeadingKeys or aws:MultiFactorAuthPresent, and it would
@@ -19,7 +19,7 @@ It reads the Terraform as the default apply builds it, every environment on
 (``var.environments``): a counted block's ``[0]`` and ``[*]`` name its one instance, and
 ``concat(...)`` of lists and splats is the list of them all.
 
-Its own rules are tested in tests/test_trust_attacks.py (test_the_evaluator_*).
+Its own rules are tested in tests/trust/test_trust_attacks.py (test_the_evaluator_*).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 import hcl2
 
-from .conftest import hcl_norm
+from tests.conftest import hcl_norm
 
 _INDEX = re.compile(r"\[(?:0|\*)\]")  # the one instance of a counted block (phases.py)
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from ruamel.yaml import YAML
 
-from .conftest import SAMPLES, SCHEMAS, files, folder, terraform_blocks, validator
+from tests.conftest import ROOT, SAMPLES, SCHEMAS, files, folder, terraform_blocks, validator
 
 BIN = Path(sys.executable).parent
 
@@ -72,9 +72,7 @@ def test_workflow_schema(built: dict[str, Path], sample: str) -> None:
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_workflows_pin_every_action_to_a_shipped_sha(built: dict[str, Path], sample: str) -> None:
     pins = json.loads(
-        (
-            Path(__file__).parent.parent / "src/pipecompile/targets/github_actions/action-pins.json"
-        ).read_text()
+        (ROOT / "src/pipecompile/targets/github_actions/action-pins.json").read_text()
     )["actions"]
     seen = 0
     for wf in files(built[sample], folder(sample, "github-actions"), "*.yml"):
@@ -134,7 +132,7 @@ def test_argocd_applications_match_the_crd_schema(built: dict[str, Path], sample
     apps = [
         p
         for p in files(built[sample], folder(sample, "argocd"), "*.yaml")
-        # AppProjects, and the admission policies (tests/test_trust_admission.py)
+        # AppProjects, and the admission policies (tests/targets/argocd/test_trust_admission.py)
         if not p.name.startswith(("project-", "admission-"))
     ]
     assert apps

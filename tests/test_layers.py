@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grimp
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 PACKAGE = ROOT / "src/pipecompile"
 CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .test_compliance import tf_blocks
-from .test_spec import GHA, REF, SAMPLES, TF
+from tests.rehearsal.test_spec import GHA, REF, SAMPLES, TF
+from tests.targets.test_compliance import tf_blocks
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 

@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from pipecompile.commands.cli import main
-
-from .conftest import ROOT, SAMPLES, folder, git
+from tests.conftest import ROOT, SAMPLES, folder, git
 
 MIN_LINES = 5  # a script body of five lines or more: never twice in one orchestrator's tree
 

@@ -14,8 +14,7 @@ import pytest
 
 from pipecompile.compiler import compile_file
 from pipecompile.jobs import expected
-
-from .conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES
 
 
 def _cases() -> list[tuple[str, str]]:

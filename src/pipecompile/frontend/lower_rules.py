@@ -17,8 +17,9 @@ from .. import ir
 from ..errors import Diagnostic, Path_, did_you_mean
 from .defaults import BUILTIN_CANARY, DEFAULT_STEPS, ROLLOUT_MARGIN_MINUTES
 from .loader import Document
-from .model import Outputs, Pipeline, Runtime
+from .model import Outputs, Pipeline
 from .model import Service as ModelService
+from .model_base import Runtime
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 

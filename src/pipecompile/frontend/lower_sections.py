@@ -10,7 +10,8 @@ from .. import ir
 from ..errors import Path_, did_you_mean
 from .lower_rules import Rules, duration_ms, sync_options
 from .lower_rules import short as _short
-from .model import Compute, ImageScan
+from .model import ImageScan
+from .model_base import Compute
 
 
 class Sections(Rules):

@@ -37,17 +37,26 @@ lookup() {
     --query 'imageDetails[0].imageDigest' --output text 2>/dev/null || true
 }
 digest="$(lookup)"
+login() {
+  aws ecr get-login-password | docker login --username AWS --password-stdin "$ECR_REGISTRY"
+}
 if [[ "$digest" == sha256:* ]]; then
-  if [ -n "${REUSE_SIGNED_BY:-}" ] && ! cosign verify --insecure-ignore-tlog=true \
-    --key "$REUSE_SIGNED_BY" "$IMAGE_URI@$digest" >/dev/null 2>&1; then
-    echo "$ECR_REPOSITORY:$tag exists ($digest) without a signature by $REUSE_SIGNED_BY:" \
-      "not reusing an image this tier did not sign (delete the tag once you know who" \
-      "pushed it)" >&2
-    exit 1
+  # cosign reads registry credentials only from the docker config file, unless
+  # --k8s-keychain is given (sigstore/cosign v3.0.6 cmd/cosign/cli/options/registry.go):
+  # the reuse check needs the login as much as the build does
+  if [ -n "${REUSE_SIGNED_BY:-}" ]; then
+    login >/dev/null
+    if ! why="$(cosign verify --insecure-ignore-tlog=true --key "$REUSE_SIGNED_BY" \
+      "$IMAGE_URI@$digest" 2>&1 >/dev/null)"; then
+      echo "$ECR_REPOSITORY:$tag exists ($digest) without a signature by $REUSE_SIGNED_BY:" \
+        "not reusing an image this tier did not sign (delete the tag once you know who" \
+        "pushed it); cosign said: $why" >&2
+      exit 1
+    fi
   fi
   echo "$ECR_REPOSITORY:$tag exists ($digest): this source tree was built before; reusing it"
 else
-  aws ecr get-login-password | docker login --username AWS --password-stdin "$ECR_REGISTRY"
+  login
   docker build --file "$DOCKERFILE" --tag "$IMAGE_URI:$tag" "$SERVICE_PATH"
   # tags are immutable: when a concurrent build of the same tree pushed first, ours
   # is refused and the lookup below finds theirs

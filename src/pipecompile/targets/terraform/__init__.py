@@ -12,7 +12,8 @@ codebuild.tf, codepipeline.tf, iam.tf, notifications.tf, audit.tf, chatops.tf
 (notification rules, subscriptions, AWS Chatbot), alerts.tf (the failure alert),
 monitoring.tf (metrics, dashboard, alarm), reviews.tf (drift check, security review),
 phases.tf and one <env>.tfvars per environment (the first apply phase by phase).
-The modules: ``foundation`` (account-level files), ``pipelines`` (CodeBuild, CodePipeline),
+The modules: ``foundation`` (account-level files), ``audit`` (notifications.tf, audit.tf,
+outputs.tf), ``pipelines`` (CodeBuild, CodePipeline),
 ``iam`` (roles and their policies), ``blocks`` (shared HCL pieces), ``projects`` (the
 script projects), ``phases`` (the rewrite that counts each environment's blocks); this
 one holds the target's rules (check), its setup list (describe) and render.
@@ -26,10 +27,11 @@ from .. import Finding
 from .alerts import describe as describe_alerts
 from .alerts import failure_alert
 from .alerts import wanted as failure_alert_wanted
+from .audit import audit, notifications, outputs
 from .chatops import chatops
 from .compliance import cloudtrail, rotation
 from .compute import compute_findings
-from .foundation import audit, ecr, kms, notifications, outputs, storage, variables, versions
+from .foundation import ecr, kms, storage, variables, versions
 from .iam import iam
 from .irsa import argo_rollouts, cluster_names, clusters, issuer_variable, rollouts_role_name
 from .monitoring import monitoring

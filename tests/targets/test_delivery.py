@@ -1,0 +1,874 @@
+"""Delivery that delivers (issue 15), on the reference (delivered by CodePipeline) and
+on storefront (delivered by GitHub Actions): one deliverer, CI before the build,
+build once and promote by digest, signing that the pinned cosign accepts, path
+isolation, idempotent re-runs, DAST that gates promotion, truthful outcomes.
+
+The shared scripts run for real, against stub aws, docker, cosign and curl commands
+and a local GitOps repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+import yaml
+
+from pipecompile.compiler import compile_bytes
+from pipecompile.insight.explain import checklist, explain_event
+from pipecompile.ir import IR
+from pipecompile.targets.common import glob_to_regex, script_path
+from tests.conftest import ROOT, git, hcl_norm, scratch_gitops
+from tests.harness.reusable import expand
+
+SAMPLES = ROOT / "samples"
+REF = SAMPLES / "ecommerce"  # delivery: codepipeline (the default)
+GHA = SAMPLES / "storefront"  # delivery: github-actions
+
+
+def ir_of(sample: Path) -> IR:
+    return compile_bytes("pipeline.yaml", (sample / "pipeline.yaml").read_bytes())
+
+
+def doc(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def tf(path: Path) -> dict[str, Any]:
+    with path.open() as fh:
+        return dict(hcl_norm(hcl2.load(fh)))
+
+
+def pipelines(sample: Path) -> dict[str, Any]:
+    out = {}
+    for block in tf(sample / "infrastructure/terraform/cicd/codepipeline.tf")["resource"]:
+        for body in block.get("aws_codepipeline", {}).values():
+            out[body["name"]] = body
+    return out
+
+
+def stages(pipeline: dict[str, Any]) -> list[str]:
+    return [s["name"] for s in pipeline["stage"]]
+
+
+def delivery(svc: str) -> dict[str, Any]:
+    """storefront's deliver-<svc>.yml as GitHub runs it: the reusable workflows it calls
+    (route.yml, build.yml, deploy.yml, zap.yml, notify.yml) expanded with its inputs."""
+    return expand(GHA / f".github/workflows/deliver-{svc}.yml")
+
+
+def project_variables(sample: Path, label: str) -> dict[str, tuple[str, str]]:
+    """A CodeBuild project's environment variables (Terraform): name -> (value, type)."""
+    for block in tf(sample / "infrastructure/terraform/cicd/codebuild.tf")["resource"]:
+        body = block.get("aws_codebuild_project", {}).get(label)
+        if body:
+            rows = body["environment"][0].get("environment_variable", [])
+            return {r["name"]: (r["value"], r.get("type", "PLAINTEXT")) for r in rows}
+    raise KeyError(label)
+
+
+# -- 1. exactly one deliverer -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", [REF, GHA])
+def test_explain_names_exactly_one_deliverer_per_service_and_environment(sample: Path) -> None:
+    ir = ir_of(sample)
+    for env in ir.environments:
+        ref = env.includes[0].replace("*", "x")
+        lines = [line for line in explain_event(ir, "push", ref) if "delivered by" in line]
+        assert len(lines) == len(ir.services), lines
+        for line in lines:
+            assert line.count("delivered by") == 1
+            other = "deliver-" if ir.delivery == "codepipeline" else "CodePipeline"
+            assert other not in line
+
+
+def test_the_reference_is_delivered_by_codepipeline_only() -> None:
+    assert not list((REF / ".github/workflows").glob("deliver-*.yml"))
+    assert len(pipelines(REF)) == 2 * 4
+    for path in (REF / ".github/workflows").glob("ci-*.yml"):
+        on = doc(path)["on"]
+        assert set(on) == {"push", "pull_request"}  # CI only: nothing deploys from here
+
+
+def test_storefront_is_delivered_by_github_actions_only() -> None:
+    tf_dir = GHA / "infrastructure/terraform"
+    assert sorted(p.name for p in tf_dir.glob("*.tf")) == [
+        "argo_rollouts.tf",  # CloudWatch rollback analysis: the controller's role
+        "audit.tf",
+        "clusters.tf",  # the OIDC issuer that role trusts
+        "ecr.tf",
+        "iam.tf",
+        "kms.tf",
+        "monitoring.tf",  # the deliver workflows' metrics (issue 29)
+        "notifications.tf",
+        "outputs.tf",
+        "phases.tf",  # the first apply phase by phase (issue 29)
+        "reviews.tf",  # the compliance jobs' roles (issue 29)
+        "variables.tf",
+        "versions.tf",
+    ]
+    text = "".join(p.read_text() for p in tf_dir.glob("*.tf"))
+    assert "aws_codepipeline" not in text and "aws_codebuild_project" not in text
+    assert "aws_dynamodb_table" in text and "aws_iam_openid_connect_provider" in text
+
+
+# -- 2. CI gates delivery -----------------------------------------------------------------
+
+
+def test_github_builds_only_after_the_called_ci_passed() -> None:
+    for svc in ("web", "payments"):
+        wf = doc(GHA / f".github/workflows/deliver-{svc}.yml")
+        assert wf["jobs"]["ci"]["uses"] == f"$/.github/workflows/ci-{svc}.yml"
+        assert "ci" in wf["jobs"]["build"]["needs"]
+        ci = doc(GHA / f".github/workflows/ci-{svc}.yml")
+        assert set(ci["on"]) == {"pull_request", "workflow_call"}
+        assert set(ci["on"]["workflow_call"]["secrets"]) == set(wf["jobs"]["ci"]["secrets"])
+        names = [s["name"] for s in ci["jobs"]["validate"]["steps"]]
+        assert "SonarQube analysis" in names
+        assert any(n.startswith("OWASP dependency check") for n in names)
+
+
+def test_codebuild_runs_ci_sonarqube_and_dependency_check_before_it_builds() -> None:
+    ir = ir_of(REF)
+    for svc in ir.services:
+        spec = doc(REF / f"ci/codebuild/build-{svc.name}.yml")
+        pre = spec["phases"]["pre_build"]
+        assert pre["on-failure"] == "ABORT"
+        commands = "\n".join(pre["commands"])
+        for step in ir.steps:
+            assert step.run in pre["commands"]
+        assert "sonar.qualitygate.wait=true" in commands and "api/issues/search" in commands
+        assert "--failOnCVSS" in commands
+        assert "docker build" not in commands  # nothing is built before CI passed
+        assert "docker build" in "\n".join(spec["phases"]["build"]["commands"])
+        assert spec["env"]["secrets-manager"]["SONAR_TOKEN"] == "ecommerce/sonarqube:token"
+
+
+def test_the_dependency_check_passes_each_option_as_its_own_argument() -> None:
+    # the pinned Dependency-Check_Action put `others` into one argument (its action.yml
+    # lists '${{ inputs.others }}' as a single args entry); the container is run instead
+    for path in [*REF.glob(".github/workflows/ci-*.yml"), *GHA.glob(".github/workflows/ci-*.yml")]:
+        text = path.read_text()
+        assert "Dependency-Check_Action" not in text
+        assert '--failOnCVSS "$FAIL_CVSS"' in text
+
+
+# -- 3 and 6. build once, promote by digest; re-runs reuse -----------------------------------
+
+FAKE = """#!/usr/bin/env bash
+# a stub of aws, docker, cosign and curl: the registry is a folder of tag -> digest files
+name="$(basename "$0")"
+echo "$name $*" >> "$CALLS"
+reg="$REGISTRY"
+tag_of() { sed -n 's/.*imageTag=\\([^ ]*\\).*/\\1/p' <<<"$*"; }
+case "$name $*" in
+  "aws ecr describe-images"*)
+    t="$(tag_of "$*")"
+    if [ -f "$reg/$t" ]; then cat "$reg/$t"; else echo "ImageNotFound" >&2; exit 254; fi ;;
+  "aws ecr get-login-password"*) echo secret ;;
+  "aws ecr batch-get-image"*) echo '{"manifest": 1}' ;;
+  "aws ecr put-image"*)
+    t="$(sed -n 's/.*--image-tag \\([^ ]*\\).*/\\1/p' <<<"$*")"
+    [ -f "$reg/$t" ] && exit 254
+    echo "$FAKE_DIGEST" > "$reg/$t" ;;
+  "aws dynamodb put-item"*) ;;
+  "aws "*) echo "unexpected: $*" >&2; exit 2 ;;
+  "docker login"*|"docker build"*) cat >/dev/null 2>&1 || true ;;
+  "docker push"*)
+    t="${2##*:}"
+    if [ -n "${FAKE_RACE:-}" ]; then echo "$FAKE_DIGEST" > "$reg/$t"; exit 1; fi
+    echo "$FAKE_DIGEST" > "$reg/$t" ;;
+  "docker run"*)
+    mkdir -p reports
+    printf '%s' "$FAKE_ZAP" > reports/zap-report.json ;;
+  "cosign attest"*|"cosign verify-attestation"*)
+    # one attestation per (predicate type, key); cosign v3 refers it to the digest
+    key="$(sed -n 's/.*--key \\([^ ]*\\).*/\\1/p' <<<"$*")"
+    type="$(sed -n 's/.*--type \\([^ ]*\\).*/\\1/p' <<<"$*")"
+    mark="$reg/att-$type-${key//\\//_}"
+    case "$1" in verify-attestation) [ -f "$mark" ] || exit 1 ;; *) touch "$mark" ;; esac ;;
+  "cosign verify"*|"cosign sign"*)
+    key="$(sed -n 's/.*--key \\([^ ]*\\).*/\\1/p' <<<"$*")"
+    mark="$reg/signed-${key//\\//_}"
+    case "$1" in verify) [ -f "$mark" ] || exit 1 ;; *) touch "$mark" ;; esac ;;
+  "curl "*)  # the Argo CD API: the body to -o's file, "code type" for -w
+    out="$(sed -n 's/.* -o \\([^ ]*\\) .*/\\1/p' <<<"$*")"
+    if [ -n "$out" ]; then printf '%s' "$FAKE_APP" > "$out"; echo "200 application/json"
+    else printf '%s' "$FAKE_APP"; fi ;;
+  *) echo "unexpected: $name $*" >&2; exit 2 ;;
+esac
+"""
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> dict[str, Any]:
+    """A repository with two services, stub tools on PATH, an empty registry."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("aws", "docker", "cosign", "curl"):
+        (bin_dir / tool).write_text(FAKE)
+        (bin_dir / tool).chmod(0o755)
+    repo = tmp_path / "repo"
+    (repo / "services/payments").mkdir(parents=True)
+    (repo / "app.py").write_text("web\n")
+    (repo / "services/payments/app.py").write_text("payments\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "one")
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "CALLS": str(tmp_path / "calls"),
+        "REGISTRY": str(registry),
+        "FAKE_DIGEST": DIGEST,
+        "ECR_REGISTRY": "1.dkr.ecr.eu-central-1.amazonaws.com",
+        "ECR_REPOSITORY": "storefront/payments",
+        "IMAGE_URI": "1.dkr.ecr.eu-central-1.amazonaws.com/storefront/payments",
+        "SERVICE_PATH": "services/payments",
+        "DOCKERFILE": "services/payments/Dockerfile",
+        "IMAGE_ENV": str(tmp_path / "image.env"),
+        "HOME": str(tmp_path),
+    }
+    return {"repo": repo, "env": env, "tmp": tmp_path, "registry": registry}
+
+
+def run(script: str, box: dict[str, Any], **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run the packaged script ``script`` as a file, in the sandbox's repository."""
+    (box["tmp"] / "calls").write_text("")
+    return subprocess.run(
+        ["bash", str(script_path(script))],
+        cwd=box["repo"],
+        env={**box["env"], **extra},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def calls(box: dict[str, Any]) -> list[str]:
+    return (box["tmp"] / "calls").read_text().splitlines()
+
+
+def image_env(box: dict[str, Any]) -> dict[str, str]:
+    lines = (box["tmp"] / "image.env").read_text().split()
+    (box["tmp"] / "image.env").write_text("")
+    return dict(line.split("=", 1) for line in lines[-2:])
+
+
+def test_an_image_is_built_once_per_source_tree_and_reused(sandbox: dict[str, Any]) -> None:
+    first = run("build-once.sh", sandbox)
+    assert first.returncode == 0, first.stderr
+    assert any(c.startswith("docker build") for c in calls(sandbox))
+    built = image_env(sandbox)
+    tree = git(sandbox["repo"], "rev-parse", "HEAD:services/payments")
+    assert built == {"IMAGE_TAG": f"src-{tree}", "IMAGE_DIGEST": DIGEST}
+
+    # a re-run, or main after merging the release branch: same tree, same digest
+    (sandbox["repo"] / "app.py").write_text("web changed\n")  # another service's files
+    git(sandbox["repo"], "commit", "-q", "-am", "two")
+    again = run("build-once.sh", sandbox)
+    assert again.returncode == 0, again.stderr
+    assert "reusing it" in again.stdout
+    assert not any(c.startswith("docker") for c in calls(sandbox))
+    assert image_env(sandbox) == built
+
+    # a change in the service's own folder is a new image
+    (sandbox["repo"] / "services/payments/app.py").write_text("payments 2\n")
+    git(sandbox["repo"], "commit", "-q", "-am", "three")
+    third = run("build-once.sh", sandbox)
+    assert any(c.startswith("docker build") for c in calls(sandbox)), third.stderr
+    assert image_env(sandbox)["IMAGE_TAG"] != built["IMAGE_TAG"]
+
+
+def test_a_concurrent_build_of_the_same_tree_is_not_a_failure(sandbox: dict[str, Any]) -> None:
+    # the immutable tag was pushed by someone else between our lookup and our push
+    res = run("build-once.sh", sandbox, FAKE_RACE="1")
+    assert res.returncode == 0, res.stderr
+    assert image_env(sandbox)["IMAGE_DIGEST"] == DIGEST
+
+
+def test_the_root_service_is_keyed_by_the_whole_tree(sandbox: dict[str, Any]) -> None:
+    res = run("build-once.sh", sandbox, SERVICE_PATH=".", DOCKERFILE="Dockerfile")
+    assert res.returncode == 0, res.stderr
+    root_tree = git(sandbox["repo"], "rev-parse", "HEAD^{tree}")
+    assert image_env(sandbox)["IMAGE_TAG"] == f"src-{root_tree}"
+
+
+def test_gitops_records_the_digest(sandbox: dict[str, Any]) -> None:
+    gitops = scratch_gitops(sandbox["tmp"])
+    extra = {
+        "GITOPS_REPOSITORY": f"file://{gitops}",
+        "GITOPS_REVISION": "HEAD",
+        "GITOPS_DIR": "apps/payments/staging",
+        "CHART_SOURCE": "",
+        "SERVICE": "payments",
+        "ENVIRONMENT": "staging",
+        "IMAGE_TAG": "src-abc",
+        "IMAGE_DIGEST": DIGEST,
+        "GITOPS_AUTH": "ssh",
+        "GITOPS_DEPLOY_KEY": "not a key",
+    }
+    script = "gitops-record.sh"
+    assert run(script, sandbox, **extra).returncode == 0
+    recorded = yaml.safe_load(git(gitops, "show", "HEAD:apps/payments/staging/image-staging.yaml"))
+    assert recorded == {
+        "image": {"repository": sandbox["env"]["IMAGE_URI"], "tag": "src-abc", "digest": DIGEST}
+    }
+    again = run(script, sandbox, **extra)  # a re-run changes nothing
+    assert again.returncode == 0 and "already records" in again.stdout
+
+
+# -- 4. signing that the pinned cosign accepts ----------------------------------------------
+
+
+def test_both_orchestrators_run_the_pinned_cosign_with_valid_flags() -> None:
+    ir = ir_of(REF)
+    assert ir.pins.cosign_version == "v3.0.6"
+    sign = "cosign sign --yes --use-signing-config=false --tlog-upload=false"
+    build = (REF / "ci/codebuild/build-order-service.yml").read_text()
+    assert sign in build
+    spec = doc(REF / "ci/codebuild/build-order-service.yml")
+    assert spec["env"]["variables"]["COSIGN_VERSION"] == "v3.0.6"
+    assert spec["env"]["variables"]["COSIGN_SHA256"] == ir.pins.cosign_sha256
+    assert any("sha256sum -c" in c for c in spec["phases"]["install"]["commands"])
+    deliver = delivery("web")
+    steps = [s for job in deliver["jobs"].values() for s in job.get("steps", [])]
+    installs = [s for s in steps if s["name"] == "Install cosign"]
+    assert installs and all(s["with"]["cosign-release"] == "v3.0.6" for s in installs)
+    assert any(sign in s.get("run", "") for s in steps)
+    for path in [*REF.rglob("*.yml"), *GHA.rglob("*.yml")]:
+        for line in path.read_text().splitlines():
+            if "cosign sign " in line:
+                assert "--use-signing-config=false" in line, (path, line)
+
+
+@pytest.mark.parametrize(
+    ("sample", "roles"),
+    [
+        (REF / "infrastructure/terraform/cicd/iam.tf", ["codebuild"]),
+        (GHA / "infrastructure/terraform/iam.tf", ["github_build"]),
+    ],
+)
+def test_signing_roles_may_call_everything_the_kms_client_calls(
+    sample: Path, roles: list[str]
+) -> None:
+    docs = {k: v for b in tf(sample)["data"] for k, v in b["aws_iam_policy_document"].items()}
+    for role in roles:
+        sign = [s for s in docs[role]["statement"] if s["sid"] == "SignImages"]
+        assert sign and {"kms:DescribeKey", "kms:GetPublicKey", "kms:Sign"} <= set(
+            sign[0]["actions"]
+        )
+
+
+def test_signing_is_skipped_when_the_digest_is_signed_already(sandbox: dict[str, Any]) -> None:
+    extra = {"SIGNING_KEY": "awskms:///alias/k", "IMAGE_DIGEST": DIGEST}
+    assert run("sign-once.sh", sandbox, **extra).returncode == 0
+    assert any(c.startswith("cosign sign") for c in calls(sandbox))
+    assert run("sign-once.sh", sandbox, **extra).returncode == 0  # a re-run
+    assert not any(c.startswith("cosign sign") for c in calls(sandbox))
+
+
+# -- 5. path isolation ----------------------------------------------------------------------
+
+
+def triggers(patterns: list[str], changed: list[str]) -> bool:
+    """GitHub's paths filter: patterns in order, a later '!' removes what matched."""
+    for path in changed:
+        hit = False
+        for pattern in patterns:
+            negated = pattern.startswith("!")
+            if re.fullmatch(glob_to_regex(pattern.removeprefix("!")), path):
+                hit = not negated
+        if hit:
+            return True
+    return False
+
+
+def test_a_change_inside_another_service_never_starts_a_service() -> None:
+    web = doc(GHA / ".github/workflows/deliver-web.yml")["on"]["push"]["paths"]
+    payments = doc(GHA / ".github/workflows/deliver-payments.yml")["on"]["push"]["paths"]
+    assert not triggers(web, ["services/payments/app.py"])
+    assert triggers(payments, ["services/payments/app.py"])
+    assert triggers(web, ["app.py"]) and not triggers(payments, ["app.py"])
+    # CodePipeline: the root service excludes the other services' folders
+    ref = pipelines(REF)
+    for env in ("development", "production"):
+        push = ref[f"ecommerce-product-service-{env}"]["trigger"][0]["git_configuration"][0]
+        paths = push["push"][0]["file_paths"][0]
+        # not for a change only in the other service's folder
+        assert paths == {"includes": ["**"], "excludes": ["services/order/**"]}
+        order = ref[f"ecommerce-order-service-{env}"]["trigger"][0]["git_configuration"][0]
+        assert order["push"][0]["file_paths"][0] == {
+            "includes": [
+                "services/order/**",
+                "kubernetes/apps/order-service/**",
+                "kubernetes/apps/_chart/**",
+            ]
+        }
+
+
+def test_codebuild_gets_a_git_clone_to_key_images_by_tree() -> None:
+    for p in pipelines(REF).values():
+        source = p["stage"][0]["action"][0]["configuration"]
+        assert source["OutputArtifactFormat"] == "CODEBUILD_CLONE_REF"
+
+
+# -- 7. DAST gates promotion ----------------------------------------------------------------
+
+
+def test_dast_runs_after_every_deploy_to_its_environment_and_gates_the_next() -> None:
+    for svc in ("web", "payments"):
+        jobs = delivery(svc)["jobs"]
+        staging = [s["name"] for s in jobs["deploy-staging"]["steps"]]
+        assert any(n.startswith("Wait until Argo CD") for n in staging)
+        # the scan is a job of its own after the deploy job succeeded (zap.yml: ZAP holds
+        # no token; the mark runs in the DAST's own environment and role, none of the
+        # deploy's secrets: tests/trust/test_trust_attacks.py)
+        assert not any(n.startswith("OWASP ZAP") for n in staging)
+        zap = jobs["deploy-staging/dast"]
+        assert zap["needs"] == "deploy" and "if" not in zap  # the default: success()
+        assert zap["steps"][0]["name"].startswith("OWASP ZAP")
+        assert zap["permissions"] == {} and "environment" not in zap
+        mark = jobs["deploy-staging/dast/mark"]
+        assert mark["needs"] == "scan" and mark["environment"] == "staging-dast"
+        assert not any(j.startswith(("deploy-production/", "deploy-development/")) for j in jobs)
+        production = [s["name"] for s in jobs["deploy-production"]["steps"]]
+        gate = production.index("Promote only what passed DAST in staging")
+        assert gate < next(i for i, n in enumerate(production) if n.startswith("Record"))
+        assert not any(n.startswith("Promote") for n in staging)
+    for name, p in pipelines(REF).items():
+        assert (stages(p)[-1] == "Dast") == name.endswith("-staging"), name
+    production = "\n".join(doc(REF / "ci/codebuild/deploy.yml")["phases"]["build"]["commands"])
+    assert production.index("has not passed DAST") < production.index("git clone")
+    # the one deploy buildspec runs the gate where the environment's project turns it on
+    assert project_variables(REF, "deploy-production")["RUN_PROMOTION_GATE"] == (
+        "true",
+        "PLAINTEXT",
+    )
+    assert "RUN_PROMOTION_GATE" not in project_variables(REF, "deploy-staging")
+
+
+ALERT = '{{"site": [{{"alerts": [{{"riskcode": "{risk}", "riskdesc": "r", "name": "n"}}]}}]}}'
+
+
+@pytest.mark.parametrize(("risk", "passes"), [("1", True), ("2", False), ("3", False)])
+def test_zap_alerts_at_or_above_the_threshold_block_promotion(
+    sandbox: dict[str, Any], risk: str, passes: bool
+) -> None:
+    extra = {
+        "DAST_ENVIRONMENT": "staging",
+        "DAST_URL": "https://staging.example.com",
+        "ZAP_IMAGE": "zap",
+        "ZAP_MIN_RISK": "2",  # storefront: fail_on medium
+        "FAKE_ZAP": ALERT.format(risk=risk),
+        "IMAGE_TAG": "src-abc",
+        "IMAGE_DIGEST": DIGEST,
+    }
+    res = run("dast-scan.sh", sandbox, **extra)
+    assert (res.returncode == 0) == passes, res.stderr
+    if passes:  # the next step of the DAST: the mark the gate looks for
+        mark = run("dast-mark.sh", sandbox, **extra)
+        assert mark.returncode == 0, mark.stderr
+    gate = run("promotion-gate.sh", sandbox, **extra)
+    assert (gate.returncode == 0) == passes, gate.stderr
+    if not passes:
+        assert "has not passed DAST in staging" in gate.stderr
+
+
+# -- 8. truthful outcomes -------------------------------------------------------------------
+
+
+def app(health: str, image: str = DIGEST) -> str:
+    return json.dumps(
+        {
+            "status": {
+                "sync": {"status": "Synced"},
+                "health": {"status": health},
+                "summary": {"images": [f"repo@{image}"]},
+            }
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("health", "seconds", "code", "outcome"),
+    [
+        ("Healthy", "60", 0, "succeeded"),
+        # Degraded at the new digest: a Deployment past its deadline, nothing rolled back
+        # (an aborted rollout: tests/rehearsal/test_rehearsal.py)
+        ("Degraded", "60", 1, "failed"),
+        ("Progressing", "0", 1, "timed-out"),
+    ],
+)
+def test_a_deploy_succeeds_only_when_the_rollout_is_healthy(
+    sandbox: dict[str, Any], health: str, seconds: str, code: int, outcome: str
+) -> None:
+    out = sandbox["tmp"] / "outcome"
+    extra = {
+        "ARGOCD_SERVER": "https://argocd",
+        "ARGOCD_AUTH_TOKEN": "t",
+        "ARGOCD_APP": "payments-staging",
+        "SERVICE": "payments",
+        "ENVIRONMENT": "staging",
+        "IMAGE_DIGEST": DIGEST,
+        "WAIT_SECONDS": seconds,
+        "OUTCOME_FILE": str(out),
+        "FAKE_APP": app(health),
+    }
+    res = run("wait-healthy.sh", sandbox, **extra)
+    assert res.returncode == code, res.stderr
+    assert out.read_text() == f"outcome={outcome}\n"
+    # the audit row: commit, digest, environment, approver, outcome
+    audit = run(
+        "audit-row.sh",
+        sandbox,
+        **extra,
+        DEPLOYMENTS_TABLE="t",
+        COMMIT="c0ffee",
+        IMAGE_TAG="src-abc",
+        APPROVER="alice",
+        RUN="run-1",
+    )
+    assert audit.returncode == 0, audit.stderr
+    put = next(c for c in calls(sandbox) if c.startswith("aws dynamodb put-item"))
+    # never replaces a row (issue 28): the key is environment/service and time/run
+    assert "--condition-expression attribute_not_exists(#k)" in put
+    assert '--expression-attribute-names {"#k":"deployment"}' in put
+    item = json.loads(put.split("--item ", 1)[1])
+    at = item["deployed_at"]["S"]
+    assert item["stream"]["S"] == "staging/payments"
+    assert item["deployment"]["S"] == f"{at}/run-1"
+    assert {
+        k: v["S"] for k, v in item.items() if k not in ("deployed_at", "stream", "deployment")
+    } == {
+        "service": "payments",
+        "environment": "staging",
+        "commit": "c0ffee",
+        "image_digest": DIGEST,
+        "image_tag": "src-abc",
+        "approver": "alice",
+        "outcome": outcome,
+        "run": "run-1",
+    }
+
+
+def test_both_deliverers_write_the_audit_row_whatever_happened() -> None:
+    build = doc(REF / "ci/codebuild/deploy.yml")["phases"]["build"]  # every environment's
+    assert any("put-item" in c for c in build["finally"])  # runs on failure too
+    jobs = delivery("web")["jobs"]
+    for env in ("development", "staging", "production"):
+        audit = next(
+            s for s in jobs[f"deploy-{env}"]["steps"] if s["name"] == "Write the audit row"
+        )
+        assert audit["if"] == "always()"
+    approver = next(
+        s for s in jobs["deploy-production"]["steps"] if s["name"] == "Look up who approved"
+    )
+    assert "/approvals" in approver["run"]
+    assert jobs["deploy-production"]["permissions"]["actions"] == "read"
+
+
+def test_slack_says_succeeded_only_without_failures_or_cancellations() -> None:
+    steps = delivery("web")["jobs"]["notify"]["steps"]
+    notify = [s for s in steps if "with" in s]  # the Slack steps (not who to mention)
+    by_text = {json.loads(s["with"]["payload"])["text"].split(" (")[0]: s["if"] for s in notify}
+    succeeded = next(c for t, c in by_text.items() if "succeeded" in t)
+    assert "!contains(needs.*.result, 'cancelled')" in succeeded
+    assert any("CANCELLED" in t for t in by_text)
+    deploy = delivery("web")["jobs"]["deploy-staging"]["steps"]
+    aborted = next(s for s in deploy if s.get("if", "").startswith("failure() && steps.wait"))
+    assert "ABORTED and rolled back" in json.loads(aborted["with"]["payload"])["text"]
+
+
+def test_explain_gives_sns_a_path_to_slack() -> None:
+    assert any("AWS Chatbot" in line for line in checklist(ir_of(REF)))
+
+
+# -- issue 17: least privilege --------------------------------------------------------------
+
+
+def policy_docs(path: Path) -> dict[str, Any]:
+    return {k: v for b in tf(path)["data"] for k, v in b.get("aws_iam_policy_document", {}).items()}
+
+
+def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() -> None:
+    ir = ir_of(GHA)
+    docs = policy_docs(GHA / "infrastructure/terraform/iam.tf")
+
+    def subjects(doc_label: str) -> list[str]:
+        """The subjects a trust policy admits (StringLike; tests/trust/test_trust_branches.py
+        checks the StringNotLike of nested names)."""
+        return [
+            v
+            for st in docs[doc_label]["statement"]
+            for c in st["condition"]
+            if c["variable"].endswith(":sub") and c["test"] == "StringLike"
+            for v in c["values"]
+        ]
+
+    # two build roles: a feature branch's build can never use the release role or key
+    assert subjects("github_build_assume") == [f"repo:{ir.repository}:ref:refs/heads/feature/*"]
+    assert subjects("github_release_assume") == [
+        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("main", "release/*", "hotfix/*")
+    ]  # hotfixes follow the release path
+    signers = {
+        label: st["resources"]
+        for label, body in docs.items()
+        for st in body["statement"]
+        if "kms:Sign" in st.get("actions", [])
+    }
+    assert signers == {
+        "github_build": ["${aws_kms_key.signing.arn}"],
+        "github_release": ["${aws_kms_key.release.arn}"],
+    }
+    for env in ir.environments:
+        label = "github_deploy_" + env.name
+        trust = docs[f"{label}_assume"]["statement"][0]["condition"]
+        sub = next(c["values"] for c in trust if c["variable"].endswith(":sub"))
+        assert sub == [f"repo:{ir.repository}:environment:{env.name}"]  # never a branch
+        actions = {a for st in docs[label]["statement"] for a in st["actions"]}
+        assert "kms:Sign" not in actions and "ecr:UploadLayerPart" not in actions
+    jobs = delivery("web")["jobs"]
+    roles = {
+        job_id: step["with"]["role-to-assume"]
+        for job_id, job in jobs.items()
+        for step in job.get("steps", [])
+        if step["name"] == "Configure AWS credentials (OIDC)"
+    }
+    assert roles["build"] == (
+        "${{ needs.route.outputs.release == 'true' && "
+        f"'{ir.aws.github_release_role_arn}' || '{ir.aws.github_build_role_arn}' }}}}"
+    )
+    for env in ir.environments:
+        assert roles[f"deploy-{env.name}"] == env.github_role_arn
+        assert jobs[f"deploy-{env.name}"]["environment"] == env.name
+    assert len(set(roles.values())) == len(roles)  # build and every deploy differ
+
+
+def test_codebuild_builds_and_deploys_with_different_roles_and_own_secrets() -> None:
+    ir = ir_of(REF)
+    tf_dir = REF / "infrastructure/terraform/cicd"
+    projects = {
+        name: body
+        for b in tf(tf_dir / "codebuild.tf")["resource"]
+        for name, body in b.get("aws_codebuild_project", {}).items()
+    }
+    for svc in ir.services:
+        assert projects[f"build-{svc.name}"]["service_role"] == "${aws_iam_role.codebuild.arn}"
+    docs = policy_docs(tf_dir / "iam.tf")
+    build_actions = {a for st in docs["codebuild"]["statement"] for a in st["actions"]}
+    assert "dynamodb:PutItem" not in build_actions  # the build never writes the audit
+    for st in docs["codebuild"]["statement"]:
+        assert "gitops" not in json.dumps(st["resources"]) and "argocd" not in json.dumps(
+            st["resources"]
+        )
+    for env in ir.environments:
+        label = "deploy_" + env.name
+        # the environment's own, counted (phases.tf): their one instance
+        assert projects[f"deploy-{env.name}"]["service_role"] == f"${{aws_iam_role.{label}[0].arn}}"
+        secrets = next(s for s in docs[label]["statement"] if s["sid"] == "Secrets")
+        assert secrets["resources"] == [
+            f"${{aws_secretsmanager_secret.gitops_{label}[0].arn}}",
+            f"${{aws_secretsmanager_secret.argocd_{label}[0].arn}}",
+        ]
+        # the one deploy buildspec reads them from its environment's project (Terraform)
+        variables = project_variables(REF, f"deploy-{env.name}").values()
+        assert {v for v, kind in variables if kind == "SECRETS_MANAGER"} == {
+            env.gitops_secret_name,
+            f"{env.argocd_secret_name}:server",
+            f"{env.argocd_secret_name}:token",
+        }
+    assert "secrets-manager" not in doc(REF / "ci/codebuild/deploy.yml")["env"]
+
+
+def test_each_environment_has_its_own_argo_cd_project_and_sync_policy() -> None:
+    ir = ir_of(GHA)
+    for env in ir.environments:
+        project = doc(GHA / f"deploy/argocd/project-{env.name}.yaml")
+        assert project["spec"]["destinations"] == [
+            {"server": env.cluster, "namespace": env.namespace}
+        ]
+        app = doc(GHA / f"deploy/argocd/web-{env.name}.yaml")
+        assert app["spec"]["project"] == project["metadata"]["name"]
+    windows = doc(GHA / "deploy/argocd/project-production.yaml")["spec"]["syncWindows"]
+    assert windows == [
+        {
+            "kind": "allow",
+            "schedule": "0 8 * * 1-5",
+            "duration": "10h",
+            "applications": ["*"],
+            "manualSync": True,
+        }
+    ]
+    production = doc(GHA / "deploy/argocd/web-production.yaml")["spec"]["syncPolicy"]
+    assert production["automated"] == {"prune": True, "selfHeal": True}  # inside the window
+    # sync: manual leaves every sync to a person
+    original = (GHA / "pipeline.yaml").read_text()
+    text = original.replace("    sync_window:\n", "    sync: manual\n    sync_window:\n")
+    assert text != original
+    from pipecompile.targets import argocd
+
+    manual = compile_bytes("pipeline.yaml", text.encode())
+    rendered = yaml.safe_load(argocd.render(manual)["web-production.yaml"])
+    assert "automated" not in rendered["spec"]["syncPolicy"]
+    staging = yaml.safe_load(argocd.render(manual)["web-staging.yaml"])
+    assert "automated" in staging["spec"]["syncPolicy"]
+
+
+def test_a_trigger_codepipeline_cannot_hold_is_a_located_error() -> None:
+    text = (REF / "pipeline.yaml").read_text()
+    extra = "".join(f"  svc-{i}:\n    path: services/svc-{i}\n" for i in range(8))
+    text = text.replace("\nnotifications:", extra + "\nnotifications:", 1)
+    from pipecompile.errors import PipelineError
+
+    with pytest.raises(PipelineError) as info:
+        compile_bytes("pipeline.yaml", text.encode())
+    (error,) = info.value.diagnostics
+    assert error.path == ("services", "product-service", "path")  # located at the service
+    line = text.split("\n").index("  product-service:") + 1
+    assert (error.line, error.column) == (line + 1, 5)  # no path key: its first key
+    assert "9 excluded paths in its trigger" in error.message
+    assert "give product-service its own folder" in error.message
+
+
+def test_approval_environments_deploy_only_release_tier_images() -> None:
+    ir = ir_of(GHA)
+    release = f"awskms:///{ir.aws.release_key_alias}"
+    dev = f"awskms:///{ir.aws.signing_key_alias}"
+    jobs = delivery("web")["jobs"]
+    for env in ir.environments:
+        verify = next(
+            s for s in jobs[f"deploy-{env.name}"]["steps"] if s["name"].startswith("Verify")
+        )
+        expected = release if env.approval else f"{release} {dev}"
+        assert verify["env"]["SIGNING_KEYS"] == expected
+    build = jobs["build"]["steps"]
+    image = next(s for s in build if s.get("id") == "image")
+    assert (
+        image["env"]["TAG_PREFIX"]
+        == "${{ needs.route.outputs.release == 'true' && 'rel' || 'src' }}"
+    )
+    # CodePipeline: approval environments build with the release project and tier
+    for name, p in pipelines(REF).items():
+        build_action = next(s for s in p["stage"] if s["name"] == "Build")["action"][0]
+        config = build_action["configuration"]
+        approval = name.endswith(("-staging", "-production"))
+        assert config["ProjectName"].endswith("-release.name}") == approval, name
+        assert ('"TAG_PREFIX", value = "rel"' in config.get("EnvironmentVariables", "")) == approval
+    docs = policy_docs(REF / "infrastructure/terraform/cicd/iam.tf")
+    production = next(
+        s for s in docs["deploy_production"]["statement"] if s["sid"] == "VerifySignatures"
+    )
+    assert production["resources"] == ["${aws_kms_key.release.arn}"]
+    testing = next(s for s in docs["deploy_testing"]["statement"] if s["sid"] == "VerifySignatures")
+    assert testing["resources"] == ["${aws_kms_key.release.arn}", "${aws_kms_key.signing.arn}"]
+
+
+def test_a_release_build_never_reuses_a_dev_builds_image(sandbox: dict[str, Any]) -> None:
+    assert run("build-once.sh", sandbox).returncode == 0  # dev tier: src-<tree>
+    dev = image_env(sandbox)
+    res = run("build-once.sh", sandbox, TAG_PREFIX="rel")
+    assert res.returncode == 0, res.stderr
+    assert any(c.startswith("docker build") for c in calls(sandbox))  # built again
+    release = image_env(sandbox)
+    assert release["IMAGE_TAG"] == "rel-" + dev["IMAGE_TAG"].removeprefix("src-")
+
+
+def test_verification_accepts_only_the_listed_keys(sandbox: dict[str, Any]) -> None:
+    release, dev = "awskms:///alias/release", "awskms:///alias/dev"
+    sign = {"IMAGE_DIGEST": DIGEST}
+    assert run("sign-once.sh", sandbox, **sign, SIGNING_KEY=dev).returncode == 0  # a dev build
+    approval = run("verify-signature.sh", sandbox, **sign, SIGNING_KEYS=release)
+    assert approval.returncode == 1 and "no signature this environment accepts" in approval.stderr
+    other = run("verify-signature.sh", sandbox, **sign, SIGNING_KEYS=f"{release} {dev}")
+    assert other.returncode == 0 and f"verified with {dev}" in other.stdout
+    assert run("sign-once.sh", sandbox, **sign, SIGNING_KEY=release).returncode == 0
+    assert run("verify-signature.sh", sandbox, **sign, SIGNING_KEYS=release).returncode == 0
+
+
+def test_a_release_build_reuses_only_a_release_signed_image(sandbox: dict[str, Any]) -> None:
+    """Issue 28: a rel-<tree> tag that someone else pushed first (tag squatting) is never
+    reused and signed; only an image the release key signed is."""
+    release = "awskms:///alias/release"
+    tree = git(sandbox["repo"], "rev-parse", "HEAD:services/payments")
+    (sandbox["registry"] / f"rel-{tree}").write_text(DIGEST + "\n")  # the squatter's
+    res = run("build-once.sh", sandbox, TAG_PREFIX="rel", REUSE_SIGNED_BY=release)
+    assert res.returncode == 1
+    assert f"without a signature by {release}" in res.stderr
+    made = calls(sandbox)
+    assert not any(c.startswith(("docker build", "docker push", "cosign sign")) for c in made)
+    # cosign reads registry credentials only from the docker config (cosign v3.0.6
+    # cmd/cosign/cli/options/registry.go): the reuse check logs in before it verifies
+    login = next(i for i, c in enumerate(made) if c.startswith("docker login"))
+    assert login < next(i for i, c in enumerate(made) if c.startswith("cosign verify"))
+    signed = run("sign-once.sh", sandbox, IMAGE_DIGEST=DIGEST, SIGNING_KEY=release)
+    assert signed.returncode == 0
+    res = run("build-once.sh", sandbox, TAG_PREFIX="rel", REUSE_SIGNED_BY=release)
+    assert res.returncode == 0 and "reusing it" in res.stdout, res.stderr
+
+
+def test_a_deploy_needs_an_sbom_and_a_provenance_signed_by_an_accepted_key(
+    sandbox: dict[str, Any],
+) -> None:
+    """Issue 28, item 7: the build attests an SBOM and a provenance with its tier key; a
+    deploy verifies both with the keys its environment accepts."""
+    release, dev = "awskms:///alias/release", "awskms:///alias/dev"
+    box = {
+        "IMAGE_DIGEST": DIGEST,
+        "SYFT_IMAGE": "anchore/syft:v1.51.0",
+        "BUILDER_ID": "arn:aws:codebuild:eu-central-1:1:build/storefront-payments-build",
+        "BUILD_INVOCATION": "arn:aws:codebuild:eu-central-1:1:build/x:1",
+        "SOURCE_REPOSITORY": "example/storefront",
+        "COMMIT": "c0ffee",
+    }
+    missing = run("verify-attestations.sh", sandbox, **box, SIGNING_KEYS=dev)
+    assert missing.returncode == 1 and "has no SBOM and provenance" in missing.stderr
+    made = run("attest.sh", sandbox, **box, SIGNING_KEY=dev)
+    assert made.returncode == 0, made.stderr
+    attests = [c for c in calls(sandbox) if c.startswith("cosign attest")]
+    assert [c.split("--type ")[1].split()[0] for c in attests] == ["spdxjson", "slsaprovenance1"]
+    assert all("--tlog-upload=false --key awskms:///alias/dev" in c for c in attests)
+    assert any(c.startswith("docker run") and "registry:" in c for c in calls(sandbox))
+    # an approval environment accepts only the release key: a dev-tier attestation fails
+    refused = run("verify-attestations.sh", sandbox, **box, SIGNING_KEYS=release)
+    assert refused.returncode == 1
+    ok = run("verify-attestations.sh", sandbox, **box, SIGNING_KEYS=f"{release} {dev}")
+    assert ok.returncode == 0 and f"verified with {dev}" in ok.stdout
+    again = run("attest.sh", sandbox, **box, SIGNING_KEY=dev)  # a reused image
+    assert "already carries" in again.stdout
+    assert not any(c.startswith("cosign attest") for c in calls(sandbox))
+
+
+def test_deploy_yml_gives_each_environment_its_own_values_and_fails_closed() -> None:
+    """deploy.yml looks up what varies by environment only (its role, its accepted keys)
+    by inputs.environment: each environment gets its own, an unknown one nothing."""
+    from pipecompile.targets.common import accepted_keys
+    from tests.harness.reusable import _constant
+
+    def value(expr: str, environment: str) -> Any:
+        return _constant(
+            expr.strip().removeprefix("${{").removesuffix("}}"), {"environment": environment}
+        )
+
+    ir = ir_of(GHA)
+    steps = doc(GHA / ".github/workflows/deploy.yml")["jobs"]["deploy"]["steps"]
+    role = next(s for s in steps if s["name"].startswith("Configure AWS"))["with"]
+    keys = next(s for s in steps if s["name"] == "Verify the image signature")["env"]
+    for env in ir.environments:
+        assert value(role["role-to-assume"], env.name) == env.github_role_arn
+        assert value(keys["SIGNING_KEYS"], env.name) == accepted_keys(ir, env)
+    assert value(role["role-to-assume"], "qa") == "" and value(keys["SIGNING_KEYS"], "qa") == ""
+    # a verification with no accepted key refuses every image
+    assert "for key in $SIGNING_KEYS; do" in next(
+        s["run"] for s in steps if s["name"] == "Verify the image signature"
+    )

@@ -1,0 +1,528 @@
+"""Issue 28: an attacker who can push a feature branch, traced path by path; each path is
+refused by the IAM generated for the samples (evaluated from the Terraform by
+tests/iam_eval.py), by where buildspecs come from, or by the HCL writer."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+import hcl2
+import pytest
+
+from pipecompile.compiler import compile_bytes
+from pipecompile.ir import IR
+from tests.conftest import ROOT, hcl_norm
+from tests.iam_eval import Account, Statement, evaluate
+
+ECOMMERCE = ROOT / "samples/ecommerce"
+STOREFRONT = ROOT / "samples/storefront"
+
+
+@cache
+def ir_of(sample: Path) -> IR:
+    p = sample / "pipeline.yaml"
+    return compile_bytes(str(p), p.read_bytes())
+
+
+@cache
+def account(sample: Path) -> Account:
+    ir = ir_of(sample)
+    return Account(sample / ir.output("terraform"), ir.aws.account_id)
+
+
+def repo_arn(ir: IR, name: str) -> str:
+    return f"arn:aws:ecr:{ir.aws.region}:{ir.aws.account_id}:repository/{name}"
+
+
+# -- the evaluator's own rules ---------------------------------------------------------------
+
+
+def test_the_evaluator_explicit_deny_wins_and_allow_is_needed() -> None:
+    allow = Statement("Allow", ("s3:*",), ("arn:aws:s3:::b/*",))
+    deny = Statement("Deny", ("s3:PutObject",), ("*",))
+    assert evaluate([allow], "s3:GetObject", "arn:aws:s3:::b/k") == "Allow"
+    assert evaluate([allow, deny], "s3:PutObject", "arn:aws:s3:::b/k") == "Deny"
+    assert evaluate([allow], "s3:GetObject", "arn:aws:s3:::other/k") == "ImplicitDeny"
+    # actions are case-insensitive, resources are not
+    assert evaluate([allow], "S3:getobject", "arn:aws:s3:::b/k") == "Allow"
+    assert evaluate([allow], "s3:GetObject", "arn:aws:s3:::B/k") == "ImplicitDeny"
+
+
+def test_the_evaluator_condition_semantics() -> None:
+    lead = Statement(
+        "Allow",
+        ("dynamodb:PutItem",),
+        ("*",),
+        (("ForAllValues:StringLike", "dynamodb:LeadingKeys", ("dev/*",)),),
+    )
+    assert evaluate([lead], "dynamodb:PutItem", "t", {"dynamodb:LeadingKeys": ["dev/a"]}) == "Allow"
+    assert (
+        evaluate([lead], "dynamodb:PutItem", "t", {"dynamodb:LeadingKeys": ["prod/a"]}) != "Allow"
+    )
+    # ForAllValues holds vacuously when the key is absent (AWS documents this pitfall)
+    assert evaluate([lead], "dynamodb:PutItem", "t", {}) == "Allow"
+    mfa = Statement(
+        "Allow", ("sts:AssumeRole",), ("*",), (("Bool", "aws:MultiFactorAuthPresent", ("true",)),)
+    )
+    assert evaluate([mfa], "sts:AssumeRole", "r", {}) == "ImplicitDeny"  # absent: false
+    assert evaluate([mfa], "sts:AssumeRole", "r", {"aws:MultiFactorAuthPresent": "true"}) == "Allow"
+    like = Statement("Allow", ("x:Y",), ("arn:aws:x:::a?c*",))
+    assert evaluate([like], "x:Y", "arn:aws:x:::abc/d") == "Allow"
+    assert evaluate([like], "x:Y", "arn:aws:x:::ac") == "ImplicitDeny"
+
+
+# -- tag squatting ---------------------------------------------------------------------------
+
+BUILD_ACTIONS = ["ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart"]
+
+
+@pytest.mark.parametrize(
+    ("sample", "feature", "release"),
+    [(ECOMMERCE, "codebuild", "codebuild_release"), (STOREFRONT, "github_build", "github_release")],
+)
+def test_a_feature_build_cannot_squat_a_release_tag(
+    sample: Path, feature: str, release: str
+) -> None:
+    """A feature build pushes rel-<develop's tree> first: its role cannot write the release
+    repository at all (a tag cannot be scoped in IAM; a repository can)."""
+    ir, acct = ir_of(sample), account(sample)
+    for svc in ir.services:
+        for action in BUILD_ACTIONS:
+            assert acct.can(feature, action, repo_arn(ir, svc.image))  # its own tier: yes
+            assert not acct.can(feature, action, repo_arn(ir, svc.release_image))
+            assert acct.can(release, action, repo_arn(ir, svc.release_image))
+            assert not acct.can(release, action, repo_arn(ir, svc.image))
+        # and it cannot sign with the release key
+        assert not acct.can(feature, "kms:Sign", acct.arn("aws_kms_key.release"))
+        assert acct.can(release, "kms:Sign", acct.arn("aws_kms_key.release"))
+    # approval environments deploy only from the release repository
+    for env in ir.environments:
+        for svc in ir.services:
+            assert ir.image_of(svc, env)[0] == (svc.release_image if env.approval else svc.image)
+
+
+def test_a_dast_marker_is_written_only_by_the_dast_role() -> None:
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    for svc in ir.services:
+        release = repo_arn(ir, svc.release_image)
+        writers = sorted(r for r in acct.roles if acct.can(r, "ecr:PutImage", release))
+        # the release build (its own rel- tags) and the DAST gate; no feature role, and no
+        # deploy role (CodePipeline's DAST runs in its own project)
+        assert writers == ["codebuild_dast", "codebuild_release"]
+        # DAST: no layer upload (it cannot build an image), no signing, no SonarQube
+        assert not acct.can("codebuild_dast", "ecr:InitiateLayerUpload", release)
+        for key in ("signing", "release"):
+            assert not acct.can("codebuild_dast", "kms:Sign", acct.arn(f"aws_kms_key.{key}"))
+        sonar = acct.arn("aws_secretsmanager_secret.sonarqube")
+        assert not acct.can("codebuild_dast", "secretsmanager:GetSecretValue", sonar)
+        assert acct.can("codebuild", "secretsmanager:GetSecretValue", sonar)
+
+
+def test_the_feature_tier_cannot_touch_release_artifacts_or_cache() -> None:
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    release = f"arn:aws:s3:::{ir.aws.release_artifact_bucket}"
+    dev = f"arn:aws:s3:::{ir.aws.artifact_bucket}"
+    for action in ("s3:GetObject", "s3:PutObject"):
+        for key in ("codebuild-cache/build-product-service-release/x", "ecommerce-product-se/x"):
+            assert not acct.can("codebuild", action, f"{release}/{key}")
+            assert acct.can("codebuild_release", action, f"{release}/{key}")
+        assert acct.can("codebuild", action, f"{dev}/codebuild-cache/build-product-service/x")
+    for label in ("deploy_development", "deploy_testing"):
+        assert not acct.can(label, "s3:GetObject", f"{release}/x")
+    codebuild = hcl_norm(
+        hcl2.loads((ECOMMERCE / ir.output("terraform") / "codebuild.tf").read_text())
+    )
+    pipelines = hcl_norm(
+        hcl2.loads((ECOMMERCE / ir.output("terraform") / "codepipeline.tf").read_text())
+    )
+    for res in pipelines["resource"]:
+        for body in res.get("aws_codepipeline", {}).values():
+            env = next(e for e in ir.environments if body["name"].endswith(f"-{e.name}"))
+            store = body["artifact_store"][0]["location"]
+            assert store == (
+                "${aws_s3_bucket.release_artifacts.bucket}"
+                if env.approval
+                else "${aws_s3_bucket.artifacts.bucket}"
+            )
+    for res in codebuild["resource"]:
+        for label, body in res.get("aws_codebuild_project", {}).items():
+            for c in body.get("cache", []):
+                bucket = "release_artifacts" if label.endswith("-release") else "artifacts"
+                assert c["location"].startswith(f"${{aws_s3_bucket.{bucket}.bucket}}/")
+
+
+# -- the development credential and production ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sample", "prefix"), [(ECOMMERCE, "deploy_"), (STOREFRONT, "github_deploy_")]
+)
+def test_a_development_deploy_cannot_reach_production(sample: Path, prefix: str) -> None:
+    ir, acct = ir_of(sample), account(sample)
+    dev = f"{prefix}development"
+    for svc in ir.services:
+        release = repo_arn(ir, svc.release_image)
+        assert not acct.can(dev, "ecr:BatchGetImage", release)  # no release image either
+    if ir.delivery == "codepipeline":
+        prod_secret = acct.arn("aws_secretsmanager_secret.gitops_deploy_production")
+        assert not acct.can(dev, "secretsmanager:GetSecretValue", prod_secret)
+        assert acct.can(f"{prefix}production", "secretsmanager:GetSecretValue", prod_secret)
+        for role in ("codebuild", "codebuild_release", "codebuild_dast"):
+            assert not acct.can(role, "secretsmanager:GetSecretValue", prod_secret)
+    # the GitHub deploy role of production trusts only the production environment
+    if ir.delivery == "github-actions":
+        provider = (
+            "Federated",
+            f"arn:aws:iam::{ir.aws.account_id}:oidc-provider/token.actions.githubusercontent.com",
+        )
+        aud = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+        sub = "token.actions.githubusercontent.com:sub"
+        prod = f"{prefix}production"
+        assert acct.may_assume(
+            prod, provider, **aud, **{sub: f"repo:{ir.repository}:environment:production"}
+        )
+        assert not acct.may_assume(
+            prod, provider, **aud, **{sub: f"repo:{ir.repository}:environment:development"}
+        )
+        assert not acct.may_assume(
+            prod, provider, **aud, **{sub: f"repo:{ir.repository}:ref:refs/heads/feature/x"}
+        )
+
+
+# -- buildspec rewrite -----------------------------------------------------------------------
+
+
+def test_a_feature_push_cannot_rewrite_a_privileged_buildspec() -> None:
+    """Every project whose role reads a deploy secret, signs with the release key or writes
+    a release repository runs the buildspec Terraform applied (file() of the generated
+    file), never the one in the source it builds."""
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    tf = ECOMMERCE / ir.output("terraform")
+    codebuild = hcl_norm(hcl2.loads((tf / "codebuild.tf").read_text()))
+    release_key = acct.arn("aws_kms_key.release")
+    secrets = [k for k in acct.resources if k.startswith("aws_secretsmanager_secret.g")]
+    checked = 0
+    for res in codebuild["resource"]:
+        for label, body in res.get("aws_codebuild_project", {}).items():
+            # a counted deploy project (phases.tf) names its role's one instance, [0]
+            role = re.fullmatch(
+                r"\$\{aws_iam_role\.(\w+)(?:\[0\])?\.arn\}", body["service_role"]
+            ).group(1)
+            privileged = (
+                acct.can(role, "kms:Sign", release_key)
+                or any(
+                    acct.can(role, "secretsmanager:GetSecretValue", acct.arn(s)) for s in secrets
+                )
+                or any(
+                    acct.can(role, "ecr:PutImage", repo_arn(ir, s.release_image))
+                    for s in ir.services
+                )
+            )
+            spec = body["source"][0]["buildspec"]
+            if privileged:
+                m = re.fullmatch(r"\$\{file\(\"\$\{path\.module\}/([^\"]+)\"\)\}", spec)
+                assert m, (label, spec)
+                assert (tf / m.group(1)).resolve().is_file()  # the generated buildspec
+                checked += 1
+            else:
+                assert label.startswith("build-") and role == "codebuild", label
+    # 2 release builds, 4 deploys, DAST
+    assert checked == 2 + 4 + 1
+
+
+# -- audit rows ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sample", "prefix"), [(ECOMMERCE, "deploy_"), (STOREFRONT, "github_deploy_")]
+)
+def test_a_deploy_role_writes_only_its_own_environments_audit_rows(
+    sample: Path, prefix: str
+) -> None:
+    ir, acct = ir_of(sample), account(sample)
+    table = acct.arn("aws_dynamodb_table.deployments")
+    for env in ir.environments:
+        role = f"{prefix}{env.name.replace('-', '_')}"
+        for other in ir.environments:
+            key = {"dynamodb:LeadingKeys": [f"{other.name}/{ir.services[0].name}"]}
+            assert acct.can(role, "dynamodb:PutItem", table, **key) == (other is env)
+        for action in ("dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"):
+            assert not acct.can(role, action, table, **{"dynamodb:LeadingKeys": [f"{env.name}/x"]})
+    builders = [r for r in acct.roles if "build" in r or "release" in r or "dast" in r]
+    assert builders
+    for role in builders:
+        assert not acct.can(
+            role, "dynamodb:PutItem", table, **{"dynamodb:LeadingKeys": ["production/x"]}
+        )
+    body = acct.resources["aws_dynamodb_table.deployments"]
+    assert (body["hash_key"], body["range_key"]) == ("stream", "deployment")
+
+
+# -- self-approval ---------------------------------------------------------------------------
+
+
+def test_no_ci_principal_approves_and_each_approver_only_its_environment() -> None:
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    region, a = ir.aws.region, ir.aws.account_id
+
+    def approval(pipeline: str) -> str:
+        return f"arn:aws:codepipeline:{region}:{a}:{pipeline}/Approval/Approve"
+
+    approvers = {f"approve_{e.name}": e for e in ir.environments if e.approval}
+    assert sorted(approvers) == ["approve_production", "approve_staging"]
+    for svc in ir.services:
+        for dep in svc.deployments:
+            action = approval(dep.pipeline_name)
+            for role in acct.roles:
+                decision = acct.decision(role, "codepipeline:PutApprovalResult", action)
+                if role in approvers:
+                    assert (decision == "Allow") == (approvers[role].name == dep.environment)
+                else:  # every CI role: explicitly denied, whatever else it is granted
+                    assert decision == "Deny", role
+    # by default only the role <project>-<env>-approvers (which the operator creates) may
+    # assume an approver role; another person of the account may not, nor the account
+    person = ("AWS", f"arn:aws:iam::{a}:user/release-manager")
+    for role, env in approvers.items():
+        mfa = {"aws:MultiFactorAuthPresent": "true"}
+        assert not acct.may_assume(role, person, **mfa)
+        assert not acct.may_assume(role, ("AWS", f"arn:aws:iam::{a}:root"), **mfa)
+        default = ("AWS", f"arn:aws:iam::{a}:role/{ir.project}-{env.name}-approvers")
+        assert acct.may_assume(role, default, **mfa)
+        assert not acct.may_assume(role, default)  # without MFA
+    for role in acct.roles:
+        if role not in approvers:
+            assert not acct.may_assume(role, person, **{"aws:MultiFactorAuthPresent": "true"})
+
+
+def test_self_approval_is_refused() -> None:
+    """The author of a change (a developer role of the account, with MFA, and with
+    sts:AssumeRole on '*' in its own policy) cannot assume an approver role, nor can any
+    CI role; only the principals the operator lists can, with MFA, each for its own
+    environment's approvals."""
+    ir = ir_of(ECOMMERCE)
+    a = ir.aws.account_id
+    managers = f"arn:aws:iam::{a}:role/release-managers"
+    sso = f"arn:aws:iam::{a}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Approvers_*"
+    acct = Account(
+        ECOMMERCE / ir.output("terraform"),
+        a,
+        {"approvers_production": [managers, sso], "approvers_staging": [managers]},
+    )
+    mfa = {"aws:MultiFactorAuthPresent": "true"}
+    author = ("AWS", f"arn:aws:iam::{a}:role/developer")
+    for role in ("approve_production", "approve_staging"):
+        assert acct.may_assume(role, ("AWS", managers), **mfa)
+        assert not acct.may_assume(role, ("AWS", managers))  # no MFA
+        assert not acct.may_assume(role, author, **mfa)
+        assert not acct.may_assume(role, ("AWS", f"arn:aws:iam::{a}:root"), **mfa)
+        for ci in acct.roles:
+            if not ci.startswith("approve_"):  # every CI role, by its own ARN
+                ci_arn = f"arn:aws:iam::{a}:role/{acct.roles[ci].name}"
+                assert not acct.may_assume(role, ("AWS", ci_arn), **mfa), (role, ci)
+    sso_path = "role/aws-reserved/sso.amazonaws.com"
+    member = f"arn:aws:iam::{a}:{sso_path}/eu-west-1/AWSReservedSSO_Approvers_0a1b"
+    assert acct.may_assume("approve_production", ("AWS", member), **mfa)
+    assert not acct.may_assume("approve_staging", ("AWS", member), **mfa)
+    # ArnLike's '*' stays inside one part of the ARN: another account's look-alike fails
+    other = f"arn:aws:iam::999999999999:{sso_path}/x/AWSReservedSSO_Approvers_1"
+    assert not acct.may_assume("approve_production", ("AWS", other), **mfa)
+
+
+def test_the_approver_list_refuses_the_account_root(tmp_path: Path) -> None:
+    """Terraform itself checks approvers_<env>: empty, an account root or a bare
+    wildcard are refused before any plan (terraform console evaluates the validations)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("terraform"):
+        pytest.skip("no terraform binary")
+    ir = ir_of(ECOMMERCE)
+    a = ir.aws.account_id
+    iam_tf = (ECOMMERCE / ir.output("terraform") / "iam.tf").read_text()
+    start = iam_tf.index('variable "approvers_production" {')
+    block = iam_tf[start : iam_tf.index("\n}\n", start) + 3]
+    (tmp_path / "main.tf").write_text(block)
+
+    def console(value: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["terraform", "console", "-no-color", f"-var=approvers_production={value}"],
+            cwd=tmp_path,
+            input="length(var.approvers_production)\n",
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"PATH": "/usr/bin:/bin:/usr/local/bin", "TF_CLI_CONFIG_FILE": "/dev/null"},
+        )
+
+    # the console reports a failed validation (and still exits 0): read its report
+    ok = console(f'["arn:aws:iam::{a}:role/release-managers"]')
+    assert "Invalid value for variable" not in ok.stdout + ok.stderr, ok.stderr
+    assert ok.stdout.strip().endswith("1"), ok.stdout
+    for bad in (
+        "[]",
+        f'["arn:aws:iam::{a}:root"]',
+        f'["arn:aws:iam::{a}:role/*"]',
+        '["release-managers"]',
+    ):
+        res = console(bad)
+        assert "Invalid value for variable" in res.stdout + res.stderr, (bad, res.stdout)
+
+
+def test_approvers_are_notified() -> None:
+    ir = ir_of(ECOMMERCE)
+    approvers = [e for e in ir.environments if e.approval]
+    # approvers get the approval notification: the Approval action notifies the
+    # environment's approval topic, where environments.X.approvers subscribe
+    tf = (ECOMMERCE / ir.output("terraform") / "codepipeline.tf").read_text()
+    for env in approvers:
+        assert f"aws_sns_topic.approvals_{env.name}[0].arn" in tf  # counted (phases.tf)
+
+
+def test_approvers_are_subscribed_to_their_environments_topic() -> None:
+    text = (
+        (ECOMMERCE / "pipeline.yaml")
+        .read_text()
+        .replace(
+            "    approval: true\n    namespace: ecommerce\n",
+            "    approval: true\n    approvers: [release-managers@example.com]\n"
+            "    namespace: ecommerce\n",
+        )
+    )
+    from pipecompile.targets.registry import render_all
+
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    files = {str(p): body for p, (_, body) in render_all(ir).items()}
+    notif = hcl_norm(hcl2.loads(files[f"{ir.output('terraform')}/notifications.tf"]))
+    subs = [
+        body
+        for res in notif["resource"]
+        for body in res.get("aws_sns_topic_subscription", {}).values()
+    ]
+    assert subs == [
+        {
+            "count": "${local.enabled.production}",  # production's own (phases.tf)
+            "topic_arn": "${aws_sns_topic.approvals_production[0].arn}",
+            "protocol": "email",
+            "endpoint": "release-managers@example.com",
+        }
+    ]
+
+
+# -- service principals on keys --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", [ECOMMERCE, STOREFRONT])
+def test_every_kms_statement_for_a_service_principal_has_source_conditions(sample: Path) -> None:
+    acct = account(sample)
+    checked = 0
+    for key, body in acct.resources.items():
+        if not key.startswith("aws_kms_key."):
+            continue
+        for st in acct._doc(body["policy"]):
+            if any(kind == "Service" for kind, _ in st.principals):
+                variables = {v for _, v, _ in st.conditions}
+                assert variables & {
+                    "aws:SourceAccount",
+                    "aws:SourceArn",
+                    "kms:EncryptionContext:aws:logs:arn",
+                }, (key, st)
+                checked += 1
+    assert checked >= 2
+
+
+# -- what the two build tiers share ------------------------------------------------------------
+
+
+def test_the_build_tiers_share_no_log_group_and_no_sonarqube_token() -> None:
+    """Feature code runs in the dev tier: it must not write the release builds' logs (to
+    forge or bury a release's record) nor hold the token that reports the release builds'
+    SonarQube analyses (a forged analysis would pass their quality gate)."""
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    for svc in ir.services:
+        dev_log = acct.arn(f"aws_cloudwatch_log_group.build-{svc.name}") + ":log-stream:x"
+        rel_log = acct.arn(f"aws_cloudwatch_log_group.build-{svc.name}-release") + ":log-stream:x"
+        assert acct.resources[f"aws_cloudwatch_log_group.build-{svc.name}-release"]["name"] == (
+            svc.release_build_log_group
+        )
+        for action in ("logs:PutLogEvents", "logs:CreateLogStream"):
+            assert acct.can("codebuild", action, dev_log)
+            assert not acct.can("codebuild", action, rel_log)
+            assert acct.can("codebuild_release", action, rel_log)
+            assert not acct.can("codebuild_release", action, dev_log)
+    dev_token = acct.arn("aws_secretsmanager_secret.sonarqube")
+    rel_token = acct.arn("aws_secretsmanager_secret.sonarqube_release")
+    read = "secretsmanager:GetSecretValue"
+    assert acct.can("codebuild", read, dev_token) and not acct.can("codebuild", read, rel_token)
+    assert acct.can("codebuild_release", read, rel_token)
+    assert not acct.can("codebuild_release", read, dev_token)
+    for role in acct.roles:
+        if role != "codebuild_release":
+            assert not acct.can(role, read, rel_token), role
+    # the release projects' log group, and the release pipelines hand their builds the
+    # release token (a start-build value takes precedence over the buildspec's: AWS
+    # CodeBuild User Guide, build-spec-ref, env)
+    tf = ECOMMERCE / ir.output("terraform")
+    codebuild = hcl_norm(hcl2.loads((tf / "codebuild.tf").read_text()))
+    for res in codebuild["resource"]:
+        for label, body in res.get("aws_codebuild_project", {}).items():
+            group = body["logs_config"][0]["cloudwatch_logs"][0]["group_name"]
+            # an environment's deploy project and its log group are counted (phases.tf)
+            one = "[0]" if label.startswith("deploy-") else ""
+            assert group == f"${{aws_cloudwatch_log_group.{label}{one}.name}}", label
+    text = (tf / "codepipeline.tf").read_text()
+    for svc in ir.services:
+        for dep in svc.deployments:
+            if ir.environment(dep.environment).approval:
+                assert (
+                    f'{{ name = "SONAR_TOKEN", value = "{ir.aws.release_sonar_secret_name}:token", '
+                    'type = "SECRETS_MANAGER" }'
+                ) in text
+
+
+def test_the_github_dast_job_has_its_own_role_and_no_deploy_secret() -> None:
+    """GitHub delivery: the ZAP scan runs in the DAST job, in GitHub environment
+    <env>-dast (no deploy secret there), as a role that reads the scanned environment's
+    images and tags a digest that passed; no deploy role writes a promotion marker."""
+    ir, acct = ir_of(STOREFRONT), account(STOREFRONT)
+    dast = ir.security.dast
+    assert dast is not None
+    provider = (
+        "Federated",
+        f"arn:aws:iam::{ir.aws.account_id}:oidc-provider/token.actions.githubusercontent.com",
+    )
+    aud = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+    sub = "token.actions.githubusercontent.com:sub"
+    mine = f"repo:{ir.repository}:environment:{dast.github_environment}"
+    assert acct.may_assume("github_dast", provider, **aud, **{sub: mine})
+    for other in ("environment:staging", "environment:development", "ref:refs/heads/release/1"):
+        assert not acct.may_assume(
+            "github_dast", provider, **aud, **{sub: f"repo:{ir.repository}:{other}"}
+        )
+    for svc in ir.services:
+        release = repo_arn(ir, svc.release_image)
+        writers = sorted(r for r in acct.roles if acct.can(r, "ecr:PutImage", release))
+        assert writers == ["github_dast", "github_release"]
+        assert not acct.can("github_dast", "ecr:InitiateLayerUpload", release)
+        assert not acct.can("github_dast", "ecr:PutImage", repo_arn(ir, svc.image))
+    for key in ("signing", "release"):
+        assert not acct.can("github_dast", "kms:Sign", acct.arn(f"aws_kms_key.{key}"))
+    # the jobs hold no secret: their steps read none, and they name no deploy environment
+    # (the deliver workflow as GitHub runs it: deploy.yml's DAST job calls zap.yml, whose
+    # scan holds no token at all and whose mark runs in the DAST's own environment)
+    import yaml
+
+    from tests.harness.reusable import expand
+
+    for svc in ir.services:
+        wf = expand(STOREFRONT / ir.output("github-actions") / svc.deliver_workflow)
+        scan = wf["jobs"][f"deploy-{dast.environment}/dast"]
+        mark = wf["jobs"][f"deploy-{dast.environment}/dast/mark"]
+        assert "environment" not in scan and scan["permissions"] == {}
+        assert mark["environment"] == dast.github_environment
+        for job in (scan, mark):
+            assert "secrets." not in yaml.safe_dump(job)
+        assert mark["permissions"] == {"id-token": "write"}
+    deploy = yaml.safe_load((STOREFRONT / ir.output("github-actions") / "deploy.yml").read_text())
+    assert "secrets" not in deploy["jobs"]["dast"]  # no secret passed to zap.yml

@@ -1,0 +1,216 @@
+"""GitHub environments admit only their own branches (issue 28): a workflow edited on a
+feature branch may declare ``environment: production``, and only the environment's
+deployment branch policy stops that job; without the job in that environment, GitHub
+issues no OIDC token with the subject ``repo:<repo>:environment:production``, the only one
+the production deploy role trusts (IAM evaluated from the generated Terraform).
+
+The requests are checked against GitHub's REST description (tests/schemas/
+github-environment-requests.json, @octokit/openapi 23.0.2); how GitHub matches a policy
+name is restated from that description: "Wildcard characters will not match /", the
+syntax Ruby's File.fnmatch (with File::FNM_PATHNAME: '*' and '?' stop at '/')."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from pipecompile.commands.cli import main
+from pipecompile.compiler import compile_bytes
+from pipecompile.insight.environments import environment_requests
+from pipecompile.ir import IR
+from tests.conftest import ROOT
+from tests.iam_eval import Account
+
+STOREFRONT = ROOT / "samples/storefront"
+OIDC = "token.actions.githubusercontent.com"
+
+
+@cache
+def ir_of(sample: Path) -> IR:
+    p = sample / "pipeline.yaml"
+    return compile_bytes(str(p), p.read_bytes())
+
+
+def fnmatch_pathname(pattern: str, name: str) -> bool:
+    """Ruby File.fnmatch(pattern, name, File::FNM_PATHNAME) for the patterns the language
+    allows: '*' any run without '/', '**/' any number of folders (Ruby docs,
+    File.fnmatch), '?' one character but '/', '[...]' a class."""
+    out, i = "", 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out += "(?:[^/]*/)*"
+            i += 3
+            continue
+        if c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif c == "[":
+            j = pattern.find("]", i + 1)
+            if j < 0:
+                out += re.escape(c)
+            else:
+                body = pattern[i + 1 : j]
+                out += "[" + ("^" + body[1:] if body.startswith("!") else body) + "]"
+                i = j
+        else:
+            out += re.escape(c)
+        i += 1
+    return re.fullmatch(out, name) is not None
+
+
+def policies(requests: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """environment -> the branch patterns GitHub lets run jobs in it."""
+    out: dict[str, list[str]] = {}
+    for r in requests:
+        parts = r["path"].split("/")
+        if r["method"] == "PUT":
+            assert r["body"]["deployment_branch_policy"] == {
+                "protected_branches": False,
+                "custom_branch_policies": True,
+            }
+            out.setdefault(parts[1], [])
+        else:
+            assert parts[2] == "deployment-branch-policies" and r["body"]["type"] == "branch"
+            out[parts[1]].append(r["body"]["name"])
+    return out
+
+
+def may_run(policy: dict[str, list[str]], env: str, branch: str) -> bool:
+    return any(fnmatch_pathname(p, branch) for p in policy[env])
+
+
+def schema(name: str) -> Any:
+    doc = json.loads((ROOT / "tests/schemas/github-environment-requests.json").read_text())
+    return jsonschema.Draft4Validator(doc["definitions"][name])
+
+
+def test_the_restated_matcher() -> None:
+    assert fnmatch_pathname("release/*", "release/1.2")
+    assert not fnmatch_pathname("release/*", "release/1/2")  # '*' stops at '/'
+    assert not fnmatch_pathname("release/*", "feature/release/x")
+    assert fnmatch_pathname("main", "main") and not fnmatch_pathname("main", "main2")
+    assert fnmatch_pathname("hotfix/v?.[0-9]", "hotfix/v1.2")
+    assert fnmatch_pathname("release/*/**/*", "release/a/b")
+    assert fnmatch_pathname("release/*/**/*", "release/a/b/c")
+    assert not fnmatch_pathname("release/*/**/*", "release/a")
+
+
+def test_the_requests_are_valid_for_githubs_rest_api() -> None:
+    requests = environment_requests(ir_of(STOREFRONT))
+    assert requests
+    for r in requests:
+        kind = (
+            "create-or-update-environment"
+            if r["method"] == "PUT"
+            else ("create-deployment-branch-policy")
+        )
+        schema(kind).validate(r["body"])
+    with pytest.raises(jsonschema.ValidationError):
+        schema("create-deployment-branch-policy").validate({"name": "x", "type": "ref"})
+    with pytest.raises(jsonschema.ValidationError):
+        schema("create-or-update-environment").validate({"deployment_branch_policy": {}})
+
+
+def test_a_feature_branch_cannot_deploy_to_an_approval_environment() -> None:
+    ir = ir_of(STOREFRONT)
+    policy = policies(environment_requests(ir))
+    assert sorted(policy) == sorted([e.name for e in ir.environments] + ["staging-dast"])
+    acct = Account(STOREFRONT / ir.output("terraform"), ir.aws.account_id)
+    provider = ("Federated", f"arn:aws:iam::{ir.aws.account_id}:oidc-provider/{OIDC}")
+    aud = {f"{OIDC}:aud": "sts.amazonaws.com"}
+
+    def subject_may_assume(role: str, sub: str) -> bool:
+        return acct.may_assume(role, provider, **aud, **{f"{OIDC}:sub": sub})
+
+    feature = "feature/steal-production"
+    for env in ir.environments:
+        role = "github_deploy_" + env.name.replace("-", "_")
+        if env.approval:
+            # the edited workflow's job in this environment never starts
+            assert not may_run(policy, env.name, feature), env.name
+            # and what the branch can get instead opens no approval environment's role
+            for sub in (
+                f"repo:{ir.repository}:ref:refs/heads/{feature}",
+                f"repo:{ir.repository}:environment:development",
+                f"repo:{ir.repository}:pull_request",
+            ):
+                assert not subject_may_assume(role, sub), (env.name, sub)
+        else:
+            assert may_run(policy, env.name, feature)
+        assert subject_may_assume(role, f"repo:{ir.repository}:environment:{env.name}")
+        # every branch the environment deploys from may run its jobs there
+        for pattern in env.includes:
+            branch = pattern.replace("*", "x")
+            assert may_run(policy, env.name, branch), (env.name, branch)
+    assert may_run(policy, "staging", "release/2.0") and may_run(policy, "staging", "hotfix/1")
+    assert not may_run(policy, "staging", "main")
+    assert may_run(policy, "production", "main") and not may_run(policy, "production", "develop")
+
+
+def test_approval_environments_prevent_self_review() -> None:
+    ir = ir_of(STOREFRONT)
+    puts = {
+        r["path"].split("/")[1]: r["body"] for r in environment_requests(ir) if r["method"] == "PUT"
+    }
+    for env in ir.environments:
+        assert puts[env.name].get("prevent_self_review", False) == env.approval
+
+
+def test_codepipeline_delivery_has_no_deploy_environments() -> None:
+    p = ROOT / "samples/ecommerce/pipeline.yaml"
+    assert environment_requests(compile_bytes(str(p), p.read_bytes())) == []
+
+
+def test_explain_environments_prints_them(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "--environments", "-f", str(STOREFRONT / "pipeline.yaml")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == environment_requests(ir_of(STOREFRONT))
+
+
+def test_an_exclusion_the_policy_cannot_express_is_said() -> None:
+    text = (
+        (STOREFRONT / "pipeline.yaml")
+        .read_text()
+        .replace('branches: ["feature/*"]', 'branches: ["feature/*", "!feature/wip-*"]')
+    )
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    from pipecompile.insight.trust import trust_report
+
+    report = "\n".join(trust_report(ir))
+    assert "the policy cannot exclude feature/wip-*" in report
+
+
+def test_only_admins_create_an_approval_environments_branch() -> None:
+    """A feature pusher's `git push origin feature/x:release/x` would run the release
+    tier (its role trusts refs/heads/release/*, it signs with the release key) on the
+    pusher's commit: the release ruleset lets only the admin role create those refs.
+    Validated against GitHub's ruleset request schema; a ruleset's ref_name patterns read
+    as the policies' (fnmatch, '*' stops at '/')."""
+    from pipecompile.insight.ruleset import ADMIN_ROLE_ID, release_ruleset
+    from tests.rehearsal.test_spec import _strict
+
+    body = json.loads((ROOT / "tests/schemas/github-repository-ruleset-request.json").read_text())
+    validator = jsonschema.Draft4Validator(_strict(body))
+    for sample in (STOREFRONT, ROOT / "samples/ecommerce"):
+        ir = ir_of(sample)
+        rules = release_ruleset(ir)
+        validator.validate(rules)
+        assert {"type": "creation"} in rules["rules"]
+        assert rules["bypass_actors"] == [
+            {"actor_id": ADMIN_ROLE_ID, "actor_type": "RepositoryRole", "bypass_mode": "always"}
+        ]
+        include = rules["conditions"]["ref_name"]["include"]
+        for branch in ir.release_branches:
+            ref = "refs/heads/" + branch.replace("*", "x")
+            assert any(fnmatch_pathname(p, ref) for p in include), ref
+        for feature in ("refs/heads/feature/x", "refs/heads/develop"):
+            assert not any(fnmatch_pathname(p, feature) for p in include), feature
+    assert main(["explain", "--release-ruleset", "-f", str(STOREFRONT / "pipeline.yaml")]) == 0

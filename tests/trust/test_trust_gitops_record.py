@@ -1,0 +1,122 @@
+"""Issue 28, attacker trace 3 (ecommerce): a feature branch commits its
+values-development.yaml (or a chart file, or the chart folder) as a symbolic link to the
+deploy key the script has just written, or to /proc/self/environ; copied with a
+dereferencing ``cp``, the deploy would commit that secret to the GitOps repository.
+gitops-record.sh is run as a file on such a checkout, against a scratch repository."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipecompile.targets.common import script_path
+from tests.conftest import git, scratch_gitops
+
+SECRET = "-----BEGIN OPENSSH PRIVATE KEY----- not-a-real-key"
+DIGEST = "sha256:" + "a" * 64
+
+
+def _checkout(root: Path) -> None:
+    """The layout the deployers see: the chart and a service's values folder."""
+    chart = root / "kubernetes/charts/app"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: app\nversion: 0.1.0\n")
+    (chart / "templates/deployment.yaml").write_text("kind: Deployment\n")
+    values = root / "kubernetes/values/web"
+    values.mkdir(parents=True)
+    (values / "values-development.yaml").write_text("replicas: 1\n")
+
+
+def _run(root: Path, home: Path, remote: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "GITOPS_AUTH": "ssh",
+        "GITOPS_DEPLOY_KEY": SECRET,
+        "GITOPS_REPOSITORY": f"file://{remote}",
+        "GITOPS_REVISION": "HEAD",
+        "GITOPS_DIR": "web/development",
+        "CHART_SOURCE": "kubernetes/charts/app",
+        "VALUES_SOURCE": "kubernetes/values/web",
+        "SERVICE": "web",
+        "ENVIRONMENT": "development",
+        "IMAGE_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/web",
+        "IMAGE_TAG": "src-0123",
+        "IMAGE_DIGEST": DIGEST,
+    }
+    return subprocess.run(
+        ["bash", str(script_path("gitops-record.sh"))],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _committed(tmp_path: Path, remote: Path) -> str:
+    """Every file's content in the remote's history, joined."""
+    return git(tmp_path, "--git-dir", str(remote), "log", "--all", "-p", "--format=%H")
+
+
+def test_a_plain_checkout_is_recorded(tmp_path: Path) -> None:
+    root, home = tmp_path / "src", tmp_path / "home"
+    home.mkdir()
+    _checkout(root)
+    remote = scratch_gitops(tmp_path)
+    res = _run(root, home, remote)
+    assert res.returncode == 0, res.stderr
+    log = _committed(tmp_path, remote)
+    assert "replicas: 1" in log and DIGEST in log
+
+
+def _link_to_key(home: Path) -> str:
+    return str(home / ".ssh/gitops_deploy_key")
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        ("kubernetes/values/web/values-development.yaml", "key"),
+        ("kubernetes/values/web/values-development.yaml", "/proc/self/environ"),
+        ("kubernetes/charts/app/templates/secret.yaml", "key"),
+        ("kubernetes/charts/app/templates", "home"),  # a folder of the chart
+        ("kubernetes/values/web", "home"),  # the values folder itself
+        ("kubernetes/charts/app", "home"),  # the whole chart
+    ],
+)
+def test_a_linked_chart_or_values_file_is_refused(tmp_path: Path, link: str, target: str) -> None:
+    root, home = tmp_path / "src", tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    _checkout(root)
+    if target == "home":  # a folder that holds what the link must not reach
+        (home / "Chart.yaml").write_text("apiVersion: v2\nname: app\nversion: 0.1.0\n")
+        (home / "values-development.yaml").write_text(SECRET + "\n")
+    dest = root / link
+    if dest.is_dir():
+        subprocess.run(["rm", "-rf", str(dest)], check=True)
+    else:
+        dest.unlink(missing_ok=True)
+    dest.symlink_to({"key": _link_to_key(home), "home": str(home)}.get(target, target))
+    remote = scratch_gitops(tmp_path)
+    before = _committed(tmp_path, remote)
+    res = _run(root, home, remote)
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert "symbolic link" in res.stderr or "not a regular file" in res.stderr, res.stderr
+    assert _committed(tmp_path, remote) == before  # nothing pushed
+    assert SECRET not in _committed(tmp_path, remote)
+    # refused before the key was written: the link had nothing to read
+    assert not Path(_link_to_key(home)).exists()
+
+
+def test_a_fifo_in_the_chart_is_refused(tmp_path: Path) -> None:
+    root, home = tmp_path / "src", tmp_path / "home"
+    home.mkdir()
+    _checkout(root)
+    os.mkfifo(root / "kubernetes/charts/app/templates/pipe")
+    remote = scratch_gitops(tmp_path)
+    res = _run(root, home, remote)
+    assert res.returncode == 1 and "not a regular file" in res.stderr, res.stderr
