@@ -27,6 +27,7 @@ import yaml
 from pipecompile.targets.common import script_body, script_path, script_text
 from pipecompile.targets.compliance import TERRAFORM_SHA256, TERRAFORM_VERSION
 from tests.conftest import ROOT, hcl_norm
+from tests.harness.reusable import expand
 from tests.harness.world import World, world
 from tests.iam_eval import Account
 from tests.rehearsal.test_spec import GHA, REF, SAMPLES, TF, ir_of
@@ -165,7 +166,9 @@ def test_the_review_projects_write_only_their_own_audit_stream() -> None:
 
 def test_github_delivery_runs_both_reviews_as_scheduled_workflows() -> None:
     folder = GHA / ".github/workflows"
-    drift = yaml.safe_load((folder / "drift.yml").read_text())
+    # as GitHub runs them: the called compliance.yml with each caller's inputs (the other
+    # review's steps skipped)
+    drift = expand(folder / "drift.yml")
     # storefront keeps its state locally: the drift check runs by hand only (and says why)
     assert drift["on"] == {"workflow_dispatch": {}}
     job = drift["jobs"]["drift"]
@@ -190,9 +193,17 @@ def test_github_delivery_runs_both_reviews_as_scheduled_workflows() -> None:
     assert notify["if"] == "${{ always() && needs.drift.outputs.outcome != 'clean' }}"
     assert notify["environment"] == "notifications"
 
-    review = yaml.safe_load((folder / "security-review.yml").read_text())
+    review = expand(folder / "security-review.yml")
     assert review["on"]["schedule"] == [{"cron": "0 7 1 * *"}]
     steps = review["jobs"]["review"]["steps"]
+    assert review["jobs"]["review"]["environment"] == "compliance"
+    assert [n for s in steps for n in scripts_in(s.get("run", ""))] == [
+        "security-review.sh",
+        "review-report.sh",
+    ]
+    assert {
+        s["with"]["role-to-assume"] for s in steps if "role-to-assume" in s.get("with", {})
+    } == {"arn:aws:iam::345678901234:role/storefront-github-review"}
     scan = next(s for s in steps if "security-review.sh" in scripts_in(s.get("run", "")))
     assert required_inputs("security-review.sh") <= set(scan["env"])
     assert scan["env"]["WORKFLOWS_DIR"] == "samples/storefront/.github/workflows"

@@ -24,6 +24,7 @@ Files (relative to the github-actions output folder):
                          -detailed-exitcode with the read-only role; drift alerts Slack
   security-review.yml    delivery: github-actions, with an audit table. Monthly: re-scan
                          the digests each environment runs, zizmor on the workflows
+  compliance.yml         reusable, called by both: the review its caller names, its audit row
 """
 
 from __future__ import annotations
