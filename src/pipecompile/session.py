@@ -17,7 +17,7 @@ from .errors import UsageError, did_you_mean
 if TYPE_CHECKING:
     from .frontend.loader import Document
     from .ir import IR
-    from .output.sync import Plan
+    from .output.change import Plan
 
 
 def repo_name(file: Path) -> str:

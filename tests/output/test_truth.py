@@ -884,3 +884,75 @@ def test_a_hand_edited_leftover_of_a_disabled_or_moved_target_keeps_check_red(
     assert "kept: .github/workflows/ci-order-service.yml: its target no longer writes" in err
     assert wf.exists()
     assert not (repo / ".github/workflows/ci-product-service.yml").exists()  # intact: removed
+    # remembered while it is on disk: every later check and build says it again, and no
+    # build removes it (its folder has left the manifest; the file has not)
+    from pipecompile.session import Session
+
+    for _ in range(2):
+        assert run(repo, "check") == 1
+        out, err = capsys.readouterr()
+        assert (
+            "stale (kept): .github/workflows/ci-order-service.yml: generated for "
+            "github-actions, which no longer writes here (disabled, or its output folder "
+            "moved), and it was edited by hand since; left in place: delete it"
+        ) in out
+        assert "build leaves the files above as they are" in err
+        assert not Session.open(pipeline).fast_clean()
+        assert run(repo, "build") == 1
+        assert "kept: .github/workflows/ci-order-service.yml: generated for" in (
+            capsys.readouterr().err
+        )
+        assert "timeout-minutes: 31" in wf.read_text()
+    assert manifest(repo)["kept"] == {".github/workflows/ci-order-service.yml": "github-actions"}
+    wf.unlink()  # resolved: green at once, and the next build forgets it
+    assert run(repo, "check") == 0
+    assert Session.open(pipeline).fast_clean()
+    assert run(repo, "build", "-q") == 0
+    assert manifest(repo)["kept"] == {}
+    assert run(repo, "check") == 0
+
+
+def test_a_kept_leftover_is_resolved_by_enabling_its_target_again(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = repo / ".github/workflows/ci-order-service.yml"
+    generated = wf.read_text()
+    wf.write_text(generated.replace("timeout-minutes: 30", "timeout-minutes: 31"))
+    pipeline = repo / "pipeline.yaml"
+    edit(pipeline, "  github-actions: .github/workflows\n", "")
+    assert run(repo, "build", "-q") == 1
+    assert run(repo, "build", "-q") == 1  # remembered by the manifest alone now
+    edit(pipeline, "outputs:\n", "outputs:\n  github-actions: .github/workflows\n")
+    capsys.readouterr()
+    assert run(repo, "build") == 0
+    assert "warning: .github/workflows/ci-order-service.yml: overwrote a hand edit" in (
+        capsys.readouterr().err
+    )
+    assert wf.read_text() == generated
+    assert manifest(repo)["kept"] == {}
+    assert run(repo, "check") == 0
+
+
+def test_a_kept_leftover_goes_with_force_or_is_forgotten_without_its_header(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flows = repo / ".github/workflows"
+    for name in ("ci-order-service.yml", "ci-product-service.yml"):
+        (flows / name).write_text((flows / name).read_text() + "# mine\n")
+    edit(repo / "pipeline.yaml", "  github-actions: .github/workflows\n", "")
+    assert run(repo, "build", "-q") == 1
+    assert run(repo, "build", "-q") == 1
+    mine = flows / "ci-product-service.yml"
+    mine.write_text(mine.read_text().split("\n", 3)[3])  # its header gone: the user's now
+    capsys.readouterr()
+    assert run(repo, "build", "--force") == 0
+    captured = capsys.readouterr()
+    assert "removed .github/workflows/ci-order-service.yml" in captured.out
+    assert (
+        "untrusted: .pipecompile/manifest.json: kept: .github/workflows/ci-product-service.yml "
+        "no longer carries this pipeline's header"
+    ) in captured.err
+    assert not (flows / "ci-order-service.yml").exists()
+    assert mine.exists()
+    assert manifest(repo)["kept"] == {}
+    assert run(repo, "check") == 0

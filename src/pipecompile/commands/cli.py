@@ -45,7 +45,7 @@ from .cli_tools import completion, explain, graph, init, lint, pins, rules, sche
 from .summary import check_summary
 
 if TYPE_CHECKING:
-    from ..output.sync import Change, Plan
+    from ..output.change import Change, Plan
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -122,7 +122,7 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
     Everything is rendered before anything is written; each file is written
     atomically, and unchanged files are not touched (their mtime stays).
     """
-    from ..output.sync import UNRESOLVED, Kind
+    from ..output.change import UNRESOLVED, Kind
 
     session = _session(file)
     if not targets and not force and session.fast_clean(refresh=True):
@@ -241,6 +241,14 @@ def check(file: Path, show_diff: bool, full: bool, fmt: str, quiet: bool) -> int
     if status == EXIT_OK:
         _done(check_summary(file), quiet)
         return EXIT_OK
+    from ..output.change import UNRESOLVED
+
+    if all(ch.kind in UNRESOLVED for ch in plan.changes):  # build would leave them too
+        _echo_err(
+            "the tree is not what the pipeline generates: build leaves the files above as "
+            "they are; resolve each as its line says"
+        )
+        return status
     _echo_err(
         "generated files are out of date; run: pipecompile build"
         + (f" -f {file}" if str(file) != "pipeline.yaml" else "")
@@ -275,17 +283,16 @@ for _command in (graph, explain, init, pins, lint, completion, schema, rules):
 def stale_manifest(plan: Plan) -> list[Change]:
     """The manifest itself, when build would record another one and nothing else differs
     (a hand-written file committed in an output folder): check is not green then."""
+    from ..output.change import Change, Kind
     from ..output.state import MANIFEST
-    from ..output.sync import Change, Kind
 
-    text = plan.manifest.text()
-    if plan.changes or plan.recorded == text:
+    if plan.changes or not plan.records_another():
         return []
     reason = (
         "stale: build would record another manifest (the files in the output folders "
         "changed since it was written; run pipecompile build)"
     )
-    return [Change(MANIFEST, Kind.UPDATE, reason, plan.recorded, text)]
+    return [Change(MANIFEST, Kind.UPDATE, reason, plan.recorded, plan.manifest.text())]
 
 
 def _io_error(message: str, path: str) -> None:

@@ -15,7 +15,7 @@ from ..frontend.discovery import find_pipeline
 
 if TYPE_CHECKING:
     from ..ir import IR
-    from ..output.sync import Change
+    from ..output.change import Change
     from ..session import Session
 
 EXIT_OK, EXIT_DRIFT, EXIT_INVALID, EXIT_INTERNAL, EXIT_IO = 0, 1, 2, 3, 4

@@ -72,7 +72,7 @@ MAX_LOCK_BYTES = 1024 * 1024
 
 def read_lock(root: Path) -> bytes | None:
     """The lock's bytes (at most :data:`MAX_LOCK_BYTES`), None when there is none."""
-    from ..output.state import read_bounded
+    from ..output.untrusted import read_bounded
 
     try:
         return read_bounded(str(root / LOCK_NAME), MAX_LOCK_BYTES)
@@ -169,7 +169,7 @@ def resolve(
 def _position(raw: bytes, path: tuple[str | int, ...]) -> tuple[int, int]:
     """Line and column of the breadcrumb ``path`` in the lock's JSON text (1, 1 when it
     cannot be found): each key searched for after the previous one."""
-    from ..output.state import locate
+    from ..output.untrusted import locate
 
     line = locate(raw, *path)
     if not line:
@@ -180,7 +180,7 @@ def _position(raw: bytes, path: tuple[str | int, ...]) -> tuple[int, int]:
 
 
 def _read(display: str, raw: bytes) -> dict[str, Any]:
-    from ..output.state import JSONProblem, load_json
+    from ..output.untrusted import JSONProblem, load_json
 
     try:
         data = load_json(raw, max_depth=4)

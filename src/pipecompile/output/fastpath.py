@@ -151,7 +151,8 @@ def fast_clean(
 
     The manifest's digest matches its parts (so no merge, checkout or hand
     edit changed one part alone); same pipeline bytes, same lock, same
-    pipecompile (version and code); no journal of an interrupted build; the
+    pipecompile (version and code); no journal of an interrupted build; no file
+    left in place by an earlier build (kept) still on disk; the
     output folders hold exactly the files the manifest lists, generated or
     other (listed by name and type, without following a link: a file unknown
     to the manifest, a link, a FIFO or a temporary file is doubt); every
@@ -166,6 +167,10 @@ def fast_clean(
     except StateError:
         return False  # the full path reports it
     if m.version != __version__ or not m.inputs or not m.consistent():
+        return False
+    # a file an earlier build left in place is said until it is gone; a build rewrites
+    # the manifest without the ones that are
+    if m.kept and (refresh or any(os.path.lexists(f"{root}/{p}") for p in m.kept)):
         return False
     if m.inputs != fingerprint():  # computed only now: it hashes pipecompile's code
         return False
