@@ -143,6 +143,7 @@ class Session:
                 self.ir.pipeline_file,
                 force=force,
                 known=tuple(registry()),
+                sources=self.ir.sources,
             )
         except FolderError as exc:
             doc = self.compile()[0]

@@ -43,7 +43,7 @@ class Plan:
     folders: list[str]  # the output folders the plan may change, for pruning
     recorded: str | None = None  # the manifest's text on disk when planned
     journal: bool = False  # an interrupted build's journal was found
-    kept_before: dict[str, str] | None = None  # the recorded manifest's kept files
+    before: Manifest | None = None  # the manifest on disk, parsed
 
     @property
     def unresolved(self) -> list[Change]:
@@ -51,15 +51,29 @@ class Plan:
 
     def records_another(self) -> bool:
         """Whether a build would record another manifest than the one on disk, beyond
-        forgetting kept files that are gone: deleting a kept file resolves it, so check
-        is green then, and the next build drops the entry."""
+        forgetting kept files that are gone and the installed dependencies.
+
+        Deleting a kept file resolves it, so check is green then (the next build
+        drops the entry).  Another version of ruamel.yaml or of a plugin on this
+        machine keeps check's fast path from vouching, but when every file is what
+        the pipeline generates, the tree is right: check is green, not red for a
+        line of the manifest that says where it was built.
+        """
         m = self.manifest
         if self.recorded == m.text():
             return False
-        before = self.kept_before or {}
-        if not m.kept.keys() <= before.keys():
+        before = self.before
+        if before is None or not m.kept.keys() <= before.kept.keys():
             return True
-        same = Manifest(m.inputs, m.version, m.files, m.outputs, m.others, before)
+        inputs = dict(m.inputs)
+        if "environment" in inputs:
+            if "environment" in before.inputs:
+                inputs["environment"] = before.inputs["environment"]
+            else:
+                del inputs["environment"]
+        same = Manifest(
+            inputs, m.version, m.files, m.outputs, m.others, before.kept, sources=m.sources
+        )
         return self.recorded != same.text()
 
 

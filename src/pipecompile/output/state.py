@@ -29,7 +29,7 @@ JOURNAL = f"{STATE_DIR}/journal.json"
 FORMAT = 4
 MAX_STATE_BYTES = 64 * 1024 * 1024
 
-_INPUT_KEYS = ("pipeline", "lock", "pipecompile")
+_INPUT_KEYS = ("pipeline", "lock", "pipecompile", "environment")
 # patterns, compiled on first use by re's cache (not at import: check's fast path)
 _SHA256 = r"[0-9a-f]{64}"
 _TARGET = r"[a-z][a-z0-9-]{0,39}"
@@ -88,8 +88,9 @@ CONFLICT_FIX = (
 class Manifest:
     """What a build generated: {path: {"target", "sha256"}}, the inputs, the output folders,
     the other files found in them, the files it left in place ({path: target}: generated
-    once, edited by hand, no longer generated; reported until deleted), and one digest
-    binding all of it.
+    once, edited by hand, no longer generated; reported until deleted), the paths the
+    pipeline names ({path: where a symbolic link on the way leads, '' when none is}), and
+    one digest binding all of it.
 
     The digest is what makes a textual merge, a checkout of older files or a
     hand edit of any one part visible: each changes some part, and the
@@ -99,7 +100,7 @@ class Manifest:
     (A plain class: it is defined on check's fast path.)
     """
 
-    __slots__ = ("digest", "files", "inputs", "kept", "others", "outputs", "version")
+    __slots__ = ("digest", "files", "inputs", "kept", "others", "outputs", "sources", "version")
 
     def __init__(
         self,
@@ -110,6 +111,8 @@ class Manifest:
         others: list[str] | None = None,
         kept: dict[str, str] | None = None,
         digest: str | None = None,
+        *,
+        sources: dict[str, str] | None = None,
     ) -> None:
         self.inputs = inputs
         self.version = version
@@ -117,6 +120,7 @@ class Manifest:
         self.outputs: dict[str, str] = outputs or {}
         self.others: list[str] = sorted(others or ())  # files in output folders, not ours
         self.kept: dict[str, str] = kept or {}  # left in place by a build: path -> target
+        self.sources: dict[str, str] = sources or {}  # paths named: where a link leads
         self.digest = digest if digest is not None else self.compute_digest()
 
     def compute_digest(self) -> str:
@@ -128,6 +132,7 @@ class Manifest:
             "others": self.others,
             "outputs": self.outputs,
             "pipecompile": self.version,
+            "sources": self.sources,
         }
         blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(blob.encode()).hexdigest()
@@ -164,7 +169,8 @@ class Manifest:
             f'  "kept": {obj(self.kept, "  ")},\n'
             f'  "others": {listed},\n'
             f'  "outputs": {obj(self.outputs, "  ")},\n'
-            f'  "pipecompile": {enc(self.version)}\n'
+            f'  "pipecompile": {enc(self.version)},\n'
+            f'  "sources": {obj(self.sources, "  ")}\n'
             "}\n"
         )
 
@@ -196,7 +202,10 @@ def parse_manifest(raw: bytes) -> Manifest:
         raise StateError(MANIFEST, str(exc), _MANIFEST_FIX, exc.line) from None
     if not isinstance(data, dict):
         raise bad("expected a JSON object")
-    known = {"digest", "files", "format", "inputs", "kept", "others", "outputs", "pipecompile"}
+    known = {
+        *("digest", "files", "format", "inputs", "kept"),
+        *("others", "outputs", "pipecompile", "sources"),
+    }
     for key in data:
         if key not in known:
             raise bad(f"unknown key {key!r}", key)
@@ -276,9 +285,29 @@ def parse_manifest(raw: bytes) -> Manifest:
         )
         if problem or path in checked:
             raise bad(f"kept: {path!r} {problem or 'is also under files'}", "kept", path)
+    sources = data.get("sources", {})
+    if not isinstance(sources, dict):
+        raise bad("'sources' must map paths to where they lead", "sources")
+    for path, leads in sources.items():
+        problem = path_problem(path) or (
+            None
+            if leads in ("", ".") or (isinstance(leads, str) and not path_problem(leads))
+            else f"leads to {leads!r}, not a relative path"
+        )
+        if problem:
+            raise bad(f"sources: {path!r} {problem}", "sources", path)
     # format 1 and 2 have no digest, 3 no kept files: never consistent, so the full
     # path runs once
-    return Manifest(dict(inputs), version, checked, dict(outputs), others, dict(kept), digest or "")
+    return Manifest(
+        dict(inputs),
+        version,
+        checked,
+        dict(outputs),
+        others,
+        dict(kept),
+        digest or "",
+        sources=dict(sources),
+    )
 
 
 JOURNAL_FORMAT = 2

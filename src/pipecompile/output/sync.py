@@ -78,13 +78,14 @@ def plan(
     *,
     force: bool = False,
     known: tuple[str, ...] | None = None,
+    sources: tuple[tuple[str, str], ...] = (),
 ) -> Plan:
     """What a build would do.
 
     ``expected`` maps paths (relative to ``root``) to (target, full text) for the
     targets ``names``; ``outputs`` maps every enabled target to its folder;
     ``known`` names every target pipecompile has (a manifest naming another one
-    is not trusted).
+    is not trusted); ``sources`` are the paths the pipeline names (recorded).
     """
     raw = read_state(root, MANIFEST)
     changes: list[Change] = []
@@ -223,10 +224,16 @@ def plan(
         for p in listing.files
         if p not in files and p not in gone and p not in kept and any(inside(p, f) for f in enabled)
     ]
-    manifest = Manifest({} if conflicted else inputs, __version__, files, recorded, others, kept)
-    return Plan(
-        changes, manifest, sorted(owner), decode(raw), journal is not None, old.kept if old else {}
+    manifest = Manifest(
+        {} if conflicted else inputs,
+        __version__,
+        files,
+        recorded,
+        others,
+        kept,
+        sources=dict(sources),
     )
+    return Plan(changes, manifest, sorted(owner), decode(raw), journal is not None, old)
 
 
 def _no_foreign_pipeline(listing: Listing, folders: dict[str, str]) -> None:
