@@ -36,6 +36,7 @@ from .cli_shared import (
     _done,
     _echo_err,
     _emit_document,
+    _fail,
     _format_option,
     _machine,
     _session,
@@ -295,12 +296,9 @@ def stale_manifest(plan: Plan) -> list[Change]:
     return [Change(MANIFEST, Kind.UPDATE, reason, plan.recorded, plan.manifest.text())]
 
 
-def _io_error(message: str, path: str) -> None:
-    """An exit-4 error: on stderr, and as the one document --format json promises."""
-    _echo_err(f"error: {message}")
-    if _machine():
-        found = {"file": path, "line": 0, "column": 0, "path": "", "message": message}
-        _emit_document(False, [{**found, "severity": "error"}])
+def _io_error(out: Output, message: str, path: str) -> None:
+    """An exit-4 error: on stderr, or as the one document --format promises."""
+    _fail(out, [f"error: {message}"], message, file=path, code="PC503")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,11 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         _echo_err(f"interrupted ({signum.name}) before writing; nothing was written")
         return 128 + signum
     except StateError as exc:
-        _echo_err(f"error: {exc.where}: {exc.problem}")
-        _echo_err(f"  to recover: {exc.fix}")
+        text = [f"error: {exc.where}: {exc.problem}", f"  to recover: {exc.fix}"]
+        message = f"{exc.problem}; to recover: {exc.fix}"
+        _fail(out, text, message, file=exc.file, line=exc.line, code="PC502")
         return EXIT_INVALID
     except NotOurs as exc:
-        _io_error(f"{exc.path}: {exc.reason}; nothing there was changed", exc.path)
+        _io_error(out, f"{exc.path}: {exc.reason}; nothing there was changed", exc.path)
         return EXIT_IO
     except PipelineError as exc:
         if out.machine:  # the same errors, as the document the caller asked for
@@ -347,28 +346,32 @@ def main(argv: list[str] | None = None) -> int:
         _echo_err(f"{n} error{'s' if n != 1 else ''}; nothing was written")
         return EXIT_INVALID
     except UsageError as exc:
-        _echo_err(f"error: {exc}")
+        _fail(out, [f"error: {exc}"], str(exc))
         return EXIT_INVALID
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        if out.machine:
+            _fail(out, [], exc.format_message())
+        else:
+            exc.show()
         return EXIT_INVALID
     except BrokenPipeError:
         return EXIT_OK
     except OSError as exc:
         if debug:
             traceback.print_exc()
-        _io_error(str(exc), str(exc.filename or ""))
+        _io_error(out, str(exc), exc.filename if isinstance(exc.filename, str) else "")
         return EXIT_IO
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        _echo_err(f"internal error: {type(exc).__name__}: {exc}")
-        _echo_err(
+        bug = (
             "This is a bug in pipecompile, not in your pipeline file. Please report it "
             "with the command you ran (add --debug for the full traceback)."
         )
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        _fail(out, [message, bug], f"{message}. {bug}")
         return EXIT_INTERNAL
     finally:
         if previous is not None:
