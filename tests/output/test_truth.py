@@ -627,6 +627,25 @@ def test_a_control_character_in_the_file_name_is_refused(
     assert snapshot_tree(repo) == before
 
 
+def test_the_regenerate_line_is_a_command_a_shell_runs_as_written(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    odd = repo / "ci $HOME's pipeline.yaml"
+    shutil.copy(ROOT / "samples/ecommerce/pipeline.yaml", odd)
+    assert cli.main(["build", "-q", "-f", str(odd)]) == 0
+    second = (repo / ".github/workflows/ci-order-service.yml").read_text().split("\n")[1]
+    assert second == "# Regenerate with: pipecompile build -f 'ci $HOME'\"'\"'s pipeline.yaml'"
+    (repo / "ci/codebuild/deploy.yml").unlink()
+    command = second.removeprefix("# Regenerate with: pipecompile ")
+    done = subprocess.run(  # the line as a person pastes it, into a real shell
+        f"{' '.join(PIPECOMPILE)} {command}", shell=True, cwd=repo, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (repo / "ci/codebuild/deploy.yml").is_file()
+    assert cli.main(["check", "-f", str(odd)]) == 0
+
+
 def test_a_quoted_number_says_how_to_write_it(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

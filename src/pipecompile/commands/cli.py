@@ -250,9 +250,11 @@ def check(file: Path, show_diff: bool, full: bool, fmt: str, quiet: bool) -> int
             "they are; resolve each as its line says"
         )
         return status
+    from shlex import quote
+
     _echo_err(
         "generated files are out of date; run: pipecompile build"
-        + (f" -f {file}" if str(file) != "pipeline.yaml" else "")
+        + (f" -f {quote(str(file))}" if str(file) != "pipeline.yaml" else "")
     )
     return status
 

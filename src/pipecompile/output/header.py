@@ -90,8 +90,11 @@ def header_line(pipeline_file: str) -> str:
 
 def with_header(body: str, pipeline_file: str) -> str:
     """Prefix a YAML or HCL body (both use ``#`` comments) with the do-not-edit header."""
+    from shlex import quote  # a command to paste: 'ci $HOME.yaml' stays one word
+
     return (
-        header_line(pipeline_file) + f"# Regenerate with: pipecompile build -f {pipeline_file}\n"
+        header_line(pipeline_file)
+        + f"# Regenerate with: pipecompile build -f {quote(pipeline_file)}\n"
         f"# pipecompile {__version__} fingerprint {body_fingerprint(body)}\n" + body
     )
 
