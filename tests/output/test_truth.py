@@ -562,6 +562,26 @@ def test_simultaneous_builds_all_succeed(repo: Path) -> None:
             '      "sha": "abc"\n    }\n  }\n}\n',
             "pipecompile.lock:5:7: PC108 actions.actions/checkout.sha: must be a full 40-character",
         ),
+        (
+            '{\n  "cosign_version": "v3.0.6",\n  "syft_image": "Anchore/Syft:v1.51.0"\n}\n',
+            "pipecompile.lock:3:3: PC108 syft_image: 'Anchore/Syft:v1.51.0' is not an image "
+            "reference: [registry/]name[:tag][@sha256:<64 hex digits>], the name in lowercase",
+        ),
+        (
+            '{\n\n  "sonar_scanner_image": "sonarsource/sonar-scanner-cli"\n}\n',
+            "pipecompile.lock:3:3: PC108 sonar_scanner_image: 'sonarsource/sonar-scanner-cli' "
+            "is not a pin: without a tag, or with 'latest', docker pulls whatever",
+        ),
+        (
+            '{\n  "dependency_check_image": "owasp/dependency-check:latest"\n}\n',
+            "pipecompile.lock:2:3: PC108 dependency_check_image: 'owasp/dependency-check:latest'"
+            " is not a pin",
+        ),
+        (
+            '{\n  "syft_image": "anchore/syft:v1.51.0@sha256:abc"\n}\n',
+            "pipecompile.lock:2:3: PC108 syft_image: 'anchore/syft:v1.51.0@sha256:abc' is not an "
+            "image reference",
+        ),
     ],
 )
 def test_a_bad_lock_value_is_located_at_its_line(
@@ -572,6 +592,21 @@ def test_a_bad_lock_value_is_located_at_its_line(
         assert run(repo, command) == 2
         err = capsys.readouterr().err
         assert problem in err, err
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "anchore/syft:v1.52.0",
+        "registry.example.com:5000/mirror/anchore/syft:v1.52.0",
+        "anchore/syft@sha256:" + "b" * 64,
+        "ghcr.io/anchore/syft:v1.52.0@sha256:" + "c" * 64,
+    ],
+)
+def test_an_image_pin_docker_pulls_is_accepted(repo: Path, image: str) -> None:
+    (repo / "pipecompile.lock").write_text(json.dumps({"syft_image": image}) + "\n")
+    assert run(repo, "build", "-q") == 0
+    assert image in (repo / "ci/codebuild/build-order-service.yml").read_text()
 
 
 def test_a_bad_manifest_value_is_located_at_its_line(
