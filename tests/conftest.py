@@ -12,7 +12,7 @@ import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from pipecompile.commands.cli import main
-from pipecompile.output.sync import Change
+from pipecompile.output.change import Change
 
 
 @pytest.fixture(autouse=True)

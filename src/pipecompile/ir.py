@@ -415,6 +415,10 @@ class IR:
     cloudtrail: bool = False  # audit.cloudtrail: a trail with 90-day retention
     secret_rotation: tuple[str, int] | None = None  # (Lambda ARN, days): terraform.secret_rotation
     plan: DeliveryPlan = EMPTY_PLAN  # frontend/plan.py, from everything above
+    # every path the pipeline names (service folders, Dockerfiles, the GitOps folder) and
+    # where it leads when a symbolic link is on the way ('' when none is); not rendered:
+    # the manifest records them, so that check's fast path sees a link put there since
+    sources: tuple[tuple[str, str], ...] = ()
 
     def output(self, target: str) -> str:
         for name, folder in self.outputs:

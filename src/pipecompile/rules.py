@@ -303,6 +303,21 @@ RULES: tuple[Rule, ...] = (
         "Run pipecompile build and commit the result.",
     ),
     Rule(
+        "PC502",
+        "untrusted-state",
+        "A state file (.pipecompile/manifest.json or journal.json) is malformed, has "
+        "merge-conflict markers pipecompile cannot resolve, or is not a regular file.",
+        "Do what the message's 'to recover' says: usually delete the file and run "
+        "pipecompile build, which adopts the generated files by their headers.",
+    ),
+    Rule(
+        "PC503",
+        "io-error",
+        "A file could not be read or written (permissions, a full disk, a link or a file "
+        "in the way); the manifest is only updated after every write succeeded.",
+        "Fix what the message names and run the command again; build finishes the job.",
+    ),
+    Rule(
         "PC199",
         "invalid-input",
         "Any other mistake in the input.",

@@ -17,7 +17,7 @@ from .errors import UsageError, did_you_mean
 if TYPE_CHECKING:
     from .frontend.loader import Document
     from .ir import IR
-    from .output.sync import Plan
+    from .output.change import Plan
 
 
 def repo_name(file: Path) -> str:
@@ -143,6 +143,7 @@ class Session:
                 self.ir.pipeline_file,
                 force=force,
                 known=tuple(registry()),
+                sources=self.ir.sources,
             )
         except FolderError as exc:
             doc = self.compile()[0]

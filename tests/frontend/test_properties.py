@@ -297,9 +297,13 @@ def test_manifest_text_is_the_json_modules_output(
 
     outputs = dict(list(inputs.items())[:2])
     others = sorted(files)[:2]
-    m = Manifest(inputs, version, files, outputs, others)
+    kept = {f"{p}~": t for p, t in list(inputs.items())[1:3]}
+    sources = {f"{p}/x": t for p, t in list(inputs.items())[:1]}
+    m = Manifest(inputs, version, files, outputs, others, kept, sources=sources)
     expected = {
         "digest": m.digest,
+        "kept": kept,
+        "sources": sources,
         "pipecompile": version,
         "inputs": inputs,
         "files": files,

@@ -122,11 +122,22 @@ def test_a_bad_or_foreign_stat_cache_is_ignored(tmp_path: Path, cache: bytes) ->
     assert not Session.open(root / "pipeline.yaml").fast_clean()
 
 
-def test_the_stat_cache_is_never_committed(tmp_path: Path) -> None:
+def test_the_stat_cache_journal_and_temporary_files_are_never_committed(tmp_path: Path) -> None:
     import subprocess
 
     root = build_sample("ecommerce", tmp_path)
     _warm(root)
+    # what a build killed mid-way leaves: its journal and temporary files (each is
+    # only for this checkout's next build, never for a commit)
+    state = root / ".pipecompile"
+    for name in (
+        "journal.json",
+        ".journal.json.pipecompile-tmp",
+        ".manifest.json.pipecompile-tmp",
+        ".stat.cache.4242.tmp",
+        ".gitignore.4242.tmp",
+    ):
+        (state / name).write_text("{}\n")
     git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)

@@ -562,6 +562,26 @@ def test_simultaneous_builds_all_succeed(repo: Path) -> None:
             '      "sha": "abc"\n    }\n  }\n}\n',
             "pipecompile.lock:5:7: PC108 actions.actions/checkout.sha: must be a full 40-character",
         ),
+        (
+            '{\n  "cosign_version": "v3.0.6",\n  "syft_image": "Anchore/Syft:v1.51.0"\n}\n',
+            "pipecompile.lock:3:3: PC108 syft_image: 'Anchore/Syft:v1.51.0' is not an image "
+            "reference: [registry/]name[:tag][@sha256:<64 hex digits>], the name in lowercase",
+        ),
+        (
+            '{\n\n  "sonar_scanner_image": "sonarsource/sonar-scanner-cli"\n}\n',
+            "pipecompile.lock:3:3: PC108 sonar_scanner_image: 'sonarsource/sonar-scanner-cli' "
+            "is not a pin: without a tag, or with 'latest', docker pulls whatever",
+        ),
+        (
+            '{\n  "dependency_check_image": "owasp/dependency-check:latest"\n}\n',
+            "pipecompile.lock:2:3: PC108 dependency_check_image: 'owasp/dependency-check:latest'"
+            " is not a pin",
+        ),
+        (
+            '{\n  "syft_image": "anchore/syft:v1.51.0@sha256:abc"\n}\n',
+            "pipecompile.lock:2:3: PC108 syft_image: 'anchore/syft:v1.51.0@sha256:abc' is not an "
+            "image reference",
+        ),
     ],
 )
 def test_a_bad_lock_value_is_located_at_its_line(
@@ -572,6 +592,21 @@ def test_a_bad_lock_value_is_located_at_its_line(
         assert run(repo, command) == 2
         err = capsys.readouterr().err
         assert problem in err, err
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "anchore/syft:v1.52.0",
+        "registry.example.com:5000/mirror/anchore/syft:v1.52.0",
+        "anchore/syft@sha256:" + "b" * 64,
+        "ghcr.io/anchore/syft:v1.52.0@sha256:" + "c" * 64,
+    ],
+)
+def test_an_image_pin_docker_pulls_is_accepted(repo: Path, image: str) -> None:
+    (repo / "pipecompile.lock").write_text(json.dumps({"syft_image": image}) + "\n")
+    assert run(repo, "build", "-q") == 0
+    assert image in (repo / "ci/codebuild/build-order-service.yml").read_text()
 
 
 def test_a_bad_manifest_value_is_located_at_its_line(
@@ -625,6 +660,25 @@ def test_a_control_character_in_the_file_name_is_refused(
     err = capsys.readouterr().err
     assert "ci\\non: x.yaml: the pipeline's path holds a control character" in err
     assert snapshot_tree(repo) == before
+
+
+def test_the_regenerate_line_is_a_command_a_shell_runs_as_written(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    odd = repo / "ci $HOME's pipeline.yaml"
+    shutil.copy(ROOT / "samples/ecommerce/pipeline.yaml", odd)
+    assert cli.main(["build", "-q", "-f", str(odd)]) == 0
+    second = (repo / ".github/workflows/ci-order-service.yml").read_text().split("\n")[1]
+    assert second == "# Regenerate with: pipecompile build -f 'ci $HOME'\"'\"'s pipeline.yaml'"
+    (repo / "ci/codebuild/deploy.yml").unlink()
+    command = second.removeprefix("# Regenerate with: pipecompile ")
+    done = subprocess.run(  # the line as a person pastes it, into a real shell
+        f"{' '.join(PIPECOMPILE)} {command}", shell=True, cwd=repo, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (repo / "ci/codebuild/deploy.yml").is_file()
+    assert cli.main(["check", "-f", str(odd)]) == 0
 
 
 def test_a_quoted_number_says_how_to_write_it(
@@ -884,3 +938,75 @@ def test_a_hand_edited_leftover_of_a_disabled_or_moved_target_keeps_check_red(
     assert "kept: .github/workflows/ci-order-service.yml: its target no longer writes" in err
     assert wf.exists()
     assert not (repo / ".github/workflows/ci-product-service.yml").exists()  # intact: removed
+    # remembered while it is on disk: every later check and build says it again, and no
+    # build removes it (its folder has left the manifest; the file has not)
+    from pipecompile.session import Session
+
+    for _ in range(2):
+        assert run(repo, "check") == 1
+        out, err = capsys.readouterr()
+        assert (
+            "stale (kept): .github/workflows/ci-order-service.yml: generated for "
+            "github-actions, which no longer writes here (disabled, or its output folder "
+            "moved), and it was edited by hand since; left in place: delete it"
+        ) in out
+        assert "build leaves the files above as they are" in err
+        assert not Session.open(pipeline).fast_clean()
+        assert run(repo, "build") == 1
+        assert "kept: .github/workflows/ci-order-service.yml: generated for" in (
+            capsys.readouterr().err
+        )
+        assert "timeout-minutes: 31" in wf.read_text()
+    assert manifest(repo)["kept"] == {".github/workflows/ci-order-service.yml": "github-actions"}
+    wf.unlink()  # resolved: green at once, and the next build forgets it
+    assert run(repo, "check") == 0
+    assert Session.open(pipeline).fast_clean()
+    assert run(repo, "build", "-q") == 0
+    assert manifest(repo)["kept"] == {}
+    assert run(repo, "check") == 0
+
+
+def test_a_kept_leftover_is_resolved_by_enabling_its_target_again(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = repo / ".github/workflows/ci-order-service.yml"
+    generated = wf.read_text()
+    wf.write_text(generated.replace("timeout-minutes: 30", "timeout-minutes: 31"))
+    pipeline = repo / "pipeline.yaml"
+    edit(pipeline, "  github-actions: .github/workflows\n", "")
+    assert run(repo, "build", "-q") == 1
+    assert run(repo, "build", "-q") == 1  # remembered by the manifest alone now
+    edit(pipeline, "outputs:\n", "outputs:\n  github-actions: .github/workflows\n")
+    capsys.readouterr()
+    assert run(repo, "build") == 0
+    assert "warning: .github/workflows/ci-order-service.yml: overwrote a hand edit" in (
+        capsys.readouterr().err
+    )
+    assert wf.read_text() == generated
+    assert manifest(repo)["kept"] == {}
+    assert run(repo, "check") == 0
+
+
+def test_a_kept_leftover_goes_with_force_or_is_forgotten_without_its_header(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flows = repo / ".github/workflows"
+    for name in ("ci-order-service.yml", "ci-product-service.yml"):
+        (flows / name).write_text((flows / name).read_text() + "# mine\n")
+    edit(repo / "pipeline.yaml", "  github-actions: .github/workflows\n", "")
+    assert run(repo, "build", "-q") == 1
+    assert run(repo, "build", "-q") == 1
+    mine = flows / "ci-product-service.yml"
+    mine.write_text(mine.read_text().split("\n", 3)[3])  # its header gone: the user's now
+    capsys.readouterr()
+    assert run(repo, "build", "--force") == 0
+    captured = capsys.readouterr()
+    assert "removed .github/workflows/ci-order-service.yml" in captured.out
+    assert (
+        "untrusted: .pipecompile/manifest.json: kept: .github/workflows/ci-product-service.yml "
+        "no longer carries this pipeline's header"
+    ) in captured.err
+    assert not (flows / "ci-order-service.yml").exists()
+    assert mine.exists()
+    assert manifest(repo)["kept"] == {}
+    assert run(repo, "check") == 0

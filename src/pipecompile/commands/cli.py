@@ -36,6 +36,7 @@ from .cli_shared import (
     _done,
     _echo_err,
     _emit_document,
+    _fail,
     _format_option,
     _machine,
     _session,
@@ -45,7 +46,7 @@ from .cli_tools import completion, explain, graph, init, lint, pins, rules, sche
 from .summary import check_summary
 
 if TYPE_CHECKING:
-    from ..output.sync import Change, Plan
+    from ..output.change import Change, Plan
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -122,7 +123,7 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
     Everything is rendered before anything is written; each file is written
     atomically, and unchanged files are not touched (their mtime stays).
     """
-    from ..output.sync import UNRESOLVED, Kind
+    from ..output.change import UNRESOLVED, Kind
 
     session = _session(file)
     if not targets and not force and session.fast_clean(refresh=True):
@@ -241,9 +242,19 @@ def check(file: Path, show_diff: bool, full: bool, fmt: str, quiet: bool) -> int
     if status == EXIT_OK:
         _done(check_summary(file), quiet)
         return EXIT_OK
+    from ..output.change import UNRESOLVED
+
+    if all(ch.kind in UNRESOLVED for ch in plan.changes):  # build would leave them too
+        _echo_err(
+            "the tree is not what the pipeline generates: build leaves the files above as "
+            "they are; resolve each as its line says"
+        )
+        return status
+    from shlex import quote
+
     _echo_err(
         "generated files are out of date; run: pipecompile build"
-        + (f" -f {file}" if str(file) != "pipeline.yaml" else "")
+        + (f" -f {quote(str(file))}" if str(file) != "pipeline.yaml" else "")
     )
     return status
 
@@ -275,25 +286,21 @@ for _command in (graph, explain, init, pins, lint, completion, schema, rules):
 def stale_manifest(plan: Plan) -> list[Change]:
     """The manifest itself, when build would record another one and nothing else differs
     (a hand-written file committed in an output folder): check is not green then."""
+    from ..output.change import Change, Kind
     from ..output.state import MANIFEST
-    from ..output.sync import Change, Kind
 
-    text = plan.manifest.text()
-    if plan.changes or plan.recorded == text:
+    if plan.changes or not plan.records_another():
         return []
     reason = (
         "stale: build would record another manifest (the files in the output folders "
         "changed since it was written; run pipecompile build)"
     )
-    return [Change(MANIFEST, Kind.UPDATE, reason, plan.recorded, text)]
+    return [Change(MANIFEST, Kind.UPDATE, reason, plan.recorded, plan.manifest.text())]
 
 
-def _io_error(message: str, path: str) -> None:
-    """An exit-4 error: on stderr, and as the one document --format json promises."""
-    _echo_err(f"error: {message}")
-    if _machine():
-        found = {"file": path, "line": 0, "column": 0, "path": "", "message": message}
-        _emit_document(False, [{**found, "severity": "error"}])
+def _io_error(out: Output, message: str, path: str) -> None:
+    """An exit-4 error: on stderr, or as the one document --format promises."""
+    _fail(out, [f"error: {message}"], message, file=path, code="PC503")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,11 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         _echo_err(f"interrupted ({signum.name}) before writing; nothing was written")
         return 128 + signum
     except StateError as exc:
-        _echo_err(f"error: {exc.where}: {exc.problem}")
-        _echo_err(f"  to recover: {exc.fix}")
+        text = [f"error: {exc.where}: {exc.problem}", f"  to recover: {exc.fix}"]
+        message = f"{exc.problem}; to recover: {exc.fix}"
+        _fail(out, text, message, file=exc.file, line=exc.line, code="PC502")
         return EXIT_INVALID
     except NotOurs as exc:
-        _io_error(f"{exc.path}: {exc.reason}; nothing there was changed", exc.path)
+        _io_error(out, f"{exc.path}: {exc.reason}; nothing there was changed", exc.path)
         return EXIT_IO
     except PipelineError as exc:
         if out.machine:  # the same errors, as the document the caller asked for
@@ -340,28 +348,32 @@ def main(argv: list[str] | None = None) -> int:
         _echo_err(f"{n} error{'s' if n != 1 else ''}; nothing was written")
         return EXIT_INVALID
     except UsageError as exc:
-        _echo_err(f"error: {exc}")
+        _fail(out, [f"error: {exc}"], str(exc))
         return EXIT_INVALID
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        if out.machine:
+            _fail(out, [], exc.format_message())
+        else:
+            exc.show()
         return EXIT_INVALID
     except BrokenPipeError:
         return EXIT_OK
     except OSError as exc:
         if debug:
             traceback.print_exc()
-        _io_error(str(exc), str(exc.filename or ""))
+        _io_error(out, str(exc), exc.filename if isinstance(exc.filename, str) else "")
         return EXIT_IO
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        _echo_err(f"internal error: {type(exc).__name__}: {exc}")
-        _echo_err(
+        bug = (
             "This is a bug in pipecompile, not in your pipeline file. Please report it "
             "with the command you ran (add --debug for the full traceback)."
         )
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        _fail(out, [message, bug], f"{message}. {bug}")
         return EXIT_INTERNAL
     finally:
         if previous is not None:

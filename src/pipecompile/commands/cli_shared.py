@@ -15,7 +15,7 @@ from ..frontend.discovery import find_pipeline
 
 if TYPE_CHECKING:
     from ..ir import IR
-    from ..output.sync import Change
+    from ..output.change import Change
     from ..session import Session
 
 EXIT_OK, EXIT_DRIFT, EXIT_INVALID, EXIT_INTERNAL, EXIT_IO = 0, 1, 2, 3, 4
@@ -145,6 +145,29 @@ def _emit_document(
 
     out = out or output()
     click.echo(emit(out.format, out.command, ok, list(diagnostics), list(changes)))
+
+
+def _fail(
+    out: Output,
+    text: list[str],
+    message: str,
+    *,
+    file: str = "",
+    line: int = 0,
+    code: str = "PC199",
+) -> None:
+    """An error that ends the run before any report (a state file, an I/O error, the
+    command line): the ``text`` lines on stderr, or with a machine ``--format`` the one
+    document it promises, and nothing on stderr.  ``out`` is main()'s: click's context
+    is gone by then."""
+    if not out.machine:
+        for line_ in text:
+            _echo_err(line_)
+        return
+    found = {"file": file, "line": line, "column": 1 if line else 0, "path": ""}
+    _emit_document(
+        False, [{**found, "message": message, "severity": "error", "code": code}], out=out
+    )
 
 
 def _session(file: Path) -> Session:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Diagnostic, Path_, PipelineError
@@ -72,37 +72,31 @@ def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
     return line, offset - start + 1
 
 
-_BREAKS = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+Place = Callable[[Any], tuple[int, int]]  # a parser's mark -> (line, column), 1-based
 
 
-def _grep_lines(text: str) -> Callable[[int, int], tuple[int, int]] | None:
-    """Map the YAML parser's (line, column) to the ones ``grep -n`` and editors show.
+def _placer(text: str) -> Place:
+    """(line, column) of a parser's mark as ``grep -n`` and editors show them.
 
-    YAML counts U+0085, U+2028, U+2029 and a lone CR as line breaks; only line
-    feeds count for the user.  None when the text has no such character (the
-    parser's numbers are right)."""
+    Only line feeds count.  The parsers count more, and not alike: libyaml
+    (the fast composer) takes U+0085, U+2028, U+2029 and a lone CR for line
+    breaks (libyaml src/scanner.c: SKIP_LINE over IS_BREAK), ruamel.yaml's pure
+    reader only LF and a lone CR (ruamel/yaml/reader.py: Reader.forward, YAML
+    1.2).  Both marks carry the character offset (``index``): the line is the
+    number of line feeds before it.  Without any of those characters the
+    parser's own numbers are right (and cost nothing)."""
     if not any(c in text for c in "\r\x85\u2028\u2029"):
-        return None
-    starts = [0, *(m.end() for m in _BREAKS.finditer(text))]
+        return lambda mark: (mark.line + 1, mark.column + 1)
+    from bisect import bisect_left
 
-    def real(line: int, col: int) -> tuple[int, int]:
-        if not 0 < line <= len(starts):
-            return line, col
-        offset = starts[line - 1] + col - 1
-        return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+    feeds = [m.start() for m in re.finditer("\n", text)]
 
-    return real
+    def place(mark: Any) -> tuple[int, int]:
+        at = mark.index
+        before = bisect_left(feeds, at)
+        return before + 1, at - (feeds[before - 1] + 1 if before else 0) + 1
 
-
-def _remap(
-    doc: Document, errors: list[Diagnostic], real: Callable[[int, int], tuple[int, int]]
-) -> None:
-    for table in (doc.value_pos, doc.key_pos):
-        for path, (line, col) in table.items():
-            table[path] = real(line, col)
-    errors[:] = [
-        replace(d, line=real(d.line, d.column)[0], column=real(d.line, d.column)[1]) for d in errors
-    ]
+    return place
 
 
 def decode(file: str, raw: bytes) -> str:
@@ -156,10 +150,7 @@ def load(file: str, raw: bytes, *, fast: bool = True) -> Document:
             node = yaml.compose(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        real = _grep_lines(text)
-        if real is not None and mark:
-            line, col = real(line, col)
+        line, col = _placer(text)(mark) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         if "another document" in problem:
             problem = "a pipeline file holds one YAML document; remove the second '---'"
@@ -203,10 +194,7 @@ def load(file: str, raw: bytes, *, fast: bool = True) -> Document:
             ]
         )
     errors: list[Diagnostic] = []
-    doc.data = _build(node, (), doc, errors, set(), 0)
-    real = _grep_lines(text)
-    if real is not None:
-        _remap(doc, errors, real)
+    doc.data = _build(node, (), doc, errors, set(), 0, _placer(text))
     if errors:
         raise PipelineError(errors)
     if not isinstance(doc.data, dict):
@@ -254,11 +242,17 @@ def _scalar(node: Any, path: Path_, doc: Document, errors: list[Diagnostic]) -> 
 
 
 def _build(
-    node: Any, path: Path_, doc: Document, errors: list[Diagnostic], seen: set[int], depth: int
+    node: Any,
+    path: Path_,
+    doc: Document,
+    errors: list[Diagnostic],
+    seen: set[int],
+    depth: int,
+    place: Place,
 ) -> Any:
     from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-    doc.value_pos[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    doc.value_pos[path] = place(node.start_mark)
     if id(node) in seen:
         errors.append(
             doc.error(
@@ -281,13 +275,13 @@ def _build(
         return _scalar(node, path, doc, errors)
     if isinstance(node, SequenceNode):
         return [
-            _build(item, (*path, i), doc, errors, seen, depth + 1)
+            _build(item, (*path, i), doc, errors, seen, depth + 1, place)
             for i, item in enumerate(node.value)
         ]
     if isinstance(node, MappingNode):
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
-            kpos = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+            kpos = place(knode.start_mark)
             ktag = knode.tag
             plain = isinstance(knode, ScalarNode) and ktag in _SCALAR_TAGS
             # the merge tag, or a plain '<<' that a YAML 1.1 reader would take for one
@@ -318,7 +312,7 @@ def _build(
                 )
                 continue
             doc.key_pos[sub] = kpos
-            out[key] = _build(vnode, sub, doc, errors, seen, depth + 1)
+            out[key] = _build(vnode, sub, doc, errors, seen, depth + 1, place)
         return out
     errors.append(doc.error(path, "unsupported YAML node"))  # pragma: no cover - defensive
     return None

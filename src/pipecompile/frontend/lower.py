@@ -56,6 +56,7 @@ class _Lowering(Sections):
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
         self._kinds: dict[str, str] = {}  # path prefix -> link | other | missing
+        self.sources: dict[str, str] = {}  # every path named, and where a link leads it
         self._hotfix: tuple[str | None, tuple[str, ...]] = (None, ())
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
@@ -135,6 +136,7 @@ class _Lowering(Sections):
             secret_store=SECRET_STORE,
             pins=self.pins,
             warnings=(),
+            sources=tuple(sorted(self.sources.items())),
         )
         self.shared_gitops(result)
         result = dataclasses.replace(result, warnings=tuple(self.warnings))

@@ -5,10 +5,8 @@ backend; every user string by field path; a service's runtime and path isolation
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
-import stat
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,6 +79,9 @@ class Rules:
     root: Path | None
     errors: list[Diagnostic]
     _kinds: dict[str, str]  # path prefix -> link | other | missing
+    # every path the pipeline names, and where it leads when a link is on the way ('' when
+    # none is): the manifest records them, and check's fast path looks at them again
+    sources: dict[str, str]
     layout: TargetLayout  # the registry's, passed in (lowering imports no target)
 
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
@@ -189,6 +190,11 @@ class Rules:
                     f"file (through a symbolic link, to {target})",
                 )
                 return "."
+            from ..output.paths import leads_to
+
+            self.sources[norm] = leads_to(str(self.root), norm)
+        elif self.root is not None and norm != ".":
+            self.sources.setdefault(norm, "")
         return norm
 
     def output_folder(self, path: Path_, value: str) -> str | None:
@@ -230,24 +236,10 @@ class Rules:
         Only then can a normalised relative path lead outside the root.  One
         lstat per distinct prefix, cached: a thousand services share 'services/'.
         """
+        from ..output.paths import through_link
+
         assert self.root is not None
-        base = str(self.root)
-        prefix = ""
-        for part in norm.split("/"):
-            prefix = f"{prefix}/{part}" if prefix else part
-            kind = self._kinds.get(prefix)
-            if kind is None:
-                try:
-                    mode = os.lstat(os.path.join(base, prefix)).st_mode
-                    kind = "link" if stat.S_ISLNK(mode) else "other"
-                except OSError:
-                    kind = "missing"
-                self._kinds[prefix] = kind
-            if kind == "link":
-                return True
-            if kind == "missing":  # nothing below a missing folder exists
-                return False
-        return False
+        return through_link(str(self.root), norm, self._kinds)
 
     def strategies(self) -> dict[str, ir.Strategy]:
         out: dict[str, ir.Strategy] = {

@@ -66,13 +66,46 @@ _SHAPES = {
 }
 _TEXT = re.compile(r"[^\x00-\x1f\x7f\"'\\\\$`]{1,200}")
 
+# an image reference as docker parses it: github.com/distribution/reference v0.6.0,
+# regexp.go (referencePat; Go's \w is ASCII) and reference.go (a name of at most 255
+# characters); the digest as github.com/opencontainers/go-digest validates it (sha256:
+# 64 lowercase hex digits, sha512: 128)
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = (
+    r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+)
+_IMAGE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}))?"
+)
+
+
+def image_problem(value: str) -> str | None:
+    """Why ``value`` is not an image pin docker pulls as written, or None."""
+    m = _IMAGE.fullmatch(value)
+    if m is None:
+        return (
+            "is not an image reference: [registry/]name[:tag][@sha256:<64 hex digits>], "
+            "the name in lowercase (as docker parses it)"
+        )
+    if len(m.group("name")) > 255:
+        return "is not an image reference: its name is longer than 255 characters"
+    if m.group("digest") is None and m.group("tag") in (None, "latest"):
+        return (
+            "is not a pin: without a tag, or with 'latest', docker pulls whatever the tag "
+            "names today; name a version tag (or a digest)"
+        )
+    return None
+
 
 MAX_LOCK_BYTES = 1024 * 1024
 
 
 def read_lock(root: Path) -> bytes | None:
     """The lock's bytes (at most :data:`MAX_LOCK_BYTES`), None when there is none."""
-    from ..output.state import read_bounded
+    from ..output.untrusted import read_bounded
 
     try:
         return read_bounded(str(root / LOCK_NAME), MAX_LOCK_BYTES)
@@ -144,6 +177,10 @@ def resolve(
             if key in _SHAPES and not _SHAPES[key][0].fullmatch(table[key]):
                 err((key,), f"{table[key]!r} {_SHAPES[key][1]}")
                 continue
+            problem = image_problem(table[key]) if key.endswith("_image") else None
+            if problem is not None:
+                err((key,), f"{table[key]!r} {problem}")
+                continue
             values[key] = table[key]
             from_lock.add(key)
     if errors:
@@ -169,7 +206,7 @@ def resolve(
 def _position(raw: bytes, path: tuple[str | int, ...]) -> tuple[int, int]:
     """Line and column of the breadcrumb ``path`` in the lock's JSON text (1, 1 when it
     cannot be found): each key searched for after the previous one."""
-    from ..output.state import locate
+    from ..output.untrusted import locate
 
     line = locate(raw, *path)
     if not line:
@@ -180,7 +217,7 @@ def _position(raw: bytes, path: tuple[str | int, ...]) -> tuple[int, int]:
 
 
 def _read(display: str, raw: bytes) -> dict[str, Any]:
-    from ..output.state import JSONProblem, load_json
+    from ..output.untrusted import JSONProblem, load_json
 
     try:
         data = load_json(raw, max_depth=4)

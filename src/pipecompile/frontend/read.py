@@ -14,7 +14,7 @@ MAX_BYTES = 1024 * 1024  # the largest pipeline file (hand-written: far below th
 
 def read(path: Path) -> bytes:
     """Read the pipeline file, turning OS errors into a located user error."""
-    from ..output.state import read_bounded
+    from ..output.untrusted import read_bounded
 
     try:
         # bounded: -f /dev/zero must not read gigabytes before the size check (which

@@ -162,15 +162,11 @@ def sarif(findings: Sequence[dict[str, Any]], command: str = "lint") -> str:
             "ruleId": rule,
             "level": level,
             "message": {"text": text},
-            "locations": [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": f["file"]},
-                        "region": {"startLine": f["line"], "startColumn": f["column"]},
-                    }
-                }
-            ],
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": f["file"]}}}],
         }
+        if f["line"] >= 1:  # SARIF lines start at 1; an error with no place has no region
+            region = {"startLine": f["line"], "startColumn": max(1, f["column"])}
+            result["locations"][0]["physicalLocation"]["region"] = region
         if f.get("tool") and f["tool"] != "pipecompile":
             own = re.search(r"\bSC[0-9]{4}\b", f["message"])  # shellcheck's own rule ids
             result["properties"] = {

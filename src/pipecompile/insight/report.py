@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from ..output.sync import Change, Kind
+from ..output.change import Change, Kind
 
 _LABELS = {
     Kind.CREATE: "missing",

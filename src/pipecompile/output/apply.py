@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from itertools import groupby
 
 from ..errors import Interrupted
+from .change import REMOVALS, WRITES, Change, Plan
 from .paths import Tree, inside
 from .state import JOURNAL, MANIFEST, journal_text
-from .sync import REMOVALS, WRITES, Change, Plan
 
 
 @contextlib.contextmanager

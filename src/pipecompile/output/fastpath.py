@@ -27,7 +27,7 @@ import stat
 from collections.abc import Callable
 
 from .._version import __version__
-from .paths import STATE_DIR, read_file, scan
+from .paths import STATE_DIR, leads_to, read_file, scan, through_link
 from .state import JOURNAL, MARK, Manifest, StateError, read_manifest, read_state
 
 CACHE = f"{STATE_DIR}/stat.cache"
@@ -144,6 +144,20 @@ def _files_match(root: str, m: Manifest, refresh: bool) -> bool:
     return True
 
 
+def _sources_same(root: str, sources: dict[str, str]) -> bool:
+    """Every path the pipeline names is reached as at build time: without a symbolic link
+    on the way, or through links that lead where they led (a link put at a service's
+    folder or Dockerfile since can make the pipeline invalid)."""
+    kinds: dict[str, str] = {}
+    for norm, leads in sources.items():
+        if through_link(root, norm, kinds):
+            if leads_to(root, norm) != leads:
+                return False
+        elif leads:
+            return False
+    return True
+
+
 def fast_clean(
     root: str, fingerprint: Callable[[], dict[str, str]], *, refresh: bool = False
 ) -> bool:
@@ -151,8 +165,10 @@ def fast_clean(
 
     The manifest's digest matches its parts (so no merge, checkout or hand
     edit changed one part alone); same pipeline bytes, same lock, same
-    pipecompile (version and code); no journal of an interrupted build; the
-    output folders hold exactly the files the manifest lists, generated or
+    pipecompile (version and code); no journal of an interrupted build; no file
+    left in place by an earlier build (kept) still on disk; the
+    paths the pipeline names are reached as they were (no symbolic link put on the
+    way since); the output folders hold exactly the files the manifest lists, generated or
     other (listed by name and type, without following a link: a file unknown
     to the manifest, a link, a FIFO or a temporary file is doubt); every
     generated file still has the bytes recorded at build time, and no other
@@ -167,7 +183,13 @@ def fast_clean(
         return False  # the full path reports it
     if m.version != __version__ or not m.inputs or not m.consistent():
         return False
+    # a file an earlier build left in place is said until it is gone; a build rewrites
+    # the manifest without the ones that are
+    if m.kept and (refresh or any(os.path.lexists(f"{root}/{p}") for p in m.kept)):
+        return False
     if m.inputs != fingerprint():  # computed only now: it hashes pipecompile's code
+        return False
+    if not _sources_same(root, m.sources):
         return False
     listing = scan(root, list(m.outputs.values()))
     if listing.unlisted or listing.links or listing.other:

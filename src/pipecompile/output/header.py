@@ -54,12 +54,16 @@ def inputs_fingerprint(pipeline: bytes, lock: bytes | None, name: str) -> dict[s
     """Everything the outputs depend on, hashed one by one so check can say what changed.
 
     The pipeline's repository-relative ``name`` counts too: every header carries it,
-    so a renamed pipeline file is never green.
+    so a renamed pipeline file is never green; so do the installed dependencies'
+    versions and the target plugins' code (:mod:`.installed`).
     """
+    from .installed import environment_fingerprint
+
     return {
         "pipeline": sha256(name.encode("utf-8", "surrogateescape") + b"\0" + pipeline),
         "lock": sha256(lock) if lock is not None else "",
         "pipecompile": f"{__version__} {code_fingerprint()}",
+        "environment": environment_fingerprint(),
     }
 
 
@@ -67,6 +71,7 @@ _INPUT_REASONS = (
     ("pipeline", "pipeline changed"),
     ("lock", "pins changed (pipecompile.lock)"),
     ("pipecompile", "pipecompile changed"),
+    ("environment", "pipecompile's dependencies or target plugins changed"),
 )
 
 
@@ -85,8 +90,11 @@ def header_line(pipeline_file: str) -> str:
 
 def with_header(body: str, pipeline_file: str) -> str:
     """Prefix a YAML or HCL body (both use ``#`` comments) with the do-not-edit header."""
+    from shlex import quote  # a command to paste: 'ci $HOME.yaml' stays one word
+
     return (
-        header_line(pipeline_file) + f"# Regenerate with: pipecompile build -f {pipeline_file}\n"
+        header_line(pipeline_file)
+        + f"# Regenerate with: pipecompile build -f {quote(pipeline_file)}\n"
         f"# pipecompile {__version__} fingerprint {body_fingerprint(body)}\n" + body
     )
 

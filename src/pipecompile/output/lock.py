@@ -76,14 +76,15 @@ def build_in_progress(root: str) -> bool:
 
 
 _IGNORED = (
-    "# written by pipecompile: the lock and the stat cache are never committed\n"
-    "build.lock\nstat.cache\n"
+    "# written by pipecompile: the lock, the stat cache, an interrupted build's journal\n"
+    "# and temporary files are for this checkout only, never committed\n"
+    "build.lock\nstat.cache\njournal.json\n.*.pipecompile-tmp\n*.tmp\n"
 )
 
 
 def _ignore(root: str) -> None:
     """Write the state folder's ``.gitignore``, or bring one pipecompile wrote up to date
-    (an older one lists only the lock); one written by a person is left alone."""
+    (an older one lists less); one written by a person is left alone."""
     path = os.path.join(root, _IGNORE)
     try:
         mode = os.lstat(path).st_mode

@@ -120,6 +120,34 @@ def overlaps(folders: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
+def through_link(root: str, norm: str, kinds: dict[str, str]) -> bool:
+    """Whether an existing component of ``root/norm`` is a symbolic link (one lstat per
+    prefix, cached in ``kinds``: prefix -> link | other | missing).  Lowering asks it of
+    every path the pipeline names, and check's fast path again of each one recorded."""
+    base = os.path.join(root, "")
+    prefix = ""
+    for part in norm.split("/"):
+        prefix = f"{prefix}/{part}" if prefix else part
+        kind = kinds.get(prefix)
+        if kind is None:
+            try:
+                kind = "link" if stat.S_ISLNK(os.lstat(base + prefix).st_mode) else "other"
+            except OSError:
+                kind = "missing"
+            kinds[prefix] = kind
+        if kind == "link":
+            return True
+        if kind == "missing":  # nothing below a missing folder exists
+            return False
+    return False
+
+
+def leads_to(root: str, norm: str) -> str:
+    """Where ``root/norm`` leads, relative to the real root ('..'-prefixed outside it)."""
+    real = os.path.realpath(root)
+    return os.path.relpath(os.path.realpath(os.path.join(root, norm)), real).replace(os.sep, "/")
+
+
 def tmp_name(name: str) -> str:
     """The temporary file a write of ``name`` goes through (fixed: the next build finds it)."""
     return f".{name}{TMP_SUFFIX}"

@@ -12,19 +12,17 @@ A plan touches only paths that are ours (see :mod:`.paths`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
-
 from .._version import __version__
+from .change import REMOVALS, Change, Kind, Plan, decode
 from .header import (
     MARK,
     drift_reason,
     header_line,
-    intact,
     sha256,
     stale_reason,
 )
-from .paths import STATE_DIR, Listing, NotOurs, inside, is_tmp, read_file, scan
+from .paths import STATE_DIR, Listing, NotOurs, inside, read_file, scan
+from .removals import kept_outside, removals
 from .state import (
     CONFLICT_FIX,
     JOURNAL,
@@ -48,51 +46,6 @@ class FolderError(Exception):
     def __init__(self, target: str, message: str) -> None:
         self.target, self.message = target, message
         super().__init__(f"outputs.{target}: {message}")
-
-
-class Kind(StrEnum):
-    """What a plan does with one path."""
-
-    CREATE = "create"  # missing: write it
-    UPDATE = "update"  # differs: rewrite it
-    DELETE = "delete"  # generated earlier, no longer: remove it
-    DEBRIS = "debris"  # left by an interrupted build: remove it
-    CONFLICT = "conflict"  # should be generated, but is not ours to replace: left alone
-    KEPT = "kept"  # no longer generated, but edited by hand: left alone
-    UNTRUSTED = "untrusted"  # a manifest claim the tree does not back: dropped, nothing touched
-
-
-WRITES = (Kind.CREATE, Kind.UPDATE)
-REMOVALS = (Kind.DELETE, Kind.DEBRIS)
-UNRESOLVED = (Kind.CONFLICT, Kind.KEPT)
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    path: str  # relative to the root, '/'-separated
-    kind: Kind
-    reason: str
-    old: str | None
-    new: str | None
-
-
-@dataclass
-class Plan:
-    """The changes that bring the tree in line, and the manifest to record after them."""
-
-    changes: list[Change]
-    manifest: Manifest
-    folders: list[str]  # the output folders the plan may change, for pruning
-    recorded: str | None = None  # the manifest's text on disk when planned
-    journal: bool = False  # an interrupted build's journal was found
-
-    @property
-    def unresolved(self) -> list[Change]:
-        return [c for c in self.changes if c.kind in UNRESOLVED]
-
-
-def _decode(data: bytes | None) -> str | None:
-    return None if data is None else data.decode("utf-8", errors="replace")
 
 
 def _infer_outputs(m: Manifest) -> dict[str, str]:
@@ -125,13 +78,14 @@ def plan(
     *,
     force: bool = False,
     known: tuple[str, ...] | None = None,
+    sources: tuple[tuple[str, str], ...] = (),
 ) -> Plan:
     """What a build would do.
 
     ``expected`` maps paths (relative to ``root``) to (target, full text) for the
     targets ``names``; ``outputs`` maps every enabled target to its folder;
     ``known`` names every target pipecompile has (a manifest naming another one
-    is not trusted).
+    is not trusted); ``sources`` are the paths the pipeline names (recorded).
     """
     raw = read_state(root, MANIFEST)
     changes: list[Change] = []
@@ -192,6 +146,11 @@ def plan(
         else:
             raise NotOurs(folder, f"cannot be listed ({why})")
     _no_foreign_pipeline(listing, {outputs[n]: n for n in names})
+    kept: dict[str, str] = {}  # files left in place, remembered until they are gone
+    old_kept = {p: t for p, t in (old.kept if old else {}).items() if p not in expected}
+    for path, target in sorted(old_kept.items()):
+        if not any(inside(path, f) for f in owner):  # outside every folder: only said
+            changes += kept_outside(root, path, target, pipeline_file, kept, force=force)
     stale = stale_reason(old.inputs if old else None, inputs)
     journaled = set(journal or ())
     mark = header_line(pipeline_file)
@@ -204,7 +163,7 @@ def plan(
         if blocked:
             changes.append(Change(path, Kind.CONFLICT, blocked, None, text))
             continue
-        current = _decode(read_file(root, path)) if path in listing.files else None
+        current = decode(read_file(root, path)) if path in listing.files else None
         files[path] = {"target": target, "sha256": sha256(text)}
         if current == text:
             continue
@@ -230,7 +189,7 @@ def plan(
             changes.append(Change(path, Kind.CONFLICT, reason, current, text))
             del files[path]
 
-    changes += _removals(
+    changes += removals(
         root,
         listing,
         owner,
@@ -240,12 +199,16 @@ def plan(
         pipeline_file,
         files,
         untrusted,
+        {p: t for p, t in old_kept.items() if p not in kept},
+        kept,
         force=force,
     )
     if journal is not None:
         reason = "an interrupted build left its journal (build finishes the job)"
         changes.append(Change(JOURNAL, Kind.DEBRIS, reason, None, None))
-    unresolved = any(c.kind in UNRESOLVED for c in changes)
+    # a tree left with conflicts must never pass check's fast path: record no inputs (kept
+    # files are in the manifest, and the fast path is not green while one is on disk)
+    conflicted = any(c.kind == Kind.CONFLICT for c in changes)
     with_files = {m["target"] for m in files.values()}
     recorded = {t: f for t, f in old_outputs.items() if t in with_files and f not in untrusted}
     recorded.update(outputs)
@@ -259,11 +222,18 @@ def plan(
     others = [
         p
         for p in listing.files
-        if p not in files and p not in gone and any(inside(p, f) for f in enabled)
+        if p not in files and p not in gone and p not in kept and any(inside(p, f) for f in enabled)
     ]
-    # a tree left with conflicts must never pass check's fast path: record no inputs
-    manifest = Manifest({} if unresolved else inputs, __version__, files, recorded, others)
-    return Plan(changes, manifest, sorted(owner), _decode(raw), journal is not None)
+    manifest = Manifest(
+        {} if conflicted else inputs,
+        __version__,
+        files,
+        recorded,
+        others,
+        kept,
+        sources=dict(sources),
+    )
+    return Plan(changes, manifest, sorted(owner), decode(raw), journal is not None, old)
 
 
 def _no_foreign_pipeline(listing: Listing, folders: dict[str, str]) -> None:
@@ -280,126 +250,3 @@ def _no_foreign_pipeline(listing: Listing, folders: dict[str, str]) -> None:
                     "replace and remove that pipeline's files. Give each pipeline its own "
                     "output folders (two pipelines may share a repository, not a folder)",
                 )
-
-
-def _removals(
-    root: str,
-    listing: Listing,
-    owner: dict[str, str],
-    expected: dict[str, tuple[str, str]],
-    old_files: dict[str, dict[str, str]],
-    journaled: set[str],
-    pipeline_file: str,
-    files: dict[str, dict[str, str]],
-    untrusted: set[str],
-    *,
-    force: bool,
-) -> list[Change]:
-    """Stale files, orphans of interrupted builds and temporary files, found and judged.
-
-    Candidates come from the old manifest (the rendered targets', and those of
-    targets no longer enabled), the journal, and any file in an output folder
-    whose first line is this pipeline's header.  Each must lie in an output
-    folder and be reached without a link; it is removed only when the file
-    itself proves it: this pipeline's header and a fingerprint that matches
-    its content (or with --force, the header alone).  A manifest entry is
-    never proof.  Kept files stay in ``files``, so check keeps saying so.
-    """
-    mark = header_line(pipeline_file).encode()
-    foreign = f"# {MARK} from ".encode()
-    out: list[Change] = []
-    candidates: dict[str, str] = {}  # path -> "manifest" | "journal" | "scan"
-    scanned: dict[str, bytes] = {}  # the bytes read while scanning, not read twice
-    for path, meta in old_files.items():
-        if path not in expected and meta["target"] in owner.values():
-            candidates[path] = "manifest"
-    for path in journaled:
-        if path not in expected:
-            candidates.setdefault(path, "journal")
-    for path in sorted(listing.files):
-        if path in expected or path in candidates:
-            continue
-        if is_tmp(path.rsplit("/", 1)[-1]):
-            reason = "temporary file of an interrupted build"
-            out.append(Change(path, Kind.DEBRIS, reason, None, None))
-            continue
-        data = read_file(root, path)
-        if data is not None and data.startswith(mark):
-            candidates[path] = "scan"
-            scanned[path] = data
-        elif data is not None and data.startswith(foreign):
-            folder = max((f for f in owner if inside(path, f)), key=len, default=None)
-            if folder is not None and folder not in untrusted:
-                first = _decode(data.split(b"\n", 1)[0]) or ""
-                reason = (
-                    f"carries another pipeline's header ({first[2:120]!r}) in this "
-                    "pipeline's output folder; left alone (give each pipeline its own "
-                    "output folders)"
-                )
-                out.append(Change(path, Kind.CONFLICT, reason, None, None))
-    for path, source in sorted(candidates.items()):
-        folder = max((f for f in owner if inside(path, f)), key=len, default=None)
-        if folder is None:
-            continue  # not in an output folder (a journal is untrusted input too)
-        target = old_files[path]["target"] if source == "manifest" else owner[folder]
-        blocked = listing.blocked(path)
-        data = scanned.get(path) or (read_file(root, path) if path in listing.files else None)
-        if blocked or data is None:
-            if blocked and source == "manifest":
-                out.append(Change(path, Kind.KEPT, blocked, None, None))
-                files[path] = old_files[path]
-            continue
-        text = _decode(data) or ""
-        generated = data.startswith(mark)  # this pipeline's header, nobody else's
-        if folder in untrusted and not (generated and intact(text)):
-            # only the file itself is proof in a folder only the manifest names: a file
-            # with this pipeline's header, edited since, is kept and said (check is not
-            # green on it); anything else there is not this pipeline's business
-            if generated:
-                reason = (
-                    "its target no longer writes here, but it was edited by hand since; "
-                    "left in place (delete it, or use --force to remove it)"
-                )
-                if force:
-                    out.append(
-                        Change(path, Kind.DELETE, "edited by hand; removed (--force)", text, None)
-                    )
-                else:
-                    out.append(Change(path, Kind.KEPT, reason, text, None))
-                    # the hash of what was generated, not of the edit (the fast path must
-                    # never vouch for it; the folder itself leaves the manifest, though)
-                    recorded = old_files.get(path, {}).get("sha256")
-                    files[path] = {"target": target, "sha256": recorded or sha256(b"")}
-            continue
-        if source != "manifest" and not generated:
-            continue  # not something this pipeline wrote
-        recorded = old_files.get(path, {}).get("sha256")
-        if not generated and sha256(data) == recorded:
-            # a generated file always starts with its header: an entry recording a
-            # header-less file's bytes was written by hand, and proves nothing
-            reason = (
-                f"listed in the manifest, but {path} does not carry this pipeline's "
-                "header: not pipecompile's; left alone (build drops the entry)"
-            )
-            out.append(Change(MANIFEST, Kind.UNTRUSTED, reason, None, None))
-            continue
-        if generated and intact(text):
-            reason = (
-                "no longer generated by the pipeline"
-                if source != "journal"
-                else "orphan of an interrupted build"
-            )
-            out.append(Change(path, Kind.DELETE, reason, text, None))
-        elif force and generated:
-            out.append(Change(path, Kind.DELETE, "edited by hand; removed (--force)", text, None))
-        else:
-            reason = (
-                "no longer generated, but edited by hand since; left in place "
-                "(use --force to remove it)"
-                if generated
-                else "no longer generated, and its pipecompile header is gone; left in "
-                "place (delete it by hand if it is not yours)"
-            )
-            out.append(Change(path, Kind.KEPT, reason, text, None))
-            files[path] = {"target": target, "sha256": recorded or sha256(data)}
-    return out
