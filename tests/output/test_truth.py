@@ -65,8 +65,9 @@ def bumped_lock() -> str:
 # -- git: merge, checkout, worktree ------------------------------------------------------
 
 
+@pytest.mark.parametrize("style", ["merge", "diff3", "zdiff3"])
 def test_a_merge_of_two_rebuilt_branches_is_never_green(
-    repo: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, capsys: pytest.CaptureFixture[str], style: str
 ) -> None:
     git(repo, "checkout", "-q", "-b", "pins")
     (repo / "pipecompile.lock").write_text(bumped_lock())
@@ -78,7 +79,8 @@ def test_a_merge_of_two_rebuilt_branches_is_never_green(
     assert run(repo, "build", "-q") == 0
     commit(repo, "add cart")
     merged = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "merge", "-q", "pins"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c"]
+        + [f"merge.conflictStyle={style}", "merge", "-q", "pins"],
         cwd=repo,
         capture_output=True,
         text=True,
@@ -94,6 +96,12 @@ def test_a_merge_of_two_rebuilt_branches_is_never_green(
     out = capsys.readouterr().out
     assert "untrusted: .pipecompile/manifest.json: has unresolved merge-conflict markers" in out
     assert "changed: .github/workflows/ci-cart-service.yml: " in out
+    if style != "merge":  # the base section is left out: build resolves it as it is
+        assert b"\n|||||||" in (repo / MANIFEST).read_bytes()
+        assert run(repo, "build", "-q") == 0
+        assert "a" * 40 in cart_ci.read_text()
+        assert run(repo, "check") == 0
+        return
     # resolved by taking one side by hand: still not green, the digest no longer matches
     git(repo, "checkout", "--theirs", *conflicted)
     assert run(repo, "check") == 1

@@ -51,7 +51,10 @@ class StateError(Exception):
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
-CONFLICT_MARKERS = (b"<<<<<<< ", b"=======", b">>>>>>> ")
+# git's markers at the start of a line; ``|||||||`` opens the base section that
+# merge.conflictStyle diff3 and zdiff3 add between ours and ``=======``
+# (git-merge(1), "How conflicts are presented").
+CONFLICT_MARKERS = (b"<<<<<<< ", b"|||||||", b"=======", b">>>>>>> ")
 
 
 def has_conflict(raw: bytes) -> bool:
@@ -61,11 +64,15 @@ def has_conflict(raw: bytes) -> bool:
 
 def one_side(raw: bytes) -> bytes:
     """The manifest of one side of a conflicted merge (ours: the lines before each
-    ``=======``).  Safe to use because a manifest never proves ownership by itself: the
-    full render-and-compare that follows checks every file against the pipeline."""
+    ``=======``, without diff3's base section).  Safe to use because a manifest never
+    proves ownership by itself: the full render-and-compare that follows checks every
+    file against the pipeline."""
     out, skipping = [], False
     for line in raw.split(b"\n"):
         if line.startswith(b"<<<<<<< "):
+            continue
+        if line.startswith(b"|||||||"):
+            skipping = True  # the base, up to =======
             continue
         if line.rstrip(b"\r") == b"=======":
             skipping = True
