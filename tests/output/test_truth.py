@@ -65,6 +65,9 @@ def bumped_lock() -> str:
 # -- git: merge, checkout, worktree ------------------------------------------------------
 
 
+GIT_ID = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+
 @pytest.mark.parametrize("style", ["merge", "diff3", "zdiff3"])
 def test_a_merge_of_two_rebuilt_branches_is_never_green(
     repo: Path, capsys: pytest.CaptureFixture[str], style: str
@@ -79,8 +82,7 @@ def test_a_merge_of_two_rebuilt_branches_is_never_green(
     assert run(repo, "build", "-q") == 0
     commit(repo, "add cart")
     merged = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c"]
-        + [f"merge.conflictStyle={style}", "merge", "-q", "pins"],
+        [*GIT_ID, "-c", f"merge.conflictStyle={style}", "merge", "-q", "pins"],
         cwd=repo,
         capture_output=True,
         text=True,
@@ -333,20 +335,24 @@ def test_output_folders_differing_only_in_case_or_normalisation_are_refused(
 # -- collisions ---------------------------------------------------------------------------
 
 
-def test_a_service_named_project_cannot_overwrite_the_app_projects(
-    repo: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("name", "what"), [("project", "the AppProject"), ("admission", "the admission policy")]
+)
+def test_a_service_cannot_overwrite_the_argocd_folders_own_files(
+    repo: Path, capsys: pytest.CaptureFixture[str], name: str, what: str
 ) -> None:
+    assert "sign_images: true" in (repo / "pipeline.yaml").read_text()  # admission-<env>
     edit(
         repo / "pipeline.yaml",
         "\nnotifications:",
-        "\n  project:\n    path: services/p\n\nnotifications:",
+        f"\n  {name}:\n    path: services/p\n\nnotifications:",
     )
     before = snapshot_tree(repo)
     for command in ("validate", "build"):
         assert run(repo, command) == 2
         err = capsys.readouterr().err
-        assert "services.project: the Argo CD Application 'project-testing' (" in err
-        assert "the AppProject of environment 'testing'; rename the service" in err
+        assert f"services.{name}: the Argo CD Application '{name}-testing' (" in err
+        assert f"{what} of environment 'testing'; rename the service" in err
     assert snapshot_tree(repo) == before
 
 

@@ -163,21 +163,34 @@ def describe(ir: IR) -> list[str]:
     return out
 
 
+def _fixed(ir: IR) -> dict[str, str]:
+    """The files of this folder that no service names: {file stem: what it is}."""
+    out = {
+        f"project-{env.name}": f"the AppProject of environment '{env.name}'"
+        for env in ir.environments
+    }
+    if ir.security.sign_images:  # each cluster admits only what its environment accepts
+        out |= {
+            f"admission-{env.name}": f"the admission policy of environment '{env.name}'"
+            for env in ir.environments
+        }
+    return out
+
+
 def check(ir: IR) -> list[Finding]:
     found = gitops_required(ir)
-    # one folder holds the AppProjects and the Applications: a service named
-    # "project" would overwrite an environment's AppProject
-    projects = {f"project-{env.name}".casefold(): env.name for env in ir.environments}
+    # one folder holds the AppProjects, the admission policies and the Applications: a
+    # service named "project" or "admission" would overwrite an environment's file
+    fixed = {stem.casefold(): what for stem, what in _fixed(ir).items()}
     for svc in ir.services:
         for dep in svc.deployments:
-            env = projects.get(dep.app_name.casefold())
-            if env is not None:
+            what = fixed.get(dep.app_name.casefold())
+            if what is not None:
                 found.append(
                     Finding(
                         ("services", svc.name),
                         f"the Argo CD Application '{dep.app_name}' ({{outputs}}) would be "
-                        f"written to {dep.app_name}.yaml, the AppProject of environment "
-                        f"'{env}'; rename the service",
+                        f"written to {dep.app_name}.yaml, {what}; rename the service",
                         key=True,
                     )
                 )
@@ -185,13 +198,20 @@ def check(ir: IR) -> list[Finding]:
 
 
 def render(ir: IR) -> dict[str, str]:
-    out = {
-        f"project-{env.name}.yaml": yaml_document(app_project(ir, env)) for env in ir.environments
-    }
+    out: dict[str, str] = {}
+
+    def put(stem: str, doc: dict[str, Any]) -> None:
+        # check() refuses a pipeline whose names collide: a second write here is a bug
+        if f"{stem}.yaml" in out:
+            raise AssertionError(f"argocd: {stem}.yaml would be written twice")
+        out[f"{stem}.yaml"] = yaml_document(doc)
+
+    for env in ir.environments:
+        put(f"project-{env.name}", app_project(ir, env))
     for svc in ir.services:
         for dep in svc.deployments:
-            out[f"{dep.app_name}.yaml"] = yaml_document(application(ir, svc, dep))
-    if ir.security.sign_images:  # each cluster admits only what its environment accepts
+            put(dep.app_name, application(ir, svc, dep))
+    if ir.security.sign_images:
         for env in ir.environments:
-            out[f"admission-{env.name}.yaml"] = yaml_document(image_policy(ir, env))
+            put(f"admission-{env.name}", image_policy(ir, env))
     return out
