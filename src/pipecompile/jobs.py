@@ -52,7 +52,7 @@ def groups(names: list[str]) -> tuple[list[str], list[str]]:
 def expected(ir: IR, names: tuple[str, ...] = ()) -> Expected:
     """Every file the targets ``names`` (default: all enabled) render, with its header."""
     return {
-        path: (target, with_header(body, ir.pipeline_file))
+        path: (target, with_header(body, ir.pipeline_file, path))
         for path, (target, body) in render_all(ir, names).items()
     }
 

@@ -13,12 +13,14 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipecompile.commands import cli
+from pipecompile.output.state import Manifest
 from pipecompile.targets.registry import default_actions
 from tests.conftest import ROOT, build_sample, git, snapshot_tree
 
@@ -196,7 +198,9 @@ def _deleted_with_entry(root: Path) -> str:
 def _intact_copy(root: Path) -> str:
     src = root / ".github/workflows/ci-order-service.yml"
     shutil.copy(src, root / ".github/workflows/ci-order-service-old.yml")
-    return "stale: .github/workflows/ci-order-service-old.yml: no longer generated"
+    # the header's fingerprint is bound to the path it was generated at: a copy is not
+    # this pipeline's file, so build keeps it (and says so) and only --force removes it
+    return "stale (kept): .github/workflows/ci-order-service-old.yml: not generated here"
 
 
 def _stray_tmp(root: Path) -> str:
@@ -217,7 +221,13 @@ def test_a_hand_edited_manifest_is_never_green(
     capsys.readouterr()
     assert run(repo, "check") == 1
     assert expected in capsys.readouterr().out
-    assert run(repo, "build", "-q") == 0
+    if expected.startswith("stale (kept): "):
+        assert run(repo, "build", "-q") == 1  # kept, and said
+        assert (repo / expected.split()[2].rstrip(":")).exists()
+        assert run(repo, "check") == 1
+        assert run(repo, "build", "-q", "--force") == 0
+    else:
+        assert run(repo, "build", "-q") == 0
     assert run(repo, "check") == 0
 
 
@@ -787,6 +797,58 @@ def test_a_manifest_cannot_widen_ownership_through_a_disabled_target(
     assert run(root, "check") == 0
 
 
+def _forged(repo: Path, change: Callable[[Manifest], None]) -> None:
+    """The manifest edited by ``change``, its digest recomputed (a consistent forgery)."""
+    from pipecompile.output.state import parse_manifest
+
+    m = parse_manifest((repo / MANIFEST).read_bytes())
+    change(m)
+    m.digest = m.compute_digest()
+    (repo / MANIFEST).write_text(m.text())
+
+
+def test_a_forged_manifest_cannot_widen_removals_to_a_copy_outside_the_outputs(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A generated file copied (header intact) to docs/examples/, and a consistent forged
+    manifest that moves codebuild's output there and lists the copy: the copy's header
+    proves it was generated at .github/workflows/review.yml, not here, so build keeps it."""
+    copy = repo / "docs/examples/review.yml"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(repo / ".github/workflows/review.yml", copy)
+    commit(repo, "an example")
+    before = copy.read_bytes()
+
+    def widen(m: Manifest) -> None:
+        m.outputs["codebuild"] = "docs/examples"
+        for path in [p for p, meta in m.files.items() if meta["target"] == "codebuild"]:
+            del m.files[path]
+        m.files["docs/examples/review.yml"] = {
+            "target": "codebuild",
+            "sha256": hashlib.sha256(before).hexdigest(),
+        }
+
+    _forged(repo, widen)
+    capsys.readouterr()
+    assert run(repo, "check", "--full") == 1
+    out = capsys.readouterr().out
+    assert "untrusted: .pipecompile/manifest.json: outputs.codebuild: 'docs/examples'" in out
+    assert "stale (kept): docs/examples/review.yml: its target no longer writes here" in out
+    assert run(repo, "build", "--force") == 1  # kept, and said
+    assert copy.read_bytes() == before
+    assert "removed docs/examples/review.yml" not in capsys.readouterr().out
+
+
+def test_a_forged_kept_entry_cannot_remove_a_copy_even_with_force(repo: Path) -> None:
+    copy = repo / "src/Chart.yaml"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(repo / "kubernetes/apps/_chart/Chart.yaml", copy)
+    before = copy.read_bytes()
+    _forged(repo, lambda m: m.kept.update({"src/Chart.yaml": "helm"}))
+    assert run(repo, "build", "-q", "--force") == 1  # kept, and said
+    assert copy.read_bytes() == before
+
+
 # -- review: a forged manifest never makes CI's check green -----------------------------
 
 
@@ -962,7 +1024,8 @@ def test_a_hand_edited_leftover_of_a_disabled_or_moved_target_keeps_check_red(
         assert (
             "stale (kept): .github/workflows/ci-order-service.yml: generated for "
             "github-actions, which no longer writes here (disabled, or its output folder "
-            "moved), and it was edited by hand since; left in place: delete it"
+            "moved), and it was edited by hand since (or copied here: its fingerprint does "
+            "not hold at this path); left in place: delete it by hand if it is not yours"
         ) in out
         assert "build leaves the files above as they are" in err
         assert not Session.open(pipeline).fast_clean()
@@ -1001,9 +1064,12 @@ def test_a_kept_leftover_is_resolved_by_enabling_its_target_again(
     assert run(repo, "check") == 0
 
 
-def test_a_kept_leftover_goes_with_force_or_is_forgotten_without_its_header(
+def test_a_kept_leftover_needs_proof_even_with_force_and_is_forgotten_without_its_header(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # outside every output folder the pipeline names, only the file proves it is ours: an
+    # edited leftover (its fingerprint no longer holds) is never removed, not even with
+    # --force, since a forged manifest could list a copy there (independent trace of 24)
     flows = repo / ".github/workflows"
     for name in ("ci-order-service.yml", "ci-product-service.yml"):
         (flows / name).write_text((flows / name).read_text() + "# mine\n")
@@ -1013,14 +1079,16 @@ def test_a_kept_leftover_goes_with_force_or_is_forgotten_without_its_header(
     mine = flows / "ci-product-service.yml"
     mine.write_text(mine.read_text().split("\n", 3)[3])  # its header gone: the user's now
     capsys.readouterr()
-    assert run(repo, "build", "--force") == 0
+    assert run(repo, "build", "--force") == 1
     captured = capsys.readouterr()
-    assert "removed .github/workflows/ci-order-service.yml" in captured.out
+    assert "removed .github/workflows/ci-order-service.yml" not in captured.out
+    assert "kept: .github/workflows/ci-order-service.yml: generated for" in captured.err
     assert (
         "untrusted: .pipecompile/manifest.json: kept: .github/workflows/ci-product-service.yml "
         "no longer carries this pipeline's header"
     ) in captured.err
-    assert not (flows / "ci-order-service.yml").exists()
+    assert (flows / "ci-order-service.yml").exists()
     assert mine.exists()
-    assert manifest(repo)["kept"] == {}
+    assert manifest(repo)["kept"] == {".github/workflows/ci-order-service.yml": "github-actions"}
+    (flows / "ci-order-service.yml").unlink()  # resolved by hand
     assert run(repo, "check") == 0

@@ -2,7 +2,8 @@
 the outputs depend on.
 
 Every generated file starts with a header whose fingerprint hashes the
-pipecompile version and the file's own body.  That lets ``check`` say *why* a
+pipecompile version, the file's own path (relative to the pipeline's folder) and
+its body: a copy saved under another name proves nothing.  That lets ``check`` say *why* a
 file differs (hand edit, pipeline changed, other pipecompile version), and
 lets a build recognise its own files when the manifest is lost or a build was
 interrupted.  The inputs' fingerprint (pipeline, lock, pipecompile's own code)
@@ -24,8 +25,10 @@ def sha256(data: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def body_fingerprint(body: str, version: str = __version__) -> str:
-    return sha256(f"{version}\0{body}")[:16]
+def body_fingerprint(body: str, path: str, version: str = __version__) -> str:
+    """The header's fingerprint of ``body`` generated at ``path``: bound to the path, so a
+    file is this pipeline's only where it was generated (never a copy elsewhere)."""
+    return sha256(f"{version}\0{path}\0{body}".encode("utf-8", "surrogateescape"))[:16]
 
 
 def code_fingerprint() -> str:
@@ -88,14 +91,14 @@ def header_line(pipeline_file: str) -> str:
     return f"# {MARK} from {pipeline_file}. DO NOT EDIT.\n"
 
 
-def with_header(body: str, pipeline_file: str) -> str:
+def with_header(body: str, pipeline_file: str, path: str) -> str:
     """Prefix a YAML or HCL body (both use ``#`` comments) with the do-not-edit header."""
     from shlex import quote  # a command to paste: 'ci $HOME.yaml' stays one word
 
     return (
         header_line(pipeline_file)
         + f"# Regenerate with: pipecompile build -f {quote(pipeline_file)}\n"
-        f"# pipecompile {__version__} fingerprint {body_fingerprint(body)}\n" + body
+        f"# pipecompile {__version__} fingerprint {body_fingerprint(body, path)}\n" + body
     )
 
 
@@ -110,21 +113,22 @@ def split_header(text: str) -> tuple[str, str, str] | None:
     return parts[2], parts[4], lines[3]
 
 
-def intact(text: str) -> bool:
-    """Whether ``text`` is a generated file nobody edited since (its fingerprint holds)."""
+def intact(text: str, path: str) -> bool:
+    """Whether ``text`` is a file generated at ``path`` that nobody edited since (its
+    fingerprint holds there)."""
     head = split_header(text)
-    return head is not None and body_fingerprint(head[2], head[0]) == head[1]
+    return head is not None and body_fingerprint(head[2], path, head[0]) == head[1]
 
 
 def drift_reason(
-    on_disk: str, stale: str = "out of date (regenerate with pipecompile build)"
+    on_disk: str, path: str, stale: str = "out of date (regenerate with pipecompile build)"
 ) -> str:
     """Why a generated file on disk is not what the pipeline produces now."""
     head = split_header(on_disk)
     if head is None:
         return "hand edit (the pipecompile header is gone)"
     version, fp, body = head
-    if body_fingerprint(body, version) != fp:
+    if body_fingerprint(body, path, version) != fp:
         return "hand edit"
     if version != __version__:
         return f"version skew (made by pipecompile {version}, this is {__version__})"
