@@ -105,6 +105,7 @@ def test_a_symlinked_output_folder_is_a_located_error(
         (".git/hooks", "lies inside .git"),
         ("sub/.git", "lies inside .git"),
         (".pipecompile/x", "lies inside .pipecompile"),
+        (".Pipecompile", "lies inside .pipecompile"),  # the state folder on macOS, Windows
         (".", "is the folder holding the pipeline file itself"),
     ],
 )

@@ -328,6 +328,20 @@ def test_overlapping_output_folders_are_a_located_error(
     assert snapshot_tree(repo) == before
 
 
+def test_an_overlap_with_the_implicit_local_folder_names_the_local_output(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # local is on with helm and takes its default folder, dev: its error is located at
+    # outputs.helm, so the message must say it is about local's folder, not helm's
+    edit(repo / "pipeline.yaml", "  argocd: kubernetes/argocd\n", "  argocd: dev\n")
+    assert run(repo, "validate") == 2
+    err = capsys.readouterr().err
+    assert (
+        "outputs.helm: the local output (on with helm; set outputs.local to move it, or to "
+        "false): 'dev' is also the argocd output folder"
+    ) in err, err
+
+
 def test_output_folders_differing_only_in_case_or_normalisation_are_refused(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -149,12 +149,14 @@ class Rules:
                 continue
             folders[name], where_of[name] = folder, ("outputs", "plugins", name)
         outputs: list[tuple[str, str]] = []
+        implicit: dict[str, str] = {}  # follower -> the output it is on with
         for follower, leader in self.layout.followers().items():
             if folders.get(follower) is False:
                 del folders[follower]  # outputs.local: false turns local development off
             elif follower not in folders and leader in folders:
                 folders[follower] = defaults[follower]  # on with the output it follows
                 where_of[follower] = where_of.get(leader, ("outputs",))  # its errors: there
+                implicit[follower] = leader
         for target in defaults:
             if target in folders:
                 where = where_of.get(target, ("outputs",)) if given is not None else ("outputs",)
@@ -164,6 +166,11 @@ class Rules:
         from ..output.paths import overlaps
 
         for target, message in overlaps(outputs):
+            if target in implicit:  # located at the output it follows: name it
+                message = (
+                    f"the {target} output (on with {implicit[target]}; set outputs.{target} "
+                    f"to move it, or to false): {message}"
+                )
             self.err(where_of[target] if given is not None else ("outputs",), message)
         return outputs
 

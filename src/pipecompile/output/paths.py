@@ -69,7 +69,7 @@ def folder_problem(folder: object) -> str | None:
     if problem is not None:
         return problem
     assert isinstance(folder, str)
-    if folder.split("/", 1)[0] == STATE_DIR:
+    if fold(folder.split("/", 1)[0]) == STATE_DIR:  # one folder on macOS and Windows
         return f"lies inside {STATE_DIR}, pipecompile's state folder"
     return None
 
