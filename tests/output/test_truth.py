@@ -923,6 +923,22 @@ def test_a_fifo_as_the_pipeline_or_the_lock_is_refused_unread(
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("args", [("check", "--full"), ("diff",), ("build",)])
+def test_a_fifo_as_the_build_lock_is_a_state_error(repo: Path, args: tuple[str, ...]) -> None:
+    lock = repo / ".pipecompile/build.lock"
+    lock.unlink(missing_ok=True)
+    os.mkfifo(lock)
+    (repo / "pipeline.yaml").write_text((repo / "pipeline.yaml").read_text() + "\n")
+    done = subprocess.run(  # a subprocess with a timeout: a hang fails the test
+        [*PIPECOMPILE, *args], cwd=repo, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stdout + done.stderr  # a bad state file, not exit 4
+    assert ".pipecompile/build.lock: is not a regular file (a FIFO, socket or device)" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr
+
+
 def test_a_manifest_folder_the_os_cannot_list_is_untrusted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -127,8 +127,12 @@ def build_lock(root: str, *, shared: bool = False) -> Iterator[None]:
     except OSError as exc:
         raise NotOurs(LOCK, f"cannot be opened ({exc.strerror})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotOurs(LOCK, "is not a regular file")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device: a bad state file
+            raise StateError(
+                LOCK,
+                "is not a regular file (a FIFO, socket or device)",
+                "remove it: pipecompile creates its lock file again",
+            )
         op = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         try:
             fcntl.flock(fd, op | fcntl.LOCK_NB)
