@@ -15,6 +15,12 @@ from dataclasses import dataclass
 Path_ = tuple[str | int, ...]
 
 _ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c != 0x0A}
+# line and paragraph separators and the bidirectional controls: a terminal or an editor
+# breaks the line or reorders the text there ("Trojan Source", CVE-2021-42574)
+_ESCAPES |= {
+    c: f"\\u{c:04x}"
+    for c in (0x2028, 0x2029, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
 _ESCAPES_ALL = {**_ESCAPES, 0x0A: "\\n"}
 
 

@@ -700,6 +700,18 @@ def test_a_control_character_in_the_file_name_is_refused(
     assert snapshot_tree(repo) == before
 
 
+@pytest.mark.parametrize("odd", ["\u2028", "\u202e", "\u2066"])
+def test_separators_and_bidi_controls_in_the_file_name_are_escaped_in_the_error(
+    repo: Path, capsys: pytest.CaptureFixture[str], odd: str
+) -> None:
+    name = repo / f"ci{odd}x.yaml"
+    shutil.copy(repo / "pipeline.yaml", name)
+    assert cli.main(["build", "-f", str(name)]) == 2
+    err = capsys.readouterr().err
+    assert odd not in err
+    assert f"ci\\u{ord(odd):04x}x.yaml: the pipeline's path holds a control character" in err
+
+
 def test_the_regenerate_line_is_a_command_a_shell_runs_as_written(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
