@@ -318,6 +318,8 @@ def default_values() -> dict[str, Any]:
         # the runtime's seccomp profile
         "securityContext": {"runAsUser": conv["run_as_user"]},
         "resources": conv["resources"],
+        # zero-downtime: the ALB stops sending a terminating pod requests before it exits
+        "shutdown": dict(conv["shutdown"]),
         "ingress": {
             "enabled": True,
             "scheme": "internal",
