@@ -271,6 +271,15 @@ RULES: tuple[Rule, ...] = (
         (r" is not a runtime of ",),
     ),
     Rule(
+        "PC309",
+        "unjudged-canary-step",
+        "A canary step whose weight the rollback analysis never measures: the traffic "
+        "moves on (or the rollout completes) before its first measurement.",
+        "Pause the step until a measurement is taken (the message says how long the "
+        "analysis waits for its first one).",
+        (r" is never judged: ",),
+    ),
+    Rule(
         "PC399",
         "target-limit",
         "Something an enabled target cannot express for this pipeline.",

@@ -888,10 +888,16 @@ def test_explain_describes_exactly_the_rollback_each_environment_has() -> None:
     assert "on product-service-canary aborts it" in main
     assert "3 measurements without requests pause it for a person (inconclusive)" in main
     assert "measured each minute from 2m on" in main and "not judged" not in main
-    # CloudWatch's first measurement comes after the first 5m pause: said, not hidden
+    # CloudWatch's first measurement comes 6m in: storefront holds 10% for 10m
     store = "\n".join(explain_event(ir_of("storefront"), "push", "main"))
-    assert "measured each minute from 6m on" in store
-    assert "(the step 10% ends before the first measurement: not judged)" in store
+    assert "measured each minute from 6m on" in store and "not judged" not in store
+    # a step that ends before the first measurement, or has no pause: said, not hidden
+    # (and warned about: PC309, tests/invalid/canary-step-unjudged)
+    from pipecompile.compiler import compile_bytes
+
+    case = ROOT / "tests/invalid/canary-step-unjudged.yaml"
+    short = "\n".join(explain_event(compile_bytes("p.yaml", case.read_bytes()), "push", "main"))
+    assert "(the steps 5%, 50% end before the first measurement: not judged)" in short
     ledger = "\n".join(explain_event(ir_of("shared-account"), "push", "main"))
     order = [
         ledger.index("before promotion, 5 measurements"),

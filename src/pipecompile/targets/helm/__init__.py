@@ -289,7 +289,39 @@ def _hosts(svc: Service, env: str) -> list[str]:
 
 
 def check(ir: IR) -> list[Finding]:
-    return gitops_required(ir)
+    return gitops_required(ir) + unjudged_canary_steps(ir)
+
+
+def unjudged_canary_steps(ir: IR) -> list[Finding]:
+    """A warning for each environment's canary step that its analysis never judges."""
+    rb = ir.rollback
+    if rb is None or (rb.max_error_rate is None and rb.max_p90_latency_ms is None):
+        return []  # nothing judges any step: rollback says so (explain)
+    out: list[Finding] = []
+    for env in ir.environments:
+        dep = next(
+            (d for s in ir.services for d in s.deployments if d.environment == env.name), None
+        )
+        if dep is None or dep.strategy.kind != "canary":
+            continue
+        first = _analysis.initial_delay_minutes(rb)
+        for i in _analysis.unjudged_steps(rb, dep.strategy):
+            step = dep.strategy.steps[i]
+            out.append(
+                Finding(
+                    ("environments", env.name, "strategy"),
+                    f"{env.name}: step {i + 1} of canary strategy '{dep.strategy.name}' "
+                    f"(weight {step.weight}, pause {step.pause or 'none'}) is never judged: "
+                    f"the traffic moves on before the rollback analysis measures it (its first "
+                    f"measurement comes {first}m after step 1 starts, then one a minute); "
+                    "pause the "
+                    "step until a measurement is taken "
+                    f"(strategies.{dep.strategy.name}.steps[{i}].pause)",
+                    severity="warning",
+                    code="PC309",
+                )
+            )
+    return out
 
 
 def chart_yaml(ir: IR) -> dict[str, Any]:
