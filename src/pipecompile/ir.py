@@ -254,6 +254,7 @@ class Rollback:
     namespace_label: str
     path_label: str  # the request path's label: requests to exclude_paths are not traffic
     exclude_paths: tuple[str, ...]
+    smoke_path: str | None = None  # blue-green: requested once a minute during analysis
 
 
 @dataclass(frozen=True, slots=True)

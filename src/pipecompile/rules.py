@@ -206,6 +206,14 @@ RULES: tuple[Rule, ...] = (
         "repository is accepted, as in the reference pipeline).",
         (r" shares its GitOps repository with ",),
     ),
+    Rule(
+        "PC209",
+        "smoke-judges-nothing",
+        "rollback.smoke_path requests a path whose requests no analysis measures (no "
+        "threshold is set, or prometheus_metrics.exclude takes the path out).",
+        "Set max_error_rate or max_p90_latency, and request a path users request.",
+        (r"^smoke requests to ",),
+    ),
     # PC3xx: what a target cannot express
     Rule(
         "PC301",

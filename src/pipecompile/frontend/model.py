@@ -71,6 +71,7 @@ from .model_types import (  # noqa: F401 - the language's value types, re-export
     SNS_RE,
     STATE_KEY_RE,
     TABLE_RE,
+    URL_PATH_RE,
     URL_RE,
     VERSION_RE,
     Duration,
@@ -228,7 +229,7 @@ class PrometheusMetrics(Model):
         "without it is never excluded",
         examples=["handler"],
     )
-    exclude: list[Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._~/-]{0,199}$")]] = Field(
+    exclude: list[Annotated[str, StringConstraints(pattern=URL_PATH_RE)]] = Field(
         ["/healthz", "/metrics"],
         description="paths whose requests are not traffic (the chart's startup and "
         "readiness probes, the ALB health check, the scrape): a version answering only "
@@ -294,6 +295,16 @@ class Rollback(Model):
         description="how many measurements (one a minute) blue-green analysis takes before "
         "and after promotion",
         examples=[5],
+    )
+    smoke_path: Annotated[str, StringConstraints(pattern=URL_PATH_RE)] | None = Field(
+        None,
+        description="blue-green with Prometheus: a path the analysis requests once a "
+        "minute through the preview Service before promotion and the active one after "
+        "it (metric smoke-requests: two answers in a row that are not 2xx abort); the "
+        "requests are traffic the error-rate and latency measurements judge, so an "
+        "idle preview is measured. A path users request, not one of "
+        "prometheus_metrics.exclude",
+        examples=["/"],
     )
 
 

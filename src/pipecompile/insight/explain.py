@@ -132,6 +132,13 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
             parts.append(
                 f"before promotion, {rb.measurements} measurements of {judged} on "
                 f"{svc.name}-preview: a failure aborts it and {svc.name} never switches"
+                + (
+                    f" (its traffic: GET {rb.smoke_path} once a minute from the controller; "
+                    "two answers in a row that are not 2xx abort too)"
+                    if rb.smoke_path and rb.provider == "prometheus"
+                    else " (its traffic: only what reaches its preview host; none is "
+                    "inconclusive: rollback.smoke_path makes requests)"
+                )
             )
     if kind == "blue-green" and not dep.strategy.auto_promote:
         parts.append(

@@ -16,13 +16,14 @@ pipecompile never generates, and the Argo CD Application reads both there.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from ...ir import CHART_SOURCE, IR, SERVICE_VALUES, Deployment, Service, Strategy
+from ...ir import CHART_SOURCE, IR, SERVICE_VALUES, Deployment, Exposure, Service, Strategy
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
 from . import analysis as _analysis
@@ -114,12 +115,27 @@ def _ingress(ir: IR, dep: Deployment) -> dict[str, Any]:
         # a shared ALB needs a host per service (two rules for '/' on any host collide)
         "group": exp.group if dep.hosts else "",
         "hosts": list(dep.hosts),
-        "previewHost": dep.preview_host or "",
+        # blue-green: the preview's host on an internal ALB of its own
+        "preview": {"host": dep.preview_host, "group": preview_group(exp)}
+        if dep.preview_host
+        else None,
         # an https url is answered on 443: with exposure.certificate_arn, else with the
         # certificate the controller discovers in ACM for the rules' hosts
         "tls": bool(exp.certificate_arn) or https(env.url),
         "certificateArn": exp.certificate_arn or "",
     }
+
+
+def preview_group(exp: Exposure) -> str:
+    """The IngressGroup of an environment's previews: the environment's own when it is
+    internal, else one beside it (an IngressGroup's members share one scheme)."""
+    if exp.scheme == "internal":
+        return exp.group
+    name = f"{exp.group}-preview"
+    if len(name) <= 63:  # alb.ingress.kubernetes.io/group.name: at most 63 characters
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:54].rstrip('-')}-{digest}"
 
 
 def https(url: str | None) -> bool:
@@ -357,7 +373,7 @@ def default_values() -> dict[str, Any]:
             "scheme": "internal",
             "group": "",
             "hosts": [],
-            "previewHost": "",
+            "preview": None,
             "tls": False,
             "certificateArn": "",
         },

@@ -351,6 +351,8 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         if blue_green:  # pre- and post-promotion analysis must end (see the module doc)
             metric["count"] = rb.measurements
         metrics.append(metric)
+    if blue_green and prometheus and rb.smoke_path and metrics:
+        metrics.append(smoke_metric(rb, svc, dep))
     args = (
         [{"name": "service"}, {"name": HASH_ARG}]
         if prometheus
@@ -361,6 +363,32 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         "healthChecks": rb.health_checks,
         "args": args,
         "metrics": metrics,
+    }
+
+
+SMOKE_TIMEOUT_SECONDS = 10  # the web provider's own default, written out
+
+
+def smoke_metric(rb: Rollback, svc: Service, dep: Deployment) -> dict[str, Any]:
+    """``smoke-requests``: the controller requests ``rollback.smoke_path`` once a minute
+    through the Service the run measures (the preview, then the active one), so an
+    otherwise idle preview has traffic for the other metrics to judge, and a version that
+    does not answer is stopped. argo-rollouts v1.9.0 metricproviders/webmetric/
+    webmetric.go Run: an answer that is not 2xx (or none within timeoutSeconds) is a
+    measurement Error; parseResponse: a 2xx answer, JSON or not, with no conditions is
+    Successful (utils/evaluate/evaluate.go: no success and no failure condition). So
+    ``consecutiveErrorLimit: 1``: one lost request is ridden out, two in a row are an
+    Error run, which aborts (a preview is never promoted, a promoted version switches
+    back). Counted as the other metrics are: an Error is not a measurement towards
+    ``count``."""
+    url = f"http://{{{{args.service}}}}.{dep.namespace}.svc.cluster.local:{svc.port}{rb.smoke_path}"
+    return {
+        "name": "smoke-requests",
+        "interval": "1m",
+        "count": rb.measurements,
+        "failureLimit": 0,
+        "consecutiveErrorLimit": 1,
+        "provider": {"web": {"url": url, "timeoutSeconds": SMOKE_TIMEOUT_SECONDS}},
     }
 
 
