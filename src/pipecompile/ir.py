@@ -58,6 +58,7 @@ class Strategy:
     auto_promote: bool = False
     preview_replicas: int = 1
     scale_down_delay_seconds: int = 30
+    promotion_wait_seconds: int = 0  # manual blue-green: how long the deploy waits for it
 
 
 @dataclass(frozen=True, slots=True)

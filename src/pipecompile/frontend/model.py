@@ -182,6 +182,14 @@ class Strategy(Model):
     auto_promote: bool | None = None
     preview_replicas: Annotated[int, Field(ge=0, le=1000)] | None = None
     scale_down_delay: Duration | None = None
+    promotion_wait: Duration | None = Field(
+        None,
+        description="blue-green without auto_promote: how long the deploy waits for a "
+        "person to promote once the preview passed its analysis; promoted in time, it "
+        "waits for the post-promotion analysis and reports its outcome, else it reports "
+        "waiting-for-promotion (not a failure). Default 0: it reports at once",
+        examples=["30m"],
+    )
 
 
 class PrometheusMetrics(Model):

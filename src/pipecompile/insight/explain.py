@@ -144,6 +144,12 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
         parts.append(
             "then it waits for a person to promote (kubectl argo rollouts promote "
             f"{svc.name} -n {dep.namespace}); waiting is not a failure"
+            + (
+                f" (the deploy waits {dep.strategy.promotion_wait_seconds // 60}m for it, "
+                "then reports the post-promotion outcome)"
+                if dep.strategy.promotion_wait_seconds
+                else ""
+            )
         )
     if kind == "blue-green" and rb is not None and triggers:
         parts.append(

@@ -912,6 +912,7 @@ def test_explain_describes_exactly_the_rollback_each_environment_has() -> None:
     ]
     assert order == sorted(order)
     assert "(its traffic: GET / once a minute from the controller;" in ledger
+    assert "(the deploy waits 30m for it, then reports the post-promotion outcome)" in ledger
     assert "one internet-facing ALB (IngressGroup ledger-production), HTTPS" in ledger
     assert "reads only ledger/production/services/*" in ledger
     dev = "\n".join(explain_event(ir_of("shared-account"), "push", "feature/x"))
