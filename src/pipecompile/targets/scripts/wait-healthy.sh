@@ -224,7 +224,7 @@ while :; do
                   outcome=waiting-for-promotion
                   break
                 fi
-                promotion="waiting for promotion ($((SECONDS - ready_at)) of ${PROMOTION_WAIT_SECONDS} s)"
+                promotion="waiting for promotion ($((SECONDS - ready_at)) of ${PROMOTION_WAIT_SECONDS:-0} s)"
               fi
               state="$state; $promotion"
               echo "$ARGOCD_APP: $promotion"
