@@ -58,6 +58,7 @@ class Strategy:
     auto_promote: bool = False
     preview_replicas: int = 1
     scale_down_delay_seconds: int = 30
+    promotion_wait_seconds: int = 0  # manual blue-green: how long the deploy waits for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +255,7 @@ class Rollback:
     namespace_label: str
     path_label: str  # the request path's label: requests to exclude_paths are not traffic
     exclude_paths: tuple[str, ...]
+    smoke_path: str | None = None  # blue-green: requested once a minute during analysis
 
 
 @dataclass(frozen=True, slots=True)

@@ -206,6 +206,14 @@ RULES: tuple[Rule, ...] = (
         "repository is accepted, as in the reference pipeline).",
         (r" shares its GitOps repository with ",),
     ),
+    Rule(
+        "PC209",
+        "smoke-judges-nothing",
+        "rollback.smoke_path requests a path whose requests no analysis measures (no "
+        "threshold is set, or prometheus_metrics.exclude takes the path out).",
+        "Set max_error_rate or max_p90_latency, and request a path users request.",
+        (r"^smoke requests to ",),
+    ),
     # PC3xx: what a target cannot express
     Rule(
         "PC301",
@@ -269,6 +277,15 @@ RULES: tuple[Rule, ...] = (
         "A runtime version the build image does not offer (CodeBuild's install phase fails on it).",
         "Choose one of the versions the message lists.",
         (r" is not a runtime of ",),
+    ),
+    Rule(
+        "PC309",
+        "unjudged-canary-step",
+        "A canary step whose weight the rollback analysis never measures: the traffic "
+        "moves on (or the rollout completes) before its first measurement.",
+        "Pause the step until a measurement is taken (the message says how long the "
+        "analysis waits for its first one).",
+        (r" is never judged: ",),
     ),
     Rule(
         "PC399",

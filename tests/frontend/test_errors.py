@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,24 @@ CORPUS = ROOT / "tests" / "invalid"
 CASES = sorted(p.stem for p in CORPUS.glob("*.yaml"))
 
 
+def warns_only(case: str) -> bool:
+    """A case whose diagnostics are all warnings: it compiles, and says them."""
+    lines = (CORPUS / f"{case}.expect").read_text("utf-8").splitlines()
+    return all(re.match(r"pipeline\.yaml:\d+:\d+: warning: ", line) for line in lines)
+
+
+ERRORS = [c for c in CASES if not warns_only(c)]
+WARNINGS = [c for c in CASES if warns_only(c)]
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_invalid_document_is_reported_with_its_location(case: str, tmp_path: Path) -> None:
     raw = (CORPUS / f"{case}.yaml").read_bytes()
     expected = (CORPUS / f"{case}.expect").read_text("utf-8").splitlines()
+    if warns_only(case):
+        # the exact list of warnings, and nothing else
+        assert [str(d) for d in compile_bytes("pipeline.yaml", raw, tmp_path).warnings] == expected
+        return
     with pytest.raises(PipelineError) as info:
         compile_bytes("pipeline.yaml", raw, tmp_path)
     # the exact list: a new diagnostic, a lost one or a reworded one all fail
@@ -28,7 +43,20 @@ def test_corpus_is_large_enough() -> None:
     assert len(CASES) >= 60
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", WARNINGS)
+def test_a_warning_is_said_and_the_build_goes_on(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipecompile.commands.cli import main
+
+    (tmp_path / "pipeline.yaml").write_bytes((CORPUS / f"{case}.yaml").read_bytes())
+    assert main(["build", "-q", "-f", str(tmp_path / "pipeline.yaml")]) == 0
+    err = capsys.readouterr().err
+    expected = (CORPUS / f"{case}.expect").read_text("utf-8").splitlines()
+    assert [line.removeprefix(f"{tmp_path}/") for line in err.splitlines()] == expected
+
+
+@pytest.mark.parametrize("case", ERRORS)
 def test_build_exits_2_without_traceback_and_writes_nothing(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -613,6 +613,44 @@ def test_the_wait_reports_promotion_once_the_analysis_has_passed(w: World) -> No
     assert wait(w, argocd, PROMOTION="manual")[:2] == (0, "waiting-for-promotion")
 
 
+def test_a_person_who_promotes_in_time_gets_the_post_promotion_outcome(w: World) -> None:
+    """PROMOTION_WAIT_SECONDS (strategies.<bg>.promotion_wait): a promotion within it is
+    followed by the post-promotion analysis; Argo CD shows the Rollout Progressing
+    meanwhile (argo-rollouts v1.9.0 utils/rollout/rolloututil.go CalculateRolloutPhase:
+    "waiting for analysis to complete" until the new ReplicaSet is stable; argo-cd's
+    Rollout health.lua maps phase Progressing to Progressing), then Healthy, or Degraded
+    with status.abort when that analysis failed and the controller switched back."""
+    paused = application(APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"))
+    analysing = application(APP, "Progressing", images=(f"r@{OLD}", f"r@{NEW}"))
+    healthy = application(APP, "Healthy", images=(f"r@{NEW}",))
+    ready = rollout("payments", ("BlueGreenPause",), "Successful")
+    argocd = ArgoCD(
+        token="tok", apps={APP: [paused, paused, analysing, healthy]}, resources={APP: [ready]}
+    )
+    code, outcome, _ = wait(w, argocd, PROMOTION="manual", PROMOTION_WAIT_SECONDS="600")
+    assert (code, outcome) == (0, "succeeded")
+    # the post-promotion analysis aborts it: rolled back, not succeeded nor waiting
+    degraded = application(APP, "Degraded", images=(f"r@{OLD}", f"r@{NEW}"))
+    aborted = rollout("payments", abort=True, pre_promotion="Successful")
+    argocd = ArgoCD(
+        token="tok",
+        apps={APP: [paused, analysing, analysing, degraded]},
+        resources={APP: [ready, aborted]},
+    )
+    code, outcome, _ = wait(w, argocd, PROMOTION="manual", PROMOTION_WAIT_SECONDS="600")
+    assert (code, outcome) == (1, "rolled-back")
+
+
+def test_nobody_promoting_within_the_wait_is_waiting_for_promotion(w: World) -> None:
+    paused = application(APP, "Suspended", images=(f"r@{OLD}", f"r@{NEW}"))
+    ready = rollout("payments", ("BlueGreenPause",), "Successful")
+    argocd = ArgoCD(token="tok", apps={APP: [paused]}, resources={APP: [ready]})
+    code, outcome, stderr = wait(w, argocd, PROMOTION="manual", PROMOTION_WAIT_SECONDS="1")
+    assert (code, outcome) == (0, "waiting-for-promotion"), stderr
+    # it asked more than once: it waited for the person, not for a timeout
+    assert sum("/resource?" in r for r in argocd.requests) > 1
+
+
 @pytest.mark.parametrize(
     ("argocd", "extra", "message"),
     [

@@ -32,6 +32,7 @@ def duration_ms(text: str) -> int:
 def rollout_minutes(strategy: ir.Strategy) -> int:
     """The rollout's pauses plus the margin of the defaults table."""
     paused_ms = sum(duration_ms(step.pause) for step in strategy.steps if step.pause)
+    paused_ms += strategy.promotion_wait_seconds * 1000  # a person's promotion
     return ROLLOUT_MARGIN_MINUTES + -(-paused_ms // 60000)
 
 
@@ -271,7 +272,12 @@ class Rules:
                 self.err((*p, "type"), f"strategy '{name}' cannot have type '{s.type}'")
                 continue
             if kind == "canary":
-                for field in ("auto_promote", "preview_replicas", "scale_down_delay"):
+                for field in (
+                    "auto_promote",
+                    "preview_replicas",
+                    "scale_down_delay",
+                    "promotion_wait",
+                ):
                     if getattr(s, field) is not None:
                         self.err(
                             (*p, field),
@@ -308,6 +314,15 @@ class Rules:
                 if s.scale_down_delay:
                     delay = duration_ms(s.scale_down_delay) // 1000
                     strategy = replace(strategy, scale_down_delay_seconds=delay)
+                if s.promotion_wait and s.auto_promote:
+                    self.err(
+                        (*p, "promotion_wait"),
+                        "'promotion_wait' is a blue-green setting for a person's promotion; "
+                        "this strategy promotes itself (auto_promote: true)",
+                    )
+                elif s.promotion_wait:
+                    wait = duration_ms(s.promotion_wait) // 1000
+                    strategy = replace(strategy, promotion_wait_seconds=wait)
                 out[name] = strategy
         return out
 

@@ -198,6 +198,20 @@ class Sections(Rules):
                 ),
             )
         pm = rollback.prometheus_metrics
+        smoke = rollback.smoke_path
+        if smoke is not None and rollback.max_error_rate is None and latency is None:
+            self.err(
+                ("rollback", "smoke_path"),
+                f"smoke requests to '{smoke}' would judge nothing: they are traffic for "
+                "max_error_rate or max_p90_latency, and neither is set",
+            )
+        elif smoke is not None and smoke in pm.exclude:
+            self.err(
+                ("rollback", "smoke_path"),
+                f"smoke requests to '{smoke}' would judge nothing: "
+                "rollback.prometheus_metrics.exclude takes that path's requests out of the "
+                "analysis; request a path users request",
+            )
         return ir.Rollback(
             rollback.health_checks,
             rollback.max_error_rate,
@@ -216,6 +230,7 @@ class Sections(Rules):
             pm.namespace_label,
             pm.path_label,
             tuple(pm.exclude),
+            smoke,
         )
 
     def notifications(self) -> ir.Notifications:

@@ -71,6 +71,7 @@ from .model_types import (  # noqa: F401 - the language's value types, re-export
     SNS_RE,
     STATE_KEY_RE,
     TABLE_RE,
+    URL_PATH_RE,
     URL_RE,
     VERSION_RE,
     Duration,
@@ -181,6 +182,14 @@ class Strategy(Model):
     auto_promote: bool | None = None
     preview_replicas: Annotated[int, Field(ge=0, le=1000)] | None = None
     scale_down_delay: Duration | None = None
+    promotion_wait: Duration | None = Field(
+        None,
+        description="blue-green without auto_promote: how long the deploy waits for a "
+        "person to promote once the preview passed its analysis; promoted in time, it "
+        "waits for the post-promotion analysis and reports its outcome, else it reports "
+        "waiting-for-promotion (not a failure). Default 0: it reports at once",
+        examples=["30m"],
+    )
 
 
 class PrometheusMetrics(Model):
@@ -228,7 +237,7 @@ class PrometheusMetrics(Model):
         "without it is never excluded",
         examples=["handler"],
     )
-    exclude: list[Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._~/-]{0,199}$")]] = Field(
+    exclude: list[Annotated[str, StringConstraints(pattern=URL_PATH_RE)]] = Field(
         ["/healthz", "/metrics"],
         description="paths whose requests are not traffic (the chart's startup and "
         "readiness probes, the ALB health check, the scrape): a version answering only "
@@ -294,6 +303,16 @@ class Rollback(Model):
         description="how many measurements (one a minute) blue-green analysis takes before "
         "and after promotion",
         examples=[5],
+    )
+    smoke_path: Annotated[str, StringConstraints(pattern=URL_PATH_RE)] | None = Field(
+        None,
+        description="blue-green with Prometheus: a path the analysis requests once a "
+        "minute through the preview Service before promotion and the active one after "
+        "it (metric smoke-requests: two answers in a row that are not 2xx abort); the "
+        "requests are traffic the error-rate and latency measurements judge, so an "
+        "idle preview is measured. A path users request, not one of "
+        "prometheus_metrics.exclude",
+        examples=["/"],
     )
 
 

@@ -43,7 +43,12 @@ PRINCIPAL_RE = (
     r"^arn:aws:iam::[0-9]{12}:(?:role|user)/[A-Za-z0-9+=,.@_-][A-Za-z0-9+=,.@_/*?-]{0,511}$"
 )
 
+# a request path: what PromQL's exclusion and the smoke request's URL take as they are
+URL_PATH_RE = r"^/[A-Za-z0-9._~/-]{0,199}$"
+
 PATTERN_HELP: dict[str, str] = {
+    URL_PATH_RE: "a request path such as '/' or '/healthz': '/', then letters, digits "
+    "and . _ ~ / - (at most 200 characters)",
     NAME_RE: "a valid name: a lowercase letter, then lowercase letters, digits and '-', "
     "not ending in '-', at most 40 characters (a DNS-1035 label)",
     REPO_RE: "a GitHub repository 'owner/name' (owner: letters, digits and single '-', "

@@ -207,7 +207,15 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
         _v("WAIT_SECONDS", dep.wait_minutes * 60),
         outcome,
         # a blue-green rollout a person promotes: paused at the preview is not a failure
-        *((_v("PROMOTION", "manual"),) if manual else ()),
+        *(
+            (
+                _v("PROMOTION", "manual"),
+                # how long a person may take to promote before the deploy reports it
+                _v("PROMOTION_WAIT_SECONDS", dep.strategy.promotion_wait_seconds),
+            )
+            if manual
+            else ()
+        ),
     )
     title = "Wait until Argo CD reports {ARGOCD_APP} healthy"
     steps.append(PlanStep("health-wait", title, "wait-healthy.sh", health))
@@ -261,6 +269,7 @@ DEPLOYMENT_INPUTS = frozenset(
         "VALUES_SOURCE",
         "WAIT_SECONDS",
         "PROMOTION",
+        "PROMOTION_WAIT_SECONDS",
     )
 )
 

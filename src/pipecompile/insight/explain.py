@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 
-from ..frontend.lower_rules import duration_ms
-from ..ir import IR, Deployment, Environment, Service
+from ..ir import IR, Deployment, Environment, Rollback, Service
 from ..targets.common import branch_regexes, glob_to_regex
 from ..targets.helm import https
 from ..targets.helm.analysis import (
     INCONCLUSIVE_LIMIT,
     initial_delay_minutes,
     progress_deadline_seconds,
+    unjudged_steps,
 )
 from ..targets.registry import registry
 from .graph import _strategy
@@ -126,18 +126,30 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
         if kind == "canary":
             parts.append(
                 f"from the first step, {judged} on {svc.name}-canary aborts it and sends "
-                "all traffic back to the stable version"
-                + _unmeasured(dep, initial_delay_minutes(rb))
+                "all traffic back to the stable version" + _unmeasured(rb, dep)
             )
         else:
             parts.append(
                 f"before promotion, {rb.measurements} measurements of {judged} on "
                 f"{svc.name}-preview: a failure aborts it and {svc.name} never switches"
+                + (
+                    f" (its traffic: GET {rb.smoke_path} once a minute from the controller; "
+                    "two answers in a row that are not 2xx abort too)"
+                    if rb.smoke_path and rb.provider == "prometheus"
+                    else " (its traffic: only what reaches its preview host; none is "
+                    "inconclusive: rollback.smoke_path makes requests)"
+                )
             )
     if kind == "blue-green" and not dep.strategy.auto_promote:
         parts.append(
             "then it waits for a person to promote (kubectl argo rollouts promote "
             f"{svc.name} -n {dep.namespace}); waiting is not a failure"
+            + (
+                f" (the deploy waits {dep.strategy.promotion_wait_seconds // 60}m for it, "
+                "then reports the post-promotion outcome)"
+                if dep.strategy.promotion_wait_seconds
+                else ""
+            )
         )
     if kind == "blue-green" and rb is not None and triggers:
         parts.append(
@@ -149,16 +161,10 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
     return "Argo Rollouts: " + "; ".join(parts)
 
 
-def _unmeasured(dep: Deployment, delay: int) -> str:
-    """The canary's steps whose pause ends before the analysis' first measurement."""
-    elapsed = 0
-    short = []
-    for step in dep.strategy.steps:
-        if not step.pause:
-            continue
-        elapsed += duration_ms(step.pause)
-        if elapsed < delay * 60000:
-            short.append(f"{step.weight}%")
+def _unmeasured(rb: Rollback, dep: Deployment) -> str:
+    """The canary's steps the analysis never measures (the helm target's one rule, which
+    its warning PC309 reports)."""
+    short = [f"{dep.strategy.steps[i].weight}%" for i in unjudged_steps(rb, dep.strategy)]
     if not short:
         return ""
     steps = f"steps {', '.join(short)} end" if len(short) > 1 else f"step {short[0]} ends"

@@ -152,6 +152,10 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
         if rb.max_p90_latency_ms is not None:
             expected["p90-latency-ms"] = str(rb.max_p90_latency_ms)
         metrics = {m["name"]: m for m in template["spec"]["metrics"]}
+        if rb.smoke_path and strategy.kind == "blue-green":
+            # the preview's requests (test_rollouts: test_smoke_requests_...)
+            smoke = metrics.pop("smoke-requests")
+            assert smoke["provider"]["web"]["url"].endswith(f":{svc.port}{rb.smoke_path}")
         assert set(metrics) == set(expected)
         for name, limit in expected.items():  # rollback's thresholds, exactly
             # (test_rollouts proves the conditions decide on them)
@@ -203,13 +207,27 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
 
     # the environment's shared ALB, a host per service
     exp = env_.exposure
-    (ingress,) = by_kind(docs, "Ingress")
+    ingresses = {i["metadata"]["name"]: i for i in by_kind(docs, "Ingress")}
+    ingress = ingresses.pop(svc.name)
     notes = ingress["metadata"]["annotations"]
     assert notes["alb.ingress.kubernetes.io/scheme"] == exp.scheme
     if not env_.approval and exp.scheme == "internet-facing":
         pytest.fail("an environment without approval is internet-facing")
     hosts = [r.get("host") for r in ingress["spec"]["rules"]]
-    assert hosts == ([*dep.hosts] or [None]) + ([dep.preview_host] if dep.preview_host else [])
+    assert hosts == ([*dep.hosts] or [None])
+    if dep.preview_host:
+        # the preview: its own Ingress, internal whatever the environment's exposure,
+        # so on an ALB of another IngressGroup when the environment's is internet-facing
+        preview = ingresses.pop(f"{svc.name}-preview")
+        pnotes = preview["metadata"]["annotations"]
+        assert pnotes["alb.ingress.kubernetes.io/scheme"] == "internal"
+        group = pnotes["alb.ingress.kubernetes.io/group.name"]
+        assert (group == exp.group) == (exp.scheme == "internal")
+        (rule,) = preview["spec"]["rules"]
+        assert rule["host"] == dep.preview_host
+        backend = rule["http"]["paths"][0]["backend"]["service"]
+        assert backend == {"name": f"{svc.name}-preview", "port": {"number": svc.port}}
+    assert ingresses == {}
     if dep.hosts:
         assert notes["alb.ingress.kubernetes.io/group.name"] == exp.group
     listeners = alb_listeners(ingress)
@@ -241,7 +259,11 @@ def test_an_https_url_is_answered_over_https(sample: str, env: str) -> None:
         dep = next(d for d in svc.deployments if d.environment == env)
         chart = ROOT / "samples" / sample / (ir.chart_source or "")
         values = ROOT / "samples" / sample / (svc.values_source or "") / f"values-{env}.yaml"
-        (ingress,) = by_kind(render(chart, values, dep), "Ingress")
+        (ingress,) = [
+            i
+            for i in by_kind(render(chart, values, dep), "Ingress")
+            if i["metadata"]["name"] == svc.name  # the environment's ALB (not the preview's)
+        ]
         for port, (protocol, certs, hosts) in alb_listeners(ingress).items():
             assert merged.setdefault(port, protocol) == protocol, (port, protocol)
             if protocol == "HTTPS":

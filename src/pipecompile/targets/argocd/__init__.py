@@ -57,6 +57,11 @@ CHART_KINDS = (
 )
 
 
+# aws-load-balancer-controller v2 docs/deploy/pod_readiness_gate.md: the webhook injects
+# readiness gates into pods of a namespace with this label
+READINESS_GATE_LABEL = {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}
+
+
 def app_project(ir: IR, env: Environment) -> dict[str, Any]:
     """One AppProject per environment: its Applications reach only its namespace, and
     there only the kinds the generated chart renders."""
@@ -106,6 +111,14 @@ def application(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any]:
         sync["automated"] = {"prune": g.prune, "selfHeal": g.self_heal}
     if g.options:
         sync["syncOptions"] = list(g.options)
+    if "CreateNamespace=true" in g.options:
+        # the namespace Argo CD creates carries the label on which the AWS Load Balancer
+        # Controller's webhook injects a readiness gate into each pod (pod becomes Ready
+        # only once its ALB target is healthy: a rollout never outruns the ALB).
+        # Metadata is applied only with CreateNamespace=true (Argo CD v3.5 docs,
+        # user-guide/sync-options.md "Namespace Metadata"); every Application of the
+        # environment sets the same label, so they never disagree
+        sync["managedNamespaceMetadata"] = {"labels": dict(READINESS_GATE_LABEL)}
     sync["retry"] = {
         "limit": g.retry_limit,
         "backoff": {
@@ -152,6 +165,20 @@ def describe(ir: IR) -> list[str]:
         f"Argo CD: repository credentials (read-only) for {', '.join(repos)}; apply "
         f"{ir.output(name)}/ to the argocd namespace"
     ]
+    label = "=".join(*READINESS_GATE_LABEL.items())
+    if "CreateNamespace=true" in ir.gitops.options:
+        out.append(
+            f"The Applications create each namespace labelled {label} (the AWS Load "
+            "Balancer Controller's pod readiness gates: a pod is Ready once its ALB target "
+            "is healthy)"
+        )
+    else:
+        namespaces = ", ".join(dict.fromkeys(e.namespace for e in ir.environments))
+        out.append(
+            f"Label the namespaces {namespaces} {label} (the AWS Load Balancer "
+            "Controller's pod readiness gates: a pod is Ready once its ALB target is "
+            "healthy; without CreateNamespace=true Argo CD does not manage them)"
+        )
     if ir.security.sign_images:
         out.append(
             f"Kyverno (1.18 or later: ImageValidatingPolicy v1 reads cosign v3 bundles) in "

@@ -16,13 +16,14 @@ pipecompile never generates, and the Argo CD Application reads both there.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from ...ir import CHART_SOURCE, IR, SERVICE_VALUES, Deployment, Service, Strategy
+from ...ir import CHART_SOURCE, IR, SERVICE_VALUES, Deployment, Exposure, Service, Strategy
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
 from . import analysis as _analysis
@@ -114,12 +115,27 @@ def _ingress(ir: IR, dep: Deployment) -> dict[str, Any]:
         # a shared ALB needs a host per service (two rules for '/' on any host collide)
         "group": exp.group if dep.hosts else "",
         "hosts": list(dep.hosts),
-        "previewHost": dep.preview_host or "",
+        # blue-green: the preview's host on an internal ALB of its own
+        "preview": {"host": dep.preview_host, "group": preview_group(exp)}
+        if dep.preview_host
+        else None,
         # an https url is answered on 443: with exposure.certificate_arn, else with the
         # certificate the controller discovers in ACM for the rules' hosts
         "tls": bool(exp.certificate_arn) or https(env.url),
         "certificateArn": exp.certificate_arn or "",
     }
+
+
+def preview_group(exp: Exposure) -> str:
+    """The IngressGroup of an environment's previews: the environment's own when it is
+    internal, else one beside it (an IngressGroup's members share one scheme)."""
+    if exp.scheme == "internal":
+        return exp.group
+    name = f"{exp.group}-preview"
+    if len(name) <= 63:  # alb.ingress.kubernetes.io/group.name: at most 63 characters
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:54].rstrip('-')}-{digest}"
 
 
 def https(url: str | None) -> bool:
@@ -289,7 +305,39 @@ def _hosts(svc: Service, env: str) -> list[str]:
 
 
 def check(ir: IR) -> list[Finding]:
-    return gitops_required(ir)
+    return gitops_required(ir) + unjudged_canary_steps(ir)
+
+
+def unjudged_canary_steps(ir: IR) -> list[Finding]:
+    """A warning for each environment's canary step that its analysis never judges."""
+    rb = ir.rollback
+    if rb is None or (rb.max_error_rate is None and rb.max_p90_latency_ms is None):
+        return []  # nothing judges any step: rollback says so (explain)
+    out: list[Finding] = []
+    for env in ir.environments:
+        dep = next(
+            (d for s in ir.services for d in s.deployments if d.environment == env.name), None
+        )
+        if dep is None or dep.strategy.kind != "canary":
+            continue
+        first = _analysis.initial_delay_minutes(rb)
+        for i in _analysis.unjudged_steps(rb, dep.strategy):
+            step = dep.strategy.steps[i]
+            out.append(
+                Finding(
+                    ("environments", env.name, "strategy"),
+                    f"{env.name}: step {i + 1} of canary strategy '{dep.strategy.name}' "
+                    f"(weight {step.weight}, pause {step.pause or 'none'}) is never judged: "
+                    f"the traffic moves on before the rollback analysis measures it (its first "
+                    f"measurement comes {first}m after step 1 starts, then one a minute); "
+                    "pause the "
+                    "step until a measurement is taken "
+                    f"(strategies.{dep.strategy.name}.steps[{i}].pause)",
+                    severity="warning",
+                    code="PC309",
+                )
+            )
+    return out
 
 
 def chart_yaml(ir: IR) -> dict[str, Any]:
@@ -318,12 +366,14 @@ def default_values() -> dict[str, Any]:
         # the runtime's seccomp profile
         "securityContext": {"runAsUser": conv["run_as_user"]},
         "resources": conv["resources"],
+        # zero-downtime: the ALB stops sending a terminating pod requests before it exits
+        "shutdown": dict(conv["shutdown"]),
         "ingress": {
             "enabled": True,
             "scheme": "internal",
             "group": "",
             "hosts": [],
-            "previewHost": "",
+            "preview": None,
             "tls": False,
             "certificateArn": "",
         },

@@ -61,9 +61,10 @@ before the controller pointed the Service at the new ReplicaSet.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from ...ir import IR, Deployment, Rollback, Service
+from ...ir import IR, Deployment, Rollback, Service, Strategy
 
 NO_TRAFFIC = -1  # what a query returns for a version that served no request
 HASH_ARG = "pod-template-hash"  # the template's argument: the new ReplicaSet's hash
@@ -161,6 +162,41 @@ def progress_deadline_seconds(rb: Rollback | None, kind: str) -> int:
         return DEFAULT_PROGRESS_DEADLINE_SECONDS
     minutes = run_minutes(rb) + CONSECUTIVE_ERROR_LIMIT + PROGRESS_MARGIN_MINUTES
     return max(DEFAULT_PROGRESS_DEADLINE_SECONDS, minutes * 60)
+
+
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def _seconds(duration: str | None) -> float:
+    """A pause as the language writes it ("10m", "90s"; a bare number is seconds)."""
+    if not duration:
+        return 0
+    m = re.fullmatch(r"([0-9]+)(ms|s|m|h)?", duration)
+    assert m, duration  # the model's pattern guarantees the shape
+    return int(m.group(1)) * _SECONDS[m.group(2) or "s"]
+
+
+def unjudged_steps(rb: Rollback, strategy: Strategy) -> list[int]:
+    """The canary steps (0-based) whose weight no measurement of the background analysis
+    judges: the traffic moves on (or the rollout completes) before a measurement is taken
+    at that weight. The analysis starts with the first step's pause (``startingStep: 1``),
+    measures at ``initialDelay`` and then once a minute; a step holds its weight for its
+    pause (setWeight itself takes no time). The last step without a pause is the
+    promotion at 100 %, nothing left to judge."""
+    first = initial_delay_minutes(rb) * 60
+    out: list[int] = []
+    start = 0.0
+    for i, step in enumerate(strategy.steps):
+        hold = _seconds(step.pause)
+        if i == len(strategy.steps) - 1 and step.weight == 100 and not hold:
+            break
+        # the first measurement after the step's start (one due at the very moment the
+        # weight changes may still see the previous weight: it is not counted)
+        taken = first if start < first else first + ((start - first) // 60 + 1) * 60
+        if taken >= start + hold:
+            out.append(i)
+        start += hold
+    return out
 
 
 def measured_service(svc: Service, dep: Deployment) -> str:
@@ -315,6 +351,8 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         if blue_green:  # pre- and post-promotion analysis must end (see the module doc)
             metric["count"] = rb.measurements
         metrics.append(metric)
+    if blue_green and prometheus and rb.smoke_path and metrics:
+        metrics.append(smoke_metric(rb, svc, dep))
     args = (
         [{"name": "service"}, {"name": HASH_ARG}]
         if prometheus
@@ -325,6 +363,32 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
         "healthChecks": rb.health_checks,
         "args": args,
         "metrics": metrics,
+    }
+
+
+SMOKE_TIMEOUT_SECONDS = 10  # the web provider's own default, written out
+
+
+def smoke_metric(rb: Rollback, svc: Service, dep: Deployment) -> dict[str, Any]:
+    """``smoke-requests``: the controller requests ``rollback.smoke_path`` once a minute
+    through the Service the run measures (the preview, then the active one), so an
+    otherwise idle preview has traffic for the other metrics to judge, and a version that
+    does not answer is stopped. argo-rollouts v1.9.0 metricproviders/webmetric/
+    webmetric.go Run: an answer that is not 2xx (or none within timeoutSeconds) is a
+    measurement Error; parseResponse: a 2xx answer, JSON or not, with no conditions is
+    Successful (utils/evaluate/evaluate.go: no success and no failure condition). So
+    ``consecutiveErrorLimit: 1``: one lost request is ridden out, two in a row are an
+    Error run, which aborts (a preview is never promoted, a promoted version switches
+    back). Counted as the other metrics are: an Error is not a measurement towards
+    ``count``."""
+    url = f"http://{{{{args.service}}}}.{dep.namespace}.svc.cluster.local:{svc.port}{rb.smoke_path}"
+    return {
+        "name": "smoke-requests",
+        "interval": "1m",
+        "count": rb.measurements,
+        "failureLimit": 0,
+        "consecutiveErrorLimit": 1,
+        "provider": {"web": {"url": url, "timeoutSeconds": SMOKE_TIMEOUT_SECONDS}},
     }
 
 

@@ -14,8 +14,12 @@
 #                          sync operation, or an API that cannot be used (401, 403, HTML)
 #   waiting-for-promotion  PROMOTION=manual, the new digest live, and the Rollout paused
 #                          for promotion (BlueGreenPause) with its pre-promotion analysis
-#                          Successful: a person promotes it (kubectl argo rollouts
-#                          promote); not a failure
+#                          Successful for PROMOTION_WAIT_SECONDS without a person
+#                          promoting it (kubectl argo rollouts promote); not a failure.
+#                          Promoted in time, the wait goes on: the post-promotion
+#                          analysis runs (Argo CD shows Progressing: the controller's
+#                          phase until the new ReplicaSet is stable), then succeeded, or
+#                          rolled-back when that analysis aborts it
 #   paused-inconclusive    the Rollout of the new version paused because its analysis was
 #                          inconclusive (pause reason InconclusiveAnalysisRun), whatever the
 #                          strategy: nothing judged it; a person promotes or aborts it (the
@@ -66,6 +70,9 @@
 #   WAIT_SECONDS        how long to wait
 #   OUTCOME_FILE        a file the outcome is appended to
 #   PROMOTION           optional: manual (blue-green without auto-promotion) or auto
+#   PROMOTION_WAIT_SECONDS  optional, with PROMOTION=manual: how long a person may take
+#                       to promote a preview that passed its analysis (default 0);
+#                       WAIT_SECONDS includes it
 #   POLL_SECONDS        optional: between two questions (default 20)
 #   GITHUB_OUTPUT       optional (GitHub Actions): the step's outputs file
 # Outputs:
@@ -81,6 +88,7 @@ body="$(mktemp)"
 live_file="$(mktemp)"
 namespace=""
 unreachable=0
+ready_at=""  # when the preview was first seen ready for promotion
 # read_live KIND GROUP VERSION: the live object SERVICE of that kind into $live_file; fails
 # when the application manages none
 read_live() {
@@ -211,8 +219,12 @@ while :; do
             if [ "${PROMOTION:-auto}" = manual ] && [ "$live" -gt 0 ]; then
               promotion="$(promotion_state)"
               if [ "$promotion" = ready ]; then
-                outcome=waiting-for-promotion
-                break
+                ready_at="${ready_at:-$SECONDS}"
+                if [ $((SECONDS - ready_at)) -ge "${PROMOTION_WAIT_SECONDS:-0}" ]; then
+                  outcome=waiting-for-promotion
+                  break
+                fi
+                promotion="waiting for promotion ($((SECONDS - ready_at)) of ${PROMOTION_WAIT_SECONDS:-0} s)"
               fi
               state="$state; $promotion"
               echo "$ARGOCD_APP: $promotion"
@@ -235,7 +247,8 @@ while :; do
 done
 finish
 case "$outcome" in
-  succeeded) echo "$SERVICE is healthy in $ENVIRONMENT at $IMAGE_DIGEST" ;;
+  succeeded)
+    echo "$SERVICE is healthy in $ENVIRONMENT at $IMAGE_DIGEST${ready_at:+ (promoted; its post-promotion analysis passed)}" ;;
   waiting-for-promotion)
     echo "$SERVICE runs $IMAGE_DIGEST as the preview in $ENVIRONMENT, waiting for a person to" \
       "promote it (kubectl argo rollouts promote); $state" ;;

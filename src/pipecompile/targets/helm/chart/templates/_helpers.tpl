@@ -40,6 +40,8 @@ metadata:
 spec:
   serviceAccountName: {{ include "svc.name" . | quote }}
   automountServiceAccountToken: false
+  # the preStop pause, then the application's own shutdown (SIGTERM) within this
+  terminationGracePeriodSeconds: {{ .Values.shutdown.terminationGracePeriodSeconds }}
   securityContext:
     runAsNonRoot: true
     runAsUser: {{ .Values.securityContext.runAsUser }}
@@ -59,6 +61,14 @@ spec:
           drop: ["ALL"]
       resources:
         {{- toYaml .Values.resources | nindent 8 }}
+      # a terminating pod leaves the Endpoints at once, but the ALB deregisters its target
+      # only when the AWS Load Balancer Controller has seen that and called the API: the
+      # pod keeps serving the requests the ALB still sends it meanwhile (the kubelet's
+      # sleep action needs no shell in the image)
+      lifecycle:
+        preStop:
+          sleep:
+            seconds: {{ .Values.shutdown.preStopSeconds }}
       {{- with .Values.externalSecrets }}
       env:
         {{- range .secrets }}
