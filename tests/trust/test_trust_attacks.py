@@ -541,6 +541,14 @@ def test_the_build_tiers_share_no_log_group_and_no_sonarqube_token() -> None:
                     f'{{ name = "SONAR_TOKEN", value = "{ir.aws.release_sonar_secret_name}:token", '
                     'type = "SECRETS_MANAGER" }'
                 ) in text
+        # and analyse a SonarQube project of their own, which the dev token is not granted:
+        # the dev tier's analysis of the same tree cannot stand in for the release's
+        release_key = f"{ir.project}_{svc.name}-release"
+        assert (
+            f'{{ name = "SONAR_PROJECT_KEY", value = "{release_key}", type = "PLAINTEXT" }}'
+        ) in text
+        spec = (ECOMMERCE / ir.output("codebuild") / f"build-{svc.name}.yml").read_text()
+        assert f"SONAR_PROJECT_KEY: {ir.project}_{svc.name}\n" in spec
 
 
 def test_the_github_dast_job_has_its_own_role_and_no_deploy_secret() -> None:

@@ -27,6 +27,11 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
                 " (only repository admins may create such a branch, nested names included: "
                 "explain --release-ruleset)"
             )
+            if ir.secrets.sonar_token:
+                who += (
+                    "; its CI scans in GitHub environment 'ci-release' (those branches "
+                    "only), into the SonarQube projects <project>_<service>-release"
+                )
     else:
         role = ir.aws.release_build_role_name if release else ir.aws.build_role_name
         kind = "release build projects" if release else "build projects"
