@@ -302,3 +302,27 @@ def test_the_started_message_is_sent_from_its_tiers_environment() -> None:
         "${{ needs.route.outputs.release == 'true' && 'notifications' || 'notifications-dev' }}"
     )
     assert "SLACK_WEBHOOK_URL" in json.dumps(started["steps"])
+
+
+@pytest.mark.parametrize("name", ["ci", "ci-release", "notifications", "notifications-dev"])
+def test_a_deploy_environment_cannot_take_a_tiers_name(name: str) -> None:
+    """With GitHub delivery a deploy environment is the GitHub environment of its name:
+    one named 'ci' would hand its GitOps credential to every branch's CI job."""
+    from pipecompile.errors import PipelineError
+
+    text = (STOREFRONT / "pipeline.yaml").read_text().replace("  development:", f"  {name}:")
+    text = text.replace("[development", f"[{name}").replace(" development\n", f" {name}\n")
+    with pytest.raises(PipelineError) as exc:
+        compile_bytes("pipeline.yaml", text.encode())
+    line = text.split("\n").index(f"  {name}:") + 1
+    assert any(
+        d.line == line and d.message.startswith(f"'{name}' is the GitHub environment of ")
+        for d in exc.value.diagnostics
+    ), [str(d) for d in exc.value.diagnostics]
+
+
+def test_the_reserved_names_are_the_tiers_environments() -> None:
+    from pipecompile.frontend.references import GITHUB_ENVIRONMENTS
+    from pipecompile.targets.github_actions.environments import environments
+
+    assert {e.name for e in environments(ir_of(STOREFRONT))} == set(GITHUB_ENVIRONMENTS)
