@@ -188,7 +188,7 @@ class _Lowering(Sections):
                     "characters; set 'namespace'",
                     key=True,
                 )
-            if self.m.delivery == "github-actions" and name in GITHUB_ENVIRONMENTS:
+            if self.m.delivery != "codepipeline" and name in GITHUB_ENVIRONMENTS:
                 self.err(where, reserved_message(name), key=True)
             self.strategy_ref((*where, "strategy"), env.strategy, strategies)
             includes = [b for b in env.branches if not b.startswith("!")]

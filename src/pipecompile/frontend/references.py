@@ -60,7 +60,7 @@ def check(doc: Document) -> list[Diagnostic]:
 
     for name, env in _dict(envs_raw).items():
         strategy(("environments", name, "strategy"), _dict(env).get("strategy"))
-        if data.get("delivery") == "github-actions" and name in GITHUB_ENVIRONMENTS:
+        if data.get("delivery") not in (None, "codepipeline") and name in GITHUB_ENVIRONMENTS:
             out.append(doc.error(("environments", name), reserved_message(name), key=True))
     for name, svc in _dict(data.get("services")).items():
         svc = _dict(svc)
