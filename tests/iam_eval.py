@@ -13,7 +13,12 @@ policies use (IAM User Guide, "Policy evaluation logic" and "Condition operators
   negated StringNotLike is true when the key is absent, else when no value matches; ArnLike
   matches each of an ARN's six ':'-separated parts on its own;
   ForAllValues:* is true when the key is absent or empty (the documented pitfall);
-- all conditions of a statement must hold (AND), any value of one condition (OR).
+- all conditions of a statement must hold (AND), any value of one condition (OR);
+- a policy variable in a condition's value (``${aws:username}``,
+  ``${aws:PrincipalTag/approver}``) is the request's value of that key; a value naming a
+  key the request lacks matches nothing (IAM User Guide, "IAM policy elements: Variables
+  and tags": a missing key's variable makes the condition false).  AWS sets
+  ``aws:username`` on every request of an IAM user, and no assumed-role session has one.
 
 It reads the Terraform as the default apply builds it, every environment on
 (``var.environments``): a counted block's ``[0]`` and ``[*]`` name its one instance, and
@@ -35,6 +40,20 @@ import hcl2
 from tests.conftest import hcl_norm
 
 _INDEX = re.compile(r"\[(?:0|\*)\]")  # the one instance of a counted block (phases.py)
+
+
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def _literal(text: str) -> str:
+    """A literal part of an HCL string as python-hcl2 keeps it (raw): its escapes decoded
+    (hashicorp/hcl v2 hclsyntax spec.md, "Template Literals" and "String Literals")."""
+    text = text.replace("$${", "${").replace("%%{", "%{")
+    return re.sub(
+        r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)",
+        lambda m: chr(int(m.group(1)[1:], 16)) if len(m.group(1)) > 1 else _ESCAPES[m.group(1)],
+        text,
+    )
 
 
 @dataclass(frozen=True)
@@ -61,7 +80,22 @@ def _glob(pattern: str, value: str, fold: bool) -> bool:
     return fnmatchcase(value, pattern.replace("[", "[[]"))
 
 
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+def _substitute(wanted: tuple[str, ...], ctx: dict[str, Any]) -> tuple[str, ...]:
+    """The values with their policy variables replaced from ``ctx``; a value whose variable
+    has no value in the request is dropped (it matches nothing)."""
+    out = []
+    for w in wanted:
+        keys = _VARIABLE.findall(w)
+        if all(isinstance(ctx.get(k), str) for k in keys):
+            out.append(_VARIABLE.sub(lambda m: str(ctx[m.group(1)]), w))
+    return tuple(out)
+
+
 def _condition(op: str, key: str, wanted: tuple[str, ...], ctx: dict[str, Any]) -> bool:
+    wanted = _substitute(wanted, ctx)
     set_op = None
     if ":" in op:
         set_op, op = op.split(":", 1)
@@ -233,7 +267,13 @@ class Account:
         return out
 
     def resolve(self, text: str) -> str:
-        return re.sub(r"\$\{([^}]*)\}", lambda m: self._attr(m.group(1)), text)
+        """A string as Terraform builds it: its interpolations resolved, its literal parts
+        unescaped (``$${`` and ``\\u0024{`` are a literal ``${``: an IAM policy variable)."""
+        out, pos = [], 0
+        for m in re.finditer(r"(?<!\$)\$\{([^}]*)\}", text):
+            out += [_literal(text[pos : m.start()]), self._attr(m.group(1))]
+            pos = m.end()
+        return "".join([*out, _literal(text[pos:])])
 
     def _values(self, values: Any) -> tuple[str, ...]:
         """A condition's values: a list, or a list variable (``values = var.x``), which
@@ -277,6 +317,9 @@ class Account:
         kind, ident = principal
         if kind == "AWS":  # AWS sets it on every request of an IAM principal
             ctx.setdefault("aws:PrincipalArn", ident)
+            user = re.fullmatch(r"arn:aws:iam::[0-9]{12}:user/(?:.*/)?([^/]+)", ident)
+            if user:  # and aws:username on an IAM user's (none on a role session's)
+                ctx.setdefault("aws:username", user.group(1))
         for st in self.roles[role].trust:
             if st.effect != "Allow":
                 continue

@@ -94,7 +94,11 @@ def test_explain_checklist_is_derived_from_the_pipeline() -> None:
     minimal = pc("explain", "-f", "samples/minimal/pipeline.yaml", cwd=ROOT).stdout
     github = pc("explain", "-f", "samples/storefront/pipeline.yaml", cwd=ROOT).stdout
     # delivered by CodePipeline: scanners' secrets in GitHub, deploy secrets in AWS
-    assert "GitHub environment 'ci' (the CI job): SONAR_TOKEN, SONAR_HOST_URL" in full
+    assert (
+        "GitHub environment 'ci' (feature tier: the CI job): any branch; SONAR_TOKEN, "
+        "SONAR_HOST_URL"
+    ) in full
+    assert "'ci-release'" not in full  # CodeBuild runs the release tier's CI
     assert "ecommerce/production/gitops-credential" in full and "GITOPS_DEPLOY_KEY" not in full
     assert "CodeStar connection 'ecommerce-github'" in full and "AWS Chatbot" in full
     assert "SONAR_TOKEN" not in minimal and "shop/production/gitops-credential" in minimal
@@ -104,7 +108,13 @@ def test_explain_checklist_is_derived_from_the_pipeline() -> None:
         "secrets GITOPS_DEPLOY_KEY, ARGOCD_SERVER, ARGOCD_AUTH_TOKEN, SLACK_WEBHOOK_URL; "
         "its jobs alone assume IAM role storefront-deploy-production"
     ) in github
-    assert "GitHub environment 'notifications' (Slack messages): SLACK_WEBHOOK_URL" in github
+    assert (
+        "GitHub environment 'notifications' (release tier: Slack messages of release runs, "
+        "approval requests and the scheduled reviews): deployment branches release/*, "
+        "hotfix/*, main only; SLACK_WEBHOOK_URL"
+    ) in github
+    assert "GitHub environment 'notifications-dev' (feature tier" in github
+    assert "GitHub environment 'ci-release' (release tier" in github
 
 
 def test_explain_push_needs_a_ref() -> None:

@@ -285,7 +285,7 @@ def test_no_ci_principal_approves_and_each_approver_only_its_environment() -> No
     # assume an approver role; another person of the account may not, nor the account
     person = ("AWS", f"arn:aws:iam::{a}:user/release-manager")
     for role, env in approvers.items():
-        mfa = {"aws:MultiFactorAuthPresent": "true"}
+        mfa = {**PERSON, "aws:MultiFactorAuthPresent": "true"}
         assert not acct.may_assume(role, person, **mfa)
         assert not acct.may_assume(role, ("AWS", f"arn:aws:iam::{a}:root"), **mfa)
         default = ("AWS", f"arn:aws:iam::{a}:role/{ir.project}-{env.name}-approvers")
@@ -294,6 +294,10 @@ def test_no_ci_principal_approves_and_each_approver_only_its_environment() -> No
     for role in acct.roles:
         if role not in approvers:
             assert not acct.may_assume(role, person, **{"aws:MultiFactorAuthPresent": "true"})
+
+
+# a person's session: the tag its identity provider sets, and the session named after it
+PERSON = {"aws:PrincipalTag/approver": "alice", "sts:RoleSessionName": "alice"}
 
 
 def test_self_approval_is_refused() -> None:
@@ -310,7 +314,7 @@ def test_self_approval_is_refused() -> None:
         a,
         {"approvers_production": [managers, sso], "approvers_staging": [managers]},
     )
-    mfa = {"aws:MultiFactorAuthPresent": "true"}
+    mfa = {**PERSON, "aws:MultiFactorAuthPresent": "true"}
     author = ("AWS", f"arn:aws:iam::{a}:role/developer")
     for role in ("approve_production", "approve_staging"):
         assert acct.may_assume(role, ("AWS", managers), **mfa)
@@ -328,6 +332,64 @@ def test_self_approval_is_refused() -> None:
     # ArnLike's '*' stays inside one part of the ARN: another account's look-alike fails
     other = f"arn:aws:iam::999999999999:{sso_path}/x/AWSReservedSSO_Approvers_1"
     assert not acct.may_assume("approve_production", ("AWS", other), **mfa)
+
+
+def test_an_approval_records_the_person_who_approves() -> None:
+    """A listed approver assumes the approver role only in a session named after
+    themselves (CloudTrail and the pipeline record assumed-role/<role>/<session>): an IAM
+    user by its own user name, a role session (IAM Identity Center) by the person tag its
+    identity provider set. A shared role without that tag, a CI job naming the session
+    after someone, or an approver naming it after another person are refused."""
+    ir = ir_of(ECOMMERCE)
+    a = ir.aws.account_id
+    managers = f"arn:aws:iam::{a}:role/release-managers"
+    bob = f"arn:aws:iam::{a}:user/people/bob"
+    acct = Account(
+        ECOMMERCE / ir.output("terraform"),
+        a,
+        {"approvers_production": [managers, bob], "approvers_staging": [managers]},
+    )
+    mfa = {"aws:MultiFactorAuthPresent": "true"}
+    role = "approve_production"
+    # an IAM user: the session bears its own name (AWS sets aws:username), no other
+    assert acct.may_assume(role, ("AWS", bob), **mfa, **{"sts:RoleSessionName": "bob"})
+    for other in ("alice", "release-bot", "bob-ci", ""):
+        assert not acct.may_assume(role, ("AWS", bob), **mfa, **{"sts:RoleSessionName": other})
+    assert not acct.may_assume(role, ("AWS", bob), **mfa)  # no session name: refused
+    # a role session: its person tag names it
+    tagged = {**mfa, "aws:PrincipalTag/approver": "alice"}
+    assert acct.may_assume(role, ("AWS", managers), **tagged, **{"sts:RoleSessionName": "alice"})
+    assert not acct.may_assume(role, ("AWS", managers), **tagged, **{"sts:RoleSessionName": "bob"})
+    # a shared role without a person tag: no session name passes (not even the role's)
+    for name in ("release-managers", "alice", "${aws:username}"):
+        assert not acct.may_assume(role, ("AWS", managers), **mfa, **{"sts:RoleSessionName": name})
+    # a CI role naming its session after an approver: not listed, refused
+    ci = f"arn:aws:iam::{a}:role/{acct.roles['codebuild'].name}"
+    assert not acct.may_assume(role, ("AWS", ci), **tagged, **{"sts:RoleSessionName": "alice"})
+    # the policy variables are read from the generated Terraform, not assumed
+    names = {
+        vals
+        for st in acct.roles[role].trust
+        for op, key, vals in st.conditions
+        if key == "sts:RoleSessionName"
+    }
+    assert names == {("${aws:username}",), ("${aws:PrincipalTag/approver}",)}
+
+
+def test_the_evaluator_substitutes_policy_variables() -> None:
+    named = Statement(
+        "Allow",
+        ("sts:AssumeRole",),
+        ("*",),
+        (("StringEquals", "sts:RoleSessionName", ("${aws:username}",)),),
+    )
+    ctx = {"aws:username": "bob", "sts:RoleSessionName": "bob"}
+    assert evaluate([named], "sts:AssumeRole", "r", ctx) == "Allow"
+    ctx["sts:RoleSessionName"] = "alice"
+    assert evaluate([named], "sts:AssumeRole", "r", ctx) == "ImplicitDeny"
+    # the variable's key absent: nothing matches, not even the literal text
+    ctx = {"sts:RoleSessionName": "${aws:username}"}
+    assert evaluate([named], "sts:AssumeRole", "r", ctx) == "ImplicitDeny"
 
 
 def test_the_approver_list_refuses_the_account_root(tmp_path: Path) -> None:
@@ -479,6 +541,14 @@ def test_the_build_tiers_share_no_log_group_and_no_sonarqube_token() -> None:
                     f'{{ name = "SONAR_TOKEN", value = "{ir.aws.release_sonar_secret_name}:token", '
                     'type = "SECRETS_MANAGER" }'
                 ) in text
+        # and analyse a SonarQube project of their own, which the dev token is not granted:
+        # the dev tier's analysis of the same tree cannot stand in for the release's
+        release_key = f"{ir.project}_{svc.name}-release"
+        assert (
+            f'{{ name = "SONAR_PROJECT_KEY", value = "{release_key}", type = "PLAINTEXT" }}'
+        ) in text
+        spec = (ECOMMERCE / ir.output("codebuild") / f"build-{svc.name}.yml").read_text()
+        assert f"SONAR_PROJECT_KEY: {ir.project}_{svc.name}\n" in spec
 
 
 def test_the_github_dast_job_has_its_own_role_and_no_deploy_secret() -> None:

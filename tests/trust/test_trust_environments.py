@@ -66,30 +66,49 @@ def fnmatch_pathname(pattern: str, name: str) -> bool:
     return re.fullmatch(out, name) is not None
 
 
-def policies(requests: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """environment -> the branch patterns GitHub lets run jobs in it."""
-    out: dict[str, list[str]] = {}
+def policies(requests: list[dict[str, Any]]) -> dict[str, list[str] | None]:
+    """environment -> the branch patterns GitHub lets run jobs in it (None: any branch,
+    the PUT's deployment_branch_policy null)."""
+    out: dict[str, list[str] | None] = {}
     for r in requests:
         parts = r["path"].split("/")
         if r["method"] == "PUT":
-            assert r["body"]["deployment_branch_policy"] == {
-                "protected_branches": False,
-                "custom_branch_policies": True,
-            }
+            policy = r["body"]["deployment_branch_policy"]
+            if policy is None:
+                out[parts[1]] = None
+                continue
+            assert policy == {"protected_branches": False, "custom_branch_policies": True}
             out.setdefault(parts[1], [])
         else:
             assert parts[2] == "deployment-branch-policies" and r["body"]["type"] == "branch"
-            out[parts[1]].append(r["body"]["name"])
+            patterns = out[parts[1]]
+            assert patterns is not None, parts[1]  # no pattern on an any-branch environment
+            patterns.append(r["body"]["name"])
     return out
 
 
-def may_run(policy: dict[str, list[str]], env: str, branch: str) -> bool:
-    return any(fnmatch_pathname(p, branch) for p in policy[env])
+def may_run(policy: dict[str, list[str] | None], env: str, branch: str) -> bool:
+    patterns = policy[env]
+    return patterns is None or any(fnmatch_pathname(p, branch) for p in patterns)
+
+
+def _openapi_nullable(node: Any) -> Any:
+    """OpenAPI 3.0's ``nullable: true`` (the description's dialect: "A true value adds
+    "null" to the allowed types", OpenAPI Specification 3.0.3, Schema Object) as JSON
+    Schema says it: the type list gains "null"."""
+    if isinstance(node, list):
+        return [_openapi_nullable(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _openapi_nullable(v) for k, v in node.items()}
+    if out.get("nullable") is True and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
 
 
 def schema(name: str) -> Any:
     doc = json.loads((ROOT / "tests/schemas/github-environment-requests.json").read_text())
-    return jsonschema.Draft4Validator(doc["definitions"][name])
+    return jsonschema.Draft4Validator(_openapi_nullable(doc["definitions"][name]))
 
 
 def test_the_restated_matcher() -> None:
@@ -122,7 +141,8 @@ def test_the_requests_are_valid_for_githubs_rest_api() -> None:
 def test_a_feature_branch_cannot_deploy_to_an_approval_environment() -> None:
     ir = ir_of(STOREFRONT)
     policy = policies(environment_requests(ir))
-    assert sorted(policy) == sorted([e.name for e in ir.environments] + ["staging-dast"])
+    tiered = ["ci", "ci-release", "notifications-dev", "notifications", "compliance"]
+    assert sorted(policy) == sorted([e.name for e in ir.environments] + ["staging-dast", *tiered])
     acct = Account(STOREFRONT / ir.output("terraform"), ir.aws.account_id)
     provider = ("Federated", f"arn:aws:iam::{ir.aws.account_id}:oidc-provider/{OIDC}")
     aud = {f"{OIDC}:aud": "sts.amazonaws.com"}
@@ -165,8 +185,55 @@ def test_approval_environments_prevent_self_review() -> None:
 
 
 def test_codepipeline_delivery_has_no_deploy_environments() -> None:
+    """CodeBuild builds and deploys: GitHub runs only the CI of pull requests, in ``ci``
+    (any branch; the release tier's scanner token is in Secrets Manager)."""
     p = ROOT / "samples/ecommerce/pipeline.yaml"
-    assert environment_requests(compile_bytes(str(p), p.read_bytes())) == []
+    assert environment_requests(compile_bytes(str(p), p.read_bytes())) == [
+        {"method": "PUT", "path": "environments/ci", "body": {"deployment_branch_policy": None}}
+    ]
+
+
+def test_a_feature_branch_cannot_reach_a_release_tier_secret() -> None:
+    """The release tier's CI and notification environments (a SonarQube token for the
+    release projects, the release channel's webhook) run no job of a feature branch,
+    nested names included; every job that reads one runs in its tier's environment."""
+    ir = ir_of(STOREFRONT)
+    policy = policies(environment_requests(ir))
+    feature = ("feature/steal-release", "feature/a/b", "develop", "release-x", "mainx")
+    for env in ("ci-release", "notifications", "compliance"):
+        for branch in feature:
+            assert not may_run(policy, env, branch), (env, branch)
+    for env in ("ci-release", "notifications"):
+        for branch in ("release/2.0", "hotfix/1", "main"):
+            assert may_run(policy, env, branch), (env, branch)
+    assert policy["compliance"] == [ir.default_branch]
+    for env in ("ci", "notifications-dev"):  # the feature tier: any branch
+        assert may_run(policy, env, "feature/x") and may_run(policy, env, "release/2.0")
+    # the workflows: a job names the release tier only for a release-tier run, and a
+    # pull request's (no inputs) falls to the feature tier
+    wf = STOREFRONT / ".github/workflows"
+    for svc in ir.services:
+        ci = (wf / svc.ci_workflow).read_text()
+        assert "environment: \"${{ inputs.release && 'ci-release' || 'ci' }}\"" in ci
+        assert f"{ir.project}_{svc.name}-release" in ci
+        deliver = (wf / svc.deliver_workflow).read_text()
+        assert deliver.count("release: \"${{ needs.route.outputs.release == 'true' }}\"") == 2
+    notify = (wf / "notify.yml").read_text()
+    assert "environment: \"${{ inputs.release && 'notifications' || 'notifications-dev' }}\"" in (
+        notify
+    )
+
+
+def test_explain_lists_the_tiered_environments() -> None:
+    from pipecompile.insight.explain import checklist
+
+    lines = [ln for ln in checklist(ir_of(STOREFRONT)) if ln.startswith("GitHub environment")]
+    named = [ln.split("'")[1] for ln in lines]
+    for env in ("ci", "ci-release", "notifications-dev", "notifications", "compliance"):
+        assert env in named, (env, named)
+    release = next(ln for ln in lines if ln.startswith("GitHub environment 'ci-release'"))
+    assert "release tier" in release and "release/*, hotfix/*, main only" in release
+    assert "any branch" in next(ln for ln in lines if "'ci' (feature tier" in ln)
 
 
 def test_explain_environments_prints_them(capsys: pytest.CaptureFixture[str]) -> None:
@@ -214,3 +281,48 @@ def test_only_admins_create_an_approval_environments_branch() -> None:
         for feature in ("refs/heads/feature/x", "refs/heads/develop"):
             assert not any(fnmatch_pathname(p, feature) for p in include), feature
     assert main(["explain", "--release-ruleset", "-f", str(STOREFRONT / "pipeline.yaml")]) == 0
+
+
+def test_the_started_message_is_sent_from_its_tiers_environment() -> None:
+    """The route job itself holds no secret: the 'started' message is a job of its own,
+    in the release tier's notifications environment only for a release-tier run."""
+    import yaml
+
+    from pipecompile.targets.registry import render_all
+
+    text = (STOREFRONT / "pipeline.yaml").read_text()
+    text = text.replace("on: [failed, succeeded]", "on: [started, failed, succeeded]")
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    files = {str(p): body for p, (_, body) in render_all(ir).items()}
+    route = yaml.safe_load(files[f"{ir.output('github-actions')}/route.yml"])
+    assert "environment" not in route["jobs"]["route"]
+    started = route["jobs"]["started"]
+    assert started["needs"] == "route"
+    assert started["environment"] == (
+        "${{ needs.route.outputs.release == 'true' && 'notifications' || 'notifications-dev' }}"
+    )
+    assert "SLACK_WEBHOOK_URL" in json.dumps(started["steps"])
+
+
+@pytest.mark.parametrize("name", ["ci", "ci-release", "notifications", "notifications-dev"])
+def test_a_deploy_environment_cannot_take_a_tiers_name(name: str) -> None:
+    """With GitHub delivery a deploy environment is the GitHub environment of its name:
+    one named 'ci' would hand its GitOps credential to every branch's CI job."""
+    from pipecompile.errors import PipelineError
+
+    text = (STOREFRONT / "pipeline.yaml").read_text().replace("  development:", f"  {name}:")
+    text = text.replace("[development", f"[{name}").replace(" development\n", f" {name}\n")
+    with pytest.raises(PipelineError) as exc:
+        compile_bytes("pipeline.yaml", text.encode())
+    line = text.split("\n").index(f"  {name}:") + 1
+    assert any(
+        d.line == line and d.message.startswith(f"'{name}' is the GitHub environment of ")
+        for d in exc.value.diagnostics
+    ), [str(d) for d in exc.value.diagnostics]
+
+
+def test_the_reserved_names_are_the_tiers_environments() -> None:
+    from pipecompile.frontend.references import GITHUB_ENVIRONMENTS
+    from pipecompile.targets.github_actions.environments import environments
+
+    assert {e.name for e in environments(ir_of(STOREFRONT))} == set(GITHUB_ENVIRONMENTS)

@@ -253,6 +253,10 @@ def pins(file: Path, quiet: bool) -> int:
     click.echo("Other pins:")
     for key, source in ir.pins.sources:
         click.echo(f"  {key:<24} {values[key]:<32} {source:<16} {used_in(values[key])}")
+    from ..frontend.pins import by_tag_only
+
+    for line in by_tag_only(ir.pins):
+        click.echo(f"warning: {line}")
     sources = [p.source for p in ir.pins.actions] + [source for _, source in ir.pins.sources]
     locked = sum(1 for source in sources if source != "default")
     _done(f"pins: {_count(len(sources), 'pin')}, {locked} from the lock", quiet)

@@ -30,6 +30,7 @@ from .lower_rules import (
 from .lower_sections import Sections
 from .model import Pipeline
 from .plan import key_uri, lower_plan
+from .references import GITHUB_ENVIRONMENTS, reserved_message
 
 
 def _hosts(domain: str | None, service: str, *, first: bool) -> tuple[str, ...]:
@@ -187,6 +188,8 @@ class _Lowering(Sections):
                     "characters; set 'namespace'",
                     key=True,
                 )
+            if self.m.delivery != "codepipeline" and name in GITHUB_ENVIRONMENTS:
+                self.err(where, reserved_message(name), key=True)
             self.strategy_ref((*where, "strategy"), env.strategy, strategies)
             includes = [b for b in env.branches if not b.startswith("!")]
             excludes = [b[1:] for b in env.branches if b.startswith("!")]

@@ -42,12 +42,37 @@ DEFAULTS = {
     # through the installer (cosign-release), CodeBuild by download + sha256sum -c.
     "cosign_version": "v3.0.6",
     "cosign_sha256": "c956e5dfcac53d52bcf058360d579472f0c1d2d9b69f55209e256fe7783f4c74",
-    # The scanners CodeBuild runs as containers (GitHub runs the same dependency check).
-    "sonar_scanner_image": "sonarsource/sonar-scanner-cli:11.3",
+    # The scanners CodeBuild runs as containers (GitHub runs the same dependency check),
+    # each by digest where one could be established (IMAGE_SOURCES says from where).
+    "sonar_scanner_image": "sonarsource/sonar-scanner-cli:12.2.0.4256_8.1.0@sha256:"
+    "a3f4215076706c95a17a68c19322ee916e40a3acd081a8c1a1e839e0194afa57",
     "dependency_check_image": "owasp/dependency-check:12.1.0",
     # The SBOM generator both orchestrators run as a container (anchore/syft, v1.51.0
     # is the newest release tag in the stored snapshot of the repository)
-    "syft_image": "anchore/syft:v1.51.0",
+    "syft_image": "anchore/syft:v1.51.0@sha256:"
+    "678bfa565b60f747aac0f8e964fe5588a24445b8d0a480e91f6efd70020dfbb0",
+}
+# Where each default image pin's digest comes from.  None of them was pulled here (no
+# registry access while building pipecompile): each digest is the one several unrelated
+# public repositories pin for that tag, found through a code search, and they agree.  An
+# image without a digest anyone could confirm stays pinned by its tag and is listed in
+# UNVERIFIED: ``explain`` and ``pins`` say so.
+IMAGE_SOURCES: dict[str, str] = {
+    "zap_image": "ZAP 2.17.0: the digest of its multi-arch image index on ghcr.io, pinned "
+    "with the ZAP scan (not re-checked since)",
+    "sonar_scanner_image": "tag 12.2.0.4256_8.1.0 (SonarScanner CLI 8.1.0.6389, alias 12.2): "
+    "the same digest in three unrelated public repositories (a Dockerfile 'FROM "
+    "sonarsource/sonar-scanner-cli:12.2@sha256:a3f42150...', a tool table naming tag "
+    "12.2.0.4256_8.1.0 with it, a script pinning 'SonarScanner CLI 8.1.0.6389, by digest')",
+    "syft_image": "tag v1.51.0: the same digest in at least six unrelated public "
+    "repositories (Dockerfiles 'FROM ghcr.io/anchore/syft:v1.51.0@sha256:678bfa56...', "
+    "tool pin files, an SBOM report naming the generator)",
+}
+UNVERIFIED: dict[str, str] = {
+    "dependency_check_image": "no digest of owasp/dependency-check:12.1.0 could be "
+    "confirmed offline: it is pulled by its tag, which its publisher can move; pin it by "
+    'digest in pipecompile.lock ("dependency_check_image": "owasp/dependency-check:'
+    '12.1.0@sha256:<digest>", from docker buildx imagetools inspect)',
 }
 _SHA = re.compile(r"[0-9a-f]{40}")
 _VERSION = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+")  # vMAJOR.MINOR.PATCH
@@ -80,6 +105,20 @@ _IMAGE = re.compile(
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
     r"(?:@(?P<digest>sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}))?"
 )
+
+
+def by_tag_only(pins: Pins) -> list[str]:
+    """One line per image pin without a digest: what docker pulls can change under it."""
+    out = []
+    for key, source in pins.sources:
+        value = str(getattr(pins, key))
+        if key.endswith("_image") and "@" not in value:
+            why = UNVERIFIED.get(key, "") if source == "default" else ""
+            out.append(
+                f"{key} {value} ({source}) is pinned by its tag only"
+                + (f": {why}" if why else ": add its digest in the lock")
+            )
+    return out
 
 
 def image_problem(value: str) -> str | None:

@@ -14,6 +14,25 @@ from .loader import Document
 
 BUILTIN_STRATEGIES = ("rolling", "canary", "blue-green")
 DEFAULT_ENVIRONMENTS = ("development", "testing", "staging", "production")
+# the GitHub environments the generated workflows use besides the deploy environments
+# (targets/github_actions/environments.py): with GitHub delivery every deploy
+# environment is a GitHub environment of its name, so one of these names would share
+# that environment's secrets and deployment branch policy
+GITHUB_ENVIRONMENTS = {
+    "ci": "the CI job of any branch",
+    "ci-release": "the CI job of a release build",
+    "notifications": "Slack messages of release runs",
+    "notifications-dev": "Slack messages of feature runs",
+    "compliance": "the drift check and the security review",
+}
+
+
+def reserved_message(name: str) -> str:
+    return (
+        f"'{name}' is the GitHub environment of {GITHUB_ENVIRONMENTS[name]}: a deploy "
+        "environment of that name would share its secrets and its deployment branch "
+        "policy; choose another name"
+    )
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -41,6 +60,8 @@ def check(doc: Document) -> list[Diagnostic]:
 
     for name, env in _dict(envs_raw).items():
         strategy(("environments", name, "strategy"), _dict(env).get("strategy"))
+        if data.get("delivery") not in (None, "codepipeline") and name in GITHUB_ENVIRONMENTS:
+            out.append(doc.error(("environments", name), reserved_message(name), key=True))
     for name, svc in _dict(data.get("services")).items():
         svc = _dict(svc)
         strategy(("services", name, "strategy"), svc.get("strategy"))

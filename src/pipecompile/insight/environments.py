@@ -1,5 +1,6 @@
 """The GitHub environments' deployment branch policies (issue 28): which branches may run
-a job in each environment.
+a job in each environment (the two tiers of CI and notification environments are
+targets/github_actions/environments.py's).
 
 With ``delivery: github-actions`` a deploy job's secrets (the GitOps credential, the
 Argo CD token) and its AWS role (trusted for the OIDC subject
@@ -29,9 +30,14 @@ from typing import Any
 from ..ir import IR, Environment
 
 
-def _environment(name: str, branches: tuple[str, ...], approval: bool) -> list[dict[str, Any]]:
+def _environment(
+    name: str, branches: tuple[str, ...] | None, approval: bool
+) -> list[dict[str, Any]]:
+    """``branches`` None: any branch (the feature tier's environments)."""
     body: dict[str, Any] = {
-        "deployment_branch_policy": {"protected_branches": False, "custom_branch_policies": True}
+        "deployment_branch_policy": None
+        if branches is None
+        else {"protected_branches": False, "custom_branch_policies": True}
     }
     if approval:
         body["prevent_self_review"] = True  # the pusher does not approve their own deploy
@@ -44,17 +50,23 @@ def _environment(name: str, branches: tuple[str, ...], approval: bool) -> list[d
             "path": f"environments/{name}/deployment-branch-policies",
             "body": {"name": pattern, "type": "branch"},
         }
-        for pattern in branches
+        for pattern in branches or ()
     ]
     return out
 
 
 def environment_requests(ir: IR) -> list[dict[str, Any]]:
-    """The requests that limit each GitHub environment to its own branches (GitHub
-    delivery: the deploy environments and the DAST job's)."""
-    if ir.delivery != "github-actions":
-        return []
+    """The requests that define each GitHub environment and limit it to its own branches:
+    the CI, notification and compliance environments of both tiers
+    (targets/github_actions/environments.py), and with GitHub delivery the deploy
+    environments and the DAST job's."""
+    from ..targets.github_actions.environments import environments
+
     out: list[dict[str, Any]] = []
+    for tiered in environments(ir):
+        out += _environment(tiered.name, tiered.branches, False)
+    if ir.delivery != "github-actions":
+        return out
     for env in ir.environments:
         out += _environment(env.name, env.includes, env.approval)
     dast = ir.security.dast

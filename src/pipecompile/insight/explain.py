@@ -315,5 +315,8 @@ def _hotfix_lines(ir: IR, branch: str) -> list[str]:
 def checklist(ir: IR) -> list[str]:
     """What must exist outside the repository: each enabled target's own list."""
     targets = registry()
+    from ..frontend.pins import by_tag_only
+
     out = [line for name, _ in ir.outputs for line in targets[name].describe(ir)]
+    out += [f"Image pin: {line}" for line in by_tag_only(ir.pins)]
     return out or ["nothing: the enabled outputs need nothing outside the repository"]

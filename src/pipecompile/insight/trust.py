@@ -9,6 +9,7 @@ IAM itself).
 from __future__ import annotations
 
 from ..ir import IR, Environment
+from ..targets.terraform.approvers import APPROVER_TAG
 
 
 def _builders(ir: IR, env: Environment) -> tuple[str, str]:
@@ -26,6 +27,11 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
                 " (only repository admins may create such a branch, nested names included: "
                 "explain --release-ruleset)"
             )
+            if ir.secrets.sonar_token:
+                who += (
+                    "; its CI scans in GitHub environment 'ci-release' (those branches "
+                    "only), into the SonarQube projects <project>_<service>-release"
+                )
     else:
         role = ir.aws.release_build_role_name if release else ir.aws.build_role_name
         kind = "release build projects" if release else "build projects"
@@ -70,7 +76,10 @@ def _approver(ir: IR, env: Environment) -> str:
     who = ", ".join(env.approver_principals)
     return (
         f"only the principals of var.{env.approver_variable} ({who}), assuming IAM role "
-        f"{env.approver_role_name} with MFA (every CI role is denied "
+        f"{env.approver_role_name} with MFA, in a session named after the person (an IAM "
+        f"user's own name, else the session's '{APPROVER_TAG}' tag, which their identity "
+        f"provider sets: a role without it cannot approve), so the approval records who "
+        f"approved (every CI role is denied "
         f"codepipeline:PutApprovalResult; a listed approver can still approve their own "
         f"change: keep authors off the list); notified on SNS topic "
         f"{env.approval_topic}: {subscribed}"

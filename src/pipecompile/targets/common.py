@@ -129,3 +129,11 @@ def codebuild_parameters(ir: IR, scope: str) -> list[str]:
         if name in switches or sources.get(name) == "value" or sources.get(name) == "secret":
             out.append(name)
     return out
+
+
+def sonar_key(ir: IR, service: str, release: bool) -> str:
+    """The SonarQube project of a service in a build tier: the release tier's is its own,
+    so a token that feature code can read cannot write the analysis a release is gated
+    on (the token of each tier is granted its own projects only)."""
+    key = f"{ir.project}_{service}"
+    return f"{key}-release" if release else key

@@ -20,7 +20,7 @@ from ...errors import Path_
 from ...ir import BUILDSPEC_FOLDER, BUILDSPECS_GENERATED, IR, PlanStep, Service, SharedStep
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
-from ..common import CVSS, DERIVED, SONAR, script_body
+from ..common import CVSS, DERIVED, SONAR, script_body, sonar_key
 
 name = "codebuild"
 delivery = "codepipeline"  # only CodePipeline runs buildspecs: not a default otherwise
@@ -89,7 +89,7 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         variables.update(
             {
                 "SONAR_SCANNER_IMAGE": ir.pins.sonar_scanner_image,
-                "SONAR_PROJECT_KEY": f"{ir.project}_{svc.name}",
+                "SONAR_PROJECT_KEY": sonar_key(ir, svc.name, False),  # the release's: its own
                 "SONAR_SEVERITIES": SONAR[sec.sast_fail_on],
             }
         )

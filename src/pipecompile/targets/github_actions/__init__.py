@@ -41,6 +41,7 @@ from .compliance import compliance_workflows
 from .compliance import describe as describe_compliance
 from .deliver import deliver_workflow
 from .deploy import DEPLOY, Deploy, deploy_workflow
+from .environments import describe as describe_environments
 from .gates import CHECK_NAME, REVIEW_FILE, pipecompile_workflow, review_workflow
 from .gates import FILE as GATE_FILE
 from .reusable import (
@@ -55,10 +56,10 @@ from .reusable import (
     route_workflow,
     zap_workflow,
 )
-from .steps import CI_ENVIRONMENT, NOTIFY_ENVIRONMENT, permissions, workflow_ref
 from .steps import cost as cost  # the target's attributes, re-exported for the registry
 from .steps import default_folder as default_folder
 from .steps import name as name
+from .steps import permissions, workflow_ref
 from .telemetry import METRICS, metrics_workflow
 
 delivers = "github-actions"  # it generates the delivery workflows (delivery: github-actions)
@@ -158,13 +159,8 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
 def describe(ir: IR) -> list[str]:
     """What must exist on GitHub: environments, and the secrets each one holds (no
     repository secrets: every secret is scoped to the environment of the jobs that read it)."""
-    s, sec = ir.secrets, ir.security
-    out = []
-    scanners = [x for x in (s.sonar_token, s.sonar_host_url) if x]
-    if sec.dependencies_fail_on:
-        scanners.append("NVD_API_KEY (optional: faster dependency-check updates)")
-    if scanners:
-        out.append(f"GitHub environment '{CI_ENVIRONMENT}' (the CI job): " + ", ".join(scanners))
+    s = ir.secrets
+    out = describe_environments(ir)  # ci, ci-release, notifications(-dev): environments.py
     out.append(
         f"GitHub repository ruleset (once, and after a change of branches): "
         f"pipecompile explain --ruleset | gh api repos/{ir.repository}/rulesets --input - "
@@ -177,8 +173,7 @@ def describe(ir: IR) -> list[str]:
     out += describe_compliance(ir)
     if s.slack_webhook and delivers:
         out.append(
-            f"GitHub environment '{NOTIFY_ENVIRONMENT}' (Slack messages): {s.slack_webhook}, the "
-            f"incoming webhook for {ir.notifications.slack_channel}"
+            f"Slack: {s.slack_webhook} is the incoming webhook for {ir.notifications.slack_channel}"
         )
         if "failed" in ir.notifications.slack_events:
             out.append(

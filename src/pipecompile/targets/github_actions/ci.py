@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, Service
-from ..common import CVSS, SONAR, script_body
+from ..common import CVSS, SONAR, script_body, sonar_key
+from .environments import CI_RELEASE, by_release, two_tiers
 from .steps import (
     CI_ENVIRONMENT,
     RUNNER,
@@ -31,7 +32,11 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
             "SONAR_TOKEN": f"${{{{ secrets.{ir.secrets.sonar_token} }}}}",
             "SONAR_HOST_URL": f"${{{{ secrets.{ir.secrets.sonar_host_url} }}}}",
         }
-        key = f"{ir.project}_{svc.name}"
+        # the release tier's own project (environments.py); inputs.release: a delivery's
+        # call of a release build, absent on a pull request (the feature tier)
+        key = by_release(
+            sonar_key(ir, svc.name, True), "inputs.release", sonar_key(ir, svc.name, False), ir
+        )
         steps.append(
             {
                 "name": "SonarQube analysis",
@@ -103,8 +108,9 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
         "steps": steps,
     }
     if sec.sast_fail_on or sec.dependencies_fail_on:
-        # the scanners' secrets are secrets of this GitHub environment, not of the repository
-        job["environment"] = CI_ENVIRONMENT
+        # the scanners' secrets are secrets of this GitHub environment, not of the
+        # repository: a release build's are the release tier's (environments.py)
+        job["environment"] = by_release(CI_RELEASE, "inputs.release", CI_ENVIRONMENT, ir)
     if svc.path != ".":
         job["defaults"] = {"run": {"working-directory": svc.path}}
     pull_request = {"branches": pr_branches, **paths_filter(ir, svc, workflow)}
@@ -114,6 +120,14 @@ def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
         if sec.dependencies_fail_on:
             secrets.append("NVD_API_KEY")
         call: dict[str, Any] = {}
+        if two_tiers(ir):
+            call["inputs"] = {
+                "release": {
+                    "description": "a release build's CI (the release tier's environment)",
+                    "type": "boolean",
+                    "default": False,
+                }
+            }
         if secrets:
             call["secrets"] = {name: {"required": name != "NVD_API_KEY"} for name in secrets}
         on: dict[str, Any] = {"pull_request": pull_request, "workflow_call": call}

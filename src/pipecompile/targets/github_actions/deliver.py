@@ -13,11 +13,13 @@ from typing import Any
 
 from ...ir import IR, DeployStage, Service
 from .deploy import DEPLOY, Deploy
+from .environments import two_tiers
 from .reusable import BUILD, NOTIFY, ROUTE, ZAP, input_name, notifies, tier_inputs
 from .steps import NOTIFY_ENVIRONMENT, RUNNER, paths_filter, permissions, slack_step, workflow_ref
 from .telemetry import METRICS, metrics_job
 
 REUSABLE = (ROUTE, BUILD, DEPLOY, ZAP, NOTIFY, METRICS)
+RELEASE = "${{ needs.route.outputs.release == 'true' }}"  # a release-tier run
 
 
 def _secrets(names: list[str]) -> dict[str, str]:
@@ -41,6 +43,8 @@ def _ci_job(ir: IR, svc: Service) -> dict[str, Any]:
         "permissions": permissions(contents="read"),
         "uses": workflow_ref(ir, svc.ci_workflow),
     }
+    if two_tiers(ir):  # a release build's CI runs in the release tier's environment
+        job["with"] = {"release": RELEASE}
     names = [n for n in (ir.secrets.sonar_token, ir.secrets.sonar_host_url) if n]
     if ir.security.dependencies_fail_on:
         names.append("NVD_API_KEY")
@@ -129,6 +133,7 @@ def _notify_job(ir: IR, svc: Service, needs: list[str]) -> dict[str, Any]:
             "service": svc.name,
             "failed": "${{ contains(needs.*.result, 'failure') }}",
             "cancelled": "${{ contains(needs.*.result, 'cancelled') }}",
+            **({"release": RELEASE} if two_tiers(ir) else {}),
         },
         "secrets": _secrets([ir.secrets.slack_webhook]),
     }

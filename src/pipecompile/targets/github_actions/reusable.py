@@ -20,6 +20,7 @@ from typing import Any
 
 from ...ir import IR, PlanInput, PlanStep
 from ..common import branch_regexes, script_body
+from .environments import NOTIFY_DEV, by_release, two_tiers
 from .steps import (
     NOTIFY_ENVIRONMENT,
     RUNNER,
@@ -111,19 +112,30 @@ def route_workflow(ir: IR) -> dict[str, Any]:
         "outputs": outputs,
         "steps": steps,
     }
+    jobs: dict[str, Any] = {"route": job}
     if "started" in ir.notifications.slack_events and ir.secrets.slack_webhook:
         inputs["service"] = _string()
         secrets.append(ir.secrets.slack_webhook)
         started = "Delivery of ${{ inputs.service }} started for ${{ github.repository }} at "
-        steps.append(slack_step(ir, started + "${{ github.sha }}"))
-        job["environment"] = NOTIFY_ENVIRONMENT  # the webhook is a secret of that environment
+        jobs["started"] = {
+            "name": "Say it started",
+            "needs": "route",
+            "runs-on": RUNNER,
+            "timeout-minutes": 5,
+            "permissions": {},
+            # the webhook is a secret of that environment: the tier's (environments.py)
+            "environment": by_release(
+                NOTIFY_ENVIRONMENT, "needs.route.outputs.release == 'true'", NOTIFY_DEV, ir
+            ),
+            "steps": [slack_step(ir, started + "${{ github.sha }}")],
+        }
     return {
         "name": "route",
         "on": workflow_call(
             inputs, secrets, {k: f"${{{{ jobs.route.outputs.{k} }}}}" for k in outputs}
         ),
         "permissions": {},
-        "jobs": {"route": job},
+        "jobs": jobs,
     }
 
 
@@ -309,6 +321,8 @@ def notify_workflow(ir: IR) -> dict[str, Any]:
         "failed": {"type": "boolean", "required": True},
         "cancelled": {"type": "boolean", "required": True},
     }
+    if two_tiers(ir):  # absent: the feature tier's webhook
+        inputs["release"] = {"type": "boolean", "default": False}
     return {
         "name": "notify",
         "on": workflow_call(inputs, [ir.secrets.slack_webhook or ""]),
@@ -319,7 +333,8 @@ def notify_workflow(ir: IR) -> dict[str, Any]:
                 "runs-on": RUNNER,
                 "timeout-minutes": 5,
                 "permissions": {},
-                "environment": NOTIFY_ENVIRONMENT,  # the webhook is a secret of that environment
+                # the webhook is a secret of that environment: the tier's (environments.py)
+                "environment": by_release(NOTIFY_ENVIRONMENT, "inputs.release", NOTIFY_DEV, ir),
                 "steps": steps,
             }
         },

@@ -27,6 +27,7 @@ from .. import Finding
 from .alerts import describe as describe_alerts
 from .alerts import failure_alert
 from .alerts import wanted as failure_alert_wanted
+from .approvers import APPROVER_TAG
 from .audit import audit, notifications, outputs
 from .chatops import chatops
 from .compliance import cloudtrail, rotation
@@ -251,7 +252,10 @@ def describe(ir: IR) -> list[str]:
                     f"  variable {env.approver_variable}: the IAM roles or users who may "
                     f"approve {env.name} (default {', '.join(env.approver_principals)}: "
                     f"create it for the release managers, or set the variable); they "
-                    f"assume {env.approver_role_name} with MFA"
+                    f"assume {env.approver_role_name} with MFA, in a session named after "
+                    f"themselves (an IAM user: --role-session-name <its user name>; a role, "
+                    f"such as an IAM Identity Center permission set's: the session tag "
+                    f"'{APPROVER_TAG}' from their identity provider, and that session name)"
                 )
     if ir.delivery == "codepipeline" and ir.secret_rotation:
         out.append(

@@ -10,6 +10,10 @@ from ...ir import IR, Environment
 from ...serialize.hcl import Block, Call, Ref
 from .blocks import iam_role, inline_policy, policy_doc
 
+# the principal tag naming the person of a role session (a session tag its identity
+# provider sets; on an IAM user, a tag of that user)
+APPROVER_TAG = "approver"
+
 
 def approver_variable(ir: IR, env: Environment) -> Block:
     """Who may approve ``env``: IAM role or user ARN patterns, an input of the Terraform
@@ -56,21 +60,32 @@ def approver_role(ir: IR, env: Environment) -> list[Block]:
         for dep in svc.deployments
         if dep.environment == env.name
     ]
+    # an approval records a person: the session is named after whoever assumes the role
+    # (CloudTrail and the pipeline show assumed-role/<role>/<session name>), never a name
+    # the caller picks: an IAM user's own name, else the person tag its identity provider
+    # put on the session (IAM Identity Center: attributes for access control)
+    listed = ("ArnLike", "aws:PrincipalArn", Ref(f"var.{env.approver_variable}"))
+    mfa = ("Bool", "aws:MultiFactorAuthPresent", ["true"])
     trust = policy_doc(
         f"{label}_assume",
         [
             {
+                "sid": sid,
                 "actions": ["sts:AssumeRole"],
                 # the account as the principal, narrowed by the caller's own ARN: a pattern
                 # may name an IAM Identity Center permission set's role (random suffix)
                 "principals": [("AWS", [f"arn:aws:iam::{acct}:root"])],
-                "conditions": [
-                    ("ArnLike", "aws:PrincipalArn", Ref(f"var.{env.approver_variable}")),
-                    ("Bool", "aws:MultiFactorAuthPresent", ["true"]),
-                ],
+                "conditions": [listed, mfa, ("StringEquals", "sts:RoleSessionName", [name])],
             }
+            for sid, name in (
+                ("IamUserByName", "${aws:username}"),
+                ("PersonTaggedSession", f"${{aws:PrincipalTag/{APPROVER_TAG}}}"),
+            )
         ],
-        [f"who may approve {env.name}: var.{env.approver_variable}, with MFA"],
+        [
+            f"who may approve {env.name}: var.{env.approver_variable}, with MFA, in a session "
+            f"named after the person (an IAM user's name, else its {APPROVER_TAG} tag)"
+        ],
     )
     role = iam_role(label, env.approver_role_name, f"{label}_assume")
     role.attr("max_session_duration", 3600)

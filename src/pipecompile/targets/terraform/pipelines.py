@@ -7,7 +7,7 @@ from typing import Any
 
 from ...ir import IR, Deployment, PlanInput, Service
 from ...serialize.hcl import Block, Call, Ref, Template
-from ..common import codebuild_parameters
+from ..common import codebuild_parameters, sonar_key
 from .blocks import (
     aws_constants,
     pipeline_label,
@@ -223,9 +223,10 @@ def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
     tiered = {i.name: i.value for s in plan.steps for i in s.inputs if i.source == "tier"}
     values = {name: getattr(tier, field) for name, field in tiered.items()}
     secrets = {}
-    if ir.security.sast_fail_on:  # the release tier's own SonarQube token
+    if ir.security.sast_fail_on:  # the release tier's own SonarQube token and project
         name = ir.aws.release_sonar_secret_name
         secrets = {"SONAR_HOST_URL": f"{name}:host_url", "SONAR_TOKEN": f"{name}:token"}
+        values["SONAR_PROJECT_KEY"] = sonar_key(ir, svc.name, True)
     return {
         "ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}-release.name"),
         "EnvironmentVariables": environment_variables(
