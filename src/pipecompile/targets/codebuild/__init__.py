@@ -52,7 +52,9 @@ def _sh(script: str) -> str:
 FACTS = {
     "commit": '"$CODEBUILD_RESOLVED_SOURCE_VERSION"',
     "run": '"$CODEBUILD_BUILD_ID"',
-    "builder": '"${CODEBUILD_BUILD_ARN%:*}"',
+    # the build project's ARN (arn:...:project/<name>, CodeBuild's "Environment variables in
+    # build environments"); the build ARN less its id would be arn:...:build/<name>
+    "builder": '"$CODEBUILD_PROJECT_ARN"',
     "invocation": '"$CODEBUILD_BUILD_ARN"',
 }
 OUTCOME_FILE = "/tmp/outcome"
