@@ -128,7 +128,7 @@ def test_the_hook_runs_on_a_pipeline_in_a_subfolder(tmp_path: Path) -> None:
     # built inside the repository: headers name the pipeline by its path from its root
     git(repo, "init", "-q")
     subprocess.run([sys.executable, "-m", "pipecompile", "build", "-q"], cwd=shop, check=True)
-    assert "from services/shop/pipeline.yaml." in (shop / "ci/codebuild/build-web.yml").read_text()
+    assert "from services/shop/pipeline.yaml." in (shop / "ci/codebuild/build.yml").read_text()
     hooks = PreCommit(
         repo,
         tmp_path,
