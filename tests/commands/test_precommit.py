@@ -106,7 +106,7 @@ def test_hooks_in_a_real_repository(tmp_path: Path) -> None:
     assert res.returncode == 1 and "pipeline changed" in res.stdout, res.stdout
     res = hooks.run("pipecompile")
     assert res.returncode == 1 and "files were modified by this hook" in res.stdout, res.stdout
-    assert "timeout-minutes: 45" in (repo / ".github/workflows/ci-order-service.yml").read_text()
+    assert "timeout-minutes: 45" in (repo / ".github/workflows/ci.yml").read_text()
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "regenerate")
     assert hooks.run("pipecompile-check").returncode == 0
