@@ -97,7 +97,9 @@ def test_internal_error_exits_3_without_traceback(
 
 def test_check_reports_each_drift_kind(repo: Path) -> None:
     wf = repo / ".github/workflows/ci-order-service.yml"
-    wf.write_text(wf.read_text().replace("timeout-minutes: 30", "timeout-minutes: 31"))
+    text = wf.read_text()
+    assert "    name: Validate order-service\n" in text
+    wf.write_text(text.replace("    name: Validate order-service\n", "    name: edited\n"))
     (repo / "kubernetes/argocd/project-production.yaml").unlink()
     pipeline = repo / "pipeline.yaml"
     remove_order_service(pipeline)
@@ -114,12 +116,12 @@ def test_check_reports_each_drift_kind(repo: Path) -> None:
 
 
 def test_build_says_when_it_overwrites_a_hand_edit(repo: Path) -> None:
-    wf = repo / ".github/workflows/ci-order-service.yml"
+    wf = repo / ".github/workflows/ci.yml"  # the CI job (every ci-<svc>.yml calls it)
     wf.write_text(wf.read_text().replace("timeout-minutes: 30", "timeout-minutes: 31"))
     res = pc("build", "-q", cwd=repo)
     assert res.returncode == 0 and res.stdout == ""
     assert (
-        "warning: .github/workflows/ci-order-service.yml: overwrote a hand edit (generated "
+        "warning: .github/workflows/ci.yml: overwrote a hand edit (generated "
         "files are rewritten from pipeline.yaml; make the change there, or see git diff)"
     ) in res.stderr.splitlines()
     assert sum("overwrote a hand edit" in line for line in res.stderr.splitlines()) == 1
@@ -151,18 +153,18 @@ def test_explain_graph_and_pins_end_with_a_summary(repo: Path) -> None:
 
 
 def test_check_tells_hand_edit_from_pipeline_change(repo: Path) -> None:
-    wf = repo / ".github/workflows/ci-order-service.yml"
+    wf = repo / ".github/workflows/ci.yml"  # the CI job (every ci-<svc>.yml calls it)
     wf.write_text(wf.read_text().replace("timeout-minutes: 30", "timeout-minutes: 31"))
     res = pc("check", "--diff", cwd=repo)
     assert res.returncode == 1
-    assert "changed: .github/workflows/ci-order-service.yml: hand edit" in res.stdout
+    assert "changed: .github/workflows/ci.yml: hand edit" in res.stdout
     assert "-    timeout-minutes: 31" in res.stdout and "+    timeout-minutes: 30" in res.stdout
     assert "jobs.validate.timeout-minutes: 31 -> 30" in res.stdout
     pc("build", cwd=repo)
     pipeline = repo / "pipeline.yaml"
     pipeline.write_text(pipeline.read_text().replace("timeout_minutes: 30", "timeout_minutes: 45"))
     res = pc("check", cwd=repo)
-    assert "changed: .github/workflows/ci-order-service.yml: pipeline changed" in res.stdout
+    assert "changed: .github/workflows/ci.yml: pipeline changed" in res.stdout
 
 
 def test_build_removes_stale_files_but_never_foreign_ones(repo: Path) -> None:

@@ -146,15 +146,16 @@ def test_lock_overrides_flow_into_outputs_and_check_keeps_them(tmp_path: Path) -
     (root / "pipecompile.lock").write_text(json.dumps(lock))
     res = pc("check", cwd=root)  # outputs do not carry the new pins yet
     assert res.returncode == 1
-    assert "ci-order-service.yml: pins changed (pipecompile.lock)" in res.stdout
+    # the pinned actions of CI are ci.yml's (every ci-<svc>.yml calls it)
+    assert ".github/workflows/ci.yml: pins changed (pipecompile.lock)" in res.stdout
     assert pc("build", cwd=root).returncode == 0
-    wf = (root / ".github/workflows/ci-order-service.yml").read_text()
+    wf = (root / ".github/workflows/ci.yml").read_text()
     assert f"uses: actions/checkout@{NEW_SHA} # v7.9.9" in wf
     versions = (root / "infrastructure/terraform/cicd/versions.tf").read_text()
     assert '">= 6.0.0, < 7.0.0"' in versions
     assert pc("check", cwd=root).returncode == 0  # and check never reverts the update
     pins = pc("pins", cwd=root).stdout
-    assert re.search(rf"actions/checkout\s+v7.9.9\s+{NEW_SHA}\s+pipecompile.lock\s+4 files", pins)
+    assert re.search(rf"actions/checkout\s+v7.9.9\s+{NEW_SHA}\s+pipecompile.lock\s+3 files", pins)
     assert re.search(r"terraform_aws_provider\s+>= 6.0.0, < 7.0.0\s+pipecompile.lock", pins)
     assert re.search(
         r"zap_image\s+ghcr.io/zaproxy/zaproxy:2.17.0@sha256:[0-9a-f]{64}\s+default\s+2 files", pins
@@ -209,7 +210,7 @@ def test_lint_maps_findings_to_pipeline_lines(tmp_path: Path) -> None:
     clean = pc("lint", "-f", str(ROOT / "samples/ecommerce/pipeline.yaml"), cwd=tmp_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert clean.stdout == (
-        "lint: 6 workflows checked with actionlint and zizmor (regular persona): no findings\n"
+        "lint: 7 workflows checked with actionlint and zizmor (regular persona): no findings\n"
     )
 
 
@@ -279,7 +280,8 @@ def test_lint_writes_sarif_for_code_scanning(tmp_path: Path) -> None:
     assert region["artifactLocation"]["uri"] == "pipeline.yaml"
     assert region["region"]["startLine"] == 26
     related = result["relatedLocations"][0]["physicalLocation"]
-    assert related["artifactLocation"]["uri"] == ".github/workflows/ci-api.yml"
+    # the service's step runs in ci.yml (ci-api.yml calls it)
+    assert related["artifactLocation"]["uri"] == ".github/workflows/ci.yml"
     rules = {r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
     assert rules == {"PC401"}
     as_json = json.loads(pc("lint", "--format", "json", cwd=tmp_path).stdout)

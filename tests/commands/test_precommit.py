@@ -106,7 +106,7 @@ def test_hooks_in_a_real_repository(tmp_path: Path) -> None:
     assert res.returncode == 1 and "pipeline changed" in res.stdout, res.stdout
     res = hooks.run("pipecompile")
     assert res.returncode == 1 and "files were modified by this hook" in res.stdout, res.stdout
-    assert "timeout-minutes: 45" in (repo / ".github/workflows/ci-order-service.yml").read_text()
+    assert "timeout-minutes: 45" in (repo / ".github/workflows/ci.yml").read_text()
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "regenerate")
     assert hooks.run("pipecompile-check").returncode == 0
@@ -128,7 +128,7 @@ def test_the_hook_runs_on_a_pipeline_in_a_subfolder(tmp_path: Path) -> None:
     # built inside the repository: headers name the pipeline by its path from its root
     git(repo, "init", "-q")
     subprocess.run([sys.executable, "-m", "pipecompile", "build", "-q"], cwd=shop, check=True)
-    assert "from services/shop/pipeline.yaml." in (shop / "ci/codebuild/build-web.yml").read_text()
+    assert "from services/shop/pipeline.yaml." in (shop / "ci/codebuild/build.yml").read_text()
     hooks = PreCommit(
         repo,
         tmp_path,

@@ -136,7 +136,7 @@ def _hcl_unescape(s: str) -> str:
 
 
 WANTED = {
-    "out/codebuild/build-web.yml",
+    "out/codebuild/build.yml",
     "out/helm/web/values-dev.yaml",
     "out/terraform/codepipeline.tf",
     "out/github-actions/ci-web.yml",
@@ -196,7 +196,7 @@ def test_hostile_strings_come_out_exactly(
     key = "shop/dev/services/" + secret.removeprefix("shop/")
     assert values["externalSecrets"]["secrets"][0]["remoteRef"]["key"] == key
     if not gha:
-        spec = parsed["out/codebuild/build-web.yml"]
+        spec = parsed["out/codebuild/build.yml"]
         ran = spec["phases"]["pre_build"]["commands"][1 : 1 + len(steps)]
         assert ran == [r for _, r in steps]
         resources = parsed["out/terraform/codepipeline.tf"]["resource"]
@@ -205,7 +205,8 @@ def test_hostile_strings_come_out_exactly(
         push = body["trigger"][0]["git_configuration"][0]["push"][0]
         assert [_hcl_unescape(i) for i in push["branches"][0]["includes"]] == [branch]
     else:
-        ci = parsed["out/github-actions/ci-web.yml"]
+        parsed.update(_parse_all(files, {"out/github-actions/ci.yml"}))
+        ci = expand_rendered(files, "out/github-actions/ci-web.yml")  # it calls ci.yml
         user = ci["jobs"]["validate"]["steps"][2 : 2 + len(steps)]
         assert [(s["name"], s["run"]) for s in user] == steps
         deliver = parsed["out/github-actions/deliver-web.yml"]

@@ -239,14 +239,12 @@ def test_the_dependency_check_can_write_its_mounts_and_keeps_the_nvd_data(
 
 
 def test_both_orchestrators_give_the_dependency_check_its_key_and_cache() -> None:
-    spec = yaml.safe_load(
-        (ROOT / "samples/ecommerce/ci/codebuild/build-order-service.yml").read_text()
-    )
+    spec = yaml.safe_load((ROOT / "samples/ecommerce/ci/codebuild/build.yml").read_text())
     assert spec["env"]["secrets-manager"]["NVD_API_KEY"] == "ecommerce/nvd:api_key"
     assert "/root/.dependency-check/**/*" in spec["cache"]["paths"]
     iam = (ROOT / "samples/ecommerce/infrastructure/terraform/cicd/iam.tf").read_text()
     assert "aws_secretsmanager_secret.nvd.arn" in iam
-    ci = yaml.safe_load((ROOT / "samples/storefront/.github/workflows/ci-web.yml").read_text())
+    ci = expand(ROOT / "samples/storefront/.github/workflows/ci-web.yml")  # calls ci.yml
     steps = ci["jobs"]["validate"]["steps"]
     cache = next(s for s in steps if s["name"].startswith("Cache the NVD data"))
     check = next(i for i, s in enumerate(steps) if s["name"].startswith("OWASP dependency"))

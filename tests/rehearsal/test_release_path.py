@@ -104,7 +104,7 @@ def test_the_release_tier_may_write_its_own_report_groups() -> None:
         # CodeBuild names a buildspec's report group <project>-<report>
         assert f"report-group/{svc.release_build_project}-ecr-image-scan" in release
         assert f"report-group/{svc.build_project}-ecr-image-scan" not in release
-    build = (REF / "ci/codebuild/build-order-service.yml").read_text()
+    build = (REF / "ci/codebuild/build.yml").read_text()
     assert yaml.safe_load(build)["reports"].keys() == {"ecr-image-scan"}
 
 

@@ -129,15 +129,25 @@ def test_github_builds_only_after_the_called_ci_passed() -> None:
         ci = doc(GHA / f".github/workflows/ci-{svc}.yml")
         assert set(ci["on"]) == {"pull_request", "workflow_call"}
         assert set(ci["on"]["workflow_call"]["secrets"]) == set(wf["jobs"]["ci"]["secrets"])
-        names = [s["name"] for s in ci["jobs"]["validate"]["steps"]]
+        # ci-<svc>.yml calls ci.yml, passing on every secret it was given, by name
+        call = ci["jobs"]["validate"]
+        assert call["uses"] == "$/.github/workflows/ci.yml"
+        assert call["secrets"] == {
+            n: f"${{{{ secrets.{n} }}}}" for n in wf["jobs"]["ci"]["secrets"]
+        }
+        names = [
+            s["name"]
+            for s in expand(GHA / f".github/workflows/ci-{svc}.yml")["jobs"]["validate"]["steps"]
+        ]
         assert "SonarQube analysis" in names
         assert any(n.startswith("OWASP dependency check") for n in names)
 
 
 def test_codebuild_runs_ci_sonarqube_and_dependency_check_before_it_builds() -> None:
     ir = ir_of(REF)
+    spec = doc(REF / "ci/codebuild/build.yml")  # every service's
     for svc in ir.services:
-        spec = doc(REF / f"ci/codebuild/build-{svc.name}.yml")
+        assert project_variables(REF, f"build-{svc.name}")["SERVICE"] == (svc.name, "PLAINTEXT")
         pre = spec["phases"]["pre_build"]
         assert pre["on-failure"] == "ABORT"
         commands = "\n".join(pre["commands"])
@@ -153,7 +163,7 @@ def test_codebuild_runs_ci_sonarqube_and_dependency_check_before_it_builds() -> 
 def test_the_dependency_check_passes_each_option_as_its_own_argument() -> None:
     # the pinned Dependency-Check_Action put `others` into one argument (its action.yml
     # lists '${{ inputs.others }}' as a single args entry); the container is run instead
-    for path in [*REF.glob(".github/workflows/ci-*.yml"), *GHA.glob(".github/workflows/ci-*.yml")]:
+    for path in [REF / ".github/workflows/ci.yml", GHA / ".github/workflows/ci.yml"]:
         text = path.read_text()
         assert "Dependency-Check_Action" not in text
         assert '--failOnCVSS "$FAIL_CVSS"' in text
@@ -335,9 +345,9 @@ def test_both_orchestrators_run_the_pinned_cosign_with_valid_flags() -> None:
     ir = ir_of(REF)
     assert ir.pins.cosign_version == "v3.0.6"
     sign = "cosign sign --yes --use-signing-config=false --tlog-upload=false"
-    build = (REF / "ci/codebuild/build-order-service.yml").read_text()
+    build = (REF / "ci/codebuild/build.yml").read_text()
     assert sign in build
-    spec = doc(REF / "ci/codebuild/build-order-service.yml")
+    spec = doc(REF / "ci/codebuild/build.yml")
     assert spec["env"]["variables"]["COSIGN_VERSION"] == "v3.0.6"
     assert spec["env"]["variables"]["COSIGN_SHA256"] == ir.pins.cosign_sha256
     assert any("sha256sum -c" in c for c in spec["phases"]["install"]["commands"])

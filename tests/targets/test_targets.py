@@ -16,6 +16,7 @@ from pipecompile.jobs import expected
 from pipecompile.targets.helm import analysis
 from pipecompile.targets.registry import builtin, registry
 from tests.conftest import ROOT
+from tests.harness.reusable import expand, expand_rendered
 
 REFERENCE = (ROOT / "samples/ecommerce/pipeline.yaml").read_text()
 
@@ -99,7 +100,9 @@ def test_go_is_set_up_by_a_pinned_setup_go(tmp_path: Path) -> None:
     assert text != REFERENCE
     ir = compile_bytes("pipeline.yaml", text.encode())
     files = expected(ir, ("github-actions",))
-    ci = yaml.safe_load(files[".github/workflows/ci-order-service.yml"][1])
+    rendered = {str(path): body for path, (_, body) in files.items()}
+    # as GitHub runs it: ci-order-service.yml calls ci.yml with the service's values
+    ci = expand_rendered(rendered, ".github/workflows/ci-order-service.yml")
     setup = ci["jobs"]["validate"]["steps"][1]
     assert setup == {
         "name": "Set up Go 1.23",
@@ -204,12 +207,17 @@ def test_each_service_builds_with_its_own_runtime_and_steps() -> None:
     assert web.steps == ir.steps
     assert (payments.runtime.language, payments.runtime.version) == ("go", "1.23")
     assert [s.run for s in payments.steps] == ["go vet ./...", "go test -race ./..."]
-    ci = yaml.safe_load((ROOT / "samples/storefront/.github/workflows/ci-payments.yml").read_text())
+    # as GitHub runs them: each ci-<svc>.yml calls ci.yml, which runs only its own steps
+    ci = expand(ROOT / "samples/storefront/.github/workflows/ci-payments.yml")
     steps = ci["jobs"]["validate"]["steps"]
     assert steps[1]["uses"].startswith("actions/setup-go@")
     assert [s["run"] for s in steps[2:4]] == ["go vet ./...", "go test -race ./..."]
-    web_ci = yaml.safe_load((ROOT / "samples/storefront/.github/workflows/ci-web.yml").read_text())
-    assert web_ci["jobs"]["validate"]["steps"][1]["uses"].startswith("actions/setup-python@")
+    assert steps[4]["name"] == "SonarQube analysis"
+    web_ci = expand(ROOT / "samples/storefront/.github/workflows/ci-web.yml")
+    web = web_ci["jobs"]["validate"]["steps"]
+    assert web[1]["uses"].startswith("actions/setup-python@")
+    assert [s["run"] for s in web[2:5]] == [s.run for s in ir.steps]
+    assert not any(s.get("run", "").startswith("go ") for s in web)
 
 
 def test_a_service_runtime_without_steps_takes_that_runtimes_default_steps() -> None:
@@ -222,12 +230,37 @@ def test_a_service_runtime_without_steps_takes_that_runtimes_default_steps() -> 
     assert product.steps == ir.steps  # node, the pipeline's npm steps
     assert order.steps[0].run == "./mvnw -B dependency:go-offline"
     files = expected(ir, ("codebuild",))
-    spec = yaml.safe_load(files["ci/codebuild/build-order-service.yml"][1])
-    assert spec["phases"]["install"]["runtime-versions"] == {"java": "corretto21"}
-    # the runtime's cache, and the dependency check's NVD data
-    assert spec["cache"]["paths"] == ["/root/.m2/**/*", "/root/.dependency-check/**/*"]
-    node = yaml.safe_load(files["ci/codebuild/build-product-service.yml"][1])
-    assert node["phases"]["install"]["runtime-versions"] == {"nodejs": "20"}
+    # one build buildspec for both: each runtime, each runtime's cache, the NVD data
+    spec = yaml.safe_load(files["ci/codebuild/build.yml"][1])
+    assert spec["phases"]["install"]["runtime-versions"] == {"nodejs": "20", "java": "corretto21"}
+    assert spec["cache"]["paths"] == [
+        "/root/.npm/**/*",
+        "/root/.m2/**/*",
+        "/root/.dependency-check/**/*",
+    ]
+    # each service runs its own steps ($SERVICE comes from its build project)
+    pre = spec["phases"]["pre_build"]["commands"]
+    mvn = next(c for c in pre if "dependency:go-offline" in c)
+    assert mvn.startswith('if [ "$SERVICE" = order-service ]; then\n')
+    npm = next(c for c in pre if "npm ci" in c)
+    assert npm == 'if [ "$SERVICE" = product-service ]; then\nnpm ci\nfi'
+
+
+def test_services_of_one_language_in_two_versions_get_theirs_from_their_projects() -> None:
+    text = REFERENCE.replace(
+        "    path: services/order\n", '    path: services/order\n    runtime:\n      node: "22"\n'
+    )
+    assert text != REFERENCE
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    files = expected(ir, ("codebuild", "terraform"))
+    spec = yaml.safe_load(files["ci/codebuild/build.yml"][1])
+    assert spec["phases"]["install"]["runtime-versions"] == {"nodejs": "$RUNTIME_VERSION_NODE"}
+    assert spec["env"]["variables"]["RUNTIME_VERSION_NODE"] == "20"  # the first service's
+    tf = next(body for path, (_, body) in files.items() if str(path).endswith("codebuild.tf"))
+    order = tf.split('resource "aws_codebuild_project" "build-order-service"')[1].split(
+        "resource "
+    )[0]
+    assert 'name  = "RUNTIME_VERSION_NODE"\n      value = "22"' in order
 
 
 def test_the_codebuild_runtimes_describe_the_image_terraform_gives_the_projects() -> None:

@@ -409,7 +409,7 @@ class _Lowering(Sections):
                     release_build_project=f"{project}-{name}-build-release",
                     release_image=f"{image}-release",
                     release_image_uri=f"{registry}/{image}-release",
-                    buildspec=f"build-{name}.yml",
+                    buildspec="build.yml",  # one for every service (its project sets its values)
                     ci_workflow=f"ci-{name}.yml",
                     deliver_workflow=f"deliver-{name}.yml",
                     build_log_group=f"/aws/codebuild/{project}-{name}-build",

@@ -230,7 +230,9 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
             _v("ZAP_MIN_RISK", ZAP_RISK[dast.fail_on]),
         )
         title = "OWASP ZAP baseline scan of {DAST_ENVIRONMENT}; fail at " + dast.fail_on
-        mark = (_v("DAST_ENVIRONMENT", env.name), *image)
+        # what dast-mark.sh reads: never the image URI, so zap.yml (one for every
+        # service) holds no service's image
+        mark = (_v("DAST_ENVIRONMENT", env.name), image[0], *IMAGE)
         dast_steps = (
             PlanStep("dast", title, "dast-scan.sh", zap),
             PlanStep("dast-mark", "Mark the digest as passed", "dast-mark.sh", mark),

@@ -243,7 +243,7 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
             where += f" (not for changes only under {others})"
         if event == "pull_request" and not envs:
             continue
-        out.append(f"  {svc.ci_workflow} validates {svc.name}{where}")
+        out.append(f"  {svc.ci_workflow} validates {svc.name}{where} (through ci.yml)")
     if event == "pull_request":
         if not envs:
             out.append(

@@ -12,7 +12,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from ..ir import IR, Environment
+from ..ir import IR, Environment, Service
 
 # zizmor (PyPI): the version the test suite audits the generated workflows with, which
 # the merge gate, the configuration review and the security review install
@@ -137,3 +137,64 @@ def sonar_key(ir: IR, service: str, release: bool) -> str:
     on (the token of each tier is granted its own projects only)."""
     key = f"{ir.project}_{service}"
     return f"{key}-release" if release else key
+
+
+# -- the build on CodeBuild: one buildspec, each service's values from its project --------
+#
+# What varies by service, declared (never guessed from the values: adding a service moves
+# no variable between the buildspec and the projects).  The build projects (Terraform)
+# set these; the buildspec holds the rest, and the release pipeline's action the release
+# tier's repository, key and prefix (an action's value wins over a project's, a
+# project's over the buildspec's).
+BUILD_SERVICE_VARIABLES = (
+    "SERVICE",
+    "SERVICE_PATH",
+    "DOCKERFILE",
+    "ECR_REPOSITORY",
+    "IMAGE_URI",
+    "SONAR_PROJECT_KEY",
+    "DC_PROJECT",
+)
+
+
+def build_values(ir: IR, svc: Service) -> dict[str, str]:
+    """Every variable the build reads for ``svc`` (its dev tier), by name."""
+    plan = ir.plan.build(svc.name)
+    dev = next((t for t in plan.tiers if t.name == "dev"), plan.tiers[0])
+    out: dict[str, str] = {"SERVICE": svc.name}
+    for step in plan.steps:
+        for i in step.inputs:
+            if i.source == "value":
+                out.setdefault(i.name, i.value)
+            elif i.source == "tier" and getattr(dev, i.value):
+                out.setdefault(i.name, getattr(dev, i.value))
+    out.setdefault("SERVICE_PATH", svc.path)
+    if ir.security.sast_fail_on:
+        out["SONAR_PROJECT_KEY"] = sonar_key(ir, svc.name, False)  # the release: its own
+    if ir.security.dependencies_fail_on:
+        out["DC_PROJECT"] = f"{ir.project}-{svc.name}"
+    return out
+
+
+def build_project_variables(ir: IR, svc: Service) -> dict[str, str]:
+    """What ``svc``'s build projects set (Terraform ``environment_variable`` blocks): the
+    declared per-service variables, and the runtime's version where services of one
+    language differ in it (``RUNTIME_VERSION_<LANGUAGE>``)."""
+    values = build_values(ir, svc)
+    out = {name: values[name] for name in BUILD_SERVICE_VARIABLES if name in values}
+    language = svc.runtime.language
+    if len({s.runtime.version for s in ir.services if s.runtime.language == language}) > 1:
+        out[runtime_variable(language)] = runtime_version(svc)
+    return out
+
+
+def runtime_version(svc: Service) -> str:
+    """The service's runtime as CodeBuild's runtime-versions names it (corretto21)."""
+    from . import data
+
+    _, fmt = data("codebuild", "runtimes.json")["runtime_versions"][svc.runtime.language]
+    return str(fmt.format(v=svc.runtime.version))
+
+
+def runtime_variable(language: str) -> str:
+    return f"RUNTIME_VERSION_{language.upper()}"

@@ -27,7 +27,7 @@ from pipecompile.commands.cli import main
 from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR
 from pipecompile.targets import local
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, hcl_norm
 from tests.harness.reusable import expand
 from tests.targets.helm.test_chart import K8S
 
@@ -652,6 +652,18 @@ def _build_envs(node: Any) -> list[dict[str, Any]]:
     return found
 
 
+def _project_variables(path: Path, label: str) -> dict[str, str]:
+    """A CodeBuild project's environment variables, as Terraform sets them."""
+    import hcl2
+
+    for block in hcl_norm(hcl2.loads(path.read_text()))["resource"]:
+        body = block.get("aws_codebuild_project", {}).get(label)
+        if body:
+            rows = body["environment"][0].get("environment_variable", [])
+            return {r["name"]: r["value"] for r in rows}
+    raise KeyError(label)
+
+
 @pytest.mark.parametrize("sample", ["ecommerce", "storefront"])
 def test_tilt_builds_what_the_deliverers_build(sample: str) -> None:
     """The deliverer's generated build (CodeBuild buildspec, or the GitHub deliver
@@ -663,9 +675,9 @@ def test_tilt_builds_what_the_deliverers_build(sample: str) -> None:
     tilt.run(folder / "Tiltfile")
     builds = {b["ref"]: b for b in tilt.called("docker_build")}
     for svc in ir.services:
-        if ir.delivery == "codepipeline":
-            path = root / ir.output("codebuild") / svc.buildspec
-            envs = _build_envs(yaml.safe_load(path.read_text()))
+        if ir.delivery == "codepipeline":  # build.yml, with the build project's values
+            path = root / ir.output("terraform") / "codebuild.tf"
+            envs = [_project_variables(path, f"build-{svc.name}")]
         else:  # the deliver workflow as GitHub runs it: build.yml with its inputs
             path = root / ir.output("github-actions") / svc.deliver_workflow
             envs = _build_envs(expand(path)["jobs"]["build"])

@@ -1,8 +1,10 @@
 """AWS CodeBuild buildspecs (version 0.2).
 
-  build-<service>.yml  CI (ci.steps, SonarQube, dependency check), then the plan's
+  build.yml            CI (ci.steps, SonarQube, dependency check), then the plan's
                        build: the image built once per source tree (or reused), ECR
-                       scan gate, signing; exports IMAGE_TAG, IMAGE_DIGEST and IMAGE_URI
+                       scan gate, signing; exports IMAGE_TAG, IMAGE_DIGEST and IMAGE_URI;
+                       one for every service: each build project sets its service's
+                       values (common.BUILD_SERVICE_VARIABLES)
   deploy.yml           the plan's deploy, for every environment: verify, record the
                        digest in the GitOps repository, wait for a healthy rollout,
                        write the audit row (the scripts of GitHub's deploy.yml)
@@ -14,13 +16,24 @@ buildspec's, the CodeBuild project's (Terraform) or the pipeline action's.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from ...errors import Path_
-from ...ir import BUILDSPEC_FOLDER, BUILDSPECS_GENERATED, IR, PlanStep, Service, SharedStep
+from ...ir import BUILDSPEC_FOLDER, BUILDSPECS_GENERATED, IR, PlanStep, SharedStep
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
-from ..common import CVSS, DERIVED, SONAR, script_body, sonar_key
+from ..common import (
+    BUILD_SERVICE_VARIABLES,
+    CVSS,
+    DERIVED,
+    SONAR,
+    build_project_variables,
+    build_values,
+    runtime_variable,
+    runtime_version,
+    script_body,
+)
 
 name = "codebuild"
 delivery = "codepipeline"  # only CodePipeline runs buildspecs: not a default otherwise
@@ -52,7 +65,9 @@ def _sh(script: str) -> str:
 FACTS = {
     "commit": '"$CODEBUILD_RESOLVED_SOURCE_VERSION"',
     "run": '"$CODEBUILD_BUILD_ID"',
-    "builder": '"${CODEBUILD_BUILD_ARN%:*}"',
+    # the build project's ARN (arn:...:project/<name>, CodeBuild's "Environment variables in
+    # build environments"); the build ARN less its id would be arn:...:build/<name>
+    "builder": '"$CODEBUILD_PROJECT_ARN"',
     "invocation": '"$CODEBUILD_BUILD_ARN"',
 }
 OUTCOME_FILE = "/tmp/outcome"
@@ -67,29 +82,53 @@ def _exports(step: PlanStep, done: set[str]) -> list[str]:
     return ["export " + " ".join(new)] if new else []
 
 
-def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
+def _user_commands(ir: IR) -> list[str]:
+    """Each distinct list of ci.steps once, in the services' order; a list only some
+    services run is guarded by $SERVICE (the project's)."""
+    blocks: dict[tuple[str, ...], list[str]] = {}
+    for svc in ir.services:
+        blocks.setdefault(tuple(s.run for s in svc.steps), []).append(svc.name)
+    out: list[str] = []
+    for runs, names in blocks.items():
+        if len(blocks) == 1:
+            out += runs
+            continue
+        cond = " || ".join(f'[ "$SERVICE" = {shlex.quote(n)} ]' for n in names)
+        out += [f"if {cond}; then\n{run}\nfi" for run in runs]
+    return out
+
+
+def build_spec(ir: IR) -> dict[str, Any]:
     """CI first (steps, SonarQube, dependency check), then the plan's build steps (build
-    once, scan gate, sign, attest) with the dev tier's values; the release build
-    projects' pipelines pass the release tier's (see the terraform target)."""
+    once, scan gate, sign, attest), for every service: each service's build projects
+    (Terraform) set its values (common.BUILD_SERVICE_VARIABLES), the release pipelines'
+    actions the release tier's."""
     sec = ir.security
-    plan = ir.plan.build(svc.name)
-    dev = next((t for t in plan.tiers if t.name == "dev"), plan.tiers[0])
-    variables: dict[str, str] = {"SERVICE": svc.name, "IMAGE_ENV": "/tmp/image.env"}
+    variables: dict[str, str] = {"IMAGE_ENV": "/tmp/image.env"}
     secrets: dict[str, str] = {}
-    key, fmt = _runtimes()["runtime_versions"][svc.runtime.language]
-    ci = ['cd "$CODEBUILD_SRC_DIR/$SERVICE_PATH"'] + [s.run for s in svc.steps]
+    first = ir.services[0]
+    for name, value in build_values(ir, first).items():
+        if name not in BUILD_SERVICE_VARIABLES:
+            # the same for every service, or it would be declared per service
+            assert all(build_values(ir, s).get(name) == value for s in ir.services), name
+            variables[name] = value
+    runtimes: dict[str, str] = {}
+    for svc in ir.services:
+        key = _runtimes()["runtime_versions"][svc.runtime.language][0]
+        var = runtime_variable(svc.runtime.language)
+        if var in build_project_variables(ir, svc):
+            # the project's version (CodeBuild expands variables in runtime-versions,
+            # build-spec-ref.md's ruby: "$MY_RUBY_VAR"); the first service's by default
+            variables.setdefault(var, runtime_version(svc))
+            runtimes.setdefault(key, f"${var}")
+        else:
+            runtimes.setdefault(key, runtime_version(svc))
+    ci = ['cd "$CODEBUILD_SRC_DIR/$SERVICE_PATH"', *_user_commands(ir)]
     ci.append('cd "$CODEBUILD_SRC_DIR"')
-    for step in plan.steps:
-        for i in step.inputs:
-            if i.source == "value":
-                variables.setdefault(i.name, i.value)
-            elif i.source == "tier" and getattr(dev, i.value):
-                variables.setdefault(i.name, getattr(dev, i.value))
     if sec.sast_fail_on:
         variables.update(
             {
                 "SONAR_SCANNER_IMAGE": ir.pins.sonar_scanner_image,
-                "SONAR_PROJECT_KEY": sonar_key(ir, svc.name, False),  # the release's: its own
                 "SONAR_SEVERITIES": SONAR[sec.sast_fail_on],
             }
         )
@@ -105,7 +144,6 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         variables.update(
             {
                 "DEPENDENCY_CHECK_IMAGE": ir.pins.dependency_check_image,
-                "DC_PROJECT": f"{ir.project}-{svc.name}",
                 "FAIL_CVSS": CVSS[sec.dependencies_fail_on],
             }
         )
@@ -113,8 +151,14 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         # NVD data in the build cache (dependency-check.sh keeps it in ~/.dependency-check)
         secrets["NVD_API_KEY"] = f"{ir.aws.nvd_secret_name}:api_key"
         ci.append(_sh("dependency-check.sh"))
+    # every service's values are its project's: the buildspec checks they came
+    given = [n for n in BUILD_SERVICE_VARIABLES if n in build_values(ir, first)]
+    checks = " && ".join(f'test -n "${{{n}:-}}"' for n in given)
     build: list[str] = []
     exported: set[str] = set()
+    plan = ir.plan.build(first.name)
+    kinds = [step.kind for step in plan.steps]  # every service's build runs the same steps
+    assert all([s.kind for s in ir.plan.build(x.name).steps] == kinds for x in ir.services)
     for step in plan.steps:
         build += _exports(step, exported)
         build.append(_sh(step.script))
@@ -125,13 +169,13 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
         '"$SERVICE" "$IMAGE_URI" "$IMAGE_TAG" "$IMAGE_DIGEST" > "$CODEBUILD_SRC_DIR/image.json"'
     )
     phases: dict[str, Any] = {
-        "install": {"runtime-versions": {key: fmt.format(v=svc.runtime.version)}},
+        "install": {"runtime-versions": runtimes, "commands": [checks]},
         # CI gates the build: no image unless the steps and scanners pass
         "pre_build": {"on-failure": "ABORT", "commands": ci},
         "build": {"on-failure": "ABORT", "commands": build},
     }
     if sec.sign_images:
-        phases["install"]["commands"] = [_sh("install-cosign.sh")]
+        phases["install"]["commands"].append(_sh("install-cosign.sh"))
         variables["COSIGN_VERSION"] = ir.pins.cosign_version
         variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
     env: dict[str, Any] = {"shell": "bash", "variables": variables}
@@ -155,7 +199,9 @@ def build_spec(ir: IR, svc: Service) -> dict[str, Any]:
             }
         }
     if ir.build.cache != "none":
-        paths = list(_runtimes()["cache_paths"][svc.runtime.language])
+        paths: list[str] = []
+        for svc in ir.services:  # every runtime's cache (a project caches what it wrote)
+            paths += [p for p in _runtimes()["cache_paths"][svc.runtime.language] if p not in paths]
         if sec.dependencies_fail_on:
             paths.append("/root/.dependency-check/**/*")
         spec["cache"] = {"paths": paths}
@@ -335,8 +381,8 @@ def runtimes_available(ir: IR) -> list[Finding]:
 
 def render(ir: IR) -> dict[str, str]:
     out = {}
-    for svc in ir.services:
-        out[svc.buildspec] = yaml_document(build_spec(ir, svc))
+    if ir.services:  # one build buildspec for every service
+        out[ir.services[0].buildspec] = yaml_document(build_spec(ir))
     for env in ir.environments[:1]:  # one deploy buildspec for every environment
         out[env.deploy_buildspec] = yaml_document(deploy_spec(ir))
     if ir.security.dast and any(s.dast for s in ir.plan.stages):

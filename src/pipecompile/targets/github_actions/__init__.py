@@ -8,8 +8,9 @@ no untrusted context is ever written into a ``run:`` script -- values reach
 scripts through ``env:`` (the front end refuses ``${{`` in user text).
 
 Files (relative to the github-actions output folder):
-  ci-<service>.yml       runtime, ci.steps, SAST, SCA: on pull requests, and on push
-                         (delivery: codepipeline) or called by deliver (github-actions)
+  ci-<service>.yml       on pull requests, and on push (delivery: codepipeline) or called
+                         by deliver (github-actions): the service's call of ci.yml
+  ci.yml                 reusable, for every service: runtime, ci.steps, SAST, SCA
   deliver-<service>.yml  delivery: github-actions only, the service's caller of the plan:
                          push to an environment's branches: route.yml, its CI, build.yml,
                          then deploy.yml per environment (its parameters and secrets),
@@ -36,7 +37,7 @@ from ...errors import Path_
 from ...ir import IR
 from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
-from .ci import ci_workflow
+from .ci import CI, ci_reusable, ci_workflow
 from .compliance import compliance_workflows
 from .compliance import describe as describe_compliance
 from .deliver import deliver_workflow
@@ -214,6 +215,8 @@ def render(ir: IR) -> dict[str, str]:
     out = {}
     delivers = ir.delivery == "github-actions"
     d = Deploy(ir) if delivers else None
+    if ir.services:
+        out[CI] = yaml_document(ci_reusable(ir))
     for svc in ir.services:
         out[svc.ci_workflow] = yaml_document(ci_workflow(ir, svc))
         if d is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, DeployStage, Service
+from .ci import CI
 from .deploy import DEPLOY, Deploy
 from .environments import two_tiers
 from .reusable import BUILD, NOTIFY, ROUTE, ZAP, input_name, notifies, tier_inputs
@@ -167,7 +168,7 @@ def deliver_workflow(ir: IR, svc: Service, d: Deploy | None = None) -> dict[str,
     jobs["metrics"] = metrics_job(ir, svc, jobs, deploys)  # CloudWatch (telemetry.py)
     if notifies(ir):
         jobs["notify"] = _notify_job(ir, svc, ["route", "ci", "build", *deploys])
-    workflows = (svc.deliver_workflow, svc.ci_workflow, *REUSABLE)
+    workflows = (svc.deliver_workflow, svc.ci_workflow, CI, *REUSABLE)
     return {
         "name": f"deliver / {svc.name}",
         "on": {

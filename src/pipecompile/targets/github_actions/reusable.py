@@ -45,7 +45,9 @@ FACTS = {
     # the audit's outcome names (succeeded, failed, cancelled), never the runner's words
     "deploy-status": "${{ job.status == 'success' && 'succeeded' || "
     "job.status == 'cancelled' && 'cancelled' || 'failed' }}",
-    "builder": "${{ github.workflow_ref }}",
+    # the workflow that built: build.yml's own ref (job.workflow_ref); github.workflow_ref
+    # names the caller, deliver-<service>.yml, which builds nothing itself
+    "builder": "${{ job.workflow_ref }}",
     "invocation": RUN_URL + "/attempts/${{ github.run_attempt }}",
 }
 STEP_IDS = {"build-once": "image", "sync-window": "window", "health-wait": "wait"}

@@ -61,49 +61,51 @@ def aws_credentials(ir: IR, role_arn: str) -> dict[str, Any]:
     }
 
 
-def setup_runtime(ir: IR, svc: Service) -> dict[str, Any]:
+# per language: its set-up action, the action's version input, its cache and the file
+# the cache is keyed by (relative to the service's folder), and its name in the log
+RUNTIMES: dict[str, tuple[str, str, dict[str, Any], str, str]] = {
+    "node": (
+        "actions/setup-node",
+        "node-version",
+        {"cache": "npm"},
+        "package-lock.json",
+        "Node.js",
+    ),
+    "python": (
+        "actions/setup-python",
+        "python-version",
+        {"cache": "pip"},
+        "requirements*.txt",
+        "Python",
+    ),
+    "java": (
+        "actions/setup-java",
+        "java-version",
+        {"distribution": "temurin", "cache": "maven"},
+        "pom.xml",
+        "Java",
+    ),
+    "go": ("actions/setup-go", "go-version", {"cache": True}, "go.sum", "Go"),
+}
+
+
+def dependency_file(svc: Service) -> str:
+    """What the service's runtime cache is keyed by (``cache-dependency-path``)."""
     base = "" if svc.path == "." else svc.path + "/"
-    rt = svc.runtime
-    if rt.language == "node":
-        return {
-            "name": f"Set up Node.js {rt.version}",
-            "uses": uses(ir, "actions/setup-node"),
-            "with": {
-                "node-version": rt.version,
-                "cache": "npm",
-                "cache-dependency-path": f"{base}package-lock.json",
-            },
-        }
-    if rt.language == "python":
-        return {
-            "name": f"Set up Python {rt.version}",
-            "uses": uses(ir, "actions/setup-python"),
-            "with": {
-                "python-version": rt.version,
-                "cache": "pip",
-                "cache-dependency-path": f"{base}requirements*.txt",
-            },
-        }
-    if rt.language == "java":
-        return {
-            "name": f"Set up Java {rt.version}",
-            "uses": uses(ir, "actions/setup-java"),
-            "with": {
-                "distribution": "temurin",
-                "java-version": rt.version,
-                "cache": "maven",
-                "cache-dependency-path": f"{base}pom.xml",
-            },
-        }
-    return {
-        "name": f"Set up Go {rt.version}",
-        "uses": uses(ir, "actions/setup-go"),
-        "with": {
-            "go-version": rt.version,
-            "cache": True,
-            "cache-dependency-path": f"{base}go.sum",
-        },
-    }
+    return base + RUNTIMES[svc.runtime.language][3]
+
+
+def setup_runtime(ir: IR, language: str, version: str, dependency_path: str) -> dict[str, Any]:
+    """The pinned set-up action of ``language`` (``version`` and ``dependency_path`` may
+    be expressions: ci.yml passes its inputs)."""
+    action, key, cache, _, title = RUNTIMES[language]
+    with_: dict[str, Any] = {}
+    if "distribution" in cache:
+        with_["distribution"] = cache["distribution"]
+    with_[key] = version
+    with_["cache"] = cache["cache"]
+    with_["cache-dependency-path"] = dependency_path
+    return {"name": f"Set up {title} {version}", "uses": uses(ir, action), "with": with_}
 
 
 def slack_step(ir: IR, text: str, condition: str | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ...ir import IR, Deployment, PlanInput, Service
 from ...serialize.hcl import Block, Call, Ref, Template
-from ..common import codebuild_parameters, sonar_key
+from ..common import build_project_variables, codebuild_parameters, sonar_key
 from .blocks import (
     aws_constants,
     pipeline_label,
@@ -114,6 +114,8 @@ def codebuild(ir: IR) -> list[Block]:
     blocks: list[Block] = []
     for svc in ir.services:
         label = f"build-{svc.name}"
+        # one build buildspec for every service: its projects set the service's values
+        own = tuple((k, v, "PLAINTEXT") for k, v in build_project_variables(ir, svc).items())
         blocks.append(_log_group(ir, label, svc.build_log_group))
         blocks.append(
             _project(
@@ -126,6 +128,7 @@ def codebuild(ir: IR) -> list[Block]:
                 True,
                 ir.build.timeout_minutes,
                 ir.build.cache,
+                variables=own,
             )
         )
         if ir.release_branches:  # the same build for approval environments, its own role
@@ -143,6 +146,7 @@ def codebuild(ir: IR) -> list[Block]:
                     ir.build.cache,
                     role="codebuild_release",
                     trusted=True,
+                    variables=own,
                 )
             )
     for env in ir.environments:
