@@ -212,10 +212,15 @@ def test_a_feature_branch_cannot_reach_a_release_tier_secret() -> None:
     # the workflows: a job names the release tier only for a release-tier run, and a
     # pull request's (no inputs) falls to the feature tier
     wf = STOREFRONT / ".github/workflows"
+    shared = (wf / "ci.yml").read_text()  # every service's CI job (ci-<svc>.yml calls it)
+    assert "environment: \"${{ inputs.release && 'ci-release' || 'ci' }}\"" in shared
+    assert (
+        f"{ir.project}_${{{{ inputs.service }}}}${{{{ inputs.release && '-release' || '' }}}}"
+        in (shared)
+    )
     for svc in ir.services:
         ci = (wf / svc.ci_workflow).read_text()
-        assert "environment: \"${{ inputs.release && 'ci-release' || 'ci' }}\"" in ci
-        assert f"{ir.project}_{svc.name}-release" in ci
+        assert "release: '${{ inputs.release == true }}'" in ci  # absent on a pull request
         deliver = (wf / svc.deliver_workflow).read_text()
         assert deliver.count("release: \"${{ needs.route.outputs.release == 'true' }}\"") == 2
     notify = (wf / "notify.yml").read_text()
