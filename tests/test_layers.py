@@ -150,3 +150,21 @@ def test_lowering_names_no_target() -> None:
 def test_the_target_name_scan_finds_a_name() -> None:
     assert _target_names_in('helm = dict(outputs).get("helm")\n') == [(1, "helm")]
     assert _target_names_in('where = ("terraform", "backend")\n') == []
+
+
+def test_every_builtin_target_is_its_own_package() -> None:
+    """The independence contract names every built-in target, so no target may import
+    another (shared code lives in targets/__init__, common and chart)."""
+    from pipecompile.targets import registry
+
+    independent = next(c for c in CONFIG["contracts"] if c["type"] == "independence")
+    # each target's package: pipecompile.targets.<package>[.<module of its render>]
+    packages = {".".join(t.render.__module__.split(".")[:3]) for t in registry.builtin().values()}
+    assert packages == set(independent["modules"])
+    graph = _graph()
+    for package in packages:  # and the contract holds: no target reaches another
+        for other in packages - {package}:
+            assert not graph.chain_exists(importer=package, imported=other, as_packages=True), (
+                package,
+                other,
+            )

@@ -13,7 +13,7 @@ import yaml
 from pipecompile.compiler import compile_bytes
 from pipecompile.errors import PipelineError
 from pipecompile.jobs import expected
-from pipecompile.targets.helm import analysis
+from pipecompile.targets.chart import analysis
 from pipecompile.targets.registry import builtin, registry
 from tests.conftest import ROOT
 from tests.harness.reusable import expand, expand_rendered

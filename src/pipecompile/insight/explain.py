@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 
 from ..ir import IR, Deployment, Environment, Rollback, Service
-from ..targets.common import branch_regexes, glob_to_regex
-from ..targets.helm import https
-from ..targets.helm.analysis import (
+from ..targets.chart.analysis import (
     INCONCLUSIVE_LIMIT,
     initial_delay_minutes,
     progress_deadline_seconds,
     unjudged_steps,
 )
+from ..targets.chart.values import https
+from ..targets.common import branch_regexes, glob_to_regex
 from ..targets.registry import registry
 from .graph import _strategy
 from .trust import trust_lines

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..ir import IR, Rollback, Strategy
-from ..targets.helm.analysis import progress_deadline_seconds
+from ..targets.chart.analysis import progress_deadline_seconds
 
 
 def _source(rb: Rollback) -> str:

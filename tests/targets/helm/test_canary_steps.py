@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from pipecompile.ir import CanaryStep, Strategy
-from pipecompile.targets.helm.analysis import unjudged_steps
+from pipecompile.targets.chart.analysis import unjudged_steps
 from tests.targets.helm.test_chart import ir_of
 
 

@@ -25,8 +25,8 @@ import pytest
 
 from pipecompile.compiler import compile_bytes
 from pipecompile.errors import PipelineError
-from pipecompile.targets.helm import analysis
-from pipecompile.targets.helm.analysis import HASH_LABEL
+from pipecompile.targets.chart import analysis
+from pipecompile.targets.chart.analysis import HASH_LABEL
 from tests.conftest import ROOT
 from tests.targets.helm.test_chart import by_kind, lookup
 from tests.targets.helm.test_rollouts import (

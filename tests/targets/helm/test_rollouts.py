@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from pipecompile.ir import Rollback
-from pipecompile.targets.helm import analysis
-from pipecompile.targets.helm.analysis import HASH_ARG, HASH_LABEL
+from pipecompile.targets.chart import analysis
+from pipecompile.targets.chart.analysis import HASH_ARG, HASH_LABEL
 from tests.conftest import ROOT, SAMPLES
 from tests.targets.helm.test_chart import by_kind, ir_of, lookup, render
 

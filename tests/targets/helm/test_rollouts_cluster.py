@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pipecompile.targets import helm
-from pipecompile.targets.helm import analysis
+from pipecompile.targets.chart import analysis
 from tests.conftest import ROOT, SAMPLES
 from tests.targets.helm.test_chart import by_kind, ir_of, lookup, render
 

@@ -33,7 +33,7 @@ from typing import Any
 from ...ir import IR, Deployment, Environment, Service, Strategy
 from ...serialize.emit import yaml_document
 from .. import Finding
-from ..helm import values as helm_values
+from ..chart.values import values as chart_values
 
 name = "local"
 follows = "helm"  # it deploys the chart: on whenever the helm output is
@@ -78,12 +78,13 @@ def values_file(svc: Service) -> str:
 
 
 def local_values(ir: IR, svc: Service) -> dict[str, Any]:
-    """The chart's values for a local cluster, from the helm target's own values."""
+    """The chart's values for a local cluster, from the values the helm target writes
+    (the chart's contract, targets/chart)."""
     first = svc.deployments[0]
     dep = dataclasses.replace(
         first, replicas=1, strategy=Strategy("rolling", "rolling"), hosts=(), preview_host=None
     )
-    out = helm_values(ir, svc, dep)
+    out = chart_values(ir, svc, dep)
     out["environment"] = "local"
     out["image"] = {"repository": svc.image, "tag": LOCAL_TAG}
     out["ingress"] = dict(out.get("ingress") or {}, enabled=False, host="")
