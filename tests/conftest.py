@@ -215,7 +215,7 @@ def files(root: Path, folder: str, pattern: str) -> list[Path]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Start the slowest tests first (the pre-commit run installs a virtualenv), so
     that with two workers the other one runs everything else meanwhile."""
-    slow = ("test_precommit.py",)
+    slow = ("test_flow_github.py", "test_flow_codepipeline.py", "test_precommit.py")
     items.sort(
         key=lambda item: next((i for i, s in enumerate(slow) if s in item.nodeid), len(slow))
     )

@@ -7,7 +7,11 @@ step, deletes the previous step's, and only then sets ``github.output`` to the n
 So ``${{ github.output }}`` in a step's ``env`` names the previous step's (deleted) file.
 ``run:`` steps run in bash (``bash -e {0}`` with ``set -o pipefail``: the default shell on
 Linux, as documented for jobs.<id>.steps[*].shell) as the runner's user; ``uses:`` steps
-are recorded, not run (the harness provides what they would install)."""
+are recorded, not run (the harness provides what they would install).
+
+A cancelled run (docs, "Canceling a workflow"): the runner stops the running step, then
+runs only the steps whose ``if`` calls ``always()`` or ``cancelled()``; ``job.status`` is
+``cancelled`` from then on."""
 
 from __future__ import annotations
 
@@ -58,6 +62,8 @@ class Job:
     status: str = "success"
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)  # the job's, once it ran
+    name: str = ""
 
     def _get(self, path: str) -> Any:
         parts = path.split(".")
@@ -66,9 +72,12 @@ class Job:
         else:
             value = self.contexts.get(parts[0], {})
         for p in parts[1:]:
-            if p == "*":
-                return [v for v in value.values()] if isinstance(value, dict) else []
-            value = value.get(p, "") if isinstance(value, dict) else ""
+            if p == "*":  # an object filter: the rest of the path applies to each value
+                value = list(value.values()) if isinstance(value, dict) else []
+            elif isinstance(value, list):
+                value = [v.get(p, "") if isinstance(v, dict) else "" for v in value]
+            else:
+                value = value.get(p, "") if isinstance(value, dict) else ""
         return value
 
     def evaluate(self, expr: str) -> Any:
@@ -77,7 +86,7 @@ class Job:
             "always": lambda: True,
             "success": lambda: status == "success",
             "failure": lambda: status == "failure",
-            "cancelled": lambda: False,
+            "cancelled": lambda: status == "cancelled",
             "contains": lambda hay, needle: needle in hay,
         }
         return eval(_translate(expr), {"_get": self._get, "_fn": fns})
@@ -106,8 +115,19 @@ class Job:
             cond = f"success() && ({cond})"
         return bool(self.evaluate(cond))
 
-    def run(self, steps: list[dict[str, Any]], env: dict[str, str]) -> None:
+    def run(
+        self, steps: list[dict[str, Any]], env: dict[str, str], cancel_at: str | None = None
+    ) -> None:
+        """Run ``steps``; ``cancel_at``: the run is cancelled as that step starts (its name
+        after substitution), which it then does not run."""
         for step in steps:
+            self.contexts["job"] = {"status": self.status}
+            if cancel_at is not None and self.substitute(step.get("name", "")) == cancel_at:
+                self.status = "cancelled"
+                self.contexts["job"] = {"status": self.status}
+                self.log.append(f"cancelled at {cancel_at}")
+                cancel_at = None
+                continue
             if not self.condition(step):
                 continue
             # the step's env first (github.output is still the previous step's file) ...
@@ -125,7 +145,10 @@ class Job:
                     self.log.append("slack " + self.substitute(step["with"]["payload"]))
                 continue
             script = "set -o pipefail\n" + self.substitute(step["run"])
-            res = self.run_as(script, **{**env, **step_env, "GITHUB_OUTPUT": str(output)})
+            extra = {**env, **step_env, "GITHUB_OUTPUT": str(output)}
+            if "working-directory" in step:
+                extra["cwd"] = str(self.workdir / self.substitute(step["working-directory"]))
+            res = self.run_as(script, **extra)
             self.log.append(f"{step['name']}: exit {res.returncode}\n{res.stdout}{res.stderr}")
             outputs = dict(
                 line.split("=", 1) for line in output.read_text().splitlines() if "=" in line
@@ -135,5 +158,5 @@ class Job:
                     "outputs": outputs,
                     "outcome": "success" if res.returncode == 0 else "failure",
                 }
-            if res.returncode != 0:
+            if res.returncode != 0 and self.status == "success":
                 self.status = "failure"

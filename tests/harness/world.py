@@ -62,13 +62,16 @@ class World:
         return d
 
     def run(
-        self, script: str, *, uid: int, cwd: Path, home: Path, **extra: str
+        self, script: str, *, uid: int, cwd: Path, home: Path, limit: int = 0, **extra: str
     ) -> subprocess.CompletedProcess[str]:
-        """Run a bash script as ``uid`` (setpriv: the kernel checks every permission)."""
+        """Run a bash script as ``uid`` (setpriv: the kernel checks every permission);
+        ``limit``: seconds before coreutils' timeout ends it (exit 124), 0 for none."""
         env = {**self.env, "HOME": str(home), **extra}
         cmd = ["bash", "-c", script]
         if uid != 0:
             cmd = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *cmd]
+        if limit:
+            cmd = ["timeout", str(limit), *cmd]
         return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
     def chown_tree(self, path: Path, uid: int) -> None:

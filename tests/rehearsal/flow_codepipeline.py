@@ -1,0 +1,258 @@
+"""One push through the generated CodePipeline delivery, action by action.
+
+The pipelines are read from the sample's Terraform (``aws_codepipeline``): a push starts
+every pipeline whose trigger's branch and file-path globs match (CodePipeline V2 push
+filters: ``includes``/``excludes``, an exclude wins).  Its stages then run in order:
+Source is the clone of the commit (``CODEBUILD_CLONE_REF``); a CodeBuild action runs its
+project's buildspec (``aws_codebuild_project``: the buildspec file, the project's
+environment variables, then the action's ``EnvironmentVariables``, the later winning;
+``#{BuildVariables.X}`` and ``#{codepipeline.PipelineExecutionId}`` resolved;
+``SECRETS_MANAGER`` values read from Secrets Manager) as root, the phases as CodeBuild
+runs them (buildspec reference, v0.2: every command in one shell, so ``cd`` and
+``export`` carry over; a failed install or pre_build ends the build, a failed build
+still runs post_build; each phase's ``finally`` runs after its commands;
+``CODEBUILD_BUILD_SUCCEEDING`` is 0 after a failure; ``exported-variables`` become the
+action's namespace); a Manual approval is approved.  A failed action fails the
+execution.  The execution's state change is then matched against the generated
+EventBridge rules (``aws_cloudwatch_event_rule``), whose target's input template is
+the notification Chatbot posts.
+
+cosign is installed by the buildspec's install phase from GitHub; offline, the harness
+provides it (the stub), so that command is recorded, not run.  The application's own CI
+commands (``ci.steps``) are recorded, not run, as on GitHub."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import hcl_norm
+from tests.harness.world import CODEBUILD_UID, World
+from tests.rehearsal.flow import App, filtered, git
+
+VARIABLE = re.compile(
+    r'name = \\?"([^"\\]*)\\?", value = \\?"([^"\\]*)\\?", type = \\?"([^"\\]*)\\?"'
+)
+
+
+def _resources(folder: Path, kind: str) -> dict[str, Any]:
+    import hcl2
+
+    out: dict[str, Any] = {}
+    for path in sorted(folder.glob("*.tf")):
+        for block in hcl_norm(hcl2.loads(path.read_text())).get("resource", []):
+            out.update(block.get(kind, {}))
+    return out
+
+
+def _variables(text: str) -> list[tuple[str, str, str]]:
+    return VARIABLE.findall(text or "")
+
+
+@dataclass
+class Execution:
+    pipeline: str
+    sha: str
+    id: str
+    state: str = "SUCCEEDED"
+    actions: dict[str, str] = field(default_factory=dict)  # stage -> succeeded/failed
+    log: list[str] = field(default_factory=list)
+    notifications: list[str] = field(default_factory=list)
+
+
+class CodePipelineDelivery:
+    def __init__(
+        self, w: World, sample: Path, app: App, *, app_commands: set[str], env: dict[str, str]
+    ) -> None:
+        tf = sample / "infrastructure/terraform/cicd"
+        self.w, self.sample, self.app, self.env = w, sample, app, env
+        self.app_commands = app_commands
+        self.pipelines = _resources(tf, "aws_codepipeline")
+        self.projects = _resources(tf, "aws_codebuild_project")
+        self.rules = _resources(tf, "aws_cloudwatch_event_rule")
+        self.targets = _resources(tf, "aws_cloudwatch_event_target")
+        self.hooks: dict[str, Any] = {}  # "<environment>" -> callable before that deploy
+        self.executions: list[Execution] = []
+
+    def triggered(self, branch: str, changed: list[str]) -> list[str]:
+        out = []
+        for label, p in self.pipelines.items():
+            push = p["trigger"][0]["git_configuration"][0]["push"][0]
+            br, fp = push["branches"][0], push["file_paths"][0]
+            if not filtered(br.get("includes", []), branch) or filtered(
+                br.get("excludes", []), branch
+            ):
+                continue
+            if any(
+                filtered(fp.get("includes", []), c) and not filtered(fp.get("excludes", []), c)
+                for c in changed
+            ):
+                out.append(label)
+        return out
+
+    def push(self, branch: str, sha: str, changed: list[str], **kw: Any) -> list[Execution]:
+        return [self.run(label, sha, **kw) for label in self.triggered(branch, changed)]
+
+    def run(self, label: str, sha: str) -> Execution:
+        p = self.pipelines[label]
+        ex = Execution(p["name"], sha, str(uuid.uuid4()))
+        self.executions.append(ex)
+        namespaces: dict[str, dict[str, str]] = {"codepipeline": {"PipelineExecutionId": ex.id}}
+        for stage in p["stage"]:
+            action = stage["action"][0]
+            if action["category"] == "Source":
+                continue
+            if action["category"] == "Approval":
+                ex.actions[stage["name"]] = "succeeded"
+                continue
+            project_label = re.search(
+                r"aws_codebuild_project\.([\w-]+)", action["configuration"]["ProjectName"]
+            )[1]  # type: ignore[index]
+            env_name = label.rsplit("-", 1)[-1]
+            if stage["name"] == "Deploy" and env_name in self.hooks:
+                self.hooks.pop(env_name)(ex)
+            ok, exported = self.codebuild(
+                project_label,
+                _variables(action["configuration"].get("EnvironmentVariables", "")),
+                namespaces,
+                ex,
+            )
+            if "namespace" in action:
+                namespaces[action["namespace"]] = exported
+            ex.actions[stage["name"]] = "succeeded" if ok else "failed"
+            if not ok:
+                ex.state = "FAILED"
+                break
+        ex.notifications = self.notify(ex)
+        return ex
+
+    def codebuild(
+        self,
+        label: str,
+        overrides: list[tuple[str, str, str]],
+        namespaces: dict[str, dict[str, str]],
+        ex: Execution,
+    ) -> tuple[bool, dict[str, str]]:
+        project = self.projects[label]
+        m = re.search(r"ci/codebuild/[\w.-]+\.yml", project["source"][0]["buildspec"])
+        spec = yaml.safe_load((self.sample / m[0]).read_text())  # type: ignore[index]
+        env: dict[str, str] = dict(spec["env"].get("variables", {}))
+        for name, ref in spec["env"].get("secrets-manager", {}).items():
+            env[name] = self.secret(ref)
+        rows = project["environment"][0].get("environment_variable", [])
+        pairs = [(r["name"], r["value"], r.get("type", "PLAINTEXT")) for r in rows] + overrides
+        for name, value, kind in pairs:
+            value = re.sub(
+                r"#\{(\w+)\.(\w+)\}", lambda v: namespaces.get(v[1], {}).get(v[2], ""), value
+            )
+            env[name] = self.secret(value) if kind == "SECRETS_MANAGER" else value
+        n = len(self.executions)
+        work = self.w.workdir(f"cb-{n}-{label}-{uuid.uuid4().hex[:6]}", CODEBUILD_UID)
+        git(work, "init", "-q")
+        git(work, "fetch", "-q", str(self.app.remote), ex.sha)
+        git(work, "checkout", "-q", "FETCH_HEAD")
+        home = self.w.home(f"cb-{n}-{label}-{uuid.uuid4().hex[:6]}", CODEBUILD_UID)
+        build_id = f"{project['name']}:{uuid.uuid4()}"
+        env.update(
+            CODEBUILD_SRC_DIR=str(work),
+            CODEBUILD_RESOLVED_SOURCE_VERSION=ex.sha,
+            CODEBUILD_BUILD_ID=build_id,
+            CODEBUILD_BUILD_ARN=f"arn:aws:codebuild:{self.w.env['AWS_DEFAULT_REGION']}:123456789012:build/{build_id}",
+            CODEBUILD_INITIATOR=f"codepipeline/{ex.pipeline}",
+            **self.env,
+        )
+        (work.parent / f"{work.name}.sh").write_text(self.script(spec, work))
+        # each build is a fresh container: its own /tmp (the buildspecs keep OUTCOME_FILE
+        # and IMAGE_ENV there), a private mount over the host's for this build only, with
+        # the rehearsal's folder (itself under /tmp) bound back at its own path in it
+        tmp = work.parent / f"{work.name}-tmp"
+        base = self.w.base
+        (tmp / base.relative_to("/tmp")).mkdir(parents=True)
+        tmp.chmod(0o1777)
+        script = (
+            "exec unshare --mount --propagation private sh -c "
+            f'\'mount --bind "{base}" "{tmp / base.relative_to("/tmp")}" && '
+            f'mount --rbind "{tmp}" /tmp && exec bash "{work.parent / work.name}.sh"\''
+        )
+        res = self.w.run(script, uid=CODEBUILD_UID, cwd=work, home=home, limit=90, **env)
+        ex.log.append(f"== {label}: exit {res.returncode}\n{res.stdout}{res.stderr}")
+        exported = {}
+        out = work / ".exported"
+        if out.exists():
+            exported = dict(
+                line.split("=", 1) for line in out.read_text().splitlines() if "=" in line
+            )
+        return res.returncode == 0, exported
+
+    def script(self, spec: dict[str, Any], work: Path) -> str:
+        cmds = work.parent / f"{work.name}-commands"
+        cmds.mkdir()
+        lines = ["export CODEBUILD_BUILD_SUCCEEDING=1", "failed=''"]
+        for phase in ("install", "pre_build", "build", "post_build"):
+            body = spec["phases"].get(phase)
+            if not body:
+                continue
+            run_if = (
+                '[ -z "$failed" ] || [ "$failed" = build ]'
+                if phase == "post_build"
+                else '[ -z "$failed" ]'
+            )
+            fn = [f"run_{phase}() {{"]
+            for i, cmd in enumerate(body.get("commands", [])):
+                if "github.com/sigstore/cosign/releases" in cmd or cmd.strip() in self.app_commands:
+                    fn.append(f"  echo 'recorded, not run: {cmd.splitlines()[0][:60]}'")
+                    continue
+                (cmds / f"{phase}-{i}.sh").write_text(cmd)
+                fail = f"{{ export CODEBUILD_BUILD_SUCCEEDING=0; failed={phase}; }}"
+                fn.append(f'  . "{cmds}/{phase}-{i}.sh" || {fail}')
+                fn.append('  [ -n "$failed" ] && return 0')
+            fn.append("  true")
+            fn.append("}")
+            fin = [f"fin_{phase}() {{"]
+            for i, cmd in enumerate(body.get("finally", [])):
+                (cmds / f"{phase}-f{i}.sh").write_text(cmd)
+                fin.append(f'  . "{cmds}/{phase}-f{i}.sh" || failed=${{failed:-{phase}}}')
+            fin.append("  true")
+            fin.append("}")
+            lines[:0] = fn + fin
+            lines.append(f"if {run_if}; then run_{phase}; fin_{phase}; fi")
+        exported = " ".join(spec["env"].get("exported-variables", []))
+        lines.append(
+            f'for v in {exported}; do printf "%s=%s\\n" "$v" "${{!v:-}}"; done > "{work}/.exported"'
+        )
+        lines.append('[ -z "$failed" ]')
+        return "\n".join(lines) + "\n"
+
+    def secret(self, ref: str) -> str:
+        name, _, key = ref.partition(":")
+        value = self.w.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"]
+        return json.loads(value)[key] if key else value
+
+    def notify(self, ex: Execution) -> list[str]:
+        """The execution's state change through the generated EventBridge rules."""
+        event = {
+            "source": "aws.codepipeline",
+            "detail-type": "CodePipeline Pipeline Execution State Change",
+            "detail": {"pipeline": ex.pipeline, "state": ex.state, "execution-id": ex.id},
+        }
+        out = []
+        for label, rule in self.rules.items():
+            if "event_pattern" not in rule:  # a schedule
+                continue
+            pattern = json.loads(rule["event_pattern"].replace('\\"', '"'))
+            if pattern.get("source", ["aws.codepipeline"]) != ["aws.codepipeline"]:
+                continue
+            detail = pattern.get("detail", {})
+            if all(event["detail"].get(k) in v for k, v in detail.items() if isinstance(v, list)):
+                target = self.targets.get(label)
+                if target and "input_transformer" in target:
+                    template = target["input_transformer"][0]["input_template"].replace('\\"', '"')
+                    text = template.replace("<pipeline>", ex.pipeline).replace("<execution>", ex.id)
+                    out.append(json.loads(text)["content"]["title"])
+        return out
