@@ -21,6 +21,7 @@ import yaml
 from pipecompile.targets.common import script_path
 from tests.conftest import ROOT, terraform_blocks
 from tests.harness.argocd import NEW_DIGEST, ArgoCD, application, argocd_server, deployment, rollout
+from tests.harness.moto import audit_table
 from tests.harness.reusable import expand
 from tests.harness.runner import Job
 from tests.harness.world import CODEBUILD_UID, RUNNER_UID, World, world
@@ -57,17 +58,9 @@ def w() -> Iterator[World]:
         for alias in (RELEASE_KEY, DEV_KEY):
             key = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="RSA_4096")["KeyMetadata"]
             kms.create_alias(AliasName=alias.removeprefix("awskms:///"), TargetKeyId=key["KeyId"])
+        # keyed as the generated audit.tf declares it (stream, deployment)
         ddb.create_table(
-            TableName="shop-deployments",
-            AttributeDefinitions=[
-                {"AttributeName": "service", "AttributeType": "S"},
-                {"AttributeName": "deployed_at", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "service", "KeyType": "HASH"},
-                {"AttributeName": "deployed_at", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
+            **{**audit_table(ROOT / "samples/ecommerce"), "TableName": "shop-deployments"}
         )
         yield wd
 
