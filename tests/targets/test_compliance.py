@@ -148,6 +148,42 @@ def test_the_drift_role_reads_configuration_and_the_state_only() -> None:
     assert not acct.can("drift_read", "s3:PutObject", state)  # plans take no lock
 
 
+def test_with_a_dynamodb_lock_table_the_drift_role_reads_only_its_digest_entry(
+    tmp_path: Path,
+) -> None:
+    # the S3 backend GetItems the lock table's digest entry (<bucket>/<key>-md5) when it
+    # reads the state, also under -lock=false (hashicorp/terraform v1.9
+    # internal/backend/remote-state/s3/client.go: Get -> getMD5 -> GetItem)
+    from tests.rehearsal.test_spec import rendered
+
+    text = (SHARED / "pipeline.yaml").read_text()
+    text = text.replace(
+        "    key: ledger/cicd.tfstate\n",
+        "    key: ledger/cicd.tfstate\n    lock: dynamodb\n    dynamodb_table: tf-locks\n",
+    )
+    ir, files = rendered(text)
+    assert ir.backend.lock_table == "tf-locks"
+    folder = tmp_path / "tf"
+    folder.mkdir()
+    for path, body in files.items():
+        if path.startswith(ir.output("terraform") + "/") and path.endswith(".tf"):
+            (folder / Path(path).name).write_text(body)
+    acct = Account(folder, ir.aws.account_id)
+    a, r = ir.aws.account_id, ir.aws.region
+    lock = f"arn:aws:dynamodb:{r}:{a}:table/tf-locks"
+    assert acct.decision("drift_read", "dynamodb:GetItem", lock) == "Allow"
+    # every other table's items stay denied, and the lock table is only read
+    for action, resource in (
+        ("dynamodb:GetItem", f"arn:aws:dynamodb:{r}:{a}:table/ledger-deployments"),
+        ("dynamodb:GetItem", f"arn:aws:dynamodb:{r}:{a}:table/tf-locks-other"),
+        ("dynamodb:Scan", lock),
+        ("dynamodb:Query", lock),
+    ):
+        assert acct.decision("drift_read", action, resource) == "Deny", (action, resource)
+    for action in ("dynamodb:PutItem", "dynamodb:DeleteItem"):
+        assert not acct.can("drift_read", action, lock)
+
+
 def test_the_review_projects_write_only_their_own_audit_stream() -> None:
     acct = Account(TF, "123456789012")
     table = acct.arn("aws_dynamodb_table.deployments")

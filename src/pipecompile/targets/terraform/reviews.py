@@ -69,11 +69,27 @@ def _repositories(ir: IR) -> list[Ref]:
     return out
 
 
+def _lock_table(ir: IR) -> str:
+    be = ir.backend
+    return (
+        f"arn:aws:dynamodb:{be.region or ir.aws.region}:{ir.aws.account_id}:table/{be.lock_table}"
+    )
+
+
 def _state(ir: IR) -> list[dict[str, Any]]:
     be = ir.backend
     if be.kind != "s3":
         return []
-    return [
+    out = []
+    if be.lock_table:  # the S3 backend reads the state's digest entry, also with -lock=false
+        out.append(
+            {
+                "sid": "ReadTheStateDigest",
+                "actions": ["dynamodb:GetItem"],
+                "resources": [_lock_table(ir)],
+            }
+        )
+    return out + [
         {
             "sid": "ReadTheState",
             "actions": ["s3:GetObject"],
@@ -97,6 +113,18 @@ def _read_only(ir: IR, label: str, role_name: str, trust: str) -> list[Block]:
     denied: list[dict[str, Any]] = [
         {"sid": "NoData", "effect": "Deny", "actions": _DATA_READS, "resources": ["*"]}
     ]
+    if ir.backend.lock_table:
+        # the S3 backend GetItems the lock table's digest entry (<bucket>/<key>-md5) at
+        # init and plan, -lock=false or not: items of every other table stay denied
+        denied[0]["actions"] = [a for a in _DATA_READS if a != "dynamodb:GetItem"]
+        denied.append(
+            {
+                "sid": "NoItems",
+                "effect": "Deny",
+                "actions": ["dynamodb:GetItem"],
+                "not_resources": [_lock_table(ir)],
+            }
+        )
     if ir.delivery == "codepipeline":  # the pipelines' artifacts (the state is elsewhere)
         buckets = ["artifacts", "release_artifacts"] if ir.release_branches else ["artifacts"]
         denied.append(
