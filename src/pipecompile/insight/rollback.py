@@ -34,13 +34,13 @@ def rollback_commands(ir: IR, service: str, environment: str) -> list[str]:
     if ir.deployments_table:
         # the table is keyed as audit-row.sh writes it (audit.tf): partition
         # stream=<environment>/<service>, sort deployment=<deployed_at>/<run>
-        names = '{"#p": "stream", "#o": "outcome"}'
+        attr_names = '{"#p": "stream", "#o": "outcome"}'
         values = f'{{":p": {{"S": "{stream}"}}, ":o": {{"S": "succeeded"}}}}'
         out += [
             f"{n}. Find the digest to return to (the audit table, newest first):",
             f"   aws dynamodb query --table-name {q(ir.deployments_table)} \\",
             "     --key-condition-expression '#p = :p' --filter-expression '#o = :o' \\",
-            f"     --expression-attribute-names {q(names)} \\",
+            f"     --expression-attribute-names {q(attr_names)} \\",
             f"     --expression-attribute-values {q(values)} \\",
             "     --no-scan-index-forward --max-items 5 \\",
             "     --query 'Items[].[deployed_at.S, image_digest.S, image_tag.S, commit.S]' "

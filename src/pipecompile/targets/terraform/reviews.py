@@ -80,7 +80,7 @@ def _state(ir: IR) -> list[dict[str, Any]]:
     be = ir.backend
     if be.kind != "s3":
         return []
-    out = []
+    out: list[dict[str, Any]] = []
     if be.lock_table:  # the S3 backend reads the state's digest entry, also with -lock=false
         out.append(
             {
@@ -89,7 +89,7 @@ def _state(ir: IR) -> list[dict[str, Any]]:
                 "resources": [_lock_table(ir)],
             }
         )
-    return out + [
+    out += [
         {
             "sid": "ReadTheState",
             "actions": ["s3:GetObject"],
@@ -101,6 +101,7 @@ def _state(ir: IR) -> list[dict[str, Any]]:
             "resources": [f"arn:aws:s3:::{be.bucket}"],
         },
     ]
+    return out
 
 
 def _read_only(ir: IR, label: str, role_name: str, trust: str) -> list[Block]:
