@@ -716,6 +716,8 @@ def test_secrets_rotate_when_a_rotation_function_is_given() -> None:
             == "arn:aws:lambda:us-east-1:210987654321:function:rotate-cicd-secrets"
         )
         assert body["rotation_rules"][0]["automatically_after_days"] == 30
+        # not at apply (the provider's default): the secrets are empty until the setup
+        assert body["rotate_immediately"] is False
     perm = res[("aws_lambda_permission", "secrets_rotation")]
     assert perm["principal"] == "secretsmanager.amazonaws.com"
     # the checkov skip goes with rotation, and stays (with its reason) without it
