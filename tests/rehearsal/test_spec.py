@@ -272,6 +272,52 @@ def test_explain_lists_the_chatbot_workspace_authorisation() -> None:
 # -- 2. pipeline monitoring -----------------------------------------------------------------
 
 
+class _Series(dict[int, float]):
+    """A metric math time series, as CloudWatch computes it (CloudWatch User Guide,
+    "Metric math syntax and functions"): an operation on two series has a datapoint only
+    at the timestamps where both have one; a scalar applies to every datapoint; a
+    comparison is 1 or 0; FILL(m, v) gives m's missing datapoints the value v; IF(c, a, b)
+    takes a where c is not 0, b where it is."""
+
+    def _op(self, other: Any, f: Any) -> _Series:
+        if isinstance(other, _Series):
+            return _Series({t: f(v, other[t]) for t, v in self.items() if t in other})
+        return _Series({t: f(v, other) for t, v in self.items()})
+
+    def __add__(self, o: Any) -> _Series:
+        return self._op(o, lambda a, b: a + b)
+
+    def __truediv__(self, o: Any) -> _Series:
+        return self._op(o, lambda a, b: a / b if b else float("nan"))
+
+    def __rmul__(self, o: Any) -> _Series:
+        return self._op(o, lambda a, b: a * b)
+
+    def __gt__(self, o: Any) -> _Series:  # type: ignore[override]
+        return self._op(o, lambda a, b: float(a > b))
+
+
+def metric_math(expression: str, **series: dict[int, float]) -> dict[int, float]:
+    import re
+
+    stamps = sorted({t for s in series.values() for t in s})  # the period's timestamps
+
+    def fill(m: _Series, value: float) -> _Series:
+        return _Series({t: m.get(t, value) for t in stamps})
+
+    def if_(c: _Series, a: Any, b: Any) -> _Series:
+        def pick(x: Any, t: int) -> Any:
+            return x.get(t) if isinstance(x, _Series) else x
+
+        out = {t: pick(a, t) if v else pick(b, t) for t, v in c.items()}
+        return _Series({t: v for t, v in out.items() if v is not None})
+
+    assert re.fullmatch(r"[A-Za-z_0-9 ,.()+*/>-]+", expression), expression
+    names = {k: _Series(v) for k, v in series.items()}
+    code = re.sub(r"\bIF\(", "if_(", re.sub(r"\bFILL\(", "fill(", expression))
+    return dict(eval(code, {"fill": fill, "if_": if_, **names}))
+
+
 def test_pipeline_events_feed_metrics_a_dashboard_and_a_failure_rate_alarm() -> None:
 
     res = tf_resources((TF / "monitoring.tf").read_text())
@@ -293,7 +339,12 @@ def test_pipeline_events_feed_metrics_a_dashboard_and_a_failure_rate_alarm() -> 
     alarm = res[("aws_cloudwatch_metric_alarm", "failure_rate")]
     queries = {_s(q["id"]): q for q in alarm["metric_query"]}
     assert set(queries) == {"succeeded", "failed", "rate"}
-    assert "100 * failed / (succeeded + failed)" in queries["rate"]["expression"]
+    rate = _s(queries["rate"]["expression"])
+    day = 1_700_000_000
+    # a day of failures only: the Succeeded filter put no datapoint that day
+    assert metric_math(rate, succeeded={}, failed={day: 3.0}) == {day: 100.0}
+    assert metric_math(rate, succeeded={day: 3.0}, failed={day: 1.0}) == {day: 25.0}
+    assert metric_math(rate, succeeded={day: 2.0}, failed={}) == {day: 0.0}
     assert _s(alarm["threshold"]) == "${var.pipeline_failure_rate_alarm_percent}"
     import hcl2
 
