@@ -122,6 +122,21 @@ def test_go_is_set_up_by_a_pinned_setup_go(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_explain_names_the_topic_approvals_go_to() -> None:
+    from pipecompile.insight.explain import checklist
+
+    ir = compile_bytes("pipeline.yaml", (ROOT / "samples/ecommerce/pipeline.yaml").read_bytes())
+    text = "\n".join(checklist(ir))
+    approving = [e for e in ir.environments if e.approval]
+    assert approving
+    for env in approving:  # the topic the Approval action notifies (codepipeline.tf)
+        assert env.approval_topic == f"ecommerce-{env.name}-approvals"
+        assert f"SNS topic {env.approval_topic}: {env.name}'s approval requests" in text
+    tf = (ROOT / "samples/ecommerce/infrastructure/terraform/cicd/notifications.tf").read_text()
+    assert all(f'"{e.approval_topic}"' in tf for e in approving)
+    assert "pipeline-events: subscribe approvers" not in text
+
+
 def test_explain_describes_only_the_enabled_outputs() -> None:
     from pipecompile.insight.explain import checklist, explain_event
 
