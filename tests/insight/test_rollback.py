@@ -97,3 +97,61 @@ def test_the_printed_rollback_commands_work_against_the_generated_table(tmp_path
         assert row["image_digest"] == {"S": OLD}
         assert row["reason"] == {"S": "checkout errors after 1.4"}
         assert row["deployment"]["S"].startswith(row["deployed_at"]["S"] + "/manual-")
+
+
+@pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
+def test_the_audit_row_links_the_commit_and_names_its_issues(tmp_path: Path) -> None:
+    repo = tmp_path / "app"
+    repo.mkdir()
+    ident = ["-c", "user.name=dev", "-c", "user.email=dev@example.com"]
+    (repo / "f").write_text("x\n")
+    message = "SHOP-12: retry payments (fixes #34, see SHOP-12 and ops-7)\n\nA2B-9 too"
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", message]):
+        subprocess.run(["git", *ident, *args], cwd=repo, check=True, capture_output=True)
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    table = audit_table(REF)
+    with moto_server() as endpoint:
+        env = {
+            "PATH": f"{TOOLS}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "LANG": "C.UTF-8",
+            **aws_env(endpoint, "us-east-1"),
+        }
+        ddb = boto3.client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        ddb.create_table(**table)
+        rolled = tmp_path / "outcome-rolled"
+        rolled.write_text(
+            "outcome=rolled-back\nreason=automatic: the rollout was aborted (analysis failed)\n"
+        )
+        base = {
+            "DEPLOYMENTS_TABLE": table["TableName"],
+            "SERVICE": "order-service",
+            "ENVIRONMENT": "production",
+            "COMMIT": sha,
+            "IMAGE_DIGEST": OLD,
+            "REPOSITORY_URL": "https://github.com/acme/shop",
+        }
+        for n, extra in enumerate(
+            [
+                {"OUTCOME_FILE": str(rolled)},  # the message read from the checkout
+                {"OUTCOME_FILE": str(tmp_path / "none"), "COMMIT_MESSAGE": "no keys here"},
+            ]
+        ):
+            script = f'cd "{repo}" && bash "{script_path("audit-row.sh")}"'
+            res = run(script, env, **base, RUN=f"run-{n}", **extra)
+            assert res.returncode == 0, res.stderr
+        rows = {i["run"]["S"]: i for i in ddb.scan(TableName=table["TableName"])["Items"]}
+    first, second = rows["run-0"], rows["run-1"]
+    assert first["commit_url"] == {"S": f"https://github.com/acme/shop/commit/{sha}"}
+    assert [i["S"] for i in first["issues"]["L"]] == ["SHOP-12", "#34", "A2B-9"]
+    assert first["outcome"] == {"S": "rolled-back"}
+    assert first["reason"] == {"S": "automatic: the rollout was aborted (analysis failed)"}
+    assert second["issues"] == {"L": []} and "reason" not in second

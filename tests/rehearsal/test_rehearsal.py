@@ -410,8 +410,12 @@ def wait(w: World, argocd: ArgoCD, *, seconds: str = "30", **extra: str) -> tupl
             POLL_SECONDS="0",
             **extra,
         )
-    text = outcome.read_text() if outcome.exists() else ""
-    return res.returncode, text.strip().removeprefix("outcome="), res.stderr
+    lines = outcome.read_text().splitlines() if outcome.exists() else []
+    said = [line.removeprefix("outcome=") for line in lines if line.startswith("outcome=")]
+    # the reason line (audit-row.sh records it) comes with every outcome but success
+    reasons = [line for line in lines if line.startswith("reason=")]
+    assert len(reasons) == (0 if said[-1:] in (["succeeded"], ["waiting-for-promotion"]) else 1)
+    return res.returncode, said[-1] if said else "", res.stderr
 
 
 def test_a_healthy_rollout_succeeds_after_out_of_sync(w: World) -> None:
