@@ -876,3 +876,33 @@ def test_the_commit_status_project_starts_on_every_execution_change() -> None:
     overrides = json.loads(template.replace("<", "").replace(">", ""))
     names = [o["name"] for o in overrides["environmentVariablesOverride"]]
     assert names == ["PIPELINE", "EXECUTION_ID", "STATE"]
+
+
+# -- 9. the scan gate's findings where the approver decides ----------------------------------
+
+
+def test_each_codepipeline_approval_points_at_the_images_scan_findings() -> None:
+    ir = ir_of(REF)
+    res = tf_resources((TF / "codepipeline.tf").read_text())
+    approvals = [
+        action["configuration"]
+        for (kind, _), body in res.items()
+        if kind == "aws_codepipeline"
+        for stage in body["stage"]
+        for action in stage["action"]
+        if action["category"] == "Approval"
+    ]
+    assert approvals
+    for config in approvals:
+        text = config["CustomData"]
+        assert "#{BuildVariables.IMAGE_TAG}" in text and "-ecr-image-scan" in text
+        # CodePipeline's limit for CustomData (Manual approval action reference), with the
+        # longest tag ECR takes (128) and a digest (71) substituted
+        filled = text.replace("#{BuildVariables.IMAGE_TAG}", "t" * 128)
+        assert len(filled.replace("#{BuildVariables.IMAGE_DIGEST}", "d" * 71)) <= 500
+        link = config["ExternalEntityLink"]
+        assert link.startswith(f"https://{ir.aws.region}.console.aws.amazon.com/ecr/repositories/")
+        assert any(
+            link.split("/private/")[1].split("?")[0] == f"{ir.aws.account_id}/{s.release_image}"
+            for s in ir.services
+        )
