@@ -240,7 +240,13 @@ def test_a_service_runtime_without_steps_takes_that_runtimes_default_steps() -> 
     spec = yaml.safe_load(files["ci/codebuild/build-order-service.yml"][1])
     assert spec["phases"]["install"]["runtime-versions"] == {"java": "corretto21"}
     # the runtime's cache, and the dependency check's NVD data
-    assert spec["cache"]["paths"] == ["/root/.m2/**/*", "/root/.dependency-check/**/*"]
+    # (Maven's and Gradle's: a Java service builds with either, GRADLE_USER_HOME ~/.gradle)
+    assert spec["cache"]["paths"] == [
+        "/root/.m2/**/*",
+        "/root/.gradle/caches/**/*",
+        "/root/.gradle/wrapper/**/*",
+        "/root/.dependency-check/**/*",
+    ]
     node = yaml.safe_load(files["ci/codebuild/build-product-service.yml"][1])
     assert node["phases"]["install"]["runtime-versions"] == {"nodejs": "20"}
 
