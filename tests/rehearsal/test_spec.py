@@ -11,6 +11,7 @@ import yaml
 
 from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR
+from pipecompile.targets.common import script_body
 from pipecompile.targets.registry import render_all
 from tests.conftest import ROOT, hcl_norm
 from tests.harness.reusable import expand, expand_rendered
@@ -733,12 +734,15 @@ def test_the_daily_summary_runs_on_a_schedule_with_least_privilege() -> None:
 
 
 def test_the_monthly_configuration_review_checks_the_default_branch() -> None:
-    for sample, notifies in ((REF, False), (GHA, True)):
+    # CodePipeline delivery runs it as a CodeBuild project (reviews.tf), GitHub's here
+    assert not (REF / ".github/workflows/review.yml").exists()
+    for sample, notifies in ((GHA, True),):
         review = doc(sample / ".github/workflows/review.yml")
         assert review["on"]["schedule"] == [{"cron": "0 6 1 * *"}]
         job = review["jobs"]["review"]
         assert job["steps"][0]["with"]["ref"] == "main"
         run = "\n".join(s.get("run", "") for s in job["steps"])
+        assert script_body("config-review.sh") in run
         assert 'pipecompile check --diff -f "$PIPELINE_FILE"' in run
         assert "--zizmor-persona auditor" in run
         # GitHub delivery holds the Slack webhook: a failed review reaches the channel

@@ -67,7 +67,13 @@ def required_inputs(name: str) -> set[str]:
 
 def scripts_in(command: str) -> list[str]:
     """The packaged scripts a buildspec command or run: step holds (by their bodies)."""
-    names = ("install-terraform.sh", "drift-check.sh", "security-review.sh", "review-report.sh")
+    names = (
+        "install-terraform.sh",
+        "drift-check.sh",
+        "security-review.sh",
+        "config-review.sh",
+        "review-report.sh",
+    )
     return [name for name in names if script_body(name).strip() in command]
 
 
@@ -114,6 +120,60 @@ def test_codepipeline_delivery_runs_both_reviews_as_scheduled_codebuild_projects
     assert variables["WORKFLOWS_DIR"] == "samples/ecommerce/.github/workflows"
     rule = res["aws_cloudwatch_event_rule.security_review"]
     assert rule["schedule_expression"] == "cron(0 7 1 * ? *)" and "state" not in rule
+
+
+def test_codepipeline_delivery_runs_the_configuration_review_and_reports_it() -> None:
+    res = tf_blocks(TF / "reviews.tf")
+    project = res["aws_codebuild_project.configuration_review"]
+    assert project["source"][0]["type"] == "GITHUB" and project["source_version"] == "main"
+    spec = buildspec(project)
+    commands = spec["phases"]["build"]["commands"]
+    assert commands[0].startswith("pip install --disable-pip-version-check -q pipecompile==")
+    assert scripts_in(commands[1]) == ["config-review.sh"]
+    assert [scripts_in(c) for c in spec["phases"]["build"]["finally"]] == [["review-report.sh"]]
+    given = set(spec["env"]["variables"]) | {
+        v["name"] for v in project["environment"][0]["environment_variable"]
+    }
+    assert required_inputs("config-review.sh") | required_inputs("review-report.sh") <= given
+    # both reports: the audit table and the topic (the channel)
+    assert {"DEPLOYMENTS_TABLE", "TOPIC_ARN"} <= given
+    assert spec["env"]["variables"]["REVIEW"] == "configuration"
+    assert spec["env"]["variables"]["PIPELINE_FILE"] == "samples/ecommerce/pipeline.yaml"
+    rule = res["aws_cloudwatch_event_rule.configuration_review"]
+    assert rule["schedule_expression"] == "cron(0 6 1 * ? *)" and "state" not in rule
+    ir = ir_of(REF)
+    acct = Account(REF / ir.output("terraform"), ir.aws.account_id)
+    table = acct.arn("aws_dynamodb_table.deployments")
+    own = {"dynamodb:LeadingKeys": ["review/configuration"]}
+    assert acct.can("configuration_review", "dynamodb:PutItem", table, **own)
+    other = {"dynamodb:LeadingKeys": ["production/order-service"]}
+    assert not acct.can("configuration_review", "dynamodb:PutItem", table, **other)
+    assert acct.can("configuration_review", "sns:Publish", acct.arn("aws_sns_topic.events"))
+
+
+def test_the_configuration_review_script_finds_a_hand_edit(tmp_path: Path) -> None:
+    import shutil
+
+    repo = tmp_path / "repo"  # the sample where it was built (its headers name the path)
+    sample = repo / "samples/minimal"
+    shutil.copytree(ROOT / "samples/minimal", sample)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)  # the checkout's root
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}",
+           "PIPELINE_FILE": "samples/minimal/pipeline.yaml",
+           "OUTCOME_FILE": str(tmp_path / "o"), "SUMMARY_FILE": str(tmp_path / "s")}  # fmt: skip
+    script = ["bash", str(script_path("config-review.sh"))]
+    res = subprocess.run(script, cwd=repo, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (tmp_path / "o").read_text() == "outcome=clean\n"
+    edited = next((sample / ".github/workflows").glob("*.yml"))
+    edited.write_text(edited.read_text() + "# a hand edit\n")
+    res = subprocess.run(script, cwd=repo, env=env, capture_output=True, text=True)
+    assert res.returncode == 1
+    assert (tmp_path / "o").read_text() == "outcome=findings\n"
+    summary = (tmp_path / "s").read_text()
+    assert "pipecompile check failed:" in summary and edited.name in summary
+    check = subprocess.run(["shellcheck", str(script_path("config-review.sh"))])
+    assert check.returncode == 0
 
 
 def test_the_drift_role_reads_configuration_and_the_state_only() -> None:

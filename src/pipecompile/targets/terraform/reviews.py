@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..._version import __version__
 from ...ir import IR
 from ...serialize.hcl import Block, Ref, Template
 from ..common import ZIZMOR
 from ..compliance import (
+    CONFIG_REVIEW_SCHEDULE,
     DRIFT_SCHEDULE,
     ENVIRONMENT,
     REVIEW_SCHEDULE,
@@ -252,6 +254,38 @@ def _codebuild(ir: IR) -> list[Block]:
         + ("" if drift_scheduled(ir) else " (off: the state is local, terraform.backend)"),
         DRIFT_SCHEDULE[1],
         enabled=drift_scheduled(ir),
+    )
+    # the pipeline configuration review (GitHub delivery: review.yml)
+    name = f"{p}-configuration-review"
+    out += script_project(
+        ir,
+        "configuration_review",
+        name,
+        f"Monthly: pipecompile check and lint of {p}'s default branch",
+        [
+            "pip install --disable-pip-version-check -q "
+            f"pipecompile=={__version__} zizmor=={ZIZMOR}",
+            subshell("config-review.sh"),
+        ],
+        {
+            "PIPELINE_FILE": ir.pipeline_file,
+            **report,
+            "REVIEW": "configuration",
+            "TITLE": titles(ir)["configuration"],
+            "POST_CLEAN": "true",
+        },
+        _report(ir, "configuration"),
+        topic,
+        checkout=True,
+        finally_=[subshell("review-report.sh")],
+        timeout=15,
+    )
+    out += schedule(
+        ir,
+        "configuration_review",
+        name,
+        "Monthly: the pipeline configuration review",
+        CONFIG_REVIEW_SCHEDULE[1],
     )
     if not security_review(ir):
         return out
