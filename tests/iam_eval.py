@@ -9,6 +9,8 @@ policies use (IAM User Guide, "Policy evaluation logic" and "Condition operators
 
 - an explicit Deny in any statement wins; else an Allow is needed (implicit deny);
 - Action matches case-insensitively with ``*`` and ``?``; Resource case-sensitively;
+  a statement with NotResource applies to every resource except those it lists (IAM
+  User Guide, "IAM JSON policy elements: NotResource");
 - StringEquals, StringLike, ArnLike and Bool are false when the key is absent; the
   negated StringNotLike is true when the key is absent, else when no value matches; ArnLike
   matches each of an ARN's six ':'-separated parts on its own;
@@ -63,6 +65,7 @@ class Statement:
     resources: tuple[str, ...]
     conditions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     principals: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    not_resources: tuple[str, ...] = ()
 
 
 @dataclass
@@ -131,7 +134,11 @@ def _match(op: str, wanted: str, value: str) -> bool:
 def applies(st: Statement, action: str, resource: str, ctx: dict[str, Any]) -> bool:
     return (
         any(_glob(a, action, fold=True) for a in st.actions)
-        and any(_glob(r, resource, fold=False) for r in st.resources)
+        and (
+            not any(_glob(r, resource, fold=False) for r in st.not_resources)
+            if st.not_resources
+            else any(_glob(r, resource, fold=False) for r in st.resources)
+        )
         and all(_condition(op, key, vals, ctx) for op, key, vals in st.conditions)
     )
 
@@ -293,6 +300,8 @@ class Account:
                     effect=st.get("effect", "Allow"),
                     actions=tuple(st["actions"]),
                     resources=tuple(self._list(st.get("resources", ["*"]))),
+                    # NotResource: the statement applies to every resource but these
+                    not_resources=tuple(self._list(st.get("not_resources", []))),
                     conditions=tuple(
                         (c["test"], self.resolve(c["variable"]), self._values(c["values"]))
                         for c in st.get("condition", [])

@@ -95,3 +95,24 @@ def test_the_specification_table_has_no_row_of_these_items_left_by_hand() -> Non
         for name in generated:
             assert f"`{name}`" in row, (asked, name)
             assert list(REF.rglob(name)) or list(GHA.rglob(name)), name
+
+
+def test_no_row_of_the_specification_table_is_left_by_hand_and_each_has_its_section() -> None:
+    text = section("What the specification asks, where it is generated")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    for row in rows[1:]:
+        assert "by hand" not in row and "not generated" not in row, row
+    asked = [row.split(" | ")[0].removeprefix("| ") for row in rows[1:]]
+    assert (
+        "7.3 deployment tracking, links to commits and issues, rollback history with reasons"
+        in asked
+    )
+    assert "3.4 Helm chart versioning and release management" in asked
+    assert any(a.startswith("3.3 S3 cache") for a in asked)
+    for title in (
+        "Deployment tracking and rollback history",
+        "Chart versions",
+        "Dependency caches",
+    ):
+        assert section(title).strip(), title
+    assert "1.0.0+" in (REF / "kubernetes/apps/_chart/Chart.yaml").read_text()

@@ -155,7 +155,7 @@ def test_lock_overrides_flow_into_outputs_and_check_keeps_them(tmp_path: Path) -
     assert '">= 6.0.0, < 7.0.0"' in versions
     assert pc("check", cwd=root).returncode == 0  # and check never reverts the update
     pins = pc("pins", cwd=root).stdout
-    assert re.search(rf"actions/checkout\s+v7.9.9\s+{NEW_SHA}\s+pipecompile.lock\s+3 files", pins)
+    assert re.search(rf"actions/checkout\s+v7.9.9\s+{NEW_SHA}\s+pipecompile.lock\s+2 files", pins)
     assert re.search(r"terraform_aws_provider\s+>= 6.0.0, < 7.0.0\s+pipecompile.lock", pins)
     assert re.search(
         r"zap_image\s+ghcr.io/zaproxy/zaproxy:2.17.0@sha256:[0-9a-f]{64}\s+default\s+2 files", pins
@@ -210,7 +210,7 @@ def test_lint_maps_findings_to_pipeline_lines(tmp_path: Path) -> None:
     clean = pc("lint", "-f", str(ROOT / "samples/ecommerce/pipeline.yaml"), cwd=tmp_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert clean.stdout == (
-        "lint: 7 workflows checked with actionlint and zizmor (regular persona): no findings\n"
+        "lint: 6 workflows checked with actionlint and zizmor (regular persona): no findings\n"
     )
 
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 # the server prints the port it bound, then serves until its stdin closes
 _SERVE = """
@@ -56,4 +58,28 @@ def aws_env(endpoint: str, region: str) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_PAGER": "",
         "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def audit_table(root: Path) -> dict[str, Any]:
+    """create_table's arguments for the audit table exactly as the generated Terraform
+    (audit.tf in ``root``) declares it: its name, key schema and attributes."""
+    from tests.conftest import terraform_blocks
+
+    (body,) = [
+        body
+        for block in terraform_blocks(root)["resource"]
+        for label, body in block.get("aws_dynamodb_table", {}).items()
+        if label == "deployments"
+    ]
+    keys = [(body["hash_key"], "HASH")] + (
+        [(body["range_key"], "RANGE")] if body.get("range_key") else []
+    )
+    return {
+        "TableName": body["name"],
+        "AttributeDefinitions": [
+            {"AttributeName": a["name"], "AttributeType": a["type"]} for a in body["attribute"]
+        ],
+        "KeySchema": [{"AttributeName": k, "KeyType": t} for k, t in keys],
+        "BillingMode": body["billing_mode"],
     }

@@ -21,6 +21,7 @@ import yaml
 from pipecompile.targets.common import script_path
 from tests.conftest import ROOT, terraform_blocks
 from tests.harness.argocd import NEW_DIGEST, ArgoCD, application, argocd_server, deployment, rollout
+from tests.harness.moto import audit_table
 from tests.harness.reusable import expand
 from tests.harness.runner import Job
 from tests.harness.world import CODEBUILD_UID, RUNNER_UID, World, world
@@ -57,17 +58,9 @@ def w() -> Iterator[World]:
         for alias in (RELEASE_KEY, DEV_KEY):
             key = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="RSA_4096")["KeyMetadata"]
             kms.create_alias(AliasName=alias.removeprefix("awskms:///"), TargetKeyId=key["KeyId"])
+        # keyed as the generated audit.tf declares it (stream, deployment)
         ddb.create_table(
-            TableName="shop-deployments",
-            AttributeDefinitions=[
-                {"AttributeName": "service", "AttributeType": "S"},
-                {"AttributeName": "deployed_at", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "service", "KeyType": "HASH"},
-                {"AttributeName": "deployed_at", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
+            **{**audit_table(ROOT / "samples/ecommerce"), "TableName": "shop-deployments"}
         )
         yield wd
 
@@ -415,8 +408,12 @@ def wait(w: World, argocd: ArgoCD, *, seconds: str = "30", **extra: str) -> tupl
             POLL_SECONDS="0",
             **extra,
         )
-    text = outcome.read_text() if outcome.exists() else ""
-    return res.returncode, text.strip().removeprefix("outcome="), res.stderr
+    lines = outcome.read_text().splitlines() if outcome.exists() else []
+    said = [line.removeprefix("outcome=") for line in lines if line.startswith("outcome=")]
+    # the reason line (audit-row.sh records it) comes with every outcome but success
+    reasons = [line for line in lines if line.startswith("reason=")]
+    assert len(reasons) == (0 if said[-1:] in (["succeeded"], ["waiting-for-promotion"]) else 1)
+    return res.returncode, said[-1] if said else "", res.stderr
 
 
 def test_a_healthy_rollout_succeeds_after_out_of_sync(w: World) -> None:

@@ -11,6 +11,7 @@ import yaml
 
 from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR
+from pipecompile.targets.common import script_body
 from pipecompile.targets.registry import render_all
 from tests.conftest import ROOT, hcl_norm
 from tests.harness.reusable import expand, expand_rendered
@@ -272,6 +273,52 @@ def test_explain_lists_the_chatbot_workspace_authorisation() -> None:
 # -- 2. pipeline monitoring -----------------------------------------------------------------
 
 
+class _Series(dict[int, float]):
+    """A metric math time series, as CloudWatch computes it (CloudWatch User Guide,
+    "Metric math syntax and functions"): an operation on two series has a datapoint only
+    at the timestamps where both have one; a scalar applies to every datapoint; a
+    comparison is 1 or 0; FILL(m, v) gives m's missing datapoints the value v; IF(c, a, b)
+    takes a where c is not 0, b where it is."""
+
+    def _op(self, other: Any, f: Any) -> _Series:
+        if isinstance(other, _Series):
+            return _Series({t: f(v, other[t]) for t, v in self.items() if t in other})
+        return _Series({t: f(v, other) for t, v in self.items()})
+
+    def __add__(self, o: Any) -> _Series:
+        return self._op(o, lambda a, b: a + b)
+
+    def __truediv__(self, o: Any) -> _Series:
+        return self._op(o, lambda a, b: a / b if b else float("nan"))
+
+    def __rmul__(self, o: Any) -> _Series:
+        return self._op(o, lambda a, b: a * b)
+
+    def __gt__(self, o: Any) -> _Series:  # type: ignore[override]
+        return self._op(o, lambda a, b: float(a > b))
+
+
+def metric_math(expression: str, **series: dict[int, float]) -> dict[int, float]:
+    import re
+
+    stamps = sorted({t for s in series.values() for t in s})  # the period's timestamps
+
+    def fill(m: _Series, value: float) -> _Series:
+        return _Series({t: m.get(t, value) for t in stamps})
+
+    def if_(c: _Series, a: Any, b: Any) -> _Series:
+        def pick(x: Any, t: int) -> Any:
+            return x.get(t) if isinstance(x, _Series) else x
+
+        out = {t: pick(a, t) if v else pick(b, t) for t, v in c.items()}
+        return _Series({t: v for t, v in out.items() if v is not None})
+
+    assert re.fullmatch(r"[A-Za-z_0-9 ,.()+*/>-]+", expression), expression
+    names = {k: _Series(v) for k, v in series.items()}
+    code = re.sub(r"\bIF\(", "if_(", re.sub(r"\bFILL\(", "fill(", expression))
+    return dict(eval(code, {"fill": fill, "if_": if_, **names}))
+
+
 def test_pipeline_events_feed_metrics_a_dashboard_and_a_failure_rate_alarm() -> None:
 
     res = tf_resources((TF / "monitoring.tf").read_text())
@@ -293,7 +340,12 @@ def test_pipeline_events_feed_metrics_a_dashboard_and_a_failure_rate_alarm() -> 
     alarm = res[("aws_cloudwatch_metric_alarm", "failure_rate")]
     queries = {_s(q["id"]): q for q in alarm["metric_query"]}
     assert set(queries) == {"succeeded", "failed", "rate"}
-    assert "100 * failed / (succeeded + failed)" in queries["rate"]["expression"]
+    rate = _s(queries["rate"]["expression"])
+    day = 1_700_000_000
+    # a day of failures only: the Succeeded filter put no datapoint that day
+    assert metric_math(rate, succeeded={}, failed={day: 3.0}) == {day: 100.0}
+    assert metric_math(rate, succeeded={day: 3.0}, failed={day: 1.0}) == {day: 25.0}
+    assert metric_math(rate, succeeded={day: 2.0}, failed={}) == {day: 0.0}
     assert _s(alarm["threshold"]) == "${var.pipeline_failure_rate_alarm_percent}"
     import hcl2
 
@@ -521,10 +573,10 @@ def test_explain_rollback_prints_commands_that_fit_this_setup() -> None:
     query = out[out.index("aws dynamodb query") : out.index("--output table")]
     words = shlex.split(query.replace("\\\n", " "))
     values = json.loads(words[words.index("--expression-attribute-values") + 1])
-    assert values[":s"] == {"S": "order-service"} and values[":e"] == {"S": "production"}
-    put = next(line for line in out.splitlines() if "put-item" in line)
-    item = json.loads(shlex.split(put)[-1])
-    assert item["outcome"] == {"S": "rolled-back"} and "reason" in item
+    # the table's partition key (audit.tf): stream=<environment>/<service>
+    assert values[":p"] == {"S": "production/order-service"}
+    # tests/insight/test_rollback.py runs these lines against moto
+    assert '"rolled-back"' in out and '--arg r "$REASON"' in out
     bad = subprocess.run(
         [*args, "--rollback", "order-servic", "production"], capture_output=True, text=True
     )
@@ -682,12 +734,15 @@ def test_the_daily_summary_runs_on_a_schedule_with_least_privilege() -> None:
 
 
 def test_the_monthly_configuration_review_checks_the_default_branch() -> None:
-    for sample, notifies in ((REF, False), (GHA, True)):
+    # CodePipeline delivery runs it as a CodeBuild project (reviews.tf), GitHub's here
+    assert not (REF / ".github/workflows/review.yml").exists()
+    for sample, notifies in ((GHA, True),):
         review = doc(sample / ".github/workflows/review.yml")
         assert review["on"]["schedule"] == [{"cron": "0 6 1 * *"}]
         job = review["jobs"]["review"]
         assert job["steps"][0]["with"]["ref"] == "main"
         run = "\n".join(s.get("run", "") for s in job["steps"])
+        assert script_body("config-review.sh") in run
         assert 'pipecompile check --diff -f "$PIPELINE_FILE"' in run
         assert "--zizmor-persona auditor" in run
         # GitHub delivery holds the Slack webhook: a failed review reaches the channel
@@ -716,6 +771,8 @@ def test_secrets_rotate_when_a_rotation_function_is_given() -> None:
             == "arn:aws:lambda:us-east-1:210987654321:function:rotate-cicd-secrets"
         )
         assert body["rotation_rules"][0]["automatically_after_days"] == 30
+        # not at apply (the provider's default): the secrets are empty until the setup
+        assert body["rotate_immediately"] is False
     perm = res[("aws_lambda_permission", "secrets_rotation")]
     assert perm["principal"] == "secretsmanager.amazonaws.com"
     # the checkov skip goes with rotation, and stays (with its reason) without it
@@ -823,3 +880,33 @@ def test_the_commit_status_project_starts_on_every_execution_change() -> None:
     overrides = json.loads(template.replace("<", "").replace(">", ""))
     names = [o["name"] for o in overrides["environmentVariablesOverride"]]
     assert names == ["PIPELINE", "EXECUTION_ID", "STATE"]
+
+
+# -- 9. the scan gate's findings where the approver decides ----------------------------------
+
+
+def test_each_codepipeline_approval_points_at_the_images_scan_findings() -> None:
+    ir = ir_of(REF)
+    res = tf_resources((TF / "codepipeline.tf").read_text())
+    approvals = [
+        action["configuration"]
+        for (kind, _), body in res.items()
+        if kind == "aws_codepipeline"
+        for stage in body["stage"]
+        for action in stage["action"]
+        if action["category"] == "Approval"
+    ]
+    assert approvals
+    for config in approvals:
+        text = config["CustomData"]
+        assert "#{BuildVariables.IMAGE_TAG}" in text and "-ecr-image-scan" in text
+        # CodePipeline's limit for CustomData (Manual approval action reference), with the
+        # longest tag ECR takes (128) and a digest (71) substituted
+        filled = text.replace("#{BuildVariables.IMAGE_TAG}", "t" * 128)
+        assert len(filled.replace("#{BuildVariables.IMAGE_DIGEST}", "d" * 71)) <= 500
+        link = config["ExternalEntityLink"]
+        assert link.startswith(f"https://{ir.aws.region}.console.aws.amazon.com/ecr/repositories/")
+        assert any(
+            link.split("/private/")[1].split("?")[0] == f"{ir.aws.account_id}/{s.release_image}"
+            for s in ir.services
+        )

@@ -67,7 +67,13 @@ def required_inputs(name: str) -> set[str]:
 
 def scripts_in(command: str) -> list[str]:
     """The packaged scripts a buildspec command or run: step holds (by their bodies)."""
-    names = ("install-terraform.sh", "drift-check.sh", "security-review.sh", "review-report.sh")
+    names = (
+        "install-terraform.sh",
+        "drift-check.sh",
+        "security-review.sh",
+        "config-review.sh",
+        "review-report.sh",
+    )
     return [name for name in names if script_body(name).strip() in command]
 
 
@@ -116,6 +122,60 @@ def test_codepipeline_delivery_runs_both_reviews_as_scheduled_codebuild_projects
     assert rule["schedule_expression"] == "cron(0 7 1 * ? *)" and "state" not in rule
 
 
+def test_codepipeline_delivery_runs_the_configuration_review_and_reports_it() -> None:
+    res = tf_blocks(TF / "reviews.tf")
+    project = res["aws_codebuild_project.configuration_review"]
+    assert project["source"][0]["type"] == "GITHUB" and project["source_version"] == "main"
+    spec = buildspec(project)
+    commands = spec["phases"]["build"]["commands"]
+    assert commands[0].startswith("pip install --disable-pip-version-check -q pipecompile==")
+    assert scripts_in(commands[1]) == ["config-review.sh"]
+    assert [scripts_in(c) for c in spec["phases"]["build"]["finally"]] == [["review-report.sh"]]
+    given = set(spec["env"]["variables"]) | {
+        v["name"] for v in project["environment"][0]["environment_variable"]
+    }
+    assert required_inputs("config-review.sh") | required_inputs("review-report.sh") <= given
+    # both reports: the audit table and the topic (the channel)
+    assert {"DEPLOYMENTS_TABLE", "TOPIC_ARN"} <= given
+    assert spec["env"]["variables"]["REVIEW"] == "configuration"
+    assert spec["env"]["variables"]["PIPELINE_FILE"] == "samples/ecommerce/pipeline.yaml"
+    rule = res["aws_cloudwatch_event_rule.configuration_review"]
+    assert rule["schedule_expression"] == "cron(0 6 1 * ? *)" and "state" not in rule
+    ir = ir_of(REF)
+    acct = Account(REF / ir.output("terraform"), ir.aws.account_id)
+    table = acct.arn("aws_dynamodb_table.deployments")
+    own = {"dynamodb:LeadingKeys": ["review/configuration"]}
+    assert acct.can("configuration_review", "dynamodb:PutItem", table, **own)
+    other = {"dynamodb:LeadingKeys": ["production/order-service"]}
+    assert not acct.can("configuration_review", "dynamodb:PutItem", table, **other)
+    assert acct.can("configuration_review", "sns:Publish", acct.arn("aws_sns_topic.events"))
+
+
+def test_the_configuration_review_script_finds_a_hand_edit(tmp_path: Path) -> None:
+    import shutil
+
+    repo = tmp_path / "repo"  # the sample where it was built (its headers name the path)
+    sample = repo / "samples/minimal"
+    shutil.copytree(ROOT / "samples/minimal", sample)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)  # the checkout's root
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}",
+           "PIPELINE_FILE": "samples/minimal/pipeline.yaml",
+           "OUTCOME_FILE": str(tmp_path / "o"), "SUMMARY_FILE": str(tmp_path / "s")}  # fmt: skip
+    script = ["bash", str(script_path("config-review.sh"))]
+    res = subprocess.run(script, cwd=repo, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (tmp_path / "o").read_text() == "outcome=clean\n"
+    edited = next((sample / ".github/workflows").glob("*.yml"))
+    edited.write_text(edited.read_text() + "# a hand edit\n")
+    res = subprocess.run(script, cwd=repo, env=env, capture_output=True, text=True)
+    assert res.returncode == 1
+    assert (tmp_path / "o").read_text() == "outcome=findings\n"
+    summary = (tmp_path / "s").read_text()
+    assert "pipecompile check failed:" in summary and edited.name in summary
+    check = subprocess.run(["shellcheck", str(script_path("config-review.sh"))])
+    assert check.returncode == 0
+
+
 def test_the_drift_role_reads_configuration_and_the_state_only() -> None:
     for sample in (REF, SHARED):
         acct = Account(sample / ir_of(sample).output("terraform"), ir_of(sample).aws.account_id)
@@ -146,6 +206,42 @@ def test_the_drift_role_reads_configuration_and_the_state_only() -> None:
     state = "arn:aws:s3:::example-terraform-state/ledger/cicd.tfstate"
     assert acct.can("drift_read", "s3:GetObject", state)
     assert not acct.can("drift_read", "s3:PutObject", state)  # plans take no lock
+
+
+def test_with_a_dynamodb_lock_table_the_drift_role_reads_only_its_digest_entry(
+    tmp_path: Path,
+) -> None:
+    # the S3 backend GetItems the lock table's digest entry (<bucket>/<key>-md5) when it
+    # reads the state, also under -lock=false (hashicorp/terraform v1.9
+    # internal/backend/remote-state/s3/client.go: Get -> getMD5 -> GetItem)
+    from tests.rehearsal.test_spec import rendered
+
+    text = (SHARED / "pipeline.yaml").read_text()
+    text = text.replace(
+        "    key: ledger/cicd.tfstate\n",
+        "    key: ledger/cicd.tfstate\n    lock: dynamodb\n    dynamodb_table: tf-locks\n",
+    )
+    ir, files = rendered(text)
+    assert ir.backend.lock_table == "tf-locks"
+    folder = tmp_path / "tf"
+    folder.mkdir()
+    for path, body in files.items():
+        if path.startswith(ir.output("terraform") + "/") and path.endswith(".tf"):
+            (folder / Path(path).name).write_text(body)
+    acct = Account(folder, ir.aws.account_id)
+    a, r = ir.aws.account_id, ir.aws.region
+    lock = f"arn:aws:dynamodb:{r}:{a}:table/tf-locks"
+    assert acct.decision("drift_read", "dynamodb:GetItem", lock) == "Allow"
+    # every other table's items stay denied, and the lock table is only read
+    for action, resource in (
+        ("dynamodb:GetItem", f"arn:aws:dynamodb:{r}:{a}:table/ledger-deployments"),
+        ("dynamodb:GetItem", f"arn:aws:dynamodb:{r}:{a}:table/tf-locks-other"),
+        ("dynamodb:Scan", lock),
+        ("dynamodb:Query", lock),
+    ):
+        assert acct.decision("drift_read", action, resource) == "Deny", (action, resource)
+    for action in ("dynamodb:PutItem", "dynamodb:DeleteItem"):
+        assert not acct.can("drift_read", action, lock)
 
 
 def test_the_review_projects_write_only_their_own_audit_stream() -> None:

@@ -537,7 +537,11 @@ def test_a_deploy_succeeds_only_when_the_rollout_is_healthy(
     }
     res = run("wait-healthy.sh", sandbox, **extra)
     assert res.returncode == code, res.stderr
-    assert out.read_text() == f"outcome={outcome}\n"
+    lines = out.read_text().splitlines()
+    assert lines[0] == f"outcome={outcome}"
+    # why it did not succeed (the audit row's reason); nothing more when it did
+    reason = [line.removeprefix("reason=") for line in lines[1:]]
+    assert reason == ([] if outcome == "succeeded" else [reason[0]]) and lines[1:2] != ["reason="]
     # the audit row: commit, digest, environment, approver, outcome
     audit = run(
         "audit-row.sh",
@@ -558,9 +562,9 @@ def test_a_deploy_succeeds_only_when_the_rollout_is_healthy(
     at = item["deployed_at"]["S"]
     assert item["stream"]["S"] == "staging/payments"
     assert item["deployment"]["S"] == f"{at}/run-1"
-    assert {
-        k: v["S"] for k, v in item.items() if k not in ("deployed_at", "stream", "deployment")
-    } == {
+    assert item["issues"] == {"L": []}  # no checkout here: no commit message to read
+    skip = ("deployed_at", "stream", "deployment", "issues")
+    assert {k: v["S"] for k, v in item.items() if k not in skip} == {
         "service": "payments",
         "environment": "staging",
         "commit": "c0ffee",
@@ -569,6 +573,7 @@ def test_a_deploy_succeeds_only_when_the_rollout_is_healthy(
         "approver": "alice",
         "outcome": outcome,
         "run": "run-1",
+        **({"reason": reason[0]} if reason else {}),
     }
 
 

@@ -265,3 +265,31 @@ def test_a_changed_script_changes_the_code_fingerprint(
     before = header.code_fingerprint()
     script.write_text("set -euo pipefail\n")
     assert header.code_fingerprint() != before
+
+
+def test_the_scan_gate_summarises_the_findings_for_the_approver(tmp_path: Path) -> None:
+    # on GitHub Actions the job summary is on the run's page, where the deploy's
+    # environment reviewer approves (GITHUB_STEP_SUMMARY: a file the runner shows)
+    summary = tmp_path / "summary.md"
+    findings = (
+        '{"imageScanFindings": {"findingSeverityCounts": {"HIGH": 1, "LOW": 1}, "findings": ['
+        '{"name": "CVE-2026-1", "severity": "HIGH", "uri": "https://nvd.example/CVE-2026-1"},'
+        '{"name": "CVE-2026-2", "severity": "LOW"}]}}'
+    )
+    res = gate(tmp_path, findings, "CRITICAL HIGH", GITHUB_STEP_SUMMARY=str(summary))
+    assert res.returncode == 1
+    text = summary.read_text()
+    assert "### Image scan of `shop/web:abc123`" in text
+    assert "| HIGH | 1 | yes |" in text and "| LOW | 1 |  |" in text
+    assert "- HIGH CVE-2026-1 (https://nvd.example/CVE-2026-1)" in text
+    assert "CVE-2026-2" not in text  # below the threshold: counted, not listed
+    res = gate(
+        tmp_path,
+        enhanced("LOW"),
+        "CRITICAL HIGH",
+        FAKE_SCAN_TYPE="ENHANCED",
+        FAKE_STATUS="ACTIVE",
+        GITHUB_STEP_SUMMARY=str(summary),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "Nothing at or above the threshold (CRITICAL HIGH)." in summary.read_text()

@@ -125,6 +125,21 @@ def test_go_is_set_up_by_a_pinned_setup_go(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_explain_names_the_topic_approvals_go_to() -> None:
+    from pipecompile.insight.explain import checklist
+
+    ir = compile_bytes("pipeline.yaml", (ROOT / "samples/ecommerce/pipeline.yaml").read_bytes())
+    text = "\n".join(checklist(ir))
+    approving = [e for e in ir.environments if e.approval]
+    assert approving
+    for env in approving:  # the topic the Approval action notifies (codepipeline.tf)
+        assert env.approval_topic == f"ecommerce-{env.name}-approvals"
+        assert f"SNS topic {env.approval_topic}: {env.name}'s approval requests" in text
+    tf = (ROOT / "samples/ecommerce/infrastructure/terraform/cicd/notifications.tf").read_text()
+    assert all(f'"{e.approval_topic}"' in tf for e in approving)
+    assert "pipeline-events: subscribe approvers" not in text
+
+
 def test_explain_describes_only_the_enabled_outputs() -> None:
     from pipecompile.insight.explain import checklist, explain_event
 
@@ -235,7 +250,10 @@ def test_a_service_runtime_without_steps_takes_that_runtimes_default_steps() -> 
     assert spec["phases"]["install"]["runtime-versions"] == {"nodejs": "20", "java": "corretto21"}
     assert spec["cache"]["paths"] == [
         "/root/.npm/**/*",
+        # Maven's and Gradle's: a Java service builds with either (GRADLE_USER_HOME ~/.gradle)
         "/root/.m2/**/*",
+        "/root/.gradle/caches/**/*",
+        "/root/.gradle/wrapper/**/*",
         "/root/.dependency-check/**/*",
     ]
     # each service runs its own steps ($SERVICE comes from its build project)

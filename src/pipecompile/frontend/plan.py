@@ -244,6 +244,7 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
             _v("DEPLOYMENTS_TABLE", model.deployments_table),
             *where,
             _run("COMMIT", "commit"),
+            _v("REPOSITORY_URL", f"https://github.com/{model.repository}"),
             *image,
             _run("APPROVER", "approver"),  # who approved; "none (no approval)" without approval
             outcome,

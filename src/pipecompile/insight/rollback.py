@@ -30,16 +30,17 @@ def rollback_commands(ir: IR, service: str, environment: str) -> list[str]:
     q = shlex.quote
     out = [f"Roll {service} back in {environment} (Argo CD Application {dep.app_name}):", ""]
     n = 1
+    stream = f"{environment}/{service}"
     if ir.deployments_table:
-        values = (
-            f'{{":s": {{"S": "{service}"}}, ":e": {{"S": "{environment}"}}, '
-            f'":o": {{"S": "succeeded"}}}}'
-        )
+        # the table is keyed as audit-row.sh writes it (audit.tf): partition
+        # stream=<environment>/<service>, sort deployment=<deployed_at>/<run>
+        attr_names = '{"#p": "stream", "#o": "outcome"}'
+        values = f'{{":p": {{"S": "{stream}"}}, ":o": {{"S": "succeeded"}}}}'
         out += [
             f"{n}. Find the digest to return to (the audit table, newest first):",
             f"   aws dynamodb query --table-name {q(ir.deployments_table)} \\",
-            "     --key-condition-expression 'service = :s' \\",
-            "     --filter-expression 'environment = :e AND outcome = :o' \\",
+            "     --key-condition-expression '#p = :p' --filter-expression '#o = :o' \\",
+            f"     --expression-attribute-names {q(attr_names)} \\",
             f"     --expression-attribute-values {q(values)} \\",
             "     --no-scan-index-forward --max-items 5 \\",
             "     --query 'Items[].[deployed_at.S, image_digest.S, image_tag.S, commit.S]' "
@@ -74,14 +75,22 @@ def rollback_commands(ir: IR, service: str, environment: str) -> list[str]:
     n += 1
     if ir.deployments_table:
         item = (
-            f'{{"service": {{"S": "{service}"}}, "deployed_at": {{"S": "<now, UTC ISO 8601>"}}, '
-            f'"environment": {{"S": "{environment}"}}, "image_digest": {{"S": "<digest>"}}, '
-            '"outcome": {"S": "rolled-back"}, "reason": {"S": "<reason>"}, '
-            '"approver": {"S": "<you>"}}'
+            '{stream: {S: $p}, deployment: {S: ($at + "/manual-" + $u)}, '
+            "service: {S: $s}, deployed_at: {S: $at}, environment: {S: $e}, "
+            'image_digest: {S: $d}, outcome: {S: "rolled-back"}, reason: {S: $r}, '
+            'approver: {S: $u}, run: {S: ("manual-" + $u)}}'
         )
         out += [
             f"{n}. Record it (the rollback history with its reason):",
-            f"   aws dynamodb put-item --table-name {q(ir.deployments_table)} --item {q(item)}",
+            "   DIGEST='<the digest above>' REASON='<why>'",
+            '   at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"',
+            f"   aws dynamodb put-item --table-name {q(ir.deployments_table)} \\",
+            "     --condition-expression 'attribute_not_exists(#k)' "
+            '--expression-attribute-names \'{"#k": "deployment"}\' \\',
+            f'     --item "$(jq -nc --arg p {q(stream)} --arg s {q(service)} '
+            f"--arg e {q(environment)} \\",
+            '       --arg at "$at" --arg d "$DIGEST" --arg r "$REASON" --arg u "$(whoami)" \\',
+            f'       {q(item)})"',
             "",
         ]
         n += 1

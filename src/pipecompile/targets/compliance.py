@@ -25,7 +25,8 @@ TERRAFORM_SHA256 = "1ce994251c00281d6845f0f268637ba50c0005657eb3cf096b92f753b42e
 
 # (GitHub Actions cron, EventBridge schedule expression): the same times in UTC
 DRIFT_SCHEDULE = ("0 5 * * *", "cron(0 5 * * ? *)")  # every day, 05:00
-# the first of the month at 07:00, after the configuration review (review.yml, 06:00)
+# the first of the month: the configuration review at 06:00, the security review at 07:00
+CONFIG_REVIEW_SCHEDULE = ("0 6 1 * *", "cron(0 6 1 * ? *)")
 REVIEW_SCHEDULE = ("0 7 1 * *", "cron(0 7 1 * ? *)")
 
 ENVIRONMENT = "compliance"  # GitHub delivery: the only environment the review roles trust
@@ -92,6 +93,7 @@ def titles(ir: IR) -> dict[str, str]:
     return {
         "drift": f"{ir.project}: Terraform drift check",
         "security": f"{ir.project}: monthly security review",
+        "configuration": f"{ir.project}: monthly pipeline configuration review",
     }
 
 

@@ -493,3 +493,48 @@ def test_no_secret_store_can_read_the_deployers_secrets(sample: str) -> None:
         for other in ir.environments:
             for deployer in (other.gitops_secret_name, other.argocd_secret_name):
                 assert not deployer.startswith(env.secret_prefix), (env.name, deployer)
+
+
+# the official SemVer 2.0.0 regular expression (semver.org, "Is there a suggested regular
+# expression (RegEx) to check a SemVer string?")
+SEMVER = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_the_chart_version_follows_its_content(
+    sample: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+    import shutil
+
+    from pipecompile import __version__
+    from pipecompile.targets import helm
+
+    ir = ir_of(sample)
+    chart_dir = ROOT / "samples" / sample / (ir.chart_source or "")
+    meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
+    assert re.fullmatch(SEMVER, meta["version"]) and meta["version"] != "1.0.0"
+    assert meta["version"].startswith(helm.CHART_RELEASE + "+")
+    assert meta["appVersion"] == __version__  # the generator; each image: image-<env>.yaml
+    # Helm's loader validates the version as SemVer (it refuses 'not-semver')
+    Chart.load(str(chart_dir))
+    bad = tmp_path / "bad"
+    shutil.copytree(chart_dir, bad)
+    (bad / "Chart.yaml").write_text(
+        (bad / "Chart.yaml").read_text().replace(meta["version"], "not-semver")
+    )
+    with pytest.raises(Exception, match="version"):
+        Chart.load(str(bad))
+    # the same content, the same version; a changed template or default, a new one
+    assert helm.chart_yaml(ir) == meta
+    changed = tuple((f, t + "\n# changed\n") for f, t in helm.templates())
+    monkeypatch.setattr(helm, "templates", lambda: changed)
+    assert helm.chart_yaml(ir)["version"] != meta["version"]
+    monkeypatch.undo()
+    defaults = {**helm.default_values(), "replicaCount": 2}
+    monkeypatch.setattr(helm, "default_values", lambda: defaults)
+    assert helm.chart_yaml(ir)["version"] != meta["version"]

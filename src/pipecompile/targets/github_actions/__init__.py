@@ -19,7 +19,8 @@ Files (relative to the github-actions output folder):
   deploy.yml             the plan's build, the plan's deploy (its job in the GitHub
   zap.yml notify.yml     environment inputs.environment; DAST after it), the Slack message
   pipecompile.yml        every pull request: pipecompile check and lint (the required check)
-  review.yml             monthly: pipecompile check and lint (zizmor auditor) on the default branch
+  review.yml             delivery: github-actions. Monthly: pipecompile check and lint (zizmor
+                         auditor) on the default branch (CodePipeline: reviews.tf)
   dast.yml               scheduled OWASP ZAP scan of production (last environment) at its url
   drift.yml              delivery: github-actions. Daily (S3 state): terraform plan
                          -detailed-exitcode with the read-only role; drift alerts Slack
@@ -232,7 +233,8 @@ def render(ir: IR) -> dict[str, str]:
     if dast_steps(ir) and (delivers or scheduled):
         out[ZAP] = yaml_document(zap_workflow(ir))
     out[GATE_FILE] = yaml_document(pipecompile_workflow(ir))
-    out[REVIEW_FILE] = yaml_document(review_workflow(ir))
+    if ir.delivery == "github-actions":  # CodePipeline delivery: reviews.tf's project
+        out[REVIEW_FILE] = yaml_document(review_workflow(ir))
     if scheduled:
         out["dast.yml"] = yaml_document(dast_workflow(ir))
     for path, workflow in compliance_workflows(ir).items():  # drift check, security review

@@ -15,6 +15,7 @@ from typing import Any
 from ..._version import __version__
 from ...ir import IR
 from .. import common
+from ..compliance import CONFIG_REVIEW_SCHEDULE
 from .steps import RUNNER, checkout, permissions, uses
 
 FILE = "pipecompile.yml"
@@ -70,13 +71,7 @@ def pipecompile_workflow(ir: IR) -> dict[str, Any]:
 
 
 REVIEW_FILE = "review.yml"
-REVIEW_CRON = "0 6 1 * *"  # the first of the month, 06:00 UTC
-
-REVIEW = """\
-set -euo pipefail
-pipecompile check --diff -f "$PIPELINE_FILE"
-pipecompile lint --zizmor-persona auditor -f "$PIPELINE_FILE"
-"""
+REVIEW_CRON = CONFIG_REVIEW_SCHEDULE[0]  # the first of the month, 06:00 UTC
 
 
 def review_workflow(ir: IR) -> dict[str, Any]:
@@ -103,8 +98,12 @@ def review_workflow(ir: IR) -> dict[str, Any]:
                 },
                 {
                     "name": "pipecompile check; lint with zizmor's auditor persona",
-                    "env": {"PIPELINE_FILE": ir.pipeline_file},
-                    "run": REVIEW,
+                    "env": {
+                        "PIPELINE_FILE": ir.pipeline_file,
+                        "OUTCOME_FILE": "${{ runner.temp }}/review-outcome",
+                        "SUMMARY_FILE": "${{ runner.temp }}/review-summary",
+                    },
+                    "run": common.script_body("config-review.sh"),
                 },
             ],
         }

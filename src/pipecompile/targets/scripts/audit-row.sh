@@ -13,11 +13,17 @@
 #   IMAGE_DIGEST        optional: the digest (none when the build failed)
 #   IMAGE_TAG           optional: the tag
 #   APPROVER            optional: who approved (none)
+#   REPOSITORY_URL      optional: the repository's web address (the row's commit_url is
+#                       <REPOSITORY_URL>/commit/<COMMIT>)
+#   COMMIT_MESSAGE      optional: the commit's message (default: git log of COMMIT when
+#                       the working directory is a checkout holding it, else none)
 # Outputs:
 #   one new item in DEPLOYMENTS_TABLE, keyed stream=<environment>/<service> (each deploy
 #   role may write only its environment's: dynamodb:LeadingKeys) and
 #   deployment=<deployed_at>/<run> (two deploys in one second stay two rows); the put
-#   never replaces a row (attribute_not_exists)
+#   never replaces a row (attribute_not_exists); commit_url, the issue keys the commit
+#   message names (issues: JIRA-style ABC-123 and GitHub's #123, each once) and, from
+#   OUTCOME_FILE's reason= line (wait-healthy.sh), why it rolled back or failed
 # Exit codes:
 #   0  written
 #   1  the put-item failed (or a row with this key exists already)
@@ -29,14 +35,32 @@ if [ -f "$OUTCOME_FILE" ]; then
   outcome="$(sed -n 's/^outcome=//p' "$OUTCOME_FILE" | tail -n 1)"
 fi
 outcome="${outcome:-${DEPLOY_STATUS:-failed}}"
+reason=""
+if [ -f "$OUTCOME_FILE" ]; then
+  reason="$(sed -n 's/^reason=//p' "$OUTCOME_FILE" | tail -n 1)"
+fi
+message="${COMMIT_MESSAGE:-}"
+if [ -z "$message" ]; then
+  message="$(git log -1 --format=%B "$COMMIT" 2>/dev/null || true)"
+fi
+# grep finds nothing in most messages: its exit 1 must not end the script
+issues="$(grep -oE '(^|[^A-Za-z0-9_])([A-Z][A-Z0-9]+-[0-9]+|#[0-9]+)' <<<"$message" \
+  | grep -oE '[A-Z][A-Z0-9]+-[0-9]+|#[0-9]+' | awk '!seen[$0]++' || true)"
+commit_url=""
+if [ -n "${REPOSITORY_URL:-}" ]; then
+  commit_url="${REPOSITORY_URL%/}/commit/$COMMIT"
+fi
 aws dynamodb put-item --table-name "$DEPLOYMENTS_TABLE" \
   --condition-expression 'attribute_not_exists(#k)' \
   --expression-attribute-names '{"#k":"deployment"}' --item "$(jq -nc \
   --arg s "$SERVICE" --arg e "$ENVIRONMENT" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --arg c "$COMMIT" --arg d "${IMAGE_DIGEST:-none}" --arg t "${IMAGE_TAG:-none}" \
-  --arg a "${APPROVER:-none}" --arg o "$outcome" --arg r "$RUN" \
+  --arg a "${APPROVER:-none}" --arg o "$outcome" --arg r "$RUN" --arg u "$commit_url" \
+  --arg why "$reason" --arg issues "$issues" \
   '{stream: {S: ($e + "/" + $s)}, deployment: {S: ($at + "/" + $r)},
     service: {S: $s}, deployed_at: {S: $at}, environment: {S: $e}, commit: {S: $c},
     image_digest: {S: $d}, image_tag: {S: $t}, approver: {S: $a}, outcome: {S: $o},
-    run: {S: $r}}')"
+    run: {S: $r}, issues: {L: [$issues | splits("\n") | select(. != "") | {S: .}]}}
+   + (if $u == "" then {} else {commit_url: {S: $u}} end)
+   + (if $why == "" then {} else {reason: {S: $why}} end)')"
 echo "audit: $SERVICE $ENVIRONMENT $outcome (approved by ${APPROVER:-none})"

@@ -13,8 +13,12 @@
 #   FAIL_SEVERITIES        space-separated severities that fail ("CRITICAL HIGH")
 #   SCAN_TYPE              auto | basic | enhanced (auto asks the registry)
 #   SCAN_TIMEOUT_SECONDS   how long to wait for the scan
+#   GITHUB_STEP_SUMMARY    optional (GitHub Actions sets it): the file of the job's summary
 # Outputs:
 #   reports/ecr-image-scan.xml (JUnit: one test case per severity)
+#   with GITHUB_STEP_SUMMARY: a Markdown summary of the findings (counts per severity,
+#   the first 20 at or above the threshold), on the run's page where the approver of
+#   the deploy decides
 # Exit codes:
 #   0  scanned, nothing at or above the threshold
 #   1  findings at or above the threshold, a failed scan, or no result in time
@@ -60,10 +64,28 @@ while :; do
   sleep 10
 done
 # basic scanning counts findings by severity; enhanced scanning lists Inspector findings
-counts="$(aws ecr describe-image-scan-findings --repository-name "$ECR_REPOSITORY" \
-  --image-id "imageTag=$IMAGE_TAG" --output json \
-  | jq -c '.imageScanFindings | .findingSeverityCounts // ((.enhancedFindings // [])
-      | group_by(.severity) | map({(.[0].severity): length}) | add) // {}')"
+found="$(aws ecr describe-image-scan-findings --repository-name "$ECR_REPOSITORY" \
+  --image-id "imageTag=$IMAGE_TAG" --output json)"
+counts="$(jq -c '.imageScanFindings | .findingSeverityCounts // ((.enhancedFindings // [])
+      | group_by(.severity) | map({(.[0].severity): length}) | add) // {}' <<<"$found")"
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  jq -r --arg fail "$FAIL_SEVERITIES" --arg image "$ECR_REPOSITORY:$IMAGE_TAG" \
+    --argjson counts "$counts" '($fail | split(" ")) as $blocking
+    | ((.imageScanFindings.findings // [])
+       + [(.imageScanFindings.enhancedFindings // [])[]
+          | {name: (.packageVulnerabilityDetails.vulnerabilityId // .title),
+             severity, uri: (.packageVulnerabilityDetails.sourceUrl // "")}])
+      | map(select(.severity as $s | $blocking | index($s))) as $over
+    | "### Image scan of `\($image)`", "",
+      "| severity | findings | blocks |", "| --- | --- | --- |",
+      (["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"][] as $s
+        | "| \($s) | \($counts[$s] // 0) | \(if $blocking | index($s) then "yes" else "" end) |"),
+      "",
+      (if ($over | length) == 0 then "Nothing at or above the threshold (\($fail))."
+       else "At or above the threshold (\($fail)):", "",
+         ($over[:20][] | "- \(.severity) \(.name)\(if .uri != "" then " (\(.uri))" else "" end)")
+       end)' <<<"$found" >>"$GITHUB_STEP_SUMMARY"
+fi
 echo "ECR scan findings for $ECR_REPOSITORY:$IMAGE_TAG: $counts"
 mkdir -p reports
 printf '%s' "$counts" | jq -r --arg fail "$FAIL_SEVERITIES" \

@@ -140,6 +140,12 @@ promotion_state() {
 }
 finish() {
   echo "outcome=$outcome" >> "$OUTCOME_FILE"
+  # the audit row's reason (audit-row.sh): why the rollout was rolled back or failed
+  case "$outcome" in
+    rolled-back) echo "reason=automatic: the rollout was aborted ($state)" >> "$OUTCOME_FILE" ;;
+    succeeded | waiting-for-promotion) ;;
+    *) echo "reason=$state" >> "$OUTCOME_FILE" ;;
+  esac
   if [ -n "${GITHUB_OUTPUT:-}" ]; then echo "outcome=$outcome" >> "$GITHUB_OUTPUT"; fi
 }
 while :; do

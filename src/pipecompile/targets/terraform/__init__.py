@@ -298,7 +298,21 @@ def describe(ir: IR) -> list[str]:
         )
     out += describe_reviews(ir)
     n = ir.notifications
-    out.append(f"  SNS topic {n.sns_topic}: subscribe approvers")
+    out.append(
+        f"  SNS topic {n.sns_topic}: the pipeline events (messages carry environment and "
+        "status attributes: a subscription's filter policy picks them)"
+    )
+    if ir.delivery == "codepipeline":  # GitHub delivery: the environments' reviewers
+        for env in ir.environments:
+            if not env.approval:
+                continue
+            who = (
+                f"{len(env.approvers)} approver(s) subscribed by e-mail: each confirms the "
+                "e-mail AWS sends before it receives anything"
+                if env.approvers
+                else f"subscribe the approvers (environments.{env.name}.approvers)"
+            )
+            out.append(f"  SNS topic {env.approval_topic}: {env.name}'s approval requests; {who}")
     if n.slack_channel and ir.delivery == "codepipeline":
         out.append(
             f"  AWS Chatbot, once per account: authorise the Slack workspace (Chatbot "

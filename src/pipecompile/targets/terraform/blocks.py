@@ -38,6 +38,8 @@ def policy_doc(
         s.attr("actions", st["actions"])
         if "resources" in st:
             s.attr("resources", st["resources"])
+        if "not_resources" in st:
+            s.attr("not_resources", st["not_resources"])
         for kind, ids in st.get("principals", []):
             p = s.block("principals")
             p.attr("type", kind)

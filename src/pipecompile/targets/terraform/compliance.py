@@ -171,6 +171,9 @@ def rotation(ir: IR) -> list[Block]:
         r = resource("aws_secretsmanager_secret_rotation", label)
         r.attr("secret_id", Ref(f"aws_secretsmanager_secret.{label}.id"))
         r.attr("rotation_lambda_arn", function_arn)
+        # the provider's default (true) rotates at apply, when the secret holds no value
+        # yet (the one-time setup puts it in): the first rotation waits for the schedule
+        r.attr("rotate_immediately", False)
         r.block("rotation_rules").attr("automatically_after_days", days)
         r.attr("depends_on", [Ref("aws_lambda_permission.secrets_rotation")])
         blocks.append(r)

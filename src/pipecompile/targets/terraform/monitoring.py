@@ -46,8 +46,12 @@ def _filters(ir: IR) -> list[tuple[str, str, str, dict[str, str]]]:
     return out
 
 
-# a percentage: the alarm threshold is then a whole number (the HCL writer has no floats)
-RATE = "IF(succeeded + failed > 0, 100 * failed / (succeeded + failed), 0)"
+# a percentage: the alarm threshold is then a whole number (the HCL writer has no floats).
+# Each count FILLed with 0: metric math on two series has a datapoint only where both
+# have one, and the log metric filters put nothing on a day without a match, so a day
+# of failures only (no Succeeded datapoint) would give no rate and never alarm
+_S, _F = "FILL(succeeded, 0)", "FILL(failed, 0)"
+RATE = f"IF({_S} + {_F} > 0, 100 * {_F} / ({_S} + {_F}), 0)"
 PER_PIPELINE = {"Pipeline": "$.detail.pipeline"}
 
 

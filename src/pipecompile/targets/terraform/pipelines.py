@@ -239,6 +239,34 @@ def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
     }
 
 
+def _approved_repository(ir: IR, svc: Service) -> str:
+    """The repository an approval environment's build pushes to (the release tier's)."""
+    tiers = ir.plan.build(svc.name).tiers
+    return next((t for t in tiers if t.name == "release"), tiers[0]).repository
+
+
+def _scan_link(ir: IR, svc: Service) -> str:
+    r, a = ir.aws.region, ir.aws.account_id
+    repo = _approved_repository(ir, svc)
+    return f"https://{r}.console.aws.amazon.com/ecr/repositories/private/{a}/{repo}?region={r}"
+
+
+def _approval_text(ir: IR, svc: Service, environment: str) -> str:
+    """What the approver reads (CodePipeline's approval page and the SNS message): the
+    image, and where the scan gate's findings are (issue 29, item 9)."""
+    text = (
+        f"Approve deploying {svc.name} to {environment}: image #{{BuildVariables.IMAGE_TAG}} "
+        "(#{BuildVariables.IMAGE_DIGEST})."
+    )
+    if ir.security.image_scan_fail_on:
+        project = svc.release_build_project if ir.release_branches else svc.build_project
+        text += (
+            " Its scan findings: the link (ECR, the image's vulnerabilities) and the Build "
+            f"action's report (CodeBuild report group {project}-ecr-image-scan)."
+        )
+    return text
+
+
 def deploy_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
     """What the pipeline passes its Deploy action: the plan's parameters that vary by
     service, and the build's image (one configuration value, 1000 characters in all)."""
@@ -369,7 +397,9 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
             configuration={
                 # its approvers are subscribed there; only its approver role may approve
                 "NotificationArn": Ref(f"aws_sns_topic.approvals_{env.name.replace('-', '_')}.arn"),
-                "CustomData": f"Approve deploying {svc.name} to {env.name}",
+                "CustomData": _approval_text(ir, svc, env.name),
+                # the image's scan findings in the ECR console (its Vulnerabilities)
+                "ExternalEntityLink": _scan_link(ir, svc),
             },
         )
     variables = environment_variables(deploy_variables(ir, svc, dep))

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..._version import __version__
 from ...ir import IR
 from ...serialize.hcl import Block, Ref, Template
 from ..common import ZIZMOR
 from ..compliance import (
+    CONFIG_REVIEW_SCHEDULE,
     DRIFT_SCHEDULE,
     ENVIRONMENT,
     REVIEW_SCHEDULE,
@@ -69,11 +71,27 @@ def _repositories(ir: IR) -> list[Ref]:
     return out
 
 
+def _lock_table(ir: IR) -> str:
+    be = ir.backend
+    return (
+        f"arn:aws:dynamodb:{be.region or ir.aws.region}:{ir.aws.account_id}:table/{be.lock_table}"
+    )
+
+
 def _state(ir: IR) -> list[dict[str, Any]]:
     be = ir.backend
     if be.kind != "s3":
         return []
-    return [
+    out: list[dict[str, Any]] = []
+    if be.lock_table:  # the S3 backend reads the state's digest entry, also with -lock=false
+        out.append(
+            {
+                "sid": "ReadTheStateDigest",
+                "actions": ["dynamodb:GetItem"],
+                "resources": [_lock_table(ir)],
+            }
+        )
+    out += [
         {
             "sid": "ReadTheState",
             "actions": ["s3:GetObject"],
@@ -85,6 +103,7 @@ def _state(ir: IR) -> list[dict[str, Any]]:
             "resources": [f"arn:aws:s3:::{be.bucket}"],
         },
     ]
+    return out
 
 
 def _read_only(ir: IR, label: str, role_name: str, trust: str) -> list[Block]:
@@ -97,6 +116,18 @@ def _read_only(ir: IR, label: str, role_name: str, trust: str) -> list[Block]:
     denied: list[dict[str, Any]] = [
         {"sid": "NoData", "effect": "Deny", "actions": _DATA_READS, "resources": ["*"]}
     ]
+    if ir.backend.lock_table:
+        # the S3 backend GetItems the lock table's digest entry (<bucket>/<key>-md5) at
+        # init and plan, -lock=false or not: items of every other table stay denied
+        denied[0]["actions"] = [a for a in _DATA_READS if a != "dynamodb:GetItem"]
+        denied.append(
+            {
+                "sid": "NoItems",
+                "effect": "Deny",
+                "actions": ["dynamodb:GetItem"],
+                "not_resources": [_lock_table(ir)],
+            }
+        )
     if ir.delivery == "codepipeline":  # the pipelines' artifacts (the state is elsewhere)
         buckets = ["artifacts", "release_artifacts"] if ir.release_branches else ["artifacts"]
         denied.append(
@@ -223,6 +254,38 @@ def _codebuild(ir: IR) -> list[Block]:
         + ("" if drift_scheduled(ir) else " (off: the state is local, terraform.backend)"),
         DRIFT_SCHEDULE[1],
         enabled=drift_scheduled(ir),
+    )
+    # the pipeline configuration review (GitHub delivery: review.yml)
+    name = f"{p}-configuration-review"
+    out += script_project(
+        ir,
+        "configuration_review",
+        name,
+        f"Monthly: pipecompile check and lint of {p}'s default branch",
+        [
+            "pip install --disable-pip-version-check -q "
+            f"pipecompile=={__version__} zizmor=={ZIZMOR}",
+            subshell("config-review.sh"),
+        ],
+        {
+            "PIPELINE_FILE": ir.pipeline_file,
+            **report,
+            "REVIEW": "configuration",
+            "TITLE": titles(ir)["configuration"],
+            "POST_CLEAN": "true",
+        },
+        _report(ir, "configuration"),
+        topic,
+        checkout=True,
+        finally_=[subshell("review-report.sh")],
+        timeout=15,
+    )
+    out += schedule(
+        ir,
+        "configuration_review",
+        name,
+        "Monthly: the pipeline configuration review",
+        CONFIG_REVIEW_SCHEDULE[1],
     )
     if not security_review(ir):
         return out

@@ -1,0 +1,64 @@
+"""rollback-resolve.sh against moto holding the table the generated audit.tf declares,
+its rows written by audit-row.sh (the real scripts, the real AWS CLI)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import boto3
+import pytest
+
+from pipecompile.targets.common import script_path
+from tests.conftest import ROOT
+from tests.harness.moto import audit_table, aws_env, moto_server
+
+TOOLS = ROOT / ".venv-tools" / "bin"
+REF = ROOT / "samples/ecommerce"
+A, B, C, D = ("sha256:" + c * 64 for c in "abcd")
+
+
+def run(script: str, env: dict[str, str], **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", script], env={**env, **extra}, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+
+
+@pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
+def test_a_manual_rollback_resolves_only_digests_that_ran(tmp_path: Path) -> None:
+    table = audit_table(REF)
+    with moto_server() as endpoint:
+        env = {"PATH": f"{TOOLS}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+               "LANG": "C.UTF-8", **aws_env(endpoint, "us-east-1")}  # fmt: skip
+        boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id="testing", aws_secret_access_key="testing",
+                     ).create_table(**table)  # fmt: skip
+        rows = [
+            ("production", A, "succeeded"),
+            ("production", B, "succeeded"),
+            ("production", C, "failed"),  # after B: B still runs
+            ("staging", D, "succeeded"),  # another environment's
+        ]
+        for n, (environment, digest, outcome) in enumerate(rows):
+            (tmp_path / f"o{n}").write_text(f"outcome={outcome}\n")
+            res = run(str(script_path("audit-row.sh")), env,
+                      DEPLOYMENTS_TABLE=table["TableName"], SERVICE="order-service",
+                      ENVIRONMENT=environment, COMMIT=f"c{n}", RUN=f"r{n}",
+                      OUTCOME_FILE=str(tmp_path / f"o{n}"), IMAGE_DIGEST=digest,
+                      IMAGE_TAG=f"rel-{n}")  # fmt: skip
+            assert res.returncode == 0, res.stderr
+
+        def resolve(digest: str) -> tuple[int, str, str]:
+            out = tmp_path / f"image-{digest[-4:]}.env"
+            res = run(str(script_path("rollback-resolve.sh")), env,
+                      DEPLOYMENTS_TABLE=table["TableName"], SERVICE="order-service",
+                      ENVIRONMENT="production", DIGEST=digest, IMAGE_ENV=str(out))  # fmt: skip
+            return res.returncode, out.read_text() if out.exists() else "", res.stderr
+
+        # previous: the succeeded digest before the one running (B), not the failed C
+        assert resolve("previous")[:2] == (0, f"IMAGE_TAG=rel-0\nIMAGE_DIGEST={A}\n")
+        assert resolve(B)[:2] == (0, f"IMAGE_TAG=rel-1\nIMAGE_DIGEST={B}\n")
+        for never in (C, D):  # failed here; ran only in staging
+            code, written, err = resolve(never)
+            assert code == 1 and written == "" and "never deployed successfully" in err
+    check = subprocess.run(["shellcheck", str(script_path("rollback-resolve.sh"))])
+    assert check.returncode == 0
