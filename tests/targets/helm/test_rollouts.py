@@ -499,18 +499,20 @@ def test_cloudwatch_measurements_need_enough_datapoints(
             cases = {
                 "healthy": ([ok] * minutes, "Successful"),
                 "failing": ([bad] * minutes, "Failed"),
-                # the error rate is the window's: one bad minute among good ones passes
-                # while the window stays under the threshold; the p90 is per minute
-                "one bad minute": (
-                    [ok] * (minutes - 1) + [bad],
-                    "Successful" if name == "error-rate" else "Failed",
-                ),
+                # the error rate is the window's, the p90 the median minute's: one bad
+                # minute among good ones passes (a warm-up right after setWeight)
+                "one bad minute": ([ok] * (minutes - 1) + [bad], "Successful"),
+                "one slow minute then healthy": ([bad] + [ok] * (minutes - 1), "Successful"),
                 "no datapoints": ([], sparse),
                 "two datapoints": ([ok, ok], sparse),
             }
             if name == "error-rate":
                 # over the threshold in the window as a whole
                 cases["bad minutes"] = ([ok] * (minutes - 3) + [bad] * 3, "Failed")
+            else:  # most minutes slow: the median minute is over the threshold
+                half = minutes // 2 + 1
+                cases["mostly slow"] = ([ok] * (minutes - half) + [bad] * half, "Failed")
+                cases["three slow of five"] = ([ok, bad, ok, bad, bad], "Failed")
             returned = {c: cloudwatch_returns(cw, v) for c, (v, _) in cases.items()}
             got = decide_all(evaluator, [(metric, "cloudwatch", v) for v in returned.values()])
             assert dict(zip(cases, got, strict=True)) == {c: w for c, (_, w) in cases.items()}
@@ -562,6 +564,44 @@ def test_one_bad_minute_no_longer_aborts_a_canary_under_its_threshold(evaluator:
     old = decide_all(evaluator, [(metric, "cloudwatch", minutes)])  # per minute: Failed
     new = decide_all(evaluator, [(metric, "cloudwatch", cloudwatch_returns(cw, minutes))])
     assert (old, new) == (["Failed"], ["Successful"])
+
+
+def test_one_slow_minute_no_longer_aborts_a_canary(evaluator: Path) -> None:
+    """The defect: each minute's p90 judged by any(...) failed every measurement whose
+    window held one slow minute (a warm-up right after setWeight, in up to seven windows
+    of a 7m look-back), and with failureLimit 1 the second one aborted a healthy canary.
+    A sustained slow canary still aborts."""
+    ir, svc, dep = lookup("storefront", *next(c[1:] for c in analysed() if c[0] == "storefront"))
+    rb = ir.rollback
+    assert rb is not None and rb.provider == "cloudwatch" and rb.max_p90_latency_ms
+    (template,) = by_kind(rendered("storefront", svc.name, dep.environment), "AnalysisTemplate")
+    metric = next(m for m in template["spec"]["metrics"] if m["name"] == "p90-latency-ms")
+    interval = int(metric["provider"]["cloudWatch"]["interval"].removesuffix("m"))
+    ok, slow = rb.max_p90_latency_ms / 2, rb.max_p90_latency_ms * 2
+    old = dict(
+        metric,
+        successCondition=metric["successCondition"].split(" && count(")[0]
+        + f" && all(result[0].Values, {{# <= {rb.max_p90_latency_ms}}})",
+        failureCondition=metric["failureCondition"].split(" && count(")[0]
+        + f" && any(result[0].Values, {{# > {rb.max_p90_latency_ms}}})",
+    )
+    shapes = {
+        "one slow minute then healthy": {m: slow if m == 0 else ok for m in range(30)},
+        "sustained slow": dict.fromkeys(range(30), slow),
+    }
+    delay = int(metric["initialDelay"].removesuffix("m"))
+    outcomes = {}
+    for shape, minutes in shapes.items():
+        windows = [cloudwatch_datapoints(minutes, t, interval, 0) for t in range(delay, 20)]
+        for name, m in (("old", old), ("new", metric)):
+            phases = decide_all(evaluator, [(m, "cloudwatch", w) for w in windows])
+            outcomes[name, shape] = run_outcome(m, phases)
+    assert outcomes == {
+        ("old", "one slow minute then healthy"): "abort",
+        ("new", "one slow minute then healthy"): "continue",
+        ("old", "sustained slow"): "abort",
+        ("new", "sustained slow"): "abort",
+    }
 
 
 def cloudwatch_datapoints(
@@ -616,6 +656,7 @@ def test_cloudwatch_analysis_decides_right_over_a_whole_run(
         "healthy": {"continue"},
         "failing": {"abort"},
         "degrading": {"abort"},
+        "one slow minute then healthy": {"continue"},
         "idle": {idle},
         "sparse": {"continue", "pause"},
     }
@@ -626,6 +667,8 @@ def test_cloudwatch_analysis_decides_right_over_a_whole_run(
             "healthy": dict.fromkeys(range(60), ok),
             "failing": dict.fromkeys(range(60), bad),
             "degrading": {m: ok if m < 4 else bad for m in range(60)},
+            # a warm-up right after setWeight: in every window for up to seven minutes
+            "one slow minute then healthy": {m: bad if m == 0 else ok for m in range(60)},
             "idle": {},
             "sparse": dict.fromkeys(range(0, 60, 3), ok),  # a request every third minute
         }
