@@ -962,6 +962,33 @@ def test_explain_describes_exactly_the_rollback_each_environment_has() -> None:
     assert "reached at: internal" in dev  # no approval: not on the internet
 
 
+@pytest.mark.parametrize(("sample", "service"), [("storefront", "web"), ("shared-account", "api")])
+def test_explain_says_the_templates_own_lookback_and_failure_limit(
+    sample: str, service: str
+) -> None:
+    """explain said "over the last 5m" of a CloudWatch template reading 7m (the window
+    and the publication lag), and "a failure aborts it" beside "a second failed
+    measurement aborts" of a template whose failureLimit is 1 (the second aborts)."""
+    from pipecompile.insight.explain import explain_event
+
+    ordinal = {1: "first", 2: "second", 3: "third"}
+    (template,) = by_kind(rendered(sample, service, "production"), "AnalysisTemplate")
+    text = "\n".join(explain_event(ir_of(sample), "push", "main"))
+    (line,) = [ln for ln in text.splitlines() if f"rollback of {service}:" in ln]
+    for metric in template["spec"]["metrics"]:
+        if "web" in metric["provider"]:
+            continue  # the smoke requests: said apart
+        provider = metric["provider"]
+        if "cloudWatch" in provider:
+            looked = provider["cloudWatch"]["interval"]
+        else:
+            (looked,) = set(re.findall(r"\[([0-9]+m)\]", provider["prometheus"]["query"]))
+        assert f"over the last {looked}" in line, line
+        nth = ordinal[metric["failureLimit"] + 1]
+        assert f"the {nth} failed measurement aborts" in line, line
+    assert "a failure aborts" not in line and "a failure switches" not in line, line
+
+
 @pytest.mark.parametrize("path_label", ["path", "handler"])
 def test_probes_are_not_traffic(tmp_path: Path, path_label: str, evaluator: Path) -> None:
     """The kubelet's startup and readiness probes, the ALB health check (both GET

@@ -81,6 +81,7 @@ ALB_STATUS = {
     LB_ARG: "status.alb.loadBalancer.fullName",
     TG_ARG: "status.alb.canaryTargetGroup.fullName",
 }
+FAILURE_LIMIT = 1  # failed measurements a run tolerates (the next one aborts)
 INCONCLUSIVE_LIMIT = 2  # inconclusive measurements a run tolerates (the next one pauses)
 # Measurements in a row that may fail to query the metrics (Prometheus restarting, a
 # CloudWatch throttle) before the run is Error. argo-rollouts v1.9.0 rollout/analysis.go
@@ -144,6 +145,17 @@ def inconclusive_limit(rb: Rollback, counted: bool) -> int:
 def cloudwatch_interval_minutes(rb: Rollback) -> int:
     """GetMetricData's look-back: the window and the publication lag."""
     return _minutes(rb.window) + CLOUDWATCH_LAG_MINUTES
+
+
+def lookback(rb: Rollback) -> str:
+    """How far back a measurement reads, in words: the window (Prometheus' range), or
+    CloudWatch's interval, the window and the publication lag."""
+    if rb.provider == "prometheus":
+        return rb.window
+    return (
+        f"{cloudwatch_interval_minutes(rb)}m ({rb.window} window + "
+        f"{CLOUDWATCH_LAG_MINUTES}m for late datapoints)"
+    )
 
 
 def run_minutes(rb: Rollback) -> int:
@@ -345,7 +357,7 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
             # the first measurement once a healthy version has data (see the module doc)
             "initialDelay": f"{initial_delay_minutes(rb)}m",
             "interval": "1m",
-            "failureLimit": 1,
+            "failureLimit": FAILURE_LIMIT,
             "inconclusiveLimit": inconclusive_limit(rb, blue_green),
             # a metrics outage is ridden out this many minutes (see the constant)
             "consecutiveErrorLimit": CONSECUTIVE_ERROR_LIMIT,
