@@ -1031,3 +1031,37 @@ def test_probes_are_not_traffic(tmp_path: Path, path_label: str, evaluator: Path
         "Successful",
         "Successful",
     ]
+
+
+def test_the_checklist_says_which_environments_share_one_alb() -> None:
+    """The checklist claimed one ALB per environment through IngressGroups, but
+    group.name is set only for services with a host: without a domain each service has
+    an ALB of its own."""
+    from pipecompile.targets.helm import describe
+
+    for sample in SAMPLES:
+        ir = ir_of(sample)
+        (line,) = [ln for ln in describe(ir) if ln.startswith("In each cluster: ")]
+        for env in ir.environments:
+            groups = {
+                v["ingress"]["group"]
+                for svc in ir.services
+                for d in svc.deployments
+                if d.environment == env.name
+                for v in [_values(sample, svc.name, env.name)]
+            }
+            shared = groups == {env.exposure.group}
+            assert shared == (env.exposure.domain is not None), (sample, env.name, groups)
+        if any(not e.exposure.domain for e in ir.environments):
+            assert "one ALB per service in " in line, line
+        if all(not e.exposure.domain for e in ir.environments):
+            assert "per environment" not in line, line
+
+
+def _values(sample: str, service: str, env: str) -> dict[str, Any]:
+    import yaml
+
+    _, svc, _ = lookup(sample, service, env)
+    path = ROOT / "samples" / sample / (svc.values_source or "") / f"values-{env}.yaml"
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded

@@ -55,10 +55,28 @@ def describe(ir: IR) -> list[str]:
         if svc.secrets:
             keys = ", ".join(key for dep in svc.deployments for _, key in dep.secret_keys)
             out.append(f"Secrets Manager secrets read by {svc.name}: {keys}")
+    # group.name only where services have hosts (values.py _ingress: two '/' rules on
+    # any host collide), so an environment without a domain has one ALB per service
+    shared = [e.name for e in ir.environments if e.exposure.domain]
+    alone = [e.name for e in ir.environments if not e.exposure.domain]
+    albs = "; ".join(
+        [
+            *(
+                [f"one ALB per environment through IngressGroups in {', '.join(shared)}"]
+                if shared
+                else []
+            ),
+            *(
+                [f"one ALB per service in {', '.join(alone)} (no domain: no host per service)"]
+                if alone
+                else []
+            ),
+        ]
+    )
     controllers = [
         "the Argo Rollouts controller (v1.9)",
         "the AWS Load Balancer Controller (ingressClassName alb; canary weights are its "
-        "traffic split; one ALB per environment through IngressGroups)",
+        f"traffic split; {albs})",
     ]
     if any(svc.secrets for svc in ir.services):
         store = (
