@@ -159,9 +159,9 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
         assert set(metrics) == set(expected)
         for name, limit in expected.items():  # rollback's thresholds, exactly
             # (test_rollouts proves the conditions decide on them)
-            assert metrics[name]["successCondition"].endswith(f"<= {limit}") or metrics[name][
-                "successCondition"
-            ].endswith(f"<= {limit}}})")
+            success = metrics[name]["successCondition"]
+            median = f"count(result[0].Values, {{# > {limit}}}) * 2 <= len(result[0].Values)"
+            assert success.endswith((f"<= {limit}", f"<= {limit}}})", median)), success
             assert f"> {limit}" in metrics[name]["failureCondition"]
         analysis = spec["strategy"].get("canary", spec["strategy"].get("blueGreen", {}))
         refs = analysis.get("analysis") or analysis.get("prePromotionAnalysis")
