@@ -288,6 +288,15 @@ RULES: tuple[Rule, ...] = (
         (r" is never judged: ",),
     ),
     Rule(
+        "PC310",
+        "plain-http-internet",
+        "An internet-facing environment without TLS (no https url, no "
+        "exposure.certificate_arn): its ALB serves the services on plain HTTP 80.",
+        "Give the environment an https url or exposure.certificate_arn (HTTPS on 443, 80 "
+        "redirects to it), or make it exposure.scheme: internal.",
+        (r" listens on plain HTTP \(port 80\) only: ",),
+    ),
+    Rule(
         "PC399",
         "target-limit",
         "Something an enabled target cannot express for this pipeline.",

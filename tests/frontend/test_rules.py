@@ -21,6 +21,7 @@ CORPUS = ROOT / "tests/invalid"
 MINIMAL = (ROOT / "samples/minimal/pipeline.yaml").read_text()
 # 3 vCPU / 4 GiB is no CodeBuild size: a located warning, PC305, at the vcpu line
 ODD_COMPUTE = MINIMAL + "build:\n  compute:\n    vcpu: 3\n"
+VCPU_LINE = ODD_COMPUTE.count("\n")  # the last line
 
 
 def test_the_rules_page_is_generated_and_committed() -> None:
@@ -110,13 +111,15 @@ def test_a_warning_is_ignored_on_its_line_and_an_unused_ignore_is_reported(
     tmp_path: Path,
 ) -> None:
     ir = compile_bytes("pipeline.yaml", ODD_COMPUTE.encode(), tmp_path)
-    assert [(w.code, w.line) for w in ir.warnings] == [("PC305", 18)]
-    assert str(ir.warnings[0]).startswith("pipeline.yaml:18:5: warning: PC305 build.compute")
+    assert [(w.code, w.line) for w in ir.warnings] == [("PC305", VCPU_LINE)]
+    assert str(ir.warnings[0]).startswith(
+        f"pipeline.yaml:{VCPU_LINE}:5: warning: PC305 build.compute"
+    )
     quiet = ODD_COMPUTE.replace("vcpu: 3\n", "vcpu: 3  # pipecompile: ignore[PC305]\n")
     assert compile_bytes("pipeline.yaml", quiet.encode(), tmp_path).warnings == ()
     wrong = ODD_COMPUTE.replace("vcpu: 3\n", "vcpu: 3  # pipecompile: ignore[PC301]\n")
     warnings = compile_bytes("pipeline.yaml", wrong.encode(), tmp_path).warnings
-    assert [(w.code, w.line) for w in warnings] == [("PC305", 18), ("PC109", 18)]
+    assert [(w.code, w.line) for w in warnings] == [("PC305", VCPU_LINE), ("PC109", VCPU_LINE)]
     assert warnings[1].message == "'# pipecompile: ignore[PC301]' silences no warning on this line"
 
 

@@ -6,8 +6,10 @@ import re
 
 from ..ir import IR, Deployment, Environment, Rollback, Service
 from ..targets.chart.analysis import (
-    INCONCLUSIVE_LIMIT,
+    FAILURE_LIMIT,
+    inconclusive_limit,
     initial_delay_minutes,
+    lookback,
     progress_deadline_seconds,
     unjudged_steps,
 )
@@ -105,7 +107,9 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
     if rb is not None and rb.max_error_rate is not None:
         triggers.append(f"5xx rate > {rb.max_error_rate:g}")
     if rb is not None and rb.max_p90_latency:
-        triggers.append(f"p90 latency > {rb.max_p90_latency}")
+        # CloudWatch judges the window's one-minute p90s by their median (analysis.py)
+        most = " in most minutes" if rb.provider == "cloudwatch" else ""
+        triggers.append(f"p90 latency > {rb.max_p90_latency}{most}")
     if rb is not None and triggers:
         source = (
             f"Prometheus {rb.prometheus_url}, the new pods' rollouts-pod-template-hash"
@@ -113,15 +117,16 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
             else "CloudWatch AWS/ApplicationELB, the canary target group on its ALB"
         )
         idle = (
-            f"{INCONCLUSIVE_LIMIT + 1} measurements without requests pause it for a person "
-            "(inconclusive)"
+            f"{inconclusive_limit(rb, kind == 'blue-green') + 1} measurements without "
+            "requests pause it for a person (inconclusive)"
             if rb.no_traffic == "inconclusive"
             else "minutes without requests pass"
         )
+        # the template's own values: its look-back and failureLimit
+        failed = f"the {_ORDINAL[FAILURE_LIMIT + 1]} failed measurement"
         judged = (
-            f"{' or '.join(triggers)} over the last {rb.window} ({source}; measured each "
-            f"minute from {initial_delay_minutes(rb)}m on, a second failed measurement "
-            f"aborts; {idle})"
+            f"{' or '.join(triggers)} over the last {lookback(rb)} ({source}; measured "
+            f"each minute from {initial_delay_minutes(rb)}m on, {failed} aborts; {idle})"
         )
         if kind == "canary":
             parts.append(
@@ -131,7 +136,7 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
         else:
             parts.append(
                 f"before promotion, {rb.measurements} measurements of {judged} on "
-                f"{svc.name}-preview: a failure aborts it and {svc.name} never switches"
+                f"{svc.name}-preview: aborted, {svc.name} never switches"
                 + (
                     f" (its traffic: GET {rb.smoke_path} once a minute from the controller; "
                     "two answers in a row that are not 2xx abort too)"
@@ -153,12 +158,15 @@ def _rollback(ir: IR, svc: Service, dep: Deployment) -> str:
         )
     if kind == "blue-green" and rb is not None and triggers:
         parts.append(
-            f"after promotion, {rb.measurements} more measurements on {svc.name}: a "
-            "failure switches it back to the previous version"
+            f"after promotion, {rb.measurements} more measurements on {svc.name}: "
+            f"{failed} switches it back to the previous version"
         )
     if not parts:
         return "none: no rollback triggers are configured (rollback)"
     return "Argo Rollouts: " + "; ".join(parts)
+
+
+_ORDINAL = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}
 
 
 def _unmeasured(rb: Rollback, dep: Deployment) -> str:

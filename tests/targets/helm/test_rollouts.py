@@ -499,18 +499,20 @@ def test_cloudwatch_measurements_need_enough_datapoints(
             cases = {
                 "healthy": ([ok] * minutes, "Successful"),
                 "failing": ([bad] * minutes, "Failed"),
-                # the error rate is the window's: one bad minute among good ones passes
-                # while the window stays under the threshold; the p90 is per minute
-                "one bad minute": (
-                    [ok] * (minutes - 1) + [bad],
-                    "Successful" if name == "error-rate" else "Failed",
-                ),
+                # the error rate is the window's, the p90 the median minute's: one bad
+                # minute among good ones passes (a warm-up right after setWeight)
+                "one bad minute": ([ok] * (minutes - 1) + [bad], "Successful"),
+                "one slow minute then healthy": ([bad] + [ok] * (minutes - 1), "Successful"),
                 "no datapoints": ([], sparse),
                 "two datapoints": ([ok, ok], sparse),
             }
             if name == "error-rate":
                 # over the threshold in the window as a whole
                 cases["bad minutes"] = ([ok] * (minutes - 3) + [bad] * 3, "Failed")
+            else:  # most minutes slow: the median minute is over the threshold
+                half = minutes // 2 + 1
+                cases["mostly slow"] = ([ok] * (minutes - half) + [bad] * half, "Failed")
+                cases["three slow of five"] = ([ok, bad, ok, bad, bad], "Failed")
             returned = {c: cloudwatch_returns(cw, v) for c, (v, _) in cases.items()}
             got = decide_all(evaluator, [(metric, "cloudwatch", v) for v in returned.values()])
             assert dict(zip(cases, got, strict=True)) == {c: w for c, (_, w) in cases.items()}
@@ -562,6 +564,44 @@ def test_one_bad_minute_no_longer_aborts_a_canary_under_its_threshold(evaluator:
     old = decide_all(evaluator, [(metric, "cloudwatch", minutes)])  # per minute: Failed
     new = decide_all(evaluator, [(metric, "cloudwatch", cloudwatch_returns(cw, minutes))])
     assert (old, new) == (["Failed"], ["Successful"])
+
+
+def test_one_slow_minute_no_longer_aborts_a_canary(evaluator: Path) -> None:
+    """The defect: each minute's p90 judged by any(...) failed every measurement whose
+    window held one slow minute (a warm-up right after setWeight, in up to seven windows
+    of a 7m look-back), and with failureLimit 1 the second one aborted a healthy canary.
+    A sustained slow canary still aborts."""
+    ir, svc, dep = lookup("storefront", *next(c[1:] for c in analysed() if c[0] == "storefront"))
+    rb = ir.rollback
+    assert rb is not None and rb.provider == "cloudwatch" and rb.max_p90_latency_ms
+    (template,) = by_kind(rendered("storefront", svc.name, dep.environment), "AnalysisTemplate")
+    metric = next(m for m in template["spec"]["metrics"] if m["name"] == "p90-latency-ms")
+    interval = int(metric["provider"]["cloudWatch"]["interval"].removesuffix("m"))
+    ok, slow = rb.max_p90_latency_ms / 2, rb.max_p90_latency_ms * 2
+    old = dict(
+        metric,
+        successCondition=metric["successCondition"].split(" && count(")[0]
+        + f" && all(result[0].Values, {{# <= {rb.max_p90_latency_ms}}})",
+        failureCondition=metric["failureCondition"].split(" && count(")[0]
+        + f" && any(result[0].Values, {{# > {rb.max_p90_latency_ms}}})",
+    )
+    shapes = {
+        "one slow minute then healthy": {m: slow if m == 0 else ok for m in range(30)},
+        "sustained slow": dict.fromkeys(range(30), slow),
+    }
+    delay = int(metric["initialDelay"].removesuffix("m"))
+    outcomes = {}
+    for shape, minutes in shapes.items():
+        windows = [cloudwatch_datapoints(minutes, t, interval, 0) for t in range(delay, 20)]
+        for name, m in (("old", old), ("new", metric)):
+            phases = decide_all(evaluator, [(m, "cloudwatch", w) for w in windows])
+            outcomes[name, shape] = run_outcome(m, phases)
+    assert outcomes == {
+        ("old", "one slow minute then healthy"): "abort",
+        ("new", "one slow minute then healthy"): "continue",
+        ("old", "sustained slow"): "abort",
+        ("new", "sustained slow"): "abort",
+    }
 
 
 def cloudwatch_datapoints(
@@ -616,6 +656,7 @@ def test_cloudwatch_analysis_decides_right_over_a_whole_run(
         "healthy": {"continue"},
         "failing": {"abort"},
         "degrading": {"abort"},
+        "one slow minute then healthy": {"continue"},
         "idle": {idle},
         "sparse": {"continue", "pause"},
     }
@@ -626,6 +667,8 @@ def test_cloudwatch_analysis_decides_right_over_a_whole_run(
             "healthy": dict.fromkeys(range(60), ok),
             "failing": dict.fromkeys(range(60), bad),
             "degrading": {m: ok if m < 4 else bad for m in range(60)},
+            # a warm-up right after setWeight: in every window for up to seven minutes
+            "one slow minute then healthy": {m: bad if m == 0 else ok for m in range(60)},
             "idle": {},
             "sparse": dict.fromkeys(range(0, 60, 3), ok),  # a request every third minute
         }
@@ -919,6 +962,33 @@ def test_explain_describes_exactly_the_rollback_each_environment_has() -> None:
     assert "reached at: internal" in dev  # no approval: not on the internet
 
 
+@pytest.mark.parametrize(("sample", "service"), [("storefront", "web"), ("shared-account", "api")])
+def test_explain_says_the_templates_own_lookback_and_failure_limit(
+    sample: str, service: str
+) -> None:
+    """explain said "over the last 5m" of a CloudWatch template reading 7m (the window
+    and the publication lag), and "a failure aborts it" beside "a second failed
+    measurement aborts" of a template whose failureLimit is 1 (the second aborts)."""
+    from pipecompile.insight.explain import explain_event
+
+    ordinal = {1: "first", 2: "second", 3: "third"}
+    (template,) = by_kind(rendered(sample, service, "production"), "AnalysisTemplate")
+    text = "\n".join(explain_event(ir_of(sample), "push", "main"))
+    (line,) = [ln for ln in text.splitlines() if f"rollback of {service}:" in ln]
+    for metric in template["spec"]["metrics"]:
+        if "web" in metric["provider"]:
+            continue  # the smoke requests: said apart
+        provider = metric["provider"]
+        if "cloudWatch" in provider:
+            looked = provider["cloudWatch"]["interval"]
+        else:
+            (looked,) = set(re.findall(r"\[([0-9]+m)\]", provider["prometheus"]["query"]))
+        assert f"over the last {looked}" in line, line
+        nth = ordinal[metric["failureLimit"] + 1]
+        assert f"the {nth} failed measurement aborts" in line, line
+    assert "a failure aborts" not in line and "a failure switches" not in line, line
+
+
 @pytest.mark.parametrize("path_label", ["path", "handler"])
 def test_probes_are_not_traffic(tmp_path: Path, path_label: str, evaluator: Path) -> None:
     """The kubelet's startup and readiness probes, the ALB health check (both GET
@@ -961,3 +1031,37 @@ def test_probes_are_not_traffic(tmp_path: Path, path_label: str, evaluator: Path
         "Successful",
         "Successful",
     ]
+
+
+def test_the_checklist_says_which_environments_share_one_alb() -> None:
+    """The checklist claimed one ALB per environment through IngressGroups, but
+    group.name is set only for services with a host: without a domain each service has
+    an ALB of its own."""
+    from pipecompile.targets.helm import describe
+
+    for sample in SAMPLES:
+        ir = ir_of(sample)
+        (line,) = [ln for ln in describe(ir) if ln.startswith("In each cluster: ")]
+        for env in ir.environments:
+            groups = {
+                v["ingress"]["group"]
+                for svc in ir.services
+                for d in svc.deployments
+                if d.environment == env.name
+                for v in [_values(sample, svc.name, env.name)]
+            }
+            shared = groups == {env.exposure.group}
+            assert shared == (env.exposure.domain is not None), (sample, env.name, groups)
+        if any(not e.exposure.domain for e in ir.environments):
+            assert "one ALB per service in " in line, line
+        if all(not e.exposure.domain for e in ir.environments):
+            assert "per environment" not in line, line
+
+
+def _values(sample: str, service: str, env: str) -> dict[str, Any]:
+    import yaml
+
+    _, svc, _ = lookup(sample, service, env)
+    path = ROOT / "samples" / sample / (svc.values_source or "") / f"values-{env}.yaml"
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded

@@ -81,6 +81,7 @@ ALB_STATUS = {
     LB_ARG: "status.alb.loadBalancer.fullName",
     TG_ARG: "status.alb.canaryTargetGroup.fullName",
 }
+FAILURE_LIMIT = 1  # failed measurements a run tolerates (the next one aborts)
 INCONCLUSIVE_LIMIT = 2  # inconclusive measurements a run tolerates (the next one pauses)
 # Measurements in a row that may fail to query the metrics (Prometheus restarting, a
 # CloudWatch throttle) before the run is Error. argo-rollouts v1.9.0 rollout/analysis.go
@@ -114,6 +115,12 @@ CLOUDWATCH_LAG_MINUTES = 2
 CLOUDWATCH_ERROR_RATE = "SUM(FILL(errors, 0)) / SUM(requests) * (requests / requests)"
 # TargetResponseTime is in seconds; the threshold is in milliseconds
 CLOUDWATCH_LATENCY_MS = "1000 * latency"
+# CloudWatch: the p90 is judged on the window's per-minute p90s as a whole, as the
+# error rate is: a measurement fails when most of its minutes (the median minute) are
+# over the threshold. One slow minute (a warm-up right after setWeight) is in every
+# window that covers it, up to seven; judged by any(...) it failed two measurements and
+# aborted the canary (failureLimit 1). A p90 of p90s cannot be computed by metric math,
+# so the conditions count the slow minutes (expr's count builtin).
 
 
 def _minutes(duration: str) -> int:
@@ -138,6 +145,17 @@ def inconclusive_limit(rb: Rollback, counted: bool) -> int:
 def cloudwatch_interval_minutes(rb: Rollback) -> int:
     """GetMetricData's look-back: the window and the publication lag."""
     return _minutes(rb.window) + CLOUDWATCH_LAG_MINUTES
+
+
+def lookback(rb: Rollback) -> str:
+    """How far back a measurement reads, in words: the window (Prometheus' range), or
+    CloudWatch's interval, the window and the publication lag."""
+    if rb.provider == "prometheus":
+        return rb.window
+    return (
+        f"{cloudwatch_interval_minutes(rb)}m ({rb.window} window + "
+        f"{CLOUDWATCH_LAG_MINUTES}m for late datapoints)"
+    )
 
 
 def run_minutes(rb: Rollback) -> int:
@@ -246,8 +264,9 @@ def min_datapoints(rb: Rollback) -> int:
     return -(-_minutes(rb.window) * 3 // 5)
 
 
-def conditions(rb: Rollback, limit: str) -> tuple[str, str]:
-    """(successCondition, failureCondition) for a threshold ``limit``."""
+def conditions(rb: Rollback, limit: str, median: bool = False) -> tuple[str, str]:
+    """(successCondition, failureCondition) for a threshold ``limit``; ``median``
+    (CloudWatch): judge the window's values by their median, not each one."""
     if rb.provider == "prometheus":
         one = "len(result) == 1"
         if rb.no_traffic == "pass":
@@ -257,16 +276,15 @@ def conditions(rb: Rollback, limit: str) -> tuple[str, str]:
             f"{one} && result[0] > {limit}",
         )
     values = "result[0].Values"
+    if median:  # most minutes over the threshold fail, see CLOUDWATCH_LATENCY_MS
+        slow = f"count({values}, {{# > {limit}}}) * 2"
+        ok, bad = f"{slow} <= len({values})", f"{slow} > len({values})"
+    else:
+        ok, bad = f"all({values}, {{# <= {limit}}})", f"any({values}, {{# > {limit}}})"
     if rb.no_traffic == "pass":
-        return (
-            f"len(result) == 1 && all({values}, {{# <= {limit}}})",
-            f"len(result) == 1 && any({values}, {{# > {limit}}})",
-        )
+        return f"len(result) == 1 && {ok}", f"len(result) == 1 && {bad}"
     enough = f"len(result) == 1 && len({values}) >= {min_datapoints(rb)}"
-    return (
-        f"{enough} && all({values}, {{# <= {limit}}})",
-        f"{enough} && any({values}, {{# > {limit}}})",
-    )
+    return f"{enough} && {ok}", f"{enough} && {bad}"
 
 
 def _cloudwatch(rb: Rollback, *queries: Any) -> dict[str, Any]:
@@ -333,13 +351,13 @@ def template(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:
                 ("latency", "TargetResponseTime", "p90", False),
                 {"id": "ms", "expression": CLOUDWATCH_LATENCY_MS, "returnData": True},
             )
-        success, failure = conditions(rb, limit)
+        success, failure = conditions(rb, limit, median=name == "p90-latency-ms")
         metric: dict[str, Any] = {
             "name": name,
             # the first measurement once a healthy version has data (see the module doc)
             "initialDelay": f"{initial_delay_minutes(rb)}m",
             "interval": "1m",
-            "failureLimit": 1,
+            "failureLimit": FAILURE_LIMIT,
             "inconclusiveLimit": inconclusive_limit(rb, blue_green),
             # a metrics outage is ridden out this many minutes (see the constant)
             "consecutiveErrorLimit": CONSECUTIVE_ERROR_LIMIT,

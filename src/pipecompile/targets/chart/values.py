@@ -12,7 +12,7 @@ import hashlib
 import re
 from typing import Any
 
-from ...ir import IR, Deployment, Exposure, Service, Strategy
+from ...ir import IR, Deployment, Environment, Exposure, Service, Strategy
 from .. import data
 from . import analysis as _analysis
 
@@ -90,7 +90,7 @@ def _ingress(ir: IR, dep: Deployment) -> dict[str, Any]:
         else None,
         # an https url is answered on 443: with exposure.certificate_arn, else with the
         # certificate the controller discovers in ACM for the rules' hosts
-        "tls": bool(exp.certificate_arn) or https(env.url),
+        "tls": tls(env),
         "certificateArn": exp.certificate_arn or "",
     }
 
@@ -109,6 +109,11 @@ def preview_group(exp: Exposure) -> str:
 
 def https(url: str | None) -> bool:
     return (url or "").lower().startswith("https://")
+
+
+def tls(env: Environment) -> bool:
+    """The environment's ALB listens on 443 (and 80 redirects to it)."""
+    return bool(env.exposure.certificate_arn) or https(env.url)
 
 
 def _secrets(ir: IR, svc: Service, dep: Deployment) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ from ...ir import CHART_SOURCE, IR, SERVICE_VALUES, Service
 from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
 from ..chart import analysis as _analysis
-from ..chart.values import conventions, https, values
+from ..chart.values import conventions, https, tls, values
 
 name = "helm"
 default_folder = "kubernetes/apps"  # under outputs: when the pipeline names no folder
@@ -57,10 +57,28 @@ def describe(ir: IR) -> list[str]:
         if svc.secrets:
             keys = ", ".join(key for dep in svc.deployments for _, key in dep.secret_keys)
             out.append(f"Secrets Manager secrets read by {svc.name}: {keys}")
+    # group.name only where services have hosts (values.py _ingress: two '/' rules on
+    # any host collide), so an environment without a domain has one ALB per service
+    shared = [e.name for e in ir.environments if e.exposure.domain]
+    alone = [e.name for e in ir.environments if not e.exposure.domain]
+    albs = "; ".join(
+        [
+            *(
+                [f"one ALB per environment through IngressGroups in {', '.join(shared)}"]
+                if shared
+                else []
+            ),
+            *(
+                [f"one ALB per service in {', '.join(alone)} (no domain: no host per service)"]
+                if alone
+                else []
+            ),
+        ]
+    )
     controllers = [
         "the Argo Rollouts controller (v1.9)",
         "the AWS Load Balancer Controller (ingressClassName alb; canary weights are its "
-        "traffic split; one ALB per environment through IngressGroups)",
+        f"traffic split; {albs})",
     ]
     if any(svc.secrets for svc in ir.services):
         store = (
@@ -143,7 +161,33 @@ def _hosts(svc: Service, env: str) -> list[str]:
 
 
 def check(ir: IR) -> list[Finding]:
-    return gitops_required(ir) + unjudged_canary_steps(ir)
+    return gitops_required(ir) + unjudged_canary_steps(ir) + plain_http_on_the_internet(ir)
+
+
+def plain_http_on_the_internet(ir: IR) -> list[Finding]:
+    """A warning for each internet-facing environment whose ALB has no HTTPS listener
+    (no exposure.certificate_arn, no https url): the chart then renders listen-ports
+    HTTP 80 only, so its services answer on the internet unencrypted."""
+    out: list[Finding] = []
+    for env in ir.environments:
+        deployed = [
+            s.name for s in ir.services if any(d.environment == env.name for d in s.deployments)
+        ]
+        if env.exposure.scheme != "internet-facing" or tls(env) or not deployed:
+            continue
+        out.append(
+            Finding(
+                ("environments", env.name, "exposure", "scheme"),
+                f"{env.name}: the internet-facing ALB of {', '.join(deployed)} listens on "
+                "plain HTTP (port 80) only: no exposure.certificate_arn and no https url; "
+                f"give environments.{env.name}.url an https URL (the ALB then listens on "
+                "443 and redirects 80 to it), set exposure.certificate_arn, or set "
+                "exposure.scheme: internal",
+                severity="warning",
+                code="PC310",
+            )
+        )
+    return out
 
 
 def unjudged_canary_steps(ir: IR) -> list[Finding]:
