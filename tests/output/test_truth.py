@@ -841,10 +841,10 @@ def test_a_forged_manifest_cannot_widen_removals_to_a_copy_outside_the_outputs(
 ) -> None:
     """A generated file copied (header intact) to docs/examples/, and a consistent forged
     manifest that moves codebuild's output there and lists the copy: the copy's header
-    proves it was generated at .github/workflows/review.yml, not here, so build keeps it."""
-    copy = repo / "docs/examples/review.yml"
+    proves it was generated at .github/workflows/pipecompile.yml, not here, so build keeps it."""
+    copy = repo / "docs/examples/pipecompile.yml"
     copy.parent.mkdir(parents=True)
-    shutil.copy(repo / ".github/workflows/review.yml", copy)
+    shutil.copy(repo / ".github/workflows/pipecompile.yml", copy)
     commit(repo, "an example")
     before = copy.read_bytes()
 
@@ -852,7 +852,7 @@ def test_a_forged_manifest_cannot_widen_removals_to_a_copy_outside_the_outputs(
         m.outputs["codebuild"] = "docs/examples"
         for path in [p for p, meta in m.files.items() if meta["target"] == "codebuild"]:
             del m.files[path]
-        m.files["docs/examples/review.yml"] = {
+        m.files["docs/examples/pipecompile.yml"] = {
             "target": "codebuild",
             "sha256": hashlib.sha256(before).hexdigest(),
         }
@@ -862,10 +862,10 @@ def test_a_forged_manifest_cannot_widen_removals_to_a_copy_outside_the_outputs(
     assert run(repo, "check", "--full") == 1
     out = capsys.readouterr().out
     assert "untrusted: .pipecompile/manifest.json: outputs.codebuild: 'docs/examples'" in out
-    assert "stale (kept): docs/examples/review.yml: its target no longer writes here" in out
+    assert "stale (kept): docs/examples/pipecompile.yml: its target no longer writes here" in out
     assert run(repo, "build", "--force") == 1  # kept, and said
     assert copy.read_bytes() == before
-    assert "removed docs/examples/review.yml" not in capsys.readouterr().out
+    assert "removed docs/examples/pipecompile.yml" not in capsys.readouterr().out
 
 
 def test_a_forged_kept_entry_cannot_remove_a_copy_even_with_force(repo: Path) -> None:

@@ -42,10 +42,13 @@ def aws(w: World, *args: str) -> Any:
     return json.loads(res.stdout or "null")
 
 
-def audit_rows(w: World, table: str = TABLE) -> list[dict[str, str]]:
-    """The audit table, read with the real AWS CLI."""
+def audit_rows(w: World, table: str = TABLE) -> list[dict[str, Any]]:
+    """The audit table, read with the real AWS CLI (strings, and the issue keys' list)."""
     items = aws(w, "dynamodb", "scan", "--table-name", table)["Items"]
-    return [{k: v["S"] for k, v in item.items()} for item in items]
+    return [
+        {k: v["S"] if "S" in v else [x["S"] for x in v["L"]] for k, v in item.items()}
+        for item in items
+    ]
 
 
 def provision(w: World) -> None:
