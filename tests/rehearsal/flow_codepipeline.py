@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import hcl_norm
+from tests.conftest import ROOT, hcl_norm
 from tests.harness.world import CODEBUILD_UID, World
 from tests.rehearsal.flow import App, filtered, git
 
@@ -172,12 +172,17 @@ class CodePipelineDelivery:
         # and IMAGE_ENV there), a private mount over the host's for this build only, with
         # the rehearsal's folder (itself under /tmp) bound back at its own path in it
         tmp = work.parent / f"{work.name}-tmp"
-        base = self.w.base
-        (tmp / base.relative_to("/tmp")).mkdir(parents=True)
+        # bound back: the rehearsal's folder, and this checkout when it lies under /tmp
+        # too (a fresh clone in /tmp/x: the AWS CLI of .venv-tools is there)
+        keep = [self.w.base] + ([ROOT] if ROOT.is_relative_to("/tmp") else [])
+        binds = []
+        for path in keep:
+            (tmp / path.relative_to("/tmp")).mkdir(parents=True, exist_ok=True)
+            binds.append(f'mount --bind "{path}" "{tmp / path.relative_to("/tmp")}" && ')
         tmp.chmod(0o1777)
         script = (
             "exec unshare --mount --propagation private sh -c "
-            f'\'mount --bind "{base}" "{tmp / base.relative_to("/tmp")}" && '
+            f"'{''.join(binds)}"
             f'mount --rbind "{tmp}" /tmp && exec bash "{work.parent / work.name}.sh"\''
         )
         res = self.w.run(script, uid=CODEBUILD_UID, cwd=work, home=home, limit=90, **env)

@@ -85,8 +85,9 @@ def test_its_findings_are_located_errors(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_an_unknown_plugin_name_is_a_located_error() -> None:
     with pytest.raises(PipelineError) as info:
         compile_bytes("pipeline.yaml", WITH_PLUGIN.replace("example:", "exmaple:").encode())
+    line = WITH_PLUGIN.split("\n").index("    example: deploy/example") + 1
     assert [str(d) for d in info.value.diagnostics] == [
-        "pipeline.yaml:19:5: PC201 outputs.plugins.exmaple: no installed target 'exmaple'; "
+        f"pipeline.yaml:{line}:5: PC201 outputs.plugins.exmaple: no installed target 'exmaple'; "
         "installed: none (pipecompile.targets entry points)"
     ]
 
