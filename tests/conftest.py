@@ -212,12 +212,34 @@ def files(root: Path, folder: str, pattern: str) -> list[Path]:
     return sorted((root / folder).glob(pattern))
 
 
+# The tests that run a real tool end to end: the whole-flow rehearsals, terraform
+# init/plan/apply with the AWS provider, the AWS CLI against moto, pre-commit
+# installing its virtualenv, checkov, actionlint and zizmor. They carry the marker
+# `slow`, so that `pytest -m "not slow"` is the quick loop while editing; `.ci/run`
+# runs all of them. A module listed here is slow as a whole.
+SLOW_MODULES = (
+    "tests/rehearsal/test_flow_codepipeline.py",
+    "tests/rehearsal/test_flow_github.py",
+    "tests/rehearsal/test_rehearsal.py",
+    "tests/rehearsal/test_spec.py",
+    "tests/rehearsal/test_day2.py",
+    "tests/targets/terraform/test_phases.py",
+    "tests/targets/test_compliance.py",
+    "tests/commands/test_precommit.py",
+    "tests/test_checkers.py",
+    "tests/insight/test_rollback.py",
+    "tests/insight/test_rollback_resolve.py",
+)
+# started first, so that with two workers the other one runs everything else meanwhile
+FIRST = ("test_flow_codepipeline.py", "test_flow_github.py", "test_phases.py", "test_precommit.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the slowest tests first (the pre-commit run installs a virtualenv), so
-    that with two workers the other one runs everything else meanwhile."""
-    slow = ("test_flow_github.py", "test_flow_codepipeline.py", "test_precommit.py")
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
     items.sort(
-        key=lambda item: next((i for i, s in enumerate(slow) if s in item.nodeid), len(slow))
+        key=lambda item: next((i for i, s in enumerate(FIRST) if s in item.nodeid), len(FIRST))
     )
 
 
