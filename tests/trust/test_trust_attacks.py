@@ -709,3 +709,28 @@ def test_the_github_dast_job_has_its_own_role_and_no_deploy_secret() -> None:
         assert mark["permissions"] == {"id-token": "write"}
     deploy = yaml.safe_load((STOREFRONT / ir.output("github-actions") / "deploy.yml").read_text())
     assert "secrets" not in deploy["jobs"]["dast"]  # no secret passed to zap.yml
+
+
+# -- signing in the session that ran branch code (open) --------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 28, trace finding 2, open: signing is not yet its own CodeBuild project",
+)
+def test_the_build_session_that_runs_branch_code_cannot_sign() -> None:
+    """The release build project runs the branch's CI commands (pre_build) and its
+    Dockerfile with its role, and that role holds kms:Sign on the release key: a test
+    script of the branch can sign any digest.  Once signing is an action of its own (an
+    inline buildspec from Terraform, its own role), this passes and the xfail goes."""
+    ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
+    spec = (ECOMMERCE / ir.output("codebuild") / "build.yml").read_text()
+    assert "pre_build" in spec  # the branch's CI steps run in this project's session
+    assert not acct.can("codebuild_release", "kms:Sign", acct.arn("aws_kms_key.release"))
+
+
+def test_explain_says_the_release_build_session_can_sign() -> None:
+    from pipecompile.insight.trust import trust_report
+
+    report = "\n".join(trust_report(ir_of(ECOMMERCE)))
+    assert "run in the session that signs, so they can sign any digest with this key" in report

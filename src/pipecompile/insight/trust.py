@@ -48,6 +48,12 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     if release:
         sign = f"that build role alone, with {key}; no dev-tier role may use this key or "
         sign += "write these repositories"
+        if ir.delivery == "codepipeline":
+            # not yet its own project (issue 28, trace finding 2): say so
+            sign += (
+                "; not refused yet: the release build's CI steps (the branch's commands) "
+                "run in the session that signs, so they can sign any digest with this key"
+            )
     else:
         sign = f"that build role, with {key}: any deploy branch's code runs there, so this "
         sign += "signature says only 'built by this pipeline'"
