@@ -201,6 +201,11 @@ def test_explain_trust_says_which_environments_share_a_cluster() -> None:
     assert prod.startswith("  cluster: shared with development, testing, staging")
     assert "(also development, testing's, which run code no one approved)" in prod
     assert "no NetworkPolicy is generated" in prod
+    # true of the chart: it renders no NetworkPolicy (were it to, its AppProjects would
+    # have to admit it: tests/targets/argocd/test_trust_argocd.py checks every kind)
+    from pipecompile.targets.argocd import CHART_KINDS
+
+    assert ("networking.k8s.io", "NetworkPolicy") not in CHART_KINDS
     old = "    cluster: https://kubernetes.default.svc\n    url: https://shop.example.com\n"
     own = REFERENCE.replace(old, old.replace("kubernetes.default.svc", "prod.k8s.example.com"))
     report = trust_report(compile_bytes("pipeline.yaml", own.encode()))
