@@ -199,7 +199,7 @@ class Dast:
     buildspec: str  # relative to the codebuild output folder
     log_group: str
     # GitHub delivery: the scan runs in a job of its own, in this GitHub environment (no
-    # deploy secrets there), as this role (reads images, tags a passed digest)
+    # deploy secrets there), as this role (records a passed digest in the promotions table)
     github_environment: str
     github_role_name: str
     github_role_arn: str
@@ -299,6 +299,7 @@ class AwsNames:
     release_build_role_name: str  # CodeBuild: the release build projects' role
     release_artifact_bucket: str  # the approval environments' pipelines: release tier only
     dast_role_name: str  # CodeBuild: the DAST project's own role (no signing, no push)
+    promotions_table: str  # DynamoDB: the digests that passed DAST; only DAST roles write it
     connection_name: str
     sns_topic_arn: str
     sonar_secret_name: str  # SonarQube host and token for the CodeBuild build

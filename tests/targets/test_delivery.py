@@ -187,6 +187,14 @@ case "$name $*" in
     t="$(sed -n 's/.*--image-tag \\([^ ]*\\).*/\\1/p' <<<"$*")"
     [ -f "$reg/$t" ] && exit 254
     echo "$FAKE_DIGEST" > "$reg/$t" ;;
+  "aws dynamodb put-item --table-name $PROMOTIONS_TABLE "*|"aws dynamodb get-item"*)
+    # the promotions table: one file per (gate, digest) key, written once
+    key="$(sed -n 's/.*"gate":{"S":"\\([^"]*\\)"}.*"digest":{"S":"\\([^"]*\\)"}.*/\\1-\\2/p' \
+      <<<"$*")"
+    item="$reg/pass-${key//\\//_}"
+    if [ "$2" = get-item ]; then [ -f "$item" ] && cat "$item"; exit 0; fi
+    if [ -f "$item" ]; then echo "ConditionalCheckFailedException" >&2; exit 254; fi
+    sed -n 's/.*"digest":{"S":"\\([^"]*\\)"}.*/\\1/p' <<<"$*" > "$item" ;;
   "aws dynamodb put-item"*) ;;
   "aws "*) echo "unexpected: $*" >&2; exit 2 ;;
   "docker login"*|"docker build"*) cat >/dev/null 2>&1 || true ;;
@@ -477,6 +485,7 @@ def test_zap_alerts_at_or_above_the_threshold_block_promotion(
 ) -> None:
     extra = {
         "DAST_ENVIRONMENT": "staging",
+        "PROMOTIONS_TABLE": "storefront-promotions",
         "DAST_URL": "https://staging.example.com",
         "ZAP_IMAGE": "zap",
         "ZAP_MIN_RISK": "2",  # storefront: fail_on medium

@@ -189,3 +189,40 @@ def test_the_trust_report_states_what_is_not_refused_yet() -> None:
     sf = (ROOT / "samples/storefront/pipeline.yaml").read_bytes()
     report = "\n".join(trust_report(compile_bytes("pipeline.yaml", sf)))
     assert "sets no reviewers" in report and '"reviewers": [{"type": "Team"' in report
+
+
+def test_explain_trust_says_which_environments_share_a_cluster() -> None:
+    """Trace finding 5: every environment of the reference runs in one cluster and no
+    NetworkPolicy is generated; explain --trust says who shares it and what that allows,
+    and an environment on a cluster of its own is told so."""
+    ir = compile_bytes("pipeline.yaml", REFERENCE.encode())
+    report = trust_report(ir)
+    prod = next(x for x in report if x.startswith("  cluster: ") and "production's" in x)
+    assert prod.startswith("  cluster: shared with development, testing, staging")
+    assert "(also development, testing's, which run code no one approved)" in prod
+    assert "no NetworkPolicy is generated" in prod
+    # true of the chart: it renders no NetworkPolicy (were it to, its AppProjects would
+    # have to admit it: tests/targets/argocd/test_trust_argocd.py checks every kind)
+    from pipecompile.targets.argocd import CHART_KINDS
+
+    assert ("networking.k8s.io", "NetworkPolicy") not in CHART_KINDS
+    old = "    cluster: https://kubernetes.default.svc\n    url: https://shop.example.com\n"
+    own = REFERENCE.replace(old, old.replace("kubernetes.default.svc", "prod.k8s.example.com"))
+    report = trust_report(compile_bytes("pipeline.yaml", own.encode()))
+    i = report.index(
+        "environment production (namespace ecommerce on https://prod.k8s.example.com):"
+    )
+    assert "  cluster: https://prod.k8s.example.com, no other environment runs there" in report[i:]
+    staging = next(x for x in report if x.startswith("  cluster: ") and "staging's" in x)
+    assert "shared with development, testing (" in staging
+
+
+def test_explain_trust_names_who_may_record_a_dast_pass() -> None:
+    ir = compile_bytes("pipeline.yaml", REFERENCE.encode())
+    report = trust_report(ir)
+    gates = [x for x in report if x.startswith("  DAST gate: ")]
+    assert len(gates) == len([e for e in ir.environments if e.after_dast]) == 1
+    assert (
+        "recorded as passed in staging in DynamoDB table ecommerce-promotions, which only "
+        "IAM role ecommerce-codebuild-dast writes" in gates[0]
+    )

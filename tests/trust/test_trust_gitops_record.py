@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipecompile.targets.common import script_path
 from tests.conftest import git, scratch_gitops
@@ -120,3 +121,88 @@ def test_a_fifo_in_the_chart_is_refused(tmp_path: Path) -> None:
     remote = scratch_gitops(tmp_path)
     res = _run(root, home, remote)
     assert res.returncode == 1 and "not a regular file" in res.stderr, res.stderr
+
+
+def _run_env(
+    root: Path, home: Path, remote: Path, values: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "GITOPS_AUTH": "ssh",
+        "GITOPS_DEPLOY_KEY": SECRET,
+        "GITOPS_REPOSITORY": f"file://{remote}",
+        "GITOPS_REVISION": "HEAD",
+        "GITOPS_DIR": "web/development",
+        "CHART_SOURCE": "kubernetes/charts/app",
+        "VALUES_SOURCE": "kubernetes/values/web",
+        "SERVICE": "web",
+        "ENVIRONMENT": "development",
+        "IMAGE_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/web",
+        "IMAGE_TAG": "src-0123",
+        "IMAGE_DIGEST": DIGEST,
+        **values,
+    }
+    return subprocess.run(
+        ["bash", str(script_path("gitops-record.sh"))],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        # closes the quoted tag and adds keys the chart reads from image-<env>.yaml's map
+        ("IMAGE_TAG", 'x"\n  digest: "sha256:' + "b" * 64 + '"\nreplicas: 0\nx: "'),
+        ("IMAGE_TAG", 'x" # '),
+        ("IMAGE_TAG", "x\\"),
+        ("IMAGE_TAG", "-leading-dash"),
+        ("IMAGE_TAG", "a" * 129),
+        ("IMAGE_DIGEST", "sha256:" + "a" * 64 + '"\nreplicas: 0\nx: "'),
+        ("IMAGE_DIGEST", "latest"),
+        ("IMAGE_URI", 'evil.example/x"\n  pullPolicy: "Never'),
+    ],
+)
+def test_a_hostile_build_value_is_refused_before_it_reaches_the_image_file(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    """Finding 3 of the last trace: a feature build's buildspec comes from the branch, so it
+    exports any IMAGE_TAG it likes; the development deploy wrote it between quotes into
+    image-development.yaml, where a quote and a newline add keys (another digest, replicas,
+    anything the chart reads from .Values). A value outside its format (an ECR tag, a
+    sha256 digest, a registry/repository) is refused and nothing is pushed."""
+    root, home = tmp_path / "src", tmp_path / "home"
+    home.mkdir()
+    _checkout(root)
+    remote = scratch_gitops(tmp_path)
+    before = _committed(tmp_path, remote)
+    res = _run_env(root, home, remote, {name: value})
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert f"refusing {name}" in res.stderr, res.stderr
+    assert _committed(tmp_path, remote) == before  # nothing pushed
+    assert not (home / ".ssh/gitops_deploy_key").exists()  # refused before the key
+
+
+def test_the_image_file_parses_back_to_the_values_recorded(tmp_path: Path) -> None:
+    """The longest tag ECR accepts, with every character it allows, reads back as itself."""
+    root, home = tmp_path / "src", tmp_path / "home"
+    home.mkdir()
+    _checkout(root)
+    remote = scratch_gitops(tmp_path)
+    tag = "A_z0.9-" + "x" * 121
+    res = _run_env(root, home, remote, {"IMAGE_TAG": tag})
+    assert res.returncode == 0, res.stderr
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", f"file://{remote}", str(clone))
+    data = yaml.safe_load((clone / "web/development/image-development.yaml").read_text())
+    assert data == {
+        "image": {
+            "repository": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/web",
+            "tag": tag,
+            "digest": DIGEST,
+        }
+    }

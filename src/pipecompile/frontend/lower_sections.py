@@ -292,6 +292,7 @@ class Sections(Rules):
             release_build_role_name=f"{project}-codebuild-release",
             release_artifact_bucket=f"{project}-release-{account}",
             dast_role_name=f"{project}-codebuild-dast",
+            promotions_table=f"{project}-promotions",
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",
             sonar_secret_name=f"{project}/sonarqube",

@@ -179,7 +179,11 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
             steps.append(PlanStep(kind, title, f"{kind}.sh", (*image, keys)))
     if env.after_dast and dast is not None:
         title = "Promote only what passed DAST in {DAST_ENVIRONMENT}"
-        gate = (*image, _v("DAST_ENVIRONMENT", dast.environment))
+        gate = (
+            *image,
+            _v("DAST_ENVIRONMENT", dast.environment),
+            _v("PROMOTIONS_TABLE", model.aws.promotions_table),
+        )
         steps.append(PlanStep("promotion-gate", title, "promotion-gate.sh", gate))
     if env.sync_window and env.sync == "automated":
         title = "Deploy only inside the sync window of {ENVIRONMENT}"
@@ -232,7 +236,12 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
         title = "OWASP ZAP baseline scan of {DAST_ENVIRONMENT}; fail at " + dast.fail_on
         # what dast-mark.sh reads: never the image URI, so zap.yml (one for every
         # service) holds no service's image
-        mark = (_v("DAST_ENVIRONMENT", env.name), image[0], *IMAGE)
+        mark = (
+            _v("DAST_ENVIRONMENT", env.name),
+            _v("PROMOTIONS_TABLE", model.aws.promotions_table),
+            image[0],
+            *IMAGE,
+        )
         dast_steps = (
             PlanStep("dast", title, "dast-scan.sh", zap),
             PlanStep("dast-mark", "Mark the digest as passed", "dast-mark.sh", mark),

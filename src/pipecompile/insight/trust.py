@@ -48,6 +48,12 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     if release:
         sign = f"that build role alone, with {key}; no dev-tier role may use this key or "
         sign += "write these repositories"
+        if ir.delivery == "codepipeline":
+            # not yet its own project (issue 28, trace finding 2): say so
+            sign += (
+                "; not refused yet: the release build's CI steps (the branch's commands) "
+                "run in the session that signs, so they can sign any digest with this key"
+            )
     else:
         sign = f"that build role, with {key}: any deploy branch's code runs there, so this "
         sign += "signature says only 'built by this pipeline'"
@@ -152,6 +158,38 @@ def _admission(ir: IR, env: Environment) -> str:
     )
 
 
+def _promotion(ir: IR, env: Environment) -> list[str]:
+    """Who may say a digest passed DAST, for the environments the gate guards."""
+    dast = ir.security.dast
+    if dast is None or not env.after_dast:
+        return []
+    role = dast.github_role_name if ir.delivery == "github-actions" else ir.aws.dast_role_name
+    return [
+        f"DAST gate: deploys only digests recorded as passed in {dast.environment} in "
+        f"DynamoDB table {ir.aws.promotions_table}, which only IAM role {role} writes (no "
+        "build or deploy role; an ECR tag is never a pass: the release build may push any tag)"
+    ]
+
+
+def _cluster(ir: IR, env: Environment) -> str:
+    """Which environments run in the same cluster as ``env``, and what that allows."""
+    others = [e.name for e in ir.environments if e.cluster == env.cluster and e is not env]
+    if not others:
+        return f"cluster: {env.cluster}, no other environment runs there"
+    unapproved = [o for o in others if not ir.environment(o).approval]
+    whose = (
+        f" (also {', '.join(unapproved)}'s, which run code no one approved)"
+        if env.approval and unapproved
+        else ""
+    )
+    return (
+        f"cluster: shared with {', '.join(others)} (each in its own namespace); no "
+        f"NetworkPolicy is generated, so their pods{whose} can reach {env.name}'s Services "
+        f"over the cluster network: give {env.name} its own cluster "
+        f"(environments.{env.name}.cluster) or isolate the namespaces yourself"
+    )
+
+
 def trust_lines(ir: IR, env: Environment) -> list[str]:
     """The trust of one environment, one fact a line."""
     build, sign = _builders(ir, env)
@@ -162,6 +200,8 @@ def trust_lines(ir: IR, env: Environment) -> list[str]:
         f"who can deploy: {_deployer(ir, env)}",
         *_gitops(ir, env),
         _admission(ir, env),
+        *_promotion(ir, env),
+        _cluster(ir, env),
     ]
 
 

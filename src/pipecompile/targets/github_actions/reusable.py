@@ -230,8 +230,8 @@ def dast_steps(ir: IR) -> tuple[PlanStep, ...]:
 def zap_workflow(ir: IR) -> dict[str, Any]:
     """The plan's DAST: ZAP in a job without any token, then (given a digest) the marker
     a promotion gate looks for, in a job of the DAST's own GitHub environment (no deploy
-    secret there) as the DAST role (it reads the images and tags a digest that passed:
-    no signing key, no layer upload, no GitOps credential)."""
+    secret there) as the DAST role (it records a digest that passed in the promotions
+    table: no image write, no signing key, no GitOps credential)."""
     dast = ir.security.dast
     assert dast is not None
     scan, mark = dast_steps(ir)

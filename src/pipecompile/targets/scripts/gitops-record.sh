@@ -25,8 +25,23 @@
 #   1  the chart or values are missing, the push failed 5 times, or the chart or values
 #      hold a symbolic link or anything but regular files and folders (the branch under
 #      deploy chooses them: a values file linked to the deploy key, /proc/self/environ or
-#      any file of this machine would otherwise be committed to the GitOps repository)
+#      any file of this machine would otherwise be committed to the GitOps repository),
+#      or IMAGE_TAG, IMAGE_DIGEST or IMAGE_URI is outside its format (an ECR tag, a
+#      sha256 digest, registry/repository): they come from the build's variables, which a
+#      feature branch's buildspec sets, and land in the YAML of image-<env>.yaml
 set -euo pipefail
+# refuses the value of variable $1 unless all of it matches the extended regex $2
+only_format() {
+  local value="${!1}"
+  if [[ "$value" == *$'\n'* ]] || ! grep -Eqx -- "$2" <<< "$value"; then
+    echo "refusing $1: '$value' is not $3" >&2
+    exit 1
+  fi
+}
+# before anything is written: each lands between double quotes in a YAML file
+only_format IMAGE_TAG '[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}' "an image tag (ECR: 1-128 of A-Z a-z 0-9 _ . -)"
+only_format IMAGE_DIGEST 'sha256:[0-9a-f]{64}' "a sha256 digest"
+only_format IMAGE_URI '[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+' "registry/repository"
 # refuses a link in any component of the checkout-relative path $1, then anything in
 # the tree at $1 that is not a regular file or a folder (find does not follow links)
 only_plain_files() {

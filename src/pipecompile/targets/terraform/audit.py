@@ -171,6 +171,28 @@ def audit(ir: IR) -> list[Block]:
         sse.attr("enabled", True)
         sse.attr("kms_key_arn", Ref("aws_kms_key.cicd.arn"))
         blocks.append(t)
+    dast = ir.security.dast
+    if dast is not None:
+        t = resource("aws_dynamodb_table", "promotions")
+        t.attr("name", ir.aws.promotions_table)
+        t.attr("billing_mode", "PAY_PER_REQUEST")
+        t.comment(
+            "the digests that passed DAST: gate <environment>/<repository>, digest; only the "
+            "DAST role writes (dynamodb:LeadingKeys), the environments after it read. Not an "
+            "ECR tag: IAM cannot scope a tag, and the release build writes the repository"
+        )
+        t.attr("hash_key", "gate")
+        t.attr("range_key", "digest")
+        t.attr("deletion_protection_enabled", True)
+        for attr_name in ("gate", "digest"):
+            a = t.block("attribute")
+            a.attr("name", attr_name)
+            a.attr("type", "S")
+        t.block("point_in_time_recovery").attr("enabled", True)
+        sse = t.block("server_side_encryption")
+        sse.attr("enabled", True)
+        sse.attr("kms_key_arn", Ref("aws_kms_key.cicd.arn"))
+        blocks.append(t)
     return blocks
 
 

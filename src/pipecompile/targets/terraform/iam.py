@@ -4,10 +4,11 @@ build tiers that share nothing they could write.
 CodePipeline delivery: the pipeline role; the dev-tier CodeBuild role (any deploy branch's
 code: its ECR repositories, the dev artifact bucket, the dev signing key); the release-tier
 role (approval environments' branches: the release repositories, the release bucket, the
-release key); the DAST project's own role (reads images, tags a passed digest, nothing
-else); one role per environment for its deploy project (its own GitOps and Argo CD
-secrets, its tier's images, its own rows of the audit table); one approver role per
-approval environment, the only principal that may approve it (every CI role is denied
+release key); the DAST project's own role (records a passed digest in the promotions
+table, which no other role writes: an ECR tag cannot be scoped in IAM; nothing else);
+one role per environment for its deploy project (its own GitOps and Argo CD secrets,
+its tier's images, its own rows of the audit table); one approver role per approval
+environment, the only principal that may approve it (every CI role is denied
 codepipeline:PutApprovalResult).  GitHub delivery: the build roles by tier, and per
 environment a deploy role that only that GitHub environment's jobs can assume (OIDC
 subject repo:<repo>:environment:<env>).
@@ -302,11 +303,20 @@ def _deploy_statements(ir: IR, env: Environment) -> list[dict[str, Any]]:
     dast = ir.security.dast
     repos = _env_repos(ir, env)
     if env.after_dast and dast is not None:
-        dast_repos = _env_repos(ir, ir.environment(dast.environment))
-        repos = repos + [r for r in dast_repos if r not in repos]
-    # the DAST gate tags a passed digest with its own role (CodePipeline: the DAST
-    # project's; GitHub: the DAST job's): no deploy role writes a promotion marker
-    if env.after_dast or ir.security.sign_images:
+        # the DAST gate records a passed digest with its own role (CodePipeline: the DAST
+        # project's; GitHub: the DAST job's) in the promotions table, which no build or
+        # deploy role writes: an ECR tag cannot be scoped in IAM, an item's key can
+        out.append(
+            {
+                "sid": "ReadPromotions",
+                "actions": ["dynamodb:GetItem"],
+                "resources": [Ref("aws_dynamodb_table.promotions.arn")],
+                "conditions": [
+                    ("ForAllValues:StringLike", "dynamodb:LeadingKeys", [f"{dast.environment}/*"])
+                ],
+            }
+        )
+    if ir.security.sign_images:
         out.append(
             {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]}
         )
@@ -365,20 +375,29 @@ def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
     return blocks
 
 
+def _mark_passed(ir: IR) -> dict[str, Any]:
+    """The DAST gate's one write: a new item, keyed by the scanned environment, in the
+    promotions table (dast-mark.sh); the environments after it read only those items."""
+    dast = ir.security.dast
+    assert dast is not None
+    return {
+        "sid": "MarkPassed",
+        "actions": ["dynamodb:GetItem", "dynamodb:PutItem"],
+        "resources": [Ref("aws_dynamodb_table.promotions.arn")],
+        "conditions": [
+            ("ForAllValues:StringLike", "dynamodb:LeadingKeys", [f"{dast.environment}/*"])
+        ],
+    }
+
+
 def _dast_role(ir: IR) -> list[Block]:
-    """The DAST project: reads the scanned environment's images and tags a digest that
-    passed; no signing key, no layer upload, no SonarQube secret, no other tier."""
+    """The DAST project: records a digest that passed in the promotions table; no image
+    write, no signing key, no SonarQube secret, no other tier."""
     dast = ir.security.dast
     assert dast is not None
     env = ir.environment(dast.environment)
     statements = _common_codebuild(ir, [_log_arn("dast")], env.approval)
-    statements.append(
-        {
-            "sid": "MarkPassed",
-            "actions": ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage"],
-            "resources": _env_repos(ir, env),
-        }
-    )
+    statements.append(_mark_passed(ir))
     acct = ir.aws.account_id
     blocks = service_role("codebuild_dast", ir.aws.dast_role_name, "codebuild.amazonaws.com", acct)
     blocks.append(policy_doc("codebuild_dast", statements))
@@ -459,22 +478,16 @@ def _github_roles(ir: IR) -> list[Block]:
 
 def _github_dast_role(ir: IR, provider: Ref) -> list[Block]:
     """The DAST job's role: only jobs of its GitHub environment assume it; it reads the
-    scanned environment's images and tags a digest that passed, nothing else."""
+    promotions table's items of the scanned environment, nothing else (no ECR)."""
     dast = ir.security.dast
     assert dast is not None
-    env = ir.environment(dast.environment)
     subject = f"repo:{ir.repository}:environment:{dast.github_environment}"
     blocks = [github_trust("github_dast", provider, [subject])]
     role = iam_role("github_dast", dast.github_role_name, "github_dast_assume")
     role.attr("max_session_duration", 3600)
     blocks.append(role)
     statements: list[dict[str, Any]] = [
-        {"sid": "EcrLogin", "actions": ["ecr:GetAuthorizationToken"], "resources": ["*"]},
-        {
-            "sid": "MarkPassed",  # a tag on an existing manifest: no layer upload
-            "actions": ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage"],
-            "resources": _env_repos(ir, env),
-        },
+        _mark_passed(ir),
         NEVER_APPROVE,
     ]
     blocks.append(policy_doc("github_dast", statements))
