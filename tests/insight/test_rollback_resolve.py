@@ -62,3 +62,42 @@ def test_a_manual_rollback_resolves_only_digests_that_ran(tmp_path: Path) -> Non
             assert code == 1 and written == "" and "never deployed successfully" in err
     check = subprocess.run(["shellcheck", str(script_path("rollback-resolve.sh"))])
     assert check.returncode == 0
+
+
+@pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
+def test_a_manual_rollback_row_records_its_reason_trigger_and_actor(tmp_path: Path) -> None:
+    table = audit_table(REF)
+    with moto_server() as endpoint:
+        env = {"PATH": f"{TOOLS}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+               "LANG": "C.UTF-8", **aws_env(endpoint, "us-east-1")}  # fmt: skip
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing",
+                              aws_secret_access_key="testing")  # fmt: skip
+        client.create_table(**table)
+        cases = [  # (the wait's outcome file, the row's outcome and reason)
+            ("outcome=succeeded\n", "rolled-back", "checkout errors since rel-1"),
+            ("outcome=failed\nreason=health Degraded\n", "failed",
+             "checkout errors since rel-1; health Degraded"),
+        ]  # fmt: skip
+        for n, (written, _, _) in enumerate(cases):
+            (tmp_path / f"o{n}").write_text(written)
+            res = run(str(script_path("audit-row.sh")), env,
+                      DEPLOYMENTS_TABLE=table["TableName"], SERVICE="order-service",
+                      ENVIRONMENT="production", COMMIT="c", RUN=f"r{n}",
+                      OUTCOME_FILE=str(tmp_path / f"o{n}"), IMAGE_DIGEST=A, IMAGE_TAG="rel-0",
+                      ROLLBACK_REASON="checkout errors since rel-1", ACTOR="octocat")  # fmt: skip
+            assert res.returncode == 0, res.stderr
+        # an ordinary deploy records neither
+        (tmp_path / "o9").write_text("outcome=succeeded\n")
+        res = run(str(script_path("audit-row.sh")), env, DEPLOYMENTS_TABLE=table["TableName"],
+                  SERVICE="order-service", ENVIRONMENT="production", COMMIT="c", RUN="r9",
+                  OUTCOME_FILE=str(tmp_path / "o9"), IMAGE_DIGEST=B)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        items = {i["run"]["S"]: i for i in client.scan(TableName=table["TableName"])["Items"]}
+    for n, (_, outcome, reason) in enumerate(cases):
+        row = items[f"r{n}"]
+        assert row["outcome"]["S"] == outcome
+        assert row["reason"]["S"] == reason
+        assert (row["trigger"]["S"], row["actor"]["S"]) == ("manual", "octocat")
+    assert items["r9"]["outcome"]["S"] == "succeeded"
+    assert "trigger" not in items["r9"] and "reason" not in items["r9"]
