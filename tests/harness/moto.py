@@ -61,14 +61,14 @@ def aws_env(endpoint: str, region: str) -> dict[str, str]:
     }
 
 
-def audit_table(root: Path) -> dict[str, Any]:
+def audit_table(root: Path, tf: str = "infrastructure/terraform/cicd") -> dict[str, Any]:
     """create_table's arguments for the audit table exactly as the generated Terraform
     (audit.tf in ``root``) declares it: its name, key schema and attributes."""
     from tests.conftest import terraform_blocks
 
     (body,) = [
         body
-        for block in terraform_blocks(root)["resource"]
+        for block in terraform_blocks(root, tf)["resource"]
         for label, body in block.get("aws_dynamodb_table", {}).items()
         if label == "deployments"
     ]
