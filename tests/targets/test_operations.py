@@ -62,7 +62,9 @@ def test_the_daily_summary_workflow_posts_the_day_of_the_audit_table(tmp_path: P
         assert res.returncode == 0, res.stderr
     (line,) = output.read_text().splitlines()
     assert line.startswith("payload=")
-    text = json.loads(line.removeprefix("payload="))["text"]
+    payload = json.loads(line.removeprefix("payload="))
+    assert set(payload) == {"text"}  # no channel: the webhook's own
+    text = payload["text"]
     title, *lines = text.splitlines()
     assert title.startswith("*storefront: 2 deployment(s) since ") and title.endswith("*")
     assert sorted(x.split(" ", 1)[1] for x in lines) == [
