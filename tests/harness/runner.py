@@ -15,6 +15,7 @@ runs only the steps whose ``if`` calls ``always()`` or ``cancelled()``; ``job.st
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import uuid
@@ -49,6 +50,17 @@ def _translate(expr: str) -> str:
         else:
             out.append(f"_get({m['name']!r})")
     return "".join(out)
+
+
+def _format(template: str, *args: Any) -> str:
+    """GitHub's format(): {N} is argument N, {{ and }} are braces (docs, "Expressions")."""
+    values = ["" if a is None else str(a).lower() if isinstance(a, bool) else str(a)
+              for a in args]  # fmt: skip
+    return re.sub(
+        r"\{\{|\}\}|\{(\d+)\}",
+        lambda m: values[int(m[1])] if m[1] else m[0][0],
+        template,
+    )
 
 
 @dataclass
@@ -88,6 +100,8 @@ class Job:
             "failure": lambda: status == "failure",
             "cancelled": lambda: status == "cancelled",
             "contains": lambda hay, needle: needle in hay,
+            "toJSON": lambda value: json.dumps(value, indent=2),
+            "format": _format,
         }
         return eval(_translate(expr), {"_get": self._get, "_fn": fns})
 

@@ -16,6 +16,7 @@ from tests.harness.moto import audit_table, aws_env, moto_server
 TOOLS = ROOT / ".venv-tools" / "bin"
 REF = ROOT / "samples/ecommerce"
 A, B, C, D = ("sha256:" + c * 64 for c in "abcd")
+ROLE = "arn:aws:sts::123456789012:assumed-role/oncall/ana"  # who started the build
 
 
 def run(script: str, env: dict[str, str], **extra: str) -> subprocess.CompletedProcess[str]:
@@ -62,3 +63,94 @@ def test_a_manual_rollback_resolves_only_digests_that_ran(tmp_path: Path) -> Non
             assert code == 1 and written == "" and "never deployed successfully" in err
     check = subprocess.run(["shellcheck", str(script_path("rollback-resolve.sh"))])
     assert check.returncode == 0
+
+
+@pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
+def test_a_manual_rollback_row_records_its_reason_trigger_and_actor(tmp_path: Path) -> None:
+    table = audit_table(REF)
+    with moto_server() as endpoint:
+        env = {"PATH": f"{TOOLS}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+               "LANG": "C.UTF-8", **aws_env(endpoint, "us-east-1")}  # fmt: skip
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing",
+                              aws_secret_access_key="testing")  # fmt: skip
+        client.create_table(**table)
+        cases = [  # (the wait's outcome file, the row's outcome and reason)
+            ("outcome=succeeded\n", "rolled-back", "checkout errors since rel-1"),
+            ("outcome=failed\nreason=health Degraded\n", "failed",
+             "checkout errors since rel-1; health Degraded"),
+        ]  # fmt: skip
+        for n, (written, _, _) in enumerate(cases):
+            (tmp_path / f"o{n}").write_text(written)
+            res = run(str(script_path("audit-row.sh")), env,
+                      DEPLOYMENTS_TABLE=table["TableName"], SERVICE="order-service",
+                      ENVIRONMENT="production", COMMIT="c", RUN=f"r{n}",
+                      OUTCOME_FILE=str(tmp_path / f"o{n}"), IMAGE_DIGEST=A, IMAGE_TAG="rel-0",
+                      ROLLBACK_REASON="checkout errors since rel-1", ACTOR="octocat")  # fmt: skip
+            assert res.returncode == 0, res.stderr
+        # an ordinary deploy records neither
+        (tmp_path / "o9").write_text("outcome=succeeded\n")
+        res = run(str(script_path("audit-row.sh")), env, DEPLOYMENTS_TABLE=table["TableName"],
+                  SERVICE="order-service", ENVIRONMENT="production", COMMIT="c", RUN="r9",
+                  OUTCOME_FILE=str(tmp_path / "o9"), IMAGE_DIGEST=B)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        items = {i["run"]["S"]: i for i in client.scan(TableName=table["TableName"])["Items"]}
+    for n, (_, outcome, reason) in enumerate(cases):
+        row = items[f"r{n}"]
+        assert row["outcome"]["S"] == outcome
+        assert row["reason"]["S"] == reason
+        assert (row["trigger"]["S"], row["actor"]["S"]) == ("manual", "octocat")
+    assert items["r9"]["outcome"]["S"] == "succeeded"
+    assert "trigger" not in items["r9"] and "reason" not in items["r9"]
+
+
+@pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
+def test_the_deploy_buildspec_resolves_a_manual_rollback_before_it_deploys(
+    tmp_path: Path,
+) -> None:
+    """CodePipeline delivery: explain --rollback starts the environment's deploy project
+    with ROLLBACK_REASON and DIGEST; the buildspec's first commands (as CodeBuild runs
+    them, one shell for the phase) resolve the digest, then the deploy's checks see it."""
+    import yaml
+
+    spec = yaml.safe_load((REF / "ci/codebuild/deploy.yml").read_text())
+    commands = spec["phases"]["build"]["commands"]
+    first = commands[: commands.index(next(c for c in commands if c.startswith("test -n")))]
+    assert len(first) == 2
+    table = audit_table(REF)
+    with moto_server() as endpoint:
+        env = {"PATH": f"{TOOLS}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+               "LANG": "C.UTF-8", **aws_env(endpoint, "us-east-1")}  # fmt: skip
+        boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id="testing", aws_secret_access_key="testing",
+                     ).create_table(**table)  # fmt: skip
+        for n, digest in enumerate((A, B)):
+            (tmp_path / f"o{n}").write_text("outcome=succeeded\n")
+            res = run(str(script_path("audit-row.sh")), env,
+                      DEPLOYMENTS_TABLE=table["TableName"], SERVICE="order-service",
+                      ENVIRONMENT="production", COMMIT=f"c{n}", RUN=f"r{n}",
+                      OUTCOME_FILE=str(tmp_path / f"o{n}"), IMAGE_DIGEST=digest,
+                      IMAGE_TAG=f"rel-{n}")  # fmt: skip
+            assert res.returncode == 0, res.stderr
+        script = tmp_path / "phase.sh"
+        probe = 'echo "$IMAGE_TAG $IMAGE_DIGEST chart=[$CHART_SOURCE] $ACTOR"'
+        # /tmp/rollback.env is the build's own /tmp on CodeBuild; here a private copy
+        body = "\n".join(first).replace("/tmp/rollback.env", str(tmp_path / "rollback.env"))
+        script.write_text(f"set -e\n{body}\n{probe}\n")
+        base = {**env, "DEPLOYMENTS_TABLE": table["TableName"], "SERVICE": "order-service",
+                "ENVIRONMENT": "production", "CHART_SOURCE": "kubernetes/apps/_chart",
+                "CODEBUILD_INITIATOR": ROLE}  # fmt: skip
+        res = run(str(script), base, ROLLBACK_REASON="bad release", DIGEST="previous",
+                  IMAGE_TAG="rollback", IMAGE_DIGEST="previous")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.splitlines()[-1] == (f"rel-0 {A} chart=[] {ROLE}")
+        (tmp_path / "rollback.env").unlink()
+        # an ordinary deploy: nothing resolved, nothing changed
+        res = run(str(script), base, IMAGE_TAG="rel-1", IMAGE_DIGEST=B, ACTOR="")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.splitlines()[-1] == f"rel-1 {B} chart=[kubernetes/apps/_chart] "
+        assert not (tmp_path / "rollback.env").exists()
+        # a digest that never ran there: the build fails before any deploy step
+        res = run(str(script), base, ROLLBACK_REASON="x", DIGEST=C, IMAGE_TAG="rollback",
+                  IMAGE_DIGEST="previous")  # fmt: skip
+        assert res.returncode != 0 and "never deployed successfully" in res.stderr

@@ -183,7 +183,11 @@ class GitHubDelivery:
         run_id: str | None = None,
         attempt: int = 1,
         cancel_at: str | None = None,
+        inputs: dict[str, str] | None = None,
+        actor: str = "dev",
     ) -> Run:
+        """``inputs``: a workflow_dispatch's (the event is then workflow_dispatch, started
+        by ``actor``); otherwise a push by dev."""
         run_id = run_id or str(1000 + len(self.runs))
         run = Run(name, sha, run_id, attempt)
         self.runs.append(run)
@@ -201,9 +205,10 @@ class GitHubDelivery:
             "repository": "example/app",
             "workflow_ref": f"example/app/.github/workflows/{name}@refs/heads/{branch}",
             "token": self.api.token,
-            "actor": "dev",
-            "event_name": "push",
-            "event": {"head_commit": {"author": {"username": "dev"}}},
+            "actor": actor,
+            "triggering_actor": actor,
+            "event_name": "push" if inputs is None else "workflow_dispatch",
+            "event": {"head_commit": {"author": {"username": "dev"}}} if inputs is None else {},
         }
         info: dict[str, dict[str, Any]] = {}
         cancelled = False
@@ -216,7 +221,12 @@ class GitHubDelivery:
             for n in _list(job.get("needs")):
                 context.setdefault(n, info[self._need(job_id, n, wf["jobs"])])
             results = [info[n]["result"] for n in needs]
-            ctx = {"github": github, "needs": context, "secrets": self.secrets, "inputs": {}}
+            ctx = {
+                "github": github,
+                "needs": context,
+                "secrets": self.secrets,
+                "inputs": dict(inputs or {}),
+            }
             status_fns = {
                 "always": lambda: True,
                 "success": lambda r=results, c=cancelled: not c and all(x == "success" for x in r),

@@ -176,7 +176,14 @@ def test_slack_payloads_carry_no_channel() -> None:
         for job in yaml.safe_load(path.read_text())["jobs"].values():
             for step in job.get("steps", []):
                 if "slack" in step.get("uses", ""):
-                    payloads.append(json.loads(step["with"]["payload"]))
+                    payload = step["with"]["payload"]
+                    if payload == "${{ needs.summary.outputs.payload }}":
+                        # daily-summary.sh's output: tests/targets/test_operations.py
+                        # checks it is {"text": ...}
+                        continue
+                    # a value GitHub fills in at run time (toJSON(...): a JSON string)
+                    payload = re.sub(r"\$\{\{ toJSON\(.*?\) \}\}", '"x"', payload)
+                    payloads.append(json.loads(payload))
     assert payloads and all(set(p) == {"text"} for p in payloads)
 
 

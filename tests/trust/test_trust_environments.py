@@ -142,6 +142,7 @@ def test_a_feature_branch_cannot_deploy_to_an_approval_environment() -> None:
     ir = ir_of(STOREFRONT)
     policy = policies(environment_requests(ir))
     tiered = ["ci", "ci-release", "notifications-dev", "notifications", "compliance"]
+    tiered.append("daily-summary")  # daily-summary.yml (issue 29, item 1)
     assert sorted(policy) == sorted([e.name for e in ir.environments] + ["staging-dast", *tiered])
     acct = Account(STOREFRONT / ir.output("terraform"), ir.aws.account_id)
     provider = ("Federated", f"arn:aws:iam::{ir.aws.account_id}:oidc-provider/{OIDC}")

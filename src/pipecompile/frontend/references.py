@@ -24,6 +24,7 @@ GITHUB_ENVIRONMENTS = {
     "notifications": "Slack messages of release runs",
     "notifications-dev": "Slack messages of feature runs",
     "compliance": "the drift check and the security review",
+    "daily-summary": "the daily deployment summary",
 }
 
 

@@ -15,7 +15,56 @@ from __future__ import annotations
 import shlex
 
 from ..errors import UsageError, did_you_mean
-from ..ir import IR
+from ..ir import IR, Deployment, Service
+from ..targets.terraform.pipelines import deploy_variables
+
+
+def _generated(ir: IR, svc: Service, dep: Deployment) -> list[str]:
+    """The generated rollback: the deploy path itself, with a reason (rollback.yml on
+    GitHub delivery; the environment's deploy project started with overrides on
+    CodePipeline delivery), resolving the digest from the audit table."""
+    q = shlex.quote
+    env = ir.environment(dep.environment)
+    head = (
+        "The generated rollback (the digest from the audit table: the newest succeeded one "
+        "before the current, or the digest you name if the table lists it as succeeded "
+        "here; then the "
+        "deploy's own steps: signature check, GitOps commit, health wait; the audit row "
+        "records outcome rolled-back, the reason, trigger manual and who ran it):"
+    )
+    if ir.delivery == "github-actions":
+        branch = env.branches[0]
+        ref = q(branch) if "*" not in branch else f"'<a branch matching {branch}>'"
+        return [
+            head,
+            f"   gh workflow run rollback.yml --ref {ref} \\",
+            f"     -f service={q(svc.name)} -f environment={q(env.name)} "
+            "-f reason='<why>'   # optional: -f digest=sha256:...",
+            f"   (dispatch from a branch {env.name} deploys, {', '.join(env.branches)}: its "
+            "GitHub environment admits no other; its reviewers approve the rollback; the "
+            "channel hears the result)",
+            "",
+            "Or by hand, step by step:",
+            "",
+        ]
+    values = {k: v for k, v in deploy_variables(ir, svc, dep).items() if "#{" not in v}
+    values |= {"IMAGE_TAG": "rollback", "IMAGE_DIGEST": "previous", "DIGEST": "previous"}
+    overrides = [f"name={k},value={v}" for k, v in values.items()]
+    return [
+        head,
+        "   REASON='<why>'   # and DIGEST=sha256:... below for another succeeded digest",
+        f"   aws codebuild start-build --project-name {q(env.deploy_project)} \\",
+        "     --source-type-override NO_SOURCE --artifacts-override type=NO_ARTIFACTS \\",
+        "     --environment-variables-override \\",
+        *(f"       {q(o)} \\" for o in overrides),
+        '       "name=ROLLBACK_REASON,value=$REASON"',
+        f"   (the project's own role, which reads only {env.name}'s audit rows; no "
+        "checkout: only the image file changes in GitOps; no pipeline approval: who may "
+        "start this project is who may roll back; then tell the channel)",
+        "",
+        "Or by hand, step by step:",
+        "",
+    ]
 
 
 def rollback_commands(ir: IR, service: str, environment: str) -> list[str]:
@@ -29,6 +78,8 @@ def rollback_commands(ir: IR, service: str, environment: str) -> list[str]:
         raise UsageError(f"unknown environment '{environment}'{did_you_mean(environment, names)}")
     q = shlex.quote
     out = [f"Roll {service} back in {environment} (Argo CD Application {dep.app_name}):", ""]
+    if ir.deployments_table:
+        out += _generated(ir, svc, dep)
     n = 1
     stream = f"{environment}/{service}"
     if ir.deployments_table:

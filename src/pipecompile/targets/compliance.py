@@ -29,6 +29,10 @@ DRIFT_SCHEDULE = ("0 5 * * *", "cron(0 5 * * ? *)")  # every day, 05:00
 CONFIG_REVIEW_SCHEDULE = ("0 6 1 * *", "cron(0 6 1 * ? *)")
 REVIEW_SCHEDULE = ("0 7 1 * *", "cron(0 7 1 * ? *)")
 
+# the daily deployment summary (issue 29, item 1): 17:00 UTC, the end of a European day
+SUMMARY_SCHEDULE = ("0 17 * * *", "cron(0 17 * * ? *)")
+# GitHub delivery: the only environment the summary's read-only role trusts
+SUMMARY_ENVIRONMENT = "daily-summary"
 ENVIRONMENT = "compliance"  # GitHub delivery: the only environment the review roles trust
 
 
@@ -104,3 +108,9 @@ def github_roles(ir: IR) -> dict[str, tuple[str, str]]:
         name = f"{ir.project}-{suffix}"
         out[key] = (name, f"arn:aws:iam::{ir.aws.account_id}:role/{name}")
     return out
+
+
+def summary_role(ir: IR) -> tuple[str, str]:
+    """GitHub delivery: (name, ARN) of the daily summary's role (Query on the audit table)."""
+    name = f"{ir.project}-github-daily-summary"
+    return name, f"arn:aws:iam::{ir.aws.account_id}:role/{name}"

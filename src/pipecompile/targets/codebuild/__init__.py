@@ -242,6 +242,23 @@ def _facts(step: PlanStep, approver: SharedStep | None) -> list[str]:
     return out
 
 
+ROLLBACK_ENV = "/tmp/rollback.env"
+
+
+def rollback_commands() -> list[str]:
+    """A manual rollback (``explain --rollback``: a start-build of the environment's deploy
+    project with ROLLBACK_REASON and DIGEST, no source): the digest from this
+    environment's audit rows (rollback-resolve.sh, as the project's role), then the same
+    deploy; only the image file changes in GitOps (no checkout: CHART_SOURCE empty), and
+    the audit row records the reason and who started the build."""
+    resolve = script_body("rollback-resolve.sh")
+    return [
+        f'[ -z "${{ROLLBACK_REASON:-}}" ] || (\nexport IMAGE_ENV={ROLLBACK_ENV}\n{resolve})',
+        f"[ ! -f {ROLLBACK_ENV} ] || {{ set -a; . {ROLLBACK_ENV}; set +a; "
+        'export CHART_SOURCE="" ACTOR="${ACTOR:-${CODEBUILD_INITIATOR:-unknown}}"; }',
+    ]
+
+
 def deploy_spec(ir: IR) -> dict[str, Any]:
     """The plan's shared deploy, for every environment: verify, (promotion gate), (sync
     window), record the digest, wait until healthy; the approver and the audit row always.
@@ -270,6 +287,7 @@ def deploy_spec(ir: IR) -> dict[str, Any]:
     passed = {i.name for s in plan.deploy for i in s.step.inputs}
     required = ["SERVICE", "ENVIRONMENT", "IMAGE_TAG", "IMAGE_DIGEST"]
     commands = [
+        *(rollback_commands() if ir.deployments_table else []),
         " && ".join(f'test -n "${{{name}:-}}"' for name in required if name in passed),
         _derived(passed),
     ]

@@ -27,6 +27,9 @@ Files (relative to the github-actions output folder):
   security-review.yml    delivery: github-actions, with an audit table. Monthly: re-scan
                          the digests each environment runs, zizmor on the workflows
   compliance.yml         reusable, called by both: the review its caller names, its audit row
+  rollback.yml           delivery: github-actions, with an audit table. workflow_dispatch: a
+                         previous succeeded digest through deploy.yml, with a reason
+  daily-summary.yml      and Slack: daily, the audit table's last 24 hours to the channel
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from .deploy import DEPLOY, Deploy, deploy_workflow
 from .environments import describe as describe_environments
 from .gates import CHECK_NAME, REVIEW_FILE, pipecompile_workflow, review_workflow
 from .gates import FILE as GATE_FILE
+from .operations import describe as describe_operations
+from .operations import operations_workflows
 from .reusable import (
     BUILD,
     NOTIFY,
@@ -173,6 +178,7 @@ def describe(ir: IR) -> list[str]:
     )
     delivers = ir.delivery == "github-actions"
     out += describe_compliance(ir)
+    out += describe_operations(ir)  # rollback.yml, daily-summary.yml
     if s.slack_webhook and delivers:
         out.append(
             f"Slack: {s.slack_webhook} is the incoming webhook for {ir.notifications.slack_channel}"
@@ -238,5 +244,7 @@ def render(ir: IR) -> dict[str, str]:
     if scheduled:
         out["dast.yml"] = yaml_document(dast_workflow(ir))
     for path, workflow in compliance_workflows(ir).items():  # drift check, security review
+        out[path] = yaml_document(workflow)
+    for path, workflow in operations_workflows(ir).items():  # manual rollback, daily summary
         out[path] = yaml_document(workflow)
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, DeployStage, PlanInput, PlanStep
+from ..common import script_body
 from .reusable import FACTS, NO_APPROVAL, ZAP, _expr, _run_step, _string, input_name
 from .reusable import workflow_call as call_of
 from .steps import (
@@ -28,6 +29,7 @@ from .steps import (
 )
 
 DEPLOY = "deploy.yml"
+ROLLBACK_STEP = "rollback"
 
 
 def _quote(value: str) -> str:
@@ -153,6 +155,9 @@ class Deploy:
         if inp.source == "secret":
             return _expr(f"secrets.{inp.name}")
         if inp.source == "image":
+            if self.ir.deployments_table:  # a manual rollback's digest, once resolved
+                key = f"IMAGE_{inp.value.upper()}"
+                return _expr(f"steps.{ROLLBACK_STEP}.outputs.{key} || inputs.image_{inp.value}")
             return _expr(f"inputs.image_{inp.value}")
         if inp.source == "run":
             if inp.value == "approver" and approver:
@@ -179,6 +184,8 @@ class Deploy:
             out.append(checkout(ir))  # the chart and values of the commit being delivered
         # the environment's own role: only jobs of this GitHub environment can assume it
         out.append(aws_credentials(ir, self.value("ROLE")))
+        if ir.deployments_table:
+            out.append(self._rollback_step())
         if ir.security.sign_images:
             out.append(install_cosign(ir))
         for shared in ir.plan.deploy:
@@ -195,6 +202,9 @@ class Deploy:
             if step.kind == "approver":
                 env = {"GITHUB_TOKEN": "${{ github.token }}", **env}
                 extra["id"] = "approver"
+            if step.kind == "audit":  # a manual rollback's row: its reason and who ran it
+                env["ROLLBACK_REASON"] = "${{ inputs.rollback_reason }}"
+                env["ACTOR"] = "${{ github.triggering_actor }}"
             out.append(_run_step(step, env, **extra))
         if "failed" in ir.notifications.slack_events and ir.secrets.slack_webhook:
             text = (
@@ -206,6 +216,23 @@ class Deploy:
             )
         return out
 
+    def _rollback_step(self) -> dict[str, Any]:
+        """A manual rollback (rollback.yml passes a reason, and ``previous`` or a digest as
+        image_digest): the digest to return to, from this environment's audit rows (the
+        deploy role reads only those); every later step deploys it."""
+        return {
+            "id": ROLLBACK_STEP,
+            "name": "Find the digest to roll back to (manual rollback)",
+            "if": "inputs.rollback_reason != ''",
+            "env": {
+                "DEPLOYMENTS_TABLE": self.ir.deployments_table,
+                "SERVICE": "${{ inputs.service }}",
+                "ENVIRONMENT": "${{ inputs.environment }}",
+                "DIGEST": "${{ inputs.image_digest }}",
+            },
+            "run": script_body("rollback-resolve.sh"),
+        }
+
     def dast_job(self) -> dict[str, Any]:
         """The plan's DAST of the DAST environment, after the deploy succeeded: zap.yml
         (the scan holds no token; the mark runs in the DAST's own GitHub environment)."""
@@ -213,10 +240,13 @@ class Deploy:
         stage = next(s for s in self.stages if s.dast)
         scan = stage.dast[0]
         url = (scan.input("DAST_URL") or PlanInput("")).value
+        condition = _condition(self.dast_environments)
+        if ir.deployments_table:  # a manual rollback returns to a digest that passed once
+            condition = f"inputs.rollback_reason == '' && ({condition})"
         return {
             "name": "OWASP ZAP scan of ${{ inputs.environment }}",
             "needs": "deploy",
-            "if": _condition(self.dast_environments),
+            "if": condition,
             "permissions": permissions(id_token="write"),
             # one scan of a service's environment at a time; a running one finishes
             "concurrency": {
@@ -241,6 +271,8 @@ def deploy_workflow(ir: IR) -> dict[str, Any]:
         "image_tag": _string(),
         "image_digest": _string(),
     }
+    if ir.deployments_table:  # rollback.yml's: why (the audit row records it)
+        inputs["rollback_reason"] = _string(False)
     for name, kind in d.passed():
         if kind == "boolean":
             inputs[input_name(name)] = {"type": "boolean", "default": False}

@@ -19,6 +19,7 @@ dev``                         feature branch cannot post as the release channel'
 ``notifications``   release   Slack messages of release runs, approval requests, the
                               scheduled reviews (the default branch)
 ``compliance``      release   the drift check and security review (the default branch)
+``daily-summary``   release   the daily deployment summary (the default branch)
 ==================  ========  =============================================================
 
 The deploy environments and the DAST job's keep their own (insight/environments.py).
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 from ...ir import IR
 from ..compliance import ENVIRONMENT as COMPLIANCE
+from ..compliance import SUMMARY_ENVIRONMENT as SUMMARY
 from .steps import CI_ENVIRONMENT as CI
 from .steps import NOTIFY_ENVIRONMENT as NOTIFY
 
@@ -106,6 +108,16 @@ def environments(ir: IR) -> list[GitHubEnvironment]:
                 (),
             )
         )
+    if delivers and webhook and ir.deployments_table and ir.services:
+        out.append(
+            GitHubEnvironment(
+                SUMMARY,
+                "release",
+                "the daily deployment summary (daily-summary.yml)",
+                (ir.default_branch,),
+                (),
+            )
+        )
     return out
 
 
@@ -113,8 +125,8 @@ def describe(ir: IR) -> list[str]:
     """The checklist's lines for these environments."""
     out = []
     for env in environments(ir):
-        if env.name == COMPLIANCE:
-            continue  # compliance.py says its roles too
+        if env.name in (COMPLIANCE, SUMMARY):
+            continue  # compliance.py and operations.py say their roles too
         where = (
             "any branch"
             if env.branches is None

@@ -17,6 +17,11 @@
 #                       <REPOSITORY_URL>/commit/<COMMIT>)
 #   COMMIT_MESSAGE      optional: the commit's message (default: git log of COMMIT when
 #                       the working directory is a checkout holding it, else none)
+#   ROLLBACK_REASON     optional: set by a manual rollback (rollback.yml, or a deploy
+#                       build started with this override): the row records trigger
+#                       manual, the reason (before the wait's, if any) and ACTOR, and a
+#                       rollback the wait found healthy is outcome rolled-back
+#   ACTOR               optional: who started the manual rollback
 # Outputs:
 #   one new item in DEPLOYMENTS_TABLE, keyed stream=<environment>/<service> (each deploy
 #   role may write only its environment's: dynamodb:LeadingKeys) and
@@ -39,6 +44,14 @@ reason=""
 if [ -f "$OUTCOME_FILE" ]; then
   reason="$(sed -n 's/^reason=//p' "$OUTCOME_FILE" | tail -n 1)"
 fi
+manual=""
+if [ -n "${ROLLBACK_REASON:-}" ]; then
+  manual="${ACTOR:-unknown}"
+  reason="$ROLLBACK_REASON${reason:+; $reason}"
+  if [ "$outcome" = succeeded ]; then
+    outcome=rolled-back
+  fi
+fi
 message="${COMMIT_MESSAGE:-}"
 if [ -z "$message" ]; then
   message="$(git log -1 --format=%B "$COMMIT" 2>/dev/null || true)"
@@ -56,11 +69,12 @@ aws dynamodb put-item --table-name "$DEPLOYMENTS_TABLE" \
   --arg s "$SERVICE" --arg e "$ENVIRONMENT" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --arg c "$COMMIT" --arg d "${IMAGE_DIGEST:-none}" --arg t "${IMAGE_TAG:-none}" \
   --arg a "${APPROVER:-none}" --arg o "$outcome" --arg r "$RUN" --arg u "$commit_url" \
-  --arg why "$reason" --arg issues "$issues" \
+  --arg why "$reason" --arg issues "$issues" --arg m "$manual" \
   '{stream: {S: ($e + "/" + $s)}, deployment: {S: ($at + "/" + $r)},
     service: {S: $s}, deployed_at: {S: $at}, environment: {S: $e}, commit: {S: $c},
     image_digest: {S: $d}, image_tag: {S: $t}, approver: {S: $a}, outcome: {S: $o},
     run: {S: $r}, issues: {L: [$issues | splits("\n") | select(. != "") | {S: .}]}}
    + (if $u == "" then {} else {commit_url: {S: $u}} end)
-   + (if $why == "" then {} else {reason: {S: $why}} end)')"
+   + (if $why == "" then {} else {reason: {S: $why}} end)
+   + (if $m == "" then {} else {trigger: {S: "manual"}, actor: {S: $m}} end)')"
 echo "audit: $SERVICE $ENVIRONMENT $outcome (approved by ${APPROVER:-none})"

@@ -4,19 +4,24 @@
 # The daily deployment summary (issue 29, item 1): the last 24 hours of the audit
 # table, posted to the pipeline topic as one AWS Chatbot custom notification (the
 # Slack channel shows it). Run by the <project>-daily-summary CodeBuild project on
-# an EventBridge schedule. The table is keyed as audit-row.sh writes it: partition
+# an EventBridge schedule (CodePipeline delivery), or by daily-summary.yml (GitHub
+# delivery: no TOPIC_ARN; the Slack message is its output, which the workflow's
+# notifications job posts through the incoming webhook). The table is keyed as audit-row.sh writes it: partition
 # stream=<environment>/<service>, sort deployment=<deployed_at>/<run>, so a day is one
 # range query per stream.
 #
 # Inputs (environment):
 #   DEPLOYMENTS_TABLE   the audit table
-#   TOPIC_ARN           the pipeline topic (AWS Chatbot forwards it to Slack)
+#   TOPIC_ARN           the pipeline topic (AWS Chatbot forwards it to Slack); empty:
+#                       write the Slack message instead (SLACK_OUTPUT)
+#   SLACK_OUTPUT        optional: without TOPIC_ARN, the file to append the line
+#                       payload=<the Slack message as JSON> to (default GITHUB_OUTPUT)
 #   SERVICES            the services (space-separated)
 #   ENVIRONMENTS        the environments (space-separated)
 #   PROJECT             the project (for the title)
 #   NOW                 optional: an ISO 8601 UTC time instead of the clock (tests)
 # Outputs:
-#   one SNS message (Chatbot custom notification); a line on stdout
+#   one SNS message (Chatbot custom notification), or the payload line; a line on stdout
 # Exit codes:
 #   0  posted
 #   1  a query or the publish failed (nothing posted)
@@ -49,5 +54,12 @@ message="$(jq -c --arg project "$PROJECT" --arg since "$since" '
            | join("\n")) end)},
      metadata: {eventType: "daily-summary", additionalContext: {status: "summary"}}}' \
   <<<"$rows")"
-aws sns publish --topic-arn "$TOPIC_ARN" --message "$message" >/dev/null
+if [ -n "${TOPIC_ARN:-}" ]; then
+  aws sns publish --topic-arn "$TOPIC_ARN" --message "$message" >/dev/null
+else
+  out="${SLACK_OUTPUT:-${GITHUB_OUTPUT:?neither TOPIC_ARN, SLACK_OUTPUT nor GITHUB_OUTPUT is set}}"
+  # an incoming webhook's message: the title in bold, then one line per deployment
+  jq -c '{text: "*\(.content.title)*\n\(.content.description)"}' <<<"$message" \
+    | sed 's/^/payload=/' >>"$out"
+fi
 echo "posted the summary of $(jq length <<<"$rows") deployment(s) since $since"

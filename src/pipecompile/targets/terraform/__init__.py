@@ -264,6 +264,20 @@ def describe(ir: IR) -> list[str]:
             "GitOps, Argo CD and SonarQube secrets; they rotate every "
             f"{ir.secret_rotation[1]} days"
         )
+    elif ir.delivery == "codepipeline":
+        out.append(
+            "  secret rotation: off; to rotate the GitOps, Argo CD and SonarQube secrets, "
+            "give a rotation function (terraform.secret_rotation.function_arn; README "
+            "'Secret rotation'); until then rotate them by hand"
+        )
+    if ir.delivery == "codepipeline" and ir.deployments_table:
+        projects = ", ".join(e.deploy_project for e in ir.environments)
+        out.append(
+            "  manual rollback: pipecompile explain --rollback SERVICE ENV prints the "
+            "start-build of the environment's deploy project with overrides; it bypasses "
+            "the pipeline's approval, so grant codebuild:StartBuild on "
+            f"{projects} only to those who may roll back"
+        )
     if ir.delivery == "codepipeline":
         reads = (
             "; Contents read, so the failure alert finds a commit's author"

@@ -21,11 +21,12 @@ from typing import Any
 from ...ir import IR, Environment
 from ...serialize.hcl import Block, Call, Ref
 from ..common import script_text
+from ..compliance import SUMMARY_SCHEDULE as SCHEDULES
 from .blocks import inline_policy, policy_doc, resource
 from .iam import NEVER_APPROVE
 from .projects import script_project, starter
 
-SUMMARY_SCHEDULE = "cron(0 17 * * ? *)"  # 17:00 UTC, the end of a European working day
+SUMMARY_SCHEDULE = SCHEDULES[1]  # 17:00 UTC, the end of a European working day
 
 # EventBridge: what each notification event is (CodePipeline's event reference)
 _EXECUTION = "CodePipeline Pipeline Execution State Change"

@@ -333,6 +333,18 @@ def _deploy_statements(ir: IR, env: Environment) -> list[dict[str, Any]]:
                 ],
             }
         )
+        out.append(
+            {
+                # the manual rollback's history (rollback-resolve.sh): this environment's
+                # rows only, as the deploy that returns to one of them
+                "sid": "RollbackHistory",
+                "actions": ["dynamodb:Query"],
+                "resources": [Ref("aws_dynamodb_table.deployments.arn")],
+                "conditions": [
+                    ("ForAllValues:StringLike", "dynamodb:LeadingKeys", [f"{env.name}/*"])
+                ],
+            }
+        )
     out.append(NEVER_APPROVE)
     return out
 

@@ -29,12 +29,14 @@ from ..compliance import (
     DRIFT_SCHEDULE,
     ENVIRONMENT,
     REVIEW_SCHEDULE,
+    SUMMARY_ENVIRONMENT,
     drift_scheduled,
     drift_variables,
     github_roles,
     images,
     review_variables,
     security_review,
+    summary_role,
     titles,
 )
 from .blocks import aws_constants, iam_role, inline_policy, policy_doc, resource
@@ -354,7 +356,52 @@ def _github(ir: IR) -> list[Block]:
         policy_doc("github_review", [*statements, NEVER_APPROVE]),
         inline_policy("github_review", "github_review", "github_review"),
     ]
+    if ir.deployments_table and ir.secrets.slack_webhook:
+        out += _github_summary(ir, provider, oidc)
     return out
+
+
+def _github_summary(ir: IR, provider: Ref, oidc: str) -> list[Block]:
+    """daily-summary.yml's role: from GitHub environment daily-summary only, it may query
+    the audit table (and decrypt it), nothing else."""
+    trust = policy_doc(
+        "github_daily_summary_assume",
+        [
+            {
+                "actions": ["sts:AssumeRoleWithWebIdentity"],
+                "principals": [("Federated", [provider])],
+                "conditions": [
+                    ("StringEquals", f"{oidc}:aud", ["sts.amazonaws.com"]),
+                    (
+                        "StringEquals",
+                        f"{oidc}:sub",
+                        [f"repo:{ir.repository}:environment:{SUMMARY_ENVIRONMENT}"],
+                    ),
+                ],
+            }
+        ],
+    )
+    role = iam_role("github_daily_summary", summary_role(ir)[0], "github_daily_summary_assume")
+    role.attr("max_session_duration", 3600)
+    statements: list[dict[str, Any]] = [
+        {
+            "sid": "ReadTheAuditTable",
+            "actions": ["dynamodb:Query"],
+            "resources": [Ref("aws_dynamodb_table.deployments.arn")],
+        },
+        {
+            "sid": "TableKey",
+            "actions": ["kms:Decrypt"],
+            "resources": [Ref("aws_kms_key.cicd.arn")],
+        },
+        NEVER_APPROVE,
+    ]
+    return [
+        trust,
+        role,
+        policy_doc("github_daily_summary", statements),
+        inline_policy("github_daily_summary", "github_daily_summary", "github_daily_summary"),
+    ]
 
 
 def reviews(ir: IR) -> list[Block]:
