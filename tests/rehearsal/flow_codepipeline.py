@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import ROOT, hcl_norm
+from tests.harness.codepipeline_api import CodePipelineAPI
 from tests.harness.world import CODEBUILD_UID, World
 from tests.rehearsal.flow import App, filtered, git
 
@@ -49,6 +50,11 @@ def _resources(folder: Path, kind: str) -> dict[str, Any]:
         for block in hcl_norm(hcl2.loads(path.read_text())).get("resource", []):
             out.update(block.get(kind, {}))
     return out
+
+
+def approver(env: str) -> str:
+    """Who approves ``env``'s Approval stage in the rehearsal (an IAM user's ARN)."""
+    return f"arn:aws:iam::123456789012:user/{env}-approver"
 
 
 def _variables(text: str) -> list[tuple[str, str, str]]:
@@ -68,11 +74,19 @@ class Execution:
 
 class CodePipelineDelivery:
     def __init__(
-        self, w: World, sample: Path, app: App, *, app_commands: set[str], env: dict[str, str]
+        self,
+        w: World,
+        sample: Path,
+        app: App,
+        *,
+        app_commands: set[str],
+        env: dict[str, str],
+        approvals: CodePipelineAPI | None = None,
     ) -> None:
         tf = sample / "infrastructure/terraform/cicd"
         self.w, self.sample, self.app, self.env = w, sample, app, env
         self.app_commands = app_commands
+        self.approvals = approvals  # where ListActionExecutions answers who approved
         self.pipelines = _resources(tf, "aws_codepipeline")
         self.projects = _resources(tf, "aws_codebuild_project")
         self.rules = _resources(tf, "aws_cloudwatch_event_rule")
@@ -110,6 +124,13 @@ class CodePipelineDelivery:
                 continue
             if action["category"] == "Approval":
                 ex.actions[stage["name"]] = "succeeded"
+                if self.approvals is not None:
+                    env_name = label.rsplit("-", 1)[-1]
+                    self.approvals.approve(p["name"], ex.id, approver(env_name), stage["name"])
+                    # QUEUED mode: the next execution's approval can be the latest one
+                    self.approvals.approve(
+                        p["name"], str(uuid.uuid4()), approver("queued"), stage["name"]
+                    )
                 continue
             project_label = re.search(
                 r"aws_codebuild_project\.([\w-]+)", action["configuration"]["ProjectName"]

@@ -19,11 +19,12 @@ from typing import Any
 from tests.conftest import ROOT
 from tests.harness.argocd import argocd_server
 from tests.harness.cluster import GitOpsArgoCD, targets
+from tests.harness.codepipeline_api import CodePipelineAPI, codepipeline_api_server
 from tests.harness.github_api import GitHubAPI, github_api_server
 from tests.harness.moto import audit_table
 from tests.harness.world import World, world
 from tests.rehearsal.flow import App, git
-from tests.rehearsal.flow_codepipeline import CodePipelineDelivery, Execution
+from tests.rehearsal.flow_codepipeline import CodePipelineDelivery, Execution, approver
 from tests.rehearsal.scenarios import Scenario, story
 from tests.rehearsal.test_flow_github import audit_rows, bare
 
@@ -31,6 +32,7 @@ SAMPLE = ROOT / "samples/ecommerce"
 SERVICES = {"product-service": "index.js", "order-service": "services/order/index.js"}
 TABLE = "ecommerce-deployments"
 APP_COMMANDS = {"npm ci", "npm run lint", "npm run test"}
+APPROVALS = {"staging", "production"}  # the reference's approval environments
 SCENARIOS = [
     replace(s, action="merge:release/1.4", closed="") if s.name == "abort" else s
     for s in story("product-service", "development", ("staging", "production"), "testing")
@@ -134,7 +136,13 @@ def rehearse() -> dict[str, Any]:
             )
         )
         api = GitHubAPI()
-        with argocd_server(argocd) as argocd_url, github_api_server(api) as api_url:
+        approvals = CodePipelineAPI()  # moto serves no ListActionExecutions
+        with (
+            argocd_server(argocd) as argocd_url,
+            github_api_server(api) as api_url,
+            codepipeline_api_server(approvals, w.env["AWS_ENDPOINT_URL"]) as codepipeline_url,
+        ):
+            git_env["AWS_ENDPOINT_URL_CODEPIPELINE"] = codepipeline_url
             secrets: dict[str, Any] = {
                 "ecommerce/sonarqube": {"host_url": api_url, "token": api.sonar_token},
                 "ecommerce/sonarqube-release": {"host_url": api_url, "token": api.sonar_token},
@@ -147,7 +155,9 @@ def rehearse() -> dict[str, Any]:
                 )
             provision(w, secrets)
             app = application(w)
-            d = CodePipelineDelivery(w, SAMPLE, app, app_commands=APP_COMMANDS, env=git_env)
+            d = CodePipelineDelivery(
+                w, SAMPLE, app, app_commands=APP_COMMANDS, env=git_env, approvals=approvals
+            )
             results: dict[str, Any] = {}
             for n, s in enumerate(SCENARIOS):
                 before = audit_rows(w, TABLE)
@@ -168,6 +178,12 @@ def check_scenario(got: dict[str, Any], s: Scenario) -> None:
             want[(one, env)] = outcome
     rows = {(r["service"], r["environment"]): r["outcome"] for r in got["rows"]}
     assert rows == want, logs[-6000:]
+    # approver-codepipeline.sh asked ListActionExecutions for this execution's approval
+    # (never the queued next execution's, the newest one)
+    approvers = {(r["environment"], r["approver"]) for r in got["rows"]}
+    assert approvers == {
+        (env, approver(env) if env in APPROVALS else "none (no approval)") for _, env in want
+    }, logs[-3000:]
     if s.notified:
         for r in runs:
             assert any(f.lower() in " ".join(r.notifications).lower() for f in s.notified), (

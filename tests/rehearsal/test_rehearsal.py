@@ -21,10 +21,12 @@ import yaml
 from pipecompile.targets.common import script_path
 from tests.conftest import ROOT, terraform_blocks
 from tests.harness.argocd import NEW_DIGEST, ArgoCD, application, argocd_server, deployment, rollout
+from tests.harness.codepipeline_api import CodePipelineAPI, codepipeline_api_server
 from tests.harness.moto import audit_table
 from tests.harness.reusable import expand
 from tests.harness.runner import Job
 from tests.harness.world import CODEBUILD_UID, RUNNER_UID, World, world
+from tests.rehearsal.flow_codepipeline import approver
 
 RELEASE_KEY = "awskms:///alias/shop-release-signing"
 DEV_KEY = "awskms:///alias/shop-signing"
@@ -772,3 +774,38 @@ def test_the_approver_is_looked_up_by_this_runs_execution_id() -> None:
     assert "aws codepipeline get-pipeline-state" not in script
     tf = (ROOT / "samples/ecommerce/infrastructure/terraform/cicd/codepipeline.tf").read_text()
     assert '"PIPELINE_EXECUTION_ID", value = "#{codepipeline.PipelineExecutionId}"' in tf
+
+
+# -- the CodePipeline approver: ListActionExecutions, beside moto ------------------------------
+
+
+def test_the_codepipeline_approver_is_this_executions_not_the_queued_next_ones(w: World) -> None:
+    # moto serves no ListActionExecutions: against moto alone the script says "unknown",
+    # which is what the CodePipeline rehearsal's rows said before it had this responder
+    env = {"PIPELINE_NAME": "shop-web-staging", "PIPELINE_EXECUTION_ID": str(uuid.uuid4())}
+    home = w.home("approver", CODEBUILD_UID)
+    alone = w.run(sh("approver-codepipeline.sh"), uid=CODEBUILD_UID, cwd=w.base, home=home, **env)
+    assert alone.stdout.strip() == "unknown"
+    api = CodePipelineAPI()
+    api.approve(env["PIPELINE_NAME"], env["PIPELINE_EXECUTION_ID"], approver("staging"), "Approval")
+    # QUEUED mode: the next execution's approval is the newest entry
+    api.approve(env["PIPELINE_NAME"], str(uuid.uuid4()), approver("queued"), "Approval")
+    with codepipeline_api_server(api, w.env["AWS_ENDPOINT_URL"]) as url:
+        res = w.run(
+            sh("approver-codepipeline.sh"),
+            uid=CODEBUILD_UID,
+            cwd=w.base,
+            home=home,
+            AWS_ENDPOINT_URL_CODEPIPELINE=url,
+            **env,
+        )
+        assert res.stdout.strip() == approver("staging"), res.stderr
+        # another operation still reaches moto (its own answer, passed on unchanged)
+        other = w.run(
+            "aws codepipeline list-pipelines --output json",
+            uid=CODEBUILD_UID,
+            cwd=w.base,
+            home=home,
+            AWS_ENDPOINT_URL_CODEPIPELINE=url,
+        )
+        assert other.returncode == 0 and '"pipelines"' in other.stdout, other.stderr

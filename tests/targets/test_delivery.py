@@ -322,6 +322,61 @@ def test_the_root_service_is_keyed_by_the_whole_tree(sandbox: dict[str, Any]) ->
     assert image_env(sandbox)["IMAGE_TAG"] == f"src-{root_tree}"
 
 
+def _generated_excludes(sample: str) -> str:
+    """IMAGE_EXCLUDES of the sample's root service, as its deliverer passes it: the
+    deliver workflow's build input (GitHub) or the build project's variable (Terraform)."""
+    if sample == "storefront":
+        deliver = ROOT / "samples/storefront/.github/workflows/deliver-web.yml"
+        value = yaml.safe_load(deliver.read_text())["jobs"]["build"]["with"]["image_excludes"]
+        return str(value)
+    tf = (ROOT / "samples/ecommerce/infrastructure/terraform/cicd/codebuild.tf").read_text()
+    project = tf.split('resource "aws_codebuild_project" "build-product-service"')[1]
+    found = re.search(r'name  = "IMAGE_EXCLUDES"\n\s*value = (".*")\n', project)
+    assert found, "no IMAGE_EXCLUDES in the build project"
+    return str(json.loads(found.group(1)))
+
+
+@pytest.mark.parametrize(
+    ("sample", "values", "other"),
+    [
+        ("storefront", "deploy/apps/web/values-staging.yaml", "services/payments/app.py"),
+        (
+            "ecommerce",
+            "kubernetes/apps/product-service/values-staging.yaml",
+            "services/order/app.py",
+        ),
+    ],
+)
+def test_the_root_service_keeps_its_image_when_only_its_deploy_values_change(
+    sandbox: dict[str, Any], sample: str, values: str, other: str
+) -> None:
+    # issue 26: web's (product-service's) tag was the whole tree, so a values-only or
+    # workflow-only change rebuilt it and asked for a fresh staging pass
+    repo = sandbox["repo"]
+    excludes = _generated_excludes(sample)
+    assert json.loads(excludes), excludes
+    for rel in (values, ".github/workflows/deliver.yml", "pipeline.yaml", other):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text("one\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "layout")
+    root = {"SERVICE_PATH": ".", "DOCKERFILE": "Dockerfile", "IMAGE_EXCLUDES": excludes}
+    assert run("build-once.sh", sandbox, **root).returncode == 0
+    built = image_env(sandbox)
+    for rel in (values, ".github/workflows/deliver.yml", "pipeline.yaml", other):
+        (repo / rel).write_text("two\n")
+        git(repo, "commit", "-q", "-am", f"change {rel}")
+        again = run("build-once.sh", sandbox, **root)
+        assert again.returncode == 0 and "reusing it" in again.stdout, (rel, again.stderr)
+        assert image_env(sandbox) == built, rel
+    (repo / "app.py").write_text("web 2\n")  # the service's own source
+    git(repo, "commit", "-q", "-am", "web")
+    third = run("build-once.sh", sandbox, **root)
+    assert any(c.startswith("docker build") for c in calls(sandbox)), third.stderr
+    assert image_env(sandbox)["IMAGE_TAG"] != built["IMAGE_TAG"]
+    assert git(repo, "status", "--porcelain") == ""  # the scratch index left no trace
+
+
 def test_gitops_records_the_digest(sandbox: dict[str, Any]) -> None:
     gitops = scratch_gitops(sandbox["tmp"])
     extra = {

@@ -137,3 +137,31 @@ def test_an_exclusion_excludes_wherever_it_is_written(order: str, tmp_path: Path
     branches = push["push"][0]["branches"][0]
     assert branches["includes"] == ["release/*", "hotfix/*"]  # hotfixes: the release path
     assert branches["excludes"] == ["release/old-*"]
+
+
+@pytest.mark.parametrize("sample", [s for s in SAMPLES if s != "storefront"])
+def test_a_manual_start_builds_only_a_branch_the_environment_deploys(
+    built: dict[str, Path], sample: str
+) -> None:
+    # issue 26: BranchName = "main" in the feature and release pipelines, so a manual
+    # "Release change" built main into development (CodePipeline user guide,
+    # pipelines-filter: "the branch in the BranchName field in the action configuration
+    # is the default when the pipeline is started manually"; a push trigger with branch
+    # filters uses the pushed branch instead). BranchName is a branch the environment
+    # deploys, or, where it names only patterns, a name git refuses as a branch (no such
+    # branch can exist: a manual start without a source revision override fails at its
+    # Source stage instead of building another branch).
+    ir = compile_file(ROOT / "samples" / sample / "pipeline.yaml")
+    pipelines = _pipelines(built[sample], folder(sample, "terraform"))
+    assert pipelines
+    for name, p in pipelines.items():
+        env = next(e for e in ir.environments if name.endswith("-" + e.name))
+        source = p["stage"][0]["action"][0]
+        branch = source["configuration"]["BranchName"]
+        refname = subprocess.run(
+            ["git", "check-ref-format", "--branch", branch], capture_output=True, check=False
+        )
+        if refname.returncode == 0:
+            assert branch in env.includes and branch not in env.excludes, (name, branch)
+        else:
+            assert not any(not set("*?[]").intersection(b) for b in env.includes), name

@@ -216,7 +216,12 @@ class _Lowering(Sections):
                     deploy_project=f"{project}-{name}-deploy",
                     deploy_buildspec="deploy.yml",  # one for every environment
                     deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
-                    manual_start_branch=literal[0] if literal else self.m.source.default_branch,
+                    # a manual "Release change" builds BranchName (CodePipeline user guide,
+                    # pipelines-filter); where only patterns deploy here, the pattern
+                    # itself: git refuses it as a branch, so a manual start without a
+                    # source revision override fails at Source instead of building
+                    # another branch (never the default branch into this environment)
+                    manual_start_branch=literal[0] if literal else (includes or [""])[0],
                     github_role_name=_short(f"{project}-deploy-{name}", 64),
                     github_role_arn=f"arn:aws:iam::{self.m.aws.account_id}:role/"
                     + _short(f"{project}-deploy-{name}", 64),

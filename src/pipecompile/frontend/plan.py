@@ -19,6 +19,7 @@ Lowering knows no target: nothing here names a file, a job or a resource.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -115,6 +116,29 @@ def _tiers(model: ir.IR, svc: ir.Service) -> tuple[BuildTier, ...]:
     return tuple(tiers)
 
 
+def image_excludes(model: ir.IR, svc: ir.Service) -> tuple[str, ...]:
+    """What inside ``svc``'s folder does not go into its image, so the image key leaves it
+    out (issue 26): the other services' folders, the folders pipecompile generates, the
+    services' deploy values, its manifest and the pipeline file.  A values-only or
+    workflow-only change then reuses the image that passed."""
+    owned = [
+        *(other.path for other in model.services if other.path != svc.path),
+        *(folder for _, folder in model.outputs),
+        *(other.values_source for other in model.services if other.values_source),
+        ".pipecompile",
+        model.pipeline_file,
+    ]
+    inside = {
+        path
+        for path in owned
+        if path not in (".", svc.path) and (svc.path == "." or path.startswith(svc.path + "/"))
+    }
+    # a folder inside another excluded folder goes with it
+    return tuple(
+        p for p in sorted(inside) if not any(p.startswith(q + "/") for q in inside if q != p)
+    )
+
+
 def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
     sec = model.security
     image = (_tier("ECR_REPOSITORY", "repository"), _tier("IMAGE_URI", "image_uri"), *IMAGE)
@@ -124,6 +148,7 @@ def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
         _v("ECR_REGISTRY", model.aws.ecr_registry),
         *image[:2],
         _tier("TAG_PREFIX", "tag_prefix"),
+        _v("IMAGE_EXCLUDES", json.dumps(list(image_excludes(model, svc)), separators=(",", ":"))),
     ]
     if sec.sign_images and model.release_branches:
         once.append(_tier("REUSE_SIGNED_BY", "reuse_signed_by"))

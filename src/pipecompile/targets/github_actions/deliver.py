@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, DeployStage, Service
+from ..common import build_values
 from .ci import CI
 from .deploy import DEPLOY, Deploy
 from .environments import two_tiers
@@ -84,6 +85,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
         "role": by_tier({t.name: roles[t.name] for t in build.tiers}),
         "service_path": svc.path,
         "dockerfile": svc.dockerfile,
+        "image_excludes": build_values(ir, svc)["IMAGE_EXCLUDES"],
     }
     for name in tier_inputs(ir):
         field = TIER_FIELDS[name]

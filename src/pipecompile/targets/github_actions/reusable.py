@@ -179,7 +179,7 @@ def build_workflow(ir: IR) -> dict[str, Any]:
     tier's (decided by the caller from the route's ``release``) come in as inputs."""
     first = ir.plan.builds[0]
     inputs = {"service": _string(), "role": _string()}
-    service_inputs = ["SERVICE_PATH", "DOCKERFILE"]
+    service_inputs = ["SERVICE_PATH", "DOCKERFILE", "IMAGE_EXCLUDES"]
     for name in [*service_inputs, *tier_inputs(ir)]:
         inputs[input_name(name)] = _string(name != "REUSE_SIGNED_BY")
     steps: list[dict[str, Any]] = [checkout(ir), aws_credentials(ir, _expr("inputs.role"))]

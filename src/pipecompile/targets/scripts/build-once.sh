@@ -2,7 +2,9 @@
 # build-once.sh: build the service's image once per source tree, or reuse it.
 #
 # An image is keyed by the git tree of its service folder (the whole tree for a
-# service at '.'): tag "<TAG_PREFIX>-<tree hash>".  A later environment whose source
+# service at '.'), less what does not go into the image (IMAGE_EXCLUDES: the other
+# services' folders and the folders pipecompile generates or reads deploy values from):
+# tag "<TAG_PREFIX>-<tree hash>", so a values-only or workflow-only change reuses it.  A later environment whose source
 # tree is the same finds that tag and deploys the very digest that passed the earlier
 # ones; a re-run of a build whose push succeeded reuses it instead of failing on the
 # immutable tag.
@@ -13,6 +15,8 @@
 #   ECR_REGISTRY     the registry host (docker login)
 #   ECR_REPOSITORY   the repository name in ECR
 #   IMAGE_URI        registry/repository, without tag
+#   IMAGE_EXCLUDES   optional: a JSON array of folders (relative to the checkout) inside
+#                    SERVICE_PATH left out of the key (jq must be installed then)
 #   IMAGE_ENV        a file the result is appended to (default: $GITHUB_OUTPUT)
 #   TAG_PREFIX       optional: src (dev tier, the default) or rel (release tier)
 #   REUSE_SIGNED_BY  optional: reuse an image found in the registry only when it carries
@@ -26,7 +30,25 @@
 #   1  neither pushed nor found, or found without the signature REUSE_SIGNED_BY asks
 #      for (or a failing aws/docker/git command)
 set -euo pipefail
-if [ "$SERVICE_PATH" = . ]; then
+excludes=()
+if [ -n "${IMAGE_EXCLUDES:-}" ]; then
+  mapfile -t excludes < <(jq -r '.[]' <<<"$IMAGE_EXCLUDES")
+fi
+if [ "${#excludes[@]}" -gt 0 ]; then
+  # git ls-tree knows no exclude pathspec: the key is the tree a scratch index writes
+  # once the excluded folders are removed from it (HEAD's tree, not the work tree)
+  scratch="$(mktemp -d)"
+  trap 'rm -rf "$scratch"' EXIT
+  export GIT_INDEX_FILE="$scratch/index"
+  git read-tree HEAD
+  git rm -r -q --cached --ignore-unmatch -- "${excludes[@]/#/:(literal)}"
+  if [ "$SERVICE_PATH" = . ]; then
+    tree="$(git write-tree)"
+  else
+    tree="$(git write-tree --prefix="$SERVICE_PATH/")"
+  fi
+  unset GIT_INDEX_FILE
+elif [ "$SERVICE_PATH" = . ]; then
   tree="$(git rev-parse 'HEAD^{tree}')"
 else
   tree="$(git rev-parse "HEAD:$SERVICE_PATH")"
