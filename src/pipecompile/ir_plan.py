@@ -17,6 +17,7 @@ from typing import Literal
 PlanStepKind = Literal[
     "build-once",
     "scan-gate",
+    "registry-login",  # cosign reads the registry's credentials from the docker config
     "sign",
     "attest",  # the build, after CI passed
     "verify-signature",

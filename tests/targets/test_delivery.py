@@ -887,3 +887,27 @@ def test_deploy_yml_gives_each_environment_its_own_values_and_fails_closed() -> 
     assert "for key in $SIGNING_KEYS; do" in next(
         s["run"] for s in steps if s["name"] == "Verify the image signature"
     )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        GHA / ".github/workflows/build.yml",
+        GHA / ".github/workflows/deploy.yml",
+        REF / "ci/codebuild/build.yml",
+        REF / "ci/codebuild/deploy.yml",
+    ],
+    ids=lambda p: f"{p.parent.parent.parent.name}/{p.parent.name}/{p.name}",
+)
+def test_one_registry_login_before_cosign_signs_or_verifies(path: Path) -> None:
+    """ecr-login.sh runs once, as its own step, before the signing (build) or the
+    verification (deploy); neither cosign step logs in on its own any more."""
+    text = path.read_text()
+    login = script_path("ecr-login.sh").read_text().split("set -euo pipefail\n", 1)[1]
+    first_line = login.splitlines()[0]
+    assert text.count(first_line) == 1, path
+    at = text.index(first_line)
+    # build.yml's reuse check (build-once.sh) verifies before the build with its own login
+    step = "cosign sign " if path.name == "build.yml" else "cosign verify --"
+    assert at < text.index(step), path
+    assert '"${IMAGE_URI%%/*}"' not in text  # the old per-step login

@@ -37,6 +37,7 @@ ZAP_RISK = {"critical": 3, "high": 3, "medium": 2, "low": 1}
 
 # The order of a deploy: every stage runs a subsequence of it.
 DEPLOY_ORDER: tuple[ir.PlanStepKind, ...] = (
+    "registry-login",
     "verify-signature",
     "verify-attestations",
     "promotion-gate",
@@ -81,6 +82,13 @@ def _tier(name: str, field: str) -> PlanInput:
 
 
 IMAGE = (PlanInput("IMAGE_TAG", "tag", "image"), PlanInput("IMAGE_DIGEST", "digest", "image"))
+
+
+def _login(model: ir.IR) -> PlanStep:
+    """Log docker in to the registry: cosign (sign, verify) reads only the docker config,
+    also in a job or build that pushed nothing."""
+    registry = (_v("ECR_REGISTRY", model.aws.ecr_registry),)
+    return PlanStep("registry-login", "Log in to the image registry", "ecr-login.sh", registry)
 
 
 def _tiers(model: ir.IR, svc: ir.Service) -> tuple[BuildTier, ...]:
@@ -140,6 +148,7 @@ def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
     if sec.sign_images:
         key = _tier("SIGNING_KEY", "signing_key")
         title = "Sign the image with the AWS KMS signing key"
+        steps.append(_login(model))
         steps.append(PlanStep("sign", title, "sign-once.sh", (*image, key)))
         attest = (
             _v("ECR_REGISTRY", model.aws.ecr_registry),
@@ -171,6 +180,7 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
     sec, dast = model.security, model.security.dast
     if sec.sign_images:
         keys = _v("SIGNING_KEYS", " ".join(env.accepted_keys))  # the lowering's
+        steps.append(_login(model))
         verify: tuple[tuple[ir.PlanStepKind, str], ...] = (
             ("verify-signature", "Verify the image signature"),
             ("verify-attestations", "Verify the SBOM and provenance attestations"),
