@@ -404,6 +404,31 @@ def triggers(patterns: list[str], changed: list[str]) -> bool:
     return False
 
 
+@pytest.mark.parametrize("svc", ["web", "payments"])
+def test_a_change_to_a_workflow_a_caller_runs_starts_it_and_none_is_listed_twice(
+    svc: str,
+) -> None:
+    """Each workflow deliver-<svc>.yml runs (itself, ci-<svc>.yml and what they call)
+    passes its paths filter; one an earlier pattern matches ('**') is not listed again."""
+    folder = GHA / ".github/workflows"
+    patterns = doc(folder / f"deliver-{svc}.yml")["on"]["push"]["paths"]
+    called = {f"deliver-{svc}.yml", f"ci-{svc}.yml"}
+    for name in sorted(called):
+        called |= {
+            m.split("/")[-1] for m in re.findall(r"uses: '\$/(\S+)'", (folder / name).read_text())
+        }
+    called |= {
+        m.split("/")[-1]
+        for m in re.findall(r"uses: '\$/(\S+)'", (folder / "deploy.yml").read_text())
+    }
+    assert {"ci.yml", "route.yml", "build.yml", "deploy.yml", "zap.yml"} <= called
+    for name in called:
+        assert triggers(patterns, [f".github/workflows/{name}"]), name
+    for i, pattern in enumerate(patterns):
+        if pattern.startswith(".github/"):
+            assert not triggers(patterns[:i], [pattern]), pattern
+
+
 def test_a_change_inside_another_service_never_starts_a_service() -> None:
     web = doc(GHA / ".github/workflows/deliver-web.yml")["on"]["push"]["paths"]
     payments = doc(GHA / ".github/workflows/deliver-payments.yml")["on"]["push"]["paths"]
