@@ -362,12 +362,43 @@ def _shared(
     return tuple(shared), parameters
 
 
+def _derived(
+    model: ir.IR, stages: tuple[DeployStage, ...], parameters: list[tuple[str, ir.Scope]]
+) -> tuple[tuple[str, str], ...]:
+    """The deployment parameters that follow the IR's naming rules (ir.app_name, ...)
+    from SERVICE, ENVIRONMENT and ECR_REPOSITORY, as templates made by those rules.
+    Every stage's value must be its template's (a plan bug otherwise)."""
+    rules = {
+        "ARGOCD_APP": ir.app_name("{SERVICE}", "{ENVIRONMENT}"),
+        "GITOPS_DIR": ir.gitops_dir(model.gitops.path, "{SERVICE}", "{ENVIRONMENT}"),
+        "IMAGE_URI": ir.image_uri(model.aws.ecr_registry, "{ECR_REPOSITORY}"),
+    }
+    if model.service_values is not None:
+        rules["VALUES_SOURCE"] = ir.values_source(model.service_values, "{SERVICE}")
+    scoped = {name for name, scope in parameters if scope == "deployment"}
+    out = tuple((n, t) for n, t in rules.items() if n in scoped)
+    check = ir.DeliveryPlan(derived=out)
+    for st in stages:
+        known = {**st.values, "SERVICE": st.service, "ENVIRONMENT": st.environment}
+        for name, _ in out:
+            want = check.derive(name, lambda n: known.get(n, ""))  # noqa: B023 (used at once)
+            assert st.values.get(name, "") == want, (st.service, st.environment, name, want)
+    for svc in model.services:  # the build tiers' images follow the same rule
+        for repository, uri in (
+            (svc.image, svc.image_uri),
+            (svc.release_image, svc.release_image_uri),
+        ):
+            assert uri == ir.image_uri(model.aws.ecr_registry, repository), (svc.name, uri)
+    return out
+
+
 def lower_plan(model: ir.IR) -> ir.DeliveryPlan:
     """The plan of ``model`` (an IR without one yet)."""
     stages = tuple(_stage(model, svc, dep) for svc in model.services for dep in svc.deployments)
     deploy, parameters = _shared(stages)
     switches = {s.switch: s.step.kind for s in deploy if s.switch}
     stages = tuple(_with_values(st, parameters, switches) for st in stages)
+    derived = _derived(model, stages, parameters)
     builds = tuple(_build(model, svc) for svc in model.services)
     return ir.DeliveryPlan(
         builds=builds,
@@ -375,6 +406,7 @@ def lower_plan(model: ir.IR) -> ir.DeliveryPlan:
         deploy=deploy,
         parameters=tuple(parameters),
         tag_prefixes=(("release", RELEASE_TAG_PREFIX), ("dev", DEV_TAG_PREFIX)),
+        derived=derived,
         by_stage={(st.service, st.environment): st for st in stages},
         by_build={b.service: b for b in builds},
     )

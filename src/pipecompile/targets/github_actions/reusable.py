@@ -144,9 +144,11 @@ def route_workflow(ir: IR) -> dict[str, Any]:
 # -- build.yml ------------------------------------------------------------------------------
 
 
-def _build_value(inp: PlanInput) -> str:
+def _build_value(ir: IR, inp: PlanInput) -> str:
     if inp.source == "tier":
-        return _expr(f"inputs.{input_name(inp.name)}")
+        # the image URI follows from the repository (the plan's rule): never passed
+        derived = ir.plan.derive(inp.name, lambda n: _expr(f"inputs.{input_name(n)}"))
+        return derived if derived is not None else _expr(f"inputs.{input_name(inp.name)}")
     if inp.source == "image":
         return _expr(f"steps.image.outputs.IMAGE_{inp.value.upper()}")
     if inp.source == "run":
@@ -160,7 +162,8 @@ def tier_inputs(ir: IR) -> list[str]:
     tiered = {
         i.name for b in ir.plan.builds[:1] for s in b.steps for i in s.inputs if i.source == "tier"
     }
-    return list(dict.fromkeys(n for n in names if n in tiered))
+    derived = {n for n, _ in ir.plan.derived}  # computed in build.yml from the others
+    return list(dict.fromkeys(n for n in names if n in tiered and n not in derived))
 
 
 def _run_step(step: PlanStep, env: dict[str, str], **extra: Any) -> dict[str, Any]:
@@ -193,7 +196,7 @@ def build_workflow(ir: IR) -> dict[str, Any]:
             if i.name in service_inputs:
                 env[i.name] = _expr(f"inputs.{input_name(i.name)}")
             else:
-                env[i.name] = _build_value(i)
+                env[i.name] = _build_value(ir, i)
         steps.append(_run_step(step, env))
     return {
         "name": "build",
