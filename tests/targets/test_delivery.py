@@ -936,3 +936,41 @@ def test_one_registry_login_before_cosign_signs_or_verifies(path: Path) -> None:
     step = "cosign sign " if path.name == "build.yml" else "cosign verify --"
     assert at < text.index(step), path
     assert '"${IMAGE_URI%%/*}"' not in text  # the old per-step login
+
+
+def test_deploy_computes_the_names_the_plan_derives_and_callers_pass_none_of_them() -> None:
+    """The image URI, the Argo CD application and the GitOps and values folders follow
+    from service, environment and repository by the IR's naming rules: deploy.yml and
+    build.yml compute them (the plan's templates) and, expanded with each caller's
+    inputs, every step reads the value the stage has in the plan."""
+    ir = ir_of(GHA)
+    derived = dict(ir.plan.derived)
+    assert derived == {
+        "ARGOCD_APP": "{SERVICE}-{ENVIRONMENT}",
+        "GITOPS_DIR": "apps/{SERVICE}/{ENVIRONMENT}",
+        "IMAGE_URI": f"{ir.aws.ecr_registry}/{{ECR_REPOSITORY}}",
+        "VALUES_SOURCE": "deploy/apps/{SERVICE}",
+    }
+    workflows = GHA / ".github/workflows"
+    for name in ("deploy.yml", "build.yml"):
+        declared = doc(workflows / name)["on"]["workflow_call"]["inputs"]
+        assert not {n.lower() for n in derived} & set(declared), name
+    for svc in ir.services:
+        jobs = delivery(svc.name)["jobs"]
+        assert not {n.lower() for n in derived} & set(jobs["build"]["with"])
+        for stage in (s for s in ir.plan.stages if s.service == svc.name):
+            job = jobs[f"deploy-{stage.environment}"]
+            assert not {n.lower() for n in derived} & set(job["with"])
+            seen = set()
+            for step in job["steps"]:
+                for n in derived.keys() & set(step.get("env", {})):
+                    assert step["env"][n] == ir.plan.value(stage, n), (stage.environment, n)
+                    seen.add(n)
+            assert seen == set(derived)
+        uri = {
+            s["env"]["IMAGE_URI"] for s in jobs["build"]["steps"] if "IMAGE_URI" in s.get("env", {})
+        }
+        # the registry, then the caller's repository of the run's tier
+        (one,) = uri
+        assert one.startswith(f"{ir.aws.ecr_registry}/${{{{ ")
+        assert f"'{svc.image}'" in one and f"'{svc.release_image}'" in one
