@@ -685,8 +685,9 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
         for step in job.get("steps", [])
         if step["name"] == "Configure AWS credentials (OIDC)"
     }
+    # build.yml's inputs.release, which the caller sets from the route's output
     assert roles["build"] == (
-        "${{ needs.route.outputs.release == 'true' && "
+        "${{ (needs.route.outputs.release == 'true') && "
         f"'{ir.aws.github_release_role_arn}' || '{ir.aws.github_build_role_arn}' }}}}"
     )
     for env in ir.environments:
@@ -796,7 +797,7 @@ def test_approval_environments_deploy_only_release_tier_images() -> None:
     image = next(s for s in build if s.get("id") == "image")
     assert (
         image["env"]["TAG_PREFIX"]
-        == "${{ needs.route.outputs.release == 'true' && 'rel' || 'src' }}"
+        == "${{ (needs.route.outputs.release == 'true') && 'rel' || 'src' }}"
     )
     # CodePipeline: approval environments build with the release project and tier
     for name, p in pipelines(REF).items():
