@@ -15,7 +15,7 @@ import pytest
 import yaml
 from ruamel.yaml import YAML
 
-from tests.conftest import ROOT, SAMPLES, SCHEMAS, files, folder, terraform_blocks, validator
+from tests.conftest import ROOT, SAMPLES, SCHEMAS, files, folder, git, terraform_blocks, validator
 
 BIN = Path(sys.executable).parent
 
@@ -28,13 +28,67 @@ def run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
 
 
-@pytest.mark.parametrize("sample", SAMPLES)
-def test_actionlint_zero_findings(built: dict[str, Path], sample: str) -> None:
-    assert shutil.which("shellcheck"), "shellcheck must be installed (scripts/test does it)"
-    wf = files(built[sample], folder(sample, "github-actions"), "*.yml")
+def actionlint_project(built: Path, sample: str, tmp: Path) -> tuple[Path, list[Path]]:
+    """``built`` copied to its own git repository, and its workflows there.  actionlint
+    checks a caller's inputs and secrets against a local reusable workflow only inside
+    a project: a folder holding both .github/workflows and .git (actionlint's
+    project.go, findProject, v1.7.x); nested in another repository's .git it skips that
+    check and reports nothing."""
+    root = tmp / sample
+    shutil.copytree(built, root)
+    git(root, "init", "-q")
+    wf = files(root, folder(sample, "github-actions"), "*.yml")
     assert wf
-    res = run([str(BIN / "actionlint"), "-no-color", *map(str, wf)])
+    return root, wf
+
+
+def actionlint(root: Path, wf: list[Path]) -> subprocess.CompletedProcess[str]:
+    return run(
+        [str(BIN / "actionlint"), "-no-color", *(str(p.relative_to(root)) for p in wf)], root
+    )
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_actionlint_zero_findings(built: dict[str, Path], sample: str, tmp_path: Path) -> None:
+    assert shutil.which("shellcheck"), "shellcheck must be installed (scripts/test does it)"
+    root, wf = actionlint_project(built[sample], sample, tmp_path)
+    res = actionlint(root, wf)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_actionlint_checks_callers_against_the_reusable_workflows(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """The check above can fail: an input deploy.yml does not declare, a secret it does
+    not declare, and a required input left out are each reported in the caller."""
+    sample = next(
+        s for s in SAMPLES if (built[s] / folder(s, "github-actions") / "deploy.yml").exists()
+    )
+    root, wf = actionlint_project(built[sample], sample, tmp_path)
+    caller = next(p for p in wf if p.name.startswith("deliver-"))
+    text = caller.read_text()
+    broken = {
+        "input": (
+            text.replace("      service: ", "      servize: ", 1),
+            '"servize" is not defined',
+        ),
+        "secret": (
+            text.replace("      GITOPS_DEPLOY_KEY: ", "      GITOPS_DEPLOY_KEYS: ", 1),
+            '"gitops_deploy_keys" is not defined',
+        ),
+        "required": (
+            re.sub(r"\n      image_tag: [^\n]*", "", text, count=1),
+            '"image_tag" is required',
+        ),
+    }
+    assert actionlint(root, wf).returncode == 0
+    for case, (changed, message) in broken.items():
+        assert changed != text, case
+        caller.write_text(changed)
+        res = actionlint(root, wf)
+        assert res.returncode == 1, (case, res.stdout + res.stderr)
+        assert message in res.stdout.lower(), (case, res.stdout)
+    caller.write_text(text)
 
 
 @pytest.mark.parametrize("sample", SAMPLES)

@@ -12,6 +12,7 @@ in a fixed order chosen by the lowering.
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from typing import Literal
 
@@ -374,6 +375,30 @@ class Backend:
 # into the IR without knowing which target published them:
 CHART_SOURCE = "chart_source"  # the one generated chart's folder, relative to the root
 SERVICE_VALUES = "service_values"  # each service's values folder, "{service}" in it
+
+
+# The names lowering derives for each service x environment: fixed rules, written once
+# here (the deploy plan hands them to targets that compute a name instead of passing it).
+def app_name(service: str, environment: str) -> str:
+    """The Argo CD Application of a service in an environment."""
+    return f"{service}-{environment}"
+
+
+def gitops_dir(gitops_path: str, service: str, environment: str) -> str:
+    """A deployment's folder in the GitOps repository (its chart, values, image file)."""
+    return posixpath.join(gitops_path, service, environment)
+
+
+def values_source(service_values: str, service: str) -> str:
+    """A service's folder of values files, from the published SERVICE_VALUES pattern."""
+    return service_values.replace("{service}", service)
+
+
+def image_uri(registry: str, repository: str) -> str:
+    """An ECR repository's image URI, without a tag."""
+    return f"{registry}/{repository}"
+
+
 BUILDSPEC_FOLDER = "buildspec_folder"  # where CodeBuild projects read their buildspecs
 BUILDSPECS_GENERATED = "buildspecs_generated"  # present when the buildspecs are generated
 
@@ -418,6 +443,7 @@ class IR:
     cloudtrail: bool = False  # audit.cloudtrail: a trail with 90-day retention
     secret_rotation: tuple[str, int] | None = None  # (Lambda ARN, days): terraform.secret_rotation
     plan: DeliveryPlan = EMPTY_PLAN  # frontend/plan.py, from everything above
+    service_values: str | None = None  # the SERVICE_VALUES pattern ("{service}" in it)
     # every path the pipeline names (service folders, Dockerfiles, the GitOps folder) and
     # where it leads when a symbolic link is on the way ('' when none is); not rendered:
     # the manifest records them, so that check's fast path sees a link put there since

@@ -17,6 +17,7 @@ from typing import Literal
 PlanStepKind = Literal[
     "build-once",
     "scan-gate",
+    "registry-login",  # cosign reads the registry's credentials from the docker config
     "sign",
     "attest",  # the build, after CI passed
     "verify-signature",
@@ -124,6 +125,10 @@ class DeliveryPlan:
     # the inputs (and switches) whose values differ between stages, by what they vary
     parameters: tuple[tuple[str, Scope], ...] = ()
     tag_prefixes: tuple[tuple[str, str], ...] = ()  # (tier, the prefix of its image tags)
+    # deployment parameters whose value is a fixed rule of the IR over other inputs:
+    # (name, template; "{NAME}" stands for input NAME's value).  A target may compute
+    # them where it has those inputs instead of passing them (every stage agrees).
+    derived: tuple[tuple[str, str], ...] = ()
     # (service, environment) -> its stage, and service -> its build (the lowering fills
     # them: a thousand services look theirs up without a scan)
     by_stage: Mapping[tuple[str, str], DeployStage] = field(
@@ -136,6 +141,14 @@ class DeliveryPlan:
 
     def build(self, service: str) -> BuildPlan:
         return self.by_build[service]
+
+    def derive(self, name: str, value: Callable[[str], str]) -> str | None:
+        """``name``'s template with each "{NAME}" replaced by ``value(NAME)``; None when
+        ``name`` is not derived."""
+        template = dict(self.derived).get(name)
+        if template is None:
+            return None
+        return re.sub(r"\{([A-Z][A-Z0-9_]*)\}", lambda m: value(m[1]), template)
 
     def value(self, stage: DeployStage, name: str) -> str:
         """What ``stage`` passes for the parameter ``name`` ("" where it has none)."""

@@ -8,6 +8,7 @@ for the module: the slow part starts once, and the image is built once."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -178,10 +179,10 @@ def test_a_rebuild_that_reuses_the_image_still_signs_and_a_deploy_verifies(
         SIGNING_KEY=RELEASE_KEY,
     )
     assert sign.returncode == 0 and "already signed" in sign.stdout, sign.stderr
-    # the production deploy: a fresh job that built nothing
+    # the production deploy: a fresh job that built nothing logs in, then verifies
     deploy_home = w.home("deploy-production", RUNNER_UID)
     verify = w.run(
-        sh("verify-signature.sh"),
+        f"{sh('ecr-login.sh')} && {sh('verify-signature.sh')}",
         uid=RUNNER_UID,
         cwd=repo,
         home=deploy_home,
@@ -195,7 +196,7 @@ def test_a_rebuild_that_reuses_the_image_still_signs_and_a_deploy_verifies(
 def test_a_failed_signature_check_says_why(w: World, release: dict[str, str]) -> None:
     home = w.home("wrong-key", CODEBUILD_UID)
     res = w.run(
-        sh("verify-signature.sh"),
+        f"{sh('ecr-login.sh')} && {sh('verify-signature.sh')}",
         uid=CODEBUILD_UID,
         cwd=w.base,
         home=home,
@@ -205,6 +206,42 @@ def test_a_failed_signature_check_says_why(w: World, release: dict[str, str]) ->
     assert res.returncode == 1
     assert "carries no signature this environment accepts" in res.stderr
     assert "no matching signatures" in res.stderr  # cosign's reason, no longer hidden
+
+
+@USERS
+def test_ecr_login_gives_cosign_the_registry_credentials(
+    w: World, release: dict[str, str], uid: int
+) -> None:
+    """ecr-login.sh as the sign and verify steps run before them: in a fresh home cosign
+    finds no credentials (the stub: docker config only, cosign v3.0.6
+    cmd/cosign/cli/options/registry.go); after the login the real AWS CLI's ECR token is
+    in the docker config (the stub: docker/cli v27.5.1 cli/command/registry/login.go)."""
+    home = w.home(f"login-{uid}", uid)
+    verify = {**release, "SIGNING_KEYS": RELEASE_KEY}
+    before = w.run(sh("verify-signature.sh"), uid=uid, cwd=w.base, home=home, **verify)
+    assert before.returncode == 1 and "UNAUTHORIZED" in before.stderr
+    login = w.run(sh("ecr-login.sh"), uid=uid, cwd=w.base, home=home, ECR_REGISTRY=w.registry)
+    assert login.returncode == 0, login.stderr
+    assert login.stdout == f"logged in to {w.registry}\n"  # docker's own line goes nowhere
+    config = json.loads((home / ".docker/config.json").read_text())
+    assert list(config["auths"]) == [w.registry]
+    after = w.run(sh("verify-signature.sh"), uid=uid, cwd=w.base, home=home, **verify)
+    assert after.returncode == 0, after.stderr
+
+
+def test_ecr_login_fails_when_aws_cannot_give_a_token(w: World) -> None:
+    home = w.home("login-no-aws", RUNNER_UID)
+    res = w.run(
+        sh("ecr-login.sh"),
+        uid=RUNNER_UID,
+        cwd=w.base,
+        home=home,
+        ECR_REGISTRY=w.registry,
+        AWS_ENDPOINT_URL="http://127.0.0.1:9",  # nothing listens: the CLI cannot connect
+        AWS_MAX_ATTEMPTS="1",
+    )
+    assert res.returncode == 1
+    assert not (home / ".docker/config.json").exists()
 
 
 # -- the OWASP dependency check: mounts, NVD data, key ------------------------------------------

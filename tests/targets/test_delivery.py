@@ -467,6 +467,31 @@ def triggers(patterns: list[str], changed: list[str]) -> bool:
     return False
 
 
+@pytest.mark.parametrize("svc", ["web", "payments"])
+def test_a_change_to_a_workflow_a_caller_runs_starts_it_and_none_is_listed_twice(
+    svc: str,
+) -> None:
+    """Each workflow deliver-<svc>.yml runs (itself, ci-<svc>.yml and what they call)
+    passes its paths filter; one an earlier pattern matches ('**') is not listed again."""
+    folder = GHA / ".github/workflows"
+    patterns = doc(folder / f"deliver-{svc}.yml")["on"]["push"]["paths"]
+    called = {f"deliver-{svc}.yml", f"ci-{svc}.yml"}
+    for name in sorted(called):
+        called |= {
+            m.split("/")[-1] for m in re.findall(r"uses: '\$/(\S+)'", (folder / name).read_text())
+        }
+    called |= {
+        m.split("/")[-1]
+        for m in re.findall(r"uses: '\$/(\S+)'", (folder / "deploy.yml").read_text())
+    }
+    assert {"ci.yml", "route.yml", "build.yml", "deploy.yml", "zap.yml"} <= called
+    for name in called:
+        assert triggers(patterns, [f".github/workflows/{name}"]), name
+    for i, pattern in enumerate(patterns):
+        if pattern.startswith(".github/"):
+            assert not triggers(patterns[:i], [pattern]), pattern
+
+
 def test_a_change_inside_another_service_never_starts_a_service() -> None:
     web = doc(GHA / ".github/workflows/deliver-web.yml")["on"]["push"]["paths"]
     payments = doc(GHA / ".github/workflows/deliver-payments.yml")["on"]["push"]["paths"]
@@ -724,8 +749,9 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
         for step in job.get("steps", [])
         if step["name"] == "Configure AWS credentials (OIDC)"
     }
+    # build.yml's inputs.release, which the caller sets from the route's output
     assert roles["build"] == (
-        "${{ needs.route.outputs.release == 'true' && "
+        "${{ (needs.route.outputs.release == 'true') && "
         f"'{ir.aws.github_release_role_arn}' || '{ir.aws.github_build_role_arn}' }}}}"
     )
     for env in ir.environments:
@@ -835,7 +861,7 @@ def test_approval_environments_deploy_only_release_tier_images() -> None:
     image = next(s for s in build if s.get("id") == "image")
     assert (
         image["env"]["TAG_PREFIX"]
-        == "${{ needs.route.outputs.release == 'true' && 'rel' || 'src' }}"
+        == "${{ (needs.route.outputs.release == 'true') && 'rel' || 'src' }}"
     )
     # CodePipeline: approval environments build with the release project and tier
     for name, p in pipelines(REF).items():
@@ -951,3 +977,65 @@ def test_deploy_yml_gives_each_environment_its_own_values_and_fails_closed() -> 
     assert "for key in $SIGNING_KEYS; do" in next(
         s["run"] for s in steps if s["name"] == "Verify the image signature"
     )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        GHA / ".github/workflows/build.yml",
+        GHA / ".github/workflows/deploy.yml",
+        REF / "ci/codebuild/build.yml",
+        REF / "ci/codebuild/deploy.yml",
+    ],
+    ids=lambda p: f"{p.parent.parent.parent.name}/{p.parent.name}/{p.name}",
+)
+def test_one_registry_login_before_cosign_signs_or_verifies(path: Path) -> None:
+    """ecr-login.sh runs once, as its own step, before the signing (build) or the
+    verification (deploy); neither cosign step logs in on its own any more."""
+    text = path.read_text()
+    login = script_path("ecr-login.sh").read_text().split("set -euo pipefail\n", 1)[1]
+    first_line = login.splitlines()[0]
+    assert text.count(first_line) == 1, path
+    at = text.index(first_line)
+    # build.yml's reuse check (build-once.sh) verifies before the build with its own login
+    step = "cosign sign " if path.name == "build.yml" else "cosign verify --"
+    assert at < text.index(step), path
+    assert '"${IMAGE_URI%%/*}"' not in text  # the old per-step login
+
+
+def test_deploy_computes_the_names_the_plan_derives_and_callers_pass_none_of_them() -> None:
+    """The image URI, the Argo CD application and the GitOps and values folders follow
+    from service, environment and repository by the IR's naming rules: deploy.yml and
+    build.yml compute them (the plan's templates) and, expanded with each caller's
+    inputs, every step reads the value the stage has in the plan."""
+    ir = ir_of(GHA)
+    derived = dict(ir.plan.derived)
+    assert derived == {
+        "ARGOCD_APP": "{SERVICE}-{ENVIRONMENT}",
+        "GITOPS_DIR": "apps/{SERVICE}/{ENVIRONMENT}",
+        "IMAGE_URI": f"{ir.aws.ecr_registry}/{{ECR_REPOSITORY}}",
+        "VALUES_SOURCE": "deploy/apps/{SERVICE}",
+    }
+    workflows = GHA / ".github/workflows"
+    for name in ("deploy.yml", "build.yml"):
+        declared = doc(workflows / name)["on"]["workflow_call"]["inputs"]
+        assert not {n.lower() for n in derived} & set(declared), name
+    for svc in ir.services:
+        jobs = delivery(svc.name)["jobs"]
+        assert not {n.lower() for n in derived} & set(jobs["build"]["with"])
+        for stage in (s for s in ir.plan.stages if s.service == svc.name):
+            job = jobs[f"deploy-{stage.environment}"]
+            assert not {n.lower() for n in derived} & set(job["with"])
+            seen = set()
+            for step in job["steps"]:
+                for n in derived.keys() & set(step.get("env", {})):
+                    assert step["env"][n] == ir.plan.value(stage, n), (stage.environment, n)
+                    seen.add(n)
+            assert seen == set(derived)
+        uri = {
+            s["env"]["IMAGE_URI"] for s in jobs["build"]["steps"] if "IMAGE_URI" in s.get("env", {})
+        }
+        # the registry, then the caller's repository of the run's tier
+        (one,) = uri
+        assert one.startswith(f"{ir.aws.ecr_registry}/${{{{ ")
+        assert f"'{svc.image}'" in one and f"'{svc.release_image}'" in one

@@ -168,6 +168,18 @@ def test_each_script_has_a_header_with_inputs_outputs_and_exit_codes(name: str) 
     assert script_body(name).startswith("set -")
 
 
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_each_header_opens_with_its_interface(name: str) -> None:
+    """Inputs, Outputs and Exit codes come right after the script's summary (within its
+    first 20 lines), before any longer notes: a reviewer reads the interface at the top."""
+    lines = header(name).splitlines()
+    assert lines.index("# Inputs (environment):") < 20, name
+    interface = lines[lines.index("# Inputs (environment):") :]
+    end = interface.index("#") if "#" in interface else len(interface)
+    sections = [line for line in interface[:end] if not line.startswith("#  ")]
+    assert sections[:3] == ["# Inputs (environment):", "# Outputs:", "# Exit codes:"], name
+
+
 def undeclared(name: str) -> list[str]:
     """Upper-case variables the script reads that it neither sets nor lists in its header."""
     body = script_body(name)

@@ -223,7 +223,8 @@ def test_a_feature_branch_cannot_reach_a_release_tier_secret() -> None:
         ci = (wf / svc.ci_workflow).read_text()
         assert "release: '${{ inputs.release == true }}'" in ci  # absent on a pull request
         deliver = (wf / svc.deliver_workflow).read_text()
-        assert deliver.count("release: \"${{ needs.route.outputs.release == 'true' }}\"") == 2
+        # the CI, the build (build.yml looks up its tier's role, prefix and keys) and notify
+        assert deliver.count("release: \"${{ needs.route.outputs.release == 'true' }}\"") == 3
     notify = (wf / "notify.yml").read_text()
     assert "environment: \"${{ inputs.release && 'notifications' || 'notifications-dev' }}\"" in (
         notify

@@ -105,6 +105,7 @@ class _Lowering(Sections):
                 for env in envs
             ),
             chart_source=facts.get(ir.CHART_SOURCE),
+            service_values=facts.get(ir.SERVICE_VALUES),
             deploy_branches=tuple(dict.fromkeys(b for e in envs for b in e.includes)),
             release_branches=tuple(
                 dict.fromkeys(b for e in envs if e.approval for b in e.includes)
@@ -335,7 +336,7 @@ class _Lowering(Sections):
                 )
             images.setdefault(image, name)
             values = facts.get(ir.SERVICE_VALUES)  # a folder per service, "{service}" in it
-            values_source = values.replace("{service}", name) if values else None
+            values_source = ir.values_source(values, name) if values else None
             path = self.rel_path((*where, "path"), svc.path, "path")
             dockerfile = self.rel_path(
                 (*where, "dockerfile"), posixpath.join(path, svc.dockerfile), "path"
@@ -365,7 +366,7 @@ class _Lowering(Sections):
                     model.environments[env.name].strategy, strategies["rolling"]
                 )
                 self.cloudwatch_fits(name, env.name, strategy)
-                app = f"{name}-{env.name}"
+                app = ir.app_name(name, env.name)
                 if app in app_names:
                     self.err(
                         where,
@@ -389,7 +390,7 @@ class _Lowering(Sections):
                         values_file=f"{name}/values-{env.name}.yaml",
                         image_tag_file=f"{name}/image-{env.name}.yaml",
                         wait_minutes=rollout_minutes(strategy),
-                        gitops_dir=posixpath.join(gitops_path, name, env.name),
+                        gitops_dir=ir.gitops_dir(gitops_path, name, env.name),
                         hosts=_hosts(env.exposure.domain, name, first=not services),
                         preview_host=f"{name}-preview.{env.exposure.domain}"
                         if env.exposure.domain and strategy.kind == "blue-green"
@@ -404,7 +405,7 @@ class _Lowering(Sections):
                 ir.Service(
                     name=name,
                     image=image,
-                    image_uri=f"{registry}/{image}",
+                    image_uri=ir.image_uri(registry, image),
                     path=path,
                     dockerfile=dockerfile,
                     port=svc.port,
@@ -413,7 +414,7 @@ class _Lowering(Sections):
                     build_project=f"{project}-{name}-build",
                     release_build_project=f"{project}-{name}-build-release",
                     release_image=f"{image}-release",
-                    release_image_uri=f"{registry}/{image}-release",
+                    release_image_uri=ir.image_uri(registry, f"{image}-release"),
                     buildspec="build.yml",  # one for every service (its project sets its values)
                     ci_workflow=f"ci-{name}.yml",
                     deliver_workflow=f"deliver-{name}.yml",

@@ -38,6 +38,7 @@ ZAP_RISK = {"critical": 3, "high": 3, "medium": 2, "low": 1}
 
 # The order of a deploy: every stage runs a subsequence of it.
 DEPLOY_ORDER: tuple[ir.PlanStepKind, ...] = (
+    "registry-login",
     "verify-signature",
     "verify-attestations",
     "promotion-gate",
@@ -82,6 +83,13 @@ def _tier(name: str, field: str) -> PlanInput:
 
 
 IMAGE = (PlanInput("IMAGE_TAG", "tag", "image"), PlanInput("IMAGE_DIGEST", "digest", "image"))
+
+
+def _login(model: ir.IR) -> PlanStep:
+    """Log docker in to the registry: cosign (sign, verify) reads only the docker config,
+    also in a job or build that pushed nothing."""
+    registry = (_v("ECR_REGISTRY", model.aws.ecr_registry),)
+    return PlanStep("registry-login", "Log in to the image registry", "ecr-login.sh", registry)
 
 
 def _tiers(model: ir.IR, svc: ir.Service) -> tuple[BuildTier, ...]:
@@ -165,6 +173,7 @@ def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
     if sec.sign_images:
         key = _tier("SIGNING_KEY", "signing_key")
         title = "Sign the image with the AWS KMS signing key"
+        steps.append(_login(model))
         steps.append(PlanStep("sign", title, "sign-once.sh", (*image, key)))
         attest = (
             _v("ECR_REGISTRY", model.aws.ecr_registry),
@@ -196,6 +205,7 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
     sec, dast = model.security, model.security.dast
     if sec.sign_images:
         keys = _v("SIGNING_KEYS", " ".join(env.accepted_keys))  # the lowering's
+        steps.append(_login(model))
         verify: tuple[tuple[ir.PlanStepKind, str], ...] = (
             ("verify-signature", "Verify the image signature"),
             ("verify-attestations", "Verify the SBOM and provenance attestations"),
@@ -386,12 +396,43 @@ def _shared(
     return tuple(shared), parameters
 
 
+def _derived(
+    model: ir.IR, stages: tuple[DeployStage, ...], parameters: list[tuple[str, ir.Scope]]
+) -> tuple[tuple[str, str], ...]:
+    """The deployment parameters that follow the IR's naming rules (ir.app_name, ...)
+    from SERVICE, ENVIRONMENT and ECR_REPOSITORY, as templates made by those rules.
+    Every stage's value must be its template's (a plan bug otherwise)."""
+    rules = {
+        "ARGOCD_APP": ir.app_name("{SERVICE}", "{ENVIRONMENT}"),
+        "GITOPS_DIR": ir.gitops_dir(model.gitops.path, "{SERVICE}", "{ENVIRONMENT}"),
+        "IMAGE_URI": ir.image_uri(model.aws.ecr_registry, "{ECR_REPOSITORY}"),
+    }
+    if model.service_values is not None:
+        rules["VALUES_SOURCE"] = ir.values_source(model.service_values, "{SERVICE}")
+    scoped = {name for name, scope in parameters if scope == "deployment"}
+    out = tuple((n, t) for n, t in rules.items() if n in scoped)
+    check = ir.DeliveryPlan(derived=out)
+    for st in stages:
+        known = {**st.values, "SERVICE": st.service, "ENVIRONMENT": st.environment}
+        for name, _ in out:
+            want = check.derive(name, lambda n: known.get(n, ""))  # noqa: B023 (used at once)
+            assert st.values.get(name, "") == want, (st.service, st.environment, name, want)
+    for svc in model.services:  # the build tiers' images follow the same rule
+        for repository, uri in (
+            (svc.image, svc.image_uri),
+            (svc.release_image, svc.release_image_uri),
+        ):
+            assert uri == ir.image_uri(model.aws.ecr_registry, repository), (svc.name, uri)
+    return out
+
+
 def lower_plan(model: ir.IR) -> ir.DeliveryPlan:
     """The plan of ``model`` (an IR without one yet)."""
     stages = tuple(_stage(model, svc, dep) for svc in model.services for dep in svc.deployments)
     deploy, parameters = _shared(stages)
     switches = {s.switch: s.step.kind for s in deploy if s.switch}
     stages = tuple(_with_values(st, parameters, switches) for st in stages)
+    derived = _derived(model, stages, parameters)
     builds = tuple(_build(model, svc) for svc in model.services)
     return ir.DeliveryPlan(
         builds=builds,
@@ -399,6 +440,7 @@ def lower_plan(model: ir.IR) -> ir.DeliveryPlan:
         deploy=deploy,
         parameters=tuple(parameters),
         tag_prefixes=(("release", RELEASE_TAG_PREFIX), ("dev", DEV_TAG_PREFIX)),
+        derived=derived,
         by_stage={(st.service, st.environment): st for st in stages},
         by_build={b.service: b for b in builds},
     )

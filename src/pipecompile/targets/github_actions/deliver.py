@@ -16,7 +16,7 @@ from ..common import build_values
 from .ci import CI
 from .deploy import DEPLOY, Deploy
 from .environments import two_tiers
-from .reusable import BUILD, NOTIFY, ROUTE, ZAP, input_name, notifies, tier_inputs
+from .reusable import BUILD, NOTIFY, ROUTE, TIER_FIELDS, ZAP, input_name, notifies, tier_inputs
 from .steps import NOTIFY_ENVIRONMENT, RUNNER, paths_filter, permissions, slack_step, workflow_ref
 from .telemetry import METRICS, metrics_job
 
@@ -67,22 +67,12 @@ def by_tier(values: dict[str, str]) -> str:
     return f"${{{{ needs.route.outputs.release == 'true' && '{release}' || '{dev}' }}}}"
 
 
-# the build's tiered inputs: the BuildTier field each one reads
-TIER_FIELDS = {
-    "ECR_REPOSITORY": "repository",
-    "IMAGE_URI": "image_uri",
-    "TAG_PREFIX": "tag_prefix",
-    "SIGNING_KEY": "signing_key",
-    "REUSE_SIGNED_BY": "reuse_signed_by",
-}
-
-
 def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
     build = ir.plan.build(svc.name)
-    roles = {"dev": ir.aws.github_build_role_arn, "release": ir.aws.github_release_role_arn}
-    with_: dict[str, Any] = {
-        "service": svc.name,
-        "role": by_tier({t.name: roles[t.name] for t in build.tiers}),
+    with_: dict[str, Any] = {"service": svc.name}
+    if len(build.tiers) > 1:  # build.yml looks up the tier's role, prefix and keys
+        with_["release"] = RELEASE
+    with_ |= {
         "service_path": svc.path,
         "dockerfile": svc.dockerfile,
         "image_excludes": build_values(ir, svc)["IMAGE_EXCLUDES"],

@@ -7,7 +7,9 @@ only one the environment's role trusts, and its secrets are the ones it reads.
 Where a plan parameter varies by environment only (the accepted keys, the switches of
 the promotion gate or the sync window, the wait), deploy.yml holds the value for each
 environment, keyed by ``inputs.environment`` (one place to review, and a caller cannot
-pass another environment's role); where it varies by service, each caller passes it.
+pass another environment's role); where it varies by service, each caller passes it,
+unless the plan derives it from other inputs by a naming rule of the IR (the image URI,
+the Argo CD application, the GitOps folder, the values folder): deploy.yml computes those.
 The order of the steps and when each runs are the plan's.
 """
 
@@ -90,6 +92,8 @@ class Deploy:
             if scope == "environment" and (name in self.switches or sources.get(name) == "value"):
                 # the same in every stage of an environment (the plan asserts it)
                 self.lookups[name] = {e: ir.plan.value(st, name) for e, st in first.items()}
+        # computed from the inputs by the plan's naming rules, never passed
+        self.derived = dict(ir.plan.derived)
         dast = [s.environment for s in self.stages if s.dast]
         self.dast_environments = list(dict.fromkeys(dast))
 
@@ -97,7 +101,7 @@ class Deploy:
         """(input, type) each caller passes besides environment, image_tag, image_digest."""
         out = []
         for name, _ in self.ir.plan.parameters:
-            if name in self.lookups or name == "ENVIRONMENT":
+            if name in self.lookups or name == "ENVIRONMENT" or name in self.derived:
                 continue
             if name in self.switches:
                 out.append((name, "boolean"))
@@ -127,6 +131,9 @@ class Deploy:
             return _expr("inputs.environment")
         if name in self.lookups:
             return by_environment(self.lookups[name], number=name == "TIMEOUT_MINUTES")
+        derived = self.ir.plan.derive(name, self.value)
+        if derived is not None:
+            return derived
         return _expr(f"inputs.{input_name(name)}")
 
     def switch(self, name: str) -> str:

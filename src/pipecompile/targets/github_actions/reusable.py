@@ -144,9 +144,16 @@ def route_workflow(ir: IR) -> dict[str, Any]:
 # -- build.yml ------------------------------------------------------------------------------
 
 
-def _build_value(inp: PlanInput) -> str:
+def _build_value(ir: IR, inp: PlanInput) -> str:
     if inp.source == "tier":
-        return _expr(f"inputs.{input_name(inp.name)}")
+        # the image URI follows from the repository (the plan's rule): never passed
+        derived = ir.plan.derive(inp.name, lambda n: _expr(f"inputs.{input_name(n)}"))
+        if derived is not None:
+            return derived
+        if inp.name in SERVICE_TIER_FIELDS:
+            return _expr(f"inputs.{input_name(inp.name)}")
+        tiers = ir.plan.builds[0].tiers  # the same for every service
+        return tier_value({t.name: getattr(t, TIER_FIELDS[inp.name]) for t in tiers})
     if inp.source == "image":
         return _expr(f"steps.image.outputs.IMAGE_{inp.value.upper()}")
     if inp.source == "run":
@@ -154,13 +161,35 @@ def _build_value(inp: PlanInput) -> str:
     return inp.value
 
 
+# the build's tiered inputs: the BuildTier field each one reads
+TIER_FIELDS = {
+    "ECR_REPOSITORY": "repository",
+    "IMAGE_URI": "image_uri",
+    "TAG_PREFIX": "tag_prefix",
+    "SIGNING_KEY": "signing_key",
+    "REUSE_SIGNED_BY": "reuse_signed_by",
+}
+# the tier's values that are the service's (the rest are the tier's, the same for every
+# service: build.yml holds them, keyed by inputs.release)
+SERVICE_TIER_FIELDS = {"ECR_REPOSITORY"}
+
+
 def tier_inputs(ir: IR) -> list[str]:
-    """The build's inputs a tier decides (TAG_PREFIX, SIGNING_KEY, ...), in first use."""
+    """The build's inputs a tier decides that a caller passes (the service's repository
+    of the tier), in first use; the image URI is derived from it."""
     names = [i.name for b in ir.plan.builds[:1] for s in b.steps for i in s.inputs]
-    tiered = {
-        i.name for b in ir.plan.builds[:1] for s in b.steps for i in s.inputs if i.source == "tier"
-    }
-    return list(dict.fromkeys(n for n in names if n in tiered))
+    return list(dict.fromkeys(n for n in names if n in SERVICE_TIER_FIELDS))
+
+
+def tier_value(values: dict[str, str]) -> str:
+    """In build.yml: the release tier's value when the caller says ``release``, else the
+    dev tier's (one tier: its value)."""
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    release, dev = values["release"], values["dev"]
+    if not release:  # GitHub's a && '' || b would give b
+        return _expr(f"!inputs.release && '{dev}' || ''")
+    return _expr(f"inputs.release && '{release}' || '{dev}'")
 
 
 def _run_step(step: PlanStep, env: dict[str, str], **extra: Any) -> dict[str, Any]:
@@ -175,14 +204,19 @@ def _run_step(step: PlanStep, env: dict[str, str], **extra: Any) -> dict[str, An
 
 
 def build_workflow(ir: IR) -> dict[str, Any]:
-    """The plan's build steps, the same for every service: the service's values and its
-    tier's (decided by the caller from the route's ``release``) come in as inputs."""
+    """The plan's build steps, the same for every service: the service's values (its
+    tier's repository chosen by the caller) come in as inputs, with ``release`` (the
+    route's); the tier's own values (role, tag prefix, keys) are looked up here."""
     first = ir.plan.builds[0]
-    inputs = {"service": _string(), "role": _string()}
-    service_inputs = ["SERVICE_PATH", "DOCKERFILE", "IMAGE_EXCLUDES"]
-    for name in [*service_inputs, *tier_inputs(ir)]:
-        inputs[input_name(name)] = _string(name != "REUSE_SIGNED_BY")
-    steps: list[dict[str, Any]] = [checkout(ir), aws_credentials(ir, _expr("inputs.role"))]
+    inputs: dict[str, dict[str, Any]] = {"service": _string()}
+    if len(first.tiers) > 1:
+        inputs["release"] = {"type": "boolean", "required": False, "default": False}
+    service_inputs = ["SERVICE_PATH", "DOCKERFILE", "IMAGE_EXCLUDES", *tier_inputs(ir)]
+    for name in service_inputs:
+        inputs[input_name(name)] = _string()
+    roles = {"dev": ir.aws.github_build_role_arn, "release": ir.aws.github_release_role_arn}
+    role = tier_value({t.name: roles[t.name] for t in first.tiers})
+    steps: list[dict[str, Any]] = [checkout(ir), aws_credentials(ir, role)]
     sign = ir.security.sign_images
     if sign:
         # before the build: a release build reuses only a release-signed image
@@ -193,7 +227,7 @@ def build_workflow(ir: IR) -> dict[str, Any]:
             if i.name in service_inputs:
                 env[i.name] = _expr(f"inputs.{input_name(i.name)}")
             else:
-                env[i.name] = _build_value(i)
+                env[i.name] = _build_value(ir, i)
         steps.append(_run_step(step, env))
     return {
         "name": "build",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ...ir import IR, Service
 from ...serialize.emit import Pinned
+from ..common import glob_to_regex
 
 name = "github-actions"  # the target (the key under outputs:), set here for paths_filter
 default_folder = ".github/workflows"  # under outputs: when the pipeline names no folder
@@ -135,13 +137,25 @@ def paths_filter(ir: IR, svc: Service, *workflows: str) -> dict[str, Any]:
     if not svc.trigger_includes and not svc.trigger_excludes:
         return {}
     folder = ir.output(name)
-    return {
-        "paths": [
-            *(svc.trigger_includes or ("**",)),
-            *(f"!{pattern}" for pattern in svc.trigger_excludes),
-            *(f"{folder}/{workflow}" for workflow in workflows),
-        ]
-    }
+    patterns = [
+        *(svc.trigger_includes or ("**",)),
+        *(f"!{pattern}" for pattern in svc.trigger_excludes),
+    ]
+    # a workflow the patterns already match is not listed again ('**' matches them all)
+    extra = [f"{folder}/{w}" for w in workflows if not path_matches(patterns, f"{folder}/{w}")]
+    return {"paths": [*patterns, *extra]}
+
+
+def path_matches(patterns: list[str], path: str) -> bool:
+    """Whether a push that changed ``path`` passes the ``paths`` filter ``patterns``:
+    GitHub applies them in order, the last that matches decides, a ``!`` one excludes
+    (the workflow syntax's "Patterns to match file paths")."""
+    hit = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        if re.fullmatch(glob_to_regex(pattern.removeprefix("!")), path):
+            hit = not negated
+    return hit
 
 
 def install_cosign(ir: IR) -> dict[str, Any]:

@@ -10,7 +10,8 @@
 #   approver=<login> (or none) appended to $GITHUB_OUTPUT
 # Exit codes:
 #   0  looked up
-#   1  the API did not answer
+#   22 the API refused (curl --fail: HTTP 401 for a bad token, 404 for an unknown run);
+#      curl's other codes when it did not answer (7: no connection)
 set -euo pipefail
 approver="$(curl -fsS -H "Authorization: Bearer $GITHUB_TOKEN" \
   "$GITHUB_API_URL/repos/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID/approvals" \

@@ -9,7 +9,9 @@
 #   /usr/local/bin/cosign
 # Exit codes:
 #   0  installed and checked
-#   1  the download failed or the checksum differs
+#   1  the checksum differs (the file stays, not executable)
+#   22 the download failed with an HTTP error (curl --fail: 404 for an unknown release);
+#      curl's other codes when GitHub did not answer
 set -euo pipefail
 curl -fsSL -o /usr/local/bin/cosign "https://github.com/sigstore/cosign/releases/download/${COSIGN_VERSION}/cosign-linux-amd64"
 echo "$COSIGN_SHA256  /usr/local/bin/cosign" | sha256sum -c -

@@ -8,7 +8,7 @@
 # kms:GetPublicKey and kms:Sign (tests/test_delivery.py checks the IAM grants them).
 #
 # Inputs (environment):
-#   IMAGE_URI      registry/repository, without tag (its registry is logged in to)
+#   IMAGE_URI      registry/repository, without tag (ecr-login.sh logged in to its registry)
 #   IMAGE_DIGEST   the digest to sign (sha256:...)
 #   SIGNING_KEY    the cosign key reference (awskms:///alias/...)
 # Outputs:
@@ -17,11 +17,6 @@
 #   0  signed, or already signed with SIGNING_KEY
 #   1  cosign could not sign
 set -euo pipefail
-# cosign reads registry credentials only from the docker config file (cosign v3.0.6,
-# cmd/cosign/cli/options/registry.go: the default keychain unless --k8s-keychain): log
-# in to the image's registry first, also when this job built nothing
-aws ecr get-login-password | docker login --username AWS --password-stdin "${IMAGE_URI%%/*}" \
-  >/dev/null
 if cosign verify --insecure-ignore-tlog=true --key "$SIGNING_KEY" "$IMAGE_URI@$IMAGE_DIGEST" >/dev/null 2>&1; then
   echo "$IMAGE_URI@$IMAGE_DIGEST is already signed with $SIGNING_KEY"
 else

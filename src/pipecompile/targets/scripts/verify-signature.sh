@@ -2,7 +2,7 @@
 # verify-signature.sh: accept the image digest only when one of the listed keys signed it.
 #
 # Inputs (environment):
-#   IMAGE_URI      registry/repository, without tag (its registry is logged in to)
+#   IMAGE_URI      registry/repository, without tag (ecr-login.sh logged in to its registry)
 #   IMAGE_DIGEST   the digest to deploy (sha256:...)
 #   SIGNING_KEYS   space-separated cosign key references this environment accepts
 #                  (an approval environment: the release key alone)
@@ -12,11 +12,6 @@
 #   0  a signature by one of SIGNING_KEYS verifies
 #   1  none does
 set -euo pipefail
-# cosign reads registry credentials only from the docker config file (cosign v3.0.6,
-# cmd/cosign/cli/options/registry.go: the default keychain unless --k8s-keychain): log
-# in to the image's registry first, also when this job built nothing
-aws ecr get-login-password | docker login --username AWS --password-stdin "${IMAGE_URI%%/*}" \
-  >/dev/null
 errors="$(mktemp)"
 for key in $SIGNING_KEYS; do
   if cosign verify --insecure-ignore-tlog=true --key "$key" "$IMAGE_URI@$IMAGE_DIGEST" \

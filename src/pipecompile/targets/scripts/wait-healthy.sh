@@ -2,6 +2,27 @@
 # wait-healthy.sh: wait until Argo CD reports the Application healthy at the new digest,
 # and say truthfully what happened otherwise.
 #
+# Inputs (environment):
+#   ARGOCD_SERVER       Argo CD's URL (a secret)
+#   ARGOCD_AUTH_TOKEN   an Argo CD API token (a secret)
+#   ARGOCD_APP          the Application's name
+#   SERVICE             the service (for messages)
+#   ENVIRONMENT         the environment (for messages)
+#   IMAGE_DIGEST        the digest that must be live
+#   WAIT_SECONDS        how long to wait
+#   OUTCOME_FILE        a file the outcome is appended to
+#   PROMOTION           optional: manual (blue-green without auto-promotion) or auto
+#   PROMOTION_WAIT_SECONDS  optional, with PROMOTION=manual: how long a person may take
+#                       to promote a preview that passed its analysis (default 0);
+#                       WAIT_SECONDS includes it
+#   POLL_SECONDS        optional: between two questions (default 20)
+#   GITHUB_OUTPUT       optional (GitHub Actions): the step's outputs file
+# Outputs:
+#   outcome=<outcome> appended to $OUTCOME_FILE (and $GITHUB_OUTPUT)
+# Exit codes:
+#   0  succeeded, or waiting-for-promotion
+#   1  any other outcome (paused-inconclusive too: the release is not judged)
+#
 # Outcomes (the audit's names):
 #   succeeded              Synced and Healthy with the new digest live
 #   rolled-back            Argo Rollouts aborted the rollout of the new version (the live
@@ -59,27 +80,6 @@
 # check maps phase Paused to Suspended), so the pause reason and the analysis status are
 # read from the Rollout itself: status.pauseConditions[].reason and
 # status.blueGreen.prePromotionAnalysisRunStatus.status.
-#
-# Inputs (environment):
-#   ARGOCD_SERVER       Argo CD's URL (a secret)
-#   ARGOCD_AUTH_TOKEN   an Argo CD API token (a secret)
-#   ARGOCD_APP          the Application's name
-#   SERVICE             the service (for messages)
-#   ENVIRONMENT         the environment (for messages)
-#   IMAGE_DIGEST        the digest that must be live
-#   WAIT_SECONDS        how long to wait
-#   OUTCOME_FILE        a file the outcome is appended to
-#   PROMOTION           optional: manual (blue-green without auto-promotion) or auto
-#   PROMOTION_WAIT_SECONDS  optional, with PROMOTION=manual: how long a person may take
-#                       to promote a preview that passed its analysis (default 0);
-#                       WAIT_SECONDS includes it
-#   POLL_SECONDS        optional: between two questions (default 20)
-#   GITHUB_OUTPUT       optional (GitHub Actions): the step's outputs file
-# Outputs:
-#   outcome=<outcome> appended to $OUTCOME_FILE (and $GITHUB_OUTPUT)
-# Exit codes:
-#   0  succeeded, or waiting-for-promotion
-#   1  any other outcome (paused-inconclusive too: the release is not judged)
 set -euo pipefail
 deadline=$((SECONDS + WAIT_SECONDS))
 outcome=timed-out
