@@ -377,7 +377,7 @@ def classify(message: str, file: str = "", *, target: bool = False) -> str:
     return "PC399" if target else "PC199"
 
 
-IGNORE = re.compile(r"(?:^|\s)#\s*pipecompile:\s*ignore\[([A-Z0-9, ]+)\]\s*$")
+IGNORE = re.compile(r"(?:^|\s)#\s*pipecompile:\s*ignore\[([A-Za-z0-9, ]+)\]\s*$")
 
 
 def suppressions(text: str) -> dict[int, frozenset[str]]:
@@ -385,7 +385,8 @@ def suppressions(text: str) -> dict[int, frozenset[str]]:
     found: dict[int, frozenset[str]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if "pipecompile:" in line and (m := IGNORE.search(line)):
-            found[number] = frozenset(c.strip() for c in m.group(1).split(",") if c.strip())
+            # codes are written as they appear in the output (PC305), but pc305 means the same
+            found[number] = frozenset(c.strip().upper() for c in m.group(1).split(",") if c.strip())
     return found
 
 

@@ -172,3 +172,15 @@ def test_build_format_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     body = json.loads(capsys.readouterr().out)
     assert body["command"] == "build" and body["ok"] is True
     assert {c["kind"] for c in body["changes"]} == {"create"} and len(body["changes"]) > 10
+
+
+def test_a_lowercase_ignore_suppresses_and_an_unknown_code_is_reported(tmp_path: Path) -> None:
+    lower = ODD_COMPUTE.replace("vcpu: 3\n", "vcpu: 3  # pipecompile: ignore[pc305]\n")
+    assert compile_bytes("pipeline.yaml", lower.encode(), tmp_path).warnings == ()
+    unknown = ODD_COMPUTE.replace("vcpu: 3\n", "vcpu: 3  # pipecompile: ignore[PC305, PC999]\n")
+    warnings = compile_bytes("pipeline.yaml", unknown.encode(), tmp_path).warnings
+    assert [(w.code, w.line) for w in warnings] == [("PC109", VCPU_LINE)]
+    assert warnings[0].message == (
+        "'# pipecompile: ignore[PC999]': PC999 is not a pipecompile rule code "
+        "(`pipecompile rules` lists them)"
+    )
