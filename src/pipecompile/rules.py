@@ -214,6 +214,15 @@ RULES: tuple[Rule, ...] = (
         "Set max_error_rate or max_p90_latency, and request a path users request.",
         (r"^smoke requests to ",),
     ),
+    Rule(
+        "PC210",
+        "plugins-without-builtins",
+        "outputs: names plugins but no built-in target: every built-in output is off, and "
+        "build removes the files they generated.",
+        "Name the built-in outputs to keep beside plugins: (the message lists the defaults), "
+        "or ignore the warning where only the plugins are wanted.",
+        (r"^outputs: names only plugins ",),
+    ),
     # PC3xx: what a target cannot express
     Rule(
         "PC301",
