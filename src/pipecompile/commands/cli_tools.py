@@ -24,6 +24,7 @@ from .cli_shared import (
     _format_option,
     _machine,
     _session,
+    _warnings,
 )
 
 
@@ -291,7 +292,8 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
     # the user's own policy choices that skip a check: listed, located, not findings
     from ..targets.registry import registry
 
-    notes: list[dict[str, Any]] = []
+    # the pipeline's own warnings (PC208, PC310, ...): in every format, as text lint shows them
+    notes: list[dict[str, Any]] = _warnings(ir)
     for name, _ in ir.outputs:
         for choice in registry()[name].choices(ir):
             row, col = doc.pos(choice.path)
