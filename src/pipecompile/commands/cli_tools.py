@@ -337,7 +337,7 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
             missing = {"file": doc.file, "line": 1, "column": 1, "path": "", "message": problem}
             _lint_document(False, [{**missing, "severity": "error", "code": "PC403"}, *notes])
             return EXIT_INVALID
-        raise UsageError(problem)
+        raise UsageError(f"PC403 {problem}")  # its code, as the machine formats give it
     if _machine():
         found = [
             {

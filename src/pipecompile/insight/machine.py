@@ -122,6 +122,8 @@ def emit(
         return sarif([*diagnostics, *change_findings(changes)], command)
     if fmt == "github":
         return github([*diagnostics, *change_findings(changes)])
+    if command in ("check", "diff"):  # drift is a finding (PC501), as in SARIF and github
+        diagnostics = [*diagnostics, *change_findings(changes)]
     return document(command, ok, diagnostics, changes)
 
 
