@@ -141,3 +141,15 @@ def test_build_counts_one_generated_file_in_the_singular(
     assert cli.main(["build", "-f", str(tmp_path / "pipeline.yaml")]) == 0
     captured = capsys.readouterr()
     assert "1 file changed, 1 generated file in total" in captured.out + captured.err
+
+
+def test_the_readme_names_every_member_of_the_protocol() -> None:
+    from pipecompile.targets import Target
+
+    members = {n for n in vars(Target) if not n.startswith("_")} | set(Target.__annotations__)
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Targets from other packages") :]
+    section = section[: section.index("```")]
+    optional = members - set(reg._MEMBERS)
+    assert optional and all(f"`{m}" in section for m in sorted(members))
+    assert all(f"`{m}" in section.split("are optional")[0].rsplit("; ", 1)[1] for m in optional)
