@@ -40,7 +40,7 @@ def suppress(doc: Document, raw: bytes, ir: IR) -> IR:
     an ignore that silences nothing is itself a warning (PC109)."""
     from dataclasses import replace
 
-    from .rules import suppressions
+    from .rules import BY_CODE, suppressions
 
     text = raw.decode("utf-8", "replace")
     marks = suppressions(text)
@@ -58,6 +58,11 @@ def suppress(doc: Document, raw: bytes, ir: IR) -> IR:
         for code in sorted(c for c in codes if (line, c) not in used):
             col = lines[line - 1].rfind("#") + 1
             message = f"'# pipecompile: ignore[{code}]' silences no warning on this line"
+            if code not in BY_CODE:
+                message = (
+                    f"'# pipecompile: ignore[{code}]': {code} is not a pipecompile rule code "
+                    "(`pipecompile rules` lists them)"
+                )
             kept.append(Diagnostic(doc.file, line, col, (), message, "warning", "PC109"))
     return replace(ir, warnings=tuple(kept))
 

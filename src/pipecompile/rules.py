@@ -214,6 +214,15 @@ RULES: tuple[Rule, ...] = (
         "Set max_error_rate or max_p90_latency, and request a path users request.",
         (r"^smoke requests to ",),
     ),
+    Rule(
+        "PC210",
+        "plugins-without-builtins",
+        "outputs: names plugins but no built-in target: every built-in output is off, and "
+        "build removes the files they generated.",
+        "Name the built-in outputs to keep beside plugins: (the message lists the defaults), "
+        "or ignore the warning where only the plugins are wanted.",
+        (r"^outputs: names only plugins ",),
+    ),
     # PC3xx: what a target cannot express
     Rule(
         "PC301",
@@ -377,7 +386,7 @@ def classify(message: str, file: str = "", *, target: bool = False) -> str:
     return "PC399" if target else "PC199"
 
 
-IGNORE = re.compile(r"(?:^|\s)#\s*pipecompile:\s*ignore\[([A-Z0-9, ]+)\]\s*$")
+IGNORE = re.compile(r"(?:^|\s)#\s*pipecompile:\s*ignore\[([A-Za-z0-9, ]+)\]\s*$")
 
 
 def suppressions(text: str) -> dict[int, frozenset[str]]:
@@ -385,7 +394,8 @@ def suppressions(text: str) -> dict[int, frozenset[str]]:
     found: dict[int, frozenset[str]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if "pipecompile:" in line and (m := IGNORE.search(line)):
-            found[number] = frozenset(c.strip() for c in m.group(1).split(",") if c.strip())
+            # codes are written as they appear in the output (PC305), but pc305 means the same
+            found[number] = frozenset(c.strip().upper() for c in m.group(1).split(",") if c.strip())
     return found
 
 

@@ -437,3 +437,33 @@ def test_one_calls_format_does_not_leak_into_the_next(
 def test_validate_counts_in_words(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["validate", "-f", str(ROOT / "samples/minimal/pipeline.yaml")]) == 0
     assert "valid (1 service, 4 environments, targets: " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("  web: {}", "  web:\n    port: 70000"),
+        ("  web: {}", "  web:\n    prot: 80"),
+        ('account_id: "012345678901"', "account_id: 123456789012"),
+    ],
+)
+def test_the_readme_error_examples_are_what_validate_prints(
+    old: str, new: str, tmp_path: Path
+) -> None:
+    text = (ROOT / "samples/minimal/pipeline.yaml").read_text()
+    (tmp_path / "pipeline.yaml").write_text(text.replace(old, new))
+    res = pc("validate", cwd=tmp_path)
+    assert res.returncode == 2
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("Errors point at the value") :]
+    block = block[block.index("```\n") + 4 : block.index("\n```", block.index("```\n") + 4)]
+    assert res.stderr.splitlines()[0] in block.splitlines()
+
+
+def test_an_error_with_no_file_has_no_place_in_github_and_sarif(tmp_path: Path) -> None:
+    github = pc("validate", "--format", "github", cwd=tmp_path)
+    assert github.returncode == 2
+    assert github.stdout.startswith("::error title=PC199 invalid-input::no pipeline.yaml in ")
+    sarif = pc("validate", "--format", "sarif", cwd=tmp_path)
+    [result] = json.loads(sarif.stdout)["runs"][0]["results"]
+    assert "locations" not in result and result["ruleId"] == "PC199"

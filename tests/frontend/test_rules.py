@@ -172,3 +172,39 @@ def test_build_format_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     body = json.loads(capsys.readouterr().out)
     assert body["command"] == "build" and body["ok"] is True
     assert {c["kind"] for c in body["changes"]} == {"create"} and len(body["changes"]) > 10
+
+
+def test_a_lowercase_ignore_suppresses_and_an_unknown_code_is_reported(tmp_path: Path) -> None:
+    lower = ODD_COMPUTE.replace("vcpu: 3\n", "vcpu: 3  # pipecompile: ignore[pc305]\n")
+    assert compile_bytes("pipeline.yaml", lower.encode(), tmp_path).warnings == ()
+    unknown = ODD_COMPUTE.replace("vcpu: 3\n", "vcpu: 3  # pipecompile: ignore[PC305, PC999]\n")
+    warnings = compile_bytes("pipeline.yaml", unknown.encode(), tmp_path).warnings
+    assert [(w.code, w.line) for w in warnings] == [("PC109", VCPU_LINE)]
+    assert warnings[0].message == (
+        "'# pipecompile: ignore[PC999]': PC999 is not a pipecompile rule code "
+        "(`pipecompile rules` lists them)"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif", "github"])
+def test_lint_documents_carry_the_pipelines_own_warnings(
+    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipecompile.insight import lint
+
+    monkeypatch.setattr(lint, "_tool", lambda name: None)
+    shutil.copytree(ROOT / "samples/ecommerce", tmp_path / "repo")
+    pipeline = str(tmp_path / "repo/pipeline.yaml")
+    assert cli.main(["validate", "-q", "-f", pipeline]) == 0
+    assert "PC208" in capsys.readouterr().err  # text shows the reference's PC208 warnings
+    assert cli.main(["lint", "--format", fmt, "-f", pipeline]) == 2
+    out = capsys.readouterr().out
+    if fmt == "github":
+        assert "title=PC208 shared-gitops-repository::" in out
+        return
+    body = json.loads(out)
+    if fmt == "sarif":
+        codes = [r["ruleId"] for r in body["runs"][0]["results"]]
+    else:
+        codes = [d["code"] for d in body["diagnostics"]]
+    assert codes[0] == "PC403" and codes.count("PC208") == 2

@@ -98,3 +98,58 @@ def test_a_plugin_off_the_protocol_is_refused(monkeypatch: pytest.MonkeyPatch) -
         UsageError, match=r"target plugin 'example' \(pipecompile.targets.common\) lacks name"
     ):
         reg.registry()
+
+
+def test_naming_only_plugins_warns_that_every_built_in_output_is_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _install(monkeypatch, "tests.example_target")
+    text = MINIMAL + "outputs:\n  plugins:\n    example: deploy/example\n"
+    ir = compile_bytes("pipeline.yaml", text.encode())
+    assert [t for t, _ in ir.outputs] == ["example"]
+    [warning] = [w for w in ir.warnings if w.code == "PC210"]
+    line = text.splitlines().index("outputs:") + 1
+    assert (warning.line, warning.path) == (line, ("outputs",))
+    assert warning.message.startswith(
+        "outputs: names only plugins (example), so every built-in output is off and build "
+        "removes the files they generated; to keep them, name them beside plugins: "
+        "(the defaults: github-actions: "
+    )
+    kept = compile_bytes("pipeline.yaml", WITH_PLUGIN.encode())  # one built-in named: no warning
+    assert "PC210" not in [w.code for w in kept.warnings]
+
+
+def test_the_readme_example_keeps_the_built_in_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    _install(monkeypatch, "tests.example_target")
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Targets from other packages") :]
+    block = section[
+        section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))
+    ]
+    default = compile_bytes("pipeline.yaml", MINIMAL.encode())
+    ir = compile_bytes("pipeline.yaml", (MINIMAL + block).encode())
+    assert ir.outputs == (*default.outputs, ("example", "deploy/example"))
+    assert "PC210" not in [w.code for w in ir.warnings]
+
+
+def test_build_counts_one_generated_file_in_the_singular(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _install(monkeypatch, "tests.example_target")
+    text = MINIMAL + "outputs:\n  plugins:\n    example: deploy/example\n"
+    (tmp_path / "pipeline.yaml").write_text(text)
+    assert cli.main(["build", "-f", str(tmp_path / "pipeline.yaml")]) == 0
+    captured = capsys.readouterr()
+    assert "1 file changed, 1 generated file in total" in captured.out + captured.err
+
+
+def test_the_readme_names_every_member_of_the_protocol() -> None:
+    from pipecompile.targets import Target
+
+    members = {n for n in vars(Target) if not n.startswith("_")} | set(Target.__annotations__)
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Targets from other packages") :]
+    section = section[: section.index("```")]
+    optional = members - set(reg._MEMBERS)
+    assert optional and all(f"`{m}" in section for m in sorted(members))
+    assert all(f"`{m}" in section.split("are optional")[0].rsplit("; ", 1)[1] for m in optional)

@@ -171,9 +171,10 @@ def build(file: Path, targets: tuple[str, ...], force: bool, fmt: str, quiet: bo
             "the tree is not yet what the pipeline generates"
         )
         return EXIT_DRIFT
+    total = len(plan.manifest.files)
     _done(
         f"{written} file{'s' if written != 1 else ''} changed, "
-        f"{len(plan.manifest.files)} generated files in total",
+        f"{total} generated file{'s' if total != 1 else ''} in total",
         quiet,
     )
     return EXIT_OK

@@ -24,6 +24,7 @@ from .cli_shared import (
     _format_option,
     _machine,
     _session,
+    _warnings,
 )
 
 
@@ -291,7 +292,8 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
     # the user's own policy choices that skip a check: listed, located, not findings
     from ..targets.registry import registry
 
-    notes: list[dict[str, Any]] = []
+    # the pipeline's own warnings (PC208, PC310, ...): in every format, as text lint shows them
+    notes: list[dict[str, Any]] = _warnings(ir)
     for name, _ in ir.outputs:
         for choice in registry()[name].choices(ir):
             row, col = doc.pos(choice.path)
@@ -335,7 +337,7 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
             missing = {"file": doc.file, "line": 1, "column": 1, "path": "", "message": problem}
             _lint_document(False, [{**missing, "severity": "error", "code": "PC403"}, *notes])
             return EXIT_INVALID
-        raise UsageError(problem)
+        raise UsageError(f"PC403 {problem}")  # its code, as the machine formats give it
     if _machine():
         found = [
             {

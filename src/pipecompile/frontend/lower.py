@@ -63,8 +63,8 @@ class _Lowering(Sections):
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         self.errors.append(self.doc.error(path, message, key=key))
 
-    def warn(self, path: Path_, message: str) -> None:
-        line, col = self.doc.pos(path)
+    def warn(self, path: Path_, message: str, *, key: bool = False) -> None:
+        line, col = self.doc.pos(path, key=key)
         d = Diagnostic(self.doc.file, line, col, path, message, severity="warning")
         self.warnings.append(d)
 

@@ -88,7 +88,7 @@ class Rules:
     def err(self, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
 
-    def warn(self, path: Path_, message: str) -> None:
+    def warn(self, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
 
     def shared_gitops(self, result: ir.IR) -> None:
@@ -149,6 +149,19 @@ class Rules:
                 )
                 continue
             folders[name], where_of[name] = folder, ("outputs", "plugins", name)
+        if (
+            given is not None
+            and plugins
+            and not any(folders.get(t) not in (None, False) for t in defaults if t not in plugins)
+        ):  # naming outputs: turns the delivery's defaults off, the built-ins with them
+            keep = ", ".join(f"{t}: {f}" for t, f in self.layout.defaults(self.m.delivery).items())
+            self.warn(
+                ("outputs",),
+                f"outputs: names only plugins ({', '.join(plugins)}), so every built-in "
+                "output is off and build removes the files they generated; to keep them, "
+                f"name them beside plugins: (the defaults: {keep})",
+                key=True,
+            )
         outputs: list[tuple[str, str]] = []
         implicit: dict[str, str] = {}  # follower -> the output it is on with
         for follower, leader in self.layout.followers().items():

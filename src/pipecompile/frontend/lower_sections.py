@@ -17,7 +17,7 @@ from .model_base import Compute
 class Sections(Rules):
     """Needs ``warn`` besides what :class:`Rules` needs."""
 
-    def warn(self, path: Path_, message: str) -> None:
+    def warn(self, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
 
     def hotfix_route(self) -> tuple[str | None, tuple[str, ...]]:

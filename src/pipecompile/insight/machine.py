@@ -100,9 +100,13 @@ def github(findings: Iterable[dict[str, Any]]) -> str:
         level = {"error": "error", "warning": "warning"}.get(str(f["severity"]), "notice")
         rule = BY_CODE.get(code)
         title = f"{code} {rule.name}" if rule else code
-        where = f"file={_gh_escape(f['file'], True)},line={f['line']},col={f['column']}"
+        # a place only where there is one (a command-line error has no file)
+        where = [f"file={_gh_escape(f['file'], True)}"] if f.get("file") else []
+        if where and f["line"] >= 1:
+            where += [f"line={f['line']}", f"col={max(1, f['column'])}"]
+        props = ",".join([*where, f"title={_gh_escape(title, True)}"])
         text = f"{f['path']}: {f['message']}" if f.get("path") else str(f["message"])
-        lines.append(f"::{level} {where},title={_gh_escape(title, True)}::{_gh_escape(text)}")
+        lines.append(f"::{level} {props}::{_gh_escape(text)}")
     return "\n".join(lines)
 
 
@@ -118,6 +122,8 @@ def emit(
         return sarif([*diagnostics, *change_findings(changes)], command)
     if fmt == "github":
         return github([*diagnostics, *change_findings(changes)])
+    if command in ("check", "diff"):  # drift is a finding (PC501), as in SARIF and github
+        diagnostics = [*diagnostics, *change_findings(changes)]
     return document(command, ok, diagnostics, changes)
 
 
@@ -162,9 +168,12 @@ def sarif(findings: Sequence[dict[str, Any]], command: str = "lint") -> str:
             "ruleId": rule,
             "level": level,
             "message": {"text": text},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": f["file"]}}}],
         }
-        if f["line"] >= 1:  # SARIF lines start at 1; an error with no place has no region
+        if f.get("file"):  # SARIF's locations are optional: none for an error with no file
+            result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": f["file"]}}}]
+        if (
+            f.get("file") and f["line"] >= 1
+        ):  # SARIF lines start at 1; an error with no place has no region
             region = {"startLine": f["line"], "startColumn": max(1, f["column"])}
             result["locations"][0]["physicalLocation"]["region"] = region
         if f.get("tool") and f["tool"] != "pipecompile":

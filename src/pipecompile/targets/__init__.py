@@ -1,4 +1,4 @@
-"""The targets: one module per output format, each a pure function of the IR.
+"""The targets: one package per output format, each a pure function of the IR.
 
 A target module has a ``name`` (the key under ``outputs:`` in pipeline.yaml),
 ``render(ir) -> {relative path: text}`` (paths relative to the target's output
@@ -10,7 +10,7 @@ files to work (``pipecompile explain``).
 Lowering knows no target; the front end runs the enabled targets' checks and
 maps each finding's field path to a line and column.
 Adding a target means adding a package here for its code, templates and data, a
-line in :func:`.registry.registry`, and its tests.  This module is what targets
+line in :func:`.registry.builtin`, and its tests.  This module is what targets
 share (the Protocol, findings, data files); :mod:`.registry` lists them.
 """
 
