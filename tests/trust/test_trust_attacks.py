@@ -734,3 +734,37 @@ def test_explain_says_the_release_build_session_can_sign() -> None:
 
     report = "\n".join(trust_report(ir_of(ECOMMERCE)))
     assert "run in the session that signs, so they can sign any digest with this key" in report
+
+
+# -- the tables' key ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", [ECOMMERCE, STOREFRONT], ids=["ecommerce", "storefront"])
+def test_every_role_that_uses_a_table_may_decrypt_its_key_through_dynamodb(sample: Path) -> None:
+    """Both tables are encrypted with the project's key, and DynamoDB decrypts the table
+    key as the calling principal: a role with a table action but no kms:Decrypt on the key
+    is refused by AWS (moto does not enforce KMS, so only the policy can show it). The
+    GitHub deploy and DAST roles had none: their audit row, rollback history and DAST
+    gate all failed on real AWS."""
+    acct = account(sample)
+    key = acct.arn("aws_kms_key.cicd")
+    region = acct.region
+    via = {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}
+    users, missing = [], []
+    for table in ("deployments", "promotions"):
+        if f"aws_dynamodb_table.{table}" not in acct.resources:
+            continue
+        arn = acct.arn(f"aws_dynamodb_table.{table}")
+        for role in acct.roles:
+            uses = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query")
+            if any(acct.can(role, action, arn) for action in uses):
+                users.append(role)
+                if not acct.can(role, "kms:Decrypt", key, **via):
+                    missing.append((table, role))
+    assert users  # the check can fail: someone uses the tables
+    assert missing == []
+    # the GitHub deploy and DAST roles use the key for the tables only (CodeBuild's
+    # roles for their artifacts too)
+    other = {"kms:ViaService": f"s3.{region}.amazonaws.com"}
+    for role in (r for r in users if r.startswith("github_") and ("deploy" in r or "dast" in r)):
+        assert not acct.can(role, "kms:Decrypt", key, **other)

@@ -345,8 +345,25 @@ def _deploy_statements(ir: IR, env: Environment) -> list[dict[str, Any]]:
                 ],
             }
         )
+    if ir.deployments_table or (env.after_dast and dast is not None):
+        out.append(table_key(ir))
     out.append(NEVER_APPROVE)
     return out
+
+
+def table_key(ir: IR) -> dict[str, Any]:
+    """The audit and promotions tables are encrypted with the project's key: DynamoDB
+    decrypts the table key as the principal that calls it, so each role that reads or
+    writes them needs kms:Decrypt on that key (awsdocs/amazon-dynamodb-developer-guide,
+    "Authorizing use of your KMS key"), through DynamoDB only."""
+    return {
+        "sid": "TableKey",
+        "actions": ["kms:Decrypt"],
+        "resources": [Ref("aws_kms_key.cicd.arn")],
+        "conditions": [
+            ("StringEquals", "kms:ViaService", [f"dynamodb.{ir.aws.region}.amazonaws.com"])
+        ],
+    }
 
 
 def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
@@ -500,6 +517,7 @@ def _github_dast_role(ir: IR, provider: Ref) -> list[Block]:
     blocks.append(role)
     statements: list[dict[str, Any]] = [
         _mark_passed(ir),
+        table_key(ir),
         NEVER_APPROVE,
     ]
     blocks.append(policy_doc("github_dast", statements))

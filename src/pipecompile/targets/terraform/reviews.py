@@ -40,7 +40,7 @@ from ..compliance import (
     titles,
 )
 from .blocks import aws_constants, iam_role, inline_policy, policy_doc, resource
-from .iam import NEVER_APPROVE, _scan_statements
+from .iam import NEVER_APPROVE, _scan_statements, table_key
 from .projects import schedule, script_project, subshell
 
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
@@ -389,11 +389,7 @@ def _github_summary(ir: IR, provider: Ref, oidc: str) -> list[Block]:
             "actions": ["dynamodb:Query"],
             "resources": [Ref("aws_dynamodb_table.deployments.arn")],
         },
-        {
-            "sid": "TableKey",
-            "actions": ["kms:Decrypt"],
-            "resources": [Ref("aws_kms_key.cicd.arn")],
-        },
+        table_key(ir),
         NEVER_APPROVE,
     ]
     return [
