@@ -105,6 +105,17 @@ class Environment:
     # the cosign keys whose signatures it admits (deploy check and admission policy):
     # an approval environment only the release tier's, the others either tier's
     accepted_keys: tuple[str, ...] = ()
+    # CodePipeline: the VPC its deploy project runs in (a private Argo CD API); None: none
+    deploy_network: DeployNetwork | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeployNetwork:
+    """environments.<env>.deploy_network: CodeBuild's vpc_config of the deploy project."""
+
+    vpc_id: str
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,8 +236,9 @@ RULES: tuple[Rule, ...] = (
         "PC304",
         "delivery-output",
         "The outputs do not match the delivery: its deliverer is off, or an output "
-        "only the other delivery uses is on.",
-        "Turn the deliverer's output on, or change delivery.",
+        "only the other delivery uses is on (or a setting only it reads is given, such as "
+        "a deploy_network without CodePipeline).",
+        "Turn the deliverer's output on, remove the setting, or change delivery.",
         (
             r"^delivery is ",
             r"nothing generated here delivers",

@@ -259,10 +259,29 @@ class _Lowering(Sections):
                     eks_cluster=env.eks_cluster
                     or (project if env.cluster == IN_CLUSTER else f"{project}-{name}"),
                     kube_context=f"{project}-{name}",
+                    deploy_network=self.deploy_network(name, env),
                     **self.environment_access(name, env),
                 )
             )
         return envs
+
+    def deploy_network(self, name: str, env: Any) -> ir.DeployNetwork | None:
+        """The deploy project's VPC (CodePipeline only: a GitHub deploy job runs on its
+        runner, whose network is the runner's own)."""
+        net = env.deploy_network
+        if net is None:
+            return None
+        if self.m.delivery != "codepipeline":
+            self.warn(
+                ("environments", name, "deploy_network"),
+                f"delivery is {self.m.delivery}: deploy_network places only CodePipeline's "
+                "deploy projects in a VPC, so it changes nothing here (a GitHub deploy job "
+                "reaches a private Argo CD API from a self-hosted runner inside the VPC); "
+                "remove it, or set delivery: codepipeline",
+                key=True,
+            )
+            return None
+        return ir.DeployNetwork(net.vpc_id, tuple(net.subnets), tuple(net.security_groups))
 
     def environment_access(self, name: str, env: Any) -> dict[str, Any]:
         """How the environment is reached (its ALB) and which secrets it may read."""

@@ -40,12 +40,15 @@ from .model_types import (  # noqa: F401 - the language's value types, re-export
     REPO_RE,
     S3_BUCKET_RE,
     SECRET_RE,
+    SECURITY_GROUP_ID_RE,
     SLACK_RE,
     SNS_RE,
     STATE_KEY_RE,
+    SUBNET_ID_RE,
     TABLE_RE,
     URL_RE,
     VERSION_RE,
+    VPC_ID_RE,
     Duration,
     Line,
     Name,
@@ -164,6 +167,31 @@ class EnvironmentGitops(Model):
     )
 
 
+class DeployNetwork(Model):
+    """The VPC an environment's CodeBuild deploy project runs in (CodePipeline delivery):
+    where a private Argo CD API is reachable."""
+
+    vpc_id: Annotated[str, StringConstraints(pattern=VPC_ID_RE)] = Field(
+        description="the VPC of the deploy project (CodeBuild vpc_config.vpc_id)",
+        examples=["vpc-0a1b2c3d4e5f60718"],
+    )
+    subnets: Annotated[
+        list[Annotated[str, StringConstraints(pattern=SUBNET_ID_RE)]],
+        Field(min_length=1, max_length=16),
+    ] = Field(
+        description="private subnets of that VPC, with a route to the Argo CD API and (through "
+        "a NAT gateway or VPC endpoints) to AWS, ECR and the GitOps host",
+        examples=[["subnet-0a1b2c3d4e5f60718", "subnet-0b2c3d4e5f6071829"]],
+    )
+    security_groups: Annotated[
+        list[Annotated[str, StringConstraints(pattern=SECURITY_GROUP_ID_RE)]],
+        Field(min_length=1, max_length=5),
+    ] = Field(
+        description="security groups of the deploy project's network interfaces (at most 5)",
+        examples=[["sg-0a1b2c3d4e5f60718"]],
+    )
+
+
 class Environment(Model):
     """One deployment environment; the order of environments is the promotion order."""
 
@@ -229,6 +257,19 @@ class Environment(Model):
         description="this environment's own GitOps repository instead of gitops.repository "
         "(per tier: give approval environments one that feature builds cannot reach)",
         examples=[{"repository": "git@github.com:example/shop-gitops-production.git"}],
+    )
+    deploy_network: DeployNetwork | None = Field(
+        None,
+        description="CodePipeline delivery: the VPC, subnets and security groups the "
+        "environment's deploy project runs in, so that it reaches an Argo CD API only the "
+        "VPC can (default: CodeBuild's own network, which reaches only public endpoints)",
+        examples=[
+            {
+                "vpc_id": "vpc-0a1b2c3d4e5f60718",
+                "subnets": ["subnet-0a1b2c3d4e5f60718"],
+                "security_groups": ["sg-0a1b2c3d4e5f60718"],
+            }
+        ],
     )
     eks_cluster: Annotated[str, StringConstraints(pattern=EKS_RE)] | None = Field(
         None,

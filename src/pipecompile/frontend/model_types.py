@@ -43,6 +43,11 @@ PRINCIPAL_RE = (
     r"^arn:aws:iam::[0-9]{12}:(?:role|user)/[A-Za-z0-9+=,.@_-][A-Za-z0-9+=,.@_/*?-]{0,511}$"
 )
 
+# VPC resource ids as EC2 writes them: a prefix, then 8 (older resources) or 17 hex digits
+VPC_ID_RE = r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$"
+SUBNET_ID_RE = r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$"
+SECURITY_GROUP_ID_RE = r"^sg-(?:[0-9a-f]{8}|[0-9a-f]{17})$"
+
 # a request path: what PromQL's exclusion and the smoke request's URL take as they are
 URL_PATH_RE = r"^/[A-Za-z0-9._~/-]{0,199}$"
 
@@ -76,6 +81,12 @@ PATTERN_HELP: dict[str, str] = {
     "letter or digit",
     PRINCIPAL_RE: "an IAM role or user ARN such as 'arn:aws:iam::123456789012:role/release-"
     "managers' ('*' and '?' match as in ArnLike)",
+    VPC_ID_RE: "a VPC id such as 'vpc-0a1b2c3d4e5f60718' ('vpc-', then 8 or 17 lowercase "
+    "hex digits)",
+    SUBNET_ID_RE: "a subnet id such as 'subnet-0a1b2c3d4e5f60718' ('subnet-', then 8 or 17 "
+    "lowercase hex digits)",
+    SECURITY_GROUP_ID_RE: "a security group id such as 'sg-0a1b2c3d4e5f60718' ('sg-', then 8 "
+    "or 17 lowercase hex digits)",
     BRANCH_RE: "a branch name or pattern such as 'main', 'release/*' or '!feature/wip' "
     "(no spaces or backslashes)",
 }

@@ -287,6 +287,13 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
         for gate in _gates(ir, env):
             out.append(f"    gate: {gate}")
         out.append(f"    reached at: {_exposure(ir, env)}")
+        if env.deploy_network:  # lowered for CodePipeline delivery only
+            net = env.deploy_network
+            out.append(
+                f"    deploy network: {env.deploy_project} runs in {net.vpc_id} (subnets "
+                f"{', '.join(net.subnets)}; security groups {', '.join(net.security_groups)}), "
+                "where it reaches the Argo CD API"
+            )
         secrets = _secrets(ir, env)
         if secrets:
             out.append(f"    secrets: {secrets}")

@@ -36,6 +36,7 @@ from .foundation import ecr, kms, storage, variables, versions
 from .iam import iam
 from .irsa import argo_rollouts, cluster_names, clusters, issuer_variable, rollouts_role_name
 from .monitoring import monitoring
+from .network import describe_network
 from .phases import describe as describe_phases
 from .phases import phased, phases_tf, tfvars
 from .pipelines import choices as pipeline_choices
@@ -235,6 +236,8 @@ def describe(ir: IR) -> list[str]:
                 f"or token) and {env.argocd_secret_name} (JSON keys server and token: a "
                 f"read-only Argo CD API token), read only by the {env.name} deploy project"
             )
+            if env.deploy_network:
+                out.append(describe_network(env))
         if ir.security.sast_fail_on:
             out.append(
                 f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "

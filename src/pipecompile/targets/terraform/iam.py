@@ -27,6 +27,7 @@ from .blocks import (
     policy_doc,
     service_role,
 )
+from .network import vpc_statements
 from .oidc import branch_trust, github_trust, oidc_provider
 
 
@@ -383,6 +384,8 @@ def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
         }
     )
     statements += _deploy_statements(ir, env)
+    if env.deploy_network:  # CodeBuild places the project's builds in its VPC
+        statements += vpc_statements(ir, env.deploy_network)
     if env.approval and ir.deployments_table:
         statements.append(
             {

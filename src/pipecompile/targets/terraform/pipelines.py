@@ -15,6 +15,7 @@ from .blocks import (
 )
 from .compute import compute_type
 from .iam import bucket_label
+from .network import vpc_config
 
 
 def _project(
@@ -171,6 +172,8 @@ def codebuild(ir: IR) -> list[Block]:
                 variables=environment_parameters(ir, env.name),
             )
         )
+        if env.deploy_network:  # it reaches a private Argo CD API from inside the VPC
+            vpc_config(blocks[-1], env.deploy_network)
     dast = ir.security.dast
     if dast is not None:
         blocks.append(_log_group(ir, "dast", dast.log_group))
