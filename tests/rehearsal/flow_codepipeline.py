@@ -70,6 +70,10 @@ class Execution:
     actions: dict[str, str] = field(default_factory=dict)  # stage -> succeeded/failed
     log: list[str] = field(default_factory=list)
     notifications: list[str] = field(default_factory=list)
+    # StopPipelineExecution without abandon was asked while an action ran ("Stop and
+    # wait", CodePipeline user guide pipelines-stop.html): the action completes, no later
+    # action starts, and the execution ends Stopped
+    stop_requested: bool = False
 
 
 class CodePipelineDelivery:
@@ -149,6 +153,9 @@ class CodePipelineDelivery:
             ex.actions[stage["name"]] = "succeeded" if ok else "failed"
             if not ok:
                 ex.state = "FAILED"
+                break
+            if ex.stop_requested:
+                ex.state = "STOPPED"
                 break
         ex.notifications = self.notify(ex)
         return ex
@@ -278,7 +285,14 @@ class CodePipelineDelivery:
             if all(event["detail"].get(k) in v for k, v in detail.items() if isinstance(v, list)):
                 target = self.targets.get(label)
                 if target and "input_transformer" in target:
-                    template = target["input_transformer"][0]["input_template"].replace('\\"', '"')
-                    text = template.replace("<pipeline>", ex.pipeline).replace("<execution>", ex.id)
+                    tr = target["input_transformer"][0]
+                    text = tr["input_template"].replace('\\"', '"')
+                    # each input path's value from the event (EventBridge input transformer:
+                    # "$.detail.x" names event["detail"]["x"]; a string lands unquoted)
+                    for name, path in tr["input_paths"].items():
+                        value: Any = event
+                        for key in path.removeprefix("$.").split("."):
+                            value = value[key]
+                        text = text.replace(f"<{name}>", str(value))
                     out.append(json.loads(text)["content"]["title"])
         return out

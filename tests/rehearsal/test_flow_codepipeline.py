@@ -6,19 +6,27 @@ action's buildspec as root, the real AWS CLI against moto (ECR, KMS, DynamoDB, S
 Manager), one bare GitOps remote (the reference's single repository), Argo CD answering
 from it, the execution's notification through the generated EventBridge rules.
 
-Not played here: a closed sync window (no environment of the reference has one) and a
-cancel (how a stopped CodeBuild deploy ends is not modelled yet)."""
+A cancel is the execution stopped while its deploy runs ("Stop and wait", CodePipeline
+user guide, pipelines-stop.html: the running action completes and nothing after it
+starts): the deploy records its own outcome, DAST does not run, and the FAILED/STOPPED
+rule says STOPPED.  The reference has no sync window, so the closed window is played on
+the reference with one more line, a production sync_window, built into the rehearsal's
+own folder (:func:`window_sample`)."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import ROOT
 from tests.harness.argocd import argocd_server
-from tests.harness.cluster import GitOpsArgoCD, targets
+from tests.harness.cluster import GitOpsArgoCD, head_file, targets
 from tests.harness.codepipeline_api import CodePipelineAPI, codepipeline_api_server
 from tests.harness.github_api import GitHubAPI, github_api_server
 from tests.harness.moto import audit_table
@@ -33,14 +41,24 @@ SERVICES = {"product-service": "index.js", "order-service": "services/order/inde
 TABLE = "ecommerce-deployments"
 APP_COMMANDS = {"npm ci", "npm run lint", "npm run test"}
 APPROVALS = {"staging", "production"}  # the reference's approval environments
-SCENARIOS = [
-    replace(s, action="merge:release/1.4", closed="") if s.name == "abort" else s
-    for s in story("product-service", "development", ("staging", "production"), "testing")
-    if s.name not in ("window", "cancel")
-]
+STORY = story("product-service", "development", ("staging", "production"), "testing")
 
 
-def provision(w: World, secrets: dict[str, dict[str, str]]) -> None:
+def _on_codepipeline(s: Scenario) -> Scenario:
+    if s.name == "abort":  # without the window scenario: release/1.4 reaches main here
+        return replace(s, action="merge:release/1.4", closed="")
+    if s.name == "cancel":  # Stop and wait: the deploy finishes as it would have
+        return replace(s, rows={("product-service", "staging"): "succeeded"}, notified=("STOPPED",))
+    return s
+
+
+SCENARIOS = [_on_codepipeline(s) for s in STORY if s.name != "window"]
+# on the reference with a production sync window (window_sample): staged, then closed
+WINDOW_SCENARIOS = [s for s in STORY if s.name in ("window-release", "window")]
+WINDOW = "    sync_window: {schedule: '0 9 * * 1-5', duration: 8h}\n"
+
+
+def provision(w: World, secrets: dict[str, dict[str, str]], sample: Path = SAMPLE) -> None:
     ecr, kms, ddb, sm = (w.client(n) for n in ("ecr", "kms", "dynamodb", "secretsmanager"))
     for svc in SERVICES:
         for repo in (f"ecommerce/{svc}", f"ecommerce/{svc}-release"):
@@ -64,16 +82,16 @@ def provision(w: World, secrets: dict[str, dict[str, str]]) -> None:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    ddb.create_table(**audit_table(SAMPLE, "promotions"))  # the DAST passes (dast-mark.sh)
+    ddb.create_table(**audit_table(sample, "promotions"))  # the DAST passes (dast-mark.sh)
     for name, value in secrets.items():
         sm.create_secret(
             Name=name, SecretString=json.dumps(value) if isinstance(value, dict) else value
         )
 
 
-def application(w: World) -> App:
+def application(w: World, sample: Path = SAMPLE) -> App:
     seed = w.base / "app"
-    shutil.copytree(SAMPLE, seed, ignore=shutil.ignore_patterns(".pipecompile"))
+    shutil.copytree(sample, seed, ignore=shutil.ignore_patterns(".pipecompile"))
     (seed / "Dockerfile").write_text("FROM node:20-slim\n")
     (seed / "index.js").write_text("// v0\n")
     (seed / "services/order").mkdir(parents=True)
@@ -91,6 +109,13 @@ def play(
 ) -> list[Execution]:
     first = next(iter(SERVICES))
     argocd.aborted = {f"{first}-{s.abort}"} if s.abort else set()
+    argocd.closed = {f"{first}-{s.closed}"} if s.closed else set()
+    if s.cancel:  # asked while the deploy waits for its rollout: it completes all the same
+
+        def stop(ex: Execution) -> None:
+            ex.stop_requested = True
+
+        d.hooks[s.cancel] = stop
     if s.unsign:
 
         def unsign(ex: Execution) -> None:
@@ -118,55 +143,93 @@ def play(
     return d.push(s.branch, sha, changed)
 
 
-def rehearse() -> dict[str, Any]:
-    with world() as w:
-        remote = bare(w, "ecommerce-infra", owner=0)
-        git_env = {
-            "GIT_CONFIG_COUNT": "3",
-            "GIT_CONFIG_KEY_1": f"url.file://{remote}.insteadOf",
-            "GIT_CONFIG_VALUE_1": "git@github.com:example/ecommerce-infra.git",
-            "GIT_CONFIG_KEY_2": "safe.directory",
-            "GIT_CONFIG_VALUE_2": "*",
-        }
-        argocd = GitOpsArgoCD(
-            apps_of=targets(
-                SAMPLE / "kubernetes/argocd",
-                SAMPLE / "kubernetes/apps",
-                {"git@github.com:example/ecommerce-infra.git": remote},
-            )
+def window_sample(w: World) -> Path:
+    """The reference with a production sync window (pipeline.yaml must stay the
+    acceptance file), built by pipecompile into the rehearsal's folder."""
+    sample = w.base / "ecommerce-window"
+    sample.mkdir()
+    text = (SAMPLE / "pipeline.yaml").read_text()  # the rest is what the build generates
+    anchor = "    url: https://shop.example.com\n"
+    assert text.count(anchor) == 1
+    (sample / "pipeline.yaml").write_text(text.replace(anchor, anchor + WINDOW))
+    cli = ROOT / ".venv/bin/pipecompile"
+    subprocess.run([str(cli), "build", "-q", "-f", str(sample / "pipeline.yaml")], check=True)
+    return sample
+
+
+@dataclass
+class Ecommerce:
+    """The delivery of a sample (the reference, or a variant built from it) in one
+    world, ready for pushes: its GitOps remote and Argo CD answering from it."""
+
+    w: World
+    app: App
+    d: CodePipelineDelivery
+    argocd: GitOpsArgoCD
+    remote: Path
+
+
+@contextmanager
+def ecommerce(w: World, sample: Path = SAMPLE) -> Iterator[Ecommerce]:
+    """Provision what the Terraform creates, the application and GitOps remotes, and the
+    loopback Argo CD, GitHub/SonarQube and ListActionExecutions APIs (stopped on
+    leaving)."""
+    remote = bare(w, "ecommerce-infra", owner=0)
+    git_env = {
+        "GIT_CONFIG_COUNT": "3",
+        "GIT_CONFIG_KEY_1": f"url.file://{remote}.insteadOf",
+        "GIT_CONFIG_VALUE_1": "git@github.com:example/ecommerce-infra.git",
+        "GIT_CONFIG_KEY_2": "safe.directory",
+        "GIT_CONFIG_VALUE_2": "*",
+    }
+    argocd = GitOpsArgoCD(
+        apps_of=targets(
+            sample / "kubernetes/argocd",
+            sample / "kubernetes/apps",
+            {"git@github.com:example/ecommerce-infra.git": remote},
         )
-        api = GitHubAPI()
-        approvals = CodePipelineAPI()  # moto serves no ListActionExecutions
-        with (
-            argocd_server(argocd) as argocd_url,
-            github_api_server(api) as api_url,
-            codepipeline_api_server(approvals, w.env["AWS_ENDPOINT_URL"]) as codepipeline_url,
-        ):
-            git_env["AWS_ENDPOINT_URL_CODEPIPELINE"] = codepipeline_url
-            secrets: dict[str, Any] = {
-                "ecommerce/sonarqube": {"host_url": api_url, "token": api.sonar_token},
-                "ecommerce/sonarqube-release": {"host_url": api_url, "token": api.sonar_token},
-                "ecommerce/nvd": {"api_key": "nvd-key"},
+    )
+    api = GitHubAPI()
+    approvals = CodePipelineAPI()  # moto serves no ListActionExecutions
+    with (
+        argocd_server(argocd) as argocd_url,
+        github_api_server(api) as api_url,
+        codepipeline_api_server(approvals, w.env["AWS_ENDPOINT_URL"]) as codepipeline_url,
+    ):
+        git_env["AWS_ENDPOINT_URL_CODEPIPELINE"] = codepipeline_url
+        secrets: dict[str, Any] = {
+            "ecommerce/sonarqube": {"host_url": api_url, "token": api.sonar_token},
+            "ecommerce/sonarqube-release": {"host_url": api_url, "token": api.sonar_token},
+            "ecommerce/nvd": {"api_key": "nvd-key"},
+        }
+        for env in ("development", "testing", "staging", "production"):
+            secrets[f"ecommerce/{env}/argocd"] = {"server": argocd_url, "token": argocd.token}
+            secrets[f"ecommerce/{env}/gitops-credential"] = "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        provision(w, secrets, sample)
+        app = application(w, sample)
+        d = CodePipelineDelivery(
+            w, sample, app, app_commands=APP_COMMANDS, env=git_env, approvals=approvals
+        )
+        yield Ecommerce(w, app, d, argocd, remote)
+
+
+def rehearse(scenarios: list[Scenario] = SCENARIOS, *, with_window: bool = False) -> dict[str, Any]:
+    with world() as w, ecommerce(w, window_sample(w) if with_window else SAMPLE) as ec:
+        results: dict[str, Any] = {}
+        for n, s in enumerate(scenarios):
+            before = audit_rows(w, TABLE)
+            runs = play(ec.d, ec.app, ec.argocd, w, s, n)
+            promotions = w.client("dynamodb").scan(TableName="ecommerce-promotions")
+            results[s.name] = {
+                "runs": runs,
+                "rows": [r for r in audit_rows(w, TABLE) if r not in before],
+                # the digests DAST passed, and what production's image file records
+                "promoted": {i["digest"]["S"] for i in promotions["Items"]},
+                "gitops": head_file(
+                    ec.remote, "kubernetes/apps/product-service/production/image-production.yaml"
+                ),
             }
-            for env in ("development", "testing", "staging", "production"):
-                secrets[f"ecommerce/{env}/argocd"] = {"server": argocd_url, "token": argocd.token}
-                secrets[f"ecommerce/{env}/gitops-credential"] = (
-                    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
-                )
-            provision(w, secrets)
-            app = application(w)
-            d = CodePipelineDelivery(
-                w, SAMPLE, app, app_commands=APP_COMMANDS, env=git_env, approvals=approvals
-            )
-            results: dict[str, Any] = {}
-            for n, s in enumerate(SCENARIOS):
-                before = audit_rows(w, TABLE)
-                runs = play(d, app, argocd, w, s, n)
-                results[s.name] = {
-                    "runs": runs,
-                    "rows": [r for r in audit_rows(w, TABLE) if r not in before],
-                }
-            return results
+        return results
 
 
 def check_scenario(got: dict[str, Any], s: Scenario) -> None:
@@ -200,4 +263,33 @@ def test_the_whole_flow_ends_as_documented_on_codepipeline() -> None:
             check_scenario(res[s.name], s)
         except AssertionError as err:
             failed.append(f"{s.name}: {err}")
+    try:
+        stopped_runs_nothing_after_the_deploy(res)
+    except AssertionError as err:
+        failed.append(f"stopped_runs_nothing_after_the_deploy: {err}")
     assert not failed, "\n\n".join(failed)
+
+
+def stopped_runs_nothing_after_the_deploy(res: dict[str, Any]) -> None:
+    """Stop and wait: the deploy completed (its row, its digest in GitOps); the DAST
+    stage never started, so nothing may promote this digest to production."""
+    (ex,) = res["cancel"]["runs"]
+    assert ex.state == "STOPPED"
+    assert ex.actions == {"Build": "succeeded", "Approval": "succeeded", "Deploy": "succeeded"}
+    (row,) = res["cancel"]["rows"]
+    assert ex.notifications == [f"staging: {ex.pipeline} STOPPED"]
+    assert row["image_digest"] not in res["cancel"]["promoted"]
+
+
+def test_a_closed_sync_window_ends_as_documented_on_codepipeline() -> None:
+    """Production outside its window: nothing reaches GitOps, the row says
+    outside-sync-window, the notification FAILED (README, "How a release flows")."""
+    res = rehearse(WINDOW_SCENARIOS, with_window=True)
+    for s in WINDOW_SCENARIOS:
+        check_scenario(res[s.name], s)
+    (ex,) = res["window"]["runs"]
+    assert ex.state == "FAILED" and ex.actions["Deploy"] == "failed"
+    logs = "\n".join(ex.log)
+    assert "production's sync window is closed" in logs, logs[-4000:]
+    (row,) = res["window"]["rows"]
+    assert row["image_digest"] not in (res["window"]["gitops"] or ""), res["window"]["gitops"]

@@ -150,7 +150,7 @@ def test_notification_rules_carry_environment_and_status() -> None:
     )
     pattern = _json(rules["production_failed"]["event_pattern"])
     assert pattern["detail-type"] == ["CodePipeline Pipeline Execution State Change"]
-    assert pattern["detail"]["state"] == ["FAILED"]
+    assert pattern["detail"]["state"] == ["FAILED", "STOPPED"]  # a stopped execution too
     assert sorted(pattern["detail"]["pipeline"]) == [
         "ecommerce-order-service-production",
         "ecommerce-product-service-production",

@@ -31,11 +31,14 @@ SUMMARY_SCHEDULE = SCHEDULES[1]  # 17:00 UTC, the end of a European working day
 # EventBridge: what each notification event is (CodePipeline's event reference)
 _EXECUTION = "CodePipeline Pipeline Execution State Change"
 _ACTION = "CodePipeline Action Execution State Change"
-_STATES = {"started": "STARTED", "succeeded": "SUCCEEDED", "failed": "FAILED"}
+# an execution that did not succeed: failed, or stopped by a person (Stop and wait lets
+# the running deploy finish and starts nothing after it: CodePipeline user guide,
+# pipelines-stop); the title says which (<state>: the event's detail.state)
+_STATES = {"started": ["STARTED"], "succeeded": ["SUCCEEDED"], "failed": ["FAILED", "STOPPED"]}
 _TITLES = {
     "started": "started",
     "succeeded": "succeeded",
-    "failed": "FAILED",
+    "failed": "<state>",
     "approval-needed": "waits for approval",
 }
 CHATBOT_GUARDRAIL = "arn:aws:iam::aws:policy/CloudWatchReadOnlyAccess"
@@ -68,7 +71,7 @@ def event_pattern(ir: IR, env: Environment, event: str) -> dict[str, Any]:
         detail["type"] = {"category": ["Approval"]}
         kind = _ACTION
     else:
-        detail["state"] = [_STATES[event]]
+        detail["state"] = _STATES[event]
         kind = _EXECUTION
     return {"source": ["aws.codepipeline"], "detail-type": [kind], "detail": detail}
 
@@ -128,10 +131,10 @@ def chatops(ir: IR) -> list[Block]:
             target.attr("target_id", "sns")
             target.attr("arn", Ref("aws_sns_topic.events.arn"))
             tr = target.block("input_transformer")
-            tr.attr(
-                "input_paths",
-                {"pipeline": "$.detail.pipeline", "execution": "$.detail.execution-id"},
-            )
+            paths = {"pipeline": "$.detail.pipeline", "execution": "$.detail.execution-id"}
+            if "<state>" in _TITLES[event]:
+                paths["state"] = "$.detail.state"
+            tr.attr("input_paths", paths)
             tr.attr("input_template", message_template(ir, env, event))
             blocks += [rule, target]
     for i, sub in enumerate(n.subscriptions):
