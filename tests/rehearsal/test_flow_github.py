@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,69 +160,88 @@ def play(
     return d.push(s.branch, sha, changed, cancel_at=cancel)
 
 
+@dataclass
+class Storefront:
+    """The delivery of samples/storefront in one world, ready for pushes: its GitOps
+    remotes by URL, Argo CD answering from them, GitHub's API."""
+
+    w: World
+    app: App
+    d: GitHubDelivery
+    argocd: GitOpsArgoCD
+    remotes: dict[str, Path]
+
+
+@contextmanager
+def storefront(w: World) -> Iterator[Storefront]:
+    """Provision what the Terraform creates, the application and GitOps remotes, and the
+    loopback Argo CD and GitHub APIs (stopped on leaving)."""
+    provision(w)
+    app = application(w)
+    remotes = {
+        f"git@github.com:example/{name}.git": bare(w, name)
+        for name in (
+            "storefront-gitops",
+            "storefront-gitops-staging",
+            "storefront-gitops-production",
+        )
+    }
+    git_env = {"GIT_CONFIG_COUNT": str(1 + len(remotes))}
+    for i, (url, path) in enumerate(remotes.items(), start=1):
+        git_env[f"GIT_CONFIG_KEY_{i}"] = f"url.file://{path}.insteadOf"
+        git_env[f"GIT_CONFIG_VALUE_{i}"] = url
+    argocd = GitOpsArgoCD(
+        apps_of=targets(SAMPLE / "deploy/argocd", SAMPLE / "deploy/apps", remotes)
+    )
+    api = GitHubAPI()
+    with argocd_server(argocd) as argocd_url, github_api_server(api) as api_url:
+        secrets = {
+            "ARGOCD_SERVER": argocd_url,
+            "ARGOCD_AUTH_TOKEN": argocd.token,
+            "GITOPS_DEPLOY_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----\nrehearsal\n",
+            "SLACK_WEBHOOK_URL": "https://hooks.slack.invalid/T/B/x",
+            "SONAR_TOKEN": api.sonar_token,
+            "SONAR_HOST_URL": api_url,
+            "NVD_API_KEY": "nvd-key",
+        }
+        d = GitHubDelivery(
+            w,
+            SAMPLE / ".github/workflows",
+            app,
+            api,
+            api_url=api_url,
+            secrets=secrets,
+            git_env=git_env,
+            approval_environments={"staging", "production"},
+        )
+        yield Storefront(w, app, d, argocd, remotes)
+
+
 def rehearse() -> dict[str, Any]:
     """Play every scenario in order; what each left: its runs, new audit rows and the
     GitOps image files afterwards."""
-    with world() as w:
-        provision(w)
-        app = application(w)
-        remotes = {
-            f"git@github.com:example/{name}.git": bare(w, name)
-            for name in (
-                "storefront-gitops",
-                "storefront-gitops-staging",
-                "storefront-gitops-production",
-            )
-        }
-        git_env = {"GIT_CONFIG_COUNT": str(1 + len(remotes))}
-        for i, (url, path) in enumerate(remotes.items(), start=1):
-            git_env[f"GIT_CONFIG_KEY_{i}"] = f"url.file://{path}.insteadOf"
-            git_env[f"GIT_CONFIG_VALUE_{i}"] = url
-        argocd = GitOpsArgoCD(
-            apps_of=targets(SAMPLE / "deploy/argocd", SAMPLE / "deploy/apps", remotes)
-        )
-        api = GitHubAPI()
-        with argocd_server(argocd) as argocd_url, github_api_server(api) as api_url:
-            secrets = {
-                "ARGOCD_SERVER": argocd_url,
-                "ARGOCD_AUTH_TOKEN": argocd.token,
-                "GITOPS_DEPLOY_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----\nrehearsal\n",
-                "SLACK_WEBHOOK_URL": "https://hooks.slack.invalid/T/B/x",
-                "SONAR_TOKEN": api.sonar_token,
-                "SONAR_HOST_URL": api_url,
-                "NVD_API_KEY": "nvd-key",
+    with world() as w, storefront(w) as sf:
+        results: dict[str, dict[str, Any]] = {}
+        last: list[Run] = []
+        for n, s in enumerate(SCENARIOS):
+            before = audit_rows(w)
+            runs = play(sf.d, sf.app, sf.argocd, w, s, n, last)
+            new = [r for r in audit_rows(w) if r not in before]
+            gitops = {
+                env: head_file(
+                    sf.remotes[f"git@github.com:example/storefront-gitops{suffix}.git"],
+                    f"apps/web/{env}/image-{env}.yaml",
+                )
+                for env, suffix in (
+                    ("development", ""),
+                    ("staging", "-staging"),
+                    ("production", "-production"),
+                )
             }
-            d = GitHubDelivery(
-                w,
-                SAMPLE / ".github/workflows",
-                app,
-                api,
-                api_url=api_url,
-                secrets=secrets,
-                git_env=git_env,
-                approval_environments={"staging", "production"},
-            )
-            results: dict[str, dict[str, Any]] = {}
-            last: list[Run] = []
-            for n, s in enumerate(SCENARIOS):
-                before = audit_rows(w)
-                runs = play(d, app, argocd, w, s, n, last)
-                new = [r for r in audit_rows(w) if r not in before]
-                gitops = {
-                    env: head_file(
-                        remotes[f"git@github.com:example/storefront-gitops{suffix}.git"],
-                        f"apps/web/{env}/image-{env}.yaml",
-                    )
-                    for env, suffix in (
-                        ("development", ""),
-                        ("staging", "-staging"),
-                        ("production", "-production"),
-                    )
-                }
-                results[s.name] = {"runs": runs, "rows": new, "gitops": gitops}
-                if runs:
-                    last = runs
-            return results
+            results[s.name] = {"runs": runs, "rows": new, "gitops": gitops}
+            if runs:
+                last = runs
+        return results
 
 
 def test_the_whole_flow_ends_as_documented_on_github_actions() -> None:

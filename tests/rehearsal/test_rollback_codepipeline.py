@@ -12,24 +12,14 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any
 
 from pipecompile.compiler import compile_bytes
 from pipecompile.insight.rollback import rollback_commands
-from tests.harness.argocd import argocd_server
-from tests.harness.cluster import GitOpsArgoCD, head_file, targets
-from tests.harness.github_api import GitHubAPI, github_api_server
+from tests.harness.cluster import head_file
 from tests.harness.world import world
-from tests.rehearsal.flow_codepipeline import CodePipelineDelivery, Execution
-from tests.rehearsal.test_flow_codepipeline import (
-    APP_COMMANDS,
-    SAMPLE,
-    SERVICES,
-    TABLE,
-    application,
-    provision,
-)
-from tests.rehearsal.test_flow_github import audit_rows, bare
+from tests.rehearsal.flow_codepipeline import Execution
+from tests.rehearsal.test_flow_codepipeline import SAMPLE, SERVICES, TABLE, ecommerce
+from tests.rehearsal.test_flow_github import audit_rows
 
 IMAGE_FILE = "kubernetes/apps/product-service/development/image-development.yaml"
 REASON = "orders fail since the second deploy"
@@ -58,50 +48,19 @@ def _digest(image_file: str) -> str:
 
 def test_the_printed_start_build_rolls_back_through_the_deploy_project() -> None:
     overrides = _overrides()
-    with world() as w:
-        remote = bare(w, "ecommerce-infra", owner=0)
-        git_env = {
-            "GIT_CONFIG_COUNT": "3",
-            "GIT_CONFIG_KEY_1": f"url.file://{remote}.insteadOf",
-            "GIT_CONFIG_VALUE_1": "git@github.com:example/ecommerce-infra.git",
-            "GIT_CONFIG_KEY_2": "safe.directory",
-            "GIT_CONFIG_VALUE_2": "*",
-        }
-        argocd = GitOpsArgoCD(
-            apps_of=targets(
-                SAMPLE / "kubernetes/argocd",
-                SAMPLE / "kubernetes/apps",
-                {"git@github.com:example/ecommerce-infra.git": remote},
-            )
-        )
-        api = GitHubAPI()
-        with argocd_server(argocd) as argocd_url, github_api_server(api) as api_url:
-            secrets: dict[str, Any] = {
-                "ecommerce/sonarqube": {"host_url": api_url, "token": api.sonar_token},
-                "ecommerce/sonarqube-release": {"host_url": api_url, "token": api.sonar_token},
-                "ecommerce/nvd": {"api_key": "nvd-key"},
-            }
-            for env in ("development", "testing", "staging", "production"):
-                secrets[f"ecommerce/{env}/argocd"] = {"server": argocd_url, "token": argocd.token}
-                secrets[f"ecommerce/{env}/gitops-credential"] = (
-                    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
-                )
-            provision(w, secrets)
-            app = application(w)
-            d = CodePipelineDelivery(w, SAMPLE, app, app_commands=APP_COMMANDS, env=git_env)
-            deployed = []
-            for n in (1, 2):
-                sha, changed = app.push(
-                    "feature/orders", {SERVICES["product-service"]: f"// {n}\n"}
-                )
-                (ex,) = d.push("feature/orders", sha, changed)
-                assert ex.state == "SUCCEEDED", "\n".join(ex.log)[-4000:]
-                deployed.append(_digest(head_file(remote, IMAGE_FILE)))
-            before = audit_rows(w, TABLE)
-            build = Execution("rollback", app.heads["feature/orders"], "manual")
-            ok, _ = d.codebuild("deploy-development", overrides, {}, build)
-            rows = [r for r in audit_rows(w, TABLE) if r not in before]
-            after = _digest(head_file(remote, IMAGE_FILE))
+    with world() as w, ecommerce(w) as ec:
+        app, d, remote = ec.app, ec.d, ec.remote
+        deployed = []
+        for n in (1, 2):
+            sha, changed = app.push("feature/orders", {SERVICES["product-service"]: f"// {n}\n"})
+            (ex,) = d.push("feature/orders", sha, changed)
+            assert ex.state == "SUCCEEDED", "\n".join(ex.log)[-4000:]
+            deployed.append(_digest(head_file(remote, IMAGE_FILE)))
+        before = audit_rows(w, TABLE)
+        build = Execution("rollback", app.heads["feature/orders"], "manual")
+        ok, _ = d.codebuild("deploy-development", overrides, {}, build)
+        rows = [r for r in audit_rows(w, TABLE) if r not in before]
+        after = _digest(head_file(remote, IMAGE_FILE))
     assert ok, "\n".join(build.log)[-4000:]
     first, second = deployed
     assert first != second and after == first

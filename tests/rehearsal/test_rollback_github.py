@@ -10,87 +10,47 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.harness.argocd import argocd_server
-from tests.harness.cluster import GitOpsArgoCD, head_file, targets
-from tests.harness.github_api import GitHubAPI, github_api_server
+from tests.harness.cluster import head_file
 from tests.harness.world import world
-from tests.rehearsal.flow import GitHubDelivery
-from tests.rehearsal.test_flow_github import SAMPLE, application, audit_rows, bare, provision
+from tests.rehearsal.test_flow_github import audit_rows, storefront
 
 IMAGE_FILE = "apps/web/development/image-development.yaml"
 
 
 def rehearse_rollback(digest: str | None) -> dict[str, Any]:
-    with world() as w:
-        provision(w)
-        app = application(w)
-        remotes = {
-            f"git@github.com:example/{name}.git": bare(w, name)
-            for name in (
-                "storefront-gitops",
-                "storefront-gitops-staging",
-                "storefront-gitops-production",
-            )
+    with world() as w, storefront(w) as sf:
+        app, d = sf.app, sf.d
+        gitops = sf.remotes["git@github.com:example/storefront-gitops.git"]
+        deploys = []
+        for n in (1, 2):
+            sha, changed = app.push("feature/checkout", {"app.py": f"print({n})\n"})
+            runs = d.push("feature/checkout", sha, changed)
+            assert [r.results.get("deploy-development") for r in runs] == ["success"], [
+                r.log for r in runs
+            ]
+            deploys.append(head_file(gitops, IMAGE_FILE))
+        before = audit_rows(w)
+        inputs = {
+            "service": "web",
+            "environment": "development",
+            "reason": "checkout errors since the second deploy",
+            "digest": digest or "",
         }
-        git_env = {"GIT_CONFIG_COUNT": str(1 + len(remotes))}
-        for i, (url, path) in enumerate(remotes.items(), start=1):
-            git_env[f"GIT_CONFIG_KEY_{i}"] = f"url.file://{path}.insteadOf"
-            git_env[f"GIT_CONFIG_VALUE_{i}"] = url
-        argocd = GitOpsArgoCD(
-            apps_of=targets(SAMPLE / "deploy/argocd", SAMPLE / "deploy/apps", remotes)
+        run = d.run(
+            "rollback.yml",
+            "feature/checkout",
+            app.heads["feature/checkout"],
+            inputs=inputs,
+            actor="oncall",
         )
-        gitops = remotes["git@github.com:example/storefront-gitops.git"]
-        api = GitHubAPI()
-        with argocd_server(argocd) as argocd_url, github_api_server(api) as api_url:
-            secrets = {
-                "ARGOCD_SERVER": argocd_url,
-                "ARGOCD_AUTH_TOKEN": argocd.token,
-                "GITOPS_DEPLOY_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----\nrehearsal\n",
-                "SLACK_WEBHOOK_URL": "https://hooks.slack.invalid/T/B/x",
-                "SONAR_TOKEN": api.sonar_token,
-                "SONAR_HOST_URL": api_url,
-                "NVD_API_KEY": "nvd-key",
-            }
-            d = GitHubDelivery(
-                w,
-                SAMPLE / ".github/workflows",
-                app,
-                api,
-                api_url=api_url,
-                secrets=secrets,
-                git_env=git_env,
-                approval_environments={"staging", "production"},
-            )
-            deploys = []
-            for n in (1, 2):
-                sha, changed = app.push("feature/checkout", {"app.py": f"print({n})\n"})
-                runs = d.push("feature/checkout", sha, changed)
-                assert [r.results.get("deploy-development") for r in runs] == ["success"], [
-                    r.log for r in runs
-                ]
-                deploys.append(head_file(gitops, IMAGE_FILE))
-            before = audit_rows(w)
-            inputs = {
-                "service": "web",
-                "environment": "development",
-                "reason": "checkout errors since the second deploy",
-                "digest": digest or "",
-            }
-            run = d.run(
-                "rollback.yml",
-                "feature/checkout",
-                app.heads["feature/checkout"],
-                inputs=inputs,
-                actor="oncall",
-            )
-            rows = [r for r in audit_rows(w) if r not in before]
-            return {
-                "before": before,
-                "rows": rows,
-                "run": run,
-                "deploys": deploys,
-                "after": head_file(gitops, IMAGE_FILE),
-            }
+        rows = [r for r in audit_rows(w) if r not in before]
+        return {
+            "before": before,
+            "rows": rows,
+            "run": run,
+            "deploys": deploys,
+            "after": head_file(gitops, IMAGE_FILE),
+        }
 
 
 def _digest(image_file: str) -> str:

@@ -32,30 +32,7 @@ def _checkout(root: Path) -> None:
 
 
 def _run(root: Path, home: Path, remote: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(home),
-        "GITOPS_AUTH": "ssh",
-        "GITOPS_DEPLOY_KEY": SECRET,
-        "GITOPS_REPOSITORY": f"file://{remote}",
-        "GITOPS_REVISION": "HEAD",
-        "GITOPS_DIR": "web/development",
-        "CHART_SOURCE": "kubernetes/charts/app",
-        "VALUES_SOURCE": "kubernetes/values/web",
-        "SERVICE": "web",
-        "ENVIRONMENT": "development",
-        "IMAGE_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/web",
-        "IMAGE_TAG": "src-0123",
-        "IMAGE_DIGEST": DIGEST,
-    }
-    return subprocess.run(
-        ["bash", str(script_path("gitops-record.sh"))],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return _run_env(root, home, remote, {})
 
 
 def _committed(tmp_path: Path, remote: Path) -> str:
@@ -126,6 +103,7 @@ def test_a_fifo_in_the_chart_is_refused(tmp_path: Path) -> None:
 def _run_env(
     root: Path, home: Path, remote: Path, values: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
+    """gitops-record.sh as a deployer runs it, with ``values`` over the usual inputs."""
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
