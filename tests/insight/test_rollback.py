@@ -84,9 +84,13 @@ def test_the_printed_rollback_commands_work_against_the_generated_table(tmp_path
         assert found.returncode == 0, found.stderr
         assert OLD in found.stdout and NEW in found.stdout  # the succeeded ones
         assert "3" * 64 not in found.stdout  # not the failed one
-        record = step(lines, "Record it").replace(
-            "DIGEST='<the digest above>' REASON='<why>'",
-            f"DIGEST='{OLD}' REASON='checkout errors after 1.4'",
+        record = (
+            step(lines, "Record it")
+            .replace(
+                "DIGEST='<the digest above>' REASON='<why>'",
+                f"DIGEST='{OLD}' REASON='checkout errors after 1.4'",
+            )
+            .replace("TAG='<its tag>' COMMIT='<its commit>'", "TAG='none' COMMIT='c0'")
         )
         assert record != step(lines, "Record it")
         res = run(record, env)
@@ -97,6 +101,8 @@ def test_the_printed_rollback_commands_work_against_the_generated_table(tmp_path
         assert row["image_digest"] == {"S": OLD}
         assert row["reason"] == {"S": "checkout errors after 1.4"}
         assert row["deployment"]["S"].startswith(row["deployed_at"]["S"] + "/manual-")
+        # as audit-row.sh records a rollback: the next "previous" walks on from it
+        assert (row["trigger"], row["commit"]) == ({"S": "manual"}, {"S": "c0"})
 
 
 @pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")

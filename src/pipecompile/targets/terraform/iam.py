@@ -20,6 +20,7 @@ from typing import Any
 
 from ...ir import IR, Environment
 from ...serialize.hcl import Block, Ref, Template
+from ..common import rollback_notifies
 from .approvers import approver_role
 from .blocks import (
     iam_role,
@@ -394,6 +395,24 @@ def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
                     for dep in svc.deployments
                     if dep.environment == env.name
                 ],
+            }
+        )
+    if rollback_notifies(ir):  # a manual rollback's notice (rollback-notify.sh)
+        statements.append(
+            {
+                "sid": "RollbackNotice",
+                "actions": ["sns:Publish"],
+                "resources": [Ref("aws_sns_topic.events.arn")],
+            }
+        )
+        statements.append(
+            {
+                # the topic is encrypted with the project key: SNS asks for a data key
+                # as the publisher (SNS developer guide, sns-key-management)
+                "sid": "TopicKey",
+                "actions": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "resources": [Ref("aws_kms_key.cicd.arn")],
+                "conditions": [("StringEquals", "kms:ViaService", [f"sns.{region}.amazonaws.com"])],
             }
         )
     # a statement's sid must be unique: the common EcrLogin may repeat
