@@ -263,3 +263,26 @@ def test_a_codebuild_rollback_tells_the_topic_as_a_deploy_would(tmp_path: Path) 
     assert "sync window closed" in closed["content"]["title"]
     check = subprocess.run(["shellcheck", str(script_path("rollback-notify.sh"))])
     assert check.returncode == 0
+
+
+def test_each_codebuild_deploy_role_may_tell_the_topic_of_its_rollbacks() -> None:
+    """The deploy project runs rollback-notify.sh as its own role: it may publish to the
+    pipeline topic (encrypted with the project key: SNS asks KMS for a data key as the
+    publisher) and to no other topic; the project hands the script the topic's ARN."""
+    from tests.iam_eval import Account
+    from tests.targets.test_compliance import tf_blocks
+
+    tf = REF / "infrastructure/terraform/cicd"
+    acct = Account(tf, "123456789012")
+    topic = acct.arn("aws_sns_topic.events")
+    key = acct.arn("aws_kms_key.cicd")
+    projects = tf_blocks(tf / "codebuild.tf")
+    for env in ("development", "testing", "staging", "production"):
+        role = f"deploy_{env}"
+        assert acct.can(role, "sns:Publish", topic)
+        assert acct.can(role, "kms:GenerateDataKey", key)
+        other = acct.arn("aws_sns_topic.approvals_production")
+        assert not acct.can(role, "sns:Publish", other)
+        variables = projects[f"aws_codebuild_project.deploy-{env}"]["environment"][0]
+        given = {v["name"]: v["value"] for v in variables["environment_variable"]}
+        assert given["TOPIC_ARN"] == "${aws_sns_topic.events.arn}"

@@ -397,22 +397,14 @@ def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
                 ],
             }
         )
-    if rollback_notifies(ir):  # a manual rollback's notice (rollback-notify.sh)
+    if rollback_notifies(ir):
+        # a manual rollback's notice (rollback-notify.sh); the topic's key, the project
+        # key, is the common "Key" statement's
         statements.append(
             {
                 "sid": "RollbackNotice",
                 "actions": ["sns:Publish"],
                 "resources": [Ref("aws_sns_topic.events.arn")],
-            }
-        )
-        statements.append(
-            {
-                # the topic is encrypted with the project key: SNS asks for a data key
-                # as the publisher (SNS developer guide, sns-key-management)
-                "sid": "TopicKey",
-                "actions": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "resources": [Ref("aws_kms_key.cicd.arn")],
-                "conditions": [("StringEquals", "kms:ViaService", [f"sns.{region}.amazonaws.com"])],
             }
         )
     # a statement's sid must be unique: the common EcrLogin may repeat
