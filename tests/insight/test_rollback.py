@@ -84,9 +84,13 @@ def test_the_printed_rollback_commands_work_against_the_generated_table(tmp_path
         assert found.returncode == 0, found.stderr
         assert OLD in found.stdout and NEW in found.stdout  # the succeeded ones
         assert "3" * 64 not in found.stdout  # not the failed one
-        record = step(lines, "Record it").replace(
-            "DIGEST='<the digest above>' REASON='<why>'",
-            f"DIGEST='{OLD}' REASON='checkout errors after 1.4'",
+        record = (
+            step(lines, "Record it")
+            .replace(
+                "DIGEST='<the digest above>' REASON='<why>'",
+                f"DIGEST='{OLD}' REASON='checkout errors after 1.4'",
+            )
+            .replace("TAG='<its tag>' COMMIT='<its commit>'", "TAG='none' COMMIT='c0'")
         )
         assert record != step(lines, "Record it")
         res = run(record, env)
@@ -97,6 +101,8 @@ def test_the_printed_rollback_commands_work_against_the_generated_table(tmp_path
         assert row["image_digest"] == {"S": OLD}
         assert row["reason"] == {"S": "checkout errors after 1.4"}
         assert row["deployment"]["S"].startswith(row["deployed_at"]["S"] + "/manual-")
+        # as audit-row.sh records a rollback: the next "previous" walks on from it
+        assert (row["trigger"], row["commit"]) == ({"S": "manual"}, {"S": "c0"})
 
 
 @pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
@@ -155,3 +161,26 @@ def test_the_audit_row_links_the_commit_and_names_its_issues(tmp_path: Path) -> 
     assert first["outcome"] == {"S": "rolled-back"}
     assert first["reason"] == {"S": "automatic: the rollout was aborted (analysis failed)"}
     assert second["issues"] == {"L": []} and "reason" not in second
+
+
+def test_by_hand_the_rollback_uses_the_environment_s_repository_and_wait() -> None:
+    """Each environment of samples/storefront has a GitOps repository of its own (issue 28)
+    and production's health wait is 35 minutes: the by-hand commit goes to that
+    repository and the wait is the deploy's own; production's sync window is named, with
+    the manual sync it admits."""
+    sample = ROOT / "samples/storefront"
+    ir = compile_bytes("pipeline.yaml", (sample / "pipeline.yaml").read_bytes())
+    lines = rollback_commands(ir, "web", "production")
+    durable = step(lines, "Make the rollback durable")
+    assert durable.splitlines()[0] == (
+        "git clone git@github.com:example/storefront-gitops-production.git gitops && cd gitops"
+    )
+    dep = next(d for d in ir.services[0].deployments if d.environment == "production")
+    assert f"argocd app wait web-production --health --timeout {dep.wait_minutes * 60}" in (durable)
+    assert dep.wait_minutes * 60 != 900
+    text = "\n".join(lines)
+    assert "sync window closed" in text and "argocd app sync web-production" in text
+    # development: its own repository, and no window
+    dev = "\n".join(rollback_commands(ir, "web", "development"))
+    assert "git clone git@github.com:example/storefront-gitops.git gitops" in dev
+    assert "Sync window" not in dev

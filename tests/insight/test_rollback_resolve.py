@@ -56,13 +56,71 @@ def test_a_manual_rollback_resolves_only_digests_that_ran(tmp_path: Path) -> Non
             return res.returncode, out.read_text() if out.exists() else "", res.stderr
 
         # previous: the succeeded digest before the one running (B), not the failed C
-        assert resolve("previous")[:2] == (0, f"IMAGE_TAG=rel-0\nIMAGE_DIGEST={A}\n")
-        assert resolve(B)[:2] == (0, f"IMAGE_TAG=rel-1\nIMAGE_DIGEST={B}\n")
+        assert resolve("previous")[:2] == (
+            0,
+            f"IMAGE_TAG=rel-0\nIMAGE_DIGEST={A}\nROLLBACK_COMMIT=c0\n",
+        )
+        assert resolve(B)[:2] == (0, f"IMAGE_TAG=rel-1\nIMAGE_DIGEST={B}\nROLLBACK_COMMIT=c1\n")
         for never in (C, D):  # failed here; ran only in staging
             code, written, err = resolve(never)
             assert code == 1 and written == "" and "never deployed successfully" in err
     check = subprocess.run(["shellcheck", str(script_path("rollback-resolve.sh"))])
     assert check.returncode == 0
+
+
+@pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
+def test_previous_walks_back_one_step_per_rollback(tmp_path: Path) -> None:
+    """Rollbacks in a row walk back (README, "Manual rollback"): after deploys A, B, C
+    "previous" is B; once B is back, "previous" is A, not B again; a deploy D after a
+    rollback to B makes "previous" B; a rollback whose own rollout was aborted, a failed
+    deploy, change nothing."""
+    table = audit_table(REF)
+    with moto_server() as endpoint:
+        env = {"PATH": f"{TOOLS}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+               "LANG": "C.UTF-8", **aws_env(endpoint, "us-east-1")}  # fmt: skip
+        boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id="testing", aws_secret_access_key="testing",
+                     ).create_table(**table)  # fmt: skip
+        commits = {A: "a" * 40, B: "b" * 40, C: "c" * 40, D: "d" * 40}
+        n = 0
+
+        def write(digest: str, written: str, reason: str = "") -> None:
+            nonlocal n
+            n += 1
+            (tmp_path / f"o{n}").write_text(written)
+            extra = {"ROLLBACK_REASON": reason, "ACTOR": "oncall"} if reason else {}
+            res = run(str(script_path("audit-row.sh")), env,
+                      DEPLOYMENTS_TABLE=table["TableName"], SERVICE="order-service",
+                      ENVIRONMENT="production", COMMIT=commits[digest], RUN=f"r{n:02d}",
+                      OUTCOME_FILE=str(tmp_path / f"o{n}"), IMAGE_DIGEST=digest,
+                      IMAGE_TAG=f"tag-{digest[-1]}", **extra)  # fmt: skip
+            assert res.returncode == 0, res.stderr
+
+        def previous() -> str:
+            out = tmp_path / f"image-{n}.env"
+            res = run(str(script_path("rollback-resolve.sh")), env,
+                      DEPLOYMENTS_TABLE=table["TableName"], SERVICE="order-service",
+                      ENVIRONMENT="production", DIGEST="previous", IMAGE_ENV=str(out))  # fmt: skip
+            if res.returncode:
+                return "error: " + res.stderr
+            values = dict(line.split("=", 1) for line in out.read_text().splitlines())
+            assert values["ROLLBACK_COMMIT"] == commits[values["IMAGE_DIGEST"]]
+            return values["IMAGE_DIGEST"]
+
+        for digest in (A, B, C):
+            write(digest, "outcome=succeeded\n")
+        assert previous() == B
+        write(B, "outcome=succeeded\n", "C breaks checkout")  # the first rollback: B runs
+        assert previous() == A  # the second goes further back, not to B again
+        # a rollback to A whose rollout aborted itself: B still runs
+        write(A, "outcome=rolled-back\nreason=automatic: aborted\n", "B breaks too")
+        assert previous() == A
+        write(D, "outcome=succeeded\n")  # fixed forward on top of B
+        write(C, "outcome=failed\n")  # a failed deploy: D still runs
+        assert previous() == B
+        write(B, "outcome=succeeded\n", "D breaks")
+        write(A, "outcome=succeeded\n", "B breaks")
+        assert previous().startswith("error: no succeeded deploy of order-service in production")
 
 
 @pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
@@ -133,24 +191,98 @@ def test_the_deploy_buildspec_resolves_a_manual_rollback_before_it_deploys(
                       IMAGE_TAG=f"rel-{n}")  # fmt: skip
             assert res.returncode == 0, res.stderr
         script = tmp_path / "phase.sh"
-        probe = 'echo "$IMAGE_TAG $IMAGE_DIGEST chart=[$CHART_SOURCE] $ACTOR"'
+        probe = 'echo "$IMAGE_TAG $IMAGE_DIGEST chart=[$CHART_SOURCE] $ACTOR ${ROLLBACK_COMMIT:-}"'
         # /tmp/rollback.env is the build's own /tmp on CodeBuild; here a private copy
         body = "\n".join(first).replace("/tmp/rollback.env", str(tmp_path / "rollback.env"))
         script.write_text(f"set -e\n{body}\n{probe}\n")
         base = {**env, "DEPLOYMENTS_TABLE": table["TableName"], "SERVICE": "order-service",
                 "ENVIRONMENT": "production", "CHART_SOURCE": "kubernetes/apps/_chart",
                 "CODEBUILD_INITIATOR": ROLE}  # fmt: skip
+        # who ran it is CodeBuild's CODEBUILD_INITIATOR (the caller's identity), never an
+        # ACTOR the person starting the build passes as an override
         res = run(str(script), base, ROLLBACK_REASON="bad release", DIGEST="previous",
-                  IMAGE_TAG="rollback", IMAGE_DIGEST="previous")  # fmt: skip
+                  IMAGE_TAG="rollback", IMAGE_DIGEST="previous", ACTOR="someone-else")  # fmt: skip
         assert res.returncode == 0, res.stderr
-        assert res.stdout.splitlines()[-1] == (f"rel-0 {A} chart=[] {ROLE}")
+        assert res.stdout.splitlines()[-1] == (f"rel-0 {A} chart=[] {ROLE} c0")
         (tmp_path / "rollback.env").unlink()
         # an ordinary deploy: nothing resolved, nothing changed
         res = run(str(script), base, IMAGE_TAG="rel-1", IMAGE_DIGEST=B, ACTOR="")
         assert res.returncode == 0, res.stderr
-        assert res.stdout.splitlines()[-1] == f"rel-1 {B} chart=[kubernetes/apps/_chart] "
+        # (ACTOR is always the initiator; audit-row.sh records it for a rollback only)
+        assert res.stdout.splitlines()[-1] == f"rel-1 {B} chart=[kubernetes/apps/_chart] {ROLE} "
         assert not (tmp_path / "rollback.env").exists()
         # a digest that never ran there: the build fails before any deploy step
         res = run(str(script), base, ROLLBACK_REASON="x", DIGEST=C, IMAGE_TAG="rollback",
                   IMAGE_DIGEST="previous")  # fmt: skip
         assert res.returncode != 0 and "never deployed successfully" in res.stderr
+
+
+@pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
+def test_a_codebuild_rollback_tells_the_topic_as_a_deploy_would(tmp_path: Path) -> None:
+    """rollback-notify.sh (the deploy buildspec's finally, CodePipeline delivery): an AWS
+    Chatbot custom notification with the deploy's environment and status, the reason and
+    who started it; a closed sync window says so; a status the topic does not hear is
+    not sent."""
+    import json
+
+    with moto_server() as endpoint:
+        env = {"PATH": f"{TOOLS}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+               "LANG": "C.UTF-8", **aws_env(endpoint, "us-east-1")}  # fmt: skip
+        kw = {"endpoint_url": endpoint, "region_name": "us-east-1",
+              "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # fmt: skip
+        sns, sqs = boto3.client("sns", **kw), boto3.client("sqs", **kw)
+        topic = sns.create_topic(Name="ecommerce-pipeline-events")["TopicArn"]
+        queue = sqs.create_queue(QueueName="channel")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn["Attributes"]["QueueArn"],
+                      Attributes={"RawMessageDelivery": "true"})  # fmt: skip
+
+        def notify(written: str, events: str = "succeeded failed") -> str:
+            (tmp_path / "outcome").write_text(written)
+            res = run(str(script_path("rollback-notify.sh")), env, TOPIC_ARN=topic,
+                      NOTIFY_EVENTS=events, SERVICE="order-service", ENVIRONMENT="production",
+                      IMAGE_DIGEST=A, ROLLBACK_REASON="orders fail", ACTOR="oncall-ana",
+                      OUTCOME_FILE=str(tmp_path / "outcome"), DEPLOY_STATUS="failed",
+                      RUN="ecommerce-production-deploy:1234")  # fmt: skip
+            assert res.returncode == 0, res.stderr
+            return res.stdout
+
+        notify("outcome=succeeded\n")
+        notify("outcome=outside-sync-window\nreason=sync window closed\n")
+        assert "not an event the topic hears" in notify("outcome=failed\n", "succeeded")
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        heard = [json.loads(m["Body"]) for m in got]
+    ok, closed = heard  # the third was not sent
+    for message, status in ((ok, "succeeded"), (closed, "failed")):
+        context = message["metadata"]["additionalContext"]
+        assert (context["environment"], context["status"]) == ("production", status)
+        assert "Reason: orders fail. Started by oncall-ana." in message["content"]["description"]
+    assert ok["content"]["title"] == (
+        f"production: manual rollback of order-service succeeded: order-service runs {A} again"
+    )
+    assert "sync window closed" in closed["content"]["title"]
+    check = subprocess.run(["shellcheck", str(script_path("rollback-notify.sh"))])
+    assert check.returncode == 0
+
+
+def test_each_codebuild_deploy_role_may_tell_the_topic_of_its_rollbacks() -> None:
+    """The deploy project runs rollback-notify.sh as its own role: it may publish to the
+    pipeline topic (encrypted with the project key: SNS asks KMS for a data key as the
+    publisher) and to no other topic; the project hands the script the topic's ARN."""
+    from tests.iam_eval import Account
+    from tests.targets.test_compliance import tf_blocks
+
+    tf = REF / "infrastructure/terraform/cicd"
+    acct = Account(tf, "123456789012")
+    topic = acct.arn("aws_sns_topic.events")
+    key = acct.arn("aws_kms_key.cicd")
+    projects = tf_blocks(tf / "codebuild.tf")
+    for env in ("development", "testing", "staging", "production"):
+        role = f"deploy_{env}"
+        assert acct.can(role, "sns:Publish", topic)
+        assert acct.can(role, "kms:GenerateDataKey", key)
+        other = acct.arn("aws_sns_topic.approvals_production")
+        assert not acct.can(role, "sns:Publish", other)
+        variables = projects[f"aws_codebuild_project.deploy-{env}"]["environment"][0]
+        given = {v["name"]: v["value"] for v in variables["environment_variable"]}
+        assert given["TOPIC_ARN"] == "${aws_sns_topic.events.arn}"

@@ -151,10 +151,17 @@ class GitHubDelivery:
         secrets: dict[str, str],
         git_env: dict[str, str],
         approval_environments: set[str],
+        environment_branches: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
+        """``environment_branches``: each GitHub environment's deployment branch policy
+        (None: any branch); a job in an environment whose policy the run's branch does
+        not match fails before it starts, as GitHub fails it (docs, "Managing
+        environments for deployment": "Deployment branches and tags"; the policy's
+        patterns are File.fnmatch globs, ``*`` not crossing ``/``)."""
         self.w, self.workflows, self.app, self.api = w, workflows, app, api
         self.api_url, self.secrets, self.git_env = api_url, secrets, git_env
         self.approval_environments = approval_environments
+        self.environment_branches = environment_branches or {}
         self.runs: list[Run] = []
         self.hooks: dict[str, Any] = {}  # job id -> callable run before that job
 
@@ -246,6 +253,16 @@ class GitHubDelivery:
             env_name = job.get("environment")
             if isinstance(env_name, dict):
                 env_name = env_name.get("name")
+            if isinstance(env_name, str) and env_name.strip().startswith("${{"):
+                env_name = _value(env_name.strip()[3:-2], ctx)
+            policy = self.environment_branches.get(env_name) if env_name else None
+            if policy is not None and not any(glob_re(p).match(branch) for p in policy):
+                run.log.append(
+                    f'== {job_id}: failure\nBranch "{branch}" is not allowed to deploy to '
+                    f"{env_name} due to environment protection rules."
+                )
+                info[job_id] = {"result": "failure", "outputs": {}}
+                continue
             if env_name and env_name in self.approval_environments:
                 record.approvals.append(
                     {
@@ -342,7 +359,12 @@ def _list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _evaluate(expr: str, ctx: dict[str, Any], fns: dict[str, Any]) -> bool:
+def _value(expr: str, ctx: dict[str, Any]) -> Any:
+    """An expression's value (``a && 'x' || 'y'`` gives an operand, as GitHub's does)."""
+    return _evaluate(expr, ctx, {}, raw=True)
+
+
+def _evaluate(expr: str, ctx: dict[str, Any], fns: dict[str, Any], raw: bool = False) -> Any:
     def get(path: str) -> Any:
         parts = path.split(".")
         value: Any = ctx.get(parts[0], {})
@@ -356,4 +378,5 @@ def _evaluate(expr: str, ctx: dict[str, Any], fns: dict[str, Any]) -> bool:
         return value
 
     all_fns = {**fns, "contains": lambda hay, needle: needle in hay}
-    return bool(eval(_translate(expr), {"_get": get, "_fn": all_fns}))
+    value = eval(_translate(expr), {"_get": get, "_fn": all_fns})
+    return value if raw else bool(value)

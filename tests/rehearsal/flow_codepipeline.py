@@ -93,6 +93,7 @@ class CodePipelineDelivery:
         self.approvals = approvals  # where ListActionExecutions answers who approved
         self.pipelines = _resources(tf, "aws_codepipeline")
         self.projects = _resources(tf, "aws_codebuild_project")
+        self.topics = _resources(tf, "aws_sns_topic")
         self.rules = _resources(tf, "aws_cloudwatch_event_rule")
         self.targets = _resources(tf, "aws_cloudwatch_event_target")
         self.hooks: dict[str, Any] = {}  # "<environment>" -> callable before that deploy
@@ -160,13 +161,30 @@ class CodePipelineDelivery:
         ex.notifications = self.notify(ex)
         return ex
 
+    def _reference(self, value: str) -> str:
+        """A project variable that names another resource (``${aws_sns_topic.x.arn}``): its
+        ARN as AWS forms it (arn:aws:sns:<region>:<account>:<name>)."""
+        m = re.fullmatch(r"\$\{aws_sns_topic\.(\w+)\.arn\}", value)
+        if not m:
+            return value
+        topic = self.topics[m[1]]["name"]
+        return f"arn:aws:sns:{self.w.env['AWS_DEFAULT_REGION']}:123456789012:{topic}"
+
     def codebuild(
         self,
         label: str,
         overrides: list[tuple[str, str, str]],
         namespaces: dict[str, dict[str, str]],
         ex: Execution,
+        started_by: str | None = None,
     ) -> tuple[bool, dict[str, str]]:
+        """``started_by``: a start-build by that identity with ``--source-type-override
+        NO_SOURCE`` (a manual rollback), not the pipeline's action: the source folder is
+        empty, CODEBUILD_RESOLVED_SOURCE_VERSION is unset ("An identifier for the version
+        of a build's source code", which a build without source has not), and
+        CODEBUILD_INITIATOR is the caller ("If an IAM user started the build, this is the
+        user's name"; an assumed role's session shows as <role>/<session>; CodeBuild User
+        Guide, build-env-ref-env-vars.md)."""
         project = self.projects[label]
         m = re.search(r"ci/codebuild/[\w.-]+\.yml", project["source"][0]["buildspec"])
         spec = yaml.safe_load((self.sample / m[0]).read_text())  # type: ignore[index]
@@ -179,22 +197,25 @@ class CodePipelineDelivery:
             value = re.sub(
                 r"#\{(\w+)\.(\w+)\}", lambda v: namespaces.get(v[1], {}).get(v[2], ""), value
             )
+            value = self._reference(value)
             env[name] = self.secret(value) if kind == "SECRETS_MANAGER" else value
         n = len(self.executions)
         work = self.w.workdir(f"cb-{n}-{label}-{uuid.uuid4().hex[:6]}", CODEBUILD_UID)
-        git(work, "init", "-q")
-        git(work, "fetch", "-q", str(self.app.remote), ex.sha)
-        git(work, "checkout", "-q", "FETCH_HEAD")
+        if started_by is None:
+            git(work, "init", "-q")
+            git(work, "fetch", "-q", str(self.app.remote), ex.sha)
+            git(work, "checkout", "-q", "FETCH_HEAD")
         home = self.w.home(f"cb-{n}-{label}-{uuid.uuid4().hex[:6]}", CODEBUILD_UID)
         build_id = f"{project['name']}:{uuid.uuid4()}"
         env.update(
             CODEBUILD_SRC_DIR=str(work),
-            CODEBUILD_RESOLVED_SOURCE_VERSION=ex.sha,
             CODEBUILD_BUILD_ID=build_id,
             CODEBUILD_BUILD_ARN=f"arn:aws:codebuild:{self.w.env['AWS_DEFAULT_REGION']}:123456789012:build/{build_id}",
-            CODEBUILD_INITIATOR=f"codepipeline/{ex.pipeline}",
+            CODEBUILD_INITIATOR=started_by or f"codepipeline/{ex.pipeline}",
             **self.env,
         )
+        if started_by is None:
+            env["CODEBUILD_RESOLVED_SOURCE_VERSION"] = ex.sha
         (work.parent / f"{work.name}.sh").write_text(self.script(spec, work))
         # each build is a fresh container: its own /tmp (the buildspecs keep OUTCOME_FILE
         # and IMAGE_ENV there), a private mount over the host's for this build only, with

@@ -149,9 +149,11 @@ def test_an_existing_oidc_provider_is_read_not_created() -> None:
 # -- 3. housekeeping -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("sample", "keep"), [("reference", 200), ("shared", 50)])
+@pytest.mark.parametrize(
+    ("sample", "keep", "signed"), [("reference", 200, True), ("shared", 50, False)]
+)
 def test_every_repository_has_a_lifecycle_policy(
-    sample: str, keep: int, request: pytest.FixtureRequest
+    sample: str, keep: int, signed: bool, request: pytest.FixtureRequest
 ) -> None:
     files: dict[str, str] = request.getfixturevalue(sample)
     doc = tf(files, "ecr.tf")
@@ -161,11 +163,21 @@ def test_every_repository_has_a_lifecycle_policy(
     for name, policy in policies.items():
         assert policy["repository"] == f"${{aws_ecr_repository.{name}.name}}"
         rules = json.loads(json.loads(f'"{policy["policy"]}"'))["rules"]  # HCL-escaped JSON
-        assert [r["rulePriority"] for r in rules] == [1, 2, 3]
-        assert rules[0]["selection"]["tagStatus"] == "untagged"
-        # each build tier counted apart (feature churn never expires a release image), and
-        # no rule selects cosign's sha256-<digest>.sig tags: signatures never expire
-        assert [r["selection"] for r in rules[1:]] == [
+        if signed:
+            # cosign v3 stores signatures and attestations as untagged OCI referrers
+            # (foundation._ecr_lifecycle cites its source): no rule selects untagged
+            # manifests, so signatures never expire
+            assert not any(r["selection"]["tagStatus"] != "tagged" for r in rules)
+        else:  # nothing signs: untagged images go after a day
+            assert rules.pop(0)["selection"] == {
+                "tagStatus": "untagged",
+                "countType": "sinceImagePushed",
+                "countUnit": "days",
+                "countNumber": 1,
+            }
+        assert [r["rulePriority"] for r in rules] == ([1, 2] if signed else [2, 3])
+        # each build tier counted apart (feature churn never expires a release image)
+        assert [r["selection"] for r in rules] == [
             {
                 "tagStatus": "tagged",
                 "tagPrefixList": [f"{tier}-"],

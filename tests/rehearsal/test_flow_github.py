@@ -173,7 +173,9 @@ class Storefront:
 
 
 @contextmanager
-def storefront(w: World) -> Iterator[Storefront]:
+def storefront(
+    w: World, environment_branches: dict[str, tuple[str, ...]] | None = None
+) -> Iterator[Storefront]:
     """Provision what the Terraform creates, the application and GitOps remotes, and the
     loopback Argo CD and GitHub APIs (stopped on leaving)."""
     provision(w)
@@ -213,6 +215,7 @@ def storefront(w: World) -> Iterator[Storefront]:
             secrets=secrets,
             git_env=git_env,
             approval_environments={"staging", "production"},
+            environment_branches=environment_branches,
         )
         yield Storefront(w, app, d, argocd, remotes)
 

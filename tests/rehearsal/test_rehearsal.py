@@ -728,7 +728,8 @@ def test_a_closed_sync_window_records_nothing(w: World, open_: bool, code: int) 
         )
     assert res.returncode == code, res.stderr
     if not open_:
-        assert outcome.read_text() == "outcome=outside-sync-window\n"
+        # the audit row's reason too (a manual rollback's row and message say it)
+        assert outcome.read_text() == "outcome=outside-sync-window\nreason=sync window closed\n"
         assert "nothing was recorded" in res.stderr
 
 

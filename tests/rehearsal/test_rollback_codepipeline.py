@@ -4,12 +4,15 @@ start-build ``explain --rollback`` prints, its overrides given to the environmen
 deploy project as :mod:`.flow_codepipeline` runs a CodeBuild build (the buildspec's
 phases as root, the real AWS CLI against moto, the real GitOps remote, Argo CD answering
 from it).  The deploy project resolves the digest from the audit table and redeploys it;
-the row records the reason.  The harness's build has a checkout; the real one (no
-source) has none, which the buildspec's rollback commands make moot (CHART_SOURCE empty:
-only the image file changes)."""
+the row records the reason, who started the build (its caller, CODEBUILD_INITIATOR, not
+an override) and the commit of the deployment it returned to; the pipeline topic hears
+the outcome as it hears a deploy's.  The build runs as a start-build with NO_SOURCE does:
+no checkout, no CODEBUILD_RESOLVED_SOURCE_VERSION (CHART_SOURCE empty: only the image
+file changes)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -23,6 +26,7 @@ from tests.rehearsal.test_flow_github import audit_rows
 
 IMAGE_FILE = "kubernetes/apps/product-service/development/image-development.yaml"
 REASON = "orders fail since the second deploy"
+STARTED_BY = "oncall-ana"  # the IAM user who runs the printed start-build
 
 
 def _overrides() -> list[tuple[str, str, str]]:
@@ -50,17 +54,37 @@ def test_the_printed_start_build_rolls_back_through_the_deploy_project() -> None
     overrides = _overrides()
     with world() as w, ecommerce(w) as ec:
         app, d, remote = ec.app, ec.d, ec.remote
-        deployed = []
+        # the pipeline topic, and a queue subscribed to it that reads what it hears
+        sns, sqs = w.client("sns"), w.client("sqs")
+        topic = sns.create_topic(Name="ecommerce-pipeline-events")["TopicArn"]
+        queue = sqs.create_queue(QueueName="channel")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        deployed, commits = [], []
         for n in (1, 2):
             sha, changed = app.push("feature/orders", {SERVICES["product-service"]: f"// {n}\n"})
             (ex,) = d.push("feature/orders", sha, changed)
             assert ex.state == "SUCCEEDED", "\n".join(ex.log)[-4000:]
             deployed.append(_digest(head_file(remote, IMAGE_FILE)))
+            commits.append(sha)
         before = audit_rows(w, TABLE)
         build = Execution("rollback", app.heads["feature/orders"], "manual")
-        ok, _ = d.codebuild("deploy-development", overrides, {}, build)
+        # someone adds an ACTOR override to the printed command: it names nobody
+        forged = [*overrides, ("ACTOR", "someone-else", "PLAINTEXT")]
+        ok, _ = d.codebuild("deploy-development", forged, {}, build, started_by=STARTED_BY)
         rows = [r for r in audit_rows(w, TABLE) if r not in before]
         after = _digest(head_file(remote, IMAGE_FILE))
+        heard = [
+            json.loads(m["Body"])
+            for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        ]
     assert ok, "\n".join(build.log)[-4000:]
     first, second = deployed
     assert first != second and after == first
@@ -71,4 +95,15 @@ def test_the_printed_start_build_rolls_back_through_the_deploy_project() -> None
         "rolled-back",
     )
     assert row["reason"] == REASON and row["trigger"] == "manual"
-    assert row["actor"]  # CODEBUILD_INITIATOR: who started the build
+    assert row["actor"] == STARTED_BY  # CODEBUILD_INITIATOR: who started the build
+    # the commit of the deployment it returned to (a NO_SOURCE build resolves none)
+    assert row["commit"] == commits[0]
+    # the channel hears it as it hears a deploy to development, with the reason
+    (message,) = heard
+    assert message["metadata"]["additionalContext"]["environment"] == "development"
+    assert message["metadata"]["additionalContext"]["status"] == "succeeded"
+    assert message["content"]["title"].startswith(
+        "development: manual rollback of product-service succeeded"
+    )
+    assert REASON in message["content"]["description"]
+    assert STARTED_BY in message["content"]["description"]

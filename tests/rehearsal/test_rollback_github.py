@@ -1,5 +1,5 @@
 """The generated manual rollback on GitHub Actions delivery (samples/storefront, issue 29
-item 7): two deploys of web to development through deliver-web.yml, then rollback.yml
+item 7): three deploys of web to development through deliver-web.yml, then rollback.yml
 dispatched with a reason, job by job as :mod:`.flow` runs every workflow (the real AWS
 CLI against moto, real git remotes, Argo CD answering from what GitOps records).  The
 rollback goes through deploy.yml: the digest comes from the audit table, the signature
@@ -10,46 +10,74 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipecompile.compiler import compile_bytes
+from pipecompile.insight.environments import environment_requests
 from tests.harness.cluster import head_file
 from tests.harness.world import world
-from tests.rehearsal.test_flow_github import audit_rows, storefront
+from tests.rehearsal.test_flow_github import SAMPLE, audit_rows, storefront
 
 IMAGE_FILE = "apps/web/development/image-development.yaml"
 
 
-def rehearse_rollback(digest: str | None) -> dict[str, Any]:
-    with world() as w, storefront(w) as sf:
+def branch_policies() -> dict[str, tuple[str, ...]]:
+    """Each GitHub environment's deployment branch policy, as the requests ``explain``
+    prints define it (insight/environments.py): the environments without one admit any
+    branch."""
+    ir = compile_bytes("pipeline.yaml", (SAMPLE / "pipeline.yaml").read_bytes())
+    out: dict[str, tuple[str, ...]] = {}
+    for req in environment_requests(ir):
+        parts = req["path"].split("/")
+        if len(parts) == 2 and req["body"]["deployment_branch_policy"] is not None:
+            out.setdefault(parts[1], ())
+        elif len(parts) == 3:
+            out[parts[1]] += (req["body"]["name"],)
+    return out
+
+
+def rehearse_rollback(digest: str | None, rollbacks: int = 1) -> dict[str, Any]:
+    with world() as w, storefront(w, environment_branches=branch_policies()) as sf:
         app, d = sf.app, sf.d
         gitops = sf.remotes["git@github.com:example/storefront-gitops.git"]
-        deploys = []
-        for n in (1, 2):
+        deploys, commits = [], []
+        for n in (1, 2, 3):
             sha, changed = app.push("feature/checkout", {"app.py": f"print({n})\n"})
             runs = d.push("feature/checkout", sha, changed)
             assert [r.results.get("deploy-development") for r in runs] == ["success"], [
                 r.log for r in runs
             ]
             deploys.append(head_file(gitops, IMAGE_FILE))
+            commits.append(sha)
+        # the dispatching branch moves on: its head is no deployment's commit
+        app.push("feature/checkout", {"README.md": "docs only\n"})
         before = audit_rows(w)
         inputs = {
             "service": "web",
             "environment": "development",
-            "reason": "checkout errors since the second deploy",
+            "reason": "checkout errors since the third deploy",
             "digest": digest or "",
         }
-        run = d.run(
-            "rollback.yml",
-            "feature/checkout",
-            app.heads["feature/checkout"],
-            inputs=inputs,
-            actor="oncall",
-        )
+        runs, after = [], []
+        for _ in range(rollbacks):
+            runs.append(
+                d.run(
+                    "rollback.yml",
+                    "feature/checkout",
+                    app.heads["feature/checkout"],
+                    inputs=inputs,
+                    actor="oncall",
+                )
+            )
+            after.append(head_file(gitops, IMAGE_FILE))
         rows = [r for r in audit_rows(w) if r not in before]
         return {
             "before": before,
-            "rows": rows,
-            "run": run,
+            "rows": sorted(rows, key=lambda r: r["deployment"]),
+            "run": runs[0],
+            "runs": runs,
             "deploys": deploys,
-            "after": head_file(gitops, IMAGE_FILE),
+            "commits": commits,
+            "after": after[0],
+            "afters": after,
         }
 
 
@@ -61,20 +89,41 @@ def test_a_manual_rollback_redeploys_the_previous_digest_and_records_why() -> No
     res = rehearse_rollback(None)  # the default: previous
     run = res["run"]
     assert run.results["rollback"] == "success", "\n".join(run.log)
-    first, second = (_digest(f) for f in res["deploys"])
-    assert first != second
-    # the GitOps repository runs the first digest again (the deploy path's commit)
-    assert _digest(res["after"]) == first
+    first, second, third = (_digest(f) for f in res["deploys"])
+    assert len({first, second, third}) == 3
+    # the GitOps repository runs the second digest again (the deploy path's commit)
+    assert _digest(res["after"]) == second
     assert "signature verified" in "\n".join(run.log)
     (row,) = res["rows"]
     assert row["stream"] == "development/web"
-    assert row["image_digest"] == first
+    assert row["image_digest"] == second
     assert row["outcome"] == "rolled-back"
-    assert row["reason"] == "checkout errors since the second deploy"
+    assert row["reason"] == "checkout errors since the third deploy"
     assert (row["trigger"], row["actor"]) == ("manual", "oncall")
+    # the commit is the rolled-back-to deployment's, not the dispatching branch's head
+    assert row["commit"] == res["commits"][1]
+    assert row["commit_url"].endswith("/commit/" + res["commits"][1])
+    # the channel of a development deploy (notifications-dev: feature branches), which
+    # GitHub lets a job of feature/checkout use; the release tier's refuses it
+    assert run.results["notify"] == "success", "\n".join(run.log)
     (message,) = run.notifications
     assert message.startswith("Manual rollback of web in development: success, by oncall: ")
-    assert "checkout errors since the second deploy" in message
+    assert "checkout errors since the third deploy" in message
+
+
+def test_two_previous_rollbacks_in_a_row_walk_back() -> None:
+    """The second "previous" goes one step further back (README, "Manual rollback"): not
+    to the digest the first rollback restored."""
+    res = rehearse_rollback(None, rollbacks=2)
+    first, second, third = (_digest(f) for f in res["deploys"])
+    assert third not in (first, second)
+    for run in res["runs"]:
+        assert run.results["rollback"] == "success", "\n".join(run.log)
+    assert [_digest(f) for f in res["afters"]] == [second, first]
+    assert [(r["image_digest"], r["outcome"], r["commit"]) for r in res["rows"]] == [
+        (second, "rolled-back", res["commits"][1]),
+        (first, "rolled-back", res["commits"][0]),
+    ]
 
 
 def test_a_rollback_refuses_a_digest_that_never_ran_there() -> None:
@@ -82,9 +131,9 @@ def test_a_rollback_refuses_a_digest_that_never_ran_there() -> None:
     run = res["run"]
     assert run.results["rollback"] == "failure"
     assert "never deployed successfully to development" in "\n".join(run.log)
-    assert _digest(res["after"]) == _digest(res["deploys"][1])  # nothing redeployed
+    assert _digest(res["after"]) == _digest(res["deploys"][2])  # nothing redeployed
     (row,) = res["rows"]  # the attempt is recorded, as a failure, with its reason
     assert row["outcome"] == "failed"
-    assert row["reason"] == "checkout errors since the second deploy"
+    assert row["reason"] == "checkout errors since the third deploy"
     (message,) = run.notifications
     assert "Manual rollback of web in development: failure" in message

@@ -645,6 +645,43 @@ def test_the_security_review_rescans_what_each_environment_runs(w: World, tmp_pa
     )
 
 
+def test_the_security_review_rescans_the_digest_a_manual_rollback_restored(
+    w: World, tmp_path: Path
+) -> None:
+    """After a manual rollback the live digest is the rollback row's (outcome rolled-back,
+    trigger manual), not the newest succeeded deploy's; an automatic rollback (no
+    trigger) restores nothing the table names.  (Its own table and repository: the
+    module's moto is shared.)"""
+    ecr, ddb = w.client("ecr"), w.client("dynamodb")
+    ecr.create_repository(repositoryName="shop/rollback-release")
+    older, bad, aborted = (_image(w, "shop/rollback-release", t) for t in ("ra", "rb", "rc"))
+    _table(w, "rollback-deployments")
+    manual = {**_row("production/api", "2026-11-21T10:00:00Z", "rolled-back", older),
+              "trigger": {"S": "manual"}}  # fmt: skip
+    for row in (
+        _row("production/api", "2026-11-01T10:00:00Z", "succeeded", older),
+        _row("production/api", "2026-11-20T10:00:00Z", "succeeded", bad),
+        manual,
+        _row("production/api", "2026-11-22T10:00:00Z", "rolled-back", aborted),
+    ):
+        ddb.put_item(TableName="rollback-deployments", Item=row)
+    env = {
+        "DEPLOYMENTS_TABLE": "rollback-deployments",
+        "IMAGES": "production/api=shop/rollback-release",
+        "FAIL_SEVERITIES": "CRITICAL HIGH",
+        "SCAN_TYPE": "basic",
+        "SCAN_TIMEOUT_SECONDS": "60",
+        "OUTCOME_FILE": str(tmp_path / "outcome"),
+        "SUMMARY_FILE": str(tmp_path / "summary"),
+    }
+    res = run(w, "security-review.sh", tmp_path, **env)
+    assert res.returncode == 1, res.stderr
+    assert (tmp_path / "summary").read_text().splitlines() == [
+        f"production/api shop/rollback-release@{older}: 1 at or above CRITICAL, HIGH: "
+        + "HIGH CVE-9999-9999"
+    ]
+
+
 def test_the_security_review_reads_inspector_findings_with_enhanced_scanning(
     w: World, tmp_path: Path
 ) -> None:

@@ -125,6 +125,35 @@ def test_rollback_runs_the_deploy_path_in_the_target_environment() -> None:
     )
 
 
+def test_a_rollback_in_a_closed_sync_window_says_so() -> None:
+    """deploy.yml hands its own classification out (sync-window.sh's outside-sync-window,
+    else the wait's); rollback.yml's message names a closed window instead of a bare
+    failure, whichever window step ran."""
+    deploy = _workflow("deploy.yml")
+    assert deploy["on"]["workflow_call"]["outputs"] == {
+        "outcome": {"value": "${{ jobs.deploy.outputs.outcome }}"}
+    }
+    ids = {s.get("id") for s in deploy["jobs"]["deploy"]["steps"]}
+    assert {"window", "wait"} <= ids
+    assert deploy["jobs"]["deploy"]["outputs"] == {
+        "outcome": "${{ steps.window.outputs.outcome || steps.wait.outputs.outcome }}"
+    }
+    payload = _workflow("rollback.yml")["jobs"]["notify"]["steps"][0]["with"]["payload"]
+    assert "needs.rollback.outputs.outcome == 'outside-sync-window'" in payload
+    assert "sync window closed" in payload
+
+
+def test_a_rollback_tells_the_channel_a_deploy_there_would() -> None:
+    """The release tier's webhook for an approval environment, the feature tier's for the
+    others (a development rollback is dispatched from a feature branch, which the release
+    tier's notifications environment does not admit)."""
+    env = _workflow("rollback.yml")["jobs"]["notify"]["environment"]
+    assert env == (
+        "${{ (inputs.environment == 'staging' || inputs.environment == 'production') "
+        "&& 'notifications' || 'notifications-dev' }}"
+    )
+
+
 def test_each_deploy_role_reads_only_its_environments_rollback_history() -> None:
     for env in ("development", "staging", "production"):
         (st,) = [s for s in _policy(f"github_deploy_{env}") if s.get("sid") == "RollbackHistory"]

@@ -26,9 +26,10 @@ def _generated(ir: IR, svc: Service, dep: Deployment) -> list[str]:
     q = shlex.quote
     env = ir.environment(dep.environment)
     head = (
-        "The generated rollback (the digest from the audit table: the newest succeeded one "
-        "before the current, or the digest you name if the table lists it as succeeded "
-        "here; then the "
+        "The generated rollback (the digest from the audit table: 'previous' is the one "
+        "that ran before the current one went live, so rollbacks in a row walk back one "
+        "deploy each; or the digest you name if the table lists it as succeeded here; "
+        "then the "
         "deploy's own steps: signature check, GitOps commit, health wait; the audit row "
         "records outcome rolled-back, the reason, trigger manual and who ran it):"
     )
@@ -67,6 +68,29 @@ def _generated(ir: IR, svc: Service, dep: Deployment) -> list[str]:
     ]
 
 
+def _sync_window(ir: IR, dep: Deployment) -> list[str]:
+    """A closed sync window blocks a rollback as it blocks a deploy: Argo CD syncs the
+    Application automatically only inside the window (its AppProject's allow window;
+    docs: user-guide/sync_windows).  The generated rollback stops before it records
+    anything, with the deploy's outcome outside-sync-window ("sync window closed") in the
+    audit row and the channel; in an emergency a person syncs by hand, which the window
+    admits (manualSync: true in the generated AppProject)."""
+    env = ir.environment(dep.environment)
+    if env.sync_window is None:
+        return []
+    schedule, duration = env.sync_window
+    return [
+        f"Sync window: {env.name} syncs automatically only inside its window "
+        f"({schedule!r} UTC for {duration}). Outside it the generated rollback stops before "
+        "it records anything: its outcome is outside-sync-window ('sync window closed' in "
+        "the audit row and the channel), never a silent timeout. In an emergency, roll "
+        "back by hand (below), then sync by hand, which the window admits (manualSync: "
+        "true in its AppProject):",
+        f"   argocd app sync {shlex.quote(dep.app_name)}   # after the GitOps commit below",
+        "",
+    ]
+
+
 def rollback_commands(ir: IR, service: str, environment: str) -> list[str]:
     svc = next((s for s in ir.services if s.name == service), None)
     if svc is None:
@@ -80,6 +104,7 @@ def rollback_commands(ir: IR, service: str, environment: str) -> list[str]:
     out = [f"Roll {service} back in {environment} (Argo CD Application {dep.app_name}):", ""]
     if ir.deployments_table:
         out += _generated(ir, svc, dep)
+    out += _sync_window(ir, dep)
     n = 1
     stream = f"{environment}/{service}"
     if ir.deployments_table:
@@ -113,34 +138,44 @@ def rollback_commands(ir: IR, service: str, environment: str) -> list[str]:
             "",
         ]
         n += 1
+    env = ir.environment(environment)
+    # the environment's own GitOps repository and branch (issue 28: one per tier), and
+    # the deploy's own health wait
+    repository = env.gitops_repository or ir.gitops.repository or "<gitops repository>"
+    branch = "" if env.gitops_revision in ("", "HEAD") else f" --branch {q(env.gitops_revision)}"
     out += [
         f"{n}. Make the rollback durable in Git (auto-sync would undo anything else; "
         "argocd app rollback is refused while it is on):",
-        f"   git clone {q(ir.gitops.repository or '<gitops repository>')} gitops && cd gitops",
+        f"   git clone{branch} {q(repository)} gitops && cd gitops",
         f"   # in {dep.gitops_dir}/image-{environment}.yaml set tag and digest to the ones above",
         f"   git commit -am 'Roll back {service} in {environment} to <digest>: <reason>'",
         "   git push",
-        f"   argocd app wait {q(dep.app_name)} --health --timeout 900",
+        f"   argocd app wait {q(dep.app_name)} --health --timeout {dep.wait_minutes * 60}",
         "",
     ]
     n += 1
     if ir.deployments_table:
+        # as audit-row.sh writes a rollback's row: trigger manual marks it as live for
+        # rollback-resolve.sh, so the next "previous" walks on from it
         item = (
             '{stream: {S: $p}, deployment: {S: ($at + "/manual-" + $u)}, '
             "service: {S: $s}, deployed_at: {S: $at}, environment: {S: $e}, "
-            'image_digest: {S: $d}, outcome: {S: "rolled-back"}, reason: {S: $r}, '
-            'approver: {S: $u}, run: {S: ("manual-" + $u)}}'
+            "commit: {S: $c}, image_digest: {S: $d}, image_tag: {S: $t}, "
+            'outcome: {S: "rolled-back"}, reason: {S: $r}, trigger: {S: "manual"}, '
+            'actor: {S: $u}, approver: {S: "none (by hand)"}, run: {S: ("manual-" + $u)}}'
         )
         out += [
             f"{n}. Record it (the rollback history with its reason):",
             "   DIGEST='<the digest above>' REASON='<why>'",
+            "   TAG='<its tag>' COMMIT='<its commit>'   # the same row's",
             '   at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"',
             f"   aws dynamodb put-item --table-name {q(ir.deployments_table)} \\",
             "     --condition-expression 'attribute_not_exists(#k)' "
             '--expression-attribute-names \'{"#k": "deployment"}\' \\',
             f'     --item "$(jq -nc --arg p {q(stream)} --arg s {q(service)} '
             f"--arg e {q(environment)} \\",
-            '       --arg at "$at" --arg d "$DIGEST" --arg r "$REASON" --arg u "$(whoami)" \\',
+            '       --arg at "$at" --arg d "$DIGEST" --arg t "$TAG" --arg c "$COMMIT" \\',
+            '       --arg r "$REASON" --arg u "$(whoami)" \\',
             f'       {q(item)})"',
             "",
         ]

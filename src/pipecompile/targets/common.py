@@ -199,3 +199,14 @@ def runtime_version(svc: Service) -> str:
 
 def runtime_variable(language: str) -> str:
     return f"RUNTIME_VERSION_{language.upper()}"
+
+
+def rollback_notifies(ir: IR) -> bool:
+    """Whether a manual rollback (a start-build of a deploy project) tells the pipeline
+    topic how it ended (rollback-notify.sh; the codebuild target's deploy buildspec;
+    its project's TOPIC_ARN and sns:Publish, terraform's)."""
+    return (
+        ir.delivery == "codepipeline"
+        and bool(ir.deployments_table)
+        and bool(ir.notifications.sns_events)
+    )

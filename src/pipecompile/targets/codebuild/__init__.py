@@ -30,6 +30,7 @@ from ..common import (
     SONAR,
     build_project_variables,
     build_values,
+    rollback_notifies,
     runtime_variable,
     runtime_version,
     script_body,
@@ -234,7 +235,11 @@ def _facts(step: PlanStep, approver: SharedStep | None) -> list[str]:
             if approver.switch:
                 lookup = f'if [ "${approver.switch}" = true ]; then {lookup}; fi'
             out.append(lookup)
-    out.append('export COMMIT="$CODEBUILD_RESOLVED_SOURCE_VERSION" RUN="$CODEBUILD_BUILD_ID"')
+    # a manual rollback (no source): the commit of the deployment it returned to
+    out.append(
+        'export COMMIT="${ROLLBACK_COMMIT:-${CODEBUILD_RESOLVED_SOURCE_VERSION:-}}" '
+        'RUN="$CODEBUILD_BUILD_ID"'
+    )
     out.append(
         'if [ "$CODEBUILD_BUILD_SUCCEEDING" = 1 ]; then export DEPLOY_STATUS=succeeded; '
         "else export DEPLOY_STATUS=failed; fi"
@@ -250,12 +255,22 @@ def rollback_commands() -> list[str]:
     project with ROLLBACK_REASON and DIGEST, no source): the digest from this
     environment's audit rows (rollback-resolve.sh, as the project's role), then the same
     deploy; only the image file changes in GitOps (no checkout: CHART_SOURCE empty), and
-    the audit row records the reason and who started the build."""
+    the audit row records the reason, who started the build and the commit the digest
+    was built from.
+
+    Who: CODEBUILD_INITIATOR, the identity that called StartBuild ("If an IAM user
+    started the build, this is the user's name", CodeBuild User Guide,
+    build-env-ref-env-vars.md), set before anything else, so an ACTOR override on the
+    start-build never names someone else.  The commit: a NO_SOURCE build has no
+    CODEBUILD_RESOLVED_SOURCE_VERSION, so the audit row takes ROLLBACK_COMMIT, the
+    rolled-back-to deployment's commit from the audit table (an override of it is
+    cleared first)."""
     resolve = script_body("rollback-resolve.sh")
     return [
+        'export ACTOR="${CODEBUILD_INITIATOR:-unknown}"; unset ROLLBACK_COMMIT; '
         f'[ -z "${{ROLLBACK_REASON:-}}" ] || (\nexport IMAGE_ENV={ROLLBACK_ENV}\n{resolve})',
         f"[ ! -f {ROLLBACK_ENV} ] || {{ set -a; . {ROLLBACK_ENV}; set +a; "
-        'export CHART_SOURCE="" ACTOR="${ACTOR:-${CODEBUILD_INITIATOR:-unknown}}"; }',
+        'export CHART_SOURCE=""; }',
     ]
 
 
@@ -305,6 +320,13 @@ def deploy_spec(ir: IR) -> dict[str, Any]:
         elif step.kind != "approver":  # the approver: looked up for the audit row's facts
             always += _facts(step, approver)
             always.append(_guarded(shared.switch, step.script))
+    if rollback_notifies(ir):
+        # a manual rollback is no pipeline execution: no notification rule reports it
+        variables["NOTIFY_EVENTS"] = " ".join(ir.notifications.sns_events)
+        always.append(
+            '[ -z "${ROLLBACK_REASON:-}" ] || [ -z "${TOPIC_ARN:-}" ] || '
+            + _sh("rollback-notify.sh")
+        )
     build: dict[str, Any] = {"commands": commands}
     if always:
         build["finally"] = always

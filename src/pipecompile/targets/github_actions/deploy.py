@@ -19,7 +19,7 @@ from typing import Any
 
 from ...ir import IR, DeployStage, PlanInput, PlanStep
 from ..common import script_body
-from .reusable import FACTS, NO_APPROVAL, ZAP, _expr, _run_step, _string, input_name
+from .reusable import FACTS, NO_APPROVAL, STEP_IDS, ZAP, _expr, _run_step, _string, input_name
 from .reusable import workflow_call as call_of
 from .steps import (
     aws_credentials,
@@ -209,9 +209,16 @@ class Deploy:
             if step.kind == "approver":
                 env = {"GITHUB_TOKEN": "${{ github.token }}", **env}
                 extra["id"] = "approver"
-            if step.kind == "audit":  # a manual rollback's row: its reason and who ran it
+            if step.kind == "audit" and ir.deployments_table:
+                # a manual rollback's row: its reason, who ran it (GitHub's own record of
+                # who started the run, never an input), and the commit of the deployment
+                # it returned to (github.sha is the dispatching branch's head)
                 env["ROLLBACK_REASON"] = "${{ inputs.rollback_reason }}"
                 env["ACTOR"] = "${{ github.triggering_actor }}"
+                if "COMMIT" in env:
+                    env["COMMIT"] = (
+                        f"${{{{ steps.{ROLLBACK_STEP}.outputs.ROLLBACK_COMMIT || github.sha }}}}"
+                    )
             out.append(_run_step(step, env, **extra))
         if "failed" in ir.notifications.slack_events and ir.secrets.slack_webhook:
             text = (
@@ -306,11 +313,20 @@ def deploy_workflow(ir: IR) -> dict[str, Any]:
             "steps": d.steps(),
         }
     }
+    # the deploy's own classification (sync-window.sh, wait-healthy.sh): rollback.yml's
+    # message says "sync window closed" rather than only "failure"
+    kinds = [s.step.kind for s in ir.plan.deploy]
+    ids = [STEP_IDS[k] for k in ("sync-window", "health-wait") if k in kinds]
+    outputs: dict[str, str] = {}
+    if ids and ir.deployments_table:
+        found = " || ".join(f"steps.{i}.outputs.outcome" for i in ids)
+        jobs["deploy"]["outputs"] = {"outcome": f"${{{{ {found} }}}}"}
+        outputs["outcome"] = "${{ jobs.deploy.outputs.outcome }}"
     if d.dast_environments:
         jobs["dast"] = d.dast_job()
     return {
         "name": "deploy",
-        "on": call_of(inputs, d.secrets()),
+        "on": call_of(inputs, d.secrets(), outputs),
         "permissions": {},
         "jobs": jobs,
     }

@@ -22,6 +22,7 @@ from ..common import script_body
 from ..compliance import SUMMARY_ENVIRONMENT, SUMMARY_SCHEDULE, summary_role
 from .deploy import DEPLOY as DEPLOY_FILE
 from .deploy import Deploy
+from .environments import NOTIFY_DEV, by_release
 from .reusable import input_name
 from .steps import (
     NOTIFY_ENVIRONMENT,
@@ -80,6 +81,19 @@ def _by_stage(values: dict[tuple[str, str], str], boolean: bool = False) -> Any:
     return "${{ " + " || ".join([*parts, "''"]) + " }}"
 
 
+def notify_environment(ir: IR, environments: list[str]) -> str:
+    """The channel of a deploy to ``inputs.environment``: the release tier's webhook
+    (``notifications``) for an approval environment, whose branches are release branches
+    (route.sh's ``release``), else the feature tier's (``notifications-dev``), whose
+    policy admits the feature branches a rollback of such an environment is dispatched
+    from (environments.py)."""
+    release = [e for e in environments if ir.environment(e).approval]
+    if not release:
+        return by_release(NOTIFY_ENVIRONMENT, "false", NOTIFY_DEV, ir)
+    cond = " || ".join(f"inputs.environment == {_quote(e)}" for e in release)
+    return by_release(NOTIFY_ENVIRONMENT, f"({cond})" if len(release) > 1 else cond, NOTIFY_DEV, ir)
+
+
 def rolls_back(ir: IR) -> bool:
     return ir.delivery == "github-actions" and bool(ir.deployments_table) and bool(ir.services)
 
@@ -112,11 +126,16 @@ def rollback_workflow(ir: IR) -> dict[str, Any]:
         }
     }
     if ir.secrets.slack_webhook:
+        # the deploy's classification where it has one: a closed sync window says so
+        # (deploy.yml's outcome output: sync-window.sh's outside-sync-window)
         text = (
-            "${{ toJSON(format('Manual rollback of {0} in {1}: {2}, by {3}: {4} "
+            "${{ toJSON(format('Manual rollback of {0} in {1}: {2}{8}, by {3}: {4} "
             "({5}/{6}/actions/runs/{7})', inputs.service, inputs.environment, "
             "needs.rollback.result, github.triggering_actor, inputs.reason, "
-            "github.server_url, github.repository, github.run_id)) }}"
+            "github.server_url, github.repository, github.run_id, "
+            "needs.rollback.outputs.outcome == 'outside-sync-window' && "
+            "' (sync window closed: nothing was rolled back; see pipecompile explain "
+            "--rollback)' || '')) }}"
         )
         step = slack_step(ir, "")
         step["with"]["payload"] = '{"text": ' + text + "}"
@@ -127,7 +146,7 @@ def rollback_workflow(ir: IR) -> dict[str, Any]:
             "runs-on": RUNNER,
             "timeout-minutes": 5,
             "permissions": {},
-            "environment": NOTIFY_ENVIRONMENT,
+            "environment": notify_environment(ir, environments),
             "steps": [step],
         }
     return {

@@ -20,8 +20,11 @@
 #   ROLLBACK_REASON     optional: set by a manual rollback (rollback.yml, or a deploy
 #                       build started with this override): the row records trigger
 #                       manual, the reason (before the wait's, if any) and ACTOR, and a
-#                       rollback the wait found healthy is outcome rolled-back
-#   ACTOR               optional: who started the manual rollback
+#                       rollback the wait found healthy is outcome rolled-back (one the
+#                       wait saw aborted is failed)
+#   ACTOR               optional: who started the manual rollback, as the orchestrator
+#                       names it (github.triggering_actor; CodeBuild's CODEBUILD_INITIATOR),
+#                       never a value the person starting it passes
 # Outputs:
 #   one new item in DEPLOYMENTS_TABLE, keyed stream=<environment>/<service> (each deploy
 #   role may write only its environment's: dynamodb:LeadingKeys) and
@@ -48,9 +51,12 @@ manual=""
 if [ -n "${ROLLBACK_REASON:-}" ]; then
   manual="${ACTOR:-unknown}"
   reason="$ROLLBACK_REASON${reason:+; $reason}"
-  if [ "$outcome" = succeeded ]; then
-    outcome=rolled-back
-  fi
+  case "$outcome" in
+    succeeded) outcome=rolled-back ;;
+    # the rollback's own rollout was aborted: the digest it meant to restore is not live
+    # (rollback-resolve.sh reads a manual rolled-back row as live)
+    rolled-back) outcome=failed ;;
+  esac
 fi
 message="${COMMIT_MESSAGE:-}"
 if [ -z "$message" ]; then

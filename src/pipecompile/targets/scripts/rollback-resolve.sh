@@ -4,46 +4,70 @@
 # The manual rollback (specification 8.2, issue 29 item 7) redeploys a digest that ran
 # before: only one the audit table recorded as succeeded in this environment for this
 # service (stream <environment>/<service>, as audit-row.sh writes it), never an
-# arbitrary digest. "previous" is the newest succeeded digest other than the newest
-# succeeded one (what runs now, unless a later deploy failed).
+# arbitrary digest.
+#
+# "previous" undoes one step of the environment's history, so rollbacks in a row walk
+# back: the rows that put a digest live, oldest first (a succeeded deploy, or a manual
+# rollback: outcome rolled-back with trigger manual), make a stack. A deploy pushes its
+# digest (unless it is the top's already); a manual rollback to a digest returns the
+# stack to where that digest was last on it (pushed, if it is not on it). The top runs
+# now; "previous" is the entry below it. After deploys A, B, C a rollback goes to B,
+# the next one to A, and a deploy D after the first rollback makes "previous" B again.
+# Failed deploys and rollouts aborted on their own change nothing.
 #
 # Inputs (environment):
 #   DEPLOYMENTS_TABLE   the audit table
 #   SERVICE             the service
 #   ENVIRONMENT         the environment
 #   DIGEST              "previous", or a sha256:... digest the table lists as succeeded
-#   IMAGE_ENV           optional: a file to append IMAGE_TAG=... and IMAGE_DIGEST=... to
-#                       (default GITHUB_OUTPUT)
+#   IMAGE_ENV           optional: a file to append the outputs to (default GITHUB_OUTPUT)
 # Outputs:
-#   IMAGE_TAG and IMAGE_DIGEST lines in IMAGE_ENV (or GITHUB_OUTPUT); a line on stdout
+#   IMAGE_TAG, IMAGE_DIGEST and ROLLBACK_COMMIT (the commit that digest was built from,
+#   as its row records it: the rollback's audit row records it too) lines in IMAGE_ENV
+#   (or GITHUB_OUTPUT); a line on stdout
 # Exit codes:
 #   0  resolved
 #   1  no such digest among the succeeded deploys (or none before the current one), or
 #      the query failed
 set -euo pipefail
-values="$(jq -nc --arg p "$ENVIRONMENT/$SERVICE" '{":p": {S: $p}, ":o": {S: "succeeded"}}')"
-# newest first; the CLI follows every page itself
+values="$(jq -nc --arg p "$ENVIRONMENT/$SERVICE" \
+  '{":p": {S: $p}, ":o": {S: "succeeded"}, ":r": {S: "rolled-back"}, ":m": {S: "manual"}}')"
+# every row that put a digest live, newest first; the CLI follows every page itself
 rows="$(aws dynamodb query --table-name "$DEPLOYMENTS_TABLE" \
-  --key-condition-expression '#p = :p' --filter-expression '#o = :o' \
-  --expression-attribute-names '{"#p": "stream", "#o": "outcome"}' \
+  --key-condition-expression '#p = :p' \
+  --filter-expression '#o = :o OR (#o = :r AND #t = :m)' \
+  --expression-attribute-names '{"#p": "stream", "#o": "outcome", "#t": "trigger"}' \
   --expression-attribute-values "$values" --no-scan-index-forward --output json \
   | jq -c '[.Items[] | {digest: .image_digest.S, tag: (.image_tag.S // "none"),
-      at: .deployed_at.S}]')"
+      commit: (.commit.S // ""), at: .deployed_at.S, rollback: (.outcome.S == "rolled-back")}]')"
 if [ "$DIGEST" = previous ]; then
-  chosen="$(jq -c 'first(.[] | select(.digest != $rows[0].digest))? // empty' \
-    --argjson rows "$rows" <<<"$rows")"
+  chosen="$(jq -c 'reverse | reduce .[] as $r ([];
+      (map(.digest) | rindex($r.digest)) as $i
+      | if $r.rollback and $i != null then .[:$i + 1]
+        elif length > 0 and .[-1].digest == $r.digest then .
+        else . + [$r] end)
+    | if length > 1 then .[-2] else empty end' <<<"$rows")"
   if [ -z "$chosen" ]; then
     echo "no succeeded deploy of $SERVICE in $ENVIRONMENT before the current digest" >&2
     exit 1
   fi
 else
-  chosen="$(jq -c --arg d "$DIGEST" 'first(.[] | select(.digest == $d))? // empty' <<<"$rows")"
+  chosen="$(jq -c --arg d "$DIGEST" \
+    'first(.[] | select(.digest == $d and (.rollback | not)))? // empty' <<<"$rows")"
   if [ -z "$chosen" ]; then
     echo "$DIGEST never deployed successfully to $ENVIRONMENT ($SERVICE): the audit table" \
       "lists only these: $(jq -r 'map(.digest) | unique | join(", ")' <<<"$rows")" >&2
     exit 1
   fi
 fi
+# the values land in a file CodeBuild's buildspec sources: each must be what it claims
+if ! jq -e '(.tag | test("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))
+    and (.digest | test("^sha256:[0-9a-f]{64}$")) and (.commit | test("^[0-9a-f]{0,40}$"))' \
+  <<<"$chosen" >/dev/null; then
+  echo "refusing the audit row $chosen: its tag, digest or commit is malformed" >&2
+  exit 1
+fi
 out="${IMAGE_ENV:-${GITHUB_OUTPUT:?neither IMAGE_ENV nor GITHUB_OUTPUT is set}}"
-jq -r '"IMAGE_TAG=\(.tag)", "IMAGE_DIGEST=\(.digest)"' <<<"$chosen" >>"$out"
-echo "rollback of $SERVICE in $ENVIRONMENT to $(jq -r '"\(.digest) (\(.tag), deployed \(.at))"' <<<"$chosen")"
+jq -r '"IMAGE_TAG=\(.tag)", "IMAGE_DIGEST=\(.digest)", "ROLLBACK_COMMIT=\(.commit)"' \
+  <<<"$chosen" >>"$out"
+echo "rollback of $SERVICE in $ENVIRONMENT to $(jq -r '"\(.digest) (\(.tag), commit \(.commit), deployed \(.at))"' <<<"$chosen")"

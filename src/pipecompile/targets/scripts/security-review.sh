@@ -49,11 +49,14 @@ errors="$(mktemp)"
 for image in $IMAGES; do
   stream="${image%%=*}"
   repository="${image#*=}"
-  values="$(jq -nc --arg s "$stream" '{":s": {S: $s}, ":ok": {S: "succeeded"}}')"
-  # newest first; the CLI pages on until one row passes the filter
+  values="$(jq -nc --arg s "$stream" \
+    '{":s": {S: $s}, ":ok": {S: "succeeded"}, ":r": {S: "rolled-back"}, ":m": {S: "manual"}}')"
+  # newest first; the CLI pages on until one row passes the filter: the newest row that
+  # put a digest live, a deploy or a manual rollback (rollback-resolve.sh reads them so)
   row="$(aws dynamodb query --table-name "$DEPLOYMENTS_TABLE" \
-    --key-condition-expression '#s = :s' --filter-expression '#o = :ok' \
-    --expression-attribute-names '{"#s":"stream","#o":"outcome"}' \
+    --key-condition-expression '#s = :s' \
+    --filter-expression '#o = :ok OR (#o = :r AND #t = :m)' \
+    --expression-attribute-names '{"#s":"stream","#o":"outcome","#t":"trigger"}' \
     --expression-attribute-values "$values" --no-scan-index-forward --max-items 1 \
     --output json | jq -c '.Items[0] // empty')"
   digest="$(jq -r '.image_digest.S // empty' <<<"${row:-null}")"

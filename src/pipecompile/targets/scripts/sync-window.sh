@@ -16,7 +16,8 @@
 #   OUTCOME_FILE        a file the outcome is appended to when the window is closed
 #   GITHUB_OUTPUT       optional (GitHub Actions): the step's outputs file
 # Outputs:
-#   outcome=outside-sync-window appended to $OUTCOME_FILE (and $GITHUB_OUTPUT) when closed
+#   outcome=outside-sync-window and reason=sync window closed appended to $OUTCOME_FILE
+#   (and the outcome to $GITHUB_OUTPUT) when closed
 # Exit codes:
 #   0  the window is open (or the application has none)
 #   1  closed, or the API could not be asked (the message says which)
@@ -35,6 +36,8 @@ blocked="$(jq -r '
       and ([.activeWindows[]? | select(.kind == "allow")] | length == 0))' "$body")"
 if [ "$blocked" = true ]; then
   echo "outcome=outside-sync-window" >> "$OUTCOME_FILE"
+  # the audit row's reason (audit-row.sh), a manual rollback's too
+  echo "reason=sync window closed" >> "$OUTCOME_FILE"
   if [ -n "${GITHUB_OUTPUT:-}" ]; then echo "outcome=outside-sync-window" >> "$GITHUB_OUTPUT"; fi
   echo "$ENVIRONMENT's sync window is closed: Argo CD would roll this out unwatched when it" \
     "opens; nothing was recorded. Re-run this deploy inside the window" \

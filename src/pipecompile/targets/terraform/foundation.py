@@ -254,40 +254,67 @@ def ecr(ir: IR) -> list[Block]:
             e.attr("kms_key", Ref("aws_kms_key.cicd.arn"))
             blocks.append(r)
             lp = resource("aws_ecr_lifecycle_policy", label)
+            signed = ir.security.sign_images
             lp.comment(
                 f"build.keep_images: the newest {ir.build.keep_images} images of each build "
                 "tier stay (feature builds never push a release image out); signatures never "
-                "expire; untagged images expire after a day"
+                "expire; "
+                + (
+                    "untagged manifests stay: cosign v3 stores signatures and attestations "
+                    "as untagged OCI referrers"
+                    if signed
+                    else "untagged images expire after a day"
+                )
             )
             lp.attr("repository", Ref(f"aws_ecr_repository.{label}.name"))
-            lp.attr("policy", _ecr_lifecycle(ir.build.keep_images, dict(ir.plan.tag_prefixes)))
+            lp.attr(
+                "policy",
+                _ecr_lifecycle(ir.build.keep_images, dict(ir.plan.tag_prefixes), signed),
+            )
             blocks.append(lp)
     return blocks
 
 
-def _ecr_lifecycle(keep: int, prefixes: dict[str, str]) -> str:
-    """The lifecycle policy's JSON: untagged images after a day; the newest ``keep`` of each
-    build tier, counted apart (feature churn never expires a release image); signatures
-    (cosign's sha256-<digest>.sig tags) match no rule, so they never expire.
+def _ecr_lifecycle(keep: int, prefixes: dict[str, str], signed: bool) -> str:
+    """The lifecycle policy's JSON: the newest ``keep`` of each build tier, counted apart
+    (feature churn never expires a release image); untagged images after a day, unless
+    the images are signed.
+
+    Signed images keep every untagged manifest: cosign v3 (the pinned v3.0.6) signs and
+    attests in the new bundle format by default (cmd/cosign/cli/options/sign.go and
+    attest.go: --new-bundle-format defaults to true, "attach a Sigstore bundle using OCI
+    referrers API"), and pkg/oci/remote/write.go's WriteReferrer pushes each bundle as
+    an OCI 1.1 manifest with a ``subject``, addressed by its own digest (referrerManifest
+    .targetRef: <repo>@sha256:<manifest digest>), never tagged: no
+    sha256-<digest>.sig tag any more.  ECR keeps referrers as images of the repository,
+    and a lifecycle rule selects only by tag status, tag patterns and age or count
+    (Amazon ECR User Guide, lifecycle policy properties), not by subject or artifact
+    type (aws/containers-roadmap#2613 asks for it), so "untagged after a day" would
+    expire every signature and attestation a day after the build: a promotion, or a
+    rollback to an older digest, would then fail its signature check.  The pipeline
+    pushes every image with a tag (tags are immutable), so little else is untagged; a
+    referrer left behind by an expired image is a few kilobytes.
 
     ECR evaluates rules by priority and an image a rule selects is never expired by a
     lower one; tags no rule selects stay (Amazon ECR User Guide, lifecycle policies)."""
-    rules: list[dict[str, object]] = [
-        {
-            "rulePriority": 1,
-            "description": "untagged images",
-            "selection": {
-                "tagStatus": "untagged",
-                "countType": "sinceImagePushed",
-                "countUnit": "days",
-                "countNumber": 1,
-            },
-            "action": {"type": "expire"},
-        }
-    ]
+    rules: list[dict[str, object]] = []
+    if not signed:
+        rules.append(
+            {
+                "rulePriority": 1,
+                "description": "untagged images",
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": 1,
+                },
+                "action": {"type": "expire"},
+            }
+        )
     # the plan's tag prefixes: rel- for release builds, src- for the others
     tiers = ((prefixes["release"], "release-tier"), (prefixes["dev"], "development-tier"))
-    for priority, (prefix, what) in enumerate(tiers, start=2):
+    for priority, (prefix, what) in enumerate(tiers, start=len(rules) + 1):
         rules.append(
             {
                 "rulePriority": priority,

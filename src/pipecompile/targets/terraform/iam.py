@@ -20,6 +20,7 @@ from typing import Any
 
 from ...ir import IR, Environment
 from ...serialize.hcl import Block, Ref, Template
+from ..common import rollback_notifies
 from .approvers import approver_role
 from .blocks import (
     iam_role,
@@ -397,6 +398,16 @@ def _codebuild_deploy_role(ir: IR, env: Environment) -> list[Block]:
                     for dep in svc.deployments
                     if dep.environment == env.name
                 ],
+            }
+        )
+    if rollback_notifies(ir):
+        # a manual rollback's notice (rollback-notify.sh); the topic's key, the project
+        # key, is the common "Key" statement's
+        statements.append(
+            {
+                "sid": "RollbackNotice",
+                "actions": ["sns:Publish"],
+                "resources": [Ref("aws_sns_topic.events.arn")],
             }
         )
     # a statement's sid must be unique: the common EcrLogin may repeat

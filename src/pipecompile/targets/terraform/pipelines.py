@@ -7,7 +7,12 @@ from typing import Any
 
 from ...ir import IR, Deployment, PlanInput, Service
 from ...serialize.hcl import Block, Call, Ref, Template
-from ..common import build_project_variables, codebuild_parameters, sonar_key
+from ..common import (
+    build_project_variables,
+    codebuild_parameters,
+    rollback_notifies,
+    sonar_key,
+)
 from .blocks import (
     aws_constants,
     pipeline_label,
@@ -30,7 +35,7 @@ def _project(
     cache: str,
     role: str = "codebuild",
     trusted: bool = False,
-    variables: tuple[tuple[str, str, str], ...] = (),
+    variables: tuple[tuple[str, Any, str], ...] = (),
 ) -> Block:
     """A CodeBuild project. ``trusted``: it holds a deploy secret, the release key or a
     gate's marker right, so its buildspec comes from Terraform (the generated file, read
@@ -169,7 +174,7 @@ def codebuild(ir: IR) -> list[Block]:
                 "none",
                 role="deploy_" + env.name.replace("-", "_"),  # its own role and secrets
                 trusted=True,
-                variables=environment_parameters(ir, env.name),
+                variables=environment_parameters(ir, env.name) + rollback_topic(ir),
             )
         )
         if env.deploy_network:  # it reaches a private Argo CD API from inside the VPC
@@ -194,6 +199,14 @@ def codebuild(ir: IR) -> list[Block]:
             )
         )
     return blocks
+
+
+def rollback_topic(ir: IR) -> tuple[tuple[str, Any, str], ...]:
+    """A manual rollback tells the pipeline topic how it ended (the deploy buildspec's
+    rollback-notify.sh): the topic, for the deploy project."""
+    if not rollback_notifies(ir):
+        return ()
+    return (("TOPIC_ARN", Ref("aws_sns_topic.events.arn"), "PLAINTEXT"),)
 
 
 def environment_parameters(ir: IR, environment: str) -> tuple[tuple[str, str, str], ...]:
