@@ -154,7 +154,7 @@ def _fail(
     *,
     file: str = "",
     line: int = 0,
-    code: str = "PC199",
+    code: str,
 ) -> None:
     """An error that ends the run before any report (a state file, an I/O error, the
     command line): the ``text`` lines on stderr, or with a machine ``--format`` the one
@@ -164,7 +164,8 @@ def _fail(
         for line_ in text:
             _echo_err(line_)
         return
-    found = {"file": file, "line": line, "column": 1 if line else 0, "path": ""}
+    # no line: null, never 0 (JSON has no line 0; SARIF and github leave the region out)
+    found = {"file": file, "line": line or None, "column": 1 if line else None, "path": ""}
     _emit_document(
         False, [{**found, "message": message, "severity": "error", "code": code}], out=out
     )

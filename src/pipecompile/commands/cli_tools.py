@@ -337,7 +337,8 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
             missing = {"file": doc.file, "line": 1, "column": 1, "path": "", "message": problem}
             _lint_document(False, [{**missing, "severity": "error", "code": "PC403"}, *notes])
             return EXIT_INVALID
-        raise UsageError(f"PC403 {problem}")  # its code, as the machine formats give it
+        # its code in the text too, as the machine formats give it
+        raise UsageError(f"PC403 {problem}", code="PC403")
     if _machine():
         found = [
             {
@@ -405,10 +406,11 @@ def rules() -> int:
     """Print every diagnostic code with its summary and fix (the page docs/rules.md).
 
     \b
-    Codes: PC1xx the file, its YAML and the schema; PC2xx references and rules
-    across fields; PC3xx what a target cannot express; PC4xx lint's checkers;
-    PC5xx the generated tree. Silence a warning on its line of pipeline.yaml
-    with  # pipecompile: ignore[PC305]  (errors cannot be ignored).
+    Codes: PC1xx the file, its YAML, the schema and the command line; PC2xx
+    references and rules across fields; PC3xx what a target cannot express;
+    PC4xx lint's checkers; PC5xx the generated tree and the run. Silence a
+    warning on its line of pipeline.yaml with  # pipecompile: ignore[PC305]
+    (errors cannot be ignored).
     """
     from ..rules import markdown
 

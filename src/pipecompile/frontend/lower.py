@@ -60,12 +60,12 @@ class _Lowering(Sections):
         self.sources: dict[str, str] = {}  # every path named, and where a link leads it
         self._hotfix: tuple[str | None, tuple[str, ...]] = (None, ())
 
-    def err(self, path: Path_, message: str, *, key: bool = False) -> None:
-        self.errors.append(self.doc.error(path, message, key=key))
+    def err(self, code: str, path: Path_, message: str, *, key: bool = False) -> None:
+        self.errors.append(self.doc.error(code, path, message, key=key))
 
-    def warn(self, path: Path_, message: str, *, key: bool = False) -> None:
+    def warn(self, code: str, path: Path_, message: str, *, key: bool = False) -> None:
         line, col = self.doc.pos(path, key=key)
-        d = Diagnostic(self.doc.file, line, col, path, message, severity="warning")
+        d = Diagnostic(self.doc.file, line, col, path, message, severity="warning", code=code)
         self.warnings.append(d)
 
     def run(self) -> ir.IR:
@@ -164,6 +164,7 @@ class _Lowering(Sections):
         needed = self.layout.deliverer(delivery)
         if needed is not None and needed not in dict(outputs):
             self.warn(
+                "PC304",
                 ("delivery",) if "delivery" in self.m.model_fields_set else ("outputs",),
                 f"delivery is {delivery}, but the {needed} output that generates it is off: "
                 "nothing generated here delivers; turn it on"
@@ -184,13 +185,14 @@ class _Lowering(Sections):
             namespace = env.namespace or f"{project}-{name}"
             if env.namespace is None and len(namespace) > 63:
                 self.err(
+                    "PC205",
                     where,
                     f"the default namespace '{namespace}' is longer than 63 "
                     "characters; set 'namespace'",
                     key=True,
                 )
             if self.m.delivery != "codepipeline" and name in GITHUB_ENVIRONMENTS:
-                self.err(where, reserved_message(name), key=True)
+                self.err("PC213", where, reserved_message(name), key=True)
             self.strategy_ref((*where, "strategy"), env.strategy, strategies)
             includes = [b for b in env.branches if not b.startswith("!")]
             excludes = [b[1:] for b in env.branches if b.startswith("!")]
@@ -198,6 +200,7 @@ class _Lowering(Sections):
                 includes += [b for b in hotfix_branches if b not in includes]
             if not includes:
                 self.err(
+                    "PC107",
                     (*where, "branches"),
                     "needs at least one branch pattern that is not a '!' exclusion",
                 )
@@ -282,6 +285,7 @@ class _Lowering(Sections):
         covered = [d for d in deployer if d.startswith(prefix)]
         if covered:
             self.err(
+                "PC207",
                 ("environments", name, "secret_prefix"),
                 f"'{prefix}' would let the services' secret stores read {covered[0]} "
                 "(a deploy credential); choose a prefix such as "
@@ -330,6 +334,7 @@ class _Lowering(Sections):
             image = svc.image or f"{project}/{name}"
             if image in images:
                 self.err(
+                    "PC202",
                     (*where, "image") if svc.image else where,
                     f"image '{image}' is already used by service '{images[image]}'",
                     key=svc.image is None,
@@ -345,6 +350,7 @@ class _Lowering(Sections):
                 for env_name in svc.replicas:
                     if env_name not in env_names:
                         self.err(
+                            "PC201",
                             (*where, "replicas", env_name),
                             f"unknown environment '{env_name}'{did_you_mean(env_name, env_names)}"
                             f"; known: {', '.join(env_names)}",
@@ -369,6 +375,7 @@ class _Lowering(Sections):
                 app = ir.app_name(name, env.name)
                 if app in app_names:
                     self.err(
+                        "PC202",
                         where,
                         f"Argo CD application name '{app}' is also produced by "
                         f"{app_names[app]}; rename the service or the environment",

@@ -47,8 +47,8 @@ SCHEMA_VERSION = 1
 def diagnostic(d: Diagnostic) -> dict[str, Any]:
     return {
         "file": d.file,
-        "line": d.line,
-        "column": d.column,
+        "line": d.line or None,  # a place with no line: null, never 0
+        "column": (d.column or None) if d.line else None,
         "path": dotted(d.path),
         "message": d.message,
         "severity": d.severity,
@@ -56,16 +56,9 @@ def diagnostic(d: Diagnostic) -> dict[str, Any]:
     }
 
 
-_TOOL_CODES = {"actionlint": "PC401", "zizmor": "PC402"}
-
-
 def code_of(f: dict[str, Any]) -> str:
-    """The rule of a machine-format finding (lint's carry their tool instead)."""
-    if f.get("code"):
-        return str(f["code"])
-    if f.get("severity") == "note":
-        return "PC306"
-    return _TOOL_CODES.get(str(f.get("tool")), "PC199")
+    """The rule of a machine-format finding: every producer names it."""
+    return str(f["code"])
 
 
 def change_findings(changes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -102,8 +95,8 @@ def github(findings: Iterable[dict[str, Any]]) -> str:
         title = f"{code} {rule.name}" if rule else code
         # a place only where there is one (a command-line error has no file)
         where = [f"file={_gh_escape(f['file'], True)}"] if f.get("file") else []
-        if where and f["line"] >= 1:
-            where += [f"line={f['line']}", f"col={max(1, f['column'])}"]
+        if where and (f.get("line") or 0) >= 1:
+            where += [f"line={f['line']}", f"col={max(1, f['column'] or 1)}"]
         props = ",".join([*where, f"title={_gh_escape(title, True)}"])
         text = f"{f['path']}: {f['message']}" if f.get("path") else str(f["message"])
         lines.append(f"::{level} {props}::{_gh_escape(text)}")
@@ -172,9 +165,9 @@ def sarif(findings: Sequence[dict[str, Any]], command: str = "lint") -> str:
         if f.get("file"):  # SARIF's locations are optional: none for an error with no file
             result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": f["file"]}}}]
         if (
-            f.get("file") and f["line"] >= 1
+            f.get("file") and (f.get("line") or 0) >= 1
         ):  # SARIF lines start at 1; an error with no place has no region
-            region = {"startLine": f["line"], "startColumn": max(1, f["column"])}
+            region = {"startLine": f["line"], "startColumn": max(1, f["column"] or 1)}
             result["locations"][0]["physicalLocation"]["region"] = region
         if f.get("tool") and f["tool"] != "pipecompile":
             own = re.search(r"\bSC[0-9]{4}\b", f["message"])  # shellcheck's own rule ids

@@ -364,6 +364,7 @@ def check(ir: IR) -> list[Finding]:
                 f"delivery is {ir.delivery}: no CodePipeline runs CodeBuild buildspecs; "
                 "remove this output, or set delivery: codepipeline",
                 key=True,
+                code="PC304",
             )
         ]
     return gitops_required(ir) + runtimes_available(ir)
@@ -392,6 +393,7 @@ def runtimes_available(ir: IR) -> list[Finding]:
                 where,
                 f"{lang} {version} is not a runtime of {table['image']} (CodeBuild offers "
                 f"{versions}); choose one of them",
+                code="PC308",
             )
         )
     return out

@@ -133,6 +133,7 @@ def check(ir: IR) -> list[Finding]:
                     "contains '${{', which GitHub Actions would evaluate as an "
                     "expression; read values from environment variables instead "
                     '(e.g. "$GITHUB_HEAD_REF", "$MY_TOKEN" set from a secret)',
+                    code="PC303",
                 )
             )
     return out

@@ -74,6 +74,7 @@ def check(ir: IR) -> list[Finding]:
                         ("environments", env.name, "branches"),
                         f"{len(pats)} {label}; an AWS CodePipeline trigger accepts "
                         f"at most {MAX_BRANCH_PATTERNS}",
+                        code="PC302",
                     )
                 )
     for svc in ir.services:
@@ -89,6 +90,7 @@ def check(ir: IR) -> list[Finding]:
                         f"{', '.join(pats[:3])}, ...); an AWS CodePipeline trigger accepts at "
                         f"most {MAX_BRANCH_PATTERNS}: give {svc.name} its own folder (path), "
                         "so that fewer services' folders lie inside its own",
+                        code="PC302",
                     )
                 )
         for dep in svc.deployments:
@@ -102,6 +104,7 @@ def check(ir: IR) -> list[Finding]:
                         f"action configuration value holds at most {MAX_CONFIGURATION_VALUE}: "
                         "shorten the service, image or environment name, or gitops.path",
                         key=True,
+                        code="PC302",
                     )
                 )
             if len(dep.pipeline_name) > MAX_PIPELINE_NAME:
@@ -112,6 +115,7 @@ def check(ir: IR) -> list[Finding]:
                         f"{MAX_PIPELINE_NAME} characters AWS CodePipeline allows; shorten "
                         "the project, service or environment name",
                         key=True,
+                        code="PC302",
                     )
                 )
     out += _pipeline_variables(ir)
@@ -121,6 +125,7 @@ def check(ir: IR) -> list[Finding]:
             f"{env.name} has no approval: nobody is asked, so its approvers would never be "
             "notified; set approval: true or remove approvers",
             severity="warning",
+            code="PC214",
         )
         for env in ir.environments
         if env.approvers and not env.approval
@@ -131,6 +136,7 @@ def check(ir: IR) -> list[Finding]:
             f"{env.name} has no approval: there is no approver role, so approver_principals "
             "would never approve anything; set approval: true or remove approver_principals",
             severity="warning",
+            code="PC214",
         )
         for env in ir.environments
         if env.approver_principals and not env.approval
@@ -143,6 +149,7 @@ def check(ir: IR) -> list[Finding]:
                 f"{ir.buildspec_folder}/, but the codebuild output is off: "
                 "keep buildspecs there yourself, or turn the codebuild output on",
                 severity="warning",
+                code="PC304",
             )
         )
     return out
@@ -162,6 +169,7 @@ def _pipeline_variables(ir: IR) -> list[Finding]:
             path,
             "contains '#{', which AWS CodePipeline would resolve as a variable in the "
             "action configuration it reaches; remove it",
+            code="PC302",
         )
         for path, text in ir.texts
         if "#{" in text and any(text in value for value in configured)
@@ -341,7 +349,9 @@ def choices(ir: IR) -> list[Finding]:
     """The user's policy choices that skip a checkov check, at the field that made them
     (lint lists them; they are neither errors nor warnings)."""
     return [
-        Finding(path, f"checkov {check} skipped: {why} ({ir.log_retention_days} days)")
+        Finding(
+            path, f"checkov {check} skipped: {why} ({ir.log_retention_days} days)", code="PC306"
+        )
         for check, path, why in pipeline_choices(ir)
     ]
 
