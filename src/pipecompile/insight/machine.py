@@ -1,15 +1,16 @@
 """Machine-readable output: ``--format json``, ``sarif`` and ``github`` (workflow
 command annotations) on every command that reports (validate, build, check, diff,
-lint), so editors, bots and GitHub code scanning read what people read.
+lint, explain, graph, pins), so editors, bots and GitHub code scanning read what
+people read.
 
 The JSON document (schema version 1), one per run, on stdout::
 
     {
       "version": 1,
-      "command": "check",          # validate | check | diff | lint
+      "command": "check",          # validate | build | check | diff | lint | explain | ...
       "ok": false,                 # the exit code is 0
       "diagnostics": [             # errors and warnings, located in pipeline.yaml
-        {"file": "pipeline.yaml", "line": 12, "column": 3,
+        {"file": "pipeline.yaml", "line": 12, "column": 3,   # null when there is no line
          "path": "environments.staging.branches", "message": "...",
          "severity": "error",      # error | warning | note
          "code": "PC107"}          # the rule (docs/rules.md)
@@ -19,6 +20,12 @@ The JSON document (schema version 1), one per run, on stdout::
          "reason": "pipeline changed"}
       ]
     }
+
+explain, graph and pins add what they report under their own name: ``"explain":
+{"topic": ..., "lines": [...]}`` (or ``"document"``: the ruleset or requests JSON
+that --ruleset, --release-ruleset and --environments print), ``"graph": {"nodes":
+[{"id", "shape", "label"}], "edges": [{"from", "to", "style"}]}``, ``"pins":
+{"actions": [...], "values": [...], "by_tag_only": [...]}``.
 
 lint's diagnostics carry ``tool`` (actionlint, zizmor) and ``places`` (the
 generated files and lines the finding shows up in); its policy choices are notes.
@@ -109,15 +116,18 @@ def emit(
     ok: bool,
     diagnostics: Sequence[dict[str, Any]] = (),
     changes: Sequence[dict[str, Any]] = (),
+    report: dict[str, Any] | None = None,
 ) -> str:
-    """The one document of a run in ``fmt`` (json, sarif or github)."""
+    """The one document of a run in ``fmt`` (json, sarif or github).  ``report`` is what
+    a reporting command (explain, graph, pins) shows people, as data: JSON carries it
+    under the command's name; SARIF and github annotations carry only diagnostics."""
     if fmt == "sarif":
         return sarif([*diagnostics, *change_findings(changes)], command)
     if fmt == "github":
         return github([*diagnostics, *change_findings(changes)])
     if command in ("check", "diff"):  # drift is a finding (PC501), as in SARIF and github
         diagnostics = [*diagnostics, *change_findings(changes)]
-    return document(command, ok, diagnostics, changes)
+    return document(command, ok, diagnostics, changes, report)
 
 
 def document(
@@ -125,14 +135,17 @@ def document(
     ok: bool,
     diagnostics: Iterable[dict[str, Any]] = (),
     changes: Iterable[dict[str, Any]] = (),
+    report: dict[str, Any] | None = None,
 ) -> str:
-    body = {
+    body: dict[str, Any] = {
         "version": SCHEMA_VERSION,
         "command": command,
         "ok": ok,
         "diagnostics": list(diagnostics),
         "changes": list(changes),
     }
+    if report is not None:
+        body[command] = report
     return json.dumps(body, indent=2, ensure_ascii=False)
 
 
