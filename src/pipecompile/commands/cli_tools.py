@@ -117,19 +117,7 @@ def graph(file: Path, fmt: str, quiet: bool) -> int:
 )
 @_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
-def explain(
-    file: Path,
-    fmt: str,
-    event: str | None,
-    ref: str | None,
-    trust: bool,
-    ruleset: bool,
-    release_ruleset: bool,
-    environments: bool,
-    rollback: tuple[str, str] | None,
-    local: bool,
-    quiet: bool,
-) -> int:
+def explain(file: Path, fmt: str, quiet: bool, **asked: Any) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
     \b
@@ -146,9 +134,7 @@ def explain(
       pipecompile explain --local                       # Tilt, Telepresence, OpenLens
     """
     ir = _compiled(_session(file))
-    topic, lines, data, summary = _explanation(
-        ir, file, event, ref, trust, ruleset, release_ruleset, environments, rollback, local
-    )
+    topic, lines, data, summary = _explanation(ir, file, **asked)  # the options, by name
     if _machine():
         report: dict[str, Any] = {"topic": topic}
         report |= {"lines": lines} if lines is not None else {"document": data}
@@ -171,6 +157,7 @@ def explain(
 def _explanation(
     ir: IR,
     file: Path,
+    *,
     event: str | None,
     ref: str | None,
     trust: bool,
