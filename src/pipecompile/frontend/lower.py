@@ -218,7 +218,6 @@ class _Lowering(Sections):
                     cluster=env.cluster,
                     url=env.url,
                     deploy_project=f"{project}-{name}-deploy",
-                    deploy_buildspec="deploy.yml",  # one for every environment
                     deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
                     # a manual "Release change" builds BranchName (CodePipeline user guide,
                     # pipelines-filter); where only patterns deploy here, the pattern
@@ -422,9 +421,6 @@ class _Lowering(Sections):
                     release_build_project=f"{project}-{name}-build-release",
                     release_image=f"{image}-release",
                     release_image_uri=ir.image_uri(registry, f"{image}-release"),
-                    buildspec="build.yml",  # one for every service (its project sets its values)
-                    ci_workflow=f"ci-{name}.yml",
-                    deliver_workflow=f"deliver-{name}.yml",
                     build_log_group=f"/aws/codebuild/{project}-{name}-build",
                     release_build_log_group=f"/aws/codebuild/{project}-{name}-build-release",
                     scan_report_group=f"{project}-{name}-build-ecr-image-scan",

@@ -110,7 +110,6 @@ class Sections(Rules):
                     cron,
                     level,
                     project=f"{self.m.project}-{target.name}-dast",
-                    buildspec="dast.yml",  # one for every DAST environment
                     log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
                     github_environment=f"{target.name}-dast",
                     github_role_name=_short(f"{self.m.project}-github-dast", 64),

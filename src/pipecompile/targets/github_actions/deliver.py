@@ -13,7 +13,7 @@ from typing import Any
 
 from ...ir import IR, DeployStage, Service
 from ..common import build_values
-from .ci import CI
+from .ci import CI, ci_file
 from .deploy import DEPLOY, Deploy
 from .environments import two_tiers
 from .reusable import BUILD, NOTIFY, ROUTE, TIER_FIELDS, ZAP, input_name, notifies, tier_inputs
@@ -21,6 +21,13 @@ from .steps import NOTIFY_ENVIRONMENT, RUNNER, paths_filter, permissions, slack_
 from .telemetry import METRICS, metrics_job
 
 REUSABLE = (ROUTE, BUILD, DEPLOY, ZAP, NOTIFY, METRICS)
+
+
+def deliver_file(svc: Service) -> str:
+    """The service's delivery workflow (the caller of the reusable ones)."""
+    return f"deliver-{svc.name}.yml"
+
+
 RELEASE = "${{ needs.route.outputs.release == 'true' }}"  # a release-tier run
 
 
@@ -43,7 +50,7 @@ def _ci_job(ir: IR, svc: Service) -> dict[str, Any]:
         "needs": "route",
         "if": "needs.route.outputs.any == 'true'",
         "permissions": permissions(contents="read"),
-        "uses": workflow_ref(ir, svc.ci_workflow),
+        "uses": workflow_ref(ir, ci_file(svc)),
     }
     if two_tiers(ir):  # a release build's CI runs in the release tier's environment
         job["with"] = {"release": RELEASE}
@@ -160,7 +167,7 @@ def deliver_workflow(ir: IR, svc: Service, d: Deploy | None = None) -> dict[str,
     jobs["metrics"] = metrics_job(ir, svc, jobs, deploys)  # CloudWatch (telemetry.py)
     if notifies(ir):
         jobs["notify"] = _notify_job(ir, svc, ["route", "ci", "build", *deploys])
-    workflows = (svc.deliver_workflow, svc.ci_workflow, CI, *REUSABLE)
+    workflows = (deliver_file(svc), ci_file(svc), CI, *REUSABLE)
     return {
         "name": f"deliver / {svc.name}",
         "on": {
