@@ -34,6 +34,7 @@ from .compliance import cloudtrail, rotation
 from .compute import compute_findings
 from .foundation import ecr, kms, storage, variables, versions
 from .iam import iam
+from .iam_github import github_roles
 from .irsa import argo_rollouts, cluster_names, clusters, issuer_variable, rollouts_role_name
 from .monitoring import monitoring
 from .phases import describe as describe_phases
@@ -363,7 +364,7 @@ def render(ir: IR) -> dict[str, str]:
         "outputs.tf": outputs(ir),
         "kms.tf": kms(ir),
         "ecr.tf": ecr(ir),
-        "iam.tf": iam(ir),
+        "iam.tf": iam(ir) if ir.delivery == "codepipeline" else github_roles(ir),
         "notifications.tf": notifications(ir),
         "audit.tf": audit(ir),
     }
