@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, DeployStage, Service
+from ...serialize.emit import Flow
 from ..common import build_values
 from .ci import CI, ci_file
 from .deploy import DEPLOY, Deploy
@@ -89,7 +90,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
         with_[input_name(name)] = by_tier({t.name: getattr(t, field) for t in build.tiers})
     return {
         "name": f"Build {svc.name}",
-        "needs": ["route", "ci"],
+        "needs": Flow(["route", "ci"]),
         "if": "needs.route.outputs.any == 'true'",
         "permissions": permissions(contents="read", id_token="write"),
         "uses": workflow_ref(ir, BUILD),
@@ -100,7 +101,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
 def _deploy_job(ir: IR, d: Deploy, stage: DeployStage, needs: list[str]) -> dict[str, Any]:
     return {
         "name": f"Deploy {stage.service} to {stage.environment}",
-        "needs": needs,
+        "needs": Flow(needs),
         "if": f"needs.route.outputs.{stage.environment} == 'true'",
         "permissions": permissions(**d.grants()),
         "uses": workflow_ref(ir, DEPLOY),
@@ -126,7 +127,7 @@ def _notify_job(ir: IR, svc: Service, needs: list[str]) -> dict[str, Any]:
     assert ir.secrets.slack_webhook
     return {
         "name": "Notify",
-        "needs": needs,
+        "needs": Flow(needs),
         "if": "${{ always() && needs.route.outputs.any == 'true' }}",
         "uses": workflow_ref(ir, NOTIFY),
         "with": {
