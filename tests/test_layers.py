@@ -168,3 +168,21 @@ def test_every_builtin_target_is_its_own_package() -> None:
                 package,
                 other,
             )
+
+
+def test_the_front_end_and_the_ir_name_no_file_of_a_target() -> None:
+    """Targets own their names: no workflow, buildspec, Terraform file or packaged script
+    is named in lowering or the IR (they live in targets/: common.STEP_SCRIPTS, the
+    buildspecs, github_actions' ci_file and deliver_file)."""
+    import ast
+
+    named = []
+    modules = [*(PACKAGE / "frontend").glob("*.py"), PACKAGE / "ir.py", PACKAGE / "ir_plan.py"]
+    for py in modules:
+        for node in ast.walk(ast.parse(py.read_text("utf-8"))):
+            parts = node.values if isinstance(node, ast.JoinedStr) else [node]
+            last = parts[-1] if parts else None
+            text = last.value if isinstance(last, ast.Constant) else None
+            if isinstance(text, str) and text.endswith((".sh", ".yml", ".tf", ".cjs", ".jq")):
+                named.append(f"{py.relative_to(PACKAGE)}:{node.lineno}: {text}")
+    assert named == []

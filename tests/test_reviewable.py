@@ -91,6 +91,15 @@ def test_no_script_body_appears_twice_in_an_orchestrator(sample: str) -> None:
         assert sorted(p.name for p in where.glob("build*.yml")) == ["build.yml"]
 
 
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_every_caller_is_at_most_150_lines(sample: str) -> None:
+    """Issue 25: a per-service delivery caller a reviewer reads once (a job's needs on
+    one line: needs: [route, build])."""
+    callers = (ROOT / "samples" / sample / ".github/workflows").glob("deliver-*.yml")
+    sizes = {p.name: p.read_text("utf-8").count("\n") for p in callers}
+    assert all(n <= 150 for n in sizes.values()), sizes
+
+
 def test_the_duplicate_finder_finds_a_duplicate(tmp_path: Path) -> None:
     """The check above is not vacuous: a script copied into a second file is found."""
     root = tmp_path / "samples" / "storefront"

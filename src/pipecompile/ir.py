@@ -74,7 +74,6 @@ class Environment:
     cluster: str
     url: str | None
     deploy_project: str  # CodeBuild project that records the image tag
-    deploy_buildspec: str  # the buildspec (one for every environment), in the codebuild folder
     deploy_log_group: str
     manual_start_branch: str  # BranchName of the CodePipeline source action
     github_role_name: str  # the GitHub deploy role: only this GitHub environment assumes it
@@ -164,9 +163,6 @@ class Service:
     release_build_project: str  # the same build, for approval environments: release tier
     release_image: str  # ECR repository only the release tier writes (approval environments)
     release_image_uri: str
-    buildspec: str  # relative to the codebuild output folder
-    ci_workflow: str  # file names relative to the github-actions output folder
-    deliver_workflow: str
     build_log_group: str
     release_build_log_group: str  # the release build's own: no dev-tier role writes it
     scan_report_group: str  # CodeBuild report group of the ECR scan report
@@ -208,7 +204,6 @@ class Dast:
     cron: str
     fail_on: str  # severity: ZAP alerts at or above it fail the scan (targets/common.py)
     project: str  # CodeBuild project that scans after a CodePipeline deploy
-    buildspec: str  # relative to the codebuild output folder
     log_group: str
     # GitHub delivery: the scan runs in a job of its own, in this GitHub environment (no
     # deploy secrets there), as this role (records a passed digest in the promotions table)

@@ -56,7 +56,7 @@ class PlanStep:
 
     kind: PlanStepKind
     title: str  # its name in the orchestrator's log; "{NAME}" stands for input NAME's value
-    script: str  # the packaged script; "" where each orchestrator has its own (approver)
+    # (the script it runs is the targets' to name: targets/common.py STEP_SCRIPTS)
     inputs: tuple[PlanInput, ...] = ()
     when: Literal["success", "always"] = "success"
 

@@ -1,15 +1,19 @@
 """Every diagnostic's identity: a stable code, a name, a one-line summary and a fix.
 
-Codes are grouped like ruff's: ``PC1xx`` the file and its syntax and schema,
+Codes are grouped like ruff's: ``PC1xx`` the input (the file, its syntax and schema,
+the command line),
 ``PC2xx`` references and rules across fields, ``PC3xx`` what a target cannot
 express (its limits), ``PC4xx`` the external checkers ``lint`` runs, ``PC5xx``
-the generated tree (``check``, ``diff``).  A code never changes meaning; a retired
-code is never reused.  SARIF's ``ruleId`` is the code, its ``helpUri`` the rule's
-anchor on the generated rules page (``pipecompile rules > docs/rules.md``).
+the generated tree (``check``, ``diff``) and the run itself.  A code never changes
+meaning; a retired code (:data:`RETIRED`) is never reused.  SARIF's ``ruleId`` is the
+code, its ``helpUri`` the rule's anchor on the generated rules page
+(``pipecompile rules > docs/rules.md``).
 
-A diagnostic is given its code where it is made (``Diagnostic(code=...)``,
-``Finding(code=...)``); the rest are classified here, once, by the wording of
-their message, so that the rule table is the one place that knows every rule.
+Every diagnostic is given its code where it is made (``doc.error("PC107", ...)``,
+``Finding(..., code="PC302")``, ``Invalid("PC206", ...)`` in a model validator); its
+wording never decides it, and :class:`~pipecompile.errors.Diagnostic` refuses a code
+this table does not register (tests/frontend/test_rules.py checks every code the
+source names, and that the test corpus meets no retired catch-all).
 Warnings may be suppressed in pipeline.yaml with ``# pipecompile: ignore[PC301]``
 on the reported line; errors cannot be (nothing valid could be generated).
 """
@@ -28,7 +32,6 @@ class Rule:
     name: str  # kebab-case, as ruff names its rules
     summary: str  # one line: what the rule is about
     fix: str  # what to do about it
-    patterns: tuple[str, ...] = ()  # regexes over the message (classification)
 
     @property
     def anchor(self) -> str:
@@ -42,23 +45,12 @@ RULES: tuple[Rule, ...] = (
         "unreadable-file",
         "The pipeline file (or pipecompile.lock) cannot be read as a UTF-8 text file.",
         "Check the path; save the file as UTF-8 without a byte-order mark, below 1 MiB.",
-        (
-            r"^file not found$",
-            r"^is a folder, not a file$",
-            r"^is not a regular file",
-            r"^cannot read",
-            r"byte-order mark",
-            r"^invalid UTF-8",
-            r"^character U\+[0-9A-F]+ is not allowed",
-            r"larger than",
-        ),
     ),
     Rule(
         "PC102",
         "yaml-syntax",
         "The file is not valid YAML.",
         "Fix the indentation or quoting at the reported line (spaces, not tabs).",
-        (r"^YAML (syntax )?error", r"^document nests too deeply"),
     ),
     Rule(
         "PC103",
@@ -66,28 +58,18 @@ RULES: tuple[Rule, ...] = (
         "A YAML feature the language refuses: tags, aliases, merge keys, duplicate or "
         "non-plain keys, deep nesting.",
         "Write the value out in plain YAML (pipeline files are data, never code).",
-        (
-            r"^tag '.*' is not allowed",
-            r"^aliases \(\*name\) are not allowed",
-            r"^merge keys \(<<\) are not allowed",
-            r"^duplicate key ",
-            r"^keys must be plain names",
-            r"nesting deeper than",
-        ),
     ),
     Rule(
         "PC104",
         "unknown-key",
         "A key the language does not know (often a typo).",
         "Use the key the hint suggests, or remove it.",
-        (r"^unknown key ",),
     ),
     Rule(
         "PC105",
         "missing-key",
         "A required key is missing, or the file is empty.",
         "Add the key; `pipecompile init` writes a complete starter file.",
-        (r"^required key .* is missing", r"^file is empty"),
     ),
     Rule(
         "PC106",
@@ -96,20 +78,12 @@ RULES: tuple[Rule, ...] = (
         "mapping, a string for a boolean).",
         "Write the value as the hint shows (quote numbers meant as strings; "
         "true/false for booleans).",
-        (r"^expected ", r"^the top level must be a mapping"),
     ),
     Rule(
         "PC107",
         "invalid-value",
         "A value outside what the field accepts: a pattern, a choice, a range, a length.",
         "Use one of the values the message names.",
-        (
-            r" is not (one of|a |an |the |'daily')",
-            r" is (above|below) ",
-            r"^needs at least ",
-            r"^give exactly one ",
-            r" is longer than ",
-        ),
     ),
     Rule(
         "PC109",
@@ -117,6 +91,13 @@ RULES: tuple[Rule, ...] = (
         "A `# pipecompile: ignore[...]` comment that silences no warning on its line "
         "(errors cannot be ignored).",
         "Remove the comment, or move it to the line the warning is reported at.",
+    ),
+    Rule(
+        "PC110",
+        "usage-error",
+        "A mistake on the command line or in its environment: an option, a conflicting "
+        "pair of options, no pipeline.yaml found, a path that cannot be used.",
+        "Follow the message (`pipecompile COMMAND --help` lists the options).",
     ),
     Rule(
         "PC108",
@@ -131,14 +112,12 @@ RULES: tuple[Rule, ...] = (
         "A name that refers to something the pipeline does not define (an environment, "
         "a strategy, a service).",
         "Use a defined name (the message lists them), or define it.",
-        (r"^unknown (environment|strategy|service|output)", r"^no installed target "),
     ),
     Rule(
         "PC202",
         "duplicate",
         "Two things claim what must be unique (an image repository, a generated path).",
         "Give each its own value.",
-        (r" is already used by ",),
     ),
     Rule(
         "PC203",
@@ -146,17 +125,6 @@ RULES: tuple[Rule, ...] = (
         "A path or output folder that leaves the pipeline's folder, goes through a "
         "symlink, or is a folder pipecompile may not own.",
         "Use a relative folder inside the folder holding pipeline.yaml.",
-        (
-            r"points outside",
-            r"must be a relative",
-            r"symlink",
-            r"symbolic link",
-            r"^the output folder ",
-            r"inside \.git",
-            r"may not (own|write)",
-            r" overlap",
-            r" inside the output",
-        ),
     ),
     Rule(
         "PC204",
@@ -164,12 +132,6 @@ RULES: tuple[Rule, ...] = (
         "Strategy settings that do not fit the strategy (canary steps backwards, a "
         "blue-green setting on a canary, parameters on a built-in).",
         "Keep each strategy's own settings; see the language reference.",
-        (
-            r" is a (blue-green|canary) setting",
-            r" is built in and takes no parameters",
-            r"^custom strategy .* needs 'type",
-            r"a canary never goes backwards",
-        ),
     ),
     Rule(
         "PC205",
@@ -177,14 +139,12 @@ RULES: tuple[Rule, ...] = (
         "An environment lacks what another field needs from it (a URL to scan, a "
         "namespace that fits, branches).",
         "Set the field the message names on that environment.",
-        (r" has no '", r"; set '", r"^environment "),
     ),
     Rule(
         "PC206",
         "schedule",
         "A schedule that is not 'daily', 'weekly' or a valid 5-field cron.",
         "Write a 5-field cron such as '0 3 * * 1'.",
-        (r"cron",),
     ),
     Rule(
         "PC207",
@@ -192,7 +152,6 @@ RULES: tuple[Rule, ...] = (
         "An environment's secret prefix would let its services' secret stores read a "
         "deploy credential.",
         "Choose a prefix under the environment's own services folder, as the message says.",
-        (r"would let the services' secret stores read",),
     ),
     Rule(
         "PC208",
@@ -204,7 +163,6 @@ RULES: tuple[Rule, ...] = (
         "Give the approval environment its own repository: "
         "environments.<env>.gitops.repository (the warning may be ignored where one "
         "repository is accepted, as in the reference pipeline).",
-        (r" shares its GitOps repository with ",),
     ),
     Rule(
         "PC209",
@@ -212,7 +170,6 @@ RULES: tuple[Rule, ...] = (
         "rollback.smoke_path requests a path whose requests no analysis measures (no "
         "threshold is set, or prometheus_metrics.exclude takes the path out).",
         "Set max_error_rate or max_p90_latency, and request a path users request.",
-        (r"^smoke requests to ",),
     ),
     Rule(
         "PC210",
@@ -221,7 +178,34 @@ RULES: tuple[Rule, ...] = (
         "build removes the files they generated.",
         "Name the built-in outputs to keep beside plugins: (the message lists the defaults), "
         "or ignore the warning where only the plugins are wanted.",
-        (r"^outputs: names only plugins ",),
+    ),
+    Rule(
+        "PC211",
+        "backend-settings",
+        "Terraform state backend settings that do not fit together (an S3 backend without "
+        "its bucket, a lock table without lock: dynamodb, S3 settings on a local backend).",
+        "Give the setting the message names, or remove the one that does not apply.",
+    ),
+    Rule(
+        "PC212",
+        "hotfix-environment",
+        "hotfixes.environment names the production environment: hotfix branches are "
+        "verified in an environment before production.",
+        "Name an environment before production in promotion order, or leave the key out.",
+    ),
+    Rule(
+        "PC213",
+        "reserved-environment-name",
+        "An environment named like a GitHub environment pipecompile generates (the DAST "
+        "job's, an approval's): the two would share secrets and deployment branch policy.",
+        "Rename the environment.",
+    ),
+    Rule(
+        "PC214",
+        "approvers-without-approval",
+        "An environment lists approvers or approver_principals but has no approval: nobody "
+        "is asked, so they would never be notified or approve anything.",
+        "Set approval: true on the environment, or remove its approvers.",
     ),
     # PC3xx: what a target cannot express
     Rule(
@@ -229,7 +213,6 @@ RULES: tuple[Rule, ...] = (
         "gitops-required",
         "An enabled output deploys through the GitOps repository, but none is set.",
         "Set gitops.repository, or turn those outputs off.",
-        (r"^gitops\.repository is required",),
     ),
     # (before PC302: "delivery is github-actions: no CodePipeline runs ..." is PC304)
     Rule(
@@ -239,25 +222,18 @@ RULES: tuple[Rule, ...] = (
         "only the other delivery uses is on (or a setting only it reads is given, such as "
         "a deploy_network without CodePipeline).",
         "Turn the deliverer's output on, remove the setting, or change delivery.",
-        (
-            r"^delivery is ",
-            r"nothing generated here delivers",
-            r", but the .* output is off",
-        ),
     ),
     Rule(
         "PC302",
         "codepipeline-limit",
         "AWS CodePipeline cannot express this (trigger patterns, name length).",
         "Reduce the patterns or shorten the name, as the message says.",
-        (r"CodePipeline",),
     ),
     Rule(
         "PC303",
         "actions-expression",
         "A value GitHub Actions would evaluate as an expression (`${{`).",
         "Read values from environment variables instead.",
-        (r"\$\{\{",),
     ),
     Rule(
         "PC305",
@@ -265,28 +241,24 @@ RULES: tuple[Rule, ...] = (
         "No CodeBuild compute type has exactly the vCPU and memory asked for; the next "
         "larger one is used.",
         "Ask for a size CodeBuild offers (2/4, 4/8, 8/16, 36/72, 72/144 vCPU/GiB).",
-        (r"compute type",),
     ),
     Rule(
         "PC306",
         "checker-policy",
         "A checker's check the generated files skip on purpose, and why.",
         "Nothing to do unless the reason no longer holds.",
-        (r"^checkov ", r" skipped: "),
     ),
     Rule(
         "PC307",
         "local-needs-chart",
         "The local target deploys the generated chart, but the helm output is off.",
         "Turn the helm output on, or set outputs.local: false.",
-        (r"^the local output deploys the generated chart",),
     ),
     Rule(
         "PC308",
         "runtime-unavailable",
         "A runtime version the build image does not offer (CodeBuild's install phase fails on it).",
         "Choose one of the versions the message lists.",
-        (r" is not a runtime of ",),
     ),
     Rule(
         "PC309",
@@ -295,7 +267,6 @@ RULES: tuple[Rule, ...] = (
         "moves on (or the rollout completes) before its first measurement.",
         "Pause the step until a measurement is taken (the message says how long the "
         "analysis waits for its first one).",
-        (r" is never judged: ",),
     ),
     Rule(
         "PC310",
@@ -304,13 +275,20 @@ RULES: tuple[Rule, ...] = (
         "exposure.certificate_arn): its ALB serves the services on plain HTTP 80.",
         "Give the environment an https url or exposure.certificate_arn (HTTPS on 443, 80 "
         "redirects to it), or make it exposure.scheme: internal.",
-        (r" listens on plain HTTP \(port 80\) only: ",),
     ),
     Rule(
-        "PC399",
-        "target-limit",
-        "Something an enabled target cannot express for this pipeline.",
-        "Follow the message, or turn that output off.",
+        "PC311",
+        "gitops-scheme",
+        "An environment's GitOps repository uses another URL scheme (https or ssh) than "
+        "gitops.repository: the deployers read one kind of credential.",
+        "Write both repositories with the same scheme.",
+    ),
+    Rule(
+        "PC312",
+        "plugin-finding",
+        "An installed target (a plugin, the pipecompile.targets entry points) cannot "
+        "express this; the message is the plugin's own.",
+        "Follow the message, or turn that plugin off (outputs.plugins).",
     ),
     # PC4xx: the external checkers (lint)
     Rule(
@@ -354,37 +332,21 @@ RULES: tuple[Rule, ...] = (
         "Fix what the message names and run the command again; build finishes the job.",
     ),
     Rule(
-        "PC199",
-        "invalid-input",
-        "Any other mistake in the input.",
-        "Follow the message.",
+        "PC504",
+        "internal-error",
+        "pipecompile itself failed (exit 3): a bug, not a mistake in the pipeline file.",
+        "Report it with the command you ran; --debug prints the traceback.",
     ),
 )
 
 BY_CODE = {rule.code: rule for rule in RULES}
-# PC107 (a value outside what its field accepts) is the broadest wording: tried last,
-# so a rule across fields ("canary weight 20 is below the previous step's") wins
-_COMPILED = [
-    (rule, [re.compile(p) for p in rule.patterns])
-    for rule in sorted(RULES, key=lambda r: r.code == "PC107")
-    if rule.patterns
-]
 
-
-def classify(message: str, file: str = "", *, target: bool = False) -> str:
-    """The code of a diagnostic made without one, from its wording (and its file)."""
-    if file.endswith("pipecompile.lock"):
-        return (
-            "PC101"
-            if re.match(r"^(is a folder|file not found|cannot read|is not a regular file)", message)
-            else "PC108"
-        )
-    for rule, patterns in _COMPILED:
-        if rule.code.startswith("PC1") and target:
-            continue  # a target's finding is never a syntax or schema error
-        if any(p.search(message) for p in patterns):
-            return rule.code
-    return "PC399" if target else "PC199"
+# Codes no longer given, never to be reused: the catch-alls of the time a message's
+# wording chose its code (every diagnostic now names its own rule where it is made).
+RETIRED = {
+    "PC199": "invalid-input: any other mistake in the input (now each has its own code)",
+    "PC399": "target-limit: anything else a target cannot express (now each has its own)",
+}
 
 
 IGNORE = re.compile(r"(?:^|\s)#\s*pipecompile:\s*ignore\[([A-Za-z0-9, ]+)\]\s*$")
@@ -422,4 +384,6 @@ def markdown() -> str:
     ]
     for r in ordered:
         out += ["", f"## {r.code} {r.name}", "", r.summary, "", f"Fix: {r.fix}"]
+    out += ["", "## Retired codes", "", "Never reused:", ""]
+    out += [f"- {code} {why}" for code, why in sorted(RETIRED.items())]
     return "\n".join(out) + "\n"

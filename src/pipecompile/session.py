@@ -147,7 +147,9 @@ class Session:
             )
         except FolderError as exc:
             doc = self.compile()[0]
-            raise PipelineError([doc.error(("outputs", exc.target), exc.message)]) from None
+            raise PipelineError(
+                [doc.error("PC203", ("outputs", exc.target), exc.message)]
+            ) from None
 
     def _no_collisions(self, rendered: dict[str, tuple[str, str]]) -> None:
         """Every generated path against every other, as a case-insensitive checkout sees
@@ -164,6 +166,7 @@ class Session:
                 target, other = rendered[path][0], rendered[first][0]
                 errors.append(
                     self.compile()[0].error(
+                        "PC202",
                         ("outputs", target),
                         f"{path} ({target}) and {first} ({other}) are one file on a "
                         "case-insensitive file system; rename what produces one of them",

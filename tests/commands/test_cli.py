@@ -463,7 +463,7 @@ def test_the_readme_error_examples_are_what_validate_prints(
 def test_an_error_with_no_file_has_no_place_in_github_and_sarif(tmp_path: Path) -> None:
     github = pc("validate", "--format", "github", cwd=tmp_path)
     assert github.returncode == 2
-    assert github.stdout.startswith("::error title=PC199 invalid-input::no pipeline.yaml in ")
+    assert github.stdout.startswith("::error title=PC110 usage-error::no pipeline.yaml in ")
     sarif = pc("validate", "--format", "sarif", cwd=tmp_path)
     [result] = json.loads(sarif.stdout)["runs"][0]["results"]
-    assert "locations" not in result and result["ruleId"] == "PC199"
+    assert "locations" not in result and result["ruleId"] == "PC110"

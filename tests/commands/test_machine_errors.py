@@ -56,7 +56,7 @@ def test_a_control_character_in_the_path_is_one_document(
     assert cli.main(["build", "--format", "json", "-f", str(tmp_path / "ci\non: x.yaml")]) == 2
     [found] = document(capsys)["diagnostics"]
     assert "the pipeline's path holds a control character" in found["message"]
-    assert found["code"] == "PC199"
+    assert found["code"] == "PC110"
 
 
 @pytest.mark.parametrize("fmt", ["json", "sarif", "github"])

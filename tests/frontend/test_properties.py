@@ -314,3 +314,15 @@ def test_manifest_text_is_the_json_modules_output(
     }
     text = m.text()
     assert text == json.dumps(expected, indent=2, sort_keys=True) + "\n"
+
+
+@SETTINGS
+@given(names=st.lists(st.one_of(st.sampled_from([*HOSTILE, "route", "deploy-dev", "yes"]), LINE)))
+def test_a_flow_list_comes_out_exactly(names: list[str]) -> None:
+    """needs: [route, build] on one line: any name reads back as written, in both readers
+    (a comma, a bracket or a colon inside one is quoted, never a flow indicator)."""
+    from pipecompile.serialize.emit import Flow, yaml_document
+
+    body = yaml_document({"needs": Flow(names), "in": [Flow(names)]})
+    assert body.count("\n") == 3  # needs: [...], in:, and its one item: - [...]
+    assert _parse_all({"x.yml": body}) == {"x.yml": {"needs": names, "in": [names]}}

@@ -3,6 +3,7 @@ generated and drift-tested, SARIF's ruleId is the code, warnings can be ignored.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -11,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pipecompile.commands import cli
-from pipecompile.compiler import compile_bytes
-from pipecompile.errors import PipelineError
-from pipecompile.rules import BY_CODE, DOCS_URL, RULES, classify, markdown
+from pipecompile.compiler import compile_bytes, compile_file
+from pipecompile.errors import Diagnostic, PipelineError
+from pipecompile.rules import BY_CODE, DOCS_URL, RETIRED, RULES, markdown
 from tests.conftest import ROOT
 from tests.frontend.test_errors import warns_only
 
@@ -52,19 +53,106 @@ def test_every_corpus_diagnostic_has_its_own_code(case: str, tmp_path: Path) -> 
             compile_bytes("pipeline.yaml", raw, tmp_path)
         found, prefix = info.value.diagnostics, ""
     for d, line in zip(found, expect, strict=True):
-        assert d.code in BY_CODE and d.code not in ("PC199", "PC399"), str(d)
+        assert d.code in BY_CODE and d.code not in RETIRED, str(d)
         assert re.match(rf"pipeline\.yaml:\d+:\d+: {prefix}{d.code} ", line), line
 
 
-def test_classification_examples() -> None:
-    assert (
-        classify("canary weight 20 is below the previous step's 50; a canary never goes backwards")
-        == "PC204"
-    )
-    assert classify("70000 is above 65535") == "PC107"
-    assert classify("something new") == "PC199"
-    assert classify("something new", target=True) == "PC399"
-    assert classify("expected an object", "pipecompile.lock") == "PC108"
+SRC = ROOT / "src/pipecompile"
+CODE = re.compile(r"\bPC[0-9]{3}\b")
+
+
+def _calls(tree: ast.AST, names: set[str]) -> list[ast.Call]:
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (getattr(node.func, "id", None) in names or getattr(node.func, "attr", None) in names)
+    ]
+
+
+def test_every_code_the_source_names_is_registered_and_none_is_retired() -> None:
+    named = {
+        code
+        for py in SRC.rglob("*.py")
+        if py.name != "rules.py"
+        for code in CODE.findall(py.read_text("utf-8"))
+    }
+    assert named, "the scan found no codes"
+    # PC999 is the example of an unknown code in a suppression's message
+    assert named - {"PC999"} <= set(BY_CODE), sorted(named - set(BY_CODE))
+    assert not set(RETIRED) & set(BY_CODE)
+    assert not set(RETIRED) & named
+
+
+def test_every_diagnostic_is_given_its_code_where_it_is_made() -> None:
+    """No wording decides a code: every Diagnostic, target Finding, error helper call and
+    model validator's refusal in the source names a registered code literally."""
+    seen = 0
+    for py in SRC.rglob("*.py"):
+        tree = ast.parse(py.read_text("utf-8"))
+        where = py.relative_to(SRC)
+        for call in _calls(tree, {"Diagnostic", "Finding"}):
+            if where.parts[:1] == ("insight",) and getattr(call.func, "id", "") == "Finding":
+                continue  # lint's own finding: its code is its checker's (CHECKER_CODES)
+            seen += 1
+            given = {k.arg: k.value for k in call.keywords}
+            code = given.get("code", call.args[6] if len(call.args) > 6 else None)
+            assert code is not None, f"{where}:{call.lineno}: no code"
+            if isinstance(code, ast.Constant):
+                assert code.value in BY_CODE, f"{where}:{call.lineno}: {code.value}"
+        for call in _calls(tree, {"err", "warn", "error", "Invalid"}):
+            method = getattr(call.func, "attr", None)
+            if method is None and call.func.id != "Invalid":  # type: ignore[attr-defined]
+                continue  # a local helper (pins.err: always PC108, checked above)
+            if not call.args or (method == "error" and len(call.args) < 3):
+                continue  # click's, logging's: not a diagnostic
+            first = call.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                seen += 1
+                assert first.value in BY_CODE, f"{where}:{call.lineno}: {first.value}"
+            else:  # compiler.check_targets passes the finding's (checked) code on
+                assert getattr(first, "id", "") == "code", f"{where}:{call.lineno}: no code"
+        raised = [
+            node.lineno
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Raise)
+            and isinstance(node.exc, ast.Call)
+            and getattr(node.exc.func, "id", "") == "ValueError"
+        ]
+        # a model validator refuses with Invalid(code, ...), never a bare ValueError
+        assert not (raised and str(where).startswith("frontend/model")), (where, raised)
+    assert seen > 100, seen
+
+
+def test_a_diagnostic_without_a_registered_code_is_refused() -> None:
+    with pytest.raises(ValueError, match="no registered rule code"):
+        Diagnostic("pipeline.yaml", 1, 1, (), "something new")
+    with pytest.raises(ValueError, match="no registered rule code 'PC199'"):
+        Diagnostic("pipeline.yaml", 1, 1, (), "something new", code="PC199")
+
+
+def _corpus_diagnostics(tmp_path: Path) -> list[Diagnostic]:
+    """Every diagnostic of the samples and of tests/invalid (errors and warnings)."""
+    found: list[Diagnostic] = []
+    for sample in sorted((ROOT / "samples").glob("*/pipeline.yaml")):
+        found += compile_file(sample).warnings
+    for case in sorted(CORPUS.glob("*.yaml")):
+        try:
+            found += compile_bytes("pipeline.yaml", case.read_bytes(), tmp_path).warnings
+        except PipelineError as exc:
+            found += exc.diagnostics
+    return found
+
+
+def test_no_diagnostic_of_the_corpus_has_a_catch_all_code(tmp_path: Path) -> None:
+    found = _corpus_diagnostics(tmp_path)
+    assert len(found) > len(list(CORPUS.glob("*.yaml")))
+    for d in found:
+        assert d.code in BY_CODE and d.code not in RETIRED, str(d)
+        rule = BY_CODE[d.code]
+        assert rule.summary and "\n" not in rule.summary and rule.fix, d.code
+    # the corpus reaches most rules: a new rule comes with a case
+    assert len({d.code for d in found}) >= 28, sorted({d.code for d in found})
 
 
 def test_sarif_rule_id_is_the_code_with_help_uri(

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from pipecompile.compiler import compile_file
+from pipecompile.targets.github_actions.deliver import deliver_file
 from tests.conftest import ROOT, SAMPLES, as_github_delivered, folder, terraform_blocks
 from tests.harness.reusable import expand
 
@@ -59,7 +60,7 @@ def test_branches_and_approvals_agree(built: dict[str, Path], sample: str, tmp_p
 
     # exactly one deliverer per service x environment
     if ir.delivery == "github-actions":
-        assert [p.name for p in deliver] == sorted(s.deliver_workflow for s in ir.services)
+        assert [p.name for p in deliver] == sorted(deliver_file(s) for s in ir.services)
         assert pipelines == {}
     else:
         assert deliver == []

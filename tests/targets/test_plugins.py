@@ -77,7 +77,7 @@ def test_its_findings_are_located_errors(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(PipelineError) as info:
         compile_bytes("pipeline.yaml", text.encode())
     assert [str(d) for d in info.value.diagnostics] == [
-        "pipeline.yaml:15:3: PC399 services.all: "
+        "pipeline.yaml:15:3: PC312 services.all: "
         "the example output cannot list a service named 'all'"
     ]
 

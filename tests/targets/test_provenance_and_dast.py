@@ -12,7 +12,7 @@ import yaml
 
 from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR
-from pipecompile.targets.common import script_body, script_text
+from pipecompile.targets.common import STEP_SCRIPTS, script_body, script_text
 from tests.conftest import ROOT
 
 SAMPLES = ROOT / "samples"
@@ -66,7 +66,10 @@ def test_the_dast_steps_pass_only_what_their_scripts_read(sample: Path) -> None:
     assert dast
     for step in dast:
         passed = {i.name for i in step.inputs} - set(re.findall(r"\{([A-Z_]+)\}", step.title))
-        assert passed <= _declared(step.script), (step.kind, passed - _declared(step.script))
+        assert passed <= _declared(STEP_SCRIPTS[step.kind]), (
+            step.kind,
+            passed - _declared(STEP_SCRIPTS[step.kind]),
+        )
 
 
 def test_zap_yml_holds_no_services_value() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR
+from pipecompile.targets.github_actions.deliver import deliver_file
 from tests.conftest import ROOT, hcl_norm
 from tests.iam_eval import Account, Statement, evaluate
 
@@ -699,7 +700,7 @@ def test_the_github_dast_job_has_its_own_role_and_no_deploy_secret() -> None:
     from tests.harness.reusable import expand
 
     for svc in ir.services:
-        wf = expand(STOREFRONT / ir.output("github-actions") / svc.deliver_workflow)
+        wf = expand(STOREFRONT / ir.output("github-actions") / deliver_file(svc))
         scan = wf["jobs"][f"deploy-{dast.environment}/dast"]
         mark = wf["jobs"][f"deploy-{dast.environment}/dast/mark"]
         assert "environment" not in scan and scan["permissions"] == {}

@@ -24,6 +24,8 @@ from pipecompile.commands.cli import main
 from pipecompile.compiler import compile_bytes
 from pipecompile.insight.environments import environment_requests
 from pipecompile.ir import IR
+from pipecompile.targets.github_actions.ci import ci_file
+from pipecompile.targets.github_actions.deliver import deliver_file
 from tests.conftest import ROOT
 from tests.iam_eval import Account
 
@@ -220,9 +222,9 @@ def test_a_feature_branch_cannot_reach_a_release_tier_secret() -> None:
         in (shared)
     )
     for svc in ir.services:
-        ci = (wf / svc.ci_workflow).read_text()
+        ci = (wf / ci_file(svc)).read_text()
         assert "release: '${{ inputs.release == true }}'" in ci  # absent on a pull request
-        deliver = (wf / svc.deliver_workflow).read_text()
+        deliver = (wf / deliver_file(svc)).read_text()
         # the CI, the build (build.yml looks up its tier's role, prefix and keys) and notify
         assert deliver.count("release: \"${{ needs.route.outputs.release == 'true' }}\"") == 3
     notify = (wf / "notify.yml").read_text()

@@ -12,6 +12,7 @@ from pipecompile.compiler import compile_bytes
 from pipecompile.errors import PipelineError
 from pipecompile.insight.explain import explain_event
 from pipecompile.insight.trust import trust_report
+from pipecompile.targets.common import DEPLOY_BUILDSPEC
 from pipecompile.targets.registry import render_all
 from tests.conftest import ROOT, codebuild_deploy, hcl_norm
 
@@ -41,7 +42,7 @@ def test_an_approval_environment_reads_its_own_gitops_repository() -> None:
     for env in ir.environments:
         # the one deploy buildspec, with what its environment's project sets (Terraform)
         got = codebuild_deploy(
-            files[f"{codebuild}/{env.deploy_buildspec}"],
+            files[f"{codebuild}/{DEPLOY_BUILDSPEC}"],
             files[f"{ir.output('terraform')}/codebuild.tf"],
             env.name,
         )

@@ -349,13 +349,13 @@ def main(argv: list[str] | None = None) -> int:
         _echo_err(f"{n} error{'s' if n != 1 else ''}; nothing was written")
         return EXIT_INVALID
     except UsageError as exc:
-        _fail(out, [f"error: {exc}"], str(exc))
+        _fail(out, [f"error: {exc}"], str(exc), code=exc.code)
         return EXIT_INVALID
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
         if out.machine:
-            _fail(out, [], exc.format_message())
+            _fail(out, [], exc.format_message(), code="PC110")
         else:
             exc.show()
         return EXIT_INVALID
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
             "with the command you ran (add --debug for the full traceback)."
         )
         message = f"internal error: {type(exc).__name__}: {exc}"
-        _fail(out, [message, bug], f"{message}. {bug}")
+        _fail(out, [message, bug], f"{message}. {bug}", code="PC504")
         return EXIT_INTERNAL
     finally:
         if previous is not None:

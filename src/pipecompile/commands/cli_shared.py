@@ -100,7 +100,7 @@ class Output:
 
     @property
     def machine(self) -> bool:
-        return self.format != "text"
+        return self.format in MACHINE_FORMATS
 
 
 def output() -> Output:
@@ -112,7 +112,11 @@ def output() -> Output:
 MACHINE_FORMATS = ("json", "sarif", "github")
 
 
-def _format_option(*choices: str) -> Callable[[FC], FC]:
+def _format_option(
+    *choices: str, people: tuple[str, ...] = ("text",), help_people: str = ""
+) -> Callable[[FC], FC]:
+    """--format: ``people``'s formats (text; graph's drawings), then the machines'."""
+
     def remember(ctx: click.Context, param: click.Parameter, value: str) -> str:
         out = ctx.ensure_object(Output)
         out.format, out.command = value, ctx.info_name or ""
@@ -121,12 +125,12 @@ def _format_option(*choices: str) -> Callable[[FC], FC]:
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["text", *choices]),
-        default="text",
+        type=click.Choice([*people, *choices]),
+        default=people[0],
         show_default=True,
         is_eager=True,
         callback=remember,
-        help="Output for people (text) or machines ("
+        help=f"Output for people ({help_people or ', '.join(people)}) or machines ("
         + ", ".join(choices)
         + "; one document on stdout, see the README). Every diagnostic carries its "
         "code (pipecompile rules).",
@@ -138,13 +142,17 @@ def _machine() -> bool:
 
 
 def _emit_document(
-    ok: bool, diagnostics: Any = (), changes: Any = (), out: Output | None = None
+    ok: bool,
+    diagnostics: Any = (),
+    changes: Any = (),
+    out: Output | None = None,
+    report: dict[str, Any] | None = None,
 ) -> None:
     """The run's one document, in its --format (json, sarif or github)."""
     from ..insight.machine import emit
 
     out = out or output()
-    click.echo(emit(out.format, out.command, ok, list(diagnostics), list(changes)))
+    click.echo(emit(out.format, out.command, ok, list(diagnostics), list(changes), report))
 
 
 def _fail(
@@ -154,7 +162,7 @@ def _fail(
     *,
     file: str = "",
     line: int = 0,
-    code: str = "PC199",
+    code: str,
 ) -> None:
     """An error that ends the run before any report (a state file, an I/O error, the
     command line): the ``text`` lines on stderr, or with a machine ``--format`` the one
@@ -164,7 +172,8 @@ def _fail(
         for line_ in text:
             _echo_err(line_)
         return
-    found = {"file": file, "line": line, "column": 1 if line else 0, "path": ""}
+    # no line: null, never 0 (JSON has no line 0; SARIF and github leave the region out)
+    found = {"file": file, "line": line or None, "column": 1 if line else None, "path": ""}
     _emit_document(
         False, [{**found, "message": message, "severity": "error", "code": code}], out=out
     )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import UsageError, printable
+
+if TYPE_CHECKING:
+    from ..ir import IR
 from .cli_shared import (
     EXIT_CODES_HELP,
     EXIT_DRIFT,
@@ -30,28 +33,35 @@ from .cli_shared import (
 
 @click.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["mermaid", "dot"]),
-    default="mermaid",
-    show_default=True,
-    help="Mermaid renders on GitHub; dot is for Graphviz.",
+@_format_option(
+    *MACHINE_FORMATS,
+    people=("mermaid", "dot", "text"),
+    help_people="mermaid renders on GitHub, dot is for Graphviz; text is mermaid",
 )
 @QUIET_OPTION
 def graph(file: Path, fmt: str, quiet: bool) -> int:
     """Draw the delivery flow: branches, environments, gates, rollout, rollback.
 
     The drawing goes to stdout (pipe it to a file or to Graphviz); the summary line
-    goes to stderr, so it never ends up in the drawing."""
-    from ..insight.graph import dot, mermaid
+    goes to stderr, so it never ends up in the drawing.  --format json gives the
+    nodes and edges as data."""
+    from ..insight.graph import dot, flow, mermaid
 
     ir = _compiled(_session(file))
-    click.echo(mermaid(ir) if fmt == "mermaid" else dot(ir), nl=False)
+    if _machine():
+        nodes, edges = flow(ir)
+        report = {
+            "nodes": [{"id": i, "shape": shape, "label": label} for i, shape, label in nodes],
+            "edges": [{"from": a, "to": b, "style": style} for a, b, style in edges],
+        }
+        _emit_document(True, _warnings(ir), report=report)
+        return EXIT_OK
+    drawing = "dot" if fmt == "dot" else "mermaid"
+    click.echo(mermaid(ir) if drawing == "mermaid" else dot(ir), nl=False)
     if not quiet:
         _echo_err(
             f"graph: {file}: {_count(len(ir.services), 'service')}, "
-            f"{_count(len(ir.environments), 'environment')} ({fmt})"
+            f"{_count(len(ir.environments), 'environment')} ({drawing})"
         )
     return EXIT_OK
 
@@ -105,19 +115,9 @@ def graph(file: Path, fmt: str, quiet: bool) -> int:
     default=None,
     help="Print the manual rollback of SERVICE in ENV that works with this setup.",
 )
+@_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
-def explain(
-    file: Path,
-    event: str | None,
-    ref: str | None,
-    trust: bool,
-    ruleset: bool,
-    release_ruleset: bool,
-    environments: bool,
-    rollback: tuple[str, str] | None,
-    local: bool,
-    quiet: bool,
-) -> int:
+def explain(file: Path, fmt: str, quiet: bool, **asked: Any) -> int:
     """Explain in plain text what an event does, or what to set up outside the repository.
 
     \b
@@ -133,9 +133,44 @@ def explain(
       pipecompile explain --rollback order-service production
       pipecompile explain --local                       # Tilt, Telepresence, OpenLens
     """
+    ir = _compiled(_session(file))
+    topic, lines, data, summary = _explanation(ir, file, **asked)  # the options, by name
+    if _machine():
+        report: dict[str, Any] = {"topic": topic}
+        report |= {"lines": lines} if lines is not None else {"document": data}
+        _emit_document(True, _warnings(ir), report=report)
+        return EXIT_OK
+    if lines is not None:
+        click.echo("\n".join(lines))
+    else:
+        import json
+
+        click.echo(json.dumps(data, indent=2))
+    if topic == "ruleset":
+        if not quiet:  # on stderr: stdout is the JSON document gh reads
+            _echo_err(summary)
+    elif summary:
+        _done(summary, quiet)
+    return EXIT_OK
+
+
+def _explanation(
+    ir: IR,
+    file: Path,
+    *,
+    event: str | None,
+    ref: str | None,
+    trust: bool,
+    ruleset: bool,
+    release_ruleset: bool,
+    environments: bool,
+    rollback: tuple[str, str] | None,
+    local: bool,
+) -> tuple[str, list[str] | None, Any, str]:
+    """What explain shows: (its topic, its lines or else its JSON document, the summary
+    line; empty for the JSON documents that print none)."""
     from ..insight.explain import checklist, explain_event
 
-    ir = _compiled(_session(file))
     if local:
         if event is not None or ref is not None:
             raise UsageError("--local explains the local loop; it takes no --event or --ref")
@@ -145,56 +180,46 @@ def explain(
             )
         from ..targets.local import loop
 
-        click.echo("\n".join(loop(ir)))
-        _done(f"explain: {file}: the local loop", quiet)
-        return EXIT_OK
+        return "local", loop(ir), None, f"explain: {file}: the local loop"
     if trust:
         from ..insight.trust import trust_report
 
-        click.echo("\n".join(trust_report(ir)))
-        _done(f"explain: {file}: who can build, sign, approve and deploy", quiet)
-        return EXIT_OK
+        return (
+            "trust",
+            trust_report(ir),
+            None,
+            f"explain: {file}: who can build, sign, approve and deploy",
+        )
     if rollback:
         from ..insight.rollback import rollback_commands
 
-        click.echo("\n".join(rollback_commands(ir, *rollback)))
-        _done(f"explain: {file}: the manual rollback of {rollback[0]} in {rollback[1]}", quiet)
-        return EXIT_OK
+        done = f"explain: {file}: the manual rollback of {rollback[0]} in {rollback[1]}"
+        return "rollback", rollback_commands(ir, *rollback), None, done
     if ruleset:
-        import json
-
         from ..insight.ruleset import ruleset as ruleset_of
 
-        click.echo(json.dumps(ruleset_of(ir), indent=2))
-        if not quiet:  # on stderr: stdout is the JSON document gh reads
-            _echo_err(f"explain: {file}: the ruleset for {ir.repository}")
-        return EXIT_OK
+        return "ruleset", None, ruleset_of(ir), f"explain: {file}: the ruleset for {ir.repository}"
     if release_ruleset:
-        import json
-
         from ..insight.ruleset import release_ruleset as release_ruleset_of
 
-        click.echo(json.dumps(release_ruleset_of(ir), indent=2))
-        return EXIT_OK
+        return "release-ruleset", None, release_ruleset_of(ir), ""
     if environments:
-        import json
-
         from ..insight.environments import environment_requests
 
-        click.echo(json.dumps(environment_requests(ir), indent=2))
-        return EXIT_OK
+        return "environments", None, environment_requests(ir), ""
     if event is None and ref is not None:
         event = "push"  # a branch named without an event is a push to it
     if event is None:
-        lines = checklist(ir)
-    else:
-        if event != "schedule" and not ref:
-            raise UsageError(f"--event {event} needs --ref BRANCH")
-        lines = explain_event(ir, event, ref or "")
-    click.echo("\n".join(lines))
-    what = "what to set up outside the repository" if event is None else f"a {event}"
-    _done(f"explain: {file}: {what}" + (f" to {ref}" if ref else ""), quiet)
-    return EXIT_OK
+        return (
+            "setup",
+            checklist(ir),
+            None,
+            f"explain: {file}: what to set up outside the repository",
+        )
+    if event != "schedule" and not ref:
+        raise UsageError(f"--event {event} needs --ref BRANCH")
+    done = f"explain: {file}: a {event}" + (f" to {ref}" if ref else "")
+    return event, explain_event(ir, event, ref or ""), None, done
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -226,23 +251,52 @@ def init(file: Path) -> int:
 
 @click.command(epilog=EXIT_CODES_HELP)
 @FILE_OPTION
+@_format_option(*MACHINE_FORMATS)
 @QUIET_OPTION
-def pins(file: Path, quiet: bool) -> int:
+def pins(file: Path, fmt: str, quiet: bool) -> int:
     """Show every pinned version, where it comes from and which generated files use it.
 
     Pins come from pipecompile.lock next to the pipeline file when it sets them,
     else from pipecompile's defaults; edit the lock (or let a bot) to update them.
     """
     ir = _compiled(_session(file))
+    from ..frontend.pins import by_tag_only
     from ..jobs import expected
 
     rendered = expected(ir)
     folder_of = dict(ir.outputs)
 
+    def files(needle: str) -> list[str]:
+        return sorted(str(p) for p, (_, text) in rendered.items() if needle in text)
+
     def used_in(needle: str) -> str:
-        hits = sorted(str(p) for p, (_, text) in rendered.items() if needle in text)
+        hits = files(needle)
         return f"{len(hits)} file{'s' if len(hits) != 1 else ''}" if hits else "unused"
 
+    values = {key: str(getattr(ir.pins, key)) for key, _ in ir.pins.sources}
+    sources = [p.source for p in ir.pins.actions] + [source for _, source in ir.pins.sources]
+    locked = sum(1 for source in sources if source != "default")
+    if _machine():
+        report = {
+            "actions": [
+                {
+                    "action": p.action,
+                    "version": p.version,
+                    "sha": p.sha,
+                    "source": p.source,
+                    "files": files(f"{p.action}@{p.sha}"),
+                }
+                for p in ir.pins.actions
+            ],
+            "values": [
+                {"key": key, "value": values[key], "source": source, "files": files(values[key])}
+                for key, source in ir.pins.sources
+            ],
+            "by_tag_only": by_tag_only(ir.pins),
+            "locked": locked,
+        }
+        _emit_document(True, _warnings(ir), report=report)
+        return EXIT_OK
     click.echo(f"GitHub Actions (in {folder_of.get('github-actions', '-')}):")
     width = max(len(p.action) for p in ir.pins.actions)
     for p in ir.pins.actions:
@@ -250,16 +304,11 @@ def pins(file: Path, quiet: bool) -> int:
             f"  {p.action.ljust(width)}  {p.version:<8} {p.sha}  {p.source:<16} "
             f"{used_in(f'{p.action}@{p.sha}')}"
         )
-    values = {key: str(getattr(ir.pins, key)) for key, _ in ir.pins.sources}
     click.echo("Other pins:")
     for key, source in ir.pins.sources:
         click.echo(f"  {key:<24} {values[key]:<32} {source:<16} {used_in(values[key])}")
-    from ..frontend.pins import by_tag_only
-
     for line in by_tag_only(ir.pins):
         click.echo(f"warning: {line}")
-    sources = [p.source for p in ir.pins.actions] + [source for _, source in ir.pins.sources]
-    locked = sum(1 for source in sources if source != "default")
     _done(f"pins: {_count(len(sources), 'pin')}, {locked} from the lock", quiet)
     return EXIT_OK
 
@@ -337,7 +386,8 @@ def lint(file: Path, zizmor_persona: str, fmt: str, quiet: bool) -> int:
             missing = {"file": doc.file, "line": 1, "column": 1, "path": "", "message": problem}
             _lint_document(False, [{**missing, "severity": "error", "code": "PC403"}, *notes])
             return EXIT_INVALID
-        raise UsageError(f"PC403 {problem}")  # its code, as the machine formats give it
+        # its code in the text too, as the machine formats give it
+        raise UsageError(f"PC403 {problem}", code="PC403")
     if _machine():
         found = [
             {
@@ -405,10 +455,11 @@ def rules() -> int:
     """Print every diagnostic code with its summary and fix (the page docs/rules.md).
 
     \b
-    Codes: PC1xx the file, its YAML and the schema; PC2xx references and rules
-    across fields; PC3xx what a target cannot express; PC4xx lint's checkers;
-    PC5xx the generated tree. Silence a warning on its line of pipeline.yaml
-    with  # pipecompile: ignore[PC305]  (errors cannot be ignored).
+    Codes: PC1xx the file, its YAML, the schema and the command line; PC2xx
+    references and rules across fields; PC3xx what a target cannot express;
+    PC4xx lint's checkers; PC5xx the generated tree and the run. Silence a
+    warning on its line of pipeline.yaml with  # pipecompile: ignore[PC305]
+    (errors cannot be ignored).
     """
     from ..rules import markdown
 

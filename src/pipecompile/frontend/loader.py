@@ -61,9 +61,10 @@ class Document:
             p = p[:-1]
         return self.value_pos.get((), (1, 1))
 
-    def error(self, path: Path_, message: str, *, key: bool = False) -> Diagnostic:
+    def error(self, code: str, path: Path_, message: str, *, key: bool = False) -> Diagnostic:
+        """The diagnostic of rule ``code`` (pipecompile.rules) at ``path``."""
         line, col = self.pos(path, key=key)
-        return Diagnostic(self.file, line, col, tuple(path), message)
+        return Diagnostic(self.file, line, col, tuple(path), message, code=code)
 
 
 def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
@@ -103,7 +104,7 @@ def decode(file: str, raw: bytes) -> str:
     """Decode the file as UTF-8, refusing a BOM, invalid bytes and huge files."""
 
     def fail(line: int, col: int, msg: str) -> PipelineError:
-        return PipelineError([Diagnostic(file, line, col, (), msg)])
+        return PipelineError([Diagnostic(file, line, col, (), msg, code="PC101")])
 
     if len(raw) > MAX_BYTES:
         raise fail(
@@ -159,7 +160,7 @@ def load(file: str, raw: bytes, *, fast: bool = True) -> Document:
         else:
             problem += indentation_hint(text, line)
         raise PipelineError(
-            [Diagnostic(file, line, col, (), f"YAML syntax error: {problem}")]
+            [Diagnostic(file, line, col, (), f"YAML syntax error: {problem}", code="PC102")]
         ) from None
     except ReaderError as exc:
         before = text[: exc.position]
@@ -175,18 +176,23 @@ def load(file: str, raw: bytes, *, fast: bool = True) -> Document:
                     f"character U+{exc.character:04X} is not allowed in "
                     "YAML; write it as an escape in a double-quoted "
                     "string",
+                    code="PC101",
                 )
             ]
         ) from None
     except RecursionError:
-        raise PipelineError([Diagnostic(file, 1, 1, (), "document nests too deeply")]) from None
+        too_deep = Diagnostic(file, 1, 1, (), "document nests too deeply", code="PC102")
+        raise PipelineError([too_deep]) from None
     except YAMLError as exc:  # e.g. several documents in one file
-        raise PipelineError([Diagnostic(file, 1, 1, (), f"YAML error: {exc}")]) from None
+        raise PipelineError(
+            [Diagnostic(file, 1, 1, (), f"YAML error: {exc}", code="PC102")]
+        ) from None
     doc = Document(file, None)
     if node is None:
         raise PipelineError(
             [
                 doc.error(
+                    "PC105",
                     (),
                     "file is empty; a pipeline needs at least "
                     "'version', 'project', 'source', 'aws' and 'services'",
@@ -201,7 +207,9 @@ def load(file: str, raw: bytes, *, fast: bool = True) -> Document:
         raise PipelineError(
             [
                 doc.error(
-                    (), "the top level must be a mapping of keys such as 'version:' and 'project:'"
+                    "PC106",
+                    (),
+                    "the top level must be a mapping of keys such as 'version:' and 'project:'",
                 )
             ]
         )
@@ -226,7 +234,7 @@ def _scalar(node: Any, path: Path_, doc: Document, errors: list[Diagnostic]) -> 
         try:
             return sign * int(digits[2:] if base != 10 else digits, base)
         except ValueError:
-            errors.append(doc.error(path, f"'{text}' is not a valid integer"))
+            errors.append(doc.error("PC107", path, f"'{text}' is not a valid integer"))
             return None
     if tag == _STD + "float":
         low = text.lower().lstrip("+")
@@ -235,9 +243,9 @@ def _scalar(node: Any, path: Path_, doc: Document, errors: list[Diagnostic]) -> 
         try:
             return float(text.replace("_", ""))
         except ValueError:
-            errors.append(doc.error(path, f"'{text}' is not a valid number"))
+            errors.append(doc.error("PC107", path, f"'{text}' is not a valid number"))
             return None
-    errors.append(doc.error(path, f"tag '{tag}' is not allowed in a pipeline file"))
+    errors.append(doc.error("PC103", path, f"tag '{tag}' is not allowed in a pipeline file"))
     return None
 
 
@@ -256,6 +264,7 @@ def _build(
     if id(node) in seen:
         errors.append(
             doc.error(
+                "PC103",
                 path,
                 "aliases (*name) are not allowed in a pipeline file; write the value out",
                 key=True,
@@ -264,12 +273,12 @@ def _build(
         return None
     seen.add(id(node))
     if depth > MAX_DEPTH:
-        errors.append(doc.error(path, f"nesting deeper than {MAX_DEPTH} levels"))
+        errors.append(doc.error("PC103", path, f"nesting deeper than {MAX_DEPTH} levels"))
         return None
     tag = node.tag
     allowed = _ALLOWED_TAGS.get(type(node).__name__)
     if allowed is not None and tag not in allowed:
-        errors.append(doc.error(path, f"tag '{tag}' is not allowed in a pipeline file"))
+        errors.append(doc.error("PC103", path, f"tag '{tag}' is not allowed in a pipeline file"))
         return None
     if isinstance(node, ScalarNode):
         return _scalar(node, path, doc, errors)
@@ -292,11 +301,14 @@ def _build(
                         *kpos,
                         path,
                         "merge keys (<<) are not allowed in a pipeline file; write the keys out",
+                        code="PC103",
                     )
                 )
                 continue
             if not plain:
-                errors.append(Diagnostic(doc.file, *kpos, path, "keys must be plain names"))
+                errors.append(
+                    Diagnostic(doc.file, *kpos, path, "keys must be plain names", code="PC103")
+                )
                 continue
             key = str(knode.value)
             sub = (*path, key)
@@ -308,13 +320,14 @@ def _build(
                         *kpos,
                         sub,
                         f"duplicate key '{key}' (first defined on line {first})",
+                        code="PC103",
                     )
                 )
                 continue
             doc.key_pos[sub] = kpos
             out[key] = _build(vnode, sub, doc, errors, seen, depth + 1, place)
         return out
-    errors.append(doc.error(path, "unsupported YAML node"))  # pragma: no cover - defensive
+    errors.append(doc.error("PC103", path, "unsupported YAML node"))  # pragma: no cover - defensive
     return None
 
 

@@ -60,12 +60,12 @@ class _Lowering(Sections):
         self.sources: dict[str, str] = {}  # every path named, and where a link leads it
         self._hotfix: tuple[str | None, tuple[str, ...]] = (None, ())
 
-    def err(self, path: Path_, message: str, *, key: bool = False) -> None:
-        self.errors.append(self.doc.error(path, message, key=key))
+    def err(self, code: str, path: Path_, message: str, *, key: bool = False) -> None:
+        self.errors.append(self.doc.error(code, path, message, key=key))
 
-    def warn(self, path: Path_, message: str, *, key: bool = False) -> None:
+    def warn(self, code: str, path: Path_, message: str, *, key: bool = False) -> None:
         line, col = self.doc.pos(path, key=key)
-        d = Diagnostic(self.doc.file, line, col, path, message, severity="warning")
+        d = Diagnostic(self.doc.file, line, col, path, message, severity="warning", code=code)
         self.warnings.append(d)
 
     def run(self) -> ir.IR:
@@ -164,6 +164,7 @@ class _Lowering(Sections):
         needed = self.layout.deliverer(delivery)
         if needed is not None and needed not in dict(outputs):
             self.warn(
+                "PC304",
                 ("delivery",) if "delivery" in self.m.model_fields_set else ("outputs",),
                 f"delivery is {delivery}, but the {needed} output that generates it is off: "
                 "nothing generated here delivers; turn it on"
@@ -184,13 +185,14 @@ class _Lowering(Sections):
             namespace = env.namespace or f"{project}-{name}"
             if env.namespace is None and len(namespace) > 63:
                 self.err(
+                    "PC205",
                     where,
                     f"the default namespace '{namespace}' is longer than 63 "
                     "characters; set 'namespace'",
                     key=True,
                 )
             if self.m.delivery != "codepipeline" and name in GITHUB_ENVIRONMENTS:
-                self.err(where, reserved_message(name), key=True)
+                self.err("PC213", where, reserved_message(name), key=True)
             self.strategy_ref((*where, "strategy"), env.strategy, strategies)
             includes = [b for b in env.branches if not b.startswith("!")]
             excludes = [b[1:] for b in env.branches if b.startswith("!")]
@@ -198,6 +200,7 @@ class _Lowering(Sections):
                 includes += [b for b in hotfix_branches if b not in includes]
             if not includes:
                 self.err(
+                    "PC107",
                     (*where, "branches"),
                     "needs at least one branch pattern that is not a '!' exclusion",
                 )
@@ -215,7 +218,6 @@ class _Lowering(Sections):
                     cluster=env.cluster,
                     url=env.url,
                     deploy_project=f"{project}-{name}-deploy",
-                    deploy_buildspec="deploy.yml",  # one for every environment
                     deploy_log_group=f"/aws/codebuild/{project}-{name}-deploy",
                     # a manual "Release change" builds BranchName (CodePipeline user guide,
                     # pipelines-filter); where only patterns deploy here, the pattern
@@ -273,6 +275,7 @@ class _Lowering(Sections):
             return None
         if self.m.delivery != "codepipeline":
             self.warn(
+                "PC304",
                 ("environments", name, "deploy_network"),
                 f"delivery is {self.m.delivery}: deploy_network places only CodePipeline's "
                 "deploy projects in a VPC, so it changes nothing here (a GitHub deploy job "
@@ -301,6 +304,7 @@ class _Lowering(Sections):
         covered = [d for d in deployer if d.startswith(prefix)]
         if covered:
             self.err(
+                "PC207",
                 ("environments", name, "secret_prefix"),
                 f"'{prefix}' would let the services' secret stores read {covered[0]} "
                 "(a deploy credential); choose a prefix such as "
@@ -349,6 +353,7 @@ class _Lowering(Sections):
             image = svc.image or f"{project}/{name}"
             if image in images:
                 self.err(
+                    "PC202",
                     (*where, "image") if svc.image else where,
                     f"image '{image}' is already used by service '{images[image]}'",
                     key=svc.image is None,
@@ -364,6 +369,7 @@ class _Lowering(Sections):
                 for env_name in svc.replicas:
                     if env_name not in env_names:
                         self.err(
+                            "PC201",
                             (*where, "replicas", env_name),
                             f"unknown environment '{env_name}'{did_you_mean(env_name, env_names)}"
                             f"; known: {', '.join(env_names)}",
@@ -388,6 +394,7 @@ class _Lowering(Sections):
                 app = ir.app_name(name, env.name)
                 if app in app_names:
                     self.err(
+                        "PC202",
                         where,
                         f"Argo CD application name '{app}' is also produced by "
                         f"{app_names[app]}; rename the service or the environment",
@@ -434,9 +441,6 @@ class _Lowering(Sections):
                     release_build_project=f"{project}-{name}-build-release",
                     release_image=f"{image}-release",
                     release_image_uri=ir.image_uri(registry, f"{image}-release"),
-                    buildspec="build.yml",  # one for every service (its project sets its values)
-                    ci_workflow=f"ci-{name}.yml",
-                    deliver_workflow=f"deliver-{name}.yml",
                     build_log_group=f"/aws/codebuild/{project}-{name}-build",
                     release_build_log_group=f"/aws/codebuild/{project}-{name}-build-release",
                     scan_report_group=f"{project}-{name}-build-ecr-image-scan",

@@ -85,10 +85,10 @@ class Rules:
     sources: dict[str, str]
     layout: TargetLayout  # the registry's, passed in (lowering imports no target)
 
-    def err(self, path: Path_, message: str, *, key: bool = False) -> None:
+    def err(self, code: str, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
 
-    def warn(self, path: Path_, message: str, *, key: bool = False) -> None:
+    def warn(self, code: str, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
 
     def shared_gitops(self, result: ir.IR) -> None:
@@ -113,6 +113,7 @@ class Rules:
                 else f"with {', '.join(approved)}'s approval only"
             )
             self.warn(
+                "PC208",
                 where,
                 f"{env.name} shares its GitOps repository with {', '.join(who)}: a deploy key "
                 f"or token cannot be limited to a folder, so {'their' if len(who) > 1 else 'its'} "
@@ -142,6 +143,7 @@ class Rules:
                 builtin = {f.alias or n for n, f in Outputs.model_fields.items()}
                 installed = [t for t in defaults if t not in builtin]
                 self.err(
+                    "PC201",
                     ("outputs", "plugins", name),
                     f"no installed target '{name}'{did_you_mean(name, installed)}; installed: "
                     + (", ".join(installed) or "none (pipecompile.targets entry points)"),
@@ -156,6 +158,7 @@ class Rules:
         ):  # naming outputs: turns the delivery's defaults off, the built-ins with them
             keep = ", ".join(f"{t}: {f}" for t, f in self.layout.defaults(self.m.delivery).items())
             self.warn(
+                "PC210",
                 ("outputs",),
                 f"outputs: names only plugins ({', '.join(plugins)}), so every built-in "
                 "output is off and build removes the files they generated; to keep them, "
@@ -185,13 +188,14 @@ class Rules:
                     f"the {target} output (on with {implicit[target]}; set outputs.{target} "
                     f"to move it, or to false): {message}"
                 )
-            self.err(where_of[target] if given is not None else ("outputs",), message)
+            self.err("PC203", where_of[target] if given is not None else ("outputs",), message)
         return outputs
 
     def rel_path(self, path: Path_, value: str, what: str) -> str:
         """Normalise a path inside the root; report one that escapes it."""
         if value.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", value) or "\\" in value:
             self.err(
+                "PC203",
                 path,
                 f"'{value}' must be a relative {what} using '/' inside the folder "
                 "holding the pipeline file",
@@ -199,13 +203,16 @@ class Rules:
             return "."
         norm = posixpath.normpath(value)
         if norm == ".." or norm.startswith("../"):
-            self.err(path, f"'{value}' points outside the folder holding the pipeline file")
+            self.err(
+                "PC203", path, f"'{value}' points outside the folder holding the pipeline file"
+            )
             return "."
         if self.root is not None and norm != "." and self._through_link(norm):
             real_root = self.root.resolve()
             target = (self.root / norm).resolve()
             if target != real_root and real_root not in target.parents:
                 self.err(
+                    "PC203",
                     path,
                     f"'{value}' resolves outside the folder holding the pipeline "
                     f"file (through a symbolic link, to {target})",
@@ -238,7 +245,7 @@ class Rules:
                     "only into real folders (replace the link by a folder)"
                 )
         if problem is not None:
-            self.err(path, f"'{value}' {problem}")
+            self.err("PC203", path, f"'{value}' {problem}")
             return None
         return norm
 
@@ -271,18 +278,19 @@ class Rules:
         for name, s in self.m.strategies.items():
             p: Path_ = ("strategies", name)
             if name == "rolling":
-                self.err(p, "'rolling' is built in and takes no parameters", key=True)
+                self.err("PC204", p, "'rolling' is built in and takes no parameters", key=True)
                 continue
             kind = s.type or (name if name in ("canary", "blue-green") else None)
             if kind is None:
                 self.err(
+                    "PC204",
                     p,
                     f"custom strategy '{name}' needs 'type: canary' or 'type: blue-green'",
                     key=True,
                 )
                 continue
             if name in ("canary", "blue-green") and s.type and s.type != name:
-                self.err((*p, "type"), f"strategy '{name}' cannot have type '{s.type}'")
+                self.err("PC204", (*p, "type"), f"strategy '{name}' cannot have type '{s.type}'")
                 continue
             if kind == "canary":
                 for field in (
@@ -293,17 +301,21 @@ class Rules:
                 ):
                     if getattr(s, field) is not None:
                         self.err(
+                            "PC204",
                             (*p, field),
                             f"'{field}' is a blue-green setting; a canary takes 'steps'",
                             key=True,
                         )
                 if not s.steps:
-                    self.err(p, "a canary strategy needs 'steps' (a list of {weight, pause})")
+                    self.err(
+                        "PC204", p, "a canary strategy needs 'steps' (a list of {weight, pause})"
+                    )
                     continue
                 prev = 0
                 for i, step in enumerate(s.steps):
                     if step.weight < prev:
                         self.err(
+                            "PC204",
                             (*p, "steps", i, "weight"),
                             f"canary weight {step.weight} is below the previous step's "
                             f"{prev}; a canary never goes backwards",
@@ -314,6 +326,7 @@ class Rules:
             else:
                 if s.steps is not None:
                     self.err(
+                        "PC204",
                         (*p, "steps"),
                         "'steps' is a canary setting; a blue-green "
                         "strategy takes auto_promote, preview_replicas, "
@@ -329,6 +342,7 @@ class Rules:
                     strategy = replace(strategy, scale_down_delay_seconds=delay)
                 if s.promotion_wait and s.auto_promote:
                     self.err(
+                        "PC204",
                         (*p, "promotion_wait"),
                         "'promotion_wait' is a blue-green setting for a person's promotion; "
                         "this strategy promotes itself (auto_promote: true)",
@@ -343,6 +357,7 @@ class Rules:
         if name in known:
             return known[name]
         self.err(
+            "PC201",
             path,
             f"unknown strategy '{name}'{did_you_mean(name, known)}; "
             f"known: {', '.join(sorted(known))}",
@@ -358,14 +373,15 @@ class Rules:
         if be.type == "local":
             for key in ("bucket", "key", "region", "dynamodb_table"):
                 if getattr(be, key) is not None:
-                    self.err((*where, key), f"'{key}' applies only to 'type: s3'")
+                    self.err("PC211", (*where, key), f"'{key}' applies only to 'type: s3'")
             return ir.Backend("local")
         if be.bucket is None:
-            self.err((*where, "type"), "an S3 backend needs 'bucket' (the state bucket)")
+            self.err("PC211", (*where, "type"), "an S3 backend needs 'bucket' (the state bucket)")
         if be.lock == "dynamodb" and be.dynamodb_table is None:
-            self.err((*where, "lock"), "'lock: dynamodb' needs 'dynamodb_table'")
+            self.err("PC211", (*where, "lock"), "'lock: dynamodb' needs 'dynamodb_table'")
         if be.lock == "lockfile" and be.dynamodb_table is not None:
             self.err(
+                "PC211",
                 (*where, "dynamodb_table"),
                 "a DynamoDB lock table applies only to 'lock: dynamodb'",
             )

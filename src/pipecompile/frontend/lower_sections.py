@@ -17,7 +17,7 @@ from .model_base import Compute
 class Sections(Rules):
     """Needs ``warn`` besides what :class:`Rules` needs."""
 
-    def warn(self, path: Path_, message: str, *, key: bool = False) -> None:
+    def warn(self, code: str, path: Path_, message: str, *, key: bool = False) -> None:
         raise NotImplementedError
 
     def hotfix_route(self) -> tuple[str | None, tuple[str, ...]]:
@@ -33,6 +33,7 @@ class Sections(Rules):
         if hot.environment is not None:
             if hot.environment not in envs:
                 self.err(
+                    "PC201",
                     where,
                     f"unknown environment '{hot.environment}'"
                     + did_you_mean(hot.environment, names)
@@ -41,6 +42,7 @@ class Sections(Rules):
                 return None, ()
             if hot.environment == names[-1]:
                 self.err(
+                    "PC212",
                     where,
                     f"'{hot.environment}' is the production environment (the last in promotion "
                     "order); hotfixes are verified in an environment before it",
@@ -76,6 +78,7 @@ class Sections(Rules):
             target = next((e for e in envs if e.name == sec.dast.environment), None)
             if target is None:
                 self.err(
+                    "PC201",
                     where,
                     f"unknown environment '{sec.dast.environment}'"
                     f"{did_you_mean(sec.dast.environment, [e.name for e in envs])}"
@@ -83,6 +86,7 @@ class Sections(Rules):
                 )
             elif target.url is None:
                 self.err(
+                    "PC205",
                     where,
                     f"environment '{target.name}' has no 'url' for DAST to scan; "
                     f"set environments.{target.name}.url",
@@ -90,6 +94,7 @@ class Sections(Rules):
             else:
                 if f"{target.name}-dast" in self.m.environments:
                     self.err(
+                        "PC213",
                         ("environments", f"{target.name}-dast"),
                         f"'{target.name}-dast' is the GitHub environment of the DAST job "
                         f"(it scans {target.name}); rename this environment",
@@ -105,7 +110,6 @@ class Sections(Rules):
                     cron,
                     level,
                     project=f"{self.m.project}-{target.name}-dast",
-                    buildspec="dast.yml",  # one for every DAST environment
                     log_group=f"/aws/codebuild/{self.m.project}-{target.name}-dast",
                     github_environment=f"{target.name}-dast",
                     github_role_name=_short(f"{self.m.project}-github-dast", 64),
@@ -133,6 +137,7 @@ class Sections(Rules):
             return {"scheduled_environment": production.name, "scheduled_url": production.url}
         explicit = "schedule" in dast.model_fields_set
         self.warn(
+            "PC205",
             ("security", "dast", "schedule") if explicit else ("security", "dast"),
             f"the scheduled DAST scan targets '{production.name}' (last in promotion order), "
             f"which has no 'url': it scans nothing; set environments.{production.name}.url",
@@ -173,6 +178,7 @@ class Sections(Rules):
         ):
             return
         self.err(
+            "PC204",
             ("rollback", "metrics_provider"),
             f"'cloudwatch' is a canary setting: it measures the canary's ALB target group, "
             f"which Argo Rollouts names only for canary traffic routing, and service "
@@ -188,6 +194,7 @@ class Sections(Rules):
         least = 300000 if rollback.metrics_provider == "cloudwatch" else 60000
         if window_ms < least or window_ms % 60000:
             self.err(
+                "PC107",
                 ("rollback", "window"),
                 f"'{rollback.window}' is not a whole number of minutes of at least "
                 f"{least // 60000}m"
@@ -201,12 +208,14 @@ class Sections(Rules):
         smoke = rollback.smoke_path
         if smoke is not None and rollback.max_error_rate is None and latency is None:
             self.err(
+                "PC209",
                 ("rollback", "smoke_path"),
                 f"smoke requests to '{smoke}' would judge nothing: they are traffic for "
                 "max_error_rate or max_p90_latency, and neither is set",
             )
         elif smoke is not None and smoke in pm.exclude:
             self.err(
+                "PC209",
                 ("rollback", "smoke_path"),
                 f"smoke requests to '{smoke}' would judge nothing: "
                 "rollback.prometheus_metrics.exclude takes that path's requests out of the "
@@ -245,6 +254,7 @@ class Sections(Rules):
             for j, env in enumerate(sub.environments or []):
                 if env not in names:
                     self.err(
+                        "PC201",
                         ("notifications", "sns", "subscriptions", i, "environments", j),
                         f"unknown environment '{env}'{did_you_mean(env, names)}; "
                         f"known: {', '.join(names)}",
@@ -252,6 +262,7 @@ class Sections(Rules):
             for j, status in enumerate(sub.statuses or []):
                 if status not in events:
                     self.err(
+                        "PC107",
                         ("notifications", "sns", "subscriptions", i, "statuses", j),
                         f"'{status}' is not sent to the topic; it sends: {', '.join(events)}",
                     )

@@ -19,6 +19,7 @@ from pydantic import (
     field_validator,
 )
 
+from ..errors import Invalid
 from .model_base import (  # noqa: F401 - the first sections, re-exported
     Aws,
     Build,
@@ -130,7 +131,9 @@ class Dast(Model):
             return v
         problem = cron_problem(v)
         if problem:
-            raise ValueError(f"'{v}' is not 'daily', 'weekly' or a valid 5-field cron: {problem}")
+            raise Invalid(
+                "PC206", f"'{v}' is not 'daily', 'weekly' or a valid 5-field cron: {problem}"
+            )
         return v
 
 
@@ -379,7 +382,9 @@ class Outputs(Model):
         if v is None or v is False or isinstance(v, str):
             return v
         got = "true" if v is True else f"a {type(v).__name__}"
-        raise ValueError(f"expected a folder, or false to turn local development off; got {got}")
+        raise Invalid(
+            "PC106", f"expected a folder, or false to turn local development off; got {got}"
+        )
 
     plugins: dict[Name, RelPath] | None = Field(
         None,

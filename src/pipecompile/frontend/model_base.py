@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from ..errors import Invalid
+
 # Each pattern has a human description used in error messages (see validate.py).
 from .model_types import (  # noqa: F401 - the language's value types, re-exported
     ACCOUNT_RE,
@@ -78,9 +80,9 @@ class Source(Model):
     def _repo(cls, v: str) -> str:
         owner, repo = v.split("/")
         if len(owner) > 39:
-            raise ValueError(f"'{v}': a GitHub owner has at most 39 characters")
+            raise Invalid("PC107", f"'{v}': a GitHub owner has at most 39 characters")
         if repo in (".", ".."):
-            raise ValueError(f"'{v}': '{repo}' is not a repository name")
+            raise Invalid("PC107", f"'{v}': '{repo}' is not a repository name")
         return v
 
 
@@ -117,7 +119,7 @@ class SyncWindow(Model):
     def _cron(cls, v: str) -> str:
         problem = cron_problem(v)
         if problem:
-            raise ValueError(f"'{v}' is not a valid 5-field cron: {problem}")
+            raise Invalid("PC206", f"'{v}' is not a valid 5-field cron: {problem}")
         return v
 
 
@@ -308,9 +310,10 @@ class Runtime(Model):
     def _exactly_one(self) -> Runtime:
         given = [k for k in ("node", "python", "java", "go") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(
+            raise Invalid(
+                "PC107",
                 'give exactly one runtime, e.g. {node: "20"}'
-                + (f" (got {', '.join(given)})" if given else "")
+                + (f" (got {', '.join(given)})" if given else ""),
             )
         return self
 

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import StringConstraints
 
+from ..errors import Invalid
+
 NAME_RE = r"^[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?$"
 REPO_RE = r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/[A-Za-z0-9._-]{1,100}$"
 REGION_RE = r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"
@@ -140,9 +142,10 @@ def known_region(name: str) -> str:
         from ..errors import did_you_mean
 
         hint = did_you_mean(name, regions)
-        raise ValueError(
+        raise Invalid(
+            "PC107",
             f"'{name}' is not an AWS region{hint}"
-            + ("" if hint else " (pipecompile knows the regions of botocore 1.35.99)")
+            + ("" if hint else " (pipecompile knows the regions of botocore 1.35.99)"),
         )
     return name
 

@@ -151,12 +151,13 @@ def read_lock(root: Path) -> bytes | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except IsADirectoryError:
-        raise PipelineError([Diagnostic(LOCK_NAME, 1, 1, (), "is a folder, not a file")]) from None
-    except ValueError as exc:
-        raise PipelineError([Diagnostic(LOCK_NAME, 1, 1, (), str(exc))]) from None
+        folder = Diagnostic(LOCK_NAME, 1, 1, (), "is a folder, not a file", code="PC101")
+        raise PipelineError([folder]) from None
+    except ValueError as exc:  # too large, or not a regular file
+        raise PipelineError([Diagnostic(LOCK_NAME, 1, 1, (), str(exc), code="PC101")]) from None
     except OSError as exc:
         raise PipelineError(
-            [Diagnostic(LOCK_NAME, 1, 1, (), f"cannot read: {exc.strerror}")]
+            [Diagnostic(LOCK_NAME, 1, 1, (), f"cannot read: {exc.strerror}", code="PC101")]
         ) from None
 
 
@@ -173,7 +174,7 @@ def resolve(
     errors: list[Diagnostic] = []
 
     def err(path: tuple[str | int, ...], msg: str) -> None:
-        errors.append(Diagnostic(display, *_position(lock or b"", path), path, msg))
+        errors.append(Diagnostic(display, *_position(lock or b"", path), path, msg, code="PC108"))
 
     known = {"actions", *DEFAULTS}
     for key in table:
@@ -262,8 +263,8 @@ def _read(display: str, raw: bytes) -> dict[str, Any]:
         data = load_json(raw, max_depth=4)
     except JSONProblem as exc:
         raise PipelineError(
-            [Diagnostic(display, max(exc.line, 1), max(exc.col, 1), (), exc.message)]
+            [Diagnostic(display, max(exc.line, 1), max(exc.col, 1), (), exc.message, code="PC108")]
         ) from None
     if not isinstance(data, dict):
-        raise PipelineError([Diagnostic(display, 1, 1, (), "expected a JSON object")])
+        raise PipelineError([Diagnostic(display, 1, 1, (), "expected a JSON object", code="PC108")])
     return data

@@ -89,7 +89,7 @@ def _login(model: ir.IR) -> PlanStep:
     """Log docker in to the registry: cosign (sign, verify) reads only the docker config,
     also in a job or build that pushed nothing."""
     registry = (_v("ECR_REGISTRY", model.aws.ecr_registry),)
-    return PlanStep("registry-login", "Log in to the image registry", "ecr-login.sh", registry)
+    return PlanStep("registry-login", "Log in to the image registry", registry)
 
 
 def _tiers(model: ir.IR, svc: ir.Service) -> tuple[BuildTier, ...]:
@@ -161,7 +161,7 @@ def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
     if sec.sign_images and model.release_branches:
         once.append(_tier("REUSE_SIGNED_BY", "reuse_signed_by"))
     title = "Build the image once per source tree, or reuse it"
-    steps = [PlanStep("build-once", title, "build-once.sh", tuple(once))]
+    steps = [PlanStep("build-once", title, tuple(once))]
     if sec.image_scan_fail_on:
         scan = (
             _v("FAIL_SEVERITIES", severities_at_or_above(sec.image_scan_fail_on)),
@@ -169,12 +169,12 @@ def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
             _v("SCAN_TIMEOUT_SECONDS", sec.image_scan_timeout_minutes * 60),
         )
         title = f"Wait for the ECR scan and fail at {sec.image_scan_fail_on}"
-        steps.append(PlanStep("scan-gate", title, "ecr-scan-gate.sh", image + scan))
+        steps.append(PlanStep("scan-gate", title, image + scan))
     if sec.sign_images:
         key = _tier("SIGNING_KEY", "signing_key")
         title = "Sign the image with the AWS KMS signing key"
         steps.append(_login(model))
-        steps.append(PlanStep("sign", title, "sign-once.sh", (*image, key)))
+        steps.append(PlanStep("sign", title, (*image, key)))
         attest = (
             _v("ECR_REGISTRY", model.aws.ecr_registry),
             key,
@@ -186,7 +186,7 @@ def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
             _v("SERVICE_PATH", svc.path),
         )
         title = "Attest the SBOM and the build provenance of the digest"
-        steps.append(PlanStep("attest", title, "attest.sh", image + attest))
+        steps.append(PlanStep("attest", title, image + attest))
     return ir.BuildPlan(svc.name, tuple(steps), _tiers(model, svc))
 
 
@@ -211,7 +211,7 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
             ("verify-attestations", "Verify the SBOM and provenance attestations"),
         )
         for kind, title in verify:
-            steps.append(PlanStep(kind, title, f"{kind}.sh", (*image, keys)))
+            steps.append(PlanStep(kind, title, (*image, keys)))
     if env.after_dast and dast is not None:
         title = "Promote only what passed DAST in {DAST_ENVIRONMENT}"
         gate = (
@@ -219,11 +219,11 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
             _v("DAST_ENVIRONMENT", dast.environment),
             _v("PROMOTIONS_TABLE", model.aws.promotions_table),
         )
-        steps.append(PlanStep("promotion-gate", title, "promotion-gate.sh", gate))
+        steps.append(PlanStep("promotion-gate", title, gate))
     if env.sync_window and env.sync == "automated":
         title = "Deploy only inside the sync window of {ENVIRONMENT}"
         window = (*argocd, where[1], outcome)
-        steps.append(PlanStep("sync-window", title, "sync-window.sh", window))
+        steps.append(PlanStep("sync-window", title, window))
     g = model.gitops
     record = (
         _v("GITOPS_AUTH", g.auth),
@@ -237,7 +237,7 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
         PlanInput(g.credential, env.gitops_secret_name, "secret"),
     )
     title = "Record the new image digest for {ENVIRONMENT} in the GitOps repository"
-    steps.append(PlanStep("gitops-commit", title, "gitops-record.sh", record))
+    steps.append(PlanStep("gitops-commit", title, record))
     manual = dep.strategy.kind == "blue-green" and not dep.strategy.auto_promote
     health = (
         *argocd,
@@ -257,7 +257,7 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
         ),
     )
     title = "Wait until Argo CD reports {ARGOCD_APP} healthy"
-    steps.append(PlanStep("health-wait", title, "wait-healthy.sh", health))
+    steps.append(PlanStep("health-wait", title, health))
     dast_steps: tuple[PlanStep, ...] = ()
     if env.dast and dast is not None:
         # its own stage after the deploy succeeded, without the deploy's secrets: the scan
@@ -278,12 +278,12 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
             *IMAGE,
         )
         dast_steps = (
-            PlanStep("dast", title, "dast-scan.sh", zap),
-            PlanStep("dast-mark", "Mark the digest as passed", "dast-mark.sh", mark),
+            PlanStep("dast", title, zap),
+            PlanStep("dast-mark", "Mark the digest as passed", mark),
         )
     if model.deployments_table:
         if env.approval:  # who approved, for the audit row (each orchestrator asks its own)
-            steps.append(PlanStep("approver", "Look up who approved", "", (where[1],), "always"))
+            steps.append(PlanStep("approver", "Look up who approved", (where[1],), "always"))
         audit = (
             _v("DEPLOYMENTS_TABLE", model.deployments_table),
             *where,
@@ -295,7 +295,7 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
             _run("DEPLOY_STATUS", "deploy-status"),
             _run("RUN", "run"),
         )
-        steps.append(PlanStep("audit", "Write the audit row", "audit-row.sh", audit, "always"))
+        steps.append(PlanStep("audit", "Write the audit row", audit, "always"))
     minutes = 15 + dep.wait_minutes
     return DeployStage(svc.name, env.name, env.approval, tuple(steps), minutes, dast_steps)
 
@@ -391,7 +391,7 @@ def _shared(
         if flag:
             parameters.append((flag, _scope(flag, "value", ran)))
         first_run = runs[kind][0]
-        step = PlanStep(kind, first_run.title, first_run.script, tuple(merged), first_run.when)
+        step = PlanStep(kind, first_run.title, tuple(merged), first_run.when)
         shared.append(SharedStep(step, flag))
     return tuple(shared), parameters
 

@@ -21,12 +21,15 @@ def read(path: Path) -> bytes:
         # reports a file larger than MAX_BYTES); a FIFO or a device is refused unread
         return read_bounded(str(path), MAX_BYTES, over=True)
     except ValueError as exc:
-        raise PipelineError([Diagnostic(str(path), 1, 1, (), str(exc))]) from None
+        raise PipelineError([Diagnostic(str(path), 1, 1, (), str(exc), code="PC101")]) from None
     except FileNotFoundError:
-        raise PipelineError([Diagnostic(str(path), 1, 1, (), "file not found")]) from None
+        raise PipelineError(
+            [Diagnostic(str(path), 1, 1, (), "file not found", code="PC101")]
+        ) from None
     except IsADirectoryError:
-        raise PipelineError([Diagnostic(str(path), 1, 1, (), "is a folder, not a file")]) from None
+        folder = Diagnostic(str(path), 1, 1, (), "is a folder, not a file", code="PC101")
+        raise PipelineError([folder]) from None
     except OSError as exc:
         raise PipelineError(
-            [Diagnostic(str(path), 1, 1, (), f"cannot read: {exc.strerror}")]
+            [Diagnostic(str(path), 1, 1, (), f"cannot read: {exc.strerror}", code="PC101")]
         ) from None

@@ -53,6 +53,7 @@ def check(doc: Document) -> list[Diagnostic]:
         if isinstance(name, str) and name not in known:
             out.append(
                 doc.error(
+                    "PC201",
                     path,
                     f"unknown strategy '{name}'{did_you_mean(name, known)}; "
                     f"known: {', '.join(known)}",
@@ -62,7 +63,7 @@ def check(doc: Document) -> list[Diagnostic]:
     for name, env in _dict(envs_raw).items():
         strategy(("environments", name, "strategy"), _dict(env).get("strategy"))
         if data.get("delivery") not in (None, "codepipeline") and name in GITHUB_ENVIRONMENTS:
-            out.append(doc.error(("environments", name), reserved_message(name), key=True))
+            out.append(doc.error("PC213", ("environments", name), reserved_message(name), key=True))
     for name, svc in _dict(data.get("services")).items():
         svc = _dict(svc)
         strategy(("services", name, "strategy"), svc.get("strategy"))
@@ -70,6 +71,7 @@ def check(doc: Document) -> list[Diagnostic]:
             if isinstance(env_name, str) and env_name not in envs:
                 out.append(
                     doc.error(
+                        "PC201",
                         ("services", name, "replicas", env_name),
                         f"unknown environment '{env_name}'{did_you_mean(env_name, envs)}"
                         f"; known: {', '.join(envs)}",
@@ -80,6 +82,7 @@ def check(doc: Document) -> list[Diagnostic]:
     if isinstance(dast, str) and dast not in envs:
         out.append(
             doc.error(
+                "PC201",
                 ("security", "dast", "environment"),
                 f"unknown environment '{dast}'{did_you_mean(dast, envs)}; known: {', '.join(envs)}",
             )

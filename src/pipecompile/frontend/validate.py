@@ -141,30 +141,34 @@ def _quote_hint(doc: Document, path: Path_, value: Any) -> str:
     return ""
 
 
-def _message(err: dict[str, Any], path: Path_, doc: Document) -> tuple[str, bool]:
-    """Turn one pydantic error into (message, points_at_key)."""
+def _message(err: dict[str, Any], path: Path_, doc: Document) -> tuple[str, str, bool]:
+    """Turn one pydantic error into (its rule code, message, points_at_key)."""
     kind: str = err["type"]
     value = err.get("input")
     ctx = err.get("ctx") or {}
     if kind == "missing":
-        return f"required key '{path[-1]}' is missing", False
+        return "PC105", f"required key '{path[-1]}' is missing", False
     if kind == "extra_forbidden":
         key = str(path[-1])
         hint = did_you_mean(key, _allowed_keys(path[:-1]))
         allowed = _allowed_keys(path[:-1])
         listing = f"; allowed: {', '.join(allowed)}" if allowed and not hint else ""
-        return f"unknown key '{key}'{hint}{listing}", True
+        return "PC104", f"unknown key '{key}'{hint}{listing}", True
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         choices = [c.strip().strip("'") for c in expected.replace(" or ", ", ").split(",")]
         shown = repr(value) if not isinstance(value, str) else f"'{value}'"
         if isinstance(value, str) and value in choices and f"'{value}'" not in expected:
-            return f'expected the number {value}, got a string: write {value}, not "{value}"', False
+            return (
+                "PC106",
+                f'expected the number {value}, got a string: write {value}, not "{value}"',
+                False,
+            )
         hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
-        return f"{shown} is not one of {expected}{hint}", False
+        return "PC107", f"{shown} is not one of {expected}{hint}", False
     if kind == "string_pattern_mismatch":
         what = PATTERN_HELP.get(ctx.get("pattern", ""), f"matching {ctx.get('pattern')}")
-        return f"'{value}' is not {what}", False
+        return "PC107", f"'{value}' is not {what}", False
     if kind in ("less_than_equal", "less_than"):
         if (
             path
@@ -173,30 +177,42 @@ def _message(err: dict[str, Any], path: Path_, doc: Document) -> tuple[str, bool
             and 1 < value <= 100
         ):
             return (
-                f"{value} is above {ctx.get('le', 1):g}: it is a fraction, not a percentage "
-                f"(did you mean {value / 100:g}?)"
-            ), False
-        return f"{value} is above {ctx.get('le', ctx.get('lt'))}", False
+                "PC107",
+                (
+                    f"{value} is above {ctx.get('le', 1):g}: it is a fraction, not a percentage "
+                    f"(did you mean {value / 100:g}?)"
+                ),
+                False,
+            )
+        return "PC107", f"{value} is above {ctx.get('le', ctx.get('lt'))}", False
     if kind in ("greater_than_equal", "greater_than"):
-        return f"{value} is below {ctx.get('ge', ctx.get('gt'))}", False
+        return "PC107", f"{value} is below {ctx.get('ge', ctx.get('gt'))}", False
     if kind in ("too_short",):
         n = ctx.get("min_length", 1)
-        return f"needs at least {n} item{'s' if n != 1 else ''}", False
+        return "PC107", f"needs at least {n} item{'s' if n != 1 else ''}", False
     if kind in ("too_long",):
-        return f"has more than {ctx.get('max_length')} items", False
+        return "PC107", f"has more than {ctx.get('max_length')} items", False
     if kind == "string_too_long":
-        return f"is longer than {ctx.get('max_length')} characters", False
+        return "PC107", f"is longer than {ctx.get('max_length')} characters", False
     if kind == "string_too_short":
-        return "must not be empty", False
+        return "PC107", "must not be empty", False
     if kind == "string_type":
-        return f"expected a string, got {_typename(value)}{_quote_hint(doc, path, value)}", False
+        return (
+            "PC106",
+            f"expected a string, got {_typename(value)}{_quote_hint(doc, path, value)}",
+            False,
+        )
     if kind in ("int_type", "int_from_float", "int_parsing"):
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             number = value.strip()
-            return f'expected an integer, got a string: write {number}, not "{value}"', False
-        return f"expected an integer, got {_typename(value)}", False
+            return (
+                "PC106",
+                f'expected an integer, got a string: write {number}, not "{value}"',
+                False,
+            )
+        return "PC106", f"expected an integer, got {_typename(value)}", False
     if kind in ("float_type", "float_parsing"):
-        return f"expected a number, got {_typename(value)}", False
+        return "PC106", f"expected a number, got {_typename(value)}", False
     if kind == "bool_type":
         # YAML 1.1 readers took yes/no/on/off for booleans; YAML 1.2 (and pipecompile) do not
         word = value.lower() if isinstance(value, str) else ""
@@ -205,14 +221,15 @@ def _message(err: dict[str, Any], path: Path_, doc: Document) -> tuple[str, bool
             if word in ("yes", "no", "on", "off", "y", "n")
             else ""
         )
-        return f"expected true or false, got {_typename(value)}{hint}", False
+        return "PC106", f"expected true or false, got {_typename(value)}{hint}", False
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected a mapping, got {_typename(value)}", False
+        return "PC106", f"expected a mapping, got {_typename(value)}", False
     if kind == "list_type":
-        return f"expected a list, got {_typename(value)}", False
-    if kind == "value_error":
-        return str(err["msg"]).removeprefix("Value error, "), False
-    return str(err["msg"]), False  # pragma: no cover - every kind we produce is mapped above
+        return "PC106", f"expected a list, got {_typename(value)}", False
+    if kind == "value_error":  # a model validator's refusal (Invalid), with its own code
+        refusal = ctx["error"]
+        return refusal.code, str(refusal), False
+    raise AssertionError(f"unmapped pydantic error {kind}")  # pragma: no cover - all mapped
 
 
 def validate(doc: Document) -> Pipeline:
@@ -226,12 +243,13 @@ def validate(doc: Document) -> Pipeline:
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             path = _doc_path(tuple(err["loc"]), doc.data)
-            msg, at_key = _message(dict(err), path, doc)
+            code, msg, at_key = _message(dict(err), path, doc)
             at_key = at_key or "[key]" in err["loc"] or err.get("input", 0) is None
-            diags.append(doc.error(path, msg, key=at_key))
+            diags.append(doc.error(code, path, msg, key=at_key))
     for js_err in _validator().iter_errors(doc.data) if not diags else ():
         path = tuple(js_err.absolute_path)
-        diags.append(doc.error(path, f"does not match pipeline.schema.json: {js_err.message}"))
+        mismatch = f"does not match pipeline.schema.json: {js_err.message}"
+        diags.append(doc.error("PC107", path, mismatch))
     if diags:
         # the cross-references too: a schema error elsewhere never hides them
         from .references import check as references

@@ -15,6 +15,8 @@ from ..targets.chart.analysis import (
 )
 from ..targets.chart.values import https
 from ..targets.common import branch_regexes, glob_to_regex
+from ..targets.github_actions.ci import ci_file
+from ..targets.github_actions.deliver import deliver_file
 from ..targets.registry import registry
 from .graph import _strategy
 from .trust import trust_lines
@@ -251,7 +253,7 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
             where += f" (not for changes only under {others})"
         if event == "pull_request" and not envs:
             continue
-        out.append(f"  {svc.ci_workflow} validates {svc.name}{where} (through ci.yml)")
+        out.append(f"  {ci_file(svc)} validates {svc.name}{where} (through ci.yml)")
     if event == "pull_request":
         if not envs:
             out.append(
@@ -271,7 +273,7 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
             if deliverer not in on:
                 who = f"delivered by {ir.delivery} (not generated here)"
             elif ir.delivery == "github-actions":
-                who = f"delivered by {svc.deliver_workflow} job deploy-{env.name}"
+                who = f"delivered by {deliver_file(svc)} job deploy-{env.name}"
             else:
                 who = f"delivered by CodePipeline {dep.pipeline_name}"
             parts = [
@@ -312,7 +314,7 @@ def _hotfix_lines(ir: IR, branch: str) -> list[str]:
         return []
     prod = ir.environments[-1]
     if ir.delivery == "github-actions":
-        how = ", ".join(f"{s.deliver_workflow} job deploy-{prod.name}" for s in ir.services)
+        how = ", ".join(f"{deliver_file(s)} job deploy-{prod.name}" for s in ir.services)
     else:
         how = ", ".join(
             next(d.pipeline_name for d in s.deployments if d.environment == prod.name)

@@ -60,13 +60,17 @@ class Located:
     @property
     def code(self) -> str:
         """The rule (pipecompile.rules): one per checker; the checker's own is in the text."""
-        return {"actionlint": "PC401", "zizmor": "PC402"}.get(self.tool, "PC199")
+        return CHECKER_CODES[self.tool]
 
     def __str__(self) -> str:
         field = f"{dotted(self.path)}: " if self.path else ""
         where = f"{self.file}:{self.line}:{self.col}"
         head = f"{where}: {self.code} {field}{self.tool}: {self.message}"
         return head + (f" (in {', '.join(self.places)})" if self.places else "")
+
+
+# each checker's rule (pipecompile.rules); lint runs no other
+CHECKER_CODES = {"actionlint": "PC401", "zizmor": "PC402"}
 
 
 def _tool(name: str) -> str | None:

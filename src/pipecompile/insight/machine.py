@@ -1,15 +1,16 @@
 """Machine-readable output: ``--format json``, ``sarif`` and ``github`` (workflow
 command annotations) on every command that reports (validate, build, check, diff,
-lint), so editors, bots and GitHub code scanning read what people read.
+lint, explain, graph, pins), so editors, bots and GitHub code scanning read what
+people read.
 
 The JSON document (schema version 1), one per run, on stdout::
 
     {
       "version": 1,
-      "command": "check",          # validate | check | diff | lint
+      "command": "check",          # validate | build | check | diff | lint | explain | ...
       "ok": false,                 # the exit code is 0
       "diagnostics": [             # errors and warnings, located in pipeline.yaml
-        {"file": "pipeline.yaml", "line": 12, "column": 3,
+        {"file": "pipeline.yaml", "line": 12, "column": 3,   # null when there is no line
          "path": "environments.staging.branches", "message": "...",
          "severity": "error",      # error | warning | note
          "code": "PC107"}          # the rule (docs/rules.md)
@@ -19,6 +20,12 @@ The JSON document (schema version 1), one per run, on stdout::
          "reason": "pipeline changed"}
       ]
     }
+
+explain, graph and pins add what they report under their own name: ``"explain":
+{"topic": ..., "lines": [...]}`` (or ``"document"``: the ruleset or requests JSON
+that --ruleset, --release-ruleset and --environments print), ``"graph": {"nodes":
+[{"id", "shape", "label"}], "edges": [{"from", "to", "style"}]}``, ``"pins":
+{"actions": [...], "values": [...], "by_tag_only": [...]}``.
 
 lint's diagnostics carry ``tool`` (actionlint, zizmor) and ``places`` (the
 generated files and lines the finding shows up in); its policy choices are notes.
@@ -47,8 +54,8 @@ SCHEMA_VERSION = 1
 def diagnostic(d: Diagnostic) -> dict[str, Any]:
     return {
         "file": d.file,
-        "line": d.line,
-        "column": d.column,
+        "line": d.line or None,  # a place with no line: null, never 0
+        "column": (d.column or None) if d.line else None,
         "path": dotted(d.path),
         "message": d.message,
         "severity": d.severity,
@@ -56,16 +63,9 @@ def diagnostic(d: Diagnostic) -> dict[str, Any]:
     }
 
 
-_TOOL_CODES = {"actionlint": "PC401", "zizmor": "PC402"}
-
-
 def code_of(f: dict[str, Any]) -> str:
-    """The rule of a machine-format finding (lint's carry their tool instead)."""
-    if f.get("code"):
-        return str(f["code"])
-    if f.get("severity") == "note":
-        return "PC306"
-    return _TOOL_CODES.get(str(f.get("tool")), "PC199")
+    """The rule of a machine-format finding: every producer names it."""
+    return str(f["code"])
 
 
 def change_findings(changes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -102,8 +102,8 @@ def github(findings: Iterable[dict[str, Any]]) -> str:
         title = f"{code} {rule.name}" if rule else code
         # a place only where there is one (a command-line error has no file)
         where = [f"file={_gh_escape(f['file'], True)}"] if f.get("file") else []
-        if where and f["line"] >= 1:
-            where += [f"line={f['line']}", f"col={max(1, f['column'])}"]
+        if where and (f.get("line") or 0) >= 1:
+            where += [f"line={f['line']}", f"col={max(1, f['column'] or 1)}"]
         props = ",".join([*where, f"title={_gh_escape(title, True)}"])
         text = f"{f['path']}: {f['message']}" if f.get("path") else str(f["message"])
         lines.append(f"::{level} {props}::{_gh_escape(text)}")
@@ -116,15 +116,18 @@ def emit(
     ok: bool,
     diagnostics: Sequence[dict[str, Any]] = (),
     changes: Sequence[dict[str, Any]] = (),
+    report: dict[str, Any] | None = None,
 ) -> str:
-    """The one document of a run in ``fmt`` (json, sarif or github)."""
+    """The one document of a run in ``fmt`` (json, sarif or github).  ``report`` is what
+    a reporting command (explain, graph, pins) shows people, as data: JSON carries it
+    under the command's name; SARIF and github annotations carry only diagnostics."""
     if fmt == "sarif":
         return sarif([*diagnostics, *change_findings(changes)], command)
     if fmt == "github":
         return github([*diagnostics, *change_findings(changes)])
     if command in ("check", "diff"):  # drift is a finding (PC501), as in SARIF and github
         diagnostics = [*diagnostics, *change_findings(changes)]
-    return document(command, ok, diagnostics, changes)
+    return document(command, ok, diagnostics, changes, report)
 
 
 def document(
@@ -132,14 +135,17 @@ def document(
     ok: bool,
     diagnostics: Iterable[dict[str, Any]] = (),
     changes: Iterable[dict[str, Any]] = (),
+    report: dict[str, Any] | None = None,
 ) -> str:
-    body = {
+    body: dict[str, Any] = {
         "version": SCHEMA_VERSION,
         "command": command,
         "ok": ok,
         "diagnostics": list(diagnostics),
         "changes": list(changes),
     }
+    if report is not None:
+        body[command] = report
     return json.dumps(body, indent=2, ensure_ascii=False)
 
 
@@ -172,9 +178,9 @@ def sarif(findings: Sequence[dict[str, Any]], command: str = "lint") -> str:
         if f.get("file"):  # SARIF's locations are optional: none for an error with no file
             result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": f["file"]}}}]
         if (
-            f.get("file") and f["line"] >= 1
+            f.get("file") and (f.get("line") or 0) >= 1
         ):  # SARIF lines start at 1; an error with no place has no region
-            region = {"startLine": f["line"], "startColumn": max(1, f["column"])}
+            region = {"startLine": f["line"], "startColumn": max(1, f["column"] or 1)}
             result["locations"][0]["physicalLocation"]["region"] = region
         if f.get("tool") and f["tool"] != "pipecompile":
             own = re.search(r"\bSC[0-9]{4}\b", f["message"])  # shellcheck's own rule ids

@@ -5,7 +5,8 @@ YAML 1.1 readers (PyYAML, GitHub's parser), and ruamel.yaml's emitter is far
 too slow for thousands of documents.  The rules are deliberately simple:
 
 * mappings and sequences in block style, two-space indent, keys in the order
-  the target built them (targets build them in a canonical order);
+  the target built them (targets build them in a canonical order); a short list of
+  names a target marks :class:`Flow` (a job's ``needs``) on one line, ``[route, ci]``;
 * a string is written plain only when no YAML 1.1 or 1.2 reader could take it
   for anything else; otherwise single-quoted, or double-quoted with escapes
   when it holds characters single quotes cannot carry;
@@ -32,6 +33,20 @@ class Pinned(str):
         obj = super().__new__(cls, value)
         obj.comment = comment
         return obj
+
+
+class Flow(list[str]):
+    """A list of names emitted on one line in flow style: ``needs: [route, build]``
+    (as GitHub's documentation writes it); a name that is not a plain word is
+    double-quoted, so no flow indicator (``,[]{}:``) inside it is ever read as one."""
+
+
+_FLOW_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def _flow(items: list[str]) -> str:
+    words = [s if _FLOW_PLAIN.fullmatch(s) and s not in _WORDS else _double(s) for s in items]
+    return "[" + ", ".join(words) + "]"
 
 
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9 _./@()+=,:*~-]*")
@@ -101,6 +116,8 @@ def _value(v: Any) -> str:
         return repr(v)
     if isinstance(v, Pinned):
         return f"{scalar(str(v))} # {v.comment}"
+    if isinstance(v, Flow):
+        return _flow(v)
     if isinstance(v, str):
         return scalar(v)
     raise TypeError(f"cannot emit {type(v).__name__}")  # pragma: no cover - a target bug

@@ -42,7 +42,9 @@ class Finding:
     message: str
     severity: Literal["error", "warning"] = "error"
     key: bool = False  # point at the key rather than the value
-    code: str = ""  # its rule (PC3xx, pipecompile.rules); classified when not given
+    # its rule (PC3xx, pipecompile.rules): a built-in target always names it; a plugin's
+    # finding without a registered code is PC312 (plugin-finding)
+    code: str = ""
 
 
 class Target(Protocol):
@@ -87,6 +89,7 @@ def gitops_required(ir: IR) -> list[Finding]:
                 ("environments", env.name, "gitops", "repository"),
                 f"'{env.gitops_repository}' must use the same scheme as gitops.repository "
                 f"('{ir.gitops.repository}'): the deployers read one kind of credential",
+                code="PC311",
             )
             for env in ir.environments
             if env.gitops_repository and env.gitops_repository.startswith("https://") != scheme
@@ -97,6 +100,7 @@ def gitops_required(ir: IR) -> list[Finding]:
             "gitops.repository is required: {outputs} deploy{s} through the GitOps "
             "repository (or turn {them} off)",
             key=True,
+            code="PC301",
         )
     ]
 

@@ -13,10 +13,35 @@ from functools import cache
 from pathlib import Path
 
 from ..ir import IR, Environment, Service
+from ..ir_plan import PlanStepKind
 
 # zizmor (PyPI): the version the test suite audits the generated workflows with, which
 # the merge gate, the configuration review and the security review install
 ZIZMOR = "1.32.0"
+
+# the buildspecs in the codebuild output folder (that target renders them, terraform's
+# CodeBuild projects read them): one each for every service, environment, DAST scan
+BUILD_BUILDSPEC, DEPLOY_BUILDSPEC, DAST_BUILDSPEC = "build.yml", "deploy.yml", "dast.yml"
+
+# the packaged script (targets/scripts) each kind of delivery plan step runs; the
+# approver's is each orchestrator's own (github_actions: approver-github.sh; the CodeBuild
+# deploy looks it up in its finally phase, approver-codepipeline.sh)
+STEP_SCRIPTS: dict[PlanStepKind, str] = {
+    "build-once": "build-once.sh",
+    "scan-gate": "ecr-scan-gate.sh",
+    "registry-login": "ecr-login.sh",
+    "sign": "sign-once.sh",
+    "attest": "attest.sh",
+    "verify-signature": "verify-signature.sh",
+    "verify-attestations": "verify-attestations.sh",
+    "promotion-gate": "promotion-gate.sh",
+    "sync-window": "sync-window.sh",
+    "gitops-commit": "gitops-record.sh",
+    "health-wait": "wait-healthy.sh",
+    "audit": "audit-row.sh",
+    "dast": "dast-scan.sh",
+    "dast-mark": "dast-mark.sh",
+}
 
 # OWASP dependency-check --failOnCVSS thresholds by severity (CVSS v3 bands).
 CVSS = {"critical": "9.0", "high": "7.0", "medium": "4.0", "low": "0.1"}

@@ -27,6 +27,7 @@ from pipecompile.commands.cli import main
 from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR
 from pipecompile.targets import local
+from pipecompile.targets.github_actions.deliver import deliver_file
 from tests.conftest import ROOT, SAMPLES, hcl_norm
 from tests.harness.reusable import expand
 from tests.targets.helm.test_chart import K8S
@@ -679,7 +680,7 @@ def test_tilt_builds_what_the_deliverers_build(sample: str) -> None:
             path = root / ir.output("terraform") / "codebuild.tf"
             envs = [_project_variables(path, f"build-{svc.name}")]
         else:  # the deliver workflow as GitHub runs it: build.yml with its inputs
-            path = root / ir.output("github-actions") / svc.deliver_workflow
+            path = root / ir.output("github-actions") / deliver_file(svc)
             envs = _build_envs(expand(path)["jobs"]["build"])
         assert envs, path
         b = builds[svc.image]

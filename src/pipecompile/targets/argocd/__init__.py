@@ -219,6 +219,7 @@ def check(ir: IR) -> list[Finding]:
                         f"the Argo CD Application '{dep.app_name}' ({{outputs}}) would be "
                         f"written to {dep.app_name}.yaml, {what}; rename the service",
                         key=True,
+                        code="PC202",
                     )
                 )
     return found

@@ -24,10 +24,14 @@ from ...ir import BUILDSPEC_FOLDER, BUILDSPECS_GENERATED, IR, PlanStep, SharedSt
 from ...serialize.emit import yaml_document
 from .. import Finding, data, gitops_required
 from ..common import (
+    BUILD_BUILDSPEC,
     BUILD_SERVICE_VARIABLES,
     CVSS,
+    DAST_BUILDSPEC,
+    DEPLOY_BUILDSPEC,
     DERIVED,
     SONAR,
+    STEP_SCRIPTS,
     build_project_variables,
     build_values,
     rollback_notifies,
@@ -162,7 +166,7 @@ def build_spec(ir: IR) -> dict[str, Any]:
     assert all([s.kind for s in ir.plan.build(x.name).steps] == kinds for x in ir.services)
     for step in plan.steps:
         build += _exports(step, exported)
-        build.append(_sh(step.script))
+        build.append(_sh(STEP_SCRIPTS[step.kind]))
         if step.kind == "build-once":  # its outputs, for the steps after it
             build.append('set -a; . "$IMAGE_ENV"; set +a')
     build.append(
@@ -316,10 +320,10 @@ def deploy_spec(ir: IR) -> dict[str, Any]:
     for shared in plan.deploy:
         step = shared.step
         if step.when != "always":
-            commands.append(_guarded(shared.switch, step.script))
+            commands.append(_guarded(shared.switch, STEP_SCRIPTS[step.kind]))
         elif step.kind != "approver":  # the approver: looked up for the audit row's facts
             always += _facts(step, approver)
-            always.append(_guarded(shared.switch, step.script))
+            always.append(_guarded(shared.switch, STEP_SCRIPTS[step.kind]))
     if rollback_notifies(ir):
         # a manual rollback is no pipeline execution: no notification rule reports it
         variables["NOTIFY_EVENTS"] = " ".join(ir.notifications.sns_events)
@@ -361,7 +365,7 @@ def dast_spec(ir: IR) -> dict[str, Any]:
                         for n in ("DAST_ENVIRONMENT", "DAST_URL", "IMAGE_URI", "IMAGE_DIGEST")
                     ),
                     _derived({"ECR_REPOSITORY"}, pipeline=False),
-                    *(_sh(step.script) for step in steps),
+                    *(_sh(STEP_SCRIPTS[step.kind]) for step in steps),
                 ]
             }
         },
@@ -386,6 +390,7 @@ def check(ir: IR) -> list[Finding]:
                 f"delivery is {ir.delivery}: no CodePipeline runs CodeBuild buildspecs; "
                 "remove this output, or set delivery: codepipeline",
                 key=True,
+                code="PC304",
             )
         ]
     return gitops_required(ir) + runtimes_available(ir)
@@ -414,6 +419,7 @@ def runtimes_available(ir: IR) -> list[Finding]:
                 where,
                 f"{lang} {version} is not a runtime of {table['image']} (CodeBuild offers "
                 f"{versions}); choose one of them",
+                code="PC308",
             )
         )
     return out
@@ -422,9 +428,9 @@ def runtimes_available(ir: IR) -> list[Finding]:
 def render(ir: IR) -> dict[str, str]:
     out = {}
     if ir.services:  # one build buildspec for every service
-        out[ir.services[0].buildspec] = yaml_document(build_spec(ir))
-    for env in ir.environments[:1]:  # one deploy buildspec for every environment
-        out[env.deploy_buildspec] = yaml_document(deploy_spec(ir))
+        out[BUILD_BUILDSPEC] = yaml_document(build_spec(ir))
+    if ir.environments:  # one deploy buildspec for every environment
+        out[DEPLOY_BUILDSPEC] = yaml_document(deploy_spec(ir))
     if ir.security.dast and any(s.dast for s in ir.plan.stages):
-        out[ir.security.dast.buildspec] = yaml_document(dast_spec(ir))
+        out[DAST_BUILDSPEC] = yaml_document(dast_spec(ir))
     return out

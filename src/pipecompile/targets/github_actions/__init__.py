@@ -41,10 +41,10 @@ from ...errors import Path_
 from ...ir import IR
 from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
-from .ci import CI, ci_reusable, ci_workflow
+from .ci import CI, ci_file, ci_reusable, ci_workflow
 from .compliance import compliance_workflows
 from .compliance import describe as describe_compliance
-from .deliver import deliver_workflow
+from .deliver import deliver_file, deliver_workflow
 from .deploy import DEPLOY, Deploy, deploy_workflow
 from .environments import describe as describe_environments
 from .gates import CHECK_NAME, REVIEW_FILE, pipecompile_workflow, review_workflow
@@ -133,6 +133,7 @@ def check(ir: IR) -> list[Finding]:
                     "contains '${{', which GitHub Actions would evaluate as an "
                     "expression; read values from environment variables instead "
                     '(e.g. "$GITHUB_HEAD_REF", "$MY_TOKEN" set from a secret)',
+                    code="PC303",
                 )
             )
     return out
@@ -225,9 +226,9 @@ def render(ir: IR) -> dict[str, str]:
     if ir.services:
         out[CI] = yaml_document(ci_reusable(ir))
     for svc in ir.services:
-        out[svc.ci_workflow] = yaml_document(ci_workflow(ir, svc))
+        out[ci_file(svc)] = yaml_document(ci_workflow(ir, svc))
         if d is not None:
-            out[svc.deliver_workflow] = yaml_document(deliver_workflow(ir, svc, d))
+            out[deliver_file(svc)] = yaml_document(deliver_workflow(ir, svc, d))
     if delivers and ir.services:
         out[ROUTE] = yaml_document(route_workflow(ir))
         out[BUILD] = yaml_document(build_workflow(ir))

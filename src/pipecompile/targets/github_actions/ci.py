@@ -31,6 +31,13 @@ from .steps import (
 )
 
 CI = "ci.yml"
+
+
+def ci_file(svc: Service) -> str:
+    """The service's own CI workflow (it calls ci.yml), in the output folder."""
+    return f"ci-{svc.name}.yml"
+
+
 LANGUAGES = ("node", "python", "java", "go")  # their set-up steps' order in ci.yml
 
 
@@ -194,7 +201,7 @@ def ci_reusable(ir: IR) -> dict[str, Any]:
 def ci_workflow(ir: IR, svc: Service) -> dict[str, Any]:
     """ci-<service>.yml: the service's triggers, and its values for ci.yml."""
     pr_branches = list(ir.deploy_branches)
-    paths = paths_filter(ir, svc, svc.ci_workflow, CI)
+    paths = paths_filter(ir, svc, ci_file(svc), CI)
     pull_request = {"branches": pr_branches, **paths}
     secrets = _secret_names(ir)
     if ir.delivery == "github-actions":

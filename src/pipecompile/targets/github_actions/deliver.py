@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, DeployStage, Service
+from ...serialize.emit import Flow
 from ..common import build_values
-from .ci import CI
+from .ci import CI, ci_file
 from .deploy import DEPLOY, Deploy
 from .environments import two_tiers
 from .reusable import BUILD, NOTIFY, ROUTE, TIER_FIELDS, ZAP, input_name, notifies, tier_inputs
@@ -21,6 +22,13 @@ from .steps import NOTIFY_ENVIRONMENT, RUNNER, paths_filter, permissions, slack_
 from .telemetry import METRICS, metrics_job
 
 REUSABLE = (ROUTE, BUILD, DEPLOY, ZAP, NOTIFY, METRICS)
+
+
+def deliver_file(svc: Service) -> str:
+    """The service's delivery workflow (the caller of the reusable ones)."""
+    return f"deliver-{svc.name}.yml"
+
+
 RELEASE = "${{ needs.route.outputs.release == 'true' }}"  # a release-tier run
 
 
@@ -43,7 +51,7 @@ def _ci_job(ir: IR, svc: Service) -> dict[str, Any]:
         "needs": "route",
         "if": "needs.route.outputs.any == 'true'",
         "permissions": permissions(contents="read"),
-        "uses": workflow_ref(ir, svc.ci_workflow),
+        "uses": workflow_ref(ir, ci_file(svc)),
     }
     if two_tiers(ir):  # a release build's CI runs in the release tier's environment
         job["with"] = {"release": RELEASE}
@@ -82,7 +90,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
         with_[input_name(name)] = by_tier({t.name: getattr(t, field) for t in build.tiers})
     return {
         "name": f"Build {svc.name}",
-        "needs": ["route", "ci"],
+        "needs": Flow(["route", "ci"]),
         "if": "needs.route.outputs.any == 'true'",
         "permissions": permissions(contents="read", id_token="write"),
         "uses": workflow_ref(ir, BUILD),
@@ -93,7 +101,7 @@ def _build_job(ir: IR, svc: Service) -> dict[str, Any]:
 def _deploy_job(ir: IR, d: Deploy, stage: DeployStage, needs: list[str]) -> dict[str, Any]:
     return {
         "name": f"Deploy {stage.service} to {stage.environment}",
-        "needs": needs,
+        "needs": Flow(needs),
         "if": f"needs.route.outputs.{stage.environment} == 'true'",
         "permissions": permissions(**d.grants()),
         "uses": workflow_ref(ir, DEPLOY),
@@ -119,7 +127,7 @@ def _notify_job(ir: IR, svc: Service, needs: list[str]) -> dict[str, Any]:
     assert ir.secrets.slack_webhook
     return {
         "name": "Notify",
-        "needs": needs,
+        "needs": Flow(needs),
         "if": "${{ always() && needs.route.outputs.any == 'true' }}",
         "uses": workflow_ref(ir, NOTIFY),
         "with": {
@@ -160,7 +168,7 @@ def deliver_workflow(ir: IR, svc: Service, d: Deploy | None = None) -> dict[str,
     jobs["metrics"] = metrics_job(ir, svc, jobs, deploys)  # CloudWatch (telemetry.py)
     if notifies(ir):
         jobs["notify"] = _notify_job(ir, svc, ["route", "ci", "build", *deploys])
-    workflows = (svc.deliver_workflow, svc.ci_workflow, CI, *REUSABLE)
+    workflows = (deliver_file(svc), ci_file(svc), CI, *REUSABLE)
     return {
         "name": f"deliver / {svc.name}",
         "on": {

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, PlanInput, PlanStep
-from ..common import branch_regexes, script_body
+from ..common import STEP_SCRIPTS, branch_regexes, script_body
 from .environments import NOTIFY_DEV, by_release, two_tiers
 from .steps import (
     NOTIFY_ENVIRONMENT,
@@ -199,7 +199,7 @@ def _run_step(step: PlanStep, env: dict[str, str], **extra: Any) -> dict[str, An
     out.update(extra)
     out["env"] = env
     # the approver: each orchestrator asks its own
-    out["run"] = script_body(step.script or "approver-github.sh")
+    out["run"] = script_body(STEP_SCRIPTS.get(step.kind, "approver-github.sh"))
     return out
 
 

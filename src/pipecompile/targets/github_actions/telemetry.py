@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from ...ir import IR, Service
-from ...serialize.emit import Pinned
+from ...serialize.emit import Flow, Pinned
 from ..common import script_body
 from .steps import RUNNER, aws_credentials, workflow_ref
 
@@ -70,7 +70,7 @@ def metrics_job(
     ]
     return {
         "name": "Pipeline metrics",
-        "needs": list(jobs),
+        "needs": Flow(jobs),
         "if": "${{ always() && needs.route.outputs.any == 'true' }}",
         "permissions": _PERMISSIONS,  # a called job may ask no more than its caller grants
         "uses": workflow_ref(ir, METRICS),

@@ -246,6 +246,7 @@ def check(ir: IR) -> list[Finding]:
             "the local output deploys the generated chart: turn the helm output on "
             "(or set outputs.local: false)",
             key=True,
+            code="PC307",
         )
     ]
 

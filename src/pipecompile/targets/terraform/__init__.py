@@ -34,6 +34,7 @@ from .compliance import cloudtrail, rotation
 from .compute import compute_findings
 from .foundation import ecr, kms, storage, variables, versions
 from .iam import iam
+from .iam_github import github_roles
 from .irsa import argo_rollouts, cluster_names, clusters, issuer_variable, rollouts_role_name
 from .monitoring import monitoring
 from .network import describe_network
@@ -75,6 +76,7 @@ def check(ir: IR) -> list[Finding]:
                         ("environments", env.name, "branches"),
                         f"{len(pats)} {label}; an AWS CodePipeline trigger accepts "
                         f"at most {MAX_BRANCH_PATTERNS}",
+                        code="PC302",
                     )
                 )
     for svc in ir.services:
@@ -90,6 +92,7 @@ def check(ir: IR) -> list[Finding]:
                         f"{', '.join(pats[:3])}, ...); an AWS CodePipeline trigger accepts at "
                         f"most {MAX_BRANCH_PATTERNS}: give {svc.name} its own folder (path), "
                         "so that fewer services' folders lie inside its own",
+                        code="PC302",
                     )
                 )
         for dep in svc.deployments:
@@ -103,6 +106,7 @@ def check(ir: IR) -> list[Finding]:
                         f"action configuration value holds at most {MAX_CONFIGURATION_VALUE}: "
                         "shorten the service, image or environment name, or gitops.path",
                         key=True,
+                        code="PC302",
                     )
                 )
             if len(dep.pipeline_name) > MAX_PIPELINE_NAME:
@@ -113,6 +117,7 @@ def check(ir: IR) -> list[Finding]:
                         f"{MAX_PIPELINE_NAME} characters AWS CodePipeline allows; shorten "
                         "the project, service or environment name",
                         key=True,
+                        code="PC302",
                     )
                 )
     out += _pipeline_variables(ir)
@@ -122,6 +127,7 @@ def check(ir: IR) -> list[Finding]:
             f"{env.name} has no approval: nobody is asked, so its approvers would never be "
             "notified; set approval: true or remove approvers",
             severity="warning",
+            code="PC214",
         )
         for env in ir.environments
         if env.approvers and not env.approval
@@ -132,6 +138,7 @@ def check(ir: IR) -> list[Finding]:
             f"{env.name} has no approval: there is no approver role, so approver_principals "
             "would never approve anything; set approval: true or remove approver_principals",
             severity="warning",
+            code="PC214",
         )
         for env in ir.environments
         if env.approver_principals and not env.approval
@@ -144,6 +151,7 @@ def check(ir: IR) -> list[Finding]:
                 f"{ir.buildspec_folder}/, but the codebuild output is off: "
                 "keep buildspecs there yourself, or turn the codebuild output on",
                 severity="warning",
+                code="PC304",
             )
         )
     return out
@@ -163,6 +171,7 @@ def _pipeline_variables(ir: IR) -> list[Finding]:
             path,
             "contains '#{', which AWS CodePipeline would resolve as a variable in the "
             "action configuration it reaches; remove it",
+            code="PC302",
         )
         for path, text in ir.texts
         if "#{" in text and any(text in value for value in configured)
@@ -344,7 +353,9 @@ def choices(ir: IR) -> list[Finding]:
     """The user's policy choices that skip a checkov check, at the field that made them
     (lint lists them; they are neither errors nor warnings)."""
     return [
-        Finding(path, f"checkov {check} skipped: {why} ({ir.log_retention_days} days)")
+        Finding(
+            path, f"checkov {check} skipped: {why} ({ir.log_retention_days} days)", code="PC306"
+        )
         for check, path, why in pipeline_choices(ir)
     ]
 
@@ -356,7 +367,7 @@ def render(ir: IR) -> dict[str, str]:
         "outputs.tf": outputs(ir),
         "kms.tf": kms(ir),
         "ecr.tf": ecr(ir),
-        "iam.tf": iam(ir),
+        "iam.tf": iam(ir) if ir.delivery == "codepipeline" else github_roles(ir),
         "notifications.tf": notifications(ir),
         "audit.tf": audit(ir),
     }

@@ -9,9 +9,7 @@ table, which no other role writes: an ECR tag cannot be scoped in IAM; nothing e
 one role per environment for its deploy project (its own GitOps and Argo CD secrets,
 its tier's images, its own rows of the audit table); one approver role per approval
 environment, the only principal that may approve it (every CI role is denied
-codepipeline:PutApprovalResult).  GitHub delivery: the build roles by tier, and per
-environment a deploy role that only that GitHub environment's jobs can assume (OIDC
-subject repo:<repo>:environment:<env>).
+codepipeline:PutApprovalResult).  GitHub delivery's roles are in iam_github.py.
 """
 
 from __future__ import annotations
@@ -23,13 +21,11 @@ from ...serialize.hcl import Block, Ref, Template
 from ..common import rollback_notifies
 from .approvers import approver_role
 from .blocks import (
-    iam_role,
     inline_policy,
     policy_doc,
     service_role,
 )
 from .network import vpc_statements
-from .oidc import branch_trust, github_trust, oidc_provider
 
 
 def _scan_statements(ir: IR) -> list[dict[str, Any]]:
@@ -49,6 +45,7 @@ def _scan_statements(ir: IR) -> list[dict[str, Any]]:
 
 
 def iam(ir: IR) -> list[Block]:
+    """CodePipeline delivery's roles (GitHub delivery's: iam_github.github_roles)."""
     blocks: list[Block] = []
     if ir.delivery == "codepipeline":
         blocks += _pipeline_role(ir)
@@ -62,8 +59,6 @@ def iam(ir: IR) -> list[Block]:
             blocks += _codebuild_deploy_role(ir, env)
             if env.approval:
                 blocks += approver_role(ir, env)
-    else:
-        blocks += _github_roles(ir)
     return blocks
 
 
@@ -445,95 +440,4 @@ def _dast_role(ir: IR) -> list[Block]:
     blocks = service_role("codebuild_dast", ir.aws.dast_role_name, "codebuild.amazonaws.com", acct)
     blocks.append(policy_doc("codebuild_dast", statements))
     blocks.append(inline_policy("codebuild_dast", "codebuild_dast", "codebuild_dast"))
-    return blocks
-
-
-def _github_build_role(
-    ir: IR, provider: Ref, label: str, role_name: str, branches: list[str], release: bool
-) -> list[Block]:
-    """A build job's role: trusted by these branches' pushes; signs with ``key``."""
-    blocks = [branch_trust(ir, label, provider, branches)]
-    role = iam_role(label, role_name, f"{label}_assume")
-    role.attr("max_session_duration", 3600)
-    blocks.append(role)
-    statements: list[dict[str, Any]] = [
-        {
-            "sid": "EcrLogin",  # GetAuthorizationToken has no resource to scope to
-            "actions": ["ecr:GetAuthorizationToken"],
-            "resources": ["*"],
-        },
-        *_scan_statements(ir),
-        {"sid": "EcrPush", "actions": ECR_PUSH, "resources": _repos(ir, release)},
-        {
-            "sid": "ImageKey",
-            "actions": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "resources": [Ref("aws_kms_key.cicd.arn")],
-        },
-    ]
-    if ir.security.sign_images:
-        statements.append(
-            {
-                "sid": "SignImages",
-                "actions": COSIGN_KMS,
-                "resources": [Ref(f"aws_kms_key.{'release' if release else 'signing'}.arn")],
-            }
-        )
-    statements.append(NEVER_APPROVE)
-    blocks.append(policy_doc(label, statements))
-    blocks.append(inline_policy(label, label, label))
-    return blocks
-
-
-def _github_roles(ir: IR) -> list[Block]:
-    """The build roles (dev and release tier, by branch) and a deploy role per environment."""
-    gh, provider = oidc_provider(ir)
-    blocks: list[Block] = [gh]
-    dev = [b for b in ir.deploy_branches if b not in ir.release_branches]
-    for label, role_name, branches, release in (
-        ("github_build", ir.aws.github_build_role_name, dev, False),
-        ("github_release", ir.aws.github_release_role_name, list(ir.release_branches), True),
-    ):
-        if branches:
-            blocks += _github_build_role(ir, provider, label, role_name, branches, release)
-    for env in ir.environments:
-        label = _label(env)
-        blocks.append(
-            github_trust(
-                f"github_{label}", provider, [f"repo:{ir.repository}:environment:{env.name}"]
-            )
-        )
-        role = iam_role(f"github_{label}", env.github_role_name, f"github_{label}_assume")
-        role.attr("max_session_duration", 3600)
-        blocks.append(role)
-        statements = _deploy_statements(ir, env)
-        if all(st.get("effect") == "Deny" for st in statements):
-            # nothing to call in AWS: the role still proves the environment
-            statements.insert(
-                0, {"sid": "Identity", "actions": ["sts:GetCallerIdentity"], "resources": ["*"]}
-            )
-        blocks.append(policy_doc(f"github_{label}", statements))
-        blocks.append(inline_policy(f"github_{label}", f"github_{label}", f"github_{label}"))
-    dast = ir.security.dast
-    if dast is not None:
-        blocks += _github_dast_role(ir, provider)
-    return blocks
-
-
-def _github_dast_role(ir: IR, provider: Ref) -> list[Block]:
-    """The DAST job's role: only jobs of its GitHub environment assume it; it reads the
-    promotions table's items of the scanned environment, nothing else (no ECR)."""
-    dast = ir.security.dast
-    assert dast is not None
-    subject = f"repo:{ir.repository}:environment:{dast.github_environment}"
-    blocks = [github_trust("github_dast", provider, [subject])]
-    role = iam_role("github_dast", dast.github_role_name, "github_dast_assume")
-    role.attr("max_session_duration", 3600)
-    blocks.append(role)
-    statements: list[dict[str, Any]] = [
-        _mark_passed(ir),
-        table_key(ir),
-        NEVER_APPROVE,
-    ]
-    blocks.append(policy_doc("github_dast", statements))
-    blocks.append(inline_policy("github_dast", "github_dast", "github_dast"))
     return blocks

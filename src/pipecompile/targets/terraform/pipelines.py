@@ -8,6 +8,9 @@ from typing import Any
 from ...ir import IR, Deployment, PlanInput, Service
 from ...serialize.hcl import Block, Call, Ref, Template
 from ..common import (
+    BUILD_BUILDSPEC,
+    DAST_BUILDSPEC,
+    DEPLOY_BUILDSPEC,
     build_project_variables,
     codebuild_parameters,
     rollback_notifies,
@@ -129,7 +132,7 @@ def codebuild(ir: IR) -> list[Block]:
                 label,
                 svc.build_project,
                 f"Build and push {svc.name}",
-                f"{folder}/{svc.buildspec}",
+                f"{folder}/{BUILD_BUILDSPEC}",
                 label,
                 True,
                 ir.build.timeout_minutes,
@@ -145,7 +148,7 @@ def codebuild(ir: IR) -> list[Block]:
                     f"{label}-release",
                     svc.release_build_project,
                     f"Build and push {svc.name} for approval environments (release key)",
-                    f"{folder}/{svc.buildspec}",
+                    f"{folder}/{BUILD_BUILDSPEC}",
                     f"{label}-release",  # its own log group: the dev tier cannot write it
                     True,
                     ir.build.timeout_minutes,
@@ -167,7 +170,7 @@ def codebuild(ir: IR) -> list[Block]:
                 label,
                 env.deploy_project,
                 f"Deploy to {env.name}: verify, record the digest in GitOps, wait until healthy",
-                f"{folder}/{env.deploy_buildspec}",
+                f"{folder}/{DEPLOY_BUILDSPEC}",
                 label,
                 False,
                 15 + max(waits, default=0),
@@ -188,7 +191,7 @@ def codebuild(ir: IR) -> list[Block]:
                 "dast",
                 dast.project,
                 f"OWASP ZAP scan of {dast.environment}; a pass lets the image on",
-                f"{folder}/{dast.buildspec}",
+                f"{folder}/{DAST_BUILDSPEC}",
                 "dast",
                 True,
                 60,
