@@ -292,6 +292,11 @@ class Sections(Rules):
             release_build_role_name=f"{project}-codebuild-release",
             release_artifact_bucket=f"{project}-release-{account}",
             dast_role_name=f"{project}-codebuild-dast",
+            sign_project=f"{project}-sign",
+            release_sign_project=f"{project}-sign-release",
+            sign_role_name=f"{project}-codebuild-sign",
+            release_sign_role_name=f"{project}-codebuild-sign-release",
+            sign_buildspec="sign.yml",  # one for both tiers: each project sets its key
             promotions_table=f"{project}-promotions",
             connection_name=project[:25].rstrip("-") + "-github",
             sns_topic_arn=f"arn:aws:sns:{region}:{account}:{topic}",

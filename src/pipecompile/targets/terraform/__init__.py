@@ -39,7 +39,14 @@ from .monitoring import monitoring
 from .phases import describe as describe_phases
 from .phases import phased, phases_tf, tfvars
 from .pipelines import choices as pipeline_choices
-from .pipelines import codebuild, codepipeline, deploy_variables, encoded_length
+from .pipelines import (
+    codebuild,
+    codepipeline,
+    deploy_variables,
+    encoded_length,
+    sign_variables,
+    signing,
+)
 from .reviews import describe as describe_reviews
 from .reviews import reviews
 from .secrets import environments as secret_environments
@@ -101,6 +108,20 @@ def check(ir: IR) -> list[Finding]:
                         f"{size} characters of EnvironmentVariables; an AWS CodePipeline "
                         f"action configuration value holds at most {MAX_CONFIGURATION_VALUE}: "
                         "shorten the service, image or environment name, or gitops.path",
+                        key=True,
+                    )
+                )
+            release = ir.environment(dep.environment).approval and bool(ir.release_branches)
+            size = encoded_length(sign_variables(ir, svc, release)) if signing(ir) else 0
+            if size > MAX_CONFIGURATION_VALUE:
+                out.append(
+                    Finding(
+                        ("services", svc.name),
+                        f"the Sign action of pipeline '{dep.pipeline_name}' passes "
+                        f"{size} characters of EnvironmentVariables; an AWS CodePipeline "
+                        f"action configuration value holds at most {MAX_CONFIGURATION_VALUE}: "
+                        "shorten the service or image name, or move the services inside its "
+                        "folder out of it (each is an excluded folder)",
                         key=True,
                     )
                 )
