@@ -306,6 +306,12 @@ class AwsNames:
     release_build_role_name: str  # CodeBuild: the release build projects' role
     release_artifact_bucket: str  # the approval environments' pipelines: release tier only
     dast_role_name: str  # CodeBuild: the DAST project's own role (no signing, no push)
+    # CodeBuild: the sign projects of each tier (dev, release) and their own roles, the
+    # only CodePipeline principals that hold kms:Sign; no branch code runs in them
+    sign_project: str
+    release_sign_project: str
+    sign_role_name: str
+    release_sign_role_name: str
     promotions_table: str  # DynamoDB: the digests that passed DAST; only DAST roles write it
     connection_name: str
     sns_topic_arn: str

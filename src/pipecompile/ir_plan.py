@@ -17,6 +17,7 @@ from typing import Literal
 PlanStepKind = Literal[
     "build-once",
     "scan-gate",
+    "verify-build",  # the signing session: the digest is this source tree's image
     "registry-login",  # cosign reads the registry's credentials from the docker config
     "sign",
     "attest",  # the build, after CI passed
@@ -86,6 +87,12 @@ class BuildPlan:
     service: str
     steps: tuple[PlanStep, ...]  # after CI passed, in order; "tier" inputs follow the tier
     tiers: tuple[BuildTier, ...]  # dev first; release when an environment needs approval
+    # what uses the tier's signing key, after the steps: where the build session runs the
+    # branch's commands (CodeBuild: CI in the build project), a session of its own that
+    # first checks the digest is the image of this source tree (verify-build), and the
+    # only one that may sign; a job that runs none of the branch's commands may run them
+    # after its build steps (less verify-build: it built the image itself)
+    sign: tuple[PlanStep, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,9 @@ def test_a_valid_pipeline_gives_the_ir_and_exactly_the_files_build_writes() -> N
     # an admission policy per environment (issue 28), external_secrets.tf, clusters.tf
     # and the ServiceMonitor template (issue 27), the local target's 8 (dev/, issue 30),
     # issue 29's (and its phases.tf, four <env>.tfvars, reviews.tf and alerts.tf); one
-    # deploy and one DAST buildspec for every environment, zap.yml (25)
-    assert len(result.files) == 74  # review.yml: on CodePipeline delivery, reviews.tf's project
+    # deploy and one DAST buildspec for every environment, zap.yml (25); sign.yml, the sign
+    # projects' (issue 28: signing is no longer the build session's)
+    assert len(result.files) == 75  # review.yml: on CodePipeline delivery, reviews.tf's project
     for path, text in result.files.items():
         assert (committed / path).read_text("utf-8") == text, path
 

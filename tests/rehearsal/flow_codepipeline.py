@@ -40,6 +40,11 @@ from tests.rehearsal.flow import App, filtered, git
 VARIABLE = re.compile(
     r'name = \\?"([^"\\]*)\\?", value = \\?"([^"\\]*)\\?", type = \\?"([^"\\]*)\\?"'
 )
+# a value holding quotes (a JSON list, the Sign action's IMAGE_EXCLUDES): an HCL string
+# with its escapes (Terraform's string literals: \" \\ \n, and $${ %%{ for a literal
+# ${ %{), which the pattern above cannot read
+QUOTED = r'"((?:[^"\\]|\\.)*)"'
+ESCAPED = re.compile(rf"name = {QUOTED}, value = {QUOTED}, type = {QUOTED}")
 
 
 def _resources(folder: Path, kind: str) -> dict[str, Any]:
@@ -57,7 +62,15 @@ def approver(env: str) -> str:
     return f"arn:aws:iam::123456789012:user/{env}-approver"
 
 
+def _unescape(value: str) -> str:
+    value = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]), value)
+    return value.replace("$${", "${").replace("%%{", "%{")
+
+
 def _variables(text: str) -> list[tuple[str, str, str]]:
+    found = ESCAPED.findall(text or "")
+    if found and not any("\\" in n for n, _, _ in found):
+        return [(n, _unescape(v), t) for n, v, t in found]
     return VARIABLE.findall(text or "")
 
 
@@ -192,7 +205,10 @@ class CodePipelineDelivery:
         for name, ref in spec["env"].get("secrets-manager", {}).items():
             env[name] = self.secret(ref)
         rows = project["environment"][0].get("environment_variable", [])
-        pairs = [(r["name"], r["value"], r.get("type", "PLAINTEXT")) for r in rows] + overrides
+        # python-hcl2 keeps a string's escapes (\" in a JSON list): CodeBuild gets the value
+        pairs = [
+            (r["name"], _unescape(r["value"]), r.get("type", "PLAINTEXT")) for r in rows
+        ] + overrides
         for name, value, kind in pairs:
             value = re.sub(
                 r"#\{(\w+)\.(\w+)\}", lambda v: namespaces.get(v[1], {}).get(v[2], ""), value

@@ -247,6 +247,16 @@ def check_scenario(got: dict[str, Any], s: Scenario) -> None:
     assert approvers == {
         (env, approver(env) if env in APPROVALS else "none (no approval)") for _, env in want
     }, logs[-3000:]
+    # issue 28: every execution that deployed signed in its Sign action first, in the
+    # tier's sign project, and no build session signed (the build logs hold no cosign sign)
+    for r in runs:
+        stages = list(r.actions)
+        if "Deploy" in stages:
+            assert r.actions.get("Sign") == "succeeded", logs[-3000:]
+            assert stages.index("Build") < stages.index("Sign") < stages.index("Deploy")
+        for line in r.log:
+            if line.startswith("== build-"):
+                assert "Pushing signature to" not in line, line[-3000:]
     if s.notified:
         for r in runs:
             assert any(f.lower() in " ".join(r.notifications).lower() for f in s.notified), (

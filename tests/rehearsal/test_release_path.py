@@ -135,6 +135,27 @@ def test_an_action_configuration_longer_than_codepipeline_takes_is_a_located_err
     assert encoded_length(variables) == len(json.dumps(value, separators=(",", ":")))
 
 
+def test_a_sign_action_longer_than_codepipeline_takes_is_a_located_error() -> None:
+    """The Sign action passes the service's excluded folders (issue 28): a root service
+    with a deep service folder inside it passes more than CodePipeline takes."""
+    text = (REF / "pipeline.yaml").read_text()
+    text = text.replace("services/order", "services/" + "order-service-folder/" * 11 + "app")
+    with pytest.raises(PipelineError) as info:
+        compile_bytes("pipeline.yaml", text.encode())
+    sized = info.value.diagnostics
+    line = text.splitlines().index("  product-service:") + 1
+    assert {(d.path, d.line, d.column) for d in sized} == {
+        (("services", "product-service"), line, 3)
+    }
+    assert len(sized) == 4  # one per pipeline of the service
+    assert sized[0].message.startswith(
+        "the Sign action of pipeline 'ecommerce-product-service-development' passes 1019 "
+        "characters of EnvironmentVariables; an AWS CodePipeline action configuration value "
+        "holds at most 1000: shorten the service or image name, or move the services inside "
+        "its folder out of it (each is an excluded folder)"
+    )
+
+
 def test_the_gitops_secret_says_what_the_deploy_script_uses() -> None:
     text = (REF / "infrastructure/terraform/cicd/audit.tf").read_text()
     assert "SSH deploy key" in text and "or token" not in text

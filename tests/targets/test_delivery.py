@@ -308,6 +308,60 @@ def test_an_image_is_built_once_per_source_tree_and_reused(sandbox: dict[str, An
     assert image_env(sandbox)["IMAGE_TAG"] != built["IMAGE_TAG"]
 
 
+def test_the_signing_session_accepts_only_the_image_of_its_source_tree(
+    sandbox: dict[str, Any],
+) -> None:
+    """verify-build.sh (the sign projects, issue 28) trusts nothing the build session
+    reported: the tag must be the key build-once.sh computes for the same checkout, and the
+    registry must hold the reported digest at that tag."""
+    assert run("build-once.sh", sandbox).returncode == 0
+    built = image_env(sandbox)
+    ok = run("verify-build.sh", sandbox, **built)
+    assert ok.returncode == 0, ok.stderr
+    assert f"storefront/payments:{built['IMAGE_TAG']} is {DIGEST}" in ok.stdout
+    assert [c.split(" --", 1)[0] for c in calls(sandbox)] == ["aws ecr describe-images"]
+    # another digest (a signed one of an older tree, or one pushed under another tag)
+    other = "sha256:" + "cd" * 32
+    res = run("verify-build.sh", sandbox, **{**built, "IMAGE_DIGEST": other})
+    assert res.returncode == 1
+    assert f"refusing to sign {other}: storefront/payments:{built['IMAGE_TAG']} is {DIGEST}" in (
+        res.stderr
+    )
+    # the tag of another tree, which the registry holds
+    (sandbox["registry"] / "src-other").write_text(DIGEST + "\n")
+    res = run("verify-build.sh", sandbox, **{**built, "IMAGE_TAG": "src-other"})
+    assert res.returncode == 1
+    assert f"but this source tree's tag is {built['IMAGE_TAG']}" in res.stderr
+    assert not calls(sandbox)  # refused before asking the registry
+    # the other tier's prefix is another key
+    res = run("verify-build.sh", sandbox, **built, TAG_PREFIX="rel")
+    assert res.returncode == 1 and "this source tree's tag is rel-" in res.stderr
+    # a new commit of the service: the old image is not this tree's
+    (sandbox["repo"] / "services/payments/app.py").write_text("payments 2\n")
+    git(sandbox["repo"], "commit", "-q", "-am", "two")
+    assert run("verify-build.sh", sandbox, **built).returncode == 1
+    # this tree's tag, never pushed: the registry's error, not a signature
+    tree = git(sandbox["repo"], "rev-parse", "HEAD:services/payments")
+    res = run("verify-build.sh", sandbox, IMAGE_TAG=f"src-{tree}", IMAGE_DIGEST=DIGEST)
+    assert res.returncode == 1 and "cannot be read: ImageNotFound" in res.stderr
+    res = run("verify-build.sh", sandbox, **{**built, "IMAGE_DIGEST": "latest"})
+    assert res.returncode == 1 and "not a sha256 digest" in res.stderr
+
+
+def test_the_signing_session_keys_the_tree_as_the_build_does(sandbox: dict[str, Any]) -> None:
+    """The root service less an excluded folder: both scripts compute the same key."""
+    keyed = {"SERVICE_PATH": ".", "DOCKERFILE": "Dockerfile"}
+    keyed["IMAGE_EXCLUDES"] = json.dumps(["services/payments"])
+    assert run("build-once.sh", sandbox, **keyed).returncode == 0
+    built = image_env(sandbox)
+    assert built["IMAGE_TAG"] != "src-" + git(sandbox["repo"], "rev-parse", "HEAD^{tree}")
+    res = run("verify-build.sh", sandbox, **keyed, **built)
+    assert res.returncode == 0, res.stderr
+    # without the exclusion it is the whole tree's key: another one
+    res = run("verify-build.sh", sandbox, **{**keyed, "IMAGE_EXCLUDES": "[]"}, **built)
+    assert res.returncode == 1 and "this source tree's tag is" in res.stderr
+
+
 def test_a_concurrent_build_of_the_same_tree_is_not_a_failure(sandbox: dict[str, Any]) -> None:
     # the immutable tag was pushed by someone else between our lookup and our push
     res = run("build-once.sh", sandbox, FAKE_RACE="1")
@@ -408,12 +462,14 @@ def test_both_orchestrators_run_the_pinned_cosign_with_valid_flags() -> None:
     ir = ir_of(REF)
     assert ir.pins.cosign_version == "v3.0.6"
     sign = "cosign sign --yes --use-signing-config=false --tlog-upload=false"
-    build = (REF / "ci/codebuild/build.yml").read_text()
-    assert sign in build
-    spec = doc(REF / "ci/codebuild/build.yml")
-    assert spec["env"]["variables"]["COSIGN_VERSION"] == "v3.0.6"
-    assert spec["env"]["variables"]["COSIGN_SHA256"] == ir.pins.cosign_sha256
-    assert any("sha256sum -c" in c for c in spec["phases"]["install"]["commands"])
+    # the sign projects sign (issue 28); the release build only verifies (its reuse check)
+    assert sign in (REF / "ci/codebuild/sign.yml").read_text()
+    assert "cosign sign" not in (REF / "ci/codebuild/build.yml").read_text()
+    for name in ("build.yml", "sign.yml"):
+        spec = doc(REF / "ci/codebuild" / name)
+        assert spec["env"]["variables"]["COSIGN_VERSION"] == "v3.0.6"
+        assert spec["env"]["variables"]["COSIGN_SHA256"] == ir.pins.cosign_sha256
+        assert any("sha256sum -c" in c for c in spec["phases"]["install"]["commands"])
     deliver = delivery("web")
     steps = [s for job in deliver["jobs"].values() for s in job.get("steps", [])]
     installs = [s for s in steps if s["name"] == "Install cosign"]
@@ -428,7 +484,10 @@ def test_both_orchestrators_run_the_pinned_cosign_with_valid_flags() -> None:
 @pytest.mark.parametrize(
     ("sample", "roles"),
     [
-        (REF / "infrastructure/terraform/cicd/iam.tf", ["codebuild"]),
+        (
+            REF / "infrastructure/terraform/cicd/iam.tf",
+            ["codebuild_sign", "codebuild_sign_release"],
+        ),
         (GHA / "infrastructure/terraform/iam.tf", ["github_build"]),
     ],
 )
@@ -984,7 +1043,7 @@ def test_deploy_yml_gives_each_environment_its_own_values_and_fails_closed() -> 
     [
         GHA / ".github/workflows/build.yml",
         GHA / ".github/workflows/deploy.yml",
-        REF / "ci/codebuild/build.yml",
+        REF / "ci/codebuild/sign.yml",  # CodePipeline signs in the sign projects
         REF / "ci/codebuild/deploy.yml",
     ],
     ids=lambda p: f"{p.parent.parent.parent.name}/{p.parent.name}/{p.name}",
@@ -998,7 +1057,7 @@ def test_one_registry_login_before_cosign_signs_or_verifies(path: Path) -> None:
     assert text.count(first_line) == 1, path
     at = text.index(first_line)
     # build.yml's reuse check (build-once.sh) verifies before the build with its own login
-    step = "cosign sign " if path.name == "build.yml" else "cosign verify --"
+    step = "cosign sign " if path.name in ("build.yml", "sign.yml") else "cosign verify --"
     assert at < text.index(step), path
     assert '"${IMAGE_URI%%/*}"' not in text  # the old per-step login
 

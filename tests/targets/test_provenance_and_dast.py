@@ -42,12 +42,34 @@ def test_github_provenance_names_the_reusable_build_workflow_as_builder() -> Non
 
 
 def test_codebuild_provenance_names_the_build_project_as_builder() -> None:
-    """CODEBUILD_PROJECT_ARN is arn:...:project/<name>; the build ARN without its id
-    (the old value) was arn:...:build/<name>, no resource's ARN."""
-    for path in sorted((REF / "ci/codebuild").glob("build*.yml")):
-        text = path.read_text()
-        assert 'BUILDER_ID="$CODEBUILD_PROJECT_ARN"' in text, path.name
-        assert "CODEBUILD_BUILD_ARN%" not in text, path.name
+    """The sign project attests (issue 28), so its own CODEBUILD_PROJECT_ARN is not the
+    builder: each pipeline's Sign action passes the ARN of the project that built the
+    image (arn:...:project/<name>; the build ARN without its id, an old value, was
+    arn:...:build/<name>, no resource's ARN) and the build's own ARN as the invocation."""
+    sign = (REF / "ci/codebuild/sign.yml").read_text()
+    assert "CODEBUILD_PROJECT_ARN" not in sign and "CODEBUILD_BUILD_ARN" not in sign
+    assert "BUILDER_ID" in sign and "BUILD_INVOCATION" in sign
+    build = doc(REF / "ci/codebuild/build.yml")
+    assert 'export BUILD_ARN="$CODEBUILD_BUILD_ARN"' in build["phases"]["build"]["commands"]
+    assert "BUILD_ARN" in build["env"]["exported-variables"]
+    from tests.rehearsal.flow_codepipeline import _resources, _variables
+
+    ir = ir_of(REF)
+    pipelines = _resources(REF / ir.output("terraform"), "aws_codepipeline")
+    checked = 0
+    for svc in ir.services:
+        for dep in svc.deployments:
+            release = ir.environment(dep.environment).approval
+            project = svc.release_build_project if release else svc.build_project
+            (p,) = [p for p in pipelines.values() if p["name"] == dep.pipeline_name]
+            (stage,) = [st for st in p["stage"] if st["name"] == "Sign"]
+            config = stage["action"][0]["configuration"]
+            passed = {n: v for n, v, _ in _variables(config["EnvironmentVariables"])}
+            arn = f"arn:aws:codebuild:{ir.aws.region}:{ir.aws.account_id}:project/{project}"
+            assert passed["BUILDER_ID"] == arn
+            assert passed["BUILD_INVOCATION"] == "#{BuildVariables.BUILD_ARN}"
+            checked += 1
+    assert checked
 
 
 def _declared(script: str) -> set[str]:

@@ -80,24 +80,32 @@ BUILD_ACTIONS = ["ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart
 
 
 @pytest.mark.parametrize(
-    ("sample", "feature", "release"),
-    [(ECOMMERCE, "codebuild", "codebuild_release"), (STOREFRONT, "github_build", "github_release")],
+    ("sample", "feature", "release", "signers"),
+    [
+        # CodePipeline: each tier's sign project signs, never a build (issue 28)
+        (ECOMMERCE, "codebuild", "codebuild_release", ("codebuild_sign", "codebuild_sign_release")),
+        (STOREFRONT, "github_build", "github_release", ("github_build", "github_release")),
+    ],
 )
 def test_a_feature_build_cannot_squat_a_release_tag(
-    sample: Path, feature: str, release: str
+    sample: Path, feature: str, release: str, signers: tuple[str, str]
 ) -> None:
     """A feature build pushes rel-<develop's tree> first: its role cannot write the release
     repository at all (a tag cannot be scoped in IAM; a repository can)."""
     ir, acct = ir_of(sample), account(sample)
+    dev_signer, release_signer = signers
     for svc in ir.services:
         for action in BUILD_ACTIONS:
             assert acct.can(feature, action, repo_arn(ir, svc.image))  # its own tier: yes
             assert not acct.can(feature, action, repo_arn(ir, svc.release_image))
             assert acct.can(release, action, repo_arn(ir, svc.release_image))
             assert not acct.can(release, action, repo_arn(ir, svc.image))
-        # and it cannot sign with the release key
-        assert not acct.can(feature, "kms:Sign", acct.arn("aws_kms_key.release"))
-        assert acct.can(release, "kms:Sign", acct.arn("aws_kms_key.release"))
+            # the dev tier's signer writes signatures into its own tier's repositories only
+            assert not acct.can(dev_signer, action, repo_arn(ir, svc.release_image))
+        # and it cannot sign with the release key; only the release tier's signer can
+        for role in (feature, dev_signer):
+            assert not acct.can(role, "kms:Sign", acct.arn("aws_kms_key.release"))
+        assert acct.can(release_signer, "kms:Sign", acct.arn("aws_kms_key.release"))
     # approval environments deploy only from the release repository
     for env in ir.environments:
         for svc in ir.services:
@@ -112,9 +120,11 @@ def test_a_dast_marker_is_written_only_by_the_dast_role() -> None:
     for svc in ir.services:
         release = repo_arn(ir, svc.release_image)
         writers = sorted(r for r in acct.roles if acct.can(r, "ecr:PutImage", release))
-        # only the release build writes the release repository; the DAST gate no longer
-        # needs to (its pass is an item of the promotions table)
-        assert writers == ["codebuild_release"]
+        # only the release build writes the release repository, and the release tier's
+        # sign project its signatures and attestations (cosign pushes them into the
+        # image's repository; that project runs Terraform's buildspec, no branch code);
+        # the DAST gate no longer needs to (its pass is an item of the promotions table)
+        assert writers == ["codebuild_release", "codebuild_sign_release"]
         lead = {"dynamodb:LeadingKeys": [f"{dast.environment}/{svc.release_image}"]}
         markers = sorted(r for r in acct.roles if acct.can(r, "dynamodb:PutItem", table, **lead))
         assert markers == ["codebuild_dast"]
@@ -302,6 +312,7 @@ def test_a_feature_push_cannot_rewrite_a_privileged_buildspec() -> None:
     tf = ECOMMERCE / ir.output("terraform")
     codebuild = hcl_norm(hcl2.loads((tf / "codebuild.tf").read_text()))
     release_key = acct.arn("aws_kms_key.release")
+    signing_key = acct.arn("aws_kms_key.signing")
     secrets = [k for k in acct.resources if k.startswith("aws_secretsmanager_secret.g")]
     promotions = acct.arn("aws_dynamodb_table.promotions")
     assert ir.security.dast is not None
@@ -314,7 +325,8 @@ def test_a_feature_push_cannot_rewrite_a_privileged_buildspec() -> None:
                 r"\$\{aws_iam_role\.(\w+)(?:\[0\])?\.arn\}", body["service_role"]
             ).group(1)
             privileged = (
-                acct.can(role, "kms:Sign", release_key)
+                # either tier's key: a sign project's buildspec is Terraform's too
+                any(acct.can(role, "kms:Sign", key) for key in (release_key, signing_key))
                 or any(
                     acct.can(role, "secretsmanager:GetSecretValue", acct.arn(s)) for s in secrets
                 )
@@ -333,8 +345,8 @@ def test_a_feature_push_cannot_rewrite_a_privileged_buildspec() -> None:
                 checked += 1
             else:
                 assert label.startswith("build-") and role == "codebuild", label
-    # 2 release builds, 4 deploys, DAST
-    assert checked == 2 + 4 + 1
+    # 2 release builds, the 2 tiers' sign projects, 4 deploys, DAST
+    assert checked == 2 + 2 + 4 + 1
 
 
 # -- audit rows ------------------------------------------------------------------------------
@@ -712,29 +724,80 @@ def test_the_github_dast_job_has_its_own_role_and_no_deploy_secret() -> None:
     assert "secrets" not in deploy["jobs"]["dast"]  # no secret passed to zap.yml
 
 
-# -- signing in the session that ran branch code (open) --------------------------------------
+# -- signing in the session that ran branch code ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 28, trace finding 2, open: signing is not yet its own CodeBuild project",
-)
 def test_the_build_session_that_runs_branch_code_cannot_sign() -> None:
     """The release build project runs the branch's CI commands (pre_build) and its
-    Dockerfile with its role, and that role holds kms:Sign on the release key: a test
-    script of the branch can sign any digest.  Once signing is an action of its own (an
-    inline buildspec from Terraform, its own role), this passes and the xfail goes."""
+    Dockerfile with its role: that role must not hold kms:Sign on the release key, or a
+    test script of the branch could sign any digest.  Signing is an action of its own
+    (the sign project: an inline buildspec from Terraform, its own role)."""
     ir, acct = ir_of(ECOMMERCE), account(ECOMMERCE)
     spec = (ECOMMERCE / ir.output("codebuild") / "build.yml").read_text()
     assert "pre_build" in spec  # the branch's CI steps run in this project's session
     assert not acct.can("codebuild_release", "kms:Sign", acct.arn("aws_kms_key.release"))
+    # neither tier's build may sign with either key; the release build still verifies a
+    # reused image with the release key (build-once.sh: REUSE_SIGNED_BY), which needs the
+    # public key only
+    for build in ("codebuild", "codebuild_release"):
+        for key in ("signing", "release"):
+            assert not acct.can(build, "kms:Sign", acct.arn(f"aws_kms_key.{key}"))
+    for action in ("kms:GetPublicKey", "kms:DescribeKey"):
+        assert acct.can("codebuild_release", action, acct.arn("aws_kms_key.release"))
+    # who can sign: each tier's sign project, with its tier's key only
+    signers = {
+        key: sorted(
+            r for r in acct.roles if acct.can(r, "kms:Sign", acct.arn(f"aws_kms_key.{key}"))
+        )
+        for key in ("signing", "release")
+    }
+    assert signers == {"signing": ["codebuild_sign"], "release": ["codebuild_sign_release"]}
+    # the sign projects run none of the branch's commands: no CI phase, no ci.steps
+    sign = (ECOMMERCE / ir.output("codebuild") / ir.aws.sign_buildspec).read_text()
+    assert "pre_build" not in sign
+    for svc in ir.services:
+        for step in svc.steps:
+            assert step.run not in sign
+    # every pipeline signs in its tier's sign project, after its build, before anything
+    # approves or deploys the digest
+    tf = ECOMMERCE / ir.output("terraform")
+    pipelines = {
+        label: body
+        for res in hcl_norm(hcl2.loads((tf / "codepipeline.tf").read_text()))["resource"]
+        for label, body in res.get("aws_codepipeline", {}).items()
+    }
+    assert pipelines
+    for svc in ir.services:
+        for dep in svc.deployments:
+            (p,) = [p for p in pipelines.values() if p["name"] == dep.pipeline_name]
+            names = [st["name"] for st in p["stage"]]
+            assert names.index("Sign") == names.index("Build") + 1
+            approval = ir.environment(dep.environment).approval
+            (stage,) = [st for st in p["stage"] if st["name"] == "Sign"]
+            project = stage["action"][0]["configuration"]["ProjectName"]
+            assert (
+                project == f"${{aws_codebuild_project.sign{'-release' if approval else ''}.name}}"
+            )
 
 
-def test_explain_says_the_release_build_session_can_sign() -> None:
+def test_explain_says_the_build_session_that_runs_branch_code_cannot_sign() -> None:
     from pipecompile.insight.trust import trust_report
 
-    report = "\n".join(trust_report(ir_of(ECOMMERCE)))
-    assert "run in the session that signs, so they can sign any digest with this key" in report
+    ir = ir_of(ECOMMERCE)
+    report = "\n".join(trust_report(ir))
+    assert "run in the session that signs, so they can sign any digest" not in report
+    for env in ir.environments:
+        project = ir.aws.release_sign_project if env.approval else ir.aws.sign_project
+        lines = trust_report(ir)
+        start = lines.index(
+            next(line for line in lines if line.startswith(f"environment {env.name} "))
+        )
+        sign = next(line for line in lines[start:] if "who can sign:" in line)
+        assert f"the sign project {project} alone" in sign
+        assert (
+            "its buildspec is Terraform's and it runs none of the branch's commands, so the "
+            "build session that runs them (CI steps, Dockerfile) cannot sign"
+        ) in sign
 
 
 # -- the tables' key ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Lower the delivery once: the target-neutral deploy plan (issue 25).
 
-Per service its build (build once, scan gate, sign, attest: after CI passed), per
+Per service its build (build once, scan gate: after CI passed) and its signing (check
+the digest is the source tree's image, sign, attest: with the tier's key), per
 service x environment its deploy stage (verify, promotion gate, sync window, GitOps
 commit, health wait, DAST, approver, audit row), each step with the inputs its script
 reads and when it runs (:mod:`pipecompile.ir_plan` says what a failure does).  Then the
@@ -170,11 +171,19 @@ def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
         )
         title = f"Wait for the ECR scan and fail at {sec.image_scan_fail_on}"
         steps.append(PlanStep("scan-gate", title, image + scan))
+    sign: list[PlanStep] = []
     if sec.sign_images:
         key = _tier("SIGNING_KEY", "signing_key")
+        # the signing session trusts no output of the build session: the tag must be
+        # this checkout's tree (the key build-once.sh computed), and the registry must
+        # hold the digest at that tag
+        keyed = ("SERVICE_PATH", "IMAGE_EXCLUDES", "TAG_PREFIX")
+        check = (*image, *(i for i in once if i.name in keyed))
+        title = "Check the digest is the image of this source tree"
+        sign.append(PlanStep("verify-build", title, check))
         title = "Sign the image with the AWS KMS signing key"
-        steps.append(_login(model))
-        steps.append(PlanStep("sign", title, (*image, key)))
+        sign.append(_login(model))
+        sign.append(PlanStep("sign", title, (*image, key)))
         attest = (
             _v("ECR_REGISTRY", model.aws.ecr_registry),
             key,
@@ -186,8 +195,8 @@ def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
             _v("SERVICE_PATH", svc.path),
         )
         title = "Attest the SBOM and the build provenance of the digest"
-        steps.append(PlanStep("attest", title, image + attest))
-    return ir.BuildPlan(svc.name, tuple(steps), _tiers(model, svc))
+        sign.append(PlanStep("attest", title, image + attest))
+    return ir.BuildPlan(svc.name, tuple(steps), _tiers(model, svc), tuple(sign))
 
 
 def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:

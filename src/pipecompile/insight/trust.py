@@ -45,18 +45,36 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     if not ir.security.sign_images:
         return who, "nobody: security.sign_images is off (no signature is checked)"
     key = ir.aws.release_key_alias if release else ir.aws.signing_key_alias
-    if release:
+    if ir.delivery == "codepipeline":
+        project = ir.aws.release_sign_project if release else ir.aws.sign_project
+        role = ir.aws.release_sign_role_name if release else ir.aws.sign_role_name
+        prefix = "rel" if release else "src"
+        sign = (
+            f"the sign project {project} alone (IAM role {role}), with {key}, after the "
+            f"build: it signs only the digest the registry holds at {prefix}-<tree> of the "
+            "pipeline's own source tree; its buildspec is Terraform's and it runs none of "
+            "the branch's commands, so the build session that runs them (CI steps, "
+            "Dockerfile) cannot sign"
+        )
+        if release:
+            sign += (
+                "; the release build may only verify with this key (it reuses an image "
+                "only when this key signed it); no dev-tier role may use it or write these "
+                "repositories"
+            )
+    elif release:
         sign = f"that build role alone, with {key}; no dev-tier role may use this key or "
         sign += "write these repositories"
-        if ir.delivery == "codepipeline":
-            # not yet its own project (issue 28, trace finding 2): say so
-            sign += (
-                "; not refused yet: the release build's CI steps (the branch's commands) "
-                "run in the session that signs, so they can sign any digest with this key"
-            )
     else:
         sign = f"that build role, with {key}: any deploy branch's code runs there, so this "
         sign += "signature says only 'built by this pipeline'"
+    if not release:
+        if ir.delivery == "codepipeline":
+            sign += (
+                "; any deploy branch's code builds in this tier (its Dockerfile decides what "
+                "the image holds), so this signature says only 'built by this pipeline from "
+                "that tree'"
+            )
         first = ir.environments[0]
         if env.index > 0 and first.name != env.name and not first.approval:
             sign += (

@@ -22,6 +22,7 @@ ZIZMOR = "1.32.0"
 # the buildspecs in the codebuild output folder (that target renders them, terraform's
 # CodeBuild projects read them): one each for every service, environment, DAST scan
 BUILD_BUILDSPEC, DEPLOY_BUILDSPEC, DAST_BUILDSPEC = "build.yml", "deploy.yml", "dast.yml"
+SIGN_BUILDSPEC = "sign.yml"  # one for both tiers: each sign project sets its key
 
 # the packaged script (targets/scripts) each kind of delivery plan step runs; the
 # approver's is each orchestrator's own (github_actions: approver-github.sh; the CodeBuild
@@ -30,6 +31,7 @@ STEP_SCRIPTS: dict[PlanStepKind, str] = {
     "build-once": "build-once.sh",
     "scan-gate": "ecr-scan-gate.sh",
     "registry-login": "ecr-login.sh",
+    "verify-build": "verify-build.sh",
     "sign": "sign-once.sh",
     "attest": "attest.sh",
     "verify-signature": "verify-signature.sh",

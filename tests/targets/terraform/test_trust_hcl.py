@@ -19,7 +19,7 @@ from pipecompile.compiler import compile_bytes
 from pipecompile.errors import PipelineError
 from pipecompile.serialize.hcl import Block, Call, Ref, Template, document
 from pipecompile.targets.registry import render_all
-from pipecompile.targets.terraform.pipelines import dast_variables, deploy_variables
+from pipecompile.targets.terraform.pipelines import dast_variables, deploy_variables, sign_variables
 
 HOSTILE = [
     '"',
@@ -152,8 +152,16 @@ def test_a_hostile_pipeline_value_stays_a_value_in_codepipeline(tmp_path: Path) 
 
     want = [rows(deploy_variables(ir, svc, d)) for d in svc.deployments]
     assert deploys == want  # dev, prod
+    # each pipeline's Sign action: the service's folder (a template directive and a quote
+    # in it here) and the build's image, for its tier's sign project
+    signs = [p for p in passed if any(v["name"] == "BUILDER_ID" for v in p)]
+    tiers = [ir.environment(d.environment).approval for d in svc.deployments]
+    assert signs == [rows(sign_variables(ir, svc, release)) for release in tiers]
+    assert {"name": "SERVICE_PATH", "value": svc.path, "type": "PLAINTEXT"} in signs[0]
     # prod's DAST action: the image it scans and marks
-    dasts = [p for p in passed if p not in deploys and p[0]["name"] == "IMAGE_URI"]
+    dasts = [
+        p for p in passed if p not in deploys and p not in signs and p[0]["name"] == "IMAGE_URI"
+    ]
     assert dasts == [rows(dast_variables(ir, svc, svc.deployments[1]))]
     assert next(v for v in deploys[0] if v["name"] == "GITOPS_DIR") == {
         "name": "GITOPS_DIR",

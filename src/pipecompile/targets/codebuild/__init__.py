@@ -2,9 +2,13 @@
 
   build.yml            CI (ci.steps, SonarQube, dependency check), then the plan's
                        build: the image built once per source tree (or reused), ECR
-                       scan gate, signing; exports IMAGE_TAG, IMAGE_DIGEST and IMAGE_URI;
-                       one for every service: each build project sets its service's
-                       values (common.BUILD_SERVICE_VARIABLES)
+                       scan gate; exports IMAGE_TAG, IMAGE_DIGEST, IMAGE_URI and
+                       BUILD_ARN; one for every service: each build project sets its
+                       service's values (common.BUILD_SERVICE_VARIABLES); no signing key
+  sign.yml             the plan's signing, in a session that ran no branch code: the
+                       digest is this source tree's image, sign, attest; one for both
+                       tiers (each sign project sets its tier's key and tag prefix, the
+                       pipeline's Sign action the service and the build's image)
   deploy.yml           the plan's deploy, for every environment: verify, record the
                        digest in the GitOps repository, wait for a healthy rollout,
                        write the audit row (the scripts of GitHub's deploy.yml)
@@ -30,6 +34,7 @@ from ..common import (
     DAST_BUILDSPEC,
     DEPLOY_BUILDSPEC,
     DERIVED,
+    SIGN_BUILDSPEC,
     SONAR,
     STEP_SCRIPTS,
     build_project_variables,
@@ -169,6 +174,8 @@ def build_spec(ir: IR) -> dict[str, Any]:
         build.append(_sh(STEP_SCRIPTS[step.kind]))
         if step.kind == "build-once":  # its outputs, for the steps after it
             build.append('set -a; . "$IMAGE_ENV"; set +a')
+    if plan.sign:  # the sign action's provenance names this build
+        build.append('export BUILD_ARN="$CODEBUILD_BUILD_ARN"')
     build.append(
         'printf \'{"service":"%s","imageUri":"%s","imageTag":"%s","imageDigest":"%s"}\\n\' '
         '"$SERVICE" "$IMAGE_URI" "$IMAGE_TAG" "$IMAGE_DIGEST" > "$CODEBUILD_SRC_DIR/image.json"'
@@ -179,7 +186,7 @@ def build_spec(ir: IR) -> dict[str, Any]:
         "pre_build": {"on-failure": "ABORT", "commands": ci},
         "build": {"on-failure": "ABORT", "commands": build},
     }
-    if sec.sign_images:
+    if any(s.input("REUSE_SIGNED_BY") for s in plan.steps):  # the release tier's check
         phases["install"]["commands"].append(_sh("install-cosign.sh"))
         variables["COSIGN_VERSION"] = ir.pins.cosign_version
         variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
@@ -187,6 +194,8 @@ def build_spec(ir: IR) -> dict[str, Any]:
     if secrets:
         env["secrets-manager"] = secrets
     env["exported-variables"] = ["IMAGE_TAG", "IMAGE_DIGEST", "IMAGE_URI"]
+    if plan.sign:
+        env["exported-variables"].append("BUILD_ARN")
     spec: dict[str, Any] = {
         "version": 0.2,
         "env": env,
@@ -211,6 +220,58 @@ def build_spec(ir: IR) -> dict[str, Any]:
             paths.append("/root/.dependency-check/**/*")
         spec["cache"] = {"paths": paths}
     return spec
+
+
+# set by each tier's sign project (Terraform): its key and its tags' prefix
+SIGN_PROJECT = ("SIGNING_KEY", "TAG_PREFIX")
+# passed by the pipeline's Sign action: the service's, and the build's image and run
+SIGN_ACTION = (
+    "IMAGE_URI",
+    "SERVICE_PATH",
+    "IMAGE_EXCLUDES",
+    "IMAGE_TAG",
+    "IMAGE_DIGEST",
+    "BUILDER_ID",
+    "BUILD_INVOCATION",
+)
+
+
+def sign_spec(ir: IR) -> dict[str, Any]:
+    """The plan's signing, for every service of both tiers, in a project whose buildspec
+    Terraform holds and which runs none of the branch's commands: check the digest is
+    the image of the pipeline's source tree (verify-build.sh, on the same clone the
+    build had), log in, sign, attest.  Its project (Terraform, one per tier) sets the
+    tier's key and tag prefix; the pipeline's Sign action the service's values and the
+    build's image, tag and run (a build's outputs are checked, never trusted)."""
+    first = ir.plan.build(ir.services[0].name)
+    kinds = [step.kind for step in first.sign]
+    assert all([s.kind for s in ir.plan.build(x.name).sign] == kinds for x in ir.services)
+
+    def shared(svc: str) -> dict[str, str]:
+        inputs = (i for step in ir.plan.build(svc).sign for i in step.inputs)
+        return {i.name: i.value for i in inputs if i.source == "value" and i.name not in given}
+
+    given = (*SIGN_PROJECT, *SIGN_ACTION)
+    variables = shared(first.service)
+    # the same for every service, or the action would pass it
+    assert all(shared(x.name) == variables for x in ir.services)
+    variables["COSIGN_VERSION"] = ir.pins.cosign_version
+    variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
+    commands = [
+        " && ".join(f'test -n "${{{n}:-}}"' for n in given),
+        _derived({"ECR_REPOSITORY"}, pipeline=False),
+        # the commit of this source artifact: the one the build had
+        'export COMMIT="$CODEBUILD_RESOLVED_SOURCE_VERSION"',
+        *(_sh(STEP_SCRIPTS[step.kind]) for step in first.sign),
+    ]
+    return {
+        "version": 0.2,
+        "env": {"shell": "bash", "variables": variables},
+        "phases": {
+            "install": {"commands": [_sh("install-cosign.sh")]},
+            "build": {"on-failure": "ABORT", "commands": commands},
+        },
+    }
 
 
 def _derived(passed: set[str], pipeline: bool = True) -> str:
@@ -429,6 +490,8 @@ def render(ir: IR) -> dict[str, str]:
     out = {}
     if ir.services:  # one build buildspec for every service
         out[BUILD_BUILDSPEC] = yaml_document(build_spec(ir))
+    if ir.services and ir.plan.build(ir.services[0].name).sign:  # one for both tiers
+        out[SIGN_BUILDSPEC] = yaml_document(sign_spec(ir))
     if ir.environments:  # one deploy buildspec for every environment
         out[DEPLOY_BUILDSPEC] = yaml_document(deploy_spec(ir))
     if ir.security.dast and any(s.dast for s in ir.plan.stages):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...ir import IR, PlanInput, PlanStep
+from ...ir import IR, BuildPlan, PlanInput, PlanStep
 from ..common import STEP_SCRIPTS, branch_regexes, script_body
 from .environments import NOTIFY_DEV, by_release, two_tiers
 from .steps import (
@@ -177,8 +177,16 @@ SERVICE_TIER_FIELDS = {"ECR_REPOSITORY"}
 def tier_inputs(ir: IR) -> list[str]:
     """The build's inputs a tier decides that a caller passes (the service's repository
     of the tier), in first use; the image URI is derived from it."""
-    names = [i.name for b in ir.plan.builds[:1] for s in b.steps for i in s.inputs]
+    names = [i.name for b in ir.plan.builds[:1] for s in job_steps(b) for i in s.inputs]
     return list(dict.fromkeys(n for n in names if n in SERVICE_TIER_FIELDS))
+
+
+def job_steps(build: BuildPlan) -> tuple[PlanStep, ...]:
+    """The build job's steps: the build's, then its signing, in the same job (its CI steps
+    run in ci.yml's job, which holds no AWS role; the Dockerfile's commands run in docker
+    build, which is given no credential); less verify-build, which checks what another
+    session built."""
+    return build.steps + tuple(s for s in build.sign if s.kind != "verify-build")
 
 
 def tier_value(values: dict[str, str]) -> str:
@@ -221,7 +229,7 @@ def build_workflow(ir: IR) -> dict[str, Any]:
     if sign:
         # before the build: a release build reuses only a release-signed image
         steps.append(install_cosign(ir))
-    for step in first.steps:
+    for step in job_steps(first):
         env = {}
         for i in step.inputs:
             if i.name in service_inputs:

@@ -41,7 +41,14 @@ from .network import describe_network
 from .phases import describe as describe_phases
 from .phases import phased, phases_tf, tfvars
 from .pipelines import choices as pipeline_choices
-from .pipelines import codebuild, codepipeline, deploy_variables, encoded_length
+from .pipelines import (
+    codebuild,
+    codepipeline,
+    deploy_variables,
+    encoded_length,
+    sign_variables,
+    signing,
+)
 from .reviews import describe as describe_reviews
 from .reviews import reviews
 from .secrets import environments as secret_environments
@@ -107,6 +114,20 @@ def check(ir: IR) -> list[Finding]:
                         "shorten the service, image or environment name, or gitops.path",
                         key=True,
                         code="PC302",
+                    )
+                )
+            release = ir.environment(dep.environment).approval and bool(ir.release_branches)
+            size = encoded_length(sign_variables(ir, svc, release)) if signing(ir) else 0
+            if size > MAX_CONFIGURATION_VALUE:
+                out.append(
+                    Finding(
+                        ("services", svc.name),
+                        f"the Sign action of pipeline '{dep.pipeline_name}' passes "
+                        f"{size} characters of EnvironmentVariables; an AWS CodePipeline "
+                        f"action configuration value holds at most {MAX_CONFIGURATION_VALUE}: "
+                        "shorten the service or image name, or move the services inside its "
+                        "folder out of it (each is an excluded folder)",
+                        key=True,
                     )
                 )
             if len(dep.pipeline_name) > MAX_PIPELINE_NAME:

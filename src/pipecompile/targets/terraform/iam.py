@@ -2,10 +2,12 @@
 build tiers that share nothing they could write.
 
 CodePipeline delivery: the pipeline role; the dev-tier CodeBuild role (any deploy branch's
-code: its ECR repositories, the dev artifact bucket, the dev signing key); the release-tier
-role (approval environments' branches: the release repositories, the release bucket, the
-release key); the DAST project's own role (records a passed digest in the promotions
-table, which no other role writes: an ECR tag cannot be scoped in IAM; nothing else);
+code: its ECR repositories, the dev artifact bucket); the release-tier role (approval
+environments' branches: the release repositories, the release bucket, verifying with the
+release key); per tier a sign role (its sign project, which runs no branch code: the only
+CodePipeline principal holding kms:Sign on the tier's key); the DAST project's own role
+(records a passed digest in the promotions table, which no other role writes: an ECR tag
+cannot be scoped in IAM; nothing else);
 one role per environment for its deploy project (its own GitOps and Argo CD secrets,
 its tier's images, its own rows of the audit table); one approver role per approval
 environment, the only principal that may approve it (every CI role is denied
@@ -53,6 +55,9 @@ def iam(ir: IR) -> list[Block]:
         if ir.release_branches:
             name = ir.aws.release_build_role_name
             blocks += _codebuild_build_role(ir, "codebuild_release", name, True)
+        if ir.security.sign_images and ir.services:
+            for tier in ir.plan.build(ir.services[0].name).tiers:
+                blocks += _codebuild_sign_role(ir, tier.name == "release")
         if ir.security.dast:
             blocks += _dast_role(ir)
         for env in ir.environments:
@@ -84,6 +89,18 @@ ECR_PUSH = [
 ]
 # everything cosign's AWS KMS client calls: DescribeKey (key spec), GetPublicKey, Sign
 COSIGN_KMS = ["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign"]
+# what cosign sign and attest call on the repository: read the image, push the signature
+# and the attestations (manifests and blobs of the same repository)
+ECR_SIGN = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+]
 # what verifying a signature calls (the public key is checked locally)
 COSIGN_VERIFY_KMS = ["kms:DescribeKey", "kms:GetPublicKey"]
 
@@ -125,6 +142,9 @@ def _pipeline_role(ir: IR) -> list[Block]:
     projects = [Ref(f"aws_codebuild_project.build-{s.name}.arn") for s in ir.services]
     if ir.release_branches:
         projects += [Ref(f"aws_codebuild_project.build-{s.name}-release.arn") for s in ir.services]
+    if ir.security.sign_images and ir.services:
+        tiers = ir.plan.build(ir.services[0].name).tiers
+        projects += [Ref(f"aws_codebuild_project.{_sign_label(t.name)}.arn") for t in tiers]
     projects += [Ref(f"aws_codebuild_project.deploy-{e.name}.arn") for e in ir.environments]
     if ir.security.dast:
         projects.append(Ref("aws_codebuild_project.dast.arn"))
@@ -220,10 +240,10 @@ def _common_codebuild(ir: IR, log_groups: list[Template], release: bool) -> list
 
 
 def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> list[Block]:
-    """Build projects: code from a branch, never a deploy credential. The dev tier writes
-    the dev repositories and signs with the signing key; the release tier (approval
-    environments' pipelines) writes only the release repositories and signs with the
-    release key, which no other role may use."""
+    """Build projects: code from a branch (CI steps, the Dockerfile), never a deploy
+    credential and never a signing key (the tier's sign project signs). The dev tier
+    writes the dev repositories; the release tier (approval environments' pipelines)
+    writes only the release repositories and may verify (not sign) with the release key."""
     region, acct = ir.aws.region, ir.aws.account_id
     key = "release" if release else "signing"
     suffix = "-release" if release else ""  # each tier writes only its own log groups
@@ -274,15 +294,41 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> 
                 ],
             }
         )
-    if ir.security.sign_images:
+    if ir.security.sign_images and release:
+        # the reuse check (build-once.sh): an existing rel- image only when the release
+        # key signed it; verifying reads the public key, it never signs
         statements.append(
             {
-                "sid": "SignImages",
-                "actions": COSIGN_KMS,
+                "sid": "VerifyReuse",
+                "actions": COSIGN_VERIFY_KMS,
                 "resources": [Ref(f"aws_kms_key.{key}.arn")],
             }
         )
     blocks = service_role(label, role_name, "codebuild.amazonaws.com", acct)
+    blocks.append(policy_doc(label, statements))
+    blocks.append(inline_policy(label, label, label))
+    return blocks
+
+
+def _sign_label(tier: str) -> str:
+    return "sign-release" if tier == "release" else "sign"
+
+
+def _codebuild_sign_role(ir: IR, release: bool) -> list[Block]:
+    """A tier's sign project: the only CodeBuild role that may sign with the tier's key.
+    Its buildspec is Terraform's and it runs no branch command; it reads the clone (the
+    tree keys the image), reads the tier's images and pushes their signatures and
+    attestations; no secret, no other tier."""
+    label = "codebuild_sign_release" if release else "codebuild_sign"
+    name = ir.aws.release_sign_role_name if release else ir.aws.sign_role_name
+    key = "release" if release else "signing"
+    logs = [_log_arn(_sign_label("release" if release else "dev"))]
+    statements = _common_codebuild(ir, logs, release)
+    statements += [
+        {"sid": "EcrSignatures", "actions": ECR_SIGN, "resources": _repos(ir, release)},
+        {"sid": "SignImages", "actions": COSIGN_KMS, "resources": [Ref(f"aws_kms_key.{key}.arn")]},
+    ]
+    blocks = service_role(label, name, "codebuild.amazonaws.com", ir.aws.account_id)
     blocks.append(policy_doc(label, statements))
     blocks.append(inline_policy(label, label, label))
     return blocks

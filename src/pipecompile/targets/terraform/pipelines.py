@@ -11,7 +11,9 @@ from ..common import (
     BUILD_BUILDSPEC,
     DAST_BUILDSPEC,
     DEPLOY_BUILDSPEC,
+    SIGN_BUILDSPEC,
     build_project_variables,
+    build_values,
     codebuild_parameters,
     rollback_notifies,
     sonar_key,
@@ -158,6 +160,7 @@ def codebuild(ir: IR) -> list[Block]:
                     variables=own,
                 )
             )
+    blocks += _sign_projects(ir)
     for env in ir.environments:
         label = f"deploy-{env.name}"
         waits = [dep.wait_minutes for svc in ir.services for dep in svc.deployments]
@@ -210,6 +213,50 @@ def rollback_topic(ir: IR) -> tuple[tuple[str, Any, str], ...]:
     if not rollback_notifies(ir):
         return ()
     return (("TOPIC_ARN", Ref("aws_sns_topic.events.arn"), "PLAINTEXT"),)
+
+
+def sign_label(release: bool) -> str:
+    """The sign project of a tier (and its log group)."""
+    return "sign-release" if release else "sign"
+
+
+def signing(ir: IR) -> bool:
+    """Whether the pipelines sign (the plan's builds have a signing session)."""
+    return bool(ir.services) and bool(ir.plan.build(ir.services[0].name).sign)
+
+
+def _sign_projects(ir: IR) -> list[Block]:
+    """One sign project per build tier: its own role, the only CodePipeline principal that
+    may use the tier's key; its buildspec from Terraform, and no branch command runs in
+    it (the build session runs the branch's CI steps and Dockerfile: it holds no key)."""
+    if not signing(ir):
+        return []
+    blocks: list[Block] = []
+    for tier in ir.plan.build(ir.services[0].name).tiers:
+        release = tier.name == "release"
+        label = sign_label(release)
+        name = ir.aws.release_sign_project if release else ir.aws.sign_project
+        blocks.append(_log_group(ir, label, f"/aws/codebuild/{name}"))
+        blocks.append(
+            _project(
+                ir,
+                label,
+                name,
+                f"Check, sign and attest the {tier.name} tier's images (no branch code runs here)",
+                f"{ir.buildspec_folder}/{SIGN_BUILDSPEC}",
+                label,
+                True,  # the SBOM: syft runs as a container
+                30,
+                "none",
+                role="codebuild_sign_release" if release else "codebuild_sign",
+                trusted=True,
+                variables=(
+                    ("SIGNING_KEY", tier.signing_key, "PLAINTEXT"),
+                    ("TAG_PREFIX", tier.tag_prefix, "PLAINTEXT"),
+                ),
+            )
+        )
+    return blocks
 
 
 def environment_parameters(ir: IR, environment: str) -> tuple[tuple[str, str, str], ...]:
@@ -300,6 +347,25 @@ def deploy_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
     # the buildspec derives PIPELINE_NAME from CODEBUILD_INITIATOR (codepipeline/<name>)
     out["PIPELINE_EXECUTION_ID"] = "#{codepipeline.PipelineExecutionId}"
     return out
+
+
+def sign_variables(ir: IR, svc: Service, release: bool) -> dict[str, str]:
+    """What the Sign action passes its tier's sign project: the service's values, the
+    build's image (checked there against this source tree and the registry), and who built
+    it (the provenance's builder and invocation)."""
+    tiers = ir.plan.build(svc.name).tiers
+    tier = next((t for t in tiers if t.name == ("release" if release else "dev")), tiers[0])
+    project = svc.release_build_project if tier.name == "release" else svc.build_project
+    r, a = ir.aws.region, ir.aws.account_id
+    return {
+        "IMAGE_URI": tier.image_uri,
+        "SERVICE_PATH": svc.path,
+        "IMAGE_EXCLUDES": build_values(ir, svc)["IMAGE_EXCLUDES"],
+        "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
+        "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
+        "BUILDER_ID": f"arn:aws:codebuild:{r}:{a}:project/{project}",
+        "BUILD_INVOCATION": "#{BuildVariables.BUILD_ARN}",
+    }
 
 
 def dast_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
@@ -405,6 +471,21 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
         namespace="BuildVariables",
         configuration=_build_configuration(ir, svc, env.approval),
     )
+    if signing(ir):  # in a session of its own: the build ran the branch's commands
+        release = env.approval and bool(ir.release_branches)
+        action(
+            "Sign",
+            name="Sign",
+            category="Build",
+            owner="AWS",
+            provider="CodeBuild",
+            version="1",
+            input_artifacts=["source_output"],  # the same clone: its tree keys the image
+            configuration={
+                "ProjectName": Ref(f"aws_codebuild_project.{sign_label(release)}.name"),
+                "EnvironmentVariables": environment_variables(sign_variables(ir, svc, release)),
+            },
+        )
     if env.approval:
         action(
             "Approval",
