@@ -13,6 +13,7 @@ import pytest
 
 from pipecompile.compiler import compile_bytes
 from pipecompile.ir import IR
+from pipecompile.targets.common import SIGN_BUILDSPEC
 from pipecompile.targets.github_actions.deliver import deliver_file
 from tests.conftest import ROOT, hcl_norm
 from tests.iam_eval import Account, Statement, evaluate
@@ -753,7 +754,7 @@ def test_the_build_session_that_runs_branch_code_cannot_sign() -> None:
     }
     assert signers == {"signing": ["codebuild_sign"], "release": ["codebuild_sign_release"]}
     # the sign projects run none of the branch's commands: no CI phase, no ci.steps
-    sign = (ECOMMERCE / ir.output("codebuild") / ir.aws.sign_buildspec).read_text()
+    sign = (ECOMMERCE / ir.output("codebuild") / SIGN_BUILDSPEC).read_text()
     assert "pre_build" not in sign
     for svc in ir.services:
         for step in svc.steps:

@@ -128,6 +128,7 @@ def check(ir: IR) -> list[Finding]:
                         "shorten the service or image name, or move the services inside its "
                         "folder out of it (each is an excluded folder)",
                         key=True,
+                        code="PC302",
                     )
                 )
             if len(dep.pipeline_name) > MAX_PIPELINE_NAME:
