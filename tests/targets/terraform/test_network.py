@@ -53,6 +53,29 @@ def test_the_production_deploy_project_runs_in_its_vpc() -> None:
     assert [label for label, body in found.items() if "vpc_config" in body] == ["deploy-production"]
 
 
+def test_the_project_in_a_vpc_waits_for_its_role_policy() -> None:
+    """CreateProject with a vpc_config checks the EC2 describe calls as the service role:
+    created before the role's policy, the first apply fails ("Not authorized to perform
+    DescribeSecurityGroups"; terraform-provider-aws #37049)."""
+    body = projects()["deploy-production"]
+    assert "${aws_iam_role_policy.deploy_production}" in str(body["depends_on"])
+    assert 'resource "aws_iam_role_policy" "deploy_production"' in (TF / "iam.tf").read_text()
+
+
+def test_the_setup_checklist_says_the_vpc_needs_a_nat_gateway(tmp_path: Path) -> None:
+    """github.com (the GitOps host of the minimal sample, cosign's download) has no VPC
+    endpoint: with endpoints alone the deploy fails before it records anything."""
+    from pipecompile.insight.explain import checklist
+
+    raw = (MINIMAL / "pipeline.yaml").read_bytes()
+    ir = compile_bytes("pipeline.yaml", raw, tmp_path)
+    (line,) = [x for x in checklist(ir) if x.startswith("  VPC vpc-0a1b2c3d4e5f60718")]
+    assert "the GitOps host github.com (port 443)" in line
+    assert "the subnets need a NAT gateway" in line
+    assert "CodePipeline" in line  # production's approver lookup
+    assert line.endswith("must allow outbound TCP 443")
+
+
 @pytest.fixture(scope="module")
 def account() -> Account:
     return Account(TF, ACCOUNT)
@@ -124,7 +147,7 @@ def _rendered(tmp_path: Path) -> tuple[DeployNetwork, Block, Block]:
     ids; past them, the writer still escapes whatever comes)."""
     net = _hostile_network()
     project = Block("resource", ("aws_codebuild_project", "p"))
-    vpc_config(project, net)
+    vpc_config(project, net, "deploy_p")
     ir = compile_bytes("pipeline.yaml", (MINIMAL / "pipeline.yaml").read_bytes(), tmp_path)
     return net, project, policy_doc("net", vpc_statements(ir, net))
 
@@ -133,7 +156,7 @@ def test_every_value_stays_in_its_string(tmp_path: Path) -> None:
     _, project, doc = _rendered(tmp_path)
     parsed = hcl_norm(hcl2.loads(document([project, doc])))  # checkov's parser
     body = parsed["resource"][0]["aws_codebuild_project"]["p"]
-    assert list(body) == ["vpc_config"]
+    assert list(body) == ["depends_on", "vpc_config"]
     vpc = body["vpc_config"][0]
     assert sorted(vpc) == ["security_group_ids", "subnets", "vpc_id"]
     assert len(vpc["subnets"]) == len(vpc["security_group_ids"]) == len(HOSTILE)

@@ -268,7 +268,7 @@ def describe(ir: IR) -> list[str]:
                 f"read-only Argo CD API token), read only by the {env.name} deploy project"
             )
             if env.deploy_network:
-                out.append(describe_network(env))
+                out.append(describe_network(ir, env))
         if ir.security.sast_fail_on:
             out.append(
                 f"  Secrets Manager secret {ir.aws.sonar_secret_name}: JSON keys host_url "

@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, DeployNetwork, Environment
-from ...serialize.hcl import Block
+from ...serialize.hcl import Block, Ref
+from ..common import rollback_notifies
 
 # read-only, and without resource-level permissions: "*" is the only resource they take
 DESCRIBE = [
@@ -28,8 +29,11 @@ DESCRIBE = [
 ]
 
 
-def vpc_config(project: Block, net: DeployNetwork) -> None:
-    """The project's ``vpc_config`` block (aws_codebuild_project)."""
+def vpc_config(project: Block, net: DeployNetwork, role: str) -> None:
+    """The project's ``vpc_config`` block (aws_codebuild_project). CreateProject checks
+    the EC2 describe calls as the service role, so the project waits for the role's
+    policy (terraform-provider-aws #37049; aws-cdk #2662 added the same dependency)."""
+    project.attr("depends_on", [Ref(f"aws_iam_role_policy.{role}")])
     vpc = project.block("vpc_config")
     vpc.attr("vpc_id", net.vpc_id)
     vpc.attr("subnets", list(net.subnets))
@@ -64,15 +68,42 @@ def vpc_statements(ir: IR, net: DeployNetwork) -> list[dict[str, Any]]:
     ]
 
 
-def describe_network(env: Environment) -> str:
-    """What the VPC must offer the deploy project (explain's checklist)."""
+def _git_host(url: str) -> tuple[str, int]:
+    """The GitOps remote's host and the port the deploy project pushes to."""
+    if url.startswith("https://"):
+        return url.split("/")[2], 443
+    return url.split("@", 1)[-1].split(":", 1)[0], 22  # git@host:owner/repo.git
+
+
+def describe_network(ir: IR, env: Environment) -> str:
+    """What the VPC must offer the deploy project (explain's checklist): every host its
+    buildspec calls. github.com has no VPC endpoint, so a NAT gateway is required (AWS
+    CodeBuild User Guide, vpc-support.md: "a private subnet with NAT translation" for
+    services that do not support PrivateLink)."""
     net = env.deploy_network
     assert net is not None
+    services = ["S3", "CloudWatch Logs", "Secrets Manager", "KMS", "ECR (api and dkr)"]
+    services += ["DynamoDB"] if ir.deployments_table else []
+    services += ["STS"]
+    services += ["SNS"] if rollback_notifies(ir) else []  # rollback-notify.sh
+    services += ["CodePipeline"] if env.approval else []  # approver-codepipeline.sh
+    hosts, ports = [], {443}
+    if env.gitops_repository:
+        host, port = _git_host(env.gitops_repository)
+        hosts.append(f"the GitOps host {host} (port {port})")
+        ports.add(port)
+    if ir.security.sign_images:
+        hosts.append("github.com (install-cosign.sh downloads cosign)")
     return (
         f"  VPC {net.vpc_id}: the {env.name} deploy project ({env.deploy_project}) runs in "
         f"subnets {', '.join(net.subnets)} with security groups "
-        f"{', '.join(net.security_groups)}; they must reach the Argo CD API of "
-        f"{env.argocd_secret_name}, the GitOps host, and (a NAT gateway or VPC endpoints: "
-        "CodeBuild gives its interfaces no public address) S3, CloudWatch Logs, Secrets "
-        "Manager, KMS, ECR, DynamoDB and STS"
+        f"{', '.join(net.security_groups)} (CodeBuild gives its interfaces no public "
+        f"address); they must reach the Argo CD API of {env.argocd_secret_name} (in the VPC "
+        "or routed to it), and "
+        + ", ".join(hosts or ["the internet"])
+        + ", which no VPC endpoint serves: the subnets need a NAT gateway; VPC endpoints "
+        "may carry "
+        + ", ".join(services)
+        + "; the security groups must allow outbound TCP "
+        + " and ".join(str(p) for p in sorted(ports))
     )

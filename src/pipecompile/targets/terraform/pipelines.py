@@ -184,7 +184,7 @@ def codebuild(ir: IR) -> list[Block]:
             )
         )
         if env.deploy_network:  # it reaches a private Argo CD API from inside the VPC
-            vpc_config(blocks[-1], env.deploy_network)
+            vpc_config(blocks[-1], env.deploy_network, "deploy_" + env.name.replace("-", "_"))
     dast = ir.security.dast
     if dast is not None:
         blocks.append(_log_group(ir, "dast", dast.log_group))
