@@ -165,11 +165,13 @@ class CodePipelineDelivery:
             if "namespace" in action:
                 namespaces[action["namespace"]] = exported
             ex.actions[stage["name"]] = "succeeded" if ok else "failed"
-            if not ok:
-                ex.state = "FAILED"
-                break
+            # Stop and wait (pipelines-stop.html): the in-progress action completes,
+            # Succeeded or Failed, "Then the execution is in a Stopped state" either way
             if ex.stop_requested:
                 ex.state = "STOPPED"
+                break
+            if not ok:
+                ex.state = "FAILED"
                 break
         ex.notifications = self.notify(ex)
         return ex
