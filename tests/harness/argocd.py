@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -124,9 +124,14 @@ class ArgoCD:
     # is used up when it is read, not when another kind is asked for)
     resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    # called with each request's path before it is answered (the rehearsal's cancel point:
+    # a run cancelled while a step waits for Argo CD's answer)
+    on_request: Callable[[str], None] | None = None
 
     def reply(self, path: str, auth: str | None) -> tuple[int, str, str]:
         self.requests.append(path)
+        if self.on_request is not None:
+            self.on_request(path)
         if self.html or not path.startswith("/api/"):
             return 200, "text/html", HTML
         if auth != f"Bearer {self.token}":

@@ -5,19 +5,38 @@ starts the step: actions/runner src/Runner.Worker/FileCommandManager.cs Initiali
 (called as the step starts, ActionRunner.cs) creates a fresh ``GITHUB_OUTPUT`` file per
 step, deletes the previous step's, and only then sets ``github.output`` to the new path.
 So ``${{ github.output }}`` in a step's ``env`` names the previous step's (deleted) file.
-``run:`` steps run in bash (``bash -e {0}`` with ``set -o pipefail``: the default shell on
-Linux, as documented for jobs.<id>.steps[*].shell) as the runner's user; ``uses:`` steps
-are recorded, not run (the harness provides what they would install).
+``run:`` steps run as the runner's user the way actions/runner v2.336.0 starts them
+(src/Runner.Worker/Handlers/ScriptHandler.cs RunAsync): the script is written as is to
+``<guid>.sh`` in the runner's temp folder and the shell is started with its path. The shell
+is the step's ``shell:``, else the job's ``defaults.run.shell`` (the caller passes it);
+with none, ``bash -e {0}`` (ScriptHandler.cs: shellCommand "sh", commandPath bash; no pipefail);
+``shell: bash`` is ``bash --noprofile --norc -e -o pipefail {0}``, ``shell: sh`` is
+``sh -e {0}`` (ScriptHandlerHelpers.cs _defaultArguments); any other value is a command
+with a ``{0}`` (ParseShellOptionString). ``uses:`` steps are recorded, not run (the harness
+provides what they would install).
 
-A cancelled run (docs, "Canceling a workflow"): the runner stops the running step, then
+A cancelled run (docs, "Canceling a workflow"): the runner signals the running step, then
 runs only the steps whose ``if`` calls ``always()`` or ``cancelled()``; ``job.status`` is
-``cancelled`` from then on."""
+``cancelled`` from then on. The signals are actions/runner v2.336.0's
+(src/Runner.Sdk/ProcessInvoker.cs CancelAndKillProcessTree): SIGINT to the step's shell
+alone (``kill(_proc.Id, SIGINT)``: its children are not signalled, so bash decides, as it
+does on GitHub, whether to stop, run a trap or carry on), SIGTERM if it has not exited
+7.5 s later (_sigintTimeout), the whole tree killed 2.5 s after that (_sigtermTimeout);
+the step's result is Canceled whatever its exit code (ProcessInvoker.cs
+ThrowIfCancellationRequested once the process exited; StepsRunner.cs sets
+TaskResult.Canceled). The rehearsal cancels at a point, not at a time: :meth:`Job.cancel`
+is called by a stub the step talks to (the Argo CD API during the health wait) while the
+step's request waits for its answer, so the signal always lands at the same place."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import signal
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +82,82 @@ def _format(template: str, *args: Any) -> str:
     )
 
 
+# ScriptHandlerHelpers.cs _defaultArguments (actions/runner v2.336.0)
+_SHELL_ARGS = {
+    "bash": "--noprofile --norc -e -o pipefail {0}",
+    "sh": "-e {0}",
+    "python": "{0}",
+}
+
+
+def shell_command(shell: str | None, script: str) -> list[str]:
+    """The command line the runner starts for a ``run:`` step whose script file is
+    ``script`` (ScriptHandler.cs RunAsync, actions/runner v2.336.0)."""
+    if not shell:  # no shell anywhere: "sh"'s arguments, run by bash when there is one
+        return ["bash", "-e", script]
+    command, _, args = shell.partition(" ")
+    args = args.strip() or _SHELL_ARGS.get(command, "")
+    if "{0}" not in args:
+        raise ValueError(
+            "Invalid shell option. Shell must be a valid built-in (bash, sh, cmd, powershell,"
+            " pwsh) or a format string containing '{0}'"
+        )
+    # the runner formats the argument string, then the process starts from it
+    return [command, *shlex.split(args.replace("{0}", shlex.quote(script)))]
+
+
+# ProcessInvoker.cs (actions/runner v2.336.0): _sigintTimeout, _sigtermTimeout
+SIGINT_TIMEOUT = 7.5
+SIGTERM_TIMEOUT = 2.5
+
+
+def _shell_pid(pid: int) -> int:
+    """The step's shell: the process started, or the child of the coreutils ``timeout``
+    the harness may start it under (setpriv execs the shell in place)."""
+    if Path(f"/proc/{pid}/comm").read_text().strip() == "timeout":
+        return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+    return pid
+
+
+@dataclass
+class _Running:
+    """The step a cancel is armed for, while it runs."""
+
+    proc: subprocess.Popen[str] | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    escalation: threading.Thread | None = None
+
+    def cancel(self) -> bool:
+        with self.lock:
+            if self.proc is None or self.escalation is not None or self.done.is_set():
+                return False
+            shell = _shell_pid(self.proc.pid)
+            os.kill(shell, signal.SIGINT)
+            self.escalation = threading.Thread(
+                target=self._escalate, args=(self.proc, shell), daemon=True
+            )
+            self.escalation.start()
+            return True
+
+    def _escalate(self, proc: subprocess.Popen[str], shell: int) -> None:
+        if self.done.wait(SIGINT_TIMEOUT):
+            return
+        os.kill(shell, signal.SIGTERM)
+        if self.done.wait(SIGTERM_TIMEOUT):
+            return
+        os.killpg(proc.pid, signal.SIGKILL)  # KillProcessTree
+
+    def finish(self) -> bool:
+        """The step's process exited: whether it was cancelled."""
+        self.done.set()
+        with self.lock:
+            escalation = self.escalation
+        if escalation is not None:
+            escalation.join()
+        return escalation is not None
+
+
 @dataclass
 class Job:
     """One job's run: its contexts and the steps' outcomes."""
@@ -76,6 +171,14 @@ class Job:
     log: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)  # the job's, once it ran
     name: str = ""
+    shell: str | None = None  # the job's defaults.run.shell
+    _armed: _Running | None = field(default=None, repr=False)
+
+    def cancel(self) -> None:
+        """Cancel the run now, if the step it is to be cancelled in runs (any thread)."""
+        armed = self._armed
+        if armed is not None and armed.cancel():
+            self.log.append("cancel: SIGINT to the step's shell")
 
     def _get(self, path: str) -> Any:
         parts = path.split(".")
@@ -132,25 +235,19 @@ class Job:
     def run(
         self, steps: list[dict[str, Any]], env: dict[str, str], cancel_at: str | None = None
     ) -> None:
-        """Run ``steps``; ``cancel_at``: the run is cancelled as that step starts (its name
-        after substitution), which it then does not run."""
+        """Run ``steps``; ``cancel_at``: the step (its name after substitution) the run is
+        cancelled in, once it runs and something calls :meth:`cancel`; a step that ends
+        before that is a rehearsal that did not reach its cancel (an error)."""
         for step in steps:
             self.contexts["job"] = {"status": self.status}
-            if cancel_at is not None and self.substitute(step.get("name", "")) == cancel_at:
-                self.status = "cancelled"
-                self.contexts["job"] = {"status": self.status}
-                self.log.append(f"cancelled at {cancel_at}")
-                cancel_at = None
-                continue
             if not self.condition(step):
                 continue
+            armed = cancel_at is not None and self.substitute(step.get("name", "")) == cancel_at
             # the step's env first (github.output is still the previous step's file) ...
             step_env = {k: self.substitute(str(v)) for k, v in step.get("env", {}).items()}
             # ... then its own files (FileCommandManager.InitializeFiles)
             output = self.temp / f"set_output_{uuid.uuid4()}"
             output.write_text("")
-            import os
-
             os.chown(output, self.contexts["runner"]["uid"], self.contexts["runner"]["uid"])
             self.contexts["github"]["output"] = str(output)
             if "uses" in step:
@@ -158,19 +255,38 @@ class Job:
                 if "slack" in step["uses"]:
                     self.log.append("slack " + self.substitute(step["with"]["payload"]))
                 continue
-            script = "set -o pipefail\n" + self.substitute(step["run"])
+            # ScriptHandler.cs: the script, as is, in <guid>.sh in the runner's temp folder
+            script = self.temp / f"{uuid.uuid4()}.sh"
+            script.write_text(self.substitute(step["run"]))
+            os.chown(script, self.contexts["runner"]["uid"], self.contexts["runner"]["uid"])
             extra = {**env, **step_env, "GITHUB_OUTPUT": str(output)}
             if "working-directory" in step:
                 extra["cwd"] = str(self.workdir / self.substitute(step["working-directory"]))
-            res = self.run_as(script, **extra)
+            shell = self.substitute(step["shell"]) if "shell" in step else self.shell
+            running = _Running() if armed else None
+
+            def started(proc: subprocess.Popen[str], running: _Running | None = running) -> None:
+                if running is not None:
+                    running.proc = proc
+
+            self._armed = running
+            try:
+                res = self.run_as(shell_command(shell, str(script)), started=started, **extra)
+            finally:
+                self._armed = None
+                cancelled = running.finish() if running is not None else False
             self.log.append(f"{step['name']}: exit {res.returncode}\n{res.stdout}{res.stderr}")
+            if armed and not cancelled:
+                raise RuntimeError(f"{cancel_at!r} ended before the run was cancelled in it")
             outputs = dict(
                 line.split("=", 1) for line in output.read_text().splitlines() if "=" in line
             )
+            outcome = "cancelled" if cancelled else "success" if res.returncode == 0 else "failure"
             if "id" in step:
-                self.steps[step["id"]] = {
-                    "outputs": outputs,
-                    "outcome": "success" if res.returncode == 0 else "failure",
-                }
-            if res.returncode != 0 and self.status == "success":
+                self.steps[step["id"]] = {"outputs": outputs, "outcome": outcome}
+            if cancelled:
+                self.status = "cancelled"
+                self.contexts["job"] = {"status": self.status}
+                cancel_at = None
+            elif res.returncode != 0 and self.status == "success":
                 self.status = "failure"

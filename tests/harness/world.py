@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,8 @@ from typing import Any
 from .moto import aws_env, moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
+# called with a step's process once it runs (World.run)
+Started = Callable[[subprocess.Popen[str]], None] | None
 # the AWS CLI the scripts run: in a virtualenv of the system Python, which every user can
 # execute (the test runner's Python may live under a home only its owner can enter);
 # scripts/test creates it
@@ -62,17 +64,40 @@ class World:
         return d
 
     def run(
-        self, script: str, *, uid: int, cwd: Path, home: Path, limit: int = 0, **extra: str
+        self,
+        script: str | list[str],
+        *,
+        uid: int,
+        cwd: Path,
+        home: Path,
+        limit: int = 0,
+        started: Started = None,
+        **extra: str,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a bash script as ``uid`` (setpriv: the kernel checks every permission);
-        ``limit``: seconds before coreutils' timeout ends it (exit 124), 0 for none."""
+        """Run a bash script (``bash -c``), or a command line given as a list (what the
+        GitHub runner starts: the shell and its script file), as ``uid`` (setpriv: the
+        kernel checks every permission); ``limit``: seconds before coreutils' timeout ends
+        it (exit 124), 0 for none; ``started``: called with the process once it runs (in
+        a process group of its own, which a cancel can end as one tree)."""
         env = {**self.env, "HOME": str(home), **extra}
-        cmd = ["bash", "-c", script]
+        cmd = ["bash", "-c", script] if isinstance(script, str) else list(script)
         if uid != 0:
             cmd = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *cmd]
         if limit:
             cmd = ["timeout", str(limit), *cmd]
-        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+        with subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            process_group=0,
+        ) as proc:
+            if started is not None:
+                started(proc)
+            out, err = proc.communicate()
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
     def chown_tree(self, path: Path, uid: int) -> None:
         for p in [path, *path.rglob("*")]:

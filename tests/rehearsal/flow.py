@@ -32,7 +32,7 @@ import yaml
 from tests.harness.github_api import GitHubAPI, RunRecord
 from tests.harness.reusable import expand
 from tests.harness.runner import Job, _translate
-from tests.harness.world import RUNNER_UID, World
+from tests.harness.world import RUNNER_UID, Started, World
 
 APP_COMMANDS = {
     "Install dependencies",
@@ -164,6 +164,14 @@ class GitHubDelivery:
         self.environment_branches = environment_branches or {}
         self.runs: list[Run] = []
         self.hooks: dict[str, Any] = {}  # job id -> callable run before that job
+        self.job: Job | None = None  # the job running now
+
+    def cancel(self) -> None:
+        """Cancel the run now (from a stub the running step talks to): the running job's
+        step is signalled if it is the step the run is cancelled in (:meth:`Job.cancel`)."""
+        job = self.job
+        if job is not None:
+            job.cancel()
 
     def triggered(self, branch: str, changed: list[str]) -> list[str]:
         names = []
@@ -319,17 +327,22 @@ class GitHubDelivery:
         home = self.w.home(f"{run.run_id}-{run.attempt}-{n}-{label}", RUNNER_UID)
         temp = self.w.workdir(f"{run.run_id}-{run.attempt}-{n}-{label}-temp", RUNNER_UID)
 
-        def run_as(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+        def run_as(
+            script: str | list[str], started: Started = None, **env: str
+        ) -> subprocess.CompletedProcess[str]:
             cwd = Path(env.pop("cwd", workdir))
             # a step that would wait (a scan that never completes, a wait for health that
             # never comes) fails here within a minute instead of its own timeout
-            return self.w.run(script, uid=RUNNER_UID, cwd=cwd, home=home, limit=60, **env)
+            return self.w.run(
+                script, uid=RUNNER_UID, cwd=cwd, home=home, limit=60, started=started, **env
+            )
 
         contexts = {
             **ctx,
             "runner": {"temp": str(temp), "uid": RUNNER_UID, "os": "Linux"},
         }
-        j = Job(contexts=contexts, workdir=workdir, run_as=run_as, temp=temp)
+        shell = ((job.get("defaults") or {}).get("run") or {}).get("shell")
+        j = Job(contexts=contexts, workdir=workdir, run_as=run_as, temp=temp, shell=shell)
         steps = []
         for step in job.get("steps", []):
             if step.get("name") in APP_COMMANDS:
@@ -345,7 +358,11 @@ class GitHubDelivery:
             "RUNNER_TEMP": str(temp),
             **self.git_env,
         }
-        j.run(steps, env, cancel_at)
+        self.job = j
+        try:
+            j.run(steps, env, cancel_at)
+        finally:
+            self.job = None
         j.outputs = {k: j.substitute(str(v)) for k, v in (job.get("outputs") or {}).items()}
         j.name = j.substitute(str(job.get("name", job_id)))
         run.log.append(f"== {job_id}: {j.status}")

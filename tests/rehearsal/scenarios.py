@@ -22,7 +22,7 @@ class Scenario:
     start: str = "main"
     rows: dict[tuple[str, str], str] = field(default_factory=dict)
     notified: tuple[str, ...] = ()  # a fragment of each notification, per service
-    # the situation: cancel the run as this deploy's health wait starts; delete the
+    # the situation: cancel the run during this deploy's health wait; delete the
     # signature before this environment's deploy; abort this rollout; close this window
     cancel: str = ""
     unsign: str = ""

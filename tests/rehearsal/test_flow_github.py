@@ -146,6 +146,8 @@ def play(
 
         d.hooks[f"deploy-{s.unsign}"] = unsign
     cancel = f"Wait until Argo CD reports web-{s.cancel} healthy" if s.cancel else None
+    # the cancel point: the health wait's request to Argo CD, before it is answered
+    argocd.on_request = (lambda _path: d.cancel()) if cancel else None
     if s.action == "rerun":
         return [d.rerun(r, s.branch, cancel_at=cancel) for r in last]
     if s.action.startswith("merge:"):

@@ -26,7 +26,7 @@ from tests.harness.codepipeline_api import CodePipelineAPI, codepipeline_api_ser
 from tests.harness.moto import audit_table
 from tests.harness.reusable import expand
 from tests.harness.runner import Job
-from tests.harness.world import CODEBUILD_UID, RUNNER_UID, World, world
+from tests.harness.world import CODEBUILD_UID, RUNNER_UID, Started, World, world
 from tests.rehearsal.flow_codepipeline import approver
 
 RELEASE_KEY = "awskms:///alias/shop-release-signing"
@@ -365,8 +365,10 @@ def test_the_github_build_job_hands_the_tag_and_digest_to_the_deploys(w: World) 
     temp = w.workdir("gha-temp", RUNNER_UID)
     home = w.home("gha-build", RUNNER_UID)
 
-    def run_as(script: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return w.run(script, uid=RUNNER_UID, cwd=repo, home=home, **env)
+    def run_as(
+        script: str | list[str], started: Started = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        return w.run(script, uid=RUNNER_UID, cwd=repo, home=home, started=started, **env)
 
     job = Job(
         contexts={

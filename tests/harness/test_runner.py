@@ -1,0 +1,163 @@
+"""The rehearsal's GitHub runner starts ``run:`` steps as actions/runner v2.336.0 does
+(src/Runner.Worker/Handlers/ScriptHandler.cs, ScriptHandlerHelpers.cs)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from . import runner
+from .runner import Job, shell_command
+from .world import RUNNER_UID, Started, World
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """A folder every user can enter (pytest's tmp_path is its owner's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="runner-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _job(folder: Path, shell: str | None = None) -> Job:
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o755)
+    w = World(base=folder, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, registry="")
+    work = w.workdir("work", RUNNER_UID)
+    temp = w.workdir("temp", RUNNER_UID)
+    home = w.home("runner", RUNNER_UID)
+
+    def run_as(
+        script: str | list[str], started: Started = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        cwd = Path(env.pop("cwd", work))
+        return w.run(script, uid=RUNNER_UID, cwd=cwd, home=home, started=started, **env)
+
+    return Job(
+        contexts={"github": {}, "runner": {"temp": str(temp), "uid": RUNNER_UID}},
+        workdir=work,
+        run_as=run_as,
+        temp=temp,
+        shell=shell,
+    )
+
+
+def test_the_default_shell_is_bash_e_on_a_script_file() -> None:
+    assert shell_command(None, "/t/x.sh") == ["bash", "-e", "/t/x.sh"]
+    assert shell_command("bash", "/t/x.sh") == [
+        "bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "/t/x.sh",
+    ]  # fmt: skip
+    assert shell_command("sh", "/t/x.sh") == ["sh", "-e", "/t/x.sh"]
+    assert shell_command("bash -x {0}", "/t/x.sh") == ["bash", "-x", "/t/x.sh"]
+    with pytest.raises(ValueError, match="containing '\\{0\\}'"):
+        shell_command("bash -x", "/t/x.sh")
+
+
+def test_a_failing_command_ends_the_step(base: Path) -> None:
+    # -e: the runner's bash stops at the first failing command, as on GitHub
+    job = _job(base)
+    job.run([{"name": "s", "id": "s", "run": "echo started\nfalse\necho reached"}], {})
+    assert job.status == "failure"
+    assert job.log == ["s: exit 1\nstarted\n"]
+
+
+def test_without_shell_bash_a_pipe_fails_only_by_its_last_command(base: Path) -> None:
+    # bash -e without pipefail (no shell given) against shell: bash (-o pipefail)
+    step = {"name": "s", "id": "s", "run": "false | true"}
+    default = _job(base / "default")
+    default.run([step], {})
+    assert default.status == "success", default.log
+    explicit = _job(base / "bash")
+    explicit.run([{**step, "shell": "bash"}], {})
+    assert explicit.status == "failure"
+    job_default = _job(base / "job", shell="bash")
+    job_default.run([step], {})
+    assert job_default.status == "failure"
+
+
+def test_the_script_is_a_file_in_the_runner_temp(base: Path) -> None:
+    job = _job(base)
+    job.run([{"name": "s", "id": "s", "run": 'echo "n=$0" >> "$GITHUB_OUTPUT"'}], {})
+    script = Path(job.steps["s"]["outputs"]["n"])
+    assert script.parent == job.temp and script.suffix == ".sh"
+
+
+def _cancel_point(job: Job, base: Path, release: bool = True) -> threading.Thread:
+    """Play the stub the step talks to: once the step's child says it is there (it writes
+    to one FIFO and then waits on another), cancel the run, then answer the child (or,
+    ``release`` False, never: the child hangs as a request with no answer does)."""
+    reached, answer = base / "reached", base / "answer"
+    for fifo in (reached, answer):
+        os.mkfifo(fifo)
+        fifo.chmod(0o666)
+
+    def stub() -> None:
+        assert reached.read_text() == "here\n"
+        job.cancel()
+        if release:
+            answer.write_text("answer\n")
+
+    thread = threading.Thread(target=stub, daemon=True)
+    thread.start()
+    return thread
+
+
+# the step's child: says it is at the cancel point, then waits for its answer
+CHILD = "sh -c 'echo here > {0}/reached; cat {0}/answer'"
+
+
+def test_a_cancel_signals_the_running_step_then_runs_only_always_steps(base: Path) -> None:
+    job = _job(base)
+    stub = _cancel_point(job, base)
+    script = (
+        'echo "partial=written" >> "$GITHUB_OUTPUT"\n'
+        "trap 'echo \"trapped INT\"; exit 130' INT\n"
+        f'answer="$({CHILD.format(base)})"\n'
+        'echo "got $answer"\n'
+    )
+    steps = [
+        {"name": "wait", "id": "wait", "run": script},
+        {"name": "next", "id": "next", "run": "echo next"},
+        {"name": "audit", "id": "audit", "if": "${{ always() }}", "run": "echo audit"},
+        {"name": "notice", "id": "notice", "if": "cancelled()", "run": "echo notice"},
+    ]
+    job.run(steps, {}, cancel_at="wait")
+    stub.join()
+    assert job.status == "cancelled"
+    # the step ran to its cancel point, its child answered, and bash ran its trap
+    assert job.steps["wait"] == {"outputs": {"partial": "written"}, "outcome": "cancelled"}
+    assert "wait: exit 130\ntrapped INT\n" in job.log
+    assert "next" not in job.steps
+    assert job.steps["audit"]["outcome"] == "success"
+    assert job.steps["notice"]["outcome"] == "success"
+
+
+def test_a_step_that_ignores_sigint_gets_sigterm_then_its_tree_is_killed(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the runner's 7.5 s and 2.5 s, passed at once: the step cannot end by itself (its
+    # child never gets an answer), so nothing but the signals ends it
+    monkeypatch.setattr(runner, "SIGINT_TIMEOUT", 0.0)
+    monkeypatch.setattr(runner, "SIGTERM_TIMEOUT", 0.0)
+    job = _job(base)
+    stub = _cancel_point(job, base, release=False)
+    script = f"trap '' INT\n{CHILD.format(base)}\necho carried on\n"
+    job.run([{"name": "wait", "id": "wait", "run": script}], {}, cancel_at="wait")
+    stub.join()
+    assert job.status == "cancelled"
+    assert job.steps["wait"]["outcome"] == "cancelled"
+    assert not any("carried on" in line for line in job.log)
+
+
+def test_a_step_that_ends_before_its_cancel_is_an_error(base: Path) -> None:
+    job = _job(base)
+    with pytest.raises(RuntimeError, match="'wait' ended before the run was cancelled"):
+        job.run([{"name": "wait", "run": "true"}], {}, cancel_at="wait")
