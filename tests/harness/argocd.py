@@ -112,6 +112,27 @@ def deployment(
     }
 
 
+def can_sync(assigned: list[dict[str, Any]], active: list[dict[str, Any]]) -> bool:
+    """The response's ``canSync``: Argo CD v3.5.1 server/application/application.go
+    GetApplicationSyncWindows answers ``windows.CanSync(true, nil)``, a manual sync's
+    answer (pkg/apis/application/v1alpha1/types.go SyncWindows.CanSync): no windows, yes;
+    an active deny, only if every active deny allows manual syncs (hasDeny); an active
+    allow, yes; only inactive allows, only if all of them do (manualEnabled). So with
+    ``manualSync: true`` it is true outside the window: it says nothing of automated
+    syncs (which sync-window.sh reads from the windows themselves)."""
+    if not assigned:
+        return True
+    denies = [w for w in active if w["kind"] == "deny"]
+    if denies:
+        return all(w.get("manualSync") for w in denies)
+    if any(w["kind"] == "allow" for w in active):
+        return True
+    inactive = [w for w in assigned if w["kind"] == "allow" and w not in active]
+    if inactive:
+        return all(w.get("manualSync") for w in inactive)
+    return True
+
+
 @dataclass
 class ArgoCD:
     """Answers per application: a list of replies, one per GET (the last repeats)."""
@@ -119,7 +140,10 @@ class ArgoCD:
     token: str = "argocd-token"
     html: bool = False  # answer every path with HTML (a wrong URL, an SSO page)
     apps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    windows: dict[str, bool] = field(default_factory=dict)  # app -> canSync (default True)
+    # app -> the sync windows of its AppProject that apply to it (kind, schedule, duration,
+    # manualSync), and whether now is inside their schedules (default True: they are active)
+    sync_windows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    windows: dict[str, bool] = field(default_factory=dict)
     # app -> the live workload it manages, a list of replies (the last repeats; a reply
     # is used up when it is read, not when another kind is asked for)
     resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -143,12 +167,12 @@ class ArgoCD:
             msg = f"permission denied: applications, get, {name}"
             return 403, "application/json", json.dumps({"error": msg, "code": 7, "message": msg})
         if len(parts) == 6 and parts[5] == "syncwindows":
-            can = self.windows.get(name, True)
-            windows = [{"kind": "allow", "schedule": "0 8 * * 1-5", "duration": "10h"}]
+            assigned = self.sync_windows.get(name, [])
+            active = assigned if self.windows.get(name, True) else []
             body = {
-                "assignedWindows": windows,
-                "activeWindows": windows if can else [],
-                "canSync": can,
+                "assignedWindows": assigned,
+                "activeWindows": active,
+                "canSync": can_sync(assigned, active),
             }
             return 200, "application/json", json.dumps(body)
         if len(parts) == 6 and parts[5] == "resource":

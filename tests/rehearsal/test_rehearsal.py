@@ -713,7 +713,13 @@ def test_a_wrong_url_is_html_and_fails_at_once(w: World) -> None:
 
 @pytest.mark.parametrize(("open_", "code"), [(True, 0), (False, 1)])
 def test_a_closed_sync_window_records_nothing(w: World, open_: bool, code: int) -> None:
-    argocd = ArgoCD(token="tok", apps={APP: [application(APP, "Healthy")]}, windows={APP: open_})
+    window = {"kind": "allow", "schedule": "0 8 * * 1-5", "duration": "10h", "manualSync": True}
+    argocd = ArgoCD(
+        token="tok",
+        apps={APP: [application(APP, "Healthy")]},
+        sync_windows={APP: [window]},
+        windows={APP: open_},
+    )
     scratch = w.workdir(f"window-{open_}", RUNNER_UID)
     outcome = scratch / "outcome"
     with argocd_server(argocd) as url:
