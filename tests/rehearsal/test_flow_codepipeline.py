@@ -285,7 +285,12 @@ def stopped_runs_nothing_after_the_deploy(res: dict[str, Any]) -> None:
     stage never started, so nothing may promote this digest to production."""
     (ex,) = res["cancel"]["runs"]
     assert ex.state == "STOPPED"
-    assert ex.actions == {"Build": "succeeded", "Approval": "succeeded", "Deploy": "succeeded"}
+    assert ex.actions == {
+        "Build": "succeeded",
+        "Sign": "succeeded",
+        "Approval": "succeeded",
+        "Deploy": "succeeded",
+    }
     (row,) = res["cancel"]["rows"]
     assert ex.notifications == [f"staging: {ex.pipeline} STOPPED"]
     assert row["image_digest"] not in res["cancel"]["promoted"]
