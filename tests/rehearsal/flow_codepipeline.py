@@ -6,7 +6,9 @@ filters: ``includes``/``excludes``, an exclude wins).  Its stages then run in or
 Source is the clone of the commit (``CODEBUILD_CLONE_REF``); a CodeBuild action runs its
 project's buildspec (``aws_codebuild_project``: the buildspec file, the project's
 environment variables, then the action's ``EnvironmentVariables``, the later winning;
-``#{BuildVariables.X}`` and ``#{codepipeline.PipelineExecutionId}`` resolved;
+``#{SignVariables.X}`` and ``#{codepipeline.PipelineExecutionId}`` resolved as
+CodePipeline resolves them, as plain text in the configuration's JSON string, which is
+then parsed (:func:`substituted`);
 ``SECRETS_MANAGER`` values read from Secrets Manager) as root, the phases as CodeBuild
 runs them (buildspec reference, v0.2: every command in one shell, so ``cd`` and
 ``export`` carry over; a failed install or pre_build ends the build, a failed build
@@ -72,6 +74,26 @@ def _variables(text: str) -> list[tuple[str, str, str]]:
     if found and not any("\\" in n for n, _, _ in found):
         return [(n, _unescape(v), t) for n, v, t in found]
     return VARIABLE.findall(text or "")
+
+
+REFERENCE = re.compile(r"#\{(\w+)\.(\w+)\}")
+
+
+def substituted(
+    rows: list[tuple[str, str, str]], namespaces: dict[str, dict[str, str]]
+) -> list[tuple[str, str, str]]:
+    """An action's EnvironmentVariables as the CodeBuild action receives them.  Terraform's
+    jsonencode gives CodePipeline a JSON string; CodePipeline replaces each
+    ``#{namespace.variable}`` in it as plain text, with no escaping, and CodeBuild parses the
+    result (aws-cdk issue #8458: a commit message in a source variable makes the
+    EnvironmentVariables "not match expected format"; #31213: a variable holding a
+    newline or quote is not JSON-safe once expanded, and there is no way to make it so).
+    A quote in a value therefore ends its string and can add variables: the rehearsal does
+    the same."""
+    text = json.dumps([{"name": n, "value": v, "type": t} for n, v, t in rows])
+    text = REFERENCE.sub(lambda v: namespaces.get(v[1], {}).get(v[2], ""), text)
+    # a row without a type is PLAINTEXT (CodeBuild API, EnvironmentVariable.type: the default)
+    return [(r["name"], r["value"], r.get("type", "PLAINTEXT")) for r in json.loads(text)]
 
 
 @dataclass
@@ -158,7 +180,10 @@ class CodePipelineDelivery:
                 self.hooks.pop(env_name)(ex)
             ok, exported = self.codebuild(
                 project_label,
-                _variables(action["configuration"].get("EnvironmentVariables", "")),
+                substituted(
+                    _variables(action["configuration"].get("EnvironmentVariables", "")),
+                    namespaces,
+                ),
                 namespaces,
                 ex,
             )

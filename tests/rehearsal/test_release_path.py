@@ -137,9 +137,13 @@ def test_an_action_configuration_longer_than_codepipeline_takes_is_a_located_err
 
 def test_a_sign_action_longer_than_codepipeline_takes_is_a_located_error() -> None:
     """The Sign action passes the service's excluded folders (issue 28): a root service
-    with a deep service folder inside it passes more than CodePipeline takes."""
+    with a deep service folder inside it, and a long image name, passes more than
+    CodePipeline takes.  (The action no longer carries the build's tag, digest and ARN,
+    so the folder alone, at its 255-character limit, no longer reaches 1000.)"""
     text = (REF / "pipeline.yaml").read_text()
     text = text.replace("services/order", "services/" + "order-service-folder/" * 11 + "app")
+    long_image = "ecommerce/" + "product-service-image/" * 7 + "product-service"
+    text = text.replace("image: ecommerce/product-service", f"image: {long_image}")
     with pytest.raises(PipelineError) as info:
         compile_bytes("pipeline.yaml", text.encode())
     sized = info.value.diagnostics

@@ -308,44 +308,44 @@ def test_an_image_is_built_once_per_source_tree_and_reused(sandbox: dict[str, An
     assert image_env(sandbox)["IMAGE_TAG"] != built["IMAGE_TAG"]
 
 
-def test_the_signing_session_accepts_only_the_image_of_its_source_tree(
+def _verified(box: dict[str, Any], **extra: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """verify-build.sh run as the sign project runs it: its "<tag> <digest>" file."""
+    out = box["tmp"] / "verified-image"
+    out.unlink(missing_ok=True)
+    res = run("verify-build.sh", box, VERIFIED_IMAGE=str(out), **extra)
+    return res, out.read_text() if out.exists() else ""
+
+
+def test_the_signing_session_finds_the_image_of_its_source_tree_itself(
     sandbox: dict[str, Any],
 ) -> None:
-    """verify-build.sh (the sign projects, issue 28) trusts nothing the build session
-    reported: the tag must be the key build-once.sh computes for the same checkout, and the
-    registry must hold the reported digest at that tag."""
+    """verify-build.sh (the sign projects, issue 28) reads nothing the build session
+    reported (CodePipeline pastes an exported value into the next action's JSON as text):
+    the tag is the key build-once.sh computes for the same checkout, the digest the one
+    the registry holds at that tag.  Was: it checked the build's IMAGE_TAG and IMAGE_DIGEST;
+    now it is given neither, and a hostile value in the environment changes nothing."""
     assert run("build-once.sh", sandbox).returncode == 0
     built = image_env(sandbox)
-    ok = run("verify-build.sh", sandbox, **built)
+    hostile = {"IMAGE_TAG": 'x"},{"name":"BASH_ENV"', "IMAGE_DIGEST": "sha256:" + "cd" * 32}
+    ok, found = _verified(sandbox, **hostile)
     assert ok.returncode == 0, ok.stderr
+    assert found == f"{built['IMAGE_TAG']} {DIGEST}\n"
     assert f"storefront/payments:{built['IMAGE_TAG']} is {DIGEST}" in ok.stdout
     assert [c.split(" --", 1)[0] for c in calls(sandbox)] == ["aws ecr describe-images"]
-    # another digest (a signed one of an older tree, or one pushed under another tag)
-    other = "sha256:" + "cd" * 32
-    res = run("verify-build.sh", sandbox, **{**built, "IMAGE_DIGEST": other})
-    assert res.returncode == 1
-    assert f"refusing to sign {other}: storefront/payments:{built['IMAGE_TAG']} is {DIGEST}" in (
-        res.stderr
-    )
-    # the tag of another tree, which the registry holds
-    (sandbox["registry"] / "src-other").write_text(DIGEST + "\n")
-    res = run("verify-build.sh", sandbox, **{**built, "IMAGE_TAG": "src-other"})
-    assert res.returncode == 1
-    assert f"but this source tree's tag is {built['IMAGE_TAG']}" in res.stderr
-    assert not calls(sandbox)  # refused before asking the registry
-    # the other tier's prefix is another key
-    res = run("verify-build.sh", sandbox, **built, TAG_PREFIX="rel")
-    assert res.returncode == 1 and "this source tree's tag is rel-" in res.stderr
+    # the other tier's prefix is another key, which the registry does not hold
+    res, found = _verified(sandbox, TAG_PREFIX="rel")
+    assert res.returncode == 1 and "cannot be read: ImageNotFound" in res.stderr
+    assert found == ""
     # a new commit of the service: the old image is not this tree's
     (sandbox["repo"] / "services/payments/app.py").write_text("payments 2\n")
     git(sandbox["repo"], "commit", "-q", "-am", "two")
-    assert run("verify-build.sh", sandbox, **built).returncode == 1
-    # this tree's tag, never pushed: the registry's error, not a signature
-    tree = git(sandbox["repo"], "rev-parse", "HEAD:services/payments")
-    res = run("verify-build.sh", sandbox, IMAGE_TAG=f"src-{tree}", IMAGE_DIGEST=DIGEST)
+    res, found = _verified(sandbox)
     assert res.returncode == 1 and "cannot be read: ImageNotFound" in res.stderr
-    res = run("verify-build.sh", sandbox, **{**built, "IMAGE_DIGEST": "latest"})
-    assert res.returncode == 1 and "not a sha256 digest" in res.stderr
+    # a registry answer that is not a digest is never written (nor exported)
+    tree = git(sandbox["repo"], "rev-parse", "HEAD:services/payments")
+    (sandbox["registry"] / f"src-{tree}").write_text('latest"}\n')
+    res, found = _verified(sandbox)
+    assert res.returncode == 1 and "not a sha256 digest" in res.stderr and found == ""
 
 
 def test_the_signing_session_keys_the_tree_as_the_build_does(sandbox: dict[str, Any]) -> None:
@@ -355,11 +355,12 @@ def test_the_signing_session_keys_the_tree_as_the_build_does(sandbox: dict[str, 
     assert run("build-once.sh", sandbox, **keyed).returncode == 0
     built = image_env(sandbox)
     assert built["IMAGE_TAG"] != "src-" + git(sandbox["repo"], "rev-parse", "HEAD^{tree}")
-    res = run("verify-build.sh", sandbox, **keyed, **built)
+    res, found = _verified(sandbox, **keyed)
     assert res.returncode == 0, res.stderr
-    # without the exclusion it is the whole tree's key: another one
-    res = run("verify-build.sh", sandbox, **{**keyed, "IMAGE_EXCLUDES": "[]"}, **built)
-    assert res.returncode == 1 and "this source tree's tag is" in res.stderr
+    assert found == f"{built['IMAGE_TAG']} {DIGEST}\n"
+    # without the exclusion it is the whole tree's key: another one, never pushed
+    res, found = _verified(sandbox, **{**keyed, "IMAGE_EXCLUDES": "[]"})
+    assert res.returncode == 1 and "cannot be read" in res.stderr and found == ""
 
 
 def test_a_concurrent_build_of_the_same_tree_is_not_a_failure(sandbox: dict[str, Any]) -> None:

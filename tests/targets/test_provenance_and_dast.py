@@ -67,7 +67,9 @@ def test_codebuild_provenance_names_the_build_project_as_builder() -> None:
             passed = {n: v for n, v, _ in _variables(config["EnvironmentVariables"])}
             arn = f"arn:aws:codebuild:{ir.aws.region}:{ir.aws.account_id}:project/{project}"
             assert passed["BUILDER_ID"] == arn
-            assert passed["BUILD_INVOCATION"] == "#{BuildVariables.BUILD_ARN}"
+            # the pipeline execution (CodePipeline's variable), not the build's exported ARN
+            assert passed["BUILD_INVOCATION"] == "#{codepipeline.PipelineExecutionId}"
+            assert "BuildVariables" not in config["EnvironmentVariables"]
             checked += 1
     assert checked
 

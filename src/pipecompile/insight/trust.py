@@ -208,6 +208,57 @@ def _cluster(ir: IR, env: Environment) -> str:
     )
 
 
+def _not_refused(ir: IR, env: Environment) -> list[str]:
+    """What the generated delivery does not refuse yet (README, "Not refused yet"), each
+    only where its condition holds."""
+    out = []
+    release = env.approval and bool(ir.release_branches)
+    dast = any(
+        ir.plan.stage(s.name, env.name).dast
+        for s in ir.services
+        if any(d.environment == env.name for d in s.deployments)
+    )
+    github = ir.delivery == "github-actions"
+    if github and release and ir.security.sign_images:
+        out.append(
+            f"not refused yet: the release role's OIDC trust is by branch ref "
+            f"({', '.join(ir.release_branches)}), not by a protected GitHub environment: "
+            "whoever may push to such a branch can run a workflow there that signs with "
+            "the release key"
+        )
+    if github and dast:
+        out.append(
+            f"not refused yet: GitHub environment '{env.name}-dast' (the DAST job) has no "
+            "required reviewers"
+        )
+    if not github and release and ir.security.sign_images:
+        out.append(
+            "not refused yet: the branch's code runs in the release build session, which "
+            "may push an image of its choosing to rel-<its own tree> (ECR tags are "
+            "immutable, the first writer wins); the sign project accepts it, since it "
+            "proves only which digest sits at that tag"
+        )
+    if not github and not ir.security.sign_images:
+        out.append(
+            "not refused yet: without signing, the later actions read the build's exported "
+            "IMAGE_TAG and IMAGE_DIGEST, which CodePipeline pastes into their "
+            "EnvironmentVariables JSON as plain text: the branch's code can add variables "
+            "to them (security.sign_images: true reads a checked copy instead)"
+        )
+    if not github and env.approval and ir.security.image_scan_fail_on:
+        out.append(
+            "not refused yet: the ECR scan gate runs in the build session after the "
+            "branch's code, which can fake its result; the approval text points at the "
+            "build's report"
+        )
+    if not github and dast:
+        out.append(
+            "not refused yet: the DAST action (dast.yml) records a pass for the pipeline's "
+            f"digest without checking that {env.name} ran that digest"
+        )
+    return out
+
+
 def trust_lines(ir: IR, env: Environment) -> list[str]:
     """The trust of one environment, one fact a line."""
     build, sign = _builders(ir, env)
@@ -220,6 +271,7 @@ def trust_lines(ir: IR, env: Environment) -> list[str]:
         _admission(ir, env),
         *_promotion(ir, env),
         _cluster(ir, env),
+        *_not_refused(ir, env),
     ]
 
 

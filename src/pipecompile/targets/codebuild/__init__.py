@@ -224,16 +224,20 @@ def build_spec(ir: IR) -> dict[str, Any]:
 
 # set by each tier's sign project (Terraform): its key and its tags' prefix
 SIGN_PROJECT = ("SIGNING_KEY", "TAG_PREFIX")
-# passed by the pipeline's Sign action: the service's, and the build's image and run
+# passed by the pipeline's Sign action: the service's values and the run, none of them
+# the build action's (CodePipeline pastes an exported variable into the EnvironmentVariables
+# JSON as plain text: a quote in it adds variables; aws-cdk issues #8458, #31213)
 SIGN_ACTION = (
     "IMAGE_URI",
     "SERVICE_PATH",
     "IMAGE_EXCLUDES",
-    "IMAGE_TAG",
-    "IMAGE_DIGEST",
     "BUILDER_ID",
     "BUILD_INVOCATION",
 )
+# what the sign project exports (the SignVariables namespace the later actions read),
+# each checked by its pattern before it is exported
+SIGN_EXPORTS = {"IMAGE_TAG": r"^[A-Za-z0-9_.-]{1,128}$", "IMAGE_DIGEST": r"^sha256:[0-9a-f]{64}$"}
+VERIFIED_IMAGE = "/tmp/verified-image"  # verify-build.sh's "<tag> <digest>"
 
 
 def sign_spec(ir: IR) -> dict[str, Any]:
@@ -242,7 +246,9 @@ def sign_spec(ir: IR) -> dict[str, Any]:
     the image of the pipeline's source tree (verify-build.sh, on the same clone the
     build had), log in, sign, attest.  Its project (Terraform, one per tier) sets the
     tier's key and tag prefix; the pipeline's Sign action the service's values and the
-    build's image, tag and run (a build's outputs are checked, never trusted)."""
+    pipeline's run.  It reads nothing the build exported: the tag is this tree's, the
+    digest the registry's at that tag, both checked by pattern and exported (the later
+    actions read them, never the build's)."""
     first = ir.plan.build(ir.services[0].name)
     kinds = [step.kind for step in first.sign]
     assert all([s.kind for s in ir.plan.build(x.name).sign] == kinds for x in ir.services)
@@ -257,16 +263,22 @@ def sign_spec(ir: IR) -> dict[str, Any]:
     assert all(shared(x.name) == variables for x in ir.services)
     variables["COSIGN_VERSION"] = ir.pins.cosign_version
     variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
+    variables["VERIFIED_IMAGE"] = VERIFIED_IMAGE
+    checked = " && ".join(f'[[ "${n}" =~ {p} ]]' for n, p in SIGN_EXPORTS.items())
+    names = " ".join(SIGN_EXPORTS)
     commands = [
         " && ".join(f'test -n "${{{n}:-}}"' for n in given),
         _derived({"ECR_REPOSITORY"}, pipeline=False),
         # the commit of this source artifact: the one the build had
         'export COMMIT="$CODEBUILD_RESOLVED_SOURCE_VERSION"',
-        *(_sh(STEP_SCRIPTS[step.kind]) for step in first.sign),
     ]
+    for step in first.sign:
+        commands.append(_sh(STEP_SCRIPTS[step.kind]))
+        if step.kind == "verify-build":  # its tag and digest, checked again, exported
+            commands.append(f'read -r {names} < "$VERIFIED_IMAGE" && {checked} && export {names}')
     return {
         "version": 0.2,
-        "env": {"shell": "bash", "variables": variables},
+        "env": {"shell": "bash", "variables": variables, "exported-variables": list(SIGN_EXPORTS)},
         "phases": {
             "install": {"commands": [_sh("install-cosign.sh")]},
             "build": {"on-failure": "ABORT", "commands": commands},

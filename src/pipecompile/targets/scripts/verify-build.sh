@@ -1,32 +1,31 @@
 #!/usr/bin/env bash
-# verify-build.sh: before the signing session signs, check that the digest the build
-# reported is the image of this checkout's source tree, in the tier's repository.
+# verify-build.sh: before the signing session signs, find the image of this checkout's
+# source tree in the tier's repository, taking nothing from the build session.
 #
-# The build session runs the branch's own commands (CI steps, the Dockerfile), so
-# nothing it reports is trusted: the tag must be the key build-once.sh computes for this
-# checkout ("<TAG_PREFIX>-<tree>", the same tree: keep the two computations alike;
-# tests/targets/test_delivery.py runs both), and the registry must hold IMAGE_DIGEST at
-# that tag.  ECR tags are immutable, so the digest at the tag is the one the first push
-# of this tree made (a release build reuses one only when the release key signed it).
+# The build session runs the branch's own commands (CI steps, the Dockerfile, as root),
+# so nothing it reports is trusted or even read: CodePipeline pastes an exported
+# variable into the next action's EnvironmentVariables JSON as plain text (a quote in
+# the value adds variables: aws-cdk issues #8458, #31213).  The tag is the key
+# build-once.sh computes for this checkout ("<TAG_PREFIX>-<tree>", the same tree: keep
+# the two computations alike; tests/targets/test_delivery.py runs both), and the digest
+# is the one the registry holds at that tag.  ECR tags are immutable, so it is the one
+# the first push of this tree made (a release build reuses one only when the release
+# key signed it).  Both are checked by pattern before they are written: they become
+# the Sign action's exported variables, which the later actions read.
 #
 # Inputs (environment):
 #   SERVICE_PATH     the service's folder in this checkout ('.' for the root)
 #   IMAGE_EXCLUDES   optional: a JSON array of folders left out of the key (as the build's)
 #   TAG_PREFIX       optional: src (dev tier, the default) or rel (release tier)
 #   ECR_REPOSITORY   the tier's repository name in ECR
-#   IMAGE_TAG        the tag the build reported
-#   IMAGE_DIGEST     the digest the build reported (sha256:...)
+#   VERIFIED_IMAGE   the file to write
 # Outputs:
-#   none (a line naming the tag and digest that were checked)
+#   VERIFIED_IMAGE: one line, "<tag> <digest>" (tag ^[A-Za-z0-9_.-]{1,128}$, digest
+#   ^sha256:[0-9a-f]{64}$); a line naming the tag and digest found
 # Exit codes:
-#   0  IMAGE_TAG is this tree's tag and the registry holds IMAGE_DIGEST at it
-#   1  it is another tree's tag, the registry holds another digest or none there, or a
-#      failing aws/git command
+#   0  the registry holds a sha256 digest at this tree's tag
+#   1  it holds none there (or not a sha256 digest), or a failing aws/git command
 set -euo pipefail
-case "$IMAGE_DIGEST" in
-  sha256:*) ;;
-  *) echo "refusing to sign '$IMAGE_DIGEST': not a sha256 digest" >&2; exit 1 ;;
-esac
 excludes=()
 if [ -n "${IMAGE_EXCLUDES:-}" ]; then
   mapfile -t excludes < <(jq -r '.[]' <<<"$IMAGE_EXCLUDES")
@@ -49,18 +48,18 @@ else
   tree="$(git rev-parse "HEAD:$SERVICE_PATH")"
 fi
 tag="${TAG_PREFIX:-src}-$tree"
-if [ "$IMAGE_TAG" != "$tag" ]; then
-  echo "refusing to sign $IMAGE_DIGEST: the build reported tag '$IMAGE_TAG', but this" \
-    "source tree's tag is $tag" >&2
+if ! [[ "$tag" =~ ^[A-Za-z0-9_.-]{1,128}$ ]]; then
+  echo "refusing to sign: '$tag' is not an image tag" >&2
   exit 1
 fi
 if ! found="$(aws ecr describe-images --repository-name "$ECR_REPOSITORY" \
   --image-ids "imageTag=$tag" --query 'imageDetails[0].imageDigest' --output text 2>&1)"; then
-  echo "refusing to sign $IMAGE_DIGEST: $ECR_REPOSITORY:$tag cannot be read: $found" >&2
+  echo "refusing to sign: $ECR_REPOSITORY:$tag cannot be read: $found" >&2
   exit 1
 fi
-if [ "$found" != "$IMAGE_DIGEST" ]; then
-  echo "refusing to sign $IMAGE_DIGEST: $ECR_REPOSITORY:$tag is $found" >&2
+if ! [[ "$found" =~ ^sha256:[0-9a-f]{64}$ ]]; then
+  echo "refusing to sign: $ECR_REPOSITORY:$tag is '$found', not a sha256 digest" >&2
   exit 1
 fi
-echo "$ECR_REPOSITORY:$tag is $IMAGE_DIGEST, the image of this source tree"
+printf '%s %s\n' "$tag" "$found" > "$VERIFIED_IMAGE"
+echo "$ECR_REPOSITORY:$tag is $found, the image of this source tree"

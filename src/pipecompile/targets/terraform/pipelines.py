@@ -317,12 +317,32 @@ def _scan_link(ir: IR, svc: Service) -> str:
     return f"https://{r}.console.aws.amazon.com/ecr/repositories/private/{a}/{repo}?region={r}"
 
 
+BUILD_NAMESPACE = "BuildVariables"
+SIGN_NAMESPACE = "SignVariables"
+
+
+def image_namespace(ir: IR) -> str:
+    """Where the later actions read the image: the Sign action's variables when it runs
+    (it found the tag and digest itself and exports them checked by pattern), never the
+    build's: the build session runs the branch's code and CodePipeline pastes its exported
+    values into the EnvironmentVariables JSON as plain text (a quote in a value adds
+    variables; aws-cdk issues #8458, #31213).  Without signing the build's, which each
+    consumer's buildspec checks by pattern (see README, "Not refused yet")."""
+    return SIGN_NAMESPACE if signing(ir) else BUILD_NAMESPACE
+
+
+def _image(ir: IR) -> dict[str, str]:
+    ns = image_namespace(ir)
+    return {"IMAGE_TAG": f"#{{{ns}.IMAGE_TAG}}", "IMAGE_DIGEST": f"#{{{ns}.IMAGE_DIGEST}}"}
+
+
 def _approval_text(ir: IR, svc: Service, environment: str) -> str:
     """What the approver reads (CodePipeline's approval page and the SNS message): the
     image, and where the scan gate's findings are (issue 29, item 9)."""
+    image = _image(ir)
     text = (
-        f"Approve deploying {svc.name} to {environment}: image #{{BuildVariables.IMAGE_TAG}} "
-        "(#{BuildVariables.IMAGE_DIGEST})."
+        f"Approve deploying {svc.name} to {environment}: image {image['IMAGE_TAG']} "
+        f"({image['IMAGE_DIGEST']})."
     )
     if ir.security.image_scan_fail_on:
         project = svc.release_build_project if ir.release_branches else svc.build_project
@@ -342,17 +362,17 @@ def deploy_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
         value = ir.plan.value(stage, name)
         if value:  # only when set: a switch that is off, an empty value stay out
             out[name] = value
-    out["IMAGE_TAG"] = "#{BuildVariables.IMAGE_TAG}"
-    out["IMAGE_DIGEST"] = "#{BuildVariables.IMAGE_DIGEST}"
+    out.update(_image(ir))
     # the buildspec derives PIPELINE_NAME from CODEBUILD_INITIATOR (codepipeline/<name>)
     out["PIPELINE_EXECUTION_ID"] = "#{codepipeline.PipelineExecutionId}"
     return out
 
 
 def sign_variables(ir: IR, svc: Service, release: bool) -> dict[str, str]:
-    """What the Sign action passes its tier's sign project: the service's values, the
-    build's image (checked there against this source tree and the registry), and who built
-    it (the provenance's builder and invocation)."""
+    """What the Sign action passes its tier's sign project: the service's values and who
+    built it (the provenance's builder, and the pipeline's execution as its invocation: a
+    CodePipeline variable, not the build's).  Nothing of the build action's: the project
+    finds the tag and digest itself (verify-build.sh)."""
     tiers = ir.plan.build(svc.name).tiers
     tier = next((t for t in tiers if t.name == ("release" if release else "dev")), tiers[0])
     project = svc.release_build_project if tier.name == "release" else svc.build_project
@@ -361,10 +381,8 @@ def sign_variables(ir: IR, svc: Service, release: bool) -> dict[str, str]:
         "IMAGE_URI": tier.image_uri,
         "SERVICE_PATH": svc.path,
         "IMAGE_EXCLUDES": build_values(ir, svc)["IMAGE_EXCLUDES"],
-        "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
-        "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
         "BUILDER_ID": f"arn:aws:codebuild:{r}:{a}:project/{project}",
-        "BUILD_INVOCATION": "#{BuildVariables.BUILD_ARN}",
+        "BUILD_INVOCATION": "#{codepipeline.PipelineExecutionId}",
     }
 
 
@@ -373,8 +391,7 @@ def dast_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
     _, uri = ir.image_of(svc, ir.environment(dep.environment))
     return {
         "IMAGE_URI": uri,  # the buildspec derives ECR_REPOSITORY from it
-        "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
-        "IMAGE_DIGEST": "#{BuildVariables.IMAGE_DIGEST}",
+        **_image(ir),
     }
 
 
@@ -468,7 +485,7 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
         version="1",
         input_artifacts=["source_output"],
         output_artifacts=["image_output"],
-        namespace="BuildVariables",
+        namespace=BUILD_NAMESPACE,
         configuration=_build_configuration(ir, svc, env.approval),
     )
     if signing(ir):  # in a session of its own: the build ran the branch's commands
@@ -481,6 +498,7 @@ def _pipeline(ir: IR, svc: Service, dep: Deployment) -> Block:
             provider="CodeBuild",
             version="1",
             input_artifacts=["source_output"],  # the same clone: its tree keys the image
+            namespace=SIGN_NAMESPACE,
             configuration={
                 "ProjectName": Ref(f"aws_codebuild_project.{sign_label(release)}.name"),
                 "EnvironmentVariables": environment_variables(sign_variables(ir, svc, release)),

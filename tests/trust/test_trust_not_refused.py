@@ -1,0 +1,39 @@
+"""explain --trust names what is not refused yet (README, "Not refused yet"), each only
+where its condition holds (issue 28 trace, item 3)."""
+
+from __future__ import annotations
+
+from pipecompile.compiler import compile_bytes
+from pipecompile.insight.trust import trust_lines
+from pipecompile.ir import IR
+from tests.conftest import ROOT
+
+
+def _ir(sample: str) -> IR:
+    p = ROOT / f"samples/{sample}/pipeline.yaml"
+    return compile_bytes(str(p), p.read_bytes())
+
+
+def _open(ir: IR, env: str) -> list[str]:
+    lines = trust_lines(ir, ir.environment(env))
+    return [line for line in lines if line.startswith("not refused yet:")]
+
+
+def test_codepipeline_names_the_release_squat_the_scan_gate_and_dast() -> None:
+    ir = _ir("ecommerce")
+    staging = _open(ir, "staging")
+    assert any("rel-<its own tree>" in line for line in staging)
+    assert any("without checking that staging ran that digest" in line for line in staging)
+    assert any("ECR scan gate runs in the build session" in line for line in staging)
+    # signing is on: the build's variables reach no later action, so no injection line
+    assert not any("EnvironmentVariables JSON" in line for line in staging)
+    # the dev tier's environments: no release squat, no approval text
+    assert not any("rel-<" in line for line in _open(ir, "development"))
+
+
+def test_github_names_the_branch_trust_of_the_release_role_and_the_dast_environment() -> None:
+    ir = _ir("storefront")
+    staging = _open(ir, "staging")
+    assert any("OIDC trust is by branch ref" in line for line in staging)
+    assert any("'staging-dast'" in line and "no required reviewers" in line for line in staging)
+    assert not any("OIDC" in line for line in _open(ir, ir.environments[0].name))
