@@ -682,6 +682,41 @@ def test_the_security_review_rescans_the_digest_a_manual_rollback_restored(
     ]
 
 
+def test_the_security_review_rescans_a_recorded_digest_a_deploy_never_saw_healthy(
+    w: World, tmp_path: Path
+) -> None:
+    """A deploy that recorded its digest in GitOps (recorded, gitops-record.sh) and then
+    ended waiting for a person's promotion runs that digest once promoted: the review scans
+    it (rollback-resolve.sh's rule); a later recorded deploy that failed does not count."""
+    ecr, ddb = w.client("ecr"), w.client("dynamodb")
+    ecr.create_repository(repositoryName="shop/recorded-release")
+    older, waiting, failed = (_image(w, "shop/recorded-release", t) for t in ("wa", "wb", "wc"))
+    _table(w, "recorded-deployments")
+    recorded = {"recorded": {"BOOL": True}}
+    for row in (
+        _row("production/api", "2026-11-01T10:00:00Z", "succeeded", older),
+        {**_row("production/api", "2026-11-20T10:00:00Z", "waiting-for-promotion", waiting),
+         **recorded},
+        {**_row("production/api", "2026-11-22T10:00:00Z", "failed", failed), **recorded},
+    ):  # fmt: skip
+        ddb.put_item(TableName="recorded-deployments", Item=row)
+    env = {
+        "DEPLOYMENTS_TABLE": "recorded-deployments",
+        "IMAGES": "production/api=shop/recorded-release",
+        "FAIL_SEVERITIES": "CRITICAL HIGH",
+        "SCAN_TYPE": "basic",
+        "SCAN_TIMEOUT_SECONDS": "60",
+        "OUTCOME_FILE": str(tmp_path / "outcome"),
+        "SUMMARY_FILE": str(tmp_path / "summary"),
+    }
+    res = run(w, "security-review.sh", tmp_path, **env)
+    assert res.returncode == 1, res.stderr
+    assert (tmp_path / "summary").read_text().splitlines() == [
+        f"production/api shop/recorded-release@{waiting}: 1 at or above CRITICAL, HIGH: "
+        + "HIGH CVE-9999-9999"
+    ]
+
+
 def test_the_security_review_reads_inspector_findings_with_enhanced_scanning(
     w: World, tmp_path: Path
 ) -> None:
