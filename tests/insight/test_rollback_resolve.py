@@ -349,3 +349,19 @@ def test_each_codebuild_deploy_role_may_tell_the_topic_of_its_rollbacks() -> Non
         variables = projects[f"aws_codebuild_project.deploy-{env}"]["environment"][0]
         given = {v["name"]: v["value"] for v in variables["environment_variable"]}
         assert given["TOPIC_ARN"] == "${aws_sns_topic.events.arn}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [({"ROLLBACK_REASON": "orders fail"}, "none (manual rollback)"), ({}, "unknown")],
+)
+def test_a_manual_rollback_in_an_approval_environment_names_no_approver(
+    tmp_path: Path, extra: dict[str, str], said: str
+) -> None:
+    """explain --rollback's start-build runs the deploy project outside any pipeline
+    execution: PIPELINE_EXECUTION_ID is unset (its #{codepipeline...} value is the
+    pipeline's to resolve), and under set -u the lookup used to die on it."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+           "PIPELINE_NAME": "ecommerce-product-service-production", **extra}  # fmt: skip
+    res = run(str(script_path("approver-codepipeline.sh")), env)
+    assert (res.returncode, res.stdout, res.stderr) == (0, said + "\n", "")
