@@ -420,6 +420,48 @@ resource "terraform_data" "pipeline" {
 
 
 @pytest.mark.skipif(not shutil.which("terraform"), reason="no terraform binary")
+def test_the_drift_check_plans_with_the_phase_tfvars(w: World, tmp_path: Path) -> None:
+    """During the first apply phase by phase the state holds what the phase's
+    <env>.tfvars enabled: planned with the variables' defaults (every environment) the
+    check reports the environments not yet enabled as drift every day; planned with
+    VAR_FILE, the phase's file, it is clean."""
+    # a bucket of its own: the module's moto is shared with the other drift tests
+    w.client("s3").create_bucket(
+        Bucket="phase-state", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+    )
+    tf = tmp_path / "infra"
+    tf.mkdir()
+    endpoint = w.env["AWS_ENDPOINT_URL"]
+    config = BACKEND.replace('"%(value)s"', "var.environments").replace(
+        '"state"', '"phase-state"'
+    ) % {"endpoint": endpoint}
+    config += 'variable "environments" {\n  default = ["development", "production"]\n}\n'
+    (tf / "main.tf").write_text(config)
+    (tf / "development.tfvars").write_text('environments = ["development"]\n')
+    env = {**w.env, "HOME": str(tmp_path), "TF_CLI_CONFIG_FILE": "/dev/null"}
+    for args in (
+        ["init", "-input=false"],
+        ["apply", "-auto-approve", "-input=false", "-var-file=development.tfvars"],
+    ):
+        subprocess.run(["terraform", *args], cwd=tf, env=env, check=True, capture_output=True)
+    shutil.rmtree(tf / ".terraform")
+    (tf / "terraform.tfstate").unlink(missing_ok=True)
+    files = {
+        "TF_DIR": "infra",
+        "BACKEND": "s3",
+        "OUTCOME_FILE": str(tmp_path / "outcome"),
+        "SUMMARY_FILE": str(tmp_path / "summary"),
+        "TF_CLI_CONFIG_FILE": "/dev/null",
+    }
+    every = run(w, "drift-check.sh", tmp_path, **files)
+    assert every.returncode == 2, every.stderr  # the defaults: production "drifted"
+    shutil.rmtree(tf / ".terraform")
+    phase = run(w, "drift-check.sh", tmp_path, **files, VAR_FILE="development.tfvars")
+    assert phase.returncode == 0, phase.stderr + (tmp_path / "summary").read_text()
+    assert (tmp_path / "outcome").read_text() == "outcome=clean\n"
+
+
+@pytest.mark.skipif(not shutil.which("terraform"), reason="no terraform binary")
 def test_the_drift_check_plans_against_the_remote_state(w: World, tmp_path: Path) -> None:
     w.client("s3").create_bucket(
         Bucket="state", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
