@@ -124,6 +124,69 @@ def test_previous_walks_back_one_step_per_rollback(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
+@pytest.mark.parametrize("ended", ["cancelled", "timed-out", "waiting-for-promotion"])
+def test_a_deploy_that_recorded_its_digest_counts_as_live_however_it_ended(
+    tmp_path: Path, ended: str
+) -> None:
+    """A deploy whose GitOps commit landed (gitops-record.sh wrote recorded=true) and that
+    then ended cancelled, timed-out or waiting for a person's promotion left its digest in
+    GitOps: Argo CD runs it, so "previous" is the digest before it, and the security review
+    scans it. One that recorded nothing (it stopped before the commit) and one that
+    recorded and then failed or aborted change nothing."""
+    table = audit_table(REF)
+    with moto_server() as endpoint:
+        env = {"PATH": f"{TOOLS}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+               "LANG": "C.UTF-8", **aws_env(endpoint, "us-east-1")}  # fmt: skip
+        boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id="testing", aws_secret_access_key="testing",
+                     ).create_table(**table)  # fmt: skip
+        n = 0
+
+        def write(digest: str, written: str, reason: str = "") -> None:
+            nonlocal n
+            n += 1
+            (tmp_path / f"o{n}").write_text(written)
+            extra = {"ROLLBACK_REASON": reason, "ACTOR": "oncall"} if reason else {}
+            res = run(str(script_path("audit-row.sh")), env,
+                      DEPLOYMENTS_TABLE=table["TableName"], SERVICE="order-service",
+                      ENVIRONMENT="production", COMMIT=digest[-1] * 40, RUN=f"r{n:02d}",
+                      OUTCOME_FILE=str(tmp_path / f"o{n}"), IMAGE_DIGEST=digest,
+                      IMAGE_TAG=f"tag-{digest[-1]}", **extra)  # fmt: skip
+            assert res.returncode == 0, res.stderr
+
+        def resolve(digest: str = "previous") -> str:
+            out = tmp_path / f"image-{n}-{digest[-4:]}.env"
+            res = run(str(script_path("rollback-resolve.sh")), env,
+                      DEPLOYMENTS_TABLE=table["TableName"], SERVICE="order-service",
+                      ENVIRONMENT="production", DIGEST=digest, IMAGE_ENV=str(out))  # fmt: skip
+            if res.returncode:
+                return "error: " + res.stderr
+            return dict(line.split("=", 1) for line in out.read_text().splitlines())["IMAGE_DIGEST"]
+
+        write(A, "recorded=true\noutcome=succeeded\n")
+        write(B, f"recorded=true\noutcome={ended}\nreason=still progressing\n")
+        assert resolve() == A  # B runs: the rollback undoes it
+        # the rows written before the field (no recorded line): only succeeded counts
+        write(C, f"outcome={ended}\n")
+        assert resolve() == A
+        write(C, "recorded=true\noutcome=failed\nreason=health Degraded\n")
+        write(C, "recorded=true\noutcome=rolled-back\nreason=automatic: aborted\n")
+        assert resolve() == A  # B still runs
+        # a named digest must have run well: B never did
+        assert "never deployed successfully" in resolve(B)
+        # a manual rollback to A that timed out after its commit: A runs again, so the
+        # stack is back where A was (nothing before it), not A-B with "previous" A
+        write(A, "recorded=true\noutcome=timed-out\n", "B is slow")
+        assert resolve().startswith("error: no succeeded deploy of order-service")
+        rows = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                            aws_access_key_id="testing",
+                            aws_secret_access_key="testing").scan(
+            TableName=table["TableName"])["Items"]  # fmt: skip
+    assert sum("recorded" in r for r in rows) == 5
+    assert all(r["recorded"] == {"BOOL": True} for r in rows if "recorded" in r)
+
+
+@pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
 def test_a_manual_rollback_row_records_its_reason_trigger_and_actor(tmp_path: Path) -> None:
     table = audit_table(REF)
     with moto_server() as endpoint:
@@ -286,3 +349,19 @@ def test_each_codebuild_deploy_role_may_tell_the_topic_of_its_rollbacks() -> Non
         variables = projects[f"aws_codebuild_project.deploy-{env}"]["environment"][0]
         given = {v["name"]: v["value"] for v in variables["environment_variable"]}
         assert given["TOPIC_ARN"] == "${aws_sns_topic.events.arn}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [({"ROLLBACK_REASON": "orders fail"}, "none (manual rollback)"), ({}, "unknown")],
+)
+def test_a_manual_rollback_in_an_approval_environment_names_no_approver(
+    tmp_path: Path, extra: dict[str, str], said: str
+) -> None:
+    """explain --rollback's start-build runs the deploy project outside any pipeline
+    execution: PIPELINE_EXECUTION_ID is unset (its #{codepipeline...} value is the
+    pipeline's to resolve), and under set -u the lookup used to die on it."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+           "PIPELINE_NAME": "ecommerce-product-service-production", **extra}  # fmt: skip
+    res = run(str(script_path("approver-codepipeline.sh")), env)
+    assert (res.returncode, res.stdout, res.stderr) == (0, said + "\n", "")

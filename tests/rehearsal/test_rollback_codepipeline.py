@@ -13,8 +13,8 @@ file changes)."""
 from __future__ import annotations
 
 import json
-import re
 import shlex
+import subprocess
 
 from pipecompile.compiler import compile_bytes
 from pipecompile.insight.rollback import rollback_commands
@@ -25,24 +25,40 @@ from tests.rehearsal.test_flow_codepipeline import SAMPLE, SERVICES, TABLE, ecom
 from tests.rehearsal.test_flow_github import audit_rows
 
 IMAGE_FILE = "kubernetes/apps/product-service/development/image-development.yaml"
-REASON = "orders fail since the second deploy"
+# a comma (the CLI shorthand's separator), quotes of both kinds and a $ (the shell's)
+REASON = """orders fail, since the "second" deploy's $PATH change"""
 STARTED_BY = "oncall-ana"  # the IAM user who runs the printed start-build
 
 
 def _overrides() -> list[tuple[str, str, str]]:
-    """The printed start-build's --environment-variables-override, REASON filled in."""
+    """The printed start-build's --environment-variables-override, REASON filled in: the
+    printed lines run in bash (the real jq builds the JSON), with ``aws`` a function that
+    prints its arguments, so the reason's comma and quotes meet the real quoting."""
     ir = compile_bytes("pipeline.yaml", (SAMPLE / "pipeline.yaml").read_bytes())
     text = "\n".join(rollback_commands(ir, "product-service", "development"))
-    command = text[text.index("aws codebuild start-build") : text.index("(the project's own")]
-    words = shlex.split(command.replace("\\\n", " ").replace("$REASON", REASON))
+    block = text[text.index("   REASON=") : text.index("(the project's own")]
+    lines = block.splitlines()
+    assert lines[0].startswith("   REASON='<why>'")
+    script = "\n".join(
+        [
+            "set -euo pipefail",
+            """aws() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@"; }""",
+            f"REASON={shlex.quote(REASON)}",
+            *lines[1:],
+        ]
+    )
+    run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    words = json.loads(run.stdout)
+    assert words[:2] == ["codebuild", "start-build"]
     assert words[words.index("--project-name") + 1] == "ecommerce-development-deploy"
     assert words[words.index("--source-type-override") + 1] == "NO_SOURCE"
-    start = words.index("--environment-variables-override") + 1
+    (given,) = words[words.index("--environment-variables-override") + 1 :]
+    # the AWS CLI's JSON form of the list (aws codebuild start-build help: "JSON Syntax")
     out = []
-    for word in words[start:]:
-        m = re.fullmatch(r"name=(\w+),value=(.*)", word)
-        assert m, word
-        out.append((m[1], m[2], "PLAINTEXT"))
+    for item in json.loads(given):
+        assert set(item) == {"name", "value", "type"}, item
+        out.append((item["name"], item["value"], item["type"]))
+    assert ("ROLLBACK_REASON", REASON, "PLAINTEXT") in out
     return out
 
 

@@ -420,6 +420,48 @@ resource "terraform_data" "pipeline" {
 
 
 @pytest.mark.skipif(not shutil.which("terraform"), reason="no terraform binary")
+def test_the_drift_check_plans_with_the_phase_tfvars(w: World, tmp_path: Path) -> None:
+    """During the first apply phase by phase the state holds what the phase's
+    <env>.tfvars enabled: planned with the variables' defaults (every environment) the
+    check reports the environments not yet enabled as drift every day; planned with
+    VAR_FILE, the phase's file, it is clean."""
+    # a bucket of its own: the module's moto is shared with the other drift tests
+    w.client("s3").create_bucket(
+        Bucket="phase-state", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+    )
+    tf = tmp_path / "infra"
+    tf.mkdir()
+    endpoint = w.env["AWS_ENDPOINT_URL"]
+    config = BACKEND.replace('"%(value)s"', "var.environments").replace(
+        '"state"', '"phase-state"'
+    ) % {"endpoint": endpoint}
+    config += 'variable "environments" {\n  default = ["development", "production"]\n}\n'
+    (tf / "main.tf").write_text(config)
+    (tf / "development.tfvars").write_text('environments = ["development"]\n')
+    env = {**w.env, "HOME": str(tmp_path), "TF_CLI_CONFIG_FILE": "/dev/null"}
+    for args in (
+        ["init", "-input=false"],
+        ["apply", "-auto-approve", "-input=false", "-var-file=development.tfvars"],
+    ):
+        subprocess.run(["terraform", *args], cwd=tf, env=env, check=True, capture_output=True)
+    shutil.rmtree(tf / ".terraform")
+    (tf / "terraform.tfstate").unlink(missing_ok=True)
+    files = {
+        "TF_DIR": "infra",
+        "BACKEND": "s3",
+        "OUTCOME_FILE": str(tmp_path / "outcome"),
+        "SUMMARY_FILE": str(tmp_path / "summary"),
+        "TF_CLI_CONFIG_FILE": "/dev/null",
+    }
+    every = run(w, "drift-check.sh", tmp_path, **files)
+    assert every.returncode == 2, every.stderr  # the defaults: production "drifted"
+    shutil.rmtree(tf / ".terraform")
+    phase = run(w, "drift-check.sh", tmp_path, **files, VAR_FILE="development.tfvars")
+    assert phase.returncode == 0, phase.stderr + (tmp_path / "summary").read_text()
+    assert (tmp_path / "outcome").read_text() == "outcome=clean\n"
+
+
+@pytest.mark.skipif(not shutil.which("terraform"), reason="no terraform binary")
 def test_the_drift_check_plans_against_the_remote_state(w: World, tmp_path: Path) -> None:
     w.client("s3").create_bucket(
         Bucket="state", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
@@ -678,6 +720,41 @@ def test_the_security_review_rescans_the_digest_a_manual_rollback_restored(
     assert res.returncode == 1, res.stderr
     assert (tmp_path / "summary").read_text().splitlines() == [
         f"production/api shop/rollback-release@{older}: 1 at or above CRITICAL, HIGH: "
+        + "HIGH CVE-9999-9999"
+    ]
+
+
+def test_the_security_review_rescans_a_recorded_digest_a_deploy_never_saw_healthy(
+    w: World, tmp_path: Path
+) -> None:
+    """A deploy that recorded its digest in GitOps (recorded, gitops-record.sh) and then
+    ended waiting for a person's promotion runs that digest once promoted: the review scans
+    it (rollback-resolve.sh's rule); a later recorded deploy that failed does not count."""
+    ecr, ddb = w.client("ecr"), w.client("dynamodb")
+    ecr.create_repository(repositoryName="shop/recorded-release")
+    older, waiting, failed = (_image(w, "shop/recorded-release", t) for t in ("wa", "wb", "wc"))
+    _table(w, "recorded-deployments")
+    recorded = {"recorded": {"BOOL": True}}
+    for row in (
+        _row("production/api", "2026-11-01T10:00:00Z", "succeeded", older),
+        {**_row("production/api", "2026-11-20T10:00:00Z", "waiting-for-promotion", waiting),
+         **recorded},
+        {**_row("production/api", "2026-11-22T10:00:00Z", "failed", failed), **recorded},
+    ):  # fmt: skip
+        ddb.put_item(TableName="recorded-deployments", Item=row)
+    env = {
+        "DEPLOYMENTS_TABLE": "recorded-deployments",
+        "IMAGES": "production/api=shop/recorded-release",
+        "FAIL_SEVERITIES": "CRITICAL HIGH",
+        "SCAN_TYPE": "basic",
+        "SCAN_TIMEOUT_SECONDS": "60",
+        "OUTCOME_FILE": str(tmp_path / "outcome"),
+        "SUMMARY_FILE": str(tmp_path / "summary"),
+    }
+    res = run(w, "security-review.sh", tmp_path, **env)
+    assert res.returncode == 1, res.stderr
+    assert (tmp_path / "summary").read_text().splitlines() == [
+        f"production/api shop/recorded-release@{waiting}: 1 at or above CRITICAL, HIGH: "
         + "HIGH CVE-9999-9999"
     ]
 

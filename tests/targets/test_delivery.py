@@ -1099,3 +1099,15 @@ def test_deploy_computes_the_names_the_plan_derives_and_callers_pass_none_of_the
         (one,) = uri
         assert one.startswith(f"{ir.aws.ecr_registry}/${{{{ ")
         assert f"'{svc.image}'" in one and f"'{svc.release_image}'" in one
+
+
+def test_the_aborted_rollout_message_names_the_digest_a_rollback_resolved() -> None:
+    """A manual rollback dispatches the deploy with image_digest "previous" (or the digest
+    asked for); the rollback step resolves the real one, and every later step deploys it:
+    the channel's ABORTED message must name that digest, not "(previous)"."""
+    wf = doc(ROOT / "samples/storefront/.github/workflows/deploy.yml")
+    steps = wf["jobs"]["deploy"]["steps"]
+    (aborted,) = [s for s in steps if "was ABORTED" in json.dumps(s)]
+    text = json.dumps(aborted)
+    assert "${{ steps.rollback.outputs.IMAGE_DIGEST || inputs.image_digest }}" in text
+    assert "(${{ inputs.image_digest }})" not in text

@@ -244,6 +244,7 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
         *where,
         *image,
         PlanInput(g.credential, env.gitops_secret_name, "secret"),
+        outcome,  # recorded=true once GitOps holds the digest (audit-row.sh)
     )
     title = "Record the new image digest for {ENVIRONMENT} in the GitOps repository"
     steps.append(PlanStep("gitops-commit", title, record))

@@ -12,6 +12,7 @@ stable ReplicaSet at once).
 
 from __future__ import annotations
 
+import json
 import shlex
 
 from ..errors import UsageError, did_you_mean
@@ -50,15 +51,13 @@ def _generated(ir: IR, svc: Service, dep: Deployment) -> list[str]:
         ]
     values = {k: v for k, v in deploy_variables(ir, svc, dep).items() if "#{" not in v}
     values |= {"IMAGE_TAG": "rollback", "IMAGE_DIGEST": "previous", "DIGEST": "previous"}
-    overrides = [f"name={k},value={v}" for k, v in values.items()]
     return [
         head,
-        "   REASON='<why>'   # and DIGEST=sha256:... below for another succeeded digest",
+        "   REASON='<why>'   # and DIGEST's value below: sha256:... for another succeeded digest",
+        *_overrides_json(values),
         f"   aws codebuild start-build --project-name {q(env.deploy_project)} \\",
         "     --source-type-override NO_SOURCE --artifacts-override type=NO_ARTIFACTS \\",
-        "     --environment-variables-override \\",
-        *(f"       {q(o)} \\" for o in overrides),
-        '       "name=ROLLBACK_REASON,value=$REASON"',
+        '     --environment-variables-override "$OVERRIDES"',
         f"   (the project's own role, which reads only {env.name}'s audit rows; no "
         "checkout: only the image file changes in GitOps; no pipeline approval: who may "
         "start this project is who may roll back; then tell the channel)",
@@ -66,6 +65,20 @@ def _generated(ir: IR, svc: Service, dep: Deployment) -> list[str]:
         "Or by hand, step by step:",
         "",
     ]
+
+
+def _overrides_json(values: dict[str, str]) -> list[str]:
+    """The start-build's --environment-variables-override in the AWS CLI's JSON form, built
+    by jq: the shorthand ``name=K,value=V`` splits a value at its commas (AWS CLI User
+    Guide, cli-usage-shorthand: "," separates the structure's keys), so a reason with a
+    comma or a quote broke it.  The fixed values are a JSON literal inside the jq program
+    (JSON is a jq value: jq manual 1.7, "Types and Values"); the reason enters only as
+    ``--arg`` (a string, never parsed as jq or shell)."""
+    fixed = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()]
+    items = [json.dumps(o) for o in fixed]
+    items.append('{"name": "ROLLBACK_REASON", "value": $reason, "type": "PLAINTEXT"}')
+    program = "[\n" + ",\n".join(f"       {i}" for i in items) + "\n     ]"
+    return [f'   OVERRIDES=$(jq -n --arg reason "$REASON" {shlex.quote(program)})']
 
 
 def _sync_window(ir: IR, dep: Deployment) -> list[str]:

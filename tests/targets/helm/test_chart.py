@@ -125,6 +125,11 @@ def test_every_chart_renders_valid_manifests_for_every_environment(
         assert workload[0]["kind"] == "Deployment"
     else:
         assert workload[0]["kind"] == "Rollout"
+        # a rollback to one of the last revisions skips the canary's steps and analysis
+        # (argo-rollouts v1.9.0 docs/features/rollback.md); a window past the kept
+        # ReplicaSets could match nothing
+        assert spec["rollbackWindow"] == {"revisions": 3}
+        assert spec["rollbackWindow"]["revisions"] <= spec["revisionHistoryLimit"]
     if strategy.kind == "canary":
         canary = spec["strategy"]["canary"]
         steps = []

@@ -78,6 +78,9 @@ def _drift_steps(ir: IR) -> list[dict[str, Any]]:
                 "env": {
                     "TF_DIR": env["TF_DIR"],
                     "BACKEND": env["BACKEND"],
+                    # the phase's <env>.tfvars during the first apply phase by phase
+                    # (a repository variable; empty: every environment)
+                    "VAR_FILE": "${{ vars.DRIFT_VAR_FILE }}",
                     "OUTCOME_FILE": OUTCOME,
                     "SUMMARY_FILE": SUMMARY,
                 },

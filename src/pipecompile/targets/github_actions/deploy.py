@@ -221,9 +221,14 @@ class Deploy:
                     )
             out.append(_run_step(step, env, **extra))
         if "failed" in ir.notifications.slack_events and ir.secrets.slack_webhook:
+            # the digest this run deployed: a manual rollback's image_digest input is
+            # "previous" (or the digest asked for); the rollback step resolved the real one
+            digest = "inputs.image_digest"
+            if ir.deployments_table:
+                digest = f"steps.{ROLLBACK_STEP}.outputs.IMAGE_DIGEST || {digest}"
             text = (
                 "Rollout of ${{ inputs.service }} to ${{ inputs.environment }} was ABORTED "
-                "and rolled back (${{ inputs.image_digest }})"
+                f"and rolled back (${{{{ {digest} }}}})"
             )
             out.append(
                 slack_step(ir, text, "failure() && steps.wait.outputs.outcome == 'rolled-back'")

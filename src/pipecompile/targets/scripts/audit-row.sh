@@ -8,7 +8,9 @@
 #   ENVIRONMENT         the environment
 #   COMMIT              the commit deployed
 #   RUN                 a link to (or id of) the run
-#   OUTCOME_FILE        the file wait-healthy.sh appended the outcome to (may be missing)
+#   OUTCOME_FILE        the file wait-healthy.sh appended the outcome to (may be missing),
+#                       and gitops-record.sh the line recorded=true once GitOps held the
+#                       digest
 #   DEPLOY_STATUS       optional: the outcome when OUTCOME_FILE has none (default failed)
 #   IMAGE_DIGEST        optional: the digest (none when the build failed)
 #   IMAGE_TAG           optional: the tag
@@ -31,7 +33,9 @@
 #   deployment=<deployed_at>/<run> (two deploys in one second stay two rows); the put
 #   never replaces a row (attribute_not_exists); commit_url, the issue keys the commit
 #   message names (issues: JIRA-style ABC-123 and GitHub's #123, each once) and, from
-#   OUTCOME_FILE's reason= line (wait-healthy.sh), why it rolled back or failed
+#   OUTCOME_FILE's reason= line (wait-healthy.sh), why it rolled back or failed; recorded
+#   (BOOL true) when GitOps held the digest (gitops-record.sh): rollback-resolve.sh and
+#   security-review.sh count such a row as live unless the rollout failed or aborted
 # Exit codes:
 #   0  written
 #   1  the put-item failed (or a row with this key exists already)
@@ -44,8 +48,10 @@ if [ -f "$OUTCOME_FILE" ]; then
 fi
 outcome="${outcome:-${DEPLOY_STATUS:-failed}}"
 reason=""
+recorded=false
 if [ -f "$OUTCOME_FILE" ]; then
   reason="$(sed -n 's/^reason=//p' "$OUTCOME_FILE" | tail -n 1)"
+  if grep -qx 'recorded=true' "$OUTCOME_FILE"; then recorded=true; fi
 fi
 manual=""
 if [ -n "${ROLLBACK_REASON:-}" ]; then
@@ -75,12 +81,13 @@ aws dynamodb put-item --table-name "$DEPLOYMENTS_TABLE" \
   --arg s "$SERVICE" --arg e "$ENVIRONMENT" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --arg c "$COMMIT" --arg d "${IMAGE_DIGEST:-none}" --arg t "${IMAGE_TAG:-none}" \
   --arg a "${APPROVER:-none}" --arg o "$outcome" --arg r "$RUN" --arg u "$commit_url" \
-  --arg why "$reason" --arg issues "$issues" --arg m "$manual" \
+  --arg why "$reason" --arg issues "$issues" --arg m "$manual" --argjson rec "$recorded" \
   '{stream: {S: ($e + "/" + $s)}, deployment: {S: ($at + "/" + $r)},
     service: {S: $s}, deployed_at: {S: $at}, environment: {S: $e}, commit: {S: $c},
     image_digest: {S: $d}, image_tag: {S: $t}, approver: {S: $a}, outcome: {S: $o},
     run: {S: $r}, issues: {L: [$issues | splits("\n") | select(. != "") | {S: .}]}}
    + (if $u == "" then {} else {commit_url: {S: $u}} end)
    + (if $why == "" then {} else {reason: {S: $why}} end)
-   + (if $m == "" then {} else {trigger: {S: "manual"}, actor: {S: $m}} end)')"
+   + (if $m == "" then {} else {trigger: {S: "manual"}, actor: {S: $m}} end)
+   + (if $rec then {recorded: {BOOL: true}} else {} end)')"
 echo "audit: $SERVICE $ENVIRONMENT $outcome (approved by ${APPROVER:-none})"

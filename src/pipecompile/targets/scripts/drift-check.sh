@@ -13,6 +13,12 @@
 #   OUTCOME_FILE    where to write outcome=clean|drift|error
 #   SUMMARY_FILE    where to write what drifted (the plan's summary)
 #   READ_ROLE_ARN   optional: a role to assume for init and plan (CodeBuild)
+#   VAR_FILE        optional: a tfvars file in TF_DIR to plan with: during the first
+#                   apply phase by phase, the phase's <env>.tfvars (CodeBuild: the
+#                   drift_var_file variable that file sets; GitHub Actions: the
+#                   repository variable DRIFT_VAR_FILE); empty once every phase is
+#                   applied. Without it the plan would create every environment not
+#                   yet enabled and report it as drift every day.
 #   GITHUB_OUTPUT   optional (GitHub Actions): outcome=... for later jobs
 # Outputs:
 #   OUTCOME_FILE, SUMMARY_FILE; reports/drift-plan.txt (the whole plan)
@@ -50,8 +56,10 @@ plan() {
   cd "$TF_DIR" || return 1
   terraform init -input=false -no-color >>"$report" 2>&1 || return 1
   local status=0
+  local vars=()
+  if [ -n "${VAR_FILE:-}" ]; then vars=("-var-file=$VAR_FILE"); fi
   terraform plan -detailed-exitcode -input=false -lock=false -no-color -out=drift.tfplan \
-    >>"$report" 2>&1 || status=$?
+    "${vars[@]}" >>"$report" 2>&1 || status=$?
   if [ "$status" = 2 ]; then
     # what would change, one line each, and the plan's own count
     terraform show -json drift.tfplan | jq -r '.resource_changes[]

@@ -18,8 +18,12 @@
 #   IMAGE_TAG           the image's tag
 #   IMAGE_DIGEST        the digest to deploy
 #   HOME                where the SSH key is written (GITOPS_AUTH=ssh)
+#   OUTCOME_FILE        optional: the deploy's outcome file (wait-healthy.sh, audit-row.sh)
 # Outputs:
-#   a commit in GITOPS_REPOSITORY (none when it records this digest already)
+#   a commit in GITOPS_REPOSITORY (none when it records this digest already); the line
+#   recorded=true appended to OUTCOME_FILE once GitOps holds the digest: audit-row.sh
+#   records it, and the rows that recorded their digest count as live whatever the
+#   wait then saw (cancelled, timed-out, waiting-for-promotion: rollback-resolve.sh)
 # Exit codes:
 #   0  recorded, or already recorded
 #   1  the chart or values are missing, the push failed 5 times, or the chart or values
@@ -30,6 +34,10 @@
 #      sha256 digest, registry/repository): they come from the build's variables, which a
 #      feature branch's buildspec sets, and land in the YAML of image-<env>.yaml
 set -euo pipefail
+# GitOps holds the digest now: Argo CD syncs it whatever the deploy's wait sees after
+recorded() {
+  if [ -n "${OUTCOME_FILE:-}" ]; then echo "recorded=true" >> "$OUTCOME_FILE"; fi
+}
 # refuses the value of variable $1 unless all of it matches the extended regex $2
 only_format() {
   local value="${!1}"
@@ -106,6 +114,7 @@ printf '  repository: "%s"\n  tag: "%s"\n  digest: "%s"\n' \
 git add -A "$GITOPS_DIR"
 if git diff --cached --quiet; then
   echo "$SERVICE in $ENVIRONMENT already records $IMAGE_DIGEST"
+  recorded
   exit 0
 fi
 # the clone's own identity: the commit and a lost race's `git pull --rebase` (which
@@ -118,6 +127,7 @@ branch="$(git rev-parse --abbrev-ref HEAD)"
 for attempt in 1 2 3 4 5; do
   if git push -q origin "HEAD:$branch"; then
     echo "recorded $SERVICE $IMAGE_DIGEST for $ENVIRONMENT in $file"
+    recorded
     exit 0
   fi
   sleep $((attempt * 3))

@@ -7,19 +7,30 @@
 # arbitrary digest.
 #
 # "previous" undoes one step of the environment's history, so rollbacks in a row walk
-# back: the rows that put a digest live, oldest first (a succeeded deploy, or a manual
-# rollback: outcome rolled-back with trigger manual), make a stack. A deploy pushes its
+# back: the rows that put a digest live, oldest first (below), make a stack. A deploy pushes its
 # digest (unless it is the top's already); a manual rollback to a digest returns the
 # stack to where that digest was last on it (pushed, if it is not on it). The top runs
 # now; "previous" is the entry below it. After deploys A, B, C a rollback goes to B,
 # the next one to A, and a deploy D after the first rollback makes "previous" B again.
 # Failed deploys and rollouts aborted on their own change nothing.
 #
+# Which rows put a digest live (the same rule in security-review.sh and the README's
+# "Manual rollback"): a succeeded deploy; a manual rollback that did not fail (trigger
+# manual); and any row that recorded its digest in GitOps (recorded, written by
+# gitops-record.sh through audit-row.sh) and then ended neither failed nor aborted by
+# Argo Rollouts (outcome rolled-back without trigger manual): cancelled, timed-out,
+# waiting-for-promotion, paused-inconclusive. Argo CD syncs what GitOps holds, so such a
+# digest runs (or will, once a person promotes it) though the deploy did not see it
+# healthy. A failed deploy and an aborted rollout are not counted: the stable pods keep
+# running the digest before. Rows written before the recorded field: succeeded and manual
+# rolled-back only.
+#
 # Inputs (environment):
 #   DEPLOYMENTS_TABLE   the audit table
 #   SERVICE             the service
 #   ENVIRONMENT         the environment
 #   DIGEST              "previous", or a sha256:... digest the table lists as succeeded
+#                       (a deploy the wait saw healthy: a named digest must have run well)
 #   IMAGE_ENV           optional: a file to append the outputs to (default GITHUB_OUTPUT)
 # Outputs:
 #   IMAGE_TAG, IMAGE_DIGEST and ROLLBACK_COMMIT (the commit that digest was built from,
@@ -31,15 +42,19 @@
 #      the query failed
 set -euo pipefail
 values="$(jq -nc --arg p "$ENVIRONMENT/$SERVICE" \
-  '{":p": {S: $p}, ":o": {S: "succeeded"}, ":r": {S: "rolled-back"}, ":m": {S: "manual"}}')"
+  '{":p": {S: $p}, ":o": {S: "succeeded"}, ":r": {S: "rolled-back"}, ":m": {S: "manual"},
+    ":f": {S: "failed"}, ":y": {BOOL: true}}')"
+live='#o = :o OR (#o = :r AND #t = :m) OR (#rec = :y AND #o <> :f AND (#o <> :r OR #t = :m))'
 # every row that put a digest live, newest first; the CLI follows every page itself
 rows="$(aws dynamodb query --table-name "$DEPLOYMENTS_TABLE" \
   --key-condition-expression '#p = :p' \
-  --filter-expression '#o = :o OR (#o = :r AND #t = :m)' \
-  --expression-attribute-names '{"#p": "stream", "#o": "outcome", "#t": "trigger"}' \
+  --filter-expression "$live" \
+  --expression-attribute-names '{"#p": "stream", "#o": "outcome", "#t": "trigger",
+    "#rec": "recorded"}' \
   --expression-attribute-values "$values" --no-scan-index-forward --output json \
   | jq -c '[.Items[] | {digest: .image_digest.S, tag: (.image_tag.S // "none"),
-      commit: (.commit.S // ""), at: .deployed_at.S, rollback: (.outcome.S == "rolled-back")}]')"
+      commit: (.commit.S // ""), at: .deployed_at.S, ok: (.outcome.S == "succeeded"),
+      rollback: (.trigger.S == "manual")}]')"
 if [ "$DIGEST" = previous ]; then
   chosen="$(jq -c 'reverse | reduce .[] as $r ([];
       (map(.digest) | rindex($r.digest)) as $i
@@ -53,7 +68,7 @@ if [ "$DIGEST" = previous ]; then
   fi
 else
   chosen="$(jq -c --arg d "$DIGEST" \
-    'first(.[] | select(.digest == $d and (.rollback | not)))? // empty' <<<"$rows")"
+    'first(.[] | select(.digest == $d and .ok and (.rollback | not)))? // empty' <<<"$rows")"
   if [ -z "$chosen" ]; then
     echo "$DIGEST never deployed successfully to $ENVIRONMENT ($SERVICE): the audit table" \
       "lists only these: $(jq -r 'map(.digest) | unique | join(", ")' <<<"$rows")" >&2

@@ -2,7 +2,9 @@
 # security-review.sh: the monthly security review of what runs in each environment.
 #
 # The monthly security review (issue 29, item 4): for each environment x service, the
-# digest the audit table last recorded as deployed (outcome succeeded), re-scanned in
+# digest the audit table last recorded as live (rollback-resolve.sh's rule: a succeeded
+# deploy, a manual rollback, or a row that recorded its digest in GitOps and then did not
+# fail or abort, e.g. cancelled, timed-out, waiting-for-promotion), re-scanned in
 # ECR (basic scanning: a new scan, at most one a day per image; enhanced scanning:
 # Amazon Inspector rescans on its own, its findings are read), and its findings at or
 # above the threshold listed; then zizmor audits the workflows. review-report.sh
@@ -42,6 +44,8 @@ if [ "$scan_type" = auto ]; then
   scan_type="$(aws ecr get-registry-scanning-configuration \
     --query 'scanningConfiguration.scanType' --output text | tr '[:upper:]' '[:lower:]')"
 fi
+# the rows that put a digest live (rollback-resolve.sh's rule); one line: DynamoDB
+live='#o = :ok OR (#o = :r AND #t = :m) OR (#rec = :y AND #o <> :f AND (#o <> :r OR #t = :m))'
 findings=0
 problems=0
 note() { echo "$*" | tee -a "$summary"; }
@@ -50,13 +54,14 @@ for image in $IMAGES; do
   stream="${image%%=*}"
   repository="${image#*=}"
   values="$(jq -nc --arg s "$stream" \
-    '{":s": {S: $s}, ":ok": {S: "succeeded"}, ":r": {S: "rolled-back"}, ":m": {S: "manual"}}')"
+    '{":s": {S: $s}, ":ok": {S: "succeeded"}, ":r": {S: "rolled-back"}, ":m": {S: "manual"},
+      ":f": {S: "failed"}, ":y": {BOOL: true}}')"
   # newest first; the CLI pages on until one row passes the filter: the newest row that
   # put a digest live, a deploy or a manual rollback (rollback-resolve.sh reads them so)
   row="$(aws dynamodb query --table-name "$DEPLOYMENTS_TABLE" \
     --key-condition-expression '#s = :s' \
-    --filter-expression '#o = :ok OR (#o = :r AND #t = :m)' \
-    --expression-attribute-names '{"#s":"stream","#o":"outcome","#t":"trigger"}' \
+    --filter-expression "$live" \
+    --expression-attribute-names '{"#s":"stream","#o":"outcome","#t":"trigger","#rec":"recorded"}' \
     --expression-attribute-values "$values" --no-scan-index-forward --max-items 1 \
     --output json | jq -c '.Items[0] // empty')"
   digest="$(jq -r '.image_digest.S // empty' <<<"${row:-null}")"

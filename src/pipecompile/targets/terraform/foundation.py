@@ -13,11 +13,14 @@ from .blocks import (
     resource,
 )
 
+EVENTBRIDGE = "events.amazonaws.com"
 TOPIC_PUBLISHERS = [
     "codestar-notifications.amazonaws.com",
-    "events.amazonaws.com",
+    EVENTBRIDGE,
     "cloudwatch.amazonaws.com",
 ]
+# on the key, EventBridge gets a statement of its own (see kms())
+KEY_SOURCE_CONDITIONED_PUBLISHERS = [p for p in TOPIC_PUBLISHERS if p != EVENTBRIDGE]
 
 
 def versions(ir: IR) -> list[Block]:
@@ -96,12 +99,38 @@ def kms(ir: IR) -> list[Block]:
                 "sid": "NotificationsToEncryptedTopic",
                 "actions": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "resources": ["*"],
-                # EventBridge notification rules and CloudWatch alarms publish to the topic,
+                # CodeStar notification rules and CloudWatch alarms publish to the topic,
                 # only for this account, through SNS, for the topic
-                "principals": [("Service", TOPIC_PUBLISHERS)],
+                "principals": [("Service", KEY_SOURCE_CONDITIONED_PUBLISHERS)],
                 "conditions": [
                     ("StringEquals", "aws:SourceAccount", [acct]),
                     ("StringEquals", "kms:ViaService", [f"sns.{region}.amazonaws.com"]),
+                    (
+                        "StringEquals",
+                        "kms:EncryptionContext:aws:sns:topicArn",
+                        [ir.aws.sns_topic_arn],
+                    ),
+                ],
+            },
+            {
+                "sid": "EventBridgeToEncryptedTopic",
+                "actions": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "resources": ["*"],
+                # EventBridge rules (the deploy and pipeline state changes) publish to the
+                # topic. A statement of their own, without aws:SourceAccount: the Amazon SNS
+                # Developer Guide (sns-key-management.html, "Enable compatibility between
+                # event sources from AWS services and encrypted topics") says the
+                # aws:SourceAccount, aws:SourceArn and aws:SourceOrgID condition keys are
+                # not supported in a KMS key policy for EventBridge to encrypted topics: with
+                # them every event is dropped (FailedInvocations). What limits it instead is
+                # the data key's encryption context, which SNS sets to the topic's ARN
+                # (aws:sns:topicArn; the same condition AWS documents for a service principal
+                # publishing to an encrypted topic: GameLift FlexMatch Guide,
+                # queue-notification-sns-sse.html). The topic policy (audit.py) still admits
+                # events.amazonaws.com only with aws:SourceAccount: SNS resource policies do
+                # support it.
+                "principals": [("Service", [EVENTBRIDGE])],
+                "conditions": [
                     (
                         "StringEquals",
                         "kms:EncryptionContext:aws:sns:topicArn",

@@ -33,6 +33,8 @@ from ...serialize.hcl import Block, Call, Comment, Ref, Template
 from .blocks import pipeline_label
 
 VARIABLE = "environments"
+# the phase's tfvars file the CodeBuild drift check plans with (drift-check.sh VAR_FILE)
+DRIFT_VARIABLE = "drift_var_file"
 _EVENTS = ("started", "succeeded", "failed", "approval-needed")  # chatops' rules
 
 
@@ -258,6 +260,18 @@ def phases_tf(ir: IR) -> list[Block]:
         "error_message",
         f"{VARIABLE} is the promotion order or a beginning of it: {', '.join(names)}",
     )
+    blocks = [v]
+    if ir.delivery == "codepipeline":  # the CodeBuild drift check (reviews.py)
+        d = Block("variable", (DRIFT_VARIABLE,))
+        d.attr(
+            "description",
+            "The tfvars file the daily drift check plans with: each phase's <env>.tfvars "
+            "sets it to itself, so that the check plans what the phase applied; empty "
+            "(every environment) once the apply runs without -var-file",
+        )
+        d.attr("type", Ref("string"))
+        d.attr("default", "")
+        blocks.append(d)
     locals_ = Block("locals")
     locals_.comment("1 for each environment var.environments enables, else 0: its resources' count")
     locals_.attr(
@@ -267,7 +281,7 @@ def phases_tf(ir: IR) -> list[Block]:
             for e in ir.environments
         },
     )
-    return [v, locals_]
+    return [*blocks, locals_]
 
 
 def tfvars(ir: IR) -> dict[str, list[Any]]:
@@ -287,6 +301,8 @@ def tfvars(ir: IR) -> dict[str, list[Any]]:
                 )
             )
         items.append((VARIABLE, names))
+        if env.name != last and ir.delivery == "codepipeline":
+            items.append((DRIFT_VARIABLE, f"{env.name}.tfvars"))
         out[f"{env.name}.tfvars"] = items
     return out
 

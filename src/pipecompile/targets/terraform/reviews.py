@@ -41,6 +41,7 @@ from ..compliance import (
 )
 from .blocks import aws_constants, iam_role, inline_policy, policy_doc, resource
 from .iam import NEVER_APPROVE, _scan_statements, table_key
+from .phases import DRIFT_VARIABLE
 from .projects import schedule, script_project, subshell
 
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
@@ -233,7 +234,12 @@ def _codebuild(ir: IR) -> list[Block]:
             },
             *_report(ir, "drift"),
         ],
-        {**topic, "READ_ROLE_ARN": Ref("aws_iam_role.drift_read.arn")},
+        {
+            **topic,
+            "READ_ROLE_ARN": Ref("aws_iam_role.drift_read.arn"),
+            # the phase's tfvars during the first apply phase by phase (phases.py)
+            "VAR_FILE": Ref(f"var.{DRIFT_VARIABLE}"),
+        },
         checkout=True,
         finally_=[subshell("review-report.sh")],
         timeout=30,
