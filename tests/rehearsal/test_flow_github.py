@@ -47,12 +47,18 @@ def aws(w: World, *args: str) -> Any:
 
 
 def audit_rows(w: World, table: str = TABLE) -> list[dict[str, Any]]:
-    """The audit table, read with the real AWS CLI (strings, and the issue keys' list)."""
+    """The audit table, read with the real AWS CLI (strings, the issue keys' list, and
+    the recorded flag)."""
     items = aws(w, "dynamodb", "scan", "--table-name", table)["Items"]
-    return [
-        {k: v["S"] if "S" in v else [x["S"] for x in v["L"]] for k, v in item.items()}
-        for item in items
-    ]
+    return [{k: _attribute(v) for k, v in item.items()} for item in items]
+
+
+def _attribute(v: dict[str, Any]) -> Any:
+    if "S" in v:
+        return v["S"]
+    if "BOOL" in v:
+        return v["BOOL"]
+    return [x["S"] for x in v["L"]]
 
 
 def provision(w: World) -> None:

@@ -1,29 +1,15 @@
 #!/usr/bin/env bash
 # rollback-resolve.sh: the digest a manual rollback returns SERVICE in ENVIRONMENT to.
 #
-# The manual rollback (specification 8.2, issue 29 item 7) redeploys a digest that ran
-# before: only one the audit table recorded as succeeded in this environment for this
-# service (stream <environment>/<service>, as audit-row.sh writes it), never an
-# arbitrary digest.
-#
-# "previous" undoes one step of the environment's history, so rollbacks in a row walk
-# back: the rows that put a digest live, oldest first (below), make a stack. A deploy pushes its
-# digest (unless it is the top's already); a manual rollback to a digest returns the
-# stack to where that digest was last on it (pushed, if it is not on it). The top runs
-# now; "previous" is the entry below it. After deploys A, B, C a rollback goes to B,
-# the next one to A, and a deploy D after the first rollback makes "previous" B again.
-# Failed deploys and rollouts aborted on their own change nothing.
-#
-# Which rows put a digest live (the same rule in security-review.sh and the README's
-# "Manual rollback"): a succeeded deploy; a manual rollback that did not fail (trigger
-# manual); and any row that recorded its digest in GitOps (recorded, written by
-# gitops-record.sh through audit-row.sh) and then ended neither failed nor aborted by
-# Argo Rollouts (outcome rolled-back without trigger manual): cancelled, timed-out,
-# waiting-for-promotion, paused-inconclusive. Argo CD syncs what GitOps holds, so such a
-# digest runs (or will, once a person promotes it) though the deploy did not see it
-# healthy. A failed deploy and an aborted rollout are not counted: the stable pods keep
-# running the digest before. Rows written before the recorded field: succeeded and manual
-# rolled-back only.
+# It redeploys only a digest the audit table shows ran in this environment for this
+# service (stream <environment>/<service>), never an arbitrary one. "previous" undoes one
+# step: the rows that put a digest live, oldest first, make a stack (a deploy pushes its
+# digest; a manual rollback returns the stack to where that digest was last); the top
+# runs now, "previous" is the entry below it (deploys A, B, C: a rollback goes to B, the
+# next to A). Rows that put a digest live (the same rule in security-review.sh and the
+# README's "Manual rollback"): a succeeded deploy, a manual rollback that did not fail,
+# and a row recorded in GitOps that ended neither failed nor aborted (cancelled,
+# timed-out, waiting-for-promotion, paused-inconclusive: Argo CD syncs what GitOps holds).
 #
 # Inputs (environment):
 #   DEPLOYMENTS_TABLE   the audit table
