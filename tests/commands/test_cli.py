@@ -460,10 +460,44 @@ def test_the_readme_error_examples_are_what_validate_prints(
     assert res.stderr.splitlines()[0] in block.splitlines()
 
 
-def test_an_error_with_no_file_has_no_place_in_github_and_sarif(tmp_path: Path) -> None:
+def test_an_error_with_no_file_is_placed_at_the_pipeline_file_in_sarif(tmp_path: Path) -> None:
+    # github annotations may go without a place; code scanning's SARIF upload refuses a
+    # result without a location (github/codeql-action#2459), so SARIF places it at the
+    # pipeline file as given, with no region (this test asserted no locations before)
     github = pc("validate", "--format", "github", cwd=tmp_path)
     assert github.returncode == 2
     assert github.stdout.startswith("::error title=PC110 usage-error::no pipeline.yaml in ")
     sarif = pc("validate", "--format", "sarif", cwd=tmp_path)
     [result] = json.loads(sarif.stdout)["runs"][0]["results"]
-    assert "locations" not in result and result["ruleId"] == "PC110"
+    assert result["ruleId"] == "PC110"
+    [location] = result["locations"]
+    assert location["physicalLocation"]["artifactLocation"]["uri"] == "pipeline.yaml"
+    assert "region" not in location["physicalLocation"]
+    (tmp_path / "sub").mkdir()
+    for args in (["validate", "-f", "sub"], ["build", "-t", "nope"], ["explain", "--nope"]):
+        res = pc(*args, "--format", "sarif", cwd=tmp_path)
+        assert res.returncode == 2, args
+        for result in json.loads(res.stdout)["runs"][0]["results"]:
+            assert len(result["locations"]) >= 1, args
+    given = pc("validate", "-f", "sub", "--format", "sarif", cwd=tmp_path)
+    [result] = json.loads(given.stdout)["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "sub"
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif", "github"])
+def test_a_usage_error_is_one_document_in_the_format_asked_for(fmt: str, tmp_path: Path) -> None:
+    # click stops at --ful before --format's callback runs; the document is still there
+    res = pc("check", "--format", fmt, "--ful", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr == ""
+    assert "PC110" in res.stdout and "--ful" in res.stdout
+    if fmt != "github":
+        json.loads(res.stdout)
+    res = pc("check", f"--format={fmt}", "--diff", "--ful", cwd=tmp_path)
+    assert res.returncode == 2 and "PC110" in res.stdout
+
+
+def test_a_usage_error_in_text_names_its_code(tmp_path: Path) -> None:
+    res = pc("check", "--ful", cwd=tmp_path)
+    assert res.returncode == 2 and res.stdout == ""
+    assert "Usage: pipecompile check [OPTIONS]" in res.stderr
+    assert "error: PC110 No such option '--ful'" in res.stderr

@@ -146,4 +146,10 @@ def test_a_place_with_no_line_is_null_in_json(capsys: pytest.CaptureFixture[str]
     assert found["code"] == "PC110" and found["message"].startswith("--local explains")
     assert (found["file"], found["line"], found["column"]) == ("", None, None)
     status, out, _ = run(capsys, *args[:-4], "--format", "sarif", "-f", MINIMAL)
-    assert "locations" not in json.loads(out)["runs"][0]["results"][0]
+    # every SARIF result has a location (github/codeql-action#2459): the pipeline file
+    # given, with no region (this asserted no locations before, which upload refuses)
+    [location] = json.loads(out)["runs"][0]["results"][0]["locations"]
+    assert "region" not in location["physicalLocation"]
+    assert location["physicalLocation"]["artifactLocation"]["uri"].endswith(
+        "samples/minimal/pipeline.yaml"
+    )

@@ -304,13 +304,36 @@ def _io_error(out: Output, message: str, path: str) -> None:
     _fail(out, [f"error: {message}"], message, file=path, code="PC503")
 
 
+def _prescan(args: list[str]) -> Output:
+    """The run's Output as the command line asks for it, read before click parses: a
+    usage error (an unknown option, a bad value) stops click before --format's callback,
+    and the caller who asked for ``--format sarif > x.sarif`` still gets one document.
+    The callbacks set the same fields again once parsing gets that far."""
+    out = Output()
+    rest = iter(args)
+    for arg in rest:
+        name, eq, value = arg.partition("=")
+        if name in ("--format", "-f", "--file") and not eq:
+            value = next(rest, "")
+        elif name.startswith("-f") and name != "-f" and not name.startswith("--"):
+            name, value = "-f", arg[2:]
+        if name == "--format" and value in ("text", *MACHINE_FORMATS):
+            out.format = value
+        elif name in ("-f", "--file") and value:
+            out.pipeline = value
+        elif not arg.startswith("-") and not out.command:
+            out.command = arg
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every outcome to a documented exit code."""
     from ..output.paths import NotOurs
     from ..output.state import StateError
 
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    out = Output()  # this run's --format, read again below if the run fails
+    args = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
+    out = _prescan(args)  # this run's --format, read again below if the run fails
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread
@@ -354,10 +377,15 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        if out.machine:
+        if out.machine:  # even when click stopped before --format's own callback
             _fail(out, [], exc.format_message(), code="PC110")
-        else:
-            exc.show()
+            return EXIT_INVALID
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:  # click's usage line and --help hint, then the coded error
+            click.echo(ctx.get_usage(), err=True)
+            if ctx.command.get_help_option(ctx) is not None:
+                click.echo(f"Try '{ctx.command_path} --help' for help.\n", err=True)
+        _echo_err(f"error: PC110 {exc.format_message()}")
         return EXIT_INVALID
     except BrokenPipeError:
         return EXIT_OK

@@ -38,7 +38,9 @@ Exit codes:
 def _file_option(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     if value is not None or ctx.resilient_parsing:
         return value
-    return find_pipeline(Path.cwd())
+    found = find_pipeline(Path.cwd())
+    ctx.ensure_object(Output).pipeline = str(found)
+    return found
 
 
 FILE_OPTION = click.option(
@@ -97,6 +99,7 @@ class Output:
 
     format: str = "text"
     command: str = ""
+    pipeline: str = "pipeline.yaml"  # as given (-f) or found: where a placeless error goes
 
     @property
     def machine(self) -> bool:
@@ -152,7 +155,10 @@ def _emit_document(
     from ..insight.machine import emit
 
     out = out or output()
-    click.echo(emit(out.format, out.command, ok, list(diagnostics), list(changes), report))
+    document = emit(
+        out.format, out.command, ok, list(diagnostics), list(changes), report, out.pipeline
+    )
+    click.echo(document)
 
 
 def _fail(

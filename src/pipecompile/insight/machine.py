@@ -117,12 +117,13 @@ def emit(
     diagnostics: Sequence[dict[str, Any]] = (),
     changes: Sequence[dict[str, Any]] = (),
     report: dict[str, Any] | None = None,
+    pipeline: str = "pipeline.yaml",
 ) -> str:
     """The one document of a run in ``fmt`` (json, sarif or github).  ``report`` is what
     a reporting command (explain, graph, pins) shows people, as data: JSON carries it
     under the command's name; SARIF and github annotations carry only diagnostics."""
     if fmt == "sarif":
-        return sarif([*diagnostics, *change_findings(changes)], command)
+        return sarif([*diagnostics, *change_findings(changes)], command, pipeline)
     if fmt == "github":
         return github([*diagnostics, *change_findings(changes)])
     if command in ("check", "diff"):  # drift is a finding (PC501), as in SARIF and github
@@ -149,8 +150,15 @@ def document(
     return json.dumps(body, indent=2, ensure_ascii=False)
 
 
-def sarif(findings: Sequence[dict[str, Any]], command: str = "lint") -> str:
-    """SARIF 2.1.0 for GitHub code scanning: one run; ruleId is the code, with helpUri."""
+def sarif(
+    findings: Sequence[dict[str, Any]], command: str = "lint", pipeline: str = "pipeline.yaml"
+) -> str:
+    """SARIF 2.1.0 for GitHub code scanning: one run; ruleId is the code, with helpUri.
+
+    Every result has a location: code scanning's upload refuses a result without one
+    (github/codeql-action#2459), so an error with no file of its own (no pipeline.yaml,
+    a bad command line) is placed at ``pipeline``, the pipeline file as given, with no
+    region."""
     from ..rules import BY_CODE
 
     rules: dict[str, dict[str, Any]] = {}
@@ -175,8 +183,8 @@ def sarif(findings: Sequence[dict[str, Any]], command: str = "lint") -> str:
             "level": level,
             "message": {"text": text},
         }
-        if f.get("file"):  # SARIF's locations are optional: none for an error with no file
-            result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": f["file"]}}}]
+        uri = f.get("file") or pipeline
+        result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": uri}}}]
         if (
             f.get("file") and (f.get("line") or 0) >= 1
         ):  # SARIF lines start at 1; an error with no place has no region
