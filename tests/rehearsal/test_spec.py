@@ -899,11 +899,14 @@ def test_each_codepipeline_approval_points_at_the_images_scan_findings() -> None
     assert approvals
     for config in approvals:
         text = config["CustomData"]
-        assert "#{BuildVariables.IMAGE_TAG}" in text and "-ecr-image-scan" in text
+        # the Sign action's validated values (issue 28 trace: nothing after the build
+        # reads the build action's own variables when images are signed)
+        assert "#{SignVariables.IMAGE_TAG}" in text and "-ecr-image-scan" in text
+        assert "BuildVariables" not in text
         # CodePipeline's limit for CustomData (Manual approval action reference), with the
         # longest tag ECR takes (128) and a digest (71) substituted
-        filled = text.replace("#{BuildVariables.IMAGE_TAG}", "t" * 128)
-        assert len(filled.replace("#{BuildVariables.IMAGE_DIGEST}", "d" * 71)) <= 500
+        filled = text.replace("#{SignVariables.IMAGE_TAG}", "t" * 128)
+        assert len(filled.replace("#{SignVariables.IMAGE_DIGEST}", "d" * 71)) <= 500
         link = config["ExternalEntityLink"]
         assert link.startswith(f"https://{ir.aws.region}.console.aws.amazon.com/ecr/repositories/")
         assert any(
