@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pipecompile.commands.cli import main
+from pipecompile.targets.common import INCLUDE, STRICT, inlined, script_body, script_path
 from tests.conftest import ROOT, SAMPLES, folder, git
 
 MIN_LINES = 5  # a script body of five lines or more: never twice in one orchestrator's tree
@@ -112,6 +113,109 @@ def test_the_duplicate_finder_finds_a_duplicate(tmp_path: Path) -> None:
     dev = root / "dev"
     (dev / "copy.sh").write_text((dev / "intercept.sh").read_text())
     assert duplicates(root, "storefront")["local"]
+
+
+# -- five lines anywhere: a shared block is one file, not two copies ------------------------
+#
+# Whole bodies differ when two scripts share only a block (the tree key that build-once.sh
+# and verify-build.sh held twice, 22 lines, before tree-key.sh): compare every window of
+# MIN_LINES consecutive lines.  ``set -euo pipefail`` is every script's mandated first
+# command, not shared logic, so it is left out of the windows.
+
+PACKAGED = sorted(script_path("build-once.sh").parent.glob("*.sh")) + sorted(
+    (ROOT / "src/pipecompile/targets/local").glob("*.sh")
+)
+
+
+def windows(lines: tuple[str, ...] | list[str]) -> list[tuple[str, ...]]:
+    """Every MIN_LINES consecutive non-blank lines (indentation ignored)."""
+    kept = [line.strip() for line in lines if line.strip() and line != STRICT.strip()]
+    return [tuple(kept[i : i + MIN_LINES]) for i in range(len(kept) - MIN_LINES + 1)]
+
+
+def shared_windows(texts: dict[str, list[str]]) -> dict[tuple[str, ...], list[str]]:
+    """Each window that appears twice (in two texts, or twice in one), and where."""
+    seen: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for name, lines in texts.items():
+        for window in windows(lines):
+            seen[window].append(name)
+    return {w: names for w, names in seen.items() if len(names) > 1}
+
+
+def source_lines(path: Path) -> list[str]:
+    """A packaged script's own lines after its header (what its file holds, not inlined)."""
+    lines = path.read_text("utf-8").splitlines()
+    return lines[next(i for i, line in enumerate(lines) if not line.startswith("#")) :]
+
+
+def test_no_five_lines_appear_twice_in_the_packaged_scripts() -> None:
+    assert {"tree-key.sh", "intercept.sh", "kubeconfig.sh"} <= {p.name for p in PACKAGED}
+    found = shared_windows({p.name: source_lines(p) for p in PACKAGED})
+    assert found == {}, [(names, w[0]) for w, names in found.items()]
+
+
+def test_the_window_finder_finds_a_shared_block() -> None:
+    """Not vacuous: the two scripts as they were before tree-key.sh (its body pasted in
+    each, as their rendered text still is) share the key's 22 lines, though their
+    bodies differ as wholes."""
+    pasted = {n: script_body(n).splitlines() for n in ("build-once.sh", "verify-build.sh")}
+    assert pasted["build-once.sh"] != pasted["verify-build.sh"]
+    found = shared_windows(pasted)
+    assert found and all(sorted(n) == ["build-once.sh", "verify-build.sh"] for n in found.values())
+    key = windows(script_body("tree-key.sh").splitlines())
+    assert set(key) <= set(found)
+
+
+def inlined_windows() -> set[tuple[str, ...]]:
+    """The windows of every file a packaged script sources: the targets inline it where a
+    trust boundary keeps the file out of reach (sign.yml, build.yml), one source for all."""
+    names = {m["name"] for p in PACKAGED for m in INCLUDE.finditer(p.read_text("utf-8"))}
+    assert names, "no packaged script sources another"
+    out: set[tuple[str, ...]] = set()
+    for name in names:
+        out |= set(windows(inlined(name).splitlines()))
+    return out
+
+
+def window_duplicates(root: Path, sample: str) -> dict[str, dict[tuple[str, ...], list[str]]]:
+    """Per orchestrator: each window of MIN_LINES that two of its scripts share, less the
+    windows of an inlined packaged file (INCLUDE)."""
+    allowed = inlined_windows()
+    out = {}
+    for target in ("github-actions", "codebuild", "local"):
+        where = folder(sample, target)
+        if not where:
+            continue
+        texts = {}
+        for path in sorted((root / where).rglob("*")):
+            if path.is_file():
+                for i, script in enumerate(scripts(path)):
+                    texts[f"{path.relative_to(root)}#{i}"] = list(body_lines(script))
+        found = shared_windows(texts)
+        out[target] = {w: names for w, names in found.items() if w not in allowed}
+    return out
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_no_five_lines_appear_twice_in_an_orchestrator(sample: str) -> None:
+    found = window_duplicates(ROOT / "samples" / sample, sample)
+    assert found == {t: {} for t in found}, {
+        t: [(names, w[0]) for w, names in d.items()] for t, d in found.items()
+    }
+
+
+def test_the_window_finder_finds_a_pasted_block(tmp_path: Path) -> None:
+    """Not vacuous: five lines of the deploy workflow pasted into another step are found,
+    though the step's whole body is its own."""
+    root = tmp_path / "samples" / "storefront"
+    shutil.copytree(ROOT / "samples" / "storefront", root)
+    wf = root / ".github/workflows"
+    run = next(s for s in scripts(wf / "deploy.yml") if len(body_lines(s)) > 12)
+    pasted = "\n".join(["echo mine", *body_lines(run)[3:9], "echo mine too"])
+    job = {"runs-on": "ubuntu-24.04", "steps": [{"run": pasted}]}
+    (wf / "copy.yml").write_text(yaml.safe_dump({"jobs": {"copy": job}}))
+    found = window_duplicates(root, "storefront")["github-actions"]
+    assert found and all(any("copy.yml" in n for n in names) for names in found.values())
 
 
 # -- a change to one service's field: a handful of lines -------------------------------------

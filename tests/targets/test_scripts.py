@@ -213,6 +213,24 @@ def test_every_script_is_shellcheck_clean() -> None:
     assert res.returncode == 0, res.stdout
 
 
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+@pytest.mark.parametrize(
+    "name", [n for n in SCRIPTS if script_text(n) != script_path(n).read_text()]
+)
+def test_a_script_with_a_file_inlined_is_shellcheck_clean(name: str) -> None:
+    """What the targets render from a script that sources another (tree-key.sh): the
+    sourced file's body in its place, checked as the text the buildspec or step holds."""
+    assert not [line for line in script_body(name).splitlines() if line.startswith(". ")]
+    res = subprocess.run(
+        ["shellcheck", "--shell=bash", "--severity=style", "-"],
+        input=script_text(name),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stdout
+
+
 # -- route.sh: which environments a push deploys to --------------------------------------------
 
 

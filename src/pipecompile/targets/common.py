@@ -110,18 +110,55 @@ def script_path(name: str) -> Path:
     return path
 
 
+# Where two scripts share commands, both source one packaged file beside them (tree-key.sh:
+# the image key the build and the signing session must compute alike), and every text a
+# target renders from them holds that file's body in place of the two lines below: a
+# buildspec Terraform holds (sign.yml) or the branch supplies (build.yml), and a run:
+# step, cannot read our files at run time, but they hold the same text from one file, so a
+# fix is made once.  Run as files (the tests), the scripts source it.
+INCLUDE = re.compile(
+    r"^# shellcheck source=SCRIPTDIR/(?P<name>[a-z0-9-]+\.sh)\n"
+    r'\. "\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)/(?P=name)"(?:  #.*)?\n',
+    re.M,
+)
+STRICT = "set -euo pipefail\n"  # every packaged script's first command
+
+
 @cache
-def script_text(name: str) -> str:
-    """The whole text of a packaged script: shebang, header and body."""
+def _raw(name: str) -> str:
     return script_path(name).read_text("utf-8")
 
 
+def _split(text: str) -> tuple[str, str]:
+    """(shebang and header comment, the commands from ``set -euo pipefail`` on)."""
+    lines = text.splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    return "".join(lines[:first]), "".join(lines[first:])
+
+
+def inlined(name: str) -> str:
+    """The text that stands for ``name`` where a packaged script sources it: a line naming
+    it, then its commands (less ``set -euo pipefail``, which the sourcing script ran)."""
+    body = script_body(name)
+    if not body.startswith(STRICT):
+        raise ValueError(f"{name}: a sourced script starts with {STRICT!r}")
+    mark = f"# {name}: a packaged file, inlined where pipecompile renders this script\n"
+    return mark + body.removeprefix(STRICT)
+
+
+@cache
+def script_text(name: str) -> str:
+    """The whole text of a packaged script as the targets render it: shebang, header and
+    body, with the body of each file it sources in place of the ``.`` command."""
+    return _split(_raw(name))[0] + script_body(name)
+
+
+@cache
 def script_body(name: str) -> str:
     """A packaged script without its shebang and header comment: the commands a
-    ``run:`` step or a buildspec command holds (they start at ``set -euo pipefail``)."""
-    lines = script_text(name).splitlines(keepends=True)
-    first = next(i for i, line in enumerate(lines) if not line.startswith("#"))
-    return "".join(lines[first:])
+    ``run:`` step or a buildspec command holds (they start at ``set -euo pipefail``),
+    with the files it sources inlined (INCLUDE)."""
+    return INCLUDE.sub(lambda m: inlined(m["name"]), _split(_raw(name))[1])
 
 
 def packaged_scripts() -> list[str]:

@@ -30,30 +30,8 @@
 #   1  neither pushed nor found, or found without the signature REUSE_SIGNED_BY asks
 #      for (or a failing aws/docker/git command)
 set -euo pipefail
-excludes=()
-if [ -n "${IMAGE_EXCLUDES:-}" ]; then
-  mapfile -t excludes < <(jq -r '.[]' <<<"$IMAGE_EXCLUDES")
-fi
-if [ "${#excludes[@]}" -gt 0 ]; then
-  # git ls-tree knows no exclude pathspec: the key is the tree a scratch index writes
-  # once the excluded folders are removed from it (HEAD's tree, not the work tree)
-  scratch="$(mktemp -d)"
-  trap 'rm -rf "$scratch"' EXIT
-  export GIT_INDEX_FILE="$scratch/index"
-  git read-tree HEAD
-  git rm -r -q --cached --ignore-unmatch -- "${excludes[@]/#/:(literal)}"
-  if [ "$SERVICE_PATH" = . ]; then
-    tree="$(git write-tree)"
-  else
-    tree="$(git write-tree --prefix="$SERVICE_PATH/")"
-  fi
-  unset GIT_INDEX_FILE
-elif [ "$SERVICE_PATH" = . ]; then
-  tree="$(git rev-parse 'HEAD^{tree}')"
-else
-  tree="$(git rev-parse "HEAD:$SERVICE_PATH")"
-fi
-tag="${TAG_PREFIX:-src}-$tree"  # rel- for release-tier builds: never a dev build's image
+# shellcheck source=SCRIPTDIR/tree-key.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tree-key.sh"  # the image key: tag
 lookup() {
   aws ecr describe-images --repository-name "$ECR_REPOSITORY" --image-ids "imageTag=$tag" \
     --query 'imageDetails[0].imageDigest' --output text 2>/dev/null || true

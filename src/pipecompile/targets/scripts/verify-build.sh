@@ -6,9 +6,9 @@
 # so nothing it reports is trusted or even read: CodePipeline pastes an exported
 # variable into the next action's EnvironmentVariables JSON as plain text (a quote in
 # the value adds variables: aws-cdk issues #8458, #31213).  The tag is the key
-# build-once.sh computes for this checkout ("<TAG_PREFIX>-<tree>", the same tree: keep
-# the two computations alike; tests/targets/test_delivery.py runs both), and the digest
-# is the one the registry holds at that tag.  ECR tags are immutable, so it is the one
+# build-once.sh computes for this checkout ("<TAG_PREFIX>-<tree>": both take it from
+# tree-key.sh, the one computation), and the digest is the one the registry holds at
+# that tag.  ECR tags are immutable, so it is the one
 # the first push of this tree made (a release build reuses one only when the release
 # key signed it).  Both are checked by pattern before they are written: they become
 # the Sign action's exported variables, which the later actions read.
@@ -26,28 +26,8 @@
 #   0  the registry holds a sha256 digest at this tree's tag
 #   1  it holds none there (or not a sha256 digest), or a failing aws/git command
 set -euo pipefail
-excludes=()
-if [ -n "${IMAGE_EXCLUDES:-}" ]; then
-  mapfile -t excludes < <(jq -r '.[]' <<<"$IMAGE_EXCLUDES")
-fi
-if [ "${#excludes[@]}" -gt 0 ]; then
-  scratch="$(mktemp -d)"
-  trap 'rm -rf "$scratch"' EXIT
-  export GIT_INDEX_FILE="$scratch/index"
-  git read-tree HEAD
-  git rm -r -q --cached --ignore-unmatch -- "${excludes[@]/#/:(literal)}"
-  if [ "$SERVICE_PATH" = . ]; then
-    tree="$(git write-tree)"
-  else
-    tree="$(git write-tree --prefix="$SERVICE_PATH/")"
-  fi
-  unset GIT_INDEX_FILE
-elif [ "$SERVICE_PATH" = . ]; then
-  tree="$(git rev-parse 'HEAD^{tree}')"
-else
-  tree="$(git rev-parse "HEAD:$SERVICE_PATH")"
-fi
-tag="${TAG_PREFIX:-src}-$tree"
+# shellcheck source=SCRIPTDIR/tree-key.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tree-key.sh"  # the image key: tag
 if ! [[ "$tag" =~ ^[A-Za-z0-9_.-]{1,128}$ ]]; then
   echo "refusing to sign: '$tag' is not an image tag" >&2
   exit 1
