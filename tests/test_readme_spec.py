@@ -116,3 +116,46 @@ def test_no_row_of_the_specification_table_is_left_by_hand_and_each_has_its_sect
     ):
         assert section(title).strip(), title
     assert "1.0.0+" in (REF / "kubernetes/apps/_chart/Chart.yaml").read_text()
+
+
+def layout() -> str:
+    """The README's block of what is generated (the storefront and ecommerce layout)."""
+    start = README.index("\n.github/workflows/\n  deliver-web.yml")
+    return README[start : README.index("\n```", start)]
+
+
+def test_the_layout_says_where_sign_and_deploy_get_the_image_and_it_is_so() -> None:
+    """Issue 25 trace: the layout said each Sign action passes the build's tag, digest and
+    ARN and each Deploy action the build's tag and digest; the Sign action passes none of
+    the build's values (it finds the image itself) and Deploy reads SignVariables."""
+    text = " ".join(layout().split())
+    assert "the build's tag, digest" not in text and "(and the build's tag" not in text
+    assert "Deploy action passes what varies by service and the tag and digest the Sign" in text
+    assert "(#{SignVariables.*}; without signing, the build's #{BuildVariables.*})" in text
+    assert "each Sign action passes no value of the build" in text
+    signed = (SAMPLES / "ecommerce/infrastructure/terraform/cicd/codepipeline.tf").read_text()
+    plain = (SAMPLES / "minimal/infrastructure/terraform/cicd/codepipeline.tf").read_text()
+    actions = []  # (action name, its EnvironmentVariables line)
+    for block in signed.split("action {")[1:]:
+        name = re.search(r'^\s+name += "(\w+)"', block, re.M)
+        variables = re.search(r"^\s+EnvironmentVariables = (.*)", block, re.M)
+        assert name
+        actions.append((name[1], variables[1] if variables else ""))
+    assert {"Sign", "Deploy", "OwaspZap", "Approve"} <= {name for name, _ in actions}
+    for name, variables in actions:
+        assert "BuildVariables" not in variables, name
+        if name in ("Deploy", "OwaspZap"):
+            assert "#{SignVariables.IMAGE_TAG}" in variables, variables
+            assert "#{SignVariables.IMAGE_DIGEST}" in variables, variables
+        if name == "Sign":
+            assert "IMAGE_TAG" not in variables and "IMAGE_DIGEST" not in variables
+            assert '"BUILD_INVOCATION", value = "#{codepipeline.PipelineExecutionId}"' in variables
+    approvals = re.findall(r"CustomData += (.*)", signed)
+    assert approvals and all("#{SignVariables.IMAGE_DIGEST}" in a for a in approvals)
+    assert "SignVariables" not in plain and "#{BuildVariables.IMAGE_DIGEST}" in plain
+
+
+def test_the_layout_quotes_no_caller_line_count() -> None:
+    """A count of a generated file's lines rots with every change to it (it said 135 and
+    145 while the samples' callers were 136 and 146): the bound is the test's."""
+    assert not re.search(r"\(\d+ lines|\.yml \d+\)", layout())
