@@ -46,8 +46,11 @@ LOCAL_TAG = "tilt"  # Tilt replaces the image by its own build; never pulled
 
 @cache
 def body(file: str) -> str:
-    """A script or Tiltfile body shipped in this package."""
-    return (resources.files(__name__) / file).read_text("utf-8")
+    """A script or Tiltfile body shipped in this package; a script without its shebang,
+    which only the packaged file (run alone, tested as a file) has: in the generated one
+    pipecompile's header comes first, then ``# shellcheck shell=bash`` (run with bash)."""
+    text = (resources.files(__name__) / file).read_text("utf-8")
+    return text.removeprefix("#!/usr/bin/env bash\n") if file.endswith(".sh") else text
 
 
 def remote_env(ir: IR) -> Environment:

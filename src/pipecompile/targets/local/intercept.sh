@@ -1,17 +1,31 @@
-# shellcheck disable=SC2153  # the inputs: set by intercept-<service>.sh, which sources this
-# Intercept a service of a remote environment with the open-source Telepresence CLI
-# (specification 6.2): the cluster's traffic to the service reaches your machine, and
-# the remote pod's environment is written to an env file for your local process.
+#!/usr/bin/env bash
+# intercept.sh: intercept a service of a remote environment with Telepresence.
 #
-# Sourced by intercept-<service>.sh, which sets its inputs: SERVICE (the workload's
-# name), WORKLOAD_KIND (deployment, or rollout for canary and blue-green), NAMESPACE,
-# CONTEXT (the kubeconfig context kubeconfig.sh creates), SERVICE_PORT, LOCAL_PORT (the
-# default), ENV_FILE (relative to this script's folder).
+# Inputs (environment):
+#   SERVICE          the workload's name (set by intercept-<service>.sh, which sources
+#                    this; run alone, it stops and says so)
+#   WORKLOAD_KIND    deployment, or rollout for canary and blue-green
+#   NAMESPACE        the environment's namespace
+#   CONTEXT          the kubeconfig context kubeconfig.sh creates
+#   SERVICE_PORT     the service's port in the cluster
+#   LOCAL_PORT       the default local port (the first argument overrides it)
+#   ENV_FILE         the env file to write, relative to this script's folder
+# Outputs:
+#   ENV_FILE: the remote pod's environment, for your local process; the intercept
+#   (the cluster's traffic to the service reaches localhost:LOCAL_PORT)
+# Exit codes:
+#   0  intercepting (with a command: the command's own exit code)
+#   1  telepresence or kubectl missing, no such workload, or a failing telepresence
+#      command
+#   2  the local port is not a number in 1-65535
+#
+# The open-source Telepresence CLI (specification 6.2).
 #
 # Usage: bash intercept-<service>.sh [LOCAL_PORT] [-- COMMAND...]
 #   With a command, Telepresence runs it with the remote environment and ends the
 #   intercept when it exits; without one, the intercept stays until
 #   `telepresence leave <service>`.
+# shellcheck disable=SC2153  # the inputs: set by intercept-<service>.sh, which sources this
 set -euo pipefail
 : "${SERVICE:?run intercept-<service>.sh: it sets the values}"
 
