@@ -10,7 +10,13 @@ conclusion, started_at, completed_at]}, a called workflow's jobs named
 ``Bad credentials``; an unknown run 404.
 
 SonarQube (web API, api/issues/search, 10.x): HTTP basic auth with the token as the
-user name and an empty password; answers {total, p, ps, paging, issues}."""
+user name and an empty password; answers {total, p, ps, paging, issues}.  The top-level
+total, p and ps are deprecated since 9.8 (SonarSource/sonarqube server/sonar-webserver-
+webapi/src/main/java/org/sonar/server/issue/ws/SearchAction.java, its changelog at the
+10.4 line: "response fields 'total', 's', 'ps' have been deprecated, please use 'paging'
+object instead"), and the response example beside it (search-example.json) holds only
+paging {pageIndex, pageSize, total}: ``sonar_deprecated_total=False`` answers that way.
+``sonar_answer`` stands for something else on the server's address (a proxy's page)."""
 
 from __future__ import annotations
 
@@ -36,6 +42,9 @@ class GitHubAPI:
     token: str = "ghs_rehearsal"
     sonar_token: str = "sonar-token"
     sonar_open_issues: int = 0
+    sonar_deprecated_total: bool = True  # False: paging only, as the response example
+    sonar_answer: Any = None  # answered as is (200) instead of SonarQube's answer
+    sonar_queries: list[str] = field(default_factory=list)  # each search's query string
     runs: dict[str, RunRecord] = field(default_factory=dict)
 
     def reply(self, path: str, auth: str | None) -> tuple[int, Any]:
@@ -44,8 +53,14 @@ class GitHubAPI:
             want = "Basic " + base64.b64encode(f"{self.sonar_token}:".encode()).decode()
             if auth != want:
                 return 401, {"errors": [{"msg": "Unauthorized"}]}
+            self.sonar_queries.append(path.partition("?")[2])
+            if self.sonar_answer is not None:
+                return 200, self.sonar_answer
             n = self.sonar_open_issues
-            return 200, {"total": n, "p": 1, "ps": 1, "paging": {"total": n}, "issues": []}
+            answer: dict[str, Any] = {"paging": {"pageIndex": 1, "pageSize": 1, "total": n}}
+            if self.sonar_deprecated_total:
+                answer = {"total": n, "p": 1, "ps": 1, **answer}
+            return 200, {**answer, "issues": []}
         if auth != f"Bearer {self.token}":
             return 401, {"message": "Bad credentials"}
         parts = route.strip("/").split("/")  # repos owner repo actions runs id ...

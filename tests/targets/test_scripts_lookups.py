@@ -1,10 +1,11 @@
-"""approver-github.sh and install-cosign.sh run as files, with the inputs their steps pass.
+"""approver-github.sh, sonar-gate.sh and install-cosign.sh run as files, with the inputs
+their steps pass.
 
 Real curl, jq and sha256sum; the servers they talk to are loopback stand-ins:
 GitHub's REST API (tests/harness/github_api.py: GET /repos/{owner}/{repo}/actions/runs/
 {run_id}/approvals, as github/rest-api-description descriptions/api.github.com/
-api.github.com.json describes it, operation actions/get-reviews-for-run) and GitHub's
-release downloads over TLS (below)."""
+api.github.com.json describes it, operation actions/get-reviews-for-run), SonarQube's
+api/issues/search (the same harness) and GitHub's release downloads over TLS (below)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 import yaml
@@ -115,6 +117,76 @@ def test_the_approver_lookup_fails_when_the_api_refuses(tmp_path: Path) -> None:
         assert out == ""
         res, out = approver(url, tmp_path, "99", "staging", api.token)  # an unknown run: 404
         assert res.returncode == 22 and out == ""
+
+
+# -- sonar-gate.sh ----------------------------------------------------------------------------
+
+
+def sonar_gate(api_url: str, token: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(script_path("sonar-gate.sh"))],
+        env={
+            "PATH": "/usr/bin:/bin",
+            # what the CI step sets (its secrets and the service's project and severities)
+            "SONAR_HOST_URL": api_url,
+            "SONAR_TOKEN": token,
+            "SONAR_PROJECT_KEY": "storefront_web",
+            "SONAR_SEVERITIES": "BLOCKER,CRITICAL",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_sonar_gate_step_passes_what_the_script_reads() -> None:
+    steps = yaml.safe_load((GHA / "ci.yml").read_text())["jobs"]["validate"]["steps"]
+    step = next(s for s in steps if s.get("name", "").startswith("Fail on SonarQube issues"))
+    assert set(step["env"]) == {
+        "SONAR_HOST_URL",
+        "SONAR_TOKEN",
+        "SONAR_PROJECT_KEY",
+        "SONAR_SEVERITIES",
+    }
+
+
+@pytest.mark.parametrize("deprecated_total", [True, False])
+def test_the_sonar_gate_counts_the_open_issues(tmp_path: Path, deprecated_total: bool) -> None:
+    """A server that answers paging only (the response example since the top-level total
+    was deprecated, 9.8) is read as well as one that still answers both: the top-level
+    total alone was null there, and the gate exited 2 (test: integer expression expected)."""
+    api = GitHubAPI(sonar_deprecated_total=deprecated_total)
+    with github_api_server(api) as url:
+        res = sonar_gate(url, api.sonar_token)
+        assert (res.returncode, res.stderr) == (0, ""), res.stderr
+        assert res.stdout == "open SonarQube issues at or above the threshold: 0\n"
+        api.sonar_open_issues = 3
+        res = sonar_gate(url, api.sonar_token)
+        assert res.returncode == 1 and res.stdout.endswith("threshold: 3\n"), res
+    # what it asks: the project's unresolved issues at those severities, one per page
+    assert parse_qsl(api.sonar_queries[0]) == [
+        ("componentKeys", "storefront_web"),
+        ("severities", "BLOCKER,CRITICAL"),
+        ("resolved", "false"),
+        ("ps", "1"),
+    ]
+
+
+def test_the_sonar_gate_says_why_when_there_is_no_count(tmp_path: Path) -> None:
+    api = GitHubAPI()
+    with github_api_server(api) as url:
+        res = sonar_gate(url, "wrong-token")  # 401
+        assert res.returncode == 1
+        assert res.stderr.startswith("SonarQube did not answer the issue search for")
+        assert "401" in res.stderr
+        for other in ({"paging": {"total": None}}, {"message": "maintenance"}, "a page"):
+            api.sonar_answer = other  # a 200 that is not SonarQube's count
+            res = sonar_gate(url, api.sonar_token)
+            assert res.returncode == 1, (other, res)
+            assert res.stderr.startswith(
+                "SonarQube's answer for storefront_web holds no issue count (paging.total):"
+            ), res.stderr
+            assert res.stdout == ""
 
 
 # -- install-cosign.sh -------------------------------------------------------------------------
