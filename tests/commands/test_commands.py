@@ -76,7 +76,12 @@ def test_readme_embeds_the_reference_graph() -> None:
             ],
             [],
         ),
-        ("schedule", "", ["OWASP ZAP against https://shop.example.com (production)"], []),
+        (
+            "schedule",
+            "",
+            ["OWASP ZAP against product-service at https://shop.example.com, order-service"],
+            [],
+        ),
     ],
 )
 def test_explain_events(event: str, ref: str, expected: list[str], absent: list[str]) -> None:

@@ -416,7 +416,7 @@ def deploy_spec(ir: IR) -> dict[str, Any]:
 
 def dast_spec(ir: IR) -> dict[str, Any]:
     """The plan's DAST after a healthy deploy: ZAP, and a pass marks the digest.  The DAST
-    project (Terraform) sets DAST_ENVIRONMENT and DAST_URL; the action the image."""
+    project (Terraform) sets DAST_ENVIRONMENT; the action the service's URL and image."""
     stages = [s for s in ir.plan.stages if s.dast]
     steps = stages[0].dast
     # what every DAST stage shares; the image comes from the action, the rest from the project
@@ -446,7 +446,8 @@ def dast_spec(ir: IR) -> dict[str, Any]:
     }
 
 
-# set by the DAST project (Terraform): the environment it scans
+# set by the DAST project (Terraform, the environment it scans) or each pipeline's DAST
+# action (the service's URL): never one value in the buildspec
 DAST_PROJECT = ("DAST_ENVIRONMENT", "DAST_URL")
 
 
