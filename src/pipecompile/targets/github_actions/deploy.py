@@ -190,6 +190,19 @@ class Deploy:
         ir = self.ir
         approver = any(s.step.kind == "approver" for s in ir.plan.deploy)
         out: list[dict[str, Any]] = []
+        needed = [
+            n for n in self.secrets() if n != ir.secrets.slack_webhook
+        ]  # the plan's (Slack's webhook is optional: no message without it)
+        if needed:
+            env = {"REQUIRED_SECRETS": " ".join(needed), "ENVIRONMENT": self.value("ENVIRONMENT")}
+            env.update({f"SET_{n}": _expr(f"secrets.{n} != ''") for n in needed})
+            out.append(
+                {
+                    "name": "Check this environment's secrets are set",
+                    "env": env,
+                    "run": script_body("require-secrets.sh"),
+                }
+            )
         if ir.chart_source:
             out.append(checkout(ir))  # the chart and values of the commit being delivered
         # the environment's own role: only jobs of this GitHub environment can assume it
@@ -299,6 +312,9 @@ def deploy_workflow(ir: IR) -> dict[str, Any]:
             inputs[input_name(name)] = {"type": "boolean", "default": False}
         elif kind == "number":
             inputs[input_name(name)] = {"type": "number", "required": True}
+        elif all(ir.plan.value(st, name) for st in d.stages):
+            # every caller has a value for it: a caller that omits one fails actionlint
+            inputs[input_name(name)] = _string()
         else:
             inputs[input_name(name)] = _string(False)
     jobs: dict[str, Any] = {
