@@ -120,6 +120,13 @@ def test_each_service_is_scanned_at_its_own_staging_host_after_its_deploy() -> N
         block = text.split(f'resource "aws_codepipeline" "{service}-staging" {{', 1)[1]
         block = block.split("\nresource ", 1)[0]
         assert re.findall(r'name = "DAST_URL", value = "([^"]+)"', block) == [url]
+    from pipecompile.insight.explain import explain_event
+
+    said = "\n".join(explain_event(ir_of(REF), "push", "release/1.2"))
+    assert (
+        "OWASP ZAP scans each service after its deploy (https://staging.shop.example.com, "
+        "https://order-service.staging.shop.example.com)" in said
+    )
     # the project holds no URL: a start without the action's fails (dast-scan.sh)
     codebuild = (REF / "infrastructure/terraform/cicd/codebuild.tf").read_text()
     assert '"DAST_URL"' not in codebuild

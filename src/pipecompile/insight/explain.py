@@ -43,8 +43,14 @@ def _gates(ir: IR, env: Environment) -> list[str]:
     if env.after_dast and dast is not None:
         gates.append(f"only a digest that passed OWASP ZAP in {dast.environment} is promoted here")
     if env.dast and dast is not None:
+        urls = ", ".join(
+            service_url(dast.url, d.hosts)
+            for svc in ir.services
+            for d in svc.deployments
+            if d.environment == env.name
+        )
         gates.append(
-            f"OWASP ZAP scans {dast.url} after the deploy; alerts at or above "
+            f"OWASP ZAP scans each service after its deploy ({urls}); alerts at or above "
             f"{dast.fail_on} block promotion"
         )
     if env.approval:
