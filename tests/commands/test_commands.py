@@ -77,6 +77,16 @@ def test_readme_embeds_the_reference_graph() -> None:
             [],
         ),
         (
+            "push",
+            "hotfix/1.2.1",
+            [
+                "hotfix: built in the release tier and verified in staging",
+                "as long as the merge leaves the files each image is built from as the hotfix",
+                "which must pass staging first",
+            ],
+            [],
+        ),
+        (
             "schedule",
             "",
             ["OWASP ZAP against product-service at https://shop.example.com, order-service"],

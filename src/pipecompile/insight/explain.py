@@ -335,8 +335,11 @@ def _hotfix_lines(ir: IR, branch: str) -> list[str]:
         f"  hotfix: built in the release tier and verified in {verify} (its approval and "
         "gates); after the merge into "
         + " or ".join(prod.includes)
-        + f", production deploys the digest that passed ({how}); 'hotfixes' in "
-        f"{ir.pipeline_file} changes or turns this off",
+        + f", production deploys the digest that passed ({how}), as long as the merge "
+        "leaves the files each image is built from as the hotfix had them (the tag is "
+        "their tree: a main that changed them since is a new image, which must pass "
+        f"{verify} first); "
+        f"'hotfixes' in {ir.pipeline_file} changes or turns this off",
     ]
 
 
