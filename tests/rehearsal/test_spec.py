@@ -4,6 +4,7 @@ apply phase by phase, audit and rollback, chart releases."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -292,12 +293,74 @@ def test_subscriptions_filter_on_environment_and_status() -> None:
     res = tf_resources(files["infrastructure/terraform/cicd/chatops.tf"])
     first = res[("aws_sns_topic_subscription", "subscriber_0")]
     assert _s(first["filter_policy_scope"]) == "MessageBody"
+    # a subscriber to failures also gets the failure-rate alarm (CloudWatch's own body)
+    alarm = {"AlarmName": ["shop-pipeline-failure-rate"]}
+    ours = {"environment": ["production"], "status": ["failed"]}
     assert _json(first["filter_policy"]) == {
-        "metadata": {"additionalContext": {"environment": ["production"], "status": ["failed"]}}
+        "$or": [{"metadata": {"additionalContext": ours}}, alarm]
     }
     second = _json(res[("aws_sns_topic_subscription", "subscriber_1")]["filter_policy"])
-    assert second == {"metadata": {"additionalContext": {"status": ["approval-needed", "failed"]}}}
-    assert json.dumps(second)  # every event the topic is sent
+    every = {"status": ["approval-needed", "failed"]}  # every event the topic is sent
+    assert second == {"$or": [{"metadata": {"additionalContext": every}}, alarm]}
+    # as SNS applies them (moto's filter engine): the alarm reaches both, a staging
+    # failure only the second, a production failure both
+    from pipecompile.targets.terraform.chatops import message_template
+
+    ir = compile_bytes("pipeline.yaml", source.encode())
+    staging = message_template(ir, ir.environment("staging"), "failed")
+    production = message_template(ir, ir.environment("production"), "failed")
+    cloudwatch = json.dumps(
+        {"AlarmName": "shop-pipeline-failure-rate", "NewStateValue": "ALARM", "Trigger": {}}
+    )
+    messages = {"staging": staging, "production": production, "alarm": cloudwatch}
+    # moto's $or in the message-body scope matches as if on attributes (moto/sns/utils.py
+    # _attributes_based_match): each alternative is applied by moto on its own, and a
+    # message is delivered when one of them takes it (SNS developer guide, and-or-logic.md)
+    delivered = []
+    for policy in (_json(first["filter_policy"]), second):
+        taken = _sns_deliveries(policy["$or"], messages)
+        delivered.append([name for name in messages if any(name in t for t in taken)])
+    assert delivered == [["production", "alarm"], ["staging", "production", "alarm"]]
+
+
+def _sns_deliveries(policies: list[Any], messages: dict[str, str]) -> list[list[str]]:
+    """Which of ``messages`` each subscription (its body filter policy) receives, as
+    moto's SNS (its filter-policy engine, message-body scope) delivers them to SQS."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        sns = boto3.client("sns", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        topic = sns.create_topic(Name="events")["TopicArn"]
+        queues = []
+        for i, policy in enumerate(policies):
+            url = sqs.create_queue(QueueName=f"q{i}")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            sub = sns.subscribe(
+                TopicArn=topic,
+                Protocol="sqs",
+                Endpoint=arn["Attributes"]["QueueArn"],
+                Attributes={"RawMessageDelivery": "true"},
+                ReturnSubscriptionArn=True,
+            )["SubscriptionArn"]
+            # the scope first: as terraform's provider sets them, one attribute per call
+            for name, value in (
+                ("FilterPolicyScope", "MessageBody"),
+                ("FilterPolicy", json.dumps(policy)),
+            ):
+                sns.set_subscription_attributes(
+                    SubscriptionArn=sub, AttributeName=name, AttributeValue=value
+                )
+            queues.append(url)
+        for message in messages.values():
+            sns.publish(TopicArn=topic, Message=message)
+        names = {body: name for name, body in messages.items()}
+        out = []
+        for url in queues:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            out.append([names[m["Body"]] for m in got])
+        return out
 
 
 def test_a_subscription_to_an_unknown_environment_is_a_located_error() -> None:
