@@ -15,6 +15,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import Diagnostic
 from .ir_plan import (
@@ -399,6 +400,18 @@ def app_name(service: str, environment: str) -> str:
 def gitops_dir(gitops_path: str, service: str, environment: str) -> str:
     """A deployment's folder in the GitOps repository (its chart, values, image file)."""
     return posixpath.join(gitops_path, service, environment)
+
+
+def service_url(url: str, hosts: tuple[str, ...]) -> str:
+    """Where DAST reaches one service in the environment whose address is ``url``: the
+    environment's URL where its host is one the service's Ingress serves (the first
+    service also answers at the domain), else the same URL on the service's own host
+    (``<service>.<domain>``): scanning the environment's URL would scan another service."""
+    parts = urlsplit(url)
+    if not hosts or parts.hostname in hosts:
+        return url
+    netloc = hosts[-1] + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def values_source(service_values: str, service: str) -> str:

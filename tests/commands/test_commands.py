@@ -76,7 +76,22 @@ def test_readme_embeds_the_reference_graph() -> None:
             ],
             [],
         ),
-        ("schedule", "", ["OWASP ZAP against https://shop.example.com (production)"], []),
+        (
+            "push",
+            "hotfix/1.2.1",
+            [
+                "hotfix: built in the release tier and verified in staging",
+                "as long as the merge leaves the files each image is built from as the hotfix",
+                "which must pass staging first",
+            ],
+            [],
+        ),
+        (
+            "schedule",
+            "",
+            ["OWASP ZAP against product-service at https://shop.example.com, order-service"],
+            [],
+        ),
     ],
 )
 def test_explain_events(event: str, ref: str, expected: list[str], absent: list[str]) -> None:

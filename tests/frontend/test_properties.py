@@ -218,7 +218,10 @@ def test_hostile_strings_come_out_exactly(
         # an incoming webhook ignores a channel in the payload: none is sent
         assert set(json.loads(notify)) == {"text"}
         dast = expand_rendered(files, "out/github-actions/dast.yml")
-        assert dast["jobs"]["zap"]["steps"][0]["env"]["DAST_URL"] == "https://x.example/" + url_path
+        assert (
+            dast["jobs"]["zap-web"]["steps"][0]["env"]["DAST_URL"]
+            == "https://x.example/" + url_path
+        )
 
 
 MUTATIONS = ["delete", "duplicate", "swap", "insert", "indent", "truncate"]

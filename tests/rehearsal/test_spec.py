@@ -4,6 +4,7 @@ apply phase by phase, audit and rollback, chart releases."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +62,75 @@ def test_the_reference_sample_is_the_acceptance_file() -> None:
     assert ir_of(REF).environment("production").url == "https://shop.example.com"
 
 
-def test_the_scheduled_scan_targets_production_at_its_url() -> None:
-    for sample, url in ((REF, "https://shop.example.com"), (GHA, "https://storefront.example.com")):
+def test_the_scheduled_scan_targets_each_production_service_at_its_own_host() -> None:
+    # the first service answers at the environment's url; every other one at
+    # <service>.<domain> only: one scan of the url would never reach it
+    cases = (
+        (
+            REF,
+            {
+                "product-service": "https://shop.example.com",
+                "order-service": "https://order-service.shop.example.com",
+            },
+        ),
+        (
+            GHA,
+            {
+                "web": "https://storefront.example.com",
+                "payments": "https://payments.storefront.example.com",
+            },
+        ),
+    )
+    for sample, urls in cases:
         dast = expand(sample / ".github/workflows/dast.yml")  # zap.yml's scan in it
         assert dast["on"]["schedule"] == [{"cron": "0 3 * * 1"}]  # weekly
-        env = dast["jobs"]["zap"]["steps"][0]["env"]
-        assert "zap/mark" not in dast["jobs"]  # a scheduled scan marks no digest
-        assert (env["DAST_ENVIRONMENT"], env["DAST_URL"]) == ("production", url)
+        assert not [j for j in dast["jobs"] if j.endswith("/mark")]  # a schedule marks none
+        scanned = {}
+        for service in urls:
+            env = dast["jobs"][f"zap-{service}"]["steps"][0]["env"]  # zap.yml's first job
+            assert env["DAST_ENVIRONMENT"] == "production"
+            scanned[service] = env["DAST_URL"]
+        assert scanned == urls
         # the gate after each deploy still scans the DAST environment (staging)
         assert ir_of(sample).security.dast.environment == "staging"  # type: ignore[union-attr]
+
+
+def test_each_service_is_scanned_at_its_own_staging_host_after_its_deploy() -> None:
+    """The DAST after a staging deploy scans the service that was deployed (its Ingress
+    host), on both orchestrators: a pass marks that service's digest."""
+    import re
+
+    staging = {
+        "web": "https://staging.storefront.example.com",
+        "payments": "https://payments.staging.storefront.example.com",
+    }
+    for service, url in staging.items():
+        deliver = yaml.safe_load((GHA / f".github/workflows/deliver-{service}.yml").read_text())
+        calls = [j for j in deliver["jobs"].values() if j.get("with", {}).get("environment")]
+        given = {j["with"]["environment"]: j["with"].get("dast_url") for j in calls}
+        assert given["staging"] == url
+        assert {e for e, u in given.items() if u} == {"staging"}
+    deploy = yaml.safe_load((GHA / ".github/workflows/deploy.yml").read_text())
+    assert deploy["jobs"]["dast"]["with"]["url"] == "${{ inputs.dast_url }}"
+    ingress = {
+        "product-service": "https://staging.shop.example.com",
+        "order-service": "https://order-service.staging.shop.example.com",
+    }
+    text = (REF / "infrastructure/terraform/cicd/codepipeline.tf").read_text()
+    for service, url in ingress.items():
+        block = text.split(f'resource "aws_codepipeline" "{service}-staging" {{', 1)[1]
+        block = block.split("\nresource ", 1)[0]
+        assert re.findall(r'name = "DAST_URL", value = "([^"]+)"', block) == [url]
+    from pipecompile.insight.explain import explain_event
+
+    said = "\n".join(explain_event(ir_of(REF), "push", "release/1.2"))
+    assert (
+        "OWASP ZAP scans each service after its deploy (https://staging.shop.example.com, "
+        "https://order-service.staging.shop.example.com)" in said
+    )
+    # the project holds no URL: a start without the action's fails (dast-scan.sh)
+    codebuild = (REF / "infrastructure/terraform/cicd/codebuild.tf").read_text()
+    assert '"DAST_URL"' not in codebuild
 
 
 def test_without_a_production_url_the_schedule_is_a_located_warning() -> None:
@@ -89,14 +150,17 @@ def test_with_a_production_url_there_is_no_warning() -> None:
     ir, files = rendered(MINI % {"prod": ', url: "https://example.com"', "schedule": ""})
     assert not [w for w in ir.warnings if "DAST" in w.message]
     dast = expand_rendered(files, ".github/workflows/dast.yml")
-    assert dast["jobs"]["zap"]["steps"][0]["env"]["DAST_URL"] == "https://example.com"
+    (scan,) = [job for name, job in dast["jobs"].items() if name.startswith("zap-")]
+    assert scan["steps"][0]["env"]["DAST_URL"] == "https://example.com"
 
 
 def test_explain_schedule_names_the_production_scan() -> None:
     from pipecompile.insight.explain import explain_event
 
     assert explain_event(ir_of(REF), "schedule", "") == [
-        "dast.yml runs OWASP ZAP against https://shop.example.com (production) on cron '0 3 * * 1'"
+        "dast.yml runs OWASP ZAP against product-service at https://shop.example.com, "
+        "order-service at https://order-service.shop.example.com (production) on cron "
+        "'0 3 * * 1'"
     ]
 
 
@@ -229,12 +293,74 @@ def test_subscriptions_filter_on_environment_and_status() -> None:
     res = tf_resources(files["infrastructure/terraform/cicd/chatops.tf"])
     first = res[("aws_sns_topic_subscription", "subscriber_0")]
     assert _s(first["filter_policy_scope"]) == "MessageBody"
+    # a subscriber to failures also gets the failure-rate alarm (CloudWatch's own body)
+    alarm = {"AlarmName": ["shop-pipeline-failure-rate"]}
+    ours = {"environment": ["production"], "status": ["failed"]}
     assert _json(first["filter_policy"]) == {
-        "metadata": {"additionalContext": {"environment": ["production"], "status": ["failed"]}}
+        "$or": [{"metadata": {"additionalContext": ours}}, alarm]
     }
     second = _json(res[("aws_sns_topic_subscription", "subscriber_1")]["filter_policy"])
-    assert second == {"metadata": {"additionalContext": {"status": ["approval-needed", "failed"]}}}
-    assert json.dumps(second)  # every event the topic is sent
+    every = {"status": ["approval-needed", "failed"]}  # every event the topic is sent
+    assert second == {"$or": [{"metadata": {"additionalContext": every}}, alarm]}
+    # as SNS applies them (moto's filter engine): the alarm reaches both, a staging
+    # failure only the second, a production failure both
+    from pipecompile.targets.terraform.chatops import message_template
+
+    ir = compile_bytes("pipeline.yaml", source.encode())
+    staging = message_template(ir, ir.environment("staging"), "failed")
+    production = message_template(ir, ir.environment("production"), "failed")
+    cloudwatch = json.dumps(
+        {"AlarmName": "shop-pipeline-failure-rate", "NewStateValue": "ALARM", "Trigger": {}}
+    )
+    messages = {"staging": staging, "production": production, "alarm": cloudwatch}
+    # moto's $or in the message-body scope matches as if on attributes (moto/sns/utils.py
+    # _attributes_based_match): each alternative is applied by moto on its own, and a
+    # message is delivered when one of them takes it (SNS developer guide, and-or-logic.md)
+    delivered = []
+    for policy in (_json(first["filter_policy"]), second):
+        taken = _sns_deliveries(policy["$or"], messages)
+        delivered.append([name for name in messages if any(name in t for t in taken)])
+    assert delivered == [["production", "alarm"], ["staging", "production", "alarm"]]
+
+
+def _sns_deliveries(policies: list[Any], messages: dict[str, str]) -> list[list[str]]:
+    """Which of ``messages`` each subscription (its body filter policy) receives, as
+    moto's SNS (its filter-policy engine, message-body scope) delivers them to SQS."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        sns = boto3.client("sns", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        topic = sns.create_topic(Name="events")["TopicArn"]
+        queues = []
+        for i, policy in enumerate(policies):
+            url = sqs.create_queue(QueueName=f"q{i}")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            sub = sns.subscribe(
+                TopicArn=topic,
+                Protocol="sqs",
+                Endpoint=arn["Attributes"]["QueueArn"],
+                Attributes={"RawMessageDelivery": "true"},
+                ReturnSubscriptionArn=True,
+            )["SubscriptionArn"]
+            # the scope first: as terraform's provider sets them, one attribute per call
+            for name, value in (
+                ("FilterPolicyScope", "MessageBody"),
+                ("FilterPolicy", json.dumps(policy)),
+            ):
+                sns.set_subscription_attributes(
+                    SubscriptionArn=sub, AttributeName=name, AttributeValue=value
+                )
+            queues.append(url)
+        for message in messages.values():
+            sns.publish(TopicArn=topic, Message=message)
+        names = {body: name for name, body in messages.items()}
+        out = []
+        for url in queues:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            out.append([names[m["Body"]] for m in got])
+        return out
 
 
 def test_a_subscription_to_an_unknown_environment_is_a_located_error() -> None:

@@ -471,6 +471,12 @@ def test_both_orchestrators_run_the_pinned_cosign_with_valid_flags() -> None:
         assert spec["env"]["variables"]["COSIGN_VERSION"] == "v3.0.6"
         assert spec["env"]["variables"]["COSIGN_SHA256"] == ir.pins.cosign_sha256
         assert any("sha256sum -c" in c for c in spec["phases"]["install"]["commands"])
+    # the deploy installs it in the phase whose finally writes the audit row: a failed
+    # install phase skips the build phase, its finally included (no row at all)
+    deploy = doc(REF / "ci/codebuild/deploy.yml")
+    assert "install" not in deploy["phases"]
+    assert "sha256sum -c" in deploy["phases"]["build"]["commands"][0]
+    assert any("put-item" in c for c in deploy["phases"]["build"]["finally"])
     deliver = delivery("web")
     steps = [s for job in deliver["jobs"].values() for s in job.get("steps", [])]
     installs = [s for s in steps if s["name"] == "Install cosign"]

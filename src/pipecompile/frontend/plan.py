@@ -274,7 +274,7 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
         # needs no AWS access; a pass marks the digest for the promotion gate
         zap = (
             _v("DAST_ENVIRONMENT", env.name),
-            _v("DAST_URL", dast.url),
+            _v("DAST_URL", ir.service_url(dast.url, dep.hosts)),
             _v("ZAP_IMAGE", model.pins.zap_image),
             _v("ZAP_MIN_RISK", ZAP_RISK[dast.fail_on]),
         )

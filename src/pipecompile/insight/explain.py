@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..ir import IR, Deployment, Environment, Rollback, Service
+from ..ir import IR, Deployment, Environment, Rollback, Service, service_url
 from ..targets.chart.analysis import (
     FAILURE_LIMIT,
     inconclusive_limit,
@@ -43,8 +43,14 @@ def _gates(ir: IR, env: Environment) -> list[str]:
     if env.after_dast and dast is not None:
         gates.append(f"only a digest that passed OWASP ZAP in {dast.environment} is promoted here")
     if env.dast and dast is not None:
+        urls = ", ".join(
+            service_url(dast.url, d.hosts)
+            for svc in ir.services
+            for d in svc.deployments
+            if d.environment == env.name
+        )
         gates.append(
-            f"OWASP ZAP scans {dast.url} after the deploy; alerts at or above "
+            f"OWASP ZAP scans each service after its deploy ({urls}); alerts at or above "
             f"{dast.fail_on} block promotion"
         )
     if env.approval:
@@ -239,10 +245,15 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
                 f"no scheduled work: the scheduled DAST scan needs a url on the last "
                 f"environment ({ir.environments[-1].name})"
             ]
-        return [
-            f"dast.yml runs OWASP ZAP against {dast.scheduled_url} "
-            f"({dast.scheduled_environment}) on cron '{dast.cron}'"
+        scheduled = dast.scheduled_environment
+        urls = [
+            f"{svc.name} at {service_url(dast.scheduled_url, d.hosts)}"
+            for svc in ir.services
+            for d in svc.deployments
+            if d.environment == scheduled
         ]
+        where = ", ".join(urls)
+        return [f"dast.yml runs OWASP ZAP against {where} ({scheduled}) on cron '{dast.cron}'"]
     on = dict(ir.outputs)
     envs = [e for e in ir.environments if matches(e, branch)]
     out.append(f"{event} {'to' if event == 'push' else 'into'} branch '{branch}':")
@@ -324,8 +335,11 @@ def _hotfix_lines(ir: IR, branch: str) -> list[str]:
         f"  hotfix: built in the release tier and verified in {verify} (its approval and "
         "gates); after the merge into "
         + " or ".join(prod.includes)
-        + f", production deploys the digest that passed ({how}); 'hotfixes' in "
-        f"{ir.pipeline_file} changes or turns this off",
+        + f", production deploys the digest that passed ({how}), as long as the merge "
+        "leaves the files each image is built from as the hotfix had them (the tag is "
+        "their tree: a main that changed them since is a new image, which must pass "
+        f"{verify} first); "
+        f"'hotfixes' in {ir.pipeline_file} changes or turns this off",
     ]
 
 

@@ -387,7 +387,11 @@ def deploy_spec(ir: IR) -> dict[str, Any]:
     if ir.security.sign_images:
         variables["COSIGN_VERSION"] = ir.pins.cosign_version
         variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
-        phases["install"] = {"commands": [_sh("install-cosign.sh")]}
+        # in the build phase, not install: a failed install phase skips the build phase
+        # and its finally block, so a failed download would leave no audit row (CodeBuild
+        # User Guide, view-build-details-phases.md: only a BUILD failure goes on to
+        # POST_BUILD and UPLOAD_ARTIFACTS; an INSTALL failure goes on to FINALIZING)
+        commands.insert(0, _sh("install-cosign.sh"))
     always: list[str] = []  # CodeBuild's finally: whatever happened before
     approver = next((s for s in plan.deploy if s.step.kind == "approver"), None)
     for shared in plan.deploy:
@@ -416,7 +420,7 @@ def deploy_spec(ir: IR) -> dict[str, Any]:
 
 def dast_spec(ir: IR) -> dict[str, Any]:
     """The plan's DAST after a healthy deploy: ZAP, and a pass marks the digest.  The DAST
-    project (Terraform) sets DAST_ENVIRONMENT and DAST_URL; the action the image."""
+    project (Terraform) sets DAST_ENVIRONMENT; the action the service's URL and image."""
     stages = [s for s in ir.plan.stages if s.dast]
     steps = stages[0].dast
     # what every DAST stage shares; the image comes from the action, the rest from the project
@@ -446,7 +450,8 @@ def dast_spec(ir: IR) -> dict[str, Any]:
     }
 
 
-# set by the DAST project (Terraform): the environment it scans
+# set by the DAST project (Terraform, the environment it scans) or each pipeline's DAST
+# action (the service's URL): never one value in the buildspec
 DAST_PROJECT = ("DAST_ENVIRONMENT", "DAST_URL")
 
 

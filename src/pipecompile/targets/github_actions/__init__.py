@@ -38,7 +38,7 @@ import re
 from typing import Any
 
 from ...errors import Path_
-from ...ir import IR
+from ...ir import IR, service_url
 from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
 from .ci import CI, ci_file, ci_reusable, ci_workflow
@@ -140,27 +140,31 @@ def check(ir: IR) -> list[Finding]:
 
 
 def dast_workflow(ir: IR) -> dict[str, Any]:
-    """The scheduled scan of production at its url (1.2), zap.yml without a digest; the
-    gate itself runs after every deploy to the DAST environment."""
+    """The scheduled scan of production (1.2), zap.yml without a digest: one job for each
+    service deployed there, at the service's own address under the environment's url (the
+    first service's is the url itself); the gate itself runs after every deploy to the
+    DAST environment."""
     dast = ir.security.dast
     assert dast is not None and dast.scheduled_environment and dast.scheduled_url
     env, url = dast.scheduled_environment, dast.scheduled_url
+    jobs: dict[str, Any] = {}
+    for svc in ir.services:
+        dep = next((d for d in svc.deployments if d.environment == env), None)
+        if dep is None:
+            continue
+        jobs[f"zap-{svc.name}"] = {
+            "name": f"OWASP ZAP scan of {svc.name} in {env}",
+            # zap.yml's mark job (skipped: no digest) declares id-token: write
+            "permissions": permissions(id_token="write") if ir.delivery == "github-actions" else {},
+            "uses": workflow_ref(ir, ZAP),
+            "with": {"environment": env, "service": svc.name, "url": service_url(url, dep.hosts)},
+        }
     return {
         "name": f"dast / {env}",
         "on": {"schedule": [{"cron": dast.cron}], "workflow_dispatch": {}},
         "permissions": {},
         "concurrency": {"group": "dast", "cancel-in-progress": False},
-        "jobs": {
-            "zap": {
-                "name": f"OWASP ZAP scan of {env}",
-                # zap.yml's mark job (skipped: no digest) declares id-token: write
-                "permissions": permissions(id_token="write")
-                if ir.delivery == "github-actions"
-                else {},
-                "uses": workflow_ref(ir, ZAP),
-                "with": {"environment": env, "url": url},
-            }
-        },
+        "jobs": jobs,
     }
 
 

@@ -32,6 +32,7 @@ from .steps import (
 
 DEPLOY = "deploy.yml"
 ROLLBACK_STEP = "rollback"
+DAST_URL_INPUT = "dast_url"
 
 
 def _quote(value: str) -> str:
@@ -116,6 +117,8 @@ class Deploy:
             "image_tag": "${{ needs.build.outputs.tag }}",
             "image_digest": "${{ needs.build.outputs.digest }}",
         }
+        if stage.dast:  # where DAST reaches this service (the plan's, per service)
+            out[DAST_URL_INPUT] = (stage.dast[0].input("DAST_URL") or PlanInput("")).value
         for name, kind in self.passed():
             value = self.ir.plan.value(stage, name)
             if kind == "boolean":
@@ -187,6 +190,19 @@ class Deploy:
         ir = self.ir
         approver = any(s.step.kind == "approver" for s in ir.plan.deploy)
         out: list[dict[str, Any]] = []
+        needed = [
+            n for n in self.secrets() if n != ir.secrets.slack_webhook
+        ]  # the plan's (Slack's webhook is optional: no message without it)
+        if needed:
+            env = {"REQUIRED_SECRETS": " ".join(needed), "ENVIRONMENT": self.value("ENVIRONMENT")}
+            env.update({f"SET_{n}": _expr(f"secrets.{n} != ''") for n in needed})
+            out.append(
+                {
+                    "name": "Check this environment's secrets are set",
+                    "env": env,
+                    "run": script_body("require-secrets.sh"),
+                }
+            )
         if ir.chart_source:
             out.append(checkout(ir))  # the chart and values of the commit being delivered
         # the environment's own role: only jobs of this GitHub environment can assume it
@@ -256,9 +272,6 @@ class Deploy:
         """The plan's DAST of the DAST environment, after the deploy succeeded: zap.yml
         (the scan holds no token; the mark runs in the DAST's own GitHub environment)."""
         ir = self.ir
-        stage = next(s for s in self.stages if s.dast)
-        scan = stage.dast[0]
-        url = (scan.input("DAST_URL") or PlanInput("")).value
         condition = _condition(self.dast_environments)
         if ir.deployments_table:  # a manual rollback returns to a digest that passed once
             condition = f"inputs.rollback_reason == '' && ({condition})"
@@ -275,7 +288,9 @@ class Deploy:
             "uses": workflow_ref(ir, ZAP),
             "with": {
                 "environment": "${{ inputs.environment }}",
-                "url": url,
+                "service": self.value("SERVICE"),
+                # each service's own address (its Ingress host): the caller passes it
+                "url": "${{ inputs.dast_url }}",
                 "ecr_repository": "${{ inputs.ecr_repository }}",
                 "image_tag": "${{ inputs.image_tag }}",
                 "image_digest": "${{ inputs.image_digest }}",
@@ -297,6 +312,9 @@ def deploy_workflow(ir: IR) -> dict[str, Any]:
             inputs[input_name(name)] = {"type": "boolean", "default": False}
         elif kind == "number":
             inputs[input_name(name)] = {"type": "number", "required": True}
+        elif all(ir.plan.value(st, name) for st in d.stages):
+            # every caller has a value for it: a caller that omits one fails actionlint
+            inputs[input_name(name)] = _string()
         else:
             inputs[input_name(name)] = _string(False)
     jobs: dict[str, Any] = {
@@ -328,6 +346,8 @@ def deploy_workflow(ir: IR) -> dict[str, Any]:
         jobs["deploy"]["outputs"] = {"outcome": f"${{{{ {found} }}}}"}
         outputs["outcome"] = "${{ jobs.deploy.outputs.outcome }}"
     if d.dast_environments:
+        # a DAST environment's callers pass it; zap.yml refuses an empty URL
+        inputs[DAST_URL_INPUT] = _string(False)
         jobs["dast"] = d.dast_job()
     return {
         "name": "deploy",

@@ -279,6 +279,7 @@ def zap_workflow(ir: IR) -> dict[str, Any]:
     scan, mark = dast_steps(ir)
     inputs = {
         "environment": _string(),
+        "service": _string(),  # whose URL it scans: the report's name
         "url": _string(),
         "ecr_repository": _string(False),
         "image_tag": _string(False),
@@ -309,7 +310,7 @@ def zap_workflow(ir: IR) -> dict[str, Any]:
                     "if": "always()",
                     "uses": uses(ir, "actions/upload-artifact"),
                     "with": {
-                        "name": "zap-${{ inputs.environment }}",
+                        "name": "zap-${{ inputs.environment }}-${{ inputs.service }}",
                         "path": "reports/",
                         "if-no-files-found": "ignore",
                         "retention-days": 30,

@@ -15,6 +15,11 @@
 #   0  no alert at or above the threshold
 #   1  alerts at or above the threshold, or the scan did not complete
 set -euo pipefail
+if [ -z "${DAST_URL:-}" ]; then
+  # a caller that passed no URL would scan nothing and mark the digest as passed
+  echo "DAST_URL is empty: nothing to scan (the deploy passes the service's URL)" >&2
+  exit 1
+fi
 mkdir -p reports
 chmod 777 reports
 status=0

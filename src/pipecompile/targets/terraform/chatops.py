@@ -24,6 +24,7 @@ from ..common import script_text
 from ..compliance import SUMMARY_SCHEDULE as SCHEDULES
 from .blocks import inline_policy, policy_doc, resource
 from .iam import NEVER_APPROVE
+from .monitoring import failure_rate_alarm_name
 from .projects import script_project, starter
 
 SUMMARY_SCHEDULE = SCHEDULES[1]  # 17:00 UTC, the end of a European working day
@@ -105,11 +106,21 @@ def message_template(ir: IR, env: Environment, event: str) -> str:
     return json.dumps(body, sort_keys=True)
 
 
-def filter_policy(environments: tuple[str, ...], statuses: tuple[str, ...]) -> str:
+def filter_policy(
+    environments: tuple[str, ...], statuses: tuple[str, ...], alarm: str | None = None
+) -> str:
+    """A subscription's filter on the message body. ``alarm``: the failure-rate alarm,
+    which a subscription to failures also gets; CloudWatch sends it in its own shape
+    (``AlarmName``, ``NewStateValue``, ...), with no ``metadata``, so it is matched by
+    its name, through ``$or`` (SNS developer guide, and-or-logic.md: an ``$or`` array
+    of at least two objects)."""
     context: dict[str, Any] = {"status": list(statuses)}
     if environments:
         context["environment"] = list(environments)
-    return json.dumps({"metadata": {"additionalContext": context}}, sort_keys=True)
+    ours = {"metadata": {"additionalContext": context}}
+    if alarm is None or "failed" not in statuses:
+        return json.dumps(ours, sort_keys=True)
+    return json.dumps({"$or": [ours, {"AlarmName": [alarm]}]}, sort_keys=True)
 
 
 def chatops(ir: IR) -> list[Block]:
@@ -143,7 +154,8 @@ def chatops(ir: IR) -> list[Block]:
         s.attr("protocol", sub.protocol)
         s.attr("endpoint", sub.endpoint)
         s.attr("filter_policy_scope", "MessageBody")
-        s.attr("filter_policy", filter_policy(sub.environments, sub.statuses))
+        alarm = failure_rate_alarm_name(ir)  # monitoring.tf's, to the same topic
+        s.attr("filter_policy", filter_policy(sub.environments, sub.statuses, alarm))
         blocks.append(s)
     if n.slack_channel:
         blocks += _chatbot(ir)

@@ -230,6 +230,11 @@ def monitoring(ir: IR) -> list[Block]:
     return blocks
 
 
+def failure_rate_alarm_name(ir: IR) -> str:
+    """The failure-rate alarm: it notifies the topic with CloudWatch's own message."""
+    return f"{ir.project}-pipeline-failure-rate"
+
+
 def alarm_and_dashboard(ir: IR) -> list[Block]:
     """The failure-rate alarm and the dashboard, on the namespace's metrics: the same for
     both deliverers (GitHub Actions delivery puts the metrics itself)."""
@@ -243,7 +248,7 @@ def alarm_and_dashboard(ir: IR) -> list[Block]:
     v.attr("default", 25)
     blocks.append(v)
     alarm = resource("aws_cloudwatch_metric_alarm", "failure_rate")
-    alarm.attr("alarm_name", f"{ir.project}-pipeline-failure-rate")
+    alarm.attr("alarm_name", failure_rate_alarm_name(ir))
     alarm.attr(
         "alarm_description",
         f"More than the allowed share of {ir.project} pipeline runs failed in a day",

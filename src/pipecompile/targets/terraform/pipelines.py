@@ -274,11 +274,11 @@ def environment_parameters(ir: IR, environment: str) -> tuple[tuple[str, str, st
 
 
 def dast_parameters(ir: IR) -> tuple[tuple[str, str, str], ...]:
-    """The DAST project's variables: the environment it scans and its URL."""
+    """The DAST project's variables: the environment it scans (each service's pipeline
+    passes that service's URL, and the buildspec refuses a start without one)."""
     scan = next(s.dast[0] for s in ir.plan.stages if s.dast)
-    return tuple(
-        (name, (scan.input(name) or PlanInput(name)).value, "PLAINTEXT")
-        for name in ("DAST_ENVIRONMENT", "DAST_URL")
+    return (
+        ("DAST_ENVIRONMENT", (scan.input("DAST_ENVIRONMENT") or PlanInput("")).value, "PLAINTEXT"),
     )
 
 
@@ -387,9 +387,12 @@ def sign_variables(ir: IR, svc: Service, release: bool) -> dict[str, str]:
 
 
 def dast_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
-    """What the DAST action passes: the image it scans and marks."""
+    """What the DAST action passes: the service's URL (its own Ingress host), and the
+    image it scans and marks."""
     _, uri = ir.image_of(svc, ir.environment(dep.environment))
+    scan = ir.plan.stage(svc.name, dep.environment).dast[0]
     return {
+        "DAST_URL": (scan.input("DAST_URL") or PlanInput("")).value,
         "IMAGE_URI": uri,  # the buildspec derives ECR_REPOSITORY from it
         **_image(ir),
     }
