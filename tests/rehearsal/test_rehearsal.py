@@ -24,7 +24,7 @@ from tests.conftest import ROOT, terraform_blocks
 from tests.harness.argocd import NEW_DIGEST, ArgoCD, application, argocd_server, deployment, rollout
 from tests.harness.codepipeline_api import CodePipelineAPI, codepipeline_api_server
 from tests.harness.moto import audit_table
-from tests.harness.reusable import expand
+from tests.harness.reusable import defaults_of, expand
 from tests.harness.runner import Job
 from tests.harness.world import CODEBUILD_UID, RUNNER_UID, Started, World, world
 from tests.rehearsal.flow_codepipeline import approver
@@ -281,6 +281,53 @@ def test_both_orchestrators_give_the_dependency_check_its_key_and_cache() -> Non
     cache = next(s for s in steps if s["name"].startswith("Cache the NVD data"))
     check = next(i for i, s in enumerate(steps) if s["name"].startswith("OWASP dependency"))
     assert steps.index(cache) < check and cache["with"]["path"] == "~/.dependency-check"
+
+
+def test_the_github_dependency_check_runs_at_the_workspace_under_the_jobs_default(
+    w: World,
+) -> None:
+    # ci.yml's job sets defaults.run.working-directory to the service's folder; the runner
+    # applies it to every run: step without its own (ScriptHandler.cs, actions/runner
+    # v2.336.0), so the scan's own working-directory '.' is what puts reports/ where
+    # "Upload reports" (path reports/, from the workspace) looks
+    wf = expand(ROOT / "samples/storefront/.github/workflows/ci-payments.yml")
+    step = next(
+        s for s in wf["jobs"]["validate"]["steps"] if s["name"].startswith("OWASP dependency")
+    )
+    variants = {
+        "as-generated": step,
+        "without-its-own": {k: v for k, v in step.items() if k != "working-directory"},
+    }
+    folders = {}
+    for label, scan in variants.items():
+        repo = app_repo(w, f"dc-gha-{label}", RUNNER_UID)
+        temp = w.workdir(f"dc-gha-{label}-temp", RUNNER_UID)
+        home = w.home(f"dc-gha-{label}", RUNNER_UID)
+
+        def run_as(
+            script: str | list[str], started: Started = None, home: Path = home, **env: str
+        ) -> subprocess.CompletedProcess[str]:
+            cwd = Path(env.pop("cwd"))
+            return w.run(script, uid=RUNNER_UID, cwd=cwd, home=home, started=started, **env)
+
+        job = Job(
+            contexts={
+                "github": {},
+                "runner": {"temp": str(temp), "uid": RUNNER_UID},
+                "secrets": {"NVD_API_KEY": "nvd-key"},
+            },
+            workdir=repo,
+            run_as=run_as,
+            temp=temp,
+            defaults=defaults_of(wf, "validate"),
+        )
+        job.run([scan], {})
+        assert job.status == "success", job.log
+        folders[label] = sorted(
+            str(p.parent.parent.relative_to(repo))
+            for p in repo.rglob("reports/dependency-check-report.xml")
+        )
+    assert folders == {"as-generated": ["."], "without-its-own": ["services/payments"]}
 
 
 # -- GitOps: a lost push race ----------------------------------------------------------------
