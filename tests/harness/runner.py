@@ -272,6 +272,7 @@ class Job:
         for step in steps:
             self.contexts["job"] = {"status": self.status}
             if not self.condition(step):
+                self._complete(step, "skipped")  # CompleteStep(step, TaskResult.Skipped)
                 continue
             armed = cancel_at is not None and self.substitute(step.get("name", "")) == cancel_at
             # the step's env first (github.output is still the previous step's file) ...
@@ -285,6 +286,7 @@ class Job:
                 self.log.append(f"uses {step['uses']}")
                 if "slack" in step["uses"]:
                     self.log.append("slack " + self.substitute(step["with"]["payload"]))
+                self._complete(step, "success")
                 continue
             # ScriptHandler.cs: the script, as is, in <guid>.sh in the runner's temp folder
             script = self.temp / f"{uuid.uuid4()}.sh"
@@ -309,10 +311,7 @@ class Job:
                     f" '{shell_command(shell, str(script))[0]}' with working directory"
                     f" '{cwd}'. No such file or directory"
                 )
-                if "id" in step:
-                    self.steps[step["id"]] = {"outputs": {}, "outcome": "failure"}
-                if self.status == "success":
-                    self.status = "failure"
+                self._complete(step, "failure")
                 continue
             running = _Running() if armed else None
 
@@ -333,11 +332,40 @@ class Job:
                 line.split("=", 1) for line in output.read_text().splitlines() if "=" in line
             )
             outcome = "cancelled" if cancelled else "success" if res.returncode == 0 else "failure"
-            if "id" in step:
-                self.steps[step["id"]] = {"outputs": outputs, "outcome": outcome}
+            self._complete(step, outcome, outputs)
             if cancelled:
                 self.status = "cancelled"
                 self.contexts["job"] = {"status": self.status}
                 cancel_at = None
-            elif res.returncode != 0 and self.status == "success":
-                self.status = "failure"
+
+    def _complete(
+        self, step: dict[str, Any], outcome: str, outputs: dict[str, str] | None = None
+    ) -> None:
+        """The step's result as the runner records it (actions/runner v2.336.0): a failed
+        step whose ``continue-on-error`` is true keeps ``failure`` as its outcome and
+        concludes ``success`` (ExecutionContext.cs ApplyContinueOnError: only a Failed
+        result, ``Outcome = Result; Result = Succeeded``); ``steps.<id>`` gets both
+        (UpdateGlobalStepsContext: outcome ``Outcome ?? Result``, conclusion ``Result``),
+        a skipped step included; only a Failed conclusion fails the job (StepsRunner.cs
+        "Update the job result")."""
+        conclusion = outcome
+        if outcome == "failure" and self._continues_on_error(step):
+            conclusion = "success"
+        if "id" in step:
+            self.steps[step["id"]] = {
+                "outputs": outputs or {},
+                "outcome": outcome,
+                "conclusion": conclusion,
+            }
+        if conclusion == "failure" and self.status == "success":
+            self.status = "failure"
+
+    def _continues_on_error(self, step: dict[str, Any]) -> bool:
+        """``continue-on-error``: a boolean, or an expression evaluated as the step ends
+        (ExecutionContext.cs EvaluateStepContinueOnError)."""
+        value = step.get("continue-on-error", False)
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip()
+        m = re.fullmatch(r"\$\{\{(.*)\}\}", text, re.S)
+        return bool(self.evaluate(m.group(1))) if m else text == "true"

@@ -139,9 +139,14 @@ def test_a_cancel_signals_the_running_step_then_runs_only_always_steps(base: Pat
     stub.join()
     assert job.status == "cancelled"
     # the step ran to its cancel point, its child answered, and bash ran its trap
-    assert job.steps["wait"] == {"outputs": {"partial": "written"}, "outcome": "cancelled"}
+    assert job.steps["wait"] == {
+        "outputs": {"partial": "written"},
+        "outcome": "cancelled",
+        "conclusion": "cancelled",
+    }
     assert "wait: exit 130\ntrapped INT\n" in job.log
-    assert "next" not in job.steps
+    assert job.steps["next"] == {"outputs": {}, "outcome": "skipped", "conclusion": "skipped"}
+    assert not any(line.startswith("next:") for line in job.log)
     assert job.steps["audit"]["outcome"] == "success"
     assert job.steps["notice"]["outcome"] == "success"
 
@@ -161,6 +166,51 @@ def test_a_step_that_ignores_sigint_gets_sigterm_then_its_tree_is_killed(
     assert job.status == "cancelled"
     assert job.steps["wait"]["outcome"] == "cancelled"
     assert not any("carried on" in line for line in job.log)
+
+
+def test_continue_on_error_concludes_success_with_outcome_failure(base: Path) -> None:
+    job = _job(base)
+    job.contexts["inputs"] = {"soft": True}
+    steps = [
+        {"name": "a", "id": "a", "run": "exit 3", "continue-on-error": True},
+        {"name": "b", "id": "b", "run": "exit 3", "continue-on-error": "${{ inputs.soft }}"},
+        {"name": "seen", "id": "seen", "if": "steps.a.outcome == 'failure'", "run": "true"},
+        {"name": "ok", "id": "ok", "if": "steps.b.conclusion == 'success'", "run": "true"},
+        {"name": "no", "id": "no", "if": "steps.a.conclusion == 'failure'", "run": "true"},
+    ]
+    job.run(steps, {})
+    assert job.status == "success", job.log
+    for name in ("a", "b"):
+        assert job.steps[name]["outcome"] == "failure"
+        assert job.steps[name]["conclusion"] == "success"
+    assert job.steps["seen"]["conclusion"] == job.steps["ok"]["conclusion"] == "success"
+    assert job.steps["no"]["outcome"] == "skipped"
+
+
+def test_without_continue_on_error_a_failure_fails_the_job(base: Path) -> None:
+    job = _job(base)
+    job.contexts["inputs"] = {"soft": False}
+    steps = [
+        {"name": "a", "id": "a", "run": "exit 3", "continue-on-error": "${{ inputs.soft }}"},
+        {"name": "b", "id": "b", "run": "true"},
+        {"name": "c", "id": "c", "if": "failure() && steps.a.outcome == 'failure'", "run": "true"},
+    ]
+    job.run(steps, {})
+    assert job.status == "failure"
+    assert job.steps["a"] == {"outputs": {}, "outcome": "failure", "conclusion": "failure"}
+    assert job.steps["b"]["conclusion"] == "skipped"
+    assert job.steps["c"]["conclusion"] == "success"
+
+
+def test_a_cancelled_step_stays_cancelled_with_continue_on_error(base: Path) -> None:
+    # ApplyContinueOnError changes only a Failed result
+    job = _job(base)
+    stub = _cancel_point(job, base)
+    step = {"name": "wait", "id": "wait", "run": CHILD.format(base), "continue-on-error": True}
+    job.run([step], {}, cancel_at="wait")
+    stub.join()
+    assert job.status == "cancelled"
+    assert job.steps["wait"]["outcome"] == job.steps["wait"]["conclusion"] == "cancelled"
 
 
 def test_a_step_that_ends_before_its_cancel_is_an_error(base: Path) -> None:
