@@ -823,7 +823,15 @@ def test_both_orchestrators_check_the_window_before_recording() -> None:
 # -- the audit row: written whatever happened, also from CodeBuild's finally ----------------------
 
 
-def test_a_deploy_that_failed_early_still_writes_its_audit_row(w: World) -> None:
+# CODEBUILD_BUILD_SUCCEEDING in the build phase's finally after a failed command: "Set to 0
+# if the build is failing, or 1 if the build is succeeding" (CodeBuild User Guide,
+# build-env-ref-env-vars), so 0; the guide does not say when it changes inside a phase,
+# so the row must say failed with 1 (or none) too: without an outcome line the deploy
+# never finished its wait
+@pytest.mark.parametrize("succeeding", ["0", "1", None], ids=["documented", "one", "unset"])
+def test_a_deploy_that_failed_early_still_writes_its_audit_row(
+    w: World, succeeding: str | None
+) -> None:
     # the one deploy buildspec, with what CodeBuild gives it in production: the buildspec's
     # variables, then the production project's (Terraform; the secrets not needed here),
     # then the action's and CodeBuild's own (project values win over the buildspec's)
@@ -843,9 +851,9 @@ def test_a_deploy_that_failed_early_still_writes_its_audit_row(w: World) -> None
         "SERVICE": "order-service",
         "ENVIRONMENT": "production",
         "OUTCOME_FILE": str(w.base / "never-written"),  # the verify step failed first
-        "CODEBUILD_BUILD_SUCCEEDING": "0",
+        **({"CODEBUILD_BUILD_SUCCEEDING": succeeding} if succeeding is not None else {}),
         "CODEBUILD_RESOLVED_SOURCE_VERSION": "c0ffee",
-        "CODEBUILD_BUILD_ID": "deploy:1",
+        "CODEBUILD_BUILD_ID": f"deploy:{succeeding}",
         "CODEBUILD_INITIATOR": "codepipeline/ecommerce-order-service-production",
         "PIPELINE_EXECUTION_ID": "e-1",
         "IMAGE_TAG": "rel-abc",
@@ -855,7 +863,11 @@ def test_a_deploy_that_failed_early_still_writes_its_audit_row(w: World) -> None
     res = w.run("set -o pipefail\n" + finally_, uid=CODEBUILD_UID, cwd=w.base, home=w.base, **env)
     assert res.returncode == 0, res.stderr
     items = w.client("dynamodb").scan(TableName="shop-deployments")["Items"]
-    row = next(i for i in items if i["service"]["S"] == "order-service")
+    row = next(
+        i
+        for i in items
+        if i["service"]["S"] == "order-service" and i["run"]["S"] == f"deploy:{succeeding}"
+    )
     assert row["outcome"]["S"] == "failed" and row["approver"]["S"] == "unknown"
     assert row["commit"]["S"] == "c0ffee" and row["image_digest"]["S"] == NEW
 
