@@ -91,6 +91,8 @@ class Run:
     attempt: int
     results: dict[str, str] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    # each job's steps context as it ended: {job id: {step id: outputs, outcome, conclusion}}
+    steps: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def notifications(self) -> list[str]:
@@ -371,6 +373,7 @@ class GitHubDelivery:
             self.job = None
         j.outputs = {k: j.substitute(str(v)) for k, v in (job.get("outputs") or {}).items()}
         j.name = j.substitute(str(job.get("name", job_id)))
+        run.steps[job_id] = j.steps
         run.log.append(f"== {job_id}: {j.status}")
         run.log.extend(j.log)
         return j
