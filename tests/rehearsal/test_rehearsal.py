@@ -415,7 +415,8 @@ def test_the_github_build_job_hands_the_tag_and_digest_to_the_deploys(w: World) 
     def run_as(
         script: str | list[str], started: Started = None, **env: str
     ) -> subprocess.CompletedProcess[str]:
-        return w.run(script, uid=RUNNER_UID, cwd=repo, home=home, started=started, **env)
+        cwd = Path(env.pop("cwd"))  # the step's folder, as the runner resolves it
+        return w.run(script, uid=RUNNER_UID, cwd=cwd, home=home, started=started, **env)
 
     job = Job(
         contexts={
