@@ -270,6 +270,48 @@ def test_the_dependency_check_can_write_its_mounts_and_keeps_the_nvd_data(
     assert again.returncode == 0, again.stderr
 
 
+@USERS
+def test_the_dependency_check_passes_because_it_makes_its_mounts_as_the_runner(
+    w: World, uid: int
+) -> None:
+    # without its mkdir the daemon creates reports/ and the NVD folder, root:root 0755
+    # (moby v27.5.1 volume/mounts/mounts.go): the container, run as the runner's uid and
+    # gid, cannot write them on GitHub (1001); as root on CodeBuild it can
+    mkdir = 'mkdir -p reports "$HOME/.dependency-check"\n'
+    script = script_path("dependency-check.sh").read_text()
+    assert mkdir in script
+    copy = w.workdir(f"dc-nomkdir-{uid}-script", 0) / "dependency-check.sh"
+    copy.write_text(script.replace(mkdir, ""))
+    repo = app_repo(w, f"dc-nomkdir-{uid}", uid)
+    home = w.home(f"dc-nomkdir-{uid}", uid)
+    env = {
+        "DEPENDENCY_CHECK_IMAGE": "owasp/dependency-check:12.1.0",
+        "DC_PROJECT": "shop-payments",
+        "SERVICE_PATH": "services/payments",
+        "FAIL_CVSS": "9.0",
+        "NVD_API_KEY": "nvd-key",
+    }
+    res = w.run(f'bash "{copy}"', uid=uid, cwd=repo, home=home, **env)
+    reports = repo / "reports"
+    assert (reports.stat().st_uid, reports.stat().st_gid, reports.stat().st_mode & 0o777) == (
+        0,
+        0,
+        0o755,
+    )
+    if uid == RUNNER_UID:
+        assert res.returncode == 1
+        assert f"/report ({reports}) is not writable by uid {uid}" in res.stderr
+    else:
+        assert res.returncode == 0, res.stderr
+    # as generated (its own mkdir), the report belongs to the runner's uid and group
+    repo = app_repo(w, f"dc-mkdir-{uid}", uid)
+    home = w.home(f"dc-mkdir-{uid}", uid)
+    res = w.run(sh("dependency-check.sh"), uid=uid, cwd=repo, home=home, **env)
+    assert res.returncode == 0, res.stderr
+    report = repo / "reports/dependency-check-report.xml"
+    assert (report.stat().st_uid, report.stat().st_gid) == (uid, uid)
+
+
 def test_both_orchestrators_give_the_dependency_check_its_key_and_cache() -> None:
     spec = yaml.safe_load((ROOT / "samples/ecommerce/ci/codebuild/build.yml").read_text())
     assert spec["env"]["secrets-manager"]["NVD_API_KEY"] == "ecommerce/nvd:api_key"
