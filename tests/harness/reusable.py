@@ -7,7 +7,9 @@ GitHub evaluates the called workflow's expressions with the caller's inputs (doc
 ``inputs`` is evaluated (a step whose ``if`` is false for these inputs is dropped, as the
 runner skips it), anything else is kept with the inputs written into it.  The called
 workflow's first job takes the caller's id, ``needs`` and ``if``; its other jobs are
-``<caller>/<job>``."""
+``<caller>/<job>``.  A job runs with its own workflow's ``defaults`` (the called
+workflow's, not the caller's: docs, "Reusing workflows", and the job message's defaults,
+actions/runner v2.336.0 JobExtension.cs): :func:`defaults_of` gives them."""
 
 from __future__ import annotations
 
@@ -140,12 +142,29 @@ def expand_rendered(files: dict[str, str], rel: str) -> dict[str, Any]:
     return expand_with(rel.rsplit("/", 1)[-1], lambda name: files[folder + name])
 
 
+# the expanded workflow's side table: job id -> its workflow's ``defaults``
+WORKFLOW_DEFAULTS = "x-workflow-defaults"
+
+
 def expand_with(name: str, read: Callable[[str], str]) -> dict[str, Any]:
     wf = yaml.safe_load(read(name))
-    return {**wf, "jobs": _expand_jobs(wf["jobs"], read)}
+    own: dict[str, Any] = {}
+    jobs = _expand_jobs(wf["jobs"], read, own)
+    for job_id in jobs:
+        own.setdefault(job_id, wf.get("defaults"))
+    return {**wf, "jobs": jobs, WORKFLOW_DEFAULTS: own}
 
 
-def _expand_jobs(jobs: dict[str, Any], read: Callable[[str], str]) -> dict[str, Any]:
+def defaults_of(wf: dict[str, Any], job_id: str) -> list[Any]:
+    """The ``defaults`` a job of the expanded ``wf`` runs with, as the job message
+    carries them: its workflow's, then its own (None where there are none)."""
+    return [wf.get(WORKFLOW_DEFAULTS, {}).get(job_id), wf["jobs"][job_id].get("defaults")]
+
+
+def _expand_jobs(
+    jobs: dict[str, Any], read: Callable[[str], str], own: dict[str, Any]
+) -> dict[str, Any]:
+    """``own`` gets each called job's workflow ``defaults`` (inputs written in)."""
     out: dict[str, Any] = {}
     for job_id, job in jobs.items():
         uses = job.get("uses", "")
@@ -161,8 +180,13 @@ def _expand_jobs(jobs: dict[str, Any], read: Callable[[str], str]) -> dict[str, 
             expanded = _job(sub, inputs)
             if expanded is not None:
                 inner[name] = expanded
-        inner = _expand_jobs(inner, read)  # a nested call (deploy.yml's DAST calls zap.yml)
+        nested: dict[str, Any] = {}
+        inner = _expand_jobs(inner, read, nested)  # a nested call (deploy.yml's DAST: zap.yml)
         for i, (name, sub) in enumerate(inner.items()):
+            new_id = job_id if i == 0 else f"{job_id}/{name}"
+            own[new_id] = (
+                nested[name] if name in nested else _substitute(called.get("defaults"), inputs)
+            )
             if i == 0:
                 merged = {**sub, "needs": job.get("needs", []), "uses": uses}
                 if "if" in job:

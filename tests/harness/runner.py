@@ -7,9 +7,21 @@ step, deletes the previous step's, and only then sets ``github.output`` to the n
 So ``${{ github.output }}`` in a step's ``env`` names the previous step's (deleted) file.
 ``run:`` steps run as the runner's user the way actions/runner v2.336.0 starts them
 (src/Runner.Worker/Handlers/ScriptHandler.cs RunAsync): the script is written as is to
-``<guid>.sh`` in the runner's temp folder and the shell is started with its path. The shell
-is the step's ``shell:``, else the job's ``defaults.run.shell`` (the caller passes it);
-with none, ``bash -e {0}`` (ScriptHandler.cs: shellCommand "sh", commandPath bash; no pipefail);
+``<guid>.sh`` in the runner's temp folder and the shell is started with its path.
+
+The job's ``defaults.run`` (actions/runner v2.336.0 src/Runner.Worker/JobExtension.cs,
+"Evaluate the job defaults"): the job message's defaults are the workflow's ``defaults``
+then the job's; each that has ``run`` replaces ``JobDefaults["run"]`` as a whole (a new
+dictionary: a job's ``defaults.run`` with only ``shell`` drops the workflow's
+``working-directory``), its values evaluated with the job's contexts, empty ones left out.
+A ``run:`` step's own ``shell``/``working-directory`` wins over them, a default applies
+only where the step has none (src/Runner.Worker/Handlers/ScriptHandler.cs RunAsync:
+``Inputs.TryGetValue("workingDirectory")``, else ``JobDefaults["run"]["working-directory"]``;
+likewise ``shell``); the folder is ``Path.Combine(github.workspace, it)`` (an absolute one
+stands alone), where ProcessInvoker.cs starts the shell (StartInfo.WorkingDirectory: a
+folder that does not exist fails the step, the process cannot start there).  The shell
+is the step's ``shell:``, else ``defaults.run.shell``; with none, ``bash -e {0}``
+(ScriptHandler.cs: shellCommand "sh", commandPath bash; no pipefail);
 ``shell: bash`` is ``bash --noprofile --norc -e -o pipefail {0}``, ``shell: sh`` is
 ``sh -e {0}`` (ScriptHandlerHelpers.cs _defaultArguments); any other value is a command
 with a ``{0}`` (ParseShellOptionString). ``uses:`` steps are recorded, not run (the harness
@@ -106,6 +118,21 @@ def shell_command(shell: str | None, script: str) -> list[str]:
     return [command, *shlex.split(args.replace("{0}", shlex.quote(script)))]
 
 
+def run_defaults(tokens: list[Any], evaluate: Callable[[str], str]) -> dict[str, str]:
+    """The job's ``defaults.run`` from the workflow's then the job's ``defaults``
+    (``tokens``, None where there are none), as JobExtension.cs evaluates them
+    (actions/runner v2.336.0): the last that has ``run`` is the whole of it."""
+    run: dict[str, str] = {}
+    for token in tokens:
+        if isinstance(token, dict) and "run" in token:
+            run = {}  # context.Global.JobDefaults["run"] = new Dictionary<...>
+            for key, value in (token["run"] or {}).items():
+                text = evaluate(str(value))
+                if text:  # if (!string.IsNullOrEmpty(pair.Value))
+                    run[key] = text
+    return run
+
+
 # ProcessInvoker.cs (actions/runner v2.336.0): _sigintTimeout, _sigtermTimeout
 SIGINT_TIMEOUT = 7.5
 SIGTERM_TIMEOUT = 2.5
@@ -171,7 +198,8 @@ class Job:
     log: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)  # the job's, once it ran
     name: str = ""
-    shell: str | None = None  # the job's defaults.run.shell
+    # the workflow's and the job's ``defaults`` (see :func:`run_defaults`)
+    defaults: list[Any] = field(default_factory=list)
     _armed: _Running | None = field(default=None, repr=False)
 
     def cancel(self) -> None:
@@ -238,9 +266,13 @@ class Job:
         """Run ``steps``; ``cancel_at``: the step (its name after substitution) the run is
         cancelled in, once it runs and something calls :meth:`cancel`; a step that ends
         before that is a rehearsal that did not reach its cancel (an error)."""
+        # JobExtension.cs evaluates the defaults once, as the job starts
+        self.contexts["job"] = {"status": self.status}
+        defaults = run_defaults(self.defaults, self.substitute)
         for step in steps:
             self.contexts["job"] = {"status": self.status}
             if not self.condition(step):
+                self._complete(step, "skipped")  # CompleteStep(step, TaskResult.Skipped)
                 continue
             armed = cancel_at is not None and self.substitute(step.get("name", "")) == cancel_at
             # the step's env first (github.output is still the previous step's file) ...
@@ -254,15 +286,33 @@ class Job:
                 self.log.append(f"uses {step['uses']}")
                 if "slack" in step["uses"]:
                     self.log.append("slack " + self.substitute(step["with"]["payload"]))
+                self._complete(step, "success")
                 continue
             # ScriptHandler.cs: the script, as is, in <guid>.sh in the runner's temp folder
             script = self.temp / f"{uuid.uuid4()}.sh"
             script.write_text(self.substitute(step["run"]))
             os.chown(script, self.contexts["runner"]["uid"], self.contexts["runner"]["uid"])
             extra = {**env, **step_env, "GITHUB_OUTPUT": str(output)}
-            if "working-directory" in step:
-                extra["cwd"] = str(self.workdir / self.substitute(step["working-directory"]))
-            shell = self.substitute(step["shell"]) if "shell" in step else self.shell
+            # ScriptHandler.cs: the step's working-directory, else the job's default
+            folder = (
+                self.substitute(str(step["working-directory"]))
+                if "working-directory" in step
+                else defaults.get("working-directory", "")
+            )
+            cwd = self.workdir / folder  # Path.Combine(workspace, it)
+            extra["cwd"] = str(cwd)
+            shell = self.substitute(str(step["shell"])) if step.get("shell") else None
+            shell = shell or defaults.get("shell")
+            if not cwd.is_dir():
+                # Process.Start with a WorkingDirectory that does not exist throws: the
+                # step fails without a process (ProcessInvoker.cs StartInfo.WorkingDirectory)
+                self.log.append(
+                    f"{step['name']}: An error occurred trying to start process"
+                    f" '{shell_command(shell, str(script))[0]}' with working directory"
+                    f" '{cwd}'. No such file or directory"
+                )
+                self._complete(step, "failure")
+                continue
             running = _Running() if armed else None
 
             def started(proc: subprocess.Popen[str], running: _Running | None = running) -> None:
@@ -282,11 +332,40 @@ class Job:
                 line.split("=", 1) for line in output.read_text().splitlines() if "=" in line
             )
             outcome = "cancelled" if cancelled else "success" if res.returncode == 0 else "failure"
-            if "id" in step:
-                self.steps[step["id"]] = {"outputs": outputs, "outcome": outcome}
+            self._complete(step, outcome, outputs)
             if cancelled:
                 self.status = "cancelled"
                 self.contexts["job"] = {"status": self.status}
                 cancel_at = None
-            elif res.returncode != 0 and self.status == "success":
-                self.status = "failure"
+
+    def _complete(
+        self, step: dict[str, Any], outcome: str, outputs: dict[str, str] | None = None
+    ) -> None:
+        """The step's result as the runner records it (actions/runner v2.336.0): a failed
+        step whose ``continue-on-error`` is true keeps ``failure`` as its outcome and
+        concludes ``success`` (ExecutionContext.cs ApplyContinueOnError: only a Failed
+        result, ``Outcome = Result; Result = Succeeded``); ``steps.<id>`` gets both
+        (UpdateGlobalStepsContext: outcome ``Outcome ?? Result``, conclusion ``Result``),
+        a skipped step included; only a Failed conclusion fails the job (StepsRunner.cs
+        "Update the job result")."""
+        conclusion = outcome
+        if outcome == "failure" and self._continues_on_error(step):
+            conclusion = "success"
+        if "id" in step:
+            self.steps[step["id"]] = {
+                "outputs": outputs or {},
+                "outcome": outcome,
+                "conclusion": conclusion,
+            }
+        if conclusion == "failure" and self.status == "success":
+            self.status = "failure"
+
+    def _continues_on_error(self, step: dict[str, Any]) -> bool:
+        """``continue-on-error``: a boolean, or an expression evaluated as the step ends
+        (ExecutionContext.cs EvaluateStepContinueOnError)."""
+        value = step.get("continue-on-error", False)
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip()
+        m = re.fullmatch(r"\$\{\{(.*)\}\}", text, re.S)
+        return bool(self.evaluate(m.group(1))) if m else text == "true"

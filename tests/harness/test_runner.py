@@ -10,12 +10,16 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from . import runner
-from .runner import Job, shell_command
+from .reusable import defaults_of, expand, expand_rendered
+from .runner import Job, run_defaults, shell_command
 from .world import RUNNER_UID, Started, World
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -27,7 +31,9 @@ def base() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _job(folder: Path, shell: str | None = None) -> Job:
+def _job(folder: Path, shell: str | None = None, defaults: list[Any] | None = None) -> Job:
+    """``shell``: the job's ``defaults.run.shell``; ``defaults``: the workflow's and the
+    job's ``defaults`` (instead)."""
     folder.mkdir(exist_ok=True)
     folder.chmod(0o755)
     w = World(base=folder, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, registry="")
@@ -46,7 +52,7 @@ def _job(folder: Path, shell: str | None = None) -> Job:
         workdir=work,
         run_as=run_as,
         temp=temp,
-        shell=shell,
+        defaults=defaults or [None, {"run": {"shell": shell}} if shell else None],
     )
 
 
@@ -133,9 +139,14 @@ def test_a_cancel_signals_the_running_step_then_runs_only_always_steps(base: Pat
     stub.join()
     assert job.status == "cancelled"
     # the step ran to its cancel point, its child answered, and bash ran its trap
-    assert job.steps["wait"] == {"outputs": {"partial": "written"}, "outcome": "cancelled"}
+    assert job.steps["wait"] == {
+        "outputs": {"partial": "written"},
+        "outcome": "cancelled",
+        "conclusion": "cancelled",
+    }
     assert "wait: exit 130\ntrapped INT\n" in job.log
-    assert "next" not in job.steps
+    assert job.steps["next"] == {"outputs": {}, "outcome": "skipped", "conclusion": "skipped"}
+    assert not any(line.startswith("next:") for line in job.log)
     assert job.steps["audit"]["outcome"] == "success"
     assert job.steps["notice"]["outcome"] == "success"
 
@@ -157,7 +168,142 @@ def test_a_step_that_ignores_sigint_gets_sigterm_then_its_tree_is_killed(
     assert not any("carried on" in line for line in job.log)
 
 
+def test_continue_on_error_concludes_success_with_outcome_failure(base: Path) -> None:
+    job = _job(base)
+    job.contexts["inputs"] = {"soft": True}
+    steps = [
+        {"name": "a", "id": "a", "run": "exit 3", "continue-on-error": True},
+        {"name": "b", "id": "b", "run": "exit 3", "continue-on-error": "${{ inputs.soft }}"},
+        {"name": "seen", "id": "seen", "if": "steps.a.outcome == 'failure'", "run": "true"},
+        {"name": "ok", "id": "ok", "if": "steps.b.conclusion == 'success'", "run": "true"},
+        {"name": "no", "id": "no", "if": "steps.a.conclusion == 'failure'", "run": "true"},
+    ]
+    job.run(steps, {})
+    assert job.status == "success", job.log
+    for name in ("a", "b"):
+        assert job.steps[name]["outcome"] == "failure"
+        assert job.steps[name]["conclusion"] == "success"
+    assert job.steps["seen"]["conclusion"] == job.steps["ok"]["conclusion"] == "success"
+    assert job.steps["no"]["outcome"] == "skipped"
+
+
+def test_without_continue_on_error_a_failure_fails_the_job(base: Path) -> None:
+    job = _job(base)
+    job.contexts["inputs"] = {"soft": False}
+    steps = [
+        {"name": "a", "id": "a", "run": "exit 3", "continue-on-error": "${{ inputs.soft }}"},
+        {"name": "b", "id": "b", "run": "true"},
+        {"name": "c", "id": "c", "if": "failure() && steps.a.outcome == 'failure'", "run": "true"},
+    ]
+    job.run(steps, {})
+    assert job.status == "failure"
+    assert job.steps["a"] == {"outputs": {}, "outcome": "failure", "conclusion": "failure"}
+    assert job.steps["b"]["conclusion"] == "skipped"
+    assert job.steps["c"]["conclusion"] == "success"
+
+
+def test_a_cancelled_step_stays_cancelled_with_continue_on_error(base: Path) -> None:
+    # ApplyContinueOnError changes only a Failed result
+    job = _job(base)
+    stub = _cancel_point(job, base)
+    step = {"name": "wait", "id": "wait", "run": CHILD.format(base), "continue-on-error": True}
+    job.run([step], {}, cancel_at="wait")
+    stub.join()
+    assert job.status == "cancelled"
+    assert job.steps["wait"]["outcome"] == job.steps["wait"]["conclusion"] == "cancelled"
+
+
 def test_a_step_that_ends_before_its_cancel_is_an_error(base: Path) -> None:
     job = _job(base)
     with pytest.raises(RuntimeError, match="'wait' ended before the run was cancelled"):
         job.run([{"name": "wait", "run": "true"}], {}, cancel_at="wait")
+
+
+# -- defaults.run: JobExtension.cs and ScriptHandler.cs (actions/runner v2.336.0) ------------
+
+
+def _where(job: Job, step: dict[str, Any]) -> tuple[str, str]:
+    """Run ``step`` (a script that records its folder and whether pipefail is on)."""
+    run = 'echo "pwd=$PWD" >> "$GITHUB_OUTPUT"; echo "opts=$-:$SHELLOPTS" >> "$GITHUB_OUTPUT"'
+    job.run([{"name": "s", "id": "s", "run": run, **step}], {})
+    assert job.status == "success", job.log
+    out = job.steps["s"]["outputs"]
+    return out["pwd"], "pipefail" if "pipefail" in out["opts"] else "no pipefail"
+
+
+def test_the_workflow_defaults_apply_and_a_job_defaults_run_replaces_them(base: Path) -> None:
+    workflow = {"run": {"shell": "bash", "working-directory": "sub"}}
+    job = _job(base / "wf", defaults=[workflow, None])
+    (job.workdir / "sub").mkdir()
+    assert _where(job, {}) == (f"{job.workdir}/sub", "pipefail")
+    # the job's defaults.run is the whole of it: the workflow's working-directory is gone
+    job = _job(base / "job", defaults=[workflow, {"run": {"shell": "sh"}}])
+    (job.workdir / "sub").mkdir()
+    assert _where(job, {}) == (str(job.workdir), "no pipefail")
+    # a defaults without run leaves the workflow's in place
+    job = _job(base / "other", defaults=[workflow, {"other": {}}])
+    (job.workdir / "sub").mkdir()
+    assert _where(job, {}) == (f"{job.workdir}/sub", "pipefail")
+
+
+def test_a_steps_own_shell_and_folder_win_over_the_defaults(base: Path) -> None:
+    job = _job(base, defaults=[None, {"run": {"shell": "bash", "working-directory": "sub"}}])
+    for name in ("sub", "own"):
+        (job.workdir / name).mkdir()
+    step = {"shell": "bash -e {0}", "working-directory": "own"}
+    assert _where(job, step) == (f"{job.workdir}/own", "no pipefail")
+    # '.' is the workspace itself, as the generated dependency check asks
+    job = _job(base / "dot", defaults=[None, {"run": {"working-directory": "sub"}}])
+    (job.workdir / "sub").mkdir()
+    assert _where(job, {"working-directory": "."}) == (str(job.workdir), "no pipefail")
+
+
+def test_the_defaults_are_evaluated_with_the_jobs_contexts_and_empty_ones_dropped() -> None:
+    contexts = {"inputs": {"path": "services/payments"}}
+
+    def evaluate(text: str) -> str:
+        return text.replace("${{ inputs.path }}", contexts["inputs"]["path"])
+
+    tokens = [{"run": {"shell": "bash"}}, {"run": {"working-directory": "${{ inputs.path }}"}}]
+    assert run_defaults(tokens, evaluate) == {"working-directory": "services/payments"}
+    assert run_defaults([{"run": {"shell": "bash"}}, {"run": {"shell": ""}}], evaluate) == {}
+
+
+def test_a_default_folder_that_does_not_exist_fails_the_step(base: Path) -> None:
+    job = _job(base, defaults=[None, {"run": {"working-directory": "missing"}}])
+    job.run([{"name": "s", "id": "s", "run": "echo ran"}], {})
+    assert job.status == "failure"
+    assert job.steps["s"]["outcome"] == "failure"
+    assert job.log == [
+        "s: An error occurred trying to start process 'bash' with working directory"
+        f" '{job.workdir}/missing'. No such file or directory"
+    ]
+
+
+def test_a_called_job_runs_with_its_own_workflows_defaults() -> None:
+    files = {
+        "w/caller.yml": (
+            "'on': push\ndefaults: {run: {shell: sh}}\njobs:\n"
+            "  own: {runs-on: x, steps: [{run: 'true'}]}\n"
+            "  call: {uses: $/w/called.yml, with: {path: services/payments}}\n"
+        ),
+        "w/called.yml": (
+            "'on': {workflow_call: {inputs: {path: {type: string}}}}\n"
+            "defaults: {run: {shell: bash, working-directory: '${{ inputs.path }}'}}\n"
+            "jobs:\n  first: {runs-on: x, steps: [{run: 'true'}]}\n"
+            "  second: {runs-on: x, steps: [{run: 'true'}],"
+            " defaults: {run: {working-directory: sub}}}\n"
+        ),
+    }
+    wf = expand_rendered(files, "w/caller.yml")
+    assert defaults_of(wf, "own") == [{"run": {"shell": "sh"}}, None]
+    called = {"run": {"shell": "bash", "working-directory": "services/payments"}}
+    assert defaults_of(wf, "call") == [called, None]
+    assert defaults_of(wf, "call/second") == [called, {"run": {"working-directory": "sub"}}]
+
+
+def test_the_generated_ci_job_runs_in_the_services_folder() -> None:
+    # ci-payments.yml calls ci.yml, whose job sets defaults.run.working-directory
+    wf = expand(ROOT / "samples/storefront/.github/workflows/ci-payments.yml")
+    got = run_defaults(defaults_of(wf, "validate"), lambda text: text)
+    assert got == {"working-directory": "services/payments"}

@@ -3,12 +3,15 @@ AWS CLI, the docker and cosign stubs, bare git remotes, and users to run scripts
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socketserver
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +107,61 @@ class World:
             os.lchown(p, uid, uid)
 
 
+@contextmanager
+def dockerd(state: Path) -> Iterator[Path]:
+    """The docker daemon's side of the docker stub, as root (this process), on a UNIX
+    socket in the harness state folder (the stub runs as the step's user; dockerd is
+    root).  It does what only the daemon may: creating a bind mount's missing source,
+    ``idtools.MkdirAllAndChownNew(m.Source, 0o755, rootIDs)`` (moby v27.5.1
+    volume/mounts/mounts.go MountPoint.Setup): each folder it creates is root:root (no
+    user namespace remapping) mode 0755, folders that exist stay as they are; and running
+    what a container does to its mounts as the container's user and groups (``run``: the
+    runtime starts the process with AdditionalGids, daemon/oci_linux.go getUser), which a
+    stub running as the step's user could not."""
+    sock = state / "dockerd.sock"
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            request = json.loads(self.rfile.readline())
+            answer: dict[str, Any] = {}
+            try:
+                if request.get("op") == "run":
+                    uid, gids = int(request["uid"]), [int(g) for g in request["gids"]]
+                    cmd = list(request["cmd"])
+                    if uid != 0:
+                        groups = ",".join(map(str, gids))
+                        cmd = ["setpriv", f"--reuid={uid}", f"--regid={gids[0]}",
+                               f"--groups={groups}", "--", *cmd]  # fmt: skip
+                    answer = {"code": subprocess.run(cmd, check=False).returncode}
+                    self.wfile.write(json.dumps(answer).encode() + b"\n")
+                    return
+                if request.get("op") != "mkdir":
+                    raise ValueError(f"unknown request {request!r}")
+                missing = []
+                path = Path(request["path"])
+                while not path.exists():
+                    missing.append(path)
+                    path = path.parent
+                for folder in reversed(missing):
+                    folder.mkdir()
+                    os.chown(folder, 0, 0)
+                    folder.chmod(0o755)
+            except (OSError, ValueError) as err:
+                answer = {"error": str(err)}
+            self.wfile.write(json.dumps(answer).encode() + b"\n")
+
+    server = socketserver.ThreadingUnixStreamServer(str(sock), Handler)
+    sock.chmod(0o666)  # the docker group's socket: every step's user may reach it
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield sock
+    finally:
+        server.shutdown()
+        server.server_close()
+        sock.unlink(missing_ok=True)
+
+
 def _install_stubs(bin_dir: Path) -> None:
     bin_dir.mkdir()
     for stub in STUBS.iterdir():
@@ -123,15 +181,18 @@ def world() -> Iterator[World]:
     base = Path(tempfile.mkdtemp(prefix="rehearsal-"))
     base.chmod(0o755)
     try:
-        with moto_server() as endpoint:
+        with ExitStack() as stack:
+            endpoint = stack.enter_context(moto_server())
             bin_dir = base / "bin"
             _install_stubs(bin_dir)
             state = base / "state"
             state.mkdir(mode=0o777)
             state.chmod(0o777)
+            daemon = stack.enter_context(dockerd(state))
             env = {
                 "PATH": f"{bin_dir}:{TOOLS}:/usr/local/bin:/usr/bin:/bin",
                 "HARNESS_STATE": str(state),
+                "HARNESS_DOCKERD": str(daemon),
                 "LANG": "C.UTF-8",
                 # a runner has no git identity (neither GitHub-hosted runners nor the
                 # CodeBuild image configure one): git must not invent one from the host

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from tests.harness.github_api import GitHubAPI, RunRecord
-from tests.harness.reusable import expand
+from tests.harness.reusable import defaults_of, expand
 from tests.harness.runner import Job, _translate
 from tests.harness.world import RUNNER_UID, Started, World
 
@@ -91,6 +91,8 @@ class Run:
     attempt: int
     results: dict[str, str] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    # each job's steps context as it ended: {job id: {step id: outputs, outcome, conclusion}}
+    steps: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def notifications(self) -> list[str]:
@@ -279,7 +281,7 @@ class GitHubDelivery:
                         "user": {"login": f"{env_name}-approver"},
                     }
                 )
-            job_run = self._job(job_id, job, ctx, run, cancel_at)
+            job_run = self._job(job_id, job, ctx, run, cancel_at, defaults_of(wf, job_id))
             info[job_id] = {"result": job_run.status, "outputs": job_run.outputs}
             if job_run.status == "cancelled":
                 cancelled, cancel_at = True, None
@@ -311,8 +313,15 @@ class GitHubDelivery:
         return f"{parent}/{need}" if f"{parent}/{need}" in jobs else parent
 
     def _job(
-        self, job_id: str, job: dict[str, Any], ctx: dict[str, Any], run: Run, cancel_at: str | None
+        self,
+        job_id: str,
+        job: dict[str, Any],
+        ctx: dict[str, Any],
+        run: Run,
+        cancel_at: str | None,
+        defaults: list[Any],
     ) -> Job:
+        """``defaults``: the job's workflow's and its own (:func:`defaults_of`)."""
         label = job_id.replace("/", "-")
         n = (
             sum(1 for _ in (self.w.base / "work").glob(f"{run.run_id}-*"))
@@ -341,8 +350,7 @@ class GitHubDelivery:
             **ctx,
             "runner": {"temp": str(temp), "uid": RUNNER_UID, "os": "Linux"},
         }
-        shell = ((job.get("defaults") or {}).get("run") or {}).get("shell")
-        j = Job(contexts=contexts, workdir=workdir, run_as=run_as, temp=temp, shell=shell)
+        j = Job(contexts=contexts, workdir=workdir, run_as=run_as, temp=temp, defaults=defaults)
         steps = []
         for step in job.get("steps", []):
             if step.get("name") in APP_COMMANDS:
@@ -365,6 +373,7 @@ class GitHubDelivery:
             self.job = None
         j.outputs = {k: j.substitute(str(v)) for k, v in (job.get("outputs") or {}).items()}
         j.name = j.substitute(str(job.get("name", job_id)))
+        run.steps[job_id] = j.steps
         run.log.append(f"== {job_id}: {j.status}")
         run.log.extend(j.log)
         return j

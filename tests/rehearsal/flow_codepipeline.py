@@ -13,11 +13,15 @@ then parsed (:func:`substituted`);
 runs them (buildspec reference, v0.2: every command in one shell, so ``cd`` and
 ``export`` carry over; a failed install or pre_build ends the build, a failed build
 still runs post_build; each phase's ``finally`` runs after its commands;
-``CODEBUILD_BUILD_SUCCEEDING`` is 0 after a failure; ``exported-variables`` become the
-action's namespace); a Manual approval is approved.  A failed action fails the
-execution.  The execution's state change is then matched against the generated
-EventBridge rules (``aws_cloudwatch_event_rule``), whose target's input template is
-the notification Chatbot posts.
+``CODEBUILD_BUILD_SUCCEEDING`` is 0 after a failure, in that phase's ``finally`` too
+(User Guide, build-env-ref-env-vars: "Set to 0 if the build is failing, or 1 if the
+build is succeeding"; build-spec-ref: a ``finally`` block runs even if a command in
+its ``commands`` failed; the guide does not say when inside a phase the variable
+changes, so the generated ``finally`` does not read a success from it);
+``exported-variables`` become the action's namespace); a Manual approval is approved.
+A failed action fails the execution.  The execution's state change is then matched
+against the generated EventBridge rules (``aws_cloudwatch_event_rule``), whose
+target's input template is the notification Chatbot posts.
 
 cosign is installed by the buildspec's install phase from GitHub; offline, the harness
 provides it (the stub), so that command is recorded, not run.  The application's own CI
@@ -306,6 +310,7 @@ class CodePipelineDelivery:
                     fn.append(f"  echo 'recorded, not run: {cmd.splitlines()[0][:60]}'")
                     continue
                 (cmds / f"{phase}-{i}.sh").write_text(cmd)
+                # "Set to 0 if the build is failing" (build-env-ref-env-vars)
                 fail = f"{{ export CODEBUILD_BUILD_SUCCEEDING=0; failed={phase}; }}"
                 fn.append(f'  . "{cmds}/{phase}-{i}.sh" || {fail}')
                 fn.append('  [ -n "$failed" ] && return 0')

@@ -350,5 +350,13 @@ def failures_record_nothing(res: dict[str, Any]) -> None:
 def cancel_counts_nothing(res: dict[str, Any]) -> None:
     run = res["cancel"]["runs"][0]
     assert run.results["deploy-staging"] == "cancelled"
+    # deploy.yml under the cancel (actions/runner v2.336.0, runner.py): the health wait
+    # was signalled and ends cancelled; its always() steps ran with job.status cancelled
+    # (the audit row says so), its failure() Slack step did not
+    deploy = run.steps["deploy-staging"]
+    assert (deploy["wait"]["outcome"], deploy["wait"]["conclusion"]) == ("cancelled", "cancelled")
+    assert deploy["approver"]["conclusion"] == "success"
+    assert "audit: web staging cancelled (approved by staging-approver)" in "\n".join(run.log)
+    assert not any(n for n in run.notifications if "ABORTED" in n)
     assert run.results["notify"] == "success" and run.results["metrics"] == "success"
     assert "the run was cancelled: no execution to count" in "\n".join(run.log)

@@ -24,7 +24,7 @@ from tests.conftest import ROOT, terraform_blocks
 from tests.harness.argocd import NEW_DIGEST, ArgoCD, application, argocd_server, deployment, rollout
 from tests.harness.codepipeline_api import CodePipelineAPI, codepipeline_api_server
 from tests.harness.moto import audit_table
-from tests.harness.reusable import expand
+from tests.harness.reusable import defaults_of, expand
 from tests.harness.runner import Job
 from tests.harness.world import CODEBUILD_UID, RUNNER_UID, Started, World, world
 from tests.rehearsal.flow_codepipeline import approver
@@ -270,6 +270,48 @@ def test_the_dependency_check_can_write_its_mounts_and_keeps_the_nvd_data(
     assert again.returncode == 0, again.stderr
 
 
+@USERS
+def test_the_dependency_check_passes_because_it_makes_its_mounts_as_the_runner(
+    w: World, uid: int
+) -> None:
+    # without its mkdir the daemon creates reports/ and the NVD folder, root:root 0755
+    # (moby v27.5.1 volume/mounts/mounts.go): the container, run as the runner's uid and
+    # gid, cannot write them on GitHub (1001); as root on CodeBuild it can
+    mkdir = 'mkdir -p reports "$HOME/.dependency-check"\n'
+    script = script_path("dependency-check.sh").read_text()
+    assert mkdir in script
+    copy = w.workdir(f"dc-nomkdir-{uid}-script", 0) / "dependency-check.sh"
+    copy.write_text(script.replace(mkdir, ""))
+    repo = app_repo(w, f"dc-nomkdir-{uid}", uid)
+    home = w.home(f"dc-nomkdir-{uid}", uid)
+    env = {
+        "DEPENDENCY_CHECK_IMAGE": "owasp/dependency-check:12.1.0",
+        "DC_PROJECT": "shop-payments",
+        "SERVICE_PATH": "services/payments",
+        "FAIL_CVSS": "9.0",
+        "NVD_API_KEY": "nvd-key",
+    }
+    res = w.run(f'bash "{copy}"', uid=uid, cwd=repo, home=home, **env)
+    reports = repo / "reports"
+    assert (reports.stat().st_uid, reports.stat().st_gid, reports.stat().st_mode & 0o777) == (
+        0,
+        0,
+        0o755,
+    )
+    if uid == RUNNER_UID:
+        assert res.returncode == 1
+        assert f"/report ({reports}) is not writable by uid {uid}" in res.stderr
+    else:
+        assert res.returncode == 0, res.stderr
+    # as generated (its own mkdir), the report belongs to the runner's uid and group
+    repo = app_repo(w, f"dc-mkdir-{uid}", uid)
+    home = w.home(f"dc-mkdir-{uid}", uid)
+    res = w.run(sh("dependency-check.sh"), uid=uid, cwd=repo, home=home, **env)
+    assert res.returncode == 0, res.stderr
+    report = repo / "reports/dependency-check-report.xml"
+    assert (report.stat().st_uid, report.stat().st_gid) == (uid, uid)
+
+
 def test_both_orchestrators_give_the_dependency_check_its_key_and_cache() -> None:
     spec = yaml.safe_load((ROOT / "samples/ecommerce/ci/codebuild/build.yml").read_text())
     assert spec["env"]["secrets-manager"]["NVD_API_KEY"] == "ecommerce/nvd:api_key"
@@ -281,6 +323,53 @@ def test_both_orchestrators_give_the_dependency_check_its_key_and_cache() -> Non
     cache = next(s for s in steps if s["name"].startswith("Cache the NVD data"))
     check = next(i for i, s in enumerate(steps) if s["name"].startswith("OWASP dependency"))
     assert steps.index(cache) < check and cache["with"]["path"] == "~/.dependency-check"
+
+
+def test_the_github_dependency_check_runs_at_the_workspace_under_the_jobs_default(
+    w: World,
+) -> None:
+    # ci.yml's job sets defaults.run.working-directory to the service's folder; the runner
+    # applies it to every run: step without its own (ScriptHandler.cs, actions/runner
+    # v2.336.0), so the scan's own working-directory '.' is what puts reports/ where
+    # "Upload reports" (path reports/, from the workspace) looks
+    wf = expand(ROOT / "samples/storefront/.github/workflows/ci-payments.yml")
+    step = next(
+        s for s in wf["jobs"]["validate"]["steps"] if s["name"].startswith("OWASP dependency")
+    )
+    variants = {
+        "as-generated": step,
+        "without-its-own": {k: v for k, v in step.items() if k != "working-directory"},
+    }
+    folders = {}
+    for label, scan in variants.items():
+        repo = app_repo(w, f"dc-gha-{label}", RUNNER_UID)
+        temp = w.workdir(f"dc-gha-{label}-temp", RUNNER_UID)
+        home = w.home(f"dc-gha-{label}", RUNNER_UID)
+
+        def run_as(
+            script: str | list[str], started: Started = None, home: Path = home, **env: str
+        ) -> subprocess.CompletedProcess[str]:
+            cwd = Path(env.pop("cwd"))
+            return w.run(script, uid=RUNNER_UID, cwd=cwd, home=home, started=started, **env)
+
+        job = Job(
+            contexts={
+                "github": {},
+                "runner": {"temp": str(temp), "uid": RUNNER_UID},
+                "secrets": {"NVD_API_KEY": "nvd-key"},
+            },
+            workdir=repo,
+            run_as=run_as,
+            temp=temp,
+            defaults=defaults_of(wf, "validate"),
+        )
+        job.run([scan], {})
+        assert job.status == "success", job.log
+        folders[label] = sorted(
+            str(p.parent.parent.relative_to(repo))
+            for p in repo.rglob("reports/dependency-check-report.xml")
+        )
+    assert folders == {"as-generated": ["."], "without-its-own": ["services/payments"]}
 
 
 # -- GitOps: a lost push race ----------------------------------------------------------------
@@ -368,7 +457,8 @@ def test_the_github_build_job_hands_the_tag_and_digest_to_the_deploys(w: World) 
     def run_as(
         script: str | list[str], started: Started = None, **env: str
     ) -> subprocess.CompletedProcess[str]:
-        return w.run(script, uid=RUNNER_UID, cwd=repo, home=home, started=started, **env)
+        cwd = Path(env.pop("cwd"))  # the step's folder, as the runner resolves it
+        return w.run(script, uid=RUNNER_UID, cwd=cwd, home=home, started=started, **env)
 
     job = Job(
         contexts={
@@ -776,7 +866,15 @@ def test_both_orchestrators_check_the_window_before_recording() -> None:
 # -- the audit row: written whatever happened, also from CodeBuild's finally ----------------------
 
 
-def test_a_deploy_that_failed_early_still_writes_its_audit_row(w: World) -> None:
+# CODEBUILD_BUILD_SUCCEEDING in the build phase's finally after a failed command: "Set to 0
+# if the build is failing, or 1 if the build is succeeding" (CodeBuild User Guide,
+# build-env-ref-env-vars), so 0; the guide does not say when it changes inside a phase,
+# so the row must say failed with 1 (or none) too: without an outcome line the deploy
+# never finished its wait
+@pytest.mark.parametrize("succeeding", ["0", "1", None], ids=["documented", "one", "unset"])
+def test_a_deploy_that_failed_early_still_writes_its_audit_row(
+    w: World, succeeding: str | None
+) -> None:
     # the one deploy buildspec, with what CodeBuild gives it in production: the buildspec's
     # variables, then the production project's (Terraform; the secrets not needed here),
     # then the action's and CodeBuild's own (project values win over the buildspec's)
@@ -796,9 +894,9 @@ def test_a_deploy_that_failed_early_still_writes_its_audit_row(w: World) -> None
         "SERVICE": "order-service",
         "ENVIRONMENT": "production",
         "OUTCOME_FILE": str(w.base / "never-written"),  # the verify step failed first
-        "CODEBUILD_BUILD_SUCCEEDING": "0",
+        **({"CODEBUILD_BUILD_SUCCEEDING": succeeding} if succeeding is not None else {}),
         "CODEBUILD_RESOLVED_SOURCE_VERSION": "c0ffee",
-        "CODEBUILD_BUILD_ID": "deploy:1",
+        "CODEBUILD_BUILD_ID": f"deploy:{succeeding}",
         "CODEBUILD_INITIATOR": "codepipeline/ecommerce-order-service-production",
         "PIPELINE_EXECUTION_ID": "e-1",
         "IMAGE_TAG": "rel-abc",
@@ -808,7 +906,11 @@ def test_a_deploy_that_failed_early_still_writes_its_audit_row(w: World) -> None
     res = w.run("set -o pipefail\n" + finally_, uid=CODEBUILD_UID, cwd=w.base, home=w.base, **env)
     assert res.returncode == 0, res.stderr
     items = w.client("dynamodb").scan(TableName="shop-deployments")["Items"]
-    row = next(i for i in items if i["service"]["S"] == "order-service")
+    row = next(
+        i
+        for i in items
+        if i["service"]["S"] == "order-service" and i["run"]["S"] == f"deploy:{succeeding}"
+    )
     assert row["outcome"]["S"] == "failed" and row["approver"]["S"] == "unknown"
     assert row["commit"]["S"] == "c0ffee" and row["image_digest"]["S"] == NEW
 

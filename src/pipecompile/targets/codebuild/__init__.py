@@ -317,10 +317,13 @@ def _facts(step: PlanStep, approver: SharedStep | None) -> list[str]:
         'export COMMIT="${ROLLBACK_COMMIT:-${CODEBUILD_RESOLVED_SOURCE_VERSION:-}}" '
         'RUN="$CODEBUILD_BUILD_ID"'
     )
-    out.append(
-        'if [ "$CODEBUILD_BUILD_SUCCEEDING" = 1 ]; then export DEPLOY_STATUS=succeeded; '
-        "else export DEPLOY_STATUS=failed; fi"
-    )
+    # Without an outcome line the deploy never finished its wait (the wait is the build
+    # phase's last command and writes one for every result, the window check one before
+    # it): that is a failed deploy, whatever CODEBUILD_BUILD_SUCCEEDING says.  CodeBuild
+    # documents the variable as "0 if the build is failing, or 1 if the build is
+    # succeeding" (User Guide, build-env-ref-env-vars) but not when it changes inside a
+    # phase, so this phase's ``finally`` must not read a success from it.
+    out.append("export DEPLOY_STATUS=failed")
     return out
 
 
