@@ -23,7 +23,8 @@ A failed action fails the execution.  The execution's state change is then match
 against the generated EventBridge rules (``aws_cloudwatch_event_rule``), whose
 target's input template is the notification Chatbot posts.
 
-cosign is installed by the buildspec's install phase from GitHub; offline, the harness
+cosign is installed by the buildspec from GitHub (the deploy's build phase, the build's and
+sign's install phase); offline, the harness
 provides it (the stub), so that command is recorded, not run.  The application's own CI
 commands (``ci.steps``) are recorded, not run, as on GitHub."""
 

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from pipecompile.compiler import compile_bytes
-from pipecompile.ir import IR
+from pipecompile.ir import IR, PlanInput
 from pipecompile.targets.common import script_body
 from pipecompile.targets.registry import render_all
 from tests.conftest import ROOT, hcl_norm
@@ -1039,3 +1039,48 @@ def test_each_codepipeline_approval_points_at_the_images_scan_findings() -> None
             link.split("/private/")[1].split("?")[0] == f"{ir.aws.account_id}/{s.release_image}"
             for s in ir.services
         )
+
+
+def test_a_manual_blue_green_in_the_dast_environment_is_scanned_at_its_preview() -> None:
+    """Paused at the preview (waiting-for-promotion, a healthy deploy), the new digest
+    answers only at <service>-preview.<domain>: DAST scans that, never the active host
+    that still serves the previous release (issue 26 trace of the per-service URL)."""
+    source = (MINI % {"prod": "", "schedule": ""}).replace(
+        'url: "https://staging.example.com"}',
+        'url: "https://staging.example.com", strategy: blue-green}',
+    )
+    ir = compile_bytes("pipeline.yaml", source.encode())
+    (scan, _) = ir.plan.stage("web", "staging").dast
+    assert (scan.input("DAST_URL") or PlanInput("")).value == (
+        "https://web-preview.staging.example.com"
+    )
+
+
+def test_the_service_url_keeps_scheme_port_and_path_and_changes_only_the_host() -> None:
+    from pipecompile.ir import service_url
+
+    hosts = ("pay.shop.example.com",)
+    assert service_url("https://shop.example.com:8443/app?x=1", hosts) == (
+        "https://pay.shop.example.com:8443/app?x=1"
+    )
+    # the environment's host among the service's own (the first service): unchanged
+    first = ("shop.example.com", "web.shop.example.com")
+    assert service_url("https://shop.example.com/app", first) == "https://shop.example.com/app"
+    # no exposure domain, no hosts: the environment's url
+    assert service_url("http://10.0.0.1:8080/", ()) == "http://10.0.0.1:8080/"
+
+
+def test_a_dast_action_over_codepipelines_limit_is_a_located_error() -> None:
+    import pytest
+
+    from pipecompile.errors import PipelineError
+
+    source = (MINI % {"prod": "", "schedule": ""}).replace(
+        'url: "https://staging.example.com"}',
+        'url: "https://staging.example.com/' + "a" * 700 + '"}',
+    )
+    with pytest.raises(PipelineError) as exc:
+        compile_bytes("pipeline.yaml", source.encode())
+    assert "PC302" in str(exc.value)
+    assert "the Dast action of pipeline 'shop-web-staging' passes" in str(exc.value)
+    assert "environments.staging.url" in str(exc.value)

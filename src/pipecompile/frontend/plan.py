@@ -274,7 +274,14 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
         # needs no AWS access; a pass marks the digest for the promotion gate
         zap = (
             _v("DAST_ENVIRONMENT", env.name),
-            _v("DAST_URL", ir.service_url(dast.url, dep.hosts)),
+            # a blue-green rollout a person promotes is healthy while paused at the
+            # preview: the new digest answers only at the preview host, so DAST scans that
+            _v(
+                "DAST_URL",
+                ir.service_url(
+                    dast.url, (dep.preview_host,) if manual and dep.preview_host else dep.hosts
+                ),
+            ),
             _v("ZAP_IMAGE", model.pins.zap_image),
             _v("ZAP_MIN_RISK", ZAP_RISK[dast.fail_on]),
         )

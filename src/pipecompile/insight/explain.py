@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..ir import IR, Deployment, Environment, Rollback, Service, service_url
+from ..ir import IR, Deployment, Environment, PlanInput, Rollback, Service, service_url
 from ..targets.chart.analysis import (
     FAILURE_LIMIT,
     inconclusive_limit,
@@ -43,12 +43,13 @@ def _gates(ir: IR, env: Environment) -> list[str]:
     if env.after_dast and dast is not None:
         gates.append(f"only a digest that passed OWASP ZAP in {dast.environment} is promoted here")
     if env.dast and dast is not None:
-        urls = ", ".join(
-            service_url(dast.url, d.hosts)
+        scans = [
+            ir.plan.stage(svc.name, env.name).dast
             for svc in ir.services
-            for d in svc.deployments
-            if d.environment == env.name
-        )
+            if any(d.environment == env.name for d in svc.deployments)
+        ]
+        # the plan's: each service's own host (a manual blue-green's preview)
+        urls = ", ".join((s[0].input("DAST_URL") or PlanInput("")).value for s in scans if s)
         gates.append(
             f"OWASP ZAP scans each service after its deploy ({urls}); alerts at or above "
             f"{dast.fail_on} block promotion"

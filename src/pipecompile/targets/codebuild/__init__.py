@@ -394,7 +394,8 @@ def deploy_spec(ir: IR) -> dict[str, Any]:
         # and its finally block, so a failed download would leave no audit row (CodeBuild
         # User Guide, view-build-details-phases.md: only a BUILD failure goes on to
         # POST_BUILD and UPLOAD_ARTIFACTS; an INSTALL failure goes on to FINALIZING)
-        commands.insert(0, _sh("install-cosign.sh"))
+        # after the exports the finally block's facts need (ACTOR, PIPELINE_NAME, ...)
+        commands.append(_sh("install-cosign.sh"))
     always: list[str] = []  # CodeBuild's finally: whatever happened before
     approver = next((s for s in plan.deploy if s.step.kind == "approver"), None)
     for shared in plan.deploy:

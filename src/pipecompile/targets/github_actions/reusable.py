@@ -70,7 +70,11 @@ def workflow_call(
     if outputs:
         call["outputs"] = {k: {"value": v} for k, v in outputs.items()}
     if secrets:
-        # optional: an environment's secret of that name wins in the environment's job
+        # optional: an environment's secret of that name wins in the environment's job,
+        # but the caller's job, in no environment, maps it as "" (the caller must still
+        # map it: actions/runner#1490), and a required secret given "" fails the call
+        # before any job starts ("Secret X is required, but not provided while
+        # calling", actions/runner#2709, #1500); deploy.yml's first step checks them
         call["secrets"] = {name: {"required": False} for name in secrets}
     return {"workflow_call": call}
 

@@ -44,6 +44,7 @@ from .pipelines import choices as pipeline_choices
 from .pipelines import (
     codebuild,
     codepipeline,
+    dast_variables,
     deploy_variables,
     encoded_length,
     sign_variables,
@@ -112,6 +113,20 @@ def check(ir: IR) -> list[Finding]:
                         f"{size} characters of EnvironmentVariables; an AWS CodePipeline "
                         f"action configuration value holds at most {MAX_CONFIGURATION_VALUE}: "
                         "shorten the service, image or environment name, or gitops.path",
+                        key=True,
+                        code="PC302",
+                    )
+                )
+            scans = bool(ir.plan.stage(svc.name, dep.environment).dast)
+            size = encoded_length(dast_variables(ir, svc, dep)) if scans else 0
+            if size > MAX_CONFIGURATION_VALUE:
+                out.append(
+                    Finding(
+                        ("environments", dep.environment, "url"),
+                        f"the Dast action of pipeline '{dep.pipeline_name}' passes "
+                        f"{size} characters of EnvironmentVariables (the URL it scans, the "
+                        "image); an AWS CodePipeline action configuration value holds at "
+                        f"most {MAX_CONFIGURATION_VALUE}: shorten the environment's url",
                         key=True,
                         code="PC302",
                     )
