@@ -34,6 +34,10 @@ def test_codepipeline_names_the_release_squat_the_scan_gate_and_dast() -> None:
 def test_github_names_the_branch_trust_of_the_release_role_and_the_dast_environment() -> None:
     ir = _ir("storefront")
     staging = _open(ir, "staging")
-    assert any("OIDC trust is by branch ref" in line for line in staging)
+    assert not any("OIDC trust is by branch ref" in line for line in staging)
+    assert any(
+        "trusts only GitHub environment 'build-release'" in line and "no required reviewers" in line
+        for line in staging
+    )
     assert any("'staging-dast'" in line and "no required reviewers" in line for line in staging)
-    assert not any("OIDC" in line for line in _open(ir, ir.environments[0].name))
+    assert not any("build-release" in line for line in _open(ir, ir.environments[0].name))

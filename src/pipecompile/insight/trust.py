@@ -9,6 +9,7 @@ IAM itself).
 from __future__ import annotations
 
 from ..ir import IR, Environment
+from ..targets.common import BUILD_ENVIRONMENT, BUILD_RELEASE_ENVIRONMENT
 from ..targets.terraform.approvers import APPROVER_TAG
 
 
@@ -18,9 +19,12 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     branches = ", ".join(ir.release_branches if release else env.includes)
     if ir.delivery == "github-actions":
         role = ir.aws.github_release_role_name if release else ir.aws.github_build_role_name
+        environment = BUILD_RELEASE_ENVIRONMENT if release else BUILD_ENVIRONMENT
         who = (
-            f"any workflow run of a push to {branches} as IAM role {role} (its trust matches "
-            "the names exactly as GitHub does: a '*' stops at '/', so no nested name matches)"
+            f"the build job in GitHub environment '{environment}' as IAM role {role}, which "
+            f"trusts only that environment's OIDC subject; its deployment branch policy "
+            f"admits {branches} (GitHub's matching: a '*' stops at '/'; explain "
+            "--environments)"
         )
         if release:
             who += (
@@ -221,10 +225,11 @@ def _not_refused(ir: IR, env: Environment) -> list[str]:
     github = ir.delivery == "github-actions"
     if github and release and ir.security.sign_images:
         out.append(
-            f"not refused yet: the release role's OIDC trust is by branch ref "
-            f"({', '.join(ir.release_branches)}), not by a protected GitHub environment: "
-            "whoever may push to such a branch can run a workflow there that signs with "
-            "the release key"
+            "not refused yet: the release role trusts only GitHub environment "
+            f"'{BUILD_RELEASE_ENVIRONMENT}' (deployment branches "
+            f"{', '.join(ir.release_branches)}), which has no required reviewers: whoever "
+            "may push to such a branch can run a workflow there that signs with the "
+            "release key"
         )
     if github and dast:
         out.append(

@@ -20,7 +20,8 @@ from typing import Any
 
 from ...ir import IR, BuildPlan, PlanInput, PlanStep
 from ..common import STEP_SCRIPTS, branch_regexes, script_body
-from .environments import NOTIFY_DEV, by_release, two_tiers
+from .environments import BUILD as BUILD_ENVIRONMENT
+from .environments import BUILD_RELEASE, NOTIFY_DEV, by_release, two_tiers
 from .steps import (
     NOTIFY_ENVIRONMENT,
     RUNNER,
@@ -251,6 +252,14 @@ def build_workflow(ir: IR) -> dict[str, Any]:
                 "runs-on": RUNNER,
                 "timeout-minutes": ir.build.timeout_minutes,
                 "permissions": permissions(contents="read", id_token="write"),
+                # the tier's build role trusts only its environment's OIDC subject, and
+                # the environment's deployment branch policy only the tier's branches
+                "environment": tier_value(
+                    {
+                        t.name: BUILD_RELEASE if t.name == "release" else BUILD_ENVIRONMENT
+                        for t in first.tiers
+                    }
+                ),
                 "outputs": {
                     "tag": "${{ steps.image.outputs.IMAGE_TAG }}",
                     "digest": "${{ steps.image.outputs.IMAGE_DIGEST }}",
