@@ -250,11 +250,14 @@ def _not_refused(ir: IR, env: Environment) -> list[str]:
             "EnvironmentVariables JSON as plain text: the branch's code can add variables "
             "to them (security.sign_images: true reads a checked copy instead)"
         )
-    if not github and env.approval and ir.security.image_scan_fail_on:
+    # with signing the sign project is the scan gate (its report, the approval text's)
+    unsigned = not ir.security.sign_images
+    if not github and env.approval and ir.security.image_scan_fail_on and unsigned:
         out.append(
             "not refused yet: the ECR scan gate runs in the build session after the "
-            "branch's code, which can fake its result; the approval text points at the "
-            "build's report"
+            "branch's code, which can fake its result (security.sign_images: true has "
+            "the sign project read the digest's findings itself); the approval text "
+            "points at the build's report"
         )
     if not github and dast:
         out.append(

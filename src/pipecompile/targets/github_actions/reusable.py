@@ -186,7 +186,8 @@ def job_steps(build: BuildPlan) -> tuple[PlanStep, ...]:
     """The build job's steps: the build's, then its signing, in the same job (its CI steps
     run in ci.yml's job, which holds no AWS role; the Dockerfile's commands run in docker
     build, which is given no credential); less verify-build, which checks what another
-    session built."""
+    session built (with signing, the scan gate is a signing step: it runs before the
+    signature, as it did after the build)."""
     return build.steps + tuple(s for s in build.sign if s.kind != "verify-build")
 
 

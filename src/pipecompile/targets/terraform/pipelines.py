@@ -246,7 +246,9 @@ def _sign_projects(ir: IR) -> list[Block]:
                 f"{ir.buildspec_folder}/{SIGN_BUILDSPEC}",
                 label,
                 True,  # the SBOM: syft runs as a container
-                30,
+                # and it may wait for the registry's scan of the digest it signs
+                30
+                + (ir.security.image_scan_timeout_minutes if ir.security.image_scan_fail_on else 0),
                 "none",
                 role="codebuild_sign_release" if release else "codebuild_sign",
                 trusted=True,
@@ -344,7 +346,15 @@ def _approval_text(ir: IR, svc: Service, environment: str) -> str:
         f"Approve deploying {svc.name} to {environment}: image {image['IMAGE_TAG']} "
         f"({image['IMAGE_DIGEST']})."
     )
-    if ir.security.image_scan_fail_on:
+    if ir.security.image_scan_fail_on and signing(ir):
+        # the Sign action's gate read them (the build session, which runs the branch's
+        # code, has none: it could fake it)
+        project = ir.aws.release_sign_project if ir.release_branches else ir.aws.sign_project
+        text += (
+            " Its scan findings: the link (ECR, the image's vulnerabilities) and the Sign "
+            f"action's report (CodeBuild report group {project}-ecr-image-scan)."
+        )
+    elif ir.security.image_scan_fail_on:
         project = svc.release_build_project if ir.release_branches else svc.build_project
         text += (
             " Its scan findings: the link (ECR, the image's vulnerabilities) and the Build "
