@@ -293,6 +293,12 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
             _v("PROMOTIONS_TABLE", model.aws.promotions_table),
             image[0],
             *IMAGE,
+            # it checks in the audit table that the environment runs the digest
+            *(
+                (_v("DEPLOYMENTS_TABLE", model.deployments_table), where[0])
+                if model.deployments_table
+                else ()
+            ),
         )
         dast_steps = (
             PlanStep("dast", title, zap),

@@ -259,10 +259,11 @@ def _not_refused(ir: IR, env: Environment) -> list[str]:
             "the sign project read the digest's findings itself); the approval text "
             "points at the build's report"
         )
-    if not github and dast:
+    if dast and not ir.deployments_table:
         out.append(
-            "not refused yet: the DAST action (dast.yml) records a pass for the pipeline's "
-            f"digest without checking that {env.name} ran that digest"
+            "not refused yet: without an audit table (audit.deployments_table) the DAST "
+            f"mark records a pass for the digest it is given without checking that "
+            f"{env.name} ran that digest"
         )
     return out
 

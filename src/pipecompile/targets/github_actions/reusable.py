@@ -294,12 +294,15 @@ def zap_workflow(ir: IR) -> dict[str, Any]:
         "image_tag": _string(False),
         "image_digest": _string(False),
     }
+    if mark.input("SERVICE"):  # the mark reads that service's newest deploy
+        inputs["service"] = _string(False)
     given = {
         "DAST_ENVIRONMENT": "${{ inputs.environment }}",
         "DAST_URL": "${{ inputs.url }}",
         "ECR_REPOSITORY": "${{ inputs.ecr_repository }}",
         "IMAGE_TAG": "${{ inputs.image_tag }}",
         "IMAGE_DIGEST": "${{ inputs.image_digest }}",
+        "SERVICE": "${{ inputs.service }}",
     }
 
     def env(step: PlanStep) -> dict[str, str]:

@@ -498,6 +498,24 @@ def _mark_passed(ir: IR) -> dict[str, Any]:
     }
 
 
+def dast_reads_deployments(ir: IR) -> list[dict[str, Any]]:
+    """dast-mark.sh reads the scanned environment's newest deploy (its audit rows only):
+    a pass is recorded only for the digest that environment runs."""
+    dast = ir.security.dast
+    if dast is None or not ir.deployments_table:
+        return []
+    return [
+        {
+            "sid": "ReadDeployments",
+            "actions": ["dynamodb:Query"],
+            "resources": [Ref("aws_dynamodb_table.deployments.arn")],
+            "conditions": [
+                ("ForAllValues:StringLike", "dynamodb:LeadingKeys", [f"{dast.environment}/*"])
+            ],
+        }
+    ]
+
+
 def _dast_role(ir: IR) -> list[Block]:
     """The DAST project: records a digest that passed in the promotions table; no image
     write, no signing key, no SonarQube secret, no other tier."""
@@ -506,6 +524,7 @@ def _dast_role(ir: IR) -> list[Block]:
     env = ir.environment(dast.environment)
     statements = _common_codebuild(ir, [_log_arn("dast")], env.approval)
     statements.append(_mark_passed(ir))
+    statements += dast_reads_deployments(ir)
     acct = ir.aws.account_id
     blocks = service_role("codebuild_dast", ir.aws.dast_role_name, "codebuild.amazonaws.com", acct)
     blocks.append(policy_doc("codebuild_dast", statements))

@@ -24,6 +24,7 @@ from .iam import (
     _mark_passed,
     _repos,
     _scan_statements,
+    dast_reads_deployments,
     table_key,
 )
 from .oidc import github_trust, oidc_provider
@@ -121,6 +122,7 @@ def _github_dast_role(ir: IR, provider: Ref) -> list[Block]:
     blocks.append(role)
     statements: list[dict[str, Any]] = [
         _mark_passed(ir),
+        *dast_reads_deployments(ir),
         table_key(ir),
         NEVER_APPROVE,
     ]

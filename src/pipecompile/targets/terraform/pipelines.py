@@ -399,10 +399,13 @@ def sign_variables(ir: IR, svc: Service, release: bool) -> dict[str, str]:
 def dast_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
     """What the DAST action passes: the image it scans and marks."""
     _, uri = ir.image_of(svc, ir.environment(dep.environment))
-    return {
+    out = {
         "IMAGE_URI": uri,  # the buildspec derives ECR_REPOSITORY from it
         **_image(ir),
     }
+    if ir.deployments_table:  # dast-mark.sh checks the environment's newest deploy of it
+        out["SERVICE"] = svc.name
+    return out
 
 
 def environment_variables(values: dict[str, str], secrets: dict[str, str] | None = None) -> Call:
