@@ -209,9 +209,12 @@ def _gate_envs(files: dict[str, str]) -> list[dict[str, str]]:
             for step in yaml.safe_load(text.split("\n", 3)[3])["jobs"]["build"]["steps"]:
                 if "SCAN_TYPE" in step.get("env", {}):
                     envs.append(step["env"])
-        if path == "ci/codebuild/build.yml":  # every service's build
+        # every service's build, or with signing every tier's sign project (the build
+        # session, which runs the branch's code, runs no gate then)
+        if path in ("ci/codebuild/build.yml", "ci/codebuild/sign.yml"):
             variables = yaml.safe_load(text)["env"]["variables"]
-            envs.append(variables)
+            if "SCAN_TYPE" in variables:
+                envs.append(variables)
     return envs
 
 
@@ -241,7 +244,9 @@ def test_the_roles_may_ask_what_the_gate_asks(
     delivered: dict[str, str] = request.getfixturevalue(sample)  # by CodePipeline
     text = REFERENCE if sample == "reference" else SHARED
     by_github = render(as_github_delivered(text))
-    for files, role in ((delivered, "codebuild"), (by_github, "github_build")):
+    # the CodeBuild role of the gate: the sign project's with signing (the reference)
+    gate = "codebuild_sign" if sample == "reference" else "codebuild"
+    for files, role in ((delivered, gate), (by_github, "github_build")):
         doc = tf(files, "iam.tf")
         found = [
             b["aws_iam_policy_document"][role]

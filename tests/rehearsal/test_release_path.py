@@ -96,16 +96,28 @@ def test_a_hotfix_environment_that_cannot_verify_is_a_located_error(
 
 
 def test_the_release_tier_may_write_its_own_report_groups() -> None:
+    """With signing the scan gate (and its report) is the sign project's: the release
+    tier's sign role writes its own group, the dev tier's never (issue 28 trace)."""
     text = (REF / "infrastructure/terraform/cicd/iam.tf").read_text()
-    release = text.split('data "aws_iam_policy_document" "codebuild_release"', 1)[1]
-    release = release.split('data "aws_iam_policy_document"', 1)[0]
+
+    def policy(label: str) -> str:
+        body = text.split(f'data "aws_iam_policy_document" "{label}"', 1)[1]
+        return body.split('data "aws_iam_policy_document"', 1)[0]
+
     ir = compiled(REF)
-    for svc in ir.services:
-        # CodeBuild names a buildspec's report group <project>-<report>
-        assert f"report-group/{svc.release_build_project}-ecr-image-scan" in release
-        assert f"report-group/{svc.build_project}-ecr-image-scan" not in release
+    # CodeBuild names a buildspec's report group <project>-<report>
+    release, dev = policy("codebuild_sign_release"), policy("codebuild_sign")
+    assert f"report-group/{ir.aws.release_sign_project}-ecr-image-scan" in release
+    assert f"report-group/{ir.aws.sign_project}-ecr-image-scan" not in release
+    assert f"report-group/{ir.aws.release_sign_project}-ecr-image-scan" not in dev
+    for svc in ir.services:  # the build sessions run no gate, so write no scan report
+        for build in ("codebuild", "codebuild_release"):
+            assert f"report-group/{svc.release_build_project}-ecr" not in policy(build)
+            assert f"report-group/{svc.build_project}-ecr" not in policy(build)
     build = (REF / "ci/codebuild/build.yml").read_text()
-    assert yaml.safe_load(build)["reports"].keys() == {"ecr-image-scan"}
+    assert "reports" not in yaml.safe_load(build)
+    sign = (REF / "ci/codebuild/sign.yml").read_text()
+    assert yaml.safe_load(sign)["reports"].keys() == {"ecr-image-scan"}
 
 
 def test_an_action_configuration_longer_than_codepipeline_takes_is_a_located_error() -> None:

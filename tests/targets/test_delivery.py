@@ -781,7 +781,7 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
 
     def subjects(doc_label: str) -> list[str]:
         """The subjects a trust policy admits (StringLike; tests/trust/test_trust_branches.py
-        checks the StringNotLike of nested names)."""
+        plays a branch ref against them)."""
         return [
             v
             for st in docs[doc_label]["statement"]
@@ -791,10 +791,10 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
         ]
 
     # two build roles: a feature branch's build can never use the release role or key
-    assert subjects("github_build_assume") == [f"repo:{ir.repository}:ref:refs/heads/feature/*"]
-    assert subjects("github_release_assume") == [
-        f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ("main", "release/*", "hotfix/*")
-    ]  # hotfixes follow the release path
+    # each trusts its build job's GitHub environment, never a branch ref (whose
+    # deployment branch policy admits the tier's branches; hotfixes follow the release's)
+    assert subjects("github_build_assume") == [f"repo:{ir.repository}:environment:build"]
+    assert subjects("github_release_assume") == [f"repo:{ir.repository}:environment:build-release"]
     signers = {
         label: st["resources"]
         for label, body in docs.items()

@@ -105,9 +105,12 @@ def test_zap_yml_holds_no_services_value() -> None:
             repository, uri = ir.image_of(svc, env)
             assert uri not in text and f"'{repository}'" not in text, (svc.name, env.name)
     mark = doc(GHA / ".github/workflows/zap.yml")["jobs"]["mark"]["steps"][-1]["env"]
-    pipeline = ("DAST_ENVIRONMENT", "PROMOTIONS_TABLE")  # the pipeline's, no service's
+    # the pipeline's, no service's (the audit table: the mark reads the newest deploy)
+    pipeline = ("DAST_ENVIRONMENT", "PROMOTIONS_TABLE", "DEPLOYMENTS_TABLE")
     assert all(v.startswith("${{ inputs.") for k, v in mark.items() if k not in pipeline)
     assert mark["PROMOTIONS_TABLE"] == ir.aws.promotions_table
+    assert mark["DEPLOYMENTS_TABLE"] == ir.deployments_table
+    assert mark["SERVICE"] == "${{ inputs.service }}"
 
 
 def test_the_audit_row_is_written_before_dast_can_fail_the_run() -> None:

@@ -1,7 +1,8 @@
-"""Issue 28, attacker trace 3: a writer pushes ``release/a/b`` (a name the rulesets for
-``release/*`` do not protect, and GitHub's ``*`` does not match) and assumes the release
-role from a workflow of their own; IAM's ``*`` spans '/', so the trust policy must refuse
-nested names itself.  Evaluated from the generated Terraform (tests/iam_eval.py)."""
+"""Issue 28, attacker trace 3: a writer pushes a branch (``release/x``, or ``release/a/b``,
+a name the rulesets for ``release/*`` do not protect and GitHub's ``*`` does not match)
+and assumes the release role from a workflow of their own.  No build role trusts a branch
+ref (IAM evaluated from the generated Terraform, tests/iam_eval.py); each trusts its
+GitHub environment, whose deployment branch policy GitHub matches itself."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipecompile.compiler import compile_bytes
+from pipecompile.insight.environments import environment_requests
 from pipecompile.insight.ruleset import release_ruleset, ruleset
 from pipecompile.ir import IR
 from pipecompile.targets.common import glob_to_regex
@@ -19,7 +22,7 @@ from pipecompile.targets.terraform import render
 from pipecompile.targets.terraform.oidc import iam_alternatives, nested_cover
 from tests.conftest import ROOT
 from tests.iam_eval import Account
-from tests.trust.test_trust_environments import fnmatch_pathname
+from tests.trust.test_trust_environments import fnmatch_pathname, may_run, policies
 
 STOREFRONT = ROOT / "samples/storefront"
 OIDC = "token.actions.githubusercontent.com"
@@ -45,18 +48,49 @@ def _account(tmp_path: Path, branches: dict[str, list[str]]) -> tuple[Account, I
     return Account(tmp_path, ir.aws.account_id), ir
 
 
-def test_a_nested_release_branch_cannot_assume_the_release_role() -> None:
-    ir_repo = "example/storefront"
+def test_no_branch_ref_assumes_a_build_role() -> None:
+    """The attack: a writer pushes a branch (any ref whoever may push creates: release/x
+    or a nested release/a/b the rulesets' release/* would not name) with a workflow of
+    their own and asks for the release role. Neither build role trusts a branch ref;
+    each trusts only its GitHub environment's subject, as the deploy roles do."""
     acct = Account(STOREFRONT / "infrastructure/terraform", "345678901234")
-    ref = f"repo:{ir_repo}:ref:refs/heads/"
+    repo = "example/storefront"
+    ref = f"repo:{repo}:ref:refs/heads/"
+    for role in ("github_release", "github_build"):
+        for name in ("release/1.4", "release/a/b", "hotfix/x", "main", "feature/x", "xmain"):
+            assert not _assume(acct, role, ref + name), (role, name)
+        assert not _assume(acct, role, f"repo:{repo}:pull_request")
+    assert _assume(acct, "github_release", f"repo:{repo}:environment:build-release")
+    assert _assume(acct, "github_build", f"repo:{repo}:environment:build")
+    for other in ("build", "staging", "production", "ci-release", "build-release-x"):
+        assert not _assume(acct, "github_release", f"repo:{repo}:environment:{other}"), other
+    assert not _assume(acct, "github_build", f"repo:{repo}:environment:build-release")
+
+
+def test_only_a_release_branch_runs_the_build_job_in_build_release() -> None:
+    """What keeps a feature branch from that subject is the environment's deployment
+    branch policy (explain --environments): a workflow that names build-release on
+    feature/x never starts that job; build.yml runs a release build there, any other
+    in build."""
+    ir = compile_bytes(
+        str(STOREFRONT / "pipeline.yaml"), (STOREFRONT / "pipeline.yaml").read_bytes()
+    )
+    policy = policies(environment_requests(ir))
+    assert policy["build-release"] == list(ir.release_branches)
+    for name in ("feature/x", "feature/release/1", "release/a/b", "develop", "mainx"):
+        assert not may_run(policy, "build-release", name), name
     for name in ("release/1.4", "hotfix/x", "main"):
-        assert _assume(acct, "github_release", ref + name), name
-    # the attack: GitHub's release/* does not match these, IAM's '*' would
-    for name in ("release/a/b", "release/1.4/x/y", "hotfix/a/b", "main/x", "xmain"):
-        assert not _assume(acct, "github_release", ref + name), name
-    assert _assume(acct, "github_build", ref + "feature/x")
-    assert not _assume(acct, "github_build", ref + "feature/x/y")
-    assert not _assume(acct, "github_build", ref + "release/1")
+        assert may_run(policy, "build-release", name), name
+    assert may_run(policy, "build", "feature/x") and not may_run(policy, "build", "release/1")
+    build = yaml.safe_load((STOREFRONT / ".github/workflows/build.yml").read_text())
+    job = build["jobs"]["build"]
+    assert job["environment"] == "${{ inputs.release && 'build-release' || 'build' }}"
+    # the role follows the same input: the release role only in build-release
+    role = next(s for s in job["steps"] if s["name"] == "Configure AWS credentials (OIDC)")
+    assert role["with"]["role-to-assume"] == (
+        f"${{{{ inputs.release && '{ir.aws.github_release_role_arn}' || "
+        f"'{ir.aws.github_build_role_arn}' }}}}"
+    )
 
 
 NAMES = [
@@ -94,20 +128,25 @@ PATTERNS = [
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
-def test_the_trust_policy_admits_exactly_what_githubs_pattern_matches(
+def test_build_release_admits_no_branch_githubs_pattern_refuses(
     tmp_path: Path, pattern: str
 ) -> None:
-    """Per pattern, over names with and without extra slashes: IAM (as generated) assumes
-    the release role exactly when GitHub's filter pattern (targets/common.py's
-    glob_to_regex, what the workflows route by) matches the branch."""
+    """Per pattern, over names with and without extra slashes: the build-release
+    environment's policy (fnmatch, FNM_PATHNAME) admits a branch only when GitHub's
+    filter pattern (targets/common.py's glob_to_regex, what the workflows route by)
+    matches it, exactly so but for '**' (fnmatch reads a trailing '**' as '*': a
+    release build on release/a/b is refused, never a feature branch admitted)."""
     acct, ir = _account(tmp_path, {'["release/*"]': [pattern]})
-    repo = ir.repository
     assert pattern in ir.release_branches
+    policy = policies(environment_requests(ir))
     github = re.compile("^(" + "|".join(glob_to_regex(b) for b in ir.release_branches) + ")$")
     for name in NAMES:
         want = bool(github.match(name))
-        got = _assume(acct, "github_release", f"repo:{repo}:ref:refs/heads/{name}")
-        assert got == want, (pattern, name, want)
+        got = may_run(policy, "build-release", name)
+        assert got <= want, (pattern, name)
+        if "**" not in pattern:
+            assert got == want, (pattern, name)
+    assert _assume(acct, "github_release", f"repo:{ir.repository}:environment:build-release")
 
 
 def test_a_literal_or_double_star_pattern_needs_no_exclusion() -> None:

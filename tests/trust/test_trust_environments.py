@@ -145,6 +145,7 @@ def test_a_feature_branch_cannot_deploy_to_an_approval_environment() -> None:
     policy = policies(environment_requests(ir))
     tiered = ["ci", "ci-release", "notifications-dev", "notifications", "compliance"]
     tiered.append("daily-summary")  # daily-summary.yml (issue 29, item 1)
+    tiered += ["build", "build-release"]  # the build job's, per tier (issue 28 trace)
     assert sorted(policy) == sorted([e.name for e in ir.environments] + ["staging-dast", *tiered])
     acct = Account(STOREFRONT / ir.output("terraform"), ir.aws.account_id)
     provider = ("Federated", f"arn:aws:iam::{ir.aws.account_id}:oidc-provider/{OIDC}")
@@ -203,7 +204,7 @@ def test_a_feature_branch_cannot_reach_a_release_tier_secret() -> None:
     ir = ir_of(STOREFRONT)
     policy = policies(environment_requests(ir))
     feature = ("feature/steal-release", "feature/a/b", "develop", "release-x", "mainx")
-    for env in ("ci-release", "notifications", "compliance"):
+    for env in ("ci-release", "notifications", "compliance", "build-release"):
         for branch in feature:
             assert not may_run(policy, env, branch), (env, branch)
     for env in ("ci-release", "notifications"):

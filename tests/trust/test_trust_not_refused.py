@@ -19,12 +19,15 @@ def _open(ir: IR, env: str) -> list[str]:
     return [line for line in lines if line.startswith("not refused yet:")]
 
 
-def test_codepipeline_names_the_release_squat_the_scan_gate_and_dast() -> None:
+def test_codepipeline_names_the_release_squat() -> None:
     ir = _ir("ecommerce")
     staging = _open(ir, "staging")
     assert any("rel-<its own tree>" in line for line in staging)
-    assert any("without checking that staging ran that digest" in line for line in staging)
-    assert any("ECR scan gate runs in the build session" in line for line in staging)
+    # the mark reads staging's newest audit row (tests/trust/test_trust_dast_mark.py)
+    assert not any("without checking that staging ran that digest" in line for line in staging)
+    # signing is on: the sign project reads the digest's findings itself
+    assert not any("ECR scan gate runs in the build session" in line for line in staging)
+    assert not any("scan" in line for line in staging)
     # signing is on: the build's variables reach no later action, so no injection line
     assert not any("EnvironmentVariables JSON" in line for line in staging)
     # the dev tier's environments: no release squat, no approval text
@@ -34,6 +37,22 @@ def test_codepipeline_names_the_release_squat_the_scan_gate_and_dast() -> None:
 def test_github_names_the_branch_trust_of_the_release_role_and_the_dast_environment() -> None:
     ir = _ir("storefront")
     staging = _open(ir, "staging")
-    assert any("OIDC trust is by branch ref" in line for line in staging)
+    assert not any("OIDC trust is by branch ref" in line for line in staging)
+    assert any(
+        "trusts only GitHub environment 'build-release'" in line and "no required reviewers" in line
+        for line in staging
+    )
     assert any("'staging-dast'" in line and "no required reviewers" in line for line in staging)
-    assert not any("OIDC" in line for line in _open(ir, ir.environments[0].name))
+    assert not any("build-release" in line for line in _open(ir, ir.environments[0].name))
+
+
+def test_without_an_audit_table_the_dast_mark_checks_nothing_and_says_so() -> None:
+    p = ROOT / "samples/ecommerce/pipeline.yaml"
+    text = p.read_text()
+    assert "  deployments_table: ecommerce-deployments\n" in text
+    ir = compile_bytes(
+        "pipeline.yaml", text.replace("  deployments_table: ecommerce-deployments\n", "").encode()
+    )
+    assert not ir.deployments_table
+    staging = _open(ir, "staging")
+    assert any("without checking that staging ran that digest" in line for line in staging)

@@ -163,6 +163,7 @@ def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
         once.append(_tier("REUSE_SIGNED_BY", "reuse_signed_by"))
     title = "Build the image once per source tree, or reuse it"
     steps = [PlanStep("build-once", title, tuple(once))]
+    scan_gate: list[PlanStep] = []
     if sec.image_scan_fail_on:
         scan = (
             _v("FAIL_SEVERITIES", severities_at_or_above(sec.image_scan_fail_on)),
@@ -170,7 +171,9 @@ def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
             _v("SCAN_TIMEOUT_SECONDS", sec.image_scan_timeout_minutes * 60),
         )
         title = f"Wait for the ECR scan and fail at {sec.image_scan_fail_on}"
-        steps.append(PlanStep("scan-gate", title, image + scan))
+        scan_gate.append(PlanStep("scan-gate", title, image + scan))
+        if not sec.sign_images:
+            steps += scan_gate
     sign: list[PlanStep] = []
     if sec.sign_images:
         key = _tier("SIGNING_KEY", "signing_key")
@@ -181,6 +184,10 @@ def _build(model: ir.IR, svc: ir.Service) -> ir.BuildPlan:
         check = (*image, *(i for i in once if i.name in keyed))
         title = "Check the digest is the image of this source tree"
         sign.append(PlanStep("verify-build", title, check))
+        # then it reads the registry's findings for that digest itself, the only scan
+        # gate: a build session that runs the branch's code could fake its result (a stub
+        # aws in PATH); a job that signs where it built runs it before it signs too
+        sign += scan_gate
         title = "Sign the image with the AWS KMS signing key"
         sign.append(_login(model))
         sign.append(PlanStep("sign", title, (*image, key)))
@@ -293,6 +300,12 @@ def _stage(model: ir.IR, svc: ir.Service, dep: ir.Deployment) -> DeployStage:
             _v("PROMOTIONS_TABLE", model.aws.promotions_table),
             image[0],
             *IMAGE,
+            # it checks in the audit table that the environment runs the digest
+            *(
+                (_v("DEPLOYMENTS_TABLE", model.deployments_table), where[0])
+                if model.deployments_table
+                else ()
+            ),
         )
         dast_steps = (
             PlanStep("dast", title, zap),

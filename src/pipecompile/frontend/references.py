@@ -21,6 +21,8 @@ DEFAULT_ENVIRONMENTS = ("development", "testing", "staging", "production")
 GITHUB_ENVIRONMENTS = {
     "ci": "the CI job of any branch",
     "ci-release": "the CI job of a release build",
+    "build": "the build job of a feature-tier push",
+    "build-release": "the build job of a release",
     "notifications": "Slack messages of release runs",
     "notifications-dev": "Slack messages of feature runs",
     "compliance": "the drift check and the security review",

@@ -9,6 +9,7 @@ IAM itself).
 from __future__ import annotations
 
 from ..ir import IR, Environment
+from ..targets.common import BUILD_ENVIRONMENT, BUILD_RELEASE_ENVIRONMENT
 from ..targets.terraform.approvers import APPROVER_TAG
 
 
@@ -18,9 +19,12 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
     branches = ", ".join(ir.release_branches if release else env.includes)
     if ir.delivery == "github-actions":
         role = ir.aws.github_release_role_name if release else ir.aws.github_build_role_name
+        environment = BUILD_RELEASE_ENVIRONMENT if release else BUILD_ENVIRONMENT
         who = (
-            f"any workflow run of a push to {branches} as IAM role {role} (its trust matches "
-            "the names exactly as GitHub does: a '*' stops at '/', so no nested name matches)"
+            f"the build job in GitHub environment '{environment}' as IAM role {role}, which "
+            f"trusts only that environment's OIDC subject; its deployment branch policy "
+            f"admits {branches} (GitHub's matching: a '*' stops at '/'; explain "
+            "--environments)"
         )
         if release:
             who += (
@@ -221,10 +225,11 @@ def _not_refused(ir: IR, env: Environment) -> list[str]:
     github = ir.delivery == "github-actions"
     if github and release and ir.security.sign_images:
         out.append(
-            f"not refused yet: the release role's OIDC trust is by branch ref "
-            f"({', '.join(ir.release_branches)}), not by a protected GitHub environment: "
-            "whoever may push to such a branch can run a workflow there that signs with "
-            "the release key"
+            "not refused yet: the release role trusts only GitHub environment "
+            f"'{BUILD_RELEASE_ENVIRONMENT}' (deployment branches "
+            f"{', '.join(ir.release_branches)}), which has no required reviewers: whoever "
+            "may push to such a branch can run a workflow there that signs with the "
+            "release key"
         )
     if github and dast:
         out.append(
@@ -245,16 +250,20 @@ def _not_refused(ir: IR, env: Environment) -> list[str]:
             "EnvironmentVariables JSON as plain text: the branch's code can add variables "
             "to them (security.sign_images: true reads a checked copy instead)"
         )
-    if not github and env.approval and ir.security.image_scan_fail_on:
+    # with signing the sign project is the scan gate (its report, the approval text's)
+    unsigned = not ir.security.sign_images
+    if not github and env.approval and ir.security.image_scan_fail_on and unsigned:
         out.append(
             "not refused yet: the ECR scan gate runs in the build session after the "
-            "branch's code, which can fake its result; the approval text points at the "
-            "build's report"
+            "branch's code, which can fake its result (security.sign_images: true has "
+            "the sign project read the digest's findings itself); the approval text "
+            "points at the build's report"
         )
-    if not github and dast:
+    if dast and not ir.deployments_table:
         out.append(
-            "not refused yet: the DAST action (dast.yml) records a pass for the pipeline's "
-            f"digest without checking that {env.name} ran that digest"
+            "not refused yet: without an audit table (audit.deployments_table) the DAST "
+            f"mark records a pass for the digest it is given without checking that "
+            f"{env.name} ran that digest"
         )
     return out
 

@@ -22,6 +22,11 @@ ZIZMOR = "1.32.0"
 # the buildspecs in the codebuild output folder (that target renders them, terraform's
 # CodeBuild projects read them): one each for every service, environment, DAST scan
 BUILD_BUILDSPEC, DEPLOY_BUILDSPEC, DAST_BUILDSPEC = "build.yml", "deploy.yml", "dast.yml"
+# GitHub delivery: the build job's environment per tier; each build role trusts only its
+# own environment's OIDC subject (repo:<repo>:environment:<name>), as the deploy roles do:
+# a branch ref is no trust, since whoever may push creates one (issue 28 trace)
+BUILD_ENVIRONMENT = "build"
+BUILD_RELEASE_ENVIRONMENT = "build-release"
 SIGN_BUILDSPEC = "sign.yml"  # one for both tiers: each sign project sets its key
 
 # the packaged script (targets/scripts) each kind of delivery plan step runs; the

@@ -202,16 +202,8 @@ def build_spec(ir: IR) -> dict[str, Any]:
         "phases": phases,
         "artifacts": {"files": ["image.json"]},
     }
-    if sec.image_scan_fail_on:
-        # The scan gate writes a JUnit report (one test case per severity) that
-        # CodeBuild publishes to the report group <project>-ecr-image-scan.
-        spec["reports"] = {
-            "ecr-image-scan": {
-                "files": ["ecr-image-scan.xml"],
-                "base-directory": "reports",
-                "file-format": "JUNITXML",
-            }
-        }
+    if "scan-gate" in kinds:  # with signing the sign project's (sign_spec)
+        spec["reports"] = SCAN_REPORT
     if ir.build.cache != "none":
         paths: list[str] = []
         for svc in ir.services:  # every runtime's cache (a project caches what it wrote)
@@ -237,6 +229,15 @@ SIGN_ACTION = (
 # what the sign project exports (the SignVariables namespace the later actions read),
 # each checked by its pattern before it is exported
 SIGN_EXPORTS = {"IMAGE_TAG": r"^[A-Za-z0-9_.-]{1,128}$", "IMAGE_DIGEST": r"^sha256:[0-9a-f]{64}$"}
+# The scan gate writes a JUnit report (one test case per severity) that CodeBuild
+# publishes to the report group <project>-ecr-image-scan.
+SCAN_REPORT = {
+    "ecr-image-scan": {
+        "files": ["ecr-image-scan.xml"],
+        "base-directory": "reports",
+        "file-format": "JUNITXML",
+    }
+}
 VERIFIED_IMAGE = "/tmp/verified-image"  # verify-build.sh's "<tag> <digest>"
 
 
@@ -276,7 +277,7 @@ def sign_spec(ir: IR) -> dict[str, Any]:
         commands.append(_sh(STEP_SCRIPTS[step.kind]))
         if step.kind == "verify-build":  # its tag and digest, checked again, exported
             commands.append(f'read -r {names} < "$VERIFIED_IMAGE" && {checked} && export {names}')
-    return {
+    spec: dict[str, Any] = {
         "version": 0.2,
         "env": {"shell": "bash", "variables": variables, "exported-variables": list(SIGN_EXPORTS)},
         "phases": {
@@ -284,6 +285,9 @@ def sign_spec(ir: IR) -> dict[str, Any]:
             "build": {"on-failure": "ABORT", "commands": commands},
         },
     }
+    if "scan-gate" in kinds:  # the only scan gate: the build session's could be faked
+        spec["reports"] = SCAN_REPORT
+    return spec
 
 
 def _derived(passed: set[str], pipeline: bool = True) -> str:

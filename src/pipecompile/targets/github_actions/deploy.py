@@ -294,6 +294,8 @@ class Deploy:
                 "ecr_repository": "${{ inputs.ecr_repository }}",
                 "image_tag": "${{ inputs.image_tag }}",
                 "image_digest": "${{ inputs.image_digest }}",
+                # the mark checks the environment's newest deploy of this service
+                **({"service": "${{ inputs.service }}"} if ir.deployments_table else {}),
             },
         }
 

@@ -14,6 +14,11 @@ environment         tier      jobs, secrets
 ``ci-release``      release   the CI job of a release build: a SonarQube token of its own,
                               for the release project ``<key>-release``, which a feature
                               token cannot write
+``build``           feature   the build job of a feature-tier push (it assumes the dev build
+                              role, trusted only for this environment's OIDC subject)
+``build-release``   release   the build job of a release (it assumes the release role, which
+                              pushes to the release repositories and signs with the release
+                              key, trusted only for this environment's OIDC subject)
 ``notifications-    feature   Slack messages of feature runs (a webhook of their own: a
 dev``                         feature branch cannot post as the release channel's)
 ``notifications``   release   Slack messages of release runs, approval requests, the
@@ -32,12 +37,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...ir import IR
+from ..common import BUILD_ENVIRONMENT, BUILD_RELEASE_ENVIRONMENT
 from ..compliance import ENVIRONMENT as COMPLIANCE
 from ..compliance import SUMMARY_ENVIRONMENT as SUMMARY
 from .steps import CI_ENVIRONMENT as CI
 from .steps import NOTIFY_ENVIRONMENT as NOTIFY
 
 CI_RELEASE = "ci-release"
+BUILD, BUILD_RELEASE = BUILD_ENVIRONMENT, BUILD_RELEASE_ENVIRONMENT  # common.py says why
 NOTIFY_DEV = "notifications-dev"
 
 
@@ -85,6 +92,14 @@ def environments(ir: IR) -> list[GitHubEnvironment]:
                 )
             )
     delivers = ir.delivery == "github-actions"
+    if delivers and ir.services:
+        dev = tuple(b for b in ir.deploy_branches if b not in ir.release_branches)
+        if dev:
+            jobs = "the build job of a feature-tier push (the dev build role)"
+            out.append(GitHubEnvironment(BUILD, "feature", jobs, dev, ()))
+        if release:
+            jobs = "the build job of a release (the release role: release key, release images)"
+            out.append(GitHubEnvironment(BUILD_RELEASE, "release", jobs, release, ()))
     webhook = ir.secrets.slack_webhook
     if delivers and webhook:
         if tiers:
@@ -138,6 +153,11 @@ def describe(ir: IR) -> list[str]:
             line += (
                 " (values of their own: a SonarQube token that may analyse only the release "
                 "projects <project>_<service>-release, never the 'ci' token)"
+            )
+        if env.name in (BUILD, BUILD_RELEASE):
+            line += (
+                " (its build role trusts only this environment's OIDC subject: the policy is "
+                "what keeps other branches from the role)"
             )
         if env.name == NOTIFY_DEV:
             line += " (a webhook of a channel of its own, not the release channel's)"

@@ -20,7 +20,8 @@ from typing import Any
 
 from ...ir import IR, BuildPlan, PlanInput, PlanStep
 from ..common import STEP_SCRIPTS, branch_regexes, script_body
-from .environments import NOTIFY_DEV, by_release, two_tiers
+from .environments import BUILD as BUILD_ENVIRONMENT
+from .environments import BUILD_RELEASE, NOTIFY_DEV, by_release, two_tiers
 from .steps import (
     NOTIFY_ENVIRONMENT,
     RUNNER,
@@ -189,7 +190,8 @@ def job_steps(build: BuildPlan) -> tuple[PlanStep, ...]:
     """The build job's steps: the build's, then its signing, in the same job (its CI steps
     run in ci.yml's job, which holds no AWS role; the Dockerfile's commands run in docker
     build, which is given no credential); less verify-build, which checks what another
-    session built."""
+    session built (with signing, the scan gate is a signing step: it runs before the
+    signature, as it did after the build)."""
     return build.steps + tuple(s for s in build.sign if s.kind != "verify-build")
 
 
@@ -255,6 +257,14 @@ def build_workflow(ir: IR) -> dict[str, Any]:
                 "runs-on": RUNNER,
                 "timeout-minutes": ir.build.timeout_minutes,
                 "permissions": permissions(contents="read", id_token="write"),
+                # the tier's build role trusts only its environment's OIDC subject, and
+                # the environment's deployment branch policy only the tier's branches
+                "environment": tier_value(
+                    {
+                        t.name: BUILD_RELEASE if t.name == "release" else BUILD_ENVIRONMENT
+                        for t in first.tiers
+                    }
+                ),
                 "outputs": {
                     "tag": "${{ steps.image.outputs.IMAGE_TAG }}",
                     "digest": "${{ steps.image.outputs.IMAGE_DIGEST }}",
@@ -289,12 +299,15 @@ def zap_workflow(ir: IR) -> dict[str, Any]:
         "image_tag": _string(False),
         "image_digest": _string(False),
     }
+    if mark.input("SERVICE"):  # the mark reads that service's newest deploy
+        inputs["service"] = _string(False)
     given = {
         "DAST_ENVIRONMENT": "${{ inputs.environment }}",
         "DAST_URL": "${{ inputs.url }}",
         "ECR_REPOSITORY": "${{ inputs.ecr_repository }}",
         "IMAGE_TAG": "${{ inputs.image_tag }}",
         "IMAGE_DIGEST": "${{ inputs.image_digest }}",
+        "SERVICE": "${{ inputs.service }}",
     }
 
     def env(step: PlanStep) -> dict[str, str]:

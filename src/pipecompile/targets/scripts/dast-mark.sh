@@ -13,16 +13,42 @@
 #   ECR_REPOSITORY     the repository name in ECR
 #   IMAGE_TAG          the deployed image's tag (recorded with the pass)
 #   IMAGE_DIGEST       the deployed digest
+#   DEPLOYMENTS_TABLE  optional: the audit table; then SERVICE too, and the newest row of
+#   SERVICE            <DAST_ENVIRONMENT>/<SERVICE> must be a succeeded deploy of
+#                      IMAGE_DIGEST (or one waiting-for-promotion: a blue-green a
+#                      person promotes, scanned at its preview, where that digest
+#                      runs): a pass is never recorded for a digest the
+#                      environment does not run (a scan of what runs there is no pass
+#                      of another digest, whoever started the scan with which values)
 # Outputs:
 #   the item in PROMOTIONS_TABLE
 # Exit codes:
 #   0  the digest is recorded (or was already)
-#   1  the record failed
+#   1  the record failed, or the environment does not run that digest
 set -euo pipefail
-case "$IMAGE_DIGEST" in
-  sha256:*) ;;
-  *) echo "refusing to mark '$IMAGE_DIGEST': not a sha256 digest" >&2; exit 1 ;;
-esac
+if ! [[ "$IMAGE_DIGEST" =~ ^sha256:[0-9a-f]{64}$ ]]; then
+  echo "refusing to mark '$IMAGE_DIGEST': not a sha256 digest" >&2
+  exit 1
+fi
+if [ -n "${DEPLOYMENTS_TABLE:-}" ]; then
+  : "${SERVICE:?the service scanned is needed to read its deployments}"
+  stream="$DAST_ENVIRONMENT/$SERVICE"
+  # the newest row of the stream (its sort key begins with the deploy's time)
+  newest="$(aws dynamodb query --table-name "$DEPLOYMENTS_TABLE" \
+    --key-condition-expression '#p = :p' --expression-attribute-names '{"#p": "stream"}' \
+    --expression-attribute-values "$(jq -nc --arg p "$stream" '{":p": {S: $p}}')" \
+    --no-scan-index-forward --limit 1 --output json \
+    | jq -r '.Items[0] // {} | "\(.outcome.S // "none") \(.image_digest.S // "none")"')"
+  read -r outcome running <<<"$newest"
+  case "$outcome" in succeeded | waiting-for-promotion) live=true ;; *) live=false ;; esac
+  if [ "$live" != true ] || [ "$running" != "$IMAGE_DIGEST" ]; then
+    echo "refusing to mark $IMAGE_DIGEST: the newest deploy of $stream in" \
+      "$DEPLOYMENTS_TABLE is $running ($outcome), so $DAST_ENVIRONMENT did not run this" \
+      "digest when it was scanned" >&2
+    exit 1
+  fi
+  echo "$DAST_ENVIRONMENT runs $IMAGE_DIGEST (the newest deploy of $stream, $outcome)"
+fi
 gate="$DAST_ENVIRONMENT/$ECR_REPOSITORY"
 item="$(jq -cn --arg g "$gate" --arg d "$IMAGE_DIGEST" --arg t "$IMAGE_TAG" \
   --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \

@@ -10,6 +10,9 @@
 # Inputs (environment):
 #   ECR_REPOSITORY         the repository name in ECR
 #   IMAGE_TAG              the tag the build pushed
+#   IMAGE_DIGEST           optional: the digest to judge (the sign project's, which it
+#                          read from the registry itself); the findings are then read for
+#                          that digest, not for whatever the tag names
 #   FAIL_SEVERITIES        space-separated severities that fail ("CRITICAL HIGH")
 #   SCAN_TYPE              auto | basic | enhanced (auto asks the registry)
 #   SCAN_TIMEOUT_SECONDS   how long to wait for the scan
@@ -26,6 +29,14 @@ set -euo pipefail
 # shellcheck disable=SC2153  # SCAN_TYPE is an input, scan_type what it resolves to
 scan_type="$SCAN_TYPE"
 : "${IMAGE_TAG:?the build step recorded no image tag}"
+image_id="imageTag=$IMAGE_TAG"
+if [ -n "${IMAGE_DIGEST:-}" ]; then
+  if ! [[ "$IMAGE_DIGEST" =~ ^sha256:[0-9a-f]{64}$ ]]; then
+    echo "'$IMAGE_DIGEST' is not a sha256 digest" >&2
+    exit 1
+  fi
+  image_id="imageDigest=$IMAGE_DIGEST"
+fi
 errors="$(mktemp)"
 if [ "$scan_type" = "auto" ]; then
   scan_type="$(aws ecr get-registry-scanning-configuration \
@@ -38,7 +49,7 @@ while :; do
   # only "no scan yet" is worth waiting for: any other error (no such tag, no access)
   # fails now, with the CLI's own message
   if ! status="$(aws ecr describe-image-scan-findings --repository-name "$ECR_REPOSITORY" \
-    --image-id "imageTag=$IMAGE_TAG" --query 'imageScanStatus.status' --output text \
+    --image-id "$image_id" --query 'imageScanStatus.status' --output text \
     2>"$errors")"; then
     if grep -q ScanNotFoundException "$errors"; then
       status=PENDING
@@ -65,7 +76,7 @@ while :; do
 done
 # basic scanning counts findings by severity; enhanced scanning lists Inspector findings
 found="$(aws ecr describe-image-scan-findings --repository-name "$ECR_REPOSITORY" \
-  --image-id "imageTag=$IMAGE_TAG" --output json)"
+  --image-id "$image_id" --output json)"
 counts="$(jq -c '.imageScanFindings | .findingSeverityCounts // ((.enhancedFindings // [])
       | group_by(.severity) | map({(.[0].severity): length}) | add) // {}' <<<"$found")"
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then

@@ -101,6 +101,13 @@ ECR_SIGN = [
     "ecr:PutImage",
     "ecr:UploadLayerPart",
 ]
+# what publishing a buildspec's report calls (CodeBuild creates the group on first use)
+SCAN_REPORT_ACTIONS = [
+    "codebuild:BatchPutTestCases",
+    "codebuild:CreateReport",
+    "codebuild:CreateReportGroup",
+    "codebuild:UpdateReport",
+]
 # what verifying a signature calls (the public key is checked locally)
 COSIGN_VERIFY_KMS = ["kms:DescribeKey", "kms:GetPublicKey"]
 
@@ -249,8 +256,11 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> 
     suffix = "-release" if release else ""  # each tier writes only its own log groups
     logs = [_log_arn(f"build-{s.name}{suffix}") for s in ir.services]
     statements = _common_codebuild(ir, logs, release)
+    # with signing the scan gate is the sign project's (a build session that runs the
+    # branch's code could fake it)
+    gate = bool(ir.security.image_scan_fail_on) and not ir.security.sign_images
     statements += [
-        *_scan_statements(ir),
+        *(_scan_statements(ir) if gate else []),
         {"sid": "EcrPush", "actions": ECR_PUSH, "resources": _repos(ir, release)},
     ]
     if ir.security.sast_fail_on:
@@ -271,16 +281,11 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> 
                 "resources": [Ref("aws_secretsmanager_secret.nvd.arn")],
             }
         )
-    if ir.security.image_scan_fail_on:
+    if gate:
         statements.append(
             {
                 "sid": "ScanReports",
-                "actions": [
-                    "codebuild:BatchPutTestCases",
-                    "codebuild:CreateReport",
-                    "codebuild:CreateReportGroup",
-                    "codebuild:UpdateReport",
-                ],
+                "actions": SCAN_REPORT_ACTIONS,
                 # CodeBuild names a buildspec's report group <project>-<report>: the
                 # release tier's projects report into their own groups
                 "resources": [
@@ -324,6 +329,25 @@ def _codebuild_sign_role(ir: IR, release: bool) -> list[Block]:
     key = "release" if release else "signing"
     logs = [_log_arn(_sign_label("release" if release else "dev"))]
     statements = _common_codebuild(ir, logs, release)
+    if ir.security.image_scan_fail_on:
+        # the scan gate: it reads the findings of the digest it signs itself
+        # (ecr-scan-gate.sh) and reports them into its own group, <project>-<report>
+        statements += _scan_statements(ir)
+        actions = ["ecr:DescribeImageScanFindings"]
+        statements.append(
+            {"sid": "ScanFindings", "actions": actions, "resources": _repos(ir, release)}
+        )
+        project = ir.aws.release_sign_project if release else ir.aws.sign_project
+        statements.append(
+            {
+                "sid": "ScanReports",
+                "actions": SCAN_REPORT_ACTIONS,
+                "resources": [
+                    f"arn:aws:codebuild:{ir.aws.region}:{ir.aws.account_id}:report-group/"
+                    f"{project}-ecr-image-scan"
+                ],
+            }
+        )
     statements += [
         {"sid": "EcrSignatures", "actions": ECR_SIGN, "resources": _repos(ir, release)},
         {"sid": "SignImages", "actions": COSIGN_KMS, "resources": [Ref(f"aws_kms_key.{key}.arn")]},
@@ -474,6 +498,24 @@ def _mark_passed(ir: IR) -> dict[str, Any]:
     }
 
 
+def dast_reads_deployments(ir: IR) -> list[dict[str, Any]]:
+    """dast-mark.sh reads the scanned environment's newest deploy (its audit rows only):
+    a pass is recorded only for the digest that environment runs."""
+    dast = ir.security.dast
+    if dast is None or not ir.deployments_table:
+        return []
+    return [
+        {
+            "sid": "ReadDeployments",
+            "actions": ["dynamodb:Query"],
+            "resources": [Ref("aws_dynamodb_table.deployments.arn")],
+            "conditions": [
+                ("ForAllValues:StringLike", "dynamodb:LeadingKeys", [f"{dast.environment}/*"])
+            ],
+        }
+    ]
+
+
 def _dast_role(ir: IR) -> list[Block]:
     """The DAST project: records a digest that passed in the promotions table; no image
     write, no signing key, no SonarQube secret, no other tier."""
@@ -482,6 +524,7 @@ def _dast_role(ir: IR) -> list[Block]:
     env = ir.environment(dast.environment)
     statements = _common_codebuild(ir, [_log_arn("dast")], env.approval)
     statements.append(_mark_passed(ir))
+    statements += dast_reads_deployments(ir)
     acct = ir.aws.account_id
     blocks = service_role("codebuild_dast", ir.aws.dast_role_name, "codebuild.amazonaws.com", acct)
     blocks.append(policy_doc("codebuild_dast", statements))

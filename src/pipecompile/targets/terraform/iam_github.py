@@ -1,5 +1,5 @@
 """IAM for GitHub delivery (the roles iam.tf holds when delivery is github-actions): the
-OIDC provider, the build roles by tier (each trusted by its branches' pushes), per
+OIDC provider, the build roles by tier (each trusted by its GitHub environment), per
 environment a deploy role that only that GitHub environment's jobs can assume (OIDC
 subject repo:<repo>:environment:<env>), and the DAST job's role.  What they share with
 CodePipeline delivery's roles (the deploy statements, the never-approve deny, the ECR
@@ -12,6 +12,8 @@ from typing import Any
 
 from ...ir import IR
 from ...serialize.hcl import Block, Ref
+from ..common import BUILD_ENVIRONMENT as BUILD
+from ..common import BUILD_RELEASE_ENVIRONMENT as BUILD_RELEASE
 from .blocks import iam_role, inline_policy, policy_doc
 from .iam import (
     COSIGN_KMS,
@@ -22,16 +24,20 @@ from .iam import (
     _mark_passed,
     _repos,
     _scan_statements,
+    dast_reads_deployments,
     table_key,
 )
-from .oidc import branch_trust, github_trust, oidc_provider
+from .oidc import github_trust, oidc_provider
 
 
 def _github_build_role(
-    ir: IR, provider: Ref, label: str, role_name: str, branches: list[str], release: bool
+    ir: IR, provider: Ref, label: str, role_name: str, environment: str, release: bool
 ) -> list[Block]:
-    """A build job's role: trusted by these branches' pushes; signs with ``key``."""
-    blocks = [branch_trust(ir, label, provider, branches)]
+    """A build job's role: trusted only for the OIDC subject of the tier's GitHub
+    environment (whose deployment branch policy admits the tier's branches), as a deploy
+    role is: a branch ref is no trust, whoever may push creates one (issue 28 trace)."""
+    subject = f"repo:{ir.repository}:environment:{environment}"
+    blocks = [github_trust(label, provider, [subject])]
     role = iam_role(label, role_name, f"{label}_assume")
     role.attr("max_session_duration", 3600)
     blocks.append(role)
@@ -68,12 +74,18 @@ def github_roles(ir: IR) -> list[Block]:
     gh, provider = oidc_provider(ir)
     blocks: list[Block] = [gh]
     dev = [b for b in ir.deploy_branches if b not in ir.release_branches]
-    for label, role_name, branches, release in (
-        ("github_build", ir.aws.github_build_role_name, dev, False),
-        ("github_release", ir.aws.github_release_role_name, list(ir.release_branches), True),
+    for label, role_name, branches, environment, release in (
+        ("github_build", ir.aws.github_build_role_name, dev, BUILD, False),
+        (
+            "github_release",
+            ir.aws.github_release_role_name,
+            list(ir.release_branches),
+            BUILD_RELEASE,
+            True,
+        ),
     ):
         if branches:
-            blocks += _github_build_role(ir, provider, label, role_name, branches, release)
+            blocks += _github_build_role(ir, provider, label, role_name, environment, release)
     for env in ir.environments:
         label = _label(env)
         blocks.append(
@@ -110,6 +122,7 @@ def _github_dast_role(ir: IR, provider: Ref) -> list[Block]:
     blocks.append(role)
     statements: list[dict[str, Any]] = [
         _mark_passed(ir),
+        *dast_reads_deployments(ir),
         table_key(ir),
         NEVER_APPROVE,
     ]

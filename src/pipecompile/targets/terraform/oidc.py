@@ -1,5 +1,8 @@
-"""GitHub OIDC trust: which workflow runs may assume a role, matched by IAM exactly as
-GitHub matches the branch patterns.
+"""GitHub OIDC trust: which workflow runs may assume a role.  Every role of GitHub
+delivery that builds, signs or deploys trusts a GitHub environment's subject
+(``github_trust``), never a branch ref, which whoever may push creates (issue 28 trace).
+The rulesets still cover the nested names IAM's ``*`` would match (``nested_cover``);
+``iam_alternatives`` says how a branch pattern would read in IAM:
 
 GitHub reads a branch pattern's ``*`` within one path segment (Actions filter patterns,
 "Filter pattern cheat sheet"; rulesets and deployment branch policies use File.fnmatch
@@ -167,16 +170,3 @@ def github_trust(
             }
         )
     return policy_doc(f"{label}_assume", statements)
-
-
-def branch_trust(ir: IR, label: str, provider: Ref, branches: list[str]) -> Block:
-    """Trust for pushes to ``branches`` (GitHub patterns), exactly as GitHub matches them."""
-    prefix = f"repo:{ir.repository}:ref:refs/heads/"
-    subjects: list[str] = []
-    spans: list[list[str]] = []
-    for b in branches:
-        for like, not_like in iam_alternatives(b):
-            if prefix + like not in subjects:
-                subjects.append(prefix + like)
-                spans.append([prefix + n for n in not_like])
-    return github_trust(label, provider, subjects, spans)

@@ -246,7 +246,9 @@ def _sign_projects(ir: IR) -> list[Block]:
                 f"{ir.buildspec_folder}/{SIGN_BUILDSPEC}",
                 label,
                 True,  # the SBOM: syft runs as a container
-                30,
+                # and it may wait for the registry's scan of the digest it signs
+                30
+                + (ir.security.image_scan_timeout_minutes if ir.security.image_scan_fail_on else 0),
                 "none",
                 role="codebuild_sign_release" if release else "codebuild_sign",
                 trusted=True,
@@ -344,7 +346,15 @@ def _approval_text(ir: IR, svc: Service, environment: str) -> str:
         f"Approve deploying {svc.name} to {environment}: image {image['IMAGE_TAG']} "
         f"({image['IMAGE_DIGEST']})."
     )
-    if ir.security.image_scan_fail_on:
+    if ir.security.image_scan_fail_on and signing(ir):
+        # the Sign action's gate read them (the build session, which runs the branch's
+        # code, has none: it could fake it)
+        project = ir.aws.release_sign_project if ir.release_branches else ir.aws.sign_project
+        text += (
+            " Its scan findings: the link (ECR, the image's vulnerabilities) and the Sign "
+            f"action's report (CodeBuild report group {project}-ecr-image-scan)."
+        )
+    elif ir.security.image_scan_fail_on:
         project = svc.release_build_project if ir.release_branches else svc.build_project
         text += (
             " Its scan findings: the link (ECR, the image's vulnerabilities) and the Build "
@@ -391,11 +401,14 @@ def dast_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
     image it scans and marks."""
     _, uri = ir.image_of(svc, ir.environment(dep.environment))
     scan = ir.plan.stage(svc.name, dep.environment).dast[0]
-    return {
+    out = {
         "DAST_URL": (scan.input("DAST_URL") or PlanInput("")).value,
         "IMAGE_URI": uri,  # the buildspec derives ECR_REPOSITORY from it
         **_image(ir),
     }
+    if ir.deployments_table:  # dast-mark.sh checks the environment's newest deploy of it
+        out["SERVICE"] = svc.name
+    return out
 
 
 def environment_variables(values: dict[str, str], secrets: dict[str, str] | None = None) -> Call:
