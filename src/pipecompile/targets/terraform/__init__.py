@@ -24,6 +24,7 @@ from __future__ import annotations
 from ...ir import IR
 from ...serialize.hcl import Block, assignments, document
 from .. import Finding
+from ..common import BUILD_ENVIRONMENT, BUILD_RELEASE_ENVIRONMENT
 from .alerts import describe as describe_alerts
 from .alerts import failure_alert
 from .alerts import wanted as failure_alert_wanted
@@ -266,9 +267,22 @@ def describe(ir: IR) -> list[str]:
     out += describe_phases(ir, tf_folder)
     out.append(f"AWS (terraform apply in {tf_folder}):")
     if ir.delivery == "github-actions":
+        # each trusts a GitHub environment's subject: GitHub creates a missing environment
+        # unprotected on first use, so the environments come first
         out.append(
-            f"  IAM role {ir.aws.github_build_role_name}: GitHub build jobs of the deploy branches"
+            "  first create the GitHub environments with their branch policies "
+            "(pipecompile explain --environments): a missing one is created unprotected by "
+            "the first workflow that names it, and its role would then trust any branch"
         )
+        out.append(
+            f"  IAM role {ir.aws.github_build_role_name}: only GitHub environment "
+            f"'{BUILD_ENVIRONMENT}' (the dev tier's build job)"
+        )
+        if ir.release_branches:
+            out.append(
+                f"  IAM role {ir.aws.github_release_role_name}: only GitHub environment "
+                f"'{BUILD_RELEASE_ENVIRONMENT}' (the release build job: the release key)"
+            )
         for env in ir.environments:
             out.append(f"  IAM role {env.github_role_name}: only GitHub environment '{env.name}'")
     if ir.delivery == "codepipeline":
