@@ -158,9 +158,10 @@ def test_a_hostile_pipeline_value_stays_a_value_in_codepipeline(tmp_path: Path) 
     tiers = [ir.environment(d.environment).approval for d in svc.deployments]
     assert signs == [rows(sign_variables(ir, svc, release)) for release in tiers]
     assert {"name": "SERVICE_PATH", "value": svc.path, "type": "PLAINTEXT"} in signs[0]
-    # prod's DAST action: the image it scans and marks
+    # prod's DAST action: the URL it scans (the environment's hostile url, a value),
+    # the image it scans and marks
     dasts = [
-        p for p in passed if p not in deploys and p not in signs and p[0]["name"] == "IMAGE_URI"
+        p for p in passed if p not in deploys and p not in signs and p[0]["name"] == "DAST_URL"
     ]
     assert dasts == [rows(dast_variables(ir, svc, svc.deployments[1]))]
     assert next(v for v in deploys[0] if v["name"] == "GITOPS_DIR") == {

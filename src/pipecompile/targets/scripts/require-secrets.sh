@@ -11,6 +11,8 @@
 #   REQUIRED_SECRETS   the secrets' names, separated by spaces
 #   SET_<NAME>         "true" when secret <NAME> is set, for each name
 #   ENVIRONMENT        the environment deployed to (for the message)
+# Outputs:
+#   a line naming the secrets that are set, or an error naming each missing one
 # Exit codes:
 #   0  every secret is set
 #   1  one or more is empty: each is named
