@@ -35,6 +35,8 @@ class World:
     env: dict[str, str]
     registry: str
     log: list[str] = field(default_factory=list)
+    # every request moto served, as its recorder wrote it (tests/rehearsal/iam_calls.py)
+    recording: Path | None = None
 
     def client(self, service: str) -> Any:
         """A boto3 client on moto, for setting up and reading back (not for the scripts)."""
@@ -104,6 +106,26 @@ class World:
             os.lchown(p, uid, uid)
 
 
+NO_CREDENTIALS = "NO-CREDENTIALS"  # the access key of a step that was given none
+
+
+def role_credentials(role: str) -> dict[str, str]:
+    """The environment of a step whose AWS credentials are a session of the IAM role
+    named ``role``: the access key names the role, so every request moto records says
+    which role made it (moto answers any key without IAM enforcement, in its default
+    account, moto/iam/models.py get_account_id_from)."""
+    return {
+        "AWS_ACCESS_KEY_ID": f"ROLE-{role}",
+        "AWS_SECRET_ACCESS_KEY": "rehearsal",
+        "AWS_SESSION_TOKEN": f"session-of-{role}",
+    }
+
+
+def role_of(access_key: str) -> str | None:
+    """The role a request's access key names (:func:`role_credentials`), else None."""
+    return access_key.removeprefix("ROLE-") if access_key.startswith("ROLE-") else None
+
+
 def _install_stubs(bin_dir: Path) -> None:
     bin_dir.mkdir()
     for stub in STUBS.iterdir():
@@ -123,7 +145,8 @@ def world() -> Iterator[World]:
     base = Path(tempfile.mkdtemp(prefix="rehearsal-"))
     base.chmod(0o755)
     try:
-        with moto_server() as endpoint:
+        recording = base / "moto-requests.jsonl"
+        with moto_server(recording) as endpoint:
             bin_dir = base / "bin"
             _install_stubs(bin_dir)
             state = base / "state"
@@ -142,6 +165,6 @@ def world() -> Iterator[World]:
                 **aws_env(endpoint, REGION),
             }
             registry = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-            yield World(base=base, env=env, registry=registry)
+            yield World(base=base, env=env, registry=registry, recording=recording)
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -36,7 +36,7 @@ import yaml
 
 from tests.conftest import ROOT, hcl_norm
 from tests.harness.codepipeline_api import CodePipelineAPI
-from tests.harness.world import CODEBUILD_UID, World
+from tests.harness.world import CODEBUILD_UID, World, role_credentials
 from tests.rehearsal.flow import App, filtered, git
 
 VARIABLE = re.compile(
@@ -131,6 +131,7 @@ class CodePipelineDelivery:
         self.topics = _resources(tf, "aws_sns_topic")
         self.rules = _resources(tf, "aws_cloudwatch_event_rule")
         self.targets = _resources(tf, "aws_cloudwatch_event_target")
+        self.roles = _resources(tf, "aws_iam_role")
         self.hooks: dict[str, Any] = {}  # "<environment>" -> callable before that deploy
         self.executions: list[Execution] = []
 
@@ -201,6 +202,14 @@ class CodePipelineDelivery:
         ex.notifications = self.notify(ex)
         return ex
 
+    def service_role(self, label: str) -> str:
+        """The name of the IAM role CodeBuild project ``label`` runs as (its service_role)."""
+        ref = re.fullmatch(
+            r"\$\{aws_iam_role\.([\w-]+)(?:\[0\])?\.arn\}", self.projects[label]["service_role"]
+        )
+        assert ref, self.projects[label]["service_role"]
+        return str(self.roles[ref[1]]["name"])
+
     def _reference(self, value: str) -> str:
         """A project variable that names another resource (``${aws_sns_topic.x.arn}``): its
         ARN as AWS forms it (arn:aws:sns:<region>:<account>:<name>)."""
@@ -250,6 +259,10 @@ class CodePipelineDelivery:
             git(work, "checkout", "-q", "FETCH_HEAD")
         home = self.w.home(f"cb-{n}-{label}-{uuid.uuid4().hex[:6]}", CODEBUILD_UID)
         build_id = f"{project['name']}:{uuid.uuid4()}"
+        # the build's AWS credentials: a session of the project's service role (CodeBuild
+        # API, Project.serviceRole: "The ARN of the IAM role that enables CodeBuild to
+        # interact with dependent Amazon Web Services services")
+        env.update(role_credentials(self.service_role(label)))
         env.update(
             CODEBUILD_SRC_DIR=str(work),
             CODEBUILD_BUILD_ID=build_id,
