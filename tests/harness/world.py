@@ -38,16 +38,20 @@ class World:
     # every request moto served, as its recorder wrote it (tests/rehearsal/iam_calls.py)
     recording: Path | None = None
 
-    def client(self, service: str) -> Any:
-        """A boto3 client on moto, for setting up and reading back (not for the scripts)."""
+    def client(self, service: str, role: str | None = None) -> Any:
+        """A boto3 client on moto, for setting up and reading back (not for the scripts);
+        ``role``: as a session of that role (what a service does with a role's
+        credentials on its own, such as CodeBuild reading a build's secrets)."""
         import boto3
 
+        creds = role_credentials(role) if role else {}
         return boto3.client(
             service,
             endpoint_url=self.env["AWS_ENDPOINT_URL"],
             region_name=REGION,
-            aws_access_key_id="testing",
+            aws_access_key_id=creds.get("AWS_ACCESS_KEY_ID", "testing"),
             aws_secret_access_key="testing",
+            aws_session_token=creds.get("AWS_SESSION_TOKEN"),
         )
 
     def home(self, name: str, uid: int) -> Path:

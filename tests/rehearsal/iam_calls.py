@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
-from tests.harness.world import NO_CREDENTIALS, World, role_of
+from tests.harness.world import NO_CREDENTIALS, World, role_credentials, role_of
 from tests.iam_eval import Account, Statement, evaluate
 
 # the signing name in a request's credential scope, where the IAM prefix differs
@@ -67,7 +67,15 @@ class Call:
     params: dict[str, Any] = field(hash=False, compare=False)
 
     def __str__(self) -> str:
-        names = ("repositoryName", "TableName", "KeyId", "SecretId", "TopicArn", "pipelineName")
+        names = (
+            "repositoryName",
+            "TableName",
+            "KeyId",
+            "SecretId",
+            "TopicArn",
+            "pipelineName",
+            "projectName",
+        )
         named = [f"{n}={self.params[n]}" for n in names if n in self.params]
         return f"{self.action}({', '.join(named)})"
 
@@ -108,6 +116,23 @@ def recorded(w: World, extra: list[dict[str, Any]] | None = None) -> list[Call]:
             params["KeyId"] = aliases.get(kid, params["KeyId"])
         calls.append(Call(key, f"{service}:{op}", params))
     return calls
+
+
+def request(role: str, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A call a service makes itself with a role's credentials (CodePipeline's with the
+    pipeline's role), in moto's recorder's shape, for :func:`recorded`'s ``extra``."""
+    key = role_credentials(role)["AWS_ACCESS_KEY_ID"]
+    return {
+        "headers": {
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={key}"
+            f"/20300101/us-east-1/{service}/aws4_request",
+            "X-Amz-Target": f"{service}.{operation}",
+        },
+        "method": "POST",
+        "url": "/",
+        "body": json.dumps(params),
+        "body_encoded": False,
+    }
 
 
 def _rehome(arn: str, acct: Account) -> str:
@@ -183,6 +208,10 @@ def target(acct: Account, call: Call) -> tuple[str, dict[str, Any]] | None:
         if op == "PutApprovalResult":
             arn += f"/{p['stageName']}/{p['actionName']}"
         return arn, {}
+    if service == "codebuild" and "projectName" in p:
+        return f"arn:aws:codebuild:{r}:{a}:project/{p['projectName']}", {}
+    if service == "codestar-connections" and "ConnectionArn" in p:
+        return acct.resolve(str(p["ConnectionArn"])), {}
     if service == "codebuild":
         arn = p.get("reportGroupArn") or p.get("arn")
         if isinstance(arn, str):

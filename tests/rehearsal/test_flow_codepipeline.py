@@ -232,7 +232,8 @@ def rehearse(scenarios: list[Scenario] = SCENARIOS, *, with_window: bool = False
                 ),
             }
         assert ec.d.approvals is not None
-        results["aws-calls"] = {"calls": recorded(w, ec.d.approvals.requests)}
+        extra = ec.d.approvals.requests + ec.d.pipeline_calls
+        results["aws-calls"] = {"calls": recorded(w, extra)}
         return results
 
 
