@@ -34,6 +34,9 @@ class CodePipelineAPI:
     pipelines: set[str] = field(default_factory=set)
     details: list[dict[str, Any]] = field(default_factory=list)  # newest first
     clock: int = 1_700_000_000  # epoch seconds, advanced once per record: deterministic
+    # the ListActionExecutions requests answered here, in moto's recorder's shape (the
+    # rest reach moto, which records them): tests/rehearsal/iam_calls.py reads both
+    requests: list[dict[str, Any]] = field(default_factory=list)
 
     def approve(self, pipeline: str, execution: str, approver: str, stage: str) -> None:
         """Record an approval of ``stage`` in ``execution`` by ``approver``."""
@@ -87,6 +90,15 @@ def codepipeline_api_server(state: CodePipelineAPI, moto: str) -> Iterator[str]:
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.headers.get("X-Amz-Target") == TARGET:
+                state.requests.append(
+                    {
+                        "headers": dict(self.headers.items()),
+                        "method": "POST",
+                        "url": self.path,
+                        "body": raw.decode(),
+                        "body_encoded": False,
+                    }
+                )
                 code, body = state.reply(json.loads(raw or b"{}"))
                 self._send(code, json.dumps(body).encode(), "application/x-amz-json-1.1")
                 return

@@ -23,10 +23,17 @@ server.stop()
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """Start moto; yield its endpoint URL; stop it by its process."""
+def moto_server(recording: Path | None = None) -> Iterator[str]:
+    """Start moto; yield its endpoint URL; stop it by its process.  ``recording``: the
+    file moto's recorder appends every request to, one JSON object a line with its
+    headers, method, URL and body (moto 5.2.5 moto/moto_api/_internal/recorder/models.py:
+    MOTO_ENABLE_RECORDING and MOTO_RECORDER_FILEPATH, read when the server starts)."""
+    env = dict(os.environ)
+    if recording is not None:
+        env.update(MOTO_ENABLE_RECORDING="true", MOTO_RECORDER_FILEPATH=str(recording))
     proc = subprocess.Popen(
         [sys.executable, "-c", _SERVE],
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -55,6 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .world import role_credentials
+
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<op>&&|\|\||==|!=|!|\(|\)|,)"
     r"|(?P<num>\d+)|(?P<name>[A-Za-z_][\w-]*(?:\.(?:[\w-]+|\*))*))"
@@ -284,6 +286,15 @@ class Job:
             self.contexts["github"]["output"] = str(output)
             if "uses" in step:
                 self.log.append(f"uses {step['uses']}")
+                if "aws-actions/configure-aws-credentials" in step["uses"]:
+                    # the action exports the role session's credentials and the region
+                    # to every later step of the job (aws-actions/configure-aws-credentials
+                    # README, "Usage": AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+                    # AWS_SESSION_TOKEN, AWS_REGION, AWS_DEFAULT_REGION); the rehearsal's
+                    # access key names the role (world.role_credentials)
+                    role = self.substitute(str(step["with"].get("role-to-assume", "")))
+                    # (the region stays the harness's: moto holds the resources there)
+                    env = {**env, **role_credentials(role.rsplit("/", 1)[-1])}
                 if "slack" in step["uses"]:
                     self.log.append("slack " + self.substitute(step["with"]["payload"]))
                 self._complete(step, "success")

@@ -38,17 +38,23 @@ class World:
     env: dict[str, str]
     registry: str
     log: list[str] = field(default_factory=list)
+    # every request moto served, as its recorder wrote it (tests/rehearsal/iam_calls.py)
+    recording: Path | None = None
 
-    def client(self, service: str) -> Any:
-        """A boto3 client on moto, for setting up and reading back (not for the scripts)."""
+    def client(self, service: str, role: str | None = None) -> Any:
+        """A boto3 client on moto, for setting up and reading back (not for the scripts);
+        ``role``: as a session of that role (what a service does with a role's
+        credentials on its own, such as CodeBuild reading a build's secrets)."""
         import boto3
 
+        creds = role_credentials(role) if role else {}
         return boto3.client(
             service,
             endpoint_url=self.env["AWS_ENDPOINT_URL"],
             region_name=REGION,
-            aws_access_key_id="testing",
+            aws_access_key_id=creds.get("AWS_ACCESS_KEY_ID", "testing"),
             aws_secret_access_key="testing",
+            aws_session_token=creds.get("AWS_SESSION_TOKEN"),
         )
 
     def home(self, name: str, uid: int) -> Path:
@@ -162,6 +168,26 @@ def dockerd(state: Path) -> Iterator[Path]:
         sock.unlink(missing_ok=True)
 
 
+NO_CREDENTIALS = "NO-CREDENTIALS"  # the access key of a step that was given none
+
+
+def role_credentials(role: str) -> dict[str, str]:
+    """The environment of a step whose AWS credentials are a session of the IAM role
+    named ``role``: the access key names the role, so every request moto records says
+    which role made it (moto answers any key without IAM enforcement, in its default
+    account, moto/iam/models.py get_account_id_from)."""
+    return {
+        "AWS_ACCESS_KEY_ID": f"ROLE-{role}",
+        "AWS_SECRET_ACCESS_KEY": "rehearsal",
+        "AWS_SESSION_TOKEN": f"session-of-{role}",
+    }
+
+
+def role_of(access_key: str) -> str | None:
+    """The role a request's access key names (:func:`role_credentials`), else None."""
+    return access_key.removeprefix("ROLE-") if access_key.startswith("ROLE-") else None
+
+
 def _install_stubs(bin_dir: Path) -> None:
     bin_dir.mkdir()
     for stub in STUBS.iterdir():
@@ -181,8 +207,9 @@ def world() -> Iterator[World]:
     base = Path(tempfile.mkdtemp(prefix="rehearsal-"))
     base.chmod(0o755)
     try:
+        recording = base / "moto-requests.jsonl"
         with ExitStack() as stack:
-            endpoint = stack.enter_context(moto_server())
+            endpoint = stack.enter_context(moto_server(recording))
             bin_dir = base / "bin"
             _install_stubs(bin_dir)
             state = base / "state"
@@ -203,6 +230,6 @@ def world() -> Iterator[World]:
                 **aws_env(endpoint, REGION),
             }
             registry = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-            yield World(base=base, env=env, registry=registry)
+            yield World(base=base, env=env, registry=registry, recording=recording)
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -32,7 +32,7 @@ import yaml
 from tests.harness.github_api import GitHubAPI, RunRecord
 from tests.harness.reusable import defaults_of, expand
 from tests.harness.runner import Job, _translate
-from tests.harness.world import RUNNER_UID, Started, World
+from tests.harness.world import NO_CREDENTIALS, RUNNER_UID, Started, World
 
 APP_COMMANDS = {
     "Install dependencies",
@@ -364,6 +364,8 @@ class GitHubDelivery:
             "GITHUB_RUN_ATTEMPT": ctx["github"]["run_attempt"],
             "GITHUB_SHA": run.sha,
             "RUNNER_TEMP": str(temp),
+            # a fresh runner has no AWS credentials until configure-aws-credentials runs
+            "AWS_ACCESS_KEY_ID": NO_CREDENTIALS,
             **self.git_env,
         }
         self.job = j

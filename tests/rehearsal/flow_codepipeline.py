@@ -41,8 +41,9 @@ import yaml
 
 from tests.conftest import ROOT, hcl_norm
 from tests.harness.codepipeline_api import CodePipelineAPI
-from tests.harness.world import CODEBUILD_UID, World
+from tests.harness.world import CODEBUILD_UID, World, role_credentials
 from tests.rehearsal.flow import App, filtered, git
+from tests.rehearsal.iam_calls import request
 
 VARIABLE = re.compile(
     r'name = \\?"([^"\\]*)\\?", value = \\?"([^"\\]*)\\?", type = \\?"([^"\\]*)\\?"'
@@ -136,6 +137,11 @@ class CodePipelineDelivery:
         self.topics = _resources(tf, "aws_sns_topic")
         self.rules = _resources(tf, "aws_cloudwatch_event_rule")
         self.targets = _resources(tf, "aws_cloudwatch_event_target")
+        self.roles = _resources(tf, "aws_iam_role")
+        # what CodePipeline itself calls with the pipeline's role_arn, in moto's recorder's
+        # shape (tests/rehearsal/iam_calls.py): the source connection, each build it
+        # starts and polls, each approval's notification
+        self.pipeline_calls: list[dict[str, Any]] = []
         self.hooks: dict[str, Any] = {}  # "<environment>" -> callable before that deploy
         self.executions: list[Execution] = []
 
@@ -163,11 +169,20 @@ class CodePipelineDelivery:
         ex = Execution(p["name"], sha, str(uuid.uuid4()))
         self.executions.append(ex)
         namespaces: dict[str, dict[str, str]] = {"codepipeline": {"PipelineExecutionId": ex.id}}
+        role = self._role(p["role_arn"])
         for stage in p["stage"]:
             action = stage["action"][0]
+            config = action.get("configuration", {})
             if action["category"] == "Source":
+                # CodePipeline user guide, connections-permissions: UseConnection
+                self.pipeline_calls.append(
+                    request(role, "codestar-connections", "UseConnection", config)
+                )
                 continue
             if action["category"] == "Approval":
+                if "NotificationArn" in config:  # the approval's SNS notification
+                    topic = self._reference(config["NotificationArn"])
+                    self.pipeline_calls.append(request(role, "sns", "Publish", {"TopicArn": topic}))
                 ex.actions[stage["name"]] = "succeeded"
                 if self.approvals is not None:
                     env_name = label.rsplit("-", 1)[-1]
@@ -180,6 +195,12 @@ class CodePipelineDelivery:
             project_label = re.search(
                 r"aws_codebuild_project\.([\w-]+)", action["configuration"]["ProjectName"]
             )[1]  # type: ignore[index]
+            # the CodeBuild action starts the build and polls it (CodePipeline user guide,
+            # security-iam "Add permissions for other AWS services": StartBuild,
+            # BatchGetBuilds on the project)
+            project = {"projectName": self.projects[project_label]["name"]}
+            for op in ("StartBuild", "BatchGetBuilds"):
+                self.pipeline_calls.append(request(role, "codebuild", op, project))
             env_name = label.rsplit("-", 1)[-1]
             if stage["name"] == "Deploy" and env_name in self.hooks:
                 self.hooks.pop(env_name)(ex)
@@ -206,10 +227,20 @@ class CodePipelineDelivery:
         ex.notifications = self.notify(ex)
         return ex
 
+    def service_role(self, label: str) -> str:
+        """The name of the IAM role CodeBuild project ``label`` runs as (its service_role)."""
+        return self._role(self.projects[label]["service_role"])
+
+    def _role(self, ref: str) -> str:
+        """The name of the role ``${aws_iam_role.<label>.arn}`` names."""
+        m = re.fullmatch(r"\$\{aws_iam_role\.([\w-]+)(?:\[0\])?\.arn\}", ref)
+        assert m, ref
+        return str(self.roles[m[1]]["name"])
+
     def _reference(self, value: str) -> str:
         """A project variable that names another resource (``${aws_sns_topic.x.arn}``): its
         ARN as AWS forms it (arn:aws:sns:<region>:<account>:<name>)."""
-        m = re.fullmatch(r"\$\{aws_sns_topic\.(\w+)\.arn\}", value)
+        m = re.fullmatch(r"\$\{aws_sns_topic\.(\w+)(?:\[0\])?\.arn\}", value)
         if not m:
             return value
         topic = self.topics[m[1]]["name"]
@@ -234,8 +265,13 @@ class CodePipelineDelivery:
         m = re.search(r"ci/codebuild/[\w.-]+\.yml", project["source"][0]["buildspec"])
         spec = yaml.safe_load((self.sample / m[0]).read_text())  # type: ignore[index]
         env: dict[str, str] = dict(spec["env"].get("variables", {}))
+        # CodeBuild reads the build's secrets with the project's service role (CodeBuild
+        # User Guide, build-spec-ref.md "secrets-manager", and auth-and-access-control-
+        # iam-identity-based-access-control: the service role needs
+        # secretsmanager:GetSecretValue): the rehearsal reads them as that role
+        role = self.service_role(label)
         for name, ref in spec["env"].get("secrets-manager", {}).items():
-            env[name] = self.secret(ref)
+            env[name] = self.secret(ref, role)
         rows = project["environment"][0].get("environment_variable", [])
         # python-hcl2 keeps a string's escapes (\" in a JSON list): CodeBuild gets the value
         pairs = [
@@ -246,7 +282,7 @@ class CodePipelineDelivery:
                 r"#\{(\w+)\.(\w+)\}", lambda v: namespaces.get(v[1], {}).get(v[2], ""), value
             )
             value = self._reference(value)
-            env[name] = self.secret(value) if kind == "SECRETS_MANAGER" else value
+            env[name] = self.secret(value, role) if kind == "SECRETS_MANAGER" else value
         n = len(self.executions)
         work = self.w.workdir(f"cb-{n}-{label}-{uuid.uuid4().hex[:6]}", CODEBUILD_UID)
         if started_by is None:
@@ -255,6 +291,10 @@ class CodePipelineDelivery:
             git(work, "checkout", "-q", "FETCH_HEAD")
         home = self.w.home(f"cb-{n}-{label}-{uuid.uuid4().hex[:6]}", CODEBUILD_UID)
         build_id = f"{project['name']}:{uuid.uuid4()}"
+        # the build's AWS credentials: a session of the project's service role (CodeBuild
+        # API, Project.serviceRole: "The ARN of the IAM role that enables CodeBuild to
+        # interact with dependent Amazon Web Services services")
+        env.update(role_credentials(role))
         env.update(
             CODEBUILD_SRC_DIR=str(work),
             CODEBUILD_BUILD_ID=build_id,
@@ -332,9 +372,10 @@ class CodePipelineDelivery:
         lines.append('[ -z "$failed" ]')
         return "\n".join(lines) + "\n"
 
-    def secret(self, ref: str) -> str:
+    def secret(self, ref: str, role: str) -> str:
         name, _, key = ref.partition(":")
-        value = self.w.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"]
+        client = self.w.client("secretsmanager", role)
+        value = client.get_secret_value(SecretId=name)["SecretString"]
         return json.loads(value)[key] if key else value
 
     def notify(self, ex: Execution) -> list[str]:

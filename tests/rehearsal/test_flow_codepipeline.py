@@ -31,8 +31,10 @@ from tests.harness.codepipeline_api import CodePipelineAPI, codepipeline_api_ser
 from tests.harness.github_api import GitHubAPI, github_api_server
 from tests.harness.moto import audit_table
 from tests.harness.world import World, world
+from tests.iam_eval import Account
 from tests.rehearsal.flow import App, git
 from tests.rehearsal.flow_codepipeline import CodePipelineDelivery, Execution, approver
+from tests.rehearsal.iam_calls import denials, recorded, without
 from tests.rehearsal.scenarios import Scenario, story
 from tests.rehearsal.test_flow_github import audit_rows, bare
 
@@ -229,6 +231,9 @@ def rehearse(scenarios: list[Scenario] = SCENARIOS, *, with_window: bool = False
                     ec.remote, "kubernetes/apps/product-service/production/image-production.yaml"
                 ),
             }
+        assert ec.d.approvals is not None
+        extra = ec.d.approvals.requests + ec.d.pipeline_calls
+        results["aws-calls"] = {"calls": recorded(w, extra)}
         return results
 
 
@@ -273,10 +278,15 @@ def test_the_whole_flow_ends_as_documented_on_codepipeline() -> None:
             check_scenario(res[s.name], s)
         except AssertionError as err:
             failed.append(f"{s.name}: {err}")
-    try:
-        stopped_runs_nothing_after_the_deploy(res)
-    except AssertionError as err:
-        failed.append(f"stopped_runs_nothing_after_the_deploy: {err}")
+    for check in (
+        stopped_runs_nothing_after_the_deploy,
+        every_aws_call_is_allowed,
+        a_removed_permission_is_denied,
+    ):
+        try:
+            check(res)
+        except AssertionError as err:
+            failed.append(f"{check.__name__}: {err}")
     assert not failed, "\n\n".join(failed)
 
 
@@ -308,3 +318,29 @@ def test_a_closed_sync_window_ends_as_documented_on_codepipeline() -> None:
     assert "production's sync window is closed" in logs, logs[-4000:]
     (row,) = res["window"]["rows"]
     assert row["image_digest"] not in (res["window"]["gitops"] or ""), res["window"]["gitops"]
+
+
+CICD = SAMPLE / "infrastructure/terraform/cicd"
+ACCOUNT = "123456789012"  # the sample's account (pipeline.yaml aws.account_id)
+
+
+def every_aws_call_is_allowed(res: dict[str, Any]) -> None:
+    """Every AWS request of every CodeBuild action, evaluated against the generated
+    policy of its project's service role (codebuild.tf service_role, iam.tf)."""
+    calls = res["aws-calls"]["calls"]
+    assert calls, "the rehearsal recorded no AWS call"
+    denied = denials(Account(CICD, ACCOUNT), calls)
+    assert not denied, "\n".join(denied)
+
+
+def a_removed_permission_is_denied(res: dict[str, Any]) -> None:
+    """The check sees a real removal: the staging deploy role without
+    codepipeline:ListActionExecutions cannot read who approved."""
+    role = "ecommerce-codebuild-deploy-staging"
+    acct = without(Account(CICD, ACCOUNT), role, "codepipeline:ListActionExecutions")
+    denied = denials(acct, res["aws-calls"]["calls"])
+    assert any(
+        d.startswith("codepipeline:ListActionExecutions(pipelineName=ecommerce-")
+        and f"role {role} lacks codepipeline:ListActionExecutions" in d
+        for d in denied
+    ), denied

@@ -26,7 +26,9 @@ from tests.harness.cluster import GitOpsArgoCD, head_file, targets
 from tests.harness.github_api import GitHubAPI, github_api_server
 from tests.harness.moto import audit_table
 from tests.harness.world import RUNNER_UID, World, world
+from tests.iam_eval import Account
 from tests.rehearsal.flow import App, GitHubDelivery, Run, git
+from tests.rehearsal.iam_calls import denials, recorded, without
 from tests.rehearsal.scenarios import Scenario, story
 
 SAMPLE = ROOT / "samples/storefront"
@@ -252,6 +254,7 @@ def rehearse() -> dict[str, Any]:
             results[s.name] = {"runs": runs, "rows": new, "gitops": gitops}
             if runs:
                 last = runs
+        results["aws-calls"] = {"calls": recorded(w)}
         return results
 
 
@@ -270,6 +273,8 @@ def test_the_whole_flow_ends_as_documented_on_github_actions() -> None:
         hotfix_then_merge,
         failures_record_nothing,
         cancel_counts_nothing,
+        every_aws_call_is_allowed,
+        a_removed_permission_is_denied,
     ):
         try:
             check(res)
@@ -360,3 +365,29 @@ def cancel_counts_nothing(res: dict[str, Any]) -> None:
     assert not any(n for n in run.notifications if "ABORTED" in n)
     assert run.results["notify"] == "success" and run.results["metrics"] == "success"
     assert "the run was cancelled: no execution to count" in "\n".join(run.log)
+
+
+TERRAFORM = SAMPLE / "infrastructure/terraform"
+ACCOUNT = "345678901234"  # the sample's account (pipeline.yaml aws.account_id)
+
+
+def every_aws_call_is_allowed(res: dict[str, Any]) -> None:
+    """Every AWS request of every job, evaluated against the generated policy of the role
+    its configure-aws-credentials step assumed (iam.tf, monitoring.tf, reviews.tf)."""
+    calls = res["aws-calls"]["calls"]
+    assert calls, "the rehearsal recorded no AWS call"
+    denied = denials(Account(TERRAFORM, ACCOUNT), calls)
+    assert not denied, "\n".join(denied)
+
+
+def a_removed_permission_is_denied(res: dict[str, Any]) -> None:
+    """The check sees a real removal: production's deploy role without dynamodb:PutItem
+    cannot write its audit row."""
+    role = "storefront-deploy-production"
+    acct = without(Account(TERRAFORM, ACCOUNT), role, "dynamodb:PutItem")
+    denied = denials(acct, res["aws-calls"]["calls"])
+    assert any(
+        d.startswith("dynamodb:PutItem(TableName=storefront-deployments)")
+        and f"role {role} lacks dynamodb:PutItem" in d
+        for d in denied
+    ), denied

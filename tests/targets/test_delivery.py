@@ -157,7 +157,40 @@ def test_codebuild_runs_ci_sonarqube_and_dependency_check_before_it_builds() -> 
         assert "--failOnCVSS" in commands
         assert "docker build" not in commands  # nothing is built before CI passed
         assert "docker build" in "\n".join(spec["phases"]["build"]["commands"])
-        assert spec["env"]["secrets-manager"]["SONAR_TOKEN"] == "ecommerce/sonarqube:token"
+        # each tier's project names its own SonarQube secret; the shared buildspec none
+        assert "SONAR_TOKEN" not in spec["env"]["secrets-manager"]
+        assert project_variables(REF, f"build-{svc.name}")["SONAR_TOKEN"] == (
+            "ecommerce/sonarqube:token",
+            "SECRETS_MANAGER",
+        )
+
+
+def test_every_build_project_role_may_read_the_secrets_its_build_reads() -> None:
+    """CodeBuild reads the buildspec's secrets-manager entries and the project's
+    SECRETS_MANAGER variables with the project's service role (CodeBuild User Guide,
+    build-spec-ref.md "secrets-manager"): the release role was denied the dev tier's
+    SonarQube secret the shared build.yml named (found by the rehearsal's IAM check)."""
+    from tests.iam_eval import Account
+
+    acct = Account(REF / "infrastructure/terraform/cicd", "123456789012")
+    spec = doc(REF / "ci/codebuild/build.yml")
+    names = {s.name for s in ir_of(REF).services}
+    checked = 0
+    for block in tf(REF / "infrastructure/terraform/cicd/codebuild.tf")["resource"]:
+        for label, body in block.get("aws_codebuild_project", {}).items():
+            if label.removeprefix("build-").removesuffix("-release") not in names:
+                continue
+            role = re.fullmatch(r"\$\{aws_iam_role\.(\w+)\.arn\}", body["service_role"])[1]  # type: ignore[index]
+            refs = list(spec["env"]["secrets-manager"].values()) + [
+                value for value, kind in project_variables(REF, label).values()
+                if kind == "SECRETS_MANAGER"
+            ]  # fmt: skip
+            for ref in refs:
+                name = ref.split(":", 1)[0]
+                arn = f"arn:aws:secretsmanager:{acct.region}:123456789012:secret:{name}-AbCdEf"
+                assert acct.can(role, "secretsmanager:GetSecretValue", arn), (label, ref)
+                checked += 1
+    assert checked >= 8
 
 
 def test_the_dependency_check_passes_each_option_as_its_own_argument() -> None:

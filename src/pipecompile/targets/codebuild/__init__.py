@@ -142,8 +142,10 @@ def build_spec(ir: IR) -> dict[str, Any]:
                 "SONAR_SEVERITIES": SONAR[sec.sast_fail_on],
             }
         )
-        secrets["SONAR_HOST_URL"] = f"{ir.aws.sonar_secret_name}:host_url"
-        secrets["SONAR_TOKEN"] = f"{ir.aws.sonar_secret_name}:token"
+        # SONAR_HOST_URL and SONAR_TOKEN come from each tier's build project (its own
+        # secret, terraform/pipelines.py): CodeBuild reads every secrets-manager entry of
+        # the buildspec with the project's role, and the release role may not read the
+        # dev tier's token
         ci += [
             'docker run --rm -e SONAR_HOST_URL -e SONAR_TOKEN -v "$PWD/$SERVICE_PATH:/usr/src" '
             '"$SONAR_SCANNER_IMAGE" -Dsonar.projectKey="$SONAR_PROJECT_KEY" '

@@ -120,6 +120,16 @@ def _log_group(ir: IR, label: str, group: str) -> Block:
     return lg
 
 
+def _sonar_secret(ir: IR, name: str) -> tuple[tuple[str, str, str], ...]:
+    """The SonarQube server and token a build project reads from the secret ``name``."""
+    if not ir.security.sast_fail_on:
+        return ()
+    return (
+        ("SONAR_HOST_URL", f"{name}:host_url", "SECRETS_MANAGER"),
+        ("SONAR_TOKEN", f"{name}:token", "SECRETS_MANAGER"),
+    )
+
+
 def codebuild(ir: IR) -> list[Block]:
     folder = ir.buildspec_folder
     blocks: list[Block] = []
@@ -128,6 +138,12 @@ def codebuild(ir: IR) -> list[Block]:
         # one build buildspec for every service: its projects set the service's values
         own = tuple((k, v, "PLAINTEXT") for k, v in build_project_variables(ir, svc).items())
         blocks.append(_log_group(ir, label, svc.build_log_group))
+        # each tier's SonarQube secret, which only its role may read: not in the shared
+        # buildspec, whose secrets-manager entries CodeBuild reads with the project's role
+        # (the rehearsal's IAM check, tests/rehearsal/iam_calls.py, found the release role
+        # reading the dev tier's secret)
+        dev_sonar = _sonar_secret(ir, ir.aws.sonar_secret_name)
+        release_sonar = _sonar_secret(ir, ir.aws.release_sonar_secret_name)
         blocks.append(
             _project(
                 ir,
@@ -139,7 +155,7 @@ def codebuild(ir: IR) -> list[Block]:
                 True,
                 ir.build.timeout_minutes,
                 ir.build.cache,
-                variables=own,
+                variables=own + dev_sonar,
             )
         )
         if ir.release_branches:  # the same build for approval environments, its own role
@@ -157,7 +173,7 @@ def codebuild(ir: IR) -> list[Block]:
                     ir.build.cache,
                     role="codebuild_release",
                     trusted=True,
-                    variables=own,
+                    variables=own + release_sonar,
                 )
             )
     blocks += _sign_projects(ir)
