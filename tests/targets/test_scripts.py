@@ -124,7 +124,17 @@ def test_the_scan_gate_wait_is_bounded(tmp_path: Path) -> None:
     assert not (tmp_path / "reports").exists()
 
 
-@pytest.mark.parametrize("status", ["FAILED", "UNSUPPORTED_IMAGE", "FINDINGS_UNAVAILABLE"])
+@pytest.mark.parametrize(
+    "status",
+    [
+        "FAILED",
+        "UNSUPPORTED_IMAGE",
+        "FINDINGS_UNAVAILABLE",
+        "SCAN_ELIGIBILITY_EXPIRED",
+        "LIMIT_EXCEEDED",  # ImageScanStatus values (ECR API reference) it waited out before
+        "IMAGE_ARCHIVED",
+    ],
+)
 def test_a_failed_scan_fails_the_gate(tmp_path: Path, status: str) -> None:
     res = gate(tmp_path, basic("null"), "HIGH", SCAN_TYPE="enhanced", FAKE_STATUS=status)
     assert res.returncode == 1

@@ -59,10 +59,14 @@ while :; do
       exit 1
     fi
   fi
+  # ImageScanStatus (ECR API reference): only a scan under way is waited for; any other
+  # state (FAILED, UNSUPPORTED_IMAGE, FINDINGS_UNAVAILABLE, SCAN_ELIGIBILITY_EXPIRED,
+  # LIMIT_EXCEEDED, IMAGE_ARCHIVED, or one added later) ends the gate at once
   case "$status" in
     COMPLETE) break ;;
     ACTIVE) [ "$scan_type" = "enhanced" ] && break ;;
-    FAILED|UNSUPPORTED_IMAGE|FINDINGS_UNAVAILABLE|SCAN_ELIGIBILITY_EXPIRED)
+    IN_PROGRESS|PENDING) ;;
+    *)
       echo "image scan of $ECR_REPOSITORY:$IMAGE_TAG ended as $status" >&2
       exit 1 ;;
   esac
