@@ -39,7 +39,8 @@ def test_github_names_the_branch_trust_of_the_release_role_and_the_dast_environm
     staging = _open(ir, "staging")
     assert not any("OIDC trust is by branch ref" in line for line in staging)
     assert any(
-        "trusts only GitHub environment 'build-release'" in line and "no required reviewers" in line
+        "trusts only build.yml's jobs in GitHub environment 'build-release'" in line
+        and "no required reviewers" in line
         for line in staging
     )
     assert any("'staging-dast'" in line and "no required reviewers" in line for line in staging)

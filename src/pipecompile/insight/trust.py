@@ -225,7 +225,8 @@ def _not_refused(ir: IR, env: Environment) -> list[str]:
     github = ir.delivery == "github-actions"
     if github and release and ir.security.sign_images:
         out.append(
-            "not refused yet: the release role trusts only GitHub environment "
+            "not refused yet: the release role trusts only build.yml's jobs in GitHub "
+            "environment "
             f"'{BUILD_RELEASE_ENVIRONMENT}' (deployment branches "
             f"{', '.join(ir.release_branches)}), which has no required reviewers: whoever "
             "may push to such a branch can run a workflow there that signs with the "
