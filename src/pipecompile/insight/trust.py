@@ -232,6 +232,15 @@ def _not_refused(ir: IR, env: Environment) -> list[str]:
             "may push to such a branch can run a workflow there that signs with the "
             "release key"
         )
+        # the sub names the called file at the ref its caller names, not the caller's
+        # branch (targets/terraform/oidc.py): the environment's policy refuses that job
+        out.append(
+            "not refused yet: a feature branch's workflow that calls "
+            f"{ir.repository}/.github/workflows/build.yml@<a release branch> in GitHub "
+            f"environment '{BUILD_RELEASE_ENVIRONMENT}' presents the release build's OIDC "
+            "subject for its own commit; only that environment's deployment branch policy "
+            "refuses the job: create it before the apply (explain --environments)"
+        )
     if github and dast:
         out.append(
             f"not refused yet: GitHub environment '{env.name}-dast' (the DAST job) has no "
