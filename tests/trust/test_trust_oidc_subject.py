@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from fnmatch import fnmatchcase
 
 import pytest
 
@@ -152,9 +153,23 @@ def test_each_role_trusts_the_file_whose_job_assumes_it(role: str) -> None:
     assert files and named == files, (role, named, files)
 
 
-def test_a_subject_forged_across_a_colon_is_refused() -> None:
-    """IAM's ``*`` matches ':' too: a pattern's wildcard must not reach into the next
-    claim (a branch name never holds ':', git check-ref-format)."""
+def _iam_admits(subjects: list[str], spans: list[list[str]], sub: str) -> bool:
+    """IAM's reading of workflow_subjects' statements (StringLike, then StringNotLike;
+    '*' any run of characters, ':' and '/' included, as tests/iam_eval.py reads it)."""
+
+    def like(pattern: str) -> bool:
+        return fnmatchcase(sub, pattern.replace("[", "[[]"))
+
+    return any(
+        like(s) and not any(like(n) for n in ns) for s, ns in zip(subjects, spans, strict=True)
+    )
+
+
+def test_a_wildcard_never_reaches_across_a_colon_into_the_next_claim() -> None:
+    """IAM's ``*`` matches ':' too.  A legitimate subject has exactly the template's
+    colons (a branch name never holds one, git check-ref-format), so each wildcard is
+    also refused across a ':' (defence in depth: a ``**`` pattern, which may span '/',
+    would otherwise let a ``*`` stretch over the job_workflow_ref of another file)."""
     subjects, spans = workflow_subjects(ir, "build.yml", ("release/*",), "build-release")
     assert subjects == [
         f"repo:{REPO}:environment:build-release:job_workflow_ref:{REPO}/.github/workflows/"
@@ -164,19 +179,21 @@ def test_a_subject_forged_across_a_colon_is_refused() -> None:
         "refs/heads/release/*/*",
         "refs/heads/release/*:*",
     ]
-    # no environment: the ref twice, each wildcard refused across '/' and ':'
-    subjects, spans = workflow_subjects(ir, "metrics.yml", ("feature/*",), None)
+    # no environment: the ref twice, each of its wildcards refused across '/' and ':'
+    subjects, spans = workflow_subjects(ir, "metrics.yml", ("release/**",), None)
     assert subjects == [
-        f"repo:{REPO}:ref:refs/heads/feature/*:job_workflow_ref:{REPO}/.github/workflows/"
-        "metrics.yml@refs/heads/feature/*"
+        f"repo:{REPO}:ref:refs/heads/release/*:job_workflow_ref:{REPO}/.github/workflows/"
+        "metrics.yml@refs/heads/release/*"
     ]
-    assert len(spans[0]) == 4
+    assert _iam_admits(subjects, spans, github_subject(REPO, "metrics.yml", "release/a/b"))
     forged = (
-        f"repo:{REPO}:ref:refs/heads/feature/x:job_workflow_ref:{REPO}/.github/workflows/"
-        "steal.yml@refs/heads/x:job_workflow_ref:"
-        f"{REPO}/.github/workflows/metrics.yml@refs/heads/feature/x"
+        f"repo:{REPO}:ref:refs/heads/release/x:job_workflow_ref:{REPO}/.github/workflows/"
+        f"steal.yml@refs/heads/release/x:job_workflow_ref:{REPO}/.github/workflows/"
+        "metrics.yml@refs/heads/release/x"
     )
-    assert not assume("github_metrics", forged)
+    assert fnmatchcase(forged, subjects[0])  # the StringLike alone would admit it
+    assert not _iam_admits(subjects, spans, forged)
+    assert not _iam_admits(subjects, spans, github_subject(REPO, "steal.yml", "release/x"))
 
 
 def test_explain_sets_the_subject_template_first() -> None:

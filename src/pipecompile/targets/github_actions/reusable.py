@@ -344,7 +344,7 @@ def zap_workflow(ir: IR) -> dict[str, Any]:
             "runs-on": RUNNER,
             "timeout-minutes": 5,
             "permissions": permissions(id_token="write"),
-            # the DAST role trusts only this environment's OIDC subject
+            # the DAST role trusts only zap.yml's jobs in this environment (terraform/oidc.py)
             "environment": dast.github_environment,
             "steps": [aws_credentials(ir, dast.github_role_arn), _run_step(mark, env(mark))],
         }
