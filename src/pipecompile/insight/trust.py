@@ -22,9 +22,9 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
         environment = BUILD_RELEASE_ENVIRONMENT if release else BUILD_ENVIRONMENT
         who = (
             f"the build job in GitHub environment '{environment}' as IAM role {role}, which "
-            f"trusts only that environment's OIDC subject; its deployment branch policy "
-            f"admits {branches} (GitHub's matching: a '*' stops at '/'; explain "
-            "--environments)"
+            f"trusts only build.yml's jobs in that environment on {branches} (the OIDC "
+            "subject template: none without it); its deployment branch policy admits the "
+            "same (GitHub's matching: a '*' stops at '/'; explain --environments)"
         )
         if release:
             who += (
@@ -120,7 +120,8 @@ def _deployer(ir: IR, env: Environment) -> str:
 
         line = (
             f"jobs of GitHub environment '{env.name}' as IAM role {env.github_role_name} "
-            "(trusted by that environment only), which runs jobs only of "
+            "(trusted for deploy.yml's jobs there on these branches only), which runs jobs "
+            "only of "
             f"{', '.join(env.includes)} (its deployment branch policy: explain --environments)"
         )
         excluded = unenforced(ir, env)
