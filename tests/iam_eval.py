@@ -339,3 +339,30 @@ class Account:
             if all(_condition(op, key, vals, ctx) for op, key, vals in st.conditions):
                 return True
         return False
+
+
+def github_subject(
+    repo: str,
+    workflow: str,
+    branch: str,
+    environment: str | None = None,
+    *,
+    called_at: str | None = None,
+    template: bool = True,
+) -> str:
+    """The OIDC ``sub`` GitHub issues to a job of ``.github/workflows/<workflow>`` in a run on
+    ``refs/heads/<branch>``, in GitHub environment ``environment`` (None: none, and the
+    context is the ref), once the repository's subject template is
+    ``["repo", "context", "job_workflow_ref"]`` (docs.github.com, "OpenID Connect
+    reference", Customizing the subject claims: ``repo:ORG/REPO:environment:ENV:
+    job_workflow_ref:REUSABLE-WORKFLOW-PATH``).  A workflow called with ``$/`` is "from
+    the same commit as the caller workflow" (docs.github.com, "Reuse workflows"), so its
+    ref is the caller's; ``called_at``: the branch a caller named instead
+    (``<repo>/.github/workflows/<file>@<branch>``).  ``template=False``: GitHub's default
+    format, the template not set (``repo:ORG/REPO:environment:ENV``)."""
+    context = f"environment:{environment}" if environment else f"ref:refs/heads/{branch}"
+    if not template:
+        return f"repo:{repo}:{context}"
+    at = called_at or branch
+    called = f"{repo}/.github/workflows/{workflow}@refs/heads/{at}"
+    return f"repo:{repo}:{context}:job_workflow_ref:{called}"

@@ -121,7 +121,7 @@ def test_explain_checklist_is_derived_from_the_pipeline() -> None:
     assert (
         "GitHub environment 'production': required reviewers; deployment branches main; "
         "secrets GITOPS_DEPLOY_KEY, ARGOCD_SERVER, ARGOCD_AUTH_TOKEN, SLACK_WEBHOOK_URL; "
-        "its jobs alone assume IAM role storefront-deploy-production"
+        "only its jobs of deploy.yml assume IAM role storefront-deploy-production"
     ) in github
     assert (
         "GitHub environment 'notifications' (release tier: Slack messages of release runs, "

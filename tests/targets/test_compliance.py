@@ -29,7 +29,7 @@ from pipecompile.targets.compliance import TERRAFORM_SHA256, TERRAFORM_VERSION
 from tests.conftest import ROOT, hcl_norm
 from tests.harness.reusable import expand
 from tests.harness.world import World, world
-from tests.iam_eval import Account
+from tests.iam_eval import Account, github_subject
 from tests.rehearsal.test_spec import GHA, REF, SAMPLES, TF, ir_of
 
 SHARED = SAMPLES / "shared-account"  # terraform.backend: s3
@@ -303,7 +303,7 @@ def test_github_delivery_runs_both_reviews_as_scheduled_workflows() -> None:
     scan = next(s for s in steps if "security-review.sh" in scripts_in(s.get("run", "")))
     assert required_inputs("security-review.sh") <= set(scan["env"])
     assert scan["env"]["WORKFLOWS_DIR"] == "samples/storefront/.github/workflows"
-    # the roles trust the compliance environment's subject only
+    # the roles trust compliance.yml's jobs in the compliance environment on main only
     acct = Account(GHA / "infrastructure/terraform", "345678901234")
     sub = "token.actions.githubusercontent.com:sub"
     aud = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
@@ -311,11 +311,16 @@ def test_github_delivery_runs_both_reviews_as_scheduled_workflows() -> None:
         "Federated",
         "arn:aws:iam::345678901234:oidc-provider/token.actions.githubusercontent.com",
     )
+    repo = "example/storefront"
     for role in ("github_drift", "github_review"):
-        ok = {sub: "repo:example/storefront:environment:compliance", **aud}
-        assert acct.may_assume(role, oidc, **ok)
-        main = {sub: "repo:example/storefront:ref:refs/heads/main", **aud}
-        assert not acct.may_assume(role, oidc, **main)
+        for s, may in (
+            (github_subject(repo, "compliance.yml", "main", "compliance"), True),
+            (github_subject(repo, "compliance.yml", "main"), False),
+            (github_subject(repo, "compliance.yml", "feature/x", "compliance"), False),
+            (github_subject(repo, "drift.yml", "main", "compliance"), False),
+            (github_subject(repo, "compliance.yml", "main", "compliance", template=False), False),
+        ):
+            assert acct.may_assume(role, oidc, **{sub: s, **aud}) == may, (role, s)
     with_s3 = (GHA / "pipeline.yaml").read_text() + (
         "terraform:\n  backend: {type: s3, bucket: example-state}\n"
     )

@@ -25,6 +25,7 @@ from pipecompile.ir import IR
 from pipecompile.targets.common import glob_to_regex, script_path
 from tests.conftest import ROOT, git, hcl_norm, scratch_gitops
 from tests.harness.reusable import expand
+from tests.iam_eval import github_subject
 
 SAMPLES = ROOT / "samples"
 REF = SAMPLES / "ecommerce"  # delivery: codepipeline (the default)
@@ -824,10 +825,14 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
         ]
 
     # two build roles: a feature branch's build can never use the release role or key
-    # each trusts its build job's GitHub environment, never a branch ref (whose
-    # deployment branch policy admits the tier's branches; hotfixes follow the release's)
-    assert subjects("github_build_assume") == [f"repo:{ir.repository}:environment:build"]
-    assert subjects("github_release_assume") == [f"repo:{ir.repository}:environment:build-release"]
+    # each trusts build.yml's jobs in its GitHub environment on its tier's branches, never
+    # a branch ref alone (hotfixes follow the release's)
+    def build(branches: tuple[str, ...], environment: str) -> list[str]:
+        return sorted(github_subject(ir.repository, "build.yml", b, environment) for b in branches)
+
+    dev = tuple(b for b in ir.deploy_branches if b not in ir.release_branches)
+    assert sorted(subjects("github_build_assume")) == build(dev, "build")
+    assert sorted(subjects("github_release_assume")) == build(ir.release_branches, "build-release")
     signers = {
         label: st["resources"]
         for label, body in docs.items()
@@ -840,9 +845,9 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
     }
     for env in ir.environments:
         label = "github_deploy_" + env.name
-        trust = docs[f"{label}_assume"]["statement"][0]["condition"]
-        sub = next(c["values"] for c in trust if c["variable"].endswith(":sub"))
-        assert sub == [f"repo:{ir.repository}:environment:{env.name}"]  # never a branch
+        assert sorted(subjects(f"{label}_assume")) == sorted(  # never a branch ref alone
+            github_subject(ir.repository, "deploy.yml", b, env.name) for b in env.includes
+        )
         actions = {a for st in docs[label]["statement"] for a in st["actions"]}
         assert "kms:Sign" not in actions and "ecr:UploadLayerPart" not in actions
     jobs = delivery("web")["jobs"]

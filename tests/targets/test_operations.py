@@ -17,6 +17,7 @@ import yaml
 from pipecompile.targets.common import script_path
 from tests.conftest import ROOT, terraform_blocks
 from tests.harness.moto import audit_table, aws_env, moto_server
+from tests.iam_eval import github_subject
 
 TOOLS = ROOT / ".venv-tools" / "bin"
 GHA = ROOT / "samples/storefront"
@@ -97,7 +98,9 @@ def test_the_daily_summary_role_only_queries_the_audit_table_from_its_environmen
     assert sorted(a for s in allowed for a in s["actions"]) == ["dynamodb:Query", "kms:Decrypt"]
     (trust,) = _policy("github_daily_summary_assume")
     subjects = [c["values"] for c in trust["condition"] if c["variable"].endswith(":sub")]
-    assert subjects == [["repo:example/storefront:environment:daily-summary"]]
+    assert subjects == [  # daily-summary.yml's job in its environment, on main only
+        [github_subject("example/storefront", "daily-summary.yml", "main", "daily-summary")]
+    ]
     job = _workflow("daily-summary.yml")["jobs"]["summary"]
     assert job["environment"] == "daily-summary"
     role = job["steps"][0]["with"]["role-to-assume"]

@@ -25,7 +25,7 @@ from pipecompile.targets.common import script_path
 from pipecompile.targets.registry import render_all
 from tests.harness.reusable import expand, expand_rendered
 from tests.harness.world import World, world
-from tests.iam_eval import Account
+from tests.iam_eval import Account, github_subject
 from tests.rehearsal.test_spec import GHA, REF, TF
 from tests.targets.test_compliance import _messages, _queue_on_topic, required_inputs, tf_blocks
 
@@ -305,10 +305,18 @@ def test_each_deliver_workflow_reports_its_metrics_through_its_own_role() -> Non
     )
     claims = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
     sub = "token.actions.githubusercontent.com:sub"
-    for ref, ok in (("refs/heads/main", True), ("refs/heads/feature/x", True),
-                    ("refs/heads/experiment", False)):  # fmt: skip
-        claims[sub] = f"repo:example/storefront:ref:{ref}"
-        assert acct.may_assume("github_metrics", oidc, **claims) == ok, ref
+    repo = "example/storefront"
+    for s, ok in (
+        (github_subject(repo, "metrics.yml", "main"), True),
+        (github_subject(repo, "metrics.yml", "feature/x"), True),
+        (github_subject(repo, "metrics.yml", "experiment"), False),
+        (github_subject(repo, "metrics.yml", "feature/a/b"), False),  # GitHub's * stops at /
+        (github_subject(repo, "build.yml", "main"), False),  # another file's job
+        (github_subject(repo, "metrics.yml", "experiment", called_at="main"), False),
+        (github_subject(repo, "metrics.yml", "main", template=False), False),
+    ):
+        claims[sub] = s
+        assert acct.may_assume("github_metrics", oidc, **claims) == ok, s
     # the same alarm and dashboard as CodePipeline delivery, on these metrics
     res = tf_blocks(GHA / "infrastructure/terraform/monitoring.tf")
     alarm = res["aws_cloudwatch_metric_alarm.failure_rate"]

@@ -16,7 +16,7 @@ from pipecompile.ir import IR
 from pipecompile.targets.common import SIGN_BUILDSPEC
 from pipecompile.targets.github_actions.deliver import deliver_file
 from tests.conftest import ROOT, hcl_norm
-from tests.iam_eval import Account, Statement, evaluate
+from tests.iam_eval import Account, Statement, evaluate, github_subject
 
 ECOMMERCE = ROOT / "samples/ecommerce"
 STOREFRONT = ROOT / "samples/storefront"
@@ -291,15 +291,14 @@ def test_a_development_deploy_cannot_reach_production(sample: Path, prefix: str)
         aud = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
         sub = "token.actions.githubusercontent.com:sub"
         prod = f"{prefix}production"
-        assert acct.may_assume(
-            prod, provider, **aud, **{sub: f"repo:{ir.repository}:environment:production"}
-        )
-        assert not acct.may_assume(
-            prod, provider, **aud, **{sub: f"repo:{ir.repository}:environment:development"}
-        )
-        assert not acct.may_assume(
-            prod, provider, **aud, **{sub: f"repo:{ir.repository}:ref:refs/heads/feature/x"}
-        )
+        for branch, environment, may in (
+            ("main", "production", True),
+            ("main", "development", False),
+            ("feature/x", "development", False),
+            ("feature/x", None, False),
+        ):
+            s = github_subject(ir.repository, "deploy.yml", branch, environment)
+            assert acct.may_assume(prod, provider, **aud, **{sub: s}) == may, s
 
 
 # -- buildspec rewrite -----------------------------------------------------------------------
@@ -714,12 +713,16 @@ def test_the_github_dast_job_has_its_own_role_and_no_deploy_secret() -> None:
     )
     aud = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
     sub = "token.actions.githubusercontent.com:sub"
-    mine = f"repo:{ir.repository}:environment:{dast.github_environment}"
+    mine = github_subject(ir.repository, "zap.yml", "release/1", dast.github_environment)
     assert acct.may_assume("github_dast", provider, **aud, **{sub: mine})
-    for other in ("environment:staging", "environment:development", "ref:refs/heads/release/1"):
-        assert not acct.may_assume(
-            "github_dast", provider, **aud, **{sub: f"repo:{ir.repository}:{other}"}
-        )
+    for other in (
+        github_subject(ir.repository, "zap.yml", "release/1", "staging"),
+        github_subject(ir.repository, "zap.yml", "release/1", "development"),
+        github_subject(ir.repository, "zap.yml", "release/1"),
+        github_subject(ir.repository, "zap.yml", "feature/x", dast.github_environment),
+        github_subject(ir.repository, "deploy.yml", "release/1", dast.github_environment),
+    ):
+        assert not acct.may_assume("github_dast", provider, **aud, **{sub: other}), other
     for svc in ir.services:
         release = repo_arn(ir, svc.release_image)
         writers = sorted(r for r in acct.roles if acct.can(r, "ecr:PutImage", release))

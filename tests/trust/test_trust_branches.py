@@ -21,7 +21,7 @@ from pipecompile.targets.common import glob_to_regex
 from pipecompile.targets.terraform import render
 from pipecompile.targets.terraform.oidc import iam_alternatives, nested_cover
 from tests.conftest import ROOT
-from tests.iam_eval import Account
+from tests.iam_eval import Account, github_subject
 from tests.trust.test_trust_environments import fnmatch_pathname, may_run, policies
 
 STOREFRONT = ROOT / "samples/storefront"
@@ -60,11 +60,15 @@ def test_no_branch_ref_assumes_a_build_role() -> None:
         for name in ("release/1.4", "release/a/b", "hotfix/x", "main", "feature/x", "xmain"):
             assert not _assume(acct, role, ref + name), (role, name)
         assert not _assume(acct, role, f"repo:{repo}:pull_request")
-    assert _assume(acct, "github_release", f"repo:{repo}:environment:build-release")
-    assert _assume(acct, "github_build", f"repo:{repo}:environment:build")
+
+    def build(branch: str, environment: str) -> str:
+        return github_subject(repo, "build.yml", branch, environment)
+
+    assert _assume(acct, "github_release", build("release/1.4", "build-release"))
+    assert _assume(acct, "github_build", build("feature/x", "build"))
     for other in ("build", "staging", "production", "ci-release", "build-release-x"):
-        assert not _assume(acct, "github_release", f"repo:{repo}:environment:{other}"), other
-    assert not _assume(acct, "github_build", f"repo:{repo}:environment:build-release")
+        assert not _assume(acct, "github_release", build("release/1.4", other)), other
+    assert not _assume(acct, "github_build", build("feature/x", "build-release"))
 
 
 def test_only_a_release_branch_runs_the_build_job_in_build_release() -> None:
@@ -146,7 +150,9 @@ def test_build_release_admits_no_branch_githubs_pattern_refuses(
         assert got <= want, (pattern, name)
         if "**" not in pattern:
             assert got == want, (pattern, name)
-    assert _assume(acct, "github_release", f"repo:{ir.repository}:environment:build-release")
+        # the release role's trust reads the pattern as GitHub does, on the same names
+        sub = github_subject(ir.repository, "build.yml", name, "build-release")
+        assert _assume(acct, "github_release", sub) == want, (pattern, name)
 
 
 def test_a_literal_or_double_star_pattern_needs_no_exclusion() -> None:

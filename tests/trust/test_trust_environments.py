@@ -1,8 +1,9 @@
 """GitHub environments admit only their own branches (issue 28): a workflow edited on a
 feature branch may declare ``environment: production``, and only the environment's
 deployment branch policy stops that job; without the job in that environment, GitHub
-issues no OIDC token with the subject ``repo:<repo>:environment:production``, the only one
-the production deploy role trusts (IAM evaluated from the generated Terraform).
+issues no OIDC token with the subject ``repo:<repo>:environment:production:
+job_workflow_ref:<repo>/.github/workflows/deploy.yml@refs/heads/main``, the only one the
+production deploy role trusts (IAM evaluated from the generated Terraform).
 
 The requests are checked against GitHub's REST description (tests/schemas/
 github-environment-requests.json, @octokit/openapi 23.0.2); how GitHub matches a policy
@@ -27,7 +28,7 @@ from pipecompile.ir import IR
 from pipecompile.targets.github_actions.ci import ci_file
 from pipecompile.targets.github_actions.deliver import deliver_file
 from tests.conftest import ROOT
-from tests.iam_eval import Account
+from tests.iam_eval import Account, github_subject
 
 STOREFRONT = ROOT / "samples/storefront"
 OIDC = "token.actions.githubusercontent.com"
@@ -162,18 +163,20 @@ def test_a_feature_branch_cannot_deploy_to_an_approval_environment() -> None:
             assert not may_run(policy, env.name, feature), env.name
             # and what the branch can get instead opens no approval environment's role
             for sub in (
-                f"repo:{ir.repository}:ref:refs/heads/{feature}",
-                f"repo:{ir.repository}:environment:development",
+                github_subject(ir.repository, "deploy.yml", feature),
+                github_subject(ir.repository, "deploy.yml", feature, "development"),
                 f"repo:{ir.repository}:pull_request",
             ):
                 assert not subject_may_assume(role, sub), (env.name, sub)
         else:
             assert may_run(policy, env.name, feature)
-        assert subject_may_assume(role, f"repo:{ir.repository}:environment:{env.name}")
-        # every branch the environment deploys from may run its jobs there
+        # every branch the environment deploys from may run its jobs there, and assume
+        # its role from deploy.yml
         for pattern in env.includes:
             branch = pattern.replace("*", "x")
             assert may_run(policy, env.name, branch), (env.name, branch)
+            sub = github_subject(ir.repository, "deploy.yml", branch, env.name)
+            assert subject_may_assume(role, sub), (env.name, sub)
     assert may_run(policy, "staging", "release/2.0") and may_run(policy, "staging", "hotfix/1")
     assert not may_run(policy, "staging", "main")
     assert may_run(policy, "production", "main") and not may_run(policy, "production", "develop")

@@ -39,10 +39,17 @@ def test_github_names_the_branch_trust_of_the_release_role_and_the_dast_environm
     staging = _open(ir, "staging")
     assert not any("OIDC trust is by branch ref" in line for line in staging)
     assert any(
-        "trusts only GitHub environment 'build-release'" in line and "no required reviewers" in line
+        "trusts only build.yml's jobs in GitHub environment 'build-release'" in line
+        and "no required reviewers" in line
         for line in staging
     )
     assert any("'staging-dast'" in line and "no required reviewers" in line for line in staging)
+    # the release build's subject, from a feature branch's caller (README, "a missing
+    # environment"): only build-release's branch policy refuses it
+    assert any(
+        "build.yml@<a release branch>" in line and "deployment branch policy" in line
+        for line in staging
+    )
     assert not any("build-release" in line for line in _open(ir, ir.environments[0].name))
 
 

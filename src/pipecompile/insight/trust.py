@@ -22,9 +22,9 @@ def _builders(ir: IR, env: Environment) -> tuple[str, str]:
         environment = BUILD_RELEASE_ENVIRONMENT if release else BUILD_ENVIRONMENT
         who = (
             f"the build job in GitHub environment '{environment}' as IAM role {role}, which "
-            f"trusts only that environment's OIDC subject; its deployment branch policy "
-            f"admits {branches} (GitHub's matching: a '*' stops at '/'; explain "
-            "--environments)"
+            f"trusts only build.yml's jobs in that environment on {branches} (the OIDC "
+            "subject template: none without it); its deployment branch policy admits the "
+            "same (GitHub's matching: a '*' stops at '/'; explain --environments)"
         )
         if release:
             who += (
@@ -120,7 +120,8 @@ def _deployer(ir: IR, env: Environment) -> str:
 
         line = (
             f"jobs of GitHub environment '{env.name}' as IAM role {env.github_role_name} "
-            "(trusted by that environment only), which runs jobs only of "
+            "(trusted for deploy.yml's jobs there on these branches only), which runs jobs "
+            "only of "
             f"{', '.join(env.includes)} (its deployment branch policy: explain --environments)"
         )
         excluded = unenforced(ir, env)
@@ -225,11 +226,21 @@ def _not_refused(ir: IR, env: Environment) -> list[str]:
     github = ir.delivery == "github-actions"
     if github and release and ir.security.sign_images:
         out.append(
-            "not refused yet: the release role trusts only GitHub environment "
+            "not refused yet: the release role trusts only build.yml's jobs in GitHub "
+            "environment "
             f"'{BUILD_RELEASE_ENVIRONMENT}' (deployment branches "
             f"{', '.join(ir.release_branches)}), which has no required reviewers: whoever "
             "may push to such a branch can run a workflow there that signs with the "
             "release key"
+        )
+        # the sub names the called file at the ref its caller names, not the caller's
+        # branch (targets/terraform/oidc.py): the environment's policy refuses that job
+        out.append(
+            "not refused yet: a feature branch's workflow that calls "
+            f"{ir.repository}/.github/workflows/build.yml@<a release branch> in GitHub "
+            f"environment '{BUILD_RELEASE_ENVIRONMENT}' presents the release build's OIDC "
+            "subject for its own commit; only that environment's deployment branch policy "
+            "refuses the job: create it before the apply (explain --environments)"
         )
     if github and dast:
         out.append(

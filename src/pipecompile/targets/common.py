@@ -23,10 +23,15 @@ ZIZMOR = "1.32.0"
 # CodeBuild projects read them): one each for every service, environment, DAST scan
 BUILD_BUILDSPEC, DEPLOY_BUILDSPEC, DAST_BUILDSPEC = "build.yml", "deploy.yml", "dast.yml"
 # GitHub delivery: the build job's environment per tier; each build role trusts only its
-# own environment's OIDC subject (repo:<repo>:environment:<name>), as the deploy roles do:
-# a branch ref is no trust, since whoever may push creates one (issue 28 trace)
+# own environment's OIDC subject, as the deploy roles do, with the workflow file and the
+# branches (terraform/oidc.py): a branch ref alone is no trust, since whoever may push
+# creates one, nor an environment alone, which a workflow creates by naming it (issue 28)
 BUILD_ENVIRONMENT = "build"
 BUILD_RELEASE_ENVIRONMENT = "build-release"
+# GitHub delivery: the workflow files (.github/workflows/<file>) whose jobs assume each
+# OIDC role, which the roles' trust names (job_workflow_ref; terraform/oidc.py)
+GH_BUILD, GH_DEPLOY, GH_ZAP = "build.yml", "deploy.yml", "zap.yml"
+GH_COMPLIANCE, GH_SUMMARY, GH_METRICS = "compliance.yml", "daily-summary.yml", "metrics.yml"
 SIGN_BUILDSPEC = "sign.yml"  # one for both tiers: each sign project sets its key
 
 # the packaged script (targets/scripts) each kind of delivery plan step runs; the

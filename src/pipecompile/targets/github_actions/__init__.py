@@ -41,6 +41,7 @@ from ...errors import Path_
 from ...ir import IR, service_url
 from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
+from ..common import GH_DEPLOY, GH_ZAP
 from .ci import CI, ci_file, ci_reusable, ci_workflow
 from .compliance import compliance_workflows
 from .compliance import describe as describe_compliance
@@ -206,14 +207,14 @@ def describe(ir: IR) -> list[str]:
                 + ", ".join(env.branches)
                 + "; secrets "
                 + ", ".join(held)
-                + f"; its jobs alone assume IAM role {env.github_role_name}"
+                + f"; only its jobs of {GH_DEPLOY} assume IAM role {env.github_role_name}"
             )
         dast = ir.security.dast
         if dast is not None:
             out.append(
                 f"GitHub environment '{dast.github_environment}' (the DAST job after each "
                 f"{dast.environment} deploy): deployment branches as {dast.environment}'s, no "
-                f"secrets; its jobs alone assume IAM role {dast.github_role_name}"
+                f"secrets; only its jobs of {GH_ZAP} assume IAM role {dast.github_role_name}"
             )
         out.append(
             "Deployment branch policies of these environments (a job on any other branch "

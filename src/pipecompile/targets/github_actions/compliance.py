@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR
-from ..common import ZIZMOR, script_body
+from ..common import GH_COMPLIANCE, ZIZMOR, script_body
 from ..compliance import (
     DRIFT_SCHEDULE,
     ENVIRONMENT,
@@ -43,7 +43,7 @@ from .steps import uses as uses_
 RUN_URL = "${{ github.server_url }}/${{ github.repository }}/actions/runs/${{ github.run_id }}"
 # the audit row's run: a re-run attempt is a run of its own (the row key holds it)
 RUN_ATTEMPT = RUN_URL + "/attempts/${{ github.run_attempt }}"
-REUSABLE = "compliance.yml"
+REUSABLE = GH_COMPLIANCE
 OUTCOME = "${{ runner.temp }}/review-outcome"
 SUMMARY = "${{ runner.temp }}/review-summary"
 _PERMISSIONS = {"contents": "read", "id_token": "write"}
@@ -156,7 +156,7 @@ def compliance_workflow(ir: IR) -> dict[str, Any]:
         "runs-on": RUNNER,
         "timeout-minutes": "${{ inputs.minutes }}",
         "permissions": permissions(**_PERMISSIONS),
-        # the roles trust this environment's subject only (repo:<repo>:environment:...)
+        # the roles trust this file's jobs in this environment only (terraform/oidc.py)
         "environment": ENVIRONMENT,
         "outputs": {"outcome": f"${{{{ {outcome} }}}}"},
         "steps": [

@@ -1,8 +1,10 @@
 """deploy.yml: the plan's shared deploy as one reusable workflow (``workflow_call``).
 
 Its job runs in the GitHub environment ``inputs.environment``: that environment's
-reviewers gate it, its OIDC subject (``repo:<owner>/<name>:environment:<env>``) is the
-only one the environment's role trusts, and its secrets are the ones it reads.
+reviewers gate it, its OIDC subject (``repo:<owner>/<name>:environment:<env>:
+job_workflow_ref:<owner>/<name>/.github/workflows/deploy.yml@<ref>`` once the repository's
+subject template is set, terraform/oidc.py) is the only one the environment's role
+trusts, on the environment's branches, and its secrets are the ones it reads.
 
 Where a plan parameter varies by environment only (the accepted keys, the switches of
 the promotion gate or the sync window, the wait), deploy.yml holds the value for each
@@ -18,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, DeployStage, PlanInput, PlanStep
-from ..common import script_body
+from ..common import GH_DEPLOY, script_body
 from .reusable import FACTS, NO_APPROVAL, STEP_IDS, ZAP, _expr, _run_step, _string, input_name
 from .reusable import workflow_call as call_of
 from .steps import (
@@ -30,7 +32,7 @@ from .steps import (
     workflow_ref,
 )
 
-DEPLOY = "deploy.yml"
+DEPLOY = GH_DEPLOY
 ROLLBACK_STEP = "rollback"
 DAST_URL_INPUT = "dast_url"
 
@@ -333,7 +335,7 @@ def deploy_workflow(ir: IR) -> dict[str, Any]:
                 "cancel-in-progress": False,
             },
             # its secrets are this environment's, its reviewers gate it, and the OIDC
-            # subject names it (repo:<owner>/<name>:environment:<name>)
+            # subject names it and this file (terraform/oidc.py)
             "environment": "${{ inputs.environment }}",
             "steps": d.steps(),
         }

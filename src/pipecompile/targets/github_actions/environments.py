@@ -15,10 +15,10 @@ environment         tier      jobs, secrets
                               for the release project ``<key>-release``, which a feature
                               token cannot write
 ``build``           feature   the build job of a feature-tier push (it assumes the dev build
-                              role, trusted only for this environment's OIDC subject)
+                              role, trusted only for build.yml's jobs in this environment)
 ``build-release``   release   the build job of a release (it assumes the release role, which
                               pushes to the release repositories and signs with the release
-                              key, trusted only for this environment's OIDC subject)
+                              key, trusted only for build.yml's jobs in this environment)
 ``notifications-    feature   Slack messages of feature runs (a webhook of their own: a
 dev``                         feature branch cannot post as the release channel's)
 ``notifications``   release   Slack messages of release runs, approval requests, the
@@ -156,8 +156,8 @@ def describe(ir: IR) -> list[str]:
             )
         if env.name in (BUILD, BUILD_RELEASE):
             line += (
-                " (its build role trusts only this environment's OIDC subject: the policy is "
-                "what keeps other branches from the role)"
+                " (its build role trusts only build.yml's jobs in this environment on these "
+                "branches, by the OIDC subject template: see the AWS section)"
             )
         if env.name == NOTIFY_DEV:
             line += " (a webhook of a channel of its own, not the release channel's)"

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR
-from ..common import script_body
+from ..common import GH_SUMMARY, script_body
 from ..compliance import SUMMARY_ENVIRONMENT, SUMMARY_SCHEDULE, summary_role
 from .deploy import DEPLOY as DEPLOY_FILE
 from .deploy import Deploy
@@ -34,7 +34,7 @@ from .steps import (
 )
 
 ROLLBACK = "rollback.yml"
-SUMMARY = "daily-summary.yml"
+SUMMARY = GH_SUMMARY
 
 
 def _quote(value: str) -> str:

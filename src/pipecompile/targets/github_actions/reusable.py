@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, BuildPlan, PlanInput, PlanStep
-from ..common import STEP_SCRIPTS, branch_regexes, script_body
+from ..common import GH_BUILD, GH_ZAP, STEP_SCRIPTS, branch_regexes, script_body
 from .environments import BUILD as BUILD_ENVIRONMENT
 from .environments import BUILD_RELEASE, NOTIFY_DEV, by_release, two_tiers
 from .steps import (
@@ -35,7 +35,7 @@ from .steps import (
 )
 from .telemetry import MENTION, mention_step
 
-ROUTE, BUILD, ZAP, NOTIFY = "route.yml", "build.yml", "zap.yml", "notify.yml"
+ROUTE, BUILD, ZAP, NOTIFY = "route.yml", GH_BUILD, GH_ZAP, "notify.yml"
 
 RUN_URL = "${{ github.server_url }}/${{ github.repository }}/actions/runs/${{ github.run_id }}"
 # the plan's facts of a run, as GitHub Actions knows them
@@ -344,7 +344,7 @@ def zap_workflow(ir: IR) -> dict[str, Any]:
             "runs-on": RUNNER,
             "timeout-minutes": 5,
             "permissions": permissions(id_token="write"),
-            # the DAST role trusts only this environment's OIDC subject
+            # the DAST role trusts only zap.yml's jobs in this environment (terraform/oidc.py)
             "environment": dast.github_environment,
             "steps": [aws_credentials(ir, dast.github_role_arn), _run_step(mark, env(mark))],
         }

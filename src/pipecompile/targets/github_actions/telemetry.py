@@ -18,11 +18,11 @@ from typing import Any
 
 from ...ir import IR, Service
 from ...serialize.emit import Flow, Pinned
-from ..common import script_body
+from ..common import GH_METRICS, script_body
 from .steps import RUNNER, aws_credentials, workflow_ref
 
 MENTION = "${{ steps.who.outputs.mention }}"
-METRICS = "metrics.yml"
+METRICS = GH_METRICS
 _PERMISSIONS = {
     "actions": Pinned("read", "read this run's jobs, for their durations"),
     "id-token": Pinned("write", "OIDC token to assume this job's AWS role"),

@@ -24,7 +24,7 @@ from __future__ import annotations
 from ...ir import IR
 from ...serialize.hcl import Block, assignments, document
 from .. import Finding
-from ..common import BUILD_ENVIRONMENT, BUILD_RELEASE_ENVIRONMENT
+from ..common import BUILD_ENVIRONMENT, BUILD_RELEASE_ENVIRONMENT, GH_BUILD, GH_DEPLOY
 from .alerts import describe as describe_alerts
 from .alerts import failure_alert
 from .alerts import wanted as failure_alert_wanted
@@ -39,6 +39,7 @@ from .iam_github import github_roles
 from .irsa import argo_rollouts, cluster_names, clusters, issuer_variable, rollouts_role_name
 from .monitoring import monitoring
 from .network import describe_network
+from .oidc import subject_template_command
 from .phases import describe as describe_phases
 from .phases import phased, phases_tf, tfvars
 from .pipelines import choices as pipeline_choices
@@ -267,24 +268,35 @@ def describe(ir: IR) -> list[str]:
     out += describe_phases(ir, tf_folder)
     out.append(f"AWS (terraform apply in {tf_folder}):")
     if ir.delivery == "github-actions":
-        # each trusts a GitHub environment's subject: GitHub creates a missing environment
-        # unprotected on first use, so the environments come first
+        # each trusts one workflow file's jobs in one GitHub environment on its branches,
+        # which the sub says only once the repository's subject template is set (oidc.py)
         out.append(
-            "  first create the GitHub environments with their branch policies "
+            f"  first set the repository's OIDC subject template: {subject_template_command(ir)}"
+            " (admin; the sub then names the workflow file and the ref, which every role's "
+            "trust requires: without it no role can be assumed, fail closed)"
+        )
+        out.append(
+            "  and create the GitHub environments with their branch policies "
             "(pipecompile explain --environments): a missing one is created unprotected by "
-            "the first workflow that names it, and its role would then trust any branch"
+            "the first workflow that names it"
         )
-        out.append(
-            f"  IAM role {ir.aws.github_build_role_name}: only GitHub environment "
-            f"'{BUILD_ENVIRONMENT}' (the dev tier's build job)"
-        )
+        dev = [b for b in ir.deploy_branches if b not in ir.release_branches]
+        if dev:
+            out.append(
+                f"  IAM role {ir.aws.github_build_role_name}: only {GH_BUILD}'s jobs in GitHub "
+                f"environment '{BUILD_ENVIRONMENT}' on {', '.join(dev)} (the dev tier's build)"
+            )
         if ir.release_branches:
             out.append(
-                f"  IAM role {ir.aws.github_release_role_name}: only GitHub environment "
-                f"'{BUILD_RELEASE_ENVIRONMENT}' (the release build job: the release key)"
+                f"  IAM role {ir.aws.github_release_role_name}: only {GH_BUILD}'s jobs in GitHub "
+                f"environment '{BUILD_RELEASE_ENVIRONMENT}' on "
+                f"{', '.join(ir.release_branches)} (the release build: the release key)"
             )
         for env in ir.environments:
-            out.append(f"  IAM role {env.github_role_name}: only GitHub environment '{env.name}'")
+            out.append(
+                f"  IAM role {env.github_role_name}: only {GH_DEPLOY}'s jobs in GitHub "
+                f"environment '{env.name}' on {', '.join(env.includes)}"
+            )
     if ir.delivery == "codepipeline":
         out.append(
             f"  CodeStar connection '{ir.aws.connection_name}': confirm it once in the "

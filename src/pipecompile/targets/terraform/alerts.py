@@ -116,8 +116,8 @@ def describe(ir: IR) -> list[str]:
     """Who a failed run alerts, for ``explain``."""
     if ir.delivery == "github-actions":
         return [
-            f"  IAM role {ir.project}-github-metrics: the deliver workflows' metrics job (the "
-            "deploy branches' pushes) puts metrics in "
+            f"  IAM role {ir.project}-github-metrics: the deliver workflows' metrics job "
+            "(only metrics.yml's, on the deploy branches' pushes) puts metrics in "
             f"{ir.project}/pipelines, nothing else"
         ]
     if not wanted(ir):

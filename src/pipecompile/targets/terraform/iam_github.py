@@ -1,7 +1,10 @@
 """IAM for GitHub delivery (the roles iam.tf holds when delivery is github-actions): the
 OIDC provider, the build roles by tier (each trusted by its GitHub environment), per
-environment a deploy role that only that GitHub environment's jobs can assume (OIDC
-subject repo:<repo>:environment:<env>), and the DAST job's role.  What they share with
+environment a deploy role that only that GitHub environment's jobs can assume, and the
+DAST job's role.  Each trusts one workflow file's jobs in one environment, on the
+branches that environment admits (oidc.py's workflow_trust: the OIDC subject
+repo:<repo>:environment:<env>:job_workflow_ref:<repo>/.github/workflows/<file>@<ref>),
+since GitHub creates an environment a workflow names with no protection rules.  What they share with
 CodePipeline delivery's roles (the deploy statements, the never-approve deny, the ECR
 and signing actions) stays in iam.py.
 """
@@ -14,6 +17,7 @@ from ...ir import IR
 from ...serialize.hcl import Block, Ref
 from ..common import BUILD_ENVIRONMENT as BUILD
 from ..common import BUILD_RELEASE_ENVIRONMENT as BUILD_RELEASE
+from ..common import GH_BUILD, GH_DEPLOY, GH_ZAP
 from .blocks import iam_role, inline_policy, policy_doc
 from .iam import (
     COSIGN_KMS,
@@ -27,17 +31,22 @@ from .iam import (
     dast_reads_deployments,
     table_key,
 )
-from .oidc import github_trust, oidc_provider
+from .oidc import oidc_provider, workflow_trust
 
 
 def _github_build_role(
-    ir: IR, provider: Ref, label: str, role_name: str, environment: str, release: bool
+    ir: IR,
+    provider: Ref,
+    label: str,
+    role_name: str,
+    branches: list[str],
+    environment: str,
+    release: bool,
 ) -> list[Block]:
-    """A build job's role: trusted only for the OIDC subject of the tier's GitHub
-    environment (whose deployment branch policy admits the tier's branches), as a deploy
-    role is: a branch ref is no trust, whoever may push creates one (issue 28 trace)."""
-    subject = f"repo:{ir.repository}:environment:{environment}"
-    blocks = [github_trust(label, provider, [subject])]
+    """A build job's role: trusted only for build.yml's jobs in the tier's GitHub
+    environment on the tier's branches, as a deploy role is: a branch ref alone is no
+    trust, whoever may push creates one, nor the environment alone (issue 28 trace)."""
+    blocks = [workflow_trust(ir, label, provider, GH_BUILD, branches, environment)]
     role = iam_role(label, role_name, f"{label}_assume")
     role.attr("max_session_duration", 3600)
     blocks.append(role)
@@ -85,13 +94,13 @@ def github_roles(ir: IR) -> list[Block]:
         ),
     ):
         if branches:
-            blocks += _github_build_role(ir, provider, label, role_name, environment, release)
+            blocks += _github_build_role(
+                ir, provider, label, role_name, branches, environment, release
+            )
     for env in ir.environments:
         label = _label(env)
         blocks.append(
-            github_trust(
-                f"github_{label}", provider, [f"repo:{ir.repository}:environment:{env.name}"]
-            )
+            workflow_trust(ir, f"github_{label}", provider, GH_DEPLOY, env.includes, env.name)
         )
         role = iam_role(f"github_{label}", env.github_role_name, f"github_{label}_assume")
         role.attr("max_session_duration", 3600)
@@ -111,12 +120,14 @@ def github_roles(ir: IR) -> list[Block]:
 
 
 def _github_dast_role(ir: IR, provider: Ref) -> list[Block]:
-    """The DAST job's role: only jobs of its GitHub environment assume it; it reads the
+    """The DAST job's role: only zap.yml's jobs in its GitHub environment assume it; it reads the
     promotions table's items of the scanned environment, nothing else (no ECR)."""
     dast = ir.security.dast
     assert dast is not None
-    subject = f"repo:{ir.repository}:environment:{dast.github_environment}"
-    blocks = [github_trust("github_dast", provider, [subject])]
+    branches = ir.environment(dast.environment).includes  # its environment's (insight)
+    blocks = [
+        workflow_trust(ir, "github_dast", provider, GH_ZAP, branches, dast.github_environment)
+    ]
     role = iam_role("github_dast", dast.github_role_name, "github_dast_assume")
     role.attr("max_session_duration", 3600)
     blocks.append(role)

@@ -1,8 +1,11 @@
 """GitHub OIDC trust: which workflow runs may assume a role.  Every role of GitHub
-delivery that builds, signs or deploys trusts a GitHub environment's subject
-(``github_trust``), never a branch ref, which whoever may push creates (issue 28 trace).
-The rulesets still cover the nested names IAM's ``*`` would match (``nested_cover``);
-``iam_alternatives`` says how a branch pattern would read in IAM:
+delivery trusts the jobs of one workflow file, in one GitHub environment where it has
+one, on the branches allowed (``workflow_trust``): never a branch ref alone, which
+whoever may push creates, nor an environment alone, which GitHub creates unprotected for
+any workflow that names it (issue 28 trace).  The subject names the file and the ref only
+once the repository's OIDC subject template (``SUBJECT_TEMPLATE``) is set; until then no
+role can be assumed.  The rulesets still cover the nested names IAM's ``*`` would match
+(``nested_cover``); ``iam_alternatives`` says how a branch pattern would read in IAM:
 
 GitHub reads a branch pattern's ``*`` within one path segment (Actions filter patterns,
 "Filter pattern cheat sheet"; rulesets and deployment branch policies use File.fnmatch
@@ -25,6 +28,7 @@ few names GitHub would admit, never admits one it would refuse) where a pattern 
 
 from __future__ import annotations
 
+import json
 import string
 from typing import Any
 
@@ -125,6 +129,104 @@ def nested_cover(glob: str) -> list[str]:
             parts.append(glob[i])
             i += 1
     return [glob, "".join(parts)]
+
+
+# GitHub's repository OIDC subject template (REST: PUT
+# /repos/{owner}/{repo}/actions/oidc/customization/sub; docs.github.com "OpenID Connect
+# reference", "Customizing the subject claims", Example: Requiring a reusable workflow and
+# other claims): the sub then reads
+#   repo:<owner>/<repo>:environment:<env>:job_workflow_ref:<owner>/<repo>/
+#   .github/workflows/<file>@<ref>    (one line, no space)
+# for a job with an environment, and with ``ref:<ref>`` as its context for one without.
+# ``job_workflow_ref`` is, "for jobs using a reusable workflow, the ref path to the
+# reusable workflow" (same page, claims table; "Using OpenID Connect with reusable
+# workflows": the other claims describe the caller); a workflow called with ``$/`` or ``./``
+# "is from the same commit as the caller workflow" (docs.github.com "Reuse workflows";
+# changelog 2022-01-25), so its ref is the caller's: the file and the branch a job's trust
+# names are the ones it ran.  AWS conditions a GitHub token on ``aud`` and ``sub`` alone,
+# so the template is how the trust can name either.  Without it the sub keeps GitHub's
+# default form, which no generated trust admits (fail closed).  Values ':' would break are
+# escaped by GitHub as %3A (same page); a branch name never holds ':' (git check-ref-format).
+SUBJECT_TEMPLATE: dict[str, Any] = {
+    "use_default": False,
+    "include_claim_keys": ["repo", "context", "job_workflow_ref"],
+}
+
+
+def subject_template_command(ir: IR) -> str:
+    """The command that sets the repository's OIDC subject template (its JSON first)."""
+    body = json.dumps(SUBJECT_TEMPLATE, separators=(",", ":"))
+    return (
+        f"echo '{body}' | gh api -X PUT repos/{ir.repository}/actions/oidc/customization/sub "
+        "--input -"
+    )
+
+
+def _variants(seq: list[Token]) -> list[list[Token]]:
+    """``seq`` with one of its wildcards stretched across a '/' (a ``*`` only: GitHub's
+    ``**`` spans folders) or across a ':' (no branch name holds one, so a legitimate
+    subject has exactly the template's colons, and a wildcard spanning one is a forgery
+    reaching into the next claim)."""
+    out: list[list[Token]] = []
+    for k, t in enumerate(seq):
+        if t is STAR:
+            out.append([*seq[:k], STAR, "/", STAR, *seq[k + 1 :]])
+        if t is STAR or t is DSTAR:
+            out.append([*seq[:k], STAR, ":", STAR, *seq[k + 1 :]])
+    return out
+
+
+def workflow_subjects(
+    ir: IR, workflow: str, branches: tuple[str, ...] | list[str], environment: str | None
+) -> tuple[list[str], list[list[str]]]:
+    """The subjects (StringLike) of the jobs of ``.github/workflows/<workflow>`` on the
+    branches ``branches`` match (GitHub patterns), in GitHub environment ``environment``
+    (None: a job with no environment, whose context is its ref), and per subject the
+    forgeries to refuse (StringNotLike): ``iam_alternatives`` read on the whole subject."""
+    repo = ir.repository
+    ref = "refs/heads/"
+    context = [f"environment:{environment}"] if environment else ["ref:" + ref, None]
+    parts: list[str | None] = [
+        f"repo:{repo}:",
+        *context,
+        f":job_workflow_ref:{repo}/.github/workflows/{workflow}@{ref}",
+        None,
+    ]
+
+    def text(seqs: list[list[Token]]) -> str:
+        it = iter(seqs)
+        return "".join(_text(next(it)) if p is None else p for p in parts)
+
+    holes = parts.count(None)
+    subjects: list[str] = []
+    spans: list[list[str]] = []
+    for glob in branches:
+        for seq in _sequences(glob):
+            like = text([seq] * holes)
+            if like in subjects:
+                continue
+            not_like: list[str] = []
+            for i in range(holes):
+                for v in _variants(seq):
+                    forged = text([v if j == i else seq for j in range(holes)])
+                    if forged not in not_like:
+                        not_like.append(forged)
+            subjects.append(like)
+            spans.append(not_like)
+    return subjects, spans
+
+
+def workflow_trust(
+    ir: IR,
+    label: str,
+    provider: Ref,
+    workflow: str,
+    branches: tuple[str, ...] | list[str],
+    environment: str | None,
+) -> Block:
+    """Trust for the jobs of one workflow file on the given branches (and environment)."""
+    subjects, spans = workflow_subjects(ir, workflow, branches, environment)
+    return github_trust(label, provider, subjects, spans)
 
 
 def oidc_provider(ir: IR) -> tuple[Block, Ref]:

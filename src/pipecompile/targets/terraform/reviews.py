@@ -23,7 +23,7 @@ from typing import Any
 from ..._version import __version__
 from ...ir import IR
 from ...serialize.hcl import Block, Ref, Template
-from ..common import ZIZMOR
+from ..common import GH_COMPLIANCE, GH_SUMMARY, ZIZMOR
 from ..compliance import (
     CONFIG_REVIEW_SCHEDULE,
     DRIFT_SCHEDULE,
@@ -39,8 +39,9 @@ from ..compliance import (
     summary_role,
     titles,
 )
-from .blocks import aws_constants, iam_role, inline_policy, policy_doc, resource
+from .blocks import iam_role, inline_policy, policy_doc, resource
 from .iam import NEVER_APPROVE, _scan_statements, table_key
+from .oidc import workflow_trust
 from .phases import DRIFT_VARIABLE
 from .projects import schedule, script_project, subshell
 
@@ -327,29 +328,15 @@ def _codebuild(ir: IR) -> list[Block]:
 
 
 def _github(ir: IR) -> list[Block]:
-    oidc = aws_constants()["github_oidc_host"]
     provider = Ref(
         "aws_iam_openid_connect_provider.github.arn"
         if ir.github_oidc_provider == "create"
         else "data.aws_iam_openid_connect_provider.github.arn"
     )
-    trust = policy_doc(
-        "github_compliance_assume",
-        [
-            {
-                "actions": ["sts:AssumeRoleWithWebIdentity"],
-                "principals": [("Federated", [provider])],
-                "conditions": [
-                    ("StringEquals", f"{oidc}:aud", ["sts.amazonaws.com"]),
-                    (
-                        "StringEquals",
-                        f"{oidc}:sub",
-                        [f"repo:{ir.repository}:environment:{ENVIRONMENT}"],
-                    ),
-                ],
-            }
-        ],
-    )
+    # compliance.yml's jobs in environment compliance, on the default branch (drift.yml
+    # and security-review.yml call it on their schedules; oidc.py says what the sub holds)
+    branch = (ir.default_branch,)
+    trust = workflow_trust(ir, "github_compliance", provider, GH_COMPLIANCE, branch, ENVIRONMENT)
     (drift, _), (review, _) = github_roles(ir)["drift"], github_roles(ir)["review"]
     out = [trust, *_read_only(ir, "github_drift", drift, "github_compliance_assume")]
     role = iam_role("github_review", review, "github_compliance_assume")
@@ -363,29 +350,20 @@ def _github(ir: IR) -> list[Block]:
         inline_policy("github_review", "github_review", "github_review"),
     ]
     if ir.deployments_table and ir.secrets.slack_webhook:
-        out += _github_summary(ir, provider, oidc)
+        out += _github_summary(ir, provider)
     return out
 
 
-def _github_summary(ir: IR, provider: Ref, oidc: str) -> list[Block]:
-    """daily-summary.yml's role: from GitHub environment daily-summary only, it may query
-    the audit table (and decrypt it), nothing else."""
-    trust = policy_doc(
-        "github_daily_summary_assume",
-        [
-            {
-                "actions": ["sts:AssumeRoleWithWebIdentity"],
-                "principals": [("Federated", [provider])],
-                "conditions": [
-                    ("StringEquals", f"{oidc}:aud", ["sts.amazonaws.com"]),
-                    (
-                        "StringEquals",
-                        f"{oidc}:sub",
-                        [f"repo:{ir.repository}:environment:{SUMMARY_ENVIRONMENT}"],
-                    ),
-                ],
-            }
-        ],
+def _github_summary(ir: IR, provider: Ref) -> list[Block]:
+    """daily-summary.yml's role: from its jobs in GitHub environment daily-summary on the
+    default branch only, it may query the audit table (and decrypt it), nothing else."""
+    trust = workflow_trust(
+        ir,
+        "github_daily_summary",
+        provider,
+        GH_SUMMARY,
+        (ir.default_branch,),
+        SUMMARY_ENVIRONMENT,
     )
     role = iam_role("github_daily_summary", summary_role(ir)[0], "github_daily_summary_assume")
     role.attr("max_session_duration", 3600)
@@ -437,8 +415,8 @@ def describe(ir: IR) -> list[str]:
         drift, review = github_roles(ir)["drift"][0], github_roles(ir)["review"][0]
         out.append(
             f"  IAM roles {drift} (the drift check: read only, and the state) and {review} "
-            f"(the security review, the reviews' audit rows): only GitHub environment "
-            f"'{ENVIRONMENT}' assumes them"
+            f"(the security review, the reviews' audit rows): only {GH_COMPLIANCE}'s jobs in "
+            f"GitHub environment '{ENVIRONMENT}' on {ir.default_branch} assume them"
         )
     if ir.backend.kind == "s3":
         out.append(

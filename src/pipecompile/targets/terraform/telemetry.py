@@ -2,18 +2,21 @@
 
 Each deliver workflow's ``metrics`` job puts the run's figures in the namespace
 ``<project>/pipelines`` (workflow-metrics.sh) through the OIDC role
-``<project>-github-metrics``: trusted by the deploy branches' pushes (the job runs in no
-environment), allowed ``cloudwatch:PutMetricData`` in that namespace only.  The alarm
-and the dashboard are the CodePipeline delivery's (monitoring.py), on the same metrics.
+``<project>-github-metrics``: trusted by metrics.yml's jobs of the deploy branches'
+pushes (the job runs in no environment), allowed ``cloudwatch:PutMetricData`` in that
+namespace only.  The alarm and the dashboard are the CodePipeline delivery's
+(monitoring.py), on the same metrics.
 """
 
 from __future__ import annotations
 
 from ...ir import IR
 from ...serialize.hcl import Block, Ref
-from .blocks import aws_constants, iam_role, inline_policy, policy_doc
+from ..common import GH_METRICS
+from .blocks import iam_role, inline_policy, policy_doc
 from .iam import NEVER_APPROVE
 from .monitoring import alarm_and_dashboard, namespace
+from .oidc import workflow_trust
 
 
 def role_name(ir: IR) -> str:
@@ -21,29 +24,14 @@ def role_name(ir: IR) -> str:
 
 
 def github_monitoring(ir: IR) -> list[Block]:
-    oidc = aws_constants()["github_oidc_host"]
     provider = Ref(
         "aws_iam_openid_connect_provider.github.arn"
         if ir.github_oidc_provider == "create"
         else "data.aws_iam_openid_connect_provider.github.arn"
     )
-    trust = policy_doc(
-        "github_metrics_assume",
-        [
-            {
-                "actions": ["sts:AssumeRoleWithWebIdentity"],
-                "principals": [("Federated", [provider])],
-                "conditions": [
-                    ("StringEquals", f"{oidc}:aud", ["sts.amazonaws.com"]),
-                    (
-                        "StringLike",
-                        f"{oidc}:sub",
-                        [f"repo:{ir.repository}:ref:refs/heads/{b}" for b in ir.deploy_branches],
-                    ),
-                ],
-            }
-        ],
-    )
+    # metrics.yml's jobs on the deploy branches' pushes (no environment: the sub's context
+    # is the ref), read as GitHub reads the patterns (oidc.py)
+    trust = workflow_trust(ir, "github_metrics", provider, GH_METRICS, ir.deploy_branches, None)
     role = iam_role("github_metrics", role_name(ir), "github_metrics_assume")
     role.attr("max_session_duration", 3600)
     policy = policy_doc(

@@ -1,0 +1,218 @@
+"""Issue 28, attacker trace of the GitHub environments: GitHub creates an environment a
+workflow names but the repository lacks, with no protection rules ("anyone that can edit
+workflows in the repository can create environments via a workflow file", GitHub docs,
+managing environments).  So a trust that names only the environment hands the release
+key to a feature branch's own workflow naming ``environment: build-release`` until an
+admin creates that environment.  Every GitHub OIDC role now trusts one workflow file's
+jobs, in its environment, on the branches that environment admits: the ``sub`` of the
+repository's subject template ``["repo", "context", "job_workflow_ref"]``
+(terraform/oidc.py), and with GitHub's default ``sub`` (template not set) no role at all.
+
+IAM evaluated from the generated Terraform (tests/iam_eval.py); the subjects as GitHub
+issues them (tests/iam_eval.py's github_subject)."""
+
+from __future__ import annotations
+
+import json
+import re
+from fnmatch import fnmatchcase
+
+import pytest
+
+from pipecompile.compiler import compile_bytes
+from pipecompile.targets.terraform import describe
+from pipecompile.targets.terraform.oidc import SUBJECT_TEMPLATE, workflow_subjects
+from tests.conftest import ROOT
+from tests.iam_eval import Account, github_subject
+
+STOREFRONT = ROOT / "samples/storefront"
+OIDC = "token.actions.githubusercontent.com"
+REPO = "example/storefront"
+ir = compile_bytes(str(STOREFRONT / "pipeline.yaml"), (STOREFRONT / "pipeline.yaml").read_bytes())
+acct = Account(STOREFRONT / ir.output("terraform"), ir.aws.account_id)
+WORKFLOWS = STOREFRONT / ir.output("github-actions")
+
+
+def assume(role: str, sub: str) -> bool:
+    provider = ("Federated", f"arn:aws:iam::{acct.account}:oidc-provider/{OIDC}")
+    return acct.may_assume(
+        role, provider, **{f"{OIDC}:aud": "sts.amazonaws.com", f"{OIDC}:sub": sub}
+    )
+
+
+def github_roles() -> list[str]:
+    """The roles a GitHub OIDC token may assume (their trust names the provider)."""
+    return sorted(
+        label
+        for label, role in acct.roles.items()
+        if any(
+            p[0] == "Federated" and OIDC in " ".join(p[1]) for s in role.trust for p in s.principals
+        )
+    )
+
+
+def test_every_github_role_is_covered() -> None:
+    assert github_roles() == sorted(
+        [
+            "github_build",
+            "github_release",
+            "github_dast",
+            "github_drift",
+            "github_review",
+            "github_daily_summary",
+            "github_metrics",
+            *("github_deploy_" + e.name for e in ir.environments),
+        ]
+    )
+
+
+def test_a_feature_branch_naming_build_release_gets_no_release_role() -> None:
+    """(a) The attack: on feature/x, a workflow of the attacker's own naming
+    ``environment: build-release`` (GitHub creates that environment unprotected if it is
+    missing), or build.yml itself edited on feature/x and run there.  (c) The release
+    build (build.yml on release/1.2 in build-release) still assumes it."""
+    for workflow in ("steal.yml", "build.yml", "deliver-web.yml"):
+        for branch in ("feature/x", "develop", "release-x", "release/a/b", "mainx"):
+            sub = github_subject(REPO, workflow, branch, "build-release")
+            assert not assume("github_release", sub), sub
+    # its own workflow on a release branch is refused too: the file is named
+    assert not assume(
+        "github_release", github_subject(REPO, "steal.yml", "release/1.2", "build-release")
+    )
+    # nor does a job without an environment get it, on any branch
+    assert not assume("github_release", github_subject(REPO, "build.yml", "release/1.2"))
+    for branch in ("release/1.2", "hotfix/1", "main"):
+        assert assume("github_release", github_subject(REPO, "build.yml", branch, "build-release"))
+    # the dev build role: build.yml on feature branches, in build only
+    assert assume("github_build", github_subject(REPO, "build.yml", "feature/x", "build"))
+    assert not assume("github_build", github_subject(REPO, "steal.yml", "feature/x", "build"))
+    assert not assume(
+        "github_build", github_subject(REPO, "build.yml", "feature/x", "build-release")
+    )
+
+
+def test_a_feature_branch_naming_production_gets_no_deploy_role() -> None:
+    """The same for a deploy role: deploy.yml on main in production can, deploy.yml (or
+    a file of its own) on feature/x in production cannot."""
+    prod = "github_deploy_production"
+    assert assume(prod, github_subject(REPO, "deploy.yml", "main", "production"))
+    for workflow, branch in (
+        ("deploy.yml", "feature/x"),
+        ("steal.yml", "feature/x"),
+        ("steal.yml", "main"),
+        ("rollback.yml", "main"),  # the caller's file: the called deploy.yml's job assumes it
+        ("deploy.yml", "release/1.2"),  # staging's branches, not production's
+    ):
+        sub = github_subject(REPO, workflow, branch, "production")
+        assert not assume(prod, sub), sub
+    assert not assume(prod, github_subject(REPO, "deploy.yml", "main", "staging"))
+    assert not assume(prod, github_subject(REPO, "deploy.yml", "main"))
+
+
+def test_without_the_subject_template_no_role_can_be_assumed() -> None:
+    """(b) Fail closed: until the repository's template is set, GitHub issues its default
+    ``sub`` (repo:<repo>:environment:<env>, repo:<repo>:ref:<ref>, ...), which no role
+    trusts, on any branch, in any environment."""
+    environments = [e.name for e in ir.environments] + [
+        "build",
+        "build-release",
+        "compliance",
+        "daily-summary",
+        "staging-dast",
+        None,
+    ]
+    branches = ["main", "release/1.2", "hotfix/1", "feature/x", "develop"]
+    for role in github_roles():
+        for env in environments:
+            for branch in branches:
+                sub = github_subject(REPO, "x.yml", branch, env, template=False)
+                assert not assume(role, sub), (role, sub)
+        assert not assume(role, f"repo:{REPO}:pull_request")
+
+
+@pytest.mark.parametrize("role", github_roles())
+def test_each_role_trusts_the_file_whose_job_assumes_it(role: str) -> None:
+    """The workflow file each trust names is the one whose configure-aws-credentials
+    step assumes that role in the generated workflows (and no other file's)."""
+    arn = acct.arn(f"aws_iam_role.{role}")
+    files = sorted(
+        p.name
+        for p in WORKFLOWS.glob("*.yml")
+        if re.search(r"role-to-assume: .*" + re.escape(arn) + r"\b", p.read_text())
+    )
+    named = sorted(
+        {
+            m
+            for s in acct.roles[role].trust
+            for op, key, values in s.conditions
+            if key == f"{OIDC}:sub" and op == "StringLike"
+            for v in values
+            for m in re.findall(r"/\.github/workflows/([^@]+)@", v)
+        }
+    )
+    assert files and named == files, (role, named, files)
+
+
+def _iam_admits(subjects: list[str], spans: list[list[str]], sub: str) -> bool:
+    """IAM's reading of workflow_subjects' statements (StringLike, then StringNotLike;
+    '*' any run of characters, ':' and '/' included, as tests/iam_eval.py reads it)."""
+
+    def like(pattern: str) -> bool:
+        return fnmatchcase(sub, pattern.replace("[", "[[]"))
+
+    return any(
+        like(s) and not any(like(n) for n in ns) for s, ns in zip(subjects, spans, strict=True)
+    )
+
+
+def test_a_wildcard_never_reaches_across_a_colon_into_the_next_claim() -> None:
+    """IAM's ``*`` matches ':' too.  A legitimate subject has exactly the template's
+    colons (a branch name never holds one, git check-ref-format), so each wildcard is
+    also refused across a ':' (defence in depth: a ``**`` pattern, which may span '/',
+    would otherwise let a ``*`` stretch over the job_workflow_ref of another file)."""
+    subjects, spans = workflow_subjects(ir, "build.yml", ("release/*",), "build-release")
+    assert subjects == [
+        f"repo:{REPO}:environment:build-release:job_workflow_ref:{REPO}/.github/workflows/"
+        "build.yml@refs/heads/release/*"
+    ]
+    assert [s.rsplit("@", 1)[1] for s in spans[0]] == [
+        "refs/heads/release/*/*",
+        "refs/heads/release/*:*",
+    ]
+    # no environment: the ref twice, each of its wildcards refused across '/' and ':'
+    subjects, spans = workflow_subjects(ir, "metrics.yml", ("release/**",), None)
+    assert subjects == [
+        f"repo:{REPO}:ref:refs/heads/release/*:job_workflow_ref:{REPO}/.github/workflows/"
+        "metrics.yml@refs/heads/release/*"
+    ]
+    assert _iam_admits(subjects, spans, github_subject(REPO, "metrics.yml", "release/a/b"))
+    forged = (
+        f"repo:{REPO}:ref:refs/heads/release/x:job_workflow_ref:{REPO}/.github/workflows/"
+        f"steal.yml@refs/heads/release/x:job_workflow_ref:{REPO}/.github/workflows/"
+        "metrics.yml@refs/heads/release/x"
+    )
+    assert fnmatchcase(forged, subjects[0])  # the StringLike alone would admit it
+    assert not _iam_admits(subjects, spans, forged)
+    assert not _iam_admits(subjects, spans, github_subject(REPO, "steal.yml", "release/x"))
+
+
+def test_explain_sets_the_subject_template_first() -> None:
+    """The checklist prints the gh api command with its JSON, before the roles, and says
+    no role can be assumed without it."""
+    lines = describe(ir)
+    (i,) = [n for n, line in enumerate(lines) if "customization/sub" in line]
+    line = lines[i]
+    body = re.search(r"echo '(\{.*?\})'", line)
+    assert body is not None
+    assert (
+        json.loads(body.group(1))
+        == SUBJECT_TEMPLATE
+        == {
+            "use_default": False,
+            "include_claim_keys": ["repo", "context", "job_workflow_ref"],
+        }
+    )
+    assert f"gh api -X PUT repos/{REPO}/actions/oidc/customization/sub --input -" in line
+    assert "no role can be assumed" in line
+    first_role = next(n for n, x in enumerate(lines) if x.startswith("  IAM role "))
+    assert i < first_role
