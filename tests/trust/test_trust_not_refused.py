@@ -51,6 +51,13 @@ def test_github_names_the_branch_trust_of_the_release_role_and_the_dast_environm
         for line in staging
     )
     assert not any("build-release" in line for line in _open(ir, ir.environments[0].name))
+    # the same remote call of each environment's deploy.yml, and of zap.yml in staging-dast
+    production = _open(ir, "production")
+    assert any(
+        "deploy.yml@<one of production's branches>" in line and "deployment branch policy" in line
+        for line in production
+    )
+    assert any("zap.yml@<one of staging's branches>" in line for line in staging)
 
 
 def test_without_an_audit_table_the_dast_mark_checks_nothing_and_says_so() -> None:
