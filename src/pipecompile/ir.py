@@ -497,6 +497,19 @@ class IR:
         ]
         return [e.name for e in others if not e.approval], [e.name for e in others if e.approval]
 
+    def scheduled_scans(self) -> list[tuple[str, str]]:
+        """(service, URL) of the scheduled DAST scan: each service deployed to its
+        environment, at its own address under that environment's url (service_url)."""
+        dast = self.security.dast
+        if dast is None or not dast.scheduled_environment or not dast.scheduled_url:
+            return []
+        return [
+            (svc.name, service_url(dast.scheduled_url, d.hosts))
+            for svc in self.services
+            for d in svc.deployments
+            if d.environment == dast.scheduled_environment
+        ]
+
     def image_of(self, svc: Service, env: Environment) -> tuple[str, str]:
         """(ECR repository, image URI) ``env`` deploys from: an approval environment only
         the release repository, which only the release tier writes."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..ir import IR, Deployment, Environment, PlanInput, Rollback, Service, service_url
+from ..ir import IR, Deployment, Environment, PlanInput, Rollback, Service
 from ..targets.chart.analysis import (
     FAILURE_LIMIT,
     inconclusive_limit,
@@ -246,14 +246,8 @@ def explain_event(ir: IR, event: str, ref: str) -> list[str]:
                 f"no scheduled work: the scheduled DAST scan needs a url on the last "
                 f"environment ({ir.environments[-1].name})"
             ]
+        where = ", ".join(f"{name} at {url}" for name, url in ir.scheduled_scans())
         scheduled = dast.scheduled_environment
-        urls = [
-            f"{svc.name} at {service_url(dast.scheduled_url, d.hosts)}"
-            for svc in ir.services
-            for d in svc.deployments
-            if d.environment == scheduled
-        ]
-        where = ", ".join(urls)
         return [f"dast.yml runs OWASP ZAP against {where} ({scheduled}) on cron '{dast.cron}'"]
     on = dict(ir.outputs)
     envs = [e for e in ir.environments if matches(e, branch)]

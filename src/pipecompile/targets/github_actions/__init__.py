@@ -38,7 +38,7 @@ import re
 from typing import Any
 
 from ...errors import Path_
-from ...ir import IR, service_url
+from ...ir import IR
 from ...serialize.emit import yaml_document
 from .. import Finding, gitops_required
 from ..common import GH_DEPLOY, GH_ZAP
@@ -147,18 +147,15 @@ def dast_workflow(ir: IR) -> dict[str, Any]:
     DAST environment."""
     dast = ir.security.dast
     assert dast is not None and dast.scheduled_environment and dast.scheduled_url
-    env, url = dast.scheduled_environment, dast.scheduled_url
+    env = dast.scheduled_environment
     jobs: dict[str, Any] = {}
-    for svc in ir.services:
-        dep = next((d for d in svc.deployments if d.environment == env), None)
-        if dep is None:
-            continue
-        jobs[f"zap-{svc.name}"] = {
-            "name": f"OWASP ZAP scan of {svc.name} in {env}",
+    for service, url in ir.scheduled_scans():
+        jobs[f"zap-{service}"] = {
+            "name": f"OWASP ZAP scan of {service} in {env}",
             # zap.yml's mark job (skipped: no digest) declares id-token: write
             "permissions": permissions(id_token="write") if ir.delivery == "github-actions" else {},
             "uses": workflow_ref(ir, ZAP),
-            "with": {"environment": env, "service": svc.name, "url": service_url(url, dep.hosts)},
+            "with": {"environment": env, "service": service, "url": url},
         }
     return {
         "name": f"dast / {env}",

@@ -192,9 +192,8 @@ class Deploy:
         ir = self.ir
         approver = any(s.step.kind == "approver" for s in ir.plan.deploy)
         out: list[dict[str, Any]] = []
-        needed = [
-            n for n in self.secrets() if n != ir.secrets.slack_webhook
-        ]  # the plan's (Slack's webhook is optional: no message without it)
+        # the plan's secrets (Slack's webhook is optional: without it, no message)
+        needed = [n for n in self.secrets() if n != ir.secrets.slack_webhook]
         if needed:
             env = {"REQUIRED_SECRETS": " ".join(needed), "ENVIRONMENT": self.value("ENVIRONMENT")}
             env.update({f"SET_{n}": _expr(f"secrets.{n} != ''") for n in needed})
@@ -290,14 +289,13 @@ class Deploy:
             "uses": workflow_ref(ir, ZAP),
             "with": {
                 "environment": "${{ inputs.environment }}",
+                # the report's name; the mark checks the environment's newest deploy of it
                 "service": self.value("SERVICE"),
                 # each service's own address (its Ingress host): the caller passes it
                 "url": "${{ inputs.dast_url }}",
                 "ecr_repository": "${{ inputs.ecr_repository }}",
                 "image_tag": "${{ inputs.image_tag }}",
                 "image_digest": "${{ inputs.image_digest }}",
-                # the mark checks the environment's newest deploy of this service
-                **({"service": "${{ inputs.service }}"} if ir.deployments_table else {}),
             },
         }
 

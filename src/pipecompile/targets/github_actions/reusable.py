@@ -293,14 +293,12 @@ def zap_workflow(ir: IR) -> dict[str, Any]:
     scan, mark = dast_steps(ir)
     inputs = {
         "environment": _string(),
-        "service": _string(),  # whose URL it scans: the report's name
+        "service": _string(),  # whose URL it scans: the report's name, the mark's service
         "url": _string(),
         "ecr_repository": _string(False),
         "image_tag": _string(False),
         "image_digest": _string(False),
     }
-    if mark.input("SERVICE"):  # the mark reads that service's newest deploy
-        inputs["service"] = _string(False)
     given = {
         "DAST_ENVIRONMENT": "${{ inputs.environment }}",
         "DAST_URL": "${{ inputs.url }}",
