@@ -64,6 +64,11 @@ class PlanStep:
     def input(self, name: str) -> PlanInput | None:
         return next((i for i in self.inputs if i.name == name), None)
 
+    def value(self, name: str) -> str:
+        """The value of input ``name``, "" where the step has none."""
+        found = self.input(name)
+        return found.value if found else ""
+
     def named(self, value: Callable[[str], str]) -> str:
         """The title with each "{NAME}" replaced by ``value(NAME)``."""
         return re.sub(r"\{([A-Z][A-Z0-9_]*)\}", lambda m: value(m[1]), self.title)

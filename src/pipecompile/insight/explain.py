@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..ir import IR, Deployment, Environment, PlanInput, Rollback, Service
+from ..ir import IR, Deployment, Environment, Rollback, Service
 from ..targets.chart.analysis import (
     FAILURE_LIMIT,
     inconclusive_limit,
@@ -49,7 +49,7 @@ def _gates(ir: IR, env: Environment) -> list[str]:
             if any(d.environment == env.name for d in svc.deployments)
         ]
         # the plan's: each service's own host (a manual blue-green's preview)
-        urls = ", ".join((s[0].input("DAST_URL") or PlanInput("")).value for s in scans if s)
+        urls = ", ".join(s[0].value("DAST_URL") for s in scans if s)
         gates.append(
             f"OWASP ZAP scans each service after its deploy ({urls}); alerts at or above "
             f"{dast.fail_on} block promotion"

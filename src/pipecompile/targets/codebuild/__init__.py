@@ -396,11 +396,11 @@ def deploy_spec(ir: IR) -> dict[str, Any]:
     if ir.security.sign_images:
         variables["COSIGN_VERSION"] = ir.pins.cosign_version
         variables["COSIGN_SHA256"] = ir.pins.cosign_sha256
-        # in the build phase, not install: a failed install phase skips the build phase
-        # and its finally block, so a failed download would leave no audit row (CodeBuild
-        # User Guide, view-build-details-phases.md: only a BUILD failure goes on to
-        # POST_BUILD and UPLOAD_ARTIFACTS; an INSTALL failure goes on to FINALIZING)
-        # after the exports the finally block's facts need (ACTOR, PIPELINE_NAME, ...)
+        # in the build phase, after the exports its finally block's facts read (ACTOR,
+        # PIPELINE_NAME, ...), not in install: a failed install phase skips the build
+        # phase and its finally block, so a failed download would leave no audit row
+        # (CodeBuild User Guide, view-build-details-phases.md: only a BUILD failure goes
+        # on to POST_BUILD and UPLOAD_ARTIFACTS; an INSTALL failure goes on to FINALIZING)
         commands.append(_sh("install-cosign.sh"))
     always: list[str] = []  # CodeBuild's finally: whatever happened before
     approver = next((s for s in plan.deploy if s.step.kind == "approver"), None)

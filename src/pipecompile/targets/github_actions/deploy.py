@@ -120,7 +120,7 @@ class Deploy:
             "image_digest": "${{ needs.build.outputs.digest }}",
         }
         if stage.dast:  # where DAST reaches this service (the plan's, per service)
-            out[DAST_URL_INPUT] = (stage.dast[0].input("DAST_URL") or PlanInput("")).value
+            out[DAST_URL_INPUT] = stage.dast[0].value("DAST_URL")
         for name, kind in self.passed():
             value = self.ir.plan.value(stage, name)
             if kind == "boolean":
@@ -184,7 +184,7 @@ class Deploy:
         def value(name: str) -> str:
             if name in self.scopes or name == "ENVIRONMENT":
                 return self.value(name)
-            return (step.input(name) or PlanInput(name)).value
+            return step.value(name)
 
         return step.named(value)
 

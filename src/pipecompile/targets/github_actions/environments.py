@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...ir import IR
-from ..common import BUILD_ENVIRONMENT, BUILD_RELEASE_ENVIRONMENT
+from ..common import BUILD_ENVIRONMENT, BUILD_RELEASE_ENVIRONMENT, GH_BUILD
 from ..compliance import ENVIRONMENT as COMPLIANCE
 from ..compliance import SUMMARY_ENVIRONMENT as SUMMARY
 from .steps import CI_ENVIRONMENT as CI
@@ -156,7 +156,7 @@ def describe(ir: IR) -> list[str]:
             )
         if env.name in (BUILD, BUILD_RELEASE):
             line += (
-                " (its build role trusts only build.yml's jobs in this environment on these "
+                f" (its build role trusts only {GH_BUILD}'s jobs in this environment on these "
                 "branches, by the OIDC subject template: see the AWS section)"
             )
         if env.name == NOTIFY_DEV:

@@ -256,9 +256,9 @@ def _codebuild_build_role(ir: IR, label: str, role_name: str, release: bool) -> 
     suffix = "-release" if release else ""  # each tier writes only its own log groups
     logs = [_log_arn(f"build-{s.name}{suffix}") for s in ir.services]
     statements = _common_codebuild(ir, logs, release)
-    # with signing the scan gate is the sign project's (a build session that runs the
-    # branch's code could fake it)
-    gate = bool(ir.security.image_scan_fail_on) and not ir.security.sign_images
+    # the plan's: with signing the scan gate is the sign project's (a build session that
+    # runs the branch's code could fake it)
+    gate = any(s.kind == "scan-gate" for svc in ir.services for s in ir.plan.build(svc.name).steps)
     statements += [
         *(_scan_statements(ir) if gate else []),
         {"sid": "EcrPush", "actions": ECR_PUSH, "resources": _repos(ir, release)},

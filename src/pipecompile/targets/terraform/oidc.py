@@ -229,6 +229,13 @@ def workflow_trust(
     return github_trust(label, provider, subjects, spans)
 
 
+def provider_ref(ir: IR) -> Ref:
+    """The GitHub OIDC provider's ARN: the one iam.tf creates, or the account's own."""
+    if ir.github_oidc_provider == "create":
+        return Ref("aws_iam_openid_connect_provider.github.arn")
+    return Ref("data.aws_iam_openid_connect_provider.github.arn")
+
+
 def oidc_provider(ir: IR) -> tuple[Block, Ref]:
     oidc = aws_constants()["github_oidc_host"]
     if ir.github_oidc_provider == "create":
@@ -236,12 +243,12 @@ def oidc_provider(ir: IR) -> tuple[Block, Ref]:
         gh.attr("url", f"https://{oidc}")
         gh.attr("client_id_list", ["sts.amazonaws.com"])
         gh.attr("thumbprint_list", list(aws_constants()["github_thumbprints"]))
-        return gh, Ref("aws_iam_openid_connect_provider.github.arn")
+        return gh, provider_ref(ir)
     # an account holds one provider per URL: use the one that exists
     gh = Block("data", ("aws_iam_openid_connect_provider", "github"))
     gh.comment("aws.github_oidc_provider: existing (the account has one already)")
     gh.attr("url", f"https://{oidc}")
-    return gh, Ref("data.aws_iam_openid_connect_provider.github.arn")
+    return gh, provider_ref(ir)
 
 
 def github_trust(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from ...ir import IR, Deployment, PlanInput, Service
+from ...ir import IR, Deployment, Service
 from ...serialize.hcl import Block, Call, Ref, Template
 from ..common import (
     BUILD_BUILDSPEC,
@@ -133,17 +133,17 @@ def _sonar_secret(ir: IR, name: str) -> tuple[tuple[str, str, str], ...]:
 def codebuild(ir: IR) -> list[Block]:
     folder = ir.buildspec_folder
     blocks: list[Block] = []
+    # each tier's SonarQube secret, which only its role may read: not in the shared
+    # buildspec, whose secrets-manager entries CodeBuild reads with the project's role
+    # (the rehearsal's IAM check, tests/rehearsal/iam_calls.py, found the release role
+    # reading the dev tier's secret)
+    dev_sonar = _sonar_secret(ir, ir.aws.sonar_secret_name)
+    release_sonar = _sonar_secret(ir, ir.aws.release_sonar_secret_name)
     for svc in ir.services:
         label = f"build-{svc.name}"
         # one build buildspec for every service: its projects set the service's values
         own = tuple((k, v, "PLAINTEXT") for k, v in build_project_variables(ir, svc).items())
         blocks.append(_log_group(ir, label, svc.build_log_group))
-        # each tier's SonarQube secret, which only its role may read: not in the shared
-        # buildspec, whose secrets-manager entries CodeBuild reads with the project's role
-        # (the rehearsal's IAM check, tests/rehearsal/iam_calls.py, found the release role
-        # reading the dev tier's secret)
-        dev_sonar = _sonar_secret(ir, ir.aws.sonar_secret_name)
-        release_sonar = _sonar_secret(ir, ir.aws.release_sonar_secret_name)
         blocks.append(
             _project(
                 ir,
@@ -295,9 +295,7 @@ def dast_parameters(ir: IR) -> tuple[tuple[str, str, str], ...]:
     """The DAST project's variables: the environment it scans (each service's pipeline
     passes that service's URL, and the buildspec refuses a start without one)."""
     scan = next(s.dast[0] for s in ir.plan.stages if s.dast)
-    return (
-        ("DAST_ENVIRONMENT", (scan.input("DAST_ENVIRONMENT") or PlanInput("")).value, "PLAINTEXT"),
-    )
+    return (("DAST_ENVIRONMENT", scan.value("DAST_ENVIRONMENT"), "PLAINTEXT"),)
 
 
 def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
@@ -418,7 +416,7 @@ def dast_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
     _, uri = ir.image_of(svc, ir.environment(dep.environment))
     scan = ir.plan.stage(svc.name, dep.environment).dast[0]
     out = {
-        "DAST_URL": (scan.input("DAST_URL") or PlanInput("")).value,
+        "DAST_URL": scan.value("DAST_URL"),
         "IMAGE_URI": uri,  # the buildspec derives ECR_REPOSITORY from it
         **_image(ir),
     }

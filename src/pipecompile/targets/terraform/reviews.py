@@ -41,7 +41,7 @@ from ..compliance import (
 )
 from .blocks import iam_role, inline_policy, policy_doc, resource
 from .iam import NEVER_APPROVE, _scan_statements, table_key
-from .oidc import workflow_trust
+from .oidc import provider_ref, workflow_trust
 from .phases import DRIFT_VARIABLE
 from .projects import schedule, script_project, subshell
 
@@ -328,11 +328,7 @@ def _codebuild(ir: IR) -> list[Block]:
 
 
 def _github(ir: IR) -> list[Block]:
-    provider = Ref(
-        "aws_iam_openid_connect_provider.github.arn"
-        if ir.github_oidc_provider == "create"
-        else "data.aws_iam_openid_connect_provider.github.arn"
-    )
+    provider = provider_ref(ir)
     # compliance.yml's jobs in environment compliance, on the default branch (drift.yml
     # and security-review.yml call it on their schedules; oidc.py says what the sub holds)
     branch = (ir.default_branch,)

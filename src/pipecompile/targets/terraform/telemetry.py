@@ -11,12 +11,12 @@ namespace only.  The alarm and the dashboard are the CodePipeline delivery's
 from __future__ import annotations
 
 from ...ir import IR
-from ...serialize.hcl import Block, Ref
+from ...serialize.hcl import Block
 from ..common import GH_METRICS
 from .blocks import iam_role, inline_policy, policy_doc
 from .iam import NEVER_APPROVE
 from .monitoring import alarm_and_dashboard, namespace
-from .oidc import workflow_trust
+from .oidc import provider_ref, workflow_trust
 
 
 def role_name(ir: IR) -> str:
@@ -24,11 +24,7 @@ def role_name(ir: IR) -> str:
 
 
 def github_monitoring(ir: IR) -> list[Block]:
-    provider = Ref(
-        "aws_iam_openid_connect_provider.github.arn"
-        if ir.github_oidc_provider == "create"
-        else "data.aws_iam_openid_connect_provider.github.arn"
-    )
+    provider = provider_ref(ir)
     # metrics.yml's jobs on the deploy branches' pushes (no environment: the sub's context
     # is the ref), read as GitHub reads the patterns (oidc.py)
     trust = workflow_trust(ir, "github_metrics", provider, GH_METRICS, ir.deploy_branches, None)
