@@ -353,16 +353,20 @@ def github_subject(
     """The OIDC ``sub`` GitHub issues to a job of ``.github/workflows/<workflow>`` in a run on
     ``refs/heads/<branch>``, in GitHub environment ``environment`` (None: none, and the
     context is the ref), once the repository's subject template is
-    ``["repo", "context", "job_workflow_ref"]`` (docs.github.com, "OpenID Connect
-    reference", Customizing the subject claims: ``repo:ORG/REPO:environment:ENV:
-    job_workflow_ref:REUSABLE-WORKFLOW-PATH``).  A workflow called with ``$/`` is "from
-    the same commit as the caller workflow" (docs.github.com, "Reuse workflows"), so its
-    ref is the caller's; ``called_at``: the branch a caller named instead
-    (``<repo>/.github/workflows/<file>@<branch>``).  ``template=False``: GitHub's default
-    format, the template not set (``repo:ORG/REPO:environment:ENV``)."""
+    ``["repo", "context", "ref", "job_workflow_ref"]`` (docs.github.com, "OpenID Connect
+    reference", Customizing the subject claims: the claims in order, ``key:value`` joined
+    by ':', ``context`` as in the default template, e.g. ``repo:ORG/REPO:environment:ENV:
+    job_workflow_ref:REUSABLE-WORKFLOW-PATH``).  ``ref`` is the run's, so the caller's for
+    a reusable workflow's jobs.  A workflow called with ``$/`` is from the running commit
+    (changelog 2026-07-30): here its ref is the caller's branch; ``called_at``: the ref a
+    caller named instead (``<repo>/.github/workflows/<file>@<branch>``), or a 40-hex
+    commit.  ``template=False``: GitHub's default format, the template not set
+    (``repo:ORG/REPO:environment:ENV``)."""
     context = f"environment:{environment}" if environment else f"ref:refs/heads/{branch}"
     if not template:
         return f"repo:{repo}:{context}"
     at = called_at or branch
-    called = f"{repo}/.github/workflows/{workflow}@refs/heads/{at}"
-    return f"repo:{repo}:{context}:job_workflow_ref:{called}"
+    if not (len(at) == 40 and all(c in "0123456789abcdef" for c in at)):
+        at = f"refs/heads/{at}"
+    called = f"{repo}/.github/workflows/{workflow}@{at}"
+    return f"repo:{repo}:{context}:ref:refs/heads/{branch}:job_workflow_ref:{called}"

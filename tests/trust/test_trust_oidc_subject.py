@@ -5,8 +5,11 @@ managing environments).  So a trust that names only the environment hands the re
 key to a feature branch's own workflow naming ``environment: build-release`` until an
 admin creates that environment.  Every GitHub OIDC role now trusts one workflow file's
 jobs, in its environment, on the branches that environment admits: the ``sub`` of the
-repository's subject template ``["repo", "context", "job_workflow_ref"]``
+repository's subject template ``["repo", "context", "ref", "job_workflow_ref"]``
 (terraform/oidc.py), and with GitHub's default ``sub`` (template not set) no role at all.
+The branch is the run's own (``ref``): a feature branch's workflow calling the trusted
+file at a trusted branch (``<repo>/.github/workflows/deploy.yml@main``) is refused too
+(attacker trace of the first template, which named only the called file's ref).
 
 IAM evaluated from the generated Terraform (tests/iam_eval.py); the subjects as GitHub
 issues them (tests/iam_eval.py's github_subject)."""
@@ -109,6 +112,48 @@ def test_a_feature_branch_naming_production_gets_no_deploy_role() -> None:
     assert not assume(prod, github_subject(REPO, "deploy.yml", "main"))
 
 
+def test_a_feature_branch_calling_the_trusted_file_at_a_trusted_branch_is_refused() -> None:
+    """Attacker trace of the first template (repo, context, job_workflow_ref): with an
+    environment its ``sub`` named the called file at the ref the caller names, not the
+    run's branch.  A workflow on feature/x calling
+    ``<repo>/.github/workflows/deploy.yml@main`` in ``production`` (its own commit, its
+    own chart and values) presented production's subject; so did build.yml@release/1.2
+    in build-release and zap.yml@<a staging branch> in the DAST environment.  The ``ref``
+    claim is the run's: each is refused, whatever the called ref."""
+    dast = ir.security.dast
+    assert dast is not None
+    staging = ir.environment(dast.environment)
+    cases = [
+        ("github_deploy_production", "deploy.yml", "main", "production"),
+        ("github_release", "build.yml", "release/1.2", "build-release"),
+        ("github_dast", "zap.yml", staging.includes[0], dast.github_environment),
+        ("github_deploy_" + staging.name, "deploy.yml", staging.includes[0], staging.name),
+    ]
+    for role, workflow, trusted, environment in cases:
+        # the legitimate job: the caller on the trusted branch, the file from its commit
+        assert assume(role, github_subject(REPO, workflow, trusted, environment)), role
+        for branch in ("feature/x", "develop", "mainx", "release-x"):
+            if fnmatchcase(branch, trusted):
+                continue
+            sub = github_subject(REPO, workflow, branch, environment, called_at=trusted)
+            assert not assume(role, sub), sub
+
+
+def test_the_called_file_may_read_at_a_commit() -> None:
+    """What ``job_workflow_ref`` reads for a ``$/`` call is documented nowhere (it
+    resolves "at the exact commit that is running", changelog 2026-07-30): a commit SHA
+    there must not refuse the legitimate job, since the run's branch is what the trust
+    binds; another file at that commit is still refused."""
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    sub = github_subject(REPO, "deploy.yml", "main", "production", called_at=sha)
+    assert sub.endswith(f"deploy.yml@{sha}")
+    assert assume("github_deploy_production", sub)
+    steal = github_subject(REPO, "steal.yml", "main", "production", called_at=sha)
+    assert not assume("github_deploy_production", steal)
+    build = github_subject(REPO, "build.yml", "feature/x", "build", called_at=sha)
+    assert assume("github_build", build)
+
+
 def test_without_the_subject_template_no_role_can_be_assumed() -> None:
     """(b) Fail closed: until the repository's template is set, GitHub issues its default
     ``sub`` (repo:<repo>:environment:<env>, repo:<repo>:ref:<ref>, ...), which no role
@@ -128,6 +173,9 @@ def test_without_the_subject_template_no_role_can_be_assumed() -> None:
                 sub = github_subject(REPO, "x.yml", branch, env, template=False)
                 assert not assume(role, sub), (role, sub)
         assert not assume(role, f"repo:{REPO}:pull_request")
+    # a repository still on the first template (no ``ref``) matches no trust either
+    first = f"repo:{REPO}:environment:production:job_workflow_ref:{REPO}/.github/workflows/"
+    assert not assume("github_deploy_production", first + "deploy.yml@refs/heads/main")
 
 
 @pytest.mark.parametrize("role", github_roles())
@@ -171,25 +219,23 @@ def test_a_wildcard_never_reaches_across_a_colon_into_the_next_claim() -> None:
     also refused across a ':' (defence in depth: a ``**`` pattern, which may span '/',
     would otherwise let a ``*`` stretch over the job_workflow_ref of another file)."""
     subjects, spans = workflow_subjects(ir, "build.yml", ("release/*",), "build-release")
-    assert subjects == [
-        f"repo:{REPO}:environment:build-release:job_workflow_ref:{REPO}/.github/workflows/"
-        "build.yml@refs/heads/release/*"
-    ]
-    assert [s.rsplit("@", 1)[1] for s in spans[0]] == [
-        "refs/heads/release/*/*",
-        "refs/heads/release/*:*",
+    called = f"job_workflow_ref:{REPO}/.github/workflows/build.yml@*"
+    assert subjects == [f"repo:{REPO}:environment:build-release:ref:refs/heads/release/*:{called}"]
+    assert [s.split(":ref:", 1)[1] for s in spans[0]] == [
+        f"refs/heads/release/*/*:{called}",
+        f"refs/heads/release/*:*:{called}",
     ]
     # no environment: the ref twice, each of its wildcards refused across '/' and ':'
     subjects, spans = workflow_subjects(ir, "metrics.yml", ("release/**",), None)
     assert subjects == [
-        f"repo:{REPO}:ref:refs/heads/release/*:job_workflow_ref:{REPO}/.github/workflows/"
-        "metrics.yml@refs/heads/release/*"
+        f"repo:{REPO}:ref:refs/heads/release/*:ref:refs/heads/release/*:job_workflow_ref:"
+        f"{REPO}/.github/workflows/metrics.yml@*"
     ]
     assert _iam_admits(subjects, spans, github_subject(REPO, "metrics.yml", "release/a/b"))
     forged = (
-        f"repo:{REPO}:ref:refs/heads/release/x:job_workflow_ref:{REPO}/.github/workflows/"
-        f"steal.yml@refs/heads/release/x:job_workflow_ref:{REPO}/.github/workflows/"
-        "metrics.yml@refs/heads/release/x"
+        f"repo:{REPO}:ref:refs/heads/release/x:ref:refs/heads/release/x:job_workflow_ref:"
+        f"{REPO}/.github/workflows/steal.yml@refs/heads/release/x:job_workflow_ref:"
+        f"{REPO}/.github/workflows/metrics.yml@refs/heads/release/x"
     )
     assert fnmatchcase(forged, subjects[0])  # the StringLike alone would admit it
     assert not _iam_admits(subjects, spans, forged)
@@ -209,7 +255,7 @@ def test_explain_sets_the_subject_template_first() -> None:
         == SUBJECT_TEMPLATE
         == {
             "use_default": False,
-            "include_claim_keys": ["repo", "context", "job_workflow_ref"],
+            "include_claim_keys": ["repo", "context", "ref", "job_workflow_ref"],
         }
     )
     assert f"gh api -X PUT repos/{REPO}/actions/oidc/customization/sub --input -" in line

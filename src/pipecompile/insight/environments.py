@@ -4,8 +4,8 @@ targets/github_actions/environments.py's).
 
 With ``delivery: github-actions`` a deploy job's secrets (the GitOps credential, the
 Argo CD token) and its AWS role (trusted for the OIDC subject
-``repo:<repo>:environment:<env>:job_workflow_ref:...``, terraform/oidc.py) belong to its
-GitHub environment; a workflow edited on a feature branch may name any environment.
+``repo:<repo>:environment:<env>:ref:<ref>:job_workflow_ref:...``, terraform/oidc.py)
+belong to its GitHub environment; a workflow edited on a feature branch may name any environment.
 GitHub refuses such a job only when the environment's deployment branch policy does not
 match the branch, so each environment admits exactly the branch patterns it deploys from.
 

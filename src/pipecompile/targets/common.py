@@ -29,7 +29,8 @@ BUILD_BUILDSPEC, DEPLOY_BUILDSPEC, DAST_BUILDSPEC = "build.yml", "deploy.yml", "
 BUILD_ENVIRONMENT = "build"
 BUILD_RELEASE_ENVIRONMENT = "build-release"
 # GitHub delivery: the workflow files (.github/workflows/<file>) whose jobs assume each
-# OIDC role, which the roles' trust names (job_workflow_ref; terraform/oidc.py)
+# OIDC role, which the roles' trust names (job_workflow_ref, at any ref: the run's
+# branch is the ref claim; terraform/oidc.py)
 GH_BUILD, GH_DEPLOY, GH_ZAP = "build.yml", "deploy.yml", "zap.yml"
 GH_COMPLIANCE, GH_SUMMARY, GH_METRICS = "compliance.yml", "daily-summary.yml", "metrics.yml"
 SIGN_BUILDSPEC = "sign.yml"  # one for both tiers: each sign project sets its key

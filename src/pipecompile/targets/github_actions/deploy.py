@@ -1,10 +1,11 @@
 """deploy.yml: the plan's shared deploy as one reusable workflow (``workflow_call``).
 
 Its job runs in the GitHub environment ``inputs.environment``: that environment's
-reviewers gate it, its OIDC subject (``repo:<owner>/<name>:environment:<env>:
-job_workflow_ref:<owner>/<name>/.github/workflows/deploy.yml@<ref>`` once the repository's
-subject template is set, terraform/oidc.py) is the only one the environment's role
-trusts, on the environment's branches, and its secrets are the ones it reads.
+reviewers gate it, its OIDC subject (``repo:<owner>/<name>:environment:<env>:ref:<the
+caller's ref>:job_workflow_ref:<owner>/<name>/.github/workflows/deploy.yml@<ref>`` once
+the repository's subject template is set, terraform/oidc.py) is the only one the
+environment's role trusts, for runs on the environment's branches, and its secrets are
+the ones it reads.
 
 Where a plan parameter varies by environment only (the accepted keys, the switches of
 the promotion gate or the sync window, the wait), deploy.yml holds the value for each

@@ -1,9 +1,10 @@
 """IAM for GitHub delivery (the roles iam.tf holds when delivery is github-actions): the
 OIDC provider, the build roles by tier (each trusted by its GitHub environment), per
 environment a deploy role that only that GitHub environment's jobs can assume, and the
-DAST job's role.  Each trusts one workflow file's jobs in one environment, on the
+DAST job's role.  Each trusts one workflow file's jobs in one environment, in runs on the
 branches that environment admits (oidc.py's workflow_trust: the OIDC subject
-repo:<repo>:environment:<env>:job_workflow_ref:<repo>/.github/workflows/<file>@<ref>),
+repo:<repo>:environment:<env>:ref:<the run's ref>:job_workflow_ref:<repo>/.github/
+workflows/<file>@<any ref>),
 since GitHub creates an environment a workflow names with no protection rules.  What they share with
 CodePipeline delivery's roles (the deploy statements, the never-approve deny, the ECR
 and signing actions) stays in iam.py.

@@ -1,11 +1,14 @@
 """GitHub OIDC trust: which workflow runs may assume a role.  Every role of GitHub
 delivery trusts the jobs of one workflow file, in one GitHub environment where it has
-one, on the branches allowed (``workflow_trust``): never a branch ref alone, which
-whoever may push creates, nor an environment alone, which GitHub creates unprotected for
-any workflow that names it (issue 28 trace).  The subject names the file and the ref only
-once the repository's OIDC subject template (``SUBJECT_TEMPLATE``) is set; until then no
-role can be assumed.  The rulesets still cover the nested names IAM's ``*`` would match
-(``nested_cover``); ``iam_alternatives`` says how a branch pattern would read in IAM:
+one, in runs on the branches allowed (``workflow_trust``): never a branch ref alone,
+which whoever may push creates, nor an environment alone, which GitHub creates
+unprotected for any workflow that names it (issue 28 trace).  The subject names the
+file and the run's branch only once the repository's OIDC subject template
+(``SUBJECT_TEMPLATE``) is set; until then no role can be assumed.  The branch is the
+run's (``ref``), the caller's for a reusable workflow's jobs, so a workflow on another
+branch calling the trusted file is refused.  The rulesets still cover the nested names
+IAM's ``*`` would match (``nested_cover``); ``iam_alternatives`` says how a branch
+pattern would read in IAM:
 
 GitHub reads a branch pattern's ``*`` within one path segment (Actions filter patterns,
 "Filter pattern cheat sheet"; rulesets and deployment branch policies use File.fnmatch
@@ -133,23 +136,34 @@ def nested_cover(glob: str) -> list[str]:
 
 # GitHub's repository OIDC subject template (REST: PUT
 # /repos/{owner}/{repo}/actions/oidc/customization/sub; docs.github.com "OpenID Connect
-# reference", "Customizing the subject claims", Example: Requiring a reusable workflow and
-# other claims): the sub then reads
-#   repo:<owner>/<repo>:environment:<env>:job_workflow_ref:<owner>/<repo>/
-#   .github/workflows/<file>@<ref>    (one line, no space)
-# for a job with an environment, and with ``ref:<ref>`` as its context for one without.
+# reference", "Customizing the subject claims": the sub is the listed claims in order,
+# each as ``<key>:<value>``, joined by ':', where ``context`` stands for the default
+# template's context: ``environment:<env>`` for a job with an environment, else
+# ``ref:<ref>``; Example: Requiring a reusable workflow and other claims).  The sub reads
+#   repo:<owner>/<repo>:environment:<env>:ref:refs/heads/<branch>:job_workflow_ref:
+#   <owner>/<repo>/.github/workflows/<file>@<ref of the file>    (one line, no space)
+# for a job with an environment, and with ``ref:<ref>`` as its context for one without
+# (the ref then appears twice).  ``ref`` is "the git ref that triggered the workflow
+# run" (same page, claims table): the caller's branch, for the jobs of a reusable
+# workflow too ("Using OpenID Connect with reusable workflows": the other claims
+# describe the caller).  Without it the sub of a job with an environment names no branch
+# of the run, only the called file at the ref the caller names: a feature branch's
+# workflow calling ``<repo>/.github/workflows/deploy.yml@main`` in ``production``
+# presented production's subject for its own commit (attacker trace of issue 28).
 # ``job_workflow_ref`` is, "for jobs using a reusable workflow, the ref path to the
-# reusable workflow" (same page, claims table; "Using OpenID Connect with reusable
-# workflows": the other claims describe the caller); a workflow called with ``$/`` or ``./``
-# "is from the same commit as the caller workflow" (docs.github.com "Reuse workflows";
-# changelog 2022-01-25), so its ref is the caller's: the file and the branch a job's trust
-# names are the ones it ran.  AWS conditions a GitHub token on ``aud`` and ``sub`` alone,
-# so the template is how the trust can name either.  Without it the sub keeps GitHub's
-# default form, which no generated trust admits (fail closed).  Values ':' would break are
-# escaped by GitHub as %3A (same page); a branch name never holds ':' (git check-ref-format).
+# reusable workflow": the trust names its file, never its ref (``@*``): GitHub documents
+# no value for a ``$/`` call ("resolves to your workflow's own repository at the exact
+# commit that is running", changelog 2026-07-30), which may be a commit SHA, and the
+# branch is bound by ``ref``: a run on a branch runs that branch's workflow files (a
+# push, a dispatch on it, a schedule or pull_request_target on the default branch), so
+# only that branch's reviewed code decides which file it calls at which ref.  AWS
+# conditions a GitHub token on ``aud`` and ``sub`` alone, so the template is how the
+# trust can name either.  Without it the sub keeps GitHub's default form, which no
+# generated trust admits (fail closed).  Values ':' would break are escaped by GitHub as
+# %3A (same page); a branch name never holds ':' (git check-ref-format).
 SUBJECT_TEMPLATE: dict[str, Any] = {
     "use_default": False,
-    "include_claim_keys": ["repo", "context", "job_workflow_ref"],
+    "include_claim_keys": ["repo", "context", "ref", "job_workflow_ref"],
 }
 
 
@@ -179,18 +193,21 @@ def _variants(seq: list[Token]) -> list[list[Token]]:
 def workflow_subjects(
     ir: IR, workflow: str, branches: tuple[str, ...] | list[str], environment: str | None
 ) -> tuple[list[str], list[list[str]]]:
-    """The subjects (StringLike) of the jobs of ``.github/workflows/<workflow>`` on the
-    branches ``branches`` match (GitHub patterns), in GitHub environment ``environment``
-    (None: a job with no environment, whose context is its ref), and per subject the
-    forgeries to refuse (StringNotLike): ``iam_alternatives`` read on the whole subject."""
+    """The subjects (StringLike) of the jobs of ``.github/workflows/<workflow>`` in runs
+    on the branches ``branches`` match (GitHub patterns), in GitHub environment
+    ``environment`` (None: a job with no environment, whose context is its ref), and per
+    subject the forgeries to refuse (StringNotLike): ``iam_alternatives`` read on the
+    whole subject.  The file is named at any ref (``@*``, see SUBJECT_TEMPLATE): the
+    run's branch is the ``ref`` claim."""
     repo = ir.repository
     ref = "refs/heads/"
     context = [f"environment:{environment}"] if environment else ["ref:" + ref, None]
     parts: list[str | None] = [
         f"repo:{repo}:",
         *context,
-        f":job_workflow_ref:{repo}/.github/workflows/{workflow}@{ref}",
+        f":ref:{ref}",
         None,
+        f":job_workflow_ref:{repo}/.github/workflows/{workflow}@*",
     ]
 
     def text(seqs: list[list[Token]]) -> str:
