@@ -359,14 +359,15 @@ def github_subject(
     job_workflow_ref:REUSABLE-WORKFLOW-PATH``).  ``ref`` is the run's, so the caller's for
     a reusable workflow's jobs.  A workflow called with ``$/`` is from the running commit
     (changelog 2026-07-30): here its ref is the caller's branch; ``called_at``: the ref a
-    caller named instead (``<repo>/.github/workflows/<file>@<branch>``), or a 40-hex
-    commit.  ``template=False``: GitHub's default format, the template not set
+    caller named instead (``<repo>/.github/workflows/<file>@<branch>``), a 40-hex
+    commit, or ``*``: the pattern a generated trust names (any ref).
+    ``template=False``: GitHub's default format, the template not set
     (``repo:ORG/REPO:environment:ENV``)."""
     context = f"environment:{environment}" if environment else f"ref:refs/heads/{branch}"
     if not template:
         return f"repo:{repo}:{context}"
     at = called_at or branch
-    if not (len(at) == 40 and all(c in "0123456789abcdef" for c in at)):
+    if at != "*" and not (len(at) == 40 and all(c in "0123456789abcdef" for c in at)):
         at = f"refs/heads/{at}"
     called = f"{repo}/.github/workflows/{workflow}@{at}"
     return f"repo:{repo}:{context}:ref:refs/heads/{branch}:job_workflow_ref:{called}"

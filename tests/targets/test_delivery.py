@@ -828,7 +828,10 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
     # each trusts build.yml's jobs in its GitHub environment on its tier's branches, never
     # a branch ref alone (hotfixes follow the release's)
     def build(branches: tuple[str, ...], environment: str) -> list[str]:
-        return sorted(github_subject(ir.repository, "build.yml", b, environment) for b in branches)
+        return sorted(
+            github_subject(ir.repository, "build.yml", b, environment, called_at="*")
+            for b in branches
+        )
 
     dev = tuple(b for b in ir.deploy_branches if b not in ir.release_branches)
     assert sorted(subjects("github_build_assume")) == build(dev, "build")
@@ -846,7 +849,8 @@ def test_each_github_environment_has_its_own_role_and_nothing_else_assumes_it() 
     for env in ir.environments:
         label = "github_deploy_" + env.name
         assert sorted(subjects(f"{label}_assume")) == sorted(  # never a branch ref alone
-            github_subject(ir.repository, "deploy.yml", b, env.name) for b in env.includes
+            github_subject(ir.repository, "deploy.yml", b, env.name, called_at="*")
+            for b in env.includes
         )
         actions = {a for st in docs[label]["statement"] for a in st["actions"]}
         assert "kms:Sign" not in actions and "ecr:UploadLayerPart" not in actions

@@ -99,7 +99,11 @@ def test_the_daily_summary_role_only_queries_the_audit_table_from_its_environmen
     (trust,) = _policy("github_daily_summary_assume")
     subjects = [c["values"] for c in trust["condition"] if c["variable"].endswith(":sub")]
     assert subjects == [  # daily-summary.yml's job in its environment, on main only
-        [github_subject("example/storefront", "daily-summary.yml", "main", "daily-summary")]
+        [
+            github_subject(
+                "example/storefront", "daily-summary.yml", "main", "daily-summary", called_at="*"
+            )
+        ]
     ]
     job = _workflow("daily-summary.yml")["jobs"]["summary"]
     assert job["environment"] == "daily-summary"
