@@ -156,18 +156,35 @@ class _Running:
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     escalation: threading.Thread | None = None
+    requested: bool = False  # a cancel that came before the process was known
+
+    def attach(self, proc: subprocess.Popen[str]) -> None:
+        """The step's process started (Popen returned): deliver a cancel that came first.
+        The step can reach its cancel point before Popen's caller runs again, so a cancel
+        then is not lost (it was, under load: the step ran to its end uncancelled)."""
+        with self.lock:
+            self.proc = proc
+            if self.requested:
+                self._signal()
 
     def cancel(self) -> bool:
         with self.lock:
-            if self.proc is None or self.escalation is not None or self.done.is_set():
+            if self.escalation is not None or self.done.is_set() or self.requested:
                 return False
-            shell = _shell_pid(self.proc.pid)
-            os.kill(shell, signal.SIGINT)
-            self.escalation = threading.Thread(
-                target=self._escalate, args=(self.proc, shell), daemon=True
-            )
-            self.escalation.start()
+            if self.proc is None:
+                self.requested = True
+                return True
+            self._signal()
             return True
+
+    def _signal(self) -> None:
+        assert self.proc is not None
+        shell = _shell_pid(self.proc.pid)
+        os.kill(shell, signal.SIGINT)
+        self.escalation = threading.Thread(
+            target=self._escalate, args=(self.proc, shell), daemon=True
+        )
+        self.escalation.start()
 
     def _escalate(self, proc: subprocess.Popen[str], shell: int) -> None:
         if self.done.wait(SIGINT_TIMEOUT):
@@ -328,7 +345,7 @@ class Job:
 
             def started(proc: subprocess.Popen[str], running: _Running | None = running) -> None:
                 if running is not None:
-                    running.proc = proc
+                    running.attach(proc)
 
             self._armed = running
             try:
