@@ -143,7 +143,7 @@ def build_spec(ir: IR) -> dict[str, Any]:
             }
         )
         # SONAR_HOST_URL and SONAR_TOKEN come from each tier's build project (its own
-        # secret, terraform/pipelines.py): CodeBuild reads every secrets-manager entry of
+        # secret, terraform/build_projects.py): CodeBuild reads every secrets-manager entry of
         # the buildspec with the project's role, and the release role may not read the
         # dev tier's token
         ci += [

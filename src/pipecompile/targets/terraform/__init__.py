@@ -13,7 +13,7 @@ codebuild.tf, codepipeline.tf, iam.tf, notifications.tf, audit.tf, chatops.tf
 monitoring.tf (metrics, dashboard, alarm), reviews.tf (drift check, security review),
 phases.tf and one <env>.tfvars per environment (the first apply phase by phase).
 The modules: ``foundation`` (account-level files), ``audit`` (notifications.tf, audit.tf,
-outputs.tf), ``pipelines`` (CodeBuild, CodePipeline),
+outputs.tf), ``build_projects`` (the CodeBuild projects), ``pipelines`` (the CodePipelines),
 ``iam`` (roles and their policies), ``blocks`` (shared HCL pieces), ``projects`` (the
 script projects), ``phases`` (the rewrite that counts each environment's blocks); this
 one holds the target's rules (check), its setup list (describe) and render.
@@ -30,6 +30,8 @@ from .alerts import failure_alert
 from .alerts import wanted as failure_alert_wanted
 from .approvers import APPROVER_TAG
 from .audit import audit, notifications, outputs
+from .build_projects import choices as pipeline_choices
+from .build_projects import codebuild, signing
 from .chatops import chatops
 from .compliance import cloudtrail, rotation
 from .compute import compute_findings
@@ -42,15 +44,12 @@ from .network import describe_network
 from .oidc import subject_template_command
 from .phases import describe as describe_phases
 from .phases import phased, phases_tf, tfvars
-from .pipelines import choices as pipeline_choices
 from .pipelines import (
-    codebuild,
     codepipeline,
     dast_variables,
     deploy_variables,
     encoded_length,
     sign_variables,
-    signing,
 )
 from .reviews import describe as describe_reviews
 from .reviews import reviews

@@ -50,7 +50,7 @@ def _seeds(ir: IR) -> list[tuple[str | None, str, Environment]]:
     for env in ir.environments:
         e = _norm(env.name)
         for prefix in (
-            f"deploy_{e}",  # deploy project, log group, role (iam.py, pipelines.py)
+            f"deploy_{e}",  # deploy project, log group, role (iam.py, build_projects.py)
             f"gitops_deploy_{e}",  # its secrets (foundation.audit) and their rotation
             f"argocd_deploy_{e}",
             f"approve_{e}",  # the approver role (iam.py)
