@@ -14,7 +14,8 @@ monitoring.tf (metrics, dashboard, alarm), reviews.tf (drift check, security rev
 phases.tf and one <env>.tfvars per environment (the first apply phase by phase).
 The modules: ``foundation`` (account-level files), ``audit`` (notifications.tf, audit.tf,
 outputs.tf), ``build_projects`` (the CodeBuild projects), ``pipelines`` (the CodePipelines),
-``iam`` (roles and their policies), ``blocks`` (shared HCL pieces), ``projects`` (the
+``iam_codepipeline`` (CodePipeline delivery's roles), ``iam`` (the statements
+they share with ``iam_github``'s), ``blocks`` (shared HCL pieces), ``projects`` (the
 script projects), ``phases`` (the rewrite that counts each environment's blocks); this
 one holds the target's rules (check), its setup list (describe) and render.
 """
@@ -36,7 +37,7 @@ from .chatops import chatops
 from .compliance import cloudtrail, rotation
 from .compute import compute_findings
 from .foundation import ecr, kms, storage, variables, versions
-from .iam import iam
+from .iam_codepipeline import iam
 from .iam_github import github_roles
 from .irsa import argo_rollouts, cluster_names, clusters, issuer_variable, rollouts_role_name
 from .monitoring import monitoring
