@@ -4,14 +4,11 @@ explain are in :mod:`.cli_explain`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from ..errors import UsageError, printable
-
-if TYPE_CHECKING:
-    pass
 from .cli_shared import (
     EXIT_CODES_HELP,
     EXIT_DRIFT,

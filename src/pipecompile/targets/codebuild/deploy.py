@@ -7,11 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import IR, PlanStep, SharedStep
-from ..common import (
-    STEP_SCRIPTS,
-    rollback_notifies,
-    script_body,
-)
+from ..common import STEP_SCRIPTS, rollback_notifies, script_body
 from .shared import _derived, _sh
 
 OUTCOME_FILE = "/tmp/outcome"

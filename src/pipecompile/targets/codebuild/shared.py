@@ -6,10 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import data
-from ..common import (
-    DERIVED,
-    script_body,
-)
+from ..common import DERIVED, script_body
 
 
 def _runtimes() -> dict[str, Any]:

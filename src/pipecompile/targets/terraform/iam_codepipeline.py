@@ -23,11 +23,7 @@ from ...ir import IR, Environment
 from ...serialize.hcl import Block, Ref, Template
 from ..common import rollback_notifies
 from .approvers import approver_role
-from .blocks import (
-    inline_policy,
-    policy_doc,
-    service_role,
-)
+from .blocks import inline_policy, policy_doc, service_role
 from .iam import (
     COSIGN_KMS,
     COSIGN_VERIFY_KMS,
