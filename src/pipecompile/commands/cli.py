@@ -19,6 +19,7 @@ import click
 
 from .._version import __version__
 from ..errors import Interrupted, PipelineError, UsageError, printable
+from .cli_explain import explain, graph
 from .cli_shared import (
     EXIT_CODES_HELP,
     EXIT_DRIFT,
@@ -42,7 +43,7 @@ from .cli_shared import (
     _session,
     _warnings,
 )
-from .cli_tools import completion, explain, graph, init, lint, pins, rules, schema
+from .cli_tools import completion, init, lint, pins, rules, schema
 from .summary import check_summary
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import Any
 from ...ir import IR
 from ...serialize.hcl import Block, Ref, Template
 from .blocks import policy_doc, resource
-from .pipelines import choices
+from .build_projects import choices
 
 FAILURE_RATE_PERIOD = 86400  # one day: a rate over a handful of runs needs a long window
 

@@ -50,10 +50,10 @@ def _seeds(ir: IR) -> list[tuple[str | None, str, Environment]]:
     for env in ir.environments:
         e = _norm(env.name)
         for prefix in (
-            f"deploy_{e}",  # deploy project, log group, role (iam.py, pipelines.py)
+            f"deploy_{e}",  # deploy project, log group, role (build_projects, iam_codepipeline)
             f"gitops_deploy_{e}",  # its secrets (foundation.audit) and their rotation
             f"argocd_deploy_{e}",
-            f"approve_{e}",  # the approver role (iam.py)
+            f"approve_{e}",  # the approver role (iam_codepipeline.py)
             f"approvals_{e}",  # the approval topic, policy, subscriptions (notifications)
             f"secrets_{e}",  # the SecretStores' role (secrets.py)
             f"github_deploy_{e}",  # GitHub delivery: the environment's OIDC role

@@ -16,8 +16,8 @@ from ...serialize.emit import yaml_document
 from ...serialize.hcl import Block, Call, Ref, Template
 from ..common import script_body
 from .blocks import aws_constants, inline_policy, policy_doc, resource, service_role
+from .build_projects import choices
 from .iam import NEVER_APPROVE
-from .pipelines import choices
 
 
 def subshell(name: str) -> str:
