@@ -313,6 +313,8 @@ class IR:
     project: str
     delivery: Literal["codepipeline", "github-actions"]  # the one deliverer
     repository: str  # owner/name
+    # source.repository_ids: (owner id, repository id), the OIDC subject's immutable form
+    repository_ids: tuple[int, int] | None
     default_branch: str
     environments: tuple[Environment, ...]
     chart_source: str | None  # the one generated chart, relative to the root; None: helm is off

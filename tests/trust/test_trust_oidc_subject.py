@@ -19,9 +19,11 @@ from __future__ import annotations
 import json
 import re
 from fnmatch import fnmatchcase
+from pathlib import Path
 
 import pytest
 
+from pipecompile.commands.cli import main
 from pipecompile.compiler import compile_bytes
 from pipecompile.targets.terraform import describe
 from pipecompile.targets.terraform.oidc import SUBJECT_TEMPLATE, workflow_subjects
@@ -246,7 +248,7 @@ def test_explain_sets_the_subject_template_first() -> None:
     """The checklist prints the gh api command with its JSON, before the roles, and says
     no role can be assumed without it."""
     lines = describe(ir)
-    (i,) = [n for n, line in enumerate(lines) if "customization/sub" in line]
+    (i,) = [n for n, line in enumerate(lines) if "customization/sub --input -" in line]
     line = lines[i]
     body = re.search(r"echo '(\{.*?\})'", line)
     assert body is not None
@@ -262,3 +264,51 @@ def test_explain_sets_the_subject_template_first() -> None:
     assert "no role can be assumed" in line
     first_role = next(n for n, x in enumerate(lines) if x.startswith("  IAM role "))
     assert i < first_role
+
+
+def test_with_repository_ids_every_role_trusts_the_immutable_subject_only(
+    tmp_path: Path,
+) -> None:
+    """A repository created, renamed or transferred on or after 2026-07-15 (or opted in)
+    issues ``repo:<owner>@<owner id>/<name>@<repository id>`` (GitHub changelog
+    2026-04-23, immutable subject claims): with ``source.repository_ids`` every GitHub
+    role trusts that form and not the name form, which a recycled name would present;
+    explain says which form each reads."""
+    text = (STOREFRONT / "pipeline.yaml").read_text()
+    line = f"  repository: {REPO}\n"
+    assert line in text
+    text = text.replace(line, line + "  repository_ids: {owner: 123456, repository: 456789}\n")
+    (tmp_path / "pipeline.yaml").write_text(text)
+    assert main(["build", "-q", "-f", str(tmp_path / "pipeline.yaml")]) == 0
+    other = Account(tmp_path / ir.output("terraform"), ir.aws.account_id)
+    immutable = "repo:example@123456/storefront@456789"
+    provider = ("Federated", f"arn:aws:iam::{other.account}:oidc-provider/{OIDC}")
+
+    def may(role: str, sub: str) -> bool:
+        return other.may_assume(
+            role, provider, **{f"{OIDC}:aud": "sts.amazonaws.com", f"{OIDC}:sub": sub}
+        )
+
+    for role in github_roles():
+        subs = [
+            v
+            for s in other.roles[role].trust
+            for op, key, values in s.conditions
+            if key == f"{OIDC}:sub" and op == "StringLike"
+            for v in values
+        ]
+        assert subs and all(v.startswith(immutable + ":") for v in subs), (role, subs)
+    names = github_subject(REPO, "deploy.yml", "main", "production")
+    assert assume("github_deploy_production", names)  # the sample, without the IDs
+    assert not may("github_deploy_production", names)
+    assert may("github_deploy_production", names.replace(f"repo:{REPO}:", immutable + ":", 1))
+    # another ID, or the IDs swapped, is another repository
+    for forged in (
+        "repo:example@123456/storefront@456780",
+        "repo:example@456789/storefront@123456",
+    ):
+        assert not may("github_deploy_production", names.replace(f"repo:{REPO}:", forged + ":", 1))
+    lines = describe(compile_bytes(str(tmp_path / "pipeline.yaml"), text.encode()))
+    assert any(immutable in x and "use_immutable_subject: true" in x for x in lines)
+    plain = [x for x in describe(ir) if "use_immutable_subject" in x]
+    assert plain and "source.repository_ids" in plain[0]

@@ -98,6 +98,9 @@ class _Lowering(Environments):
             project=model.project,
             delivery=model.delivery,
             repository=model.source.repository,
+            repository_ids=None
+            if model.source.repository_ids is None
+            else (model.source.repository_ids.owner, model.source.repository_ids.repository),
             default_branch=model.source.default_branch,
             environments=tuple(
                 dataclasses.replace(env, accepted_keys=self.accepted_keys(env, aws, envs))

@@ -66,6 +66,18 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
 
 
+class RepositoryIds(Model):
+    """The repository's immutable numeric IDs, for the OIDC subject of a repository that
+    uses immutable subject claims."""
+
+    owner: Annotated[int, Field(ge=1, le=2**53)] = Field(
+        description="the owner's ID: gh api repos/<owner>/<name> --jq .owner.id"
+    )
+    repository: Annotated[int, Field(ge=1, le=2**53)] = Field(
+        description="the repository's ID: gh api repos/<owner>/<name> --jq .id"
+    )
+
+
 class Source(Model):
     """Where the application code lives."""
 
@@ -74,6 +86,17 @@ class Source(Model):
         description="GitHub repository as owner/name"
     )
     default_branch: Line = "main"
+    repository_ids: RepositoryIds | None = Field(
+        default=None,
+        description=(
+            "with GitHub delivery: the IDs GitHub puts in the OIDC subject of a repository "
+            "that uses immutable subject claims (created, renamed or transferred on or "
+            "after 2026-07-15, or opted in: gh api repos/<owner>/<name>/actions/oidc/"
+            "customization/sub shows use_immutable_subject); every role's trust then names "
+            "repo:<owner>@<owner id>/<name>@<repository id>, and only that"
+        ),
+        examples=[{"owner": 123456, "repository": 456789}],
+    )
 
     @field_validator("repository")
     @classmethod

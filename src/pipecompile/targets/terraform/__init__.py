@@ -42,7 +42,7 @@ from .iam_github import github_roles
 from .irsa import argo_rollouts, cluster_names, clusters, issuer_variable, rollouts_role_name
 from .monitoring import monitoring
 from .network import describe_network
-from .oidc import subject_template_command
+from .oidc import subject_repo, subject_template_command
 from .phases import describe as describe_phases
 from .phases import phased, phases_tf, tfvars
 from .pipelines import codepipeline
@@ -113,9 +113,27 @@ def describe(ir: IR) -> list[str]:
         # which the sub says only once the repository's subject template is set (oidc.py)
         out.append(
             f"  first set the repository's OIDC subject template: {subject_template_command(ir)}"
-            " (admin; the sub then names the workflow file and the ref, which every role's "
-            "trust requires: without it no role can be assumed, fail closed)"
+            " (admin; the sub then names the run's branch and the workflow file, which "
+            "every role's trust requires: without it no role can be assumed, fail closed)"
         )
+        if ir.repository_ids is None:
+            out.append(
+                "  and check the subject's form: gh api "
+                f"repos/{ir.repository}/actions/oidc/customization/sub --jq "
+                ".use_immutable_subject (true for a repository created, renamed or "
+                "transferred on or after 2026-07-15, or opted in: the sub then starts "
+                f"{subject_repo(ir).replace('/', '@<owner id>/', 1)}@<repository id>, "
+                "which no role trusts until source.repository_ids gives both IDs: gh api "
+                f"repos/{ir.repository} --jq '.owner.id, .id')"
+            )
+        else:
+            out.append(
+                f"  every role's trust names the immutable subject {subject_repo(ir)} "
+                "(source.repository_ids): check both IDs with gh api "
+                f"repos/{ir.repository} --jq '.owner.id, .id', and that "
+                f"repos/{ir.repository}/actions/oidc/customization/sub shows "
+                "use_immutable_subject: true (with names only no role can be assumed)"
+            )
         out.append(
             "  and create the GitHub environments with their branch policies "
             "(pipecompile explain --environments): a missing one is created unprotected by "

@@ -167,6 +167,21 @@ SUBJECT_TEMPLATE: dict[str, Any] = {
 }
 
 
+def subject_repo(ir: IR) -> str:
+    """The sub's first claim: ``repo:<owner>/<name>``, or with ``source.repository_ids``
+    the immutable form ``repo:<owner>@<owner id>/<name>@<repository id>`` that GitHub
+    issues for a repository created, renamed or transferred on or after 2026-07-15, or
+    opted in (GitHub changelog 2026-04-23, "Immutable subject claims for GitHub Actions
+    OIDC tokens"; docs.github.com "OpenID Connect", Immutable subject claims: "The
+    immutable ID is appended to each name with an ``@`` delimiter").  Only one form is
+    trusted: the name form is what a recycled name would present."""
+    if ir.repository_ids is None:
+        return f"repo:{ir.repository}"
+    owner, name = ir.repository.split("/")
+    owner_id, repo_id = ir.repository_ids
+    return f"repo:{owner}@{owner_id}/{name}@{repo_id}"
+
+
 def subject_template_command(ir: IR) -> str:
     """The command that sets the repository's OIDC subject template (its JSON first)."""
     body = json.dumps(SUBJECT_TEMPLATE, separators=(",", ":"))
@@ -203,7 +218,7 @@ def workflow_subjects(
     ref = "refs/heads/"
     context = [f"environment:{environment}"] if environment else ["ref:" + ref, None]
     parts: list[str | None] = [
-        f"repo:{repo}:",
+        f"{subject_repo(ir)}:",
         *context,
         f":ref:{ref}",
         None,
