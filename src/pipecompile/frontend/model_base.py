@@ -71,10 +71,12 @@ class RepositoryIds(Model):
     uses immutable subject claims."""
 
     owner: Annotated[int, Field(ge=1, le=2**53)] = Field(
-        description="the owner's ID: gh api repos/<owner>/<name> --jq .owner.id"
+        description="the owner's ID: gh api repos/<owner>/<name> --jq .owner.id",
+        examples=[123456],
     )
     repository: Annotated[int, Field(ge=1, le=2**53)] = Field(
-        description="the repository's ID: gh api repos/<owner>/<name> --jq .id"
+        description="the repository's ID: gh api repos/<owner>/<name> --jq .id",
+        examples=[456789],
     )
 
 
