@@ -160,7 +160,9 @@ class Subscription:
     protocol: str
     endpoint: str
     environments: tuple[str, ...]  # every environment when none were named
-    statuses: tuple[str, ...]  # every event sent to the topic when none were named
+    # every status sent to the topic when none were named (the events, and "summary"
+    # when the daily summary publishes there)
+    statuses: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

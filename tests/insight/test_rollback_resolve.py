@@ -58,9 +58,12 @@ def test_a_manual_rollback_resolves_only_digests_that_ran(tmp_path: Path) -> Non
         # previous: the succeeded digest before the one running (B), not the failed C
         assert resolve("previous")[:2] == (
             0,
-            f"IMAGE_TAG=rel-0\nIMAGE_DIGEST={A}\nROLLBACK_COMMIT=c0\n",
+            f"IMAGE_TAG=rel-0\nIMAGE_DIGEST={A}\nROLLBACK_COMMIT=c0\nROLLBACK_ISSUES=\n",
         )
-        assert resolve(B)[:2] == (0, f"IMAGE_TAG=rel-1\nIMAGE_DIGEST={B}\nROLLBACK_COMMIT=c1\n")
+        assert resolve(B)[:2] == (
+            0,
+            f"IMAGE_TAG=rel-1\nIMAGE_DIGEST={B}\nROLLBACK_COMMIT=c1\nROLLBACK_ISSUES=\n",
+        )
         for never in (C, D):  # failed here; ran only in staging
             code, written, err = resolve(never)
             assert code == 1 and written == "" and "never deployed successfully" in err
@@ -223,6 +226,88 @@ def test_a_manual_rollback_row_records_its_reason_trigger_and_actor(tmp_path: Pa
         assert (row["trigger"]["S"], row["actor"]["S"]) == ("manual", "octocat")
     assert items["r9"]["outcome"]["S"] == "succeeded"
     assert "trigger" not in items["r9"] and "reason" not in items["r9"]
+
+
+@pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
+def test_a_rollback_row_carries_the_issue_keys_and_link_of_the_deploy_it_returns_to(
+    tmp_path: Path,
+) -> None:
+    """The rollback's build seldom holds the rolled-back-to commit (a NO_SOURCE start-build,
+    GitHub's one-commit checkout of the dispatching branch), so the message is not there to
+    read: rollback-resolve.sh hands on the keys that deployment's row recorded and
+    audit-row.sh records them (both orchestrators pass ROLLBACK_ISSUES as ISSUES), with
+    the commit link; the file is sourced as the deploy buildspec sources it."""
+    table = audit_table(REF)
+    url = "https://github.com/acme/shop"
+    with moto_server() as endpoint:
+        env = {"PATH": f"{TOOLS}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+               "LANG": "C.UTF-8", **aws_env(endpoint, "us-east-1")}  # fmt: skip
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing",
+                              aws_secret_access_key="testing")  # fmt: skip
+        client.create_table(**table)
+        base = {**env, "DEPLOYMENTS_TABLE": table["TableName"], "SERVICE": "order-service",
+                "ENVIRONMENT": "production", "REPOSITORY_URL": url}  # fmt: skip
+        messages = ["#7 and SHOP-12: retry payments", "SHOP-13: faster checkout", ""]
+        commits = ["a" * 40, "b" * 40, ""]  # the third deploy's row recorded no commit
+        for n, (digest, message) in enumerate(zip((A, B, C), messages, strict=True)):
+            (tmp_path / f"o{n}").write_text("outcome=succeeded\n")
+            res = run(str(script_path("audit-row.sh")), base, COMMIT=commits[n], RUN=f"r{n}",
+                      OUTCOME_FILE=str(tmp_path / f"o{n}"), IMAGE_DIGEST=digest,
+                      IMAGE_TAG=f"rel-{n}", COMMIT_MESSAGE=message)  # fmt: skip
+            assert res.returncode == 0, res.stderr
+        # the deploy buildspec's way: resolve, source the file, then the finally's facts
+        facts = 'export COMMIT="${ROLLBACK_COMMIT:-}" ISSUES="${ROLLBACK_ISSUES:-}"'
+        script = tmp_path / "rollback.sh"
+        script.write_text(
+            "set -e\n"
+            f'bash "{script_path("rollback-resolve.sh")}"\n'
+            f'set -a; . "$IMAGE_ENV"; set +a\n{facts}\n'
+            f'bash "{script_path("audit-row.sh")}"\n'
+        )
+        for n, digest in enumerate((A, C)):  # C: its row has no commit to link
+            (tmp_path / f"w{n}").write_text("outcome=succeeded\n")
+            res = run(str(script), base, DIGEST=digest, IMAGE_ENV=str(tmp_path / f"e{n}"),
+                      RUN=f"rollback-{n}", OUTCOME_FILE=str(tmp_path / f"w{n}"),
+                      ROLLBACK_REASON="payments fail", ACTOR="ana")  # fmt: skip
+            assert res.returncode == 0, res.stderr
+        items = {i["run"]["S"]: i for i in client.scan(TableName=table["TableName"])["Items"]}
+    assert "ROLLBACK_ISSUES=#7,SHOP-12\n" in (tmp_path / "e0").read_text()
+    row = items["rollback-0"]
+    assert (row["outcome"]["S"], row["commit"]["S"]) == ("rolled-back", commits[0])
+    assert [i["S"] for i in row["issues"]["L"]] == ["#7", "SHOP-12"]
+    assert row["issues"] == items["r0"]["issues"]
+    assert row["commit_url"] == {"S": f"{url}/commit/{commits[0]}"}
+    bare = items["rollback-1"]
+    assert bare["issues"] == {"L": []} and "commit_url" not in bare
+
+
+@pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")
+def test_a_malformed_issue_key_in_the_audit_row_is_refused(tmp_path: Path) -> None:
+    """ROLLBACK_ISSUES lands in a file the deploy buildspec sources: a row whose issue
+    list holds anything but keys (written by hand, say) is refused, nothing written."""
+    table = audit_table(REF)
+    with moto_server() as endpoint:
+        env = {"PATH": f"{TOOLS}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+               "LANG": "C.UTF-8", **aws_env(endpoint, "us-east-1")}  # fmt: skip
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing",
+                              aws_secret_access_key="testing")  # fmt: skip
+        client.create_table(**table)
+        for n, digest in enumerate((A, B)):
+            item = {"stream": {"S": "production/order-service"},
+                    "deployment": {"S": f"2026-01-0{n + 1}T00:00:00Z/r{n}"},
+                    "deployed_at": {"S": f"2026-01-0{n + 1}T00:00:00Z"},
+                    "image_digest": {"S": digest}, "image_tag": {"S": f"rel-{n}"},
+                    "commit": {"S": "c" * 40}, "outcome": {"S": "succeeded"},
+                    "issues": {"L": [{"S": "SHOP-1"}, {"S": "$(touch x)"}]}}  # fmt: skip
+            client.put_item(TableName=table["TableName"], Item=item)
+        out = tmp_path / "image.env"
+        res = run(str(script_path("rollback-resolve.sh")), env,
+                  DEPLOYMENTS_TABLE=table["TableName"], SERVICE="order-service",
+                  ENVIRONMENT="production", DIGEST="previous", IMAGE_ENV=str(out))  # fmt: skip
+    assert res.returncode == 1 and "issue keys are malformed" in res.stderr, res.stderr
+    assert not out.exists()
 
 
 @pytest.mark.skipif(not (TOOLS / "aws").exists(), reason="scripts/test creates .venv-tools")

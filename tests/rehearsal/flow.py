@@ -108,10 +108,16 @@ class App:
     heads: dict[str, str] = field(default_factory=dict)
 
     def push(
-        self, branch: str, files: dict[str, str], *, start: str = "main"
+        self,
+        branch: str,
+        files: dict[str, str],
+        *,
+        start: str = "main",
+        message: str | None = None,
     ) -> tuple[str, list[str]]:
         """Commit ``files`` on ``branch`` (made from ``start`` when new) and push; the
-        commit and the paths the push changed."""
+        commit and the paths the push changed.  ``message``: the commit's (default
+        "change on <branch>")."""
         if branch in self.heads:
             git(self.seed, "checkout", "-q", branch)
             before = self.heads[branch]
@@ -122,7 +128,7 @@ class App:
             (self.seed / rel).parent.mkdir(parents=True, exist_ok=True)
             (self.seed / rel).write_text(text)
         git(self.seed, "add", "-A")
-        git(self.seed, "commit", "-qm", f"change on {branch}")
+        git(self.seed, "commit", "-qm", message or f"change on {branch}")
         return self._pushed(branch, before)
 
     def merge(self, source: str, into: str = "main") -> tuple[str, list[str]]:
@@ -330,7 +336,9 @@ class GitHubDelivery:
         )
         workdir = self.w.workdir(f"{run.run_id}-{run.attempt}-{n}-{label}", RUNNER_UID)
         git(workdir, "init", "-q")
-        git(workdir, "fetch", "-q", str(self.app.remote), run.sha)
+        depth = checkout_depth(job)
+        shallow = ["--depth", str(depth)] if depth else []
+        git(workdir, "fetch", "-q", *shallow, str(self.app.remote), run.sha)
         git(workdir, "checkout", "-q", "FETCH_HEAD")
         self.w.chown_tree(workdir, RUNNER_UID)
         home = self.w.home(f"{run.run_id}-{run.attempt}-{n}-{label}", RUNNER_UID)
@@ -379,6 +387,17 @@ class GitHubDelivery:
         run.log.append(f"== {job_id}: {j.status}")
         run.log.extend(j.log)
         return j
+
+
+def checkout_depth(job: dict[str, Any]) -> int:
+    """How much history the job's checkout fetches: actions/checkout's ``fetch-depth``
+    (action.yml: "Number of commits to fetch. 0 indicates all history for all branches
+    and tags", default 1), so a job holds only the commit it runs on unless it asks for
+    more; a job without a checkout step gets the same fresh clone."""
+    for step in job.get("steps", []):
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            return int(step.get("with", {}).get("fetch-depth", 1))
+    return 1
 
 
 def _list(value: Any) -> list[str]:

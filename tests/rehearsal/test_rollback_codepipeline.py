@@ -85,7 +85,11 @@ def test_the_printed_start_build_rolls_back_through_the_deploy_project() -> None
         )
         deployed, commits = [], []
         for n in (1, 2):
-            sha, changed = app.push("feature/orders", {SERVICES["product-service"]: f"// {n}\n"})
+            sha, changed = app.push(
+                "feature/orders",
+                {SERVICES["product-service"]: f"// {n}\n"},
+                message=f"SHOP-{n}: orders change {n} (#{10 + n})",
+            )
             (ex,) = d.push("feature/orders", sha, changed)
             assert ex.state == "SUCCEEDED", "\n".join(ex.log)[-4000:]
             deployed.append(_digest(head_file(remote, IMAGE_FILE)))
@@ -112,8 +116,20 @@ def test_the_printed_start_build_rolls_back_through_the_deploy_project() -> None
     )
     assert row["reason"] == REASON and row["trigger"] == "manual"
     assert row["actor"] == STARTED_BY  # CODEBUILD_INITIATOR: who started the build
-    # the commit of the deployment it returned to (a NO_SOURCE build resolves none)
+    # the commit of the deployment it returned to (a NO_SOURCE build resolves none), its
+    # link and the issue keys its message names, as that deployment's row has them (the
+    # build holds no checkout to read the message from)
     assert row["commit"] == commits[0]
+    assert (
+        row["commit_url"]
+        == f"https://github.com/example/ecommerce-product-service/commit/{commits[0]}"
+    )
+    assert row["issues"] == ["SHOP-1", "#11"]
+    (deployed_row,) = [r for r in before if r["commit"] == commits[0]]
+    assert (deployed_row["issues"], deployed_row["commit_url"]) == (
+        row["issues"],
+        row["commit_url"],
+    )
     # the channel hears it as it hears a deploy to development, with the reason
     (message,) = heard
     assert message["metadata"]["additionalContext"]["environment"] == "development"

@@ -40,7 +40,9 @@ def rehearse_rollback(digest: str | None, rollbacks: int = 1) -> dict[str, Any]:
         gitops = sf.remotes["git@github.com:example/storefront-gitops.git"]
         deploys, commits = [], []
         for n in (1, 2, 3):
-            sha, changed = app.push("feature/checkout", {"app.py": f"print({n})\n"})
+            sha, changed = app.push(
+                "feature/checkout", {"app.py": f"print({n})\n"}, message=f"SHOP-{n}: step {n}"
+            )
             runs = d.push("feature/checkout", sha, changed)
             assert [r.results.get("deploy-development") for r in runs] == ["success"], [
                 r.log for r in runs
@@ -103,6 +105,11 @@ def test_a_manual_rollback_redeploys_the_previous_digest_and_records_why() -> No
     # the commit is the rolled-back-to deployment's, not the dispatching branch's head
     assert row["commit"] == res["commits"][1]
     assert row["commit_url"].endswith("/commit/" + res["commits"][1])
+    # its issue keys, as that deployment's row has them: the rollback's checkout (one
+    # commit, the dispatching branch's head) does not hold the message to read them from
+    assert row["issues"] == ["SHOP-2"]
+    (deployed,) = [r for r in res["before"] if r["commit"] == res["commits"][1]]
+    assert deployed["issues"] == row["issues"]
     # the channel of a development deploy (notifications-dev: feature branches), which
     # GitHub lets a job of feature/checkout use; the release tier's refuses it
     assert run.results["notify"] == "success", "\n".join(run.log)

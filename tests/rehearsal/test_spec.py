@@ -323,6 +323,128 @@ def test_subscriptions_filter_on_environment_and_status() -> None:
     assert delivered == [["production", "alarm"], ["staging", "production", "alarm"]]
 
 
+SUMMARY_SUBSCRIPTIONS = (
+    "audit: {deployments_table: shop-deployments}\n"
+    "notifications:\n  sns:\n    topic: shop-events\n    subscriptions:\n"
+    "      - {protocol: email, endpoint: oncall@example.com, environments: [production],"
+    " statuses: [failed]}\n"
+    "      - {protocol: sqs, endpoint: 'arn:aws:sqs:eu-west-3:012345678901:audit'}\n"
+    "      - {protocol: email, endpoint: prod@example.com, environments: [production],"
+    " statuses: [failed, summary]}\n"
+)
+
+
+def _summary_message(tmp_path: Path) -> str:
+    """What daily-summary.sh publishes (the real script, FAKE_AWS recording the publish)."""
+    import os
+    import subprocess
+
+    from pipecompile.targets.terraform.chatops import summary_script
+
+    script = tmp_path / "daily-summary.sh"
+    script.write_text(summary_script())
+    fake = tmp_path / "bin" / "aws"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_AWS)
+    fake.chmod(0o755)
+    log = tmp_path / "sns.log"
+    table = {"shop-deployments": [_row("web", "production", "2026-12-01T10:00:00Z", "failed")]}
+    env = {
+        **os.environ,
+        "PATH": f"{fake.parent}:{os.environ['PATH']}",
+        "DEPLOYMENTS_TABLE": "shop-deployments",
+        "TOPIC_ARN": "arn:aws:sns:eu-west-3:012345678901:shop-events",
+        "SERVICES": "web",
+        "ENVIRONMENTS": "staging production",
+        "PROJECT": "shop",
+        "FAKE_KEYS": json.dumps(["stream", "deployment"]),
+        "NOW": "2026-12-01T17:00:00Z",
+        "FAKE_TABLE": json.dumps(table),
+        "FAKE_SNS_LOG": str(log),
+    }
+    res = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    (message,) = log.read_text().splitlines()
+    return message
+
+
+def test_the_daily_summary_reaches_the_subscriptions_that_ask_for_it(tmp_path: Path) -> None:
+    """The daily summary is published with status summary and no environment (it lists
+    every environment's deploys): a subscription that names no statuses hears it, as it
+    hears everything the topic is sent; one filtered to failures does not; one that
+    names summary does, whatever its environments (README, "Notifications")."""
+    from pipecompile.targets.terraform.chatops import message_template
+
+    source = MINI % {"prod": ', url: "https://example.com"', "schedule": ""}
+    source += SUMMARY_SUBSCRIPTIONS
+    _, files = rendered(source)
+    res = tf_resources(files["infrastructure/terraform/cicd/chatops.tf"])
+    policies = [
+        _json(res[("aws_sns_topic_subscription", f"subscriber_{i}")]["filter_policy"])
+        for i in range(3)
+    ]
+    alarm = {"AlarmName": ["shop-pipeline-failure-rate"]}
+    summary = {"metadata": {"additionalContext": {"status": ["summary"]}}}
+    assert policies[2] == {
+        "$or": [
+            {
+                "metadata": {
+                    "additionalContext": {"environment": ["production"], "status": ["failed"]}
+                }
+            },
+            summary,
+            alarm,
+        ]
+    }
+    every = {"status": ["approval-needed", "failed", "summary"]}
+    assert policies[1] == {"$or": [{"metadata": {"additionalContext": every}}, alarm]}
+    ir = compile_bytes("pipeline.yaml", source.encode())
+    messages = {
+        "staging": message_template(ir, ir.environment("staging"), "failed"),
+        "production": message_template(ir, ir.environment("production"), "failed"),
+        "alarm": json.dumps(
+            {"AlarmName": "shop-pipeline-failure-rate", "NewStateValue": "ALARM", "Trigger": {}}
+        ),
+        "summary": _summary_message(tmp_path),
+    }
+    assert json.loads(messages["summary"])["metadata"]["additionalContext"] == {"status": "summary"}
+    # moto's $or in the message-body scope is wrong (above): each alternative on its own
+    delivered = []
+    for policy in policies:
+        taken = _sns_deliveries(policy.get("$or", [policy]), messages)
+        delivered.append([name for name in messages if any(name in t for t in taken)])
+    assert delivered == [
+        ["production", "alarm"],
+        ["staging", "production", "alarm", "summary"],
+        ["production", "alarm", "summary"],
+    ]
+    # explain says which messages reach each subscription
+    from pipecompile.targets.terraform import describe
+
+    lines = describe(ir)
+    assert "    email oncall@example.com: failed in production; not the daily summary " in (
+        "\n".join(lines)
+    )
+
+
+def test_a_summary_subscription_without_a_daily_summary_is_a_located_error() -> None:
+    import pytest
+
+    from pipecompile.errors import PipelineError
+
+    source = MINI % {"prod": "", "schedule": ""}
+    source += (
+        "notifications:\n  sns:\n    topic: shop-events\n    subscriptions:\n"
+        "      - {protocol: email, endpoint: a@example.com, statuses: [failed, summary]}\n"
+    )
+    with pytest.raises(PipelineError) as exc:
+        compile_bytes("pipeline.yaml", source.encode())
+    assert str(exc.value) == (
+        "pipeline.yaml:18:71: PC107 notifications.sns.subscriptions[0].statuses[1]: 'summary' "
+        "is not sent to the topic; it sends: approval-needed, failed"
+    )
+
+
 def _sns_deliveries(policies: list[Any], messages: dict[str, str]) -> list[list[str]]:
     """Which of ``messages`` each subscription (its body filter policy) receives, as
     moto's SNS (its filter-policy engine, message-body scope) delivers them to SQS."""

@@ -50,7 +50,13 @@ class Subscription(Model):
     protocol: Literal["email", "https", "sqs", "lambda"]
     endpoint: Line
     environments: list[Name] | None = None
-    statuses: list[SlackEvent] | None = None
+    statuses: list[SlackEvent | Literal["summary"]] | None = Field(
+        None,
+        description="the statuses it receives (default: every one the topic is sent); "
+        "summary: the daily deployment summary (CodePipeline delivery with "
+        "audit.deployments_table), which covers every environment, so it reaches a "
+        "subscription that names it whatever its environments",
+    )
 
 
 class Sns(Model):

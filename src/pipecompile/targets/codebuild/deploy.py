@@ -31,10 +31,11 @@ def _facts(step: PlanStep, approver: SharedStep | None) -> list[str]:
             if approver.switch:
                 lookup = f'if [ "${approver.switch}" = true ]; then {lookup}; fi'
             out.append(lookup)
-    # a manual rollback (no source): the commit of the deployment it returned to
+    # a manual rollback (no source): the commit of the deployment it returned to, and the
+    # issue keys its row recorded (no checkout holds that commit's message)
     out.append(
         'export COMMIT="${ROLLBACK_COMMIT:-${CODEBUILD_RESOLVED_SOURCE_VERSION:-}}" '
-        'RUN="$CODEBUILD_BUILD_ID"'
+        'ISSUES="${ROLLBACK_ISSUES:-}" RUN="$CODEBUILD_BUILD_ID"'
     )
     # Without an outcome line the deploy never finished its wait (the wait is the build
     # phase's last command and writes one for every result, the window check one before
@@ -62,11 +63,11 @@ def rollback_commands() -> list[str]:
     build-env-ref-env-vars.md), set before anything else, so an ACTOR override on the
     start-build never names someone else.  The commit: a NO_SOURCE build has no
     CODEBUILD_RESOLVED_SOURCE_VERSION, so the audit row takes ROLLBACK_COMMIT, the
-    rolled-back-to deployment's commit from the audit table (an override of it is
-    cleared first)."""
+    rolled-back-to deployment's commit from the audit table, and its issue keys
+    ROLLBACK_ISSUES (an override of either is cleared first)."""
     resolve = script_body("rollback-resolve.sh")
     return [
-        'export ACTOR="${CODEBUILD_INITIATOR:-unknown}"; unset ROLLBACK_COMMIT; '
+        'export ACTOR="${CODEBUILD_INITIATOR:-unknown}"; unset ROLLBACK_COMMIT ROLLBACK_ISSUES; '
         f'[ -z "${{ROLLBACK_REASON:-}}" ] || (\nexport IMAGE_ENV={ROLLBACK_ENV}\n{resolve})',
         f"[ ! -f {ROLLBACK_ENV} ] || {{ set -a; . {ROLLBACK_ENV}; set +a; "
         'export CHART_SOURCE=""; }',

@@ -230,13 +230,15 @@ class Deploy:
             if step.kind == "audit" and ir.deployments_table:
                 # a manual rollback's row: its reason, who ran it (GitHub's own record of
                 # who started the run, never an input), and the commit of the deployment
-                # it returned to (github.sha is the dispatching branch's head)
+                # it returned to (github.sha is the dispatching branch's head) with the
+                # issue keys its row recorded (the one-commit checkout lacks its message)
                 env["ROLLBACK_REASON"] = "${{ inputs.rollback_reason }}"
                 env["ACTOR"] = "${{ github.triggering_actor }}"
                 if "COMMIT" in env:
                     env["COMMIT"] = (
                         f"${{{{ steps.{ROLLBACK_STEP}.outputs.ROLLBACK_COMMIT || github.sha }}}}"
                     )
+                    env["ISSUES"] = f"${{{{ steps.{ROLLBACK_STEP}.outputs.ROLLBACK_ISSUES }}}}"
             out.append(_run_step(step, env, **extra))
         if "failed" in ir.notifications.slack_events and ir.secrets.slack_webhook:
             # the digest this run deployed: a manual rollback's image_digest input is

@@ -19,6 +19,11 @@
 #                       <REPOSITORY_URL>/commit/<COMMIT>)
 #   COMMIT_MESSAGE      optional: the commit's message (default: git log of COMMIT when
 #                       the working directory is a checkout holding it, else none)
+#   ISSUES              optional: issue keys (comma-separated) the row carries besides the
+#                       message's: a manual rollback's commit is the rolled-back-to
+#                       deployment's, which its build seldom holds (CodeBuild's NO_SOURCE,
+#                       GitHub's one-commit checkout), so it passes the keys that
+#                       deployment's row recorded (rollback-resolve.sh's ROLLBACK_ISSUES)
 #   ROLLBACK_REASON     optional: set by a manual rollback (rollback.yml, or a deploy
 #                       build started with this override): the row records trigger
 #                       manual, the reason (before the wait's, if any) and ACTOR, and a
@@ -68,11 +73,15 @@ message="${COMMIT_MESSAGE:-}"
 if [ -z "$message" ]; then
   message="$(git log -1 --format=%B "$COMMIT" 2>/dev/null || true)"
 fi
-# grep finds nothing in most messages: its exit 1 must not end the script
-issues="$(grep -oE '(^|[^A-Za-z0-9_])([A-Z][A-Z0-9]+-[0-9]+|#[0-9]+)' <<<"$message" \
-  | grep -oE '[A-Z][A-Z0-9]+-[0-9]+|#[0-9]+' | awk '!seen[$0]++' || true)"
+# grep finds nothing in most messages: its exit 1 must not end the script; ISSUES' keys
+# first (the row they come from listed them in its message's order), each key once
+issues="$( { tr ',' '\n' <<<"${ISSUES:-}"
+  grep -oE '(^|[^A-Za-z0-9_])([A-Z][A-Z0-9]+-[0-9]+|#[0-9]+)' <<<"$message" \
+    | grep -oE '[A-Z][A-Z0-9]+-[0-9]+|#[0-9]+'; } \
+  | grep -xE '[A-Z][A-Z0-9]+-[0-9]+|#[0-9]+' | awk '!seen[$0]++' || true)"
 commit_url=""
-if [ -n "${REPOSITORY_URL:-}" ]; then
+# no commit (a rollback to a row that recorded none): no link to the repository's root
+if [ -n "${REPOSITORY_URL:-}" ] && [ -n "$COMMIT" ]; then
   commit_url="${REPOSITORY_URL%/}/commit/$COMMIT"
 fi
 aws dynamodb put-item --table-name "$DEPLOYMENTS_TABLE" \

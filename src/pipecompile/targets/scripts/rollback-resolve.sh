@@ -19,8 +19,9 @@
 #                       (a deploy the wait saw healthy: a named digest must have run well)
 #   IMAGE_ENV           optional: a file to append the outputs to (default GITHUB_OUTPUT)
 # Outputs:
-#   IMAGE_TAG, IMAGE_DIGEST and ROLLBACK_COMMIT (the commit that digest was built from,
-#   as its row records it: the rollback's audit row records it too) lines in IMAGE_ENV
+#   IMAGE_TAG, IMAGE_DIGEST, ROLLBACK_COMMIT (the commit that digest was built from,
+#   as its row records it: the rollback's audit row records it too) and ROLLBACK_ISSUES
+#   (that row's issue keys, comma-separated: audit-row.sh's ISSUES) lines in IMAGE_ENV
 #   (or GITHUB_OUTPUT); a line on stdout
 # Exit codes:
 #   0  resolved
@@ -40,7 +41,7 @@ rows="$(aws dynamodb query --table-name "$DEPLOYMENTS_TABLE" \
   --expression-attribute-values "$values" --no-scan-index-forward --output json \
   | jq -c '[.Items[] | {digest: .image_digest.S, tag: (.image_tag.S // "none"),
       commit: (.commit.S // ""), at: .deployed_at.S, ok: (.outcome.S == "succeeded"),
-      rollback: (.trigger.S == "manual")}]')"
+      rollback: (.trigger.S == "manual"), issues: ([.issues.L[]?.S] | join(","))}]')"
 if [ "$DIGEST" = previous ]; then
   chosen="$(jq -c 'reverse | reduce .[] as $r ([];
       (map(.digest) | rindex($r.digest)) as $i
@@ -63,12 +64,14 @@ else
 fi
 # the values land in a file CodeBuild's buildspec sources: each must be what it claims
 if ! jq -e '(.tag | test("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))
-    and (.digest | test("^sha256:[0-9a-f]{64}$")) and (.commit | test("^[0-9a-f]{0,40}$"))' \
+    and (.digest | test("^sha256:[0-9a-f]{64}$")) and (.commit | test("^[0-9a-f]{0,40}$"))
+    and (.issues | test("^(([A-Z][A-Z0-9]+-[0-9]+|#[0-9]+)(,|$))*$"))' \
   <<<"$chosen" >/dev/null; then
-  echo "refusing the audit row $chosen: its tag, digest or commit is malformed" >&2
+  echo "refusing the audit row $chosen: its tag, digest, commit or issue keys are malformed" >&2
   exit 1
 fi
 out="${IMAGE_ENV:-${GITHUB_OUTPUT:?neither IMAGE_ENV nor GITHUB_OUTPUT is set}}"
-jq -r '"IMAGE_TAG=\(.tag)", "IMAGE_DIGEST=\(.digest)", "ROLLBACK_COMMIT=\(.commit)"' \
-  <<<"$chosen" >>"$out"
+# a # inside a word starts no comment when the file is sourced
+jq -r '"IMAGE_TAG=\(.tag)", "IMAGE_DIGEST=\(.digest)", "ROLLBACK_COMMIT=\(.commit)",
+  "ROLLBACK_ISSUES=\(.issues)"' <<<"$chosen" >>"$out"
 echo "rollback of $SERVICE in $ENVIRONMENT to $(jq -r '"\(.digest) (\(.tag), commit \(.commit), deployed \(.at))"' <<<"$chosen")"

@@ -32,7 +32,7 @@ from .alerts import wanted as failure_alert_wanted
 from .approvers import APPROVER_TAG
 from .audit import audit, notifications, outputs
 from .build_projects import codebuild
-from .chatops import chatops
+from .chatops import chatops, describe_subscriptions
 from .checks import check as check
 from .checks import choices as choices
 from .compliance import cloudtrail, rotation
@@ -250,6 +250,13 @@ def describe(ir: IR) -> list[str]:
         f"  SNS topic {n.sns_topic}: the pipeline events (messages carry environment and "
         "status attributes: a subscription's filter policy picks them)"
     )
+    if ir.delivery == "codepipeline" and ir.deployments_table and n.sns_events:
+        out.append(
+            "    and the daily summary (status summary, no environment): the Slack channel "
+            "gets it, a subscription when it names no statuses or lists summary"
+        )
+    if ir.delivery == "codepipeline":  # chatops.tf's subscriptions
+        out += describe_subscriptions(ir)
     if ir.delivery == "codepipeline":  # GitHub delivery: the environments' reviewers
         for env in ir.environments:
             if not env.approval:

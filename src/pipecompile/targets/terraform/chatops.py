@@ -113,14 +113,40 @@ def filter_policy(
     which a subscription to failures also gets; CloudWatch sends it in its own shape
     (``AlarmName``, ``NewStateValue``, ...), with no ``metadata``, so it is matched by
     its name, through ``$or`` (SNS developer guide, and-or-logic.md: an ``$or`` array
-    of at least two objects)."""
-    context: dict[str, Any] = {"status": list(statuses)}
-    if environments:
-        context["environment"] = list(environments)
-    ours = {"metadata": {"additionalContext": context}}
-    if alarm is None or "failed" not in statuses:
-        return json.dumps(ours, sort_keys=True)
-    return json.dumps({"$or": [ours, {"AlarmName": [alarm]}]}, sort_keys=True)
+    of at least two objects).  ``summary`` among the statuses: the daily summary
+    (daily-summary.sh), which names no environment (it lists every one's deploys), so
+    with environments it is an alternative of its own."""
+    deploys = [s for s in statuses if s != "summary"]
+    alternatives: list[dict[str, Any]] = []
+    if deploys or not environments:
+        context: dict[str, Any] = {"status": list(statuses if not environments else deploys)}
+        if environments:
+            context["environment"] = list(environments)
+        alternatives.append({"metadata": {"additionalContext": context}})
+    if environments and "summary" in statuses:
+        alternatives.append({"metadata": {"additionalContext": {"status": ["summary"]}}})
+    if alarm is not None and "failed" in statuses:
+        alternatives.append({"AlarmName": [alarm]})
+    if len(alternatives) == 1:
+        return json.dumps(alternatives[0], sort_keys=True)
+    return json.dumps({"$or": alternatives}, sort_keys=True)
+
+
+def describe_subscriptions(ir: IR) -> list[str]:
+    """explain: which messages reach each subscription (its filter policy, in words)."""
+    out = []
+    for sub in ir.notifications.subscriptions:
+        deploys = [s for s in sub.statuses if s != "summary"]
+        where = ", ".join(sub.environments) if sub.environments else "every environment"
+        what = [f"{', '.join(deploys)} in {where}"] if deploys else []
+        if "summary" in sub.statuses:
+            what.append("the daily summary (every environment's deploys)")
+        elif ir.deployments_table and ir.notifications.sns_events:
+            what.append("not the daily summary (statuses: [..., summary] adds it)")
+        if "failed" in deploys:
+            what.append("the failure-rate alarm")
+        out.append(f"    {sub.protocol} {sub.endpoint}: {'; '.join(what)}")
+    return out
 
 
 def chatops(ir: IR) -> list[Block]:
