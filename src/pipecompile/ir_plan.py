@@ -147,6 +147,15 @@ class DeliveryPlan:
         default_factory=dict, compare=False, repr=False
     )
     by_build: Mapping[str, BuildPlan] = field(default_factory=dict, compare=False, repr=False)
+    # a manual rollback (with an audit table): the shared deploy again for a digest the
+    # audit table shows ran, with these inputs' values instead of the deploy's.  It
+    # restores a digest, never the chart or values of the branch it is started from
+    # (CHART_SOURCE "": gitops-record.sh changes only image-<env>.yaml)
+    rollback: tuple[PlanInput, ...] = ()
+
+    def in_rollback(self, name: str) -> PlanInput | None:
+        """Input ``name`` as a manual rollback sets it, None where it keeps the deploy's."""
+        return next((i for i in self.rollback if i.name == name), None)
 
     def stage(self, service: str, environment: str) -> DeployStage:
         return self.by_stage[(service, environment)]

@@ -8,6 +8,8 @@ and who ran it, and the channel hears the result."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from pipecompile.compiler import compile_bytes
@@ -17,6 +19,27 @@ from tests.harness.world import world
 from tests.rehearsal.test_flow_github import SAMPLE, audit_rows, storefront
 
 IMAGE_FILE = "apps/web/development/image-development.yaml"
+# what the dispatching branch changes after the last deploy: chart and values no deploy
+# shipped (a rollback restores a digest, never the branch's chart or values)
+BRANCH_CHANGES = {
+    "README.md": "docs only\n",
+    "deploy/apps/_chart/values.yaml": "# not deployed: the branch's own chart\n",
+    "deploy/apps/web/values-development.yaml": "replicaCount: 9\n",
+}
+
+
+def gitops_tree(remote: Path, folder: str) -> dict[str, str]:
+    """Each file under ``folder`` at the GitOps repository's head: its blob."""
+    listing = subprocess.run(
+        ["git", "-c", "safe.directory=*", "ls-tree", "-r", "HEAD", folder],
+        cwd=remote,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {
+        path: line.split()[2] for line in listing.splitlines() for path in [line.split("\t")[1]]
+    }
 
 
 def branch_policies() -> dict[str, tuple[str, ...]]:
@@ -49,8 +72,10 @@ def rehearse_rollback(digest: str | None, rollbacks: int = 1) -> dict[str, Any]:
             ]
             deploys.append(head_file(gitops, IMAGE_FILE))
             commits.append(sha)
-        # the dispatching branch moves on: its head is no deployment's commit
-        app.push("feature/checkout", {"README.md": "docs only\n"})
+        # the dispatching branch moves on: its head is no deployment's commit, and its
+        # chart and values differ from what GitOps holds
+        app.push("feature/checkout", BRANCH_CHANGES)
+        tree = gitops_tree(gitops, "apps/web/development")
         before = audit_rows(w)
         inputs = {
             "service": "web",
@@ -70,6 +95,7 @@ def rehearse_rollback(digest: str | None, rollbacks: int = 1) -> dict[str, Any]:
                 )
             )
             after.append(head_file(gitops, IMAGE_FILE))
+        trees = gitops_tree(gitops, "apps/web/development")
         rows = [r for r in audit_rows(w) if r not in before]
         return {
             "before": before,
@@ -80,6 +106,8 @@ def rehearse_rollback(digest: str | None, rollbacks: int = 1) -> dict[str, Any]:
             "commits": commits,
             "after": after[0],
             "afters": after,
+            "tree": tree,
+            "trees": trees,
         }
 
 
@@ -96,6 +124,15 @@ def test_a_manual_rollback_redeploys_the_previous_digest_and_records_why() -> No
     # the GitOps repository runs the second digest again (the deploy path's commit)
     assert _digest(res["after"]) == second
     assert "signature verified" in "\n".join(run.log)
+    # only the image file changed: the chart and values stay the last deploy's, not the
+    # dispatching branch's (DeliveryPlan.rollback, as on CodePipeline)
+    changed = {
+        p
+        for p in res["tree"].keys() | res["trees"].keys()
+        if res["tree"].get(p) != res["trees"].get(p)
+    }
+    assert changed == {IMAGE_FILE}, changed
+    assert "apps/web/development/values-development.yaml" in res["trees"]
     (row,) = res["rows"]
     assert row["stream"] == "development/web"
     assert row["image_digest"] == second

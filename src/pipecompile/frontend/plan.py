@@ -329,4 +329,16 @@ def lower_plan(model: ir.IR) -> ir.DeliveryPlan:
         derived=derived,
         by_stage={(st.service, st.environment): st for st in stages},
         by_build={b.service: b for b in builds},
+        rollback=_rollback(model),
     )
+
+
+def _rollback(model: ir.IR) -> tuple[PlanInput, ...]:
+    """What a manual rollback changes in the shared deploy, for both orchestrators: no
+    chart and no values from a checkout (CHART_SOURCE empty), so its GitOps commit changes
+    only the image file.  A rollback restores a digest that ran; the chart and values
+    GitOps holds are the last deploy's, which its gates passed, while the branch it is
+    started from (any branch the environment admits) may hold changes no deploy shipped."""
+    if not model.deployments_table or not model.chart_source:
+        return ()
+    return (_v("CHART_SOURCE", ""),)

@@ -4,6 +4,7 @@ digest)."""
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from ...ir import IR, PlanStep, SharedStep
@@ -50,13 +51,13 @@ def _facts(step: PlanStep, approver: SharedStep | None) -> list[str]:
 ROLLBACK_ENV = "/tmp/rollback.env"
 
 
-def rollback_commands() -> list[str]:
+def rollback_commands(ir: IR) -> list[str]:
     """A manual rollback (``explain --rollback``: a start-build of the environment's deploy
     project with ROLLBACK_REASON and DIGEST, no source): the digest from this
     environment's audit rows (rollback-resolve.sh, as the project's role), then the same
-    deploy; only the image file changes in GitOps (no checkout: CHART_SOURCE empty), and
-    the audit row records the reason, who started the build and the commit the digest
-    was built from.
+    deploy with the plan's rollback inputs (``DeliveryPlan.rollback``: CHART_SOURCE
+    empty, so only the image file changes in GitOps, as on GitHub), and the audit row
+    records the reason, who started the build and the commit the digest was built from.
 
     Who: CODEBUILD_INITIATOR, the identity that called StartBuild ("If an IAM user
     started the build, this is the user's name", CodeBuild User Guide,
@@ -66,11 +67,12 @@ def rollback_commands() -> list[str]:
     rolled-back-to deployment's commit from the audit table, and its issue keys
     ROLLBACK_ISSUES (an override of either is cleared first)."""
     resolve = script_body("rollback-resolve.sh")
+    inputs = "".join(f" {i.name}={shlex.quote(i.value)}" for i in ir.plan.rollback)
     return [
         'export ACTOR="${CODEBUILD_INITIATOR:-unknown}"; unset ROLLBACK_COMMIT ROLLBACK_ISSUES; '
         f'[ -z "${{ROLLBACK_REASON:-}}" ] || (\nexport IMAGE_ENV={ROLLBACK_ENV}\n{resolve})',
         f"[ ! -f {ROLLBACK_ENV} ] || {{ set -a; . {ROLLBACK_ENV}; set +a; "
-        'export CHART_SOURCE=""; }',
+        + (f"export{inputs}; }}" if inputs else "}"),
     ]
 
 
@@ -102,7 +104,7 @@ def deploy_spec(ir: IR) -> dict[str, Any]:
     passed = {i.name for s in plan.deploy for i in s.step.inputs}
     required = ["SERVICE", "ENVIRONMENT", "IMAGE_TAG", "IMAGE_DIGEST"]
     commands = [
-        *(rollback_commands() if ir.deployments_table else []),
+        *(rollback_commands(ir) if ir.deployments_table else []),
         " && ".join(f'test -n "${{{name}:-}}"' for name in required if name in passed),
         _derived(passed),
     ]

@@ -67,6 +67,18 @@ def by_environment(values: dict[str, str], number: bool = False) -> str:
     return _expr(" || ".join(parts))
 
 
+# a deploy, not a manual rollback (rollback.yml passes a reason)
+ROLLBACK_OFF = "inputs.rollback_reason == ''"
+
+
+def _in_rollback(value: str, held: PlanInput) -> str:
+    """``value``, or in a manual rollback the plan's rollback value of the input (only ""
+    so far: GitHub's ``a && '' || b`` gives b, so the deploy's value takes the ``&&``)."""
+    assert held.value == "", held  # a plan bug: a non-empty rollback value needs a new form
+    inner = f"({value[3:-2].strip()})" if value.startswith("${{") else _quote(value)
+    return _expr(f"{ROLLBACK_OFF} && {inner} || ''")
+
+
 def _condition(envs: list[str]) -> str:
     return " || ".join(f"inputs.environment == {_quote(e)}" for e in envs)
 
@@ -206,7 +218,12 @@ class Deploy:
                 }
             )
         if ir.chart_source:
-            out.append(checkout(ir))  # the chart and values of the commit being delivered
+            # the chart and values of the commit being delivered; a manual rollback that
+            # takes neither (the plan's rollback inputs) checks nothing out
+            source = checkout(ir)
+            if ir.plan.in_rollback("CHART_SOURCE"):
+                source = {"name": source["name"], "if": ROLLBACK_OFF, **source}
+            out.append(source)
         # the environment's own role: only jobs of this GitHub environment can assume it
         out.append(aws_credentials(ir, self.value("ROLE")))
         if ir.deployments_table:
@@ -216,6 +233,9 @@ class Deploy:
         for shared in ir.plan.deploy:
             step = shared.step
             env = {i.name: self._input(i, approver) for i in step.inputs}
+            for name in list(env):
+                if (held := ir.plan.in_rollback(name)) is not None:
+                    env[name] = _in_rollback(env[name], held)
             condition = ["always()"] if step.when == "always" else []
             if shared.switch:
                 condition.append(self.switch(shared.switch))
