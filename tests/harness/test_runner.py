@@ -18,7 +18,7 @@ import pytest
 from . import runner
 from .reusable import defaults_of, expand, expand_rendered
 from .runner import Job, _Running, run_defaults, shell_command
-from .world import RUNNER_UID, Started, World
+from .world import RUNNER_UID, Started, World, _runner_signals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -325,7 +325,20 @@ def test_a_cancel_before_the_process_is_known_is_delivered_once_it_is() -> None:
     running = _Running()
     assert running.cancel()
     assert not running.cancel()  # one cancel, as the runner sends one
-    proc = subprocess.Popen(["sleep", "30"])
+    proc = subprocess.Popen(["sleep", "30"], preexec_fn=_runner_signals)
     running.attach(proc)
     assert proc.wait(timeout=20) == -signal.SIGINT
     assert running.finish()
+
+
+def test_a_step_is_cancelled_even_when_the_tests_ignore_and_block_sigint(base: Path) -> None:
+    """The step's process starts with the runner's signals (default handling, nothing
+    blocked), whatever the test process holds: SIGINT ignored or blocked survives exec,
+    and then bash could neither trap nor receive the cancel (failed once in a full run)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+    try:
+        test_a_cancel_signals_the_running_step_then_runs_only_always_steps(base)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, previous)

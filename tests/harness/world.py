@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socketserver
 import subprocess
 import tempfile
@@ -30,6 +31,19 @@ RUNNER_UID = 1001  # GitHub-hosted runners run steps as 'runner', uid 1001 (runn
 CODEBUILD_UID = 0  # CodeBuild's standard images run the build as root
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"  # moto's account
+
+
+def _runner_signals() -> None:
+    """In the child: the signals a step's process starts with on a runner.  The runner
+    starts it with .NET's Process, whose fork restores the default handling of the
+    signals and an empty signal mask before exec (dotnet/runtime,
+    src/native/libs/System.Native/pal_process.c, SystemNative_ForkAndExecProcess); a
+    test process may hold SIGINT ignored or blocked (both survive exec), and then the
+    step's shell could not be cancelled: bash cannot trap a signal ignored on entry, and
+    a blocked one never arrives (the cancel tests failed so, once in a full run)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 @dataclass
@@ -102,6 +116,7 @@ class World:
             stderr=subprocess.PIPE,
             text=True,
             process_group=0,
+            preexec_fn=_runner_signals,
         ) as proc:
             if started is not None:
                 started(proc)
