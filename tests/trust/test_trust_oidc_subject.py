@@ -308,7 +308,25 @@ def test_with_repository_ids_every_role_trusts_the_immutable_subject_only(
         "repo:example@456789/storefront@123456",
     ):
         assert not may("github_deploy_production", names.replace(f"repo:{REPO}:", forged + ":", 1))
+    # explain: the customization's sub_claim_prefix must print the trusts' first claim
+    # (use_immutable_subject has read false for a repository issuing the IDs)
     lines = describe(compile_bytes(str(tmp_path / "pipeline.yaml"), text.encode()))
-    assert any(immutable in x and "use_immutable_subject: true" in x for x in lines)
-    plain = [x for x in describe(ir) if "use_immutable_subject" in x]
-    assert plain and "source.repository_ids" in plain[0]
+    (check,) = [x for x in lines if "--jq .sub_claim_prefix" in x]
+    assert f"must print {immutable} exactly" in check
+    (plain,) = [x for x in describe(ir) if "--jq .sub_claim_prefix" in x]
+    assert f"must print repo:{REPO} exactly" in plain and "source.repository_ids" in plain
+    assert "use_immutable_subject" not in check + plain
+
+
+def test_repository_ids_without_github_delivery_is_a_warning() -> None:
+    """Only GitHub delivery's roles are assumed with a GitHub token: with CodePipeline
+    delivery the IDs change nothing, and the author is told (PC304, at the key)."""
+    sample = ROOT / "samples/minimal/pipeline.yaml"
+    text = sample.read_text()
+    assert compile_bytes(str(sample), text.encode()).delivery == "codepipeline"
+    line = next(x for x in text.splitlines(keepends=True) if x.startswith("  repository: "))
+    text = text.replace(line, line + "  repository_ids: {owner: 1, repository: 2}\n", 1)
+    other = compile_bytes(str(sample), text.encode())
+    (w,) = [d for d in other.warnings if d.code == "PC304" and "repository_ids" in d.message]
+    assert "changes nothing" in w.message
+    assert w.line == text.splitlines().index("  repository_ids: {owner: 1, repository: 2}") + 1

@@ -72,6 +72,7 @@ class _Lowering(Environments):
         model = self.m
         outputs = self.outputs()
         self.deliverer_enabled(outputs)
+        self.repository_ids_used()
         strategies = self.strategies()
         envs = self.environments(strategies)
         runtime, steps = self.ci()
@@ -158,6 +159,18 @@ class _Lowering(Environments):
                 f"delivery is {delivery}, but the {needed} output that generates it is off: "
                 "nothing generated here delivers; turn it on"
                 + (", or set delivery: github-actions" if delivery == "codepipeline" else ""),
+            )
+
+    def repository_ids_used(self) -> None:
+        """source.repository_ids names the OIDC subject of GitHub delivery's roles only."""
+        if self.m.source.repository_ids is not None and self.m.delivery != "github-actions":
+            self.warn(
+                "PC304",
+                ("source", "repository_ids"),
+                f"delivery is {self.m.delivery}: repository_ids names the OIDC subject that "
+                "GitHub delivery's roles trust, and no role here is assumed with a GitHub "
+                "token, so it changes nothing; remove it, or set delivery: github-actions",
+                key=True,
             )
 
     def ci(self) -> tuple[ir.Runtime, tuple[ir.Step, ...]]:

@@ -94,8 +94,8 @@ class Source(Model):
             "with GitHub delivery: the IDs GitHub puts in the OIDC subject of a repository "
             "that uses immutable subject claims (created, renamed or transferred on or "
             "after 2026-07-15, or opted in: gh api repos/<owner>/<name>/actions/oidc/"
-            "customization/sub shows use_immutable_subject); every role's trust then names "
-            "repo:<owner>@<owner id>/<name>@<repository id>, and only that"
+            "customization/sub --jq .sub_claim_prefix prints repo:<owner>@<id>/<name>@<id>); "
+            "every role's trust then names that form, and only that"
         ),
         examples=[{"owner": 123456, "repository": 456789}],
     )

@@ -116,23 +116,30 @@ def describe(ir: IR) -> list[str]:
             " (admin; the sub then names the run's branch and the workflow file, which "
             "every role's trust requires: without it no role can be assumed, fail closed)"
         )
+        # sub_claim_prefix is what GitHub issues (use_immutable_subject has read false
+        # while tokens carried the immutable form: trace of source.repository_ids)
+        prefix = (
+            f"gh api repos/{ir.repository}/actions/oidc/customization/sub --jq .sub_claim_prefix"
+        )
+        ids = (
+            f"gh api repos/{ir.repository} --jq "
+            "'\"repo:\\(.owner.login)@\\(.owner.id)/\\(.name)@\\(.id)\"'"
+        )
         if ir.repository_ids is None:
             out.append(
-                "  and check the subject's form: gh api "
-                f"repos/{ir.repository}/actions/oidc/customization/sub --jq "
-                ".use_immutable_subject (true for a repository created, renamed or "
-                "transferred on or after 2026-07-15, or opted in: the sub then starts "
-                f"{subject_repo(ir).replace('/', '@<owner id>/', 1)}@<repository id>, "
-                "which no role trusts until source.repository_ids gives both IDs: gh api "
-                f"repos/{ir.repository} --jq '.owner.id, .id')"
+                f"  and check the subject's first claim: {prefix} must print "
+                f"{subject_repo(ir)} exactly (names as GitHub spells them: IAM compares "
+                "case-sensitively); a repository with immutable subject claims (created, "
+                "renamed or transferred on or after 2026-07-15, or opted in) prints "
+                f"{subject_repo(ir).replace('/', '@<owner id>/', 1)}@<repository id>, which "
+                f"no role trusts until source.repository_ids gives both IDs ({ids})"
             )
         else:
             out.append(
-                f"  every role's trust names the immutable subject {subject_repo(ir)} "
-                "(source.repository_ids): check both IDs with gh api "
-                f"repos/{ir.repository} --jq '.owner.id, .id', and that "
-                f"repos/{ir.repository}/actions/oidc/customization/sub shows "
-                "use_immutable_subject: true (with names only no role can be assumed)"
+                f"  and check the subject's first claim: {prefix} must print "
+                f"{subject_repo(ir)} exactly, the immutable form every role's trust names "
+                f"(source.repository_ids; {ids} prints it); a name-only prefix: opt the "
+                "repository in to immutable subject claims, or remove source.repository_ids"
             )
         out.append(
             "  and create the GitHub environments with their branch policies "
@@ -247,13 +254,15 @@ def describe(ir: IR) -> list[str]:
     out += describe_reviews(ir)
     n = ir.notifications
     out.append(
-        f"  SNS topic {n.sns_topic}: the pipeline events (messages carry environment and "
-        "status attributes: a subscription's filter policy picks them)"
+        f"  SNS topic {n.sns_topic}: the pipeline events (each message's body carries its "
+        "environment and status: a subscription's filter policy, scope MessageBody, "
+        "picks them)"
     )
     if ir.delivery == "codepipeline" and ir.deployments_table and n.sns_events:
         out.append(
-            "    and the daily summary (status summary, no environment): the Slack channel "
-            "gets it, a subscription when it names no statuses or lists summary"
+            "    and the daily summary (status summary, no environment): "
+            + ("the Slack channel gets it, " if n.slack_channel else "")
+            + "a subscription when it names no statuses or lists summary"
         )
     if ir.delivery == "codepipeline":  # chatops.tf's subscriptions
         out += describe_subscriptions(ir)

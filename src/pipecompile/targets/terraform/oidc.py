@@ -171,10 +171,14 @@ def subject_repo(ir: IR) -> str:
     """The sub's first claim: ``repo:<owner>/<name>``, or with ``source.repository_ids``
     the immutable form ``repo:<owner>@<owner id>/<name>@<repository id>`` that GitHub
     issues for a repository created, renamed or transferred on or after 2026-07-15, or
-    opted in (GitHub changelog 2026-04-23, "Immutable subject claims for GitHub Actions
-    OIDC tokens"; docs.github.com "OpenID Connect", Immutable subject claims: "The
-    immutable ID is appended to each name with an ``@`` delimiter").  Only one form is
-    trusted: the name form is what a recycled name would present."""
+    opted in (github/docs#45221, "Immutable subject claims": "The immutable ID is appended
+    to each name with an ``@`` delimiter"; the changelog of 2026-04-23 first showed a
+    hyphen, which GitHub's docs reverted).  A custom template's ``repo`` claim takes it
+    too, and ``job_workflow_ref`` keeps the names (a token quoted in
+    Azure/accelerator-bootstrap-modules#138: ``repo:<owner>@<id>/<name>@<id>:environment:
+    ...:job_workflow_ref:<owner>/<name>/.github/workflows/...``).  Only one form is
+    trusted: the name form is what a recycled name would present.  The customization's
+    ``sub_claim_prefix`` says which one GitHub issues (explain prints the command)."""
     if ir.repository_ids is None:
         return f"repo:{ir.repository}"
     owner, name = ir.repository.split("/")
