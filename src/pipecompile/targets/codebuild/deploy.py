@@ -69,7 +69,8 @@ def rollback_commands(ir: IR) -> list[str]:
     resolve = script_body("rollback-resolve.sh")
     inputs = "".join(f" {i.name}={shlex.quote(i.value)}" for i in ir.plan.rollback)
     return [
-        'export ACTOR="${CODEBUILD_INITIATOR:-unknown}"; unset ROLLBACK_COMMIT ROLLBACK_ISSUES; '
+        'export ACTOR="${CODEBUILD_INITIATOR:-unknown}"; '
+        "unset ROLLBACK_COMMIT ROLLBACK_ISSUES COMMIT_MESSAGE; "
         f'[ -z "${{ROLLBACK_REASON:-}}" ] || (\nexport IMAGE_ENV={ROLLBACK_ENV}\n{resolve})',
         f"[ ! -f {ROLLBACK_ENV} ] || {{ set -a; . {ROLLBACK_ENV}; set +a; "
         + (f"export{inputs}; }}" if inputs else "}"),

@@ -250,13 +250,16 @@ class Deploy:
             if step.kind == "audit" and ir.deployments_table:
                 # a manual rollback's row: its reason, who ran it (GitHub's own record of
                 # who started the run, never an input), and the commit of the deployment
-                # it returned to (github.sha is the dispatching branch's head) with the
-                # issue keys its row recorded (the one-commit checkout lacks its message)
+                # it returned to (github.sha is the dispatching branch's head: never in a
+                # rollback, even when that row has no commit: no commit, no link) with the
+                # issue keys its row recorded (a rollback checks nothing out)
                 env["ROLLBACK_REASON"] = "${{ inputs.rollback_reason }}"
                 env["ACTOR"] = "${{ github.triggering_actor }}"
                 if "COMMIT" in env:
+                    # github.sha is never empty, so ``a && sha || commit`` is exact
                     env["COMMIT"] = (
-                        f"${{{{ steps.{ROLLBACK_STEP}.outputs.ROLLBACK_COMMIT || github.sha }}}}"
+                        "${{ inputs.rollback_reason == '' && github.sha || "
+                        f"steps.{ROLLBACK_STEP}.outputs.ROLLBACK_COMMIT }}}}"
                     )
                     env["ISSUES"] = f"${{{{ steps.{ROLLBACK_STEP}.outputs.ROLLBACK_ISSUES }}}}"
             out.append(_run_step(step, env, **extra))

@@ -22,7 +22,7 @@
 #   ISSUES              optional: issue keys (comma-separated) the row carries besides the
 #                       message's: a manual rollback's commit is the rolled-back-to
 #                       deployment's, which its build seldom holds (CodeBuild's NO_SOURCE,
-#                       GitHub's one-commit checkout), so it passes the keys that
+#                       GitHub's rollback checks nothing out), so it passes the keys that
 #                       deployment's row recorded (rollback-resolve.sh's ROLLBACK_ISSUES)
 #   ROLLBACK_REASON     optional: set by a manual rollback (rollback.yml, or a deploy
 #                       build started with this override): the row records trigger
