@@ -12,9 +12,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pipecompile.compiler import compile_bytes
 from pipecompile.insight.environments import environment_requests
 from tests.harness.cluster import head_file
+from tests.harness.runner import Job
 from tests.harness.world import world
 from tests.rehearsal.test_flow_github import SAMPLE, audit_rows, storefront
 
@@ -181,3 +184,35 @@ def test_a_rollback_refuses_a_digest_that_never_ran_there() -> None:
     assert row["reason"] == "checkout errors since the third deploy"
     (message,) = run.notifications
     assert "Manual rollback of web in development: failure" in message
+
+
+def test_a_rollback_row_records_the_rolled_back_to_commit_never_the_branch_head() -> None:
+    """deploy.yml's audit step as the runner evaluates it: a deploy records github.sha;
+    a rollback the rolled-back-to deployment's commit, and nothing when that row has none
+    (a row recorded by hand): never the dispatching branch's head, which would add a
+    commit_url to a commit that was not deployed (trace of the rollback rows)."""
+    workflow = yaml.safe_load((SAMPLE / ".github/workflows/deploy.yml").read_text())
+    (commit,) = [
+        s["env"]["COMMIT"]
+        for job in workflow["jobs"].values()
+        for s in job.get("steps", [])
+        if "ROLLBACK_REASON" in s.get("env", {})
+    ]
+    head = "f" * 40
+
+    def value(reason: str, rolled_back_to: str) -> str:
+        job = Job(
+            contexts={
+                "inputs": {"rollback_reason": reason},
+                "github": {"sha": head},
+            },
+            workdir=Path("/nonexistent"),
+            run_as=subprocess.run,
+            temp=Path("/nonexistent"),
+            steps={"rollback": {"outputs": {"ROLLBACK_COMMIT": rolled_back_to}}},
+        )
+        return job.substitute(commit)
+
+    assert value("", "") == head  # a deploy
+    assert value("bad canary", "a" * 40) == "a" * 40
+    assert value("bad canary", "") == ""
