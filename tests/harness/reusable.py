@@ -4,8 +4,9 @@ caller's ``with:`` as ``inputs`` (and the called workflow's defaults for the res
 
 GitHub evaluates the called workflow's expressions with the caller's inputs (docs,
 "Reusing workflows": inputs, secrets and outputs); here an expression that reads only
-``inputs`` is evaluated (a step whose ``if`` is false for these inputs is dropped, as the
-runner skips it), anything else is kept with the inputs written into it.  The called
+``inputs`` is evaluated (a step whose ``if`` is false for these inputs gets ``if: false``:
+the runner skips it and records it skipped), anything else is kept with the inputs
+written into it.  The called
 workflow's first job takes the caller's id, ``needs`` and ``if``; its other jobs are
 ``<caller>/<job>``.  A job runs with its own workflow's ``defaults`` (the called
 workflow's, not the caller's: docs, "Reusing workflows", and the job message's defaults,
@@ -119,10 +120,14 @@ def _job(job: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any] | None:
     steps = []
     for step in job.get("steps", []):
         cond = _condition(step["if"], inputs) if "if" in step else True
-        if cond is False:
-            continue  # the runner skips it for these inputs
         new = {k: _substitute(v, inputs) for k, v in step.items() if k != "if"}
-        if cond is not True:
+        if cond is False:
+            # kept: the runner evaluates its if, skips it and records it, outcome and
+            # conclusion "skipped" in the steps context (CompleteStep(step,
+            # TaskResult.Skipped), actions/runner v2.336.0 StepsRunner.cs); a later step
+            # reading steps.<id>.outcome sees that, never ""
+            new = {"if": "false", **new}
+        elif cond is not True:
             new = {"if": cond, **new}
         steps.append(new)
     if "steps" in job:

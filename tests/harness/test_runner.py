@@ -342,3 +342,29 @@ def test_a_step_is_cancelled_even_when_the_tests_ignore_and_block_sigint(base: P
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_step_false_for_the_callers_inputs_is_skipped_not_missing(base: Path) -> None:
+    """A called workflow's step whose ``if`` is false for the caller's inputs is skipped
+    by the runner, and recorded: ``steps.<id>.outcome`` is ``skipped`` for later steps
+    (CompleteStep(step, TaskResult.Skipped), StepsRunner.cs), never the "" of a step
+    that does not exist (the expansion dropped it before)."""
+    files = {
+        "w/caller.yml": (
+            "'on': push\njobs:\n  call: {uses: $/w/called.yml, with: {scan: false}}\n"
+        ),
+        "w/called.yml": (
+            "'on': {workflow_call: {inputs: {scan: {type: boolean}}}}\n"
+            "jobs:\n  first:\n    runs-on: x\n    steps:\n"
+            "      - {id: scan, name: scan, if: '${{ inputs.scan }}', run: 'echo scanned'}\n"
+            "      - id: after\n        name: after\n"
+            '        run: echo "seen=${{ steps.scan.outcome }}" >> "$GITHUB_OUTPUT"\n'
+        ),
+    }
+    steps = expand_rendered(files, "w/caller.yml")["jobs"]["call"]["steps"]
+    assert [s["id"] for s in steps] == ["scan", "after"]
+    job = _job(base)
+    job.run(steps, {})
+    assert job.steps["scan"] == {"outputs": {}, "outcome": "skipped", "conclusion": "skipped"}
+    assert job.steps["after"]["outputs"] == {"seen": "skipped"}
+    assert not any(line.startswith("scan:") for line in job.log)
