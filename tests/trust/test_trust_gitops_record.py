@@ -184,3 +184,25 @@ def test_the_image_file_parses_back_to_the_values_recorded(tmp_path: Path) -> No
             "digest": DIGEST,
         }
     }
+
+
+@pytest.mark.parametrize(
+    "missing", ["kubernetes/charts/app/Chart.yaml", "kubernetes/values/web/values-development.yaml"]
+)
+def test_a_checkout_without_its_chart_or_values_file_is_refused(
+    tmp_path: Path, missing: str
+) -> None:
+    """A branch that deleted Chart.yaml (or its values file) is refused before anything is
+    pushed: ``test -f a && test -f b`` did not stop the script under ``set -e`` when the
+    first test failed (bash: a failed command before ``&&`` is exempt), and the chart
+    reached GitOps without its Chart.yaml (trace of the rollback change)."""
+    root, home = tmp_path / "src", tmp_path / "home"
+    home.mkdir()
+    _checkout(root)
+    (root / missing).unlink()
+    remote = scratch_gitops(tmp_path)
+    before = _committed(tmp_path, remote)
+    res = _run(root, home, remote)
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert f"{missing} is missing" in res.stderr, res.stderr
+    assert _committed(tmp_path, remote) == before

@@ -67,6 +67,10 @@ only_plain_files() {
       exit 1
     fi
   done
+  if [ ! -e "$path" ]; then
+    echo "refusing to deploy: $1 is missing from this checkout" >&2
+    exit 1
+  fi
   local odd
   odd="$(find "$path" ! -type f ! -type d -print -quit)"
   if [ -n "$odd" ]; then
@@ -81,7 +85,13 @@ if [ -n "${CHART_SOURCE:-}" ]; then
   only_plain_files "$VALUES_SOURCE/values-$ENVIRONMENT.yaml"
   chart="$PWD/$CHART_SOURCE"  # the generated chart and this service's values, in this checkout
   values="$PWD/$VALUES_SOURCE/values-$ENVIRONMENT.yaml"
-  test -f "$chart/Chart.yaml" && test -f "$values"
+  # (each its own command: under set -e a failed test before && does not stop the script)
+  for need in "$chart/Chart.yaml" "$values"; do
+    if [ ! -f "$need" ]; then
+      echo "refusing to deploy: $need is missing from this checkout" >&2
+      exit 1
+    fi
+  done
 fi
 if [ "$GITOPS_AUTH" = https ]; then
   auth="$(printf 'x-access-token:%s' "$GITOPS_TOKEN" | base64 | tr -d '\n')"
