@@ -163,13 +163,13 @@ class _Lowering(Environments):
 
     def repository_ids_used(self) -> None:
         """source.repository_ids names the OIDC subject of GitHub delivery's roles only."""
-        if self.m.source.repository_ids is not None and self.m.delivery != "github-actions":
+        if self.m.source.repository_ids is not None and self.m.delivery == "codepipeline":
             self.warn(
                 "PC304",
                 ("source", "repository_ids"),
-                f"delivery is {self.m.delivery}: repository_ids names the OIDC subject that "
+                "delivery is codepipeline: repository_ids names the OIDC subject that "
                 "GitHub delivery's roles trust, and no role here is assumed with a GitHub "
-                "token, so it changes nothing; remove it, or set delivery: github-actions",
+                "token, so it changes nothing; remove it, or deliver with GitHub Actions",
                 key=True,
             )
 
