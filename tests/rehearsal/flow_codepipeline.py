@@ -359,14 +359,20 @@ class CodePipelineDelivery:
                 (cmds / f"{phase}-{i}.sh").write_text(cmd)
                 # "Set to 0 if the build is failing" (build-env-ref-env-vars)
                 fail = f"{{ export CODEBUILD_BUILD_SUCCEEDING=0; failed={phase}; }}"
-                fn.append(f'  . "{cmds}/{phase}-{i}.sh" || {fail}')
+                # its status read after it, never '. cmd.sh || ...': bash ignores set -e
+                # in a command of an || list, subshells within it included (bash manual,
+                # "The Set Builtin", -e), so a script's failing find or cp did not end it
+                # and the build went on as CodeBuild's would not
+                fn.append(f'  . "{cmds}/{phase}-{i}.sh"')
+                fn.append(f"  [ $? -eq 0 ] || {fail}")
                 fn.append('  [ -n "$failed" ] && return 0')
             fn.append("  true")
             fn.append("}")
             fin = [f"fin_{phase}() {{"]
             for i, cmd in enumerate(body.get("finally", [])):
                 (cmds / f"{phase}-f{i}.sh").write_text(cmd)
-                fin.append(f'  . "{cmds}/{phase}-f{i}.sh" || failed=${{failed:-{phase}}}')
+                fin.append(f'  . "{cmds}/{phase}-f{i}.sh"')
+                fin.append(f"  [ $? -eq 0 ] || failed=${{failed:-{phase}}}")
             fin.append("  true")
             fin.append("}")
             lines[:0] = fn + fin
