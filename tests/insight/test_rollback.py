@@ -184,3 +184,18 @@ def test_by_hand_the_rollback_uses_the_environment_s_repository_and_wait() -> No
     dev = "\n".join(rollback_commands(ir, "web", "development"))
     assert "git clone git@github.com:example/storefront-gitops.git gitops" in dev
     assert "Sync window" not in dev
+
+
+@pytest.mark.parametrize(
+    ("sample", "service"), [("storefront", "web"), ("ecommerce", "product-service")]
+)
+def test_the_generated_rollback_says_only_the_image_file_changes(sample: str, service: str) -> None:
+    """GitHub Actions delivery (storefront) and CodePipeline delivery (ecommerce) alike: a
+    rollback restores a digest, never the chart or values of the branch it is started
+    from (DeliveryPlan.rollback; the rehearsals test_rollback_github.py and
+    test_rollback_codepipeline.py show it in GitOps)."""
+    path = ROOT / "samples" / sample / "pipeline.yaml"
+    ir = compile_bytes("pipeline.yaml", path.read_bytes())
+    lines = rollback_commands(ir, service, "development")
+    generated = "\n".join(lines[: lines.index("Or by hand, step by step:")])
+    assert "no checkout: only the image file changes in GitOps" in generated

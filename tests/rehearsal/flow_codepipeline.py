@@ -253,6 +253,7 @@ class CodePipelineDelivery:
         namespaces: dict[str, dict[str, str]],
         ex: Execution,
         started_by: str | None = None,
+        source: bool = False,
     ) -> tuple[bool, dict[str, str]]:
         """``started_by``: a start-build by that identity with ``--source-type-override
         NO_SOURCE`` (a manual rollback), not the pipeline's action: the source folder is
@@ -260,7 +261,11 @@ class CodePipelineDelivery:
         of a build's source code", which a build without source has not), and
         CODEBUILD_INITIATOR is the caller ("If an IAM user started the build, this is the
         user's name"; an assumed role's session shows as <role>/<session>; CodeBuild User
-        Guide, build-env-ref-env-vars.md)."""
+        Guide, build-env-ref-env-vars.md).  ``source``: that start-build overrides the
+        source with the application repository at ``ex.sha`` instead (StartBuild's
+        sourceTypeOverride, sourceLocationOverride and sourceVersion): the folder holds
+        that checkout and CODEBUILD_RESOLVED_SOURCE_VERSION names it, as for the
+        pipeline's action."""
         project = self.projects[label]
         m = re.search(r"ci/codebuild/[\w.-]+\.yml", project["source"][0]["buildspec"])
         spec = yaml.safe_load((self.sample / m[0]).read_text())  # type: ignore[index]
@@ -285,7 +290,8 @@ class CodePipelineDelivery:
             env[name] = self.secret(value, role) if kind == "SECRETS_MANAGER" else value
         n = len(self.executions)
         work = self.w.workdir(f"cb-{n}-{label}-{uuid.uuid4().hex[:6]}", CODEBUILD_UID)
-        if started_by is None:
+        checkout = started_by is None or source
+        if checkout:
             git(work, "init", "-q")
             git(work, "fetch", "-q", str(self.app.remote), ex.sha)
             git(work, "checkout", "-q", "FETCH_HEAD")
@@ -302,7 +308,7 @@ class CodePipelineDelivery:
             CODEBUILD_INITIATOR=started_by or f"codepipeline/{ex.pipeline}",
             **self.env,
         )
-        if started_by is None:
+        if checkout:
             env["CODEBUILD_RESOLVED_SOURCE_VERSION"] = ex.sha
         (work.parent / f"{work.name}.sh").write_text(self.script(spec, work))
         # each build is a fresh container: its own /tmp (the buildspecs keep OUTCOME_FILE
@@ -353,14 +359,20 @@ class CodePipelineDelivery:
                 (cmds / f"{phase}-{i}.sh").write_text(cmd)
                 # "Set to 0 if the build is failing" (build-env-ref-env-vars)
                 fail = f"{{ export CODEBUILD_BUILD_SUCCEEDING=0; failed={phase}; }}"
-                fn.append(f'  . "{cmds}/{phase}-{i}.sh" || {fail}')
+                # its status read after it, never '. cmd.sh || ...': bash ignores set -e
+                # in a command of an || list, subshells within it included (bash manual,
+                # "The Set Builtin", -e), so a script's failing find or cp did not end it
+                # and the build went on as CodeBuild's would not
+                fn.append(f'  . "{cmds}/{phase}-{i}.sh"')
+                fn.append(f"  [ $? -eq 0 ] || {fail}")
                 fn.append('  [ -n "$failed" ] && return 0')
             fn.append("  true")
             fn.append("}")
             fin = [f"fin_{phase}() {{"]
             for i, cmd in enumerate(body.get("finally", [])):
                 (cmds / f"{phase}-f{i}.sh").write_text(cmd)
-                fin.append(f'  . "{cmds}/{phase}-f{i}.sh" || failed=${{failed:-{phase}}}')
+                fin.append(f'  . "{cmds}/{phase}-f{i}.sh"')
+                fin.append(f"  [ $? -eq 0 ] || failed=${{failed:-{phase}}}")
             fin.append("  true")
             fin.append("}")
             lines[:0] = fn + fin

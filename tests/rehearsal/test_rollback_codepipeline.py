@@ -8,13 +8,17 @@ the row records the reason, who started the build (its caller, CODEBUILD_INITIAT
 an override) and the commit of the deployment it returned to; the pipeline topic hears
 the outcome as it hears a deploy's.  The build runs as a start-build with NO_SOURCE does:
 no checkout, no CODEBUILD_RESOLVED_SOURCE_VERSION (CHART_SOURCE empty: only the image
-file changes)."""
+file changes).  The branch the pipeline reads has changed its chart and values since the
+last deploy: the rollback's GitOps commit changes only the image file, also when the
+start-build is given that branch as its source instead of NO_SOURCE."""
 
 from __future__ import annotations
 
 import json
 import shlex
 import subprocess
+
+import pytest
 
 from pipecompile.compiler import compile_bytes
 from pipecompile.insight.rollback import rollback_commands
@@ -23,8 +27,16 @@ from tests.harness.world import world
 from tests.rehearsal.flow_codepipeline import Execution
 from tests.rehearsal.test_flow_codepipeline import SAMPLE, SERVICES, TABLE, ecommerce
 from tests.rehearsal.test_flow_github import audit_rows
+from tests.rehearsal.test_rollback_github import gitops_tree
 
-IMAGE_FILE = "kubernetes/apps/product-service/development/image-development.yaml"
+FOLDER = "kubernetes/apps/product-service/development"
+IMAGE_FILE = f"{FOLDER}/image-development.yaml"
+# what the branch changes after the last deploy: chart and values no deploy shipped (a
+# rollback restores a digest, never the branch's chart or values)
+BRANCH_CHANGES = {
+    "kubernetes/apps/_chart/values.yaml": "# not deployed: the branch's own chart\n",
+    "kubernetes/apps/product-service/values-development.yaml": "replicaCount: 9\n",
+}
 # a comma (the CLI shorthand's separator), quotes of both kinds and a $ (the shell's)
 REASON = """orders fail, since the "second" deploy's $PATH change"""
 STARTED_BY = "oncall-ana"  # the IAM user who runs the printed start-build
@@ -66,7 +78,12 @@ def _digest(image_file: str) -> str:
     return next(line.split('"')[1] for line in image_file.splitlines() if "digest:" in line)
 
 
-def test_the_printed_start_build_rolls_back_through_the_deploy_project() -> None:
+@pytest.mark.parametrize("source", [False, True], ids=["no-source", "branch-source"])
+def test_the_printed_start_build_rolls_back_through_the_deploy_project(source: bool) -> None:
+    """``source``: the start-build as printed (NO_SOURCE), or given the branch as its
+    source: the GitOps commit changes the image file only, either way (CHART_SOURCE
+    empty: with NO_SOURCE the deploy would otherwise find no chart, with the branch it
+    would commit the branch's chart and values)."""
     overrides = _overrides()
     with world() as w, ecommerce(w) as ec:
         app, d, remote = ec.app, ec.d, ec.remote
@@ -94,13 +111,20 @@ def test_the_printed_start_build_rolls_back_through_the_deploy_project() -> None
             assert ex.state == "SUCCEEDED", "\n".join(ex.log)[-4000:]
             deployed.append(_digest(head_file(remote, IMAGE_FILE)))
             commits.append(sha)
+        # the branch moves on: its head is no deployment's commit, and its chart and
+        # values differ from what GitOps holds
+        app.push("feature/orders", BRANCH_CHANGES)
+        tree = gitops_tree(remote, FOLDER)
         before = audit_rows(w, TABLE)
         build = Execution("rollback", app.heads["feature/orders"], "manual")
         # someone adds an ACTOR override to the printed command: it names nobody
         forged = [*overrides, ("ACTOR", "someone-else", "PLAINTEXT")]
-        ok, _ = d.codebuild("deploy-development", forged, {}, build, started_by=STARTED_BY)
+        ok, _ = d.codebuild(
+            "deploy-development", forged, {}, build, started_by=STARTED_BY, source=source
+        )
         rows = [r for r in audit_rows(w, TABLE) if r not in before]
         after = _digest(head_file(remote, IMAGE_FILE))
+        trees = gitops_tree(remote, FOLDER)
         heard = [
             json.loads(m["Body"])
             for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
@@ -108,6 +132,11 @@ def test_the_printed_start_build_rolls_back_through_the_deploy_project() -> None
     assert ok, "\n".join(build.log)[-4000:]
     first, second = deployed
     assert first != second and after == first
+    # only the image file changed: the chart and values stay the last deploy's, not the
+    # branch's (DeliveryPlan.rollback, as on GitHub)
+    changed = {p for p in tree.keys() | trees.keys() if tree.get(p) != trees.get(p)}
+    assert changed == {IMAGE_FILE}, changed
+    assert f"{FOLDER}/values-development.yaml" in trees
     (row,) = rows
     assert (row["stream"], row["image_digest"], row["outcome"]) == (
         "development/product-service",

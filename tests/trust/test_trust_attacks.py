@@ -662,9 +662,10 @@ def test_the_build_tiers_share_no_log_group_and_no_sonarqube_token() -> None:
     for role in acct.roles:
         if role != "codebuild_release":
             assert not acct.can(role, read, rel_token), role
-    # the release projects' log group, and the release pipelines hand their builds the
-    # release token (a start-build value takes precedence over the buildspec's: AWS
-    # CodeBuild User Guide, build-spec-ref, env)
+    # the release projects' log group, and the release token in their own environment,
+    # which no pipeline action overrides (an action's value takes precedence over a
+    # project's, a project's over the buildspec's: AWS CodeBuild User Guide,
+    # build-spec-ref, env)
     tf = ECOMMERCE / ir.output("terraform")
     codebuild = hcl_norm(hcl2.loads((tf / "codebuild.tf").read_text()))
     for res in codebuild["resource"]:
@@ -673,14 +674,27 @@ def test_the_build_tiers_share_no_log_group_and_no_sonarqube_token() -> None:
             # an environment's deploy project and its log group are counted (phases.tf)
             one = "[0]" if label.startswith("deploy-") else ""
             assert group == f"${{aws_cloudwatch_log_group.{label}{one}.name}}", label
+
+    def environment(label: str) -> dict[str, tuple[str, str]]:
+        (body,) = [
+            res["aws_codebuild_project"][label]
+            for res in codebuild["resource"]
+            if label in res.get("aws_codebuild_project", {})
+        ]
+        rows = body["environment"][0]["environment_variable"]
+        return {v["name"]: (v["value"], v.get("type", "PLAINTEXT")) for v in rows}
+
     text = (tf / "codepipeline.tf").read_text()
+    assert "SONAR_HOST_URL" not in text and "SONAR_TOKEN" not in text
     for svc in ir.services:
-        for dep in svc.deployments:
-            if ir.environment(dep.environment).approval:
-                assert (
-                    f'{{ name = "SONAR_TOKEN", value = "{ir.aws.release_sonar_secret_name}:token", '
-                    'type = "SECRETS_MANAGER" }'
-                ) in text
+        assert any(ir.environment(dep.environment).approval for dep in svc.deployments)
+        for tier, secret in (
+            (f"build-{svc.name}", ir.aws.sonar_secret_name),
+            (f"build-{svc.name}-release", ir.aws.release_sonar_secret_name),
+        ):
+            own = environment(tier)
+            assert own["SONAR_HOST_URL"] == (f"{secret}:host_url", "SECRETS_MANAGER"), tier
+            assert own["SONAR_TOKEN"] == (f"{secret}:token", "SECRETS_MANAGER"), tier
         # and analyse a SonarQube project of their own, which the dev token is not granted:
         # the dev tier's analysis of the same tree cannot stand in for the release's
         release_key = f"{ir.project}_{svc.name}-release"
@@ -688,16 +702,10 @@ def test_the_build_tiers_share_no_log_group_and_no_sonarqube_token() -> None:
             f'{{ name = "SONAR_PROJECT_KEY", value = "{release_key}", type = "PLAINTEXT" }}'
         ) in text
         # the dev tier's key is its build project's (one build.yml serves every service)
-        project = next(
-            body
-            for res in codebuild["resource"]
-            for label, body in res.get("aws_codebuild_project", {}).items()
-            if label == f"build-{svc.name}"
+        assert environment(f"build-{svc.name}")["SONAR_PROJECT_KEY"] == (
+            f"{ir.project}_{svc.name}",
+            "PLAINTEXT",
         )
-        variables = {
-            v["name"]: v["value"] for v in project["environment"][0]["environment_variable"]
-        }
-        assert variables["SONAR_PROJECT_KEY"] == f"{ir.project}_{svc.name}"
 
 
 def test_the_github_dast_job_has_its_own_role_and_no_deploy_secret() -> None:

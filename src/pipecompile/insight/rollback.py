@@ -43,8 +43,8 @@ def _generated(ir: IR, svc: Service, dep: Deployment) -> list[str]:
             f"     -f service={q(svc.name)} -f environment={q(env.name)} "
             "-f reason='<why>'   # optional: -f digest=sha256:...",
             f"   (dispatch from a branch {env.name} deploys, {', '.join(env.branches)}: its "
-            "GitHub environment admits no other; its reviewers approve the rollback; the "
-            "channel hears the result)",
+            "GitHub environment admits no other; its reviewers approve the rollback; no "
+            "checkout: only the image file changes in GitOps; the channel hears the result)",
             "",
             "Or by hand, step by step:",
             "",

@@ -25,16 +25,14 @@ def _build_configuration(ir: IR, svc: Service, release: bool) -> dict[str, Any]:
     # the plan's tier inputs (TAG_PREFIX, the release repository, the release key, ...)
     tiered = {i.name: i.value for s in plan.steps for i in s.inputs if i.source == "tier"}
     values = {name: getattr(tier, field) for name, field in tiered.items()}
-    secrets = {}
-    if ir.security.sast_fail_on:  # the release tier's own SonarQube token and project
-        name = ir.aws.release_sonar_secret_name
-        secrets = {"SONAR_HOST_URL": f"{name}:host_url", "SONAR_TOKEN": f"{name}:token"}
+    if ir.security.sast_fail_on:
+        # the release tier's own SonarQube project; its server and token are the release
+        # project's own variables (build_projects.py: the release secret, which only its
+        # role may read), which no value here overrides
         values["SONAR_PROJECT_KEY"] = sonar_key(ir, svc.name, True)
     return {
         "ProjectName": Ref(f"aws_codebuild_project.build-{svc.name}-release.name"),
-        "EnvironmentVariables": environment_variables(
-            {k: v for k, v in values.items() if v}, secrets
-        ),
+        "EnvironmentVariables": environment_variables({k: v for k, v in values.items() if v}),
     }
 
 
@@ -142,13 +140,11 @@ def dast_variables(ir: IR, svc: Service, dep: Deployment) -> dict[str, str]:
     return out
 
 
-def environment_variables(values: dict[str, str], secrets: dict[str, str] | None = None) -> Call:
+def environment_variables(values: dict[str, str]) -> Call:
     """A CodeBuild action's EnvironmentVariables: ``jsonencode`` of data, every value an
-    escaped HCL string (a pipeline value never becomes Terraform code). ``secrets``:
-    Secrets Manager references (secret:json-key), which override the buildspec's own
-    (a start-build value takes precedence over the buildspec's)."""
+    escaped HCL string (a pipeline value never becomes Terraform code).  Plain text only:
+    a secret a build reads is its project's own variable, read with its project's role."""
     rows = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()]
-    rows += [{"name": k, "value": v, "type": "SECRETS_MANAGER"} for k, v in (secrets or {}).items()]
     return Call("jsonencode", (rows,))
 
 
