@@ -4,8 +4,9 @@ caller's ``with:`` as ``inputs`` (and the called workflow's defaults for the res
 
 GitHub evaluates the called workflow's expressions with the caller's inputs (docs,
 "Reusing workflows": inputs, secrets and outputs); here an expression that reads only
-``inputs`` is evaluated (a step whose ``if`` is false for these inputs gets ``if: false``:
-the runner skips it and records it skipped), anything else is kept with the inputs
+``inputs`` is evaluated (a step whose ``if`` is false for these inputs is left out, or
+for the runner, ``runner=True``, kept with ``if: false``: it skips and records it),
+anything else is kept with the inputs
 written into it.  The called
 workflow's first job takes the caller's id, ``needs`` and ``if``; its other jobs are
 ``<caller>/<job>``.  A job runs with its own workflow's ``defaults`` (the called
@@ -109,7 +110,7 @@ def _substitute(value: Any, inputs: dict[str, Any]) -> Any:
     return EXPRESSION.sub(one, value)
 
 
-def _job(job: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any] | None:
+def _job(job: dict[str, Any], inputs: dict[str, Any], runner: bool) -> dict[str, Any] | None:
     out = {k: _substitute(v, inputs) for k, v in job.items() if k not in ("steps", "if")}
     if "if" in job:
         cond = _condition(job["if"], inputs)
@@ -121,8 +122,10 @@ def _job(job: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any] | None:
     for step in job.get("steps", []):
         cond = _condition(step["if"], inputs) if "if" in step else True
         new = {k: _substitute(v, inputs) for k, v in step.items() if k != "if"}
+        if cond is False and not runner:
+            continue  # what runs: a step the runner skips for these inputs is left out
         if cond is False:
-            # kept: the runner evaluates its if, skips it and records it, outcome and
+            # for the runner, kept: it evaluates its if, skips it and records it, outcome and
             # conclusion "skipped" in the steps context (CompleteStep(step,
             # TaskResult.Skipped), actions/runner v2.336.0 StepsRunner.cs); a later step
             # reading steps.<id>.outcome sees that, never ""
@@ -135,26 +138,28 @@ def _job(job: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
-def expand(path: Path) -> dict[str, Any]:
-    """The workflow at ``path`` with every local reusable workflow call expanded."""
+def expand(path: Path, *, runner: bool = False) -> dict[str, Any]:
+    """The workflow at ``path`` with every local reusable workflow call expanded: the
+    steps that run (a step false for the caller's inputs left out), or with ``runner``
+    every step, such a step with ``if: false``, as the runner records it (skipped)."""
     folder = path.parent
-    return expand_with(path.name, lambda name: (folder / name).read_text())
+    return expand_with(path.name, lambda name: (folder / name).read_text(), runner=runner)
 
 
-def expand_rendered(files: dict[str, str], rel: str) -> dict[str, Any]:
+def expand_rendered(files: dict[str, str], rel: str, *, runner: bool = False) -> dict[str, Any]:
     """The same for rendered files (``{path: text}``, the workflows side by side)."""
     folder = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
-    return expand_with(rel.rsplit("/", 1)[-1], lambda name: files[folder + name])
+    return expand_with(rel.rsplit("/", 1)[-1], lambda name: files[folder + name], runner=runner)
 
 
 # the expanded workflow's side table: job id -> its workflow's ``defaults``
 WORKFLOW_DEFAULTS = "x-workflow-defaults"
 
 
-def expand_with(name: str, read: Callable[[str], str]) -> dict[str, Any]:
+def expand_with(name: str, read: Callable[[str], str], *, runner: bool = False) -> dict[str, Any]:
     wf = yaml.safe_load(read(name))
     own: dict[str, Any] = {}
-    jobs = _expand_jobs(wf["jobs"], read, own)
+    jobs = _expand_jobs(wf["jobs"], read, own, runner)
     for job_id in jobs:
         own.setdefault(job_id, wf.get("defaults"))
     return {**wf, "jobs": jobs, WORKFLOW_DEFAULTS: own}
@@ -167,7 +172,7 @@ def defaults_of(wf: dict[str, Any], job_id: str) -> list[Any]:
 
 
 def _expand_jobs(
-    jobs: dict[str, Any], read: Callable[[str], str], own: dict[str, Any]
+    jobs: dict[str, Any], read: Callable[[str], str], own: dict[str, Any], runner: bool
 ) -> dict[str, Any]:
     """``own`` gets each called job's workflow ``defaults`` (inputs written in)."""
     out: dict[str, Any] = {}
@@ -182,11 +187,13 @@ def _expand_jobs(
         inputs.update(job.get("with", {}))
         inner: dict[str, Any] = {}
         for name, sub in called["jobs"].items():
-            expanded = _job(sub, inputs)
+            expanded = _job(sub, inputs, runner)
             if expanded is not None:
                 inner[name] = expanded
         nested: dict[str, Any] = {}
-        inner = _expand_jobs(inner, read, nested)  # a nested call (deploy.yml's DAST: zap.yml)
+        inner = _expand_jobs(
+            inner, read, nested, runner
+        )  # a nested call (deploy.yml's DAST: zap.yml)
         for i, (name, sub) in enumerate(inner.items()):
             new_id = job_id if i == 0 else f"{job_id}/{name}"
             own[new_id] = (

@@ -361,7 +361,10 @@ def test_a_step_false_for_the_callers_inputs_is_skipped_not_missing(base: Path) 
             '        run: echo "seen=${{ steps.scan.outcome }}" >> "$GITHUB_OUTPUT"\n'
         ),
     }
-    steps = expand_rendered(files, "w/caller.yml")["jobs"]["call"]["steps"]
+    assert [s["id"] for s in expand_rendered(files, "w/caller.yml")["jobs"]["call"]["steps"]] == [
+        "after"
+    ]  # what runs
+    steps = expand_rendered(files, "w/caller.yml", runner=True)["jobs"]["call"]["steps"]
     assert [s["id"] for s in steps] == ["scan", "after"]
     job = _job(base)
     job.run(steps, {})

@@ -216,7 +216,7 @@ class GitHubDelivery:
         self.runs.append(run)
         record = self.api.runs.setdefault(run_id, RunRecord(started_at="2030-01-01T10:00:00Z"))
         record.jobs[attempt] = []
-        wf = expand(self.workflows / name)
+        wf = expand(self.workflows / name, runner=True)
         callers = yaml.safe_load((self.workflows / name).read_text())["jobs"]
         github = {
             "ref_name": branch,
@@ -395,6 +395,8 @@ def checkout_depth(job: dict[str, Any]) -> int:
     and tags", default 1), so a job holds only the commit it runs on unless it asks for
     more; a job without a checkout step gets the same fresh clone."""
     for step in job.get("steps", []):
+        if step.get("if") == "false":  # skipped for the caller's inputs
+            continue
         if str(step.get("uses", "")).startswith("actions/checkout@"):
             return int(step.get("with", {}).get("fetch-depth", 1))
     return 1
