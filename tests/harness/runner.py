@@ -42,6 +42,7 @@ step's request waits for its answer, so the signal always lands at the same plac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -187,12 +188,15 @@ class _Running:
         self.escalation.start()
 
     def _escalate(self, proc: subprocess.Popen[str], shell: int) -> None:
+        # (the step may end between a wait's timeout and the signal: nothing to signal)
         if self.done.wait(SIGINT_TIMEOUT):
             return
-        os.kill(shell, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(shell, signal.SIGTERM)
         if self.done.wait(SIGTERM_TIMEOUT):
             return
-        os.killpg(proc.pid, signal.SIGKILL)  # KillProcessTree
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # KillProcessTree
 
     def finish(self) -> bool:
         """The step's process exited: whether it was cancelled."""

@@ -34,13 +34,17 @@ ACCOUNT = "123456789012"  # moto's account
 
 
 def _runner_signals() -> None:
-    """In the child: the signals a step's process starts with on a runner.  The runner
-    starts it with .NET's Process, whose fork restores the default handling of the
-    signals and an empty signal mask before exec (dotnet/runtime,
-    src/native/libs/System.Native/pal_process.c, SystemNative_ForkAndExecProcess); a
-    test process may hold SIGINT ignored or blocked (both survive exec), and then the
-    step's shell could not be cancelled: bash cannot trap a signal ignored on entry, and
-    a blocked one never arrives (the cancel tests failed so, once in a full run)."""
+    """In the child: the signals a step's process starts with on a hosted runner.  The
+    runner service starts with default handling and nothing blocked, and starts a step
+    with .NET's Process, whose fork resets the handlers the runtime installed and
+    restores the forking thread's mask (dotnet/runtime, src/native/libs/System.Native/
+    pal_process.c, SystemNative_ForkAndExecProcess; an ignored SIGINT would be kept,
+    pal_signal.c, but the service has none).  The test process may hold SIGINT ignored
+    or blocked (both survive exec), and then the step's shell could not be cancelled:
+    bash cannot trap a signal ignored on entry, and a blocked one never arrives (the
+    cancel tests failed so, once in a full run).  Not modelled: a step inherits SIGPIPE
+    ignored from the runner (actions/runner#2684); here it has the default, so a broken
+    pipe ends a command with 141 where the runner's would see EPIPE."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
